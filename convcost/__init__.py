@@ -1,0 +1,47 @@
+"""convcost: the exact, symbolic cost model for convolutional networks.
+
+>>> from convcost import cost, SeparableConv
+>>> c = cost(SeparableConv, C=64, O=128, K=3)
+>>> c.params
+8960
+>>> c.subs(H=56, W=56).macs
+25567488
+"""
+
+from convcost.blocks import FireModule, InceptionBlock, InvertedResidual, MobileNetV1Block, SqueezeExcitation
+from convcost.catalog import VARIANTS
+from convcost.compose import Parallel, Residual, Sequential, When
+from convcost.costs import METRICS, Cost, cost
+from convcost.errors import ConvcostError
+from convcost.layers import Layer
+from convcost.variants import (
+    AsymmetricConv,
+    Conv3d,
+    DepthToSpace,
+    DepthwiseConv,
+    DilatedConv,
+    FactorizedConv,
+    GroupedConv,
+    PointwiseConv,
+    SeparableConv,
+    ShuffleGroupedConv,
+    SpaceToDepth,
+    StandardConv,
+    TransposedConv,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "cost",
+    "Cost",
+    "ConvcostError",
+    "Layer",
+    "METRICS",
+    "VARIANTS",
+    "Sequential",
+    "Parallel",
+    "Residual",
+    "When",
+    *sorted(VARIANTS),
+]

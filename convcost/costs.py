@@ -1,0 +1,372 @@
+"""The cost of a layer: exact sympy expressions plus the output shape.
+
+Counting conventions (the same everywhere in convcost, see docs/conventions.md):
+
+``params``
+    learnable parameters; equals ``sum(p.numel() for p in module.parameters())``.
+``macs``
+    multiply-accumulates of convolutions, transposed convolutions and linear
+    layers (the papers' "mult-adds"). Bias is not included; padded zeros are
+    counted (conv: output positions x kernel taps; transposed conv: input
+    positions x kernel taps). Equals ``FlopCounterMode`` total / 2.
+``flops``
+    ``2 * macs``, PyTorch's convention.
+``bias_ops``
+    one addition per output element of a biased conv or linear layer.
+``norm_ops``
+    one fused multiply-add per element normalised (batch norm in eval mode).
+``act_ops``
+    one evaluation per element passed through an activation function.
+``pool_ops``
+    one read per element of every pooling window (outputs x window taps).
+``elementwise_ops``
+    one operation per output element of an add or multiply (residuals, SE scaling).
+``activation_elements``
+    elements written by every operation (the activation memory of a forward pass
+    that keeps every output).
+``memory_access``
+    elements read and written: inputs + outputs + weights of every operation,
+    as ShuffleNet V2 counts memory access cost.
+
+>>> from convcost import cost, SeparableConv
+>>> c = cost(SeparableConv, C=10, O=32, K=3, H=128, W=128)
+>>> c.params, c.macs, c.output_shape
+(452, 6509160, (1, 32, 126, 126))
+>>> c.flops
+13018320
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable
+
+import sympy
+
+from convcost.errors import ConvcostError, require
+
+#: the counted quantities of a Cost, in the order they are reported
+METRICS = (
+    "params",
+    "macs",
+    "bias_ops",
+    "norm_ops",
+    "act_ops",
+    "pool_ops",
+    "elementwise_ops",
+    "activation_elements",
+    "memory_access",
+)
+
+ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
+
+ZERO = sympy.Integer(0)
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Cost:
+    """Exact cost of applying a layer to an input; every count is a sympy expression.
+
+    ``parts`` holds the named costs a composition was summed from, ``conditions``
+    the facts that must hold for the cost to be valid but that depend on free
+    symbols (e.g. ``Eq(Mod(C, G), 0)``), and ``spec`` the layer that produced it.
+    """
+
+    output_shape: tuple
+    params: sympy.Expr = ZERO
+    macs: sympy.Expr = ZERO
+    bias_ops: sympy.Expr = ZERO
+    norm_ops: sympy.Expr = ZERO
+    act_ops: sympy.Expr = ZERO
+    pool_ops: sympy.Expr = ZERO
+    elementwise_ops: sympy.Expr = ZERO
+    activation_elements: sympy.Expr = ZERO
+    memory_access: sympy.Expr = ZERO
+    input_shape: tuple = dataclasses.field(default=(), compare=False)
+    conditions: tuple = dataclasses.field(default=(), compare=False)
+    parts: tuple = dataclasses.field(default=(), compare=False)
+    spec: object = dataclasses.field(default=None, compare=False)
+
+    def __post_init__(self):
+        for name in METRICS:
+            object.__setattr__(self, name, sympy.sympify(getattr(self, name)))
+        object.__setattr__(self, "output_shape", tuple(sympy.sympify(x) for x in self.output_shape))
+        object.__setattr__(self, "conditions", _unique(self.conditions))
+
+    # -- derived quantities -------------------------------------------------
+    @property
+    def flops(self) -> sympy.Expr:
+        """``2 * macs`` (PyTorch's FLOP convention)."""
+        return 2 * self.macs
+
+    @property
+    def weights(self) -> sympy.Expr:
+        """Weight elements held in memory: the learnable parameters."""
+        return self.params
+
+    @property
+    def free_symbols(self) -> set:
+        """Symbols the cost still depends on."""
+        found = set()
+        for name in METRICS:
+            found |= getattr(self, name).free_symbols
+        for x in self.output_shape:
+            found |= x.free_symbols
+        return found
+
+    def bytes(self, dtype: str = "float32") -> dict:
+        """Memory in bytes for elements of ``dtype``: weights, activations, memory access.
+
+        >>> from convcost import cost, PointwiseConv
+        >>> cost(PointwiseConv, C=16, O=32, H=8, W=8).bytes("float16")["weights"]
+        1088
+        """
+        if dtype not in ITEMSIZE:
+            raise ConvcostError(f"unknown dtype {dtype!r}; known: {', '.join(ITEMSIZE)}")
+        size = ITEMSIZE[dtype]
+        return {
+            "weights": size * self.params,
+            "activations": size * self.activation_elements,
+            "memory_access": size * self.memory_access,
+        }
+
+    # -- algebra ------------------------------------------------------------
+    def __add__(self, other: Cost) -> Cost:
+        """``a + b`` is ``a`` then ``b``: counts add, the shape is ``b``'s output."""
+        if other == 0:
+            return self
+        if not isinstance(other, Cost):
+            return NotImplemented
+        return Cost.total([("0", self), ("1", other)], output_shape=other.output_shape, input_shape=self.input_shape)
+
+    def __radd__(self, other) -> Cost:
+        if other == 0:  # so that sum(costs) works
+            return self
+        return NotImplemented
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Cost):
+            return NotImplemented
+        pairs = [(getattr(self, m), getattr(other, m)) for m in METRICS]
+        pairs += list(zip(self.output_shape, other.output_shape))
+        return len(self.output_shape) == len(other.output_shape) and all(
+            sympy.simplify(a - b) == 0 for a, b in pairs
+        )
+
+    __hash__ = None
+
+    @classmethod
+    def total(cls, named: Iterable[tuple[str, Cost]], *, output_shape, input_shape=(), spec=None) -> Cost:
+        """The sum of named part costs, remembering the parts."""
+        named = tuple(named)
+        sums = {m: sympy.Add(*(getattr(c, m) for _, c in named)) for m in METRICS}
+        conditions = tuple(cond for _, c in named for cond in c.conditions)
+        return cls(
+            output_shape=output_shape,
+            input_shape=input_shape,
+            conditions=conditions,
+            parts=named,
+            spec=spec,
+            **sums,
+        )
+
+    def when(self, condition) -> Cost:
+        """This cost where ``condition`` holds and nothing otherwise (a ``Piecewise`` per count)."""
+        gated = {m: sympy.Piecewise((getattr(self, m), condition), (0, True)) for m in METRICS}
+        # what this cost needs holds only where it applies
+        implied = tuple(sympy.Or(sympy.Not(condition), c) for c in self.conditions if not _implied(condition, c))
+        return dataclasses.replace(self, conditions=implied, **gated)
+
+    def with_spec(self, spec, input_shape=None) -> Cost:
+        """The same counts, attributed to ``spec``."""
+        return dataclasses.replace(
+            self, spec=spec, input_shape=self.input_shape if input_shape is None else tuple(input_shape)
+        )
+
+    def subs(self, values: dict | None = None, /, **named) -> Cost:
+        """Bind symbols (by name or by symbol) and re-check the carried conditions.
+
+        >>> from convcost import cost, StandardConv
+        >>> c = cost(StandardConv, C=3, O=32, K=3, P=1)
+        >>> c.subs(H=32, W=32).macs
+        884736
+        >>> c.subs(H=0)
+        Traceback (most recent call last):
+        ...
+        convcost.errors.ConvcostError: cannot bind H=0: it must be a positive integer
+        """
+        mapping = _bindings(self.free_symbols | {s for cond in self.conditions for s in cond.free_symbols},
+                            {**(values or {}), **named})
+        if not mapping:
+            return self
+        replaced = {m: _simplify_bound(getattr(self, m).subs(mapping)) for m in METRICS}
+        conditions = []
+        for cond in self.conditions:
+            conditions += require(cond.subs(mapping), "after binding " + _show_mapping(mapping),
+                                  f"the condition {cond} does not hold")
+        parts = tuple((name, part.subs(mapping)) for name, part in self.parts)
+        return dataclasses.replace(
+            self,
+            output_shape=tuple(_simplify_bound(x.subs(mapping)) for x in self.output_shape),
+            input_shape=tuple(sympy.sympify(x).subs(mapping) for x in self.input_shape),
+            conditions=tuple(conditions),
+            parts=parts,
+            **replaced,
+        )
+
+    def ratio(self, other: Cost, metric: str = "macs") -> sympy.Expr:
+        """``self.metric / other.metric``, simplified.
+
+        >>> from convcost import cost, StandardConv, SeparableConv
+        >>> shared = dict(C=64, O=128, K=3, H=56, W=56)
+        >>> cost(SeparableConv, **shared).ratio(cost(StandardConv, **shared), "params")
+        70/577
+        """
+        a, b = _metric(self, metric), _metric(other, metric)
+        return sympy.simplify(a / b)
+
+    def as_dict(self, *, numeric: bool = False) -> dict:
+        """Every count, the flops and the output shape; ``numeric=True`` gives Python ints.
+
+        >>> from convcost import cost, PointwiseConv
+        >>> cost(PointwiseConv, C=3, O=4, H=2, W=2).as_dict(numeric=True)["macs"]
+        48
+        """
+        out = {m: getattr(self, m) for m in METRICS}
+        out["flops"] = self.flops
+        out["output_shape"] = self.output_shape
+        if numeric:
+            free = self.free_symbols
+            if free:
+                raise ConvcostError(
+                    f"cannot give numbers: free symbols {', '.join(sorted(map(str, free)))} remain; bind them with subs()"
+                )
+            out = {k: tuple(int(x) for x in v) if k == "output_shape" else int(v) for k, v in out.items()}
+        return out
+
+    # -- display ------------------------------------------------------------
+    def __repr__(self) -> str:
+        shape = "(" + ", ".join(map(str, self.output_shape)) + ")"
+        lines = [f"<Cost of {self.spec!r}" if self.spec is not None else "<Cost", f"  output_shape = {shape}"]
+        for m in METRICS:
+            value = getattr(self, m)
+            if value != 0 or m in ("params", "macs"):
+                lines.append(f"  {m} = {value}")
+        if self.conditions:
+            lines.append("  valid when " + " and ".join(map(str, self.conditions)))
+        return "\n".join(lines) + ">"
+
+    def _repr_latex_(self) -> str:
+        rows = [r"\text{output} &= (" + ", ".join(sympy.latex(x) for x in self.output_shape) + ")"]
+        for m in METRICS:
+            value = getattr(self, m)
+            if value != 0 or m in ("params", "macs"):
+                rows.append(r"\text{%s} &= %s" % (m.replace("_", r"\_"), sympy.latex(value)))
+        return r"$\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}$"
+
+
+def _metric(c: Cost, metric: str):
+    if metric == "flops":
+        return c.flops
+    if metric == "memory":
+        return c.memory_access
+    if metric not in METRICS:
+        raise ConvcostError(f"unknown metric {metric!r}; known: flops, memory, {', '.join(METRICS)}")
+    return getattr(c, metric)
+
+
+def metric_of(c: Cost, metric: str) -> sympy.Expr:
+    """The named metric of a cost (``"memory"`` is memory access, ``"flops"`` 2 x MACs)."""
+    return _metric(c, metric)
+
+
+def _implied(condition, fact) -> bool:
+    """True when the equalities in ``condition`` make ``fact`` true (``C = O`` gives ``O - C = 0``)."""
+    equalities = [condition] if isinstance(condition, sympy.Eq) else [
+        a for a in getattr(condition, "args", ()) if isinstance(a, sympy.Eq)
+    ] if isinstance(condition, sympy.And) else []
+    substitution = {eq.lhs: eq.rhs for eq in equalities if isinstance(eq.lhs, sympy.Symbol)}
+    return bool(substitution) and fact.subs(substitution) is sympy.true
+
+
+def _unique(conditions) -> tuple:
+    seen, out = set(), []
+    for cond in conditions:
+        if cond not in seen:
+            seen.add(cond)
+            out.append(cond)
+    return tuple(out)
+
+
+def _simplify_bound(expr):
+    expr = sympy.sympify(expr)
+    return expr if expr.free_symbols else sympy.nsimplify(expr) if expr.has(sympy.Float) else expr
+
+
+def _bindings(free: set, values: dict) -> dict:
+    """Map names or symbols to checked values, against the symbols the cost holds."""
+    by_name = {}
+    for sym in free:
+        by_name.setdefault(sym.name, []).append(sym)
+    mapping = {}
+    for key, value in values.items():
+        name = key.name if isinstance(key, sympy.Symbol) else key
+        if not isinstance(name, str):
+            raise ConvcostError(f"cannot bind {key!r}: give a symbol name or a sympy Symbol")
+        value = _bound_value(name, value)
+        for sym in by_name.get(name, ()):
+            if sym.is_integer and value.is_number and not value.is_integer:
+                raise ConvcostError(f"cannot bind {name}={value}: it must be an integer")
+            if sym.is_positive and value.is_number and not value.is_positive:
+                raise ConvcostError(f"cannot bind {name}={value}: it must be a positive integer")
+            if sym.is_nonnegative and value.is_number and value.is_negative:
+                raise ConvcostError(f"cannot bind {name}={value}: it must be non-negative")
+            mapping[sym] = value
+    return mapping
+
+
+def _bound_value(name, value):
+    import numbers
+    from fractions import Fraction
+
+    if isinstance(value, bool) or isinstance(value, str):
+        raise ConvcostError(f"cannot bind {name}={value!r}: give a number or a sympy expression")
+    if isinstance(value, numbers.Integral):
+        return sympy.Integer(int(value))
+    if isinstance(value, float):
+        return sympy.Rational(Fraction(repr(value)))
+    if isinstance(value, sympy.Expr):
+        return value
+    raise ConvcostError(f"cannot bind {name}={value!r}: give a number or a sympy expression")
+
+
+def _show_mapping(mapping: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in mapping.items())
+
+
+def cost(spec, /, **fields) -> Cost:
+    """The front door: the exact cost of a variant, primitive or composition.
+
+    ``cost(Variant, **fields)`` is ``Variant(**fields).cost()``; a field left out is
+    its canonical symbol (``C, O, K, H, W`` ...) or its PyTorch default (bias on,
+    stride 1, padding 0, dilation 1, groups 1, batch 1). With no field at all,
+    ``cost(Variant)`` is the general closed form, every field symbolic.
+
+    >>> from convcost import cost, SeparableConv, StandardConv
+    >>> cost(SeparableConv, C=64, O=128, K=3).params
+    8960
+    >>> cost(SeparableConv, C=64, O=128, K=3).macs
+    8768*(H - 2)*(W - 2)
+    >>> cost(StandardConv).params
+    C*K**2*O/G + O
+    """
+    from convcost.layers import Layer
+
+    if isinstance(spec, type) and issubclass(spec, Layer):
+        instance = spec(**fields) if fields else spec.general()
+        return instance.cost()
+    if isinstance(spec, Layer):
+        if fields:
+            return spec.replace(**fields).cost()
+        return spec.cost()
+    raise ConvcostError(f"cost() needs a convcost layer or layer class, got {spec!r}")

@@ -1,0 +1,35 @@
+"""One library error, and the three-valued check that raises it.
+
+>>> from convcost.symbols import C, G
+>>> require(sympy.Eq(sympy.Mod(C, G), 0), "Conv(C, G)", "C must be divisible by G")
+(Eq(Mod(C, G), 0),)
+>>> require(sympy.Eq(sympy.Mod(6, 4), 0), "Conv(C=6, G=4)", "C=6 is not divisible by G=4")
+Traceback (most recent call last):
+...
+convcost.errors.ConvcostError: Conv(C=6, G=4): C=6 is not divisible by G=4
+"""
+
+from __future__ import annotations
+
+import sympy
+
+
+class ConvcostError(ValueError):
+    """The one error convcost raises for input it cannot accept.
+
+    The message names the spec, the offending value and the rule it breaks.
+    """
+
+
+def require(condition, where: object, message: str) -> tuple:
+    """Check ``condition``; raise if it is definitely false.
+
+    Returns ``()`` when the condition is true and ``(condition,)`` when it
+    depends on free symbols, so that callers can carry it on their result.
+    """
+    decided = sympy.sympify(condition) if not isinstance(condition, bool) else sympy.true if condition else sympy.false
+    if decided is sympy.true:
+        return ()
+    if decided is sympy.false:
+        raise ConvcostError(f"{where}: {message}")
+    return (decided,)

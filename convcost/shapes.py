@@ -1,0 +1,111 @@
+"""Shape arithmetic: the output-size rules of PyTorch, written once, as sympy.
+
+>>> from convcost.symbols import H, K, S, P, D
+>>> conv_size(H, K, S, P, D)
+floor((-D*(K - 1) + H + 2*P - 1)/S) + 1
+>>> conv_size(32, 3, 1, 1, 1)
+32
+>>> transposed_size(128, 3, 2, 0, 1, 0)
+257
+"""
+
+from __future__ import annotations
+
+import sympy
+
+from convcost.errors import ConvcostError, require
+
+
+def as_shape(shape, where: object = "input") -> tuple:
+    """A shape as a tuple of sympy integers or expressions, each checked positive."""
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
+        raise ConvcostError(f"{where}: an input shape must be a tuple of sizes, got {shape!r}")
+    out = []
+    for x in shape:
+        if isinstance(x, bool) or not isinstance(x, (int, sympy.Expr)) and not hasattr(x, "__index__"):
+            raise ConvcostError(f"{where}: input shape {tuple(shape)!r} holds {x!r}, which is not a size")
+        x = sympy.Integer(int(x)) if not isinstance(x, sympy.Expr) else x
+        if x.is_number and (not x.is_integer or x <= 0):
+            raise ConvcostError(f"{where}: input shape {tuple(shape)!r} holds {x}; sizes must be positive integers")
+        out.append(x)
+    return tuple(out)
+
+
+def numel(shape) -> sympy.Expr:
+    """Number of elements of a tensor of this shape."""
+    return sympy.Mul(*shape)
+
+
+def per_axis(value, axes: int, where: object, name: str) -> tuple:
+    """A scalar or per-axis tuple field as one value per spatial axis."""
+    if isinstance(value, tuple):
+        if len(value) != axes:
+            raise ConvcostError(f"{where}: {name}={value} has {len(value)} entries for {axes} spatial axes")
+        return value
+    return (value,) * axes
+
+
+def conv_size(size, kernel, stride, padding, dilation):
+    """Output length of a convolution or pooling window along one axis."""
+    return sympy.floor((size + 2 * padding - dilation * (kernel - 1) - 1) / stride) + 1
+
+
+def same_padding(kernel, dilation):
+    """Total padding PyTorch adds for ``padding="same"`` (split left/right, the extra on the right)."""
+    return dilation * (kernel - 1)
+
+
+def transposed_size(size, kernel, stride, padding, dilation, output_padding):
+    """Output length of a transposed convolution along one axis."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
+def ceil_pool_size(size, kernel, stride, padding, dilation):
+    """Output length of a pooling window with ``ceil_mode=True``.
+
+    PyTorch rounds up, then drops a last window that would start in the right padding.
+
+    >>> ceil_pool_size(55, 3, 2, 0, 1)
+    27
+    >>> ceil_pool_size(6, 3, 2, 0, 1)
+    3
+    """
+    rounded_up = sympy.ceiling((size + 2 * padding - dilation * (kernel - 1) - 1) / stride) + 1
+    starts_in_padding = (rounded_up - 1) * stride >= size + padding
+    return sympy.Piecewise((rounded_up - 1, starts_in_padding), (rounded_up, True))
+
+
+def adaptive_window_reads(size, out, where: object) -> tuple:
+    """Elements read along one axis by adaptive pooling to ``out`` bins, and conditions.
+
+    Bin ``i`` covers ``[floor(i*size/out), ceil((i+1)*size/out))``; bins overlap
+    when ``out`` does not divide ``size``.
+
+    >>> adaptive_window_reads(7, 1, "pool")
+    (7, ())
+    >>> adaptive_window_reads(5, 3, "pool")
+    (7, ())
+    """
+    size, out = sympy.sympify(size), sympy.sympify(out)
+    if out == 1:
+        return size, ()
+    if size.is_number and out.is_number:
+        size, out = int(size), int(out)
+        reads = sum(-((-(i + 1) * size) // out) - (i * size) // out for i in range(out))
+        return sympy.Integer(reads), ()
+    # symbolic: exact when the bins tile the axis, which becomes a carried condition
+    return size, require(sympy.Eq(sympy.Mod(size, out), 0), where, f"{out} must divide {size}")
+
+
+def equal_sizes(a: tuple, b: tuple, where: object, what: str) -> tuple:
+    """Conditions that two shapes are equal; raises if they definitely differ."""
+    if len(a) != len(b):
+        raise ConvcostError(f"{where}: {what}: shapes {_fmt(a)} and {_fmt(b)} have different ranks")
+    conditions = []
+    for x, y in zip(a, b):
+        conditions += require(sympy.Eq(sympy.simplify(x - y), 0), where, f"{what}: shapes {_fmt(a)} and {_fmt(b)} differ")
+    return tuple(conditions)
+
+
+def _fmt(shape) -> str:
+    return "(" + ", ".join(map(str, shape)) + ")"

@@ -1,0 +1,239 @@
+"""Specs: frozen dataclasses whose fields are ints or sympy expressions.
+
+A spec describes a layer. Its fields are declared with one of the field
+kinds below, which say what a value may be; values are checked and
+normalised (``int`` -> ``sympy.Integer``) when the spec is made, so every
+formula downstream can rely on them. A spec class is declared with
+:func:`spec`, which also turns Python's ``TypeError`` for an unknown or
+missing keyword into :class:`ConvcostError`.
+
+>>> from convcost.primitives import Conv
+>>> Conv(C=6, O=9, K=3)
+Conv(C=6, O=9, K=3)
+>>> Conv(C=6, O=9, K=3, colour=2)
+Traceback (most recent call last):
+...
+convcost.errors.ConvcostError: Conv got an unknown keyword 'colour'; its fields are C, O, K, S, P, D, G, bias, dims
+>>> Conv(C=6, O=9, K=0)
+Traceback (most recent call last):
+...
+convcost.errors.ConvcostError: Conv(C=6, O=9, K=0): K=0 must be a positive integer
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import numbers
+from fractions import Fraction
+
+import sympy
+
+from convcost.errors import ConvcostError
+from convcost.symbols import GLOSSARY
+
+def size(default=dataclasses.MISSING, *, per_axis: bool = False):
+    """A positive integer field (channels, kernel, stride ...); ``per_axis`` allows a tuple."""
+    return dataclasses.field(default=default, metadata={"kind": "size", "per_axis": per_axis})
+
+
+def count(default=0, *, per_axis: bool = False):
+    """A non-negative integer field (padding, output padding)."""
+    return dataclasses.field(default=default, metadata={"kind": "count", "per_axis": per_axis})
+
+
+def padding(default=0):
+    """Padding: a non-negative integer per axis, or ``"same"`` / ``"valid"`` as in PyTorch."""
+    return dataclasses.field(default=default, metadata={"kind": "padding", "per_axis": True})
+
+
+def flag(default: bool):
+    """A boolean field (``bias`` ...)."""
+    return dataclasses.field(default=default, metadata={"kind": "flag"})
+
+
+def choice(default: str, options: tuple[str, ...]):
+    """One of a fixed set of strings."""
+    return dataclasses.field(default=default, metadata={"kind": "choice", "options": options})
+
+
+def real(default=dataclasses.MISSING):
+    """A positive real (width and resolution multipliers); floats become exact rationals."""
+    return dataclasses.field(default=default, metadata={"kind": "real"})
+
+
+def layer(default=dataclasses.MISSING):
+    """A nested layer (bodies of compositions)."""
+    return dataclasses.field(default=default, metadata={"kind": "layer"})
+
+
+def spec(cls):
+    """Declare a spec class: a frozen dataclass with checked, normalised fields."""
+    cls = dataclasses.dataclass(frozen=True, repr=False)(cls)
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def checked_init(self, *args, **kwargs):
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = [k for k in kwargs if k not in names]
+        if unknown:
+            raise ConvcostError(
+                f"{cls.__name__} got an unknown keyword {unknown[0]!r}; its fields are {', '.join(names)}"
+            ) from None
+        if len(args) > len(names):
+            raise ConvcostError(f"{cls.__name__} takes at most {len(names)} values, got {len(args)}")
+        try:
+            init(self, *args, **kwargs)
+        except TypeError as exc:
+            raise ConvcostError(f"{cls.__name__}: {exc}") from None
+
+    cls.__init__ = checked_init
+    return cls
+
+
+class Spec:
+    """Base of every spec: field checking, readable ``repr``, the general form."""
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            kind = f.metadata.get("kind")
+            if kind is None:
+                continue
+            value = _normalise(self, f, getattr(self, f.name))
+            object.__setattr__(self, f.name, value)
+        self.validate()
+
+    def validate(self) -> None:
+        """Checks of one spec beyond single fields (overridden where needed)."""
+
+    @classmethod
+    def general(cls):
+        """The spec with every field that names a canonical symbol left symbolic.
+
+        (Fields whose default already is their symbol, like ``C``, are not repeated in the repr.)
+
+        >>> from convcost.variants import StandardConv
+        >>> StandardConv.general()
+        StandardConv(S=S, P=P, D=D, G=G, N=N)
+        """
+        values = {f.name: GLOSSARY[f.name] for f in dataclasses.fields(cls) if f.name in GLOSSARY and f.init}
+        return cls(**values)
+
+    def replace(self, **changes):
+        """A copy with some fields changed (checked like a new spec)."""
+        return dataclasses.replace(self, **changes)
+
+    def fields(self) -> dict:
+        """The spec's fields and values, in declaration order."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    #: fields shown at the end of the repr (a variant's input size)
+    _shown_last: tuple = ()
+
+    def __repr__(self) -> str:
+        shown = []
+        last = self._shown_last
+        for f in sorted(dataclasses.fields(self), key=lambda f: f.name in last):
+            value = getattr(self, f.name)
+            if f.default is not dataclasses.MISSING and _same(value, f.default):
+                continue
+            shown.append(f"{f.name}={_show(value)}")
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+
+def _same(value, default) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return value is default
+    if isinstance(default, (int, str, tuple, sympy.Basic)) or default is None:
+        return bool(value == default)
+    return False
+
+
+def _show(value) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_show(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    return str(value)
+
+
+def _normalise(owner, f: dataclasses.Field, value):
+    kind = f.metadata["kind"]
+    where = lambda: _partial_repr(owner)  # noqa: E731 - deferred: only built for an error
+    if kind == "flag":
+        if not isinstance(value, bool):
+            raise ConvcostError(f"{where()}: {f.name}={value!r} must be True or False")
+        return value
+    if kind == "choice":
+        options = f.metadata["options"]
+        if value not in options:
+            raise ConvcostError(f"{where()}: {f.name}={value!r} must be one of {', '.join(map(repr, options))}")
+        return value
+    if kind == "layer":
+        from convcost.layers import Layer
+
+        if value is not None and not isinstance(value, Layer):
+            raise ConvcostError(f"{where()}: {f.name}={value!r} must be a convcost layer")
+        return value
+    if kind == "real":
+        return _real(where, f.name, value)
+    if kind == "padding" and isinstance(value, str):
+        if value not in ("same", "valid"):
+            raise ConvcostError(f"{where()}: {f.name}={value!r} must be an integer, 'same' or 'valid'")
+        return value
+    if isinstance(value, (tuple, list)):
+        if not f.metadata.get("per_axis"):
+            raise ConvcostError(f"{where()}: {f.name}={value!r} must be a single value, not a tuple")
+        if not value:
+            raise ConvcostError(f"{where()}: {f.name}=() must not be empty")
+        return tuple(_integer(where, f.name, v, positive=(kind == "size")) for v in value)
+    return _integer(where, f.name, value, positive=(kind == "size"))
+
+
+def _integer(where, name, value, *, positive: bool):
+    rule = "a positive integer" if positive else "a non-negative integer"
+    if isinstance(value, bool) or isinstance(value, str):
+        raise ConvcostError(f"{where()}: {name}={value!r} must be {rule}")
+    if isinstance(value, numbers.Integral):
+        value = sympy.Integer(int(value))
+    elif isinstance(value, sympy.Basic) and isinstance(value, sympy.Expr):
+        pass
+    else:
+        raise ConvcostError(f"{where()}: {name}={value!r} must be {rule} or a sympy expression")
+    if value.is_number:
+        if not value.is_integer or (value <= 0 if positive else value < 0):
+            raise ConvcostError(f"{where()}: {name}={value} must be {rule}")
+        return sympy.Integer(value)
+    if (positive and value.is_positive is False) or value.is_negative:
+        raise ConvcostError(f"{where()}: {name}={value} must be {rule}")
+    return value
+
+
+def _real(where, name, value):
+    if isinstance(value, bool) or isinstance(value, str):
+        raise ConvcostError(f"{where()}: {name}={value!r} must be a positive number")
+    if isinstance(value, numbers.Integral):
+        value = sympy.Integer(int(value))
+    elif isinstance(value, float):
+        # exact decimal reading: 0.75 is 3/4, not 0.75000000000000001
+        value = sympy.Rational(Fraction(repr(value)))
+    elif isinstance(value, Fraction):
+        value = sympy.Rational(value.numerator, value.denominator)
+    elif not isinstance(value, sympy.Expr):
+        raise ConvcostError(f"{where()}: {name}={value!r} must be a positive number or a sympy expression")
+    if value.is_positive is False:
+        raise ConvcostError(f"{where()}: {name}={value} must be positive")
+    return value
+
+
+def _partial_repr(owner) -> str:
+    """The spec as far as its fields are set, for messages raised while checking them."""
+    shown = []
+    for f in dataclasses.fields(owner):
+        if f.name not in owner.__dict__:
+            continue
+        value = owner.__dict__[f.name]
+        if f.default is not dataclasses.MISSING and _same(value, f.default):
+            continue
+        shown.append(f"{f.name}={_show(value)}")
+    return f"{type(owner).__name__}({', '.join(shown)})"

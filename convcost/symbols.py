@@ -1,0 +1,73 @@
+"""The glossary: every canonical symbol of convcost, declared once.
+
+Sizes are positive integers and padding is a non-negative integer, so sympy
+can decide facts such as ``sqrt(K**2) == K`` or ``Mod(C*M, C) == 0`` on its
+own. Multipliers of MobileNet (``alpha``, ``rho``) are positive reals.
+
+=========  ====================================================
+symbol     meaning
+=========  ====================================================
+``N``      batch size
+``C``      input channels
+``O``      output channels
+``H W``    input height and width (``T`` depth for 3-D, ``L`` length for 1-D)
+``K``      kernel size
+``S``      stride
+``P``      padding
+``D``      dilation
+``G``      groups
+``M``      depth multiplier of a depthwise convolution
+``t``      expansion factor of an inverted residual
+``r``      reduction ratio (squeeze-and-excitation) or pixel-shuffle factor
+``s e``    squeeze and expand widths of a SqueezeNet Fire module
+``alpha``  width multiplier
+``rho``    resolution multiplier
+=========  ====================================================
+
+The seeds' letters map onto it: seed 004's ``n, m, c`` are ``K, O, C``;
+seed 003's ``h, N, D`` are ``K, O, C``; seed 001 already uses ``C, O, K, H, W``.
+
+>>> from convcost.symbols import C, K
+>>> C.is_integer and C.is_positive
+True
+>>> import sympy
+>>> sympy.sqrt(K**2)
+K
+"""
+
+from __future__ import annotations
+
+import sympy
+
+_SIZE = {"integer": True, "positive": True}
+
+N, C, O, H, W, T, L, K, S, D, G, M, t, r, s, e = sympy.symbols(
+    "N C O H W T L K S D G M t r s e", **_SIZE
+)
+P = sympy.Symbol("P", integer=True, nonnegative=True)
+alpha, rho = sympy.symbols("alpha rho", positive=True)
+
+#: every canonical symbol by its name, the one place user text is mapped to symbols
+GLOSSARY: dict[str, sympy.Symbol] = {
+    sym.name: sym for sym in (N, C, O, H, W, T, L, K, S, P, D, G, M, t, r, s, e, alpha, rho)
+}
+
+#: spatial input symbols of a tensor with 1, 2 or 3 spatial axes
+SPATIAL: dict[int, tuple[sympy.Symbol, ...]] = {1: (L,), 2: (H, W), 3: (T, H, W)}
+
+
+def symbol(name: str) -> sympy.Symbol:
+    """The canonical symbol called ``name``, or a new positive-integer symbol.
+
+    Never evaluates ``name``: only a plain identifier is accepted.
+
+    >>> symbol("C") is C
+    True
+    >>> symbol("width").is_integer
+    True
+    """
+    from convcost.errors import ConvcostError
+
+    if not name.isidentifier():
+        raise ConvcostError(f"{name!r} is not a valid symbol name (letters, digits and _ only)")
+    return GLOSSARY.get(name) or sympy.Symbol(name, **_SIZE)

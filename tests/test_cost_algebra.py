@@ -1,0 +1,69 @@
+"""Symbolic costs: closed forms, binding, addition, conditions."""
+
+import sympy
+
+from convcost import ConvcostError, SeparableConv, StandardConv, InvertedResidual, cost
+from convcost.symbols import C, G, H, K, O, W
+import pytest
+
+
+def test_front_door_example():
+    c = cost(SeparableConv, C=64, O=128, K=3)
+    assert c.params == sympy.Integer(64 * 9 + 64 + 64 * 128 + 128)
+    assert sympy.expand(c.macs - (64 * 9 + 64 * 128) * (H - 2) * (W - 2)) == 0
+    assert c.flops == 2 * c.macs
+    assert c.output_shape == (1, 128, H - 2, W - 2)
+    assert c.subs(H=56, W=56).macs == 54 * 54 * (64 * 9 + 64 * 128)
+
+
+def test_general_form_is_symbolic_in_every_field():
+    c = cost(StandardConv)
+    assert {s.name for s in c.macs.free_symbols} == set("COKHWSPDGN")
+    assert sympy.simplify(c.params - (O * C / G * K**2 + O)) == 0
+
+
+def test_subs_equals_cost_built_from_numbers():
+    symbolic = cost(StandardConv)
+    values = dict(C=8, O=16, K=3, S=2, P=1, D=1, G=4, N=2, H=17, W=9)
+    assert symbolic.subs(**values) == cost(StandardConv, **values)
+
+
+def test_costs_add_over_compositions():
+    c = cost(SeparableConv, C=10, O=32, K=3, H=128, W=128)
+    assert sum(part for _, part in c.parts).macs == c.macs
+    assert c.parts[0][1] + c.parts[1][1] == c
+
+
+def test_binding_checks_carried_conditions():
+    c = cost(StandardConv, C=3, O=8, K=5)
+    assert sympy.Ge(H, 5) in c.conditions or any("H" in str(x) for x in c.conditions)
+    with pytest.raises(ConvcostError, match="does not hold"):
+        c.subs(H=4)
+
+
+def test_symbolic_groups_become_conditions():
+    c = cost(StandardConv, G=G)
+    assert any(isinstance(x, sympy.Eq) and x.has(sympy.Mod) for x in c.conditions)
+    with pytest.raises(ConvcostError):
+        c.subs(C=6, G=4)
+
+
+def test_inverted_residual_symbolic_expansion_is_exact_at_t_1():
+    general = cost(InvertedResidual, C=32, O=32, H=14, W=14)
+    assert general.subs(t=1).params == cost(InvertedResidual, C=32, O=32, t=1, H=14, W=14).params
+    assert general.subs(t=6).params == cost(InvertedResidual, C=32, O=32, t=6, H=14, W=14).params
+    assert cost(InvertedResidual, C=32, O=32, t=1, H=14, W=14).elementwise_ops == 32 * 14 * 14
+
+
+def test_as_dict_numeric_and_bytes():
+    c = cost(StandardConv, C=3, O=32, K=3, P=1, H=32, W=32)
+    d = c.as_dict(numeric=True)
+    assert d["macs"] == 884_736 and d["flops"] == 2 * 884_736 and d["output_shape"] == (1, 32, 32, 32)
+    assert c.bytes("float32")["weights"] == 4 * 896
+    with pytest.raises(ConvcostError, match="free symbols"):
+        cost(StandardConv, C=3, O=32, K=3).as_dict(numeric=True)
+
+
+def test_memory_access_of_pointwise_is_shufflenet_formula():
+    c = cost(StandardConv, C=C, O=O, K=1, bias=False)
+    assert sympy.expand(c.memory_access - (H * W * (C + O) + C * O)) == 0
