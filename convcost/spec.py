@@ -116,7 +116,12 @@ class Spec:
         >>> StandardConv.general()
         StandardConv(S=S, P=P, D=D, G=G, N=N)
         """
-        values = {f.name: GLOSSARY[f.name] for f in dataclasses.fields(cls) if f.name in GLOSSARY and f.init}
+        kept = cls._kept_in_general
+        values = {
+            f.name: GLOSSARY[f.name]
+            for f in dataclasses.fields(cls)
+            if f.name in GLOSSARY and f.init and f.name not in kept
+        }
         return cls(**values)
 
     def replace(self, **changes):
@@ -126,6 +131,9 @@ class Spec:
     def fields(self) -> dict:
         """The spec's fields and values, in declaration order."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    #: fields that keep their default in the general form (they decide the structure)
+    _kept_in_general: tuple = ()
 
     #: fields shown at the end of the repr (a variant's input size)
     _shown_last: tuple = ()

@@ -215,6 +215,8 @@ class FactorizedConv(Variant):
     P: object = padding(0)
     bias: bool = flag(True)
 
+    _kept_in_general = ("K", "P")
+
     def validate(self):
         if not self.K.is_number:
             raise ConvcostError(f"{self!r}: K={self.K} must be a concrete odd integer >= 3 (it sets the number of 3x3 layers)")

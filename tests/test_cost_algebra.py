@@ -67,3 +67,19 @@ def test_as_dict_numeric_and_bytes():
 def test_memory_access_of_pointwise_is_shufflenet_formula():
     c = cost(StandardConv, C=C, O=O, K=1, bias=False)
     assert sympy.expand(c.memory_access - (H * W * (C + O) + C * O)) == 0
+
+
+@pytest.mark.parametrize("name", sorted(__import__("convcost").VARIANTS))
+def test_general_form_bound_equals_cost_built_from_numbers(name):
+    """Every variant has a general closed form; binding it gives the cost built from the numbers."""
+    from convcost import VARIANTS
+    from convcost.tour import EXAMPLES
+
+    cls, example = VARIANTS[name], EXAMPLES[name]
+    general = cls.general()
+    structural = {k: v for k, v in example.items() if not isinstance(getattr(general, k), sympy.Symbol)}
+    concrete = cls(**example)  # with the defaults the example leaves out
+    bound = {k: getattr(concrete, k) for k, v in general.fields().items() if isinstance(v, sympy.Symbol)}
+    symbolic = general.replace(**structural).cost()
+    assert symbolic.free_symbols, "the general form must be symbolic"
+    assert symbolic.subs(**bound) == cost(cls, **example)
