@@ -44,6 +44,7 @@ from typing import Iterable
 import sympy
 
 from convcost.errors import ConvcostError, require
+from convcost.symbols import GLOSSARY
 
 #: the counted quantities of a Cost, in the order they are reported
 METRICS = (
@@ -314,6 +315,9 @@ def _bindings(free: set, values: dict) -> dict:
         if not isinstance(name, str):
             raise ConvcostError(f"cannot bind {key!r}: give a symbol name or a sympy Symbol")
         value = _bound_value(name, value)
+        if name not in by_name and name not in GLOSSARY:  # a typo would otherwise bind nothing
+            known = ", ".join(sorted(by_name)) or "none"
+            raise ConvcostError(f"cannot bind {name}: the cost has no symbol {name!r} (its symbols: {known})")
         for sym in by_name.get(name, ()):
             if sym.is_integer and value.is_number and not value.is_integer:
                 raise ConvcostError(f"cannot bind {name}={value}: it must be an integer")
