@@ -15,6 +15,8 @@ stride 1, padding 0, dilation 1, groups 1) and inputs are channels-first
 
 from __future__ import annotations
 
+import dataclasses
+
 import sympy
 
 from convcost.costs import Cost
@@ -420,6 +422,48 @@ class Flatten(Layer):
 
     def _cost(self, shape):
         return Cost(output_shape=self.reshape(shape))
+
+
+@spec
+class Narrow(Layer):
+    """The slice ``start .. start+length-1`` of axis ``dim`` (``torch.narrow``; a view, no work counted).
+
+    ShuffleNet V2 splits its channels in two halves with it (``x.chunk(2, dim=1)``).
+
+    >>> Narrow(dim=1, start=58, length=58).cost((1, 116, 28, 28)).output_shape
+    (1, 58, 28, 28)
+    >>> Narrow(dim=1, start=64, length=58).cost((1, 116, 28, 28))
+    Traceback (most recent call last):
+    ...
+    convcost.errors.ConvcostError: Narrow(dim=1, start=64, length=58): start=64 + length=58 goes past the 116 elements of axis 1
+    """
+
+    dim: int
+    start: object = count(dataclasses.MISSING)
+    length: object = size()
+
+    def validate(self):
+        if not isinstance(self.dim, int) or isinstance(self.dim, bool):
+            raise ConvcostError(f"{self!r}: dim={self.dim!r} must be an integer axis")
+
+    def axis(self, shape) -> int:
+        """The sliced axis of an input of ``shape``, counted from 0."""
+        if not -len(shape) <= self.dim < len(shape):
+            raise ConvcostError(f"{self!r}: dim={self.dim!r} is not an axis of a {len(shape)}-D input")
+        return self.dim % len(shape)
+
+    def reshape(self, shape):
+        axis = self.axis(shape)
+        return (*shape[:axis], self.length, *shape[axis + 1 :])
+
+    def _cost(self, shape):
+        out, axis = self.reshape(shape), self.axis(shape)
+        conditions = require(
+            self.start + self.length <= shape[axis],
+            self,
+            f"start={self.start} + length={self.length} goes past the {shape[axis]} elements of axis {axis}",
+        )
+        return Cost(output_shape=out, conditions=conditions)
 
 
 @spec
