@@ -1,0 +1,386 @@
+"""A roofline latency model, refined by per-primitive efficiency factors. A model, not a measurement.
+
+Conventions (what is predicted, from what):
+
+* a cost is walked down its ``parts`` to its primitives; each primitive is one
+  kernel and belongs to one *kind* (:data:`KINDS`): ``dense_conv`` (groups 1,
+  kernel larger than 1x1), ``pointwise_conv`` (1x1, groups 1), ``depthwise_conv``
+  (groups = input channels), ``grouped_conv`` (1 < groups < channels),
+  ``transposed_conv``, ``conv3d``, ``linear``, ``elementwise`` (batch norm,
+  activations, pooling, add, multiply) and ``data_movement`` (pixel shuffle and
+  unshuffle, channel shuffle, concatenation). Views that move nothing
+  (identity, flatten, narrow) cost no time.
+* a primitive's work is ``flops = 2 macs + bias_ops + 2 norm_ops + act_ops +
+  pool_ops + elementwise_ops`` (one FLOP per counted operation, two per
+  multiply-add) and its traffic ``bytes = memory_access x itemsize(dtype)``.
+* its time is ``overhead + max(flops / peak_flops, bytes / bandwidth) / efficiency[kind]``:
+  the roofline of the machine, slowed by how far that kind of kernel falls
+  short of it, plus a fixed cost per kernel call. Efficiency factors and the
+  overhead are fitted on measured kernels (:func:`fit`,
+  ``convcost.torch.calibrate``); a factor never fitted is 1.
+
+>>> from convcost import PointwiseConv
+>>> m = Machine("toy", peak_flops=1e9, bandwidth=1e9)
+>>> est = predict_latency(PointwiseConv(C=64, O=64, H=56, W=56), m)
+>>> est.bound, round(est.intensity, 2), round(est.seconds * 1e3, 3)
+('compute', 15.96, 25.891)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+
+import numpy as np
+import sympy
+
+from convcost.costs import ITEMSIZE, Cost
+from convcost.errors import ConvcostError
+
+#: the kinds of kernel an efficiency factor can be fitted for, in report order
+KINDS = (
+    "dense_conv",
+    "pointwise_conv",
+    "depthwise_conv",
+    "grouped_conv",
+    "transposed_conv",
+    "conv3d",
+    "linear",
+    "elementwise",
+    "data_movement",
+)
+
+#: fitted inverse efficiencies are kept at or above this (efficiency at most 1/it),
+#: so a kind the data cannot see is not predicted to take no time
+MIN_SLOWDOWN = 0.02
+
+
+@dataclasses.dataclass(frozen=True)
+class Machine:
+    """What the roofline needs to know about a device.
+
+    ``peak_flops`` in FLOP/s, ``bandwidth`` in bytes/s, ``efficiency`` the fraction
+    of the roofline each kind of kernel reaches (missing kinds: 1), ``overhead``
+    seconds per kernel call, ``fitted_from`` where the numbers came from.
+
+    >>> Machine("m", peak_flops=1e9, bandwidth=0)
+    Traceback (most recent call last):
+    ...
+    convcost.errors.ConvcostError: Machine 'm': bandwidth=0 must be a positive finite number (bytes/s)
+    """
+
+    name: str
+    peak_flops: float
+    bandwidth: float
+    efficiency: dict = dataclasses.field(default_factory=dict)
+    overhead: float = 0.0
+    fitted_from: str = ""
+
+    def __post_init__(self):
+        for field, unit in (("peak_flops", "FLOP/s"), ("bandwidth", "bytes/s")):
+            value = getattr(self, field)
+            if not _positive(value):
+                raise ConvcostError(f"Machine {self.name!r}: {field}={value!r} must be a positive finite number ({unit})")
+        if not (_finite(self.overhead) and self.overhead >= 0):
+            raise ConvcostError(f"Machine {self.name!r}: overhead={self.overhead!r} must be a finite number of seconds >= 0")
+        if not isinstance(self.efficiency, dict):
+            raise ConvcostError(f"Machine {self.name!r}: efficiency={self.efficiency!r} must be a dict kind -> factor")
+        for kind, factor in self.efficiency.items():
+            if kind not in KINDS:
+                raise ConvcostError(f"Machine {self.name!r}: unknown kernel kind {kind!r}; known: {', '.join(KINDS)}")
+            if not _positive(factor):
+                raise ConvcostError(f"Machine {self.name!r}: efficiency[{kind!r}]={factor!r} must be a positive finite number")
+        object.__setattr__(self, "efficiency", {k: float(self.efficiency[k]) for k in KINDS if k in self.efficiency})
+        object.__setattr__(self, "peak_flops", float(self.peak_flops))
+        object.__setattr__(self, "bandwidth", float(self.bandwidth))
+        object.__setattr__(self, "overhead", float(self.overhead))
+
+    __hash__ = None
+
+    @property
+    def ridge(self) -> float:
+        """The arithmetic intensity (FLOP/byte) where the roofline turns from memory- to compute-bound."""
+        return self.peak_flops / self.bandwidth
+
+    def factor(self, kind: str) -> float:
+        """The efficiency of ``kind`` (1 where none was fitted)."""
+        if kind not in KINDS:
+            raise ConvcostError(f"unknown kernel kind {kind!r}; known: {', '.join(KINDS)}")
+        return self.efficiency.get(kind, 1.0)
+
+    def replace(self, **changes) -> Machine:
+        """A copy with some fields changed (checked again)."""
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path) -> None:
+        """Write the machine as JSON to ``path``.
+
+        >>> import tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "m.json")
+        >>> Machine("m", 1e9, 2e9, {"dense_conv": 0.5}).save(path)
+        >>> Machine.load(path).efficiency
+        {'dense_conv': 0.5}
+        """
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(self.as_dict(), f, indent=2, sort_keys=True)
+            f.write("\n")
+
+    @classmethod
+    def load(cls, path) -> Machine:
+        """Read a machine saved by :meth:`save`; a missing or malformed file is a ConvcostError."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except OSError as exc:
+            raise ConvcostError(f"cannot read machine file {os.fspath(path)!r}: {exc.strerror}") from None
+        except json.JSONDecodeError as exc:
+            raise ConvcostError(f"machine file {os.fspath(path)!r} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        return cls.from_dict(data, where=os.fspath(path))
+
+    @classmethod
+    def from_dict(cls, data, where: str = "machine data") -> Machine:
+        if not isinstance(data, dict):
+            raise ConvcostError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        missing = sorted({"name", "peak_flops", "bandwidth"} - set(data))
+        if unknown or missing:
+            problem = f"unknown fields {unknown}" if unknown else f"missing fields {missing}"
+            raise ConvcostError(f"{where}: {problem}")
+        return cls(**data)
+
+
+@dataclasses.dataclass(frozen=True)
+class Kernel:
+    """One primitive's share of a prediction."""
+
+    name: str
+    kind: str
+    flops: int
+    bytes: int
+    compute_seconds: float
+    memory_seconds: float
+    seconds: float
+
+    @property
+    def bound(self) -> str:
+        """``"compute"`` or ``"memory"``: which roof limits this kernel."""
+        return "compute" if self.compute_seconds >= self.memory_seconds else "memory"
+
+
+@dataclasses.dataclass(frozen=True)
+class Latency:
+    """A latency estimate: ``seconds`` (the model), the pure ``roofline_seconds``, and per-kernel detail."""
+
+    seconds: float
+    roofline_seconds: float
+    flops: int
+    bytes: int
+    kernels: tuple
+    machine: str
+
+    @property
+    def intensity(self) -> float:
+        """Arithmetic intensity, FLOP per byte moved (infinite when nothing moves)."""
+        return self.flops / self.bytes if self.bytes else math.inf
+
+    @property
+    def bound(self) -> str:
+        """The roof that limits most of the predicted time: ``"compute"`` or ``"memory"``."""
+        compute = sum(k.seconds for k in self.kernels if k.bound == "compute")
+        memory = sum(k.seconds for k in self.kernels if k.bound == "memory")
+        return "compute" if compute >= memory else "memory"
+
+    @property
+    def kernel_count(self) -> int:
+        return len(self.kernels)
+
+
+def primitives(c: Cost, prefix: str = "") -> list:
+    """``(dotted name, Cost)`` of every primitive a cost was summed from, in order.
+
+    >>> from convcost import cost, SeparableConv
+    >>> [name for name, _ in primitives(cost(SeparableConv, C=8, O=16, K=3, H=8, W=8))]
+    ['depthwise', 'pointwise']
+    """
+    if c.parts:
+        out = []
+        for name, part in c.parts:
+            out += primitives(part, f"{prefix}.{name}" if prefix else name)
+        return out
+    return [(prefix or type(c.spec).__name__, c)]
+
+
+def kind_of(c: Cost) -> str | None:
+    """The kernel kind of a primitive's cost, or None for a view that moves nothing.
+
+    >>> from convcost.primitives import Conv
+    >>> kind_of(Conv(C=32, O=32, K=3, G=32).cost((1, 32, 8, 8))), kind_of(Conv(C=32, O=64, K=1).cost((1, 32, 8, 8)))
+    ('depthwise_conv', 'pointwise_conv')
+    """
+    from convcost import primitives as p
+
+    spec = c.spec
+    if c.memory_access == 0 and c.macs == 0:
+        return None
+    if isinstance(spec, p.Conv):
+        if spec.dims == 3:
+            return "conv3d"
+        if spec.G != 1:
+            return "depthwise_conv" if spec.G == spec.C else "grouped_conv"
+        taps = sympy.Mul(*(k for k, _, _ in spec.axes()))
+        return "pointwise_conv" if taps == 1 else "dense_conv"
+    if isinstance(spec, p.ConvTranspose):
+        return "transposed_conv"
+    if isinstance(spec, p.Linear):
+        return "linear"
+    if isinstance(spec, (p.PixelShuffle, p.PixelUnshuffle, p.ChannelShuffle, p.Concat)):
+        return "data_movement"
+    if isinstance(spec, (p.BatchNorm, p.Activation, p.MaxPool, p.AdaptiveAvgPool, p.Add, p.Mul)):
+        return "elementwise"
+    raise ConvcostError(f"no kernel kind for {spec!r}: the latency model knows {', '.join(KINDS)}")
+
+
+def work(c: Cost) -> sympy.Expr:
+    """FLOPs of a cost: two per multiply-add (MACs, batch norm), one per other counted operation."""
+    return 2 * c.macs + c.bias_ops + 2 * c.norm_ops + c.act_ops + c.pool_ops + c.elementwise_ops
+
+
+def _as_cost(spec_or_cost) -> Cost:
+    from convcost.layers import Layer
+
+    if isinstance(spec_or_cost, Cost):
+        c = spec_or_cost
+    elif isinstance(spec_or_cost, Layer):
+        c = spec_or_cost.cost()
+    else:
+        raise ConvcostError(f"predict_latency needs a convcost layer or Cost, got {spec_or_cost!r}")
+    if c.free_symbols:
+        names = ", ".join(sorted(map(str, c.free_symbols)))
+        raise ConvcostError(f"cannot predict a latency with free symbols {names}; bind them with subs()")
+    return c
+
+
+def kernel_times(spec_or_cost, machine: Machine, dtype: str = "float32") -> list:
+    """``(name, kind, flops, bytes, roofline seconds)`` for every kernel that does work."""
+    if dtype not in ITEMSIZE:
+        raise ConvcostError(f"unknown dtype {dtype!r}; known: {', '.join(ITEMSIZE)}")
+    out = []
+    for name, part in primitives(_as_cost(spec_or_cost)):
+        kind = kind_of(part)
+        if kind is None:
+            continue
+        flops, moved = int(work(part)), int(part.memory_access) * ITEMSIZE[dtype]
+        out.append((name, kind, flops, moved, flops / machine.peak_flops, moved / machine.bandwidth))
+    return out
+
+
+def predict_latency(spec_or_cost, machine: Machine, dtype: str = "float32") -> Latency:
+    """The model's latency of a fully bound layer (or its Cost) on ``machine``.
+
+    >>> from convcost import DepthwiseConv
+    >>> m = Machine("toy", peak_flops=1e11, bandwidth=1e10, efficiency={"depthwise_conv": 0.25}, overhead=1e-5)
+    >>> est = predict_latency(DepthwiseConv(C=64, K=3, P=1, H=56, W=56), m)
+    >>> est.bound, est.kernels[0].kind, round(est.seconds * 1e6, 1)
+    ('memory', 'depthwise_conv', 653.3)
+    >>> predict_latency(DepthwiseConv(C=64, K=3), m)
+    Traceback (most recent call last):
+    ...
+    convcost.errors.ConvcostError: cannot predict a latency with free symbols H, W; bind them with subs()
+    """
+    if not isinstance(machine, Machine):
+        raise ConvcostError(f"predict_latency needs a Machine, got {machine!r}")
+    kernels = []
+    for name, kind, flops, moved, compute, memory in kernel_times(spec_or_cost, machine, dtype):
+        seconds = machine.overhead + max(compute, memory) / machine.factor(kind)
+        kernels.append(Kernel(name, kind, flops, moved, compute, memory, seconds))
+    flops = sum(k.flops for k in kernels)
+    moved = sum(k.bytes for k in kernels)
+    return Latency(
+        seconds=sum(k.seconds for k in kernels),
+        roofline_seconds=max(flops / machine.peak_flops, moved / machine.bandwidth),
+        flops=flops,
+        bytes=moved,
+        kernels=tuple(kernels),
+        machine=machine.name,
+    )
+
+
+def fit(machine: Machine, samples, dtype: str = "float32", fitted_from: str = "") -> Machine:
+    """``machine`` with efficiency factors and overhead fitted to measured ``(spec_or_cost, seconds)`` pairs.
+
+    Time is linear in the unknowns ``1/efficiency[kind]`` and ``overhead``; they are
+    found by non-negative least squares on *relative* errors (each row divided by
+    its measured time), so a 10 us kernel counts as much as a 100 ms one. Kinds the
+    samples never use keep the machine's factor.
+
+    >>> from convcost import PointwiseConv, DepthwiseConv
+    >>> truth = Machine("t", 1e11, 1e10, {"pointwise_conv": 0.5, "depthwise_conv": 0.1}, overhead=2e-5)
+    >>> layers = [V(C=c, H=h, W=h, **kw) for c in (16, 64) for h in (14, 56)
+    ...           for V, kw in ((PointwiseConv, {"O": c}), (DepthwiseConv, {"K": 3}))]
+    >>> fitted = fit(Machine("t", 1e11, 1e10), [(x, predict_latency(x, truth).seconds) for x in layers])
+    >>> {k: round(v, 3) for k, v in fitted.efficiency.items()}, round(fitted.overhead * 1e6, 2)
+    ({'pointwise_conv': 0.5, 'depthwise_conv': 0.1}, 20.0)
+    """
+    rows, measured = [], []
+    for spec_or_cost, seconds in samples:
+        if not _positive(seconds):
+            raise ConvcostError(f"fit: measured time {seconds!r} of {spec_or_cost!r} must be a positive number of seconds")
+        rows.append(kernel_times(spec_or_cost, machine, dtype))
+        measured.append(float(seconds))
+    if not rows:
+        raise ConvcostError("fit: needs at least one measured sample")
+    kinds = [k for k in KINDS if any(kt[1] == k for r in rows for kt in r)]
+    # columns: seconds of roofline per kind (coefficient 1/efficiency), kernel count (coefficient overhead)
+    design = np.zeros((len(rows), len(kinds) + 1))
+    for i, r in enumerate(rows):
+        for _, kind, _, _, compute, memory in r:
+            design[i, kinds.index(kind)] += max(compute, memory)
+            design[i, -1] += 1
+    y = np.asarray(measured)
+    lower = np.array([MIN_SLOWDOWN] * len(kinds) + [0.0])
+    coef = nnls(design / y[:, None], np.ones_like(y), lower)
+    efficiency = dict(machine.efficiency)
+    efficiency.update({k: 1.0 / coef[i] for i, k in enumerate(kinds)})
+    note = fitted_from or f"fit to {len(rows)} measured samples"
+    return machine.replace(efficiency=efficiency, overhead=float(coef[-1]), fitted_from=note)
+
+
+def nnls(a, b, lower=None, iterations: int = 200) -> np.ndarray:
+    """Least squares ``min |a x - b|`` subject to ``x >= lower`` (default 0), by an active-set loop.
+
+    >>> nnls(np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([2.0, -3.0])).tolist()
+    [2.0, 0.0]
+    """
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    lower = np.zeros(a.shape[1]) if lower is None else np.asarray(lower, float)
+    b = b - a @ lower  # solve for x - lower >= 0
+    free = np.ones(a.shape[1], bool)
+    x = np.zeros(a.shape[1])
+    for _ in range(iterations):
+        x = np.zeros(a.shape[1])
+        if free.any():
+            x[free] = np.linalg.lstsq(a[:, free], b, rcond=None)[0]
+        if (x >= -1e-15).all():
+            # a fixed variable whose gradient wants to grow is freed again (Lawson-Hanson's outer step)
+            gradient = a.T @ (b - a @ x)
+            wants = ~free & (gradient > 1e-12 * max(1.0, np.abs(gradient).max()))
+            if not wants.any():
+                break
+            free[np.argmax(np.where(wants, gradient, -np.inf))] = True
+            continue
+        free[np.argmin(np.where(free, x, np.inf))] = False
+    return np.maximum(x, 0) + lower
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _positive(value) -> bool:
+    return _finite(value) and value > 0
