@@ -1,0 +1,216 @@
+"""Calibrate the latency model on this machine: measured peak, bandwidth and kernel efficiencies.
+
+``calibrate(device)`` times three things with ``torch.utils.benchmark`` at a fixed
+thread count, and returns a :class:`convcost.latency.Machine`:
+
+1. peak FLOP/s: the best of square float32 matmuls (``2 n^3`` FLOPs each);
+2. bandwidth: a large tensor copied into another (``2 x bytes`` moved: read + write);
+3. efficiency per kernel kind and overhead per kernel call: a small set of real
+   kernels (convcost specs built by :func:`convcost.torch.to_torch`), fitted by
+   :func:`convcost.latency.fit`.
+
+The result is cached as JSON under ``$XDG_CACHE_HOME/convcost`` (``~/.cache/convcost``
+when unset), keyed by device, threads, size and torch version; ``cache=False``
+measures afresh. Timings run under ``torch.inference_mode()`` with modules in
+``eval()`` mode. CUDA timings go through the same code (``torch.utils.benchmark``
+synchronises the device) but have not been run by convcost's own tests, which
+have no GPU; asking for ``"cuda"`` without one is a ConvcostError.
+
+>>> import tempfile
+>>> m = calibrate("cpu", quick=True, cache_dir=tempfile.mkdtemp())
+>>> m.peak_flops > 0 and m.bandwidth > 0 and "depthwise_conv" in m.efficiency
+True
+>>> calibrate("tpu")
+Traceback (most recent call last):
+...
+convcost.errors.ConvcostError: unknown device 'tpu': use 'cpu', 'cuda' or 'cuda:<index>'
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+
+import torch
+from torch.utils import benchmark
+
+from convcost import latency
+from convcost.errors import ConvcostError
+from convcost.latency import Machine
+
+
+def check_device(device) -> torch.device:
+    """The torch device for ``device``, or a ConvcostError when it is unknown or absent.
+
+    >>> check_device("cpu")
+    device(type='cpu')
+    """
+    if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise ConvcostError(f"unknown device {device!r}: use 'cpu', 'cuda' or 'cuda:<index>'")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConvcostError(f"device {device!r} requested but no CUDA GPU is available to torch {torch.__version__}")
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise ConvcostError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+    return torch.device(device)
+
+
+def describe(device: str = "cpu", threads: int = 1) -> dict:
+    """A description of the machine timings come from: processor, cores, threads, torch.
+
+    >>> sorted(describe("cpu", 1))
+    ['cores', 'device', 'processor', 'python', 'threads', 'torch']
+    """
+    dev = check_device(device)
+    if dev.type == "cuda":
+        processor = torch.cuda.get_device_name(dev)
+    else:
+        processor = _cpu_model()
+    return {
+        "device": str(dev),
+        "processor": processor,
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def time_call(fn, *args, device: str = "cpu", threads: int = 1, min_run_time: float = 0.2, warmup: int = 2) -> float:
+    """Median seconds of ``fn(*args)``: warm-up calls, then ``Timer.blocked_autorange``.
+
+    >>> time_call(torch.relu, torch.ones(8), min_run_time=0.001) > 0
+    True
+    """
+    dev = check_device(device)
+    with torch.inference_mode():
+        for _ in range(warmup):
+            fn(*args)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        timer = benchmark.Timer(stmt="fn(*args)", globals={"fn": fn, "args": args}, num_threads=threads)
+        return float(timer.blocked_autorange(min_run_time=min_run_time).median)
+
+
+def time_layer(layer, input_shape, *, device: str = "cpu", threads: int = 1, min_run_time: float = 0.2) -> float:
+    """Median seconds of the real kernels of a convcost layer on a random input of ``input_shape``."""
+    from convcost.torch import to_torch
+
+    dev = check_device(device)
+    module = to_torch(layer, input_shape).to(dev).eval()
+    x = torch.randn(*[int(s) for s in input_shape], device=dev)
+    return time_call(module, x, device=device, threads=threads, min_run_time=min_run_time)
+
+
+def peak_matmul(device: str = "cpu", threads: int = 1, sizes=(512, 1024, 2048), min_run_time: float = 0.2) -> float:
+    """The best FLOP/s of square float32 matmuls of the given sizes."""
+    dev = check_device(device)
+    best = 0.0
+    for n in sizes:
+        a, b = torch.randn(n, n, device=dev), torch.randn(n, n, device=dev)
+        seconds = time_call(torch.mm, a, b, device=device, threads=threads, min_run_time=min_run_time)
+        best = max(best, 2 * n**3 / seconds)
+    return best
+
+
+def copy_bandwidth(device: str = "cpu", threads: int = 1, elements: int = 1 << 25, min_run_time: float = 0.2) -> float:
+    """Bytes/s of copying a float32 tensor of ``elements`` into another (read + write counted)."""
+    dev = check_device(device)
+    src, dst = torch.randn(elements, device=dev), torch.empty(elements, device=dev)
+    seconds = time_call(dst.copy_, src, device=device, threads=threads, min_run_time=min_run_time)
+    return 2 * 4 * elements / seconds
+
+
+def calibration_kernels(quick: bool = False) -> list:
+    """``(layer, input_shape)`` of the real kernels efficiency factors are fitted on: two sizes of every kind.
+
+    >>> len(calibration_kernels()), len(calibration_kernels(quick=True))
+    (18, 18)
+    """
+    from convcost import primitives as p
+
+    stages = ((8, 8), (16, 4)) if quick else ((64, 56), (256, 14))
+    out = []
+    for c, h in stages:
+        image = (1, c, h, h)
+        out += [
+            (p.Conv(c, c, 3, P=1), image),
+            (p.Conv(c, c, 1), image),
+            (p.Conv(c, c, 3, P=1, G=c), image),
+            (p.Conv(c, c, 3, P=1, G=8), image),
+            (p.ConvTranspose(c, c // 2, 2, S=2), image),
+            (p.Conv(c // 2, c // 2, 3, P=1, dims=3), (1, c // 2, 4, h // 2, h // 2)),
+            (p.Linear(c * 4, c * 4), (32, c * 4)),
+            (p.BatchNorm(c), image),
+            (p.PixelShuffle(2), image),
+        ]
+    return out
+
+
+def cache_path(device: str = "cpu", threads: int = 1, quick: bool = False, cache_dir=None) -> str:
+    """Where the calibration of ``device`` is cached (``$XDG_CACHE_HOME/convcost/...``).
+
+    >>> cache_path("cpu", 2, cache_dir="/tmp/x")
+    '/tmp/x/machine-cpu-2threads-torch....json'
+    """
+    if cache_dir is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        cache_dir = os.path.join(base, "convcost")
+    size = "-quick" if quick else ""
+    name = f"machine-{device.replace(':', '')}-{threads}threads-torch{torch.__version__}{size}.json"
+    return os.path.join(os.fspath(cache_dir), name)
+
+
+def calibrate(
+    device: str = "cpu",
+    *,
+    threads: int = 1,
+    cache: bool = True,
+    cache_dir=None,
+    quick: bool = False,
+    min_run_time: float | None = None,
+) -> Machine:
+    """Measure ``device`` and fit the latency model's factors; cached unless ``cache=False``.
+
+    ``quick=True`` uses tiny sizes (for tests and smoke runs): its numbers are
+    dominated by call overhead and are not a calibration to trust.
+    """
+    check_device(device)
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ConvcostError(f"calibrate: threads={threads!r} must be a positive integer")
+    path = cache_path(device, threads, quick, cache_dir)
+    if cache and os.path.exists(path):
+        return Machine.load(path)
+    run = min_run_time if min_run_time is not None else (0.005 if quick else 0.2)
+    peak = peak_matmul(device, threads, sizes=(64,) if quick else (512, 1024, 2048), min_run_time=run)
+    bandwidth = copy_bandwidth(device, threads, elements=1 << 16 if quick else 1 << 25, min_run_time=run)
+    info = describe(device, threads)
+    name = f"{info['processor']} ({info['device']}, {threads} thread{'s' * (threads > 1)}, torch {info['torch']})"
+    machine = Machine(name, peak_flops=peak, bandwidth=bandwidth)
+    samples = [
+        (layer.cost(shape), time_layer(layer, shape, device=device, threads=threads, min_run_time=run))
+        for layer, shape in calibration_kernels(quick)
+    ]
+    machine = latency.fit(
+        machine,
+        samples,
+        fitted_from=f"convcost.torch.calibrate: {len(samples)} kernels{' (quick)' if quick else ''}, "
+        f"matmul peak, copy bandwidth",
+    )
+    if cache:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        machine.save(path)
+    return machine
