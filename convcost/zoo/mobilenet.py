@@ -11,7 +11,7 @@ the paper's Tables 6 and 7:
 >>> family.subs(alpha=1, rho=1).macs            # Table 6/7: 569 M mult-adds
 568740352
 >>> mobilenet_v1(0.5).cost().params              # Table 6: 1.3 M parameters
-1342536
+1331592
 >>> mobilenet_v2().cost().macs                   # MobileNetV2 paper: 300 M mult-adds
 300774272
 """
