@@ -1,0 +1,453 @@
+"""Exact break-even conditions: where B costs no more than A, solved for one symbol.
+
+``break_even(A, B, metric, solve_for)`` reduces ``A - B`` of the metric to a
+condition ``p >= 0`` and solves it for the symbol. sympy's ``solve`` cannot
+order parametric roots of an inequality, so the reduction is done here:
+
+1. ``A - B`` over a common denominator; the denominator's sign is decided
+   from the symbols' assumptions and multiplied out.
+2. The numerator is factored; factors whose sign the assumptions decide
+   (``O``, ``C + O``, ...) or that are output sizes of either layer (positive
+   for every valid configuration) are cancelled, flipping the relation for
+   negative ones. What remains is ``p``: the condition is ``p >= 0``.
+3. ``p`` as a polynomial in the solved symbol ``x > 0``: when the signs of
+   its coefficients are decided and change exactly once (Descartes' rule of
+   signs), ``p`` has exactly one positive root ``r`` and the sign of the
+   leading coefficient says which side wins: ``x >= r`` or ``x <= r``. The root
+   is in closed form for degree 1 and 2, binomials ``a x**n + c``, and cubics or
+   quartics whose positive root sympy's formulas single out.
+4. The rule of thumb is the same solution at leading order when every other
+   symbol is large (scale them by ``lambda -> oo`` and keep the top power).
+
+Otherwise there is no closed form and the result says why; the exact
+condition still holds, and :meth:`BreakEven.threshold_at` answers numerically
+(clearly labelled) once the other symbols are bound. Over the canonical
+symbols the solved symbol is an integer: the real threshold ``r`` means
+``x >= ceil(r)``.
+
+Seed 004 (KxK against Kx1 then 1xK, bias on, O filters each):
+
+>>> from convcost import StandardConv, AsymmetricConv
+>>> be = break_even(StandardConv, AsymmetricConv, metric="params", solve_for="K")
+>>> be.condition
+C*K**2 - C*K - K*O - 1 >= 0
+>>> be.solution
+K >= (C + O + sqrt(4*C + (C + O)**2))/(2*C)
+>>> be.rule_of_thumb
+K > 1 + O/C
+>>> [be.holds(K=3, C=c, O=o) for c, o in ((1, 32), (32, 64), (64, 64))]
+[False, False, True]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+import sympy
+
+from convcost.compare import Comparison, check_metric, compare, simplest
+from convcost.costs import Cost
+from convcost.errors import ConvcostError
+
+_LAMBDA = sympy.Symbol("lambda_", positive=True)
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class BreakEven:
+    """Where B costs no more than A for one metric, solved for one symbol.
+
+    ``condition`` is the exact relation ``p >= 0`` (``p`` is ``A - B`` with
+    positive factors cancelled, listed in ``cancelled``). Where a closed form
+    exists, ``threshold`` is the root and ``solution`` the relation
+    ``x >= threshold`` (or ``<=``); ``rule_of_thumb`` is its leading order.
+    ``method`` is ``"closed form"`` or ``"numeric"``; ``note`` says why.
+    """
+
+    metric: str
+    symbol: sympy.Symbol
+    comparison: Comparison
+    expression: sympy.Expr
+    condition: sympy.Basic
+    cancelled: tuple
+    threshold: sympy.Expr | None
+    direction: str | None
+    solution: sympy.Basic | None
+    rule_of_thumb: sympy.Basic | None
+    method: str
+    note: str
+    assuming: tuple = ()
+
+    @property
+    def closed_form(self) -> bool:
+        """Whether the winner is decided by a closed form (a threshold, or a sign that never changes)."""
+        return self.method == "closed form"
+
+    @property
+    def variables(self) -> tuple:
+        """The symbols the condition depends on, sorted by name (the order :meth:`region` uses)."""
+        return tuple(sorted(self.expression.free_symbols, key=lambda s: s.name))
+
+    # -- evaluation -----------------------------------------------------------------
+    def holds(self, **values) -> bool:
+        """Whether B costs no more than A at one point (exact integer arithmetic).
+
+        >>> from convcost import StandardConv, AsymmetricConv
+        >>> be = break_even(StandardConv, AsymmetricConv, metric="params", solve_for="K")
+        >>> be.holds(K=7, C=16, O=64)
+        True
+        """
+        mapping = self._bind(values, self.variables)
+        value = sympy.sympify(self.expression.subs(mapping))
+        if not value.is_number:
+            raise ConvcostError(f"holds(): the condition still depends on {value.free_symbols}")
+        return bool(value >= 0)
+
+    def region(self, **grids) -> np.ndarray:
+        """Vectorised :meth:`holds`: numpy arrays (broadcast together) for every symbol.
+
+        Integer arrays are evaluated in int64 (exact while the values fit), floats in float64.
+
+        >>> import numpy as np
+        >>> from convcost import StandardConv, AsymmetricConv
+        >>> be = break_even(StandardConv, AsymmetricConv, metric="params", solve_for="K")
+        >>> be.region(K=np.arange(1, 8), C=64, O=64)
+        array([False, False,  True,  True,  True,  True,  True])
+        """
+        self._bind(grids, self.variables, arrays=True)
+        args = [np.asarray(grids[s.name]) for s in self.variables]
+        return np.asarray(self._vectorised(*args) >= 0)
+
+    @functools.cached_property
+    def _vectorised(self):
+        return sympy.lambdify(self.variables, sympy.horner(self.expression) if self.expression.is_polynomial() else
+                              self.expression, modules="numpy")
+
+    def threshold_at(self, **values) -> tuple:
+        """The values of the solved symbol where the winner changes, the other symbols bound.
+
+        From the closed form where there is one (exact); otherwise numeric
+        (floats: the positive real roots of the polynomial where it changes
+        sign, or for a non-polynomial condition the integers ``x`` in
+        ``1..limit`` at which the winner differs from ``x - 1``).
+
+        >>> from convcost import StandardConv, AsymmetricConv
+        >>> be = break_even(StandardConv, AsymmetricConv, metric="params", solve_for="K")
+        >>> be.threshold_at(C=64, O=64)
+        (1 + sqrt(65)/8,)
+        """
+        limit = values.pop("limit", 4096)
+        others = tuple(s for s in self.variables if s != self.symbol)
+        mapping = self._bind(values, others)
+        if self.threshold is not None:
+            return (sympy.nsimplify(sympy.expand(self.threshold.subs(mapping))),)
+        bound = sympy.sympify(self.expression.subs(mapping))
+        x = self.symbol
+        try:
+            poly = sympy.Poly(bound, x)
+        except sympy.PolynomialError:
+            f = sympy.lambdify(x, bound, modules="numpy")
+            xs = np.arange(1, int(limit) + 1)
+            wins = np.asarray(f(xs) >= 0) * np.ones(xs.shape, dtype=bool)
+            return tuple(int(v) for v in xs[1:][wins[1:] != wins[:-1]])
+        coeffs = [float(c) for c in poly.all_coeffs()]
+        roots = np.roots(coeffs) if len(coeffs) > 1 else np.array([])
+        real = sorted({float(r.real) for r in roots if abs(r.imag) <= 1e-9 * max(1.0, abs(r)) and r.real > 0})
+        g = sympy.lambdify(x, bound)
+        eps = 1e-7
+        return tuple(r for r in real if (g(r * (1 - eps) - eps) >= 0) != (g(r * (1 + eps) + eps) >= 0))
+
+    def _bind(self, values: dict, needed: tuple, arrays: bool = False) -> dict:
+        known = {s.name for s in self.comparison.free_symbols} | {s.name for s in needed}
+        extra = [k for k in values if k not in known]
+        if extra:
+            raise ConvcostError(
+                f"{extra[0]} is not a symbol of this comparison; it depends on {', '.join(s.name for s in needed)}"
+            )
+        missing = [s.name for s in needed if s.name not in values]
+        if missing:
+            raise ConvcostError(f"give a value for {', '.join(missing)} (the condition depends on it)")
+        if arrays:
+            return {}
+        mapping = {}
+        for s in needed:
+            v = values[s.name]
+            if isinstance(v, bool) or not isinstance(v, (int, float, sympy.Expr, np.integer, np.floating)):
+                raise ConvcostError(f"{s.name}={v!r}: give a number")
+            mapping[s] = sympy.Integer(int(v)) if isinstance(v, (int, np.integer)) else sympy.nsimplify(v)
+        return mapping
+
+    # -- display --------------------------------------------------------------------
+    def as_dict(self) -> dict:
+        """Every part as a string (what the CLI prints as JSON)."""
+        show = lambda v: None if v is None else str(v)  # noqa: E731
+        return {
+            "A": repr(self.comparison.A.spec),
+            "B": repr(self.comparison.B.spec),
+            "metric": self.metric,
+            "solve_for": self.symbol.name,
+            "difference": str(self.comparison.difference),
+            "condition": str(self.condition),
+            "cancelled": [str(c) for c in self.cancelled],
+            "threshold": show(self.threshold),
+            "solution": show(self.solution),
+            "rule_of_thumb": show(self.rule_of_thumb),
+            "method": self.method,
+            "note": self.note,
+            "assuming": [str(a) for a in self.assuming],
+        }
+
+    def __str__(self) -> str:
+        a, b = repr(self.comparison.A.spec), repr(self.comparison.B.spec)
+        lines = [
+            f"{self.metric}: A = {a}, B = {b}",
+            f"  B costs no more than A exactly when  {self.condition}",
+        ]
+        if self.cancelled:
+            lines.append(f"  (A - B = {self.comparison.difference}; cancelled positive factors: "
+                         f"{', '.join(map(str, self.cancelled))})")
+        if self.solution is not None:
+            where = f"  (assuming {' and '.join(map(str, self.assuming))})" if self.assuming else ""
+            lines.append(f"  threshold (closed form):  {self.solution}{where}")
+        if self.rule_of_thumb is not None:
+            lines.append(f"  rule of thumb (leading order, other symbols large):  {self.rule_of_thumb}")
+        lines.append(f"  method: {self.method}: {self.note}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<BreakEven {self}>"
+
+
+def break_even(A, B, /, metric: str = "macs", solve_for="K", **shared) -> BreakEven:
+    """The exact condition under which B costs no more than A, solved for ``solve_for``.
+
+    A, B and the shared values are as in :func:`convcost.compare.compare`.
+
+    >>> from convcost import StandardConv, SeparableConv
+    >>> break_even(StandardConv, SeparableConv, metric="params", solve_for="H")
+    Traceback (most recent call last):
+    ...
+    convcost.errors.ConvcostError: params of SeparableConv() against StandardConv() does not depend on H; it depends on C, K, O
+    """
+    check_metric(metric)
+    comparison = compare(A, B, metric=metric, **shared)
+    x = _solved_symbol(comparison, solve_for)
+    diff = comparison.difference
+    if x not in diff.free_symbols:
+        depends = ", ".join(sorted(s.name for s in diff.free_symbols)) or "nothing (it is a number)"
+        raise ConvcostError(
+            f"{metric} of {comparison.B.spec!r} against {comparison.A.spec!r} does not depend on {x.name}; "
+            f"it depends on {depends}"
+        )
+    facts = _positive_facts(comparison.A, comparison.B)
+    expr, cancelled, reduce_note = _reduce(diff, facts)
+    condition = sympy.Ge(expr, 0)
+    if condition in (sympy.true, sympy.false):  # decided by the assumptions alone
+        threshold, direction, assuming = None, "always" if condition else "never", ()
+        note = ("B never costs more than A" if condition else "B always costs more than A") + \
+            ", for every value the assumptions allow"
+    else:
+        threshold, direction, note, assuming = _solve(expr, x, facts)
+    solution = None
+    if threshold is not None:
+        solution = (sympy.Ge if direction == ">=" else sympy.Le)(x, threshold)
+    method = "closed form" if threshold is not None or direction in ("always", "never", "independent") else "numeric"
+    if reduce_note:
+        note = f"{reduce_note}; {note}"
+    if method == "numeric":
+        note += "; the condition is exact, thresholds come numerically from threshold_at()"
+    return BreakEven(
+        metric=metric,
+        symbol=x,
+        comparison=comparison,
+        expression=expr,
+        condition=condition,
+        cancelled=cancelled,
+        threshold=threshold,
+        direction=direction,
+        solution=solution,
+        rule_of_thumb=_rule_of_thumb(expr, x, facts),
+        method=method,
+        note=note,
+        assuming=assuming,
+    )
+
+
+def _solved_symbol(comparison: Comparison, solve_for) -> sympy.Symbol:
+    name = solve_for.name if isinstance(solve_for, sympy.Symbol) else solve_for
+    if not isinstance(name, str):
+        raise ConvcostError(f"solve_for={solve_for!r}: give a symbol name such as 'K'")
+    symbols = {s.name: s for s in comparison.A.free_symbols | comparison.B.free_symbols}
+    if name not in symbols:
+        known = ", ".join(sorted(symbols)) or "no symbols (every value is bound)"
+        raise ConvcostError(f"unknown solve-for symbol {name!r}: the costs depend on {known}")
+    return symbols[name]
+
+
+# -- step 1 and 2: reduce A - B to p >= 0 -------------------------------------------------
+def _positive_facts(*costs: Cost) -> set:
+    """Factors of output sizes of every part: positive in every valid configuration."""
+    facts = set()
+
+    def visit(c: Cost):
+        for entry in c.output_shape:
+            for f in _factors(entry):
+                facts.add(f)
+        for _, part in c.parts:
+            visit(part)
+
+    for c in costs:
+        visit(c)
+    return facts
+
+
+def _factors(expr) -> list:
+    """The factors of a positive quantity that are themselves positive (all but one decided)."""
+    try:
+        const, factors = sympy.factor_list(sympy.sympify(expr))
+    except (sympy.PolynomialError, NotImplementedError):
+        return [sympy.sympify(expr)]
+    undecided = [f for f, m in factors if not (f.is_positive or m % 2 == 0)]
+    if len(undecided) != 1:
+        return []
+    return [undecided[0] if const > 0 else -undecided[0]]
+
+
+def _sign(expr, facts: set) -> int | None:
+    expr = sympy.sympify(expr)
+    if expr.is_positive:
+        return 1
+    if expr.is_negative:
+        return -1
+    if expr in facts:
+        return 1
+    if -expr in facts:
+        return -1
+    expanded = sympy.expand(expr)
+    if expanded.is_positive:
+        return 1
+    if expanded.is_negative:
+        return -1
+    return None
+
+
+def _reduce(diff, facts: set) -> tuple:
+    """``(p, cancelled, note)``: ``diff >= 0`` exactly when ``p >= 0`` for valid configurations."""
+    num, den = sympy.fraction(sympy.together(diff))
+    cancelled = []
+    sd = _sign(den, facts)
+    if sd is None:
+        return diff, (), f"the sign of the denominator {den} is not decided"
+    if den != 1:
+        cancelled.append(den)
+    num = sd * num
+    try:
+        const, factors = sympy.factor_list(num)
+    except (sympy.PolynomialError, NotImplementedError):
+        return num, tuple(cancelled), ""
+    sign = 1 if const > 0 else -1
+    if abs(const) != 1:
+        cancelled.append(abs(const))
+    kept = []
+    for f, m in factors:
+        s = _sign(f, facts)
+        if s is None:
+            kept.append(f**m)
+            continue
+        if s < 0 and m % 2:
+            sign = -sign
+        cancelled.append(f**m if s > 0 else (-f) ** m)
+    return sign * sympy.expand(sympy.Mul(*kept)), tuple(cancelled), ""
+
+
+# -- step 3: one positive root, chosen by the leading coefficient's sign -----------------
+def _solve(expr, x, facts) -> tuple:
+    """``(threshold, direction, note, assuming)`` for ``expr >= 0`` over ``x > 0``.
+
+    A coefficient the assumptions prove only non-negative (``O - 1``) counts as
+    positive, and the answer says it assumes so (``O - 1 > 0``).
+    """
+    if x not in expr.free_symbols:
+        return None, "independent", f"the winner does not depend on {x}: after cancelling positive factors the condition does not involve it", ()
+    try:
+        poly = sympy.Poly(expr, x)
+    except sympy.PolynomialError:
+        return None, None, f"no closed form: the condition is not a polynomial in {x}", ()
+    coeffs = poly.all_coeffs()
+    terms = [(poly.degree() - i, c) for i, c in enumerate(coeffs) if c != 0]
+    signs, assuming = [], []
+    for power, c in terms:
+        s = _sign(c, facts)
+        if s is None:
+            weak = 1 if c.is_nonnegative or sympy.expand(c).is_nonnegative else (
+                -1 if c.is_nonpositive or sympy.expand(c).is_nonpositive else None)
+            if weak is None:
+                return None, None, (
+                    f"no closed form: the sign of the coefficient {c} of {x}**{power} is not decided by the assumptions"
+                ), ()
+            assuming.append(sympy.Gt(c, 0) if weak > 0 else sympy.Lt(c, 0))
+            s = weak
+        signs.append(s)
+    threshold, direction, note = _from_signs(poly, terms, signs, x)
+    if assuming:
+        note += f" (assuming {' and '.join(map(str, assuming))}; the exact condition covers the rest)"
+    return threshold, direction, note, tuple(assuming)
+
+
+def _from_signs(poly, terms, signs, x) -> tuple:
+    changes = sum(1 for s, t in zip(signs, signs[1:]) if s != t)
+    if changes == 0:
+        verdict = "always" if signs[0] > 0 else "never"
+        return None, verdict, (
+            f"B costs no more than A for every positive {x}" if verdict == "always"
+            else f"B costs more than A for every positive {x}"
+        )
+    if changes > 1:
+        return None, None, (
+            f"no single threshold: the coefficients change sign {changes} times, so {x} may cross up to "
+            f"{changes} roots"
+        )
+    root = _positive_root(poly, terms, signs, x)
+    if root is None:
+        return None, None, f"no closed form for the one positive root of a degree-{poly.degree()} polynomial in {x}"
+    direction = ">=" if signs[0] > 0 else "<="
+    return simplest(root), direction, (
+        f"exactly one positive root (one sign change); the leading coefficient is "
+        f"{'positive' if signs[0] > 0 else 'negative'}, so B wins for {x} {direction} it"
+    )
+
+
+def _positive_root(poly, terms, signs, x):
+    degree = poly.degree()
+    if len(terms) == 2:  # a x**n + c x**m (m = 0 once positive factors of x are cancelled)
+        (n, a), (m, c) = terms
+        return sympy.Pow(-c / a, sympy.Rational(1, n - m))
+    if degree == 2:
+        a, b, c = poly.all_coeffs()
+        minus_b = sympy.factor(-b)  # b**2 as (-b)**2 reads (C + O)**2, not (-C - O)**2
+        return (minus_b + signs[0] * sympy.sqrt(minus_b**2 - 4 * a * c)) / (2 * a)
+    try:
+        roots = sympy.roots(poly, filter=None)
+    except (sympy.PolynomialError, NotImplementedError):
+        return None
+    positive = [r for r in roots if r.is_positive]
+    return positive[0] if len(positive) == 1 and sum(roots.values()) == degree else None
+
+
+# -- step 4: the rule of thumb -------------------------------------------------------------
+def _rule_of_thumb(expr, x, facts):
+    """The solution at leading order when every symbol but ``x`` is large (seed 004's ``n > 1 + m/c``)."""
+    others = [s for s in expr.free_symbols if s != x]
+    if not others or x not in expr.free_symbols:
+        return None
+    scaled = sympy.expand(expr.subs({s: _LAMBDA * s for s in others}, simultaneous=True))
+    try:
+        leading = sympy.Poly(scaled, _LAMBDA).LC()
+    except sympy.PolynomialError:
+        return None
+    lead, _, _ = _reduce(leading, facts)
+    threshold, direction, _, _ = _solve(lead, x, facts)
+    if threshold is None:
+        return None
+    return (sympy.Gt if direction == ">=" else sympy.Lt)(x, simplest(sympy.expand(threshold)))
