@@ -9,7 +9,9 @@
 """
 
 from convcost.blocks import FireModule, InceptionBlock, InvertedResidual, MobileNetV1Block, SqueezeExcitation
+from convcost.breakeven import break_even
 from convcost.catalog import VARIANTS
+from convcost.compare import compare
 from convcost.compose import Parallel, Residual, Sequential, When
 from convcost.costs import METRICS, Cost, cost
 from convcost.errors import ConvcostError
@@ -34,6 +36,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "cost",
+    "compare",
+    "break_even",
     "Cost",
     "ConvcostError",
     "Layer",
