@@ -333,6 +333,16 @@ class AvgPool(MaxPool):
             raise ConvcostError(f"{self!r}: average pooling has no dilation")
         super().validate()
 
+    def _cost(self, shape):
+        cost = super()._cost(shape)
+        if self.dims != 3:
+            return cost
+        # PyTorch's avg_pool3d (CPU and meta) also refuses an input shorter than the kernel, padding aside
+        extra = ()
+        for length, (k, *_) in zip(shape[2:], self._window()):
+            extra += require(length >= k, self, f"PyTorch's 3-D average pooling needs each input axis >= the kernel K={k}, got {length}")
+        return dataclasses.replace(cost, conditions=cost.conditions + extra)
+
 
 @spec
 class AdaptiveAvgPool(Layer):

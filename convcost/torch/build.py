@@ -220,6 +220,11 @@ def _(layer: p.Flatten, rank):
 
 
 @_build.register
+def _(layer: p.Narrow, rank):
+    return modules.Narrow(layer.dim, _int(layer.start), _int(layer.length))
+
+
+@_build.register
 def _(layer: p.Identity, rank):
     return nn.Identity()
 

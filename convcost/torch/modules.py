@@ -103,6 +103,20 @@ class Merge(nn.Module):
         return repr(self.kind) + (f", dim={self.dim}" if self.kind == "concat" else "")
 
 
+class Narrow(nn.Module):
+    """``x.narrow(dim, start, length)`` as a module (``torch`` has none): a view, no work."""
+
+    def __init__(self, dim: int, start: int, length: int):
+        super().__init__()
+        self.dim, self.start, self.length = dim, start, length
+
+    def forward(self, x):
+        return x.narrow(self.dim, self.start, self.length)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, start={self.start}, length={self.length}"
+
+
 def _add(owner: nn.Module, name: str, module: nn.Module) -> None:
     try:
         owner.add_module(name, module)

@@ -139,6 +139,11 @@ def read_identity(m):
     return p.Identity()
 
 
+@register(modules.Narrow)
+def read_narrow(m):
+    return p.Narrow(m.dim, m.start, m.length)
+
+
 # Containers: their parts are read through the same registry.
 
 

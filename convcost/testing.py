@@ -1,0 +1,568 @@
+"""Hypothesis strategies and a PyTorch check, to prove convcost's counts in your own CI.
+
+Every strategy draws a :class:`Case` ``(layer, input_shape)`` that is valid by
+construction (``C = G * m``, kernels that fit the padded input, output padding
+below the stride or dilation ...), small enough to measure in microseconds.
+:func:`assert_matches_torch` builds the layer in PyTorch and checks that
+convcost's parameters, MACs and output shape equal what PyTorch counts
+(:func:`convcost.torch.measure`), exactly, for the layer and each named part.
+
+Importing this module needs ``hypothesis`` but not torch; torch is imported
+when a check runs.
+
+>>> from convcost import SeparableConv
+>>> assert_matches_torch(SeparableConv, C=8, O=16, K=3, P=1, N=2, H=12, W=12).macs
+43776
+>>> from hypothesis import given
+>>> @given(cases(SeparableConv))
+... def test_separable(case):
+...     assert_matches_torch(*case)
+>>> test_separable()
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import sympy
+from hypothesis import strategies as st
+
+from convcost import blocks, variants
+from convcost import primitives as p
+from convcost.compose import Parallel, Residual, Sequential, When
+from convcost.errors import ConvcostError
+from convcost.layers import Layer
+
+
+class Case(NamedTuple):
+    """A layer and an input shape it accepts."""
+
+    layer: Layer
+    input_shape: tuple
+
+
+_ints = st.integers
+
+
+def _axis_value(draw, values: list):
+    """Per-axis values as one value when they agree (sometimes) or as a tuple."""
+    if len(set(values)) == 1 and draw(st.booleans()):
+        return values[0]
+    return tuple(values)
+
+
+def _dims(draw, dims):
+    return dims if dims is not None else draw(st.sampled_from((1, 2, 3)))
+
+
+def _extra(dims: int) -> int:
+    return 3 if dims == 3 else 5
+
+
+@st.composite
+def _conv_config(draw, dims: int, groups: bool = True, dilation: bool = True):
+    """Fields of a convolution and an input it fits: ``(fields, spatial lengths)``."""
+    g = draw(_ints(1, 3)) if groups else 1
+    c, o = g * draw(_ints(1, 3)), g * draw(_ints(1, 3))
+    ks = [draw(_ints(1, 3)) for _ in range(dims)]
+    ds = [draw(_ints(1, 2)) if dilation else 1 for _ in range(dims)]
+    mode = draw(st.sampled_from(("int", "tuple", "same", "valid")))
+    ss = [1] * dims if mode == "same" else [draw(_ints(1, 3)) for _ in range(dims)]
+    if mode == "int":
+        ps = [draw(_ints(0, 2))] * dims
+    elif mode == "tuple":
+        ps = [draw(_ints(0, 2)) for _ in range(dims)]
+    else:
+        ps = [0] * dims
+    lengths = [max(1, d * (k - 1) + 1 - 2 * pad) + draw(_ints(0, _extra(dims))) for k, d, pad in zip(ks, ds, ps)]
+    padding = mode if mode in ("same", "valid") else (ps[0] if mode == "int" else tuple(ps))
+    fields = dict(C=c, O=o, K=_axis_value(draw, ks), S=_axis_value(draw, ss), P=padding, D=_axis_value(draw, ds), G=g)
+    return fields, lengths
+
+
+def _batch(draw) -> int:
+    return draw(_ints(1, 3))
+
+
+# -- primitives -----------------------------------------------------------------
+
+
+@st.composite
+def conv_cases(draw, dims=None):
+    """``Conv`` in 1-3 D with groups, stride, dilation, padding ints/tuples/"same"/"valid", bias, batch > 1."""
+    dims = _dims(draw, dims)
+    fields, lengths = draw(_conv_config(dims))
+    layer = p.Conv(**fields, bias=draw(st.booleans()), dims=dims)
+    return Case(layer, (_batch(draw), fields["C"], *lengths))
+
+
+@st.composite
+def conv_transpose_cases(draw, dims=None):
+    """``ConvTranspose`` in 1-3 D with groups, stride, dilation, padding and output padding."""
+    dims = _dims(draw, dims)
+    g = draw(_ints(1, 3))
+    c, o = g * draw(_ints(1, 3)), g * draw(_ints(1, 3))
+    axes = []
+    for _ in range(dims):
+        k, s, d = draw(_ints(1, 3)), draw(_ints(1, 3)), draw(_ints(1, 2))
+        op = draw(_ints(0, max(s, d) - 1))  # PyTorch: smaller than the stride or the dilation
+        length = draw(_ints(1, _extra(dims)))
+        room = ((length - 1) * s + d * (k - 1) + op) // 2  # padding that keeps the output positive
+        axes.append((k, s, draw(_ints(0, min(2, room))), d, op, length))
+    k, s, pad, d, op, lengths = (list(v) for v in zip(*axes))
+    layer = p.ConvTranspose(
+        C=c, O=o, K=_axis_value(draw, k), S=_axis_value(draw, s), P=_axis_value(draw, pad),
+        output_padding=_axis_value(draw, op), D=_axis_value(draw, d), G=g, bias=draw(st.booleans()), dims=dims,
+    )
+    return Case(layer, (_batch(draw), c, *lengths))
+
+
+@st.composite
+def linear_cases(draw):
+    """``Linear`` on the last axis of an input with 0-3 leading axes (channels-last tensors)."""
+    c, o = draw(_ints(1, 8)), draw(_ints(1, 8))
+    lead = draw(st.lists(_ints(1, 4), min_size=0, max_size=3))
+    return Case(p.Linear(c, o, bias=draw(st.booleans())), (*lead, c))
+
+
+@st.composite
+def batch_norm_cases(draw):
+    """``BatchNorm`` on inputs of rank 2-5 (``BatchNorm1d/2d/3d``)."""
+    c = draw(_ints(1, 6))
+    spatial = draw(st.lists(_ints(1, 4), min_size=0, max_size=3))
+    return Case(p.BatchNorm(c, affine=draw(st.booleans())), (_batch(draw), c, *spatial))
+
+
+def _any_shape(min_rank=2, max_rank=4):
+    return st.lists(_ints(1, 4), min_size=min_rank, max_size=max_rank).map(tuple)
+
+
+@st.composite
+def activation_cases(draw):
+    """Every activation kind on any small shape."""
+    return Case(p.Activation(draw(st.sampled_from(p.ACTIVATIONS))), draw(_any_shape()))
+
+
+@st.composite
+def pool_cases(draw, kind=None, dims=None):
+    """``MaxPool``/``AvgPool`` in 1-3 D: stride (default = kernel), padding, dilation (max), ``ceil_mode``."""
+    cls = kind or draw(st.sampled_from((p.MaxPool, p.AvgPool)))
+    dims = _dims(draw, dims)
+    ks = [draw(_ints(1, 3)) for _ in range(dims)]
+    ds = [draw(_ints(1, 2)) if cls is p.MaxPool else 1 for _ in range(dims)]
+    ps = [draw(_ints(0, k // 2)) for k in ks]
+    strides = None if draw(st.booleans()) else _axis_value(draw, [draw(_ints(1, 3)) for _ in range(dims)])
+    # PyTorch's avg_pool3d needs each axis at least as long as the kernel, padding aside
+    least = [k if (cls is p.AvgPool and dims == 3) else max(1, d * (k - 1) + 1 - 2 * pad) for k, d, pad in zip(ks, ds, ps)]
+    lengths = [n + draw(_ints(0, _extra(dims))) for n in least]
+    fields = dict(K=_axis_value(draw, ks), P=_axis_value(draw, ps), ceil_mode=draw(st.booleans()), dims=dims)
+    if cls is p.MaxPool:
+        fields["D"] = _axis_value(draw, ds)
+    if strides is not None:
+        fields["S"] = strides
+    return Case(cls(**fields), (_batch(draw), draw(_ints(1, 3)), *lengths))
+
+
+@st.composite
+def adaptive_pool_cases(draw, kind=None, dims=None):
+    """``AdaptiveAvgPool``/``AdaptiveMaxPool`` in 1-3 D, bins that tile, overlap or outnumber the input."""
+    cls = kind or draw(st.sampled_from((p.AdaptiveAvgPool, p.AdaptiveMaxPool)))
+    dims = _dims(draw, dims)
+    bins = [draw(_ints(1, 4)) for _ in range(dims)]
+    lengths = [draw(_ints(1, 6)) for _ in range(dims)]
+    return Case(cls(_axis_value(draw, bins), dims=dims), (_batch(draw), draw(_ints(1, 3)), *lengths))
+
+
+@st.composite
+def pixel_shuffle_cases(draw):
+    """``PixelShuffle(r)`` on ``C = c r^2`` channels."""
+    r = draw(_ints(1, 3))
+    return Case(p.PixelShuffle(r), (_batch(draw), draw(_ints(1, 3)) * r * r, draw(_ints(1, 4)), draw(_ints(1, 4))))
+
+
+@st.composite
+def pixel_unshuffle_cases(draw):
+    """``PixelUnshuffle(r)`` on ``H = h r``, ``W = w r``."""
+    r = draw(_ints(1, 3))
+    return Case(p.PixelUnshuffle(r), (_batch(draw), draw(_ints(1, 3)), draw(_ints(1, 3)) * r, draw(_ints(1, 3)) * r))
+
+
+@st.composite
+def channel_shuffle_cases(draw):
+    """``ChannelShuffle(G)`` on ``C = G m`` channels."""
+    g = draw(_ints(1, 4))
+    spatial = draw(st.lists(_ints(1, 4), min_size=1, max_size=2))
+    return Case(p.ChannelShuffle(g), (_batch(draw), g * draw(_ints(1, 3)), *spatial))
+
+
+@st.composite
+def flatten_cases(draw):
+    """``Flatten(start_dim, end_dim)`` with axes counted from either end."""
+    shape = draw(_any_shape(1, 4))
+    n = len(shape)
+    start = draw(_ints(0, n - 1))
+    end = draw(_ints(start, n - 1))
+    start -= n * draw(st.booleans())
+    end -= n * draw(st.booleans())
+    return Case(p.Flatten(start, end), shape)
+
+
+@st.composite
+def narrow_cases(draw):
+    """``Narrow(dim, start, length)``, a slice inside the axis."""
+    shape = draw(_any_shape(1, 4))
+    dim = draw(_ints(0, len(shape) - 1))
+    length = draw(_ints(1, shape[dim]))
+    start = draw(_ints(0, shape[dim] - length))
+    return Case(p.Narrow(dim - len(shape) * draw(st.booleans()), start, length), shape)
+
+
+def identity_cases():
+    """``Identity`` on any small shape."""
+    return _any_shape(1, 4).map(lambda shape: Case(p.Identity(), shape))
+
+
+#: a strategy factory for every primitive with a module of its own
+PRIMITIVE_CASES = {
+    p.Conv: conv_cases,
+    p.ConvTranspose: conv_transpose_cases,
+    p.Linear: linear_cases,
+    p.BatchNorm: batch_norm_cases,
+    p.Activation: activation_cases,
+    p.MaxPool: lambda: pool_cases(kind=p.MaxPool),
+    p.AvgPool: lambda: pool_cases(kind=p.AvgPool),
+    p.AdaptiveAvgPool: lambda: adaptive_pool_cases(kind=p.AdaptiveAvgPool),
+    p.AdaptiveMaxPool: lambda: adaptive_pool_cases(kind=p.AdaptiveMaxPool),
+    p.PixelShuffle: pixel_shuffle_cases,
+    p.PixelUnshuffle: pixel_unshuffle_cases,
+    p.ChannelShuffle: channel_shuffle_cases,
+    p.Flatten: flatten_cases,
+    p.Narrow: narrow_cases,
+    p.Identity: identity_cases,
+}
+
+
+def primitive_cases():
+    """Any primitive (one strategy per primitive, drawn evenly)."""
+    return st.one_of(*(factory() for factory in PRIMITIVE_CASES.values()))
+
+
+# -- named variants -----------------------------------------------------------------
+
+
+def _variant(cls, fields, lengths, batch, dims=2):
+    names = ("T", "H", "W")[3 - dims :]
+    return Case(cls(**fields, N=batch, **dict(zip(names, lengths))), (batch, fields["C"], *lengths))
+
+
+@st.composite
+def _grouped(draw, cls):
+    fields, lengths = draw(_conv_config(2))
+    return _variant(cls, {**fields, "bias": draw(st.booleans())}, lengths, _batch(draw))
+
+
+@st.composite
+def _ungrouped(draw, cls):
+    fields, lengths = draw(_conv_config(2, groups=False))
+    del fields["G"]
+    return _variant(cls, {**fields, "bias": draw(st.booleans())}, lengths, _batch(draw))
+
+
+@st.composite
+def _pointwise(draw):
+    g = draw(_ints(1, 3))
+    fields = dict(C=g * draw(_ints(1, 3)), O=g * draw(_ints(1, 3)), S=draw(_ints(1, 3)), G=g, bias=draw(st.booleans()))
+    return _variant(variants.PointwiseConv, fields, [draw(_ints(1, 6)), draw(_ints(1, 6))], _batch(draw))
+
+
+@st.composite
+def _depthwise(draw):
+    fields, lengths = draw(_conv_config(2, groups=False))
+    del fields["G"], fields["O"]
+    fields.update(M=draw(_ints(1, 3)), bias=draw(st.booleans()))
+    return _variant(variants.DepthwiseConv, fields, lengths, _batch(draw))
+
+
+@st.composite
+def _asymmetric(draw):
+    k, s, pad = draw(_ints(1, 4)), draw(_ints(1, 3)), draw(_ints(0, 2))
+    lengths = [max(1, k - 2 * pad) + draw(_ints(0, 5)) for _ in range(2)]
+    fields = dict(C=draw(_ints(1, 4)), O=draw(_ints(1, 4)), K=k, S=s, P=pad, bias=draw(st.booleans()))
+    return _variant(variants.AsymmetricConv, fields, lengths, _batch(draw))
+
+
+@st.composite
+def _factorized(draw):
+    k = draw(st.sampled_from((3, 5, 7)))
+    pad = draw(st.one_of(st.sampled_from(("same", "valid")), _ints(0, 3)))
+    lengths = [k + draw(_ints(0, 3)) for _ in range(2)]
+    fields = dict(C=draw(_ints(1, 4)), O=draw(_ints(1, 4)), K=k, P=pad, bias=draw(st.booleans()))
+    return _variant(variants.FactorizedConv, fields, lengths, _batch(draw))
+
+
+@st.composite
+def _transposed(draw):
+    case = draw(conv_transpose_cases(dims=2))
+    fields = {name: value for name, value in case.layer.fields().items() if name != "dims"}
+    return _variant(variants.TransposedConv, fields, list(case.input_shape[2:]), case.input_shape[0])
+
+
+@st.composite
+def _conv3d(draw):
+    fields, lengths = draw(_conv_config(3))
+    return _variant(variants.Conv3d, {**fields, "bias": draw(st.booleans())}, lengths, _batch(draw), dims=3)
+
+
+@st.composite
+def _space_to_depth(draw):
+    r = draw(_ints(1, 3))
+    lengths = [r * draw(_ints(1, 3)), r * draw(_ints(1, 3))]
+    return _variant(variants.SpaceToDepth, dict(C=draw(_ints(1, 3)), r=r), lengths, _batch(draw))
+
+
+@st.composite
+def _depth_to_space(draw):
+    r = draw(_ints(1, 3))
+    lengths = [draw(_ints(1, 4)), draw(_ints(1, 4))]
+    return _variant(variants.DepthToSpace, dict(C=r * r * draw(_ints(1, 3)), r=r), lengths, _batch(draw))
+
+
+def _small_image(draw, least=1):
+    return [least + draw(_ints(0, 5)), least + draw(_ints(0, 5))]
+
+
+@st.composite
+def _fire(draw):
+    fields = dict(C=draw(_ints(1, 8)), s=draw(_ints(1, 4)), e=draw(_ints(1, 4)), bn=draw(st.booleans()))
+    return _variant(blocks.FireModule, fields, _small_image(draw), _batch(draw))
+
+
+@st.composite
+def _squeeze_excitation(draw):
+    r = draw(_ints(1, 4))
+    return _variant(blocks.SqueezeExcitation, dict(C=r * draw(_ints(1, 4)), r=r), _small_image(draw), _batch(draw))
+
+
+def _block_kernel(draw, odd=False):
+    k = draw(st.sampled_from((1, 3, 5))) if odd else draw(_ints(1, 5))
+    return k, max(1, k - 2 * ((k - 1) // 2))  # the input its (K-1)//2 padding needs
+
+
+@st.composite
+def _mobilenet_v1(draw):
+    k, least = _block_kernel(draw)
+    fields = dict(C=draw(_ints(1, 6)), O=draw(_ints(1, 6)), S=draw(_ints(1, 2)), K=k)
+    return _variant(blocks.MobileNetV1Block, fields, _small_image(draw, least), _batch(draw))
+
+
+@st.composite
+def _inverted_residual(draw):
+    k, least = _block_kernel(draw, odd=True)  # an even kernel changes the size, so the residual cannot add
+    c = draw(_ints(1, 6))
+    o = draw(st.one_of(st.just(c), _ints(1, 6)))  # C = O at stride 1 exercises the residual
+    fields = dict(C=c, O=o, t=draw(_ints(1, 3)), S=draw(_ints(1, 2)), K=k)
+    return _variant(blocks.InvertedResidual, fields, _small_image(draw, least), _batch(draw))
+
+
+@st.composite
+def _inception(draw):
+    fields = dict(C=draw(_ints(1, 4)), O=draw(_ints(1, 4)), form=draw(st.sampled_from(("5x5", "3x3", "asymmetric"))))
+    return _variant(blocks.InceptionBlock, fields, _small_image(draw), _batch(draw))
+
+
+#: a strategy factory for every named variant of :data:`convcost.VARIANTS`
+VARIANT_CASES = {
+    variants.StandardConv: lambda: _grouped(variants.StandardConv),
+    variants.PointwiseConv: _pointwise,
+    variants.DepthwiseConv: _depthwise,
+    variants.SeparableConv: lambda: _ungrouped(variants.SeparableConv),
+    variants.GroupedConv: lambda: _grouped(variants.GroupedConv),
+    variants.ShuffleGroupedConv: lambda: _grouped(variants.ShuffleGroupedConv),
+    variants.DilatedConv: lambda: _ungrouped(variants.DilatedConv),
+    variants.AsymmetricConv: _asymmetric,
+    variants.FactorizedConv: _factorized,
+    variants.TransposedConv: _transposed,
+    variants.Conv3d: _conv3d,
+    variants.SpaceToDepth: _space_to_depth,
+    variants.DepthToSpace: _depth_to_space,
+    blocks.FireModule: _fire,
+    blocks.SqueezeExcitation: _squeeze_excitation,
+    blocks.MobileNetV1Block: _mobilenet_v1,
+    blocks.InvertedResidual: _inverted_residual,
+    blocks.InceptionBlock: _inception,
+}
+
+
+def variant_cases():
+    """Any named variant (one strategy per variant, drawn evenly)."""
+    return st.one_of(*(factory() for factory in VARIANT_CASES.values()))
+
+
+# -- compositions -----------------------------------------------------------------
+
+
+@st.composite
+def composition_cases(draw, max_steps: int = 4):
+    """Sequentials of convs, norms, activations, shuffles, concat/add/mul branches, residuals,
+    ``When`` and a pooled ``Flatten`` + ``Linear`` head (which makes a following batch norm 1-D)."""
+    c = draw(_ints(1, 4))
+    shape_in = (_batch(draw), c, draw(_ints(1, 5)), draw(_ints(1, 5)))
+    parts = {}
+    for i in range(draw(_ints(1, max_steps))):
+        step = draw(st.sampled_from(("conv", "bn", "act", "shuffle", "concat", "add", "mul", "residual", "projected", "when")))
+        o = draw(_ints(1, 4))
+        k = draw(st.sampled_from((1, 3)))
+        same = lambda c_in, c_out, k=k: p.Conv(c_in, c_out, k, P=k // 2)  # noqa: E731 - keeps the size
+        if step == "conv":
+            layer, c = same(c, o), o
+        elif step == "bn":
+            layer = p.BatchNorm(c)
+        elif step == "act":
+            layer = p.Activation(draw(st.sampled_from(p.ACTIVATIONS)))
+        elif step == "shuffle":
+            layer = p.ChannelShuffle(draw(st.sampled_from([g for g in range(1, c + 1) if c % g == 0])))
+        elif step == "concat":
+            o2 = draw(_ints(1, 4))
+            layer, c = Parallel(left=same(c, o), right=Sequential(p.Conv(c, o2, 1), p.Activation("relu"))), o + o2
+        elif step == "add":
+            layer, c = Parallel(same(c, o), p.Conv(c, o, 1, bias=False), merge="add"), o
+        elif step == "mul":
+            gate = Sequential(pool=p.AdaptiveAvgPool(1), fc=p.Conv(c, c, 1), act=p.Activation("sigmoid"))
+            layer = Parallel(identity=p.Identity(), gate=gate, merge="mul")
+        elif step == "residual":
+            layer = Residual(Sequential(conv=same(c, c), bn=p.BatchNorm(c)), when=draw(st.booleans()))
+        elif step == "projected":
+            layer, c = Residual(same(c, o), shortcut=p.Conv(c, o, 1, bias=False)), o
+        else:
+            layer = When(draw(st.booleans()), p.Conv(c, c, 1))
+        parts[f"{step}{i}"] = layer
+    if draw(st.booleans()):
+        o = draw(_ints(1, 5))
+        parts["head"] = Sequential(pool=p.AdaptiveAvgPool(1), flatten=p.Flatten(), fc=p.Linear(c, o))
+        if draw(st.booleans()):
+            parts["head_bn"] = p.BatchNorm(o)
+    return Case(Sequential(**parts), shape_in)
+
+
+# -- any layer -----------------------------------------------------------------
+
+
+def inputs(layer: Layer, sizes=None):
+    """Cases of one fixed ``layer`` on inputs whose free sizes (``N, H, W`` ...) are drawn.
+
+    The layer's default input says which sizes are free; inputs convcost
+    rejects (a kernel wider than the image ...) are filtered out.
+    """
+    sizes = sizes if sizes is not None else _ints(1, 16)
+    shape = layer.default_input()
+    free = sorted(set().union(*(sympy.sympify(x).free_symbols for x in shape)), key=str)
+
+    def bind(values):
+        mapping = dict(zip(free, values))
+        return Case(layer, tuple(int(sympy.sympify(x).subs(mapping)) for x in shape))
+
+    return st.tuples(*(sizes for _ in free)).map(bind).filter(_accepted)
+
+
+def _accepted(case: Case) -> bool:
+    try:
+        case.layer.cost(case.input_shape)
+    except ConvcostError:
+        return False
+    return True
+
+
+def cases(spec_or_class, **fixed):
+    """The strategy for a primitive or variant class, or for a fixed layer on drawn inputs.
+
+    >>> from convcost import SeparableConv
+    >>> from convcost.primitives import Conv
+    >>> type(cases(SeparableConv).example().layer).__name__
+    'SeparableConv'
+    >>> case = cases(Conv(C=3, O=8, K=3)).example()
+    >>> case.input_shape[:2], case.input_shape[2] >= 3
+    ((..., 3), True)
+    """
+    if isinstance(spec_or_class, Layer):
+        return inputs(spec_or_class, **fixed)
+    factory = PRIMITIVE_CASES.get(spec_or_class) or VARIANT_CASES.get(spec_or_class)
+    if factory is None:
+        name = getattr(spec_or_class, "__name__", repr(spec_or_class))
+        raise ConvcostError(
+            f"cases: no strategy for {name}; pass a layer instance to fuzz its input size, e.g. cases({name}(...))"
+        )
+    if fixed:
+        raise ConvcostError(f"cases: fields {', '.join(fixed)} apply to a layer instance, not to the class strategy")
+    return factory()
+
+
+# -- the check -----------------------------------------------------------------
+
+
+def assert_matches_torch(spec_or_class, input_shape=None, /, parts: bool = True, **fields):
+    """Assert that convcost's params, MACs and output shape equal PyTorch's, exactly.
+
+    ``spec_or_class`` is a layer, or a class built from ``fields`` (a variant's
+    ``N, H, W`` give its input). With ``parts``, every named part that is a
+    submodule of the built module is checked too, on the input convcost says
+    it receives. Returns PyTorch's measurement of the whole layer.
+    """
+    from convcost.torch import measure, to_torch
+
+    if isinstance(spec_or_class, type):
+        layer = spec_or_class(**fields)
+    elif fields:
+        raise ConvcostError(f"assert_matches_torch: fields {', '.join(fields)} need a class, got the layer {spec_or_class!r}")
+    else:
+        layer = spec_or_class
+    shape = tuple(input_shape) if input_shape is not None else layer.default_input()
+    predicted = layer.cost(shape)
+    module = to_torch(layer, shape, device="meta")
+    measured = measure(module, _concrete(shape, layer))
+    problems = _compare(predicted, measured, "")
+    if parts:
+        problems += _compare_parts(predicted, module, "")
+    if problems:
+        raise AssertionError(f"{layer!r} on input {shape}: convcost and PyTorch disagree:\n  " + "\n  ".join(problems))
+    return measured
+
+
+def _concrete(shape, layer) -> tuple:
+    try:
+        return tuple(int(x) for x in shape)
+    except TypeError:
+        raise ConvcostError(f"{layer!r}: input shape {shape} has free symbols; give a concrete input") from None
+
+
+def _number(value):
+    value = sympy.sympify(value)
+    return int(value) if value.is_Integer else value
+
+
+def _compare(predicted, measured, where: str) -> list:
+    ours = {
+        "params": _number(predicted.params),
+        "macs": _number(predicted.macs),
+        "output_shape": tuple(_number(x) for x in predicted.output_shape),
+    }
+    theirs = {"params": measured.params, "macs": measured.macs, "output_shape": measured.output_shape}
+    return [
+        f"{where or 'total'}: {key} convcost={ours[key]} pytorch={theirs[key]}"
+        for key in ours
+        if ours[key] != theirs[key]
+    ]
+
+
+def _compare_parts(cost, module, prefix: str) -> list:
+    from convcost.torch import measure
+
+    problems = []
+    for name, part in cost.parts:
+        path = f"{prefix}.{name}" if prefix else name
+        try:
+            sub = module.get_submodule(path)
+        except AttributeError:  # a merge: no module of its own
+            continue
+        problems += _compare(part, measure(sub, tuple(int(x) for x in part.input_shape)), path)
+        problems += _compare_parts(part, module, path)
+    return problems
