@@ -87,6 +87,8 @@ class Cost:
     conditions: tuple = dataclasses.field(default=(), compare=False)
     parts: tuple = dataclasses.field(default=(), compare=False)
     spec: object = dataclasses.field(default=None, compare=False)
+    #: ``(symbol, value)`` pairs bound by :meth:`subs`, so a derivation can show the substitution
+    bindings: tuple = dataclasses.field(default=(), compare=False)
 
     def __post_init__(self):
         for name in METRICS:
@@ -212,6 +214,7 @@ class Cost:
             input_shape=tuple(sympy.sympify(x).subs(mapping) for x in self.input_shape),
             conditions=tuple(conditions),
             parts=parts,
+            bindings=self.bindings + tuple(mapping.items()),
             **replaced,
         )
 
@@ -244,6 +247,13 @@ class Cost:
                 )
             out = {k: tuple(int(x) for x in v) if k == "output_shape" else int(v) for k, v in out.items()}
         return out
+
+    @property
+    def derivation(self):
+        """The steps from the definition to these counts (:func:`convcost.derivation.derive`)."""
+        from convcost.derivation import derive  # lazy: derivation imports this module
+
+        return derive(self)
 
     # -- display ------------------------------------------------------------
     def __repr__(self) -> str:
