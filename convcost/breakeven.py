@@ -349,16 +349,17 @@ def _reduce(diff, facts: set) -> tuple:
     sign = 1 if const > 0 else -1
     if abs(const) != 1:
         cancelled.append(abs(const))
-    kept = []
+    kept, squares = [], []
     for f, m in factors:
         s = _sign(f, facts)
         if s is None:
-            kept.append(f**m)
+            # an even power stays a visible square, so that (a - b)**2 >= 0 is decided as true
+            (squares if m % 2 == 0 else kept).append(f**m)
             continue
         if s < 0 and m % 2:
             sign = -sign
         cancelled.append(f**m if s > 0 else (-f) ** m)
-    return sign * sympy.expand(sympy.Mul(*kept)), tuple(cancelled), ""
+    return sign * sympy.expand(sympy.Mul(*kept)) * sympy.Mul(*squares), tuple(cancelled), ""
 
 
 # -- step 3: one positive root, chosen by the leading coefficient's sign -----------------

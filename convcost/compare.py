@@ -11,7 +11,7 @@ stride 1, padding 0, groups 1). Shared values bind both: a value names a
 field of either spec, or a symbol of either cost. A field that only one
 spec pins (``StandardConv(K=5)`` against ``FactorizedConv``'s default) is
 carried to the other, since the comparison is of one layer replacing the
-other; two specs pinning the same field differently conflict.
+other; two specs pinning the same field to different numbers conflict.
 
 >>> from convcost import StandardConv, SeparableConv
 >>> compare(StandardConv, SeparableConv, metric="macs").ratio   # MobileNet: 1/N + 1/D_K**2
@@ -196,7 +196,8 @@ def _carry_pinned(A, B, fields, values, shared) -> None:
     common = (fields["A"] & fields["B"] & _SHARED_FIELDS) - set(shared)
     for name in sorted(common):
         if name in pa and name in pb:
-            if not _same(pa[name], pb[name]):
+            # two different numbers conflict; expressions (C=a**2 against C=a*b) parametrise on purpose
+            if not _same(pa[name], pb[name]) and _concrete(pa[name]) and _concrete(pb[name]):
                 raise ConvcostError(
                     f"{A!r} and {B!r} fix the shared symbol {name} differently "
                     f"({_show(pa[name])} vs {_show(pb[name])}); compare them at one value, or compare their costs"
@@ -205,6 +206,12 @@ def _carry_pinned(A, B, fields, values, shared) -> None:
             values["B"][name] = pa[name]
         elif name in pb:
             values["A"][name] = pb[name]
+
+
+def _concrete(value) -> bool:
+    if isinstance(value, tuple):
+        return all(map(_concrete, value))
+    return isinstance(value, (str, bool)) or bool(getattr(sympy.sympify(value), "is_number", False))
 
 
 def _build(X, values: dict) -> Cost:
