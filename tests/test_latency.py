@@ -1,0 +1,229 @@
+"""The roofline latency model: hand-checked roofline arithmetic, bound selection, fitting, errors, JSON."""
+
+import json
+import math
+
+import pytest
+
+from convcost import DepthwiseConv, GroupedConv, PointwiseConv, SeparableConv, StandardConv, SqueezeExcitation, cost
+from convcost.errors import ConvcostError
+from convcost.latency import KINDS, Machine, fit, kind_of, nnls, predict_latency, primitives
+from convcost.primitives import Activation, BatchNorm, ChannelShuffle, Conv, ConvTranspose, Linear, PixelShuffle
+
+ROUND = Machine("round", peak_flops=1e9, bandwidth=1e8)  # ridge at 10 FLOP/byte
+
+
+def test_roofline_compute_bound_by_hand():
+    # 1x1 conv, 100 -> 100 channels, 10x10, no bias: 100*100*100 MACs = 2e6 FLOPs;
+    # bytes = 4 * (100*100 in + 100*100 out + 100*100 weights) = 120000
+    layer = PointwiseConv(C=100, O=100, H=10, W=10, bias=False)
+    assert 2 * 100 * 100 * 100 == 2_000_000 and 4 * 3 * 100 * 100 == 120_000
+    est = predict_latency(layer, ROUND)
+    assert (est.flops, est.bytes) == (2_000_000, 120_000)
+    assert est.bound == "compute" and est.kernels[0].bound == "compute"
+    assert est.seconds == pytest.approx(2e6 / 1e9)  # compute roof: 2 ms, above 1.2 ms of memory
+    assert est.roofline_seconds == pytest.approx(2e-3)
+    assert est.intensity == pytest.approx(2e6 / 120_000)
+
+
+def test_roofline_memory_bound_by_hand():
+    # ReLU on 1000 elements: 1000 FLOPs, 8000 bytes; memory 80 us > compute 1 us
+    est = predict_latency(Activation("relu").cost((1, 10, 10, 10)), ROUND)
+    assert (est.flops, est.bytes, est.bound) == (1000, 8000, "memory")
+    assert est.seconds == pytest.approx(8000 / 1e8)
+
+
+def test_efficiency_and_overhead_apply_per_kernel():
+    m = ROUND.replace(efficiency={"depthwise_conv": 0.5, "pointwise_conv": 0.25}, overhead=1e-6)
+    layer = SeparableConv(C=16, O=32, K=3, P=1, H=8, W=8)
+    base = predict_latency(layer, ROUND)
+    est = predict_latency(layer, m)
+    dw, pw = base.kernels
+    assert [k.kind for k in est.kernels] == ["depthwise_conv", "pointwise_conv"]
+    expected = 2e-6 + max(dw.compute_seconds, dw.memory_seconds) / 0.5 + max(pw.compute_seconds, pw.memory_seconds) / 0.25
+    assert est.seconds == pytest.approx(expected)
+    assert est.flops == base.flops and est.roofline_seconds == base.roofline_seconds
+
+
+def test_bound_follows_the_ridge():
+    # the same layer switches bound when bandwidth grows 100x
+    layer = PointwiseConv(C=64, O=64, H=56, W=56)
+    assert predict_latency(layer, Machine("slow-memory", 1e12, 1e9)).bound == "memory"
+    assert predict_latency(layer, Machine("fast-memory", 1e12, 1e11)).bound == "compute"
+    assert Machine("r", 1e12, 1e11).ridge == pytest.approx(10)
+
+
+def test_dtype_scales_bytes_only():
+    layer = StandardConv(C=8, O=8, K=3, H=16, W=16)
+    f32, f16 = predict_latency(layer, ROUND, "float32"), predict_latency(layer, ROUND, "float16")
+    assert f32.bytes == 2 * f16.bytes and f32.flops == f16.flops
+    with pytest.raises(ConvcostError, match="unknown dtype 'float8'"):
+        predict_latency(layer, ROUND, "float8")
+
+
+@pytest.mark.parametrize(
+    "layer, shape, kind",
+    [
+        (Conv(C=16, O=16, K=3), (1, 16, 8, 8), "dense_conv"),
+        (Conv(C=16, O=32, K=1), (1, 16, 8, 8), "pointwise_conv"),
+        (Conv(C=16, O=16, K=3, G=16), (1, 16, 8, 8), "depthwise_conv"),
+        (Conv(C=16, O=32, K=3, G=16), (1, 16, 8, 8), "depthwise_conv"),  # depth multiplier 2
+        (Conv(C=16, O=16, K=1, G=4), (1, 16, 8, 8), "grouped_conv"),
+        (Conv(C=4, O=4, K=3, dims=3), (1, 4, 4, 8, 8), "conv3d"),
+        (ConvTranspose(C=8, O=4, K=2, S=2), (1, 8, 4, 4), "transposed_conv"),
+        (Linear(C=8, O=4), (2, 8), "linear"),
+        (BatchNorm(C=8), (1, 8, 4, 4), "elementwise"),
+        (PixelShuffle(2), (1, 8, 4, 4), "data_movement"),
+        (ChannelShuffle(2), (1, 8, 4, 4), "data_movement"),
+    ],
+)
+def test_kinds(layer, shape, kind):
+    assert kind_of(layer.cost(shape)) == kind
+
+
+def test_views_cost_nothing_and_composites_walk_to_primitives():
+    c = cost(SqueezeExcitation, C=32, r=4, H=8, W=8)
+    names = [name for name, _ in primitives(c)]
+    assert names == ["identity", "gate.squeeze", "gate.fc1", "gate.relu", "gate.fc2", "gate.sigmoid", "mul"]
+    est = predict_latency(c, ROUND)
+    assert [k.name for k in est.kernels] == names[1:]  # the identity moves nothing
+
+
+def test_fit_recovers_known_factors_exactly():
+    truth = ROUND.replace(efficiency={"grouped_conv": 0.3, "dense_conv": 0.8, "depthwise_conv": 0.1}, overhead=5e-6)
+    layers = [
+        V(C=c, H=h, W=h, **kw)
+        for c in (16, 32, 64)
+        for h in (7, 28)
+        for V, kw in ((GroupedConv, dict(O=c, K=3, G=4)), (StandardConv, dict(O=c, K=3)), (DepthwiseConv, dict(K=3)))
+    ]
+    fitted = fit(ROUND, [(x, predict_latency(x, truth).seconds) for x in layers], fitted_from="synthetic")
+    for kind, factor in truth.efficiency.items():
+        assert fitted.efficiency[kind] == pytest.approx(factor, rel=1e-6)
+    assert fitted.overhead == pytest.approx(5e-6, rel=1e-6)
+    assert fitted.fitted_from == "synthetic"
+
+
+def test_fit_keeps_unseen_kinds_and_bad_samples_raise():
+    prior = ROUND.replace(efficiency={"linear": 0.7})
+    fitted = fit(prior, [(PointwiseConv(C=8, O=8, H=8, W=8), 1e-4)])
+    assert fitted.efficiency["linear"] == 0.7 and "pointwise_conv" in fitted.efficiency
+    with pytest.raises(ConvcostError, match="measured time -1"):
+        fit(prior, [(PointwiseConv(C=8, O=8, H=8, W=8), -1)])
+    with pytest.raises(ConvcostError, match="at least one"):
+        fit(prior, [])
+
+
+def test_nnls_respects_bounds():
+    import numpy as np
+
+    a = np.array([[1.0, 1.0], [1.0, 2.0], [1.0, 3.0]])
+    x = nnls(a, np.array([-1.0, -2.0, -3.0]))
+    assert (x >= 0).all() and x.tolist() == [0.0, 0.0]
+    x = nnls(a, np.array([3.0, 5.0, 7.0]), lower=np.array([0.0, 0.0]))
+    assert x == pytest.approx([1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(peak_flops=0, bandwidth=1.0), "peak_flops=0 must be a positive finite number"),
+        (dict(peak_flops=1.0, bandwidth=math.inf), "bandwidth=inf must be a positive finite number"),
+        (dict(peak_flops=1.0, bandwidth=1.0, overhead=-1.0), "overhead=-1.0 must be"),
+        (dict(peak_flops=1.0, bandwidth=1.0, efficiency={"warp_conv": 1.0}), "unknown kernel kind 'warp_conv'"),
+        (dict(peak_flops=1.0, bandwidth=1.0, efficiency={"linear": 0.0}), r"efficiency\['linear'\]=0.0"),
+        (dict(peak_flops="fast", bandwidth=1.0), "peak_flops='fast'"),
+    ],
+)
+def test_bad_machines(kwargs, message):
+    with pytest.raises(ConvcostError, match=message):
+        Machine("bad", **kwargs)
+
+
+def test_bad_predictions():
+    with pytest.raises(ConvcostError, match="free symbols H, W"):
+        predict_latency(StandardConv(C=3, O=8, K=3), ROUND)
+    with pytest.raises(ConvcostError, match="needs a Machine"):
+        predict_latency(StandardConv(C=3, O=8, K=3, H=8, W=8), {"peak_flops": 1})
+    with pytest.raises(ConvcostError, match="needs a convcost layer or Cost"):
+        predict_latency("StandardConv", ROUND)
+    with pytest.raises(ConvcostError, match="unknown kernel kind"):
+        ROUND.factor("gemm")
+
+
+def test_save_load_round_trip(tmp_path):
+    m = Machine("box", 2.5e11, 1.5e10, {"dense_conv": 0.8, "elementwise": 2.0}, overhead=3e-6, fitted_from="test")
+    path = tmp_path / "m.json"
+    m.save(path)
+    assert Machine.load(path) == m
+    assert json.loads(path.read_text())["peak_flops"] == 2.5e11
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"name": "x", "peak_flops": 1}', r"missing fields \['bandwidth'\]"),
+        ('{"name": "x", "peak_flops": 1, "bandwidth": 1, "clock": 3}', r"unknown fields \['clock'\]"),
+        ('{"name": "x", "peak_flops": -1, "bandwidth": 1}', "peak_flops=-1"),
+    ],
+)
+def test_bad_machine_files(tmp_path, content, message):
+    path = tmp_path / "m.json"
+    path.write_text(content)
+    with pytest.raises(ConvcostError, match=message):
+        Machine.load(path)
+    with pytest.raises(ConvcostError, match="cannot read machine file"):
+        Machine.load(tmp_path / "missing.json")
+
+
+def test_every_kind_is_known():
+    assert len(set(KINDS)) == len(KINDS) == 9
+
+
+# -- calibration (torch) ------------------------------------------------------------------------
+torch = pytest.importorskip("torch")
+
+
+def test_calibrate_tiny_caches_under_xdg(tmp_path, monkeypatch):
+    from convcost.torch import calibrate as cal
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    m = cal.calibrate("cpu", quick=True, min_run_time=0.001)
+    path = cal.cache_path("cpu", 1, quick=True)
+    assert path.startswith(str(tmp_path / "convcost"))
+    assert Machine.load(path) == m
+    assert m.peak_flops > 0 and m.bandwidth > 0
+    assert set(m.efficiency) == set(KINDS)  # the calibration kernels cover every kind
+    # a cached calibration is read back, not measured again
+    again = cal.calibrate("cpu", quick=True, min_run_time=0.001)
+    assert again == m
+
+
+@pytest.mark.parametrize(
+    "device, message",
+    [("tpu", "unknown device 'tpu'"), ("cuda:x", "unknown device"), (3, "unknown device 3")],
+)
+def test_calibrate_bad_devices(device, message, tmp_path):
+    from convcost.torch.calibrate import calibrate
+
+    with pytest.raises(ConvcostError, match=message):
+        calibrate(device, cache_dir=tmp_path)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_cuda_without_gpu_is_an_error(tmp_path):
+    from convcost.torch.calibrate import calibrate
+
+    with pytest.raises(ConvcostError, match="no CUDA GPU is available"):
+        calibrate("cuda", cache_dir=tmp_path)
+
+
+def test_calibrate_rejects_bad_threads(tmp_path):
+    from convcost.torch.calibrate import calibrate, time_call
+
+    with pytest.raises(ConvcostError, match="threads=0"):
+        calibrate("cpu", threads=0, cache_dir=tmp_path)
+    with pytest.raises(ConvcostError, match="statistic='mean'"):
+        time_call(torch.relu, torch.ones(2), statistic="mean")
