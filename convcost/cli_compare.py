@@ -1,0 +1,120 @@
+"""The ``compare`` and ``breakeven`` subcommands.
+
+Shared values are ``NAME=VALUE`` (integers or symbol names, never evaluated),
+read with the field kinds of either variant (``P=same``, ``bias=false``).
+
+>>> from convcost.cli import main
+>>> main(["breakeven", "StandardConv", "AsymmetricConv", "--metric", "params", "--solve-for", "K"])
+params: A = StandardConv(), B = AsymmetricConv()
+  B costs no more than A exactly when  C*K**2 - C*K - K*O - 1 >= 0
+  (A - B = O*(C*K**2 - C*K - K*O - 1); cancelled positive factors: O)
+  threshold (closed form):  K >= (C + O + sqrt(4*C + (C + O)**2))/(2*C)
+  rule of thumb (leading order, other symbols large):  K > 1 + O/C
+  method: closed form: exactly one positive root (one sign change); the leading coefficient is positive, so B wins for K >= it
+0
+>>> main(["compare", "StandardConv", "SeparableConv", "--metric", "params", "C=64", "O=128", "K=3"])
+params: A = StandardConv(C=64, O=128, K=3), B = SeparableConv(C=64, O=128, K=3)
+  A       = 73856
+  B       = 8960
+  B/A     = 70/577
+  A - B   = 64896
+  savings = 87.87%
+0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from convcost.errors import ConvcostError
+
+
+def register(sub) -> None:
+    """Add ``compare`` and ``breakeven``."""
+    from convcost.compare import METRIC_NAMES
+
+    p = sub.add_parser("compare", help="exact ratio, difference and savings of B against A")
+    _common(p, METRIC_NAMES)
+    p.set_defaults(handler=_compare)
+
+    p = sub.add_parser("breakeven", help="the exact condition under which B costs no more than A")
+    _common(p, METRIC_NAMES)
+    p.add_argument("--solve-for", default="K", metavar="SYMBOL", help="the symbol to solve for (default K)")
+    p.add_argument("--plot", metavar="FILE", help="save where each wins as FILE.png or FILE.svg")
+    p.add_argument("--y", metavar="SYMBOL", help="the plot's y axis (default: the first other symbol)")
+    p.add_argument("--range", action="append", default=[], metavar="NAME=LOW:HIGH",
+                   help="an axis range of the plot, e.g. K=1:15 (repeatable)")
+    p.set_defaults(handler=_breakeven)
+
+
+def _common(p, metrics) -> None:
+    p.add_argument("A", help="a variant name (see: convcost list)")
+    p.add_argument("B", help="the variant that would replace A")
+    p.add_argument("values", nargs="*", metavar="NAME=VALUE", help="shared values, e.g. C=64 P=same H=56")
+    p.add_argument("--metric", default="macs", choices=metrics, help="what to compare (default macs)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _shared(args) -> tuple:
+    from convcost.arguments import parse_value
+    from convcost.catalog import variant
+
+    a, b = variant(args.A), variant(args.B)
+    kinds = {}
+    for cls in (b, a):  # A's kind wins where both have the field
+        kinds.update({f.name: f.metadata.get("kind") for f in dataclasses.fields(cls)})
+    values = {}
+    for item in args.values:
+        name, sep, text = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise ConvcostError(f"{item!r}: write shared values as NAME=VALUE, e.g. C=64")
+        values[name] = parse_value(name, text, kinds.get(name))
+    return a, b, values
+
+
+def _compare(args) -> int:
+    from convcost.compare import compare
+
+    a, b, values = _shared(args)
+    c = compare(a, b, metric=args.metric, **values)
+    if args.json:
+        print(json.dumps(c.as_dict(), indent=2))
+        return 0
+    savings = f"{float(c.savings):.2f}%" if c.savings.is_number else f"{c.savings} %"
+    print(f"{args.metric}: A = {c.A.spec!r}, B = {c.B.spec!r}")
+    for label, value in (("A", c.value_a), ("B", c.value_b), ("B/A", c.ratio), ("A - B", c.difference)):
+        print(f"  {label:<7} = {value}")
+    print(f"  savings = {savings}")
+    for cond in c.conditions:
+        print(f"  valid when {cond}")
+    return 0
+
+
+def _breakeven(args) -> int:
+    from convcost.breakeven import break_even
+
+    a, b, values = _shared(args)
+    be = break_even(a, b, metric=args.metric, solve_for=args.solve_for, **values)
+    if args.json:
+        print(json.dumps(be.as_dict(), indent=2))
+    else:
+        print(be)
+    if args.plot:
+        from convcost.plot import plot_break_even
+
+        plot_break_even(be, args.plot, y=args.y, ranges=dict(_range(r) for r in args.range))
+        if not args.json:
+            print(f"  plot: {args.plot}")
+    return 0
+
+
+def _range(text: str) -> tuple:
+    name, sep, span = text.partition("=")
+    low, colon, high = span.partition(":")
+    try:
+        if not (sep and colon):
+            raise ValueError
+        return name, (float(low), float(high))
+    except ValueError:
+        raise ConvcostError(f"--range {text!r}: write NAME=LOW:HIGH, e.g. K=1:15") from None
