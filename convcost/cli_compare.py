@@ -1,7 +1,8 @@
 """The ``compare`` and ``breakeven`` subcommands.
 
 Shared values are ``NAME=VALUE`` (integers or symbol names, never evaluated),
-read with the field kinds of either variant (``P=same``, ``bias=false``).
+read with the field kinds of either variant (``P=same``, ``bias=false``);
+they follow the two variant names, before any ``--option`` (argparse's rule).
 
 >>> from convcost.cli import main
 >>> main(["breakeven", "StandardConv", "AsymmetricConv", "--metric", "params", "--solve-for", "K"])
@@ -12,7 +13,7 @@ params: A = StandardConv(), B = AsymmetricConv()
   rule of thumb (leading order, other symbols large):  K > 1 + O/C
   method: closed form: exactly one positive root (one sign change); the leading coefficient is positive, so B wins for K >= it
 0
->>> main(["compare", "StandardConv", "SeparableConv", "--metric", "params", "C=64", "O=128", "K=3"])
+>>> main(["compare", "StandardConv", "SeparableConv", "C=64", "O=128", "K=3", "--metric", "params"])
 params: A = StandardConv(C=64, O=128, K=3), B = SeparableConv(C=64, O=128, K=3)
   A       = 73856
   B       = 8960
@@ -51,7 +52,7 @@ def register(sub) -> None:
 def _common(p, metrics) -> None:
     p.add_argument("A", help="a variant name (see: convcost list)")
     p.add_argument("B", help="the variant that would replace A")
-    p.add_argument("values", nargs="*", metavar="NAME=VALUE", help="shared values, e.g. C=64 P=same H=56")
+    p.add_argument("values", nargs="*", metavar="NAME=VALUE", help="shared values, e.g. C=64 P=same H=56 (before any --option)")
     p.add_argument("--metric", default="macs", choices=metrics, help="what to compare (default macs)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
