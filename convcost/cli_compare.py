@@ -20,6 +20,8 @@ params: A = StandardConv(C=64, O=128, K=3), B = SeparableConv(C=64, O=128, K=3)
   B/A     = 70/577
   A - B   = 64896
   savings = 87.87%
+  valid when H >= 3
+  valid when W >= 3
 0
 """
 
