@@ -13,9 +13,12 @@ Conventions (what is predicted, from what):
 * a primitive's work is ``flops = 2 macs + bias_ops + 2 norm_ops + act_ops +
   pool_ops + elementwise_ops`` (one FLOP per counted operation, two per
   multiply-add) and its traffic ``bytes = memory_access x itemsize(dtype)``.
-* its time is ``overhead + max(flops / peak_flops, bytes / bandwidth) / efficiency[kind]``:
+* its time is ``overhead + max(flops / peak_flops, memory_seconds) / efficiency[kind]``:
   the roofline of the machine, slowed by how far that kind of kernel falls
-  short of it, plus a fixed cost per kernel call. Efficiency factors and the
+  short of it, plus a fixed cost per kernel call. ``memory_seconds`` is
+  ``bytes / bandwidth``, or, when the machine has a cache tier
+  (``cache_bytes``, ``cache_bandwidth``), the first ``cache_bytes`` at the cache's
+  bandwidth and the rest at ``bandwidth``: small working sets stay in cache. Efficiency factors and the
   overhead are fitted on measured kernels (:func:`fit`,
   ``convcost.torch.calibrate``); a factor never fitted is 1.
 
@@ -77,6 +80,8 @@ class Machine:
     efficiency: dict = dataclasses.field(default_factory=dict)
     overhead: float = 0.0
     fitted_from: str = ""
+    cache_bytes: float = 0.0
+    cache_bandwidth: float = 0.0
 
     def __post_init__(self):
         for field, unit in (("peak_flops", "FLOP/s"), ("bandwidth", "bytes/s")):
@@ -85,6 +90,12 @@ class Machine:
                 raise ConvcostError(f"Machine {self.name!r}: {field}={value!r} must be a positive finite number ({unit})")
         if not (_finite(self.overhead) and self.overhead >= 0):
             raise ConvcostError(f"Machine {self.name!r}: overhead={self.overhead!r} must be a finite number of seconds >= 0")
+        for field in ("cache_bytes", "cache_bandwidth"):
+            value = getattr(self, field)
+            if not (_finite(value) and value >= 0):
+                raise ConvcostError(f"Machine {self.name!r}: {field}={value!r} must be a finite number >= 0")
+        if (self.cache_bytes > 0) != (self.cache_bandwidth > 0):
+            raise ConvcostError(f"Machine {self.name!r}: give both cache_bytes and cache_bandwidth, or neither")
         if not isinstance(self.efficiency, dict):
             raise ConvcostError(f"Machine {self.name!r}: efficiency={self.efficiency!r} must be a dict kind -> factor")
         for kind, factor in self.efficiency.items():
@@ -96,6 +107,8 @@ class Machine:
         object.__setattr__(self, "peak_flops", float(self.peak_flops))
         object.__setattr__(self, "bandwidth", float(self.bandwidth))
         object.__setattr__(self, "overhead", float(self.overhead))
+        object.__setattr__(self, "cache_bytes", float(self.cache_bytes))
+        object.__setattr__(self, "cache_bandwidth", float(self.cache_bandwidth))
 
     __hash__ = None
 
@@ -103,6 +116,15 @@ class Machine:
     def ridge(self) -> float:
         """The arithmetic intensity (FLOP/byte) where the roofline turns from memory- to compute-bound."""
         return self.peak_flops / self.bandwidth
+
+    def memory_seconds(self, moved: float) -> float:
+        """Seconds to move ``moved`` bytes: the cache tier first (if any), the rest at ``bandwidth``.
+
+        >>> Machine("m", 1e9, 1e9, cache_bytes=1000, cache_bandwidth=1e10).memory_seconds(3000)
+        2.1e-06
+        """
+        cached = min(moved, self.cache_bytes)
+        return cached / self.cache_bandwidth + (moved - cached) / self.bandwidth if cached else moved / self.bandwidth
 
     def factor(self, kind: str) -> float:
         """The efficiency of ``kind`` (1 where none was fitted)."""
@@ -276,7 +298,7 @@ def kernel_times(spec_or_cost, machine: Machine, dtype: str = "float32") -> list
         if kind is None:
             continue
         flops, moved = int(work(part)), int(part.memory_access) * ITEMSIZE[dtype]
-        out.append((name, kind, flops, moved, flops / machine.peak_flops, moved / machine.bandwidth))
+        out.append((name, kind, flops, moved, flops / machine.peak_flops, machine.memory_seconds(moved)))
     return out
 
 
@@ -303,7 +325,7 @@ def predict_latency(spec_or_cost, machine: Machine, dtype: str = "float32") -> L
     moved = sum(k.bytes for k in kernels)
     return Latency(
         seconds=sum(k.seconds for k in kernels),
-        roofline_seconds=max(flops / machine.peak_flops, moved / machine.bandwidth),
+        roofline_seconds=max(flops / machine.peak_flops, machine.memory_seconds(moved)),
         flops=flops,
         bytes=moved,
         kernels=tuple(kernels),

@@ -227,3 +227,12 @@ def test_calibrate_rejects_bad_threads(tmp_path):
         calibrate("cpu", threads=0, cache_dir=tmp_path)
     with pytest.raises(ConvcostError, match="statistic='mean'"):
         time_call(torch.relu, torch.ones(2), statistic="mean")
+
+
+def test_cache_tier_splits_traffic():
+    m = Machine("tiered", 1e9, 1e8, cache_bytes=4000, cache_bandwidth=1e9)
+    # ReLU on 1000 elements moves 8000 bytes: 4000 at 1e9 B/s + 4000 at 1e8 B/s
+    est = predict_latency(Activation("relu").cost((1, 10, 10, 10)), m)
+    assert est.seconds == pytest.approx(4000 / 1e9 + 4000 / 1e8)
+    with pytest.raises(ConvcostError, match="both cache_bytes and cache_bandwidth"):
+        Machine("half", 1e9, 1e8, cache_bytes=4000)
