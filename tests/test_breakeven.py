@@ -138,3 +138,35 @@ def test_conflicting_specs_and_bad_points(seed004):
         seed004.holds(K=3, O=4)
     with pytest.raises(ConvcostError, match="zeta is not a symbol"):
         seed004.region(K=3, C=4, O=4, zeta=1)
+
+
+@pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".svg", b"<?xml")])
+def test_plot_files(seed004, tmp_path, suffix, magic):
+    from convcost.plot import plot_break_even
+
+    path = tmp_path / f"where{suffix}"
+    fig = plot_break_even(seed004, path, y="C", O=64, ranges={"K": (1, 9), "C": (1, 64)})
+    assert path.read_bytes().startswith(magic)
+    assert fig.axes[0].get_xlabel() == "K" and "O=64" in fig.axes[0].get_title()
+    with pytest.raises(ConvcostError, match="ending in .png or .svg"):
+        plot_break_even(seed004, tmp_path / "where.pdf")
+    with pytest.raises(ConvcostError, match="cannot plot along H"):
+        plot_break_even(seed004, y="H")
+
+
+def test_cli_breakeven_plot_and_errors(tmp_path, capsys):
+    import json
+
+    from convcost.cli import main
+
+    out = tmp_path / "out.png"
+    assert main(["breakeven", "StandardConv", "AsymmetricConv", "--metric", "params", "--solve-for", "K",
+                 "--plot", str(out)]) == 0
+    assert out.read_bytes().startswith(b"\x89PNG") and "K > 1 + O/C" in capsys.readouterr().out
+    assert main(["breakeven", "StandardConv", "AsymmetricConv", "C=64", "O=64", "--metric", "params", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert 64 * 9 - 64 * 3 - 3 * 64 - 1 == 191 and data["condition"] == "64*K**2 - 128*K - 1 >= 0" and data["method"] == "closed form"
+    assert main(["compare", "StandardConv", "SeparableConv", "P=same", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ratio"] == "1/O + K**(-2)"
+    assert main(["breakeven", "StandardConv", "SeparableConv", "--metric", "params", "--solve-for", "H"]) == 2
+    assert "does not depend on H" in capsys.readouterr().err
