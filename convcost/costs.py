@@ -349,6 +349,8 @@ def _bound_value(name, value):
         return sympy.Integer(int(value))
     if isinstance(value, float):
         return sympy.Rational(Fraction(repr(value)))
+    if isinstance(value, Fraction):  # as specs take them (a multiplier of 3/4)
+        return sympy.Rational(value.numerator, value.denominator)
     if isinstance(value, sympy.Expr):
         return value
     raise ConvcostError(f"cannot bind {name}={value!r}: give a number or a sympy expression")

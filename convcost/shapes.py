@@ -71,6 +71,12 @@ def ceil_pool_size(size, kernel, stride, padding, dilation):
     3
     """
     rounded_up = sympy.ceiling((size + 2 * padding - dilation * (kernel - 1) - 1) / stride) + 1
+    # Rounding up adds at most stride - 1, so the last window starts at or before
+    # size + 2P - D(K-1) - 2 + S: it can reach the right padding only if P + S >= D(K-1) + 2.
+    # Deciding that here keeps a symbolic size free of a Piecewise whose construction
+    # sympy makes exponentially slow when pools are stacked (SqueezeNet: 21 s -> 0.1 s).
+    if sympy.sympify(padding + stride - dilation * (kernel - 1) - 2).is_negative:
+        return rounded_up
     starts_in_padding = (rounded_up - 1) * stride >= size + padding
     return sympy.Piecewise((rounded_up - 1, starts_in_padding), (rounded_up, True))
 
