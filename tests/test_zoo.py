@@ -9,6 +9,8 @@ Sources of the numbers asserted here (independent of convcost's formulas):
 - MNIST nets: seed 004's Keras ``summary()`` (per-layer Param # and Output Shape).
 """
 
+import subprocess
+import sys
 from fractions import Fraction
 
 import pytest
@@ -251,11 +253,16 @@ def test_torch_reproduces_mobilenet_v1_tables(a, size, macs, params):
     assert (measured.macs, measured.params) == (macs, params)
 
 
+def test_zoo_does_not_import_torch():
+    code = "import sys, convcost.zoo; convcost.zoo.resnet50().cost(); print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
 def test_torch_model_runs_and_reads_back():
     torch = pytest.importorskip("torch")
     ct = pytest.importorskip("convcost.torch")
     model = shufflenet_v2()
-    module = ct.to_torch(model.layer).eval()
+    module = model.to_torch().eval()
     with torch.no_grad():
         assert module(torch.randn(2, 3, 64, 64)).shape == (2, 1000)  # real tensors through the split and shuffle
     back = ct.from_torch(module).cost(model.input_shape)

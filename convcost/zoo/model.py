@@ -43,6 +43,17 @@ class ZooModel:
         """The exact cost on the canonical input, or on ``input_shape`` (which may hold symbols)."""
         return self.layer.cost(self.input_shape if input_shape is None else input_shape)
 
+    def to_torch(self, *, device=None):
+        """The ``nn.Module`` of this model (imports :mod:`convcost.torch`, hence torch, only when called).
+
+        >>> from convcost.zoo import mnist_net
+        >>> mnist_net().to_torch(device="meta").dense2
+        Linear(in_features=64, out_features=10, bias=True)
+        """
+        from convcost.torch import to_torch
+
+        return to_torch(self.layer, self.input_shape, device=device)
+
 
 def multiplier(where: str, name: str, value) -> sympy.Expr:
     """A width or resolution multiplier as an exact sympy value (``0.75`` is ``3/4``); symbols pass.
