@@ -116,8 +116,9 @@ class Conv(Layer):
         self.axes()  # tuple lengths match dims
         if self.P not in ("same", "valid"):
             per_axis(self.P, self.dims, self, "P")
-        if self.P == "same" and any(s != 1 for _, s, _ in self.axes()):
-            raise ConvcostError(f"{self!r}: padding='same' needs stride 1, got S={self.S}")
+        if self.P == "same":  # three-valued: a symbolic stride is carried as a condition by _cost
+            for _, s, _ in self.axes():
+                require(sympy.Eq(s, 1), self, f"padding='same' needs stride 1, got S={self.S}")
 
     def _cost(self, shape):
         conditions = _channels_first(self, shape, self.dims + 2, self.C)
@@ -126,6 +127,7 @@ class Conv(Layer):
         out = []
         for length, (k, s, d), p in zip(shape[2:], self.axes(), pads):
             if self.P == "same":  # PyTorch pads d*(k-1) in total, so the size is kept
+                conditions += require(sympy.Eq(s, 1), self, f"padding='same' needs stride 1, got S={s}")
                 out.append(length)
                 continue
             if sympy.simplify(d * (k - 1) - 2 * p).is_nonpositive is not True:  # else it fits any input

@@ -146,6 +146,13 @@ def _rank_after(layer, rank):
     return rank
 
 
+def _pool(value):
+    """A pooling size as PyTorch's constructor takes it; pools keep what they are given, so a
+    uniform tuple is passed as one value and the module prints as PyTorch's own default does."""
+    value = _int(value)
+    return value[0] if isinstance(value, tuple) and len(set(value)) == 1 else value
+
+
 @functools.singledispatch
 def _build(layer, rank):
     if hasattr(layer, "layers"):  # a named variant or block: the module of its composition
@@ -189,14 +196,14 @@ def _(layer: p.Activation, rank):
 @_build.register
 def _(layer: p.MaxPool, rank):
     if type(layer) is p.AvgPool:
-        return AVG_POOL[layer.dims](_int(layer.K), _int(layer.S), _int(layer.P), ceil_mode=layer.ceil_mode)
-    return MAX_POOL[layer.dims](_int(layer.K), _int(layer.S), _int(layer.P), _int(layer.D), ceil_mode=layer.ceil_mode)
+        return AVG_POOL[layer.dims](_pool(layer.K), _pool(layer.S), _pool(layer.P), ceil_mode=layer.ceil_mode)
+    return MAX_POOL[layer.dims](_pool(layer.K), _pool(layer.S), _pool(layer.P), _pool(layer.D), ceil_mode=layer.ceil_mode)
 
 
 @_build.register
 def _(layer: p.AdaptiveAvgPool, rank):
     table = ADAPTIVE_MAX_POOL if type(layer) is p.AdaptiveMaxPool else ADAPTIVE_AVG_POOL
-    return table[layer.dims](_int(layer.output_size))
+    return table[layer.dims](_pool(layer.output_size))
 
 
 @_build.register
