@@ -15,7 +15,7 @@ import sys
 from convcost.errors import ConvcostError
 
 #: modules that add subcommands (imported lazily, so ``convcost list`` stays quick)
-COMMANDS = ("convcost.cli", "convcost.cli_derive", "convcost.cli_compare")
+COMMANDS = ("convcost.cli", "convcost.cli_derive", "convcost.cli_compare", "convcost.cli_profile")
 
 
 def register(sub) -> None:

@@ -127,6 +127,7 @@ class Report:
         self.unused_params = unused_params
         self.unused_names = tuple(unused_names)
         self._compiled = None
+        self.convention = "convcost"  # the tool whose headline ``headline()`` gives by default
 
     # -- totals ----------------------------------------------------------------
     @property
@@ -150,7 +151,7 @@ class Report:
     def free_symbols(self) -> set:
         return set().union(*(sympy.sympify(v).free_symbols for v in self.total.values()))
 
-    def headline(self, convention: str = "convcost"):
+    def headline(self, convention: str | None = None):
         """The number the tool named by ``convention`` reports for this model (see :mod:`convcost.conventions`)."""
         from convcost.conventions import headline
 

@@ -1,0 +1,55 @@
+"""``convcost profile package.module:factory --input 1,3,224,224``: a whole model's exact report.
+
+The factory is imported by name (never evaluated) and called with no arguments.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from convcost.errors import ConvcostError
+
+FORMATS = ("table", "json", "csv", "md")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("profile", help="exact per-operation report of a PyTorch model")
+    p.add_argument("factory", help="package.module:callable returning an nn.Module")
+    p.add_argument("--input", required=True, help="input shape, e.g. 1,3,224,224 (symbol names allowed: 1,3,H,W)")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--convention", default="convcost", help="also print this tool's headline number")
+    p.set_defaults(handler=_profile)
+
+
+def _load(factory: str):
+    module_name, sep, attr = factory.partition(":")
+    if not sep or not module_name or not attr.isidentifier():
+        raise ConvcostError(f"{factory!r}: write the model factory as package.module:callable")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConvcostError(f"cannot import {module_name!r}: {exc}") from None
+    if not hasattr(module, attr):
+        raise ConvcostError(f"{module_name} has no attribute {attr!r}")
+    factory_fn = getattr(module, attr)
+    if not callable(factory_fn):
+        raise ConvcostError(f"{factory!r} is not callable; name a function or class that builds the model")
+    try:
+        return factory_fn()
+    except Exception as exc:  # noqa: BLE001 - the user's factory failed: say so in one line
+        raise ConvcostError(f"{factory} raised {type(exc).__name__}: {exc}") from None
+
+
+def _profile(args) -> int:
+    from convcost.arguments import parse_value
+    from convcost.conventions import headline
+    from convcost.torch.profile import profile
+
+    shape = parse_value("--input", args.input, None)
+    shape = shape if isinstance(shape, tuple) else (shape,)
+    report = profile(_load(args.factory), shape, convention=args.convention)
+    text = {"table": report.table, "json": report.to_json, "csv": report.to_csv, "md": report.to_markdown}
+    print(text[args.format](), end="" if args.format != "json" else "\n")
+    if args.format == "table" and args.convention != "convcost":
+        print(f"{args.convention} headline: {headline(report, args.convention)}")
+    return 0

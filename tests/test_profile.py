@@ -1,0 +1,197 @@
+"""profile(): exact per-operation counts of whole models, checked against numel and FlopCounterMode."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy
+
+torch = pytest.importorskip("torch")
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from hypothesis import given, strategies as st  # noqa: E402
+
+from convcost.errors import ConvcostError  # noqa: E402
+from convcost.symbols import H, W  # noqa: E402
+from convcost.torch.measure import measure  # noqa: E402
+from convcost.torch.profile import profile  # noqa: E402
+
+GOLDEN = Path(__file__).parent / "golden" / "profile_table.txt"
+
+
+def oracle(model, shape):
+    """params by numel, MACs by FlopCounterMode / 2 (independent of convcost's formulas)."""
+    m = measure(model, shape)
+    return m.params, m.macs
+
+
+def assert_exact(model, shape):
+    r = profile(model, shape)
+    assert r.complete, r.unsupported
+    assert (r.total["params"], r.total["macs"]) == oracle(model, shape)
+    return r
+
+
+class Functional(nn.Module):
+    """Functional calls only fx sees: F.conv2d with a weight parameter, cat, residual add, gate, matmul."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(8, 3, 3, 3))
+        self.b = nn.Parameter(torch.zeros(8))
+        self.pw = nn.Conv2d(16, 16, 1, bias=False)
+        self.gate = nn.Conv2d(16, 16, 1)
+        self.up = nn.ConvTranspose2d(16, 4, 3, stride=2, groups=2)
+        self.proj = nn.Parameter(torch.zeros(4, 6))
+
+    def forward(self, x):
+        y = F.relu(F.conv2d(x, self.w, self.b, padding=1))
+        y = torch.cat([y, y], dim=1)
+        y = y + self.pw(y)
+        y = y * torch.sigmoid(self.gate(F.adaptive_avg_pool2d(y, 1)))
+        y = self.up(y)
+        y = y.permute(0, 2, 3, 1)  # channels-last, then a matmul on the last axis
+        return torch.matmul(y, self.proj).flatten(1)
+
+
+class ChannelsLastLinear(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(96, 384, bias=False)
+
+    def forward(self, x):
+        return self.fc(x.permute(0, 2, 3, 1))
+
+
+class Tied(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(16, 16)
+        self.b = nn.Linear(16, 16)
+        self.b.weight = self.a.weight  # tied
+
+    def forward(self, x):
+        return self.b(self.a(x)) + self.a(x)
+
+
+def test_functional_model_is_exact():
+    r = assert_exact(Functional(), (2, 3, 16, 16))
+    ops = {row.op for row in r.rows}
+    assert {"F.conv2d", "torch.cat", "add", "mul", "torch.sigmoid", "ConvTranspose2d", "torch.matmul"} <= ops
+
+
+def test_linear_on_channels_last_is_exact():
+    r = assert_exact(ChannelsLastLinear(), (1, 96, 56, 56))
+    assert r.total["macs"] == 115_605_504  # PEERS.md: torchinfo says 36,864
+
+
+def test_tied_parameters_count_once():
+    model = Tied()
+    r = profile(model, (4, 16))
+    assert r.total["params"] == sum(p.numel() for p in model.parameters()) == 16 * 16 + 16 + 16
+    tied = [row for row in r.rows if row.tied_to]
+    assert tied and all(row.counts["params"] == 0 for row in tied[1:])
+    assert r.total["macs"] == oracle(model, (4, 16))[1]
+
+
+@st.composite
+def conv_nets(draw):
+    layers, c = [], draw(st.integers(1, 6))
+    for _ in range(draw(st.integers(1, 3))):  # at most 6 halvings of a >= 64 input: never below 1
+        g = draw(st.sampled_from([1, c])) if c > 1 else 1
+        o = g * draw(st.integers(1, 3))
+        k, s = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+        layers.append(nn.Conv2d(c, o, k, stride=s, padding=k // 2, groups=g, bias=draw(st.booleans())))
+        layers += draw(st.sampled_from([[], [nn.BatchNorm2d(o)], [nn.ReLU()], [nn.MaxPool2d(2, ceil_mode=True)]]))
+        c = o
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, draw(st.integers(1, 5)))]
+    return nn.Sequential(*layers), (draw(st.integers(1, 3)), layers[0].in_channels, draw(st.integers(64, 80)),
+                                    draw(st.integers(64, 80)))
+
+
+@given(conv_nets())
+def test_random_conv_nets_are_exact(case):
+    model, shape = case
+    assert_exact(model, shape)
+
+
+def test_symbolic_input_gives_closed_form_and_vectorised_sweep():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2))
+    r = profile(model, (1, 3, H, W))
+    assert r.total["macs"].has(sympy.floor)
+    sizes = np.arange(16, 1016)
+    swept = r.evaluate(H=sizes, W=sizes + 1)["macs"]
+    for i in (0, 7, 999):
+        assert swept[i] == oracle(model, (1, 3, int(sizes[i]), int(sizes[i]) + 1))[1]
+
+
+def test_rejected_input_gives_pytorchs_reason():
+    with pytest.raises(ConvcostError, match="PyTorch rejects input"):
+        profile(nn.Sequential(nn.Conv2d(3, 8, 3)), (1, 4, 8, 8))
+
+
+class Untraceable(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.norm = nn.LayerNorm(6)
+
+    def forward(self, x):
+        if x.sum() > 0:  # data-dependent control flow: fx cannot trace it
+            return x
+        return self.norm(self.conv(x))
+
+
+def test_untraceable_model_falls_back_to_hooks_and_lists_unsupported():
+    r = profile(Untraceable(), (1, 3, 8, 8))
+    assert r.traced_with.startswith("module hooks")
+    assert "NOT seen" in r.table()
+    assert [(u.op, u.count) for u in r.unsupported] == [("LayerNorm", 1)]
+    assert r.total["params"] == sum(p.numel() for p in Untraceable().parameters())
+
+
+def test_unknown_function_is_listed_never_zero_silently():
+    class Soft(nn.Module):
+        def forward(self, x):
+            return torch.softmax(x, dim=1) * 2
+
+    r = profile(Soft(), (1, 5))
+    assert not r.complete and r.unsupported[0].op == "torch.softmax" and "softmax" in r.table()
+
+
+def test_output_formats_agree_with_the_report():
+    import csv
+    import io
+    import json
+
+    r = profile(Functional(), (1, 3, 8, 8))
+    data = json.loads(r.to_json())
+    assert data["total"]["macs"] == r.total["macs"] and len(data["rows"]) == len(r.rows)
+    lines = list(csv.reader(io.StringIO(r.to_csv())))
+    assert int(lines[-1][5]) == r.total["macs"]
+    assert f"**{r.total['macs']:,}**" in r.to_markdown()
+
+
+def test_golden_table():
+    table = profile(Functional(), (1, 3, 8, 8)).table()
+    if os.environ.get("CONVCOST_REGEN_GOLDEN"):
+        GOLDEN.write_text(table)
+    assert table == GOLDEN.read_text()
+
+
+def small_net():
+    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 4))
+
+
+def test_cli_profile_formats(capsys):
+    import json
+
+    from convcost.cli import main
+
+    assert main(["profile", "tests.test_profile:small_net", "--input", "1,3,8,8", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["total"]["macs"] == oracle(small_net(), (1, 3, 8, 8))[1]
+    assert main(["profile", "tests.test_profile:small_net", "--input", "1,3,H,W", "--format", "md"]) == 0
+    assert "H" in capsys.readouterr().out
+    assert main(["profile", "math:pi", "--input", "1"]) == 2
