@@ -38,7 +38,7 @@ How a model is read:
 >>> r.total["params"], r.total["macs"]
 (314, 221264)
 >>> [(u.op, u.count) for u in r.unsupported]
-[('Tensor.mean', 1), ('add', 1)]
+[('Tensor.mean', 1)]
 """
 
 from __future__ import annotations
