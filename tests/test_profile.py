@@ -195,3 +195,16 @@ def test_cli_profile_formats(capsys):
     assert main(["profile", "tests.test_profile:small_net", "--input", "1,3,H,W", "--format", "md"]) == 0
     assert "H" in capsys.readouterr().out
     assert main(["profile", "math:pi", "--input", "1"]) == 2
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "mobilenet_v1", "mobilenet_v2", "squeezenet1_0",
+                                  "squeezenet1_1", "shufflenet_v2"])
+def test_zoo_models_are_exact(name):
+    import convcost.zoo as zoo
+
+    model = getattr(zoo, name)()
+    shape = tuple(int(x) for x in model.input_shape)
+    r = assert_exact(model.to_torch(), shape)
+    if name == "resnet50":  # the closed form in H, W agrees at the concrete size
+        sym = profile(model.to_torch(), (1, 3, H, W))
+        assert sym.subs(H=shape[2], W=shape[3])["macs"] == r.total["macs"]

@@ -278,6 +278,12 @@ def _chunk(args, kwargs):
     return tuple(out)
 
 
+def _narrow(args, kwargs):
+    a = _bind(("input", "dim", "start", "length"), {}, args, kwargs)
+    out = p.Narrow(dim=int(a["dim"]), start=a["start"], length=a["length"]).cost(a["input"].shape).output_shape
+    return _T(tuple(_int(x) for x in out))
+
+
 def _same(args, kwargs):
     return args[0]
 
@@ -319,14 +325,14 @@ FUNCTIONS = {
     F.adaptive_avg_pool1d: _adaptive(p.AdaptiveAvgPool, 1), F.adaptive_avg_pool2d: _adaptive(p.AdaptiveAvgPool, 2),
     F.adaptive_avg_pool3d: _adaptive(p.AdaptiveAvgPool, 3),
     F.adaptive_max_pool2d: _adaptive(p.AdaptiveMaxPool, 2),
-    torch.reshape: _view, torch.permute: _permute, torch.transpose: _transpose, torch.chunk: _chunk,
+    torch.reshape: _view, torch.permute: _permute, torch.transpose: _transpose, torch.chunk: _chunk, torch.narrow: _narrow,
     F.dropout: _same, F.dropout2d: _same,
 }
 
 #: rules for ``call_method`` nodes (``x.view(...)``), by method name
 METHODS = {
     "view": _view, "reshape": _view, "permute": _permute, "transpose": _transpose, "contiguous": _same,
-    "size": _size, "chunk": _chunk, "flatten": _flatten,
+    "size": _size, "chunk": _chunk, "narrow": _narrow, "flatten": _flatten,
     "add": FUNCTIONS[torch.add], "add_": FUNCTIONS[torch.add], "sub": FUNCTIONS[torch.sub],
     "mul": FUNCTIONS[torch.mul], "mul_": FUNCTIONS[torch.mul], "div": FUNCTIONS[torch.div],
     "matmul": _matmul, "mm": _matmul, "bmm": _matmul,
