@@ -319,8 +319,14 @@ class MaxPool(Layer):
         rule = ceil_pool_size if self.ceil_mode else conv_size
         out = []
         for length, (k, s, p, d) in zip(shape[2:], self._window()):
-            conditions += require(length + 2 * p >= d * (k - 1) + 1, self, f"the window K={k} is wider than the padded input {length}")
-            out.append(rule(length, k, s, p, d))
+            size_out = rule(length, k, s, p, d)
+            if self.ceil_mode:  # a last window may hang over the edge: PyTorch only needs one output
+                conditions += require(size_out >= 1, self, f"the window K={k} leaves no output on an input of {length}")
+            else:
+                conditions += require(
+                    length + 2 * p >= d * (k - 1) + 1, self, f"the window K={k} is wider than the padded input {length}"
+                )
+            out.append(size_out)
         out_shape = (*shape[:2], *out)
         taps = sympy.Mul(*(k for k, *_ in self._window()))
         return _plain(out_shape, shape, conditions, pool_ops=numel(out_shape) * taps)

@@ -48,3 +48,15 @@ def test_errors_are_value_errors():
 def test_free_symbols_are_not_refused_but_carried():
     c = cost(StandardConv, C=3, O=4, K=7)
     assert c.conditions, "a kernel that may not fit a symbolic input is a condition, not an error"
+
+
+def test_ceil_mode_pool_accepts_what_pytorch_accepts():
+    """PyTorch's rule for pools is one output or more under its own rounding (checked by hand on torch 2.13)."""
+    from convcost.primitives import MaxPool
+
+    assert MaxPool(K=2, S=2, ceil_mode=True).cost((1, 1, 1, 1)).output_shape == (1, 1, 1, 1)
+    assert MaxPool(K=3, S=2, ceil_mode=True).cost((1, 1, 2, 2)).output_shape == (1, 1, 1, 1)
+    with pytest.raises(ConvcostError, match="leaves no output"):
+        MaxPool(K=3, S=2, ceil_mode=True).cost((1, 1, 1, 1))
+    with pytest.raises(ConvcostError, match="wider than the padded input"):
+        MaxPool(K=2, S=2).cost((1, 1, 1, 1))
