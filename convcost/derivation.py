@@ -84,7 +84,11 @@ METRIC_TITLES = {
     "memory_access": "memory access (elements read and written)",
 }
 
-KINDS = ("definition", "substitution", "simplification", "condition", "result")
+KINDS = ("definition", "substitution", "simplification", "condition", "result", "approximation")
+
+#: relations a step may state (break-even conditions are inequalities)
+RELATIONS = {"=": sympy.Eq, ">=": sympy.Ge, ">": sympy.Gt, "<=": sympy.Le, "<": sympy.Lt}
+_RELATION_TEX = {"=": "=", ">=": r"\geq", ">": ">", "<=": r"\leq", "<": "<"}
 FORMATS = ("tex", "md")
 DEFAULT_METRICS = ("params", "macs")
 
@@ -143,17 +147,18 @@ class Step:
     rhs: sympy.Expr
     note: str = ""
     shown: str | None = None
+    rel: str = "="
 
     @property
-    def relation(self) -> sympy.Eq:
+    def relation(self):
         """The step as a sympy relation (unevaluated, so ``x = x`` stays a relation)."""
-        return sympy.Eq(self.lhs, self.rhs, evaluate=False)
+        return RELATIONS[self.rel](self.lhs, self.rhs, evaluate=False)
 
     def rhs_tex(self) -> str:
         return self.shown if self.shown is not None else tex(self.rhs)
 
     def tex(self) -> str:
-        return f"{tex(self.lhs)} = {self.rhs_tex()}"
+        return f"{tex(self.lhs)} {_RELATION_TEX[self.rel]} {self.rhs_tex()}"
 
     def label(self) -> str:
         return f"{self.kind}: {self.note}" if self.note else self.kind
@@ -165,6 +170,11 @@ class Section:
 
     metric: str
     steps: tuple
+    title: str = ""
+
+    @property
+    def heading(self) -> str:
+        return self.title or METRIC_TITLES[self.metric]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,7 +214,7 @@ class Derivation:
         """An ``align*`` block (amsmath), a heading per metric, each step labelled."""
         lines = [r"\begin{align*}"]
         for i, sec in enumerate(self.sections):
-            lines.append(r"\intertext{\textbf{%s}: %s}" % (_text(sec.metric), _text(METRIC_TITLES[sec.metric])))
+            lines.append(r"\intertext{\textbf{%s}: %s}" % (_text(sec.metric), _text(sec.heading)))
             lines += [_row(s) + r" \\" for s in sec.steps]
         lines[-1] = lines[-1].removesuffix(r" \\")
         lines.append(r"\end{align*}")
@@ -214,7 +224,7 @@ class Derivation:
         """Markdown: a heading per metric, each step a prose label and a ``$$`` block."""
         out = [f"### `{self.title}`", ""]
         for sec in self.sections:
-            out += [f"#### {sec.metric}: {METRIC_TITLES[sec.metric]}", ""]
+            out += [f"#### {sec.metric}: {sec.heading}", ""]
             for step in sec.steps:
                 note = f" ({_md(step.note)})" if step.note else ""
                 out += [f"{step.kind.capitalize()}{note}:", "", f"$${step.tex()}$$", ""]
@@ -256,12 +266,12 @@ class Derivation:
         lines = [f"<Derivation of {self.title}"]
         for sec in self.sections:
             lines.append(f"  {sec.metric}:")
-            lines += [f"    {s.lhs} = {s.rhs}    [{s.kind}]" for s in sec.steps]
+            lines += [f"    {s.lhs} {s.rel} {s.rhs}    [{s.kind}]" for s in sec.steps]
         return "\n".join(lines) + ">"
 
 
 def _row(step: Step) -> str:
-    return f"{tex(step.lhs)} &= {step.rhs_tex()} && \\text{{{_text(step.label())}}}"
+    return f"{tex(step.lhs)} &{_RELATION_TEX[step.rel]} {step.rhs_tex()} && \\text{{{_text(step.label())}}}"
 
 
 def _md(s: str) -> str:
@@ -282,19 +292,31 @@ def derive(spec_or_cost, metric=None) -> Derivation:
 
     ``metric`` is a metric name (``"params"``, ``"macs"``, ``"flops"``,
     ``"memory"`` ...), a tuple of them, or ``None`` for params and MACs.
-    Free symbols are fine: the derivation stays symbolic.
+    Free symbols are fine: the derivation stays symbolic. A break-even result
+    (:func:`convcost.breakeven.break_even`) derives too: the two costs, their
+    difference, the condition, the threshold and the rule of thumb.
 
     >>> from convcost import cost, StandardConv
     >>> d = derive(StandardConv(C=3, O=32, K=3, P=1, H=32, W=32), "macs")
     >>> d.steps[-1].rhs
     884736
+    >>> from convcost import AsymmetricConv
+    >>> from convcost.breakeven import break_even
+    >>> seed_004 = derive(break_even(StandardConv, AsymmetricConv, metric="params", solve_for="K"))
+    >>> print(seed_004.steps[-1].tex())
+    K > 1 + \\frac{O}{C}
     >>> derive("StandardConv")
     Traceback (most recent call last):
     ...
     convcost.errors.ConvcostError: derive() needs a convcost layer, layer class or Cost, got 'StandardConv'
     """
+    from convcost.breakeven import BreakEven
     from convcost.layers import Layer
 
+    if isinstance(spec_or_cost, BreakEven):
+        if metric is not None:
+            raise ConvcostError("a break-even result has its own metric; derive() takes none with it")
+        return _break_even(spec_or_cost)
     if isinstance(spec_or_cost, type) and issubclass(spec_or_cost, Layer):
         spec_or_cost = spec_or_cost.general()
     if isinstance(spec_or_cost, Layer):
@@ -309,6 +331,36 @@ def derive(spec_or_cost, metric=None) -> Derivation:
     sections = tuple(Section(_metric_name(m), _section(c, _metric_name(m), templates)) for m in metrics)
     title = repr(c.spec) if c.spec is not None else "a cost"
     return Derivation(title, sections, c)
+
+
+def _break_even(be) -> Derivation:
+    """Seed 004's derivation, exact: the two costs, their difference, factored, the condition, the threshold."""
+    comparison, x = be.comparison, be.symbol
+    letter = METRIC_SYMBOLS[_metric_name(be.metric)]
+    a, b, delta = sympy.Symbol(f"{letter}_A"), sympy.Symbol(f"{letter}_B"), sympy.Symbol("Delta")
+    steps = [
+        Step("definition", a, comparison.value_a, f"A = {comparison.A.spec!r}"),
+        Step("definition", b, comparison.value_b, f"B = {comparison.B.spec!r}"),
+        Step("definition", delta, a - b, "B costs no more than A exactly when the difference is not negative",
+             shown=f"{tex(a)} - {tex(b)}"),
+        Step("substitution", delta, comparison.difference),
+    ]
+    factored = sympy.factor(comparison.difference)
+    if factored != comparison.difference:
+        steps.append(Step("simplification", delta, factored, "factored"))
+    cancelled = ", ".join(str(c) for c in be.cancelled)
+    note = f"cancelling the positive factors {cancelled}" if cancelled else "the condition"
+    steps.append(Step("condition", be.expression, sympy.Integer(0), note, rel=">="))
+    if be.threshold is not None:
+        assuming = f", assuming {' and '.join(map(str, be.assuming))}" if be.assuming else ""
+        steps.append(Step("result", x, be.threshold, f"threshold (closed form){assuming}", rel=be.direction))
+    if be.rule_of_thumb is not None:
+        rule = be.rule_of_thumb
+        steps.append(Step("approximation", x, rule.rhs, "rule of thumb: leading order when the other symbols are large",
+                          rel=rule.rel_op))
+    title = f"break-even of {be.metric}: {comparison.B.spec!r} against {comparison.A.spec!r}, solved for {x}"
+    heading = f"where B costs no more than A ({be.method}: {be.note})"
+    return Derivation(title, (Section(be.metric, tuple(steps), heading),), None)
 
 
 def _metric_name(metric) -> str:

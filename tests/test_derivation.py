@@ -292,3 +292,35 @@ def test_the_parse_back_check_can_fail():
     assert not _parsed_equal(r"\Theta = 3 \cdot C \cdot K^{3}", sympy.Eq(theta, 3 * C * K**2, evaluate=False))
     assert not _parsed_equal(r"A = 3 \cdot C \cdot K^{2}", sympy.Eq(theta, 3 * C * K**2, evaluate=False))
     assert not _parsed_equal(r"\left\lfloor{\frac{C}{2}}\right\rfloor", C / 2)
+
+
+def _seed_004():
+    from convcost import AsymmetricConv
+    from convcost.breakeven import break_even
+
+    return break_even(StandardConv, AsymmetricConv, metric="params", solve_for="K")
+
+
+def test_break_even_derivation_is_seed_004_made_exact():
+    be = _seed_004()
+    d = derive(be)
+    kinds = [s.kind for s in d.steps]
+    assert kinds[:2] == ["definition", "definition"] and kinds[-2:] == ["result", "approximation"]
+    assert d.steps[0].rhs == be.comparison.value_a and d.steps[1].rhs == be.comparison.value_b
+    difference = [s for s in d.steps if s.lhs == sympy.Symbol("Delta") and s.kind != "definition"]
+    assert all(sympy.expand(s.rhs - (be.comparison.value_a - be.comparison.value_b)) == 0 for s in difference)
+    condition = next(s for s in d.steps if s.kind == "condition")
+    assert condition.relation == be.condition
+    assert d.steps[-2].relation == be.solution and d.steps[-1].relation == be.rule_of_thumb
+    _check_parses_back(d)
+    with pytest.raises(ConvcostError):
+        derive(be, "macs")
+
+
+@pytest.mark.parametrize("name", ["seed_004_break_even.tex"])
+def test_golden_break_even(name):
+    text = derive(_seed_004()).latex() + "\n"
+    path = GOLDEN / name
+    if os.environ.get("CONVCOST_REGENERATE_GOLDEN") == "1":
+        path.write_text(text)
+    assert text == path.read_text(), f"{name} changed; if intended, regenerate with CONVCOST_REGENERATE_GOLDEN=1"
