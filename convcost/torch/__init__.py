@@ -19,6 +19,8 @@ from convcost.torch.build import free_symbols, to_torch
 from convcost.torch.measure import Measured, measure
 from convcost.torch.registry import REGISTRY, Registry, from_torch, is_supported, reader_for, register, supported_types
 from convcost.torch import readers as _readers  # noqa: F401  (fills REGISTRY with convcost's readers)
+from convcost.torch.calibrate import calibrate
+from convcost.torch.profile import profile  # the function; its module stays importable by its full name
 
 __all__ = [
     "to_torch",
@@ -32,4 +34,6 @@ __all__ = [
     "Registry",
     "REGISTRY",
     "free_symbols",
+    "profile",
+    "calibrate",
 ]
