@@ -92,8 +92,8 @@ class Cost:
 
     def __post_init__(self):
         for name in METRICS:
-            object.__setattr__(self, name, sympy.sympify(getattr(self, name)))
-        object.__setattr__(self, "output_shape", tuple(sympy.sympify(x) for x in self.output_shape))
+            object.__setattr__(self, name, _expression(name, getattr(self, name)))
+        object.__setattr__(self, "output_shape", tuple(_expression("output_shape", x) for x in self.output_shape))
         object.__setattr__(self, "conditions", _unique(self.conditions))
 
     # -- derived quantities -------------------------------------------------
@@ -307,6 +307,13 @@ def _unique(conditions) -> tuple:
             seen.add(cond)
             out.append(cond)
     return tuple(out)
+
+
+def _expression(name: str, value):
+    """A count as a sympy expression; text is refused, since sympify of text is eval."""
+    if isinstance(value, (str, bytes)):
+        raise ConvcostError(f"Cost: {name}={value!r} must be a number or a sympy expression, not text")
+    return sympy.sympify(value)
 
 
 def _simplify_bound(expr):

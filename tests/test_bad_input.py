@@ -31,6 +31,7 @@ from convcost.primitives import Conv, ConvTranspose, Linear, PixelShuffle
         (lambda: ConvTranspose(C=4, O=4, K=3).cost((1, 4, 0, 3)), "sizes must be positive integers"),
         (lambda: cost(StandardConv, C=3, O=4, K=3).subs(H=2.5), "must be an integer"),
         (lambda: cost("StandardConv"), "needs a convcost layer"),
+        (lambda: __import__("convcost").Cost(output_shape=(1,), params="__import__('os')"), "not text"),
         (lambda: cost(StandardConv, C=3, O=4, K=3).subs(h=56), "the cost has no symbol 'h' (its symbols: H, W)"),
     ],
 )
