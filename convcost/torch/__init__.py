@@ -19,7 +19,6 @@ from convcost.torch.build import free_symbols, to_torch
 from convcost.torch.measure import Measured, measure
 from convcost.torch.registry import REGISTRY, Registry, from_torch, is_supported, reader_for, register, supported_types
 from convcost.torch import readers as _readers  # noqa: F401  (fills REGISTRY with convcost's readers)
-from convcost.torch.calibrate import calibrate
 from convcost.torch.profile import profile  # the function; its module stays importable by its full name
 
 __all__ = [
@@ -35,5 +34,4 @@ __all__ = [
     "REGISTRY",
     "free_symbols",
     "profile",
-    "calibrate",
 ]
