@@ -12,7 +12,7 @@ thread count, and returns a :class:`convcost.latency.Machine`:
 The result is cached as JSON under ``$XDG_CACHE_HOME/convcost`` (``~/.cache/convcost``
 when unset), keyed by device, threads, size and torch version; ``cache=False``
 measures afresh. Timings run under ``torch.inference_mode()`` with modules in
-``eval()`` mode. CUDA timings go through the same code (``torch.utils.benchmark``
+evaluation mode (``module.train(False)``). CUDA timings go through the same code (``torch.utils.benchmark``
 synchronises the device) but have not been run by convcost's own tests, which
 have no GPU; asking for ``"cuda"`` without one is a ConvcostError.
 
