@@ -73,6 +73,11 @@ def _ceil(x):
     return math.ceil(x)
 
 
+def _not(x):
+    """Logical not for bools and bool arrays (Python's ``~True`` is -2, which is truthy)."""
+    return np.logical_not(x) if isinstance(x, np.ndarray) else not x
+
+
 def _where(*pairs):
     """``Piecewise`` for scalars and arrays: the first branch whose condition holds."""
     out = pairs[-1][0]
@@ -143,14 +148,15 @@ class _IntegerPrinter(PythonCodePrinter):
         return "(" + " | ".join(f"({self._print(a)})" for a in expr.args) + ")"
 
     def _print_Not(self, expr):
-        return f"(~({self._print(expr.args[0])}))"
+        return f"_not({self._print(expr.args[0])})"
 
     def _print_Relational(self, expr):
         op = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}[expr.rel_op]
         return f"(({self._print(expr.lhs)}) {op} ({self._print(expr.rhs)}))"
 
 
-_NAMESPACE = {"_div": _div, "_floor": _floor, "_ceil": _ceil, "_where": _where, "True": True, "False": False}
+_NAMESPACE = {"_div": _div, "_floor": _floor, "_ceil": _ceil, "_where": _where, "_not": _not,
+              "True": True, "False": False}
 
 
 def compile_exprs(exprs, symbols):
@@ -192,10 +198,12 @@ def _numeric_fields(cls) -> tuple:
     return found
 
 
-def _key_values(layer, shapes):
+def structure_key(layer, shapes):
     """The structure key of ``layer`` on ``shapes`` and the numbers its general form is called with.
 
-    Kept cheap (no sympy): it runs for every layer of every report.
+    A field set to a number other than its default becomes ``"#"`` (``"#2"`` for a pair) and
+    its number a value; everything else (the class, flags, defaults, which axes are 1) is the
+    structure. Kept cheap (no sympy): it runs for every layer of every report.
     """
     key, values = [type(layer)], []
     for name, kind, default in _numeric_fields(type(layer)):
@@ -204,7 +212,7 @@ def _key_values(layer, shapes):
             if isinstance(value, tuple):
                 if all(isinstance(v, sympy.Integer) for v in value):
                     values += [int(v) for v in value]
-                    key.append(len(value))
+                    key.append(f"#{len(value)}")
                     continue
             elif isinstance(value, sympy.Integer):
                 values.append(int(value))
@@ -228,10 +236,10 @@ def _axis_name(j: int, i: int, rank: int) -> str:
     return base if j == 0 else f"{base}_{j}"
 
 
-def _general(layer, shapes):
+def _general_layer(layer, shapes):
     """The layer with its numeric fields as symbols, its symbolic inputs, and the symbols in call order."""
     fields, symbols = {}, []
-    for name, kind, default in _numeric_fields(type(layer)):  # the same fields and order as _key_values
+    for name, kind, default in _numeric_fields(type(layer)):  # the same fields and order as structure_key
         value = getattr(layer, name)
         if kind in ("size", "count", "padding") and not isinstance(value, str) and value != default:
             assumptions = _SIZE if kind == "size" else _COUNT
@@ -262,11 +270,11 @@ def fast_cost(layer, shape):
     after the first layer of the same structure.
     """
     shapes = list(shape) if isinstance(layer, Merge) else [shape]
-    key, values = _key_values(layer, shapes)
+    key, values = structure_key(layer, shapes)
     try:
         compiled = _CACHE[key]
     except KeyError:
-        compiled = _CACHE[key] = _compile(layer, shapes)
+        compiled = _CACHE[key] = _compiled(key, layer, shapes)
     if compiled is not None:
         try:
             out = compiled.function(*values)
@@ -282,18 +290,35 @@ def fast_cost(layer, shape):
     return {k: int(getattr(c, k)) for k in METRICS}, tuple(int(x) for x in c.output_shape)
 
 
-def _compile(layer, shapes):
+def _compiled(key, layer, shapes):
+    """The shipped form of this structure (:mod:`convcost.forms`), else its general form compiled now."""
+    from convcost.forms import shipped
+
+    found = shipped(key)
+    if found is not None:
+        return _Compiled(*found)
+    form = general_form(layer, shapes)
+    if form is None:
+        return None
+    exprs, symbols, rank_out, n_conditions, text = form
+    return _Compiled(compile_exprs(exprs, symbols), len(METRICS), rank_out, n_conditions, text)
+
+
+def general_form(layer, shapes):
+    """``(expressions, symbols, output rank, number of conditions, formula text)`` of the structure of
+    ``layer`` on ``shapes``: its counts (in METRICS order), output shape and conditions on symbols,
+    or None where the structure has no general form (``padding="same"`` needs a numeric stride ...)."""
     try:
-        general, general_shapes, symbols = _general(layer, shapes)
+        general, general_shapes, symbols = _general_layer(layer, shapes)
         c = general.cost(general_shapes if isinstance(general, Merge) else general_shapes[0])
     except ConvcostError:
-        return None  # no general form for this structure (e.g. padding="same" needs a numeric stride)
+        return None
     exprs = [getattr(c, m) for m in METRICS] + list(c.output_shape) + list(c.conditions)
     if any(e.free_symbols - set(symbols) for e in exprs):
         return None
     main = next((m for m in METRICS[1:7] if getattr(c, m) != 0), None)
     text = f"{main} = {getattr(c, main)}" if main else "no arithmetic"
-    return _Compiled(compile_exprs(exprs, symbols), len(METRICS), len(c.output_shape), len(c.conditions), text)
+    return exprs, symbols, len(c.output_shape), len(c.conditions), text
 
 
 def formula(layer, shape) -> str:
@@ -305,10 +330,10 @@ def formula(layer, shape) -> str:
     """
     shapes = list(shape) if isinstance(layer, Merge) else [shape]
     try:
-        key, _ = _key_values(layer, shapes)
+        key, _ = structure_key(layer, shapes)
     except TypeError:  # symbolic input sizes: one general form per layer
         key = None
     compiled = _CACHE.get(key) if key is not None else None
     if compiled is None and key is not None:
-        compiled = _CACHE[key] = _compile(layer, shapes)
+        compiled = _CACHE[key] = _compiled(key, layer, shapes)
     return compiled.formula if compiled is not None else ""

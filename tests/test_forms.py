@@ -1,0 +1,64 @@
+"""Shipped general forms: current with the primitives, and equal to the sympy cost they stand for."""
+
+import pathlib
+
+import pytest
+import sympy
+
+from convcost.costs import METRICS
+from convcost.forms import key_text, shipped, source, zoo_layers
+from convcost.layers import Merge
+from convcost.numeric import compile_exprs, fast_cost, structure_key
+from convcost.primitives import Conv, MaxPool
+from convcost.symbols import H
+
+pytest.importorskip("torch")
+
+SHIPPED = pathlib.Path(__file__).resolve().parent.parent / "convcost" / "_shipped_forms.py"
+
+
+@pytest.fixture(scope="module")
+def layers():
+    return list(zoo_layers())
+
+
+def test_shipped_forms_are_current(layers):
+    assert SHIPPED.read_text() == source(layers), "regenerate: python -m convcost.forms > convcost/_shipped_forms.py"
+
+
+def test_every_zoo_layer_has_a_shipped_form_equal_to_its_sympy_cost(layers):
+    for layer, shapes in layers:
+        key, values = structure_key(layer, shapes)
+        found = shipped(key)
+        assert found is not None, key_text(key)
+        function, n_metrics, rank_out, n_conditions, _ = found
+        out = function(*values)
+        c = layer.cost(shapes if isinstance(layer, Merge) else shapes[0])
+        assert list(out[:n_metrics]) == [getattr(c, m) for m in METRICS]
+        assert tuple(out[n_metrics:n_metrics + rank_out]) == c.output_shape
+        assert all(out[n_metrics + rank_out:])
+
+
+def test_a_shipped_form_still_refuses_what_the_layer_refuses():
+    # the structure of the SqueezeNet 1.0 stem conv (unpadded), on an input narrower than its kernel:
+    # the condition fails in the shipped form, and the layer's own formula raises the library error
+    from convcost.errors import ConvcostError
+
+    layer = Conv(C=3, O=96, K=7, S=2)
+    assert shipped(structure_key(layer, [(1, 3, 224, 224)])[0]) is not None
+    with pytest.raises(ConvcostError, match="kernel K=7 .* wider than the padded input 5"):
+        fast_cost(layer, (1, 3, 5, 5))
+
+
+def test_a_structure_not_shipped_is_compiled_on_first_use():
+    layer = MaxPool(K=5, S=3, D=2)  # dilated pooling: in no zoo model; span 9, so (40 - 9) // 3 + 1 = 11
+    key, _ = structure_key(layer, [(2, 3, 40, 40)])
+    assert shipped(key) is None
+    counts, shape = fast_cost(layer, (2, 3, 40, 40))
+    c = layer.cost((2, 3, 40, 40))
+    assert shape == c.output_shape == (2, 3, 11, 11) and counts["pool_ops"] == c.pool_ops == 2 * 3 * 11 * 11 * 25
+
+
+def test_negated_conditions_are_booleans_not_bitwise_complements():
+    f = compile_exprs([sympy.Not(H > 3)], [H])
+    assert f(5) == [False] and f(2) == [True]  # ~True is -2 in Python: truthy
