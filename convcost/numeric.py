@@ -208,15 +208,16 @@ def structure_key(layer, shapes):
     key, values = [type(layer)], []
     for name, kind, default in _numeric_fields(type(layer)):
         value = getattr(layer, name)
-        if kind in ("size", "count", "padding") and not isinstance(value, str) and value != default:
-            if isinstance(value, tuple):
-                if all(isinstance(v, sympy.Integer) for v in value):
-                    values += [int(v) for v in value]
-                    key.append(f"#{len(value)}")
+        if kind in ("size", "count", "padding"):
+            # compared as Python ints: sympy's __eq__ would dominate the cost of a report
+            if isinstance(value, sympy.Integer):
+                if int(value) != default:
+                    values.append(int(value))
+                    key.append("#")
                     continue
-            elif isinstance(value, sympy.Integer):
-                values.append(int(value))
-                key.append("#")
+            elif isinstance(value, tuple) and all(isinstance(v, sympy.Integer) for v in value):
+                values += [int(v) for v in value]
+                key.append(f"#{len(value)}")
                 continue
         key.append(value)
     for shape in shapes:
@@ -269,12 +270,19 @@ def fast_cost(layer, shape):
     Every count is a Python int equal to ``layer.cost(shape)``'s, obtained without sympy
     after the first layer of the same structure.
     """
+    counts, output_shape, _ = fast_cost_and_formula(layer, shape)
+    return counts, output_shape
+
+
+def fast_cost_and_formula(layer, shape):
+    """``(counts, output_shape, formula)``: :func:`fast_cost` and :func:`formula` from one structure lookup."""
     shapes = list(shape) if isinstance(layer, Merge) else [shape]
     key, values = structure_key(layer, shapes)
     try:
         compiled = _CACHE[key]
     except KeyError:
         compiled = _CACHE[key] = _compiled(key, layer, shapes)
+    text = compiled.formula if compiled is not None else ""
     if compiled is not None:
         try:
             out = compiled.function(*values)
@@ -284,10 +292,10 @@ def fast_cost(layer, shape):
             m, r = compiled.n_metrics, compiled.rank_out
             numbers = out[: m + r]
             if all(out[m + r :]) and all(type(x) is int for x in numbers):
-                return dict(zip(METRICS, numbers[:m])), tuple(numbers[m:])
+                return dict(zip(METRICS, numbers[:m])), tuple(numbers[m:]), text
     # the general form does not decide this input: the layer's own formula does (and raises if invalid)
     c = layer.cost(shapes if isinstance(layer, Merge) else shapes[0])
-    return {k: int(getattr(c, k)) for k in METRICS}, tuple(int(x) for x in c.output_shape)
+    return {k: int(getattr(c, k)) for k in METRICS}, tuple(int(x) for x in c.output_shape), text
 
 
 def _compiled(key, layer, shapes):

@@ -200,6 +200,11 @@ def _normalise(owner, f: dataclasses.Field, value):
 
 def _integer(where, name, value, *, positive: bool):
     rule = "a positive integer" if positive else "a non-negative integer"
+    if type(value) is int or type(value) is sympy.Integer:
+        # the common case, decided in plain integers: reading a model builds thousands of specs
+        if int(value) > 0 or (int(value) == 0 and not positive):
+            return sympy.Integer(value)
+        raise ConvcostError(f"{where()}: {name}={value} must be {rule}")
     if isinstance(value, bool) or isinstance(value, str):
         raise ConvcostError(f"{where()}: {name}={value!r} must be {rule}")
     if isinstance(value, numbers.Integral):

@@ -55,7 +55,7 @@ from convcost import primitives as p
 from convcost.costs import METRICS
 from convcost.errors import ConvcostError
 from convcost.layers import Merge
-from convcost.numeric import fast_cost, formula
+from convcost.numeric import fast_cost_and_formula
 from convcost.report import Report, Row, Unsupported
 from convcost.shapes import as_shape
 from convcost.torch.registry import REGISTRY
@@ -495,10 +495,9 @@ class _Walk:
         if self.symbolic:
             row = Row.of(path, op, spec, inputs, source=source, params=params, tied_to=tied)
         else:
-            counts, out = fast_cost(spec, inputs if merge else inputs[0])
+            counts, out, text = fast_cost_and_formula(spec, inputs if merge else inputs[0])
             counts["params"] = params
-            row = Row(path, op, spec, tuple(inputs), out, counts, formula(spec, inputs if merge else inputs[0]),
-                      source, tied)
+            row = Row(path, op, spec, tuple(inputs), out, counts, text, source, tied)
         self.rows.append(row)
         return _T(row.output_shape)
 
@@ -650,11 +649,10 @@ def _profile_hooks(model, shape, why) -> Report:
             entry[1] += params
             continue
         spec = REGISTRY.read(module)
-        counts, out_shape = fast_cost(spec, inputs[0])
+        counts, out_shape, text = fast_cost_and_formula(spec, inputs[0])
         counts["params"] = params
         tied = "" if fresh or not list(module.parameters()) else seen[id(next(module.parameters()))]
-        rows.append(Row(label, type(module).__name__, spec, (inputs[0],), out_shape, counts,
-                        formula(spec, inputs[0]), "module", tied))
+        rows.append(Row(label, type(module).__name__, spec, (inputs[0],), out_shape, counts, text, "module", tied))
     unused = [(n, t) for n, t in model.named_parameters() if id(t) not in seen]
     note = (f"torch.fx could not trace {type(model).__name__} ({_first_line(why)}); read with module hooks, "
             "so functional calls (F.conv2d, x + y, torch.cat ...) are NOT seen and not counted")
