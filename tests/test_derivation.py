@@ -67,8 +67,9 @@ def _parsed_equal(latex: str, source) -> bool:
     from sympy.core.cache import clear_cache
 
     for order in range(25):
-        clear_cache()  # unevaluated nodes are cached with the assumptions already deduced on them
-        sympy.core.random.seed(order)
+        if order:
+            clear_cache()  # unevaluated nodes are cached with the assumptions already deduced on them
+            sympy.core.random.seed(order)
         try:
             return _parsed_equal_once(latex, source)
         except sympy.core.facts.InconsistentAssumptions as error:
