@@ -13,14 +13,20 @@ Conventions (what is predicted, from what):
 * a primitive's work is ``flops = 2 macs + bias_ops + 2 norm_ops + act_ops +
   pool_ops + elementwise_ops`` (one FLOP per counted operation, two per
   multiply-add) and its traffic ``bytes = memory_access x itemsize(dtype)``.
-* its time is ``overhead + max(flops / peak_flops, memory_seconds) / efficiency[kind]``:
-  the roofline of the machine, slowed by how far that kind of kernel falls
-  short of it, plus a fixed cost per kernel call. ``memory_seconds`` is
+* its time is ``overhead + max(flops / peak_flops, memory_seconds) / efficiency[kind]
+  + allocation_seconds``: the roofline of the machine, slowed by how far that kind
+  of kernel falls short of it, plus a fixed cost per kernel call, plus the cost of
+  the fresh memory its output is written to. ``memory_seconds`` is
   ``bytes / bandwidth``, or, when the machine has a cache tier
   (``cache_bytes``, ``cache_bandwidth``), the first ``cache_bytes`` at the cache's
-  bandwidth and the rest at ``bandwidth``: small working sets stay in cache. Efficiency factors and the
-  overhead are fitted on measured kernels (:func:`fit`,
-  ``convcost.torch.calibrate``); a factor never fitted is 1.
+  bandwidth and the rest at ``bandwidth``: small working sets stay in cache.
+  ``allocation_seconds`` is ``output bytes / alloc_bandwidth`` for outputs of at
+  least ``alloc_threshold`` bytes, else 0: on CPU, PyTorch allocates each output
+  afresh, and glibc hands large blocks (32 MiB and up) straight from the kernel,
+  so every call page-faults them in (measured: a 64 MiB ReLU takes 3x longer into a
+  new tensor than into an existing one). Efficiency factors and the overhead are
+  fitted on measured kernels (:func:`fit`, ``convcost.torch.calibrate``), the
+  allocation cost is measured directly; a factor never fitted is 1.
 
 >>> from convcost import PointwiseConv
 >>> m = Machine("toy", peak_flops=1e9, bandwidth=1e9)
@@ -82,6 +88,8 @@ class Machine:
     fitted_from: str = ""
     cache_bytes: float = 0.0
     cache_bandwidth: float = 0.0
+    alloc_threshold: float = 0.0
+    alloc_bandwidth: float = 0.0
 
     def __post_init__(self):
         for field, unit in (("peak_flops", "FLOP/s"), ("bandwidth", "bytes/s")):
@@ -90,12 +98,14 @@ class Machine:
                 raise ConvcostError(f"Machine {self.name!r}: {field}={value!r} must be a positive finite number ({unit})")
         if not (_finite(self.overhead) and self.overhead >= 0):
             raise ConvcostError(f"Machine {self.name!r}: overhead={self.overhead!r} must be a finite number of seconds >= 0")
-        for field in ("cache_bytes", "cache_bandwidth"):
+        for field in ("cache_bytes", "cache_bandwidth", "alloc_threshold", "alloc_bandwidth"):
             value = getattr(self, field)
             if not (_finite(value) and value >= 0):
                 raise ConvcostError(f"Machine {self.name!r}: {field}={value!r} must be a finite number >= 0")
         if (self.cache_bytes > 0) != (self.cache_bandwidth > 0):
             raise ConvcostError(f"Machine {self.name!r}: give both cache_bytes and cache_bandwidth, or neither")
+        if self.alloc_threshold > 0 and not self.alloc_bandwidth > 0:
+            raise ConvcostError(f"Machine {self.name!r}: alloc_threshold needs an alloc_bandwidth (bytes/s)")
         if not isinstance(self.efficiency, dict):
             raise ConvcostError(f"Machine {self.name!r}: efficiency={self.efficiency!r} must be a dict kind -> factor")
         for kind, factor in self.efficiency.items():
@@ -109,6 +119,8 @@ class Machine:
         object.__setattr__(self, "overhead", float(self.overhead))
         object.__setattr__(self, "cache_bytes", float(self.cache_bytes))
         object.__setattr__(self, "cache_bandwidth", float(self.cache_bandwidth))
+        object.__setattr__(self, "alloc_threshold", float(self.alloc_threshold))
+        object.__setattr__(self, "alloc_bandwidth", float(self.alloc_bandwidth))
 
     __hash__ = None
 
@@ -125,6 +137,17 @@ class Machine:
         """
         cached = min(moved, self.cache_bytes)
         return cached / self.cache_bandwidth + (moved - cached) / self.bandwidth if cached else moved / self.bandwidth
+
+    def allocation_seconds(self, output_bytes: float) -> float:
+        """Seconds to bring a fresh output of ``output_bytes`` into memory (0 below ``alloc_threshold``).
+
+        >>> m = Machine("m", 1e9, 1e9, alloc_threshold=32 * 2**20, alloc_bandwidth=2e9)
+        >>> m.allocation_seconds(2**20), m.allocation_seconds(64 * 2**20)
+        (0.0, 0.033554432)
+        """
+        if not self.alloc_bandwidth or output_bytes < self.alloc_threshold:
+            return 0.0
+        return output_bytes / self.alloc_bandwidth
 
     def factor(self, kind: str) -> float:
         """The efficiency of ``kind`` (1 where none was fitted)."""
@@ -188,6 +211,7 @@ class Kernel:
     compute_seconds: float
     memory_seconds: float
     seconds: float
+    allocation_seconds: float = 0.0
 
     @property
     def bound(self) -> str:
@@ -289,7 +313,8 @@ def _as_cost(spec_or_cost) -> Cost:
 
 
 def kernel_times(spec_or_cost, machine: Machine, dtype: str = "float32") -> list:
-    """``(name, kind, flops, bytes, roofline seconds)`` for every kernel that does work."""
+    """``(name, kind, flops, bytes, compute seconds, memory seconds, allocation seconds)`` of every
+    kernel that does work."""
     if dtype not in ITEMSIZE:
         raise ConvcostError(f"unknown dtype {dtype!r}; known: {', '.join(ITEMSIZE)}")
     out = []
@@ -298,7 +323,8 @@ def kernel_times(spec_or_cost, machine: Machine, dtype: str = "float32") -> list
         if kind is None:
             continue
         flops, moved = int(work(part)), int(part.memory_access) * ITEMSIZE[dtype]
-        out.append((name, kind, flops, moved, flops / machine.peak_flops, machine.memory_seconds(moved)))
+        fresh = machine.allocation_seconds(int(part.activation_elements) * ITEMSIZE[dtype])
+        out.append((name, kind, flops, moved, flops / machine.peak_flops, machine.memory_seconds(moved), fresh))
     return out
 
 
@@ -318,9 +344,9 @@ def predict_latency(spec_or_cost, machine: Machine, dtype: str = "float32") -> L
     if not isinstance(machine, Machine):
         raise ConvcostError(f"predict_latency needs a Machine, got {machine!r}")
     kernels = []
-    for name, kind, flops, moved, compute, memory in kernel_times(spec_or_cost, machine, dtype):
-        seconds = machine.overhead + max(compute, memory) / machine.factor(kind)
-        kernels.append(Kernel(name, kind, flops, moved, compute, memory, seconds))
+    for name, kind, flops, moved, compute, memory, fresh in kernel_times(spec_or_cost, machine, dtype):
+        seconds = machine.overhead + max(compute, memory) / machine.factor(kind) + fresh
+        kernels.append(Kernel(name, kind, flops, moved, compute, memory, seconds, fresh))
     flops = sum(k.flops for k in kernels)
     moved = sum(k.bytes for k in kernels)
     return Latency(
@@ -338,8 +364,9 @@ def fit(machine: Machine, samples, dtype: str = "float32", fitted_from: str = ""
 
     Time is linear in the unknowns ``1/efficiency[kind]`` and ``overhead``; they are
     found by non-negative least squares on *relative* errors (each row divided by
-    its measured time), so a 10 us kernel counts as much as a 100 ms one. Kinds the
-    samples never use keep the machine's factor.
+    its measured time), so a 10 us kernel counts as much as a 100 ms one. The
+    allocation cost is the machine's (measured, not fitted). Kinds the samples
+    never use keep the machine's factor.
 
     >>> from convcost import PointwiseConv, DepthwiseConv
     >>> truth = Machine("t", 1e11, 1e10, {"pointwise_conv": 0.5, "depthwise_conv": 0.1}, overhead=2e-5)
@@ -360,13 +387,15 @@ def fit(machine: Machine, samples, dtype: str = "float32", fitted_from: str = ""
     kinds = [k for k in KINDS if any(kt[1] == k for r in rows for kt in r)]
     # columns: seconds of roofline per kind (coefficient 1/efficiency), kernel count (coefficient overhead)
     design = np.zeros((len(rows), len(kinds) + 1))
+    fresh = np.zeros(len(rows))
     for i, r in enumerate(rows):
-        for _, kind, _, _, compute, memory in r:
+        for _, kind, _, _, compute, memory, allocation in r:
             design[i, kinds.index(kind)] += max(compute, memory)
             design[i, -1] += 1
+            fresh[i] += allocation
     y = np.asarray(measured)
     lower = np.array([MIN_SLOWDOWN] * len(kinds) + [0.0])
-    coef = nnls(design / y[:, None], np.ones_like(y), lower)
+    coef = nnls(design / y[:, None], 1 - fresh / y, lower)
     efficiency = dict(machine.efficiency)
     efficiency.update({k: 1.0 / coef[i] for i, k in enumerate(kinds)})
     note = fitted_from or f"fit to {len(rows)} measured samples"

@@ -182,6 +182,31 @@ def test_every_kind_is_known():
     assert len(set(KINDS)) == len(KINDS) == 9
 
 
+def test_fresh_outputs_pay_the_allocation_cost_by_hand():
+    m = ROUND.replace(alloc_threshold=4000, alloc_bandwidth=1e7)
+    # ReLU on 1000 elements: 8000 bytes moved at 1e8 B/s; its 4000-byte output is fresh memory at 1e7 B/s
+    est = predict_latency(Activation("relu").cost((1, 10, 10, 10)), m)
+    assert est.seconds == pytest.approx(8000 / 1e8 + 4000 / 1e7)
+    assert est.kernels[0].allocation_seconds == pytest.approx(4000 / 1e7)
+    # an output below the threshold comes from reused memory: the plain roofline
+    small = predict_latency(Activation("relu").cost((1, 10, 10, 9)), m)
+    assert small.seconds == pytest.approx(7200 / 1e8) and small.kernels[0].allocation_seconds == 0
+    with pytest.raises(ConvcostError, match="alloc_threshold needs an alloc_bandwidth"):
+        Machine("half", 1e9, 1e8, alloc_threshold=4000)
+
+
+def test_fit_takes_the_allocation_cost_as_measured_not_fitted():
+    truth = ROUND.replace(efficiency={"pointwise_conv": 0.5, "depthwise_conv": 0.2}, overhead=3e-6,
+                          alloc_threshold=50_000, alloc_bandwidth=2e7)
+    layers = [V(C=c, H=h, W=h, **kw) for c in (8, 32) for h in (14, 56)
+              for V, kw in ((PointwiseConv, {"O": c}), (DepthwiseConv, {"K": 3}))]
+    assert any(k.allocation_seconds for x in layers for k in predict_latency(x, truth).kernels)
+    prior = ROUND.replace(alloc_threshold=50_000, alloc_bandwidth=2e7)
+    fitted = fit(prior, [(x, predict_latency(x, truth).seconds) for x in layers])
+    assert fitted.efficiency == pytest.approx(truth.efficiency, rel=1e-6)
+    assert fitted.overhead == pytest.approx(3e-6, rel=1e-6) and fitted.alloc_bandwidth == 2e7
+
+
 # -- calibration (torch) ------------------------------------------------------------------------
 torch = pytest.importorskip("torch")
 
@@ -236,3 +261,11 @@ def test_cache_tier_splits_traffic():
     assert est.seconds == pytest.approx(4000 / 1e9 + 4000 / 1e8)
     with pytest.raises(ConvcostError, match="both cache_bytes and cache_bandwidth"):
         Machine("half", 1e9, 1e8, cache_bytes=4000)
+
+
+def test_fresh_memory_is_a_threshold_and_a_bandwidth_or_nothing():
+    from convcost.torch.calibrate import fresh_memory
+
+    threshold, bandwidth = fresh_memory("cpu", largest_mib=64, min_run_time=0.001, resolution_mib=32)
+    assert (threshold == 0 and bandwidth == 0) or (threshold >= 2**20 and bandwidth > 0)
+    assert threshold % 2**20 == 0

@@ -1,11 +1,15 @@
 """Calibrate the latency model on this machine: measured peak, bandwidth and kernel efficiencies.
 
-``calibrate(device)`` times three things with ``torch.utils.benchmark`` at a fixed
+``calibrate(device)`` times four things with ``torch.utils.benchmark`` at a fixed
 thread count, and returns a :class:`convcost.latency.Machine`:
 
 1. peak FLOP/s: the best of square float32 matmuls (``2 n^3`` FLOPs each);
 2. bandwidth: a large tensor copied into another (``2 x bytes`` moved: read + write);
-3. efficiency per kernel kind and overhead per kernel call: a small set of real
+3. the cost of fresh memory (:func:`fresh_memory`): filling a new tensor against
+   filling an existing one; the smallest size where the new one pays page faults
+   is ``alloc_threshold``, the extra time per byte ``alloc_bandwidth`` (on CUDA the
+   caching allocator reuses blocks: no cost);
+4. efficiency per kernel kind and overhead per kernel call: a small set of real
    kernels (convcost specs built by :func:`convcost.torch.to_torch`), fitted by
    :func:`convcost.latency.fit`.
 
@@ -38,6 +42,10 @@ from torch.utils import benchmark
 from convcost import latency
 from convcost.errors import ConvcostError
 from convcost.latency import Machine
+
+
+#: bumped when calibration measures something new, so that older cached machines are measured again
+CALIBRATION_VERSION = 2
 
 
 def check_device(device) -> torch.device:
@@ -143,6 +151,69 @@ def copy_bandwidth(device: str = "cpu", threads: int = 1, elements: int = 1 << 2
     return 2 * 4 * elements / seconds
 
 
+def fresh_memory(device: str = "cpu", threads: int = 1, largest_mib: int = 256, min_run_time: float = 0.2,
+                 resolution_mib: int = 1) -> tuple:
+    """``(alloc_threshold bytes, alloc_bandwidth bytes/s)``: what writing into newly allocated memory costs.
+
+    At sizes doubling from 1 MiB, a new tensor is filled a few times while the
+    process's minor page faults are counted (where they cannot be, a fill over twice
+    as slow as into an existing tensor says it). Small blocks fault now and then,
+    as the heap's history has it; from the allocator's threshold on (glibc: 32 MiB),
+    every page of every call faults. That threshold, the smallest size from which
+    every probed size faults, is bisected to ``resolution_mib``; the extra seconds
+    per byte are filling a new tensor minus filling an existing one, at 64 MiB or more.
+    ``(0.0, 0.0)`` when no size up to ``largest_mib`` pays (and always on CUDA, whose
+    caching allocator reuses blocks).
+    """
+    dev = check_device(device)
+    if dev.type == "cuda":
+        return 0.0, 0.0
+
+    def times(mib):
+        n = mib * 2**20 // 4
+        existing = torch.empty(n, device=dev)
+        reused = time_call(existing.fill_, 1.0, device=device, threads=threads, min_run_time=min_run_time)
+        del existing
+        fresh = time_call(lambda: torch.empty(n, device=dev).fill_(1.0), device=device, threads=threads,
+                          min_run_time=min_run_time)
+        return reused, fresh
+
+    def faults(mib):
+        n = mib * 2**20 // 4
+        try:
+            import resource
+        except ImportError:  # no page-fault counter (Windows): the timing says it, less sharply
+            reused, fresh = times(mib)
+            return fresh > 2 * reused
+        for _ in range(2):  # let the allocator settle (glibc raises its mmap threshold on a free)
+            torch.empty(n, device=dev).fill_(1.0)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(4):
+            torch.empty(n, device=dev).fill_(1.0)
+        pages = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 4
+        return pages > 0.9 * 4 * n / resource.getpagesize()
+
+    # small blocks fault now and then, depending on the heap's history; from the threshold on, always
+    probed = [1]
+    while probed[-1] < largest_mib:
+        probed.append(min(2 * probed[-1], largest_mib))
+    verdicts = [faults(mib) for mib in probed]
+    if not verdicts[-1]:
+        return 0.0, 0.0
+    first = len(verdicts) - 1
+    while first > 0 and verdicts[first - 1]:
+        first -= 1
+    low, high = (probed[first - 1] if first else 0), probed[first]
+    while high - low > resolution_mib:
+        middle = (low + high) // 2
+        low, high = (low, middle) if faults(middle) else (middle, high)
+    at = max(high, 64)
+    reused, fresh = times(at)
+    if fresh <= reused:
+        return 0.0, 0.0
+    return float(high * 2**20), at * 2**20 / (fresh - reused)
+
+
 def calibration_kernels(quick: bool = False) -> list:
     """``(layer, input_shape)`` of the real kernels efficiency factors are fitted on: two sizes of every kind.
 
@@ -173,13 +244,13 @@ def cache_path(device: str = "cpu", threads: int = 1, quick: bool = False, cache
     """Where the calibration of ``device`` is cached (``$XDG_CACHE_HOME/convcost/...``).
 
     >>> cache_path("cpu", 2, cache_dir="/tmp/x")
-    '/tmp/x/machine-cpu-2threads-torch....json'
+    '/tmp/x/machine2-cpu-2threads-torch....json'
     """
     if cache_dir is None:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         cache_dir = os.path.join(base, "convcost")
     size = "-quick" if quick else ""
-    name = f"machine-{device.replace(':', '')}-{threads}threads-torch{torch.__version__}{size}.json"
+    name = f"machine{CALIBRATION_VERSION}-{device.replace(':', '')}-{threads}threads-torch{torch.__version__}{size}.json"
     return os.path.join(os.fspath(cache_dir), name)
 
 
@@ -206,9 +277,11 @@ def calibrate(
     run = min_run_time if min_run_time is not None else (0.005 if quick else 0.2)
     peak = peak_matmul(device, threads, sizes=(64,) if quick else (512, 1024, 2048), min_run_time=run)
     bandwidth = copy_bandwidth(device, threads, elements=1 << 16 if quick else 1 << 25, min_run_time=run)
+    threshold, fresh = fresh_memory(device, threads, min_run_time=run, largest_mib=64 if quick else 256,
+                                    resolution_mib=32 if quick else 1)
     info = describe(device, threads)
     name = f"{info['processor']} ({info['device']}, {threads} thread{'s' * (threads > 1)}, torch {info['torch']})"
-    machine = Machine(name, peak_flops=peak, bandwidth=bandwidth)
+    machine = Machine(name, peak_flops=peak, bandwidth=bandwidth, alloc_threshold=threshold, alloc_bandwidth=fresh)
     samples = [
         (layer.cost(shape), time_layer(layer, shape, device=device, threads=threads, min_run_time=run))
         for layer, shape in calibration_kernels(quick)
@@ -217,7 +290,7 @@ def calibrate(
         machine,
         samples,
         fitted_from=f"convcost.torch.calibrate: {len(samples)} kernels{' (quick)' if quick else ''}, "
-        f"matmul peak, copy bandwidth",
+        f"matmul peak, copy bandwidth, fresh-memory cost",
     )
     if cache:
         os.makedirs(os.path.dirname(path), exist_ok=True)
