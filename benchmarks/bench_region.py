@@ -13,23 +13,14 @@ from __future__ import annotations
 import json
 import pathlib
 import platform
-import time
 
 import numpy as np
 import sympy
 
 from convcost import AsymmetricConv, StandardConv, break_even
+from timing import best_of
 
 TARGET = 10_000_000
-
-
-def best_of(repeats: int, fn) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> dict:
