@@ -273,6 +273,13 @@ def analyse(results: Results, machine: Machine) -> dict:
     for r in ok:
         r["predicted_fit_s"] = predict_latency(specs[id(r)], fitted).seconds
         r["predicted_macs_only_s"] = a * r["flops"] + b
+    # ablation: the same refit without the fresh-memory term, to show what that term is worth here
+    plain = machine.replace(alloc_threshold=0.0, alloc_bandwidth=0.0)
+    plain_fit = fit(plain, [(specs[id(r)], r["measured_s"]) for r in train])
+    plain_held = [predict_latency(specs[id(r)], plain_fit).seconds for r in test]
+    ablation = {"model without the fresh-memory term (refit on train)": {
+        "rows": len(test), "spearman": spearman(plain_held, [r["measured_s"] for r in test]),
+        "mdape_percent": mdape(plain_held, [r["measured_s"] for r in test])}}
     models = {"model (refit on train)": "predicted_fit_s", "model (calibrate only)": "predicted_calibrated_s",
               "MACs only (refit on train)": "predicted_macs_only_s"}
     scores = {"held_out": {}, "train": {}, "per_class_held_out": {}}
@@ -283,7 +290,7 @@ def analyse(results: Results, machine: Machine) -> dict:
             cls: score([r for r in test if r["class"] == cls], key) for cls in sorted({r["class"] for r in test})
         }
     return {"fitted_machine": fitted.as_dict(), "macs_only": {"seconds_per_flop": a, "seconds_per_call": b},
-            "repeatability_percent": repeatability(ok),
+            "repeatability_percent": repeatability(ok), "ablation_held_out": ablation,
             "split": "train: stages %s, held out: the others (every variant and batch in both)" % sorted(TRAIN_STAGES),
             "scores": scores,
             "targets": {"spearman_min": 0.9, "mdape_max_percent": 25.0}}
@@ -304,6 +311,8 @@ def report(analysis: dict) -> str:
         lines.append(f"{part.replace('_', '-')} rows:")
         for label, s in analysis["scores"][part].items():
             lines.append(f"  {label:28s} n={s['rows']:3d}  Spearman {s['spearman']:.3f}  MdAPE {s['mdape_percent']:6.1f}%")
+    for label, s in analysis.get("ablation_held_out", {}).items():
+        lines.append(f"ablation, held-out: {label}: Spearman {s['spearman']:.3f}  MdAPE {s['mdape_percent']:.1f}%")
     if analysis.get("repeatability_percent") is not None:
         lines.append(f"measurement repeatability: the two passes of a row differ by {analysis['repeatability_percent']:.1f}% "
                      "(median); each row's latency is its fastest pass")
@@ -355,6 +364,27 @@ def run_device(device: str, args) -> None:
     print(f"wrote {results.csv_path} and {results.json_path} in {time.perf_counter() - started:.0f} s")
 
 
+def reanalyse(path: str) -> int:
+    """Score a results JSON again (after a change to the model), rewriting it and its CSV; nothing is timed."""
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    results = Results.__new__(Results)
+    results.csv_path, results.json_path = os.path.splitext(path)[0] + ".csv", path
+    results.rows = data.pop("rows")
+    results.header = data
+    machine = Machine.from_dict(data["calibrated_machine"])
+    for r in results.rows:
+        if r["status"] == "ok":
+            r["predicted_calibrated_s"] = predict_latency(VARIANTS[r["variant"]](**json.loads(r["fields"]), **_size(r)),
+                                                          machine).seconds
+    analysis = analyse(results, machine)
+    results.write_json({"analysis": analysis})
+    results._csv = open(os.devnull, "w")  # rewrite_csv closes the stream a live run writes to
+    results.rewrite_csv()
+    print(report(analysis))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small grid, short timings: a CI smoke run under a minute")
@@ -364,11 +394,14 @@ def main(argv=None) -> int:
     parser.add_argument("--min-run-time", type=float, default=None, help="seconds per blocked_autorange")
     parser.add_argument("--max-gflop", type=float, default=10.0, help="rows over this many GFLOP are skipped")
     parser.add_argument("--recalibrate", action="store_true", help="ignore the cached calibration")
+    parser.add_argument("--reanalyse", metavar="RESULTS_JSON", help="score an earlier run's rows again, timing nothing")
     parser.add_argument("--passes", type=int, default=None,
                         help="times each row is measured, the grid over again each time; the fastest counts "
                              "(default 2, --quick 1)")
     parser.add_argument("--shared", action="store_true", help="record that other work shared the machine")
     args = parser.parse_args(argv)
+    if args.reanalyse:
+        return reanalyse(args.reanalyse)
     if args.min_run_time is None:
         args.min_run_time = 0.02 if args.quick else 0.1
     if args.passes is None:
