@@ -261,6 +261,8 @@ def simplest(expr) -> sympy.Expr:
     >>> simplest((K**2 + O) / (K**2 * O))
     1/O + K**(-2)
     """
+    if isinstance(expr, str):  # sympify of text is eval
+        raise ConvcostError(f"simplest: {expr!r} is text; give a sympy expression")
     expr = sympy.sympify(expr)
     if expr.is_number:
         return sympy.nsimplify(expr) if expr.has(sympy.Float) else expr

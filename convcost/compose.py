@@ -134,6 +134,9 @@ class Residual(Layer):
                 raise ConvcostError(f"Residual: {name}={part!r} is not a convcost layer")
         object.__setattr__(self, "body", body)
         object.__setattr__(self, "shortcut", shortcut)
+        # text is refused rather than parsed: sympify of a string is eval
+        if not isinstance(when, (bool, sympy.Basic)):
+            raise ConvcostError(f"Residual: when={when!r} must be True, False or a sympy condition")
         object.__setattr__(self, "when", sympy.sympify(when))
 
     def default_input(self):

@@ -1,10 +1,13 @@
 """Bad input: one ConvcostError naming the spec, the value and the rule; never a sympy traceback."""
 
+import importlib
+
 import pytest
 import sympy
 
 from convcost import ConvcostError, GroupedConv, StandardConv, TransposedConv, cost
-from convcost.primitives import Conv, ConvTranspose, Linear, PixelShuffle
+from convcost.compose import Residual
+from convcost.primitives import Activation, Conv, ConvTranspose, Linear, PixelShuffle
 
 
 @pytest.mark.parametrize(
@@ -32,6 +35,8 @@ from convcost.primitives import Conv, ConvTranspose, Linear, PixelShuffle
         (lambda: cost(StandardConv, C=3, O=4, K=3).subs(H=2.5), "must be an integer"),
         (lambda: cost("StandardConv"), "needs a convcost layer"),
         (lambda: __import__("convcost").Cost(output_shape=(1,), params="__import__('os')"), "not text"),
+        (lambda: Residual(Activation("relu"), when="__import__('os')"), "must be True, False or a sympy condition"),
+        (lambda: importlib.import_module("convcost.compare").simplest("__import__('os')"), "is text"),
         (lambda: cost(StandardConv, C=3, O=4, K=3).subs(h=56), "the cost has no symbol 'h' (its symbols: H, W)"),
     ],
 )
