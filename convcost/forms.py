@@ -1,13 +1,17 @@
 """Shipped general forms: the structures common models are made of, compiled ahead of time.
 
 :mod:`convcost.numeric` evaluates a layer's exact cost from its *general form*,
-compiled once per structure. Compiling costs sympy time (a tenth of a second or
-more per structure), so a cold ``profile`` of a new model would spend most of its
-time there. The structures of every zoo model (batch 1 and batch 8) are
-therefore written out as plain Python functions in :mod:`convcost._shipped_forms`,
-generated from the very same ``layer.cost`` code by this module; any other
-structure is still compiled on first use. The test suite regenerates the file and
-fails when it is not current, as it does for ``docs/derivations.md``.
+compiled once per structure (every stride, padding, dilation and group count of a
+layer class share one, see :func:`convcost.numeric.structure_key`). Compiling costs
+sympy time (a tenth of a second or more per structure), so a cold ``profile`` of a
+new model would spend most of its time there. The structures of every zoo model
+and of the ordinary layers of :func:`coverage_models` (1-, 2- and 3-D convolutions,
+transposed convolutions, norms, every activation, pools, linear layers, pixel and
+channel shuffles; batch 1 and batch 8) are therefore written out as plain Python
+functions in :mod:`convcost._shipped_forms`, generated from the very same
+``layer.cost`` code by this module; any other structure is still compiled on
+first use. The test suite regenerates the file and fails when it is not current,
+as it does for ``docs/derivations.md``.
 
 Regenerate after changing a primitive's formula::
 
@@ -17,7 +21,7 @@ Regenerate after changing a primitive's formula::
 >>> from convcost.numeric import structure_key
 >>> key, values = structure_key(Conv(C=64, O=64, K=3, P=1, bias=False), [(1, 64, 56, 56)])
 >>> key_text(key)
-'convcost.primitives.Conv|C=#|O=#|K=#|S=1|P=#|D=1|G=1|bias=False|dims=2|(True, False, False, False)'
+'convcost.primitives.Conv|C=#|O=#|K=#|S=#|P=#|D=#|G=#|bias=False|dims=2|(True, False, False, False)'
 >>> function, *_ = shipped(key)
 >>> function(*values)[1]  # the MACs, without sympy
 115605504
@@ -81,42 +85,103 @@ def source(layers) -> str:
     from convcost.numeric import _IntegerPrinter, general_form, structure_key
 
     printer = _IntegerPrinter({"fully_qualified_modules": False, "inline": True, "allow_unknown_functions": True})
-    functions, table, seen = [], [], set()
+    functions, table, seen, general_none = [], [], set(), set()
     for layer, shapes in layers:
-        key, _ = structure_key(layer, shapes)
-        text = key_text(key)
-        if text in seen:
-            continue
-        form = general_form(layer, shapes)
-        if form is None:
-            continue
-        exprs, symbols, rank_out, n_conditions, formula = form
-        names = [s.name for s in symbols]
-        if len(set(names)) != len(names) or not all(n.isidentifier() for n in names):
-            continue  # cannot be a plain Python signature: left to compile on first use
-        seen.add(text)
-        name = f"_form_{len(functions)}"
-        body = ",\n        ".join(printer.doprint(sympy.sympify(e)) for e in exprs)
-        functions.append(f"def {name}({', '.join(names)}):\n    return (\n        {body},\n    )\n")
-        table.append(f"    {text!r}: ({name}, {len(METRICS)}, {rank_out}, {n_conditions}, {formula!r}),")
+        # the key numeric.fast_cost looks up first, and where that structure has no general form, the
+        # key that keeps defaults as structure
+        for keep_defaults in (False, True):
+            key, _ = structure_key(layer, shapes, keep_defaults)
+            text = key_text(key)
+            if text in seen:
+                break
+            if text in general_none:
+                continue
+            form = general_form(layer, shapes, keep_defaults)
+            if form is None:
+                general_none.add(text)
+                continue
+            exprs, symbols, rank_out, n_conditions, formula = form
+            names = [s.name for s in symbols]
+            if len(set(names)) != len(names) or not all(n.isidentifier() for n in names):
+                break  # cannot be a plain Python signature: left to compile on first use
+            seen.add(text)
+            name = f"_form_{len(functions)}"
+            body = ",\n        ".join(printer.doprint(sympy.sympify(e)) for e in exprs)
+            functions.append(f"def {name}({', '.join(names)}):\n    return (\n        {body},\n    )\n")
+            table.append(f"    {text!r}: ({name}, {len(METRICS)}, {rank_out}, {n_conditions}, {formula!r}),")
+            break
     return _HEADER + "\n\n".join(functions) + "\n\nFORMS = {\n" + "\n".join(table) + "\n}\n"
 
 
 def zoo_layers():
     """(layer, input shapes) of every leaf operation of every zoo model at batch 1 and batch 8, as profiled."""
-    from convcost.layers import Merge
-    from convcost.torch import profile
     from convcost.zoo import MODELS
 
     for name in sorted(MODELS):
         model = MODELS[name]()
-        module = model.to_torch()
-        for batch in (1, 8):
-            report = profile(module, (batch, *model.input_shape[1:]))
-            for row in report.rows:
-                shapes = list(row.input_shapes) if isinstance(row.spec, Merge) else [row.input_shapes[0]]
-                yield row.spec, shapes
+        yield from _profiled(model.to_torch(), model.input_shape[1:])
+
+
+def coverage_models():
+    """``(torch module, input shape without batch)`` of the ordinary layers models are made of.
+
+    One module each: convolutions and transposed convolutions of every rank, with and
+    without bias, unpadded, padded, ``"same"`` and ``"valid"``; batch norms; every
+    activation convcost reads, on feature maps, on pooled ``C x 1 x 1`` maps and on
+    vectors; max, average and adaptive pools; linear layers on vectors and on
+    channels-last maps; pixel shuffles, channel shuffle and flatten.
+    """
+    import torch.nn as nn
+
+    from convcost.torch.build import ACTIVATIONS
+
+    sizes = {1: (32,), 2: (16, 16), 3: (4, 8, 8)}
+    out = []
+    for dims, size in sizes.items():
+        conv, transposed = getattr(nn, f"Conv{dims}d"), getattr(nn, f"ConvTranspose{dims}d")
+        image = (8, *size)
+        for bias in (True, False):
+            out += [(conv(8, 16, 3, bias=bias), image), (conv(8, 16, 3, padding=1, bias=bias), image),
+                    (conv(8, 8, 3, padding="same", bias=bias), image), (conv(8, 16, 3, padding="valid", bias=bias), image),
+                    (conv(8, 16, 3, stride=2, padding=1, dilation=2, groups=4, bias=bias), image),
+                    (transposed(8, 4, 2, stride=2, bias=bias), image),
+                    (transposed(8, 4, 3, stride=2, padding=1, output_padding=1, groups=2, bias=bias), image)]
+        out += [(getattr(nn, f"BatchNorm{dims}d")(8), image),
+                (getattr(nn, f"MaxPool{dims}d")(2), image), (getattr(nn, f"MaxPool{dims}d")(3, 2, 1), image),
+                (getattr(nn, f"MaxPool{dims}d")(3, 2, ceil_mode=True), image),
+                (getattr(nn, f"AvgPool{dims}d")(2), image), (getattr(nn, f"AvgPool{dims}d")(3, 1, 1), image),
+                (getattr(nn, f"AdaptiveAvgPool{dims}d")(1), image), (getattr(nn, f"AdaptiveAvgPool{dims}d")(2), image),
+                (getattr(nn, f"AdaptiveMaxPool{dims}d")(1), image)]
+    for make in ACTIVATIONS.values():
+        out += [(make(), (8, 16, 16)), (make(), (8, 1, 1)), (make(), (8,)), (make(), (8, 32))]
+    for bias in (True, False):
+        out += [(nn.Linear(8, 16, bias=bias), (8,)), (nn.Linear(8, 16, bias=bias), (16, 16, 8))]
+    out += [(nn.PixelShuffle(2), (8, 16, 16)), (nn.PixelUnshuffle(2), (8, 16, 16)), (nn.ChannelShuffle(2), (8, 16, 16)),
+            (nn.Flatten(), (8, 4, 4)), (nn.BatchNorm1d(8), (8, 32))]
+    return out
+
+
+def coverage_layers():
+    """(layer, input shapes) of every :func:`coverage_models` module at batch 1 and batch 8, as profiled."""
+    for module, shape in coverage_models():
+        yield from _profiled(module, shape)
+
+
+def _profiled(module, shape):
+    from convcost.layers import Merge
+    from convcost.torch import profile
+
+    for batch in (1, 8):
+        report = profile(module, (batch, *shape))
+        for row in report.rows:
+            yield row.spec, list(row.input_shapes) if isinstance(row.spec, Merge) else [row.input_shapes[0]]
+
+
+def shipped_layers():
+    """Every (layer, input shapes) whose structure is shipped: the zoo's, then the coverage set's."""
+    yield from zoo_layers()
+    yield from coverage_layers()
 
 
 if __name__ == "__main__":
-    print(source(zoo_layers()), end="")
+    print(source(shipped_layers()), end="")

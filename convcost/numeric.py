@@ -188,8 +188,7 @@ def _numeric_fields(cls) -> tuple:
     """``(name, kind, numeric default)`` of the fields of ``cls``."""
     found = _FIELDS.get(cls)
     if found is None:
-        # a field at its PyTorch default (stride 1, groups 1, padding 0 ...) stays structure: the
-        # general form is simpler, and rules such as "average pooling has no dilation" still decide
+        # the default matters only to keys that keep defaults as structure (see structure_key)
         found = tuple(
             (f.name, f.metadata.get("kind"), f.default if isinstance(f.default, int) else None)
             for f in dataclasses.fields(cls)
@@ -198,12 +197,16 @@ def _numeric_fields(cls) -> tuple:
     return found
 
 
-def structure_key(layer, shapes):
+def structure_key(layer, shapes, keep_defaults: bool = False):
     """The structure key of ``layer`` on ``shapes`` and the numbers its general form is called with.
 
-    A field set to a number other than its default becomes ``"#"`` (``"#2"`` for a pair) and
-    its number a value; everything else (the class, flags, defaults, which axes are 1) is the
-    structure. Kept cheap (no sympy): it runs for every layer of every report.
+    A numeric field becomes ``"#"`` (``"#2"`` for a pair) and its number a value; everything
+    else (the class, flags, text such as ``padding="same"``, which axes are 1) is the
+    structure, so one general form serves every stride, padding, dilation and group count.
+    ``keep_defaults=True`` keeps a field at its PyTorch default (stride 1, padding 0 ...) as
+    structure too: the key of last resort, for layers whose fully general form does not exist
+    (``padding="same"`` needs a known stride). Kept cheap (no sympy): it runs for every layer
+    of every report.
     """
     key, values = [type(layer)], []
     for name, kind, default in _numeric_fields(type(layer)):
@@ -211,7 +214,7 @@ def structure_key(layer, shapes):
         if kind in ("size", "count", "padding"):
             # compared as Python ints: sympy's __eq__ would dominate the cost of a report
             if isinstance(value, sympy.Integer):
-                if int(value) != default:
+                if not keep_defaults or int(value) != default:
                     values.append(int(value))
                     key.append("#")
                     continue
@@ -237,12 +240,13 @@ def _axis_name(j: int, i: int, rank: int) -> str:
     return base if j == 0 else f"{base}_{j}"
 
 
-def _general_layer(layer, shapes):
+def _general_layer(layer, shapes, keep_defaults: bool = False):
     """The layer with its numeric fields as symbols, its symbolic inputs, and the symbols in call order."""
     fields, symbols = {}, []
     for name, kind, default in _numeric_fields(type(layer)):  # the same fields and order as structure_key
         value = getattr(layer, name)
-        if kind in ("size", "count", "padding") and not isinstance(value, str) and value != default:
+        at_default = keep_defaults and not isinstance(value, tuple) and value == default
+        if kind in ("size", "count", "padding") and not isinstance(value, str) and not at_default:
             assumptions = _SIZE if kind == "size" else _COUNT
             items = value if isinstance(value, tuple) else (value,)
             if all(isinstance(v, sympy.Integer) for v in items):
@@ -277,11 +281,7 @@ def fast_cost(layer, shape):
 def fast_cost_and_formula(layer, shape):
     """``(counts, output_shape, formula)``: :func:`fast_cost` and :func:`formula` from one structure lookup."""
     shapes = list(shape) if isinstance(layer, Merge) else [shape]
-    key, values = structure_key(layer, shapes)
-    try:
-        compiled = _CACHE[key]
-    except KeyError:
-        compiled = _CACHE[key] = _compiled(key, layer, shapes)
+    compiled, values = _form_for(layer, shapes)
     text = compiled.formula if compiled is not None else ""
     if compiled is not None:
         try:
@@ -298,26 +298,41 @@ def fast_cost_and_formula(layer, shape):
     return {k: int(getattr(c, k)) for k in METRICS}, tuple(int(x) for x in c.output_shape), text
 
 
-def _compiled(key, layer, shapes):
+def _form_for(layer, shapes):
+    """``(compiled general form or None, the values to call it with)``: the fully general form of the
+    layer's structure, else the one that keeps defaults as structure."""
+    for keep_defaults in (False, True):
+        key, values = structure_key(layer, shapes, keep_defaults)
+        try:
+            compiled = _CACHE[key]
+        except KeyError:
+            compiled = _CACHE[key] = _compiled(key, layer, shapes, keep_defaults)
+        if compiled is not None:
+            return compiled, values
+    return None, values
+
+
+def _compiled(key, layer, shapes, keep_defaults: bool = False):
     """The shipped form of this structure (:mod:`convcost.forms`), else its general form compiled now."""
     from convcost.forms import shipped
 
     found = shipped(key)
     if found is not None:
         return _Compiled(*found)
-    form = general_form(layer, shapes)
+    form = general_form(layer, shapes, keep_defaults)
     if form is None:
         return None
     exprs, symbols, rank_out, n_conditions, text = form
     return _Compiled(compile_exprs(exprs, symbols), len(METRICS), rank_out, n_conditions, text)
 
 
-def general_form(layer, shapes):
+def general_form(layer, shapes, keep_defaults: bool = False):
     """``(expressions, symbols, output rank, number of conditions, formula text)`` of the structure of
-    ``layer`` on ``shapes``: its counts (in METRICS order), output shape and conditions on symbols,
-    or None where the structure has no general form (``padding="same"`` needs a numeric stride ...)."""
+    ``layer`` on ``shapes`` (see :func:`structure_key`): its counts (in METRICS order), output shape and
+    conditions on symbols, or None where the structure has no general form (``padding="same"`` needs a
+    numeric stride ...)."""
     try:
-        general, general_shapes, symbols = _general_layer(layer, shapes)
+        general, general_shapes, symbols = _general_layer(layer, shapes, keep_defaults)
         c = general.cost(general_shapes if isinstance(general, Merge) else general_shapes[0])
     except ConvcostError:
         return None
@@ -330,18 +345,16 @@ def general_form(layer, shapes):
 
 
 def formula(layer, shape) -> str:
-    """The main count of ``layer``'s general form for inputs of this rank, as text (the row's formula).
+    """The main count of ``layer``'s general form for inputs of this rank, as text (the row's formula):
+    one formula for every stride, padding, dilation and group count of the layer's class.
 
     >>> from convcost.primitives import Conv
     >>> formula(Conv(C=3, O=8, K=3, S=2), (1, 3, 32, 32))
-    'macs = C*K**2*O*(floor((H - K)/S) + 1)*(floor((-K + W)/S) + 1)'
+    'macs = C*K**2*O*(floor((-D*(K - 1) + H + 2*P - 1)/S) + 1)*(floor((-D*(K - 1) + 2*P + W - 1)/S) + 1)/G'
     """
     shapes = list(shape) if isinstance(layer, Merge) else [shape]
     try:
-        key, _ = structure_key(layer, shapes)
-    except TypeError:  # symbolic input sizes: one general form per layer
-        key = None
-    compiled = _CACHE.get(key) if key is not None else None
-    if compiled is None and key is not None:
-        compiled = _CACHE[key] = _compiled(key, layer, shapes)
+        compiled, _ = _form_for(layer, shapes)
+    except TypeError:  # symbolic input sizes: no structure key
+        return ""
     return compiled.formula if compiled is not None else ""
