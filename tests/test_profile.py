@@ -208,3 +208,41 @@ def test_zoo_models_are_exact(name):
     if name == "resnet50":  # the closed form in H, W agrees at the concrete size
         sym = profile(model.to_torch(), (1, 3, H, W))
         assert sym.subs(H=shape[2], W=shape[3])["macs"] == r.total["macs"]
+
+
+class Shuffles(nn.Module):
+    """Functional forms of what nn.ReLU6, nn.PixelShuffle, nn.ChannelShuffle and adaptive max pooling call."""
+
+    def forward(self, x):
+        x = F.hardtanh(x, 0.0, 6.0)
+        x = F.pixel_unshuffle(F.pixel_shuffle(x, 2), 2)
+        x = torch.channel_shuffle(x, 4)
+        return F.adaptive_max_pool2d(x, 1) + F.adaptive_max_pool1d(x.flatten(2), 1).unsqueeze(-1)
+
+
+def test_functional_shuffles_and_relu6_are_read_not_skipped():
+    r = profile(Shuffles(), (2, 16, 8, 8))
+    assert [row.op for row in r.rows if row.op.startswith(("F.", "torch."))][:4] == [
+        "F.hardtanh", "F.pixel_shuffle", "F.pixel_unshuffle", "F.channel_shuffle"]
+    relu6 = r.rows[0]
+    assert relu6.spec.kind == "relu6" and relu6.output_shape == (2, 16, 8, 8)
+    assert r.rows[1].output_shape == (2, 4, 16, 16) and r.rows[2].output_shape == (2, 16, 8, 8)
+    # unsqueeze has no rule: listed, never counted as zero silently
+    assert [u.op for u in r.unsupported] == ["Tensor.unsqueeze"]
+
+
+def test_a_single_leaf_module_profiles_like_a_model():
+    for module, shape in ((nn.ReLU6(), (2, 8, 4, 4)), (nn.PixelShuffle(2), (1, 8, 4, 4)),
+                          (nn.ChannelShuffle(2), (1, 8, 4, 4)), (nn.AdaptiveMaxPool1d(1), (2, 8, 16))):
+        r = profile(module, shape)
+        assert r.complete and len(r.rows) == 1, (module, r.unsupported)
+
+
+class Clamp2(nn.Module):
+    def forward(self, x):
+        return F.hardtanh(x, -2.0, 2.0)
+
+
+def test_hardtanh_other_than_relu6_is_listed_with_its_reason():
+    r = profile(Clamp2(), (1, 4))
+    assert r.unsupported[0].op == "F.hardtanh" and "[-2.0, 2.0]" in r.unsupported[0].reason

@@ -162,6 +162,22 @@ def _activation(kind):
     return rule
 
 
+def _hardtanh(args, kwargs):
+    """``F.hardtanh``: ReLU6 when clamped to [0, 6] (``nn.ReLU6`` calls it so), no rule otherwise."""
+    a = _bind(("input", "min_val", "max_val", "inplace"), {"min_val": -1.0, "max_val": 1.0}, args, kwargs)
+    if (float(a["min_val"]), float(a["max_val"])) != (0.0, 6.0):
+        raise _NoRule(f"hardtanh to [{a['min_val']}, {a['max_val']}] (only [0, 6], ReLU6, is an activation convcost counts)")
+    return _Emit(p.Activation("relu6"), [a["input"].shape])
+
+
+def _shuffle(cls, factor):
+    """``F.pixel_shuffle``, ``F.pixel_unshuffle``, ``F.channel_shuffle``: one integer argument each."""
+    def rule(args, kwargs):
+        a = _bind(("input", factor), {}, args, kwargs)
+        return _Emit(cls(int(a[factor])), [a["input"].shape])
+    return rule
+
+
 def _broadcast(shapes):
     rank = max(len(s) for s in shapes)
     padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
@@ -215,10 +231,12 @@ def _pool(cls, dims, names, defaults):
 
 def _adaptive(cls, dims):
     def rule(args, kwargs):
-        a = _bind(("input", "output_size"), {}, args, kwargs)
+        a = _bind(("input", "output_size", "return_indices"), {"return_indices": False}, args, kwargs)
         size = a["output_size"]
         if size is None or (isinstance(size, (tuple, list)) and None in size):
             raise _NoRule("adaptive pooling to a None size")
+        if a["return_indices"]:
+            raise _NoRule("pooling that returns indices")
         return _Emit(cls(_axes(size, dims), dims=dims), [a["input"].shape])
     return rule
 
@@ -324,7 +342,12 @@ FUNCTIONS = {
     F.avg_pool3d: _pool(p.AvgPool, 3, _AVG_ARGS, _AVG_DEFAULTS),
     F.adaptive_avg_pool1d: _adaptive(p.AdaptiveAvgPool, 1), F.adaptive_avg_pool2d: _adaptive(p.AdaptiveAvgPool, 2),
     F.adaptive_avg_pool3d: _adaptive(p.AdaptiveAvgPool, 3),
-    F.adaptive_max_pool2d: _adaptive(p.AdaptiveMaxPool, 2),
+    F.adaptive_max_pool1d: _adaptive(p.AdaptiveMaxPool, 1), F.adaptive_max_pool2d: _adaptive(p.AdaptiveMaxPool, 2),
+    F.adaptive_max_pool3d: _adaptive(p.AdaptiveMaxPool, 3),
+    F.hardtanh: _hardtanh,
+    F.pixel_shuffle: _shuffle(p.PixelShuffle, "upscale_factor"),
+    F.pixel_unshuffle: _shuffle(p.PixelUnshuffle, "downscale_factor"),
+    torch.channel_shuffle: _shuffle(p.ChannelShuffle, "groups"),
     torch.reshape: _view, torch.permute: _permute, torch.transpose: _transpose, torch.chunk: _chunk, torch.narrow: _narrow,
     F.dropout: _same, F.dropout2d: _same,
 }
