@@ -14,6 +14,7 @@ imports, caches or garbage) and is timed twice, by the same rule for all
 
 Each tool's headline number is recorded next to its time, with FlopCounterMode's
 MACs (FLOPs / 2) as the reference, so that speed is never bought with exactness.
+convcost is byte-compiled first, as ``pip install`` leaves a package.
 The symbolic part times ``profile(model, (1, 3, H, W))`` and ``report.evaluate``
 at 1,000 sizes. torch threads: ``--threads`` (default: torch's default on this
 machine, as a user gets it). Writes benchmarks/results/profile.json.
@@ -158,6 +159,14 @@ def main():
     if args.one:
         print(json.dumps(run_one(*args.one, args.repeats, args.threads)))
         return
+    # byte-compile convcost as installing a package does (pip writes .pyc for every module): a checkout
+    # run with PYTHONDONTWRITEBYTECODE would otherwise compile its shipped forms in every process, a cost
+    # no installed copy pays (the peers, installed by pip, are already compiled)
+    import compileall
+
+    import convcost
+
+    compileall.compile_dir(os.path.dirname(convcost.__file__), quiet=1)
     results = {"machine": machine(args.threads), "shape": SHAPE, "repeats": args.repeats, "models": {}}
     for name in MODELS:
         tools = {}
