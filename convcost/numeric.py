@@ -211,18 +211,12 @@ def structure_key(layer, shapes, keep_defaults: bool = False):
     key, values = [type(layer)], []
     for name, kind, default in _numeric_fields(type(layer)):
         value = getattr(layer, name)
-        if kind in ("size", "count", "padding"):
-            # compared as Python ints: sympy's __eq__ would dominate the cost of a report
-            if isinstance(value, sympy.Integer):
-                if not keep_defaults or int(value) != default:
-                    values.append(int(value))
-                    key.append("#")
-                    continue
-            elif isinstance(value, tuple) and all(isinstance(v, sympy.Integer) for v in value):
-                values += [int(v) for v in value]
-                key.append(f"#{len(value)}")
-                continue
-        key.append(value)
+        numbers = _field_numbers(value, kind, default, keep_defaults)
+        if numbers is None:
+            key.append(value)
+        else:
+            values += numbers
+            key.append(f"#{len(value)}" if isinstance(value, tuple) else "#")
     for shape in shapes:
         ints = [int(x) for x in shape]
         # a unit axis decides broadcasting and the like: it is structure, not a value
@@ -232,6 +226,23 @@ def structure_key(layer, shapes, keep_defaults: bool = False):
 
 
 _AXES = {2: ("N", "C_in"), 3: ("N", "C_in", "L"), 4: ("N", "C_in", "H", "W"), 5: ("N", "C_in", "T", "H", "W")}
+
+
+def _field_numbers(value, kind, default, keep_defaults: bool):
+    """The ints a numeric field passes to its general form, or None where the field is structure.
+
+    The one rule :func:`structure_key` and :func:`_general_layer` share: an integer (or a
+    tuple of them) of a size, count or padding field is a value, unless ``keep_defaults``
+    and it is the field's default. Decided in Python ints: sympy's ``__eq__`` would
+    dominate the cost of a report.
+    """
+    if kind not in ("size", "count", "padding"):
+        return None
+    if isinstance(value, sympy.Integer):
+        return None if keep_defaults and int(value) == default else [int(value)]
+    if isinstance(value, tuple) and all(isinstance(v, sympy.Integer) for v in value):
+        return [int(v) for v in value]
+    return None
 
 
 def _axis_name(j: int, i: int, rank: int) -> str:
@@ -245,15 +256,13 @@ def _general_layer(layer, shapes, keep_defaults: bool = False):
     fields, symbols = {}, []
     for name, kind, default in _numeric_fields(type(layer)):  # the same fields and order as structure_key
         value = getattr(layer, name)
-        at_default = keep_defaults and not isinstance(value, tuple) and value == default
-        if kind in ("size", "count", "padding") and not isinstance(value, str) and not at_default:
+        numbers = _field_numbers(value, kind, default, keep_defaults)
+        if numbers is not None:
             assumptions = _SIZE if kind == "size" else _COUNT
-            items = value if isinstance(value, tuple) else (value,)
-            if all(isinstance(v, sympy.Integer) for v in items):
-                made = tuple(sympy.Symbol(f"{name}_{i}" if isinstance(value, tuple) else name, **assumptions)
-                             for i in range(len(items)))
-                fields[name] = made if isinstance(value, tuple) else made[0]
-                symbols += made
+            made = tuple(sympy.Symbol(f"{name}_{i}" if isinstance(value, tuple) else name, **assumptions)
+                         for i in range(len(numbers)))
+            fields[name] = made if isinstance(value, tuple) else made[0]
+            symbols += made
     general_shapes = []
     for j, shape in enumerate(shapes):
         made = []
