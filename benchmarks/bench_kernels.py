@@ -46,8 +46,7 @@ import torch  # noqa: E402
 from convcost import VARIANTS  # noqa: E402
 from convcost.errors import ConvcostError  # noqa: E402
 from convcost.latency import Machine, fit, kind_of, nnls, predict_latency, primitives, work  # noqa: E402
-from convcost.torch import to_torch  # noqa: E402
-from convcost.torch.calibrate import calibrate, check_device, describe, time_call  # noqa: E402
+from convcost.torch.calibrate import calibrate, check_device, describe, time_layer  # noqa: E402
 
 #: (channels, spatial size) of the stages of a typical ImageNet CNN
 STAGES = ((16, 224), (32, 112), (64, 56), (128, 28), (256, 14), (512, 7))
@@ -187,10 +186,7 @@ def measure_row(device, machine, threads, min_run_time, max_gflop, stage, name, 
         needed = 4 * int(c.activation_elements + c.params + math.prod(int(s) for s in c.input_shape))
         if device == "cpu" and needed > 0.5 * _memory_available():
             return {**row, "status": "skipped", "reason": f"needs ~{needed / 2**30:.1f} GiB, over half the available memory"}
-        module = to_torch(spec, c.input_shape).to(device).eval()
-        x = torch.randn(*[int(s) for s in c.input_shape], device=device)
-        seconds = time_call(module, x, device=device, threads=threads, min_run_time=min_run_time)
-        del module, x
+        seconds = time_layer(spec, c.input_shape, device=device, threads=threads, min_run_time=min_run_time)
     except (MemoryError, torch.OutOfMemoryError) as exc:
         return {**row, "status": "skipped", "reason": f"out of memory: {str(exc).splitlines()[0][:160]}"}
     except RuntimeError as exc:  # torch reports a failed allocation as a RuntimeError
@@ -203,10 +199,8 @@ def measure_row(device, machine, threads, min_run_time, max_gflop, stage, name, 
 def remeasure(row: dict, device: str, threads: int, min_run_time: float) -> None:
     """Time a measured row once more; its latency becomes the fastest pass (interference only adds time)."""
     spec = VARIANTS[row["variant"]](**json.loads(row["fields"]), **_size(row))
-    c = spec.cost()
-    module = to_torch(spec, c.input_shape).to(device).eval()
-    x = torch.randn(*[int(s) for s in c.input_shape], device=device)
-    row["passes_s"].append(time_call(module, x, device=device, threads=threads, min_run_time=min_run_time))
+    row["passes_s"].append(time_layer(spec, spec.cost().input_shape, device=device, threads=threads,
+                                      min_run_time=min_run_time))
     row["measured_s"] = min(row["passes_s"])
     row["achieved_gflops"] = row["flops"] / row["measured_s"] / 1e9
     row["pass_spread"] = max(row["passes_s"]) / min(row["passes_s"]) - 1

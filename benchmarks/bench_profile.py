@@ -199,22 +199,29 @@ def summarise(tools: dict) -> dict:
     return out
 
 
+def tool_table(r: dict) -> list:
+    """One model's Markdown table: each tool's times and headline MACs against the reference."""
+    lines = ["| tool | first call (ms) | repeated call (ms) | headline MACs | vs reference |", "|---|---:|---:|---:|---:|"]
+    for tool, v in r["tools"].items():
+        if "first_s" not in v:
+            lines.append(f"| {tool} | not run: {v.get('missing') or v.get('failed')} | | | |")
+            continue
+        macs = v["macs"]
+        if macs is None:
+            shown, delta = "", ""
+        else:
+            shown = f"{int(macs):,}"
+            delta = "exact" if macs == r["reference_macs"] else f"{100 * (macs / r['reference_macs'] - 1):+.3g}%"
+        lines.append(f"| {tool} | {1e3 * v['first_s']:.1f} | {1e3 * v['repeated_s']:.1f} | {shown} | {delta} |")
+    return lines
+
+
 def table(results: dict) -> str:
-    """The results as the Markdown table docs/benchmarks.md shows."""
+    """The results as the run prints them."""
     lines = []
     for name, r in results["models"].items():
         lines += [f"\n{name} ({', '.join(map(str, results['shape']))}); reference MACs {r['reference_macs']:,}",
-                  "| tool | first call (ms) | repeated call (ms) | headline MACs | vs reference |",
-                  "|---|---:|---:|---:|---:|"]
-        for tool, v in r["tools"].items():
-            if "first_s" not in v:
-                lines.append(f"| {tool} | {v.get('missing') or v.get('failed')} | | | |")
-                continue
-            macs = v["macs"]
-            delta = "" if macs is None else ("exact" if macs == r["reference_macs"]
-                                             else f"{100 * (macs / r['reference_macs'] - 1):+.3g}%")
-            shown = "" if macs is None else f"{int(macs):,}"
-            lines.append(f"| {tool} | {1e3 * v['first_s']:.1f} | {1e3 * v['repeated_s']:.1f} | {shown} | {delta} |")
+                  *tool_table(r)]
         c = r["tools"]["convcost"]
         lines.append(f"\nconvcost: {r['speedup_first_s']:.1f}x the fastest peer's first call "
                      f"({r['fastest_peer_first_s']}), {r['speedup_repeated_s']:.1f}x its repeated call "

@@ -17,6 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 sys.path.insert(0, HERE)
 
+from bench_profile import tool_table  # noqa: E402
 from plots import table as kernel_table  # noqa: E402
 
 
@@ -155,19 +156,7 @@ def profile_section(data) -> list:
     ]
     for name, r in data["models"].items():
         lines += ["", f"**{name}**, input {'x'.join(map(str, data['shape']))}, reference MACs {r['reference_macs']:,}",
-                  "", "| tool | first call (ms) | repeated call (ms) | headline MACs | vs reference |",
-                  "|---|---:|---:|---:|---:|"]
-        for tool, v in r["tools"].items():
-            if "first_s" not in v:
-                lines.append(f"| {tool} | not run: {v.get('missing') or v.get('failed')} | | | |")
-                continue
-            macs = v["macs"]
-            if macs is None:
-                shown, delta = "", ""
-            else:
-                shown = f"{int(macs):,}"
-                delta = "exact" if macs == r["reference_macs"] else f"{100 * (macs / r['reference_macs'] - 1):+.3g}%"
-            lines.append(f"| {tool} | {1e3 * v['first_s']:.1f} | {1e3 * v['repeated_s']:.1f} | {shown} | {delta} |")
+                  "", *tool_table(r)]
         c = r["tools"]["convcost"]
         lines += ["", f"convcost is **{r['speedup_first_s']:.1f}x** faster than the fastest peer's first call "
                   f"({r['fastest_peer_first_s']}), **{r['speedup_repeated_s']:.1f}x** than its repeated call "
