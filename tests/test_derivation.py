@@ -265,7 +265,7 @@ def test_cli(capsys):
 
 
 def test_docs_derivations_is_current():
-    from convcost.cli_derive import all_variants
+    from convcost.cli.derive import all_variants
 
     path = ROOT / "docs" / "derivations.md"
     assert path.read_text() == all_variants("md"), "regenerate: convcost derive --all --format md > docs/derivations.md"

@@ -1,11 +1,16 @@
 """``convcost profile package.module:factory --input 1,3,224,224``: a whole model's exact report.
 
 The factory is imported by name (never evaluated) and called with no arguments.
+As with ``python -m``, the current folder is searched first, so a ``mymodels.py``
+beside you is found as ``mymodels:factory`` without setting ``PYTHONPATH``.
+Needs the torch extra.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 
 from convcost.errors import ConvcostError
 
@@ -25,10 +30,15 @@ def _load(factory: str):
     module_name, sep, attr = factory.partition(":")
     if not sep or not module_name or not attr.isidentifier():
         raise ConvcostError(f"{factory!r}: write the model factory as package.module:callable")
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:  # the console script's path lacks it; python -m has it
+        sys.path.insert(0, here)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConvcostError(f"cannot import {module_name!r}: {exc}") from None
+        raise ConvcostError(
+            f"cannot import {module_name!r}: {exc} (looked in the current folder {here} and on the Python path)"
+        ) from None
     if not hasattr(module, attr):
         raise ConvcostError(f"{module_name} has no attribute {attr!r}")
     factory_fn = getattr(module, attr)
@@ -43,6 +53,9 @@ def _load(factory: str):
 def _profile(args) -> int:
     from convcost.arguments import parse_value
     from convcost.conventions import headline
+    from convcost.extras import need
+
+    need("torch", "torch", "convcost profile")
     from convcost.torch.profile import profile
 
     shape = parse_value("--input", args.input, None)
