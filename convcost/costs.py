@@ -275,6 +275,28 @@ class Cost:
                 rows.append(r"\text{%s} &= %s" % (m.replace("_", r"\_"), sympy.latex(value)))
         return r"$\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}$"
 
+    def _repr_html_(self) -> str:
+        """The cost as an HTML table, for Jupyter: counts with thousands separators, conditions as text.
+
+        >>> from convcost import cost, SeparableConv
+        >>> html = cost(SeparableConv, C=64, O=128, K=3)._repr_html_()
+        >>> "<td>8,960</td>" in html and "H &gt;= 3" in html
+        True
+        """
+        import html
+
+        from convcost import display
+
+        cell = lambda text: f"<td>{html.escape(text)}</td>"  # noqa: E731
+        rows = [f"<tr><th>output_shape</th>{cell('(' + ', '.join(map(display.formula, self.output_shape)) + ')')}</tr>"]
+        for m in (*METRICS[:2], "flops", *METRICS[2:]):
+            value = getattr(self, m)
+            if value != 0 or m in ("params", "macs", "flops"):
+                rows.append(f"<tr><th>{m}</th>{cell(display.number(value))}</tr>")
+        rows += [f"<tr><th>valid when</th>{cell(display.condition(c))}</tr>" for c in self.conditions]
+        caption = f"<caption>{html.escape(display.spec(self.spec))}</caption>" if self.spec is not None else ""
+        return f"<table>{caption}{''.join(rows)}</table>"
+
 
 def _metric(c: Cost, metric: str):
     if metric == "flops":
