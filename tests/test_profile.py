@@ -82,7 +82,7 @@ def test_functional_model_is_exact():
 
 def test_linear_on_channels_last_is_exact():
     r = assert_exact(ChannelsLastLinear(), (1, 96, 56, 56))
-    assert r.total["macs"] == 115_605_504  # PEERS.md: torchinfo says 36,864
+    assert r.total["macs"] == 115_605_504  # docs/conventions.md: torchinfo says 36,864
 
 
 def test_tied_parameters_count_once():
