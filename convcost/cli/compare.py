@@ -111,6 +111,10 @@ def _compare(args) -> int:
 def _breakeven(args) -> int:
     from convcost.breakeven import break_even
 
+    if args.plot:  # say what is missing before the work, not after printing it
+        from convcost.extras import need
+
+        need("matplotlib", "plot", "convcost breakeven --plot")
     a, b, values = _shared(args)
     be = break_even(a, b, metric=args.metric, solve_for=args.solve_for, **values)
     if args.json:
