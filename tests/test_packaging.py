@@ -99,7 +99,7 @@ def test_sdist_carries_its_tests_golden_files_and_docs(tmp_path):
     (sdist,) = tmp_path.glob("convcost-*.tar.gz")
     with tarfile.open(sdist) as tar:
         members = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
-    needed = {"LICENSE", "README.md", "MANIFEST.in", "convcost/py.typed", "tests/conftest.py"}
+    needed = {"LICENSE", "README.md", "MANIFEST.in", ".ci/run", "convcost/py.typed", "tests/conftest.py"}
     needed |= {str(p.relative_to(ROOT)) for p in (ROOT / "tests" / "golden").iterdir()}
     needed |= {str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py")}
     needed |= {str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md")}
