@@ -257,7 +257,8 @@ def break_even(A, B, /, metric: str = "macs", solve_for="K", **shared) -> BreakE
     if x not in diff.free_symbols:
         depends = ", ".join(sorted(s.name for s in diff.free_symbols)) or "nothing (it is a number)"
         raise ConvcostError(
-            f"{metric} of {comparison.B.spec!r} against {comparison.A.spec!r} does not depend on {x.name}; "
+            f"{metric} of {display.spec(comparison.B.spec)} against {display.spec(comparison.A.spec)} does not "
+            f"depend on {x.name}; "
             f"it depends on {depends}"
         )
     facts = _positive_facts(comparison.A, comparison.B)

@@ -314,17 +314,7 @@ def _label(X) -> str:
 
 
 def _name(c) -> str:
-    spec = c.spec if isinstance(c, Cost) else c
-    return repr(spec) if spec is not None else "a cost"
-
-
-def _plain(value):
-    value = sympy.sympify(value)
-    if value.is_Integer:
-        return int(value)
-    if value.is_Rational:
-        return str(value)
-    return str(value)
+    return display.spec(c.spec if isinstance(c, Cost) else c)
 
 
 def simplest(expr) -> sympy.Expr:
