@@ -122,6 +122,7 @@ def test_profile_of_a_missing_module_says_where_it_looked(capsys, tmp_path, monk
     assert main(["profile", "nosuchmodels:small", "--input", "1,3,8,8"]) == 2
     err = capsys.readouterr().err
     assert "cannot import 'nosuchmodels'" in err and str(tmp_path) in err and err.count("\n") == 1
+    assert str(tmp_path) not in sys.path  # the current folder was on the path for the import only
 
 
 def _without(package: str, code: str) -> subprocess.CompletedProcess:

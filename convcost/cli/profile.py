@@ -8,6 +8,7 @@ Needs the torch extra.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -26,18 +27,31 @@ def register(sub) -> None:
     p.set_defaults(handler=_profile)
 
 
+@contextlib.contextmanager
+def _current_folder_first():
+    """The current folder first on the import path while the model is loaded and profiled, as ``python -m``
+    has it (the console script's path starts with its own folder instead); restored afterwards."""
+    here = os.getcwd()
+    if here in sys.path or "" in sys.path:
+        yield
+        return
+    sys.path.insert(0, here)
+    try:
+        yield
+    finally:
+        if here in sys.path:
+            sys.path.remove(here)
+
+
 def _load(factory: str):
     module_name, sep, attr = factory.partition(":")
     if not sep or not module_name or not attr.isidentifier():
         raise ConvcostError(f"{factory!r}: write the model factory as package.module:callable")
-    here = os.getcwd()
-    if here not in sys.path and "" not in sys.path:  # the console script's path lacks it; python -m has it
-        sys.path.insert(0, here)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConvcostError(
-            f"cannot import {module_name!r}: {exc} (looked in the current folder {here} and on the Python path)"
+            f"cannot import {module_name!r}: {exc} (looked in the current folder {os.getcwd()} and on the Python path)"
         ) from None
     if not hasattr(module, attr):
         raise ConvcostError(f"{module_name} has no attribute {attr!r}")
@@ -60,7 +74,8 @@ def _profile(args) -> int:
 
     shape = parse_value("--input", args.input, None)
     shape = shape if isinstance(shape, tuple) else (shape,)
-    report = profile(_load(args.factory), shape, convention=args.convention)
+    with _current_folder_first():
+        report = profile(_load(args.factory), shape, convention=args.convention)
     text = {"table": report.table, "json": report.to_json, "csv": report.to_csv, "md": report.to_markdown}
     print(text[args.format](), end="" if args.format != "json" else "\n")
     if args.format == "table" and args.convention != "convcost":
