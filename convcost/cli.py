@@ -45,7 +45,8 @@ def _list(args) -> int:
 def _cost(args) -> int:
     from convcost.arguments import parse_fields
     from convcost.catalog import variant
-    from convcost.costs import METRICS, cost
+    from convcost.costs import METRICS
+    from convcost.frontdoor import cost
 
     cls = variant(args.variant)
     c = cost(cls, **parse_fields(cls, args.fields))
@@ -59,7 +60,7 @@ def _cost(args) -> int:
     for m in (*METRICS[:2], "flops", *METRICS[2:]):
         value = getattr(c, m)
         if value != 0 or m in ("params", "macs", "flops"):
-            shown = f"{int(value):,}" if value.is_Integer else str(value)
+            shown = f"{value:,}" if type(value) is int else str(value)
             print(f"  {m:<19} = {shown}")
     for cond in c.conditions:
         print(f"  valid when {cond}")
@@ -69,6 +70,8 @@ def _cost(args) -> int:
 def _jsonable(value):
     if isinstance(value, tuple):
         return [_jsonable(v) for v in value]
+    if type(value) is int:
+        return value
     return int(value) if getattr(value, "is_Integer", False) else str(value)
 
 

@@ -68,7 +68,8 @@ class Comparison:
 
     @classmethod
     def of(cls, a: Cost, b: Cost, metric: str) -> Comparison:
-        va, vb = metric_of(a, metric), metric_of(b, metric)
+        # as sympy numbers: the ratio and savings of two ints are exact rationals, never floats
+        va, vb = sympy.sympify(metric_of(a, metric)), sympy.sympify(metric_of(b, metric))
         if va == 0:
             raise ConvcostError(f"{_name(a)} has {metric} = 0: there is nothing to compare B against")
         return cls(
@@ -168,7 +169,13 @@ def shared_costs(A, B, shared: dict) -> tuple[Cost, Cost]:
             f"shared value {unknown[0]}={_show(shared[unknown[0]])} is neither a field of "
             f"{_label(A)} or {_label(B)} nor a symbol of their costs"
         )
-    return tuple(c.subs(bindable) for c in costs)
+    return tuple(c.subs(_held(c, bindable)) for c in costs)
+
+
+def _held(c: Cost, values: dict) -> dict:
+    """The values among ``values`` that bind a symbol of ``c`` (the other side may hold the rest)."""
+    names = {s.name for s in c.free_symbols} | {s.name for cond in c.conditions for s in cond.free_symbols}
+    return {k: v for k, v in values.items() if k in names}
 
 
 def _fields_for(X) -> set:

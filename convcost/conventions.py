@@ -35,11 +35,13 @@ from typing import Callable
 
 import sympy
 
+from convcost.arith import div
+from convcost.shapes import numel
 from convcost.errors import ConvcostError
 
 
 def _numel(shape):
-    return sympy.Mul(*shape)
+    return numel(shape)
 
 
 def _spatial_out(row):
@@ -82,11 +84,11 @@ def _torchinfo_conv(row):
 def _thop_conv(row):
     spec = row.spec
     taps = sympy.Mul(*(k for k, *_ in spec.axes()))
-    return _out_numel(row) * (spec.C / spec.G) * taps
+    return _out_numel(row) * div(spec.C, spec.G) * taps
 
 
 def _thop_adaptive(row):
-    window = _numel(row.input_shapes[0][2:]) / _numel(row.output_shape[2:])
+    window = div(_numel(row.input_shapes[0][2:]), _numel(row.output_shape[2:]))
     return (window + 1) * _out_numel(row)
 
 

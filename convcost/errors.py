@@ -27,7 +27,11 @@ def require(condition, where: object, message: str) -> tuple:
     Returns ``()`` when the condition is true and ``(condition,)`` when it
     depends on free symbols, so that callers can carry it on their result.
     """
-    decided = sympy.sympify(condition) if not isinstance(condition, bool) else sympy.true if condition else sympy.false
+    if condition is True:  # decided in plain Python: the common case, no sympy
+        return ()
+    if condition is False:
+        raise ConvcostError(f"{where}: {message}")
+    decided = sympy.sympify(condition)
     if decided is sympy.true:
         return ()
     if decided is sympy.false:

@@ -15,8 +15,8 @@ How a model is read:
   shape queries (``view``, ``reshape``, ``permute``, ``size`` ...) cost nothing
   and make no row. The trace is cached per model object.
 * Shapes are propagated by convcost's own formulas, so nothing is computed
-  (not even on meta tensors) for a supported model; each count is evaluated
-  exactly from the primitive's compiled general form (:mod:`convcost.numeric`).
+  (not even on meta tensors) for a supported model; each count is the
+  primitive's own formula, run on Python ints.
 * An operation without a rule is listed in ``report.unsupported`` with its
   count; its output shape comes from running it alone on meta tensors.
 * A model fx cannot trace is read with forward hooks on its leaf modules (on
@@ -55,7 +55,6 @@ from convcost import primitives as p
 from convcost.costs import METRICS
 from convcost.errors import ConvcostError
 from convcost.layers import Merge
-from convcost.numeric import fast_cost_and_formula
 from convcost.report import Report, Row, Unsupported
 from convcost.shapes import as_shape
 from convcost.torch.registry import REGISTRY
@@ -256,6 +255,8 @@ def _view(args, kwargs):
 
 
 def _int(x):
+    if type(x) is int:
+        return x
     x = sympy.sympify(x)
     return int(x) if x.is_Integer else x
 
@@ -393,8 +394,7 @@ def profile(model, input_shape, convention: str = "convcost") -> Report:
     if convention not in CONVENTIONS:
         raise ConvcostError(f"profile: unknown convention {convention!r}; known: {', '.join(CONVENTIONS)}")
     shape = as_shape(input_shape, "profile")
-    symbolic = any(not x.is_Integer for x in shape)
-    shape = tuple(int(x) if x.is_Integer else x for x in shape)
+    symbolic = any(type(x) is not int for x in shape)
     try:
         graph = _trace(model)
     except Exception as exc:  # fx raises many kinds (TraceError, TypeError on proxies ...)
@@ -514,13 +514,7 @@ class _Walk:
             else:
                 self.seen[id(t)] = path
                 params += t.numel()
-        merge = isinstance(spec, Merge)
-        if self.symbolic:
-            row = Row.of(path, op, spec, inputs, source=source, params=params, tied_to=tied)
-        else:
-            counts, out, text = fast_cost_and_formula(spec, inputs if merge else inputs[0])
-            counts["params"] = params
-            row = Row(path, op, spec, tuple(inputs), out, counts, text, source, tied)
+        row = Row.of(path, op, spec, inputs, source=source, params=params, tied_to=tied)
         self.rows.append(row)
         return _T(row.output_shape)
 
@@ -672,10 +666,8 @@ def _profile_hooks(model, shape, why) -> Report:
             entry[1] += params
             continue
         spec = REGISTRY.read(module)
-        counts, out_shape, text = fast_cost_and_formula(spec, inputs[0])
-        counts["params"] = params
         tied = "" if fresh or not list(module.parameters()) else seen[id(next(module.parameters()))]
-        rows.append(Row(label, type(module).__name__, spec, (inputs[0],), out_shape, counts, text, "module", tied))
+        rows.append(Row.of(label, type(module).__name__, spec, (inputs[0],), params=params, tied_to=tied))
     unused = [(n, t) for n, t in model.named_parameters() if id(t) not in seen]
     note = (f"torch.fx could not trace {type(model).__name__} ({_first_line(why)}); read with module hooks, "
             "so functional calls (F.conv2d, x + y, torch.cat ...) are NOT seen and not counted")
