@@ -42,7 +42,7 @@ def _load(factory: str):
 
 def _profile(args) -> int:
     from convcost.arguments import parse_value
-    from convcost.conventions import headline
+    from convcost.torch.conventions import headline
     from convcost.torch.profile import profile
 
     shape = parse_value("--input", args.input, None)

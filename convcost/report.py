@@ -6,7 +6,7 @@ matrix products, bias excluded; bias, normalisation, activation, pooling and
 element-wise work are reported apart. A row's ``params`` are the parameter
 tensors it consumes, each tensor counted once in the whole report (a tied
 weight is counted by the first row that uses it; later rows name it in
-``tied_to``). Other tools' headline numbers come from :mod:`convcost.conventions`.
+``tied_to``). Other tools' headline numbers come from :mod:`convcost.torch.conventions`.
 
 Operations convcost cannot cost are never counted as zero silently: they are
 listed in ``unsupported`` with how often they occur, and ``complete`` is false.
@@ -127,6 +127,13 @@ class Report:
         self.unused_names = tuple(unused_names)
         self._compiled = None
         self.convention = "convcost"  # the tool whose headline ``headline()`` gives by default
+        self._headline = None  # how the tools count: given by the backend that read the model
+
+    def with_convention(self, convention: str, headline) -> Report:
+        """This report, with the tool ``convention`` as the default of :meth:`headline` and the function
+        that knows each tool's rules (:func:`convcost.torch.conventions.headline`)."""
+        self.convention, self._headline = convention, headline
+        return self
 
     # -- totals ----------------------------------------------------------------
     @property
@@ -151,10 +158,11 @@ class Report:
         return set().union(*(sympy.sympify(v).free_symbols for v in self.total.values()))
 
     def headline(self, convention: str | None = None):
-        """The number the tool named by ``convention`` reports for this model (see :mod:`convcost.conventions`)."""
-        from convcost.conventions import headline
-
-        return headline(self, convention)
+        """The number the tool named by ``convention`` reports for this model (see :mod:`convcost.torch.conventions`)."""
+        if self._headline is None:
+            raise ConvcostError("headline: the tools' conventions come with the PyTorch backend; "
+                                "make the report with convcost.torch.profile")
+        return self._headline(self, convention)
 
     # -- symbolic input sizes ------------------------------------------------------
     def subs(self, **values) -> dict:

@@ -131,3 +131,16 @@ def test_importing_convcost_does_not_import_torch():
 def test_no_generated_code_in_the_package(module):
     head = "\n".join(MODULES[module].read_text().splitlines()[:6]).lower()
     assert "generated" not in head and "do not edit" not in head
+
+
+def test_every_primitive_has_one_torch_binding_that_builds_it():
+    pytest.importorskip("torch")
+    from convcost import primitives
+    from convcost.torch.binding import BINDINGS, binds
+
+    missing = [cls.__name__ for cls in primitives.PRIMITIVES if cls not in BINDINGS or BINDINGS[cls].build is None]
+    assert missing == []
+    from convcost.errors import ConvcostError
+
+    with pytest.raises(ConvcostError, match="already has a torch binding"):
+        binds(primitives.Conv)(type("Again", (), {}))

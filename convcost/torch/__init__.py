@@ -18,7 +18,7 @@ Sequential(conv=Conv(C=3, O=32, K=3, P=1))
 from convcost.torch.build import free_symbols, to_torch
 from convcost.torch.measure import Measured, measure
 from convcost.torch.registry import REGISTRY, Registry, from_torch, is_supported, reader_for, register, supported_types
-from convcost.torch import readers as _readers  # noqa: F401  (fills REGISTRY with convcost's readers)
+from convcost.torch import bindings as _bindings  # noqa: F401  (each primitive's torch side, registered once)
 from convcost.torch.profile import profile  # the function; its module stays importable by its full name
 
 __all__ = [
