@@ -158,7 +158,7 @@ class AlgorithmCost:
         if not isinstance(other, AlgorithmCost):
             raise ConvcostError(f"ratio(): compare with another AlgorithmCost, got {other!r}")
         if self.unit != other.unit:
-            return other.in_real_arithmetic().ratio(self.in_real_arithmetic()) ** -1
+            return self.in_real_arithmetic().ratio(other.in_real_arithmetic())
         if sympy.sympify(other.multiplications) == 0:
             raise ConvcostError(f"{other.algorithm} has no multiplications to compare against")
         return simplest(sympy.sympify(self.multiplications) / other.multiplications)
@@ -284,6 +284,11 @@ def _layer_cost(spec, input_shape) -> tuple[Conv, tuple, Cost]:
     return conv, tuple(sympy.sympify(x) for x in shape), conv.cost(shape)
 
 
+def _fields(conv: Conv, *names) -> tuple:
+    """Fields as sympy values, so that ``C / G`` is exact even if a spec holds Python ints."""
+    return tuple(sympy.sympify(getattr(conv, name)) for name in names)
+
+
 def _spatial_out(cost: Cost) -> tuple:
     return tuple(sympy.sympify(x) for x in cost.output_shape[2:])
 
@@ -318,7 +323,8 @@ def im2col(spec, input_shape=None) -> AlgorithmCost:
     """
     conv, shape, layer = _layer_cost(spec, input_shape)
     taps = sympy.Mul(*per_axis(conv.K, conv.dims, conv, "K"))
-    unfolded = shape[0] * conv.C * taps * numel(_spatial_out(layer))
+    (channels,) = _fields(conv, "C")
+    unfolded = shape[0] * channels * taps * numel(_spatial_out(layer))
     return _gemm_like("im2col", spec, shape, layer, workspace=(("unfolded input", unfolded),),
                       rule="a GEMM per group of (O/G) x (C/G prod(K)) weights by (C/G prod(K)) x (N prod(out)) "
                            "columns: products = the layer's MACs; workspace = the unfolded input "
@@ -491,7 +497,7 @@ def winograd(spec, input_shape=None, m: int = 2) -> AlgorithmCost:
     _, shape, layer = _layer_cost(spec, input_shape)
     out_h, out_w = _spatial_out(layer)
     n = m + r - 1
-    batch, C, O, G = shape[0], conv.C, conv.O, conv.G
+    batch, C, O, G = shape[0], *_fields(conv, "C", "O", "G")
     tiles = batch * sympy.ceiling(out_h / m) * sympy.ceiling(out_w / m)
     counts = transform_counts(m, r)
     per_stage = {"input transform": tiles * C, "filter transform": O * C / G, "output transform": tiles * O}
@@ -514,8 +520,8 @@ def winograd(spec, input_shape=None, m: int = 2) -> AlgorithmCost:
         rule=(f"N ceil(H'/{m}) ceil(W'/{m}) tiles of {m}x{m} outputs; {n}^2 products per tile and channel pair; "
               f"transforms evaluated row by row on the Cook-Toom matrices at points "
               f"{', '.join(map(str, WINOGRAD_POINTS[: n - 1]))}, infinity (winograd_matrices, transform_counts): "
-              f"per tile {counts['input transform'][0]} additions to transform an input tile, "
-              f"{counts['filter transform'][0]} a filter, {counts['output transform'][0]} an output tile"),
+              f"{counts['input transform'][0]} additions per input tile and channel, "
+              f"{counts['filter transform'][0]} per filter, {counts['output transform'][0]} per output tile and channel"),
         conditions=tuple(layer.conditions) + conditions,
     )
 
@@ -577,7 +583,7 @@ def fft(spec, input_shape=None) -> AlgorithmCost:
     exponents = [_log2_ceiling(x) for x in padded]
     points = sympy.Mul(*(2**e for e in exponents))
     log_points = sympy.Add(*exponents)
-    batch, C, O, G = shape[0], conv.C, conv.O, conv.G
+    batch, C, O, G = shape[0], *_fields(conv, "C", "O", "G")
     transforms = {"input transform": batch * C, "filter transform": O * C / G, "output transform": batch * O}
     sizes = " x ".join(f"2^{e}" if not sympy.sympify(e).is_Integer else str(2**e) for e in exponents)
     return AlgorithmCost(
@@ -733,7 +739,8 @@ def document() -> str:
            "transform matrix entries, twiddle factors), `additions` by stage and `workspace_elements` by buffer,",
            "exact closed forms in the symbols and exact integers once they are bound. The direct convolution's",
            "products and output size are the layer's own cost (`Conv.cost`), so the convolution formula is",
-           "written once, in `convcost.primitives`. $H'$, $W'$ are the output height and width.", ""]
+           "written once, in `convcost.primitives`. $H'$, $W'$ are the output height and width. A bias adds",
+           "one addition per output whatever the algorithm; it is not counted here, as in convcost's MACs.", ""]
 
     general = Conv(C=C_, O=O, K=K, S=S, P=P, D=D, G=G)
     shape = (N, C_, H, W)
