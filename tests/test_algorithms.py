@@ -221,6 +221,30 @@ def test_literal_winograd_computes_the_convolution_and_the_counted_operations(m,
     assert cost.output_shape == tuple(expected.shape)
 
 
+@given(st.sampled_from([2, 4, 6]), st.integers(1, 2), st.integers(1, 2), st.integers(1, 2), st.integers(1, 2),
+       st.integers(3, 9), st.integers(3, 9), st.integers(0, 1))
+def test_literal_winograd_over_random_configs(m, batch, channel_mult, out_mult, groups, height, width, padding):
+    channels, outs = groups * channel_mult, groups * out_mult
+    gen = torch.Generator().manual_seed(height * 10 + width)
+    x = torch.randint(-3, 4, (batch, channels, height, width), generator=gen)
+    weight = torch.randint(-3, 4, (outs, channel_mult, 3, 3), generator=gen)
+    y, counts = literal_winograd(F.pad(x, (padding,) * 4), weight, m, groups)
+    assert torch.equal(y, F.conv2d(x.double(), weight.double(), padding=padding, groups=groups))
+    cost = winograd(Conv(C=channels, O=outs, K=3, P=padding, G=groups), tuple(x.shape), m=m)
+    assert cost.multiplications == counts["stage"].multiplications
+    assert cost.additions == sum(c.additions for c in counts.values())
+    assert cost.constant_multiplications == sum(c.constant_multiplications for c in counts.values())
+
+
+@pytest.mark.parametrize("m", [2, 4, 6])
+def test_winograd_multiplications_are_the_issue_formula(m):
+    # N ceil(H'/m) ceil(W'/m) (m+r-1)^2 C O / G, with H' = H + 2P - 2 for a 3x3 stride-1 conv
+    G_, H_, W_, P_ = sympy.symbols("G H W P", integer=True, positive=True)
+    c = winograd(Conv(C=C, O=O, K=3, P=P_, G=G_), (N, C, H_, W_), m=m)
+    expected = N * sympy.ceiling((H_ + 2 * P_ - 2) / m) * sympy.ceiling((W_ + 2 * P_ - 2) / m) * (m + 2) ** 2 * C * O / G_
+    assert sympy.simplify(c.multiplications - expected) == 0
+
+
 # -- im2col against torch ---------------------------------------------------------------------
 @st.composite
 def conv_configs(draw):
