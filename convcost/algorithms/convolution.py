@@ -34,7 +34,14 @@ def conv_of(spec) -> Conv:
     raise ConvcostError(f"{spec!r}: give a convolution (convcost.primitives.Conv or a variant such as StandardConv)")
 
 
-def _layer_cost(spec, input_shape) -> tuple[Conv, tuple, Cost]:
+def layer_cost(spec, input_shape) -> tuple[Conv, tuple, Cost]:
+    """``(conv, input shape, the layer's cost on it)``; the spec's default input when ``input_shape`` is None.
+
+    >>> from convcost import StandardConv
+    >>> conv, shape, cost = layer_cost(StandardConv(C=3, O=8, K=3, N=2), (2, 3, 5, 5))
+    >>> shape, cost.output_shape
+    ((2, 3, 5, 5), (2, 8, 3, 3))
+    """
     conv = conv_of(spec)
     if input_shape is None:
         shape = spec.default_input()
@@ -43,10 +50,11 @@ def _layer_cost(spec, input_shape) -> tuple[Conv, tuple, Cost]:
     return conv, tuple(sympy.sympify(x) for x in shape), conv.cost(shape)
 
 
-def _fields(conv: Conv, *names) -> tuple:
+def fields_of(conv: Conv, *names) -> tuple:
     """Fields as sympy values, so that ``C / G`` is exact even if a spec holds Python ints."""
     return tuple(sympy.sympify(getattr(conv, name)) for name in names)
 
 
-def _spatial_out(cost: Cost) -> tuple:
+def output_spatial(cost: Cost) -> tuple:
+    """The spatial sizes of a channels-first output, as sympy values."""
     return tuple(sympy.sympify(x) for x in cost.output_shape[2:])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sympy
 
-from convcost.algorithms.convolution import _layer_cost, _fields, _spatial_out
+from convcost.algorithms.convolution import fields_of, layer_cost, output_spatial
 from convcost.algorithms.result import AlgorithmCost
 from convcost.compare import simplest
 from convcost.costs import Cost
@@ -19,7 +19,7 @@ def direct(spec, input_shape=None) -> AlgorithmCost:
     >>> c.multiplications, c.additions, c.workspace_elements
     (1944, 1872, 0)
     """
-    conv, shape, layer = _layer_cost(spec, input_shape)
+    conv, shape, layer = layer_cost(spec, input_shape)
     return _gemm_like("direct", spec, shape, layer, workspace=(),
                       rule="products = the layer's MACs (conv.cost); each output sums its C/G prod(K) products "
                            "(bias not counted); no workspace")
@@ -38,10 +38,10 @@ def im2col(spec, input_shape=None) -> AlgorithmCost:
     >>> c.multiplications, c.workspace_elements   # 2*8*36*(2*9) and 2*(4*9)*36
     (10368, 2592)
     """
-    conv, shape, layer = _layer_cost(spec, input_shape)
+    conv, shape, layer = layer_cost(spec, input_shape)
     taps = sympy.Mul(*per_axis(conv.K, conv.dims, conv, "K"))
-    (channels,) = _fields(conv, "C")
-    unfolded = shape[0] * channels * taps * numel(_spatial_out(layer))
+    (channels,) = fields_of(conv, "C")
+    unfolded = shape[0] * channels * taps * numel(output_spatial(layer))
     return _gemm_like("im2col", spec, shape, layer, workspace=(("unfolded input", unfolded),),
                       rule="a GEMM per group of (O/G) x (C/G prod(K)) weights by (C/G prod(K)) x (N prod(out)) "
                            "columns: products = the layer's MACs; workspace = the unfolded input "

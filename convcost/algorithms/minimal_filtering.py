@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import sympy
 
-from convcost.algorithms.convolution import _layer_cost, _fields, _spatial_out, conv_of
+from convcost.algorithms.convolution import conv_of, fields_of, layer_cost, output_spatial
 from convcost.algorithms.result import AlgorithmCost
 from convcost.errors import ConvcostError, require
 
@@ -89,7 +89,7 @@ def _integer_scale(row) -> Fraction:
     return Fraction(lcm, math.gcd(*(int(v * lcm) for v in row)))
 
 
-def _row_additions(matrix) -> int:
+def row_additions(matrix) -> int:
     """Additions of ``matrix @ x`` evaluated row by row: a row with k nonzero entries adds k - 1 terms."""
     return sum(max(sum(1 for v in row if v != 0) - 1, 0) for row in matrix)
 
@@ -120,7 +120,7 @@ def transform_counts(m: int, r: int = WINOGRAD_FILTER) -> dict:
     mats = winograd_matrices(m, r)
     n = mats["n"]
     passes = {"input transform": ("BT", 2 * n), "filter transform": ("G", r + n), "output transform": ("AT", n + m)}
-    return {stage: (count * _row_additions(mats[key]), count * _constant_products(mats[key]))
+    return {stage: (count * row_additions(mats[key]), count * _constant_products(mats[key]))
             for stage, (key, count) in passes.items()}
 
 
@@ -166,10 +166,10 @@ def winograd(spec, input_shape=None, m: int = 2) -> AlgorithmCost:
         conditions += require(sympy.Eq(d, 1), where, f"dilation D={d} must be 1 (the filter taps must be adjacent)")
         conditions += require(sympy.Eq(k, r), where,
                               f"kernel K={conv.K} is not the {r} x {r} filter the matrices F(m x m, {r} x {r}) are for")
-    _, shape, layer = _layer_cost(spec, input_shape)
-    out_h, out_w = _spatial_out(layer)
+    _, shape, layer = layer_cost(spec, input_shape)
+    out_h, out_w = output_spatial(layer)
     n = m + r - 1
-    batch, C, O, G = shape[0], *_fields(conv, "C", "O", "G")
+    batch, C, O, G = shape[0], *fields_of(conv, "C", "O", "G")
     tiles = batch * sympy.ceiling(out_h / m) * sympy.ceiling(out_w / m)
     counts = transform_counts(m, r)
     per_stage = {"input transform": tiles * C, "filter transform": O * C / G, "output transform": tiles * O}

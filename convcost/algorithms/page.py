@@ -11,12 +11,12 @@ from convcost.algorithms.gemm import direct, im2col
 from convcost.algorithms.minimal_filtering import (
     WINOGRAD_FILTER,
     WINOGRAD_TILES,
-    _row_additions,
+    row_additions,
     transform_counts,
     winograd,
     winograd_matrices,
 )
-from convcost.algorithms.spectral import _log2_ceiling, fft
+from convcost.algorithms.spectral import fft, log2_ceiling
 from convcost.algorithms.versus import break_even
 from convcost.breakeven import BreakEven
 from convcost.primitives import Conv
@@ -108,7 +108,7 @@ def document() -> str:
             "|---|---|---|---|---|---|"]
     for m in WINOGRAD_TILES:
         mats, counts = winograd_matrices(m), transform_counts(m)
-        passes = ", ".join(str(_row_additions(mats[k])) for k in ("BT", "G", "AT"))
+        passes = ", ".join(str(row_additions(mats[k])) for k in ("BT", "G", "AT"))
         out.append(f"| F({m}x{m},3x3) | {passes} | {counts['input transform'][0]} | {counts['filter transform'][0]} | "
                    f"{counts['output transform'][0]} | " + ", ".join(str(v[1]) for v in counts.values()) + " |")
     out.append("")
@@ -186,7 +186,7 @@ def document() -> str:
             "real data: a real-input FFT would roughly halve transforms and products, and is not modelled.", ""]
     f = fft(Conv(C=C_, O=O, K=K, P=P, G=G), shape)
     e_h, e_w = sympy.symbols("e_H e_W", integer=True, nonnegative=True)
-    short = {_log2_ceiling(H + 2 * P): e_h, _log2_ceiling(W + 2 * P): e_w}
+    short = {log2_ceiling(H + 2 * P): e_h, log2_ceiling(W + 2 * P): e_w}
     shown = lambda v: _math(sympy.sympify(v).subs(short))  # noqa: E731
     out += ["On `Conv(C, O, K, P, G)` and an input $(N, C, H, W)$, writing "
             "$e_H = \\lceil \\log_2 (H + 2P) \\rceil$ and $e_W = \\lceil \\log_2 (W + 2P) \\rceil$ "
@@ -202,7 +202,7 @@ def document() -> str:
     be = break_even(direct(conv, fshape), fft(conv, fshape), quantity="operations", solve_for="K")
     ks = range(1, 33)
     wins = [k for k in ks if be.holds(K=k)]
-    shown_k = lambda v: _math(v.subs(_log2_ceiling(K + 55), sympy.Symbol("e")))  # noqa: E731
+    shown_k = lambda v: _math(v.subs(log2_ceiling(K + 55), sympy.Symbol("e")))  # noqa: E731
     out += ["### FFT against direct as K grows", "",
             "`break_even(direct(conv, shape), fft(conv, shape), quantity=\"operations\", solve_for=\"K\")` with",
             f"`conv = {conv!r}` and `shape = {fshape}` (\"same\" padding keeps the 56 x 56 output), all arithmetic",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sympy
 
-from convcost.algorithms.convolution import _layer_cost, _fields
+from convcost.algorithms.convolution import fields_of, layer_cost
 from convcost.algorithms.result import AlgorithmCost
 from convcost.errors import require
 from convcost.shapes import per_axis, same_padding
@@ -16,10 +16,15 @@ def fft_size(length):
     >>> fft_size(56), fft_size(64), fft_size(65)
     (64, 64, 128)
     """
-    return 2 ** _log2_ceiling(length)
+    return 2 ** log2_ceiling(length)
 
 
-def _log2_ceiling(length):
+def log2_ceiling(length):
+    """``ceil(log2(length))``: exact integer arithmetic on a number, a sympy ceiling on a symbol.
+
+    >>> log2_ceiling(64), log2_ceiling(65)
+    (6, 7)
+    """
     length = sympy.sympify(length)
     if length.is_Integer:
         return sympy.Integer((int(length) - 1).bit_length())
@@ -51,7 +56,7 @@ def fft(spec, input_shape=None) -> AlgorithmCost:
     >>> c.multiplications, dict(c.additions_by_stage)["input transform"], c.constant_multiplications
     (64, 384, 576)
     """
-    conv, shape, layer = _layer_cost(spec, input_shape)
+    conv, shape, layer = layer_cost(spec, input_shape)
     where = f"fft of {spec!r}"
     conditions = ()
     for k, s, d in conv.axes():
@@ -63,10 +68,10 @@ def fft(spec, input_shape=None) -> AlgorithmCost:
         padded = list(shape[2:])
     else:
         padded = [x + 2 * p for x, p in zip(shape[2:], per_axis(conv.P, conv.dims, conv, "P"))]
-    exponents = [_log2_ceiling(x) for x in padded]
+    exponents = [log2_ceiling(x) for x in padded]
     points = sympy.Mul(*(2**e for e in exponents))
     log_points = sympy.Add(*exponents)
-    batch, C, O, G = shape[0], *_fields(conv, "C", "O", "G")
+    batch, C, O, G = shape[0], *fields_of(conv, "C", "O", "G")
     transforms = {"input transform": batch * C, "filter transform": O * C / G, "output transform": batch * O}
     sizes = " x ".join(f"2^{e}" if not sympy.sympify(e).is_Integer else str(2**e) for e in exponents)
     return AlgorithmCost(
