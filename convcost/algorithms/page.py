@@ -1,4 +1,4 @@
-"""docs/algorithms.md, generated from the expressions: ``python -m convcost.algorithms > docs/algorithms.md``."""
+"""docs/algorithms.md, written from the expressions: ``python -m convcost.algorithms > docs/algorithms.md``."""
 
 from __future__ import annotations
 
