@@ -277,6 +277,16 @@ def test_im2col_against_torch(config):
     assert direct(Conv(**fields), shape).multiplications == c.multiplications
 
 
+def test_im2col_of_a_1d_conv_against_unfold_of_one_row():
+    # F.unfold is 2-D only: a 1-D conv is a 2-D one over a single row with a 1 x K kernel
+    x = torch.randn(2, 6, 1, 17)
+    c = im2col(Conv(C=6, O=3, K=5, S=2, P=1, D=2, G=3, dims=1), (2, 6, 17))
+    assert c.workspace_elements == F.unfold(x, (1, 5), dilation=(1, 2), padding=(0, 1), stride=(1, 2)).numel()
+    with FlopCounterMode(display=False) as counter:
+        F.conv1d(x[:, :, 0], torch.randn(3, 2, 5), None, 2, 1, 2, 3)
+    assert c.multiplications == counter.get_total_flops() // 2
+
+
 def test_im2col_of_a_variant_and_symbolic_then_bound():
     c = im2col(StandardConv(C=3, O=8, K=3, P=1, N=2))
     bound = c.subs(H=10, W=12)
