@@ -47,7 +47,8 @@ import functools
 import numpy as np
 import sympy
 
-from convcost.compare import Comparison, check_metric, compare, simplest
+from convcost.compare import Comparison, compare, simplest
+from convcost.costs import check_metric
 from convcost.costs import Cost
 from convcost.errors import ConvcostError
 

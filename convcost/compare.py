@@ -31,21 +31,12 @@ import dataclasses
 
 import sympy
 
-from convcost.costs import METRICS, Cost, metric_of
+from convcost.costs import METRIC_NAMES, METRICS, Cost, check_metric, metric_of
 from convcost.errors import ConvcostError
 from convcost.symbols import GLOSSARY
 
-#: metric names compare and break_even accept ("memory" is memory access, "flops" is 2 x MACs)
-METRIC_NAMES = ("params", "macs", "flops", "memory", *[m for m in METRICS if m not in ("params", "macs")])
 
 _SHARED_FIELDS = set(GLOSSARY) | {"N", "T", "H", "W"}
-
-
-def check_metric(metric: str) -> str:
-    """``metric`` if convcost counts it, else one error listing what it counts."""
-    if metric not in METRIC_NAMES:
-        raise ConvcostError(f"unknown metric {metric!r}; known: {', '.join(METRIC_NAMES)}")
-    return metric
 
 
 @dataclasses.dataclass(frozen=True, repr=False)

@@ -288,14 +288,26 @@ class Cost:
         return r"$\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}$"
 
 
+#: every metric name the analyses accept ("memory" is memory access, "flops" is 2 x MACs)
+METRIC_NAMES = ("params", "macs", "flops", "memory", *[m for m in METRICS if m not in ("params", "macs")])
+
+
+def check_metric(metric) -> str:
+    """The count ``metric`` names (``"memory"`` is ``"memory_access"``), or one error listing every name.
+
+    The one check of a metric name, for every analysis that takes one.
+
+    >>> check_metric("memory"), check_metric("flops")
+    ('memory_access', 'flops')
+    """
+    if not isinstance(metric, str) or metric not in METRIC_NAMES:
+        raise ConvcostError(f"unknown metric {metric!r}; known: {', '.join(METRIC_NAMES)}")
+    return "memory_access" if metric == "memory" else metric
+
+
 def _metric(c: Cost, metric: str):
-    if metric == "flops":
-        return c.flops
-    if metric == "memory":
-        return c.memory_access
-    if metric not in METRICS:
-        raise ConvcostError(f"unknown metric {metric!r}; known: flops, memory, {', '.join(METRICS)}")
-    return getattr(c, metric)
+    name = check_metric(metric)
+    return c.flops if name == "flops" else getattr(c, name)
 
 
 def metric_of(c: Cost, metric: str) -> sympy.Expr:

@@ -54,7 +54,7 @@ from sympy.printing.latex import LatexPrinter
 
 from convcost import primitives
 from convcost.breakeven import BreakEven
-from convcost.costs import METRICS, Cost, metric_of
+from convcost.costs import METRICS, Cost, check_metric, metric_of
 from convcost.errors import ConvcostError
 from convcost.layers import Layer, Merge
 from convcost.symbols import GLOSSARY, SPATIAL, C, N
@@ -370,11 +370,7 @@ def _break_even(be) -> Derivation:
 
 
 def _metric_name(metric) -> str:
-    aliases = {"memory": "memory_access"}
-    name = aliases.get(metric, metric)
-    if name != "flops" and name not in METRICS:
-        raise ConvcostError(f"unknown metric {metric!r}; known: flops, memory, {', '.join(METRICS)}")
-    return name
+    return check_metric(metric)
 
 
 def _section(c: Cost, metric: str, templates: dict) -> tuple:
