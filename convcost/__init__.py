@@ -13,8 +13,10 @@ from convcost.breakeven import break_even
 from convcost.catalog import VARIANTS
 from convcost.compare import compare
 from convcost.compose import Parallel, Residual, Sequential, When
-from convcost.costs import METRICS, Cost, cost
+from convcost.costs import METRICS, Cost
+from convcost.derivation import derive
 from convcost.errors import ConvcostError
+from convcost.frontdoor import cost
 from convcost.layers import Layer
 from convcost.variants import (
     AsymmetricConv,
@@ -47,6 +49,7 @@ __version__ = _version()
 
 __all__ = [
     "cost",
+    "derive",
     "compare",
     "break_even",
     "Cost",

@@ -15,8 +15,7 @@
 
 from __future__ import annotations
 
-import sympy
-
+from convcost.arith import both, div, divides, eq, floordiv, ne
 from convcost.compose import Parallel, Residual, Sequential, When
 from convcost.errors import require
 from convcost.primitives import Activation, AdaptiveAvgPool, BatchNorm, Conv, Identity
@@ -28,17 +27,17 @@ from convcost.variants import Variant
 def _conv_bn_act(c_in, c_out, kernel, stride=1, pad=0, groups=1, act="relu"):
     """Conv (no bias) + BatchNorm (+ activation), the unit of MobileNet blocks."""
     parts = {
-        "conv": Conv(c_in, c_out, kernel, stride, pad, 1, groups, bias=False),
-        "bn": BatchNorm(c_out),
+        "conv": Conv(C=c_in, O=c_out, K=kernel, S=stride, P=pad, G=groups, bias=False),
+        "bn": BatchNorm(C=c_out),
     }
     if act is not None:
-        parts["act"] = Activation(act)
+        parts["act"] = Activation(kind=act)
     return Sequential(**parts)
 
 
 def _same_pad(kernel):
     """Padding that keeps the size at stride 1 for an odd kernel: (K-1)/2."""
-    return sympy.floor((kernel - 1) / 2)
+    return floordiv(kernel - 1, 2)
 
 
 @spec
@@ -74,11 +73,11 @@ class InvertedResidual(Variant):
     def layers(self):
         hidden = self.C * self.t
         body = Sequential(
-            expand=When(sympy.Ne(self.t, 1), _conv_bn_act(self.C, hidden, 1, act="relu6")),
+            expand=When(ne(self.t, 1), _conv_bn_act(self.C, hidden, 1, act="relu6")),
             depthwise=_conv_bn_act(hidden, hidden, self.K, self.S, _same_pad(self.K), groups=hidden, act="relu6"),
             project=_conv_bn_act(hidden, self.O, 1, act=None),
         )
-        return Residual(body, when=sympy.And(sympy.Eq(self.S, 1), sympy.Eq(self.C, self.O)))
+        return Residual(body, when=both(eq(self.S, 1), eq(self.C, self.O)))
 
 
 @spec
@@ -94,10 +93,10 @@ class FireModule(Variant):
     bn: bool = flag(False)
 
     def _unit(self, c_in, c_out, kernel, pad):
-        parts = {"conv": Conv(c_in, c_out, kernel, 1, pad)}
+        parts = {"conv": Conv(C=c_in, O=c_out, K=kernel, P=pad)}
         if self.bn:
-            parts["bn"] = BatchNorm(c_out)
-        parts["act"] = Activation("relu")
+            parts["bn"] = BatchNorm(C=c_out)
+        parts["act"] = Activation(kind="relu")
         return Sequential(**parts)
 
     def layers(self):
@@ -120,16 +119,16 @@ class SqueezeExcitation(Variant):
     r: object = size(r)
 
     def validate(self):
-        require(sympy.Eq(sympy.Mod(self.C, self.r), 0), self, f"C={self.C} is not divisible by the reduction r={self.r}")
+        require(divides(self.r, self.C), self, f"C={self.C} is not divisible by the reduction r={self.r}")
 
     def layers(self):
-        hidden = self.C / self.r
+        hidden = div(self.C, self.r)
         gate = Sequential(
-            squeeze=AdaptiveAvgPool(1),
-            fc1=Conv(self.C, hidden, 1),
-            relu=Activation("relu"),
-            fc2=Conv(hidden, self.C, 1),
-            sigmoid=Activation("sigmoid"),
+            squeeze=AdaptiveAvgPool(output_size=1),
+            fc1=Conv(C=self.C, O=hidden, K=1),
+            relu=Activation(kind="relu"),
+            fc2=Conv(C=hidden, O=self.C, K=1),
+            sigmoid=Activation(kind="sigmoid"),
         )
         return Parallel(identity=Identity(), gate=gate, merge="mul")
 
@@ -148,18 +147,18 @@ class InceptionBlock(Variant):
     form: str = choice("5x5", ("5x5", "3x3", "asymmetric"))
 
     def _branch(self, *kernels):
-        parts = {"reduce": Conv(self.C, self.O, 1), "reduce_act": Activation("relu")}
+        parts = {"reduce": Conv(C=self.C, O=self.O, K=1), "reduce_act": Activation(kind="relu")}
         for i, kernel in enumerate(kernels, start=1):
             kh, kw = kernel
-            parts[f"conv{i}"] = Conv(self.O, self.O, kernel, 1, ((kh - 1) // 2, (kw - 1) // 2))
-            parts[f"act{i}"] = Activation("relu")
+            parts[f"conv{i}"] = Conv(C=self.O, O=self.O, K=kernel, P=((kh - 1) // 2, (kw - 1) // 2))
+            parts[f"act{i}"] = Activation(kind="relu")
         return Sequential(**parts)
 
     def layers(self):
         three = [(3, 1), (1, 3)] if self.form == "asymmetric" else [(3, 3)]
         five = {"5x5": [(5, 5)], "3x3": [(3, 3), (3, 3)], "asymmetric": three * 2}[self.form]
         return Parallel(
-            branch1=Sequential(conv=Conv(self.C, self.O, 1)),
+            branch1=Sequential(conv=Conv(C=self.C, O=self.O, K=1)),
             branch2=self._branch(*three),
             branch3=self._branch(*five),
         )

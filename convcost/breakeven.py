@@ -48,7 +48,8 @@ import numpy as np
 import sympy
 
 from convcost import display
-from convcost.compare import Comparison, check_metric, compare, simplest
+from convcost.compare import Comparison, compare, simplest
+from convcost.costs import check_metric
 from convcost.costs import Cost
 from convcost.errors import ConvcostError
 
@@ -251,7 +252,21 @@ def break_even(A, B, /, metric: str = "macs", solve_for="K", **shared) -> BreakE
     convcost.errors.ConvcostError: params of SeparableConv() against StandardConv() does not depend on H; it depends on C, K, O
     """
     check_metric(metric)
-    comparison = compare(A, B, metric=metric, **shared)
+    return solve_comparison(compare(A, B, metric=metric, **shared), solve_for)
+
+
+def solve_comparison(comparison: Comparison, solve_for="K") -> BreakEven:
+    """The break-even of a comparison already made, solved for ``solve_for``.
+
+    :func:`break_even` is this on ``compare(A, B, metric, **shared)``; other
+    analyses (the algorithms of :mod:`convcost.algorithms`) build their own
+    comparison of two costs and reuse the same reduction and solving.
+
+    >>> from convcost import StandardConv, SeparableConv
+    >>> solve_comparison(compare(StandardConv, SeparableConv, metric="params"), "O").solution
+    O >= (K**2 + 1)/(K**2 - 1)
+    """
+    metric = comparison.metric
     x = _solved_symbol(comparison, solve_for)
     diff = comparison.difference
     if x not in diff.free_symbols:

@@ -46,21 +46,12 @@ import dataclasses
 import sympy
 
 from convcost import display
-from convcost.costs import METRICS, Cost, metric_of
+from convcost.costs import METRIC_NAMES, METRICS, Cost, check_metric, metric_of
 from convcost.errors import ConvcostError
 from convcost.symbols import GLOSSARY
 
-#: metric names compare and break_even accept ("memory" is memory access, "flops" is 2 x MACs)
-METRIC_NAMES = ("params", "macs", "flops", "memory", *[m for m in METRICS if m not in ("params", "macs")])
 
 _SHARED_FIELDS = set(GLOSSARY) | {"N", "T", "H", "W"}
-
-
-def check_metric(metric: str) -> str:
-    """``metric`` if convcost counts it, else one error listing what it counts."""
-    if metric not in METRIC_NAMES:
-        raise ConvcostError(f"unknown metric {metric!r}; known: {', '.join(METRIC_NAMES)}")
-    return metric
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -83,7 +74,8 @@ class Comparison:
 
     @classmethod
     def of(cls, a: Cost, b: Cost, metric: str) -> Comparison:
-        va, vb = metric_of(a, metric), metric_of(b, metric)
+        # as sympy numbers: the ratio and savings of two ints are exact rationals, never floats
+        va, vb = sympy.sympify(metric_of(a, metric)), sympy.sympify(metric_of(b, metric))
         if va == 0:
             raise ConvcostError(f"{_name(a)} has {metric} = 0: there is nothing to compare B against")
         return cls(
@@ -209,7 +201,13 @@ def shared_costs(A, B, shared: dict) -> tuple[Cost, Cost]:
             f"shared value {unknown[0]}={_show(shared[unknown[0]])} is neither a field of "
             f"{_label(A)} or {_label(B)} nor a symbol of their costs"
         )
-    return tuple(c.subs(bindable) for c in costs)
+    return tuple(c.subs(_held(c, bindable)) for c in costs)
+
+
+def _held(c: Cost, values: dict) -> dict:
+    """The values among ``values`` that bind a symbol of ``c`` (the other side may hold the rest)."""
+    names = {s.name for s in c.free_symbols} | {s.name for cond in c.conditions for s in cond.free_symbols}
+    return {k: v for k, v in values.items() if k in names}
 
 
 def refuse_one_sided(A, B, shared: dict, names_a: set, names_b: set, fields_a=(), fields_b=()) -> None:

@@ -29,6 +29,19 @@ from convcost.primitives import Add, Concat, Identity, Mul
 MERGES = {"concat": Concat, "add": Add, "mul": Mul}
 
 
+def _condition(owner: str, name: str, value):
+    """A condition as a Python bool when decided, else a sympy boolean; text is refused (sympify of text is eval)."""
+    if isinstance(value, bool):
+        return value
+    if not isinstance(value, sympy.Basic) or not isinstance(value, (sympy.logic.boolalg.Boolean, sympy.core.relational.Relational)):
+        raise ConvcostError(f"{owner}: {name}={value!r} must be True, False or a sympy condition such as Eq(S, 1)")
+    if value is sympy.true:
+        return True
+    if value is sympy.false:
+        return False
+    return value
+
+
 def _named_parts(owner: str, positional, named) -> tuple:
     parts = []
     for i, item in enumerate(positional):
@@ -134,28 +147,25 @@ class Residual(Layer):
                 raise ConvcostError(f"Residual: {name}={part!r} is not a convcost layer")
         object.__setattr__(self, "body", body)
         object.__setattr__(self, "shortcut", shortcut)
-        # text is refused rather than parsed: sympify of a string is eval
-        if not isinstance(when, (bool, sympy.Basic)):
-            raise ConvcostError(f"Residual: when={when!r} must be True, False or a sympy condition")
-        object.__setattr__(self, "when", sympy.sympify(when))
+        object.__setattr__(self, "when", _condition("Residual", "when", when))
 
     def default_input(self):
         return self.body.default_input()
 
     def _cost(self, shape):
         body = self.body.cost(shape)
-        if self.when is sympy.false:
+        if self.when is False:
             return Cost.total([("body", body)], output_shape=body.output_shape, input_shape=shape)
         shortcut = (self.shortcut or Identity()).cost(shape)
         add = Add().cost([body.output_shape, shortcut.output_shape])
         named = [("body", body), ("shortcut", shortcut), ("add", add)]
-        if self.when is not sympy.true:
+        if self.when is not True:
             named = [("body", body), ("shortcut", shortcut.when(self.when)), ("add", add.when(self.when))]
         return Cost.total(named, output_shape=body.output_shape, input_shape=shape)
 
     def __repr__(self):
         extra = "" if self.shortcut is None else f", shortcut={self.shortcut!r}"
-        extra += "" if self.when is sympy.true else f", when={self.when}"
+        extra += "" if self.when is True else f", when={self.when}"
         return f"Residual({self.body!r}{extra})"
 
 
@@ -174,17 +184,17 @@ class When(Layer):
     def __init__(self, condition, layer: Layer):
         if not isinstance(layer, Layer):
             raise ConvcostError(f"When: {layer!r} is not a convcost layer")
-        object.__setattr__(self, "condition", sympy.sympify(condition))
+        object.__setattr__(self, "condition", _condition("When", "condition", condition))
         object.__setattr__(self, "layer", layer)
 
     def default_input(self):
         return self.layer.default_input()
 
     def _cost(self, shape):
-        if self.condition is sympy.false:
+        if self.condition is False:
             return Cost(output_shape=shape, input_shape=shape)
         inner = self.layer.cost(shape)
-        if self.condition is not sympy.true:
+        if self.condition is not True:
             inner = inner.when(self.condition)
         return Cost.total([("layer", inner)], output_shape=inner.output_shape, input_shape=shape)
 

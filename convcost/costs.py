@@ -1,4 +1,8 @@
-"""The cost of a layer: exact sympy expressions plus the output shape.
+"""The cost of a layer: exact counts plus the output shape.
+
+Each count is a Python ``int`` when it is a number and a sympy expression when
+it depends on symbols; the two are never mixed up (a sympy integer is stored as
+an ``int``), so bound costs are plain integer arithmetic end to end.
 
 Counting conventions (the same everywhere in convcost, see docs/conventions.md):
 
@@ -39,10 +43,14 @@ Counting conventions (the same everywhere in convcost, see docs/conventions.md):
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
+from fractions import Fraction
 from typing import Iterable
 
 import sympy
 
+from convcost.arith import integer, total, where
 from convcost.errors import ConvcostError, require
 from convcost.symbols import GLOSSARY
 
@@ -61,12 +69,12 @@ METRICS = (
 
 ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
 
-ZERO = sympy.Integer(0)
+ZERO = 0
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class Cost:
-    """Exact cost of applying a layer to an input; every count is a sympy expression.
+    """Exact cost of applying a layer to an input: every count an ``int`` or a sympy expression.
 
     ``parts`` holds the named costs a composition was summed from, ``conditions``
     the facts that must hold for the cost to be valid but that depend on free
@@ -91,10 +99,16 @@ class Cost:
     bindings: tuple = dataclasses.field(default=(), compare=False)
 
     def __post_init__(self):
+        values = self.__dict__
         for name in METRICS:
-            object.__setattr__(self, name, _expression(name, getattr(self, name)))
-        object.__setattr__(self, "output_shape", tuple(_expression("output_shape", x) for x in self.output_shape))
-        object.__setattr__(self, "conditions", _unique(self.conditions))
+            if type(values[name]) is not int:
+                object.__setattr__(self, name, _expression(name, values[name]))
+        shape = self.output_shape
+        if not all(type(x) is int for x in shape):
+            shape = tuple(_expression("output_shape", x) for x in shape)
+        object.__setattr__(self, "output_shape", tuple(shape))
+        if self.conditions:
+            object.__setattr__(self, "conditions", _unique(self.conditions))
 
     # -- derived quantities -------------------------------------------------
     @property
@@ -111,10 +125,9 @@ class Cost:
     def free_symbols(self) -> set:
         """Symbols the cost still depends on."""
         found = set()
-        for name in METRICS:
-            found |= getattr(self, name).free_symbols
-        for x in self.output_shape:
-            found |= x.free_symbols
+        for x in (*(getattr(self, name) for name in METRICS), *self.output_shape):
+            if type(x) is not int:
+                found |= x.free_symbols
         return found
 
     def bytes(self, dtype: str = "float32") -> dict:
@@ -153,7 +166,7 @@ class Cost:
         pairs = [(getattr(self, m), getattr(other, m)) for m in METRICS]
         pairs += list(zip(self.output_shape, other.output_shape))
         return len(self.output_shape) == len(other.output_shape) and all(
-            sympy.simplify(a - b) == 0 for a, b in pairs
+            a == b if type(a) is int and type(b) is int else sympy.simplify(a - b) == 0 for a, b in pairs
         )
 
     __hash__ = None
@@ -162,7 +175,7 @@ class Cost:
     def total(cls, named: Iterable[tuple[str, Cost]], *, output_shape, input_shape=(), spec=None) -> Cost:
         """The sum of named part costs, remembering the parts."""
         named = tuple(named)
-        sums = {m: sympy.Add(*(getattr(c, m) for _, c in named)) for m in METRICS}
+        sums = {m: total(getattr(c, m) for _, c in named) for m in METRICS}
         conditions = tuple(cond for _, c in named for cond in c.conditions)
         return cls(
             output_shape=output_shape,
@@ -175,16 +188,20 @@ class Cost:
 
     def when(self, condition) -> Cost:
         """This cost where ``condition`` holds and nothing otherwise (a ``Piecewise`` per count)."""
-        gated = {m: sympy.Piecewise((getattr(self, m), condition), (0, True)) for m in METRICS}
+        gated = {m: where(condition, getattr(self, m), 0) for m in METRICS}
         # what this cost needs holds only where it applies
         implied = tuple(sympy.Or(sympy.Not(condition), c) for c in self.conditions if not _implied(condition, c))
         return dataclasses.replace(self, conditions=implied, **gated)
 
     def with_spec(self, spec, input_shape=None) -> Cost:
         """The same counts, attributed to ``spec``."""
-        return dataclasses.replace(
-            self, spec=spec, input_shape=self.input_shape if input_shape is None else tuple(input_shape)
-        )
+        # a copy of already checked values: no need to run the checks of __post_init__ again
+        copy = object.__new__(Cost)
+        copy.__dict__.update(self.__dict__)
+        copy.__dict__["spec"] = spec
+        if input_shape is not None:
+            copy.__dict__["input_shape"] = tuple(input_shape)
+        return copy
 
     def subs(self, values: dict | None = None, /, **named) -> Cost:
         """Bind symbols (by name or by symbol) and re-check the carried conditions.
@@ -202,7 +219,7 @@ class Cost:
                             {**(values or {}), **named})
         if not mapping:
             return self
-        replaced = {m: _simplify_bound(getattr(self, m).subs(mapping)) for m in METRICS}
+        replaced = {m: _simplify_bound(_substitute(getattr(self, m), mapping)) for m in METRICS}
         conditions = []
         for cond in self.conditions:
             conditions += require(cond.subs(mapping), "after binding " + _show_mapping(mapping),
@@ -210,8 +227,8 @@ class Cost:
         parts = tuple((name, part.subs(mapping)) for name, part in self.parts)
         return dataclasses.replace(
             self,
-            output_shape=tuple(_simplify_bound(x.subs(mapping)) for x in self.output_shape),
-            input_shape=tuple(sympy.sympify(x).subs(mapping) for x in self.input_shape),
+            output_shape=tuple(_simplify_bound(_substitute(x, mapping)) for x in self.output_shape),
+            input_shape=tuple(integer(_substitute(x, mapping)) for x in self.input_shape),
             conditions=tuple(conditions),
             parts=parts,
             bindings=self.bindings + tuple(mapping.items()),
@@ -227,7 +244,9 @@ class Cost:
         70/577
         """
         a, b = _metric(self, metric), _metric(other, metric)
-        return sympy.simplify(a / b)
+        if b == 0:
+            raise ConvcostError(f"ratio: the other cost's {metric} is 0, so the ratio is undefined")
+        return integer(sympy.simplify(sympy.sympify(a) / b))
 
     def as_dict(self, *, numeric: bool = False) -> dict:
         """Every count, the flops and the output shape; ``numeric=True`` gives Python ints.
@@ -247,13 +266,6 @@ class Cost:
                 )
             out = {k: tuple(int(x) for x in v) if k == "output_shape" else int(v) for k, v in out.items()}
         return out
-
-    @property
-    def derivation(self):
-        """The steps from the definition to these counts (:func:`convcost.derivation.derive`)."""
-        from convcost.derivation import derive  # lazy: derivation imports this module
-
-        return derive(self)
 
     # -- display ------------------------------------------------------------
     def __repr__(self) -> str:
@@ -298,19 +310,32 @@ class Cost:
         return f"<table>{caption}{''.join(rows)}</table>"
 
 
+#: every metric name the analyses accept ("memory" is memory access, "flops" is 2 x MACs)
+METRIC_NAMES = ("params", "macs", "flops", "memory", *[m for m in METRICS if m not in ("params", "macs")])
+
+
+def check_metric(metric) -> str:
+    """The count ``metric`` names (``"memory"`` is ``"memory_access"``), or one error listing every name.
+
+    The one check of a metric name, for every analysis that takes one.
+
+    >>> check_metric("memory"), check_metric("flops")
+    ('memory_access', 'flops')
+    """
+    if not isinstance(metric, str) or metric not in METRIC_NAMES:
+        raise ConvcostError(f"unknown metric {metric!r}; known: {', '.join(METRIC_NAMES)}")
+    return "memory_access" if metric == "memory" else metric
+
+
 def _metric(c: Cost, metric: str):
-    if metric == "flops":
-        return c.flops
-    if metric == "memory":
-        return c.memory_access
-    if metric not in METRICS:
-        raise ConvcostError(f"unknown metric {metric!r}; known: flops, memory, {', '.join(METRICS)}")
-    return getattr(c, metric)
+    name = check_metric(metric)
+    return c.flops if name == "flops" else getattr(c, name)
 
 
 def metric_of(c: Cost, metric: str) -> sympy.Expr:
-    """The named metric of a cost (``"memory"`` is memory access, ``"flops"`` 2 x MACs)."""
-    return _metric(c, metric)
+    """The named metric of a cost as a sympy expression, for the analyses (``"memory"`` is memory access,
+    ``"flops"`` 2 x MACs)."""
+    return sympy.sympify(_metric(c, metric))
 
 
 def _implied(condition, fact) -> bool:
@@ -332,15 +357,31 @@ def _unique(conditions) -> tuple:
 
 
 def _expression(name: str, value):
-    """A count as a sympy expression; text is refused, since sympify of text is eval."""
-    if isinstance(value, (str, bytes)):
+    """A count as an int or a sympy expression; text is refused, since sympify of text is eval."""
+    if type(value) is int:
+        return value
+    if isinstance(value, sympy.Basic):
+        if not isinstance(value, sympy.Expr):
+            raise ConvcostError(f"Cost: {name}={value!r} must be a number or a sympy expression")
+        return integer(value)
+    if isinstance(value, (str, bytes)):  # never sympified: sympify of text is eval
         raise ConvcostError(f"Cost: {name}={value!r} must be a number or a sympy expression, not text")
-    return sympy.sympify(value)
+    if isinstance(value, bool) or not isinstance(value, (numbers.Rational, float)):
+        raise ConvcostError(f"Cost: {name}={value!r} must be a number or a sympy expression")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConvcostError(f"Cost: {name}={value!r} must be finite")
+    return integer(sympy.Rational(Fraction(value)) if not isinstance(value, numbers.Integral) else int(value))
+
+
+def _substitute(x, mapping):
+    return x if type(x) is int else integer(sympy.sympify(x).subs(mapping))
 
 
 def _simplify_bound(expr):
+    if type(expr) is int:
+        return expr
     expr = sympy.sympify(expr)
-    return expr if expr.free_symbols else sympy.nsimplify(expr) if expr.has(sympy.Float) else expr
+    return integer(expr if expr.free_symbols else sympy.nsimplify(expr) if expr.has(sympy.Float) else expr)
 
 
 def _bindings(free: set, values: dict) -> dict:
@@ -369,49 +410,22 @@ def _bindings(free: set, values: dict) -> dict:
 
 
 def _bound_value(name, value):
-    import numbers
-    from fractions import Fraction
-
     if isinstance(value, bool) or isinstance(value, str):
         raise ConvcostError(f"cannot bind {name}={value!r}: give a number or a sympy expression")
     if isinstance(value, numbers.Integral):
         return sympy.Integer(int(value))
     if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConvcostError(f"cannot bind {name}={value!r}: it must be a finite number")
         return sympy.Rational(Fraction(repr(value)))
     if isinstance(value, Fraction):  # as specs take them (a multiplier of 3/4)
         return sympy.Rational(value.numerator, value.denominator)
     if isinstance(value, sympy.Expr):
+        if value.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan):
+            raise ConvcostError(f"cannot bind {name}={value}: it must be a finite number")
         return value
     raise ConvcostError(f"cannot bind {name}={value!r}: give a number or a sympy expression")
 
 
 def _show_mapping(mapping: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in mapping.items())
-
-
-def cost(spec, /, **fields) -> Cost:
-    """The front door: the exact cost of a variant, primitive or composition.
-
-    ``cost(Variant, **fields)`` is ``Variant(**fields).cost()``; a field left out is
-    its canonical symbol (``C, O, K, H, W`` ...) or its PyTorch default (bias on,
-    stride 1, padding 0, dilation 1, groups 1, batch 1). With no field at all,
-    ``cost(Variant)`` is the general closed form, every field symbolic.
-
-    >>> from convcost import cost, SeparableConv, StandardConv
-    >>> cost(SeparableConv, C=64, O=128, K=3).params
-    8960
-    >>> cost(SeparableConv, C=64, O=128, K=3).macs
-    8768*(H - 2)*(W - 2)
-    >>> cost(StandardConv).params
-    C*K**2*O/G + O
-    """
-    from convcost.layers import Layer
-
-    if isinstance(spec, type) and issubclass(spec, Layer):
-        instance = spec(**fields) if fields else spec.general()
-        return instance.cost()
-    if isinstance(spec, Layer):
-        if fields:
-            return spec.replace(**fields).cost()
-        return spec.cost()
-    raise ConvcostError(f"cost() needs a convcost layer or layer class, got {spec!r}")

@@ -52,8 +52,11 @@ import dataclasses
 import sympy
 from sympy.printing.latex import LatexPrinter
 
-from convcost.costs import METRICS, Cost, metric_of
+from convcost import primitives
+from convcost.breakeven import BreakEven
+from convcost.costs import METRICS, Cost, check_metric, metric_of
 from convcost.errors import ConvcostError
+from convcost.layers import Layer, Merge
 from convcost.symbols import GLOSSARY, SPATIAL, C, N
 
 #: the symbol letter of each metric (sympy names; they print as the table above)
@@ -148,6 +151,11 @@ class Step:
     note: str = ""
     shown: str | None = None
     rel: str = "="
+
+    def __post_init__(self):
+        # counts come as ints where they are numbers: a step holds sympy expressions on both sides
+        object.__setattr__(self, "lhs", sympy.sympify(self.lhs))
+        object.__setattr__(self, "rhs", sympy.sympify(self.rhs))
 
     @property
     def relation(self):
@@ -327,8 +335,6 @@ def derive(spec_or_cost, metric=None) -> Derivation:
     ...
     convcost.errors.ConvcostError: derive() needs a convcost layer, layer class or Cost, got 'StandardConv'
     """
-    from convcost.breakeven import BreakEven
-    from convcost.layers import Layer
 
     if isinstance(spec_or_cost, BreakEven):
         if metric is not None:
@@ -381,11 +387,7 @@ def _break_even(be) -> Derivation:
 
 
 def _metric_name(metric) -> str:
-    aliases = {"memory": "memory_access"}
-    name = aliases.get(metric, metric)
-    if name != "flops" and name not in METRICS:
-        raise ConvcostError(f"unknown metric {metric!r}; known: flops, memory, {', '.join(METRICS)}")
-    return name
+    return check_metric(metric)
 
 
 def _section(c: Cost, metric: str, templates: dict) -> tuple:
@@ -530,11 +532,8 @@ def _same(a, b) -> bool:
 # -- templates: the primitive costed with stand-ins ------------------------------
 def _template(c: Cost, siblings: tuple):
     """``(cost with stand-ins, {stand-in: value})`` for a primitive's cost, or None."""
-    from convcost.layers import Layer, Merge
-    from convcost import primitives
-
     spec = c.spec
-    if spec is None or type(spec).__module__ != primitives.__name__:
+    if spec is None or not type(spec).__module__.startswith(primitives.__name__ + "."):
         return None
     bindings = dict(getattr(c, "bindings", ()))
     mapping: dict = {}

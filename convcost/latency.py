@@ -48,19 +48,9 @@ import sympy
 from convcost import display
 from convcost.costs import ITEMSIZE, Cost
 from convcost.errors import ConvcostError
+from convcost.layers import Layer
+from convcost.primitives import KINDS
 
-#: the kinds of kernel an efficiency factor can be fitted for, in report order
-KINDS = (
-    "dense_conv",
-    "pointwise_conv",
-    "depthwise_conv",
-    "grouped_conv",
-    "transposed_conv",
-    "conv3d",
-    "linear",
-    "elementwise",
-    "data_movement",
-)
 
 #: fitted inverse efficiencies are kept at or above this (efficiency at most 1/it),
 #: so a kind the data cannot see is not predicted to take no time
@@ -297,27 +287,14 @@ def kind_of(c: Cost) -> str | None:
     >>> kind_of(Conv(C=32, O=32, K=3, G=32).cost((1, 32, 8, 8))), kind_of(Conv(C=32, O=64, K=1).cost((1, 32, 8, 8)))
     ('depthwise_conv', 'pointwise_conv')
     """
-    from convcost import primitives as p
-
     spec = c.spec
     if c.memory_access == 0 and c.macs == 0:
         return None
-    if isinstance(spec, p.Conv):
-        if spec.dims == 3:
-            return "conv3d"
-        if spec.G != 1:
-            return "depthwise_conv" if spec.G == spec.C else "grouped_conv"
-        taps = sympy.Mul(*(k for k, _, _ in spec.axes()))
-        return "pointwise_conv" if taps == 1 else "dense_conv"
-    if isinstance(spec, p.ConvTranspose):
-        return "transposed_conv"
-    if isinstance(spec, p.Linear):
-        return "linear"
-    if isinstance(spec, (p.PixelShuffle, p.PixelUnshuffle, p.ChannelShuffle, p.Concat)):
-        return "data_movement"
-    if isinstance(spec, (p.BatchNorm, p.Activation, p.MaxPool, p.AdaptiveAvgPool, p.Add, p.Mul)):
-        return "elementwise"
-    raise ConvcostError(f"no kernel kind for {spec!r}: the latency model knows {', '.join(KINDS)}")
+    kind = getattr(spec, "kernel_kind", None)
+    found = kind() if kind is not None else None
+    if found is None:
+        raise ConvcostError(f"no kernel kind for {spec!r}: the latency model knows {', '.join(KINDS)}")
+    return found
 
 
 def work(c: Cost) -> sympy.Expr:
@@ -326,8 +303,6 @@ def work(c: Cost) -> sympy.Expr:
 
 
 def _as_cost(spec_or_cost) -> Cost:
-    from convcost.layers import Layer
-
     if isinstance(spec_or_cost, Cost):
         c = spec_or_cost
     elif isinstance(spec_or_cost, Layer):

@@ -17,6 +17,9 @@ from convcost.spec import Spec
 class Layer(Spec):
     """Something with an exact cost on an input shape."""
 
+    #: set in the body of a base class that describes no layer by itself (read from the class's own dict)
+    abstract_base = True
+
     def cost(self, input_shape=None) -> Cost:
         """The exact cost of applying this layer to a tensor of ``input_shape``."""
         shape = self.default_input() if input_shape is None else as_shape(input_shape, self)
@@ -36,6 +39,8 @@ class Layer(Spec):
 
 class Merge(Spec):
     """An operation that combines several inputs into one (add, multiply, concatenate)."""
+
+    abstract_base = True
 
     def cost(self, input_shapes) -> Cost:
         """The exact cost of combining tensors of the given shapes."""

@@ -6,7 +6,7 @@ matrix products, bias excluded; bias, normalisation, activation, pooling and
 element-wise work are reported apart. A row's ``params`` are the parameter
 tensors it consumes, each tensor counted once in the whole report (a tied
 weight is counted by the first row that uses it; later rows name it in
-``tied_to``). Other tools' headline numbers come from :mod:`convcost.conventions`.
+``tied_to``). Other tools' headline numbers come from :mod:`convcost.torch.conventions`.
 
 Operations convcost cannot cost are never counted as zero silently: they are
 listed in ``unsupported`` with how often they occur, and ``complete`` is false.
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import json
 
@@ -32,7 +33,9 @@ import sympy
 
 from convcost.costs import METRICS
 from convcost.errors import ConvcostError
+from convcost.general_form import formula as general_formula
 from convcost.layers import Merge
+from convcost.vectorise import compile_exprs
 
 #: the columns of every output format, in order
 COLUMNS = ("path", "op", "spec", "output_shape", *METRICS, "formula", "tied_to")
@@ -48,7 +51,6 @@ class Row:
     input_shapes: tuple
     output_shape: tuple
     counts: dict
-    formula: str = ""
     source: str = "module"  # "module" (a called nn.Module) or "function" (F.conv2d, x + y ...)
     tied_to: str = ""
 
@@ -59,8 +61,13 @@ class Row:
         c = spec.cost(list(shapes) if isinstance(spec, Merge) else shapes[0])
         counts = {m: getattr(c, m) for m in METRICS}
         if params is not None:
-            counts["params"] = sympy.sympify(params)
-        return cls(path, op, spec, shapes, c.output_shape, counts, _formula(spec, shapes), source, tied_to)
+            counts["params"] = params
+        return cls(path, op, spec, shapes, c.output_shape, counts, source, tied_to)
+
+    @functools.cached_property
+    def formula(self) -> str:
+        """The main count of the row's layer over symbols (:mod:`convcost.general_form`), built on first use."""
+        return general_formula(self.spec, list(self.input_shapes) if isinstance(self.spec, Merge) else self.input_shapes[0])
 
     def __getattr__(self, name):
         if name in METRICS:
@@ -87,14 +94,6 @@ class Unsupported:
     paths: tuple
     reason: str
     params: int = 0  # learnable parameters it holds (still counted in the totals, by numel)
-
-
-def _formula(spec, shapes) -> str:
-    from convcost.numeric import formula
-
-    if all(getattr(sympy.sympify(x), "is_Integer", False) for s in shapes for x in s):
-        return formula(spec, list(shapes) if isinstance(spec, Merge) else shapes[0])
-    return ""
 
 
 def _plain(x):
@@ -128,6 +127,13 @@ class Report:
         self.unused_names = tuple(unused_names)
         self._compiled = None
         self.convention = "convcost"  # the tool whose headline ``headline()`` gives by default
+        self._headline = None  # how the tools count: given by the backend that read the model
+
+    def with_convention(self, convention: str, headline) -> Report:
+        """This report, with the tool ``convention`` as the default of :meth:`headline` and the function
+        that knows each tool's rules (:func:`convcost.torch.conventions.headline`)."""
+        self.convention, self._headline = convention, headline
+        return self
 
     # -- totals ----------------------------------------------------------------
     @property
@@ -152,10 +158,11 @@ class Report:
         return set().union(*(sympy.sympify(v).free_symbols for v in self.total.values()))
 
     def headline(self, convention: str | None = None):
-        """The number the tool named by ``convention`` reports for this model (see :mod:`convcost.conventions`)."""
-        from convcost.conventions import headline
-
-        return headline(self, convention)
+        """The number the tool named by ``convention`` reports for this model (see :mod:`convcost.torch.conventions`)."""
+        if self._headline is None:
+            raise ConvcostError("headline: the tools' conventions come with the PyTorch backend; "
+                                "make the report with convcost.torch.profile")
+        return self._headline(self, convention)
 
     # -- symbolic input sizes ------------------------------------------------------
     def subs(self, **values) -> dict:
@@ -173,8 +180,6 @@ class Report:
         Returns exact integer numpy arrays (one per metric), from one compiled call.
         """
         import numpy as np
-
-        from convcost.numeric import compile_exprs
 
         symbols = sorted(self.free_symbols, key=lambda s: s.name)
         names = [s.name for s in symbols]

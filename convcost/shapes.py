@@ -1,4 +1,4 @@
-"""Shape arithmetic: the output-size rules of PyTorch, written once, as sympy.
+"""Shape arithmetic: the output-size rules of PyTorch, written once, on ints and symbols alike.
 
 >>> from convcost.symbols import H, K, S, P, D
 >>> conv_size(H, K, S, P, D)
@@ -11,29 +11,44 @@ floor((-D*(K - 1) + H + 2*P - 1)/S) + 1
 
 from __future__ import annotations
 
+import math
+
 import sympy
 
+from convcost.arith import ceildiv, divides, eq, floordiv, ge, integer, known_nonpositive, prod, where
 from convcost.errors import ConvcostError, require
 
 
 def as_shape(shape, where: object = "input") -> tuple:
-    """A shape as a tuple of sympy integers or expressions, each checked positive."""
-    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
+    """A shape as a tuple of Python ints or sympy expressions, each checked positive."""
+    if type(shape) is tuple and all(type(x) is int and x > 0 for x in shape):
+        return shape  # the common case: nothing to convert
+    if isinstance(shape, (str, bytes, dict)) or not hasattr(shape, "__iter__"):
         raise ConvcostError(f"{where}: an input shape must be a tuple of sizes, got {shape!r}")
+    shape = tuple(shape)
     out = []
     for x in shape:
         if isinstance(x, bool) or not isinstance(x, (int, sympy.Expr)) and not hasattr(x, "__index__"):
-            raise ConvcostError(f"{where}: input shape {tuple(shape)!r} holds {x!r}, which is not a size")
-        x = sympy.Integer(int(x)) if not isinstance(x, sympy.Expr) else x
-        if x.is_number and (not x.is_integer or x <= 0):
-            raise ConvcostError(f"{where}: input shape {tuple(shape)!r} holds {x}; sizes must be positive integers")
+            raise ConvcostError(f"{where}: input shape {shape!r} holds {x!r}, which is not a size")
+        if not isinstance(x, sympy.Expr):
+            x = int(x.__index__()) if not isinstance(x, int) else int(x)
+        elif x.is_number:
+            if x.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan) or not x.is_integer:
+                raise ConvcostError(f"{where}: input shape {shape!r} holds {x}; sizes must be positive integers")
+            x = int(x)
+        elif x.is_positive is False:
+            raise ConvcostError(f"{where}: input shape {shape!r} holds {x}; sizes must be positive integers")
+        if type(x) is int and x <= 0:
+            raise ConvcostError(f"{where}: input shape {shape!r} holds {x}; sizes must be positive integers")
         out.append(x)
     return tuple(out)
 
 
-def numel(shape) -> sympy.Expr:
-    """Number of elements of a tensor of this shape."""
-    return sympy.Mul(*shape)
+def numel(shape):
+    """Number of elements of a tensor of this shape (an int when every size is one)."""
+    if all(type(x) is int for x in shape):
+        return math.prod(shape)
+    return prod(shape)
 
 
 def per_axis(value, axes: int, where: object, name: str) -> tuple:
@@ -47,7 +62,7 @@ def per_axis(value, axes: int, where: object, name: str) -> tuple:
 
 def conv_size(size, kernel, stride, padding, dilation):
     """Output length of a convolution or pooling window along one axis."""
-    return sympy.floor((size + 2 * padding - dilation * (kernel - 1) - 1) / stride) + 1
+    return floordiv(size + 2 * padding - dilation * (kernel - 1) - 1, stride) + 1
 
 
 def same_padding(kernel, dilation):
@@ -70,15 +85,14 @@ def ceil_pool_size(size, kernel, stride, padding, dilation):
     >>> ceil_pool_size(6, 3, 2, 0, 1)
     3
     """
-    rounded_up = sympy.ceiling((size + 2 * padding - dilation * (kernel - 1) - 1) / stride) + 1
+    rounded_up = ceildiv(size + 2 * padding - dilation * (kernel - 1) - 1, stride) + 1
     # Rounding up adds at most stride - 1, so the last window starts at or before
     # size + 2P - D(K-1) - 2 + S: it can reach the right padding only if P + S >= D(K-1) + 2.
     # Deciding that here keeps a symbolic size free of a Piecewise whose construction
     # sympy makes exponentially slow when pools are stacked (SqueezeNet: 21 s -> 0.1 s).
-    if sympy.sympify(padding + stride - dilation * (kernel - 1) - 2).is_negative:
+    if known_nonpositive(padding + stride - dilation * (kernel - 1) - 1):
         return rounded_up
-    starts_in_padding = (rounded_up - 1) * stride >= size + padding
-    return sympy.Piecewise((rounded_up - 1, starts_in_padding), (rounded_up, True))
+    return where(ge((rounded_up - 1) * stride, size + padding), rounded_up - 1, rounded_up)
 
 
 def adaptive_window_reads(size, out, where: object) -> tuple:
@@ -92,15 +106,13 @@ def adaptive_window_reads(size, out, where: object) -> tuple:
     >>> adaptive_window_reads(5, 3, "pool")
     (7, ())
     """
-    size, out = sympy.sympify(size), sympy.sympify(out)
+    size, out = integer(size), integer(out)
     if out == 1:
         return size, ()
-    if size.is_number and out.is_number:
-        size, out = int(size), int(out)
-        reads = sum(-((-(i + 1) * size) // out) - (i * size) // out for i in range(out))
-        return sympy.Integer(reads), ()
+    if type(size) is int and type(out) is int:
+        return sum(-((-(i + 1) * size) // out) - (i * size) // out for i in range(out)), ()
     # symbolic: exact when the bins tile the axis, which becomes a carried condition
-    return size, require(sympy.Eq(sympy.Mod(size, out), 0), where, f"{out} must divide {size}")
+    return size, require(divides(out, size), where, f"{out} must divide {size}")
 
 
 def equal_sizes(a: tuple, b: tuple, where: object, what: str) -> tuple:
@@ -109,7 +121,16 @@ def equal_sizes(a: tuple, b: tuple, where: object, what: str) -> tuple:
         raise ConvcostError(f"{where}: {what}: shapes {_fmt(a)} and {_fmt(b)} have different ranks")
     conditions = []
     for x, y in zip(a, b):
-        conditions += require(sympy.Eq(sympy.simplify(x - y), 0), where, f"{what}: shapes {_fmt(a)} and {_fmt(b)} differ")
+        if type(x) is int and type(y) is int:
+            if x != y:
+                raise ConvcostError(f"{where}: {what}: shapes {_fmt(a)} and {_fmt(b)} differ")
+            continue
+        if x == y:
+            continue
+        # expand decides the common cases; what it leaves is a condition to carry (simplify would take
+        # a tenth of a second on a symbolic residual, and cannot decide more without the values)
+        difference = sympy.expand(x - y)
+        conditions += require(eq(difference, 0), where, lambda: f"{what}: shapes {_fmt(a)} and {_fmt(b)} differ")
     return tuple(conditions)
 
 

@@ -2,8 +2,9 @@
 
 A spec describes a layer. Its fields are declared with one of the field
 kinds below, which say what a value may be; values are checked and
-normalised (``int`` -> ``sympy.Integer``) when the spec is made, so every
-formula downstream can rely on them. A spec class is declared with
+normalised when the spec is made (a number becomes a Python ``int``, a
+symbolic value stays a sympy expression), so every formula downstream can
+rely on them and runs on plain integers when every field is bound. A spec class is declared with
 :func:`spec`, which also turns Python's ``TypeError`` for an unknown or
 missing keyword into :class:`ConvcostError`.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import numbers
 from fractions import Fraction
 
@@ -71,15 +73,21 @@ def spec(cls):
     """Declare a spec class: a frozen dataclass with checked, normalised fields."""
     cls = dataclasses.dataclass(frozen=True, repr=False)(cls)
     init = cls.__init__
+    fields = dataclasses.fields(cls)
+    names = frozenset(f.name for f in fields)
+    listed = ", ".join(f.name for f in fields)
+    least = {"size": 1, "count": 0, "padding": 0}
+    cls._checked_fields = tuple(
+        (f.name, f, least.get(f.metadata["kind"])) for f in fields if f.metadata.get("kind") is not None
+    )
 
     @functools.wraps(init)
-    def checked_init(self, *args, **kwargs):
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = [k for k in kwargs if k not in names]
-        if unknown:
-            raise ConvcostError(
-                f"{cls.__name__} got an unknown keyword {unknown[0]!r}; its fields are {', '.join(names)}"
-            ) from None
+    def checked_init(*args, **kwargs):
+        # ``self`` comes positionally, so a user's keyword called "self" is just an unknown field
+        self, args = args[0], args[1:]
+        for k in kwargs:
+            if k not in names:
+                raise ConvcostError(f"{cls.__name__} got an unknown keyword {k!r}; its fields are {listed}") from None
         if len(args) > len(names):
             raise ConvcostError(f"{cls.__name__} takes at most {len(names)} values, got {len(args)}")
         try:
@@ -94,13 +102,16 @@ def spec(cls):
 class Spec:
     """Base of every spec: field checking, readable ``repr``, the general form."""
 
+    #: ``(name, field, least int)`` of every field with a kind, set by :func:`spec` (checked in this order)
+    _checked_fields: tuple = ()
+
     def __post_init__(self):
-        for f in dataclasses.fields(self):
-            kind = f.metadata.get("kind")
-            if kind is None:
-                continue
-            value = _normalise(self, f, getattr(self, f.name))
-            object.__setattr__(self, f.name, value)
+        values = self.__dict__
+        for name, f, least in self._checked_fields:
+            value = values[name]
+            if type(value) is int and least is not None and value >= least:
+                continue  # the common case, decided without a call: reading a model builds thousands of specs
+            object.__setattr__(self, name, _normalise(self, f, value))
         self.validate()
 
     def validate(self) -> None:
@@ -178,9 +189,7 @@ def _normalise(owner, f: dataclasses.Field, value):
             raise ConvcostError(f"{where()}: {f.name}={value!r} must be one of {', '.join(map(repr, options))}")
         return value
     if kind == "layer":
-        from convcost.layers import Layer
-
-        if value is not None and not isinstance(value, Layer):
+        if value is not None and not (isinstance(value, Spec) and hasattr(value, "cost")):
             raise ConvcostError(f"{where()}: {f.name}={value!r} must be a convcost layer")
         return value
     if kind == "real":
@@ -203,7 +212,7 @@ def _integer(where, name, value, *, positive: bool):
     if type(value) is int or type(value) is sympy.Integer:
         # the common case, decided in plain integers: reading a model builds thousands of specs
         if int(value) > 0 or (int(value) == 0 and not positive):
-            return sympy.Integer(value)
+            return int(value)
         raise ConvcostError(f"{where()}: {name}={value} must be {rule}")
     if isinstance(value, bool) or isinstance(value, str):
         raise ConvcostError(f"{where()}: {name}={value!r} must be {rule}")
@@ -214,9 +223,10 @@ def _integer(where, name, value, *, positive: bool):
     else:
         raise ConvcostError(f"{where()}: {name}={value!r} must be {rule} or a sympy expression")
     if value.is_number:
-        if not value.is_integer or (value <= 0 if positive else value < 0):
+        if value.has(sympy.nan, sympy.zoo, sympy.oo, -sympy.oo) or not value.is_integer \
+                or (value <= 0 if positive else value < 0):
             raise ConvcostError(f"{where()}: {name}={value} must be {rule}")
-        return sympy.Integer(value)
+        return int(value)
     if (positive and value.is_positive is False) or value.is_negative:
         raise ConvcostError(f"{where()}: {name}={value} must be {rule}")
     return value
@@ -228,6 +238,8 @@ def _real(where, name, value):
     if isinstance(value, numbers.Integral):
         value = sympy.Integer(int(value))
     elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConvcostError(f"{where()}: {name}={value!r} must be a finite positive number")
         # exact decimal reading: 0.75 is 3/4, not 0.75000000000000001
         value = sympy.Rational(Fraction(repr(value)))
     elif isinstance(value, Fraction):

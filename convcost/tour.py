@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from convcost import display
 from convcost.catalog import VARIANTS
-from convcost.costs import cost
+from convcost.frontdoor import cost
 
 #: one worked configuration per variant; the numbers reproduce the seeds
 EXAMPLES = {

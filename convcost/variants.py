@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import sympy
 
 from convcost.compose import Sequential
 from convcost.errors import ConvcostError
@@ -36,6 +35,8 @@ class Variant(Layer):
 
     Subclasses define :meth:`layers`; the input size fields are keyword-only.
     """
+
+    abstract_base = True
 
     _: dataclasses.KW_ONLY
     N: object = size(1)
@@ -73,7 +74,7 @@ class StandardConv(Variant):
     bias: bool = flag(True)
 
     def layers(self):
-        return Sequential(conv=Conv(self.C, self.O, self.K, self.S, self.P, self.D, self.G, self.bias))
+        return Sequential(conv=Conv(C=self.C, O=self.O, K=self.K, S=self.S, P=self.P, D=self.D, G=self.G, bias=self.bias))
 
 
 @spec
@@ -87,7 +88,7 @@ class PointwiseConv(Variant):
     bias: bool = flag(True)
 
     def layers(self):
-        return Sequential(conv=Conv(self.C, self.O, 1, self.S, 0, 1, self.G, self.bias))
+        return Sequential(conv=Conv(C=self.C, O=self.O, K=1, S=self.S, G=self.G, bias=self.bias))
 
 
 @spec
@@ -103,7 +104,7 @@ class DepthwiseConv(Variant):
     bias: bool = flag(True)
 
     def layers(self):
-        return Sequential(conv=Conv(self.C, self.C * self.M, self.K, self.S, self.P, self.D, self.C, self.bias))
+        return Sequential(conv=Conv(C=self.C, O=self.C * self.M, K=self.K, S=self.S, P=self.P, D=self.D, G=self.C, bias=self.bias))
 
 
 @spec
@@ -120,8 +121,8 @@ class SeparableConv(Variant):
 
     def layers(self):
         return Sequential(
-            depthwise=Conv(self.C, self.C, self.K, self.S, self.P, self.D, self.C, self.bias),
-            pointwise=Conv(self.C, self.O, 1, bias=self.bias),
+            depthwise=Conv(C=self.C, O=self.C, K=self.K, S=self.S, P=self.P, D=self.D, G=self.C, bias=self.bias),
+            pointwise=Conv(C=self.C, O=self.O, K=1, bias=self.bias),
         )
 
 
@@ -139,7 +140,7 @@ class GroupedConv(Variant):
     bias: bool = flag(True)
 
     def layers(self):
-        return Sequential(conv=Conv(self.C, self.O, self.K, self.S, self.P, self.D, self.G, self.bias))
+        return Sequential(conv=Conv(C=self.C, O=self.O, K=self.K, S=self.S, P=self.P, D=self.D, G=self.G, bias=self.bias))
 
 
 @spec
@@ -157,8 +158,8 @@ class ShuffleGroupedConv(Variant):
 
     def layers(self):
         return Sequential(
-            conv=Conv(self.C, self.O, self.K, self.S, self.P, self.D, self.G, self.bias),
-            shuffle=ChannelShuffle(self.G),
+            conv=Conv(C=self.C, O=self.O, K=self.K, S=self.S, P=self.P, D=self.D, G=self.G, bias=self.bias),
+            shuffle=ChannelShuffle(G=self.G),
         )
 
 
@@ -175,7 +176,7 @@ class DilatedConv(Variant):
     bias: bool = flag(True)
 
     def layers(self):
-        return Sequential(conv=Conv(self.C, self.O, self.K, self.S, self.P, self.D, 1, self.bias))
+        return Sequential(conv=Conv(C=self.C, O=self.O, K=self.K, S=self.S, P=self.P, D=self.D, bias=self.bias))
 
 
 @spec
@@ -195,8 +196,8 @@ class AsymmetricConv(Variant):
 
     def layers(self):
         return Sequential(
-            conv_kx1=Conv(self.C, self.O, (self.K, 1), (self.S, 1), (self.P, 0), bias=self.bias),
-            conv_1xk=Conv(self.O, self.O, (1, self.K), (1, self.S), (0, self.P), bias=self.bias),
+            conv_kx1=Conv(C=self.C, O=self.O, K=(self.K, 1), S=(self.S, 1), P=(self.P, 0), bias=self.bias),
+            conv_1xk=Conv(C=self.O, O=self.O, K=(1, self.K), S=(1, self.S), P=(0, self.P), bias=self.bias),
         )
 
 
@@ -218,11 +219,11 @@ class FactorizedConv(Variant):
     _kept_in_general = ("K", "P")
 
     def validate(self):
-        if not self.K.is_number:
+        if type(self.K) is not int:
             raise ConvcostError(f"{self!r}: K={self.K} must be a concrete odd integer >= 3 (it sets the number of 3x3 layers)")
         if self.K < 3 or self.K % 2 == 0:
             raise ConvcostError(f"{self!r}: K={self.K} must be an odd integer >= 3 to factor into 3x3 layers")
-        if not isinstance(self.P, str) and not (isinstance(self.P, sympy.Integer)):
+        if not isinstance(self.P, str) and type(self.P) is not int:
             raise ConvcostError(f"{self!r}: P={self.P} must be a concrete integer or 'same' to split over the 3x3 layers")
 
     def paddings(self) -> list:
@@ -236,7 +237,7 @@ class FactorizedConv(Variant):
     def layers(self):
         convs = {}
         for i, p in enumerate(self.paddings()):
-            convs[f"conv{i + 1}"] = Conv(self.C if i == 0 else self.O, self.O, 3, 1, p, bias=self.bias)
+            convs[f"conv{i + 1}"] = Conv(C=self.C if i == 0 else self.O, O=self.O, K=3, P=p, bias=self.bias)
         return Sequential(**convs)
 
 
@@ -257,7 +258,8 @@ class TransposedConv(Variant):
     def layers(self):
         return Sequential(
             conv_transpose=ConvTranspose(
-                self.C, self.O, self.K, self.S, self.P, self.output_padding, self.D, self.G, self.bias
+                C=self.C, O=self.O, K=self.K, S=self.S, P=self.P, output_padding=self.output_padding, D=self.D,
+                G=self.G, bias=self.bias,
             )
         )
 
@@ -281,7 +283,7 @@ class Conv3d(Variant):
         return (self.N, self.C, self.T, self.H, self.W)
 
     def layers(self):
-        return Sequential(conv=Conv(self.C, self.O, self.K, self.S, self.P, self.D, self.G, self.bias, dims=3))
+        return Sequential(conv=Conv(C=self.C, O=self.O, K=self.K, S=self.S, P=self.P, D=self.D, G=self.G, bias=self.bias, dims=3))
 
 
 @spec
@@ -292,7 +294,7 @@ class SpaceToDepth(Variant):
     r: object = size(r)
 
     def layers(self):
-        return Sequential(unshuffle=PixelUnshuffle(self.r))
+        return Sequential(unshuffle=PixelUnshuffle(r=self.r))
 
 
 @spec
@@ -303,5 +305,5 @@ class DepthToSpace(Variant):
     r: object = size(r)
 
     def layers(self):
-        return Sequential(shuffle=PixelShuffle(self.r))
+        return Sequential(shuffle=PixelShuffle(r=self.r))
 

@@ -6,7 +6,7 @@ import pytest
 torch = pytest.importorskip("torch")
 import torch.nn as nn  # noqa: E402
 
-from convcost.conventions import CONVENTIONS, headline  # noqa: E402
+from convcost.torch.conventions import CONVENTIONS, headline  # noqa: E402
 from convcost.errors import ConvcostError  # noqa: E402
 from convcost.torch.profile import profile  # noqa: E402
 

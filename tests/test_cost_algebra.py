@@ -17,13 +17,25 @@ def test_front_door_example():
 
 
 def test_general_form_is_symbolic_in_every_field():
-    c = cost(StandardConv)
+    c = cost(StandardConv, general=True)
     assert {s.name for s in c.macs.free_symbols} == set("COKHWSPDGN")
     assert sympy.simplify(c.params - (O * C / G * K**2 + O)) == 0
 
 
+def test_fields_left_out_take_their_pytorch_default_or_their_symbol():
+    c = cost(StandardConv)
+    assert {s.name for s in c.macs.free_symbols} == set("COKHW")
+    assert c.params == C * K**2 * O + O  # groups 1, bias on: PyTorch's defaults
+    assert cost(StandardConv, S=sympy.Symbol("S", positive=True, integer=True)).output_shape[2] != H - K + 1
+
+
+def test_binding_a_name_that_is_no_symbol_is_refused():
+    with pytest.raises(ConvcostError, match="no symbol 'Q'"):
+        cost(StandardConv).subs(Q=2)
+
+
 def test_subs_equals_cost_built_from_numbers():
-    symbolic = cost(StandardConv)
+    symbolic = cost(StandardConv, general=True)
     values = dict(C=8, O=16, K=3, S=2, P=1, D=1, G=4, N=2, H=17, W=9)
     assert symbolic.subs(**values) == cost(StandardConv, **values)
 

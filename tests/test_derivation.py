@@ -229,10 +229,10 @@ def test_gated_parts_have_a_condition_step():
     assert d.steps[-1].rhs.has(sympy.Piecewise)
 
 
-def test_cost_derivation_property_and_jupyter():
+def test_derive_of_a_cost_and_jupyter():
     c = cost(SeparableConv, C=64, O=128, K=3)
-    assert c.derivation.steps[-1].rhs == c.macs
-    shown = c.derivation._repr_latex_()
+    assert derive(c).steps[-1].rhs == c.macs
+    shown = derive(c)._repr_latex_()
     assert shown.startswith("$$\\begin{aligned}") and "8960" in shown
 
 

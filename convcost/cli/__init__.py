@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from convcost.errors import ConvcostError
@@ -69,3 +70,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConvcostError as exc:
         print(f"convcost: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader left early (convcost tour | head): stop quietly, as Python's docs advise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

@@ -30,6 +30,8 @@ def register(sub) -> None:
     p.add_argument("variant", help="a variant name, e.g. SeparableConv (see: convcost list)")
     p.add_argument("fields", nargs="*", metavar="NAME=VALUE", help="fields as integers or symbol names, e.g. C=64 K=3 H=56")
     p.add_argument("--json", action="store_true", help="print JSON (integers as numbers, formulas as text)")
+    p.add_argument("--general", action="store_true",
+                   help="start from the general form: fields left out are symbols (S, P, D, G ...), not defaults")
     p.set_defaults(handler=_cost)
 
     p = sub.add_parser("tour", help="a tour of every variant's cost")
@@ -48,10 +50,11 @@ def _list(args) -> int:
 def _cost(args) -> int:
     from convcost.arguments import parse_fields
     from convcost.catalog import variant
-    from convcost.costs import METRICS, cost
+    from convcost.costs import METRICS
+    from convcost.frontdoor import cost
 
     cls = variant(args.variant)
-    c = cost(cls, **parse_fields(cls, args.fields))
+    c = cost(cls, general=args.general, **parse_fields(cls, args.fields))
     if args.json:
         data = {"spec": display.spec(c.spec)}
         for key, value in c.as_dict().items():

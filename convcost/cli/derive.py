@@ -36,7 +36,7 @@ def register(sub) -> None:
 def _derive(args) -> int:
     from convcost.arguments import parse_fields
     from convcost.catalog import variant
-    from convcost.costs import cost
+    from convcost.frontdoor import cost
     from convcost.derivation import derive
 
     metrics = tuple(args.metric) if args.metric else None

@@ -66,10 +66,10 @@ def _load(factory: str):
 
 def _profile(args) -> int:
     from convcost.arguments import parse_value
-    from convcost.conventions import headline
     from convcost.extras import need
 
     need("torch", "torch", "convcost profile")
+    from convcost.torch.conventions import headline
     from convcost.torch.profile import profile
 
     shape = parse_value("--input", args.input, None)

@@ -22,7 +22,7 @@ _need("torch", "torch", "convcost.torch")
 from convcost.torch.build import free_symbols, to_torch  # noqa: E402
 from convcost.torch.measure import Measured, measure  # noqa: E402
 from convcost.torch.registry import REGISTRY, Registry, from_torch, is_supported, reader_for, register, supported_types  # noqa: E402
-from convcost.torch import readers as _readers  # noqa: F401, E402  (fills REGISTRY with convcost's readers)
+from convcost.torch import bindings as _bindings  # noqa: F401, E402  (each primitive's torch side, registered once)
 from convcost.torch.profile import profile  # noqa: E402  (the function; its module stays importable by its full name)
 # the function, as the README calls it: convcost.torch.calibrate("cpu"); the module stays importable by its full name
 from convcost.torch.calibrate import calibrate  # noqa: E402

@@ -1,0 +1,51 @@
+"""The fully connected layer.
+
+>>> Linear(C=96, O=384, bias=False).cost((1, 56, 56, 96)).macs
+115605504
+"""
+
+from __future__ import annotations
+
+from convcost.arith import eq
+from convcost.errors import require
+from convcost.layers import Layer
+from convcost.primitives.base import plain
+from convcost.shapes import numel
+from convcost.spec import flag, size, spec
+from convcost.symbols import C, O
+
+
+@spec
+class Linear(Layer):
+    """Fully connected layer on the last axis (``nn.Linear``), any number of leading axes.
+
+    MACs = (elements of the input / C) x C x O.
+    """
+
+    C: object = size(C)
+    O: object = size(O)
+    bias: bool = flag(True)
+
+    def default_input(self):
+        return (1, self.C)
+
+    def kernel_kind(self) -> str:
+        return "linear"
+
+    def axis_names(self, rank: int) -> tuple:
+        """Names of the input axes in formulas: channels last, ``(N, H, W, C)`` for a 4-D input."""
+        leading = {1: (), 2: ("N",), 3: ("N", "L"), 4: ("N", "H", "W"), 5: ("N", "T", "H", "W")}
+        return (*leading.get(rank, tuple(f"d{i}" for i in range(rank - 1))), "C")
+
+    def _cost(self, shape):
+        conditions = require(eq(shape[-1], self.C), self, lambda: f"the last axis has {shape[-1]} features, expected C={self.C}")
+        out_shape = (*shape[:-1], self.O)
+        rows = numel(shape[:-1])
+        return plain(
+            out_shape,
+            shape,
+            conditions,
+            params=self.C * self.O + (self.O if self.bias else 0),
+            macs=rows * self.C * self.O,
+            bias_ops=numel(out_shape) if self.bias else 0,
+        )

@@ -1,0 +1,85 @@
+"""Operations that combine several inputs: add, multiply, concatenate.
+
+>>> Add().cost([(1, 8, 4, 4), (1, 8, 4, 4)]).elementwise_ops
+128
+>>> Concat().cost([(1, 8, 4, 4), (1, 4, 4, 4)]).output_shape
+(1, 12, 4, 4)
+"""
+
+from __future__ import annotations
+
+from convcost.arith import total
+from convcost.costs import Cost
+from convcost.errors import ConvcostError
+from convcost.layers import Merge
+from convcost.primitives.base import fmt
+from convcost.shapes import equal_sizes, numel
+from convcost.spec import spec
+
+
+def _combined(out, shapes, conditions, ops) -> Cost:
+    return Cost(
+        output_shape=out,
+        elementwise_ops=ops,
+        activation_elements=numel(out),
+        memory_access=total(numel(s) for s in shapes) + numel(out),
+        conditions=conditions,
+    )
+
+
+@spec
+class Add(Merge):
+    """Element-wise sum of equal-shaped inputs: one ``elementwise_ops`` per element per extra input."""
+
+    def kernel_kind(self) -> str:
+        return "elementwise"
+
+    def _cost(self, shapes):
+        conditions = ()
+        for other in shapes[1:]:
+            conditions += equal_sizes(shapes[0], other, self, "added tensors")
+        out = shapes[0]
+        return _combined(out, shapes, conditions, numel(out) * (len(shapes) - 1))
+
+
+@spec
+class Mul(Merge):
+    """Element-wise product with broadcasting (SE's channel scaling): one op per output element per extra input."""
+
+    def kernel_kind(self) -> str:
+        return "elementwise"
+
+    def _cost(self, shapes):
+        out, conditions = list(shapes[0]), ()
+        for other in shapes[1:]:
+            if len(other) != len(out):
+                raise ConvcostError(f"{self!r}: cannot broadcast shapes {fmt(shapes[0])} and {fmt(other)}")
+            for i, (a, b) in enumerate(zip(out, other)):
+                if a == 1:
+                    out[i] = b
+                elif b != 1:
+                    conditions += equal_sizes((a,), (b,), self, "multiplied tensors")
+        out = tuple(out)
+        return _combined(out, shapes, conditions, numel(out) * (len(shapes) - 1))
+
+
+@spec
+class Concat(Merge):
+    """Concatenation along an axis (``torch.cat``, channels by default): data movement only."""
+
+    dim: int = 1
+
+    def kernel_kind(self) -> str:
+        return "data_movement"
+
+    def _cost(self, shapes):
+        if type(self.dim) is not int or not -len(shapes[0]) <= self.dim < len(shapes[0]):
+            raise ConvcostError(f"{self!r}: dim={self.dim!r} is not an axis of a {len(shapes[0])}-D input")
+        axis = self.dim % len(shapes[0])
+        conditions = ()
+        for other in shapes[1:]:
+            a = shapes[0][:axis] + shapes[0][axis + 1 :]
+            b = other[:axis] + other[axis + 1 :] if len(other) == len(shapes[0]) else other
+            conditions += equal_sizes(a, b, self, f"tensors concatenated along axis {axis}")
+        out = (*shapes[0][:axis], total(s[axis] for s in shapes), *shapes[0][axis + 1 :])
+        return _combined(out, shapes, conditions, 0)

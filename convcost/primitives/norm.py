@@ -1,0 +1,34 @@
+"""Batch normalisation.
+
+>>> BatchNorm(C=16).cost((2, 16, 8, 8)).norm_ops
+2048
+"""
+
+from __future__ import annotations
+
+from convcost.layers import Layer
+from convcost.primitives.base import channels_first, plain
+from convcost.shapes import numel
+from convcost.spec import flag, size, spec
+from convcost.symbols import SPATIAL, C
+
+
+@spec
+class BatchNorm(Layer):
+    """Batch normalisation over channel axis 1 (``nn.BatchNorm1d/2d/3d``), eval mode.
+
+    params = 2C when affine; one fused multiply-add per element (``norm_ops``).
+    """
+
+    C: object = size(C)
+    affine: bool = flag(True)
+
+    def default_input(self):
+        return (1, self.C, *SPATIAL[2])
+
+    def kernel_kind(self) -> str:
+        return "elementwise"
+
+    def _cost(self, shape):
+        conditions = channels_first(self, shape, None, self.C)
+        return plain(shape, shape, conditions, params=2 * self.C if self.affine else 0, norm_ops=numel(shape))

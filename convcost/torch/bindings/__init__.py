@@ -1,0 +1,6 @@
+"""Every binding of convcost's layers to PyTorch, one module per family of primitives.
+
+Importing this package registers them all (:mod:`convcost.torch.binding`).
+"""
+
+from convcost.torch.bindings import activation, compose, conv, linear, merge, norm, pool, rearrange  # noqa: F401

@@ -1,0 +1,70 @@
+"""The torch side of :mod:`convcost.primitives.activation`: ten ``nn`` activations and their functions.
+
+``LeakyReLU``'s slope, ``ELU``'s alpha and ``GELU``'s approximation change no count and are not kept.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from convcost import primitives as p
+from convcost.torch.binding import binds
+from convcost.torch.conventions import out_numel
+from convcost.torch.rules import Emit, NoRule, bind_arguments
+
+MODULES = {
+    "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "hardswish": nn.Hardswish,
+    "hardsigmoid": nn.Hardsigmoid,
+    "silu": nn.SiLU,
+    "gelu": nn.GELU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+}
+_KIND = {cls: kind for kind, cls in MODULES.items()}
+
+
+def _call(kind):
+    def rule(args, kwargs):
+        return Emit(p.Activation(kind=kind), [args[0].shape])
+    return rule
+
+
+def _hardtanh(args, kwargs):
+    """``F.hardtanh``: ReLU6 when clamped to [0, 6] (``nn.ReLU6`` calls it so), no rule otherwise."""
+    a = bind_arguments(("input", "min_val", "max_val", "inplace"), {"min_val": -1.0, "max_val": 1.0}, args, kwargs)
+    if (float(a["min_val"]), float(a["max_val"])) != (0.0, 6.0):
+        raise NoRule(f"hardtanh to [{a['min_val']}, {a['max_val']}] (only [0, 6], ReLU6, is an activation convcost counts)")
+    return Emit(p.Activation(kind="relu6"), [a["input"].shape])
+
+
+def _ptflops(kinds):
+    return lambda row: out_numel(row) if row.spec.kind in kinds else 0
+
+
+@binds(p.Activation, modules=tuple(MODULES.values()))
+class ActivationBinding:
+    def read(m):
+        return p.Activation(kind=_KIND[type(m)])
+
+    def build(layer, rank):
+        return MODULES[layer.kind]()
+
+    functions = {
+        F.relu: _call("relu"), torch.relu: _call("relu"), F.relu6: _call("relu6"),
+        torch.sigmoid: _call("sigmoid"), F.sigmoid: _call("sigmoid"), torch.tanh: _call("tanh"), F.tanh: _call("tanh"),
+        F.hardswish: _call("hardswish"), F.hardsigmoid: _call("hardsigmoid"), F.silu: _call("silu"),
+        F.gelu: _call("gelu"), F.leaky_relu: _call("leaky_relu"), F.elu: _call("elu"), F.hardtanh: _hardtanh,
+    }
+    methods = {"relu": _call("relu"), "relu_": _call("relu"), "sigmoid": _call("sigmoid"),
+               "sigmoid_": _call("sigmoid"), "tanh": _call("tanh")}
+    conventions = {
+        "ptflops": _ptflops(("relu", "relu6", "elu", "leaky_relu", "gelu")),
+        # ptflops patches F.relu, F.elu, F.gelu and F.silu: a module that calls one is counted again
+        "ptflops/patched": _ptflops(("relu", "elu", "gelu", "silu")),
+    }

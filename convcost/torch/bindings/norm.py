@@ -1,0 +1,36 @@
+"""The torch side of :mod:`convcost.primitives.norm`: ``nn.BatchNorm1d/2d/3d``.
+
+Its ``eps`` and ``momentum`` change no count and are not kept.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from convcost import primitives as p
+from convcost.errors import ConvcostError
+from convcost.torch.binding import binds
+from convcost.torch.build import as_int
+from convcost.torch.conventions import batch, formula_params, per_element
+
+BATCH_NORM = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.BatchNorm3d}  # by input rank
+
+
+@binds(p.BatchNorm, modules=(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d))
+class BatchNormBinding:
+    def read(m):
+        if m.affine and m.bias is None:  # torch 2.13's bias=False: a scale without a shift
+            raise ConvcostError(f"cannot read {m!r}: batch norm with a scale but no shift (bias=False) has no convcost spec")
+        return p.BatchNorm(C=m.num_features, affine=m.affine)
+
+    def build(layer, rank):
+        if rank is not None and rank not in BATCH_NORM:
+            raise ConvcostError(f"{layer!r}: batch norm takes inputs of rank 2 to 5, got rank {rank}")
+        return BATCH_NORM[rank or 4](as_int(layer.C), affine=layer.affine)
+
+    conventions = {
+        "fvcore": per_element(2, 1),
+        "torchinfo": lambda row: batch(row) * formula_params(row),
+        "ptflops": per_element(2, 1),
+        "thop": per_element(4, 2),
+    }

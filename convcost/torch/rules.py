@@ -1,0 +1,74 @@
+"""What a functional rule works with: tensors known by their shapes, and the answer it gives.
+
+A rule reads one call a traced model makes (``F.conv2d(x, w, b, 2)``, ``x + y``):
+``rule(args, kwargs)`` gets the call's arguments, with every tensor as a
+:class:`Tensor` (its shape, and for a parameter the tensor itself), and returns an
+:class:`Emit` (cost this convcost layer on these input shapes, reading these
+parameters), a plain value (a shape query), or raises :class:`NoRule` so the
+call is listed as unsupported with the reason.
+
+>>> x = Tensor((1, 8, 4, 4))
+>>> broadcast([(1, 8, 4, 4), (1, 8, 1, 1)])
+(1, 8, 4, 4)
+>>> bind_arguments(("input", "dim"), {"dim": 0}, (x,), {})["dim"]
+0
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class Tensor:
+    """A tensor known by its shape (and, for a parameter or buffer, the tensor itself)."""
+
+    __slots__ = ("shape", "tensor", "name")
+
+    def __init__(self, shape, tensor=None, name=""):
+        self.shape, self.tensor, self.name = tuple(shape), tensor, name
+
+
+class Emit:
+    """A rule's answer: cost ``spec`` on ``inputs`` (shapes), reading parameter tensors ``reads``."""
+
+    __slots__ = ("spec", "inputs", "reads")
+
+    def __init__(self, spec, inputs, reads=()):
+        self.spec, self.inputs, self.reads = spec, inputs, reads
+
+
+class NoRule(Exception):
+    """This call has no convcost rule: it is listed as unsupported, with this reason."""
+
+
+def bind_arguments(names, defaults, args, kwargs) -> dict:
+    """A call's arguments by name, PyTorch's defaults filled in."""
+    values = dict(zip(names, args))
+    values.update(kwargs)
+    for k, v in defaults.items():
+        values.setdefault(k, v)
+    return values
+
+
+def axes(value):
+    """A per-axis argument as one int when every axis agrees, else a tuple (a padding string as is)."""
+    if isinstance(value, (tuple, list)):
+        value = tuple(int(v) for v in value)
+        return value[0] if len(set(value)) == 1 else value
+    return value if isinstance(value, str) else int(value)
+
+
+def reads(*values) -> tuple:
+    """The parameters among a call's arguments (what its row counts as params)."""
+    return tuple(v.tensor for v in values if isinstance(v, Tensor) and isinstance(v.tensor, torch.nn.Parameter))
+
+
+def broadcast(shapes) -> tuple:
+    """The shape PyTorch broadcasts ``shapes`` to."""
+    rank = max(len(s) for s in shapes)
+    padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
+    out = []
+    for sizes in zip(*padded):
+        big = [x for x in sizes if x != 1]
+        out.append(big[0] if big else 1)
+    return tuple(out)
