@@ -47,7 +47,7 @@ from convcost.errors import ConvcostError
 
 def register(sub) -> None:
     """Add ``compare`` and ``breakeven``."""
-    from convcost.compare import METRIC_NAMES
+    from convcost.costs import METRIC_NAMES
 
     p = sub.add_parser("compare", help="exact ratio, difference and savings of B against A")
     _common(p, METRIC_NAMES)
