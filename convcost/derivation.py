@@ -54,7 +54,7 @@ from sympy.printing.latex import LatexPrinter
 
 from convcost import display, primitives
 from convcost.breakeven import BreakEven
-from convcost.costs import METRICS, Cost, check_metric, metric_of
+from convcost.costs import Cost, check_metric, metric_of
 from convcost.errors import ConvcostError
 from convcost.layers import Layer, Merge
 from convcost.symbols import GLOSSARY, SPATIAL, C, N
