@@ -35,7 +35,10 @@ from convcost.variants import Variant
 @dataclasses.dataclass(frozen=True, repr=False, init=False)
 class Dynamic(Layer):
     """``op(x, generator(x))``: ``generator`` and ``op`` are ``(name, layer)`` pairs; ``op`` is a
-    two-input operation (a :class:`~convcost.layers.Merge`) taking ``[x, generator(x)]``."""
+    two-input operation (a :class:`~convcost.layers.Merge`) taking ``[x, generator(x)]``.
+
+    The blocks below hold it as the one part of a ``Sequential``, so the block's top-level part is a
+    module with one input, measurable on its own."""
 
     generator: tuple
     op: tuple
@@ -85,7 +88,7 @@ class CondConv(Variant):
         routing = Sequential(pool=AdaptiveAvgPool(output_size=1), flatten=Flatten(),
                              fc=Linear(C=self.C, O=self.experts), sigmoid=Activation(kind="sigmoid"))
         conv = ExpertConv(C=self.C, O=self.O, K=self.K, S=self.S, P=self.P, G=self.G, experts=self.experts)
-        return Dynamic(("routing", routing), ("conv", conv))
+        return Sequential(condconv=Dynamic(("routing", routing), ("conv", conv)))
 
 
 @spec
@@ -118,7 +121,7 @@ class Involution(Variant):
             span=Conv(C=reduced, O=self.K**2 * groups, K=1),
         )
         aggregate = InvolutionAggregate(C=self.C, K=self.K, S=self.S, group_channels=self.group_channels)
-        return Dynamic(("kernel", Sequential(**parts)), ("aggregate", aggregate))
+        return Sequential(involution=Dynamic(("kernel", Sequential(**parts)), ("aggregate", aggregate)))
 
 
 @spec
@@ -142,4 +145,4 @@ class DeformableConv(Variant):
         deform = DeformConv(C=self.C, O=self.O, K=self.K, S=self.S, P=self.P, D=self.D, G=self.G,
                             offset_groups=self.offset_groups, modulated=self.modulated)
         offset = Conv(C=self.C, O=deform.offset_channels(), K=self.K, S=self.S, P=self.P, D=self.D)
-        return Dynamic(("offset", offset), ("deform", deform))
+        return Sequential(deformable=Dynamic(("offset", offset), ("deform", deform)))

@@ -102,9 +102,9 @@ class InvolutionAggregate(nn.Module):
         cols = F.unfold(x, self.k, padding=(self.k - 1) // 2, stride=self.stride)
         cols = cols.view(b, groups, self.group_channels, self.k ** 2, h, w)
         # the reference writes (weight * cols).sum(dim=3), which FlopCounterMode does not see; the same
-        # contraction as an einsum is a batched matrix product, which it counts (K^2 C per output pixel)
-        weight = weight.squeeze(2)
-        return torch.einsum("bgkhw,bgckhw->bgchw", weight, cols).reshape(b, self.channels, h, w)
+        # contraction as a batched matrix product is counted (K^2 C per output pixel)
+        pixels = cols.permute(0, 1, 4, 5, 2, 3) @ weight.permute(0, 1, 4, 5, 3, 2)  # (b, g, h, w, group_channels, 1)
+        return pixels.squeeze(-1).permute(0, 1, 4, 2, 3).reshape(b, self.channels, h, w)
 
 
 class DeformConv(nn.Module):
