@@ -190,3 +190,26 @@ def test_every_block_is_in_the_catalog_the_tour_and_the_strategies():
 
     for cls in EFFICIENT:
         assert VARIANTS[cls.__name__] is cls and cls.__name__ in EXAMPLES and cls in VARIANT_CASES
+
+
+@given(c=st.integers(1, 3), o=st.integers(1, 3), k=st.sampled_from((1, 3, 5)), stride=st.integers(1, 2),
+       g=st.integers(1, 2), same=st.booleans())
+@settings(deadline=None, max_examples=15)
+def test_repvgg_folds_into_its_fused_form(c, o, k, stride, g, same):
+    """The training form, in eval mode, computes what one KxK conv with bias computes: .fused() is exact."""
+    import torch
+
+    from convcost.torch import to_torch
+    from convcost.torch.reparameterise import fuse_repvgg
+
+    C, O = c * g, (c if same else o) * g
+    block = RepVGGBlock(C=C, O=O, K=k, S=stride, G=g)
+    training = to_torch(block)
+    for bn in (m for m in training.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2), bn.weight.data.uniform_(0.5, 2)
+    training.eval()
+    deploy = fuse_repvgg(training)
+    assert repr(deploy) == repr(to_torch(block.fused()))
+    assert sum(p.numel() for p in deploy.parameters()) == cost(block.fused()).params
+    x = torch.randn(2, C, 6, 6)
+    assert torch.allclose(training(x), deploy(x), atol=1e-4)

@@ -2,7 +2,7 @@
 
 Trained as three branches summed (KxK conv + BN, 1x1 conv + BN, and a BN identity when C = O and
 S = 1), then ReLU; deployed as one KxK conv with bias, then ReLU. :meth:`RepVGGBlock.fused` gives
-the deploy form; the weights fold exactly (``convcost.torch.fuse_repvgg`` does it in PyTorch).
+the deploy form; the weights fold exactly (``convcost.torch.reparameterise.fuse_repvgg`` does it in PyTorch).
 
 >>> from convcost import cost
 >>> block = RepVGGBlock(C=64, O=64, H=56, W=56)
