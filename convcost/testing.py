@@ -225,6 +225,41 @@ def identity_cases():
     return _any_shape(1, 4).map(lambda shape: Case(p.Identity(), shape))
 
 
+
+@st.composite
+def upsample_cases(draw):
+    """``Upsample(s)``, nearest, on 1-3 spatial axes."""
+    spatial = draw(st.lists(_ints(1, 4), min_size=1, max_size=3))
+    return Case(p.Upsample(s=draw(_ints(1, 3))), (_batch(draw), draw(_ints(1, 3)), *spatial))
+
+
+@st.composite
+def shift_cases(draw):
+    """``Shift(K)`` on channels that fill the K^2 groups or leave a remainder."""
+    k = draw(st.sampled_from((1, 3, 5)))
+    return Case(p.Shift(K=k), (_batch(draw), draw(_ints(1, 12)), draw(_ints(1, 5)), draw(_ints(1, 5))))
+
+
+@st.composite
+def permute_cases(draw):
+    """``Permute(dims)`` of a 2-5-D input."""
+    shape = draw(_any_shape(2, 5))
+    return Case(p.Permute(dims=tuple(draw(st.permutations(range(len(shape)))))), shape)
+
+
+@st.composite
+def layer_norm_cases(draw):
+    """``LayerNorm(C)`` over the last axis of a 2-4-D input."""
+    c = draw(_ints(1, 6))
+    return Case(p.LayerNorm(C=c, affine=draw(st.booleans())), (*draw(_any_shape(1, 3)), c))
+
+
+@st.composite
+def layer_scale_cases(draw):
+    """``LayerScale(C)`` on a channels-first 4-D input."""
+    c = draw(_ints(1, 6))
+    return Case(p.LayerScale(C=c), (_batch(draw), c, draw(_ints(1, 4)), draw(_ints(1, 4))))
+
 #: a strategy factory for every primitive with a module of its own
 PRIMITIVE_CASES = {
     p.Conv: conv_cases,
@@ -242,6 +277,11 @@ PRIMITIVE_CASES = {
     p.Flatten: flatten_cases,
     p.Narrow: narrow_cases,
     p.Identity: identity_cases,
+    p.Upsample: upsample_cases,
+    p.Shift: shift_cases,
+    p.Permute: permute_cases,
+    p.LayerNorm: layer_norm_cases,
+    p.LayerScale: layer_scale_cases,
 }
 
 
