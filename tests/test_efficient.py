@@ -18,7 +18,6 @@ from convcost import VARIANTS, ConvcostError, break_even, cost, derive
 from convcost.efficient import EFFICIENT, BSConvU, CondConv, DeformableConv, GhostModule, Involution, MixConv, OctaveConv
 from convcost.efficient import PartialConv, RepVGGBlock
 from convcost.efficient.papers import CLAIMS, baseline, page
-from convcost.symbols import H, W
 from convcost.tour import EXAMPLES
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -213,3 +212,11 @@ def test_repvgg_folds_into_its_fused_form(c, o, k, stride, g, same):
     assert sum(p.numel() for p in deploy.parameters()) == cost(block.fused()).params
     x = torch.randn(2, C, 6, 6)
     assert torch.allclose(training(x), deploy(x), atol=1e-4)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_block_with_free_symbols_is_not_built(name):
+    from convcost.torch import to_torch
+
+    with pytest.raises(ConvcostError, match="bind the free symbols"):
+        to_torch(VARIANTS[name].general())
