@@ -220,3 +220,48 @@ def test_a_block_with_free_symbols_is_not_built(name):
 
     with pytest.raises(ConvcostError, match="bind the free symbols"):
         to_torch(VARIANTS[name].general())
+
+
+def test_deformable_conv_samples_where_its_offsets_point():
+    """Every tap moved one row down (dy = 1, dx = 0) is the convolution of the input moved one row up."""
+    import torch
+    import torch.nn.functional as F
+
+    from convcost.torch.modules_efficient import DeformConv
+
+    torch.manual_seed(1)
+    m = DeformConv(3, 5, 3, padding=1, modulated=False)
+    x = torch.randn(2, 3, 6, 7)
+    offsets = torch.zeros(2, 2 * 9, 6, 7)
+    offsets[:, 0::2] = 1.0  # (dy, dx) pairs per tap: dy = 1
+    moved = torch.cat((x[:, :, 1:], torch.zeros(2, 3, 1, 7)), dim=2)
+    expected = F.conv2d(moved, m.weight, m.bias, padding=1)
+    # below the first row: on it, the deformable taps reach row 0 of x, the moved input's padding there is 0
+    assert torch.allclose(m(x, offsets)[:, :, 1:], expected[:, :, 1:], atol=1e-4)
+    assert not torch.allclose(m(x, offsets)[:, :, 0], expected[:, :, 0], atol=1e-4)
+
+
+def test_shift_moves_each_group_one_step():
+    import torch
+
+    from convcost.torch.modules_efficient import Shift
+
+    x = torch.randn(1, 19, 5, 5)  # 9 groups of 2 channels, one channel left unshifted
+    y = Shift(3)(x)
+    assert torch.equal(y[:, 8:10], x[:, 8:10])  # group 4 is the centre: no move
+    assert torch.equal(y[:, 18:], x[:, 18:])
+    assert torch.equal(y[:, 0:2, :-1, :-1], x[:, 0:2, 1:, 1:]) and not y[:, 0:2, -1].any()
+
+
+def test_octave_module_takes_the_pair_and_the_nominal_form():
+    import torch
+
+    from convcost.torch import to_torch
+
+    block = OctaveConv(C=8, O=6, alpha=0.25)  # 2 low channels in, 1 out
+    module = to_torch(block)
+    high, low = module((torch.randn(2, 6, 8, 8), torch.randn(2, 2, 4, 4)))
+    assert high.shape == (2, 5, 8, 8) and low.shape == (2, 1, 4, 4)
+    assert module(torch.randn(2, 8, 8, 8)).shape == cost(block, H=8, W=8, N=2).output_shape
+    # params: the four KxK convs without bias, 6->5, 6->1, 2->5, 2->1
+    assert sum(p.numel() for p in module.parameters()) == 9 * (6 * 5 + 6 * 1 + 2 * 5 + 2 * 1) == cost(block).params
