@@ -37,7 +37,8 @@ class Shift(nn.Module):
         for i in range(k * k):
             dy, dx = i // k - r, i % k - r
             parts.append(padded[:, i * n:(i + 1) * n, r - dy:r - dy + h, r - dx:r - dx + w])
-        parts.append(x[:, k * k * n:])
+        if x.shape[1] > k * k * n:  # the remainder stays put (no empty slice: readers refuse zero-sized tensors)
+            parts.append(x[:, k * k * n:])
         return torch.cat(parts, dim=1)
 
     def extra_repr(self) -> str:
