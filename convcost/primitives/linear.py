@@ -38,7 +38,7 @@ class Linear(Layer):
         return (*leading.get(rank, tuple(f"d{i}" for i in range(rank - 1))), "C")
 
     def _cost(self, shape):
-        conditions = require(eq(shape[-1], self.C), self, f"the last axis has {shape[-1]} features, expected C={self.C}")
+        conditions = require(eq(shape[-1], self.C), self, lambda: f"the last axis has {shape[-1]} features, expected C={self.C}")
         out_shape = (*shape[:-1], self.O)
         rows = numel(shape[:-1])
         return plain(
