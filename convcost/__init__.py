@@ -8,44 +8,18 @@
 25567488
 """
 
-from convcost.blocks import FireModule, InceptionBlock, InvertedResidual, MobileNetV1Block, SqueezeExcitation
 from convcost.breakeven import break_even
 from convcost.catalog import VARIANTS
 from convcost.compare import compare
 from convcost.compose import Parallel, Residual, Sequential, When
 from convcost.costs import METRICS, Cost
-from convcost.efficient import (
-    BSConvU,
-    CondConv,
-    ConvNeXtBlock,
-    DeformableConv,
-    GhostModule,
-    Involution,
-    MixConv,
-    OctaveConv,
-    PartialConv,
-    RepVGGBlock,
-    ShiftConv,
-)
 from convcost.derivation import derive
 from convcost.errors import ConvcostError
 from convcost.frontdoor import cost
 from convcost.layers import Layer
-from convcost.variants import (
-    AsymmetricConv,
-    Conv3d,
-    DepthToSpace,
-    DepthwiseConv,
-    DilatedConv,
-    FactorizedConv,
-    GroupedConv,
-    PointwiseConv,
-    SeparableConv,
-    ShuffleGroupedConv,
-    SpaceToDepth,
-    StandardConv,
-    TransposedConv,
-)
+
+# every named variant by its name: the list is written once, in convcost.catalog
+globals().update(VARIANTS)
 
 
 def _version() -> str:
