@@ -18,15 +18,19 @@ from convcost.primitives.activation import ACTIVATIONS, Activation
 from convcost.primitives.base import KINDS
 from convcost.primitives.conv import Conv, ConvTranspose
 from convcost.primitives.linear import Linear
+from convcost.primitives.matmul import Attention, Einsum, MatMul
 from convcost.primitives.merge import Add, Concat, Mul
 from convcost.primitives.norm import BatchNorm
+from convcost.primitives.normalize import Normalization
 from convcost.primitives.pool import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool
+from convcost.primitives.resample import Interpolate, MaxUnpool, Pad, Reduce
 from convcost.primitives.rearrange import ChannelShuffle, Flatten, Identity, Narrow, PixelShuffle, PixelUnshuffle
 
 #: every primitive layer class, in the order the docs list them
 PRIMITIVES = (
     Conv, ConvTranspose, Linear, BatchNorm, Activation, MaxPool, AvgPool, AdaptiveAvgPool, AdaptiveMaxPool,
     PixelShuffle, PixelUnshuffle, ChannelShuffle, Flatten, Narrow, Identity, Add, Mul, Concat,
+    MatMul, Einsum, Attention, Normalization, Pad, Interpolate, Reduce, MaxUnpool,
 )
 
 __all__ = ["ACTIVATIONS", "KINDS", "PRIMITIVES", *(cls.__name__ for cls in PRIMITIVES)]
