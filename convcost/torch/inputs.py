@@ -93,7 +93,8 @@ def _is_one(value) -> bool:
     if isinstance(value, (torch.Tensor, torch.Size)):
         return True
     if isinstance(value, tuple) or isinstance(value, list) and value and all(type(x) is int for x in value):
-        return all(isinstance(x, (int, sympy.Expr)) or hasattr(x, "__index__") for x in value)
+        return all(isinstance(x, (int, sympy.Expr)) or hasattr(x, "__index__") and not isinstance(x, torch.Tensor)
+                   for x in value)
     return False
 
 

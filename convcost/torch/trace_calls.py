@@ -37,10 +37,6 @@ _DUNDER = {"__add__": "add", "__radd__": "add", "__iadd__": "add_", "__sub__": "
            "__rtruediv__": "div", "__itruediv__": "div", "__div__": "div"}
 
 
-class DataDependent(Exception):
-    """The forward read a tensor's values, which meta tensors do not have."""
-
-
 # -- module context: global hooks, active only in a thread that is profiling ---------------------------
 
 _LOCAL = threading.local()
@@ -156,12 +152,7 @@ class Session(TorchFunctionMode):
     def run(self, func, args, kwargs):
         if self.meta:
             args, kwargs = self.to_meta(args), self.to_meta(kwargs)
-        try:
-            return func(*args, **kwargs)
-        except (NotImplementedError, RuntimeError) as exc:
-            if self.meta and _data_dependent(exc):
-                raise DataDependent(str(exc)) from None
-            raise
+        return func(*args, **kwargs)
 
     def to_meta(self, value):
         if isinstance(value, torch.Tensor):
@@ -183,11 +174,6 @@ def _meta_copy(t):
     if isinstance(t, torch.nn.Parameter):
         copy = torch.nn.Parameter(copy, requires_grad=t.requires_grad)  # rules see parameters as parameters
     return copy
-
-
-def _data_dependent(exc) -> bool:
-    text = str(exc)
-    return any(s in text for s in ("meta", "Meta", "data-dependent", "item()", "out of a tensor"))
 
 
 def _rule(func, name):
@@ -226,22 +212,29 @@ def _wrap(value):
 
 
 def read_calls(model, inputs, device="cpu"):
-    """Run ``model`` once on ``inputs`` under a :class:`Session`; meta first, real tensors when the forward
-    reads values. Returns the recorder, the module types by path, and which tensors were used."""
+    """Run ``model`` once on ``inputs`` under a :class:`Session`: on meta tensors, and again on real ones
+    (zeros, or the tensors given) when the meta run fails (a forward that reads values, an op without a
+    meta kernel, or an input PyTorch rejects: then PyTorch's own message is the real run's).
+    Returns the recorder, the module types by path, and the device the forward ran on."""
     _install_hooks()
     try:
-        for meta in (True, False):
-            session = Session(model, meta)
-            args, kwargs = inputs.meta() if meta else inputs.real(device)
-            _LOCAL.session = session
-            try:
-                with torch.no_grad(), session:
-                    model(*args, **kwargs)
-            except DataDependent:
-                continue
-            finally:
-                _LOCAL.session = None
-            return session.record, session.types, "meta" if meta else device
+        try:
+            return _once(model, inputs, True, device)
+        except Exception:  # noqa: BLE001 - decided by the real run below
+            if device == "meta":
+                raise
+        return _once(model, inputs, False, device)
     finally:
         _remove_hooks()
-    raise AssertionError("unreachable")  # the real run either returns or raises
+
+
+def _once(model, inputs, meta, device):
+    session = Session(model, meta)
+    args, kwargs = inputs.meta() if meta else inputs.real(device)
+    _LOCAL.session = session
+    try:
+        with torch.no_grad(), session:
+            model(*args, **kwargs)
+    finally:
+        _LOCAL.session = None
+    return session.record, session.types, "meta" if meta else str(device)

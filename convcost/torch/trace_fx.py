@@ -216,6 +216,8 @@ class Walk:
         self.modules = dict(model.named_modules())
 
     def run(self, graph):
+        if type(self.model) in LEAF_TYPES and len(self.inputs.positional) == 1 and not self.inputs.keywords:
+            return self.bare_layer()
         env = {}
         positional = list(self.inputs.positional)
         for node in graph.nodes:
@@ -233,6 +235,14 @@ class Walk:
         if positional:
             raise ConvcostError(f"profile: {type(self.model).__name__}.forward takes fewer inputs than the "
                                 f"{len(self.inputs.positional)} given")
+        return self.record
+
+    def bare_layer(self):
+        """A model that is one layer reads as that module (as every tool sees it), not as its calls."""
+        node = torch.fx.Node(torch.fx.Graph(), "root", "call_module", "", (), {})
+        out = self.call_module(node, self.model, (Tensor(self.inputs.positional[0].shape),), {})
+        if isinstance(out, _Unknown):
+            raise ConvcostError(f"profile: {type(self.model).__name__} cannot be read as one layer")
         return self.record
 
     def placeholder(self, node, positional):
