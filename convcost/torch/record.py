@@ -33,7 +33,8 @@ equal allclose is_nonzero pad_sequence channel_shuffle native_channel_shuffle id
 _set_grad_enabled is_grad_enabled get_default_dtype _get_tracing_state is_scripting dequantize cpu cuda pin_memory
 as_strided set_ resize_ share_memory_ register_hook retain_grad backward __deepcopy__ __reduce_ex__ __setstate__
 logical_not logical_and logical_or bitwise_and bitwise_or bitwise_not __and__ __or__ __invert__ __xor__ where
-masked_fill masked_fill_ index_fill index_fill_ scatter scatter_ index_put index_put_ sort topk max_unpool1d
+masked_fill masked_fill_ index_fill index_fill_ scatter scatter_ index_put index_put_ sort topk stochastic_depth
+drop_path drop_block_2d
 """.split())
 
 #: element-wise or reduction work convcost does not count: listed, but it holds no multiply-accumulates

@@ -152,6 +152,8 @@ class Session(TorchFunctionMode):
     def run(self, func, args, kwargs):
         if self.meta:
             args, kwargs = self.to_meta(args), self.to_meta(kwargs)
+            if func in _SAME_SHAPE and args and isinstance(args[0], torch.Tensor):
+                return torch.empty_like(args[0])  # meta runs these through slow Python decompositions
         return func(*args, **kwargs)
 
     def to_meta(self, value):
@@ -167,6 +169,14 @@ class Session(TorchFunctionMode):
         if type(value) is dict:
             return {k: self.to_meta(v) for k, v in value.items()}
         return value
+
+
+#: functions whose output has their first argument's shape and dtype (normalisations, activations)
+_SAME_SHAPE = frozenset({
+    F.batch_norm, torch.batch_norm, F.layer_norm, torch.layer_norm, F.group_norm, torch.group_norm,
+    F.instance_norm, torch.instance_norm, F.rms_norm, F.relu, torch.relu, F.relu6, F.silu, F.gelu, F.hardswish,
+    F.hardsigmoid, F.sigmoid, torch.sigmoid, F.hardtanh, F.leaky_relu, F.elu, F.mish, torch.tanh,
+})
 
 
 def _meta_copy(t):

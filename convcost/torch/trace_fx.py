@@ -322,6 +322,8 @@ class Walk:
     def unknown(self, node, args, kwargs, reason, module=None, listed=True):
         """List the node as unsupported; its output shape from running it alone on meta tensors."""
         label = type(module).__name__ if module is not None else _label(node)
+        if module is None and _label(node).rpartition(".")[2] in _shape_only():
+            listed = False  # a view or a no-op at inference (stochastic depth): its shape from meta, no row
         if listed:
             path = self.path(node)
             params = self.record.hold(path, module.parameters()) if module is not None else 0
@@ -345,6 +347,12 @@ class Walk:
             self.record.forget(label, f"{reason}; its output shape is unknown ({first_line(exc)})")
             return _Unknown(label)
         return _from_meta(out)
+
+
+def _shape_only():
+    from convcost.torch.record import SHAPE_ONLY
+
+    return SHAPE_ONLY
 
 
 def _may_macs(name) -> bool:

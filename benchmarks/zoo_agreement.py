@@ -1,0 +1,129 @@
+"""profile() against FlopCounterMode and numel on public model zoos (torchvision, timm), never a convcost dependency.
+
+Run in a separate venv holding torch (pinned) and ``pip install --no-deps torchvision timm pyyaml``:
+``python benchmarks/zoo_agreement.py [--limit N] [--size 64]``. torchvision 0.28 imports against this torch
+only if its failing fake-op registrations are skipped: :func:`import_torchvision` wraps
+``torch.library.register_fake`` during the import. Each model is built without pretrained weights, in eval
+mode, at a small input size; params must equal numel and MACs FlopCounterMode (on meta) // 2. Writes
+benchmarks/results/zoo.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from convcost.torch import profile  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results" / "zoo.json"
+
+
+def import_torchvision():
+    """torchvision.models, importing even where a fake-op registration fails against this torch."""
+    real = torch.library.register_fake
+
+    def tolerant(*args, **kwargs):
+        try:
+            decorate = real(*args, **kwargs)
+        except Exception:  # noqa: BLE001 - a torchvision op this torch cannot fake: skipped
+            return lambda fn: fn
+
+        def apply(fn):
+            try:
+                return decorate(fn)
+            except Exception:  # noqa: BLE001 - the registration itself fails: skipped
+                return fn
+
+        return apply
+
+    torch.library.register_fake = tolerant
+    try:
+        import torchvision.models as models
+    finally:
+        torch.library.register_fake = real
+    return models
+
+
+def oracle(model, x):
+    state = {n: torch.empty_like(t, device="meta") for n, t in model.state_dict(keep_vars=True).items()}
+    with FlopCounterMode(display=False) as c, torch.no_grad():
+        torch.func.functional_call(model, state, (x.to("meta"),))
+    return c.get_total_flops() // 2
+
+
+def candidates(limit):
+    tv = import_torchvision()
+    names = [("torchvision", n) for n in tv.list_models(module=tv)]
+    try:
+        import timm
+
+        picked, families = [], {}
+        for n in timm.list_models():
+            family = n.split("_")[0].rstrip("0123456789")
+            if families.get(family, 0) < 2:
+                families[family] = families.get(family, 0) + 1
+                picked.append(("timm", n))
+        names += picked
+    except ImportError:
+        pass
+    return names[:limit] if limit else names
+
+
+def build(source, name):
+    if source == "torchvision":
+        return import_torchvision().get_model(name, weights=None)
+    import timm
+
+    return timm.create_model(name, pretrained=False)
+
+
+def main(argv=None):
+    args = argparse.ArgumentParser()
+    args.add_argument("--limit", type=int, default=0)
+    args.add_argument("--size", type=int, default=64)
+    args.add_argument("--budget", type=float, default=0, help="stop after this many seconds")
+    opts = args.parse_args(argv)
+    rows, began = [], time.time()
+    for source, name in candidates(opts.limit):
+        if opts.budget and time.time() - began > opts.budget:
+            break
+        row = {"source": source, "model": name}
+        try:
+            model = build(source, name).eval()
+            size = opts.size if "inception" not in name else max(opts.size, 96)
+            x = torch.zeros(1, 3, size, size)
+            want_macs, want_params = oracle(model, x), sum(p.numel() for p in model.parameters())
+        except Exception as exc:  # noqa: BLE001 - a model that does not build or run here: said so
+            row["skipped"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
+            rows.append(row)
+            print(name, "skipped", row["skipped"], flush=True)
+            continue
+        t = time.perf_counter()
+        try:
+            r = profile(model, x)
+            row.update(params=r.total["params"], macs=r.total["macs"], exact=r.exact, traced_with=r.traced_with,
+                       unsupported=[f"{u.op} x{u.count}" for u in r.unsupported if u.macs])
+        except Exception as exc:  # noqa: BLE001
+            row["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+        row.update(seconds=round(time.perf_counter() - t, 3), want_params=want_params, want_macs=want_macs)
+        row["params_ok"] = row.get("params") == want_params
+        row["macs_ok"] = row.get("macs") == want_macs
+        rows.append(row)
+        print(name, row.get("params_ok"), row.get("macs_ok"), row.get("traced_with"), row.get("seconds"),
+              row.get("error", ""), row.get("unsupported", ""), flush=True)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps({"size": opts.size, "torch": torch.__version__, "rows": rows}, indent=1))
+    ran = [r for r in rows if "skipped" not in r]
+    print(f"{len(ran)} models: params exact {sum(r['params_ok'] for r in ran)}, MACs exact "
+          f"{sum(r['macs_ok'] for r in ran)}")
+
+
+if __name__ == "__main__":
+    main()
