@@ -17,7 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 sys.path.insert(0, HERE)
 
-from bench_profile import tool_table  # noqa: E402
+from bench_profile import tool_table, versus_table  # noqa: E402
 from plots import table as kernel_table  # noqa: E402
 
 
@@ -177,6 +177,24 @@ def profile_section(data) -> list:
     return lines
 
 
+def versus_section(data) -> list:
+    return [
+        "## `profile`'s first call against FlopCounterMode's first forward",
+        "",
+        "`python benchmarks/bench_profile.py --versus` in a venv that also holds torchvision (`pip install --no-deps "
+        "torchvision`, imported as `benchmarks/zoo_agreement.py` does); results in "
+        "`benchmarks/results/profile_vs_flopcounter.json`. Each tool runs in a fresh process per model, input "
+        f"{'x'.join(map(str, data['shape']))}: convcost's `profile(model, shape)` against `with FlopCounterMode(): "
+        f"model(x)` on a real input, first call and fastest of {data['repeats']} repeated calls, in the same run. "
+        "resnet50, mobilenet_v2, efficientnet_b0 and densenet121 are read by torch.fx; `untraceable_resnet18` (a "
+        "resnet18 behind Python control flow on the input's shape) cannot be traced and is read call by call on meta "
+        "tensors. Both tools' MACs are compared.",
+        "",
+        *versus_table(data),
+        "",
+    ]
+
+
 def region_section(data) -> list:
     return [
         "## Break-even regions",
@@ -195,6 +213,9 @@ def main() -> int:
     kernels, profile, region = _load("kernels-cpu.json"), _load("profile.json"), _load("region.json")
     lines = ["# Benchmarks", "", "Written by `benchmarks/docs.py` from `benchmarks/results/`: rerun a benchmark, "
              "then `.venv/bin/python benchmarks/docs.py > docs/benchmarks.md`.", ""]
+    versus = _load("profile_vs_flopcounter.json")
+    if versus:
+        lines += versus_section(versus)
     if profile:
         lines += profile_section(profile)
     if region:
