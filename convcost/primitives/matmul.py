@@ -5,7 +5,7 @@ Counted as ``FlopCounterMode`` counts them (its total / 2): a product of an
 entry; attention is its two products, ``Q K^T`` and ``A V``.
 
 >>> MatMul().cost([(8, 4, 16, 32), (32, 10)]).macs
-40960
+163840
 >>> MatMul().cost([(2, 1, 5, 3), (7, 3, 4)]).output_shape
 (2, 7, 5, 4)
 >>> Attention().cost([(2, 4, 16, 8), (2, 4, 20, 8), (2, 4, 20, 8)]).macs
