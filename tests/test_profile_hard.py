@@ -256,3 +256,39 @@ THREADS = textwrap.dedent("""
 def test_threads_on_cold_caches_agree_with_one_thread(attempt):
     done = subprocess.run([sys.executable, "-c", THREADS], capture_output=True, text=True, timeout=300)
     assert done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
+class Einsum(nn.Module):
+    def __init__(self, equation):
+        super().__init__()
+        self.equation = equation
+
+    def forward(self, *operands):
+        return torch.einsum(self.equation, *operands)
+
+
+@pytest.mark.parametrize("equation, shapes", [
+    ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]), ("i,j->ij", [(3,), (4,)]), ("i,i->", [(3,), (3,)]),
+    ("bhqd,bhkd->bhqk", [(2, 3, 5, 4), (2, 3, 6, 4)]), ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 5)]),
+    ("...ij,...jk->...ik", [(2, 3, 4), (2, 4, 5)]), ("ij,kj->", [(3, 4), (5, 4)]), ("ijk,jl->il", [(2, 3, 4), (3, 5)]),
+    ("ij,ij->ij", [(3, 4), (3, 4)]), ("bij,bjk", [(2, 3, 4), (2, 4, 5)]),
+])
+def test_einsum_counts_as_flopcountermode(equation, shapes):
+    tensors = [torch.zeros(s) for s in shapes]
+    r = profile(Einsum(equation), tensors)
+    assert r.exact and r.total["macs"] == flop_macs(Einsum(equation), *tensors)
+
+
+def test_multihead_attention_is_listed_never_a_silent_zero():
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+
+        def forward(self, x):
+            return self.attn(x, x, x)[0]
+
+    r = profile(Block(), (2, 5, 8))
+    assert not r.exact and any("multi_head_attention" in u.op for u in r.unsupported)
+    assert r.total["params"] == numel(Block())
+    assert "NOT EXACT" in r.table()
