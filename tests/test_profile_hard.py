@@ -279,16 +279,31 @@ def test_einsum_counts_as_flopcountermode(equation, shapes):
     assert r.exact and r.total["macs"] == flop_macs(Einsum(equation), *tensors)
 
 
-def test_multihead_attention_is_listed_never_a_silent_zero():
+@pytest.mark.parametrize("options", [{}, {"bias": False}, {"kdim": 6, "vdim": 4}, {"add_bias_kv": True},
+                                     {"add_zero_attn": True}])
+def test_multihead_attention_is_exact(options):
     class Block(nn.Module):
         def __init__(self):
             super().__init__()
-            self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+            self.attn = nn.MultiheadAttention(8, 2, batch_first=True, **options)
+
+        def forward(self, x, k, v):
+            return self.attn(x, k, v)[0]
+
+    x, k, v = torch.zeros(2, 5, 8), torch.zeros(2, 7, options.get("kdim", 8)), torch.zeros(2, 7, options.get("vdim", 8))
+    exact(Block(), x, k, v)
+
+
+def test_an_unknown_call_that_may_multiply_is_listed_and_not_exact():
+    class Bilinear(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.b = nn.Bilinear(4, 5, 3)
 
         def forward(self, x):
-            return self.attn(x, x, x)[0]
+            return self.b(x, x[:, :5] if x.shape[1] > 5 else torch.cat([x, x], 1)[:, :5])
 
-    r = profile(Block(), (2, 5, 8))
-    assert not r.exact and any("multi_head_attention" in u.op for u in r.unsupported)
-    assert r.total["params"] == numel(Block())
+    r = profile(Bilinear(), (2, 4))
+    assert not r.exact and [u.op for u in r.unsupported if u.macs] == ["F.bilinear"]
+    assert r.total["params"] == numel(Bilinear())
     assert "NOT EXACT" in r.table()

@@ -15,8 +15,11 @@ from convcost.torch.profile import profile  # noqa: E402
 
 
 def torchvision_models():
-    pytest.importorskip("torchvision")
-    from zoo_agreement import import_torchvision
+    import importlib.util
+
+    if importlib.util.find_spec("torchvision") is None:
+        pytest.skip("torchvision is not installed")
+    from zoo_agreement import import_torchvision  # its failing fake-op registrations skipped
 
     return import_torchvision()
 

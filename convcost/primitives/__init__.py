@@ -18,7 +18,7 @@ from convcost.primitives.activation import ACTIVATIONS, Activation
 from convcost.primitives.base import KINDS
 from convcost.primitives.conv import Conv, ConvTranspose
 from convcost.primitives.linear import Linear
-from convcost.primitives.matmul import Attention, Einsum, MatMul
+from convcost.primitives.matmul import Attention, Einsum, MatMul, MultiheadAttention
 from convcost.primitives.merge import Add, Concat, Mul
 from convcost.primitives.norm import BatchNorm
 from convcost.primitives.normalize import Normalization
@@ -30,7 +30,7 @@ from convcost.primitives.rearrange import ChannelShuffle, Flatten, Identity, Nar
 PRIMITIVES = (
     Conv, ConvTranspose, Linear, BatchNorm, Activation, MaxPool, AvgPool, AdaptiveAvgPool, AdaptiveMaxPool,
     PixelShuffle, PixelUnshuffle, ChannelShuffle, Flatten, Narrow, Identity, Add, Mul, Concat,
-    MatMul, Einsum, Attention, Normalization, Pad, Interpolate, Reduce, MaxUnpool,
+    MatMul, Einsum, Attention, MultiheadAttention, Normalization, Pad, Interpolate, Reduce, MaxUnpool,
 )
 
 __all__ = ["ACTIVATIONS", "KINDS", "PRIMITIVES", *(cls.__name__ for cls in PRIMITIVES)]

@@ -80,6 +80,28 @@ def _attention(args, kwargs):
     return Emit(p.Attention(), [q.shape, ks, vs], reads(q, k, v))
 
 
+_MHA_ARGS = ("query", "key", "value", "embed_dim_to_check", "num_heads", "in_proj_weight", "in_proj_bias", "bias_k",
+             "bias_v", "add_zero_attn", "dropout_p", "out_proj_weight", "out_proj_bias", "training", "key_padding_mask",
+             "need_weights", "attn_mask", "use_separate_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight",
+             "static_k", "static_v")
+
+
+def _multi_head_attention(args, kwargs):
+    a = bind_arguments(_MHA_ARGS, {"use_separate_proj_weight": False, "q_proj_weight": None, "k_proj_weight": None,
+                                   "v_proj_weight": None, "static_k": None, "static_v": None, "bias_k": None,
+                                   "bias_v": None, "add_zero_attn": False}, args, kwargs)
+    if a["static_k"] is not None or a["static_v"] is not None:
+        raise NoRule("multi-head attention with static keys or values")
+    q, k, v = (tensor_arg(a[n], n) for n in ("query", "key", "value"))
+    e = int(a["embed_dim_to_check"])
+    extra = (a["bias_k"] is not None) + bool(a["add_zero_attn"])
+    spec = p.MultiheadAttention(E=e, H=int(a["num_heads"]), kdim=k.shape[-1], vdim=v.shape[-1],
+                                bias=a["in_proj_bias"] is not None, extra_keys=extra)
+    weights = [a[n] for n in ("in_proj_weight", "in_proj_bias", "bias_k", "bias_v", "out_proj_weight", "out_proj_bias",
+                              "q_proj_weight", "k_proj_weight", "v_proj_weight")]
+    return Emit(spec, [q.shape, k.shape, v.shape], reads(*weights))
+
+
 class BatchedProduct(nn.Module):
     """``a @ b`` as a module of two inputs (what :func:`convcost.torch.to_torch` builds for a MatMul)."""
 
@@ -122,6 +144,15 @@ class EinsumBinding:
         return EinsumProduct(layer.equation)
 
     functions = {torch.einsum: _einsum}
+    conventions = _TOOLS
+
+
+@binds(p.MultiheadAttention)
+class MultiheadAttentionBinding:
+    def build(layer, rank):
+        return nn.MultiheadAttention(layer.E, layer.H, bias=layer.bias, kdim=layer.kdim, vdim=layer.vdim)
+
+    functions = {F.multi_head_attention_forward: _multi_head_attention}
     conventions = _TOOLS
 
 
