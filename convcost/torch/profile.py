@@ -64,7 +64,7 @@ def profile(model, inputs, convention: str = "convcost", *, kwargs=None):
 def _read(model, given, convention):
     symbolic = given.symbolic
     types = {name: type(m).__name__ for name, m in model.named_modules()}
-    done = dict(inputs=given, convention=convention, headline=headline)
+    done = dict(inputs=given, convention=convention, headline=headline, modules=types)
     why = None
     try:
         graph = trace(model)
@@ -80,7 +80,7 @@ def _read(model, given, convention):
         else:
             report = record.report(traced_with="torch.fx", **done)
             if report.exact or symbolic:
-                return _with_types(report, types)
+                return report
             why = "the fx graph holds calls it cannot read: " + ", ".join(u.op for u in report.unsupported if u.macs)
     if symbolic:
         raise ConvcostError(f"profile: {why}, and reading every call needs concrete input sizes")
@@ -93,12 +93,7 @@ def _read(model, given, convention):
         raise ConvcostError(f"PyTorch rejects input {_shown(given)} for {type(model).__name__}: "
                             f"{first_line(exc)}") from None
     way = "calls on meta tensors" if device == "meta" else f"calls on {device} tensors (the forward reads values)"
-    return _with_types(record.report(traced_with=way, notes=[f"read call by call: {why}"], **done), types)
-
-
-def _with_types(report, types):
-    object.__setattr__(report, "modules", types)  # set once, before anyone holds the report
-    return report
+    return record.report(traced_with=way, notes=[f"read call by call: {why}"], **done)
 
 
 def _device(model):

@@ -117,7 +117,7 @@ class Recorder:
         self.unsupported[op]["reason"] = reason
 
     # -- the report -------------------------------------------------------------------------
-    def report(self, *, inputs, traced_with, notes=(), convention="convcost", headline=None) -> Report:
+    def report(self, *, inputs, traced_with, notes=(), convention="convcost", headline=None, modules=None) -> Report:
         unused = [(n, t) for n, t in self.model.named_parameters() if id(t) not in self.seen]
         unsupported = [Unsupported(op, len(e["paths"]), tuple(e["paths"]), e["reason"],
                                    sum(p for _, p in e["held"]), tuple(e["held"]), e["macs"])
@@ -125,7 +125,7 @@ class Recorder:
         return Report(self.rows, unsupported=unsupported, input_shape=inputs.report_shape,
                       input_shapes=inputs.shapes, model=type(self.model).__name__, traced_with=traced_with,
                       notes=notes, unused=tuple((n, t.numel()) for n, t in unused), convention=convention,
-                      headline=headline)
+                      headline=headline, modules=modules)
 
 
 def check_reads(emit) -> None:
