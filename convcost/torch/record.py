@@ -50,7 +50,11 @@ nll_loss mse_loss l1_loss binary_cross_entropy binary_cross_entropy_with_logits 
 pairwise_distance local_response_norm embedding embedding_bag one_hot grid_sample affine_grid fold lp_pool1d
 lp_pool2d lp_pool3d fractional_max_pool2d fractional_max_pool3d adaptive_max_pool1d_with_indices
 adaptive_max_pool2d_with_indices max_pool1d_with_indices max_pool2d_with_indices max_pool3d_with_indices
-upsample_nearest upsample_bilinear hardtanh
+upsample_nearest upsample_bilinear hardtanh pad interpolate upsample mean sum amax amin softmax log_softmax
+batch_norm layer_norm group_norm instance_norm rms_norm max_pool1d max_pool2d max_pool3d avg_pool1d avg_pool2d
+avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d adaptive_max_pool1d adaptive_max_pool2d
+adaptive_max_pool3d max_unpool1d max_unpool2d max_unpool3d pixel_shuffle pixel_unshuffle add add_ sub mul mul_ div
+relu relu_ sigmoid tanh silu gelu hardswish leaky_relu elu relu6
 """.split())
 
 

@@ -13,6 +13,7 @@ exclusive side of :data:`convcost.torch.locks.TRACING` (no forward of a profile 
 from __future__ import annotations
 
 import operator
+import threading
 import weakref
 
 import sympy
@@ -193,17 +194,20 @@ class LeafTracer(torch.fx.Tracer):
 
 
 _TRACES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_TRACES_LOCK = threading.Lock()
 
 
 def trace(model):
     """The fx graph of ``model`` (cached per model object while its submodules stay the same)."""
     fingerprint = tuple((id(m), m.training) for m in model.modules())
-    cached = _TRACES.get(model)
+    with _TRACES_LOCK:
+        cached = _TRACES.get(model)
     if cached is not None and cached[0] == fingerprint:
         return cached[1]
     with TRACING.exclusive():
         graph = LeafTracer().trace(model)
-    _TRACES[model] = (fingerprint, graph)
+    with _TRACES_LOCK:
+        _TRACES[model] = (fingerprint, graph)
     return graph
 
 
