@@ -36,6 +36,11 @@ def markdown(rows, size) -> str:
              f"**{len(ran)} models run: params exact on {sum(r['params_ok'] for r in ran)}, MACs exact on "
              f"{sum(r['macs_ok'] for r in ran)}; `report.exact` on {sum(bool(r.get('exact')) for r in ran)}.** "
              f"{len(rows) - len(ran)} models could not be built or run by PyTorch here (listed at the end).", "",
+             "Where FlopCounterMode is wrong, convcost does not copy it, and the tests check it by hand instead: "
+             "`FlopCounterMode` counts no MACs for a matrix-vector product (`aten.mv`, `aten.dot`: `x @ v` with a "
+             "1-D `v`), and on CPU tensors none for `F.scaled_dot_product_attention` (its CPU flash kernel is not "
+             "registered; on meta tensors, as here, it counts B H L S (E + Ev)). convcost counts both "
+             "(tests/test_profile_hard.py).", "",
              "| source | model | reading | params | MACs | params exact | MACs exact | seconds |",
              "|---|---|---|---:|---:|---|---|---:|"]
     for r in ran:
@@ -123,7 +128,12 @@ def main(argv=None):
     args.add_argument("--limit", type=int, default=0)
     args.add_argument("--size", type=int, default=64)
     args.add_argument("--budget", type=float, default=0, help="stop after this many seconds")
+    args.add_argument("--doc", action="store_true", help="only rewrite docs/zoo.md from results/zoo.json")
     opts = args.parse_args(argv)
+    if opts.doc:
+        data = json.loads(RESULTS.read_text())
+        DOC.write_text(markdown(data["rows"], data["size"]))
+        return
     rows, began = [], time.time()
     for source, name in candidates(opts.limit):
         if opts.budget and time.time() - began > opts.budget:
