@@ -352,3 +352,12 @@ def test_both_readings_give_the_same_rows_and_paths(untraceable):
     expected = ["blocks.0.conv", "blocks.0.add", "blocks.0.relu", "blocks.1.conv", "blocks.1.add", "blocks.1.relu"]
     assert paths[-6:] == expected
     assert list(r.by_module(depth=2))[-3:] == ["blocks", "blocks.0", "blocks.1"]
+
+
+@pytest.mark.parametrize("model", [
+    nn.Sequential(nn.Conv2d(3, 8, 3), nn.MaxPool2d(2), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.PixelShuffle(2)),
+    nn.Sequential(nn.ConvTranspose2d(3, 4, 3, stride=2), nn.InstanceNorm2d(4, affine=True), nn.AvgPool2d(2)),
+])
+def test_unbatched_inputs_wherever_the_layers_take_them(model):
+    r = exact(model, torch.zeros(3, 12, 12))
+    assert r.complete, r.unsupported

@@ -10,6 +10,7 @@ rules of :mod:`convcost.torch.bindings` made of it; the recorder builds the
 from __future__ import annotations
 
 from convcost.errors import ConvcostError
+from convcost.layers import Merge
 from convcost.report import Report, Row, Unsupported
 from convcost.torch.rules import UNBATCHED, Emit, Tensor
 
@@ -74,7 +75,14 @@ class Recorder:
     # -- rows -------------------------------------------------------------------------------
     def emit(self, path, op, emit: Emit, source="function"):
         """The row of a rule's answer, and what the call returns (a :class:`Tensor`, or a tuple of them)."""
-        row = self.row(path, op, emit.spec, emit.inputs, emit.reads, source)
+        try:
+            row = self.row(path, op, emit.spec, emit.inputs, emit.reads, source)
+        except ConvcostError:
+            if not unbatchable(emit):
+                raise
+            # PyTorch's layers take an input without its batch axis: the row is a batch of one
+            emit = Emit(emit.spec, [(1, *emit.inputs[0])], emit.reads, UNBATCHED)
+            row = self.row(path, op, emit.spec, emit.inputs, emit.reads, source)
         out = row.output_shape
         if emit.output == UNBATCHED:
             return Tensor(out[1:])
@@ -130,6 +138,11 @@ class Recorder:
                       input_shapes=inputs.shapes, model=type(self.model).__name__, traced_with=traced_with,
                       notes=notes, unused=tuple((n, t.numel()) for n, t in unused), convention=convention,
                       headline=headline, modules=modules)
+
+
+def unbatchable(emit) -> bool:
+    """Whether a refused answer could be an unbatched input: one input, a layer (not a merge), no output set."""
+    return len(emit.inputs) == 1 and emit.output is None and not isinstance(emit.spec, Merge)
 
 
 def check_reads(emit) -> None:

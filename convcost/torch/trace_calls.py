@@ -22,7 +22,6 @@ import torch.nn.functional as F
 from torch.nn.modules import module as module_hooks
 from torch.overrides import TorchFunctionMode
 
-from convcost import primitives
 from convcost.errors import ConvcostError
 from convcost.report import Row
 from convcost.torch.binding import FUNCTIONS, METHODS
@@ -110,11 +109,15 @@ class Session(TorchFunctionMode):
         """One row for a module read through its reader; False (read by its calls) when it cannot be."""
         try:
             spec = REGISTRY.read(module)
-            if isinstance(spec, (primitives.Conv, primitives.ConvTranspose)) and len(shape) == spec.dims + 1:
-                shape = (1, *shape)  # an unbatched input: the row is a batch of one
-            Row.of(path, "", spec, [shape])  # the reader agrees with PyTorch on this input, or not at all
         except ConvcostError:
             return False
+        try:
+            Row.of(path, "", spec, [shape])  # the reader agrees with PyTorch on this input, or not at all
+        except ConvcostError:
+            try:
+                Row.of(path, "", spec, [(1, *shape)])  # an unbatched input: the row is a batch of one
+            except ConvcostError:
+                return False
         output = WITH_INDICES if getattr(module, "return_indices", False) else None
         self.record.emit(self.record.unique(path), type(module).__name__,
                          Emit(spec, [shape], tuple(module.parameters()), output), "module")
