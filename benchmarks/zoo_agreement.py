@@ -90,11 +90,17 @@ def oracle(model, x):
 #: name parts of the big variants left out so the run fits a few minutes on two cores (building a model with
 #: random weights dominates the time); every family keeps its small members
 BIG = ("large", "huge", "giant", "xlarge", "xxl", "_xl", "_l_", "_h_", "_g_", "b5", "b6", "b7", "b8", "l2", "152",
-       "161", "201", "x8", "x16", "x32", "y_32", "y_16", "y_128", "bigg", "_e_", "e5")
+       "161", "200", "201", "269", "154", "samvit", "sam2_", "qwen3", "naflex", "x8", "x16", "x32", "y_32", "y_16", "y_128", "bigg", "_e_", "e5")
 
 
 def small(name) -> bool:
-    return not any(b in name for b in BIG)
+    import re
+
+    return not any(b in name for b in BIG) and not re.search(r"\d+(\.\d+)?[bB]\b|\d+b_|so\d+m|_\d{3,}m", name)
+
+
+#: name parts of a family's small members, preferred when one member per family is run
+SMALL = ("atto", "femto", "pico", "nano", "tiny", "xxs", "xs", "small", "mini", "lite", "b0", "_s", "050", "075", "100")
 
 
 def candidates(limit):
@@ -103,13 +109,13 @@ def candidates(limit):
     try:
         import timm
 
-        picked, families = [], {}
+        families = {}
         for n in timm.list_models():
-            family = n.split("_")[0].rstrip("0123456789")
-            if small(n) and families.get(family, 0) < 1:
-                families[family] = families.get(family, 0) + 1
-                picked.append(("timm", n))
-        names += picked
+            if small(n):
+                families.setdefault(n.split("_")[0].rstrip("0123456789"), []).append(n)
+        for members in families.values():
+            best = min(members, key=lambda n: (not any(p in n for p in SMALL), len(n), n))
+            names.append(("timm", best))
     except ImportError:
         pass
     return names[:limit] if limit else names
@@ -167,6 +173,7 @@ def main(argv=None):
         row["params_ok"] = row.get("params") == want_params
         row["macs_ok"] = row.get("macs") == want_macs
         rows.append(row)
+        RESULTS.write_text(json.dumps({"size": opts.size, "torch": torch.__version__, "rows": rows}, indent=1))
         print(name, row.get("params_ok"), row.get("macs_ok"), row.get("traced_with"), row.get("seconds"),
               row.get("error", ""), row.get("unsupported", ""), flush=True)
     RESULTS.parent.mkdir(exist_ok=True)
