@@ -361,3 +361,17 @@ def test_both_readings_give_the_same_rows_and_paths(untraceable):
 def test_unbatched_inputs_wherever_the_layers_take_them(model):
     r = exact(model, torch.zeros(3, 12, 12))
     assert r.complete, r.unsupported
+
+
+def test_functional_pool_indices_into_unpool():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x):
+            y, idx = F.max_pool2d(self.conv(x), 2, return_indices=True)
+            return self.conv(F.max_unpool2d(y, idx, 2)[:, :3])
+
+    r = exact(Net(), torch.zeros(1, 3, 8, 8))
+    assert r.complete and r.traced_with == "torch.fx", (r.unsupported, r.traced_with)

@@ -12,10 +12,7 @@ from __future__ import annotations
 from convcost.errors import ConvcostError
 from convcost.layers import Merge
 from convcost.report import Report, Row, Unsupported
-from convcost.torch.rules import UNBATCHED, Emit, Tensor
-
-#: an ``Emit.output`` for a pool that also returns the indices of its maxima (same shape)
-WITH_INDICES = "with indices"
+from convcost.torch.rules import UNBATCHED, WITH_INDICES, Emit, Tensor
 
 #: tensor methods and functions that only view, move, create or query tensors: no arithmetic, no row
 SHAPE_ONLY = frozenset("""
@@ -143,9 +140,3 @@ class Recorder:
 def unbatchable(emit) -> bool:
     """Whether a refused answer could be an unbatched input: one input, a layer (not a merge), no output set."""
     return len(emit.inputs) == 1 and emit.output is None and not isinstance(emit.spec, Merge)
-
-
-def check_reads(emit) -> None:
-    """Refuse a rule's answer that is not an :class:`Emit` of a spec (a bug in a binding, said plainly)."""
-    if not isinstance(emit, Emit) or not hasattr(emit.spec, "cost"):
-        raise ConvcostError(f"a functional rule returned {emit!r}, not an Emit of a convcost layer")

@@ -46,6 +46,10 @@ class Emit:
 UNBATCHED = "unbatched"
 
 
+#: an ``Emit.output`` for a pool that also returns the indices of its maxima (same shape)
+WITH_INDICES = "with indices"
+
+
 def batched(shape, rank: int) -> tuple:
     """``(shape, output)`` for a layer that takes inputs of ``rank``: an input one axis short gets a batch of one."""
     shape = tuple(shape)

@@ -25,9 +25,9 @@ from torch.overrides import TorchFunctionMode
 from convcost.errors import ConvcostError
 from convcost.report import Row
 from convcost.torch.binding import FUNCTIONS, METHODS
-from convcost.torch.record import NO_MACS, SHAPE_ONLY, WITH_INDICES, Recorder
+from convcost.torch.record import NO_MACS, SHAPE_ONLY, Recorder
 from convcost.torch.registry import REGISTRY
-from convcost.torch.rules import Emit, NoRule, Tensor
+from convcost.torch.rules import WITH_INDICES, Emit, NoRule, Tensor
 from convcost.torch.trace_fx import LEAF_TYPES
 
 #: operator spellings of tensor methods, read by the method's rule

@@ -25,9 +25,9 @@ from convcost import primitives
 from convcost.errors import ConvcostError
 from convcost.torch.binding import BINDINGS, FUNCTIONS, METHODS
 from convcost.torch.locks import TRACING
-from convcost.torch.record import WITH_INDICES, Recorder
+from convcost.torch.record import Recorder
 from convcost.torch.registry import REGISTRY
-from convcost.torch.rules import Emit, NoRule, Tensor, bind_arguments
+from convcost.torch.rules import WITH_INDICES, Emit, NoRule, Tensor, bind_arguments
 
 #: module types read as one leaf: those whose binding is a primitive (containers are traced through)
 LEAF_TYPES = frozenset(m for layer, b in BINDINGS.items() if layer in primitives.PRIMITIVES for m in b.modules)
