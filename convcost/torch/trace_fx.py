@@ -281,7 +281,7 @@ class Walk:
         else:
             rule = METHODS.get(node.target) or SHAPE_METHODS.get(node.target)
         if not any(isinstance(a, Tensor) for a in flat):  # Python arithmetic on sizes
-            if node.op == "call_function" and rule is None:
+            if node.op == "call_function" and (rule is None or node.target in _PYTHON_ARITHMETIC):
                 return node.target(*args, **kwargs)
         if rule is None:
             if node.op == "call_function" and node.target in (operator.getitem, getattr):
@@ -351,6 +351,10 @@ class Walk:
             self.record.forget(label, f"{reason}; its output shape is unknown ({first_line(exc)})")
             return _Unknown(label)
         return _from_meta(out)
+
+
+_PYTHON_ARITHMETIC = frozenset({operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv,
+                                operator.mod, operator.pow, operator.neg, operator.iadd, operator.imul})
 
 
 def _shape_only():
