@@ -23,7 +23,6 @@ from torch.nn.modules import module as module_hooks
 from torch.overrides import TorchFunctionMode
 
 from convcost.errors import ConvcostError
-from convcost.report import Row
 from convcost.torch.binding import FUNCTIONS, METHODS
 from convcost.torch.record import NO_MACS, SHAPE_ONLY, Recorder
 from convcost.torch.registry import REGISTRY
@@ -109,18 +108,11 @@ class Session(TorchFunctionMode):
         """One row for a module read through its reader; False (read by its calls) when it cannot be."""
         try:
             spec = REGISTRY.read(module)
-        except ConvcostError:
+            output = WITH_INDICES if getattr(module, "return_indices", False) else None
+            self.record.emit(self.record.unique(path), type(module).__name__,
+                             Emit(spec, [shape], tuple(module.parameters()), output), "module")
+        except ConvcostError:  # the reader disagrees with PyTorch on this input: read what it calls
             return False
-        try:
-            Row.of(path, "", spec, [shape])  # the reader agrees with PyTorch on this input, or not at all
-        except ConvcostError:
-            try:
-                Row.of(path, "", spec, [(1, *shape)])  # an unbatched input: the row is a batch of one
-            except ConvcostError:
-                return False
-        output = WITH_INDICES if getattr(module, "return_indices", False) else None
-        self.record.emit(self.record.unique(path), type(module).__name__,
-                         Emit(spec, [shape], tuple(module.parameters()), output), "module")
         return True
 
     # -- calls --------------------------------------------------------------------------------

@@ -300,6 +300,8 @@ class Walk:
         if node.target is getattr:
             if isinstance(obj, Tensor) and key == "shape":
                 return obj.shape
+            if isinstance(obj, Tensor) and not self.symbolic:  # dtype, device, T ...: from a meta tensor
+                return self.unknown(node, args, {}, "", listed=False)
             return self.unknown(node, args, {}, f"attribute {key!r}")
         if isinstance(obj, (tuple, list)):
             return obj[key]
