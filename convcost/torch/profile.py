@@ -73,10 +73,12 @@ def _read(model, given, convention):
     else:
         try:
             record = Walk(model, given, symbolic).run(graph)
-        except ConvcostError as exc:
+        except Exception as exc:  # noqa: BLE001 - a graph node that cannot be walked: read every call instead
             why = f"the fx graph could not be read ({first_line(exc)})"
             if symbolic:
-                raise
+                if isinstance(exc, ConvcostError):
+                    raise
+                raise ConvcostError(f"profile: {why}") from None
         else:
             report = record.report(traced_with="torch.fx", **done)
             if report.exact or symbolic:
