@@ -137,6 +137,8 @@ class Session(TorchFunctionMode):
             self.record.skip(label, self.here(label), str(why), macs=name not in NO_MACS)
         except ConvcostError as why:  # the rule's layer refuses what PyTorch accepted: listed, not guessed
             self.record.skip(label, self.here(label), f"convcost cannot cost it: {why}")
+        except Exception as exc:  # noqa: BLE001 - a call the rule did not foresee (an unusual signature): listed
+            self.record.skip(label, self.here(label), f"its rule cannot read this call ({type(exc).__name__}: {exc})")
         return out
 
     def here(self, label) -> str:
