@@ -138,7 +138,7 @@ def main(argv=None):
     args.add_argument("--size", type=int, default=64)
     args.add_argument("--budget", type=float, default=0, help="stop after this many seconds")
     args.add_argument("--doc", action="store_true", help="only rewrite docs/zoo.md from results/zoo.json")
-    args.add_argument("--retry-skipped", action="store_true", help="run again the models results/zoo.json skipped")
+    args.add_argument("--retry-skipped", action="store_true", help="run again the models results/zoo.json skipped or got wrong")
     opts = args.parse_args(argv)
     if opts.doc:
         data = json.loads(RESULTS.read_text())
@@ -146,9 +146,11 @@ def main(argv=None):
         return
     rows, began = [], time.time()
     todo = candidates(opts.limit)
-    if opts.retry_skipped:
-        rows = [r for r in json.loads(RESULTS.read_text())["rows"] if "skipped" not in r]
-        todo = [(r["source"], r["model"]) for r in json.loads(RESULTS.read_text())["rows"] if "skipped" in r]
+    if opts.retry_skipped:  # and every model that failed or disagreed, with the code as it is now
+        old = json.loads(RESULTS.read_text())["rows"]
+        again = [r for r in old if "skipped" in r or "error" in r or not (r["params_ok"] and r["macs_ok"])]
+        rows = [r for r in old if r not in again]
+        todo = [(r["source"], r["model"]) for r in again]
     for source, name in todo:
         if opts.budget and time.time() - began > opts.budget:
             break
