@@ -192,6 +192,35 @@ class LeafTracer(torch.fx.Tracer):
     def is_leaf_module(self, m, qualname):
         return type(m) in LEAF_TYPES
 
+    # fx looks a parameter up by scanning every parameter of the model at each use (quadratic: 50 s on
+    # timm's densenet264d); the same first names, found once
+    def _names(self, kind):
+        maps = self.__dict__.setdefault("_convcost_names", {})
+        key = (id(self.root), kind)
+        if key not in maps:
+            named = self.root.named_parameters() if kind == "params" else self.root.named_buffers()
+            maps[key] = {}
+            for n, t in named:
+                maps[key].setdefault(id(t), n)
+        return maps[key]
+
+    def getattr(self, attr, attr_val, parameter_proxy_cache):
+        for kind, wanted in (("params", isinstance(attr_val, torch.nn.Parameter)),
+                             ("buffers", self.proxy_buffer_attributes and isinstance(attr_val, torch.Tensor))):
+            name = self._names(kind).get(id(attr_val)) if wanted else None
+            if name is not None and not self.param_shapes_constant:
+                if name not in parameter_proxy_cache:
+                    parameter_proxy_cache[name] = self.create_proxy("get_attr", name, (), {})
+                return parameter_proxy_cache[name]
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
+
+    def create_arg(self, a):
+        if isinstance(a, torch.nn.Parameter):
+            name = self._names("params").get(id(a))
+            if name is not None:
+                return self.create_node("get_attr", name, (), {})
+        return super().create_arg(a)
+
 
 _TRACES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _TRACES_LOCK = threading.Lock()
