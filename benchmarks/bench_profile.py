@@ -21,6 +21,11 @@ machine, as a user gets it). Writes benchmarks/results/profile.json.
 
 Run: ``.venv/bin/python benchmarks/bench_profile.py`` (peers it cannot import are
 reported as missing; ``pip install torchinfo fvcore ptflops thop`` with torch pinned).
+
+``--versus`` (in a venv with ``pip install --no-deps torchvision``): convcost's first and repeated call
+against FlopCounterMode's first and repeated forward on torchvision's resnet50, mobilenet_v2,
+efficientnet_b0, densenet121 and a resnet18 behind shape-dependent control flow (fx cannot trace it),
+each tool in a fresh process; writes benchmarks/results/profile_vs_flopcounter.json.
 """
 
 from __future__ import annotations
@@ -234,5 +239,107 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+# -- convcost's first call against FlopCounterMode's first forward, on real public models ----------------
+
+VERSUS = ("resnet50", "mobilenet_v2", "efficientnet_b0", "densenet121", "untraceable_resnet18")
+VERSUS_RESULTS = Path(__file__).parent / "results" / "profile_vs_flopcounter.json"
+
+
+def versus_model(name):
+    """A torchvision model (imported as benchmarks/zoo_agreement.py does), or one fx cannot trace."""
+    import torch
+
+    from zoo_agreement import import_torchvision
+
+    tv = import_torchvision()
+    if name != "untraceable_resnet18":
+        return tv.get_model(name, weights=None).eval()
+
+    class Untraceable(torch.nn.Module):  # Python control flow on the input's shape: fx cannot trace it
+        def __init__(self):
+            super().__init__()
+            self.net = tv.get_model("resnet18", weights=None)
+
+        def forward(self, x):
+            if x.shape[-1] % 32:
+                x = torch.nn.functional.pad(x, (0, 32 - x.shape[-1] % 32))
+            return self.net(x)
+
+    return Untraceable().eval()
+
+
+def versus_one(tool, name, repeats):
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = versus_model(name)
+    x = torch.zeros(SHAPE)
+    if tool == "convcost":
+        from convcost.torch import profile
+
+        fn = lambda: profile(model, SHAPE).total["macs"]  # noqa: E731
+    else:
+        def fn():
+            with FlopCounterMode(display=False) as c, torch.no_grad():
+                model(x)
+            return c.get_total_flops() // 2
+    result = {}
+    first = once(lambda: result.setdefault("macs", fn()))
+    return {"first_s": first, "repeated_s": best_of(repeats, fn), "macs": result["macs"]}
+
+
+def versus(repeats, threads):
+    """Each tool in a fresh process per model; the first-call ratios the issue asks for."""
+    rows = {}
+    for name in VERSUS:
+        rows[name] = {}
+        for tool in ("convcost", "FlopCounterMode"):
+            done = subprocess.run([sys.executable, __file__, "--versus-one", tool, name, "--repeats", str(repeats),
+                                   "--threads", str(threads)], capture_output=True, text=True)
+            rows[name][tool] = (json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0
+                                else {"failed": (done.stderr.strip().splitlines() or ["?"])[-1]})
+            print(name, tool, rows[name][tool], flush=True)
+    out = {"machine": machine(threads), "shape": SHAPE, "repeats": repeats, "models": rows}
+    VERSUS_RESULTS.write_text(json.dumps(out, indent=2) + "\n")
+    print("\n".join(versus_table(out)))
+
+
+def versus_table(out) -> list:
+    import statistics
+
+    lines = ["| model | convcost first (ms) | FlopCounterMode first (ms) | first-call ratio | convcost repeated (ms) "
+             "| FlopCounterMode repeated (ms) | MACs agree |", "|---|---:|---:|---:|---:|---:|---|"]
+    ratios = []
+    for name, r in out["models"].items():
+        c, f = r["convcost"], r["FlopCounterMode"]
+        if "first_s" not in c or "first_s" not in f:
+            lines.append(f"| {name} | {c.get('failed', '')} | {f.get('failed', '')} | | | | |")
+            continue
+        ratio = f["first_s"] / c["first_s"]
+        ratios.append(ratio)
+        lines.append(f"| {name} | {1e3 * c['first_s']:.0f} | {1e3 * f['first_s']:.0f} | {ratio:.1f}x | "
+                     f"{1e3 * c['repeated_s']:.0f} | {1e3 * f['repeated_s']:.0f} | "
+                     f"{'yes' if c['macs'] == f['macs'] else 'NO'} |")
+    if ratios:
+        lines.append(f"\nFirst call: median {statistics.median(ratios):.1f}x, least {min(ratios):.1f}x faster than "
+                     f"FlopCounterMode's first forward ({out['machine']}).")
+    return lines
+
+
 if __name__ == "__main__":
-    main()
+    if "--versus-one" in sys.argv or "--versus" in sys.argv:
+        import torch
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--versus", action="store_true")
+        parser.add_argument("--versus-one", nargs=2)
+        parser.add_argument("--repeats", type=int, default=3)
+        parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+        a = parser.parse_args()
+        torch.set_num_threads(a.threads)
+        if a.versus_one:
+            print(json.dumps(versus_one(*a.versus_one, a.repeats)))
+        else:
+            versus(a.repeats, a.threads)
+    else:
+        main()

@@ -17,7 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 sys.path.insert(0, HERE)
 
-from bench_profile import tool_table  # noqa: E402
+from bench_profile import tool_table, versus_table  # noqa: E402
 from plots import table as kernel_table  # noqa: E402
 
 
@@ -207,6 +207,31 @@ def cost_section(data) -> list:
     return lines
 
 
+def versus_section(data) -> list:
+    return [
+        "## `profile`'s first call against FlopCounterMode's first forward",
+        "",
+        "`python benchmarks/bench_profile.py --versus` in a venv that also holds torchvision (`pip install --no-deps "
+        "torchvision`, imported as `benchmarks/zoo_agreement.py` does); results in "
+        "`benchmarks/results/profile_vs_flopcounter.json`. Each tool runs in a fresh process per model, input "
+        f"{'x'.join(map(str, data['shape']))}: convcost's `profile(model, shape)` against `with FlopCounterMode(): "
+        f"model(x)` on a real input, first call and fastest of {data['repeats']} repeated calls, in the same run. "
+        "resnet50, mobilenet_v2, efficientnet_b0 and densenet121 are read by torch.fx; `untraceable_resnet18` (a "
+        "resnet18 behind Python control flow on the input's shape) cannot be traced and is read call by call on meta "
+        "tensors. Both tools' MACs are compared.",
+        "",
+        *versus_table(data),
+        "",
+        "The issue's target (every first call at least 2x FlopCounterMode's, median 3x) is not met on an idle "
+        "machine: with the machine loaded, as in an earlier run, FlopCounterMode's real forward slows far more "
+        "than convcost's, and the ratios grew to 16x-66x, so only an idle run is reported. Most of convcost's "
+        "first call is torch.fx's one-time setup in a fresh process (its Proxy builds torch.overrides' tables, "
+        "about 30-40 ms) and tracing; the repeated call is 2.7x-12.5x faster than "
+        "FlopCounterMode's.",
+        "",
+    ]
+
+
 def region_section(data) -> list:
     return [
         "## Break-even regions",
@@ -228,6 +253,9 @@ def main() -> int:
              "then `.venv/bin/python benchmarks/docs.py > docs/benchmarks.md`.", ""]
     if costs:
         lines += cost_section(costs)
+    versus = _load("profile_vs_flopcounter.json")
+    if versus:
+        lines += versus_section(versus)
     if profile:
         lines += profile_section(profile)
     if region:

@@ -28,6 +28,8 @@ import dataclasses
 import functools
 import io
 import json
+import re
+import textwrap
 
 import sympy
 
@@ -64,6 +66,15 @@ class Row:
             counts["params"] = params
         return cls(path, op, spec, shapes, c.output_shape, counts, source, tied_to)
 
+    def with_params(self, params, tied_to="") -> Row:
+        """The same row with its parameter count (and the row it shares a tied tensor with) set."""
+        return dataclasses.replace(self, counts={**self.counts, "params": params}, tied_to=tied_to)
+
+    @property
+    def node(self) -> str:
+        """The row's place in the module tree: its path without the ``#n`` of repeated calls."""
+        return _node(self.path)
+
     @functools.cached_property
     def formula(self) -> str:
         """The main count of the row's layer over symbols (:mod:`convcost.general_form`), built on first use."""
@@ -94,6 +105,15 @@ class Unsupported:
     paths: tuple
     reason: str
     params: int = 0  # learnable parameters it holds (still counted in the totals, by numel)
+    held: tuple = ()  # (path, params) where it holds them
+    macs: bool = True  # whether it may hold multiply-accumulates (False: element-wise or reduction work only)
+
+
+def _node(path: str) -> str:
+    return _REPEAT.sub("", path) if "#" in path else path
+
+
+_REPEAT = re.compile(r"#\d+")
 
 
 def _plain(x):
@@ -115,33 +135,48 @@ def _shape(shape) -> str:
 class Report:
     """Rows of a model's leaf operations, with derived totals (see the module docstring)."""
 
-    def __init__(self, rows, *, unsupported=(), input_shape=(), model="model", traced_with="torch.fx",
-                 notes=(), unused_params=0, unused_names=()):
-        self.rows = tuple(rows)
-        self.unsupported = tuple(unsupported)
-        self.input_shape = tuple(input_shape)
-        self.model = model
-        self.traced_with = traced_with
-        self.notes = tuple(notes)
-        self.unused_params = unused_params
-        self.unused_names = tuple(unused_names)
-        self._compiled = None
-        self.convention = "convcost"  # the tool whose headline ``headline()`` gives by default
-        self._headline = None  # how the tools count: given by the backend that read the model
+    def __init__(self, rows, *, unsupported=(), input_shape=(), input_shapes=None, model="model",
+                 traced_with="torch.fx", notes=(), unused=(), unused_params=0, unused_names=(), modules=None,
+                 convention="convcost", headline=None):
+        set_ = object.__setattr__
+        set_(self, "rows", tuple(rows))
+        set_(self, "unsupported", tuple(unsupported))
+        set_(self, "input_shape", tuple(input_shape))
+        set_(self, "input_shapes", tuple(input_shapes) if input_shapes is not None else (self.input_shape,))
+        set_(self, "model", model)
+        set_(self, "traced_with", traced_with)
+        set_(self, "notes", tuple(notes))
+        if unused_params and not unused:  # the older form: one count, names without sizes
+            unused = ((unused_names[0] if unused_names else "", unused_params), *((n, 0) for n in unused_names[1:]))
+        set_(self, "unused", tuple(unused))  # (parameter name, numel) of parameters no operation read
+        set_(self, "modules", dict(modules or {}))  # module path -> type name
+        set_(self, "convention", convention)  # the tool whose headline ``headline()`` gives by default
+        set_(self, "_headline", headline)  # how the tools count: given by the backend that read the model
+        set_(self, "_compiled", None)
 
-    def with_convention(self, convention: str, headline) -> Report:
-        """This report, with the tool ``convention`` as the default of :meth:`headline` and the function
-        that knows each tool's rules (:func:`convcost.torch.conventions.headline`)."""
-        self.convention, self._headline = convention, headline
-        return self
+    def __setattr__(self, name, value):
+        raise AttributeError(f"a Report is complete when built; {name!r} cannot be set (profile again instead)")
+
+    @property
+    def unused_params(self) -> int:
+        """Parameters read by no operation (still counted in ``total['params']``)."""
+        return sum(n for _, n in self.unused)
+
+    @property
+    def unused_names(self) -> tuple:
+        return tuple(name for name, _ in self.unused if name)
 
     # -- totals ----------------------------------------------------------------
-    @property
-    def total(self) -> dict:
-        """Every metric summed over the rows; ``params`` also holds parameters no row reads."""
+    @functools.cached_property
+    def _total(self) -> dict:
         sums = {m: sum(r.counts[m] for r in self.rows) for m in METRICS}  # ints stay ints: fast
         sums["params"] += self.unused_params + sum(u.params for u in self.unsupported)
         return {m: _int_if_number(v) for m, v in sums.items()}
+
+    @property
+    def total(self) -> dict:
+        """Every metric summed over the rows; ``params`` also holds parameters no row reads."""
+        return dict(self._total)
 
     @property
     def flops(self):
@@ -152,6 +187,56 @@ class Report:
     def complete(self) -> bool:
         """True when every operation of the model was costed."""
         return not self.unsupported
+
+    @property
+    def exact(self) -> bool:
+        """True when every call that may do multiply-accumulates was counted (element-wise or reduction
+        work left uncounted, listed in ``unsupported``, does not make it False)."""
+        return not any(u.macs for u in self.unsupported)
+
+    # -- the module tree -------------------------------------------------------------
+    def _contributions(self):
+        """``(tree path, counts)`` of everything in the totals: rows, held and unused parameters."""
+        for r in self.rows:
+            yield r.node, r.counts
+        for u in self.unsupported:
+            for path, params in u.held:
+                yield _node(path), {"params": params}
+        for name, params in self.unused:
+            if params:
+                yield name, {"params": params}
+
+    def by_module(self, depth: int | None = None) -> dict:
+        """Totals per module path, parents before their children, down to ``depth`` levels (all when None).
+
+        Each node sums every row below it (its module's own calls and its submodules'), so children sum
+        to their parent and the top level sums to :attr:`total`.
+        """
+        if depth is not None and (type(depth) is not int or depth < 1):
+            raise ConvcostError(f"by_module: depth={depth!r} must be a positive integer or None")
+        sums, children = {}, {"": []}
+        for path, counts in self._contributions():
+            parts = path.split(".") if path else ["(model)"]
+            parent = ""
+            for k in range(1, (len(parts) if depth is None else min(depth, len(parts))) + 1):
+                key = ".".join(parts[:k])
+                if key not in sums:
+                    sums[key] = dict.fromkeys(METRICS, 0)
+                    children.setdefault(parent, []).append(key)
+                    children[key] = []
+                node = sums[key]
+                for m, v in counts.items():
+                    node[m] = node[m] + v
+                parent = key
+        ordered = {}
+
+        def visit(key):
+            for child in children.get(key, ()):
+                ordered[child] = {m: _int_if_number(v) for m, v in sums[child].items()}
+                visit(child)
+
+        visit("")
+        return ordered
 
     @property
     def free_symbols(self) -> set:
@@ -194,7 +279,7 @@ class Report:
         key = tuple(metrics)
         if self._compiled is None or self._compiled[0] != key:
             total = self.total
-            self._compiled = (key, compile_exprs([total[m] for m in metrics], symbols))
+            object.__setattr__(self, "_compiled", (key, compile_exprs([total[m] for m in metrics], symbols)))
         args = [np.asarray(arrays[n], dtype=np.int64) for n in names]
         if any((a <= 0).any() for a in args):
             raise ConvcostError("evaluate: input sizes must be positive integers")
@@ -212,8 +297,12 @@ class Report:
             "complete": self.complete,
             "rows": [r.as_dict() for r in self.rows],
             "total": {m: _plain(v) for m, v in self.total.items()} | {"flops": _plain(self.flops)},
-            "unsupported": [dataclasses.asdict(u) | {"paths": list(u.paths)} for u in self.unsupported],
+            "unsupported": [dataclasses.asdict(u) | {"paths": list(u.paths), "held": [list(h) for h in u.held]}
+                            for u in self.unsupported],
             "unused_params": self.unused_params,
+            "exact": self.exact,
+            "by_module": {path: {m: _plain(v) for m, v in counts.items()} for path, counts in self.by_module().items()},
+            "input_shapes": [[_plain(x) for x in s] for s in self.input_shapes],
             "notes": list(self.notes),
         }
 
@@ -249,31 +338,79 @@ class Report:
         lines += [""] + self._footer(markdown=True)
         return "\n".join(lines).rstrip() + "\n"
 
-    def table(self) -> str:
-        """A torchinfo-like table: layer (path), output shape, params, MACs; totals and what is missing."""
-        head = ("Layer (type)", "Output Shape", "Param #", "Mult-Adds")
-        body = []
+    def table(self, depth: int | None = None, *, width: int = 120, formulas: bool = False) -> str:
+        """The module tree as text: one line per module path down to ``depth`` (all when None), indented,
+        with its type, output shape (for a single call), params, MACs in K/M/G and percent of the total,
+        then the totals and what was not counted. ``formulas=True`` adds each call's formula on its own
+        wrapped line; ``width`` limits every line."""
+        nodes = self.by_module(depth)
+        leaves = {}
         for r in self.rows:
-            depth = r.path.count(".")
-            label = "  " * depth + f"{r.path.rsplit('.', 1)[-1]} ({r.op})"
-            params = _fmt_int(r.counts["params"]) + (" (tied)" if r.tied_to else "")
-            body.append((label, _shape(r.output_shape), params, _fmt_int(r.counts["macs"])))
-        widths = [max(len(head[i]), *(len(b[i]) for b in body)) if body else len(head[i]) for i in range(4)]
-        rule = "=" * (sum(widths) + 6)
-        fmt = lambda cols: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cols, widths)))  # noqa: E731
+            leaves.setdefault(r.node, []).append(r)
         t = self.total
-        lines = [rule, fmt(head), rule, *(fmt(b) for b in body), rule,
-                 f"Total params: {_fmt_int(t['params'])}",
-                 f"Total mult-adds (MACs): {_fmt_int(t['macs'])}",
-                 f"Other ops: bias {_fmt_int(t['bias_ops'])}, norm {_fmt_int(t['norm_ops'])}, "
-                 f"activation {_fmt_int(t['act_ops'])}, pool {_fmt_int(t['pool_ops'])}, "
-                 f"element-wise {_fmt_int(t['elementwise_ops'])}",
-                 f"Activation elements: {_fmt_int(t['activation_elements'])}; "
-                 f"memory access (elements): {_fmt_int(t['memory_access'])}",
-                 f"Input shape: {_shape(self.input_shape)}; traced with {self.traced_with}",
-                 rule]
-        footer = self._footer(markdown=False)
-        return "\n".join(lines + footer) + "\n"
+        head = ("Module", "Type", "Output shape", "Params", "MACs", "% MACs", "Other ops")
+        body, notes = [], {}
+        for path, counts in nodes.items():
+            level = path.count(".")
+            rows = leaves.get(path, [])
+            kind = self.modules.get(path) or (rows[0].op if rows else "")
+            shape = _shape(rows[-1].output_shape) if len(rows) == 1 else (f"x{len(rows)} calls" if rows else "")
+            body.append(("  " * level + path, kind, shape, _human(counts["params"]), _human(counts["macs"]),
+                         _percent(counts["macs"], t["macs"]), _human(_other(counts))))
+            if formulas and len(rows) >= 1 and path not in notes:
+                notes[len(body) - 1] = rows[0].formula
+        widths = [max(len(head[i]), *(len(b[i]) for b in body)) if body else len(head[i]) for i in range(len(head))]
+        spare = sum(widths) + 2 * (len(widths) - 1) - width
+        for i in (2, 1, 0):  # shorten shape, type, then the path column (keeping each path's end)
+            if spare > 0:
+                cut = min(spare, widths[i] - len(head[i]))
+                widths[i] -= cut
+                spare -= cut
+
+        def fit(text, w, left):
+            if len(text) > w:
+                text = ("…" + text[len(text) - w + 1:]) if left else text[: w - 1] + "…"
+            return text.ljust(w) if left else text.rjust(w)
+
+        def line(cols):
+            return "  ".join(fit(c, w, i < 3) for i, (c, w) in enumerate(zip(cols, widths))).rstrip()
+
+        rule = "=" * min(width, sum(widths) + 2 * (len(widths) - 1))
+        lines = [rule, line(head), rule]
+        for i, b in enumerate(body):
+            lines.append(line(b))
+            if i in notes and notes[i]:
+                indent = "    " + "  " * b[0].count(".")
+                lines += textwrap.wrap(notes[i], width=width, initial_indent=indent, subsequent_indent=indent + "  ")
+        lines += [rule,
+                  f"Total params: {_fmt_int(t['params'])} ({_human(t['params'])})",
+                  f"Total mult-adds (MACs): {_fmt_int(t['macs'])} ({_human(t['macs'])})"
+                  + ("" if self.exact else "  NOT EXACT: calls that may multiply-accumulate were not counted"),
+                  f"Other ops: bias {_fmt_int(t['bias_ops'])}, norm {_fmt_int(t['norm_ops'])}, "
+                  f"activation {_fmt_int(t['act_ops'])}, pool {_fmt_int(t['pool_ops'])}, "
+                  f"element-wise {_fmt_int(t['elementwise_ops'])}",
+                  f"Activation elements: {_fmt_int(t['activation_elements'])}; "
+                  f"memory access (elements): {_fmt_int(t['memory_access'])}",
+                  f"Input shape: {', '.join(_shape(s) for s in self.input_shapes)}; traced with {self.traced_with}",
+                  rule]
+        return "\n".join(lines + self._footer(markdown=False)) + "\n"
+
+    def _repr_html_(self) -> str:
+        """The module tree (every level) as an HTML table, for Jupyter."""
+        import html
+
+        t = self.total
+        cells = ["<tr><th>Module</th><th>Type</th><th>Params</th><th>MACs</th><th>% MACs</th><th>Other ops</th></tr>"]
+        for path, counts in self.by_module().items():
+            pad = 1.2 * path.count(".")
+            cells.append(f"<tr><td style='text-align:left;padding-left:{pad}em'><code>{html.escape(path)}</code></td>"
+                         f"<td>{html.escape(self.modules.get(path, ''))}</td><td>{_human(counts['params'])}</td>"
+                         f"<td>{_human(counts['macs'])}</td><td>{_percent(counts['macs'], t['macs'])}</td>"
+                         f"<td>{_human(_other(counts))}</td></tr>")
+        cells.append(f"<tr><th>total</th><th></th><th>{_fmt_int(t['params'])}</th><th>{_fmt_int(t['macs'])}</th>"
+                     f"<th>100%</th><th>{_fmt_int(_other(t))}</th></tr>")
+        foot = "".join(f"<p>{html.escape(line)}</p>" for line in self._footer(markdown=False))
+        return f"<table>{''.join(cells)}</table>{foot}"
 
     def _footer(self, *, markdown: bool) -> list:
         out = []
@@ -281,6 +418,7 @@ class Report:
             out.append("NOT COUNTED (unsupported, listed, never counted as zero silently):")
             for u in self.unsupported:
                 extra = f"; {u.params:,} params counted by numel" if u.params else ""
+                extra += "" if u.macs else "; no MACs"
                 out.append(f"{'- ' if markdown else '  '}{u.op} x{u.count} at {', '.join(u.paths[:3])}"
                            f"{' ...' if len(u.paths) > 3 else ''}: {u.reason}{extra}")
         if self.unused_params:
@@ -293,6 +431,25 @@ class Report:
         t = self.total
         return (f"<Report of {self.model} on {_shape(self.input_shape)}: {len(self.rows)} rows, "
                 f"params={t['params']}, macs={t['macs']}{'' if self.complete else ', INCOMPLETE'}>")
+
+
+def _human(x) -> str:
+    """A count in K/M/G/T (powers of 1000), three significant digits; symbolic counts as they are."""
+    x = sympy.sympify(x)
+    if not x.is_Integer:
+        return str(x)
+    n = int(x)
+    for unit, size in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("K", 10**3)):
+        if abs(n) >= size:
+            return f"{n / size:.3g}{unit}" if abs(n) < 1000 * size else f"{n / size:,.0f}{unit}"
+    return str(n)
+
+
+def _percent(part, whole) -> str:
+    part, whole = sympy.sympify(part), sympy.sympify(whole)
+    if not (part.is_Integer and whole.is_Integer) or whole == 0:
+        return ""
+    return f"{100 * int(part) / int(whole):.1f}%"
 
 
 def _other(counts) -> object:

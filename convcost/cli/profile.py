@@ -24,6 +24,7 @@ def register(sub) -> None:
     p.add_argument("--input", required=True, help="input shape, e.g. 1,3,224,224 (symbol names allowed: 1,3,H,W)")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--convention", default="convcost", help="also print this tool's headline number")
+    p.add_argument("--depth", type=int, default=None, help="table: module tree levels shown (default: all)")
     p.set_defaults(handler=_profile)
 
 
@@ -76,7 +77,8 @@ def _profile(args) -> int:
     shape = shape if isinstance(shape, tuple) else (shape,)
     with _current_folder_first():
         report = profile(_load(args.factory), shape, convention=args.convention)
-    text = {"table": report.table, "json": report.to_json, "csv": report.to_csv, "md": report.to_markdown}
+    text = {"table": lambda: report.table(depth=args.depth), "json": report.to_json, "csv": report.to_csv,
+            "md": report.to_markdown}
     print(text[args.format](), end="" if args.format != "json" else "\n")
     if args.format == "table" and args.convention != "convcost":
         print(f"{args.convention} headline: {headline(report, args.convention)}")

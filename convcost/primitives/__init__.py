@@ -20,10 +20,13 @@ from convcost.primitives.conv import Conv, ConvTranspose
 from convcost.primitives.dynamic import DeformConv, ExpertConv, InvolutionAggregate
 from convcost.primitives.layer_norm import LayerNorm, LayerScale
 from convcost.primitives.linear import Linear
+from convcost.primitives.matmul import Attention, Einsum, MatMul, MultiheadAttention
 from convcost.primitives.merge import Add, Concat, Mul
 from convcost.primitives.norm import BatchNorm
+from convcost.primitives.normalize import Normalization
 from convcost.primitives.pool import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool
 from convcost.primitives.resample import Permute, Shift, Upsample
+from convcost.primitives.resize import Interpolate, MaxUnpool, Pad, Reduce
 from convcost.primitives.rearrange import ChannelShuffle, Flatten, Identity, Narrow, PixelShuffle, PixelUnshuffle
 
 #: every primitive layer class, in the order the docs list them
@@ -32,6 +35,8 @@ PRIMITIVES = (
     PixelShuffle, PixelUnshuffle, ChannelShuffle, Flatten, Narrow, Identity, Add, Mul, Concat,
     # the efficient blocks' own (convcost.efficient)
     LayerNorm, LayerScale, Upsample, Shift, Permute, ExpertConv, InvolutionAggregate, DeformConv,
+    # what modern models call beside convolutions (matrix products, attention, norms, resizing, reductions)
+    MatMul, Einsum, Attention, MultiheadAttention, Normalization, Pad, Interpolate, Reduce, MaxUnpool,
 )
 
 __all__ = ["ACTIVATIONS", "KINDS", "PRIMITIVES", *(cls.__name__ for cls in PRIMITIVES)]

@@ -12,7 +12,8 @@ from convcost.shapes import numel
 from convcost.spec import choice, spec
 
 #: the activation functions convcost names (each costs one ``act_ops`` per element)
-ACTIVATIONS = ("relu", "relu6", "sigmoid", "tanh", "hardswish", "hardsigmoid", "silu", "gelu", "leaky_relu", "elu")
+ACTIVATIONS = ("relu", "relu6", "sigmoid", "tanh", "hardswish", "hardsigmoid", "silu", "gelu", "leaky_relu", "elu", "softmax",
+               "log_softmax")
 
 
 @spec

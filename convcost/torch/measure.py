@@ -34,6 +34,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from convcost.errors import ConvcostError
+from convcost.torch.locks import TRACING, model_lock
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,16 +54,20 @@ def measure(module: torch.nn.Module, input_shape) -> Measured:
         raise ConvcostError(f"measure: {module!r} is not a torch.nn.Module")
     shapes = _shapes(input_shape)
     params = sum(p.numel() for p in module.parameters())  # parameters() yields a shared one once
-    try:
-        flops, out = _run(module, shapes, "meta")
-        device = "meta"
-    except NotImplementedError:  # an op without a meta kernel: run it for real
-        if any(t.is_meta for t in _tensors(module)):
-            raise ConvcostError(f"{_short(module)} cannot run on meta tensors and its weights are on meta") from None
-        flops, out = _run_checked(module, shapes, "cpu")
-        device = "cpu"
-    except (RuntimeError, ValueError, IndexError, TypeError) as exc:
-        raise _rejected(module, input_shape, exc) from None
+    with model_lock(module), TRACING.shared():
+        try:
+            flops, out = _run(module, shapes, "meta")
+            device = "meta"
+        except (NotImplementedError, RuntimeError) as exc:
+            if isinstance(exc, RuntimeError) and "meta" not in str(exc):
+                raise _rejected(module, input_shape, exc) from None
+            # an op without a meta kernel, or a forward that reads values: run it for real
+            if any(t.is_meta for t in _tensors(module)):
+                raise ConvcostError(f"{_short(module)} cannot run on meta tensors and its weights are on meta") from None
+            flops, out = _run_checked(module, shapes, "cpu")
+            device = "cpu"
+        except (ValueError, IndexError, TypeError, AssertionError, KeyError) as exc:
+            raise _rejected(module, input_shape, exc) from None
     if not isinstance(out, torch.Tensor):
         raise ConvcostError(f"{_short(module)} returned {type(out).__name__}, not one tensor; measure a module with one output")
     return Measured(params=params, macs=flops // 2, flops=flops, output_shape=tuple(out.shape), device=device)
@@ -93,14 +98,16 @@ def _run(module, shapes, device):
     # the module's own tensors, moved (not copied in place) so the caller's module is untouched
     state = {name: _moved(t, device) for name, t in module.named_parameters()}
     state.update({name: _moved(t, device) for name, t in module.named_buffers()})
-    training = module.training
-    module.eval()  # eval mode: batch norm uses running statistics, as the cost model counts it
+    flags = [(m, m.training) for m in module.modules()]
+    for m, _ in flags:  # eval mode: batch norm uses running statistics, as the cost model counts it
+        m.training = False
     try:
         with FlopCounterMode(display=False) as counter, torch.no_grad(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Using padding='same'")  # a note on speed, not on counts
             out = torch.func.functional_call(module, state, inputs)
     finally:
-        module.train(training)
+        for m, flag in flags:  # each module's own flag back, not the root's for all
+            m.training = flag
     return counter.get_total_flops(), out
 
 
@@ -113,12 +120,14 @@ def _moved(t, device):
 def _run_checked(module, shapes, device):
     try:
         return _run(module, shapes, device)
-    except (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError) as exc:
+    except (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError, AssertionError, KeyError) as exc:
         raise _rejected(module, shapes if len(shapes) > 1 else shapes[0], exc) from None
 
 
 def _rejected(module, shape, exc) -> ConvcostError:
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, AssertionError):
+        message = f"AssertionError: {message}"
     return ConvcostError(f"PyTorch rejects input {tuple(shape)} for {_short(module)}: {message}")
 
 

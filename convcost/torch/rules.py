@@ -29,12 +29,33 @@ class Tensor:
 
 
 class Emit:
-    """A rule's answer: cost ``spec`` on ``inputs`` (shapes), reading parameter tensors ``reads``."""
+    """A rule's answer: cost ``spec`` on ``inputs`` (shapes), reading parameter tensors ``reads``.
 
-    __slots__ = ("spec", "inputs", "reads")
+    ``output`` is what the call returns when it is not the spec's output tensor: a shape (a vector
+    product drops the axis it added) or a tuple of :class:`Tensor` (a pool that returns indices).
+    """
 
-    def __init__(self, spec, inputs, reads=()):
-        self.spec, self.inputs, self.reads = spec, inputs, reads
+    __slots__ = ("spec", "inputs", "reads", "output")
+
+    def __init__(self, spec, inputs, reads=(), output=None):
+        self.spec, self.inputs, self.reads, self.output = spec, inputs, reads, output
+
+
+#: an ``Emit.output`` saying the call's input had no batch axis: the row is costed on a batch of one,
+#: and the call returns the spec's output without that axis (``nn.Conv2d`` accepts ``(C, H, W)``)
+UNBATCHED = "unbatched"
+
+
+#: an ``Emit.output`` for a pool that also returns the indices of its maxima (same shape)
+WITH_INDICES = "with indices"
+
+
+def batched(shape, rank: int) -> tuple:
+    """``(shape, output)`` for a layer that takes inputs of ``rank``: an input one axis short gets a batch of one."""
+    shape = tuple(shape)
+    if len(shape) == rank - 1:
+        return (1, *shape), UNBATCHED
+    return shape, None
 
 
 class NoRule(Exception):
@@ -61,6 +82,13 @@ def axes(value):
 def reads(*values) -> tuple:
     """The parameters among a call's arguments (what its row counts as params)."""
     return tuple(v.tensor for v in values if isinstance(v, Tensor) and isinstance(v.tensor, torch.nn.Parameter))
+
+
+def tensor_arg(value, what: str) -> Tensor:
+    """``value`` as a :class:`Tensor`, or :class:`NoRule` naming ``what`` it should have been."""
+    if not isinstance(value, Tensor):
+        raise NoRule(f"{what} is not a tensor")
+    return value
 
 
 def broadcast(shapes) -> tuple:

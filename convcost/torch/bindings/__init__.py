@@ -3,5 +3,6 @@
 Importing this package registers them all (:mod:`convcost.torch.binding`).
 """
 
-from convcost.torch.bindings import activation, compose, conv, linear, merge, norm, pool, rearrange  # noqa: F401
-from convcost.torch.bindings import efficient  # noqa: F401
+from convcost.torch.bindings import (  # noqa: F401
+    activation, compose, conv, efficient, linear, matmul, merge, norm, normalize, pool, rearrange, resize,
+)

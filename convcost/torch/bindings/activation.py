@@ -25,6 +25,8 @@ MODULES = {
     "gelu": nn.GELU,
     "leaky_relu": nn.LeakyReLU,
     "elu": nn.ELU,
+    "softmax": nn.Softmax,
+    "log_softmax": nn.LogSoftmax,
 }
 _KIND = {cls: kind for kind, cls in MODULES.items()}
 
@@ -53,6 +55,8 @@ class ActivationBinding:
         return p.Activation(kind=_KIND[type(m)])
 
     def build(layer, rank):
+        if layer.kind in ("softmax", "log_softmax"):
+            return MODULES[layer.kind](dim=1)
         return MODULES[layer.kind]()
 
     functions = {
@@ -60,9 +64,12 @@ class ActivationBinding:
         torch.sigmoid: _call("sigmoid"), F.sigmoid: _call("sigmoid"), torch.tanh: _call("tanh"), F.tanh: _call("tanh"),
         F.hardswish: _call("hardswish"), F.hardsigmoid: _call("hardsigmoid"), F.silu: _call("silu"),
         F.gelu: _call("gelu"), F.leaky_relu: _call("leaky_relu"), F.elu: _call("elu"), F.hardtanh: _hardtanh,
+        F.softmax: _call("softmax"), torch.softmax: _call("softmax"), F.log_softmax: _call("log_softmax"),
+        torch.log_softmax: _call("log_softmax"),
     }
     methods = {"relu": _call("relu"), "relu_": _call("relu"), "sigmoid": _call("sigmoid"),
-               "sigmoid_": _call("sigmoid"), "tanh": _call("tanh")}
+               "sigmoid_": _call("sigmoid"), "tanh": _call("tanh"), "softmax": _call("softmax"),
+               "log_softmax": _call("log_softmax"), "relu6": _call("relu6"), "tanh_": _call("tanh")}
     conventions = {
         "ptflops": _ptflops(("relu", "relu6", "elu", "leaky_relu", "gelu")),
         # ptflops patches F.relu, F.elu, F.gelu and F.silu: a module that calls one is counted again

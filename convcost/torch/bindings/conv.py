@@ -15,7 +15,7 @@ from convcost import primitives as p
 from convcost.torch.binding import binds
 from convcost.torch.build import as_int
 from convcost.torch.conventions import MACS_EVERYWHERE, thop_conv, torchinfo_conv
-from convcost.torch.rules import Emit, axes, bind_arguments, reads
+from convcost.torch.rules import Emit, axes, batched, bind_arguments, reads
 
 CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 CONV_TRANSPOSE = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
@@ -35,9 +35,10 @@ def _conv_call(dims):
                            {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1}, args, kwargs)
         x, w, b = a["input"], a["weight"], a["bias"]
         groups = int(a["groups"])
+        shape, output = batched(x.shape, dims + 2)
         spec = p.Conv(C=int(w.shape[1]) * groups, O=int(w.shape[0]), K=axes(w.shape[2:]), S=axes(a["stride"]),
                       P=axes(a["padding"]), D=axes(a["dilation"]), G=groups, bias=b is not None, dims=dims)
-        return Emit(spec, [x.shape], reads(w, b))
+        return Emit(spec, [shape], reads(w, b), output)
     return rule
 
 
@@ -48,10 +49,11 @@ def _conv_transpose_call(dims):
                            args, kwargs)
         x, w, b = a["input"], a["weight"], a["bias"]
         groups = int(a["groups"])
+        shape, output = batched(x.shape, dims + 2)
         spec = p.ConvTranspose(C=int(w.shape[0]), O=int(w.shape[1]) * groups, K=axes(w.shape[2:]),
                                S=axes(a["stride"]), P=axes(a["padding"]), output_padding=axes(a["output_padding"]),
                                D=axes(a["dilation"]), G=groups, bias=b is not None, dims=dims)
-        return Emit(spec, [x.shape], reads(w, b))
+        return Emit(spec, [shape], reads(w, b), output)
     return rule
 
 

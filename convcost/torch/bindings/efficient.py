@@ -4,8 +4,8 @@ Modules ``torch.nn`` lacks are in :mod:`convcost.torch.modules_efficient`.
 
 >>> import torch.nn as nn
 >>> from convcost.torch import from_torch
->>> from_torch(nn.LayerNorm(96, eps=1e-6)), from_torch(nn.Upsample(scale_factor=2))
-(LayerNorm(C=96), Upsample())
+>>> from_torch(nn.Upsample(scale_factor=2))
+Upsample()
 """
 
 from __future__ import annotations
@@ -53,13 +53,9 @@ class PermuteBinding:
         return m.Permute(layer.dims)
 
 
-@binds(p.LayerNorm, modules=(nn.LayerNorm,))
+@binds(p.LayerNorm)
 class LayerNormBinding:
-    def read(module):
-        if len(module.normalized_shape) != 1 or (module.elementwise_affine and module.bias is None):
-            raise ConvcostError(f"cannot read {module!r}: only a layer norm over the last axis, with its shift, is counted")
-        return p.LayerNorm(C=module.normalized_shape[0], affine=module.elementwise_affine)
-
+    # nn.LayerNorm itself is read by the binding of every normalisation (convcost.torch.bindings.normalize)
     def build(layer, rank):
         return nn.LayerNorm(as_int(layer.C), eps=1e-6, elementwise_affine=layer.affine)
 

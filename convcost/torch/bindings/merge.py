@@ -52,7 +52,7 @@ class AddBinding:
         return modules.Merge("add")
 
     functions = {operator.add: _ADD, operator.iadd: _ADD, torch.add: _ADD, operator.sub: _ADD, torch.sub: _ADD}
-    methods = {"add": _ADD, "add_": _ADD, "sub": _ADD}
+    methods = {"add": _ADD, "add_": _ADD, "sub": _ADD, "sub_": _ADD}
 
 
 @binds(p.Mul)
@@ -61,7 +61,7 @@ class MulBinding:
         return modules.Merge("mul")
 
     functions = {operator.mul: _MUL, operator.imul: _MUL, torch.mul: _MUL, operator.truediv: _MUL, torch.div: _MUL}
-    methods = {"mul": _MUL, "mul_": _MUL, "div": _MUL}
+    methods = {"mul": _MUL, "mul_": _MUL, "div": _MUL, "div_": _MUL}
 
 
 @binds(p.Concat)

@@ -1,10 +1,11 @@
-"""The torch side of :mod:`convcost.primitives.norm`: ``nn.BatchNorm1d/2d/3d``.
+"""The torch side of :mod:`convcost.primitives.norm`: ``nn.BatchNorm1d/2d/3d`` and ``F.batch_norm``.
 
 Its ``eps`` and ``momentum`` change no count and are not kept.
 """
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import nn
 
 from convcost import primitives as p
@@ -12,6 +13,16 @@ from convcost.errors import ConvcostError
 from convcost.torch.binding import binds
 from convcost.torch.build import as_int
 from convcost.torch.conventions import batch, formula_params, per_element
+from convcost.torch.rules import Emit, NoRule, bind_arguments, reads, tensor_arg
+
+def _batch_norm_call(args, kwargs):
+    a = bind_arguments(("input", "running_mean", "running_var", "weight", "bias"), {"weight": None, "bias": None},
+                       args, kwargs)
+    x = tensor_arg(a["input"], "the input")
+    if len(x.shape) < 2:
+        raise NoRule("batch norm of an input without a channel axis")
+    return Emit(p.BatchNorm(C=x.shape[1], affine=a["weight"] is not None), [x.shape], reads(a["weight"], a["bias"]))
+
 
 BATCH_NORM = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.BatchNorm3d}  # by input rank
 
@@ -28,6 +39,7 @@ class BatchNormBinding:
             raise ConvcostError(f"{layer!r}: batch norm takes inputs of rank 2 to 5, got rank {rank}")
         return BATCH_NORM[rank or 4](as_int(layer.C), affine=layer.affine)
 
+    functions = {F.batch_norm: _batch_norm_call}
     conventions = {
         "fvcore": per_element(2, 1),
         "torchinfo": lambda row: batch(row) * formula_params(row),

@@ -1,7 +1,7 @@
 """The torch side of :mod:`convcost.primitives.pool`: max, average and adaptive pools in 1-3 D.
 
 ``AvgPool``'s ``count_include_pad`` and ``divisor_override`` change no count and are not kept.
-A pool that returns indices is read as the same pool (the indices cost no arithmetic).
+A pool that returns indices is read as the same pool (the indices cost no arithmetic); the call returns both.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from convcost.torch.binding import binds
 from convcost.torch.build import pool_size
 from convcost.torch.bindings.conv import read_axes
 from convcost.torch.conventions import in_numel, out_numel, thop_adaptive, times
-from convcost.torch.rules import Emit, NoRule, axes, bind_arguments
+from convcost.torch.rules import WITH_INDICES, Emit, NoRule, axes, bind_arguments
 
 MAX_POOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
 AVG_POOL = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}
@@ -29,17 +29,16 @@ _AVG_ARGS = ("input", "kernel_size", "stride", "padding", "ceil_mode")
 _AVG_DEFAULTS = {"stride": None, "padding": 0, "ceil_mode": False}
 
 
-def _pool_call(cls, dims, names, defaults):
+def _pool_call(cls, dims, names, defaults, indices=False):
     def rule(args, kwargs):
         a = bind_arguments(names, defaults, args, kwargs)
-        if a.get("return_indices"):
-            raise NoRule("pooling that returns indices")
+        output = WITH_INDICES if indices or a.get("return_indices") else None
         k = axes(a["kernel_size"])
         s = k if a["stride"] in (None, [], ()) else axes(a["stride"])
         fields = dict(K=k, S=s, P=axes(a["padding"]), ceil_mode=bool(a["ceil_mode"]), dims=dims)
         if cls is p.MaxPool:
             fields["D"] = axes(a["dilation"])
-        return Emit(cls(**fields), [a["input"].shape])
+        return Emit(cls(**fields), [a["input"].shape], (), output)
     return rule
 
 
@@ -49,9 +48,8 @@ def _adaptive_call(cls, dims):
         size = a["output_size"]
         if size is None or (isinstance(size, (tuple, list)) and None in size):
             raise NoRule("adaptive pooling to a None size")
-        if a["return_indices"]:
-            raise NoRule("pooling that returns indices")
-        return Emit(cls(output_size=axes(size), dims=dims), [a["input"].shape])
+        output = WITH_INDICES if a["return_indices"] else None
+        return Emit(cls(output_size=axes(size), dims=dims), [a["input"].shape], (), output)
     return rule
 
 
@@ -77,7 +75,10 @@ class MaxPoolBinding:
 
     functions = {F.max_pool1d: _pool_call(p.MaxPool, 1, _MAX_ARGS, _MAX_DEFAULTS),
                  F.max_pool2d: _pool_call(p.MaxPool, 2, _MAX_ARGS, _MAX_DEFAULTS),
-                 F.max_pool3d: _pool_call(p.MaxPool, 3, _MAX_ARGS, _MAX_DEFAULTS)}
+                 F.max_pool3d: _pool_call(p.MaxPool, 3, _MAX_ARGS, _MAX_DEFAULTS),
+                 F.max_pool1d_with_indices: _pool_call(p.MaxPool, 1, _MAX_ARGS, _MAX_DEFAULTS, indices=True),
+                 F.max_pool2d_with_indices: _pool_call(p.MaxPool, 2, _MAX_ARGS, _MAX_DEFAULTS, indices=True),
+                 F.max_pool3d_with_indices: _pool_call(p.MaxPool, 3, _MAX_ARGS, _MAX_DEFAULTS, indices=True)}
     conventions = _PTFLOPS
 
 

@@ -1,0 +1,97 @@
+"""Work without multiply-accumulates: padding, interpolation and reductions (sum, mean, max ...).
+
+>>> Pad(P=(1, 1, 2, 2)).cost((1, 3, 8, 8)).output_shape
+(1, 3, 12, 10)
+>>> Interpolate(size=(16, 16), mode="bilinear").cost((1, 3, 8, 8)).elementwise_ops
+768
+>>> Reduce(dims=(2, 3), keepdim=True).cost((1, 3, 8, 8)).output_shape
+(1, 3, 1, 1)
+"""
+
+from __future__ import annotations
+
+from convcost.errors import ConvcostError
+from convcost.layers import Layer
+from convcost.primitives.base import fmt, plain
+from convcost.shapes import numel
+from convcost.spec import choice, count, flag, size, spec
+
+MODES = ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area")
+REDUCTIONS = ("sum", "mean", "amax", "amin", "max", "min", "prod", "var", "std", "norm", "logsumexp", "any", "all")
+
+
+@spec
+class Pad(Layer):
+    """Constant, reflect or replicate padding (``F.pad``): ``P`` lists (before, after) pairs from the last
+    axis backwards, as PyTorch takes them. Data movement only."""
+
+    P: object = count(0, per_axis=True)
+
+    def kernel_kind(self) -> str:
+        return "data_movement"
+
+    def _cost(self, shape):
+        pads = self.P if isinstance(self.P, tuple) else (self.P, self.P)
+        if len(pads) % 2 or len(pads) // 2 > len(shape):
+            raise ConvcostError(f"{self!r}: {len(pads)} padding values do not pair up with the axes of {fmt(shape)}")
+        out = list(shape)
+        for i in range(len(pads) // 2):
+            out[len(shape) - 1 - i] = shape[len(shape) - 1 - i] + pads[2 * i] + pads[2 * i + 1]
+        return plain(tuple(out), shape)
+
+
+@spec
+class Interpolate(Layer):
+    """Resampling to spatial ``size`` (``F.interpolate``, ``nn.Upsample``): no MACs; one element-wise
+    operation per output element for an interpolating mode, none for nearest (a copy)."""
+
+    size: object = size(1, per_axis=True)
+    mode: str = choice("nearest", MODES)
+
+    def kernel_kind(self) -> str:
+        return "elementwise" if not self.mode.startswith("nearest") else "data_movement"
+
+    def _cost(self, shape):
+        sizes = self.size if isinstance(self.size, tuple) else (self.size,) * (len(shape) - 2)
+        if len(sizes) != len(shape) - 2:
+            raise ConvcostError(f"{self!r}: {len(sizes)} output sizes for the {len(shape) - 2} spatial axes of {fmt(shape)}")
+        out = (*shape[:2], *sizes)
+        return plain(out, shape, elementwise_ops=0 if self.mode.startswith("nearest") else numel(out))
+
+
+@spec
+class Reduce(Layer):
+    """A reduction (``sum``, ``mean``, ``amax`` ...) over ``dims`` (all axes when empty): one element-wise
+    operation per input element, no MACs."""
+
+    dims: tuple = ()
+    keepdim: bool = flag(False)
+    kind: str = choice("sum", REDUCTIONS)
+
+    count_free_fields = ("kind",)
+
+    def kernel_kind(self) -> str:
+        return "elementwise"
+
+    def _cost(self, shape):
+        rank = len(shape)
+        if any(type(d) is not int or not -max(rank, 1) <= d < max(rank, 1) for d in self.dims):
+            raise ConvcostError(f"{self!r}: dims {self.dims} are not axes of {fmt(shape)}")
+        axes = {d % rank for d in self.dims} if self.dims and rank else set(range(rank))
+        out = tuple((1 if i in axes else n) for i, n in enumerate(shape) if self.keepdim or i not in axes)
+        return plain(out, shape, elementwise_ops=numel(shape))
+
+
+@spec
+class MaxUnpool(Layer):
+    """The inverse of a max pool (``nn.MaxUnpool1d/2d/3d``): scatters each input to the output of ``size``
+    per spatial axis. Data movement only."""
+
+    size: object = size(1, per_axis=True)
+
+    def kernel_kind(self) -> str:
+        return "data_movement"
+
+    def _cost(self, shape):
+        sizes = self.size if isinstance(self.size, tuple) else (self.size,) * (len(shape) - 2)
+        return plain((*shape[: len(shape) - len(sizes)], *sizes), shape)

@@ -1,0 +1,165 @@
+"""The torch side of :mod:`convcost.primitives.matmul`: ``matmul``/``@``, ``mm``, ``bmm``, ``addmm``,
+``baddbmm``, ``einsum`` and ``F.scaled_dot_product_attention``.
+
+A vector operand of ``matmul`` is a matrix of one row (first operand) or one column (second), as PyTorch
+defines it; the returned shape drops that axis again.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from convcost import primitives as p
+from convcost.torch.binding import binds
+from convcost.torch.conventions import FLOPS, MACS
+from convcost.torch.rules import Emit, NoRule, Tensor, bind_arguments, reads, tensor_arg
+
+
+def _product(x, y, bias=False, extra=()):
+    x, y = tensor_arg(x, "the first operand"), tensor_arg(y, "the second operand")
+    a, b = tuple(x.shape), tuple(y.shape)
+    if not a or not b:
+        raise NoRule("a product with a 0-D operand is a multiplication")
+    drop_row, drop_col = len(a) == 1, len(b) == 1
+    a = (1, *a) if drop_row else a
+    b = (*b, 1) if drop_col else b
+    spec = p.MatMul(bias=bias)
+    out = spec.cost([a, b]).output_shape
+    output = None
+    if drop_row or drop_col:
+        output = out[:-2] + (() if drop_row else out[-2:-1]) + (() if drop_col else out[-1:])
+    return Emit(spec, [a, b], reads(x, y, *extra), output)
+
+
+def _matmul(args, kwargs):
+    a = bind_arguments(("input", "other"), {}, args, kwargs)
+    return _product(a["input"], a["other"])
+
+
+def _rmatmul(args, kwargs):  # ``w @ x`` seen as ``x.__rmatmul__(w)``
+    return _product(args[1], args[0])
+
+
+def _addmm(args, kwargs):
+    a = bind_arguments(("input", "mat1", "mat2"), {}, args, kwargs)
+    return _product(a["mat1"], a["mat2"], bias=True, extra=(a["input"],))
+
+
+def _baddbmm(args, kwargs):
+    a = bind_arguments(("input", "batch1", "batch2"), {}, args, kwargs)
+    return _product(a["batch1"], a["batch2"], bias=True, extra=(a["input"],))
+
+
+def _einsum(args, kwargs):
+    equation, operands = args[0], list(args[1:])
+    if len(operands) == 1 and isinstance(operands[0], (tuple, list)):
+        operands = list(operands[0])
+    if not isinstance(equation, str) or not all(isinstance(t, Tensor) for t in operands):
+        raise NoRule("einsum in the sublist form")
+    if len(operands) < 2:
+        raise NoRule("einsum of one operand (a transpose, diagonal or sum: no MACs)")
+    if "->" not in equation:  # the implicit output: every index used once, in alphabetical order
+        letters = equation.replace("...", "").replace(",", "").replace(" ", "")
+        equation += "->" + ("..." if "..." in equation else "") + "".join(sorted(x for x in set(letters) if letters.count(x) == 1))
+    if torch.backends.opt_einsum.is_available() and torch.backends.opt_einsum.enabled and len(operands) > 2:
+        raise NoRule("einsum of 3+ operands under opt_einsum (its contraction order is opt_einsum's choice)")
+    return Emit(p.Einsum(equation=equation), [t.shape for t in operands], reads(*operands))
+
+
+def _attention(args, kwargs):
+    a = bind_arguments(("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"),
+                       {"attn_mask": None, "enable_gqa": False}, args, kwargs)
+    q, k, v = (tensor_arg(a[n], n) for n in ("query", "key", "value"))
+    ks, vs = k.shape, v.shape
+    if a["enable_gqa"] and len(q.shape) >= 3 and len(ks) >= 3 and ks[-3] != q.shape[-3]:
+        ks, vs = (*ks[:-3], q.shape[-3], *ks[-2:]), (*vs[:-3], q.shape[-3], *vs[-2:])  # key heads repeated
+    return Emit(p.Attention(), [q.shape, ks, vs], reads(q, k, v))
+
+
+_MHA_ARGS = ("query", "key", "value", "embed_dim_to_check", "num_heads", "in_proj_weight", "in_proj_bias", "bias_k",
+             "bias_v", "add_zero_attn", "dropout_p", "out_proj_weight", "out_proj_bias", "training", "key_padding_mask",
+             "need_weights", "attn_mask", "use_separate_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight",
+             "static_k", "static_v")
+
+
+def _multi_head_attention(args, kwargs):
+    a = bind_arguments(_MHA_ARGS, {"use_separate_proj_weight": False, "q_proj_weight": None, "k_proj_weight": None,
+                                   "v_proj_weight": None, "static_k": None, "static_v": None, "bias_k": None,
+                                   "bias_v": None, "add_zero_attn": False}, args, kwargs)
+    if a["static_k"] is not None or a["static_v"] is not None:
+        raise NoRule("multi-head attention with static keys or values")
+    q, k, v = (tensor_arg(a[n], n) for n in ("query", "key", "value"))
+    e = int(a["embed_dim_to_check"])
+    extra = (a["bias_k"] is not None) + bool(a["add_zero_attn"])
+    spec = p.MultiheadAttention(E=e, H=int(a["num_heads"]), kdim=k.shape[-1], vdim=v.shape[-1],
+                                bias=a["in_proj_bias"] is not None, extra_keys=extra)
+    weights = [a[n] for n in ("in_proj_weight", "in_proj_bias", "bias_k", "bias_v", "out_proj_weight", "out_proj_bias",
+                              "q_proj_weight", "k_proj_weight", "v_proj_weight")]
+    return Emit(spec, [q.shape, k.shape, v.shape], reads(*weights))
+
+
+class BatchedProduct(nn.Module):
+    """``a @ b`` as a module of two inputs (what :func:`convcost.torch.to_torch` builds for a MatMul)."""
+
+    def forward(self, a, b):
+        return torch.matmul(a, b)
+
+
+class EinsumProduct(nn.Module):
+    def __init__(self, equation: str):
+        super().__init__()
+        self.equation = equation
+
+    def forward(self, *operands):
+        return torch.einsum(self.equation, *operands)
+
+
+class DotProductAttention(nn.Module):
+    def forward(self, q, k, v):
+        return F.scaled_dot_product_attention(q, k, v)
+
+
+_TOOLS = {"convcost": MACS, "torch": FLOPS, "fvcore": MACS, "ptflops": MACS}
+
+
+@binds(p.MatMul)
+class MatMulBinding:
+    def build(layer, rank):
+        return BatchedProduct()
+
+    functions = {torch.matmul: _matmul, operator.matmul: _matmul, torch.mm: _matmul, torch.bmm: _matmul,
+                 torch.addmm: _addmm, torch.baddbmm: _baddbmm}
+    methods = {"matmul": _matmul, "mm": _matmul, "bmm": _matmul, "__matmul__": _matmul, "__rmatmul__": _rmatmul,
+               "addmm": _addmm, "baddbmm": _baddbmm}
+    conventions = _TOOLS
+
+
+@binds(p.Einsum)
+class EinsumBinding:
+    def build(layer, rank):
+        return EinsumProduct(layer.equation)
+
+    functions = {torch.einsum: _einsum}
+    conventions = _TOOLS
+
+
+@binds(p.MultiheadAttention)
+class MultiheadAttentionBinding:
+    def build(layer, rank):
+        return nn.MultiheadAttention(layer.E, layer.H, bias=layer.bias, kdim=layer.kdim, vdim=layer.vdim)
+
+    functions = {F.multi_head_attention_forward: _multi_head_attention}
+    conventions = _TOOLS
+
+
+@binds(p.Attention)
+class AttentionBinding:
+    def build(layer, rank):
+        return DotProductAttention()
+
+    functions = {F.scaled_dot_product_attention: _attention}
+    conventions = _TOOLS

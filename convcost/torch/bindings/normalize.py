@@ -1,0 +1,91 @@
+"""The torch side of :mod:`convcost.primitives.normalize`: layer, group, instance and RMS norm, as modules
+and as the functions they call.
+
+>>> import torch.nn as nn
+>>> from convcost.torch import from_torch
+>>> from_torch(nn.GroupNorm(4, 32))
+Normalization(kind='group', C=32)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch.nn.functional as F
+from torch import nn
+
+from convcost import primitives as p
+from convcost.torch.binding import binds
+from convcost.torch.build import as_int
+from convcost.torch.conventions import per_element
+from convcost.torch.rules import Emit, bind_arguments, reads, tensor_arg
+
+INSTANCE_NORM = {3: nn.InstanceNorm1d, 4: nn.InstanceNorm2d, 5: nn.InstanceNorm3d}
+
+
+def _affine(weight, bias, features):
+    return dict(C=features, affine=weight is not None, bias=bias is not None or weight is None)
+
+
+def _layer_norm(args, kwargs):
+    a = bind_arguments(("input", "normalized_shape", "weight", "bias", "eps"), {"weight": None, "bias": None},
+                       args, kwargs)
+    x = tensor_arg(a["input"], "the input")
+    size = a["normalized_shape"]
+    features = math.prod(size) if isinstance(size, (tuple, list)) else int(size)
+    return Emit(p.Normalization(kind="layer", **_affine(a["weight"], a["bias"], features)), [x.shape],
+                reads(a["weight"], a["bias"]))
+
+
+def _rms_norm(args, kwargs):
+    a = bind_arguments(("input", "normalized_shape", "weight", "eps"), {"weight": None}, args, kwargs)
+    size = a["normalized_shape"]
+    features = math.prod(size) if isinstance(size, (tuple, list)) else int(size)
+    return Emit(p.Normalization(kind="rms", C=features, affine=a["weight"] is not None, bias=False),
+                [tensor_arg(a["input"], "the input").shape], reads(a["weight"]))
+
+
+def _group_norm(args, kwargs):
+    a = bind_arguments(("input", "num_groups", "weight", "bias", "eps"), {"weight": None, "bias": None}, args, kwargs)
+    x = tensor_arg(a["input"], "the input")
+    return Emit(p.Normalization(kind="group", **_affine(a["weight"], a["bias"], x.shape[1])), [x.shape],
+                reads(a["weight"], a["bias"]))
+
+
+def _instance_norm(args, kwargs):
+    a = bind_arguments(("input", "running_mean", "running_var", "weight", "bias"),
+                       {"running_mean": None, "running_var": None, "weight": None, "bias": None}, args, kwargs)
+    x = tensor_arg(a["input"], "the input")
+    return Emit(p.Normalization(kind="instance", **_affine(a["weight"], a["bias"], x.shape[1])), [x.shape],
+                reads(a["weight"], a["bias"]))
+
+
+def _read_layer_norm(m):
+    return p.Normalization(kind="layer", C=math.prod(m.normalized_shape), affine=m.elementwise_affine,
+                           bias=m.bias is not None or not m.elementwise_affine)
+
+
+@binds(p.Normalization, modules=(nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, *INSTANCE_NORM.values()))
+class NormalizationBinding:
+    def read(m):
+        if isinstance(m, nn.LayerNorm):
+            return _read_layer_norm(m)
+        if isinstance(m, nn.RMSNorm):
+            return p.Normalization(kind="rms", C=math.prod(m.normalized_shape), affine=m.weight is not None, bias=False)
+        if isinstance(m, nn.GroupNorm):
+            return p.Normalization(kind="group", C=m.num_channels, affine=m.affine)
+        return p.Normalization(kind="instance", C=m.num_features, affine=m.affine)
+
+    def build(layer, rank):
+        c = as_int(layer.C)
+        if layer.kind == "group":
+            return nn.GroupNorm(1, c, affine=layer.affine)
+        if layer.kind == "instance":
+            return INSTANCE_NORM.get(rank or 4, nn.InstanceNorm2d)(c, affine=layer.affine)
+        if layer.kind == "rms":
+            return nn.RMSNorm(c, elementwise_affine=layer.affine)
+        return nn.LayerNorm(c, elementwise_affine=layer.affine, bias=layer.bias)
+
+    functions = {F.layer_norm: _layer_norm, F.group_norm: _group_norm, F.instance_norm: _instance_norm,
+                 F.rms_norm: _rms_norm}
+    conventions = {"ptflops": per_element(2, 1)}

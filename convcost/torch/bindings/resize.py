@@ -1,0 +1,132 @@
+"""The torch side of :mod:`convcost.primitives.resize`: ``F.pad``, ``F.interpolate`` (and ``nn.Upsample``),
+reductions (``mean``, ``sum``, ``amax``, ``amin``) and max unpooling.
+``nn.Upsample`` and the padding modules are read by what they call.
+
+>>> from convcost.torch.rules import Tensor
+>>> _interpolate((Tensor((1, 3, 5, 5)),), {"scale_factor": 2.5, "mode": "bilinear"}).spec
+Interpolate(size=12, mode='bilinear')
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from convcost import primitives as p
+from convcost.torch.binding import binds
+from convcost.torch.bindings.conv import read_axes
+from convcost.torch.rules import Emit, NoRule, bind_arguments, tensor_arg
+
+MAX_UNPOOL = {1: nn.MaxUnpool1d, 2: nn.MaxUnpool2d, 3: nn.MaxUnpool3d}
+
+
+def _pad(args, kwargs):
+    a = bind_arguments(("input", "pad", "mode", "value"), {"mode": "constant", "value": None}, args, kwargs)
+    pads = tuple(int(x) for x in a["pad"])
+    if any(x < 0 for x in pads):
+        raise NoRule("padding by a negative amount (a crop)")
+    return Emit(p.Pad(P=pads), [tensor_arg(a["input"], "the input").shape])
+
+
+def interpolated_size(shape, size, scale) -> tuple:
+    """The spatial output size of ``F.interpolate`` (``size``, else ``floor(input x scale_factor)``)."""
+    spatial = tuple(shape[2:])
+    if size is not None:
+        return tuple(int(s) for s in size) if isinstance(size, (tuple, list)) else (int(size),) * len(spatial)
+    if scale is None:
+        raise NoRule("interpolation without a size or a scale factor")
+    scales = tuple(scale) if isinstance(scale, (tuple, list)) else (scale,) * len(spatial)
+    if not all(type(n) is int for n in spatial):
+        raise NoRule("interpolation of a symbolic size by a scale factor")
+    return tuple(math.floor(float(n * s)) for n, s in zip(spatial, scales))
+
+
+def _interpolate(args, kwargs):
+    a = bind_arguments(("input", "size", "scale_factor", "mode"), {"size": None, "scale_factor": None,
+                                                                   "mode": "nearest"}, args, kwargs)
+    x = tensor_arg(a["input"], "the input")
+    if len(x.shape) < 3:
+        raise NoRule("interpolation of an input without spatial axes")
+    size = interpolated_size(x.shape, a["size"], a["scale_factor"])
+    return Emit(p.Interpolate(size=read_axes(size), mode=a["mode"]), [x.shape])
+
+
+def _reduce(kind, default_dim):
+    def rule(args, kwargs):
+        a = bind_arguments(("input", "dim", "keepdim"), {"dim": default_dim, "keepdim": False}, args, kwargs)
+        x = tensor_arg(a["input"], "the input")
+        dim = a["dim"]
+        dims = () if dim is None else (int(dim),) if isinstance(dim, int) else tuple(int(d) for d in dim)
+        return Emit(p.Reduce(dims=dims, keepdim=bool(a["keepdim"]), kind=kind), [x.shape])
+    return rule
+
+
+def _max_unpool(dims):
+    def rule(args, kwargs):
+        a = bind_arguments(("input", "indices", "kernel_size", "stride", "padding", "output_size"),
+                           {"stride": None, "padding": 0, "output_size": None}, args, kwargs)
+        x = tensor_arg(a["input"], "the input")
+        return Emit(p.MaxUnpool(size=read_axes(unpooled_size(x.shape, dims, a["kernel_size"], a["stride"],
+                                                             a["padding"], a["output_size"]))), [x.shape])
+    return rule
+
+
+def unpooled_size(shape, dims, kernel, stride, padding, output_size) -> tuple:
+    """What ``F.max_unpool*d`` returns per spatial axis: ``output_size``, else ``(in - 1) S - 2 P + K``."""
+    if output_size is not None:
+        return tuple(int(s) for s in tuple(output_size)[-dims:])
+    each = lambda v: tuple(int(x) for x in v) if isinstance(v, (tuple, list)) else (int(v),) * dims  # noqa: E731
+    k, pad = each(kernel), each(padding)
+    s = k if stride is None else each(stride)
+    return tuple((n - 1) * si - 2 * pi + ki for n, ki, si, pi in zip(shape[-dims:], k, s, pad))
+
+
+@binds(p.Pad)
+class PadBinding:
+    def build(layer, rank):
+        return nn.ZeroPad2d(layer.P) if isinstance(layer.P, tuple) and len(layer.P) == 4 else nn.Identity()
+
+    functions = {F.pad: _pad}
+
+
+@binds(p.Interpolate)
+class InterpolateBinding:
+    def build(layer, rank):
+        return nn.Upsample(size=layer.size, mode=layer.mode)
+
+    functions = {F.interpolate: _interpolate, F.upsample: _interpolate}
+
+
+class Reduction(nn.Module):
+    """A reduction as a module (what :func:`convcost.torch.to_torch` builds for a Reduce)."""
+
+    def __init__(self, kind: str, dims: tuple, keepdim: bool):
+        super().__init__()
+        self.kind, self.dims, self.keepdim = kind, tuple(dims), keepdim
+
+    def forward(self, x):
+        fn = {"sum": torch.sum, "mean": torch.mean, "amax": torch.amax, "amin": torch.amin}.get(self.kind, torch.sum)
+        return fn(x, dim=self.dims or tuple(range(x.dim())), keepdim=self.keepdim)
+
+
+@binds(p.Reduce)
+class ReduceBinding:
+    def build(layer, rank):
+        return Reduction(layer.kind, layer.dims, layer.keepdim)
+
+    functions = {torch.mean: _reduce("mean", None), torch.sum: _reduce("sum", None),
+                 torch.amax: _reduce("amax", ()), torch.amin: _reduce("amin", ())}
+    methods = {"mean": _reduce("mean", None), "sum": _reduce("sum", None), "amax": _reduce("amax", ()),
+               "amin": _reduce("amin", ())}
+
+
+
+@binds(p.MaxUnpool)
+class MaxUnpoolBinding:
+    def build(layer, rank):
+        return MAX_UNPOOL[2](2)
+
+    functions = {F.max_unpool1d: _max_unpool(1), F.max_unpool2d: _max_unpool(2), F.max_unpool3d: _max_unpool(3)}

@@ -1,0 +1,467 @@
+"""The fast reading: a ``torch.fx`` graph walked with convcost's own shape formulas, nothing executed.
+
+Called modules whose exact type has a reader are leaves, read through the registry; every other module
+(a ``Conv2d`` subclass, ``nn.LayerNorm`` ...) is traced through, so it is read by what it calls.
+Functions and tensor methods go through the rules of :mod:`convcost.torch.bindings`; views cost
+nothing and make no row. An operation without a rule is listed, and its output shape comes from running
+it alone on meta tensors. Symbols in the input sizes give closed forms.
+
+Tracing patches ``nn.Module.__call__`` for the whole process while it runs, so it is done under the
+exclusive side of :data:`convcost.torch.locks.TRACING` (no forward of a profile runs meanwhile).
+"""
+
+from __future__ import annotations
+
+import operator
+import threading
+import weakref
+
+import sympy
+import torch
+import torch.fx
+import torch.nn.functional as F
+
+from convcost import primitives
+from convcost.errors import ConvcostError
+from convcost.torch.binding import BINDINGS, FUNCTIONS, METHODS
+from convcost.torch.locks import TRACING
+from convcost.torch.record import Recorder
+from convcost.torch.registry import REGISTRY
+from convcost.torch.rules import WITH_INDICES, Emit, NoRule, Tensor, bind_arguments
+
+#: module types read as one leaf: those whose binding is a primitive (containers are traced through)
+LEAF_TYPES = frozenset(m for layer, b in BINDINGS.items() if layer in primitives.PRIMITIVES for m in b.modules)
+
+
+class _Unknown:
+    """The value of an operation whose output convcost could not determine."""
+
+    __slots__ = ("op",)
+
+    def __init__(self, op):
+        self.op = op
+
+
+# -- shape-only operations (no work, no row) ------------------------------------------------------------
+
+
+def _sizes(args, kwargs, *names):
+    for name in names:
+        if name in kwargs:
+            return list(kwargs[name])
+    return list(args[1:]) if len(args) > 2 or not isinstance(args[1], (tuple, list, torch.Size)) else list(args[1])
+
+
+def _view(args, kwargs):
+    x = args[0]
+    sizes = _sizes(args, kwargs, "shape", "size")
+    if -1 in sizes:
+        known = [s for s in sizes if s != -1]
+        if all(type(s) is int for s in (*known, *x.shape)):
+            sizes[sizes.index(-1)] = _numel(x.shape) // max(_numel(known), 1)
+        else:
+            sizes[sizes.index(-1)] = sympy.simplify(sympy.Mul(*x.shape) / sympy.Mul(*known))
+    return Tensor(tuple(_int(s) for s in sizes))
+
+
+def _numel(shape):
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def _int(x):
+    if type(x) is int:
+        return x
+    x = sympy.sympify(x)
+    return int(x) if x.is_Integer else x
+
+
+def _permute(args, kwargs):
+    x = args[0]
+    order = kwargs.get("dims") or _sizes(args, kwargs)
+    return Tensor(tuple(x.shape[int(i)] for i in order))
+
+
+def _transpose(args, kwargs):
+    x, a, b = args[0], int(args[1]), int(args[2])
+    shape = list(x.shape)
+    shape[a], shape[b] = shape[b], shape[a]
+    return Tensor(tuple(shape))
+
+
+def _t(args, kwargs):
+    return Tensor(tuple(reversed(args[0].shape)))
+
+
+def _size(args, kwargs):
+    x = args[0]
+    dim = args[1] if len(args) > 1 else kwargs.get("dim")
+    return x.shape if dim is None else x.shape[int(dim)]
+
+
+def _dim(args, kwargs):
+    return len(args[0].shape)
+
+
+def _chunk(args, kwargs):
+    a = bind_arguments(("input", "chunks", "dim"), {"dim": 0}, args, kwargs)
+    x, n, dim = a["input"], int(a["chunks"]), int(a["dim"])
+    length = x.shape[dim]
+    if not isinstance(length, int):
+        raise NoRule("chunk of a symbolic axis")
+    piece = -(-length // n)
+    return _pieces(x, dim, [min(piece, length - start) for start in range(0, length, piece)])
+
+
+def _split(args, kwargs):
+    a = bind_arguments(("input", "split_size_or_sections", "dim"), {"dim": 0}, args, kwargs)
+    x, size, dim = a["input"], a.get("split_size_or_sections", a.get("split_size")), int(a["dim"])
+    length = x.shape[dim]
+    if isinstance(size, (tuple, list)):
+        return _pieces(x, dim, [int(s) for s in size])
+    if not isinstance(length, int):
+        raise NoRule("split of a symbolic axis")
+    size = int(size)
+    return _pieces(x, dim, [min(size, length - start) for start in range(0, length, size)])
+
+
+def _pieces(x, dim, lengths):
+    out = []
+    for n in lengths:
+        shape = list(x.shape)
+        shape[dim] = n
+        out.append(Tensor(tuple(shape)))
+    return tuple(out)
+
+
+def _unsqueeze(args, kwargs):
+    x, dim = args[0], int(args[1] if len(args) > 1 else kwargs["dim"])
+    shape = list(x.shape)
+    shape.insert(dim % (len(shape) + 1), 1)
+    return Tensor(tuple(shape))
+
+
+def _squeeze(args, kwargs):
+    x = args[0]
+    dim = args[1] if len(args) > 1 else kwargs.get("dim")
+    if dim is None:
+        return Tensor(tuple(s for s in x.shape if s != 1))
+    dims = {int(d) % len(x.shape) for d in (dim if isinstance(dim, (tuple, list)) else (dim,))}
+    return Tensor(tuple(s for i, s in enumerate(x.shape) if not (i in dims and s == 1)))
+
+
+def _expand(args, kwargs):
+    x, sizes = args[0], _sizes(args, kwargs, "size")
+    lead = len(sizes) - len(x.shape)
+    return Tensor(tuple(x.shape[i - lead] if s == -1 else s for i, s in enumerate(sizes)))
+
+
+def _stack(args, kwargs):
+    a = bind_arguments(("tensors", "dim"), {"dim": 0}, args, kwargs)
+    first = a["tensors"][0].shape
+    dim = int(a["dim"]) % (len(first) + 1)
+    return Tensor((*first[:dim], len(a["tensors"]), *first[dim:]))
+
+
+def _same(args, kwargs):
+    return args[0]
+
+
+#: calls that only change how a tensor is viewed: no work, no row
+SHAPE_FUNCTIONS = {
+    torch.reshape: _view, torch.permute: _permute, torch.transpose: _transpose, torch.chunk: _chunk,
+    torch.split: _split, torch.unsqueeze: _unsqueeze, torch.squeeze: _squeeze, torch.stack: _stack,
+    torch.t: _t, F.dropout: _same, F.dropout1d: _same, F.dropout2d: _same, F.dropout3d: _same,
+    torch.clone: _same,
+}
+SHAPE_METHODS = {
+    "view": _view, "reshape": _view, "permute": _permute, "transpose": _transpose, "contiguous": _same,
+    "size": _size, "dim": _dim, "chunk": _chunk, "split": _split, "unsqueeze": _unsqueeze, "squeeze": _squeeze,
+    "expand": _expand, "t": _t, "clone": _same, "detach": _same, "float": _same, "to": _same, "type_as": _same,
+}
+
+
+# -- the trace ------------------------------------------------------------------------------------------
+
+
+class LeafTracer(torch.fx.Tracer):
+    """fx's tracer with convcost's leaves: a module is a leaf when its exact type reads as a primitive."""
+
+    def is_leaf_module(self, m, qualname):
+        return type(m) in LEAF_TYPES
+
+    # fx looks a parameter up by scanning every parameter of the model at each use (quadratic: 50 s on
+    # timm's densenet264d); the same first names, found once
+    def _names(self, kind):
+        maps = self.__dict__.setdefault("_convcost_names", {})
+        key = (id(self.root), kind)
+        if key not in maps:
+            named = self.root.named_parameters() if kind == "params" else self.root.named_buffers()
+            maps[key] = {}
+            for n, t in named:
+                maps[key].setdefault(id(t), n)
+        return maps[key]
+
+    def getattr(self, attr, attr_val, parameter_proxy_cache):
+        for kind, wanted in (("params", isinstance(attr_val, torch.nn.Parameter)),
+                             ("buffers", self.proxy_buffer_attributes and isinstance(attr_val, torch.Tensor))):
+            name = self._names(kind).get(id(attr_val)) if wanted else None
+            if name is not None and not self.param_shapes_constant:
+                if name not in parameter_proxy_cache:
+                    parameter_proxy_cache[name] = self.create_proxy("get_attr", name, (), {})
+                return parameter_proxy_cache[name]
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
+
+    def create_arg(self, a):
+        if isinstance(a, torch.nn.Parameter):
+            name = self._names("params").get(id(a))
+            if name is not None:
+                return self.create_node("get_attr", name, (), {})
+        return super().create_arg(a)
+
+
+_TRACES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_TRACES_LOCK = threading.Lock()
+
+
+def trace(model):
+    """The fx graph of ``model`` (cached per model object while its submodules stay the same)."""
+    fingerprint = tuple((id(m), m.training) for m in model.modules())
+    with _TRACES_LOCK:
+        cached = _TRACES.get(model)
+    if cached is not None and cached[0] == fingerprint:
+        return cached[1]
+    with TRACING.exclusive():
+        graph = LeafTracer().trace(model)
+    with _TRACES_LOCK:
+        _TRACES[model] = (fingerprint, graph)
+    return graph
+
+
+class Walk:
+    """One pass over the graph: shapes from convcost's formulas, a row per costed node."""
+
+    def __init__(self, model, inputs, symbolic):
+        self.model, self.inputs, self.symbolic = model, inputs, symbolic
+        self.record = Recorder(model)
+        self.modules = dict(model.named_modules())
+
+    def run(self, graph):
+        if type(self.model) in LEAF_TYPES and len(self.inputs.positional) == 1 and not self.inputs.keywords:
+            return self.bare_layer()
+        env = {}
+        positional = list(self.inputs.positional)
+        for node in graph.nodes:
+            if node.op == "placeholder":
+                env[node] = self.placeholder(node, positional)
+            elif node.op == "get_attr":
+                tensor = _attr(self.model, node.target)
+                env[node] = Tensor(tensor.shape, tensor, node.target) if isinstance(tensor, torch.Tensor) else tensor
+            elif node.op == "output":
+                continue
+            else:
+                args = torch.fx.node.map_arg(node.args, env.__getitem__)
+                kwargs = torch.fx.node.map_arg(node.kwargs, env.__getitem__)
+                env[node] = self.call(node, args, kwargs)
+        if positional:
+            raise ConvcostError(f"profile: {type(self.model).__name__}.forward takes fewer inputs than the "
+                                f"{len(self.inputs.positional)} given")
+        return self.record
+
+    def bare_layer(self):
+        """A model that is one layer reads as that module (as every tool sees it), not as its calls."""
+        node = torch.fx.Node(torch.fx.Graph(), "root", "call_module", "", (), {})
+        out = self.call_module(node, self.model, (Tensor(self.inputs.positional[0].shape),), {})
+        if isinstance(out, _Unknown):
+            raise ConvcostError(f"profile: {type(self.model).__name__} cannot be read as one layer")
+        return self.record
+
+    def placeholder(self, node, positional):
+        name = node.target.lstrip("*")
+        if name in self.inputs.keywords:
+            return Tensor(self.inputs.keywords[name].shape)
+        if positional and not node.target.startswith("**"):
+            return Tensor(positional.pop(0).shape)
+        if node.args:
+            return node.args[0]  # the argument's default
+        raise ConvcostError(f"profile: {type(self.model).__name__}.forward needs an input {name!r} that was not given")
+
+    # -- one node -------------------------------------------------------------------------------
+    def path(self, node) -> str:
+        if node.op == "call_module":
+            return node.target
+        stack = node.meta.get("nn_module_stack") or {}
+        context = next(reversed(stack.values()))[0] if stack else ""
+        short = _label(node).rpartition(".")[2]
+        return f"{context}.{short}" if context else short
+
+    def call(self, node, args, kwargs):
+        flat = _flat(args, kwargs)
+        up = next((a for a in flat if isinstance(a, _Unknown)), None)
+        if up is not None:
+            self.record.skip(_label(node), self.path(node), f"its input comes from unsupported {up.op}")
+            return _Unknown(_label(node))
+        if node.op == "call_module":
+            return self.call_module(node, self.modules[node.target], args, kwargs)
+        if node.op == "call_function":
+            rule = FUNCTIONS.get(node.target) or SHAPE_FUNCTIONS.get(node.target)
+        else:
+            rule = METHODS.get(node.target) or SHAPE_METHODS.get(node.target)
+        if not any(isinstance(a, Tensor) for a in flat):  # Python arithmetic on sizes
+            if node.op == "call_function" and (rule is None or node.target in _PYTHON_ARITHMETIC):
+                return node.target(*args, **kwargs)
+        if rule is None:
+            if node.op == "call_function" and node.target in (operator.getitem, getattr):
+                return self.getitem(node, args)
+            return self.unknown(node, args, kwargs, "no convcost rule for this operation")
+        try:
+            result = rule(args, kwargs)
+        except NoRule as why:
+            return self.unknown(node, args, kwargs, str(why))
+        if isinstance(result, Emit):
+            return self.record.emit(self.record.unique(self.path(node)), _label(node), result, "function")
+        return result
+
+    def getitem(self, node, args):
+        obj, key = args
+        if node.target is getattr:
+            if isinstance(obj, Tensor) and key == "shape":
+                return obj.shape
+            if isinstance(obj, Tensor) and not self.symbolic:  # dtype, device, T ...: from a meta tensor
+                return self.unknown(node, args, {}, "", listed=False)
+            return self.unknown(node, args, {}, f"attribute {key!r}")
+        if isinstance(obj, (tuple, list)):
+            return obj[key]
+        if isinstance(obj, Tensor) and not self.symbolic:
+            return self.unknown(node, args, {}, "", listed=False)  # indexing: a view, its shape from meta
+        return self.unknown(node, args, {}, "indexing a tensor")
+
+    def call_module(self, node, module, args, kwargs):
+        path = node.target
+        if len(args) != 1 or kwargs or not isinstance(args[0], Tensor):
+            return self.unknown(node, args, kwargs, "called with several inputs", module=module)
+        try:
+            spec = REGISTRY.read(module)
+        except ConvcostError as why:
+            return self.unknown(node, args, kwargs, str(why), module=module)
+        output = WITH_INDICES if getattr(module, "return_indices", False) else None
+        shape = args[0].shape
+        if isinstance(spec, (primitives.Conv, primitives.ConvTranspose)) and len(shape) == spec.dims + 1:
+            emit = Emit(spec, [(1, *shape)], tuple(module.parameters()), "unbatched")
+        else:
+            emit = Emit(spec, [shape], tuple(module.parameters()), output)
+        return self.record.emit(self.record.unique(path), type(module).__name__, emit, "module")
+
+    def unknown(self, node, args, kwargs, reason, module=None, listed=True):
+        """List the node as unsupported; its output shape from running it alone on meta tensors."""
+        label = type(module).__name__ if module is not None else _label(node)
+        if module is None and _label(node).rpartition(".")[2] in _shape_only():
+            listed = False  # a view or a no-op at inference (stochastic depth): its shape from meta, no row
+        if listed:
+            path = self.path(node)
+            params = self.record.hold(path, module.parameters()) if module is not None else 0
+            name = _label(node).rpartition(".")[2] if module is None else ""
+            self.record.skip(label, path, reason, params=params, macs=module is not None or _may_macs(name))
+        if self.symbolic:
+            return _Unknown(label)
+        try:
+            meta_args, meta_kwargs = _to_meta(args), _to_meta(kwargs)
+            with torch.no_grad():
+                if module is not None:
+                    state = {n: torch.empty_like(t, device="meta") for n, t in module.state_dict(keep_vars=True).items()}
+                    out = torch.func.functional_call(module, state, meta_args, meta_kwargs)
+                elif node.op == "call_method":
+                    out = getattr(meta_args[0], node.target)(*meta_args[1:], **meta_kwargs)
+                else:
+                    out = node.target(*meta_args, **meta_kwargs)
+        except Exception as exc:  # noqa: BLE001 - any failure leaves the shape unknown, and says so
+            if not listed:
+                self.record.skip(label, self.path(node), "its output shape is unknown")
+            self.record.forget(label, f"{reason}; its output shape is unknown ({first_line(exc)})")
+            return _Unknown(label)
+        return _from_meta(out)
+
+
+_PYTHON_ARITHMETIC = frozenset({operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv,
+                                operator.mod, operator.pow, operator.neg, operator.iadd, operator.imul})
+
+
+def _shape_only():
+    from convcost.torch.record import SHAPE_ONLY
+
+    return SHAPE_ONLY
+
+
+def _may_macs(name) -> bool:
+    from convcost.torch.record import NO_MACS, SHAPE_ONLY
+
+    return name not in NO_MACS and name not in SHAPE_ONLY
+
+
+def first_line(exc) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _label(node) -> str:
+    if node.op == "call_method":
+        return f"Tensor.{node.target}"
+    target = node.target
+    name = getattr(target, "__name__", str(target))
+    module = getattr(target, "__module__", "") or ""
+    if module in ("_operator", "operator"):
+        return name
+    if module.startswith("torch.nn.functional") or getattr(F, name, None) is target:
+        return f"F.{name}"
+    return f"torch.{name}" if module.startswith("torch") else name
+
+
+def _flat(args, kwargs):
+    out = []
+
+    def walk(v):
+        if isinstance(v, (tuple, list)):
+            for x in v:
+                walk(x)
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        else:
+            out.append(v)
+
+    walk(args)
+    walk(kwargs)
+    return out
+
+
+def _attr(model, target):
+    obj = model
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _to_meta(value):
+    if isinstance(value, Tensor):
+        if value.tensor is not None:
+            return torch.empty_like(value.tensor, device="meta")
+        return torch.empty(value.shape, device="meta")
+    if isinstance(value, tuple):
+        return tuple(_to_meta(v) for v in value)
+    if isinstance(value, list):
+        return [_to_meta(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_meta(v) for k, v in value.items()}
+    return value
+
+
+def _from_meta(value):
+    if isinstance(value, torch.Tensor):
+        return Tensor(tuple(int(x) for x in value.shape))
+    if isinstance(value, torch.Size):
+        return tuple(int(x) for x in value)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_from_meta(v) for v in value) if isinstance(value, tuple) else [_from_meta(v) for v in value]
+    return value
