@@ -57,7 +57,7 @@ class PermuteBinding:
 class LayerNormBinding:
     # nn.LayerNorm itself is read by the binding of every normalisation (convcost.torch.bindings.normalize)
     def build(layer, rank):
-        return nn.LayerNorm(as_int(layer.C), eps=1e-6, elementwise_affine=layer.affine)
+        return nn.LayerNorm(as_int(layer.C), elementwise_affine=layer.affine)  # eps changes no count
 
 
 @binds(p.LayerScale, modules=(m.LayerScale,))
