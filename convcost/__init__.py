@@ -18,6 +18,7 @@ from convcost.derivation import derive
 from convcost.errors import ConvcostError
 from convcost.frontdoor import cost
 from convcost.layers import Layer
+from convcost.training import max_batch
 from convcost.variants import (
     AsymmetricConv,
     Conv3d,
@@ -41,6 +42,7 @@ __all__ = [
     "derive",
     "compare",
     "break_even",
+    "max_batch",
     "Cost",
     "ConvcostError",
     "Layer",

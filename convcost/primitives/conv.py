@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from convcost.arith import div, either, eq, ge, known_nonpositive, lt, prod
+from convcost.arith import both, div, either, eq, ge, known_nonpositive, lt, mod, negate, prod, where
 from convcost.errors import require
 from convcost.layers import TRAINING, Layer
 from convcost.primitives.base import backward, channels_first, divisible, plain
@@ -96,6 +96,7 @@ class Conv(Layer):
         per_position = div(self.C, self.G) * taps
         macs = positions * per_position
         recorded = grad.input or grad.trainable  # else autograd records nothing
+        copied, copy = self._padded_copy(shape, axes)
         return plain(
             out_shape,
             shape,
@@ -104,10 +105,21 @@ class Conv(Layer):
             macs=macs,
             bias_ops=positions if self.bias else 0,
             backward_macs=backward(macs, grad),
-            saves_input=recorded,  # for the weight gradient; saved even when the weight is frozen
+            # for the weight gradient; saved even when the weight is frozen
+            saves_input=both(recorded, negate(copied)),
+            extra_saved=where(both(recorded, copied), copy, 0),
             output_grad=recorded,
             param_tensors=2 if self.bias else 1,
         )
+
+    def _padded_copy(self, shape, axes) -> tuple:
+        """Whether PyTorch pads a copy of the input first, and its size: ``padding="same"`` with an odd total
+        padding ``d (k - 1)`` on some axis puts the odd element in a copy, which the convolution then saves."""
+        if self.P != "same":
+            return False, 0
+        odd = [mod(d * (k - 1), 2) for k, _, d in axes]
+        copied = either(*(eq(o, 1) for o in odd))
+        return copied, numel((*shape[:2], *(length + o for length, o in zip(shape[2:], odd))))
 
 
 @spec

@@ -132,6 +132,9 @@ def optimizer_state(module, inputs, *, optimizer: str = "adam", input_grad: bool
     """``{"elements", "bytes"}`` of the tensors in ``optimizer.state`` after one real step on the trainable
     parameters (Adam's ``step`` scalars included)."""
     trainable = [p for p in module.parameters() if p.requires_grad]
+    if not trainable:  # torch refuses an optimizer of nothing; there is no state to keep
+        make_optimizer(optimizer, [torch.zeros(1, requires_grad=True)])  # still refuses an unknown name
+        return {"elements": 0, "bytes": 0}
     opt = make_optimizer(optimizer, trainable)
     if trainable:
         out = _forward(module, _inputs(inputs, input_grad))
