@@ -27,6 +27,13 @@ def register(sub) -> None:
     p.add_argument("variant", help="a variant name, e.g. SeparableConv (see: convcost list)")
     p.add_argument("fields", nargs="*", metavar="NAME=VALUE", help="fields as integers or symbol names, e.g. C=64 K=3 H=56")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--training", action="store_true",
+                   help="also the training step: backward MACs, saved elements, training memory in bytes")
+    p.add_argument("--optimizer", default="adam", help="with --training: sgd, momentum, adam (default) or adamw")
+    p.add_argument("--dtype", default="float32", help="with --training: the parameters' dtype (default float32)")
+    p.add_argument("--first", action="store_true",
+                   help="with --training: the layer is fed data, so its input needs no gradient")
+    p.add_argument("--frozen", action="store_true", help="with --training: the parameters are not trained")
     p.set_defaults(handler=_cost)
 
     p = sub.add_parser("tour", help="a tour of every variant's cost")
@@ -45,21 +52,29 @@ def _list(args) -> int:
 def _cost(args) -> int:
     from convcost.arguments import parse_fields
     from convcost.catalog import variant
-    from convcost.costs import METRICS
+    from convcost.costs import METRICS, TRAINING_METRICS
     from convcost.frontdoor import cost
 
     cls = variant(args.variant)
     c = cost(cls, **parse_fields(cls, args.fields))
+    shown = [m for m in METRICS if m not in TRAINING_METRICS]
+    extra = {}
+    if args.training:
+        c = c.spec.cost(c.input_shape, input_grad=not args.first, trainable=not args.frozen)
+        shown += list(TRAINING_METRICS)
+        extra[f"training_memory[{args.optimizer}, {args.dtype}]"] = c.training_memory(args.optimizer, args.dtype)
     if args.json:
-        data = {"spec": repr(c.spec), **{k: _jsonable(v) for k, v in c.as_dict().items()}}
+        counts = {k: v for k, v in c.as_dict().items() if k in shown or k in ("flops", "output_shape")}
+        data = {"spec": repr(c.spec), **{k: _jsonable(v) for k, v in counts.items()}}
+        data.update({k: _jsonable(v) for k, v in extra.items()})
         data["conditions"] = [str(x) for x in c.conditions]
         print(json.dumps(data, indent=2))
         return 0
     print(repr(c.spec))
     print(f"  output_shape        = ({', '.join(map(str, c.output_shape))})")
-    for m in (*METRICS[:2], "flops", *METRICS[2:]):
-        value = getattr(c, m)
-        if value != 0 or m in ("params", "macs", "flops"):
+    for m in (*shown[:2], "flops", *shown[2:], *extra):
+        value = extra[m] if m in extra else getattr(c, m)
+        if value != 0 or m in ("params", "macs", "flops", *extra):
             shown = f"{value:,}" if type(value) is int else str(value)
             print(f"  {m:<19} = {shown}")
     for cond in c.conditions:

@@ -48,8 +48,10 @@ class Layer(Spec):
 
         >>> from convcost.primitives import Conv
         >>> c = Conv(C=3, O=8, K=3, bias=False)
+        >>> c.cost((1, 3, 6, 6)).macs      # 8 filters x 4x4 positions x 27 taps
+        3456
         >>> c.cost((1, 3, 6, 6)).backward_macs, c.cost((1, 3, 6, 6), input_grad=False).backward_macs
-        (3456, 1728)
+        (6912, 3456)
         """
         shape = self.default_input() if input_shape is None else as_shape(input_shape, self)
         if input_grad is True and trainable is True:  # the common case: no Grad built, old _cost signatures work

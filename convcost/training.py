@@ -10,9 +10,9 @@ state do not depend on it; saved activations grow with it), so
 
 >>> from convcost.zoo import mnist_net
 >>> training_memory(mnist_net(), "sgd")
-2944*N + 443608
+207296*N + 746576
 >>> max_batch(mnist_net(), memory="1MiB", optimizer="sgd")
-205
+1
 
 The counts are what PyTorch 2.13 keeps on the CPU; cuDNN on CUDA saves
 other tensors (and needs workspace), so on a GPU read the answer as a lower
