@@ -8,6 +8,7 @@ one real step) or from hand arithmetic written here, never from the formulas und
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 import torch
@@ -20,8 +21,9 @@ from convcost.compose import Parallel
 from convcost.testing import composition_cases, primitive_cases, variant_cases
 from convcost.torch import to_torch
 from convcost.torch.modules import Merge
-from convcost.torch.training import backward_macs, measure_training, optimizer_state, saved_tensors
-from convcost.training import parse_memory, training_memory
+from convcost.torch.training import (
+    backward_macs, measure_training, optimizer_state, saved_tensors, saved_tensors_by_module)
+from convcost.training import distinct_saved, parse_memory, torch_backward_macs, training_memory
 from convcost.symbols import N
 from convcost.zoo import MODELS, mnist_net
 
@@ -38,15 +40,17 @@ def _measure(layer, shape, input_grad, trainable):
     except (RuntimeError, ValueError) as exc:  # batch norm in training mode needs 2+ values per channel
         assume("more than 1 value per channel" not in str(exc))
         raise
-    return saved, backward_macs(module, x, input_grad=input_grad)
+    return saved, backward_macs(module, x, input_grad=input_grad), backward_macs(module, x, input_grad=input_grad,
+                                                                                 convention="torch")
 
 
 def _check(case, input_grad, trainable):
     layer, shape = case
     c = layer.cost(shape, input_grad=input_grad, trainable=trainable)
-    saved, macs = _measure(layer, shape, input_grad, trainable)
+    saved, macs, torch_macs = _measure(layer, shape, input_grad, trainable)
     where = f"{layer!r} on {shape}, input_grad={input_grad}, trainable={trainable}"
     assert (c.backward_macs, c.saved_elements, c.saved_indices) == (macs, saved["elements"], saved["indices"]), where
+    assert torch_backward_macs(c) == torch_macs, where
 
 
 # -- the grouped weight-gradient correction, by hand ---------------------------------------------------------
@@ -114,7 +118,7 @@ def test_a_view_keeps_its_whole_storage_once():
     # both halves of a channel split are read by convolutions: the input storage is saved once
     layer = Parallel(_narrow_conv(0), _narrow_conv(2))
     c = layer.cost((2, 4, 5, 5))
-    saved, _ = _measure(layer, (2, 4, 5, 5), True, True)
+    saved, _, _ = _measure(layer, (2, 4, 5, 5), True, True)
     assert c.saved_elements == saved["elements"] == 2 * 4 * 5 * 5
 
 
@@ -129,7 +133,11 @@ def _narrow_conv(start):
 ZOO_INPUTS = {"mnist_net": 28, "mnist_net_asymmetric": 28}
 
 
-@pytest.mark.parametrize("name", sorted(set(MODELS) - {"resnet50"}))
+# resnet50 takes a while on a CPU: only in the thorough profile
+THOROUGH = os.environ.get("CONVCOST_PROFILE") == "thorough"
+
+
+@pytest.mark.parametrize("name", sorted(MODELS if THOROUGH else set(MODELS) - {"resnet50"}))
 def test_zoo_models(name):
     model = MODELS[name]()
     side = ZOO_INPUTS.get(name, 64)
@@ -141,6 +149,24 @@ def test_zoo_models(name):
     saved = saved_tensors(module, x)
     assert (c.backward_macs, c.saved_elements, c.saved_indices) == (
         backward_macs(module, x), saved["elements"], saved["indices"])
+    assert torch_backward_macs(c) == backward_macs(module, x, convention="torch")
+    assert sum(saved_tensors_by_module(module, x).values()) == saved["elements"]
+
+
+def test_distinct_saved_over_traced_rows_is_the_hooks_total():
+    # conv -> bn -> relu -> maxpool -> flatten -> linear, traced by hand as a profile would: storage keys per tensor
+    shape = (2, 3, 8, 8)
+    layers = [p.Conv(C=3, O=4, K=3, P=1, bias=False), p.BatchNorm(C=4), p.Activation("relu"), p.MaxPool(K=2),
+              p.Flatten(), p.Linear(C=64, O=5)]
+    rows, storages, x, key = [], {"x": 2 * 3 * 8 * 8}, shape, "x"
+    for i, layer in enumerate(layers):
+        c = layer.cost(x, input_grad=i > 0)
+        out = key if c.output_view else f"t{i}"
+        storages.setdefault(out, c.activation_elements)
+        rows.append((c, [(key, x)], out))
+        x, key = c.output_shape, out
+    module = torch.nn.Sequential(*(to_torch(layer, shape) for layer in layers))
+    assert distinct_saved(rows, storages) == saved_tensors(module, torch.randn(*shape))["elements"]
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam", "adamw"])

@@ -115,6 +115,48 @@ def saved_tensors(module, inputs, *, input_grad: bool = False) -> dict:
     return {"elements": sum(n for n, _ in seen.values()), "indices": sum(n for n, index in seen.values() if index)}
 
 
+def saved_tensors_by_module(module, inputs, *, input_grad: bool = False) -> dict:
+    """Saved elements per submodule, each storage attributed once, to the innermost module running when it
+    was first saved (a functional op in a container's ``forward`` goes to the container; the root is ``""``).
+
+    ``{qualified name: elements}``; the values sum to :func:`saved_tensors`' ``"elements"``.
+
+    >>> from torch import nn
+    >>> import torch
+    >>> m = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.ReLU(), nn.Conv2d(8, 8, 1))
+    >>> saved_tensors_by_module(m, torch.randn(1, 3, 6, 6))     # the second conv's input is the ReLU's output
+    {'0': 108, '1': 128}
+    """
+    xs = _inputs(inputs, input_grad)
+    owned = {t.untyped_storage().data_ptr() for t in (*module.parameters(), *module.buffers())}
+    names = {m: name for name, m in module.named_modules()}
+    running, seen, by_module = [""], set(), {}
+
+    def enter(m, args):
+        running.append(names[m])
+
+    def leave(m, args, out):
+        running.pop()
+
+    def pack(t):
+        storage = t.untyped_storage()
+        pointer = storage.data_ptr()
+        if pointer not in owned and pointer not in seen and storage.nbytes():
+            seen.add(pointer)
+            by_module[running[-1]] = by_module.get(running[-1], 0) + storage.nbytes() // t.element_size()
+        return t
+
+    handles = [m.register_forward_pre_hook(enter) for m in names if m is not module]
+    handles += [m.register_forward_hook(leave) for m in names if m is not module]
+    try:
+        with saved_tensors_hooks(pack, lambda t: t):
+            _forward(module, xs)
+    finally:
+        for h in handles:
+            h.remove()
+    return by_module
+
+
 def make_optimizer(name: str, parameters):
     """The optimizer convcost names: ``"sgd"``, ``"momentum"`` (SGD, momentum 0.9), ``"adam"``, ``"adamw"``."""
     if name == "sgd":
