@@ -249,6 +249,20 @@ class _Storage:
         self.grad = grad  # whether the current tensor needs a gradient
 
     def feed(self, c: Cost, x):
+        si, so, view = c.saves_input, c.saves_output, c.output_view
+        if type(si) is bool and type(so) is bool and type(view) is bool and type(self.saved) is bool \
+                and type(self.is_input) is bool and type(self.input_saved) is bool:  # every flag decided: plain Python, as fast as the counts
+            own = c.saved_elements - numel(x) if si else c.saved_elements
+            if si and not self.saved and not self.is_input:
+                own = own + self.elements
+            self.total = own if self.total == 0 else self.total + own
+            self.input_saved = self.input_saved or (si and self.is_input)
+            if view:
+                self.saved = self.saved or si or so
+            else:
+                self.elements, self.saved, self.is_input = numel(c.output_shape), so, False
+            self.grad = c.output_grad
+            return
         fresh = both(c.saves_input, negate(self.saved), negate(self.is_input))
         self.total = self.total + _beyond_input(c, x) + where(fresh, self.elements, 0)
         self.input_saved = either(self.input_saved, both(c.saves_input, self.is_input))
