@@ -140,7 +140,7 @@ THOROUGH = os.environ.get("CONVCOST_PROFILE") == "thorough"
 @pytest.mark.parametrize("name", sorted(MODELS if THOROUGH else set(MODELS) - {"resnet50"}))
 def test_zoo_models(name):
     model = MODELS[name]()
-    side = ZOO_INPUTS.get(name, 64)
+    side = ZOO_INPUTS.get(name, 32)
     shape = (2, model.input_shape[1], side, side)
     c = model.layer.cost(shape, input_grad=False)
     torch.manual_seed(0)
