@@ -24,9 +24,9 @@ class Grad:
     trainable: bool = True
 
     def __post_init__(self):
-        for name in ("input", "trainable"):
+        for name, shown in (("input", "input_grad"), ("trainable", "trainable")):
             if not isinstance(getattr(self, name), bool):
-                raise ConvcostError(f"{name}={getattr(self, name)!r} must be True or False")
+                raise ConvcostError(f"{shown}={getattr(self, name)!r} must be True or False")
 
 
 #: the default: the input needs a gradient (a layer inside a network) and every parameter is trained

@@ -225,3 +225,29 @@ def test_memory_units():
     assert parse_memory("1.5KiB") == 1536
     assert parse_memory(2.5) == 2
     assert math.isclose(parse_memory("1TB"), 1e12)
+
+
+def test_grad_flags_must_be_booleans():
+    with pytest.raises(ConvcostError, match="input_grad='no'"):
+        p.Conv(C=3, O=4, K=1).cost((1, 3, 2, 2), input_grad="no")
+    with pytest.raises(ConvcostError, match="input_grads"):
+        p.Add().cost([(1, 2), (1, 2)], input_grads=[True])
+
+
+def test_max_batch_needs_a_bound_input_in_n():
+    with pytest.raises(ConvcostError, match="still depends on H, W"):
+        max_batch(StandardConv(C=3, O=4, K=3), memory="1GiB")
+    with pytest.raises(ConvcostError, match="does not depend on the batch size"):
+        max_batch(StandardConv(C=3, O=4, K=3, H=10, W=10).cost(), memory="1GiB")
+
+
+def test_cli_cost_training(capsys):
+    from convcost.cli import main
+
+    assert main(["cost", "StandardConv", "C=3", "O=8", "K=3", "N=2", "H=6", "W=6", "--training", "--json"]) == 0
+    out = capsys.readouterr().out
+    # 8 filters x 4x4 positions x 27 taps x batch 2 forward; input and weight gradients double it
+    assert '"backward_macs": 13824' in out and '"saved_elements": 216' in out
+    assert '"training_memory[adam, float32]": 4456' in out
+    assert main(["cost", "StandardConv", "C=3", "O=8", "K=3", "--training", "--optimizer", "lion"]) == 2
+    assert "unknown optimizer 'lion'" in capsys.readouterr().err
