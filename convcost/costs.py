@@ -324,17 +324,11 @@ class Cost:
         ...
         convcost.errors.ConvcostError: unknown optimizer 'rmsprop'; known: sgd, momentum, adam, adamw
         """
-        if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
-            raise ConvcostError(f"unknown optimizer {optimizer!r}; known: {', '.join(OPTIMIZERS)}")
-        if not isinstance(dtype, str) or dtype not in ITEMSIZE:
-            raise ConvcostError(f"unknown dtype {dtype!r}; known: {', '.join(ITEMSIZE)}")
-        size = ITEMSIZE[dtype]
-        per_element, step = OPTIMIZERS[optimizer]
         trained = self.params if self.trainable else 0
-        state = per_element * trained + (self.param_tensors if step and self.trainable else 0)
-        floats = self.params + trained + self.saved_elements - self.saved_indices
-        # Adam's step scalars are float32 whatever the parameters' dtype; indices are int64
-        return size * (floats + per_element * trained) + 4 * (state - per_element * trained) + 8 * self.saved_indices
+        return training_bytes(params=self.params, trainable_params=trained,
+                              trainable_tensors=self.param_tensors if self.trainable else 0,
+                              saved_elements=self.saved_elements, saved_indices=self.saved_indices,
+                              optimizer=optimizer, dtype=dtype)
 
     def ratio(self, other: Cost, metric: str = "macs") -> sympy.Expr:
         """``self.metric / other.metric``, simplified.
@@ -387,6 +381,27 @@ class Cost:
             if (value != 0 and m not in TRAINING_METRICS) or m in ("params", "macs"):
                 rows.append(r"\text{%s} &= %s" % (m.replace("_", r"\_"), sympy.latex(value)))
         return r"$\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}$"
+
+
+def training_bytes(*, params, trainable_params, trainable_tensors, saved_elements, saved_indices=0,
+                   optimizer: str = "adam", dtype: str = "float32"):
+    """Bytes of one training step from its parts, for a model whose parameters are partly frozen too.
+
+    ``itemsize x (params + trainable_params [gradients] + k x trainable_params [state] + saved_elements -
+    saved_indices) + 8 x saved_indices + 4 x trainable_tensors [Adam's float32 step scalars]``, with
+    k = 0 (``"sgd"``), 1 (``"momentum"``) or 2 (``"adam"``, ``"adamw"``).
+
+    >>> training_bytes(params=224, trainable_params=224, trainable_tensors=2, saved_elements=216)
+    4456
+    """
+    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
+        raise ConvcostError(f"unknown optimizer {optimizer!r}; known: {', '.join(OPTIMIZERS)}")
+    if not isinstance(dtype, str) or dtype not in ITEMSIZE:
+        raise ConvcostError(f"unknown dtype {dtype!r}; known: {', '.join(ITEMSIZE)}")
+    per_element, step = OPTIMIZERS[optimizer]
+    floats = params + (1 + per_element) * trainable_params + saved_elements - saved_indices
+    # Adam's step scalars are float32 (torch's default dtype) whatever the parameters' dtype; indices are int64
+    return ITEMSIZE[dtype] * floats + 8 * saved_indices + (4 * trainable_tensors if step else 0)
 
 
 def _metric(c: Cost, metric: str):

@@ -101,8 +101,9 @@ def training_memory(x, optimizer: str = "adam", dtype: str = "float32", *, input
 def max_batch(x, memory="80GiB", optimizer: str = "adam", dtype: str = "float32", *, input_shape=None) -> int:
     """The largest batch size N whose training step fits in ``memory`` (0 when not even one sample fits).
 
-    ``x`` is a layer (its default input, batch replaced by N), a zoo model (its paper's input) or a cost
-    that depends on the symbol ``N``; ``input_shape`` overrides the input (its batch is ignored).
+    ``x`` is a layer (its default input, batch replaced by N), a zoo model (its paper's input), a cost
+    that depends on the symbol ``N``, or the bytes themselves as a sympy expression in ``N`` (a profile's
+    total); ``input_shape`` overrides the input (its batch is ignored).
 
     >>> from convcost import StandardConv
     >>> max_batch(StandardConv(C=3, O=8, K=3, H=6, W=6), memory=4456, optimizer="adam")
@@ -113,7 +114,10 @@ def max_batch(x, memory="80GiB", optimizer: str = "adam", dtype: str = "float32"
     convcost.errors.ConvcostError: memory=-5 must be positive
     """
     budget = parse_memory(memory)
-    expr = training_memory(x, optimizer, dtype, input_shape=input_shape)
+    if isinstance(x, sympy.Expr):
+        expr = sympy.expand(x)
+    else:
+        expr = training_memory(x, optimizer, dtype, input_shape=input_shape)
     others = expr.free_symbols - {N}
     if others:
         names = ", ".join(sorted(map(str, others)))

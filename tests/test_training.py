@@ -265,3 +265,24 @@ def test_cli_cost_training(capsys):
     assert '"training_memory[adam, float32]": 4456' in out
     assert main(["cost", "StandardConv", "C=3", "O=8", "K=3", "--training", "--optimizer", "lion"]) == 2
     assert "unknown optimizer 'lion'" in capsys.readouterr().err
+
+
+def test_training_bytes_of_a_partly_frozen_model():
+    from convcost.costs import training_bytes
+
+    torch.manual_seed(0)
+    module = mnist_net().to_torch()
+    first = next(m for m in module.modules() if isinstance(m, torch.nn.Conv2d))
+    first.requires_grad_(False)
+    x = torch.randn(2, 1, 28, 28)
+    measured = measure_training(module, x, optimizer="adam")
+    trainable = [q for q in module.parameters() if q.requires_grad]
+    assert measured["bytes"] == training_bytes(
+        params=sum(q.numel() for q in module.parameters()), trainable_params=sum(q.numel() for q in trainable),
+        trainable_tensors=len(trainable), saved_elements=measured["saved_elements"],
+        saved_indices=measured["saved_indices"], optimizer="adam")
+
+
+def test_max_batch_of_an_expression_in_n():
+    assert max_batch(100 * N + 50, memory=1050) == 10
+    assert max_batch(100 * N + 50, memory=1049) == 9
