@@ -286,3 +286,15 @@ def test_training_bytes_of_a_partly_frozen_model():
 def test_max_batch_of_an_expression_in_n():
     assert max_batch(100 * N + 50, memory=1050) == 10
     assert max_batch(100 * N + 50, memory=1049) == 9
+
+
+@pytest.mark.parametrize("t, O, S", [(1, 8, 1), (6, 8, 1), (6, 16, 2)])
+def test_symbolic_training_counts_bind_to_the_numbers(t, O, S):
+    # the closed form (a When over t and a Residual over S and C = O) gives the bound cost's numbers
+    from convcost import InvertedResidual, cost
+
+    general = cost(InvertedResidual, general=True)
+    values = dict(C=8, O=O, t=t, S=S, K=3, H=7, W=7, N=2)
+    bound = InvertedResidual(**values).cost(input_grad=True)
+    for metric in ("backward_macs", "saved_elements", "saved_indices", "param_tensors"):
+        assert getattr(general.subs(**values), metric) == getattr(bound, metric), metric
