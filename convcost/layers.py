@@ -9,6 +9,7 @@ produced. ``layer.cost()`` without an input uses the layer's default input
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 from convcost.costs import Cost
 from convcost.errors import ConvcostError
@@ -57,6 +58,9 @@ class Layer(Spec):
         if input_grad is True and trainable is True:  # the common case: no Grad built, old _cost signatures work
             c = self._cost(shape)
         else:
+            if not _takes_grad(type(self)):
+                raise ConvcostError(f"{self!r}: {type(self).__name__} has no training counts yet (its _cost takes no "
+                                    "grad), so input_grad/trainable cannot be applied to it")
             c = self._cost(shape, Grad(input=input_grad, trainable=trainable))
         c = c.with_spec(self, shape)
         if trainable is not True:
@@ -73,6 +77,17 @@ class Layer(Spec):
 
     def _cost(self, shape: tuple, grad: Grad = TRAINING) -> Cost:
         raise NotImplementedError
+
+
+_TAKES_GRAD: dict = {}
+
+
+def _takes_grad(cls) -> bool:
+    """Whether a layer class's ``_cost`` takes the training flags (every convcost class does; a user's may not)."""
+    found = _TAKES_GRAD.get(cls)
+    if found is None:
+        found = _TAKES_GRAD[cls] = len(inspect.signature(cls._cost).parameters) >= 3
+    return found
 
 
 class Merge(Spec):

@@ -298,3 +298,17 @@ def test_symbolic_training_counts_bind_to_the_numbers(t, O, S):
     bound = InvertedResidual(**values).cost(input_grad=True)
     for metric in ("backward_macs", "saved_elements", "saved_indices", "param_tensors"):
         assert getattr(general.subs(**values), metric) == getattr(bound, metric), metric
+
+
+def test_a_layer_without_training_counts_refuses_training_flags():
+    from convcost.layers import Layer
+    from convcost.spec import spec
+
+    @spec
+    class Plain(Layer):
+        def _cost(self, shape):
+            return p.Identity().cost(shape)
+
+    assert Plain().cost((1, 2)).output_shape == (1, 2)
+    with pytest.raises(ConvcostError, match="has no training counts"):
+        Plain().cost((1, 2), input_grad=False)
