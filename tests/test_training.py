@@ -106,10 +106,10 @@ def test_variants(case, input_grad, trainable):
     _check(case, input_grad, trainable)
 
 
-@pytest.mark.parametrize("input_grad", [True, False])
+@pytest.mark.parametrize("input_grad, trainable", GRADS[:3])
 @given(case=composition_cases())
-def test_compositions(case, input_grad):
-    _check(case, input_grad, True)
+def test_compositions(case, input_grad, trainable):
+    _check(case, input_grad, trainable)
 
 
 @given(grads=st.lists(st.booleans(), min_size=2, max_size=4), broadcast=st.booleans())
