@@ -17,6 +17,7 @@ from convcost.derivation import derive
 from convcost.errors import ConvcostError
 from convcost.frontdoor import cost
 from convcost.layers import Layer
+from convcost.training import max_batch
 
 # every named variant by its name: the list is written once, in convcost.catalog
 globals().update(VARIANTS)
@@ -39,6 +40,7 @@ __all__ = [
     "derive",
     "compare",
     "break_even",
+    "max_batch",
     "Cost",
     "ConvcostError",
     "Layer",

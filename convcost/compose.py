@@ -21,10 +21,12 @@ import dataclasses
 
 import sympy
 
+from convcost.arith import both, either, negate, total, where
 from convcost.costs import Cost
 from convcost.errors import ConvcostError
-from convcost.layers import Layer
+from convcost.layers import TRAINING, Layer
 from convcost.primitives import Add, Concat, Identity, Mul
+from convcost.shapes import numel
 
 MERGES = {"concat": Concat, "add": Add, "mul": Mul}
 
@@ -82,13 +84,15 @@ class Sequential(Layer):
     def default_input(self):
         return self.parts[0][1].default_input()
 
-    def _cost(self, shape):
+    def _cost(self, shape, grad=TRAINING):
         named, x = [], shape
+        storage = _Storage(shape, grad.input)
         for name, part in self.parts:
-            c = part.cost(x)
+            c = part.cost(x, input_grad=storage.grad, trainable=grad.trainable)
+            storage.feed(c, x)
             named.append((name, c))
             x = c.output_shape
-        return Cost.total(named, output_shape=x, input_shape=shape)
+        return Cost.total(named, output_shape=x, input_shape=shape, **storage.result())
 
     def __repr__(self):
         return f"Sequential({_show_parts(self.parts)})"
@@ -118,11 +122,13 @@ class Parallel(Layer):
     def default_input(self):
         return self.parts[0][1].default_input()
 
-    def _cost(self, shape):
-        named = [(name, part.cost(shape)) for name, part in self.parts]
-        merged = MERGES[self.merge]().cost([c.output_shape for _, c in named])
+    def _cost(self, shape, grad=TRAINING):
+        named = [(name, part.cost(shape, input_grad=grad.input, trainable=grad.trainable)) for name, part in self.parts]
+        branches = [c for _, c in named]
+        merged = MERGES[self.merge]().cost([c.output_shape for c in branches], input_grads=[c.output_grad for c in branches])
         named.append((self.merge, merged))
-        return Cost.total(named, output_shape=merged.output_shape, input_shape=shape)
+        flags = _branches_saved(shape, branches, merged, [True] * len(branches))
+        return Cost.total(named, output_shape=merged.output_shape, input_shape=shape, **flags)
 
     def __repr__(self):
         return f"Parallel({_show_parts(self.parts)}, merge={self.merge!r})"
@@ -152,16 +158,22 @@ class Residual(Layer):
     def default_input(self):
         return self.body.default_input()
 
-    def _cost(self, shape):
-        body = self.body.cost(shape)
+    def _cost(self, shape, grad=TRAINING):
+        body = self.body.cost(shape, input_grad=grad.input, trainable=grad.trainable)
         if self.when is False:
-            return Cost.total([("body", body)], output_shape=body.output_shape, input_shape=shape)
-        shortcut = (self.shortcut or Identity()).cost(shape)
-        add = Add().cost([body.output_shape, shortcut.output_shape])
+            return Cost.total([("body", body)], output_shape=body.output_shape, input_shape=shape, **_flags_of(body))
+        shortcut = (self.shortcut or Identity()).cost(shape, input_grad=grad.input, trainable=grad.trainable)
+        add = Add().cost([body.output_shape, shortcut.output_shape], input_grads=[body.output_grad, shortcut.output_grad])
+        flags = _branches_saved(shape, [body, shortcut], add, [True, self.when])
         named = [("body", body), ("shortcut", shortcut), ("add", add)]
         if self.when is not True:
             named = [("body", body), ("shortcut", shortcut.when(self.when)), ("add", add.when(self.when))]
-        return Cost.total(named, output_shape=body.output_shape, input_shape=shape)
+            if add.output_grad != body.output_grad:
+                raise ConvcostError(f"{self!r}: whether its output needs a gradient depends on {self.when}; bind it")
+            # where the addition is left out, the output is the body's
+            flags.update(saves_output=both(negate(self.when), body.saves_output),
+                         output_view=both(negate(self.when), body.output_view), output_grad=body.output_grad)
+        return Cost.total(named, output_shape=body.output_shape, input_shape=shape, **flags)
 
     def __repr__(self):
         extra = "" if self.shortcut is None else f", shortcut={self.shortcut!r}"
@@ -190,13 +202,102 @@ class When(Layer):
     def default_input(self):
         return self.layer.default_input()
 
-    def _cost(self, shape):
+    def _cost(self, shape, grad=TRAINING):
         if self.condition is False:
-            return Cost(output_shape=shape, input_shape=shape)
-        inner = self.layer.cost(shape)
+            return Cost(output_shape=shape, input_shape=shape, output_view=True, output_grad=grad.input)
+        inner = self.layer.cost(shape, input_grad=grad.input, trainable=grad.trainable)
+        flags = _flags_of(inner)
         if self.condition is not True:
+            if inner.output_grad != grad.input:
+                raise ConvcostError(f"{self!r}: whether its output needs a gradient depends on {self.condition}; bind it")
+            # where the layer is left out, the output is the input itself
+            flags.update(output_view=either(negate(self.condition), inner.output_view))
             inner = inner.when(self.condition)
-        return Cost.total([("layer", inner)], output_shape=inner.output_shape, input_shape=shape)
+            flags.update(saves_input=inner.saves_input, saves_output=inner.saves_output, saved_elements=inner.saved_elements)
+        return Cost.total([("layer", inner)], output_shape=inner.output_shape, input_shape=shape, **flags)
 
     def __repr__(self):
         return f"When({self.condition}, {self.layer!r})"
+
+
+# -- what autograd saves, each storage once (see the conventions in convcost.costs) ----------------------------
+
+def _flags_of(c: Cost) -> dict:
+    return {"saves_input": c.saves_input, "saves_output": c.saves_output, "output_view": c.output_view,
+            "output_grad": c.output_grad, "saved_elements": c.saved_elements}
+
+
+def _beyond_input(c: Cost, shape):
+    """What a part saves besides its input's storage."""
+    return c.saved_elements - where(c.saves_input, numel(shape), 0)
+
+
+class _Storage:
+    """The storage a chain of layers passes along: its size, whether it is saved, whether it is the chain's input.
+
+    Each part's saved count includes its input as ``numel(input)``; where the input is a view of a saved or
+    larger storage (after a flatten, a narrow, a ReLU that saved its output) that is corrected here.
+    """
+
+    def __init__(self, shape, grad: bool):
+        self.input_elements = numel(shape)
+        self.elements = self.input_elements  # of the storage the current tensor lives in
+        self.saved = False  # that storage is saved by an earlier part
+        self.is_input = True  # that storage is the chain's input
+        self.input_saved = False
+        self.total = 0  # saved elements besides the chain's input storage
+        self.grad = grad  # whether the current tensor needs a gradient
+
+    def feed(self, c: Cost, x):
+        si, so, view = c.saves_input, c.saves_output, c.output_view
+        if type(si) is bool and type(so) is bool and type(view) is bool and type(self.saved) is bool \
+                and type(self.is_input) is bool and type(self.input_saved) is bool:  # every flag decided: plain Python, as fast as the counts
+            own = c.saved_elements - numel(x) if si else c.saved_elements
+            if si and not self.saved and not self.is_input:
+                own = own + self.elements
+            self.total = own if self.total == 0 else self.total + own
+            self.input_saved = self.input_saved or (si and self.is_input)
+            if view:
+                self.saved = self.saved or si or so
+            else:
+                self.elements, self.saved, self.is_input = numel(c.output_shape), so, False
+            self.grad = c.output_grad
+            return
+        fresh = both(c.saves_input, negate(self.saved), negate(self.is_input))
+        self.total = self.total + _beyond_input(c, x) + where(fresh, self.elements, 0)
+        self.input_saved = either(self.input_saved, both(c.saves_input, self.is_input))
+        kept = either(self.saved, c.saves_input, c.saves_output)  # a view's storage is its input's
+        view = c.output_view
+        self.elements = where(view, self.elements, numel(c.output_shape))
+        self.saved = either(both(view, kept), both(negate(view), c.saves_output))
+        self.is_input = both(view, self.is_input)
+        self.grad = c.output_grad
+
+    def result(self) -> dict:
+        return {
+            "saved_elements": self.total + where(self.input_saved, self.input_elements, 0),
+            "saves_input": self.input_saved,
+            "saves_output": self.saved,
+            "output_view": self.is_input,
+            "output_grad": self.grad,
+        }
+
+
+def _branches_saved(shape, branches, merged: Cost, present) -> dict:
+    """What branches on one input and the merge of their outputs save, each storage once.
+
+    ``present[i]`` (a bool or a condition) says whether branch i and its operand of the merge exist.
+    """
+    input_saved, saved, operands = False, 0, 0
+    for c, keep, used in zip(branches, present, merged.saves_input):
+        out = numel(c.output_shape)
+        used = both(keep, used)
+        operands = operands + where(used, out, 0)
+        saved = saved + where(keep, _beyond_input(c, shape), 0)
+        # the merge saves this operand: the input itself when the branch is a view, else the branch's output
+        input_saved = either(input_saved, both(keep, c.saves_input), both(used, c.output_view))
+        saved = saved + where(both(used, negate(c.output_view), negate(c.saves_output)), out, 0)
+    saved = saved + merged.saved_elements - operands + where(input_saved, numel(shape), 0)
+    grads = [c.output_grad for c in branches]
+    return {"saved_elements": saved, "saves_input": input_saved, "saves_output": False, "output_view": False,
+            "output_grad": any(grads)}

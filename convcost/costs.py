@@ -32,6 +32,43 @@ Counting conventions (the same everywhere in convcost, see docs/conventions.md):
     elements read and written: inputs + outputs + weights of every operation,
     as ShuffleNet V2 counts memory access cost.
 
+Training counts (one training step, ``out.sum().backward()``, PyTorch 2.13 on CPU):
+
+``backward_macs``
+    multiply-accumulates of the backward pass of convolutions, transposed
+    convolutions and linear layers, bias excluded as in ``macs``: the input
+    gradient (a transposed convolution, or matmul, of the same size as the
+    forward: ``macs``) when the layer's input needs a gradient, plus the weight
+    gradient (``macs`` again) when its parameters are trainable. Equals
+    ``FlopCounterMode``'s backward total / 2 once its grouped weight-gradient
+    overcount (G times the work in torch 2.13) is divided out.
+``saved_elements``
+    elements of the tensors autograd saves for backward in a training-mode
+    forward, parameters and buffers excluded, each storage counted once (the
+    ``saved_tensors_hooks`` count by distinct storage). Convolutions and linear
+    layers save their input, batch norm its input plus the batch mean and
+    inverse std (C each), ReLU, sigmoid and tanh their output, the other
+    activations their input, max and average pooling their input (max pooling
+    also its argmax indices), adaptive average pooling its input unless every
+    bin is 1 (then it is a mean and saves nothing); views, shuffles, add and
+    concat save nothing; multiply saves each operand whose partner needs a
+    gradient. A layer whose input needs no gradient and that has no trainable
+    parameters saves nothing. Composition rule: a tensor is kept once however
+    many layers save it (a ReLU's output saved by the ReLU and by the next
+    convolution, an input read by several branches), and a view (flatten,
+    narrow, identity) keeps its whole base storage: compositions carry, besides
+    the counts, whether they save their input's storage (``saves_input``), their
+    output's (``saves_output``), whether the output is a view of the input
+    (``output_view``) and whether it needs a gradient (``output_grad``), and
+    add each storage once. On CUDA, cuDNN saves different tensors (e.g. batch
+    norm's reserve space); these counts are the CPU's.
+``saved_indices``
+    how many of ``saved_elements`` are int64 indices (max pooling's argmax);
+    the rest have the model's dtype.
+``param_tensors``
+    parameter tensors (weight, bias ...): Adam keeps one ``step`` scalar per
+    trainable tensor.
+
 >>> from convcost import cost, SeparableConv
 >>> c = cost(SeparableConv, C=10, O=32, K=3, H=128, W=128)
 >>> c.params, c.macs, c.output_shape
@@ -51,7 +88,7 @@ from typing import Iterable
 import sympy
 
 from convcost import display
-from convcost.arith import integer, total, where
+from convcost.arith import both, integer, total, where
 from convcost.errors import ConvcostError, require
 from convcost.symbols import GLOSSARY
 
@@ -66,7 +103,20 @@ METRICS = (
     "elementwise_ops",
     "activation_elements",
     "memory_access",
+    "backward_macs",
+    "saved_elements",
+    "saved_indices",
+    "param_tensors",
 )
+
+#: the metrics of one training step (reported by training analyses, left out of the forward displays)
+TRAINING_METRICS = ("backward_macs", "saved_elements", "saved_indices", "param_tensors")
+
+#: optimizer state kept per trainable parameter element, and whether a ``step`` scalar is kept per tensor
+OPTIMIZERS = {"sgd": (0, False), "momentum": (1, False), "adam": (2, True), "adamw": (2, True)}
+
+#: flags a cost carries so that compositions can count each saved storage once (see the conventions above)
+FLAGS = ("saves_input", "saves_output", "output_view", "output_grad")
 
 ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
 
@@ -92,6 +142,23 @@ class Cost:
     elementwise_ops: sympy.Expr = ZERO
     activation_elements: sympy.Expr = ZERO
     memory_access: sympy.Expr = ZERO
+    backward_macs: sympy.Expr = ZERO
+    saved_elements: sympy.Expr = ZERO
+    saved_indices: sympy.Expr = ZERO
+    param_tensors: sympy.Expr = ZERO
+    #: the input's storage is among the saved tensors (a tuple, one per operand, for a merge)
+    saves_input: object = dataclasses.field(default=False, compare=False)
+    #: the output's storage is among the saved tensors
+    saves_output: object = dataclasses.field(default=False, compare=False)
+    #: the output is a view of the input's storage (flatten, narrow, identity)
+    output_view: object = dataclasses.field(default=False, compare=False)
+    #: the output needs a gradient (the input did, or the layer has trainable parameters)
+    output_grad: bool = dataclasses.field(default=True, compare=False)
+    #: the parameters were counted as trainable (they get gradients and optimizer state)
+    trainable: bool = dataclasses.field(default=True, compare=False)
+    #: layers in this cost whose training counts convcost does not know yet: its backward_macs and
+    #: saved_elements leave them out (never a silent zero: training_memory and max_batch refuse)
+    untrained: tuple = dataclasses.field(default=(), compare=False)
     input_shape: tuple = dataclasses.field(default=(), compare=False)
     conditions: tuple = dataclasses.field(default=(), compare=False)
     parts: tuple = dataclasses.field(default=(), compare=False)
@@ -173,10 +240,15 @@ class Cost:
     __hash__ = None
 
     @classmethod
-    def total(cls, named: Iterable[tuple[str, Cost]], *, output_shape, input_shape=(), spec=None) -> Cost:
-        """The sum of named part costs, remembering the parts."""
+    def total(cls, named: Iterable[tuple[str, Cost]], *, output_shape, input_shape=(), spec=None, **given) -> Cost:
+        """The sum of named part costs, remembering the parts; ``given`` sets counts or flags that are not sums
+        (a composition's ``saved_elements``, which counts a shared storage once)."""
         named = tuple(named)
         sums = {m: total(getattr(c, m) for _, c in named) for m in METRICS}
+        untrained = tuple(dict.fromkeys(name for _, c in named for name in c.untrained))
+        if untrained:
+            sums["untrained"] = untrained
+        sums.update(given)
         conditions = tuple(cond for _, c in named for cond in c.conditions)
         return cls(
             output_shape=output_shape,
@@ -190,6 +262,9 @@ class Cost:
     def when(self, condition) -> Cost:
         """This cost where ``condition`` holds and nothing otherwise (a ``Piecewise`` per count)."""
         gated = {m: where(condition, getattr(self, m), 0) for m in METRICS}
+        gated["saves_input"] = both(condition, self.saves_input) if not isinstance(self.saves_input, tuple) else tuple(
+            both(condition, s) for s in self.saves_input)
+        gated["saves_output"] = both(condition, self.saves_output)
         # what this cost needs holds only where it applies
         implied = tuple(sympy.Or(sympy.Not(condition), c) for c in self.conditions if not _implied(condition, c))
         return dataclasses.replace(self, conditions=implied, **gated)
@@ -226,8 +301,10 @@ class Cost:
             conditions += require(cond.subs(mapping), "after binding " + _show_mapping(mapping),
                                   f"the condition {cond} does not hold")
         parts = tuple((name, part.subs(mapping)) for name, part in self.parts)
+        flags = {f: _substitute_flag(getattr(self, f), mapping) for f in FLAGS}
         return dataclasses.replace(
             self,
+            **flags,
             output_shape=tuple(_simplify_bound(_substitute(x, mapping)) for x in self.output_shape),
             input_shape=tuple(integer(_substitute(x, mapping)) for x in self.input_shape),
             conditions=tuple(conditions),
@@ -235,6 +312,33 @@ class Cost:
             bindings=self.bindings + tuple(mapping.items()),
             **replaced,
         )
+
+    def training_memory(self, optimizer: str = "adam", dtype: str = "float32"):
+        """Bytes one training step holds: parameters, their gradients, the optimizer's state, saved activations.
+
+        ``itemsize x (params + grads + state + saved_elements - saved_indices) + 8 x saved_indices``, where
+        grads = params when trainable, state = 0 (``"sgd"``), params (``"momentum"``) or 2 params plus
+        one ``step`` scalar per parameter tensor (``"adam"``, ``"adamw"``). Linear in the batch size N.
+
+        >>> from convcost import cost, StandardConv
+        >>> c = cost(StandardConv, C=3, O=8, K=3, N=2, H=6, W=6)
+        >>> c.params, c.saved_elements, c.param_tensors
+        (224, 216, 2)
+        >>> c.training_memory("adam")   # 4 bytes x (224 + 224 + 2 x 224 + 2 + 216)
+        4456
+        >>> c.training_memory("rmsprop")
+        Traceback (most recent call last):
+        ...
+        convcost.errors.ConvcostError: unknown optimizer 'rmsprop'; known: sgd, momentum, adam, adamw
+        """
+        if self.untrained:
+            raise ConvcostError(f"training_memory: convcost has no training counts yet for {', '.join(self.untrained)} "
+                                "(backward MACs and saved tensors), so the memory of a step is not known")
+        trained = self.params if self.trainable else 0
+        return training_bytes(params=self.params, trainable_params=trained,
+                              trainable_tensors=self.param_tensors if self.trainable else 0,
+                              saved_elements=self.saved_elements, saved_indices=self.saved_indices,
+                              optimizer=optimizer, dtype=dtype)
 
     def ratio(self, other: Cost, metric: str = "macs") -> sympy.Expr:
         """``self.metric / other.metric``, simplified.
@@ -274,7 +378,7 @@ class Cost:
         lines = [f"<Cost of {display.spec(self.spec)}" if self.spec is not None else "<Cost", f"  output_shape = {shape}"]
         for m in METRICS:
             value = getattr(self, m)
-            if value != 0 or m in ("params", "macs"):
+            if (value != 0 and m not in TRAINING_METRICS) or m in ("params", "macs"):
                 lines.append(f"  {m} = {value}")
         if self.conditions:
             lines.append("  valid when " + " and ".join(map(display.condition, self.conditions)))
@@ -284,7 +388,7 @@ class Cost:
         rows = [r"\text{output} &= (" + ", ".join(sympy.latex(x) for x in self.output_shape) + ")"]
         for m in METRICS:
             value = getattr(self, m)
-            if value != 0 or m in ("params", "macs"):
+            if (value != 0 and m not in TRAINING_METRICS) or m in ("params", "macs"):
                 rows.append(r"\text{%s} &= %s" % (m.replace("_", r"\_"), sympy.latex(value)))
         return r"$\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}$"
 
@@ -304,7 +408,7 @@ class Cost:
         rows = [f"<tr><th>output_shape</th>{cell('(' + ', '.join(map(display.formula, self.output_shape)) + ')')}</tr>"]
         for m in (*METRICS[:2], "flops", *METRICS[2:]):
             value = getattr(self, m)
-            if value != 0 or m in ("params", "macs", "flops"):
+            if (value != 0 and m not in TRAINING_METRICS) or m in ("params", "macs", "flops"):
                 rows.append(f"<tr><th>{m}</th>{cell(display.number(value))}</tr>")
         rows += [f"<tr><th>valid when</th>{cell(display.condition(c))}</tr>" for c in self.conditions]
         caption = f"<caption>{html.escape(display.spec(self.spec))}</caption>" if self.spec is not None else ""
@@ -326,6 +430,27 @@ def check_metric(metric) -> str:
     if not isinstance(metric, str) or metric not in METRIC_NAMES:
         raise ConvcostError(f"unknown metric {metric!r}; known: {', '.join(METRIC_NAMES)}")
     return "memory_access" if metric == "memory" else metric
+
+
+def training_bytes(*, params, trainable_params, trainable_tensors, saved_elements, saved_indices=0,
+                   optimizer: str = "adam", dtype: str = "float32"):
+    """Bytes of one training step from its parts, for a model whose parameters are partly frozen too.
+
+    ``itemsize x (params + trainable_params [gradients] + k x trainable_params [state] + saved_elements -
+    saved_indices) + 8 x saved_indices + 4 x trainable_tensors [Adam's float32 step scalars]``, with
+    k = 0 (``"sgd"``), 1 (``"momentum"``) or 2 (``"adam"``, ``"adamw"``).
+
+    >>> training_bytes(params=224, trainable_params=224, trainable_tensors=2, saved_elements=216)
+    4456
+    """
+    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
+        raise ConvcostError(f"unknown optimizer {optimizer!r}; known: {', '.join(OPTIMIZERS)}")
+    if not isinstance(dtype, str) or dtype not in ITEMSIZE:
+        raise ConvcostError(f"unknown dtype {dtype!r}; known: {', '.join(ITEMSIZE)}")
+    per_element, step = OPTIMIZERS[optimizer]
+    floats = params + (1 + per_element) * trainable_params + saved_elements - saved_indices
+    # Adam's step scalars are float32 (torch's default dtype) whatever the parameters' dtype; indices are int64
+    return ITEMSIZE[dtype] * floats + 8 * saved_indices + (4 * trainable_tensors if step else 0)
 
 
 def _metric(c: Cost, metric: str):
@@ -376,6 +501,15 @@ def _expression(name: str, value):
 
 def _substitute(x, mapping):
     return x if type(x) is int else integer(sympy.sympify(x).subs(mapping))
+
+
+def _substitute_flag(flag, mapping):
+    if isinstance(flag, tuple):
+        return tuple(_substitute_flag(f, mapping) for f in flag)
+    if isinstance(flag, bool):
+        return flag
+    value = flag.subs(mapping)
+    return True if value is sympy.true else False if value is sympy.false else value
 
 
 def _simplify_bound(expr):

@@ -71,6 +71,10 @@ METRIC_SYMBOLS = {
     "elementwise_ops": "E",
     "activation_elements": "X",
     "memory_access": "Omega",
+    "backward_macs": "Gamma",
+    "saved_elements": "Sigma",
+    "saved_indices": "Xi",
+    "param_tensors": "Pi",
 }
 
 #: what each metric counts, for headings
@@ -85,6 +89,10 @@ METRIC_TITLES = {
     "elementwise_ops": "element-wise operations",
     "activation_elements": "activation elements written",
     "memory_access": "memory access (elements read and written)",
+    "backward_macs": "backward multiply-accumulates (input and weight gradients)",
+    "saved_elements": "elements autograd saves for backward",
+    "saved_indices": "int64 indices autograd saves (max pooling)",
+    "param_tensors": "parameter tensors",
 }
 
 KINDS = ("definition", "substitution", "simplification", "condition", "result", "approximation")
@@ -452,7 +460,10 @@ class _Builder:
         steps.append(Step("substitution", lhs, summed, "values of the parts", shown=shown))
         if tex(summed) != shown:
             steps.append(Step("simplification", lhs, summed))
-        if not _same(summed, total):
+        if self.metric == "saved_elements" and not _same(summed, total):
+            steps.append(Step("simplification", lhs, total,
+                              "each saved storage once: a tensor two parts save (an output and the next input) counts once"))
+        elif not _same(summed, total):
             steps.append(Step("condition", lhs, total, "counted only where the condition holds"))
         elif summed != total:
             steps.append(Step("simplification", lhs, total))

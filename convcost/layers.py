@@ -8,10 +8,30 @@ produced. ``layer.cost()`` without an input uses the layer's default input
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+
 from convcost.costs import Cost
 from convcost.errors import ConvcostError
 from convcost.shapes import as_shape
 from convcost.spec import Spec
+
+
+@dataclasses.dataclass(frozen=True)
+class Grad:
+    """What needs a gradient in a training step: the layer's input, and its parameters (``trainable``)."""
+
+    input: bool = True
+    trainable: bool = True
+
+    def __post_init__(self):
+        for name, shown in (("input", "input_grad"), ("trainable", "trainable")):
+            if not isinstance(getattr(self, name), bool):
+                raise ConvcostError(f"{shown}={getattr(self, name)!r} must be True or False")
+
+
+#: the default: the input needs a gradient (a layer inside a network) and every parameter is trained
+TRAINING = Grad()
 
 
 class Layer(Spec):
@@ -20,10 +40,34 @@ class Layer(Spec):
     #: set in the body of a base class that describes no layer by itself (read from the class's own dict)
     abstract_base = True
 
-    def cost(self, input_shape=None) -> Cost:
-        """The exact cost of applying this layer to a tensor of ``input_shape``."""
+    def cost(self, input_shape=None, *, input_grad: bool = True, trainable: bool = True) -> Cost:
+        """The exact cost of applying this layer to a tensor of ``input_shape``.
+
+        The training counts (``backward_macs``, ``saved_elements``) assume a step in which the input needs
+        a gradient (``input_grad``; False for a network's first layer fed data) and the parameters are
+        trained (``trainable``; False for frozen ones: no weight gradient, no optimizer state).
+
+        >>> from convcost.primitives import Conv
+        >>> c = Conv(C=3, O=8, K=3, bias=False)
+        >>> c.cost((1, 3, 6, 6)).macs      # 8 filters x 4x4 positions x 27 taps
+        3456
+        >>> c.cost((1, 3, 6, 6)).backward_macs, c.cost((1, 3, 6, 6), input_grad=False).backward_macs
+        (6912, 3456)
+        """
         shape = self.default_input() if input_shape is None else as_shape(input_shape, self)
-        return self._cost(shape).with_spec(self, shape)
+        if input_grad is True and trainable is True:  # the common case: no Grad built, old _cost signatures work
+            c = self._cost(shape)
+            if not _takes_grad(type(self)):
+                return _untrained(c.with_spec(self, shape), self)
+        else:
+            if not _takes_grad(type(self)):
+                raise ConvcostError(f"{self!r}: {type(self).__name__} has no training counts yet (its _cost takes no "
+                                    "grad), so input_grad/trainable cannot be applied to it")
+            c = self._cost(shape, Grad(input=input_grad, trainable=trainable))
+        c = c.with_spec(self, shape)
+        if trainable is not True:
+            c.__dict__["trainable"] = False  # a fresh copy from with_spec
+        return c
 
     def output_shape(self, input_shape=None) -> tuple:
         """Shape of the output for ``input_shape``."""
@@ -33,8 +77,26 @@ class Layer(Spec):
         """The input shape ``cost()`` uses when none is given."""
         raise ConvcostError(f"{self!r}: give an input shape, e.g. {type(self).__name__}(...).cost((1, 3, 32, 32))")
 
-    def _cost(self, shape: tuple) -> Cost:
+    def _cost(self, shape: tuple, grad: Grad = TRAINING) -> Cost:
         raise NotImplementedError
+
+
+_TAKES_GRAD: dict = {}
+
+
+def _untrained(c: Cost, layer) -> Cost:
+    """``c`` marked as lacking training counts (its class's ``_cost`` takes no training flags)."""
+    if not c.untrained:
+        c.__dict__["untrained"] = (type(layer).__name__,)  # a fresh copy from with_spec
+    return c
+
+
+def _takes_grad(cls) -> bool:
+    """Whether a layer class's ``_cost`` takes the training flags (every convcost class does; a user's may not)."""
+    found = _TAKES_GRAD.get(cls)
+    if found is None:
+        found = _TAKES_GRAD[cls] = len(inspect.signature(cls._cost).parameters) >= 3
+    return found
 
 
 class Merge(Spec):
@@ -42,12 +104,21 @@ class Merge(Spec):
 
     abstract_base = True
 
-    def cost(self, input_shapes) -> Cost:
-        """The exact cost of combining tensors of the given shapes."""
+    def cost(self, input_shapes, *, input_grads=None) -> Cost:
+        """The exact cost of combining tensors of the given shapes; ``input_grads`` says which need a gradient
+        (all by default). The cost's ``saves_input`` is a tuple: which operands autograd saves."""
         shapes = tuple(as_shape(s, self) for s in input_shapes)
         if len(shapes) < 2:
             raise ConvcostError(f"{self!r}: needs at least two inputs, got {len(shapes)}")
-        return self._cost(shapes).with_spec(self, shapes[0])
+        grads = (True,) * len(shapes) if input_grads is None else tuple(input_grads)
+        if len(grads) != len(shapes) or not all(isinstance(g, bool) for g in grads):
+            raise ConvcostError(f"{self!r}: input_grads={input_grads!r} must be one True or False per input")
+        if not _takes_grad(type(self)):
+            if input_grads is not None:
+                raise ConvcostError(f"{self!r}: {type(self).__name__} has no training counts yet, so input_grads "
+                                    "cannot be applied to it")
+            return _untrained(self._cost(shapes).with_spec(self, shapes[0]), self)
+        return self._cost(shapes, grads).with_spec(self, shapes[0])
 
-    def _cost(self, shapes: tuple) -> Cost:
+    def _cost(self, shapes: tuple, grads: tuple) -> Cost:
         raise NotImplementedError

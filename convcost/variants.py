@@ -50,9 +50,11 @@ class Variant(Layer):
     def default_input(self):
         return (self.N, self.C, self.H, self.W)
 
-    def _cost(self, shape):
+    def _cost(self, shape, grad=None):
         try:
-            return self.layers().cost(shape)
+            if grad is None:
+                return self.layers().cost(shape)
+            return self.layers().cost(shape, input_grad=grad.input, trainable=grad.trainable)
         except ConvcostError as exc:  # name the variant the user wrote, then the part that failed
             raise ConvcostError(f"{self!r}: {exc}") from None
 

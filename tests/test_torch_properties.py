@@ -136,6 +136,8 @@ def _sum_of_parts(case):
     total = layer.cost(shape)
     assert total.parts, layer
     for metric in METRICS:
+        if metric == "saved_elements":  # each storage once: less than the sum where parts share one (test_training)
+            continue
         assert getattr(total, metric) == sympy.Add(*(getattr(c, metric) for _, c in total.parts)), metric
     # and PyTorch agrees that the whole costs what its parts cost, measured one by one
     module = to_torch(layer, shape, device="meta")

@@ -32,6 +32,13 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print JSON (integers as numbers, formulas as text)")
     p.add_argument("--general", action="store_true",
                    help="start from the general form: fields left out are symbols (S, P, D, G ...), not defaults")
+    p.add_argument("--training", action="store_true",
+                   help="also the training step: backward MACs, saved elements, training memory in bytes")
+    p.add_argument("--optimizer", default="adam", help="with --training: sgd, momentum, adam (default) or adamw")
+    p.add_argument("--dtype", default="float32", help="with --training: the parameters' dtype (default float32)")
+    p.add_argument("--first", action="store_true",
+                   help="with --training: the layer is fed data, so its input needs no gradient")
+    p.add_argument("--frozen", action="store_true", help="with --training: the parameters are not trained")
     p.set_defaults(handler=_cost)
 
     p = sub.add_parser("tour", help="a tour of every variant's cost")
@@ -50,23 +57,32 @@ def _list(args) -> int:
 def _cost(args) -> int:
     from convcost.arguments import parse_fields
     from convcost.catalog import variant
-    from convcost.costs import METRICS
+    from convcost.costs import METRICS, TRAINING_METRICS
     from convcost.frontdoor import cost
 
     cls = variant(args.variant)
     c = cost(cls, general=args.general, **parse_fields(cls, args.fields))
+    shown = [m for m in METRICS if m not in TRAINING_METRICS]
+    extra = {}
+    if args.training:
+        c = c.spec.cost(c.input_shape, input_grad=not args.first, trainable=not args.frozen)
+        shown += list(TRAINING_METRICS)
+        extra[f"training_memory[{args.optimizer}, {args.dtype}]"] = c.training_memory(args.optimizer, args.dtype)
     if args.json:
         data = {"spec": display.spec(c.spec)}
         for key, value in c.as_dict().items():
+            if key in shown or key in ("flops", "output_shape"):
+                data.update(display.json_fields(key, value))
+        for key, value in extra.items():
             data.update(display.json_fields(key, value))
         data["conditions"] = [display.condition(x) for x in c.conditions]
         print(json.dumps(data, indent=2))
         return 0
     print(display.spec(c.spec))
     print(f"  output_shape        = ({', '.join(map(display.formula, c.output_shape))})")
-    for m in (*METRICS[:2], "flops", *METRICS[2:]):
-        value = getattr(c, m)
-        if value != 0 or m in ("params", "macs", "flops"):
+    for m in (*shown[:2], "flops", *shown[2:], *extra):
+        value = extra[m] if m in extra else getattr(c, m)
+        if value != 0 or m in ("params", "macs", "flops", *extra):
             print(f"  {m:<19} = {display.number(value)}")
     for cond in c.conditions:
         print(f"  valid when {display.condition(cond)}")

@@ -6,12 +6,15 @@
 
 from __future__ import annotations
 
-from convcost.layers import Layer
+from convcost.layers import TRAINING, Layer
 from convcost.primitives.base import plain
 from convcost.shapes import numel
 from convcost.spec import choice, spec
 
 #: the activation functions convcost names (each costs one ``act_ops`` per element)
+#: the activations whose backward reads their output (PyTorch saves it); the others save their input
+SAVE_OUTPUT = ("relu", "sigmoid", "tanh", "softmax", "log_softmax")
+
 ACTIVATIONS = ("relu", "relu6", "sigmoid", "tanh", "hardswish", "hardsigmoid", "silu", "gelu", "leaky_relu", "elu", "softmax",
                "log_softmax")
 
@@ -31,5 +34,7 @@ class Activation(Layer):
     def kernel_kind(self) -> str:
         return "elementwise"
 
-    def _cost(self, shape):
-        return plain(shape, shape, act_ops=numel(shape))
+    def _cost(self, shape, grad=TRAINING):
+        output = self.kind in SAVE_OUTPUT
+        return plain(shape, shape, act_ops=numel(shape), output_grad=grad.input,
+                     saves_input=grad.input and not output, saves_output=grad.input and output)

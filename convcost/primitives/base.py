@@ -7,7 +7,7 @@ on Python ints and on sympy symbols alike. Each primitive class also names its
 
 from __future__ import annotations
 
-from convcost.arith import divides, eq
+from convcost.arith import divides, eq, where
 from convcost.costs import Cost
 from convcost.errors import ConvcostError, require
 from convcost.shapes import numel
@@ -17,17 +17,39 @@ KINDS = ("dense_conv", "pointwise_conv", "depthwise_conv", "grouped_conv", "tran
          "linear", "elementwise", "data_movement")
 
 
-def plain(out_shape, in_shape, conditions=(), **counts) -> Cost:
-    """A cost whose memory traffic is its input, output and parameters."""
+def plain(out_shape, in_shape, conditions=(), *, saves_input=False, saves_output=False, extra_saved=0,
+          saved_indices=0, output_grad=True, **counts) -> Cost:
+    """A cost whose memory traffic is its input, output and parameters.
+
+    The training side: autograd saves the input's storage (``saves_input``, a bool or a condition), the
+    output's (``saves_output``), ``extra_saved`` private elements (batch norm's mean and invstd) and
+    ``saved_indices`` int64 indices; ``output_grad`` says whether the output needs a gradient.
+    """
     params = counts.get("params", 0)
     out_elements = numel(out_shape)
+    saved = extra_saved + saved_indices
+    if saves_input is not False:
+        saved = saved + where(saves_input, numel(in_shape), 0)
+    if saves_output is not False:
+        saved = saved + where(saves_output, out_elements, 0)
     return Cost(
         output_shape=out_shape,
         activation_elements=out_elements,
         memory_access=numel(in_shape) + out_elements + params,
         conditions=conditions,
+        saved_elements=saved,
+        saved_indices=saved_indices,
+        saves_input=saves_input,
+        saves_output=saves_output,
+        output_grad=output_grad,
         **counts,
     )
+
+
+def backward(macs, grad) -> object:
+    """Backward MACs of a convolution or linear layer: the input gradient (as many MACs as the forward) when
+    the input needs one, the weight gradient (as many again) when the parameters are trained."""
+    return (macs if grad.input else 0) + (macs if grad.trainable else 0)
 
 
 def channels_first(layer, shape, rank: int | None, channels) -> tuple:

@@ -8,10 +8,10 @@
 
 from __future__ import annotations
 
-from convcost.arith import div, either, eq, ge, known_nonpositive, lt, prod
+from convcost.arith import both, div, either, eq, ge, known_nonpositive, lt, mod, negate, prod, where
 from convcost.errors import require
-from convcost.layers import Layer
-from convcost.primitives.base import channels_first, divisible, plain
+from convcost.layers import TRAINING, Layer
+from convcost.primitives.base import backward, channels_first, divisible, plain
 from convcost.shapes import conv_size, numel, per_axis, transposed_size
 from convcost.spec import choice, count, flag, padding, size, spec
 from convcost.symbols import SPATIAL, C, K, O
@@ -72,7 +72,7 @@ class Conv(Layer):
             return "depthwise_conv" if self.G == self.C else "grouped_conv"
         return "pointwise_conv" if prod(k for k, _, _ in self.axes()) == 1 else "dense_conv"
 
-    def _cost(self, shape):
+    def _cost(self, shape, grad=TRAINING):
         conditions = channels_first(self, shape, self.dims + 2, self.C)
         conditions += divisible(self, "C", self.C, "G", self.G) + divisible(self, "O", self.O, "G", self.G)
         pads = (0,) * self.dims if self.P in ("same", "valid") else per_axis(self.P, self.dims, self, "P")
@@ -94,14 +94,32 @@ class Conv(Layer):
         taps = prod(k for k, _, _ in axes)
         positions = numel(out_shape)
         per_position = div(self.C, self.G) * taps
+        macs = positions * per_position
+        recorded = grad.input or grad.trainable  # else autograd records nothing
+        copied, copy = self._padded_copy(shape, axes)
         return plain(
             out_shape,
             shape,
             conditions,
             params=self.O * per_position + (self.O if self.bias else 0),
-            macs=positions * per_position,
+            macs=macs,
             bias_ops=positions if self.bias else 0,
+            backward_macs=backward(macs, grad),
+            # for the weight gradient; saved even when the weight is frozen
+            saves_input=both(recorded, negate(copied)),
+            extra_saved=where(both(recorded, copied), copy, 0),
+            output_grad=recorded,
+            param_tensors=2 if self.bias else 1,
         )
+
+    def _padded_copy(self, shape, axes) -> tuple:
+        """Whether PyTorch pads a copy of the input first, and its size: ``padding="same"`` with an odd total
+        padding ``d (k - 1)`` on some axis puts the odd element in a copy, which the convolution then saves."""
+        if self.P != "same":
+            return False, 0
+        odd = [mod(d * (k - 1), 2) for k, _, d in axes]
+        copied = either(*(eq(o, 1) for o in odd))
+        return copied, numel((*shape[:2], *(length + o for length, o in zip(shape[2:], odd))))
 
 
 @spec
@@ -152,7 +170,7 @@ class ConvTranspose(Layer):
     def kernel_kind(self) -> str:
         return "transposed_conv"
 
-    def _cost(self, shape):
+    def _cost(self, shape, grad=TRAINING):
         conditions = channels_first(self, shape, self.dims + 2, self.C)
         conditions += divisible(self, "C", self.C, "G", self.G) + divisible(self, "O", self.O, "G", self.G)
         axes = self.axes()
@@ -169,11 +187,17 @@ class ConvTranspose(Layer):
         out_shape = (shape[0], self.O, *out)
         taps = prod(k for k, *_ in axes)
         per_input = div(self.O, self.G) * taps
+        macs = numel(shape) * per_input
+        recorded = grad.input or grad.trainable
         return plain(
             out_shape,
             shape,
             conditions,
             params=self.C * per_input + (self.O if self.bias else 0),
-            macs=numel(shape) * per_input,
+            macs=macs,
             bias_ops=numel(out_shape) if self.bias else 0,
+            backward_macs=backward(macs, grad),
+            saves_input=recorded,
+            output_grad=recorded,
+            param_tensors=2 if self.bias else 1,
         )

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from convcost.arith import eq
 from convcost.errors import require
-from convcost.layers import Layer
-from convcost.primitives.base import plain
+from convcost.layers import TRAINING, Layer
+from convcost.primitives.base import backward, plain
 from convcost.shapes import numel
 from convcost.spec import flag, size, spec
 from convcost.symbols import C, O
@@ -37,15 +37,21 @@ class Linear(Layer):
         leading = {1: (), 2: ("N",), 3: ("N", "L"), 4: ("N", "H", "W"), 5: ("N", "T", "H", "W")}
         return (*leading.get(rank, tuple(f"d{i}" for i in range(rank - 1))), "C")
 
-    def _cost(self, shape):
+    def _cost(self, shape, grad=TRAINING):
         conditions = require(eq(shape[-1], self.C), self, lambda: f"the last axis has {shape[-1]} features, expected C={self.C}")
         out_shape = (*shape[:-1], self.O)
         rows = numel(shape[:-1])
+        macs = rows * self.C * self.O
         return plain(
             out_shape,
             shape,
             conditions,
             params=self.C * self.O + (self.O if self.bias else 0),
-            macs=rows * self.C * self.O,
+            macs=macs,
             bias_ops=numel(out_shape) if self.bias else 0,
+            backward_macs=backward(macs, grad),
+            # a matmul saves each operand only for the other's gradient: the input for the weight's
+            saves_input=grad.trainable,
+            output_grad=grad.input or grad.trainable,
+            param_tensors=2 if self.bias else 1,
         )

@@ -17,13 +17,16 @@ from convcost.shapes import equal_sizes, numel
 from convcost.spec import spec
 
 
-def _combined(out, shapes, conditions, ops) -> Cost:
+def _combined(out, shapes, conditions, ops, grads, saved_operands=None, saved=0) -> Cost:
     return Cost(
         output_shape=out,
         elementwise_ops=ops,
         activation_elements=numel(out),
         memory_access=total(numel(s) for s in shapes) + numel(out),
         conditions=conditions,
+        saved_elements=saved,
+        saves_input=saved_operands or (False,) * len(shapes),
+        output_grad=any(grads),
     )
 
 
@@ -34,12 +37,12 @@ class Add(Merge):
     def kernel_kind(self) -> str:
         return "elementwise"
 
-    def _cost(self, shapes):
+    def _cost(self, shapes, grads):
         conditions = ()
         for other in shapes[1:]:
             conditions += equal_sizes(shapes[0], other, self, "added tensors")
         out = shapes[0]
-        return _combined(out, shapes, conditions, numel(out) * (len(shapes) - 1))
+        return _combined(out, shapes, conditions, numel(out) * (len(shapes) - 1), grads)
 
 
 @spec
@@ -49,7 +52,7 @@ class Mul(Merge):
     def kernel_kind(self) -> str:
         return "elementwise"
 
-    def _cost(self, shapes):
+    def _cost(self, shapes, grads):
         out, conditions = list(shapes[0]), ()
         for other in shapes[1:]:
             if len(other) != len(out):
@@ -60,7 +63,8 @@ class Mul(Merge):
                 elif b != 1:
                     conditions += equal_sizes((a,), (b,), self, "multiplied tensors")
         out = tuple(out)
-        return _combined(out, shapes, conditions, numel(out) * (len(shapes) - 1))
+        operands, saved = _saved_products(shapes, grads)
+        return _combined(out, shapes, conditions, numel(out) * (len(shapes) - 1), grads, operands, saved)
 
 
 @spec
@@ -72,7 +76,7 @@ class Concat(Merge):
     def kernel_kind(self) -> str:
         return "data_movement"
 
-    def _cost(self, shapes):
+    def _cost(self, shapes, grads):
         if type(self.dim) is not int or not -len(shapes[0]) <= self.dim < len(shapes[0]):
             raise ConvcostError(f"{self!r}: dim={self.dim!r} is not an axis of a {len(shapes[0])}-D input")
         axis = self.dim % len(shapes[0])
@@ -82,4 +86,23 @@ class Concat(Merge):
             b = other[:axis] + other[axis + 1 :] if len(other) == len(shapes[0]) else other
             conditions += equal_sizes(a, b, self, f"tensors concatenated along axis {axis}")
         out = (*shapes[0][:axis], total(s[axis] for s in shapes), *shapes[0][axis + 1 :])
-        return _combined(out, shapes, conditions, 0)
+        return _combined(out, shapes, conditions, 0, grads)
+
+
+def _saved_products(shapes, grads) -> tuple:
+    """What ``((a * b) * c) * ...`` saves: each factor of a product when the other factor needs a gradient.
+
+    Returns which operands are saved and the saved elements (operands and the intermediate products).
+    """
+    operands = [False] * len(shapes)
+    operands[0] = len(shapes) > 1 and grads[1]
+    saved = numel(shapes[0]) if operands[0] else 0
+    left_shape, left_grad = shapes[0], grads[0]
+    for i in range(1, len(shapes)):
+        operands[i] = left_grad
+        saved = saved + (numel(shapes[i]) if left_grad else 0)
+        if i > 1 and grads[i]:  # the running product (a fresh tensor) is saved for this factor's gradient
+            saved = saved + numel(left_shape)
+        left_shape = tuple(b if a == 1 else a for a, b in zip(left_shape, shapes[i]))
+        left_grad = left_grad or grads[i]
+    return tuple(operands), saved

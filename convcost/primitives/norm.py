@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from convcost.layers import Layer
+from convcost.layers import TRAINING, Layer
 from convcost.primitives.base import channels_first, plain
 from convcost.shapes import numel
 from convcost.spec import flag, size, spec
@@ -29,6 +29,12 @@ class BatchNorm(Layer):
     def kernel_kind(self) -> str:
         return "elementwise"
 
-    def _cost(self, shape):
+    def _cost(self, shape, grad=TRAINING):
         conditions = channels_first(self, shape, None, self.C)
-        return plain(shape, shape, conditions, params=2 * self.C if self.affine else 0, norm_ops=numel(shape))
+        recorded = grad.input or (grad.trainable and self.affine)
+        return plain(
+            shape, shape, conditions, params=2 * self.C if self.affine else 0, norm_ops=numel(shape),
+            # training mode: the input, and the batch mean and inverse std of each channel
+            saves_input=recorded, extra_saved=2 * self.C if recorded else 0, output_grad=recorded,
+            param_tensors=2 if self.affine else 0,
+        )

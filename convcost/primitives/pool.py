@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from convcost.arith import ge, le, prod
+from convcost.arith import both, eq, ge, le, negate, prod
 from convcost.errors import ConvcostError, require
-from convcost.layers import Layer
+from convcost.layers import TRAINING, Layer
 from convcost.primitives.base import plain, rank
 from convcost.primitives.conv import dims_field
 from convcost.shapes import adaptive_window_reads, ceil_pool_size, conv_size, numel, per_axis
@@ -33,6 +33,9 @@ class MaxPool(Layer):
     D: object = size(1, per_axis=True)
     ceil_mode: bool = flag(False)
     dims: int = dims_field()
+
+    #: training mode keeps the argmax of every window (int64) besides the input
+    saves_indices = True
 
     def __post_init__(self):
         if self.S is None:
@@ -58,7 +61,7 @@ class MaxPool(Layer):
     def kernel_kind(self) -> str:
         return "elementwise"
 
-    def _cost(self, shape):
+    def _cost(self, shape, grad=TRAINING):
         rank(self, shape, self.dims + 2)
         conditions = ()
         rule = ceil_pool_size if self.ceil_mode else conv_size
@@ -75,20 +78,24 @@ class MaxPool(Layer):
             out.append(size_out)
         out_shape = (*shape[:2], *out)
         taps = prod(k for k, *_ in window)
-        return plain(out_shape, shape, conditions, pool_ops=numel(out_shape) * taps)
+        indices = numel(out_shape) if grad.input and self.saves_indices else 0
+        return plain(out_shape, shape, conditions, pool_ops=numel(out_shape) * taps,
+                     saves_input=grad.input, saved_indices=indices, output_grad=grad.input)
 
 
 @spec
 class AvgPool(MaxPool):
     """Average pooling (``nn.AvgPool1d/2d/3d``); same windows as :class:`MaxPool`, no dilation."""
 
+    saves_indices = False
+
     def validate(self):
         if any(d != 1 for *_, d in self.window()):
             raise ConvcostError(f"{self!r}: average pooling has no dilation")
         super().validate()
 
-    def _cost(self, shape):
-        cost = super()._cost(shape)
+    def _cost(self, shape, grad=TRAINING):
+        cost = super()._cost(shape, grad)
         if self.dims != 3:
             return cost
         # PyTorch's avg_pool3d (CPU and meta) also refuses an input shorter than the kernel, padding aside
@@ -111,16 +118,25 @@ class AdaptiveAvgPool(Layer):
     def kernel_kind(self) -> str:
         return "elementwise"
 
-    def _cost(self, shape):
+    def _cost(self, shape, grad=TRAINING):
         rank(self, shape, self.dims + 2)
         bins = per_axis(self.output_size, self.dims, self, "output_size")
         reads, conditions = numel(shape[:2]), ()
         for length, b in zip(shape[2:], bins):
             axis_reads, carried = adaptive_window_reads(length, b, self)
             reads, conditions = reads * axis_reads, conditions + carried
-        return plain((*shape[:2], *bins), shape, conditions, pool_ops=reads)
+        out_shape = (*shape[:2], *bins)
+        return plain(out_shape, shape, conditions, pool_ops=reads, output_grad=grad.input, **self._saved(shape, out_shape, bins, grad))
+
+    def _saved(self, shape, out_shape, bins, grad) -> dict:
+        # PyTorch computes an all-ones output size as a mean, whose backward needs no saved tensor
+        return {"saves_input": both(grad.input, negate(both(*(eq(b, 1) for b in bins))))}
 
 
 @spec
 class AdaptiveMaxPool(AdaptiveAvgPool):
-    """Adaptive max pooling (``nn.AdaptiveMaxPool1d/2d/3d``); counted as :class:`AdaptiveAvgPool`."""
+    """Adaptive max pooling (``nn.AdaptiveMaxPool1d/2d/3d``); counted as :class:`AdaptiveAvgPool`, but training
+    keeps its input and the argmax indices (int64) whatever the output size."""
+
+    def _saved(self, shape, out_shape, bins, grad) -> dict:
+        return {"saves_input": grad.input, "saved_indices": numel(out_shape) if grad.input else 0}

@@ -17,7 +17,7 @@ import dataclasses
 from convcost.arith import div, le
 from convcost.costs import Cost
 from convcost.errors import ConvcostError, require
-from convcost.layers import Layer
+from convcost.layers import TRAINING, Layer
 from convcost.primitives.base import divisible, plain, rank
 from convcost.shapes import numel
 from convcost.spec import count, size, spec
@@ -35,8 +35,9 @@ class _Rearrangement(Layer):
     def reshape(self, shape) -> tuple:
         raise NotImplementedError
 
-    def moved(self, shape, conditions=()) -> Cost:
-        return plain(self.reshape(shape), shape, conditions)
+    def moved(self, shape, conditions=(), grad=TRAINING) -> Cost:
+        # a copy into a fresh tensor; its backward is the inverse permutation, which saves nothing
+        return plain(self.reshape(shape), shape, conditions, output_grad=grad.input)
 
 
 @spec
@@ -49,9 +50,9 @@ class PixelShuffle(_Rearrangement):
         n, c, h, w = shape
         return (n, div(c, self.r**2), self.r * h, self.r * w)
 
-    def _cost(self, shape):
+    def _cost(self, shape, grad=TRAINING):
         rank(self, shape, 4)
-        return self.moved(shape, divisible(self, "the channel count", shape[1], "r**2", self.r**2))
+        return self.moved(shape, divisible(self, "the channel count", shape[1], "r**2", self.r**2), grad)
 
 
 @spec
@@ -64,10 +65,10 @@ class PixelUnshuffle(_Rearrangement):
         n, c, h, w = shape
         return (n, c * self.r**2, div(h, self.r), div(w, self.r))
 
-    def _cost(self, shape):
+    def _cost(self, shape, grad=TRAINING):
         rank(self, shape, 4)
         conditions = divisible(self, "the height", shape[2], "r", self.r) + divisible(self, "the width", shape[3], "r", self.r)
-        return self.moved(shape, conditions)
+        return self.moved(shape, conditions, grad)
 
 
 @spec
@@ -79,10 +80,10 @@ class ChannelShuffle(_Rearrangement):
     def reshape(self, shape):
         return shape
 
-    def _cost(self, shape):
+    def _cost(self, shape, grad=TRAINING):
         if len(shape) < 2:
             raise ConvcostError(f"{self!r}: expects an input (N, C, ...), got shape {tuple(shape)}")
-        return self.moved(shape, divisible(self, "the channel count", shape[1], "G", self.G))
+        return self.moved(shape, divisible(self, "the channel count", shape[1], "G", self.G), grad)
 
 
 @spec
@@ -110,8 +111,8 @@ class Flatten(Layer):
             raise ConvcostError(f"{self!r}: start_dim comes after end_dim for a {len(shape)}-D input")
         return (*shape[:start], numel(shape[start : end + 1]), *shape[end + 1 :])
 
-    def _cost(self, shape):
-        return Cost(output_shape=self.reshape(shape))
+    def _cost(self, shape, grad=TRAINING):
+        return Cost(output_shape=self.reshape(shape), output_view=True, output_grad=grad.input)
 
 
 @spec
@@ -142,14 +143,14 @@ class Narrow(Layer):
         axis = self.axis(shape)
         return (*shape[:axis], self.length, *shape[axis + 1 :])
 
-    def _cost(self, shape):
+    def _cost(self, shape, grad=TRAINING):
         out, axis = self.reshape(shape), self.axis(shape)
         conditions = require(
             le(self.start + self.length, shape[axis]),
             self,
             lambda: f"start={self.start} + length={self.length} goes past the {shape[axis]} elements of axis {axis}",
         )
-        return Cost(output_shape=out, conditions=conditions)
+        return Cost(output_shape=out, conditions=conditions, output_view=True, output_grad=grad.input)
 
 
 @spec
@@ -159,5 +160,5 @@ class Identity(Layer):
     def kernel_kind(self) -> None:
         return None
 
-    def _cost(self, shape):
-        return Cost(output_shape=shape)
+    def _cost(self, shape, grad=TRAINING):
+        return Cost(output_shape=shape, output_view=True, output_grad=grad.input)

@@ -1,0 +1,224 @@
+"""The oracle of a training step: what PyTorch itself does in one step of any ``nn.Module``.
+
+Every number here is measured by running the module on real CPU tensors, never
+computed from convcost's formulas, so the tests can hold the formulas to them:
+
+- :func:`backward_macs`: ``FlopCounterMode`` over ``out.sum().backward()``, halved.
+  In torch 2.13 it counts a grouped convolution's weight gradient ``G`` times
+  over (the weight gradient is costed as if every input channel met every
+  output channel); ``convention="convcost"`` divides that part by ``groups``,
+  as upstream PR 183405 does, and ``convention="torch"`` keeps torch's number.
+- :func:`saved_tensors`: ``saved_tensors_hooks`` on a training-mode forward,
+  each storage counted once by its data pointer, parameters and buffers left
+  out; int64 storages (max pooling's indices) are reported apart.
+- :func:`optimizer_state`: the numel of the tensors in ``optimizer.state``
+  after one real step.
+
+Parameters with ``requires_grad=False`` are respected everywhere: they get no
+weight gradient, no ``.grad`` and no optimizer state. On CUDA, cuDNN saves
+other tensors than the CPU kernels; these functions measure the device the
+module and inputs are on.
+
+>>> from torch import nn
+>>> import torch
+>>> depthwise = nn.Conv2d(4, 4, 3, padding=1, groups=4, bias=False)
+>>> x = torch.randn(1, 4, 10, 10)
+>>> backward_macs(depthwise, x, input_grad=False, convention="torch"), backward_macs(depthwise, x, input_grad=False)
+(14400, 3600)
+>>> saved_tensors(depthwise, x)
+{'elements': 400, 'indices': 0}
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.autograd.graph import saved_tensors_hooks
+from torch.utils import flop_counter
+from torch.utils.flop_counter import FlopCounterMode
+
+from convcost.costs import ITEMSIZE, OPTIMIZERS
+from convcost.errors import ConvcostError
+
+CONVENTIONS = ("convcost", "torch")
+
+
+def _inputs(inputs, input_grad: bool) -> tuple:
+    if isinstance(inputs, torch.Tensor):
+        inputs = (inputs,)
+    if not isinstance(input_grad, bool):
+        raise ConvcostError(f"input_grad={input_grad!r} must be True or False")
+    out = []
+    for x in inputs:
+        if not isinstance(x, torch.Tensor):
+            raise ConvcostError(f"training measurements need tensors as inputs, got {type(x).__name__}")
+        x = x.detach().clone()
+        out.append(x.requires_grad_(input_grad) if x.is_floating_point() else x)
+    return tuple(out)
+
+
+def _forward(module, xs):
+    module.train()
+    out = module(*xs)
+    if not isinstance(out, torch.Tensor):
+        raise ConvcostError(f"training measurements need a module that returns one tensor, got {type(out).__name__}")
+    return out
+
+
+def _convolution_backward(grad_out_shape, x_shape, w_shape, bias, stride, padding, dilation, transposed,
+                          output_padding, groups, output_mask, out_shape=None, **kwargs) -> int:
+    """torch's own count of ``convolution_backward``, its weight-gradient part divided by ``groups``."""
+    args = (grad_out_shape, x_shape, w_shape, bias, stride, padding, dilation, transposed, output_padding, groups)
+    inputs = flop_counter.conv_backward_flop(*args, [output_mask[0], False, False], out_val=out_shape)
+    weights = flop_counter.conv_backward_flop(*args, [False, output_mask[1], False], out_val=out_shape)
+    return inputs + weights // groups
+
+
+def grouped_correction():
+    """The ``custom_mapping`` for ``FlopCounterMode`` that counts a grouped weight gradient once."""
+    return {torch.ops.aten.convolution_backward: _convolution_backward}
+
+
+def backward_macs(module, inputs, *, input_grad: bool = False, convention: str = "convcost") -> int:
+    """MACs of ``out.sum().backward()`` after a training-mode forward of ``module`` on ``inputs``.
+
+    ``input_grad`` says whether the inputs require a gradient (a network fed data: False, so its first
+    layer computes no input gradient).
+    """
+    if convention not in CONVENTIONS:
+        raise ConvcostError(f"convention={convention!r} must be one of {', '.join(CONVENTIONS)}")
+    out = _forward(module, _inputs(inputs, input_grad))
+    mapping = grouped_correction() if convention == "convcost" else {}
+    with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+        if out.requires_grad:
+            out.sum().backward()
+    return counter.get_total_flops() // 2
+
+
+def saved_tensors(module, inputs, *, input_grad: bool = False) -> dict:
+    """Elements autograd saves in a training-mode forward, each storage once, parameters and buffers excluded.
+
+    ``{"elements": all of them, "indices": those in int64 storages}``.
+    """
+    xs = _inputs(inputs, input_grad)
+    owned = {t.untyped_storage().data_ptr() for t in (*module.parameters(), *module.buffers())}
+    seen = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        pointer = storage.data_ptr()
+        if pointer not in owned and storage.nbytes():
+            seen[pointer] = (storage.nbytes() // t.element_size(), t.dtype == torch.int64)
+        return t
+
+    with saved_tensors_hooks(pack, lambda t: t):
+        _forward(module, xs)
+    return {"elements": sum(n for n, _ in seen.values()), "indices": sum(n for n, index in seen.values() if index)}
+
+
+def saved_tensors_by_module(module, inputs, *, input_grad: bool = False) -> dict:
+    """Saved elements per submodule, each storage attributed once, to the innermost module running when it
+    was first saved (a functional op in a container's ``forward`` goes to the container; the root is ``""``).
+
+    ``{qualified name: elements}``; the values sum to :func:`saved_tensors`' ``"elements"``.
+
+    >>> from torch import nn
+    >>> import torch
+    >>> m = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.ReLU(), nn.Conv2d(8, 8, 1))
+    >>> saved_tensors_by_module(m, torch.randn(1, 3, 6, 6))     # the second conv's input is the ReLU's output
+    {'0': 108, '1': 128}
+    """
+    xs = _inputs(inputs, input_grad)
+    owned = {t.untyped_storage().data_ptr() for t in (*module.parameters(), *module.buffers())}
+    names = {m: name for name, m in module.named_modules()}
+    running, seen, by_module = [""], set(), {}
+
+    def enter(m, args):
+        running.append(names[m])
+
+    def leave(m, args, out):
+        running.pop()
+
+    def pack(t):
+        storage = t.untyped_storage()
+        pointer = storage.data_ptr()
+        if pointer not in owned and pointer not in seen and storage.nbytes():
+            seen.add(pointer)
+            by_module[running[-1]] = by_module.get(running[-1], 0) + storage.nbytes() // t.element_size()
+        return t
+
+    handles = [m.register_forward_pre_hook(enter) for m in names if m is not module]
+    handles += [m.register_forward_hook(leave) for m in names if m is not module]
+    try:
+        with saved_tensors_hooks(pack, lambda t: t):
+            _forward(module, xs)
+    finally:
+        for h in handles:
+            h.remove()
+    return by_module
+
+
+def make_optimizer(name: str, parameters):
+    """The optimizer convcost names: ``"sgd"``, ``"momentum"`` (SGD, momentum 0.9), ``"adam"``, ``"adamw"``."""
+    if name == "sgd":
+        return torch.optim.SGD(parameters, lr=0.01)
+    if name == "momentum":
+        return torch.optim.SGD(parameters, lr=0.01, momentum=0.9)
+    if name == "adam":
+        return torch.optim.Adam(parameters)
+    if name == "adamw":
+        return torch.optim.AdamW(parameters)
+    raise ConvcostError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
+
+
+def optimizer_state(module, inputs, *, optimizer: str = "adam", input_grad: bool = False) -> dict:
+    """``{"elements", "bytes"}`` of the tensors in ``optimizer.state`` after one real step on the trainable
+    parameters (Adam's ``step`` scalars included)."""
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    if not trainable:  # torch refuses an optimizer of nothing; there is no state to keep
+        make_optimizer(optimizer, [torch.zeros(1, requires_grad=True)])  # still refuses an unknown name
+        return {"elements": 0, "bytes": 0}
+    opt = make_optimizer(optimizer, trainable)
+    if trainable:
+        out = _forward(module, _inputs(inputs, input_grad))
+        out.sum().backward()
+        opt.step()
+    tensors = [t for state in opt.state.values() for t in state.values() if isinstance(t, torch.Tensor)]
+    module.zero_grad(set_to_none=True)
+    return {"elements": sum(t.numel() for t in tensors), "bytes": sum(t.numel() * t.element_size() for t in tensors)}
+
+
+def measure_training(module, inputs, *, optimizer: str = "adam", input_grad: bool = False) -> dict:
+    """Everything one training step holds and does, measured: backward MACs (both conventions), saved
+    elements and indices, parameters, gradients and optimizer state, and their bytes.
+
+    >>> from torch import nn
+    >>> import torch
+    >>> m = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4 * 4, 10))
+    >>> r = measure_training(m, torch.randn(2, 3, 6, 6), optimizer="momentum")
+    >>> r["backward_macs"], r["saved_elements"], r["optimizer_state"], r["bytes"]
+    (12032, 472, 1506, 19960)
+    """
+    params = [p for p in module.parameters()]
+    before = {id(p) for p in params if p.requires_grad}
+    saved = saved_tensors(module, inputs, input_grad=input_grad)
+    state = optimizer_state(module, inputs, optimizer=optimizer, input_grad=input_grad)
+    out = _forward(module, _inputs(inputs, input_grad))
+    if out.requires_grad:
+        out.sum().backward()
+    grads = [p.grad for p in params if p.grad is not None]
+    module.zero_grad(set_to_none=True)
+    itemsize = params[0].element_size() if params else ITEMSIZE["float32"]
+    param_bytes = sum(p.numel() * p.element_size() for p in params)
+    grad_bytes = sum(g.numel() * g.element_size() for g in grads)
+    saved_bytes = (saved["elements"] - saved["indices"]) * itemsize + 8 * saved["indices"]
+    return {
+        "backward_macs": backward_macs(module, inputs, input_grad=input_grad),
+        "backward_macs_torch": backward_macs(module, inputs, input_grad=input_grad, convention="torch"),
+        "saved_elements": saved["elements"],
+        "saved_indices": saved["indices"],
+        "params": sum(p.numel() for p in params),
+        "trainable_params": sum(p.numel() for p in params if id(p) in before),
+        "gradients": sum(g.numel() for g in grads),
+        "optimizer_state": state["elements"],
+        "bytes": param_bytes + grad_bytes + state["bytes"] + saved_bytes,
+    }

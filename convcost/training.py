@@ -1,0 +1,191 @@
+"""Will it fit? The memory of one training step as a closed form in the batch size, and the largest batch.
+
+``training_memory(x, optimizer, dtype)`` is :meth:`convcost.Cost.training_memory`
+of a layer, a cost or a zoo model with the batch left as the symbol ``N``
+(the first layer of a whole model is fed data, so it computes no input
+gradient). Every part is linear in ``N`` (parameters, gradients and optimizer
+state do not depend on it; saved activations grow with it), so
+``memory(N) <= budget`` holds exactly up to one integer, which
+:func:`max_batch` finds in exact rational arithmetic and checks on both sides.
+
+>>> from convcost.zoo import mnist_net
+>>> training_memory(mnist_net(), "sgd")
+207296*N + 746576
+>>> max_batch(mnist_net(), memory="1MiB", optimizer="sgd")
+1
+
+The counts are what PyTorch 2.13 keeps on the CPU; cuDNN on CUDA saves
+other tensors (and needs workspace), so on a GPU read the answer as a lower
+bound on what the step needs.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+from fractions import Fraction
+
+import sympy
+
+from convcost.arith import total
+from convcost.costs import Cost
+from convcost.errors import ConvcostError
+from convcost.layers import Layer
+from convcost.primitives import Conv, ConvTranspose
+from convcost.symbols import N
+
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+_MEMORY = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B|B)?\s*")
+
+
+def parse_memory(memory) -> int:
+    """A memory size in bytes: an int, or text such as ``"80GiB"``, ``"24GB"``, ``"512MiB"``, ``"1.5GiB"``.
+
+    >>> parse_memory("80GiB"), parse_memory("24GB"), parse_memory(4096)
+    (85899345920, 24000000000, 4096)
+    >>> parse_memory("-1GB")
+    Traceback (most recent call last):
+    ...
+    convcost.errors.ConvcostError: memory='-1GB' is not a size: give bytes or a number with a unit B, KB, MB, GB, TB, KiB, MiB, GiB, TiB
+    """
+    if isinstance(memory, bool):
+        raise ConvcostError(f"memory={memory!r} must be a positive number of bytes or a size such as '24GiB'")
+    if isinstance(memory, numbers.Integral):
+        value = Fraction(int(memory))
+    elif isinstance(memory, float):
+        if not math.isfinite(memory):
+            raise ConvcostError(f"memory={memory!r} must be a finite number of bytes")
+        value = Fraction(repr(memory))
+    elif isinstance(memory, str):
+        match = _MEMORY.fullmatch(memory)
+        if not match:
+            raise ConvcostError(f"memory={memory!r} is not a size: give bytes or a number with a unit "
+                                + ", ".join(u for u in _UNITS if u))
+        value = Fraction(match.group(1)) * _UNITS[match.group(2) or ""]
+    else:
+        raise ConvcostError(f"memory={memory!r} must be a positive number of bytes or a size such as '24GiB'")
+    if value <= 0:
+        raise ConvcostError(f"memory={memory!r} must be positive")
+    return math.floor(value)
+
+
+def batched_cost(x, input_shape=None) -> Cost:
+    """The training cost of ``x`` (a layer, a zoo model or a cost) with the batch as the symbol ``N``.
+
+    A layer or zoo model is costed as a whole network: its input needs no gradient. A cost is taken as
+    it is; it must depend on ``N``.
+    """
+    if isinstance(x, Cost):
+        return x
+    if hasattr(x, "layer") and hasattr(x, "input_shape"):  # a zoo model
+        shape = tuple(input_shape or x.input_shape)
+        return x.layer.cost((N, *shape[1:]), input_grad=False)
+    if isinstance(x, Layer):
+        shape = tuple(input_shape or x.default_input())
+        return x.cost((N, *shape[1:]), input_grad=False)
+    raise ConvcostError(f"{x!r} is not a convcost layer, zoo model or cost")
+
+
+def training_memory(x, optimizer: str = "adam", dtype: str = "float32", *, input_shape=None):
+    """Bytes of one training step of ``x`` as a closed form in the batch size ``N``.
+
+    >>> from convcost import StandardConv
+    >>> training_memory(StandardConv(C=3, O=8, K=3, H=6, W=6), "adam")
+    432*N + 3592
+    """
+    return sympy.expand(sympy.sympify(batched_cost(x, input_shape).training_memory(optimizer, dtype)))
+
+
+def max_batch(x, memory="80GiB", optimizer: str = "adam", dtype: str = "float32", *, input_shape=None) -> int:
+    """The largest batch size N whose training step fits in ``memory`` (0 when not even one sample fits).
+
+    ``x`` is a layer (its default input, batch replaced by N), a zoo model (its paper's input), a cost
+    that depends on the symbol ``N``, or the bytes themselves as a sympy expression in ``N`` (a profile's
+    total); ``input_shape`` overrides the input (its batch is ignored).
+
+    >>> from convcost import StandardConv
+    >>> max_batch(StandardConv(C=3, O=8, K=3, H=6, W=6), memory=4456, optimizer="adam")
+    2
+    >>> max_batch(StandardConv(C=3, O=8, K=3, H=6, W=6), memory=-5)
+    Traceback (most recent call last):
+    ...
+    convcost.errors.ConvcostError: memory=-5 must be positive
+    """
+    budget = parse_memory(memory)
+    if isinstance(x, sympy.Expr):
+        expr = sympy.expand(x)
+    else:
+        expr = training_memory(x, optimizer, dtype, input_shape=input_shape)
+    others = expr.free_symbols - {N}
+    if others:
+        names = ", ".join(sorted(map(str, others)))
+        raise ConvcostError(f"the training memory {expr} still depends on {names}: bind them (e.g. H=224, W=224)")
+    if N not in expr.free_symbols:
+        raise ConvcostError(f"the training memory {expr} does not depend on the batch size N: give a cost in N")
+    poly = sympy.Poly(expr, N)
+    if poly.degree() != 1:
+        raise ConvcostError(f"the training memory {expr} is not linear in N; no exact largest batch is solved")
+    slope, fixed = (sympy.Rational(c) for c in poly.all_coeffs())
+    if slope <= 0:
+        raise ConvcostError(f"the training memory {expr} does not grow with N")
+    largest = max(int(sympy.floor((budget - fixed) / slope)), 0)
+    # exact on both sides: batch `largest` fits, one more does not
+    if largest and expr.subs(N, largest) > budget or expr.subs(N, largest + 1) <= budget:
+        raise ConvcostError(f"max_batch: the solution N={largest} of {expr} <= {budget} does not check")
+    return largest
+
+
+def torch_backward_macs(c: Cost):
+    """``FlopCounterMode``'s backward MACs (torch 2.13) for a cost: convcost's ``backward_macs`` plus the
+    ``G - 1`` extra weight gradients it counts for every grouped (transposed) convolution whose weights are
+    trained, so that the two tools can be reconciled row by row.
+
+    >>> from convcost.primitives import Conv
+    >>> depthwise = Conv(C=4, O=4, K=3, G=4, bias=False).cost((1, 4, 10, 10), input_grad=False)
+    >>> depthwise.backward_macs, torch_backward_macs(depthwise)
+    (2304, 9216)
+    """
+    if isinstance(c.spec, (Conv, ConvTranspose)):
+        return c.backward_macs + ((c.spec.G - 1) * c.macs if c.trainable else 0)
+    if not c.parts:
+        return c.backward_macs
+    return total(torch_backward_macs(part) for _, part in c.parts)
+
+
+def distinct_saved(rows, storage_elements: dict):
+    """Saved elements of a traced graph of layers, each storage once: the profile's total.
+
+    ``rows`` holds ``(cost, inputs, output_storage)``: a layer's cost (its own ``saved_elements`` counts its
+    inputs and output as fresh tensors), ``inputs`` as ``(storage key, shape)`` per operand, and the key of
+    its output's storage (the input's key when ``cost.output_view``). A row's private saves (batch norm's
+    statistics, pooling indices, products inside a merge) count as they are; every storage some row saves
+    counts once, with ``storage_elements[key]`` elements.
+
+    >>> from convcost.primitives import Activation, Conv
+    >>> relu = Activation("relu").cost((1, 8, 4, 4))
+    >>> conv = Conv(C=8, O=8, K=1).cost((1, 8, 4, 4))
+    >>> rows = [(relu, [("x", (1, 8, 4, 4))], "r"), (conv, [("r", (1, 8, 4, 4))], "y")]
+    >>> relu.saved_elements + conv.saved_elements, distinct_saved(rows, {"x": 128, "r": 128, "y": 128})
+    (256, 128)
+    """
+    from convcost.shapes import numel
+
+    private, saved = 0, set()
+    for c, inputs, output in rows:
+        flags = c.saves_input if isinstance(c.saves_input, tuple) else (c.saves_input,) + (False,) * (len(inputs) - 1)
+        own = c.saved_elements
+        for (key, shape), flag in zip(inputs, flags):
+            if flag is True:
+                saved.add(key)
+                own = own - numel(shape)
+            elif flag is not False:
+                raise ConvcostError(f"distinct_saved: whether {c.spec!r} saves its input is undecided ({flag}); bind it")
+        if c.saves_output is True:
+            saved.add(output)
+            own = own - (0 if c.output_view else numel(c.output_shape))
+        elif c.saves_output is not False:
+            raise ConvcostError(f"distinct_saved: whether {c.spec!r} saves its output is undecided; bind it")
+        private = private + own
+    return private + total(storage_elements[k] for k in saved)
