@@ -34,6 +34,7 @@ import sympy
 from convcost.costs import METRICS, Cost, metric_of
 from convcost.errors import ConvcostError
 from convcost.symbols import GLOSSARY
+from convcost.validate import entry_point, field_values
 
 #: metric names compare and break_even accept ("memory" is memory access, "flops" is 2 x MACs)
 METRIC_NAMES = ("params", "macs", "flops", "memory", *[m for m in METRICS if m not in ("params", "macs")])
@@ -43,7 +44,7 @@ _SHARED_FIELDS = set(GLOSSARY) | {"N", "T", "H", "W"}
 
 def check_metric(metric: str) -> str:
     """``metric`` if convcost counts it, else one error listing what it counts."""
-    if metric not in METRIC_NAMES:
+    if not isinstance(metric, str) or metric not in METRIC_NAMES:
         raise ConvcostError(f"unknown metric {metric!r}; known: {', '.join(METRIC_NAMES)}")
     return metric
 
@@ -127,6 +128,7 @@ class Comparison:
         )
 
 
+@entry_point
 def compare(A, B, /, metric: str = "macs", **shared) -> Comparison:
     """B against A for ``metric`` ("params", "macs", "flops", "memory" or any name in METRICS).
 
@@ -136,6 +138,7 @@ def compare(A, B, /, metric: str = "macs", **shared) -> Comparison:
     (35264, 28128, 20.24)
     """
     check_metric(metric)
+    field_values("compare", shared)
     a, b = shared_costs(A, B, shared)
     return Comparison.of(a, b, metric)
 

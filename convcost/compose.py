@@ -25,6 +25,7 @@ from convcost.costs import Cost
 from convcost.errors import ConvcostError
 from convcost.layers import Layer
 from convcost.primitives import Add, Concat, Identity, Mul
+from convcost.validate import entry_point
 
 MERGES = {"concat": Concat, "add": Add, "mul": Mul}
 
@@ -76,7 +77,8 @@ class Sequential(Layer):
 
     parts: tuple
 
-    def __init__(self, *layers, **named):
+    @entry_point
+    def __init__(self, /, *layers, **named):
         object.__setattr__(self, "parts", _named_parts("Sequential", layers, named))
 
     def default_input(self):
@@ -106,7 +108,8 @@ class Parallel(Layer):
     parts: tuple
     merge: str
 
-    def __init__(self, *branches, merge: str = "concat", **named):
+    @entry_point
+    def __init__(self, /, *branches, merge: str = "concat", **named):
         if merge not in MERGES:
             raise ConvcostError(f"Parallel: merge={merge!r} must be one of {', '.join(map(repr, MERGES))}")
         parts = _named_parts("Parallel", branches, named)
@@ -141,7 +144,8 @@ class Residual(Layer):
     shortcut: Layer | None
     when: object
 
-    def __init__(self, body: Layer, shortcut: Layer | None = None, when=True):
+    @entry_point
+    def __init__(self, /, body: Layer, shortcut: Layer | None = None, when=True):
         for name, part in (("body", body), ("shortcut", shortcut)):
             if part is not None and not isinstance(part, Layer):
                 raise ConvcostError(f"Residual: {name}={part!r} is not a convcost layer")
@@ -181,7 +185,8 @@ class When(Layer):
     condition: object
     layer: Layer
 
-    def __init__(self, condition, layer: Layer):
+    @entry_point
+    def __init__(self, /, condition, layer: Layer):
         if not isinstance(layer, Layer):
             raise ConvcostError(f"When: {layer!r} is not a convcost layer")
         object.__setattr__(self, "condition", _condition("When", "condition", condition))

@@ -53,6 +53,7 @@ import sympy
 from convcost.arith import integer, total, where
 from convcost.errors import ConvcostError, require
 from convcost.symbols import GLOSSARY
+from convcost.validate import number, text
 
 #: the counted quantities of a Cost, in the order they are reported
 METRICS = (
@@ -137,7 +138,7 @@ class Cost:
         >>> cost(PointwiseConv, C=16, O=32, H=8, W=8).bytes("float16")["weights"]
         1088
         """
-        if dtype not in ITEMSIZE:
+        if not isinstance(dtype, str) or dtype not in ITEMSIZE:
             raise ConvcostError(f"unknown dtype {dtype!r}; known: {', '.join(ITEMSIZE)}")
         size = ITEMSIZE[dtype]
         return {
@@ -243,6 +244,8 @@ class Cost:
         >>> cost(SeparableConv, **shared).ratio(cost(StandardConv, **shared), "params")
         70/577
         """
+        if not isinstance(other, Cost):
+            raise ConvcostError(f"ratio: other={other!r} must be a Cost (e.g. cost(StandardConv, C=64))")
         a, b = _metric(self, metric), _metric(other, metric)
         if b == 0:
             raise ConvcostError(f"ratio: the other cost's {metric} is 0, so the ratio is undefined")
@@ -289,6 +292,7 @@ class Cost:
 
 
 def _metric(c: Cost, metric: str):
+    text("metric", "metric", metric)
     if metric == "flops":
         return c.flops
     if metric == "memory":
@@ -376,21 +380,8 @@ def _bindings(free: set, values: dict) -> dict:
 
 
 def _bound_value(name, value):
-    if isinstance(value, bool) or isinstance(value, str):
-        raise ConvcostError(f"cannot bind {name}={value!r}: give a number or a sympy expression")
-    if isinstance(value, numbers.Integral):
-        return sympy.Integer(int(value))
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ConvcostError(f"cannot bind {name}={value!r}: it must be a finite number")
-        return sympy.Rational(Fraction(repr(value)))
-    if isinstance(value, Fraction):  # as specs take them (a multiplier of 3/4)
-        return sympy.Rational(value.numerator, value.denominator)
-    if isinstance(value, sympy.Expr):
-        if value.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan):
-            raise ConvcostError(f"cannot bind {name}={value}: it must be a finite number")
-        return value
-    raise ConvcostError(f"cannot bind {name}={value!r}: give a number or a sympy expression")
+    # ints, finite floats (read as the decimal written), Fractions, numpy numbers and finite sympy expressions
+    return number("cannot bind", name, value)
 
 
 def _show_mapping(mapping: dict) -> str:

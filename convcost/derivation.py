@@ -58,6 +58,7 @@ from convcost.costs import METRICS, Cost, metric_of
 from convcost.errors import ConvcostError
 from convcost.layers import Layer, Merge
 from convcost.symbols import GLOSSARY, SPATIAL, C, N
+from convcost.validate import entry_point, text
 
 #: the symbol letter of each metric (sympy names; they print as the table above)
 METRIC_SYMBOLS = {
@@ -295,6 +296,7 @@ def _condition_atoms(cond) -> list:
 
 
 # -- building -------------------------------------------------------------------
+@entry_point
 def derive(spec_or_cost, metric=None) -> Derivation:
     """The derivation of a cost (or of a layer's cost), for one metric or several.
 
@@ -330,6 +332,8 @@ def derive(spec_or_cost, metric=None) -> Derivation:
     if not isinstance(spec_or_cost, Cost):
         raise ConvcostError(f"derive() needs a convcost layer, layer class or Cost, got {spec_or_cost!r}")
     c = spec_or_cost
+    if metric is not None and not isinstance(metric, (str, tuple, list)):
+        raise ConvcostError(f"derive: metric={metric!r} must be a metric name or a tuple of them")
     metrics = DEFAULT_METRICS if metric is None else (metric,) if isinstance(metric, str) else tuple(metric)
     if not metrics:
         raise ConvcostError("derive() needs at least one metric")
@@ -370,6 +374,7 @@ def _break_even(be) -> Derivation:
 
 
 def _metric_name(metric) -> str:
+    text("derive", "metric", metric)
     aliases = {"memory": "memory_access"}
     name = aliases.get(metric, metric)
     if name != "flops" and name not in METRICS:

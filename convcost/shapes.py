@@ -99,7 +99,13 @@ def adaptive_window_reads(size, out, where: object) -> tuple:
     """Elements read along one axis by adaptive pooling to ``out`` bins, and conditions.
 
     Bin ``i`` covers ``[floor(i*size/out), ceil((i+1)*size/out))``; bins overlap
-    when ``out`` does not divide ``size``.
+    when ``out`` does not divide ``size``. Summed over the bins that is
+    ``size + out - gcd(size, out)`` (the ceilings exceed the floors of the next bin
+    except at the ``gcd`` bin edges that fall on whole elements), a closed form, so
+    no loop runs over ``out`` bins (a size of 10**30 answers at once).
+
+    >>> adaptive_window_reads(10**30, 3 * 10**29, "pool")
+    (1200000000000000000000000000000, ())
 
     >>> adaptive_window_reads(7, 1, "pool")
     (7, ())
@@ -110,7 +116,7 @@ def adaptive_window_reads(size, out, where: object) -> tuple:
     if out == 1:
         return size, ()
     if type(size) is int and type(out) is int:
-        return sum(-((-(i + 1) * size) // out) - (i * size) // out for i in range(out)), ()
+        return size + out - math.gcd(size, out), ()
     # symbolic: exact when the bins tile the axis, which becomes a carried condition
     return size, require(divides(out, size), where, f"{out} must divide {size}")
 

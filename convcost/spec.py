@@ -33,6 +33,7 @@ import sympy
 
 from convcost.errors import ConvcostError
 from convcost.symbols import GLOSSARY
+from convcost.validate import field_value
 
 def size(default=dataclasses.MISSING, *, per_axis: bool = False):
     """A positive integer field (channels, kernel, stride ...); ``per_axis`` allows a tuple."""
@@ -179,6 +180,7 @@ def _show(value) -> str:
 def _normalise(owner, f: dataclasses.Field, value):
     kind = f.metadata["kind"]
     where = lambda: _partial_repr(owner)  # noqa: E731 - deferred: only built for an error
+    field_value(type(owner).__name__, f.name, value)
     if kind == "flag":
         if not isinstance(value, bool):
             raise ConvcostError(f"{where()}: {f.name}={value!r} must be True or False")
