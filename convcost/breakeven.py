@@ -51,7 +51,7 @@ import sympy
 from convcost.compare import Comparison, check_metric, compare, simplest
 from convcost.costs import Cost
 from convcost.errors import ConvcostError
-from convcost.validate import broadcast, entry_point, field_values, grid, is_integral, number, symbol_name
+from convcost.validate import broadcast, entry_point, field_values, grid, is_integral, number
 
 _LAMBDA = sympy.Symbol("lambda_", positive=True)
 
@@ -284,7 +284,6 @@ def break_even(A, B, /, metric: str = "macs", solve_for="K", **shared) -> BreakE
     """
     check_metric(metric)
     field_values("break_even", shared)
-    symbol_name("break_even", "solve_for", solve_for)
     return solve_comparison(compare(A, B, metric=metric, **shared), solve_for)
 
 

@@ -99,7 +99,7 @@ _ARTICLE = {"int": "an int", "array": "an array", "expression": "an expression",
 def refuse(where: str, name: str, value, accepts: str, kind: str | None = None) -> ConvcostError:
     """The one error for an argument that does not accept ``value``."""
     kind = kind or kind_of(value)
-    article = _ARTICLE.get(kind, f"a {kind}")
+    article = _ARTICLE.get(kind) or ("an " if kind[0] in "aeiou" else "a ") + kind
     return ConvcostError(f"{where}: {name}={_short(value)} is {article}; it accepts {accepts}")
 
 
@@ -215,13 +215,11 @@ def grid(where: str, name: str, value) -> np.ndarray:
         return np.asarray(int(value) if value.is_Integer else float(value))
     if kind not in ("sequence", "array"):
         raise refuse(where, name, value, accepts, kind)
-    if kind == "sequence" and not all(kind_of(v) in ("int", "float", "numpy integer", "numpy float") for v in value):
-        raise refuse(where, name, value, accepts, "sequence holding something else")
     try:
         array = np.asarray(value)
     except (ValueError, TypeError, OverflowError):
         raise refuse(where, name, value, accepts, "ragged sequence") from None
-    if array.dtype.kind not in "iuf":
+    if array.dtype.kind not in "iuf":  # text, bools, objects (Fractions, symbols, ints past 64 bits) ...
         raise refuse(where, name, value, accepts, f"array of {array.dtype}")
     if array.size > MAX_GRID:
         raise refuse(where, name, value, f"at most {MAX_GRID:,} elements", "larger array")

@@ -338,3 +338,11 @@ def finite(x) -> bool:
         return math.isfinite(float(x))
     except (TypeError, ValueError, OverflowError):
         return False
+
+
+def torch_state() -> tuple:
+    """PyTorch's global settings a call must leave as it found them."""
+    import torch
+
+    return (torch.get_default_dtype(), torch.is_grad_enabled(), torch.is_inference_mode_enabled(),
+            str(torch.get_default_device()), torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())

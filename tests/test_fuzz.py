@@ -298,3 +298,69 @@ def test_cost_from_threads_agrees_with_sequential():
         for _ in range(rounds):
             concurrent_ = list(pool.map(lambda case: _counts(*case), THREAD_CASES * 2))
             assert concurrent_ == sequential * 2
+
+
+# -- the PyTorch backend (profile: tests/test_fuzz_profile.py) --------------------------------------------------
+torch = pytest.importorskip("torch")
+from convcost.torch import Measured, from_torch, measure, to_torch  # noqa: E402
+from fuzzing import torch_state  # noqa: E402
+
+SPECS = [StandardConv(C=4, O=8, K=3), SeparableConv(C=4, O=8, K=3), StandardConv.general(),
+         StandardConv(C=4, O=8, K=3, H=8, W=8), FactorizedConv(C=2, O=2, K=5)]
+MODULES = [torch.nn.Conv2d(3, 4, 3), torch.nn.Linear(4, 2), torch.nn.Sequential(torch.nn.Conv2d(2, 2, 1), torch.nn.ReLU()),
+           torch.nn.BatchNorm2d(3), torch.nn.AdaptiveAvgPool2d(2), torch.nn.Conv1d(2, 2, 3).to("meta"),
+           torch.nn.Identity(), torch.nn.Flatten(), torch.nn.Dropout(0.5)]
+# PyTorch's first FlopCounterMode run loads its machinery (seconds); that is not the call under test
+measure(torch.nn.Conv2d(3, 4, 3), (1, 3, 8, 8))
+
+SHAPES = [(1, 3, 8, 8), (1, 4, 8, 8), (2, 4), (1, 2, 5, 5), (1, 3, 0, 8), (1, 2, 9), [(1, 3, 8, 8)]]
+
+
+@settings(max_examples=examples(200, 5000))
+@given(st.one_of(st.sampled_from(SPECS), hostile_values()), st.one_of(st.none(), st.sampled_from(SHAPES),
+       hostile_values()), st.one_of(st.none(), st.just("meta"), hostile_values()))
+def test_to_torch(layer, shape, device):
+    before = torch_state()
+    result = attempt("to_torch", to_torch, layer, shape, device=device)
+    assert result is ERROR or isinstance(result, torch.nn.Module)
+    assert torch_state() == before
+
+
+@settings(max_examples=examples(200, 5000))
+@given(st.one_of(st.sampled_from(MODULES), hostile_values()))
+def test_from_torch(module):
+    result = attempt("from_torch", from_torch, module)
+    assert result is ERROR or isinstance(result, Layer)
+
+
+def _fingerprint(module):
+    return ([(n, t.device.type, t.dtype, t.requires_grad, tuple(t.shape),
+              None if t.is_meta else t.detach().clone()) for n, t in [*module.named_parameters(), *module.named_buffers()]],
+            [m.training for m in module.modules()])
+
+
+def _same_fingerprint(a, b) -> bool:
+    (ta, ma), (tb, mb) = a, b
+    return ma == mb and len(ta) == len(tb) and all(
+        x[:5] == y[:5] and (x[5] is None) == (y[5] is None) and (x[5] is None or torch.equal(x[5], y[5]))
+        for x, y in zip(ta, tb))
+
+
+@settings(max_examples=examples(200, 5000))
+@given(st.sampled_from(range(len(MODULES))), st.booleans(),
+       st.one_of(st.sampled_from(SHAPES), hostile_values()))
+def test_measure_leaves_state(index, training, shape):
+    module = MODULES[index]
+    module.train(training)
+    before, state = _fingerprint(module), torch_state()
+    result = attempt("measure", measure, module, shape)
+    assert result is ERROR or isinstance(result, Measured)
+    assert _same_fingerprint(_fingerprint(module), before)
+    assert torch_state() == state
+
+
+@settings(max_examples=examples(100, 2000))
+@given(hostile_values(), hostile_values())
+def test_measure_arguments(module, shape):
+    result = attempt("measure", measure, module, shape)
+    assert result is ERROR
