@@ -143,17 +143,27 @@ class BreakEven:
     def _exact(self, arrays: list, shape: tuple) -> list:
         """Integer grids as int64 where the condition cannot overflow it, else as Python ints (exact)."""
         if not arrays or any(a.dtype.kind == "f" for a in arrays) or not self.expression.is_polynomial():
-            return arrays
+            try:  # floats throughout (a Python int past int64 among them becomes one)
+                return [a.astype(np.float64) if a.dtype == object else a for a in arrays]
+            except OverflowError:
+                raise ConvcostError("region: a value exceeds floating point") from None
         largest = max((max(int(a.max()), -int(a.min())) for a in arrays if a.size), default=0)
-        poly = sympy.Poly(self.expression, *self.variables)
-        bound = sum(abs(int(c)) for c in poly.coeffs()) * max(largest, 1) ** max(poly.total_degree(), 1)
-        if bound < 2**62 and largest < 2**62:
+        weight, degree = self._size
+        if weight * max(largest, 1) ** degree < 2**62 and largest < 2**62:
             return [a.astype(np.int64) for a in arrays]
         if math.prod(shape) > _EXACT_OBJECT_POINTS:
             raise ConvcostError(f"region: values up to {largest} overflow int64 in this condition; exact "
                                 f"evaluation takes at most {_EXACT_OBJECT_POINTS:,} points, the grid has "
                                 f"{math.prod(shape):,}")
         return [a.astype(object) for a in arrays]
+
+    @functools.cached_property
+    def _size(self) -> tuple:
+        """``(sum of |coefficients|, total degree)``: with every |value| <= v, |p| <= sum * v**degree."""
+        poly = sympy.Poly(self.expression, *self.variables)
+        if not all(c.is_Integer for c in poly.coeffs()):
+            return 2**62, 1  # rational coefficients: no int64 evaluation
+        return sum(abs(int(c)) for c in poly.coeffs()), max(poly.total_degree(), 1)
 
     @functools.cached_property
     def _vectorised(self):

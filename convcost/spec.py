@@ -136,7 +136,7 @@ class Spec:
         }
         return cls(**values)
 
-    def replace(self, **changes):
+    def replace(self, /, **changes):
         """A copy with some fields changed (checked like a new spec)."""
         return dataclasses.replace(self, **changes)
 

@@ -212,7 +212,10 @@ def grid(where: str, name: str, value) -> np.ndarray:
     kind = kind_of(value)
     if kind in ("int", "float", "numpy integer", "numpy float", "fraction", "sympy number"):
         value = number(where, name, value)
-        return np.asarray(int(value) if value.is_Integer else float(value))
+        if not value.is_Integer:
+            return np.asarray(float(value))
+        # an int past int64 stays a Python int (exact), in an array of objects
+        return np.asarray(int(value)) if abs(int(value)) < 2**63 else np.array(int(value), dtype=object)
     if kind not in ("sequence", "array"):
         raise refuse(where, name, value, accepts, kind)
     try:

@@ -314,6 +314,10 @@ MISC = [
 
 def hostile_values():
     """One hostile value: any of the kinds above, a small int, a float, text, or a short list of them."""
+    return _HOSTILE
+
+
+def _hostile_values():
     atoms = st.one_of(
         st.integers(min_value=-3, max_value=12),
         st.sampled_from(NUMBERS),
@@ -327,6 +331,8 @@ def hostile_values():
     )
     return st.one_of(atoms, st.lists(atoms, max_size=3), st.lists(atoms, max_size=3).map(tuple))
 
+
+_HOSTILE = _hostile_values()  # built once: building the strategy costs more than drawing from it
 
 #: keyword names a hostile caller tries beside the real ones
 ODD_KEYWORDS = ["self", "cls", "general", "spec", "metric", "values", "limit", "x", "__class__", "C ", "1", "shape"]

@@ -66,7 +66,7 @@ def layer_and_fields(draw):
     return spec, {**sane, **fields}
 
 
-@settings(max_examples=examples(400, 30000))
+@settings(max_examples=examples(300, 25000))
 @given(layer_and_fields(), st.one_of(st.just(False), st.just(True), hostile_values()))
 def test_cost(case, general):
     spec, fields = case
@@ -95,7 +95,7 @@ def bindings(draw):
     return {k: draw(hostile_values()) for k in keys}
 
 
-@settings(max_examples=examples(400, 25000))
+@settings(max_examples=examples(300, 20000))
 @given(st.sampled_from(BASES), bindings(), st.booleans())
 def test_subs(base, values, as_mapping):
     named = {k: v for k, v in values.items() if isinstance(k, str)}
@@ -106,7 +106,7 @@ def test_subs(base, values, as_mapping):
     assert result is ERROR or isinstance(result, Cost)
 
 
-@settings(max_examples=examples(300, 5000))
+@settings(max_examples=examples(200, 5000))
 @given(st.sampled_from(BASES), st.one_of(st.sampled_from(BASES), hostile_values()),
        st.one_of(st.sampled_from(["params", "macs", "flops", "memory"]), hostile_values()))
 def test_ratio(base, other, metric):
@@ -126,7 +126,7 @@ def shared_values(draw):
     return {k: draw(hostile_values()) for k in keys}
 
 
-@settings(max_examples=examples(300, 8000))
+@settings(max_examples=examples(200, 8000))
 @given(st.one_of(st.sampled_from(SIDES), hostile_values()), st.one_of(st.sampled_from(SIDES), hostile_values()),
        st.one_of(st.sampled_from(METRIC_NAMES), hostile_values()), shared_values())
 def test_compare(a, b, metric, shared):
@@ -134,7 +134,7 @@ def test_compare(a, b, metric, shared):
     assert result is ERROR or isinstance(result, Comparison)
 
 
-@settings(max_examples=examples(150, 3000))
+@settings(max_examples=examples(100, 2000))
 @given(st.sampled_from(SIDES[:4]), st.sampled_from(SIDES[:4]), st.sampled_from(METRIC_NAMES[:3]),
        st.one_of(st.sampled_from(["K", "C", "O", "H"]), hostile_values()), shared_values())
 def test_break_even(a, b, metric, solve_for, shared):
@@ -170,7 +170,7 @@ def point(draw, be, arrays=False):
     return {k: draw(st.one_of(sane, sane, hostile_values())) for k in keys}
 
 
-@settings(max_examples=examples(300, 10000))
+@settings(max_examples=examples(200, 10000))
 @given(st.data())
 def test_holds(data):
     be = data.draw(st.sampled_from(BREAK_EVENS))
@@ -178,7 +178,7 @@ def test_holds(data):
     assert result is ERROR or type(result) is bool
 
 
-@settings(max_examples=examples(300, 10000))
+@settings(max_examples=examples(200, 10000))
 @given(st.data())
 def test_region(data):
     be = data.draw(st.sampled_from(BREAK_EVENS))
@@ -189,7 +189,7 @@ def test_region(data):
         assert result.shape == np.broadcast_shapes(*(np.shape(v) for v in grids.values()))
 
 
-@settings(max_examples=examples(300, 8000))
+@settings(max_examples=examples(200, 6000))
 @given(st.data())
 def test_threshold_at(data):
     be = data.draw(st.sampled_from(BREAK_EVENS))
@@ -199,7 +199,7 @@ def test_threshold_at(data):
     assert result is ERROR or isinstance(result, tuple)
 
 
-@settings(max_examples=examples(200, 5000))
+@settings(max_examples=examples(200, 4000))
 @given(st.one_of(st.sampled_from([*SIDES, *BREAK_EVENS[:2], *BASES, StandardConv(C=4, O=8, K=3, H=8, W=8)]),
                  hostile_values()),
        st.one_of(st.none(), st.sampled_from(METRIC_NAMES), hostile_values()))
@@ -211,7 +211,7 @@ def test_derive(spec, metric):
 MACHINE = Machine("toy", peak_flops=1e11, bandwidth=1e10, overhead=1e-5)
 
 
-@settings(max_examples=examples(200, 5000))
+@settings(max_examples=examples(200, 4000))
 @given(st.one_of(st.sampled_from([StandardConv(C=4, O=8, K=3, H=8, W=8), BASES[3], *BASES]), hostile_values()),
        st.one_of(st.just(MACHINE), hostile_values()),
        st.one_of(st.sampled_from(["float32", "float16"]), hostile_values()))
@@ -220,7 +220,7 @@ def test_predict_latency(spec, machine, dtype):
     assert result is ERROR or isinstance(result, Latency)
 
 
-@settings(max_examples=examples(200, 5000))
+@settings(max_examples=examples(200, 4000))
 @given(st.data())
 def test_machine(data):
     fields = {f.name: data.draw(hostile_values()) for f in dataclasses.fields(Machine)
@@ -240,7 +240,7 @@ ARGV_WORDS = ["cost", "compare", "breakeven", "derive", "list", "StandardConv", 
               "--all", "--range", "K=1:nan", "K=a:b", "--y", "C", "--document", "\x00", "é", "-", "--", ""]
 
 
-@settings(max_examples=examples(300, 5000))
+@settings(max_examples=examples(200, 4000))
 @given(st.lists(st.sampled_from(ARGV_WORDS), min_size=1, max_size=6))
 def test_cli_in_process(argv):
     from convcost.cli import main
@@ -316,7 +316,7 @@ measure(torch.nn.Conv2d(3, 4, 3), (1, 3, 8, 8))
 SHAPES = [(1, 3, 8, 8), (1, 4, 8, 8), (2, 4), (1, 2, 5, 5), (1, 3, 0, 8), (1, 2, 9), [(1, 3, 8, 8)]]
 
 
-@settings(max_examples=examples(200, 5000))
+@settings(max_examples=examples(200, 4000))
 @given(st.one_of(st.sampled_from(SPECS), hostile_values()), st.one_of(st.none(), st.sampled_from(SHAPES),
        hostile_values()), st.one_of(st.none(), st.just("meta"), hostile_values()))
 def test_to_torch(layer, shape, device):
@@ -326,7 +326,7 @@ def test_to_torch(layer, shape, device):
     assert torch_state() == before
 
 
-@settings(max_examples=examples(200, 5000))
+@settings(max_examples=examples(200, 3000))
 @given(st.one_of(st.sampled_from(MODULES), hostile_values()))
 def test_from_torch(module):
     result = attempt("from_torch", from_torch, module)
@@ -346,7 +346,7 @@ def _same_fingerprint(a, b) -> bool:
         for x, y in zip(ta, tb))
 
 
-@settings(max_examples=examples(200, 5000))
+@settings(max_examples=examples(200, 4000))
 @given(st.sampled_from(range(len(MODULES))), st.booleans(),
        st.one_of(st.sampled_from(SHAPES), hostile_values()))
 def test_measure_leaves_state(index, training, shape):
