@@ -93,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConvcostError as exc:
         print(f"convcost: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 - a bug of convcost's: one line, not a traceback, and say so
+        line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"convcost: internal error: {type(exc).__name__}: {line} (a bug in convcost; please report it)",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -150,14 +150,14 @@ class Cost:
     # -- algebra ------------------------------------------------------------
     def __add__(self, other: Cost) -> Cost:
         """``a + b`` is ``a`` then ``b``: counts add, the shape is ``b``'s output."""
-        if other == 0:
+        if type(other) is int and other == 0:
             return self
         if not isinstance(other, Cost):
             return NotImplemented
         return Cost.total([("0", self), ("1", other)], output_shape=other.output_shape, input_shape=self.input_shape)
 
     def __radd__(self, other) -> Cost:
-        if other == 0:  # so that sum(costs) works
+        if type(other) is int and other == 0:  # so that sum(costs) works
             return self
         return NotImplemented
 
@@ -258,6 +258,8 @@ class Cost:
         >>> cost(PointwiseConv, C=3, O=4, H=2, W=2).as_dict(numeric=True)["macs"]
         48
         """
+        if not isinstance(numeric, bool):
+            raise ConvcostError(f"as_dict: numeric={numeric!r} must be True or False")
         out = {m: getattr(self, m) for m in METRICS}
         out["flops"] = self.flops
         out["output_shape"] = self.output_shape

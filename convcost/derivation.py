@@ -256,8 +256,10 @@ class Derivation:
 
     def render(self, fmt: str = "tex", *, document: bool = False) -> str:
         """``"tex"`` (``document=True`` for a standalone file) or ``"md"``."""
-        if fmt not in FORMATS:
+        if not isinstance(fmt, str) or fmt not in FORMATS:
             raise ConvcostError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+        if not isinstance(document, bool):
+            raise ConvcostError(f"render: document={document!r} must be True or False")
         if fmt == "md":
             if document:
                 raise ConvcostError("--document makes a LaTeX file; use it with format 'tex'")

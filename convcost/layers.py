@@ -12,6 +12,7 @@ from convcost.costs import Cost
 from convcost.errors import ConvcostError
 from convcost.shapes import as_shape
 from convcost.spec import Spec
+from convcost.validate import kind_of
 
 
 class Layer(Spec):
@@ -44,6 +45,8 @@ class Merge(Spec):
 
     def cost(self, input_shapes) -> Cost:
         """The exact cost of combining tensors of the given shapes."""
+        if kind_of(input_shapes) != "sequence":
+            raise ConvcostError(f"{self!r}: give a list of input shapes, got {input_shapes!r}")
         shapes = tuple(as_shape(s, self) for s in input_shapes)
         if len(shapes) < 2:
             raise ConvcostError(f"{self!r}: needs at least two inputs, got {len(shapes)}")
