@@ -1,4 +1,9 @@
-"""Hypothesis profiles: a quick default; CONVCOST_PROFILE=thorough for thousands of examples."""
+"""Hypothesis profiles: a quick default; CONVCOST_PROFILE=thorough for thousands of examples.
+
+The fuzz tests (tests/test_fuzz*.py) set their own example counts per entry point from the same
+variable (tests/fuzzing.py ``examples``): a few hundred each when quick, over 100,000 calls in all
+when thorough.
+"""
 
 import os
 
