@@ -328,7 +328,8 @@ def run_device(device: str, args) -> None:
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    machine = calibrate(device, threads=args.threads, cache=not args.recalibrate)
+    machine = calibrate(device, threads=args.threads, cache=not args.recalibrate, quiet=args.quiet)
+    progress = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     stem = os.path.join(args.out, f"kernels-{device.replace(':', '')}{'-quick' if args.quick else ''}")
     results = Results(stem, {"machine": describe(device, args.threads), "calibrated_machine": machine.as_dict(),
                              "quick": args.quick, "min_run_time": args.min_run_time, "max_gflop": args.max_gflop,
@@ -340,7 +341,7 @@ def run_device(device: str, args) -> None:
         row = measure_row(device, machine, args.threads, args.min_run_time, args.max_gflop, stage, name, fields, size, split)
         results.add(row)
         shown = f"{row['measured_s'] * 1e3:9.3f} ms" if row["status"] == "ok" else f"skipped: {row['reason']}"
-        print(f"[{i + 1:3d}/{len(rows)}] {name:18s} N={size['N']:<2d} C={fields['C']:<3d} H={size['H']:<3d} {shown}", flush=True)
+        progress(f"[{i + 1:3d}/{len(rows)}] {name:18s} N={size['N']:<2d} C={fields['C']:<3d} H={size['H']:<3d} {shown}")
     measured = [r for r in results.rows if r["status"] == "ok"]
     for n in range(2, args.passes + 1):  # later passes, in the same order: a slow moment hits one pass only
         for i, row in enumerate(measured):
@@ -348,8 +349,8 @@ def run_device(device: str, args) -> None:
                 remeasure(row, device, args.threads, args.min_run_time)
             except (MemoryError, RuntimeError) as exc:  # keep the earlier passes
                 row["reason"] = f"pass {n} failed: {str(exc).splitlines()[0][:160]}"
-            print(f"pass {n} [{i + 1:3d}/{len(measured)}] {row['variant']:18s} N={row['N']:<2d} C={row['C']:<3d} "
-                  f"H={row['H']:<3d} {row['passes_s'][-1] * 1e3:9.3f} ms", flush=True)
+            progress(f"pass {n} [{i + 1:3d}/{len(measured)}] {row['variant']:18s} N={row['N']:<2d} C={row['C']:<3d} "
+                     f"H={row['H']:<3d} {row['passes_s'][-1] * 1e3:9.3f} ms")
             results.write_json()
     analysis = analyse(results, machine)
     results.write_json({"analysis": analysis, "seconds": time.perf_counter() - started})
@@ -393,6 +394,7 @@ def main(argv=None) -> int:
                         help="times each row is measured, the grid over again each time; the fastest counts "
                              "(default 2, --quick 1)")
     parser.add_argument("--shared", action="store_true", help="record that other work shared the machine")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr (the report still goes to stdout)")
     args = parser.parse_args(argv)
     if args.reanalyse:
         return reanalyse(args.reanalyse)

@@ -155,6 +155,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--one", nargs=2, metavar=("TOOL", "MODEL"), help=argparse.SUPPRESS)
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr (the table still goes to stdout)")
     args = parser.parse_args()
     if args.one:
         print(json.dumps(run_one(*args.one, args.repeats, args.threads)))
@@ -177,7 +178,8 @@ def main():
                 tools[tool] = {"failed": done.stderr.strip().splitlines()[-1]}
             else:
                 tools[tool] = json.loads(done.stdout.strip().splitlines()[-1])
-            print(name, tool, tools[tool], flush=True)
+            if not args.quiet:  # progress: stderr, so stdout is the table alone
+                print(name, tool, tools[tool], file=sys.stderr, flush=True)
         results["models"][name] = summarise(tools)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))

@@ -34,7 +34,18 @@ from convcost.variants import (
     TransposedConv,
 )
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    """The installed version, as pyproject.toml gives it (the one place it is written)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("convcost")
+    except metadata.PackageNotFoundError:  # a source tree run without installing it
+        return "0+unknown"
+
+
+__version__ = _version()
 
 __all__ = [
     "cost",

@@ -189,7 +189,10 @@ def where(condition, then, otherwise):
     condition = _decided(condition)
     if isinstance(condition, bool):
         return then if condition else otherwise
-    return sympy.Piecewise((then, condition), (otherwise, True))
+    if then == otherwise:
+        return then
+    # unevaluated: sympy's collapsing of the pieces takes milliseconds and finds nothing more here
+    return sympy.Piecewise((then, condition), (otherwise, True), evaluate=False)
 
 
 def known_nonpositive(x) -> bool:

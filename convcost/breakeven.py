@@ -48,7 +48,9 @@ import math
 import numpy as np
 import sympy
 
-from convcost.compare import Comparison, check_metric, compare, simplest
+from convcost import display
+from convcost.compare import Comparison, compare, simplest
+from convcost.costs import check_metric
 from convcost.costs import Cost
 from convcost.errors import ConvcostError
 from convcost.validate import broadcast, entry_point, field_values, grid, is_integral, number
@@ -241,43 +243,62 @@ class BreakEven:
 
     # -- display --------------------------------------------------------------------
     def as_dict(self) -> dict:
-        """Every part as a string (what the CLI prints as JSON)."""
-        show = lambda v: None if v is None else str(v)  # noqa: E731
+        """Every part for JSON (what the CLI prints): formulas and conditions as text, as the glossary writes them."""
+        show = lambda v: None if v is None else display.formula(v)  # noqa: E731
         return {
-            "A": repr(self.comparison.A.spec),
-            "B": repr(self.comparison.B.spec),
+            "A": display.spec(self.comparison.A.spec),
+            "B": display.spec(self.comparison.B.spec),
             "metric": self.metric,
             "solve_for": self.symbol.name,
-            "difference": str(self.comparison.difference),
-            "condition": str(self.condition),
-            "cancelled": [str(c) for c in self.cancelled],
+            "difference": display.formula(self.comparison.difference),
+            "condition": display.formula(self.condition),
+            "cancelled": [display.formula(c) for c in self.cancelled],
             "threshold": show(self.threshold),
             "solution": show(self.solution),
             "rule_of_thumb": show(self.rule_of_thumb),
             "method": self.method,
             "note": self.note,
-            "assuming": [str(a) for a in self.assuming],
+            "assuming": [display.formula(a) for a in self.assuming],
         }
 
     def __str__(self) -> str:
-        a, b = repr(self.comparison.A.spec), repr(self.comparison.B.spec)
+        a, b = display.spec(self.comparison.A.spec), display.spec(self.comparison.B.spec)
+        f = display.formula
         lines = [
             f"{self.metric}: A = {a}, B = {b}",
-            f"  B costs no more than A exactly when  {self.condition}",
+            f"  B costs no more than A exactly when  {f(self.condition)}",
         ]
         if self.cancelled:
-            lines.append(f"  (A - B = {self.comparison.difference}; cancelled positive factors: "
-                         f"{', '.join(map(str, self.cancelled))})")
+            lines.append(f"  (A - B = {f(self.comparison.difference)}; cancelled positive factors: "
+                         f"{', '.join(map(f, self.cancelled))})")
         if self.solution is not None:
-            where = f"  (assuming {' and '.join(map(str, self.assuming))})" if self.assuming else ""
-            lines.append(f"  threshold (closed form):  {self.solution}{where}")
+            where = f"  (assuming {' and '.join(map(f, self.assuming))})" if self.assuming else ""
+            lines.append(f"  threshold (closed form):  {f(self.solution)}{where}")
         if self.rule_of_thumb is not None:
-            lines.append(f"  rule of thumb (leading order, other symbols large):  {self.rule_of_thumb}")
+            lines.append(f"  rule of thumb (leading order, other symbols large):  {f(self.rule_of_thumb)}")
         lines.append(f"  method: {self.method}: {self.note}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         return f"<BreakEven {self}>"
+
+    def _repr_latex_(self) -> str:
+        """The condition, the threshold and the rule of thumb as an aligned block, for Jupyter.
+
+        >>> from convcost import StandardConv, AsymmetricConv
+        >>> print(break_even(StandardConv, AsymmetricConv, metric="params", solve_for="K")._repr_latex_())
+        $\\begin{aligned}&\\text{params: A = StandardConv(), B = AsymmetricConv()} \\\\ &\\text{B costs no more than A exactly when } C K^{2} - C K - K O - 1 \\geq 0 \\\\ &\\text{threshold (closed form): } K \\geq ... \\\\ &\\text{rule of thumb: } K > 1 + \\frac{O}{C}\\end{aligned}$
+        """
+        a, b = display.spec(self.comparison.A.spec), display.spec(self.comparison.B.spec)
+        rows = [rf"&\text{{{display.latex_text(f'{self.metric}: A = {a}, B = {b}')}}}",
+                rf"&\text{{B costs no more than A exactly when }} {sympy.latex(self.condition)}"]
+        if self.solution is not None:
+            rows.append(rf"&\text{{threshold (closed form): }} {sympy.latex(self.solution)}")
+        if self.rule_of_thumb is not None:
+            rows.append(rf"&\text{{rule of thumb: }} {sympy.latex(self.rule_of_thumb)}")
+        if self.solution is None and self.rule_of_thumb is None:
+            rows.append(rf"&\text{{{display.latex_text(self.method + ': ' + self.note)}}}")
+        return r"$\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}$"
 
 
 @entry_point
@@ -314,7 +335,8 @@ def solve_comparison(comparison: Comparison, solve_for="K") -> BreakEven:
     if x not in diff.free_symbols:
         depends = ", ".join(sorted(s.name for s in diff.free_symbols)) or "nothing (it is a number)"
         raise ConvcostError(
-            f"{metric} of {comparison.B.spec!r} against {comparison.A.spec!r} does not depend on {x.name}; "
+            f"{metric} of {display.spec(comparison.B.spec)} against {display.spec(comparison.A.spec)} does not "
+            f"depend on {x.name}; "
             f"it depends on {depends}"
         )
     facts = _positive_facts(comparison.A, comparison.B)

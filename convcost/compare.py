@@ -13,6 +13,20 @@ spec pins (``StandardConv(K=5)`` against ``FactorizedConv``'s default) is
 carried to the other, since the comparison is of one layer replacing the
 other; two specs pinning the same field to different numbers conflict.
 
+A shared value must mean the same on both sides: a field (or glossary symbol)
+that only one side has is refused, never bound on one side and dropped on the
+other. Bind it on its own side instead, in the spec (``StandardConv(O=128)``;
+``A.O=128`` from the shell):
+
+>>> from convcost import StandardConv, DepthwiseConv
+>>> compare(StandardConv, DepthwiseConv, C=64, O=128, K=3)
+Traceback (most recent call last):
+...
+convcost.errors.ConvcostError: shared value O=128 is a field of StandardConv but not of DepthwiseConv, so it would compare different layers; bind it on one side instead: StandardConv(O=128) (from the shell: A.O=128)
+>>> c = compare(StandardConv(O=128), DepthwiseConv(M=2), metric="params", C=64, K=3)
+>>> c.value_a, c.value_b
+(73856, 1280)
+
 >>> from convcost import StandardConv, SeparableConv
 >>> compare(StandardConv, SeparableConv, metric="macs").ratio   # MobileNet: 1/N + 1/D_K**2
 1/O + K**(-2)
@@ -31,22 +45,14 @@ import dataclasses
 
 import sympy
 
-from convcost.costs import METRICS, Cost, metric_of
+from convcost import display
+from convcost.costs import METRIC_NAMES, METRICS, Cost, check_metric, metric_of
 from convcost.errors import ConvcostError
 from convcost.symbols import GLOSSARY
 from convcost.validate import entry_point, field_values
 
-#: metric names compare and break_even accept ("memory" is memory access, "flops" is 2 x MACs)
-METRIC_NAMES = ("params", "macs", "flops", "memory", *[m for m in METRICS if m not in ("params", "macs")])
 
 _SHARED_FIELDS = set(GLOSSARY) | {"N", "T", "H", "W"}
-
-
-def check_metric(metric: str) -> str:
-    """``metric`` if convcost counts it, else one error listing what it counts."""
-    if not isinstance(metric, str) or metric not in METRIC_NAMES:
-        raise ConvcostError(f"unknown metric {metric!r}; known: {', '.join(METRIC_NAMES)}")
-    return metric
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -108,24 +114,50 @@ class Comparison:
         return None
 
     def subs(self, values: dict | None = None, /, **named) -> Comparison:
-        """Bind symbols in both costs (checked as :meth:`Cost.subs` checks them)."""
+        """Bind symbols in both costs (checked as :meth:`Cost.subs` checks them).
+
+        A glossary symbol that only one cost has is refused, as in :func:`compare`.
+        """
+        given = {(k.name if isinstance(k, sympy.Symbol) else k): v for k, v in {**(values or {}), **named}.items()}
+        refuse_one_sided(self.A, self.B, given, _symbol_names(self.A), _symbol_names(self.B))
         return Comparison.of(self.A.subs(values, **named), self.B.subs(values, **named), self.metric)
 
     def as_dict(self) -> dict:
-        """Values as strings, or exact numbers where bound (what the CLI prints as JSON)."""
-        out = {"A": _name(self.A), "B": _name(self.B), "metric": self.metric}
+        """Values for JSON (what the CLI prints): integers as ints, a non-integer number as a float with its
+        exact value in ``..._exact``, a formula as text.
+
+        >>> from convcost import StandardConv, SeparableConv
+        >>> d = compare(StandardConv, SeparableConv, metric="params", C=64, O=128, K=3).as_dict()
+        >>> d["value_a"], d["ratio"], d["ratio_exact"], round(d["savings"], 2), d["savings_exact"]
+        (73856, 0.12131715771230503, '70/577', 87.87, '50700/577')
+        """
+        out = {"A": display.spec(self.A.spec), "B": display.spec(self.B.spec), "metric": self.metric}
         for key in ("value_a", "value_b", "ratio", "difference", "savings"):
-            out[key] = _plain(getattr(self, key))
-        out["conditions"] = [str(c) for c in self.conditions]
+            out.update(display.json_fields(key, getattr(self, key)))
+        out["conditions"] = [display.condition(c) for c in self.conditions]
         return out
 
+    def __str__(self) -> str:
+        lines = [f"{self.metric}: A = {display.spec(self.A.spec)}, B = {display.spec(self.B.spec)}"]
+        for label, value in (("A", self.value_a), ("B", self.value_b), ("B/A", self.ratio),
+                             ("A - B", self.difference)):
+            lines.append(f"  {label:<7} = {display.number(value)}")
+        lines.append(f"  savings = {display.percent(self.savings)}")
+        lines += [f"  valid when {display.condition(c)}" for c in self.conditions]
+        return "\n".join(lines)
+
     def __repr__(self) -> str:
-        savings = (f"{float(self.savings):.2f}%" if self.savings.is_number else f"{self.savings} %")
-        return (
-            f"<Comparison of {self.metric}: A = {_name(self.A)}, B = {_name(self.B)}\n"
-            f"  A = {self.value_a}\n  B = {self.value_b}\n"
-            f"  B/A = {self.ratio}\n  A - B = {self.difference}\n  savings = {savings}>"
-        )
+        return f"<Comparison of {self}>"
+
+    def _repr_latex_(self) -> str:
+        """The comparison as an aligned block, for Jupyter."""
+        head = display.latex_text(f"{self.metric}: A = {display.spec(self.A.spec)}, B = {display.spec(self.B.spec)}")
+        rows = [rf"&\text{{{head}}}"]
+        for label, value in ((r"A", self.value_a), (r"B", self.value_b), (r"B / A", self.ratio),
+                             (r"A - B", self.difference), (r"\text{savings}", self.savings)):
+            rows.append(rf"{label} &= {sympy.latex(value)}" + (r" \,\%" if label == r"\text{savings}" else ""))
+        rows += [rf"&\text{{valid when }} {sympy.latex(c)}" for c in self.conditions]
+        return r"$\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}$"
 
 
 @entry_point
@@ -163,9 +195,9 @@ def shared_costs(A, B, shared: dict) -> tuple[Cost, Cost]:
         _carry_pinned(A, B, fields, values, shared)
         costs = [_build(X, values[id_]) for id_, X in (("A", A), ("B", B))]
     bindable = {k: v for k, v in shared.items() if isinstance(v, (int, sympy.Expr)) and not isinstance(v, bool)}
-    known = set().union(*(fields.values() if fields else [set()]))
-    for c in costs:
-        known |= {s.name for s in c.free_symbols}
+    names = [fields.get(id_, set()) | _symbol_names(c) for id_, c in zip("AB", costs)]
+    refuse_one_sided(A, B, shared, *names, fields_a=fields.get("A", set()), fields_b=fields.get("B", set()))
+    known = names[0] | names[1]
     unknown = [k for k in shared if k not in known]
     if unknown:
         raise ConvcostError(
@@ -179,6 +211,38 @@ def _held(c: Cost, values: dict) -> dict:
     """The values among ``values`` that bind a symbol of ``c`` (the other side may hold the rest)."""
     names = {s.name for s in c.free_symbols} | {s.name for cond in c.conditions for s in cond.free_symbols}
     return {k: v for k, v in values.items() if k in names}
+
+
+def refuse_one_sided(A, B, shared: dict, names_a: set, names_b: set, fields_a=(), fields_b=()) -> None:
+    """Refuse a shared layer field or glossary symbol that only one side has (it would be dropped on the other).
+
+    ``names_a``/``names_b`` are each side's field names and cost symbols. A symbol
+    outside the glossary (a parametrisation such as ``C=a**2``) binds wherever it occurs.
+    """
+    layer_names = _SHARED_FIELDS | set(fields_a) | set(fields_b)
+    for key, value in shared.items():
+        if key not in layer_names or (key in names_a) == (key in names_b):
+            continue
+        has, lacks, side = (A, B, "A") if key in names_a else (B, A, "B")
+        what = "a field" if key in (fields_a if side == "A" else fields_b) else "a symbol"
+        binding = f"{key}={_show(value)}"
+        if isinstance(has, Cost):
+            fix = f"bind it in {side}'s cost alone ({side}.subs({binding}))"
+        else:
+            name = has.__name__ if isinstance(has, type) else type(has).__name__
+            fix = f"bind it on one side instead: {name}({'' if isinstance(has, type) else '..., '}{binding})"
+            fix += f" (from the shell: {side}.{binding})"
+        raise ConvcostError(
+            f"shared value {binding} is {what} of {_label(has)} but not of {_label(lacks)}, "
+            f"so it would compare different layers; {fix}"
+        )
+
+
+def _symbol_names(c: Cost) -> set:
+    found = {s.name for s in c.free_symbols}
+    for cond in c.conditions:
+        found |= {s.name for s in cond.free_symbols}
+    return found
 
 
 def _fields_for(X) -> set:
@@ -251,17 +315,7 @@ def _label(X) -> str:
 
 
 def _name(c) -> str:
-    spec = c.spec if isinstance(c, Cost) else c
-    return repr(spec) if spec is not None else "a cost"
-
-
-def _plain(value):
-    value = sympy.sympify(value)
-    if value.is_Integer:
-        return int(value)
-    if value.is_Rational:
-        return str(value)
-    return str(value)
+    return display.spec(c.spec if isinstance(c, Cost) else c)
 
 
 def simplest(expr) -> sympy.Expr:

@@ -53,7 +53,7 @@ import sympy
 from convcost.arith import integer, total, where
 from convcost.errors import ConvcostError, require
 from convcost.symbols import GLOSSARY
-from convcost.validate import number, text
+from convcost.validate import number
 
 #: the counted quantities of a Cost, in the order they are reported
 METRICS = (
@@ -292,16 +292,49 @@ class Cost:
                 rows.append(r"\text{%s} &= %s" % (m.replace("_", r"\_"), sympy.latex(value)))
         return r"$\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}$"
 
+    def _repr_html_(self) -> str:
+        """The cost as an HTML table, for Jupyter: counts with thousands separators, conditions as text.
+
+        >>> from convcost import cost, SeparableConv
+        >>> html = cost(SeparableConv, C=64, O=128, K=3)._repr_html_()
+        >>> "<td>8,960</td>" in html and "H &gt;= 3" in html
+        True
+        """
+        import html
+
+        from convcost import display
+
+        cell = lambda text: f"<td>{html.escape(text)}</td>"  # noqa: E731
+        rows = [f"<tr><th>output_shape</th>{cell('(' + ', '.join(map(display.formula, self.output_shape)) + ')')}</tr>"]
+        for m in (*METRICS[:2], "flops", *METRICS[2:]):
+            value = getattr(self, m)
+            if value != 0 or m in ("params", "macs", "flops"):
+                rows.append(f"<tr><th>{m}</th>{cell(display.number(value))}</tr>")
+        rows += [f"<tr><th>valid when</th>{cell(display.condition(c))}</tr>" for c in self.conditions]
+        caption = f"<caption>{html.escape(display.spec(self.spec))}</caption>" if self.spec is not None else ""
+        return f"<table>{caption}{''.join(rows)}</table>"
+
+
+#: every metric name the analyses accept ("memory" is memory access, "flops" is 2 x MACs)
+METRIC_NAMES = ("params", "macs", "flops", "memory", *[m for m in METRICS if m not in ("params", "macs")])
+
+
+def check_metric(metric) -> str:
+    """The count ``metric`` names (``"memory"`` is ``"memory_access"``), or one error listing every name.
+
+    The one check of a metric name, for every analysis that takes one.
+
+    >>> check_metric("memory"), check_metric("flops")
+    ('memory_access', 'flops')
+    """
+    if not isinstance(metric, str) or metric not in METRIC_NAMES:
+        raise ConvcostError(f"unknown metric {metric!r}; known: {', '.join(METRIC_NAMES)}")
+    return "memory_access" if metric == "memory" else metric
+
 
 def _metric(c: Cost, metric: str):
-    text("metric", "metric", metric)
-    if metric == "flops":
-        return c.flops
-    if metric == "memory":
-        return c.memory_access
-    if metric not in METRICS:
-        raise ConvcostError(f"unknown metric {metric!r}; known: flops, memory, {', '.join(METRICS)}")
-    return getattr(c, metric)
+    name = check_metric(metric)
+    return c.flops if name == "flops" else getattr(c, name)
 
 
 def metric_of(c: Cost, metric: str) -> sympy.Expr:

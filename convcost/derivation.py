@@ -54,11 +54,11 @@ from sympy.printing.latex import LatexPrinter
 
 from convcost import primitives
 from convcost.breakeven import BreakEven
-from convcost.costs import METRICS, Cost, metric_of
+from convcost.costs import METRICS, Cost, check_metric, metric_of
 from convcost.errors import ConvcostError
 from convcost.layers import Layer, Merge
 from convcost.symbols import GLOSSARY, SPATIAL, C, N
-from convcost.validate import entry_point, text
+from convcost.validate import entry_point
 
 #: the symbol letter of each metric (sympy names; they print as the table above)
 METRIC_SYMBOLS = {
@@ -224,7 +224,7 @@ class Derivation:
         lines = [r"\begin{align*}"]
         for i, sec in enumerate(self.sections):
             lines.append(r"\intertext{\textbf{%s}: %s}" % (_text(sec.metric), _text(sec.heading)))
-            lines += [_row(s) + r" \\" for s in sec.steps]
+            lines += [_row(group) + r" \\" for group in _groups(sec.steps)]
         lines[-1] = lines[-1].removesuffix(r" \\")
         lines.append(r"\end{align*}")
         return "\n".join(lines)
@@ -234,9 +234,9 @@ class Derivation:
         out = [f"### `{self.title}`", ""]
         for sec in self.sections:
             out += [f"#### {sec.metric}: {sec.heading}", ""]
-            for step in sec.steps:
-                note = f" ({_md(step.note)})" if step.note else ""
-                out += [f"{step.kind.capitalize()}{note}:", "", f"$${step.tex()}$$", ""]
+            for group in _groups(sec.steps):
+                said = ", ".join(f"{s.kind}" + (f" ({_md(s.note)})" if s.note else "") for s in group)
+                out += [f"{said[0].upper()}{said[1:]}:", "", f"$${group[-1].tex()}$$", ""]
         return "\n".join(out).rstrip() + "\n"
 
     def document(self) -> str:
@@ -270,19 +270,36 @@ class Derivation:
         rows = []
         for sec in self.sections:
             rows.append(r"&\textbf{%s}" % _text(sec.metric))
-            rows += [_row(s) for s in sec.steps]
+            rows += [_row(group) for group in _groups(sec.steps)]
         return r"$$\begin{aligned}" + " \\\\\n".join(rows) + r"\end{aligned}$$"
 
     def __repr__(self) -> str:
         lines = [f"<Derivation of {self.title}"]
         for sec in self.sections:
             lines.append(f"  {sec.metric}:")
-            lines += [f"    {s.lhs} {s.rel} {s.rhs}    [{s.kind}]" for s in sec.steps]
+            lines += [f"    {g[-1].lhs} {g[-1].rel} {g[-1].rhs}    [{', '.join(s.kind for s in g)}]"
+                      for g in _groups(sec.steps)]
         return "\n".join(lines) + ">"
 
 
-def _row(step: Step) -> str:
-    return f"{tex(step.lhs)} &{_RELATION_TEX[step.rel]} {step.rhs_tex()} && \\text{{{_text(step.label())}}}"
+def _groups(steps) -> list:
+    """The steps as shown: consecutive steps that print the same formula are one row, labelled with all of them.
+
+    (A substitution whose values are already the result would otherwise print the same line twice.)
+    """
+    out = []
+    for step in steps:
+        if out and out[-1][-1].tex() == step.tex():
+            out[-1].append(step)
+        else:
+            out.append([step])
+    return out
+
+
+def _row(group) -> str:
+    step = group[-1]
+    label = "; ".join(s.label() for s in group)
+    return f"{tex(step.lhs)} &{_RELATION_TEX[step.rel]} {step.rhs_tex()} && \\text{{{_text(label)}}}"
 
 
 def _md(s: str) -> str:
@@ -376,12 +393,7 @@ def _break_even(be) -> Derivation:
 
 
 def _metric_name(metric) -> str:
-    text("derive", "metric", metric)
-    aliases = {"memory": "memory_access"}
-    name = aliases.get(metric, metric)
-    if name != "flops" and name not in METRICS:
-        raise ConvcostError(f"unknown metric {metric!r}; known: flops, memory, {', '.join(METRICS)}")
-    return name
+    return check_metric(metric)
 
 
 def _section(c: Cost, metric: str, templates: dict) -> tuple:

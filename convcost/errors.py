@@ -21,19 +21,20 @@ class ConvcostError(ValueError):
     """
 
 
-def require(condition, where: object, message: str) -> tuple:
+def require(condition, where: object, message) -> tuple:
     """Check ``condition``; raise if it is definitely false.
 
     Returns ``()`` when the condition is true and ``(condition,)`` when it
     depends on free symbols, so that callers can carry it on their result.
+    ``message`` is text, or a function of no arguments that makes it (printing
+    a symbolic shape takes longer than the check: it is done only to raise).
     """
     if condition is True:  # decided in plain Python: the common case, no sympy
         return ()
-    if condition is False:
-        raise ConvcostError(f"{where}: {message}")
-    decided = sympy.sympify(condition)
-    if decided is sympy.true:
-        return ()
-    if decided is sympy.false:
-        raise ConvcostError(f"{where}: {message}")
-    return (decided,)
+    if condition is not False:
+        decided = sympy.sympify(condition)
+        if decided is sympy.true:
+            return ()
+        if decided is not sympy.false:
+            return (decided,)
+    raise ConvcostError(f"{where}: {message() if callable(message) else message}")

@@ -45,6 +45,7 @@ import os
 import numpy as np
 import sympy
 
+from convcost import display
 from convcost.costs import ITEMSIZE, Cost
 from convcost.errors import ConvcostError
 from convcost.layers import Layer
@@ -210,9 +211,20 @@ class Kernel:
         return "compute" if self.compute_seconds >= self.memory_seconds else "memory"
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class Latency:
-    """A latency estimate: ``seconds`` (the model), the pure ``roofline_seconds``, and per-kernel detail."""
+    """A latency estimate: ``seconds`` (the model), the pure ``roofline_seconds``, and per-kernel detail.
+
+    It prints in human units (``seconds`` stays a float of seconds):
+
+    >>> from convcost import DepthwiseConv
+    >>> m = Machine("toy", peak_flops=1e11, bandwidth=1e10, efficiency={"depthwise_conv": 0.25}, overhead=1e-5)
+    >>> predict_latency(DepthwiseConv(C=64, K=3, P=1, H=56, W=56), m)
+    <Latency 653 µs (model; roofline 161 µs), memory-bound, 1 kernel, on toy>
+    >>> print(predict_latency(DepthwiseConv(C=64, K=3, P=1, H=56, W=56), m).table())
+    kernel  kind            time    bound   GFLOP  MB moved
+    conv    depthwise_conv  653 µs  memory  0.00   1.61
+    """
 
     seconds: float
     roofline_seconds: float
@@ -236,6 +248,22 @@ class Latency:
     @property
     def kernel_count(self) -> int:
         return len(self.kernels)
+
+    def __str__(self) -> str:
+        count = f"{self.kernel_count} kernel{'s' * (self.kernel_count != 1)}"
+        return (f"{display.seconds(self.seconds)} (model; roofline {display.seconds(self.roofline_seconds)}), "
+                f"{self.bound}-bound, {count}, on {self.machine}")
+
+    def __repr__(self) -> str:
+        return f"<Latency {self}>"
+
+    def table(self) -> str:
+        """One line per kernel: its predicted time in human units, the roof that limits it, its work."""
+        rows = [("kernel", "kind", "time", "bound", "GFLOP", "MB moved")]
+        rows += [(k.name, k.kind, display.seconds(k.seconds), k.bound, f"{k.flops / 1e9:,.2f}",
+                  f"{k.bytes / 1e6:,.2f}") for k in self.kernels]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
 def primitives(c: Cost, prefix: str = "") -> list:

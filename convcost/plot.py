@@ -1,4 +1,4 @@
-"""Plots of where each choice wins (matplotlib, imported only when a plot is made).
+"""Plots of where each choice wins (matplotlib, from the plot extra, imported only when a plot is made).
 
 :func:`plot_break_even` draws the exact region of a :class:`~convcost.breakeven.BreakEven`
 over a grid of the solved symbol (x axis) and one other symbol (y axis),
@@ -20,7 +20,9 @@ import pathlib
 import numpy as np
 import sympy
 
+from convcost import display
 from convcost.errors import ConvcostError
+from convcost.extras import need
 
 #: the value a symbol on neither axis takes when none is given
 DEFAULT_VALUE = 64
@@ -33,6 +35,7 @@ def plot_break_even(result, path=None, *, x=None, y=None, ranges: dict | None = 
     ``ranges`` maps a symbol name to ``(low, high)``; integer symbols are
     sampled at every integer, real ones at 400 points.
     """
+    need("matplotlib", "plot", "plotting (convcost.plot, convcost breakeven --plot)")
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
@@ -52,7 +55,7 @@ def plot_break_even(result, path=None, *, x=None, y=None, ranges: dict | None = 
 
     fig = Figure(figsize=(6.4, 4.8), layout="constrained")
     ax = fig.add_subplot()
-    a, b = repr(result.comparison.A.spec), repr(result.comparison.B.spec)
+    a, b = display.spec(result.comparison.A.spec), display.spec(result.comparison.B.spec)
     xs = _axis(by_name.get(x, result.symbol), ranges.get(x, (1, 15)))
     if y is None:  # one symbol: the two costs against it
         va = sympy.lambdify(result.symbol, result.comparison.value_a.subs(_bind(pinned)), "numpy")
@@ -72,7 +75,7 @@ def plot_break_even(result, path=None, *, x=None, y=None, ranges: dict | None = 
                                        (result.rule_of_thumb, "--", "rule of thumb")):
             curve = _curve(relation, result.symbol, by_name[y], ys, pinned)
             if curve is not None:
-                handles.append(ax.plot(curve, ys, style, color="black", label=f"{label}: {relation}")[0])
+                handles.append(ax.plot(curve, ys, style, color="black", label=f"{label}: {display.formula(relation)}")[0])
         ax.set_xlim(xs[0] - 0.5, xs[-1] + 0.5)
         ax.set_ylabel(y)
         ax.legend(handles=handles, fontsize="small", loc="upper left")

@@ -132,7 +132,12 @@ def equal_sizes(a: tuple, b: tuple, where: object, what: str) -> tuple:
             if x != y:
                 raise ConvcostError(f"{where}: {what}: shapes {_fmt(a)} and {_fmt(b)} differ")
             continue
-        conditions += require(eq(sympy.simplify(x - y), 0), where, f"{what}: shapes {_fmt(a)} and {_fmt(b)} differ")
+        if x == y:
+            continue
+        # expand decides the common cases; what it leaves is a condition to carry (simplify would take
+        # a tenth of a second on a symbolic residual, and cannot decide more without the values)
+        difference = sympy.expand(x - y)
+        conditions += require(eq(difference, 0), where, lambda: f"{what}: shapes {_fmt(a)} and {_fmt(b)} differ")
     return tuple(conditions)
 
 

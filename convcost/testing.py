@@ -8,7 +8,7 @@ convcost's parameters, MACs and output shape equal what PyTorch counts
 (:func:`convcost.torch.measure`), exactly, for the layer and each named part.
 
 Importing this module needs ``hypothesis`` but not torch; torch is imported
-when a check runs.
+when a check runs. Both come with ``pip install 'convcost[testing]'``.
 
 >>> from convcost import SeparableConv
 >>> assert_matches_torch(SeparableConv, C=8, O=16, K=3, P=1, N=2, H=12, W=12).macs
@@ -28,7 +28,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import sympy
-from hypothesis import strategies as st
+
+from convcost.extras import need
+
+need("hypothesis", "testing", "convcost.testing")
+from hypothesis import strategies as st  # noqa: E402
 
 from convcost import blocks, variants
 from convcost import primitives as p

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from convcost import display
 from convcost.catalog import VARIANTS
 from convcost.frontdoor import cost
 
@@ -45,9 +46,9 @@ def tour() -> str:
         numeric = cost(cls, **example)
         args = ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in example.items())
         lines.append(f"{name}({args})")
-        lines.append(f"    params       = {symbolic.params}")
-        lines.append(f"    MACs         = {symbolic.macs}")
-        lines.append(f"    output shape = ({', '.join(map(str, numeric.output_shape))})")
+        lines.append(f"    params       = {display.number(symbolic.params)}")
+        lines.append(f"    MACs         = {display.number(symbolic.macs)}")
+        lines.append(f"    output shape = ({', '.join(map(display.formula, numeric.output_shape))})")
         lines.append(f"    at this size : {int(numeric.params):,} params, {int(numeric.macs):,} MACs, "
                      f"{int(numeric.memory_access):,} elements of memory access")
         lines.append("")

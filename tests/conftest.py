@@ -1,14 +1,38 @@
-"""Hypothesis profiles: a quick default; CONVCOST_PROFILE=thorough for thousands of examples.
+"""Shared test set-up.
 
-The fuzz tests (tests/test_fuzz*.py) set their own example counts per entry point from the same
-variable (tests/fuzzing.py ``examples``): a few hundred each when quick, over 100,000 calls in all
-when thorough.
+* Hypothesis profiles: a quick default; ``CONVCOST_PROFILE=thorough`` for thousands of examples.
+* Golden files (recorded output, under tests/golden and docs/): the ``golden`` fixture compares;
+  ``CONVCOST_UPDATE_GOLDEN=1 python -m pytest`` rewrites them (the only flag that does).
+* The fuzz tests (tests/test_fuzz*.py) set their own example counts per entry point from the same
+  variable (tests/fuzzing.py ``examples``): a few hundred each when quick, over 100,000 calls in all
+  when thorough.
 """
 
 import os
+import pathlib
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile("quick", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("thorough", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("CONVCOST_PROFILE", "quick"))
+
+#: the one flag that rewrites recorded output instead of comparing with it
+UPDATE_FLAG = "CONVCOST_UPDATE_GOLDEN"
+
+
+def check_golden(path, text: str) -> None:
+    """``text`` must equal the file at ``path``; with CONVCOST_UPDATE_GOLDEN=1 the file is rewritten first."""
+    path = pathlib.Path(path)
+    how = f"if the change is intended, regenerate with {UPDATE_FLAG}=1 python -m pytest"
+    if os.environ.get(UPDATE_FLAG) == "1":
+        path.write_text(text)
+    assert path.exists(), f"missing golden file {path}; {how}"
+    assert text == path.read_text(), f"{path.name} differs from the recorded output; {how}"
+
+
+@pytest.fixture
+def golden():
+    """``golden(path, text)``: compare ``text`` with a recorded file (see :func:`check_golden`)."""
+    return check_golden

@@ -1,4 +1,5 @@
-"""Conventions reproduce each tool's headline number on ordinary layers (PEERS.md and, when installed, the tools)."""
+"""Conventions reproduce each tool's headline number on ordinary layers: the numbers docs/conventions.md
+derives by hand, and the tools themselves (the peers extra installs them; the dev extra includes it)."""
 
 import pytest
 
@@ -10,26 +11,38 @@ from convcost.errors import ConvcostError  # noqa: E402
 from convcost.torch.profile import profile  # noqa: E402
 
 
-def mbnet_plain():  # PEERS.md's mbnet_plain_b3: conv 3x3 s2 64->128 no bias, BN, ReLU on 3x64x224x224
+def mbnet_plain():  # docs/conventions.md's mbnet_plain_b3: conv 3x3 s2 64->128 no bias, BN, ReLU on 3x64x224x224
     return nn.Sequential(nn.Conv2d(64, 128, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(128), nn.ReLU())
 
 
-GT, ELEMS = 2_774_532_096, 4_816_896
+# by hand: the output is 3 x 128 x 112 x 112; each output element takes 64 x 3 x 3 multiply-adds
+ELEMS = 3 * 128 * 112 * 112          # elements BN and ReLU each see
+GT = ELEMS * 64 * 3 * 3              # exact MACs
+BN_PARAMS = 2 * 128                  # weight and bias
 
 
 @pytest.mark.parametrize("tool,expected", [
-    ("convcost", GT), ("torch", 2 * GT), ("fvcore", GT + 9_633_792), ("torchinfo", GT + 768),
-    ("thop", GT + 19_267_584), ("ptflops", GT - 1_840_054_272),
+    ("convcost", GT),
+    ("torch", 2 * GT),                             # FlopCounterMode counts FLOPs: 2 per MAC
+    ("fvcore", GT + 2 * ELEMS),                    # + BN at 2 per element
+    ("torchinfo", GT + BN_PARAMS * 3),             # + BN params x batch 3
+    ("thop", GT + 4 * ELEMS),                      # + BN at 4 per element
+    # ptflops divides module counts by the batch (3) but counts the functional ReLU again, undivided:
+    # (MACs + BN at 2 per element + ReLU at 1 per element) / 3 + ReLU
+    ("ptflops", (GT + 2 * ELEMS + ELEMS) // 3 + ELEMS),
 ])
-def test_peers_md_numbers(tool, expected):
-    assert 9_633_792 == 2 * ELEMS and 19_267_584 == 4 * ELEMS and 768 == 2 * 128 * 3
+def test_documented_numbers(tool, expected):
+    assert (GT, ELEMS) == (2_774_532_096, 4_816_896)  # the numbers docs/conventions.md prints
     assert headline(profile(mbnet_plain(), (3, 64, 224, 224)), tool) == expected
 
 
 def test_transposed_conv_is_wrong_in_torchinfo_and_thop():
     r = profile(nn.Sequential(nn.ConvTranspose2d(32, 16, 3, stride=2, bias=False)), (1, 32, 16, 16))
     assert r.total["macs"] == 1_179_648
-    assert headline(r, "torchinfo") == headline(r, "thop") == 5_018_112  # PEERS.md: x4.254
+    # exact: each of the 16 x 16 input positions scatters 32 x 16 x 3 x 3 products
+    assert r.total["macs"] == 16 * 16 * 32 * 16 * 9
+    # torchinfo and thop: the weight (32 x 16 x 3 x 3) times the 33 x 33 *output* positions (x4.254)
+    assert headline(r, "torchinfo") == headline(r, "thop") == 32 * 16 * 9 * 33 * 33 == 5_018_112
 
 
 def test_unknown_convention():
@@ -46,41 +59,49 @@ def models():
     }
 
 
+def _torchinfo(model, shape, x):
+    from torchinfo import summary
+
+    return summary(model, shape, verbose=0).total_mult_adds
+
+
+def _fvcore(model, shape, x):
+    from fvcore.nn import FlopCountAnalysis
+
+    analysis = FlopCountAnalysis(model, x)
+    analysis.unsupported_ops_warnings(False)
+    return analysis.total()
+
+
+def _thop(model, shape, x):
+    from thop import profile as thop_profile
+
+    macs, _ = thop_profile(model, inputs=(x,), verbose=False)
+    return int(macs)
+
+
+def _ptflops(model, shape, x):
+    from ptflops import get_model_complexity_info
+
+    macs, _ = get_model_complexity_info(model, shape[1:], as_strings=False, print_per_layer_stat=False)
+    return macs
+
+
+#: tool -> (module to import, its own headline number of a model)
+TOOLS = {"torchinfo": ("torchinfo", _torchinfo), "fvcore": ("fvcore.nn", _fvcore), "thop": ("thop", _thop),
+         "ptflops": ("ptflops", _ptflops)}
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS))
 @pytest.mark.parametrize("case", ["convnet", "convT"])
-def test_installed_tools(case):
+def test_installed_tools(case, tool):
+    """The tool itself, run live, prints the number the convention reproduces (pip install 'convcost[peers]')."""
+    module, run = TOOLS[tool]
+    pytest.importorskip(module, reason=f"{tool} is not installed: pip install 'convcost[peers]'")
     model, shape = models()[case]
     model.eval()
-    r = profile(model, shape)
-    x = torch.zeros(shape)
-    checked = 0
-    try:
-        from torchinfo import summary
-        assert headline(r, "torchinfo") == summary(model, shape, verbose=0).total_mult_adds
-        checked += 1
-    except ImportError:
-        pass
-    try:
-        from fvcore.nn import FlopCountAnalysis
-        a = FlopCountAnalysis(model, x)
-        a.unsupported_ops_warnings(False)
-        assert headline(r, "fvcore") == a.total()
-        checked += 1
-    except ImportError:
-        pass
-    try:
-        from thop import profile as thop_profile
-        macs, _ = thop_profile(model, inputs=(x,), verbose=False)
-        assert headline(r, "thop") == int(macs)
-        checked += 1
-    except ImportError:
-        pass
-    try:
-        from ptflops import get_model_complexity_info
-        macs, _ = get_model_complexity_info(model, shape[1:], as_strings=False, print_per_layer_stat=False)
-        assert headline(r, "ptflops") == macs
-        checked += 1
-    except ImportError:
-        pass
-    if not checked:
-        pytest.skip("none of torchinfo, fvcore, thop, ptflops is installed (optional peers)")
-    assert set(CONVENTIONS) == {"convcost", "torch", "fvcore", "torchinfo", "ptflops", "thop"}
+    assert headline(profile(model, shape), tool) == run(model, shape, torch.zeros(shape))
+
+
+def test_every_convention_is_checked_live():
+    assert set(CONVENTIONS) == {"convcost", "torch", *TOOLS}

@@ -1,6 +1,5 @@
 """Derivations: built from the costs, exact to the last step, parse back, compile, pinned by golden files."""
 
-import os
 import pathlib
 import random
 import re
@@ -264,11 +263,11 @@ def test_cli(capsys):
     assert out.startswith("\\documentclass") and out.rstrip().endswith("\\end{document}")
 
 
-def test_docs_derivations_is_current():
-    from convcost.cli_derive import all_variants
+def test_docs_derivations_is_current(golden):
+    from convcost.cli.derive import all_variants
 
-    path = ROOT / "docs" / "derivations.md"
-    assert path.read_text() == all_variants("md"), "regenerate: convcost derive --all --format md > docs/derivations.md"
+    # also: convcost derive --all --format md > docs/derivations.md
+    golden(ROOT / "docs" / "derivations.md", all_variants("md"))
 
 
 GOLDEN_CASES = {
@@ -280,13 +279,8 @@ GOLDEN_CASES = {
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN_CASES))
-def test_golden(name):
-    text = GOLDEN_CASES[name]()
-    path = GOLDEN / name
-    if os.environ.get("CONVCOST_REGENERATE_GOLDEN") == "1":
-        path.write_text(text)
-    assert path.exists(), f"missing golden file {path}; run with CONVCOST_REGENERATE_GOLDEN=1"
-    assert text == path.read_text(), f"{name} changed; if intended, regenerate with CONVCOST_REGENERATE_GOLDEN=1"
+def test_golden(name, golden):
+    golden(GOLDEN / name, GOLDEN_CASES[name]())
 
 
 @pytest.mark.parametrize("spec", [SeparableConv(C=64, O=128, K=3), VARIANTS["InvertedResidual"].general()])
@@ -338,9 +332,5 @@ def test_break_even_derivation_is_seed_004_made_exact():
 
 
 @pytest.mark.parametrize("name", ["seed_004_break_even.tex"])
-def test_golden_break_even(name):
-    text = derive(_seed_004()).latex() + "\n"
-    path = GOLDEN / name
-    if os.environ.get("CONVCOST_REGENERATE_GOLDEN") == "1":
-        path.write_text(text)
-    assert text == path.read_text(), f"{name} changed; if intended, regenerate with CONVCOST_REGENERATE_GOLDEN=1"
+def test_golden_break_even(name, golden):
+    golden(GOLDEN / name, derive(_seed_004()).latex() + "\n")

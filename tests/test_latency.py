@@ -211,19 +211,31 @@ def test_fit_takes_the_allocation_cost_as_measured_not_fitted():
 torch = pytest.importorskip("torch")
 
 
-def test_calibrate_tiny_caches_under_xdg(tmp_path, monkeypatch):
-    from convcost.torch import calibrate as cal
+def test_calibrate_tiny_caches_in_the_user_cache_folder(tmp_path, monkeypatch, capsys):
+    import platformdirs
 
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    m = cal.calibrate("cpu", quick=True, min_run_time=0.001)
-    path = cal.cache_path("cpu", 1, quick=True)
+    from convcost.torch.calibrate import cache_path, calibrate
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # where platformdirs puts it on Linux
+    monkeypatch.setattr(platformdirs, "user_cache_dir", lambda name, appauthor=None: str(tmp_path / name))
+    m = calibrate("cpu", quick=True, min_run_time=0.001)
+    path = cache_path("cpu", 1, quick=True)
     assert path.startswith(str(tmp_path / "convcost"))
     assert Machine.load(path) == m
     assert m.peak_flops > 0 and m.bandwidth > 0
     assert set(m.efficiency) == set(KINDS)  # the calibration kernels cover every kind
-    # a cached calibration is read back, not measured again
-    again = cal.calibrate("cpu", quick=True, min_run_time=0.001)
-    assert again == m
+    err = capsys.readouterr().err  # progress, one line per stage, on stderr
+    assert "convcost calibrate: measuring cpu with 1 thread" in err and f"cached in {path}" in err
+    # a cached calibration is read back, not measured again; quiet=True says nothing
+    again = calibrate("cpu", quick=True, min_run_time=0.001, quiet=True)
+    assert again == m and capsys.readouterr().err == ""
+
+
+def test_calibrate_is_callable_from_the_package():
+    import convcost.torch
+
+    # the README's convcost.torch.calibrate("cpu"): the package exports the function, not the module
+    assert callable(convcost.torch.calibrate) and convcost.torch.calibrate.__name__ == "calibrate"
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,5 @@
 """profile(): exact per-operation counts of whole models, checked against numel and FlopCounterMode."""
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +82,7 @@ def test_functional_model_is_exact():
 
 def test_linear_on_channels_last_is_exact():
     r = assert_exact(ChannelsLastLinear(), (1, 96, 56, 56))
-    assert r.total["macs"] == 115_605_504  # PEERS.md: torchinfo says 36,864
+    assert r.total["macs"] == 115_605_504  # docs/conventions.md: torchinfo says 36,864
 
 
 def test_tied_parameters_count_once():
@@ -173,11 +172,8 @@ def test_output_formats_agree_with_the_report():
     assert f"**{r.total['macs']:,}**" in r.to_markdown()
 
 
-def test_golden_table():
-    table = profile(Functional(), (1, 3, 8, 8)).table()
-    if os.environ.get("CONVCOST_REGEN_GOLDEN"):
-        GOLDEN.write_text(table)
-    assert table == GOLDEN.read_text()
+def test_golden_table(golden):
+    golden(GOLDEN, profile(Functional(), (1, 3, 8, 8)).table())
 
 
 def small_net():

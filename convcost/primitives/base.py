@@ -36,7 +36,7 @@ def channels_first(layer, shape, rank: int | None, channels) -> tuple:
         raise ConvcostError(f"{layer!r}: expects a {rank}-D input (N, C, ...), got shape {fmt(shape)}")
     if len(shape) < 2:
         raise ConvcostError(f"{layer!r}: expects an input (N, C, ...), got shape {fmt(shape)}")
-    return require(eq(shape[1], channels), layer, f"input has {shape[1]} channels, expected C={channels}")
+    return require(eq(shape[1], channels), layer, lambda: f"input has {shape[1]} channels, expected C={channels}")
 
 
 def divisible(layer, what: str, value, divisor: str, by) -> tuple:
@@ -45,7 +45,7 @@ def divisible(layer, what: str, value, divisor: str, by) -> tuple:
     if ok is True:
         return ()
     shown = f"{what}={value}" if what.isidentifier() else f"{what} {value}"
-    return require(ok, layer, f"{shown} is not divisible by {divisor}={by}")
+    return require(ok, layer, lambda: f"{shown} is not divisible by {divisor}={by}")
 
 
 def rank(layer, shape, expected: int) -> None:

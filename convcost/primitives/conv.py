@@ -63,7 +63,7 @@ class Conv(Layer):
             per_axis(self.P, self.dims, self, "P")
         if self.P == "same":  # three-valued: a symbolic stride is carried as a condition by _cost
             for _, s, _ in self.axes():
-                require(eq(s, 1), self, f"padding='same' needs stride 1, got S={self.S}")
+                require(eq(s, 1), self, lambda: f"padding='same' needs stride 1, got S={self.S}")
 
     def kernel_kind(self) -> str:
         if self.dims == 3:
@@ -80,14 +80,14 @@ class Conv(Layer):
         out = []
         for length, (k, s, d), p in zip(shape[2:], axes, pads):
             if self.P == "same":  # PyTorch pads d*(k-1) in total, so the size is kept
-                conditions += require(eq(s, 1), self, f"padding='same' needs stride 1, got S={s}")
+                conditions += require(eq(s, 1), self, lambda: f"padding='same' needs stride 1, got S={s}")
                 out.append(length)
                 continue
             if not known_nonpositive(d * (k - 1) - 2 * p):  # else the kernel fits any input
                 conditions += require(
                     ge(length + 2 * p, d * (k - 1) + 1),
                     self,
-                    f"the kernel K={k} (dilation {d}) is wider than the padded input {length} + 2*{p}",
+                    lambda: f"the kernel K={k} (dilation {d}) is wider than the padded input {length} + 2*{p}",
                 )
             out.append(conv_size(length, k, s, p, d))
         out_shape = (shape[0], self.O, *out)
@@ -161,10 +161,10 @@ class ConvTranspose(Layer):
             conditions += require(
                 either(lt(op, s), lt(op, d)),
                 self,
-                f"output_padding={op} must be smaller than the stride S={s} or the dilation D={d}",
+                lambda: f"output_padding={op} must be smaller than the stride S={s} or the dilation D={d}",
             )
             size_out = transposed_size(length, k, s, p, d, op)
-            conditions += require(ge(size_out, 1), self, f"the output size {size_out} is not positive")
+            conditions += require(ge(size_out, 1), self, lambda: f"the output size {size_out} is not positive")
             out.append(size_out)
         out_shape = (shape[0], self.O, *out)
         taps = prod(k for k, *_ in axes)

@@ -53,7 +53,7 @@ class MaxPool(Layer):
 
     def validate(self):
         for k, _, p, _ in self.window():
-            require(le(2 * p, k), self, f"padding P={p} must be at most half the kernel K={k}")
+            require(le(2 * p, k), self, lambda: f"padding P={p} must be at most half the kernel K={k}")
 
     def kernel_kind(self) -> str:
         return "elementwise"
@@ -67,10 +67,10 @@ class MaxPool(Layer):
         for length, (k, s, p, d) in zip(shape[2:], window):
             size_out = rule(length, k, s, p, d)
             if self.ceil_mode:  # a last window may hang over the edge: PyTorch only needs one output
-                conditions += require(ge(size_out, 1), self, f"the window K={k} leaves no output on an input of {length}")
+                conditions += require(ge(size_out, 1), self, lambda: f"the window K={k} leaves no output on an input of {length}")
             else:
                 conditions += require(
-                    ge(length + 2 * p, d * (k - 1) + 1), self, f"the window K={k} is wider than the padded input {length}"
+                    ge(length + 2 * p, d * (k - 1) + 1), self, lambda: f"the window K={k} is wider than the padded input {length}"
                 )
             out.append(size_out)
         out_shape = (*shape[:2], *out)
@@ -94,7 +94,7 @@ class AvgPool(MaxPool):
         # PyTorch's avg_pool3d (CPU and meta) also refuses an input shorter than the kernel, padding aside
         extra = ()
         for length, (k, *_) in zip(shape[2:], self.window()):
-            extra += require(ge(length, k), self, f"PyTorch's 3-D average pooling needs each input axis >= the kernel K={k}, got {length}")
+            extra += require(ge(length, k), self, lambda: f"PyTorch's 3-D average pooling needs each input axis >= the kernel K={k}, got {length}")
         return dataclasses.replace(cost, conditions=cost.conditions + extra) if extra else cost
 
 

@@ -147,7 +147,7 @@ class Narrow(Layer):
         conditions = require(
             le(self.start + self.length, shape[axis]),
             self,
-            f"start={self.start} + length={self.length} goes past the {shape[axis]} elements of axis {axis}",
+            lambda: f"start={self.start} + length={self.length} goes past the {shape[axis]} elements of axis {axis}",
         )
         return Cost(output_shape=out, conditions=conditions)
 

@@ -15,11 +15,17 @@ True
 Sequential(conv=Conv(C=3, O=32, K=3, P=1))
 """
 
-from convcost.torch.build import free_symbols, to_torch
-from convcost.torch.measure import Measured, measure
-from convcost.torch.registry import REGISTRY, Registry, from_torch, is_supported, reader_for, register, supported_types
-from convcost.torch import bindings as _bindings  # noqa: F401  (each primitive's torch side, registered once)
-from convcost.torch.profile import profile  # the function; its module stays importable by its full name
+from convcost.extras import need as _need
+
+_need("torch", "torch", "convcost.torch")
+
+from convcost.torch.build import free_symbols, to_torch  # noqa: E402
+from convcost.torch.measure import Measured, measure  # noqa: E402
+from convcost.torch.registry import REGISTRY, Registry, from_torch, is_supported, reader_for, register, supported_types  # noqa: E402
+from convcost.torch import bindings as _bindings  # noqa: F401, E402  (each primitive's torch side, registered once)
+from convcost.torch.profile import profile  # noqa: E402  (the function; its module stays importable by its full name)
+# the function, as the README calls it: convcost.torch.calibrate("cpu"); the module stays importable by its full name
+from convcost.torch.calibrate import calibrate  # noqa: E402
 
 __all__ = [
     "to_torch",
@@ -34,4 +40,5 @@ __all__ = [
     "REGISTRY",
     "free_symbols",
     "profile",
+    "calibrate",
 ]

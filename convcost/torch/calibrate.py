@@ -13,15 +13,18 @@ thread count, and returns a :class:`convcost.latency.Machine`:
    kernels (convcost specs built by :func:`convcost.torch.to_torch`), fitted by
    :func:`convcost.latency.fit`.
 
-The result is cached as JSON under ``$XDG_CACHE_HOME/convcost`` (``~/.cache/convcost``
-when unset), keyed by device, threads, size and torch version; ``cache=False``
-measures afresh. Timings run under ``torch.inference_mode()`` with modules in
+The result is cached as JSON in the per-user cache folder of the operating system
+(``platformdirs.user_cache_dir("convcost")``: ``$XDG_CACHE_HOME/convcost`` or
+``~/.cache/convcost`` on Linux, ``~/Library/Caches/convcost`` on macOS,
+``%LOCALAPPDATA%\\convcost\\Cache`` on Windows), keyed by device, threads, size and
+torch version; ``cache=False`` measures afresh. A full calibration takes about
+20 s; it reports its progress on stderr unless ``quiet=True``. Timings run under ``torch.inference_mode()`` with modules in
 evaluation mode (``module.train(False)``). CUDA timings go through the same code (``torch.utils.benchmark``
 synchronises the device) but have not been run by convcost's own tests, which
 have no GPU; asking for ``"cuda"`` without one is a ConvcostError.
 
 >>> import tempfile
->>> m = calibrate("cpu", quick=True, cache_dir=tempfile.mkdtemp())
+>>> m = calibrate("cpu", quick=True, cache_dir=tempfile.mkdtemp(), quiet=True)
 >>> m.peak_flops > 0 and m.bandwidth > 0 and "depthwise_conv" in m.efficiency
 True
 >>> calibrate("tpu")
@@ -35,6 +38,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import sys
 
 import torch
 from torch.utils import benchmark
@@ -242,14 +246,16 @@ def calibration_kernels(quick: bool = False) -> list:
 
 
 def cache_path(device: str = "cpu", threads: int = 1, quick: bool = False, cache_dir=None) -> str:
-    """Where the calibration of ``device`` is cached (``$XDG_CACHE_HOME/convcost/...``).
+    """Where the calibration of ``device`` is cached: the operating system's per-user cache folder
+    (``platformdirs.user_cache_dir("convcost")``) unless ``cache_dir`` is given.
 
     >>> cache_path("cpu", 2, cache_dir="/tmp/x")
     '/tmp/x/machine2-cpu-2threads-torch....json'
     """
     if cache_dir is None:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        cache_dir = os.path.join(base, "convcost")
+        import platformdirs  # a core dependency; imported here, as only the default folder needs it
+
+        cache_dir = platformdirs.user_cache_dir("convcost", appauthor=False)
     size = "-quick" if quick else ""
     name = f"machine{CALIBRATION_VERSION}-{device.replace(':', '')}-{threads}threads-torch{torch.__version__}{size}.json"
     return os.path.join(os.fspath(cache_dir), name)
@@ -264,12 +270,14 @@ def calibrate(
     quick: bool = False,
     min_run_time: float | None = None,
     passes: int = 2,
+    quiet: bool = False,
 ) -> Machine:
     """Measure ``device`` and fit the latency model's factors; cached unless ``cache=False``.
 
     ``quick=True`` uses tiny sizes and one pass (for tests and smoke runs): its
     numbers are dominated by call overhead and are not a calibration to trust.
     ``passes`` measurements of everything are made, and the best of each kept.
+    Progress goes to stderr, one line per stage, unless ``quiet=True``.
     """
     check_device(device)
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
@@ -277,19 +285,28 @@ def calibrate(
     if not isinstance(passes, int) or isinstance(passes, bool) or passes < 1:
         raise ConvcostError(f"calibrate: passes={passes!r} must be a positive integer")
     path = cache_path(device, threads, quick, cache_dir)
+    say = _progress(quiet)
     if cache and os.path.exists(path):
+        say(f"using the cached calibration {path} (cache=False measures afresh)")
         return Machine.load(path)
     run = min_run_time if min_run_time is not None else (0.005 if quick else 0.2)
     kernels = calibration_kernels(quick)
+    rounds = 1 if quick else passes
+    say(f"measuring {device} with {threads} thread{'s' * (threads > 1)}: {rounds} pass{'es' * (rounds > 1)} over "
+        f"matmul peak, copy bandwidth and {len(kernels)} kernels, then fresh memory"
+        f"{'' if quick else ' (about 20 s)'}")
     peak, bandwidth, seconds = 0.0, 0.0, [float("inf")] * len(kernels)
-    for _ in range(1 if quick else passes):
+    for done in range(rounds):
         # each pass measures everything once; a slow moment of the machine then spoils one pass, not the
         # result: the best peak, the best bandwidth and each kernel's fastest time are kept
         peak = max(peak, peak_matmul(device, threads, sizes=(64,) if quick else (512, 1024, 2048), min_run_time=run))
         bandwidth = max(bandwidth, copy_bandwidth(device, threads, elements=1 << 16 if quick else 1 << 25,
                                                   min_run_time=run))
+        say(f"pass {done + 1}/{rounds}: peak {peak / 1e9:,.1f} GFLOP/s, bandwidth {bandwidth / 1e9:,.1f} GB/s; "
+            f"timing {len(kernels)} kernels")
         seconds = [min(t, time_layer(layer, shape, device=device, threads=threads, min_run_time=run))
                    for t, (layer, shape) in zip(seconds, kernels)]
+    say("measuring the cost of fresh memory")
     threshold, fresh = fresh_memory(device, threads, min_run_time=run, largest_mib=64 if quick else 256,
                                     resolution_mib=32 if quick else 1)
     info = describe(device, threads)
@@ -305,4 +322,18 @@ def calibrate(
     if cache:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         machine.save(path)
+        say(f"done; cached in {path}")
+    else:
+        say("done")
     return machine
+
+
+def _progress(quiet: bool):
+    """A function that writes one line of progress to stderr (a no-op when ``quiet``)."""
+    if quiet:
+        return lambda message: None
+
+    def say(message: str) -> None:
+        print(f"convcost calibrate: {message}", file=sys.stderr, flush=True)
+
+    return say

@@ -1,11 +1,17 @@
 """``convcost profile package.module:factory --input 1,3,224,224``: a whole model's exact report.
 
 The factory is imported by name (never evaluated) and called with no arguments.
+As with ``python -m``, the current folder is searched first, so a ``mymodels.py``
+beside you is found as ``mymodels:factory`` without setting ``PYTHONPATH``.
+Needs the torch extra.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import sys
 
 from convcost.errors import ConvcostError
 
@@ -21,6 +27,22 @@ def register(sub) -> None:
     p.set_defaults(handler=_profile)
 
 
+@contextlib.contextmanager
+def _current_folder_first():
+    """The current folder first on the import path while the model is loaded and profiled, as ``python -m``
+    has it (the console script's path starts with its own folder instead); restored afterwards."""
+    here = os.getcwd()
+    if here in sys.path or "" in sys.path:
+        yield
+        return
+    sys.path.insert(0, here)
+    try:
+        yield
+    finally:
+        if here in sys.path:
+            sys.path.remove(here)
+
+
 def _load(factory: str):
     module_name, sep, attr = factory.partition(":")
     if not sep or not module_name or not attr.isidentifier():
@@ -28,7 +50,9 @@ def _load(factory: str):
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConvcostError(f"cannot import {module_name!r}: {exc}") from None
+        raise ConvcostError(
+            f"cannot import {module_name!r}: {exc} (looked in the current folder {os.getcwd()} and on the Python path)"
+        ) from None
     if not hasattr(module, attr):
         raise ConvcostError(f"{module_name} has no attribute {attr!r}")
     factory_fn = getattr(module, attr)
@@ -42,12 +66,16 @@ def _load(factory: str):
 
 def _profile(args) -> int:
     from convcost.arguments import parse_value
+    from convcost.extras import need
+
+    need("torch", "torch", "convcost profile")
     from convcost.torch.conventions import headline
     from convcost.torch.profile import profile
 
     shape = parse_value("--input", args.input, None)
     shape = shape if isinstance(shape, tuple) else (shape,)
-    report = profile(_load(args.factory), shape, convention=args.convention)
+    with _current_folder_first():
+        report = profile(_load(args.factory), shape, convention=args.convention)
     text = {"table": report.table, "json": report.to_json, "csv": report.to_csv, "md": report.to_markdown}
     print(text[args.format](), end="" if args.format != "json" else "\n")
     if args.format == "table" and args.convention != "convcost":

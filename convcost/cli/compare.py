@@ -1,8 +1,10 @@
 """The ``compare`` and ``breakeven`` subcommands.
 
 Shared values are ``NAME=VALUE`` (integers or symbol names, never evaluated),
-read with the field kinds of either variant (``P=same``, ``bias=false``);
-they follow the two variant names, before any ``--option`` (argparse's rule).
+read with the field kinds of either variant (``P=same``, ``bias=false``). A
+field only one side has is bound on that side with ``A.NAME=VALUE`` or
+``B.NAME=VALUE``; as a shared value it is refused, since the other side would
+drop it. Options may come anywhere.
 
 >>> from convcost.cli import main
 >>> main(["breakeven", "StandardConv", "AsymmetricConv", "--metric", "params", "--solve-for", "K"])
@@ -13,13 +15,23 @@ params: A = StandardConv(), B = AsymmetricConv()
   rule of thumb (leading order, other symbols large):  K > 1 + O/C
   method: closed form: exactly one positive root (one sign change); the leading coefficient is positive, so B wins for K >= it
 0
->>> main(["compare", "StandardConv", "SeparableConv", "C=64", "O=128", "K=3", "--metric", "params"])
+>>> main(["compare", "StandardConv", "SeparableConv", "--metric", "params", "C=64", "O=128", "K=3"])
 params: A = StandardConv(C=64, O=128, K=3), B = SeparableConv(C=64, O=128, K=3)
-  A       = 73856
-  B       = 8960
-  B/A     = 70/577
-  A - B   = 64896
+  A       = 73,856
+  B       = 8,960
+  B/A     = 0.1213 (exactly 70/577)
+  A - B   = 64,896
   savings = 87.87%
+  valid when H >= 3
+  valid when W >= 3
+0
+>>> main(["compare", "StandardConv", "DepthwiseConv", "C=64", "A.O=128", "B.M=2", "K=3", "--metric", "params"])
+params: A = StandardConv(C=64, O=128, K=3), B = DepthwiseConv(C=64, K=3, M=2)
+  A       = 73,856
+  B       = 1,280
+  B/A     = 0.01733 (exactly 10/577)
+  A - B   = 72,576
+  savings = 98.27%
   valid when H >= 3
   valid when W >= 3
 0
@@ -35,7 +47,7 @@ from convcost.errors import ConvcostError
 
 def register(sub) -> None:
     """Add ``compare`` and ``breakeven``."""
-    from convcost.compare import METRIC_NAMES
+    from convcost.costs import METRIC_NAMES
 
     p = sub.add_parser("compare", help="exact ratio, difference and savings of B against A")
     _common(p, METRIC_NAMES)
@@ -54,25 +66,33 @@ def register(sub) -> None:
 def _common(p, metrics) -> None:
     p.add_argument("A", help="a variant name (see: convcost list)")
     p.add_argument("B", help="the variant that would replace A")
-    p.add_argument("values", nargs="*", metavar="NAME=VALUE", help="shared values, e.g. C=64 P=same H=56 (before any --option)")
+    p.add_argument("values", nargs="*", metavar="NAME=VALUE", help="shared values, e.g. C=64 P=same H=56; A.NAME=VALUE or B.NAME=VALUE for one side only")
     p.add_argument("--metric", default="macs", choices=metrics, help="what to compare (default macs)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _shared(args) -> tuple:
-    from convcost.arguments import parse_value
+    from convcost.arguments import parse_fields, parse_value
     from convcost.catalog import variant
 
     a, b = variant(args.A), variant(args.B)
     kinds = {}
     for cls in (b, a):  # A's kind wins where both have the field
         kinds.update({f.name: f.metadata.get("kind") for f in dataclasses.fields(cls)})
-    values = {}
+    values, sides = {}, {"A": [], "B": []}
     for item in args.values:
         name, sep, text = item.partition("=")
+        side, dot, field = name.partition(".")
+        if sep and dot and side in sides:
+            sides[side].append(f"{field}={text}")
+            continue
         if not sep or not name.isidentifier():
-            raise ConvcostError(f"{item!r}: write shared values as NAME=VALUE, e.g. C=64")
+            raise ConvcostError(f"{item!r}: write shared values as NAME=VALUE (e.g. C=64), "
+                                "or A.NAME=VALUE / B.NAME=VALUE for one side")
         values[name] = parse_value(name, text, kinds.get(name))
+    # a side with values of its own is an instance with those fields; the rest stay shared
+    a = a(**parse_fields(a, sides["A"])) if sides["A"] else a
+    b = b(**parse_fields(b, sides["B"])) if sides["B"] else b
     return a, b, values
 
 
@@ -84,19 +104,17 @@ def _compare(args) -> int:
     if args.json:
         print(json.dumps(c.as_dict(), indent=2))
         return 0
-    savings = f"{float(c.savings):.2f}%" if c.savings.is_number else f"{c.savings} %"
-    print(f"{args.metric}: A = {c.A.spec!r}, B = {c.B.spec!r}")
-    for label, value in (("A", c.value_a), ("B", c.value_b), ("B/A", c.ratio), ("A - B", c.difference)):
-        print(f"  {label:<7} = {value}")
-    print(f"  savings = {savings}")
-    for cond in c.conditions:
-        print(f"  valid when {cond}")
+    print(c)
     return 0
 
 
 def _breakeven(args) -> int:
     from convcost.breakeven import break_even
 
+    if args.plot:  # say what is missing before the work, not after printing it
+        from convcost.extras import need
+
+        need("matplotlib", "plot", "convcost breakeven --plot")
     a, b, values = _shared(args)
     be = break_even(a, b, metric=args.metric, solve_for=args.solve_for, **values)
     if args.json:

@@ -6,7 +6,7 @@
 is made: ``convcost derive --all --format md > docs/derivations.md``).
 
 >>> from convcost.cli import main
->>> main(["derive", "SeparableConv", "C=64", "O=128", "K=3", "--metric", "params"])  # doctest: +ELLIPSIS
+>>> main(["derive", "SeparableConv", "--metric", "params", "C=64", "O=128", "K=3"])  # doctest: +ELLIPSIS
 \\begin{align*}
 ...
 \\Theta &= 8960 && \\text{result}

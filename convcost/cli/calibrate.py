@@ -1,0 +1,41 @@
+"""``convcost calibrate``: measure this machine for the latency model (needs the torch extra).
+
+A full calibration takes about 20 s and is cached; progress goes to stderr
+(``--quiet`` silences it), the fitted machine to stdout.
+"""
+
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("calibrate", help="measure this machine for the latency model (about 20 s, cached)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:<index>")
+    p.add_argument("--threads", type=int, default=1, help="threads to time with (default 1)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes, one pass: a smoke run, not a calibration to trust")
+    p.add_argument("--no-cache", action="store_true", help="measure afresh and do not write the cache")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--json", action="store_true", help="print the machine as JSON")
+    p.set_defaults(handler=_calibrate)
+
+
+def _calibrate(args) -> int:
+    from convcost import display
+    from convcost.extras import need
+
+    need("torch", "torch", "convcost calibrate")
+    from convcost.torch.calibrate import calibrate
+
+    machine = calibrate(args.device, threads=args.threads, quick=args.quick, cache=not args.no_cache,
+                        quiet=args.quiet)
+    if args.json:
+        print(json.dumps(machine.as_dict(), indent=2, sort_keys=True))
+        return 0
+    print(machine.name)
+    print(f"  peak          = {machine.peak_flops / 1e9:,.1f} GFLOP/s")
+    print(f"  bandwidth     = {machine.bandwidth / 1e9:,.1f} GB/s")
+    print(f"  overhead      = {display.seconds(machine.overhead)} per kernel call")
+    for kind, factor in machine.efficiency.items():
+        print(f"  efficiency    {kind:<16} = {factor:.3f}")
+    return 0

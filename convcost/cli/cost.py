@@ -1,0 +1,80 @@
+"""``convcost list``, ``convcost cost`` and ``convcost tour``: the variants and their exact costs.
+
+>>> from convcost.cli import main
+>>> main(["cost", "StandardConv", "G=G"])  # doctest: +ELLIPSIS
+StandardConv(symbolic: G)
+  output_shape        = (1, O, H - K + 1, ...)
+  params              = C*K**2*O/G + O
+...
+  valid when C mod G = 0
+  valid when O mod G = 0
+...
+0
+"""
+
+from __future__ import annotations
+
+import json
+
+from convcost import display
+
+
+def register(sub) -> None:
+    """The core subcommands: list, cost, tour."""
+    p = sub.add_parser("list", help="list every named variant")
+    p.set_defaults(handler=_list)
+
+    p = sub.add_parser("cost", help="exact cost of a variant: closed forms and numbers",
+                       description="The exact cost of a variant. Fields left out are symbols (C, O, K, H, W ...) "
+                                   "or PyTorch's defaults (bias on, stride 1, padding 0, groups 1, batch 1).")
+    p.add_argument("variant", help="a variant name, e.g. SeparableConv (see: convcost list)")
+    p.add_argument("fields", nargs="*", metavar="NAME=VALUE", help="fields as integers or symbol names, e.g. C=64 K=3 H=56")
+    p.add_argument("--json", action="store_true", help="print JSON (integers as numbers, formulas as text)")
+    p.add_argument("--general", action="store_true",
+                   help="start from the general form: fields left out are symbols (S, P, D, G ...), not defaults")
+    p.set_defaults(handler=_cost)
+
+    p = sub.add_parser("tour", help="a tour of every variant's cost")
+    p.set_defaults(handler=_tour)
+
+
+def _list(args) -> int:
+    from convcost.catalog import VARIANTS
+
+    width = max(map(len, VARIANTS))
+    for name, cls in VARIANTS.items():
+        print(f"{name:<{width}}  {cls.__doc__.strip().splitlines()[0]}")
+    return 0
+
+
+def _cost(args) -> int:
+    from convcost.arguments import parse_fields
+    from convcost.catalog import variant
+    from convcost.costs import METRICS
+    from convcost.frontdoor import cost
+
+    cls = variant(args.variant)
+    c = cost(cls, general=args.general, **parse_fields(cls, args.fields))
+    if args.json:
+        data = {"spec": display.spec(c.spec)}
+        for key, value in c.as_dict().items():
+            data.update(display.json_fields(key, value))
+        data["conditions"] = [display.condition(x) for x in c.conditions]
+        print(json.dumps(data, indent=2))
+        return 0
+    print(display.spec(c.spec))
+    print(f"  output_shape        = ({', '.join(map(display.formula, c.output_shape))})")
+    for m in (*METRICS[:2], "flops", *METRICS[2:]):
+        value = getattr(c, m)
+        if value != 0 or m in ("params", "macs", "flops"):
+            print(f"  {m:<19} = {display.number(value)}")
+    for cond in c.conditions:
+        print(f"  valid when {display.condition(cond)}")
+    return 0
+
+
+def _tour(args) -> int:
+    from convcost.tour import tour
+
+    print(tour())
+    return 0

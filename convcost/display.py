@@ -1,0 +1,210 @@
+"""How convcost writes numbers, formulas, conditions and specs for people, and numbers for JSON.
+
+One format everywhere (the CLI, result objects' text, JSON):
+
+* an integer has thousands separators in text (``8,960``) and is a JSON integer;
+* an exact non-integer number is a float in text and JSON, with the exact rational
+  beside it in a field named ``..._exact`` (JSON) or in brackets (text);
+* a formula prints as the glossary writes it (sympy's ``str``: ``C*K**2*O/G + O``);
+* a condition prints as text, ``C mod G = 0``, never as ``Eq(Mod(C, G), 0)``;
+* a spec prints its bound fields, and names what is still symbolic.
+
+>>> import sympy
+>>> from convcost.symbols import C, G, H
+>>> number(8960), number(sympy.Rational(25375, 288))
+('8,960', '88.11 (exactly 25375/288)')
+>>> condition(sympy.Eq(sympy.Mod(C, G), 0)), condition(H >= 5)
+('C mod G = 0', 'H >= 5')
+>>> json_fields("ratio", sympy.Rational(70, 577))
+{'ratio': 0.12131715771230503, 'ratio_exact': '70/577'}
+>>> json_fields("macs", sympy.Integer(25567488)), json_fields("macs", 8768 * (H - 2))
+({'macs': 25567488}, {'macs': '8768*H - 17536'})
+>>> seconds(2.5e-5), seconds(0.0123), seconds(3.2)
+('25.0 µs', '12.3 ms', '3.20 s')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import sympy
+from sympy.printing.precedence import precedence
+from sympy.printing.str import StrPrinter
+
+
+class _TextPrinter(StrPrinter):
+    """sympy's ``str``, with conditions as words: ``C mod G = 0``, ``K != 1``, ``a and b``."""
+
+    def _print_Mod(self, expr):
+        a, b = expr.args
+        level = precedence(expr)
+        return f"{self.parenthesize(a, level)} mod {self.parenthesize(b, level + 1)}"
+
+    def _print_Relational(self, expr):
+        op = {"==": "=", "!=": "!="}.get(expr.rel_op)
+        if op is None:
+            return super()._print_Relational(expr)
+        return f"{self._print(expr.lhs)} {op} {self._print(expr.rhs)}"
+
+    def _logic(self, expr, word):
+        return f" {word} ".join(
+            f"({self._print(a)})" if isinstance(a, (sympy.And, sympy.Or)) else self._print(a) for a in expr.args
+        )
+
+    def _print_And(self, expr):
+        return self._logic(expr, "and")
+
+    def _print_Or(self, expr):
+        return self._logic(expr, "or")
+
+    def _print_Not(self, expr):
+        return f"not ({self._print(expr.args[0])})"
+
+
+_PRINTER = _TextPrinter()
+
+
+def formula(expr) -> str:
+    """A count or formula as text: sympy's ``str``, conditions inside it as words.
+
+    >>> from convcost.symbols import C, G, K, O
+    >>> formula(C * K**2 * O / G + O)
+    'C*K**2*O/G + O'
+    """
+    return _PRINTER.doprint(sympy.sympify(expr))
+
+
+def condition(cond) -> str:
+    """A condition a cost carries, as text (``C mod G = 0``, ``H >= 5``)."""
+    return formula(cond)
+
+
+def number(value) -> str:
+    """A count for people: ``8,960``; a non-integer as 4 significant digits and its exact value; a formula as text."""
+    value = sympy.sympify(value)
+    if value.is_Integer:
+        return f"{int(value):,}"
+    if value.is_Rational:
+        return f"{_short(float(value))} (exactly {value})"
+    if value.is_number and value.is_real:
+        return f"{_short(float(value))} (exactly {formula(value)})"
+    return formula(value)
+
+
+def percent(value) -> str:
+    """A percentage for people: ``87.87%`` where it is a number, else the formula."""
+    value = sympy.sympify(value)
+    if value.is_number and value.is_real:
+        return f"{float(value):.2f}%"
+    return f"{formula(value)} %"
+
+
+def json_value(value):
+    """A count for JSON: an int, a float (an exact non-integer; see :func:`json_fields`) or a formula string."""
+    if isinstance(value, tuple):
+        return [json_value(v) for v in value]
+    value = sympy.sympify(value)
+    if value.is_Integer:
+        return int(value)
+    if value.is_number and value.is_real:
+        return float(value)
+    return formula(value)
+
+
+def json_fields(name: str, value) -> dict:
+    """``{name: value}`` for JSON, plus ``name_exact`` (the exact rational or closed form) when ``value`` is
+    a non-integer number."""
+    out = {name: json_value(value)}
+    if not isinstance(value, tuple):
+        value = sympy.sympify(value)
+        if value.is_number and not value.is_Integer:
+            out[f"{name}_exact"] = formula(value)
+    return out
+
+
+def spec(layer) -> str:
+    """A layer as text: its bound fields, then the ones still symbolic; ``Name(general)`` when every field
+    that can be a symbol is one.
+
+    >>> from convcost import StandardConv, SeparableConv
+    >>> spec(StandardConv.general()), spec(SeparableConv(C=64, O=128, K=3))
+    ('StandardConv(general)', 'SeparableConv(C=64, O=128, K=3)')
+    >>> from convcost.symbols import G
+    >>> spec(StandardConv(C=64, G=G))
+    'StandardConv(C=64; symbolic: G)'
+    """
+    if layer is None:
+        return "a cost"
+    if not dataclasses.is_dataclass(layer) or isinstance(layer, type):
+        return repr(layer)
+    name = type(layer).__name__
+    general = getattr(type(layer), "general", None)
+    if general is not None:
+        try:
+            if layer == general():
+                return f"{name}(general)"
+        except Exception:  # noqa: BLE001 - a layer without a general form: show its fields
+            pass
+    bound, symbolic = [], []
+    last = getattr(layer, "_shown_last", ())
+    for f in sorted(dataclasses.fields(layer), key=lambda f: f.name in last):
+        if not f.init:
+            continue
+        value = getattr(layer, f.name)
+        if f.default is not dataclasses.MISSING and _same(value, f.default):
+            continue
+        if isinstance(value, sympy.Symbol) and value.name == f.name:
+            symbolic.append(f.name)  # its own glossary symbol: shown as "symbolic", not as G=G
+            continue
+        bound.append(f"{f.name}={_field(value)}")
+    text = ", ".join(bound)
+    if symbolic:
+        text += ("; " if text else "") + "symbolic: " + ", ".join(symbolic)
+    return f"{name}({text})"
+
+
+def seconds(value: float) -> str:
+    """A time in human units: ns, µs, ms or s, three significant digits."""
+    if value != value or value in (float("inf"), float("-inf")):
+        return f"{value} s"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if abs(value) >= scale:
+            return f"{_three(value / scale)} {unit}"
+    return f"{_three(value / 1e-9)} ns"
+
+
+def latex_text(text: str) -> str:
+    """``text`` escaped for LaTeX's ``\\text{}``.
+
+    >>> print(latex_text("C_1 & 50%"))
+    C\\_1 \\& 50\\%
+    """
+    for a, b in (("\\", r"\textbackslash "), ("{", r"\{"), ("}", r"\}"), ("_", r"\_"), ("&", r"\&"),
+                 ("%", r"\%"), ("$", r"\$"), ("#", r"\#"), ("^", r"\^{}"), ("~", r"\~{}")):
+        text = text.replace(a, b)
+    return text
+
+
+def _three(x: float) -> str:
+    return f"{x:.{max(0, 2 - len(str(int(abs(x)))) + 1)}f}" if abs(x) < 1000 else f"{x:,.0f}"
+
+
+def _short(x: float) -> str:
+    return f"{x:,.4g}" if abs(x) < 1e15 else f"{x:.4g}"
+
+
+def _field(value) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_field(v) for v in value) + ")"
+    return formula(value) if isinstance(value, sympy.Basic) else str(value)
+
+
+def _same(a, b) -> bool:
+    if type(a) is not type(b) and (isinstance(a, (bool, str)) or isinstance(b, (bool, str))):
+        return False
+    try:
+        return bool(a == b)
+    except TypeError:
+        return False
