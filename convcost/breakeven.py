@@ -140,7 +140,7 @@ class BreakEven:
         args = self._exact(list(arrays.values()), shape)
         with np.errstate(all="ignore"):  # nan (a root of a negative number) compares as False
             result = np.asarray(self._vectorised(*args) >= 0, dtype=bool)
-        return np.broadcast_to(result, shape).copy()
+        return result if result.shape == shape else np.broadcast_to(result, shape).copy()
 
     def _exact(self, arrays: list, shape: tuple) -> list:
         """Integer grids as int64 where the condition cannot overflow it, else as Python ints (exact)."""

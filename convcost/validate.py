@@ -29,8 +29,9 @@ import sympy
 
 from convcost.errors import ConvcostError
 
-#: the most elements :func:`grid` accepts (``region`` evaluates a grid in memory)
-MAX_GRID = 10**7
+#: the most points :func:`grid` and :func:`broadcast` accept (``region`` evaluates a grid in memory:
+#: 2**25 points of int64 are 256 MiB an array; benchmarks/bench_region.py evaluates 2**24)
+MAX_GRID = 2**25
 
 _NON_FINITE = (sympy.oo, -sympy.oo, sympy.zoo, sympy.nan)
 
