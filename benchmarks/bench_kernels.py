@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import json
 import math
 import os
@@ -45,7 +44,7 @@ import torch  # noqa: E402
 
 from convcost import VARIANTS  # noqa: E402
 from convcost.errors import ConvcostError  # noqa: E402
-from convcost.latency import Machine, fit, kind_of, nnls, predict_latency, primitives, work  # noqa: E402
+from convcost.latency import Machine, fit, nnls, predict_latency  # noqa: E402
 from convcost.torch.calibrate import calibrate, check_device, describe, time_layer  # noqa: E402
 
 #: (channels, spatial size) of the stages of a typical ImageNet CNN

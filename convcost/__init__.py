@@ -14,6 +14,19 @@ from convcost.catalog import VARIANTS
 from convcost.compare import compare
 from convcost.compose import Parallel, Residual, Sequential, When
 from convcost.costs import METRICS, Cost
+from convcost.efficient import (
+    BSConvU,
+    CondConv,
+    ConvNeXtBlock,
+    DeformableConv,
+    GhostModule,
+    Involution,
+    MixConv,
+    OctaveConv,
+    PartialConv,
+    RepVGGBlock,
+    ShiftConv,
+)
 from convcost.derivation import derive
 from convcost.errors import ConvcostError
 from convcost.frontdoor import cost

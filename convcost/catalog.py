@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from convcost import blocks, variants
+from convcost import blocks, efficient, variants
 from convcost.errors import ConvcostError
 
 VARIANTS = {
@@ -26,6 +26,7 @@ VARIANTS = {
         blocks.MobileNetV1Block,
         blocks.InvertedResidual,
         blocks.InceptionBlock,
+        *efficient.EFFICIENT,
     )
 }
 

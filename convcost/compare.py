@@ -46,7 +46,7 @@ import dataclasses
 import sympy
 
 from convcost import display
-from convcost.costs import METRIC_NAMES, METRICS, Cost, check_metric, metric_of
+from convcost.costs import Cost, check_metric, metric_of
 from convcost.errors import ConvcostError
 from convcost.symbols import GLOSSARY
 from convcost.validate import entry_point, field_values

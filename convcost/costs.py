@@ -50,6 +50,7 @@ from typing import Iterable
 
 import sympy
 
+from convcost import display
 from convcost.arith import integer, total, where
 from convcost.errors import ConvcostError, require
 from convcost.symbols import GLOSSARY
@@ -275,13 +276,13 @@ class Cost:
     # -- display ------------------------------------------------------------
     def __repr__(self) -> str:
         shape = "(" + ", ".join(map(str, self.output_shape)) + ")"
-        lines = [f"<Cost of {self.spec!r}" if self.spec is not None else "<Cost", f"  output_shape = {shape}"]
+        lines = [f"<Cost of {display.spec(self.spec)}" if self.spec is not None else "<Cost", f"  output_shape = {shape}"]
         for m in METRICS:
             value = getattr(self, m)
             if value != 0 or m in ("params", "macs"):
                 lines.append(f"  {m} = {value}")
         if self.conditions:
-            lines.append("  valid when " + " and ".join(map(str, self.conditions)))
+            lines.append("  valid when " + " and ".join(map(display.condition, self.conditions)))
         return "\n".join(lines) + ">"
 
     def _repr_latex_(self) -> str:

@@ -52,9 +52,9 @@ import dataclasses
 import sympy
 from sympy.printing.latex import LatexPrinter
 
-from convcost import primitives
+from convcost import display, primitives
 from convcost.breakeven import BreakEven
-from convcost.costs import METRICS, Cost, check_metric, metric_of
+from convcost.costs import Cost, check_metric, metric_of
 from convcost.errors import ConvcostError
 from convcost.layers import Layer, Merge
 from convcost.symbols import GLOSSARY, SPATIAL, C, N
@@ -358,7 +358,7 @@ def derive(spec_or_cost, metric=None) -> Derivation:
         raise ConvcostError("derive() needs at least one metric")
     templates: dict = {}
     sections = tuple(Section(_metric_name(m), _section(c, _metric_name(m), templates)) for m in metrics)
-    title = repr(c.spec) if c.spec is not None else "a cost"
+    title = display.spec(c.spec)
     return Derivation(title, sections, c)
 
 
@@ -368,8 +368,8 @@ def _break_even(be) -> Derivation:
     letter = METRIC_SYMBOLS[_metric_name(be.metric)]
     a, b, delta = sympy.Symbol(f"{letter}_A"), sympy.Symbol(f"{letter}_B"), sympy.Symbol("Delta")
     steps = [
-        Step("definition", a, comparison.value_a, f"A = {comparison.A.spec!r}"),
-        Step("definition", b, comparison.value_b, f"B = {comparison.B.spec!r}"),
+        Step("definition", a, comparison.value_a, f"A = {display.spec(comparison.A.spec)}"),
+        Step("definition", b, comparison.value_b, f"B = {display.spec(comparison.B.spec)}"),
         Step("definition", delta, a - b, "B costs no more than A exactly when the difference is not negative",
              shown=f"{tex(a)} - {tex(b)}"),
         Step("substitution", delta, comparison.difference),
@@ -387,7 +387,8 @@ def _break_even(be) -> Derivation:
         rule = be.rule_of_thumb
         steps.append(Step("approximation", x, rule.rhs, "rule of thumb: leading order when the other symbols are large",
                           rel=rule.rel_op))
-    title = f"break-even of {be.metric}: {comparison.B.spec!r} against {comparison.A.spec!r}, solved for {x}"
+    title = (f"break-even of {be.metric}: {display.spec(comparison.B.spec)} against {display.spec(comparison.A.spec)}, "
+             f"solved for {x}")
     heading = f"where B costs no more than A ({be.method}: {be.note})"
     return Derivation(title, (Section(be.metric, tuple(steps), heading),), None)
 
@@ -509,7 +510,7 @@ def _preceding(parts: tuple, name: str) -> tuple:
 
 
 def _where(path: str, spec) -> str:
-    shown = repr(spec) if spec is not None else "a cost"
+    shown = display.spec(spec)
     return f"{path}: {shown}" if path else shown
 
 

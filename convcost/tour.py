@@ -26,6 +26,18 @@ EXAMPLES = {
     "MobileNetV1Block": dict(C=64, O=128, S=2, N=3, H=224, W=224),
     "InvertedResidual": dict(C=64, O=128, t=2, S=2, N=3, H=224, W=224),
     "InceptionBlock": dict(C=3, O=32, form="3x3", H=32, W=32),
+    # the efficient blocks, at sizes from their papers' networks
+    "GhostModule": dict(C=64, O=128, H=56, W=56),
+    "MixConv": dict(C=96, H=56, W=56),
+    "OctaveConv": dict(C=256, O=256, H=56, W=56),
+    "DeformableConv": dict(C=256, O=256, H=28, W=28),
+    "CondConv": dict(C=80, O=80, H=28, W=28),
+    "Involution": dict(C=64, K=7, H=56, W=56),
+    "RepVGGBlock": dict(C=64, O=64, H=56, W=56),
+    "ShiftConv": dict(C=64, O=64, H=56, W=56),
+    "BSConvU": dict(C=64, O=128, H=56, W=56),
+    "PartialConv": dict(C=64, H=56, W=56),
+    "ConvNeXtBlock": dict(C=96, H=56, W=56),
 }
 
 _INPUT = ("N", "T", "H", "W")

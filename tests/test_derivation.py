@@ -153,9 +153,13 @@ def _small(name):
         return dict(C=8, K=3, H=8, W=8)
     if name == "Conv3d":
         return dict(C=4, O=8, K=3, T=4, H=8, W=8)
+    if name == "Involution":
+        return dict(C=16, K=3, H=8, W=8)
     fields = dict(C=8, O=16, H=8, W=8)
     if "K" in VARIANTS[name].__dataclass_fields__ and name != "FactorizedConv":
         fields["K"] = 3
+    if "O" not in VARIANTS[name].__dataclass_fields__:  # blocks that keep their width (MixConv, ConvNeXt ...)
+        del fields["O"]
     return fields
 
 

@@ -82,7 +82,7 @@ def test_compositions_keep_part_names():
 
 
 def test_every_named_variant_builds_with_its_parts():
-    values = dict(C=4, O=4, K=3, G=2, D=2, M=2, r=2, s=2, e=2, t=2)
+    values = dict(C=4, O=4, K=3, G=2, D=2, M=2, r=2, s=2, e=2, t=2, group_channels=2)
     for name, cls in VARIANTS.items():
         fields = {f: v for f, v in values.items() if f in cls.__dataclass_fields__}
         layer = cls(**fields)

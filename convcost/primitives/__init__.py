@@ -17,16 +17,21 @@ Each formula is written with :mod:`convcost.arith`, so it runs on Python ints
 from convcost.primitives.activation import ACTIVATIONS, Activation
 from convcost.primitives.base import KINDS
 from convcost.primitives.conv import Conv, ConvTranspose
+from convcost.primitives.dynamic import DeformConv, ExpertConv, InvolutionAggregate
+from convcost.primitives.layer_norm import LayerNorm, LayerScale
 from convcost.primitives.linear import Linear
 from convcost.primitives.merge import Add, Concat, Mul
 from convcost.primitives.norm import BatchNorm
 from convcost.primitives.pool import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool
+from convcost.primitives.resample import Permute, Shift, Upsample
 from convcost.primitives.rearrange import ChannelShuffle, Flatten, Identity, Narrow, PixelShuffle, PixelUnshuffle
 
 #: every primitive layer class, in the order the docs list them
 PRIMITIVES = (
     Conv, ConvTranspose, Linear, BatchNorm, Activation, MaxPool, AvgPool, AdaptiveAvgPool, AdaptiveMaxPool,
     PixelShuffle, PixelUnshuffle, ChannelShuffle, Flatten, Narrow, Identity, Add, Mul, Concat,
+    # the efficient blocks' own (convcost.efficient)
+    LayerNorm, LayerScale, Upsample, Shift, Permute, ExpertConv, InvolutionAggregate, DeformConv,
 )
 
 __all__ = ["ACTIVATIONS", "KINDS", "PRIMITIVES", *(cls.__name__ for cls in PRIMITIVES)]

@@ -119,6 +119,8 @@ def free_symbols(layer) -> set:
 def _symbols_of(value) -> set:
     if isinstance(value, tuple):
         return set().union(*(_symbols_of(v) for v in value))
+    if isinstance(value, (Layer, Merge)):  # a layer held in a field (an octave path, a Dynamic's parts)
+        return free_symbols(value)
     return set(value.free_symbols) if isinstance(value, sympy.Basic) else set()
 
 

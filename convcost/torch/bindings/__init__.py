@@ -4,3 +4,4 @@ Importing this package registers them all (:mod:`convcost.torch.binding`).
 """
 
 from convcost.torch.bindings import activation, compose, conv, linear, merge, norm, pool, rearrange  # noqa: F401
+from convcost.torch.bindings import efficient  # noqa: F401

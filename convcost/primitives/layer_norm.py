@@ -1,0 +1,56 @@
+"""Layer normalisation over the channel axis of channels-last tensors, and a learned per-channel scale.
+
+>>> LayerNorm(C=96).cost((1, 56, 56, 96)).params
+192
+>>> LayerScale(C=96).cost((1, 96, 56, 56)).elementwise_ops
+301056
+"""
+
+from __future__ import annotations
+
+from convcost.arith import eq
+from convcost.errors import require
+from convcost.layers import Layer
+from convcost.primitives.base import channels_first, plain
+from convcost.shapes import numel
+from convcost.spec import flag, size, spec
+from convcost.symbols import C
+
+
+@spec
+class LayerNorm(Layer):
+    """Layer normalisation over the last axis (``nn.LayerNorm(C)``), as ConvNeXt uses it channels last.
+
+    params = 2C when affine; one fused multiply-add per element (``norm_ops``), like batch norm.
+    """
+
+    C: object = size(C)
+    affine: bool = flag(True)
+
+    def default_input(self):
+        return (1, self.C)
+
+    def kernel_kind(self) -> str:
+        return "elementwise"
+
+    def _cost(self, shape):
+        conditions = require(eq(shape[-1], self.C), self, f"the last axis has {shape[-1]} features, expected C={self.C}")
+        return plain(shape, shape, conditions, params=2 * self.C if self.affine else 0, norm_ops=numel(shape))
+
+
+@spec
+class LayerScale(Layer):
+    """A learned scale per channel of a channels-first input (ConvNeXt's layer scale, CaiT's):
+    params C, one multiplication per element (``elementwise_ops``)."""
+
+    C: object = size(C)
+
+    def default_input(self):
+        return (1, self.C, 1, 1)
+
+    def kernel_kind(self) -> str:
+        return "elementwise"
+
+    def _cost(self, shape):
+        conditions = channels_first(self, shape, None, self.C)
+        return plain(shape, shape, conditions, params=self.C, elementwise_ops=numel(shape))
