@@ -47,7 +47,27 @@ from convcost.primitives import PRIMITIVES
 from convcost.symbols import H
 from fuzzing import ERROR, ODD_KEYWORDS, attempt, examples, hostile_values
 
-CLASSES = [*VARIANTS.values(), *PRIMITIVES, Sequential, Parallel, Residual, When, Layer]
+def _layer_classes() -> list:
+    """Every layer class convcost defines (variants, primitives, compositions, abstract bases), by import."""
+    import importlib
+    import pkgutil
+
+    import convcost
+    from convcost.layers import Merge
+
+    for found in pkgutil.walk_packages(convcost.__path__, "convcost."):
+        if not any(part in found.name for part in (".torch", ".cli", "__main__", ".plot", ".testing")):
+            importlib.import_module(found.name)
+
+    def below(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from below(sub)
+
+    return sorted({*below(Layer), *below(Merge), Layer, Merge}, key=lambda c: (c.__module__, c.__qualname__))
+
+
+CLASSES = _layer_classes()
 
 
 def _fields(cls) -> list:
