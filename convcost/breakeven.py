@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 
 import numpy as np
 import sympy
@@ -52,8 +53,19 @@ from convcost.compare import Comparison, compare, simplest
 from convcost.costs import check_metric
 from convcost.costs import Cost
 from convcost.errors import ConvcostError
+from convcost.validate import broadcast, entry_point, field_values, grid, is_integral, number
 
 _LAMBDA = sympy.Symbol("lambda_", positive=True)
+
+#: the largest ``limit`` :meth:`BreakEven.threshold_at` scans to
+_THRESHOLD_LIMIT = 10**6
+
+#: the most points :meth:`BreakEven.region` evaluates in Python integers (when int64 could overflow)
+_EXACT_OBJECT_POINTS = 10**5
+
+
+def _show_values(mapping: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in mapping.items()) or "no values"
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -92,7 +104,7 @@ class BreakEven:
         return tuple(sorted(self.expression.free_symbols, key=lambda s: s.name))
 
     # -- evaluation -----------------------------------------------------------------
-    def holds(self, **values) -> bool:
+    def holds(self, /, **values) -> bool:
         """Whether B costs no more than A at one point (exact integer arithmetic).
 
         >>> from convcost import StandardConv, AsymmetricConv
@@ -100,16 +112,21 @@ class BreakEven:
         >>> be.holds(K=7, C=16, O=64)
         True
         """
-        mapping = self._bind(values, self.variables)
+        mapping = self._bind(values, self.variables, where="holds")
         value = sympy.sympify(self.expression.subs(mapping))
         if not value.is_number:
             raise ConvcostError(f"holds(): the condition still depends on {value.free_symbols}")
+        if value.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo) or value.is_extended_real is not True:
+            raise ConvcostError(f"holds(): at {_show_values(mapping)} the condition's left side is {value}, "
+                                "not a finite real number")
         return bool(value >= 0)
 
-    def region(self, **grids) -> np.ndarray:
+    def region(self, /, **grids) -> np.ndarray:
         """Vectorised :meth:`holds`: numpy arrays (broadcast together) for every symbol.
 
-        Integer arrays are evaluated in int64 (exact while the values fit), floats in float64.
+        Arrays broadcast by numpy's rules (else one error naming their shapes), up to
+        ``convcost.validate.MAX_GRID`` points. Integer arrays are evaluated exactly: in int64 where
+        no intermediate value can overflow it, otherwise in Python integers; floats in float64.
 
         >>> import numpy as np
         >>> from convcost import StandardConv, AsymmetricConv
@@ -118,15 +135,44 @@ class BreakEven:
         array([False, False,  True,  True,  True,  True,  True])
         """
         self._bind(grids, self.variables, arrays=True)
-        args = [np.asarray(grids[s.name]) for s in self.variables]
-        return np.asarray(self._vectorised(*args) >= 0)
+        arrays = {s.name: grid("region", s.name, grids[s.name]) for s in self.variables}
+        shape = broadcast("region", arrays)
+        args = self._exact(list(arrays.values()), shape)
+        with np.errstate(all="ignore"):  # nan (a root of a negative number) compares as False
+            result = np.asarray(self._vectorised(*args) >= 0, dtype=bool)
+        return result if result.shape == shape else np.broadcast_to(result, shape).copy()
+
+    def _exact(self, arrays: list, shape: tuple) -> list:
+        """Integer grids as int64 where the condition cannot overflow it, else as Python ints (exact)."""
+        if not arrays or any(a.dtype.kind == "f" for a in arrays) or not self.expression.is_polynomial():
+            try:  # floats throughout (a Python int past int64 among them becomes one)
+                return [a.astype(np.float64) if a.dtype == object else a for a in arrays]
+            except OverflowError:
+                raise ConvcostError("region: a value exceeds floating point") from None
+        largest = max((max(int(a.max()), -int(a.min())) for a in arrays if a.size), default=0)
+        weight, degree = self._size
+        if weight * max(largest, 1) ** degree < 2**62 and largest < 2**62:
+            return [a.astype(np.int64) for a in arrays]
+        if math.prod(shape) > _EXACT_OBJECT_POINTS:
+            raise ConvcostError(f"region: values up to {largest} overflow int64 in this condition; exact "
+                                f"evaluation takes at most {_EXACT_OBJECT_POINTS:,} points, the grid has "
+                                f"{math.prod(shape):,}")
+        return [a.astype(object) for a in arrays]
+
+    @functools.cached_property
+    def _size(self) -> tuple:
+        """``(sum of |coefficients|, total degree)``: with every |value| <= v, |p| <= sum * v**degree."""
+        poly = sympy.Poly(self.expression, *self.variables)
+        if not all(c.is_Integer for c in poly.coeffs()):
+            return 2**62, 1  # rational coefficients: no int64 evaluation
+        return sum(abs(int(c)) for c in poly.coeffs()), max(poly.total_degree(), 1)
 
     @functools.cached_property
     def _vectorised(self):
         return sympy.lambdify(self.variables, sympy.horner(self.expression) if self.expression.is_polynomial() else
                               self.expression, modules="numpy")
 
-    def threshold_at(self, **values) -> tuple:
+    def threshold_at(self, /, **values) -> tuple:
         """The values of the solved symbol where the winner changes, the other symbols bound.
 
         From the closed form where there is one (exact); otherwise numeric
@@ -140,12 +186,24 @@ class BreakEven:
         (1 + sqrt(65)/8,)
         """
         limit = values.pop("limit", 4096)
+        if not is_integral(limit) or not 1 <= limit <= _THRESHOLD_LIMIT:
+            raise ConvcostError(f"threshold_at: limit={limit!r} must be an integer from 1 to {_THRESHOLD_LIMIT}")
         others = tuple(s for s in self.variables if s != self.symbol)
-        mapping = self._bind(values, others)
+        mapping = self._bind(values, others, where="threshold_at")
         if self.threshold is not None:
             return (sympy.nsimplify(sympy.expand(self.threshold.subs(mapping))),)
         bound = sympy.sympify(self.expression.subs(mapping))
         x = self.symbol
+        if bound.free_symbols - {x} or not all(v.is_number for v in mapping.values()):
+            raise ConvcostError(f"threshold_at: there is no closed form, so every other symbol needs a number "
+                                f"(got {_show_values(mapping)})")
+        try:
+            return self._numeric_thresholds(bound, x, int(limit))
+        except OverflowError:
+            raise ConvcostError(f"threshold_at: at {_show_values(mapping)} the numbers exceed floating point; "
+                                "no numeric threshold") from None
+
+    def _numeric_thresholds(self, bound, x, limit: int) -> tuple:
         try:
             poly = sympy.Poly(bound, x)
         except sympy.PolynomialError:
@@ -160,7 +218,7 @@ class BreakEven:
         eps = 1e-7
         return tuple(r for r in real if (g(r * (1 - eps) - eps) >= 0) != (g(r * (1 + eps) + eps) >= 0))
 
-    def _bind(self, values: dict, needed: tuple, arrays: bool = False) -> dict:
+    def _bind(self, values: dict, needed: tuple, arrays: bool = False, where: str = "holds") -> dict:
         known = {s.name for s in self.comparison.free_symbols} | {s.name for s in needed}
         extra = [k for k in values if k not in known]
         if extra:
@@ -174,10 +232,13 @@ class BreakEven:
             return {}
         mapping = {}
         for s in needed:
-            v = values[s.name]
-            if isinstance(v, bool) or not isinstance(v, (int, float, sympy.Expr, np.integer, np.floating)):
-                raise ConvcostError(f"{s.name}={v!r}: give a number")
-            mapping[s] = sympy.Integer(int(v)) if isinstance(v, (int, np.integer)) else sympy.nsimplify(v)
+            v = number(where, s.name, values[s.name])
+            # the condition is exact for the values its symbols stand for (sizes are positive integers)
+            if v.is_number and ((s.is_integer and not v.is_integer) or (s.is_positive and not v.is_positive)):
+                rule = "a positive integer" if s.is_integer and s.is_positive else "positive" if s.is_positive \
+                    else "an integer"
+                raise ConvcostError(f"{where}: {s.name}={v} must be {rule}")
+            mapping[s] = v
         return mapping
 
     # -- display --------------------------------------------------------------------
@@ -240,6 +301,7 @@ class BreakEven:
         return r"$\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}$"
 
 
+@entry_point
 def break_even(A, B, /, metric: str = "macs", solve_for="K", **shared) -> BreakEven:
     """The exact condition under which B costs no more than A, solved for ``solve_for``.
 
@@ -252,6 +314,7 @@ def break_even(A, B, /, metric: str = "macs", solve_for="K", **shared) -> BreakE
     convcost.errors.ConvcostError: params of SeparableConv() against StandardConv() does not depend on H; it depends on C, K, O
     """
     check_metric(metric)
+    field_values("break_even", shared)
     return solve_comparison(compare(A, B, metric=metric, **shared), solve_for)
 
 

@@ -49,6 +49,7 @@ from convcost import display
 from convcost.costs import Cost, check_metric, metric_of
 from convcost.errors import ConvcostError
 from convcost.symbols import GLOSSARY
+from convcost.validate import entry_point, field_values
 
 
 _SHARED_FIELDS = set(GLOSSARY) | {"N", "T", "H", "W"}
@@ -159,6 +160,7 @@ class Comparison:
         return r"$\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}$"
 
 
+@entry_point
 def compare(A, B, /, metric: str = "macs", **shared) -> Comparison:
     """B against A for ``metric`` ("params", "macs", "flops", "memory" or any name in METRICS).
 
@@ -168,6 +170,7 @@ def compare(A, B, /, metric: str = "macs", **shared) -> Comparison:
     (35264, 28128, 20.24)
     """
     check_metric(metric)
+    field_values("compare", shared)
     a, b = shared_costs(A, B, shared)
     return Comparison.of(a, b, metric)
 

@@ -21,12 +21,13 @@ import dataclasses
 
 import sympy
 
-from convcost.arith import both, either, negate, total, where
+from convcost.arith import both, either, negate, where
 from convcost.costs import Cost
 from convcost.errors import ConvcostError
 from convcost.layers import TRAINING, Layer
 from convcost.primitives import Add, Concat, Identity, Mul
 from convcost.shapes import numel
+from convcost.validate import entry_point
 
 MERGES = {"concat": Concat, "add": Add, "mul": Mul}
 
@@ -78,7 +79,8 @@ class Sequential(Layer):
 
     parts: tuple
 
-    def __init__(self, *layers, **named):
+    @entry_point
+    def __init__(self, /, *layers, **named):
         object.__setattr__(self, "parts", _named_parts("Sequential", layers, named))
 
     def default_input(self):
@@ -110,7 +112,8 @@ class Parallel(Layer):
     parts: tuple
     merge: str
 
-    def __init__(self, *branches, merge: str = "concat", **named):
+    @entry_point
+    def __init__(self, /, *branches, merge: str = "concat", **named):
         if merge not in MERGES:
             raise ConvcostError(f"Parallel: merge={merge!r} must be one of {', '.join(map(repr, MERGES))}")
         parts = _named_parts("Parallel", branches, named)
@@ -147,7 +150,8 @@ class Residual(Layer):
     shortcut: Layer | None
     when: object
 
-    def __init__(self, body: Layer, shortcut: Layer | None = None, when=True):
+    @entry_point
+    def __init__(self, /, body: Layer, shortcut: Layer | None = None, when=True):
         for name, part in (("body", body), ("shortcut", shortcut)):
             if part is not None and not isinstance(part, Layer):
                 raise ConvcostError(f"Residual: {name}={part!r} is not a convcost layer")
@@ -193,7 +197,8 @@ class When(Layer):
     condition: object
     layer: Layer
 
-    def __init__(self, condition, layer: Layer):
+    @entry_point
+    def __init__(self, /, condition, layer: Layer):
         if not isinstance(layer, Layer):
             raise ConvcostError(f"When: {layer!r} is not a convcost layer")
         object.__setattr__(self, "condition", _condition("When", "condition", condition))

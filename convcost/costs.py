@@ -91,6 +91,7 @@ from convcost import display
 from convcost.arith import both, integer, total, where
 from convcost.errors import ConvcostError, require
 from convcost.symbols import GLOSSARY
+from convcost.validate import number
 
 #: the counted quantities of a Cost, in the order they are reported
 METRICS = (
@@ -205,7 +206,7 @@ class Cost:
         >>> cost(PointwiseConv, C=16, O=32, H=8, W=8).bytes("float16")["weights"]
         1088
         """
-        if dtype not in ITEMSIZE:
+        if not isinstance(dtype, str) or dtype not in ITEMSIZE:
             raise ConvcostError(f"unknown dtype {dtype!r}; known: {', '.join(ITEMSIZE)}")
         size = ITEMSIZE[dtype]
         return {
@@ -217,14 +218,14 @@ class Cost:
     # -- algebra ------------------------------------------------------------
     def __add__(self, other: Cost) -> Cost:
         """``a + b`` is ``a`` then ``b``: counts add, the shape is ``b``'s output."""
-        if other == 0:
+        if type(other) is int and other == 0:
             return self
         if not isinstance(other, Cost):
             return NotImplemented
         return Cost.total([("0", self), ("1", other)], output_shape=other.output_shape, input_shape=self.input_shape)
 
     def __radd__(self, other) -> Cost:
-        if other == 0:  # so that sum(costs) works
+        if type(other) is int and other == 0:  # so that sum(costs) works
             return self
         return NotImplemented
 
@@ -348,6 +349,8 @@ class Cost:
         >>> cost(SeparableConv, **shared).ratio(cost(StandardConv, **shared), "params")
         70/577
         """
+        if not isinstance(other, Cost):
+            raise ConvcostError(f"ratio: other={other!r} must be a Cost (e.g. cost(StandardConv, C=64))")
         a, b = _metric(self, metric), _metric(other, metric)
         if b == 0:
             raise ConvcostError(f"ratio: the other cost's {metric} is 0, so the ratio is undefined")
@@ -360,6 +363,8 @@ class Cost:
         >>> cost(PointwiseConv, C=3, O=4, H=2, W=2).as_dict(numeric=True)["macs"]
         48
         """
+        if not isinstance(numeric, bool):
+            raise ConvcostError(f"as_dict: numeric={numeric!r} must be True or False")
         out = {m: getattr(self, m) for m in METRICS}
         out["flops"] = self.flops
         out["output_shape"] = self.output_shape
@@ -545,21 +550,8 @@ def _bindings(free: set, values: dict) -> dict:
 
 
 def _bound_value(name, value):
-    if isinstance(value, bool) or isinstance(value, str):
-        raise ConvcostError(f"cannot bind {name}={value!r}: give a number or a sympy expression")
-    if isinstance(value, numbers.Integral):
-        return sympy.Integer(int(value))
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ConvcostError(f"cannot bind {name}={value!r}: it must be a finite number")
-        return sympy.Rational(Fraction(repr(value)))
-    if isinstance(value, Fraction):  # as specs take them (a multiplier of 3/4)
-        return sympy.Rational(value.numerator, value.denominator)
-    if isinstance(value, sympy.Expr):
-        if value.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan):
-            raise ConvcostError(f"cannot bind {name}={value}: it must be a finite number")
-        return value
-    raise ConvcostError(f"cannot bind {name}={value!r}: give a number or a sympy expression")
+    # ints, finite floats (read as the decimal written), Fractions, numpy numbers and finite sympy expressions
+    return number("cannot bind", name, value)
 
 
 def _show_mapping(mapping: dict) -> str:

@@ -58,6 +58,7 @@ from convcost.costs import Cost, check_metric, metric_of
 from convcost.errors import ConvcostError
 from convcost.layers import Layer, Merge
 from convcost.symbols import GLOSSARY, SPATIAL, C, N
+from convcost.validate import entry_point
 
 #: the symbol letter of each metric (sympy names; they print as the table above)
 METRIC_SYMBOLS = {
@@ -263,8 +264,10 @@ class Derivation:
 
     def render(self, fmt: str = "tex", *, document: bool = False) -> str:
         """``"tex"`` (``document=True`` for a standalone file) or ``"md"``."""
-        if fmt not in FORMATS:
+        if not isinstance(fmt, str) or fmt not in FORMATS:
             raise ConvcostError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+        if not isinstance(document, bool):
+            raise ConvcostError(f"render: document={document!r} must be True or False")
         if fmt == "md":
             if document:
                 raise ConvcostError("--document makes a LaTeX file; use it with format 'tex'")
@@ -320,6 +323,7 @@ def _condition_atoms(cond) -> list:
 
 
 # -- building -------------------------------------------------------------------
+@entry_point
 def derive(spec_or_cost, metric=None) -> Derivation:
     """The derivation of a cost (or of a layer's cost), for one metric or several.
 
@@ -355,6 +359,8 @@ def derive(spec_or_cost, metric=None) -> Derivation:
     if not isinstance(spec_or_cost, Cost):
         raise ConvcostError(f"derive() needs a convcost layer, layer class or Cost, got {spec_or_cost!r}")
     c = spec_or_cost
+    if metric is not None and not isinstance(metric, (str, tuple, list)):
+        raise ConvcostError(f"derive: metric={metric!r} must be a metric name or a tuple of them")
     metrics = DEFAULT_METRICS if metric is None else (metric,) if isinstance(metric, str) else tuple(metric)
     if not metrics:
         raise ConvcostError("derive() needs at least one metric")

@@ -22,8 +22,10 @@ from __future__ import annotations
 from convcost.costs import Cost
 from convcost.errors import ConvcostError
 from convcost.layers import Layer
+from convcost.validate import entry_point, field_values
 
 
+@entry_point
 def cost(spec, /, general: bool = False, **fields) -> Cost:
     """The exact cost of a variant, primitive or composition (a class or an instance).
 
@@ -40,6 +42,7 @@ def cost(spec, /, general: bool = False, **fields) -> Cost:
     """
     if not isinstance(general, bool):
         raise ConvcostError(f"cost: general={general!r} must be True or False")
+    field_values("cost", fields)
     if isinstance(spec, type) and issubclass(spec, Layer):
         if spec.__dict__.get("abstract_base", False):
             raise ConvcostError(

@@ -50,6 +50,7 @@ from convcost.costs import ITEMSIZE, Cost
 from convcost.errors import ConvcostError
 from convcost.layers import Layer
 from convcost.primitives import KINDS
+from convcost.validate import entry_point, text
 
 
 #: fitted inverse efficiencies are kept at or above this (efficiency at most 1/it),
@@ -318,7 +319,7 @@ def _as_cost(spec_or_cost) -> Cost:
 def kernel_times(spec_or_cost, machine: Machine, dtype: str = "float32") -> list:
     """``(name, kind, flops, bytes, compute seconds, memory seconds, allocation seconds)`` of every
     kernel that does work."""
-    if dtype not in ITEMSIZE:
+    if text("predict_latency", "dtype", dtype) not in ITEMSIZE:
         raise ConvcostError(f"unknown dtype {dtype!r}; known: {', '.join(ITEMSIZE)}")
     out = []
     for name, part in primitives(_as_cost(spec_or_cost)):
@@ -331,6 +332,7 @@ def kernel_times(spec_or_cost, machine: Machine, dtype: str = "float32") -> list
     return out
 
 
+@entry_point
 def predict_latency(spec_or_cost, machine: Machine, dtype: str = "float32") -> Latency:
     """The model's latency of a fully bound layer (or its Cost) on ``machine``.
 

@@ -15,6 +15,7 @@ from convcost.costs import Cost
 from convcost.errors import ConvcostError
 from convcost.shapes import as_shape
 from convcost.spec import Spec
+from convcost.validate import kind_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +108,8 @@ class Merge(Spec):
     def cost(self, input_shapes, *, input_grads=None) -> Cost:
         """The exact cost of combining tensors of the given shapes; ``input_grads`` says which need a gradient
         (all by default). The cost's ``saves_input`` is a tuple: which operands autograd saves."""
+        if kind_of(input_shapes) != "sequence":
+            raise ConvcostError(f"{self!r}: give a list of input shapes, got {input_shapes!r}")
         shapes = tuple(as_shape(s, self) for s in input_shapes)
         if len(shapes) < 2:
             raise ConvcostError(f"{self!r}: needs at least two inputs, got {len(shapes)}")

@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import numbers
-from fractions import Fraction
 
 import sympy
 
 from convcost.errors import ConvcostError
 from convcost.symbols import GLOSSARY
+from convcost.validate import field_value, kind_of, number
 
 def size(default=dataclasses.MISSING, *, per_axis: bool = False):
     """A positive integer field (channels, kernel, stride ...); ``per_axis`` allows a tuple."""
@@ -135,7 +134,7 @@ class Spec:
         }
         return cls(**values)
 
-    def replace(self, **changes):
+    def replace(self, /, **changes):
         """A copy with some fields changed (checked like a new spec)."""
         return dataclasses.replace(self, **changes)
 
@@ -179,6 +178,7 @@ def _show(value) -> str:
 def _normalise(owner, f: dataclasses.Field, value):
     kind = f.metadata["kind"]
     where = lambda: _partial_repr(owner)  # noqa: E731 - deferred: only built for an error
+    field_value(type(owner).__name__, f.name, value)
     if kind == "flag":
         if not isinstance(value, bool):
             raise ConvcostError(f"{where()}: {f.name}={value!r} must be True or False")
@@ -235,15 +235,11 @@ def _integer(where, name, value, *, positive: bool):
 def _real(where, name, value):
     if isinstance(value, bool) or isinstance(value, str):
         raise ConvcostError(f"{where()}: {name}={value!r} must be a positive number")
-    if isinstance(value, numbers.Integral):
-        value = sympy.Integer(int(value))
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise ConvcostError(f"{where()}: {name}={value!r} must be a finite positive number")
-        # exact decimal reading: 0.75 is 3/4, not 0.75000000000000001
-        value = sympy.Rational(Fraction(repr(value)))
-    elif isinstance(value, Fraction):
-        value = sympy.Rational(value.numerator, value.denominator)
+    if kind_of(value) == "non-finite number":
+        raise ConvcostError(f"{where()}: {name}={value!r} must be a finite positive number")
+    if kind_of(value) in ("int", "numpy integer", "float", "numpy float", "fraction"):
+        # exact decimal reading: 0.75 is 3/4, not 0.75000000000000001 (numpy floats too)
+        value = number(where(), name, value)
     elif not isinstance(value, sympy.Expr):
         raise ConvcostError(f"{where()}: {name}={value!r} must be a positive number or a sympy expression")
     if value.is_positive is False:

@@ -56,18 +56,29 @@ GLOSSARY: dict[str, sympy.Symbol] = {
 SPATIAL: dict[int, tuple[sympy.Symbol, ...]] = {1: (L,), 2: (H, W), 3: (T, H, W)}
 
 
+#: names that read as non-finite numbers, refused as symbol names
+_NON_FINITE_NAMES = frozenset({"nan", "inf", "infinity", "oo", "zoo"})
+
+
 def symbol(name: str) -> sympy.Symbol:
     """The canonical symbol called ``name``, or a new positive-integer symbol.
 
-    Never evaluates ``name``: only a plain identifier is accepted.
+    Never evaluates ``name``: only a plain identifier is accepted, and not one that
+    reads as a non-finite number (``nan``, ``inf``, ``oo`` ...), which would print as one.
 
     >>> symbol("C") is C
     True
     >>> symbol("width").is_integer
     True
+    >>> symbol("nan")
+    Traceback (most recent call last):
+    ...
+    convcost.errors.ConvcostError: 'nan' reads as a non-finite number, not a size; give a number or another symbol name
     """
     from convcost.errors import ConvcostError
 
-    if not name.isidentifier():
+    if not isinstance(name, str) or not name.isidentifier():
         raise ConvcostError(f"{name!r} is not a valid symbol name (letters, digits and _ only)")
+    if name.lower() in _NON_FINITE_NAMES:
+        raise ConvcostError(f"{name!r} reads as a non-finite number, not a size; give a number or another symbol name")
     return GLOSSARY.get(name) or sympy.Symbol(name, **_SIZE)

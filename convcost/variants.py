@@ -203,6 +203,10 @@ class AsymmetricConv(Variant):
         )
 
 
+#: the largest K a FactorizedConv builds ((K - 1) / 2 layers, one by one)
+MAX_FACTORIZED_K = 2001
+
+
 @spec
 class FactorizedConv(Variant):
     """A KxK convolution as a stack of (K-1)/2 3x3 convolutions (VGG, Inception-v3).
@@ -210,6 +214,7 @@ class FactorizedConv(Variant):
     ``P`` is the padding of the KxK it replaces, spread over the 3x3 layers
     (one each for ``"same"``), so the output size matches. K and P must be
     concrete: they decide how many layers there are and how padding splits.
+    K is at most ``MAX_FACTORIZED_K`` (the stack is built layer by layer).
     """
 
     C: object = size(C)
@@ -225,6 +230,9 @@ class FactorizedConv(Variant):
             raise ConvcostError(f"{self!r}: K={self.K} must be a concrete odd integer >= 3 (it sets the number of 3x3 layers)")
         if self.K < 3 or self.K % 2 == 0:
             raise ConvcostError(f"{self!r}: K={self.K} must be an odd integer >= 3 to factor into 3x3 layers")
+        if self.K > MAX_FACTORIZED_K:
+            raise ConvcostError(f"{self!r}: K={self.K} would make {(self.K - 1) // 2} 3x3 layers; "
+                                f"K is at most {MAX_FACTORIZED_K}")
         if not isinstance(self.P, str) and type(self.P) is not int:
             raise ConvcostError(f"{self!r}: P={self.P} must be a concrete integer or 'same' to split over the 3x3 layers")
 

@@ -3,6 +3,9 @@
 * Hypothesis profiles: a quick default; ``CONVCOST_PROFILE=thorough`` for thousands of examples.
 * Golden files (recorded output, under tests/golden and docs/): the ``golden`` fixture compares;
   ``CONVCOST_UPDATE_GOLDEN=1 python -m pytest`` rewrites them (the only flag that does).
+* The fuzz tests (tests/test_fuzz*.py) set their own example counts per entry point from the same
+  variable (tests/fuzzing.py ``examples``): a few hundred each when quick, over 100,000 calls in all
+  when thorough.
 """
 
 import os

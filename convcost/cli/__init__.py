@@ -73,3 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader left early (convcost tour | head): stop quietly, as Python's docs advise
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except Exception as exc:  # noqa: BLE001 - a bug of convcost's: one line, not a traceback, and say so
+        line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"convcost: internal error: {type(exc).__name__}: {line} (a bug in convcost; please report it)",
+              file=sys.stderr)
+        return 2

@@ -29,6 +29,7 @@ from convcost.primitives import (
 )
 from convcost.spec import count, flag, size, spec
 from convcost.symbols import C, O
+from convcost.validate import entry_point
 from convcost.variants import Variant
 
 
@@ -43,7 +44,8 @@ class Dynamic(Layer):
     generator: tuple
     op: tuple
 
-    def __init__(self, generator: tuple, op: tuple):
+    @entry_point
+    def __init__(self, /, generator: tuple, op: tuple):
         for role, pair, kind in (("generator", generator, Layer), ("op", op, Merge)):
             if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str) and pair[0].isidentifier()
                     and isinstance(pair[1], kind)):

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from convcost.arith import eq
-from convcost.errors import require
+from convcost.errors import ConvcostError, require
 from convcost.layers import TRAINING, Layer
 from convcost.primitives.base import backward, plain
 from convcost.shapes import numel
@@ -38,6 +38,8 @@ class Linear(Layer):
         return (*leading.get(rank, tuple(f"d{i}" for i in range(rank - 1))), "C")
 
     def _cost(self, shape, grad=TRAINING):
+        if not shape:
+            raise ConvcostError(f"{self!r}: needs an input with a feature axis (the last), got shape ()")
         conditions = require(eq(shape[-1], self.C), self, lambda: f"the last axis has {shape[-1]} features, expected C={self.C}")
         out_shape = (*shape[:-1], self.O)
         rows = numel(shape[:-1])

@@ -34,8 +34,13 @@ from convcost.compose import Parallel, Residual, Sequential, When
 from convcost.errors import ConvcostError
 from convcost.layers import Layer, Merge
 from convcost.torch.binding import BINDINGS
+from convcost.validate import entry_point, kind_of, refuse
+
+#: the most parameter elements to_torch allocates on a real device (1 GiB of float32); build on "meta" past it
+MAX_ALLOCATED = 2**28
 
 
+@entry_point
 def to_torch(layer: Layer, input_shape=None, *, device=None) -> nn.Module:
     """The ``nn.Module`` that computes ``layer``.
 
@@ -53,9 +58,40 @@ def to_torch(layer: Layer, input_shape=None, *, device=None) -> nn.Module:
     if free:
         names = ", ".join(sorted(str(s) for s in free))
         raise ConvcostError(f"{layer!r}: bind the free symbols {names} before building a module (e.g. .replace({sorted(map(str, free))[0]}=...))")
+    if input_shape is not None and kind_of(input_shape) != "sequence":
+        raise refuse("to_torch", "input_shape", input_shape, "None or a tuple of sizes")
     rank = len(input_shape) if input_shape is not None else None
+    device = _device(device)
+    if device is None or device.type != "meta":  # count on meta first: a hostile size must not allocate
+        with _on("meta"):
+            elements = sum(t.numel() for t in _built(layer, rank).parameters())
+        if elements > MAX_ALLOCATED:
+            raise ConvcostError(f"to_torch: {layer!r} has {elements:,} parameters, over the {MAX_ALLOCATED:,} "
+                                "to_torch allocates; build it with device='meta'")
     with (_on(device) if device is not None else contextlib.nullcontext()):
+        return _built(layer, rank)
+
+
+def _device(device):
+    import torch
+
+    if device is None or isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise refuse("to_torch", "device", device, "None, a device name such as 'cpu' or 'meta', or a torch.device")
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:
+        raise ConvcostError(f"to_torch: device={device!r}: {str(exc).splitlines()[0]}") from None
+
+
+def _built(layer, rank):
+    try:
         return build(layer, rank)
+    except (RuntimeError, ValueError, OverflowError, MemoryError) as exc:  # ConvcostError passes unchanged
+        if isinstance(exc, ConvcostError):
+            raise
+        raise ConvcostError(f"to_torch: PyTorch cannot build {layer!r}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
 def free_symbols(layer) -> set:

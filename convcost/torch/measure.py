@@ -28,6 +28,7 @@ convcost.errors.ConvcostError: PyTorch rejects input (1, 3, 4, 4) for Conv2d(3, 
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 
 import torch
@@ -35,6 +36,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from convcost.errors import ConvcostError
 from convcost.torch.locks import TRACING, model_lock
+from convcost.validate import entry_point, is_integral, refuse
+
+#: the most input elements measure allocates when an operation has no meta kernel and runs on the CPU
+MAX_CPU_INPUT = 2**26
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +53,7 @@ class Measured:
     device: str = "meta"
 
 
+@entry_point
 def measure(module: torch.nn.Module, input_shape) -> Measured:
     """Count ``module`` on an input of ``input_shape`` (a list of shapes for a module with several inputs)."""
     if not isinstance(module, torch.nn.Module):
@@ -64,6 +70,10 @@ def measure(module: torch.nn.Module, input_shape) -> Measured:
             # an op without a meta kernel, or a forward that reads values: run it for real
             if any(t.is_meta for t in _tensors(module)):
                 raise ConvcostError(f"{_short(module)} cannot run on meta tensors and its weights are on meta") from None
+            elements = sum(math.prod(s) for s in shapes)
+            if elements > MAX_CPU_INPUT:
+                raise ConvcostError(f"{_short(module)} has no meta kernel and an input of {elements:,} elements is "
+                                    f"over the {MAX_CPU_INPUT:,} measure runs on the CPU") from None
             flops, out = _run_checked(module, shapes, "cpu")
             device = "cpu"
         except (ValueError, IndexError, TypeError, AssertionError, KeyError) as exc:
@@ -78,12 +88,13 @@ def _shapes(input_shape) -> list:
     shapes = input_shape if several else [input_shape]
     out = []
     for shape in shapes:
-        try:
-            sizes = tuple(int(x) for x in shape)
-        except (TypeError, ValueError):
-            raise ConvcostError(f"measure: input shape {shape!r} must be a tuple of integers") from None
-        if any(x < 0 for x in sizes) or any(int(x) != x for x in shape):
+        if not isinstance(shape, (tuple, list, torch.Size)) or not all(is_integral(x) for x in shape):
+            raise refuse("measure", "input_shape", shape, "a tuple of integers (or a list of such tuples)")
+        sizes = tuple(int(x) for x in shape)
+        if any(x < 0 for x in sizes):
             raise ConvcostError(f"measure: input shape {shape!r} must hold non-negative integers")
+        if math.prod(sizes) >= 2**62:  # PyTorch counts elements in int64
+            raise ConvcostError(f"measure: input shape {shape!r} has more elements than PyTorch can index")
         out.append(sizes)
     return out
 

@@ -30,6 +30,7 @@ from typing import Callable
 
 from convcost.errors import ConvcostError
 from convcost.layers import Layer
+from convcost.validate import entry_point
 
 
 class Registry:
@@ -107,6 +108,7 @@ register = REGISTRY.register
 reader_for = REGISTRY.reader_for
 
 
+@entry_point
 def from_torch(module) -> Layer:
     """The convcost spec of one module (see :class:`Registry`)."""
     return REGISTRY.read(module)
