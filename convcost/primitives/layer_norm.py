@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from convcost.arith import eq
-from convcost.errors import require
+from convcost.errors import ConvcostError, require
 from convcost.layers import Layer
 from convcost.primitives.base import channels_first, plain
 from convcost.shapes import numel
@@ -34,7 +34,9 @@ class LayerNorm(Layer):
         return "elementwise"
 
     def _cost(self, shape):
-        conditions = require(eq(shape[-1], self.C), self, f"the last axis has {shape[-1]} features, expected C={self.C}")
+        if not shape:
+            raise ConvcostError(f"{self!r}: needs an input with a feature axis (the last), got shape ()")
+        conditions = require(eq(shape[-1], self.C), self, lambda: f"the last axis has {shape[-1]} features, expected C={self.C}")
         return plain(shape, shape, conditions, params=2 * self.C if self.affine else 0, norm_ops=numel(shape))
 
 

@@ -167,7 +167,7 @@ CONVENTIONS = {
 
 def headline(report, convention: str | None = None):
     """The headline number the tool ``convention`` reports for the model of ``report``."""
-    name = convention or getattr(report, "convention", "convcost")
-    if name not in CONVENTIONS:
+    name = getattr(report, "convention", "convcost") if convention is None else convention
+    if not isinstance(name, str) or name not in CONVENTIONS:
         raise ConvcostError(f"unknown convention {name!r}; known: {', '.join(CONVENTIONS)}")
     return CONVENTIONS[name].headline(report)

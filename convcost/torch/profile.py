@@ -54,7 +54,7 @@ def profile(model, inputs, convention: str = "convcost", *, kwargs=None):
     """
     if not isinstance(model, torch.nn.Module):
         raise ConvcostError(f"profile: {model!r} is not a torch.nn.Module")
-    if convention not in CONVENTIONS:
+    if not isinstance(convention, str) or convention not in CONVENTIONS:
         raise ConvcostError(f"profile: unknown convention {convention!r}; known: {', '.join(CONVENTIONS)}")
     given = model_inputs(model, inputs, kwargs)
     with model_lock(model), _state_kept(model):

@@ -84,7 +84,7 @@ def backward_macs(module, inputs, *, input_grad: bool = False, convention: str =
     ``input_grad`` says whether the inputs require a gradient (a network fed data: False, so its first
     layer computes no input gradient).
     """
-    if convention not in CONVENTIONS:
+    if not isinstance(convention, str) or convention not in CONVENTIONS:
         raise ConvcostError(f"convention={convention!r} must be one of {', '.join(CONVENTIONS)}")
     out = _forward(module, _inputs(inputs, input_grad))
     mapping = grouped_correction() if convention == "convcost" else {}
