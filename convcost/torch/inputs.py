@@ -15,6 +15,7 @@ a model whose control flow reads them); a floating input takes the model's param
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import sympy
 import torch
@@ -39,7 +40,15 @@ class Input:
     def real(self, device):
         if self.tensor is not None:
             return self.tensor
+        elements = math.prod(self.shape)
+        if elements > MAX_REAL_ELEMENTS:  # a real run of a huge input would take seconds and gigabytes
+            raise ConvcostError(f"profile: the model cannot run on meta tensors, and an input of shape {self.shape} "
+                                f"({elements:,} elements) is over the {MAX_REAL_ELEMENTS:,} it runs on real tensors")
         return torch.zeros(self.shape, dtype=self.dtype, device=device)
+
+
+#: the most elements of one input profile allocates when a model must run on real tensors
+MAX_REAL_ELEMENTS = 2**24
 
 
 @dataclasses.dataclass(frozen=True)
