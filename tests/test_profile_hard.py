@@ -36,6 +36,14 @@ def exact(model, *inputs, **kwargs):
     assert r.exact, r.unsupported
     assert r.total["params"] == numel(model)
     assert r.total["macs"] == flop_macs(model, *inputs, **kwargs)
+    if r.traced_with == "shape propagation" and not kwargs:  # the reading that sees every call agrees
+        from convcost.torch.inputs import model_inputs
+        from convcost.torch.trace_calls import read_calls
+
+        given = model_inputs(model, list(inputs) if len(inputs) > 1 else inputs[0])
+        calls = read_calls(model, given)[0].rows
+        assert [(x.path, x.params, x.macs, x.output_shape, x.spec) for x in r.rows] == \
+            [(x.path, x.params, x.macs, x.output_shape, x.spec) for x in calls]
     return r
 
 
@@ -334,24 +342,59 @@ class Block(nn.Module):
         return F.relu(self.conv(x) + x)
 
 
+def three_readings(model, inputs):
+    """The rows of each reading of ``model``: fx's graph walk, the forward on shapes, every call on meta."""
+    from convcost.torch.inputs import model_inputs
+    from convcost.torch.trace_calls import read_calls
+    from convcost.torch.trace_fx import Walk, trace
+    from convcost.torch.trace_shapes import read_shapes
+
+    given = model_inputs(model, inputs)
+    model.eval()
+    records = {"fx": Walk(model, given, False).run(trace(model)), "shapes": read_shapes(model, given),
+               "calls": read_calls(model, given)[0]}
+    # the operation's label may differ (``x + y`` is ``add`` in a graph, ``Tensor.add`` to a TorchFunctionMode)
+    return {name: [(r.path, r.params, r.macs, r.output_shape, r.spec) for r in record.rows]
+            for name, record in records.items()}
+
+
 @pytest.mark.parametrize("untraceable", [False, True])
-def test_both_readings_give_the_same_rows_and_paths(untraceable):
+def test_every_reading_gives_the_same_rows_and_paths(untraceable):
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
             self.blocks = nn.Sequential(Block(), Block())
 
         def forward(self, x):
-            if untraceable and x.shape[-1] > 1:
+            if untraceable and x.sum() > -1:  # reads a value: neither fx nor shapes alone can run it
                 x = x * 1.0
             return self.blocks(x)
 
     r = profile(Net(), (1, 4, 8, 8))
-    assert r.traced_with.startswith("calls" if untraceable else "torch.fx")
+    assert r.traced_with.startswith("calls" if untraceable else "shape propagation"), r.traced_with
     paths = [row.path for row in r.rows]
     expected = ["blocks.0.conv", "blocks.0.add", "blocks.0.relu", "blocks.1.conv", "blocks.1.add", "blocks.1.relu"]
     assert paths[-6:] == expected
     assert list(r.by_module(depth=2))[-3:] == ["blocks", "blocks.0", "blocks.1"]
+    if not untraceable:
+        rows = three_readings(Net(), (1, 4, 8, 8))
+        assert rows["fx"] == rows["shapes"] == rows["calls"]
+
+
+def test_shape_control_flow_runs_on_shapes():
+    class Padded(nn.Module):  # fx cannot trace Python control flow on a size; a shape runs it
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            if x.shape[-1] % 8:
+                x = F.pad(x, (0, 8 - x.shape[-1] % 8))
+            return self.conv(x)
+
+    r = exact(Padded(), torch.zeros(1, 3, 10, 10))
+    assert r.traced_with == "shape propagation"
+    assert r.rows[-1].output_shape == (1, 4, 8, 14)
 
 
 @pytest.mark.parametrize("model", [
@@ -374,4 +417,6 @@ def test_functional_pool_indices_into_unpool():
             return self.conv(F.max_unpool2d(y, idx, 2)[:, :3])
 
     r = exact(Net(), torch.zeros(1, 3, 8, 8))
-    assert r.complete and r.traced_with == "torch.fx", (r.unsupported, r.traced_with)
+    assert r.complete and r.traced_with == "shape propagation", (r.unsupported, r.traced_with)
+    rows = three_readings(Net(), torch.zeros(1, 3, 8, 8))
+    assert rows["fx"] == rows["shapes"] == rows["calls"]

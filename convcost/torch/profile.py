@@ -5,12 +5,15 @@ tensor once (tied weights once); MACs are those of convolutions, transposed conv
 matrix products, einsum and attention, bias excluded, equal to ``FlopCounterMode`` / 2; other work is
 reported apart.
 
-One reading for every model, through the same rules (:mod:`convcost.torch.bindings`):
+One reading for every model, through the same rules (:mod:`convcost.torch.bindings`), the first that can:
 
-* the fast one (:mod:`convcost.torch.trace_fx`): a ``torch.fx`` graph walked with convcost's own shape
-  formulas, nothing executed; symbols in the input (``(1, 3, H, W)``) give closed forms;
-* where fx cannot trace the model, or its graph holds a call fx cannot read, every call the forward
-  makes, seen on meta tensors (:mod:`convcost.torch.trace_calls`).
+* concrete input sizes: the model's own forward on shapes alone (:mod:`convcost.torch.trace_shapes`):
+  each call answered by convcost's formulas, no kernel run, no graph built; Python on sizes just runs;
+* where the forward reads values (``if x.sum() > 0``) or calls something convcost cannot read: every
+  call the forward makes, run on meta tensors (:mod:`convcost.torch.trace_calls`; real ones where meta
+  cannot run it);
+* symbolic input sizes (``(1, 3, H, W)``, closed forms): a ``torch.fx`` graph walked with the same
+  formulas (:mod:`convcost.torch.trace_fx`).
 
 What cannot be counted is listed in ``report.unsupported`` with its count and call sites;
 ``report.exact`` is False only when something that may multiply-accumulate was left out. Input the model
@@ -42,6 +45,7 @@ from convcost.torch.inputs import model_inputs
 from convcost.torch.locks import TRACING, model_lock
 from convcost.torch.trace_calls import read_calls
 from convcost.torch.trace_fx import Walk, first_line, trace
+from convcost.torch.trace_shapes import read_shapes
 
 
 def profile(model, inputs, convention: str = "convcost", *, kwargs=None):
@@ -65,27 +69,36 @@ def _read(model, given, convention):
     symbolic = given.symbolic
     types = {name: type(m).__name__ for name, m in model.named_modules()}
     done = dict(inputs=given, convention=convention, headline=headline, modules=types)
-    why = None
+    if not symbolic:
+        try:
+            record = read_shapes(model, given, _device(model))
+        except Exception as exc:  # noqa: BLE001 - values needed, or a refusal PyTorch words better: read every call
+            why = f"the forward cannot run on shapes alone ({first_line(exc)})"
+        else:
+            report = record.report(traced_with=SHAPES, **done)
+            if report.exact:
+                return report
+            why = "it calls what convcost cannot read: " + ", ".join(u.op for u in report.unsupported if u.macs)
+        return _read_calls(model, given, why, done)
     try:
         graph = trace(model)
     except Exception as exc:  # noqa: BLE001 - fx raises many kinds (TraceError, TypeError on proxies ...)
-        why = f"torch.fx cannot trace {type(model).__name__} ({first_line(exc)})"
-    else:
-        try:
-            record = Walk(model, given, symbolic).run(graph)
-        except Exception as exc:  # noqa: BLE001 - a graph node that cannot be walked: read every call instead
-            why = f"the fx graph could not be read ({first_line(exc)})"
-            if symbolic:
-                if isinstance(exc, ConvcostError):
-                    raise
-                raise ConvcostError(f"profile: {why}") from None
-        else:
-            report = record.report(traced_with="torch.fx", **done)
-            if report.exact or symbolic:
-                return report
-            why = "the fx graph holds calls it cannot read: " + ", ".join(u.op for u in report.unsupported if u.macs)
-    if symbolic:
-        raise ConvcostError(f"profile: {why}, and reading every call needs concrete input sizes")
+        raise ConvcostError(f"profile: torch.fx cannot trace {type(model).__name__} ({first_line(exc)}), and "
+                            "reading every call needs concrete input sizes") from None
+    try:
+        record = Walk(model, given, symbolic).run(graph)
+    except ConvcostError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a graph node that cannot be walked
+        raise ConvcostError(f"profile: the fx graph could not be read ({first_line(exc)})") from None
+    return record.report(traced_with="torch.fx", **done)
+
+
+#: how a report read by :mod:`convcost.torch.trace_shapes` says it was read
+SHAPES = "shape propagation"
+
+
+def _read_calls(model, given, why, done):
     try:
         with TRACING.shared():
             record, _, device = read_calls(model, given, _device(model))

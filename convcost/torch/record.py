@@ -18,7 +18,7 @@ from convcost.torch.rules import UNBATCHED, WITH_INDICES, Emit, Tensor
 SHAPE_ONLY = frozenset("""
 view reshape permute transpose t contiguous size dim flatten unflatten unsqueeze squeeze expand expand_as repeat
 chunk split split_with_sizes tensor_split unbind __getitem__ __setitem__ narrow select index_select gather take
-stack hstack vstack cat concat concatenate clone detach detach_ to type float double half bfloat16 int long bool
+setitem stack hstack vstack cat concat concatenate clone detach detach_ to type float double half bfloat16 int long bool
 numel __len__ __iter__ __get__ __reversed__ new_zeros new_ones new_empty new_full new_tensor zeros_like ones_like
 empty_like full_like rand_like randn_like fill_ zero_ copy_ unfold roll flip fliplr flipud movedim moveaxis swapaxes
 swapdims view_as reshape_as item tolist dropout dropout1d dropout2d dropout3d alpha_dropout feature_alpha_dropout

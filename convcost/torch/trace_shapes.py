@@ -1,0 +1,261 @@
+"""The fastest reading, for concrete input sizes: the model's own forward run on shapes alone.
+
+The forward runs once with every input replaced by a :class:`Shaped` value: an object that knows
+its shape and nothing else. Each call the forward makes on one (``F.conv2d``, ``x.view``, ``x + y``,
+a module) reaches convcost's rules, which say what the call costs and what shape it returns; no
+kernel runs, no meta tensor is made and no graph is built. The rows are those of the ``torch.fx``
+reading (:mod:`convcost.torch.trace_fx`), call for call: both go through the same :class:`Walk`, this
+one as the forward runs, fx's over a graph traced first. Python code on sizes simply runs, so
+``if x.shape[-1] % 32:`` (which fx cannot trace) reads here.
+
+What needs values cannot run on shapes: ``if x.sum() > 0``, ``int(x)``, a call whose output shape
+is unknown. Then :class:`NeedsTensors` is raised and the model is read call by call on tensors
+(:mod:`convcost.torch.trace_calls`). Module calls are intercepted by swapping ``nn.Module.__call__``
+for the forward's duration, as fx does, under the exclusive side of
+:data:`convcost.torch.locks.TRACING`; another thread's module calls go through untouched.
+
+>>> import torch.nn as nn
+>>> from convcost.torch.inputs import model_inputs
+>>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 30 * 30, 10))
+>>> record = read_shapes(net, model_inputs(net, (1, 3, 32, 32)))
+>>> [(row.path, row.op, row.output_shape) for row in record.rows]
+[('0', 'Conv2d', (1, 8, 30, 30)), ('1', 'ReLU', (1, 8, 30, 30)), ('2', 'Flatten', (1, 7200)), ('3', 'Linear', (1, 10))]
+"""
+
+from __future__ import annotations
+
+import operator
+import threading
+
+import torch
+from torch.fx.graph import magic_methods, reflectable_magic_methods
+
+from convcost.errors import ConvcostError
+from convcost.torch.locks import TRACING
+from convcost.torch.rules import Tensor
+from convcost.torch.trace_fx import LEAF_TYPES, Walk, _Unknown
+
+
+class NeedsTensors(Exception):
+    """The forward needs something a shape cannot give (a value, an unknown output shape)."""
+
+
+class _Call:
+    """What the :class:`Walk` reads of one call: the fields of an fx node it uses."""
+
+    __slots__ = ("op", "target", "meta")
+
+    def __init__(self, op, target, context):
+        self.op, self.target = op, target
+        self.meta = {"nn_module_stack": {context: (context, None)}} if context else {}
+
+
+_LOCAL = threading.local()
+
+
+def _session():
+    session = getattr(_LOCAL, "session", None)
+    if session is None:  # a Shaped value that escaped its forward (kept by the model, used later)
+        raise NeedsTensors("a shape-only value used outside its profile")
+    return session
+
+
+class Shaped:
+    """A tensor known by its shape alone, standing in for an input or an intermediate result."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Tensor):
+        self.value = value
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size(self.value.shape)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.value.shape)
+
+    @property
+    def dtype(self):
+        return _session().dtype
+
+    @property
+    def device(self):
+        return _session().device
+
+    @property
+    def is_cuda(self) -> bool:
+        return _session().device.type == "cuda"
+
+    @property
+    def requires_grad(self) -> bool:
+        return False
+
+    @property
+    def is_meta(self) -> bool:
+        return False
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        found = getattr(torch.Tensor, name, None)
+        if found is None:
+            raise AttributeError(f"'Tensor' object has no attribute {name!r}")
+        if not callable(found):  # a property: as a meta tensor of this shape has it, unless it is a tensor
+            value = getattr(torch.empty(self.value.shape, dtype=_session().dtype, device="meta"), name)
+            if isinstance(value, torch.Tensor):  # T, data, grad ...: a shape cannot give them
+                raise NeedsTensors(f"the tensor attribute {name!r}")
+            return value
+        return lambda *args, **kwargs: _session().call("call_method", name, (self, *args), kwargs)
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        qual = getattr(func, "__qualname__", "") or ""
+        if qual.startswith(("TensorBase.", "Tensor.", "_TensorBase.")):  # a real tensor's method given a Shaped
+            return _session().call("call_method", func.__name__, args, kwargs)
+        return _session().call("call_function", func, args, kwargs)
+
+    def __setitem__(self, key, value):
+        _session().call("call_function", operator.setitem, (self, key, value), {})
+
+    def __len__(self):
+        if not self.value.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self.value.shape[0]
+
+    def __iter__(self):
+        return iter(_session().call("call_method", "unbind", (self,), {}))
+
+    def __bool__(self):
+        raise NeedsTensors("the truth value of a tensor")
+
+    def __int__(self):
+        raise NeedsTensors("the value of a tensor")
+
+    __float__ = __index__ = __int__
+
+    __hash__ = object.__hash__
+
+    def __repr__(self):
+        return f"Shaped{self.value.shape}"
+
+
+def _magic(method):
+    target = getattr(operator, method)
+
+    def impl(*args):
+        return _session().call("call_function", target, args, {})
+
+    return impl
+
+
+def _reflected(method):
+    target = getattr(operator, method)
+
+    def impl(self, other):
+        return _session().call("call_function", target, (other, self), {})
+
+    return impl
+
+
+for _method in magic_methods:  # the operators fx records, recorded the same way
+    if hasattr(operator, _method):  # fx also lists Python 2's div
+        setattr(Shaped, f"__{_method.strip('_')}__", _magic(_method))
+for _method in reflectable_magic_methods:
+    if hasattr(operator, _method):
+        setattr(Shaped, f"__r{_method.strip('_')}__", _reflected(_method))
+
+
+class _Session:
+    """One forward on shapes: the walk that makes the rows, the module stack, the model's tensor names."""
+
+    def __init__(self, model, inputs, device):
+        self.walk = Walk(model, inputs, symbolic=False)
+        self.paths = {id(m): name for name, m in model.named_modules()}
+        self.stack = []
+        self.dtype = inputs.positional[0].dtype if inputs.positional else torch.get_default_dtype()
+        self.device = torch.device(device)
+
+    def call(self, op, target, args, kwargs):
+        context = self.stack[-1] if self.stack else ""
+        node = _Call(op, target, context)
+        result = self.walk.call(node, _unwrap(args), _unwrap(kwargs))
+        return _wrap(result)
+
+    def module(self, module, args, kwargs):
+        path = self.paths.get(id(module))
+        if type(module) in LEAF_TYPES and path is not None:
+            node = _Call("call_module", path, path)
+            return _wrap(self.walk.call_module(node, module, _unwrap(args), _unwrap(kwargs)))
+        if path is None:  # made during the forward: its calls belong to its caller
+            return _ORIGINAL_CALL(module, *args, **kwargs)
+        self.stack.append(path)
+        try:
+            return _ORIGINAL_CALL(module, *args, **kwargs)
+        finally:
+            self.stack.pop()
+
+
+def _unwrap(value):
+    if isinstance(value, Shaped):
+        return value.value
+    if isinstance(value, torch.Tensor):  # a parameter, buffer or constant: its shape, and itself
+        return Tensor(tuple(int(x) for x in value.shape), value)
+    if type(value) in (tuple, list):
+        return type(value)(_unwrap(v) for v in value)
+    if type(value) is dict:
+        return {k: _unwrap(v) for k, v in value.items()}
+    return value
+
+
+def _wrap(value):
+    if isinstance(value, Tensor):
+        return Shaped(value)
+    if isinstance(value, _Unknown):
+        raise NeedsTensors(f"the output shape of {value.op}")
+    if type(value) is tuple and value and all(type(x) is int for x in value):
+        return value
+    if type(value) in (tuple, list):
+        return type(value)(_wrap(v) for v in value)
+    return value
+
+
+_ORIGINAL_CALL = torch.nn.Module.__call__
+
+
+def _module_call(module, *args, **kwargs):
+    session = getattr(_LOCAL, "session", None)
+    if session is None:  # another thread's module, or one called outside the forward
+        return _ORIGINAL_CALL(module, *args, **kwargs)
+    return session.module(module, args, kwargs)
+
+
+def read_shapes(model, inputs, device="cpu"):
+    """Run ``model``'s forward on shapes (:class:`Shaped` inputs); the :class:`Recorder` of its rows.
+
+    Raises :class:`NeedsTensors` when the forward needs values, and :class:`ConvcostError` when a
+    rule refuses an input (a channel mismatch, a wrong rank).
+    """
+    if inputs.symbolic:
+        raise NeedsTensors("symbolic sizes (read by torch.fx)")
+    session = _Session(model, inputs, device)
+    if type(model) in LEAF_TYPES and len(inputs.positional) == 1 and not inputs.keywords:
+        return session.walk.bare_layer()
+    args = tuple(Shaped(Tensor(i.shape)) for i in inputs.positional)
+    kwargs = {k: Shaped(Tensor(i.shape)) for k, i in inputs.keywords.items()}
+    with TRACING.exclusive():
+        _LOCAL.session = session
+        torch.nn.Module.__call__ = _module_call
+        try:
+            with torch.no_grad():
+                _ORIGINAL_CALL(model, *args, **kwargs)
+        except (NeedsTensors, ConvcostError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - code that a shape cannot run (isinstance checks, numpy ...)
+            raise NeedsTensors(f"{type(exc).__name__}: {exc}") from None
+        finally:
+            torch.nn.Module.__call__ = _ORIGINAL_CALL
+            _LOCAL.session = None
+    return session.walk.record
