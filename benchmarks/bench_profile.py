@@ -24,7 +24,7 @@ reported as missing; ``pip install torchinfo fvcore ptflops thop`` with torch pi
 
 ``--versus`` (in a venv with ``pip install --no-deps torchvision``): convcost's first and repeated call
 against FlopCounterMode's first and repeated forward on torchvision's resnet50, mobilenet_v2,
-efficientnet_b0, densenet121 and a resnet18 behind shape-dependent control flow (fx cannot trace it),
+efficientnet_b0, densenet121 and a resnet18 behind Python control flow on the input's size (fx cannot trace it),
 each tool in a fresh process; writes benchmarks/results/profile_vs_flopcounter.json.
 """
 
@@ -274,10 +274,14 @@ def versus_one(tool, name, repeats):
 
     model = versus_model(name)
     x = torch.zeros(SHAPE)
+    reading = {}
     if tool == "convcost":
         from convcost.torch import profile
 
-        fn = lambda: profile(model, SHAPE).total["macs"]  # noqa: E731
+        def fn():
+            report = profile(model, SHAPE)
+            reading["traced_with"] = report.traced_with
+            return report.total["macs"]
     else:
         def fn():
             with FlopCounterMode(display=False) as c, torch.no_grad():
@@ -285,7 +289,7 @@ def versus_one(tool, name, repeats):
             return c.get_total_flops() // 2
     result = {}
     first = once(lambda: result.setdefault("macs", fn()))
-    return {"first_s": first, "repeated_s": best_of(repeats, fn), "macs": result["macs"]}
+    return {"first_s": first, "repeated_s": best_of(repeats, fn), "macs": result["macs"], **reading}
 
 
 def versus(repeats, threads):
@@ -307,17 +311,18 @@ def versus(repeats, threads):
 def versus_table(out) -> list:
     import statistics
 
-    lines = ["| model | convcost first (ms) | FlopCounterMode first (ms) | first-call ratio | convcost repeated (ms) "
-             "| FlopCounterMode repeated (ms) | MACs agree |", "|---|---:|---:|---:|---:|---:|---|"]
+    lines = ["| model | convcost's reading | convcost first (ms) | FlopCounterMode first (ms) | first-call ratio "
+             "| convcost repeated (ms) | FlopCounterMode repeated (ms) | MACs agree |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
     ratios = []
     for name, r in out["models"].items():
         c, f = r["convcost"], r["FlopCounterMode"]
         if "first_s" not in c or "first_s" not in f:
-            lines.append(f"| {name} | {c.get('failed', '')} | {f.get('failed', '')} | | | | |")
+            lines.append(f"| {name} | | {c.get('failed', '')} | {f.get('failed', '')} | | | | |")
             continue
         ratio = f["first_s"] / c["first_s"]
         ratios.append(ratio)
-        lines.append(f"| {name} | {1e3 * c['first_s']:.0f} | {1e3 * f['first_s']:.0f} | {ratio:.1f}x | "
+        lines.append(f"| {name} | {c.get('traced_with', '?')} | {1e3 * c['first_s']:.0f} | {1e3 * f['first_s']:.0f} | {ratio:.1f}x | "
                      f"{1e3 * c['repeated_s']:.0f} | {1e3 * f['repeated_s']:.0f} | "
                      f"{'yes' if c['macs'] == f['macs'] else 'NO'} |")
     if ratios:

@@ -420,3 +420,59 @@ def test_functional_pool_indices_into_unpool():
     assert r.complete and r.traced_with == "shape propagation", (r.unsupported, r.traced_with)
     rows = three_readings(Net(), torch.zeros(1, 3, 8, 8))
     assert rows["fx"] == rows["shapes"] == rows["calls"]
+
+
+class ShapesAlone(nn.Module):
+    """What the forward on shapes must answer without a kernel: tuples from attention and max, a bool mask
+    built in the forward, an item assignment, tensor properties, a leaf whose reader declines it."""
+
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.weights = nn.MultiheadAttention(8, 2)
+        self.up = nn.Upsample(scale_factor=2, mode="bilinear")
+        self.conv = nn.Conv2d(2, 4, 3, padding=1)
+
+    def forward(self, x):  # x: (B, L, 8)
+        assert not x.is_nested and x.layout == torch.strided
+        y, _ = self.attn(x, x, x, need_weights=False)
+        t = y.transpose(0, 1)
+        z, scores = self.weights(t, t, t, average_attn_weights=False)  # scores: (B, heads, L, L)
+        mask = scores.new_zeros(scores.shape)
+        mask[:, :, 0] = 1
+        scores = scores.masked_fill(mask != 0, -1.0)
+        best = scores.max(-1)
+        grid = self.up(best.values[:, :, :4].reshape(scores.shape[0], 2, 2, 2))
+        return self.conv(grid).sum() + z.sum() + best[0].sum()
+
+
+def test_the_forward_on_shapes_answers_what_python_asks():
+    r = exact(ShapesAlone(), torch.zeros(3, 6, 8))
+    assert r.traced_with == "shape propagation", r.notes
+    attention = [row.output_shape for row in r.rows if row.op == "F.multi_head_attention_forward"]
+    assert attention == [(6, 3, 8), (6, 3, 8)]  # batch_first is the module's transpose around the function
+    assert any(row.path.startswith("up.") for row in r.rows)  # bilinear: read by what it calls
+
+
+def test_a_forward_that_caches_a_shape_leaves_the_model_as_it_was():
+    class Cached(nn.Module):  # convit and others cache a tensor built from the input in their forward
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.scale = None
+
+        def forward(self, x):
+            if self.scale is None or self.scale.shape != x.shape[-2:]:
+                self.scale = x.new_ones(x.shape[-2:])
+            return self.conv(x * self.scale)
+
+    from convcost.torch.inputs import model_inputs
+    from convcost.torch.trace_calls import read_calls
+
+    model = Cached()
+    r = profile(model, (1, 3, 6, 6))
+    assert r.traced_with == "shape propagation" and r.total["macs"] == 4 * 6 * 6 * 3 * 3 * 3  # by hand
+    assert model.scale is None
+    read_calls(model, model_inputs(model, (1, 3, 6, 6)))  # the meta reading's cache is undone too
+    assert model.scale is None
+    assert model(torch.ones(1, 3, 6, 6)).shape == (1, 4, 6, 6)  # still runs for real

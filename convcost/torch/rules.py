@@ -20,12 +20,13 @@ import torch
 
 
 class Tensor:
-    """A tensor known by its shape (and, for a parameter or buffer, the tensor itself)."""
+    """A tensor known by its shape (and, for a parameter or buffer, the tensor itself; its dtype where it
+    is known and matters: a mask, indices)."""
 
-    __slots__ = ("shape", "tensor", "name")
+    __slots__ = ("shape", "tensor", "name", "dtype")
 
-    def __init__(self, shape, tensor=None, name=""):
-        self.shape, self.tensor, self.name = tuple(shape), tensor, name
+    def __init__(self, shape, tensor=None, name="", dtype=None):
+        self.shape, self.tensor, self.name, self.dtype = tuple(shape), tensor, name, dtype
 
 
 class Emit:

@@ -24,6 +24,7 @@ from torch.overrides import TorchFunctionMode
 
 from convcost.errors import ConvcostError
 from convcost.torch.binding import FUNCTIONS, METHODS
+from convcost.torch.leftovers import Attributes
 from convcost.torch.record import NO_MACS, SHAPE_ONLY, Recorder
 from convcost.torch.registry import REGISTRY
 from convcost.torch.rules import WITH_INDICES, Emit, NoRule, Tensor
@@ -238,10 +239,14 @@ def read_calls(model, inputs, device="cpu"):
 def _once(model, inputs, meta, device):
     session = Session(model, meta)
     args, kwargs = inputs.meta() if meta else inputs.real(device)
+    kept = Attributes(model)
     _LOCAL.session = session
     try:
         with torch.no_grad(), session:
             model(*args, **kwargs)
     finally:
         _LOCAL.session = None
+        if meta:  # a meta tensor the forward kept on a module (a cache) would break its next real run
+            kept.restore(lambda value: isinstance(value, torch.Tensor) and value.is_meta and not value.__class__
+                         is torch.nn.Parameter)
     return session.record, session.types, "meta" if meta else str(device)

@@ -322,6 +322,9 @@ class Walk:
             return self.unknown(node, args, kwargs, str(why))
         if isinstance(result, Emit):
             return self.record.emit(self.record.unique(self.path(node)), _label(node), result, "function")
+        source = args[0] if args else None
+        if isinstance(source, Tensor) and source.dtype is not None:  # a view keeps its dtype (an index, a mask)
+            result = _with_dtype(result, source.dtype)
         return result
 
     def getitem(self, node, args):
@@ -418,6 +421,14 @@ def _label(node) -> str:
     return f"torch.{name}" if module.startswith("torch") else name
 
 
+def _with_dtype(value, dtype):
+    if isinstance(value, Tensor) and value.dtype is None:
+        return Tensor(value.shape, value.tensor, value.name, dtype)
+    if type(value) is tuple and value and isinstance(value[0], Tensor):
+        return tuple(_with_dtype(v, dtype) for v in value)
+    return value
+
+
 def _flat(args, kwargs):
     out = []
 
@@ -447,7 +458,7 @@ def _to_meta(value):
     if isinstance(value, Tensor):
         if value.tensor is not None:
             return torch.empty_like(value.tensor, device="meta")
-        return torch.empty(value.shape, device="meta")
+        return torch.empty(value.shape, dtype=value.dtype, device="meta")
     if isinstance(value, tuple):
         return tuple(_to_meta(v) for v in value)
     if isinstance(value, list):
@@ -459,7 +470,7 @@ def _to_meta(value):
 
 def _from_meta(value):
     if isinstance(value, torch.Tensor):
-        return Tensor(tuple(int(x) for x in value.shape))
+        return Tensor(tuple(int(x) for x in value.shape), dtype=value.dtype)
     if isinstance(value, torch.Size):
         return tuple(int(x) for x in value)
     if isinstance(value, (tuple, list)):

@@ -29,10 +29,16 @@ import threading
 
 import torch
 from torch.fx.graph import magic_methods, reflectable_magic_methods
+from torch.overrides import TorchFunctionMode
 
 from convcost.errors import ConvcostError
+from convcost.torch.leftovers import Attributes
 from convcost.torch.locks import TRACING
-from convcost.torch.rules import Tensor
+from convcost.torch.registry import REGISTRY
+from convcost.torch.record import NO_MACS, SHAPE_ONLY
+from convcost.torch.rules import Emit, NoRule, Tensor
+from convcost.torch.trace_calls import _has_tensor, _rule
+from convcost.torch.trace_calls import _wrap as _wrap_calls
 from convcost.torch.trace_fx import LEAF_TYPES, Walk, _Unknown
 
 
@@ -78,7 +84,7 @@ class Shaped:
 
     @property
     def dtype(self):
-        return _session().dtype
+        return self.value.dtype or _session().dtype
 
     @property
     def device(self):
@@ -103,7 +109,7 @@ class Shaped:
         if found is None:
             raise AttributeError(f"'Tensor' object has no attribute {name!r}")
         if not callable(found):  # a property: as a meta tensor of this shape has it, unless it is a tensor
-            value = getattr(torch.empty(self.value.shape, dtype=_session().dtype, device="meta"), name)
+            value = getattr(torch.empty(self.value.shape, dtype=self.dtype, device="meta"), name)
             if isinstance(value, torch.Tensor):  # T, data, grad ...: a shape cannot give them
                 raise NeedsTensors(f"the tensor attribute {name!r}")
             return value
@@ -168,41 +174,117 @@ for _method in reflectable_magic_methods:
         setattr(Shaped, f"__r{_method.strip('_')}__", _reflected(_method))
 
 
-class _Session:
-    """One forward on shapes: the walk that makes the rows, the module stack, the model's tensor names."""
+class _Session(TorchFunctionMode):
+    """One forward on shapes: the walk that makes the rows, the module stack, the model's tensors.
+
+    It is also a ``TorchFunctionMode``, so that it sees the calls no :class:`Shaped` value takes part in
+    (work on a constant made in the forward, such as a positional encoding built with ``torch.arange``):
+    those run for real and are read by the rules of the call-by-call reading.
+    """
 
     def __init__(self, model, inputs, device):
+        super().__init__()
         self.walk = Walk(model, inputs, symbolic=False)
         self.paths = {id(m): name for name, m in model.named_modules()}
+        # the model's parameters and buffers, read in a forward as shapes too (as fx reads them as graph
+        # inputs), so that work done on them (a position-bias MLP on a coordinate table) is counted
+        self.attributes = {id(t): None for t in (*model.parameters(), *model.buffers())}
         self.stack = []
+        self.busy = 0  # inside convcost's own machinery (a rule, a reader, a meta run): calls pass through
         self.dtype = inputs.positional[0].dtype if inputs.positional else torch.get_default_dtype()
         self.device = torch.device(device)
 
     def call(self, op, target, args, kwargs):
         context = self.stack[-1] if self.stack else ""
-        node = _Call(op, target, context)
-        result = self.walk.call(node, _unwrap(args), _unwrap(kwargs))
+        self.busy += 1
+        try:
+            result = self.walk.call(_Call(op, target, context), _unwrap(args), _unwrap(kwargs))
+        finally:
+            self.busy -= 1
         return _wrap(result)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if self.busy:
+            return func(*args, **kwargs)
+        if _holds_shaped((args, kwargs)):
+            return Shaped.__torch_function__(func, types, args, kwargs)
+        out = func(*args, **kwargs)
+        self.busy += 1
+        try:
+            self.read_real(func, args, kwargs)
+        finally:
+            self.busy -= 1
+        return out
+
+    def read_real(self, func, args, kwargs):
+        """Record a call made on real tensors only, as :mod:`convcost.torch.trace_calls` reads it."""
+        name = getattr(func, "__name__", "")
+        rule, label = _rule(func, name)
+        context = self.stack[-1] if self.stack else ""
+        short = label.rpartition(".")[2]
+        here = f"{context}.{short}" if context else short
+        record = self.walk.record
+        if rule is None:
+            if name not in SHAPE_ONLY and _has_tensor(args, kwargs):
+                macs = name not in NO_MACS
+                record.skip(label, here, "no convcost rule for this operation" if macs
+                            else "element-wise or reduction work convcost does not count", macs=macs)
+            return
+        try:
+            result = rule(_wrap_calls(args), _wrap_calls(kwargs))
+            if isinstance(result, Emit):
+                record.emit(record.unique(here), label, result, "function")
+        except NoRule as why:
+            record.skip(label, here, str(why), macs=name not in NO_MACS)
+        except ConvcostError as why:
+            record.skip(label, here, f"convcost cannot cost it: {why}")
+        except Exception as exc:  # noqa: BLE001 - a call the rule did not foresee: listed
+            record.skip(label, here, f"its rule cannot read this call ({type(exc).__name__}: {exc})")
 
     def module(self, module, args, kwargs):
         path = self.paths.get(id(module))
-        if type(module) in LEAF_TYPES and path is not None:
-            node = _Call("call_module", path, path)
-            return _wrap(self.walk.call_module(node, module, _unwrap(args), _unwrap(kwargs)))
-        if path is None:  # made during the forward: its calls belong to its caller
+        if path is None or self.busy:  # made during the forward (its calls are its caller's), or a meta run
             return _ORIGINAL_CALL(module, *args, **kwargs)
+        if type(module) in LEAF_TYPES and len(args) == 1 and not kwargs and isinstance(args[0], (Shaped, torch.Tensor)):
+            read = self.read_module(path, module, args[0])
+            if read is not None:
+                return read
         self.stack.append(path)
         try:
             return _ORIGINAL_CALL(module, *args, **kwargs)
         finally:
             self.stack.pop()
 
+    def read_module(self, path, module, x):
+        """The module as one row, as every reading reads it; None where its reader cannot (then it is read
+        by what it calls, as :mod:`convcost.torch.trace_calls` does)."""
+        self.busy += 1
+        try:
+            REGISTRY.read(module)
+            out = self.walk.call_module(_Call("call_module", path, path), module, (_unwrap(x),), {})
+        except ConvcostError:
+            return None
+        finally:
+            self.busy -= 1
+        return _wrap(out)
+
+
+def _holds_shaped(value) -> bool:
+    if isinstance(value, Shaped):
+        return True
+    if type(value) in (tuple, list):
+        return any(_holds_shaped(v) for v in value)
+    if type(value) is dict:
+        return any(_holds_shaped(v) for v in value.values())
+    return False
+
 
 def _unwrap(value):
     if isinstance(value, Shaped):
         return value.value
     if isinstance(value, torch.Tensor):  # a parameter, buffer or constant: its shape, and itself
-        return Tensor(tuple(int(x) for x in value.shape), value)
+        return Tensor(tuple(int(x) for x in value.shape), value, dtype=value.dtype)
     if type(value) in (tuple, list):
         return type(value)(_unwrap(v) for v in value)
     if type(value) is dict:
@@ -219,10 +301,28 @@ def _wrap(value):
         return value
     if type(value) in (tuple, list):
         return type(value)(_wrap(v) for v in value)
+    if isinstance(value, tuple):  # torch.return_types (x.max(1)) or a named tuple: the same type, wrapped
+        items = [_wrap(v) for v in value]
+        return type(value)(items) if type(value).__module__ == "torch.return_types" else type(value)(*items)
     return value
 
 
 _ORIGINAL_CALL = torch.nn.Module.__call__
+_ORIGINAL_GETATTR = torch.nn.Module.__getattr__
+
+
+def _module_getattr(module, name):
+    value = _ORIGINAL_GETATTR(module, name)
+    session = getattr(_LOCAL, "session", None)
+    if session is None or session.busy or not isinstance(value, torch.Tensor):  # a reader wants the tensor
+        return value
+    key = id(value)
+    if key not in session.attributes:
+        return value
+    shaped = session.attributes[key]
+    if shaped is None:  # one Shaped per tensor, so that `self.weight is self.weight` still holds
+        shaped = session.attributes[key] = Shaped(Tensor(tuple(value.shape), value, name, value.dtype))
+    return shaped
 
 
 def _module_call(module, *args, **kwargs):
@@ -243,13 +343,15 @@ def read_shapes(model, inputs, device="cpu"):
     session = _Session(model, inputs, device)
     if type(model) in LEAF_TYPES and len(inputs.positional) == 1 and not inputs.keywords:
         return session.walk.bare_layer()
-    args = tuple(Shaped(Tensor(i.shape)) for i in inputs.positional)
-    kwargs = {k: Shaped(Tensor(i.shape)) for k, i in inputs.keywords.items()}
+    args = tuple(Shaped(Tensor(i.shape, dtype=i.dtype)) for i in inputs.positional)
+    kwargs = {k: Shaped(Tensor(i.shape, dtype=i.dtype)) for k, i in inputs.keywords.items()}
+    kept = Attributes(model)
     with TRACING.exclusive():
         _LOCAL.session = session
         torch.nn.Module.__call__ = _module_call
+        torch.nn.Module.__getattr__ = _module_getattr
         try:
-            with torch.no_grad():
+            with torch.no_grad(), session:
                 _ORIGINAL_CALL(model, *args, **kwargs)
         except (NeedsTensors, ConvcostError):
             raise
@@ -257,5 +359,8 @@ def read_shapes(model, inputs, device="cpu"):
             raise NeedsTensors(f"{type(exc).__name__}: {exc}") from None
         finally:
             torch.nn.Module.__call__ = _ORIGINAL_CALL
+            torch.nn.Module.__getattr__ = _ORIGINAL_GETATTR
             _LOCAL.session = None
+            kept.restore(lambda value: isinstance(value, Shaped))
     return session.walk.record
+

@@ -83,13 +83,14 @@ def _attention(args, kwargs):
 _MHA_ARGS = ("query", "key", "value", "embed_dim_to_check", "num_heads", "in_proj_weight", "in_proj_bias", "bias_k",
              "bias_v", "add_zero_attn", "dropout_p", "out_proj_weight", "out_proj_bias", "training", "key_padding_mask",
              "need_weights", "attn_mask", "use_separate_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight",
-             "static_k", "static_v")
+             "static_k", "static_v", "average_attn_weights", "is_causal")
 
 
 def _multi_head_attention(args, kwargs):
     a = bind_arguments(_MHA_ARGS, {"use_separate_proj_weight": False, "q_proj_weight": None, "k_proj_weight": None,
                                    "v_proj_weight": None, "static_k": None, "static_v": None, "bias_k": None,
-                                   "bias_v": None, "add_zero_attn": False}, args, kwargs)
+                                   "bias_v": None, "add_zero_attn": False, "need_weights": True,
+                                   "average_attn_weights": True, "is_causal": False}, args, kwargs)
     if a["static_k"] is not None or a["static_v"] is not None:
         raise NoRule("multi-head attention with static keys or values")
     q, k, v = (tensor_arg(a[n], n) for n in ("query", "key", "value"))
@@ -99,7 +100,14 @@ def _multi_head_attention(args, kwargs):
                                 bias=a["in_proj_bias"] is not None, extra_keys=extra)
     weights = [a[n] for n in ("in_proj_weight", "in_proj_bias", "bias_k", "bias_v", "out_proj_weight", "out_proj_bias",
                               "q_proj_weight", "k_proj_weight", "v_proj_weight")]
-    return Emit(spec, [q.shape, k.shape, v.shape], reads(*weights))
+    heads = int(a["num_heads"])
+    out = Tensor((*q.shape[:-1], e))  # (L, N, E), or (L, E) unbatched
+    if not a["need_weights"]:
+        return Emit(spec, [q.shape, k.shape, v.shape], reads(*weights), (out, None))
+    batch = (q.shape[1],) if len(q.shape) == 3 else ()
+    per_head = () if a["average_attn_weights"] else (heads,)
+    scores = Tensor((*batch, *per_head, q.shape[0], k.shape[0] + extra))
+    return Emit(spec, [q.shape, k.shape, v.shape], reads(*weights), (out, scores))
 
 
 class BatchedProduct(nn.Module):

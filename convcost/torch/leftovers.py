@@ -1,0 +1,46 @@
+"""What a reading's forward leaves on a model, undone.
+
+A forward may keep something it made on its module (``self.rel_indices = ...``, a cache keyed by the
+input size). Run on shapes or on meta tensors, that would be a shape-only value or a meta tensor, and
+the model would no longer run on real data. :class:`Attributes` remembers every module's attributes
+before a forward and puts back the ones that now hold such a value.
+
+>>> import torch, torch.nn as nn
+>>> m = nn.Linear(2, 2)
+>>> kept = Attributes(m)
+>>> m.cache = torch.empty(3, device="meta")
+>>> kept.restore(lambda v: isinstance(v, torch.Tensor) and v.is_meta)
+>>> hasattr(m, "cache")
+False
+"""
+
+from __future__ import annotations
+
+
+class Attributes:
+    """Every module's own attributes (``vars``) at one moment."""
+
+    def __init__(self, model):
+        self.model = model
+        self.before = {id(m): dict(vars(m)) for m in model.modules()}
+
+    def restore(self, left_behind) -> None:
+        """Put back, or remove, every attribute whose value ``left_behind(value)`` says the forward left."""
+        for m in self.model.modules():
+            for name, value in list(vars(m).items()):
+                if _holds(value, left_behind):
+                    kept = self.before.get(id(m), {})
+                    if name in kept:
+                        setattr(m, name, kept[name])
+                    else:
+                        delattr(m, name)
+
+
+def _holds(value, left_behind) -> bool:
+    if left_behind(value):
+        return True
+    if type(value) in (tuple, list):
+        return any(_holds(v, left_behind) for v in value)
+    if type(value) is dict:
+        return any(_holds(v, left_behind) for v in value.values())
+    return False
