@@ -21,19 +21,20 @@ class Attributes:
     """Every module's own attributes (``vars``) at one moment."""
 
     def __init__(self, model):
-        self.model = model
-        self.before = {id(m): dict(vars(m)) for m in model.modules()}
+        self.modules = list(model.modules())
+        self.before = [dict(vars(m)) for m in self.modules]
 
     def restore(self, left_behind) -> None:
-        """Put back, or remove, every attribute whose value ``left_behind(value)`` says the forward left."""
-        for m in self.model.modules():
+        """Put back, or remove, every attribute the forward set to a value ``left_behind(value)`` recognises."""
+        missing = object()
+        for m, kept in zip(self.modules, self.before):
             for name, value in list(vars(m).items()):
-                if _holds(value, left_behind):
-                    kept = self.before.get(id(m), {})
-                    if name in kept:
-                        setattr(m, name, kept[name])
-                    else:
+                old = kept.get(name, missing)
+                if value is not old and _holds(value, left_behind):
+                    if old is missing:
                         delattr(m, name)
+                    else:
+                        setattr(m, name, old)
 
 
 def _holds(value, left_behind) -> bool:

@@ -341,14 +341,16 @@ class Walk:
             return self.unknown(node, args, {}, "", listed=False)  # indexing: a view, its shape from meta
         return self.unknown(node, args, {}, "indexing a tensor")
 
-    def call_module(self, node, module, args, kwargs):
+    def call_module(self, node, module, args, kwargs, spec=None):
+        """The row of a leaf module (``spec``: what its reader made of it, when the caller read it already)."""
         path = node.target
         if len(args) != 1 or kwargs or not isinstance(args[0], Tensor):
             return self.unknown(node, args, kwargs, "called with several inputs", module=module)
-        try:
-            spec = REGISTRY.read(module)
-        except ConvcostError as why:
-            return self.unknown(node, args, kwargs, str(why), module=module)
+        if spec is None:
+            try:
+                spec = REGISTRY.read(module)
+            except ConvcostError as why:
+                return self.unknown(node, args, kwargs, str(why), module=module)
         output = WITH_INDICES if getattr(module, "return_indices", False) else None
         shape = args[0].shape
         if isinstance(spec, (primitives.Conv, primitives.ConvTranspose)) and len(shape) == spec.dims + 1:

@@ -185,10 +185,11 @@ class _Session(TorchFunctionMode):
     def __init__(self, model, inputs, device):
         super().__init__()
         self.walk = Walk(model, inputs, symbolic=False)
-        self.paths = {id(m): name for name, m in model.named_modules()}
+        self.paths = {id(m): name for name, m in self.walk.modules.items()}
         # the model's parameters and buffers, read in a forward as shapes too (as fx reads them as graph
         # inputs), so that work done on them (a position-bias MLP on a coordinate table) is counted
-        self.attributes = {id(t): None for t in (*model.parameters(), *model.buffers())}
+        self.attributes = {id(t): None for m in self.walk.modules.values()
+                           for t in (*m._parameters.values(), *m._buffers.values()) if t is not None}
         self.stack = []
         self.busy = 0  # inside convcost's own machinery (a rule, a reader, a meta run): calls pass through
         self.dtype = inputs.positional[0].dtype if inputs.positional else torch.get_default_dtype()
@@ -261,8 +262,8 @@ class _Session(TorchFunctionMode):
         by what it calls, as :mod:`convcost.torch.trace_calls` does)."""
         self.busy += 1
         try:
-            REGISTRY.read(module)
-            out = self.walk.call_module(_Call("call_module", path, path), module, (_unwrap(x),), {})
+            spec = REGISTRY.read(module)
+            out = self.walk.call_module(_Call("call_module", path, path), module, (_unwrap(x),), {}, spec)
         except ConvcostError:
             return None
         finally:
