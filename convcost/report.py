@@ -30,6 +30,7 @@ import io
 import json
 import re
 import textwrap
+import typing
 
 import sympy
 
@@ -101,6 +102,16 @@ class Row:
         return out
 
 
+class ModuleCall(typing.NamedTuple):
+    """A childless module that was read by the calls it makes, not as one row: what tools that hook modules
+    see of it (its type name, output shape and own parameters as ``(name, numel)``)."""
+
+    path: str
+    type_name: str
+    output_shape: tuple
+    params: tuple
+
+
 @dataclasses.dataclass(frozen=True)
 class Unsupported:
     """An operation convcost could not cost: its name, how often it ran, where, and why."""
@@ -142,7 +153,7 @@ class Report:
 
     def __init__(self, rows, *, unsupported=(), input_shape=(), input_shapes=None, model="model",
                  traced_with="torch.fx", notes=(), unused=(), unused_params=0, unused_names=(), modules=None,
-                 convention="convcost", headline=None):
+                 convention="convcost", headline=None, module_calls=()):
         set_ = object.__setattr__
         set_(self, "rows", tuple(rows))
         set_(self, "unsupported", tuple(unsupported))
@@ -155,6 +166,7 @@ class Report:
             unused = ((unused_names[0] if unused_names else "", unused_params), *((n, 0) for n in unused_names[1:]))
         set_(self, "unused", tuple(unused))  # (parameter name, numel) of parameters no operation read
         set_(self, "modules", dict(modules or {}))  # module path -> type name
+        set_(self, "module_calls", tuple(module_calls))  # childless modules read by their calls (ModuleCall)
         set_(self, "convention", convention)  # the tool whose headline ``headline()`` gives by default
         set_(self, "_headline", headline)  # how the tools count: given by the backend that read the model
         set_(self, "_compiled", None)

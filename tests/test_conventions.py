@@ -5,6 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 from convcost.torch.conventions import CONVENTIONS, headline  # noqa: E402
 from convcost.errors import ConvcostError  # noqa: E402
@@ -50,12 +51,64 @@ def test_unknown_convention():
         profile(mbnet_plain(), (1, 64, 8, 8), convention="flopth")
 
 
+class SameConv(nn.Conv2d):
+    """A Conv2d subclass that pads in its forward and calls F.conv2d: read by its calls."""
+
+    def forward(self, x):
+        x = F.pad(x, (1, 1, 1, 1))
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+class ValueConv(SameConv):
+    """The same, behind a forward that reads a value: read call by call on real tensors."""
+
+    def forward(self, x):
+        return super().forward(x if x.sum() >= 0 else -x)
+
+
+class Functional(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(8, 8, 1, 1))
+
+    def forward(self, x):
+        return F.conv2d(x, self.w)
+
+
+class Attention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(8, 24)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        q, k, v = self.qkv(x.flatten(2).transpose(1, 2)).chunk(3, -1)
+        a = torch.bmm(q, k.transpose(1, 2)).softmax(-1)
+        return torch.bmm(a, v).transpose(1, 2).reshape(b, c, h, w)
+
+
+class Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.bn = nn.BatchNorm2d(8)
+
+    def forward(self, x):
+        return F.relu(self.bn(self.c(x)) + x)
+
+
 def models():
     return {
         "convnet": (nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
                                   nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, groups=2), nn.ReLU(),
                                   nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10)), (1, 3, 32, 32)),
         "convT": (nn.Sequential(nn.ConvTranspose2d(8, 4, 3, stride=2)), (1, 8, 16, 16)),
+        "subclass": (nn.Sequential(SameConv(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 1)), (1, 3, 16, 16)),
+        "values": (nn.Sequential(ValueConv(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 1)), (1, 3, 16, 16)),
+        "functional": (nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), Functional(), nn.ReLU()), (1, 3, 16, 16)),
+        "attention": (nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), Attention()), (1, 3, 16, 16)),
+        "residual": (nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), Residual(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                   nn.Linear(8, 4)), (1, 3, 16, 16)),
     }
 
 
@@ -93,7 +146,7 @@ TOOLS = {"torchinfo": ("torchinfo", _torchinfo), "fvcore": ("fvcore.nn", _fvcore
 
 
 @pytest.mark.parametrize("tool", sorted(TOOLS))
-@pytest.mark.parametrize("case", ["convnet", "convT"])
+@pytest.mark.parametrize("case", ["convnet", "convT", "subclass", "values", "functional", "attention", "residual"])
 def test_installed_tools(case, tool):
     """The tool itself, run live, prints the number the convention reproduces (pip install 'convcost[peers]')."""
     module, run = TOOLS[tool]

@@ -81,6 +81,20 @@ def per_element(affine, plain):
     return lambda row: numel(row.output_shape) * (affine if row.spec.affine else plain)
 
 
+def torchinfo_module(call):
+    """torchinfo's ``LayerInfo.calculate_macs`` for any leaf module, from its parameters' names and numel:
+    ``weight``/``bias`` times batch x output spatial size when the class name holds "Conv", else times the
+    batch; other parameters whose names hold "weight" or "bias" times the output's first two sizes."""
+    out = call.output_shape
+    macs = 0
+    for name, n in call.params:
+        if name in ("weight", "bias"):
+            macs += n * (prod(out[:1]) * numel(out[2:]) if "Conv" in call.type_name else (out[0] if out else 1))
+        elif "weight" in name or "bias" in name:
+            macs += n * prod(out[:2])
+    return macs
+
+
 def torchinfo_conv(row):
     return formula_params(row) * batch(row) * spatial_out(row)
 
@@ -116,6 +130,8 @@ class Convention:
     sees_functions: bool = True
     functional_rules: dict = dataclasses.field(default_factory=dict)  # by the op label of a patched function
     per_sample: bool = False  # divides module counts by the batch (ptflops)
+    #: what the tool counts for a childless module convcost read by its calls (``report.module_calls``)
+    module_call: object = None
 
     def _rule(self, row, suffix=""):
         binding = BINDINGS.get(type(row.spec))
@@ -140,6 +156,9 @@ class Convention:
         for r in report.rows:
             m, f = self.row(r)
             module, functional = module + m, functional + f
+        if self.module_call is not None:
+            for call in getattr(report, "module_calls", ()):
+                module = module + self.module_call(call)
         if self.per_sample:
             size = report.input_shape[0] if report.input_shape else 1
             module = div(module, size)
@@ -153,7 +172,7 @@ CONVENTIONS = {
     "convcost": Convention("convcost", "MACs"),
     "torch": Convention("torch", "FLOPs (FlopCounterMode)"),
     "fvcore": Convention("fvcore", "flops (= MACs)"),
-    "torchinfo": Convention("torchinfo", "mult-adds", sees_functions=False),
+    "torchinfo": Convention("torchinfo", "mult-adds", sees_functions=False, module_call=torchinfo_module),
     "ptflops": Convention("ptflops", "MACs", functional_rules={
         "F.relu": out_numel, "F.elu": out_numel, "F.relu6": out_numel, "F.gelu": out_numel,
         "F.silu": out_numel, "F.max_pool2d": in_numel, "F.avg_pool2d": in_numel,

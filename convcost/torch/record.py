@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from convcost.errors import ConvcostError
 from convcost.layers import Merge
-from convcost.report import Report, Row, Unsupported
+from convcost.report import ModuleCall, Report, Row, Unsupported
 from convcost.torch.rules import UNBATCHED, WITH_INDICES, Emit, Tensor
 
 #: tensor methods and functions that only view, move, create or query tensors: no arithmetic, no row
@@ -62,6 +62,7 @@ class Recorder:
     def __init__(self, model):
         self.model = model
         self.rows, self.unsupported, self.seen, self.calls = [], {}, {}, {}
+        self.module_calls = []  # childless modules read by what they call: what module-hook tools see of them
 
     # -- names ------------------------------------------------------------------------------
     def unique(self, path: str) -> str:
@@ -104,6 +105,15 @@ class Recorder:
         self.rows.append(row)
         return row
 
+    def called(self, path, module, output) -> None:
+        """Note a childless module that was read by its calls (a ``Conv2d`` subclass that pads in its forward):
+        its type, output shape and own parameters, which tools that hook modules count it by."""
+        shape = getattr(output, "shape", None)
+        if module._modules or shape is None:
+            return
+        params = tuple((name, t.numel()) for name, t in module._parameters.items() if t is not None)
+        self.module_calls.append(ModuleCall(path, type(module).__name__, tuple(int(s) for s in shape), params))
+
     def hold(self, path, tensors) -> int:
         """Claim the parameters among ``tensors`` not claimed yet (for an unsupported module); their numel."""
         params = 0
@@ -134,7 +144,7 @@ class Recorder:
         return Report(self.rows, unsupported=unsupported, input_shape=inputs.report_shape,
                       input_shapes=inputs.shapes, model=type(self.model).__name__, traced_with=traced_with,
                       notes=notes, unused=tuple((n, t.numel()) for n, t in unused), convention=convention,
-                      headline=headline, modules=modules)
+                      headline=headline, modules=modules, module_calls=self.module_calls)
 
 
 def unbatchable(emit) -> bool:

@@ -52,7 +52,7 @@ def _pre_hook(module, args):
 def _post_hook(module, args, output):
     session = getattr(_LOCAL, "session", None)
     if session is not None:
-        session.leave(module)
+        session.leave(module, output)
 
 
 def _install_hooks():
@@ -101,9 +101,11 @@ class Session(TorchFunctionMode):
             read = self.read_module(path, module, tuple(args[0].shape))
         self.stack.append((path, read))
 
-    def leave(self, module):
+    def leave(self, module, output=None):
         if self.stack:
-            self.stack.pop()
+            path, read = self.stack.pop()
+            if not read and (not self.stack or not self.stack[-1][1]) and id(module) in self.paths:
+                self.record.called(path, module, output)
 
     def read_module(self, path, module, shape) -> bool:
         """One row for a module read through its reader; False (read by its calls) when it cannot be."""

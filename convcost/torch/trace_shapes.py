@@ -253,9 +253,11 @@ class _Session(TorchFunctionMode):
                 return read
         self.stack.append(path)
         try:
-            return _ORIGINAL_CALL(module, *args, **kwargs)
+            out = _ORIGINAL_CALL(module, *args, **kwargs)
         finally:
             self.stack.pop()
+        self.walk.record.called(path, module, out)
+        return out
 
     def read_module(self, path, module, x):
         """The module as one row, as every reading reads it; None where its reader cannot (then it is read
