@@ -133,12 +133,12 @@ class _state_kept:
         self.grad = torch.is_grad_enabled()
         self.dtype = torch.get_default_dtype()
         for m, _ in self.flags:
-            m.training = False
+            object.__setattr__(m, "training", False)  # a plain attribute: nn.Module's __setattr__ checks are slow
         return self
 
     def __exit__(self, *exc):
         for m, flag in self.flags:
-            m.training = flag
+            object.__setattr__(m, "training", flag)
         torch.set_grad_enabled(self.grad)
         if torch.get_default_dtype() != self.dtype:
             torch.set_default_dtype(self.dtype)

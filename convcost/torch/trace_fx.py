@@ -354,9 +354,9 @@ class Walk:
         output = WITH_INDICES if getattr(module, "return_indices", False) else None
         shape = args[0].shape
         if isinstance(spec, (primitives.Conv, primitives.ConvTranspose)) and len(shape) == spec.dims + 1:
-            emit = Emit(spec, [(1, *shape)], tuple(module.parameters()), "unbatched")
+            emit = Emit(spec, [(1, *shape)], own_parameters(module), "unbatched")
         else:
-            emit = Emit(spec, [shape], tuple(module.parameters()), output)
+            emit = Emit(spec, [shape], own_parameters(module), output)
         return self.record.emit(self.record.unique(path), type(module).__name__, emit, "module")
 
     def unknown(self, node, args, kwargs, reason, module=None, listed=True):
@@ -387,6 +387,14 @@ class Walk:
             self.record.forget(label, f"{reason}; its output shape is unknown ({first_line(exc)})")
             return _Unknown(label)
         return _from_meta(out)
+
+
+def own_parameters(module) -> tuple:
+    """``tuple(module.parameters())``, without walking the module tree when the module has no children
+    (nearly every leaf: a convolution, a norm), which is most of a large model's reading time otherwise."""
+    if not module._modules:
+        return tuple(p for p in module._parameters.values() if p is not None)
+    return tuple(module.parameters())
 
 
 _PYTHON_ARITHMETIC = frozenset({operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv,
