@@ -63,11 +63,12 @@ class Row:
     tied_to: str = ""
 
     @classmethod
-    def of(cls, path, op, spec, input_shapes, *, source="module", params=None, tied_to="") -> Row:
-        """The row of ``spec`` on ``input_shapes`` with exact (possibly symbolic) counts."""
+    def of(cls, path, op, spec, input_shapes, *, source="module", params=None, tied_to="", cost=None) -> Row:
+        """The row of ``spec`` on ``input_shapes`` with exact (possibly symbolic) counts (``cost``: the layer's
+        cost when the caller made it, with the training flags of its step)."""
         shapes = tuple(tuple(s) for s in input_shapes)
-        c = spec.cost(list(shapes) if isinstance(spec, Merge) else shapes[0])
-        counts = {m: getattr(c, m) for m in METRICS}
+        c = cost if cost is not None else spec.cost(list(shapes) if isinstance(spec, Merge) else shapes[0])
+        counts = {m: getattr(c, m) for m in (costs.METRICS if cost is not None else METRICS)}  # a step: its counts too
         if params is not None:
             counts["params"] = params
         return cls(path, op, spec, shapes, c.output_shape, counts, source, tied_to)
@@ -87,7 +88,7 @@ class Row:
         return general_formula(self.spec, list(self.input_shapes) if isinstance(self.spec, Merge) else self.input_shapes[0])
 
     def __getattr__(self, name):
-        if name in METRICS:
+        if name in costs.METRICS and name in self.counts:
             return self.counts[name]
         raise AttributeError(name)
 
@@ -153,7 +154,7 @@ class Report:
 
     def __init__(self, rows, *, unsupported=(), input_shape=(), input_shapes=None, model="model",
                  traced_with="torch.fx", notes=(), unused=(), unused_params=0, unused_names=(), modules=None,
-                 convention="convcost", headline=None, module_calls=()):
+                 convention="convcost", headline=None, module_calls=(), training=None):
         set_ = object.__setattr__
         set_(self, "rows", tuple(rows))
         set_(self, "unsupported", tuple(unsupported))
@@ -167,6 +168,8 @@ class Report:
         set_(self, "unused", tuple(unused))  # (parameter name, numel) of parameters no operation read
         set_(self, "modules", dict(modules or {}))  # module path -> type name
         set_(self, "module_calls", tuple(module_calls))  # childless modules read by their calls (ModuleCall)
+        #: the training step's totals (:class:`convcost.training.StepTotals`) of ``profile(..., training=True)``
+        set_(self, "training", training)
         set_(self, "convention", convention)  # the tool whose headline ``headline()`` gives by default
         set_(self, "_headline", headline)  # how the tools count: given by the backend that read the model
         set_(self, "_compiled", None)
@@ -188,6 +191,9 @@ class Report:
     def _total(self) -> dict:
         sums = {m: sum(r.counts[m] for r in self.rows) for m in METRICS}  # ints stay ints: fast
         sums["params"] += self.unused_params + sum(u.params for u in self.unsupported)
+        if self.training is not None:  # the step's own totals: each saved storage once, not the rows' sum
+            sums.update(backward_macs=self.training.backward_macs, saved_elements=self.training.saved_elements,
+                        saved_indices=self.training.saved_indices)
         return {m: _int_if_number(v) for m, v in sums.items()}
 
     @property
@@ -243,7 +249,7 @@ class Report:
                     children[key] = []
                 node = sums[key]
                 for m, v in counts.items():
-                    node[m] = node[m] + v
+                    node[m] = node.get(m, 0) + v
                 parent = key
         ordered = {}
 

@@ -21,6 +21,7 @@ bound on what the step needs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import re
@@ -29,7 +30,7 @@ from fractions import Fraction
 import sympy
 
 from convcost.arith import total
-from convcost.costs import Cost
+from convcost.costs import Cost, training_bytes
 from convcost.errors import ConvcostError
 from convcost.layers import Layer
 from convcost.primitives import Conv, ConvTranspose
@@ -189,3 +190,44 @@ def distinct_saved(rows, storage_elements: dict):
             raise ConvcostError(f"distinct_saved: whether {c.spec!r} saves its output is undecided; bind it")
         private = private + own
     return private + total(storage_elements[k] for k in saved)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepTotals:
+    """One training step of a profiled model, as autograd runs it (``profile(model, x, training=True)``).
+
+    ``backward_macs`` (and ``backward_macs_torch``, FlopCounterMode's number in torch 2.13, its grouped
+    weight-gradient overcount included), ``saved_elements`` (each storage once over the whole model) and
+    ``saved_indices``, the parameters and the trainable ones. ``untracked`` lists the calls whose backward
+    convcost cannot count yet, ``(op, count, paths, why)``: then ``complete`` is False and :meth:`memory`
+    refuses, never a silent zero.
+
+    >>> t = StepTotals(backward_macs=6912, backward_macs_torch=6912, saved_elements=216, saved_indices=0,
+    ...                params=224, trainable_params=224, trainable_tensors=2)
+    >>> t.memory("adam")   # 4 bytes x (224 + 224 + 2 x 224 + 216) + 4 x 2 step scalars
+    4456
+    """
+
+    backward_macs: object
+    backward_macs_torch: object
+    saved_elements: object
+    saved_indices: object
+    params: int
+    trainable_params: int
+    trainable_tensors: int
+    untracked: tuple = ()
+
+    @property
+    def complete(self) -> bool:
+        """True when every call of the step that takes part in the backward was counted."""
+        return not self.untracked
+
+    def memory(self, optimizer: str = "adam", dtype: str = "float32"):
+        """Bytes the step holds: parameters, their gradients, the optimizer's state and the saved activations
+        (:func:`convcost.costs.training_bytes`)."""
+        if self.untracked:
+            raise ConvcostError("training memory: convcost cannot count the backward of "
+                                + ", ".join(f"{op} ({why})" for op, _, _, why in self.untracked))
+        return training_bytes(params=self.params, trainable_params=self.trainable_params,
+                              trainable_tensors=self.trainable_tensors, saved_elements=self.saved_elements,
+                              saved_indices=self.saved_indices, optimizer=optimizer, dtype=dtype)

@@ -48,37 +48,56 @@ from convcost.torch.trace_fx import Walk, first_line, trace
 from convcost.torch.trace_shapes import read_shapes
 
 
-def profile(model, inputs, convention: str = "convcost", *, kwargs=None):
+def profile(model, inputs, convention: str = "convcost", *, kwargs=None, training: bool = False):
     """The exact cost of every operation of ``model`` on ``inputs``.
 
     ``inputs``: a shape (ints or sympy symbols), a tensor, or a tuple or list of them, one per positional
     input; ``kwargs``: keyword inputs by name. ``convention`` names the tool whose headline
     ``report.headline()`` gives (see :mod:`convcost.torch.conventions`); the rows are convcost's exact
     counts either way.
+
+    ``training=True`` reads one training step as autograd runs it (batch norm on batch statistics,
+    dropout's masks): each row's ``backward_macs`` and ``saved_elements`` follow which tensors need a
+    gradient (data given as a shape needs none, a tensor given with ``requires_grad=True`` does, a
+    parameter with ``requires_grad=False`` gets no weight gradient), and ``report.training`` holds the
+    step's totals (:class:`convcost.training.StepTotals`: saved storages counted once, FlopCounterMode's
+    backward number, ``memory(optimizer, dtype)``). :func:`convcost.torch.max_batch` finds the largest
+    batch that fits.
+
+    >>> import torch.nn as nn
+    >>> net = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
+    ...                     nn.Linear(8 * 4 * 4, 10))
+    >>> step = profile(net, (2, 3, 6, 6), training=True).training
+    >>> step.backward_macs, step.saved_elements, step.memory("adam")
+    (12032, 744, 27348)
     """
     if not isinstance(model, torch.nn.Module):
         raise ConvcostError(f"profile: {model!r} is not a torch.nn.Module")
     if not isinstance(convention, str) or convention not in CONVENTIONS:
         raise ConvcostError(f"profile: unknown convention {convention!r}; known: {', '.join(CONVENTIONS)}")
+    if not isinstance(training, bool):
+        raise ConvcostError(f"profile: training={training!r} must be True or False")
     given = model_inputs(model, inputs, kwargs)
-    with model_lock(model), _state_kept(model):
-        return _read(model, given, convention)
+    with model_lock(model), _state_kept(model, training):
+        return _read(model, given, convention, training)
 
 
-def _read(model, given, convention):
+def _read(model, given, convention, training=False):
     symbolic = given.symbolic
     types = {name: type(m).__name__ for name, m in model.named_modules()}
     done = dict(inputs=given, convention=convention, headline=headline, modules=types)
     if not symbolic:
         try:
-            record = read_shapes(model, given, _device(model))
+            record = read_shapes(model, given, _device(model), training)
         except Exception as exc:  # noqa: BLE001 - values needed, or a refusal PyTorch words better: read every call
             why = f"the forward cannot run on shapes alone ({first_line(exc)})"
         else:
             report = record.report(traced_with=SHAPES, **done)
-            if report.exact:
+            if report.exact or training:
                 return report
             why = "it calls what convcost cannot read: " + ", ".join(u.op for u in report.unsupported if u.macs)
+        if training:
+            raise ConvcostError(f"profile(training=True): {why}; a training step is read on shapes alone for now")
         return _read_calls(model, given, why, done)
     try:
         graph = trace(model)
@@ -86,7 +105,7 @@ def _read(model, given, convention):
         raise ConvcostError(f"profile: torch.fx cannot trace {type(model).__name__} ({first_line(exc)}), and "
                             "reading every call needs concrete input sizes") from None
     try:
-        record = Walk(model, given, symbolic).run(graph)
+        record = Walk(model, given, symbolic, training).run(graph)
     except ConvcostError:
         raise
     except Exception as exc:  # noqa: BLE001 - a graph node that cannot be walked
@@ -122,18 +141,19 @@ def _shown(given) -> str:
 
 
 class _state_kept:
-    """Eval mode while profiling (batch norm on running statistics, no training-only branches); every
-    module's own training flag, grad mode and the default dtype restored after."""
+    """Eval mode while profiling (batch norm on running statistics, no training-only branches), or training
+    mode for a training step; every module's own training flag, grad mode and the default dtype restored
+    after."""
 
-    def __init__(self, model):
-        self.model = model
+    def __init__(self, model, training=False):
+        self.model, self.training = model, training
 
     def __enter__(self):
         self.flags = [(m, m.training) for m in self.model.modules()]
         self.grad = torch.is_grad_enabled()
         self.dtype = torch.get_default_dtype()
-        for m, _ in self.flags:
-            object.__setattr__(m, "training", False)  # a plain attribute: nn.Module's __setattr__ checks are slow
+        for m, _ in self.flags:  # a plain attribute: nn.Module's __setattr__ checks are slow
+            object.__setattr__(m, "training", self.training)
         return self
 
     def __exit__(self, *exc):

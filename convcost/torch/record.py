@@ -10,7 +10,10 @@ rules of :mod:`convcost.torch.bindings` made of it; the recorder builds the
 from __future__ import annotations
 
 from convcost.errors import ConvcostError
-from convcost.layers import Merge
+from convcost.layers import Merge, _takes_grad
+from convcost.arith import total
+from convcost.shapes import numel
+from convcost.training import StepTotals, distinct_saved, torch_backward_macs
 from convcost.report import ModuleCall, Report, Row, Unsupported
 from convcost.torch.rules import UNBATCHED, WITH_INDICES, Emit, Tensor
 
@@ -52,17 +55,37 @@ upsample_nearest upsample_bilinear hardtanh pad interpolate upsample mean sum am
 batch_norm layer_norm group_norm instance_norm rms_norm max_pool1d max_pool2d max_pool3d avg_pool1d avg_pool2d
 avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d adaptive_max_pool1d adaptive_max_pool2d
 adaptive_max_pool3d max_unpool1d max_unpool2d max_unpool3d pixel_shuffle pixel_unshuffle add add_ sub mul mul_ div
-relu relu_ sigmoid tanh silu gelu hardswish leaky_relu elu relu6
+relu relu_ sigmoid tanh silu gelu hardswish leaky_relu elu relu6 bernoulli bernoulli_ uniform_ normal_ random_
+exponential_ geometric_ cauchy_ log_normal_ multinomial normal poisson
 """.split())
 
 
 class Recorder:
     """Rows, unsupported calls and parameter ownership of one reading of one model."""
 
-    def __init__(self, model):
+    def __init__(self, model, training: bool = False):
         self.model = model
         self.rows, self.unsupported, self.seen, self.calls = [], {}, {}, {}
         self.module_calls = []  # childless modules read by what they call: what module-hook tools see of them
+        # a training reading (see :meth:`operands`): each row's cost with its gradient flags, the storages
+        # of the tensors it reads and writes, and what the step does that convcost cannot count
+        self.training = training
+        self.graph, self.storages, self.untracked, self.extra_saved = [], {}, {}, []
+
+    # -- training -----------------------------------------------------------------------------
+    def new_storage(self, shape) -> int:
+        """A fresh storage holding a tensor of ``shape`` (its key)."""
+        key = len(self.storages)
+        self.storages[key] = numel(shape)
+        return key
+
+    def tensor(self, shape, grad=False) -> Tensor:
+        """A new tensor in its own storage."""
+        return Tensor(shape, grad=grad, storage=self.new_storage(shape))
+
+    def untrack(self, op, path, why) -> None:
+        """A call whose backward convcost cannot count (what it saves, or its backward MACs)."""
+        self.untracked.setdefault(op, {"paths": [], "why": why})["paths"].append(path)
 
     # -- names ------------------------------------------------------------------------------
     def unique(self, path: str) -> str:
@@ -71,28 +94,52 @@ class Recorder:
         return path if n == 1 else f"{path}#{n}"
 
     # -- rows -------------------------------------------------------------------------------
-    def emit(self, path, op, emit: Emit, source="function"):
-        """The row of a rule's answer, and what the call returns (a :class:`Tensor`, or a tuple of them)."""
+    def emit(self, path, op, emit: Emit, source="function", operands=None):
+        """The row of a rule's answer, and what the call returns (a :class:`Tensor`, or a tuple of them).
+
+        ``operands``: in a training reading, the tensors the rule's inputs are (gradient flags, storages)."""
         try:
-            row = self.row(path, op, emit.spec, emit.inputs, emit.reads, source)
+            row, c, base = self.row(path, op, emit.spec, emit.inputs, emit.reads, source, operands)
         except ConvcostError:
             if not unbatchable(emit):
                 raise
             # PyTorch's layers take an input without its batch axis: the row is a batch of one
             emit = Emit(emit.spec, [(1, *emit.inputs[0])], emit.reads, UNBATCHED)
-            row = self.row(path, op, emit.spec, emit.inputs, emit.reads, source)
+            row, c, base = self.row(path, op, emit.spec, emit.inputs, emit.reads, source, operands)
         out = row.output_shape
         if emit.output == UNBATCHED:
-            return Tensor(out[1:])
+            return self.output(Tensor(out[1:]), c, base)
         if emit.output == WITH_INDICES:
-            return (Tensor(out), Tensor(out))
+            return (self.output(Tensor(out), c, base), self.output(Tensor(out), None, None))
         if emit.output is not None:
-            return emit.output if isinstance(emit.output, tuple) and emit.output and isinstance(emit.output[0], Tensor) \
-                else Tensor(emit.output)
-        return Tensor(out)
+            if isinstance(emit.output, tuple) and emit.output and isinstance(emit.output[0], Tensor):
+                first, *rest = emit.output
+                return (self.output(first, c, base), *(self.output(t, c, None) if t is not None else None for t in rest))
+            return self.output(Tensor(emit.output), c, base)
+        return self.output(Tensor(out), c, base)
 
-    def row(self, path, op, spec, inputs, reads, source) -> Row:
-        row = Row.of(path, op, spec, inputs, source=source, params=0)  # raises before anything is recorded
+    def output(self, t: Tensor, c, base) -> Tensor:
+        """``t`` with its gradient flag and storage, in a training reading (``base``: the row's output storage,
+        None for another output of the call); an indices tensor (``c`` None) needs no gradient."""
+        if not self.training:
+            return t
+        if c is None:
+            return self.tensor(t.shape)
+        return Tensor(t.shape, grad=bool(c.output_grad), storage=base if base is not None else self.new_storage(t.shape))
+
+    def operands(self, emit: Emit, tensors) -> list:
+        """The tensors the rule's inputs are, in order: the call's tensors that are no parameter or buffer
+        (a constant made in the forward stands for itself, needing no gradient)."""
+        found = [t for t in tensors if t.tensor is None]
+        while len(found) < len(emit.inputs):
+            found.append(self.tensor(emit.inputs[len(found)]))
+        return found[:len(emit.inputs)]
+
+    def row(self, path, op, spec, inputs, reads, source, operands=None):
+        c = None
+        if self.training and operands is not None:
+            c = self.training_cost(path, op, spec, inputs, reads, operands)
+        row = Row.of(path, op, spec, inputs, source=source, params=0, cost=c)  # raises before anything is recorded
         params, tied = 0, ""
         for t in reads:
             if id(t) in self.seen:
@@ -103,7 +150,25 @@ class Recorder:
         if params or tied:
             row = row.with_params(params, tied)
         self.rows.append(row)
-        return row
+        out = None
+        if c is not None:
+            view = c.output_view is True and operands and operands[0].storage is not None
+            out = operands[0].storage if view else self.new_storage(row.output_shape)
+            self.graph.append((c, [(t.storage, t.shape) for t in operands], out))
+        return row, c, out
+
+    def training_cost(self, path, op, spec, inputs, reads, operands):
+        """The row's cost in this step: which inputs need a gradient, whether its parameters are trained."""
+        grads = tuple(bool(t.grad) for t in operands)
+        trainable = not reads or any(getattr(t, "requires_grad", True) for t in reads)
+        shapes = [tuple(s) for s in inputs]
+        if not _takes_grad(type(spec)):
+            if any(grads) or reads and trainable:  # it takes part in the backward
+                self.untrack(op, path, f"convcost has no training counts for {type(spec).__name__} yet")
+            return spec.cost(shapes if isinstance(spec, Merge) else shapes[0])
+        if isinstance(spec, Merge):
+            return spec.cost(shapes, input_grads=grads)
+        return spec.cost(shapes[0], input_grad=grads[0], trainable=trainable)
 
     def called(self, path, module, output) -> None:
         """Note a childless module that was read by its calls (a ``Conv2d`` subclass that pads in its forward):
@@ -144,7 +209,29 @@ class Recorder:
         return Report(self.rows, unsupported=unsupported, input_shape=inputs.report_shape,
                       input_shapes=inputs.shapes, model=type(self.model).__name__, traced_with=traced_with,
                       notes=notes, unused=tuple((n, t.numel()) for n, t in unused), convention=convention,
-                      headline=headline, modules=modules, module_calls=self.module_calls)
+                      headline=headline, modules=modules, module_calls=self.module_calls,
+                      training=self.step_totals() if self.training else None)
+
+    def step_totals(self) -> StepTotals:
+        """The training step's totals: backward MACs summed over the rows, saved storages counted once."""
+        costs = [c for c, _, _ in self.graph]
+        params = {id(p): p for p in self.model.parameters()}
+        trainable = [p for p in params.values() if p.requires_grad]
+        untracked = tuple((op, len(e["paths"]), tuple(e["paths"]), e["why"]) for op, e in self.untracked.items())
+        return StepTotals(
+            backward_macs=_number(total(c.backward_macs for c in costs)),
+            backward_macs_torch=_number(total(torch_backward_macs(c) for c in costs)),
+            saved_elements=_number(distinct_saved(self.graph, self.storages) + total(self.extra_saved)),
+            saved_indices=_number(total(c.saved_indices for c in costs)),
+            params=sum(p.numel() for p in params.values()), trainable_params=sum(p.numel() for p in trainable),
+            trainable_tensors=len(trainable), untracked=untracked)
+
+
+def _number(x):
+    import sympy
+
+    x = sympy.sympify(x)
+    return int(x) if x.is_Integer else x
 
 
 def unbatchable(emit) -> bool:

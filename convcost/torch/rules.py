@@ -23,10 +23,13 @@ class Tensor:
     """A tensor known by its shape (and, for a parameter or buffer, the tensor itself; its dtype where it
     is known and matters: a mask, indices)."""
 
-    __slots__ = ("shape", "tensor", "name", "dtype")
+    __slots__ = ("shape", "tensor", "name", "dtype", "grad", "storage", "strided")
 
-    def __init__(self, shape, tensor=None, name="", dtype=None):
+    def __init__(self, shape, tensor=None, name="", dtype=None, *, grad=False, storage=None, strided=False):
         self.shape, self.tensor, self.name, self.dtype = tuple(shape), tensor, name, dtype
+        #: in a training reading: whether autograd needs this tensor's gradient, the key of the storage it
+        #: lives in (a view shares its base's), and whether it is a permuted view (not contiguous)
+        self.grad, self.storage, self.strided = grad, storage, strided
 
 
 class Emit:

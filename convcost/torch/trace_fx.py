@@ -243,10 +243,18 @@ def trace(model):
 class Walk:
     """One pass over the graph: shapes from convcost's formulas, a row per costed node."""
 
-    def __init__(self, model, inputs, symbolic):
+    def __init__(self, model, inputs, symbolic, training=False):
         self.model, self.inputs, self.symbolic = model, inputs, symbolic
-        self.record = Recorder(model)
+        self.record = Recorder(model, training)
+        self.training = training
         self.modules = dict(model.named_modules())
+
+    def input_tensor(self, given) -> Tensor:
+        """A model input: its shape, and in a training reading its storage and whether it needs a gradient
+        (a tensor given with ``requires_grad=True``; data given as a shape needs none)."""
+        grad = bool(getattr(given.tensor, "requires_grad", False))
+        storage = self.record.new_storage(given.shape) if self.training else None
+        return Tensor(given.shape, dtype=given.dtype, grad=grad, storage=storage)
 
     def run(self, graph):
         if type(self.model) in LEAF_TYPES and len(self.inputs.positional) == 1 and not self.inputs.keywords:
@@ -258,7 +266,8 @@ class Walk:
                 env[node] = self.placeholder(node, positional)
             elif node.op == "get_attr":
                 tensor = _attr(self.model, node.target)
-                env[node] = Tensor(tensor.shape, tensor, node.target) if isinstance(tensor, torch.Tensor) else tensor
+                env[node] = Tensor(tensor.shape, tensor, node.target, tensor.dtype, grad=tensor.requires_grad) \
+                    if isinstance(tensor, torch.Tensor) else tensor
             elif node.op == "output":
                 continue
             else:
@@ -273,7 +282,7 @@ class Walk:
     def bare_layer(self):
         """A model that is one layer reads as that module (as every tool sees it), not as its calls."""
         node = torch.fx.Node(torch.fx.Graph(), "root", "call_module", "", (), {})
-        out = self.call_module(node, self.model, (Tensor(self.inputs.positional[0].shape),), {})
+        out = self.call_module(node, self.model, (self.input_tensor(self.inputs.positional[0]),), {})
         if isinstance(out, _Unknown):
             raise ConvcostError(f"profile: {type(self.model).__name__} cannot be read as one layer")
         return self.record
@@ -281,9 +290,9 @@ class Walk:
     def placeholder(self, node, positional):
         name = node.target.lstrip("*")
         if name in self.inputs.keywords:
-            return Tensor(self.inputs.keywords[name].shape)
+            return self.input_tensor(self.inputs.keywords[name])
         if positional and not node.target.startswith("**"):
-            return Tensor(positional.pop(0).shape)
+            return self.input_tensor(positional.pop(0))
         if node.args:
             return node.args[0]  # the argument's default
         raise ConvcostError(f"profile: {type(self.model).__name__}.forward needs an input {name!r} that was not given")
@@ -321,10 +330,50 @@ class Walk:
         except NoRule as why:
             return self.unknown(node, args, kwargs, str(why))
         if isinstance(result, Emit):
-            return self.record.emit(self.record.unique(self.path(node)), _label(node), result, "function")
+            operands = self.record.operands(result, [t for t in flat if isinstance(t, Tensor)]) if self.training else None
+            return self.record.emit(self.record.unique(self.path(node)), _label(node), result, "function", operands)
         source = args[0] if args else None
         if isinstance(source, Tensor) and source.dtype is not None:  # a view keeps its dtype (an index, a mask)
             result = _with_dtype(result, source.dtype)
+        if self.training:
+            result = self.dropout(result, source, node, args, kwargs) if _label(node).rpartition(".")[2] in _DROPOUT \
+                else self.view_of(result, source, node)
+        return result
+
+    def dropout(self, result, source, node, args, kwargs):  # noqa: PLR0913 - the walk's call signature
+        """Dropout in a training step: a new tensor, and autograd keeps its mask (one element per input
+        element) when the input needs a gradient; at p = 0 or outside training, the input itself."""
+        a = bind_arguments(("input", "p", "training", "inplace"), {"p": 0.5, "training": True, "inplace": False},
+                           args, kwargs)
+        if not isinstance(source, Tensor) or not a["training"] or not a["p"]:
+            return result
+        name = _label(node).rpartition(".")[2]
+        if source.grad and name != "dropout":  # channel dropout multiplies by a (N, C, 1 ...) noise tensor
+            self.record.untrack(name, self.path(node), "what it saves for backward is not known")
+        elif source.grad:
+            self.record.extra_saved.append(_numel(source.shape))
+        inplace = a["inplace"] and source.storage is not None
+        storage = source.storage if inplace else self.record.new_storage(source.shape)
+        return Tensor(source.shape, dtype=source.dtype, grad=source.grad, storage=storage)
+
+    #: calls whose result shares its input's storage but is not laid out contiguously
+    PERMUTING = frozenset({"permute", "transpose", "t", "expand", "movedim", "swapaxes", "swapdims"})
+    #: calls that give a contiguous tensor: a copy when their input is permuted, else the input itself
+    COPYING = frozenset({"contiguous", "reshape", "flatten"})
+
+    def view_of(self, result, source, node):
+        """In a training reading, what a shape-only call returns: a view of its input (same storage, same
+        gradient flag), or a fresh copy (``clone``; ``contiguous`` or ``reshape`` of a permuted tensor)."""
+        if not isinstance(source, Tensor):
+            return result
+        name = _label(node).rpartition(".")[2]
+        if isinstance(result, Tensor) and result is not source and result.storage is None:
+            copy = name == "clone" or name in self.COPYING and source.strided
+            storage = self.record.new_storage(result.shape) if copy else source.storage
+            return Tensor(result.shape, result.tensor, result.name, result.dtype, grad=source.grad, storage=storage,
+                          strided=not copy and (source.strided or name in self.PERMUTING))
+        if type(result) is tuple and result and all(isinstance(t, Tensor) for t in result):  # chunk, split
+            return tuple(self.view_of(t, source, node) for t in result)
         return result
 
     def getitem(self, node, args):
@@ -344,6 +393,10 @@ class Walk:
     def call_module(self, node, module, args, kwargs, spec=None):
         """The row of a leaf module (``spec``: what its reader made of it, when the caller read it already)."""
         path = node.target
+        if self.training and isinstance(module, torch.nn.modules.dropout._DropoutNd) and args:
+            # not the identity in a training step: what F.dropout does
+            name = {"Dropout": "dropout", "AlphaDropout": "alpha_dropout"}.get(type(module).__name__, "dropout2d")
+            return self.dropout(args[0], args[0], _DropoutCall(name, path), (args[0], module.p, True, module.inplace), {})
         if len(args) != 1 or kwargs or not isinstance(args[0], Tensor):
             return self.unknown(node, args, kwargs, "called with several inputs", module=module)
         if spec is None:
@@ -357,7 +410,8 @@ class Walk:
             emit = Emit(spec, [(1, *shape)], own_parameters(module), "unbatched")
         else:
             emit = Emit(spec, [shape], own_parameters(module), output)
-        return self.record.emit(self.record.unique(path), type(module).__name__, emit, "module")
+        operands = [args[0]] if self.training else None
+        return self.record.emit(self.record.unique(path), type(module).__name__, emit, "module", operands)
 
     def unknown(self, node, args, kwargs, reason, module=None, listed=True):
         """List the node as unsupported; its output shape from running it alone on meta tensors."""
@@ -386,7 +440,23 @@ class Walk:
                 self.record.skip(label, self.path(node), "its output shape is unknown")
             self.record.forget(label, f"{reason}; its output shape is unknown ({first_line(exc)})")
             return _Unknown(label)
-        return _from_meta(out)
+        result = _from_meta(out)
+        if self.training:
+            result = self.unknown_output(result, node, args, kwargs, label, listed, module)
+        return result
+
+    def unknown_output(self, result, node, args, kwargs, label, listed, module):
+        """In a training reading, what an operation without a rule returns: a view when it only reshapes or
+        selects (``x[:, :3]``), else new tensors, and the step is marked as not fully counted when the
+        operation takes part in the backward (what it saves is not known)."""
+        tensors = [t for t in _flat(args, kwargs) if isinstance(t, Tensor)]
+        source = tensors[0] if tensors else None
+        if not listed and source is not None and module is None:
+            return self.view_of(result, source, node)
+        grad = any(t.grad for t in tensors) or module is not None and any(p.requires_grad for p in module.parameters())
+        if grad:
+            self.record.untrack(label, self.path(node), "no rule: what it saves for backward is not known")
+        return _fresh(result, self.record, grad)
 
 
 def own_parameters(module) -> tuple:
@@ -396,6 +466,18 @@ def own_parameters(module) -> tuple:
         return tuple(p for p in module._parameters.values() if p is not None)
     return tuple(module.parameters())
 
+
+class _DropoutCall:
+    """A dropout module's call as the walk reads a function call (its label, its place)."""
+
+    op = "call_function"
+
+    def __init__(self, name, path):
+        self.target = getattr(F, name)
+        self.meta = {"nn_module_stack": {path: (path, None)}}
+
+
+_DROPOUT = frozenset({"dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout"})
 
 _PYTHON_ARITHMETIC = frozenset({operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv,
                                 operator.mod, operator.pow, operator.neg, operator.iadd, operator.imul})
@@ -429,6 +511,14 @@ def _label(node) -> str:
     if module.startswith("torch.nn.functional") or getattr(F, name, None) is target:
         return f"F.{name}"
     return f"torch.{name}" if module.startswith("torch") else name
+
+
+def _fresh(value, record, grad):
+    if isinstance(value, Tensor):
+        return Tensor(value.shape, value.tensor, value.name, value.dtype, grad=grad, storage=record.new_storage(value.shape))
+    if isinstance(value, (tuple, list)):
+        return type(value)(_fresh(v, record, grad) for v in value) if type(value) in (tuple, list) else value
+    return value
 
 
 def _with_dtype(value, dtype):

@@ -182,9 +182,9 @@ class _Session(TorchFunctionMode):
     those run for real and are read by the rules of the call-by-call reading.
     """
 
-    def __init__(self, model, inputs, device):
+    def __init__(self, model, inputs, device, training=False):
         super().__init__()
-        self.walk = Walk(model, inputs, symbolic=False)
+        self.walk = Walk(model, inputs, symbolic=False, training=training)
         self.paths = {id(m): name for name, m in self.walk.modules.items()}
         # the model's parameters and buffers, read in a forward as shapes too (as fx reads them as graph
         # inputs), so that work done on them (a position-bias MLP on a coordinate table) is counted
@@ -287,7 +287,7 @@ def _unwrap(value):
     if isinstance(value, Shaped):
         return value.value
     if isinstance(value, torch.Tensor):  # a parameter, buffer or constant: its shape, and itself
-        return Tensor(tuple(int(x) for x in value.shape), value, dtype=value.dtype)
+        return Tensor(tuple(int(x) for x in value.shape), value, dtype=value.dtype, grad=value.requires_grad)
     if type(value) in (tuple, list):
         return type(value)(_unwrap(v) for v in value)
     if type(value) is dict:
@@ -324,7 +324,8 @@ def _module_getattr(module, name):
         return value
     shaped = session.attributes[key]
     if shaped is None:  # one Shaped per tensor, so that `self.weight is self.weight` still holds
-        shaped = session.attributes[key] = Shaped(Tensor(tuple(value.shape), value, name, value.dtype))
+        shaped = session.attributes[key] = Shaped(Tensor(tuple(value.shape), value, name, value.dtype,
+                                                         grad=value.requires_grad))
     return shaped
 
 
@@ -335,7 +336,7 @@ def _module_call(module, *args, **kwargs):
     return session.module(module, args, kwargs)
 
 
-def read_shapes(model, inputs, device="cpu"):
+def read_shapes(model, inputs, device="cpu", training=False):
     """Run ``model``'s forward on shapes (:class:`Shaped` inputs); the :class:`Recorder` of its rows.
 
     Raises :class:`NeedsTensors` when the forward needs values, and :class:`ConvcostError` when a
@@ -343,11 +344,11 @@ def read_shapes(model, inputs, device="cpu"):
     """
     if inputs.symbolic:
         raise NeedsTensors("symbolic sizes (read by torch.fx)")
-    session = _Session(model, inputs, device)
+    session = _Session(model, inputs, device, training)
     if type(model) in LEAF_TYPES and len(inputs.positional) == 1 and not inputs.keywords:
         return session.walk.bare_layer()
-    args = tuple(Shaped(Tensor(i.shape, dtype=i.dtype)) for i in inputs.positional)
-    kwargs = {k: Shaped(Tensor(i.shape, dtype=i.dtype)) for k, i in inputs.keywords.items()}
+    args = tuple(Shaped(session.walk.input_tensor(i)) for i in inputs.positional)
+    kwargs = {k: Shaped(session.walk.input_tensor(i)) for k, i in inputs.keywords.items()}
     kept = Attributes(model)
     with TRACING.exclusive():
         _LOCAL.session = session

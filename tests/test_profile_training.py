@@ -1,0 +1,190 @@
+"""``profile(model, x, training=True)``: one training step read from the model, against PyTorch's own step.
+
+The oracle is :mod:`convcost.torch.training`, which measures by running: ``FlopCounterMode`` over
+``out.sum().backward()`` (its torch-2.13 grouped weight-gradient overcount divided out for convcost's
+convention, kept for ``backward_macs_torch``), ``saved_tensors_hooks`` by distinct storage, and the
+optimizer's state after a real step. Nothing here is computed from convcost's formulas.
+"""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from hypothesis import given, reject, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from convcost.errors import ConvcostError  # noqa: E402
+from convcost.torch import profile  # noqa: E402
+from convcost.torch.training import measure_training  # noqa: E402
+
+
+class Residual(nn.Module):
+    def __init__(self, c=8, inplace=True):
+        super().__init__()
+        self.c1, self.b1 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+        self.relu = nn.ReLU(inplace=inplace)
+        self.c2, self.b2 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        return self.relu(self.b2(self.c2(self.relu(self.b1(self.c1(x))))) + x)
+
+
+class Dense(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(8, 4, 3, padding=1), nn.Conv2d(12, 4, 1)
+
+    def forward(self, x):
+        y = torch.cat([x, F.relu(self.a(x))], 1)
+        return torch.cat([y, self.b(y)], 1)
+
+
+class Shuffle(nn.Module):
+    """ShuffleNet's channel shuffle: a permuted view made contiguous is a new storage."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.d = nn.Conv2d(8, 8, 1, groups=2), nn.Conv2d(8, 8, 3, padding=1, groups=8)
+
+    def forward(self, x):
+        x = self.c(x)
+        n, c, h, w = x.shape
+        return self.d(x.view(n, 2, c // 2, h, w).transpose(1, 2).contiguous().view(n, c, h, w))
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, c=8):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Conv2d(c, 2, 1), nn.Conv2d(2, c, 1)
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.fc2(F.silu(self.fc1(F.adaptive_avg_pool2d(x, 1)))))
+
+
+def stem(c=8):
+    return nn.Sequential(nn.Conv2d(3, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
+
+
+def frozen_stem():
+    s = stem()
+    s.requires_grad_(False)
+    return nn.Sequential(s, nn.Conv2d(8, 8, 3, groups=4), nn.ReLU())
+
+
+MODELS = {
+    "residual": lambda: nn.Sequential(stem(), Residual(), Residual(inplace=False), nn.AdaptiveAvgPool2d(1),
+                                      nn.Flatten(), nn.Linear(8, 5)),
+    "dense": lambda: nn.Sequential(stem(), Dense(), nn.MaxPool2d(2), nn.Conv2d(16, 4, 1)),
+    "shuffle": lambda: nn.Sequential(stem(), Shuffle(), nn.AvgPool2d(2)),
+    "squeeze-excite": lambda: nn.Sequential(stem(), SqueezeExcite(), nn.Hardswish()),
+    "dropout": lambda: nn.Sequential(stem(), nn.Flatten(), nn.Dropout(0.3), nn.Linear(512, 4)),
+    "transposed": lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.ConvTranspose2d(4, 2, 3, stride=2), nn.Sigmoid()),
+    "frozen stem": frozen_stem,
+    "tokens": lambda: nn.Sequential(nn.Linear(8, 7), nn.GELU(), nn.Linear(7, 3)),
+    "pool indices": lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(2), nn.Tanh()),
+}
+SHAPES = {"tokens": (2, 5, 8), "transposed": (1, 3, 7, 7), "pool indices": (1, 3, 9, 9)}
+
+
+def agrees(model, shape, input_grad=False, optimizer="adam"):
+    """profile's step against the measured one: backward MACs (both conventions), saved storages, bytes."""
+    torch.manual_seed(0)
+    x = torch.randn(shape)
+    step = profile(model, x.clone().requires_grad_(True) if input_grad else shape, training=True).training
+    measured = measure_training(model, x, optimizer=optimizer, input_grad=input_grad)
+    ours = (step.backward_macs, step.backward_macs_torch, step.saved_elements, step.saved_indices,
+            step.params, step.trainable_params, step.memory(optimizer))
+    theirs = tuple(measured[k] for k in ("backward_macs", "backward_macs_torch", "saved_elements", "saved_indices",
+                                         "params", "trainable_params", "bytes"))
+    assert ours == theirs
+    return step
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("input_grad", [False, True])
+def test_a_step_is_what_pytorch_does(name, input_grad):
+    agrees(MODELS[name](), SHAPES.get(name, (2, 3, 8, 8)), input_grad)
+
+
+def test_grouped_convolution_reconciles_with_flopcountermode():
+    step = agrees(nn.Sequential(nn.Conv2d(4, 4, 3, padding=1, groups=4, bias=False)), (1, 4, 10, 10))
+    # by hand: the weight gradient of a depthwise 3x3 on 4x10x10 is 4 x 100 x 9 = 3,600 MACs;
+    # FlopCounterMode in torch 2.13 counts it as if every input channel met every output channel (x4)
+    assert (step.backward_macs, step.backward_macs_torch) == (3600, 14400)
+
+
+def test_frozen_parameters_get_no_weight_gradient_and_no_state():
+    model = MODELS["frozen stem"]()
+    step = agrees(model, (2, 3, 8, 8))
+    assert step.trainable_params == sum(p.numel() for p in model[1].parameters())
+
+
+def test_rows_carry_their_own_training_counts():
+    r = profile(nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.ReLU(), nn.Conv2d(8, 8, 3, bias=False)), (1, 3, 8, 8),
+                training=True)
+    first, _, last = r.rows
+    # the first convolution's input is data: only its weight gradient (= its MACs); the last one has both
+    assert first.backward_macs == first.macs and last.backward_macs == 2 * last.macs
+    assert r.total["backward_macs"] == r.training.backward_macs == sum(row.backward_macs for row in r.rows)
+
+
+def test_training_flags_of_the_model_are_restored():
+    model = MODELS["dropout"]()
+    model.eval()
+    profile(model, (2, 3, 8, 8), training=True)
+    assert not any(m.training for m in model.modules())
+
+
+def test_what_cannot_be_counted_is_listed_and_memory_refused():
+    class Odd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            return torch.erf(self.conv(x))  # no rule: what it saves for backward is unknown
+
+    step = profile(Odd(), (1, 3, 6, 6), training=True).training
+    assert not step.complete and step.untracked[0][0] == "torch.erf"
+    with pytest.raises(ConvcostError, match="erf"):
+        step.memory("adam")
+
+
+def test_bad_training_arguments():
+    with pytest.raises(ConvcostError, match="training="):
+        profile(nn.Conv2d(3, 4, 3), (1, 3, 6, 6), training="yes")
+    step = profile(nn.Conv2d(3, 4, 3), (1, 3, 6, 6), training=True).training
+    with pytest.raises(ConvcostError, match="rmsprop"):
+        step.memory("rmsprop")
+
+
+LAYERS = [
+    lambda c: (nn.Conv2d(c, 8, 3, padding=1), 8),
+    lambda c: (nn.Conv2d(c, c, 3, padding=1, groups=c, bias=False), c),
+    lambda c: (nn.BatchNorm2d(c), c),
+    lambda c: (nn.ReLU(), c),
+    lambda c: (nn.ReLU(inplace=True), c),
+    lambda c: (nn.SiLU(), c),
+    lambda c: (nn.Sigmoid(), c),
+    lambda c: (nn.MaxPool2d(3, 1, 1), c),
+    lambda c: (nn.AvgPool2d(3, 1, 1), c),
+    lambda c: (nn.ConvTranspose2d(c, 4, 3, padding=1), 4),
+    lambda c: (nn.Identity(), c),
+]
+
+
+@settings(deadline=None)
+@given(st.lists(st.sampled_from(range(len(LAYERS))), min_size=1, max_size=5), st.booleans(),
+       st.sampled_from(["sgd", "momentum", "adam", "adamw"]), st.integers(1, 3))
+def test_random_networks(picks, input_grad, optimizer, batch):
+    layers, c = [], 3
+    for i in picks:
+        layer, c = LAYERS[i](c)
+        layers.append(layer)
+    model = nn.Sequential(*layers)
+    try:
+        measure_training(model, torch.randn(batch, 3, 6, 6), input_grad=input_grad)
+    except RuntimeError:  # PyTorch cannot train it (an in-place ReLU over a tensor saved for backward)
+        reject()
+    agrees(model, (batch, 3, 6, 6), input_grad, optimizer)
