@@ -34,7 +34,7 @@ import typing
 
 import sympy
 
-from convcost import costs
+from convcost import costs, display
 
 #: the counts a report carries: the forward pass. A training step per row needs the model's data flow (which
 #: tensors need a gradient, which storages rows share), which the readers do not follow yet; a sum of the
@@ -448,6 +448,24 @@ class Report:
             out.append(f"Parameters read by no operation (counted in params): {self.unused_params:,} "
                        f"({', '.join(self.unused_names[:5])})")
         out += list(self.notes)
+        if self.training is not None:
+            out += self._step_lines(markdown)
+        return out
+
+    def _step_lines(self, markdown) -> list:
+        step = self.training
+        bullet = "- " if markdown else "  "
+        out = [f"Training step: backward MACs {display.number(step.backward_macs)} (FlopCounterMode's convention "
+               f"{display.number(step.backward_macs_torch)}); saved for backward {display.number(step.saved_elements)} "
+               f"elements ({display.number(step.saved_indices)} of them int64 indices), each storage once; trainable "
+               f"parameters {display.number(step.trainable_params)} of {display.number(step.params)}"]
+        if step.complete:
+            out.append("Step memory (float32 parameters): " + ", ".join(
+                f"{display.number(step.memory(opt))} bytes with {opt}" for opt in ("sgd", "adam")))
+        else:
+            out.append("TRAINING STEP NOT COMPLETE (its backward is not counted for):")
+            out += [f"{bullet}{op} x{n} at {', '.join(paths[:3])}{' ...' if len(paths) > 3 else ''}: {why}"
+                    for op, n, paths, why in step.untracked]
         return out
 
     def __repr__(self):

@@ -188,3 +188,38 @@ def test_random_networks(picks, input_grad, optimizer, batch):
     except RuntimeError:  # PyTorch cannot train it (an in-place ReLU over a tensor saved for backward)
         reject()
     agrees(model, (batch, 3, 6, 6), input_grad, optimizer)
+
+
+def test_the_largest_batch_is_proved_by_pytorch_on_both_sides():
+    from convcost.torch import max_batch
+
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(8 * 4 * 4, 10))
+    budget = 300_000
+    n = max_batch(model, (1, 3, 8, 8), memory=budget, optimizer="momentum")
+    fits = measure_training(model, torch.randn(n, 3, 8, 8), optimizer="momentum")["bytes"]
+    over = measure_training(model, torch.randn(n + 1, 3, 8, 8), optimizer="momentum")["bytes"]
+    assert n > 1 and fits <= budget < over
+    assert max_batch(model, (1, 3, 8, 8), memory=1000) == 0  # not even the parameters fit
+
+
+@pytest.mark.parametrize("memory", ["-1GB", "lots", 0, None, float("nan")])
+def test_a_bad_budget_is_refused_by_name(memory):
+    from convcost.torch import max_batch
+
+    with pytest.raises(ConvcostError, match="memory"):
+        max_batch(nn.Conv2d(3, 4, 3), (1, 3, 8, 8), memory=memory)
+
+
+def test_cli_prints_the_step_and_the_largest_batch(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "nets.py").write_text("import torch.nn as nn\n\ndef net():\n"
+                                      "    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU())\n")
+    run = [sys.executable, "-m", "convcost", "profile", "nets:net", "--input", "1,3,16,16", "--training"]
+    done = subprocess.run([*run, "--memory", "1MiB"], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Training step: backward MACs" in done.stdout and "Largest batch whose training step fits in 1MiB" in done.stdout
+    bad = subprocess.run([*run, "--optimizer", "rmsprop"], capture_output=True, text=True, cwd=tmp_path)
+    assert bad.returncode != 0 and "rmsprop" in bad.stderr and "Traceback" not in bad.stderr

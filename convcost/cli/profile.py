@@ -25,6 +25,11 @@ def register(sub) -> None:
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--convention", default="convcost", help="also print this tool's headline number")
     p.add_argument("--depth", type=int, default=None, help="table: module tree levels shown (default: all)")
+    p.add_argument("--training", action="store_true",
+                   help="read one training step: backward MACs, saved activations and the step's memory")
+    p.add_argument("--optimizer", default="adam", help="with --training: sgd, momentum, adam (default) or adamw")
+    p.add_argument("--dtype", default="float32", help="with --training: the parameters' dtype (default float32)")
+    p.add_argument("--memory", default=None, help="with --training: a budget such as 24GiB; prints the largest batch")
     p.set_defaults(handler=_profile)
 
 
@@ -75,11 +80,23 @@ def _profile(args) -> int:
 
     shape = parse_value("--input", args.input, None)
     shape = shape if isinstance(shape, tuple) else (shape,)
+    if args.memory is not None and not args.training:
+        raise ConvcostError("--memory needs --training: the budget is for a training step")
     with _current_folder_first():
-        report = profile(_load(args.factory), shape, convention=args.convention)
+        model = _load(args.factory)
+        report = profile(model, shape, convention=args.convention, training=args.training)
+        if args.memory is not None:
+            from convcost.torch.fit import max_batch
+
+            largest = max_batch(model, shape, args.memory, args.optimizer, args.dtype)
     text = {"table": lambda: report.table(depth=args.depth), "json": report.to_json, "csv": report.to_csv,
             "md": report.to_markdown}
     print(text[args.format](), end="" if args.format != "json" else "\n")
     if args.format == "table" and args.convention != "convcost":
         print(f"{args.convention} headline: {headline(report, args.convention)}")
+    if args.training and report.training.complete and (args.optimizer, args.dtype) != ("adam", "float32"):
+        print(f"Step memory with {args.optimizer}, {args.dtype}: "
+              f"{report.training.memory(args.optimizer, args.dtype):,} bytes")
+    if args.memory is not None:
+        print(f"Largest batch whose training step fits in {args.memory} ({args.optimizer}, {args.dtype}): {largest:,}")
     return 0

@@ -26,6 +26,7 @@ from convcost.torch import bindings as _bindings  # noqa: F401, E402  (each prim
 from convcost.torch.profile import profile  # noqa: E402  (the function; its module stays importable by its full name)
 # the function, as the README calls it: convcost.torch.calibrate("cpu"); the module stays importable by its full name
 from convcost.torch.calibrate import calibrate  # noqa: E402
+from convcost.torch.fit import max_batch, step_memory  # noqa: E402
 
 __all__ = [
     "to_torch",
@@ -41,4 +42,6 @@ __all__ = [
     "free_symbols",
     "profile",
     "calibrate",
+    "max_batch",
+    "step_memory",
 ]
