@@ -62,6 +62,53 @@ class SqueezeExcite(nn.Module):
         return x * torch.sigmoid(self.fc2(F.silu(self.fc1(F.adaptive_avg_pool2d(x, 1)))))
 
 
+class Reductions(nn.Module):
+    """Reductions over a tensor that needs a gradient: mean and sum save nothing, amax and amin their input
+    and output (PyTorch 2.13's autograd)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        pooled = y.mean((2, 3)) + torch.amax(y, dim=(2, 3)) + y.amin((2, 3)) + y.sum((2, 3), keepdim=True).flatten(1)
+        return pooled + torch.sum(y, 1).mean((1, 2)).unsqueeze(1)
+
+
+class Resizing(nn.Module):
+    """Padding, interpolation and a channels-last layer norm: their backward saves nothing of their own."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.up = nn.Upsample(scale_factor=2, mode="bilinear")
+        self.norm = nn.LayerNorm(8)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        y = F.pad(self.conv(x), (1, 1, 2, 0))
+        y = self.up(y) + F.interpolate(y, scale_factor=2)
+        y = self.norm(y.permute(0, 2, 3, 1))
+        return self.fc(F.interpolate(y.permute(0, 3, 1, 2), size=(5, 5), mode="bicubic").permute(0, 2, 3, 1))
+
+
+class Norms(nn.Module):
+    """Group, instance, layer and RMS norm, as modules and as functions."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.group, self.instance = nn.GroupNorm(4, 8), nn.InstanceNorm2d(8, affine=True)
+        self.plain_instance, self.layer = nn.InstanceNorm2d(8), nn.LayerNorm((8, 8), elementwise_affine=False)
+        self.rms, self.weight = nn.RMSNorm(8), nn.Parameter(torch.ones(8))
+
+    def forward(self, x):
+        y = self.plain_instance(self.instance(self.group(self.conv(x))))
+        y = F.group_norm(self.layer(y), 2, self.weight)
+        return self.rms(y)
+
+
 def stem(c=8):
     return nn.Sequential(nn.Conv2d(3, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
 
@@ -83,6 +130,9 @@ MODELS = {
     "frozen stem": frozen_stem,
     "tokens": lambda: nn.Sequential(nn.Linear(8, 7), nn.GELU(), nn.Linear(7, 3)),
     "pool indices": lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(2), nn.Tanh()),
+    "reductions": Reductions,
+    "resizing": Resizing,
+    "norms": Norms,
 }
 SHAPES = {"tokens": (2, 5, 8), "transposed": (1, 3, 7, 7), "pool indices": (1, 3, 9, 9)}
 
@@ -223,3 +273,81 @@ def test_cli_prints_the_step_and_the_largest_batch(tmp_path):
     assert "Training step: backward MACs" in done.stdout and "Largest batch whose training step fits in 1MiB" in done.stdout
     bad = subprocess.run([*run, "--optimizer", "rmsprop"], capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode != 0 and "rmsprop" in bad.stderr and "Traceback" not in bad.stderr
+
+
+class Product(nn.Module):
+    """``x @ w`` (or ``w @ x``) with a parameter ``w``, and ``x @ x^T``: what matmul keeps for each gradient."""
+
+    def __init__(self, shape, first, trained):
+        super().__init__()
+        self.w, self.first = nn.Parameter(torch.randn(shape), requires_grad=trained), first
+
+    def forward(self, x):
+        y = x @ self.w if self.first else self.w @ x
+        return y + (y @ y.transpose(-1, -2)).sum()
+
+
+@st.composite
+def products(draw):
+    n, k, m = (draw(st.integers(1, 4)) for _ in range(3))
+    batch = draw(st.lists(st.integers(1, 3), max_size=2))
+    mask = [draw(st.booleans()) for _ in batch]  # which batch axes the other operand broadcasts over
+    other = tuple(1 if keep else b for b, keep in zip(batch, mask))[draw(st.integers(0, len(batch))):]
+    if draw(st.booleans()):  # x (batch, n, k) @ w (other, k, m)
+        return (*batch, n, k), (*other, k, m), True
+    return (*batch, k, m), (*other, n, k), False  # w (other, n, k) @ x (batch, k, m)
+
+
+@settings(deadline=None)
+@given(products(), st.booleans(), st.booleans())
+def test_matrix_products(case, input_grad, trained):
+    x, w, first = case
+    agrees(Product(w, first, trained), x, input_grad or not trained)
+
+
+class SelfAttention(nn.Module):
+    """Attention through F.scaled_dot_product_attention, which a training step runs on PyTorch's math path."""
+
+    def __init__(self, heads, frozen):
+        super().__init__()
+        self.heads, self.qkv = heads, nn.Linear(8, 24)
+        self.qkv.requires_grad_(not frozen)
+
+    def forward(self, x):
+        b, n, _ = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, 8 // self.heads).permute(2, 0, 3, 1, 4)
+        return F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, 8)
+
+
+@pytest.mark.parametrize("heads", [1, 2])
+@pytest.mark.parametrize("input_grad, frozen", [(False, False), (True, False), (True, True), (False, True)])
+def test_attention_on_the_fused_kernel(heads, input_grad, frozen):
+    torch.manual_seed(0)
+    model, x = SelfAttention(heads, frozen), torch.randn(2, 5, 8)
+    step = profile(model, x.clone().requires_grad_(True) if input_grad else (2, 5, 8), training=True).training
+    measured = measure_training(model, x, input_grad=input_grad)
+    # FlopCounterMode counts nothing for the CPU's fused attention kernel, forward or backward. By hand, its
+    # backward as FlopCounterMode counts the fused kernels elsewhere: B H L S (3 E + 2 Ev), every gradient
+    e = 8 // heads
+    fused = 2 * heads * 5 * 5 * (3 * e + 2 * e) if input_grad or not frozen else 0
+    assert step.backward_macs == measured["backward_macs"] + fused
+    assert (step.saved_elements, step.memory("adam")) == (measured["saved_elements"], measured["bytes"])
+
+
+class MathAttention(nn.Module):
+    """Values of another head size than queries and keys: PyTorch runs attention on its math path."""
+
+    def __init__(self):
+        super().__init__()
+        self.qk, self.v = nn.Linear(8, 16), nn.Linear(8, 6)
+
+    def forward(self, x):
+        b, n, _ = x.shape
+        q, k = self.qk(x).view(b, n, 2, 2, 4).permute(2, 0, 3, 1, 4)
+        v = self.v(x).view(b, n, 2, 3).transpose(1, 2)
+        return F.scaled_dot_product_attention(q, k, v).sum(-1)
+
+
+@pytest.mark.parametrize("input_grad", [False, True])
+def test_attention_on_the_math_path(input_grad):
+    agrees(MathAttention(), (2, 5, 8), input_grad)

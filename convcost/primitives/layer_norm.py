@@ -8,9 +8,9 @@
 
 from __future__ import annotations
 
-from convcost.arith import eq
+from convcost.arith import div, eq
 from convcost.errors import ConvcostError, require
-from convcost.layers import Layer
+from convcost.layers import TRAINING, Layer
 from convcost.primitives.base import channels_first, plain
 from convcost.shapes import numel
 from convcost.spec import flag, size, spec
@@ -33,11 +33,17 @@ class LayerNorm(Layer):
     def kernel_kind(self) -> str:
         return "elementwise"
 
-    def _cost(self, shape):
+    def _cost(self, shape, grad=TRAINING):
+        """In a training step autograd keeps the input and the mean and reciprocal std of every normalised
+        row (``numel / C`` each), when the input or the affine parameters need a gradient."""
         if not shape:
             raise ConvcostError(f"{self!r}: needs an input with a feature axis (the last), got shape ()")
         conditions = require(eq(shape[-1], self.C), self, lambda: f"the last axis has {shape[-1]} features, expected C={self.C}")
-        return plain(shape, shape, conditions, params=2 * self.C if self.affine else 0, norm_ops=numel(shape))
+        active = grad.input or self.affine and grad.trainable
+        rows = div(numel(shape), self.C)
+        return plain(shape, shape, conditions, params=2 * self.C if self.affine else 0, norm_ops=numel(shape),
+                     saves_input=active, extra_saved=2 * rows if active else 0, output_grad=active,
+                     param_tensors=2 if self.affine else 0)
 
 
 @spec
@@ -53,6 +59,8 @@ class LayerScale(Layer):
     def kernel_kind(self) -> str:
         return "elementwise"
 
-    def _cost(self, shape):
+    def _cost(self, shape, grad=TRAINING):
+        """In a training step the product saves its input only for the scale's own gradient."""
         conditions = channels_first(self, shape, None, self.C)
-        return plain(shape, shape, conditions, params=self.C, elementwise_ops=numel(shape))
+        return plain(shape, shape, conditions, params=self.C, elementwise_ops=numel(shape),
+                     saves_input=grad.trainable, output_grad=grad.input or grad.trainable, param_tensors=1)

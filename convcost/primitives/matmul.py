@@ -60,7 +60,11 @@ class MatMul(Merge):
     def kernel_kind(self) -> str:
         return "linear"
 
-    def _cost(self, shapes):
+    def _cost(self, shapes, grads=(True, True)):
+        """A training step: each operand's gradient is a product as large as the forward (``macs`` each);
+        autograd keeps each operand for the other's gradient, as it is, or as the copy ``torch.matmul``
+        makes of it: expanded to the full batch when its batch axes broadcast, or transposed when a matrix
+        multiplies a batch (PyTorch 2.13)."""
         if len(shapes) != 2 or len(shapes[0]) < 2 or len(shapes[1]) < 2:
             raise ConvcostError(f"{self!r}: multiplies two operands of rank 2 or more, got "
                                 f"{', '.join(fmt(s) for s in shapes)}")
@@ -68,7 +72,44 @@ class MatMul(Merge):
         conditions = equal_sizes((a[-1],), (b[-2],), self, "inner sizes of the product")
         batch = broadcast_batch(a[:-2], b[:-2], self)
         out = (*batch, a[-2], b[-1])
-        return _product(out, shapes, numel(out) * a[-1], conditions, bias_ops=numel(out) if self.bias else 0)
+        macs = numel(out) * a[-1]
+        own, private = [], 0
+        for i, (shape, other) in enumerate(((a, b), (b, a))):
+            kept = grads[1 - i]  # saved for the other operand's gradient
+            copied = _matmul_copy(shape, other, batch, first=i == 0)
+            own.append(kept and copied is None)
+            private = private + (copied if kept and copied is not None else 0)
+        return _product(out, shapes, macs, conditions, bias_ops=numel(out) if self.bias else 0,
+                        backward_macs=macs * sum(bool(g) for g in grads), saves_input=tuple(own),
+                        saved_elements=private + total(numel(s) for s, kept in zip(shapes, own) if kept),
+                        output_grad=any(grads))
+
+
+def _flash(q, k, v) -> bool:
+    """Whether PyTorch 2.13 runs attention on these shapes with its fused CPU kernel (else the math path)."""
+    return len(q) == len(k) == len(v) == 4 and q[-1] == k[-1] == v[-1] and tuple(q[:2]) == tuple(k[:2]) == tuple(v[:2])
+
+
+def _matmul_copy(shape, other, batch, first):
+    """Elements of the copy ``torch.matmul`` saves of an operand, or None when it saves the operand itself
+    (PyTorch 2.13's ``_matmul_impl``): batched operands are expanded to the full batch and flattened to
+    one batch axis, a copy only where the expanded axes cannot be merged as a view; a batch times a
+    matrix is computed transposed, flattening the batch with its columns, a copy unless that is a view."""
+    if len(shape) >= 3 and len(other) >= 3:
+        own = (1,) * (len(batch) - (len(shape) - 2)) + tuple(shape[:-2])
+        if own == tuple(batch):
+            return None
+        stride, strides = shape[-2] * shape[-1], []
+        for n in reversed(own):
+            strides.append(stride)
+            stride = stride * n
+        expanded = [(b, 0 if o == 1 else s) for o, b, s in zip(own, batch, reversed(strides)) if b != 1]
+        merged = all(expanded[i][1] == expanded[i + 1][1] * expanded[i + 1][0] for i in range(len(expanded) - 1))
+        return None if merged else numel(batch) * shape[-2] * shape[-1]
+    if len(shape) >= 3 and len(other) == 2 and not first:  # the batch of ``matrix @ batch``, transposed
+        k, m = shape[-2], shape[-1]
+        return None if k == 1 or m == 1 or numel(shape[:-2]) == 1 else numel(shape)
+    return None
 
 
 @spec
@@ -80,7 +121,17 @@ class Attention(Merge):
     def kernel_kind(self) -> str:
         return "linear"
 
-    def _cost(self, shapes):
+    def _cost(self, shapes, grads=(True, True, True)):
+        """A training step on the CPU (PyTorch 2.13) runs one of two kernels.
+
+        4-D query, key and value of one head size and one batch: the fused flash kernel, which keeps the
+        three inputs, its output and one log-sum-exp per query row; its backward recomputes the scores
+        and computes every gradient, L S (3 E + 2 Ev) MACs per batch entry, as ``FlopCounterMode`` counts
+        the fused kernels (on the CPU it counts none). Otherwise the math path (scaled query and key,
+        their product, softmax, product with the value): it keeps the scaled key for the query's gradient
+        and the scaled query for the key's (fresh tensors), the softmax's output for the value's gradient
+        or its own, and the value itself for the scores' gradient; backward MACs: the scores' gradient
+        (L S Ev) when the query or key needs one, L S E for each of them, L S Ev for the value."""
         if len(shapes) != 3 or any(len(s) < 2 for s in shapes):
             raise ConvcostError(f"{self!r}: takes query, key and value of rank 2 or more, got "
                                 f"{', '.join(fmt(s) for s in shapes)}")
@@ -90,7 +141,20 @@ class Attention(Merge):
         batch = broadcast_batch(broadcast_batch(q[:-2], k[:-2], self), v[:-2], self)
         scores = numel(batch) * q[-2] * k[-2]
         out = (*batch, q[-2], v[-1])
-        return _product(out, shapes, scores * (q[-1] + v[-1]), conditions, act_ops=scores)
+        gq, gk, gv = (bool(g) for g in grads)
+        if _flash(q, k, v):
+            any_grad = gq or gk or gv
+            return _product(out, shapes, scores * (q[-1] + v[-1]), conditions, act_ops=scores,
+                            backward_macs=scores * (3 * q[-1] + 2 * v[-1]) if any_grad else 0,
+                            saves_input=(any_grad,) * 3, saves_output=any_grad, output_grad=any_grad,
+                            saved_elements=(total(numel(s) for s in shapes) + numel(out) + numel(batch) * q[-2])
+                            if any_grad else 0)
+        scored = gq or gk  # the scores need a gradient
+        backward = scores * ((v[-1] if scored else 0) + q[-1] * (gq + gk) + (v[-1] if gv else 0))
+        private = (numel(k) if gq else 0) + (numel(q) if gk else 0) + (scores if scored or gv else 0)
+        return _product(out, shapes, scores * (q[-1] + v[-1]), conditions, act_ops=scores, backward_macs=backward,
+                        saves_input=(False, False, scored), saved_elements=private + (numel(v) if scored else 0),
+                        output_grad=scored or gv)
 
 
 @spec

@@ -8,8 +8,9 @@
 
 from __future__ import annotations
 
-from convcost.layers import Layer
-from convcost.primitives.base import plain
+from convcost.arith import div
+from convcost.layers import TRAINING, Layer
+from convcost.primitives.base import divisible, plain
 from convcost.shapes import numel
 from convcost.spec import choice, flag, size, spec
 from convcost.symbols import C
@@ -27,10 +28,33 @@ class Normalization(Layer):
     C: object = size(C)
     affine: bool = flag(True)
     bias: bool = flag(True)
+    #: group norm's number of groups (it changes only what a training step saves: N x groups statistics)
+    groups: object = size(1)
 
     def kernel_kind(self) -> str:
         return "elementwise"
 
-    def _cost(self, shape):
+    def _cost(self, shape, grad=TRAINING):
+        """A training step (PyTorch 2.13's CPU kernels) saves, when the input or the affine parameters need
+        a gradient, the input and two statistics per normalised slice: ``numel / C`` rows (layer), N x groups
+        (group), N x C (instance, plus the weight repeated N times when affine). RMS norm, a composition of
+        element-wise ops in torch 2.13, saves the input and one statistic per row for the input's gradient,
+        and the normalised input for the weight's."""
         params = (self.C + (self.C if self.bias else 0)) if self.affine else 0
-        return plain(shape, shape, params=params, norm_ops=numel(shape))
+        trained = self.affine and grad.trainable
+        counts = dict(params=params, norm_ops=numel(shape), output_grad=grad.input or trained,
+                      param_tensors=(2 if self.bias else 1) if self.affine else 0)
+        if self.kind == "rms":
+            rows = div(numel(shape), self.C) if shape else 0
+            return plain(shape, shape, saves_input=grad.input, extra_saved=(rows if grad.input else 0)
+                         + (numel(shape) if trained else 0), **counts)
+        active = grad.input or trained
+        if self.kind == "layer":
+            stats = div(numel(shape), self.C) if shape else 0
+        elif self.kind == "group":
+            stats = shape[0] * self.groups if shape else 0
+        else:
+            stats = shape[0] * shape[1] if len(shape) > 1 else 0
+        extra = 2 * stats + (stats if self.kind == "instance" and self.affine else 0)
+        conditions = divisible(self, "C", self.C, "groups", self.groups) if self.kind == "group" else ()
+        return plain(shape, shape, conditions, saves_input=active, extra_saved=extra if active else 0, **counts)

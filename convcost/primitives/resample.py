@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from convcost.costs import Cost
 from convcost.errors import ConvcostError
-from convcost.layers import Layer
+from convcost.layers import TRAINING, Layer
 from convcost.primitives.base import plain, rank
 from convcost.spec import size, spec
 
@@ -29,11 +29,11 @@ class Upsample(Layer):
     def kernel_kind(self) -> str:
         return "data_movement"
 
-    def _cost(self, shape):
+    def _cost(self, shape, grad=TRAINING):  # its backward reads no tensor: nothing is saved
         if len(shape) < 3:
             raise ConvcostError(f"{self!r}: expects an input (N, C, ...spatial), got shape {tuple(shape)}")
         out = (*shape[:2], *(self.s * x for x in shape[2:]))
-        return plain(out, shape)
+        return plain(out, shape, output_grad=grad.input)
 
 
 @spec
@@ -47,9 +47,9 @@ class Shift(Layer):
     def kernel_kind(self) -> str:
         return "data_movement"
 
-    def _cost(self, shape):
+    def _cost(self, shape, grad=TRAINING):  # its backward moves the gradient back: nothing is saved
         rank(self, shape, 4)
-        return plain(shape, shape)
+        return plain(shape, shape, output_grad=grad.input)
 
 
 @spec
@@ -69,9 +69,9 @@ class Permute(Layer):
     def kernel_kind(self) -> None:
         return None
 
-    def _cost(self, shape):
+    def _cost(self, shape, grad=TRAINING):  # a view of its input's storage
         if len(shape) != len(self.dims):
             raise ConvcostError(f"{self!r}: permutes {len(self.dims)} axes, got a {len(shape)}-D input")
-        return Cost(output_shape=tuple(shape[d] for d in self.dims))
+        return Cost(output_shape=tuple(shape[d] for d in self.dims), output_view=True, output_grad=grad.input)
 
 

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from convcost.errors import ConvcostError
-from convcost.layers import Layer
+from convcost.layers import TRAINING, Layer
 from convcost.primitives.base import fmt, plain
 from convcost.shapes import numel
 from convcost.spec import choice, count, flag, size, spec
@@ -30,14 +30,14 @@ class Pad(Layer):
     def kernel_kind(self) -> str:
         return "data_movement"
 
-    def _cost(self, shape):
+    def _cost(self, shape, grad=TRAINING):  # its backward reads no tensor: nothing is saved
         pads = self.P if isinstance(self.P, tuple) else (self.P, self.P)
         if len(pads) % 2 or len(pads) // 2 > len(shape):
             raise ConvcostError(f"{self!r}: {len(pads)} padding values do not pair up with the axes of {fmt(shape)}")
         out = list(shape)
         for i in range(len(pads) // 2):
             out[len(shape) - 1 - i] = shape[len(shape) - 1 - i] + pads[2 * i] + pads[2 * i + 1]
-        return plain(tuple(out), shape)
+        return plain(tuple(out), shape, output_grad=grad.input)
 
 
 @spec
@@ -51,18 +51,30 @@ class Interpolate(Layer):
     def kernel_kind(self) -> str:
         return "elementwise" if not self.mode.startswith("nearest") else "data_movement"
 
-    def _cost(self, shape):
+    def _cost(self, shape, grad=TRAINING):  # its backward reads no tensor: nothing is saved
         sizes = self.size if isinstance(self.size, tuple) else (self.size,) * (len(shape) - 2)
         if len(sizes) != len(shape) - 2:
             raise ConvcostError(f"{self!r}: {len(sizes)} output sizes for the {len(shape) - 2} spatial axes of {fmt(shape)}")
         out = (*shape[:2], *sizes)
-        return plain(out, shape, elementwise_ops=0 if self.mode.startswith("nearest") else numel(out))
+        return plain(out, shape, elementwise_ops=0 if self.mode.startswith("nearest") else numel(out),
+                     output_grad=grad.input)
 
 
 @spec
 class Reduce(Layer):
     """A reduction (``sum``, ``mean``, ``amax`` ...) over ``dims`` (all axes when empty): one element-wise
-    operation per input element, no MACs."""
+    operation per input element, no MACs.
+
+    In a training step (PyTorch 2.13's autograd, when the input needs a gradient): ``sum`` and ``mean`` save
+    nothing; ``var`` saves its input; ``amax``, ``amin``, ``prod``, ``std``, ``norm``, ``logsumexp`` and
+    ``max``/``min`` over every axis save input and output; ``max``/``min`` over given axes save the indices
+    of their extremes (int64, one per output element); ``any``/``all`` have no gradient.
+
+    >>> Reduce(dims=(2, 3), kind="mean").cost((2, 8, 4, 4)).saved_elements
+    0
+    >>> Reduce(dims=(1,), kind="max").cost((2, 8, 4, 4)).saved_indices
+    32
+    """
 
     dims: tuple = ()
     keepdim: bool = flag(False)
@@ -73,13 +85,18 @@ class Reduce(Layer):
     def kernel_kind(self) -> str:
         return "elementwise"
 
-    def _cost(self, shape):
+    def _cost(self, shape, grad=TRAINING):
         rank = len(shape)
         if any(type(d) is not int or not -max(rank, 1) <= d < max(rank, 1) for d in self.dims):
             raise ConvcostError(f"{self!r}: dims {self.dims} are not axes of {fmt(shape)}")
         axes = {d % rank for d in self.dims} if self.dims and rank else set(range(rank))
         out = tuple((1 if i in axes else n) for i, n in enumerate(shape) if self.keepdim or i not in axes)
-        return plain(out, shape, elementwise_ops=numel(shape))
+        differentiable = grad.input and self.kind not in ("any", "all")
+        indices = differentiable and self.kind in ("max", "min") and bool(self.dims)
+        both = differentiable and not indices and self.kind not in ("sum", "mean", "var")
+        return plain(out, shape, elementwise_ops=numel(shape), output_grad=differentiable,
+                     saves_input=both or differentiable and self.kind == "var", saves_output=both,
+                     saved_indices=numel(out) if indices else 0)
 
 
 @spec

@@ -125,15 +125,44 @@ class Recorder:
             return t
         if c is None:
             return self.tensor(t.shape)
-        return Tensor(t.shape, grad=bool(c.output_grad), storage=base if base is not None else self.new_storage(t.shape))
+        permuted = c.output_view is True and type(c.spec).__name__ == "Permute"  # a view, not laid out in order
+        return Tensor(t.shape, grad=bool(c.output_grad), storage=base if base is not None else self.new_storage(t.shape),
+                      strided=permuted)
 
     def operands(self, emit: Emit, tensors) -> list:
-        """The tensors the rule's inputs are, in order: the call's tensors that are no parameter or buffer
-        (a constant made in the forward stands for itself, needing no gradient)."""
-        found = [t for t in tensors if t.tensor is None]
-        while len(found) < len(emit.inputs):
-            found.append(self.tensor(emit.inputs[len(found)]))
-        return found[:len(emit.inputs)]
+        """The tensors the rule's inputs are, matched by shape in the call's order (an unbatched input is the
+        rule's batch of one); each with its storage: a parameter's or buffer's holds nothing autograd
+        counts, a constant made in the forward is its own."""
+        pool, found = list(tensors), []
+        for shape in emit.inputs:
+            shape = tuple(shape)
+            for i, t in enumerate(pool):
+                if tuple(t.shape) == shape or shape[:1] == (1,) and tuple(t.shape) == shape[1:]:
+                    found.append(self.tracked(pool.pop(i)))
+                    break
+            else:
+                found.append(self.tensor(shape))
+        return found
+
+    def tracked(self, t: Tensor) -> Tensor:
+        """``t`` with a storage: its own, or its real tensor's (see :meth:`storage_of`)."""
+        if t.storage is not None:
+            return t
+        if t.tensor is not None:
+            return Tensor(t.shape, t.tensor, t.name, t.dtype, grad=bool(t.tensor.requires_grad),
+                          storage=self.storage_of(t.tensor))
+        return Tensor(t.shape, t.tensor, t.name, t.dtype, grad=t.grad, storage=self.new_storage(t.shape))
+
+    def storage_of(self, real) -> object:
+        """The storage key of a real tensor the model holds or made: a parameter's or buffer's counts no
+        saved element (autograd's saved tensors leave them out), a constant's counts its elements."""
+        owned = self.__dict__.get("_owned")
+        if owned is None:
+            owned = self._owned = {id(t) for t in (*self.model.parameters(), *self.model.buffers())}
+        key = ("tensor", id(real))
+        if key not in self.storages:
+            self.storages[key] = 0 if id(real) in owned else real.numel()
+        return key
 
     def row(self, path, op, spec, inputs, reads, source, operands=None):
         c = None

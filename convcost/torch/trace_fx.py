@@ -366,6 +366,7 @@ class Walk:
         gradient flag), or a fresh copy (``clone``; ``contiguous`` or ``reshape`` of a permuted tensor)."""
         if not isinstance(source, Tensor):
             return result
+        source = self.record.tracked(source)  # a view of a parameter is the parameter's storage
         name = _label(node).rpartition(".")[2]
         if isinstance(result, Tensor) and result is not source and result.storage is None:
             copy = name == "clone" or name in self.COPYING and source.strided
@@ -410,7 +411,7 @@ class Walk:
             emit = Emit(spec, [(1, *shape)], own_parameters(module), "unbatched")
         else:
             emit = Emit(spec, [shape], own_parameters(module), output)
-        operands = [args[0]] if self.training else None
+        operands = [self.record.tracked(args[0])] if self.training else None
         return self.record.emit(self.record.unique(path), type(module).__name__, emit, "module", operands)
 
     def unknown(self, node, args, kwargs, reason, module=None, listed=True):

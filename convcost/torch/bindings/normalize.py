@@ -4,7 +4,7 @@ and as the functions they call.
 >>> import torch.nn as nn
 >>> from convcost.torch import from_torch
 >>> from_torch(nn.GroupNorm(4, 32))
-Normalization(kind='group', C=32)
+Normalization(kind='group', C=32, groups=4)
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def _rms_norm(args, kwargs):
 def _group_norm(args, kwargs):
     a = bind_arguments(("input", "num_groups", "weight", "bias", "eps"), {"weight": None, "bias": None}, args, kwargs)
     x = tensor_arg(a["input"], "the input")
-    return Emit(p.Normalization(kind="group", **_affine(a["weight"], a["bias"], x.shape[1])), [x.shape],
+    return Emit(p.Normalization(kind="group", groups=int(a["num_groups"]), **_affine(a["weight"], a["bias"], x.shape[1])),
+                [x.shape],
                 reads(a["weight"], a["bias"]))
 
 
@@ -73,13 +74,13 @@ class NormalizationBinding:
         if isinstance(m, nn.RMSNorm):
             return p.Normalization(kind="rms", C=math.prod(m.normalized_shape), affine=m.weight is not None, bias=False)
         if isinstance(m, nn.GroupNorm):
-            return p.Normalization(kind="group", C=m.num_channels, affine=m.affine)
+            return p.Normalization(kind="group", C=m.num_channels, affine=m.affine, groups=m.num_groups)
         return p.Normalization(kind="instance", C=m.num_features, affine=m.affine)
 
     def build(layer, rank):
         c = as_int(layer.C)
         if layer.kind == "group":
-            return nn.GroupNorm(1, c, affine=layer.affine)
+            return nn.GroupNorm(as_int(layer.groups), c, affine=layer.affine)
         if layer.kind == "instance":
             return INSTANCE_NORM.get(rank or 4, nn.InstanceNorm2d)(c, affine=layer.affine)
         if layer.kind == "rms":
