@@ -61,50 +61,74 @@ def markdown(rows, size, batch) -> str:
     return "\n".join(lines) + "\n"
 
 
+def one(source, name, size, batch) -> dict:
+    """One model's row: the measured step and convcost's reading of it."""
+    row = {"source": source, "model": name}
+    try:
+        torch.manual_seed(0)
+        model = build(source, name)
+        size = size if "inception" not in name else max(size, 96)
+        x = torch.randn(batch, 3, size, size)
+        try:
+            measured = measure_training(model, x, optimizer="adam")
+        except Exception:  # noqa: BLE001 - a model made for one input size
+            size = getattr(model, "default_cfg", {}).get("input_size", (3, 224, 224))[-1]
+            x = torch.randn(batch, 3, size, size)
+            measured = measure_training(model, x, optimizer="adam")
+    except Exception as exc:  # noqa: BLE001 - a model PyTorch cannot build or train here: said so
+        row["skipped"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
+        return row
+    row.update(size=size, measured={k: measured[k] for k in FIELDS})
+    t = time.perf_counter()
+    try:
+        step = profile(model, tuple(x.shape), training=True).training
+        ours = dict(backward_macs=step.backward_macs, backward_macs_torch=step.backward_macs_torch,
+                    saved_elements=step.saved_elements, saved_indices=step.saved_indices,
+                    bytes=step.memory("adam") if step.complete else None)
+        row.update(ours=ours, complete=step.complete, untracked=[f"{op} x{n}" for op, n, _, _ in step.untracked],
+                   agree=step.complete and ours == row["measured"])
+    except Exception as exc:  # noqa: BLE001
+        row["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+    row["seconds"] = round(time.perf_counter() - t, 3)
+    return row
+
+
 def main(argv=None):
+    import subprocess
+
     args = argparse.ArgumentParser()
     args.add_argument("--limit", type=int, default=0)
     args.add_argument("--size", type=int, default=64)
     args.add_argument("--batch", type=int, default=2)
     args.add_argument("--budget", type=float, default=0, help="stop after this many seconds")
+    args.add_argument("--retry", action="store_true", help="run again the models results/zoo_training.json did not "
+                      "get right (with the code as it is now), and the ones it did not reach")
+    args.add_argument("--one", nargs=2, metavar=("SOURCE", "NAME"), help=argparse.SUPPRESS)
     opts = args.parse_args(argv)
-    rows, began = [], time.time()
-    for source, name in candidates(opts.limit):
+    if opts.one:  # each model in a process of its own: a training step's memory is given back to the system
+        print(json.dumps(one(*opts.one, opts.size, opts.batch)))
+        return
+    rows, began, todo = [], time.time(), candidates(opts.limit)
+    if opts.retry:
+        old = {(r["source"], r["model"]): r for r in json.loads(RESULTS.read_text())["rows"]}
+        good = {k: r for k, r in old.items() if r.get("agree") or "skipped" in r and "process ended" not in r["skipped"]
+                or r.get("complete") is False and "error" not in r}
+        rows = [good[k] for k in todo if k in good]
+        todo = [k for k in todo if k not in good]
+    for source, name in todo:
         if opts.budget and time.time() - began > opts.budget:
             break
-        row = {"source": source, "model": name}
-        try:
-            torch.manual_seed(0)
-            model = build(source, name)
-            size = opts.size if "inception" not in name else max(opts.size, 96)
-            x = torch.randn(opts.batch, 3, size, size)
-            try:
-                measured = measure_training(model, x, optimizer="adam")
-            except Exception:  # noqa: BLE001 - a model made for one input size
-                size = getattr(model, "default_cfg", {}).get("input_size", (3, 224, 224))[-1]
-                x = torch.randn(opts.batch, 3, size, size)
-                measured = measure_training(model, x, optimizer="adam")
-        except Exception as exc:  # noqa: BLE001 - a model PyTorch cannot build or train here: said so
-            row["skipped"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
-            rows.append(row)
-            print(name, "skipped", row["skipped"], flush=True)
-            continue
-        row.update(size=size, measured={k: measured[k] for k in FIELDS})
-        t = time.perf_counter()
-        try:
-            step = profile(model, tuple(x.shape), training=True).training
-            ours = dict(backward_macs=step.backward_macs, backward_macs_torch=step.backward_macs_torch,
-                        saved_elements=step.saved_elements, saved_indices=step.saved_indices,
-                        bytes=step.memory("adam") if step.complete else None)
-            row.update(ours=ours, complete=step.complete, untracked=[f"{op} x{n}" for op, n, _, _ in step.untracked],
-                       agree=step.complete and ours == row["measured"])
-        except Exception as exc:  # noqa: BLE001
-            row["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
-        row["seconds"] = round(time.perf_counter() - t, 3)
+        done = subprocess.run([sys.executable, __file__, "--one", source, name, "--size", str(opts.size),
+                               "--batch", str(opts.batch)], capture_output=True, text=True)
+        lines = done.stdout.strip().splitlines()
+        row = json.loads(lines[-1]) if done.returncode == 0 and lines else {
+            "source": source, "model": name, "skipped": f"the process ended with {done.returncode} "
+            f"({(done.stderr.strip().splitlines() or ['?'])[-1][:120]})"}
         rows.append(row)
         RESULTS.write_text(json.dumps({"size": opts.size, "batch": opts.batch, "torch": torch.__version__,
                                        "rows": rows}, indent=1))
-        print(name, row.get("complete"), row.get("agree"), row.get("untracked"), row.get("error", ""), flush=True)
+        print(name, row.get("complete"), row.get("agree"), row.get("untracked"), row.get("error", row.get("skipped", "")),
+              flush=True)
     DOC.write_text(markdown(rows, opts.size, opts.batch))
     ran = [r for r in rows if "skipped" not in r]
     print(f"{len(ran)} models: complete {sum(bool(r.get('complete')) for r in ran)}, "

@@ -162,6 +162,8 @@ class Recorder:
         key = ("tensor", id(real))
         if key not in self.storages:
             self.storages[key] = 0 if id(real) in owned else real.numel()
+            # held until the reading ends: a constant freed mid-forward would give its id to the next one
+            self.__dict__.setdefault("_held", []).append(real)
         return key
 
     def row(self, path, op, spec, inputs, reads, source, operands=None):
