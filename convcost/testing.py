@@ -232,9 +232,9 @@ def identity_cases():
 
 @st.composite
 def upsample_cases(draw):
-    """``Upsample(s)``, nearest, on 1-3 spatial axes."""
+    """``Interpolate(scale=s)``, nearest, on 1-3 spatial axes (what ``nn.Upsample(scale_factor=s)`` reads as)."""
     spatial = draw(st.lists(_ints(1, 4), min_size=1, max_size=3))
-    return Case(p.Upsample(s=draw(_ints(1, 3))), (_batch(draw), draw(_ints(1, 3)), *spatial))
+    return Case(p.Interpolate(scale=draw(_ints(1, 3))), (_batch(draw), draw(_ints(1, 3)), *spatial))
 
 
 @st.composite
@@ -281,7 +281,7 @@ PRIMITIVE_CASES = {
     p.Flatten: flatten_cases,
     p.Narrow: narrow_cases,
     p.Identity: identity_cases,
-    p.Upsample: upsample_cases,
+    p.Interpolate: upsample_cases,
     p.Shift: shift_cases,
     p.Permute: permute_cases,
     p.LayerNorm: layer_norm_cases,

@@ -430,7 +430,7 @@ class ShapesAlone(nn.Module):
         super().__init__()
         self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
         self.weights = nn.MultiheadAttention(8, 2)
-        self.up = nn.Upsample(scale_factor=2, mode="bilinear")
+        self.up = nn.Upsample(scale_factor=1.5, mode="bilinear")  # not one integer factor: read by its calls
         self.conv = nn.Conv2d(2, 4, 3, padding=1)
 
     def forward(self, x):  # x: (B, L, 8)

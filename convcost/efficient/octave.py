@@ -23,7 +23,7 @@ from convcost.compose import Sequential
 from convcost.costs import Cost
 from convcost.errors import ConvcostError, require
 from convcost.layers import Layer
-from convcost.primitives import Add, AvgPool, Conv, Upsample
+from convcost.primitives import Add, AvgPool, Conv, Interpolate
 from convcost.primitives.base import rank
 from convcost.shapes import equal_sizes
 from convcost.spec import layer, real, size, spec
@@ -105,7 +105,7 @@ class OctaveConv(Variant):
             paths = dict(
                 high_to_high=conv(high_in, high_out),
                 high_to_low=Sequential(pool=pool(), conv=conv(high_in, low_out)),
-                low_to_high=Sequential(conv=conv(low_in, high_out), upsample=Upsample(s=2)),
+                low_to_high=Sequential(conv=conv(low_in, high_out), upsample=Interpolate(scale=2)),
                 low_to_low=conv(low_in, low_out),
             )
         else:

@@ -25,7 +25,7 @@ from convcost.primitives.merge import Add, Concat, Mul
 from convcost.primitives.norm import BatchNorm
 from convcost.primitives.normalize import Normalization
 from convcost.primitives.pool import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool
-from convcost.primitives.resample import Permute, Shift, Upsample
+from convcost.primitives.resample import Permute, Shift
 from convcost.primitives.resize import Interpolate, MaxUnpool, Pad, Reduce
 from convcost.primitives.rearrange import ChannelShuffle, Flatten, Identity, Narrow, PixelShuffle, PixelUnshuffle
 
@@ -34,7 +34,7 @@ PRIMITIVES = (
     Conv, ConvTranspose, Linear, BatchNorm, Activation, MaxPool, AvgPool, AdaptiveAvgPool, AdaptiveMaxPool,
     PixelShuffle, PixelUnshuffle, ChannelShuffle, Flatten, Narrow, Identity, Add, Mul, Concat,
     # the efficient blocks' own (convcost.efficient)
-    LayerNorm, LayerScale, Upsample, Shift, Permute, ExpertConv, InvolutionAggregate, DeformConv,
+    LayerNorm, LayerScale, Shift, Permute, ExpertConv, InvolutionAggregate, DeformConv,
     # what modern models call beside convolutions (matrix products, attention, norms, resizing, reductions)
     MatMul, Einsum, Attention, MultiheadAttention, Normalization, Pad, Interpolate, Reduce, MaxUnpool,
 )

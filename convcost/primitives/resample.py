@@ -1,9 +1,8 @@
-"""Data movement without arithmetic: nearest upsampling, spatial shift, axis permutation.
+"""Data movement without arithmetic: spatial shift, axis permutation (upsampling is
+:class:`convcost.primitives.Interpolate`).
 
 None of them has parameters or multiply-accumulates; each writes its output once.
 
->>> Upsample(s=2).cost((1, 8, 4, 4)).output_shape
-(1, 8, 8, 8)
 >>> Shift().cost((1, 9, 4, 4)).macs
 0
 >>> Permute(dims=(0, 2, 3, 1)).cost((1, 8, 4, 5)).output_shape
@@ -17,23 +16,6 @@ from convcost.errors import ConvcostError
 from convcost.layers import TRAINING, Layer
 from convcost.primitives.base import plain, rank
 from convcost.spec import size, spec
-
-
-@spec
-class Upsample(Layer):
-    """Nearest-neighbour upsampling by an integer factor ``s`` on every spatial axis
-    (``nn.Upsample(scale_factor=s, mode="nearest")``): every output element is a copy."""
-
-    s: object = size(2)
-
-    def kernel_kind(self) -> str:
-        return "data_movement"
-
-    def _cost(self, shape, grad=TRAINING):  # its backward reads no tensor: nothing is saved
-        if len(shape) < 3:
-            raise ConvcostError(f"{self!r}: expects an input (N, C, ...spatial), got shape {tuple(shape)}")
-        out = (*shape[:2], *(self.s * x for x in shape[2:]))
-        return plain(out, shape, output_grad=grad.input)
 
 
 @spec

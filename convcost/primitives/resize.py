@@ -42,17 +42,31 @@ class Pad(Layer):
 
 @spec
 class Interpolate(Layer):
-    """Resampling to spatial ``size`` (``F.interpolate``, ``nn.Upsample``): no MACs; one element-wise
-    operation per output element for an interpolating mode, none for nearest (a copy)."""
+    """Resampling (``F.interpolate``, ``nn.Upsample``) to spatial ``size``, or by an integer ``scale`` on every
+    spatial axis (OctaveConv's 2x nearest upsampling): no MACs; one element-wise operation per output element
+    for an interpolating mode, none for nearest (a copy). convcost's one resampling primitive.
+
+    >>> Interpolate(scale=2).cost((1, 8, 4, 4)).output_shape
+    (1, 8, 8, 8)
+    >>> Interpolate(size=(5, 7), mode="bilinear").cost((1, 8, 4, 4)).elementwise_ops
+    280
+    """
 
     size: object = size(1, per_axis=True)
     mode: str = choice("nearest", MODES)
+    #: an integer factor on every spatial axis; 0 resamples to ``size`` instead
+    scale: object = count(0)
 
     def kernel_kind(self) -> str:
         return "elementwise" if not self.mode.startswith("nearest") else "data_movement"
 
     def _cost(self, shape, grad=TRAINING):  # its backward reads no tensor: nothing is saved
-        sizes = self.size if isinstance(self.size, tuple) else (self.size,) * (len(shape) - 2)
+        if len(shape) < 3:
+            raise ConvcostError(f"{self!r}: expects an input (N, C, ...spatial), got shape {fmt(shape)}")
+        if self.scale != 0:
+            sizes = tuple(self.scale * x for x in shape[2:])
+        else:
+            sizes = self.size if isinstance(self.size, tuple) else (self.size,) * (len(shape) - 2)
         if len(sizes) != len(shape) - 2:
             raise ConvcostError(f"{self!r}: {len(sizes)} output sizes for the {len(shape) - 2} spatial axes of {fmt(shape)}")
         out = (*shape[:2], *sizes)

@@ -5,7 +5,7 @@ Modules ``torch.nn`` lacks are in :mod:`convcost.torch.modules_efficient`.
 >>> import torch.nn as nn
 >>> from convcost.torch import from_torch
 >>> from_torch(nn.Upsample(scale_factor=2))
-Upsample()
+Interpolate(scale=2)
 """
 
 from __future__ import annotations
@@ -20,19 +20,6 @@ from convcost.torch import modules_efficient as m
 from convcost.torch.binding import binds
 from convcost.torch.build import as_int, build
 from convcost.torch.registry import from_torch
-
-
-@binds(p.Upsample, modules=(nn.Upsample,))
-class UpsampleBinding:
-    def read(module):
-        factor = module.scale_factor
-        factors = set(factor) if isinstance(factor, tuple) else {factor}
-        if module.mode != "nearest" or module.size is not None or len(factors) != 1 or float(next(iter(factors))) % 1:
-            raise ConvcostError(f"cannot read {module!r}: only nearest upsampling by one integer factor is counted")
-        return p.Upsample(s=int(next(iter(factors))))
-
-    def build(layer, rank):
-        return nn.Upsample(scale_factor=as_int(layer.s), mode="nearest")
 
 
 @binds(p.Shift, modules=(m.Shift,))

@@ -16,7 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from convcost import primitives as p
+from convcost.errors import ConvcostError
 from convcost.torch.binding import binds
+from convcost.torch.build import as_int
 from convcost.torch.bindings.conv import read_axes
 from convcost.torch.rules import Emit, NoRule, bind_arguments, tensor_arg
 
@@ -92,9 +94,20 @@ class PadBinding:
     functions = {F.pad: _pad}
 
 
-@binds(p.Interpolate)
+@binds(p.Interpolate, modules=(nn.Upsample,))
 class InterpolateBinding:
+    def read(module):
+        """``nn.Upsample`` by one integer factor on every axis; another (a size, a fractional factor, per-axis
+        factors) is read by what it calls (``F.interpolate``, whose size the input decides)."""
+        factor = module.scale_factor
+        factors = set(factor) if isinstance(factor, tuple) else {factor}
+        if module.size is not None or len(factors) != 1 or None in factors or float(next(iter(factors))) % 1:
+            raise ConvcostError(f"cannot read {module!r} as one layer: only a single integer scale factor is")
+        return p.Interpolate(scale=int(next(iter(factors))), mode=module.mode)
+
     def build(layer, rank):
+        if layer.scale:
+            return nn.Upsample(scale_factor=as_int(layer.scale), mode=layer.mode)
         return nn.Upsample(size=layer.size, mode=layer.mode)
 
     functions = {F.interpolate: _interpolate, F.upsample: _interpolate}
