@@ -154,7 +154,7 @@ class Report:
 
     def __init__(self, rows, *, unsupported=(), input_shape=(), input_shapes=None, model="model",
                  traced_with="torch.fx", notes=(), unused=(), unused_params=0, unused_names=(), modules=None,
-                 convention="convcost", headline=None, module_calls=(), training=None):
+                 convention="convcost", headline=None, module_calls=(), training=None, blocks=None):
         set_ = object.__setattr__
         set_(self, "rows", tuple(rows))
         set_(self, "unsupported", tuple(unsupported))
@@ -170,6 +170,8 @@ class Report:
         set_(self, "module_calls", tuple(module_calls))  # childless modules read by their calls (ModuleCall)
         #: the training step's totals (:class:`convcost.training.StepTotals`) of ``profile(..., training=True)``
         set_(self, "training", training)
+        #: module path -> the convcost variant a block of the zoos is (timm's GhostModule, torchvision's CNBlock ...)
+        set_(self, "blocks", dict(blocks or {}))
         set_(self, "convention", convention)  # the tool whose headline ``headline()`` gives by default
         set_(self, "_headline", headline)  # how the tools count: given by the backend that read the model
         set_(self, "_compiled", None)
@@ -327,7 +329,9 @@ class Report:
             "by_module": {path: {m: _plain(v) for m, v in counts.items()} for path, counts in self.by_module().items()},
             "input_shapes": [[_plain(x) for x in s] for s in self.input_shapes],
             "notes": list(self.notes),
-        }
+        } | ({"blocks": {path: display.spec(spec) for path, spec in self.blocks.items()}} if self.blocks else {}) | (
+            {"training": {k: (_plain(v) if k != "untracked" else [list(u[:2]) + [list(u[2]), u[3]] for u in v])
+                          for k, v in dataclasses.asdict(self.training).items()}} if self.training is not None else {})
 
     def to_json(self, indent: int = 2) -> str:
         """The report as JSON."""
@@ -448,6 +452,9 @@ class Report:
             out.append(f"Parameters read by no operation (counted in params): {self.unused_params:,} "
                        f"({', '.join(self.unused_names[:5])})")
         out += list(self.notes)
+        if self.blocks:
+            out.append("Blocks named by convcost's variants (their exact counts equal their rows'):")
+            out += [f"{'- ' if markdown else '  '}{path}: {display.spec(spec)}" for path, spec in self.blocks.items()]
         if self.training is not None:
             out += self._step_lines(markdown)
         return out

@@ -13,6 +13,7 @@ from convcost.errors import ConvcostError
 from convcost.layers import Merge, _takes_grad
 from convcost.arith import total
 from convcost.shapes import numel
+from convcost.torch.library_blocks import name_blocks, reader
 from convcost.training import StepTotals, distinct_saved, torch_backward_macs
 from convcost.report import ModuleCall, Report, Row, Unsupported
 from convcost.torch.rules import UNBATCHED, WITH_INDICES, Emit, Tensor
@@ -67,6 +68,7 @@ class Recorder:
         self.model = model
         self.rows, self.unsupported, self.seen, self.calls = [], {}, {}, {}
         self.module_calls = []  # childless modules read by what they call: what module-hook tools see of them
+        self.block_inputs = {}  # the input shapes of each block the zoos build that convcost can name, by path
         # a training reading (see :meth:`operands`): each row's cost with its gradient flags, the storages
         # of the tensors it reads and writes, and what the step does that convcost cannot count
         self.training = training
@@ -201,6 +203,11 @@ class Recorder:
             return spec.cost(shapes, input_grads=grads)
         return spec.cost(shapes[0], input_grad=grads[0], trainable=trainable)
 
+    def entered(self, path, module, shapes) -> None:
+        """Note the input shapes of a block convcost may name (:mod:`convcost.torch.library_blocks`)."""
+        if path not in self.block_inputs and reader(module) is not None:
+            self.block_inputs[path] = tuple(tuple(int(x) for x in s) for s in shapes)
+
     def called(self, path, module, output) -> None:
         """Note a childless module that was read by its calls (a ``Conv2d`` subclass that pads in its forward):
         its type, output shape and own parameters, which tools that hook modules count it by."""
@@ -241,7 +248,9 @@ class Recorder:
                       input_shapes=inputs.shapes, model=type(self.model).__name__, traced_with=traced_with,
                       notes=notes, unused=tuple((n, t.numel()) for n, t in unused), convention=convention,
                       headline=headline, modules=modules, module_calls=self.module_calls,
-                      training=self.step_totals() if self.training else None)
+                      training=self.step_totals() if self.training else None,
+                      blocks=name_blocks(self.rows, self.block_inputs, dict(self.model.named_modules()))
+                      if self.block_inputs else None)
 
     def step_totals(self) -> StepTotals:
         """The training step's totals: backward MACs summed over the rows, saved storages counted once."""

@@ -99,6 +99,8 @@ class Session(TorchFunctionMode):
         read = False
         if type(module) in LEAF_TYPES and len(args) == 1 and isinstance(args[0], torch.Tensor):
             read = self.read_module(path, module, tuple(args[0].shape))
+        elif path in self.types:
+            self.record.entered(path, module, [a.shape for a in args if isinstance(a, torch.Tensor)])
         self.stack.append((path, read))
 
     def leave(self, module, output=None):

@@ -251,6 +251,8 @@ class _Session(TorchFunctionMode):
             read = self.read_module(path, module, args[0])
             if read is not None:
                 return read
+        self.walk.record.entered(path, module, [a.value.shape if isinstance(a, Shaped) else a.shape
+                                                for a in args if isinstance(a, (Shaped, torch.Tensor))])
         self.stack.append(path)
         try:
             out = _ORIGINAL_CALL(module, *args, **kwargs)
