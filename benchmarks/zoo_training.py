@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from zoo_agreement import build, candidates  # noqa: E402
+from zoo_agreement import build, candidates, import_torchvision  # noqa: E402
 
 from convcost.torch import profile  # noqa: E402
 from convcost.torch.training import measure_training  # noqa: E402
@@ -65,6 +65,7 @@ def one(source, name, size, batch) -> dict:
     """One model's row: the measured step and convcost's reading of it."""
     row = {"source": source, "model": name}
     try:
+        import_torchvision()  # timm imports torchvision: its failing fake-op registrations skipped first
         torch.manual_seed(0)
         model = build(source, name)
         size = size if "inception" not in name else max(size, 96)
@@ -111,8 +112,8 @@ def main(argv=None):
     rows, began, todo = [], time.time(), candidates(opts.limit)
     if opts.retry:
         old = {(r["source"], r["model"]): r for r in json.loads(RESULTS.read_text())["rows"]}
-        good = {k: r for k, r in old.items() if r.get("agree") or "skipped" in r and "process ended" not in r["skipped"]
-                or r.get("complete") is False and "error" not in r}
+        good = {k: r for k, r in old.items() if r.get("agree") or r.get("complete") is False and "error" not in r
+                or "skipped" in r and not any(w in r["skipped"] for w in ("process ended", "torchvision::"))}
         rows = [good[k] for k in todo if k in good]
         todo = [k for k in todo if k not in good]
     for source, name in todo:

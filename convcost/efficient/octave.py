@@ -92,7 +92,8 @@ class OctaveConv(Variant):
         low_in, low_out = self.low(self.C), self.low(self.O)
         high_in, high_out = self.C - low_in, self.O - low_out
         for what, value in (("C", self.C), ("O", self.O)):
-            if type(value) is int and not 0 < self.low(value) < value:
+            low = self.low(value)  # a closed form while alpha is a symbol: checked once it is bound
+            if type(value) is int and type(low) is int and not 0 < low < value:
                 raise ConvcostError(f"{self!r}: alpha={self.alpha} of {what}={value} leaves an empty frequency")
 
         def conv(c_in, c_out):
