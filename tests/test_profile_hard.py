@@ -10,6 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from convcost.errors import ConvcostError  # noqa: E402
 from convcost.torch.measure import measure  # noqa: E402
@@ -476,3 +478,24 @@ def test_a_forward_that_caches_a_shape_leaves_the_model_as_it_was():
     read_calls(model, model_inputs(model, (1, 3, 6, 6)))  # the meta reading's cache is undone too
     assert model.scale is None
     assert model(torch.ones(1, 3, 6, 6)).shape == (1, 4, 6, 6)  # still runs for real
+
+
+class Recurrent(nn.Module):
+    def __init__(self, input_size, hidden, layers, bias, batch_first, bidirectional, proj):
+        super().__init__()
+        self.rnn = nn.LSTM(input_size, hidden, num_layers=layers, bias=bias, batch_first=batch_first,
+                           bidirectional=bidirectional, proj_size=proj)
+
+    def forward(self, x):
+        y, (h, c) = self.rnn(x)
+        return y.sum() + h.sum() + c.sum()
+
+
+@settings(deadline=None, max_examples=30)
+@given(st.integers(1, 6), st.integers(2, 7), st.integers(1, 3), st.booleans(), st.booleans(), st.booleans(),
+       st.integers(0, 3), st.integers(1, 4), st.sampled_from([None, 1, 3]))
+def test_lstm(input_size, hidden, layers, bias, batch_first, bidirectional, proj, steps, batch):
+    proj = min(proj, hidden - 1)
+    model = Recurrent(input_size, hidden, layers, bias, batch_first, bidirectional, proj)
+    shape = (steps, input_size) if batch is None else (batch, steps, input_size) if batch_first else (steps, batch, input_size)
+    exact(model, torch.zeros(shape))  # params == numel, MACs == FlopCounterMode // 2

@@ -26,6 +26,7 @@ from convcost.primitives.norm import BatchNorm
 from convcost.primitives.normalize import Normalization
 from convcost.primitives.pool import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool
 from convcost.primitives.resample import Permute, Shift
+from convcost.primitives.recurrent import LSTM
 from convcost.primitives.resize import Interpolate, MaxUnpool, Pad, Reduce
 from convcost.primitives.rearrange import ChannelShuffle, Flatten, Identity, Narrow, PixelShuffle, PixelUnshuffle
 
@@ -36,7 +37,7 @@ PRIMITIVES = (
     # the efficient blocks' own (convcost.efficient)
     LayerNorm, LayerScale, Shift, Permute, ExpertConv, InvolutionAggregate, DeformConv,
     # what modern models call beside convolutions (matrix products, attention, norms, resizing, reductions)
-    MatMul, Einsum, Attention, MultiheadAttention, Normalization, Pad, Interpolate, Reduce, MaxUnpool,
+    MatMul, Einsum, Attention, MultiheadAttention, Normalization, Pad, Interpolate, Reduce, MaxUnpool, LSTM,
 )
 
 __all__ = ["ACTIVATIONS", "KINDS", "PRIMITIVES", *(cls.__name__ for cls in PRIMITIVES)]

@@ -120,11 +120,13 @@ class Recorder:
             return self.output(Tensor(emit.output), c, base)
         return self.output(Tensor(out), c, base)
 
-    def output(self, t: Tensor, c, base) -> Tensor:
+    def output(self, t, c, base):
         """``t`` with its gradient flag and storage, in a training reading (``base``: the row's output storage,
         None for another output of the call); an indices tensor (``c`` None) needs no gradient."""
         if not self.training:
             return t
+        if isinstance(t, tuple):  # a nested output (an LSTM's final states)
+            return tuple(self.output(x, c, None) for x in t)
         if c is None:
             return self.tensor(t.shape)
         permuted = c.output_view is True and type(c.spec).__name__ == "Permute"  # a view, not laid out in order

@@ -407,6 +407,9 @@ class Walk:
                 return self.unknown(node, args, kwargs, str(why), module=module)
         output = WITH_INDICES if getattr(module, "return_indices", False) else None
         shape = args[0].shape
+        if isinstance(spec, primitives.LSTM):  # (output, (h_n, c_n))
+            h, c = spec.states(shape)
+            output = (Tensor(spec.cost(shape).output_shape), (Tensor(h), Tensor(c)))
         if isinstance(spec, (primitives.Conv, primitives.ConvTranspose)) and len(shape) == spec.dims + 1:
             emit = Emit(spec, [(1, *shape)], own_parameters(module), "unbatched")
         else:
