@@ -131,7 +131,7 @@ class Recorder:
             return self.tensor(t.shape)
         permuted = c.output_view is True and type(c.spec).__name__ == "Permute"  # a view, not laid out in order
         return Tensor(t.shape, grad=bool(c.output_grad), storage=base if base is not None else self.new_storage(t.shape),
-                      strided=permuted)
+                      strided=2 if permuted else 0)
 
     def operands(self, emit: Emit, tensors) -> list:
         """The tensors the rule's inputs are, matched by shape in the call's order (an unbatched input is the
@@ -144,8 +144,10 @@ class Recorder:
                 if tuple(t.shape) == shape or shape[:1] == (1,) and tuple(t.shape) == shape[1:]:
                     found.append(self.tracked(pool.pop(i)))
                     break
-            else:
-                found.append(self.tensor(shape))
+            else:  # a Python number the rule saw as an operand (x * 0.5): nothing autograd keeps
+                key = ("number", len(self.storages))
+                self.storages[key] = 0
+                found.append(Tensor(shape, storage=key))
         return found
 
     def tracked(self, t: Tensor) -> Tensor:
@@ -201,6 +203,10 @@ class Recorder:
             if any(grads) or reads and trainable:  # it takes part in the backward
                 self.untrack(op, path, f"convcost has no training counts for {type(spec).__name__} yet")
             return spec.cost(shapes if isinstance(spec, Merge) else shapes[0])
+        if type(spec).__name__ == "MatMul" and any(t.strided == 2 for t in operands) and max(map(len, shapes)) > 2 \
+                and (any(grads) or trainable and reads):
+            # a batched product of a permuted view: whether torch.matmul copies it depends on its strides
+            self.untrack(op, path, "a batched product of a permuted view: whether PyTorch copies it is not modelled")
         if isinstance(spec, Merge):
             return spec.cost(shapes, input_grads=grads)
         return spec.cost(shapes[0], input_grad=grads[0], trainable=trainable)

@@ -25,7 +25,7 @@ class Tensor:
 
     __slots__ = ("shape", "tensor", "name", "dtype", "grad", "storage", "strided")
 
-    def __init__(self, shape, tensor=None, name="", dtype=None, *, grad=False, storage=None, strided=False):
+    def __init__(self, shape, tensor=None, name="", dtype=None, *, grad=False, storage=None, strided=0):
         self.shape, self.tensor, self.name, self.dtype = tuple(shape), tensor, name, dtype
         #: in a training reading: whether autograd needs this tensor's gradient, the key of the storage it
         #: lives in (a view shares its base's), and whether it is a permuted view (not contiguous)

@@ -331,13 +331,16 @@ class Walk:
             return self.unknown(node, args, kwargs, str(why))
         if isinstance(result, Emit):
             operands = self.record.operands(result, [t for t in flat if isinstance(t, Tensor)]) if self.training else None
+            if self.training and node.target is F.scaled_dot_product_attention and _kernel_unsure(args, kwargs):
+                self.record.untrack(_label(node), self.path(node), "a mask, dropout, causal or grouped attention: "
+                                    "which kernel PyTorch runs, and what it keeps, is not modelled")
             return self.record.emit(self.record.unique(self.path(node)), _label(node), result, "function", operands)
         source = args[0] if args else None
         if isinstance(source, Tensor) and source.dtype is not None:  # a view keeps its dtype (an index, a mask)
             result = _with_dtype(result, source.dtype)
         if self.training:
             result = self.dropout(result, source, node, args, kwargs) if _label(node).rpartition(".")[2] in _DROPOUT \
-                else self.view_of(result, source, node)
+                else self.view_of(result, source, node, args, kwargs)
         return result
 
     def dropout(self, result, source, node, args, kwargs):  # noqa: PLR0913 - the walk's call signature
@@ -361,9 +364,11 @@ class Walk:
     #: calls that give a contiguous tensor: a copy when their input is permuted, else the input itself
     COPYING = frozenset({"contiguous", "reshape", "flatten"})
 
-    def view_of(self, result, source, node):
+    def view_of(self, result, source, node, args=(), kwargs=None):
         """In a training reading, what a shape-only call returns: a view of its input (same storage, same
-        gradient flag), or a fresh copy (``clone``; ``contiguous`` or ``reshape`` of a permuted tensor)."""
+        gradient flag), or a fresh copy (``clone``; ``contiguous`` or ``reshape`` of a permuted tensor).
+        A view's ``strided`` says how it is laid out: 0 in order, 1 with its last two axes swapped, 2 with
+        its leading (batch) axes reordered or broadcast."""
         if not isinstance(source, Tensor):
             return result
         source = self.record.tracked(source)  # a view of a parameter is the parameter's storage
@@ -371,8 +376,9 @@ class Walk:
         if isinstance(result, Tensor) and result is not source and result.storage is None:
             copy = name == "clone" or name in self.COPYING and source.strided
             storage = self.record.new_storage(result.shape) if copy else source.storage
+            level = 0 if copy else max(source.strided, _layout(name, len(source.shape), args, kwargs or {}))
             return Tensor(result.shape, result.tensor, result.name, result.dtype, grad=source.grad, storage=storage,
-                          strided=not copy and (source.strided or name in self.PERMUTING))
+                          strided=level)
         if type(result) is tuple and result and all(isinstance(t, Tensor) for t in result):  # chunk, split
             return tuple(self.view_of(t, source, node) for t in result)
         return result
@@ -515,6 +521,35 @@ def _label(node) -> str:
     if module.startswith("torch.nn.functional") or getattr(F, name, None) is target:
         return f"F.{name}"
     return f"torch.{name}" if module.startswith("torch") else name
+
+
+def _layout(name, rank, args, kwargs) -> int:
+    """How a view call lays its input out (see :meth:`Walk.view_of`): 0, 1 (last two axes swapped), 2."""
+    if name == "t":
+        return 1
+    if name == "transpose":
+        try:
+            axes = {int(args[1]) % rank, int(args[2]) % rank}
+        except (IndexError, TypeError, ValueError, ZeroDivisionError):
+            return 2
+        return 1 if axes == {rank - 1, rank - 2} else 0 if len(axes) == 1 else 2
+    if name == "permute":
+        order = kwargs.get("dims") or (args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:])
+        try:
+            order = [int(d) % rank for d in order]
+        except (TypeError, ValueError, ZeroDivisionError):
+            return 2
+        if order[:-2] != list(range(rank - 2)):
+            return 2
+        return 1 if order[-2:] == [rank - 1, rank - 2] else 0
+    return 2 if name in ("expand", "movedim", "swapaxes", "swapdims") else 0
+
+
+def _kernel_unsure(args, kwargs) -> bool:
+    a = bind_arguments(("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"),
+                       {"attn_mask": None, "dropout_p": 0.0, "is_causal": False, "scale": None, "enable_gqa": False},
+                       args, kwargs)
+    return a["attn_mask"] is not None or bool(a["dropout_p"]) or bool(a["is_causal"]) or bool(a["enable_gqa"])
 
 
 def _fresh(value, record, grad):
