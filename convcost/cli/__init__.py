@@ -57,7 +57,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
         return top.parse_args(argv)  # --help, --version, or argparse's own error for a missing or unknown command
     if at:  # options before the command are the top level's own (--help, --version): they exit
         top.parse_args(argv[:at])
-    args = commands[argv[at]].parse_intermixed_args(argv[at + 1:])
+    command = commands[argv[at]]
+    args = command.parse_intermixed_args(argv[at + 1:])
+    for action in command._actions:  # argparse leaves [] for a one-value positional swallowed by "--"
+        if not action.option_strings and action.nargs is None and isinstance(getattr(args, action.dest, None), list):
+            command.error(f"the argument {action.dest} is missing")
     args.command = argv[at]
     return args
 

@@ -96,18 +96,22 @@ class Recorder:
         return path if n == 1 else f"{path}#{n}"
 
     # -- rows -------------------------------------------------------------------------------
-    def emit(self, path, op, emit: Emit, source="function", operands=None):
+    def emit(self, path, op, emit: Emit, source="function", operands=None, weights=None, inplace=False):
         """The row of a rule's answer, and what the call returns (a :class:`Tensor`, or a tuple of them).
 
-        ``operands``: in a training reading, the tensors the rule's inputs are (gradient flags, storages)."""
+        In a training reading: ``operands``, the tensors the rule's inputs are (gradient flags, storages);
+        ``weights``, the call's other tensors (a function's weight and bias: a parameter, a buffer, or one
+        computed in the forward), None for a module (its own parameters); ``inplace``, the call writes its
+        output into its input."""
+        step = (weights, inplace)
         try:
-            row, c, base = self.row(path, op, emit.spec, emit.inputs, emit.reads, source, operands)
+            row, c, base = self.row(path, op, emit.spec, emit.inputs, emit.reads, source, operands, step)
         except ConvcostError:
             if not unbatchable(emit):
                 raise
             # PyTorch's layers take an input without its batch axis: the row is a batch of one
             emit = Emit(emit.spec, [(1, *emit.inputs[0])], emit.reads, UNBATCHED)
-            row, c, base = self.row(path, op, emit.spec, emit.inputs, emit.reads, source, operands)
+            row, c, base = self.row(path, op, emit.spec, emit.inputs, emit.reads, source, operands, step)
         out = row.output_shape
         if emit.output == UNBATCHED:
             return self.output(Tensor(out[1:]), c, base)
@@ -133,11 +137,17 @@ class Recorder:
         return Tensor(t.shape, grad=bool(c.output_grad), storage=base if base is not None else self.new_storage(t.shape),
                       strided=2 if permuted else 0)
 
+    def split(self, emit: Emit, tensors) -> tuple:
+        """``(operands, weights)`` of a call: its tensors matched to the rule's inputs, and the others."""
+        pool = list(tensors)
+        found = self.operands(emit, pool)
+        return found, [self.tracked(t) for t in pool]
+
     def operands(self, emit: Emit, tensors) -> list:
         """The tensors the rule's inputs are, matched by shape in the call's order (an unbatched input is the
         rule's batch of one); each with its storage: a parameter's or buffer's holds nothing autograd
         counts, a constant made in the forward is its own."""
-        pool, found = list(tensors), []
+        pool, found = tensors if isinstance(tensors, list) else list(tensors), []
         for shape in emit.inputs:
             shape = tuple(shape)
             for i, t in enumerate(pool):
@@ -172,10 +182,11 @@ class Recorder:
             self.__dict__.setdefault("_held", []).append(real)
         return key
 
-    def row(self, path, op, spec, inputs, reads, source, operands=None):
+    def row(self, path, op, spec, inputs, reads, source, operands=None, step=(None, False)):
         c = None
+        weights, inplace = step
         if self.training and operands is not None:
-            c = self.training_cost(path, op, spec, inputs, reads, operands)
+            c = self.training_cost(path, op, spec, inputs, reads, operands, weights)
         row = Row.of(path, op, spec, inputs, source=source, params=0, cost=c)  # raises before anything is recorded
         params, tied = 0, ""
         for t in reads:
@@ -189,15 +200,21 @@ class Recorder:
         self.rows.append(row)
         out = None
         if c is not None:
-            view = c.output_view is True and operands and operands[0].storage is not None
+            view = (c.output_view is True or inplace) and operands and operands[0].storage is not None
             out = operands[0].storage if view else self.new_storage(row.output_shape)
             self.graph.append((c, [(t.storage, t.shape) for t in operands], out))
         return row, c, out
 
-    def training_cost(self, path, op, spec, inputs, reads, operands):
-        """The row's cost in this step: which inputs need a gradient, whether its parameters are trained."""
+    def training_cost(self, path, op, spec, inputs, reads, operands, weights=None):
+        """The row's cost in this step: which inputs need a gradient, whether its weights get one."""
         grads = tuple(bool(t.grad) for t in operands)
-        trainable = not reads or any(getattr(t, "requires_grad", True) for t in reads)
+        if weights is None:  # a module: its own parameters
+            trainable = not reads or any(getattr(t, "requires_grad", True) for t in reads)
+        else:  # a function: its weight and bias as they were passed (a buffer gets no gradient)
+            trainable = any(w.grad for w in weights)
+            if any(w.grad and w.tensor is None for w in weights) and type(spec).__name__ in (
+                    "Conv", "ConvTranspose", "Linear", "BatchNorm", "Normalization"):
+                self.untrack(op, path, "a weight computed in the forward: what autograd keeps of it is not modelled")
         shapes = [tuple(s) for s in inputs]
         if not _takes_grad(type(spec)):
             if any(grads) or reads and trainable:  # it takes part in the backward

@@ -330,11 +330,14 @@ class Walk:
         except NoRule as why:
             return self.unknown(node, args, kwargs, str(why))
         if isinstance(result, Emit):
-            operands = self.record.operands(result, [t for t in flat if isinstance(t, Tensor)]) if self.training else None
+            operands = weights = None
+            if self.training:
+                operands, weights = self.record.split(result, [t for t in flat if isinstance(t, Tensor)])
             if self.training and node.target is F.scaled_dot_product_attention and _kernel_unsure(args, kwargs):
                 self.record.untrack(_label(node), self.path(node), "a mask, dropout, causal or grouped attention: "
                                     "which kernel PyTorch runs, and what it keeps, is not modelled")
-            return self.record.emit(self.record.unique(self.path(node)), _label(node), result, "function", operands)
+            return self.record.emit(self.record.unique(self.path(node)), _label(node), result, "function", operands,
+                                    weights, self.training and _in_place(node, args, kwargs))
         source = args[0] if args else None
         if isinstance(source, Tensor) and source.dtype is not None:  # a view keeps its dtype (an index, a mask)
             result = _with_dtype(result, source.dtype)
@@ -421,7 +424,8 @@ class Walk:
         else:
             emit = Emit(spec, [shape], own_parameters(module), output)
         operands = [self.record.tracked(args[0])] if self.training else None
-        return self.record.emit(self.record.unique(path), type(module).__name__, emit, "module", operands)
+        return self.record.emit(self.record.unique(path), type(module).__name__, emit, "module", operands,
+                                inplace=getattr(module, "inplace", False) is True)
 
     def unknown(self, node, args, kwargs, reason, module=None, listed=True):
         """List the node as unsupported; its output shape from running it alone on meta tensors."""
@@ -521,6 +525,38 @@ def _label(node) -> str:
     if module.startswith("torch.nn.functional") or getattr(F, name, None) is target:
         return f"F.{name}"
     return f"torch.{name}" if module.startswith("torch") else name
+
+
+_SIGNATURES: dict = {}
+
+
+def _in_place(node, args, kwargs) -> bool:
+    """Whether a call writes its output into its first argument (``F.relu(x, inplace=True)``, ``x.relu_()``,
+    ``x += y``)."""
+    target = node.target
+    if node.op == "call_method":
+        return target.endswith("_") and not target.endswith("__")
+    if target in (operator.iadd, operator.imul, operator.isub, operator.itruediv):
+        return True
+    if getattr(target, "__name__", "").endswith("_") and not getattr(target, "__name__", "").endswith("__"):
+        return True
+    if "inplace" in kwargs:
+        return kwargs["inplace"] is True
+    signature = _SIGNATURES.get(target, False)
+    if signature is False:
+        import inspect
+
+        try:
+            signature = inspect.signature(target)
+        except (TypeError, ValueError):
+            signature = None
+        _SIGNATURES[target] = signature
+    if signature is None or "inplace" not in signature.parameters:
+        return False
+    try:
+        return signature.bind(*args, **kwargs).arguments.get("inplace") is True
+    except TypeError:
+        return False
 
 
 def _layout(name, rank, args, kwargs) -> int:
