@@ -16,12 +16,12 @@ This is the public entry point for code that reads whole models (a
 >>> import torch.nn as nn
 >>> from_torch(nn.Conv2d(3, 8, 3, padding=1))
 Conv(C=3, O=8, K=3, P=1)
->>> is_supported(nn.ReLU()), is_supported(nn.LSTM(4, 4))
+>>> is_supported(nn.ReLU()), is_supported(nn.GRU(4, 4))
 (True, False)
->>> from_torch(nn.LSTM(4, 4))
+>>> from_torch(nn.GRU(4, 4))
 Traceback (most recent call last):
 ...
-convcost.errors.ConvcostError: cannot read torch.nn.modules.rnn.LSTM: no convcost spec is registered for this module type (register a reader with @convcost.torch.register(LSTM))
+convcost.errors.ConvcostError: cannot read torch.nn.modules.rnn.GRU: no convcost spec is registered for this module type (register a reader with @convcost.torch.register(GRU))
 """
 
 from __future__ import annotations
