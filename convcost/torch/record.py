@@ -134,8 +134,10 @@ class Recorder:
         if c is None:
             return self.tensor(t.shape)
         permuted = c.output_view is True and type(c.spec).__name__ == "Permute"  # a view, not laid out in order
+        # the CPU's fused attention writes (B, H, L, E) as (B, L, H, E) in memory
+        fused = type(c.spec).__name__ == "Attention" and c.saves_output is True
         return Tensor(t.shape, grad=bool(c.output_grad), storage=base if base is not None else self.new_storage(t.shape),
-                      strided=2 if permuted else 0)
+                      strided=2 if permuted else 3 if fused else 0)
 
     def split(self, emit: Emit, tensors) -> tuple:
         """``(operands, weights)`` of a call: its tensors matched to the rule's inputs, and the others."""

@@ -379,7 +379,10 @@ class Walk:
         if isinstance(result, Tensor) and result is not source and result.storage is None:
             copy = name == "clone" or name in self.COPYING and source.strided
             storage = self.record.new_storage(result.shape) if copy else source.storage
-            level = 0 if copy else max(source.strided, _layout(name, len(source.shape), args, kwargs or {}))
+            level = 0 if copy else max(min(source.strided, 2), _layout(name, len(source.shape), args, kwargs or {}))
+            if source.strided == 3 and name == "transpose" and _layout(name, len(source.shape), args, kwargs or {}) \
+                    and {int(a) % len(source.shape) for a in args[1:3]} == {1, 2}:
+                level = 0  # the fused attention kernel's output, laid out (B, L, H, E): back in order
             return Tensor(result.shape, result.tensor, result.name, result.dtype, grad=source.grad, storage=storage,
                           strided=level)
         if type(result) is tuple and result and all(isinstance(t, Tensor) for t in result):  # chunk, split
@@ -465,6 +468,8 @@ class Walk:
         operation takes part in the backward (what it saves is not known)."""
         tensors = [t for t in _flat(args, kwargs) if isinstance(t, Tensor)]
         source = tensors[0] if tensors else None
+        if module is None and _label(node).rpartition(".")[2] in _CREATING:  # a new tensor, needing no gradient
+            return _fresh(result, self.record, False)
         if not listed and source is not None and module is None:
             return self.view_of(result, source, node)
         grad = any(t.grad for t in tensors) or module is not None and any(p.requires_grad for p in module.parameters())
@@ -526,6 +531,10 @@ def _label(node) -> str:
         return f"F.{name}"
     return f"torch.{name}" if module.startswith("torch") else name
 
+
+#: calls that make a new tensor of another one's shape (no view of it, no gradient)
+_CREATING = frozenset({"new_zeros", "new_ones", "new_empty", "new_full", "new_tensor", "zeros_like", "ones_like",
+                       "empty_like", "full_like", "rand_like", "randn_like", "randint_like"})
 
 _SIGNATURES: dict = {}
 
