@@ -109,6 +109,24 @@ class Norms(nn.Module):
         return self.rms(y)
 
 
+class InPlaceAndBuffers(nn.Module):
+    """In-place functional activations, a fixed blur filter held as a buffer, and drop-path noise made
+    with ``new_empty``: what timm's darknets, blur pools and stochastic depth do."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.register_buffer("blur", torch.ones(8, 1, 3, 3) / 9)
+
+    def forward(self, x):
+        y = F.leaky_relu(self.conv(x), 0.1, inplace=True)
+        y = F.conv2d(F.pad(y, (1, 1, 1, 1), mode="reflect"), self.blur, groups=8)
+        keep = y.new_empty((y.shape[0], 1, 1, 1)).bernoulli_(0.9)
+        y = y * keep
+        y += 1.0
+        return y.relu_()
+
+
 def stem(c=8):
     return nn.Sequential(nn.Conv2d(3, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
 
@@ -133,6 +151,9 @@ MODELS = {
     "reductions": Reductions,
     "resizing": Resizing,
     "norms": Norms,
+    "in-place and buffers": InPlaceAndBuffers,
+    "in-place leaky relu": lambda: nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.LeakyReLU(0.1, inplace=True),
+                                                 nn.Conv2d(8, 4, 1)),
 }
 SHAPES = {"tokens": (2, 5, 8), "transposed": (1, 3, 7, 7), "pool indices": (1, 3, 9, 9)}
 
@@ -310,13 +331,13 @@ class SelfAttention(nn.Module):
 
     def __init__(self, heads, frozen):
         super().__init__()
-        self.heads, self.qkv = heads, nn.Linear(8, 24)
+        self.heads, self.qkv, self.proj = heads, nn.Linear(8, 24), nn.Linear(8, 8)
         self.qkv.requires_grad_(not frozen)
 
     def forward(self, x):
         b, n, _ = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, 8 // self.heads).permute(2, 0, 3, 1, 4)
-        return F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, 8)
+        return self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, 8))
 
 
 @pytest.mark.parametrize("heads", [1, 2])
