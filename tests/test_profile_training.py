@@ -154,6 +154,9 @@ MODELS = {
     "in-place and buffers": InPlaceAndBuffers,
     "in-place leaky relu": lambda: nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.LeakyReLU(0.1, inplace=True),
                                                  nn.Conv2d(8, 4, 1)),
+    # in place, SiLU and hardswish overwrite the input their backward needs: autograd keeps a copy of it
+    "in-place silu": lambda: nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.SiLU(inplace=True),
+                                           nn.Conv2d(8, 4, 1), nn.Hardswish(inplace=True), nn.Conv2d(4, 4, 1)),
 }
 SHAPES = {"tokens": (2, 5, 8), "transposed": (1, 3, 7, 7), "pool indices": (1, 3, 9, 9)}
 

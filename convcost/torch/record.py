@@ -9,6 +9,8 @@ rules of :mod:`convcost.torch.bindings` made of it; the recorder builds the
 
 from __future__ import annotations
 
+import dataclasses
+
 from convcost.errors import ConvcostError
 from convcost.layers import Merge, _takes_grad
 from convcost.arith import total
@@ -189,6 +191,9 @@ class Recorder:
         weights, inplace = step
         if self.training and operands is not None:
             c = self.training_cost(path, op, spec, inputs, reads, operands, weights)
+            if inplace and c.saves_input is True and getattr(spec, "kind", None) in _CLONED:
+                # an in-place op whose backward needs the input it overwrites: autograd keeps a clone of it
+                c = dataclasses.replace(c, saves_input=False)
         row = Row.of(path, op, spec, inputs, source=source, params=0, cost=c)  # raises before anything is recorded
         params, tied = 0, ""
         for t in reads:
@@ -292,6 +297,11 @@ class Recorder:
             saved_indices=_number(total(c.saved_indices for c in costs)),
             params=sum(p.numel() for p in params.values()), trainable_params=sum(p.numel() for p in trainable),
             trainable_tensors=len(trainable), untracked=untracked)
+
+
+#: activations whose backward reads their input: in place, autograd saves a copy of it (silu_, hardswish_ ...);
+#: the others read their result, which in place is the input's own storage
+_CLONED = frozenset({"silu", "hardswish", "hardsigmoid", "gelu"})
 
 
 def _number(x):
