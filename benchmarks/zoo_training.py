@@ -48,7 +48,7 @@ def markdown(rows, size, batch) -> str:
              f"nothing for the CPU's fused attention kernel (forward or backward): there convcost's backward MACs "
              f"are compared after taking out that kernel's backward, B H L S (3 E + 2 Ev), which "
              f"tests/test_profile_training.py checks by hand.", "",
-             "| source | model | complete | agrees | backward MACs | saved elements | bytes (Adam) | not counted |",
+             "| source | model | complete | agrees | backward MACs | saved elements | bytes (Adam) | not counted, or convcost's numbers |",
              "|---|---|---|---|---:|---:|---:|---|"]
     for r in ran:
         if "error" in r:
@@ -57,7 +57,7 @@ def markdown(rows, size, batch) -> str:
         want = r["measured"]
         lines.append(f"| {r['source']} | {r['model']} | {'yes' if r['complete'] else 'no'} | "
                      f"{'yes' if r.get('agree') else ('NO' if r['complete'] else '')} | {want['backward_macs']:,} | "
-                     f"{want['saved_elements']:,} | {want['bytes']:,} | {', '.join(r.get('untracked', []))} |")
+                     f"{want['saved_elements']:,} | {want['bytes']:,} | {', '.join(r.get('untracked', [])) or _ours(r)} |")
     skipped = [r for r in rows if "skipped" in r]
     if skipped:
         lines += ["", "Not run (PyTorch could not build or train them here):", ""]
@@ -101,6 +101,15 @@ def one(source, name, size, batch) -> dict:
         row["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
     row["seconds"] = round(time.perf_counter() - t, 3)
     return row
+
+
+def _ours(r) -> str:
+    """convcost's numbers where a complete step disagrees with PyTorch's."""
+    if not r.get("complete") or r.get("agree"):
+        return ""
+    o, fused = r["ours"], r.get("fused_attention_backward", 0)
+    return (f"convcost: backward {o['backward_macs'] - fused:,}, saved {o['saved_elements']:,}, "
+            f"bytes {o['bytes']:,}")
 
 
 def main(argv=None):
