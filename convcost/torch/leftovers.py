@@ -30,18 +30,19 @@ class Attributes:
         for m, kept in zip(self.modules, self.before):
             for name, value in list(vars(m).items()):
                 old = kept.get(name, missing)
-                if value is not old and _holds(value, left_behind):
+                if value is not old and holds(value, left_behind):
                     if old is missing:
                         delattr(m, name)
                     else:
                         setattr(m, name, old)
 
 
-def _holds(value, left_behind) -> bool:
-    if left_behind(value):
+def holds(value, found) -> bool:
+    """Whether ``value``, or anything in the tuples, lists and dicts it holds, is what ``found`` recognises."""
+    if found(value):
         return True
     if type(value) in (tuple, list):
-        return any(_holds(v, left_behind) for v in value)
+        return any(holds(v, found) for v in value)
     if type(value) is dict:
-        return any(_holds(v, left_behind) for v in value.values())
+        return any(holds(v, found) for v in value.values())
     return False

@@ -18,6 +18,7 @@ that uses them has imported them already.
 from __future__ import annotations
 
 from convcost.errors import ConvcostError
+from convcost.layers import Merge
 
 
 def _pair_first(value):
@@ -112,15 +113,10 @@ def name_blocks(rows, inputs: dict, modules: dict) -> dict:
             continue
         try:
             spec = read(module)
-            c = spec.cost(list(shapes)) if _is_merge(spec) else spec.cost(shapes[0])
+            c = spec.cost(list(shapes)) if isinstance(spec, Merge) else spec.cost(shapes[0])
         except (ConvcostError, AttributeError, IndexError, TypeError, ValueError):
             continue  # a configuration the variant does not model: not named
         if (c.params, c.macs) == (sum(r.params for r in inside), sum(r.macs for r in inside)):
             named[path] = spec
     return named
 
-
-def _is_merge(spec) -> bool:
-    from convcost.layers import Merge
-
-    return isinstance(spec, Merge)

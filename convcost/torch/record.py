@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from convcost import primitives
 from convcost.errors import ConvcostError
 from convcost.layers import Merge, _takes_grad
 from convcost.arith import total
@@ -135,23 +136,18 @@ class Recorder:
             return tuple(self.output(x, c, None) for x in t)
         if c is None:
             return self.tensor(t.shape)
-        permuted = c.output_view is True and type(c.spec).__name__ == "Permute"  # a view, not laid out in order
+        permuted = c.output_view is True and isinstance(c.spec, primitives.Permute)  # a view, not laid out in order
         # the CPU's fused attention writes (B, H, L, E) as (B, L, H, E) in memory
-        fused = type(c.spec).__name__ == "Attention" and c.saves_output is True
+        fused = isinstance(c.spec, primitives.Attention) and c.saves_output is True
         return Tensor(t.shape, grad=bool(c.output_grad), storage=base if base is not None else self.new_storage(t.shape),
                       strided=2 if permuted else 3 if fused else 0)
 
     def split(self, emit: Emit, tensors) -> tuple:
-        """``(operands, weights)`` of a call: its tensors matched to the rule's inputs, and the others."""
-        pool = list(tensors)
-        found = self.operands(emit, pool)
-        return found, [self.tracked(t) for t in pool]
-
-    def operands(self, emit: Emit, tensors) -> list:
-        """The tensors the rule's inputs are, matched by shape in the call's order (an unbatched input is the
-        rule's batch of one); each with its storage: a parameter's or buffer's holds nothing autograd
-        counts, a constant made in the forward is its own."""
-        pool, found = tensors if isinstance(tensors, list) else list(tensors), []
+        """``(operands, weights)`` of a call: the tensors the rule's inputs are, matched by shape in the call's
+        order (an unbatched input is the rule's batch of one), and the call's other tensors; each with its
+        storage (a parameter's or buffer's holds nothing autograd counts, a constant made in the forward is
+        its own)."""
+        pool, found = list(tensors), []
         for shape in emit.inputs:
             shape = tuple(shape)
             for i, t in enumerate(pool):
@@ -162,7 +158,7 @@ class Recorder:
                 key = ("number", len(self.storages))
                 self.storages[key] = 0
                 found.append(Tensor(shape, storage=key))
-        return found
+        return found, [self.tracked(t) for t in pool]
 
     def tracked(self, t: Tensor) -> Tensor:
         """``t`` with a storage: its own, or its real tensor's (see :meth:`storage_of`)."""
@@ -219,15 +215,14 @@ class Recorder:
             trainable = not reads or any(getattr(t, "requires_grad", True) for t in reads)
         else:  # a function: its weight and bias as they were passed (a buffer gets no gradient)
             trainable = any(w.grad for w in weights)
-            if any(w.grad and w.tensor is None for w in weights) and type(spec).__name__ in (
-                    "Conv", "ConvTranspose", "Linear", "BatchNorm", "Normalization"):
+            if any(w.grad and w.tensor is None for w in weights) and isinstance(spec, _WEIGHTED):
                 self.untrack(op, path, "a weight computed in the forward: what autograd keeps of it is not modelled")
         shapes = [tuple(s) for s in inputs]
         if not _takes_grad(type(spec)):
             if any(grads) or reads and trainable:  # it takes part in the backward
                 self.untrack(op, path, f"convcost has no training counts for {type(spec).__name__} yet")
             return spec.cost(shapes if isinstance(spec, Merge) else shapes[0])
-        if type(spec).__name__ == "MatMul" and any(t.strided == 2 for t in operands) and max(map(len, shapes)) > 2 \
+        if isinstance(spec, primitives.MatMul) and any(t.strided == 2 for t in operands) and max(map(len, shapes)) > 2 \
                 and (any(grads) or trainable and reads):
             # a batched product of a permuted view: whether torch.matmul copies it depends on its strides
             self.untrack(op, path, "a batched product of a permuted view: whether PyTorch copies it is not modelled")
@@ -302,6 +297,10 @@ class Recorder:
 #: activations whose backward reads their input: in place, autograd saves a copy of it (silu_, hardswish_ ...);
 #: the others read their result, which in place is the input's own storage
 _CLONED = frozenset({"silu", "hardswish", "hardsigmoid", "gelu"})
+
+#: layers whose weight a function call passes in (a weight computed in the forward is not modelled)
+_WEIGHTED = (primitives.Conv, primitives.ConvTranspose, primitives.Linear, primitives.BatchNorm,
+             primitives.Normalization)
 
 
 def _number(x):

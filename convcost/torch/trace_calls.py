@@ -126,30 +126,8 @@ class Session(TorchFunctionMode):
         out = self.run(func, args, kwargs)
         if self.stack and self.stack[-1][1]:
             return out  # part of a module counted as one row
-        name = getattr(func, "__name__", "")
-        rule, label = _rule(func, name)
-        if rule is None:
-            if name not in SHAPE_ONLY and _has_tensor(args, kwargs):
-                macs = name not in NO_MACS
-                self.record.skip(label, self.here(label), "no convcost rule for this operation"
-                                 if macs else "element-wise or reduction work convcost does not count", macs=macs)
-            return out
-        try:
-            result = rule(_wrap(args), _wrap(kwargs))
-            if isinstance(result, Emit):
-                self.record.emit(self.record.unique(self.here(label)), label, result, "function")
-        except NoRule as why:
-            self.record.skip(label, self.here(label), str(why), macs=name not in NO_MACS)
-        except ConvcostError as why:  # the rule's layer refuses what PyTorch accepted: listed, not guessed
-            self.record.skip(label, self.here(label), f"convcost cannot cost it: {why}")
-        except Exception as exc:  # noqa: BLE001 - a call the rule did not foresee (an unusual signature): listed
-            self.record.skip(label, self.here(label), f"its rule cannot read this call ({type(exc).__name__}: {exc})")
+        read_call(self.record, func, args, kwargs, self.stack[-1][0] if self.stack else "")
         return out
-
-    def here(self, label) -> str:
-        context = self.stack[-1][0] if self.stack else ""
-        short = label.rpartition(".")[2]
-        return f"{context}.{short}" if context else short
 
     def run(self, func, args, kwargs):
         if self.meta:
@@ -179,6 +157,31 @@ _SAME_SHAPE = frozenset({
     F.instance_norm, torch.instance_norm, F.rms_norm, F.relu, torch.relu, F.relu6, F.silu, F.gelu, F.hardswish,
     F.hardsigmoid, F.sigmoid, torch.sigmoid, F.hardtanh, F.leaky_relu, F.elu, F.mish, torch.tanh,
 })
+
+
+def read_call(record, func, args, kwargs, context: str) -> None:
+    """Record one call made in module ``context`` through its rule: a row, or an unsupported entry with the
+    reason (never a silent zero)."""
+    name = getattr(func, "__name__", "")
+    rule, label = _rule(func, name)
+    short = label.rpartition(".")[2]
+    here = f"{context}.{short}" if context else short
+    if rule is None:
+        if name not in SHAPE_ONLY and _has_tensor(args, kwargs):
+            macs = name not in NO_MACS
+            record.skip(label, here, "no convcost rule for this operation"
+                        if macs else "element-wise or reduction work convcost does not count", macs=macs)
+        return
+    try:
+        result = rule(_wrap(args), _wrap(kwargs))
+        if isinstance(result, Emit):
+            record.emit(record.unique(here), label, result, "function")
+    except NoRule as why:
+        record.skip(label, here, str(why), macs=name not in NO_MACS)
+    except ConvcostError as why:  # the rule's layer refuses what PyTorch accepted: listed, not guessed
+        record.skip(label, here, f"convcost cannot cost it: {why}")
+    except Exception as exc:  # noqa: BLE001 - a call the rule did not foresee (an unusual signature): listed
+        record.skip(label, here, f"its rule cannot read this call ({type(exc).__name__}: {exc})")
 
 
 def _meta_copy(t):

@@ -362,8 +362,6 @@ class Walk:
         storage = source.storage if inplace else self.record.new_storage(source.shape)
         return Tensor(source.shape, dtype=source.dtype, grad=source.grad, storage=storage)
 
-    #: calls whose result shares its input's storage but is not laid out contiguously
-    PERMUTING = frozenset({"permute", "transpose", "t", "expand", "movedim", "swapaxes", "swapdims"})
     #: calls that give a contiguous tensor: a copy when their input is permuted, else the input itself
     COPYING = frozenset({"contiguous", "reshape", "flatten"})
 

@@ -32,13 +32,11 @@ from torch.fx.graph import magic_methods, reflectable_magic_methods
 from torch.overrides import TorchFunctionMode
 
 from convcost.errors import ConvcostError
-from convcost.torch.leftovers import Attributes
+from convcost.torch.leftovers import Attributes, holds
 from convcost.torch.locks import TRACING
 from convcost.torch.registry import REGISTRY
-from convcost.torch.record import NO_MACS, SHAPE_ONLY
-from convcost.torch.rules import Emit, NoRule, Tensor
-from convcost.torch.trace_calls import _has_tensor, _rule
-from convcost.torch.trace_calls import _wrap as _wrap_calls
+from convcost.torch.rules import Tensor
+from convcost.torch.trace_calls import read_call
 from convcost.torch.trace_fx import LEAF_TYPES, Walk, _Unknown
 
 
@@ -208,40 +206,15 @@ class _Session(TorchFunctionMode):
         kwargs = kwargs or {}
         if self.busy:
             return func(*args, **kwargs)
-        if _holds_shaped((args, kwargs)):
+        if holds((args, kwargs), _is_shaped):
             return Shaped.__torch_function__(func, types, args, kwargs)
         out = func(*args, **kwargs)
         self.busy += 1
         try:
-            self.read_real(func, args, kwargs)
+            read_call(self.walk.record, func, args, kwargs, self.stack[-1] if self.stack else "")
         finally:
             self.busy -= 1
         return out
-
-    def read_real(self, func, args, kwargs):
-        """Record a call made on real tensors only, as :mod:`convcost.torch.trace_calls` reads it."""
-        name = getattr(func, "__name__", "")
-        rule, label = _rule(func, name)
-        context = self.stack[-1] if self.stack else ""
-        short = label.rpartition(".")[2]
-        here = f"{context}.{short}" if context else short
-        record = self.walk.record
-        if rule is None:
-            if name not in SHAPE_ONLY and _has_tensor(args, kwargs):
-                macs = name not in NO_MACS
-                record.skip(label, here, "no convcost rule for this operation" if macs
-                            else "element-wise or reduction work convcost does not count", macs=macs)
-            return
-        try:
-            result = rule(_wrap_calls(args), _wrap_calls(kwargs))
-            if isinstance(result, Emit):
-                record.emit(record.unique(here), label, result, "function")
-        except NoRule as why:
-            record.skip(label, here, str(why), macs=name not in NO_MACS)
-        except ConvcostError as why:
-            record.skip(label, here, f"convcost cannot cost it: {why}")
-        except Exception as exc:  # noqa: BLE001 - a call the rule did not foresee: listed
-            record.skip(label, here, f"its rule cannot read this call ({type(exc).__name__}: {exc})")
 
     def module(self, module, args, kwargs):
         path = self.paths.get(id(module))
@@ -275,14 +248,8 @@ class _Session(TorchFunctionMode):
         return _wrap(out)
 
 
-def _holds_shaped(value) -> bool:
-    if isinstance(value, Shaped):
-        return True
-    if type(value) in (tuple, list):
-        return any(_holds_shaped(v) for v in value)
-    if type(value) is dict:
-        return any(_holds_shaped(v) for v in value.values())
-    return False
+def _is_shaped(value) -> bool:
+    return isinstance(value, Shaped)
 
 
 def _unwrap(value):
@@ -367,6 +334,6 @@ def read_shapes(model, inputs, device="cpu", training=False):
             torch.nn.Module.__call__ = _ORIGINAL_CALL
             torch.nn.Module.__getattr__ = _ORIGINAL_GETATTR
             _LOCAL.session = None
-            kept.restore(lambda value: isinstance(value, Shaped))
+            kept.restore(_is_shaped)
     return session.walk.record
 
