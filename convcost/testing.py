@@ -289,6 +289,54 @@ PRIMITIVE_CASES = {
 }
 
 
+# -- merges: primitives of several inputs (their cases hold a list of input shapes) ---------------------------
+
+
+@st.composite
+def expert_conv_cases(draw):
+    """``ExpertConv`` (CondConv's) on ``[x (N, C, H, W), routing (N, experts)]``: groups, stride, padding."""
+    g = draw(_ints(1, 3))
+    k, pad = draw(_ints(1, 3)), draw(_ints(0, 1))
+    layer = p.ExpertConv(C=g * draw(_ints(1, 2)), O=g * draw(_ints(1, 2)), K=k, S=draw(_ints(1, 2)), P=pad, G=g,
+                         experts=draw(_ints(1, 3)))
+    n = _batch(draw)
+    lengths = [max(1, k - 2 * pad) + draw(_ints(0, 3)) for _ in range(2)]
+    return Case(layer, [(n, layer.C, *lengths), (n, layer.experts)])
+
+
+@st.composite
+def involution_aggregate_cases(draw):
+    """``InvolutionAggregate`` on ``[x, kernels]``: odd and even kernels, stride, channel groups, single pixels."""
+    gc, k, s = draw(_ints(1, 3)), draw(_ints(1, 4)), draw(_ints(1, 2))
+    layer = p.InvolutionAggregate(C=gc * draw(_ints(1, 3)), K=k, S=s, group_channels=gc)
+    pad = (k - 1) // 2
+    lengths = [max(1, k - 2 * pad) + draw(_ints(0, 4)) for _ in range(2)]
+    out = [(n + 2 * pad - k) // s + 1 for n in lengths]
+    n = _batch(draw)
+    return Case(layer, [(n, layer.C, *lengths), (n, k * k * (layer.C // gc), *out)])
+
+
+@st.composite
+def deform_conv_cases(draw):
+    """``DeformConv`` on ``[x, offsets]``: groups, offset groups, stride, padding, dilation, modulated or not."""
+    g, og = draw(_ints(1, 2)), draw(_ints(1, 2))
+    k, s, pad, d = draw(_ints(1, 3)), draw(_ints(1, 2)), draw(_ints(0, 1)), draw(_ints(1, 2))
+    layer = p.DeformConv(C=g * og * draw(_ints(1, 2)), O=g * draw(_ints(1, 3)), K=k, S=s, P=pad, D=d, G=g,
+                         offset_groups=og, modulated=draw(st.booleans()), bias=draw(st.booleans()))
+    lengths = [max(1, d * (k - 1) + 1 - 2 * pad) + draw(_ints(0, 3)) for _ in range(2)]
+    out = [(n + 2 * pad - d * (k - 1) - 1) // s + 1 for n in lengths]
+    n = _batch(draw)
+    return Case(layer, [(n, layer.C, *lengths), (n, layer.offset_channels(), *out)])
+
+
+#: a strategy factory for every primitive of several inputs (a case's input is a list of shapes)
+MERGE_CASES = {
+    p.ExpertConv: expert_conv_cases,
+    p.InvolutionAggregate: involution_aggregate_cases,
+    p.DeformConv: deform_conv_cases,
+}
+
+
 def primitive_cases():
     """Any primitive (one strategy per primitive, drawn evenly)."""
     return st.one_of(*(factory() for factory in PRIMITIVE_CASES.values()))

@@ -123,6 +123,11 @@ class MaxUnpool(Layer):
     def kernel_kind(self) -> str:
         return "data_movement"
 
-    def _cost(self, shape):
+    def _cost(self, shape, grad=TRAINING):
+        """A training step (PyTorch 2.13) saves the pooling indices it scatters by (int64, one per input element)
+        when the input needs a gradient: the backward gathers the gradient back through them. They are the
+        indices the max pool returned, which that pool saves too, one storage (a pool and its unpool together
+        count them twice here)."""
         sizes = self.size if isinstance(self.size, tuple) else (self.size,) * (len(shape) - 2)
-        return plain((*shape[: len(shape) - len(sizes)], *sizes), shape)
+        return plain((*shape[: len(shape) - len(sizes)], *sizes), shape, output_grad=grad.input,
+                     saved_indices=numel(shape) if grad.input else 0)
