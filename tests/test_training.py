@@ -19,7 +19,7 @@ from convcost import ConvcostError, StandardConv, max_batch
 from convcost import primitives as p
 from convcost.compose import Parallel
 from convcost.layers import _takes_grad
-from convcost.testing import MERGE_CASES, PRIMITIVE_CASES, VARIANT_CASES, composition_cases
+from convcost.testing import CALL_CASES, MERGE_CASES, PRIMITIVE_CASES, VARIANT_CASES, composition_cases
 from convcost.torch import to_torch
 from convcost.torch.modules import Merge
 from convcost.torch.training import (
@@ -118,6 +118,14 @@ def test_a_primitive_without_training_counts_says_so(cls, data):
 @given(case=st.one_of(*(make() for cls, make in PRIMITIVE_CASES.items() if _takes_grad(cls))))
 def test_primitives(case, input_grad, trainable):
     _check(case, input_grad, trainable)
+
+
+@pytest.mark.parametrize("cls", list(CALL_CASES), ids=lambda c: c.__name__)
+@pytest.mark.parametrize("input_grad, trainable", GRADS)
+@given(data=st.data())
+def test_called_primitives(cls, input_grad, trainable, data):
+    """Padding in every mode, interpolation in every mode, reductions of every kind, every normalisation."""
+    _check(data.draw(CALL_CASES[cls]()), input_grad, trainable)
 
 
 def _check_merge(case, grads, trainable):
