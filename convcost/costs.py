@@ -157,6 +157,8 @@ class Cost:
     output_grad: bool = dataclasses.field(default=True, compare=False)
     #: the parameters were counted as trainable (they get gradients and optimizer state)
     trainable: bool = dataclasses.field(default=True, compare=False)
+    #: a merge's operands that needed a gradient, as it was costed (empty for a one-input layer)
+    input_grads: tuple = dataclasses.field(default=(), compare=False)
     #: layers in this cost whose training counts convcost does not know yet: its backward_macs and
     #: saved_elements leave them out (never a silent zero: training_memory and max_batch refuse)
     untrained: tuple = dataclasses.field(default=(), compare=False)

@@ -92,6 +92,11 @@ def _untrained(c: Cost, layer) -> Cost:
     return c
 
 
+def _takes_trainable(cls) -> bool:
+    """Whether a merge class's ``_cost`` takes ``trainable`` (a merge with parameters)."""
+    return "trainable" in inspect.signature(cls._cost).parameters
+
+
 def _takes_grad(cls) -> bool:
     """Whether a layer class's ``_cost`` takes the training flags (every convcost class does; a user's may not)."""
     found = _TAKES_GRAD.get(cls)
@@ -105,9 +110,11 @@ class Merge(Spec):
 
     abstract_base = True
 
-    def cost(self, input_shapes, *, input_grads=None) -> Cost:
+    def cost(self, input_shapes, *, input_grads=None, trainable: bool = True) -> Cost:
         """The exact cost of combining tensors of the given shapes; ``input_grads`` says which need a gradient
-        (all by default). The cost's ``saves_input`` is a tuple: which operands autograd saves."""
+        (all by default), ``trainable`` whether its parameters are trained (a merge with parameters: CondConv's
+        experts, a deformable convolution's weight, attention's projections). The cost's ``saves_input`` is a
+        tuple: which operands autograd saves; its ``input_grads`` the flags it was costed with."""
         if kind_of(input_shapes) != "sequence":
             raise ConvcostError(f"{self!r}: give a list of input shapes, got {input_shapes!r}")
         shapes = tuple(as_shape(s, self) for s in input_shapes)
@@ -116,12 +123,21 @@ class Merge(Spec):
         grads = (True,) * len(shapes) if input_grads is None else tuple(input_grads)
         if len(grads) != len(shapes) or not all(isinstance(g, bool) for g in grads):
             raise ConvcostError(f"{self!r}: input_grads={input_grads!r} must be one True or False per input")
+        if not isinstance(trainable, bool):
+            raise ConvcostError(f"{self!r}: trainable={trainable!r} must be True or False")
         if not _takes_grad(type(self)):
-            if input_grads is not None:
+            if input_grads is not None or trainable is not True:
                 raise ConvcostError(f"{self!r}: {type(self).__name__} has no training counts yet, so input_grads "
-                                    "cannot be applied to it")
+                                    "and trainable cannot be applied to it")
             return _untrained(self._cost(shapes).with_spec(self, shapes[0]), self)
-        return self._cost(shapes, grads).with_spec(self, shapes[0])
+        if _takes_trainable(type(self)):
+            c = self._cost(shapes, grads, trainable=trainable).with_spec(self, shapes[0])
+        else:  # no parameters: nothing to train
+            c = self._cost(shapes, grads).with_spec(self, shapes[0])
+        c.__dict__["input_grads"] = grads  # a fresh copy from with_spec
+        if trainable is not True:
+            c.__dict__["trainable"] = False
+        return c
 
     def _cost(self, shapes: tuple, grads: tuple) -> Cost:
         raise NotImplementedError

@@ -289,6 +289,134 @@ PRIMITIVE_CASES = {
 }
 
 
+# -- primitives read from the functions a model calls (no module of their own to read back) ----------------
+
+
+@st.composite
+def pad_cases(draw):
+    """``Pad`` in every mode: constant on any axes; reflect, replicate and circular on the last 1-3 axes of an
+    input with one or two more, within the sizes PyTorch accepts."""
+    mode = draw(st.sampled_from(p.PAD_MODES))
+    if mode == "constant":
+        shape = draw(_any_shape(1, 4))
+        axes = draw(_ints(1, len(shape)))
+    else:
+        axes = draw(_ints(1, 3))
+        shape = tuple(draw(_ints(1, 4)) for _ in range(axes + draw(_ints(1, 2))))
+    pads = []
+    for i in range(2 * axes):
+        length = shape[len(shape) - 1 - i // 2]
+        most = {"reflect": length - 1, "circular": length}.get(mode, 2)
+        pads.append(draw(_ints(0, min(2, most))))
+    return Case(p.Pad(P=tuple(pads), mode=mode), shape)
+
+
+@st.composite
+def interpolate_cases(draw):
+    """``Interpolate`` in every mode its input rank allows, to a size or by an integer scale (down to 1s)."""
+    spatial = draw(_ints(1, 3))
+    modes = ["nearest", "nearest-exact", "area", {1: "linear", 2: "bilinear", 3: "trilinear"}[spatial]]
+    modes += ["bicubic"] if spatial == 2 else []
+    mode = draw(st.sampled_from(modes))
+    shape = (_batch(draw), draw(_ints(1, 3)), *(draw(_ints(1, 4)) for _ in range(spatial)))
+    if draw(st.booleans()):
+        return Case(p.Interpolate(scale=draw(_ints(1, 2)), mode=mode), shape)
+    sizes = [draw(_ints(1, 5)) for _ in range(spatial)]
+    return Case(p.Interpolate(size=_axis_value(draw, sizes), mode=mode), shape)
+
+
+@st.composite
+def reduce_cases(draw):
+    """``Reduce`` of every kind, over all axes or some (one, for ``max``, ``min`` and ``prod``), keepdim or not."""
+    kind = draw(st.sampled_from(p.resize.REDUCTIONS))
+    shape = draw(_any_shape(1, 4))
+    if kind in ("max", "min", "prod"):
+        dims = draw(st.sampled_from([(), *((d,) for d in range(len(shape)))]))
+    else:
+        dims = tuple(sorted(draw(st.sets(_ints(0, len(shape) - 1)))))
+    dims = tuple(d - len(shape) * draw(st.booleans()) for d in dims)
+    return Case(p.Reduce(dims=dims, keepdim=draw(st.booleans()), kind=kind), shape)
+
+
+@st.composite
+def normalization_cases(draw):
+    """``Normalization`` of every kind: layer norm over the last axis, group norm in groups, instance norm on
+    1-3 spatial axes, RMS norm; affine or not."""
+    kind = draw(st.sampled_from(p.normalize.KINDS))
+    affine = draw(st.booleans())
+    if kind in ("layer", "rms"):
+        c = draw(_ints(1, 5))
+        bias = kind == "layer" and draw(st.booleans())
+        return Case(p.Normalization(kind=kind, C=c, affine=affine, bias=bias), (*draw(_any_shape(1, 3)), c))
+    if kind == "group":
+        groups = draw(_ints(1, 3))
+        c = groups * draw(_ints(1, 2))
+        shape = (_batch(draw), c, *draw(st.lists(_ints(1, 3), max_size=2)))
+        return Case(p.Normalization(kind=kind, C=c, affine=affine, groups=groups), shape)
+    c = draw(_ints(1, 4))
+    # training-mode instance norm needs more than one element per channel
+    spatial = (draw(_ints(2, 3)), *draw(st.lists(_ints(1, 3), max_size=2)))
+    return Case(p.Normalization(kind=kind, C=c, affine=affine), (_batch(draw), c, *spatial))
+
+
+#: a strategy factory for the primitives read from the functions a model calls (``F.pad``, ``F.interpolate``,
+#: reductions, the norms); each is built as a small module that calls its function
+CALL_CASES = {
+    p.Pad: pad_cases,
+    p.Interpolate: interpolate_cases,
+    p.Reduce: reduce_cases,
+    p.Normalization: normalization_cases,
+}
+
+
+# -- merges: primitives of several inputs (their cases hold a list of input shapes) ---------------------------
+
+
+@st.composite
+def expert_conv_cases(draw):
+    """``ExpertConv`` (CondConv's) on ``[x (N, C, H, W), routing (N, experts)]``: groups, stride, padding."""
+    g = draw(_ints(1, 3))
+    k, pad = draw(_ints(1, 3)), draw(_ints(0, 1))
+    layer = p.ExpertConv(C=g * draw(_ints(1, 2)), O=g * draw(_ints(1, 2)), K=k, S=draw(_ints(1, 2)), P=pad, G=g,
+                         experts=draw(_ints(1, 3)))
+    n = _batch(draw)
+    lengths = [max(1, k - 2 * pad) + draw(_ints(0, 3)) for _ in range(2)]
+    return Case(layer, [(n, layer.C, *lengths), (n, layer.experts)])
+
+
+@st.composite
+def involution_aggregate_cases(draw):
+    """``InvolutionAggregate`` on ``[x, kernels]``: odd and even kernels, stride, channel groups, single pixels."""
+    gc, k, s = draw(_ints(1, 3)), draw(_ints(1, 4)), draw(_ints(1, 2))
+    layer = p.InvolutionAggregate(C=gc * draw(_ints(1, 3)), K=k, S=s, group_channels=gc)
+    pad = (k - 1) // 2
+    lengths = [max(1, k - 2 * pad) + draw(_ints(0, 4)) for _ in range(2)]
+    out = [(n + 2 * pad - k) // s + 1 for n in lengths]
+    n = _batch(draw)
+    return Case(layer, [(n, layer.C, *lengths), (n, k * k * (layer.C // gc), *out)])
+
+
+@st.composite
+def deform_conv_cases(draw):
+    """``DeformConv`` on ``[x, offsets]``: groups, offset groups, stride, padding, dilation, modulated or not."""
+    g, og = draw(_ints(1, 2)), draw(_ints(1, 2))
+    k, s, pad, d = draw(_ints(1, 3)), draw(_ints(1, 2)), draw(_ints(0, 1)), draw(_ints(1, 2))
+    layer = p.DeformConv(C=g * og * draw(_ints(1, 2)), O=g * draw(_ints(1, 3)), K=k, S=s, P=pad, D=d, G=g,
+                         offset_groups=og, modulated=draw(st.booleans()), bias=draw(st.booleans()))
+    lengths = [max(1, d * (k - 1) + 1 - 2 * pad) + draw(_ints(0, 3)) for _ in range(2)]
+    out = [(n + 2 * pad - d * (k - 1) - 1) // s + 1 for n in lengths]
+    n = _batch(draw)
+    return Case(layer, [(n, layer.C, *lengths), (n, layer.offset_channels(), *out)])
+
+
+#: a strategy factory for every primitive of several inputs (a case's input is a list of shapes)
+MERGE_CASES = {
+    p.ExpertConv: expert_conv_cases,
+    p.InvolutionAggregate: involution_aggregate_cases,
+    p.DeformConv: deform_conv_cases,
+}
+
+
 def primitive_cases():
     """Any primitive (one strategy per primitive, drawn evenly)."""
     return st.one_of(*(factory() for factory in PRIMITIVE_CASES.values()))

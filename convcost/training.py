@@ -29,11 +29,12 @@ from fractions import Fraction
 
 import sympy
 
-from convcost.arith import total
+from convcost.arith import div, total
 from convcost.costs import Cost, training_bytes
 from convcost.errors import ConvcostError
 from convcost.layers import Layer
-from convcost.primitives import Conv, ConvTranspose
+from convcost.primitives import Conv, ConvTranspose, ExpertConv
+from convcost.shapes import numel
 from convcost.symbols import N
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
@@ -150,6 +151,11 @@ def torch_backward_macs(c: Cost):
     """
     if isinstance(c.spec, (Conv, ConvTranspose)):
         return c.backward_macs + ((c.spec.G - 1) * c.macs if c.trainable else 0)
+    if isinstance(c.spec, ExpertConv) and (c.trainable or c.input_grads[1:2] != (False,)):
+        # its kernels' gradient: one convolution of G N groups, the batch folded into the channels
+        spec = c.spec
+        conv = numel(c.output_shape) * div(spec.C, spec.G) * spec.K**2
+        return c.backward_macs + (spec.G * c.output_shape[0] - 1) * conv
     if not c.parts:
         return c.backward_macs
     return total(torch_backward_macs(part) for _, part in c.parts)
@@ -171,7 +177,6 @@ def distinct_saved(rows, storage_elements: dict):
     >>> relu.saved_elements + conv.saved_elements, distinct_saved(rows, {"x": 128, "r": 128, "y": 128})
     (256, 128)
     """
-    from convcost.shapes import numel
 
     private, saved = 0, set()
     for c, inputs, output in rows:

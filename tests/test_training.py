@@ -19,7 +19,7 @@ from convcost import ConvcostError, StandardConv, max_batch
 from convcost import primitives as p
 from convcost.compose import Parallel
 from convcost.layers import _takes_grad
-from convcost.testing import PRIMITIVE_CASES, VARIANT_CASES, composition_cases
+from convcost.testing import CALL_CASES, MERGE_CASES, PRIMITIVE_CASES, VARIANT_CASES, composition_cases
 from convcost.torch import to_torch
 from convcost.torch.modules import Merge
 from convcost.torch.training import (
@@ -120,10 +120,54 @@ def test_primitives(case, input_grad, trainable):
     _check(case, input_grad, trainable)
 
 
+@pytest.mark.parametrize("cls", list(CALL_CASES), ids=lambda c: c.__name__)
+@pytest.mark.parametrize("input_grad, trainable", GRADS)
+@given(data=st.data())
+def test_called_primitives(cls, input_grad, trainable, data):
+    """Padding in every mode, interpolation in every mode, reductions of every kind, every normalisation."""
+    _check(data.draw(CALL_CASES[cls]()), input_grad, trainable)
+
+
+def _check_merge(case, grads, trainable):
+    """A primitive of several inputs: ``grads`` says which operands need a gradient."""
+    layer, shapes = case
+    c = layer.cost(shapes, input_grads=grads, trainable=trainable)
+    torch.manual_seed(0)
+    module = to_torch(layer, shapes[0])
+    module.requires_grad_(trainable)
+    xs = [torch.randn(*s) for s in shapes]
+    saved = saved_tensors(module, xs, input_grad=grads)
+    where = f"{layer!r} on {shapes}, input_grads={grads}, trainable={trainable}"
+    assert (c.backward_macs, c.saved_elements, c.saved_indices) == (
+        backward_macs(module, xs, input_grad=grads), saved["elements"], saved["indices"]), where
+    assert torch_backward_macs(c) == backward_macs(module, xs, input_grad=grads, convention="torch"), where
+
+
+@pytest.mark.parametrize("cls", list(MERGE_CASES), ids=lambda c: c.__name__)
+@pytest.mark.parametrize("trainable", [True, False])
+@given(data=st.data())
+def test_merges(cls, trainable, data):
+    case = data.draw(MERGE_CASES[cls]())
+    grads = tuple(data.draw(st.booleans()) for _ in case.input_shape)
+    _check_merge(case, grads, trainable)
+
+
 @pytest.mark.parametrize("input_grad, trainable", GRADS[:3])
 @given(case=st.one_of(*(make() for cls, make in VARIANT_CASES.items() if not _untrained_variant(cls))))
 def test_variants(case, input_grad, trainable):
     _check(case, input_grad, trainable)
+
+
+#: the variants built on merges with training counts of their own (each drawn on its own, not among all)
+DYNAMIC = [cls for cls in VARIANT_CASES if cls.__name__ in ("CondConv", "Involution", "DeformableConv")]
+
+
+@pytest.mark.parametrize("cls", DYNAMIC, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("input_grad, trainable", GRADS[:3])
+@given(data=st.data())
+def test_dynamic_variants(cls, input_grad, trainable, data):
+    """``op(x, generator(x))``: x read by both parts, the generator's output by the op, each storage once."""
+    _check(data.draw(VARIANT_CASES[cls]()), input_grad, trainable)
 
 
 @pytest.mark.parametrize("input_grad, trainable", GRADS[:3])

@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import dataclasses
 
-from convcost.arith import div, divides
+from convcost.arith import both, div, divides, either, negate, where
 from convcost.compose import Sequential
 from convcost.costs import Cost
 from convcost.errors import ConvcostError, require
-from convcost.layers import Layer, Merge
+from convcost.layers import TRAINING, Layer, Merge
 from convcost.primitives import (
     Activation, AdaptiveAvgPool, AvgPool, BatchNorm, Conv, DeformConv, ExpertConv, Flatten, InvolutionAggregate, Linear,
 )
+from convcost.shapes import numel
 from convcost.spec import count, flag, size, spec
 from convcost.symbols import C, O
 from convcost.validate import entry_point
@@ -62,14 +63,28 @@ class Dynamic(Layer):
     def default_input(self):
         return self.generator[1].default_input()
 
-    def _cost(self, shape):
-        made = self.generator[1].cost(shape)
-        used = self.op[1].cost([shape, made.output_shape])
+    def _cost(self, shape, grad=TRAINING):
+        made = self.generator[1].cost(shape, input_grad=grad.input, trainable=grad.trainable)
+        used = self.op[1].cost([shape, made.output_shape], input_grads=[grad.input, made.output_grad],
+                               trainable=grad.trainable)
         return Cost.total([(self.generator[0], made), (self.op[0], used)], output_shape=used.output_shape,
-                          input_shape=shape)
+                          input_shape=shape, **_saved_once(shape, made, used))
 
     def __repr__(self):
         return f"Dynamic({self.generator[0]}={self.generator[1]!r}, {self.op[0]}={self.op[1]!r})"
+
+
+def _saved_once(shape, made: Cost, used: Cost) -> dict:
+    """What ``op(x, generator(x))`` saves, each storage once: the input ``x`` may be saved by both parts, the
+    generator's output by the generator (as its output) and by the op (as its second operand)."""
+    x, w = numel(shape), numel(made.output_shape)
+    saves_x, saves_w = used.saves_input
+    own = made.saved_elements - where(made.saves_input, x, 0) - where(both(made.saves_output, negate(made.output_view)), w, 0)
+    own = own + used.saved_elements - where(saves_x, x, 0) - where(saves_w, w, 0)
+    x_saved = either(made.saves_input, saves_x, both(made.output_view, either(saves_w, made.saves_output)))
+    w_saved = both(negate(made.output_view), either(made.saves_output, saves_w))
+    return {"saved_elements": own + where(x_saved, x, 0) + where(w_saved, w, 0), "saves_input": x_saved,
+            "saves_output": used.saves_output, "output_view": False, "output_grad": used.output_grad}
 
 
 @spec

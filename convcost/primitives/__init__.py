@@ -27,7 +27,7 @@ from convcost.primitives.normalize import Normalization
 from convcost.primitives.pool import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool
 from convcost.primitives.resample import Permute, Shift
 from convcost.primitives.recurrent import LSTM
-from convcost.primitives.resize import Interpolate, MaxUnpool, Pad, Reduce
+from convcost.primitives.resize import PAD_MODES, Interpolate, MaxUnpool, Pad, Reduce
 from convcost.primitives.rearrange import ChannelShuffle, Flatten, Identity, Narrow, PixelShuffle, PixelUnshuffle
 
 #: every primitive layer class, in the order the docs list them
@@ -40,4 +40,4 @@ PRIMITIVES = (
     MatMul, Einsum, Attention, MultiheadAttention, Normalization, Pad, Interpolate, Reduce, MaxUnpool, LSTM,
 )
 
-__all__ = ["ACTIVATIONS", "KINDS", "PRIMITIVES", *(cls.__name__ for cls in PRIMITIVES)]
+__all__ = ["ACTIVATIONS", "KINDS", "PAD_MODES", "PRIMITIVES", *(cls.__name__ for cls in PRIMITIVES)]

@@ -10,34 +10,64 @@
 
 from __future__ import annotations
 
-from convcost.errors import ConvcostError
+from convcost.arith import both, eq, le, lt, negate
+from convcost.errors import ConvcostError, require
 from convcost.layers import TRAINING, Layer
 from convcost.primitives.base import fmt, plain
 from convcost.shapes import numel
 from convcost.spec import choice, count, flag, size, spec
 
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
 MODES = ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area")
 REDUCTIONS = ("sum", "mean", "amax", "amin", "max", "min", "prod", "var", "std", "norm", "logsumexp", "any", "all")
 
 
 @spec
 class Pad(Layer):
-    """Constant, reflect or replicate padding (``F.pad``): ``P`` lists (before, after) pairs from the last
-    axis backwards, as PyTorch takes them. Data movement only."""
+    """Constant, reflect, replicate or circular padding (``F.pad``): ``P`` lists (before, after) pairs from the
+    last axis backwards, as PyTorch takes them. Data movement only.
+
+    A training step (PyTorch 2.13) saves the input of a reflect or replicate padding when it needs a gradient
+    (their backward kernels read it); constant and circular padding save nothing.
+
+    >>> Pad(P=(1, 1), mode="reflect").cost((2, 3, 8)).saved_elements
+    48
+    >>> Pad(P=(4, 4), mode="reflect").cost((2, 3, 4))
+    Traceback (most recent call last):
+    ...
+    convcost.errors.ConvcostError: Pad(P=(4, 4), mode='reflect'): reflect padding 4 must be smaller than the axis it pads (4)
+    """
 
     P: object = count(0, per_axis=True)
+    mode: str = choice("constant", PAD_MODES)
+
+    count_free_fields = ("mode",)
 
     def kernel_kind(self) -> str:
         return "data_movement"
 
-    def _cost(self, shape, grad=TRAINING):  # its backward reads no tensor: nothing is saved
+    def _cost(self, shape, grad=TRAINING):
         pads = self.P if isinstance(self.P, tuple) else (self.P, self.P)
         if len(pads) % 2 or len(pads) // 2 > len(shape):
             raise ConvcostError(f"{self!r}: {len(pads)} padding values do not pair up with the axes of {fmt(shape)}")
+        conditions = ()
+        if self.mode != "constant":
+            if not len(shape) - 1 <= len(pads) // 2 + 1 <= len(shape) or len(pads) > 6:
+                raise ConvcostError(f"{self!r}: PyTorch pads in {self.mode} mode the last 1-3 axes of an input with "
+                                    f"one or two more axes (batch, channels), got {len(pads)} values for {fmt(shape)}")
+            for i, pad in enumerate(pads):
+                length = shape[len(shape) - 1 - i // 2]
+                if self.mode == "reflect":
+                    conditions += require(lt(pad, length), self, lambda: f"reflect padding {pad} must be smaller "
+                                          f"than the axis it pads ({length})")
+                elif self.mode == "circular":
+                    conditions += require(le(pad, length), self, lambda: f"circular padding {pad} must be at most "
+                                          f"the axis it pads ({length})")
         out = list(shape)
         for i in range(len(pads) // 2):
             out[len(shape) - 1 - i] = shape[len(shape) - 1 - i] + pads[2 * i] + pads[2 * i + 1]
-        return plain(tuple(out), shape, output_grad=grad.input)
+        saves = grad.input and self.mode in ("reflect", "replicate")
+        return plain(tuple(out), shape, conditions, output_grad=grad.input, saves_input=saves)
 
 
 @spec
@@ -60,7 +90,10 @@ class Interpolate(Layer):
     def kernel_kind(self) -> str:
         return "elementwise" if not self.mode.startswith("nearest") else "data_movement"
 
-    def _cost(self, shape, grad=TRAINING):  # its backward reads no tensor: nothing is saved
+    def _cost(self, shape, grad=TRAINING):
+        """A training step (PyTorch 2.13): the interpolating and nearest modes save nothing (their backward needs
+        only sizes); ``"area"`` is adaptive average pooling, which saves its input unless every output size is 1
+        (a mean)."""
         if len(shape) < 3:
             raise ConvcostError(f"{self!r}: expects an input (N, C, ...spatial), got shape {fmt(shape)}")
         if self.scale != 0:
@@ -70,8 +103,9 @@ class Interpolate(Layer):
         if len(sizes) != len(shape) - 2:
             raise ConvcostError(f"{self!r}: {len(sizes)} output sizes for the {len(shape) - 2} spatial axes of {fmt(shape)}")
         out = (*shape[:2], *sizes)
+        saves = both(grad.input, negate(both(*(eq(n, 1) for n in sizes)))) if self.mode == "area" else False
         return plain(out, shape, elementwise_ops=0 if self.mode.startswith("nearest") else numel(out),
-                     output_grad=grad.input)
+                     output_grad=grad.input, saves_input=saves)
 
 
 @spec
@@ -123,6 +157,11 @@ class MaxUnpool(Layer):
     def kernel_kind(self) -> str:
         return "data_movement"
 
-    def _cost(self, shape):
+    def _cost(self, shape, grad=TRAINING):
+        """A training step (PyTorch 2.13) saves the pooling indices it scatters by (int64, one per input element)
+        when the input needs a gradient: the backward gathers the gradient back through them. They are the
+        indices the max pool returned, which that pool saves too, one storage (a pool and its unpool together
+        count them twice here)."""
         sizes = self.size if isinstance(self.size, tuple) else (self.size,) * (len(shape) - 2)
-        return plain((*shape[: len(shape) - len(sizes)], *sizes), shape)
+        return plain((*shape[: len(shape) - len(sizes)], *sizes), shape, output_grad=grad.input,
+                     saved_indices=numel(shape) if grad.input else 0)

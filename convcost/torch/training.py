@@ -42,17 +42,20 @@ from convcost.errors import ConvcostError
 CONVENTIONS = ("convcost", "torch")
 
 
-def _inputs(inputs, input_grad: bool) -> tuple:
+def _inputs(inputs, input_grad) -> tuple:
+    """Fresh copies of the inputs; ``input_grad`` is one bool for all, or one per input (a merge's operands)."""
     if isinstance(inputs, torch.Tensor):
         inputs = (inputs,)
-    if not isinstance(input_grad, bool):
-        raise ConvcostError(f"input_grad={input_grad!r} must be True or False")
+    grads = tuple(input_grad) if isinstance(input_grad, (tuple, list)) else None
+    if grads is None and not isinstance(input_grad, bool) or grads is not None and (
+            len(grads) != len(inputs) or not all(isinstance(g, bool) for g in grads)):
+        raise ConvcostError(f"input_grad={input_grad!r} must be True or False, or one of them per input")
     out = []
-    for x in inputs:
+    for i, x in enumerate(inputs):
         if not isinstance(x, torch.Tensor):
             raise ConvcostError(f"training measurements need tensors as inputs, got {type(x).__name__}")
         x = x.detach().clone()
-        out.append(x.requires_grad_(input_grad) if x.is_floating_point() else x)
+        out.append(x.requires_grad_(grads[i] if grads else input_grad) if x.is_floating_point() else x)
     return tuple(out)
 
 
@@ -82,7 +85,7 @@ def backward_macs(module, inputs, *, input_grad: bool = False, convention: str =
     """MACs of ``out.sum().backward()`` after a training-mode forward of ``module`` on ``inputs``.
 
     ``input_grad`` says whether the inputs require a gradient (a network fed data: False, so its first
-    layer computes no input gradient).
+    layer computes no input gradient): one bool for every input, or a tuple with one per input.
     """
     if not isinstance(convention, str) or convention not in CONVENTIONS:
         raise ConvcostError(f"convention={convention!r} must be one of {', '.join(CONVENTIONS)}")

@@ -30,7 +30,10 @@ def _pad(args, kwargs):
     pads = tuple(int(x) for x in a["pad"])
     if any(x < 0 for x in pads):
         raise NoRule("padding by a negative amount (a crop)")
-    return Emit(p.Pad(P=pads), [tensor_arg(a["input"], "the input").shape])
+    mode = a["mode"] or "constant"
+    if mode not in p.PAD_MODES:
+        raise NoRule(f"padding in mode {mode!r}")
+    return Emit(p.Pad(P=pads, mode=mode), [tensor_arg(a["input"], "the input").shape])
 
 
 def interpolated_size(shape, size, scale) -> tuple:
@@ -89,7 +92,8 @@ def unpooled_size(shape, dims, kernel, stride, padding, output_size) -> tuple:
 @binds(p.Pad)
 class PadBinding:
     def build(layer, rank):
-        return nn.ZeroPad2d(layer.P) if isinstance(layer.P, tuple) and len(layer.P) == 4 else nn.Identity()
+        pads = tuple(as_int(x) for x in layer.P) if isinstance(layer.P, tuple) else (as_int(layer.P),) * 2
+        return Padding(pads, layer.mode)
 
     functions = {F.pad: _pad}
 
@@ -114,15 +118,47 @@ class InterpolateBinding:
 
 
 class Reduction(nn.Module):
-    """A reduction as a module (what :func:`convcost.torch.to_torch` builds for a Reduce)."""
+    """A reduction as a module (what :func:`convcost.torch.to_torch` builds for a Reduce): the torch function of
+    its kind (``max``/``min`` over one axis return their values; ``any``/``all`` read the input as booleans).
+
+    >>> import torch
+    >>> Reduction("max", (1,), keepdim=False)(torch.tensor([[1.0, 3.0], [4.0, 2.0]]))
+    tensor([3., 4.])
+    """
 
     def __init__(self, kind: str, dims: tuple, keepdim: bool):
         super().__init__()
         self.kind, self.dims, self.keepdim = kind, tuple(dims), keepdim
 
     def forward(self, x):
-        fn = {"sum": torch.sum, "mean": torch.mean, "amax": torch.amax, "amin": torch.amin}.get(self.kind, torch.sum)
-        return fn(x, dim=self.dims or tuple(range(x.dim())), keepdim=self.keepdim)
+        dims = self.dims or tuple(range(x.dim()))
+        if self.kind in ("max", "min", "prod"):
+            if not self.dims:  # over every axis: torch's full reduction (keepdim only reshapes it)
+                out = getattr(torch, self.kind)(x)
+                return out.reshape((1,) * x.dim()) if self.keepdim else out
+            if len(self.dims) != 1:
+                raise ConvcostError(f"torch.{self.kind} reduces one axis or all of them, not {self.dims}")
+            out = getattr(torch, self.kind)(x, self.dims[0], keepdim=self.keepdim)
+            return out if self.kind == "prod" else out.values
+        if self.kind in ("any", "all"):
+            return getattr(torch, self.kind)(x > 0, dim=dims, keepdim=self.keepdim)
+        if self.kind == "norm":
+            return torch.linalg.vector_norm(x, dim=dims, keepdim=self.keepdim)
+        return getattr(torch, self.kind)(x, dim=dims, keepdim=self.keepdim)
+
+
+class Padding(nn.Module):
+    """``F.pad(x, P, mode)`` as a module (what :func:`convcost.torch.to_torch` builds for a Pad)."""
+
+    def __init__(self, pads: tuple, mode: str = "constant"):
+        super().__init__()
+        self.pads, self.mode = tuple(pads), mode
+
+    def forward(self, x):
+        return F.pad(x, self.pads, mode=self.mode)
+
+    def extra_repr(self) -> str:
+        return f"pads={self.pads}, mode={self.mode!r}"
 
 
 @binds(p.Reduce)
