@@ -154,9 +154,11 @@ MODELS = {
     "in-place and buffers": InPlaceAndBuffers,
     "in-place leaky relu": lambda: nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.LeakyReLU(0.1, inplace=True),
                                                  nn.Conv2d(8, 4, 1)),
-    # in place, SiLU and hardswish overwrite the input their backward needs: autograd keeps a copy of it
+    # in place, SiLU, hardswish and ReLU6 overwrite the input their backward needs: autograd keeps a copy of it
     "in-place silu": lambda: nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.SiLU(inplace=True),
                                            nn.Conv2d(8, 4, 1), nn.Hardswish(inplace=True), nn.Conv2d(4, 4, 1)),
+    "in-place relu6": lambda: nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU6(inplace=True),
+                                            nn.Conv2d(8, 4, 1), nn.Hardtanh(0.0, 6.0, inplace=True), nn.Conv2d(4, 4, 1)),
 }
 SHAPES = {"tokens": (2, 5, 8), "transposed": (1, 3, 7, 7), "pool indices": (1, 3, 9, 9)}
 
@@ -239,7 +241,12 @@ LAYERS = [
     lambda c: (nn.BatchNorm2d(c), c),
     lambda c: (nn.ReLU(), c),
     lambda c: (nn.ReLU(inplace=True), c),
+    lambda c: (nn.ReLU6(inplace=True), c),
+    lambda c: (nn.LeakyReLU(0.1, inplace=True), c),
+    lambda c: (nn.ELU(inplace=True), c),
     lambda c: (nn.SiLU(), c),
+    lambda c: (nn.SiLU(inplace=True), c),
+    lambda c: (nn.Hardswish(inplace=True), c),
     lambda c: (nn.Sigmoid(), c),
     lambda c: (nn.MaxPool2d(3, 1, 1), c),
     lambda c: (nn.AvgPool2d(3, 1, 1), c),
