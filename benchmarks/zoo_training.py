@@ -22,7 +22,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from zoo_agreement import build, candidates, import_torchvision  # noqa: E402
 
-from convcost.primitives.matmul import _flash  # noqa: E402
 from convcost.torch import profile  # noqa: E402
 from convcost.torch.training import measure_training  # noqa: E402
 
@@ -89,7 +88,8 @@ def one(source, name, size, batch) -> dict:
         report = profile(model, tuple(x.shape), training=True)
         step = report.training
         # FlopCounterMode counts nothing for the CPU's fused attention kernel: its backward, by convcost's formula
-        fused = sum(r.backward_macs for r in report.rows if type(r.spec).__name__ == "Attention" and _flash(*r.input_shapes))
+        fused = sum(r.backward_macs for r in report.rows if type(r.spec).__name__ == "Attention"
+                    and r.spec.fused(r.input_shapes))
         ours = dict(backward_macs=step.backward_macs, backward_macs_torch=step.backward_macs_torch,
                     saved_elements=step.saved_elements, saved_indices=step.saved_indices,
                     bytes=step.memory("adam") if step.complete else None)

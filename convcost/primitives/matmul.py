@@ -24,7 +24,7 @@ from convcost.errors import ConvcostError
 from convcost.layers import Merge
 from convcost.primitives.base import fmt
 from convcost.shapes import equal_sizes, numel
-from convcost.spec import count, flag, size, spec
+from convcost.spec import choice, count, flag, size, spec
 
 
 def broadcast_batch(a, b, where) -> tuple:
@@ -116,15 +116,37 @@ def _matmul_copy(shape, other, batch, first):
 class Attention(Merge):
     """Scaled dot-product attention (``F.scaled_dot_product_attention``) on query ``(..., L, E)``, key
     ``(..., S, E)`` and value ``(..., S, Ev)``: MACs = batch x L x S x (E + Ev); the softmax is one
-    ``act_ops`` per score."""
+    ``act_ops`` per score.
+
+    ``kernel`` is the CPU kernel a training step runs: ``"auto"`` chooses as PyTorch does for inputs whose
+    last axis has unit stride, ``"math"`` is the math path PyTorch takes when one does not (a query made by
+    a transpose that moves its last axis); only the training counts differ.
+
+    >>> shapes = [(2, 4, 16, 8)] * 3
+    >>> Attention().cost(shapes).backward_macs, Attention(kernel="math").cost(shapes).backward_macs
+    (81920, 65536)
+    """
+
+    kernel: str = choice("auto", ("auto", "math"))
+
+    count_free_fields = ("kernel",)
 
     def kernel_kind(self) -> str:
         return "linear"
 
+    def fused(self, shapes) -> bool:
+        """Whether a training step on the CPU runs the fused flash kernel on ``shapes`` (else the math path).
+
+        >>> Attention().fused([(2, 4, 16, 8)] * 3), Attention().fused([(4, 16, 8)] * 3)
+        (True, False)
+        """
+        return self.kernel == "auto" and _flash(*shapes)
+
     def _cost(self, shapes, grads=(True, True, True)):
         """A training step on the CPU (PyTorch 2.13) runs one of two kernels.
 
-        4-D query, key and value of one head size and one batch: the fused flash kernel, which keeps the
+        4-D query, key and value of one head size and one batch, each with unit stride on its last axis
+        (``kernel="auto"``): the fused flash kernel, which keeps the
         three inputs, its output and one log-sum-exp per query row; its backward recomputes the scores
         and computes every gradient, L S (3 E + 2 Ev) MACs per batch entry, as ``FlopCounterMode`` counts
         the fused kernels (on the CPU it counts none). Otherwise the math path (scaled query and key,
@@ -142,7 +164,7 @@ class Attention(Merge):
         scores = numel(batch) * q[-2] * k[-2]
         out = (*batch, q[-2], v[-1])
         gq, gk, gv = (bool(g) for g in grads)
-        if _flash(q, k, v):
+        if self.fused(shapes):
             any_grad = gq or gk or gv
             return _product(out, shapes, scores * (q[-1] + v[-1]), conditions, act_ops=scores,
                             backward_macs=scores * (3 * q[-1] + 2 * v[-1]) if any_grad else 0,

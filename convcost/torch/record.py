@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 
+import torch
+import torch.nn.functional as F
+
 from convcost import primitives
 from convcost.errors import ConvcostError
 from convcost.layers import Merge, _takes_grad
 from convcost.arith import total
 from convcost.shapes import numel
+from convcost.torch import layouts
 from convcost.torch.library_blocks import name_blocks, reader
 from convcost.training import StepTotals, distinct_saved, torch_backward_macs
 from convcost.report import ModuleCall, Report, Row, Unsupported
@@ -115,6 +119,7 @@ class Recorder:
             # PyTorch's layers take an input without its batch axis: the row is a batch of one
             emit = Emit(emit.spec, [(1, *emit.inputs[0])], emit.reads, UNBATCHED)
             row, c, base = self.row(path, op, emit.spec, emit.inputs, emit.reads, source, operands, step)
+            base = (base[0], None)
         out = row.output_shape
         if emit.output == UNBATCHED:
             return self.output(Tensor(out[1:]), c, base)
@@ -128,19 +133,19 @@ class Recorder:
         return self.output(Tensor(out), c, base)
 
     def output(self, t, c, base):
-        """``t`` with its gradient flag and storage, in a training reading (``base``: the row's output storage,
-        None for another output of the call); an indices tensor (``c`` None) needs no gradient."""
+        """``t`` with its gradient flag, storage and layout, in a training reading (``base``: the row's output
+        ``(storage, layout)``, None for another output of the call); an indices tensor (``c`` None) needs no
+        gradient."""
         if not self.training:
             return t
         if isinstance(t, tuple):  # a nested output (an LSTM's final states)
             return tuple(self.output(x, c, None) for x in t)
         if c is None:
             return self.tensor(t.shape)
-        permuted = c.output_view is True and isinstance(c.spec, primitives.Permute)  # a view, not laid out in order
-        # the CPU's fused attention writes (B, H, L, E) as (B, L, H, E) in memory
-        fused = isinstance(c.spec, primitives.Attention) and c.saves_output is True
-        return Tensor(t.shape, grad=bool(c.output_grad), storage=base if base is not None else self.new_storage(t.shape),
-                      strided=2 if permuted else 3 if fused else 0)
+        storage, layout = base if base is not None else (self.new_storage(t.shape), None)
+        if layout is not None and tuple(layout.shape) != tuple(t.shape):
+            layout = None  # a call that returns another shape than its row's (an unbatched input)
+        return Tensor(t.shape, grad=bool(c.output_grad), storage=storage, layout=layout)
 
     def split(self, emit: Emit, tensors) -> tuple:
         """``(operands, weights)`` of a call: the tensors the rule's inputs are, matched by shape in the call's
@@ -186,10 +191,13 @@ class Recorder:
         c = None
         weights, inplace = step
         if self.training and operands is not None:
+            if isinstance(spec, primitives.Attention) and not all(map(layouts.last_stride_one, operands)):
+                spec = dataclasses.replace(spec, kernel="math")  # the fused CPU kernel needs unit last strides
             c = self.training_cost(path, op, spec, inputs, reads, operands, weights)
             if inplace and c.saves_input is True and getattr(spec, "kind", None) in _CLONED:
                 # an in-place op whose backward needs the input it overwrites: autograd keeps a clone of it
                 c = dataclasses.replace(c, saves_input=False)
+            c = self.folded(op, spec, c, operands, reads, weights)
         row = Row.of(path, op, spec, inputs, source=source, params=0, cost=c)  # raises before anything is recorded
         params, tied = 0, ""
         for t in reads:
@@ -201,12 +209,39 @@ class Recorder:
         if params or tied:
             row = row.with_params(params, tied)
         self.rows.append(row)
-        out = None
+        out = layout = None
         if c is not None:
-            view = (c.output_view is True or inplace) and operands and operands[0].storage is not None
+            layout, copied = layouts.output_layout(spec, operands, row.output_shape, inplace) if c.output_grad \
+                or c.output_view is True else (None, False)
+            view = (c.output_view is True or inplace) and operands and operands[0].storage is not None and not copied
             out = operands[0].storage if view else self.new_storage(row.output_shape)
             self.graph.append((c, [(t.storage, t.shape) for t in operands], out))
-        return row, c, out
+        return row, c, (out, layout)
+
+    def folded(self, op, spec, c, operands, reads, weights):
+        """``c`` as the step runs it when ``torch.matmul`` or ``F.linear`` folds a strided operand to a matrix:
+        where the operand's axes do not merge, the fold copies it, and autograd keeps the copy instead
+        (:func:`convcost.torch.layouts.folded_saves` runs the call on meta tensors, laid out as they are and
+        contiguous, and the difference is applied to the formula's contiguous count)."""
+        if all(t.layout is None for t in operands):
+            return c
+        if isinstance(spec, primitives.Linear):
+            function = F.linear
+            pairs = [(Tensor(tuple(t.shape), t), getattr(t, "requires_grad", True)) for t in reads] if weights is None \
+                else [(w, bool(w.grad)) for w in weights]
+        elif isinstance(spec, primitives.MatMul) and op.rpartition(".")[2] in ("matmul", "__matmul__"):
+            function, pairs = torch.matmul, []
+        else:
+            return c
+        grads = [bool(t.grad) for t in operands]
+        actual = layouts.folded_saves(function, operands, grads, pairs)
+        plain = layouts.folded_saves(function, [Tensor(t.shape, dtype=t.dtype) for t in operands], grads, pairs)
+        if actual is None or plain is None or actual == plain:
+            return c
+        (kept, fresh), (assumed, assumed_fresh) = actual, plain
+        change = fresh - assumed_fresh + sum((k - a) * numel(t.shape) for k, a, t in zip(kept, assumed, operands))
+        flags = tuple(kept) if isinstance(c.saves_input, tuple) else kept[0]
+        return dataclasses.replace(c, saves_input=flags, saved_elements=c.saved_elements + change)
 
     def training_cost(self, path, op, spec, inputs, reads, operands, weights=None):
         """The row's cost in this step: which inputs need a gradient, whether its weights get one."""
@@ -222,10 +257,6 @@ class Recorder:
             if any(grads) or reads and trainable:  # it takes part in the backward
                 self.untrack(op, path, f"convcost has no training counts for {type(spec).__name__} yet")
             return spec.cost(shapes if isinstance(spec, Merge) else shapes[0])
-        if isinstance(spec, primitives.MatMul) and any(t.strided == 2 for t in operands) and max(map(len, shapes)) > 2 \
-                and (any(grads) or trainable and reads):
-            # a batched product of a permuted view: whether torch.matmul copies it depends on its strides
-            self.untrack(op, path, "a batched product of a permuted view: whether PyTorch copies it is not modelled")
         if isinstance(spec, Merge):
             return spec.cost(shapes, input_grads=grads)
         return spec.cost(shapes[0], input_grad=grads[0], trainable=trainable)

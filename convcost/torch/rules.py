@@ -23,13 +23,14 @@ class Tensor:
     """A tensor known by its shape (and, for a parameter or buffer, the tensor itself; its dtype where it
     is known and matters: a mask, indices)."""
 
-    __slots__ = ("shape", "tensor", "name", "dtype", "grad", "storage", "strided")
+    __slots__ = ("shape", "tensor", "name", "dtype", "grad", "storage", "layout")
 
-    def __init__(self, shape, tensor=None, name="", dtype=None, *, grad=False, storage=None, strided=0):
+    def __init__(self, shape, tensor=None, name="", dtype=None, *, grad=False, storage=None, layout=None):
         self.shape, self.tensor, self.name, self.dtype = tuple(shape), tensor, name, dtype
         #: in a training reading: whether autograd needs this tensor's gradient, the key of the storage it
-        #: lives in (a view shares its base's), and whether it is a permuted view (not contiguous)
-        self.grad, self.storage, self.strided = grad, storage, strided
+        #: lives in (a view shares its base's), and how it lies in that storage: None when contiguous, else a
+        #: meta tensor with its strides (:mod:`convcost.torch.layouts`)
+        self.grad, self.storage, self.layout = grad, storage, layout
 
 
 class Emit:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from convcost import primitives
 from convcost.errors import ConvcostError
+from convcost.torch import layouts
 from convcost.torch.binding import BINDINGS, FUNCTIONS, METHODS
 from convcost.torch.locks import TRACING
 from convcost.torch.record import Recorder
@@ -251,10 +252,14 @@ class Walk:
 
     def input_tensor(self, given) -> Tensor:
         """A model input: its shape, and in a training reading its storage and whether it needs a gradient
-        (a tensor given with ``requires_grad=True``; data given as a shape needs none)."""
+        (a tensor given with ``requires_grad=True``; data given as a shape needs none) and its layout (a
+        channels-last tensor is read as one)."""
         grad = bool(getattr(given.tensor, "requires_grad", False))
         storage = self.record.new_storage(given.shape) if self.training else None
-        return Tensor(given.shape, dtype=given.dtype, grad=grad, storage=storage)
+        real = given.tensor
+        layout = layouts.meta_of(Tensor(given.shape, real)) if self.training and isinstance(real, torch.Tensor) \
+            and not real.is_contiguous() else None
+        return Tensor(given.shape, dtype=given.dtype, grad=grad, storage=storage, layout=layout)
 
     def run(self, graph):
         if type(self.model) in LEAF_TYPES and len(self.inputs.positional) == 1 and not self.inputs.keywords:
@@ -360,31 +365,33 @@ class Walk:
             self.record.extra_saved.append(_numel(source.shape))
         inplace = a["inplace"] and source.storage is not None
         storage = source.storage if inplace else self.record.new_storage(source.shape)
-        return Tensor(source.shape, dtype=source.dtype, grad=source.grad, storage=storage)
-
-    #: calls that give a contiguous tensor: a copy when their input is permuted, else the input itself
-    COPYING = frozenset({"contiguous", "reshape", "flatten"})
+        return Tensor(source.shape, dtype=source.dtype, grad=source.grad, storage=storage,
+                      layout=layouts.like(source))
 
     def view_of(self, result, source, node, args=(), kwargs=None):
         """In a training reading, what a shape-only call returns: a view of its input (same storage, same
-        gradient flag), or a fresh copy (``clone``; ``contiguous`` or ``reshape`` of a permuted tensor).
-        A view's ``strided`` says how it is laid out: 0 in order, 1 with its last two axes swapped, 2 with
-        its leading (batch) axes reordered or broadcast."""
+        gradient flag, its own strides), or a fresh copy (``clone``; ``reshape`` or ``contiguous`` of a view
+        they cannot express). The call itself runs on meta tensors to learn which (:mod:`.layouts`); where
+        it cannot (symbolic sizes), only ``clone`` copies."""
         if not isinstance(source, Tensor):
             return result
         source = self.record.tracked(source)  # a view of a parameter is the parameter's storage
-        name = _label(node).rpartition(".")[2]
+        function = getattr(torch.Tensor, node.target, None) if node.op == "call_method" else node.target
+        meta, base = layouts.run_view(function, args, kwargs) if args and args[0] is not None else (None, None)
+        return self._viewed(result, source, meta, base, _label(node).rpartition(".")[2] == "clone")
+
+    def _viewed(self, result, source, meta, base, clone):
         if isinstance(result, Tensor) and result is not source and result.storage is None:
-            copy = name == "clone" or name in self.COPYING and source.strided
+            if meta is None or not isinstance(meta, torch.Tensor):
+                copy, layout = clone, None
+            else:
+                copy, layout = not layouts.is_view(meta, base), layouts.layout_of(meta)
             storage = self.record.new_storage(result.shape) if copy else source.storage
-            level = 0 if copy else max(min(source.strided, 2), _layout(name, len(source.shape), args, kwargs or {}))
-            if source.strided == 3 and name == "transpose" and _layout(name, len(source.shape), args, kwargs or {}) \
-                    and {int(a) % len(source.shape) for a in args[1:3]} == {1, 2}:
-                level = 0  # the fused attention kernel's output, laid out (B, L, H, E): back in order
             return Tensor(result.shape, result.tensor, result.name, result.dtype, grad=source.grad, storage=storage,
-                          strided=level)
+                          layout=layout)
         if type(result) is tuple and result and all(isinstance(t, Tensor) for t in result):  # chunk, split
-            return tuple(self.view_of(t, source, node) for t in result)
+            metas = meta if isinstance(meta, (tuple, list)) and len(meta) == len(result) else (None,) * len(result)
+            return tuple(self._viewed(t, source, m, base, clone) for t, m in zip(result, metas))
         return result
 
     def getitem(self, node, args):
@@ -469,7 +476,7 @@ class Walk:
         if module is None and _label(node).rpartition(".")[2] in _CREATING:  # a new tensor, needing no gradient
             return _fresh(result, self.record, False)
         if not listed and source is not None and module is None:
-            return self.view_of(result, source, node)
+            return self.view_of(result, source, node, args, kwargs)
         grad = any(t.grad for t in tensors) or module is not None and any(p.requires_grad for p in module.parameters())
         if grad:
             self.record.untrack(label, self.path(node), "no rule: what it saves for backward is not known")
@@ -564,28 +571,6 @@ def _in_place(node, args, kwargs) -> bool:
         return signature.bind(*args, **kwargs).arguments.get("inplace") is True
     except TypeError:
         return False
-
-
-def _layout(name, rank, args, kwargs) -> int:
-    """How a view call lays its input out (see :meth:`Walk.view_of`): 0, 1 (last two axes swapped), 2."""
-    if name == "t":
-        return 1
-    if name == "transpose":
-        try:
-            axes = {int(args[1]) % rank, int(args[2]) % rank}
-        except (IndexError, TypeError, ValueError, ZeroDivisionError):
-            return 2
-        return 1 if axes == {rank - 1, rank - 2} else 0 if len(axes) == 1 else 2
-    if name == "permute":
-        order = kwargs.get("dims") or (args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:])
-        try:
-            order = [int(d) % rank for d in order]
-        except (TypeError, ValueError, ZeroDivisionError):
-            return 2
-        if order[:-2] != list(range(rank - 2)):
-            return 2
-        return 1 if order[-2:] == [rank - 1, rank - 2] else 0
-    return 2 if name in ("expand", "movedim", "swapaxes", "swapdims") else 0
 
 
 def _kernel_unsure(args, kwargs) -> bool:

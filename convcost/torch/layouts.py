@@ -1,0 +1,207 @@
+"""How a tensor lies in its storage, in a training reading: its strides, carried as a meta tensor.
+
+A view (a permute, a transpose, a slice, a chunk) shares its base's storage with other strides, and what
+PyTorch does next depends on them: ``reshape`` and ``contiguous`` copy a view they cannot express, the
+folding inside ``torch.matmul`` and ``F.linear`` copies an operand whose axes do not merge (and autograd
+then keeps the copy), and the CPU's fused attention kernel needs unit strides on the last axis (else the
+math path runs, with other saved tensors and other backward work). convcost does not re-derive strides:
+it runs the view calls themselves on meta tensors (no data, no kernel), so they are PyTorch's own.
+
+>>> import torch
+>>> x = Tensor((2, 8, 6))
+>>> out, base = run_view(torch.Tensor.transpose, (x, 1, 2), {})
+>>> out.stride(), is_view(out, base)
+((48, 1, 6), True)
+>>> y = Tensor(out.shape, layout=layout_of(out))
+>>> copied, base = run_view(torch.reshape, (y, (12, 8)), {})
+>>> is_view(copied, base)            # (6, 8) over strides (1, 6) do not merge: reshape copies
+False
+"""
+
+from __future__ import annotations
+
+import torch
+
+from convcost.torch.rules import Tensor
+
+
+def meta_of(t: Tensor):
+    """``t`` as a meta tensor with its strides (contiguous unless it carries a layout); None when its shape
+    is symbolic."""
+    if t.layout is not None:
+        return t.layout
+    real = t.tensor
+    if isinstance(real, torch.Tensor) and not real.is_contiguous():  # a parameter's transposed view ...
+        return torch.empty_strided(real.shape, real.stride(), device="meta", dtype=real.dtype)
+    if not all(type(n) is int for n in t.shape):
+        return None
+    return torch.empty(t.shape, device="meta", dtype=t.dtype if isinstance(t.dtype, torch.dtype) else torch.float32)
+
+
+def like(t: Tensor):
+    """The layout of a new tensor made like ``t`` (``torch.empty_like``: an element-wise op's output)."""
+    meta = meta_of(t) if t.layout is not None or _strided_real(t) else None
+    return None if meta is None else layout_of(torch.empty_like(meta))
+
+
+def layout_of(meta):
+    """What a :class:`Tensor` carries of a meta result: None when it is contiguous (the default), else itself."""
+    return None if meta.is_contiguous() else meta
+
+
+def _as_meta(value):
+    if isinstance(value, Tensor):
+        meta = meta_of(value)
+        if meta is None:
+            raise _Symbolic
+        return meta
+    if isinstance(value, (tuple, list)):
+        return type(value)(_as_meta(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _as_meta(v) for k, v in value.items()}
+    if isinstance(value, slice):
+        return slice(_as_meta(value.start), _as_meta(value.stop), _as_meta(value.step))
+    return value
+
+
+class _Symbolic(Exception):
+    pass
+
+
+def run_view(function, args, kwargs):
+    """``function(*args, **kwargs)`` on meta tensors standing for the :class:`Tensor` arguments:
+    ``(result, base)``, ``base`` the meta tensor the first argument became; ``(None, None)`` when a shape is
+    symbolic or PyTorch refuses the call. ``function`` is a torch function or a ``torch.Tensor`` method."""
+    try:
+        margs, mkwargs = _as_meta(tuple(args)), _as_meta(dict(kwargs or {}))
+    except _Symbolic:
+        return None, None
+    try:
+        with torch._C.DisableTorchFunction():  # a shape reading's TorchFunctionMode must not see these calls
+            return function(*margs, **mkwargs), (margs[0] if margs else None)
+    except Exception:  # noqa: BLE001 - a call meta tensors cannot run: its layout is not known
+        return None, None
+
+
+def is_view(out, base) -> bool:
+    """Whether meta result ``out`` shares the storage of ``base`` (a view, or ``base`` itself)."""
+    if not isinstance(out, torch.Tensor) or not isinstance(base, torch.Tensor):
+        return False
+    root = base._base if base._base is not None else base
+    return out is base or out._base is root
+
+
+def last_stride_one(t: Tensor) -> bool:
+    """Whether the last axis of ``t`` has unit stride (what the CPU's fused attention kernel needs)."""
+    meta = meta_of(t)
+    return meta is None or not meta.dim() or meta.stride(-1) == 1
+
+
+# -- what a layer's output looks like ----------------------------------------------------------------
+
+
+def output_layout(spec, operands, output_shape, inplace: bool = False):
+    """``(layout, copied)`` of a row's output in a training step: its strides (None: contiguous), and
+    whether a layer convcost models as a view (``Flatten``) had to copy instead. As PyTorch 2.13's CPU
+    kernels lay outputs out: an element-wise op keeps its input's strides (``empty_like``), a binary one
+    follows its operands' (``TensorIterator``), a convolution, norm or pool keeps a channels-last input
+    channels last, every other layer writes a contiguous tensor; the views are run on meta tensors."""
+    from convcost import primitives as p
+
+    if not operands or all(t.layout is None and not _strided_real(t) for t in operands):
+        if not isinstance(spec, p.Attention) or not operands:
+            return None, False
+    first = operands[0]
+    if inplace or isinstance(spec, p.Identity):
+        return first.layout, False
+    if isinstance(spec, p.Attention):  # the fused kernel allocates its output like the query, the math path anew
+        meta = meta_of(first) if spec.fused([t.shape for t in operands]) else None
+        return (layout_of(torch.empty_like(meta)) if meta is not None else None), False
+    view = _VIEWS.get(type(spec))
+    if view is not None:
+        out, base = run_view(view, (first, *view_arguments(spec)), {})
+        if out is None:
+            return None, False
+        return layout_of(out), not is_view(out, base)
+    if isinstance(spec, (p.Add, p.Mul)) and len(operands) == 2:
+        out, _ = run_view(torch.add, tuple(operands), {})
+        return (layout_of(out) if out is not None else None), False
+    meta = meta_of(first)
+    if meta is None:
+        return None, False
+    if isinstance(spec, (p.Activation, p.LayerScale)):
+        return like(first), False
+    if isinstance(spec, _KEEPS_CHANNELS_LAST) and all(type(n) is int for n in output_shape):
+        from torch._prims_common import suggest_memory_format
+
+        form = suggest_memory_format(meta)
+        if form in (torch.channels_last, torch.channels_last_3d) and len(output_shape) == meta.dim():
+            return layout_of(torch.empty(output_shape, device="meta", memory_format=form)), False
+    return None, False
+
+
+def _strided_real(t: Tensor) -> bool:
+    return isinstance(t.tensor, torch.Tensor) and not t.tensor.is_contiguous()
+
+
+def view_arguments(spec) -> tuple:
+    """The arguments of the view call that a view layer is (after its input)."""
+    from convcost import primitives as p
+
+    if isinstance(spec, p.Permute):
+        return (spec.dims,)
+    if isinstance(spec, p.Flatten):
+        return (spec.start_dim, spec.end_dim)
+    return (spec.dim, spec.start, spec.length)
+
+
+def _views() -> dict:
+    from convcost import primitives as p
+
+    return {p.Permute: torch.permute, p.Flatten: torch.flatten, p.Narrow: torch.narrow}
+
+
+def _keeps_channels_last() -> tuple:
+    from convcost import primitives as p
+
+    return (p.Conv, p.ConvTranspose, p.BatchNorm, p.Normalization, p.MaxPool, p.AvgPool, p.Interpolate, p.Pad)
+
+
+_VIEWS = _views()
+_KEEPS_CHANNELS_LAST = _keeps_channels_last()
+
+
+# -- what torch.matmul and F.linear keep of a strided operand ------------------------------------------
+
+
+def folded_saves(function, operands, grads, weights=()):
+    """What autograd keeps when ``function`` (``torch.matmul`` or ``F.linear``) runs on ``operands`` laid out
+    as they are: ``(kept, fresh)``, ``kept[i]`` whether operand ``i``'s own storage is saved, ``fresh`` the
+    elements of the copies saved instead (an operand whose axes do not merge when it is folded to a matrix).
+    Run on meta tensors under ``saved_tensors_hooks``; ``grads`` says which operands need a gradient,
+    ``weights`` are ``(tensor, needs gradient)`` pairs passed after the operands. None when a shape is
+    symbolic."""
+    metas = [meta_of(t) for t in operands] + [meta_of(t) for t, _ in weights]
+    if any(m is None for m in metas):
+        return None
+    leaves = [m.detach().requires_grad_(bool(g)) if m.is_floating_point() else m
+              for m, g in zip(metas, (*grads, *(g for _, g in weights)))]
+    roots = [m._base if m._base is not None else m for m in leaves]
+    saved = []
+    with torch._C.DisableTorchFunction(), torch.autograd.graph.saved_tensors_hooks(
+            lambda t: saved.append(t) or t, lambda t: t):
+        try:
+            function(*leaves)
+        except Exception:  # noqa: BLE001 - a call meta tensors cannot run
+            return None
+    kept, fresh, counted = [False] * len(operands), 0, []
+    for t in saved:
+        root = t._base if t._base is not None else t
+        owner = next((i for i, r in enumerate(roots) if r is root or leaves[i] is t), None)
+        if owner is not None:
+            if owner < len(operands):
+                kept[owner] = True
+        elif not any(root is c for c in counted):
+            counted.append(root)
+            fresh += root.untyped_storage().nbytes() // max(root.element_size(), 1)
+    return kept, fresh
