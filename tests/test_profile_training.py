@@ -14,6 +14,7 @@ import torch.nn.functional as F  # noqa: E402
 from hypothesis import given, reject, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from convcost import primitives  # noqa: E402
 from convcost.errors import ConvcostError  # noqa: E402
 from convcost.torch import profile  # noqa: E402
 from convcost.torch.training import measure_training  # noqa: E402
@@ -127,6 +128,44 @@ class InPlaceAndBuffers(nn.Module):
         return y.relu_()
 
 
+class StridedAttention(nn.Module):
+    """Attention on heads made by a transpose that moves the last axis (timm's CPUBone): the fused CPU kernel
+    needs unit last strides, so PyTorch runs the math path; its output, permuted back and reshaped, is a
+    channels-last view, which the convolution, dropout and residual sum after it keep channels last."""
+
+    def __init__(self, c=8):
+        super().__init__()
+        self.qkv, self.proj = nn.Conv2d(c, 3 * c, 1), nn.Conv2d(c, c, 1)
+        self.drop = nn.Dropout(0.1)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        q, k, v = self.qkv(x).reshape(n, 1, 3 * c, h * w).permute(0, 1, 3, 2).chunk(3, dim=3)
+        y = F.scaled_dot_product_attention(q, k, v).permute(0, 1, 3, 2).reshape(n, c, h, w)
+        y = self.drop(self.proj(y)) + x  # channels last, as its first operand
+        # channels last: these heads have unit last strides, and the fused kernel runs
+        q = y.reshape(n, 1, c, h * w).permute(0, 1, 3, 2)
+        k = y.flatten(2).unsqueeze(1).mT
+        return F.scaled_dot_product_attention(q, k, k).flatten(1)
+
+
+class TransposedTokens(nn.Module):
+    """Linear layers on a transposed view (timm's NextViT): ``F.linear`` folds a 3-D input to a matrix, which
+    copies a view whose axes do not merge, and each layer keeps its own copy; batched products of views
+    whose batch axes were reordered copy them too."""
+
+    def __init__(self, c=8):
+        super().__init__()
+        self.k, self.v, self.norm = nn.Linear(c, c), nn.Linear(c, c), nn.BatchNorm1d(c)
+
+    def forward(self, x):  # (B, C, N)
+        t = self.norm(x).transpose(1, 2)
+        k, v = self.k(t), self.v(t)
+        heads = k.reshape(k.shape[0], k.shape[1], 2, -1).permute(2, 0, 1, 3)  # (2, B, N, C/2), batch axes reordered
+        scores = heads @ heads.transpose(-2, -1)
+        return (scores.softmax(-1) @ v.reshape(v.shape[0], v.shape[1], 2, -1).permute(2, 0, 1, 3)).sum(0)
+
+
 def stem(c=8):
     return nn.Sequential(nn.Conv2d(3, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
 
@@ -157,19 +196,28 @@ MODELS = {
     # in place, SiLU, hardswish and ReLU6 overwrite the input their backward needs: autograd keeps a copy of it
     "in-place silu": lambda: nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.SiLU(inplace=True),
                                            nn.Conv2d(8, 4, 1), nn.Hardswish(inplace=True), nn.Conv2d(4, 4, 1)),
+    "strided attention": StridedAttention,
+    "transposed tokens": TransposedTokens,
+    "flattened channels last": lambda: nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(2), nn.Linear(36, 4)),
     "in-place relu6": lambda: nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU6(inplace=True),
                                             nn.Conv2d(8, 4, 1), nn.Hardtanh(0.0, 6.0, inplace=True), nn.Conv2d(4, 4, 1)),
 }
-SHAPES = {"tokens": (2, 5, 8), "transposed": (1, 3, 7, 7), "pool indices": (1, 3, 9, 9)}
+SHAPES = {"tokens": (2, 5, 8), "transposed": (1, 3, 7, 7), "pool indices": (1, 3, 9, 9), "strided attention": (2, 8, 4, 4),
+          "transposed tokens": (2, 8, 6)}
 
 
 def agrees(model, shape, input_grad=False, optimizer="adam"):
     """profile's step against the measured one: backward MACs (both conventions), saved storages, bytes."""
     torch.manual_seed(0)
     x = torch.randn(shape)
-    step = profile(model, x.clone().requires_grad_(True) if input_grad else shape, training=True).training
+    report = profile(model, x.clone().requires_grad_(True) if input_grad else shape, training=True)
+    step = report.training
     measured = measure_training(model, x, optimizer=optimizer, input_grad=input_grad)
-    ours = (step.backward_macs, step.backward_macs_torch, step.saved_elements, step.saved_indices,
+    # FlopCounterMode counts nothing for the CPU's fused attention kernel (checked by hand in
+    # test_attention_on_the_fused_kernel): compared without it
+    unseen = sum(r.backward_macs for r in report.rows if isinstance(r.spec, primitives.Attention)
+                 and r.spec.fused(r.input_shapes))
+    ours = (step.backward_macs - unseen, step.backward_macs_torch - unseen, step.saved_elements, step.saved_indices,
             step.params, step.trainable_params, step.memory(optimizer))
     theirs = tuple(measured[k] for k in ("backward_macs", "backward_macs_torch", "saved_elements", "saved_indices",
                                          "params", "trainable_params", "bytes"))
@@ -181,6 +229,26 @@ def agrees(model, shape, input_grad=False, optimizer="adam"):
 @pytest.mark.parametrize("input_grad", [False, True])
 def test_a_step_is_what_pytorch_does(name, input_grad):
     agrees(MODELS[name](), SHAPES.get(name, (2, 3, 8, 8)), input_grad)
+
+
+def test_a_channels_last_input_is_read_as_one():
+    """A channels-last input: the convolution's output stays channels last, so the linear layer's fold of its
+    flattened view copies it, and autograd keeps that copy besides the ReLU's output (with a contiguous input
+    both are one storage)."""
+    model = MODELS["flattened channels last"]()
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 8, 8).to(memory_format=torch.channels_last)
+    for given in (x, x.contiguous()):
+        step = profile(model, given, training=True).training
+        assert step.saved_elements == measure_training(model, given)["saved_elements"]
+    assert profile(model, x, training=True).training.saved_elements \
+        > profile(model, x.contiguous(), training=True).training.saved_elements
+
+
+def test_attention_on_strided_heads_runs_the_math_path():
+    report = profile(StridedAttention(), (2, 8, 4, 4), training=True)
+    first, second = [r.spec for r in report.rows if isinstance(r.spec, primitives.Attention)]
+    assert (first.kernel, second.kernel) == ("math", "auto")
 
 
 def test_grouped_convolution_reconciles_with_flopcountermode():

@@ -184,11 +184,12 @@ def folded_saves(function, operands, grads, weights=()):
     metas = [meta_of(t) for t in operands] + [meta_of(t) for t, _ in weights]
     if any(m is None for m in metas):
         return None
-    leaves = [m.detach().requires_grad_(bool(g)) if m.is_floating_point() else m
-              for m, g in zip(metas, (*grads, *(g for _, g in weights)))]
+    with torch.enable_grad():  # the reading may run under no_grad
+        leaves = [m.detach().requires_grad_(bool(g)) if m.is_floating_point() else m
+                  for m, g in zip(metas, (*grads, *(g for _, g in weights)))]
     roots = [m._base if m._base is not None else m for m in leaves]
     saved = []
-    with torch._C.DisableTorchFunction(), torch.autograd.graph.saved_tensors_hooks(
+    with torch._C.DisableTorchFunction(), torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(
             lambda t: saved.append(t) or t, lambda t: t):
         try:
             function(*leaves)

@@ -106,6 +106,10 @@ class Shaped:
         found = getattr(torch.Tensor, name, None)
         if found is None:
             raise AttributeError(f"'Tensor' object has no attribute {name!r}")
+        if name in ("mT", "mH"):  # the views a property gives: the calls that make them
+            return _session().call("call_method", "transpose", (self, -2, -1), {})
+        if name in ("T", "H"):
+            return _session().call("call_method", "permute", (self, *reversed(range(len(self.value.shape)))), {})
         if not callable(found):  # a property: as a meta tensor of this shape has it, unless it is a tensor
             value = getattr(torch.empty(self.value.shape, dtype=self.dtype, device="meta"), name)
             if isinstance(value, torch.Tensor):  # T, data, grad ...: a shape cannot give them
