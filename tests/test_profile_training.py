@@ -166,6 +166,35 @@ class TransposedTokens(nn.Module):
         return (scores.softmax(-1) @ v.reshape(v.shape[0], v.shape[1], 2, -1).permute(2, 0, 1, 3)).sum(0)
 
 
+class BlockedAttention(nn.Module):
+    """Attention over image blocks, 5-D heads cut from one projection (timm's NesT): the math path, whose
+    products fold each head to a batch of matrices, copying the strided ones, and keep the copies."""
+
+    def __init__(self, c=6, heads=3):
+        super().__init__()
+        self.qkv, self.heads = nn.Linear(c, 3 * c), heads
+
+    def forward(self, x):  # (B, T, N, C)
+        b, t, n, c = x.shape
+        qkv = self.qkv(x).reshape(b, t, n, 3, self.heads, c // self.heads).permute(3, 0, 4, 1, 2, 5)
+        q, k, v = qkv.unbind(0)
+        return F.scaled_dot_product_attention(q, k, v).sum((1, 4))
+
+
+class WeightedHeads(nn.Module):
+    """Heads weighted by 0-d entries of a softmax over a parameter (timm's EfficientViM): each product keeps
+    the head's output for the weight's gradient and the 0-d view for the head's."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights = nn.Parameter(torch.ones(3))
+        self.heads = nn.ModuleList([nn.Conv2d(3, 4, 1) for _ in range(3)])
+
+    def forward(self, x):
+        w = self.weights.softmax(-1)
+        return torch.stack([w[i] * head(x) for i, head in enumerate(self.heads)]).sum(0)
+
+
 def stem(c=8):
     return nn.Sequential(nn.Conv2d(3, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
 
@@ -197,13 +226,15 @@ MODELS = {
     "in-place silu": lambda: nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.SiLU(inplace=True),
                                            nn.Conv2d(8, 4, 1), nn.Hardswish(inplace=True), nn.Conv2d(4, 4, 1)),
     "strided attention": StridedAttention,
+    "weighted heads": WeightedHeads,
+    "blocked attention": BlockedAttention,
     "transposed tokens": TransposedTokens,
     "flattened channels last": lambda: nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(2), nn.Linear(36, 4)),
     "in-place relu6": lambda: nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU6(inplace=True),
                                             nn.Conv2d(8, 4, 1), nn.Hardtanh(0.0, 6.0, inplace=True), nn.Conv2d(4, 4, 1)),
 }
 SHAPES = {"tokens": (2, 5, 8), "transposed": (1, 3, 7, 7), "pool indices": (1, 3, 9, 9), "strided attention": (2, 8, 4, 4),
-          "transposed tokens": (2, 8, 6)}
+          "transposed tokens": (2, 8, 6), "blocked attention": (2, 2, 5, 6)}
 
 
 def agrees(model, shape, input_grad=False, optimizer="adam"):

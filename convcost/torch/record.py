@@ -156,7 +156,8 @@ class Recorder:
         for shape in emit.inputs:
             shape = tuple(shape)
             for i, t in enumerate(pool):
-                if tuple(t.shape) == shape or shape[:1] == (1,) and tuple(t.shape) == shape[1:]:
+                # an unbatched input is the rule's batch of one; a 0-d operand its broadcast (1, 1 ...)
+                if len(t.shape) <= len(shape) and (1,) * (len(shape) - len(t.shape)) + tuple(t.shape) == shape:
                     found.append(self.tracked(pool.pop(i)))
                     break
             else:  # a Python number the rule saw as an operand (x * 0.5): nothing autograd keeps
@@ -219,7 +220,8 @@ class Recorder:
         return row, c, (out, layout)
 
     def folded(self, op, spec, c, operands, reads, weights):
-        """``c`` as the step runs it when ``torch.matmul`` or ``F.linear`` folds a strided operand to a matrix:
+        """``c`` as the step runs it when ``torch.matmul``, ``F.linear`` or attention's math path folds a strided
+        operand to a matrix:
         where the operand's axes do not merge, the fold copies it, and autograd keeps the copy instead
         (:func:`convcost.torch.layouts.folded_saves` runs the call on meta tensors, laid out as they are and
         contiguous, and the difference is applied to the formula's contiguous count)."""
@@ -231,6 +233,8 @@ class Recorder:
                 else [(w, bool(w.grad)) for w in weights]
         elif isinstance(spec, primitives.MatMul) and op.rpartition(".")[2] in ("matmul", "__matmul__"):
             function, pairs = torch.matmul, []
+        elif isinstance(spec, primitives.Attention) and not spec.fused([t.shape for t in operands]):
+            function, pairs = _attention_math, []
         else:
             return c
         grads = [bool(t.grad) for t in operands]
@@ -329,6 +333,11 @@ class Recorder:
 #: relu6_ and hardtanh_ ...); the others (relu_, leaky_relu_, elu_, sigmoid_, tanh_) read their result, which
 #: in place is the input's own storage. Measured in PyTorch 2.13 by the saved tensor's data pointer.
 _CLONED = frozenset({"silu", "hardswish", "hardsigmoid", "gelu", "relu6"})
+
+def _attention_math(q, k, v):
+    """PyTorch's math path of scaled dot-product attention (what the CPU runs when the fused kernel cannot)."""
+    return torch.ops.aten._scaled_dot_product_attention_math(q, k, v)[0]
+
 
 #: layers whose weight a function call passes in (a weight computed in the forward is not modelled)
 _WEIGHTED = (primitives.Conv, primitives.ConvTranspose, primitives.Linear, primitives.BatchNorm,
