@@ -181,6 +181,20 @@ class BlockedAttention(nn.Module):
         return F.scaled_dot_product_attention(q, k, v).sum((1, 4))
 
 
+class UnpaddedWindows(nn.Module):
+    """Pad to whole windows, project, and crop back with ``x[:, :h, :w].contiguous()`` (timm's HieraDet): the
+    crop is a strided view, so ``contiguous`` copies it; a ``detach`` shares its storage outside autograd."""
+
+    def __init__(self, c=8):
+        super().__init__()
+        self.proj, self.scale = nn.Linear(c, c), nn.Parameter(torch.ones(c))
+
+    def forward(self, x):  # (B, H, W, C)
+        h, w = x.shape[1:3]
+        y = self.proj(F.pad(x, (0, 0, 0, 3, 0, 3)))[:, :h, :w, :].contiguous()
+        return y * self.scale + y.detach().contiguous() * self.scale
+
+
 class WeightedHeads(nn.Module):
     """Heads weighted by 0-d entries of a softmax over a parameter (timm's EfficientViM): each product keeps
     the head's output for the weight's gradient and the 0-d view for the head's."""
@@ -227,6 +241,7 @@ MODELS = {
                                            nn.Conv2d(8, 4, 1), nn.Hardswish(inplace=True), nn.Conv2d(4, 4, 1)),
     "strided attention": StridedAttention,
     "weighted heads": WeightedHeads,
+    "unpadded windows": UnpaddedWindows,
     "blocked attention": BlockedAttention,
     "transposed tokens": TransposedTokens,
     "flattened channels last": lambda: nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(2), nn.Linear(36, 4)),
@@ -234,7 +249,8 @@ MODELS = {
                                             nn.Conv2d(8, 4, 1), nn.Hardtanh(0.0, 6.0, inplace=True), nn.Conv2d(4, 4, 1)),
 }
 SHAPES = {"tokens": (2, 5, 8), "transposed": (1, 3, 7, 7), "pool indices": (1, 3, 9, 9), "strided attention": (2, 8, 4, 4),
-          "transposed tokens": (2, 8, 6), "blocked attention": (2, 2, 5, 6)}
+          "transposed tokens": (2, 8, 6), "blocked attention": (2, 2, 5, 6),
+          "unpadded windows": (2, 3, 3, 8)}
 
 
 def agrees(model, shape, input_grad=False, optimizer="adam"):

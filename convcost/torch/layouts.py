@@ -84,11 +84,15 @@ def run_view(function, args, kwargs):
 
 
 def is_view(out, base) -> bool:
-    """Whether meta result ``out`` shares the storage of ``base`` (a view, or ``base`` itself)."""
+    """Whether meta result ``out`` shares the storage of ``base`` (a view, a detached alias, or ``base``)."""
     if not isinstance(out, torch.Tensor) or not isinstance(base, torch.Tensor):
         return False
-    root = base._base if base._base is not None else base
-    return out is base or out._base is root
+    return _storage(out) == _storage(base)
+
+
+def _storage(meta) -> int:
+    """The identity of a meta tensor's storage (meta storages have no data pointer to compare)."""
+    return meta.untyped_storage()._cdata
 
 
 def last_stride_one(t: Tensor) -> bool:
@@ -187,7 +191,9 @@ def folded_saves(function, operands, grads, weights=()):
     with torch.enable_grad():  # the reading may run under no_grad
         leaves = [m.detach().requires_grad_(bool(g)) if m.is_floating_point() else m
                   for m, g in zip(metas, (*grads, *(g for _, g in weights)))]
-    roots = [m._base if m._base is not None else m for m in leaves]
+    owners = {}
+    for i, m in enumerate(leaves):
+        owners.setdefault(_storage(m), i)
     saved = []
     with torch._C.DisableTorchFunction(), torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(
             lambda t: saved.append(t) or t, lambda t: t):
@@ -195,14 +201,14 @@ def folded_saves(function, operands, grads, weights=()):
             function(*leaves)
         except Exception:  # noqa: BLE001 - a call meta tensors cannot run
             return None
-    kept, fresh, counted = [False] * len(operands), 0, []
+    kept, fresh, counted = [False] * len(operands), 0, set()
     for t in saved:
-        root = t._base if t._base is not None else t
-        owner = next((i for i, r in enumerate(roots) if r is root or leaves[i] is t), None)
+        key = _storage(t)
+        owner = owners.get(key)
         if owner is not None:
             if owner < len(operands):
                 kept[owner] = True
-        elif not any(root is c for c in counted):
-            counted.append(root)
-            fresh += root.untyped_storage().nbytes() // max(root.element_size(), 1)
+        elif key not in counted:
+            counted.add(key)
+            fresh += t.untyped_storage().nbytes() // max(t.element_size(), 1)
     return kept, fresh

@@ -375,10 +375,16 @@ class Walk:
         it cannot (symbolic sizes), only ``clone`` copies."""
         if not isinstance(source, Tensor):
             return result
+        if result is source:  # contiguous(), clone(), to() ...: a view or a copy, as the call on meta says
+            result = Tensor(source.shape, source.tensor, source.name, source.dtype)
         source = self.record.tracked(source)  # a view of a parameter is the parameter's storage
         function = getattr(torch.Tensor, node.target, None) if node.op == "call_method" else node.target
         meta, base = layouts.run_view(function, args, kwargs) if args and args[0] is not None else (None, None)
-        return self._viewed(result, source, meta, base, _label(node).rpartition(".")[2] == "clone")
+        name = _label(node).rpartition(".")[2]
+        if name == "detach":  # the same storage, outside autograd
+            source = Tensor(source.shape, source.tensor, source.name, source.dtype, storage=source.storage,
+                            layout=source.layout)
+        return self._viewed(result, source, meta, base, name == "clone")
 
     def _viewed(self, result, source, meta, base, clone):
         if isinstance(result, Tensor) and result is not source and result.storage is None:
