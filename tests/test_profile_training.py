@@ -195,6 +195,24 @@ class UnpaddedWindows(nn.Module):
         return y * self.scale + y.detach().contiguous() * self.scale
 
 
+class HeadsOfAModule(nn.Module):
+    """``nn.MultiheadAttention`` as torchvision's ViT calls it (self-attention, no weights returned) and as a
+    decoder does (cross-attention with its own key and value sizes, averaged weights returned): a training
+    step is read by what its forward calls (packed projections sliced from one parameter, products,
+    softmax), each part counted exactly."""
+
+    def __init__(self, c=8):
+        super().__init__()
+        self.own = nn.MultiheadAttention(c, 2, batch_first=True)
+        self.cross = nn.MultiheadAttention(c, 2, kdim=4, vdim=6, add_bias_kv=True)
+
+    def forward(self, x):  # (B, L, C)
+        y = self.own(x, x, x, need_weights=False)[0]
+        t = y.transpose(0, 1)
+        out, weights = self.cross(t, t[2:, :, :4], t[2:, :, 2:])
+        return out.sum() + weights.sum()
+
+
 class WeightedHeads(nn.Module):
     """Heads weighted by 0-d entries of a softmax over a parameter (timm's EfficientViM): each product keeps
     the head's output for the weight's gradient and the 0-d view for the head's."""
@@ -241,6 +259,7 @@ MODELS = {
                                            nn.Conv2d(8, 4, 1), nn.Hardswish(inplace=True), nn.Conv2d(4, 4, 1)),
     "strided attention": StridedAttention,
     "weighted heads": WeightedHeads,
+    "multihead attention": HeadsOfAModule,
     "unpadded windows": UnpaddedWindows,
     "blocked attention": BlockedAttention,
     "transposed tokens": TransposedTokens,
@@ -250,7 +269,7 @@ MODELS = {
 }
 SHAPES = {"tokens": (2, 5, 8), "transposed": (1, 3, 7, 7), "pool indices": (1, 3, 9, 9), "strided attention": (2, 8, 4, 4),
           "transposed tokens": (2, 8, 6), "blocked attention": (2, 2, 5, 6),
-          "unpadded windows": (2, 3, 3, 8)}
+          "unpadded windows": (2, 3, 3, 8), "multihead attention": (2, 5, 8)}
 
 
 def agrees(model, shape, input_grad=False, optimizer="adam"):

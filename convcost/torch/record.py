@@ -188,6 +188,10 @@ class Recorder:
             self.__dict__.setdefault("_held", []).append(real)
         return key
 
+    def is_parameter(self, key) -> bool:
+        """Whether storage ``key`` is a parameter's or buffer's (autograd's saved tensors leave them out)."""
+        return isinstance(key, tuple) and key[0] == "tensor" and self.storages.get(key) == 0
+
     def row(self, path, op, spec, inputs, reads, source, operands=None, step=(None, False)):
         c = None
         weights, inplace = step
@@ -254,7 +258,9 @@ class Recorder:
             trainable = not reads or any(getattr(t, "requires_grad", True) for t in reads)
         else:  # a function: its weight and bias as they were passed (a buffer gets no gradient)
             trainable = any(w.grad for w in weights)
-            if any(w.grad and w.tensor is None for w in weights) and isinstance(spec, _WEIGHTED):
+            # a view of a parameter (nn.MultiheadAttention's slices of its packed projection) is the parameter
+            computed = [w for w in weights if w.grad and w.tensor is None and not self.is_parameter(w.storage)]
+            if computed and isinstance(spec, _WEIGHTED):
                 self.untrack(op, path, "a weight computed in the forward: what autograd keeps of it is not modelled")
         shapes = [tuple(s) for s in inputs]
         if not _takes_grad(type(spec)):
