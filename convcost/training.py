@@ -221,6 +221,9 @@ class StepTotals:
     trainable_params: int
     trainable_tensors: int
     untracked: tuple = ()
+    #: trainable parameters the forward never reads: no gradient, no optimizer state
+    unread_params: int = 0
+    unread_tensors: int = 0
 
     @property
     def complete(self) -> bool:
@@ -233,6 +236,7 @@ class StepTotals:
         if self.untracked:
             raise ConvcostError("training memory: convcost cannot count the backward of "
                                 + ", ".join(f"{op} ({why})" for op, _, _, why in self.untracked))
-        return training_bytes(params=self.params, trainable_params=self.trainable_params,
-                              trainable_tensors=self.trainable_tensors, saved_elements=self.saved_elements,
-                              saved_indices=self.saved_indices, optimizer=optimizer, dtype=dtype)
+        return training_bytes(params=self.params, trainable_params=self.trainable_params - self.unread_params,
+                              trainable_tensors=self.trainable_tensors - self.unread_tensors,
+                              saved_elements=self.saved_elements, saved_indices=self.saved_indices,
+                              optimizer=optimizer, dtype=dtype)

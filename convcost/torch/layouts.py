@@ -212,3 +212,85 @@ def folded_saves(function, operands, grads, weights=()):
             counted.add(key)
             fresh += t.untyped_storage().nbytes() // max(t.element_size(), 1)
     return kept, fresh
+
+
+# -- what an element-wise call without a rule keeps ------------------------------------------------------
+
+
+class Simulated:
+    """What autograd keeps for one call, run on meta tensors (see :func:`simulate`): ``operands``, the call's
+    :class:`Tensor` arguments in order; ``kept[i]``, whether the storage of the ``i``-th is saved; ``fresh`` and ``fresh_indices``, the elements
+    (int64 among them) of the other storages it saves; ``outputs``, per tensor output ``(meta, operand)``:
+    its layout, and the index of the argument whose storage it shares (a view, an in-place result) or
+    None; ``saves_output``, whether the first output's storage is saved."""
+
+    __slots__ = ("fresh", "fresh_indices", "kept", "operands", "outputs", "saves_output")
+
+    def __init__(self, operands, kept, fresh, fresh_indices, outputs, saves_output):
+        self.operands, self.kept, self.fresh, self.fresh_indices = operands, kept, fresh, fresh_indices
+        self.outputs, self.saves_output = outputs, saves_output
+
+
+def simulate(function, args, kwargs):
+    """Run ``function(*args, **kwargs)`` on meta tensors standing for the :class:`Tensor` arguments (their
+    strides, and ``requires_grad`` where they need a gradient) under ``saved_tensors_hooks``: what autograd
+    keeps, PyTorch's own derivative formulas deciding. Each argument lives in a storage of its own, so
+    in-place calls run as they do in the model. None when a shape is symbolic or the call fails on meta."""
+    operands, storages = [], []
+
+    def stand_in(t: Tensor):
+        meta = meta_of(t)
+        if meta is None:
+            raise _Symbolic
+        size = max(meta.untyped_storage().nbytes() // max(meta.element_size(), 1),
+                   meta.storage_offset() + 1 if meta.numel() else 0)
+        with torch.enable_grad():
+            if t.grad and meta.is_floating_point():  # a non-leaf of its own storage: in-place calls allowed
+                root = torch.empty(size, device="meta", dtype=meta.dtype).requires_grad_() * 1
+            else:
+                root = torch.empty(size, device="meta", dtype=meta.dtype)
+            out = root.as_strided(meta.shape, meta.stride(), meta.storage_offset())
+        operands.append(t)
+        storages.append(_storage(root))
+        return out
+
+    def convert(value):
+        if isinstance(value, Tensor):
+            return stand_in(value)
+        if isinstance(value, (tuple, list)):
+            return type(value)(convert(v) for v in value)
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        return value
+
+    try:
+        margs, mkwargs = convert(tuple(args)), convert(dict(kwargs or {}))
+    except _Symbolic:
+        return None
+    saved = []
+    try:
+        with torch._C.DisableTorchFunction(), torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(
+                lambda t: saved.append(t) or t, lambda t: t):
+            out = function(*margs, **mkwargs)
+    except Exception:  # noqa: BLE001 - a call meta tensors cannot run: what it keeps is not known
+        return None
+    flat = [o for o in (out if isinstance(out, (tuple, list)) else (out,)) if isinstance(o, torch.Tensor)]
+    owner = {key: i for i, key in reversed(list(enumerate(storages)))}
+    outputs = [(o, owner.get(_storage(o))) for o in flat]
+    first = _storage(flat[0]) if flat else None
+    kept, fresh, indices, counted, saves_output = [False] * len(operands), 0, 0, set(), False
+    for t in saved:
+        key = _storage(t)
+        if key in owner:
+            kept[owner[key]] = True
+        elif key not in counted:
+            counted.add(key)
+            n = t.untyped_storage().nbytes() // max(t.element_size(), 1)
+            if key == first:
+                saves_output = True
+            else:
+                fresh += n
+                indices += n if t.dtype == torch.int64 else 0
+        if key == first and key in owner:
+            saves_output = True
+    return Simulated(operands, kept, fresh, indices, outputs, saves_output)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from convcost import primitives
+from convcost.costs import Cost
 from convcost.errors import ConvcostError
 from convcost.layers import Merge, _takes_grad
 from convcost.arith import total
@@ -80,6 +81,7 @@ class Recorder:
         # of the tensors it reads and writes, and what the step does that convcost cannot count
         self.training = training
         self.graph, self.storages, self.untracked, self.extra_saved = [], {}, {}, []
+        self.call = None  # the function call being read, as (function, args, kwargs) of tracked tensors
 
     # -- training -----------------------------------------------------------------------------
     def new_storage(self, shape) -> int:
@@ -188,6 +190,23 @@ class Recorder:
             self.__dict__.setdefault("_held", []).append(real)
         return key
 
+    def keep_computed(self, weights) -> bool:
+        """A weight computed in the forward (weight standardisation, a kernel made by a network): autograd keeps
+        it for the input's gradient as it keeps any tensor, so its storage is saved once; whether it is, from
+        the call (``self.call``, set by the reading) run on meta tensors. False when that cannot run."""
+        if self.call is None:
+            return False
+        function, args, kwargs = self.call
+        run = layouts.simulate(function, args, kwargs)
+        if run is None:
+            return False
+        flags = [any(o.storage == w.storage and tuple(o.shape) == tuple(w.shape) and kept
+                     for o, kept in zip(run.operands, run.kept)) for w in weights]
+        kept = Cost(output_shape=(), saved_elements=total(numel(w.shape) for w, f in zip(weights, flags) if f),
+                    saves_input=tuple(flags))
+        self.graph.append((kept, [(w.storage, w.shape) for w in weights], None))
+        return True
+
     def is_parameter(self, key) -> bool:
         """Whether storage ``key`` is a parameter's or buffer's (autograd's saved tensors leave them out)."""
         return isinstance(key, tuple) and key[0] == "tensor" and self.storages.get(key) == 0
@@ -260,7 +279,7 @@ class Recorder:
             trainable = any(w.grad for w in weights)
             # a view of a parameter (nn.MultiheadAttention's slices of its packed projection) is the parameter
             computed = [w for w in weights if w.grad and w.tensor is None and not self.is_parameter(w.storage)]
-            if computed and isinstance(spec, _WEIGHTED):
+            if computed and isinstance(spec, _WEIGHTED) and not self.keep_computed(computed):
                 self.untrack(op, path, "a weight computed in the forward: what autograd keeps of it is not modelled")
         shapes = [tuple(s) for s in inputs]
         if not _takes_grad(type(spec)):
@@ -324,7 +343,10 @@ class Recorder:
         """The training step's totals: backward MACs summed over the rows, saved storages counted once."""
         costs = [c for c, _, _ in self.graph]
         params = {id(p): p for p in self.model.parameters()}
+        # a parameter the forward never reads gets no gradient and no optimizer state
+        used = set(self.seen) | {key[1] for key in self.storages if isinstance(key, tuple) and key[0] == "tensor"}
         trainable = [p for p in params.values() if p.requires_grad]
+        unread = [p for p in trainable if id(p) not in used]
         untracked = tuple((op, len(e["paths"]), tuple(e["paths"]), e["why"]) for op, e in self.untracked.items())
         return StepTotals(
             backward_macs=_number(total(c.backward_macs for c in costs)),
@@ -332,7 +354,8 @@ class Recorder:
             saved_elements=_number(distinct_saved(self.graph, self.storages) + total(self.extra_saved)),
             saved_indices=_number(total(c.saved_indices for c in costs)),
             params=sum(p.numel() for p in params.values()), trainable_params=sum(p.numel() for p in trainable),
-            trainable_tensors=len(trainable), untracked=untracked)
+            trainable_tensors=len(trainable), untracked=untracked, unread_params=sum(p.numel() for p in unread),
+            unread_tensors=len(unread))
 
 
 #: activations whose backward reads their input: in place, autograd saves a copy of it (silu_, hardswish_,

@@ -22,6 +22,7 @@ import torch.fx
 import torch.nn.functional as F
 
 from convcost import primitives
+from convcost.costs import Cost
 from convcost.errors import ConvcostError
 from convcost.torch import layouts
 from convcost.torch.binding import BINDINGS, FUNCTIONS, METHODS
@@ -341,8 +342,14 @@ class Walk:
             if self.training and node.target is F.scaled_dot_product_attention and _kernel_unsure(args, kwargs):
                 self.record.untrack(_label(node), self.path(node), "a mask, dropout, causal or grouped attention: "
                                     "which kernel PyTorch runs, and what it keeps, is not modelled")
-            return self.record.emit(self.record.unique(self.path(node)), _label(node), result, "function", operands,
-                                    weights, self.training and _in_place(node, args, kwargs))
+            if self.training:
+                function = getattr(torch.Tensor, node.target, None) if node.op == "call_method" else node.target
+                self.record.call = (function, _tracked(args, self.record), _tracked(kwargs or {}, self.record))
+            try:
+                return self.record.emit(self.record.unique(self.path(node)), _label(node), result, "function",
+                                        operands, weights, self.training and _in_place(node, args, kwargs))
+            finally:
+                self.record.call = None
         source = args[0] if args else None
         if isinstance(source, Tensor) and source.dtype is not None:  # a view keeps its dtype (an index, a mask)
             result = _with_dtype(result, source.dtype)
@@ -484,9 +491,41 @@ class Walk:
         if not listed and source is not None and module is None:
             return self.view_of(result, source, node, args, kwargs)
         grad = any(t.grad for t in tensors) or module is not None and any(p.requires_grad for p in module.parameters())
+        if grad and module is None and not _may_macs(_label(node).rpartition(".")[2]):
+            simulated = self.simulated(result, node, args, kwargs)
+            if simulated is not None:
+                return simulated
         if grad:
             self.record.untrack(label, self.path(node), "no rule: what it saves for backward is not known")
         return _fresh(result, self.record, grad)
+
+    def simulated(self, result, node, args, kwargs):
+        """A call convcost has no row for but knows holds no multiply-accumulates (``exp``, ``clamp``,
+        ``F.normalize``, an in-place ``addcmul_``): what autograd keeps of it, from the call run on meta tensors
+        laid out as the model's (:func:`convcost.torch.layouts.simulate`), its backward no MACs. None when
+        it cannot run there."""
+        function = getattr(torch.Tensor, node.target, None) if node.op == "call_method" else node.target
+        if function is None:
+            return None
+        run = layouts.simulate(function, _tracked(args, self.record), _tracked(kwargs or {}, self.record))
+        flat = [t for t in (result if isinstance(result, (tuple, list)) else (result,)) if isinstance(t, Tensor)]
+        if run is None or not run.outputs or len(run.outputs) != len(flat):
+            return None
+        outputs = []
+        for t, (meta, owner) in zip(flat, run.outputs):
+            storage = run.operands[owner].storage if owner is not None else self.record.new_storage(t.shape)
+            outputs.append(Tensor(t.shape, t.tensor, t.name, t.dtype, grad=bool(meta.requires_grad), storage=storage,
+                                  layout=layouts.layout_of(meta)))
+        first, view = outputs[0], run.outputs[0][1] is not None
+        saved = run.fresh + sum(_numel(t.shape) for t, kept in zip(run.operands, run.kept) if kept) \
+            + (_numel(first.shape) if run.saves_output and not view else 0)
+        cost = Cost(output_shape=first.shape, saved_elements=saved, saved_indices=run.fresh_indices,
+                    saves_input=tuple(run.kept), saves_output=run.saves_output, output_view=view)
+        self.record.graph.append((cost, [(t.storage, t.shape) for t in run.operands], first.storage))
+        if not isinstance(result, (tuple, list)):
+            return first
+        it = iter(outputs)
+        return type(result)(next(it) if isinstance(t, Tensor) else t for t in result)
 
 
 def own_parameters(module) -> tuple:
@@ -584,6 +623,17 @@ def _kernel_unsure(args, kwargs) -> bool:
                        {"attn_mask": None, "dropout_p": 0.0, "is_causal": False, "scale": None, "enable_gqa": False},
                        args, kwargs)
     return a["attn_mask"] is not None or bool(a["dropout_p"]) or bool(a["is_causal"]) or bool(a["enable_gqa"])
+
+
+def _tracked(value, record):
+    """``value`` with every :class:`Tensor` in it given its storage (see :meth:`Recorder.tracked`)."""
+    if isinstance(value, Tensor):
+        return record.tracked(value)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_tracked(v, record) for v in value)
+    if isinstance(value, dict):
+        return {k: _tracked(v, record) for k, v in value.items()}
+    return value
 
 
 def _fresh(value, record, grad):
