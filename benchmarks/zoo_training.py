@@ -121,7 +121,7 @@ def main(argv=None):
     args.add_argument("--batch", type=int, default=2)
     args.add_argument("--budget", type=float, default=0, help="stop after this many seconds")
     args.add_argument("--retry", action="store_true", help="run again the models results/zoo_training.json did not "
-                      "get right (with the code as it is now), and the ones it did not reach")
+                      "count completely and exactly (with the code as it is now), and the ones it did not reach")
     args.add_argument("--one", nargs=2, metavar=("SOURCE", "NAME"), help=argparse.SUPPRESS)
     opts = args.parse_args(argv)
     if opts.one:  # each model in a process of its own: a training step's memory is given back to the system
@@ -130,7 +130,7 @@ def main(argv=None):
     rows, began, todo = [], time.time(), candidates(opts.limit)
     if opts.retry:
         old = {(r["source"], r["model"]): r for r in json.loads(RESULTS.read_text())["rows"]}
-        good = {k: r for k, r in old.items() if r.get("agree") or r.get("complete") is False and "error" not in r
+        good = {k: r for k, r in old.items() if r.get("agree")
                 or "skipped" in r and not any(w in r["skipped"] for w in ("process ended", "torchvision::"))}
         rows = [good[k] for k in todo if k in good]
         todo = [k for k in todo if k not in good]

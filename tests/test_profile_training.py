@@ -6,6 +6,8 @@ convention, kept for ``backward_macs_torch``), ``saved_tensors_hooks`` by distin
 optimizer's state after a real step. Nothing here is computed from convcost's formulas.
 """
 
+import itertools
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -233,6 +235,25 @@ class CallsWithoutRows(nn.Module):
         return y.norm(dim=1)
 
 
+class Contractions(nn.Module):
+    """``torch.einsum`` as models write it: a channel mix against a parameter, attention scores of permuted
+    heads (folded with copies), a three-operand chain contracted left to right, and relative-position logits
+    against a parameter of three axes (torchvision's MaxViT): backward MACs in closed form, what the folding
+    keeps from the call run on meta tensors."""
+
+    def __init__(self, c=3):
+        super().__init__()
+        self.mix, self.a, self.b = nn.Parameter(torch.randn(4, c)), nn.Parameter(torch.randn(4, 5)), nn.Parameter(torch.randn(5, 2))
+        self.rel = nn.Parameter(torch.randn(8, 7, 2))
+
+    def forward(self, x):  # (B, C, H, W)
+        y = torch.einsum("bchw,oc->bohw", x, self.mix)
+        heads = y.permute(0, 2, 1, 3)  # (B, H, O, W)
+        scores = torch.einsum("bhqd,bhkd->bhqk", heads, heads.flip(3) * 1)
+        chain = torch.einsum("bhqk,ko,op->bhqp", scores, self.a[:, :4].T @ self.a[:, :4], self.b[:4, :])
+        return torch.einsum("bhwc,hkc->bhwk", chain, self.rel).sum()
+
+
 class WeightedHeads(nn.Module):
     """Heads weighted by 0-d entries of a softmax over a parameter (timm's EfficientViM): each product keeps
     the head's output for the weight's gradient and the 0-d view for the head's."""
@@ -281,6 +302,7 @@ MODELS = {
     "weighted heads": WeightedHeads,
     "multihead attention": HeadsOfAModule,
     "calls without rows": CallsWithoutRows,
+    "einsum": Contractions,
     "unpadded windows": UnpaddedWindows,
     "blocked attention": BlockedAttention,
     "transposed tokens": TransposedTokens,
@@ -316,6 +338,37 @@ def agrees(model, shape, input_grad=False, optimizer="adam"):
 @pytest.mark.parametrize("input_grad", [False, True])
 def test_a_step_is_what_pytorch_does(name, input_grad):
     agrees(MODELS[name](), SHAPES.get(name, (2, 3, 8, 8)), input_grad)
+
+
+class Einsum(nn.Module):
+    def __init__(self, equation):
+        super().__init__()
+        self.equation = equation
+
+    def forward(self, *operands):
+        return torch.einsum(self.equation, *operands)
+
+
+EQUATIONS = [
+    ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]), ("i,j->ij", [(3,), (4,)]), ("i,i->", [(3,), (3,)]),
+    ("bhqd,bhkd->bhqk", [(2, 3, 5, 4), (2, 3, 6, 4)]), ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 5)]),
+    ("...ij,...jk->...ik", [(2, 3, 4), (2, 4, 5)]), ("ij,kj->", [(3, 4), (5, 4)]), ("ijk,jl->il", [(2, 3, 4), (3, 5)]),
+    ("ij,ij->ij", [(3, 4), (3, 4)]), ("bij,bjk", [(2, 3, 4), (2, 4, 5)]), ("bchw,bkc->bkhw", [(2, 3, 4, 5), (2, 6, 3)]),
+]
+
+
+@pytest.mark.parametrize("equation, shapes", EQUATIONS)
+def test_einsum_in_a_step(equation, shapes):
+    """Every operand's gradient flag: backward MACs in closed form (Einsum.backward_macs) against
+    FlopCounterMode, saved elements against the hooks."""
+    torch.manual_seed(0)
+    xs = [torch.randn(s) for s in shapes]
+    for grads in itertools.product([False, True], repeat=len(shapes)):
+        if not any(grads):
+            continue
+        step = profile(Einsum(equation), [x.clone().requires_grad_(g) for x, g in zip(xs, grads)], training=True).training
+        measured = measure_training(Einsum(equation), xs, input_grad=grads)
+        assert (step.backward_macs, step.saved_elements) == (measured["backward_macs"], measured["saved_elements"]), grads
 
 
 def test_a_channels_last_input_is_read_as_one():

@@ -197,13 +197,37 @@ class Einsum(Merge):
         return "linear"
 
     def _cost(self, shapes):
+        out, macs, adds, muls, _ = self._contract(shapes)
+        return _product(out, shapes, macs, elementwise_ops=adds + muls)
+
+    def backward_macs(self, shapes, grads) -> object:
+        """The MACs of the backward pass when the operands flagged in ``grads`` need a gradient: each pairwise
+        product is a batched matrix product, whose backward computes one product of its size for each of its
+        two sides that needs a gradient (the running result needs one when an operand before it does).
+
+        >>> Einsum("bij,bjk->bik").backward_macs([(2, 3, 4), (2, 4, 5)], (True, False))
+        120
+        >>> Einsum("ij,jk,kl->il").backward_macs([(2, 3), (3, 4), (4, 5)], (False, True, False))
+        64
+        """
+        if len(grads) != len(shapes):
+            raise ConvcostError(f"{self!r}: {len(grads)} gradient flags for {len(shapes)} operands")
+        *_, products = self._contract(shapes)
+        total_macs, needed = 0, bool(grads[0])
+        for j, work in products:
+            total_macs = total_macs + work * (needed + bool(grads[j]))
+            needed = needed or bool(grads[j])
+        return total_macs
+
+    def _contract(self, shapes):
+        """``(output shape, macs, additions, multiplications, [(operand index, MACs of its product)])``."""
         operands, output = parse_equation(self.equation, shapes, self)
         sizes = {}
         for labels, shape in zip(operands, shapes):
             for label, n in zip(labels, shape):
                 if sizes.get(label, 1) == 1:
                     sizes[label] = n
-        macs, adds, muls = 0, 0, 0
+        macs, adds, muls, products = 0, 0, 0, []
         left = operands[0]
         for j in range(1, len(operands)):
             right = operands[j]
@@ -218,13 +242,13 @@ class Einsum(Merge):
             work = numel([sizes[x] for x in kept + contracted])
             if contracted:
                 macs += work
+                products.append((j, work))
             else:
                 muls += work
             left = "".join(kept)
         left, summed = _sum_out(left, set(output), sizes)
         adds += summed
-        out = tuple(sizes[x] for x in output)
-        return _product(out, shapes, macs, elementwise_ops=adds + muls)
+        return tuple(sizes[x] for x in output), macs, adds, muls, products
 
 
 def _sum_out(labels, needed, sizes):

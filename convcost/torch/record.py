@@ -190,6 +190,24 @@ class Recorder:
             self.__dict__.setdefault("_held", []).append(real)
         return key
 
+    def einsum_step(self, spec, shapes, grads, operands):
+        """An einsum in a training step: its backward MACs in closed form (:meth:`Einsum.backward_macs`), what
+        autograd keeps of its pairwise products (operands as they are, or the copies their folding makes)
+        from the call run on meta tensors laid out as the model's. None when that cannot run."""
+        if self.call is None:
+            return None
+        function, args, kwargs = self.call
+        run = layouts.simulate(function, args, kwargs)
+        if run is None or len(run.operands) != len(operands):
+            return None
+        c = spec.cost(shapes)
+        kept = tuple(run.kept)
+        saved = run.fresh + total(numel(s) for s, k in zip(shapes, kept) if k) \
+            + (numel(c.output_shape) if run.saves_output else 0)
+        return dataclasses.replace(c, backward_macs=spec.backward_macs(shapes, grads), saved_elements=saved,
+                                   saved_indices=run.fresh_indices, saves_input=kept, saves_output=run.saves_output,
+                                   output_grad=True, input_grads=grads)
+
     def keep_computed(self, weights) -> bool:
         """A weight computed in the forward (weight standardisation, a kernel made by a network): autograd keeps
         it for the input's gradient as it keeps any tensor, so its storage is saved once; whether it is, from
@@ -282,6 +300,10 @@ class Recorder:
             if computed and isinstance(spec, _WEIGHTED) and not self.keep_computed(computed):
                 self.untrack(op, path, "a weight computed in the forward: what autograd keeps of it is not modelled")
         shapes = [tuple(s) for s in inputs]
+        if isinstance(spec, primitives.Einsum) and any(grads):
+            counted = self.einsum_step(spec, shapes, grads, operands)
+            if counted is not None:
+                return counted
         if not _takes_grad(type(spec)):
             if any(grads) or reads and trainable:  # it takes part in the backward
                 self.untrack(op, path, f"convcost has no training counts for {type(spec).__name__} yet")
