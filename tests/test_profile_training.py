@@ -254,6 +254,30 @@ class Contractions(nn.Module):
         return torch.einsum("bhwc,hkc->bhwk", chain, self.rel).sum()
 
 
+class MaskedAttention(nn.Module):
+    """Attention with its options: causal, a boolean mask buffer (kept by the fused kernel as a float copy), an
+    additive mask buffer (kept as it is), a relative-position bias gathered from a parameter table by an index
+    buffer (Swin's; a mask that needs a gradient sends PyTorch down the math path, the gather keeps nothing
+    but the index it was given)."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(8, 24)
+        self.register_buffer("allowed", torch.rand(5, 5) > 0.3)
+        self.register_buffer("additive", torch.randn(1, 2, 5, 5))
+        self.table = nn.Parameter(torch.randn(9, 2))
+        self.register_buffer("index", (torch.arange(5)[:, None] - torch.arange(5)[None, :] + 4).flatten())
+
+    def forward(self, x):  # (B, N, C)
+        b, n, c = x.shape
+        q, k, v = self.proj(x).reshape(b, n, 3, 2, 4).permute(2, 0, 3, 1, 4).unbind(0)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = F.scaled_dot_product_attention(y, k, v, attn_mask=self.allowed)
+        y = F.scaled_dot_product_attention(y, k, v, attn_mask=self.additive)
+        bias = self.table[self.index].view(5, 5, 2).permute(2, 0, 1).unsqueeze(0)
+        return F.scaled_dot_product_attention(y, k, v, attn_mask=bias)
+
+
 class WeightedHeads(nn.Module):
     """Heads weighted by 0-d entries of a softmax over a parameter (timm's EfficientViM): each product keeps
     the head's output for the weight's gradient and the 0-d view for the head's."""
@@ -303,6 +327,7 @@ MODELS = {
     "multihead attention": HeadsOfAModule,
     "calls without rows": CallsWithoutRows,
     "einsum": Contractions,
+    "masked attention": MaskedAttention,
     "unpadded windows": UnpaddedWindows,
     "blocked attention": BlockedAttention,
     "transposed tokens": TransposedTokens,
@@ -312,7 +337,8 @@ MODELS = {
 }
 SHAPES = {"tokens": (2, 5, 8), "transposed": (1, 3, 7, 7), "pool indices": (1, 3, 9, 9), "strided attention": (2, 8, 4, 4),
           "transposed tokens": (2, 8, 6), "blocked attention": (2, 2, 5, 6),
-          "unpadded windows": (2, 3, 3, 8), "multihead attention": (2, 5, 8)}
+          "unpadded windows": (2, 3, 3, 8), "multihead attention": (2, 5, 8),
+          "masked attention": (2, 5, 8)}
 
 
 def agrees(model, shape, input_grad=False, optimizer="adam"):

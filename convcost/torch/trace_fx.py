@@ -26,6 +26,7 @@ from convcost.costs import Cost
 from convcost.errors import ConvcostError
 from convcost.torch import layouts
 from convcost.torch.binding import BINDINGS, FUNCTIONS, METHODS
+from convcost.torch.leftovers import holds
 from convcost.torch.locks import TRACING
 from convcost.torch.record import Recorder
 from convcost.torch.registry import REGISTRY
@@ -339,9 +340,8 @@ class Walk:
             operands = weights = None
             if self.training:
                 operands, weights = self.record.split(result, [t for t in flat if isinstance(t, Tensor)])
-            if self.training and node.target is F.scaled_dot_product_attention and _kernel_unsure(args, kwargs):
-                self.record.untrack(_label(node), self.path(node), "a mask, dropout, causal or grouped attention: "
-                                    "which kernel PyTorch runs, and what it keeps, is not modelled")
+            if self.training and node.target is F.scaled_dot_product_attention:
+                self.attention_options(node, args, kwargs, operands)
             if self.training:
                 function = getattr(torch.Tensor, node.target, None) if node.op == "call_method" else node.target
                 self.record.call = (function, _tracked(args, self.record), _tracked(kwargs or {}, self.record))
@@ -357,6 +357,39 @@ class Walk:
             result = self.dropout(result, source, node, args, kwargs) if _label(node).rpartition(".")[2] in _DROPOUT \
                 else self.view_of(result, source, node, args, kwargs)
         return result
+
+    def attention_options(self, node, args, kwargs, operands):
+        """What ``F.scaled_dot_product_attention``'s options change in a training step on the CPU (PyTorch
+        2.13): a causal mask nothing (the fused kernel runs and keeps the same tensors); an additive mask that
+        needs no gradient is kept by the fused kernel (a boolean one as a float copy), the math path keeps
+        nothing more; a mask that needs a gradient sends the step down the math path. Dropout and grouped
+        heads are listed, not guessed."""
+        a = bind_arguments(("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"),
+                           {"attn_mask": None, "dropout_p": 0.0, "is_causal": False, "scale": None,
+                            "enable_gqa": False}, args, kwargs)
+        if a["dropout_p"] or a["enable_gqa"]:
+            self.record.untrack(_label(node), self.path(node), "attention with dropout or grouped heads: what the "
+                                "CPU keeps for it is not modelled")
+            return
+        mask = a["attn_mask"]
+        if not isinstance(mask, Tensor):
+            return
+        mask = self.record.tracked(mask)
+        fused = primitives.Attention().fused([t.shape for t in operands]) and all(map(layouts.last_stride_one, operands))
+        if mask.grad:
+            if not (operands[0].grad or operands[1].grad):  # the scores' gradient, for the mask's alone
+                self.record.untrack(_label(node), self.path(node), "a mask that needs a gradient when the query "
+                                    "and key do not: not modelled")
+            else:
+                self.record.math_attention = True
+        elif fused and mask.dtype is torch.bool:  # converted to an additive float mask, kept
+            self.record.extra_saved.append(_numel(mask.shape))
+        elif fused and isinstance(mask.dtype, torch.dtype) or fused and mask.tensor is not None:
+            self.record.graph.append((Cost(output_shape=(), saved_elements=_numel(mask.shape), saves_input=(True,)),
+                                      [(mask.storage, mask.shape)], None))
+        elif fused:
+            self.record.untrack(_label(node), self.path(node), "a mask of unknown dtype: whether it is kept as it is "
+                                "or as a float copy is not known")
 
     def dropout(self, result, source, node, args, kwargs):  # noqa: PLR0913 - the walk's call signature
         """Dropout in a training step: a new tensor, and autograd keeps its mask (one element per input
@@ -488,10 +521,12 @@ class Walk:
         source = tensors[0] if tensors else None
         if module is None and _label(node).rpartition(".")[2] in _CREATING:  # a new tensor, needing no gradient
             return _fresh(result, self.record, False)
-        if not listed and source is not None and module is None:
+        gather = module is None and _label(node).rpartition(".")[2] in ("getitem", "__getitem__") and len(args) > 1 \
+            and holds(args[1], lambda v: isinstance(v, (Tensor, torch.Tensor)))
+        if not listed and source is not None and module is None and not gather:
             return self.view_of(result, source, node, args, kwargs)
         grad = any(t.grad for t in tensors) or module is not None and any(p.requires_grad for p in module.parameters())
-        if grad and module is None and not _may_macs(_label(node).rpartition(".")[2]):
+        if grad and module is None and (gather or not _may_macs(_label(node).rpartition(".")[2])):
             simulated = self.simulated(result, node, args, kwargs)
             if simulated is not None:
                 return simulated
@@ -519,7 +554,9 @@ class Walk:
         first, view = outputs[0], run.outputs[0][1] is not None
         saved = run.fresh + sum(_numel(t.shape) for t, kept in zip(run.operands, run.kept) if kept) \
             + (_numel(first.shape) if run.saves_output and not view else 0)
-        cost = Cost(output_shape=first.shape, saved_elements=saved, saved_indices=run.fresh_indices,
+        indices = run.fresh_indices + sum(_numel(t.shape) for t, kept in zip(run.operands, run.kept)  # an index kept
+                                          if kept and t.dtype == torch.int64 and not self.record.is_parameter(t.storage))
+        cost = Cost(output_shape=first.shape, saved_elements=saved, saved_indices=indices,
                     saves_input=tuple(run.kept), saves_output=run.saves_output, output_view=view)
         self.record.graph.append((cost, [(t.storage, t.shape) for t in run.operands], first.storage))
         if not isinstance(result, (tuple, list)):
@@ -618,19 +655,16 @@ def _in_place(node, args, kwargs) -> bool:
         return False
 
 
-def _kernel_unsure(args, kwargs) -> bool:
-    a = bind_arguments(("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"),
-                       {"attn_mask": None, "dropout_p": 0.0, "is_causal": False, "scale": None, "enable_gqa": False},
-                       args, kwargs)
-    return a["attn_mask"] is not None or bool(a["dropout_p"]) or bool(a["is_causal"]) or bool(a["enable_gqa"])
-
-
 def _tracked(value, record):
     """``value`` with every :class:`Tensor` in it given its storage (see :meth:`Recorder.tracked`)."""
     if isinstance(value, Tensor):
         return record.tracked(value)
+    if isinstance(value, torch.Tensor):  # a constant, parameter or buffer passed as it is (an index)
+        return record.tracked(Tensor(tuple(value.shape), value, dtype=value.dtype))
     if isinstance(value, (tuple, list)):
         return type(value)(_tracked(v, record) for v in value)
+    if isinstance(value, slice):
+        return slice(_tracked(value.start, record), _tracked(value.stop, record), _tracked(value.step, record))
     if isinstance(value, dict):
         return {k: _tracked(v, record) for k, v in value.items()}
     return value
