@@ -107,9 +107,10 @@ def last_stride_one(t: Tensor) -> bool:
 def output_layout(spec, operands, output_shape, inplace: bool = False):
     """``(layout, copied)`` of a row's output in a training step: its strides (None: contiguous), and
     whether a layer convcost models as a view (``Flatten``) had to copy instead. As PyTorch 2.13's CPU
-    kernels lay outputs out: an element-wise op keeps its input's strides (``empty_like``), a binary one
-    follows its operands' (``TensorIterator``), a convolution, norm or pool keeps a channels-last input
-    channels last, every other layer writes a contiguous tensor; the views are run on meta tensors."""
+    kernels lay outputs out: an element-wise op keeps its input's strides (``empty_like``; softmax does not),
+    a binary one follows its operands' (``TensorIterator``), a convolution, norm or pool keeps a
+    channels-last input channels last, every other layer writes a contiguous tensor; the views are run on
+    meta tensors."""
     from convcost import primitives as p
 
     if not operands or all(t.layout is None and not _strided_real(t) for t in operands):
@@ -133,6 +134,8 @@ def output_layout(spec, operands, output_shape, inplace: bool = False):
     meta = meta_of(first)
     if meta is None:
         return None, False
+    if isinstance(spec, p.Activation) and spec.kind in ("softmax", "log_softmax"):
+        return None, False  # the CPU kernel works on a contiguous copy and writes a contiguous result
     if isinstance(spec, (p.Activation, p.LayerScale)):
         return like(first), False
     if isinstance(spec, _KEEPS_CHANNELS_LAST) and all(type(n) is int for n in output_shape):

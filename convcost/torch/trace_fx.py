@@ -64,7 +64,11 @@ def _view(args, kwargs):
             sizes[sizes.index(-1)] = _numel(x.shape) // max(_numel(known), 1)
         else:
             sizes[sizes.index(-1)] = sympy.simplify(sympy.Mul(*x.shape) / sympy.Mul(*known))
-    return Tensor(tuple(_int(s) for s in sizes))
+    out = tuple(_int(s) for s in sizes)
+    if all(type(s) is int for s in (*out, *x.shape)) and _numel(out) != _numel(x.shape):
+        # PyTorch refuses it; a shape reading must not carry on with a size the model never has
+        raise ConvcostError(f"shape {list(out)} is invalid for an input of {_numel(x.shape)} elements {tuple(x.shape)}")
+    return Tensor(out)
 
 
 def _numel(shape):
