@@ -397,6 +397,32 @@ def test_einsum_in_a_step(equation, shapes):
         assert (step.backward_macs, step.saved_elements) == (measured["backward_macs"], measured["saved_elements"]), grads
 
 
+class FoldedTokens(nn.Module):
+    """Tokens made by a transpose (a linear layer then keeps a copy of them) and a permuted map made contiguous
+    (a copy): with a symbolic batch, the views and copies are decided at a generic size."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.linear = nn.Conv2d(3, 8, 1), nn.Linear(8, 8)
+
+    def forward(self, x):
+        y = self.conv(x)
+        tokens = self.linear(y.flatten(2).transpose(1, 2)).relu()
+        return tokens.sum() + (y.permute(0, 2, 3, 1).contiguous().relu() * 2).sum()
+
+
+def test_a_symbolic_batch_reads_the_same_step():
+    import sympy
+
+    n = sympy.Symbol("N", positive=True, integer=True)
+    step = profile(FoldedTokens(), (n, 3, 4, 4), training=True).training
+    assert step.complete
+    for batch in (1, 2, 3):
+        measured = measure_training(FoldedTokens(), torch.randn(batch, 3, 4, 4))
+        assert (step.backward_macs.subs(n, batch), step.saved_elements.subs(n, batch)) \
+            == (measured["backward_macs"], measured["saved_elements"])
+
+
 def test_a_channels_last_input_is_read_as_one():
     """A channels-last input: the convolution's output stays channels last, so the linear layer's fold of its
     flattened view copies it, and autograd keeps that copy besides the ReLU's output (with a contiguous input

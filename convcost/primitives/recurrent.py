@@ -36,6 +36,11 @@ class LSTM(Layer):
     bidirectional: bool = flag(False)
     P: object = count(0)
 
+    #: why a training step holding one is listed, not counted
+    untrained_why = ("no training counts: on the CPU PyTorch 2.13 trains an LSTM through oneDNN's fused RNN, which "
+                     "keeps one workspace whose size is that library's internal layout (28,672 elements for the "
+                     "smallest LSTM), and FlopCounterMode sees none of its backward")
+
     def default_input(self):
         return (1, 1, self.I)
 

@@ -20,6 +20,7 @@ False
 
 from __future__ import annotations
 
+import sympy
 import torch
 
 from convcost.torch.rules import Tensor
@@ -27,15 +28,34 @@ from convcost.torch.rules import Tensor
 
 def meta_of(t: Tensor):
     """``t`` as a meta tensor with its strides (contiguous unless it carries a layout); None when its shape
-    is symbolic."""
+    cannot be made concrete. A symbolic size stands for a generic one: each symbol takes a size of its own
+    (above 1), the same one every time, so that view-or-copy decisions are those of sizes in general."""
     if t.layout is not None:
         return t.layout
     real = t.tensor
     if isinstance(real, torch.Tensor) and not real.is_contiguous():  # a parameter's transposed view ...
         return torch.empty_strided(real.shape, real.stride(), device="meta", dtype=real.dtype)
-    if not all(type(n) is int for n in t.shape):
+    shape = [concrete(n) for n in t.shape]
+    if None in shape:
         return None
-    return torch.empty(t.shape, device="meta", dtype=t.dtype if isinstance(t.dtype, torch.dtype) else torch.float32)
+    return torch.empty(shape, device="meta", dtype=t.dtype if isinstance(t.dtype, torch.dtype) else torch.float32)
+
+
+#: the generic size each symbol stands for in a meta run (see :func:`meta_of`)
+_GENERIC: dict = {}
+
+
+def concrete(n):
+    """``n`` as an int: itself, or a symbolic size with each symbol at its generic stand-in; None if that
+    is not a positive integer."""
+    if type(n) is int:
+        return n
+    if not isinstance(n, sympy.Basic):
+        return None
+    for symbol in sorted(n.free_symbols, key=str):
+        _GENERIC.setdefault(symbol, 1009 + 2 * len(_GENERIC))
+    value = n.subs(_GENERIC)
+    return int(value) if value.is_Integer and value > 0 else None
 
 
 def like(t: Tensor):
@@ -61,6 +81,11 @@ def _as_meta(value):
         return {k: _as_meta(v) for k, v in value.items()}
     if isinstance(value, slice):
         return slice(_as_meta(value.start), _as_meta(value.stop), _as_meta(value.step))
+    if isinstance(value, sympy.Basic):  # a symbolic size passed to a view call
+        n = concrete(value)
+        if n is None:
+            raise _Symbolic
+        return n
     return value
 
 

@@ -203,6 +203,8 @@ class Recorder:
         run = layouts.simulate(function, args, kwargs)
         if run is None or len(run.operands) != len(operands):
             return None
+        if run.fresh and not all(type(n) is int for s in shapes for n in s):
+            return None  # its copies' sizes come from the meta run, at generic stand-ins for the symbols
         c = spec.cost(shapes)
         kept = tuple(run.kept)
         saved = run.fresh + total(numel(s) for s, k in zip(shapes, kept) if k) \
@@ -243,7 +245,7 @@ class Recorder:
             if inplace and c.saves_input is True and getattr(spec, "kind", None) in _CLONED:
                 # an in-place op whose backward needs the input it overwrites: autograd keeps a clone of it
                 c = dataclasses.replace(c, saves_input=False)
-            c = self.folded(op, spec, c, operands, reads, weights)
+            c = self.folded(path, op, spec, c, operands, reads, weights)
         row = Row.of(path, op, spec, inputs, source=source, params=0, cost=c)  # raises before anything is recorded
         params, tied = 0, ""
         for t in reads:
@@ -264,10 +266,9 @@ class Recorder:
             self.graph.append((c, [(t.storage, t.shape) for t in operands], out))
         return row, c, (out, layout)
 
-    def folded(self, op, spec, c, operands, reads, weights):
+    def folded(self, path, op, spec, c, operands, reads, weights):  # noqa: PLR0913 - the row's own arguments
         """``c`` as the step runs it when ``torch.matmul``, ``F.linear`` or attention's math path folds a strided
-        operand to a matrix:
-        where the operand's axes do not merge, the fold copies it, and autograd keeps the copy instead
+        operand to a matrix: where the operand's axes do not merge, the fold copies it, and autograd keeps the copy instead
         (:func:`convcost.torch.layouts.folded_saves` runs the call on meta tensors, laid out as they are and
         contiguous, and the difference is applied to the formula's contiguous count)."""
         if all(t.layout is None for t in operands):
@@ -288,7 +289,16 @@ class Recorder:
         if actual is None or plain is None or actual == plain:
             return c
         (kept, fresh), (assumed, assumed_fresh) = actual, plain
-        change = fresh - assumed_fresh + sum((k - a) * numel(t.shape) for k, a, t in zip(kept, assumed, operands))
+        copies = fresh - assumed_fresh
+        if copies and not all(type(n) is int for t in operands for n in t.shape):
+            # the meta run sized the copies at generic stand-ins for the symbols: when they are the copies of the
+            # operands no longer kept, their sizes are those operands' own
+            copied = [numel(t.shape) for t, k, a in zip(operands, kept, assumed) if a and not k]
+            if copies != sum(layouts.concrete(n) or 0 for n in copied):
+                self.untrack(op, path, "a copy of a strided operand whose size is symbolic: not modelled")
+                return c
+            copies = total(copied)
+        change = copies + sum((k - a) * numel(t.shape) for k, a, t in zip(kept, assumed, operands))
         flags = tuple(kept) if isinstance(c.saves_input, tuple) else kept[0]
         return dataclasses.replace(c, saves_input=flags, saved_elements=c.saved_elements + change)
 
@@ -310,7 +320,8 @@ class Recorder:
                 return counted
         if not _takes_grad(type(spec)):
             if any(grads) or reads and trainable:  # it takes part in the backward
-                self.untrack(op, path, f"convcost has no training counts for {type(spec).__name__} yet")
+                self.untrack(op, path, getattr(spec, "untrained_why", None)
+                             or f"convcost has no training counts for {type(spec).__name__} yet")
             return spec.cost(shapes if isinstance(spec, Merge) else shapes[0])
         if isinstance(spec, Merge):
             return spec.cost(shapes, input_grads=grads)

@@ -550,6 +550,8 @@ class Walk:
         flat = [t for t in (result if isinstance(result, (tuple, list)) else (result,)) if isinstance(t, Tensor)]
         if run is None or not run.outputs or len(run.outputs) != len(flat):
             return None
+        if run.fresh and self.symbolic:
+            return None  # the sizes of what it keeps come from the meta run, at generic stand-ins
         outputs = []
         for t, (meta, owner) in zip(flat, run.outputs):
             storage = run.operands[owner].storage if owner is not None else self.record.new_storage(t.shape)
