@@ -532,6 +532,57 @@ def test_random_networks(picks, input_grad, optimizer, batch):
     agrees(model, (batch, 3, 6, 6), input_grad, optimizer)
 
 
+class _Step(nn.Module):
+    """One step of a random token program on a (B, 6, 6) tensor: a view, a copy, or work, in any layout."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+        if kind in ("linear", "scale"):
+            self.linear = nn.Linear(6, 6) if kind == "linear" else None
+            self.scale = nn.Parameter(torch.ones(6)) if kind == "scale" else None
+
+    def forward(self, t):
+        k = self.kind
+        if k == "transpose":
+            return t.transpose(1, 2)
+        if k == "contiguous":
+            return t.contiguous()
+        if k == "scramble":  # a reshape through a permuted 4-D view: a view or a copy, as the strides allow
+            return t.reshape(t.shape[0], 3, 2, 6).permute(0, 2, 1, 3).reshape(t.shape[0], 6, 6)
+        if k == "gelu":
+            return F.gelu(t)
+        if k == "softmax":
+            return t.softmax(-1)
+        if k == "linear":
+            return self.linear(t)
+        if k == "scale":
+            return t * self.scale
+        if k == "product":
+            return t @ t.transpose(1, 2)
+        if k == "residual":
+            return t + t.transpose(1, 2)
+        if k == "attention":
+            q = t.unsqueeze(1)
+            return F.scaled_dot_product_attention(q, q, q).squeeze(1)
+        if k == "exp":
+            return t.clamp(-3, 3).exp()
+        return t[:, :, :].flip(1) * 1  # "flip": a gather into a fresh tensor
+
+
+STEPS = ("transpose", "contiguous", "scramble", "gelu", "softmax", "linear", "scale", "product", "residual",
+         "attention", "exp", "flip")
+
+
+@settings(deadline=None)
+@given(st.lists(st.sampled_from(STEPS), min_size=1, max_size=6), st.booleans(), st.integers(1, 2))
+def test_random_token_programs(kinds, input_grad, batch):
+    """Views, copies and work in random order: whatever layout each step leaves, the next one's copies, saved
+    tensors and attention kernel are PyTorch's."""
+    model = nn.Sequential(nn.Linear(6, 6), *(_Step(k) for k in kinds))
+    agrees(model, (batch, 6, 6), input_grad)
+
+
 def test_the_largest_batch_is_proved_by_pytorch_on_both_sides():
     from convcost.torch import max_batch
 
