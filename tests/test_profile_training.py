@@ -278,6 +278,22 @@ class MaskedAttention(nn.Module):
         return F.scaled_dot_product_attention(y, k, v, attn_mask=bias)
 
 
+class SelectedKernels(nn.Module):
+    """timm's selective kernels: two paths stacked (``torch.stack`` makes a new tensor that needs a gradient
+    when a path does), summed, pooled, and an attention over the paths computed from them."""
+
+    def __init__(self, c=4):
+        super().__init__()
+        self.paths = nn.ModuleList([nn.Conv2d(3, c, 3, padding=1), nn.Conv2d(3, c, 5, padding=2)])
+        self.reduce, self.select = nn.Conv2d(c, 2, 1), nn.Conv2d(2, 2 * c, 1)
+
+    def forward(self, x):
+        stacked = torch.stack([p(x) for p in self.paths], dim=1)  # (B, 2, C, H, W)
+        attn = self.select(self.reduce(stacked.sum(1).mean((2, 3), keepdim=True)).relu())
+        attn = attn.view(attn.shape[0], 2, -1, 1, 1).softmax(dim=1)
+        return (stacked * attn).sum(1)
+
+
 class WeightedHeads(nn.Module):
     """Heads weighted by 0-d entries of a softmax over a parameter (timm's EfficientViM): each product keeps
     the head's output for the weight's gradient and the 0-d view for the head's."""
@@ -328,6 +344,7 @@ MODELS = {
     "calls without rows": CallsWithoutRows,
     "einsum": Contractions,
     "masked attention": MaskedAttention,
+    "selected kernels": SelectedKernels,
     "unpadded windows": UnpaddedWindows,
     "blocked attention": BlockedAttention,
     "transposed tokens": TransposedTokens,

@@ -357,6 +357,11 @@ class Walk:
         source = args[0] if args else None
         if isinstance(source, Tensor) and source.dtype is not None:  # a view keeps its dtype (an index, a mask)
             result = _with_dtype(result, source.dtype)
+        if self.training and isinstance(source, (tuple, list)) and isinstance(result, Tensor):
+            # torch.stack: a new tensor (its backward keeps nothing), needing a gradient when a part does
+            parts = [self.record.tracked(t) for t in source if isinstance(t, Tensor)]
+            return Tensor(result.shape, dtype=result.dtype, grad=any(t.grad for t in parts),
+                          storage=self.record.new_storage(result.shape))
         if self.training:
             result = self.dropout(result, source, node, args, kwargs) if _label(node).rpartition(".")[2] in _DROPOUT \
                 else self.view_of(result, source, node, args, kwargs)
