@@ -294,6 +294,21 @@ class SelectedKernels(nn.Module):
         return (stacked * attn).sum(1)
 
 
+class SlicedNorms(nn.Module):
+    """Norms of channel slices (timm's SHViT normalises part of its channels): group norm makes a strided input
+    contiguous and keeps that copy, batch norm keeps the slice itself; a module and a call alike."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.norm, self.other = nn.Conv2d(3, 8, 1), nn.GroupNorm(1, 4), nn.GroupNorm(2, 4)
+        self.batch = nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        y = self.conv(x)
+        a, b = y[:, :4], y[:, 4:]
+        return self.norm(a) + F.group_norm(b, 2, self.other.weight, self.other.bias) + self.batch(b)
+
+
 class WeightedHeads(nn.Module):
     """Heads weighted by 0-d entries of a softmax over a parameter (timm's EfficientViM): each product keeps
     the head's output for the weight's gradient and the 0-d view for the head's."""
@@ -345,6 +360,7 @@ MODELS = {
     "einsum": Contractions,
     "masked attention": MaskedAttention,
     "selected kernels": SelectedKernels,
+    "sliced norms": SlicedNorms,
     "unpadded windows": UnpaddedWindows,
     "blocked attention": BlockedAttention,
     "transposed tokens": TransposedTokens,

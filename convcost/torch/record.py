@@ -267,25 +267,25 @@ class Recorder:
         return row, c, (out, layout)
 
     def folded(self, path, op, spec, c, operands, reads, weights):  # noqa: PLR0913 - the row's own arguments
-        """``c`` as the step runs it when ``torch.matmul``, ``F.linear`` or attention's math path folds a strided
-        operand to a matrix: where the operand's axes do not merge, the fold copies it, and autograd keeps the copy instead
-        (:func:`convcost.torch.layouts.folded_saves` runs the call on meta tensors, laid out as they are and
-        contiguous, and the difference is applied to the formula's contiguous count)."""
+        """``c`` as the step runs it on strided operands. The formula counts contiguous ones; a strided one
+        may be copied before it is kept: ``torch.matmul``, ``F.linear`` and attention's math path fold it to
+        a batch of matrices, ``group_norm`` makes it contiguous, and autograd keeps the copy instead. The call
+        runs on meta tensors laid out as they are and contiguous (:func:`convcost.torch.layouts.simulate`),
+        and the difference is applied to the formula's count."""
         if all(t.layout is None for t in operands):
             return c
-        if isinstance(spec, primitives.Linear):
-            function = F.linear
-            pairs = [(Tensor(tuple(t.shape), t), getattr(t, "requires_grad", True)) for t in reads] if weights is None \
-                else [(w, bool(w.grad)) for w in weights]
-        elif isinstance(spec, primitives.MatMul) and op.rpartition(".")[2] in ("matmul", "__matmul__"):
-            function, pairs = torch.matmul, []
-        elif isinstance(spec, primitives.Attention) and not spec.fused([t.shape for t in operands]):
-            function, pairs = _attention_math, []
+        grads = [bool(t.grad) for t in operands]
+        if isinstance(spec, primitives.Attention):  # the math path itself: the CPU's kernel choice is not meta's
+            if spec.fused([t.shape for t in operands]):
+                return c
+            actual = layouts.folded_saves(_attention_math, operands, grads)
+            plain = layouts.folded_saves(_attention_math, [Tensor(t.shape, dtype=t.dtype) for t in operands], grads)
+        elif self.call is not None:  # the function call, or the module on meta copies of its parameters
+            function, args, kwargs = self.call
+            actual = _kept_by(layouts.simulate(function, args, kwargs), operands)
+            plain = _kept_by(layouts.simulate(function, _contiguous(args), _contiguous(kwargs)), operands)
         else:
             return c
-        grads = [bool(t.grad) for t in operands]
-        actual = layouts.folded_saves(function, operands, grads, pairs)
-        plain = layouts.folded_saves(function, [Tensor(t.shape, dtype=t.dtype) for t in operands], grads, pairs)
         if actual is None or plain is None or actual == plain:
             return c
         (kept, fresh), (assumed, assumed_fresh) = actual, plain
@@ -399,6 +399,28 @@ class Recorder:
 #: relu6_ and hardtanh_ ...); the others (relu_, leaky_relu_, elu_, sigmoid_, tanh_) read their result, which
 #: in place is the input's own storage. Measured in PyTorch 2.13 by the saved tensor's data pointer.
 _CLONED = frozenset({"silu", "hardswish", "hardsigmoid", "gelu", "relu6"})
+
+def _kept_by(run, operands):
+    """``(kept, fresh)`` of a :func:`convcost.torch.layouts.simulate` run, ``kept`` per operand of the row (an
+    argument is an operand when it is one, or holds the same storage with the same shape)."""
+    if run is None:
+        return None
+    kept = [any(k and (o is t or o.storage == t.storage and tuple(o.shape) == tuple(t.shape))
+                for o, k in zip(run.operands, run.kept)) for t in operands]
+    return kept, run.fresh
+
+
+def _contiguous(value):
+    """``value`` with every :class:`Tensor` in it laid out contiguously (what the formulas count)."""
+    if isinstance(value, Tensor):
+        real = value.tensor if not isinstance(value.tensor, torch.Tensor) or value.tensor.is_contiguous() else None
+        return Tensor(value.shape, real, value.name, value.dtype, grad=value.grad, storage=value.storage)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_contiguous(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _contiguous(v) for k, v in value.items()}
+    return value
+
 
 def _attention_math(q, k, v):
     """PyTorch's math path of scaled dot-product attention (what the CPU runs when the fused kernel cannot)."""

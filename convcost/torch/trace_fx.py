@@ -487,8 +487,13 @@ class Walk:
         else:
             emit = Emit(spec, [shape], own_parameters(module), output)
         operands = [self.record.tracked(args[0])] if self.training else None
-        return self.record.emit(self.record.unique(path), type(module).__name__, emit, "module", operands,
-                                inplace=getattr(module, "inplace", False) is True)
+        if self.training and operands[0].layout is not None:  # what a strided input changes: the module, on meta
+            self.record.call = (_on_meta(module), (operands[0],), {})
+        try:
+            return self.record.emit(self.record.unique(path), type(module).__name__, emit, "module", operands,
+                                    inplace=getattr(module, "inplace", False) is True)
+        finally:
+            self.record.call = None
 
     def unknown(self, node, args, kwargs, reason, module=None, listed=True):
         """List the node as unsupported; its output shape from running it alone on meta tensors."""
@@ -664,6 +669,18 @@ def _in_place(node, args, kwargs) -> bool:
         return signature.bind(*args, **kwargs).arguments.get("inplace") is True
     except TypeError:
         return False
+
+
+def _on_meta(module):
+    """``module``'s forward as a function of its input, run with meta copies of its parameters and buffers."""
+
+    def call(x):
+        state = {name: torch.empty_like(t, device="meta").requires_grad_(t.requires_grad) if t.is_floating_point()
+                 else torch.empty_like(t, device="meta")
+                 for name, t in module.state_dict(keep_vars=True).items()}
+        return torch.func.functional_call(module, state, (x,))
+
+    return call
 
 
 def _tracked(value, record):
