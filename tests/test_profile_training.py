@@ -361,6 +361,10 @@ MODELS = {
     "masked attention": MaskedAttention,
     "selected kernels": SelectedKernels,
     "sliced norms": SlicedNorms,
+    # the noise each dropout multiplies by is kept: per element, or per channel for the feature dropouts
+    "every dropout": lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.Dropout2d(0.2), nn.Conv2d(4, 4, 1), nn.AlphaDropout(0.1),
+                                           nn.Conv2d(4, 4, 1), nn.FeatureAlphaDropout(0.1), nn.Flatten(2),
+                                           nn.Dropout1d(0.1), nn.Conv1d(4, 2, 1)),
     "unpadded windows": UnpaddedWindows,
     "blocked attention": BlockedAttention,
     "transposed tokens": TransposedTokens,

@@ -181,6 +181,7 @@ SHAPE_FUNCTIONS = {
     torch.reshape: _view, torch.permute: _permute, torch.transpose: _transpose, torch.chunk: _chunk,
     torch.split: _split, torch.unsqueeze: _unsqueeze, torch.squeeze: _squeeze, torch.stack: _stack,
     torch.t: _t, F.dropout: _same, F.dropout1d: _same, F.dropout2d: _same, F.dropout3d: _same,
+    F.alpha_dropout: _same, F.feature_alpha_dropout: _same,
     torch.clone: _same,
 }
 SHAPE_METHODS = {
@@ -401,17 +402,17 @@ class Walk:
                                 "or as a float copy is not known")
 
     def dropout(self, result, source, node, args, kwargs):  # noqa: PLR0913 - the walk's call signature
-        """Dropout in a training step: a new tensor, and autograd keeps its mask (one element per input
-        element) when the input needs a gradient; at p = 0 or outside training, the input itself."""
+        """Dropout in a training step: a new tensor, and autograd keeps the noise it was multiplied by when the
+        input needs a gradient (PyTorch 2.13 on the CPU: one element per input element, or per channel for
+        ``dropout1d/2d/3d`` and feature alpha dropout); at p = 0 or outside training, the input itself."""
         a = bind_arguments(("input", "p", "training", "inplace"), {"p": 0.5, "training": True, "inplace": False},
                            args, kwargs)
         if not isinstance(source, Tensor) or not a["training"] or not a["p"]:
             return result
         name = _label(node).rpartition(".")[2]
-        if source.grad and name != "dropout":  # channel dropout multiplies by a (N, C, 1 ...) noise tensor
-            self.record.untrack(name, self.path(node), "what it saves for backward is not known")
-        elif source.grad:
-            self.record.extra_saved.append(_numel(source.shape))
+        if source.grad:  # the noise it multiplied by: one per element, or one per channel (N, C, 1 ...)
+            whole = name in ("dropout", "alpha_dropout")
+            self.record.extra_saved.append(_numel(source.shape if whole else source.shape[:2]))
         inplace = a["inplace"] and source.storage is not None
         storage = source.storage if inplace else self.record.new_storage(source.shape)
         return Tensor(source.shape, dtype=source.dtype, grad=source.grad, storage=storage,
