@@ -203,46 +203,7 @@ _VIEWS = _views()
 _KEEPS_CHANNELS_LAST = _keeps_channels_last()
 
 
-# -- what torch.matmul and F.linear keep of a strided operand ------------------------------------------
-
-
-def folded_saves(function, operands, grads, weights=()):
-    """What autograd keeps when ``function`` (``torch.matmul`` or ``F.linear``) runs on ``operands`` laid out
-    as they are: ``(kept, fresh)``, ``kept[i]`` whether operand ``i``'s own storage is saved, ``fresh`` the
-    elements of the copies saved instead (an operand whose axes do not merge when it is folded to a matrix).
-    Run on meta tensors under ``saved_tensors_hooks``; ``grads`` says which operands need a gradient,
-    ``weights`` are ``(tensor, needs gradient)`` pairs passed after the operands. None when a shape is
-    symbolic."""
-    metas = [meta_of(t) for t in operands] + [meta_of(t) for t, _ in weights]
-    if any(m is None for m in metas):
-        return None
-    with torch.enable_grad():  # the reading may run under no_grad
-        leaves = [m.detach().requires_grad_(bool(g)) if m.is_floating_point() else m
-                  for m, g in zip(metas, (*grads, *(g for _, g in weights)))]
-    owners = {}
-    for i, m in enumerate(leaves):
-        owners.setdefault(_storage(m), i)
-    saved = []
-    with torch._C.DisableTorchFunction(), torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(
-            lambda t: saved.append(t) or t, lambda t: t):
-        try:
-            function(*leaves)
-        except Exception:  # noqa: BLE001 - a call meta tensors cannot run
-            return None
-    kept, fresh, counted = [False] * len(operands), 0, set()
-    for t in saved:
-        key = _storage(t)
-        owner = owners.get(key)
-        if owner is not None:
-            if owner < len(operands):
-                kept[owner] = True
-        elif key not in counted:
-            counted.add(key)
-            fresh += t.untyped_storage().nbytes() // max(t.element_size(), 1)
-    return kept, fresh
-
-
-# -- what an element-wise call without a rule keeps ------------------------------------------------------
+# -- what a call keeps, from PyTorch's own derivative formulas -------------------------------------------
 
 
 class Simulated:

@@ -278,12 +278,12 @@ class Recorder:
         if isinstance(spec, primitives.Attention):  # the math path itself: the CPU's kernel choice is not meta's
             if spec.fused([t.shape for t in operands]):
                 return c
-            actual = layouts.folded_saves(_attention_math, operands, grads)
-            plain = layouts.folded_saves(_attention_math, [Tensor(t.shape, dtype=t.dtype) for t in operands], grads)
+            actual, plain = _kept_by(layouts.simulate(_attention_math, operands, {}),
+                                     layouts.simulate(_attention_math, _contiguous(operands), {}), operands)
         elif self.call is not None:  # the function call, or the module on meta copies of its parameters
             function, args, kwargs = self.call
-            actual = _kept_by(layouts.simulate(function, args, kwargs), operands)
-            plain = _kept_by(layouts.simulate(function, _contiguous(args), _contiguous(kwargs)), operands)
+            actual, plain = _kept_by(layouts.simulate(function, args, kwargs),
+                                     layouts.simulate(function, _contiguous(args), _contiguous(kwargs)), operands)
         else:
             return c
         if actual is None or plain is None or actual == plain:
@@ -400,14 +400,18 @@ class Recorder:
 #: in place is the input's own storage. Measured in PyTorch 2.13 by the saved tensor's data pointer.
 _CLONED = frozenset({"silu", "hardswish", "hardsigmoid", "gelu", "relu6"})
 
-def _kept_by(run, operands):
-    """``(kept, fresh)`` of a :func:`convcost.torch.layouts.simulate` run, ``kept`` per operand of the row (an
-    argument is an operand when it is one, or holds the same storage with the same shape)."""
-    if run is None:
-        return None
-    kept = [any(k and (o is t or o.storage == t.storage and tuple(o.shape) == tuple(t.shape))
-                for o, k in zip(run.operands, run.kept)) for t in operands]
-    return kept, run.fresh
+def _kept_by(actual, plain, operands):
+    """``(kept, fresh)`` of two :func:`convcost.torch.layouts.simulate` runs of one call (as laid out, and
+    contiguous), ``kept`` per operand of the row: the call's argument that is the operand (else the first
+    with its storage and shape; q, k and v of one projection share a storage), the same position in both."""
+    if actual is None or plain is None or len(actual.operands) != len(plain.operands):
+        return None, None
+    where = []
+    for t in operands:
+        same = [j for j, o in enumerate(actual.operands) if o is t] or \
+            [j for j, o in enumerate(actual.operands) if o.storage == t.storage and tuple(o.shape) == tuple(t.shape)]
+        where.append(same[:1])
+    return tuple(([any(run.kept[j] for j in js) for js in where], run.fresh) for run in (actual, plain))
 
 
 def _contiguous(value):
