@@ -46,7 +46,8 @@ def markdown(rows, size, batch) -> str:
              f"(`report.training.untracked`) and refuses its memory, never a silent zero. FlopCounterMode counts "
              f"nothing for the CPU's fused attention kernel (forward or backward): there convcost's backward MACs "
              f"are compared after taking out that kernel's backward, B H L S (3 E + 2 Ev), which "
-             f"tests/test_profile_training.py checks by hand.", "",
+             f"tests/test_profile_training.py checks by hand. Each row is that model's latest run: `--retry` "
+             f"reruns only the models an earlier run did not count completely and exactly.", "",
              "| source | model | complete | agrees | backward MACs | saved elements | bytes (Adam) | not counted, or convcost's numbers |",
              "|---|---|---|---|---:|---:|---:|---|"]
     for r in ran:
