@@ -258,7 +258,8 @@ class MaskedAttention(nn.Module):
     """Attention with its options: causal, a boolean mask buffer (kept by the fused kernel as a float copy), an
     additive mask buffer (kept as it is), a relative-position bias gathered from a parameter table by an index
     buffer (Swin's; a mask that needs a gradient sends PyTorch down the math path, the gather keeps nothing
-    but the index it was given)."""
+    but the index it was given), and dropout on the weights (the math path, keeping the noise and the dropped
+    weights)."""
 
     def __init__(self):
         super().__init__()
@@ -275,7 +276,8 @@ class MaskedAttention(nn.Module):
         y = F.scaled_dot_product_attention(y, k, v, attn_mask=self.allowed)
         y = F.scaled_dot_product_attention(y, k, v, attn_mask=self.additive)
         bias = self.table[self.index].view(5, 5, 2).permute(2, 0, 1).unsqueeze(0)
-        return F.scaled_dot_product_attention(y, k, v, attn_mask=bias)
+        y = F.scaled_dot_product_attention(y, k, v, attn_mask=bias)
+        return F.scaled_dot_product_attention(y, k.detach(), v, dropout_p=0.1)  # dropout: the math path
 
 
 class SelectedKernels(nn.Module):

@@ -120,7 +120,8 @@ class Attention(Merge):
 
     ``kernel`` is the CPU kernel a training step runs: ``"auto"`` chooses as PyTorch does for inputs whose
     last axis has unit stride, ``"math"`` is the math path PyTorch takes when one does not (a query made by
-    a transpose that moves its last axis); only the training counts differ.
+    a transpose that moves its last axis); ``dropout`` (on the attention weights, ``dropout_p > 0``) takes
+    the math path too. Only the training counts differ.
 
     >>> shapes = [(2, 4, 16, 8)] * 3
     >>> Attention().cost(shapes).backward_macs, Attention(kernel="math").cost(shapes).backward_macs
@@ -128,8 +129,9 @@ class Attention(Merge):
     """
 
     kernel: str = choice("auto", ("auto", "math"))
+    dropout: bool = flag(False)
 
-    count_free_fields = ("kernel",)
+    count_free_fields = ("kernel", "dropout")
 
     def kernel_kind(self) -> str:
         return "linear"
@@ -140,7 +142,7 @@ class Attention(Merge):
         >>> Attention().fused([(2, 4, 16, 8)] * 3), Attention().fused([(4, 16, 8)] * 3)
         (True, False)
         """
-        return self.kernel == "auto" and _flash(*shapes)
+        return self.kernel == "auto" and not self.dropout and _flash(*shapes)
 
     def _cost(self, shapes, grads=(True, True, True)):
         """A training step on the CPU (PyTorch 2.13) runs one of two kernels.
@@ -152,7 +154,8 @@ class Attention(Merge):
         the fused kernels (on the CPU it counts none). Otherwise the math path (scaled query and key,
         their product, softmax, product with the value): it keeps the scaled key for the query's gradient
         and the scaled query for the key's (fresh tensors), the softmax's output for the value's gradient
-        or its own, and the value itself for the scores' gradient; backward MACs: the scores' gradient
+        or its own (with dropout: the softmax's output and the noise for the scores' gradient, the dropped
+        weights for the value's), and the value itself for the scores' gradient; backward MACs: the scores' gradient
         (L S Ev) when the query or key needs one, L S E for each of them, L S Ev for the value."""
         if len(shapes) != 3 or any(len(s) < 2 for s in shapes):
             raise ConvcostError(f"{self!r}: takes query, key and value of rank 2 or more, got "
@@ -173,7 +176,11 @@ class Attention(Merge):
                             if any_grad else 0)
         scored = gq or gk  # the scores need a gradient
         backward = scores * ((v[-1] if scored else 0) + q[-1] * (gq + gk) + (v[-1] if gv else 0))
-        private = (numel(k) if gq else 0) + (numel(q) if gk else 0) + (scores if scored or gv else 0)
+        private = (numel(k) if gq else 0) + (numel(q) if gk else 0)
+        if self.dropout:  # softmax's output and dropout's noise for the scores, the dropped weights for the value
+            private = private + (2 * scores if scored else 0) + (scores if gv else 0)
+        else:  # softmax's output serves both
+            private = private + (scores if scored or gv else 0)
         return _product(out, shapes, scores * (q[-1] + v[-1]), conditions, act_ops=scores, backward_macs=backward,
                         saves_input=(False, False, scored), saved_elements=private + (numel(v) if scored else 0),
                         output_grad=scored or gv)

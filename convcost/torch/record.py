@@ -82,7 +82,7 @@ class Recorder:
         self.training = training
         self.graph, self.storages, self.untracked, self.extra_saved = [], {}, {}, []
         self.call = None  # the function call being read, as (function, args, kwargs) of tracked tensors
-        self.math_attention = False  # the attention being read takes the math path (a mask needing a gradient)
+        self.attention = {}  # what the call's options change in the attention being read (kernel, dropout)
 
     # -- training -----------------------------------------------------------------------------
     def new_storage(self, shape) -> int:
@@ -124,7 +124,7 @@ class Recorder:
             row, c, base = self.row(path, op, emit.spec, emit.inputs, emit.reads, source, operands, step)
             base = (base[0], None)
         finally:
-            self.math_attention = False
+            self.attention = {}
         out = row.output_shape
         if emit.output == UNBATCHED:
             return self.output(Tensor(out[1:]), c, base)
@@ -238,9 +238,10 @@ class Recorder:
         c = None
         weights, inplace = step
         if self.training and operands is not None:
-            if isinstance(spec, primitives.Attention) and (not all(map(layouts.last_stride_one, operands))
-                                                           or self.math_attention):
-                spec = dataclasses.replace(spec, kernel="math")  # the fused CPU kernel needs unit last strides
+            if isinstance(spec, primitives.Attention):
+                if not all(map(layouts.last_stride_one, operands)):
+                    spec = dataclasses.replace(spec, kernel="math")  # the fused CPU kernel needs unit last strides
+                spec = dataclasses.replace(spec, **self.attention)
             c = self.training_cost(path, op, spec, inputs, reads, operands, weights)
             if inplace and c.saves_input is True and getattr(spec, "kind", None) in _CLONED:
                 # an in-place op whose backward needs the input it overwrites: autograd keeps a clone of it

@@ -372,15 +372,17 @@ class Walk:
         """What ``F.scaled_dot_product_attention``'s options change in a training step on the CPU (PyTorch
         2.13): a causal mask nothing (the fused kernel runs and keeps the same tensors); an additive mask that
         needs no gradient is kept by the fused kernel (a boolean one as a float copy), the math path keeps
-        nothing more; a mask that needs a gradient sends the step down the math path. Dropout and grouped
-        heads are listed, not guessed."""
+        nothing more; a mask that needs a gradient sends the step down the math path, and so does dropout
+        (``Attention(dropout=True)``). Grouped heads are listed, not guessed."""
         a = bind_arguments(("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"),
                            {"attn_mask": None, "dropout_p": 0.0, "is_causal": False, "scale": None,
                             "enable_gqa": False}, args, kwargs)
-        if a["dropout_p"] or a["enable_gqa"]:
-            self.record.untrack(_label(node), self.path(node), "attention with dropout or grouped heads: what the "
-                                "CPU keeps for it is not modelled")
+        if a["enable_gqa"]:
+            self.record.untrack(_label(node), self.path(node), "attention with grouped heads: what the CPU keeps "
+                                "for it is not modelled")
             return
+        if a["dropout_p"]:  # the CPU's fused kernel takes no dropout: the math path, dropping the weights
+            self.record.attention["dropout"] = True
         mask = a["attn_mask"]
         if not isinstance(mask, Tensor):
             return
@@ -391,7 +393,7 @@ class Walk:
                 self.record.untrack(_label(node), self.path(node), "a mask that needs a gradient when the query "
                                     "and key do not: not modelled")
             else:
-                self.record.math_attention = True
+                self.record.attention["kernel"] = "math"
         elif fused and mask.dtype is torch.bool:  # converted to an additive float mask, kept
             self.record.extra_saved.append(_numel(mask.shape))
         elif fused and isinstance(mask.dtype, torch.dtype) or fused and mask.tensor is not None:
