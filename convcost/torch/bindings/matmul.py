@@ -127,8 +127,21 @@ class EinsumProduct(nn.Module):
 
 
 class DotProductAttention(nn.Module):
+    """``F.scaled_dot_product_attention`` as a module: on PyTorch's math path when ``math`` (what an
+    ``Attention(kernel="math")`` is), with dropout on the weights when ``dropout`` is above 0."""
+
+    def __init__(self, math: bool = False, dropout: float = 0.0):
+        super().__init__()
+        self.math, self.dropout = math, dropout
+
     def forward(self, q, k, v):
-        return F.scaled_dot_product_attention(q, k, v)
+        p = self.dropout if self.training else 0.0
+        if not self.math:
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        with sdpa_kernel(SDPBackend.MATH):
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=p)
 
 
 _TOOLS = {"convcost": MACS, "torch": FLOPS, "fvcore": MACS, "ptflops": MACS}
@@ -167,7 +180,7 @@ class MultiheadAttentionBinding:
 @binds(p.Attention)
 class AttentionBinding:
     def build(layer, rank):
-        return DotProductAttention()
+        return DotProductAttention(math=layer.kernel == "math", dropout=0.1 if layer.dropout else 0.0)
 
     functions = {F.scaled_dot_product_attention: _attention}
     conventions = _TOOLS
