@@ -5,7 +5,10 @@ PyTorch does next depends on them: ``reshape`` and ``contiguous`` copy a view th
 folding inside ``torch.matmul`` and ``F.linear`` copies an operand whose axes do not merge (and autograd
 then keeps the copy), and the CPU's fused attention kernel needs unit strides on the last axis (else the
 math path runs, with other saved tensors and other backward work). convcost does not re-derive strides:
-it runs the view calls themselves on meta tensors (no data, no kernel), so they are PyTorch's own.
+it runs the view calls themselves on meta tensors (no data, no kernel), so they are PyTorch's own. Where a
+strided input changes what a call keeps, or a call has no row of its own but holds no multiply-accumulates,
+the call itself runs on meta tensors under ``saved_tensors_hooks`` (:func:`simulate`): PyTorch's own
+derivative formulas say what autograd keeps, and the closed forms count the rest.
 
 >>> import torch
 >>> x = Tensor((2, 8, 6))
