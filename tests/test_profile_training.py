@@ -258,8 +258,8 @@ class MaskedAttention(nn.Module):
     """Attention with its options: causal, a boolean mask buffer (kept by the fused kernel as a float copy), an
     additive mask buffer (kept as it is), a relative-position bias gathered from a parameter table by an index
     buffer (Swin's; a mask that needs a gradient sends PyTorch down the math path, the gather keeps nothing
-    but the index it was given), and dropout on the weights (the math path, keeping the noise and the dropped
-    weights)."""
+    but the index it was given), dropout on the weights (the math path, keeping the noise and the dropped
+    weights), and grouped key and value heads."""
 
     def __init__(self):
         super().__init__()
@@ -277,7 +277,9 @@ class MaskedAttention(nn.Module):
         y = F.scaled_dot_product_attention(y, k, v, attn_mask=self.additive)
         bias = self.table[self.index].view(5, 5, 2).permute(2, 0, 1).unsqueeze(0)
         y = F.scaled_dot_product_attention(y, k, v, attn_mask=bias)
-        return F.scaled_dot_product_attention(y, k.detach(), v, dropout_p=0.1)  # dropout: the math path
+        y = F.scaled_dot_product_attention(y, k.detach(), v, dropout_p=0.1)  # dropout: the math path
+        one = slice(0, 1)  # one key and value head for both query heads: the fused kernel keeps them as given
+        return F.scaled_dot_product_attention(y, k[:, one], v[:, one], enable_gqa=True)
 
 
 class SelectedKernels(nn.Module):

@@ -121,15 +121,19 @@ class Attention(Merge):
     ``kernel`` is the CPU kernel a training step runs: ``"auto"`` chooses as PyTorch does for inputs whose
     last axis has unit stride, ``"math"`` is the math path PyTorch takes when one does not (a query made by
     a transpose that moves its last axis); ``dropout`` (on the attention weights, ``dropout_p > 0``) takes
-    the math path too. Only the training counts differ.
+    the math path too. Only the training counts differ. ``kv_groups`` > 1 is grouped-query attention
+    (``enable_gqa=True``): each key and value head serves that many query heads (axis -3).
 
     >>> shapes = [(2, 4, 16, 8)] * 3
     >>> Attention().cost(shapes).backward_macs, Attention(kernel="math").cost(shapes).backward_macs
     (81920, 65536)
+    >>> Attention(kv_groups=2).cost([(2, 4, 16, 8), (2, 2, 16, 8), (2, 2, 16, 8)]).macs
+    32768
     """
 
     kernel: str = choice("auto", ("auto", "math"))
     dropout: bool = flag(False)
+    kv_groups: object = size(1)
 
     count_free_fields = ("kernel", "dropout")
 
@@ -142,7 +146,21 @@ class Attention(Merge):
         >>> Attention().fused([(2, 4, 16, 8)] * 3), Attention().fused([(4, 16, 8)] * 3)
         (True, False)
         """
-        return self.kernel == "auto" and not self.dropout and _flash(*shapes)
+        return self.kernel == "auto" and not self.dropout and _flash(*self._grouped(shapes)[0])
+
+    def _grouped(self, shapes):
+        """Query, key and value with the key and value heads repeated ``kv_groups`` times (what is computed),
+        and the conditions on the heads."""
+        q, k, v = shapes
+        if self.kv_groups == 1:
+            return (q, k, v), ()
+        if len(q) < 3 or len(k) < 3 or len(v) < 3:
+            raise ConvcostError(f"{self!r}: grouped heads need query, key and value with a head axis (-3), got "
+                                f"{', '.join(fmt(s) for s in shapes)}")
+        conditions = equal_sizes((q[-3],), (k[-3] * self.kv_groups,), self, "query heads and key heads x kv_groups")
+        conditions += equal_sizes((k[-3],), (v[-3],), self, "key and value heads")
+        grouped = (q, (*k[:-3], k[-3] * self.kv_groups, *k[-2:]), (*v[:-3], v[-3] * self.kv_groups, *v[-2:]))
+        return grouped, conditions
 
     def _cost(self, shapes, grads=(True, True, True)):
         """A training step on the CPU (PyTorch 2.13) runs one of two kernels.
@@ -160,8 +178,8 @@ class Attention(Merge):
         if len(shapes) != 3 or any(len(s) < 2 for s in shapes):
             raise ConvcostError(f"{self!r}: takes query, key and value of rank 2 or more, got "
                                 f"{', '.join(fmt(s) for s in shapes)}")
-        q, k, v = shapes
-        conditions = equal_sizes((q[-1],), (k[-1],), self, "query and key features")
+        (q, k, v), conditions = self._grouped(shapes)  # grouped heads: computed repeated, kept by the fused kernel as given
+        conditions += equal_sizes((q[-1],), (k[-1],), self, "query and key features")
         conditions += equal_sizes((k[-2],), (v[-2],), self, "key and value lengths")
         batch = broadcast_batch(broadcast_batch(q[:-2], k[:-2], self), v[:-2], self)
         scores = numel(batch) * q[-2] * k[-2]
@@ -181,9 +199,10 @@ class Attention(Merge):
             private = private + (2 * scores if scored else 0) + (scores if gv else 0)
         else:  # softmax's output serves both
             private = private + (scores if scored or gv else 0)
+        copied = self.kv_groups != 1  # the math path repeats grouped key and value heads: it keeps the copy
         return _product(out, shapes, scores * (q[-1] + v[-1]), conditions, act_ops=scores, backward_macs=backward,
-                        saves_input=(False, False, scored), saved_elements=private + (numel(v) if scored else 0),
-                        output_grad=scored or gv)
+                        saves_input=(False, False, scored and not copied),
+                        saved_elements=private + (numel(v) if scored else 0), output_grad=scored or gv)
 
 
 @spec

@@ -373,14 +373,10 @@ class Walk:
         2.13): a causal mask nothing (the fused kernel runs and keeps the same tensors); an additive mask that
         needs no gradient is kept by the fused kernel (a boolean one as a float copy), the math path keeps
         nothing more; a mask that needs a gradient sends the step down the math path, and so does dropout
-        (``Attention(dropout=True)``). Grouped heads are listed, not guessed."""
+        (``Attention(dropout=True)``); grouped heads are the spec's ``kv_groups``."""
         a = bind_arguments(("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"),
                            {"attn_mask": None, "dropout_p": 0.0, "is_causal": False, "scale": None,
                             "enable_gqa": False}, args, kwargs)
-        if a["enable_gqa"]:
-            self.record.untrack(_label(node), self.path(node), "attention with grouped heads: what the CPU keeps "
-                                "for it is not modelled")
-            return
         if a["dropout_p"]:  # the CPU's fused kernel takes no dropout: the math path, dropping the weights
             self.record.attention["dropout"] = True
         mask = a["attn_mask"]

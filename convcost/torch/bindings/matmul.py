@@ -74,10 +74,12 @@ def _attention(args, kwargs):
     a = bind_arguments(("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"),
                        {"attn_mask": None, "enable_gqa": False}, args, kwargs)
     q, k, v = (tensor_arg(a[n], n) for n in ("query", "key", "value"))
-    ks, vs = k.shape, v.shape
-    if a["enable_gqa"] and len(q.shape) >= 3 and len(ks) >= 3 and ks[-3] != q.shape[-3]:
-        ks, vs = (*ks[:-3], q.shape[-3], *ks[-2:]), (*vs[:-3], q.shape[-3], *vs[-2:])  # key heads repeated
-    return Emit(p.Attention(), [q.shape, ks, vs], reads(q, k, v))
+    groups = 1
+    if a["enable_gqa"] and len(q.shape) >= 3 and len(k.shape) >= 3 and k.shape[-3] != q.shape[-3]:
+        if q.shape[-3] % k.shape[-3]:
+            raise NoRule(f"{q.shape[-3]} query heads over {k.shape[-3]} key heads")
+        groups = q.shape[-3] // k.shape[-3]  # each key and value head serves this many query heads
+    return Emit(p.Attention(kv_groups=groups), [q.shape, k.shape, v.shape], reads(q, k, v))
 
 
 _MHA_ARGS = ("query", "key", "value", "embed_dim_to_check", "num_heads", "in_proj_weight", "in_proj_bias", "bias_k",
@@ -130,18 +132,18 @@ class DotProductAttention(nn.Module):
     """``F.scaled_dot_product_attention`` as a module: on PyTorch's math path when ``math`` (what an
     ``Attention(kernel="math")`` is), with dropout on the weights when ``dropout`` is above 0."""
 
-    def __init__(self, math: bool = False, dropout: float = 0.0):
+    def __init__(self, math: bool = False, dropout: float = 0.0, grouped: bool = False):
         super().__init__()
-        self.math, self.dropout = math, dropout
+        self.math, self.dropout, self.grouped = math, dropout, grouped
 
     def forward(self, q, k, v):
         p = self.dropout if self.training else 0.0
         if not self.math:
-            return F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=p, enable_gqa=self.grouped)
         from torch.nn.attention import SDPBackend, sdpa_kernel
 
         with sdpa_kernel(SDPBackend.MATH):
-            return F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=p, enable_gqa=self.grouped)
 
 
 _TOOLS = {"convcost": MACS, "torch": FLOPS, "fvcore": MACS, "ptflops": MACS}
@@ -180,7 +182,8 @@ class MultiheadAttentionBinding:
 @binds(p.Attention)
 class AttentionBinding:
     def build(layer, rank):
-        return DotProductAttention(math=layer.kernel == "math", dropout=0.1 if layer.dropout else 0.0)
+        return DotProductAttention(math=layer.kernel == "math", dropout=0.1 if layer.dropout else 0.0,
+                                   grouped=layer.kv_groups != 1)
 
     functions = {F.scaled_dot_product_attention: _attention}
     conventions = _TOOLS
