@@ -471,9 +471,9 @@ def test_a_channels_last_input_is_read_as_one():
     model = MODELS["flattened channels last"]()
     torch.manual_seed(0)
     x = torch.randn(2, 3, 8, 8).to(memory_format=torch.channels_last)
-    for given in (x, x.contiguous()):
-        step = profile(model, given, training=True).training
-        assert step.saved_elements == measure_training(model, given)["saved_elements"]
+    for layout in (x, x.contiguous()):
+        step = profile(model, layout, training=True).training
+        assert step.saved_elements == measure_training(model, layout)["saved_elements"]
     assert profile(model, x, training=True).training.saved_elements \
         > profile(model, x.contiguous(), training=True).training.saved_elements
 

@@ -12,7 +12,7 @@ import os
 
 import pytest
 import torch
-from hypothesis import assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from convcost import ConvcostError, StandardConv, max_batch

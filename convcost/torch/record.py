@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-import torch.nn.functional as F
 
 from convcost import primitives
 from convcost.costs import Cost
@@ -275,7 +274,6 @@ class Recorder:
         and the difference is applied to the formula's count."""
         if all(t.layout is None for t in operands):
             return c
-        grads = [bool(t.grad) for t in operands]
         if isinstance(spec, primitives.Attention):  # the math path itself: the CPU's kernel choice is not meta's
             if spec.fused([t.shape for t in operands]):
                 return c

@@ -15,7 +15,6 @@ from torch import nn
 from convcost import primitives as p
 from convcost.efficient import Dynamic, Octave
 from convcost.efficient.octave import PATHS
-from convcost.errors import ConvcostError
 from convcost.torch import modules_efficient as m
 from convcost.torch.binding import binds
 from convcost.torch.build import as_int, build
