@@ -369,6 +369,16 @@ CALL_CASES = {
 }
 
 
+#: einsum equations as models write them, with operand shapes: batched products, outer and inner products, heads,
+#: a three-operand chain, ellipses, indices summed out first, an implicit output, a channel mix
+EINSUM_CASES = [
+    ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]), ("i,j->ij", [(3,), (4,)]), ("i,i->", [(3,), (3,)]),
+    ("bhqd,bhkd->bhqk", [(2, 3, 5, 4), (2, 3, 6, 4)]), ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 5)]),
+    ("...ij,...jk->...ik", [(2, 3, 4), (2, 4, 5)]), ("ij,kj->", [(3, 4), (5, 4)]), ("ijk,jl->il", [(2, 3, 4), (3, 5)]),
+    ("ij,ij->ij", [(3, 4), (3, 4)]), ("bij,bjk", [(2, 3, 4), (2, 4, 5)]), ("bchw,bkc->bkhw", [(2, 3, 4, 5), (2, 6, 3)]),
+]
+
+
 # -- merges: primitives of several inputs (their cases hold a list of input shapes) ---------------------------
 
 

@@ -15,6 +15,8 @@ from hypothesis import strategies as st  # noqa: E402
 
 from convcost.errors import ConvcostError  # noqa: E402
 from convcost.torch.measure import measure  # noqa: E402
+from convcost.testing import EINSUM_CASES  # noqa: E402
+from convcost.torch.bindings.matmul import EinsumProduct  # noqa: E402
 from convcost.torch.profile import profile  # noqa: E402
 
 
@@ -268,25 +270,11 @@ def test_threads_on_cold_caches_agree_with_one_thread(attempt):
     assert done.stdout.strip() == "ok", done.stderr[-3000:]
 
 
-class Einsum(nn.Module):
-    def __init__(self, equation):
-        super().__init__()
-        self.equation = equation
-
-    def forward(self, *operands):
-        return torch.einsum(self.equation, *operands)
-
-
-@pytest.mark.parametrize("equation, shapes", [
-    ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]), ("i,j->ij", [(3,), (4,)]), ("i,i->", [(3,), (3,)]),
-    ("bhqd,bhkd->bhqk", [(2, 3, 5, 4), (2, 3, 6, 4)]), ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 5)]),
-    ("...ij,...jk->...ik", [(2, 3, 4), (2, 4, 5)]), ("ij,kj->", [(3, 4), (5, 4)]), ("ijk,jl->il", [(2, 3, 4), (3, 5)]),
-    ("ij,ij->ij", [(3, 4), (3, 4)]), ("bij,bjk", [(2, 3, 4), (2, 4, 5)]),
-])
+@pytest.mark.parametrize("equation, shapes", EINSUM_CASES)
 def test_einsum_counts_as_flopcountermode(equation, shapes):
     tensors = [torch.zeros(s) for s in shapes]
-    r = profile(Einsum(equation), tensors)
-    assert r.exact and r.total["macs"] == flop_macs(Einsum(equation), *tensors)
+    r = profile(EinsumProduct(equation), tensors)
+    assert r.exact and r.total["macs"] == flop_macs(EinsumProduct(equation), *tensors)
 
 
 @pytest.mark.parametrize("options", [{}, {"bias": False}, {"kdim": 6, "vdim": 4}, {"add_bias_kv": True},

@@ -19,6 +19,8 @@ from hypothesis import strategies as st  # noqa: E402
 from convcost import primitives  # noqa: E402
 from convcost.errors import ConvcostError  # noqa: E402
 from convcost.torch import profile  # noqa: E402
+from convcost.testing import EINSUM_CASES  # noqa: E402
+from convcost.torch.bindings.matmul import EinsumProduct  # noqa: E402
 from convcost.torch.training import measure_training  # noqa: E402
 
 
@@ -407,24 +409,7 @@ def test_a_step_is_what_pytorch_does(name, input_grad):
     agrees(MODELS[name](), SHAPES.get(name, (2, 3, 8, 8)), input_grad)
 
 
-class Einsum(nn.Module):
-    def __init__(self, equation):
-        super().__init__()
-        self.equation = equation
-
-    def forward(self, *operands):
-        return torch.einsum(self.equation, *operands)
-
-
-EQUATIONS = [
-    ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]), ("i,j->ij", [(3,), (4,)]), ("i,i->", [(3,), (3,)]),
-    ("bhqd,bhkd->bhqk", [(2, 3, 5, 4), (2, 3, 6, 4)]), ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 5)]),
-    ("...ij,...jk->...ik", [(2, 3, 4), (2, 4, 5)]), ("ij,kj->", [(3, 4), (5, 4)]), ("ijk,jl->il", [(2, 3, 4), (3, 5)]),
-    ("ij,ij->ij", [(3, 4), (3, 4)]), ("bij,bjk", [(2, 3, 4), (2, 4, 5)]), ("bchw,bkc->bkhw", [(2, 3, 4, 5), (2, 6, 3)]),
-]
-
-
-@pytest.mark.parametrize("equation, shapes", EQUATIONS)
+@pytest.mark.parametrize("equation, shapes", EINSUM_CASES)
 def test_einsum_in_a_step(equation, shapes):
     """Every operand's gradient flag: backward MACs in closed form (Einsum.backward_macs) against
     FlopCounterMode, saved elements against the hooks."""
@@ -433,8 +418,9 @@ def test_einsum_in_a_step(equation, shapes):
     for grads in itertools.product([False, True], repeat=len(shapes)):
         if not any(grads):
             continue
-        step = profile(Einsum(equation), [x.clone().requires_grad_(g) for x, g in zip(xs, grads)], training=True).training
-        measured = measure_training(Einsum(equation), xs, input_grad=grads)
+        step = profile(EinsumProduct(equation), [x.clone().requires_grad_(g) for x, g in zip(xs, grads)],
+                       training=True).training
+        measured = measure_training(EinsumProduct(equation), xs, input_grad=grads)
         assert (step.backward_macs, step.saved_elements) == (measured["backward_macs"], measured["saved_elements"]), grads
 
 

@@ -26,6 +26,8 @@ from __future__ import annotations
 import sympy
 import torch
 
+from convcost.arith import total
+from convcost.shapes import numel
 from convcost.torch.rules import Tensor
 
 
@@ -142,8 +144,7 @@ def output_layout(spec, operands, output_shape, inplace: bool = False):
     from convcost import primitives as p
 
     if not operands or all(t.layout is None and not _strided_real(t) for t in operands):
-        if not isinstance(spec, p.Attention) or not operands:
-            return None, False
+        return None, False
     first = operands[0]
     if inplace or isinstance(spec, p.Identity):
         return first.layout, False
@@ -221,6 +222,23 @@ class Simulated:
     def __init__(self, operands, kept, fresh, fresh_indices, outputs, saves_output):
         self.operands, self.kept, self.fresh, self.fresh_indices = operands, kept, fresh, fresh_indices
         self.outputs, self.saves_output = outputs, saves_output
+
+    def kept_of(self, tensors) -> list:
+        """Per tensor, whether the run kept its storage: the argument that is it, else the first one with its
+        storage and shape (query, key and value cut from one projection share a storage)."""
+        return [any(self.kept[j] for j in self.position(t)) for t in tensors]
+
+    def position(self, t) -> list:
+        """The index of the argument ``t`` is, as a list of none or one."""
+        same = [j for j, o in enumerate(self.operands) if o is t] or \
+            [j for j, o in enumerate(self.operands) if o.storage == t.storage and tuple(o.shape) == tuple(t.shape)]
+        return same[:1]
+
+    def saved_elements(self, output_shape, output_view=False):
+        """The elements a row of this call saves, as :func:`convcost.training.distinct_saved` reads a cost:
+        the fresh storages, every kept argument's elements and the output's (unless a view)."""
+        return self.fresh + total(numel(t.shape) for t, k in zip(self.operands, self.kept) if k) \
+            + (numel(output_shape) if self.saves_output and not output_view else 0)
 
 
 def simulate(function, args, kwargs):

@@ -81,7 +81,7 @@ class Recorder:
         self.training = training
         self.graph, self.storages, self.untracked, self.extra_saved = [], {}, {}, []
         self.call = None  # the function call being read, as (function, args, kwargs) of tracked tensors
-        self.attention = {}  # what the call's options change in the attention being read (kernel, dropout)
+        self.options = {}  # what the call's options change in the attention being read (kernel, dropout)
 
     # -- training -----------------------------------------------------------------------------
     def new_storage(self, shape) -> int:
@@ -123,7 +123,7 @@ class Recorder:
             row, c, base = self.row(path, op, emit.spec, emit.inputs, emit.reads, source, operands, step)
             base = (base[0], None)
         finally:
-            self.attention = {}
+            self.options = {}
         out = row.output_shape
         if emit.output == UNBATCHED:
             return self.output(Tensor(out[1:]), c, base)
@@ -205,12 +205,10 @@ class Recorder:
         if run.fresh and not all(type(n) is int for s in shapes for n in s):
             return None  # its copies' sizes come from the meta run, at generic stand-ins for the symbols
         c = spec.cost(shapes)
-        kept = tuple(run.kept)
-        saved = run.fresh + total(numel(s) for s, k in zip(shapes, kept) if k) \
-            + (numel(c.output_shape) if run.saves_output else 0)
-        return dataclasses.replace(c, backward_macs=spec.backward_macs(shapes, grads), saved_elements=saved,
-                                   saved_indices=run.fresh_indices, saves_input=kept, saves_output=run.saves_output,
-                                   output_grad=True, input_grads=grads)
+        return dataclasses.replace(c, backward_macs=spec.backward_macs(shapes, grads),
+                                   saved_elements=run.saved_elements(c.output_shape), saved_indices=run.fresh_indices,
+                                   saves_input=tuple(run.kept), saves_output=run.saves_output, output_grad=True,
+                                   input_grads=grads)
 
     def keep_computed(self, weights) -> bool:
         """A weight computed in the forward (weight standardisation, a kernel made by a network): autograd keeps
@@ -222,12 +220,18 @@ class Recorder:
         run = layouts.simulate(function, args, kwargs)
         if run is None:
             return False
-        flags = [any(o.storage == w.storage and tuple(o.shape) == tuple(w.shape) and kept
-                     for o, kept in zip(run.operands, run.kept)) for w in weights]
+        flags = run.kept_of(weights)
         kept = Cost(output_shape=(), saved_elements=total(numel(w.shape) for w, f in zip(weights, flags) if f),
                     saves_input=tuple(flags))
         self.graph.append((kept, [(w.storage, w.shape) for w in weights], None))
         return True
+
+    def attention(self, spec, operands):
+        """The attention the step runs on ``operands``: the fused CPU kernel needs unit strides on their last
+        axis, and the call's options (dropout, a mask needing a gradient) as the reading found them."""
+        if not all(map(layouts.last_stride_one, operands)):
+            spec = dataclasses.replace(spec, kernel="math")
+        return dataclasses.replace(spec, **self.options)
 
     def is_parameter(self, key) -> bool:
         """Whether storage ``key`` is a parameter's or buffer's (autograd's saved tensors leave them out)."""
@@ -238,9 +242,7 @@ class Recorder:
         weights, inplace = step
         if self.training and operands is not None:
             if isinstance(spec, primitives.Attention):
-                if not all(map(layouts.last_stride_one, operands)):
-                    spec = dataclasses.replace(spec, kernel="math")  # the fused CPU kernel needs unit last strides
-                spec = dataclasses.replace(spec, **self.attention)
+                spec = self.attention(spec, operands)
             c = self.training_cost(path, op, spec, inputs, reads, operands, weights)
             if inplace and c.saves_input is True and getattr(spec, "kind", None) in _CLONED:
                 # an in-place op whose backward needs the input it overwrites: autograd keeps a clone of it
@@ -401,15 +403,10 @@ _CLONED = frozenset({"silu", "hardswish", "hardsigmoid", "gelu", "relu6"})
 
 def _kept_by(actual, plain, operands):
     """``(kept, fresh)`` of two :func:`convcost.torch.layouts.simulate` runs of one call (as laid out, and
-    contiguous), ``kept`` per operand of the row: the call's argument that is the operand (else the first
-    with its storage and shape; q, k and v of one projection share a storage), the same position in both."""
+    contiguous), ``kept`` per operand of the row, read at the same argument positions in both."""
     if actual is None or plain is None or len(actual.operands) != len(plain.operands):
         return None, None
-    where = []
-    for t in operands:
-        same = [j for j, o in enumerate(actual.operands) if o is t] or \
-            [j for j, o in enumerate(actual.operands) if o.storage == t.storage and tuple(o.shape) == tuple(t.shape)]
-        where.append(same[:1])
+    where = [actual.position(t) for t in operands]
     return tuple(([any(run.kept[j] for j in js) for js in where], run.fresh) for run in (actual, plain))
 
 

@@ -346,7 +346,7 @@ class Walk:
             if self.training:
                 operands, weights = self.record.split(result, [t for t in flat if isinstance(t, Tensor)])
             if self.training and node.target is F.scaled_dot_product_attention:
-                self.attention_options(node, args, kwargs, operands)
+                self.attention_options(node, args, kwargs, result.spec, operands)
             if self.training:
                 function = getattr(torch.Tensor, node.target, None) if node.op == "call_method" else node.target
                 self.record.call = (function, _tracked(args, self.record), _tracked(kwargs or {}, self.record))
@@ -368,7 +368,7 @@ class Walk:
                 else self.view_of(result, source, node, args, kwargs)
         return result
 
-    def attention_options(self, node, args, kwargs, operands):
+    def attention_options(self, node, args, kwargs, spec, operands):  # noqa: PLR0913 - the call and its row
         """What ``F.scaled_dot_product_attention``'s options change in a training step on the CPU (PyTorch
         2.13): a causal mask nothing (the fused kernel runs and keeps the same tensors); an additive mask that
         needs no gradient is kept by the fused kernel (a boolean one as a float copy), the math path keeps
@@ -378,18 +378,18 @@ class Walk:
                            {"attn_mask": None, "dropout_p": 0.0, "is_causal": False, "scale": None,
                             "enable_gqa": False}, args, kwargs)
         if a["dropout_p"]:  # the CPU's fused kernel takes no dropout: the math path, dropping the weights
-            self.record.attention["dropout"] = True
+            self.record.options["dropout"] = True
         mask = a["attn_mask"]
         if not isinstance(mask, Tensor):
             return
         mask = self.record.tracked(mask)
-        fused = primitives.Attention().fused([t.shape for t in operands]) and all(map(layouts.last_stride_one, operands))
+        fused = self.record.attention(spec, operands).fused([t.shape for t in operands])
         if mask.grad:
             if not (operands[0].grad or operands[1].grad):  # the scores' gradient, for the mask's alone
                 self.record.untrack(_label(node), self.path(node), "a mask that needs a gradient when the query "
                                     "and key do not: not modelled")
             else:
-                self.record.attention["kernel"] = "math"
+                self.record.options["kernel"] = "math"
         elif fused and mask.dtype is torch.bool:  # converted to an additive float mask, kept
             self.record.extra_saved.append(_numel(mask.shape))
         elif fused and isinstance(mask.dtype, torch.dtype) or fused and mask.tensor is not None:
@@ -510,8 +510,7 @@ class Walk:
             meta_args, meta_kwargs = _to_meta(args), _to_meta(kwargs)
             with torch.no_grad():
                 if module is not None:
-                    state = {n: torch.empty_like(t, device="meta") for n, t in module.state_dict(keep_vars=True).items()}
-                    out = torch.func.functional_call(module, state, meta_args, meta_kwargs)
+                    out = _on_meta(module)(*meta_args, **meta_kwargs)
                 elif node.op == "call_method":
                     out = getattr(meta_args[0], node.target)(*meta_args[1:], **meta_kwargs)
                 else:
@@ -567,8 +566,7 @@ class Walk:
             outputs.append(Tensor(t.shape, t.tensor, t.name, t.dtype, grad=bool(meta.requires_grad), storage=storage,
                                   layout=layouts.layout_of(meta)))
         first, view = outputs[0], run.outputs[0][1] is not None
-        saved = run.fresh + sum(_numel(t.shape) for t, kept in zip(run.operands, run.kept) if kept) \
-            + (_numel(first.shape) if run.saves_output and not view else 0)
+        saved = run.saved_elements(first.shape, output_view=view)
         indices = run.fresh_indices + sum(_numel(t.shape) for t, kept in zip(run.operands, run.kept)  # an index kept
                                           if kept and t.dtype == torch.int64 and not self.record.is_parameter(t.storage))
         cost = Cost(output_shape=first.shape, saved_elements=saved, saved_indices=indices,
@@ -671,13 +669,13 @@ def _in_place(node, args, kwargs) -> bool:
 
 
 def _on_meta(module):
-    """``module``'s forward as a function of its input, run with meta copies of its parameters and buffers."""
+    """``module``'s forward as a function of its inputs, run with meta copies of its parameters and buffers."""
 
-    def call(x):
+    def call(*args, **kwargs):
         state = {name: torch.empty_like(t, device="meta").requires_grad_(t.requires_grad) if t.is_floating_point()
                  else torch.empty_like(t, device="meta")
                  for name, t in module.state_dict(keep_vars=True).items()}
-        return torch.func.functional_call(module, state, (x,))
+        return torch.func.functional_call(module, state, args, kwargs)
 
     return call
 
