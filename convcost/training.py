@@ -161,42 +161,6 @@ def torch_backward_macs(c: Cost):
     return total(torch_backward_macs(part) for _, part in c.parts)
 
 
-def distinct_saved(rows, storage_elements: dict):
-    """Saved elements of a traced graph of layers, each storage once: the profile's total.
-
-    ``rows`` holds ``(cost, inputs, output_storage)``: a layer's cost (its own ``saved_elements`` counts its
-    inputs and output as fresh tensors), ``inputs`` as ``(storage key, shape)`` per operand, and the key of
-    its output's storage (the input's key when ``cost.output_view``). A row's private saves (batch norm's
-    statistics, pooling indices, products inside a merge) count as they are; every storage some row saves
-    counts once, with ``storage_elements[key]`` elements.
-
-    >>> from convcost.primitives import Activation, Conv
-    >>> relu = Activation("relu").cost((1, 8, 4, 4))
-    >>> conv = Conv(C=8, O=8, K=1).cost((1, 8, 4, 4))
-    >>> rows = [(relu, [("x", (1, 8, 4, 4))], "r"), (conv, [("r", (1, 8, 4, 4))], "y")]
-    >>> relu.saved_elements + conv.saved_elements, distinct_saved(rows, {"x": 128, "r": 128, "y": 128})
-    (256, 128)
-    """
-
-    private, saved = 0, set()
-    for c, inputs, output in rows:
-        flags = c.saves_input if isinstance(c.saves_input, tuple) else (c.saves_input,) + (False,) * (len(inputs) - 1)
-        own = c.saved_elements
-        for (key, shape), flag in zip(inputs, flags):
-            if flag is True:
-                saved.add(key)
-                own = own - numel(shape)
-            elif flag is not False:
-                raise ConvcostError(f"distinct_saved: whether {c.spec!r} saves its input is undecided ({flag}); bind it")
-        if c.saves_output is True:
-            saved.add(output)
-            own = own - (0 if c.output_view else numel(c.output_shape))
-        elif c.saves_output is not False:
-            raise ConvcostError(f"distinct_saved: whether {c.spec!r} saves its output is undecided; bind it")
-        private = private + own
-    return private + total(storage_elements[k] for k in saved)
-
-
 @dataclasses.dataclass(frozen=True)
 class StepTotals:
     """One training step of a profiled model, as autograd runs it (``profile(model, x, training=True)``).

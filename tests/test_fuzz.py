@@ -40,7 +40,6 @@ from convcost import (
 from convcost.breakeven import BreakEven
 from convcost.errors import ConvcostError
 from convcost.compare import Comparison
-from convcost.compose import Parallel, Residual, Sequential, When
 from convcost.derivation import Derivation
 from convcost.latency import Latency, Machine, predict_latency
 from convcost.primitives import PRIMITIVES

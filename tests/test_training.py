@@ -19,13 +19,14 @@ from convcost import ConvcostError, StandardConv, max_batch
 from convcost import primitives as p
 from convcost.compose import Parallel
 from convcost.layers import _takes_grad
+from convcost.storages import distinct_saved
+from convcost.symbols import N
 from convcost.testing import CALL_CASES, MERGE_CASES, PRIMITIVE_CASES, VARIANT_CASES, composition_cases
 from convcost.torch import to_torch
 from convcost.torch.modules import Merge
 from convcost.torch.training import (
     backward_macs, measure_training, optimizer_state, saved_tensors, saved_tensors_by_module)
-from convcost.training import distinct_saved, parse_memory, torch_backward_macs, training_memory
-from convcost.symbols import N
+from convcost.training import parse_memory, torch_backward_macs, training_memory
 from convcost.zoo import MODELS, mnist_net
 
 GRADS = [(True, True), (False, True), (True, False), (False, False)]  # (input_grad, trainable)

@@ -235,7 +235,7 @@ class Simulated:
         return same[:1]
 
     def saved_elements(self, output_shape, output_view=False):
-        """The elements a row of this call saves, as :func:`convcost.training.distinct_saved` reads a cost:
+        """The elements a row of this call saves, as :func:`convcost.storages.distinct_saved` reads a cost:
         the fresh storages, every kept argument's elements and the output's (unless a view)."""
         return self.fresh + total(numel(t.shape) for t, k in zip(self.operands, self.kept) if k) \
             + (numel(output_shape) if self.saves_output and not output_view else 0)

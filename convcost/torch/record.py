@@ -21,7 +21,8 @@ from convcost.arith import total
 from convcost.shapes import numel
 from convcost.torch import layouts
 from convcost.torch.library_blocks import name_blocks, reader
-from convcost.training import StepTotals, distinct_saved, torch_backward_macs
+from convcost.storages import distinct_saved
+from convcost.training import StepTotals, torch_backward_macs
 from convcost.report import ModuleCall, Report, Row, Unsupported
 from convcost.torch.rules import UNBATCHED, WITH_INDICES, Emit, Tensor
 
