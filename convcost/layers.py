@@ -109,6 +109,8 @@ class Merge(Spec):
     """An operation that combines several inputs into one (add, multiply, concatenate)."""
 
     abstract_base = True
+    #: the fewest inputs it takes (multi-head attention takes one: the query that is also key and value)
+    min_inputs = 2
 
     def cost(self, input_shapes, *, input_grads=None, trainable: bool = True) -> Cost:
         """The exact cost of combining tensors of the given shapes; ``input_grads`` says which need a gradient
@@ -118,8 +120,9 @@ class Merge(Spec):
         if kind_of(input_shapes) != "sequence":
             raise ConvcostError(f"{self!r}: give a list of input shapes, got {input_shapes!r}")
         shapes = tuple(as_shape(s, self) for s in input_shapes)
-        if len(shapes) < 2:
-            raise ConvcostError(f"{self!r}: needs at least two inputs, got {len(shapes)}")
+        if len(shapes) < self.min_inputs:
+            raise ConvcostError(f"{self!r}: needs at least {self.min_inputs} input{'s' if self.min_inputs > 1 else ''}, "
+                                f"got {len(shapes)}")
         grads = (True,) * len(shapes) if input_grads is None else tuple(input_grads)
         if len(grads) != len(shapes) or not all(isinstance(g, bool) for g in grads):
             raise ConvcostError(f"{self!r}: input_grads={input_grads!r} must be one True or False per input")

@@ -32,6 +32,19 @@ def distinct_saved(rows, storage_elements: dict):
     (256, 128)
     """
 
+    private, saved = saved_storages(rows)
+    return private + total(storage_elements[k] for k in saved)
+
+
+def saved_storages(rows) -> tuple:
+    """``(private, keys)``: the elements ``rows`` (as :func:`distinct_saved` takes them) save apart from
+    their operands and outputs, and the keys of the storages they save.
+
+    >>> from convcost.primitives import Activation
+    >>> relu = Activation("relu").cost((2, 3))                   # keeps its output, not its input
+    >>> saved_storages([(relu, [("x", (2, 3))], "r")])
+    (0, {'r'})
+    """
     private, saved = 0, set()
     for c, inputs, output in rows:
         flags = c.saves_input if isinstance(c.saves_input, tuple) else (c.saves_input,) + (False,) * (len(inputs) - 1)
@@ -48,4 +61,4 @@ def distinct_saved(rows, storage_elements: dict):
         elif c.saves_output is not False:
             raise ConvcostError(f"distinct_saved: whether {c.spec!r} saves its output is undecided; bind it")
         private = private + own
-    return private + total(storage_elements[k] for k in saved)
+    return private, saved

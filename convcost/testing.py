@@ -419,6 +419,26 @@ def deform_conv_cases(draw):
     return Case(layer, [(n, layer.C, *lengths), (n, layer.offset_channels(), *out)])
 
 
+@st.composite
+def multihead_attention_cases(draw):
+    """``MultiheadAttention`` on the distinct tensors it is called with (``[x]``, ``[q, kv]``, ``[q, k, v]``),
+    batched or not: packed or separate projections (``kdim``, ``vdim``), bias, extra keys, the explicit weights
+    or the fused kernel, dropout."""
+    heads = draw(_ints(1, 3))
+    e, distinct = heads * draw(_ints(1, 3)), draw(st.integers(1, 3))
+    separate = distinct > 1 and draw(st.booleans())  # kdim, vdim of their own: three projection weights
+    kdim = draw(_ints(1, 5)) if separate else e
+    vdim = kdim if distinct == 2 or not separate else draw(_ints(1, 5))
+    layer = p.MultiheadAttention(E=e, H=heads, kdim=kdim, vdim=vdim, bias=draw(st.booleans()),
+                                 add_bias_kv=draw(st.booleans()), add_zero_attn=draw(st.booleans()),
+                                 need_weights=draw(st.booleans()), dropout=draw(st.booleans()))
+    batch = () if draw(st.booleans()) else (_batch(draw),)
+    length = draw(_ints(1, 4))
+    keys = length if distinct == 1 else draw(_ints(1, 4))
+    q, k, v = (length, *batch, e), (keys, *batch, kdim), (keys, *batch, vdim)
+    return Case(layer, [q, k, v][:distinct])
+
+
 #: a strategy factory for every primitive of several inputs (a case's input is a list of shapes)
 MERGE_CASES = {
     p.ExpertConv: expert_conv_cases,

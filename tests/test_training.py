@@ -14,6 +14,7 @@ import pytest
 import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from torch.utils.flop_counter import FlopCounterMode
 
 from convcost import ConvcostError, StandardConv, max_batch
 from convcost import primitives as p
@@ -21,7 +22,8 @@ from convcost.compose import Parallel
 from convcost.layers import _takes_grad
 from convcost.storages import distinct_saved
 from convcost.symbols import N
-from convcost.testing import CALL_CASES, MERGE_CASES, PRIMITIVE_CASES, VARIANT_CASES, composition_cases
+from convcost.testing import (
+    CALL_CASES, MERGE_CASES, PRIMITIVE_CASES, VARIANT_CASES, composition_cases, multihead_attention_cases)
 from convcost.torch import to_torch
 from convcost.torch.modules import Merge
 from convcost.torch.training import (
@@ -129,8 +131,9 @@ def test_called_primitives(cls, input_grad, trainable, data):
     _check(data.draw(CALL_CASES[cls]()), input_grad, trainable)
 
 
-def _check_merge(case, grads, trainable):
-    """A primitive of several inputs: ``grads`` says which operands need a gradient."""
+def _check_merge(case, grads, trainable, unseen=0):
+    """A primitive of several inputs: ``grads`` says which operands need a gradient; ``unseen`` backward MACs
+    are added to FlopCounterMode's count (the CPU's fused attention kernel, which it does not see)."""
     layer, shapes = case
     c = layer.cost(shapes, input_grads=grads, trainable=trainable)
     torch.manual_seed(0)
@@ -140,8 +143,8 @@ def _check_merge(case, grads, trainable):
     saved = saved_tensors(module, xs, input_grad=grads)
     where = f"{layer!r} on {shapes}, input_grads={grads}, trainable={trainable}"
     assert (c.backward_macs, c.saved_elements, c.saved_indices) == (
-        backward_macs(module, xs, input_grad=grads), saved["elements"], saved["indices"]), where
-    assert torch_backward_macs(c) == backward_macs(module, xs, input_grad=grads, convention="torch"), where
+        backward_macs(module, xs, input_grad=grads) + unseen, saved["elements"], saved["indices"]), where
+    assert torch_backward_macs(c) == backward_macs(module, xs, input_grad=grads, convention="torch") + unseen, where
 
 
 @pytest.mark.parametrize("layer", [p.Attention(kernel="math"), p.Attention(dropout=True),
@@ -158,6 +161,30 @@ def test_attention_on_the_math_path(layer, data):
     shapes = [(*grouped, length, e), (*batch, keys, e), (*batch, keys, ev)]
     grads = tuple(data.draw(st.booleans()) for _ in shapes)
     _check_merge((layer, shapes), grads, True)
+
+
+@pytest.mark.parametrize("trainable", [True, False])
+@given(data=st.data())
+def test_multihead_attention(trainable, data):
+    """``nn.MultiheadAttention`` called on one, two or three distinct tensors, batched or not, every option.
+    Without ``need_weights`` (and without dropout) it runs the CPU's fused kernel, whose backward
+    FlopCounterMode does not see: by hand, per batch entry and head, it recomputes the scores (L S' E/H), then
+    the gradients of the weights (L S' E/H), the value (L S' E/H), the query and the key (L S' E/H each),
+    S' the keys with the extra ones, whenever anything in the attention needs a gradient."""
+    layer, shapes = data.draw(multihead_attention_cases())
+    grads = tuple(data.draw(st.booleans()) for _ in shapes)
+    assume(trainable or any(grads))  # else nothing needs a gradient and there is no backward to run
+    n = shapes[0][1] if len(shapes[0]) == 3 else 1
+    keys = shapes[-1][0] + layer.add_bias_kv + layer.add_zero_attn
+    fused = not layer.need_weights and not layer.dropout
+    scores = n * layer.H * shapes[0][0] * keys  # per head: L S' scores of E/H products each
+    _check_merge((layer, shapes), grads, trainable, unseen=scores * 5 * (layer.E // layer.H) if fused else 0)
+    # the forward too: its parameters, and its MACs (the fused kernel's two products added by hand)
+    c, module = layer.cost(shapes), to_torch(layer, shapes[0]).train()
+    with FlopCounterMode(display=False) as flops:
+        module(*(torch.randn(*s) for s in shapes))
+    assert c.params == sum(t.numel() for t in module.parameters())
+    assert c.macs == flops.get_total_flops() // 2 + (scores * 2 * (layer.E // layer.H) if fused else 0)
 
 
 @pytest.mark.parametrize("cls", list(MERGE_CASES), ids=lambda c: c.__name__)

@@ -24,7 +24,7 @@ from convcost.errors import ConvcostError
 from convcost.layers import Merge
 from convcost.primitives.base import fmt
 from convcost.shapes import equal_sizes, numel
-from convcost.spec import choice, count, flag, size, spec
+from convcost.spec import choice, flag, size, spec
 
 
 def broadcast_batch(a, b, where) -> tuple:
@@ -306,49 +306,3 @@ def parse_equation(equation, shapes, where) -> tuple:
         operands.append(part)
     output = output.replace("...", ellipsis)
     return operands, output
-
-
-@spec
-class MultiheadAttention(Merge):
-    """``nn.MultiheadAttention`` (``F.multi_head_attention_forward``) on query ``(L, N, E)``, key ``(S, N, kdim)``
-    and value ``(S, N, vdim)`` (or unbatched, without N): the input projections, the two products of
-    attention over ``S + extra_keys`` keys (``add_bias_kv`` and ``add_zero_attn`` each add one), and the
-    output projection. MACs = N (L E^2 + S kdim E + S vdim E) + 2 N L (S + extra_keys) E + N L E^2.
-
-    >>> MultiheadAttention(E=8, H=2).cost([(5, 2, 8), (5, 2, 8), (5, 2, 8)]).macs
-    3360
-    """
-
-    E: object = size()
-    H: object = size(1)
-    kdim: object = size(None)
-    vdim: object = size(None)
-    bias: bool = flag(True)
-    extra_keys: object = count(0)
-
-    def __post_init__(self):
-        for name in ("kdim", "vdim"):
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, self.E)
-        super().__post_init__()
-
-    def kernel_kind(self) -> str:
-        return "linear"
-
-    def _cost(self, shapes):
-        if len(shapes) != 3 or len({len(s) for s in shapes}) != 1 or len(shapes[0]) not in (2, 3):
-            raise ConvcostError(f"{self!r}: takes query, key and value of rank 2 or 3, got "
-                                f"{', '.join(fmt(s) for s in shapes)}")
-        q, k, v = shapes
-        n = q[1] if len(q) == 3 else 1
-        length, keys = q[0], k[0]
-        e = self.E
-        conditions = equal_sizes((q[-1], k[-1], v[-1]), (e, self.kdim, self.vdim), self, "features")
-        attended = keys + self.extra_keys
-        macs = n * (length * e * e + keys * self.kdim * e + keys * self.vdim * e) + 2 * n * length * attended * e \
-            + n * length * e * e
-        bias = n * (length + 2 * keys) * e + n * length * e if self.bias else 0
-        out = q
-        params = e * e + e * self.kdim + e * self.vdim + e * e + ((4 * e) if self.bias else 0)
-        return _product(out, shapes, macs, conditions, params=params, bias_ops=bias,
-                        act_ops=n * self.H * length * attended)

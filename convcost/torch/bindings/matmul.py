@@ -97,19 +97,24 @@ def _multi_head_attention(args, kwargs):
         raise NoRule("multi-head attention with static keys or values")
     q, k, v = (tensor_arg(a[n], n) for n in ("query", "key", "value"))
     e = int(a["embed_dim_to_check"])
-    extra = (a["bias_k"] is not None) + bool(a["add_zero_attn"])
+    # the distinct tensors it is called with decide how PyTorch projects them (one packed product for x, x, x)
+    distinct = [q] if q is k and k is v else [q, k] if k is v else [q, k, v]
     spec = p.MultiheadAttention(E=e, H=int(a["num_heads"]), kdim=k.shape[-1], vdim=v.shape[-1],
-                                bias=a["in_proj_bias"] is not None, extra_keys=extra)
+                                bias=a["in_proj_bias"] is not None, add_bias_kv=a["bias_k"] is not None,
+                                add_zero_attn=bool(a["add_zero_attn"]), need_weights=bool(a["need_weights"]),
+                                dropout=bool(a["training"]) and float(a["dropout_p"]) > 0)
     weights = [a[n] for n in ("in_proj_weight", "in_proj_bias", "bias_k", "bias_v", "out_proj_weight", "out_proj_bias",
                               "q_proj_weight", "k_proj_weight", "v_proj_weight")]
     heads = int(a["num_heads"])
+    shapes = [t.shape for t in distinct]
     out = Tensor((*q.shape[:-1], e))  # (L, N, E), or (L, E) unbatched
     if not a["need_weights"]:
-        return Emit(spec, [q.shape, k.shape, v.shape], reads(*weights), (out, None))
+        return Emit(spec, shapes, reads(*distinct, *weights), (out, None))
     batch = (q.shape[1],) if len(q.shape) == 3 else ()
     per_head = () if a["average_attn_weights"] else (heads,)
+    extra = (a["bias_k"] is not None) + bool(a["add_zero_attn"])
     scores = Tensor((*batch, *per_head, q.shape[0], k.shape[0] + extra))
-    return Emit(spec, [q.shape, k.shape, v.shape], reads(*weights), (out, scores))
+    return Emit(spec, shapes, reads(*distinct, *weights), (out, scores))
 
 
 class BatchedProduct(nn.Module):
@@ -126,6 +131,23 @@ class EinsumProduct(nn.Module):
 
     def forward(self, *operands):
         return torch.einsum(self.equation, *operands)
+
+
+class MultiheadAttentionCall(nn.Module):
+    """``nn.MultiheadAttention`` called on the distinct tensors a ``MultiheadAttention`` spec takes (``x`` as
+    query, key and value; ``q`` and ``kv``; or ``q, k, v``), returning its output alone (what
+    :func:`convcost.torch.to_torch` builds)."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.attention = nn.MultiheadAttention(layer.E, layer.H, dropout=0.1 if layer.dropout else 0.0,
+                                               bias=layer.bias, add_bias_kv=layer.add_bias_kv,
+                                               add_zero_attn=layer.add_zero_attn, kdim=layer.kdim, vdim=layer.vdim)
+        self.need_weights = layer.need_weights
+
+    def forward(self, *inputs):
+        q, k, v = (inputs[i] for i in p.multihead.ROLES[len(inputs)])
+        return self.attention(q, k, v, need_weights=self.need_weights)[0]
 
 
 class DotProductAttention(nn.Module):
@@ -173,7 +195,7 @@ class EinsumBinding:
 @binds(p.MultiheadAttention)
 class MultiheadAttentionBinding:
     def build(layer, rank):
-        return nn.MultiheadAttention(layer.E, layer.H, bias=layer.bias, kdim=layer.kdim, vdim=layer.vdim)
+        return MultiheadAttentionCall(layer)
 
     functions = {F.multi_head_attention_forward: _multi_head_attention}
     conventions = _TOOLS
