@@ -18,14 +18,14 @@ import dataclasses
 
 import sympy
 
-from convcost.arith import div, divides, floordiv, integer, lt
+from convcost.arith import div, divides, either, floordiv, integer, lt, total, where
 from convcost.compose import Sequential
 from convcost.costs import Cost
 from convcost.errors import ConvcostError, require
-from convcost.layers import Layer
+from convcost.layers import TRAINING, Layer
 from convcost.primitives import Add, AvgPool, Conv, Interpolate
 from convcost.primitives.base import rank
-from convcost.shapes import equal_sizes
+from convcost.shapes import equal_sizes, numel
 from convcost.spec import layer, real, size, spec
 from convcost.symbols import C, O
 from convcost.variants import Variant
@@ -46,21 +46,32 @@ class Octave(Layer):
     low_to_high: object = layer()
     low_to_low: object = layer()
 
-    def _cost(self, shape):
+    def _cost(self, shape, grad=TRAINING):
+        """A training step on the nominal input, as :func:`convcost.torch.to_torch` builds the layer: the high
+        and low maps are views of that one tensor (its first channels; its last ``low`` channels at every
+        second pixel), so a path that keeps its input keeps that tensor, once for all four paths; each path
+        keeps what its own layers keep, and the sums keep nothing. (A network that passes the two maps as a
+        pair keeps them instead: N (C - low) H W + N low H W / 4 elements where this keeps N C H W.)"""
         rank(self, shape, 4)
         n, c, h, w = shape
         conditions = require(lt(self.low, c), self, f"low={self.low} must leave high-frequency channels of the {c}")
         for name, length in (("height", h), ("width", w)):
             conditions += require(divides(2, length), self, f"the {name} {length} must be even (the low map is half)")
         high_in, low_in = (n, c - self.low, h, w), (n, self.low, div(h, 2), div(w, 2))
-        costs = {name: getattr(self, name).cost(high_in if name.startswith("high") else low_in) for name in PATHS}
+        costs = {name: getattr(self, name).cost(high_in if name.startswith("high") else low_in, input_grad=grad.input,
+                                                trainable=grad.trainable) for name in PATHS}
         high = Add().cost([costs["high_to_high"].output_shape, costs["low_to_high"].output_shape])
         low = Add().cost([costs["high_to_low"].output_shape, costs["low_to_low"].output_shape])
         (_, o_high, h_out, w_out), (_, o_low, h_low, w_low) = high.output_shape, low.output_shape
         conditions += equal_sizes((2 * h_low, 2 * w_low), (h_out, w_out), self, "twice the low map and the high map")
         named = [*costs.items(), ("add_high", high), ("add_low", low)]
-        total = Cost.total(named, output_shape=(n, o_high + o_low, h_out, w_out), input_shape=shape)
-        return dataclasses.replace(total, conditions=total.conditions + conditions)
+        # the paths' inputs are views of the nominal input: kept once if any path keeps its own
+        own = total(c.saved_elements - where(c.saves_input, numel(c.input_shape), 0) for c in costs.values())
+        kept = either(*(c.saves_input for c in costs.values()))
+        step = dict(saved_elements=own + where(kept, numel(shape), 0), saves_input=kept, saves_output=False,
+                    output_view=False, output_grad=either(*(c.output_grad for c in costs.values())))
+        summed = Cost.total(named, output_shape=(n, o_high + o_low, h_out, w_out), input_shape=shape, **step)
+        return dataclasses.replace(summed, conditions=summed.conditions + conditions)
 
 
 @spec
