@@ -439,8 +439,38 @@ def multihead_attention_cases(draw):
     return Case(layer, [q, k, v][:distinct])
 
 
+@st.composite
+def einsum_cases(draw):
+    """``Einsum`` of two to four operands on random equations: indices shared, summed by one operand or by
+    several, broadcast (size 1 in one operand), repeated in an operand (a diagonal), an ellipsis of broadcast
+    axes, an output in any order."""
+    pool = draw(st.lists(st.sampled_from("abcdefAB"), min_size=2, max_size=6, unique=True))
+    sizes = {x: draw(_ints(1, 4)) for x in pool}
+    ellipsis = draw(st.lists(_ints(1, 3), max_size=2)) if draw(st.booleans()) else None
+    parts, shapes = [], []
+    for _ in range(draw(st.integers(2, 4))):
+        labels = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=4, unique=True))
+        if draw(st.integers(0, 9)) == 0:
+            labels.append(labels[0])  # a repeated index: the diagonal
+        shape = [1 if draw(st.integers(0, 5)) == 0 else sizes[x] for x in labels]
+        shape = [sizes[x] if labels.count(x) > 1 else n for x, n in zip(labels, shape)]  # a diagonal's sizes agree
+        text = "".join(labels)
+        if ellipsis is not None and draw(st.booleans()):
+            axes = ellipsis[len(ellipsis) - draw(st.integers(0, len(ellipsis))):]
+            axes = [1 if draw(st.booleans()) else n for n in axes]
+            cut = draw(st.integers(0, len(labels)))
+            text, shape = "".join(labels[:cut]) + "..." + "".join(labels[cut:]), shape[:cut] + axes + shape[cut:]
+        parts.append(text)
+        shapes.append(tuple(shape))
+    used = sorted(set("".join(parts).replace(".", "")))
+    output = draw(st.permutations(used)).__getitem__(slice(0, draw(st.integers(0, len(used)))))
+    dots = "..." if any("..." in part for part in parts) and draw(st.booleans()) else ""
+    return Case(p.Einsum(equation=",".join(parts) + "->" + dots + "".join(output)), shapes)
+
+
 #: a strategy factory for every primitive of several inputs (a case's input is a list of shapes)
 MERGE_CASES = {
+    p.Einsum: einsum_cases,
     p.ExpertConv: expert_conv_cases,
     p.InvolutionAggregate: involution_aggregate_cases,
     p.DeformConv: deform_conv_cases,

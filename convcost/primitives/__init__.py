@@ -20,7 +20,8 @@ from convcost.primitives.conv import Conv, ConvTranspose
 from convcost.primitives.dynamic import DeformConv, ExpertConv, InvolutionAggregate
 from convcost.primitives.layer_norm import LayerNorm, LayerScale
 from convcost.primitives.linear import Linear
-from convcost.primitives.matmul import Attention, Einsum, MatMul
+from convcost.primitives.einsum import Einsum
+from convcost.primitives.matmul import Attention, MatMul
 from convcost.primitives.multihead import MultiheadAttention
 from convcost.primitives.merge import Add, Concat, Mul
 from convcost.primitives.norm import BatchNorm

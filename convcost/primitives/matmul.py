@@ -1,4 +1,5 @@
-"""Matrix products: batched ``matmul``/``bmm``/``addmm``, ``einsum`` and scaled dot-product attention.
+"""Matrix products: batched ``matmul``/``bmm``/``addmm`` and scaled dot-product attention (``einsum`` is
+:mod:`convcost.primitives.einsum`).
 
 Counted as ``FlopCounterMode`` counts them (its total / 2): a product of an
 ``(n, k)`` by a ``(k, m)`` matrix is ``n k m`` MACs, once per broadcast batch
@@ -10,13 +11,10 @@ entry; attention is its two products, ``Q K^T`` and ``A V``.
 (2, 7, 5, 4)
 >>> Attention().cost([(2, 4, 16, 8), (2, 4, 20, 8), (2, 4, 20, 8)]).macs
 40960
->>> Einsum(equation="bij,bjk->bik").cost([(2, 3, 4), (2, 4, 5)]).macs
-120
 """
 
 from __future__ import annotations
 
-import dataclasses
 
 from convcost.arith import total
 from convcost.costs import Cost
@@ -203,106 +201,3 @@ class Attention(Merge):
         return _product(out, shapes, scores * (q[-1] + v[-1]), conditions, act_ops=scores, backward_macs=backward,
                         saves_input=(False, False, scored and not copied),
                         saved_elements=private + (numel(v) if scored else 0), output_grad=scored or gv)
-
-
-@spec
-class Einsum(Merge):
-    """``torch.einsum(equation, *operands)`` of two or more operands, contracted left to right as PyTorch
-    does (without opt_einsum): each pairwise product is a batched matrix product over the indices the
-    pair still holds, after indices used by one operand only are summed out (additions, ``elementwise_ops``).
-    A pair that shares no summed index is an element-wise product (no MACs, as ``FlopCounterMode`` counts it).
-    """
-
-    equation: str = dataclasses.field(default="ij,jk->ik")
-
-    def validate(self):
-        if not isinstance(self.equation, str) or "->" not in self.equation:
-            raise ConvcostError(f"{self!r}: give an explicit equation 'inputs->output'")
-
-    def kernel_kind(self) -> str:
-        return "linear"
-
-    def _cost(self, shapes):
-        out, macs, adds, muls, _ = self._contract(shapes)
-        return _product(out, shapes, macs, elementwise_ops=adds + muls)
-
-    def backward_macs(self, shapes, grads) -> object:
-        """The MACs of the backward pass when the operands flagged in ``grads`` need a gradient: each pairwise
-        product is a batched matrix product, whose backward computes one product of its size for each of its
-        two sides that needs a gradient (the running result needs one when an operand before it does).
-
-        >>> Einsum("bij,bjk->bik").backward_macs([(2, 3, 4), (2, 4, 5)], (True, False))
-        120
-        >>> Einsum("ij,jk,kl->il").backward_macs([(2, 3), (3, 4), (4, 5)], (False, True, False))
-        64
-        """
-        if len(grads) != len(shapes):
-            raise ConvcostError(f"{self!r}: {len(grads)} gradient flags for {len(shapes)} operands")
-        *_, products = self._contract(shapes)
-        total_macs, needed = 0, bool(grads[0])
-        for j, work in products:
-            total_macs = total_macs + work * (needed + bool(grads[j]))
-            needed = needed or bool(grads[j])
-        return total_macs
-
-    def _contract(self, shapes):
-        """``(output shape, macs, additions, multiplications, [(operand index, MACs of its product)])``."""
-        operands, output = parse_equation(self.equation, shapes, self)
-        sizes = {}
-        for labels, shape in zip(operands, shapes):
-            for label, n in zip(labels, shape):
-                if sizes.get(label, 1) == 1:
-                    sizes[label] = n
-        macs, adds, muls, products = 0, 0, 0, []
-        left = operands[0]
-        for j in range(1, len(operands)):
-            right = operands[j]
-            later = set(output).union(*operands[j + 1:])
-            # an index neither in the other operand nor needed later is summed out first
-            left, summed = _sum_out(left, set(right) | later, sizes)
-            adds += summed
-            right, summed = _sum_out(right, set(left) | later, sizes)
-            adds += summed
-            kept = [x for x in dict.fromkeys(left + right) if x in later]
-            contracted = [x for x in dict.fromkeys(left) if x in right and x not in later]
-            work = numel([sizes[x] for x in kept + contracted])
-            if contracted:
-                macs += work
-                products.append((j, work))
-            else:
-                muls += work
-            left = "".join(kept)
-        left, summed = _sum_out(left, set(output), sizes)
-        adds += summed
-        return tuple(sizes[x] for x in output), macs, adds, muls, products
-
-
-def _sum_out(labels, needed, sizes):
-    """``labels`` without the ones not ``needed``, and the additions that summing them out costs."""
-    kept = "".join(x for x in labels if x in needed)
-    if len(kept) == len(labels):
-        return labels, 0
-    return kept, numel([sizes[x] for x in labels])
-
-
-def parse_equation(equation, shapes, where) -> tuple:
-    """The index letters of each operand and of the output, an ellipsis spelled out as capital letters."""
-    text = equation.replace(" ", "")
-    inputs, _, output = text.partition("->")
-    parts = inputs.split(",")
-    if len(parts) != len(shapes):
-        raise ConvcostError(f"{where!r}: the equation names {len(parts)} operands, got {len(shapes)}")
-    spare = iter("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-    ellipsis, operands = "", []
-    for part, shape in zip(parts, shapes):
-        if "..." in part:
-            head, tail = part.split("...")
-            n = len(shape) - len(head) - len(tail)
-            while len(ellipsis) < n:
-                ellipsis = next(spare) + ellipsis
-            part = head + ellipsis[len(ellipsis) - n:] + tail
-        if len(part) != len(shape) or not part.isalpha():
-            raise ConvcostError(f"{where!r}: operand {part!r} does not match shape {fmt(shape)}")
-        operands.append(part)
-    output = output.replace("...", ellipsis)
-    return operands, output
