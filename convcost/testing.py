@@ -265,6 +265,16 @@ def layer_scale_cases(draw):
     return Case(p.LayerScale(C=c), (_batch(draw), c, draw(_ints(1, 4)), draw(_ints(1, 4))))
 
 #: a strategy factory for every primitive with a module of its own
+@st.composite
+def max_unpool_cases(draw):
+    """``MaxUnpool`` in 1 to 3 dimensions, scattering into an output at least as large on every axis."""
+    dims = draw(st.integers(1, 3))
+    lengths = [draw(_ints(1, 3)) for _ in range(dims)]
+    size = tuple(n + draw(_ints(0, 2)) for n in lengths)
+    return Case(p.MaxUnpool(size=size if dims > 1 or draw(st.booleans()) else size[0]),
+                (_batch(draw), draw(_ints(1, 3)), *lengths))
+
+
 PRIMITIVE_CASES = {
     p.Conv: conv_cases,
     p.ConvTranspose: conv_transpose_cases,
@@ -286,6 +296,7 @@ PRIMITIVE_CASES = {
     p.Permute: permute_cases,
     p.LayerNorm: layer_norm_cases,
     p.LayerScale: layer_scale_cases,
+    p.MaxUnpool: max_unpool_cases,
 }
 
 
@@ -420,6 +431,60 @@ def deform_conv_cases(draw):
 
 
 @st.composite
+def sum_cases(draw):
+    """``Add`` of two to four equal shapes."""
+    shape = draw(_any_shape(1, 4))
+    return Case(p.Add(), [shape] * draw(st.integers(2, 4)))
+
+
+@st.composite
+def product_cases(draw):
+    """``Mul`` of two to four tensors of one rank, each broadcast on some axes (size 1)."""
+    shape = draw(_any_shape(1, 4))
+    shapes = [tuple(1 if draw(st.integers(0, 3)) == 0 else n for n in shape) for _ in range(draw(st.integers(2, 4)))]
+    return Case(p.Mul(), shapes)
+
+
+@st.composite
+def concat_cases(draw):
+    """``Concat`` of two to four tensors along any axis (counted from the end too)."""
+    shape = draw(_any_shape(1, 4))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    shapes = []
+    for _ in range(draw(st.integers(2, 4))):
+        own = list(shape)
+        own[axis] = draw(_ints(1, 4))
+        shapes.append(tuple(own))
+    return Case(p.Concat(dim=axis), shapes)
+
+
+@st.composite
+def matmul_cases(draw):
+    """``MatMul`` of a batch of matrices by another, of ranks 2 to 4, batch axes broadcast or missing."""
+    n, k, m = (draw(_ints(1, 4)) for _ in range(3))
+    batch = draw(st.lists(_ints(1, 3), max_size=2))
+
+    def batch_of():
+        own = batch[len(batch) - draw(st.integers(0, len(batch))):]
+        return [1 if draw(st.booleans()) else b for b in own]
+
+    return Case(p.MatMul(), [(*batch_of(), n, k), (*batch_of(), k, m)])
+
+
+@st.composite
+def attention_cases(draw):
+    """``Attention`` on query ``(..., L, E)``, key ``(..., S, E)`` and value ``(..., S, Ev)`` of rank 2 to 4: the
+    fused kernel (4-D, one head size) or the math path, dropout, grouped key and value heads."""
+    groups = draw(st.sampled_from([1, 1, 2]))
+    batch = draw(st.lists(_ints(1, 3), min_size=2 if groups > 1 else 0, max_size=2))
+    length, keys, e = draw(_ints(1, 5)), draw(_ints(1, 5)), draw(_ints(1, 4))
+    ev = e if draw(st.booleans()) else draw(_ints(1, 4))
+    layer = p.Attention(kernel=draw(st.sampled_from(["auto", "math"])), dropout=draw(st.booleans()), kv_groups=groups)
+    heads = (*batch[:-1], batch[-1] * groups) if groups > 1 else tuple(batch)
+    return Case(layer, [(*heads, length, e), (*batch, keys, e), (*batch, keys, ev)])
+
+
+@st.composite
 def multihead_attention_cases(draw):
     """``MultiheadAttention`` on the distinct tensors it is called with (``[x]``, ``[q, kv]``, ``[q, k, v]``),
     batched or not: packed or separate projections (``kdim``, ``vdim``), bias, extra keys, the explicit weights
@@ -470,6 +535,12 @@ def einsum_cases(draw):
 
 #: a strategy factory for every primitive of several inputs (a case's input is a list of shapes)
 MERGE_CASES = {
+    p.Add: sum_cases,
+    p.Mul: product_cases,
+    p.Concat: concat_cases,
+    p.MatMul: matmul_cases,
+    p.Attention: attention_cases,
+    p.MultiheadAttention: multihead_attention_cases,
     p.Einsum: einsum_cases,
     p.ExpertConv: expert_conv_cases,
     p.InvolutionAggregate: involution_aggregate_cases,

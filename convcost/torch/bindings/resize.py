@@ -173,9 +173,37 @@ class ReduceBinding:
 
 
 
-@binds(p.MaxUnpool)
+class Unpooled(nn.Module):
+    """``F.max_unpool1d/2d/3d`` to the spec's output ``size``, each input plane scattered to the first positions of
+    its output plane (a max pool's indices are where its maxima were; any valid indices cost the same): what
+    :func:`convcost.torch.to_torch` builds for a ``MaxUnpool``, runnable on one tensor."""
+
+    def __init__(self, size, dims: int):
+        super().__init__()
+        self.size, self.dims = size, dims  # one size for every axis, or one per axis, as the spec has it
+
+    def forward(self, x):
+        spatial = tuple(x.shape[x.dim() - self.dims:])
+        size = self.size if isinstance(self.size, tuple) else (self.size,) * self.dims
+        if any(n > m for n, m in zip(spatial, size)):
+            raise ConvcostError(f"MaxUnpool: an input of {spatial} scatters into an output of {size}, not smaller")
+        indices = torch.arange(math.prod(spatial), device=x.device).reshape(spatial).expand(x.shape).contiguous()
+        unpool = {1: F.max_unpool1d, 2: F.max_unpool2d, 3: F.max_unpool3d}[self.dims]
+        # stride 1 and a window that makes the output exactly ``size`` (PyTorch checks output_size against them)
+        window = tuple(m - n + 1 for n, m in zip(spatial, size))
+        return unpool(x, indices, kernel_size=window, stride=1, output_size=size)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}"
+
+
+@binds(p.MaxUnpool, modules=(Unpooled,))
 class MaxUnpoolBinding:
+    def read(module):
+        return p.MaxUnpool(size=module.size)
+
     def build(layer, rank):
-        return MAX_UNPOOL[2](2)
+        size = tuple(as_int(n) for n in layer.size) if isinstance(layer.size, tuple) else as_int(layer.size)
+        return Unpooled(size, rank - 2)
 
     functions = {F.max_unpool1d: _max_unpool(1), F.max_unpool2d: _max_unpool(2), F.max_unpool3d: _max_unpool(3)}
