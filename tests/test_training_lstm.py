@@ -151,6 +151,19 @@ def test_a_projection_by_hand():
     assert saved == 294 == layer.cost(shape).saved_elements == saved_tensors(module, x, input_grad=True)["elements"]
 
 
+@pytest.mark.parametrize("layer, shape", [(p.LSTM(I=5, H=7, layers=2, bidirectional=True), (4, 3, 5)),
+                                          (p.LSTM(I=5, H=7, bias=False, P=3), (4, 3, 5)),
+                                          (p.LSTM(I=5, H=7, batch_first=True), (3, 4, 5))], ids=repr)
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("input_grad, trainable", GRADS[:3])
+def test_the_memory_of_a_step(layer, shape, optimizer, input_grad, trainable):
+    """Bytes of parameters, gradients, optimizer state (Adam's step scalar per parameter tensor) and saved
+    tensors, the workspace's bytes among them, against one real step."""
+    module = _built(layer, shape, trainable)
+    measured = measure_training(module, torch.randn(*shape), optimizer=optimizer, input_grad=input_grad)
+    assert layer.cost(shape, input_grad=input_grad, trainable=trainable).training_memory(optimizer) == measured["bytes"]
+
+
 # -- oneDNN's workspace ------------------------------------------------------------------------------------------
 
 #: sizes around oneDNN's alignments: 4H and max(I, H) across multiples of 16, 64 and 256 floats (256 and its
