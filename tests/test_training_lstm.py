@@ -236,3 +236,42 @@ def test_a_sequencer_step(fields, input_grad):
     with without_onednn():
         measured = measure_training(model, x, input_grad=input_grad)
     assert (step.backward_macs, step.backward_macs_torch) == (measured["backward_macs"], measured["backward_macs_torch"])
+
+
+class Strided(nn.Module):
+    """An LSTM read from a permuted view of a tensor a ReLU keeps: a time-major view the LSTM must copy, or,
+    for ``batch_first``, ``time_major=True`` makes the view it transposes back a contiguous one (no copy)."""
+
+    def __init__(self, batch_first, proj, bidirectional, time_major=False):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 6, 1)
+        self.rnn = nn.LSTM(6, 5, batch_first=batch_first, proj_size=proj, bidirectional=bidirectional)
+        self.time_major = time_major
+
+    def forward(self, x):
+        y = torch.relu(self.conv(x))  # (N, 6, L), kept by the ReLU
+        if self.time_major:  # (L, N, 6) contiguous, handed over as its (N, L, 6) transpose
+            seq = y.permute(2, 0, 1).contiguous().transpose(0, 1)
+        else:
+            seq = y.permute(0, 2, 1) if self.rnn.batch_first else y.permute(2, 0, 1)
+        out, _ = self.rnn(seq)
+        return out.sum() + y.sum()
+
+
+@pytest.mark.parametrize("batch_first, proj, bidirectional, time_major",
+                         [(False, 0, False, False), (True, 0, True, False), (False, 2, True, False),
+                          (True, 2, False, False), (True, 0, False, True), (True, 2, True, True)])
+@pytest.mark.parametrize("frozen", [False, True])
+def test_a_strided_input(batch_first, proj, bidirectional, time_major, frozen):
+    """What the LSTM keeps of a strided input: oneDNN's path a contiguous copy (not the ReLU's storage), the
+    cell path one copy per direction when its projection is trained; none when the time-major view is
+    contiguous already."""
+    torch.manual_seed(0)
+    model, x = Strided(batch_first, proj, bidirectional, time_major), torch.randn(3, 4, 7)
+    model.rnn.requires_grad_(not frozen)
+    step = profile(model, (3, 4, 7), training=True).training
+    assert step.complete
+    measured = measure_training(model, x)
+    assert (step.saved_elements, step.memory("adam")) == (measured["saved_elements"], measured["bytes"])
+    with without_onednn():
+        assert step.backward_macs == measure_training(model, x)["backward_macs"]
