@@ -21,6 +21,7 @@ from torch import nn
 from torch.autograd.graph import saved_tensors_hooks
 
 from convcost import primitives as p
+from convcost.errors import ConvcostError
 from convcost.primitives.recurrent import workspace
 from convcost.testing import lstm_cases
 from convcost.torch import profile, to_torch
@@ -274,3 +275,21 @@ def test_a_strided_input(batch_first, proj, bidirectional, time_major, frozen):
     assert (step.saved_elements, step.memory("adam")) == (measured["saved_elements"], measured["bytes"])
     with without_onednn():
         assert step.backward_macs == measure_training(model, x)["backward_macs"]
+
+
+def test_dropout_between_layers_is_listed_not_counted():
+    """``nn.LSTM(dropout=p)`` keeps the noise and the dropped copy between layers in training: listed, and the
+    memory refused (one layer has no dropout to apply, and is counted)."""
+    class Deep(nn.Module):
+        def __init__(self, layers):
+            super().__init__()
+            self.rnn = nn.LSTM(4, 5, num_layers=layers, dropout=0.5 if layers > 1 else 0.0)
+
+        def forward(self, x):
+            return self.rnn(x)[0].sum()
+
+    step = profile(Deep(2), (6, 3, 4), training=True).training
+    assert not step.complete and step.untracked[0][0] == "LSTM" and "dropout" in step.untracked[0][3]
+    with pytest.raises(ConvcostError, match="dropout between an LSTM's layers"):
+        step.memory("adam")
+    assert profile(Deep(1), (6, 3, 4), training=True).training.complete

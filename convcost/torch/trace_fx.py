@@ -491,8 +491,12 @@ class Walk:
             # (an LSTM by what the CPU does with its input: a meta run takes neither of the CPU's paths)
             reading = input_reading(module) if isinstance(spec, primitives.LSTM) else _on_meta(module)
             self.record.call = (reading, (operands[0],), {})
+        unique = self.record.unique(path)
+        if self.training and isinstance(spec, primitives.LSTM) and spec.layers > 1 and module.dropout:
+            self.record.untrack(type(module).__name__, unique, "dropout between an LSTM's layers: its noise and the "
+                                "dropped copies it keeps are not modelled")
         try:
-            return self.record.emit(self.record.unique(path), type(module).__name__, emit, "module", operands,
+            return self.record.emit(unique, type(module).__name__, emit, "module", operands,
                                     inplace=getattr(module, "inplace", False) is True)
         finally:
             self.record.call = None
