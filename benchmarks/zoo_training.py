@@ -46,7 +46,9 @@ def markdown(rows, size, batch) -> str:
              f"(`report.training.untracked`) and refuses its memory, never a silent zero. FlopCounterMode counts "
              f"nothing for the CPU's fused attention kernel (forward or backward): there convcost's backward MACs "
              f"are compared after taking out that kernel's backward, B H L S (3 E + 2 Ev), which "
-             f"tests/test_profile_training.py checks by hand. Each row is that model's latest run: `--retry` "
+             f"tests/test_profile_training.py checks by hand; nor for the backward of oneDNN's fused LSTM: a model "
+             f"with an LSTM has its backward MACs measured with oneDNN off, where PyTorch runs the cells in "
+             f"matmuls FlopCounterMode counts (tests/test_training_lstm.py). Each row is that model's latest run: `--retry` "
              f"reruns only the models an earlier run did not count completely and exactly.", "",
              "| source | model | complete | agrees | backward MACs | saved elements | bytes (Adam) | not counted, or convcost's numbers |",
              "|---|---|---|---|---:|---:|---:|---|"]
@@ -80,6 +82,8 @@ def one(source, name, size, batch) -> dict:
             size = getattr(model, "default_cfg", {}).get("input_size", (3, 224, 224))[-1]
             x = torch.randn(batch, 3, size, size)
             measured = measure_training(model, x, optimizer="adam")
+        if any(isinstance(m, torch.nn.LSTM) for m in model.modules()):
+            measured.update(_without_onednn(model, x))
     except Exception as exc:  # noqa: BLE001 - a model PyTorch cannot build or train here: said so
         row["skipped"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
         return row
@@ -102,6 +106,19 @@ def one(source, name, size, batch) -> dict:
         row["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
     row["seconds"] = round(time.perf_counter() - t, 3)
     return row
+
+
+def _without_onednn(model, x) -> dict:
+    """Backward MACs with oneDNN off: FlopCounterMode cannot see the backward of oneDNN's fused LSTM, and
+    without oneDNN PyTorch runs an LSTM cell by cell, in matmuls it counts (saved tensors stay measured on
+    the path PyTorch takes)."""
+    before = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        off = measure_training(model, x, optimizer="adam")
+    finally:
+        torch.backends.mkldnn.enabled = before
+    return {"backward_macs": off["backward_macs"], "backward_macs_torch": off["backward_macs_torch"]}
 
 
 def _ours(r) -> str:

@@ -380,6 +380,28 @@ CALL_CASES = {
 }
 
 
+# -- recurrent layers ---------------------------------------------------------------
+
+
+@st.composite
+def lstm_cases(draw):
+    """``LSTM`` with 1-3 layers, bidirectional or not, with or without biases, a projection (``0 < P < H``) or
+    not, on a ``(T, N, I)``, ``batch_first`` ``(N, T, I)`` or unbatched ``(T, I)`` input. The built module
+    returns a tuple ``(output, (h_n, c_n))``: a training check reads its output."""
+    i, h = draw(_ints(1, 6)), draw(_ints(1, 7))
+    proj = draw(_ints(1, h - 1)) if h > 1 and draw(_ints(0, 3)) == 0 else 0
+    layer = p.LSTM(I=i, H=h, layers=draw(_ints(1, 3)), bias=draw(st.booleans()), batch_first=draw(st.booleans()),
+                   bidirectional=draw(st.booleans()), P=proj)
+    steps, batch = draw(_ints(1, 5)), draw(_ints(1, 4))
+    if draw(_ints(0, 4)) == 0:
+        return Case(layer, (steps, i))
+    return Case(layer, (batch, steps, i) if layer.batch_first else (steps, batch, i))
+
+
+#: a strategy factory for the recurrent layers (their modules return a tuple, so they are checked on their own)
+RECURRENT_CASES = {p.LSTM: lstm_cases}
+
+
 #: einsum equations as models write them, with operand shapes: batched products, outer and inner products, heads,
 #: a three-operand chain, ellipses, indices summed out first, an implicit output, a channel mix
 EINSUM_CASES = [
@@ -893,7 +915,8 @@ def cases(spec_or_class, **fixed):
     """
     if isinstance(spec_or_class, Layer):
         return inputs(spec_or_class, **fixed)
-    factory = PRIMITIVE_CASES.get(spec_or_class) or VARIANT_CASES.get(spec_or_class)
+    factory = (PRIMITIVE_CASES.get(spec_or_class) or RECURRENT_CASES.get(spec_or_class)
+               or VARIANT_CASES.get(spec_or_class))
     if factory is None:
         name = getattr(spec_or_class, "__name__", repr(spec_or_class))
         raise ConvcostError(

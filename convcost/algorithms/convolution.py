@@ -24,7 +24,7 @@ def conv_of(spec) -> Conv:
     """
     if isinstance(spec, Conv):
         return spec
-    if isinstance(spec, Layer) and hasattr(spec, "layers"):
+    if isinstance(spec, Layer) and callable(getattr(spec, "layers", None)):
         parts = getattr(spec.layers(), "parts", ())
         if len(parts) == 1 and isinstance(parts[0][1], Conv):
             return parts[0][1]

@@ -108,7 +108,7 @@ def free_symbols(layer) -> set:
         return found | (free_symbols(layer.shortcut) if layer.shortcut is not None else set())
     if isinstance(layer, When):
         return _symbols_of(layer.condition) | free_symbols(layer.layer)
-    if hasattr(layer, "layers"):
+    if callable(getattr(layer, "layers", None)):  # a variant (an LSTM's ``layers`` is a field)
         return free_symbols(layer.layers())
     found = set()
     for f in dataclasses.fields(layer):
@@ -157,7 +157,7 @@ def rank_after(layer, rank):
         return rank_after(layer.body, rank)
     if isinstance(layer, When):
         return rank_after(layer.layer, rank) if bool(layer.condition) else rank
-    if hasattr(layer, "layers"):
+    if callable(getattr(layer, "layers", None)):
         return rank_after(layer.layers(), rank)
     return rank
 
@@ -175,6 +175,6 @@ def build(layer, rank):
     binding = BINDINGS.get(type(layer))
     if binding is not None and binding.build is not None:
         return binding.build(layer, rank)
-    if hasattr(layer, "layers"):
+    if callable(getattr(layer, "layers", None)):
         return build(layer.layers(), rank)
     raise ConvcostError(f"to_torch: no PyTorch module is known for {type(layer).__name__} ({layer!r})")

@@ -26,6 +26,7 @@ from convcost.costs import Cost
 from convcost.errors import ConvcostError
 from convcost.torch import layouts
 from convcost.torch.binding import BINDINGS, FUNCTIONS, METHODS
+from convcost.torch.bindings.recurrent import input_reading
 from convcost.torch.leftovers import holds
 from convcost.torch.locks import TRACING
 from convcost.torch.record import Recorder
@@ -487,9 +488,15 @@ class Walk:
             emit = Emit(spec, [shape], own_parameters(module), output)
         operands = [self.record.tracked(args[0])] if self.training else None
         if self.training and operands[0].layout is not None:  # what a strided input changes: the module, on meta
-            self.record.call = (_on_meta(module), (operands[0],), {})
+            # (an LSTM by what the CPU does with its input: a meta run takes neither of the CPU's paths)
+            reading = input_reading(module) if isinstance(spec, primitives.LSTM) else _on_meta(module)
+            self.record.call = (reading, (operands[0],), {})
+        unique = self.record.unique(path)
+        if self.training and isinstance(spec, primitives.LSTM) and spec.layers > 1 and module.dropout:
+            self.record.untrack(type(module).__name__, unique, "dropout between an LSTM's layers: its noise and the "
+                                "dropped copies it keeps are not modelled")
         try:
-            return self.record.emit(self.record.unique(path), type(module).__name__, emit, "module", operands,
+            return self.record.emit(unique, type(module).__name__, emit, "module", operands,
                                     inplace=getattr(module, "inplace", False) is True)
         finally:
             self.record.call = None

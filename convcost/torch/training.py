@@ -10,7 +10,9 @@ computed from convcost's formulas, so the tests can hold the formulas to them:
   as upstream PR 183405 does, and ``convention="torch"`` keeps torch's number.
 - :func:`saved_tensors`: ``saved_tensors_hooks`` on a training-mode forward,
   each storage counted once by its data pointer, parameters and buffers left
-  out; int64 storages (max pooling's indices) are reported apart.
+  out; int64 storages (max pooling's indices) are reported apart, and a byte
+  buffer (uint8: the workspace of oneDNN's fused LSTM) is counted in elements
+  of the module's dtype (its bytes / itemsize), as a step's bytes count them.
 - :func:`optimizer_state`: the numel of the tensors in ``optimizer.state``
   after one real step.
 
@@ -97,20 +99,32 @@ def backward_macs(module, inputs, *, input_grad: bool = False, convention: str =
     return counter.get_total_flops() // 2
 
 
+def _itemsize(module) -> int:
+    """Bytes of one element of the module's floating-point parameters (float32's 4 when it has none)."""
+    return next((p.element_size() for p in module.parameters() if p.is_floating_point()), 4)
+
+
+def _elements(t, storage, itemsize: int) -> int:
+    """Elements of a saved storage: a byte buffer (oneDNN's RNN workspace) in elements of ``itemsize`` bytes."""
+    return storage.nbytes() // (itemsize if t.dtype == torch.uint8 else t.element_size())
+
+
 def saved_tensors(module, inputs, *, input_grad: bool = False) -> dict:
     """Elements autograd saves in a training-mode forward, each storage once, parameters and buffers excluded.
 
-    ``{"elements": all of them, "indices": those in int64 storages}``.
+    ``{"elements": all of them, "indices": those in int64 storages}``; a uint8 storage (the workspace
+    oneDNN's fused LSTM keeps for its backward) counts as its bytes in elements of the module's dtype.
     """
     xs = _inputs(inputs, input_grad)
     owned = {t.untyped_storage().data_ptr() for t in (*module.parameters(), *module.buffers())}
+    itemsize = _itemsize(module)
     seen = {}
 
     def pack(t):
         storage = t.untyped_storage()
         pointer = storage.data_ptr()
         if pointer not in owned and storage.nbytes():
-            seen[pointer] = (storage.nbytes() // t.element_size(), t.dtype == torch.int64)
+            seen[pointer] = (_elements(t, storage, itemsize), t.dtype == torch.int64)
         return t
 
     with saved_tensors_hooks(pack, lambda t: t):
@@ -133,6 +147,7 @@ def saved_tensors_by_module(module, inputs, *, input_grad: bool = False) -> dict
     xs = _inputs(inputs, input_grad)
     owned = {t.untyped_storage().data_ptr() for t in (*module.parameters(), *module.buffers())}
     names = {m: name for name, m in module.named_modules()}
+    itemsize = _itemsize(module)
     running, seen, by_module = [""], set(), {}
 
     def enter(m, args):
@@ -146,7 +161,7 @@ def saved_tensors_by_module(module, inputs, *, input_grad: bool = False) -> dict
         pointer = storage.data_ptr()
         if pointer not in owned and pointer not in seen and storage.nbytes():
             seen.add(pointer)
-            by_module[running[-1]] = by_module.get(running[-1], 0) + storage.nbytes() // t.element_size()
+            by_module[running[-1]] = by_module.get(running[-1], 0) + _elements(t, storage, itemsize)
         return t
 
     handles = [m.register_forward_pre_hook(enter) for m in names if m is not module]

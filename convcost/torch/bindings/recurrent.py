@@ -8,6 +8,8 @@ LSTM(I=8, H=16, layers=2, batch_first=True, bidirectional=True)
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from convcost import primitives as p
@@ -24,3 +26,32 @@ class LSTMBinding:
     def build(layer, rank):
         return nn.LSTM(as_int(layer.I), as_int(layer.H), num_layers=as_int(layer.layers), bias=layer.bias,
                        batch_first=layer.batch_first, bidirectional=layer.bidirectional, proj_size=as_int(layer.P))
+
+
+def input_reading(module):
+    """What PyTorch 2.13's CPU LSTM does with a strided input before autograd keeps it, as a function to run on
+    meta tensors (:func:`convcost.torch.layouts.simulate`; a meta run of ``nn.LSTM`` takes neither CPU path).
+    The input is read time-major, ``(T, N, I)``. oneDNN's path (no projection) makes that contiguous, a copy
+    unless it already is, and keeps it whenever anything needs a gradient; the cell path's input projection
+    (one per direction) folds it to ``T N`` rows, a copy unless they are a view, and keeps them when trained.
+
+    >>> from convcost.torch.layouts import simulate
+    >>> from convcost.torch.rules import Tensor
+    >>> x = torch.empty(4, 3, 2, device="meta").transpose(0, 1)     # (3, 4, 2) strided
+    >>> run = simulate(input_reading(nn.LSTM(2, 5)), (Tensor((3, 4, 2), layout=x),), {})
+    >>> run.kept, run.fresh      # oneDNN keeps a contiguous copy, not the input
+    ([False], 24)
+    """
+    trainable = any(t.requires_grad for t in module.parameters())
+    gates = 4 * module.hidden_size
+
+    def read(x):
+        v = x.unsqueeze(0 if module.batch_first else 1) if x.dim() == 2 else x
+        v = v.transpose(0, 1) if module.batch_first else v
+        if module.proj_size == 0:  # a product with a factor that needs a gradient keeps the other: the copy
+            return v.contiguous() * torch.ones((), device="meta", requires_grad=True)
+        weight = torch.empty(gates, module.input_size, device="meta", requires_grad=trainable)
+        bias = torch.empty(gates, device="meta", requires_grad=trainable) if module.bias else None
+        return [F.linear(v, weight, bias) for _ in range(2 if module.bidirectional else 1)]
+
+    return read
