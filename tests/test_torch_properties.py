@@ -18,6 +18,7 @@ from convcost.testing import (
     CALL_CASES,
     MERGE_CASES,
     PRIMITIVE_CASES,
+    RECURRENT_CASES,
     VARIANT_CASES,
     assert_matches_torch,
     cases,
@@ -190,7 +191,7 @@ def test_every_named_variant_and_primitive_has_a_strategy():
     layers = {v for v in exported if issubclass(v, Layer)}
     merges = {v for v in exported if issubclass(v, Merge)}
     assert len(layers) > 20 and len(merges) > 8  # the primitives are found (their classes live in submodules)
-    covered = set(PRIMITIVE_CASES) | set(CALL_CASES)
+    covered = set(PRIMITIVE_CASES) | set(CALL_CASES) | set(RECURRENT_CASES)
     assert layers <= covered, layers - covered
     assert merges <= set(MERGE_CASES), merges - set(MERGE_CASES)
 
