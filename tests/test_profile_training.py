@@ -721,3 +721,66 @@ class MathAttention(nn.Module):
 @pytest.mark.parametrize("input_grad", [False, True])
 def test_attention_on_the_math_path(input_grad):
     agrees(MathAttention(), (2, 5, 8), input_grad)
+
+
+# -- a forward that reads values -------------------------------------------------------------------------------
+
+
+class BranchOnValues(nn.Module):
+    """A branch on a value, a loop count read from one, and a sample picked by its argmax."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.extra, self.fc = nn.Conv2d(8, 8, 1), nn.Linear(8, 4)
+
+    def forward(self, x):
+        y = self.bn(self.conv(x))
+        if y.mean() > -1:
+            y = F.relu(y)
+        for _ in range(int(y.abs().sum() > 0) + 1):
+            y = self.extra(y)
+        k = int(y.flatten(1).sum(1).argmax())
+        return self.fc(y[k:k + 1].mean((2, 3)))
+
+
+class RoutedExperts(nn.Module):
+    """Each sample sent to the expert its router scores highest (``tolist``), with dropout on the way, its output
+    weighted by that score (so that the router is trained, as in a mixture of experts)."""
+
+    def __init__(self):
+        super().__init__()
+        self.router, self.drop = nn.Linear(3, 3), nn.Dropout(0.2)
+        self.experts = nn.ModuleList(nn.Conv2d(3, 5, 3, padding=1) for _ in range(3))
+
+    def forward(self, x):
+        scores = self.router(x.mean((2, 3))).softmax(1)
+        choice = scores.argmax(1).tolist()
+        outs = [self.experts[e](self.drop(x[i:i + 1])) * scores[i, e] for i, e in enumerate(choice)]
+        return torch.cat(outs).sigmoid()
+
+
+@pytest.mark.parametrize("model", [BranchOnValues, RoutedExperts], ids=lambda m: m.__name__)
+def test_a_forward_that_reads_values(model):
+    """Read on shapes with the tensors computed alongside: the step is PyTorch's, and reading it changes
+    neither the model (batch norm's running statistics), nor the input, nor the random state."""
+    torch.manual_seed(0)
+    net, x = model(), torch.randn(3, 3, 8, 8)
+    given, state, rng = x.clone(), {k: v.clone() for k, v in net.state_dict().items()}, torch.random.get_rng_state()
+    report = profile(net, x, training=True)
+    assert report.traced_with == "shape propagation with values"
+    assert torch.equal(x, given) and torch.equal(torch.random.get_rng_state(), rng)
+    assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
+    step, measured = report.training, measure_training(net, x)
+    assert step.complete
+    assert (step.backward_macs, step.backward_macs_torch, step.saved_elements, step.saved_indices, step.memory("adam")) \
+        == tuple(measured[k] for k in ("backward_macs", "backward_macs_torch", "saved_elements", "saved_indices", "bytes"))
+
+
+def test_a_forward_whose_values_disagree_with_its_shapes_is_refused():
+    class Grows(nn.Module):
+        def forward(self, x):
+            return x[x > 0]  # how many elements: the values' answer, which no rule gives
+
+    with pytest.raises(ConvcostError, match="training=True"):
+        profile(Grows(), torch.randn(4, 4), training=True)

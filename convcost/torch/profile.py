@@ -11,7 +11,7 @@ One reading for every model, through the same rules (:mod:`convcost.torch.bindin
   each call answered by convcost's formulas, no kernel run, no graph built; Python on sizes just runs;
 * where the forward reads values (``if x.sum() > 0``) or calls something convcost cannot read: every
   call the forward makes, run on meta tensors (:mod:`convcost.torch.trace_calls`; real ones where meta
-  cannot run it);
+  cannot run it); a training step instead runs the shape reading again with the tensors computed alongside;
 * symbolic input sizes (``(1, 3, H, W)``, closed forms): a ``torch.fx`` graph walked with the same
   formulas (:mod:`convcost.torch.trace_fx`).
 
@@ -62,7 +62,9 @@ def profile(model, inputs, convention: str = "convcost", *, kwargs=None, trainin
     parameter with ``requires_grad=False`` gets no weight gradient), and ``report.training`` holds the
     step's totals (:class:`convcost.training.StepTotals`: saved storages counted once, FlopCounterMode's
     backward number, ``memory(optimizer, dtype)``). :func:`convcost.torch.max_batch` finds the largest
-    batch that fits.
+    batch that fits. A step is read on shapes; where the forward reads values it is read on shapes with the
+    tensors computed alongside (:func:`convcost.torch.trace_shapes.read_shapes`, ``with_values``), so that
+    the rows keep their training bookkeeping.
 
     >>> import torch.nn as nn
     >>> net = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
@@ -96,8 +98,13 @@ def _read(model, given, convention, training=False):
             if report.exact or training:
                 return report
             why = "it calls what convcost cannot read: " + ", ".join(u.op for u in report.unsupported if u.macs)
-        if training:
-            raise ConvcostError(f"profile(training=True): {why}; a training step is read on shapes alone for now")
+        if training:  # a step is read with its rules' bookkeeping: on shapes, with the tensors computed alongside
+            try:
+                record = read_shapes(model, given, _device(model), training, with_values=True)
+            except Exception as exc:  # noqa: BLE001 - PyTorch's reason, as the library error
+                raise ConvcostError(f"profile(training=True): {why}, and it cannot run with its values computed "
+                                    f"alongside either ({first_line(exc)})") from None
+            return record.report(traced_with=VALUES, notes=[f"read with values: {why}"], **done)
         return _read_calls(model, given, why, done)
     try:
         graph = trace(model)
@@ -115,6 +122,8 @@ def _read(model, given, convention, training=False):
 
 #: how a report read by :mod:`convcost.torch.trace_shapes` says it was read
 SHAPES = "shape propagation"
+#: ... and one read with the tensors computed alongside (a training step of a forward that reads values)
+VALUES = "shape propagation with values"
 
 
 def _read_calls(model, given, why, done):

@@ -66,12 +66,14 @@ def _session():
 
 
 class Shaped:
-    """A tensor known by its shape alone, standing in for an input or an intermediate result."""
+    """A tensor known by its shape alone, standing in for an input or an intermediate result; in a reading
+    with values (:func:`read_shapes` ``with_values=True``) it also carries the tensor itself (``real``),
+    computed alongside, so that a forward may read values."""
 
-    __slots__ = ("value",)
+    __slots__ = ("value", "real")
 
-    def __init__(self, value: Tensor):
-        self.value = value
+    def __init__(self, value: Tensor, real=None):
+        self.value, self.real = value, real
 
     @property
     def shape(self) -> torch.Size:
@@ -104,6 +106,8 @@ class Shaped:
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
+        if name in _VALUES and self.real is not None:  # a value the forward reads: the tensor computed alongside
+            return getattr(self.real, name)
         found = getattr(torch.Tensor, name, None)
         if found is None:
             raise AttributeError(f"'Tensor' object has no attribute {name!r}")
@@ -138,17 +142,33 @@ class Shaped:
         return iter(_session().call("call_method", "unbind", (self,), {}))
 
     def __bool__(self):
+        if self.real is not None:
+            return bool(self.real)
         raise NeedsTensors("the truth value of a tensor")
 
     def __int__(self):
+        if self.real is not None:
+            return int(self.real)
         raise NeedsTensors("the value of a tensor")
 
-    __float__ = __index__ = __int__
+    def __float__(self):
+        if self.real is not None:
+            return float(self.real)
+        raise NeedsTensors("the value of a tensor")
+
+    def __index__(self):
+        if self.real is not None:
+            return self.real.__index__()
+        raise NeedsTensors("the value of a tensor")
 
     __hash__ = object.__hash__
 
     def __repr__(self):
         return f"Shaped{self.value.shape}"
+
+
+#: the tensor methods that return values rather than tensors: read from the tensor computed alongside
+_VALUES = frozenset({"item", "tolist", "numpy", "__array__", "any", "all", "nonzero", "unique", "argmax", "argmin"})
 
 
 def _magic(method):
@@ -185,9 +205,10 @@ class _Session(TorchFunctionMode):
     those run for real and are read by the rules of the call-by-call reading.
     """
 
-    def __init__(self, model, inputs, device, training=False):
+    def __init__(self, model, inputs, device, training=False, with_values=False):
         super().__init__()
         self.walk = Walk(model, inputs, symbolic=False, training=training)
+        self.with_values = with_values
         self.paths = {id(m): name for name, m in self.walk.modules.items()}
         # the model's parameters and buffers, read in a forward as shapes too (as fx reads them as graph
         # inputs), so that work done on them (a position-bias MLP on a coordinate table) is counted
@@ -205,9 +226,17 @@ class _Session(TorchFunctionMode):
         self.busy += 1
         try:
             result = self.walk.call(_Call(op, target, context), _unwrap(args), _unwrap(kwargs))
+            real = self.real_call(op, target, args, kwargs) if self.with_values else None
         finally:
             self.busy -= 1
-        return _wrap(result)
+        return _with_reals(_wrap(result), real)
+
+    def real_call(self, op, target, args, kwargs):
+        """The call on the tensors computed alongside (the forward may read its values)."""
+        args, kwargs = _reals(args), _reals(kwargs)
+        if op == "call_method":
+            return getattr(args[0], target)(*args[1:], **kwargs)
+        return target(*args, **kwargs)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -248,11 +277,12 @@ class _Session(TorchFunctionMode):
         try:
             spec = REGISTRY.read(module)
             out = self.walk.call_module(_Call("call_module", path, path), module, (_unwrap(x),), {}, spec)
+            real = _ORIGINAL_CALL(module, *_reals((x,))) if self.with_values else None
         except ConvcostError:
             return None
         finally:
             self.busy -= 1
-        return _wrap(out)
+        return _with_reals(_wrap(out), real)
 
 
 #: functions a training reading reads by what they call: a step runs their parts, each with its own saved
@@ -274,6 +304,33 @@ def _descend(function, args, kwargs):
         return function(*args, **kwargs)
     finally:
         F.has_torch_function = original
+
+
+def _reals(value):
+    """The tensors computed alongside, in place of the :class:`Shaped` values."""
+    if isinstance(value, Shaped):
+        if value.real is None:
+            raise NeedsTensors("a value computed without its tensor")
+        return value.real
+    if type(value) in (tuple, list):
+        return type(value)(_reals(v) for v in value)
+    if type(value) is dict:
+        return {k: _reals(v) for k, v in value.items()}
+    return value
+
+
+def _with_reals(shaped, real):
+    """``shaped`` (a call's result on shapes) with the tensors of ``real`` (the same call's on tensors)."""
+    if real is None:
+        return shaped
+    if isinstance(shaped, Shaped):
+        if not isinstance(real, torch.Tensor) or tuple(real.shape) != tuple(shaped.value.shape):
+            raise NeedsTensors("a call whose result on tensors differs from its result on shapes")
+        shaped.real = real
+    elif isinstance(shaped, (tuple, list)) and isinstance(real, (tuple, list)) and len(shaped) == len(real):
+        for s_item, r_item in zip(shaped, real):
+            _with_reals(s_item, r_item)
+    return shaped
 
 
 def _is_shaped(value) -> bool:
@@ -322,7 +379,8 @@ def _module_getattr(module, name):
     shaped = session.attributes[key]
     if shaped is None:  # one Shaped per tensor, so that `self.weight is self.weight` still holds
         shaped = session.attributes[key] = Shaped(Tensor(tuple(value.shape), value, name, value.dtype,
-                                                         grad=value.requires_grad))
+                                                         grad=value.requires_grad),
+                                                  value if session.with_values else None)
     return shaped
 
 
@@ -333,21 +391,28 @@ def _module_call(module, *args, **kwargs):
     return session.module(module, args, kwargs)
 
 
-def read_shapes(model, inputs, device="cpu", training=False):
+def read_shapes(model, inputs, device="cpu", training=False, with_values=False):
     """Run ``model``'s forward on shapes (:class:`Shaped` inputs); the :class:`Recorder` of its rows.
 
-    Raises :class:`NeedsTensors` when the forward needs values, and :class:`ConvcostError` when a
-    rule refuses an input (a channel mismatch, a wrong rank).
+    ``with_values``: every call also runs on tensors (the inputs given, or zeros), alongside and without a
+    graph, so that a forward may read values (``if x.sum() > 0``, ``int(n)``); the rows are still the rules'.
+    Raises :class:`NeedsTensors` when the forward needs values (and ``with_values`` is off, or a call's
+    result on tensors disagrees with its result on shapes), and :class:`ConvcostError` when a rule refuses an
+    input (a channel mismatch, a wrong rank).
     """
     if inputs.symbolic:
         raise NeedsTensors("symbolic sizes (read by torch.fx)")
-    session = _Session(model, inputs, device, training)
+    session = _Session(model, inputs, device, training, with_values)
     if type(model) in LEAF_TYPES and len(inputs.positional) == 1 and not inputs.keywords:
         return session.walk.bare_layer()
-    args = tuple(Shaped(session.walk.input_tensor(i)) for i in inputs.positional)
-    kwargs = {k: Shaped(session.walk.input_tensor(i)) for k, i in inputs.keywords.items()}
+    real_args, real_kwargs = _fresh(inputs.real(device)) if with_values else ((None,) * len(inputs.positional), {})
+    args = tuple(Shaped(session.walk.input_tensor(i), r) for i, r in zip(inputs.positional, real_args))
+    kwargs = {k: Shaped(session.walk.input_tensor(i), real_kwargs.get(k)) for k, i in inputs.keywords.items()}
     kept = Attributes(model)
-    with TRACING.exclusive():
+    # the tensors computed alongside update what a forward updates (batch norm's running statistics, the RNG):
+    # both are put back, so that reading a model never changes it
+    buffers = [(b, b.detach().clone()) for b in model.buffers()] if with_values else []
+    with TRACING.exclusive(), torch.random.fork_rng(devices=[], enabled=with_values):
         _LOCAL.session = session
         torch.nn.Module.__call__ = _module_call
         torch.nn.Module.__getattr__ = _module_getattr
@@ -363,5 +428,15 @@ def read_shapes(model, inputs, device="cpu", training=False):
             torch.nn.Module.__getattr__ = _ORIGINAL_GETATTR
             _LOCAL.session = None
             kept.restore(_is_shaped)
+            with torch.no_grad():
+                for buffer, value in buffers:
+                    buffer.copy_(value)
     return session.walk.record
+
+
+def _fresh(given):
+    """Copies of the tensors given (a forward may write into its input), and zeros for shapes."""
+    args, kwargs = given
+    copy = lambda t: t.detach().clone() if isinstance(t, torch.Tensor) else t  # noqa: E731
+    return tuple(copy(t) for t in args), {k: copy(t) for k, t in kwargs.items()}
 
