@@ -141,25 +141,23 @@ class Shaped:
     def __iter__(self):
         return iter(_session().call("call_method", "unbind", (self,), {}))
 
+    def _value(self, read, what):
+        """A value the forward reads: from the tensor computed alongside, else this reading cannot go on."""
+        if self.real is None:
+            raise NeedsTensors(what)
+        return read(self.real)
+
     def __bool__(self):
-        if self.real is not None:
-            return bool(self.real)
-        raise NeedsTensors("the truth value of a tensor")
+        return self._value(bool, "the truth value of a tensor")
 
     def __int__(self):
-        if self.real is not None:
-            return int(self.real)
-        raise NeedsTensors("the value of a tensor")
+        return self._value(int, "the value of a tensor")
 
     def __float__(self):
-        if self.real is not None:
-            return float(self.real)
-        raise NeedsTensors("the value of a tensor")
+        return self._value(float, "the value of a tensor")
 
     def __index__(self):
-        if self.real is not None:
-            return self.real.__index__()
-        raise NeedsTensors("the value of a tensor")
+        return self._value(operator.index, "the value of a tensor")
 
     __hash__ = object.__hash__
 
