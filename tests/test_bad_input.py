@@ -7,7 +7,7 @@ import sympy
 
 from convcost import ConvcostError, GroupedConv, StandardConv, TransposedConv, cost
 from convcost.compose import Residual
-from convcost.primitives import Activation, Conv, ConvTranspose, Linear, PixelShuffle
+from convcost.primitives import Activation, Conv, ConvTranspose, Einsum, Linear, MultiheadAttention, PixelShuffle
 
 
 @pytest.mark.parametrize(
@@ -31,6 +31,11 @@ from convcost.primitives import Activation, Conv, ConvTranspose, Linear, PixelSh
         (lambda: Conv(C=3, O=4, K=3).cost((1, 3, 8)), "expects a 4-D input"),
         (lambda: Linear(C=10, O=4).cost((1, 9)), "expected C=10"),
         (lambda: PixelShuffle(r=2).cost((1, 6, 4, 4)), "not divisible by r**2=4"),
+        (lambda: Einsum(equation="ij,jk->ik").cost([(2, 3), (4, 5)]), "index 'j' has sizes 3 and 4"),
+        (lambda: Einsum(equation="ii,i->i").cost([(2, 3), (3,)]), "index 'i' is repeated in operand 0 with sizes 2"),
+        (lambda: Einsum(equation="ij,jk->iz").cost([(2, 3), (3, 5)]), "output index 'z'"),
+        (lambda: MultiheadAttention(E=8, H=2, kdim=4, vdim=4).cost([(5, 2, 8)]), "needs kdim == vdim == E"),
+        (lambda: MultiheadAttention(E=8, H=2).cost([(5, 2, 8)] * 4), "[query, key, value]"),
         (lambda: ConvTranspose(C=4, O=4, K=3).cost((1, 4, 0, 3)), "sizes must be positive integers"),
         (lambda: cost(StandardConv, C=3, O=4, K=3).subs(H=2.5), "must be an integer"),
         (lambda: cost("StandardConv"), "needs a convcost layer"),

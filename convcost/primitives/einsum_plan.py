@@ -234,7 +234,8 @@ def plan(equation: str, shapes, grads, where="Einsum") -> Plan:
                 n = op.sizes[dim]
                 if not _is_one(n):
                     if label in sizes and not _same(sizes[label], n):
-                        raise ConvcostError(f"{where!r}: index {label!r} has sizes {sizes[label]} and {n}")
+                        raise ConvcostError(f"{where!r}: index {label!r} has sizes {sizes[label]} and {n}; an index's "
+                                            "sizes must agree (or be 1, broadcast)")
                     sizes[label] = n
                     counts[at] += 1
                 permutation[at] = dim

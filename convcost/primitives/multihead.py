@@ -100,10 +100,11 @@ class MultiheadAttention(Merge):
         q, k, v = self._roles(shapes)
         n = q[1] if len(q) == 3 else 1
         length, keys, e = q[0], k[0], self.E
-        conditions = equal_sizes((q[-1], k[-1], v[-1]), (e, self.kdim, self.vdim), self, "features")
-        conditions += equal_sizes(k[:-1], v[:-1], self, "key and value lengths and batch")
         if len(shapes) == 1 and not self.packed():
             raise ConvcostError(f"{self!r}: one tensor as query, key and value needs kdim == vdim == E")
+        conditions = equal_sizes((q[-1], k[-1], v[-1]), (e, self.kdim, self.vdim), self,
+                                 "features of query, key and value against (E, kdim, vdim)")
+        conditions += equal_sizes(k[:-1], v[:-1], self, "key and value lengths and batch")
         attended = keys + int(self.add_bias_kv) + int(self.add_zero_attn)
         macs = n * (length * e * e + keys * self.kdim * e + keys * self.vdim * e) + 2 * n * length * attended * e \
             + n * length * e * e
