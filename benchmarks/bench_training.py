@@ -149,6 +149,7 @@ def run_one(source: str, name: str, batch: int, size: int, repeats: int, oracle_
     out["max_batch"] = {"first_s": once(lambda: fits.setdefault("n", max_batch(model, shape, memory=MEMORY))),
                         **_warm(lambda: max_batch(model, shape, memory=MEMORY), repeats)}
     out["reading"]["max_batch"] = fits["n"]
+    out["reading"]["max_batch_readings"] = _readings(lambda: max_batch(model, shape, memory=MEMORY))
 
     try:
         from torchinfo import summary
@@ -156,11 +157,16 @@ def run_one(source: str, name: str, batch: int, size: int, repeats: int, oracle_
         out["torchinfo"] = {"missing": str(exc)}
     else:
         stats = {}
-        out["torchinfo"] = {"first_s": once(lambda: stats.setdefault("s", summary(model, shape, mode="train", verbose=0))),
-                            **_warm(lambda: summary(model, shape, mode="train", verbose=0), repeats)}
-        s = stats["s"]
-        out["torchinfo"].update(forward_backward_bytes=int(s.total_output_bytes),
-                                total_bytes=int(s.total_input + s.total_output_bytes + s.total_param_bytes))
+        try:
+            out["torchinfo"] = {
+                "first_s": once(lambda: stats.setdefault("s", summary(model, shape, mode="train", verbose=0))),
+                **_warm(lambda: summary(model, shape, mode="train", verbose=0), repeats)}
+        except Exception as exc:  # noqa: BLE001 - the peer's own failure, said in its column
+            out["torchinfo"] = {"failed": f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"}
+        else:
+            s = stats["s"]
+            out["torchinfo"].update(forward_backward_bytes=int(s.total_output_bytes),
+                                    total_bytes=int(s.total_input + s.total_output_bytes + s.total_param_bytes))
 
     torch.manual_seed(0)
     x = torch.randn(shape)
@@ -185,6 +191,24 @@ def run_one(source: str, name: str, batch: int, size: int, repeats: int, oracle_
             "bytes": memory}
     out["disagree"] = [k for k in ours if ours[k] != measured[k]]
     return out
+
+
+def _readings(fn) -> int:
+    """How many steps ``fn`` (a max_batch call, untimed) reads: its calls of fit.step_memory, counted."""
+    from convcost.torch import fit
+
+    calls, real = [], fit.step_memory
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    fit.step_memory = counted
+    try:
+        fn()
+    finally:
+        fit.step_memory = real
+    return len(calls)
 
 
 def ratios(row: dict) -> dict:
@@ -292,8 +316,8 @@ def table(results: dict) -> list:
     lines.append(f"| **median** | | | | | | | **{_ratio(m, 'training_step')}** | **{_ratio(m, 'measure_training')}** "
                  f"| **{_ratio(m, 'torchinfo')}** | |")
     lines += ["", "| model | profile first (ms) | max_batch first (ms) | training step first (ms) | torchinfo first (ms) "
-              "| profile / step, first calls | profile / torchinfo, first calls | max_batch's N | step bytes, Adam (MiB) "
-              "| torchinfo's estimate (MiB) |",
+              "| profile / step, first calls | profile / torchinfo, first calls | max_batch's N (readings) "
+              "| step bytes, Adam (MiB) | torchinfo's estimate (MiB) |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in rows.items():
         if "convcost" not in r:
@@ -302,7 +326,7 @@ def table(results: dict) -> list:
         lines.append(f"| {r['source']} {name} | {_ms(r['convcost'], 'first_s')} | {_ms(r['max_batch'], 'first_s')} | "
                      f"{_ms(r['training_step'], 'first_s')} | {_ms(r['torchinfo'], 'first_s')} | "
                      f"{_ratio(q, 'training_step_first')} | {_ratio(q, 'torchinfo_first')} | "
-                     f"{r['reading']['max_batch']:,} | {_mib(r['reading']['bytes_adam'])} | "
+                     f"{r['reading']['max_batch']:,} ({r['reading']['max_batch_readings']}) | {_mib(r['reading']['bytes_adam'])} | "
                      f"{_mib(r['torchinfo'].get('total_bytes'))} |")
     lines.append(f"| **median** | | | | | **{_ratio(m, 'training_step_first')}** | **{_ratio(m, 'torchinfo_first')}** "
                  "| | | |")
