@@ -784,3 +784,25 @@ def test_a_forward_whose_values_disagree_with_its_shapes_is_refused():
 
     with pytest.raises(ConvcostError, match="training=True"):
         profile(Grows(), torch.randn(4, 4), training=True)
+
+
+@pytest.mark.parametrize("shape", ["line", "bent at one", "convex", "concave", "steps"])
+def test_max_batch_finds_the_largest_batch_in_few_readings(shape, monkeypatch):
+    """The search, on memories of every shape a step can have (a line, a line bent at a batch of one as
+    attention's views bend it, faster or slower than a line, in steps), against every batch tried in turn."""
+    from convcost.torch import fit
+
+    memory = {"line": lambda n: 1000 + 37 * n, "bent at one": lambda n: 1000 + 37 * n + (0 if n == 1 else 500),
+              "convex": lambda n: 1000 + n * n, "concave": lambda n: 1000 + 300 * int(n ** 0.5 * 10),
+              "steps": lambda n: 1000 + 37 * n + 640 * (n // 8)}[shape]
+    calls = []
+    monkeypatch.setattr(fit, "step_memory", lambda model, batch, *a: calls.append(batch[0]) or memory(batch[0]))
+    for budget in (1037, 1100, 5000, 123_457, 10**6):
+        calls.clear()
+        found = fit.max_batch(None, (1, 3), memory=budget)
+        brute = 0
+        while memory(brute + 1) <= budget:  # every batch in turn (memory grows with the batch)
+            brute += 1
+        assert found == brute, (shape, budget)
+        # a line (bent or not) in two readings past the first two guesses; any other shape by bisection
+        assert len(set(calls)) <= (6 if shape in ("line", "bent at one") else 30), (shape, budget, len(set(calls)))

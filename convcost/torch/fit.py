@@ -39,9 +39,13 @@ def max_batch(model, input_shape, memory="80GiB", optimizer: str = "adam", dtype
     budget = parse_memory(memory)
     shapes = _shapes(input_shape)
 
+    readings = {}
+
     def at(n):
-        batch = [(n, *s[1:]) for s in shapes]
-        return step_memory(model, batch[0] if len(batch) == 1 else batch, optimizer, dtype)
+        if n not in readings:
+            batch = [(n, *s[1:]) for s in shapes]
+            readings[n] = step_memory(model, batch[0] if len(batch) == 1 else batch, optimizer, dtype)
+        return readings[n]
 
     one, two = at(1), at(2)
     if one > budget:
@@ -50,21 +54,37 @@ def max_batch(model, input_shape, memory="80GiB", optimizer: str = "adam", dtype
     if slope <= 0:
         raise ConvcostError(f"max_batch: the step's memory does not grow with the batch ({one} bytes at 1, {two} at "
                             "2), so no largest batch exists")
-    guess = max(1, (budget - (one - slope)) // slope)
-    low, high = 1, None  # memory(low) <= budget; memory(high) > budget
-    if at(guess) <= budget:
-        low = guess
-        if at(guess + 1) > budget:
-            return guess
-        high = 2 * guess + 2
-        while at(high) <= budget:  # the line was short: double until over
-            low, high = high, 2 * high
-    else:
-        high = guess
-    while high - low > 1:  # bisect on readings (memory grows with the batch)
-        mid = (low + high) // 2
-        low, high = (mid, high) if at(mid) <= budget else (low, mid)
+    low, high = (2, None) if two <= budget else (1, 2)  # memory(low) <= budget; memory(high) > budget
+    guess = max(low + 1, (budget - (one - slope)) // slope)
+    while high is None:  # the line's answer, and past it until a reading is over the budget
+        if at(guess) > budget:
+            high = guess
+        else:
+            below = max(n for n in readings if n < guess)
+            low, guess = guess, max(guess + 1, _on_the_line(readings, budget, below, guess, 2 * guess))
+    tries = 0
+    while high - low > 1:
+        if tries < 1:
+            # between two readings memory is all but a line (attention's views at a batch of one bend it): the
+            # line's answer and its neighbour settle it in one or two readings; else bisection bounds the rest
+            guess = min(max(_on_the_line(readings, budget, low, high, low + 1), low + 1), high - 1)
+            tries += 1
+            for n in (guess, guess + 1) if at(guess) <= budget else (guess, guess - 1):
+                if low < n < high:
+                    low, high = (n, high) if at(n) <= budget else (low, n)
+        else:  # far from a line: bisect on readings (memory grows with the batch)
+            mid = (low + high) // 2
+            low, high = (mid, high) if at(mid) <= budget else (low, mid)
     return low
+
+
+def _on_the_line(readings, budget, a, b, fallback) -> int:
+    """The batch where the line through the readings at batches ``a < b`` reaches ``budget``; ``fallback``
+    where they do not rise."""
+    rise = readings[b] - readings[a]
+    if rise <= 0:
+        return fallback
+    return a + (budget - readings[a]) * (b - a) // rise
 
 
 def _shapes(input_shape) -> list:
