@@ -261,7 +261,9 @@ def training_section(data) -> list:
         "convcost answers from shapes alone (backward MACs, saved elements, the step's bytes);",
         f"- **max_batch**: `convcost.torch.max_batch(model, shape, memory=\"{data['memory']}\")`. It does not "
         "solve a symbolic batch: it reads the step at batch 1 and 2, guesses N from the line through them and "
-        "proves it by reading N and N + 1, so it costs at least four readings (the second table counts them);",
+        "proves it by reading N and N + 1, so it costs at least four readings (the second table counts them; "
+        "where the first guess misses, as on Swin-T, whose batch of one is off the line, the line through the "
+        "readings around the budget and its neighbour settle it);",
         "- **torchinfo**: `summary(model, shape, mode=\"train\", verbose=0)`, the nearest peer that prints a "
         "memory estimate (its \"Forward/backward pass size\"): a real forward under `no_grad` with a hook on "
         "every module;",
@@ -293,9 +295,9 @@ def training_section(data) -> list:
         "Caveats:",
         "",
         "- The machine is shared (two cores; other engineers' tests ran during the run), and the ratios come from "
-        "one run of a few repeats each: read them to within a factor of about 1.5, not to the digit (a full run "
-        "of the same script twenty minutes earlier had medians 0.072, 0.014 and 0.169; ViT-B/16's warm reading "
-        "took 384 ms there). torch ran "
+        "one run of a few repeats each: read them to within a factor of about 1.5, not to the digit (two earlier "
+        "full runs of the script on the same day had medians 0.072, 0.014, 0.169 and 0.106, 0.018, 0.183; "
+        "ViT-B/16's warm reading took 248-384 ms in them). torch ran "
         "with one thread: with two threads on two busy cores a real step loses its OpenMP barriers to the other "
         "work (in a check before this run, the hand-written transformer's step at 2x3x64x64 took 1-2.5 s on two "
         "threads and 0.06-0.1 s on one), which would have flattered the reading.",
@@ -314,8 +316,8 @@ def training_section(data) -> list:
         "shapes, so its time does not grow with the batch; a real step's does: at larger batches the ratios "
         "shrink, at batch 1 they grow.",
         *([f"- max_batch read more steps than four on {', '.join(f'{n} ({k})' for n, k in bisected.items())}: "
-           "there the step's bytes are not on the line through batch 1 and 2 (Swin-T's, in a check outside "
-           "the run, are affine in N only from batch 2), so the first guess misses and max_batch bisects from 1."]
+           "there the step's bytes are not on the line through batch 1 and 2, so the first guess misses; the line "
+           "through the readings on either side of the budget, and bisection where that misses too, settle it."]
           if bisected else []),
         "- torchinfo's \"estimated total size\" (input, every module's output counted twice, parameters) is not "
         "a step's memory: it has no gradients or optimizer state and does not follow what autograd keeps; it is "
