@@ -82,8 +82,8 @@ def _parsed_equal_once(latex: str, source) -> bool:
     parsed = parse_latex(latex, backend="antlr")
     if isinstance(source, sympy.Eq) != isinstance(parsed, sympy.Eq):
         return False
-    if isinstance(source, sympy.Eq):
-        if tex(source.lhs).lstrip("\\") != parsed.lhs.name.lstrip("\\"):
+    if isinstance(source, sympy.Eq) and isinstance(source.lhs, sympy.Symbol):  # a definition: "macs = ..."
+        if not isinstance(parsed.lhs, sympy.Symbol) or tex(source.lhs).lstrip("\\") != parsed.lhs.name.lstrip("\\"):
             return False
         source, parsed = source.rhs.doit(), parsed.rhs
     elif isinstance(source, sympy.core.relational.Relational):
