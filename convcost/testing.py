@@ -550,7 +550,7 @@ def einsum_cases(draw):
         parts.append(text)
         shapes.append(tuple(shape))
     used = sorted(set("".join(parts).replace(".", "")))
-    output = draw(st.permutations(used)).__getitem__(slice(0, draw(st.integers(0, len(used)))))
+    output = draw(st.permutations(used))[:draw(st.integers(0, len(used)))]
     dots = "..." if any("..." in part for part in parts) and draw(st.booleans()) else ""
     return Case(p.Einsum(equation=",".join(parts) + "->" + dots + "".join(output)), shapes)
 

@@ -44,7 +44,7 @@ class Einsum(Merge):
         keeps its two factors the same way; sums and views keep nothing. Backward MACs: one product of a
         ``bmm``'s size for each of its sides that needs a gradient."""
         grads = (True,) * len(shapes) if grads is None else tuple(grads)
-        out, macs, adds, muls, _ = self._contract(shapes)
+        out, macs, adds, muls = self._contract(shapes)
         steps = plan(self.equation, shapes, grads, self)
         kept = tuple(f"operand {i}" in steps.kept for i in range(len(shapes)))
         return _product(out, shapes, macs, elementwise_ops=adds + muls, backward_macs=steps.backward_macs,
@@ -65,7 +65,7 @@ class Einsum(Merge):
         return plan(self.equation, shapes, grads, self).backward_macs
 
     def _contract(self, shapes):
-        """``(output shape, macs, additions, multiplications, [(operand index, MACs of its product)])``."""
+        """``(output shape, macs, additions, multiplications)``."""
         labels, output, _, _ = parse(self.equation, shapes, self)
         # one character per index (an ellipsis's axes too), so that index sets are strings
         code = {x: chr(0x100 + i) for i, x in enumerate(dict.fromkeys([*output, *(x for ls in labels for x in ls)]))}
@@ -76,7 +76,7 @@ class Einsum(Merge):
             for label, n in zip(part, shape):
                 if sizes.get(label, 1) == 1:
                     sizes[label] = n
-        macs, adds, muls, products = 0, 0, 0, []
+        macs, adds, muls = 0, 0, 0
         left = operands[0]
         for j in range(1, len(operands)):
             right = operands[j]
@@ -91,13 +91,12 @@ class Einsum(Merge):
             work = numel([sizes[x] for x in kept + contracted])
             if contracted:
                 macs += work
-                products.append((j, work))
             else:
                 muls += work
             left = "".join(kept)
         left, summed = _sum_out(left, set(output), sizes)
         adds += summed
-        return tuple(sizes[x] for x in output), macs, adds, muls, products
+        return tuple(sizes[x] for x in output), macs, adds, muls
 
 
 def _sum_out(labels, needed, sizes):

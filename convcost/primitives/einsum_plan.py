@@ -15,7 +15,7 @@ Sizes may be symbols: an index size is taken to differ from 1 unless it is the n
 equal when their expressions do (``H W`` is never ``W``), as for any size a convolutional network uses.
 
 >>> steps = plan("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)], (True, False))
->>> steps.products, steps.kept           # one bmm of 2 x 3 x 4 x 5; k's gradient is not needed: only the second operand is kept
+>>> steps.products, steps.kept    # one bmm (2 x 3 x 4 x 5); only the first operand needs a gradient: the second is kept
 ([120], {'operand 1': 40})
 """
 
@@ -143,8 +143,7 @@ def _elementwise_strides(a: Strided, b: Strided, shape) -> tuple:
     if a.sizes == b.sizes:
         dense = contiguous_strides(shape)
         if all(_same(x, y) or _is_one(n) for t in (a, b) for x, y, n in zip(t.strides, dense, shape)):
-            return dense
-        # (both channels last, or both of one dense layout: the output takes it; checked below by the general rule)
+            return dense  # TensorIterator's contiguous fast path (its other fast paths give what the sort below gives)
     operands = [tuple(0 if _is_one(n) and not _is_one(s) else st for n, s, st in zip(t.sizes, shape, t.strides))
                 for t in (a, b)]
 

@@ -94,28 +94,23 @@ class MultiheadAttention(Merge):
         copied into one tensor that the attention reads as views, the extra keys concatenated (fresh key and
         value tensors), then with ``need_weights`` the scaled query (fresh), its product with the keys, softmax,
         dropout and the product with the values (``MatMul``'s counts), else ``Attention``'s counts on the heads
-        ``(N, H, L, E/H)``; the heads' output copied back to ``(L N, E)`` (a view when N or L is 1, which the
-        output projection then keeps as the attention's own output) and projected. Each storage counts once."""
+        ``(N, H, L, E/H)``; the heads' output read back as ``(L N, E)`` (a copy after the explicit products, a
+        view of what the fused kernel keeps) and projected. Each storage counts once. The forward's MACs,
+        parameters, bias additions and softmax are these parts' own."""
         grads = (True,) * len(shapes) if grads is None else tuple(grads)
         q, k, v = self._roles(shapes)
         n = q[1] if len(q) == 3 else 1
-        length, keys, e = q[0], k[0], self.E
         if len(shapes) == 1 and not self.packed():
             raise ConvcostError(f"{self!r}: one tensor as query, key and value needs kdim == vdim == E")
-        conditions = equal_sizes((q[-1], k[-1], v[-1]), (e, self.kdim, self.vdim), self,
+        conditions = equal_sizes((q[-1], k[-1], v[-1]), (self.E, self.kdim, self.vdim), self,
                                  "features of query, key and value against (E, kdim, vdim)")
         conditions += equal_sizes(k[:-1], v[:-1], self, "key and value lengths and batch")
-        attended = keys + int(self.add_bias_kv) + int(self.add_zero_attn)
-        macs = n * (length * e * e + keys * self.kdim * e + keys * self.vdim * e) + 2 * n * length * attended * e \
-            + n * length * e * e
-        bias = n * (length + 2 * keys) * e + n * length * e if self.bias else 0
-        params = e * e + e * self.kdim + e * self.vdim + e * e + ((4 * e) if self.bias else 0) \
-            + (2 * e if self.add_bias_kv else 0)
-        step = self._step(shapes, (q, k, v), grads, trainable, n, attended)
-        return _product(q, shapes, macs, conditions, params=params, bias_ops=bias,
-                        act_ops=n * self.H * length * attended, **step)
+        attended = k[0] + int(self.add_bias_kv) + int(self.add_zero_attn)
+        counts = self._step(shapes, (q, k, v), grads, trainable, n, attended)
+        return _product(q, shapes, counts.pop("macs"), conditions, **counts)
 
     def _step(self, shapes, qkv, grads, trainable, n, attended) -> dict:
+        """The step's parts as rows of their own costs: the forward's counts and the training step's."""
         q, k, v = qkv
         e, heads, roles = self.E, self.H, ROLES[len(shapes)]
         needs = tuple(grads[i] or trainable for i in roles)  # the query's, key's and value's projections
@@ -132,7 +127,7 @@ class MultiheadAttention(Merge):
             linear(0, q, 3 * e, "projected")
             storages["packed"] = 3 * numel(q)
             places = ("packed",) * 3
-        elif self.packed() and batched and len(shapes) == 2:  # the query's product, and the key and value's, copied contiguous
+        elif self.packed() and batched and len(shapes) == 2:  # the query's product; the key and value's, copied
             linear(0, q, e, "query")
             linear(1, k, 2 * e, "projected key and value")
             storages["packed key and value"] = 2 * numel(k)
@@ -157,7 +152,10 @@ class MultiheadAttention(Merge):
         out = Linear(C=e, O=e, bias=self.bias).cost((q[0] * n, e), input_grad=any(needs), trainable=trainable)
         rows.append((out, [("heads", (q[0] * n, e))], "out"))
         private_rows, kept = saved_storages(rows)
-        return dict(backward_macs=total(c.backward_macs for c, _, _ in rows),
+        # the forward's counts are its parts' (bias_k and bias_v: 2 E parameters more)
+        forward = {m: total(getattr(c, m) for c, _, _ in rows) for m in ("macs", "params", "bias_ops", "act_ops")}
+        forward["params"] = forward["params"] + (2 * e if self.add_bias_kv else 0)
+        return dict(forward, backward_macs=total(c.backward_macs for c, _, _ in rows),
                     saved_elements=private_rows + total(storages[key] for key in kept) + private,
                     output_grad=any(needs), saves_input=tuple(f"x{i}" in kept for i in range(len(shapes))))
 

@@ -194,9 +194,9 @@ class Recorder:
         return key
 
     def einsum_step(self, spec, shapes, grads, operands):
-        """An einsum in a training step: its backward MACs in closed form (:meth:`Einsum.backward_macs`), what
-        autograd keeps of its pairwise products (operands as they are, or the copies their folding makes)
-        from the call run on meta tensors laid out as the model's. None when that cannot run."""
+        """An einsum in a training step: its backward MACs from its own cost, what autograd keeps of its pairwise
+        products (operands as they are, or the copies their folding makes) from the call run on meta tensors
+        laid out as the model's (the cost's plan assumes contiguous operands). None when that cannot run."""
         if self.call is None:
             return None
         function, args, kwargs = self.call
@@ -205,11 +205,10 @@ class Recorder:
             return None
         if run.fresh and not all(type(n) is int for s in shapes for n in s):
             return None  # its copies' sizes come from the meta run, at generic stand-ins for the symbols
-        c = spec.cost(shapes)
-        return dataclasses.replace(c, backward_macs=spec.backward_macs(shapes, grads),
-                                   saved_elements=run.saved_elements(c.output_shape), saved_indices=run.fresh_indices,
-                                   saves_input=tuple(run.kept), saves_output=run.saves_output, output_grad=True,
-                                   input_grads=grads)
+        c = spec.cost(shapes, input_grads=grads)
+        return dataclasses.replace(c, saved_elements=run.saved_elements(c.output_shape),
+                                   saved_indices=run.fresh_indices, saves_input=tuple(run.kept),
+                                   saves_output=run.saves_output, input_grads=grads)
 
     def keep_computed(self, weights) -> bool:
         """A weight computed in the forward (weight standardisation, a kernel made by a network): autograd keeps

@@ -165,8 +165,9 @@ class Shaped:
         return f"Shaped{self.value.shape}"
 
 
-#: the tensor methods that return values rather than tensors: read from the tensor computed alongside
-_VALUES = frozenset({"item", "tolist", "numpy", "__array__", "any", "all", "nonzero", "unique", "argmax", "argmin"})
+#: the tensor methods whose answer only the values give (a number, a list, an array, indices whose count the
+#: values decide): read from the tensor computed alongside; every other call goes through the rules
+_VALUES = frozenset({"item", "tolist", "numpy", "nonzero", "unique"})
 
 
 def _magic(method):
