@@ -21,6 +21,8 @@ One format everywhere (the CLI, result objects' text, JSON):
 ({'macs': 25567488}, {'macs': '8768*H - 17536'})
 >>> seconds(2.5e-5), seconds(0.0123), seconds(3.2)
 ('25.0 µs', '12.3 ms', '3.20 s')
+>>> size(209250680), size(512)
+('209,250,680 bytes (199.6 MiB)', '512 bytes')
 """
 
 from __future__ import annotations
@@ -161,6 +163,25 @@ def spec(layer) -> str:
     if symbolic:
         text += ("; " if text else "") + "symbolic: " + ", ".join(symbolic)
     return f"{name}({text})"
+
+
+def size(value) -> str:
+    """Bytes for people: the exact count, and beside it the size in KiB, MiB, GiB or TiB (powers of 1024).
+
+    >>> size(44680), size(25769803776)
+    ('44,680 bytes (43.6 KiB)', '25,769,803,776 bytes (24.0 GiB)')
+    >>> from convcost.symbols import N
+    >>> size(432 * N + 3592)
+    '432*N + 3592 bytes'
+    """
+    value = sympy.sympify(value)
+    if not value.is_Integer:
+        return f"{formula(value)} bytes"
+    n = int(value)
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= scale:
+            return f"{n:,} bytes ({n / scale:,.1f} {unit})"
+    return f"{n:,} bytes"
 
 
 def seconds(value: float) -> str:

@@ -26,11 +26,11 @@ from convcost.extras import need
 
 #: the value a symbol on neither axis takes when none is given
 DEFAULT_VALUE = 64
-FORMATS = (".png", ".svg")
+FORMATS = (".png", ".svg", ".pdf")
 
 
 def plot_break_even(result, path=None, *, x=None, y=None, ranges: dict | None = None, **fixed):
-    """The figure of where A and B win; saved to ``path`` (``.png`` or ``.svg``) when given.
+    """The figure of where A and B win; saved to ``path`` (``.png``, ``.svg`` or ``.pdf``) when given.
 
     ``ranges`` maps a symbol name to ``(low, high)``; integer symbols are
     sampled at every integer, real ones at 400 points.
@@ -40,7 +40,7 @@ def plot_break_even(result, path=None, *, x=None, y=None, ranges: dict | None = 
     from matplotlib.patches import Patch
 
     if path is not None and pathlib.Path(path).suffix.lower() not in FORMATS:
-        raise ConvcostError(f"plot path {str(path)!r}: give a file ending in {' or '.join(FORMATS)}")
+        raise ConvcostError(f"plot path {str(path)!r}: give a file ending in {', '.join(FORMATS)}")
     names = [s.name for s in result.variables]
     by_name = {s.name: s for s in result.variables}
     x = x or result.symbol.name

@@ -47,6 +47,8 @@ from convcost.vectorise import compile_exprs
 
 #: the columns of every output format, in order
 COLUMNS = ("path", "op", "spec", "output_shape", *METRICS, "formula", "tied_to")
+#: the columns a training step adds: each row's own backward MACs and the elements it saves for backward
+STEP_COLUMNS = ("backward_macs", "saved_elements")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +100,7 @@ class Row:
                "input_shapes": [[_plain(x) for x in s] for s in self.input_shapes],
                "output_shape": [_plain(x) for x in self.output_shape]}
         out.update({m: _plain(self.counts[m]) for m in METRICS})
+        out.update({m: _plain(self.counts[m]) for m in STEP_COLUMNS if m in self.counts})
         out["formula"] = self.formula
         out["tied_to"] = self.tied_to
         return out
@@ -330,37 +333,52 @@ class Report:
             "input_shapes": [[_plain(x) for x in s] for s in self.input_shapes],
             "notes": list(self.notes),
         } | ({"blocks": {path: display.spec(spec) for path, spec in self.blocks.items()}} if self.blocks else {}) | (
-            {"training": {k: (_plain(v) if k != "untracked" else [list(u[:2]) + [list(u[2]), u[3]] for u in v])
-                          for k, v in dataclasses.asdict(self.training).items()}} if self.training is not None else {})
+            {"training": self._step_dict()} if self.training is not None else {})
+
+    def _step_dict(self) -> dict:
+        step = self.training
+        out = {k: (_plain(v) if k != "untracked" else [list(u[:2]) + [list(u[2]), u[3]] for u in v])
+               for k, v in dataclasses.asdict(step).items()}
+        if step.complete:  # the bytes the text shows: float32 parameters with sgd and adam
+            out["memory_bytes_float32"] = {opt: _plain(step.memory(opt)) for opt in ("sgd", "adam")}
+        return out
 
     def to_json(self, indent: int = 2) -> str:
         """The report as JSON."""
         return json.dumps(self.as_dict(), indent=indent)
 
-    def to_csv(self) -> str:
-        """One CSV line per row (columns :data:`COLUMNS`), then a ``total`` line."""
+    def to_csv(self, extra=()) -> str:
+        """One CSV line per row (columns :data:`COLUMNS`, then :data:`STEP_COLUMNS` for a training step), then a
+        ``total`` line; ``extra`` pairs ``(name, value)`` (a headline, a step's memory) follow as lines of their
+        own, their value in a last column ``value``."""
+        step = STEP_COLUMNS if self.training is not None else ()
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(COLUMNS)
+        writer.writerow([*COLUMNS, *step, *(("value",) if extra else ())])
         for r in self.rows:
             d = r.as_dict()
             writer.writerow([d["path"], d["op"], d["spec"], _shape(r.output_shape), *[d[m] for m in METRICS],
-                             d["formula"], d["tied_to"]])
+                             d["formula"], d["tied_to"], *[_plain(r.counts.get(m, 0)) for m in step]])
         total = self.total
         writer.writerow(["total", "", "", _shape(self.rows[-1].output_shape) if self.rows else "",
-                         *[_plain(total[m]) for m in METRICS], "", ""])
+                         *[_plain(total[m]) for m in METRICS], "", "", *[_plain(total[m]) for m in step]])
+        for name, value in extra:
+            writer.writerow([name, *[""] * (len(COLUMNS) + len(step) - 1), _plain(value)])
         return buf.getvalue()
 
     def to_markdown(self) -> str:
         """A Markdown table of the rows and totals, then the unsupported operations."""
-        head = ["path", "op", "output shape", "params", "MACs", "other ops", "formula"]
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        step = STEP_COLUMNS if self.training is not None else ()
+        head = ["path", "op", "output shape", "params", "MACs", "other ops", *(("backward MACs", "saved") if step else ()),
+                "formula"]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|---|---|" + "--:|" * (len(head) - 4) + "---|"]
         for r in self.rows:
-            lines.append("| " + " | ".join([f"`{r.path}`", r.op, _shape(r.output_shape), _fmt_int(r.counts["params"]),
-                                            _fmt_int(r.counts["macs"]), _fmt_int(_other(r.counts)),
-                                            r.formula]) + " |")
+            counts = [r.counts["params"], r.counts["macs"], _other(r.counts), *(r.counts.get(m, 0) for m in step)]
+            lines.append("| " + " | ".join([f"`{r.path}`", r.op, _shape(r.output_shape),
+                                            *(_md(_fmt_int(x)) for x in counts), _md(r.formula)]) + " |")
         t = self.total
-        lines.append("| **total** | | | " + " | ".join(f"**{_fmt_int(x)}**" for x in (t["params"], t["macs"], _other(t)))
+        lines.append("| **total** | | | " + " | ".join(f"**{_md(_fmt_int(x))}**"
+                                                      for x in (t["params"], t["macs"], _other(t), *(t[m] for m in step)))
                      + " | |")
         lines += [""] + self._footer(markdown=True)
         return "\n".join(lines).rstrip() + "\n"
@@ -375,7 +393,9 @@ class Report:
         for r in self.rows:
             leaves.setdefault(r.node, []).append(r)
         t = self.total
-        head = ("Module", "Type", "Output shape", "Params", "MACs", "% MACs", "Other ops")
+        step = self.training is not None
+        head = ("Module", "Type", "Output shape", "Params", "MACs", "% MACs", "Other ops",
+                *(("Backward MACs", "Saved") if step else ()))
         body, notes = [], {}
         for path, counts in nodes.items():
             level = path.count(".")
@@ -383,7 +403,9 @@ class Report:
             kind = self.modules.get(path) or (rows[0].op if rows else "")
             shape = _shape(rows[-1].output_shape) if len(rows) == 1 else (f"x{len(rows)} calls" if rows else "")
             body.append(("  " * level + path, kind, shape, _human(counts["params"]), _human(counts["macs"]),
-                         _percent(counts["macs"], t["macs"]), _human(_other(counts))))
+                         _percent(counts["macs"], t["macs"]), _human(_other(counts)),
+                         *((_human(counts.get("backward_macs", 0)), _human(counts.get("saved_elements", 0)))
+                           if step else ())))
             if formulas and len(rows) >= 1 and path not in notes:
                 notes[len(body) - 1] = rows[0].formula
         widths = [max(len(head[i]), *(len(b[i]) for b in body)) if body else len(head[i]) for i in range(len(head))]
@@ -410,17 +432,20 @@ class Report:
                 indent = "    " + "  " * b[0].count(".")
                 lines += textwrap.wrap(notes[i], width=width, initial_indent=indent, subsequent_indent=indent + "  ")
         lines += [rule,
-                  f"Total params: {_fmt_int(t['params'])} ({_human(t['params'])})",
-                  f"Total mult-adds (MACs): {_fmt_int(t['macs'])} ({_human(t['macs'])})"
+                  f"Total params: {_with_human(t['params'])}",
+                  f"Total mult-adds (MACs): {_with_human(t['macs'])}"
                   + ("" if self.exact else "  NOT EXACT: calls that may multiply-accumulate were not counted"),
                   f"Other ops: bias {_fmt_int(t['bias_ops'])}, norm {_fmt_int(t['norm_ops'])}, "
                   f"activation {_fmt_int(t['act_ops'])}, pool {_fmt_int(t['pool_ops'])}, "
                   f"element-wise {_fmt_int(t['elementwise_ops'])}",
                   f"Activation elements: {_fmt_int(t['activation_elements'])}; "
-                  f"memory access (elements): {_fmt_int(t['memory_access'])}",
+                  f"memory access: {_fmt_int(t['memory_access'])} elements",
                   f"Input shape: {', '.join(_shape(s) for s in self.input_shapes)}; traced with {self.traced_with}",
                   rule]
-        return "\n".join(lines + self._footer(markdown=False)) + "\n"
+        for line in self._footer(markdown=False):  # every line within the width, as the table's
+            lead = " " * (len(line) - len(line.lstrip()))
+            lines += textwrap.wrap(line, width=width, subsequent_indent=lead + "    ", break_on_hyphens=False) or [""]
+        return "\n".join(lines) + "\n"
 
     def _repr_html_(self) -> str:
         """The module tree (every level) as an HTML table, for Jupyter."""
@@ -462,13 +487,14 @@ class Report:
     def _step_lines(self, markdown) -> list:
         step = self.training
         bullet = "- " if markdown else "  "
-        out = [f"Training step: backward MACs {display.number(step.backward_macs)} (FlopCounterMode's convention "
-               f"{display.number(step.backward_macs_torch)}); saved for backward {display.number(step.saved_elements)} "
-               f"elements ({display.number(step.saved_indices)} of them int64 indices), each storage once; trainable "
-               f"parameters {display.number(step.trainable_params)} of {display.number(step.params)}"]
+        out = [f"Training step: backward MACs {display.number(step.backward_macs)}; FlopCounterMode's convention "
+               f"{display.number(step.backward_macs_torch)}{_torch_gap(step)}",
+               f"{bullet}saved for backward: {display.number(step.saved_elements)} elements "
+               f"({display.number(step.saved_indices)} int64 indices), each storage once (a row: its call's own)",
+               f"{bullet}trainable parameters: {display.number(step.trainable_params)} of {display.number(step.params)}"]
         if step.complete:
-            out.append("Step memory (float32 parameters): " + ", ".join(
-                f"{display.number(step.memory(opt))} bytes with {opt}" for opt in ("sgd", "adam")))
+            out.append(f"{bullet}step memory with float32 parameters: " + "; ".join(
+                f"{display.size(step.memory(opt))} with {opt}" for opt in ("sgd", "adam")))
         else:
             out.append("TRAINING STEP NOT COMPLETE (its backward is not counted for):")
             out += [f"{bullet}{op} x{n} at {', '.join(paths[:3])}{' ...' if len(paths) > 3 else ''}: {why}"
@@ -479,6 +505,27 @@ class Report:
         t = self.total
         return (f"<Report of {self.model} on {_shape(self.input_shape)}: {len(self.rows)} rows, "
                 f"params={t['params']}, macs={t['macs']}{'' if self.complete else ', INCOMPLETE'}>")
+
+
+def _with_human(x) -> str:
+    """An exact count, and in brackets its K/M/G form where that says something shorter."""
+    exact, short = _fmt_int(x), _human(x)
+    return exact if short == exact or short == str(sympy.sympify(x)) else f"{exact} ({short})"
+
+
+def _md(text: str) -> str:
+    """A cell of a Markdown table: a formula as code (its ``*`` not read as emphasis), a plain number as it is."""
+    return text if not text or text.replace(",", "").lstrip("-").isdigit() else f"`{text}`"
+
+
+def _torch_gap(step) -> str:
+    """Why FlopCounterMode's backward number differs from convcost's, where it does."""
+    ours, theirs = sympy.sympify(step.backward_macs), sympy.sympify(step.backward_macs_torch)
+    if ours == theirs:
+        return " (the same)"
+    ratio = f"{float(theirs / ours):.3g}x; " if ours.is_Integer and theirs.is_Integer and ours else ""
+    return (f" ({ratio}FlopCounterMode counts each grouped convolution's weight gradient as a dense one: "
+            "G times the products autograd runs, so depthwise layers dominate its number)")
 
 
 def _human(x) -> str:

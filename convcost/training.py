@@ -37,20 +37,27 @@ from convcost.primitives import Conv, ConvTranspose, ExpertConv
 from convcost.shapes import numel
 from convcost.symbols import N
 
-_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-          "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
-_MEMORY = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B|B)?\s*")
+#: units by their lower-case spelling: decimal (KB, MB ...), binary (KiB, MiB ...), and a bare letter (24G) as
+#: binary, as Slurm's --mem, Docker and free -h read it
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+_MEMORY = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*")
+#: how the units are named in messages
+UNIT_NAMES = "B, KB, MB, GB, TB, KiB, MiB, GiB, TiB (any case; 24G is 24GiB)"
 
 
 def parse_memory(memory) -> int:
     """A memory size in bytes: an int, or text such as ``"80GiB"``, ``"24GB"``, ``"512MiB"``, ``"1.5GiB"``.
 
-    >>> parse_memory("80GiB"), parse_memory("24GB"), parse_memory(4096)
-    (85899345920, 24000000000, 4096)
+    Units are read in any case (``24gb`` is ``24GB``); a bare letter is binary (``24G`` is ``24GiB``, as
+    Slurm and Docker read it); a number without a unit is bytes.
+
+    >>> parse_memory("80GiB"), parse_memory("24GB"), parse_memory("24gb"), parse_memory("24G"), parse_memory(4096)
+    (85899345920, 24000000000, 24000000000, 25769803776, 4096)
     >>> parse_memory("-1GB")
     Traceback (most recent call last):
     ...
-    convcost.errors.ConvcostError: memory='-1GB' is not a size: give bytes or a number with a unit B, KB, MB, GB, TB, KiB, MiB, GiB, TiB
+    convcost.errors.ConvcostError: memory='-1GB' is not a size: give bytes or a number with a unit B, KB, MB, GB, TB, KiB, MiB, GiB, TiB (any case; 24G is 24GiB)
     """
     if isinstance(memory, bool):
         raise ConvcostError(f"memory={memory!r} must be a positive number of bytes or a size such as '24GiB'")
@@ -62,15 +69,24 @@ def parse_memory(memory) -> int:
         value = Fraction(repr(memory))
     elif isinstance(memory, str):
         match = _MEMORY.fullmatch(memory)
-        if not match:
-            raise ConvcostError(f"memory={memory!r} is not a size: give bytes or a number with a unit "
-                                + ", ".join(u for u in _UNITS if u))
-        value = Fraction(match.group(1)) * _UNITS[match.group(2) or ""]
+        if not match or match.group(2).lower() not in _UNITS:
+            raise ConvcostError(f"memory={memory!r} is not a size: give bytes or a number with a unit {UNIT_NAMES}")
+        value = Fraction(match.group(1)) * _UNITS[match.group(2).lower()]
     else:
         raise ConvcostError(f"memory={memory!r} must be a positive number of bytes or a size such as '24GiB'")
     if value <= 0:
         raise ConvcostError(f"memory={memory!r} must be positive")
     return math.floor(value)
+
+
+def has_unit(text: str) -> bool:
+    """True when the size ``text`` names its unit (``24GiB``, ``24B``), not a bare number (``24``).
+
+    >>> has_unit("24"), has_unit("24G"), has_unit("512 B")
+    (False, True, True)
+    """
+    match = _MEMORY.fullmatch(text)
+    return bool(match and match.group(2))
 
 
 def batched_cost(x, input_shape=None) -> Cost:

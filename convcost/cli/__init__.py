@@ -52,13 +52,15 @@ def parser() -> tuple[argparse.ArgumentParser, dict]:
 def parse(argv: list[str]) -> argparse.Namespace:
     """Top-level options, then the subcommand's arguments with options anywhere among them."""
     top, commands = parser()
-    at = next((i for i, arg in enumerate(argv) if not arg.startswith("-")), None)
-    if at is None or argv[at] not in commands:
+    at = next((i for i, arg in enumerate(argv) if arg in commands), None)
+    if at is None:
         return top.parse_args(argv)  # --help, --version, or argparse's own error for a missing or unknown command
-    if at:  # options before the command are the top level's own (--help, --version): they exit
-        top.parse_args(argv[:at])
+    head = argv[:at]
+    if any(arg in ("-h", "--help", "--version") for arg in head):  # the top level's own options: they exit
+        top.parse_args(head)
     command = commands[argv[at]]
-    args = command.parse_intermixed_args(argv[at + 1:])
+    # options before the command are its own (convcost --json cost ...), as options anywhere after it are
+    args = command.parse_intermixed_args(head + argv[at + 1:])
     for action in command._actions:  # argparse leaves [] for a one-value positional swallowed by "--"
         if not action.option_strings and action.nargs is None and isinstance(getattr(args, action.dest, None), list):
             command.error(f"the argument {action.dest} is missing")
@@ -70,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line on ``argv`` (default: ``sys.argv[1:]``); the exit status."""
     args = parse(sys.argv[1:] if argv is None else list(argv))
     try:
+        check = getattr(args, "check", None)
+        if check is not None:  # every option before any work (convcost.cli.options)
+            check(args)
         return args.handler(args)
     except ConvcostError as exc:
         print(f"convcost: error: {exc}", file=sys.stderr)

@@ -56,11 +56,11 @@ def register(sub) -> None:
     p = sub.add_parser("breakeven", help="the exact condition under which B costs no more than A")
     _common(p, METRIC_NAMES)
     p.add_argument("--solve-for", default="K", metavar="SYMBOL", help="the symbol to solve for (default K)")
-    p.add_argument("--plot", metavar="FILE", help="save where each wins as FILE.png or FILE.svg")
+    p.add_argument("--plot", metavar="FILE", help="save where each wins as FILE.png, FILE.svg or FILE.pdf")
     p.add_argument("--y", metavar="SYMBOL", help="the plot's y axis (default: the first other symbol)")
     p.add_argument("--range", action="append", default=[], metavar="NAME=LOW:HIGH",
                    help="an axis range of the plot, e.g. K=1:15 (repeatable)")
-    p.set_defaults(handler=_breakeven)
+    p.set_defaults(handler=_breakeven, check=_check_breakeven)
 
 
 def _common(p, metrics) -> None:
@@ -108,13 +108,24 @@ def _compare(args) -> int:
     return 0
 
 
+def _check_breakeven(args) -> None:
+    """The plot's options, before the work (not after printing it)."""
+    from convcost.cli import options
+
+    args.ranges = dict(_range(r) for r in args.range)
+    if not args.plot:
+        if args.y or args.range:
+            raise ConvcostError(f"{'--y' if args.y else '--range'} shapes the plot: add --plot FILE (or leave it out)")
+        return
+    from convcost.extras import need
+
+    need("matplotlib", "plot", "convcost breakeven --plot")
+    options.plot_path(args.plot)
+
+
 def _breakeven(args) -> int:
     from convcost.breakeven import break_even
 
-    if args.plot:  # say what is missing before the work, not after printing it
-        from convcost.extras import need
-
-        need("matplotlib", "plot", "convcost breakeven --plot")
     a, b, values = _shared(args)
     be = break_even(a, b, metric=args.metric, solve_for=args.solve_for, **values)
     if args.json:
@@ -124,7 +135,7 @@ def _breakeven(args) -> int:
     if args.plot:
         from convcost.plot import plot_break_even
 
-        plot_break_even(be, args.plot, y=args.y, ranges=dict(_range(r) for r in args.range))
+        plot_break_even(be, args.plot, y=args.y, ranges=args.ranges)
         if not args.json:
             print(f"  plot: {args.plot}")
     return 0

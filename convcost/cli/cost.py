@@ -34,15 +34,22 @@ def register(sub) -> None:
                    help="start from the general form: fields left out are symbols (S, P, D, G ...), not defaults")
     p.add_argument("--training", action="store_true",
                    help="also the training step: backward MACs, saved elements, training memory in bytes")
-    p.add_argument("--optimizer", default="adam", help="with --training: sgd, momentum, adam (default) or adamw")
-    p.add_argument("--dtype", default="float32", help="with --training: the parameters' dtype (default float32)")
+    p.add_argument("--optimizer", default=None, help="with --training: sgd, momentum, adam (default) or adamw")
+    p.add_argument("--dtype", default=None,
+                   help="with --training: the parameters' dtype, float32 (default), float16, bfloat16, float64")
     p.add_argument("--first", action="store_true",
                    help="with --training: the layer is fed data, so its input needs no gradient")
     p.add_argument("--frozen", action="store_true", help="with --training: the parameters are not trained")
-    p.set_defaults(handler=_cost)
+    p.set_defaults(handler=_cost, check=_check)
 
     p = sub.add_parser("tour", help="a tour of every variant's cost")
     p.set_defaults(handler=_tour)
+
+
+def _check(args) -> None:
+    from convcost.cli import options
+
+    options.training(args)
 
 
 def _list(args) -> int:

@@ -1,0 +1,196 @@
+"""What a newcomer trips on: machine output that parses, models given as files, several inputs, options
+checked before the work, memory sizes with units, typos refused, readable numbers and formulas."""
+
+import csv
+import io
+import json
+
+import pytest
+
+from convcost.cli import main
+from convcost.errors import ConvcostError
+
+TINY = "import torch.nn as nn\n\ndef tiny():\n    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())\n"
+TWO = ("import torch.nn as nn\n\nclass Two(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+       "        self.a, self.b = nn.Conv2d(3, 8, 3), nn.Conv2d(5, 8, 3)\n\n"
+       "    def forward(self, x, y):\n        return self.a(x) + self.b(y)\n")
+# oracle: Conv2d(3, 8, 3) on 32x32: 8 x 30 x 30 outputs, 3 x 9 taps each
+TINY_MACS = 8 * 30 * 30 * 3 * 9
+TINY_PARAMS = 8 * 3 * 9 + 8
+
+
+@pytest.fixture
+def models(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    (tmp_path / "mymodels.py").write_text(TINY)
+    (tmp_path / "two.py").write_text(TWO)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "nets.py").write_text(TINY)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _run(capsys, *argv):
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_json_is_the_only_thing_on_stdout_and_carries_every_number(models, capsys):
+    status, out, err = _run(capsys, "profile", "mymodels:tiny", "--input", "1,3,32,32", "--format", "json",
+                            "--training", "--memory", "1GiB", "--optimizer", "sgd", "--convention", "fvcore")
+    assert status == 0, err
+    data = json.loads(out)  # nothing but the JSON
+    assert data["total"]["macs"] == TINY_MACS and data["total"]["params"] == TINY_PARAMS
+    assert data["headline"] == {"convention": "fvcore", "value": data["headline"]["value"]}
+    memory = data["step_memory"]["bytes"]
+    assert data["step_memory"]["optimizer"] == "sgd" and memory == data["training"]["memory_bytes_float32"]["sgd"]
+    batch = data["max_batch"]["batch"]
+    assert data["max_batch"]["memory_bytes"] == 2**30 and batch > 0
+    # the step's memory is linear in the batch: the answer is the largest N under the budget
+    status, out, _ = _run(capsys, "profile", "mymodels:tiny", "--input", f"{batch},3,32,32", "--format", "json",
+                          "--training", "--optimizer", "sgd")
+    assert json.loads(out)["step_memory"]["bytes"] <= 2**30
+    status, out, _ = _run(capsys, "profile", "mymodels:tiny", "--input", f"{batch + 1},3,32,32", "--format", "json",
+                          "--training", "--optimizer", "sgd")
+    assert json.loads(out)["step_memory"]["bytes"] > 2**30
+
+
+def test_csv_parses_and_carries_the_step_columns_and_facts(models, capsys):
+    status, out, err = _run(capsys, "profile", "mymodels:tiny", "--input", "1,3,32,32", "--format", "csv",
+                            "--training", "--memory", "10KiB", "--convention", "torch")
+    assert status == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    total = next(r for r in rows if r["path"] == "total")
+    assert int(total["macs"]) == TINY_MACS and int(total["backward_macs"]) > 0
+    facts = {r["path"]: int(r["value"]) for r in rows if r["value"]}
+    assert facts["headline[torch]"] == 2 * TINY_MACS  # FlopCounterMode: 2 x MACs
+    assert facts["max_batch[10KiB, adam, float32]"] == 0
+    assert facts["step_memory_bytes[batch 1, adam, float32]"] > 10 * 1024
+
+
+def test_markdown_keeps_the_headline_and_formulas_as_code(models, capsys):
+    status, out, _ = _run(capsys, "profile", "mymodels:tiny", "--input", "1,3,32,32", "--format", "md",
+                          "--convention", "torch")
+    assert status == 0 and f"torch headline: {2 * TINY_MACS:,}" in out
+    assert "| `macs = C*K**2*O" in out  # a formula is code: its * is not emphasis
+
+
+@pytest.mark.parametrize("name", ["./mymodels.py:tiny", "mymodels.py:tiny", "sub/nets.py:tiny", "sub/nets:tiny",
+                                  "mymodels:tiny"])
+def test_a_model_is_named_by_module_or_by_file(models, capsys, name):
+    status, out, err = _run(capsys, "profile", name, "--input", "1,3,32,32", "--format", "json")
+    assert status == 0, err
+    assert json.loads(out)["total"]["macs"] == TINY_MACS
+
+
+def test_a_missing_file_or_factory_says_how_to_name_a_model(models, capsys):
+    status, _, err = _run(capsys, "profile", "nosuch.py:tiny", "--input", "1,3,8,8")
+    assert status == 2 and "no file 'nosuch.py'" in err and "path/to/file.py:factory" in err
+    status, _, err = _run(capsys, "profile", "mymodels.py:tinyy", "--input", "1,3,8,8")
+    assert status == 2 and "did you mean 'tiny'?" in err
+
+
+def test_several_inputs(models, capsys):
+    status, out, err = _run(capsys, "profile", "two.py:Two", "--input", "1,3,8,8", "--input", "1,5,8,8",
+                            "--format", "json")
+    assert status == 0, err
+    data = json.loads(out)
+    assert data["input_shapes"] == [[1, 3, 8, 8], [1, 5, 8, 8]]
+    assert data["total"]["macs"] == 8 * 6 * 6 * (3 + 5) * 9
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--training", "--optimizer", "adm"], "did you mean 'adam'?"),
+    (["--training", "--dtype", "fp8"], "--dtype 'fp8' is not known"),
+    (["--dtype", "fp16"], "add --training"),
+    (["--optimizer", "sgd"], "add --training"),
+    (["--memory", "1GiB"], "--memory needs --training"),
+    (["--training", "--memory", "24"], "give a unit"),
+    (["--training", "--memory", "24 parsecs"], "is not a size"),
+    (["--depth", "0"], "positive number of module tree levels"),
+    (["--convention", "fvcor"], "did you mean 'fvcore'?"),
+])
+def test_options_are_checked_before_the_model_is_read(models, capsys, argv, words):
+    (models / "mymodels.py").write_text("raise SystemExit('the model was read')\n")
+    status, out, err = _run(capsys, "profile", "mymodels:tiny", "--input", "1,3,8,8", *argv)
+    assert status == 2 and out == "" and words in err and err.count("\n") == 1
+
+
+def test_dtype_aliases_and_a_batch_too_large_for_the_budget(models, capsys):
+    status, out, err = _run(capsys, "profile", "mymodels:tiny", "--input", "1,3,32,32", "--training",
+                            "--dtype", "fp16", "--memory", "1k")
+    assert status == 0, err
+    assert "Step memory with adam, float16 parameters:" in out
+    assert "(adam, float16): 0; a batch of 1 needs" in out
+
+
+@pytest.mark.parametrize("text, size", [("24G", 24 * 2**30), ("24g", 24 * 2**30), ("24gb", 24 * 10**9),
+                                        ("24GB", 24 * 10**9), ("24GiB", 24 * 2**30), ("24gib", 24 * 2**30),
+                                        ("1.5 MiB", 3 * 2**19), ("512b", 512)])
+def test_memory_units_in_any_case(text, size):
+    from convcost.training import parse_memory
+
+    assert parse_memory(text) == size
+
+
+def test_plot_options_are_checked_first(capsys, tmp_path):
+    status, out, err = _run(capsys, "breakeven", "StandardConv", "AsymmetricConv", "--plot", str(tmp_path / "x.jpg"))
+    assert status == 2 and out == "" and ".pdf" in err
+    status, out, err = _run(capsys, "breakeven", "StandardConv", "AsymmetricConv", "--y", "C")
+    assert status == 2 and out == "" and "--plot" in err
+
+
+def test_pdf_plot(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "where.pdf"
+    status, _, err = _run(capsys, "breakeven", "StandardConv", "AsymmetricConv", "--metric", "params",
+                          "--plot", str(path))
+    assert status == 0, err
+    assert path.read_bytes().startswith(b"%PDF")
+
+
+def test_cost_training_options_need_training(capsys):
+    status, out, err = _run(capsys, "cost", "StandardConv", "--dtype", "fp16")
+    assert status == 2 and out == "" and "add --training" in err
+    status, out, err = _run(capsys, "cost", "StandardConv", "C=3", "O=8", "K=3", "H=6", "W=6", "--training",
+                            "--dtype", "bf16")
+    assert status == 0 and "training_memory[adam, bfloat16]" in out
+
+
+def test_options_before_the_command(capsys):
+    status, out, err = _run(capsys, "--json", "cost", "StandardConv", "C=3", "O=8", "K=3")
+    assert status == 0, err
+    assert json.loads(out)["params"] == 8 * 3 * 9 + 8
+
+
+def test_training_columns_per_row_and_the_gap_explained(capsys):
+    torch = pytest.importorskip("torch")
+    from convcost.torch import profile
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(8, 8, 3, groups=8), torch.nn.ReLU())
+    report = profile(net, (1, 8, 10, 10), training=True)
+    table = report.table()
+    assert "Backward MACs" in table.splitlines()[1] and "Saved" in table.splitlines()[1]
+    # FlopCounterMode counts the depthwise weight gradient as a dense one: G = 8 times its products
+    words = " ".join(table.split())
+    assert "FlopCounterMode's convention 36,864 (8x; FlopCounterMode counts each grouped convolution's weight " \
+           "gradient as a dense one" in words
+    assert max(map(len, table.splitlines())) <= 120
+    step = report.to_csv().splitlines()[0].split(",")
+    assert step[-2:] == ["backward_macs", "saved_elements"]
+
+
+def test_a_total_is_not_repeated_in_brackets():
+    torch = pytest.importorskip("torch")
+    from convcost.torch import profile
+
+    table = profile(torch.nn.Conv2d(3, 8, 3), (1, 3, 32, 32)).table()
+    assert f"Total params: {TINY_PARAMS}\n" in table and f"Total mult-adds (MACs): {TINY_MACS:,} (194K)" in table
+
+
+def test_parse_memory_is_a_convcost_error():
+    from convcost.training import parse_memory
+
+    with pytest.raises(ConvcostError, match="any case"):
+        parse_memory("24 parsecs")
