@@ -225,7 +225,9 @@ def _field(value) -> str:
 def _same(a, b) -> bool:
     if type(a) is not type(b) and (isinstance(a, (bool, str)) or isinstance(b, (bool, str))):
         return False
+    if isinstance(a, tuple) is not isinstance(b, tuple):
+        return False
     try:
         return bool(a == b)
-    except TypeError:
+    except (TypeError, ValueError):  # an array's comparison has no single truth
         return False

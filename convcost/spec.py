@@ -79,6 +79,9 @@ def spec(cls):
     cls._checked_fields = tuple(
         (f.name, f, least.get(f.metadata["kind"])) for f in fields if f.metadata.get("kind") is not None
     )
+    #: fields of no kind whose default is a tuple (axes such as ``dims``): a tuple is what they take
+    cls._tuple_fields = tuple(f.name for f in fields
+                              if f.metadata.get("kind") is None and isinstance(f.default, tuple))
 
     @functools.wraps(init)
     def checked_init(*args, **kwargs):
@@ -103,6 +106,7 @@ class Spec:
 
     #: ``(name, field, least int)`` of every field with a kind, set by :func:`spec` (checked in this order)
     _checked_fields: tuple = ()
+    _tuple_fields: tuple = ()
 
     def __post_init__(self):
         values = self.__dict__
@@ -111,6 +115,8 @@ class Spec:
             if type(value) is int and least is not None and value >= least:
                 continue  # the common case, decided without a call: reading a model builds thousands of specs
             object.__setattr__(self, name, _normalise(self, f, value))
+        for name in self._tuple_fields:
+            object.__setattr__(self, name, _axes(self, name, values[name]))
         self.validate()
 
     def validate(self) -> None:
@@ -159,11 +165,27 @@ class Spec:
         return f"{type(self).__name__}({', '.join(shown)})"
 
 
+def _axes(where, name, value) -> tuple:
+    """A tuple field's value: a tuple (a list becomes one), numpy integers in it as ints; a lone number or an
+    array is refused by name (numpy's ``==`` on it would broadcast, not compare)."""
+    if isinstance(value, list):
+        value = tuple(value)
+    if not isinstance(value, tuple):
+        raise ConvcostError(f"{type(where).__name__}: {name}={value!r} must be a tuple, e.g. {name}=(1,) or (2, 3)")
+    return tuple(int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool) and type(v) is not int else v
+                 for v in value)
+
+
 def _same(value, default) -> bool:
     if isinstance(default, bool) or isinstance(value, bool):
         return value is default
+    if isinstance(default, tuple) is not isinstance(value, tuple):
+        return False  # a scalar (a numpy integer among them) is never a tuple default: no broadcast compare
     if isinstance(default, (int, str, tuple, sympy.Basic)) or default is None:
-        return bool(value == default)
+        try:
+            return bool(value == default)
+        except (TypeError, ValueError):  # an array's comparison has no single truth: not the default
+            return False
     return False
 
 

@@ -194,3 +194,32 @@ def test_parse_memory_is_a_convcost_error():
 
     with pytest.raises(ConvcostError, match="any case"):
         parse_memory("24 parsecs")
+
+
+def test_a_typo_is_refused_with_a_suggestion_unless_declared(capsys):
+    status, out, err = _run(capsys, "cost", "StandardConv", "C=64", "O=128", "K=3", "P=sme")
+    assert status == 2 and out == "" and "did you mean 'same'?" in err and "--symbol sme" in err
+    status, out, err = _run(capsys, "cost", "StandardConv", "C=64", "O=128", "K=3", "H=h", "--symbol", "h")
+    assert status == 0 and "h - 2" in out
+    status, _, err = _run(capsys, "compare", "StandardConv", "SeparableConv", "C=64", "O=128", "K=kk")
+    assert status == 2 and "'kk' is not a symbol of convcost's glossary" in err
+    status, _, err = _run(capsys, "derive", "StandardConv", "Cc=64")
+    assert status == 2 and "did you mean 'C'?" in err
+
+
+@pytest.mark.parametrize("dims", ["np.int64(3)", "np.arange(3)", "np.array(2)"])
+@pytest.mark.parametrize("layer", ["Permute", "Reduce"])
+def test_a_numpy_value_where_a_tuple_of_dims_is_expected(layer, dims):
+    np = pytest.importorskip("numpy")
+    from convcost import cost, primitives
+
+    with pytest.raises(ConvcostError, match="dims="):  # the value and the rule, not numpy's ValueError
+        cost(getattr(primitives, layer), dims=eval(dims, {"np": np}))
+
+
+def test_numpy_integers_inside_the_tuple_are_ints():
+    np = pytest.importorskip("numpy")
+    from convcost.primitives import Permute, Reduce
+
+    assert Reduce(dims=(np.int64(1),)).cost((1, 3, 4, 4)).output_shape == (1, 4, 4)
+    assert Permute(dims=[0, np.int32(2), 3, 1]).cost((1, 3, 4, 5)).output_shape == (1, 4, 5, 3)

@@ -42,6 +42,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from convcost.cli import options
 from convcost.errors import ConvcostError
 
 
@@ -69,6 +70,7 @@ def _common(p, metrics) -> None:
     p.add_argument("values", nargs="*", metavar="NAME=VALUE", help="shared values, e.g. C=64 P=same H=56; A.NAME=VALUE or B.NAME=VALUE for one side only")
     p.add_argument("--metric", default="macs", choices=metrics, help="what to compare (default macs)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    options.symbol_option(p)
 
 
 def _shared(args) -> tuple:
@@ -89,10 +91,10 @@ def _shared(args) -> tuple:
         if not sep or not name.isidentifier():
             raise ConvcostError(f"{item!r}: write shared values as NAME=VALUE (e.g. C=64), "
                                 "or A.NAME=VALUE / B.NAME=VALUE for one side")
-        values[name] = parse_value(name, text, kinds.get(name))
+        values[name] = parse_value(name, text, kinds.get(name), args.symbol)
     # a side with values of its own is an instance with those fields; the rest stay shared
-    a = a(**parse_fields(a, sides["A"])) if sides["A"] else a
-    b = b(**parse_fields(b, sides["B"])) if sides["B"] else b
+    a = a(**parse_fields(a, sides["A"], args.symbol)) if sides["A"] else a
+    b = b(**parse_fields(b, sides["B"], args.symbol)) if sides["B"] else b
     return a, b, values
 
 
@@ -110,8 +112,6 @@ def _compare(args) -> int:
 
 def _check_breakeven(args) -> None:
     """The plot's options, before the work (not after printing it)."""
-    from convcost.cli import options
-
     args.ranges = dict(_range(r) for r in args.range)
     if not args.plot:
         if args.y or args.range:

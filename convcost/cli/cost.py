@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 
 from convcost import display
+from convcost.cli import options
 
 
 def register(sub) -> None:
@@ -30,6 +31,7 @@ def register(sub) -> None:
     p.add_argument("variant", help="a variant name, e.g. SeparableConv (see: convcost list)")
     p.add_argument("fields", nargs="*", metavar="NAME=VALUE", help="fields as integers or symbol names, e.g. C=64 K=3 H=56")
     p.add_argument("--json", action="store_true", help="print JSON (integers as numbers, formulas as text)")
+    options.symbol_option(p)
     p.add_argument("--general", action="store_true",
                    help="start from the general form: fields left out are symbols (S, P, D, G ...), not defaults")
     p.add_argument("--training", action="store_true",
@@ -47,8 +49,6 @@ def register(sub) -> None:
 
 
 def _check(args) -> None:
-    from convcost.cli import options
-
     options.training(args)
 
 
@@ -68,7 +68,7 @@ def _cost(args) -> int:
     from convcost.frontdoor import cost
 
     cls = variant(args.variant)
-    c = cost(cls, general=args.general, **parse_fields(cls, args.fields))
+    c = cost(cls, general=args.general, **parse_fields(cls, args.fields, args.symbol))
     shown = [m for m in METRICS if m not in TRAINING_METRICS]
     extra = {}
     if args.training:

@@ -16,6 +16,7 @@ is made: ``convcost derive --all --format md > docs/derivations.md``).
 
 from __future__ import annotations
 
+from convcost.cli import options
 from convcost.errors import ConvcostError
 
 #: the metrics docs/derivations.md shows for every variant
@@ -30,6 +31,7 @@ def register(sub) -> None:
     p.add_argument("--document", action="store_true", help="a standalone LaTeX document (with --format tex)")
     p.add_argument("--metric", action="append", help="metric to derive (repeatable); default: params and macs")
     p.add_argument("--all", action="store_true", help="the general form of every variant")
+    options.symbol_option(p)
     p.set_defaults(handler=_derive)
 
 
@@ -48,7 +50,7 @@ def _derive(args) -> int:
     if not args.variant:
         raise ConvcostError("give a variant name (see: convcost list) or --all")
     cls = variant(args.variant)
-    print(derive(cost(cls, **parse_fields(cls, args.fields)), metrics).render(args.format, document=args.document), end="")
+    print(derive(cost(cls, **parse_fields(cls, args.fields, args.symbol)), metrics).render(args.format, document=args.document), end="")
     return 0
 
 

@@ -23,9 +23,9 @@ convcost.errors.ConvcostError: --memory '24': give a unit, e.g. 24GiB or 24GB (2
 
 from __future__ import annotations
 
-import difflib
 import pathlib
 
+from convcost.arguments import suggestion
 from convcost.errors import ConvcostError
 
 #: the usual short names of the parameters' dtypes
@@ -33,14 +33,13 @@ DTYPE_ALIASES = {"fp32": "float32", "float": "float32", "fp16": "float16", "half
                  "bf16": "bfloat16", "fp64": "float64", "double": "float64"}
 
 
-def suggestion(word: str, known) -> str:
-    """`` (did you mean 'x'?)`` when a known name is close to ``word``, else nothing.
+__all__ = ["suggestion", "training", "memory", "plot_path", "depth", "symbol_option"]
 
-    >>> suggestion("sme", ["same", "valid"]), suggestion("zzz", ["same"])
-    (" (did you mean 'same'?)", '')
-    """
-    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+
+def symbol_option(p) -> None:
+    """``--symbol NAME`` (repeatable): a name to read as a new symbol rather than refuse as a typo."""
+    p.add_argument("--symbol", action="append", default=[], metavar="NAME",
+                   help="read NAME as a new symbol (names outside the glossary are refused as typos otherwise)")
 
 
 def training(args) -> None:
