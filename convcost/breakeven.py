@@ -80,7 +80,7 @@ class BreakEven:
     """
 
     metric: str
-    symbol: sympy.Symbol
+    symbol: sympy.Symbol | None  # None when every value is bound: the result is which side is cheaper
     comparison: Comparison
     expression: sympy.Expr
     condition: sympy.Basic
@@ -249,7 +249,7 @@ class BreakEven:
             "A": display.spec(self.comparison.A.spec),
             "B": display.spec(self.comparison.B.spec),
             "metric": self.metric,
-            "solve_for": self.symbol.name,
+            "solve_for": None if self.symbol is None else self.symbol.name,
             "difference": display.formula(self.comparison.difference),
             "condition": display.formula(self.condition),
             "cancelled": [display.formula(c) for c in self.cancelled],
@@ -264,10 +264,11 @@ class BreakEven:
     def __str__(self) -> str:
         a, b = display.spec(self.comparison.A.spec), display.spec(self.comparison.B.spec)
         f = display.formula
-        lines = [
-            f"{self.metric}: A = {a}, B = {b}",
-            f"  B costs no more than A exactly when  {f(self.condition)}",
-        ]
+        lines = [f"{self.metric}: A = {a}, B = {b}"]
+        if self.condition in (sympy.true, sympy.false):  # decided: no relation left to print ("when True")
+            lines.append(f"  B costs no more than A: {_decided_word(self)}")
+        else:
+            lines.append(f"  B costs no more than A exactly when  {f(self.condition)}")
         if self.cancelled:
             lines.append(f"  (A - B = {f(self.comparison.difference)}; cancelled positive factors: "
                          f"{', '.join(map(f, self.cancelled))})")
@@ -290,8 +291,11 @@ class BreakEven:
         $\\begin{aligned}&\\text{params: A = StandardConv(), B = AsymmetricConv()} \\\\ &\\text{B costs no more than A exactly when } C K^{2} - C K - K O - 1 \\geq 0 \\\\ &\\text{threshold (closed form): } K \\geq ... \\\\ &\\text{rule of thumb: } K > 1 + \\frac{O}{C}\\end{aligned}$
         """
         a, b = display.spec(self.comparison.A.spec), display.spec(self.comparison.B.spec)
-        rows = [rf"&\text{{{display.latex_text(f'{self.metric}: A = {a}, B = {b}')}}}",
-                rf"&\text{{B costs no more than A exactly when }} {sympy.latex(self.condition)}"]
+        rows = [rf"&\text{{{display.latex_text(f'{self.metric}: A = {a}, B = {b}')}}}"]
+        if self.condition in (sympy.true, sympy.false):
+            rows.append(rf"&\text{{B costs no more than A: {_decided_word(self)}}}")
+        else:
+            rows.append(rf"&\text{{B costs no more than A exactly when }} {sympy.latex(self.condition)}")
         if self.solution is not None:
             rows.append(rf"&\text{{threshold (closed form): }} {sympy.latex(self.solution)}")
         if self.rule_of_thumb is not None:
@@ -302,10 +306,20 @@ class BreakEven:
 
 
 @entry_point
-def break_even(A, B, /, metric: str = "macs", solve_for="K", **shared) -> BreakEven:
+def break_even(A, B, /, metric: str = "macs", solve_for=None, **shared) -> BreakEven:
     """The exact condition under which B costs no more than A, solved for ``solve_for``.
 
-    A, B and the shared values are as in :func:`convcost.compare.compare`.
+    A, B and the shared values are as in :func:`convcost.compare.compare`. ``solve_for`` left out is ``K``
+    where the costs depend on it, else the one symbol they depend on. With every value bound there is
+    nothing to solve: the result says which side is cheaper and by how much.
+
+    >>> from convcost import StandardConv, SeparableConv
+    >>> print(break_even(StandardConv, SeparableConv, metric="params", C=64, O=128, K=3))
+    params: A = StandardConv(C=64, O=128, K=3), B = SeparableConv(C=64, O=128, K=3)
+      B costs no more than A: yes
+      method: closed form: every value is bound: B is cheaper by 64,896 (87.87% of A)
+    >>> break_even(StandardConv, SeparableConv, metric="params", C=64, O=128).solution   # K, the default
+    K >= sqrt(16383)/127
 
     >>> from convcost import StandardConv, SeparableConv
     >>> break_even(StandardConv, SeparableConv, metric="params", solve_for="H")
@@ -318,7 +332,7 @@ def break_even(A, B, /, metric: str = "macs", solve_for="K", **shared) -> BreakE
     return solve_comparison(compare(A, B, metric=metric, **shared), solve_for)
 
 
-def solve_comparison(comparison: Comparison, solve_for="K") -> BreakEven:
+def solve_comparison(comparison: Comparison, solve_for=None) -> BreakEven:
     """The break-even of a comparison already made, solved for ``solve_for``.
 
     :func:`break_even` is this on ``compare(A, B, metric, **shared)``; other
@@ -330,8 +344,10 @@ def solve_comparison(comparison: Comparison, solve_for="K") -> BreakEven:
     O >= (K**2 + 1)/(K**2 - 1)
     """
     metric = comparison.metric
-    x = _solved_symbol(comparison, solve_for)
     diff = comparison.difference
+    if not sympy.sympify(diff).free_symbols and solve_for is None:
+        return _decided(comparison)
+    x = _solved_symbol(comparison, solve_for)
     if x not in diff.free_symbols:
         depends = ", ".join(sorted(s.name for s in diff.free_symbols)) or "nothing (it is a number)"
         raise ConvcostError(
@@ -373,7 +389,37 @@ def solve_comparison(comparison: Comparison, solve_for="K") -> BreakEven:
     )
 
 
+def _decided_word(be) -> str:
+    """A decided condition in a word: yes or no at bound values, always or never by the assumptions."""
+    if be.symbol is None:
+        return "yes" if be.condition else "no"
+    return "always" if be.condition else "never"
+
+
+def _decided(comparison: Comparison) -> BreakEven:
+    """Every value bound: which side is cheaper, and by how much."""
+    diff = sympy.sympify(comparison.difference)
+    a = sympy.sympify(comparison.value_a)
+    share = f" ({display.percent(100 * abs(diff) / a)} of A)" if a.is_number and a != 0 else ""
+    if diff == 0:
+        note = "every value is bound: A and B cost the same"
+    else:
+        note = (f"every value is bound: {'B' if diff > 0 else 'A'} is cheaper by {display.number(abs(diff))}{share}")
+    condition = sympy.Ge(diff, 0)
+    return BreakEven(metric=comparison.metric, symbol=None, comparison=comparison, expression=diff,
+                     condition=condition, cancelled=(), threshold=None, direction="always" if condition else "never",
+                     solution=None, rule_of_thumb=None, method="closed form", note=note)
+
+
 def _solved_symbol(comparison: Comparison, solve_for) -> sympy.Symbol:
+    if solve_for is None:  # K where the costs depend on it, else their one symbol
+        names = sorted(s.name for s in sympy.sympify(comparison.difference).free_symbols)
+        if "K" in names or len(names) != 1:
+            if "K" not in names:
+                raise ConvcostError(f"give solve_for: the difference depends on {', '.join(names)}, not on K")
+            solve_for = "K"
+        else:
+            solve_for = names[0]
     name = solve_for.name if isinstance(solve_for, sympy.Symbol) else solve_for
     if not isinstance(name, str):
         raise ConvcostError(f"solve_for={solve_for!r}: give a symbol name such as 'K'")

@@ -285,8 +285,14 @@ class Derivation:
         lines = [f"<Derivation of {self.title}"]
         for sec in self.sections:
             lines.append(f"  {sec.metric}:")
-            lines += [f"    {g[-1].lhs} {g[-1].rel} {g[-1].rhs}    [{', '.join(s.kind for s in g)}]"
-                      for g in _groups(sec.steps)]
+            rows = []  # steps that print the same text are one row: a value is not repeated as each step's
+            for step in sec.steps:
+                text = f"{display.formula(step.lhs)} {step.rel} {display.number(step.rhs)}"
+                if rows and rows[-1][0] == text:
+                    rows[-1][1].append(step.kind)
+                else:
+                    rows.append((text, [step.kind]))
+            lines += [f"    {text}    [{', '.join(kinds)}]" for text, kinds in rows]
         return "\n".join(lines) + ">"
 
 

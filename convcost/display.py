@@ -5,7 +5,9 @@ One format everywhere (the CLI, result objects' text, JSON):
 * an integer has thousands separators in text (``8,960``) and is a JSON integer;
 * an exact non-integer number is a float in text and JSON, with the exact rational
   beside it in a field named ``..._exact`` (JSON) or in brackets (text);
-* a formula prints as the glossary writes it (sympy's ``str``: ``C*K**2*O/G + O``);
+* a formula prints as the glossary writes it (sympy's ``str``: ``C*K**2*O/G + O``), nests of ``floor``
+  collapsed into one ``floor`` or ``ceiling`` where that is exact (:func:`readable`), a case split as
+  ``(a if t != 1 else b)``, never as ``Piecewise((a, t != 1), (b, True))``;
 * a condition prints as text, ``C mod G = 0``, never as ``Eq(Mod(C, G), 0)``;
 * a spec prints its bound fields, and names what is still symbolic.
 
@@ -62,18 +64,97 @@ class _TextPrinter(StrPrinter):
     def _print_Not(self, expr):
         return f"not ({self._print(expr.args[0])})"
 
+    def _print_Piecewise(self, expr):
+        pieces = [f"{self._print(e)} if {self._print(c)}" for e, c in expr.args[:-1]]
+        last, cond = expr.args[-1]
+        tail = self._print(last) if cond == sympy.true else f"{self._print(last)} if {self._print(cond)}"
+        return "(" + " else ".join([*pieces, tail]) + ")"
+
 
 _PRINTER = _TextPrinter()
 
 
 def formula(expr) -> str:
-    """A count or formula as text: sympy's ``str``, conditions inside it as words.
+    """A count or formula as text: sympy's ``str`` of :func:`readable`, conditions inside it as words, a case
+    split as ``a if condition else b``.
 
-    >>> from convcost.symbols import C, G, K, O
+    >>> from convcost.symbols import C, G, H, K, O, t
     >>> formula(C * K**2 * O / G + O)
     'C*K**2*O/G + O'
+    >>> formula(64 + sympy.Piecewise((1088 * t, sympy.Ne(t, 1)), (0, True)))
+    '(1088*t if t != 1 else 0) + 64'
+    >>> formula(sympy.Piecewise((1088 * t, sympy.Ne(t, 1)), (0, True)))
+    '1088*t if t != 1 else 0'
+    >>> formula(sympy.floor(sympy.floor(H / 2 - sympy.Rational(1, 2)) / 2) + 1)
+    'ceiling(H/4)'
     """
-    return _PRINTER.doprint(sympy.sympify(expr))
+    text = _PRINTER.doprint(readable(expr))
+    if isinstance(sympy.sympify(expr), sympy.Piecewise) and text.startswith("(") and text.endswith(")"):
+        return text[1:-1]  # a case split alone needs no brackets
+    return text
+
+
+def readable(expr):
+    """``expr`` with its ``floor`` and ``ceiling`` nests written as one, where that is exact: ``floor(floor(u)/n
+    + r)`` is ``floor(u/n + r)`` for a positive integer ``n`` and integer ``n r``, and ``floor(A/d)`` of an
+    integer ``A`` is ``ceiling((A - d + 1)/d)``, taken where it is shorter. Nothing else changes.
+
+    >>> from convcost.symbols import H, W
+    >>> half = sympy.floor(H / 2 - sympy.Rational(1, 2))   # a stride-2 convolution, kernel 7, padding 3
+    >>> readable(half + 1), readable(sympy.floor(sympy.floor(sympy.floor(half / 2) / 2) / 2) + 1)
+    (ceiling(H/2), ceiling(H/16))
+    >>> readable((9408 * half + 9408) * (sympy.floor(W / 2 - sympy.Rational(1, 2)) + 1))
+    9408*ceiling(H/2)*ceiling(W/2)
+    """
+    expr = sympy.sympify(expr)
+    if not isinstance(expr, sympy.Basic) or not expr.has(sympy.floor, sympy.ceiling):
+        return expr
+    expr = expr.replace(lambda x: isinstance(x, sympy.ceiling), _to_floor)
+    expr = expr.replace(lambda x: isinstance(x, sympy.floor), _collapse)
+    return expr.replace(lambda x: isinstance(x, sympy.floor), _shorter)
+
+
+def _fraction(arg):
+    """``(A, d)`` with ``arg = A/d``, ``A`` integer-valued and ``d`` a positive integer; None where it is not."""
+    num, den = sympy.together(arg).as_numer_denom()
+    num = sympy.expand(num)
+    if den.is_Integer and den != 0 and num.is_integer:
+        return (num, den) if den > 0 else (-num, -den)
+    return None
+
+
+def _to_floor(f):
+    found = _fraction(f.args[0])
+    if found is None:
+        return f
+    num, den = found
+    return sympy.floor((num + den - 1) / den)  # ceiling(A/d) = floor((A + d - 1)/d) for an integer A
+
+
+def _collapse(f):
+    inner, rest = [], []
+    for term in sympy.Add.make_args(sympy.expand(f.args[0])):
+        c, g = term.as_coeff_Mul()
+        if isinstance(g, sympy.floor) and c.is_Rational and c > 0 and c.p == 1:
+            inner.append((c.q, g))
+        else:
+            rest.append(term)
+    if len(inner) != 1:
+        return f
+    n, g = inner[0]
+    r = sympy.Add(*rest)
+    if not (n * r).is_integer:
+        return f
+    return sympy.floor(g.args[0] / n + r)  # floor(floor(u)/n + r) = floor(u/n + r): n r is an integer
+
+
+def _shorter(f):
+    found = _fraction(f.args[0])
+    if found is None:
+        return f
+    num, den = found
+    other = sympy.ceiling((num - den + 1) / den)
+    return other if sympy.count_ops(other) < sympy.count_ops(f) else f
 
 
 def condition(cond) -> str:

@@ -41,6 +41,8 @@ def plot_break_even(result, path=None, *, x=None, y=None, ranges: dict | None = 
 
     if path is not None and pathlib.Path(path).suffix.lower() not in FORMATS:
         raise ConvcostError(f"plot path {str(path)!r}: give a file ending in {', '.join(FORMATS)}")
+    if result.symbol is None:
+        raise ConvcostError("nothing to plot: every value is bound, so one side wins everywhere")
     names = [s.name for s in result.variables]
     by_name = {s.name: s for s in result.variables}
     x = x or result.symbol.name

@@ -140,16 +140,16 @@ def _plain(x):
     x = sympy.sympify(x)
     if x.is_Integer:
         return int(x)
-    return str(x)
+    return display.formula(x)
 
 
 def _fmt_int(x) -> str:
     x = sympy.sympify(x)
-    return f"{int(x):,}" if x.is_Integer else str(x)
+    return f"{int(x):,}" if x.is_Integer else display.formula(x)
 
 
 def _shape(shape) -> str:
-    return "[" + ", ".join(str(x) for x in shape) + "]"
+    return "[" + ", ".join(_plain(x) if not isinstance(x, int) else str(x) for x in shape) + "]"
 
 
 class Report:
@@ -408,40 +408,54 @@ class Report:
                            if step else ())))
             if formulas and len(rows) >= 1 and path not in notes:
                 notes[len(body) - 1] = rows[0].formula
+        below = {}  # row -> its symbolic counts too long for a column, each written out on a line under it
+        if _width(head, body) > width:
+            for k, b in enumerate(body):
+                cells = list(b)
+                for i in range(3, len(head)):
+                    if len(cells[i]) > _CELL and not cells[i].replace(",", "").replace(".", "").rstrip("KMGT").isdigit():
+                        below.setdefault(k, []).append(f"{head[i]} = {cells[i]}")
+                        cells[i] = "↓"
+                body[k] = tuple(cells)
         widths = [max(len(head[i]), *(len(b[i]) for b in body)) if body else len(head[i]) for i in range(len(head))]
         spare = sum(widths) + 2 * (len(widths) - 1) - width
-        for i in (2, 1, 0):  # shorten shape, type, then the path column (keeping each path's end)
+        for i, least in ((1, 12), (0, 24), (2, 24), (1, 0), (0, 0), (2, 0)):
+            # shorten the type (its start kept), the path (its end kept), the shape; then each to its heading
             if spare > 0:
-                cut = min(spare, widths[i] - len(head[i]))
+                cut = max(0, min(spare, widths[i] - max(len(head[i]), least)))
                 widths[i] -= cut
                 spare -= cut
 
-        def fit(text, w, left):
+        def fit(text, w, column):
             if len(text) > w:
-                text = ("…" + text[len(text) - w + 1:]) if left else text[: w - 1] + "…"
-            return text.ljust(w) if left else text.rjust(w)
+                text = ("…" + text[len(text) - w + 1:]) if column == 0 else text[: w - 1] + "…"
+            return text.ljust(w) if column < 3 else text.rjust(w)
 
         def line(cols):
-            return "  ".join(fit(c, w, i < 3) for i, (c, w) in enumerate(zip(cols, widths))).rstrip()
+            return "  ".join(fit(c, w, i) for i, (c, w) in enumerate(zip(cols, widths))).rstrip()
 
         rule = "=" * min(width, sum(widths) + 2 * (len(widths) - 1))
         lines = [rule, line(head), rule]
         for i, b in enumerate(body):
             lines.append(line(b))
+            indent = "    " + "  " * b[0].count(".")
+            for text in below.get(i, ()):
+                lines += textwrap.wrap(text, width=width, initial_indent=indent, subsequent_indent=indent + "  ")
             if i in notes and notes[i]:
-                indent = "    " + "  " * b[0].count(".")
                 lines += textwrap.wrap(notes[i], width=width, initial_indent=indent, subsequent_indent=indent + "  ")
-        lines += [rule,
-                  f"Total params: {_with_human(t['params'])}",
-                  f"Total mult-adds (MACs): {_with_human(t['macs'])}"
-                  + ("" if self.exact else "  NOT EXACT: calls that may multiply-accumulate were not counted"),
-                  f"Other ops: bias {_fmt_int(t['bias_ops'])}, norm {_fmt_int(t['norm_ops'])}, "
-                  f"activation {_fmt_int(t['act_ops'])}, pool {_fmt_int(t['pool_ops'])}, "
-                  f"element-wise {_fmt_int(t['elementwise_ops'])}",
-                  f"Activation elements: {_fmt_int(t['activation_elements'])}; "
-                  f"memory access: {_fmt_int(t['memory_access'])} elements",
-                  f"Input shape: {', '.join(_shape(s) for s in self.input_shapes)}; traced with {self.traced_with}",
-                  rule]
+        summary = [f"Total params: {_with_human(t['params'])}",
+                   f"Total mult-adds (MACs): {_with_human(t['macs'])}"
+                   + ("" if self.exact else "  NOT EXACT: calls that may multiply-accumulate were not counted"),
+                   f"Other ops: bias {_fmt_int(t['bias_ops'])}, norm {_fmt_int(t['norm_ops'])}, "
+                   f"activation {_fmt_int(t['act_ops'])}, pool {_fmt_int(t['pool_ops'])}, "
+                   f"element-wise {_fmt_int(t['elementwise_ops'])}",
+                   f"Activation elements: {_fmt_int(t['activation_elements'])}; "
+                   f"memory access: {_fmt_int(t['memory_access'])} elements",
+                   f"Input shape: {', '.join(_shape(s) for s in self.input_shapes)}; traced with {self.traced_with}"]
+        lines.append(rule)
+        for text in summary:  # a symbolic total is long: wrapped within the width, as every line
+            lines += textwrap.wrap(text, width=width, subsequent_indent="    ", break_on_hyphens=False)
+        lines.append(rule)
         for line in self._footer(markdown=False):  # every line within the width, as the table's
             lead = " " * (len(line) - len(line.lstrip()))
             lines += textwrap.wrap(line, width=width, subsequent_indent=lead + "    ", break_on_hyphens=False) or [""]
@@ -507,10 +521,20 @@ class Report:
                 f"params={t['params']}, macs={t['macs']}{'' if self.complete else ', INCOMPLETE'}>")
 
 
+#: the widest symbolic count a table column holds; a longer one is written out under its row
+_CELL = 24
+
+
+def _width(head, body) -> int:
+    return sum(max(len(head[i]), *(len(b[i]) for b in body)) if body else len(head[i])
+               for i in range(len(head))) + 2 * (len(head) - 1)
+
+
 def _with_human(x) -> str:
     """An exact count, and in brackets its K/M/G form where that says something shorter."""
     exact, short = _fmt_int(x), _human(x)
-    return exact if short == exact or short == str(sympy.sympify(x)) else f"{exact} ({short})"
+    return exact if short == exact or short == str(sympy.sympify(x)) or not sympy.sympify(x).is_Integer \
+        else f"{exact} ({short})"
 
 
 def _md(text: str) -> str:
@@ -532,7 +556,7 @@ def _human(x) -> str:
     """A count in K/M/G/T (powers of 1000), three significant digits; symbolic counts as they are."""
     x = sympy.sympify(x)
     if not x.is_Integer:
-        return str(x)
+        return display.formula(x)
     n = int(x)
     for unit, size in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("K", 10**3)):
         if abs(n) >= size:

@@ -140,7 +140,7 @@ def test_conflicting_specs_and_bad_points(seed004):
         seed004.region(K=3, C=4, O=4, zeta=1)
 
 
-@pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".svg", b"<?xml")])
+@pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".svg", b"<?xml"), (".pdf", b"%PDF")])
 def test_plot_files(seed004, tmp_path, suffix, magic):
     from convcost.plot import plot_break_even
 
@@ -148,8 +148,8 @@ def test_plot_files(seed004, tmp_path, suffix, magic):
     fig = plot_break_even(seed004, path, y="C", O=64, ranges={"K": (1, 9), "C": (1, 64)})
     assert path.read_bytes().startswith(magic)
     assert fig.axes[0].get_xlabel() == "K" and "O=64" in fig.axes[0].get_title()
-    with pytest.raises(ConvcostError, match="ending in .png or .svg"):
-        plot_break_even(seed004, tmp_path / "where.pdf")
+    with pytest.raises(ConvcostError, match="ending in .png, .svg, .pdf"):
+        plot_break_even(seed004, tmp_path / "where.jpg")
     with pytest.raises(ConvcostError, match="cannot plot along H"):
         plot_break_even(seed004, y="H")
 

@@ -56,7 +56,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("breakeven", help="the exact condition under which B costs no more than A")
     _common(p, METRIC_NAMES)
-    p.add_argument("--solve-for", default="K", metavar="SYMBOL", help="the symbol to solve for (default K)")
+    p.add_argument("--solve-for", default=None, metavar="SYMBOL",
+                   help="the symbol to solve for (default: K, or the one symbol the costs depend on)")
     p.add_argument("--plot", metavar="FILE", help="save where each wins as FILE.png, FILE.svg or FILE.pdf")
     p.add_argument("--y", metavar="SYMBOL", help="the plot's y axis (default: the first other symbol)")
     p.add_argument("--range", action="append", default=[], metavar="NAME=LOW:HIGH",
