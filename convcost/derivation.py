@@ -115,7 +115,7 @@ def tex(expr, names: dict | None = None) -> str:
     >>> tex(C * K**2 * O)
     'C \\\\cdot K^{2} \\\\cdot O'
     """
-    return _Printer(names).doprint(sympy.sympify(expr))
+    return _Printer(names).doprint(display.readable(expr))  # floor nests as one, as in text
 
 
 class _Printer(LatexPrinter):
@@ -248,15 +248,29 @@ class Derivation:
         return "\n".join(out).rstrip() + "\n"
 
     def document(self) -> str:
-        """A standalone LaTeX document (article, amsmath) that compiles with pdflatex."""
+        """A standalone LaTeX document (article, amsmath, graphicx, geometry: all in texlive-latex-base) that
+        compiles with pdflatex and fits the page: each step's label is a line of text above it, a long sum is
+        broken over lines, and an equation still wider than the text is scaled to its width."""
+        body = []
+        for sec in self.sections:
+            body.append(r"\subsection*{%s: %s}" % (_text(sec.metric), _text(sec.heading)))
+            for group in _groups(sec.steps):
+                body.append(r"\noindent\textit{%s}" % _text("; ".join(s.label() for s in group)))
+                body.append(r"\fitmath{%s}" % _lines(group[-1]))
         return "\n".join(
             [
                 r"\documentclass[10pt]{article}",
+                r"\usepackage[margin=2cm]{geometry}",
                 r"\usepackage{amsmath}",
-                r"\allowdisplaybreaks",
+                r"\usepackage{graphicx}",
+                # an equation wider than the text is scaled down to it, never run off the page
+                r"\newcommand{\fitmath}[1]{\par\smallskip\noindent\hfill\sbox0{$\displaystyle #1$}%",
+                r"  \ifdim\wd0>\linewidth\resizebox{\linewidth}{!}{\usebox0}\else\usebox0\fi\hfill\null\par\smallskip}",
+                r"\setlength{\parindent}{0pt}",
                 r"\begin{document}",
+                r"\raggedright",
                 r"\section*{%s}" % _text(self.title),
-                self.latex(),
+                *body,
                 r"\end{document}",
                 "",
             ]
@@ -314,6 +328,30 @@ def _row(group) -> str:
     step = group[-1]
     label = "; ".join(s.label() for s in group)
     return f"{tex(step.lhs)} &{_RELATION_TEX[step.rel]} {step.rhs_tex()} && \\text{{{_text(label)}}}"
+
+
+#: about how many characters of LaTeX source fill one line of a document's equation
+_LINE = 110
+
+
+def _lines(step) -> str:
+    """A step as display math for a document: a long sum on its right side broken after a ``+`` into lines
+    of about :data:`_LINE` characters of source (an ``aligned`` block)."""
+    lhs = f"{tex(step.lhs)} {_RELATION_TEX[step.rel]} "
+    rhs = sympy.sympify(step.rhs)
+    if step.shown is not None or not isinstance(rhs, sympy.Add) or len(step.rhs_tex()) <= _LINE:
+        return lhs + step.rhs_tex()
+    lines, line = [], []
+    for term in sympy.Add.make_args(rhs):
+        if line and sum(len(x) for x in line) + len(tex(term)) > _LINE:
+            lines.append(line)
+            line = []
+        line.append(tex(term))
+    lines.append(line)
+    joined = [" + ".join(terms).replace("+ -", "- ") for terms in lines]
+    rows = [f"{lhs.replace(' ' + _RELATION_TEX[step.rel] + ' ', ' &' + _RELATION_TEX[step.rel] + ' ')}{joined[0]}"]
+    rows += [rf"&\quad + {j}" if not j.startswith("-") else rf"&\quad {j}" for j in joined[1:]]
+    return r"\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}"
 
 
 def _md(s: str) -> str:

@@ -223,3 +223,61 @@ def test_numpy_integers_inside_the_tuple_are_ints():
 
     assert Reduce(dims=(np.int64(1),)).cost((1, 3, 4, 4)).output_shape == (1, 4, 4)
     assert Permute(dims=[0, np.int32(2), 3, 1]).cost((1, 3, 4, 5)).output_shape == (1, 4, 5, 3)
+
+
+@pytest.mark.parametrize("argv", [["SeparableConv", "C=64", "O=128", "K=3"], ["InvertedResidual"],
+                                  ["InvertedResidual", "C=32", "O=32"]])
+def test_the_latex_document_fits_the_page(tmp_path, capsys, argv):
+    import shutil
+    import subprocess
+
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex is not installed (Debian: apt-get install texlive-latex-base)")
+    assert main(["derive", *argv, "--format", "tex", "--document"]) == 0
+    (tmp_path / "d.tex").write_text(capsys.readouterr().out)
+    run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "d.tex"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-2000:]
+    log = (tmp_path / "d.log").read_text(errors="replace")
+    assert "Overfull \\hbox" not in log, [line for line in log.splitlines() if "Overfull" in line]
+
+
+def test_no_raw_sympy_in_the_cli(capsys):
+    status, out, _ = _run(capsys, "cost", "InvertedResidual", "C=32", "O=32")
+    assert status == 0 and "Piecewise" not in out and "(1088*t if t != 1 else 0)" in out
+    # the oracle: 1x1 expansion 32 -> 32t without bias, and its batch norm (2 x 32t), present only when t != 1
+    assert 32 * 32 + 2 * 32 == 1088
+
+
+def test_derivation_repr_shows_each_value_once():
+    from convcost import StandardConv, cost
+    from convcost.derivation import derive
+
+    text = repr(derive(cost(StandardConv, C=64, O=128, K=3, H=8, W=8), ("params",)))
+    assert text.count("73,856") == 1 and "[substitution, result]" in text
+    assert 64 * 128 * 9 + 128 == 73856
+
+
+def test_a_symbolic_profile_reads_as_one_ceiling_and_fits_the_width():
+    torch = pytest.importorskip("torch")
+    import sympy
+
+    from convcost.symbols import H, W
+    from convcost.torch import profile
+
+    nn = torch.nn
+    net = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.MaxPool2d(3, 2, 1),
+                        nn.Conv2d(64, 128, 3, 2, 1, bias=False), nn.Conv2d(128, 256, 3, 2, 1, bias=False),
+                        nn.Conv2d(256, 512, 3, 2, 1, bias=False))
+    report = profile(net, (1, 3, H, W))
+    table = report.table()
+    assert "floor(floor" not in table and "ceiling(H/32)" in table and "Piecewise" not in table
+    assert max(map(len, table.splitlines())) <= 120
+    assert table.count("Total mult-adds") == 1 and "…v2d" not in table
+    # the readable form is the same number as the exact one at every size (the oracle: concrete profiles)
+    total = report.total["macs"]
+    for h, w in ((32, 32), (33, 47), (224, 225)):
+        concrete = profile(net, (1, 3, h, w)).total["macs"]
+        assert sympy.sympify(total).subs({H: h, W: w}) == concrete
+        from convcost.display import readable
+        assert readable(total).subs({H: h, W: w}) == concrete
