@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import sys
+
 import sympy
 
 from convcost.extras import need
@@ -937,11 +939,24 @@ def assert_matches_torch(spec_or_class, input_shape=None, /, parts: bool = True,
     ``N, H, W`` give its input). With ``parts``, every named part that is a
     submodule of the built module is checked too, on the input convcost says
     it receives. Returns PyTorch's measurement of the whole layer.
+
+    ``spec_or_class`` may also be your own ``torch.nn.Module``: then convcost's reading of it
+    (:func:`convcost.torch.profile` on ``input_shape``) is checked against PyTorch's own counts
+    (``numel`` and ``FlopCounterMode`` on meta tensors):
+
+    >>> import torch.nn as nn
+    >>> assert_matches_torch(nn.Sequential(nn.Conv2d(16, 32, 3), nn.ReLU()), (1, 16, 32, 32)).macs
+    4147200
     """
+    if _is_torch_module(spec_or_class):
+        return _module_matches_torch(spec_or_class, input_shape, fields)
     from convcost.torch import measure, to_torch
 
     if isinstance(spec_or_class, type):
         layer = spec_or_class(**fields)
+    elif not isinstance(spec_or_class, Layer):
+        raise ConvcostError(f"assert_matches_torch: {spec_or_class!r} is neither a convcost layer or class nor a "
+                            "torch.nn.Module; give one of them (a module with its input shape)")
     elif fields:
         raise ConvcostError(f"assert_matches_torch: fields {', '.join(fields)} need a class, got the layer {spec_or_class!r}")
     else:
@@ -955,6 +970,35 @@ def assert_matches_torch(spec_or_class, input_shape=None, /, parts: bool = True,
         problems += _compare_parts(predicted, module, "")
     if problems:
         raise AssertionError(f"{layer!r} on input {shape}: convcost and PyTorch disagree:\n  " + "\n  ".join(problems))
+    return measured
+
+
+def _is_torch_module(x) -> bool:
+    torch = sys.modules.get("torch")  # a module of the user's means torch is imported: never import it here
+    return torch is not None and isinstance(x, torch.nn.Module)
+
+
+def _module_matches_torch(module, input_shape, fields):
+    """A user's module: convcost's reading of it (its report's totals and last output) against PyTorch's."""
+    from convcost.torch import measure, profile
+
+    if fields:
+        raise ConvcostError(f"assert_matches_torch: fields {', '.join(fields)} build a convcost class; a torch module "
+                            "is checked as it is, on an input shape")
+    if input_shape is None:
+        raise ConvcostError(f"assert_matches_torch: give the input shape of {type(module).__name__}, e.g. "
+                            "assert_matches_torch(module, (1, 3, 32, 32))")
+    report = profile(module, input_shape)
+    if not report.exact:
+        raise AssertionError(f"{type(module).__name__} on input {input_shape}: convcost cannot count "
+                             + ", ".join(u.op for u in report.unsupported if u.macs))
+    measured = measure(module, input_shape)
+    ours = {"params": _number(report.total["params"]), "macs": _number(report.total["macs"])}
+    theirs = {"params": measured.params, "macs": measured.macs}
+    problems = [f"total: {key} convcost={ours[key]} pytorch={theirs[key]}" for key in ours if ours[key] != theirs[key]]
+    if problems:
+        raise AssertionError(f"{type(module).__name__} on input {input_shape}: convcost and PyTorch disagree:\n  "
+                             + "\n  ".join(problems))
     return measured
 
 

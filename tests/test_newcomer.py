@@ -281,3 +281,25 @@ def test_a_symbolic_profile_reads_as_one_ceiling_and_fits_the_width():
         assert sympy.sympify(total).subs({H: h, W: w}) == concrete
         from convcost.display import readable
         assert readable(total).subs({H: h, W: w}) == concrete
+
+
+def test_assert_matches_torch_on_a_users_own_module():
+    torch = pytest.importorskip("torch")
+    from convcost.testing import assert_matches_torch
+
+    class MyBlock(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dw = torch.nn.Conv2d(16, 16, 3, padding=1, groups=16)
+            self.pw = torch.nn.Conv2d(16, 32, 1)
+
+        def forward(self, x):
+            return torch.relu(self.pw(self.dw(x)))
+
+    measured = assert_matches_torch(MyBlock(), (1, 16, 32, 32))
+    assert measured.macs == 32 * 32 * (16 * 9 + 16 * 32)  # per position: depthwise 16 x 9, pointwise 16 x 32
+    assert assert_matches_torch(torch.nn.Conv2d(3, 8, 3), (1, 3, 8, 8)).params == 8 * 3 * 9 + 8
+    with pytest.raises(ConvcostError, match="give the input shape"):
+        assert_matches_torch(MyBlock())
+    with pytest.raises(ConvcostError, match="neither a convcost layer"):
+        assert_matches_torch("Conv2d")
