@@ -283,6 +283,10 @@ class BreakEven:
     def __repr__(self) -> str:
         return f"<BreakEven {self}>"
 
+    def _repr_html_(self) -> str:
+        """The result as an HTML table, for Jupyter (the text's lines)."""
+        return display.html_lines(str(self))
+
     def _repr_latex_(self) -> str:
         """The condition, the threshold and the rule of thumb as an aligned block, for Jupyter.
 

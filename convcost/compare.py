@@ -149,6 +149,10 @@ class Comparison:
     def __repr__(self) -> str:
         return f"<Comparison of {self}>"
 
+    def _repr_html_(self) -> str:
+        """The comparison as an HTML table, for Jupyter (the text's lines, numbers right-aligned)."""
+        return display.html_lines(str(self))
+
     def _repr_latex_(self) -> str:
         """The comparison as an aligned block, for Jupyter."""
         head = display.latex_text(f"{self.metric}: A = {display.spec(self.A.spec)}, B = {display.spec(self.B.spec)}")

@@ -265,6 +265,27 @@ def size(value) -> str:
     return f"{n:,} bytes"
 
 
+def html_lines(text: str) -> str:
+    """A result's text as an HTML table for Jupyter: ``name = value`` lines as two cells (the value right-aligned),
+    the first line as the heading, any other line across both cells.
+
+    >>> html_lines("params: A vs B\\n  A       = 73,856\\n  valid when H >= 3")
+    "<table><tr><th colspan='2' style='text-align:left'>params: A vs B</th></tr><tr><td style='text-align:left'>A</td><td style='text-align:right'>73,856</td></tr><tr><td colspan='2' style='text-align:left'>valid when H &gt;= 3</td></tr></table>"
+    """
+    import html
+
+    lines = text.splitlines()
+    rows = [f"<tr><th colspan='2' style='text-align:left'>{html.escape(lines[0])}</th></tr>"] if lines else []
+    for line in lines[1:]:
+        name, sep, value = line.strip().partition(" = ")
+        if sep and name.strip().replace("/", "").replace(" ", "").isalnum() and len(name.strip()) <= 12:
+            rows.append(f"<tr><td style='text-align:left'>{html.escape(name.strip())}</td>"
+                        f"<td style='text-align:right'>{html.escape(value.strip())}</td></tr>")
+        else:
+            rows.append(f"<tr><td colspan='2' style='text-align:left'>{html.escape(line.strip())}</td></tr>")
+    return "<table>" + "".join(rows) + "</table>"
+
+
 def seconds(value: float) -> str:
     """A time in human units: ns, µs, ms or s, three significant digits."""
     if value != value or value in (float("inf"), float("-inf")):

@@ -462,19 +462,41 @@ class Report:
         return "\n".join(lines) + "\n"
 
     def _repr_html_(self) -> str:
-        """The module tree (every level) as an HTML table, for Jupyter."""
+        """The module tree (every level) as an HTML table, for Jupyter: the table's columns, numbers right-aligned,
+        symbolic counts as code."""
         import html
 
         t = self.total
-        cells = ["<tr><th>Module</th><th>Type</th><th>Params</th><th>MACs</th><th>% MACs</th><th>Other ops</th></tr>"]
+        step = self.training is not None
+        leaves = {}
+        for r in self.rows:
+            leaves.setdefault(r.node, []).append(r)
+        head = ["Module", "Type", "Output shape", "Params", "MACs", "% MACs", "Other ops",
+                *(("Backward MACs", "Saved") if step else ())]
+        right = "style='text-align:right'"
+
+        def cell(text, tag="td"):
+            shown = html.escape(text)
+            if text and not text.replace(",", "").replace(".", "").replace("%", "").rstrip("KMGT").isdigit():
+                shown = f"<code>{shown}</code>"  # a formula
+            return f"<{tag} {right}>{shown}</{tag}>"
+
+        cells = ["<tr>" + "".join(f"<th{' ' + right if i > 2 else ''}>{h}</th>" for i, h in enumerate(head)) + "</tr>"]
         for path, counts in self.by_module().items():
             pad = 1.2 * path.count(".")
+            rows = leaves.get(path, [])
+            shape = _shape(rows[-1].output_shape) if len(rows) == 1 else (f"x{len(rows)} calls" if rows else "")
+            numbers = [_human(counts["params"]), _human(counts["macs"]), _percent(counts["macs"], t["macs"]),
+                       _human(_other(counts)),
+                       *((_human(counts.get("backward_macs", 0)), _human(counts.get("saved_elements", 0)))
+                         if step else ())]
             cells.append(f"<tr><td style='text-align:left;padding-left:{pad}em'><code>{html.escape(path)}</code></td>"
-                         f"<td>{html.escape(self.modules.get(path, ''))}</td><td>{_human(counts['params'])}</td>"
-                         f"<td>{_human(counts['macs'])}</td><td>{_percent(counts['macs'], t['macs'])}</td>"
-                         f"<td>{_human(_other(counts))}</td></tr>")
-        cells.append(f"<tr><th>total</th><th></th><th>{_fmt_int(t['params'])}</th><th>{_fmt_int(t['macs'])}</th>"
-                     f"<th>100%</th><th>{_fmt_int(_other(t))}</th></tr>")
+                         f"<td style='text-align:left'>{html.escape(self.modules.get(path, ''))}</td>"
+                         f"<td style='text-align:left'>{html.escape(shape)}</td>" + "".join(map(cell, numbers)) + "</tr>")
+        totals = [_fmt_int(t["params"]), _fmt_int(t["macs"]), "100%", _fmt_int(_other(t)),
+                  *((_fmt_int(t["backward_macs"]), _fmt_int(t["saved_elements"])) if step else ())]
+        cells.append("<tr><th style='text-align:left'>total</th><th></th><th></th>"
+                     + "".join(cell(x, "th") for x in totals) + "</tr>")
         foot = "".join(f"<p>{html.escape(line)}</p>" for line in self._footer(markdown=False))
         return f"<table>{''.join(cells)}</table>{foot}"
 

@@ -55,10 +55,27 @@ def _check(args) -> None:
 def _list(args) -> int:
     from convcost.catalog import VARIANTS
 
+    import shutil
+    import textwrap
+
     width = max(map(len, VARIANTS))
-    for name, cls in VARIANTS.items():
-        print(f"{name:<{width}}  {cls.__doc__.strip().splitlines()[0]}")
+    columns = max(60, min(shutil.get_terminal_size((100, 24)).columns, 120))
+    for name, cls in VARIANTS.items():  # each description whole, wrapped under itself
+        print(textwrap.fill(summary(cls.__doc__), width=columns, initial_indent=f"{name:<{width}}  ",
+                            subsequent_indent=" " * (width + 2), break_on_hyphens=False))
     return 0
+
+
+def summary(doc: str) -> str:
+    """The first sentence of a docstring, whole (joined over the lines it spans), its markup dropped.
+
+    >>> summary("A KxK convolution\n    from C to O channels (``nn.Conv2d``). More here.")
+    'A KxK convolution from C to O channels (nn.Conv2d).'
+    """
+    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    end = next((i + 1 for i, ch in enumerate(paragraph)
+                if ch == "." and (i + 1 == len(paragraph) or paragraph[i + 1] == " ")), len(paragraph))
+    return paragraph[:end].replace("``", "")
 
 
 def _cost(args) -> int:

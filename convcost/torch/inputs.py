@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 
 import sympy
 import torch
@@ -87,8 +88,14 @@ def model_inputs(model, inputs, kwargs=None, where="profile") -> Inputs:
     dtype = next((t.dtype for t in model.parameters() if t.is_floating_point()), torch.get_default_dtype())
     if _is_one(inputs):
         positional = (_one(inputs, dtype, where),)
+    elif isinstance(inputs, (tuple, list)) and inputs and all(isinstance(x, numbers.Number) for x in inputs):
+        as_shape(tuple(inputs), where)  # one shape with a size that is not one (1, 3, 32.5, 32): say which
+        raise ConvcostError(f"{where}: {inputs!r} is not a shape of sizes")  # (as_shape refuses first)
     elif isinstance(inputs, (tuple, list)) and inputs:
         positional = tuple(_one(x, dtype, where) for x in inputs)
+    elif isinstance(inputs, dict):
+        raise ConvcostError(f"{where}: inputs by name go in kwargs=, e.g. {where}(model, first_input, "
+                            f"kwargs={inputs!r}): the positional inputs first, then the named ones")
     else:
         raise ConvcostError(f"{where}: give the input as a shape, a tensor, or a tuple or list of them; got {inputs!r}")
     if kwargs is not None and not isinstance(kwargs, dict):
