@@ -69,7 +69,7 @@ def _list(args) -> int:
 def summary(doc: str) -> str:
     """The first sentence of a docstring, whole (joined over the lines it spans), its markup dropped.
 
-    >>> summary("A KxK convolution\n    from C to O channels (``nn.Conv2d``). More here.")
+    >>> summary("A KxK convolution\\n    from C to O channels (``nn.Conv2d``). More here.")
     'A KxK convolution from C to O channels (nn.Conv2d).'
     """
     paragraph = " ".join(doc.strip().split("\n\n")[0].split())
