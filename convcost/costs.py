@@ -381,12 +381,12 @@ class Cost:
 
     # -- display ------------------------------------------------------------
     def __repr__(self) -> str:
-        shape = "(" + ", ".join(map(str, self.output_shape)) + ")"
+        shape = "(" + ", ".join(map(display.formula, self.output_shape)) + ")"
         lines = [f"<Cost of {display.spec(self.spec)}" if self.spec is not None else "<Cost", f"  output_shape = {shape}"]
         for m in METRICS:
             value = getattr(self, m)
             if (value != 0 and m not in TRAINING_METRICS) or m in ("params", "macs"):
-                lines.append(f"  {m} = {value}")
+                lines.append(f"  {m} = {display.number(value)}")  # one number format: the CLI's
         if self.conditions:
             lines.append("  valid when " + " and ".join(map(display.condition, self.conditions)))
         return "\n".join(lines) + ">"

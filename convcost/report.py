@@ -540,7 +540,7 @@ class Report:
     def __repr__(self):
         t = self.total
         return (f"<Report of {self.model} on {_shape(self.input_shape)}: {len(self.rows)} rows, "
-                f"params={t['params']}, macs={t['macs']}{'' if self.complete else ', INCOMPLETE'}>")
+                f"params={_fmt_int(t['params'])}, macs={_fmt_int(t['macs'])}{'' if self.complete else ', INCOMPLETE'}>")
 
 
 #: the widest symbolic count a table column holds; a longer one is written out under its row

@@ -102,7 +102,7 @@ def test_several_inputs(models, capsys):
 
 @pytest.mark.parametrize("argv, words", [
     (["--training", "--optimizer", "adm"], "did you mean 'adam'?"),
-    (["--training", "--dtype", "fp8"], "--dtype 'fp8' is not known"),
+    (["--training", "--dtype", "fp8"], "unknown dtype 'fp8' for --dtype"),
     (["--dtype", "fp16"], "add --training"),
     (["--optimizer", "sgd"], "add --training"),
     (["--memory", "1GiB"], "--memory needs --training"),
@@ -303,3 +303,29 @@ def test_assert_matches_torch_on_a_users_own_module():
         assert_matches_torch(MyBlock())
     with pytest.raises(ConvcostError, match="neither a convcost layer"):
         assert_matches_torch("Conv2d")
+
+
+def test_units_and_separators_everywhere(capsys):
+    from convcost import SeparableConv, cost
+
+    status, out, _ = _run(capsys, "cost", "StandardConv", "C=3", "O=8", "K=3", "H=6", "W=6", "--training")
+    assert status == 0
+    assert "memory_access       = 460 elements" in out and "bytes (" in out
+    text = repr(cost(SeparableConv, C=64, O=128, K=3, H=56, W=56))
+    assert "params = 8,960" in text and "macs = 25,567,488" in text
+
+
+def test_breakeven_answers_where_it_can(capsys):
+    from convcost import SeparableConv, StandardConv
+    from convcost.breakeven import break_even
+
+    be = break_even(StandardConv, SeparableConv, metric="params", C=64, O=128, K=3)
+    # oracle: 73,856 - 8,960 by hand
+    assert 64 * 128 * 9 + 128 - (64 * 9 + 64 + 64 * 128 + 128) == 64896
+    assert "B is cheaper by 64,896" in str(be) and "when True" not in str(be)
+    one_left = break_even(StandardConv, SeparableConv, metric="params", C=64, K=3)  # only O is free
+    assert one_left.symbol.name == "O"
+    status, out, _ = _run(capsys, "breakeven", "StandardConv", "SeparableConv", "C=64", "O=128", "K=3",
+                          "--metric", "params", "--json")
+    assert status == 0 and "cheaper by 64,896" in json.loads(out)["note"]
+    assert "<table>" in be._repr_html_()

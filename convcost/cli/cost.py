@@ -48,6 +48,11 @@ def register(sub) -> None:
     p.set_defaults(handler=_tour)
 
 
+#: what a count counts, where it is not operations: said beside the number
+_UNITS = {"activation_elements": " elements", "memory_access": " elements", "saved_elements": " elements",
+          "saved_indices": " indices"}
+
+
 def _check(args) -> None:
     options.training(args)
 
@@ -107,7 +112,8 @@ def _cost(args) -> int:
     for m in (*shown[:2], "flops", *shown[2:], *extra):
         value = extra[m] if m in extra else getattr(c, m)
         if value != 0 or m in ("params", "macs", "flops", *extra):
-            print(f"  {m:<19} = {display.number(value)}")
+            shown = display.size(value) if m in extra else display.number(value) + _UNITS.get(m, "")
+            print(f"  {m:<19} = {shown}")
     for cond in c.conditions:
         print(f"  valid when {display.condition(cond)}")
     return 0

@@ -9,7 +9,7 @@ option that would be ignored (``--dtype`` without ``--training``) is refused rat
 >>> training(args)
 Traceback (most recent call last):
 ...
-convcost.errors.ConvcostError: --optimizer 'adm' is not known (did you mean 'adam'?); known: sgd, momentum, adam, adamw
+convcost.errors.ConvcostError: unknown optimizer 'adm' for --optimizer (did you mean 'adam'?); known: sgd, momentum, adam, adamw
 >>> args = argparse.Namespace(training=True, optimizer=None, dtype="fp16")
 >>> training(args); args.optimizer, args.dtype
 ('adam', 'float16')
@@ -56,7 +56,7 @@ def training(args) -> None:
         if name == "dtype":
             given = args.dtype = DTYPE_ALIASES.get(given.lower(), given.lower())
         if given not in known:
-            raise ConvcostError(f"--{name} {given!r} is not known{suggestion(given, known)}; "
+            raise ConvcostError(f"unknown {name} {given!r} for --{name}{suggestion(given, known)}; "
                                 f"known: {', '.join(known)}")
     for flag in ("first", "frozen"):
         if getattr(args, flag, False) and not args.training:
