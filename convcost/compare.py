@@ -159,7 +159,7 @@ class Comparison:
         rows = [rf"&\text{{{head}}}"]
         for label, value in ((r"A", self.value_a), (r"B", self.value_b), (r"B / A", self.ratio),
                              (r"A - B", self.difference), (r"\text{savings}", self.savings)):
-            rows.append(rf"{label} &= {sympy.latex(value)}" + (r" \,\%" if label == r"\text{savings}" else ""))
+            rows.append(rf"{label} &= {display.latex(value)}" + (r" \,\%" if label == r"\text{savings}" else ""))
         rows += [rf"&\text{{valid when }} {sympy.latex(c)}" for c in self.conditions]
         return r"$\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}$"
 

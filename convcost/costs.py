@@ -392,11 +392,11 @@ class Cost:
         return "\n".join(lines) + ">"
 
     def _repr_latex_(self) -> str:
-        rows = [r"\text{output} &= (" + ", ".join(sympy.latex(x) for x in self.output_shape) + ")"]
+        rows = [r"\text{output} &= (" + ", ".join(display.latex(x) for x in self.output_shape) + ")"]
         for m in METRICS:
             value = getattr(self, m)
             if (value != 0 and m not in TRAINING_METRICS) or m in ("params", "macs"):
-                rows.append(r"\text{%s} &= %s" % (m.replace("_", r"\_"), sympy.latex(value)))
+                rows.append(r"\text{%s} &= %s" % (m.replace("_", r"\_"), display.latex(value)))
         return r"$\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}$"
 
     def _repr_html_(self) -> str:

@@ -94,6 +94,16 @@ def formula(expr) -> str:
     return text
 
 
+def latex(expr) -> str:
+    """LaTeX of a count or condition for Jupyter: sympy's, of :func:`readable` (floor nests as one).
+
+    >>> from convcost.symbols import H
+    >>> print(latex(sympy.floor(sympy.floor(H / 2 - sympy.Rational(1, 2)) / 2) + 1))
+    \\left\\lceil{\\frac{H}{4}}\\right\\rceil
+    """
+    return sympy.latex(readable(expr))
+
+
 def readable(expr):
     """``expr`` with its ``floor`` and ``ceiling`` nests written as one, where that is exact: ``floor(floor(u)/n
     + r)`` is ``floor(u/n + r)`` for a positive integer ``n`` and integer ``n r``, and ``floor(A/d)`` of an
