@@ -329,3 +329,22 @@ def test_breakeven_answers_where_it_can(capsys):
                           "--metric", "params", "--json")
     assert status == 0 and "cheaper by 64,896" in json.loads(out)["note"]
     assert "<table>" in be._repr_html_()
+
+
+@pytest.mark.parametrize("argv, words", [(["--format", "mdd"], "did you mean 'md'?"),
+                                         (["--metric", "mac"], "did you mean 'macs'?"),
+                                         (["--format", "md", "--document"], "--format tex")])
+def test_derive_options_are_checked_first(capsys, argv, words):
+    status, out, err = _run(capsys, "derive", "StandardConv", *argv)
+    assert status == 2 and out == "" and words in err
+
+
+def test_list_prints_whole_sentences(capsys):
+    status, out, _ = _run(capsys, "list")
+    assert status == 0
+    entries = " ".join(out.split())
+    from convcost.catalog import VARIANTS
+    from convcost.cli.cost import summary
+
+    for cls in VARIANTS.values():
+        assert summary(cls.__doc__).endswith((".", ")")) and summary(cls.__doc__) in entries

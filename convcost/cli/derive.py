@@ -32,7 +32,23 @@ def register(sub) -> None:
     p.add_argument("--metric", action="append", help="metric to derive (repeatable); default: params and macs")
     p.add_argument("--all", action="store_true", help="the general form of every variant")
     options.symbol_option(p)
-    p.set_defaults(handler=_derive)
+    p.set_defaults(handler=_derive, check=_check)
+
+
+def _check(args) -> None:
+    """The format and the metrics, before any derivation."""
+    from convcost.costs import METRIC_NAMES
+    from convcost.derivation import FORMATS
+
+    if args.format not in FORMATS:
+        raise ConvcostError(f"--format {args.format!r} is not known{options.suggestion(args.format, FORMATS)}; "
+                            f"known: {', '.join(FORMATS)}")
+    if args.document and args.format != "tex":
+        raise ConvcostError("--document makes a LaTeX file; use it with --format tex")
+    for metric in args.metric or ():
+        if metric not in METRIC_NAMES:
+            raise ConvcostError(f"--metric {metric!r} is not known{options.suggestion(metric, METRIC_NAMES)}; "
+                                f"known: {', '.join(METRIC_NAMES)}")
 
 
 def _derive(args) -> int:
