@@ -369,17 +369,16 @@ class Report:
     def to_markdown(self) -> str:
         """A Markdown table of the rows and totals, then the unsupported operations."""
         step = STEP_COLUMNS if self.training is not None else ()
-        head = ["path", "op", "output shape", "params", "MACs", "other ops", *(("backward MACs", "saved") if step else ()),
-                "formula"]
+        head = ["path", "op", "output shape", "params", "MACs", "other ops",
+                *(("backward MACs", "saved") if step else ()), "formula"]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|---|---|" + "--:|" * (len(head) - 4) + "---|"]
         for r in self.rows:
             counts = [r.counts["params"], r.counts["macs"], _other(r.counts), *(r.counts.get(m, 0) for m in step)]
             lines.append("| " + " | ".join([f"`{r.path}`", r.op, _shape(r.output_shape),
                                             *(_md(_fmt_int(x)) for x in counts), _md(r.formula)]) + " |")
         t = self.total
-        lines.append("| **total** | | | " + " | ".join(f"**{_md(_fmt_int(x))}**"
-                                                      for x in (t["params"], t["macs"], _other(t), *(t[m] for m in step)))
-                     + " | |")
+        totals = (t["params"], t["macs"], _other(t), *(t[m] for m in step))
+        lines.append("| **total** | | | " + " | ".join(f"**{_md(_fmt_int(x))}**" for x in totals) + " | |")
         lines += [""] + self._footer(markdown=True)
         return "\n".join(lines).rstrip() + "\n"
 
@@ -413,7 +412,7 @@ class Report:
             for k, b in enumerate(body):
                 cells = list(b)
                 for i in range(3, len(head)):
-                    if len(cells[i]) > _CELL and not cells[i].replace(",", "").replace(".", "").rstrip("KMGT").isdigit():
+                    if len(cells[i]) > _CELL and not _is_number(cells[i]):
                         below.setdefault(k, []).append(f"{head[i]} = {cells[i]}")
                         cells[i] = "↓"
                 body[k] = tuple(cells)
@@ -477,7 +476,7 @@ class Report:
 
         def cell(text, tag="td"):
             shown = html.escape(text)
-            if text and not text.replace(",", "").replace(".", "").replace("%", "").rstrip("KMGT").isdigit():
+            if text and not _is_number(text):
                 shown = f"<code>{shown}</code>"  # a formula
             return f"<{tag} {right}>{shown}</{tag}>"
 
@@ -492,7 +491,7 @@ class Report:
                          if step else ())]
             cells.append(f"<tr><td style='text-align:left;padding-left:{pad}em'><code>{html.escape(path)}</code></td>"
                          f"<td style='text-align:left'>{html.escape(self.modules.get(path, ''))}</td>"
-                         f"<td style='text-align:left'>{html.escape(shape)}</td>" + "".join(map(cell, numbers)) + "</tr>")
+                         f"<td style='text-align:left'>{html.escape(shape)}</td>{''.join(map(cell, numbers))}</tr>")
         totals = [_fmt_int(t["params"]), _fmt_int(t["macs"]), "100%", _fmt_int(_other(t)),
                   *((_fmt_int(t["backward_macs"]), _fmt_int(t["saved_elements"])) if step else ())]
         cells.append("<tr><th style='text-align:left'>total</th><th></th><th></th>"
@@ -527,7 +526,8 @@ class Report:
                f"{display.number(step.backward_macs_torch)}{_torch_gap(step)}",
                f"{bullet}saved for backward: {display.number(step.saved_elements)} elements "
                f"({display.number(step.saved_indices)} int64 indices), each storage once (a row: its call's own)",
-               f"{bullet}trainable parameters: {display.number(step.trainable_params)} of {display.number(step.params)}"]
+               f"{bullet}trainable parameters: {display.number(step.trainable_params)} of "
+               f"{display.number(step.params)}"]
         if step.complete:
             out.append(f"{bullet}step memory with float32 parameters: " + "; ".join(
                 f"{display.size(step.memory(opt))} with {opt}" for opt in ("sgd", "adam")))
@@ -559,9 +559,14 @@ def _with_human(x) -> str:
         else f"{exact} ({short})"
 
 
+def _is_number(text: str) -> bool:
+    """Whether a cell holds a number (``8,960``, ``1.07K``, ``12.5%``) rather than a formula."""
+    return text.replace(",", "").replace(".", "").replace("%", "").rstrip("KMGT").lstrip("-").isdigit()
+
+
 def _md(text: str) -> str:
     """A cell of a Markdown table: a formula as code (its ``*`` not read as emphasis), a plain number as it is."""
-    return text if not text or text.replace(",", "").lstrip("-").isdigit() else f"`{text}`"
+    return text if not text or _is_number(text) else f"`{text}`"
 
 
 def _torch_gap(step) -> str:

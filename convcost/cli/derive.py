@@ -66,7 +66,8 @@ def _derive(args) -> int:
     if not args.variant:
         raise ConvcostError("give a variant name (see: convcost list) or --all")
     cls = variant(args.variant)
-    print(derive(cost(cls, **parse_fields(cls, args.fields, args.symbol)), metrics).render(args.format, document=args.document), end="")
+    result = derive(cost(cls, **parse_fields(cls, args.fields, args.symbol)), metrics)
+    print(result.render(args.format, document=args.document), end="")
     return 0
 
 
