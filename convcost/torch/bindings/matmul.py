@@ -258,3 +258,34 @@ class AttentionBinding:
     kernel = _attention_kernel
     step_call = _attention_step_call
     output_layout = _attention_layout
+
+
+def linear_attention(q, k, v):
+    """``phi(q) @ (phi(k)^T @ v)`` with ``phi(x) = elu(x) + 1``: what a ``LinearAttention`` computes."""
+    return (F.elu(q) + 1) @ ((F.elu(k) + 1).transpose(-2, -1) @ v)
+
+
+class LinearAttentionCall(nn.Module):
+    """Linear attention as a module of query, key and value (what :func:`convcost.torch.to_torch` builds for a
+    ``LinearAttention``, and what reads as one)."""
+
+    def forward(self, q, k, v):
+        return linear_attention(q, k, v)
+
+
+@binds(p.LinearAttention, modules=(LinearAttentionCall,))
+class LinearAttentionBinding:
+    def read(module):
+        return p.LinearAttention()
+
+    def build(layer, rank):
+        return LinearAttentionCall()
+
+    def leaf_inputs(args, kwargs):
+        return tuple(args) if len(args) == 3 and not kwargs else None
+
+    def step_call(spec, operands, call):
+        # on strided operands the products fold them (copies kept instead): the computation itself, on meta
+        return linear_attention, tuple(operands), {}
+
+    conventions = {"convcost": MACS, "torch": FLOPS}
