@@ -358,3 +358,16 @@ def test_no_per_primitive_decision_outside_the_bindings():
     sites = [f"{path.relative_to(PACKAGE.parent)}:{site}" for path in _dispatch_scope()
              for site in dispatch_sites(path.read_text(), _module_name(path))]
     assert sites == []
+
+
+def test_a_binding_names_only_hooks_it_has():
+    pytest.importorskip("torch")
+    from convcost.errors import ConvcostError
+    from convcost.torch.binding import BINDINGS, HOOKS, binds
+
+    fresh = type("Fresh", (), {})
+    with pytest.raises(ConvcostError, match="'output_layuot', which is no part of a binding"):
+        binds(fresh)(type("FreshBinding", (), {"output_layuot": lambda spec, operands, shape: (None, False)}))
+    assert fresh not in BINDINGS
+    assert {"passes_weights", "inplace_clone", "kernel", "step_call", "step_cost", "output_layout", "torch_backward",
+            "rank_after", "leaf_inputs"} <= set(HOOKS)

@@ -122,8 +122,9 @@ class Binding:
     leaf_inputs: Callable = one_tensor
 
 
+_FIELDS = [f.name for f in dataclasses.fields(Binding)]
 #: the hook names a binding may define (every field after ``conventions``)
-HOOKS = tuple(f.name for f in dataclasses.fields(Binding))[7:]
+HOOKS = tuple(_FIELDS[_FIELDS.index("conventions") + 1:])
 
 
 #: bindings by exact convcost layer class
@@ -147,8 +148,12 @@ def binds(layer: type, *, modules: tuple = ()):
     def decorate(namespace):
         if layer in BINDINGS:
             raise ConvcostError(f"{layer.__name__} already has a torch binding; a layer class is bound once")
-        found = {k: getattr(namespace, k) for k in ("read", "build", "functions", "methods", "conventions", *HOOKS)
-                 if k in vars(namespace)}
+        known = ("read", "build", "functions", "methods", "conventions", *HOOKS)
+        unknown = [k for k in vars(namespace) if not k.startswith("__") and k not in known]
+        if unknown:  # a misspelt hook would silently keep its default
+            raise ConvcostError(f"the binding of {layer.__name__} defines {unknown[0]!r}, which is no part of a "
+                                f"binding (one of {', '.join(known)})")
+        found = {k: getattr(namespace, k) for k in known if k in vars(namespace)}
         read, build = found.get("read"), found.get("build")
         functions, methods = dict(found.get("functions", {})), dict(found.get("methods", {}))
         taken = [f for f in functions if f in FUNCTIONS] + [m for m in methods if m in METHODS]
