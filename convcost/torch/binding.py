@@ -184,3 +184,18 @@ _DEFAULTS = Binding(object)
 def hooks_of(layer) -> Binding:
     """The binding of a layer's exact class, or every hook's default for a class without one (a variant)."""
     return BINDINGS.get(layer if isinstance(layer, type) else type(layer), _DEFAULTS)
+
+
+def module_binding(module) -> Binding | None:
+    """The binding whose ``modules`` hold ``module``'s exact type (what reads it as one row), or ``None``.
+
+    >>> import torch.nn as nn
+    >>> b = module_binding(nn.Conv2d(3, 4, 3))
+    >>> b.layer.__name__, b.leaf_inputs(("x",), {}), b.leaf_inputs(("x", "y"), {})
+    ('Conv', ('x',), None)
+    """
+    cls = type(module)
+    for binding in BINDINGS.values():
+        if cls in binding.modules:
+            return binding
+    return None
