@@ -133,6 +133,8 @@ BINDINGS: dict[type, Binding] = {}
 FUNCTIONS: dict = {}
 #: rules by tensor method name (``x.relu()``, ``x.add(y)`` ...)
 METHODS: dict = {}
+#: the layer class whose binding reads each module type (exact types)
+MODULE_BINDINGS: dict = {}
 
 
 def binds(layer: type, *, modules: tuple = ()):
@@ -165,6 +167,7 @@ def binds(layer: type, *, modules: tuple = ()):
             REGISTRY.register(*modules)(read)
         FUNCTIONS.update(functions)
         METHODS.update(methods)
+        MODULE_BINDINGS.update(dict.fromkeys(modules, layer))
         BINDINGS[layer] = Binding(layer, tuple(modules), read, build, functions, methods,
                                   dict(found.get("conventions", {})), **{k: found[k] for k in HOOKS if k in found})
         return namespace
@@ -194,8 +197,5 @@ def module_binding(module) -> Binding | None:
     >>> b.layer.__name__, b.leaf_inputs(("x",), {}), b.leaf_inputs(("x", "y"), {})
     ('Conv', ('x',), None)
     """
-    cls = type(module)
-    for binding in BINDINGS.values():
-        if cls in binding.modules:
-            return binding
-    return None
+    layer = MODULE_BINDINGS.get(type(module))
+    return None if layer is None else BINDINGS[layer]
