@@ -104,9 +104,9 @@ def _rows(rows):
 
 
 #: the readings take a module of one tensor until they ask the binding which tensors a call passes it
-#: (``Binding.leaf_inputs``); each reading of a module call must do so
+#: (``module_binding(module).leaf_inputs(args, kwargs)``); each reading of a module call must do so
 LEAF_INPUTS = pytest.mark.xfail(strict=True, reason="a reading takes a leaf module of one tensor only: it must "
-                                "ask Binding.leaf_inputs(args, kwargs) for the row's input tensors")
+                                "ask module_binding(module).leaf_inputs(args, kwargs) for the row's input tensors")
 
 
 @LEAF_INPUTS
