@@ -509,6 +509,15 @@ def attention_cases(draw):
 
 
 @st.composite
+def linear_attention_cases(draw):
+    """``LinearAttention`` on query ``(..., L, E)``, key ``(..., S, E)`` and value ``(..., S, Ev)`` of rank 2 to 4,
+    one batch shared by all three."""
+    batch = tuple(draw(st.lists(_ints(1, 3), max_size=2)))
+    length, keys, e, ev = (draw(_ints(1, 5)) for _ in range(4))
+    return Case(p.LinearAttention(), [(*batch, length, e), (*batch, keys, e), (*batch, keys, ev)])
+
+
+@st.composite
 def multihead_attention_cases(draw):
     """``MultiheadAttention`` on the distinct tensors it is called with (``[x]``, ``[q, kv]``, ``[q, k, v]``),
     batched or not: packed or separate projections (``kdim``, ``vdim``), bias, extra keys, the explicit weights
@@ -564,6 +573,7 @@ MERGE_CASES = {
     p.Concat: concat_cases,
     p.MatMul: matmul_cases,
     p.Attention: attention_cases,
+    p.LinearAttention: linear_attention_cases,
     p.MultiheadAttention: multihead_attention_cases,
     p.Einsum: einsum_cases,
     p.ExpertConv: expert_conv_cases,

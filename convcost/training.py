@@ -29,12 +29,9 @@ from fractions import Fraction
 
 import sympy
 
-from convcost.arith import div, total
 from convcost.costs import Cost, training_bytes
 from convcost.errors import ConvcostError
 from convcost.layers import Layer
-from convcost.primitives import Conv, ConvTranspose, ExpertConv
-from convcost.shapes import numel
 from convcost.symbols import N
 
 #: units by their lower-case spelling: decimal (KB, MB ...), binary (KiB, MiB ...), and a bare letter (24G) as
@@ -153,28 +150,6 @@ def max_batch(x, memory="80GiB", optimizer: str = "adam", dtype: str = "float32"
     if largest and expr.subs(N, largest) > budget or expr.subs(N, largest + 1) <= budget:
         raise ConvcostError(f"max_batch: the solution N={largest} of {expr} <= {budget} does not check")
     return largest
-
-
-def torch_backward_macs(c: Cost):
-    """``FlopCounterMode``'s backward MACs (torch 2.13) for a cost: convcost's ``backward_macs`` plus the
-    ``G - 1`` extra weight gradients it counts for every grouped (transposed) convolution whose weights are
-    trained, so that the two tools can be reconciled row by row.
-
-    >>> from convcost.primitives import Conv
-    >>> depthwise = Conv(C=4, O=4, K=3, G=4, bias=False).cost((1, 4, 10, 10), input_grad=False)
-    >>> depthwise.backward_macs, torch_backward_macs(depthwise)
-    (2304, 9216)
-    """
-    if isinstance(c.spec, (Conv, ConvTranspose)):
-        return c.backward_macs + ((c.spec.G - 1) * c.macs if c.trainable else 0)
-    if isinstance(c.spec, ExpertConv) and (c.trainable or c.input_grads[1:2] != (False,)):
-        # its kernels' gradient: one convolution of G N groups, the batch folded into the channels
-        spec = c.spec
-        conv = numel(c.output_shape) * div(spec.C, spec.G) * spec.K**2
-        return c.backward_macs + (spec.G * c.output_shape[0] - 1) * conv
-    if not c.parts:
-        return c.backward_macs
-    return total(torch_backward_macs(part) for _, part in c.parts)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,7 +29,8 @@ from convcost.torch import to_torch
 from convcost.torch.modules import Merge
 from convcost.torch.training import (
     backward_macs, measure_training, optimizer_state, saved_tensors, saved_tensors_by_module)
-from convcost.training import parse_memory, torch_backward_macs, training_memory
+from convcost.torch.conventions import torch_backward_macs
+from convcost.training import parse_memory, training_memory
 from convcost.zoo import MODELS, mnist_net
 
 GRADS = [(True, True), (False, True), (True, False), (False, False)]  # (input_grad, trainable)

@@ -201,3 +201,51 @@ class Attention(Merge):
         return _product(out, shapes, scores * (q[-1] + v[-1]), conditions, act_ops=scores, backward_macs=backward,
                         saves_input=(False, False, scored and not copied),
                         saved_elements=private + (numel(v) if scored else 0), output_grad=scored or gv)
+
+
+@spec
+class LinearAttention(Merge):
+    """Linear attention, ``phi(Q) (phi(K)^T V)``, on query ``(..., L, E)``, key ``(..., S, E)`` and value
+    ``(..., S, Ev)`` sharing their batch axes, with the feature map ``phi(x) = elu(x) + 1`` of Katharopoulos
+    et al., "Transformers are RNNs" (ICML 2020), without that paper's normaliser. The key-value product comes
+    first, so the cost is linear in the lengths: MACs = batch x E x Ev x (S + L) (``phi(K)^T V`` then
+    ``phi(Q)`` times it); ``phi`` is one ``act_ops`` (the elu) and one ``elementwise_ops`` (the added one) per
+    element of the query and of the key.
+
+    >>> LinearAttention().cost([(2, 4, 16, 8), (2, 4, 20, 8), (2, 4, 20, 6)]).macs
+    13824
+    >>> 2 * 4 * 8 * 6 * (20 + 16)
+    13824
+    """
+
+    def kernel_kind(self) -> str:
+        return "linear"
+
+    def _cost(self, shapes, grads=(True, True, True)):
+        """A training step (PyTorch 2.13): ``elu`` keeps its input (the query, the key) for its gradient; the
+        product ``phi(K)^T V`` keeps ``phi(K)`` for the value's gradient and the value for the key's, the product
+        with ``phi(Q)`` keeps ``phi(Q)`` for the key-value product's gradient and that product (batch x E x Ev)
+        for the query's. Backward MACs: batch x E x Ev per row of each gradient product: L for the query's, L
+        for the key-value product's (when the key or value needs one), S each for the key's and the value's."""
+        if len(shapes) != 3 or any(len(s) < 2 for s in shapes):
+            raise ConvcostError(f"{self!r}: takes query, key and value of rank 2 or more, got "
+                                f"{', '.join(fmt(s) for s in shapes)}")
+        q, k, v = shapes
+        if not len(q) == len(k) == len(v):
+            raise ConvcostError(f"{self!r}: query, key and value must have the same rank, got "
+                                f"{', '.join(fmt(s) for s in shapes)}")
+        conditions = equal_sizes(q[:-2], k[:-2], self, "query and key batch axes")
+        conditions += equal_sizes(k[:-2], v[:-2], self, "key and value batch axes")
+        conditions += equal_sizes((q[-1],), (k[-1],), self, "query and key features")
+        conditions += equal_sizes((k[-2],), (v[-2],), self, "key and value lengths")
+        batch, length, keys, e, ev = numel(q[:-2]), q[-2], k[-2], q[-1], v[-1]
+        gq, gk, gv = (bool(g) for g in grads)
+        product = batch * e * ev  # phi(K)^T V, kept for the query's gradient
+        backward = product * ((length if gq else 0) + (length if gk or gv else 0) + (keys if gk else 0)
+                              + (keys if gv else 0))
+        private = (numel(k) if gv else 0) + (numel(q) if gk or gv else 0) + (product if gq else 0)
+        kept = (gq, gk, gk)  # the query and key by elu, the value by the key-value product
+        return _product((*q[:-1], ev), shapes, product * (keys + length), conditions,
+                        act_ops=numel(q) + numel(k), elementwise_ops=numel(q) + numel(k), backward_macs=backward,
+                        saves_input=kept, output_grad=gq or gk or gv,
+                        saved_elements=private + total(numel(s) for s, f in zip(shapes, kept) if f))

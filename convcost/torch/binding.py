@@ -4,7 +4,13 @@ A *binding* says, for one convcost layer class, which ``nn.Module`` types read
 as it (``read``), which functional calls and tensor methods a traced model makes
 that are it (``functions``, ``methods``), which module it builds (``build``),
 and how each other tool's convention counts it (``conventions``, by tool name).
-It is declared once, with :func:`binds`, beside the other bindings of its
+Everything else the backend decides per layer class is an optional *hook* of
+its binding, with a default that fits most layers (:class:`Binding` lists them):
+what a functional call passes it, what autograd keeps of it in place, how its
+output lies in memory, which kernel a training step runs and what that keeps,
+how ``FlopCounterMode`` counts its backward, the rank of its output. No code
+outside :mod:`convcost.torch.bindings` asks which class a layer is (a test
+enforces it). A binding is declared once, with :func:`binds`, beside the other bindings of its
 family in :mod:`convcost.torch.bindings`; adding a primitive means its core class
 and its binding, nothing else. Everything is keyed by class or by function
 object, never by a class-name string, and a second registration of the same
@@ -16,6 +22,10 @@ module type, function, method or layer class is an error.
 (<class 'torch.nn.modules.conv.Conv1d'>, <class 'torch.nn.modules.conv.Conv2d'>, <class 'torch.nn.modules.conv.Conv3d'>)
 >>> sorted(binding_of(Conv).conventions)
 ['convcost', 'fvcore', 'ptflops', 'thop', 'torch', 'torchinfo']
+>>> binding_of(Conv).passes_weights, hooks_of(Conv(C=2, O=2, K=1)).rank_after(Conv(C=2, O=2, K=1), 4)
+(True, 4)
+>>> hooks_of(object()).output_layout(None, (), ())   # a class without a binding: every default
+(None, False)
 """
 
 from __future__ import annotations
@@ -27,9 +37,44 @@ from convcost.errors import ConvcostError
 from convcost.torch.registry import REGISTRY
 
 
+def _as_it_is(spec, operands):
+    return spec
+
+
+def _same_rank(layer, rank):
+    return rank
+
+
+def _contiguous_output(spec, operands, output_shape):
+    return None, False
+
+
+def _never(spec) -> bool:
+    return False
+
+
+def _nothing(*args):
+    return None
+
+
+def _as_called(spec, operands, call):
+    return call
+
+
+def one_tensor(args, kwargs):
+    """The default :attr:`Binding.leaf_inputs`: a module called on one positional tensor, no keywords."""
+    return tuple(args) if len(args) == 1 and not kwargs else None
+
+
 @dataclasses.dataclass(frozen=True)
 class Binding:
-    """The PyTorch side of one convcost layer class (see the module docstring)."""
+    """The PyTorch side of one convcost layer class (see the module docstring).
+
+    The fields after ``conventions`` are hooks: each has a default, and a binding sets one by defining a
+    class attribute of that name (:func:`binds`). ``spec`` is the layer a row costs, ``operands`` the
+    row's input :class:`~convcost.torch.rules.Tensor` objects in a training reading (shape, storage, gradient
+    flag, layout), ``call`` the function call being read as ``(function, args, kwargs)`` or None.
+    """
 
     layer: type
     modules: tuple = ()
@@ -38,6 +83,48 @@ class Binding:
     functions: dict = dataclasses.field(default_factory=dict)
     methods: dict = dataclasses.field(default_factory=dict)
     conventions: dict = dataclasses.field(default_factory=dict)
+    # -- hooks: what the backend decides per layer class, each with its default ----------------------
+    #: a functional call passes the layer its weights (``F.conv2d(x, w, b)``): a weight computed in the forward
+    #: (weight standardisation, a kernel made by a network) is kept by autograd as it keeps any tensor, and
+    #: that is found by running the call on meta tensors; False: such a weight is listed as not modelled
+    passes_weights: bool = False
+    #: ``inplace_clone(spec) -> bool``: in place (``silu_``), autograd keeps a copy of the input the call
+    #: overwrites, because the backward reads that input; default: it keeps what the formula says
+    inplace_clone: Callable = _never
+    #: ``kernel(spec, operands) -> spec``: the layer as a training step runs it on these operands, where the
+    #: kernel PyTorch chooses depends on their strides (the CPU's fused attention needs a unit stride on the
+    #: last axis); default: ``spec`` itself
+    kernel: Callable = _as_it_is
+    #: ``step_call(spec, operands, call) -> (function, args, kwargs) | None``: what a training step runs on
+    #: strided operands, run on meta tensors as laid out and contiguously to find the copies it keeps instead
+    #: of its operands (:func:`convcost.torch.layouts.simulate`); None: strides change nothing it keeps;
+    #: default: the call as the reading found it
+    step_call: Callable = _as_called
+    #: ``step_cost(spec, shapes, grads, operands, call) -> Cost | None``: the cost of a training step when the
+    #: formula's plan cannot say what it keeps (an einsum's pairwise products on the model's layouts); None
+    #: (the default): the formula's ``spec.cost(shapes, input_grads=grads)``
+    step_cost: Callable = _nothing
+    #: ``output_layout(spec, operands, output_shape) -> (layout, copied)``: how the output of a training
+    #: step's row lies in memory when an operand is strided (a meta tensor, None: contiguous), and whether a
+    #: layer modelled as a view had to copy; default: a new contiguous tensor
+    #: (:mod:`convcost.torch.layouts` holds the shared rules: like the input, channels last kept, a view)
+    output_layout: Callable = _contiguous_output
+    #: ``torch_backward(cost) -> macs | None``: ``FlopCounterMode``'s backward MACs for a cost of this layer
+    #: where they differ from convcost's ``backward_macs`` (a grouped convolution's weight gradient counted
+    #: ``G`` times); None (the default): convcost's own, or its parts' summed
+    torch_backward: Callable = _nothing
+    #: ``rank_after(layer, rank) -> int``: the rank of the output for an input of ``rank`` (what
+    #: :func:`~convcost.torch.to_torch` builds the next layer for); default: ``rank``
+    rank_after: Callable = _same_rank
+    #: ``leaf_inputs(args, kwargs) -> tuple | None``: the tensors a call of one of ``modules`` passes as the
+    #: row's inputs, in the spec's order (a module of query, key and value); None: a call this binding cannot
+    #: read (listed as unsupported); default: one positional tensor (:func:`one_tensor`)
+    leaf_inputs: Callable = one_tensor
+
+
+_FIELDS = [f.name for f in dataclasses.fields(Binding)]
+#: the hook names a binding may define (every field after ``conventions``)
+HOOKS = tuple(_FIELDS[_FIELDS.index("conventions") + 1:])
 
 
 #: bindings by exact convcost layer class
@@ -46,11 +133,13 @@ BINDINGS: dict[type, Binding] = {}
 FUNCTIONS: dict = {}
 #: rules by tensor method name (``x.relu()``, ``x.add(y)`` ...)
 METHODS: dict = {}
+#: the layer class whose binding reads each module type (exact types)
+MODULE_BINDINGS: dict = {}
 
 
 def binds(layer: type, *, modules: tuple = ()):
     """Class decorator: the decorated class's ``read``, ``build``, ``functions``, ``methods`` and
-    ``conventions`` are the torch side of ``layer``.
+    ``conventions`` are the torch side of ``layer``, and so is each hook it defines (:class:`Binding`).
 
     ``read(module) -> Layer`` is registered for each of ``modules`` in the one reader registry
     (:mod:`convcost.torch.registry`); ``build(layer, rank) -> nn.Module`` is what :func:`~convcost.torch.to_torch`
@@ -61,8 +150,12 @@ def binds(layer: type, *, modules: tuple = ()):
     def decorate(namespace):
         if layer in BINDINGS:
             raise ConvcostError(f"{layer.__name__} already has a torch binding; a layer class is bound once")
-        found = {k: getattr(namespace, k) for k in ("read", "build", "functions", "methods", "conventions")
-                 if k in vars(namespace)}
+        known = ("read", "build", "functions", "methods", "conventions", *HOOKS)
+        unknown = [k for k in vars(namespace) if not k.startswith("__") and k not in known]
+        if unknown:  # a misspelt hook would silently keep its default
+            raise ConvcostError(f"the binding of {layer.__name__} defines {unknown[0]!r}, which is no part of a "
+                                f"binding (one of {', '.join(known)})")
+        found = {k: getattr(namespace, k) for k in known if k in vars(namespace)}
         read, build = found.get("read"), found.get("build")
         functions, methods = dict(found.get("functions", {})), dict(found.get("methods", {}))
         taken = [f for f in functions if f in FUNCTIONS] + [m for m in methods if m in METHODS]
@@ -74,8 +167,9 @@ def binds(layer: type, *, modules: tuple = ()):
             REGISTRY.register(*modules)(read)
         FUNCTIONS.update(functions)
         METHODS.update(methods)
+        MODULE_BINDINGS.update(dict.fromkeys(modules, layer))
         BINDINGS[layer] = Binding(layer, tuple(modules), read, build, functions, methods,
-                                  dict(found.get("conventions", {})))
+                                  dict(found.get("conventions", {})), **{k: found[k] for k in HOOKS if k in found})
         return namespace
 
     return decorate
@@ -85,3 +179,23 @@ def binding_of(layer) -> Binding | None:
     """The binding of a layer class (or of an instance's exact class), or ``None``."""
     cls = layer if isinstance(layer, type) else type(layer)
     return BINDINGS.get(cls)
+
+
+_DEFAULTS = Binding(object)
+
+
+def hooks_of(layer) -> Binding:
+    """The binding of a layer's exact class, or every hook's default for a class without one (a variant)."""
+    return BINDINGS.get(layer if isinstance(layer, type) else type(layer), _DEFAULTS)
+
+
+def module_binding(module) -> Binding | None:
+    """The binding whose ``modules`` hold ``module``'s exact type (what reads it as one row), or ``None``.
+
+    >>> import torch.nn as nn
+    >>> b = module_binding(nn.Conv2d(3, 4, 3))
+    >>> b.layer.__name__, b.leaf_inputs(("x",), {}), b.leaf_inputs(("x", "y"), {})
+    ('Conv', ('x',), None)
+    """
+    layer = MODULE_BINDINGS.get(type(module))
+    return None if layer is None else BINDINGS[layer]

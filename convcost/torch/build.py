@@ -29,7 +29,6 @@ import dataclasses
 import sympy
 from torch import nn
 
-from convcost import primitives as p
 from convcost.compose import Parallel, Residual, Sequential, When
 from convcost.errors import ConvcostError
 from convcost.layers import Layer, Merge
@@ -49,7 +48,8 @@ def to_torch(layer: Layer, input_shape=None, *, device=None) -> nn.Module:
     rank 2-3/4/5 (``BatchNorm2d`` without a shape). ``device="meta"`` builds
     the module without allocating its weights (cheap to measure).
 
-    >>> to_torch(p.BatchNorm(C=4), (2, 4, 9))
+    >>> from convcost.primitives import BatchNorm
+    >>> to_torch(BatchNorm(C=4), (2, 4, 9))
     BatchNorm1d(4, eps=1e-05, momentum=0.1, affine=True, ...track_running_stats=True)
     """
     if not isinstance(layer, (Layer, Merge)):
@@ -142,21 +142,13 @@ def as_int(value):
 
 
 def rank_after(layer, rank):
-    """Rank of the output: only ``Flatten`` changes it (followed through compositions)."""
+    """Rank of the output: its binding's ``rank_after`` (``Flatten`` changes it, a composition follows its
+    parts); a named variant's is its composition's."""
     if rank is None:
         return None
-    if isinstance(layer, p.Flatten):
-        return len(layer.reshape((1,) * rank))
-    if isinstance(layer, Sequential):
-        for _, part in layer.parts:
-            rank = rank_after(part, rank)
-        return rank
-    if isinstance(layer, Parallel):
-        return rank_after(layer.parts[0][1], rank)
-    if isinstance(layer, Residual):
-        return rank_after(layer.body, rank)
-    if isinstance(layer, When):
-        return rank_after(layer.layer, rank) if bool(layer.condition) else rank
+    binding = BINDINGS.get(type(layer))
+    if binding is not None:
+        return binding.rank_after(layer, rank)
     if callable(getattr(layer, "layers", None)):
         return rank_after(layer.layers(), rank)
     return rank

@@ -36,10 +36,10 @@ from __future__ import annotations
 import dataclasses
 import sympy
 
-from convcost.arith import div, prod
+from convcost.arith import div, prod, total
 from convcost.errors import ConvcostError
 from convcost.shapes import numel
-from convcost.torch.binding import BINDINGS
+from convcost.torch.binding import BINDINGS, hooks_of
 
 
 def spatial_out(row):
@@ -115,6 +115,25 @@ MACS_BIAS = plus(count("macs"), count("bias_ops"))
 FLOPS = times(2, MACS)
 #: the rules of a layer whose counted work every tool agrees on: conv, transposed conv, linear
 MACS_EVERYWHERE = {"convcost": MACS, "torch": FLOPS, "fvcore": MACS, "ptflops": MACS_BIAS}
+
+
+def torch_backward_macs(c):
+    """``FlopCounterMode``'s backward MACs (torch 2.13) for a cost: convcost's ``backward_macs`` where the two
+    agree, the binding's ``torch_backward`` where they do not (the ``G - 1`` extra weight gradients it counts for
+    every grouped (transposed) convolution whose weights are trained), summed over a composition's parts, so
+    that the two tools can be reconciled row by row.
+
+    >>> from convcost import SeparableConv
+    >>> c = SeparableConv(C=4, O=8, K=3, bias=False).cost((1, 4, 10, 10), input_grad=False)
+    >>> c.backward_macs, torch_backward_macs(c)
+    (6400, 13312)
+    """
+    counted = hooks_of(c.spec).torch_backward(c)
+    if counted is not None:
+        return counted
+    if not c.parts:
+        return c.backward_macs
+    return total(torch_backward_macs(part) for _, part in c.parts)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,6 +28,7 @@ import torch
 
 from convcost.arith import total
 from convcost.shapes import numel
+from convcost.torch.binding import hooks_of
 from convcost.torch.rules import Tensor
 
 
@@ -136,75 +137,64 @@ def last_stride_one(t: Tensor) -> bool:
 
 def output_layout(spec, operands, output_shape, inplace: bool = False):
     """``(layout, copied)`` of a row's output in a training step: its strides (None: contiguous), and
-    whether a layer convcost models as a view (``Flatten``) had to copy instead. As PyTorch 2.13's CPU
-    kernels lay outputs out: an element-wise op keeps its input's strides (``empty_like``; softmax does not),
-    a binary one follows its operands' (``TensorIterator``), a convolution, norm or pool keeps a
-    channels-last input channels last, every other layer writes a contiguous tensor; the views are run on
-    meta tensors."""
-    from convcost import primitives as p
-
+    whether a layer convcost models as a view (``Flatten``) had to copy instead. An in-place call's output is
+    its input; otherwise the layer's binding says (its ``output_layout`` hook, from the rules below: as
+    PyTorch 2.13's CPU kernels lay outputs out, an element-wise op keeps its input's strides, a binary one
+    follows its operands', a convolution, norm or pool keeps a channels-last input channels last, the views
+    are run on meta tensors, every other layer writes a contiguous tensor)."""
     if not operands or all(t.layout is None and not _strided_real(t) for t in operands):
         return None, False
-    first = operands[0]
-    if inplace or isinstance(spec, p.Identity):
-        return first.layout, False
-    if isinstance(spec, p.Attention):  # the fused kernel allocates its output like the query, the math path anew
-        meta = meta_of(first) if spec.fused([t.shape for t in operands]) else None
-        return (layout_of(torch.empty_like(meta)) if meta is not None else None), False
-    view = _VIEWS.get(type(spec))
-    if view is not None:
-        out, base = run_view(view, (first, *view_arguments(spec)), {})
+    if inplace:
+        return operands[0].layout, False
+    return hooks_of(spec).output_layout(spec, operands, output_shape)
+
+
+def as_input(spec, operands, output_shape):
+    """An output that is its input (the identity): the input's layout."""
+    return operands[0].layout, False
+
+
+def like_input(spec, operands, output_shape):
+    """An element-wise op's output: made like its input (``torch.empty_like``), its strides kept."""
+    return like(operands[0]), False
+
+
+def broadcast_layout(spec, operands, output_shape):
+    """A binary op's output: laid out as ``TensorIterator`` lays out ``a + b`` (following its operands)."""
+    if len(operands) != 2:
+        return None, False
+    out, _ = run_view(torch.add, tuple(operands), {})
+    return (layout_of(out) if out is not None else None), False
+
+
+def keeps_channels_last(spec, operands, output_shape):
+    """A convolution, norm, pool or resize: a channels-last input gives a channels-last output (sizes known)."""
+    meta = meta_of(operands[0])
+    if meta is None or not all(type(n) is int for n in output_shape):
+        return None, False
+    from torch._prims_common import suggest_memory_format
+
+    form = suggest_memory_format(meta)
+    if form in (torch.channels_last, torch.channels_last_3d) and len(output_shape) == meta.dim():
+        return layout_of(torch.empty(output_shape, device="meta", memory_format=form)), False
+    return None, False
+
+
+def view_layout(function, arguments):
+    """The ``output_layout`` hook of a layer that is the view call ``function(x, *arguments(spec))``: its
+    output as that call lays it out on meta tensors, and whether the call had to copy."""
+
+    def hook(spec, operands, output_shape):
+        out, base = run_view(function, (operands[0], *arguments(spec)), {})
         if out is None:
             return None, False
         return layout_of(out), not is_view(out, base)
-    if isinstance(spec, (p.Add, p.Mul)) and len(operands) == 2:
-        out, _ = run_view(torch.add, tuple(operands), {})
-        return (layout_of(out) if out is not None else None), False
-    meta = meta_of(first)
-    if meta is None:
-        return None, False
-    if isinstance(spec, p.Activation) and spec.kind in ("softmax", "log_softmax"):
-        return None, False  # the CPU kernel works on a contiguous copy and writes a contiguous result
-    if isinstance(spec, (p.Activation, p.LayerScale)):
-        return like(first), False
-    if isinstance(spec, _KEEPS_CHANNELS_LAST) and all(type(n) is int for n in output_shape):
-        from torch._prims_common import suggest_memory_format
 
-        form = suggest_memory_format(meta)
-        if form in (torch.channels_last, torch.channels_last_3d) and len(output_shape) == meta.dim():
-            return layout_of(torch.empty(output_shape, device="meta", memory_format=form)), False
-    return None, False
+    return hook
 
 
 def _strided_real(t: Tensor) -> bool:
     return isinstance(t.tensor, torch.Tensor) and not t.tensor.is_contiguous()
-
-
-def view_arguments(spec) -> tuple:
-    """The arguments of the view call that a view layer is (after its input)."""
-    from convcost import primitives as p
-
-    if isinstance(spec, p.Permute):
-        return (spec.dims,)
-    if isinstance(spec, p.Flatten):
-        return (spec.start_dim, spec.end_dim)
-    return (spec.dim, spec.start, spec.length)
-
-
-def _views() -> dict:
-    from convcost import primitives as p
-
-    return {p.Permute: torch.permute, p.Flatten: torch.flatten, p.Narrow: torch.narrow}
-
-
-def _keeps_channels_last() -> tuple:
-    from convcost import primitives as p
-
-    return (p.Conv, p.ConvTranspose, p.BatchNorm, p.Normalization, p.MaxPool, p.AvgPool, p.Interpolate, p.Pad)
-
-
-_VIEWS = _views()
-_KEEPS_CHANNELS_LAST = _keeps_channels_last()
 
 
 # -- what a call keeps, from PyTorch's own derivative formulas -------------------------------------------

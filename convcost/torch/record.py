@@ -13,16 +13,17 @@ import dataclasses
 
 import torch
 
-from convcost import primitives
 from convcost.costs import Cost
 from convcost.errors import ConvcostError
 from convcost.layers import Merge, _takes_grad
 from convcost.arith import total
 from convcost.shapes import numel
 from convcost.torch import layouts
+from convcost.torch.binding import hooks_of
+from convcost.torch.conventions import torch_backward_macs
 from convcost.torch.library_blocks import name_blocks, reader
 from convcost.storages import distinct_saved
-from convcost.training import StepTotals, torch_backward_macs
+from convcost.training import StepTotals
 from convcost.report import ModuleCall, Report, Row, Unsupported
 from convcost.torch.rules import UNBATCHED, WITH_INDICES, Emit, Tensor
 
@@ -193,23 +194,6 @@ class Recorder:
             self.__dict__.setdefault("_held", []).append(real)
         return key
 
-    def einsum_step(self, spec, shapes, grads, operands):
-        """An einsum in a training step: its backward MACs from its own cost, what autograd keeps of its pairwise
-        products (operands as they are, or the copies their folding makes) from the call run on meta tensors
-        laid out as the model's (the cost's plan assumes contiguous operands). None when that cannot run."""
-        if self.call is None:
-            return None
-        function, args, kwargs = self.call
-        run = layouts.simulate(function, args, kwargs)
-        if run is None or len(run.operands) != len(operands):
-            return None
-        if run.fresh and not all(type(n) is int for s in shapes for n in s):
-            return None  # its copies' sizes come from the meta run, at generic stand-ins for the symbols
-        c = spec.cost(shapes, input_grads=grads)
-        return dataclasses.replace(c, saved_elements=run.saved_elements(c.output_shape),
-                                   saved_indices=run.fresh_indices, saves_input=tuple(run.kept),
-                                   saves_output=run.saves_output, input_grads=grads)
-
     def keep_computed(self, weights) -> bool:
         """A weight computed in the forward (weight standardisation, a kernel made by a network): autograd keeps
         it for the input's gradient as it keeps any tensor, so its storage is saved once; whether it is, from
@@ -226,12 +210,14 @@ class Recorder:
         self.graph.append((kept, [(w.storage, w.shape) for w in weights], None))
         return True
 
-    def attention(self, spec, operands):
-        """The attention the step runs on ``operands``: the fused CPU kernel needs unit strides on their last
-        axis, and the call's options (dropout, a mask needing a gradient) as the reading found them."""
-        if not all(map(layouts.last_stride_one, operands)):
-            spec = dataclasses.replace(spec, kernel="math")
-        return dataclasses.replace(spec, **self.options)
+    def step_spec(self, spec, operands):
+        """The layer the step runs on ``operands``: its binding's kernel choice for their strides (the fused
+        CPU attention needs unit strides on the last axis), and the call's options (dropout, a mask needing a
+        gradient) as the reading found them."""
+        spec = hooks_of(spec).kernel(spec, operands)
+        return dataclasses.replace(spec, **self.options) if self.options else spec
+
+    attention = step_spec  # what the fx reading asks of an attention call's options
 
     def is_parameter(self, key) -> bool:
         """Whether storage ``key`` is a parameter's or buffer's (autograd's saved tensors leave them out)."""
@@ -241,10 +227,9 @@ class Recorder:
         c = None
         weights, inplace = step
         if self.training and operands is not None:
-            if isinstance(spec, primitives.Attention):
-                spec = self.attention(spec, operands)
+            spec = self.step_spec(spec, operands)
             c = self.training_cost(path, op, spec, inputs, reads, operands, weights)
-            if inplace and c.saves_input is True and getattr(spec, "kind", None) in _CLONED:
+            if inplace and c.saves_input is True and hooks_of(spec).inplace_clone(spec):
                 # an in-place op whose backward needs the input it overwrites: autograd keeps a clone of it
                 c = dataclasses.replace(c, saves_input=False)
             c = self.folded(path, op, spec, c, operands, reads, weights)
@@ -276,17 +261,13 @@ class Recorder:
         and the difference is applied to the formula's count."""
         if all(t.layout is None for t in operands):
             return c
-        if isinstance(spec, primitives.Attention):  # the math path itself: the CPU's kernel choice is not meta's
-            if spec.fused([t.shape for t in operands]):
-                return c
-            actual, plain = _kept_by(layouts.simulate(_attention_math, operands, {}),
-                                     layouts.simulate(_attention_math, _contiguous(operands), {}), operands)
-        elif self.call is not None:  # the function call, or the module on meta copies of its parameters
-            function, args, kwargs = self.call
-            actual, plain = _kept_by(layouts.simulate(function, args, kwargs),
-                                     layouts.simulate(function, _contiguous(args), _contiguous(kwargs)), operands)
-        else:
+        # the function call, or the module on meta copies of its parameters, unless the binding says what runs
+        run = hooks_of(spec).step_call(spec, operands, self.call)
+        if run is None:
             return c
+        function, args, kwargs = run
+        actual, plain = _kept_by(layouts.simulate(function, args, kwargs),
+                                 layouts.simulate(function, _contiguous(args), _contiguous(kwargs)), operands)
         if actual is None or plain is None or actual == plain:
             return c
         (kept, fresh), (assumed, assumed_fresh) = actual, plain
@@ -312,13 +293,12 @@ class Recorder:
             trainable = any(w.grad for w in weights)
             # a view of a parameter (nn.MultiheadAttention's slices of its packed projection) is the parameter
             computed = [w for w in weights if w.grad and w.tensor is None and not self.is_parameter(w.storage)]
-            if computed and isinstance(spec, _WEIGHTED) and not self.keep_computed(computed):
+            if computed and hooks_of(spec).passes_weights and not self.keep_computed(computed):
                 self.untrack(op, path, "a weight computed in the forward: what autograd keeps of it is not modelled")
         shapes = [tuple(s) for s in inputs]
-        if isinstance(spec, primitives.Einsum) and any(grads):
-            counted = self.einsum_step(spec, shapes, grads, operands)
-            if counted is not None:
-                return counted
+        counted = hooks_of(spec).step_cost(spec, shapes, grads, operands, self.call)
+        if counted is not None:
+            return counted
         if not _takes_grad(type(spec)):
             if any(grads) or reads and trainable:  # it takes part in the backward
                 self.untrack(op, path, getattr(spec, "untrained_why", None)
@@ -396,11 +376,6 @@ class Recorder:
             unread_tensors=len(unread))
 
 
-#: activations whose backward reads their input: in place, autograd saves a copy of it (silu_, hardswish_,
-#: relu6_ and hardtanh_ ...); the others (relu_, leaky_relu_, elu_, sigmoid_, tanh_) read their result, which
-#: in place is the input's own storage. Measured in PyTorch 2.13 by the saved tensor's data pointer.
-_CLONED = frozenset({"silu", "hardswish", "hardsigmoid", "gelu", "relu6"})
-
 def _kept_by(actual, plain, operands):
     """``(kept, fresh)`` of two :func:`convcost.torch.layouts.simulate` runs of one call (as laid out, and
     contiguous), ``kept`` per operand of the row, read at the same argument positions in both."""
@@ -420,16 +395,6 @@ def _contiguous(value):
     if isinstance(value, dict):
         return {k: _contiguous(v) for k, v in value.items()}
     return value
-
-
-def _attention_math(q, k, v):
-    """PyTorch's math path of scaled dot-product attention (what the CPU runs when the fused kernel cannot)."""
-    return torch.ops.aten._scaled_dot_product_attention_math(q, k, v)[0]
-
-
-#: layers whose weight a function call passes in (a weight computed in the forward is not modelled)
-_WEIGHTED = (primitives.Conv, primitives.ConvTranspose, primitives.Linear, primitives.BatchNorm,
-             primitives.Normalization)
 
 
 def _number(x):

@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import Callable
 
 from convcost.errors import ConvcostError
-from convcost.layers import Layer
+from convcost.layers import Layer, Merge
 from convcost.validate import entry_point
 
 
@@ -92,7 +92,7 @@ class Registry:
                 f"(register a reader with @convcost.torch.register({type(module).__name__}))"
             )
         spec = reader(module)
-        if not isinstance(spec, Layer):
+        if not isinstance(spec, (Layer, Merge)):  # a module of several inputs reads as a merge
             raise ConvcostError(f"the reader of {_type_name(type(module))} returned {spec!r}, not a convcost layer")
         return spec
 

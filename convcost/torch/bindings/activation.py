@@ -12,6 +12,7 @@ from torch import nn
 from convcost import primitives as p
 from convcost.torch.binding import binds
 from convcost.torch.conventions import out_numel
+from convcost.torch.layouts import like_input
 from convcost.torch.rules import Emit, NoRule, bind_arguments
 
 MODULES = {
@@ -45,6 +46,20 @@ def _hardtanh(args, kwargs):
     return Emit(p.Activation(kind="relu6"), [a["input"].shape])
 
 
+#: activations whose backward reads their input: in place, autograd saves a copy of it (silu_, hardswish_,
+#: relu6_ and hardtanh_ ...); the others (relu_, leaky_relu_, elu_, sigmoid_, tanh_) read their result, which
+#: in place is the input's own storage. Measured in PyTorch 2.13 by the saved tensor's data pointer.
+_CLONED = frozenset({"silu", "hardswish", "hardsigmoid", "gelu", "relu6"})
+
+
+def _output_layout(spec, operands, output_shape):
+    """Made like its input (element-wise); softmax's CPU kernel works on a contiguous copy and writes a
+    contiguous result."""
+    if spec.kind in ("softmax", "log_softmax"):
+        return None, False
+    return like_input(spec, operands, output_shape)
+
+
 def _ptflops(kinds):
     return lambda row: out_numel(row) if row.spec.kind in kinds else 0
 
@@ -70,6 +85,11 @@ class ActivationBinding:
     methods = {"relu": _call("relu"), "relu_": _call("relu"), "sigmoid": _call("sigmoid"),
                "sigmoid_": _call("sigmoid"), "tanh": _call("tanh"), "softmax": _call("softmax"),
                "log_softmax": _call("log_softmax"), "relu6": _call("relu6"), "tanh_": _call("tanh")}
+    output_layout = _output_layout
+
+    def inplace_clone(spec):
+        return spec.kind in _CLONED
+
     conventions = {
         "ptflops": _ptflops(("relu", "relu6", "elu", "leaky_relu", "gelu")),
         # ptflops patches F.relu, F.elu, F.gelu and F.silu: a module that calls one is counted again

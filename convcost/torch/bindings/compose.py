@@ -35,6 +35,11 @@ class SequentialBinding:
         except KeyError as exc:
             raise ConvcostError(f"{layer!r}: a part name cannot name a submodule: {exc.args[0]}") from None
 
+    def rank_after(layer, rank):
+        for _, part in layer.parts:
+            rank = rank_after(part, rank)
+        return rank
+
 
 @binds(Parallel, modules=(modules.Parallel,))
 class ParallelBinding:
@@ -43,6 +48,9 @@ class ParallelBinding:
 
     def build(layer, rank):
         return modules.Parallel({name: build(part, rank) for name, part in layer.parts}, merge=layer.merge)
+
+    def rank_after(layer, rank):
+        return rank_after(layer.parts[0][1], rank)
 
 
 @binds(Residual, modules=(modules.Residual,))
@@ -57,6 +65,9 @@ class ResidualBinding:
         shortcut = build(layer.shortcut, rank) if layer.shortcut is not None else None
         return modules.Residual(build(layer.body, rank), shortcut, add=bool(layer.when))
 
+    def rank_after(layer, rank):
+        return rank_after(layer.body, rank)
+
 
 @binds(When, modules=(modules.When,))
 class WhenBinding:
@@ -65,3 +76,6 @@ class WhenBinding:
 
     def build(layer, rank):
         return modules.When(build(layer.layer, rank) if bool(layer.condition) else None)
+
+    def rank_after(layer, rank):
+        return rank_after(layer.layer, rank) if bool(layer.condition) else rank

@@ -15,6 +15,7 @@ from convcost import primitives as p
 from convcost.torch.binding import binds
 from convcost.torch.build import as_int
 from convcost.torch.conventions import MACS_EVERYWHERE, thop_conv, torchinfo_conv
+from convcost.torch.layouts import keeps_channels_last
 from convcost.torch.rules import Emit, axes, batched, bind_arguments, reads
 
 CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
@@ -60,6 +61,17 @@ def _conv_transpose_call(dims):
 _CONV_CONVENTIONS = {**MACS_EVERYWHERE, "torchinfo": torchinfo_conv, "thop": thop_conv}
 
 
+def grouped_backward(c):
+    """``FlopCounterMode``'s backward MACs of a (transposed) convolution: torch 2.13 counts the weight gradient
+    of a grouped one ``G`` times over (upstream PR 183405 divides it by the groups).
+
+    >>> depthwise = p.Conv(C=4, O=4, K=3, G=4, bias=False).cost((1, 4, 10, 10), input_grad=False)
+    >>> depthwise.backward_macs, grouped_backward(depthwise)
+    (2304, 9216)
+    """
+    return c.backward_macs + ((c.spec.G - 1) * c.macs if c.trainable else 0)
+
+
 @binds(p.Conv, modules=(nn.Conv1d, nn.Conv2d, nn.Conv3d))
 class ConvBinding:
     def read(m):
@@ -77,6 +89,9 @@ class ConvBinding:
 
     functions = {F.conv1d: _conv_call(1), F.conv2d: _conv_call(2), F.conv3d: _conv_call(3)}
     conventions = _CONV_CONVENTIONS
+    passes_weights = True
+    output_layout = keeps_channels_last
+    torch_backward = grouped_backward
 
 
 @binds(p.ConvTranspose, modules=(nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d))
@@ -98,3 +113,6 @@ class ConvTransposeBinding:
     functions = {F.conv_transpose1d: _conv_transpose_call(1), F.conv_transpose2d: _conv_transpose_call(2),
                  F.conv_transpose3d: _conv_transpose_call(3)}
     conventions = _CONV_CONVENTIONS
+    passes_weights = True
+    output_layout = keeps_channels_last
+    torch_backward = grouped_backward

@@ -10,14 +10,18 @@ Interpolate(scale=2)
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from convcost import primitives as p
+from convcost.arith import div
 from convcost.efficient import Dynamic, Octave
 from convcost.efficient.octave import PATHS
+from convcost.shapes import numel
 from convcost.torch import modules_efficient as m
 from convcost.torch.binding import binds
 from convcost.torch.build import as_int, build
+from convcost.torch.layouts import like_input, view_layout
 from convcost.torch.registry import from_torch
 
 
@@ -38,6 +42,8 @@ class PermuteBinding:
     def build(layer, rank):
         return m.Permute(layer.dims)
 
+    output_layout = view_layout(torch.permute, lambda layer: (layer.dims,))
+
 
 @binds(p.LayerNorm)
 class LayerNormBinding:
@@ -54,6 +60,8 @@ class LayerScaleBinding:
     def build(layer, rank):
         return m.LayerScale(as_int(layer.C))
 
+    output_layout = like_input
+
 
 @binds(p.ExpertConv, modules=(m.ExpertConv,))
 class ExpertConvBinding:
@@ -65,6 +73,15 @@ class ExpertConvBinding:
     def build(layer, rank):
         return m.ExpertConv(as_int(layer.C), as_int(layer.O), as_int(layer.K), stride=as_int(layer.S),
                             padding=as_int(layer.P), groups=as_int(layer.G), experts=as_int(layer.experts))
+
+    def torch_backward(c):
+        """``FlopCounterMode`` counts its kernels' gradient as one convolution of ``G N`` groups (the batch folded
+        into the channels), its weight gradient ``G N`` times over (see the binding of ``Conv``)."""
+        if not (c.trainable or c.input_grads[1:2] != (False,)):
+            return None
+        spec = c.spec
+        conv = numel(c.output_shape) * div(spec.C, spec.G) * spec.K**2
+        return c.backward_macs + (spec.G * c.output_shape[0] - 1) * conv
 
 
 @binds(p.InvolutionAggregate, modules=(m.InvolutionAggregate,))

@@ -30,4 +30,5 @@ class LinearBinding:
         return nn.Linear(as_int(layer.C), as_int(layer.O), bias=layer.bias)
 
     functions = {F.linear: _linear_call}
+    passes_weights = True
     conventions = {**MACS_EVERYWHERE, "torchinfo": lambda row: batch(row) * formula_params(row), "thop": MACS}

@@ -7,6 +7,7 @@ defines it; the returned shape drops that axis again.
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 
 import torch
@@ -15,6 +16,7 @@ from torch import nn
 
 from convcost import primitives as p
 from convcost.torch.binding import binds
+from convcost.torch import layouts
 from convcost.torch.conventions import FLOPS, MACS
 from convcost.torch.rules import Emit, NoRule, Tensor, bind_arguments, reads, tensor_arg
 
@@ -171,6 +173,49 @@ class DotProductAttention(nn.Module):
 _TOOLS = {"convcost": MACS, "torch": FLOPS, "fvcore": MACS, "ptflops": MACS}
 
 
+def _einsum_step(spec, shapes, grads, operands, call):
+    """An einsum in a training step: its backward MACs from its own cost, what autograd keeps of its pairwise
+    products (operands as they are, or the copies their folding makes) from the call run on meta tensors
+    laid out as the model's (the cost's plan assumes contiguous operands). None when that cannot run."""
+    if call is None or not any(grads):
+        return None
+    run = layouts.simulate(*call)
+    if run is None or len(run.operands) != len(operands):
+        return None
+    if run.fresh and not all(type(n) is int for s in shapes for n in s):
+        return None  # its copies' sizes come from the meta run, at generic stand-ins for the symbols
+    c = spec.cost(shapes, input_grads=grads)
+    return dataclasses.replace(c, saved_elements=run.saved_elements(c.output_shape),
+                               saved_indices=run.fresh_indices, saves_input=tuple(run.kept),
+                               saves_output=run.saves_output, input_grads=grads)
+
+
+def _attention_kernel(spec, operands):
+    """The fused CPU kernel needs unit strides on the last axis of query, key and value: else the math path."""
+    if not all(map(layouts.last_stride_one, operands)):
+        return dataclasses.replace(spec, kernel="math")
+    return spec
+
+
+def _attention_math(q, k, v):
+    """PyTorch's math path of scaled dot-product attention (what the CPU runs when the fused kernel cannot)."""
+    return torch.ops.aten._scaled_dot_product_attention_math(q, k, v)[0]
+
+
+def _attention_step_call(spec, operands, call):
+    """The math path itself (the CPU's kernel choice is not meta's); the fused kernel keeps its inputs as
+    they are, whatever their strides."""
+    if spec.fused([t.shape for t in operands]):
+        return None
+    return _attention_math, tuple(operands), {}
+
+
+def _attention_layout(spec, operands, output_shape):
+    """The fused kernel allocates its output like the query, the math path anew."""
+    meta = layouts.meta_of(operands[0]) if spec.fused([t.shape for t in operands]) else None
+    return (layouts.layout_of(torch.empty_like(meta)) if meta is not None else None), False
+
+
 @binds(p.MatMul)
 class MatMulBinding:
     def build(layer, rank):
@@ -190,6 +235,7 @@ class EinsumBinding:
 
     functions = {torch.einsum: _einsum}
     conventions = _TOOLS
+    step_cost = _einsum_step
 
 
 @binds(p.MultiheadAttention)
@@ -209,3 +255,37 @@ class AttentionBinding:
 
     functions = {F.scaled_dot_product_attention: _attention}
     conventions = _TOOLS
+    kernel = _attention_kernel
+    step_call = _attention_step_call
+    output_layout = _attention_layout
+
+
+def linear_attention(q, k, v):
+    """``phi(q) @ (phi(k)^T @ v)`` with ``phi(x) = elu(x) + 1``: what a ``LinearAttention`` computes."""
+    return (F.elu(q) + 1) @ ((F.elu(k) + 1).transpose(-2, -1) @ v)
+
+
+class LinearAttentionCall(nn.Module):
+    """Linear attention as a module of query, key and value (what :func:`convcost.torch.to_torch` builds for a
+    ``LinearAttention``, and what reads as one)."""
+
+    def forward(self, q, k, v):
+        return linear_attention(q, k, v)
+
+
+@binds(p.LinearAttention, modules=(LinearAttentionCall,))
+class LinearAttentionBinding:
+    def read(module):
+        return p.LinearAttention()
+
+    def build(layer, rank):
+        return LinearAttentionCall()
+
+    def leaf_inputs(args, kwargs):
+        return tuple(args) if len(args) == 3 and not kwargs else None
+
+    def step_call(spec, operands, call):
+        # on strided operands the products fold them (copies kept instead): the computation itself, on meta
+        return linear_attention, tuple(operands), {}
+
+    conventions = {"convcost": MACS, "torch": FLOPS}

@@ -13,6 +13,7 @@ import torch
 from convcost import primitives as p
 from convcost.torch import modules
 from convcost.torch.binding import binds
+from convcost.torch.layouts import broadcast_layout
 from convcost.torch.rules import Emit, NoRule, Tensor, bind_arguments, broadcast, reads
 
 
@@ -53,6 +54,7 @@ class AddBinding:
 
     functions = {operator.add: _ADD, operator.iadd: _ADD, torch.add: _ADD, operator.sub: _ADD, torch.sub: _ADD}
     methods = {"add": _ADD, "add_": _ADD, "sub": _ADD, "sub_": _ADD}
+    output_layout = broadcast_layout
 
 
 @binds(p.Mul)
@@ -62,6 +64,7 @@ class MulBinding:
 
     functions = {operator.mul: _MUL, operator.imul: _MUL, torch.mul: _MUL, operator.truediv: _MUL, torch.div: _MUL}
     methods = {"mul": _MUL, "mul_": _MUL, "div": _MUL, "div_": _MUL}
+    output_layout = broadcast_layout
 
 
 @binds(p.Concat)

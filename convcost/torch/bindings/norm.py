@@ -13,6 +13,7 @@ from convcost.errors import ConvcostError
 from convcost.torch.binding import binds
 from convcost.torch.build import as_int
 from convcost.torch.conventions import batch, formula_params, per_element
+from convcost.torch.layouts import keeps_channels_last
 from convcost.torch.rules import Emit, NoRule, bind_arguments, reads, tensor_arg
 
 def _batch_norm_call(args, kwargs):
@@ -40,6 +41,8 @@ class BatchNormBinding:
         return BATCH_NORM[rank or 4](as_int(layer.C), affine=layer.affine)
 
     functions = {F.batch_norm: _batch_norm_call}
+    passes_weights = True
+    output_layout = keeps_channels_last
     conventions = {
         "fvcore": per_element(2, 1),
         "torchinfo": lambda row: batch(row) * formula_params(row),

@@ -16,6 +16,7 @@ from torch import nn
 
 from convcost import primitives as p
 from convcost.torch.binding import binds
+from convcost.torch.layouts import keeps_channels_last
 from convcost.torch.build import as_int
 from convcost.torch.conventions import per_element
 from convcost.torch.rules import Emit, bind_arguments, reads, tensor_arg
@@ -90,3 +91,5 @@ class NormalizationBinding:
     functions = {F.layer_norm: _layer_norm, F.group_norm: _group_norm, F.instance_norm: _instance_norm,
                  F.rms_norm: _rms_norm}
     conventions = {"ptflops": per_element(2, 1)}
+    passes_weights = True
+    output_layout = keeps_channels_last

@@ -15,6 +15,7 @@ from convcost.torch.binding import binds
 from convcost.torch.build import pool_size
 from convcost.torch.bindings.conv import read_axes
 from convcost.torch.conventions import in_numel, out_numel, thop_adaptive, times
+from convcost.torch.layouts import keeps_channels_last
 from convcost.torch.rules import WITH_INDICES, Emit, NoRule, axes, bind_arguments
 
 MAX_POOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
@@ -80,6 +81,7 @@ class MaxPoolBinding:
                  F.max_pool2d_with_indices: _pool_call(p.MaxPool, 2, _MAX_ARGS, _MAX_DEFAULTS, indices=True),
                  F.max_pool3d_with_indices: _pool_call(p.MaxPool, 3, _MAX_ARGS, _MAX_DEFAULTS, indices=True)}
     conventions = _PTFLOPS
+    output_layout = keeps_channels_last
 
 
 @binds(p.AvgPool, modules=tuple(AVG_POOL.values()))
@@ -95,6 +97,7 @@ class AvgPoolBinding:
                  F.avg_pool2d: _pool_call(p.AvgPool, 2, _AVG_ARGS, _AVG_DEFAULTS),
                  F.avg_pool3d: _pool_call(p.AvgPool, 3, _AVG_ARGS, _AVG_DEFAULTS)}
     conventions = {**_PTFLOPS, "thop": times(2, out_numel)}
+    output_layout = keeps_channels_last
 
 
 @binds(p.AdaptiveAvgPool, modules=tuple(ADAPTIVE_AVG_POOL.values()))

@@ -13,6 +13,7 @@ from convcost import primitives as p
 from convcost.torch import modules
 from convcost.torch.binding import binds
 from convcost.torch.build import as_int
+from convcost.torch.layouts import as_input, view_layout
 from convcost.torch.rules import Emit, Tensor, bind_arguments
 
 
@@ -78,6 +79,10 @@ class FlattenBinding:
 
     functions = {torch.flatten: _flatten_call}
     methods = {"flatten": _flatten_call}
+    output_layout = view_layout(torch.flatten, lambda layer: (layer.start_dim, layer.end_dim))
+
+    def rank_after(layer, rank):
+        return len(layer.reshape((1,) * rank))
 
 
 @binds(p.Narrow, modules=(modules.Narrow,))
@@ -90,6 +95,7 @@ class NarrowBinding:
 
     functions = {torch.narrow: _narrow_call}
     methods = {"narrow": _narrow_call}
+    output_layout = view_layout(torch.narrow, lambda layer: (layer.dim, layer.start, layer.length))
 
 
 @binds(p.Identity, modules=(nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout))
@@ -99,3 +105,5 @@ class IdentityBinding:
 
     def build(layer, rank):
         return nn.Identity()
+
+    output_layout = as_input

@@ -20,6 +20,7 @@ from convcost.errors import ConvcostError
 from convcost.torch.binding import binds
 from convcost.torch.build import as_int
 from convcost.torch.bindings.conv import read_axes
+from convcost.torch.layouts import keeps_channels_last
 from convcost.torch.rules import Emit, NoRule, bind_arguments, tensor_arg
 
 MAX_UNPOOL = {1: nn.MaxUnpool1d, 2: nn.MaxUnpool2d, 3: nn.MaxUnpool3d}
@@ -96,6 +97,7 @@ class PadBinding:
         return Padding(pads, layer.mode)
 
     functions = {F.pad: _pad}
+    output_layout = keeps_channels_last
 
 
 @binds(p.Interpolate, modules=(nn.Upsample,))
@@ -115,6 +117,7 @@ class InterpolateBinding:
         return nn.Upsample(size=layer.size, mode=layer.mode)
 
     functions = {F.interpolate: _interpolate, F.upsample: _interpolate}
+    output_layout = keeps_channels_last
 
 
 class Reduction(nn.Module):
