@@ -45,7 +45,7 @@ import torch  # noqa: E402
 from convcost import VARIANTS  # noqa: E402
 from convcost.errors import ConvcostError  # noqa: E402
 from convcost.latency import Machine, fit, nnls, predict_latency  # noqa: E402
-from convcost.torch.calibrate import calibrate, check_device, describe, time_layer  # noqa: E402
+from convcost.torch.calibration import calibrate, check_device, describe, time_layer  # noqa: E402
 
 #: (channels, spatial size) of the stages of a typical ImageNet CNN
 STAGES = ((16, 224), (32, 112), (64, 56), (128, 28), (256, 14), (512, 7))

@@ -15,7 +15,7 @@ For each model, in a fresh Python process of its own (so a first call is a first
   estimate ("Forward/backward pass size"): a real forward under ``no_grad`` with a hook on every module;
 * **training step**: what a user runs to see a step's numbers, ``model(x).sum().backward()`` in train
   mode on a random input of the same shape (gradients set to None, outside the timing, before each);
-* **measure_training**: ``convcost.torch.training.measure_training(model, x)``, the oracle convcost's tests
+* **measure_training**: ``convcost.torch.measure_training.measure_training(model, x)``, the oracle convcost's tests
   hold the reading to (saved-tensor hooks, FlopCounterMode over the backward, one Adam step): several real
   steps, so it is timed ``--oracle-repeats`` times (default once, after the steps above have warmed the
   process) and its median reported.
@@ -118,7 +118,7 @@ def run_one(source: str, name: str, batch: int, size: int, repeats: int, oracle_
     import torch
 
     from convcost.torch import max_batch, profile
-    from convcost.torch.training import measure_training
+    from convcost.torch.measure_training import measure_training
 
     try:
         model = build(source, name)

@@ -269,7 +269,7 @@ def training_section(data) -> list:
         "every module;",
         "- **training step**: `model(x).sum().backward()` on a random input of the same shape, what one runs to "
         "see the step (gradients set to None before each, outside the timing);",
-        "- **measure_training**: `convcost.torch.training.measure_training(model, x)`, the measurement convcost's "
+        "- **measure_training**: `convcost.torch.measure_training.measure_training(model, x)`, the measurement convcost's "
         "tests hold the reading to (saved-tensor hooks, FlopCounterMode over the backward, one real Adam step): "
         "several real steps, timed " + ("once" if data["oracle_repeats"] == 1 else f"{data['oracle_repeats']} times")
         + " after the steps above have warmed the process.",

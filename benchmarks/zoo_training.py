@@ -3,7 +3,7 @@
 Run in the venv of ``benchmarks/zoo_agreement.py`` (torch pinned, ``pip install --no-deps torchvision timm
 pyyaml``): ``python benchmarks/zoo_training.py [--limit N] [--size 64] [--batch 2]``. Each model is built
 without pretrained weights and read in training mode at a small input; the oracle is
-:func:`convcost.torch.training.measure_training` on real CPU tensors (FlopCounterMode over the backward, with
+:func:`convcost.torch.measure_training.measure_training` on real CPU tensors (FlopCounterMode over the backward, with
 torch 2.13's grouped weight-gradient overcount divided out for convcost's convention; saved-tensor hooks by
 distinct storage; the optimizer's state after one real Adam step). Writes benchmarks/results/zoo_training.json
 and docs/zoo_training.md.
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from zoo_agreement import build, candidates, import_torchvision  # noqa: E402
 
 from convcost.torch import profile  # noqa: E402
-from convcost.torch.training import measure_training  # noqa: E402
+from convcost.torch.measure_training import measure_training  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "zoo_training.json"
 DOC = Path(__file__).parents[1] / "docs" / "zoo_training.md"

@@ -49,7 +49,7 @@ import numpy as np
 import sympy
 
 from convcost import display
-from convcost.compare import Comparison, compare, simplest
+from convcost.comparison import Comparison, compare, simplest
 from convcost.costs import check_metric
 from convcost.costs import Cost
 from convcost.errors import ConvcostError
@@ -305,7 +305,7 @@ class BreakEven:
 def break_even(A, B, /, metric: str = "macs", solve_for="K", **shared) -> BreakEven:
     """The exact condition under which B costs no more than A, solved for ``solve_for``.
 
-    A, B and the shared values are as in :func:`convcost.compare.compare`.
+    A, B and the shared values are as in :func:`convcost.comparison.compare`.
 
     >>> from convcost import StandardConv, SeparableConv
     >>> break_even(StandardConv, SeparableConv, metric="params", solve_for="H")

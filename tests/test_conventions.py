@@ -9,7 +9,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from convcost.torch.conventions import CONVENTIONS, headline  # noqa: E402
 from convcost.errors import ConvcostError  # noqa: E402
-from convcost.torch.profile import profile  # noqa: E402
+from convcost.torch.profiling import profile  # noqa: E402
 
 
 def mbnet_plain():  # docs/conventions.md's mbnet_plain_b3: conv 3x3 s2 64->128 no bias, BN, ReLU on 3x64x224x224

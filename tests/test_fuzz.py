@@ -39,7 +39,7 @@ from convcost import (
 )
 from convcost.breakeven import BreakEven
 from convcost.errors import ConvcostError
-from convcost.compare import Comparison
+from convcost.comparison import Comparison
 from convcost.derivation import Derivation
 from convcost.latency import Latency, Machine, predict_latency
 from convcost.primitives import PRIMITIVES

@@ -13,8 +13,8 @@ from hypothesis import given, strategies as st  # noqa: E402
 
 from convcost.errors import ConvcostError  # noqa: E402
 from convcost.symbols import H, W  # noqa: E402
-from convcost.torch.measure import measure  # noqa: E402
-from convcost.torch.profile import profile  # noqa: E402
+from convcost.torch.measure_forward import measure  # noqa: E402
+from convcost.torch.profiling import profile  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden" / "profile_table.txt"
 

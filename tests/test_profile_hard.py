@@ -14,10 +14,10 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from convcost.errors import ConvcostError  # noqa: E402
-from convcost.torch.measure import measure  # noqa: E402
+from convcost.torch.measure_forward import measure  # noqa: E402
 from convcost.testing import EINSUM_CASES  # noqa: E402
 from convcost.torch.bindings.matmul import EinsumProduct  # noqa: E402
-from convcost.torch.profile import profile  # noqa: E402
+from convcost.torch.profiling import profile  # noqa: E402
 
 
 def flop_macs(model, *inputs, **kwargs):

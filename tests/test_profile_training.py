@@ -1,6 +1,6 @@
 """``profile(model, x, training=True)``: one training step read from the model, against PyTorch's own step.
 
-The oracle is :mod:`convcost.torch.training`, which measures by running: ``FlopCounterMode`` over
+The oracle is :mod:`convcost.torch.measure_training`, which measures by running: ``FlopCounterMode`` over
 ``out.sum().backward()`` (its torch-2.13 grouped weight-gradient overcount divided out for convcost's
 convention, kept for ``backward_macs_torch``), ``saved_tensors_hooks`` by distinct storage, and the
 optimizer's state after a real step. Nothing here is computed from convcost's formulas.
@@ -21,7 +21,7 @@ from convcost.errors import ConvcostError  # noqa: E402
 from convcost.torch import profile  # noqa: E402
 from convcost.testing import EINSUM_CASES  # noqa: E402
 from convcost.torch.bindings.matmul import EinsumProduct  # noqa: E402
-from convcost.torch.training import measure_training  # noqa: E402
+from convcost.torch.measure_training import measure_training  # noqa: E402
 
 
 class Residual(nn.Module):

@@ -1,6 +1,6 @@
 """The training step against PyTorch: backward MACs, saved tensors, optimizer state, max batch.
 
-Every expected number comes from running PyTorch (``convcost.torch.training``: FlopCounterMode with the
+Every expected number comes from running PyTorch (``convcost.torch.measure_training``: FlopCounterMode with the
 grouped weight-gradient overcount divided out, saved_tensors_hooks by distinct storage, optimizer.state after
 one real step) or from hand arithmetic written here, never from the formulas under test.
 """
@@ -27,7 +27,7 @@ from convcost.testing import (
     multihead_attention_cases)
 from convcost.torch import to_torch
 from convcost.torch.modules import Merge
-from convcost.torch.training import (
+from convcost.torch.measure_training import (
     backward_macs, measure_training, optimizer_state, saved_tensors, saved_tensors_by_module)
 from convcost.training import parse_memory, torch_backward_macs, training_memory
 from convcost.zoo import MODELS, mnist_net

@@ -6,7 +6,7 @@ import dataclasses
 
 import sympy
 
-from convcost.compare import simplest
+from convcost.comparison import simplest
 from convcost.errors import ConvcostError, require
 
 #: a complex multiplication is 4 real multiplications and 2 real additions; a complex addition 2 real additions

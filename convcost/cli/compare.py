@@ -97,7 +97,7 @@ def _shared(args) -> tuple:
 
 
 def _compare(args) -> int:
-    from convcost.compare import compare
+    from convcost.comparison import compare
 
     a, b, values = _shared(args)
     c = compare(a, b, metric=args.metric, **values)

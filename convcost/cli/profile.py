@@ -76,7 +76,7 @@ def _profile(args) -> int:
 
     need("torch", "torch", "convcost profile")
     from convcost.torch.conventions import headline
-    from convcost.torch.profile import profile
+    from convcost.torch.profiling import profile
 
     shape = parse_value("--input", args.input, None)
     shape = shape if isinstance(shape, tuple) else (shape,)

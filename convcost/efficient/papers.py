@@ -22,7 +22,7 @@ from typing import Callable
 
 import sympy
 
-from convcost.compare import compare
+from convcost.comparison import compare
 from convcost.efficient.cheap import BSConvU, GhostModule, MixConv, PartialConv, ShiftConv
 from convcost.efficient.convnext import ConvNeXtBlock
 from convcost.efficient.dynamic import CondConv, DeformableConv, Involution

@@ -27,10 +27,10 @@ from convcost.primitives.merge import Add, Concat, Mul
 from convcost.primitives.norm import BatchNorm
 from convcost.primitives.normalize import Normalization
 from convcost.primitives.pool import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool
-from convcost.primitives.resample import Permute, Shift
+from convcost.primitives.data_movement import Permute, Shift
 from convcost.primitives.recurrent import LSTM
-from convcost.primitives.resize import PAD_MODES, Interpolate, MaxUnpool, Pad, Reduce
-from convcost.primitives.rearrange import ChannelShuffle, Flatten, Identity, Narrow, PixelShuffle, PixelUnshuffle
+from convcost.primitives.pad_upsample_reduce import PAD_MODES, Interpolate, MaxUnpool, Pad, Reduce
+from convcost.primitives.data_movement import ChannelShuffle, Flatten, Identity, Narrow, PixelShuffle, PixelUnshuffle
 
 #: every primitive layer class, in the order the docs list them
 PRIMITIVES = (

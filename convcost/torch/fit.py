@@ -24,7 +24,7 @@ from convcost.validate import kind_of
 
 def step_memory(model, input_shape, optimizer: str = "adam", dtype: str = "float32") -> int:
     """Bytes of one training step of ``model`` on an input of ``input_shape`` (a shape, or a list of them)."""
-    from convcost.torch.profile import profile
+    from convcost.torch.profiling import profile
 
     report = profile(model, input_shape, training=True)
     return report.training.memory(optimizer, dtype)

@@ -1,4 +1,4 @@
-"""The torch side of :mod:`convcost.primitives.resize`: ``F.pad``, ``F.interpolate`` (and ``nn.Upsample``),
+"""The torch side of :mod:`convcost.primitives.pad_upsample_reduce`: ``F.pad``, ``F.interpolate`` (and ``nn.Upsample``),
 reductions (``mean``, ``sum``, ``amax``, ``amin``) and max unpooling.
 ``nn.Upsample`` and the padding modules are read by what they call.
 
