@@ -153,7 +153,7 @@ class Report:
     """Rows of a model's leaf operations, with derived totals (see the module docstring)."""
 
     def __init__(self, rows, *, unsupported=(), input_shape=(), input_shapes=None, model="model",
-                 traced_with="torch.fx", notes=(), unused=(), unused_params=0, unused_names=(), modules=None,
+                 traced_with="torch.fx", notes=(), unused=(), modules=None,
                  convention="convcost", headline=None, module_calls=(), training=None, blocks=None):
         set_ = object.__setattr__
         set_(self, "rows", tuple(rows))
@@ -163,8 +163,6 @@ class Report:
         set_(self, "model", model)
         set_(self, "traced_with", traced_with)
         set_(self, "notes", tuple(notes))
-        if unused_params and not unused:  # the older form: one count, names without sizes
-            unused = ((unused_names[0] if unused_names else "", unused_params), *((n, 0) for n in unused_names[1:]))
         set_(self, "unused", tuple(unused))  # (parameter name, numel) of parameters no operation read
         set_(self, "modules", dict(modules or {}))  # module path -> type name
         set_(self, "module_calls", tuple(module_calls))  # childless modules read by their calls (ModuleCall)

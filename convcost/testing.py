@@ -823,11 +823,6 @@ VARIANT_CASES = {
 }
 
 
-def variant_cases():
-    """Any named variant (one strategy per variant, drawn evenly)."""
-    return st.one_of(*(factory() for factory in VARIANT_CASES.values()))
-
-
 # -- compositions -----------------------------------------------------------------
 
 

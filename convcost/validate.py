@@ -190,15 +190,6 @@ def text(where: str, name: str, value, options=None) -> str:
     return value
 
 
-def symbol_name(where: str, name: str, value) -> str:
-    """The name of a symbol, given as text or as a sympy Symbol."""
-    if isinstance(value, sympy.Symbol):
-        return value.name
-    if isinstance(value, str) and value.isidentifier():
-        return value
-    raise refuse(where, name, value, "a symbol name such as 'K', or a sympy Symbol")
-
-
 def grid(where: str, name: str, value) -> np.ndarray:
     """A number or an array of finite real numbers, as a numpy array (ints stay ints).
 

@@ -22,8 +22,6 @@ from convcost.torch.build import as_int
 from convcost.torch.bindings.conv import read_axes
 from convcost.torch.rules import Emit, NoRule, bind_arguments, tensor_arg
 
-MAX_UNPOOL = {1: nn.MaxUnpool1d, 2: nn.MaxUnpool2d, 3: nn.MaxUnpool3d}
-
 
 def _pad(args, kwargs):
     a = bind_arguments(("input", "pad", "mode", "value"), {"mode": "constant", "value": None}, args, kwargs)
