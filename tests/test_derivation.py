@@ -1,5 +1,6 @@
 """Derivations: built from the costs, exact to the last step, parse back, compile, pinned by golden files."""
 
+import functools
 import pathlib
 import random
 import re
@@ -70,16 +71,24 @@ def _parsed_equal(latex: str, source) -> bool:
             clear_cache()  # unevaluated nodes are cached with the assumptions already deduced on them
             sympy.core.random.seed(order)
         try:
-            return _parsed_equal_once(latex, source)
+            return _parsed_equal_once(latex, source, fresh=bool(order))
         except sympy.core.facts.InconsistentAssumptions as error:
             contradiction = error
     raise contradiction
 
 
-def _parsed_equal_once(latex: str, source) -> bool:
+@functools.lru_cache(maxsize=None)
+def _parse(latex: str):
+    """parse_latex's answer for ``latex``, parsed once per process: sympy's ANTLR parser, in pure Python, takes
+    about 0.1 s a formula, and the derivations repeat their formulas (every variant's definitions)."""
     from sympy.parsing.latex import parse_latex
 
-    parsed = parse_latex(latex, backend="antlr")
+    return parse_latex(latex, backend="antlr")
+
+
+def _parsed_equal_once(latex: str, source, fresh: bool = False) -> bool:
+    # a retry after contradictory assumptions parses anew: the cached nodes carry the assumptions deduced on them
+    parsed = _parse.__wrapped__(latex) if fresh else _parse(latex)
     if isinstance(source, sympy.Eq) != isinstance(parsed, sympy.Eq):
         return False
     if isinstance(source, sympy.Eq) and isinstance(source.lhs, sympy.Symbol):  # a definition: "macs = ..."
@@ -114,10 +123,12 @@ def _parsed_equal_once(latex: str, source) -> bool:
 
 
 def _check_parses_back(d):
-    emitted = d.latex()
+    emitted, markdown = d.latex(), None
     checked = 0
     for latex, source in d.formulas():
-        assert latex in emitted or latex in d.markdown()
+        if latex not in emitted:
+            markdown = d.markdown() if markdown is None else markdown  # built once, and only when needed
+            assert latex in markdown
         if source.has(sympy.Piecewise):
             continue  # cases blocks: parse_latex has no cases; their branches are listed as formulas of their own
         assert _parsed_equal(latex, source), latex
