@@ -40,12 +40,12 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without installing
 
-import torch  # noqa: E402
+import torch
 
-from convcost import VARIANTS  # noqa: E402
-from convcost.errors import ConvcostError  # noqa: E402
-from convcost.latency import Machine, fit, nnls, predict_latency  # noqa: E402
-from convcost.torch.calibration import calibrate, check_device, describe, time_layer  # noqa: E402
+from convcost import VARIANTS
+from convcost.errors import ConvcostError
+from convcost.latency import Machine, fit, nnls, predict_latency
+from convcost.torch.calibration import calibrate, check_device, describe, time_layer
 
 #: (channels, spatial size) of the stages of a typical ImageNet CNN
 STAGES = ((16, 224), (32, 112), (64, 56), (128, 28), (256, 14), (512, 7))

@@ -248,7 +248,6 @@ VERSUS_RESULTS = Path(__file__).parent / "results" / "profile_vs_flopcounter.jso
 def versus_model(name):
     """A torchvision model (imported as benchmarks/zoo_agreement.py does), or one fx cannot trace."""
     import torch
-
     from zoo_agreement import import_torchvision
 
     tv = import_torchvision()

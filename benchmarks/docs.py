@@ -17,9 +17,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 sys.path.insert(0, HERE)
 
-from bench_profile import tool_table, versus_table  # noqa: E402
-from bench_training import table as training_table  # noqa: E402
-from plots import table as kernel_table  # noqa: E402
+from bench_profile import tool_table, versus_table
+from bench_training import table as training_table
+from plots import table as kernel_table
 
 
 def _load(name):

@@ -20,7 +20,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from convcost.torch import profile  # noqa: E402
+from convcost.torch import profile
 
 RESULTS = Path(__file__).parent / "results" / "zoo.json"
 DOC = Path(__file__).parents[1] / "docs" / "zoo.md"

@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from zoo_agreement import build, candidates, import_torchvision  # noqa: E402
+from zoo_agreement import build, candidates, import_torchvision
 
-from convcost.torch import profile  # noqa: E402
-from convcost.torch.measure_training import measure_training  # noqa: E402
+from convcost.torch import profile
+from convcost.torch.measure_training import measure_training
 
 RESULTS = Path(__file__).parent / "results" / "zoo_training.json"
 DOC = Path(__file__).parents[1] / "docs" / "zoo_training.md"

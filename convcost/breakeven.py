@@ -50,8 +50,7 @@ import sympy
 
 from convcost import display
 from convcost.comparison import Comparison, compare, simplest
-from convcost.costs import check_metric
-from convcost.costs import Cost
+from convcost.costs import Cost, check_metric
 from convcost.errors import ConvcostError
 from convcost.validate import broadcast, entry_point, field_values, grid, is_integral, number
 

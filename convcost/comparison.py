@@ -51,7 +51,6 @@ from convcost.errors import ConvcostError
 from convcost.symbols import GLOSSARY
 from convcost.validate import entry_point, field_values
 
-
 _SHARED_FIELDS = set(GLOSSARY) | {"N", "T", "H", "W"}
 
 

@@ -82,8 +82,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+from collections.abc import Iterable
 from fractions import Fraction
-from typing import Iterable
 
 import sympy
 

@@ -230,7 +230,7 @@ class Derivation:
     def latex(self) -> str:
         """An ``align*`` block (amsmath), a heading per metric, each step labelled."""
         lines = [r"\begin{align*}"]
-        for i, sec in enumerate(self.sections):
+        for sec in self.sections:
             lines.append(r"\intertext{\textbf{%s}: %s}" % (_text(sec.metric), _text(sec.heading)))
             lines += [_row(group) + r" \\" for group in _groups(sec.steps)]
         lines[-1] = lines[-1].removesuffix(r" \\")

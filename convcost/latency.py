@@ -52,7 +52,6 @@ from convcost.layers import Layer
 from convcost.primitives import KINDS
 from convcost.validate import entry_point, text
 
-
 #: fitted inverse efficiencies are kept at or above this (efficiency at most 1/it),
 #: so a kind the data cannot see is not predicted to take no time
 MIN_SLOWDOWN = 0.02

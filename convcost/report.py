@@ -35,15 +35,15 @@ import typing
 import sympy
 
 from convcost import costs, display
+from convcost.errors import ConvcostError
+from convcost.general_form import formula as general_formula
+from convcost.layers import Merge
+from convcost.vectorise import compile_exprs
 
 #: the counts a report carries: the forward pass. A training step per row needs the model's data flow (which
 #: tensors need a gradient, which storages rows share), which the readers do not follow yet; a sum of the
 #: rows' own backward_macs and saved_elements would be wrong, so the report leaves them out.
 METRICS = tuple(m for m in costs.METRICS if m not in costs.TRAINING_METRICS)
-from convcost.errors import ConvcostError
-from convcost.general_form import formula as general_formula
-from convcost.layers import Merge
-from convcost.vectorise import compile_exprs
 
 #: the columns of every output format, in order
 COLUMNS = ("path", "op", "spec", "output_shape", *METRICS, "formula", "tied_to")

@@ -32,7 +32,7 @@ import sympy
 from convcost.extras import need
 
 need("hypothesis", "testing", "convcost.testing")
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import strategies as st
 
 from convcost import blocks, efficient, variants
 from convcost import primitives as p

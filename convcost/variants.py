@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 
-
 from convcost.compose import Sequential
 from convcost.errors import ConvcostError
 from convcost.layers import Layer
 from convcost.primitives import ChannelShuffle, Conv, ConvTranspose, PixelShuffle, PixelUnshuffle
-from convcost.spec import count, padding, size, spec, flag
+from convcost.spec import count, flag, padding, size, spec
 from convcost.symbols import C, D, G, H, K, O, T, W, r
 
 INPUT_FIELDS = ("N", "T", "H", "W")

@@ -19,10 +19,11 @@ import pytest
 import sympy
 import torch
 import torch.nn.functional as F
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
-from convcost import StandardConv, SeparableConv
+from convcost import SeparableConv, StandardConv
 from convcost.algorithms import (
     break_even,
     direct,

@@ -53,11 +53,11 @@ def test_tour_runs(capsys):
 
 
 # -- a newcomer's first hour: the CLI as the README and --help present it -----------------------------
-import os  # noqa: E402
-import pathlib  # noqa: E402
-import re  # noqa: E402
+import os
+import pathlib
+import re
 
-import pytest  # noqa: E402
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SEPARABLE_64_128_3 = 64 * 9 + 64 + 64 * 128 + 128  # depthwise weights + bias, pointwise weights + bias

@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 import sympy
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from convcost import METRICS, VARIANTS, ConvcostError, SeparableConv, StandardConv, cost
 from convcost.cli import main
@@ -77,7 +78,7 @@ def _parsed_equal(latex: str, source) -> bool:
     raise contradiction
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _parse(latex: str):
     """parse_latex's answer for ``latex``, parsed once per process: sympy's ANTLR parser, in pure Python, takes
     about 0.1 s a formula, and the derivations repeat their formulas (every variant's definitions)."""

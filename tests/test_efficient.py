@@ -12,11 +12,22 @@ import re
 
 import pytest
 import sympy
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from convcost import VARIANTS, ConvcostError, break_even, cost, derive
-from convcost.efficient import EFFICIENT, BSConvU, CondConv, DeformableConv, GhostModule, Involution, MixConv, OctaveConv
-from convcost.efficient import PartialConv, RepVGGBlock
+from convcost.efficient import (
+    EFFICIENT,
+    BSConvU,
+    CondConv,
+    DeformableConv,
+    GhostModule,
+    Involution,
+    MixConv,
+    OctaveConv,
+    PartialConv,
+    RepVGGBlock,
+)
 from convcost.efficient.papers import CLAIMS, baseline, page
 from convcost.tour import EXAMPLES
 

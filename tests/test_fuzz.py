@@ -21,6 +21,7 @@ import sys
 import numpy as np
 import pytest
 import sympy
+from fuzzing import ERROR, ODD_KEYWORDS, attempt, examples, hostile_values
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -38,13 +39,13 @@ from convcost import (
     derive,
 )
 from convcost.breakeven import BreakEven
-from convcost.errors import ConvcostError
 from convcost.comparison import Comparison
 from convcost.derivation import Derivation
+from convcost.errors import ConvcostError
 from convcost.latency import Latency, Machine, predict_latency
 from convcost.primitives import PRIMITIVES
 from convcost.symbols import H
-from fuzzing import ERROR, ODD_KEYWORDS, attempt, examples, hostile_values
+
 
 def _layer_classes() -> list:
     """Every layer class convcost defines (variants, primitives, compositions, abstract bases), by import."""
@@ -354,8 +355,9 @@ def test_cost_from_threads_agrees_with_sequential():
 
 # -- the PyTorch backend (profile: tests/test_fuzz_profile.py) --------------------------------------------------
 torch = pytest.importorskip("torch")
-from convcost.torch import Measured, from_torch, measure, to_torch  # noqa: E402
-from fuzzing import torch_state  # noqa: E402
+from fuzzing import torch_state
+
+from convcost.torch import Measured, from_torch, measure, to_torch
 
 SPECS = [StandardConv(C=4, O=8, K=3), SeparableConv(C=4, O=8, K=3), StandardConv.general(),
          StandardConv(C=4, O=8, K=3, H=8, W=8), FactorizedConv(C=2, O=2, K=5)]

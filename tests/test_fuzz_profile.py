@@ -8,15 +8,14 @@ conventions are hostile values.
 from __future__ import annotations
 
 import pytest
+from fuzzing import ERROR, attempt, examples, hostile_values, torch_state
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fuzzing import ERROR, attempt, examples, hostile_values, torch_state
-
 torch = pytest.importorskip("torch")
-from convcost.torch import profile  # noqa: E402
-from convcost.report import Report  # noqa: E402
-from convcost.torch.conventions import CONVENTIONS  # noqa: E402
+from convcost.report import Report
+from convcost.torch import profile
+from convcost.torch.conventions import CONVENTIONS
 
 nn = torch.nn
 

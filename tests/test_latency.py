@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from convcost import DepthwiseConv, GroupedConv, PointwiseConv, SeparableConv, StandardConv, SqueezeExcitation, cost
+from convcost import DepthwiseConv, GroupedConv, PointwiseConv, SeparableConv, SqueezeExcitation, StandardConv, cost
 from convcost.errors import ConvcostError
 from convcost.latency import KINDS, Machine, fit, kind_of, nnls, predict_latency, primitives
 from convcost.primitives import Activation, BatchNorm, ChannelShuffle, Conv, ConvTranspose, Linear, PixelShuffle

@@ -9,10 +9,10 @@ import sys
 import pytest
 
 torch = pytest.importorskip("torch")
-import torch.nn as nn  # noqa: E402
+import torch.nn as nn
 
-from convcost.efficient import GhostModule  # noqa: E402
-from convcost.torch import profile  # noqa: E402
+from convcost.efficient import GhostModule
+from convcost.torch import profile
 
 
 class FakeGhostModule(nn.Module):

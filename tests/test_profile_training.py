@@ -11,17 +11,17 @@ import itertools
 import pytest
 
 torch = pytest.importorskip("torch")
-import torch.nn as nn  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from hypothesis import given, reject, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+import torch.nn as nn
+import torch.nn.functional as F
+from hypothesis import given, reject, settings
+from hypothesis import strategies as st
 
-from convcost import primitives  # noqa: E402
-from convcost.errors import ConvcostError  # noqa: E402
-from convcost.torch import profile  # noqa: E402
-from convcost.testing import EINSUM_CASES  # noqa: E402
-from convcost.torch.bindings.matmul import EinsumProduct  # noqa: E402
-from convcost.torch.measure_training import measure_training  # noqa: E402
+from convcost import primitives
+from convcost.errors import ConvcostError
+from convcost.testing import EINSUM_CASES
+from convcost.torch import profile
+from convcost.torch.bindings.matmul import EinsumProduct
+from convcost.torch.measure_training import measure_training
 
 
 class Residual(nn.Module):

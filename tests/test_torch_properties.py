@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from convcost import METRICS, VARIANTS
 from convcost import primitives as p
 from convcost.layers import Layer, Merge
-from convcost.symbols import GLOSSARY, N, SPATIAL
+from convcost.symbols import GLOSSARY, SPATIAL, N
 from convcost.testing import (
     CALL_CASES,
     MERGE_CASES,

@@ -23,12 +23,23 @@ from convcost.layers import _takes_grad
 from convcost.storages import distinct_saved
 from convcost.symbols import N
 from convcost.testing import (
-    CALL_CASES, MERGE_CASES, PRIMITIVE_CASES, VARIANT_CASES, attention_cases, composition_cases,
-    multihead_attention_cases)
+    CALL_CASES,
+    MERGE_CASES,
+    PRIMITIVE_CASES,
+    VARIANT_CASES,
+    attention_cases,
+    composition_cases,
+    multihead_attention_cases,
+)
 from convcost.torch import to_torch
-from convcost.torch.modules import Merge
 from convcost.torch.measure_training import (
-    backward_macs, measure_training, optimizer_state, saved_tensors, saved_tensors_by_module)
+    backward_macs,
+    measure_training,
+    optimizer_state,
+    saved_tensors,
+    saved_tensors_by_module,
+)
+from convcost.torch.modules import Merge
 from convcost.training import parse_memory, torch_backward_macs, training_memory
 from convcost.zoo import MODELS, mnist_net
 

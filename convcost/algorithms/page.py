@@ -20,8 +20,8 @@ from convcost.algorithms.spectral import fft, log2_ceiling
 from convcost.algorithms.versus import break_even
 from convcost.breakeven import BreakEven
 from convcost.primitives import Conv
-from convcost.symbols import D, G, H, K, N, O, P, S, W
 from convcost.symbols import C as C_
+from convcost.symbols import D, G, H, K, N, O, P, S, W
 
 
 def _math(expr) -> str:

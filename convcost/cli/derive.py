@@ -36,8 +36,8 @@ def register(sub) -> None:
 def _derive(args) -> int:
     from convcost.arguments import parse_fields
     from convcost.catalog import variant
-    from convcost.frontdoor import cost
     from convcost.derivation import derive
+    from convcost.frontdoor import cost
 
     metrics = tuple(args.metric) if args.metric else None
     if args.all:

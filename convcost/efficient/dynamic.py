@@ -25,7 +25,16 @@ from convcost.costs import Cost
 from convcost.errors import ConvcostError, require
 from convcost.layers import TRAINING, Layer, Merge
 from convcost.primitives import (
-    Activation, AdaptiveAvgPool, AvgPool, BatchNorm, Conv, DeformConv, ExpertConv, Flatten, InvolutionAggregate, Linear,
+    Activation,
+    AdaptiveAvgPool,
+    AvgPool,
+    BatchNorm,
+    Conv,
+    DeformConv,
+    ExpertConv,
+    Flatten,
+    InvolutionAggregate,
+    Linear,
 )
 from convcost.shapes import numel
 from convcost.spec import count, flag, size, spec

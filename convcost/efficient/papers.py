@@ -18,7 +18,7 @@ StandardConv(C=64, O=64, K=3, P=1, bias=False, H=56, W=56)
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import sympy
 

@@ -15,7 +15,6 @@ entry; attention is its two products, ``Q K^T`` and ``A V``.
 
 from __future__ import annotations
 
-
 from convcost.arith import total
 from convcost.costs import Cost
 from convcost.errors import ConvcostError
