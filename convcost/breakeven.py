@@ -286,7 +286,8 @@ class BreakEven:
 
         >>> from convcost import StandardConv, AsymmetricConv
         >>> print(break_even(StandardConv, AsymmetricConv, metric="params", solve_for="K")._repr_latex_())
-        $\\begin{aligned}&\\text{params: A = StandardConv(), B = AsymmetricConv()} \\\\ &\\text{B costs no more than A exactly when } C K^{2} - C K - K O - 1 \\geq 0 \\\\ &\\text{threshold (closed form): } K \\geq ... \\\\ &\\text{rule of thumb: } K > 1 + \\frac{O}{C}\\end{aligned}$
+        $\\begin{aligned}&\\text{params: A = StandardConv(), B = AsymmetricConv()} \\\\ &\\text{B costs no more than A
+        exactly when } C K^{2} - C K - K O - 1 \\geq 0 \\\\ &\\text{threshold (closed form): } K \\geq ... \\\\ &\\text{rule of thumb: } K > 1 + \\frac{O}{C}\\end{aligned}$
         """
         a, b = display.spec(self.comparison.A.spec), display.spec(self.comparison.B.spec)
         rows = [rf"&\text{{{display.latex_text(f'{self.metric}: A = {a}, B = {b}')}}}",
@@ -310,7 +311,8 @@ def break_even(A, B, /, metric: str = "macs", solve_for="K", **shared) -> BreakE
     >>> break_even(StandardConv, SeparableConv, metric="params", solve_for="H")
     Traceback (most recent call last):
     ...
-    convcost.errors.ConvcostError: params of SeparableConv() against StandardConv() does not depend on H; it depends on C, K, O
+    convcost.errors.ConvcostError: params of SeparableConv() against StandardConv() does not depend on H; it depends on
+    C, K, O
     """
     check_metric(metric)
     field_values("break_even", shared)

@@ -256,7 +256,8 @@ class _Storage:
     def feed(self, c: Cost, x):
         si, so, view = c.saves_input, c.saves_output, c.output_view
         if type(si) is bool and type(so) is bool and type(view) is bool and type(self.saved) is bool \
-                and type(self.is_input) is bool and type(self.input_saved) is bool:  # every flag decided: plain Python, as fast as the counts
+                and type(self.is_input) is bool and type(self.input_saved) is bool:
+            # every flag decided: plain Python, as fast as the counts
             own = c.saved_elements - numel(x) if si else c.saved_elements
             if si and not self.saved and not self.is_input:
                 own = own + self.elements

@@ -36,7 +36,8 @@ products (so ``W \\cdot (K^2 + O)`` never reads as a function call).
 >>> from convcost import cost, SeparableConv
 >>> d = derive(cost(SeparableConv, C=64, O=128, K=3), "params")
 >>> [s.kind for s in d.steps]
-['definition', 'substitution', 'simplification', 'definition', 'substitution', 'simplification', 'definition', 'substitution', 'result']
+['definition', 'substitution', 'simplification', 'definition', 'substitution', 'simplification', 'definition',
+'substitution', 'result']
 >>> print(d.steps[0].tex())
 \\Theta_{1} = \\frac{C \\cdot K^{2} \\cdot O}{G} + O
 >>> print(d.steps[1].tex())

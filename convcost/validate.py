@@ -13,7 +13,8 @@ text, turns a non-finite number into a fraction, or compares it.
 >>> number("holds", "K", float("inf"))
 Traceback (most recent call last):
 ...
-convcost.errors.ConvcostError: holds: K=inf is a non-finite number; it accepts a finite number (an int, a float, a Fraction, a numpy number) or a sympy expression
+convcost.errors.ConvcostError: holds: K=inf is a non-finite number; it accepts a finite number (an int, a float, a
+Fraction, a numpy number) or a sympy expression
 """
 
 from __future__ import annotations
@@ -129,7 +130,8 @@ def field_value(where: str, name: str, value):
     >>> field_value("cost", "C", {"a": 1})
     Traceback (most recent call last):
     ...
-    convcost.errors.ConvcostError: cost: C={'a': 1} is a mapping; it accepts an int, a sympy symbol or expression, a finite float or Fraction (multipliers), text (choices such as 'same'), True or False, a convcost layer, or a tuple of these
+    convcost.errors.ConvcostError: cost: C={'a': 1} is a mapping; it accepts an int, a sympy symbol or expression, a
+    finite float or Fraction (multipliers), text (choices such as 'same'), True or False, a convcost layer, or a tuple of these
     """
     if type(value) is int:
         return value
@@ -198,7 +200,8 @@ def grid(where: str, name: str, value) -> np.ndarray:
     >>> grid("region", "K", [1.5, float("nan")])
     Traceback (most recent call last):
     ...
-    convcost.errors.ConvcostError: region: K=[1.5, nan] is an array holding nan or inf; it accepts a finite real number or an array (list, tuple, numpy array) of them
+    convcost.errors.ConvcostError: region: K=[1.5, nan] is an array holding nan or inf; it accepts a finite real number
+    or an array (list, tuple, numpy array) of them
     """
     accepts = "a finite real number or an array (list, tuple, numpy array) of them"
     kind = kind_of(value)

@@ -168,6 +168,8 @@ def test_unsupported_modules_are_named():
 
 @spec
 class _Custom(Layer):
+    training_counts = False
+
     def _cost(self, shape):
         return Cost(output_shape=shape)
 

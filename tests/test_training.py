@@ -449,9 +449,30 @@ def test_a_layer_without_training_counts_refuses_training_flags():
 
     @spec
     class Plain(Layer):
+        training_counts = False
+
         def _cost(self, shape):
             return p.Identity().cost(shape)
 
     assert Plain().cost((1, 2)).output_shape == (1, 2)
+    assert Plain().cost((1, 2)).untrained == ("Plain",)
     with pytest.raises(ConvcostError, match="has no training counts"):
         Plain().cost((1, 2), input_grad=False)
+
+
+def test_a_layer_says_whether_it_has_training_counts():
+    # declared, not guessed from _cost's signature: a class whose _cost cannot take the flags and does not say
+    # so is refused when it is made, never costed with a silent zero
+    from convcost.layers import Layer, Merge
+
+    with pytest.raises(ConvcostError, match="training_counts = False"):
+        class Forgot(Layer):
+            def _cost(self, shape):
+                return p.Identity().cost(shape)
+
+    with pytest.raises(ConvcostError, match="has_parameters = False"):
+        class Weighted(Merge):
+            def _cost(self, shapes, grads, trainable=True):
+                return p.Add().cost(shapes)
+
+    assert p.ExpertConv.has_parameters and p.MultiheadAttention.has_parameters and not p.Add.has_parameters

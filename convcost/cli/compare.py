@@ -13,7 +13,8 @@ params: A = StandardConv(), B = AsymmetricConv()
   (A - B = O*(C*K**2 - C*K - K*O - 1); cancelled positive factors: O)
   threshold (closed form):  K >= (C + O + sqrt(4*C + (C + O)**2))/(2*C)
   rule of thumb (leading order, other symbols large):  K > 1 + O/C
-  method: closed form: exactly one positive root (one sign change); the leading coefficient is positive, so B wins for K >= it
+  method: closed form: exactly one positive root (one sign change); the leading coefficient is positive, so B wins for K
+  >= it
 0
 >>> main(["compare", "StandardConv", "SeparableConv", "--metric", "params", "C=64", "O=128", "K=3"])
 params: A = StandardConv(C=64, O=128, K=3), B = SeparableConv(C=64, O=128, K=3)

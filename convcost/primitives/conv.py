@@ -134,7 +134,8 @@ class ConvTranspose(Layer):
     >>> ConvTranspose(C=4, O=4, K=3, S=2, output_padding=2).cost((1, 4, 5, 5))
     Traceback (most recent call last):
     ...
-    convcost.errors.ConvcostError: ConvTranspose(C=4, O=4, K=3, S=2, output_padding=2): output_padding=2 must be smaller than the stride S=2 or the dilation D=1
+    convcost.errors.ConvcostError: ConvTranspose(C=4, O=4, K=3, S=2, output_padding=2): output_padding=2 must be smaller
+    than the stride S=2 or the dilation D=1
     """
 
     C: object = size(C)

@@ -10,7 +10,8 @@ None of them has parameters or multiply-accumulates; those that copy write their
 >>> Narrow(dim=1, start=64, length=58).cost((1, 116, 28, 28))
 Traceback (most recent call last):
 ...
-convcost.errors.ConvcostError: Narrow(dim=1, start=64, length=58): start=64 + length=58 goes past the 116 elements of axis 1
+convcost.errors.ConvcostError: Narrow(dim=1, start=64, length=58): start=64 + length=58 goes past the 116 elements of
+axis 1
 >>> Shift().cost((1, 9, 4, 4)).macs
 0
 >>> Permute(dims=(0, 2, 3, 1)).cost((1, 8, 4, 5)).output_shape

@@ -35,7 +35,8 @@ class Pad(Layer):
     >>> Pad(P=(4, 4), mode="reflect").cost((2, 3, 4))
     Traceback (most recent call last):
     ...
-    convcost.errors.ConvcostError: Pad(P=(4, 4), mode='reflect'): reflect padding 4 must be smaller than the axis it pads (4)
+    convcost.errors.ConvcostError: Pad(P=(4, 4), mode='reflect'): reflect padding 4 must be smaller than the axis it
+    pads (4)
     """
 
     P: object = count(0, per_axis=True)

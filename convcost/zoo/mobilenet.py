@@ -57,7 +57,8 @@ def mobilenet_v1(alpha=1, rho=1, num_classes: int = 1000) -> ZooModel:
     >>> mobilenet_v1(alpha=0.3)
     Traceback (most recent call last):
     ...
-    convcost.errors.ConvcostError: mobilenet_v1(alpha=3/10, rho=1): the first layer's channels 32*alpha is 48/5, not a whole number
+    convcost.errors.ConvcostError: mobilenet_v1(alpha=3/10, rho=1): the first layer's channels 32*alpha is 48/5, not a
+    whole number
     """
     a = multiplier("mobilenet_v1", "alpha", _snap(alpha, 32))
     p = multiplier("mobilenet_v1", "rho", _snap(rho, 224))
