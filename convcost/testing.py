@@ -253,9 +253,11 @@ def permute_cases(draw):
 
 @st.composite
 def layer_norm_cases(draw):
-    """``LayerNorm(C)`` over the last axis of a 2-4-D input."""
+    """``LayerNorm(C)`` over the last axis of a 2-4-D input, affine or not, with or without a bias."""
     c = draw(_ints(1, 6))
-    return Case(p.LayerNorm(C=c, affine=draw(st.booleans())), (*draw(_any_shape(1, 3)), c))
+    affine = draw(st.booleans())
+    bias = affine and draw(st.booleans())  # without affine parameters there is no bias to leave out
+    return Case(p.LayerNorm(C=c, affine=affine, bias=bias or not affine), (*draw(_any_shape(1, 3)), c))
 
 
 @st.composite
@@ -351,14 +353,13 @@ def reduce_cases(draw):
 
 @st.composite
 def normalization_cases(draw):
-    """``Normalization`` of every kind: layer norm over the last axis, group norm in groups, instance norm on
-    1-3 spatial axes, RMS norm; affine or not."""
+    """``Normalization`` of every kind: group norm in groups, instance norm on 1-3 spatial axes, RMS norm over
+    the last axis; affine or not (layer norm is ``LayerNorm``'s)."""
     kind = draw(st.sampled_from(p.normalize.KINDS))
     affine = draw(st.booleans())
-    if kind in ("layer", "rms"):
+    if kind == "rms":
         c = draw(_ints(1, 5))
-        bias = kind == "layer" and draw(st.booleans())
-        return Case(p.Normalization(kind=kind, C=c, affine=affine, bias=bias), (*draw(_any_shape(1, 3)), c))
+        return Case(p.Normalization(kind=kind, C=c, affine=affine, bias=False), (*draw(_any_shape(1, 3)), c))
     if kind == "group":
         groups = draw(_ints(1, 3))
         c = groups * draw(_ints(1, 2))

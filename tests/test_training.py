@@ -476,3 +476,18 @@ def test_a_layer_says_whether_it_has_training_counts():
                 return p.Add().cost(shapes)
 
     assert p.ExpertConv.has_parameters and p.MultiheadAttention.has_parameters and not p.Add.has_parameters
+
+
+def test_one_max_batch_signature_for_convcost_layers_and_pytorch_models():
+    # convcost.max_batch and convcost.torch.max_batch take the same arguments (what, input shape, memory,
+    # optimizer, dtype); the torch one also reads a PyTorch model, and solves a convcost layer as the core one does
+    pytest.importorskip("torch")
+    import torch.nn as nn
+
+    from convcost import torch as ct
+
+    layer = StandardConv(C=3, O=8, K=3, H=6, W=6)
+    assert max_batch(layer, None, 4456, "adam") == ct.max_batch(layer, None, 4456, "adam") == 2
+    assert max_batch(layer, (1, 3, 6, 6), memory=4456) == ct.max_batch(layer, (1, 3, 6, 6), memory=4456) == 2
+    with pytest.raises(ConvcostError, match="convcost.torch.max_batch"):
+        max_batch(nn.Conv2d(3, 8, 3), (1, 3, 6, 6), memory=4456)

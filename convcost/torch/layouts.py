@@ -200,7 +200,8 @@ def _views() -> dict:
 def _keeps_channels_last() -> tuple:
     from convcost import primitives as p
 
-    return (p.Conv, p.ConvTranspose, p.BatchNorm, p.Normalization, p.MaxPool, p.AvgPool, p.Interpolate, p.Pad)
+    return (p.Conv, p.ConvTranspose, p.BatchNorm, p.Normalization, p.LayerNorm, p.MaxPool, p.AvgPool, p.Interpolate,
+            p.Pad)
 
 
 _VIEWS = _views()

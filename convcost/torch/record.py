@@ -429,7 +429,7 @@ def _attention_math(q, k, v):
 
 #: layers whose weight a function call passes in (a weight computed in the forward is not modelled)
 _WEIGHTED = (primitives.Conv, primitives.ConvTranspose, primitives.Linear, primitives.BatchNorm,
-             primitives.Normalization)
+             primitives.Normalization, primitives.LayerNorm)
 
 
 def _number(x):

@@ -10,8 +10,6 @@ Interpolate(scale=2)
 
 from __future__ import annotations
 
-from torch import nn
-
 from convcost import primitives as p
 from convcost.efficient import Dynamic, Octave
 from convcost.efficient.octave import PATHS
@@ -37,13 +35,6 @@ class PermuteBinding:
 
     def build(layer, rank):
         return m.Permute(layer.dims)
-
-
-@binds(p.LayerNorm)
-class LayerNormBinding:
-    # nn.LayerNorm itself is read by the binding of every normalisation (convcost.torch.bindings.normalize)
-    def build(layer, rank):
-        return nn.LayerNorm(as_int(layer.C), elementwise_affine=layer.affine)  # eps changes no count
 
 
 @binds(p.LayerScale, modules=(m.LayerScale,))
