@@ -287,7 +287,8 @@ class BreakEven:
         >>> from convcost import StandardConv, AsymmetricConv
         >>> print(break_even(StandardConv, AsymmetricConv, metric="params", solve_for="K")._repr_latex_())
         $\\begin{aligned}&\\text{params: A = StandardConv(), B = AsymmetricConv()} \\\\ &\\text{B costs no more than A
-        exactly when } C K^{2} - C K - K O - 1 \\geq 0 \\\\ &\\text{threshold (closed form): } K \\geq ... \\\\ &\\text{rule of thumb: } K > 1 + \\frac{O}{C}\\end{aligned}$
+        exactly when } C K^{2} - C K - K O - 1 \\geq 0 \\\\ &\\text{threshold (closed form): } K \\geq ...
+        \\\\ &\\text{rule of thumb: } K > 1 + \\frac{O}{C}\\end{aligned}$
         """
         a, b = display.spec(self.comparison.A.spec), display.spec(self.comparison.B.spec)
         rows = [rf"&\text{{{display.latex_text(f'{self.metric}: A = {a}, B = {b}')}}}",
@@ -470,7 +471,8 @@ def _solve(expr, x, facts) -> tuple:
     positive, and the answer says it assumes so (``O - 1 > 0``).
     """
     if x not in expr.free_symbols:
-        return None, "independent", f"the winner does not depend on {x}: after cancelling positive factors the condition does not involve it", ()
+        return None, "independent", (f"the winner does not depend on {x}: after cancelling positive factors the "
+                                     "condition does not involve it"), ()
     try:
         poly = sympy.Poly(expr, x)
     except sympy.PolynomialError:
@@ -506,8 +508,8 @@ def _from_signs(poly, terms, signs, x) -> tuple:
         )
     if changes > 1:
         return None, None, (
-            f"no single threshold: the coefficients change sign {changes} times, so {x} may cross up to "
-            f"{changes} roots"
+            f"no single threshold: the coefficients change sign {changes} times, so {x} may "
+            f"cross up to {changes} roots"
         )
     root = _positive_root(poly, terms, signs, x)
     if root is None:

@@ -213,7 +213,8 @@ class Derivation:
         for sec in self.sections:
             if sec.metric == name:
                 return sec
-        raise ConvcostError(f"this derivation has no {metric!r} section; it has {', '.join(s.metric for s in self.sections)}")
+        raise ConvcostError(f"this derivation has no {metric!r} section; it has "
+                            f"{', '.join(s.metric for s in self.sections)}")
 
     def formulas(self) -> list:
         """Every emitted formula as ``(latex, sympy)``: step relations, and each branch of a cases block."""
@@ -396,8 +397,8 @@ def _break_even(be) -> Derivation:
         rule = be.rule_of_thumb
         steps.append(Step("approximation", x, rule.rhs, "rule of thumb: leading order when the other symbols are large",
                           rel=rule.rel_op))
-    title = (f"break-even of {be.metric}: {display.spec(comparison.B.spec)} against {display.spec(comparison.A.spec)}, "
-             f"solved for {x}")
+    title = (f"break-even of {be.metric}: {display.spec(comparison.B.spec)} against "
+             f"{display.spec(comparison.A.spec)}, solved for {x}")
     heading = f"where B costs no more than A ({be.method}: {be.note})"
     return Derivation(title, (Section(be.metric, tuple(steps), heading),), None)
 
@@ -469,7 +470,8 @@ class _Builder:
             steps.append(Step("simplification", lhs, summed))
         if self.metric == "saved_elements" and not _same(summed, total):
             steps.append(Step("simplification", lhs, total,
-                              "each saved storage once: a tensor two parts save (an output and the next input) counts once"))
+                              "each saved storage once: a tensor two parts save (an output and "
+                              "the next input) counts once"))
         elif not _same(summed, total):
             steps.append(Step("condition", lhs, total, "counted only where the condition holds"))
         elif summed != total:

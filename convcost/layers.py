@@ -52,19 +52,46 @@ def _declared_training_counts(cls, least: int) -> None:
                             f"say so in the class body: training_counts = False")
 
 
-class Layer(Spec):
+class Operation(Spec):
+    """What a layer (one input) and a merge (several) share, for code that takes either: a cost on a list of
+    input shapes, whether it takes several, and whether it has training counts.
+
+    >>> from convcost.primitives import Add, Conv
+    >>> [op.cost_of_inputs([(1, 4, 8, 8), (1, 4, 8, 8)][:n]).output_shape for op, n in ((Conv(C=4, O=2, K=1), 1),
+    ...                                                                               (Add(), 2))]
+    [(1, 2, 8, 8), (1, 4, 8, 8)]
+    """
+
+    abstract_base = True
+    #: whether ``_cost`` gives a training step's counts (every convcost class's does). One whose ``_cost``
+    #: counts only the forward says ``training_counts = False``: its costs then name it in ``untrained`` and a
+    #: step's memory is refused, never a silent zero.
+    training_counts = True
+    #: whether its cost takes a list of input shapes (a merge) rather than one shape (a layer)
+    several_inputs = False
+
+    def cost_of_inputs(self, input_shapes, input_grads=None, trainable: bool = True) -> Cost:
+        """The cost on ``input_shapes`` (a list, one shape for a layer), ``input_grads`` one flag per input
+        (None: every input needs a gradient), ``trainable`` whether its parameters are trained."""
+        raise NotImplementedError
+
+
+class Layer(Operation):
     """Something with an exact cost on an input shape."""
 
     #: set in the body of a base class that describes no layer by itself (read from the class's own dict)
     abstract_base = True
-    #: whether ``_cost(shape, grad)`` gives a training step's counts (every convcost layer's does). A layer
-    #: whose ``_cost(shape)`` counts only the forward says ``training_counts = False``: its costs then name it
-    #: in ``untrained`` and a step's memory is refused, never a silent zero.
-    training_counts = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         _declared_training_counts(cls, 3)
+
+    def cost_of_inputs(self, input_shapes, input_grads=None, trainable: bool = True) -> Cost:
+        shapes = tuple(input_shapes)
+        if len(shapes) != 1:
+            raise ConvcostError(f"{self!r}: takes one input, got {len(shapes)} shapes")
+        grad = True if input_grads is None else tuple(input_grads)[0]
+        return self.cost(shapes[0], input_grad=grad, trainable=trainable)
 
     def cost(self, input_shape=None, *, input_grad: bool = True, trainable: bool = True) -> Cost:
         """The exact cost of applying this layer to a tensor of ``input_shape``.
@@ -119,14 +146,13 @@ def _takes_grad(cls) -> bool:
     return cls.training_counts
 
 
-class Merge(Spec):
+class Merge(Operation):
     """An operation that combines several inputs into one (add, multiply, concatenate)."""
 
     abstract_base = True
+    several_inputs = True
     #: the fewest inputs it takes (multi-head attention takes one: the query that is also key and value)
     min_inputs = 2
-    #: whether ``_cost(shapes, grads)`` gives a training step's counts (see :attr:`Layer.training_counts`)
-    training_counts = True
     #: whether it holds parameters a step trains (CondConv's experts, a deformable convolution's weight,
     #: attention's projections): its ``_cost`` then takes ``trainable=``
     has_parameters = False
@@ -149,7 +175,8 @@ class Merge(Spec):
             raise ConvcostError(f"{self!r}: give a list of input shapes, got {input_shapes!r}")
         shapes = tuple(as_shape(s, self) for s in input_shapes)
         if len(shapes) < self.min_inputs:
-            raise ConvcostError(f"{self!r}: needs at least {self.min_inputs} input{'s' if self.min_inputs > 1 else ''}, "
+            raise ConvcostError(f"{self!r}: needs at least {self.min_inputs} "
+                                f"input{'s' if self.min_inputs > 1 else ''}, "
                                 f"got {len(shapes)}")
         grads = (True,) * len(shapes) if input_grads is None else tuple(input_grads)
         if len(grads) != len(shapes) or not all(isinstance(g, bool) for g in grads):
@@ -169,6 +196,9 @@ class Merge(Spec):
         if trainable is not True:
             c.__dict__["trainable"] = False
         return c
+
+    def cost_of_inputs(self, input_shapes, input_grads=None, trainable: bool = True) -> Cost:
+        return self.cost(list(input_shapes), input_grads=input_grads, trainable=trainable)
 
     def _cost(self, shapes: tuple, grads: tuple) -> Cost:
         raise NotImplementedError

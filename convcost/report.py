@@ -37,7 +37,6 @@ import sympy
 from convcost import costs, display
 from convcost.errors import ConvcostError
 from convcost.general_form import formula as general_formula
-from convcost.layers import Merge
 from convcost.vectorise import compile_exprs
 
 #: the counts a report carries: the forward pass. A training step per row needs the model's data flow (which
@@ -67,7 +66,7 @@ class Row:
         """The row of ``spec`` on ``input_shapes`` with exact (possibly symbolic) counts (``cost``: the layer's
         cost when the caller made it, with the training flags of its step)."""
         shapes = tuple(tuple(s) for s in input_shapes)
-        c = cost if cost is not None else spec.cost(list(shapes) if isinstance(spec, Merge) else shapes[0])
+        c = cost if cost is not None else spec.cost_of_inputs(shapes)
         counts = {m: getattr(c, m) for m in (costs.METRICS if cost is not None else METRICS)}  # a step: its counts too
         if params is not None:
             counts["params"] = params
@@ -85,7 +84,7 @@ class Row:
     @functools.cached_property
     def formula(self) -> str:
         """The main count of the row's layer over symbols (:mod:`convcost.general_form`), built on first use."""
-        return general_formula(self.spec, list(self.input_shapes) if isinstance(self.spec, Merge) else self.input_shapes[0])
+        return general_formula(self.spec, self.input_shapes)
 
     def __getattr__(self, name):
         if name in costs.METRICS and name in self.counts:
@@ -266,7 +265,7 @@ class Report:
         return set().union(*(sympy.sympify(v).free_symbols for v in self.total.values()))
 
     def headline(self, convention: str | None = None):
-        """The number the tool named by ``convention`` reports for this model (see :mod:`convcost.torch.conventions`)."""
+        """The number the tool named by ``convention`` reports for this model (:mod:`convcost.torch.conventions`)."""
         if self._headline is None:
             raise ConvcostError("headline: the tools' conventions come with the PyTorch backend; "
                                 "make the report with convcost.torch.profile")
@@ -358,7 +357,8 @@ class Report:
                                             _fmt_int(r.counts["macs"]), _fmt_int(_other(r.counts)),
                                             r.formula]) + " |")
         t = self.total
-        lines.append("| **total** | | | " + " | ".join(f"**{_fmt_int(x)}**" for x in (t["params"], t["macs"], _other(t)))
+        lines.append("| **total** | | | " + " | ".join(f"**{_fmt_int(x)}**" for x in (t["params"], t["macs"],
+                                                                                      _other(t)))
                      + " | |")
         lines += [""] + self._footer(markdown=True)
         return "\n".join(lines).rstrip() + "\n"

@@ -38,7 +38,7 @@ from convcost import blocks, efficient, variants
 from convcost import primitives as p
 from convcost.compose import Parallel, Residual, Sequential, When
 from convcost.errors import ConvcostError
-from convcost.layers import Layer, Merge
+from convcost.layers import Layer
 
 
 class Case(NamedTuple):
@@ -160,7 +160,8 @@ def pool_cases(draw, kind=None, dims=None):
     ps = [draw(_ints(0, k // 2)) for k in ks]
     strides = None if draw(st.booleans()) else _axis_value(draw, [draw(_ints(1, 3)) for _ in range(dims)])
     # PyTorch's avg_pool3d needs each axis at least as long as the kernel, padding aside
-    least = [k if (cls is p.AvgPool and dims == 3) else max(1, d * (k - 1) + 1 - 2 * pad) for k, d, pad in zip(ks, ds, ps)]
+    least = [k if (cls is p.AvgPool and dims == 3) else max(1, d * (k - 1) + 1 - 2 * pad) for k, d,
+             pad in zip(ks, ds, ps)]
     lengths = [n + draw(_ints(0, _extra(dims))) for n in least]
     fields = dict(K=_axis_value(draw, ks), P=_axis_value(draw, ps), ceil_mode=draw(st.booleans()), dims=dims)
     if cls is p.MaxPool:
@@ -774,7 +775,8 @@ def _shiftconv(draw):
 def _bsconv(draw):
     k, pad = draw(_ints(1, 3)), draw(_ints(0, 1))
     fields = dict(C=draw(_ints(1, 4)), O=draw(_ints(1, 4)), K=k, S=draw(_ints(1, 2)), P=pad)
-    return _variant(efficient.BSConvU, fields, [max(1, k - 2 * pad) + draw(_ints(0, 3)) for _ in range(2)], _batch(draw))
+    return _variant(efficient.BSConvU, fields, [max(1, k - 2 * pad) + draw(_ints(0, 3)) for _ in range(2)],
+                    _batch(draw))
 
 
 @st.composite
@@ -835,7 +837,8 @@ def composition_cases(draw, max_steps: int = 4):
     shape_in = (_batch(draw), c, draw(_ints(1, 5)), draw(_ints(1, 5)))
     parts = {}
     for i in range(draw(_ints(1, max_steps))):
-        step = draw(st.sampled_from(("conv", "bn", "act", "shuffle", "concat", "add", "mul", "residual", "projected", "when")))
+        step = draw(st.sampled_from(("conv", "bn", "act", "shuffle", "concat", "add", "mul", "residual", "projected",
+                                     "when")))
         o = draw(_ints(1, 4))
         k = draw(st.sampled_from((1, 3)))
         same = lambda c_in, c_out, k=k: p.Conv(c_in, c_out, k, P=k // 2)  # noqa: E731 - keeps the size
@@ -939,7 +942,8 @@ def assert_matches_torch(spec_or_class, input_shape=None, /, parts: bool = True,
     if isinstance(spec_or_class, type):
         layer = spec_or_class(**fields)
     elif fields:
-        raise ConvcostError(f"assert_matches_torch: fields {', '.join(fields)} need a class, got the layer {spec_or_class!r}")
+        raise ConvcostError(f"assert_matches_torch: fields {', '.join(fields)} need a class, got "
+                            f"the layer {spec_or_class!r}")
     else:
         layer = spec_or_class
     shape = tuple(input_shape) if input_shape is not None else layer.default_input()
@@ -986,7 +990,7 @@ def _compare_parts(cost, module, prefix: str) -> list:
     problems = []
     for name, part in cost.parts:
         path = f"{prefix}.{name}" if prefix else name
-        if isinstance(part.spec, Merge):  # several inputs (a sum, a deformable conv): checked within the whole
+        if part.spec.several_inputs:  # several inputs (a sum, a deformable conv): checked within the whole
             continue
         try:
             sub = module.get_submodule(path)

@@ -95,7 +95,8 @@ def _sympy_kind(value) -> str:
 
 
 _ARTICLE = {"int": "an int", "array": "an array", "expression": "an expression", "other": "an object",
-            "non-finite number": "a non-finite number", "none": "None", "non-finite expression": "a non-finite expression"}
+            "non-finite number": "a non-finite number", "none": "None",
+            "non-finite expression": "a non-finite expression"}
 
 
 def refuse(where: str, name: str, value, accepts: str, kind: str | None = None) -> ConvcostError:
@@ -131,7 +132,8 @@ def field_value(where: str, name: str, value):
     Traceback (most recent call last):
     ...
     convcost.errors.ConvcostError: cost: C={'a': 1} is a mapping; it accepts an int, a sympy symbol or expression, a
-    finite float or Fraction (multipliers), text (choices such as 'same'), True or False, a convcost layer, or a tuple of these
+    finite float or Fraction (multipliers), text (choices such as 'same'), True or False, a convcost layer, or a
+    tuple of these
     """
     if type(value) is int:
         return value

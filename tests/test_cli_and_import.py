@@ -74,7 +74,8 @@ def _env() -> dict:
 def test_options_may_follow_the_fields(capsys):
     assert main(["cost", "SeparableConv", "--json", "C=64", "O=128", "K=3"]) == 0
     assert json.loads(capsys.readouterr().out)["params"] == SEPARABLE_64_128_3
-    assert main(["compare", "--metric", "params", "StandardConv", "SeparableConv", "C=64", "--json", "O=128", "K=3"]) == 0
+    assert main(["compare", "--metric", "params", "StandardConv", "SeparableConv", "C=64", "--json", "O=128",
+                 "K=3"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert (data["value_a"], data["value_b"]) == (STANDARD_64_128_3, SEPARABLE_64_128_3)
 

@@ -26,7 +26,8 @@ FIELD_VALUES = {
     "C": st.sampled_from([4, 8, 16]), "O": st.sampled_from([4, 8, 16]), "K": st.sampled_from([1, 3, 5]),
     "S": st.sampled_from([1, 2]), "P": st.integers(0, 2), "D": st.integers(1, 2), "G": st.sampled_from([1, 2, 4]),
     "M": st.integers(1, 3), "t": st.integers(1, 4), "r": st.sampled_from([2, 4]), "s": st.integers(1, 8),
-    "e": st.integers(1, 8), "H": st.sampled_from([16, 32]), "W": st.sampled_from([16, 32]), "T": st.sampled_from([8, 16]),
+    "e": st.integers(1, 8), "H": st.sampled_from([16, 32]), "W": st.sampled_from([16, 32]),
+    "T": st.sampled_from([8, 16]),
     "N": st.integers(1, 3),
 }
 
@@ -260,7 +261,8 @@ def test_markdown_has_prose_labels_and_display_math():
 
 @pytest.mark.parametrize(
     "bad",
-    [lambda: derive("SeparableConv"), lambda: derive(cost(SeparableConv), "speed"), lambda: derive(cost(SeparableConv)).render("pdf")],
+    [lambda: derive("SeparableConv"), lambda: derive(cost(SeparableConv), "speed"),
+     lambda: derive(cost(SeparableConv)).render("pdf")],
 )
 def test_bad_input_is_one_error(bad):
     with pytest.raises(ConvcostError):
@@ -289,7 +291,8 @@ def test_docs_derivations_is_current(golden):
 GOLDEN_CASES = {
     "separable_c64_o128_k3.tex": lambda: derive(cost(SeparableConv, C=64, O=128, K=3)).latex() + "\n",
     "asymmetric_general_params.md": lambda: derive(VARIANTS["AsymmetricConv"], "params").markdown(),
-    "inverted_residual_c16_t6.tex": lambda: derive(cost(VARIANTS["InvertedResidual"], C=16, O=16, t=6, H=56, W=56)).latex() + "\n",
+    "inverted_residual_c16_t6.tex": lambda: derive(cost(VARIANTS["InvertedResidual"], C=16, O=16, t=6, H=56,
+                                                        W=56)).latex() + "\n",
     "standard_general.tex": lambda: derive(StandardConv).latex() + "\n",
 }
 

@@ -65,7 +65,8 @@ def test_ghost_speed_up_tends_to_s():
 
 
 def test_docs_variants_md_is_current():
-    assert (ROOT / "docs" / "variants.md").read_text() == page() + "\n", "regenerate: python -m convcost.efficient > docs/variants.md"
+    assert (ROOT / "docs" / "variants.md").read_text() == page() + "\n", \
+        "regenerate: python -m convcost.efficient > docs/variants.md"
 
 
 def test_a_break_even_against_the_baseline():

@@ -361,7 +361,8 @@ from convcost.torch import Measured, from_torch, measure, to_torch
 
 SPECS = [StandardConv(C=4, O=8, K=3), SeparableConv(C=4, O=8, K=3), StandardConv.general(),
          StandardConv(C=4, O=8, K=3, H=8, W=8), FactorizedConv(C=2, O=2, K=5)]
-MODULES = [torch.nn.Conv2d(3, 4, 3), torch.nn.Linear(4, 2), torch.nn.Sequential(torch.nn.Conv2d(2, 2, 1), torch.nn.ReLU()),
+MODULES = [torch.nn.Conv2d(3, 4, 3), torch.nn.Linear(4, 2),
+           torch.nn.Sequential(torch.nn.Conv2d(2, 2, 1), torch.nn.ReLU()),
            torch.nn.BatchNorm2d(3), torch.nn.AdaptiveAvgPool2d(2), torch.nn.Conv1d(2, 2, 3).to("meta"),
            torch.nn.Identity(), torch.nn.Flatten(), torch.nn.Dropout(0.5)]
 # PyTorch's first FlopCounterMode run loads its machinery (seconds); that is not the call under test
@@ -389,7 +390,8 @@ def test_from_torch(module):
 
 def _fingerprint(module):
     return ([(n, t.device.type, t.dtype, t.requires_grad, tuple(t.shape),
-              None if t.is_meta else t.detach().clone()) for n, t in [*module.named_parameters(), *module.named_buffers()]],
+              None if t.is_meta else t.detach().clone())
+             for n, t in [*module.named_parameters(), *module.named_buffers()]],
             [m.training for m in module.modules()])
 
 

@@ -37,7 +37,8 @@ profile(nn.Conv2d(3, 4, 3), (1, 3, 8, 8))
 
 def _fingerprint(module):
     return ([(n, t.device.type, t.dtype, t.requires_grad, tuple(t.shape),
-              None if t.is_meta else t.detach().clone()) for n, t in [*module.named_parameters(), *module.named_buffers()]],
+              None if t.is_meta else t.detach().clone())
+             for n, t in [*module.named_parameters(), *module.named_buffers()]],
             [m.training for m in module.modules()],
             [(len(m._forward_hooks), len(m._forward_pre_hooks)) for m in module.modules()])
 

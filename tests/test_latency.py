@@ -40,7 +40,8 @@ def test_efficiency_and_overhead_apply_per_kernel():
     est = predict_latency(layer, m)
     dw, pw = base.kernels
     assert [k.kind for k in est.kernels] == ["depthwise_conv", "pointwise_conv"]
-    expected = 2e-6 + max(dw.compute_seconds, dw.memory_seconds) / 0.5 + max(pw.compute_seconds, pw.memory_seconds) / 0.25
+    expected = 2e-6 + max(dw.compute_seconds, dw.memory_seconds) / 0.5 + max(pw.compute_seconds,
+                                                                             pw.memory_seconds) / 0.25
     assert est.seconds == pytest.approx(expected)
     assert est.flops == base.flops and est.roofline_seconds == base.roofline_seconds
 

@@ -485,5 +485,6 @@ class Recurrent(nn.Module):
 def test_lstm(input_size, hidden, layers, bias, batch_first, bidirectional, proj, steps, batch):
     proj = min(proj, hidden - 1)
     model = Recurrent(input_size, hidden, layers, bias, batch_first, bidirectional, proj)
-    shape = (steps, input_size) if batch is None else (batch, steps, input_size) if batch_first else (steps, batch, input_size)
+    shape = (steps, input_size) if batch is None else (batch, steps, input_size) if batch_first else (steps, batch,
+                                                                                                      input_size)
     exact(model, torch.zeros(shape))  # params == numel, MACs == FlopCounterMode // 2

@@ -363,7 +363,8 @@ def test_max_batch_is_exact_on_both_sides():
 # -- bad input --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("memory", [-1, 0, "0GiB", "lots", "12 parsecs", float("nan"), float("inf"), True, None, "-3GB"])
+@pytest.mark.parametrize("memory",
+                         [-1, 0, "0GiB", "lots", "12 parsecs", float("nan"), float("inf"), True, None, "-3GB"])
 def test_bad_memory_is_refused(memory):
     with pytest.raises(ConvcostError, match="memory="):
         max_batch(mnist_net(), memory=memory)

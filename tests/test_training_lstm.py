@@ -235,7 +235,8 @@ def test_a_sequencer_step(fields, input_grad):
     assert (step.saved_elements, step.memory("adam")) == (measured["saved_elements"], measured["bytes"])
     with without_onednn():
         measured = measure_training(model, x, input_grad=input_grad)
-    assert (step.backward_macs, step.backward_macs_torch) == (measured["backward_macs"], measured["backward_macs_torch"])
+    assert (step.backward_macs, step.backward_macs_torch) == (measured["backward_macs"],
+                                                              measured["backward_macs_torch"])
 
 
 class Strided(nn.Module):

@@ -194,6 +194,7 @@ def winograd(spec, input_shape=None, m: int = 2) -> AlgorithmCost:
               f"transforms evaluated row by row on the Cook-Toom matrices at points "
               f"{', '.join(map(str, WINOGRAD_POINTS[: n - 1]))}, infinity (winograd_matrices, transform_counts): "
               f"{counts['input transform'][0]} additions per input tile and channel, "
-              f"{counts['filter transform'][0]} per filter, {counts['output transform'][0]} per output tile and channel"),
+              f"{counts['filter transform'][0]} per filter, "
+              f"{counts['output transform'][0]} per output tile and channel"),
         conditions=tuple(layer.conditions) + conditions,
     )

@@ -87,7 +87,8 @@ class AlgorithmCost:
         names = name.split("+") if isinstance(name, str) else [name]
         unknown = [n for n in names if n not in QUANTITIES]
         if unknown:
-            raise ConvcostError(f"unknown quantity {unknown[0]!r}; known: {', '.join(QUANTITIES)} (or several joined by +)")
+            raise ConvcostError(f"unknown quantity {unknown[0]!r}; known: {', '.join(QUANTITIES)} "
+                                "(or several joined by +)")
         return sympy.Add(*(getattr(self, n) for n in names))
 
     def ratio(self, other: AlgorithmCost) -> sympy.Expr:

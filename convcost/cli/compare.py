@@ -67,7 +67,8 @@ def register(sub) -> None:
 def _common(p, metrics) -> None:
     p.add_argument("A", help="a variant name (see: convcost list)")
     p.add_argument("B", help="the variant that would replace A")
-    p.add_argument("values", nargs="*", metavar="NAME=VALUE", help="shared values, e.g. C=64 P=same H=56; A.NAME=VALUE or B.NAME=VALUE for one side only")
+    p.add_argument("values", nargs="*", metavar="NAME=VALUE",
+                   help="shared values, e.g. C=64 P=same H=56; A.NAME=VALUE or B.NAME=VALUE for one side only")
     p.add_argument("--metric", default="macs", choices=metrics, help="what to compare (default macs)")
     p.add_argument("--json", action="store_true", help="print JSON")
 

@@ -48,7 +48,8 @@ def _derive(args) -> int:
     if not args.variant:
         raise ConvcostError("give a variant name (see: convcost list) or --all")
     cls = variant(args.variant)
-    print(derive(cost(cls, **parse_fields(cls, args.fields)), metrics).render(args.format, document=args.document), end="")
+    print(derive(cost(cls, **parse_fields(cls, args.fields)), metrics).render(args.format, document=args.document),
+          end="")
     return 0
 
 

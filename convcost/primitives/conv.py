@@ -55,7 +55,8 @@ class Conv(Layer):
     def axes(self) -> tuple:
         """``(kernel, stride, dilation)`` per spatial axis."""
         n = self.dims
-        return tuple(zip(per_axis(self.K, n, self, "K"), per_axis(self.S, n, self, "S"), per_axis(self.D, n, self, "D")))
+        return tuple(zip(per_axis(self.K, n, self, "K"), per_axis(self.S, n, self, "S"),
+                         per_axis(self.D, n, self, "D")))
 
     def validate(self):
         self.axes()  # tuple lengths match dims

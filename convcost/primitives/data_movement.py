@@ -75,7 +75,8 @@ class PixelUnshuffle(_Rearrangement):
 
     def _cost(self, shape, grad=TRAINING):
         rank(self, shape, 4)
-        conditions = divisible(self, "the height", shape[2], "r", self.r) + divisible(self, "the width", shape[3], "r", self.r)
+        conditions = divisible(self, "the height", shape[2], "r", self.r) + divisible(self, "the width", shape[3], "r",
+                                                                                      self.r)
         return self.moved(shape, conditions, grad)
 
 
@@ -112,7 +113,8 @@ class Flatten(Layer):
 
     def reshape(self, shape):
         if not (-len(shape) <= self.start_dim < len(shape) and -len(shape) <= self.end_dim < len(shape)):
-            raise ConvcostError(f"{self!r}: axes {self.start_dim}..{self.end_dim} do not exist in a {len(shape)}-D input")
+            raise ConvcostError(f"{self!r}: axes {self.start_dim}..{self.end_dim} do not exist "
+                                f"in a {len(shape)}-D input")
         start = self.start_dim % len(shape)
         end = self.end_dim % len(shape)
         if start > end:

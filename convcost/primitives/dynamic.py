@@ -97,7 +97,8 @@ class ExpertConv(Merge):
         return _costed(out, shapes, conditions + more, params=self.experts * kernel, macs=mix + conv,
                        backward_macs=backward, output_grad=recorded, param_tensors=1,
                        saves_input=(recorded, trainable),
-                       saved_elements=(numel(x) + x[0] * kernel if recorded else 0) + (numel(routing) if trainable else 0))
+                       saved_elements=(numel(x) + x[0] * kernel if recorded else 0)
+                       + (numel(routing) if trainable else 0))
 
 
 @spec

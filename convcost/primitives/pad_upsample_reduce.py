@@ -102,7 +102,8 @@ class Interpolate(Layer):
         else:
             sizes = self.size if isinstance(self.size, tuple) else (self.size,) * (len(shape) - 2)
         if len(sizes) != len(shape) - 2:
-            raise ConvcostError(f"{self!r}: {len(sizes)} output sizes for the {len(shape) - 2} spatial axes of {fmt(shape)}")
+            raise ConvcostError(f"{self!r}: {len(sizes)} output sizes for the {len(shape) - 2} "
+                                f"spatial axes of {fmt(shape)}")
         out = (*shape[:2], *sizes)
         saves = both(grad.input, negate(both(*(eq(n, 1) for n in sizes)))) if self.mode == "area" else False
         return plain(out, shape, elementwise_ops=0 if self.mode.startswith("nearest") else numel(out),

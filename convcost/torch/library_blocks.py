@@ -18,7 +18,6 @@ that uses them has imported them already.
 from __future__ import annotations
 
 from convcost.errors import ConvcostError
-from convcost.layers import Merge
 
 
 def _pair_first(value):
@@ -113,7 +112,7 @@ def name_blocks(rows, inputs: dict, modules: dict) -> dict:
             continue
         try:
             spec = read(module)
-            c = spec.cost(list(shapes)) if isinstance(spec, Merge) else spec.cost(shapes[0])
+            c = spec.cost_of_inputs(shapes)
         except (ConvcostError, AttributeError, IndexError, TypeError, ValueError):
             continue  # a configuration the variant does not model: not named
         if (c.params, c.macs) == (sum(r.params for r in inside), sum(r.macs for r in inside)):

@@ -103,7 +103,8 @@ def make_divisible(value, divisor: int = 8) -> int:
 
 
 #: MobileNetV2, Table 2: expansion t, output channels c, repeats n, first stride s
-V2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+V2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+               (6, 320, 1, 1))
 
 
 def mobilenet_v2(width: float = 1.0, num_classes: int = 1000) -> ZooModel:
