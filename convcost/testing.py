@@ -342,7 +342,7 @@ def interpolate_cases(draw):
 @st.composite
 def reduce_cases(draw):
     """``Reduce`` of every kind, over all axes or some (one, for ``max``, ``min`` and ``prod``), keepdim or not."""
-    kind = draw(st.sampled_from(p.resize.REDUCTIONS))
+    kind = draw(st.sampled_from(p.pad_upsample_reduce.REDUCTIONS))
     shape = draw(_any_shape(1, 4))
     if kind in ("max", "min", "prod"):
         dims = draw(st.sampled_from([(), *((d,) for d in range(len(shape)))]))
