@@ -80,7 +80,8 @@ def _cnblock(m):
     from convcost.efficient import ConvNeXtBlock
 
     dw, expand = m.block[0], m.block[3]
-    return ConvNeXtBlock(C=dw.in_channels, K=_pair_first(dw.kernel_size), expansion=expand.out_features // dw.in_channels)
+    return ConvNeXtBlock(C=dw.in_channels, K=_pair_first(dw.kernel_size),
+                         expansion=expand.out_features // dw.in_channels)
 
 
 #: (module path of the class, class name) -> what reads the block as a convcost spec
