@@ -32,11 +32,11 @@ import sympy
 from convcost.arith import div, total
 from convcost.costs import Cost, training_bytes
 from convcost.errors import ConvcostError
-from convcost.zoo.model import ZooModel
 from convcost.layers import Layer
 from convcost.primitives import Conv, ConvTranspose, ExpertConv
 from convcost.shapes import numel
 from convcost.symbols import N
+from convcost.zoo.model import ZooModel
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
           "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}

@@ -24,8 +24,8 @@ from convcost.errors import ConvcostError
 from convcost.layers import Layer
 from convcost.training import max_batch as solved_max_batch
 from convcost.training import parse_memory
-from convcost.zoo.model import ZooModel
 from convcost.validate import kind_of
+from convcost.zoo.model import ZooModel
 
 
 def step_memory(model, input_shape, optimizer: str = "adam", dtype: str = "float32") -> int:

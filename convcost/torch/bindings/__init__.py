@@ -4,6 +4,17 @@ Importing this package registers them all (:mod:`convcost.torch.binding`).
 """
 
 from convcost.torch.bindings import (  # noqa: F401
-    activation, compose, conv, data_movement, efficient, linear, matmul, merge, norm, normalize, pad_upsample_reduce, pool,
+    activation,
+    compose,
+    conv,
+    data_movement,
+    efficient,
+    linear,
+    matmul,
+    merge,
+    norm,
+    normalize,
+    pad_upsample_reduce,
+    pool,
     recurrent,
 )
