@@ -40,12 +40,12 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without installing
 
-import torch  # noqa: E402
+import torch
 
-from convcost import VARIANTS  # noqa: E402
-from convcost.errors import ConvcostError  # noqa: E402
-from convcost.latency import Machine, fit, nnls, predict_latency  # noqa: E402
-from convcost.torch.calibrate import calibrate, check_device, describe, time_layer  # noqa: E402
+from convcost import VARIANTS
+from convcost.errors import ConvcostError
+from convcost.latency import Machine, fit, nnls, predict_latency
+from convcost.torch.calibration import calibrate, check_device, describe, time_layer
 
 #: (channels, spatial size) of the stages of a typical ImageNet CNN
 STAGES = ((16, 224), (32, 112), (64, 56), (128, 28), (256, 14), (512, 7))
@@ -129,7 +129,8 @@ class Results:
     def write_json(self, extra: dict | None = None) -> None:
         if extra:
             self.header.update(extra)
-        _atomic_write(self.json_path, json.dumps({**self.header, "rows": self.rows}, indent=1, default=_jsonable) + "\n")
+        _atomic_write(self.json_path,
+                      json.dumps({**self.header, "rows": self.rows}, indent=1, default=_jsonable) + "\n")
 
     def rewrite_csv(self) -> None:
         self._csv.close()
@@ -180,11 +181,13 @@ def measure_row(device, machine, threads, min_run_time, max_gflop, stage, name, 
             **{"class": row_class(est.kernels)},
         )
         if est.flops > max_gflop * 1e9:
-            return {**row, "status": "skipped", "reason": f"{est.flops / 1e9:.1f} GFLOP is over the per-row budget --max-gflop={max_gflop}"}
+            return {**row, "status": "skipped",
+                    "reason": f"{est.flops / 1e9:.1f} GFLOP is over the per-row budget --max-gflop={max_gflop}"}
         # every output is kept alive by a forward pass at worst: activation elements + input + weights
         needed = 4 * int(c.activation_elements + c.params + math.prod(int(s) for s in c.input_shape))
         if device == "cpu" and needed > 0.5 * _memory_available():
-            return {**row, "status": "skipped", "reason": f"needs ~{needed / 2**30:.1f} GiB, over half the available memory"}
+            return {**row, "status": "skipped",
+                    "reason": f"needs ~{needed / 2**30:.1f} GiB, over half the available memory"}
         seconds = time_layer(spec, c.input_shape, device=device, threads=threads, min_run_time=min_run_time)
     except (MemoryError, torch.OutOfMemoryError) as exc:
         return {**row, "status": "skipped", "reason": f"out of memory: {str(exc).splitlines()[0][:160]}"}
@@ -303,11 +306,13 @@ def report(analysis: dict) -> str:
     for part in ("held_out", "train"):
         lines.append(f"{part.replace('_', '-')} rows:")
         for label, s in analysis["scores"][part].items():
-            lines.append(f"  {label:28s} n={s['rows']:3d}  Spearman {s['spearman']:.3f}  MdAPE {s['mdape_percent']:6.1f}%")
+            lines.append(f"  {label:28s} n={s['rows']:3d}  Spearman {s['spearman']:.3f}  MdAPE "
+                         f"{s['mdape_percent']:6.1f}%")
     for label, s in analysis.get("ablation_held_out", {}).items():
         lines.append(f"ablation, held-out: {label}: Spearman {s['spearman']:.3f}  MdAPE {s['mdape_percent']:.1f}%")
     if analysis.get("repeatability_percent") is not None:
-        lines.append(f"measurement repeatability: the two passes of a row differ by {analysis['repeatability_percent']:.1f}% "
+        lines.append(f"measurement repeatability: the two passes of a row differ by "
+                     f"{analysis['repeatability_percent']:.1f}% "
                      "(median); each row's latency is its fastest pass")
     lines.append("held-out MdAPE per class (model refit | MACs only):")
     per = analysis["scores"]["per_class_held_out"]
@@ -317,8 +322,10 @@ def report(analysis: dict) -> str:
             lines.append(f"  {cls:16s} n={s['rows']:3d}  {s['mdape_percent']:6.1f}% | {m['mdape_percent']:6.1f}%")
     held = analysis["scores"]["held_out"]["model (refit on train)"]
     t = analysis["targets"]
-    lines.append(f"targets: Spearman >= {t['spearman_min']} -> {'met' if held['spearman'] >= t['spearman_min'] else 'MISSED'}; "
-                 f"MdAPE <= {t['mdape_max_percent']}% -> {'met' if held['mdape_percent'] <= t['mdape_max_percent'] else 'MISSED'}")
+    lines.append(f"targets: Spearman >= {t['spearman_min']} -> "
+                 f"{'met' if held['spearman'] >= t['spearman_min'] else 'MISSED'}; "
+                 f"MdAPE <= {t['mdape_max_percent']}% -> "
+                 f"{'met' if held['mdape_percent'] <= t['mdape_max_percent'] else 'MISSED'}")
     return "\n".join(lines)
 
 
@@ -333,11 +340,13 @@ def run_device(device: str, args) -> None:
     results = Results(stem, {"machine": describe(device, args.threads), "calibrated_machine": machine.as_dict(),
                              "quick": args.quick, "min_run_time": args.min_run_time, "max_gflop": args.max_gflop,
                              "shared_machine": args.shared, "started": time.strftime("%Y-%m-%d %H:%M:%S")})
-    print(f"{device}: {machine.name}: peak {machine.peak_flops / 1e9:.1f} GFLOP/s, bandwidth {machine.bandwidth / 1e9:.1f} GB/s")
+    print(f"{device}: {machine.name}: peak {machine.peak_flops / 1e9:.1f} GFLOP/s, bandwidth "
+          f"{machine.bandwidth / 1e9:.1f} GB/s")
     rows = grid(args.quick)
     for i, (stage, name, fields, size) in enumerate(rows):
         split = "train" if stage in TRAIN_STAGES else "test"
-        row = measure_row(device, machine, args.threads, args.min_run_time, args.max_gflop, stage, name, fields, size, split)
+        row = measure_row(device, machine, args.threads, args.min_run_time, args.max_gflop, stage, name, fields, size,
+                          split)
         results.add(row)
         shown = f"{row['measured_s'] * 1e3:9.3f} ms" if row["status"] == "ok" else f"skipped: {row['reason']}"
         progress(f"[{i + 1:3d}/{len(rows)}] {name:18s} N={size['N']:<2d} C={fields['C']:<3d} H={size['H']:<3d} {shown}")

@@ -201,14 +201,16 @@ def summarise(tools: dict) -> dict:
         out[f"fastest_peer_{timing}"] = fastest
         out[f"speedup_{timing}"] = peers[fastest][timing] / mine[timing]
     out["speedup_fresh_instance"] = peers[out["fastest_peer_repeated_s"]]["repeated_s"] / mine["fresh_instance_s"]
-    out["sweep_faster_than_fastest_peer_first_call"] = mine["sweep_1000_s"] < peers[out["fastest_peer_first_s"]]["first_s"]
+    fastest_first = peers[out["fastest_peer_first_s"]]["first_s"]
+    out["sweep_faster_than_fastest_peer_first_call"] = mine["sweep_1000_s"] < fastest_first
     out["convcost_exact"] = mine["macs"] == reference
     return out
 
 
 def tool_table(r: dict) -> list:
     """One model's Markdown table: each tool's times and headline MACs against the reference."""
-    lines = ["| tool | first call (ms) | repeated call (ms) | headline MACs | vs reference |", "|---|---:|---:|---:|---:|"]
+    lines = ["| tool | first call (ms) | repeated call (ms) | headline MACs | vs reference |",
+             "|---|---:|---:|---:|---:|"]
     for tool, v in r["tools"].items():
         if "first_s" not in v:
             lines.append(f"| {tool} | not run: {v.get('missing') or v.get('failed')} | | | |")
@@ -233,7 +235,8 @@ def table(results: dict) -> str:
         lines.append(f"\nconvcost: {r['speedup_first_s']:.1f}x the fastest peer's first call "
                      f"({r['fastest_peer_first_s']}), {r['speedup_repeated_s']:.1f}x its repeated call "
                      f"({r['fastest_peer_repeated_s']}), {r['speedup_fresh_instance']:.1f}x on a fresh instance "
-                     f"({1e3 * c['fresh_instance_s']:.1f} ms); symbolic profile {1e3 * c['symbolic_profile_s']:.0f} ms, "
+                     f"({1e3 * c['fresh_instance_s']:.1f} ms); symbolic profile "
+                     f"{1e3 * c['symbolic_profile_s']:.0f} ms, "
                      f"then 1,000 sizes in {1e3 * c['sweep_1000_s']:.1f} ms "
                      f"(first sweep {1e3 * c['sweep_1000_first_s']:.0f} ms)")
     return "\n".join(lines)
@@ -248,7 +251,6 @@ VERSUS_RESULTS = Path(__file__).parent / "results" / "profile_vs_flopcounter.jso
 def versus_model(name):
     """A torchvision model (imported as benchmarks/zoo_agreement.py does), or one fx cannot trace."""
     import torch
-
     from zoo_agreement import import_torchvision
 
     tv = import_torchvision()
@@ -322,7 +324,8 @@ def versus_table(out) -> list:
             continue
         ratio = f["first_s"] / c["first_s"]
         ratios.append(ratio)
-        lines.append(f"| {name} | {c.get('traced_with', '?')} | {1e3 * c['first_s']:.0f} | {1e3 * f['first_s']:.0f} | {ratio:.1f}x | "
+        lines.append(f"| {name} | {c.get('traced_with', '?')} | {1e3 * c['first_s']:.0f} | "
+                     f"{1e3 * f['first_s']:.0f} | {ratio:.1f}x | "
                      f"{1e3 * c['repeated_s']:.0f} | {1e3 * f['repeated_s']:.0f} | "
                      f"{'yes' if c['macs'] == f['macs'] else 'NO'} |")
     if ratios:

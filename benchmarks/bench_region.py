@@ -16,9 +16,9 @@ import platform
 
 import numpy as np
 import sympy
+from timing import best_of
 
 from convcost import AsymmetricConv, StandardConv, break_even
-from timing import best_of
 
 TARGET = 10_000_000
 

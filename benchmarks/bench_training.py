@@ -15,7 +15,7 @@ For each model, in a fresh Python process of its own (so a first call is a first
   estimate ("Forward/backward pass size"): a real forward under ``no_grad`` with a hook on every module;
 * **training step**: what a user runs to see a step's numbers, ``model(x).sum().backward()`` in train
   mode on a random input of the same shape (gradients set to None, outside the timing, before each);
-* **measure_training**: ``convcost.torch.training.measure_training(model, x)``, the oracle convcost's tests
+* **measure_training**: ``convcost.torch.measure_training.measure_training(model, x)``, the oracle convcost's tests
   hold the reading to (saved-tensor hooks, FlopCounterMode over the backward, one Adam step): several real
   steps, so it is timed ``--oracle-repeats`` times (default once, after the steps above have warmed the
   process) and its median reported.
@@ -118,7 +118,7 @@ def run_one(source: str, name: str, batch: int, size: int, repeats: int, oracle_
     import torch
 
     from convcost.torch import max_batch, profile
-    from convcost.torch.training import measure_training
+    from convcost.torch.measure_training import measure_training
 
     try:
         model = build(source, name)
@@ -264,7 +264,8 @@ def main():
             continue
         done = subprocess.run([sys.executable, __file__, "--one", source, name, "--batch", str(args.batch),
                                "--size", str(args.size), "--repeats", str(args.repeats), "--oracle-repeats",
-                               str(args.oracle_repeats), "--threads", str(args.threads)], capture_output=True, text=True)
+                               str(args.oracle_repeats), "--threads", str(args.threads)], capture_output=True,
+                               text=True)
         lines = done.stdout.strip().splitlines()
         row = json.loads(lines[-1]) if done.returncode == 0 and lines else {
             "failed": (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1][:200]}
@@ -315,7 +316,8 @@ def table(results: dict) -> list:
     m = results["medians"]
     lines.append(f"| **median** | | | | | | | **{_ratio(m, 'training_step')}** | **{_ratio(m, 'measure_training')}** "
                  f"| **{_ratio(m, 'torchinfo')}** | |")
-    lines += ["", "| model | profile first (ms) | max_batch first (ms) | training step first (ms) | torchinfo first (ms) "
+    lines += ["",
+              "| model | profile first (ms) | max_batch first (ms) | training step first (ms) | torchinfo first (ms) "
               "| profile / step, first calls | profile / torchinfo, first calls | max_batch's N (readings) "
               "| step bytes, Adam (MiB) | torchinfo's estimate (MiB) |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -326,7 +328,8 @@ def table(results: dict) -> list:
         lines.append(f"| {r['source']} {name} | {_ms(r['convcost'], 'first_s')} | {_ms(r['max_batch'], 'first_s')} | "
                      f"{_ms(r['training_step'], 'first_s')} | {_ms(r['torchinfo'], 'first_s')} | "
                      f"{_ratio(q, 'training_step_first')} | {_ratio(q, 'torchinfo_first')} | "
-                     f"{r['reading']['max_batch']:,} ({r['reading']['max_batch_readings']}) | {_mib(r['reading']['bytes_adam'])} | "
+                     f"{r['reading']['max_batch']:,} ({r['reading']['max_batch_readings']}) | "
+                     f"{_mib(r['reading']['bytes_adam'])} | "
                      f"{_mib(r['torchinfo'].get('total_bytes'))} |")
     lines.append(f"| **median** | | | | | **{_ratio(m, 'training_step_first')}** | **{_ratio(m, 'torchinfo_first')}** "
                  "| | | |")

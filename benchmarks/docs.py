@@ -17,9 +17,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 sys.path.insert(0, HERE)
 
-from bench_profile import tool_table, versus_table  # noqa: E402
-from bench_training import table as training_table  # noqa: E402
-from plots import table as kernel_table  # noqa: E402
+from bench_profile import tool_table, versus_table
+from bench_training import table as training_table
+from plots import table as kernel_table
 
 
 def _load(name):
@@ -46,8 +46,9 @@ def kernels_section(data) -> list:
     ok = [r for r in data["rows"] if r["status"] == "ok"]
     skipped = [r for r in data["rows"] if r["status"] != "ok"]
     per = a["scores"]["per_class_held_out"]
-    worse = [c for c in ("depthwise_conv", "grouped_conv") if c in per["model (refit on train)"]
-             and per["MACs only (refit on train)"][c]["mdape_percent"] > per["model (refit on train)"][c]["mdape_percent"]]
+    refit, macs_only = per["model (refit on train)"], per.get("MACs only (refit on train)", {})
+    worse = [c for c in ("depthwise_conv", "grouped_conv") if c in refit
+             and macs_only[c]["mdape_percent"] > refit[c]["mdape_percent"]]
     lines = [
         "## Real kernels and the calibrated roofline model",
         "",
@@ -78,8 +79,8 @@ def kernels_section(data) -> list:
         "InvertedResidual t=6, Fire s=C/8 e=C/2, SE r=16, Inception O=C/4, Conv3d 4 frames at half the size), "
         f"batch 1 and 32: {len(data['rows'])} rows, {len(ok)} measured, {len(skipped)} skipped with their "
         "reason in the table. Each module is built by `convcost.torch.to_torch`, put in eval mode, and timed "
-        "under `inference_mode` by `torch.utils.benchmark` (two warm-up calls, `blocked_autorange`, the fastest "
-        "block).",
+        "under `inference_mode` by `torch.utils.benchmark` (two warm-up calls, "
+        "`blocked_autorange`, the fastest block).",
     ]
     if a.get("repeatability_percent") is not None:
         lines += ["", f"**Noise floor.** The whole grid is measured twice; a row's latency is its faster pass. "
@@ -96,7 +97,8 @@ def kernels_section(data) -> list:
         "### Targets (held-out rows)",
         "| target | model (refit) | model (calibrate only) | MACs only |",
         "|---|---:|---:|---:|",
-        f"| Spearman >= {t['spearman_min']} | **{model['spearman']:.3f}** ({_met(model['spearman'], t['spearman_min'])}) "
+        f"| Spearman >= {t['spearman_min']} | **{model['spearman']:.3f}** "
+        f"({_met(model['spearman'], t['spearman_min'])}) "
         f"| {calibrated['spearman']:.3f} | {macs['spearman']:.3f} |",
         f"| MdAPE <= {t['mdape_max_percent']:.0f}% | **{model['mdape_percent']:.1f}%** "
         f"({_met(model['mdape_percent'], t['mdape_max_percent'], at_most=True)}) | "
@@ -105,7 +107,8 @@ def kernels_section(data) -> list:
         "Per class, held out (model refit / MACs only): "
         + "; ".join(f"{c} {per['model (refit on train)'][c]['mdape_percent']:.1f}% / "
                     f"{per['MACs only (refit on train)'][c]['mdape_percent']:.1f}%"
-                    for c in per["model (refit on train)"] if per["model (refit on train)"][c]["mdape_percent"] is not None)
+                    for c in per["model (refit on train)"]
+                    if per["model (refit on train)"][c]["mdape_percent"] is not None)
         + ". MACs only is worst where work is not multiply-adds (data movement, elementwise: MACs 0 or tiny)"
         + (" and on " + " and ".join(worse) + " layers" if worse else "") + ".",
         "",
@@ -149,7 +152,8 @@ def profile_section(data) -> list:
         "fresh process of its own and is timed by one rule (`benchmarks/timing.py`: a full garbage collection, "
         "then the call): its **first call** after import (what a script or a CI budget check pays) and its "
         f"**repeated call** (fastest of {data['repeats']} more on the same model). convcost "
-        "is also timed on a **fresh instance** of the architecture in the warm process (a model object it has not read). "
+        "is also timed on a **fresh instance** of the architecture in the warm process (a model "
+        "object it has not read). "
         "Each tool's headline MACs stand next to its time, against FlopCounterMode's (FLOPs / 2), which counts "
         "what the kernels do.",
         "",
@@ -265,17 +269,19 @@ def training_section(data) -> list:
         "where the first guess misses, as on Swin-T, whose batch of one is off the line, the line through the "
         "readings around the budget and its neighbour settle it);",
         "- **torchinfo**: `summary(model, shape, mode=\"train\", verbose=0)`, the nearest peer that prints a "
-        "memory estimate (its \"Forward/backward pass size\"): a real forward under `no_grad` with a hook on "
-        "every module;",
+        "memory estimate (its \"Forward/backward pass size\"): a real forward under `no_grad` "
+        "with a hook on every module;",
         "- **training step**: `model(x).sum().backward()` on a random input of the same shape, what one runs to "
         "see the step (gradients set to None before each, outside the timing);",
-        "- **measure_training**: `convcost.torch.training.measure_training(model, x)`, the measurement convcost's "
+        "- **measure_training**: `convcost.torch.measure_training.measure_training(model, x)`, "
+        "the measurement convcost's "
         "tests hold the reading to (saved-tensor hooks, FlopCounterMode over the backward, one real Adam step): "
         "several real steps, timed " + ("once" if data["oracle_repeats"] == 1 else f"{data['oracle_repeats']} times")
         + " after the steps above have warmed the process.",
         "",
         f"A **warm** time is the median of {data['repeats']} calls after the first (measure_training: of its "
-        "calls after the real steps); every sample is in the results file. The **first call** of profile is the process's first "
+        "calls after the real steps); every sample is in the results file. The **first call** of "
+        "profile is the process's first "
         "reading of any model, after `import convcost.torch`; a training step's first call pays its own one-time "
         "costs (oneDNN's kernels, the allocator). A ratio is profile's time over the other tool's: below 1, the "
         "reading is faster. \"numbers agree\" compares convcost's backward MACs, saved elements and step bytes "
@@ -310,7 +316,8 @@ def training_section(data) -> list:
         f"- The reading's cost follows the model's calls, not its size: {slowest} is the slowest to read "
         f"({1e3 * ran[slowest]['convcost']['median_s']:.0f} ms warm). ConvNeXt-T, Swin-T, MaxViT-T, ViT-B/16 and "
         "the hand-written transformer (a LayerNorm in every block, nn.MultiheadAttention in the last two) read "
-        "about ten times slower than the convolutional networks: in a check before this run, cProfile put 55-72% of a warm reading of ConvNeXt-T and ViT-B/16 "
+        "about ten times slower than the convolutional networks: in a check before this run, cProfile put 55-72% of a "
+        "warm reading of ConvNeXt-T and ViT-B/16 "
         "in the stride simulation of what autograd keeps (`record.folded`, `layouts.simulate`), which runs "
         "torch's Python reference decompositions (layer_norm's among them) on meta tensors. A reading runs on "
         "shapes, so its time does not grow with the batch; a real step's does: at larger batches the ratios "

@@ -18,8 +18,8 @@ import sys
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 CLASS_COLOURS = {
     "dense_conv": "tab:blue",
@@ -126,15 +126,18 @@ def table(data) -> str:
         lines += ["| predictor | rows | Spearman | MdAPE |", "|---|---:|---:|---:|"]
         for part in ("held_out", "train"):
             for label, s in analysis["scores"][part].items():
-                lines.append(f"| {label}, {part.replace('_', '-')} | {s['rows']} | {s['spearman']:.3f} | {s['mdape_percent']:.1f}% |")
-        lines += ["", "Held-out MdAPE per class:", "", "| class | rows | model (refit) | model (calibrate only) | MACs only |",
+                lines.append(f"| {label}, {part.replace('_', '-')} | {s['rows']} | {s['spearman']:.3f} | "
+                             f"{s['mdape_percent']:.1f}% |")
+        lines += ["", "Held-out MdAPE per class:", "",
+                  "| class | rows | model (refit) | model (calibrate only) | MACs only |",
                   "|---|---:|---:|---:|---:|"]
         per = analysis["scores"]["per_class_held_out"]
         for cls, s in per["model (refit on train)"].items():
             if s["mdape_percent"] is None:
                 continue
             cal, macs = per["model (calibrate only)"][cls], per["MACs only (refit on train)"][cls]
-            lines.append(f"| {cls} | {s['rows']} | {s['mdape_percent']:.1f}% | {cal['mdape_percent']:.1f}% | {macs['mdape_percent']:.1f}% |")
+            lines.append(f"| {cls} | {s['rows']} | {s['mdape_percent']:.1f}% | {cal['mdape_percent']:.1f}% | "
+                         f"{macs['mdape_percent']:.1f}% |")
         fitted = analysis["fitted_machine"]
         lines += ["", "Efficiency factors refit on the train rows (fraction of the roofline reached; overhead "
                   f"{fitted['overhead'] * 1e6:.1f} us per kernel):", "",
@@ -144,12 +147,15 @@ def table(data) -> str:
               "predicted ms | MACs-only ms |", "|---|---:|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in data["rows"]:
         if r["status"] != "ok":
-            lines.append(f"| {r['variant']} | {r['N']} | {r['C']} | {r['H']} | {r['split']} | | | | | skipped: {r['reason']} | | | |")
+            lines.append(f"| {r['variant']} | {r['N']} | {r['C']} | {r['H']} | {r['split']} | | | | | skipped: "
+                         f"{r['reason']} | | | |")
             continue
         lines.append(
             f"| {r['variant']} | {r['N']} | {r['C']} | {r['H']} | {r['split']} | {r['class']} | {r['bound']} | "
-            f"{r['intensity']:.1f} | {r['flops'] / 1e6:.1f} | {r['measured_s'] * 1e3:.3f} | {r['achieved_gflops']:.1f} | "
-            f"{r.get('predicted_fit_s', float('nan')) * 1e3:.3f} | {r.get('predicted_macs_only_s', float('nan')) * 1e3:.3f} |"
+            f"{r['intensity']:.1f} | {r['flops'] / 1e6:.1f} | {r['measured_s'] * 1e3:.3f} | "
+            f"{r['achieved_gflops']:.1f} | "
+            f"{r.get('predicted_fit_s', float('nan')) * 1e3:.3f} | "
+            f"{r.get('predicted_macs_only_s', float('nan')) * 1e3:.3f} |"
         )
     return "\n".join(lines) + "\n"
 

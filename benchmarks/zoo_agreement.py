@@ -20,7 +20,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from convcost.torch import profile  # noqa: E402
+from convcost.torch import profile
 
 RESULTS = Path(__file__).parent / "results" / "zoo.json"
 DOC = Path(__file__).parents[1] / "docs" / "zoo.md"
@@ -32,7 +32,8 @@ def markdown(rows, size) -> str:
     lines = ["# profile() on public model zoos", "",
              "Written by `benchmarks/zoo_agreement.py` (torch " + torch.__version__ + ", torchvision and timm "
              f"installed with `--no-deps` in a separate venv; no pretrained weights; input 1x3x{size}x{size}, 96 for "
-             "Inception, the model's own size where it takes only that). params against `numel`, MACs against `FlopCounterMode` total // 2 on meta tensors.", "",
+             "Inception, the model's own size where it takes only that). params against `numel`, MACs against "
+             "`FlopCounterMode` total // 2 on meta tensors.", "",
              f"**{len(ran)} models run: params exact on {sum(r['params_ok'] for r in ran)}, MACs exact on "
              f"{sum(r['macs_ok'] for r in ran)}; `report.exact` on {sum(bool(r.get('exact')) for r in ran)}.** "
              f"{len(rows) - len(ran)} models could not be built or run by PyTorch here (listed at the end).", "",
@@ -93,7 +94,8 @@ def oracle(model, x):
 #: name parts of the big variants left out so the run fits a few minutes on two cores (building a model with
 #: random weights dominates the time); every family keeps its small members
 BIG = ("large", "huge", "giant", "xlarge", "xxl", "_xl", "_l_", "_h_", "_g_", "b5", "b6", "b7", "b8", "l2", "152",
-       "161", "200", "201", "269", "154", "samvit", "sam2_", "qwen3", "naflex", "x8", "x16", "x32", "y_32", "y_16", "y_128", "bigg", "_e_", "e5")
+       "161", "200", "201", "269", "154", "samvit", "sam2_", "qwen3", "naflex", "x8", "x16", "x32", "y_32", "y_16",
+       "y_128", "bigg", "_e_", "e5")
 
 
 def small(name) -> bool:
@@ -138,7 +140,8 @@ def main(argv=None):
     args.add_argument("--size", type=int, default=64)
     args.add_argument("--budget", type=float, default=0, help="stop after this many seconds")
     args.add_argument("--doc", action="store_true", help="only rewrite docs/zoo.md from results/zoo.json")
-    args.add_argument("--retry-skipped", action="store_true", help="run again the models results/zoo.json skipped or got wrong")
+    args.add_argument("--retry-skipped", action="store_true",
+                      help="run again the models results/zoo.json skipped or got wrong")
     opts = args.parse_args(argv)
     if opts.doc:
         data = json.loads(RESULTS.read_text())

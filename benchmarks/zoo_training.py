@@ -3,7 +3,7 @@
 Run in the venv of ``benchmarks/zoo_agreement.py`` (torch pinned, ``pip install --no-deps torchvision timm
 pyyaml``): ``python benchmarks/zoo_training.py [--limit N] [--size 64] [--batch 2]``. Each model is built
 without pretrained weights and read in training mode at a small input; the oracle is
-:func:`convcost.torch.training.measure_training` on real CPU tensors (FlopCounterMode over the backward, with
+:func:`convcost.torch.measure_training.measure_training` on real CPU tensors (FlopCounterMode over the backward, with
 torch 2.13's grouped weight-gradient overcount divided out for convcost's convention; saved-tensor hooks by
 distinct storage; the optimizer's state after one real Adam step). Writes benchmarks/results/zoo_training.json
 and docs/zoo_training.md.
@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from zoo_agreement import build, candidates, import_torchvision  # noqa: E402
+from zoo_agreement import build, candidates, import_torchvision
 
-from convcost.torch import profile  # noqa: E402
-from convcost.torch.training import measure_training  # noqa: E402
+from convcost.torch import profile
+from convcost.torch.measure_training import measure_training
 
 RESULTS = Path(__file__).parent / "results" / "zoo_training.json"
 DOC = Path(__file__).parents[1] / "docs" / "zoo_training.md"
@@ -39,8 +39,8 @@ def markdown(rows, size, batch) -> str:
              f"installed with `--no-deps` in a separate venv; no pretrained weights; input {batch}x3x{size}x{size} "
              "or the model's own size). convcost's `profile(model, shape, training=True)` against the step PyTorch "
              "runs: backward MACs (convcost's convention and FlopCounterMode's), saved elements and int64 indices "
-             "(saved-tensor hooks, each storage once) and the bytes of parameters, gradients, Adam's state and "
-             "saved tensors.", "",
+             "(saved-tensor hooks, each storage once) and the bytes of parameters, gradients, Adam's "
+             "state and saved tensors.", "",
              f"**{len(ran)} models read; {len(complete)} with every backward counted, of which {len(exact)} agree "
              f"exactly on all five numbers.** A step convcost cannot count completely lists what it cannot count "
              f"(`report.training.untracked`) and refuses its memory, never a silent zero. FlopCounterMode counts "
@@ -48,9 +48,11 @@ def markdown(rows, size, batch) -> str:
              f"are compared after taking out that kernel's backward, B H L S (3 E + 2 Ev), which "
              f"tests/test_profile_training.py checks by hand; nor for the backward of oneDNN's fused LSTM: a model "
              f"with an LSTM has its backward MACs measured with oneDNN off, where PyTorch runs the cells in "
-             f"matmuls FlopCounterMode counts (tests/test_training_lstm.py). Each row is that model's latest run: `--retry` "
+             "matmuls FlopCounterMode counts (tests/test_training_lstm.py). Each row is that "
+             "model's latest run: `--retry` "
              f"reruns only the models an earlier run did not count completely and exactly.", "",
-             "| source | model | complete | agrees | backward MACs | saved elements | bytes (Adam) | not counted, or convcost's numbers |",
+             "| source | model | complete | agrees | backward MACs | saved elements | bytes (Adam) | not counted, or "
+             "convcost's numbers |",
              "|---|---|---|---|---:|---:|---:|---|"]
     for r in ran:
         if "error" in r:
@@ -59,7 +61,8 @@ def markdown(rows, size, batch) -> str:
         want = r["measured"]
         lines.append(f"| {r['source']} | {r['model']} | {'yes' if r['complete'] else 'no'} | "
                      f"{'yes' if r.get('agree') else ('NO' if r['complete'] else '')} | {want['backward_macs']:,} | "
-                     f"{want['saved_elements']:,} | {want['bytes']:,} | {', '.join(r.get('untracked', [])) or _ours(r)} |")
+                     f"{want['saved_elements']:,} | {want['bytes']:,} | "
+                     f"{', '.join(r.get('untracked', [])) or _ours(r)} |")
     skipped = [r for r in rows if "skipped" in r]
     if skipped:
         lines += ["", "Not run (PyTorch could not build or train them here):", ""]
@@ -98,7 +101,8 @@ def one(source, name, size, batch) -> dict:
         ours = dict(backward_macs=step.backward_macs, backward_macs_torch=step.backward_macs_torch,
                     saved_elements=step.saved_elements, saved_indices=step.saved_indices,
                     bytes=step.memory("adam") if step.complete else None)
-        seen = dict(ours, backward_macs=ours["backward_macs"] - fused, backward_macs_torch=ours["backward_macs_torch"] - fused)
+        seen = dict(ours, backward_macs=ours["backward_macs"] - fused,
+                    backward_macs_torch=ours["backward_macs_torch"] - fused)
         row.update(ours=ours, fused_attention_backward=fused, complete=step.complete,
                    untracked=[f"{op} x{n}" for op, n, _, _ in step.untracked],
                    agree=step.complete and seen == row["measured"])
@@ -164,7 +168,8 @@ def main(argv=None):
         rows.append(row)
         RESULTS.write_text(json.dumps({"size": opts.size, "batch": opts.batch, "torch": torch.__version__,
                                        "rows": rows}, indent=1))
-        print(name, row.get("complete"), row.get("agree"), row.get("untracked"), row.get("error", row.get("skipped", "")),
+        print(name, row.get("complete"), row.get("agree"), row.get("untracked"),
+              row.get("error", row.get("skipped", "")),
               flush=True)
     DOC.write_text(markdown(rows, opts.size, opts.batch))
     ran = [r for r in rows if "skipped" not in r]

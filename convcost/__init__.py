@@ -10,7 +10,7 @@
 
 from convcost.breakeven import break_even
 from convcost.catalog import VARIANTS
-from convcost.compare import compare
+from convcost.comparison import compare
 from convcost.compose import Parallel, Residual, Sequential, When
 from convcost.costs import METRICS, Cost
 from convcost.derivation import derive

@@ -28,11 +28,6 @@ import math
 import sympy
 
 
-def is_int(x) -> bool:
-    """True for a plain Python int (``bool`` excluded): the fast path of every helper."""
-    return type(x) is int
-
-
 def integer(x):
     """``x`` with a sympy integer turned into a Python int; anything else unchanged.
 

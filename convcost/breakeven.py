@@ -49,9 +49,8 @@ import numpy as np
 import sympy
 
 from convcost import display
-from convcost.compare import Comparison, compare, simplest
-from convcost.costs import check_metric
-from convcost.costs import Cost
+from convcost.comparison import Comparison, compare, simplest
+from convcost.costs import Cost, check_metric
 from convcost.errors import ConvcostError
 from convcost.validate import broadcast, entry_point, field_values, grid, is_integral, number
 
@@ -292,7 +291,9 @@ class BreakEven:
 
         >>> from convcost import StandardConv, AsymmetricConv
         >>> print(break_even(StandardConv, AsymmetricConv, metric="params", solve_for="K")._repr_latex_())
-        $\\begin{aligned}&\\text{params: A = StandardConv(), B = AsymmetricConv()} \\\\ &\\text{B costs no more than A exactly when } C K^{2} - C K - K O - 1 \\geq 0 \\\\ &\\text{threshold (closed form): } K \\geq ... \\\\ &\\text{rule of thumb: } K > 1 + \\frac{O}{C}\\end{aligned}$
+        $\\begin{aligned}&\\text{params: A = StandardConv(), B = AsymmetricConv()} \\\\ &\\text{B costs no more than A
+        exactly when } C K^{2} - C K - K O - 1 \\geq 0 \\\\ &\\text{threshold (closed form): } K \\geq ...
+        \\\\ &\\text{rule of thumb: } K > 1 + \\frac{O}{C}\\end{aligned}$
         """
         a, b = display.spec(self.comparison.A.spec), display.spec(self.comparison.B.spec)
         rows = [rf"&\text{{{display.latex_text(f'{self.metric}: A = {a}, B = {b}')}}}"]
@@ -313,7 +314,7 @@ class BreakEven:
 def break_even(A, B, /, metric: str = "macs", solve_for=None, **shared) -> BreakEven:
     """The exact condition under which B costs no more than A, solved for ``solve_for``.
 
-    A, B and the shared values are as in :func:`convcost.compare.compare`. ``solve_for`` left out is ``K``
+    A, B and the shared values are as in :func:`convcost.comparison.compare`. ``solve_for`` left out is ``K``
     where the costs depend on it, else the one symbol they depend on. With every value bound there is
     nothing to solve: the result says which side is cheaper and by how much.
 
@@ -329,7 +330,8 @@ def break_even(A, B, /, metric: str = "macs", solve_for=None, **shared) -> Break
     >>> break_even(StandardConv, SeparableConv, metric="params", solve_for="H")
     Traceback (most recent call last):
     ...
-    convcost.errors.ConvcostError: params of SeparableConv() against StandardConv() does not depend on H; it depends on C, K, O
+    convcost.errors.ConvcostError: params of SeparableConv() against StandardConv() does not depend on H; it depends on
+    C, K, O
     """
     check_metric(metric)
     field_values("break_even", shared)
@@ -519,7 +521,8 @@ def _solve(expr, x, facts) -> tuple:
     positive, and the answer says it assumes so (``O - 1 > 0``).
     """
     if x not in expr.free_symbols:
-        return None, "independent", f"the winner does not depend on {x}: after cancelling positive factors the condition does not involve it", ()
+        return None, "independent", (f"the winner does not depend on {x}: after cancelling positive factors the "
+                                     "condition does not involve it"), ()
     try:
         poly = sympy.Poly(expr, x)
     except sympy.PolynomialError:
@@ -555,8 +558,8 @@ def _from_signs(poly, terms, signs, x) -> tuple:
         )
     if changes > 1:
         return None, None, (
-            f"no single threshold: the coefficients change sign {changes} times, so {x} may cross up to "
-            f"{changes} roots"
+            f"no single threshold: the coefficients change sign {changes} times, so {x} may "
+            f"cross up to {changes} roots"
         )
     root = _positive_root(poly, terms, signs, x)
     if root is None:

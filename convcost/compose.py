@@ -36,7 +36,9 @@ def _condition(owner: str, name: str, value):
     """A condition as a Python bool when decided, else a sympy boolean; text is refused (sympify of text is eval)."""
     if isinstance(value, bool):
         return value
-    if not isinstance(value, sympy.Basic) or not isinstance(value, (sympy.logic.boolalg.Boolean, sympy.core.relational.Relational)):
+    if not isinstance(value, sympy.Basic) or not isinstance(value,
+                                                            (sympy.logic.boolalg.Boolean,
+                                                             sympy.core.relational.Relational)):
         raise ConvcostError(f"{owner}: {name}={value!r} must be True, False or a sympy condition such as Eq(S, 1)")
     if value is sympy.true:
         return True
@@ -128,7 +130,8 @@ class Parallel(Layer):
     def _cost(self, shape, grad=TRAINING):
         named = [(name, part.cost(shape, input_grad=grad.input, trainable=grad.trainable)) for name, part in self.parts]
         branches = [c for _, c in named]
-        merged = MERGES[self.merge]().cost([c.output_shape for c in branches], input_grads=[c.output_grad for c in branches])
+        merged = MERGES[self.merge]().cost([c.output_shape for c in branches],
+                                           input_grads=[c.output_grad for c in branches])
         named.append((self.merge, merged))
         flags = _branches_saved(shape, branches, merged, [True] * len(branches))
         return Cost.total(named, output_shape=merged.output_shape, input_shape=shape, **flags)
@@ -167,7 +170,8 @@ class Residual(Layer):
         if self.when is False:
             return Cost.total([("body", body)], output_shape=body.output_shape, input_shape=shape, **_flags_of(body))
         shortcut = (self.shortcut or Identity()).cost(shape, input_grad=grad.input, trainable=grad.trainable)
-        add = Add().cost([body.output_shape, shortcut.output_shape], input_grads=[body.output_grad, shortcut.output_grad])
+        add = Add().cost([body.output_shape, shortcut.output_shape],
+                         input_grads=[body.output_grad, shortcut.output_grad])
         flags = _branches_saved(shape, [body, shortcut], add, [True, self.when])
         named = [("body", body), ("shortcut", shortcut), ("add", add)]
         if self.when is not True:
@@ -214,11 +218,13 @@ class When(Layer):
         flags = _flags_of(inner)
         if self.condition is not True:
             if inner.output_grad != grad.input:
-                raise ConvcostError(f"{self!r}: whether its output needs a gradient depends on {self.condition}; bind it")
+                raise ConvcostError(f"{self!r}: whether its output needs a gradient depends on "
+                                    f"{self.condition}; bind it")
             # where the layer is left out, the output is the input itself
             flags.update(output_view=either(negate(self.condition), inner.output_view))
             inner = inner.when(self.condition)
-            flags.update(saves_input=inner.saves_input, saves_output=inner.saves_output, saved_elements=inner.saved_elements)
+            flags.update(saves_input=inner.saves_input, saves_output=inner.saves_output,
+                         saved_elements=inner.saved_elements)
         return Cost.total([("layer", inner)], output_shape=inner.output_shape, input_shape=shape, **flags)
 
     def __repr__(self):
@@ -256,7 +262,8 @@ class _Storage:
     def feed(self, c: Cost, x):
         si, so, view = c.saves_input, c.saves_output, c.output_view
         if type(si) is bool and type(so) is bool and type(view) is bool and type(self.saved) is bool \
-                and type(self.is_input) is bool and type(self.input_saved) is bool:  # every flag decided: plain Python, as fast as the counts
+                and type(self.is_input) is bool and type(self.input_saved) is bool:
+            # every flag decided: plain Python, as fast as the counts
             own = c.saved_elements - numel(x) if si else c.saved_elements
             if si and not self.saved and not self.is_input:
                 own = own + self.elements

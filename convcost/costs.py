@@ -82,8 +82,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+from collections.abc import Iterable
 from fractions import Fraction
-from typing import Iterable
 
 import sympy
 
@@ -374,7 +374,8 @@ class Cost:
             free = self.free_symbols
             if free:
                 raise ConvcostError(
-                    f"cannot give numbers: free symbols {', '.join(sorted(map(str, free)))} remain; bind them with subs()"
+                    f"cannot give numbers: free symbols {', '.join(sorted(map(str, free)))} "
+                    "remain; bind them with subs()"
                 )
             out = {k: tuple(int(x) for x in v) if k == "output_shape" else int(v) for k, v in out.items()}
         return out
@@ -382,7 +383,8 @@ class Cost:
     # -- display ------------------------------------------------------------
     def __repr__(self) -> str:
         shape = "(" + ", ".join(map(display.formula, self.output_shape)) + ")"
-        lines = [f"<Cost of {display.spec(self.spec)}" if self.spec is not None else "<Cost", f"  output_shape = {shape}"]
+        lines = [f"<Cost of {display.spec(self.spec)}" if self.spec is not None else "<Cost",
+                 f"  output_shape = {shape}"]
         for m in METRICS:
             value = getattr(self, m)
             if (value != 0 and m not in TRAINING_METRICS) or m in ("params", "macs"):

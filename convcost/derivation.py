@@ -36,7 +36,8 @@ products (so ``W \\cdot (K^2 + O)`` never reads as a function call).
 >>> from convcost import cost, SeparableConv
 >>> d = derive(cost(SeparableConv, C=64, O=128, K=3), "params")
 >>> [s.kind for s in d.steps]
-['definition', 'substitution', 'simplification', 'definition', 'substitution', 'simplification', 'definition', 'substitution', 'result']
+['definition', 'substitution', 'simplification', 'definition', 'substitution', 'simplification', 'definition',
+'substitution', 'result']
 >>> print(d.steps[0].tex())
 \\Theta_{1} = \\frac{C \\cdot K^{2} \\cdot O}{G} + O
 >>> print(d.steps[1].tex())
@@ -212,7 +213,8 @@ class Derivation:
         for sec in self.sections:
             if sec.metric == name:
                 return sec
-        raise ConvcostError(f"this derivation has no {metric!r} section; it has {', '.join(s.metric for s in self.sections)}")
+        raise ConvcostError(f"this derivation has no {metric!r} section; it has "
+                            f"{', '.join(s.metric for s in self.sections)}")
 
     def formulas(self) -> list:
         """Every emitted formula as ``(latex, sympy)``: step relations, and each branch of a cases block."""
@@ -230,7 +232,7 @@ class Derivation:
     def latex(self) -> str:
         """An ``align*`` block (amsmath), a heading per metric, each step labelled."""
         lines = [r"\begin{align*}"]
-        for i, sec in enumerate(self.sections):
+        for sec in self.sections:
             lines.append(r"\intertext{\textbf{%s}: %s}" % (_text(sec.metric), _text(sec.heading)))
             lines += [_row(group) + r" \\" for group in _groups(sec.steps)]
         lines[-1] = lines[-1].removesuffix(r" \\")
@@ -439,8 +441,8 @@ def _break_even(be) -> Derivation:
         rule = be.rule_of_thumb
         steps.append(Step("approximation", x, rule.rhs, "rule of thumb: leading order when the other symbols are large",
                           rel=rule.rel_op))
-    title = (f"break-even of {be.metric}: {display.spec(comparison.B.spec)} against {display.spec(comparison.A.spec)}, "
-             f"solved for {x}")
+    title = (f"break-even of {be.metric}: {display.spec(comparison.B.spec)} against "
+             f"{display.spec(comparison.A.spec)}, solved for {x}")
     heading = f"where B costs no more than A ({be.method}: {be.note})"
     return Derivation(title, (Section(be.metric, tuple(steps), heading),), None)
 
@@ -512,7 +514,8 @@ class _Builder:
             steps.append(Step("simplification", lhs, summed))
         if self.metric == "saved_elements" and not _same(summed, total):
             steps.append(Step("simplification", lhs, total,
-                              "each saved storage once: a tensor two parts save (an output and the next input) counts once"))
+                              "each saved storage once: a tensor two parts save (an output and "
+                              "the next input) counts once"))
         elif not _same(summed, total):
             steps.append(Step("condition", lhs, total, "counted only where the condition holds"))
         elif summed != total:

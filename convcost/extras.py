@@ -18,7 +18,8 @@ dev      all of the above, pytest              the test suite
 >>> need("no_such_package_xyz", "plot", "convcost.plot")
 Traceback (most recent call last):
 ...
-convcost.extras.MissingExtra: convcost.plot needs no_such_package_xyz, which is not installed: pip install 'convcost[plot]'
+convcost.extras.MissingExtra: convcost.plot needs no_such_package_xyz, which is not installed: pip install
+'convcost[plot]'
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ What stays part of the structure: the layer's class, its flags and text fields
 Fields that change no count (an activation's kind) are not part of it.
 
 >>> from convcost.primitives import Conv, Linear
->>> formula(Conv(C=3, O=8, K=3, S=2), (1, 3, 32, 32))
+>>> formula(Conv(C=3, O=8, K=3, S=2), [(1, 3, 32, 32)])
 'macs = C*K**2*O*(floor((-D*(K - 1) + H + 2*P - 1)/S) + 1)*(floor((-D*(K - 1) + 2*P + W - 1)/S) + 1)/G'
->>> formula(Linear(C=96, O=384, bias=False), (1, 56, 56, 96))
+>>> formula(Linear(C=96, O=384, bias=False), [(1, 56, 56, 96)])
 'macs = C*H*O*W'
 """
 
@@ -26,7 +26,6 @@ import sympy
 
 from convcost.costs import METRICS
 from convcost.errors import ConvcostError
-from convcost.layers import Merge
 from convcost.symbols import GLOSSARY
 
 _SIZE = {"integer": True, "positive": True}
@@ -37,10 +36,10 @@ _CACHE: dict = {}
 _LOCK = threading.Lock()
 
 
-def formula(layer, shape) -> str:
-    """The main count of ``layer``'s general form on inputs like ``shape`` (a list of shapes for a merge),
-    as text; ``""`` when the input sizes are symbolic already (the row's counts are the formula)."""
-    shapes = [tuple(s) for s in shape] if isinstance(layer, Merge) else [tuple(shape)]
+def formula(layer, input_shapes) -> str:
+    """The main count of ``layer``'s general form on inputs like ``input_shapes`` (one shape per input), as
+    text; ``""`` when the input sizes are symbolic already (the row's counts are the formula)."""
+    shapes = [tuple(s) for s in input_shapes]
     if not all(type(x) is int for s in shapes for x in s):
         return ""
     key = structure_key(layer, shapes)
@@ -98,10 +97,10 @@ def _general_text(layer, shapes) -> str:
     try:
         general = layer.replace(**fields) if fields else layer
         general_shapes = _general_shapes(layer, shapes)
-        c = general.cost(general_shapes if isinstance(layer, Merge) else general_shapes[0])
+        c = general.cost_of_inputs(general_shapes)
     except ConvcostError:
         # no general form (a field must be a number to decide the structure): the layer's own numbers
-        c = layer.cost(shapes if isinstance(layer, Merge) else shapes[0])
+        c = layer.cost_of_inputs(shapes)
     main = next((m for m in METRICS[1:7] if getattr(c, m) != 0), None)
     return f"{main} = {getattr(c, main)}" if main else "no arithmetic"
 

@@ -52,7 +52,6 @@ from convcost.layers import Layer
 from convcost.primitives import KINDS
 from convcost.validate import entry_point, text
 
-
 #: fitted inverse efficiencies are kept at or above this (efficiency at most 1/it),
 #: so a kind the data cannot see is not predicted to take no time
 MIN_SLOWDOWN = 0.02
@@ -87,9 +86,11 @@ class Machine:
         for field, unit in (("peak_flops", "FLOP/s"), ("bandwidth", "bytes/s")):
             value = getattr(self, field)
             if not _positive(value):
-                raise ConvcostError(f"Machine {self.name!r}: {field}={value!r} must be a positive finite number ({unit})")
+                raise ConvcostError(f"Machine {self.name!r}: {field}={value!r} must be a "
+                                    f"positive finite number ({unit})")
         if not (_finite(self.overhead) and self.overhead >= 0):
-            raise ConvcostError(f"Machine {self.name!r}: overhead={self.overhead!r} must be a finite number of seconds >= 0")
+            raise ConvcostError(f"Machine {self.name!r}: overhead={self.overhead!r} must be a "
+                                "finite number of seconds >= 0")
         for field in ("cache_bytes", "cache_bandwidth", "alloc_threshold", "alloc_bandwidth"):
             value = getattr(self, field)
             if not (_finite(value) and value >= 0):
@@ -104,7 +105,8 @@ class Machine:
             if kind not in KINDS:
                 raise ConvcostError(f"Machine {self.name!r}: unknown kernel kind {kind!r}; known: {', '.join(KINDS)}")
             if not _positive(factor):
-                raise ConvcostError(f"Machine {self.name!r}: efficiency[{kind!r}]={factor!r} must be a positive finite number")
+                raise ConvcostError(f"Machine {self.name!r}: efficiency[{kind!r}]={factor!r} must be "
+                                    "a positive finite number")
         object.__setattr__(self, "efficiency", {k: float(self.efficiency[k]) for k in KINDS if k in self.efficiency})
         object.__setattr__(self, "peak_flops", float(self.peak_flops))
         object.__setattr__(self, "bandwidth", float(self.bandwidth))
@@ -176,7 +178,8 @@ class Machine:
         except OSError as exc:
             raise ConvcostError(f"cannot read machine file {os.fspath(path)!r}: {exc.strerror}") from None
         except json.JSONDecodeError as exc:
-            raise ConvcostError(f"machine file {os.fspath(path)!r} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+            raise ConvcostError(f"machine file {os.fspath(path)!r} is not valid JSON: {exc.msg} "
+                                f"at line {exc.lineno}") from None
         return cls.from_dict(data, where=os.fspath(path))
 
     @classmethod
@@ -384,7 +387,8 @@ def fit(machine: Machine, samples, dtype: str = "float32", fitted_from: str = ""
     rows, measured = [], []
     for spec_or_cost, seconds in samples:
         if not _positive(seconds):
-            raise ConvcostError(f"fit: measured time {seconds!r} of {spec_or_cost!r} must be a positive number of seconds")
+            raise ConvcostError(f"fit: measured time {seconds!r} of {spec_or_cost!r} must be a "
+                                "positive number of seconds")
         rows.append(kernel_times(spec_or_cost, machine, dtype))
         measured.append(float(seconds))
     if not rows:

@@ -35,11 +35,63 @@ class Grad:
 TRAINING = Grad()
 
 
-class Layer(Spec):
+def _declared_training_counts(cls, least: int) -> None:
+    """Refuse a class that claims training counts (the default) while its ``_cost`` cannot take the flags.
+
+    The class says whether it has them (``training_counts``); its signature is only checked against that, once,
+    when the class is made, so a layer written before training counts fails at once, not with a silent zero."""
+    if not cls.__dict__.get("training_counts", cls.training_counts) or "_cost" not in cls.__dict__:
+        return
+    try:
+        parameters = inspect.signature(cls._cost).parameters
+    except (TypeError, ValueError):  # a builtin or a wrapped callable: its declaration is taken as written
+        return
+    takes = len(parameters) >= least or any(p.kind is p.VAR_POSITIONAL for p in parameters.values())
+    if not takes:
+        raise ConvcostError(f"{cls.__name__}: its _cost takes no training flags, so it has no training counts; "
+                            f"say so in the class body: training_counts = False")
+
+
+class Operation(Spec):
+    """What a layer (one input) and a merge (several) share, for code that takes either: a cost on a list of
+    input shapes, whether it takes several, and whether it has training counts.
+
+    >>> from convcost.primitives import Add, Conv
+    >>> [op.cost_of_inputs([(1, 4, 8, 8), (1, 4, 8, 8)][:n]).output_shape for op, n in ((Conv(C=4, O=2, K=1), 1),
+    ...                                                                               (Add(), 2))]
+    [(1, 2, 8, 8), (1, 4, 8, 8)]
+    """
+
+    abstract_base = True
+    #: whether ``_cost`` gives a training step's counts (every convcost class's does). One whose ``_cost``
+    #: counts only the forward says ``training_counts = False``: its costs then name it in ``untrained`` and a
+    #: step's memory is refused, never a silent zero.
+    training_counts = True
+    #: whether its cost takes a list of input shapes (a merge) rather than one shape (a layer)
+    several_inputs = False
+
+    def cost_of_inputs(self, input_shapes, input_grads=None, trainable: bool = True) -> Cost:
+        """The cost on ``input_shapes`` (a list, one shape for a layer), ``input_grads`` one flag per input
+        (None: every input needs a gradient), ``trainable`` whether its parameters are trained."""
+        raise NotImplementedError
+
+
+class Layer(Operation):
     """Something with an exact cost on an input shape."""
 
     #: set in the body of a base class that describes no layer by itself (read from the class's own dict)
     abstract_base = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _declared_training_counts(cls, 3)
+
+    def cost_of_inputs(self, input_shapes, input_grads=None, trainable: bool = True) -> Cost:
+        shapes = tuple(input_shapes)
+        if len(shapes) != 1:
+            raise ConvcostError(f"{self!r}: takes one input, got {len(shapes)} shapes")
+        grad = True if input_grads is None else tuple(input_grads)[0]
+        return self.cost(shapes[0], input_grad=grad, trainable=trainable)
 
     def cost(self, input_shape=None, *, input_grad: bool = True, trainable: bool = True) -> Cost:
         """The exact cost of applying this layer to a tensor of ``input_shape``.
@@ -58,12 +110,12 @@ class Layer(Spec):
         shape = self.default_input() if input_shape is None else as_shape(input_shape, self)
         if input_grad is True and trainable is True:  # the common case: no Grad built, old _cost signatures work
             c = self._cost(shape)
-            if not _takes_grad(type(self)):
+            if not self.training_counts:
                 return _untrained(c.with_spec(self, shape), self)
         else:
-            if not _takes_grad(type(self)):
-                raise ConvcostError(f"{self!r}: {type(self).__name__} has no training counts yet (its _cost takes no "
-                                    "grad), so input_grad/trainable cannot be applied to it")
+            if not self.training_counts:
+                raise ConvcostError(f"{self!r}: {type(self).__name__} has no training counts yet (training_counts "
+                                    "= False), so input_grad/trainable cannot be applied to it")
             c = self._cost(shape, Grad(input=input_grad, trainable=trainable))
         c = c.with_spec(self, shape)
         if trainable is not True:
@@ -82,9 +134,6 @@ class Layer(Spec):
         raise NotImplementedError
 
 
-_TAKES_GRAD: dict = {}
-
-
 def _untrained(c: Cost, layer) -> Cost:
     """``c`` marked as lacking training counts (its class's ``_cost`` takes no training flags)."""
     if not c.untrained:
@@ -92,25 +141,30 @@ def _untrained(c: Cost, layer) -> Cost:
     return c
 
 
-def _takes_trainable(cls) -> bool:
-    """Whether a merge class's ``_cost`` takes ``trainable`` (a merge with parameters)."""
-    return "trainable" in inspect.signature(cls._cost).parameters
-
-
 def _takes_grad(cls) -> bool:
-    """Whether a layer class's ``_cost`` takes the training flags (every convcost class does; a user's may not)."""
-    found = _TAKES_GRAD.get(cls)
-    if found is None:
-        found = _TAKES_GRAD[cls] = len(inspect.signature(cls._cost).parameters) >= 3
-    return found
+    """Whether a layer or merge class gives training counts (its declared ``training_counts``)."""
+    return cls.training_counts
 
 
-class Merge(Spec):
+class Merge(Operation):
     """An operation that combines several inputs into one (add, multiply, concatenate)."""
 
     abstract_base = True
+    several_inputs = True
     #: the fewest inputs it takes (multi-head attention takes one: the query that is also key and value)
     min_inputs = 2
+    #: whether it holds parameters a step trains (CondConv's experts, a deformable convolution's weight,
+    #: attention's projections): its ``_cost`` then takes ``trainable=``
+    has_parameters = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _declared_training_counts(cls, 3)
+        if "_cost" in cls.__dict__ and cls.training_counts:
+            takes = "trainable" in inspect.signature(cls._cost).parameters
+            if takes != cls.has_parameters:
+                raise ConvcostError(f"{cls.__name__}: has_parameters = {cls.has_parameters} but its _cost "
+                                    f"{'takes' if takes else 'takes no'} trainable=; declare what it does")
 
     def cost(self, input_shapes, *, input_grads=None, trainable: bool = True) -> Cost:
         """The exact cost of combining tensors of the given shapes; ``input_grads`` says which need a gradient
@@ -121,19 +175,20 @@ class Merge(Spec):
             raise ConvcostError(f"{self!r}: give a list of input shapes, got {input_shapes!r}")
         shapes = tuple(as_shape(s, self) for s in input_shapes)
         if len(shapes) < self.min_inputs:
-            raise ConvcostError(f"{self!r}: needs at least {self.min_inputs} input{'s' if self.min_inputs > 1 else ''}, "
+            raise ConvcostError(f"{self!r}: needs at least {self.min_inputs} "
+                                f"input{'s' if self.min_inputs > 1 else ''}, "
                                 f"got {len(shapes)}")
         grads = (True,) * len(shapes) if input_grads is None else tuple(input_grads)
         if len(grads) != len(shapes) or not all(isinstance(g, bool) for g in grads):
             raise ConvcostError(f"{self!r}: input_grads={input_grads!r} must be one True or False per input")
         if not isinstance(trainable, bool):
             raise ConvcostError(f"{self!r}: trainable={trainable!r} must be True or False")
-        if not _takes_grad(type(self)):
+        if not self.training_counts:
             if input_grads is not None or trainable is not True:
                 raise ConvcostError(f"{self!r}: {type(self).__name__} has no training counts yet, so input_grads "
                                     "and trainable cannot be applied to it")
             return _untrained(self._cost(shapes).with_spec(self, shapes[0]), self)
-        if _takes_trainable(type(self)):
+        if self.has_parameters:
             c = self._cost(shapes, grads, trainable=trainable).with_spec(self, shapes[0])
         else:  # no parameters: nothing to train
             c = self._cost(shapes, grads).with_spec(self, shapes[0])
@@ -141,6 +196,9 @@ class Merge(Spec):
         if trainable is not True:
             c.__dict__["trainable"] = False
         return c
+
+    def cost_of_inputs(self, input_shapes, input_grads=None, trainable: bool = True) -> Cost:
+        return self.cost(list(input_shapes), input_grads=input_grads, trainable=trainable)
 
     def _cost(self, shapes: tuple, grads: tuple) -> Cost:
         raise NotImplementedError

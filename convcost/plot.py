@@ -77,7 +77,8 @@ def plot_break_even(result, path=None, *, x=None, y=None, ranges: dict | None = 
                                        (result.rule_of_thumb, "--", "rule of thumb")):
             curve = _curve(relation, result.symbol, by_name[y], ys, pinned)
             if curve is not None:
-                handles.append(ax.plot(curve, ys, style, color="black", label=f"{label}: {display.formula(relation)}")[0])
+                handles.append(ax.plot(curve, ys, style, color="black",
+                                       label=f"{label}: {display.formula(relation)}")[0])
         ax.set_xlim(xs[0] - 0.5, xs[-1] + 0.5)
         ax.set_ylabel(y)
         ax.legend(handles=handles, fontsize="small", loc="upper left")

@@ -35,15 +35,14 @@ import typing
 import sympy
 
 from convcost import costs, display
+from convcost.errors import ConvcostError
+from convcost.general_form import formula as general_formula
+from convcost.vectorise import compile_exprs
 
 #: the counts a report carries: the forward pass. A training step per row needs the model's data flow (which
 #: tensors need a gradient, which storages rows share), which the readers do not follow yet; a sum of the
 #: rows' own backward_macs and saved_elements would be wrong, so the report leaves them out.
 METRICS = tuple(m for m in costs.METRICS if m not in costs.TRAINING_METRICS)
-from convcost.errors import ConvcostError
-from convcost.general_form import formula as general_formula
-from convcost.layers import Merge
-from convcost.vectorise import compile_exprs
 
 #: the columns of every output format, in order
 COLUMNS = ("path", "op", "spec", "output_shape", *METRICS, "formula", "tied_to")
@@ -69,7 +68,7 @@ class Row:
         """The row of ``spec`` on ``input_shapes`` with exact (possibly symbolic) counts (``cost``: the layer's
         cost when the caller made it, with the training flags of its step)."""
         shapes = tuple(tuple(s) for s in input_shapes)
-        c = cost if cost is not None else spec.cost(list(shapes) if isinstance(spec, Merge) else shapes[0])
+        c = cost if cost is not None else spec.cost_of_inputs(shapes)
         counts = {m: getattr(c, m) for m in (costs.METRICS if cost is not None else METRICS)}  # a step: its counts too
         if params is not None:
             counts["params"] = params
@@ -87,7 +86,7 @@ class Row:
     @functools.cached_property
     def formula(self) -> str:
         """The main count of the row's layer over symbols (:mod:`convcost.general_form`), built on first use."""
-        return general_formula(self.spec, list(self.input_shapes) if isinstance(self.spec, Merge) else self.input_shapes[0])
+        return general_formula(self.spec, self.input_shapes)
 
     def __getattr__(self, name):
         if name in costs.METRICS and name in self.counts:
@@ -156,7 +155,7 @@ class Report:
     """Rows of a model's leaf operations, with derived totals (see the module docstring)."""
 
     def __init__(self, rows, *, unsupported=(), input_shape=(), input_shapes=None, model="model",
-                 traced_with="torch.fx", notes=(), unused=(), unused_params=0, unused_names=(), modules=None,
+                 traced_with="torch.fx", notes=(), unused=(), modules=None,
                  convention="convcost", headline=None, module_calls=(), training=None, blocks=None):
         set_ = object.__setattr__
         set_(self, "rows", tuple(rows))
@@ -166,8 +165,6 @@ class Report:
         set_(self, "model", model)
         set_(self, "traced_with", traced_with)
         set_(self, "notes", tuple(notes))
-        if unused_params and not unused:  # the older form: one count, names without sizes
-            unused = ((unused_names[0] if unused_names else "", unused_params), *((n, 0) for n in unused_names[1:]))
         set_(self, "unused", tuple(unused))  # (parameter name, numel) of parameters no operation read
         set_(self, "modules", dict(modules or {}))  # module path -> type name
         set_(self, "module_calls", tuple(module_calls))  # childless modules read by their calls (ModuleCall)
@@ -271,7 +268,7 @@ class Report:
         return set().union(*(sympy.sympify(v).free_symbols for v in self.total.values()))
 
     def headline(self, convention: str | None = None):
-        """The number the tool named by ``convention`` reports for this model (see :mod:`convcost.torch.conventions`)."""
+        """The number the tool named by ``convention`` reports for this model (:mod:`convcost.torch.conventions`)."""
         if self._headline is None:
             raise ConvcostError("headline: the tools' conventions come with the PyTorch backend; "
                                 "make the report with convcost.torch.profile")

@@ -33,6 +33,7 @@ from convcost.errors import ConvcostError
 from convcost.symbols import GLOSSARY
 from convcost.validate import field_value, kind_of, number
 
+
 def size(default=dataclasses.MISSING, *, per_axis: bool = False):
     """A positive integer field (channels, kernel, stride ...); ``per_axis`` allows a tuple."""
     return dataclasses.field(default=default, metadata={"kind": "size", "per_axis": per_axis})

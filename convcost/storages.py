@@ -54,7 +54,8 @@ def saved_storages(rows) -> tuple:
                 saved.add(key)
                 own = own - numel(shape)
             elif flag is not False:
-                raise ConvcostError(f"distinct_saved: whether {c.spec!r} saves its input is undecided ({flag}); bind it")
+                raise ConvcostError(f"distinct_saved: whether {c.spec!r} saves its input is undecided ({flag}); "
+                                    "bind it")
         if c.saves_output is True:
             saved.add(output)
             own = own - (0 if c.output_view else numel(c.output_shape))

@@ -34,13 +34,13 @@ import sympy
 from convcost.extras import need
 
 need("hypothesis", "testing", "convcost.testing")
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import strategies as st
 
 from convcost import blocks, efficient, variants
 from convcost import primitives as p
 from convcost.compose import Parallel, Residual, Sequential, When
 from convcost.errors import ConvcostError
-from convcost.layers import Layer, Merge
+from convcost.layers import Layer
 
 
 class Case(NamedTuple):
@@ -162,7 +162,8 @@ def pool_cases(draw, kind=None, dims=None):
     ps = [draw(_ints(0, k // 2)) for k in ks]
     strides = None if draw(st.booleans()) else _axis_value(draw, [draw(_ints(1, 3)) for _ in range(dims)])
     # PyTorch's avg_pool3d needs each axis at least as long as the kernel, padding aside
-    least = [k if (cls is p.AvgPool and dims == 3) else max(1, d * (k - 1) + 1 - 2 * pad) for k, d, pad in zip(ks, ds, ps)]
+    least = [k if (cls is p.AvgPool and dims == 3) else max(1, d * (k - 1) + 1 - 2 * pad) for k, d,
+             pad in zip(ks, ds, ps)]
     lengths = [n + draw(_ints(0, _extra(dims))) for n in least]
     fields = dict(K=_axis_value(draw, ks), P=_axis_value(draw, ps), ceil_mode=draw(st.booleans()), dims=dims)
     if cls is p.MaxPool:
@@ -255,9 +256,11 @@ def permute_cases(draw):
 
 @st.composite
 def layer_norm_cases(draw):
-    """``LayerNorm(C)`` over the last axis of a 2-4-D input."""
+    """``LayerNorm(C)`` over the last axis of a 2-4-D input, affine or not, with or without a bias."""
     c = draw(_ints(1, 6))
-    return Case(p.LayerNorm(C=c, affine=draw(st.booleans())), (*draw(_any_shape(1, 3)), c))
+    affine = draw(st.booleans())
+    bias = affine and draw(st.booleans())  # without affine parameters there is no bias to leave out
+    return Case(p.LayerNorm(C=c, affine=affine, bias=bias or not affine), (*draw(_any_shape(1, 3)), c))
 
 
 @st.composite
@@ -341,7 +344,7 @@ def interpolate_cases(draw):
 @st.composite
 def reduce_cases(draw):
     """``Reduce`` of every kind, over all axes or some (one, for ``max``, ``min`` and ``prod``), keepdim or not."""
-    kind = draw(st.sampled_from(p.resize.REDUCTIONS))
+    kind = draw(st.sampled_from(p.pad_upsample_reduce.REDUCTIONS))
     shape = draw(_any_shape(1, 4))
     if kind in ("max", "min", "prod"):
         dims = draw(st.sampled_from([(), *((d,) for d in range(len(shape)))]))
@@ -353,14 +356,13 @@ def reduce_cases(draw):
 
 @st.composite
 def normalization_cases(draw):
-    """``Normalization`` of every kind: layer norm over the last axis, group norm in groups, instance norm on
-    1-3 spatial axes, RMS norm; affine or not."""
+    """``Normalization`` of every kind: group norm in groups, instance norm on 1-3 spatial axes, RMS norm over
+    the last axis; affine or not (layer norm is ``LayerNorm``'s)."""
     kind = draw(st.sampled_from(p.normalize.KINDS))
     affine = draw(st.booleans())
-    if kind in ("layer", "rms"):
+    if kind == "rms":
         c = draw(_ints(1, 5))
-        bias = kind == "layer" and draw(st.booleans())
-        return Case(p.Normalization(kind=kind, C=c, affine=affine, bias=bias), (*draw(_any_shape(1, 3)), c))
+        return Case(p.Normalization(kind=kind, C=c, affine=affine, bias=False), (*draw(_any_shape(1, 3)), c))
     if kind == "group":
         groups = draw(_ints(1, 3))
         c = groups * draw(_ints(1, 2))
@@ -785,7 +787,8 @@ def _shiftconv(draw):
 def _bsconv(draw):
     k, pad = draw(_ints(1, 3)), draw(_ints(0, 1))
     fields = dict(C=draw(_ints(1, 4)), O=draw(_ints(1, 4)), K=k, S=draw(_ints(1, 2)), P=pad)
-    return _variant(efficient.BSConvU, fields, [max(1, k - 2 * pad) + draw(_ints(0, 3)) for _ in range(2)], _batch(draw))
+    return _variant(efficient.BSConvU, fields, [max(1, k - 2 * pad) + draw(_ints(0, 3)) for _ in range(2)],
+                    _batch(draw))
 
 
 @st.composite
@@ -835,11 +838,6 @@ VARIANT_CASES = {
 }
 
 
-def variant_cases():
-    """Any named variant (one strategy per variant, drawn evenly)."""
-    return st.one_of(*(factory() for factory in VARIANT_CASES.values()))
-
-
 # -- compositions -----------------------------------------------------------------
 
 
@@ -851,7 +849,8 @@ def composition_cases(draw, max_steps: int = 4):
     shape_in = (_batch(draw), c, draw(_ints(1, 5)), draw(_ints(1, 5)))
     parts = {}
     for i in range(draw(_ints(1, max_steps))):
-        step = draw(st.sampled_from(("conv", "bn", "act", "shuffle", "concat", "add", "mul", "residual", "projected", "when")))
+        step = draw(st.sampled_from(("conv", "bn", "act", "shuffle", "concat", "add", "mul", "residual", "projected",
+                                     "when")))
         o = draw(_ints(1, 4))
         k = draw(st.sampled_from((1, 3)))
         same = lambda c_in, c_out, k=k: p.Conv(c_in, c_out, k, P=k // 2)  # noqa: E731 - keeps the size
@@ -968,7 +967,8 @@ def assert_matches_torch(spec_or_class, input_shape=None, /, parts: bool = True,
         raise ConvcostError(f"assert_matches_torch: {spec_or_class!r} is neither a convcost layer or class nor a "
                             "torch.nn.Module; give one of them (a module with its input shape)")
     elif fields:
-        raise ConvcostError(f"assert_matches_torch: fields {', '.join(fields)} need a class, got the layer {spec_or_class!r}")
+        raise ConvcostError(f"assert_matches_torch: fields {', '.join(fields)} need a class, got "
+                            f"the layer {spec_or_class!r}")
     else:
         layer = spec_or_class
     shape = tuple(input_shape) if input_shape is not None else layer.default_input()
@@ -1044,7 +1044,7 @@ def _compare_parts(cost, module, prefix: str) -> list:
     problems = []
     for name, part in cost.parts:
         path = f"{prefix}.{name}" if prefix else name
-        if isinstance(part.spec, Merge):  # several inputs (a sum, a deformable conv): checked within the whole
+        if part.spec.several_inputs:  # several inputs (a sum, a deformable conv): checked within the whole
             continue
         try:
             sub = module.get_submodule(path)

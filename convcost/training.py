@@ -33,6 +33,7 @@ from convcost.costs import Cost, training_bytes
 from convcost.errors import ConvcostError
 from convcost.layers import Layer
 from convcost.symbols import N
+from convcost.zoo.model import ZooModel
 
 #: units by their lower-case spelling: decimal (KB, MB ...), binary (KiB, MiB ...), and a bare letter (24G) as
 #: binary, as Slurm's --mem, Docker and free -h read it
@@ -94,13 +95,14 @@ def batched_cost(x, input_shape=None) -> Cost:
     """
     if isinstance(x, Cost):
         return x
-    if hasattr(x, "layer") and hasattr(x, "input_shape"):  # a zoo model
+    if isinstance(x, ZooModel):
         shape = tuple(input_shape or x.input_shape)
         return x.layer.cost((N, *shape[1:]), input_grad=False)
     if isinstance(x, Layer):
         shape = tuple(input_shape or x.default_input())
         return x.cost((N, *shape[1:]), input_grad=False)
-    raise ConvcostError(f"{x!r} is not a convcost layer, zoo model or cost")
+    raise ConvcostError(f"{x!r} is not a convcost layer, zoo model or cost (a PyTorch model's step is read by "
+                        "convcost.torch.max_batch and convcost.torch.profile)")
 
 
 def training_memory(x, optimizer: str = "adam", dtype: str = "float32", *, input_shape=None):
@@ -113,12 +115,13 @@ def training_memory(x, optimizer: str = "adam", dtype: str = "float32", *, input
     return sympy.expand(sympy.sympify(batched_cost(x, input_shape).training_memory(optimizer, dtype)))
 
 
-def max_batch(x, memory="80GiB", optimizer: str = "adam", dtype: str = "float32", *, input_shape=None) -> int:
+def max_batch(x, input_shape=None, memory="80GiB", optimizer: str = "adam", dtype: str = "float32") -> int:
     """The largest batch size N whose training step fits in ``memory`` (0 when not even one sample fits).
 
     ``x`` is a layer (its default input, batch replaced by N), a zoo model (its paper's input), a cost
     that depends on the symbol ``N``, or the bytes themselves as a sympy expression in ``N`` (a profile's
-    total); ``input_shape`` overrides the input (its batch is ignored).
+    total); ``input_shape`` overrides the input (its batch is ignored). :func:`convcost.torch.max_batch`
+    takes the same arguments and a PyTorch model as well (it reads the model's step instead of solving).
 
     >>> from convcost import StandardConv
     >>> max_batch(StandardConv(C=3, O=8, K=3, H=6, W=6), memory=4456, optimizer="adam")

@@ -13,7 +13,8 @@ text, turns a non-finite number into a fraction, or compares it.
 >>> number("holds", "K", float("inf"))
 Traceback (most recent call last):
 ...
-convcost.errors.ConvcostError: holds: K=inf is a non-finite number; it accepts a finite number (an int, a float, a Fraction, a numpy number) or a sympy expression
+convcost.errors.ConvcostError: holds: K=inf is a non-finite number; it accepts a finite number (an int, a float, a
+Fraction, a numpy number) or a sympy expression
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ def _sympy_kind(value) -> str:
 
 
 _ARTICLE = {"int": "an int", "array": "an array", "expression": "an expression", "other": "an object",
-            "non-finite number": "a non-finite number", "none": "None", "non-finite expression": "a non-finite expression"}
+            "non-finite number": "a non-finite number", "none": "None",
+            "non-finite expression": "a non-finite expression"}
 
 
 def refuse(where: str, name: str, value, accepts: str, kind: str | None = None) -> ConvcostError:
@@ -129,7 +131,9 @@ def field_value(where: str, name: str, value):
     >>> field_value("cost", "C", {"a": 1})
     Traceback (most recent call last):
     ...
-    convcost.errors.ConvcostError: cost: C={'a': 1} is a mapping; it accepts an int, a sympy symbol or expression, a finite float or Fraction (multipliers), text (choices such as 'same'), True or False, a convcost layer, or a tuple of these
+    convcost.errors.ConvcostError: cost: C={'a': 1} is a mapping; it accepts an int, a sympy symbol or expression, a
+    finite float or Fraction (multipliers), text (choices such as 'same'), True or False, a convcost layer, or a
+    tuple of these
     """
     if type(value) is int:
         return value
@@ -190,15 +194,6 @@ def text(where: str, name: str, value, options=None) -> str:
     return value
 
 
-def symbol_name(where: str, name: str, value) -> str:
-    """The name of a symbol, given as text or as a sympy Symbol."""
-    if isinstance(value, sympy.Symbol):
-        return value.name
-    if isinstance(value, str) and value.isidentifier():
-        return value
-    raise refuse(where, name, value, "a symbol name such as 'K', or a sympy Symbol")
-
-
 def grid(where: str, name: str, value) -> np.ndarray:
     """A number or an array of finite real numbers, as a numpy array (ints stay ints).
 
@@ -207,7 +202,8 @@ def grid(where: str, name: str, value) -> np.ndarray:
     >>> grid("region", "K", [1.5, float("nan")])
     Traceback (most recent call last):
     ...
-    convcost.errors.ConvcostError: region: K=[1.5, nan] is an array holding nan or inf; it accepts a finite real number or an array (list, tuple, numpy array) of them
+    convcost.errors.ConvcostError: region: K=[1.5, nan] is an array holding nan or inf; it accepts a finite real number
+    or an array (list, tuple, numpy array) of them
     """
     accepts = "a finite real number or an array (list, tuple, numpy array) of them"
     kind = kind_of(value)

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 
-
 from convcost.compose import Sequential
 from convcost.errors import ConvcostError
 from convcost.layers import Layer
 from convcost.primitives import ChannelShuffle, Conv, ConvTranspose, PixelShuffle, PixelUnshuffle
-from convcost.spec import count, padding, size, spec, flag
+from convcost.spec import count, flag, padding, size, spec
 from convcost.symbols import C, D, G, H, K, O, T, W, r
 
 INPUT_FIELDS = ("N", "T", "H", "W")
@@ -76,7 +75,8 @@ class StandardConv(Variant):
     bias: bool = flag(True)
 
     def layers(self):
-        return Sequential(conv=Conv(C=self.C, O=self.O, K=self.K, S=self.S, P=self.P, D=self.D, G=self.G, bias=self.bias))
+        return Sequential(conv=Conv(C=self.C, O=self.O, K=self.K, S=self.S, P=self.P, D=self.D, G=self.G,
+                                    bias=self.bias))
 
 
 @spec
@@ -106,7 +106,8 @@ class DepthwiseConv(Variant):
     bias: bool = flag(True)
 
     def layers(self):
-        return Sequential(conv=Conv(C=self.C, O=self.C * self.M, K=self.K, S=self.S, P=self.P, D=self.D, G=self.C, bias=self.bias))
+        return Sequential(conv=Conv(C=self.C, O=self.C * self.M, K=self.K, S=self.S, P=self.P, D=self.D, G=self.C,
+                                    bias=self.bias))
 
 
 @spec
@@ -142,7 +143,8 @@ class GroupedConv(Variant):
     bias: bool = flag(True)
 
     def layers(self):
-        return Sequential(conv=Conv(C=self.C, O=self.O, K=self.K, S=self.S, P=self.P, D=self.D, G=self.G, bias=self.bias))
+        return Sequential(conv=Conv(C=self.C, O=self.O, K=self.K, S=self.S, P=self.P, D=self.D, G=self.G,
+                                    bias=self.bias))
 
 
 @spec
@@ -227,14 +229,16 @@ class FactorizedConv(Variant):
 
     def validate(self):
         if type(self.K) is not int:
-            raise ConvcostError(f"{self!r}: K={self.K} must be a concrete odd integer >= 3 (it sets the number of 3x3 layers)")
+            raise ConvcostError(f"{self!r}: K={self.K} must be a concrete odd integer >= 3 (it sets "
+                                "the number of 3x3 layers)")
         if self.K < 3 or self.K % 2 == 0:
             raise ConvcostError(f"{self!r}: K={self.K} must be an odd integer >= 3 to factor into 3x3 layers")
         if self.K > MAX_FACTORIZED_K:
             raise ConvcostError(f"{self!r}: K={self.K} would make {(self.K - 1) // 2} 3x3 layers; "
                                 f"K is at most {MAX_FACTORIZED_K}")
         if not isinstance(self.P, str) and type(self.P) is not int:
-            raise ConvcostError(f"{self!r}: P={self.P} must be a concrete integer or 'same' to split over the 3x3 layers")
+            raise ConvcostError(f"{self!r}: P={self.P} must be a concrete integer or 'same' to "
+                                "split over the 3x3 layers")
 
     def paddings(self) -> list:
         """The padding of each 3x3 layer."""
@@ -293,7 +297,8 @@ class Conv3d(Variant):
         return (self.N, self.C, self.T, self.H, self.W)
 
     def layers(self):
-        return Sequential(conv=Conv(C=self.C, O=self.O, K=self.K, S=self.S, P=self.P, D=self.D, G=self.G, bias=self.bias, dims=3))
+        return Sequential(conv=Conv(C=self.C, O=self.O, K=self.K, S=self.S, P=self.P, D=self.D, G=self.G,
+                                    bias=self.bias, dims=3))
 
 
 @spec

@@ -6,6 +6,9 @@
 * The fuzz tests (tests/test_fuzz*.py) set their own example counts per entry point from the same
   variable (tests/fuzzing.py ``examples``): a few hundred each when quick, over 100,000 calls in all
   when thorough.
+* ``slow``: every test of the files that take most of the suite's time (training steps against PyTorch,
+  LaTeX parsed back, the README's commands, the sdist). ``python -m pytest -m "not slow"`` is the quick
+  selection for development; the whole suite (what CI runs) still runs them all.
 """
 
 import os
@@ -17,6 +20,22 @@ from hypothesis import HealthCheck, settings
 settings.register_profile("quick", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("thorough", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("CONVCOST_PROFILE", "quick"))
+
+#: files whose tests are marked ``slow``, longest first (from a run with ``--durations``; each takes tens of
+#: seconds, test_training.py minutes)
+SLOW_FILES = ("test_training.py", "test_training_lstm.py", "test_profile_training.py", "test_derivation.py",
+              "test_readme.py", "README.md", "test_profile_hard.py", "test_packaging.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    # pytest-xdist hands out whole files (--dist loadfile: the README's commands build on each other in one
+    # folder, in order); the longest files go first, so that no worker starts one of them last
+    for item in items:
+        if item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
+    first = {name: i for i, name in enumerate(SLOW_FILES)}
+    items.sort(key=lambda item: first.get(item.path.name, len(SLOW_FILES)))
+
 
 #: the one flag that rewrites recorded output instead of comparing with it
 UPDATE_FLAG = "CONVCOST_UPDATE_GOLDEN"

@@ -19,10 +19,11 @@ import pytest
 import sympy
 import torch
 import torch.nn.functional as F
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
-from convcost import StandardConv, SeparableConv
+from convcost import SeparableConv, StandardConv
 from convcost.algorithms import (
     break_even,
     direct,
@@ -174,7 +175,8 @@ def literal_winograd(x, weight, m, groups):
     stage = counts["stage"]
     for b, ty, tx in itertools.product(range(batch), range(tiles_h), range(tiles_w)):
         V = {c: counts["input transform"].transform(
-            mats["BT"], [[Fraction(int(v)) for v in row] for row in padded[b, c, ty * m: ty * m + n, tx * m: tx * m + n]])
+            mats["BT"],
+            [[Fraction(int(v)) for v in row] for row in padded[b, c, ty * m: ty * m + n, tx * m: tx * m + n]])
             for c in range(channels)}
         for o in range(outs):
             group = o // per_group_out
@@ -241,7 +243,8 @@ def test_winograd_multiplications_are_the_issue_formula(m):
     # N ceil(H'/m) ceil(W'/m) (m+r-1)^2 C O / G, with H' = H + 2P - 2 for a 3x3 stride-1 conv
     G_, H_, W_, P_ = sympy.symbols("G H W P", integer=True, positive=True)
     c = winograd(Conv(C=C, O=O, K=3, P=P_, G=G_), (N, C, H_, W_), m=m)
-    expected = N * sympy.ceiling((H_ + 2 * P_ - 2) / m) * sympy.ceiling((W_ + 2 * P_ - 2) / m) * (m + 2) ** 2 * C * O / G_
+    tiles = sympy.ceiling((H_ + 2 * P_ - 2) / m) * sympy.ceiling((W_ + 2 * P_ - 2) / m)
+    expected = N * tiles * (m + 2) ** 2 * C * O / G_
     assert sympy.simplify(c.multiplications - expected) == 0
 
 
@@ -347,7 +350,8 @@ def test_fft_against_direct_as_k_grows():
     wins = [k for k in range(1, 21) if be.holds(K=k)]
     # each K checked on its own, both algorithms costed at that K in real arithmetic
     by_hand = [k for k in range(1, 21)
-               if fft(conv.replace(K=k), shape).in_real_arithmetic().operations <= direct(conv.replace(K=k), shape).operations]
+               if fft(conv.replace(K=k), shape).in_real_arithmetic().operations <= direct(conv.replace(K=k),
+                                                                                          shape).operations]
     assert wins == by_hand == [7, 8, 9, 15, 16, 17, 18, 19, 20]   # at K = 10, 55 + K passes 64: the FFT doubles
 
 

@@ -41,7 +41,7 @@ from convcost.primitives import Activation, Conv, ConvTranspose, Einsum, Linear,
         (lambda: cost("StandardConv"), "needs a convcost layer"),
         (lambda: __import__("convcost").Cost(output_shape=(1,), params="__import__('os')"), "not text"),
         (lambda: Residual(Activation("relu"), when="__import__('os')"), "must be True, False or a sympy condition"),
-        (lambda: importlib.import_module("convcost.compare").simplest("__import__('os')"), "is text"),
+        (lambda: importlib.import_module("convcost.comparison").simplest("__import__('os')"), "is text"),
         (lambda: cost(StandardConv, C=3, O=4, K=3).subs(h=56), "the cost has no symbol 'h' (its symbols: H, W)"),
     ],
 )

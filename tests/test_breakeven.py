@@ -27,7 +27,8 @@ def seed004():
 
 def test_seed_004_condition_threshold_and_rule(seed004):
     # P0 = O(K^2 C + 1) >= P1 = O(K C + K O + 2)  <=>  K^2 C - K C - K O - 1 >= 0 (O > 0 cancelled)
-    assert sympy.expand(O * (K**2 * C + 1) - O * (K * C + K * O + 2)) == sympy.expand(O * (K**2 * C - K * C - K * O - 1))
+    assert sympy.expand(O * (K**2 * C + 1) - O * (K * C + K * O + 2)) \
+        == sympy.expand(O * (K**2 * C - K * C - K * O - 1))
     assert seed004.condition == sympy.Ge(K**2 * C - K * C - K * O - 1, 0)
     assert O in seed004.cancelled
     expected = (C + O + sympy.sqrt((C + O) ** 2 + 4 * C)) / (2 * C)
@@ -54,7 +55,8 @@ def test_region_equals_exact_costs(seed004):
     assert grid.shape == (7, 12, 12)
     for (i, k), (j, c), (l, o) in itertools.product(enumerate(ks), enumerate(cs), enumerate(os_)):
         # oracle: the costs themselves, not the reduced condition
-        expected = int(k) ** 2 * int(c) * int(o) + int(o) >= int(k) * int(c) * int(o) + int(k) * int(o) ** 2 + 2 * int(o)
+        k_, c_, o_ = int(k), int(c), int(o)
+        expected = k_ ** 2 * c_ * o_ + o_ >= k_ * c_ * o_ + k_ * o_ ** 2 + 2 * o_
         assert bool(grid[i, j, l]) is expected
 
 
@@ -165,7 +167,8 @@ def test_cli_breakeven_plot_and_errors(tmp_path, capsys):
     assert out.read_bytes().startswith(b"\x89PNG") and "K > 1 + O/C" in capsys.readouterr().out
     assert main(["breakeven", "StandardConv", "AsymmetricConv", "C=64", "O=64", "--metric", "params", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert 64 * 9 - 64 * 3 - 3 * 64 - 1 == 191 and data["condition"] == "64*K**2 - 128*K - 1 >= 0" and data["method"] == "closed form"
+    assert 64 * 9 - 64 * 3 - 3 * 64 - 1 == 191
+    assert data["condition"] == "64*K**2 - 128*K - 1 >= 0" and data["method"] == "closed form"
     assert main(["compare", "StandardConv", "SeparableConv", "P=same", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["ratio"] == "1/O + K**(-2)"
     assert main(["breakeven", "StandardConv", "SeparableConv", "--metric", "params", "--solve-for", "H"]) == 2

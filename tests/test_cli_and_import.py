@@ -53,11 +53,11 @@ def test_tour_runs(capsys):
 
 
 # -- a newcomer's first hour: the CLI as the README and --help present it -----------------------------
-import os  # noqa: E402
-import pathlib  # noqa: E402
-import re  # noqa: E402
+import os
+import pathlib
+import re
 
-import pytest  # noqa: E402
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SEPARABLE_64_128_3 = 64 * 9 + 64 + 64 * 128 + 128  # depthwise weights + bias, pointwise weights + bias
@@ -74,7 +74,8 @@ def _env() -> dict:
 def test_options_may_follow_the_fields(capsys):
     assert main(["cost", "SeparableConv", "--json", "C=64", "O=128", "K=3"]) == 0
     assert json.loads(capsys.readouterr().out)["params"] == SEPARABLE_64_128_3
-    assert main(["compare", "--metric", "params", "StandardConv", "SeparableConv", "C=64", "--json", "O=128", "K=3"]) == 0
+    assert main(["compare", "--metric", "params", "StandardConv", "SeparableConv", "C=64", "--json", "O=128",
+                 "K=3"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert (data["value_a"], data["value_b"]) == (STANDARD_64_128_3, SEPARABLE_64_128_3)
 

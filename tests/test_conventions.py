@@ -4,12 +4,12 @@ derives by hand, and the tools themselves (the peers extra installs them; the de
 import pytest
 
 torch = pytest.importorskip("torch")
-import torch.nn as nn  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import torch.nn as nn
+import torch.nn.functional as F
 
-from convcost.torch.conventions import CONVENTIONS, headline  # noqa: E402
-from convcost.errors import ConvcostError  # noqa: E402
-from convcost.torch.profile import profile  # noqa: E402
+from convcost.errors import ConvcostError
+from convcost.torch.conventions import CONVENTIONS, headline
+from convcost.torch.profiling import profile
 
 
 def mbnet_plain():  # docs/conventions.md's mbnet_plain_b3: conv 3x3 s2 64->128 no bias, BN, ReLU on 3x64x224x224

@@ -1,10 +1,10 @@
 """Symbolic costs: closed forms, binding, addition, conditions."""
 
+import pytest
 import sympy
 
-from convcost import ConvcostError, SeparableConv, StandardConv, InvertedResidual, cost
+from convcost import ConvcostError, InvertedResidual, SeparableConv, StandardConv, cost
 from convcost.symbols import C, G, H, K, O, W
-import pytest
 
 
 def test_front_door_example():

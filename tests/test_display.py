@@ -1,12 +1,20 @@
 """What a person sees: one number format, conditions and specs as text, rich displays in Jupyter,
 latencies in human units, derivations without repeated lines, and comparisons that never drop a field."""
 
-import sympy
 import pytest
+import sympy
 
-from convcost import (AsymmetricConv, ConvcostError, DepthwiseConv, SeparableConv, StandardConv, break_even,
-                      compare, cost)
-from convcost import display
+from convcost import (
+    AsymmetricConv,
+    ConvcostError,
+    DepthwiseConv,
+    SeparableConv,
+    StandardConv,
+    break_even,
+    compare,
+    cost,
+    display,
+)
 from convcost.symbols import C, G, H, K, O
 
 SEPARABLE_64_128_3 = 64 * 9 + 64 + 64 * 128 + 128

@@ -12,11 +12,22 @@ import re
 
 import pytest
 import sympy
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from convcost import VARIANTS, ConvcostError, break_even, cost, derive
-from convcost.efficient import EFFICIENT, BSConvU, CondConv, DeformableConv, GhostModule, Involution, MixConv, OctaveConv
-from convcost.efficient import PartialConv, RepVGGBlock
+from convcost.efficient import (
+    EFFICIENT,
+    BSConvU,
+    CondConv,
+    DeformableConv,
+    GhostModule,
+    Involution,
+    MixConv,
+    OctaveConv,
+    PartialConv,
+    RepVGGBlock,
+)
 from convcost.efficient.papers import CLAIMS, baseline, page
 from convcost.tour import EXAMPLES
 
@@ -54,7 +65,8 @@ def test_ghost_speed_up_tends_to_s():
 
 
 def test_docs_variants_md_is_current():
-    assert (ROOT / "docs" / "variants.md").read_text() == page() + "\n", "regenerate: python -m convcost.efficient > docs/variants.md"
+    assert (ROOT / "docs" / "variants.md").read_text() == page() + "\n", \
+        "regenerate: python -m convcost.efficient > docs/variants.md"
 
 
 def test_a_break_even_against_the_baseline():

@@ -21,6 +21,7 @@ import sys
 import numpy as np
 import pytest
 import sympy
+from fuzzing import ERROR, ODD_KEYWORDS, attempt, examples, hostile_values
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -38,13 +39,13 @@ from convcost import (
     derive,
 )
 from convcost.breakeven import BreakEven
-from convcost.errors import ConvcostError
-from convcost.compare import Comparison
+from convcost.comparison import Comparison
 from convcost.derivation import Derivation
+from convcost.errors import ConvcostError
 from convcost.latency import Latency, Machine, predict_latency
 from convcost.primitives import PRIMITIVES
 from convcost.symbols import H
-from fuzzing import ERROR, ODD_KEYWORDS, attempt, examples, hostile_values
+
 
 def _layer_classes() -> list:
     """Every layer class convcost defines (variants, primitives, compositions, abstract bases), by import."""
@@ -354,12 +355,14 @@ def test_cost_from_threads_agrees_with_sequential():
 
 # -- the PyTorch backend (profile: tests/test_fuzz_profile.py) --------------------------------------------------
 torch = pytest.importorskip("torch")
-from convcost.torch import Measured, from_torch, measure, to_torch  # noqa: E402
-from fuzzing import torch_state  # noqa: E402
+from fuzzing import torch_state
+
+from convcost.torch import Measured, from_torch, measure, to_torch
 
 SPECS = [StandardConv(C=4, O=8, K=3), SeparableConv(C=4, O=8, K=3), StandardConv.general(),
          StandardConv(C=4, O=8, K=3, H=8, W=8), FactorizedConv(C=2, O=2, K=5)]
-MODULES = [torch.nn.Conv2d(3, 4, 3), torch.nn.Linear(4, 2), torch.nn.Sequential(torch.nn.Conv2d(2, 2, 1), torch.nn.ReLU()),
+MODULES = [torch.nn.Conv2d(3, 4, 3), torch.nn.Linear(4, 2),
+           torch.nn.Sequential(torch.nn.Conv2d(2, 2, 1), torch.nn.ReLU()),
            torch.nn.BatchNorm2d(3), torch.nn.AdaptiveAvgPool2d(2), torch.nn.Conv1d(2, 2, 3).to("meta"),
            torch.nn.Identity(), torch.nn.Flatten(), torch.nn.Dropout(0.5)]
 # PyTorch's first FlopCounterMode run loads its machinery (seconds); that is not the call under test
@@ -387,7 +390,8 @@ def test_from_torch(module):
 
 def _fingerprint(module):
     return ([(n, t.device.type, t.dtype, t.requires_grad, tuple(t.shape),
-              None if t.is_meta else t.detach().clone()) for n, t in [*module.named_parameters(), *module.named_buffers()]],
+              None if t.is_meta else t.detach().clone())
+             for n, t in [*module.named_parameters(), *module.named_buffers()]],
             [m.training for m in module.modules()])
 
 

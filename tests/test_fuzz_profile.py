@@ -8,15 +8,14 @@ conventions are hostile values.
 from __future__ import annotations
 
 import pytest
+from fuzzing import ERROR, attempt, examples, hostile_values, torch_state
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fuzzing import ERROR, attempt, examples, hostile_values, torch_state
-
 torch = pytest.importorskip("torch")
-from convcost.torch import profile  # noqa: E402
-from convcost.report import Report  # noqa: E402
-from convcost.torch.conventions import CONVENTIONS  # noqa: E402
+from convcost.report import Report
+from convcost.torch import profile
+from convcost.torch.conventions import CONVENTIONS
 
 nn = torch.nn
 
@@ -38,7 +37,8 @@ profile(nn.Conv2d(3, 4, 3), (1, 3, 8, 8))
 
 def _fingerprint(module):
     return ([(n, t.device.type, t.dtype, t.requires_grad, tuple(t.shape),
-              None if t.is_meta else t.detach().clone()) for n, t in [*module.named_parameters(), *module.named_buffers()]],
+              None if t.is_meta else t.detach().clone())
+             for n, t in [*module.named_parameters(), *module.named_buffers()]],
             [m.training for m in module.modules()],
             [(len(m._forward_hooks), len(m._forward_pre_hooks)) for m in module.modules()])
 

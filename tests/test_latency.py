@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from convcost import DepthwiseConv, GroupedConv, PointwiseConv, SeparableConv, StandardConv, SqueezeExcitation, cost
+from convcost import DepthwiseConv, GroupedConv, PointwiseConv, SeparableConv, SqueezeExcitation, StandardConv, cost
 from convcost.errors import ConvcostError
 from convcost.latency import KINDS, Machine, fit, kind_of, nnls, predict_latency, primitives
 from convcost.primitives import Activation, BatchNorm, ChannelShuffle, Conv, ConvTranspose, Linear, PixelShuffle
@@ -40,7 +40,8 @@ def test_efficiency_and_overhead_apply_per_kernel():
     est = predict_latency(layer, m)
     dw, pw = base.kernels
     assert [k.kind for k in est.kernels] == ["depthwise_conv", "pointwise_conv"]
-    expected = 2e-6 + max(dw.compute_seconds, dw.memory_seconds) / 0.5 + max(pw.compute_seconds, pw.memory_seconds) / 0.25
+    expected = 2e-6 + max(dw.compute_seconds, dw.memory_seconds) / 0.5 + max(pw.compute_seconds,
+                                                                             pw.memory_seconds) / 0.25
     assert est.seconds == pytest.approx(expected)
     assert est.flops == base.flops and est.roofline_seconds == base.roofline_seconds
 
@@ -214,7 +215,7 @@ torch = pytest.importorskip("torch")
 def test_calibrate_tiny_caches_in_the_user_cache_folder(tmp_path, monkeypatch, capsys):
     import platformdirs
 
-    from convcost.torch.calibrate import cache_path, calibrate
+    from convcost.torch.calibration import cache_path, calibrate
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # where platformdirs puts it on Linux
     monkeypatch.setattr(platformdirs, "user_cache_dir", lambda name, appauthor=None: str(tmp_path / name))
@@ -243,7 +244,7 @@ def test_calibrate_is_callable_from_the_package():
     [("tpu", "unknown device 'tpu'"), ("cuda:x", "unknown device"), (3, "unknown device 3")],
 )
 def test_calibrate_bad_devices(device, message, tmp_path):
-    from convcost.torch.calibrate import calibrate
+    from convcost.torch.calibration import calibrate
 
     with pytest.raises(ConvcostError, match=message):
         calibrate(device, cache_dir=tmp_path)
@@ -251,14 +252,14 @@ def test_calibrate_bad_devices(device, message, tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
 def test_cuda_without_gpu_is_an_error(tmp_path):
-    from convcost.torch.calibrate import calibrate
+    from convcost.torch.calibration import calibrate
 
     with pytest.raises(ConvcostError, match="no CUDA GPU is available"):
         calibrate("cuda", cache_dir=tmp_path)
 
 
 def test_calibrate_rejects_bad_threads(tmp_path):
-    from convcost.torch.calibrate import calibrate, time_call
+    from convcost.torch.calibration import calibrate, time_call
 
     with pytest.raises(ConvcostError, match="threads=0"):
         calibrate("cpu", threads=0, cache_dir=tmp_path)
@@ -276,7 +277,7 @@ def test_cache_tier_splits_traffic():
 
 
 def test_fresh_memory_is_a_threshold_and_a_bandwidth_or_nothing():
-    from convcost.torch.calibrate import fresh_memory
+    from convcost.torch.calibration import fresh_memory
 
     threshold, bandwidth = fresh_memory("cpu", largest_mib=64, min_run_time=0.001, resolution_mib=32)
     assert (threshold == 0 and bandwidth == 0) or (threshold >= 2**20 and bandwidth > 0)

@@ -28,7 +28,7 @@ from convcost.torch.inputs import model_inputs
 from convcost.torch.trace_calls import read_calls
 from convcost.torch.trace_fx import Walk, trace
 from convcost.torch.trace_shapes import read_shapes
-from convcost.torch.training import backward_macs, measure_training, saved_tensors
+from convcost.torch.measure_training import backward_macs, measure_training, saved_tensors
 
 
 def _macs_by_hand(shapes) -> int:

@@ -16,7 +16,7 @@ from convcost.costs import TRAINING_METRICS
 from convcost.tour import EXAMPLES
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
-from plain_formulas import PLAIN  # noqa: E402
+from plain_formulas import PLAIN
 
 
 @pytest.mark.parametrize("name", sorted(PLAIN))

@@ -7,14 +7,15 @@ import pytest
 import sympy
 
 torch = pytest.importorskip("torch")
-import torch.nn as nn  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from hypothesis import given, strategies as st  # noqa: E402
+import torch.nn as nn
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
 
-from convcost.errors import ConvcostError  # noqa: E402
-from convcost.symbols import H, W  # noqa: E402
-from convcost.torch.measure import measure  # noqa: E402
-from convcost.torch.profile import profile  # noqa: E402
+from convcost.errors import ConvcostError
+from convcost.symbols import H, W
+from convcost.torch.measure_forward import measure
+from convcost.torch.profiling import profile
 
 GOLDEN = Path(__file__).parent / "golden" / "profile_table.txt"
 

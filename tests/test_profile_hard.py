@@ -8,16 +8,16 @@ import textwrap
 import pytest
 
 torch = pytest.importorskip("torch")
-import torch.nn as nn  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+import torch.nn as nn
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from convcost.errors import ConvcostError  # noqa: E402
-from convcost.torch.measure import measure  # noqa: E402
-from convcost.testing import EINSUM_CASES  # noqa: E402
-from convcost.torch.bindings.matmul import EinsumProduct  # noqa: E402
-from convcost.torch.profile import profile  # noqa: E402
+from convcost.errors import ConvcostError
+from convcost.testing import EINSUM_CASES
+from convcost.torch.bindings.matmul import EinsumProduct
+from convcost.torch.measure_forward import measure
+from convcost.torch.profiling import profile
 
 
 def flop_macs(model, *inputs, **kwargs):
@@ -485,5 +485,6 @@ class Recurrent(nn.Module):
 def test_lstm(input_size, hidden, layers, bias, batch_first, bidirectional, proj, steps, batch):
     proj = min(proj, hidden - 1)
     model = Recurrent(input_size, hidden, layers, bias, batch_first, bidirectional, proj)
-    shape = (steps, input_size) if batch is None else (batch, steps, input_size) if batch_first else (steps, batch, input_size)
+    shape = (steps, input_size) if batch is None else (batch, steps, input_size) if batch_first else (steps, batch,
+                                                                                                      input_size)
     exact(model, torch.zeros(shape))  # params == numel, MACs == FlopCounterMode // 2

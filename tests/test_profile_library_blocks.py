@@ -9,10 +9,10 @@ import sys
 import pytest
 
 torch = pytest.importorskip("torch")
-import torch.nn as nn  # noqa: E402
+import torch.nn as nn
 
-from convcost.efficient import GhostModule  # noqa: E402
-from convcost.torch import profile  # noqa: E402
+from convcost.efficient import GhostModule
+from convcost.torch import profile
 
 
 class FakeGhostModule(nn.Module):
@@ -23,7 +23,8 @@ class FakeGhostModule(nn.Module):
         self.out_chs = out_chs
         init_chs = math.ceil(out_chs / ratio)
         new_chs = init_chs * (ratio - 1)
-        self.primary_conv = nn.Sequential(nn.Conv2d(in_chs, init_chs, kernel_size, stride, kernel_size // 2, bias=False),
+        self.primary_conv = nn.Sequential(nn.Conv2d(in_chs, init_chs, kernel_size, stride, kernel_size // 2,
+                                                    bias=False),
                                           nn.BatchNorm2d(init_chs), nn.ReLU(inplace=True))
         self.cheap_operation = nn.Sequential(nn.Conv2d(init_chs, new_chs, dw_size, 1, dw_size // 2, groups=init_chs,
                                                        bias=False), nn.BatchNorm2d(new_chs), nn.ReLU(inplace=True))
@@ -87,8 +88,10 @@ def test_profiling_imports_neither_library():
 
 
 ZOO = [("timm", "ghostnet_100", "GhostModule", "GhostModule"), ("timm", "mixnet_s", "MixedConv2d", "MixConv"),
-       ("timm", "efficientnet_cc_b0_4e", "CondConv2d", "ExpertConv"), ("timm", "repvgg_a0", "RepVggBlock", "RepVGGBlock"),
-       ("timm", "fasternet_t0", "Partial_conv3", "PartialConv"), ("torchvision", "convnext_tiny", "CNBlock", "ConvNeXtBlock")]
+       ("timm", "efficientnet_cc_b0_4e", "CondConv2d", "ExpertConv"),
+       ("timm", "repvgg_a0", "RepVggBlock", "RepVGGBlock"),
+       ("timm", "fasternet_t0", "Partial_conv3", "PartialConv"),
+       ("torchvision", "convnext_tiny", "CNBlock", "ConvNeXtBlock")]
 
 
 @pytest.mark.parametrize("source, name, cls, variant", ZOO)

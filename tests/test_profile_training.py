@@ -1,6 +1,6 @@
 """``profile(model, x, training=True)``: one training step read from the model, against PyTorch's own step.
 
-The oracle is :mod:`convcost.torch.training`, which measures by running: ``FlopCounterMode`` over
+The oracle is :mod:`convcost.torch.measure_training`, which measures by running: ``FlopCounterMode`` over
 ``out.sum().backward()`` (its torch-2.13 grouped weight-gradient overcount divided out for convcost's
 convention, kept for ``backward_macs_torch``), ``saved_tensors_hooks`` by distinct storage, and the
 optimizer's state after a real step. Nothing here is computed from convcost's formulas.
@@ -11,17 +11,17 @@ import itertools
 import pytest
 
 torch = pytest.importorskip("torch")
-import torch.nn as nn  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from hypothesis import given, reject, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+import torch.nn as nn
+import torch.nn.functional as F
+from hypothesis import given, reject, settings
+from hypothesis import strategies as st
 
-from convcost import primitives  # noqa: E402
-from convcost.errors import ConvcostError  # noqa: E402
-from convcost.torch import profile  # noqa: E402
-from convcost.testing import EINSUM_CASES  # noqa: E402
-from convcost.torch.bindings.matmul import EinsumProduct  # noqa: E402
-from convcost.torch.training import measure_training  # noqa: E402
+from convcost import primitives
+from convcost.errors import ConvcostError
+from convcost.testing import EINSUM_CASES
+from convcost.torch import profile
+from convcost.torch.bindings.matmul import EinsumProduct
+from convcost.torch.measure_training import measure_training
 
 
 class Residual(nn.Module):
@@ -245,7 +245,8 @@ class Contractions(nn.Module):
 
     def __init__(self, c=3):
         super().__init__()
-        self.mix, self.a, self.b = nn.Parameter(torch.randn(4, c)), nn.Parameter(torch.randn(4, 5)), nn.Parameter(torch.randn(5, 2))
+        self.mix, self.a = nn.Parameter(torch.randn(4, c)), nn.Parameter(torch.randn(4, 5))
+        self.b = nn.Parameter(torch.randn(5, 2))
         self.rel = nn.Parameter(torch.randn(8, 7, 2))
 
     def forward(self, x):  # (B, C, H, W)
@@ -368,7 +369,8 @@ MODELS = {
     "selected kernels": SelectedKernels,
     "sliced norms": SlicedNorms,
     # the noise each dropout multiplies by is kept: per element, or per channel for the feature dropouts
-    "every dropout": lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.Dropout2d(0.2), nn.Conv2d(4, 4, 1), nn.AlphaDropout(0.1),
+    "every dropout": lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.Dropout2d(0.2), nn.Conv2d(4, 4, 1),
+                                           nn.AlphaDropout(0.1),
                                            nn.Conv2d(4, 4, 1), nn.FeatureAlphaDropout(0.1), nn.Flatten(2),
                                            nn.Dropout1d(0.1), nn.Conv1d(4, 2, 1)),
     "unpadded windows": UnpaddedWindows,
@@ -376,9 +378,11 @@ MODELS = {
     "transposed tokens": TransposedTokens,
     "flattened channels last": lambda: nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(2), nn.Linear(36, 4)),
     "in-place relu6": lambda: nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU6(inplace=True),
-                                            nn.Conv2d(8, 4, 1), nn.Hardtanh(0.0, 6.0, inplace=True), nn.Conv2d(4, 4, 1)),
+                                            nn.Conv2d(8, 4, 1), nn.Hardtanh(0.0, 6.0, inplace=True),
+                                            nn.Conv2d(4, 4, 1)),
 }
-SHAPES = {"tokens": (2, 5, 8), "transposed": (1, 3, 7, 7), "pool indices": (1, 3, 9, 9), "strided attention": (2, 8, 4, 4),
+SHAPES = {"tokens": (2, 5, 8), "transposed": (1, 3, 7, 7), "pool indices": (1, 3, 9, 9),
+          "strided attention": (2, 8, 4, 4),
           "transposed tokens": (2, 8, 6), "blocked attention": (2, 2, 5, 6),
           "unpadded windows": (2, 3, 3, 8), "multihead attention": (2, 5, 8),
           "masked attention": (2, 5, 8)}
@@ -421,7 +425,8 @@ def test_einsum_in_a_step(equation, shapes):
         step = profile(EinsumProduct(equation), [x.clone().requires_grad_(g) for x, g in zip(xs, grads)],
                        training=True).training
         measured = measure_training(EinsumProduct(equation), xs, input_grad=grads)
-        assert (step.backward_macs, step.saved_elements) == (measured["backward_macs"], measured["saved_elements"]), grads
+        assert (step.backward_macs, step.saved_elements) == (measured["backward_macs"], measured["saved_elements"]), \
+            grads
 
 
 class FoldedTokens(nn.Module):
@@ -640,7 +645,8 @@ def test_cli_prints_the_step_and_the_largest_batch(tmp_path):
     run = [sys.executable, "-m", "convcost", "profile", "nets:net", "--input", "1,3,16,16", "--training"]
     done = subprocess.run([*run, "--memory", "1MiB"], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "Training step: backward MACs" in done.stdout and "Largest batch whose training step fits in 1MiB" in done.stdout
+    assert "Training step: backward MACs" in done.stdout
+    assert "Largest batch whose training step fits in 1MiB" in done.stdout
     bad = subprocess.run([*run, "--optimizer", "rmsprop"], capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode != 0 and "rmsprop" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -773,8 +779,10 @@ def test_a_forward_that_reads_values(model):
     assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
     step, measured = report.training, measure_training(net, x)
     assert step.complete
-    assert (step.backward_macs, step.backward_macs_torch, step.saved_elements, step.saved_indices, step.memory("adam")) \
-        == tuple(measured[k] for k in ("backward_macs", "backward_macs_torch", "saved_elements", "saved_indices", "bytes"))
+    assert (step.backward_macs, step.backward_macs_torch, step.saved_elements, step.saved_indices,
+            step.memory("adam")) \
+        == tuple(measured[k] for k in ("backward_macs", "backward_macs_torch", "saved_elements", "saved_indices",
+                                       "bytes"))
 
 
 def test_a_forward_whose_values_disagree_with_its_shapes_is_refused():

@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from convcost.torch.profile import profile  # noqa: E402
+from convcost.torch.profiling import profile
 
 
 def torchvision_models():

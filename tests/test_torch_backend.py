@@ -58,7 +58,8 @@ def test_primitive_builds_its_module(spec, expected):
     assert type(to_torch(spec)) is expected
 
 
-@pytest.mark.parametrize("rank, cls", [(2, nn.BatchNorm1d), (3, nn.BatchNorm1d), (4, nn.BatchNorm2d), (5, nn.BatchNorm3d)])
+@pytest.mark.parametrize("rank, cls",
+                         [(2, nn.BatchNorm1d), (3, nn.BatchNorm1d), (4, nn.BatchNorm2d), (5, nn.BatchNorm3d)])
 def test_batch_norm_class_follows_the_input_rank(rank, cls):
     assert type(to_torch(p.BatchNorm(4), (2, 4, *[3] * (rank - 2)))) is cls
 
@@ -74,7 +75,8 @@ def test_compositions_keep_part_names():
     assert [n for n, _ in se.named_children()] == ["identity", "gate"]
     assert [n for n, _ in se.gate.named_children()] == ["squeeze", "fc1", "relu", "fc2", "sigmoid"]
     inception = to_torch(InceptionBlock(C=3, O=4, form="3x3"))
-    assert [n for n, _ in inception.branch3.named_children()] == ["reduce", "reduce_act", "conv1", "act1", "conv2", "act2"]
+    assert [n for n, _ in inception.branch3.named_children()] == ["reduce", "reduce_act", "conv1", "act1", "conv2",
+                                                                  "act2"]
     residual = to_torch(Residual(p.Conv(4, 4, 1), shortcut=p.Conv(4, 4, 1, bias=False)))
     assert isinstance(residual.shortcut, nn.Conv2d)
     assert not to_torch(Residual(p.Conv(4, 4, 1), when=False)).add
@@ -168,6 +170,8 @@ def test_unsupported_modules_are_named():
 
 @spec
 class _Custom(Layer):
+    training_counts = False
+
     def _cost(self, shape):
         return Cost(output_shape=shape)
 
@@ -203,7 +207,8 @@ def test_registry_refuses_duplicates_and_reads_by_exact_type():
         nn.Linear(8, 3, bias=False),
         nn.BatchNorm1d(5, affine=False),
         nn.BatchNorm3d(5),
-        *[cls() for cls in (nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.SiLU, nn.GELU, nn.LeakyReLU, nn.ELU)],
+        *[cls() for cls in (nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.SiLU, nn.GELU,
+                            nn.LeakyReLU, nn.ELU)],
         nn.MaxPool1d(3, 2, 1, ceil_mode=True),
         nn.MaxPool2d((2, 3), dilation=2),
         nn.AvgPool2d(3, 2, 1),

@@ -14,7 +14,8 @@ from convcost.torch import from_torch, measure, to_torch
     [
         # input positions x kernel taps x O/G; counters that use output positions report ~4x
         (nn.ConvTranspose2d(32, 16, 3, stride=2), (1, 32, 128, 128), 75_497_472, 128 * 128 * 32 * 16 * 3 * 3),
-        (nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1, groups=2), (1, 64, 28, 28), 12_845_056, 28 * 28 * 64 * (32 // 2) * 4 * 4),
+        (nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1, groups=2), (1, 64, 28, 28), 12_845_056,
+         28 * 28 * 64 * (32 // 2) * 4 * 4),
         # nn.Linear on a channels-last tensor: every one of the 56*56 positions is a row
         (nn.Linear(96, 384), (1, 56, 56, 96), 115_605_504, 56 * 56 * 96 * 384),
     ],

@@ -1,6 +1,6 @@
 """The training step against PyTorch: backward MACs, saved tensors, optimizer state, max batch.
 
-Every expected number comes from running PyTorch (``convcost.torch.training``: FlopCounterMode with the
+Every expected number comes from running PyTorch (``convcost.torch.measure_training``: FlopCounterMode with the
 grouped weight-gradient overcount divided out, saved_tensors_hooks by distinct storage, optimizer.state after
 one real step) or from hand arithmetic written here, never from the formulas under test.
 """
@@ -23,11 +23,24 @@ from convcost.layers import _takes_grad
 from convcost.storages import distinct_saved
 from convcost.symbols import N
 from convcost.testing import (
-    CALL_CASES, MERGE_CASES, PRIMITIVE_CASES, VARIANT_CASES, attention_cases, composition_cases,
-    multihead_attention_cases)
+    CALL_CASES,
+    MERGE_CASES,
+    PRIMITIVE_CASES,
+    VARIANT_CASES,
+    attention_cases,
+    composition_cases,
+    multihead_attention_cases,
+)
 from convcost.torch import to_torch
+from convcost.torch.measure_training import (
+    backward_macs,
+    measure_training,
+    optimizer_state,
+    saved_tensors,
+    saved_tensors_by_module,
+)
 from convcost.torch.modules import Merge
-from convcost.torch.training import (
+from convcost.torch.measure_training import (
     backward_macs, measure_training, optimizer_state, saved_tensors, saved_tensors_by_module)
 from convcost.torch.conventions import torch_backward_macs
 from convcost.training import parse_memory, training_memory
@@ -353,7 +366,8 @@ def test_max_batch_is_exact_on_both_sides():
 # -- bad input --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("memory", [-1, 0, "0GiB", "lots", "12 parsecs", float("nan"), float("inf"), True, None, "-3GB"])
+@pytest.mark.parametrize("memory",
+                         [-1, 0, "0GiB", "lots", "12 parsecs", float("nan"), float("inf"), True, None, "-3GB"])
 def test_bad_memory_is_refused(memory):
     with pytest.raises(ConvcostError, match="memory="):
         max_batch(mnist_net(), memory=memory)
@@ -439,9 +453,45 @@ def test_a_layer_without_training_counts_refuses_training_flags():
 
     @spec
     class Plain(Layer):
+        training_counts = False
+
         def _cost(self, shape):
             return p.Identity().cost(shape)
 
     assert Plain().cost((1, 2)).output_shape == (1, 2)
+    assert Plain().cost((1, 2)).untrained == ("Plain",)
     with pytest.raises(ConvcostError, match="has no training counts"):
         Plain().cost((1, 2), input_grad=False)
+
+
+def test_a_layer_says_whether_it_has_training_counts():
+    # declared, not guessed from _cost's signature: a class whose _cost cannot take the flags and does not say
+    # so is refused when it is made, never costed with a silent zero
+    from convcost.layers import Layer, Merge
+
+    with pytest.raises(ConvcostError, match="training_counts = False"):
+        class Forgot(Layer):
+            def _cost(self, shape):
+                return p.Identity().cost(shape)
+
+    with pytest.raises(ConvcostError, match="has_parameters = False"):
+        class Weighted(Merge):
+            def _cost(self, shapes, grads, trainable=True):
+                return p.Add().cost(shapes)
+
+    assert p.ExpertConv.has_parameters and p.MultiheadAttention.has_parameters and not p.Add.has_parameters
+
+
+def test_one_max_batch_signature_for_convcost_layers_and_pytorch_models():
+    # convcost.max_batch and convcost.torch.max_batch take the same arguments (what, input shape, memory,
+    # optimizer, dtype); the torch one also reads a PyTorch model, and solves a convcost layer as the core one does
+    pytest.importorskip("torch")
+    import torch.nn as nn
+
+    from convcost import torch as ct
+
+    layer = StandardConv(C=3, O=8, K=3, H=6, W=6)
+    assert max_batch(layer, None, 4456, "adam") == ct.max_batch(layer, None, 4456, "adam") == 2
+    assert max_batch(layer, (1, 3, 6, 6), memory=4456) == ct.max_batch(layer, (1, 3, 6, 6), memory=4456) == 2
+    with pytest.raises(ConvcostError, match="convcost.torch.max_batch"):
+        max_batch(nn.Conv2d(3, 8, 3), (1, 3, 6, 6), memory=4456)

@@ -25,7 +25,7 @@ from convcost.errors import ConvcostError
 from convcost.primitives.recurrent import workspace
 from convcost.testing import lstm_cases
 from convcost.torch import profile, to_torch
-from convcost.torch.training import backward_macs, measure_training, saved_tensors
+from convcost.torch.measure_training import backward_macs, measure_training, saved_tensors
 from convcost.torch.conventions import torch_backward_macs
 
 #: PyTorch warns once that oneDNN does not take a projection: that is the path these tests expect
@@ -235,7 +235,8 @@ def test_a_sequencer_step(fields, input_grad):
     assert (step.saved_elements, step.memory("adam")) == (measured["saved_elements"], measured["bytes"])
     with without_onednn():
         measured = measure_training(model, x, input_grad=input_grad)
-    assert (step.backward_macs, step.backward_macs_torch) == (measured["backward_macs"], measured["backward_macs_torch"])
+    assert (step.backward_macs, step.backward_macs_torch) == (measured["backward_macs"],
+                                                              measured["backward_macs_torch"])
 
 
 class Strided(nn.Module):

@@ -42,7 +42,8 @@ def test_non_finite_values_are_refused_everywhere(value):
     c = cost(StandardConv, C=3, O=4, K=3)
     be = break_even(StandardConv, AsymmetricConv, metric="params", solve_for="K")
     for call in (lambda: c.subs(H=value), lambda: cost(StandardConv, C=value), lambda: be.holds(K=3, C=value, O=4),
-                 lambda: be.region(K=3, C=np.array([1.0, value], dtype=object), O=4), lambda: be.region(K=3, C=[1.0, value], O=4), lambda: be.threshold_at(C=value, O=4)):
+                 lambda: be.region(K=3, C=np.array([1.0, value], dtype=object), O=4),
+                 lambda: be.region(K=3, C=[1.0, value], O=4), lambda: be.threshold_at(C=value, O=4)):
         with pytest.raises(ConvcostError):
             call()
 

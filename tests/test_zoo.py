@@ -166,7 +166,8 @@ def test_mnist_nets_seed_004():
     assert 320 + 18_496 + 36_928 + 36_928 + 650 == 93_322 and 320 + 18_496 + 2 * 12_352 + 36_928 + 650 == 81_098
     for asymmetric, params, shapes in [
         (False, 93_322, [(1, 32, 26, 26), (1, 32, 13, 13), (1, 64, 11, 11), (1, 64, 5, 5), (1, 64, 3, 3)]),
-        (True, 81_098, [(1, 32, 26, 26), (1, 32, 13, 13), (1, 64, 11, 11), (1, 64, 5, 5), (1, 64, 3, 5), (1, 64, 3, 3)]),
+        (True, 81_098,
+         [(1, 32, 26, 26), (1, 32, 13, 13), (1, 64, 11, 11), (1, 64, 5, 5), (1, 64, 3, 5), (1, 64, 3, 3)]),
     ]:
         c = mnist_net(asymmetric).cost()
         assert c.params == params and c.output_shape == (1, 10)
@@ -226,7 +227,8 @@ def test_ceil_pool_size_matches_pytorch():
                     for size in range(d * (k - 1) + 1 - 2 * p if d * (k - 1) + 1 > 2 * p else 1, 30):
                         expected = pool(torch.zeros(1, 1, size)).shape[-1]
                         assert ceil_pool_size(size, k, s, p, d) == expected, (size, k, s, p, d)
-                        assert MaxPool(k, s, p, d, ceil_mode=True, dims=1).cost((1, 1, size)).output_shape[-1] == expected
+                        assert MaxPool(k, s, p, d, ceil_mode=True,
+                                       dims=1).cost((1, 1, size)).output_shape[-1] == expected
 
 
 # -- built with to_torch and measured by PyTorch (numel, FlopCounterMode) --------------------------
@@ -239,7 +241,8 @@ def test_torch_measures_the_same(name):
     expected = model.cost()
     shape = tuple(int(x) for x in model.input_shape)
     measured = ct.measure(ct.to_torch(model.layer, shape, device="meta"), shape)
-    assert (measured.params, measured.macs, measured.output_shape) == (expected.params, expected.macs, expected.output_shape)
+    assert (measured.params, measured.macs, measured.output_shape) == (expected.params, expected.macs,
+                                                                       expected.output_shape)
 
 
 @pytest.mark.parametrize("a, size, macs, params", [

@@ -47,7 +47,8 @@ The parts: :mod:`~convcost.algorithms.result` (:class:`AlgorithmCost`),
 >>> winograd(Conv(C=64, O=64, K=3, S=2), (1, 64, 48, 48))
 Traceback (most recent call last):
 ...
-convcost.errors.ConvcostError: winograd F(2x2,3x3) of Conv(C=64, O=64, K=3, S=2): stride S=2 must be 1 (the tiles of F(m x m, r x r) are computed at every position)
+convcost.errors.ConvcostError: winograd F(2x2,3x3) of Conv(C=64, O=64, K=3, S=2): stride S=2 must be 1 (the tiles of F(m
+x m, r x r) are computed at every position)
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ import sympy
 
 from convcost.costs import Cost
 from convcost.errors import ConvcostError
-from convcost.layers import Layer
 from convcost.primitives import Conv
 from convcost.shapes import as_shape
+from convcost.variants import Variant
 
 
 def conv_of(spec) -> Conv:
@@ -20,11 +20,12 @@ def conv_of(spec) -> Conv:
     >>> conv_of(SeparableConv(C=3, O=8, K=3))
     Traceback (most recent call last):
     ...
-    convcost.errors.ConvcostError: SeparableConv(C=3, O=8, K=3): an algorithm runs one convolution; this is depthwise then pointwise (cost each Conv on its own input)
+    convcost.errors.ConvcostError: SeparableConv(C=3, O=8, K=3): an algorithm runs one convolution; this is depthwise
+    then pointwise (cost each Conv on its own input)
     """
     if isinstance(spec, Conv):
         return spec
-    if isinstance(spec, Layer) and callable(getattr(spec, "layers", None)):
+    if isinstance(spec, Variant):
         parts = getattr(spec.layers(), "parts", ())
         if len(parts) == 1 and isinstance(parts[0][1], Conv):
             return parts[0][1]

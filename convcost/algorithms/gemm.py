@@ -6,7 +6,7 @@ import sympy
 
 from convcost.algorithms.convolution import fields_of, layer_cost, output_spatial
 from convcost.algorithms.result import AlgorithmCost
-from convcost.compare import simplest
+from convcost.comparison import simplest
 from convcost.costs import Cost
 from convcost.shapes import numel, per_axis
 

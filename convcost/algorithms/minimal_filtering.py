@@ -148,7 +148,8 @@ def winograd(spec, input_shape=None, m: int = 2) -> AlgorithmCost:
     >>> winograd(Conv(C=1, O=1, K=5), (1, 1, 8, 8))
     Traceback (most recent call last):
     ...
-    convcost.errors.ConvcostError: winograd F(2x2,3x3) of Conv(C=1, O=1, K=5): kernel K=5 is not the 3 x 3 filter the matrices F(m x m, 3 x 3) are for
+    convcost.errors.ConvcostError: winograd F(2x2,3x3) of Conv(C=1, O=1, K=5): kernel K=5 is not the 3 x 3 filter the
+    matrices F(m x m, 3 x 3) are for
     """
     r = WINOGRAD_FILTER
     name = f"winograd F({m}x{m},{r}x{r})" if isinstance(m, int) else "winograd"
@@ -193,6 +194,7 @@ def winograd(spec, input_shape=None, m: int = 2) -> AlgorithmCost:
               f"transforms evaluated row by row on the Cook-Toom matrices at points "
               f"{', '.join(map(str, WINOGRAD_POINTS[: n - 1]))}, infinity (winograd_matrices, transform_counts): "
               f"{counts['input transform'][0]} additions per input tile and channel, "
-              f"{counts['filter transform'][0]} per filter, {counts['output transform'][0]} per output tile and channel"),
+              f"{counts['filter transform'][0]} per filter, "
+              f"{counts['output transform'][0]} per output tile and channel"),
         conditions=tuple(layer.conditions) + conditions,
     )

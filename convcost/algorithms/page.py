@@ -20,8 +20,8 @@ from convcost.algorithms.spectral import fft, log2_ceiling
 from convcost.algorithms.versus import break_even
 from convcost.breakeven import BreakEven
 from convcost.primitives import Conv
-from convcost.symbols import D, G, H, K, N, O, P, S, W
 from convcost.symbols import C as C_
+from convcost.symbols import D, G, H, K, N, O, P, S, W
 
 
 def _math(expr) -> str:
@@ -154,14 +154,17 @@ def document() -> str:
     out += ["Per output tile and channel pair F(m x m, 3 x 3) saves $m^2 r^2 - (m+r-1)^2$ = "
             + ", ".join(str(saved[m]) for m in WINOGRAD_TILES) + " multiplications (m = "
             + ", ".join(map(str, WINOGRAD_TILES)) + "), while each output tile and channel costs "
-            + ", ".join(str(output_adds[m]) for m in WINOGRAD_TILES) + " output-transform additions. In the first table,",
+            + ", ".join(str(output_adds[m]) for m in WINOGRAD_TILES) + " output-transform "
+                                                                       "additions. In the first table,",
             "with one input channel a tile's savings (one channel pair per output channel) never pay for its output",
-            "transform, whatever O: the transforms erase the whole gain. From a few input channels on, the input transform",
+            "transform, whatever O: the transforms erase the whole gain. From a few input "
+            "channels on, the input transform",
             "is shared by all O output channels and the output transform by all C input channels, and Winograd",
             "wins from a handful of output channels.", ""]
     for quantity in ("multiplications+transform_additions", "operations"):
         out += [f"`quantity=\"{quantity}\"`:", "",
-                "| algorithm | Winograd costs no more than direct exactly when | " + " | ".join(f"C={c}" for c in widths) + " |",
+                "| algorithm | Winograd costs no more than direct exactly when | "
+                + " | ".join(f"C={c}" for c in widths) + " |",
                 "|---|---|" + "---|" * len(widths)]
         for m in WINOGRAD_TILES:
             be = break_even(direct(sym_conv, sym_shape), winograd(sym_conv, sym_shape, m=m), quantity=quantity,

@@ -6,7 +6,7 @@ import dataclasses
 
 import sympy
 
-from convcost.compare import simplest
+from convcost.comparison import simplest
 from convcost.errors import ConvcostError, require
 
 #: a complex multiplication is 4 real multiplications and 2 real additions; a complex addition 2 real additions
@@ -87,7 +87,8 @@ class AlgorithmCost:
         names = name.split("+") if isinstance(name, str) else [name]
         unknown = [n for n in names if n not in QUANTITIES]
         if unknown:
-            raise ConvcostError(f"unknown quantity {unknown[0]!r}; known: {', '.join(QUANTITIES)} (or several joined by +)")
+            raise ConvcostError(f"unknown quantity {unknown[0]!r}; known: {', '.join(QUANTITIES)} "
+                                "(or several joined by +)")
         return sympy.Add(*(getattr(self, n) for n in names))
 
     def ratio(self, other: AlgorithmCost) -> sympy.Expr:

@@ -59,7 +59,7 @@ def fft(spec, input_shape=None) -> AlgorithmCost:
     conv, shape, layer = layer_cost(spec, input_shape)
     where = f"fft of {spec!r}"
     conditions = ()
-    for k, s, d in conv.axes():
+    for _, s, d in conv.axes():
         conditions += require(sympy.Eq(s, 1), where, f"stride S={s} must be 1 (this model computes every position)")
         conditions += require(sympy.Eq(d, 1), where, f"dilation D={d} must be 1 (this model transforms a dense kernel)")
     if conv.P == "same":

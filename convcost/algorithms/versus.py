@@ -6,7 +6,7 @@ import sympy
 
 from convcost.algorithms.result import AlgorithmCost
 from convcost.breakeven import BreakEven, solve_comparison
-from convcost.compare import Comparison, simplest
+from convcost.comparison import Comparison, simplest
 from convcost.costs import Cost
 from convcost.errors import ConvcostError
 

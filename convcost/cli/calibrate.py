@@ -25,7 +25,7 @@ def _calibrate(args) -> int:
     from convcost.extras import need
 
     need("torch", "torch", "convcost calibrate")
-    from convcost.torch.calibrate import calibrate
+    from convcost.torch.calibration import calibrate
 
     machine = calibrate(args.device, threads=args.threads, quick=args.quick, cache=not args.no_cache,
                         quiet=args.quiet)

@@ -13,7 +13,8 @@ params: A = StandardConv(), B = AsymmetricConv()
   (A - B = O*(C*K**2 - C*K - K*O - 1); cancelled positive factors: O)
   threshold (closed form):  K >= (C + O + sqrt(4*C + (C + O)**2))/(2*C)
   rule of thumb (leading order, other symbols large):  K > 1 + O/C
-  method: closed form: exactly one positive root (one sign change); the leading coefficient is positive, so B wins for K >= it
+  method: closed form: exactly one positive root (one sign change); the leading coefficient is positive, so B wins for K
+  >= it
 0
 >>> main(["compare", "StandardConv", "SeparableConv", "--metric", "params", "C=64", "O=128", "K=3"])
 params: A = StandardConv(C=64, O=128, K=3), B = SeparableConv(C=64, O=128, K=3)
@@ -68,7 +69,8 @@ def register(sub) -> None:
 def _common(p, metrics) -> None:
     p.add_argument("A", help="a variant name (see: convcost list)")
     p.add_argument("B", help="the variant that would replace A")
-    p.add_argument("values", nargs="*", metavar="NAME=VALUE", help="shared values, e.g. C=64 P=same H=56; A.NAME=VALUE or B.NAME=VALUE for one side only")
+    p.add_argument("values", nargs="*", metavar="NAME=VALUE",
+                   help="shared values, e.g. C=64 P=same H=56; A.NAME=VALUE or B.NAME=VALUE for one side only")
     p.add_argument("--metric", default="macs", choices=metrics, help="what to compare (default macs)")
     p.add_argument("--json", action="store_true", help="print JSON")
     options.symbol_option(p)
@@ -100,7 +102,7 @@ def _shared(args) -> tuple:
 
 
 def _compare(args) -> int:
-    from convcost.compare import compare
+    from convcost.comparison import compare
 
     a, b, values = _shared(args)
     c = compare(a, b, metric=args.metric, **values)

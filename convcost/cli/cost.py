@@ -29,7 +29,8 @@ def register(sub) -> None:
                        description="The exact cost of a variant. Fields left out are symbols (C, O, K, H, W ...) "
                                    "or PyTorch's defaults (bias on, stride 1, padding 0, groups 1, batch 1).")
     p.add_argument("variant", help="a variant name, e.g. SeparableConv (see: convcost list)")
-    p.add_argument("fields", nargs="*", metavar="NAME=VALUE", help="fields as integers or symbol names, e.g. C=64 K=3 H=56")
+    p.add_argument("fields", nargs="*", metavar="NAME=VALUE",
+                   help="fields as integers or symbol names, e.g. C=64 K=3 H=56")
     p.add_argument("--json", action="store_true", help="print JSON (integers as numbers, formulas as text)")
     options.symbol_option(p)
     p.add_argument("--general", action="store_true",

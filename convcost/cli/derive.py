@@ -54,8 +54,8 @@ def _check(args) -> None:
 def _derive(args) -> int:
     from convcost.arguments import parse_fields
     from convcost.catalog import variant
-    from convcost.frontdoor import cost
     from convcost.derivation import derive
+    from convcost.frontdoor import cost
 
     metrics = tuple(args.metric) if args.metric else None
     if args.all:

@@ -139,7 +139,7 @@ def _load(factory: str):
 
 
 def _profile(args) -> int:
-    from convcost.torch.profile import profile
+    from convcost.torch.profiling import profile
 
     where, _ = _split(args.factory)
     folder = str(pathlib.Path(where).resolve().parent) if _is_file(where) else os.getcwd()

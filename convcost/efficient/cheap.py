@@ -55,7 +55,8 @@ class GhostModule(Variant):
         ghosts = primary * (self.s - 1)
         return Sequential(
             primary=conv_bn(self.C, primary, self.K, self.S, floordiv(self.K, 2)),
-            ghost=Parallel(identity=Identity(), cheap=conv_bn(primary, ghosts, self.d, 1, floordiv(self.d, 2), groups=primary)),
+            ghost=Parallel(identity=Identity(),
+                           cheap=conv_bn(primary, ghosts, self.d, 1, floordiv(self.d, 2), groups=primary)),
             cut=Narrow(dim=1, start=0, length=self.O),
         )
 

@@ -25,7 +25,16 @@ from convcost.costs import Cost
 from convcost.errors import ConvcostError, require
 from convcost.layers import TRAINING, Layer, Merge
 from convcost.primitives import (
-    Activation, AdaptiveAvgPool, AvgPool, BatchNorm, Conv, DeformConv, ExpertConv, Flatten, InvolutionAggregate, Linear,
+    Activation,
+    AdaptiveAvgPool,
+    AvgPool,
+    BatchNorm,
+    Conv,
+    DeformConv,
+    ExpertConv,
+    Flatten,
+    InvolutionAggregate,
+    Linear,
 )
 from convcost.shapes import numel
 from convcost.spec import count, flag, size, spec
@@ -79,7 +88,8 @@ def _saved_once(shape, made: Cost, used: Cost) -> dict:
     generator's output by the generator (as its output) and by the op (as its second operand)."""
     x, w = numel(shape), numel(made.output_shape)
     saves_x, saves_w = used.saves_input
-    own = made.saved_elements - where(made.saves_input, x, 0) - where(both(made.saves_output, negate(made.output_view)), w, 0)
+    own = made.saved_elements - where(made.saves_input, x,
+                                      0) - where(both(made.saves_output, negate(made.output_view)), w, 0)
     own = own + used.saved_elements - where(saves_x, x, 0) - where(saves_w, w, 0)
     x_saved = either(made.saves_input, saves_x, both(made.output_view, either(saves_w, made.saves_output)))
     w_saved = both(negate(made.output_view), either(made.saves_output, saves_w))

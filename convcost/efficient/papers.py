@@ -18,11 +18,11 @@ StandardConv(C=64, O=64, K=3, P=1, bias=False, H=56, W=56)
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import sympy
 
-from convcost.compare import compare
+from convcost.comparison import compare
 from convcost.efficient.cheap import BSConvU, GhostModule, MixConv, PartialConv, ShiftConv
 from convcost.efficient.convnext import ConvNeXtBlock
 from convcost.efficient.dynamic import CondConv, DeformableConv, Involution

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from convcost.arith import both, eq, floordiv, mod
 from convcost.compose import Parallel, Residual, Sequential
+from convcost.efficient.cheap import conv_bn
 from convcost.errors import require
 from convcost.primitives import Activation, BatchNorm, Conv
-from convcost.efficient.cheap import conv_bn
 from convcost.spec import flag, size, spec
 from convcost.symbols import C, O
 from convcost.variants import Variant
@@ -36,7 +36,7 @@ class RepVGGBlock(Variant):
     def validate(self):
         require(eq(mod(self.K, 2), 1), self, f"K={self.K} must be odd (the 1x1 branch must meet the KxK one)")
 
-    def fused(self) -> "RepVGGBlock":
+    def fused(self) -> RepVGGBlock:
         """The deploy form: one KxK conv with bias, then ReLU."""
         return self.replace(deploy=True)
 

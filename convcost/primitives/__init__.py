@@ -17,20 +17,28 @@ Each formula is written with :mod:`convcost.arith`, so it runs on Python ints
 from convcost.primitives.activation import ACTIVATIONS, Activation
 from convcost.primitives.base import KINDS
 from convcost.primitives.conv import Conv, ConvTranspose
+from convcost.primitives.data_movement import (
+    ChannelShuffle,
+    Flatten,
+    Identity,
+    Narrow,
+    Permute,
+    PixelShuffle,
+    PixelUnshuffle,
+    Shift,
+)
 from convcost.primitives.dynamic import DeformConv, ExpertConv, InvolutionAggregate
+from convcost.primitives.einsum import Einsum
 from convcost.primitives.layer_norm import LayerNorm, LayerScale
 from convcost.primitives.linear import Linear
-from convcost.primitives.einsum import Einsum
 from convcost.primitives.matmul import Attention, LinearAttention, MatMul
-from convcost.primitives.multihead import MultiheadAttention
 from convcost.primitives.merge import Add, Concat, Mul
+from convcost.primitives.multihead import MultiheadAttention
 from convcost.primitives.norm import BatchNorm
 from convcost.primitives.normalize import Normalization
+from convcost.primitives.pad_upsample_reduce import PAD_MODES, Interpolate, MaxUnpool, Pad, Reduce
 from convcost.primitives.pool import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool
-from convcost.primitives.resample import Permute, Shift
 from convcost.primitives.recurrent import LSTM
-from convcost.primitives.resize import PAD_MODES, Interpolate, MaxUnpool, Pad, Reduce
-from convcost.primitives.rearrange import ChannelShuffle, Flatten, Identity, Narrow, PixelShuffle, PixelUnshuffle
 
 #: every primitive layer class, in the order the docs list them
 PRIMITIVES = (

@@ -15,7 +15,8 @@ from convcost.spec import choice, spec
 #: the activations whose backward reads their output (PyTorch saves it); the others save their input
 SAVE_OUTPUT = ("relu", "sigmoid", "tanh", "softmax", "log_softmax")
 
-ACTIVATIONS = ("relu", "relu6", "sigmoid", "tanh", "hardswish", "hardsigmoid", "silu", "gelu", "leaky_relu", "elu", "softmax",
+ACTIVATIONS = ("relu", "relu6", "sigmoid", "tanh", "hardswish", "hardsigmoid", "silu", "gelu", "leaky_relu", "elu",
+               "softmax",
                "log_softmax")
 
 

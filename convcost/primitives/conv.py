@@ -55,7 +55,8 @@ class Conv(Layer):
     def axes(self) -> tuple:
         """``(kernel, stride, dilation)`` per spatial axis."""
         n = self.dims
-        return tuple(zip(per_axis(self.K, n, self, "K"), per_axis(self.S, n, self, "S"), per_axis(self.D, n, self, "D")))
+        return tuple(zip(per_axis(self.K, n, self, "K"), per_axis(self.S, n, self, "S"),
+                         per_axis(self.D, n, self, "D")))
 
     def validate(self):
         self.axes()  # tuple lengths match dims
@@ -134,7 +135,8 @@ class ConvTranspose(Layer):
     >>> ConvTranspose(C=4, O=4, K=3, S=2, output_padding=2).cost((1, 4, 5, 5))
     Traceback (most recent call last):
     ...
-    convcost.errors.ConvcostError: ConvTranspose(C=4, O=4, K=3, S=2, output_padding=2): output_padding=2 must be smaller than the stride S=2 or the dilation D=1
+    convcost.errors.ConvcostError: ConvTranspose(C=4, O=4, K=3, S=2, output_padding=2): output_padding=2 must be smaller
+    than the stride S=2 or the dilation D=1
     """
 
     C: object = size(C)

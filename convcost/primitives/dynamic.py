@@ -59,6 +59,8 @@ class ExpertConv(Merge):
     MACs = N E O (C/G) K^2 (the per-sample mix, a matrix product) + N O H' W' (C/G) K^2 (the convolution).
     """
 
+    has_parameters = True
+
     C: object = size(C)
     O: object = size(O)
     K: object = size(K)
@@ -95,7 +97,8 @@ class ExpertConv(Merge):
         return _costed(out, shapes, conditions + more, params=self.experts * kernel, macs=mix + conv,
                        backward_macs=backward, output_grad=recorded, param_tensors=1,
                        saves_input=(recorded, trainable),
-                       saved_elements=(numel(x) + x[0] * kernel if recorded else 0) + (numel(routing) if trainable else 0))
+                       saved_elements=(numel(x) + x[0] * kernel if recorded else 0)
+                       + (numel(routing) if trainable else 0))
 
 
 @spec
@@ -161,6 +164,8 @@ class DeformConv(Merge):
     reported apart, in ``elementwise_ops``: every sampled value (N C K^2 H' W' of them) reads four
     neighbours, 4 multiply-adds, and a modulated one is multiplied by its mask, one more.
     """
+
+    has_parameters = True
 
     C: object = size(C)
     O: object = size(O)

@@ -40,7 +40,8 @@ class Linear(Layer):
     def _cost(self, shape, grad=TRAINING):
         if not shape:
             raise ConvcostError(f"{self!r}: needs an input with a feature axis (the last), got shape ()")
-        conditions = require(eq(shape[-1], self.C), self, lambda: f"the last axis has {shape[-1]} features, expected C={self.C}")
+        conditions = require(eq(shape[-1], self.C), self,
+                             lambda: f"the last axis has {shape[-1]} features, expected C={self.C}")
         out_shape = (*shape[:-1], self.O)
         rows = numel(shape[:-1])
         macs = rows * self.C * self.O

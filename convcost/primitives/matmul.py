@@ -15,7 +15,6 @@ entry; attention is its two products, ``Q K^T`` and ``A V``.
 
 from __future__ import annotations
 
-
 from convcost.arith import total
 from convcost.costs import Cost
 from convcost.errors import ConvcostError
@@ -176,7 +175,8 @@ class Attention(Merge):
         if len(shapes) != 3 or any(len(s) < 2 for s in shapes):
             raise ConvcostError(f"{self!r}: takes query, key and value of rank 2 or more, got "
                                 f"{', '.join(fmt(s) for s in shapes)}")
-        (q, k, v), conditions = self._grouped(shapes)  # grouped heads: computed repeated, kept by the fused kernel as given
+        # grouped heads: computed repeated, kept by the fused kernel as given
+        (q, k, v), conditions = self._grouped(shapes)
         conditions += equal_sizes((q[-1],), (k[-1],), self, "query and key features")
         conditions += equal_sizes((k[-2],), (v[-2],), self, "key and value lengths")
         batch = broadcast_batch(broadcast_batch(q[:-2], k[:-2], self), v[:-2], self)

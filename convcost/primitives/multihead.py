@@ -55,6 +55,8 @@ class MultiheadAttention(Merge):
     304
     """
 
+    has_parameters = True
+
     E: object = size()
     H: object = size(1)
     kdim: object = size(None)

@@ -1,6 +1,7 @@
-"""Layer, group and instance normalisation (batch norm is :mod:`convcost.primitives.norm`).
+"""Group, instance and RMS normalisation (batch norm is :mod:`convcost.primitives.norm`, layer norm
+:class:`convcost.primitives.LayerNorm`).
 
->>> Normalization(kind="layer", C=64).cost((2, 10, 64)).norm_ops
+>>> Normalization(kind="rms", C=64).cost((2, 10, 64)).norm_ops
 1280
 >>> Normalization(kind="group", C=32).cost((1, 32, 8, 8)).params
 64
@@ -8,28 +9,43 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from convcost.arith import div
+from convcost.errors import ConvcostError
 from convcost.layers import TRAINING, Layer
 from convcost.primitives.base import divisible, plain
 from convcost.shapes import numel
 from convcost.spec import choice, flag, size, spec
 from convcost.symbols import C
 
-KINDS = ("layer", "group", "instance", "rms")
+KINDS = ("group", "instance", "rms")
 
 
 @spec
 class Normalization(Layer):
-    """Normalisation of ``kind`` (``nn.LayerNorm``, ``nn.GroupNorm``, ``nn.InstanceNorm*d``, ``nn.RMSNorm``)
-    whose affine weight holds ``C`` elements: params = C (weight) + C (bias) when ``affine``; one fused
-    multiply-add per element normalised (``norm_ops``), as for batch norm."""
+    """Normalisation of ``kind`` (``nn.GroupNorm``, ``nn.InstanceNorm*d``, ``nn.RMSNorm``) whose affine weight
+    holds ``C`` elements: params = C (weight) + C (bias) when ``affine``; one fused multiply-add per element
+    normalised (``norm_ops``), as for batch norm. Layer norm is :class:`~convcost.primitives.LayerNorm`.
 
-    kind: str = choice("layer", KINDS)
+    >>> Normalization(kind="layer", C=8)
+    Traceback (most recent call last):
+    ...
+    convcost.errors.ConvcostError: Normalization(kind='layer', C=8): layer norm is LayerNorm(C=8)
+    """
+
+    # "layer" is accepted only to point at LayerNorm, the one layer norm
+    kind: str = choice(dataclasses.MISSING, (*KINDS, "layer"))
     C: object = size(C)
     affine: bool = flag(True)
     bias: bool = flag(True)
     #: group norm's number of groups (it changes only what a training step saves: N x groups statistics)
     groups: object = size(1)
+
+    def validate(self):
+        if self.kind == "layer":
+            raise ConvcostError(f"{self!r}: layer norm is LayerNorm(C={self.C}"
+                                f"{'' if self.affine else ', affine=False'}{'' if self.bias else ', bias=False'})")
 
     def kernel_kind(self) -> str:
         return "elementwise"
@@ -49,9 +65,7 @@ class Normalization(Layer):
             return plain(shape, shape, saves_input=grad.input, extra_saved=(rows if grad.input else 0)
                          + (numel(shape) if trained else 0), **counts)
         active = grad.input or trained
-        if self.kind == "layer":
-            stats = div(numel(shape), self.C) if shape else 0
-        elif self.kind == "group":
+        if self.kind == "group":
             stats = shape[0] * self.groups if shape else 0
         else:
             stats = shape[0] * shape[1] if len(shape) > 1 else 0

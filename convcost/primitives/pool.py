@@ -70,10 +70,12 @@ class MaxPool(Layer):
         for length, (k, s, p, d) in zip(shape[2:], window):
             size_out = rule(length, k, s, p, d)
             if self.ceil_mode:  # a last window may hang over the edge: PyTorch only needs one output
-                conditions += require(ge(size_out, 1), self, lambda: f"the window K={k} leaves no output on an input of {length}")
+                conditions += require(ge(size_out, 1), self,
+                                      lambda: f"the window K={k} leaves no output on an input of {length}")
             else:
                 conditions += require(
-                    ge(length + 2 * p, d * (k - 1) + 1), self, lambda: f"the window K={k} is wider than the padded input {length}"
+                    ge(length + 2 * p, d * (k - 1) + 1), self,
+                    lambda: f"the window K={k} is wider than the padded input {length}"
                 )
             out.append(size_out)
         out_shape = (*shape[:2], *out)
@@ -101,7 +103,9 @@ class AvgPool(MaxPool):
         # PyTorch's avg_pool3d (CPU and meta) also refuses an input shorter than the kernel, padding aside
         extra = ()
         for length, (k, *_) in zip(shape[2:], self.window()):
-            extra += require(ge(length, k), self, lambda: f"PyTorch's 3-D average pooling needs each input axis >= the kernel K={k}, got {length}")
+            extra += require(ge(length, k), self,
+                             lambda: "PyTorch's 3-D average pooling needs each input axis >= the "
+                                     f"kernel K={k}, got {length}")
         return dataclasses.replace(cost, conditions=cost.conditions + extra) if extra else cost
 
 
@@ -126,7 +130,8 @@ class AdaptiveAvgPool(Layer):
             axis_reads, carried = adaptive_window_reads(length, b, self)
             reads, conditions = reads * axis_reads, conditions + carried
         out_shape = (*shape[:2], *bins)
-        return plain(out_shape, shape, conditions, pool_ops=reads, output_grad=grad.input, **self._saved(shape, out_shape, bins, grad))
+        return plain(out_shape, shape, conditions, pool_ops=reads, output_grad=grad.input,
+                     **self._saved(shape, out_shape, bins, grad))
 
     def _saved(self, shape, out_shape, bins, grad) -> dict:
         # PyTorch computes an all-ones output size as a mean, whose backward needs no saved tensor

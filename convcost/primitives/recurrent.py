@@ -113,7 +113,8 @@ class LSTM(Layer):
     def _cost(self, shape, grad=TRAINING):
         if len(shape) not in (2, 3):
             raise ConvcostError(f"{self!r}: expects a (T, N, I) or (T, I) input, got shape {fmt(shape)}")
-        conditions = require(eq(shape[-1], self.I), self, lambda: f"input has {shape[-1]} features, expected I={self.I}")
+        conditions = require(eq(shape[-1], self.I), self,
+                             lambda: f"input has {shape[-1]} features, expected I={self.I}")
         if len(shape) == 3:
             steps, batch = (shape[1], shape[0]) if self.batch_first else (shape[0], shape[1])
         else:

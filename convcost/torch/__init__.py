@@ -19,14 +19,25 @@ from convcost.extras import need as _need
 
 _need("torch", "torch", "convcost.torch")
 
-from convcost.torch.build import free_symbols, to_torch  # noqa: E402
-from convcost.torch.measure import Measured, measure  # noqa: E402
-from convcost.torch.registry import REGISTRY, Registry, from_torch, is_supported, reader_for, register, supported_types  # noqa: E402
-from convcost.torch import bindings as _bindings  # noqa: F401, E402  (each primitive's torch side, registered once)
-from convcost.torch.profile import profile  # noqa: E402  (the function; its module stays importable by its full name)
-# the function, as the README calls it: convcost.torch.calibrate("cpu"); the module stays importable by its full name
-from convcost.torch.calibrate import calibrate  # noqa: E402
-from convcost.torch.fit import max_batch, step_memory  # noqa: E402
+# each primitive's torch side, registered once
+from convcost.torch import bindings as _bindings  # noqa: F401
+from convcost.torch.build import free_symbols, to_torch
+
+# the functions, as the README calls them: convcost.torch.profile(model, shape), convcost.torch.calibrate("cpu");
+# their modules have other names (profiling, calibration), so ``import convcost.torch.profiling as m`` is the module
+from convcost.torch.calibration import calibrate
+from convcost.torch.fit import max_batch, step_memory
+from convcost.torch.measure_forward import Measured, measure
+from convcost.torch.profiling import profile
+from convcost.torch.registry import (
+    REGISTRY,
+    Registry,
+    from_torch,
+    is_supported,
+    reader_for,
+    register,
+    supported_types,
+)
 
 __all__ = [
     "to_torch",

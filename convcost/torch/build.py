@@ -34,6 +34,7 @@ from convcost.errors import ConvcostError
 from convcost.layers import Layer, Merge
 from convcost.torch.binding import BINDINGS
 from convcost.validate import entry_point, kind_of, refuse
+from convcost.variants import Variant
 
 #: the most parameter elements to_torch allocates on a real device (1 GiB of float32); build on "meta" past it
 MAX_ALLOCATED = 2**28
@@ -108,7 +109,7 @@ def free_symbols(layer) -> set:
         return found | (free_symbols(layer.shortcut) if layer.shortcut is not None else set())
     if isinstance(layer, When):
         return _symbols_of(layer.condition) | free_symbols(layer.layer)
-    if callable(getattr(layer, "layers", None)):  # a variant (an LSTM's ``layers`` is a field)
+    if isinstance(layer, Variant):
         return free_symbols(layer.layers())
     found = set()
     for f in dataclasses.fields(layer):
@@ -149,7 +150,7 @@ def rank_after(layer, rank):
     binding = BINDINGS.get(type(layer))
     if binding is not None:
         return binding.rank_after(layer, rank)
-    if callable(getattr(layer, "layers", None)):
+    if isinstance(layer, Variant):
         return rank_after(layer.layers(), rank)
     return rank
 
@@ -167,6 +168,6 @@ def build(layer, rank):
     binding = BINDINGS.get(type(layer))
     if binding is not None and binding.build is not None:
         return binding.build(layer, rank)
-    if callable(getattr(layer, "layers", None)):
+    if isinstance(layer, Variant):
         return build(layer.layers(), rank)
     raise ConvcostError(f"to_torch: no PyTorch module is known for {type(layer).__name__} ({layer!r})")

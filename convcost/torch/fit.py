@@ -17,14 +17,20 @@ is not exact (a model whose saved tensors do not grow linearly with the batch), 
 
 from __future__ import annotations
 
+import sympy
+
+from convcost.costs import Cost
 from convcost.errors import ConvcostError
+from convcost.layers import Layer
+from convcost.training import max_batch as solved_max_batch
 from convcost.training import parse_memory
 from convcost.validate import kind_of
+from convcost.zoo.model import ZooModel
 
 
 def step_memory(model, input_shape, optimizer: str = "adam", dtype: str = "float32") -> int:
     """Bytes of one training step of ``model`` on an input of ``input_shape`` (a shape, or a list of them)."""
-    from convcost.torch.profile import profile
+    from convcost.torch.profiling import profile
 
     report = profile(model, input_shape, training=True)
     return report.training.memory(optimizer, dtype)
@@ -34,8 +40,11 @@ def max_batch(model, input_shape, memory="80GiB", optimizer: str = "adam", dtype
     """The largest batch size N whose training step fits in ``memory`` (bytes, or text such as ``"24GiB"``).
 
     ``input_shape`` is one input's shape, or a list of shapes (one per input), each with the batch as its
-    first size (its value does not matter). 0 when not even a batch of one fits.
+    first size (its value does not matter). 0 when not even a batch of one fits. Anything else
+    :func:`convcost.max_batch` takes (a layer, a zoo model, a cost in N) is solved by it, with the same arguments.
     """
+    if isinstance(model, (Layer, Cost, ZooModel, sympy.Expr)):  # what convcost.max_batch solves in closed form
+        return solved_max_batch(model, input_shape, memory, optimizer, dtype)
     budget = parse_memory(memory)
     shapes = _shapes(input_shape)
 

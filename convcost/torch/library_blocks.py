@@ -18,7 +18,6 @@ that uses them has imported them already.
 from __future__ import annotations
 
 from convcost.errors import ConvcostError
-from convcost.layers import Merge
 
 
 def _pair_first(value):
@@ -81,7 +80,8 @@ def _cnblock(m):
     from convcost.efficient import ConvNeXtBlock
 
     dw, expand = m.block[0], m.block[3]
-    return ConvNeXtBlock(C=dw.in_channels, K=_pair_first(dw.kernel_size), expansion=expand.out_features // dw.in_channels)
+    return ConvNeXtBlock(C=dw.in_channels, K=_pair_first(dw.kernel_size),
+                         expansion=expand.out_features // dw.in_channels)
 
 
 #: (module path of the class, class name) -> what reads the block as a convcost spec
@@ -113,7 +113,7 @@ def name_blocks(rows, inputs: dict, modules: dict) -> dict:
             continue
         try:
             spec = read(module)
-            c = spec.cost(list(shapes)) if isinstance(spec, Merge) else spec.cost(shapes[0])
+            c = spec.cost_of_inputs(shapes)
         except (ConvcostError, AttributeError, IndexError, TypeError, ValueError):
             continue  # a configuration the variant does not model: not named
         if (c.params, c.macs) == (sum(r.params for r in inside), sum(r.macs for r in inside)):

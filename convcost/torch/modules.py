@@ -121,4 +121,5 @@ def _add(owner: nn.Module, name: str, module: nn.Module) -> None:
     try:
         owner.add_module(name, module)
     except KeyError as exc:  # a part named like an nn.Module attribute ("training", "forward" ...)
-        raise ConvcostError(f"{type(owner).__name__}: part name {name!r} cannot name a submodule: {exc.args[0]}") from None
+        raise ConvcostError(f"{type(owner).__name__}: part name {name!r} cannot name a submodule: "
+                            f"{exc.args[0]}") from None

@@ -21,12 +21,13 @@ Conv(C=3, O=8, K=3, P=1)
 >>> from_torch(nn.GRU(4, 4))
 Traceback (most recent call last):
 ...
-convcost.errors.ConvcostError: cannot read torch.nn.modules.rnn.GRU: no convcost spec is registered for this module type (register a reader with @convcost.torch.register(GRU))
+convcost.errors.ConvcostError: cannot read torch.nn.modules.rnn.GRU: no convcost spec is registered for this module type
+(register a reader with @convcost.torch.register(GRU))
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from convcost.errors import ConvcostError
 from convcost.layers import Layer, Merge
@@ -47,7 +48,8 @@ class Registry:
     >>> mine.register(nn.ReLU)(read_relu)
     Traceback (most recent call last):
     ...
-    convcost.errors.ConvcostError: torch.nn.modules.activation.ReLU already has a reader (read_relu); a module type is registered once
+    convcost.errors.ConvcostError: torch.nn.modules.activation.ReLU already has a reader (read_relu); a module type is
+    registered once
     """
 
     def __init__(self):

@@ -20,7 +20,8 @@ def mnist_net(asymmetric: bool = False) -> ZooModel:
     """Seed 004's ``v0`` (``asymmetric=False``) or ``v1`` (third convolution as 3x1 then 1x3)."""
     relu = Activation("relu")
     if asymmetric:
-        third = {"conv3_kx1": Conv(64, 64, (3, 1)), "relu3_kx1": relu, "conv3_1xk": Conv(64, 64, (1, 3)), "relu3_1xk": relu}
+        third = {"conv3_kx1": Conv(64, 64, (3, 1)), "relu3_kx1": relu, "conv3_1xk": Conv(64, 64, (1, 3)),
+                 "relu3_1xk": relu}
     else:
         third = {"conv3": Conv(64, 64, 3), "relu3": relu}
     layer = Sequential(

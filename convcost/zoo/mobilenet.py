@@ -57,7 +57,8 @@ def mobilenet_v1(alpha=1, rho=1, num_classes: int = 1000) -> ZooModel:
     >>> mobilenet_v1(alpha=0.3)
     Traceback (most recent call last):
     ...
-    convcost.errors.ConvcostError: mobilenet_v1(alpha=3/10, rho=1): the first layer's channels 32*alpha is 48/5, not a whole number
+    convcost.errors.ConvcostError: mobilenet_v1(alpha=3/10, rho=1): the first layer's channels 32*alpha is 48/5, not a
+    whole number
     """
     a = multiplier("mobilenet_v1", "alpha", _snap(alpha, 32))
     p = multiplier("mobilenet_v1", "rho", _snap(rho, 224))
@@ -102,7 +103,8 @@ def make_divisible(value, divisor: int = 8) -> int:
 
 
 #: MobileNetV2, Table 2: expansion t, output channels c, repeats n, first stride s
-V2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+V2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+               (6, 320, 1, 1))
 
 
 def mobilenet_v2(width: float = 1.0, num_classes: int = 1000) -> ZooModel:

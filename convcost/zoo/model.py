@@ -50,7 +50,8 @@ class ZooModel:
         >>> mnist_net().to_torch(device="meta").dense2
         Linear(in_features=64, out_features=10, bias=True)
         """
-        from convcost.torch import to_torch
+        # the builder, not the package: convcost.torch imports convcost.training, which reads zoo models
+        from convcost.torch.build import to_torch
 
         return to_torch(self.layer, self.input_shape, device=device)
 

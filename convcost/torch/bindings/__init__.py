@@ -4,5 +4,17 @@ Importing this package registers them all (:mod:`convcost.torch.binding`).
 """
 
 from convcost.torch.bindings import (  # noqa: F401
-    activation, compose, conv, efficient, linear, matmul, merge, norm, normalize, pool, rearrange, recurrent, resize,
+    activation,
+    compose,
+    conv,
+    data_movement,
+    efficient,
+    linear,
+    matmul,
+    merge,
+    norm,
+    normalize,
+    pad_upsample_reduce,
+    pool,
+    recurrent,
 )

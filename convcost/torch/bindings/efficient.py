@@ -11,7 +11,6 @@ Interpolate(scale=2)
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from convcost import primitives as p
 from convcost.arith import div
@@ -43,13 +42,6 @@ class PermuteBinding:
         return m.Permute(layer.dims)
 
     output_layout = view_layout(torch.permute, lambda layer: (layer.dims,))
-
-
-@binds(p.LayerNorm)
-class LayerNormBinding:
-    # nn.LayerNorm itself is read by the binding of every normalisation (convcost.torch.bindings.normalize)
-    def build(layer, rank):
-        return nn.LayerNorm(as_int(layer.C), elementwise_affine=layer.affine)  # eps changes no count
 
 
 @binds(p.LayerScale, modules=(m.LayerScale,))

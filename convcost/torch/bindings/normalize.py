@@ -1,5 +1,5 @@
-"""The torch side of :mod:`convcost.primitives.normalize`: layer, group, instance and RMS norm, as modules
-and as the functions they call.
+"""The torch side of :mod:`convcost.primitives.normalize` (group, instance and RMS norm) and of layer norm
+(:class:`convcost.primitives.LayerNorm`), as modules and as the functions they call.
 
 >>> import torch.nn as nn
 >>> from convcost.torch import from_torch
@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from convcost import primitives as p
+from convcost.errors import ConvcostError
 from convcost.torch.binding import binds
 from convcost.torch.layouts import keeps_channels_last
 from convcost.torch.build import as_int
@@ -34,7 +35,8 @@ def _layer_norm(args, kwargs):
     x = tensor_arg(a["input"], "the input")
     size = a["normalized_shape"]
     features = math.prod(size) if isinstance(size, (tuple, list)) else int(size)
-    return Emit(p.Normalization(kind="layer", **_affine(a["weight"], a["bias"], features)), [x.shape],
+    axes = len(size) if isinstance(size, (tuple, list)) else 1
+    return Emit(p.LayerNorm(**_affine(a["weight"], a["bias"], features), axes=axes), [x.shape],
                 reads(a["weight"], a["bias"]))
 
 
@@ -62,16 +64,28 @@ def _instance_norm(args, kwargs):
                 reads(a["weight"], a["bias"]))
 
 
-def _read_layer_norm(m):
-    return p.Normalization(kind="layer", C=math.prod(m.normalized_shape), affine=m.elementwise_affine,
-                           bias=m.bias is not None or not m.elementwise_affine)
+@binds(p.LayerNorm, modules=(nn.LayerNorm,))
+class LayerNormBinding:
+    def read(m):
+        return p.LayerNorm(C=math.prod(m.normalized_shape), affine=m.elementwise_affine,
+                           bias=m.bias is not None or not m.elementwise_affine, axes=len(m.normalized_shape))
+
+    def build(layer, rank):
+        if layer.axes != 1:
+            raise ConvcostError(f"to_torch: {layer!r} normalises {layer.axes} axes whose sizes it does not hold; "
+                                f"build nn.LayerNorm(normalized_shape) for it")
+        # eps changes no count
+        return nn.LayerNorm(as_int(layer.C), elementwise_affine=layer.affine, bias=layer.bias)
+
+    functions = {F.layer_norm: _layer_norm}
+    conventions = {"ptflops": per_element(2, 1)}
+    passes_weights = True
+    output_layout = keeps_channels_last
 
 
-@binds(p.Normalization, modules=(nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, *INSTANCE_NORM.values()))
+@binds(p.Normalization, modules=(nn.GroupNorm, nn.RMSNorm, *INSTANCE_NORM.values()))
 class NormalizationBinding:
     def read(m):
-        if isinstance(m, nn.LayerNorm):
-            return _read_layer_norm(m)
         if isinstance(m, nn.RMSNorm):
             return p.Normalization(kind="rms", C=math.prod(m.normalized_shape), affine=m.weight is not None, bias=False)
         if isinstance(m, nn.GroupNorm):
@@ -84,12 +98,9 @@ class NormalizationBinding:
             return nn.GroupNorm(as_int(layer.groups), c, affine=layer.affine)
         if layer.kind == "instance":
             return INSTANCE_NORM.get(rank or 4, nn.InstanceNorm2d)(c, affine=layer.affine)
-        if layer.kind == "rms":
-            return nn.RMSNorm(c, elementwise_affine=layer.affine)
-        return nn.LayerNorm(c, elementwise_affine=layer.affine, bias=layer.bias)
+        return nn.RMSNorm(c, elementwise_affine=layer.affine)
 
-    functions = {F.layer_norm: _layer_norm, F.group_norm: _group_norm, F.instance_norm: _instance_norm,
-                 F.rms_norm: _rms_norm}
+    functions = {F.group_norm: _group_norm, F.instance_norm: _instance_norm, F.rms_norm: _rms_norm}
     conventions = {"ptflops": per_element(2, 1)}
     passes_weights = True
     output_layout = keeps_channels_last

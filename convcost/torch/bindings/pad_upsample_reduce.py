@@ -1,4 +1,4 @@
-"""The torch side of :mod:`convcost.primitives.resize`: ``F.pad``, ``F.interpolate`` (and ``nn.Upsample``),
+"""The torch side of :mod:`convcost.primitives.pad_upsample_reduce`: ``F.pad``, ``F.interpolate`` (and ``nn.Upsample``),
 reductions (``mean``, ``sum``, ``amax``, ``amin``) and max unpooling.
 ``nn.Upsample`` and the padding modules are read by what they call.
 
@@ -22,8 +22,6 @@ from convcost.torch.build import as_int
 from convcost.torch.bindings.conv import read_axes
 from convcost.torch.layouts import keeps_channels_last
 from convcost.torch.rules import Emit, NoRule, bind_arguments, tensor_arg
-
-MAX_UNPOOL = {1: nn.MaxUnpool1d, 2: nn.MaxUnpool2d, 3: nn.MaxUnpool3d}
 
 
 def _pad(args, kwargs):

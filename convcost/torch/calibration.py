@@ -46,6 +46,7 @@ from torch.utils import benchmark
 from convcost import latency
 from convcost.errors import ConvcostError
 from convcost.latency import Machine
+from convcost.torch.build import to_torch
 
 
 #: bumped when calibration measures something new, so that older cached machines are measured again
@@ -128,8 +129,6 @@ def time_call(fn, *args, device: str = "cpu", threads: int = 1, min_run_time: fl
 
 def time_layer(layer, input_shape, *, device: str = "cpu", threads: int = 1, min_run_time: float = 0.2) -> float:
     """Median seconds of the real kernels of a convcost layer on a random input of ``input_shape``."""
-    from convcost.torch import to_torch
-
     dev = check_device(device)
     module = to_torch(layer, input_shape).to(dev).eval()
     x = torch.randn(*[int(s) for s in input_shape], device=dev)

@@ -22,7 +22,8 @@ other. Bind it on its own side instead, in the spec (``StandardConv(O=128)``;
 >>> compare(StandardConv, DepthwiseConv, C=64, O=128, K=3)
 Traceback (most recent call last):
 ...
-convcost.errors.ConvcostError: shared value O=128 is a field of StandardConv but not of DepthwiseConv, so it would compare different layers; bind it on one side instead: StandardConv(O=128) (from the shell: A.O=128)
+convcost.errors.ConvcostError: shared value O=128 is a field of StandardConv but not of DepthwiseConv, so it would
+compare different layers; bind it on one side instead: StandardConv(O=128) (from the shell: A.O=128)
 >>> c = compare(StandardConv(O=128), DepthwiseConv(M=2), metric="params", C=64, K=3)
 >>> c.value_a, c.value_b
 (73856, 1280)
@@ -36,7 +37,8 @@ convcost.errors.ConvcostError: shared value O=128 is a field of StandardConv but
 >>> compare(StandardConv(K=3), SeparableConv(K=5), metric="params")
 Traceback (most recent call last):
 ...
-convcost.errors.ConvcostError: StandardConv(K=3) and SeparableConv(K=5) fix the shared symbol K differently (3 vs 5); compare them at one value, or compare their costs
+convcost.errors.ConvcostError: StandardConv(K=3) and SeparableConv(K=5) fix the shared symbol K differently (3 vs 5);
+compare them at one value, or compare their costs
 """
 
 from __future__ import annotations
@@ -50,7 +52,6 @@ from convcost.costs import Cost, check_metric, metric_of
 from convcost.errors import ConvcostError
 from convcost.symbols import GLOSSARY
 from convcost.validate import entry_point, field_values
-
 
 _SHARED_FIELDS = set(GLOSSARY) | {"N", "T", "H", "W"}
 

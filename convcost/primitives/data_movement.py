@@ -1,4 +1,7 @@
-"""Operations that only move or view data: pixel and channel shuffles, flatten, narrow, identity.
+"""Operations that only move or view data: pixel and channel shuffles, flatten, narrow, identity, spatial shift,
+axis permutation (upsampling is :class:`convcost.primitives.Interpolate`).
+
+None of them has parameters or multiply-accumulates; those that copy write their output once.
 
 >>> PixelShuffle(2).cost((1, 32, 8, 8)).output_shape
 (1, 8, 16, 16)
@@ -7,7 +10,12 @@
 >>> Narrow(dim=1, start=64, length=58).cost((1, 116, 28, 28))
 Traceback (most recent call last):
 ...
-convcost.errors.ConvcostError: Narrow(dim=1, start=64, length=58): start=64 + length=58 goes past the 116 elements of axis 1
+convcost.errors.ConvcostError: Narrow(dim=1, start=64, length=58): start=64 + length=58 goes past the 116 elements of
+axis 1
+>>> Shift().cost((1, 9, 4, 4)).macs
+0
+>>> Permute(dims=(0, 2, 3, 1)).cost((1, 8, 4, 5)).output_shape
+(1, 4, 5, 8)
 """
 
 from __future__ import annotations
@@ -67,7 +75,8 @@ class PixelUnshuffle(_Rearrangement):
 
     def _cost(self, shape, grad=TRAINING):
         rank(self, shape, 4)
-        conditions = divisible(self, "the height", shape[2], "r", self.r) + divisible(self, "the width", shape[3], "r", self.r)
+        conditions = divisible(self, "the height", shape[2], "r", self.r) + divisible(self, "the width", shape[3], "r",
+                                                                                      self.r)
         return self.moved(shape, conditions, grad)
 
 
@@ -104,7 +113,8 @@ class Flatten(Layer):
 
     def reshape(self, shape):
         if not (-len(shape) <= self.start_dim < len(shape) and -len(shape) <= self.end_dim < len(shape)):
-            raise ConvcostError(f"{self!r}: axes {self.start_dim}..{self.end_dim} do not exist in a {len(shape)}-D input")
+            raise ConvcostError(f"{self!r}: axes {self.start_dim}..{self.end_dim} do not exist "
+                                f"in a {len(shape)}-D input")
         start = self.start_dim % len(shape)
         end = self.end_dim % len(shape)
         if start > end:
@@ -162,3 +172,44 @@ class Identity(Layer):
 
     def _cost(self, shape, grad=TRAINING):
         return Cost(output_shape=shape, output_view=True, output_grad=grad.input)
+
+
+@spec
+class Shift(Layer):
+    """The Shift operation (Wu et al., 2018): channels split into ``K**2`` equal groups, each moved
+    one step of a KxK neighbourhood (zeros fill the edge; the remainder stays put). No parameters,
+    no multiply-accumulates: only data movement."""
+
+    K: object = size(3)
+
+    def kernel_kind(self) -> str:
+        return "data_movement"
+
+    def _cost(self, shape, grad=TRAINING):  # its backward moves the gradient back: nothing is saved
+        rank(self, shape, 4)
+        return plain(shape, shape, output_grad=grad.input)
+
+
+@spec
+class Permute(Layer):
+    """A reordering of axes (``x.permute(dims)``, torchvision's ``Permute``): a view, no work counted.
+
+    ConvNeXt moves channels last around its LayerNorm and linear layers with it.
+    """
+
+    dims: tuple = (0, 2, 3, 1)
+
+    def validate(self):
+        if not isinstance(self.dims, tuple) or sorted(self.dims) != list(range(len(self.dims))) \
+                or not all(type(d) is int for d in self.dims):
+            raise ConvcostError(f"{self!r}: dims={self.dims!r} must be a permutation of 0..n-1")
+
+    def kernel_kind(self) -> None:
+        return None
+
+    def _cost(self, shape, grad=TRAINING):  # a view of its input's storage
+        if len(shape) != len(self.dims):
+            raise ConvcostError(f"{self!r}: permutes {len(self.dims)} axes, got a {len(shape)}-D input")
+        return Cost(output_shape=tuple(shape[d] for d in self.dims), output_view=True, output_grad=grad.input)
+
+

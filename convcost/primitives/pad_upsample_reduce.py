@@ -35,7 +35,8 @@ class Pad(Layer):
     >>> Pad(P=(4, 4), mode="reflect").cost((2, 3, 4))
     Traceback (most recent call last):
     ...
-    convcost.errors.ConvcostError: Pad(P=(4, 4), mode='reflect'): reflect padding 4 must be smaller than the axis it pads (4)
+    convcost.errors.ConvcostError: Pad(P=(4, 4), mode='reflect'): reflect padding 4 must be smaller than the axis it
+    pads (4)
     """
 
     P: object = count(0, per_axis=True)
@@ -101,7 +102,8 @@ class Interpolate(Layer):
         else:
             sizes = self.size if isinstance(self.size, tuple) else (self.size,) * (len(shape) - 2)
         if len(sizes) != len(shape) - 2:
-            raise ConvcostError(f"{self!r}: {len(sizes)} output sizes for the {len(shape) - 2} spatial axes of {fmt(shape)}")
+            raise ConvcostError(f"{self!r}: {len(sizes)} output sizes for the {len(shape) - 2} "
+                                f"spatial axes of {fmt(shape)}")
         out = (*shape[:2], *sizes)
         saves = both(grad.input, negate(both(*(eq(n, 1) for n in sizes)))) if self.mode == "area" else False
         return plain(out, shape, elementwise_ops=0 if self.mode.startswith("nearest") else numel(out),

@@ -22,7 +22,9 @@ zero-filled real tensors instead. Nothing here calls convcost's formulas.
 >>> measure(nn.Conv2d(3, 8, 5), (1, 3, 4, 4))
 Traceback (most recent call last):
 ...
-convcost.errors.ConvcostError: PyTorch rejects input (1, 3, 4, 4) for Conv2d(3, 8, kernel_size=(5, 5), stride=(1, 1)): Calculated padded input size per channel: (4 x 4). Kernel size: (5 x 5). Kernel size can't be greater than actual input size
+convcost.errors.ConvcostError: PyTorch rejects input (1, 3, 4, 4) for Conv2d(3, 8, kernel_size=(5, 5), stride=(1, 1)):
+Calculated padded input size per channel: (4 x 4). Kernel size: (5 x 5). Kernel size can't be greater than actual
+input size
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ def measure(module: torch.nn.Module, input_shape) -> Measured:
                 raise _rejected(module, input_shape, exc) from None
             # an op without a meta kernel, or a forward that reads values: run it for real
             if any(t.is_meta for t in _tensors(module)):
-                raise ConvcostError(f"{_short(module)} cannot run on meta tensors and its weights are on meta") from None
+                raise ConvcostError(f"{_short(module)} cannot run on meta tensors and its weights are on "
+                                    "meta") from None
             elements = sum(math.prod(s) for s in shapes)
             if elements > MAX_CPU_INPUT:
                 raise ConvcostError(f"{_short(module)} has no meta kernel and an input of {elements:,} elements is "
@@ -79,7 +82,8 @@ def measure(module: torch.nn.Module, input_shape) -> Measured:
         except (ValueError, IndexError, TypeError, AssertionError, KeyError) as exc:
             raise _rejected(module, input_shape, exc) from None
     if not isinstance(out, torch.Tensor):
-        raise ConvcostError(f"{_short(module)} returned {type(out).__name__}, not one tensor; measure a module with one output")
+        raise ConvcostError(f"{_short(module)} returned {type(out).__name__}, not one tensor; measure "
+                            "a module with one output")
     return Measured(params=params, macs=flops // 2, flops=flops, output_shape=tuple(out.shape), device=device)
 
 

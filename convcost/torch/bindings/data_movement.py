@@ -1,4 +1,4 @@
-"""The torch side of :mod:`convcost.primitives.rearrange`: shuffles, flatten, narrow, identity and dropout.
+"""The torch side of :mod:`convcost.primitives.data_movement`: shuffles, flatten, narrow, identity and dropout.
 
 Dropout reads as the identity (it is one at inference).
 """
