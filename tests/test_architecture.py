@@ -186,8 +186,15 @@ def _dispatch_scope() -> list[pathlib.Path]:
     return sorted(found) + [PACKAGE / "training.py"]
 
 
+#: kinds shared by many layers, as ``Layer`` and ``Merge`` are: asking "is this a variant (a composition
+#: that spells out its layers)" decides nothing per primitive
+LAYER_KINDS = ("convcost.variants.Variant",)
+
+
 def _is_layer_class(obj) -> bool:
     module = getattr(obj, "__module__", "") or ""
+    if f"{module}.{getattr(obj, '__qualname__', '')}" in LAYER_KINDS:
+        return False
     return inspect.isclass(obj) and any(module == home or module.startswith(home + ".") for home in LAYER_HOMES)
 
 
