@@ -38,6 +38,19 @@ class Binding:
     functions: dict = dataclasses.field(default_factory=dict)
     methods: dict = dataclasses.field(default_factory=dict)
     conventions: dict = dataclasses.field(default_factory=dict)
+    # -- hooks of the walker (convcost.torch.walker), each None for the default --------------------------------
+    #: ``(module, args, kwargs) -> [Tensor, ...] | None``: the tensors a module call reads as one row (default:
+    #: its one positional tensor); None when the call cannot be one row
+    module_inputs: Callable | None = None
+    #: ``(spec, shape) -> Emit.output``: what a module call returns beside its row's output (an LSTM's states)
+    module_output: Callable | None = None
+    #: ``(spec) -> int``: the rank of an input without its batch axis, costed as a batch of one (a convolution)
+    unbatched_rank: Callable | None = None
+    #: ``(module) -> function``: what a training step runs on a strided input of the module, on meta tensors
+    #: (default: the module's own forward with meta copies of its parameters)
+    input_reading: Callable | None = None
+    #: ``(module, spec) -> str | None``: why a module's training step is not fully counted, if it is not
+    step_untracked: Callable | None = None
 
 
 #: bindings by exact convcost layer class
@@ -61,7 +74,7 @@ def binds(layer: type, *, modules: tuple = ()):
     def decorate(namespace):
         if layer in BINDINGS:
             raise ConvcostError(f"{layer.__name__} already has a torch binding; a layer class is bound once")
-        found = {k: getattr(namespace, k) for k in ("read", "build", "functions", "methods", "conventions")
+        found = {k: getattr(namespace, k) for k in ("read", "build", "functions", "methods", "conventions", *_HOOKS)
                  if k in vars(namespace)}
         read, build = found.get("read"), found.get("build")
         functions, methods = dict(found.get("functions", {})), dict(found.get("methods", {}))
@@ -75,10 +88,14 @@ def binds(layer: type, *, modules: tuple = ()):
         FUNCTIONS.update(functions)
         METHODS.update(methods)
         BINDINGS[layer] = Binding(layer, tuple(modules), read, build, functions, methods,
-                                  dict(found.get("conventions", {})))
+                                  dict(found.get("conventions", {})), **{k: found[k] for k in _HOOKS if k in found})
         return namespace
 
     return decorate
+
+
+#: the walker's hooks a binding may define
+_HOOKS = ("module_inputs", "module_output", "unbatched_rank", "input_reading", "step_untracked")
 
 
 def binding_of(layer) -> Binding | None:

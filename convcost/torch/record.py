@@ -81,8 +81,6 @@ class Recorder:
         # of the tensors it reads and writes, and what the step does that convcost cannot count
         self.training = training
         self.graph, self.storages, self.untracked, self.extra_saved = [], {}, {}, []
-        self.call = None  # the function call being read, as (function, args, kwargs) of tracked tensors
-        self.options = {}  # what the call's options change in the attention being read (kernel, dropout)
 
     # -- training -----------------------------------------------------------------------------
     def new_storage(self, shape) -> int:
@@ -95,6 +93,15 @@ class Recorder:
         """A new tensor in its own storage."""
         return Tensor(shape, grad=grad, storage=self.new_storage(shape))
 
+    def keeps(self, cost, operands, output=None) -> None:
+        """Something the step keeps beside the rows: ``cost``'s saved tensors, read from ``operands``
+        (:class:`Tensor` values with storages), writing ``output`` (a storage key, or None)."""
+        self.graph.append((cost, [(t.storage, t.shape) for t in operands], output))
+
+    def keeps_apart(self, elements) -> None:
+        """Elements the step keeps in a storage of their own (dropout's noise, a boolean mask's float copy)."""
+        self.extra_saved.append(elements)
+
     def untrack(self, op, path, why) -> None:
         """A call whose backward convcost cannot count (what it saves, or its backward MACs)."""
         self.untracked.setdefault(op, {"paths": [], "why": why})["paths"].append(path)
@@ -106,14 +113,17 @@ class Recorder:
         return path if n == 1 else f"{path}#{n}"
 
     # -- rows -------------------------------------------------------------------------------
-    def emit(self, path, op, emit: Emit, source="function", operands=None, weights=None, inplace=False):
+    def emit(self, path, op, emit: Emit, source="function", operands=None, weights=None, inplace=False,  # noqa: PLR0913
+             call=None, options=None):
         """The row of a rule's answer, and what the call returns (a :class:`Tensor`, or a tuple of them).
 
         In a training reading: ``operands``, the tensors the rule's inputs are (gradient flags, storages);
         ``weights``, the call's other tensors (a function's weight and bias: a parameter, a buffer, or one
         computed in the forward), None for a module (its own parameters); ``inplace``, the call writes its
-        output into its input."""
-        step = (weights, inplace)
+        output into its input; ``call``, the call as ``(function, args, kwargs)`` of tracked tensors, which
+        the step may run on meta tensors (what a strided operand or a computed weight changes); ``options``,
+        what the call's options change in the attention it is (kernel, dropout)."""
+        step = (weights, inplace, call, options or {})
         try:
             row, c, base = self.row(path, op, emit.spec, emit.inputs, emit.reads, source, operands, step)
         except ConvcostError:
@@ -123,8 +133,6 @@ class Recorder:
             emit = Emit(emit.spec, [(1, *emit.inputs[0])], emit.reads, UNBATCHED)
             row, c, base = self.row(path, op, emit.spec, emit.inputs, emit.reads, source, operands, step)
             base = (base[0], None)
-        finally:
-            self.options = {}
         out = row.output_shape
         if emit.output == UNBATCHED:
             return self.output(Tensor(out[1:]), c, base)
@@ -193,13 +201,13 @@ class Recorder:
             self.__dict__.setdefault("_held", []).append(real)
         return key
 
-    def einsum_step(self, spec, shapes, grads, operands):
+    def einsum_step(self, spec, shapes, grads, operands, call):
         """An einsum in a training step: its backward MACs from its own cost, what autograd keeps of its pairwise
         products (operands as they are, or the copies their folding makes) from the call run on meta tensors
         laid out as the model's (the cost's plan assumes contiguous operands). None when that cannot run."""
-        if self.call is None:
+        if call is None:
             return None
-        function, args, kwargs = self.call
+        function, args, kwargs = call
         run = layouts.simulate(function, args, kwargs)
         if run is None or len(run.operands) != len(operands):
             return None
@@ -210,44 +218,44 @@ class Recorder:
                                    saved_indices=run.fresh_indices, saves_input=tuple(run.kept),
                                    saves_output=run.saves_output, input_grads=grads)
 
-    def keep_computed(self, weights) -> bool:
+    def keep_computed(self, weights, call) -> bool:
         """A weight computed in the forward (weight standardisation, a kernel made by a network): autograd keeps
         it for the input's gradient as it keeps any tensor, so its storage is saved once; whether it is, from
-        the call (``self.call``, set by the reading) run on meta tensors. False when that cannot run."""
-        if self.call is None:
+        the call (``(function, args, kwargs)``) run on meta tensors. False when that cannot run."""
+        if call is None:
             return False
-        function, args, kwargs = self.call
+        function, args, kwargs = call
         run = layouts.simulate(function, args, kwargs)
         if run is None:
             return False
         flags = run.kept_of(weights)
         kept = Cost(output_shape=(), saved_elements=total(numel(w.shape) for w, f in zip(weights, flags) if f),
                     saves_input=tuple(flags))
-        self.graph.append((kept, [(w.storage, w.shape) for w in weights], None))
+        self.keeps(kept, weights)
         return True
 
-    def attention(self, spec, operands):
+    def attention(self, spec, operands, options=None):
         """The attention the step runs on ``operands``: the fused CPU kernel needs unit strides on their last
-        axis, and the call's options (dropout, a mask needing a gradient) as the reading found them."""
+        axis, and the call's ``options`` (dropout, a mask needing a gradient) as the reading found them."""
         if not all(map(layouts.last_stride_one, operands)):
             spec = dataclasses.replace(spec, kernel="math")
-        return dataclasses.replace(spec, **self.options)
+        return dataclasses.replace(spec, **(options or {}))
 
     def is_parameter(self, key) -> bool:
         """Whether storage ``key`` is a parameter's or buffer's (autograd's saved tensors leave them out)."""
         return isinstance(key, tuple) and key[0] == "tensor" and self.storages.get(key) == 0
 
-    def row(self, path, op, spec, inputs, reads, source, operands=None, step=(None, False)):
+    def row(self, path, op, spec, inputs, reads, source, operands=None, step=(None, False, None, None)):
         c = None
-        weights, inplace = step
+        weights, inplace, call, options = step
         if self.training and operands is not None:
             if isinstance(spec, primitives.Attention):
-                spec = self.attention(spec, operands)
-            c = self.training_cost(path, op, spec, inputs, reads, operands, weights)
+                spec = self.attention(spec, operands, options)
+            c = self.training_cost(path, op, spec, inputs, reads, operands, weights, call)
             if inplace and c.saves_input is True and getattr(spec, "kind", None) in _CLONED:
                 # an in-place op whose backward needs the input it overwrites: autograd keeps a clone of it
                 c = dataclasses.replace(c, saves_input=False)
-            c = self.folded(path, op, spec, c, operands, reads, weights)
+            c = self.folded(path, op, spec, c, operands, call)
         row = Row.of(path, op, spec, inputs, source=source, params=0, cost=c)  # raises before anything is recorded
         params, tied = 0, ""
         for t in reads:
@@ -265,10 +273,10 @@ class Recorder:
                 or c.output_view is True else (None, False)
             view = (c.output_view is True or inplace) and operands and operands[0].storage is not None and not copied
             out = operands[0].storage if view else self.new_storage(row.output_shape)
-            self.graph.append((c, [(t.storage, t.shape) for t in operands], out))
+            self.keeps(c, operands, out)
         return row, c, (out, layout)
 
-    def folded(self, path, op, spec, c, operands, reads, weights):  # noqa: PLR0913 - the row's own arguments
+    def folded(self, path, op, spec, c, operands, call):  # noqa: PLR0913 - the row's own arguments
         """``c`` as the step runs it on strided operands. The formula counts contiguous ones; a strided one
         may be copied before it is kept: ``torch.matmul``, ``F.linear`` and attention's math path fold it to
         a batch of matrices, ``group_norm`` makes it contiguous, and autograd keeps the copy instead. The call
@@ -281,8 +289,8 @@ class Recorder:
                 return c
             actual, plain = _kept_by(layouts.simulate(_attention_math, operands, {}),
                                      layouts.simulate(_attention_math, _contiguous(operands), {}), operands)
-        elif self.call is not None:  # the function call, or the module on meta copies of its parameters
-            function, args, kwargs = self.call
+        elif call is not None:  # the function call, or the module on meta copies of its parameters
+            function, args, kwargs = call
             actual, plain = _kept_by(layouts.simulate(function, args, kwargs),
                                      layouts.simulate(function, _contiguous(args), _contiguous(kwargs)), operands)
         else:
@@ -303,7 +311,7 @@ class Recorder:
         flags = tuple(kept) if isinstance(c.saves_input, tuple) else kept[0]
         return dataclasses.replace(c, saves_input=flags, saved_elements=c.saved_elements + change)
 
-    def training_cost(self, path, op, spec, inputs, reads, operands, weights=None):
+    def training_cost(self, path, op, spec, inputs, reads, operands, weights=None, call=None):  # noqa: PLR0913
         """The row's cost in this step: which inputs need a gradient, whether its weights get one."""
         grads = tuple(bool(t.grad) for t in operands)
         if weights is None:  # a module: its own parameters
@@ -312,11 +320,11 @@ class Recorder:
             trainable = any(w.grad for w in weights)
             # a view of a parameter (nn.MultiheadAttention's slices of its packed projection) is the parameter
             computed = [w for w in weights if w.grad and w.tensor is None and not self.is_parameter(w.storage)]
-            if computed and isinstance(spec, _WEIGHTED) and not self.keep_computed(computed):
+            if computed and isinstance(spec, _WEIGHTED) and not self.keep_computed(computed, call):
                 self.untrack(op, path, "a weight computed in the forward: what autograd keeps of it is not modelled")
         shapes = [tuple(s) for s in inputs]
         if isinstance(spec, primitives.Einsum) and any(grads):
-            counted = self.einsum_step(spec, shapes, grads, operands)
+            counted = self.einsum_step(spec, shapes, grads, operands, call)
             if counted is not None:
                 return counted
         if not _takes_grad(type(spec)):

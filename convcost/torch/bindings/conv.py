@@ -78,6 +78,9 @@ class ConvBinding:
     functions = {F.conv1d: _conv_call(1), F.conv2d: _conv_call(2), F.conv3d: _conv_call(3)}
     conventions = _CONV_CONVENTIONS
 
+    def unbatched_rank(spec):
+        return spec.dims + 1
+
 
 @binds(p.ConvTranspose, modules=(nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d))
 class ConvTransposeBinding:
@@ -98,3 +101,6 @@ class ConvTransposeBinding:
     functions = {F.conv_transpose1d: _conv_transpose_call(1), F.conv_transpose2d: _conv_transpose_call(2),
                  F.conv_transpose3d: _conv_transpose_call(3)}
     conventions = _CONV_CONVENTIONS
+
+    def unbatched_rank(spec):
+        return spec.dims + 1
