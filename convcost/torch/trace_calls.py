@@ -3,7 +3,9 @@
 
 Everything the model calls reaches the mode with concrete shapes: ``F.conv2d`` from a ``Conv2d``
 subclass that pads in its forward, ``torch.bmm`` in attention, tensor methods and operators. Each call
-goes through the same rules as the fx reading (:mod:`convcost.torch.bindings`) and makes the same rows.
+becomes a call event for the walker (:class:`convcost.torch.walker.Walk`, :meth:`~convcost.torch.walker.Walk.read`),
+so it goes through the same rules as every other reading and makes the same rows; its output is the
+tensor the call returned.
 A module whose exact type reads as a primitive is one row, and the calls inside it are its own; every
 other module is read by what it calls. A call convcost cannot count is listed with its count and call
 sites, marked as possibly holding MACs unless it is known element-wise or reduction work.
@@ -11,6 +13,13 @@ sites, marked as possibly holding MACs unless it is known element-wise or reduct
 Parameters and buffers are swapped for meta tensors call by call (the model is never modified), so a
 large model costs microseconds per call. A forward whose Python reads tensor values (``if x.sum() > 0``)
 cannot run on meta; it is run again on real tensors (zeros, or the tensors given).
+
+This reading stays, as the last resort, for a forward that cannot run on shapes even with the tensors computed
+alongside (an ``isinstance(x, torch.Tensor)`` test, numpy on a tensor): it is the only one that hands the
+forward real ``torch.Tensor`` objects. It reads the forward only: a TorchFunctionMode sees ``x + y`` as
+``x.add(y)``, and an operation whose output it did not compute itself has no storage to follow, so a
+training step is read on shapes with values (:func:`convcost.torch.trace_shapes.read_shapes`), and where that
+cannot run, profile says so.
 """
 
 from __future__ import annotations
@@ -22,18 +31,12 @@ import torch.nn.functional as F
 from torch.nn.modules import module as module_hooks
 from torch.overrides import TorchFunctionMode
 
-from convcost.errors import ConvcostError
-from convcost.torch.binding import FUNCTIONS, METHODS
+from convcost.errors import ConvcostError, InternalError
+from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
 from convcost.torch.leftovers import Attributes
-from convcost.torch.record import NO_MACS, SHAPE_ONLY, Recorder
-from convcost.torch.registry import REGISTRY
-from convcost.torch.rules import WITH_INDICES, Emit, NoRule, Tensor
-from convcost.torch.trace_fx import LEAF_TYPES
-
-#: operator spellings of tensor methods, read by the method's rule
-_DUNDER = {"__add__": "add", "__radd__": "add", "__iadd__": "add_", "__sub__": "sub", "__rsub__": "sub",
-           "__isub__": "sub", "__mul__": "mul", "__rmul__": "mul", "__imul__": "mul_", "__truediv__": "div",
-           "__rtruediv__": "div", "__itruediv__": "div", "__div__": "div"}
+from convcost.torch.ops import op_of
+from convcost.torch.rules import Tensor
+from convcost.torch.walker import Walk, own_code
 
 
 # -- module context: global hooks, active only in a thread that is profiling ---------------------------
@@ -78,14 +81,15 @@ def _remove_hooks():
 class Session(TorchFunctionMode):
     """One forward of one model: the module stack, the meta copies of its tensors, and the recorder."""
 
-    def __init__(self, model, meta: bool):
+    def __init__(self, model, inputs, meta: bool):
         super().__init__()
         self.model, self.meta = model, meta
+        self.walk = Walk(model, inputs, symbolic=False)
         self.paths = {id(m): name for name, m in model.named_modules()}
         self.types = {name: type(m).__name__ for name, m in model.named_modules()}
         self.stack = []  # (path, inside a module read as one row)
         self.copies = {}  # id(tensor) -> (tensor, its meta copy)
-        self.record = Recorder(model)
+        self.record = self.walk.record
 
     # -- modules ------------------------------------------------------------------------------
     def enter(self, module, args):
@@ -97,8 +101,11 @@ class Session(TorchFunctionMode):
             self.stack.append((path, True))
             return
         read = False
-        if type(module) in LEAF_TYPES and len(args) == 1 and isinstance(args[0], torch.Tensor):
-            read = self.read_module(path, module, tuple(args[0].shape))
+        wrapped = _wrap(tuple(args))
+        with own_code("the call-by-call reading"):
+            one = self.walk.one_row(module, wrapped, {})
+        if one:
+            read = self.read_module(path, module, wrapped)
         elif path in self.types:
             self.record.entered(path, module, [a.shape for a in args if isinstance(a, torch.Tensor)])
         self.stack.append((path, read))
@@ -109,13 +116,11 @@ class Session(TorchFunctionMode):
             if not read and (not self.stack or not self.stack[-1][1]) and id(module) in self.paths:
                 self.record.called(path, module, output)
 
-    def read_module(self, path, module, shape) -> bool:
+    def read_module(self, path, module, args) -> bool:
         """One row for a module read through its reader; False (read by its calls) when it cannot be."""
         try:
-            spec = REGISTRY.read(module)
-            output = WITH_INDICES if getattr(module, "return_indices", False) else None
-            self.record.emit(self.record.unique(path), type(module).__name__,
-                             Emit(spec, [shape], tuple(module.parameters()), output), "module")
+            with own_code("the call-by-call reading"):
+                self.walk.read(Event(MODULE, module, args, {}, path))
         except ConvcostError:  # the reader disagrees with PyTorch on this input: read what it calls
             return False
         return True
@@ -126,13 +131,14 @@ class Session(TorchFunctionMode):
         out = self.run(func, args, kwargs)
         if self.stack and self.stack[-1][1]:
             return out  # part of a module counted as one row
-        read_call(self.record, func, args, kwargs, self.stack[-1][0] if self.stack else "")
+        with own_code("the call-by-call reading"):
+            read_call(self.walk, func, args, kwargs, self.stack[-1][0] if self.stack else "")
         return out
 
     def run(self, func, args, kwargs):
         if self.meta:
             args, kwargs = self.to_meta(args), self.to_meta(kwargs)
-            if func in _SAME_SHAPE and args and isinstance(args[0], torch.Tensor):
+            if op_of(FUNCTION, func).same_shape and args and isinstance(args[0], torch.Tensor):
                 return torch.empty_like(args[0])  # meta runs these through slow Python decompositions
         return func(*args, **kwargs)
 
@@ -151,37 +157,17 @@ class Session(TorchFunctionMode):
         return value
 
 
-#: functions whose output has their first argument's shape and dtype (normalisations, activations)
-_SAME_SHAPE = frozenset({
-    F.batch_norm, torch.batch_norm, F.layer_norm, torch.layer_norm, F.group_norm, torch.group_norm,
-    F.instance_norm, torch.instance_norm, F.rms_norm, F.relu, torch.relu, F.relu6, F.silu, F.gelu, F.hardswish,
-    F.hardsigmoid, F.sigmoid, torch.sigmoid, F.hardtanh, F.leaky_relu, F.elu, F.mish, torch.tanh,
-})
+def read_call(walk, func, args, kwargs, context: str) -> None:
+    """Hand one call made in module ``context`` on tensors to ``walk`` (its output is the tensor it returned)."""
+    walk.read(event_of(func, args, kwargs, context))
 
 
-def read_call(record, func, args, kwargs, context: str) -> None:
-    """Record one call made in module ``context`` through its rule: a row, or an unsupported entry with the
-    reason (never a silent zero)."""
-    name = getattr(func, "__name__", "")
-    rule, label = _rule(func, name)
-    short = label.rpartition(".")[2]
-    here = f"{context}.{short}" if context else short
-    if rule is None:
-        if name not in SHAPE_ONLY and _has_tensor(args, kwargs):
-            macs = name not in NO_MACS
-            record.skip(label, here, "no convcost rule for this operation"
-                        if macs else "element-wise or reduction work convcost does not count", macs=macs)
-        return
-    try:
-        result = rule(_wrap(args), _wrap(kwargs))
-        if isinstance(result, Emit):
-            record.emit(record.unique(here), label, result, "function")
-    except NoRule as why:
-        record.skip(label, here, str(why), macs=name not in NO_MACS)
-    except ConvcostError as why:  # the rule's layer refuses what PyTorch accepted: listed, not guessed
-        record.skip(label, here, f"convcost cannot cost it: {why}")
-    except Exception as exc:  # noqa: BLE001 - a call the rule did not foresee (an unusual signature): listed
-        record.skip(label, here, f"its rule cannot read this call ({type(exc).__name__}: {exc})")
+def event_of(func, args, kwargs, context: str) -> Event:
+    """The call event of a call a TorchFunctionMode sees: a tensor method by name, a function by object."""
+    qual = getattr(func, "__qualname__", "") or ""
+    if qual.startswith(("TensorBase.", "Tensor.", "_TensorBase.")):
+        return Event(METHOD, func.__name__, _wrap(args), _wrap(kwargs), context)
+    return Event(FUNCTION, func, _wrap(args), _wrap(kwargs), context)
 
 
 def _meta_copy(t):
@@ -189,30 +175,6 @@ def _meta_copy(t):
     if isinstance(t, torch.nn.Parameter):
         copy = torch.nn.Parameter(copy, requires_grad=t.requires_grad)  # rules see parameters as parameters
     return copy
-
-
-def _rule(func, name):
-    """The rule and label of one call: a function by object, a tensor method by name."""
-    rule = FUNCTIONS.get(func)
-    qual = getattr(func, "__qualname__", "") or ""
-    if rule is not None:
-        return rule, _function_label(func, name)
-    if qual.startswith(("TensorBase.", "Tensor.")):
-        return METHODS.get(_DUNDER.get(name, name)), f"Tensor.{name}"
-    return None, _function_label(func, name)
-
-
-def _function_label(func, name) -> str:
-    if getattr(F, name, None) is func:
-        return f"F.{name}"
-    if getattr(torch, name, None) is func:
-        return f"torch.{name}"
-    return name or repr(func)
-
-
-def _has_tensor(args, kwargs) -> bool:
-    return any(isinstance(a, torch.Tensor) or type(a) in (tuple, list) and any(isinstance(x, torch.Tensor) for x in a)
-               for a in (*args, *kwargs.values()))
 
 
 def _wrap(value):
@@ -235,6 +197,8 @@ def read_calls(model, inputs, device="cpu"):
     try:
         try:
             return _once(model, inputs, True, device)
+        except InternalError:
+            raise
         except Exception:  # noqa: BLE001 - decided by the real run below
             if device == "meta":
                 raise
@@ -244,7 +208,7 @@ def read_calls(model, inputs, device="cpu"):
 
 
 def _once(model, inputs, meta, device):
-    session = Session(model, meta)
+    session = Session(model, inputs, meta)
     args, kwargs = inputs.meta() if meta else inputs.real(device)
     kept = Attributes(model)
     _LOCAL.session = session

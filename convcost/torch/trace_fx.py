@@ -31,7 +31,7 @@ from convcost.errors import ConvcostError
 from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
 from convcost.torch.locks import TRACING
 from convcost.torch.rules import Tensor
-from convcost.torch.walker import LEAF_TYPES, Walk
+from convcost.torch.walker import LEAF_TYPES, Walk, own_code
 
 _KINDS = {"call_function": FUNCTION, "call_method": METHOD, "call_module": MODULE}
 
@@ -93,8 +93,9 @@ def trace(model):
 def read_graph(model, inputs, graph, training=False):
     """The :class:`~convcost.torch.record.Recorder` of ``model``'s rows, read from its fx ``graph``."""
     walk = Walk(model, inputs, inputs.symbolic, training)
-    if walk.is_layer():
-        return walk.bare_layer()
+    with own_code("the fx reading"):
+        if walk.is_layer():
+            return walk.bare_layer()
     env = {}
     positional = list(inputs.positional)
     modules = walk.modules
@@ -108,7 +109,8 @@ def read_graph(model, inputs, graph, training=False):
         elif node.op != "output":
             args = torch.fx.node.map_arg(node.args, env.__getitem__)
             kwargs = torch.fx.node.map_arg(node.kwargs, env.__getitem__)
-            env[node] = walk.call(_event(node, args, kwargs, modules))
+            with own_code("the fx reading"):
+                env[node] = walk.call(_event(node, args, kwargs, modules))
     if positional:
         raise ConvcostError(f"profile: {type(model).__name__}.forward takes fewer inputs than the "
                             f"{len(inputs.positional)} given")

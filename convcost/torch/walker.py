@@ -28,6 +28,7 @@ inputs) is a hook of its binding (:class:`convcost.torch.binding.Binding`), neve
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import operator
 
@@ -36,7 +37,7 @@ import torch.nn.functional as F
 
 from convcost import primitives
 from convcost.costs import Cost
-from convcost.errors import ConvcostError
+from convcost.errors import ConvcostError, InternalError
 from convcost.torch import layouts
 from convcost.torch.binding import BINDINGS, FUNCTIONS, METHODS, binding_of
 from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
@@ -48,6 +49,19 @@ from convcost.torch.rules import WITH_INDICES, Emit, NoRule, Tensor, bind_argume
 
 #: module types read as one leaf: those whose binding is a primitive (containers are read by what they call)
 LEAF_TYPES = frozenset(m for layer, b in BINDINGS.items() if layer in primitives.PRIMITIVES for m in b.modules)
+
+
+@contextlib.contextmanager
+def own_code(where: str):
+    """Run convcost's own code (the walker, a rule, a formula): an exception it raises other than a verdict on
+    the input (:class:`ConvcostError`) is convcost's bug, and surfaces as :class:`InternalError`, whatever
+    the forward around it does with exceptions."""
+    try:
+        yield
+    except (ConvcostError, InternalError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - every other exception of convcost's code is its bug
+        raise InternalError(where, exc) from exc
 
 
 class Unknown:
@@ -124,7 +138,7 @@ class Walk:
         if event.kind == MODULE:
             return self.call_module(event)
         op = op_of(event.kind, event.target)
-        rule = (FUNCTIONS.get(event.target) if event.kind == FUNCTION else METHODS.get(event.target)) or op.shape
+        rule = self.rule(event)
         if not any(isinstance(a, Tensor) for a in flat):  # Python arithmetic on sizes
             if event.kind == FUNCTION and (rule is None or event.target in _PYTHON_ARITHMETIC):
                 return event.target(*args, **kwargs)
@@ -149,6 +163,40 @@ class Walk:
         if self.training:
             result = self.dropout(result, source, event) if op.dropout else self.view_of(result, source, event)
         return result
+
+    def read(self, event) -> None:
+        """The row of a call whose output is known without the walker (it ran on tensors: a constant made in the
+        forward, every call of the call-by-call reading): its rule's row, or the call listed with the reason."""
+        if event.kind == MODULE:
+            self.call_module(event)
+            return
+        rule = self.rule(event)
+        op = op_of(event.kind, event.target)
+        if rule is None or rule is op.shape:
+            if not op.view and any(isinstance(a, Tensor) for a in _flat(event.args, event.kwargs)):
+                self.record.skip(event.label, event.path, "element-wise or reduction work convcost does not count"
+                                 if op.no_macs else "no convcost rule for this operation", macs=not op.no_macs)
+            return
+        try:
+            result = rule(event.args, event.kwargs)
+        except NoRule as why:
+            self.record.skip(event.label, event.path, str(why), macs=not op.no_macs)
+            return
+        except ConvcostError as why:  # the rule's layer refuses what PyTorch accepted: listed, not guessed
+            self.record.skip(event.label, event.path, f"convcost cannot cost it: {why}")
+            return
+        if isinstance(result, Emit):
+            self.record.emit(self.record.unique(event.path), event.label, result, "function")
+
+    def rule(self, event):
+        """The binding's rule of a function or method call, else the table's shape rule (None: neither)."""
+        if event.kind == FUNCTION:
+            found = FUNCTIONS.get(event.target)
+        else:
+            found = METHODS.get(event.target)
+            if found is None and event.target in _OPERATORS:  # x.__add__(y), 1 - x: the operator's rule
+                found = FUNCTIONS.get(_OPERATORS[event.target])
+        return found or op_of(event.kind, event.target).shape
 
     def emit(self, event, result, flat):
         """The row of a function's or method's rule answer."""
@@ -400,6 +448,13 @@ def own_parameters(module) -> tuple:
         return tuple(p for p in module._parameters.values() if p is not None)
     return tuple(module.parameters())
 
+
+#: a tensor's operator methods, read by the operator's rule (the reflected ones of operations whose rule does not
+#: depend on the order of the operands)
+_OPERATORS = {f"__{name}__": getattr(operator, name) for name in ("add", "sub", "mul", "truediv", "iadd", "imul")}
+_OPERATORS.update({"__radd__": operator.add, "__rsub__": operator.sub, "__rmul__": operator.mul,
+                   "__rtruediv__": operator.truediv, "__div__": operator.truediv, "__isub__": operator.sub,
+                   "__itruediv__": operator.truediv})
 
 _PYTHON_ARITHMETIC = frozenset({operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv,
                                 operator.mod, operator.pow, operator.neg, operator.iadd, operator.imul})
