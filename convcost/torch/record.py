@@ -1,10 +1,11 @@
-"""What both readings of a model share: rows built from the same rules, tied parameters counted once,
+"""What every reading of a model records: rows built from the rules, tied parameters counted once,
 and every call convcost cannot count listed (never a silent zero).
 
-A reading (:mod:`convcost.torch.trace_fx`, :mod:`convcost.torch.trace_calls`) tells a
-:class:`Recorder` what the model called, where (the module path), and what the
-rules of :mod:`convcost.torch.bindings` made of it; the recorder builds the
-:class:`~convcost.report.Row` objects and the :class:`~convcost.report.Report`.
+The walker (:mod:`convcost.torch.walker`) tells a :class:`Recorder` what the model called, where (the
+module path), and what the rules of :mod:`convcost.torch.bindings` made of it; the recorder builds the
+:class:`~convcost.report.Row` objects and the :class:`~convcost.report.Report`. It is written only by
+its own methods: what a call needs (the call itself, to run on meta tensors; an attention's options) is an
+argument of :meth:`Recorder.emit`, never an attribute set beforehand.
 """
 
 from __future__ import annotations
@@ -25,49 +26,6 @@ from convcost.storages import distinct_saved
 from convcost.training import StepTotals, torch_backward_macs
 from convcost.report import ModuleCall, Report, Row, Unsupported
 from convcost.torch.rules import UNBATCHED, WITH_INDICES, Emit, Tensor
-
-#: tensor methods and functions that only view, move, create or query tensors: no arithmetic, no row
-SHAPE_ONLY = frozenset("""
-view reshape permute transpose t contiguous size dim flatten unflatten unsqueeze squeeze expand expand_as repeat
-chunk split split_with_sizes tensor_split unbind __getitem__ __setitem__ narrow select index_select gather take
-setitem stack hstack vstack cat concat concatenate clone detach detach_ to type float double half bfloat16 int long bool
-numel __len__ __iter__ __get__ __reversed__ new_zeros new_ones new_empty new_full new_tensor zeros_like ones_like
-empty_like full_like rand_like randn_like fill_ zero_ copy_ unfold roll flip fliplr flipud movedim moveaxis swapaxes
-swapdims view_as reshape_as item tolist dropout dropout1d dropout2d dropout3d alpha_dropout feature_alpha_dropout
-is_contiguous stride data_ptr storage_offset requires_grad_ __bool__ __index__ __int__ __float__ __format__
-__repr__ __hash__ __contains__ __array__ is_floating_point is_complex element_size nelement arange zeros ones empty
-full tensor as_tensor from_numpy linspace rand randn randint randperm eye meshgrid broadcast_to broadcast_tensors
-atleast_1d atleast_2d atleast_3d diag diagonal tril triu repeat_interleave tile split_ masked_select nonzero
-argmax argmin argsort eq ne lt le gt ge __eq__ __ne__ __lt__ __le__ __gt__ __ge__ isnan isinf isfinite any all
-equal allclose is_nonzero pad_sequence channel_shuffle native_channel_shuffle identity _has_compatible_shallow_copy_type
-_set_grad_enabled is_grad_enabled get_default_dtype _get_tracing_state is_scripting dequantize cpu cuda pin_memory
-as_strided set_ resize_ share_memory_ register_hook retain_grad backward __deepcopy__ __reduce_ex__ __setstate__
-logical_not logical_and logical_or bitwise_and bitwise_or bitwise_not __and__ __or__ __invert__ __xor__ where
-masked_fill masked_fill_ index_fill index_fill_ scatter scatter_ index_put index_put_ sort topk stochastic_depth
-drop_path drop_block_2d
-""".split())
-
-#: element-wise or reduction work convcost does not count: listed, but it holds no multiply-accumulates
-NO_MACS = frozenset("""
-exp exp_ exp2 expm1 log log_ log2 log10 log1p sqrt sqrt_ rsqrt rsqrt_ pow pow_ __pow__ __rpow__ square neg neg_
-__neg__ abs abs_ clamp clamp_ clamp_min clamp_min_ clamp_max clamp_max_ clip clip_ erf erf_ erfc erfinv sin cos tan
-atan atan2 asin acos sinh cosh reciprocal reciprocal_ sign floor ceil round trunc frac fmod remainder __mod__
-softplus mish mish_ logsigmoid softsign softshrink hardshrink tanhshrink threshold threshold_ rrelu rrelu_ celu selu
-selu_ glu prelu silu_ hardsigmoid_ hardswish_ gelu_ leaky_relu_ elu_ relu6_ hardtanh_ max min maximum minimum fmax
-fmin cumsum cumprod var std var_mean std_mean norm frobenius_norm nuclear_norm logsumexp prod nansum nanmean
-median mode quantile normalize softmin lerp addcmul addcdiv dist lgamma digamma sigmoid_ logit xlogy cross_entropy
-nll_loss mse_loss l1_loss binary_cross_entropy binary_cross_entropy_with_logits kl_div smooth_l1_loss cosine_similarity
-pairwise_distance local_response_norm embedding embedding_bag one_hot grid_sample affine_grid fold lp_pool1d
-lp_pool2d lp_pool3d fractional_max_pool2d fractional_max_pool3d adaptive_max_pool1d_with_indices
-adaptive_max_pool2d_with_indices max_pool1d_with_indices max_pool2d_with_indices max_pool3d_with_indices
-upsample_nearest upsample_bilinear hardtanh pad interpolate upsample mean sum amax amin softmax log_softmax
-batch_norm layer_norm group_norm instance_norm rms_norm max_pool1d max_pool2d max_pool3d avg_pool1d avg_pool2d
-avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d adaptive_max_pool1d adaptive_max_pool2d
-adaptive_max_pool3d max_unpool1d max_unpool2d max_unpool3d pixel_shuffle pixel_unshuffle add add_ sub mul mul_ div
-relu relu_ sigmoid tanh silu gelu hardswish leaky_relu elu relu6 bernoulli bernoulli_ uniform_ normal_ random_
-exponential_ geometric_ cauchy_ log_normal_ multinomial normal poisson
-""".split())
-
 
 class Recorder:
     """Rows, unsupported calls and parameter ownership of one reading of one model."""

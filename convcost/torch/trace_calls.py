@@ -24,6 +24,9 @@ cannot run, profile says so.
 
 from __future__ import annotations
 
+import dis
+import operator
+import sys
 import threading
 
 import torch
@@ -132,7 +135,7 @@ class Session(TorchFunctionMode):
         if self.stack and self.stack[-1][1]:
             return out  # part of a module counted as one row
         with own_code("the call-by-call reading"):
-            read_call(self.walk, func, args, kwargs, self.stack[-1][0] if self.stack else "")
+            self.walk.read(event_of(func, args, kwargs, self.stack[-1][0] if self.stack else "", sys._getframe(1)))
         return out
 
     def run(self, func, args, kwargs):
@@ -157,17 +160,31 @@ class Session(TorchFunctionMode):
         return value
 
 
-def read_call(walk, func, args, kwargs, context: str) -> None:
-    """Hand one call made in module ``context`` on tensors to ``walk`` (its output is the tensor it returned)."""
-    walk.read(event_of(func, args, kwargs, context))
+def event_of(func, args, kwargs, context: str, caller=None) -> Event:
+    """The call event of a call a TorchFunctionMode sees: a tensor method by name, a function by object.
 
-
-def event_of(func, args, kwargs, context: str) -> Event:
-    """The call event of a call a TorchFunctionMode sees: a tensor method by name, a function by object."""
+    ``x + y`` reaches the mode as ``Tensor.add``, as ``x.add(y)`` does; ``caller``, the frame that made the call,
+    tells them apart (it runs a binary operator), so that the event is spelled as the forward wrote it, as the
+    other readings see it."""
     qual = getattr(func, "__qualname__", "") or ""
     if qual.startswith(("TensorBase.", "Tensor.", "_TensorBase.")):
-        return Event(METHOD, func.__name__, _wrap(args), _wrap(kwargs), context)
+        name = func.__name__
+        if name in _OPERATOR_OF and caller is not None and _runs_operator(caller):
+            return Event(FUNCTION, _OPERATOR_OF[name], _wrap(args), _wrap(kwargs), context)
+        return Event(METHOD, name, _wrap(args), _wrap(kwargs), context)
     return Event(FUNCTION, func, _wrap(args), _wrap(kwargs), context)
+
+
+#: tensor methods a Python operator runs, by the operator
+_OPERATOR_OF = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,
+                "matmul": operator.matmul, "add_": operator.iadd, "sub_": operator.isub, "mul_": operator.imul,
+                "div_": operator.itruediv}
+
+
+def _runs_operator(frame) -> bool:
+    """Whether ``frame`` is running a binary operator (``x + y``, ``x += y``) rather than a call."""
+    code, at = frame.f_code.co_code, frame.f_lasti
+    return 0 <= at < len(code) and dis.opname[code[at]].startswith(("BINARY_", "INPLACE_"))
 
 
 def _meta_copy(t):

@@ -28,6 +28,7 @@ for the forward's duration, as fx does, under the exclusive side of
 from __future__ import annotations
 
 import operator
+import sys
 import threading
 
 import torch
@@ -242,7 +243,7 @@ class _Session(TorchFunctionMode):
         self.busy += 1
         try:
             with own_code("the shape reading"):
-                self.walk.read(event_of(func, args, kwargs, self.stack[-1] if self.stack else ""))
+                self.walk.read(event_of(func, args, kwargs, self.stack[-1] if self.stack else "", sys._getframe(1)))
         finally:
             self.busy -= 1
         return out
