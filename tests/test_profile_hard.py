@@ -341,7 +341,7 @@ def three_readings(model, inputs):
 
     given = model_inputs(model, inputs)
     model.eval()
-    records = {"fx": read_graph(model, given, trace(model)), "shapes": read_shapes(model, given),
+    records = {"fx": read_graph(model, given, trace(model, given)), "shapes": read_shapes(model, given),
                "values": read_shapes(model, given, with_values=True), "calls": read_calls(model, given)[0]}
     # the operation's label may differ (``x + y`` is ``add`` in a graph, ``Tensor.add`` to a TorchFunctionMode)
     return {name: [(r.path, r.params, r.macs, r.output_shape, r.spec) for r in record.rows]

@@ -92,7 +92,7 @@ def readings(model, inputs, training=False) -> dict:
     except NeedsTensors:
         pass
     try:
-        graph = trace(model)
+        graph = trace(model, given)
     except Exception:  # noqa: BLE001 - fx cannot trace it (Python control flow on values or sizes)
         graph = None
     if graph is not None:
@@ -201,7 +201,7 @@ def test_a_forward_that_cannot_run_on_shapes_says_which_reading_and_why():
     assert r.traced_with == "calls on meta tensors" and r.exact
     assert "cannot run on shapes alone" in r.notes[0] and "AssertionError" in r.notes[0]
     values = profile(basic.Untraceable(), (1, 3, 8, 8))
-    assert values.traced_with == "shape propagation with values" and "the value of a tensor" in values.notes[0]
+    assert values.traced_with == "shape propagation with values" and "the truth value of a tensor" in values.notes[0]
 
 
 def test_pytorchs_refusal_is_still_the_users_error():

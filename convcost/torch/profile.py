@@ -120,7 +120,7 @@ def _read(model, given, convention, training=False):
 
 def _read_graph(model, given, training, done):
     try:
-        graph = trace(model)
+        graph = trace(model, given)
     except Exception as exc:  # noqa: BLE001 - fx raises many kinds (TraceError, TypeError on proxies ...)
         raise ConvcostError(f"profile: torch.fx cannot trace {type(model).__name__} ({first_line(exc)}), and "
                             "reading every call needs concrete input sizes") from None

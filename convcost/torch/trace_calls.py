@@ -167,18 +167,21 @@ def event_of(func, args, kwargs, context: str, caller=None) -> Event:
     tells them apart (it runs a binary operator), so that the event is spelled as the forward wrote it, as the
     other readings see it."""
     qual = getattr(func, "__qualname__", "") or ""
+    seen = {}
+    args, kwargs = _wrap(args, seen), _wrap(kwargs, seen)
     if qual.startswith(("TensorBase.", "Tensor.", "_TensorBase.")):
         name = func.__name__
         if name in _OPERATOR_OF and caller is not None and _runs_operator(caller):
-            return Event(FUNCTION, _OPERATOR_OF[name], _wrap(args), _wrap(kwargs), context)
-        return Event(METHOD, name, _wrap(args), _wrap(kwargs), context)
-    return Event(FUNCTION, func, _wrap(args), _wrap(kwargs), context)
+            return Event(FUNCTION, _OPERATOR_OF[name], args, kwargs, context)
+        return Event(METHOD, name, args, kwargs, context)
+    return Event(FUNCTION, func, args, kwargs, context)
 
 
-#: tensor methods a Python operator runs, by the operator
+#: tensor methods a Python operator runs, by the operator; ``x += y`` is spelled ``x + y``, as Python falls back to
+#: it on the shape reading's values and on fx's proxies, which have no in-place operators
 _OPERATOR_OF = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,
-                "matmul": operator.matmul, "add_": operator.iadd, "sub_": operator.isub, "mul_": operator.imul,
-                "div_": operator.itruediv}
+                "matmul": operator.matmul, "add_": operator.add, "sub_": operator.sub, "mul_": operator.mul,
+                "div_": operator.truediv}
 
 
 def _runs_operator(frame) -> bool:
@@ -194,14 +197,20 @@ def _meta_copy(t):
     return copy
 
 
-def _wrap(value):
-    """Arguments as the rules take them: every tensor as a :class:`Tensor` (a parameter kept as itself)."""
+def _wrap(value, seen=None):
+    """Arguments as the rules take them: every tensor as a :class:`Tensor` (a parameter kept as itself), one per
+    tensor object (``seen``), so that a rule sees ``f(x, x, x)`` as the other readings do."""
     if isinstance(value, torch.Tensor):
-        return Tensor(tuple(int(x) for x in value.shape), value if isinstance(value, torch.nn.Parameter) else None)
+        found = seen.get(id(value)) if seen is not None else None
+        if found is None:
+            found = Tensor(tuple(int(x) for x in value.shape), value if isinstance(value, torch.nn.Parameter) else None)
+            if seen is not None:
+                seen[id(value)] = found
+        return found
     if type(value) in (tuple, list):
-        return type(value)(_wrap(v) for v in value)
+        return type(value)(_wrap(v, seen) for v in value)
     if type(value) is dict:
-        return {k: _wrap(v) for k, v in value.items()}
+        return {k: _wrap(v, seen) for k, v in value.items()}
     return value
 
 

@@ -21,6 +21,7 @@ exclusive side of :data:`convcost.torch.locks.TRACING` (no forward of a profile 
 
 from __future__ import annotations
 
+import inspect
 import threading
 import weakref
 
@@ -76,18 +77,34 @@ _TRACES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _TRACES_LOCK = threading.Lock()
 
 
-def trace(model):
-    """The fx graph of ``model`` (cached per model object while its submodules stay the same)."""
-    fingerprint = tuple((id(m), m.training) for m in model.modules())
+def trace(model, inputs=None):
+    """The fx graph of ``model`` (cached per model object while its submodules stay the same); given its
+    ``inputs``, an optional input not given is traced as its default ``None`` (``if scale is None:`` takes the
+    branch the forward takes, not the one a proxy takes)."""
+    absent = _absent(model, inputs)
+    fingerprint = (tuple((id(m), m.training) for m in model.modules()), absent)
     with _TRACES_LOCK:
         cached = _TRACES.get(model)
     if cached is not None and cached[0] == fingerprint:
         return cached[1]
     with TRACING.exclusive():
-        graph = LeafTracer().trace(model)
+        graph = LeafTracer().trace(model, concrete_args=dict.fromkeys(absent) or None)
     with _TRACES_LOCK:
         _TRACES[model] = (fingerprint, graph)
     return graph
+
+
+def _absent(model, inputs) -> tuple:
+    """The names of the optional inputs of ``model.forward`` that ``inputs`` leave at their default ``None``."""
+    if inputs is None:
+        return ()
+    try:
+        parameters = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return ()
+    return tuple(p.name for p in parameters[len(inputs.positional):]
+                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is None
+                 and p.name not in inputs.keywords)
 
 
 def read_graph(model, inputs, graph, training=False):
