@@ -4,9 +4,12 @@ A reading (on shapes, :mod:`convcost.torch.trace_shapes`; through a ``torch.fx``
 :mod:`convcost.torch.trace_fx`; call by call on tensors, :mod:`convcost.torch.trace_calls`) only turns what
 the model does into :class:`Event` values; :class:`convcost.torch.walker.Walk` turns each into rows.
 
-An event's label is how the forward spelled the call (``add`` for ``x + y``, ``Tensor.add`` for
-``x.add(y)``, ``torch.add``), the same under every reading that sees the spelling; its operation (the key
-of :mod:`convcost.torch.ops`) is one whatever the spelling.
+An event's operation (the key of :mod:`convcost.torch.ops`) is one whatever the spelling: ``operator.add``,
+``Tensor.__add__``, ``Tensor.add`` and ``torch.add`` classify alike. Its label is how the forward spelled the
+call (``add`` for ``x + y``, ``Tensor.add`` for ``x.add(y)``, ``torch.add``), because the tools whose
+conventions convcost reproduces count by spelling (ptflops patches ``torch.add`` and ``Tensor.add``, not the
+``+`` operator); every reading sees the spelling (the call-by-call one from the calling frame), so a
+convention keyed by the label gives the same number under every reading.
 
 >>> import operator, torch
 >>> Event("function", operator.add, (), {}, "block").label, Event("method", "add", (), {}, "").label

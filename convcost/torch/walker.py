@@ -309,9 +309,9 @@ class Walk:
         module, path, args, kwargs = event.target, event.where, event.args, event.kwargs
         if self.training and isinstance(module, torch.nn.modules.dropout._DropoutNd) and args:
             # not the identity in a training step: what F.dropout does
-            name = {"Dropout": "dropout", "AlphaDropout": "alpha_dropout"}.get(type(module).__name__, "dropout2d")
-            return self.dropout(args[0], args[0], Event(FUNCTION, getattr(F, name),
-                                                        (args[0], module.p, True, module.inplace), {}, path))
+            function = _DROPOUT_OF.get(type(module), F.dropout2d)
+            return self.dropout(args[0], args[0], Event(FUNCTION, function, (args[0], module.p, True, module.inplace),
+                                                        {}, path))
         tensors = _inputs_of(module, args, kwargs)
         if tensors is None:
             return self.unknown(event, "called with several inputs")
@@ -448,6 +448,9 @@ def own_parameters(module) -> tuple:
         return tuple(p for p in module._parameters.values() if p is not None)
     return tuple(module.parameters())
 
+
+#: what a dropout module calls in a training step (the feature dropouts: one noise value per channel)
+_DROPOUT_OF = {torch.nn.Dropout: F.dropout, torch.nn.AlphaDropout: F.alpha_dropout}
 
 #: a tensor's operator methods, read by the operator's rule (the reflected ones of operations whose rule does not
 #: depend on the order of the operands)
