@@ -35,11 +35,12 @@ from torch.nn.modules import module as module_hooks
 from torch.overrides import TorchFunctionMode
 
 from convcost.errors import ConvcostError, InternalError
+from convcost.torch.binding import FUNCTIONS, METHODS
 from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
 from convcost.torch.leftovers import Attributes
 from convcost.torch.ops import op_of
 from convcost.torch.rules import Tensor
-from convcost.torch.walker import Walk, own_code
+from convcost.torch.walker import LEAF_TYPES, Walk, own_code
 
 
 # -- module context: global hooks, active only in a thread that is profiling ---------------------------
@@ -104,9 +105,11 @@ class Session(TorchFunctionMode):
             self.stack.append((path, True))
             return
         read = False
-        wrapped = _wrap(tuple(args))
-        with own_code("the call-by-call reading"):
-            one = self.walk.one_row(module, wrapped, {})
+        one = False
+        if type(module) in LEAF_TYPES:
+            wrapped = _wrap(tuple(args))
+            with own_code("the call-by-call reading"):
+                one = self.walk.one_row(module, wrapped, {})
         if one:
             read = self.read_module(path, module, wrapped)
         elif path in self.types:
@@ -134,8 +137,10 @@ class Session(TorchFunctionMode):
         out = self.run(func, args, kwargs)
         if self.stack and self.stack[-1][1]:
             return out  # part of a module counted as one row
-        with own_code("the call-by-call reading"):
-            self.walk.read(event_of(func, args, kwargs, self.stack[-1][0] if self.stack else "", sys._getframe(1)))
+        if seen(func):
+            with own_code("the call-by-call reading"):
+                self.walk.read(event_of(func, args, kwargs, self.stack[-1][0] if self.stack else "",
+                                        sys._getframe(1)))
         return out
 
     def run(self, func, args, kwargs):
@@ -158,6 +163,26 @@ class Session(TorchFunctionMode):
         if type(value) is dict:
             return {k: self.to_meta(v) for k, v in value.items()}
         return value
+
+
+def seen(func) -> bool:
+    """Whether a call of ``func`` on tensors can make a row or a listing (a view without a rule makes neither,
+    so its arguments are not even wrapped: a forward calls ``Tensor.shape``'s getter hundreds of times)."""
+    found = _SEEN.get(func)
+    if found is None:
+        qual = getattr(func, "__qualname__", "") or ""
+        method = qual.startswith(("TensorBase.", "Tensor.", "_TensorBase."))
+        kind, target = (METHOD, func.__name__) if method else (FUNCTION, func)
+        rule = METHODS.get(target) if method else FUNCTIONS.get(target)
+        found = rule is not None or not op_of(kind, target).view or method and target in _OPERATOR_OF
+        try:
+            _SEEN[func] = found
+        except TypeError:  # an unhashable callable: decided at each call
+            pass
+    return found
+
+
+_SEEN: dict = {}
 
 
 def event_of(func, args, kwargs, context: str, caller=None) -> Event:

@@ -42,8 +42,8 @@ from convcost.torch.leftovers import Attributes, holds
 from convcost.torch.locks import TRACING
 from convcost.torch.ops import op_of
 from convcost.torch.rules import Tensor
-from convcost.torch.trace_calls import event_of
-from convcost.torch.walker import Unknown, Walk, own_code
+from convcost.torch.trace_calls import event_of, seen
+from convcost.torch.walker import LEAF_TYPES, Unknown, Walk, own_code
 
 
 class NeedsTensors(Exception):
@@ -242,8 +242,10 @@ class _Session(TorchFunctionMode):
         out = func(*args, **kwargs)
         self.busy += 1
         try:
-            with own_code("the shape reading"):
-                self.walk.read(event_of(func, args, kwargs, self.stack[-1] if self.stack else "", sys._getframe(1)))
+            if seen(func):
+                with own_code("the shape reading"):
+                    self.walk.read(event_of(func, args, kwargs, self.stack[-1] if self.stack else "",
+                                            sys._getframe(1)))
         finally:
             self.busy -= 1
         return out
@@ -252,10 +254,12 @@ class _Session(TorchFunctionMode):
         path = self.paths.get(id(module))
         if path is None or self.busy:  # made during the forward (its calls are its caller's), or a meta run
             return _ORIGINAL_CALL(module, *args, **kwargs)
-        if self.walk.one_row(module, _unwrap(args), _unwrap(kwargs)):
-            read = self.read_module(path, module, args, kwargs)
-            if read is not None:
-                return read
+        if type(module) in LEAF_TYPES:
+            plain = _unwrap(args), _unwrap(kwargs)
+            if self.walk.one_row(module, *plain):
+                read = self.read_module(path, module, args, kwargs, plain)
+                if read is not None:
+                    return read
         self.walk.record.entered(path, module, [a.value.shape if isinstance(a, Shaped) else a.shape
                                                 for a in args if isinstance(a, (Shaped, torch.Tensor))])
         self.stack.append(path)
@@ -266,13 +270,13 @@ class _Session(TorchFunctionMode):
         self.walk.record.called(path, module, out)
         return out
 
-    def read_module(self, path, module, args, kwargs):
-        """The module as one row, as every reading reads it; None where its reader cannot (then it is read
-        by what it calls, as :mod:`convcost.torch.trace_calls` does)."""
+    def read_module(self, path, module, args, kwargs, plain):
+        """The module as one row, as every reading reads it (``plain``: its arguments as the walker takes them);
+        None where its reader cannot (then it is read by what it calls, as every reading does)."""
         self.busy += 1
         try:
             with own_code("the shape reading"):
-                out = self.walk.call(Event(MODULE, module, _unwrap(args), _unwrap(kwargs), path))
+                out = self.walk.call(Event(MODULE, module, *plain, path))
             real = _ORIGINAL_CALL(module, *_reals(args), **_reals(kwargs)) if self.with_values else None
         except ConvcostError:
             return None

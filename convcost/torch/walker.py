@@ -28,7 +28,6 @@ inputs) is a hook of its binding (:class:`convcost.torch.binding.Binding`), neve
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import operator
 
@@ -51,17 +50,23 @@ from convcost.torch.rules import WITH_INDICES, Emit, NoRule, Tensor, bind_argume
 LEAF_TYPES = frozenset(m for layer, b in BINDINGS.items() if layer in primitives.PRIMITIVES for m in b.modules)
 
 
-@contextlib.contextmanager
-def own_code(where: str):
+class own_code:
     """Run convcost's own code (the walker, a rule, a formula): an exception it raises other than a verdict on
     the input (:class:`ConvcostError`) is convcost's bug, and surfaces as :class:`InternalError`, whatever
-    the forward around it does with exceptions."""
-    try:
-        yield
-    except (ConvcostError, InternalError):
-        raise
-    except Exception as exc:  # noqa: BLE001 - every other exception of convcost's code is its bug
-        raise InternalError(where, exc) from exc
+    the forward around it does with exceptions. (A class, not a generator: it wraps every call of a forward.)"""
+
+    __slots__ = ("where",)
+
+    def __init__(self, where: str):
+        self.where = where
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is None or isinstance(exc, (ConvcostError, InternalError)) or not isinstance(exc, Exception):
+            return False
+        raise InternalError(self.where, exc) from exc
 
 
 class Unknown:
