@@ -1,7 +1,7 @@
 """Every reading of a model hands call events to one walker: the rows agree, and convcost's own failures are its own.
 
 The readings are the forward on shapes, the same with the tensors computed alongside, a ``torch.fx`` graph, and
-every call on meta tensors (a forward only). Each model of the profile tests is read by every reading that can
+every call on meta tensors. Each model of the profile tests is read by every reading that can
 run it, and their rows (path, op label, spec, counts) and a training step's totals must be equal. The oracle is
 the readings themselves, against one another; the residual's headline is ptflops' own, run live.
 """
@@ -79,7 +79,7 @@ TRAINING = {name: (factory, steps.SHAPES.get(name, (2, 3, 8, 8))) for name, fact
 
 
 def readings(model, inputs, training=False) -> dict:
-    """The recorder of every reading that can run ``model`` (the call-by-call reading reads a forward only)."""
+    """The recorder of every reading that can run ``model``."""
     given = model_inputs(model, inputs)
     model.train(training)
     found = {}
@@ -100,8 +100,7 @@ def readings(model, inputs, training=False) -> dict:
             found["fx"] = read_graph(model, given, graph, training)
         except ConvcostError:  # a graph whose sizes fx froze at tracing, or a value it cannot give
             pass
-    if not training:
-        found["calls"] = read_calls(model, given)[0]
+    found["calls"] = read_calls(model, given, training=training)[0]
     model.eval()
     return found
 
@@ -202,6 +201,15 @@ def test_a_forward_that_cannot_run_on_shapes_says_which_reading_and_why():
     assert "cannot run on shapes alone" in r.notes[0] and "AssertionError" in r.notes[0]
     values = profile(basic.Untraceable(), (1, 3, 8, 8))
     assert values.traced_with == "shape propagation with values" and "the truth value of a tensor" in values.notes[0]
+
+
+def test_a_step_that_cannot_run_on_shapes_is_read_call_by_call():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8), nn.ReLU(), NotOnShapes())
+    model[3].conv = nn.Conv2d(8, 4, 3)
+    report = profile(model, (2, 3, 10, 10), training=True)
+    assert report.traced_with == "calls on meta tensors" and report.exact
+    steps.agrees(model, (2, 3, 10, 10))  # against the step PyTorch runs
+    steps.agrees(model, (2, 3, 10, 10), input_grad=True)
 
 
 def test_pytorchs_refusal_is_still_the_users_error():

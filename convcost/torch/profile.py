@@ -14,7 +14,7 @@ walker (:mod:`convcost.torch.walker`), so the rows are the same whichever reads 
   (``traced_with`` "shape propagation with values"), for a forward and for a training step;
 * where it cannot run on shapes at all (``isinstance(x, torch.Tensor)``, numpy on a tensor), or a rule
   refuses its input: every call the forward makes, run on meta tensors (:mod:`convcost.torch.trace_calls`;
-  real ones where meta cannot run it); a forward only;
+  real ones where meta cannot run it), a training step's included;
 * symbolic input sizes (``(1, 3, H, W)``, closed forms): a ``torch.fx`` graph walked with the same
   formulas (:mod:`convcost.torch.trace_fx`).
 
@@ -111,10 +111,8 @@ def _read(model, given, convention, training=False):
     try:
         record = read_shapes(model, given, _device(model), training, with_values=True)
     except (NeedsTensors, ConvcostError) as exc:
-        if training:  # PyTorch's reason, as the library error
-            raise ConvcostError(f"profile(training=True): {why}, and it cannot run with its values computed "
-                                f"alongside either ({first_line(exc)})") from None
-        return _read_calls(model, given, f"{why}, nor with its values computed alongside ({first_line(exc)})", done)
+        why = f"{why}, nor with its values computed alongside ({first_line(exc)})"
+        return _read_calls(model, given, why, done, training)
     return record.report(traced_with=VALUES, notes=[f"read with values: {why}"], **done)
 
 
@@ -133,10 +131,10 @@ SHAPES = "shape propagation"
 VALUES = "shape propagation with values"
 
 
-def _read_calls(model, given, why, done):
+def _read_calls(model, given, why, done, training=False):
     try:
         with TRACING.shared():
-            record, _, device = read_calls(model, given, _device(model))
+            record, _, device = read_calls(model, given, _device(model), training)
     except (ConvcostError, InternalError):
         raise
     except Exception as exc:  # noqa: BLE001 - PyTorch's reason, as the library error

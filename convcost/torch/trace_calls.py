@@ -16,10 +16,10 @@ cannot run on meta; it is run again on real tensors (zeros, or the tensors given
 
 This reading stays, as the last resort, for a forward that cannot run on shapes even with the tensors computed
 alongside (an ``isinstance(x, torch.Tensor)`` test, numpy on a tensor): it is the only one that hands the
-forward real ``torch.Tensor`` objects. It reads the forward only: a TorchFunctionMode sees ``x + y`` as
-``x.add(y)``, and an operation whose output it did not compute itself has no storage to follow, so a
-training step is read on shapes with values (:func:`convcost.torch.trace_shapes.read_shapes`), and where that
-cannot run, profile says so.
+forward real ``torch.Tensor`` objects. Its events are those of the other readings: ``x + y``, which reaches a
+TorchFunctionMode as ``x.add(y)``, is told apart by the frame that made the call. In a training step
+(``training=True``) each call is walked as the shape reading walks it, the walker's tensor for each tensor the
+forward holds kept beside it (its storage, its gradient flag), so the step's counts are the walker's too.
 """
 
 from __future__ import annotations
@@ -85,10 +85,14 @@ def _remove_hooks():
 class Session(TorchFunctionMode):
     """One forward of one model: the module stack, the meta copies of its tensors, and the recorder."""
 
-    def __init__(self, model, inputs, meta: bool):
+    def __init__(self, model, inputs, meta: bool, training=False):
         super().__init__()
-        self.model, self.meta = model, meta
-        self.walk = Walk(model, inputs, symbolic=False)
+        self.model, self.meta, self.training = model, meta, training
+        self.walk = Walk(model, inputs, symbolic=False, training=training)
+        #: in a training reading, id(a tensor the forward holds) -> (the tensor, the walker's Tensor for it), so
+        #: that each call's operands carry their storages and gradient flags
+        self.values = {}
+        self.busy = 0  # inside the walker (its meta runs call functions and modules): nothing is read
         self.paths = {id(m): name for name, m in model.named_modules()}
         self.types = {name: type(m).__name__ for name, m in model.named_modules()}
         self.stack = []  # (path, inside a module read as one row)
@@ -97,50 +101,112 @@ class Session(TorchFunctionMode):
 
     # -- modules ------------------------------------------------------------------------------
     def enter(self, module, args):
-        parent, inside = self.stack[-1] if self.stack else ("", False)
+        if self.busy:
+            self.stack.append(None)
+            return
+        parent, inside = (self.context(), self.stack[-1] is not None and self.stack[-1][1]) if self.stack \
+            else ("", False)
         path = self.paths.get(id(module))
         if path is None:  # a module made during the forward: its calls belong to the caller
             path = parent
         if inside:
-            self.stack.append((path, True))
+            self.stack.append((path, True, None))
             return
-        read = False
-        one = False
+        read, one, result = False, False, None
         if type(module) in LEAF_TYPES:
-            wrapped = _wrap(tuple(args))
+            wrapped = self.tracked(tuple(args)) if self.training else _wrap(tuple(args))
             with own_code("the call-by-call reading"):
                 one = self.walk.one_row(module, wrapped, {})
         if one:
-            read = self.read_module(path, module, wrapped)
+            read, result = self.read_module(path, module, wrapped)
         elif path in self.types:
             self.record.entered(path, module, [a.shape for a in args if isinstance(a, torch.Tensor)])
-        self.stack.append((path, read))
+        self.stack.append((path, read, result))
 
     def leave(self, module, output=None):
-        if self.stack:
-            path, read = self.stack.pop()
-            if not read and (not self.stack or not self.stack[-1][1]) and id(module) in self.paths:
+        if self.stack and self.stack[-1] is None:
+            self.stack.pop()
+        elif self.stack:
+            path, read, result = self.stack.pop()
+            if read and self.training:
+                self.pair(result, output)
+            if not read and (not self.stack or self.stack[-1] is None or not self.stack[-1][1]) \
+                    and id(module) in self.paths:
                 self.record.called(path, module, output)
 
-    def read_module(self, path, module, args) -> bool:
-        """One row for a module read through its reader; False (read by its calls) when it cannot be."""
+    def read_module(self, path, module, args) -> tuple:
+        """``(True, what the walker returns)``: one row for a module read through its reader; ``(False, None)``
+        (read by its calls) when it cannot be."""
+        self.busy += 1
         try:
             with own_code("the call-by-call reading"):
-                self.walk.read(Event(MODULE, module, args, {}, path))
+                event = Event(MODULE, module, args, {}, path)
+                if not self.training:
+                    self.walk.read(event)
+                    return True, None
+                return True, self.walk.call(event)
         except ConvcostError:  # the reader disagrees with PyTorch on this input: read what it calls
-            return False
-        return True
+            return False, None
+        finally:
+            self.busy -= 1
+
+    def context(self) -> str:
+        """The path of the module making the current call."""
+        for entry in reversed(self.stack):
+            if entry is not None:
+                return entry[0]
+        return ""
+
+    # -- a training reading: the walker's tensors beside the forward's --------------------------------
+    def tracked(self, value):
+        """``value`` as the walker takes it in a training reading: a tensor the forward computed is the walker's
+        Tensor for it (its storage, its gradient flag); a parameter, buffer or constant is itself."""
+        if isinstance(value, torch.Tensor):
+            found = self.values.get(id(value))
+            if found is not None and found[0] is value:
+                return found[1]
+            return Tensor(tuple(int(x) for x in value.shape), value, dtype=value.dtype,
+                          grad=bool(value.requires_grad))
+        if type(value) in (tuple, list):
+            return type(value)(self.tracked(v) for v in value)
+        if type(value) is dict:
+            return {k: self.tracked(v) for k, v in value.items()}
+        return value
+
+    def pair(self, result, out) -> None:
+        """Remember the walker's Tensor for each tensor a call returned."""
+        if isinstance(out, torch.Tensor):
+            if isinstance(result, Tensor):
+                self.values[id(out)] = (out, result)
+        elif isinstance(out, (tuple, list)) and isinstance(result, (tuple, list)) and len(out) == len(result):
+            for o, r in zip(out, result):
+                self.pair(r, o)
 
     # -- calls --------------------------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if self.busy:
+            return func(*args, **kwargs)
+        inside = self.stack and self.stack[-1] is not None and self.stack[-1][1]
+        if self.training and not inside and op_of(FUNCTION, func).by_parts:
+            with self:  # its parts, each read as a call of its own
+                return descend(func, args, kwargs)
         out = self.run(func, args, kwargs)
-        if self.stack and self.stack[-1][1]:
+        if inside:
             return out  # part of a module counted as one row
+        if self.training:
+            event = event_of(func, args, kwargs, self.context(), sys._getframe(1))
+            event = Event(event.kind, event.target, self.tracked(args), self.tracked(kwargs), event.where)
+            self.busy += 1
+            try:
+                with own_code("the call-by-call reading"):
+                    self.pair(self.walk.call(event), out)
+            finally:
+                self.busy -= 1
+            return out
         if seen(func):
             with own_code("the call-by-call reading"):
-                self.walk.read(event_of(func, args, kwargs, self.stack[-1][0] if self.stack else "",
-                                        sys._getframe(1)))
+                self.walk.read(event_of(func, args, kwargs, self.context(), sys._getframe(1)))
         return out
 
     def run(self, func, args, kwargs):
@@ -163,6 +229,22 @@ class Session(TorchFunctionMode):
         if type(value) is dict:
             return {k: self.to_meta(v) for k, v in value.items()}
         return value
+
+
+def descend(function, args, kwargs):
+    """``function``'s own Python body: its entry check for ``__torch_function__`` answered no once,
+    so that it runs instead of handing itself back; every call inside it is read as usual."""
+    original = F.has_torch_function
+
+    def once(operands):
+        F.has_torch_function = original
+        return False
+
+    F.has_torch_function = once
+    try:
+        return function(*args, **kwargs)
+    finally:
+        F.has_torch_function = original
 
 
 def seen(func) -> bool:
@@ -239,28 +321,32 @@ def _wrap(value, seen=None):
     return value
 
 
-def read_calls(model, inputs, device="cpu"):
+def read_calls(model, inputs, device="cpu", training=False):
     """Run ``model`` once on ``inputs`` under a :class:`Session`: on meta tensors, and again on real ones
     (zeros, or the tensors given) when the meta run fails (a forward that reads values, an op without a
     meta kernel, or an input PyTorch rejects: then PyTorch's own message is the real run's).
+    ``training``: read one training step (the model in training mode, as profile sets it).
     Returns the recorder, the module types by path, and the device the forward ran on."""
     _install_hooks()
     try:
         try:
-            return _once(model, inputs, True, device)
+            return _once(model, inputs, True, device, training)
         except InternalError:
             raise
         except Exception:  # noqa: BLE001 - decided by the real run below
             if device == "meta":
                 raise
-        return _once(model, inputs, False, device)
+        return _once(model, inputs, False, device, training)
     finally:
         _remove_hooks()
 
 
-def _once(model, inputs, meta, device):
-    session = Session(model, inputs, meta)
+def _once(model, inputs, meta, device, training=False):
+    session = Session(model, inputs, meta, training)
     args, kwargs = inputs.meta() if meta else inputs.real(device)
+    if training:  # the inputs as the walker takes them: their storages, and a gradient where one is asked for
+        for given, arg in (*zip(inputs.positional, args), *((inputs.keywords[k], v) for k, v in kwargs.items())):
+            session.values[id(arg)] = (arg, session.walk.input_tensor(given))
     kept = Attributes(model)
     _LOCAL.session = session
     try:

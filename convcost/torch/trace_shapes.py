@@ -32,7 +32,6 @@ import sys
 import threading
 
 import torch
-import torch.nn.functional as F
 from torch.fx.graph import magic_methods, reflectable_magic_methods
 from torch.overrides import TorchFunctionMode
 
@@ -42,7 +41,7 @@ from convcost.torch.leftovers import Attributes, holds
 from convcost.torch.locks import TRACING
 from convcost.torch.ops import op_of
 from convcost.torch.rules import Tensor
-from convcost.torch.trace_calls import event_of, seen
+from convcost.torch.trace_calls import descend, event_of, seen
 from convcost.torch.walker import LEAF_TYPES, Unknown, Walk, own_code
 
 
@@ -216,7 +215,7 @@ class _Session(TorchFunctionMode):
     def call(self, kind, target, args, kwargs):
         context = self.stack[-1] if self.stack else ""
         if self.walk.training and kind == FUNCTION and op_of(kind, target).by_parts:
-            return _descend(target, args, kwargs)
+            return descend(target, args, kwargs)
         self.busy += 1
         try:
             with own_code("the shape reading"):
@@ -283,22 +282,6 @@ class _Session(TorchFunctionMode):
         finally:
             self.busy -= 1
         return _with_reals(_wrap(out), real)
-
-
-def _descend(function, args, kwargs):
-    """``function``'s own Python body on shapes: its entry check for ``__torch_function__`` answered no once,
-    so that it runs instead of handing itself back; every call inside it is read as usual."""
-    original = F.has_torch_function
-
-    def once(operands):
-        F.has_torch_function = original
-        return False
-
-    F.has_torch_function = once
-    try:
-        return function(*args, **kwargs)
-    finally:
-        F.has_torch_function = original
 
 
 def _reals(value):
