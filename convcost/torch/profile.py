@@ -127,7 +127,7 @@ def _read_graph(model, given, training, done):
 
 #: how a report read by :mod:`convcost.torch.trace_shapes` says it was read
 SHAPES = "shape propagation"
-#: ... and one read with the tensors computed alongside (a training step of a forward that reads values)
+#: ... and one read with the tensors computed alongside (a forward that reads values, or its training step)
 VALUES = "shape propagation with values"
 
 

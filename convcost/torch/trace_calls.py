@@ -40,7 +40,7 @@ from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
 from convcost.torch.leftovers import Attributes
 from convcost.torch.ops import op_of
 from convcost.torch.rules import Tensor
-from convcost.torch.walker import LEAF_TYPES, Walk, own_code
+from convcost.torch.walker import LEAF_TYPES, Unknown, Walk, own_code
 
 
 # -- module context: global hooks, active only in a thread that is profiling ---------------------------
@@ -173,6 +173,14 @@ class Session(TorchFunctionMode):
             return {k: self.tracked(v) for k, v in value.items()}
         return value
 
+    def unknown(self, event, out):
+        """The walker's tensors for what a call it could not read returned (the call is listed already): new
+        storages, needing a gradient when an operand does; the step is marked as not fully counted."""
+        grad = any(t.grad for t in _tensors(event.args) + _tensors(event.kwargs))
+        if grad:
+            self.record.untrack(event.label, event.path, "no rule: what it saves for backward is not known")
+        return _fresh(out, self.record, grad)
+
     def pair(self, result, out) -> None:
         """Remember the walker's Tensor for each tensor a call returned."""
         if isinstance(out, torch.Tensor):
@@ -200,7 +208,10 @@ class Session(TorchFunctionMode):
             self.busy += 1
             try:
                 with own_code("the call-by-call reading"):
-                    self.pair(self.walk.call(event), out)
+                    result = self.walk.call(event)
+                    if isinstance(result, Unknown):  # listed; what follows is read on the tensor it returned
+                        result = self.unknown(event, out)
+                    self.pair(result, out)
             finally:
                 self.busy -= 1
             return out
@@ -295,6 +306,24 @@ def _runs_operator(frame) -> bool:
     """Whether ``frame`` is running a binary operator (``x + y``, ``x += y``) rather than a call."""
     code, at = frame.f_code.co_code, frame.f_lasti
     return 0 <= at < len(code) and dis.opname[code[at]].startswith(("BINARY_", "INPLACE_"))
+
+
+def _tensors(value) -> list:
+    if isinstance(value, Tensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _tensors(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors(v)]
+    return []
+
+
+def _fresh(out, record, grad):
+    if isinstance(out, torch.Tensor):
+        return record.tensor(tuple(int(x) for x in out.shape), grad)
+    if isinstance(out, (tuple, list)):
+        return tuple(_fresh(o, record, grad) for o in out)
+    return out
 
 
 def _meta_copy(t):
