@@ -38,3 +38,20 @@ def require(condition, where: object, message) -> tuple:
         if decided is not sympy.false:
             return (decided,)
     raise ConvcostError(f"{where}: {message() if callable(message) else message}")
+
+
+class InternalError(RuntimeError):
+    """A bug in convcost: an exception its own code raised, never a verdict on the user's input.
+
+    It keeps the exception it wraps as its cause (``__cause__``) and says where it was raised.
+
+    >>> str(InternalError("profile", KeyError("x")))
+    "internal error: KeyError: 'x' in profile (a bug in convcost; please report it)"
+    """
+
+    def __init__(self, where: str, exc: BaseException):
+        text = str(exc).strip()
+        line = text.splitlines()[0] if text else ""
+        super().__init__(f"internal error: {type(exc).__name__}: {line} in {where} (a bug in convcost; please "
+                         "report it)")
+        self.where, self.exc = where, exc

@@ -336,13 +336,13 @@ def three_readings(model, inputs):
     """The rows of each reading of ``model``: fx's graph walk, the forward on shapes, every call on meta."""
     from convcost.torch.inputs import model_inputs
     from convcost.torch.trace_calls import read_calls
-    from convcost.torch.trace_fx import Walk, trace
+    from convcost.torch.trace_fx import read_graph, trace
     from convcost.torch.trace_shapes import read_shapes
 
     given = model_inputs(model, inputs)
     model.eval()
-    records = {"fx": Walk(model, given, False).run(trace(model)), "shapes": read_shapes(model, given),
-               "calls": read_calls(model, given)[0]}
+    records = {"fx": read_graph(model, given, trace(model, given)), "shapes": read_shapes(model, given),
+               "values": read_shapes(model, given, with_values=True), "calls": read_calls(model, given)[0]}
     # the operation's label may differ (``x + y`` is ``add`` in a graph, ``Tensor.add`` to a TorchFunctionMode)
     return {name: [(r.path, r.params, r.macs, r.output_shape, r.spec) for r in record.rows]
             for name, record in records.items()}
@@ -361,14 +361,14 @@ def test_every_reading_gives_the_same_rows_and_paths(untraceable):
             return self.blocks(x)
 
     r = profile(Net(), (1, 4, 8, 8))
-    assert r.traced_with.startswith("calls" if untraceable else "shape propagation"), r.traced_with
+    assert r.traced_with == ("shape propagation with values" if untraceable else "shape propagation"), r.traced_with
     paths = [row.path for row in r.rows]
     expected = ["blocks.0.conv", "blocks.0.add", "blocks.0.relu", "blocks.1.conv", "blocks.1.add", "blocks.1.relu"]
     assert paths[-6:] == expected
     assert list(r.by_module(depth=2))[-3:] == ["blocks", "blocks.0", "blocks.1"]
     if not untraceable:
         rows = three_readings(Net(), (1, 4, 8, 8))
-        assert rows["fx"] == rows["shapes"] == rows["calls"]
+        assert rows["fx"] == rows["shapes"] == rows["values"] == rows["calls"]
 
 
 def test_shape_control_flow_runs_on_shapes():
@@ -409,7 +409,7 @@ def test_functional_pool_indices_into_unpool():
     r = exact(Net(), torch.zeros(1, 3, 8, 8))
     assert r.complete and r.traced_with == "shape propagation", (r.unsupported, r.traced_with)
     rows = three_readings(Net(), torch.zeros(1, 3, 8, 8))
-    assert rows["fx"] == rows["shapes"] == rows["calls"]
+    assert rows["fx"] == rows["shapes"] == rows["values"] == rows["calls"]
 
 
 class ShapesAlone(nn.Module):

@@ -785,13 +785,15 @@ def test_a_forward_that_reads_values(model):
                                        "bytes"))
 
 
-def test_a_forward_whose_values_disagree_with_its_shapes_is_refused():
+def test_a_forward_whose_values_disagree_with_its_shapes_is_read_call_by_call_and_listed():
     class Grows(nn.Module):
         def forward(self, x):
             return x[x > 0]  # how many elements: the values' answer, which no rule gives
 
-    with pytest.raises(ConvcostError, match="training=True"):
-        profile(Grows(), torch.randn(4, 4), training=True)
+    r = profile(Grows(), torch.randn(4, 4).requires_grad_(True), training=True)
+    assert r.traced_with.startswith("calls on cpu tensors") and not r.exact  # never a silent zero
+    assert [u.op for u in r.unsupported] == ["Tensor.__getitem__"]
+    assert [u[0] for u in r.training.untracked] == ["Tensor.__getitem__"]
 
 
 @pytest.mark.parametrize("shape", ["line", "bent at one", "convex", "concave", "steps"])

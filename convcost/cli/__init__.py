@@ -22,7 +22,7 @@ import importlib
 import os
 import sys
 
-from convcost.errors import ConvcostError
+from convcost.errors import ConvcostError, InternalError
 
 #: modules that add subcommands, in the order ``--help`` lists them
 COMMANDS = ("convcost.cli.cost", "convcost.cli.derive", "convcost.cli.compare", "convcost.cli.profile",
@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except ConvcostError as exc:
         print(f"convcost: error: {exc}", file=sys.stderr)
+        return 2
+    except InternalError as exc:  # already worded as convcost's bug
+        print(f"convcost: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader left early (convcost tour | head): stop quietly, as Python's docs advise
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

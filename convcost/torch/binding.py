@@ -61,11 +61,6 @@ def _as_called(spec, operands, call):
     return call
 
 
-def one_tensor(args, kwargs):
-    """The default :attr:`Binding.leaf_inputs`: a module called on one positional tensor, no keywords."""
-    return tuple(args) if len(args) == 1 and not kwargs else None
-
-
 @dataclasses.dataclass(frozen=True)
 class Binding:
     """The PyTorch side of one convcost layer class (see the module docstring).
@@ -116,10 +111,22 @@ class Binding:
     #: ``rank_after(layer, rank) -> int``: the rank of the output for an input of ``rank`` (what
     #: :func:`~convcost.torch.to_torch` builds the next layer for); default: ``rank``
     rank_after: Callable = _same_rank
-    #: ``leaf_inputs(args, kwargs) -> tuple | None``: the tensors a call of one of ``modules`` passes as the
-    #: row's inputs, in the spec's order (a module of query, key and value); None: a call this binding cannot
-    #: read (listed as unsupported); default: one positional tensor (:func:`one_tensor`)
-    leaf_inputs: Callable = one_tensor
+    #: a module of ``modules`` is read through its children (a composition: a ``Sequential``, a dynamic
+    #: kernel's two networks), not as one row; default: one row, its children unread
+    read_through: bool = False
+    # -- hooks of the walker (convcost.torch.walker): None is the default -------------------------------------
+    #: ``(module, args, kwargs) -> [Tensor, ...] | None``: the tensors a module call reads as one row (default:
+    #: its one positional tensor); None when the call cannot be one row
+    module_inputs: Callable | None = None
+    #: ``(spec, shape) -> Emit.output``: what a module call returns beside its row's output (an LSTM's states)
+    module_output: Callable | None = None
+    #: ``(spec) -> int``: the rank of an input without its batch axis, costed as a batch of one (a convolution)
+    unbatched_rank: Callable | None = None
+    #: ``(module) -> function``: what a training step runs on a strided input of the module, on meta tensors
+    #: (default: the module's own forward with meta copies of its parameters)
+    input_reading: Callable | None = None
+    #: ``(module, spec) -> str | None``: why a module's training step is not fully counted, if it is not
+    step_untracked: Callable | None = None
 
 
 _FIELDS = [f.name for f in dataclasses.fields(Binding)]
@@ -194,8 +201,8 @@ def module_binding(module) -> Binding | None:
 
     >>> import torch.nn as nn
     >>> b = module_binding(nn.Conv2d(3, 4, 3))
-    >>> b.layer.__name__, b.leaf_inputs(("x",), {}), b.leaf_inputs(("x", "y"), {})
-    ('Conv', ('x',), None)
+    >>> b.layer.__name__, b.module_inputs   # one positional tensor: the default
+    ('Conv', None)
     """
     layer = MODULE_BINDINGS.get(type(module))
     return None if layer is None else BINDINGS[layer]

@@ -5,15 +5,22 @@ tensor once (tied weights once); MACs are those of convolutions, transposed conv
 matrix products, einsum and attention, bias excluded, equal to ``FlopCounterMode`` / 2; other work is
 reported apart.
 
-One reading for every model, through the same rules (:mod:`convcost.torch.bindings`), the first that can:
+One reading for every model, the first that can run its forward; each only hands call events to one
+walker (:mod:`convcost.torch.walker`), so the rows are the same whichever reads them:
 
 * concrete input sizes: the model's own forward on shapes alone (:mod:`convcost.torch.trace_shapes`):
   each call answered by convcost's formulas, no kernel run, no graph built; Python on sizes just runs;
-* where the forward reads values (``if x.sum() > 0``) or calls something convcost cannot read: every
-  call the forward makes, run on meta tensors (:mod:`convcost.torch.trace_calls`; real ones where meta
-  cannot run it); a training step instead runs the shape reading again with the tensors computed alongside;
+* where the forward reads values (``if x.sum() > 0``): the same, with the tensors computed alongside
+  (``traced_with`` "shape propagation with values"), for a forward and for a training step;
+* where it cannot run on shapes at all (``isinstance(x, torch.Tensor)``, numpy on a tensor), or a rule
+  refuses its input: every call the forward makes, run on meta tensors (:mod:`convcost.torch.trace_calls`;
+  real ones where meta cannot run it), a training step's included;
 * symbolic input sizes (``(1, 3, H, W)``, closed forms): a ``torch.fx`` graph walked with the same
   formulas (:mod:`convcost.torch.trace_fx`).
+
+Only a forward that cannot run on what a reading offers moves profile to the next one, and the report's
+``traced_with`` and ``notes`` say which reading it used and why. Any other exception of convcost's own code
+is its bug and surfaces as :class:`convcost.errors.InternalError`, never as a verdict on the input.
 
 What cannot be counted is listed in ``report.unsupported`` with its count and call sites;
 ``report.exact`` is False only when something that may multiply-accumulate was left out. Input the model
@@ -39,13 +46,14 @@ from __future__ import annotations
 
 import torch
 
-from convcost.errors import ConvcostError
+from convcost.errors import ConvcostError, InternalError
 from convcost.torch.conventions import CONVENTIONS, headline
 from convcost.torch.inputs import model_inputs
 from convcost.torch.locks import TRACING, model_lock
 from convcost.torch.trace_calls import read_calls
-from convcost.torch.trace_fx import Walk, first_line, trace
-from convcost.torch.trace_shapes import read_shapes
+from convcost.torch.trace_fx import read_graph, trace
+from convcost.torch.trace_shapes import NeedsTensors, read_shapes
+from convcost.torch.walker import first_line
 
 
 def profile(model, inputs, convention: str = "convcost", *, kwargs=None, training: bool = False):
@@ -81,56 +89,53 @@ def profile(model, inputs, convention: str = "convcost", *, kwargs=None, trainin
         raise ConvcostError(f"profile: training={training!r} must be True or False")
     given = model_inputs(model, inputs, kwargs)
     with model_lock(model), _state_kept(model, training):
-        return _read(model, given, convention, training)
+        try:
+            return _read(model, given, convention, training)
+        except (ConvcostError, InternalError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - raised by convcost's own code around the readings: its bug
+            raise InternalError("profile", exc) from exc
 
 
 def _read(model, given, convention, training=False):
-    symbolic = given.symbolic
     types = {name: type(m).__name__ for name, m in model.named_modules()}
     done = dict(inputs=given, convention=convention, headline=headline, modules=types)
-    if not symbolic:
-        try:
-            record = read_shapes(model, given, _device(model), training)
-        except Exception as exc:  # noqa: BLE001 - values needed, or a refusal PyTorch words better: read every call
-            why = f"the forward cannot run on shapes alone ({first_line(exc)})"
-        else:
-            report = record.report(traced_with=SHAPES, **done)
-            if report.exact or training:
-                return report
-            why = "it calls what convcost cannot read: " + ", ".join(u.op for u in report.unsupported if u.macs)
-        if training:  # a step is read with its rules' bookkeeping: on shapes, with the tensors computed alongside
-            try:
-                record = read_shapes(model, given, _device(model), training, with_values=True)
-            except Exception as exc:  # noqa: BLE001 - PyTorch's reason, as the library error
-                raise ConvcostError(f"profile(training=True): {why}, and it cannot run with its values computed "
-                                    f"alongside either ({first_line(exc)})") from None
-            return record.report(traced_with=VALUES, notes=[f"read with values: {why}"], **done)
-        return _read_calls(model, given, why, done)
+    if given.symbolic:
+        return _read_graph(model, given, training, done)
     try:
-        graph = trace(model)
+        record = read_shapes(model, given, _device(model), training)
+    except (NeedsTensors, ConvcostError) as exc:  # values needed, or a refusal PyTorch may word better
+        why = f"the forward cannot run on shapes alone ({first_line(exc)})"
+    else:
+        return record.report(traced_with=SHAPES, **done)
+    try:
+        record = read_shapes(model, given, _device(model), training, with_values=True)
+    except (NeedsTensors, ConvcostError) as exc:
+        why = f"{why}, nor with its values computed alongside ({first_line(exc)})"
+        return _read_calls(model, given, why, done, training)
+    return record.report(traced_with=VALUES, notes=[f"read with values: {why}"], **done)
+
+
+def _read_graph(model, given, training, done):
+    try:
+        graph = trace(model, given)
     except Exception as exc:  # noqa: BLE001 - fx raises many kinds (TraceError, TypeError on proxies ...)
         raise ConvcostError(f"profile: torch.fx cannot trace {type(model).__name__} ({first_line(exc)}), and "
                             "reading every call needs concrete input sizes") from None
-    try:
-        record = Walk(model, given, symbolic, training).run(graph)
-    except ConvcostError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a graph node that cannot be walked
-        raise ConvcostError(f"profile: the fx graph could not be read ({first_line(exc)})") from None
-    return record.report(traced_with="torch.fx", **done)
+    return read_graph(model, given, graph, training).report(traced_with="torch.fx", **done)
 
 
 #: how a report read by :mod:`convcost.torch.trace_shapes` says it was read
 SHAPES = "shape propagation"
-#: ... and one read with the tensors computed alongside (a training step of a forward that reads values)
+#: ... and one read with the tensors computed alongside (a forward that reads values, or its training step)
 VALUES = "shape propagation with values"
 
 
-def _read_calls(model, given, why, done):
+def _read_calls(model, given, why, done, training=False):
     try:
         with TRACING.shared():
-            record, _, device = read_calls(model, given, _device(model))
-    except ConvcostError:
+            record, _, device = read_calls(model, given, _device(model), training)
+    except (ConvcostError, InternalError):
         raise
     except Exception as exc:  # noqa: BLE001 - PyTorch's reason, as the library error
         raise ConvcostError(f"PyTorch rejects input {_shown(given)} for {type(model).__name__}: "

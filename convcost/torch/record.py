@@ -1,10 +1,11 @@
-"""What both readings of a model share: rows built from the same rules, tied parameters counted once,
+"""What every reading of a model records: rows built from the rules, tied parameters counted once,
 and every call convcost cannot count listed (never a silent zero).
 
-A reading (:mod:`convcost.torch.trace_fx`, :mod:`convcost.torch.trace_calls`) tells a
-:class:`Recorder` what the model called, where (the module path), and what the
-rules of :mod:`convcost.torch.bindings` made of it; the recorder builds the
-:class:`~convcost.report.Row` objects and the :class:`~convcost.report.Report`.
+The walker (:mod:`convcost.torch.walker`) tells a :class:`Recorder` what the model called, where (the
+module path), and what the rules of :mod:`convcost.torch.bindings` made of it; the recorder builds the
+:class:`~convcost.report.Row` objects and the :class:`~convcost.report.Report`. It is written only by
+its own methods: what a call needs (the call itself, to run on meta tensors; an attention's options) is an
+argument of :meth:`Recorder.emit`, never an attribute set beforehand.
 """
 
 from __future__ import annotations
@@ -27,49 +28,6 @@ from convcost.training import StepTotals
 from convcost.report import ModuleCall, Report, Row, Unsupported
 from convcost.torch.rules import UNBATCHED, WITH_INDICES, Emit, Tensor
 
-#: tensor methods and functions that only view, move, create or query tensors: no arithmetic, no row
-SHAPE_ONLY = frozenset("""
-view reshape permute transpose t contiguous size dim flatten unflatten unsqueeze squeeze expand expand_as repeat
-chunk split split_with_sizes tensor_split unbind __getitem__ __setitem__ narrow select index_select gather take
-setitem stack hstack vstack cat concat concatenate clone detach detach_ to type float double half bfloat16 int long bool
-numel __len__ __iter__ __get__ __reversed__ new_zeros new_ones new_empty new_full new_tensor zeros_like ones_like
-empty_like full_like rand_like randn_like fill_ zero_ copy_ unfold roll flip fliplr flipud movedim moveaxis swapaxes
-swapdims view_as reshape_as item tolist dropout dropout1d dropout2d dropout3d alpha_dropout feature_alpha_dropout
-is_contiguous stride data_ptr storage_offset requires_grad_ __bool__ __index__ __int__ __float__ __format__
-__repr__ __hash__ __contains__ __array__ is_floating_point is_complex element_size nelement arange zeros ones empty
-full tensor as_tensor from_numpy linspace rand randn randint randperm eye meshgrid broadcast_to broadcast_tensors
-atleast_1d atleast_2d atleast_3d diag diagonal tril triu repeat_interleave tile split_ masked_select nonzero
-argmax argmin argsort eq ne lt le gt ge __eq__ __ne__ __lt__ __le__ __gt__ __ge__ isnan isinf isfinite any all
-equal allclose is_nonzero pad_sequence channel_shuffle native_channel_shuffle identity _has_compatible_shallow_copy_type
-_set_grad_enabled is_grad_enabled get_default_dtype _get_tracing_state is_scripting dequantize cpu cuda pin_memory
-as_strided set_ resize_ share_memory_ register_hook retain_grad backward __deepcopy__ __reduce_ex__ __setstate__
-logical_not logical_and logical_or bitwise_and bitwise_or bitwise_not __and__ __or__ __invert__ __xor__ where
-masked_fill masked_fill_ index_fill index_fill_ scatter scatter_ index_put index_put_ sort topk stochastic_depth
-drop_path drop_block_2d
-""".split())
-
-#: element-wise or reduction work convcost does not count: listed, but it holds no multiply-accumulates
-NO_MACS = frozenset("""
-exp exp_ exp2 expm1 log log_ log2 log10 log1p sqrt sqrt_ rsqrt rsqrt_ pow pow_ __pow__ __rpow__ square neg neg_
-__neg__ abs abs_ clamp clamp_ clamp_min clamp_min_ clamp_max clamp_max_ clip clip_ erf erf_ erfc erfinv sin cos tan
-atan atan2 asin acos sinh cosh reciprocal reciprocal_ sign floor ceil round trunc frac fmod remainder __mod__
-softplus mish mish_ logsigmoid softsign softshrink hardshrink tanhshrink threshold threshold_ rrelu rrelu_ celu selu
-selu_ glu prelu silu_ hardsigmoid_ hardswish_ gelu_ leaky_relu_ elu_ relu6_ hardtanh_ max min maximum minimum fmax
-fmin cumsum cumprod var std var_mean std_mean norm frobenius_norm nuclear_norm logsumexp prod nansum nanmean
-median mode quantile normalize softmin lerp addcmul addcdiv dist lgamma digamma sigmoid_ logit xlogy cross_entropy
-nll_loss mse_loss l1_loss binary_cross_entropy binary_cross_entropy_with_logits kl_div smooth_l1_loss cosine_similarity
-pairwise_distance local_response_norm embedding embedding_bag one_hot grid_sample affine_grid fold lp_pool1d
-lp_pool2d lp_pool3d fractional_max_pool2d fractional_max_pool3d adaptive_max_pool1d_with_indices
-adaptive_max_pool2d_with_indices max_pool1d_with_indices max_pool2d_with_indices max_pool3d_with_indices
-upsample_nearest upsample_bilinear hardtanh pad interpolate upsample mean sum amax amin softmax log_softmax
-batch_norm layer_norm group_norm instance_norm rms_norm max_pool1d max_pool2d max_pool3d avg_pool1d avg_pool2d
-avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d adaptive_max_pool1d adaptive_max_pool2d
-adaptive_max_pool3d max_unpool1d max_unpool2d max_unpool3d pixel_shuffle pixel_unshuffle add add_ sub mul mul_ div
-relu relu_ sigmoid tanh silu gelu hardswish leaky_relu elu relu6 bernoulli bernoulli_ uniform_ normal_ random_
-exponential_ geometric_ cauchy_ log_normal_ multinomial normal poisson
-""".split())
-
-
 class Recorder:
     """Rows, unsupported calls and parameter ownership of one reading of one model."""
 
@@ -82,8 +40,6 @@ class Recorder:
         # of the tensors it reads and writes, and what the step does that convcost cannot count
         self.training = training
         self.graph, self.storages, self.untracked, self.extra_saved = [], {}, {}, []
-        self.call = None  # the function call being read, as (function, args, kwargs) of tracked tensors
-        self.options = {}  # what the call's options change in the attention being read (kernel, dropout)
 
     # -- training -----------------------------------------------------------------------------
     def new_storage(self, shape) -> int:
@@ -96,6 +52,15 @@ class Recorder:
         """A new tensor in its own storage."""
         return Tensor(shape, grad=grad, storage=self.new_storage(shape))
 
+    def keeps(self, cost, operands, output=None) -> None:
+        """Something the step keeps beside the rows: ``cost``'s saved tensors, read from ``operands``
+        (:class:`Tensor` values with storages), writing ``output`` (a storage key, or None)."""
+        self.graph.append((cost, [(t.storage, t.shape) for t in operands], output))
+
+    def keeps_apart(self, elements) -> None:
+        """Elements the step keeps in a storage of their own (dropout's noise, a boolean mask's float copy)."""
+        self.extra_saved.append(elements)
+
     def untrack(self, op, path, why) -> None:
         """A call whose backward convcost cannot count (what it saves, or its backward MACs)."""
         self.untracked.setdefault(op, {"paths": [], "why": why})["paths"].append(path)
@@ -107,14 +72,17 @@ class Recorder:
         return path if n == 1 else f"{path}#{n}"
 
     # -- rows -------------------------------------------------------------------------------
-    def emit(self, path, op, emit: Emit, source="function", operands=None, weights=None, inplace=False):
+    def emit(self, path, op, emit: Emit, source="function", operands=None, weights=None, inplace=False,  # noqa: PLR0913
+             call=None, options=None):
         """The row of a rule's answer, and what the call returns (a :class:`Tensor`, or a tuple of them).
 
         In a training reading: ``operands``, the tensors the rule's inputs are (gradient flags, storages);
         ``weights``, the call's other tensors (a function's weight and bias: a parameter, a buffer, or one
         computed in the forward), None for a module (its own parameters); ``inplace``, the call writes its
-        output into its input."""
-        step = (weights, inplace)
+        output into its input; ``call``, the call as ``(function, args, kwargs)`` of tracked tensors, which
+        the step may run on meta tensors (what a strided operand or a computed weight changes); ``options``,
+        what the call's options change in the attention it is (kernel, dropout)."""
+        step = (weights, inplace, call, options or {})
         try:
             row, c, base = self.row(path, op, emit.spec, emit.inputs, emit.reads, source, operands, step)
         except ConvcostError:
@@ -124,8 +92,6 @@ class Recorder:
             emit = Emit(emit.spec, [(1, *emit.inputs[0])], emit.reads, UNBATCHED)
             row, c, base = self.row(path, op, emit.spec, emit.inputs, emit.reads, source, operands, step)
             base = (base[0], None)
-        finally:
-            self.options = {}
         out = row.output_shape
         if emit.output == UNBATCHED:
             return self.output(Tensor(out[1:]), c, base)
@@ -194,45 +160,43 @@ class Recorder:
             self.__dict__.setdefault("_held", []).append(real)
         return key
 
-    def keep_computed(self, weights) -> bool:
+    def keep_computed(self, weights, call) -> bool:
         """A weight computed in the forward (weight standardisation, a kernel made by a network): autograd keeps
         it for the input's gradient as it keeps any tensor, so its storage is saved once; whether it is, from
-        the call (``self.call``, set by the reading) run on meta tensors. False when that cannot run."""
-        if self.call is None:
+        the call (``(function, args, kwargs)``) run on meta tensors. False when that cannot run."""
+        if call is None:
             return False
-        function, args, kwargs = self.call
+        function, args, kwargs = call
         run = layouts.simulate(function, args, kwargs)
         if run is None:
             return False
         flags = run.kept_of(weights)
         kept = Cost(output_shape=(), saved_elements=total(numel(w.shape) for w, f in zip(weights, flags) if f),
                     saves_input=tuple(flags))
-        self.graph.append((kept, [(w.storage, w.shape) for w in weights], None))
+        self.keeps(kept, weights)
         return True
 
-    def step_spec(self, spec, operands):
+    def step_spec(self, spec, operands, options=None):
         """The layer the step runs on ``operands``: its binding's kernel choice for their strides (the fused
-        CPU attention needs unit strides on the last axis), and the call's options (dropout, a mask needing a
-        gradient) as the reading found them."""
+        CPU attention needs unit strides on the last axis), and the call's ``options`` (dropout, a mask needing
+        a gradient) as the reading found them."""
         spec = hooks_of(spec).kernel(spec, operands)
-        return dataclasses.replace(spec, **self.options) if self.options else spec
-
-    attention = step_spec  # what the fx reading asks of an attention call's options
+        return dataclasses.replace(spec, **options) if options else spec
 
     def is_parameter(self, key) -> bool:
         """Whether storage ``key`` is a parameter's or buffer's (autograd's saved tensors leave them out)."""
         return isinstance(key, tuple) and key[0] == "tensor" and self.storages.get(key) == 0
 
-    def row(self, path, op, spec, inputs, reads, source, operands=None, step=(None, False)):
+    def row(self, path, op, spec, inputs, reads, source, operands=None, step=(None, False, None, None)):
         c = None
-        weights, inplace = step
+        weights, inplace, call, options = step
         if self.training and operands is not None:
-            spec = self.step_spec(spec, operands)
-            c = self.training_cost(path, op, spec, inputs, reads, operands, weights)
+            spec = self.step_spec(spec, operands, options)
+            c = self.training_cost(path, op, spec, inputs, reads, operands, weights, call)
             if inplace and c.saves_input is True and hooks_of(spec).inplace_clone(spec):
                 # an in-place op whose backward needs the input it overwrites: autograd keeps a clone of it
                 c = dataclasses.replace(c, saves_input=False)
-            c = self.folded(path, op, spec, c, operands, reads, weights)
+            c = self.folded(path, op, spec, c, operands, call)
         row = Row.of(path, op, spec, inputs, source=source, params=0, cost=c)  # raises before anything is recorded
         params, tied = 0, ""
         for t in reads:
@@ -250,10 +214,10 @@ class Recorder:
                 or c.output_view is True else (None, False)
             view = (c.output_view is True or inplace) and operands and operands[0].storage is not None and not copied
             out = operands[0].storage if view else self.new_storage(row.output_shape)
-            self.graph.append((c, [(t.storage, t.shape) for t in operands], out))
+            self.keeps(c, operands, out)
         return row, c, (out, layout)
 
-    def folded(self, path, op, spec, c, operands, reads, weights):  # noqa: PLR0913 - the row's own arguments
+    def folded(self, path, op, spec, c, operands, call):  # noqa: PLR0913 - the row's own arguments
         """``c`` as the step runs it on strided operands. The formula counts contiguous ones; a strided one
         may be copied before it is kept: ``torch.matmul``, ``F.linear`` and attention's math path fold it to
         a batch of matrices, ``group_norm`` makes it contiguous, and autograd keeps the copy instead. The call
@@ -262,7 +226,7 @@ class Recorder:
         if all(t.layout is None for t in operands):
             return c
         # the function call, or the module on meta copies of its parameters, unless the binding says what runs
-        run = hooks_of(spec).step_call(spec, operands, self.call)
+        run = hooks_of(spec).step_call(spec, operands, call)
         if run is None:
             return c
         function, args, kwargs = run
@@ -284,7 +248,7 @@ class Recorder:
         flags = tuple(kept) if isinstance(c.saves_input, tuple) else kept[0]
         return dataclasses.replace(c, saves_input=flags, saved_elements=c.saved_elements + change)
 
-    def training_cost(self, path, op, spec, inputs, reads, operands, weights=None):
+    def training_cost(self, path, op, spec, inputs, reads, operands, weights=None, call=None):  # noqa: PLR0913
         """The row's cost in this step: which inputs need a gradient, whether its weights get one."""
         grads = tuple(bool(t.grad) for t in operands)
         if weights is None:  # a module: its own parameters
@@ -293,10 +257,10 @@ class Recorder:
             trainable = any(w.grad for w in weights)
             # a view of a parameter (nn.MultiheadAttention's slices of its packed projection) is the parameter
             computed = [w for w in weights if w.grad and w.tensor is None and not self.is_parameter(w.storage)]
-            if computed and hooks_of(spec).passes_weights and not self.keep_computed(computed):
+            if computed and hooks_of(spec).passes_weights and not self.keep_computed(computed, call):
                 self.untrack(op, path, "a weight computed in the forward: what autograd keeps of it is not modelled")
         shapes = [tuple(s) for s in inputs]
-        counted = hooks_of(spec).step_cost(spec, shapes, grads, operands, self.call)
+        counted = hooks_of(spec).step_cost(spec, shapes, grads, operands, call)
         if counted is not None:
             return counted
         if not _takes_grad(type(spec)):

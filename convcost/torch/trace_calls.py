@@ -3,7 +3,9 @@
 
 Everything the model calls reaches the mode with concrete shapes: ``F.conv2d`` from a ``Conv2d``
 subclass that pads in its forward, ``torch.bmm`` in attention, tensor methods and operators. Each call
-goes through the same rules as the fx reading (:mod:`convcost.torch.bindings`) and makes the same rows.
+becomes a call event for the walker (:class:`convcost.torch.walker.Walk`, :meth:`~convcost.torch.walker.Walk.read`),
+so it goes through the same rules as every other reading and makes the same rows; its output is the
+tensor the call returned.
 A module whose exact type reads as a primitive is one row, and the calls inside it are its own; every
 other module is read by what it calls. A call convcost cannot count is listed with its count and call
 sites, marked as possibly holding MACs unless it is known element-wise or reduction work.
@@ -11,10 +13,20 @@ sites, marked as possibly holding MACs unless it is known element-wise or reduct
 Parameters and buffers are swapped for meta tensors call by call (the model is never modified), so a
 large model costs microseconds per call. A forward whose Python reads tensor values (``if x.sum() > 0``)
 cannot run on meta; it is run again on real tensors (zeros, or the tensors given).
+
+This reading stays, as the last resort, for a forward that cannot run on shapes even with the tensors computed
+alongside (an ``isinstance(x, torch.Tensor)`` test, numpy on a tensor): it is the only one that hands the
+forward real ``torch.Tensor`` objects. Its events are those of the other readings: ``x + y``, which reaches a
+TorchFunctionMode as ``x.add(y)``, is told apart by the frame that made the call. In a training step
+(``training=True``) each call is walked as the shape reading walks it, the walker's tensor for each tensor the
+forward holds kept beside it (its storage, its gradient flag), so the step's counts are the walker's too.
 """
 
 from __future__ import annotations
 
+import dis
+import operator
+import sys
 import threading
 
 import torch
@@ -22,18 +34,13 @@ import torch.nn.functional as F
 from torch.nn.modules import module as module_hooks
 from torch.overrides import TorchFunctionMode
 
-from convcost.errors import ConvcostError
+from convcost.errors import ConvcostError, InternalError
 from convcost.torch.binding import FUNCTIONS, METHODS
+from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
 from convcost.torch.leftovers import Attributes
-from convcost.torch.record import NO_MACS, SHAPE_ONLY, Recorder
-from convcost.torch.registry import REGISTRY
-from convcost.torch.rules import WITH_INDICES, Emit, NoRule, Tensor
-from convcost.torch.trace_fx import LEAF_TYPES
-
-#: operator spellings of tensor methods, read by the method's rule
-_DUNDER = {"__add__": "add", "__radd__": "add", "__iadd__": "add_", "__sub__": "sub", "__rsub__": "sub",
-           "__isub__": "sub", "__mul__": "mul", "__rmul__": "mul", "__imul__": "mul_", "__truediv__": "div",
-           "__rtruediv__": "div", "__itruediv__": "div", "__div__": "div"}
+from convcost.torch.ops import op_of
+from convcost.torch.rules import Tensor
+from convcost.torch.walker import LEAF_TYPES, Unknown, Walk, own_code
 
 
 # -- module context: global hooks, active only in a thread that is profiling ---------------------------
@@ -78,61 +85,145 @@ def _remove_hooks():
 class Session(TorchFunctionMode):
     """One forward of one model: the module stack, the meta copies of its tensors, and the recorder."""
 
-    def __init__(self, model, meta: bool):
+    def __init__(self, model, inputs, meta: bool, training=False):
         super().__init__()
-        self.model, self.meta = model, meta
+        self.model, self.meta, self.training = model, meta, training
+        self.walk = Walk(model, inputs, symbolic=False, training=training)
+        #: in a training reading, id(a tensor the forward holds) -> (the tensor, the walker's Tensor for it), so
+        #: that each call's operands carry their storages and gradient flags
+        self.values = {}
+        self.busy = 0  # inside the walker (its meta runs call functions and modules): nothing is read
         self.paths = {id(m): name for name, m in model.named_modules()}
         self.types = {name: type(m).__name__ for name, m in model.named_modules()}
         self.stack = []  # (path, inside a module read as one row)
         self.copies = {}  # id(tensor) -> (tensor, its meta copy)
-        self.record = Recorder(model)
+        self.record = self.walk.record
 
     # -- modules ------------------------------------------------------------------------------
     def enter(self, module, args):
-        parent, inside = self.stack[-1] if self.stack else ("", False)
+        if self.busy:
+            self.stack.append(None)
+            return
+        parent, inside = (self.context(), self.stack[-1] is not None and self.stack[-1][1]) if self.stack \
+            else ("", False)
         path = self.paths.get(id(module))
         if path is None:  # a module made during the forward: its calls belong to the caller
             path = parent
         if inside:
-            self.stack.append((path, True))
+            self.stack.append((path, True, None))
             return
-        read = False
-        if type(module) in LEAF_TYPES and len(args) == 1 and isinstance(args[0], torch.Tensor):
-            read = self.read_module(path, module, tuple(args[0].shape))
+        read, one, result = False, False, None
+        if type(module) in LEAF_TYPES:
+            wrapped = self.tracked(tuple(args)) if self.training else _wrap(tuple(args))
+            with own_code("the call-by-call reading"):
+                one = self.walk.one_row(module, wrapped, {})
+        if one:
+            read, result = self.read_module(path, module, wrapped)
         elif path in self.types:
             self.record.entered(path, module, [a.shape for a in args if isinstance(a, torch.Tensor)])
-        self.stack.append((path, read))
+        self.stack.append((path, read, result))
 
     def leave(self, module, output=None):
-        if self.stack:
-            path, read = self.stack.pop()
-            if not read and (not self.stack or not self.stack[-1][1]) and id(module) in self.paths:
+        if self.stack and self.stack[-1] is None:
+            self.stack.pop()
+        elif self.stack:
+            path, read, result = self.stack.pop()
+            if read and self.training:
+                self.pair(result, output)
+            if not read and (not self.stack or self.stack[-1] is None or not self.stack[-1][1]) \
+                    and id(module) in self.paths:
                 self.record.called(path, module, output)
 
-    def read_module(self, path, module, shape) -> bool:
-        """One row for a module read through its reader; False (read by its calls) when it cannot be."""
+    def read_module(self, path, module, args) -> tuple:
+        """``(True, what the walker returns)``: one row for a module read through its reader; ``(False, None)``
+        (read by its calls) when it cannot be."""
+        self.busy += 1
         try:
-            spec = REGISTRY.read(module)
-            output = WITH_INDICES if getattr(module, "return_indices", False) else None
-            self.record.emit(self.record.unique(path), type(module).__name__,
-                             Emit(spec, [shape], tuple(module.parameters()), output), "module")
+            with own_code("the call-by-call reading"):
+                event = Event(MODULE, module, args, {}, path)
+                if not self.training:
+                    self.walk.read(event)
+                    return True, None
+                return True, self.walk.call(event)
         except ConvcostError:  # the reader disagrees with PyTorch on this input: read what it calls
-            return False
-        return True
+            return False, None
+        finally:
+            self.busy -= 1
+
+    def context(self) -> str:
+        """The path of the module making the current call."""
+        for entry in reversed(self.stack):
+            if entry is not None:
+                return entry[0]
+        return ""
+
+    # -- a training reading: the walker's tensors beside the forward's --------------------------------
+    def tracked(self, value):
+        """``value`` as the walker takes it in a training reading: a tensor the forward computed is the walker's
+        Tensor for it (its storage, its gradient flag); a parameter, buffer or constant is itself."""
+        if isinstance(value, torch.Tensor):
+            found = self.values.get(id(value))
+            if found is not None and found[0] is value:
+                return found[1]
+            return Tensor(tuple(int(x) for x in value.shape), value, dtype=value.dtype,
+                          grad=bool(value.requires_grad))
+        if type(value) in (tuple, list):
+            return type(value)(self.tracked(v) for v in value)
+        if type(value) is dict:
+            return {k: self.tracked(v) for k, v in value.items()}
+        return value
+
+    def unknown(self, event, out):
+        """The walker's tensors for what a call it could not read returned (the call is listed already): new
+        storages, needing a gradient when an operand does; the step is marked as not fully counted."""
+        grad = any(t.grad for t in _tensors(event.args) + _tensors(event.kwargs))
+        if grad:
+            self.record.untrack(event.label, event.path, "no rule: what it saves for backward is not known")
+        return _fresh(out, self.record, grad)
+
+    def pair(self, result, out) -> None:
+        """Remember the walker's Tensor for each tensor a call returned."""
+        if isinstance(out, torch.Tensor):
+            if isinstance(result, Tensor):
+                self.values[id(out)] = (out, result)
+        elif isinstance(out, (tuple, list)) and isinstance(result, (tuple, list)) and len(out) == len(result):
+            for o, r in zip(out, result):
+                self.pair(r, o)
 
     # -- calls --------------------------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if self.busy:
+            return func(*args, **kwargs)
+        inside = self.stack and self.stack[-1] is not None and self.stack[-1][1]
+        if self.training and not inside and op_of(FUNCTION, func).by_parts:
+            with self:  # its parts, each read as a call of its own
+                return descend(func, args, kwargs)
         out = self.run(func, args, kwargs)
-        if self.stack and self.stack[-1][1]:
+        if inside:
             return out  # part of a module counted as one row
-        read_call(self.record, func, args, kwargs, self.stack[-1][0] if self.stack else "")
+        if self.training:
+            event = event_of(func, args, kwargs, self.context(), sys._getframe(1))
+            event = Event(event.kind, event.target, self.tracked(args), self.tracked(kwargs), event.where)
+            self.busy += 1
+            try:
+                with own_code("the call-by-call reading"):
+                    result = self.walk.call(event)
+                    if isinstance(result, Unknown):  # listed; what follows is read on the tensor it returned
+                        result = self.unknown(event, out)
+                    self.pair(result, out)
+            finally:
+                self.busy -= 1
+            return out
+        if seen(func):
+            with own_code("the call-by-call reading"):
+                self.walk.read(event_of(func, args, kwargs, self.context(), sys._getframe(1)))
         return out
 
     def run(self, func, args, kwargs):
         if self.meta:
             args, kwargs = self.to_meta(args), self.to_meta(kwargs)
-            if func in _SAME_SHAPE and args and isinstance(args[0], torch.Tensor):
+            if op_of(FUNCTION, func).same_shape and args and isinstance(args[0], torch.Tensor):
                 return torch.empty_like(args[0])  # meta runs these through slow Python decompositions
         return func(*args, **kwargs)
 
@@ -151,37 +242,88 @@ class Session(TorchFunctionMode):
         return value
 
 
-#: functions whose output has their first argument's shape and dtype (normalisations, activations)
-_SAME_SHAPE = frozenset({
-    F.batch_norm, torch.batch_norm, F.layer_norm, torch.layer_norm, F.group_norm, torch.group_norm,
-    F.instance_norm, torch.instance_norm, F.rms_norm, F.relu, torch.relu, F.relu6, F.silu, F.gelu, F.hardswish,
-    F.hardsigmoid, F.sigmoid, torch.sigmoid, F.hardtanh, F.leaky_relu, F.elu, F.mish, torch.tanh,
-})
+def descend(function, args, kwargs):
+    """``function``'s own Python body: its entry check for ``__torch_function__`` answered no once,
+    so that it runs instead of handing itself back; every call inside it is read as usual."""
+    original = F.has_torch_function
 
+    def once(operands):
+        F.has_torch_function = original
+        return False
 
-def read_call(record, func, args, kwargs, context: str) -> None:
-    """Record one call made in module ``context`` through its rule: a row, or an unsupported entry with the
-    reason (never a silent zero)."""
-    name = getattr(func, "__name__", "")
-    rule, label = _rule(func, name)
-    short = label.rpartition(".")[2]
-    here = f"{context}.{short}" if context else short
-    if rule is None:
-        if name not in SHAPE_ONLY and _has_tensor(args, kwargs):
-            macs = name not in NO_MACS
-            record.skip(label, here, "no convcost rule for this operation"
-                        if macs else "element-wise or reduction work convcost does not count", macs=macs)
-        return
+    F.has_torch_function = once
     try:
-        result = rule(_wrap(args), _wrap(kwargs))
-        if isinstance(result, Emit):
-            record.emit(record.unique(here), label, result, "function")
-    except NoRule as why:
-        record.skip(label, here, str(why), macs=name not in NO_MACS)
-    except ConvcostError as why:  # the rule's layer refuses what PyTorch accepted: listed, not guessed
-        record.skip(label, here, f"convcost cannot cost it: {why}")
-    except Exception as exc:  # noqa: BLE001 - a call the rule did not foresee (an unusual signature): listed
-        record.skip(label, here, f"its rule cannot read this call ({type(exc).__name__}: {exc})")
+        return function(*args, **kwargs)
+    finally:
+        F.has_torch_function = original
+
+
+def seen(func) -> bool:
+    """Whether a call of ``func`` on tensors can make a row or a listing (a view without a rule makes neither,
+    so its arguments are not even wrapped: a forward calls ``Tensor.shape``'s getter hundreds of times)."""
+    found = _SEEN.get(func)
+    if found is None:
+        qual = getattr(func, "__qualname__", "") or ""
+        method = qual.startswith(("TensorBase.", "Tensor.", "_TensorBase."))
+        kind, target = (METHOD, func.__name__) if method else (FUNCTION, func)
+        rule = METHODS.get(target) if method else FUNCTIONS.get(target)
+        found = rule is not None or not op_of(kind, target).view or method and target in _OPERATOR_OF
+        try:
+            _SEEN[func] = found
+        except TypeError:  # an unhashable callable: decided at each call
+            pass
+    return found
+
+
+_SEEN: dict = {}
+
+
+def event_of(func, args, kwargs, context: str, caller=None) -> Event:
+    """The call event of a call a TorchFunctionMode sees: a tensor method by name, a function by object.
+
+    ``x + y`` reaches the mode as ``Tensor.add``, as ``x.add(y)`` does; ``caller``, the frame that made the call,
+    tells them apart (it runs a binary operator), so that the event is spelled as the forward wrote it, as the
+    other readings see it."""
+    qual = getattr(func, "__qualname__", "") or ""
+    seen = {}
+    args, kwargs = _wrap(args, seen), _wrap(kwargs, seen)
+    if qual.startswith(("TensorBase.", "Tensor.", "_TensorBase.")):
+        name = func.__name__
+        if name in _OPERATOR_OF and caller is not None and _runs_operator(caller):
+            return Event(FUNCTION, _OPERATOR_OF[name], args, kwargs, context)
+        return Event(METHOD, name, args, kwargs, context)
+    return Event(FUNCTION, func, args, kwargs, context)
+
+
+#: tensor methods a Python operator runs, by the operator; ``x += y`` is spelled ``x + y``, as Python falls back to
+#: it on the shape reading's values and on fx's proxies, which have no in-place operators
+_OPERATOR_OF = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,
+                "matmul": operator.matmul, "add_": operator.add, "sub_": operator.sub, "mul_": operator.mul,
+                "div_": operator.truediv}
+
+
+def _runs_operator(frame) -> bool:
+    """Whether ``frame`` is running a binary operator (``x + y``, ``x += y``) rather than a call."""
+    code, at = frame.f_code.co_code, frame.f_lasti
+    return 0 <= at < len(code) and dis.opname[code[at]].startswith(("BINARY_", "INPLACE_"))
+
+
+def _tensors(value) -> list:
+    if isinstance(value, Tensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _tensors(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors(v)]
+    return []
+
+
+def _fresh(out, record, grad):
+    if isinstance(out, torch.Tensor):
+        return record.tensor(tuple(int(x) for x in out.shape), grad)
+    if isinstance(out, (tuple, list)):
+        return tuple(_fresh(o, record, grad) for o in out)
+    return out
 
 
 def _meta_copy(t):
@@ -191,61 +333,49 @@ def _meta_copy(t):
     return copy
 
 
-def _rule(func, name):
-    """The rule and label of one call: a function by object, a tensor method by name."""
-    rule = FUNCTIONS.get(func)
-    qual = getattr(func, "__qualname__", "") or ""
-    if rule is not None:
-        return rule, _function_label(func, name)
-    if qual.startswith(("TensorBase.", "Tensor.")):
-        return METHODS.get(_DUNDER.get(name, name)), f"Tensor.{name}"
-    return None, _function_label(func, name)
-
-
-def _function_label(func, name) -> str:
-    if getattr(F, name, None) is func:
-        return f"F.{name}"
-    if getattr(torch, name, None) is func:
-        return f"torch.{name}"
-    return name or repr(func)
-
-
-def _has_tensor(args, kwargs) -> bool:
-    return any(isinstance(a, torch.Tensor) or type(a) in (tuple, list) and any(isinstance(x, torch.Tensor) for x in a)
-               for a in (*args, *kwargs.values()))
-
-
-def _wrap(value):
-    """Arguments as the rules take them: every tensor as a :class:`Tensor` (a parameter kept as itself)."""
+def _wrap(value, seen=None):
+    """Arguments as the rules take them: every tensor as a :class:`Tensor` (a parameter kept as itself), one per
+    tensor object (``seen``), so that a rule sees ``f(x, x, x)`` as the other readings do."""
     if isinstance(value, torch.Tensor):
-        return Tensor(tuple(int(x) for x in value.shape), value if isinstance(value, torch.nn.Parameter) else None)
+        found = seen.get(id(value)) if seen is not None else None
+        if found is None:
+            found = Tensor(tuple(int(x) for x in value.shape), value if isinstance(value, torch.nn.Parameter) else None)
+            if seen is not None:
+                seen[id(value)] = found
+        return found
     if type(value) in (tuple, list):
-        return type(value)(_wrap(v) for v in value)
+        return type(value)(_wrap(v, seen) for v in value)
     if type(value) is dict:
-        return {k: _wrap(v) for k, v in value.items()}
+        return {k: _wrap(v, seen) for k, v in value.items()}
     return value
 
 
-def read_calls(model, inputs, device="cpu"):
+def read_calls(model, inputs, device="cpu", training=False):
     """Run ``model`` once on ``inputs`` under a :class:`Session`: on meta tensors, and again on real ones
     (zeros, or the tensors given) when the meta run fails (a forward that reads values, an op without a
     meta kernel, or an input PyTorch rejects: then PyTorch's own message is the real run's).
+    ``training``: read one training step (the model in training mode, as profile sets it).
     Returns the recorder, the module types by path, and the device the forward ran on."""
     _install_hooks()
     try:
         try:
-            return _once(model, inputs, True, device)
+            return _once(model, inputs, True, device, training)
+        except InternalError:
+            raise
         except Exception:  # noqa: BLE001 - decided by the real run below
             if device == "meta":
                 raise
-        return _once(model, inputs, False, device)
+        return _once(model, inputs, False, device, training)
     finally:
         _remove_hooks()
 
 
-def _once(model, inputs, meta, device):
-    session = Session(model, meta)
+def _once(model, inputs, meta, device, training=False):
+    session = Session(model, inputs, meta, training)
     args, kwargs = inputs.meta() if meta else inputs.real(device)
+    if training:  # the inputs as the walker takes them: their storages, and a gradient where one is asked for
+        for given, arg in (*zip(inputs.positional, args), *((inputs.keywords[k], v) for k, v in kwargs.items())):
+            session.values[id(arg)] = (arg, session.walk.input_tensor(given))
     kept = Attributes(model)
     _LOCAL.session = session
     try:

@@ -3,14 +3,17 @@
 The forward runs once with every input replaced by a :class:`Shaped` value: an object that knows
 its shape and nothing else. Each call the forward makes on one (``F.conv2d``, ``x.view``, ``x + y``,
 a module) reaches convcost's rules, which say what the call costs and what shape it returns; no
-kernel runs, no meta tensor is made and no graph is built. The rows are those of the ``torch.fx``
-reading (:mod:`convcost.torch.trace_fx`), call for call: both go through the same :class:`Walk`, this
-one as the forward runs, fx's over a graph traced first. Python code on sizes simply runs, so
-``if x.shape[-1] % 32:`` (which fx cannot trace) reads here.
+kernel runs, no meta tensor is made and no graph is built. Each call becomes a call event
+(:class:`~convcost.torch.events.Event`) for the walker (:class:`convcost.torch.walker.Walk`), as each node of
+the ``torch.fx`` reading (:mod:`convcost.torch.trace_fx`) does: the rows are the same, call for call. Python
+code on sizes simply runs, so ``if x.shape[-1] % 32:`` (which fx cannot trace) reads here.
 
 What needs values cannot run on shapes: ``if x.sum() > 0``, ``int(x)``, a call whose output shape
-is unknown. Then :class:`NeedsTensors` is raised and the model is read call by call on tensors
-(:mod:`convcost.torch.trace_calls`). Module calls are intercepted by swapping ``nn.Module.__call__``
+is unknown. Then :class:`NeedsTensors` is raised, and the forward is read again with the tensors computed
+alongside (``with_values``): every call also runs on tensors, so the forward may read values, and the rows
+are still the walker's (this is the reading of a forward that reads values, a training step's included;
+the call-by-call reading, :mod:`convcost.torch.trace_calls`, is left for a forward that cannot run on
+shapes at all). Module calls are intercepted by swapping ``nn.Module.__call__``
 for the forward's duration, as fx does, under the exclusive side of
 :data:`convcost.torch.locks.TRACING`; another thread's module calls go through untouched.
 
@@ -25,34 +28,25 @@ for the forward's duration, as fx does, under the exclusive side of
 from __future__ import annotations
 
 import operator
+import sys
 import threading
 
 import torch
-import torch.nn.functional as F
 from torch.fx.graph import magic_methods, reflectable_magic_methods
 from torch.overrides import TorchFunctionMode
 
-from convcost.errors import ConvcostError
+from convcost.errors import ConvcostError, InternalError
+from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
 from convcost.torch.leftovers import Attributes, holds
 from convcost.torch.locks import TRACING
-from convcost.torch.registry import REGISTRY
+from convcost.torch.ops import op_of
 from convcost.torch.rules import Tensor
-from convcost.torch.trace_calls import read_call
-from convcost.torch.trace_fx import LEAF_TYPES, Walk, _Unknown
+from convcost.torch.trace_calls import descend, event_of, seen
+from convcost.torch.walker import LEAF_TYPES, Unknown, Walk, own_code
 
 
 class NeedsTensors(Exception):
     """The forward needs something a shape cannot give (a value, an unknown output shape)."""
-
-
-class _Call:
-    """What the :class:`Walk` reads of one call: the fields of an fx node it uses."""
-
-    __slots__ = ("op", "target", "meta")
-
-    def __init__(self, op, target, context):
-        self.op, self.target = op, target
-        self.meta = {"nn_module_stack": {context: (context, None)}} if context else {}
 
 
 _LOCAL = threading.local()
@@ -112,26 +106,26 @@ class Shaped:
         if found is None:
             raise AttributeError(f"'Tensor' object has no attribute {name!r}")
         if name in ("mT", "mH"):  # the views a property gives: the calls that make them
-            return _session().call("call_method", "transpose", (self, -2, -1), {})
+            return _session().call(METHOD, "transpose", (self, -2, -1), {})
         if name in ("T", "H"):
-            return _session().call("call_method", "permute", (self, *reversed(range(len(self.value.shape)))), {})
+            return _session().call(METHOD, "permute", (self, *reversed(range(len(self.value.shape)))), {})
         if not callable(found):  # a property: as a meta tensor of this shape has it, unless it is a tensor
             value = getattr(torch.empty(self.value.shape, dtype=self.dtype, device="meta"), name)
             if isinstance(value, torch.Tensor):  # T, data, grad ...: a shape cannot give them
                 raise NeedsTensors(f"the tensor attribute {name!r}")
             return value
-        return lambda *args, **kwargs: _session().call("call_method", name, (self, *args), kwargs)
+        return lambda *args, **kwargs: _session().call(METHOD, name, (self, *args), kwargs)
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         qual = getattr(func, "__qualname__", "") or ""
         if qual.startswith(("TensorBase.", "Tensor.", "_TensorBase.")):  # a real tensor's method given a Shaped
-            return _session().call("call_method", func.__name__, args, kwargs)
-        return _session().call("call_function", func, args, kwargs)
+            return _session().call(METHOD, func.__name__, args, kwargs)
+        return _session().call(FUNCTION, func, args, kwargs)
 
     def __setitem__(self, key, value):
-        _session().call("call_function", operator.setitem, (self, key, value), {})
+        _session().call(FUNCTION, operator.setitem, (self, key, value), {})
 
     def __len__(self):
         if not self.value.shape:
@@ -139,7 +133,7 @@ class Shaped:
         return self.value.shape[0]
 
     def __iter__(self):
-        return iter(_session().call("call_method", "unbind", (self,), {}))
+        return iter(_session().call(METHOD, "unbind", (self,), {}))
 
     def _value(self, read, what):
         """A value the forward reads: from the tensor computed alongside, else this reading cannot go on."""
@@ -174,7 +168,7 @@ def _magic(method):
     target = getattr(operator, method)
 
     def impl(*args):
-        return _session().call("call_function", target, args, {})
+        return _session().call(FUNCTION, target, args, {})
 
     return impl
 
@@ -183,7 +177,7 @@ def _reflected(method):
     target = getattr(operator, method)
 
     def impl(self, other):
-        return _session().call("call_function", target, (other, self), {})
+        return _session().call(FUNCTION, target, (other, self), {})
 
     return impl
 
@@ -218,22 +212,23 @@ class _Session(TorchFunctionMode):
         self.dtype = inputs.positional[0].dtype if inputs.positional else torch.get_default_dtype()
         self.device = torch.device(device)
 
-    def call(self, op, target, args, kwargs):
+    def call(self, kind, target, args, kwargs):
         context = self.stack[-1] if self.stack else ""
-        if self.walk.training and target in _DESCENDED:
-            return _descend(target, args, kwargs)
+        if self.walk.training and kind == FUNCTION and op_of(kind, target).by_parts:
+            return descend(target, args, kwargs)
         self.busy += 1
         try:
-            result = self.walk.call(_Call(op, target, context), _unwrap(args), _unwrap(kwargs))
-            real = self.real_call(op, target, args, kwargs) if self.with_values else None
+            with own_code("the shape reading"):
+                result = self.walk.call(Event(kind, target, _unwrap(args), _unwrap(kwargs), context))
+            real = self.real_call(kind, target, args, kwargs) if self.with_values else None
         finally:
             self.busy -= 1
         return _with_reals(_wrap(result), real)
 
-    def real_call(self, op, target, args, kwargs):
+    def real_call(self, kind, target, args, kwargs):
         """The call on the tensors computed alongside (the forward may read its values)."""
         args, kwargs = _reals(args), _reals(kwargs)
-        if op == "call_method":
+        if kind == METHOD:
             return getattr(args[0], target)(*args[1:], **kwargs)
         return target(*args, **kwargs)
 
@@ -246,7 +241,10 @@ class _Session(TorchFunctionMode):
         out = func(*args, **kwargs)
         self.busy += 1
         try:
-            read_call(self.walk.record, func, args, kwargs, self.stack[-1] if self.stack else "")
+            if seen(func):
+                with own_code("the shape reading"):
+                    self.walk.read(event_of(func, args, kwargs, self.stack[-1] if self.stack else "",
+                                            sys._getframe(1)))
         finally:
             self.busy -= 1
         return out
@@ -255,10 +253,12 @@ class _Session(TorchFunctionMode):
         path = self.paths.get(id(module))
         if path is None or self.busy:  # made during the forward (its calls are its caller's), or a meta run
             return _ORIGINAL_CALL(module, *args, **kwargs)
-        if type(module) in LEAF_TYPES and len(args) == 1 and not kwargs and isinstance(args[0], (Shaped, torch.Tensor)):
-            read = self.read_module(path, module, args[0])
-            if read is not None:
-                return read
+        if type(module) in LEAF_TYPES:
+            plain = _unwrap(args), _unwrap(kwargs)
+            if self.walk.one_row(module, *plain):
+                read = self.read_module(path, module, args, kwargs, plain)
+                if read is not None:
+                    return read
         self.walk.record.entered(path, module, [a.value.shape if isinstance(a, Shaped) else a.shape
                                                 for a in args if isinstance(a, (Shaped, torch.Tensor))])
         self.stack.append(path)
@@ -269,40 +269,19 @@ class _Session(TorchFunctionMode):
         self.walk.record.called(path, module, out)
         return out
 
-    def read_module(self, path, module, x):
-        """The module as one row, as every reading reads it; None where its reader cannot (then it is read
-        by what it calls, as :mod:`convcost.torch.trace_calls` does)."""
+    def read_module(self, path, module, args, kwargs, plain):
+        """The module as one row, as every reading reads it (``plain``: its arguments as the walker takes them);
+        None where its reader cannot (then it is read by what it calls, as every reading does)."""
         self.busy += 1
         try:
-            spec = REGISTRY.read(module)
-            out = self.walk.call_module(_Call("call_module", path, path), module, (_unwrap(x),), {}, spec)
-            real = _ORIGINAL_CALL(module, *_reals((x,))) if self.with_values else None
+            with own_code("the shape reading"):
+                out = self.walk.call(Event(MODULE, module, *plain, path))
+            real = _ORIGINAL_CALL(module, *_reals(args), **_reals(kwargs)) if self.with_values else None
         except ConvcostError:
             return None
         finally:
             self.busy -= 1
         return _with_reals(_wrap(out), real)
-
-
-#: functions a training reading reads by what they call: a step runs their parts, each with its own saved
-#: tensors (nn.MultiheadAttention's projections, products, softmax and dropout), which convcost counts exactly
-_DESCENDED = frozenset({F.multi_head_attention_forward})
-
-
-def _descend(function, args, kwargs):
-    """``function``'s own Python body on shapes: its entry check for ``__torch_function__`` answered no once,
-    so that it runs instead of handing itself back; every call inside it is read as usual."""
-    original = F.has_torch_function
-
-    def once(operands):
-        F.has_torch_function = original
-        return False
-
-    F.has_torch_function = once
-    try:
-        return function(*args, **kwargs)
-    finally:
-        F.has_torch_function = original
 
 
 def _reals(value):
@@ -351,7 +330,7 @@ def _unwrap(value):
 def _wrap(value):
     if isinstance(value, Tensor):
         return Shaped(value)
-    if isinstance(value, _Unknown):
+    if isinstance(value, Unknown):
         raise NeedsTensors(f"the output shape of {value.op}")
     if type(value) is tuple and value and all(type(x) is int for x in value):
         return value
@@ -402,8 +381,9 @@ def read_shapes(model, inputs, device="cpu", training=False, with_values=False):
     if inputs.symbolic:
         raise NeedsTensors("symbolic sizes (read by torch.fx)")
     session = _Session(model, inputs, device, training, with_values)
-    if type(model) in LEAF_TYPES and len(inputs.positional) == 1 and not inputs.keywords:
-        return session.walk.bare_layer()
+    with own_code("the shape reading"):
+        if session.walk.is_layer():
+            return session.walk.bare_layer()
     real_args, real_kwargs = _fresh(inputs.real(device)) if with_values else ((None,) * len(inputs.positional), {})
     args = tuple(Shaped(session.walk.input_tensor(i), r) for i, r in zip(inputs.positional, real_args))
     kwargs = {k: Shaped(session.walk.input_tensor(i), real_kwargs.get(k)) for k, i in inputs.keywords.items()}
@@ -418,7 +398,7 @@ def read_shapes(model, inputs, device="cpu", training=False, with_values=False):
         try:
             with torch.no_grad(), session:
                 _ORIGINAL_CALL(model, *args, **kwargs)
-        except (NeedsTensors, ConvcostError):
+        except (NeedsTensors, ConvcostError, InternalError):
             raise
         except Exception as exc:  # noqa: BLE001 - code that a shape cannot run (isinstance checks, numpy ...)
             raise NeedsTensors(f"{type(exc).__name__}: {exc}") from None

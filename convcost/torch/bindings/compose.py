@@ -20,6 +20,8 @@ from convcost.torch.registry import from_torch
 
 @binds(Sequential, modules=(nn.Sequential,))
 class SequentialBinding:
+    read_through = True
+
     def read(m):
         if len(m) == 0:
             raise ConvcostError("cannot read an empty nn.Sequential")
@@ -43,6 +45,8 @@ class SequentialBinding:
 
 @binds(Parallel, modules=(modules.Parallel,))
 class ParallelBinding:
+    read_through = True
+
     def read(m):
         return Parallel(**{name: from_torch(getattr(m, name)) for name in m.branch_names}, merge=m.merge)
 
@@ -55,6 +59,8 @@ class ParallelBinding:
 
 @binds(Residual, modules=(modules.Residual,))
 class ResidualBinding:
+    read_through = True
+
     def read(m):
         if not m.add:
             return Residual(from_torch(m.body), when=False)
@@ -71,6 +77,8 @@ class ResidualBinding:
 
 @binds(When, modules=(modules.When,))
 class WhenBinding:
+    read_through = True
+
     def read(m):
         return When(True, from_torch(m.layer)) if m.kept else When(False, p.Identity())
 

@@ -93,6 +93,9 @@ class ConvBinding:
     output_layout = keeps_channels_last
     torch_backward = grouped_backward
 
+    def unbatched_rank(spec):
+        return spec.dims + 1
+
 
 @binds(p.ConvTranspose, modules=(nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d))
 class ConvTransposeBinding:
@@ -116,3 +119,6 @@ class ConvTransposeBinding:
     passes_weights = True
     output_layout = keeps_channels_last
     torch_backward = grouped_backward
+
+    def unbatched_rank(spec):
+        return spec.dims + 1

@@ -102,6 +102,8 @@ class DeformConvBinding:
 
 @binds(Dynamic, modules=(m.Dynamic,))
 class DynamicBinding:
+    read_through = True
+
     def read(module):
         made, used = module.names
         return Dynamic((made, from_torch(getattr(module, made))), (used, from_torch(getattr(module, used))))
@@ -113,6 +115,8 @@ class DynamicBinding:
 
 @binds(Octave, modules=(m.Octave,))
 class OctaveBinding:
+    read_through = True
+
     def read(module):
         return Octave(low=module.low, **{name: from_torch(getattr(module, name)) for name in PATHS})
 

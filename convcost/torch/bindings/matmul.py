@@ -281,8 +281,8 @@ class LinearAttentionBinding:
     def build(layer, rank):
         return LinearAttentionCall()
 
-    def leaf_inputs(args, kwargs):
-        return tuple(args) if len(args) == 3 and not kwargs else None
+    def module_inputs(module, args, kwargs):  # query, key and value: one row of three inputs
+        return list(args) if len(args) == 3 and not kwargs and all(isinstance(a, Tensor) for a in args) else None
 
     def step_call(spec, operands, call):
         # on strided operands the products fold them (copies kept instead): the computation itself, on meta

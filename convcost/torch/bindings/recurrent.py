@@ -15,6 +15,7 @@ from torch import nn
 from convcost import primitives as p
 from convcost.torch.binding import binds
 from convcost.torch.build import as_int
+from convcost.torch.rules import Tensor
 
 
 @binds(p.LSTM, modules=(nn.LSTM,))
@@ -26,6 +27,18 @@ class LSTMBinding:
     def build(layer, rank):
         return nn.LSTM(as_int(layer.I), as_int(layer.H), num_layers=as_int(layer.layers), bias=layer.bias,
                        batch_first=layer.batch_first, bidirectional=layer.bidirectional, proj_size=as_int(layer.P))
+
+    def module_output(spec, shape):  # (output, (h_n, c_n))
+        h, c = spec.states(shape)
+        return (Tensor(spec.cost(shape).output_shape), (Tensor(h), Tensor(c)))
+
+    def input_reading(module):  # what the CPU does with a strided input: a meta run takes neither of its paths
+        return input_reading(module)
+
+    def step_untracked(module, spec):
+        if spec.layers > 1 and module.dropout:
+            return "dropout between an LSTM's layers: its noise and the dropped copies it keeps are not modelled"
+        return None
 
 
 def input_reading(module):

@@ -1,0 +1,595 @@
+"""The walker: every call a reading sees, turned into rows through the bindings.
+
+Its one input is a call :class:`~convcost.torch.events.Event` (a function, a tensor method or a module;
+its target; its arguments, tensors as :class:`~convcost.torch.rules.Tensor`; its module path). Each
+reading is a front end that only produces events: the forward on shapes
+(:mod:`convcost.torch.trace_shapes`, with or without the tensors computed alongside), a ``torch.fx``
+graph (:mod:`convcost.torch.trace_fx`), every call on tensors (:mod:`convcost.torch.trace_calls`). So the
+readings share the rows, the labels, the unsupported classification and the training bookkeeping.
+
+A module call is one row when its exact type reads as a primitive and its binding accepts its
+arguments; a function or method goes through its binding's rule, a view through the shape rule of the
+table (:mod:`convcost.torch.ops`), and anything else is listed, its output shape from running it alone on
+meta tensors. What a primitive needs beyond its rule (an LSTM's states, an unbatched convolution, several
+inputs) is a hook of its binding (:class:`convcost.torch.binding.Binding`), never a test of its class here.
+
+>>> import torch.nn as nn, torch.nn.functional as F
+>>> from convcost.torch.events import Event
+>>> from convcost.torch.inputs import model_inputs
+>>> net = nn.Sequential(nn.Conv2d(3, 8, 3))
+>>> walk = Walk(net, model_inputs(net, (1, 3, 8, 8)), symbolic=False)
+>>> x = walk.input_tensor(walk.inputs.positional[0])
+>>> y = walk.call(Event("module", net[0], (x,), {}, "0"))
+>>> walk.call(Event("function", F.relu, (y,), {}, "")).shape
+(1, 8, 6, 6)
+>>> [(row.path, row.op) for row in walk.record.rows]
+[('0', 'Conv2d'), ('relu', 'F.relu')]
+"""
+
+from __future__ import annotations
+
+import inspect
+import operator
+
+import torch
+import torch.nn.functional as F
+
+from convcost.costs import Cost
+from convcost.errors import ConvcostError, InternalError
+from convcost.torch import layouts
+from convcost.torch.binding import BINDINGS, FUNCTIONS, METHODS, binding_of, module_binding
+from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
+from convcost.torch.leftovers import holds
+from convcost.torch.ops import op_of
+from convcost.torch.record import Recorder
+from convcost.torch.registry import REGISTRY
+from convcost.torch.rules import WITH_INDICES, Emit, NoRule, Tensor, bind_arguments
+
+#: module types read as one leaf: those whose binding is a primitive (containers are read by what they call)
+LEAF_TYPES = frozenset(m for b in BINDINGS.values() if not b.read_through for m in b.modules)
+
+
+class own_code:
+    """Run convcost's own code (the walker, a rule, a formula): an exception it raises other than a verdict on
+    the input (:class:`ConvcostError`) is convcost's bug, and surfaces as :class:`InternalError`, whatever
+    the forward around it does with exceptions. (A class, not a generator: it wraps every call of a forward.)"""
+
+    __slots__ = ("where",)
+
+    def __init__(self, where: str):
+        self.where = where
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is None or isinstance(exc, (ConvcostError, InternalError)) or not isinstance(exc, Exception):
+            return False
+        raise InternalError(self.where, exc) from exc
+
+
+class Unknown:
+    """The value of an operation whose output convcost could not determine."""
+
+    __slots__ = ("op",)
+
+    def __init__(self, op):
+        self.op = op
+
+
+class Walk:
+    """One reading's walk: shapes from convcost's formulas, a row per costed call, in a :class:`Recorder`."""
+
+    def __init__(self, model, inputs, symbolic, training=False):
+        self.model, self.inputs, self.symbolic = model, inputs, symbolic
+        self.record = Recorder(model, training)
+        self.training = training
+        self.modules = dict(model.named_modules())
+        self._specs = {}  # id(module) -> (spec, why not), what its reader made of it
+
+    def input_tensor(self, given) -> Tensor:
+        """A model input: its shape, and in a training reading its storage and whether it needs a gradient
+        (a tensor given with ``requires_grad=True``; data given as a shape needs none) and its layout (a
+        channels-last tensor is read as one)."""
+        grad = bool(getattr(given.tensor, "requires_grad", False))
+        storage = self.record.new_storage(given.shape) if self.training else None
+        real = given.tensor
+        layout = layouts.meta_of(Tensor(given.shape, real)) if self.training and isinstance(real, torch.Tensor) \
+            and not real.is_contiguous() else None
+        return Tensor(given.shape, dtype=given.dtype, grad=grad, storage=storage, layout=layout)
+
+    def is_layer(self) -> bool:
+        """Whether the model itself is one layer called on its inputs (read as that module, as every tool sees it)."""
+        return type(self.model) in LEAF_TYPES and not self.inputs.keywords and \
+            _inputs_of(self.model, [Tensor(g.shape) for g in self.inputs.positional], {}) is not None
+
+    def bare_layer(self):
+        """A model that is one layer reads as that module (as every tool sees it), not as its calls."""
+        args = tuple(self.input_tensor(g) for g in self.inputs.positional)
+        out = self.call(Event(MODULE, self.model, args, {}, ""))
+        if isinstance(out, Unknown):
+            raise ConvcostError(f"profile: {type(self.model).__name__} cannot be read as one layer")
+        return self.record
+
+    def one_row(self, module, args, kwargs) -> bool:
+        """Whether a call of ``module`` on these arguments reads as one row (else it is read by what it calls)."""
+        if type(module) not in LEAF_TYPES or _inputs_of(module, args, kwargs) is None:
+            return False
+        return self.spec_of(module)[0] is not None
+
+    def spec_of(self, module) -> tuple:
+        """``(spec, None)``: what ``module``'s reader makes of it, or ``(None, why)`` where it refuses; read once
+        per reading."""
+        found = self._specs.get(id(module))
+        if found is None:
+            try:
+                found = (REGISTRY.read(module), None)
+            except ConvcostError as why:
+                found = (None, why)
+            self._specs[id(module)] = found
+        return found
+
+    # -- one call -------------------------------------------------------------------------------
+    def call(self, event: Event):
+        """The value a call returns (a :class:`Tensor`, a tuple of them, a plain value, or :class:`Unknown`),
+        its row recorded."""
+        args, kwargs = event.args, event.kwargs
+        flat = _flat(args, kwargs)
+        up = next((a for a in flat if isinstance(a, Unknown)), None)
+        if up is not None:
+            self.record.skip(event.label, event.path, f"its input comes from unsupported {up.op}")
+            return Unknown(event.label)
+        if event.kind == MODULE:
+            return self.call_module(event)
+        op = op_of(event.kind, event.target)
+        rule = self.rule(event)
+        if not any(isinstance(a, Tensor) for a in flat):  # Python arithmetic on sizes
+            if event.kind == FUNCTION and (rule is None or event.target in _PYTHON_ARITHMETIC):
+                return event.target(*args, **kwargs)
+        if rule is None:
+            if event.kind == FUNCTION and event.target in (operator.getitem, getattr):
+                return self.getitem(event)
+            return self.unknown(event, "no convcost rule for this operation")
+        try:
+            result = rule(args, kwargs)
+        except NoRule as why:
+            return self.unknown(event, str(why))
+        if isinstance(result, Emit):
+            return self.emit(event, result, flat)
+        source = args[0] if args else None
+        if isinstance(source, Tensor) and source.dtype is not None:  # a view keeps its dtype (an index, a mask)
+            result = _with_dtype(result, source.dtype)
+        if self.training and isinstance(source, (tuple, list)) and isinstance(result, Tensor):
+            # torch.stack: a new tensor (its backward keeps nothing), needing a gradient when a part does
+            parts = [self.record.tracked(t) for t in source if isinstance(t, Tensor)]
+            return Tensor(result.shape, dtype=result.dtype, grad=any(t.grad for t in parts),
+                          storage=self.record.new_storage(result.shape))
+        if self.training:
+            result = self.dropout(result, source, event) if op.dropout else self.view_of(result, source, event)
+        return result
+
+    def read(self, event) -> None:
+        """The row of a call whose output is known without the walker (it ran on tensors: a constant made in the
+        forward, every call of the call-by-call reading): its rule's row, or the call listed with the reason."""
+        if event.kind == MODULE:
+            self.call_module(event)
+            return
+        rule = self.rule(event)
+        op = op_of(event.kind, event.target)
+        if rule is None or rule is op.shape:
+            if not op.view and any(isinstance(a, Tensor) for a in _flat(event.args, event.kwargs)):
+                self.record.skip(event.label, event.path, "element-wise or reduction work convcost does not count"
+                                 if op.no_macs else "no convcost rule for this operation", macs=not op.no_macs)
+            return
+        try:
+            result = rule(event.args, event.kwargs)
+        except NoRule as why:
+            self.record.skip(event.label, event.path, str(why), macs=not op.no_macs)
+            return
+        except ConvcostError as why:  # the rule's layer refuses what PyTorch accepted: listed, not guessed
+            self.record.skip(event.label, event.path, f"convcost cannot cost it: {why}")
+            return
+        if isinstance(result, Emit):
+            self.record.emit(self.record.unique(event.path), event.label, result, "function")
+
+    def rule(self, event):
+        """The binding's rule of a function or method call, else the table's shape rule (None: neither)."""
+        if event.kind == FUNCTION:
+            found = FUNCTIONS.get(event.target)
+        else:
+            found = METHODS.get(event.target)
+            if found is None and event.target in _OPERATORS:  # x.__add__(y), 1 - x: the operator's rule
+                found = FUNCTIONS.get(_OPERATORS[event.target])
+        return found or op_of(event.kind, event.target).shape
+
+    def emit(self, event, result, flat):
+        """The row of a function's or method's rule answer."""
+        operands = weights = call = None
+        options = {}
+        if self.training:
+            operands, weights = self.record.split(result, [t for t in flat if isinstance(t, Tensor)])
+            if event.target is F.scaled_dot_product_attention:
+                options = self.attention_options(event, result.spec, operands)
+            call = (event.function, _tracked(event.args, self.record), _tracked(event.kwargs, self.record))
+        return self.record.emit(self.record.unique(event.path), event.label, result, "function", operands, weights,
+                                self.training and _in_place(event), call=call, options=options)
+
+    def attention_options(self, event, spec, operands) -> dict:
+        """What ``F.scaled_dot_product_attention``'s options change in a training step on the CPU (PyTorch
+        2.13): a causal mask nothing (the fused kernel runs and keeps the same tensors); an additive mask that
+        needs no gradient is kept by the fused kernel (a boolean one as a float copy), the math path keeps
+        nothing more; a mask that needs a gradient sends the step down the math path, and so does dropout
+        (``Attention(dropout=True)``); grouped heads are the spec's ``kv_groups``."""
+        a = bind_arguments(("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"),
+                           {"attn_mask": None, "dropout_p": 0.0, "is_causal": False, "scale": None,
+                            "enable_gqa": False}, event.args, event.kwargs)
+        options = {}
+        if a["dropout_p"]:  # the CPU's fused kernel takes no dropout: the math path, dropping the weights
+            options["dropout"] = True
+        mask = a["attn_mask"]
+        if not isinstance(mask, Tensor):
+            return options
+        mask = self.record.tracked(mask)
+        fused = self.record.step_spec(spec, operands, options).fused([t.shape for t in operands])
+        if mask.grad:
+            if not (operands[0].grad or operands[1].grad):  # the scores' gradient, for the mask's alone
+                self.record.untrack(event.label, event.path, "a mask that needs a gradient when the query "
+                                    "and key do not: not modelled")
+            else:
+                options["kernel"] = "math"
+        elif fused and mask.dtype is torch.bool:  # converted to an additive float mask, kept
+            self.record.keeps_apart(_numel(mask.shape))
+        elif fused and isinstance(mask.dtype, torch.dtype) or fused and mask.tensor is not None:
+            self.record.keeps(Cost(output_shape=(), saved_elements=_numel(mask.shape), saves_input=(True,)), [mask])
+        elif fused:
+            self.record.untrack(event.label, event.path, "a mask of unknown dtype: whether it is kept as it is "
+                                "or as a float copy is not known")
+        return options
+
+    def dropout(self, result, source, event):
+        """Dropout in a training step: a new tensor, and autograd keeps the noise it was multiplied by when the
+        input needs a gradient (PyTorch 2.13 on the CPU: one element per input element, or per channel for
+        ``dropout1d/2d/3d`` and feature alpha dropout); at p = 0 or outside training, the input itself."""
+        a = bind_arguments(("input", "p", "training", "inplace"), {"p": 0.5, "training": True, "inplace": False},
+                           event.args, event.kwargs)
+        if not isinstance(source, Tensor) or not a["training"] or not a["p"]:
+            return result
+        if source.grad:  # the noise it multiplied by: one per element, or one per channel (N, C, 1 ...)
+            whole = event.name in ("dropout", "alpha_dropout")
+            self.record.keeps_apart(_numel(source.shape if whole else source.shape[:2]))
+        inplace = a["inplace"] and source.storage is not None
+        storage = source.storage if inplace else self.record.new_storage(source.shape)
+        return Tensor(source.shape, dtype=source.dtype, grad=source.grad, storage=storage,
+                      layout=layouts.like(source))
+
+    def view_of(self, result, source, event):
+        """In a training reading, what a shape-only call returns: a view of its input (same storage, same
+        gradient flag, its own strides), or a fresh copy (``clone``; ``reshape`` or ``contiguous`` of a view
+        they cannot express). The call itself runs on meta tensors to learn which (:mod:`.layouts`); where
+        it cannot (symbolic sizes), only ``clone`` copies."""
+        if not isinstance(source, Tensor):
+            return result
+        if result is source:  # contiguous(), clone(), to() ...: a view or a copy, as the call on meta says
+            result = Tensor(source.shape, source.tensor, source.name, source.dtype)
+        source = self.record.tracked(source)  # a view of a parameter is the parameter's storage
+        args = event.args
+        meta, base = layouts.run_view(event.function, args, event.kwargs) if args and args[0] is not None \
+            else (None, None)
+        if event.name == "detach":  # the same storage, outside autograd
+            source = Tensor(source.shape, source.tensor, source.name, source.dtype, storage=source.storage,
+                            layout=source.layout)
+        return self._viewed(result, source, meta, base, event.name == "clone")
+
+    def _viewed(self, result, source, meta, base, clone):
+        if isinstance(result, Tensor) and result is not source and result.storage is None:
+            if meta is None or not isinstance(meta, torch.Tensor):
+                copy, layout = clone, None
+            else:
+                copy, layout = not layouts.is_view(meta, base), layouts.layout_of(meta)
+            storage = self.record.new_storage(result.shape) if copy else source.storage
+            return Tensor(result.shape, result.tensor, result.name, result.dtype, grad=source.grad, storage=storage,
+                          layout=layout)
+        if type(result) is tuple and result and all(isinstance(t, Tensor) for t in result):  # chunk, split
+            metas = meta if isinstance(meta, (tuple, list)) and len(meta) == len(result) else (None,) * len(result)
+            return tuple(self._viewed(t, source, m, base, clone) for t, m in zip(result, metas))
+        return result
+
+    def getitem(self, event):
+        obj, key = event.args
+        if event.target is getattr:
+            if isinstance(obj, Tensor) and key == "shape":
+                return obj.shape
+            if isinstance(obj, Tensor) and not self.symbolic:  # dtype, device, T ...: from a meta tensor
+                return self.unknown(event, "", listed=False)
+            return self.unknown(event, f"attribute {key!r}")
+        if isinstance(obj, (tuple, list)):
+            return obj[key]
+        if isinstance(obj, Tensor) and not self.symbolic:
+            return self.unknown(event, "", listed=False)  # indexing: a view, its shape from meta
+        return self.unknown(event, "indexing a tensor")
+
+    def call_module(self, event):
+        """The row of a leaf module."""
+        module, path, args, kwargs = event.target, event.where, event.args, event.kwargs
+        if self.training and isinstance(module, torch.nn.modules.dropout._DropoutNd) and args:
+            # not the identity in a training step: what F.dropout does
+            function = _DROPOUT_OF.get(type(module), F.dropout2d)
+            return self.dropout(args[0], args[0], Event(FUNCTION, function, (args[0], module.p, True, module.inplace),
+                                                        {}, path))
+        tensors = _inputs_of(module, args, kwargs)
+        if tensors is None:
+            return self.unknown(event, "called with several inputs")
+        spec, why = self.spec_of(module)
+        if spec is None:
+            return self.unknown(event, str(why))
+        binding = binding_of(spec) or module_binding(module)
+        shapes = [t.shape for t in tensors]
+        output = WITH_INDICES if getattr(module, "return_indices", False) else None
+        if binding.module_output is not None:
+            output = binding.module_output(spec, shapes[0])
+        rank = binding.unbatched_rank(spec) if binding.unbatched_rank is not None else None
+        if rank is not None and len(shapes) == 1 and len(shapes[0]) == rank - 1:
+            emit = Emit(spec, [(1, *shapes[0])], own_parameters(module), "unbatched")
+        else:
+            emit = Emit(spec, shapes, own_parameters(module), output)
+        operands = call = None
+        if self.training:
+            operands = [self.record.tracked(t) for t in tensors]
+            if any(t.layout is not None for t in operands):  # what a strided input changes: the module, on meta
+                reading = binding.input_reading(module) if binding.input_reading is not None else _on_meta(module)
+                call = (reading, tuple(operands), {})
+        unique = self.record.unique(path)
+        why = binding.step_untracked(module, spec) if self.training and binding.step_untracked is not None else None
+        if why:
+            self.record.untrack(event.label, unique, why)
+        return self.record.emit(unique, event.label, emit, "module", operands,
+                                inplace=getattr(module, "inplace", False) is True, call=call)
+
+    def unknown(self, event, reason, listed=True):
+        """List the call as unsupported; its output shape from running it alone on meta tensors."""
+        module = event.target if event.kind == MODULE else None
+        label = event.label
+        if module is None and op_of(event.kind, event.target).view:
+            listed = False  # a view or a no-op at inference (stochastic depth): its shape from meta, no row
+        if listed:
+            params = self.record.hold(event.path, module.parameters()) if module is not None else 0
+            self.record.skip(label, event.path, reason, params=params, macs=module is not None or _may_macs(event))
+        if self.symbolic:
+            return Unknown(label)
+        try:
+            meta_args, meta_kwargs = _to_meta(event.args), _to_meta(event.kwargs)
+            with torch.no_grad():
+                if module is not None:
+                    out = _on_meta(module)(*meta_args, **meta_kwargs)
+                elif event.kind == METHOD:
+                    out = getattr(meta_args[0], event.target)(*meta_args[1:], **meta_kwargs)
+                else:
+                    out = event.target(*meta_args, **meta_kwargs)
+        except Exception as exc:  # noqa: BLE001 - the model's own call fails on meta: its shape is unknown, said so
+            if not listed:
+                self.record.skip(label, event.path, "its output shape is unknown")
+            self.record.forget(label, f"{reason}; its output shape is unknown ({first_line(exc)})")
+            return Unknown(label)
+        result = _from_meta(out)
+        if self.training:
+            result = self.unknown_output(result, event, listed)
+        return result
+
+    def unknown_output(self, result, event, listed):
+        """In a training reading, what an operation without a rule returns: a view when it only reshapes or
+        selects (``x[:, :3]``), else new tensors, and the step is marked as not fully counted when the
+        operation takes part in the backward (what it saves is not known)."""
+        module = event.target if event.kind == MODULE else None
+        args = event.args
+        tensors = [t for t in _flat(args, event.kwargs) if isinstance(t, Tensor)]
+        source = tensors[0] if tensors else None
+        if module is None and op_of(event.kind, event.target).creates:  # a new tensor, needing no gradient
+            return _fresh(result, self.record, False)
+        gather = module is None and event.name in ("getitem", "__getitem__") and len(args) > 1 \
+            and holds(args[1], lambda v: isinstance(v, (Tensor, torch.Tensor)))
+        if not listed and source is not None and module is None and not gather:
+            return self.view_of(result, source, event)
+        grad = any(t.grad for t in tensors) or module is not None and any(p.requires_grad for p in module.parameters())
+        if grad and module is None and (gather or not _may_macs(event)):
+            simulated = self.simulated(result, event)
+            if simulated is not None:
+                return simulated
+        if grad:
+            self.record.untrack(event.label, event.path, "no rule: what it saves for backward is not known")
+        return _fresh(result, self.record, grad)
+
+    def simulated(self, result, event):
+        """A call convcost has no row for but knows holds no multiply-accumulates (``exp``, ``clamp``,
+        ``F.normalize``, an in-place ``addcmul_``): what autograd keeps of it, from the call run on meta tensors
+        laid out as the model's (:func:`convcost.torch.layouts.simulate`), its backward no MACs. None when
+        it cannot run there."""
+        function = event.function
+        if function is None:
+            return None
+        run = layouts.simulate(function, _tracked(event.args, self.record), _tracked(event.kwargs, self.record))
+        flat = [t for t in (result if isinstance(result, (tuple, list)) else (result,)) if isinstance(t, Tensor)]
+        if run is None or not run.outputs or len(run.outputs) != len(flat):
+            return None
+        if run.fresh and self.symbolic:
+            return None  # the sizes of what it keeps come from the meta run, at generic stand-ins
+        outputs = []
+        for t, (meta, owner) in zip(flat, run.outputs):
+            storage = run.operands[owner].storage if owner is not None else self.record.new_storage(t.shape)
+            outputs.append(Tensor(t.shape, t.tensor, t.name, t.dtype, grad=bool(meta.requires_grad), storage=storage,
+                                  layout=layouts.layout_of(meta)))
+        first, view = outputs[0], run.outputs[0][1] is not None
+        saved = run.saved_elements(first.shape, output_view=view)
+        indices = run.fresh_indices + sum(_numel(t.shape) for t, kept in zip(run.operands, run.kept)  # an index kept
+                                          if kept and t.dtype == torch.int64 and not self.record.is_parameter(t.storage))
+        cost = Cost(output_shape=first.shape, saved_elements=saved, saved_indices=indices,
+                    saves_input=tuple(run.kept), saves_output=run.saves_output, output_view=view)
+        self.record.keeps(cost, run.operands, first.storage)
+        if not isinstance(result, (tuple, list)):
+            return first
+        it = iter(outputs)
+        return type(result)(next(it) if isinstance(t, Tensor) else t for t in result)
+
+
+def _inputs_of(module, args, kwargs):
+    """The tensors a call of leaf ``module`` reads as one row (its binding's ``module_inputs``; by default its
+    one positional tensor), or None."""
+    binding = module_binding(module)
+    if binding is not None and binding.module_inputs is not None:
+        return binding.module_inputs(module, args, kwargs)
+    if len(args) != 1 or kwargs or not isinstance(args[0], Tensor):
+        return None
+    return [args[0]]
+
+
+def own_parameters(module) -> tuple:
+    """``tuple(module.parameters())``, without walking the module tree when the module has no children
+    (nearly every leaf: a convolution, a norm), which is most of a large model's reading time otherwise."""
+    if not module._modules:
+        return tuple(p for p in module._parameters.values() if p is not None)
+    return tuple(module.parameters())
+
+
+#: what a dropout module calls in a training step (the feature dropouts: one noise value per channel)
+_DROPOUT_OF = {torch.nn.Dropout: F.dropout, torch.nn.AlphaDropout: F.alpha_dropout}
+
+#: a tensor's operator methods, read by the operator's rule (the reflected ones of operations whose rule does not
+#: depend on the order of the operands)
+_OPERATORS = {f"__{name}__": getattr(operator, name) for name in ("add", "sub", "mul", "truediv", "iadd", "imul")}
+_OPERATORS.update({"__radd__": operator.add, "__rsub__": operator.sub, "__rmul__": operator.mul,
+                   "__rtruediv__": operator.truediv, "__div__": operator.truediv, "__isub__": operator.sub,
+                   "__itruediv__": operator.truediv})
+
+_PYTHON_ARITHMETIC = frozenset({operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv,
+                                operator.mod, operator.pow, operator.neg, operator.iadd, operator.imul})
+
+
+def _may_macs(event) -> bool:
+    op = op_of(event.kind, event.target)
+    return not op.no_macs and not op.view
+
+
+def first_line(exc) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+_SIGNATURES: dict = {}
+
+
+def _in_place(event) -> bool:
+    """Whether a call writes its output into its first argument (``F.relu(x, inplace=True)``, ``x.relu_()``,
+    ``x += y``)."""
+    target, args, kwargs = event.target, event.args, event.kwargs
+    if event.kind == METHOD:
+        return target.endswith("_") and not target.endswith("__")
+    if target in (operator.iadd, operator.imul, operator.isub, operator.itruediv):
+        return True
+    if getattr(target, "__name__", "").endswith("_") and not getattr(target, "__name__", "").endswith("__"):
+        return True
+    if "inplace" in kwargs:
+        return kwargs["inplace"] is True
+    signature = _SIGNATURES.get(target, False)
+    if signature is False:
+        try:
+            signature = inspect.signature(target)
+        except (TypeError, ValueError):
+            signature = None
+        _SIGNATURES[target] = signature
+    if signature is None or "inplace" not in signature.parameters:
+        return False
+    try:
+        return signature.bind(*args, **kwargs).arguments.get("inplace") is True
+    except TypeError:
+        return False
+
+
+def _on_meta(module):
+    """``module``'s forward as a function of its inputs, run with meta copies of its parameters and buffers."""
+
+    def call(*args, **kwargs):
+        state = {name: torch.empty_like(t, device="meta").requires_grad_(t.requires_grad) if t.is_floating_point()
+                 else torch.empty_like(t, device="meta")
+                 for name, t in module.state_dict(keep_vars=True).items()}
+        return torch.func.functional_call(module, state, args, kwargs)
+
+    return call
+
+
+def _tracked(value, record):
+    """``value`` with every :class:`Tensor` in it given its storage (see :meth:`Recorder.tracked`)."""
+    if isinstance(value, Tensor):
+        return record.tracked(value)
+    if isinstance(value, torch.Tensor):  # a constant, parameter or buffer passed as it is (an index)
+        return record.tracked(Tensor(tuple(value.shape), value, dtype=value.dtype))
+    if isinstance(value, (tuple, list)):
+        return type(value)(_tracked(v, record) for v in value)
+    if isinstance(value, slice):
+        return slice(_tracked(value.start, record), _tracked(value.stop, record), _tracked(value.step, record))
+    if isinstance(value, dict):
+        return {k: _tracked(v, record) for k, v in value.items()}
+    return value
+
+
+def _fresh(value, record, grad):
+    if isinstance(value, Tensor):
+        return Tensor(value.shape, value.tensor, value.name, value.dtype, grad=grad, storage=record.new_storage(value.shape))
+    if isinstance(value, (tuple, list)):
+        return type(value)(_fresh(v, record, grad) for v in value) if type(value) in (tuple, list) else value
+    return value
+
+
+def _with_dtype(value, dtype):
+    if isinstance(value, Tensor) and value.dtype is None:
+        return Tensor(value.shape, value.tensor, value.name, dtype)
+    if type(value) is tuple and value and isinstance(value[0], Tensor):
+        return tuple(_with_dtype(v, dtype) for v in value)
+    return value
+
+
+def _numel(shape):
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def _flat(args, kwargs):
+    out = []
+
+    def walk(v):
+        if isinstance(v, (tuple, list)):
+            for x in v:
+                walk(x)
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        else:
+            out.append(v)
+
+    walk(args)
+    walk(kwargs)
+    return out
+
+
+def _to_meta(value):
+    if isinstance(value, Tensor):
+        if value.tensor is not None:
+            return torch.empty_like(value.tensor, device="meta")
+        return torch.empty(value.shape, dtype=value.dtype, device="meta")
+    if isinstance(value, tuple):
+        return tuple(_to_meta(v) for v in value)
+    if isinstance(value, list):
+        return [_to_meta(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_meta(v) for k, v in value.items()}
+    return value
+
+
+def _from_meta(value):
+    if isinstance(value, torch.Tensor):
+        return Tensor(tuple(int(x) for x in value.shape), dtype=value.dtype)
+    if isinstance(value, torch.Size):
+        return tuple(int(x) for x in value)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_from_meta(v) for v in value) if isinstance(value, tuple) else [_from_meta(v) for v in value]
+    return value
