@@ -396,4 +396,4 @@ def test_a_binding_names_only_hooks_it_has():
         binds(fresh)(type("FreshBinding", (), {"output_layuot": lambda spec, operands, shape: (None, False)}))
     assert fresh not in BINDINGS
     assert {"passes_weights", "inplace_clone", "kernel", "step_call", "step_cost", "output_layout", "torch_backward",
-            "rank_after", "leaf_inputs"} <= set(HOOKS)
+            "rank_after", "module_inputs", "read_through"} <= set(HOOKS)

@@ -26,7 +26,8 @@ from convcost.torch import from_torch, profile, to_torch
 from convcost.torch.binding import binding_of
 from convcost.torch.inputs import model_inputs
 from convcost.torch.trace_calls import read_calls
-from convcost.torch.trace_fx import Walk, trace
+from convcost.torch.trace_fx import read_graph, trace
+from convcost.torch.rules import Tensor
 from convcost.torch.trace_shapes import read_shapes
 from convcost.torch.measure_training import backward_macs, measure_training, saved_tensors
 
@@ -45,7 +46,9 @@ def test_it_is_added_in_its_core_class_its_binding_and_its_strategy():
     binding = binding_of(p.LinearAttention)
     module = to_torch(p.LinearAttention())
     assert type(module) in binding.modules and from_torch(module) == p.LinearAttention()
-    assert binding.leaf_inputs(("q", "k", "v"), {}) == ("q", "k", "v") and binding.leaf_inputs(("x",), {}) is None
+    q, k, v = (Tensor((2, 3, 5, 4)), Tensor((2, 3, 7, 4)), Tensor((2, 3, 7, 6)))
+    assert binding.module_inputs(module, (q, k, v), {}) == [q, k, v]
+    assert binding.module_inputs(module, (q,), {}) is None and binding.module_inputs(module, (q, k), {"v": v}) is None
 
 
 @given(case=linear_attention_cases())
@@ -103,13 +106,6 @@ def _rows(rows):
     return [(r.path, r.op, r.spec, r.input_shapes, r.output_shape, r.params, r.macs) for r in rows]
 
 
-#: the readings take a module of one tensor until they ask the binding which tensors a call passes it
-#: (``module_binding(module).leaf_inputs(args, kwargs)``); each reading of a module call must do so
-LEAF_INPUTS = pytest.mark.xfail(strict=True, reason="a reading takes a leaf module of one tensor only: it must "
-                                "ask module_binding(module).leaf_inputs(args, kwargs) for the row's input tensors")
-
-
-@LEAF_INPUTS
 @pytest.mark.parametrize("reading", ["shapes", "calls", "fx"])
 def test_one_row_in_every_reading(reading):
     model = Heads()
@@ -119,13 +115,12 @@ def test_one_row_in_every_reading(reading):
     elif reading == "calls":
         rows = read_calls(model, given_)[0].rows
     else:
-        rows = Walk(model, given_, False).run(trace(model)).rows
+        rows = read_graph(model, given_, trace(model, given_)).rows
     expected = ("attention", "LinearAttentionCall", p.LinearAttention(), tuple(HEADS), (2, 3, 5, 6), 0,
                 _macs_by_hand(HEADS))
     assert _rows(rows) == [expected]
 
 
-@LEAF_INPUTS
 def test_profile_reads_one_row_exactly():
     r = profile(Heads(), SHAPES)
     assert r.exact and [row.spec for row in r.rows] == [p.LinearAttention()]
@@ -177,7 +172,6 @@ def test_transposed_operands_change_what_a_step_keeps():
     assert strided - contiguous == 120 == x.numel()  # the value's copy
 
 
-@LEAF_INPUTS
 def test_a_step_reads_one_row():
     torch.manual_seed(0)
     report = _step_agrees(SelfAttention(), [torch.randn(2, 5, 3, 4)], (True,))
