@@ -188,6 +188,14 @@ class StepTotals:
     #: trainable parameters the forward never reads: no gradient, no optimizer state
     unread_params: int = 0
     unread_tensors: int = 0
+    #: why the saved tensors and kernel choices are unproven where the step was read (a torch release or a
+    #: device convcost does not prove: :func:`convcost.torch.runtime.unproven_step`), ``()`` where proven
+    unproven: tuple = ()
+
+    @property
+    def proven(self) -> bool:
+        """True when the step's saved tensors and kernels are facts proven for the running torch and device."""
+        return not self.unproven
 
     @property
     def complete(self) -> bool:

@@ -19,6 +19,10 @@ from convcost.extras import need as _need
 
 _need("torch", "torch", "convcost.torch")
 
+from convcost.torch import runtime  # noqa: E402  (the running torch: read once, here)
+
+runtime.warn_if_unproven()
+
 from convcost.torch.build import free_symbols, to_torch  # noqa: E402
 from convcost.torch.measure import Measured, measure  # noqa: E402
 from convcost.torch.registry import REGISTRY, Registry, from_torch, is_supported, reader_for, register, supported_types  # noqa: E402
@@ -27,6 +31,7 @@ from convcost.torch.profile import profile  # noqa: E402  (the function; its mod
 # the function, as the README calls it: convcost.torch.calibrate("cpu"); the module stays importable by its full name
 from convcost.torch.calibrate import calibrate  # noqa: E402
 from convcost.torch.fit import max_batch, step_memory  # noqa: E402
+from convcost.torch.runtime import UnprovenReleaseWarning  # noqa: E402
 
 __all__ = [
     "to_torch",
@@ -44,4 +49,6 @@ __all__ = [
     "calibrate",
     "max_batch",
     "step_memory",
+    "runtime",
+    "UnprovenReleaseWarning",
 ]
