@@ -193,3 +193,10 @@ def test_a_proven_step_says_nothing():
 
     step = profile(nn.Linear(3, 2), (1, 3), training=True).training
     assert step.unproven == () and step.proven if runtime.is_proven() else not step.proven
+
+
+def test_the_releases_doc_lists_every_fact_and_pairing():
+    text = (ROOT / "docs" / "releases.md").read_text()
+    assert all(f"| {f.name} |" in text and f"`{f.test}`" in text for f in FACTS)
+    assert all(f"| {build}" in text for build in runtime.PROVEN.values())
+    assert all(f"| {v} |" in text for v in runtime.TORCHVISION.values())
