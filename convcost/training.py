@@ -165,8 +165,9 @@ def torch_backward_macs(c: Cost):
 class StepTotals:
     """One training step of a profiled model, as autograd runs it (``profile(model, x, training=True)``).
 
-    ``backward_macs`` (and ``backward_macs_torch``, FlopCounterMode's number in torch 2.13, its grouped
-    weight-gradient overcount included), ``saved_elements`` (each storage once over the whole model) and
+    ``backward_macs`` (and ``backward_macs_torch``, FlopCounterMode's number: its grouped weight-gradient
+    overcount included where the running release has it, 2.13 to 2.15, and the CPU's fused attention kernel
+    counted, as 2.15 counts it), ``saved_elements`` (each storage once over the whole model) and
     ``saved_indices``, the parameters and the trainable ones. ``untracked`` lists the calls whose backward
     convcost cannot count yet, ``(op, count, paths, why)``: then ``complete`` is False and :meth:`memory`
     refuses, never a silent zero.
