@@ -200,3 +200,37 @@ def test_the_releases_doc_lists_every_fact_and_pairing():
     assert all(f"| {f.name} |" in text and f"`{f.test}`" in text for f in FACTS)
     assert all(f"| {build}" in text for build in runtime.PROVEN.values())
     assert all(f"| {v} |" in text for v in runtime.TORCHVISION.values())
+
+
+def _runs_flash(shapes) -> bool:
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    q, k, v = (torch.randn(*s, requires_grad=True) for s in shapes)
+    with Ops() as ops:
+        F.scaled_dot_product_attention(q, k, v)
+    return any("flash_attention" in name for name in ops.names)
+
+
+HEADS = [(b, (hq, hk, hv)) for b in ((1, 1), (2, 2), (2, 1)) for hq, hk, hv in
+         ((2, 2, 2), (2, 1, 1), (2, 2, 1), (1, 2, 2), (3, 1, 1))]
+
+
+@pytest.mark.parametrize("shapes", [[(2, 3, 4)] * 3, [(2, 3, 4), (2, 5, 4), (2, 5, 6)], [(3, 4)] * 3,
+                                    [(2, 3, 4), (1, 5, 4), (1, 5, 4)], [(1, 1, 2, 3, 4)] * 3]
+                         + [[(bq, hq, 3, 4), (bk, hk, 5, 4), (bk, hv, 5, 4)] for (bq, bk), (hq, hk, hv) in HEADS],
+                         ids=str)
+def test_the_fused_attention_choice_is_the_running_releases(shapes):
+    """Which shapes the running torch gives its fused CPU kernel (the aten op it dispatches), as the
+    Attention primitive predicts it under the rule the runtime installed for this release."""
+    from convcost.primitives import Attention
+
+    assert Attention().fused(shapes) == _runs_flash(shapes)

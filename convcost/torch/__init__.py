@@ -22,6 +22,7 @@ _need("torch", "torch", "convcost.torch")
 from convcost.torch import runtime  # noqa: E402  (the running torch: read once, here)
 
 runtime.warn_if_unproven()
+runtime.install()
 
 from convcost.torch.build import free_symbols, to_torch  # noqa: E402
 from convcost.torch.measure import Measured, measure  # noqa: E402

@@ -11,6 +11,8 @@ in :data:`convcost.torch.runtime.facts.FACTS`. This package is the one place tha
 - :func:`unproven_step`: why a training step's saved tensors and kernels are unproven for a model (its
   release, or its device: only the CPU's facts are proven), ``()`` where they are proven.
 - :func:`flop_counter`: what this release's ``FlopCounterMode`` counts, probed once on tiny tensors.
+- :func:`install`: the release facts the core's training counts read, set for the running torch (called by
+  ``import convcost.torch``): which shapes the CPU's fused attention kernel takes.
 
 >>> release() in PROVEN or not is_proven()
 True
@@ -71,6 +73,14 @@ def release() -> tuple:
 def is_proven() -> bool:
     """Whether the running release is one convcost proves."""
     return release() in PROVEN
+
+
+def install() -> None:
+    """Set the release facts the core's training counts read (``convcost.primitives.matmul.FLASH_RULE``) for
+    the running torch: a release newer than the proven ones takes the newest proven one's."""
+    from convcost.primitives import matmul
+
+    matmul.FLASH_RULE = "2.13" if release() < (2, 14) else "2.14"
 
 
 def _named(releases) -> str:

@@ -52,12 +52,15 @@ FACTS = (
           "convcost.primitives.recurrent.LSTM"),
          "tests/test_training_lstm.py::test_the_workspace_is_onednns"),
     Fact("fused attention choice",
-         "F.scaled_dot_product_attention runs the CPU's fused flash kernel on 4-D operands of one head size with "
-         "unit last strides and no dropout, else the math path (other saved tensors, other backward work)",
+         "F.scaled_dot_product_attention runs the CPU's fused flash kernel on operands of one head size with "
+         "unit last strides and no dropout, else the math path (other saved tensors, other backward work): "
+         "in 2.13 4-D ones of one batch and head count; from 2.14 3-D ones too, and one key and value head for "
+         "every query head (matmul.FLASH_RULE, set by runtime.install)",
          "aten/src/ATen/native/transformers/sdp_utils_cpp.cpp (use_flash_attention_cpp); attention.cpp",
-         ("convcost.primitives.matmul._flash", "convcost.primitives.matmul.Attention.fused",
+         ("convcost.primitives.matmul._flash", "convcost.primitives.matmul.FLASH_RULE",
+          "convcost.primitives.matmul.Attention.fused", "convcost.torch.runtime.install",
           "convcost.torch.layouts.last_stride_one", "convcost.torch.record._attention_math"),
-         "tests/test_profile_training.py::test_attention_on_the_fused_kernel"),
+         "tests/test_runtime.py::test_the_fused_attention_choice_is_the_running_releases"),
     Fact("multi_head_attention_forward steps",
          "nn.MultiheadAttention's forward is F.multi_head_attention_forward's Python body: projections, "
          "head reshapes, products, softmax and dropout, each with its own saved tensors",
