@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from zoo_agreement import build, candidates, import_torchvision
 
-from convcost.torch import profile
+from convcost.torch import profile, runtime
 from convcost.torch.measure_training import measure_training
 
 RESULTS = Path(__file__).parent / "results" / "zoo_training.json"
@@ -95,9 +95,11 @@ def one(source, name, size, batch) -> dict:
     try:
         report = profile(model, tuple(x.shape), training=True)
         step = report.training
-        # FlopCounterMode counts nothing for the CPU's fused attention kernel: its backward, by convcost's formula
-        fused = sum(r.backward_macs for r in report.rows if type(r.spec).__name__ == "Attention"
-                    and r.spec.fused(r.input_shapes))
+        # FlopCounterMode counts nothing for the CPU's fused attention kernel before torch 2.15: its backward,
+        # by convcost's formula
+        fused = 0 if runtime.flop_counter().fused_attention else sum(
+            r.backward_macs for r in report.rows if type(r.spec).__name__ == "Attention"
+            and r.spec.fused(r.input_shapes))
         ours = dict(backward_macs=step.backward_macs, backward_macs_torch=step.backward_macs_torch,
                     saved_elements=step.saved_elements, saved_indices=step.saved_indices,
                     bytes=step.memory("adam") if step.complete else None)

@@ -6,10 +6,11 @@ Core convcost needs only sympy, numpy and platformdirs. The rest comes with extr
 ======== ===================================== =============================================
 extra    brings                                needed by
 ======== ===================================== =============================================
-torch    torch (2.13.0)                        ``convcost.torch``, ``convcost profile``
+torch    torch (2.13 to 2.15)                  ``convcost.torch``, ``convcost profile``
 testing  hypothesis, torch                     ``convcost.testing``
 plot     matplotlib                            ``convcost.plot``, ``convcost breakeven --plot``
 peers    torchinfo, fvcore, ptflops, thop      the live checks of docs/conventions.md
+vision   torchvision, timm                     the model zoos' tests (tests/test_profile_zoo.py)
 dev      all of the above, pytest              the test suite
 ======== ===================================== =============================================
 
@@ -34,6 +35,7 @@ EXTRAS = {
     "testing": ("hypothesis", "torch"),
     "plot": ("matplotlib",),
     "peers": ("torchinfo", "fvcore", "ptflops", "thop"),
+    "vision": ("torchvision", "timm"),
 }
 
 

@@ -159,8 +159,9 @@ def max_batch(x, input_shape=None, memory="80GiB", optimizer: str = "adam", dtyp
 class StepTotals:
     """One training step of a profiled model, as autograd runs it (``profile(model, x, training=True)``).
 
-    ``backward_macs`` (and ``backward_macs_torch``, FlopCounterMode's number in torch 2.13, its grouped
-    weight-gradient overcount included), ``saved_elements`` (each storage once over the whole model) and
+    ``backward_macs`` (and ``backward_macs_torch``, FlopCounterMode's number: its grouped weight-gradient
+    overcount included where the running release has it, 2.13 to 2.15, and the CPU's fused attention kernel
+    counted, as 2.15 counts it), ``saved_elements`` (each storage once over the whole model) and
     ``saved_indices``, the parameters and the trainable ones. ``untracked`` lists the calls whose backward
     convcost cannot count yet, ``(op, count, paths, why)``: then ``complete`` is False and :meth:`memory`
     refuses, never a silent zero.
@@ -182,6 +183,14 @@ class StepTotals:
     #: trainable parameters the forward never reads: no gradient, no optimizer state
     unread_params: int = 0
     unread_tensors: int = 0
+    #: why the saved tensors and kernel choices are unproven where the step was read (a torch release or a
+    #: device convcost does not prove: :func:`convcost.torch.runtime.unproven_step`), ``()`` where proven
+    unproven: tuple = ()
+
+    @property
+    def proven(self) -> bool:
+        """True when the step's saved tensors and kernels are facts proven for the running torch and device."""
+        return not self.unproven
 
     @property
     def complete(self) -> bool:

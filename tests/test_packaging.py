@@ -47,15 +47,47 @@ def test_extras_and_the_packages_convcost_names_in_its_messages():
     names = {extra: {re.split(r"[=<>\[ ;]", req)[0] for req in reqs} for extra, reqs in extras.items()}
     for extra, packages in EXTRAS.items():
         assert set(packages) <= names[extra], extra
-    assert "convcost[torch,testing,plot,peers]" in extras["dev"] and "pytest" in names["dev"]
-    # every extra that brings torch pins the release convcost is proven against (a newer one is gigabytes of CUDA)
-    torches = {req for reqs in extras.values() for req in reqs if re.split(r"[=<>\[ ;]", req)[0] == "torch"}
-    assert torches == {"torch==2.13.0"}
+    assert "convcost[torch,testing,plot,peers,vision]" in extras["dev"] and "pytest" in names["dev"]
     assert any(dep.startswith("platformdirs") for dep in PROJECT["dependencies"])
 
 
-def test_ci_installs_the_dev_extra_so_the_peer_tools_run_live():
-    assert "'.[torch,dev]'" in (ROOT / ".ci" / "run").read_text()
+def test_every_extra_that_brings_torch_accepts_every_proven_release():
+    """A range, never a pin: an environment that holds a proven torch keeps it (the constraints files pick a
+    build for a fresh install)."""
+    from packaging.requirements import Requirement
+
+    from convcost.torch.runtime import PROVEN
+
+    extras = PROJECT["optional-dependencies"]
+    torches = {Requirement(r).specifier for reqs in extras.values() for r in reqs if Requirement(r).name == "torch"}
+    assert len(torches) == 1, torches  # one range, written alike in every extra
+    (spec,) = torches
+    assert all(spec.contains(build) for build in PROVEN.values())
+    assert not spec.contains("2.12.0") and not spec.contains(f"2.{max(PROVEN)[1] + 1}.0")
+
+
+def test_each_proven_release_has_a_constraints_file_pairing_its_torchvision():
+    from packaging.requirements import Requirement
+
+    from convcost.torch.runtime import PROVEN, TORCHVISION
+
+    files = {"2.13": "torch-2.13-cpu.txt", "2.14": "torch-2.14.txt", "2.15": "torch-2.15.txt"}
+    vision = [Requirement(r) for r in PROJECT["optional-dependencies"]["vision"]]
+    for (major, minor), build in PROVEN.items():
+        lines = (ROOT / "constraints" / files[f"{major}.{minor}"]).read_text().splitlines()
+        pins = dict(line.split("==") for line in lines if line and not line.startswith("#"))
+        assert pins["torch"] == build and pins["torchvision"] == TORCHVISION[major, minor]
+        for req in vision:  # every pin lies in the extra's range
+            assert req.specifier.contains(pins[req.name]), (req, pins[req.name])
+    readme = (ROOT / "README.md").read_text()
+    assert all(f"torchvision {v}" in readme for v in TORCHVISION.values())
+
+
+def test_ci_installs_the_dev_extra_through_the_constraints_so_the_peer_tools_run_live():
+    run = (ROOT / ".ci" / "run").read_text()
+    assert "'.[torch,dev]' -c constraints/torch-2.13-cpu.txt" in run
+    assert "'.[torch,dev]' -c constraints/torch-2.13-cpu.txt" in (ROOT / "README.md").read_text()
+    assert "constraints/torch-2.14.txt" in run  # the second release CI proves
 
 
 def _project_text_files():
@@ -100,6 +132,7 @@ def test_sdist_carries_its_tests_golden_files_and_docs(tmp_path):
     with tarfile.open(sdist) as tar:
         members = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
     needed = {"LICENSE", "README.md", "MANIFEST.in", ".ci/run", "convcost/py.typed", "tests/conftest.py"}
+    needed |= {str(p.relative_to(ROOT)) for p in (ROOT / "constraints").glob("*.txt")}
     needed |= {str(p.relative_to(ROOT)) for p in (ROOT / "tests" / "golden").iterdir()}
     needed |= {str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py")}
     needed |= {str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md")}

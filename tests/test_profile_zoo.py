@@ -1,6 +1,8 @@
-"""profile() on real public models (torchvision, timm), when they are importable: never a dependency.
+"""profile() on real public models (torchvision, timm), forward and training step, when they are importable
+(the ``vision`` extra, in ``dev``; installed through a constraints file that pairs torchvision with torch).
 
-The full run is benchmarks/zoo_agreement.py (docs/zoo.md); this keeps a handful in the test suite.
+The full runs are benchmarks/zoo_agreement.py (docs/zoo.md) and benchmarks/zoo_training.py
+(docs/zoo_training.md); this keeps a handful of each in the test suite.
 """
 
 import sys
@@ -47,3 +49,37 @@ def test_timm_models_are_exact(name):
     r = profile(model, x)
     assert r.total["params"] == sum(p.numel() for p in model.parameters())
     assert r.total["macs"] == oracle(model, x)
+
+
+def _step_agrees(model, shape):
+    """A training step read by profile against the one PyTorch runs (measure_training): backward MACs in both
+    conventions, saved elements and indices, and the bytes of a step with Adam."""
+    from convcost.torch import runtime
+    from convcost.torch.training import measure_training
+
+    torch.manual_seed(0)
+    x = torch.randn(shape)
+    measured = measure_training(model, x, optimizer="adam")
+    report = profile(model, shape, training=True)
+    step = report.training
+    assert step.complete and step.proven == runtime.is_proven(), (step.untracked, step.unproven)
+    # FlopCounterMode does not see the CPU's fused attention kernel before torch 2.15: taken out there
+    unseen = 0 if runtime.flop_counter().fused_attention else sum(
+        r.backward_macs for r in report.rows if type(r.spec).__name__ == "Attention" and r.spec.fused(r.input_shapes))
+    ours = (step.backward_macs - unseen, step.backward_macs_torch - unseen, step.saved_elements, step.saved_indices,
+            step.memory("adam"))
+    assert ours == tuple(measured[k] for k in ("backward_macs", "backward_macs_torch", "saved_elements",
+                                               "saved_indices", "bytes"))
+
+
+# a sample within CI's time: squeeze-excitation and in-place hardswish, fire modules; grouped convolutions,
+# attention with biases (benchmarks/zoo_training.py reads all 266)
+@pytest.mark.parametrize("name", ["mobilenet_v3_small", "squeezenet1_1"])
+def test_torchvision_training_steps_are_exact(name):
+    _step_agrees(torchvision_models().get_model(name, weights=None), (2, 3, 32, 32))
+
+
+@pytest.mark.parametrize("name, size", [("regnetx_002", 32), ("levit_128s", 224)])
+def test_timm_training_steps_are_exact(name, size):
+    timm = pytest.importorskip("timm")
+    _step_agrees(timm.create_model(name, pretrained=False), (2, 3, size, size))

@@ -82,9 +82,27 @@ class MatMul(Merge):
                         output_grad=any(grads))
 
 
+#: How the CPU's fused attention kernel is chosen, a fact of the torch release that
+#: ``convcost.torch.runtime`` sets for the running torch (``runtime.facts``, "fused attention choice"):
+#: ``"2.13"``, 4-D query, key and value of one batch and one head count; ``"2.14"`` (2.14 and 2.15), 3-D ones
+#: too (one batch entry of heads), and key and value of one head serving every query head.
+FLASH_RULE = "2.13"
+
+
 def _flash(q, k, v) -> bool:
-    """Whether PyTorch 2.13 runs attention on these shapes with its fused CPU kernel (else the math path)."""
-    return len(q) == len(k) == len(v) == 4 and q[-1] == k[-1] == v[-1] and tuple(q[:2]) == tuple(k[:2]) == tuple(v[:2])
+    """Whether PyTorch runs attention on these shapes with its fused CPU kernel (else the math path)."""
+    if not (len(q) == len(k) == len(v) and q[-1] == k[-1] == v[-1]):
+        return False
+    if FLASH_RULE == "2.13":
+        return len(q) == 4 and tuple(q[:2]) == tuple(k[:2]) == tuple(v[:2])
+    if len(q) not in (3, 4):
+        return False
+    q, k, v = ((1,) * (4 - len(s)) + tuple(s) for s in (q, k, v))
+    return q[0] == k[0] == v[0] and k[1] == v[1] and (k[1] == q[1] or _is_one(k[1]))
+
+
+def _is_one(n) -> bool:
+    return isinstance(n, int) and n == 1
 
 
 def _matmul_copy(shape, other, batch, first):
@@ -140,7 +158,7 @@ class Attention(Merge):
     def fused(self, shapes) -> bool:
         """Whether a training step on the CPU runs the fused flash kernel on ``shapes`` (else the math path).
 
-        >>> Attention().fused([(2, 4, 16, 8)] * 3), Attention().fused([(4, 16, 8)] * 3)
+        >>> Attention().fused([(2, 4, 16, 8)] * 3), Attention().fused([(16, 8)] * 3)
         (True, False)
         """
         return self.kernel == "auto" and not self.dropout and _flash(*self._grouped(shapes)[0])
@@ -160,10 +178,11 @@ class Attention(Merge):
         return grouped, conditions
 
     def _cost(self, shapes, grads=(True, True, True)):
-        """A training step on the CPU (PyTorch 2.13) runs one of two kernels.
+        """A training step on the CPU runs one of two kernels.
 
         4-D query, key and value of one head size and one batch, each with unit stride on its last axis
-        (``kernel="auto"``): the fused flash kernel, which keeps the
+        (``kernel="auto"``; from PyTorch 2.14 3-D ones too, and one key and value head for all query heads:
+        :data:`FLASH_RULE`): the fused flash kernel, which keeps the
         three inputs, its output and one log-sum-exp per query row; its backward recomputes the scores
         and computes every gradient, L S (3 E + 2 Ev) MACs per batch entry, as ``FlopCounterMode`` counts
         the fused kernels (on the CPU it counts none). Otherwise the math path (scaled query and key,

@@ -19,7 +19,8 @@ from convcost.extras import need as _need
 
 _need("torch", "torch", "convcost.torch")
 
-# each primitive's torch side, registered once
+# the running torch, read once; each primitive's torch side, registered once
+from convcost.torch import runtime
 from convcost.torch import bindings as _bindings  # noqa: F401
 from convcost.torch.build import free_symbols, to_torch
 
@@ -38,6 +39,10 @@ from convcost.torch.registry import (
     register,
     supported_types,
 )
+from convcost.torch.runtime import UnprovenReleaseWarning
+
+runtime.warn_if_unproven()
+runtime.install()
 
 __all__ = [
     "to_torch",
@@ -55,4 +60,6 @@ __all__ = [
     "calibrate",
     "max_batch",
     "step_memory",
+    "runtime",
+    "UnprovenReleaseWarning",
 ]

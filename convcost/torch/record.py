@@ -19,7 +19,7 @@ from convcost.errors import ConvcostError
 from convcost.layers import Merge, _takes_grad
 from convcost.arith import total
 from convcost.shapes import numel
-from convcost.torch import layouts
+from convcost.torch import layouts, runtime
 from convcost.torch.binding import hooks_of
 from convcost.torch.conventions import torch_backward_macs
 from convcost.torch.library_blocks import name_blocks, reader
@@ -332,12 +332,14 @@ class Recorder:
         untracked = tuple((op, len(e["paths"]), tuple(e["paths"]), e["why"]) for op, e in self.untracked.items())
         return StepTotals(
             backward_macs=_number(total(c.backward_macs for c in costs)),
-            backward_macs_torch=_number(total(torch_backward_macs(c) for c in costs)),
+            # FlopCounterMode's grouped overcount only where the running release has it
+            backward_macs_torch=_number(total(torch_backward_macs(c) if runtime.flop_counter().grouped_overcount
+                                              else c.backward_macs for c in costs)),
             saved_elements=_number(distinct_saved(self.graph, self.storages) + total(self.extra_saved)),
             saved_indices=_number(total(c.saved_indices for c in costs)),
             params=sum(p.numel() for p in params.values()), trainable_params=sum(p.numel() for p in trainable),
             trainable_tensors=len(trainable), untracked=untracked, unread_params=sum(p.numel() for p in unread),
-            unread_tensors=len(unread))
+            unread_tensors=len(unread), unproven=runtime.unproven_step(runtime.device_of(self.model)))
 
 
 def _kept_by(actual, plain, operands):

@@ -1,0 +1,135 @@
+"""Every fact of a torch release or a device that convcost's counts rest on, with where it comes from.
+
+A forward count is release-free: it is arithmetic on shapes. What a training step keeps for its backward,
+which kernel runs and what ``FlopCounterMode`` counts are facts of one release on one device, read from
+PyTorch's source and proven by a test that runs the release. Each :class:`Fact` names its upstream source,
+the convcost code that replays it (dotted names), the releases it is proven for, the devices, and the test
+that proves it; the oracle suites run those tests on every release in :data:`convcost.torch.runtime.PROVEN`.
+A new release is one pass through this list: run the tests, then widen ``releases`` or fix the replay.
+
+>>> from convcost.torch.runtime.facts import FACTS, fact
+>>> fact("grouped weight-gradient overcount").source
+'torch/utils/flop_counter.py conv_backward_flop; fixed upstream by pytorch PR 183405'
+>>> len({f.name for f in FACTS}) == len(FACTS)
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+#: what every fact below is proven on, until a release changes one of them
+_ALL = ((2, 13), (2, 14), (2, 15))
+_CPU = ("cpu",)
+
+
+@dataclasses.dataclass(frozen=True)
+class Fact:
+    """One release- or device-specific fact: ``replay`` are dotted names of the code that relies on it,
+    ``test`` is ``tests/<file>.py::<test>``, ``releases`` the ``(major, minor)`` it is proven for."""
+
+    name: str
+    what: str
+    source: str
+    replay: tuple
+    test: str
+    releases: tuple = _ALL
+    devices: tuple = _CPU
+
+
+FACTS = (
+    Fact("einsum replay",
+         "torch.einsum's permutes, diagonals, sums, reshapes (view or copy) and bmm pairs, contracted left to "
+         "right: what a step keeps and its backward products",
+         "aten/src/ATen/native/Linear.cpp einsum, sumproduct_pair; TensorIterator's layout of a product",
+         ("convcost.primitives.einsum_plan.plan",),
+         "tests/test_profile_training.py::test_einsum_in_a_step"),
+    Fact("oneDNN LSTM workspace",
+         "a float32 nn.LSTM without projection trains through mkldnn_rnn_layer, whose uint8 workspace the step "
+         "keeps; with a projection, cell by cell",
+         "aten/src/ATen/native/mkldnn/RNN.cpp (mkldnn_rnn_layer, the workspace oneDNN sizes)",
+         ("convcost.primitives.recurrent.workspace", "convcost.primitives.recurrent.good_ld",
+          "convcost.primitives.recurrent.LSTM"),
+         "tests/test_training_lstm.py::test_the_workspace_is_onednns"),
+    Fact("fused attention choice",
+         "F.scaled_dot_product_attention runs the CPU's fused flash kernel on operands of one head size with "
+         "unit last strides and no dropout, else the math path (other saved tensors, other backward work): "
+         "in 2.13 4-D ones of one batch and head count; from 2.14 3-D ones too, and one key and value head for "
+         "every query head (matmul.FLASH_RULE, set by runtime.install)",
+         "aten/src/ATen/native/transformers/sdp_utils_cpp.cpp (use_flash_attention_cpp); attention.cpp",
+         ("convcost.primitives.matmul._flash", "convcost.primitives.matmul.FLASH_RULE",
+          "convcost.primitives.matmul.Attention.fused", "convcost.torch.runtime.install",
+          "convcost.torch.layouts.last_stride_one", "convcost.torch.record._attention_math"),
+         "tests/test_runtime.py::test_the_fused_attention_choice_is_the_running_releases"),
+    Fact("multi_head_attention_forward steps",
+         "nn.MultiheadAttention's forward is F.multi_head_attention_forward's Python body: projections, "
+         "head reshapes, products, softmax and dropout, each with its own saved tensors",
+         "torch/nn/functional.py multi_head_attention_forward",
+         ("convcost.primitives.multihead.MultiheadAttention", "convcost.torch.trace_shapes._descend"),
+         "tests/test_training.py::test_multihead_attention"),
+    Fact("output layouts",
+         "the strides of a call's output (channels last kept or not, views as PyTorch makes them), read by "
+         "running the view calls on meta tensors",
+         "aten/src/ATen/native/TensorShape.cpp (computeStride), c10/core/MemoryFormat.h; "
+         "torch/_prims_common suggest_memory_format",
+         ("convcost.torch.layouts.output_layout", "convcost.torch.layouts.run_view", "convcost.torch.layouts.simulate"),
+         "tests/test_profile_training.py::test_a_channels_last_input_is_read_as_one"),
+    Fact("in-place clones",
+         "an in-place activation whose backward reads its input (silu_, hardswish_, hardsigmoid_, gelu_, "
+         "relu6_) makes autograd keep a copy of it",
+         "tools/autograd/derivatives.yaml (the formulas of the in-place activations)",
+         ("convcost.torch.record._CLONED",),
+         "tests/test_profile_training.py::test_a_step_is_what_pytorch_does"),
+    Fact("grouped weight-gradient overcount",
+         "FlopCounterMode counts a grouped convolution's weight gradient G times over",
+         "torch/utils/flop_counter.py conv_backward_flop; fixed upstream by pytorch PR 183405",
+         ("convcost.training.torch_backward_macs", "convcost.torch.training.grouped_correction",
+          "convcost.torch.runtime.probe.grouped_overcount"),
+         "tests/test_training.py::test_grouped_weight_gradient_correction_by_hand"),
+    Fact("fused attention in FlopCounterMode",
+         "FlopCounterMode counts nothing for the CPU's fused attention kernel in 2.13 and 2.14 and counts it, "
+         "forward and backward, from 2.15: probed, never assumed",
+         "torch/utils/flop_counter.py (_scaled_dot_product_flash_attention_for_cpu registered in 2.15)",
+         ("convcost.torch.runtime.probe.fused_attention",),
+         "tests/test_runtime.py::test_the_fused_attention_probe_matches_flopcountermode"),
+    Fact("DisableTorchFunction",
+         "torch._C.DisableTorchFunction (private) hides the calls a shape reading makes itself from its "
+         "TorchFunctionMode",
+         "torch/csrc/utils/disable_torch_function.cpp",
+         ("convcost.torch.layouts.run_view", "convcost.torch.layouts.simulate"),
+         "tests/test_profile_training.py::test_a_channels_last_input_is_read_as_one"),
+    Fact("suggest_memory_format",
+         "torch._prims_common.suggest_memory_format (private) gives the memory format a kernel allocates its "
+         "output in",
+         "torch/_prims_common/__init__.py suggest_memory_format",
+         ("convcost.torch.layouts.output_layout",),
+         "tests/test_profile_training.py::test_a_channels_last_input_is_read_as_one"),
+    Fact("the math path as an op",
+         "torch.ops.aten._scaled_dot_product_attention_math (private) runs the math path where the fused "
+         "kernel would run, to read what it keeps",
+         "aten/src/ATen/native/native_functions.yaml _scaled_dot_product_attention_math",
+         ("convcost.torch.record._attention_math",),
+         "tests/test_profile_training.py::test_attention_on_strided_heads_runs_the_math_path"),
+    Fact("nn.Module.__call__ patched",
+         "a shape reading swaps nn.Module.__call__ and __getattr__ for the whole process while it runs "
+         "(torch.fx tracing does as well), so readings are serialised",
+         "torch/nn/modules/module.py Module.__call__; torch/fx/_symbolic_trace.py",
+         ("convcost.torch.trace_shapes.read_shapes", "convcost.torch.locks.TRACING"),
+         "tests/test_profile_hard.py::test_threads_on_cold_caches_agree_with_one_thread"),
+    Fact("F.has_torch_function patched",
+         "to run multi_head_attention_forward's own body on shapes, its __torch_function__ check is answered "
+         "no once by swapping F.has_torch_function",
+         "torch/nn/functional.py (has_torch_function imported from torch.overrides)",
+         ("convcost.torch.trace_shapes._descend",),
+         "tests/test_profile_hard.py::test_multihead_attention_is_exact"),
+)
+
+
+def fact(name: str) -> Fact:
+    """The fact called ``name``."""
+    found = [f for f in FACTS if f.name == name]
+    if not found:
+        from convcost.errors import ConvcostError
+
+        raise ConvcostError(f"no runtime fact is called {name!r}; the facts: {', '.join(f.name for f in FACTS)}")
+    return found[0]
