@@ -55,7 +55,7 @@ def _step_agrees(model, shape):
     """A training step read by profile against the one PyTorch runs (measure_training): backward MACs in both
     conventions, saved elements and indices, and the bytes of a step with Adam."""
     from convcost.torch import runtime
-    from convcost.torch.training import measure_training
+    from convcost.torch.measure_training import measure_training
 
     torch.manual_seed(0)
     x = torch.randn(shape)

@@ -30,6 +30,7 @@ from convcost.arith import total
 from convcost.shapes import numel
 from convcost.torch.binding import hooks_of
 from convcost.torch.rules import Tensor
+from convcost.torch.runtime.private import suggest_memory_format, torch_functions_off
 
 
 def meta_of(t: Tensor):
@@ -108,7 +109,7 @@ def run_view(function, args, kwargs):
     except _Symbolic:
         return None, None
     try:
-        with torch._C.DisableTorchFunction():  # a shape reading's TorchFunctionMode must not see these calls
+        with torch_functions_off():  # a shape reading's TorchFunctionMode must not see these calls
             return function(*margs, **mkwargs), (margs[0] if margs else None)
     except Exception:  # noqa: BLE001 - a call meta tensors cannot run: its layout is not known
         return None, None
@@ -172,8 +173,6 @@ def keeps_channels_last(spec, operands, output_shape):
     meta = meta_of(operands[0])
     if meta is None or not all(type(n) is int for n in output_shape):
         return None, False
-    from torch._prims_common import suggest_memory_format
-
     form = suggest_memory_format(meta)
     if form in (torch.channels_last, torch.channels_last_3d) and len(output_shape) == meta.dim():
         return layout_of(torch.empty(output_shape, device="meta", memory_format=form)), False
@@ -269,7 +268,7 @@ def simulate(function, args, kwargs):
         return None
     saved = []
     try:
-        with torch._C.DisableTorchFunction(), torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(
+        with torch_functions_off(), torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(
                 lambda t: saved.append(t) or t, lambda t: t):
             out = function(*margs, **mkwargs)
     except Exception:  # noqa: BLE001 - a call meta tensors cannot run: what it keeps is not known

@@ -39,6 +39,7 @@ from convcost.torch.binding import FUNCTIONS, METHODS
 from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
 from convcost.torch.leftovers import Attributes
 from convcost.torch.ops import op_of
+from convcost.torch.runtime.private import descend
 from convcost.torch.rules import Tensor
 from convcost.torch.walker import LEAF_TYPES, Unknown, Walk, own_code
 
@@ -240,22 +241,6 @@ class Session(TorchFunctionMode):
         if type(value) is dict:
             return {k: self.to_meta(v) for k, v in value.items()}
         return value
-
-
-def descend(function, args, kwargs):
-    """``function``'s own Python body: its entry check for ``__torch_function__`` answered no once,
-    so that it runs instead of handing itself back; every call inside it is read as usual."""
-    original = F.has_torch_function
-
-    def once(operands):
-        F.has_torch_function = original
-        return False
-
-    F.has_torch_function = once
-    try:
-        return function(*args, **kwargs)
-    finally:
-        F.has_torch_function = original
 
 
 def seen(func) -> bool:

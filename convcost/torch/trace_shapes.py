@@ -41,7 +41,8 @@ from convcost.torch.leftovers import Attributes, holds
 from convcost.torch.locks import TRACING
 from convcost.torch.ops import op_of
 from convcost.torch.rules import Tensor
-from convcost.torch.trace_calls import descend, event_of, seen
+from convcost.torch.runtime.private import MODULE_CALL, MODULE_GETATTR, descend, module_calls
+from convcost.torch.trace_calls import event_of, seen
 from convcost.torch.walker import LEAF_TYPES, Unknown, Walk, own_code
 
 
@@ -342,8 +343,7 @@ def _wrap(value):
     return value
 
 
-_ORIGINAL_CALL = torch.nn.Module.__call__
-_ORIGINAL_GETATTR = torch.nn.Module.__getattr__
+_ORIGINAL_CALL, _ORIGINAL_GETATTR = MODULE_CALL, MODULE_GETATTR
 
 
 def _module_getattr(module, name):
@@ -393,18 +393,14 @@ def read_shapes(model, inputs, device="cpu", training=False, with_values=False):
     buffers = [(b, b.detach().clone()) for b in model.buffers()] if with_values else []
     with TRACING.exclusive(), torch.random.fork_rng(devices=[], enabled=with_values):
         _LOCAL.session = session
-        torch.nn.Module.__call__ = _module_call
-        torch.nn.Module.__getattr__ = _module_getattr
         try:
-            with torch.no_grad(), session:
+            with module_calls(_module_call, _module_getattr), torch.no_grad(), session:
                 _ORIGINAL_CALL(model, *args, **kwargs)
         except (NeedsTensors, ConvcostError, InternalError):
             raise
         except Exception as exc:  # noqa: BLE001 - code that a shape cannot run (isinstance checks, numpy ...)
             raise NeedsTensors(f"{type(exc).__name__}: {exc}") from None
         finally:
-            torch.nn.Module.__call__ = _ORIGINAL_CALL
-            torch.nn.Module.__getattr__ = _ORIGINAL_GETATTR
             _LOCAL.session = None
             kept.restore(_is_shaped)
             with torch.no_grad():

@@ -44,6 +44,7 @@ from convcost.torch.ops import op_of
 from convcost.torch.record import Recorder
 from convcost.torch.registry import REGISTRY
 from convcost.torch.rules import WITH_INDICES, Emit, NoRule, Tensor, bind_arguments
+from convcost.torch.runtime.private import is_dropout
 
 #: module types read as one leaf: those whose binding is a primitive (containers are read by what they call)
 LEAF_TYPES = frozenset(m for b in BINDINGS.values() if not b.read_through for m in b.modules)
@@ -311,7 +312,7 @@ class Walk:
     def call_module(self, event):
         """The row of a leaf module."""
         module, path, args, kwargs = event.target, event.where, event.args, event.kwargs
-        if self.training and isinstance(module, torch.nn.modules.dropout._DropoutNd) and args:
+        if self.training and is_dropout(module) and args:
             # not the identity in a training step: what F.dropout does
             function = _DROPOUT_OF.get(type(module), F.dropout2d)
             return self.dropout(args[0], args[0], Event(FUNCTION, function, (args[0], module.p, True, module.inplace),

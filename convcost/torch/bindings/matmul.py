@@ -19,6 +19,7 @@ from convcost.torch.binding import binds
 from convcost.torch import layouts
 from convcost.torch.conventions import FLOPS, MACS
 from convcost.torch.rules import Emit, NoRule, Tensor, bind_arguments, reads, tensor_arg
+from convcost.torch.runtime.private import attention_math
 
 
 def _product(x, y, bias=False, extra=()):
@@ -197,17 +198,12 @@ def _attention_kernel(spec, operands):
     return spec
 
 
-def _attention_math(q, k, v):
-    """PyTorch's math path of scaled dot-product attention (what the CPU runs when the fused kernel cannot)."""
-    return torch.ops.aten._scaled_dot_product_attention_math(q, k, v)[0]
-
-
 def _attention_step_call(spec, operands, call):
     """The math path itself (the CPU's kernel choice is not meta's); the fused kernel keeps its inputs as
     they are, whatever their strides."""
     if spec.fused([t.shape for t in operands]):
         return None
-    return _attention_math, tuple(operands), {}
+    return attention_math, tuple(operands), {}
 
 
 def _attention_layout(spec, operands, output_shape):

@@ -1,0 +1,74 @@
+"""torch's private API and process-wide patches, in one place.
+
+Each is a fact of the releases convcost proves (:data:`convcost.torch.runtime.facts.FACTS` names its upstream
+source and the test that proves it): a new release is checked here, and nothing else in convcost reads a
+private torch name or patches torch (``tests/test_runtime.py`` enforces it).
+
+>>> import torch
+>>> is_dropout(torch.nn.Dropout2d()), is_dropout(torch.nn.ReLU())
+(True, False)
+>>> q = torch.ones(1, 1, 2, 4)
+>>> attention_math(q, q, q).shape
+torch.Size([1, 1, 2, 4])
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from torch._prims_common import suggest_memory_format as _suggest_memory_format
+
+#: ``nn.Module``'s own call and attribute lookup, as torch defines them (what a patch puts back)
+MODULE_CALL = torch.nn.Module.__call__
+MODULE_GETATTR = torch.nn.Module.__getattr__
+
+
+def torch_functions_off():
+    """A context in which no ``__torch_function__`` mode or subclass sees torch's calls (``DisableTorchFunction``)."""
+    return torch._C.DisableTorchFunction()
+
+
+def suggest_memory_format(tensor):
+    """The memory format PyTorch gives a new tensor laid out like ``tensor`` (``torch._prims_common``)."""
+    return _suggest_memory_format(tensor)
+
+
+def attention_math(q, k, v):
+    """PyTorch's math path of scaled dot-product attention (what the CPU runs when the fused kernel cannot)."""
+    return torch.ops.aten._scaled_dot_product_attention_math(q, k, v)[0]
+
+
+def is_dropout(module) -> bool:
+    """Whether ``module`` is one of torch's dropout modules (they share the private base ``_DropoutNd``)."""
+    return isinstance(module, torch.nn.modules.dropout._DropoutNd)
+
+
+@contextlib.contextmanager
+def module_calls(call, getattr_):
+    """Every ``nn.Module``'s call and attribute lookup replaced while the context lasts (process-wide: the
+    caller holds the tracing lock), then put back whatever happens."""
+    torch.nn.Module.__call__ = call
+    torch.nn.Module.__getattr__ = getattr_
+    try:
+        yield
+    finally:
+        torch.nn.Module.__call__ = MODULE_CALL
+        torch.nn.Module.__getattr__ = MODULE_GETATTR
+
+
+def descend(function, args, kwargs):
+    """``function``'s own Python body: its entry check for ``__torch_function__`` answered no once, so that it
+    runs instead of handing itself back; every call inside it is read as usual."""
+    original = F.has_torch_function
+
+    def once(operands):
+        F.has_torch_function = original
+        return False
+
+    F.has_torch_function = once
+    try:
+        return function(*args, **kwargs)
+    finally:
+        F.has_torch_function = original
