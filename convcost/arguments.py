@@ -10,7 +10,8 @@ the command line's ``--symbol``); any other name is refused as a likely typo:
 >>> parse_fields(StandardConv, ["P=sme"])
 Traceback (most recent call last):
 ...
-convcost.errors.ConvcostError: P='sme': 'sme' is not a symbol of convcost's glossary (did you mean 'same'?); to use it as a new symbol, declare it: --symbol sme
+convcost.errors.ConvcostError: P='sme': 'sme' is not a symbol of convcost's glossary (did you mean 'same'?);
+to use it as a new symbol, declare it: --symbol sme
 >>> parse_fields(StandardConv, ["K=3,1"])["K"]
 (3, 1)
 >>> parse_fields(StandardConv, ["C=2**6"])

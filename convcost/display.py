@@ -279,8 +279,13 @@ def html_lines(text: str) -> str:
     """A result's text as an HTML table for Jupyter: ``name = value`` lines as two cells (the value right-aligned),
     the first line as the heading, any other line across both cells.
 
-    >>> html_lines("params: A vs B\\n  A       = 73,856\\n  valid when H >= 3")
-    "<table><tr><th colspan='2' style='text-align:left'>params: A vs B</th></tr><tr><td style='text-align:left'>A</td><td style='text-align:right'>73,856</td></tr><tr><td colspan='2' style='text-align:left'>valid when H &gt;= 3</td></tr></table>"
+    >>> table = html_lines("params: A vs B\\n  A       = 73,856\\n  valid when H >= 3")
+    >>> table.split("</tr>")[0]
+    "<table><tr><th colspan='2' style='text-align:left'>params: A vs B</th>"
+    >>> table.split("</tr>")[1]
+    "<tr><td style='text-align:left'>A</td><td style='text-align:right'>73,856</td>"
+    >>> table.split("</tr>")[2]
+    "<tr><td colspan='2' style='text-align:left'>valid when H &gt;= 3</td>"
     """
     import html
 

@@ -25,9 +25,8 @@ when a check runs. Both come with ``pip install 'convcost[testing]'``.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import sys
+from typing import NamedTuple
 
 import sympy
 

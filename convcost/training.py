@@ -55,7 +55,8 @@ def parse_memory(memory) -> int:
     >>> parse_memory("-1GB")
     Traceback (most recent call last):
     ...
-    convcost.errors.ConvcostError: memory='-1GB' is not a size: give bytes or a number with a unit B, KB, MB, GB, TB, KiB, MiB, GiB, TiB (any case; 24G is 24GiB)
+    convcost.errors.ConvcostError: memory='-1GB' is not a size: give bytes or a number with a unit B, KB, MB,
+    GB, TB, KiB, MiB, GiB, TiB (any case; 24G is 24GiB)
     """
     if isinstance(memory, bool):
         raise ConvcostError(f"memory={memory!r} must be a positive number of bytes or a size such as '24GiB'")

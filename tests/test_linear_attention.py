@@ -16,7 +16,6 @@ import pytest
 import sympy
 import torch
 from hypothesis import given
-from hypothesis import strategies as st
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -25,11 +24,11 @@ from convcost.testing import MERGE_CASES, linear_attention_cases
 from convcost.torch import from_torch, profile, to_torch
 from convcost.torch.binding import binding_of
 from convcost.torch.inputs import model_inputs
+from convcost.torch.measure_training import backward_macs, measure_training, saved_tensors
+from convcost.torch.rules import Tensor
 from convcost.torch.trace_calls import read_calls
 from convcost.torch.trace_fx import read_graph, trace
-from convcost.torch.rules import Tensor
 from convcost.torch.trace_shapes import read_shapes
-from convcost.torch.measure_training import backward_macs, measure_training, saved_tensors
 
 
 def _macs_by_hand(shapes) -> int:

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from convcost.errors import ConvcostError
 from convcost.testing import EINSUM_CASES
+from convcost.torch import runtime
 from convcost.torch.bindings.matmul import EinsumProduct
 from convcost.torch.measure_forward import measure
 from convcost.torch.profiling import profile
-from convcost.torch import runtime
 
 
 def flop_macs(model, *inputs, **kwargs):

@@ -11,6 +11,9 @@ import operator
 import pytest
 
 torch = pytest.importorskip("torch")
+import test_profile as basic  # noqa: E402
+import test_profile_hard as hard  # noqa: E402
+import test_profile_training as steps  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
@@ -23,10 +26,6 @@ from convcost.torch.trace_calls import read_calls  # noqa: E402
 from convcost.torch.trace_fx import read_graph, trace  # noqa: E402
 from convcost.torch.trace_shapes import NeedsTensors, read_shapes  # noqa: E402
 from convcost.torch.walker import Walk  # noqa: E402
-
-import test_profile as basic  # noqa: E402
-import test_profile_hard as hard  # noqa: E402
-import test_profile_training as steps  # noqa: E402
 
 
 class Residual(nn.Module):

@@ -15,8 +15,8 @@ from torch import nn  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from convcost.torch import runtime  # noqa: E402
-from convcost.torch.runtime.facts import FACTS  # noqa: E402
 from convcost.torch.measure_training import backward_macs  # noqa: E402
+from convcost.torch.runtime.facts import FACTS  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

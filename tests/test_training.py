@@ -32,6 +32,7 @@ from convcost.testing import (
     multihead_attention_cases,
 )
 from convcost.torch import runtime, to_torch
+from convcost.torch.conventions import torch_backward_macs
 from convcost.torch.measure_training import (
     backward_macs,
     measure_training,
@@ -40,9 +41,6 @@ from convcost.torch.measure_training import (
     saved_tensors_by_module,
 )
 from convcost.torch.modules import Merge
-from convcost.torch.measure_training import (
-    backward_macs, measure_training, optimizer_state, saved_tensors, saved_tensors_by_module)
-from convcost.torch.conventions import torch_backward_macs
 from convcost.training import parse_memory, training_memory
 from convcost.zoo import MODELS, mnist_net
 

@@ -25,8 +25,8 @@ from convcost.errors import ConvcostError
 from convcost.primitives.recurrent import workspace
 from convcost.testing import lstm_cases
 from convcost.torch import profile, to_torch
-from convcost.torch.measure_training import backward_macs, measure_training, saved_tensors
 from convcost.torch.conventions import torch_backward_macs
+from convcost.torch.measure_training import backward_macs, measure_training, saved_tensors
 
 #: PyTorch warns once that oneDNN does not take a projection: that is the path these tests expect
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")

@@ -59,10 +59,10 @@ def _check(args) -> None:
 
 
 def _list(args) -> int:
-    from convcost.catalog import VARIANTS
-
     import shutil
     import textwrap
+
+    from convcost.catalog import VARIANTS
 
     width = max(map(len, VARIANTS))
     columns = max(60, min(shutil.get_terminal_size((100, 24)).columns, 120))

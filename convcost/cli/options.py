@@ -9,7 +9,8 @@ option that would be ignored (``--dtype`` without ``--training``) is refused rat
 >>> training(args)
 Traceback (most recent call last):
 ...
-convcost.errors.ConvcostError: unknown optimizer 'adm' for --optimizer (did you mean 'adam'?); known: sgd, momentum, adam, adamw
+convcost.errors.ConvcostError: unknown optimizer 'adm' for --optimizer (did you mean 'adam'?); known: sgd,
+momentum, adam, adamw
 >>> args = argparse.Namespace(training=True, optimizer=None, dtype="fp16")
 >>> training(args); args.optimizer, args.dtype
 ('adam', 'float16')
@@ -18,7 +19,8 @@ convcost.errors.ConvcostError: unknown optimizer 'adm' for --optimizer (did you 
 >>> memory("24")
 Traceback (most recent call last):
 ...
-convcost.errors.ConvcostError: --memory '24': give a unit, e.g. 24GiB or 24GB (24B if you mean bytes); units: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB (any case; 24G is 24GiB)
+convcost.errors.ConvcostError: --memory '24': give a unit, e.g. 24GiB or 24GB (24B if you mean bytes); units:
+B, KB, MB, GB, TB, KiB, MiB, GiB, TiB (any case; 24G is 24GiB)
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ from convcost.extras import need as _need
 _need("torch", "torch", "convcost.torch")
 
 # the running torch, read once; each primitive's torch side, registered once
-from convcost.torch import runtime
 from convcost.torch import bindings as _bindings  # noqa: F401
+from convcost.torch import runtime
 from convcost.torch.build import free_symbols, to_torch
 
 # the functions, as the README calls them: convcost.torch.profile(model, shape), convcost.torch.calibrate("cpu");

@@ -31,7 +31,7 @@ module type, function, method or layer class is an error.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 from convcost.errors import ConvcostError
 from convcost.torch.registry import REGISTRY

@@ -18,7 +18,8 @@ Sequential(
 >>> to_torch(Conv(C=C, O=8, K=3, G=2))
 Traceback (most recent call last):
 ...
-convcost.errors.ConvcostError: Conv(O=8, K=3, G=2): bind the free symbols C before building a module (e.g. .replace(C=...))
+convcost.errors.ConvcostError: Conv(O=8, K=3, G=2): bind the free symbols C before building a module (e.g.
+.replace(C=...))
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ def to_torch(layer: Layer, input_shape=None, *, device=None) -> nn.Module:
     free = free_symbols(layer)
     if free:
         names = ", ".join(sorted(str(s) for s in free))
-        raise ConvcostError(f"{layer!r}: bind the free symbols {names} before building a module (e.g. .replace({sorted(map(str, free))[0]}=...))")
+        first = sorted(map(str, free))[0]
+        raise ConvcostError(f"{layer!r}: bind the free symbols {names} before building a module "
+                            f"(e.g. .replace({first}=...))")
     if input_shape is not None and kind_of(input_shape) != "sequence":
         raise refuse("to_torch", "input_shape", input_shape, "None or a tuple of sizes")
     rank = len(input_shape) if input_shape is not None else None
@@ -92,7 +95,8 @@ def _built(layer, rank):
     except (RuntimeError, ValueError, OverflowError, MemoryError) as exc:  # ConvcostError passes unchanged
         if isinstance(exc, ConvcostError):
             raise
-        raise ConvcostError(f"to_torch: PyTorch cannot build {layer!r}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConvcostError(f"to_torch: PyTorch cannot build {layer!r}: {why}") from None
 
 
 def free_symbols(layer) -> set:

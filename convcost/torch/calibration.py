@@ -18,7 +18,8 @@ The result is cached as JSON in the per-user cache folder of the operating syste
 ``~/.cache/convcost`` on Linux, ``~/Library/Caches/convcost`` on macOS,
 ``%LOCALAPPDATA%\\convcost\\Cache`` on Windows), keyed by device, threads, size and
 torch version; ``cache=False`` measures afresh. A full calibration takes about
-20 s; it reports its progress on stderr unless ``quiet=True``. Timings run under ``torch.inference_mode()`` with modules in
+20 s; it reports its progress on stderr unless ``quiet=True``. Timings run under ``torch.inference_mode()``
+with modules in
 evaluation mode (``module.train(False)``). CUDA timings go through the same code (``torch.utils.benchmark``
 synchronises the device) but have not been run by convcost's own tests, which
 have no GPU; asking for ``"cuda"`` without one is a ConvcostError.
@@ -47,7 +48,6 @@ from convcost import latency
 from convcost.errors import ConvcostError
 from convcost.latency import Machine
 from convcost.torch.build import to_torch
-
 
 #: bumped when calibration measures something new, so that older cached machines are measured again
 CALIBRATION_VERSION = 2

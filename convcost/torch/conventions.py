@@ -34,6 +34,7 @@ thop           modules only; conv formula on the *output* (wrong for transposed 
 from __future__ import annotations
 
 import dataclasses
+
 import sympy
 
 from convcost.arith import div, prod, total

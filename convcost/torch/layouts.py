@@ -201,7 +201,8 @@ def _strided_real(t: Tensor) -> bool:
 
 class Simulated:
     """What autograd keeps for one call, run on meta tensors (see :func:`simulate`): ``operands``, the call's
-    :class:`Tensor` arguments in order; ``kept[i]``, whether the storage of the ``i``-th is saved; ``fresh`` and ``fresh_indices``, the elements
+    :class:`Tensor` arguments in order; ``kept[i]``, whether the storage of the ``i``-th is saved; ``fresh``
+    and ``fresh_indices``, the elements
     (int64 among them) of the other storages it saves; ``outputs``, per tensor output ``(meta, operand)``:
     its layout, and the index of the argument whose storage it shares (a view, an in-place result) or
     None; ``saves_output``, whether the first output's storage is saved."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
-from typing import Callable
+from collections.abc import Callable
 
 import sympy
 import torch

@@ -14,19 +14,20 @@ import dataclasses
 
 import torch
 
+from convcost.arith import total
 from convcost.costs import Cost
 from convcost.errors import ConvcostError
 from convcost.layers import Merge, _takes_grad
-from convcost.arith import total
+from convcost.report import ModuleCall, Report, Row, Unsupported
 from convcost.shapes import numel
+from convcost.storages import distinct_saved
 from convcost.torch import layouts, runtime
 from convcost.torch.binding import hooks_of
 from convcost.torch.conventions import torch_backward_macs
 from convcost.torch.library_blocks import name_blocks, reader
-from convcost.storages import distinct_saved
-from convcost.training import StepTotals
-from convcost.report import ModuleCall, Report, Row, Unsupported
 from convcost.torch.rules import UNBATCHED, WITH_INDICES, Emit, Tensor
+from convcost.training import StepTotals
+
 
 class Recorder:
     """Rows, unsupported calls and parameter ownership of one reading of one model."""
@@ -100,7 +101,8 @@ class Recorder:
         if emit.output is not None:
             if isinstance(emit.output, tuple) and emit.output and isinstance(emit.output[0], Tensor):
                 first, *rest = emit.output
-                return (self.output(first, c, base), *(self.output(t, c, None) if t is not None else None for t in rest))
+                return (self.output(first, c, base),
+                        *(self.output(t, c, None) if t is not None else None for t in rest))
             return self.output(Tensor(emit.output), c, base)
         return self.output(Tensor(out), c, base)
 

@@ -30,7 +30,6 @@ import sys
 import threading
 
 import torch
-import torch.nn.functional as F
 from torch.nn.modules import module as module_hooks
 from torch.overrides import TorchFunctionMode
 
@@ -39,10 +38,9 @@ from convcost.torch.binding import FUNCTIONS, METHODS
 from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
 from convcost.torch.leftovers import Attributes
 from convcost.torch.ops import op_of
-from convcost.torch.runtime.private import descend
 from convcost.torch.rules import Tensor
+from convcost.torch.runtime.private import descend
 from convcost.torch.walker import LEAF_TYPES, Unknown, Walk, own_code
-
 
 # -- module context: global hooks, active only in a thread that is profiling ---------------------------
 
@@ -369,6 +367,6 @@ def _once(model, inputs, meta, device, training=False):
     finally:
         _LOCAL.session = None
         if meta:  # a meta tensor the forward kept on a module (a cache) would break its next real run
-            kept.restore(lambda value: isinstance(value, torch.Tensor) and value.is_meta and not value.__class__
-                         is torch.nn.Parameter)
+            kept.restore(lambda value: isinstance(value, torch.Tensor) and value.is_meta
+                         and value.__class__ is not torch.nn.Parameter)
     return session.record, session.types, "meta" if meta else str(device)

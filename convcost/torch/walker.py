@@ -420,8 +420,9 @@ class Walk:
                                   layout=layouts.layout_of(meta)))
         first, view = outputs[0], run.outputs[0][1] is not None
         saved = run.saved_elements(first.shape, output_view=view)
-        indices = run.fresh_indices + sum(_numel(t.shape) for t, kept in zip(run.operands, run.kept)  # an index kept
-                                          if kept and t.dtype == torch.int64 and not self.record.is_parameter(t.storage))
+        indices = run.fresh_indices + sum(  # an index kept
+            _numel(t.shape) for t, kept in zip(run.operands, run.kept)
+            if kept and t.dtype == torch.int64 and not self.record.is_parameter(t.storage))
         cost = Cost(output_shape=first.shape, saved_elements=saved, saved_indices=indices,
                     saves_input=tuple(run.kept), saves_output=run.saves_output, output_view=view)
         self.record.keeps(cost, run.operands, first.storage)
@@ -533,7 +534,8 @@ def _tracked(value, record):
 
 def _fresh(value, record, grad):
     if isinstance(value, Tensor):
-        return Tensor(value.shape, value.tensor, value.name, value.dtype, grad=grad, storage=record.new_storage(value.shape))
+        return Tensor(value.shape, value.tensor, value.name, value.dtype, grad=grad,
+                      storage=record.new_storage(value.shape))
     if isinstance(value, (tuple, list)):
         return type(value)(_fresh(v, record, grad) for v in value) if type(value) in (tuple, list) else value
     return value

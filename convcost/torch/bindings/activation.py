@@ -42,7 +42,8 @@ def _hardtanh(args, kwargs):
     """``F.hardtanh``: ReLU6 when clamped to [0, 6] (``nn.ReLU6`` calls it so), no rule otherwise."""
     a = bind_arguments(("input", "min_val", "max_val", "inplace"), {"min_val": -1.0, "max_val": 1.0}, args, kwargs)
     if (float(a["min_val"]), float(a["max_val"])) != (0.0, 6.0):
-        raise NoRule(f"hardtanh to [{a['min_val']}, {a['max_val']}] (only [0, 6], ReLU6, is an activation convcost counts)")
+        raise NoRule(f"hardtanh to [{a['min_val']}, {a['max_val']}] "
+                     "(only [0, 6], ReLU6, is an activation convcost counts)")
     return Emit(p.Activation(kind="relu6"), [a["input"].shape])
 
 

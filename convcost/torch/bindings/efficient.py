@@ -79,7 +79,8 @@ class ExpertConvBinding:
 @binds(p.InvolutionAggregate, modules=(m.InvolutionAggregate,))
 class InvolutionAggregateBinding:
     def read(module):
-        return p.InvolutionAggregate(C=module.channels, K=module.k, S=module.stride, group_channels=module.group_channels)
+        return p.InvolutionAggregate(C=module.channels, K=module.k, S=module.stride,
+                                     group_channels=module.group_channels)
 
     def build(layer, rank):
         return m.InvolutionAggregate(as_int(layer.C), as_int(layer.K), stride=as_int(layer.S),

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from convcost import primitives as p
-from convcost.torch.binding import binds
 from convcost.torch import layouts
+from convcost.torch.binding import binds
 from convcost.torch.conventions import FLOPS, MACS
 from convcost.torch.rules import Emit, NoRule, Tensor, bind_arguments, reads, tensor_arg
 from convcost.torch.runtime.private import attention_math
@@ -67,7 +67,8 @@ def _einsum(args, kwargs):
         raise NoRule("einsum of one operand (a transpose, diagonal or sum: no MACs)")
     if "->" not in equation:  # the implicit output: every index used once, in alphabetical order
         letters = equation.replace("...", "").replace(",", "").replace(" ", "")
-        equation += "->" + ("..." if "..." in equation else "") + "".join(sorted(x for x in set(letters) if letters.count(x) == 1))
+        once = sorted(x for x in set(letters) if letters.count(x) == 1)
+        equation += "->" + ("..." if "..." in equation else "") + "".join(once)
     if torch.backends.opt_einsum.is_available() and torch.backends.opt_einsum.enabled and len(operands) > 2:
         raise NoRule("einsum of 3+ operands under opt_einsum (its contraction order is opt_einsum's choice)")
     return Emit(p.Einsum(equation=equation), [t.shape for t in operands], reads(*operands))

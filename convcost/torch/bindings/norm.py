@@ -16,6 +16,7 @@ from convcost.torch.conventions import batch, formula_params, per_element
 from convcost.torch.layouts import keeps_channels_last
 from convcost.torch.rules import Emit, NoRule, bind_arguments, reads, tensor_arg
 
+
 def _batch_norm_call(args, kwargs):
     a = bind_arguments(("input", "running_mean", "running_var", "weight", "bias"), {"weight": None, "bias": None},
                        args, kwargs)
@@ -32,7 +33,8 @@ BATCH_NORM = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.Bat
 class BatchNormBinding:
     def read(m):
         if m.affine and m.bias is None:  # torch 2.13's bias=False: a scale without a shift
-            raise ConvcostError(f"cannot read {m!r}: batch norm with a scale but no shift (bias=False) has no convcost spec")
+            raise ConvcostError(f"cannot read {m!r}: batch norm with a scale but no shift (bias=False) "
+                                "has no convcost spec")
         return p.BatchNorm(C=m.num_features, affine=m.affine)
 
     def build(layer, rank):

@@ -17,9 +17,9 @@ from torch import nn
 from convcost import primitives as p
 from convcost.errors import ConvcostError
 from convcost.torch.binding import binds
-from convcost.torch.layouts import keeps_channels_last
 from convcost.torch.build import as_int
 from convcost.torch.conventions import per_element
+from convcost.torch.layouts import keeps_channels_last
 from convcost.torch.rules import Emit, bind_arguments, reads, tensor_arg
 
 INSTANCE_NORM = {3: nn.InstanceNorm1d, 4: nn.InstanceNorm2d, 5: nn.InstanceNorm3d}
@@ -51,7 +51,8 @@ def _rms_norm(args, kwargs):
 def _group_norm(args, kwargs):
     a = bind_arguments(("input", "num_groups", "weight", "bias", "eps"), {"weight": None, "bias": None}, args, kwargs)
     x = tensor_arg(a["input"], "the input")
-    return Emit(p.Normalization(kind="group", groups=int(a["num_groups"]), **_affine(a["weight"], a["bias"], x.shape[1])),
+    affine = _affine(a["weight"], a["bias"], x.shape[1])
+    return Emit(p.Normalization(kind="group", groups=int(a["num_groups"]), **affine),
                 [x.shape],
                 reads(a["weight"], a["bias"]))
 

@@ -18,8 +18,8 @@ from torch import nn
 from convcost import primitives as p
 from convcost.errors import ConvcostError
 from convcost.torch.binding import binds
-from convcost.torch.build import as_int
 from convcost.torch.bindings.conv import read_axes
+from convcost.torch.build import as_int
 from convcost.torch.layouts import keeps_channels_last
 from convcost.torch.rules import Emit, NoRule, bind_arguments, tensor_arg
 

@@ -12,8 +12,8 @@ from torch import nn
 from convcost import primitives as p
 from convcost.errors import ConvcostError
 from convcost.torch.binding import binds
-from convcost.torch.build import pool_size
 from convcost.torch.bindings.conv import read_axes
+from convcost.torch.build import pool_size
 from convcost.torch.conventions import in_numel, out_numel, thop_adaptive, times
 from convcost.torch.layouts import keeps_channels_last
 from convcost.torch.rules import WITH_INDICES, Emit, NoRule, axes, bind_arguments
@@ -22,7 +22,8 @@ MAX_POOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
 AVG_POOL = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}
 ADAPTIVE_AVG_POOL = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}
 ADAPTIVE_MAX_POOL = {1: nn.AdaptiveMaxPool1d, 2: nn.AdaptiveMaxPool2d, 3: nn.AdaptiveMaxPool3d}
-_DIMS = {cls: dims for table in (MAX_POOL, AVG_POOL, ADAPTIVE_AVG_POOL, ADAPTIVE_MAX_POOL) for dims, cls in table.items()}
+_DIMS = {cls: dims for table in (MAX_POOL, AVG_POOL, ADAPTIVE_AVG_POOL, ADAPTIVE_MAX_POOL)
+         for dims, cls in table.items()}
 
 _MAX_ARGS = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
 _MAX_DEFAULTS = {"stride": None, "padding": 0, "dilation": 1, "ceil_mode": False, "return_indices": False}
@@ -91,7 +92,8 @@ class AvgPoolBinding:
                          ceil_mode=m.ceil_mode, dims=_DIMS[type(m)])
 
     def build(layer, rank):
-        return AVG_POOL[layer.dims](pool_size(layer.K), pool_size(layer.S), pool_size(layer.P), ceil_mode=layer.ceil_mode)
+        return AVG_POOL[layer.dims](pool_size(layer.K), pool_size(layer.S), pool_size(layer.P),
+                                    ceil_mode=layer.ceil_mode)
 
     functions = {F.avg_pool1d: _pool_call(p.AvgPool, 1, _AVG_ARGS, _AVG_DEFAULTS),
                  F.avg_pool2d: _pool_call(p.AvgPool, 2, _AVG_ARGS, _AVG_DEFAULTS),
