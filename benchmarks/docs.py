@@ -235,8 +235,8 @@ def versus_section(data) -> list:
         f"{'met' if met else 'missed'}. convcost runs the model's forward on shapes alone: each call is answered by "
         "its formulas on Python ints, so no kernel runs and no graph is built (torch.fx, which the first call used "
         "before, paid 30-40 ms of one-time setup in a fresh process plus its tracing). A forward that reads "
-        "tensor values runs call by call on meta tensors instead, and, where meta cannot run it, on real ones: "
-        "then a first call costs about a real forward plus the reading.",
+        "tensor values is read on shapes with the real tensors computed alongside, and, where even that cannot run, "
+        "call by call on real ones: then a first call costs about a real forward plus the reading.",
         "",
     ]
 
