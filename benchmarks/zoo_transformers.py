@@ -51,6 +51,8 @@ RESULTS = Path(__file__).parent / "results" / "zoo_transformers.json"
 DOC = Path(__file__).parents[1] / "docs" / "zoo_transformers.md"
 ATTENTION = ("eager", "sdpa")
 BATCH, LENGTH = 2, 8
+#: audio samples: 19 frames after wav2vec2's feature encoder, more than SpecAugment's mask length of 10
+SAMPLES = 6400
 CLASSES = ("exact", "listed", "false alarm", "silently wrong", "refused", "skipped")
 
 #: a small config: every attribute of these names a config (or a config inside it) has is set to this value
@@ -61,7 +63,7 @@ SMALL = dict(
     num_decoder_layers=2, num_encoder_layers=2,
     num_attention_heads=4, n_head=4, n_heads=4, num_heads=4, encoder_attention_heads=4,
     decoder_attention_heads=4, num_key_value_heads=2, n_kv_heads=2, multi_query_group_num=2,
-    intermediate_size=37, ffn_dim=37, encoder_ffn_dim=37, decoder_ffn_dim=37, n_inner=37, d_ff=37,
+    intermediate_size=48, ffn_dim=48, encoder_ffn_dim=48, decoder_ffn_dim=48, n_inner=48, d_ff=48,
     moe_intermediate_size=16, shared_expert_intermediate_size=16, num_experts=4, num_local_experts=4,
     n_routed_experts=4, num_experts_per_tok=2, moe_topk=2, top_k=2, first_k_dense_replace=1,
     vocab_size=99, max_position_embeddings=64, n_positions=64, n_ctx=64, max_source_positions=32,
@@ -79,9 +81,13 @@ def shrink(config, depth=0):
         if key in vars(config) and isinstance(getattr(config, key), type(value)) and not isinstance(
                 getattr(config, key), bool) or key in vars(config) and isinstance(value, bool):
             setattr(config, key, value)
-    for key in ("depths", "num_layers_per_stage"):
+    for key, each in (("depths", 1), ("num_layers_per_stage", 1), ("num_heads", 2), ("num_attention_heads", 2)):
         if isinstance(vars(config).get(key), (list, tuple)):
-            setattr(config, key, [1] * len(vars(config)[key]))
+            setattr(config, key, [each] * len(vars(config)[key]))
+    for key in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id", "sep_token_id",
+                "cls_token_id", "mask_token_id", "unk_token_id"):
+        if type(vars(config).get(key)) is int and vars(config)[key] >= SMALL["vocab_size"]:
+            setattr(config, key, 1 + ("pad" not in key))  # ids inside the shrunk vocabulary
     for key, value in list(vars(config).items()):
         if isinstance(value, PretrainedConfig) and depth < 3:
             shrink(value, depth + 1)
@@ -149,7 +155,7 @@ def inputs_for(model) -> tuple:
         size = size[0] if isinstance(size, (list, tuple)) else size
         made["pixel_values"] = torch.randn(BATCH, getattr(vision, "num_channels", 3), size, size, generator=g)
     if main == "input_values":
-        made["input_values"] = torch.randn(BATCH, 3200, generator=g)
+        made["input_values"] = torch.randn(BATCH, SAMPLES, generator=g)
     if main == "input_features":
         frames = 2 * getattr(config, "max_source_positions", 32)
         made["input_features"] = torch.randn(BATCH, getattr(config, "num_mel_bins", 16), frames, generator=g)
@@ -270,7 +276,7 @@ def markdown(rows) -> str:
              + _transformers_version() + f" in a separate venv). Every model type tried is built from its own "
              f"config class shrunk to a small size (hidden size 32, two layers, four heads, a vocabulary of 99), "
              f"random weights, inputs {BATCH}x{LENGTH} token ids (pixel values at the config's image size, "
-             f"{BATCH}x3200 audio samples, mel features), once with eager attention and once with sdpa, each "
+             f"{BATCH}x{SAMPLES} audio samples, mel features), once with eager attention and once with sdpa, each "
              "model in a process of its own. Inference: params against `numel`, MACs against `FlopCounterMode` // 2 "
              "on CPU tensors (which counts nothing for the CPU's fused attention kernel: convcost's fused-attention "
              "rows are taken out before comparing). Training step: against `measure_training` (FlopCounterMode over "
