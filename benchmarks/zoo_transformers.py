@@ -12,7 +12,8 @@ and its output the first tensor it returns (:class:`First`). The oracles are PyT
 
 - inference: parameters by ``numel``; MACs from ``FlopCounterMode`` // 2 over one eval forward on CPU tensors,
   where it counts nothing for the CPU's fused attention kernel, so convcost's fused-attention rows are taken
-  out before comparing (as ``benchmarks/zoo_training.py`` does for the backward);
+  out before comparing (as ``benchmarks/zoo_training.py`` does for the backward), and where it is taught the
+  experts' ``_grouped_mm`` (:func:`count_grouped_mm`), which torch 2.13 does not count;
 - training: :func:`convcost.torch.training.measure_training` (FlopCounterMode over the backward with torch
   2.13's grouped weight-gradient overcount divided out, saved-tensor hooks by storage, Adam's state after one
   real step), compared by :func:`zoo_training.compare_step`.
@@ -123,6 +124,24 @@ def _tensor(x) -> bool:
     return isinstance(x, torch.Tensor) or hasattr(x, "shape") and isinstance(getattr(x, "dtype", None), torch.dtype)
 
 
+def count_grouped_mm():
+    """Teach FlopCounterMode ``aten._grouped_mm`` (mixture-of-experts kernels), which torch 2.13 counts as
+    nothing, forward or backward: each output row is one product of the shared contraction, so the FLOPs are
+    2 x numel(a) x b's last size (tokens x in x out for a (tokens, in) by (experts, in, out) product, and the
+    same for its two backward products). Registered once, for every FlopCounterMode in the process."""
+    import math
+
+    from torch.utils.flop_counter import flop_registry, register_flop_formula
+
+    op = getattr(torch.ops.aten, "_grouped_mm", None)
+    if op is None or op in flop_registry:
+        return
+
+    @register_flop_formula(op)
+    def grouped_mm_flop(a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+        return 2 * math.prod(a_shape) * b_shape[-1]
+
+
 def model_types() -> list:
     from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
 
@@ -183,6 +202,7 @@ def forward_macs(module, xs) -> int:
 def one(kind, attention) -> dict:
     """One configuration's row: PyTorch's numbers and convcost's, compared and classified."""
     row = {"model": kind, "attention": attention}
+    count_grouped_mm()
     try:
         model = build(kind, attention)
         names, xs, fixed = inputs_for(model)

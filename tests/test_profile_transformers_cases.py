@@ -7,6 +7,8 @@ not fixed yet is ``xfail(strict=True)``: it starts failing loudly the day the fi
 """
 
 import functools
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +19,8 @@ import torch.nn.functional as F  # noqa: E402
 from convcost.errors import ConvcostError  # noqa: E402
 from convcost.torch import profile  # noqa: E402
 from convcost.torch.training import measure_training  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 FIELDS = ("backward_macs", "saved_elements", "saved_indices")
 
@@ -423,3 +427,64 @@ class DeadEnd(nn.Module):
 @pytest.mark.xfail(strict=True, reason="a layer whose output does not reach the loss is given a backward")
 def test_a_layer_that_does_not_reach_the_output_has_no_backward():
     assert_step_agrees(DeadEnd(), torch.randn(2, 4, 8))
+
+
+# --- partial rotary embeddings: a concatenation with an empty part (Phi-3) -----------------------------------
+
+class EmptyPart(nn.Module):
+    """Rotary embedding over the whole head: the part passed through unrotated is empty, and PyTorch
+    concatenates it all the same."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        h = self.fc(x)
+        rotated, passed = h[..., :8], h[..., 8:]
+        return torch.cat([rotated * 2, passed], dim=-1)
+
+
+@pytest.mark.xfail(strict=True, reason="Concat refuses an input with a zero size, which PyTorch concatenates")
+def test_a_concatenation_with_an_empty_part():
+    assert_step_agrees(EmptyPart(), torch.randn(2, 4, 8))
+
+
+# --- mixture of experts through torch._grouped_mm (Mixtral) --------------------------------------------------
+
+class GroupedExperts(nn.Module):
+    """Tokens sorted by expert, one grouped matrix product over all experts (transformers' MoE kernels)."""
+
+    def __init__(self, experts=4, d=8, f=16):
+        super().__init__()
+        self.router, self.w = nn.Linear(d, experts), nn.Parameter(torch.randn(experts, d, f))
+
+    def forward(self, x):
+        expert = self.router(x).argmax(-1)
+        order = expert.argsort()
+        counts = torch.histc(expert.float(), bins=self.w.shape[0], min=0, max=self.w.shape[0] - 1)
+        offsets = torch.cumsum(counts, dim=0, dtype=torch.int32)
+        return torch._grouped_mm(x[order], self.w, offs=offsets) * 2  # a gradient the kernel takes (not expanded)
+
+
+def test_flopcounter_taught_grouped_mm_counts_each_token_once():
+    """The oracle: torch 2.13's FlopCounterMode counts nothing for ``_grouped_mm``; taught by the zoo, it counts
+    tokens x in x out forward and twice that backward, by hand."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from zoo_transformers import count_grouped_mm
+
+    count_grouped_mm()
+    x, w = torch.randn(8, 8, requires_grad=True), torch.randn(4, 8, 16, requires_grad=True)
+    with FlopCounterMode(display=False) as forward:
+        y = torch._grouped_mm(x, w, offs=torch.tensor([2, 4, 6, 8], dtype=torch.int32)) * 2
+    with FlopCounterMode(display=False) as backward:
+        y.sum().backward()
+    assert (forward.get_total_flops() // 2, backward.get_total_flops() // 2) == (8 * 8 * 16, 2 * 8 * 8 * 16)
+
+
+@pytest.mark.xfail(strict=True, reason="torch._grouped_mm has no rule: its output shape is not read")
+def test_experts_through_grouped_mm():
+    from zoo_transformers import count_grouped_mm
+
+    count_grouped_mm()
+    assert_step_agrees(GroupedExperts(), torch.randn(8, 8))
