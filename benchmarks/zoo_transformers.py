@@ -307,7 +307,7 @@ def markdown(rows) -> str:
              "rows are taken out before comparing). Training step: against `measure_training` (FlopCounterMode over "
              "the backward, saved-tensor hooks by storage, one real Adam step), as in docs/zoo_training.md. After "
              "profiling, the model's next real forward is run in eval and train mode.", "",
-             f"**{len(types)} model types tried, {len(rows)} configurations: "
+             f"**{len(types)} model types tried{_of_release()}, {len(rows)} configurations: "
              + ", ".join(f"{counts[c]} {c}" for c in CLASSES) + ".**", "",
              "- exact: forward and training step agree on every number, nothing listed;",
              "- listed: convcost says what it could not read (`report.exact` False, or a step that is not "
@@ -389,6 +389,14 @@ def _pattern(reason) -> str:
     reason = re.sub(r"\d[\d,]*", "N", reason)
     reason = re.sub(r"against N", "", reason)
     return _cell(reason)[:160]
+
+
+def _of_release() -> str:
+    """' of the release's N' (the model types a run may reach, in a seeded random order within its time budget)."""
+    try:
+        return f" of the release's {len(model_types())} (drawn in a seeded random order, as the time budget allowed)"
+    except ImportError:
+        return ""
 
 
 def _cell(text) -> str:
