@@ -488,3 +488,27 @@ def test_experts_through_grouped_mm():
 
     count_grouped_mm()
     assert_step_agrees(GroupedExperts(), torch.randn(8, 8))
+
+
+# --- Nyströmformer's pseudo-inverse start: the reciprocal of a maximum ---------------------------------------
+
+class GlobalMax(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        k = self.fc(x)
+        return 1 / torch.max(torch.sum(k, dim=-2)) * k
+
+
+class MaxOverAxis(GlobalMax):
+    def forward(self, x):
+        k = self.fc(x)
+        return 1 / torch.max(torch.sum(k, dim=-2), dim=-1).values[:, None, None] * k
+
+
+@pytest.mark.xfail(strict=True, reason="what a maximum and the reciprocal of it keep is under by the maximum's size")
+@pytest.mark.parametrize("model", [GlobalMax(), MaxOverAxis()], ids=["global", "over_an_axis"])
+def test_the_reciprocal_of_a_maximum(model):
+    assert_step_agrees(model, torch.randn(2, 4, 8))
