@@ -379,6 +379,11 @@ DIAGNOSIS = (
      "calls with no multiply-accumulate and no rule flag the total"),
     ("the model's next forward fails after `profile` (LeViT-style attention-bias caches)",
      "an eval-time cache filled during the reading keeps a shape-only value"),
+    ("refused: `the output shape of torch._grouped_mm` (Mixtral, FlexOlmo, Qwen3.5-MoE)",
+     "the experts' grouped product has no rule (and FlopCounterMode counts none: the zoo teaches it)"),
+    ("refused: `Concat ... holds 0` (Phi-3's rotary pass-through)", "Concat refuses an empty part"),
+    ("refused: `Boolean value of Tensor with more than one value is ambiguous` (Nystromformer)",
+     "`pad_token_id in input_ids[:, [-1, 0]]` iterates a shape-only value's rows"),
 )
 
 

@@ -512,3 +512,23 @@ class MaxOverAxis(GlobalMax):
 @pytest.mark.parametrize("model", [GlobalMax(), MaxOverAxis()], ids=["global", "over_an_axis"])
 def test_the_reciprocal_of_a_maximum(model):
     assert_step_agrees(model, torch.randn(2, 4, 8))
+
+
+# --- `value in tensor` (transformers' padding warning) -------------------------------------------------------
+
+class PadCheck(nn.Module):
+    """``pad_token_id in input_ids[:, [-1, 0]]``: PyTorch answers ``(tensor == value).any()``."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(11, 8)
+
+    def forward(self, ids):
+        h = self.emb(ids)
+        return h * 2 if 0 in ids[:, [-1, 0]] else h
+
+
+@pytest.mark.xfail(strict=True, reason="`in` on a shape-only value iterates its rows and asks each for a truth "
+                                       "value, where PyTorch's Tensor.__contains__ compares every element")
+def test_value_in_a_tensor():
+    assert_step_agrees(PadCheck(), IDS)
