@@ -529,3 +529,17 @@ class PadCheck(nn.Module):
                                        "value, where PyTorch's Tensor.__contains__ compares every element")
 def test_value_in_a_tensor():
     assert_step_agrees(PadCheck(), IDS)
+
+
+@pytest.mark.parametrize("name", ["levit_128s", "efficientformerv2_s0", "tiny_vit_5m_224"])
+def test_timm_eval_caches_are_left_as_they_were(name):
+    """The zoo's own cases of the cache above (timm, where installed): the next real forward runs."""
+    timm = pytest.importorskip("timm")
+    from zoo_agreement import import_torchvision
+
+    import_torchvision()  # timm imports torchvision: its failing fake-op registrations skipped first
+    model = timm.create_model(name, pretrained=False).eval()
+    x = torch.randn(1, 3, 224, 224)
+    profile(model, x)
+    with torch.no_grad():
+        assert model(x).shape == (1, 1000)
