@@ -384,6 +384,9 @@ DIAGNOSIS = (
     ("refused: `Concat ... holds 0` (Phi-3's rotary pass-through)", "Concat refuses an empty part"),
     ("refused: `Boolean value of Tensor with more than one value is ambiguous` (Nystromformer)",
      "`pad_token_id in input_ids[:, [-1, 0]]` iterates a shape-only value's rows"),
+    ("refused: `the output shape of torch.view_as_real` (Llama 4)", "rotary embeddings in complex numbers: "
+                                                                      "`view_as_complex`/`view_as_real` have no rule"),
+    ("not reduced yet", "FalconMamba's saved elements over (its sequential selective scan in Python)"),
 )
 
 

@@ -548,3 +548,22 @@ def test_timm_eval_caches_are_left_as_they_were(name):
     profile(model, x)
     with torch.no_grad():
         assert model(x).shape == (1, model.num_classes)
+
+
+# --- rotary embeddings in complex numbers (Llama 4) ----------------------------------------------------------
+
+class ComplexRotary(nn.Module):
+    def __init__(self, n=4, d=8):
+        super().__init__()
+        self.q = nn.Linear(d, d)
+        angles = torch.outer(torch.arange(n).float(), torch.rand(d // 2))
+        self.register_buffer("freqs", torch.polar(torch.ones_like(angles), angles), persistent=False)
+
+    def forward(self, x):
+        q = torch.view_as_complex(self.q(x).float().reshape(*x.shape[:-1], -1, 2))
+        return torch.view_as_real(q * self.freqs).flatten(-2)
+
+
+@pytest.mark.xfail(strict=True, reason="view_as_complex/view_as_real have no rule: their output shape is not read")
+def test_rotary_in_complex_numbers():
+    assert_step_agrees(ComplexRotary(), torch.randn(2, 4, 8))
