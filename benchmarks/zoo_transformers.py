@@ -378,7 +378,8 @@ DIAGNOSIS = (
     ("false alarms: `torch.diff` (mask code), `_weight_norm`, `linalg_vector_norm` (ConvNeXt V2)",
      "calls with no multiply-accumulate and no rule flag the total"),
     ("the model's next forward fails after `profile` (LeViT-style attention-bias caches)",
-     "an eval-time cache filled during the reading keeps a shape-only value"),
+     "an eval-time cache filled in place during the reading kept a shape-only value (fixed: the reading now puts "
+     "back the contents of the dicts and lists a module holds)"),
     ("refused: `the output shape of torch._grouped_mm` (Mixtral, FlexOlmo, Qwen3.5-MoE)",
      "the experts' grouped product has no rule (and FlopCounterMode counts none: the zoo teaches it)"),
     ("refused: `Concat ... holds 0` (Phi-3's rotary pass-through)", "Concat refuses an empty part"),
