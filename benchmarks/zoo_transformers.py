@@ -290,7 +290,7 @@ def classify(row) -> tuple:
             parts.append(("silently wrong", f"model left changed after profile ({key.split('_')[0]}): {row[key]}"))
     order = ("silently wrong", "refused", "listed", "false alarm", "exact")
     worst = min(parts, key=lambda p: order.index(p[0]))[0]
-    return worst, "; ".join(reason for cls, reason in parts if cls == worst and reason)
+    return worst, " + ".join(reason for cls, reason in parts if cls == worst and reason)
 
 
 def markdown(rows) -> str:
@@ -330,7 +330,7 @@ def markdown(rows) -> str:
     causes = {}
     for r in rows:
         if r["class"] not in ("exact", "skipped"):
-            for part in r["reason"].split("; "):
+            for part in r["reason"].split(" + "):
                 key = f"{r['class']}: {_pattern(part)}"
                 causes.setdefault(key, []).append(f"{r['model']} ({r['attention']})")
     lines += ["", "What the rows come to (each reduced to a few-line model against PyTorch in "
