@@ -94,24 +94,38 @@ def one(source, name, size, batch) -> dict:
     t = time.perf_counter()
     try:
         report = profile(model, tuple(x.shape), training=True)
-        step = report.training
-        # FlopCounterMode counts nothing for the CPU's fused attention kernel before torch 2.15: its backward,
-        # by convcost's formula
-        fused = 0 if runtime.flop_counter().fused_attention else sum(
-            r.backward_macs for r in report.rows if type(r.spec).__name__ == "Attention"
-            and r.spec.fused(r.input_shapes))
-        ours = dict(backward_macs=step.backward_macs, backward_macs_torch=step.backward_macs_torch,
-                    saved_elements=step.saved_elements, saved_indices=step.saved_indices,
-                    bytes=step.memory("adam") if step.complete else None)
-        seen = dict(ours, backward_macs=ours["backward_macs"] - fused,
-                    backward_macs_torch=ours["backward_macs_torch"] - fused)
-        row.update(ours=ours, fused_attention_backward=fused, complete=step.complete,
-                   untracked=[f"{op} x{n}" for op, n, _, _ in step.untracked],
-                   agree=step.complete and seen == row["measured"])
+        row.update(compare_step(report, row["measured"]))
     except Exception as exc:  # noqa: BLE001
         row["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
     row["seconds"] = round(time.perf_counter() - t, 3)
     return row
+
+
+def fused_attention(report) -> list:
+    """The rows of the CPU's fused attention kernel where the running release's FlopCounterMode does not count
+    it (forward or backward: before torch 2.15); none from 2.15 on."""
+    if runtime.flop_counter().fused_attention:
+        return []
+    return [r for r in report.rows if type(r.spec).__name__ == "Attention" and r.spec.fused(r.input_shapes)]
+
+
+def compare_step(report, measured) -> dict:
+    """convcost's step (``report.training``) against ``measured`` (:func:`measure_training`'s numbers): its
+    own numbers, whether it is complete, what it lists, whether all five agree, whether the numbers it gave
+    agree (the bytes left out where it refuses them), and which differ."""
+    step = report.training
+    # what FlopCounterMode does not count of the CPU's fused attention kernel: its backward, by convcost's formula
+    fused = sum(r.backward_macs for r in fused_attention(report))
+    ours = dict(backward_macs=step.backward_macs, backward_macs_torch=step.backward_macs_torch,
+                saved_elements=step.saved_elements, saved_indices=step.saved_indices,
+                bytes=step.memory("adam") if step.complete else None)
+    seen = dict(ours, backward_macs=ours["backward_macs"] - fused,
+                backward_macs_torch=ours["backward_macs_torch"] - fused)
+    counted = [k for k in FIELDS if seen[k] is not None]
+    differs = [f"{k} {seen[k]:,} against {measured[k]:,}" for k in counted if seen[k] != measured[k]]
+    return dict(ours=ours, fused_attention_backward=fused, complete=step.complete,
+                untracked=[f"{op} x{n}" for op, n, _, _ in step.untracked],
+                agree=step.complete and seen == measured, counted_agree=not differs, differs=", ".join(differs))
 
 
 def _without_onednn(model, x) -> dict:

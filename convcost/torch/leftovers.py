@@ -12,6 +12,16 @@ before a forward and puts back the ones that now hold such a value.
 >>> kept.restore(lambda v: isinstance(v, torch.Tensor) and v.is_meta)
 >>> hasattr(m, "cache")
 False
+
+A cache the forward fills in place (LeViT's ``self.ab = {}``, then ``self.ab[key] = ...`` in eval mode) is
+the same dict before and after: its contents are remembered too, and put back.
+
+>>> m.ab = {}
+>>> kept = Attributes(m)
+>>> m.ab["(4, 4)"] = torch.empty(3, device="meta")
+>>> kept.restore(lambda v: isinstance(v, torch.Tensor) and v.is_meta)
+>>> m.ab
+{}
 """
 
 from __future__ import annotations
@@ -23,6 +33,8 @@ class Attributes:
     def __init__(self, model):
         self.modules = list(model.modules())
         self.before = [dict(vars(m)) for m in self.modules]
+        # the contents of the plain dicts and lists a module holds, which a forward may fill in place
+        self.contents = {id(v): (v, v.copy()) for kept in self.before for v in kept.values() if type(v) in (dict, list)}
 
     def restore(self, left_behind) -> None:
         """Put back, or remove, every attribute the forward set to a value ``left_behind(value)`` recognises."""
@@ -35,6 +47,14 @@ class Attributes:
                         delattr(m, name)
                     else:
                         setattr(m, name, old)
+                elif id(value) in self.contents and holds(value, left_behind):
+                    container, was = self.contents[id(value)]
+                    if container is value:  # filled in place: its contents as they were
+                        value.clear()
+                        if type(value) is dict:
+                            value.update(was)
+                        else:
+                            value.extend(was)
 
 
 def holds(value, found) -> bool:

@@ -1,0 +1,488 @@
+"""profile() against PyTorch on every model type of the installed transformers release, inference and training.
+
+Run in a separate venv holding torch (pinned), ``pip install transformers torch==<the pin>`` and this checkout
+(``pip install -e .``): ``python benchmarks/zoo_transformers.py [--quick] [--limit N] [--only TYPE ...]
+[--timeout S] [--budget S]``. transformers is a benchmark dependency only, never needed by convcost.
+
+Each model type is built from its own config class shrunk to a small size (:func:`shrink`: hidden sizes 32,
+two layers, four heads, a vocabulary of 99, short positions, few experts), with random weights (nothing is
+downloaded), in a process of its own with a timeout, once with eager attention and once with sdpa. Its
+inputs are the ones its forward names (token ids, pixel values, audio; decoder ids for an encoder-decoder),
+and its output the first tensor it returns (:class:`First`). The oracles are PyTorch's own:
+
+- inference: parameters by ``numel``; MACs from ``FlopCounterMode`` // 2 over one eval forward on CPU tensors,
+  where it counts nothing for the CPU's fused attention kernel, so convcost's fused-attention rows are taken
+  out before comparing (as ``benchmarks/zoo_training.py`` does for the backward), and where it is taught the
+  experts' ``_grouped_mm`` (:func:`count_grouped_mm`), which torch 2.13 does not count;
+- training: :func:`convcost.torch.training.measure_training` (FlopCounterMode over the backward with torch
+  2.13's grouped weight-gradient overcount divided out, saved-tensor hooks by storage, Adam's state after one
+  real step), compared by :func:`zoo_training.compare_step`.
+
+Each configuration is then one of: **exact** (every number agrees, nothing listed), **listed** (convcost says
+what it could not read: ``report.exact`` False or a step that is not complete, with the reasons), **false
+alarm** (listed, yet every number it gave agrees), **silently wrong** (claims exact or complete and disagrees),
+**refused** (``profile`` raised) or **skipped** (PyTorch/transformers could not build or run it from a small
+config here). After profiling, the model's next real forward is run in eval and train mode: a model the
+reading left changed is marked. Writes benchmarks/results/zoo_transformers.json and docs/zoo_transformers.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from zoo_agreement import import_torchvision  # noqa: E402
+from zoo_training import compare_step, fused_attention  # noqa: E402
+
+from convcost.torch import profile  # noqa: E402
+from convcost.torch.training import measure_training  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results" / "zoo_transformers.json"
+DOC = Path(__file__).parents[1] / "docs" / "zoo_transformers.md"
+ATTENTION = ("eager", "sdpa")
+BATCH, LENGTH = 2, 8
+#: audio samples: 19 frames after wav2vec2's feature encoder, more than SpecAugment's mask length of 10
+SAMPLES = 6400
+CLASSES = ("exact", "listed", "false alarm", "silently wrong", "refused", "skipped")
+
+#: a small config: every attribute of these names a config (or a config inside it) has is set to this value
+SMALL = dict(
+    hidden_size=32, d_model=32, n_embd=32, embed_dim=32, dim=32, emb_dim=32, projection_dim=32, text_embed_dim=32,
+    vision_embed_dim=32, word_embed_proj_dim=32, encoder_hidden_size=32, d_kv=8, head_dim=8, kv_channels=8,
+    num_hidden_layers=2, n_layer=2, n_layers=2, num_layers=2, encoder_layers=2, decoder_layers=2,
+    num_decoder_layers=2, num_encoder_layers=2,
+    num_attention_heads=4, n_head=4, n_heads=4, num_heads=4, encoder_attention_heads=4,
+    decoder_attention_heads=4, num_key_value_heads=2, n_kv_heads=2, multi_query_group_num=2,
+    intermediate_size=48, ffn_dim=48, encoder_ffn_dim=48, decoder_ffn_dim=48, n_inner=48, d_ff=48,
+    moe_intermediate_size=16, shared_expert_intermediate_size=16, num_experts=4, num_local_experts=4,
+    n_routed_experts=4, num_experts_per_tok=2, moe_topk=2, top_k=2, first_k_dense_replace=1,
+    vocab_size=99, max_position_embeddings=64, n_positions=64, n_ctx=64, max_source_positions=32,
+    max_target_positions=64, num_mel_bins=16, layerdrop=0.0, encoder_layerdrop=0.0, decoder_layerdrop=0.0,
+    use_cache=False, tie_word_embeddings=True,
+)
+
+
+def shrink(config, depth=0):
+    """``config`` with every size in :data:`SMALL` it has set small, its sub-configs too, lists of depths cut
+    to one block per stage."""
+    from transformers import PretrainedConfig
+
+    for key, value in SMALL.items():
+        if key in vars(config) and isinstance(getattr(config, key), type(value)) and not isinstance(
+                getattr(config, key), bool) or key in vars(config) and isinstance(value, bool):
+            setattr(config, key, value)
+    for key, each in (("depths", 1), ("num_layers_per_stage", 1), ("num_heads", 2), ("num_attention_heads", 2)):
+        if isinstance(vars(config).get(key), (list, tuple)):
+            setattr(config, key, [each] * len(vars(config)[key]))
+    for key in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id", "sep_token_id",
+                "cls_token_id", "mask_token_id", "unk_token_id"):
+        if type(vars(config).get(key)) is int and vars(config)[key] >= SMALL["vocab_size"]:
+            setattr(config, key, 1 + ("pad" not in key))  # ids inside the shrunk vocabulary
+    for value in list(vars(config).values()):
+        if isinstance(value, PretrainedConfig) and depth < 3:
+            shrink(value, depth + 1)
+    return config
+
+
+class First(nn.Module):
+    """A transformers model as a module of tensors in, one tensor out: its forward called with the inputs by
+    name, the first tensor of what it returns (its last hidden state, or logits)."""
+
+    def __init__(self, model, names, fixed=None):
+        super().__init__()
+        self.model, self.names, self.fixed = model, tuple(names), dict(fixed or {})
+
+    def forward(self, *xs):
+        return _first(self.model(**dict(zip(self.names, xs)), **self.fixed))
+
+
+def _first(out):
+    if _tensor(out):
+        return out
+    values = out.values() if isinstance(out, dict) else out
+    for v in values:
+        found = _first(v) if isinstance(v, (tuple, list, dict)) else v
+        if _tensor(found):  # not by dtype: a reading may give an output its input ids' dtype
+            return found
+    raise TypeError(f"no tensor output in {type(out).__name__}")
+
+
+def _tensor(x) -> bool:
+    """A tensor, or what stands for one while convcost reads the forward (it has a shape and a dtype)."""
+    return isinstance(x, torch.Tensor) or hasattr(x, "shape") and isinstance(getattr(x, "dtype", None), torch.dtype)
+
+
+def count_grouped_mm():
+    """Teach FlopCounterMode ``aten._grouped_mm`` (mixture-of-experts kernels), which torch 2.13 counts as
+    nothing, forward or backward: each output row is one product of the shared contraction, so the FLOPs are
+    2 x numel(a) x b's last size (tokens x in x out for a (tokens, in) by (experts, in, out) product, and the
+    same for its two backward products). Registered once, for every FlopCounterMode in the process."""
+    import math
+
+    from torch.utils.flop_counter import flop_registry, register_flop_formula
+
+    op = getattr(torch.ops.aten, "_grouped_mm", None)
+    if op is None or op in flop_registry:
+        return
+
+    @register_flop_formula(op)
+    def grouped_mm_flop(a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+        return 2 * math.prod(a_shape) * b_shape[-1]
+
+
+def model_types() -> list:
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
+
+    return sorted(MODEL_MAPPING_NAMES)
+
+
+def build(kind, attention):
+    """The base model of ``kind`` from its shrunk config, in eval mode, with ``attention``, seeded."""
+    try:  # transformers imports torchvision where it finds it: its failing fake-op registrations skipped first
+        import_torchvision()
+    except ImportError:
+        pass
+    from transformers import AutoConfig, AutoModel
+
+    torch.manual_seed(0)
+    config = shrink(AutoConfig.for_model(kind))
+    model = AutoModel.from_config(config, attn_implementation=attention)
+    return model.eval()
+
+
+def inputs_for(model) -> tuple:
+    """The names and tensors of the inputs the forward takes, made for its config (token ids, pixels, audio)."""
+    config = model.config
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    vision = getattr(config, "vision_config", None) or config
+    params = inspect.signature(model.forward).parameters
+    g = torch.Generator().manual_seed(0)
+    main = getattr(model, "main_input_name", "input_ids")
+    made = {}
+    if main == "input_ids" or "input_ids" in params and main not in params:
+        made["input_ids"] = torch.randint(3, max(4, min(getattr(text, "vocab_size", 99) or 99, 99)),
+                                          (BATCH, LENGTH), generator=g)
+    if main == "pixel_values":
+        size = getattr(vision, "image_size", 32)
+        size = size[0] if isinstance(size, (list, tuple)) else size
+        made["pixel_values"] = torch.randn(BATCH, getattr(vision, "num_channels", 3), size, size, generator=g)
+    if main == "input_values":
+        made["input_values"] = torch.randn(BATCH, SAMPLES, generator=g)
+    if main == "input_features":
+        frames = 2 * getattr(config, "max_source_positions", 32)
+        made["input_features"] = torch.randn(BATCH, getattr(config, "num_mel_bins", 16), frames, generator=g)
+    if main not in made and main in params:
+        raise ValueError(f"main input {main!r} is not one the zoo makes")
+    if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in params:
+        made["decoder_input_ids"] = torch.randint(3, 99 if getattr(text, "vocab_size", 99) >= 99 else 4,
+                                                  (BATCH, LENGTH), generator=g)
+    fixed = {k: False for k in ("use_cache",) if k in params}
+    return tuple(made), tuple(made.values()), fixed
+
+
+def forward_macs(module, xs) -> int:
+    """FlopCounterMode // 2 of one eval forward on CPU tensors."""
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        module(*xs)
+    return counter.get_total_flops() // 2
+
+
+def one(kind, attention) -> dict:
+    """One configuration's row: PyTorch's numbers and convcost's, compared and classified."""
+    row = {"model": kind, "attention": attention}
+    count_grouped_mm()
+    try:
+        model = build(kind, attention)
+        names, xs, fixed = inputs_for(model)
+        wrapped = First(model, names, fixed).eval()
+        t = time.perf_counter()
+        want_macs = forward_macs(wrapped, xs)
+        row["flopcounter_seconds"] = round(time.perf_counter() - t, 3)
+        torch.manual_seed(0)
+        measured = measure_training(wrapped, xs, optimizer="adam")
+        wrapped.eval()
+    except Exception as exc:  # noqa: BLE001 - what transformers or PyTorch cannot build or run here: said so
+        row["skipped"] = _why(exc)
+        row["class"], row["reason"] = "skipped", row["skipped"]
+        return row
+    row.update(inputs=list(names), want_params=sum(p.numel() for p in wrapped.parameters()), want_macs=want_macs,
+               measured={k: measured[k] for k in ("backward_macs", "backward_macs_torch", "saved_elements",
+                                                  "saved_indices", "bytes")})
+    t = time.perf_counter()
+    try:
+        report = profile(wrapped, xs)
+        row["seconds"] = round(time.perf_counter() - t, 3)
+        macs = report.total["macs"] - sum(r.macs for r in fused_attention(report))
+        row.update(params=report.total["params"], macs=report.total["macs"], exact=report.exact,
+                   traced_with=report.traced_with, unsupported=[f"{u.op} x{u.count}" for u in report.unsupported
+                                                                if u.macs],
+                   forward_agree=report.total["params"] == row["want_params"] and macs == want_macs)
+    except Exception as exc:  # noqa: BLE001
+        row["forward_error"] = _why(exc)
+    row["forward_changed"] = _changed(wrapped, xs)
+    try:
+        torch.manual_seed(0)
+        report = profile(wrapped, xs, training=True)
+        row.update(compare_step(report, row["measured"]), training_traced_with=report.traced_with)
+    except Exception as exc:  # noqa: BLE001
+        row["training_error"] = _why(exc)
+    row["training_changed"] = _changed(wrapped, xs)
+    row["class"], row["reason"] = classify(row)
+    return row
+
+
+def _why(exc) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200] if text else ''}"
+
+
+def _changed(module, xs) -> str:
+    """'' when the model's next real forward runs in eval and in train mode, else PyTorch's error."""
+    for train in (False, True):
+        module.train(train)
+        try:
+            with torch.no_grad():
+                module(*xs)
+        except Exception as exc:  # noqa: BLE001 - the reading left something in the model
+            module.eval()
+            return ("train: " if train else "eval: ") + _why(exc)
+    module.eval()
+    return ""
+
+
+def classify(row) -> tuple:
+    """(class, reason) of a row that ran; the forward's class and the step's, the worse of the two."""
+    if "skipped" in row:
+        return "skipped", row["skipped"]
+    parts = []
+    if "forward_error" in row:
+        parts.append(("refused", "forward: " + row["forward_error"]))
+    elif row["forward_agree"]:
+        parts.append(("false alarm", "forward flagged: " + ", ".join(row["unsupported"]))
+                     if not row["exact"] else ("exact", ""))
+    else:
+        parts.append(("listed", "forward: " + ", ".join(row["unsupported"])) if not row["exact"] else
+                     ("silently wrong", f"forward MACs {row['macs']:,} against {row['want_macs']:,}, params "
+                                        f"{row['params']:,} against {row['want_params']:,}"))
+    if "training_error" in row:
+        parts.append(("refused", "training: " + row["training_error"]))
+    elif row["agree"]:
+        parts.append(("exact", ""))
+    elif not row["complete"]:
+        parts.append(("false alarm" if row["counted_agree"] else "listed",
+                      "training untracked: " + ", ".join(row["untracked"])))
+    else:
+        parts.append(("silently wrong", "training: " + row["differs"]))
+    for key in ("forward_changed", "training_changed"):
+        if row.get(key):
+            parts.append(("silently wrong", f"model left changed after profile ({key.split('_')[0]}): {row[key]}"))
+    order = ("silently wrong", "refused", "listed", "false alarm", "exact")
+    worst = min(parts, key=lambda p: order.index(p[0]))[0]
+    return worst, " + ".join(reason for cls, reason in parts if cls == worst and reason)
+
+
+def markdown(rows) -> str:
+    counts = {c: sum(r["class"] == c for r in rows) for c in CLASSES}
+    types = sorted({r["model"] for r in rows})
+    lines = ["# profile() on the transformers zoo", "",
+             "Written by `benchmarks/zoo_transformers.py` (torch " + torch.__version__ + ", transformers "
+             + _transformers_version() + f" in a separate venv). Every model type tried is built from its own "
+             f"config class shrunk to a small size (hidden size 32, two layers, four heads, a vocabulary of 99), "
+             f"random weights, inputs {BATCH}x{LENGTH} token ids (pixel values at the config's image size, "
+             f"{BATCH}x{SAMPLES} audio samples, mel features), once with eager attention and once with sdpa, each "
+             "model in a process of its own. Inference: params against `numel`, MACs against `FlopCounterMode` // 2 "
+             "on CPU tensors (which counts nothing for the CPU's fused attention kernel: convcost's fused-attention "
+             "rows are taken out before comparing). Training step: against `measure_training` (FlopCounterMode over "
+             "the backward, saved-tensor hooks by storage, one real Adam step), as in docs/zoo_training.md. After "
+             "profiling, the model's next real forward is run in eval and train mode.", "",
+             f"**{len(types)} model types tried{_of_release()}, {len(rows)} configurations: "
+             + ", ".join(f"{counts[c]} {c}" for c in CLASSES) + ".**", "",
+             "- exact: forward and training step agree on every number, nothing listed;",
+             "- listed: convcost says what it could not read (`report.exact` False, or a step that is not "
+             "complete), and a total it gives is not PyTorch's;",
+             "- false alarm: listed, yet every number convcost gave agrees (a call that does no counted work "
+             "flagged the total);",
+             "- silently wrong: convcost claims exact (or a complete step) and disagrees, or the model's next "
+             "forward fails after `profile`;",
+             "- refused: `profile` raised on a model PyTorch runs;",
+             "- skipped: transformers or PyTorch could not build or run the model from a small config here.", "",
+             "| model | attention | class | reading | params | MACs | backward MACs | saved elements | why |",
+             "|---|---|---|---|---:|---:|---:|---:|---|"]
+    for r in rows:
+        if r["class"] == "skipped":
+            continue
+        m = r["measured"]
+        lines.append(f"| {r['model']} | {r['attention']} | {r['class']} | {r.get('training_traced_with', '')} | "
+                     f"{r['want_params']:,} | {r['want_macs']:,} | {m['backward_macs']:,} | "
+                     f"{m['saved_elements']:,} | {_cell(r['reason'])} |")
+    causes = {}
+    for r in rows:
+        if r["class"] not in ("exact", "skipped"):
+            for part in r["reason"].split(" + "):
+                key = f"{r['class']}: {_pattern(part)}"
+                causes.setdefault(key, []).append(f"{r['model']} ({r['attention']})")
+    lines += ["", "What the rows come to (each reduced to a few-line model against PyTorch in "
+              "tests/test_profile_transformers_cases.py, `xfail(strict=True)` until fixed):", ""]
+    lines += [f"- {symptom}: {cause}" for symptom, cause in DIAGNOSIS]
+    if causes:
+        lines += ["", "Causes, by kind (numbers left out; each is reduced to a few-line model in "
+                  "tests/test_profile_transformers_cases.py):", ""]
+        lines += [f"- {why} ({len(ms)}): {', '.join(ms)}" for why, ms in sorted(causes.items(),
+                                                                              key=lambda kv: -len(kv[1]))]
+    ratios = sorted(r["seconds"] / r["flopcounter_seconds"] for r in rows
+                    if r.get("seconds") and r.get("flopcounter_seconds"))
+    if ratios:
+        lines += ["", f"Time: `profile`'s forward reading against one FlopCounterMode forward, median "
+                  f"{ratios[len(ratios) // 2]:.2f}x, slowest {ratios[-1]:.2f}x, over {len(ratios)} configurations "
+                  "(one shared two-core machine: a rough guide)."]
+    reasons = {}
+    for r in rows:
+        if r["class"] == "skipped":
+            reasons.setdefault(_cell(r["reason"])[:110], []).append(f"{r['model']} ({r['attention']})")
+    if reasons:
+        lines += ["", "Skipped (transformers or PyTorch could not build or run them from a small config here), "
+                  "by reason:", ""]
+        lines += [f"- {why}: {', '.join(sorted(set(ms)))}" for why, ms in sorted(reasons.items(),
+                                                                            key=lambda kv: -len(kv[1]))]
+    return "\n".join(lines) + "\n"
+
+
+#: the causes behind the rows that are not exact, found by reducing them (tests/test_profile_transformers_cases.py)
+DIAGNOSIS = (
+    ("saved elements over by one score matrix per layer (eager attention of decoders fed token ids: GPT-2, "
+     "Llama, SmolVLM)", "read on shapes, a layer's output takes the session's dtype, which is the first input's, "
+                        "int64 for token ids; `.type(h.dtype)`/`.to(q.dtype)` then reads as a kept copy"),
+    ("refused: `torch.finfo() requires a floating point input type` (T5 with sdpa, BART-style eager masks)",
+     "the same int64 leak, read by `torch.finfo(x.dtype)`"),
+    ("backward MACs, gradients and Adam state over by a pooler or head whose output is not returned (BERT, ViT, "
+     "BEiT)", "a layer whose output does not reach the loss is given a backward, a gradient and optimizer state"),
+    ("saved indices over (BERT's token type ids)", "an expanded index is counted by its numel, not its storage; "
+                                                    "one index tensor used twice is counted twice"),
+    ("saved elements under (masks)", "`masked_fill`'s boolean mask is read as shape-only, not saved"),
+    ("backward MACs under on the fused kernel (T5-style position bias through `torch.where`)",
+     "`torch.where(cond, x, number)` takes the gradient flag of `cond`"),
+    ("refused: `property 'requires_grad' of 'Shaped' object has no setter` (wav2vec2-style feature encoders)",
+     "a forward that sets `h.requires_grad = True`"),
+    ("false alarms: `torch.diff` (mask code), `_weight_norm`, `linalg_vector_norm` (ConvNeXt V2)",
+     "calls with no multiply-accumulate and no rule flag the total"),
+    ("the model's next forward fails after `profile` (LeViT-style attention-bias caches)",
+     "an eval-time cache filled in place during the reading kept a shape-only value (fixed: the reading now puts "
+     "back the contents of the dicts and lists a module holds)"),
+    ("refused: `the output shape of torch._grouped_mm` (Mixtral, FlexOlmo, Qwen3.5-MoE)",
+     "the experts' grouped product has no rule (and FlopCounterMode counts none: the zoo teaches it)"),
+    ("refused: `Concat ... holds 0` (Phi-3's rotary pass-through)", "Concat refuses an empty part"),
+    ("refused: `Boolean value of Tensor with more than one value is ambiguous` (Nystromformer)",
+     "`pad_token_id in input_ids[:, [-1, 0]]` iterates a shape-only value's rows"),
+    ("refused: `the output shape of torch.view_as_real` (Llama 4)", "rotary embeddings in complex numbers: "
+                                                                      "`view_as_complex`/`view_as_real` have no rule"),
+    ("not reduced yet", "FalconMamba's saved elements over (its sequential selective scan in Python)"),
+)
+
+
+def _pattern(reason) -> str:
+    """A reason with its numbers and long tails left out, so the same cause in two models reads the same."""
+    import re
+
+    reason = re.sub(r"\d[\d,]*", "N", reason)
+    reason = re.sub(r"against N", "", reason)
+    return _cell(reason)[:160]
+
+
+def _of_release() -> str:
+    """' of the release's N' (the model types a run may reach, in a seeded random order within its time budget)."""
+    try:
+        return f" of the release's {len(model_types())} (drawn in a seeded random order, as the time budget allowed)"
+    except ImportError:
+        return ""
+
+
+def _cell(text) -> str:
+    return str(text).replace("|", "/").replace("\n", " ")[:300]
+
+
+def _transformers_version() -> str:
+    try:
+        import transformers
+
+        return transformers.__version__
+    except ImportError:
+        return "(not installed)"
+
+
+#: model types of the --quick sample: one of each kind the issue names (encoder, decoder with rotary and grouped
+#: heads, relative positions, encoder-decoder, vision, audio, mixture of experts)
+QUICK = ("bert", "gpt2", "llama", "t5", "vit", "beit", "swin", "wav2vec2", "whisper", "mixtral", "convnextv2",
+         "bart")
+
+
+def main(argv=None):
+    args = argparse.ArgumentParser()
+    args.add_argument("--quick", action="store_true", help="only the sample of QUICK (for CI)")
+    args.add_argument("--only", nargs="*", default=None, help="only these model types")
+    args.add_argument("--limit", type=int, default=0)
+    args.add_argument("--shuffle", type=int, default=None, help="try the model types in a seeded random order")
+    args.add_argument("--timeout", type=float, default=180, help="seconds for one model type (both attentions)")
+    args.add_argument("--budget", type=float, default=0, help="stop after this many seconds")
+    args.add_argument("--resume", action="store_true", help="keep the rows results/zoo_transformers.json has")
+    args.add_argument("--doc", action="store_true", help="only rewrite the doc from the results")
+    args.add_argument("--one", metavar="TYPE", help=argparse.SUPPRESS)
+    opts = args.parse_args(argv)
+    if opts.one:  # each model type in a process of its own
+        for attention in ATTENTION:
+            print(json.dumps(one(opts.one, attention)), flush=True)
+        return
+    if opts.doc:
+        DOC.write_text(markdown(json.loads(RESULTS.read_text())["rows"]))
+        return
+    todo = list(QUICK) if opts.quick else opts.only or model_types()
+    if opts.shuffle is not None:
+        random.Random(opts.shuffle).shuffle(todo)
+    if opts.limit:
+        todo = todo[:opts.limit]
+    rows = json.loads(RESULTS.read_text())["rows"] if opts.resume and RESULTS.exists() else []
+    done_types = {r["model"] for r in rows}
+    began = time.time()
+    for kind in todo:
+        if kind in done_types:
+            continue
+        if opts.budget and time.time() - began > opts.budget:
+            break
+        try:
+            ran = subprocess.run([sys.executable, __file__, "--one", kind], capture_output=True, text=True,
+                                 timeout=opts.timeout)
+            got = [json.loads(line) for line in ran.stdout.splitlines() if line.startswith("{")]
+            ended = None if ran.returncode == 0 else f"the process ended with {ran.returncode} (" + (
+                (ran.stderr.strip().splitlines() or ["?"])[-1][:150]) + ")"
+        except subprocess.TimeoutExpired as exc:
+            got = [json.loads(line) for line in (exc.stdout or b"").decode().splitlines() if line.startswith("{")]
+            ended = f"over the {opts.timeout:g} s timeout"
+        for attention in ATTENTION[len(got):]:
+            got.append({"model": kind, "attention": attention, "skipped": ended or "no result",
+                        "class": "skipped", "reason": ended or "no result"})
+        rows += got
+        RESULTS.parent.mkdir(exist_ok=True)
+        RESULTS.write_text(json.dumps({"torch": torch.__version__, "transformers": _transformers_version(),
+                                       "rows": rows}, indent=1))
+        for r in got:
+            print(kind, r["attention"], r["class"], r["reason"][:160], flush=True)
+    if "class" not in (rows[0] if rows else {"class": 0}):
+        return
+    DOC.write_text(markdown(rows))
+    counts = {c: sum(r["class"] == c for r in rows) for c in CLASSES}
+    print(len(rows), "configurations:", counts)
+
+
+if __name__ == "__main__":
+    main()

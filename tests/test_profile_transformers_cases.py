@@ -1,0 +1,573 @@
+"""What the transformers zoo (benchmarks/zoo_transformers.py) found, each cause reduced to a few-line model.
+
+Every case is held to PyTorch itself, never to convcost's formulas: ``FlopCounterMode`` and saved-tensor
+hooks through :func:`convcost.torch.training.measure_training` (the CPU's fused attention kernel, which
+FlopCounterMode does not count, taken out by convcost's own row for it), or the error PyTorch raises. A case
+not fixed yet is ``xfail(strict=True)``: it starts failing loudly the day the fix lands, and its marker goes.
+"""
+
+import functools
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from convcost.errors import ConvcostError  # noqa: E402
+from convcost.torch import profile  # noqa: E402
+from convcost.torch.training import measure_training  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+FIELDS = ("backward_macs", "saved_elements", "saved_indices")
+
+
+def fused_backward(report) -> int:
+    """Backward MACs of the rows of the CPU's fused attention kernel, which FlopCounterMode does not see."""
+    return sum(r.backward_macs for r in report.rows
+               if type(r.spec).__name__ == "Attention" and r.spec.fused(r.input_shapes))
+
+
+def step_numbers(model, inputs):
+    """(convcost's step, PyTorch's measured step) on the same inputs, in the same fields."""
+    torch.manual_seed(0)
+    report = profile(model, inputs, training=True)
+    step = report.training
+    ours = dict(backward_macs=step.backward_macs - fused_backward(report), saved_elements=step.saved_elements,
+                saved_indices=step.saved_indices)
+    measured = measure_training(model, inputs if isinstance(inputs, tuple) else (inputs,))
+    return step, ours, {k: measured[k] for k in FIELDS}
+
+
+def assert_step_agrees(model, inputs):
+    """A step read completely and exactly: what PyTorch's own step does, nothing listed."""
+    step, ours, measured = step_numbers(model, inputs)
+    assert ours == measured
+    assert step.complete, step.untracked
+
+
+def assert_step_agrees_or_listed(model, inputs):
+    """The totals convcost gives agree with PyTorch's, whether or not it lists a call as untracked."""
+    _, ours, measured = step_numbers(model, inputs)
+    assert ours == measured
+
+
+# --- a tensor computed from integer token ids keeps the ids' dtype -------------------------------------------
+
+class Embed(nn.Module):
+    """Token ids through an embedding and a norm, attention scores cast back to the hidden states' dtype
+    (GPT-2, Llama): read on shapes, the norm's output took the ids' int64, so the cast read as a kept copy."""
+
+    def __init__(self, vocab=11, d=8):
+        super().__init__()
+        self.emb, self.norm, self.q = nn.Embedding(vocab, d), nn.LayerNorm(d), nn.Linear(d, d)
+
+    def forward(self, ids):
+        h = self.norm(self.emb(ids))
+        scores = torch.softmax(self.q(h) @ h.transpose(-1, -2), dim=-1, dtype=torch.float32).type(h.dtype)
+        return scores @ h
+
+
+IDS = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]])
+
+
+@pytest.mark.xfail(strict=True, reason="the shape reading gives a rule's output the session's dtype, "
+                   "which is the first input's (int64 ids)")
+def test_a_layer_after_the_embedding_has_the_weights_dtype():
+    """The zoo's first symptom (BERT's last hidden state read as int64): what a layer after the embedding of
+    int64 ids gives is a float tensor, as PyTorch gives it."""
+    seen = {}
+
+    class Out(Embed):
+        def forward(self, ids):
+            h = self.norm(self.emb(ids))
+            seen["dtype"] = h.dtype
+            return h
+
+    profile(Out(), IDS, training=True)
+    assert seen["dtype"] == Out()(IDS).dtype == torch.float32
+
+
+@pytest.mark.xfail(strict=True, reason="the norm's output reads as int64, so .type(h.dtype) reads as a kept copy")
+def test_ids_dtype_does_not_leak_into_the_step():
+    assert_step_agrees(Embed(), IDS)
+
+
+class Finfo(nn.Module):
+    """``torch.finfo(x.dtype)`` on a tensor computed from ids (T5's and many decoders' mask code)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb, self.norm = nn.Embedding(11, 8), nn.LayerNorm(8)
+
+    def forward(self, ids):
+        h = self.norm(self.emb(ids))
+        return h + (ids == 0)[..., None] * torch.finfo(h.dtype).min
+
+
+@pytest.mark.xfail(strict=True, reason="the norm's output reads as int64 and torch.finfo refuses it")
+def test_finfo_of_a_tensor_computed_from_ids():
+    assert_step_agrees(Finfo(), IDS)
+
+
+# --- one index tensor shared by every layer (BEiT's cached relative-position index) -------------------------
+
+@functools.lru_cache
+def _relative_index(n: int):
+    return (torch.arange(n)[:, None] - torch.arange(n)[None, :] + n - 1).flatten()
+
+
+class SharedIndex(nn.Module):
+    def __init__(self, n=5, layers=2):
+        super().__init__()
+        self.tables = nn.ParameterList(nn.Parameter(torch.randn(2 * n - 1)) for _ in range(layers))
+
+    def forward(self, x):
+        n = x.shape[-1]
+        for table in self.tables:
+            x = x + table[_relative_index(n)].view(n, n)
+        return x
+
+
+@pytest.mark.xfail(strict=True, reason="one cached index tensor is counted once per use")
+def test_a_shared_index_is_saved_once():
+    assert_step_agrees(SharedIndex(), torch.randn(2, 5, 5))
+
+
+class SameIndexTwice(nn.Module):
+    """The same index tensor, computed once in the forward, gathers from two tables."""
+
+    def __init__(self, n=5):
+        super().__init__()
+        self.a, self.b = nn.Parameter(torch.randn(2 * n - 1)), nn.Parameter(torch.randn(2 * n - 1))
+
+    def forward(self, x):
+        n = x.shape[-1]
+        index = (torch.arange(n)[:, None] - torch.arange(n)[None, :] + n - 1).flatten()
+        return x + self.a[index].view(n, n) + self.b[index].view(n, n)
+
+
+@pytest.mark.xfail(strict=True, reason="one index tensor is counted once per use")
+def test_one_index_used_twice_is_saved_once():
+    assert_step_agrees(SameIndexTwice(), torch.randn(2, 5, 5))
+
+
+class BufferPositions(nn.Module):
+    """BERT's position ids: a slice of a registered buffer fed to an embedding. The embedding keeps the slice
+    for its backward, but its storage is the buffer's, which the step does not add (as for every buffer)."""
+
+    def __init__(self, n=16, d=8):
+        super().__init__()
+        self.emb, self.pos = nn.Embedding(11, d), nn.Embedding(n, d)
+        self.register_buffer("position_ids", torch.arange(n)[None], persistent=False)
+
+    def forward(self, ids):
+        return self.emb(ids) + self.pos(self.position_ids[:, :ids.shape[1]])
+
+
+def test_a_buffer_slice_kept_for_the_backward_is_not_counted():
+    assert_step_agrees(BufferPositions(), IDS)
+
+
+class ExpandedIds(nn.Module):
+    """BERT's token type ids: one row of ids made in the forward, expanded over the batch; the embedding keeps
+    the expanded view, whose storage is the one row."""
+
+    def __init__(self, d=8):
+        super().__init__()
+        self.emb, self.types = nn.Embedding(11, d), nn.Embedding(2, d)
+
+    def forward(self, ids):
+        types = torch.zeros(1, ids.shape[1], dtype=torch.long).expand(ids.shape[0], -1)
+        return self.emb(ids) + self.types(types)
+
+
+@pytest.mark.xfail(strict=True, reason="an expanded index is counted by its numel, not its storage")
+def test_an_expanded_index_is_saved_as_its_storage():
+    assert_step_agrees(ExpandedIds(), IDS)
+
+
+# --- torch.where keeps the gradient flag of the tensor it selects from (T5's position bias) -----------------
+
+class WhereBias(nn.Module):
+    def __init__(self, heads=2, n=6, d=8):
+        super().__init__()
+        self.bias = nn.Parameter(torch.randn(1, heads, n, n))
+        self.qkv, self.heads = nn.Linear(d, 3 * d), heads
+
+    def forward(self, x):
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        causal = torch.ones(n, n, dtype=torch.bool).tril()
+        mask = torch.where(causal, self.bias, -1e4)   # needs a gradient: PyTorch takes the math path
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask).sum(1)
+
+
+@pytest.mark.xfail(strict=True, reason="torch.where(cond, x, number) drops x's gradient flag, "
+                   "so sdpa is costed on the fused kernel")
+def test_where_keeps_the_gradient_flag():
+    assert_step_agrees(WhereBias(), torch.randn(2, 6, 8))
+
+
+# --- masked_fill's boolean mask is saved ---------------------------------------------------------------------
+
+class MaskedFill(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x):
+        y = self.a(x)
+        return self.b(y.masked_fill(y > 0.5, 0.0))
+
+
+@pytest.mark.xfail(strict=True, reason="masked_fill's boolean mask is not counted as saved")
+def test_masked_fill_saves_its_mask():
+    assert_step_agrees(MaskedFill(), torch.randn(2, 4, 8))
+
+
+# --- sdpa with a float mask (Swin's shifted windows) ---------------------------------------------------------
+
+class WindowMask(nn.Module):
+    def __init__(self, windows=4, heads=2, n=9, d=8):
+        super().__init__()
+        self.qkv, self.heads = nn.Linear(d, 3 * d), heads
+        self.register_buffer("mask", torch.zeros(windows, 1, n, n).masked_fill(torch.rand(windows, 1, n, n) > 0.7,
+                                                                                -100.0))
+
+    def forward(self, x):
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        windows = self.mask.shape[0]
+        mask = self.mask.repeat(b // windows, 1, 1, 1)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).reshape(b, n, d)
+
+
+def test_sdpa_with_a_window_mask_totals_agree():
+    assert_step_agrees_or_listed(WindowMask(), torch.randn(8, 9, 8))
+
+
+class WindowMaskWithBias(WindowMask):
+    """timm's Swin with sdpa: the window mask plus a learned relative-position bias, so the mask needs a gradient
+    (PyTorch takes the math path) and its dtype is read as unknown (the step is listed)."""
+
+    def __init__(self, windows=4, heads=2, n=9, d=8):
+        super().__init__(windows, heads, n, d)
+        self.table = nn.Parameter(torch.randn(1, heads, n, n))
+
+    def forward(self, x):
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        w = self.mask.shape[0]
+        mask = self.mask.view(1, w, 1, n, n).expand(b // w, -1, self.heads, -1, -1).reshape(-1, self.heads, n, n)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=self.table + mask).transpose(1, 2).reshape(b, n, d)
+
+
+@pytest.mark.xfail(strict=True, reason="a mask that needs a gradient is listed as of unknown dtype, and the totals "
+                                       "given are the fused kernel's, not the math path's PyTorch takes")
+def test_sdpa_with_a_learned_window_mask_totals_agree():
+    assert_step_agrees_or_listed(WindowMaskWithBias(), torch.randn(8, 9, 8))
+
+
+# --- a forward that sets requires_grad (wav2vec2's feature encoder) ------------------------------------------
+
+class SetsRequiresGrad(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(1, 4, 3)
+
+    def forward(self, x):
+        h = x[:, None]
+        if self.training:
+            h.requires_grad = True
+        return self.conv(h)
+
+
+@pytest.mark.xfail(strict=True, reason="Shaped.requires_grad has no setter")
+def test_a_forward_that_sets_requires_grad():
+    assert_step_agrees(SetsRequiresGrad(), torch.randn(2, 16))
+
+
+# --- calls that do no counted work never flag a total --------------------------------------------------------
+
+def NO_RULE(op):
+    return pytest.mark.xfail(strict=True,
+                             reason=f"{op} has no rule, so a call that does no counted work flags the total")
+
+
+class Diff(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        return self.fc(torch.diff(x, dim=-1, prepend=x[..., :1]))
+
+
+class WeightNorm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.utils.parametrizations.weight_norm(nn.Linear(8, 8))
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+class GlobalResponseNorm(nn.Module):
+    """ConvNeXt V2's GRN: ``torch.norm`` over the spatial axes (``linalg_vector_norm``)."""
+
+    def __init__(self, c=8):
+        super().__init__()
+        self.gamma, self.beta = nn.Parameter(torch.randn(c)), nn.Parameter(torch.randn(c))
+        self.fc = nn.Linear(c, c)
+
+    def forward(self, x):
+        g = torch.linalg.vector_norm(x, ord=2, dim=(1, 2), keepdim=True)
+        n = g / (g.mean(dim=-1, keepdim=True) + 1e-6)
+        return self.fc(self.gamma * (x * n) + self.beta + x)
+
+
+@pytest.mark.parametrize("model, x", [pytest.param(Diff(), (2, 4, 8), marks=NO_RULE("torch.diff")),
+                                      pytest.param(WeightNorm(), (2, 8), marks=NO_RULE("torch._weight_norm")),
+                                      pytest.param(GlobalResponseNorm(), (2, 3, 3, 8),
+                                                   marks=NO_RULE("linalg_vector_norm"))],
+                         ids=["diff", "weight_norm", "linalg_vector_norm"])
+def test_no_work_calls_do_not_flag_the_forward(model, x):
+    assert profile(model, x).exact, profile(model, x).unsupported
+
+
+@pytest.mark.parametrize("model, x", [(Diff(), (2, 4, 8)),
+                                      pytest.param(WeightNorm(), (2, 8), marks=NO_RULE("torch._weight_norm")),
+                                      (GlobalResponseNorm(), (2, 3, 3, 8))],
+                         ids=["diff", "weight_norm", "linalg_vector_norm"])
+def test_no_work_calls_do_not_flag_the_step(model, x):
+    assert_step_agrees(model, torch.randn(*x))
+
+
+# --- the model is left as it was -----------------------------------------------------------------------------
+
+class CachedBias(nn.Module):
+    """LeViT's attention biases: gathered once in eval mode and kept until ``train()`` clears them."""
+
+    def __init__(self, n=4):
+        super().__init__()
+        self.table = nn.Parameter(torch.randn(2 * n - 1))
+        self.register_buffer("index", (torch.arange(n)[:, None] - torch.arange(n)[None, :] + n - 1),
+                             persistent=False)
+        self.cache = {}
+
+    def train(self, mode=True):
+        super().train(mode)
+        if mode:
+            self.cache = {}
+        return self
+
+    def forward(self, x):
+        if self.training:
+            bias = self.table[self.index]
+        else:
+            if "bias" not in self.cache:
+                self.cache["bias"] = self.table[self.index]
+            bias = self.cache["bias"]
+        return x @ bias
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
+def test_an_eval_cache_is_not_left_holding_a_reading(training):
+    model = CachedBias().eval()
+    profile(model, (2, 4, 4), training=training)
+    x = torch.randn(2, 4, 4)
+    assert torch.equal(model(x), x @ model.table[model.index])
+
+
+# --- what PyTorch refuses, convcost refuses ------------------------------------------------------------------
+
+def _pytorch_refuses(model, x, training):
+    model.train(training)
+    with pytest.raises(Exception) as pytorch:
+        model(x)
+    return str(pytorch.value).splitlines()[0]
+
+
+@pytest.mark.xfail(strict=True, reason="batch norm's channels are not checked against the input's")
+def test_a_batch_norm_of_other_channels_is_refused():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(16))
+    why = _pytorch_refuses(model, torch.randn(1, 3, 8, 8), training=False)
+    assert "running_mean" in why
+    with pytest.raises(ConvcostError, match="running_mean"):
+        profile(model.eval(), (1, 3, 8, 8))
+
+
+@pytest.mark.xfail(strict=True, reason="batch-1 batch norm training on a 1x1 map is not refused")
+def test_batch_one_batch_norm_training_is_refused():
+    model = nn.Sequential(nn.BatchNorm2d(4))
+    why = _pytorch_refuses(model, torch.randn(1, 4, 1, 1), training=True)
+    assert "more than 1 value per channel" in why
+    with pytest.raises(ConvcostError, match="more than 1 value per channel"):
+        profile(model, (1, 4, 1, 1), training=True)
+
+
+# --- a layer whose output does not reach the loss (BERT's pooler) --------------------------------------------
+
+class DeadEnd(nn.Module):
+    """A second head whose output the caller drops: autograd gives it no backward."""
+
+    def __init__(self):
+        super().__init__()
+        self.body, self.pooler = nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x):
+        h = self.body(x)
+        pooled = self.pooler(h[:, 0])
+        return (h, pooled)[0]
+
+
+@pytest.mark.xfail(strict=True, reason="a layer whose output does not reach the loss is given a backward")
+def test_a_layer_that_does_not_reach_the_output_has_no_backward():
+    assert_step_agrees(DeadEnd(), torch.randn(2, 4, 8))
+
+
+# --- partial rotary embeddings: a concatenation with an empty part (Phi-3) -----------------------------------
+
+class EmptyPart(nn.Module):
+    """Rotary embedding over the whole head: the part passed through unrotated is empty, and PyTorch
+    concatenates it all the same."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        h = self.fc(x)
+        rotated, passed = h[..., :8], h[..., 8:]
+        return torch.cat([rotated * 2, passed], dim=-1)
+
+
+@pytest.mark.xfail(strict=True, reason="Concat refuses an input with a zero size, which PyTorch concatenates")
+def test_a_concatenation_with_an_empty_part():
+    assert_step_agrees(EmptyPart(), torch.randn(2, 4, 8))
+
+
+# --- mixture of experts through torch._grouped_mm (Mixtral) --------------------------------------------------
+
+class GroupedExperts(nn.Module):
+    """Tokens sorted by expert, one grouped matrix product over all experts (transformers' MoE kernels)."""
+
+    def __init__(self, experts=4, d=8, f=16):
+        super().__init__()
+        self.router, self.w = nn.Linear(d, experts), nn.Parameter(torch.randn(experts, d, f))
+
+    def forward(self, x):
+        expert = self.router(x).argmax(-1)
+        order = expert.argsort()
+        counts = torch.histc(expert.float(), bins=self.w.shape[0], min=0, max=self.w.shape[0] - 1)
+        offsets = torch.cumsum(counts, dim=0, dtype=torch.int32)
+        return torch._grouped_mm(x[order], self.w, offs=offsets) * 2  # a gradient the kernel takes (not expanded)
+
+
+def test_flopcounter_taught_grouped_mm_counts_each_token_once():
+    """The oracle: torch 2.13's FlopCounterMode counts nothing for ``_grouped_mm``; taught by the zoo, it counts
+    tokens x in x out forward and twice that backward, by hand."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from zoo_transformers import count_grouped_mm
+
+    count_grouped_mm()
+    x, w = torch.randn(8, 8, requires_grad=True), torch.randn(4, 8, 16, requires_grad=True)
+    with FlopCounterMode(display=False) as forward:
+        y = torch._grouped_mm(x, w, offs=torch.tensor([2, 4, 6, 8], dtype=torch.int32)) * 2
+    with FlopCounterMode(display=False) as backward:
+        y.sum().backward()
+    assert (forward.get_total_flops() // 2, backward.get_total_flops() // 2) == (8 * 8 * 16, 2 * 8 * 8 * 16)
+
+
+@pytest.mark.xfail(strict=True, reason="torch._grouped_mm has no rule: its output shape is not read")
+def test_experts_through_grouped_mm():
+    from zoo_transformers import count_grouped_mm
+
+    count_grouped_mm()
+    assert_step_agrees(GroupedExperts(), torch.randn(8, 8))
+
+
+# --- Nyströmformer's pseudo-inverse start: the reciprocal of a maximum ---------------------------------------
+
+class GlobalMax(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        k = self.fc(x)
+        return 1 / torch.max(torch.sum(k, dim=-2)) * k
+
+
+class MaxOverAxis(GlobalMax):
+    def forward(self, x):
+        k = self.fc(x)
+        return 1 / torch.max(torch.sum(k, dim=-2), dim=-1).values[:, None, None] * k
+
+
+@pytest.mark.xfail(strict=True, reason="what a maximum and the reciprocal of it keep is under by the maximum's size")
+@pytest.mark.parametrize("model", [GlobalMax(), MaxOverAxis()], ids=["global", "over_an_axis"])
+def test_the_reciprocal_of_a_maximum(model):
+    assert_step_agrees(model, torch.randn(2, 4, 8))
+
+
+# --- `value in tensor` (transformers' padding warning) -------------------------------------------------------
+
+class PadCheck(nn.Module):
+    """``pad_token_id in input_ids[:, [-1, 0]]``: PyTorch answers ``(tensor == value).any()``."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(11, 8)
+
+    def forward(self, ids):
+        h = self.emb(ids)
+        return h * 2 if 0 in ids[:, [-1, 0]] else h
+
+
+@pytest.mark.xfail(strict=True, reason="`in` on a shape-only value iterates its rows and asks each for a truth "
+                                       "value, where PyTorch's Tensor.__contains__ compares every element")
+def test_value_in_a_tensor():
+    assert_step_agrees(PadCheck(), IDS)
+
+
+@pytest.mark.parametrize("name", ["levit_128s", "efficientformerv2_s0", "tiny_vit_5m_224"])
+def test_timm_eval_caches_are_left_as_they_were(name):
+    """The zoo's own cases of the cache above (timm, where installed): the next real forward runs."""
+    import importlib.util
+
+    if importlib.util.find_spec("timm") is None or importlib.util.find_spec("torchvision") is None:
+        pytest.skip("timm is not installed")
+    from zoo_agreement import import_torchvision
+
+    import_torchvision()  # timm imports torchvision: its failing fake-op registrations skipped first
+    import timm
+
+    model = timm.create_model(name, pretrained=False).eval()
+    x = torch.randn(1, 3, 224, 224)
+    profile(model, x)
+    with torch.no_grad():
+        assert model(x).shape == (1, model.num_classes)
+
+
+# --- rotary embeddings in complex numbers (Llama 4) ----------------------------------------------------------
+
+class ComplexRotary(nn.Module):
+    def __init__(self, n=4, d=8):
+        super().__init__()
+        self.q = nn.Linear(d, d)
+        angles = torch.outer(torch.arange(n).float(), torch.rand(d // 2))
+        self.register_buffer("freqs", torch.polar(torch.ones_like(angles), angles), persistent=False)
+
+    def forward(self, x):
+        q = torch.view_as_complex(self.q(x).float().reshape(*x.shape[:-1], -1, 2))
+        return torch.view_as_real(q * self.freqs).flatten(-2)
+
+
+@pytest.mark.xfail(strict=True, reason="view_as_complex/view_as_real have no rule: their output shape is not read")
+def test_rotary_in_complex_numbers():
+    assert_step_agrees(ComplexRotary(), torch.randn(2, 4, 8))

@@ -1,0 +1,55 @@
+"""benchmarks/zoo_transformers.py: its classes (what a row is called) and, where transformers is installed, one
+model read end to end."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from zoo_transformers import classify  # noqa: E402
+
+
+def row(**kw):
+    base = dict(forward_agree=True, exact=True, unsupported=[], agree=True, complete=True, counted_agree=True,
+                untracked=[], differs="", macs=10, want_macs=10, params=5, want_params=5, forward_changed="",
+                training_changed="")
+    return {**base, **kw}
+
+
+@pytest.mark.parametrize("fields, want", [
+    ({}, "exact"),
+    (dict(forward_agree=False, exact=False, unsupported=["torch.foo x1"]), "listed"),
+    (dict(exact=False, unsupported=["torch.diff x1"]), "false alarm"),
+    (dict(forward_agree=False, macs=12), "silently wrong"),
+    (dict(agree=False, differs="saved_elements 3 against 2"), "silently wrong"),
+    (dict(agree=False, complete=False, counted_agree=False, untracked=["sdpa x1"]), "listed"),
+    (dict(agree=False, complete=False, untracked=["linalg_vector_norm x1"]), "false alarm"),
+    (dict(training_changed="eval: NeedsTensors"), "silently wrong"),
+    (dict(training_error="ConvcostError: no"), "refused"),
+])
+def test_a_row_is_classed_by_its_worst_part(fields, want):
+    fields = dict(fields)
+    if "training_error" in fields:
+        base = row()
+        for k in ("agree", "complete", "counted_agree", "untracked", "differs"):
+            base.pop(k)
+        cls, _ = classify({**base, **fields})
+    else:
+        cls, _ = classify(row(**fields))
+    assert cls == want
+
+
+def test_a_skipped_row_says_why():
+    assert classify({"skipped": "ValueError: no"}) == ("skipped", "ValueError: no")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("transformers") is None, reason="transformers is not installed")
+def test_one_model_end_to_end():
+    from zoo_transformers import one
+
+    r = one("t5", "eager")
+    assert r["class"] == "exact", r["reason"]
