@@ -22,12 +22,13 @@ True
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import re
 import warnings
 
 import torch
+
+from convcost.torch.runtime.probe import FlopCounter, probe
 
 #: each proven release (major, minor) and the build its oracle suites passed on (the README's test
 #: command on 2.13.0; torch properties, training and the profile zoo sample on the others)
@@ -125,23 +126,7 @@ def unproven_step(device: str = "cpu") -> tuple:
     return tuple(why)
 
 
-@dataclasses.dataclass(frozen=True)
-class FlopCounter:
-    """What the running release's ``FlopCounterMode`` counts, where releases differ.
-
-    ``grouped_overcount``: a grouped convolution's weight gradient counted ``G`` times over (the fix is
-    upstream PR 183405, not in any proven release). ``fused_attention``: the CPU's fused attention kernel
-    (``_scaled_dot_product_flash_attention_for_cpu``) counted, forward and backward (from 2.15; 2.13 and
-    2.14 count nothing for it).
-    """
-
-    grouped_overcount: bool
-    fused_attention: bool
-
-
 @functools.cache
 def flop_counter() -> FlopCounter:
     """Probe the running release's ``FlopCounterMode`` once, on tiny CPU tensors (microseconds)."""
-    from convcost.torch.runtime.probe import probe
-
     return probe()

@@ -7,6 +7,8 @@ True
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
@@ -41,7 +43,20 @@ def fused_attention() -> bool:
     return forward != 0
 
 
-def probe():
-    from convcost.torch.runtime import FlopCounter
+@dataclasses.dataclass(frozen=True)
+class FlopCounter:
+    """What the running release's ``FlopCounterMode`` counts, where releases differ.
 
+    ``grouped_overcount``: a grouped convolution's weight gradient counted ``G`` times over (the fix is
+    upstream PR 183405, not in any proven release). ``fused_attention``: the CPU's fused attention kernel
+    (``_scaled_dot_product_flash_attention_for_cpu``) counted, forward and backward (from 2.15; 2.13 and
+    2.14 count nothing for it).
+    """
+
+    grouped_overcount: bool
+    fused_attention: bool
+
+
+def probe() -> FlopCounter:
+    """What the running release's ``FlopCounterMode`` counts, probed on tiny CPU tensors."""
     return FlopCounter(grouped_overcount=grouped_overcount(), fused_attention=fused_attention())
