@@ -28,7 +28,7 @@ import warnings
 
 import torch
 
-from convcost.torch.runtime.probe import FlopCounter, probe
+from convcost.torch.runtime.probe import FlopCounter, probe_flop_counter
 
 #: each proven release (major, minor) and the build its oracle suites passed on (the README's test
 #: command on 2.13.0; torch properties, training and the profile zoo sample on the others)
@@ -129,4 +129,4 @@ def unproven_step(device: str = "cpu") -> tuple:
 @functools.cache
 def flop_counter() -> FlopCounter:
     """Probe the running release's ``FlopCounterMode`` once, on tiny CPU tensors (microseconds)."""
-    return probe()
+    return probe_flop_counter()

@@ -57,6 +57,6 @@ class FlopCounter:
     fused_attention: bool
 
 
-def probe() -> FlopCounter:
+def probe_flop_counter() -> FlopCounter:
     """What the running release's ``FlopCounterMode`` counts, probed on tiny CPU tensors."""
     return FlopCounter(grouped_overcount=grouped_overcount(), fused_attention=fused_attention())
