@@ -153,12 +153,23 @@ class Recorder:
         owned = self.__dict__.get("_owned")
         if owned is None:
             owned = self._owned = {id(t) for t in (*self.model.parameters(), *self.model.buffers())}
-        key = ("tensor", id(real))
+        # a constant by its storage: views of one index the forward made once (a cached relative-position
+        # index, read by every layer) are one saved storage, as autograd's hooks see it
+        key = ("tensor", id(real)) if id(real) in owned else ("storage", real.untyped_storage()._cdata)
         if key not in self.storages:
             self.storages[key] = 0 if id(real) in owned else real.numel()
             # held until the reading ends: a constant freed mid-forward would give its id to the next one
             self.__dict__.setdefault("_held", []).append(real)
         return key
+
+    def first_index(self, key) -> bool:
+        """Whether storage ``key``, an int64 index autograd keeps, is kept here for the first time (an index
+        read by several calls is one saved storage)."""
+        kept = self.__dict__.setdefault("_indices", set())
+        if key in kept:
+            return False
+        kept.add(key)
+        return True
 
     def keep_computed(self, weights, call) -> bool:
         """A weight computed in the forward (weight standardisation, a kernel made by a network): autograd keeps

@@ -91,7 +91,15 @@ class Shaped:
 
     @property
     def requires_grad(self) -> bool:
-        return False
+        return bool(self.value.grad) and _session().walk.training
+
+    @requires_grad.setter
+    def requires_grad(self, flag) -> None:  # wav2vec2's `hidden_states.requires_grad = True` on its input's view
+        self.value.grad = bool(flag)
+
+    def requires_grad_(self, flag=True):
+        self.value.grad = bool(flag)
+        return self
 
     @property
     def is_meta(self) -> bool:
@@ -209,7 +217,11 @@ class _Session(TorchFunctionMode):
                            for t in (*m._parameters.values(), *m._buffers.values()) if t is not None}
         self.stack = []
         self.busy = 0  # inside convcost's own machinery (a rule, a reader, a meta run): calls pass through
-        self.dtype = inputs.positional[0].dtype if inputs.positional else torch.get_default_dtype()
+        # the dtype of a computed value whose dtype the rules leave open: the floating one (token ids are
+        # int64, but what is computed from them through an embedding is not)
+        given = [i.dtype for i in (*inputs.positional, *inputs.keywords.values())]
+        self.dtype = next((d for d in given if d is not None and d.is_floating_point), None) or next(
+            (t.dtype for t in model.parameters() if t.is_floating_point()), torch.get_default_dtype())
         self.device = torch.device(device)
 
     def call(self, kind, target, args, kwargs):

@@ -100,8 +100,14 @@ class Walk:
 
     def is_layer(self) -> bool:
         """Whether the model itself is one layer called on its inputs (read as that module, as every tool sees it)."""
-        return type(self.model) in LEAF_TYPES and not self.inputs.keywords and \
-            _inputs_of(self.model, [Tensor(g.shape) for g in self.inputs.positional], {}) is not None
+        return type(self.model) in LEAF_TYPES and not self.inputs.keywords and not self.computes_weights(self.model) \
+            and _inputs_of(self.model, [Tensor(g.shape) for g in self.inputs.positional], {}) is not None
+
+    def computes_weights(self, module) -> bool:
+        """Whether a training step must read ``module`` by what it calls: a forward pre-hook (the old
+        ``torch.nn.utils.weight_norm``) computes its weight from parameters, and autograd keeps that weight
+        and the norm; read as one row, the hook would not run at all."""
+        return self.training and bool(module._forward_pre_hooks)
 
     def bare_layer(self):
         """A model that is one layer reads as that module (as every tool sees it), not as its calls."""
@@ -113,7 +119,7 @@ class Walk:
 
     def one_row(self, module, args, kwargs) -> bool:
         """Whether a call of ``module`` on these arguments reads as one row (else it is read by what it calls)."""
-        if type(module) not in LEAF_TYPES or _inputs_of(module, args, kwargs) is None:
+        if type(module) not in LEAF_TYPES or _inputs_of(module, args, kwargs) is None or self.computes_weights(module):
             return False
         return self.spec_of(module)[0] is not None
 
@@ -149,7 +155,7 @@ class Walk:
         if rule is None:
             if event.kind == FUNCTION and event.target in (operator.getitem, getattr):
                 return self.getitem(event)
-            return self.unknown(event, "no convcost rule for this operation")
+            return self.unknown(event, _NOT_COUNTED if op.no_macs else "no convcost rule for this operation")
         try:
             result = rule(args, kwargs)
         except NoRule as why:
@@ -178,7 +184,7 @@ class Walk:
         op = op_of(event.kind, event.target)
         if rule is None or rule is op.shape:
             if not op.view and any(isinstance(a, Tensor) for a in _flat(event.args, event.kwargs)):
-                self.record.skip(event.label, event.path, "element-wise or reduction work convcost does not count"
+                self.record.skip(event.label, event.path, _NOT_COUNTED
                                  if op.no_macs else "no convcost rule for this operation", macs=not op.no_macs)
             return
         try:
@@ -387,10 +393,12 @@ class Walk:
             return _fresh(result, self.record, False)
         gather = module is None and event.name in ("getitem", "__getitem__") and len(args) > 1 \
             and holds(args[1], lambda v: isinstance(v, (Tensor, torch.Tensor)))
-        if not listed and source is not None and module is None and not gather:
+        picks = module is None and op_of(event.kind, event.target).picks and \
+            any(self.record.tracked(t).grad for t in tensors)
+        if not listed and source is not None and module is None and not gather and not picks:
             return self.view_of(result, source, event)
         grad = any(t.grad for t in tensors) or module is not None and any(p.requires_grad for p in module.parameters())
-        if grad and module is None and (gather or not _may_macs(event)):
+        if grad and module is None and (gather or picks or not _may_macs(event)):
             simulated = self.simulated(result, event)
             if simulated is not None:
                 return simulated
@@ -420,7 +428,8 @@ class Walk:
         first, view = outputs[0], run.outputs[0][1] is not None
         saved = run.saved_elements(first.shape, output_view=view)
         indices = run.fresh_indices + sum(_numel(t.shape) for t, kept in zip(run.operands, run.kept)  # an index kept
-                                          if kept and t.dtype == torch.int64 and not self.record.is_parameter(t.storage))
+                                          if kept and t.dtype == torch.int64 and not self.record.is_parameter(t.storage)
+                                          and self.record.first_index(t.storage))
         cost = Cost(output_shape=first.shape, saved_elements=saved, saved_indices=indices,
                     saves_input=tuple(run.kept), saves_output=run.saves_output, output_view=view)
         self.record.keeps(cost, run.operands, first.storage)
@@ -461,6 +470,10 @@ _OPERATORS.update({"__radd__": operator.add, "__rsub__": operator.sub, "__rmul__
 
 _PYTHON_ARITHMETIC = frozenset({operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv,
                                 operator.mod, operator.pow, operator.neg, operator.iadd, operator.imul})
+
+
+#: why a call of the table's no-MAC work is listed (work convcost deliberately does not count, never a flag)
+_NOT_COUNTED = "element-wise or reduction work convcost does not count"
 
 
 def _may_macs(event) -> bool:
