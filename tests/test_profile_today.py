@@ -222,3 +222,61 @@ def test_work_not_counted_never_flags(case):
         assert r.exact
         assert all(u.reason == "element-wise or reduction work convcost does not count" for u in r.unsupported)
     report.training.memory("adam")  # answers
+
+
+class BiasCache(nn.Module):
+    """LeViT-style: an eval-time attention-bias cache filled in place (keyed by device), another set as an
+    attribute, and a call counter; ``train()`` clears the cache, as timm's does."""
+
+    def __init__(self):
+        super().__init__()
+        self.attention_biases = nn.Parameter(torch.randn(2, 9))
+        self.register_buffer("idxs", torch.randint(0, 9, (4, 4)), persistent=False)
+        self.attention_bias_cache, self.calls = {}, 0
+        self.lin = nn.Linear(8, 4)
+
+    def biases(self, device):
+        if self.training:
+            return self.attention_biases[:, self.idxs]
+        key = str(device)
+        if key not in self.attention_bias_cache:
+            self.attention_bias_cache[key] = self.attention_biases[:, self.idxs]
+        return self.attention_bias_cache[key]
+
+    def forward(self, x):
+        self.calls += 1
+        if not self.training:
+            self.ab = self.attention_biases[:, self.idxs]
+        bias = self.biases(x.device) + (0 if self.training else self.ab)
+        return self.lin(x) + bias[0]
+
+    def train(self, mode=True):
+        super().train(mode)
+        if mode and self.attention_bias_cache:
+            self.attention_bias_cache = {}
+        return self
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_the_model_is_left_as_it_was(training):
+    """After profile, the model's attributes are those it had, and its next real forward, in eval and in train
+    mode, is that of an untouched copy."""
+    torch.manual_seed(0)
+    model, twin = BiasCache(), BiasCache()
+    twin.load_state_dict(model.state_dict())
+    twin.idxs.copy_(model.idxs)
+    model.eval(), twin.eval()
+    before = {name: {k: (v, dict(v) if isinstance(v, dict) else None) for k, v in vars(m).items()}
+              for name, m in model.named_modules()}
+    profile(model, (2, 4, 8), training=training)
+    profile(model, torch.randn(2, 4, 8), training=training)
+    for name, m in model.named_modules():
+        assert vars(m).keys() == before[name].keys()
+        for k, v in vars(m).items():
+            old, contents = before[name][k]
+            assert v is old and (contents is None or v == contents), (name, k)
+    x = torch.randn(2, 4, 8)
+    assert torch.equal(model(x), twin(x))
+    model.train(), twin.train()
+    assert torch.equal(model(x), twin(x))
+    assert model.calls == twin.calls == 2

@@ -18,23 +18,60 @@ from __future__ import annotations
 
 
 class Attributes:
-    """Every module's own attributes (``vars``) at one moment."""
+    """Every module's own attributes (``vars``) at one moment, and the contents of those that are containers
+    (a cache dict filled in place: LeViT's attention-bias cache keyed by device)."""
 
     def __init__(self, model):
         self.modules = list(model.modules())
-        self.before = [dict(vars(m)) for m in self.modules]
+        self.before = [{name: (value, _contents(value)) for name, value in vars(m).items()} for m in self.modules]
 
-    def restore(self, left_behind) -> None:
-        """Put back, or remove, every attribute the forward set to a value ``left_behind(value)`` recognises."""
-        missing = object()
+    def restore(self, left_behind=None) -> None:
+        """Put back, or remove, every attribute the forward set or filled; with ``left_behind``, only those now
+        holding a value ``left_behind(value)`` recognises."""
+        missing = (object(), None)
         for m, kept in zip(self.modules, self.before):
-            for name, value in list(vars(m).items()):
-                old = kept.get(name, missing)
-                if value is not old and holds(value, left_behind):
-                    if old is missing:
-                        delattr(m, name)
+            now = vars(m)
+            for name, value in list(now.items()):
+                old, contents = kept.get(name, missing)
+                if value is old:
+                    if contents is not None and _changed(value, contents) and (
+                            left_behind is None or holds(value, left_behind)):
+                        _refill(value, contents)
+                elif left_behind is None or holds(value, left_behind):
+                    if old is missing[0]:
+                        del now[name]
                     else:
-                        setattr(m, name, old)
+                        now[name] = old
+                        if contents is not None and _changed(old, contents):
+                            _refill(old, contents)
+            if left_behind is None:
+                for name in kept.keys() - now.keys():  # deleted by the forward
+                    now[name] = kept[name][0]
+
+
+def _contents(value):
+    """A shallow copy of a container's items (None for anything else)."""
+    if isinstance(value, dict):
+        return list(value.items())
+    if type(value) in (list, set):
+        return list(value)
+    return None
+
+
+def _changed(value, contents) -> bool:
+    now = _contents(value)
+    return len(now) != len(contents) or any(
+        (a[0] is not b[0] or a[1] is not b[1]) if isinstance(value, dict) else a is not b for a, b in zip(now, contents))
+
+
+def _refill(value, contents) -> None:
+    value.clear()
+    if isinstance(value, dict):
+        value.update(contents)
+    elif isinstance(value, list):
+        value.extend(contents)
+    else:
+        value.update(contents)
 
 
 def holds(value, found) -> bool:
