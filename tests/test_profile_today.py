@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from convcost import primitives
+from convcost.errors import ConvcostError
 from convcost.torch import profile
 from convcost.torch.measure_training import measure_training
 
@@ -280,3 +281,36 @@ def test_the_model_is_left_as_it_was(training):
     model.train(), twin.train()
     assert torch.equal(model(x), twin(x))
     assert model.calls == twin.calls == 2
+
+
+def _pytorch_refuses(model, x, training):
+    model.train(training)
+    with pytest.raises((RuntimeError, ValueError)) as refused:
+        model(x)
+    return str(refused.value).splitlines()[0]
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_a_channel_mismatch_is_refused_as_pytorch_refuses(training):
+    model, x = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(16)), torch.randn(2, 3, 8, 8)
+    message = _pytorch_refuses(model, x, training)
+    for given in ((2, 3, 8, 8), x):
+        with pytest.raises(ConvcostError, match="PyTorch rejects") as refused:
+            profile(model, given, training=training)
+        assert message in str(refused.value)
+    with pytest.raises(ConvcostError, match="running_mean should contain 8 elements not 16"):
+        profile(nn.BatchNorm2d(16), (1, 8, 4, 4))
+
+
+@pytest.mark.parametrize("model, shape", [
+    (lambda: nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)), (1, 3, 3, 3)),
+    (lambda: nn.Sequential(nn.Linear(3, 8), nn.BatchNorm1d(8)), (1, 3)),
+    (lambda: nn.Sequential(nn.Conv2d(3, 8, 3), nn.Flatten(), nn.Linear(8, 4), nn.BatchNorm1d(4)), (1, 3, 3, 3)),
+])
+def test_batch_norm_on_one_value_per_channel_is_refused_in_a_step(model, shape):
+    model = model()
+    message = _pytorch_refuses(model, torch.randn(shape), True)
+    with pytest.raises(ConvcostError, match="PyTorch rejects") as refused:
+        profile(model, shape, training=True)
+    assert message in str(refused.value)
+    assert profile(model, shape).exact  # on running statistics it runs, and is read

@@ -43,7 +43,7 @@ from convcost.torch.leftovers import holds
 from convcost.torch.ops import op_of
 from convcost.torch.record import Recorder
 from convcost.torch.registry import REGISTRY
-from convcost.torch.rules import WITH_INDICES, Emit, NoRule, Tensor, bind_arguments
+from convcost.torch.rules import WITH_INDICES, Emit, NoRule, Refused, Tensor, bind_arguments
 
 #: module types read as one leaf: those whose binding is a primitive (containers are read by what they call)
 LEAF_TYPES = frozenset(m for b in BINDINGS.values() if not b.read_through for m in b.modules)
@@ -192,6 +192,8 @@ class Walk:
         except NoRule as why:
             self.record.skip(event.label, event.path, str(why), macs=not op.no_macs)
             return
+        except Refused:  # PyTorch's own refusal, which a kernel on meta tensors does not say
+            raise
         except ConvcostError as why:  # the rule's layer refuses what PyTorch accepted: listed, not guessed
             self.record.skip(event.label, event.path, f"convcost cannot cost it: {why}")
             return
