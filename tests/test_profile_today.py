@@ -314,3 +314,23 @@ def test_batch_norm_on_one_value_per_channel_is_refused_in_a_step(model, shape):
         profile(model, shape, training=True)
     assert message in str(refused.value)
     assert profile(model, shape).exact  # on running statistics it runs, and is read
+
+
+class ArgmaxRouter(nn.Module):
+    """A router read only through ``argmax``: its output does not reach the loss."""
+
+    def __init__(self):
+        super().__init__()
+        self.router = nn.Linear(8, 2)
+        self.experts = nn.ModuleList([nn.Linear(8, 8) for _ in range(2)])
+
+    def forward(self, x):
+        choice = self.router(x).argmax(-1, keepdim=True)
+        return torch.where(choice == 0, self.experts[0](x), self.experts[1](x))
+
+
+def test_a_layer_the_loss_does_not_reach_has_no_backward():
+    """No backward MACs, gradient or optimizer state for the router (autograd gives it none); what its forward
+    saves is still saved."""
+    step = agrees(ArgmaxRouter(), torch.randn(2, 5, 8)).training
+    assert step.unread_params == 8 * 2 + 2

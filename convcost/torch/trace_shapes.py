@@ -323,6 +323,17 @@ def _with_reals(shaped, real):
     return shaped
 
 
+def _flat_shaped(value) -> list:
+    """The :class:`Shaped` values in what a forward returned (a tensor, tuples, lists, dicts, a named tuple)."""
+    if isinstance(value, Shaped):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (tuple, list)):
+        return [s for v in value for s in _flat_shaped(v)]
+    return []
+
+
 def _is_shaped(value) -> bool:
     return isinstance(value, Shaped)
 
@@ -409,7 +420,9 @@ def read_shapes(model, inputs, device="cpu", training=False, with_values=False):
         torch.nn.Module.__getattr__ = _module_getattr
         try:
             with torch.no_grad(), session:
-                _ORIGINAL_CALL(model, *args, **kwargs)
+                out = _ORIGINAL_CALL(model, *args, **kwargs)
+            if training:
+                session.walk.record.returned(s.value.storage for s in _flat_shaped(out) if s.value.storage is not None)
         except (NeedsTensors, ConvcostError, InternalError):
             raise
         except Exception as exc:  # noqa: BLE001 - code that a shape cannot run (isinstance checks, numpy ...)

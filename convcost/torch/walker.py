@@ -40,7 +40,7 @@ from convcost.torch import layouts
 from convcost.torch.binding import BINDINGS, FUNCTIONS, METHODS, binding_of, module_binding
 from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
 from convcost.torch.leftovers import holds
-from convcost.torch.ops import op_of
+from convcost.torch.ops import key, op_of
 from convcost.torch.record import Recorder
 from convcost.torch.registry import REGISTRY
 from convcost.torch.rules import WITH_INDICES, Emit, NoRule, Refused, Tensor, bind_arguments
@@ -139,6 +139,33 @@ class Walk:
     def call(self, event: Event):
         """The value a call returns (a :class:`Tensor`, a tuple of them, a plain value, or :class:`Unknown`),
         its row recorded."""
+        result = self._call(event)
+        if self.training:
+            self.flow(event, result)
+        return result
+
+    def flow(self, event, result) -> None:
+        """In a training reading, which storages a call's result comes from (the step's backward reaches a row
+        only through them); a call whose result carries no gradient (``argmax``, a comparison) passes none."""
+        if event.kind != MODULE and (key(event.kind, event.target) in _NO_GRADIENT or
+                                     op_of(event.kind, event.target).creates):
+            return
+        sources = set()
+        for t in _flat(event.args, event.kwargs):
+            if isinstance(t, Tensor) and t.storage is not None:
+                sources.add(t.storage)
+            elif isinstance(t, Tensor) and isinstance(t.tensor, torch.nn.Parameter):
+                sources.add(("tensor", id(t.tensor)))
+        if event.kind == MODULE:
+            sources.update(("tensor", id(p)) for p in own_parameters(event.target))
+        results = {t.storage for t in _flat((result,), {}) if isinstance(t, Tensor) and t.storage is not None}
+        first = event.args[0] if event.args else None
+        if isinstance(first, Tensor) and first.storage is not None and (
+                event.target is operator.setitem or event.kind != MODULE and _in_place(event)):
+            results.add(first.storage)  # written in place: x[i] = y, x.add_(y)
+        self.record.flow(sources, results)
+
+    def _call(self, event: Event):
         args, kwargs = event.args, event.kwargs
         flat = _flat(args, kwargs)
         up = next((a for a in flat if isinstance(a, Unknown)), None)
@@ -473,6 +500,13 @@ _OPERATORS.update({"__radd__": operator.add, "__rsub__": operator.sub, "__rmul__
 _PYTHON_ARITHMETIC = frozenset({operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv,
                                 operator.mod, operator.pow, operator.neg, operator.iadd, operator.imul})
 
+
+#: calls whose result carries no gradient: the backward does not reach what they read through them
+_NO_GRADIENT = frozenset(key("function", f) for f in (
+    torch.argmax, torch.argmin, torch.argsort, torch.eq, torch.ne, torch.lt, torch.le, torch.gt, torch.ge,
+    torch.isnan, torch.isinf, torch.isfinite, torch.any, torch.all, torch.detach, torch.logical_not,
+    torch.logical_and, torch.logical_or, torch.logical_xor, torch.bitwise_and, torch.bitwise_or, torch.bitwise_not,
+    torch.bitwise_xor, torch.nonzero, torch.sign, torch.floor, torch.ceil, torch.round))
 
 #: why a call of the table's no-MAC work is listed (work convcost deliberately does not count, never a flag)
 _NOT_COUNTED = "element-wise or reduction work convcost does not count"
