@@ -3,15 +3,18 @@
 A forward may keep something it made on its module (``self.rel_indices = ...``, a cache keyed by the
 input size). Run on shapes or on meta tensors, that would be a shape-only value or a meta tensor, and
 the model would no longer run on real data. :class:`Attributes` remembers every module's attributes
-before a forward and puts back the ones that now hold such a value.
+(and the items of those that are dicts, lists or sets) before a forward and puts back the ones that now
+hold such a value; :func:`convcost.torch.profile` puts back everything a forward wrote, whatever it holds.
 
 >>> import torch, torch.nn as nn
 >>> m = nn.Linear(2, 2)
+>>> m.biases = {}
 >>> kept = Attributes(m)
 >>> m.cache = torch.empty(3, device="meta")
+>>> m.biases["cpu"] = torch.empty(3, device="meta")
 >>> kept.restore(lambda v: isinstance(v, torch.Tensor) and v.is_meta)
->>> hasattr(m, "cache")
-False
+>>> hasattr(m, "cache"), m.biases
+(False, {})
 """
 
 from __future__ import annotations
@@ -60,8 +63,9 @@ def _contents(value):
 
 def _changed(value, contents) -> bool:
     now = _contents(value)
-    return len(now) != len(contents) or any(
-        (a[0] is not b[0] or a[1] is not b[1]) if isinstance(value, dict) else a is not b for a, b in zip(now, contents))
+    if isinstance(value, dict):
+        return len(now) != len(contents) or any(a[0] is not b[0] or a[1] is not b[1] for a, b in zip(now, contents))
+    return len(now) != len(contents) or any(a is not b for a, b in zip(now, contents))
 
 
 def _refill(value, contents) -> None:
