@@ -14,7 +14,7 @@ and its output the first tensor it returns (:class:`First`). The oracles are PyT
   where it counts nothing for the CPU's fused attention kernel, so convcost's fused-attention rows are taken
   out before comparing (as ``benchmarks/zoo_training.py`` does for the backward), and where it is taught the
   experts' ``_grouped_mm`` (:func:`count_grouped_mm`), which torch 2.13 does not count;
-- training: :func:`convcost.torch.training.measure_training` (FlopCounterMode over the backward with torch
+- training: :func:`convcost.torch.measure_training.measure_training` (FlopCounterMode over the backward with torch
   2.13's grouped weight-gradient overcount divided out, saved-tensor hooks by storage, Adam's state after one
   real step), compared by :func:`zoo_training.compare_step`.
 
@@ -47,7 +47,7 @@ from zoo_agreement import import_torchvision  # noqa: E402
 from zoo_training import compare_step, fused_attention  # noqa: E402
 
 from convcost.torch import profile  # noqa: E402
-from convcost.torch.training import measure_training  # noqa: E402
+from convcost.torch.measure_training import measure_training  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "zoo_transformers.json"
 DOC = Path(__file__).parents[1] / "docs" / "zoo_transformers.md"

@@ -15,7 +15,7 @@ import torch.nn as nn  # noqa: E402
 from torch.autograd.graph import saved_tensors_hooks  # noqa: E402
 
 from convcost.torch import profile  # noqa: E402
-from convcost.torch.training import optimizer_state  # noqa: E402
+from convcost.torch.measure_training import optimizer_state  # noqa: E402
 
 
 def saved_bytes(model, x) -> dict:

@@ -3,7 +3,7 @@
 The oracle is PyTorch's step on the same images and targets: torchvision's detection models take a list of
 images and a list of target dicts in training mode and return their losses; the step is the sum of those
 losses, backward. ``FlopCounterMode`` counts the backward (torch 2.13's grouped weight-gradient overcount
-divided out, as :func:`convcost.torch.training.grouped_correction` does), saved-tensor hooks count what the
+divided out, as :func:`convcost.torch.measure_training.grouped_correction` does), saved-tensor hooks count what the
 forward keeps, each storage once, parameters and buffers left out, int64 storages apart. The forward samples
 proposals and anchors at random, so each reading is seeded the same. convcost does not read this step yet:
 the profile tests are ``xfail(strict=True)``; the oracle's own test runs today.
@@ -20,7 +20,7 @@ from torch.autograd.graph import saved_tensors_hooks  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from convcost.torch import profile  # noqa: E402
-from convcost.torch.training import grouped_correction  # noqa: E402
+from convcost.torch.measure_training import grouped_correction  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 

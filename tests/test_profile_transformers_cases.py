@@ -1,7 +1,7 @@
 """What the transformers zoo (benchmarks/zoo_transformers.py) found, each cause reduced to a few-line model.
 
 Every case is held to PyTorch itself, never to convcost's formulas: ``FlopCounterMode`` and saved-tensor
-hooks through :func:`convcost.torch.training.measure_training` (the CPU's fused attention kernel, which
+hooks through :func:`convcost.torch.measure_training.measure_training` (the CPU's fused attention kernel, which
 FlopCounterMode does not count, taken out by convcost's own row for it), or the error PyTorch raises. A case
 not fixed yet is ``xfail(strict=True)``: it starts failing loudly the day the fix lands, and its marker goes.
 """
@@ -18,7 +18,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from convcost.errors import ConvcostError  # noqa: E402
 from convcost.torch import profile  # noqa: E402
-from convcost.torch.training import measure_training  # noqa: E402
+from convcost.torch.measure_training import measure_training  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -74,8 +74,6 @@ class Embed(nn.Module):
 IDS = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]])
 
 
-@pytest.mark.xfail(strict=True, reason="the shape reading gives a rule's output the session's dtype, "
-                   "which is the first input's (int64 ids)")
 def test_a_layer_after_the_embedding_has_the_weights_dtype():
     """The zoo's first symptom (BERT's last hidden state read as int64): what a layer after the embedding of
     int64 ids gives is a float tensor, as PyTorch gives it."""
@@ -91,7 +89,6 @@ def test_a_layer_after_the_embedding_has_the_weights_dtype():
     assert seen["dtype"] == Out()(IDS).dtype == torch.float32
 
 
-@pytest.mark.xfail(strict=True, reason="the norm's output reads as int64, so .type(h.dtype) reads as a kept copy")
 def test_ids_dtype_does_not_leak_into_the_step():
     assert_step_agrees(Embed(), IDS)
 
@@ -108,7 +105,6 @@ class Finfo(nn.Module):
         return h + (ids == 0)[..., None] * torch.finfo(h.dtype).min
 
 
-@pytest.mark.xfail(strict=True, reason="the norm's output reads as int64 and torch.finfo refuses it")
 def test_finfo_of_a_tensor_computed_from_ids():
     assert_step_agrees(Finfo(), IDS)
 
@@ -132,7 +128,6 @@ class SharedIndex(nn.Module):
         return x
 
 
-@pytest.mark.xfail(strict=True, reason="one cached index tensor is counted once per use")
 def test_a_shared_index_is_saved_once():
     assert_step_agrees(SharedIndex(), torch.randn(2, 5, 5))
 
@@ -150,7 +145,6 @@ class SameIndexTwice(nn.Module):
         return x + self.a[index].view(n, n) + self.b[index].view(n, n)
 
 
-@pytest.mark.xfail(strict=True, reason="one index tensor is counted once per use")
 def test_one_index_used_twice_is_saved_once():
     assert_step_agrees(SameIndexTwice(), torch.randn(2, 5, 5))
 
@@ -206,8 +200,6 @@ class WhereBias(nn.Module):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask).sum(1)
 
 
-@pytest.mark.xfail(strict=True, reason="torch.where(cond, x, number) drops x's gradient flag, "
-                   "so sdpa is costed on the fused kernel")
 def test_where_keeps_the_gradient_flag():
     assert_step_agrees(WhereBias(), torch.randn(2, 6, 8))
 
@@ -224,7 +216,6 @@ class MaskedFill(nn.Module):
         return self.b(y.masked_fill(y > 0.5, 0.0))
 
 
-@pytest.mark.xfail(strict=True, reason="masked_fill's boolean mask is not counted as saved")
 def test_masked_fill_saves_its_mask():
     assert_step_agrees(MaskedFill(), torch.randn(2, 4, 8))
 
@@ -286,17 +277,11 @@ class SetsRequiresGrad(nn.Module):
         return self.conv(h)
 
 
-@pytest.mark.xfail(strict=True, reason="Shaped.requires_grad has no setter")
 def test_a_forward_that_sets_requires_grad():
     assert_step_agrees(SetsRequiresGrad(), torch.randn(2, 16))
 
 
 # --- calls that do no counted work never flag a total --------------------------------------------------------
-
-def NO_RULE(op):
-    return pytest.mark.xfail(strict=True,
-                             reason=f"{op} has no rule, so a call that does no counted work flags the total")
-
 
 class Diff(nn.Module):
     def __init__(self):
@@ -330,17 +315,16 @@ class GlobalResponseNorm(nn.Module):
         return self.fc(self.gamma * (x * n) + self.beta + x)
 
 
-@pytest.mark.parametrize("model, x", [pytest.param(Diff(), (2, 4, 8), marks=NO_RULE("torch.diff")),
-                                      pytest.param(WeightNorm(), (2, 8), marks=NO_RULE("torch._weight_norm")),
-                                      pytest.param(GlobalResponseNorm(), (2, 3, 3, 8),
-                                                   marks=NO_RULE("linalg_vector_norm"))],
+@pytest.mark.parametrize("model, x", [pytest.param(Diff(), (2, 4, 8)),
+                                      pytest.param(WeightNorm(), (2, 8)),
+                                      pytest.param(GlobalResponseNorm(), (2, 3, 3, 8))],
                          ids=["diff", "weight_norm", "linalg_vector_norm"])
 def test_no_work_calls_do_not_flag_the_forward(model, x):
     assert profile(model, x).exact, profile(model, x).unsupported
 
 
 @pytest.mark.parametrize("model, x", [(Diff(), (2, 4, 8)),
-                                      pytest.param(WeightNorm(), (2, 8), marks=NO_RULE("torch._weight_norm")),
+                                      pytest.param(WeightNorm(), (2, 8)),
                                       (GlobalResponseNorm(), (2, 3, 3, 8))],
                          ids=["diff", "weight_norm", "linalg_vector_norm"])
 def test_no_work_calls_do_not_flag_the_step(model, x):
@@ -392,7 +376,6 @@ def _pytorch_refuses(model, x, training):
     return str(pytorch.value).splitlines()[0]
 
 
-@pytest.mark.xfail(strict=True, reason="batch norm's channels are not checked against the input's")
 def test_a_batch_norm_of_other_channels_is_refused():
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(16))
     why = _pytorch_refuses(model, torch.randn(1, 3, 8, 8), training=False)
@@ -401,7 +384,6 @@ def test_a_batch_norm_of_other_channels_is_refused():
         profile(model.eval(), (1, 3, 8, 8))
 
 
-@pytest.mark.xfail(strict=True, reason="batch-1 batch norm training on a 1x1 map is not refused")
 def test_batch_one_batch_norm_training_is_refused():
     model = nn.Sequential(nn.BatchNorm2d(4))
     why = _pytorch_refuses(model, torch.randn(1, 4, 1, 1), training=True)
@@ -425,7 +407,6 @@ class DeadEnd(nn.Module):
         return (h, pooled)[0]
 
 
-@pytest.mark.xfail(strict=True, reason="a layer whose output does not reach the loss is given a backward")
 def test_a_layer_that_does_not_reach_the_output_has_no_backward():
     assert_step_agrees(DeadEnd(), torch.randn(2, 4, 8))
 
@@ -529,8 +510,6 @@ class PadCheck(nn.Module):
         return h * 2 if 0 in ids[:, [-1, 0]] else h
 
 
-@pytest.mark.xfail(strict=True, reason="`in` on a shape-only value iterates its rows and asks each for a truth "
-                                       "value, where PyTorch's Tensor.__contains__ compares every element")
 def test_value_in_a_tensor():
     assert_step_agrees(PadCheck(), IDS)
 

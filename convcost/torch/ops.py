@@ -46,6 +46,8 @@ class Op:
     dropout: bool = False  # the identity at inference; a mask in a training step
     by_parts: bool = False  # a training reading reads the function's own body, call by call
     same_shape: bool = False  # returns a tensor of its first argument's shape and dtype
+    picks: bool = False  # picks each element from one of its operands (where, masked_fill): in a training step a
+    #                      new tensor, needing a gradient when any operand does, keeping what autograd keeps
     shape: Callable | None = None  # the output of a view, from its arguments
 
 
@@ -241,6 +243,10 @@ logical_not logical_and logical_or bitwise_and bitwise_or bitwise_not __and__ __
 masked_fill masked_fill_ index_fill index_fill_ scatter scatter_ index_put index_put_ sort topk
 """.split()
 
+#: calls that pick each element from one of their operands, or a number (no arithmetic): in a training step the
+#: gradient flows to every tensor operand, and autograd keeps the mask (the condition) it picked by
+_PICKS = "where masked_fill masked_fill_ index_fill index_fill_ masked_scatter masked_scatter_".split()
+
 #: calls that make a new tensor of another one's shape (no view of it, no gradient)
 _CREATES = """new_zeros new_ones new_empty new_full new_tensor zeros_like ones_like empty_like full_like rand_like
 randn_like randint_like""".split()
@@ -256,7 +262,8 @@ softplus mish mish_ logsigmoid softsign softshrink hardshrink tanhshrink thresho
 selu_ glu prelu silu_ hardsigmoid_ hardswish_ gelu_ leaky_relu_ elu_ relu6_ hardtanh_ max min maximum minimum fmax
 fmin cumsum cumprod var std var_mean std_mean norm frobenius_norm nuclear_norm logsumexp prod nansum nanmean
 median mode quantile normalize softmin lerp addcmul addcdiv dist lgamma digamma sigmoid_ logit xlogy cross_entropy
-nll_loss mse_loss l1_loss binary_cross_entropy binary_cross_entropy_with_logits kl_div smooth_l1_loss cosine_similarity
+diff cummax cummin logcumsumexp vector_norm linalg_vector_norm _weight_norm norm_except_dim nll_loss mse_loss
+l1_loss binary_cross_entropy binary_cross_entropy_with_logits kl_div smooth_l1_loss cosine_similarity
 pairwise_distance local_response_norm embedding embedding_bag one_hot grid_sample affine_grid fold lp_pool1d
 lp_pool2d lp_pool3d fractional_max_pool2d fractional_max_pool3d adaptive_max_pool1d_with_indices
 adaptive_max_pool2d_with_indices max_pool1d_with_indices max_pool2d_with_indices max_pool3d_with_indices
@@ -312,6 +319,8 @@ def _table() -> dict:
         add(name, view=True)
     for name in _CREATES:
         add(name, view=True, creates=True)
+    for name in _PICKS:
+        add(name, view=True, picks=True)
     for name in _DROPOUT:
         add(name, view=True, dropout=True)
         add(getattr(F, name), shape=_same)
@@ -330,7 +339,8 @@ def _named() -> dict:
     hold (``torch.linalg.norm``, ``torch.special.erf``) or defined by a library convcost does not import."""
     entries: dict = {}
     for names, flags in ((_VIEW + _FOREIGN_VIEWS, {"view": True}), (_CREATES, {"view": True, "creates": True}),
-                         (_DROPOUT, {"view": True, "dropout": True}), (_NO_MACS, {"no_macs": True})):
+                         (_DROPOUT, {"view": True, "dropout": True}), (_NO_MACS, {"no_macs": True}),
+                         (_PICKS, {"view": True, "picks": True})):
         for name in names:
             entries[name] = dataclasses.replace(entries.get(name, Op()), **flags)
     return entries

@@ -49,6 +49,7 @@ import torch
 from convcost.errors import ConvcostError, InternalError
 from convcost.torch.conventions import CONVENTIONS, headline
 from convcost.torch.inputs import model_inputs
+from convcost.torch.leftovers import Attributes
 from convcost.torch.locks import TRACING, model_lock
 from convcost.torch.trace_calls import read_calls
 from convcost.torch.trace_fx import read_graph, trace
@@ -156,14 +157,15 @@ def _shown(given) -> str:
 
 class _state_kept:
     """Eval mode while profiling (batch norm on running statistics, no training-only branches), or training
-    mode for a training step; every module's own training flag, grad mode and the default dtype restored
-    after."""
+    mode for a training step; every module's own training flag and attributes (whatever a forward wrote: an
+    eval-time cache, a counter), grad mode and the default dtype restored after."""
 
     def __init__(self, model, training=False):
         self.model, self.training = model, training
 
     def __enter__(self):
         self.flags = [(m, m.training) for m in self.model.modules()]
+        self.attributes = Attributes(self.model)
         self.grad = torch.is_grad_enabled()
         self.dtype = torch.get_default_dtype()
         for m, _ in self.flags:  # a plain attribute: nn.Module's __setattr__ checks are slow
@@ -171,6 +173,7 @@ class _state_kept:
         return self
 
     def __exit__(self, *exc):
+        self.attributes.restore()
         for m, flag in self.flags:
             object.__setattr__(m, "training", flag)
         torch.set_grad_enabled(self.grad)

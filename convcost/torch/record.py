@@ -155,12 +155,51 @@ class Recorder:
         owned = self.__dict__.get("_owned")
         if owned is None:
             owned = self._owned = {id(t) for t in (*self.model.parameters(), *self.model.buffers())}
-        key = ("tensor", id(real))
+        # a constant by its storage: views of one index the forward made once (a cached relative-position
+        # index, read by every layer) are one saved storage, as autograd's hooks see it
+        key = ("tensor", id(real)) if id(real) in owned else ("storage", real.untyped_storage()._cdata)
         if key not in self.storages:
             self.storages[key] = 0 if id(real) in owned else real.numel()
             # held until the reading ends: a constant freed mid-forward would give its id to the next one
             self.__dict__.setdefault("_held", []).append(real)
         return key
+
+    def flow(self, sources, results) -> None:
+        """A call's result ``results`` (storage keys) computed from ``sources``: the backward reaches the
+        sources only through the results (see :meth:`unreached`)."""
+        self.__dict__.setdefault("_flows", []).append((frozenset(sources), frozenset(results)))
+
+    def returned(self, storages) -> None:
+        """The storages of what the forward returned: the loss is computed from them alone."""
+        self._returned = frozenset(storages)
+
+    def unreached(self) -> tuple:
+        """``(entries, params)``: the step's graph entries whose output the loss does not reach (a router read
+        only through ``argmax``), and the parameters only they read: autograd runs no backward for them and
+        gives those parameters no gradient. Empty where the reading did not follow every call."""
+        flows, live = self.__dict__.get("_flows"), self.__dict__.get("_returned")
+        if not flows or not live:
+            return set(), set()
+        live, made = set(live), set()
+        for sources, results in reversed(flows):
+            made |= results
+            if results & live:
+                live |= sources
+        dead = {out for _, _, out in self.graph if out is not None and out in made and out not in live}
+        entries = {i for i, (_, _, out) in enumerate(self.graph) if out in dead}
+        readers = self.__dict__.get("_readers", {})
+        params = {pid for pid, outs in readers.items()
+                  if outs and all(o in dead for o in outs) and ("tensor", pid) not in live}
+        return entries, params
+
+    def first_index(self, key) -> bool:
+        """Whether storage ``key``, an int64 index autograd keeps, is kept here for the first time (an index
+        read by several calls is one saved storage)."""
+        kept = self.__dict__.setdefault("_indices", set())
+        if key in kept:
+            return False
+        kept.add(key)
+        return True
 
     def keep_computed(self, weights, call) -> bool:
         """A weight computed in the forward (weight standardisation, a kernel made by a network): autograd keeps
@@ -217,6 +256,8 @@ class Recorder:
             view = (c.output_view is True or inplace) and operands and operands[0].storage is not None and not copied
             out = operands[0].storage if view else self.new_storage(row.output_shape)
             self.keeps(c, operands, out)
+            for t in reads:  # which rows' outputs each parameter's gradient comes through
+                self.__dict__.setdefault("_readers", {}).setdefault(id(t), []).append(out)
         return row, c, (out, layout)
 
     def folded(self, path, op, spec, c, operands, call):  # noqa: PLR0913 - the row's own arguments
@@ -325,12 +366,14 @@ class Recorder:
 
     def step_totals(self) -> StepTotals:
         """The training step's totals: backward MACs summed over the rows, saved storages counted once."""
-        costs = [c for c, _, _ in self.graph]
+        unreached, unreached_params = self.unreached()
+        costs = [c for i, (c, _, _) in enumerate(self.graph) if i not in unreached]
         params = {id(p): p for p in self.model.parameters()}
-        # a parameter the forward never reads gets no gradient and no optimizer state
+        # a parameter the forward never reads, or reads only where the loss does not reach, gets no gradient
+        # and no optimizer state
         used = set(self.seen) | {key[1] for key in self.storages if isinstance(key, tuple) and key[0] == "tensor"}
         trainable = [p for p in params.values() if p.requires_grad]
-        unread = [p for p in trainable if id(p) not in used]
+        unread = [p for p in trainable if id(p) not in used or id(p) in unreached_params]
         untracked = tuple((op, len(e["paths"]), tuple(e["paths"]), e["why"]) for op, e in self.untracked.items())
         return StepTotals(
             backward_macs=_number(total(c.backward_macs for c in costs)),

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import torch
 
+from convcost.errors import ConvcostError
+
 
 class Tensor:
     """A tensor known by its shape (and, for a parameter or buffer, the tensor itself; its dtype where it
@@ -61,6 +63,11 @@ def batched(shape, rank: int) -> tuple:
     if len(shape) == rank - 1:
         return (1, *shape), UNBATCHED
     return shape, None
+
+
+class Refused(ConvcostError):
+    """PyTorch itself refuses this call (its message quoted): whichever reading sees it, the profile is refused,
+    never counted or listed."""
 
 
 class NoRule(Exception):

@@ -92,7 +92,15 @@ class Shaped:
 
     @property
     def requires_grad(self) -> bool:
-        return False
+        return bool(self.value.grad) and _session().walk.training
+
+    @requires_grad.setter
+    def requires_grad(self, flag) -> None:  # wav2vec2's `hidden_states.requires_grad = True` on its input's view
+        self.value.grad = bool(flag)
+
+    def requires_grad_(self, flag=True):
+        self.value.grad = bool(flag)
+        return self
 
     @property
     def is_meta(self) -> bool:
@@ -210,7 +218,11 @@ class _Session(TorchFunctionMode):
                            for t in (*m._parameters.values(), *m._buffers.values()) if t is not None}
         self.stack = []
         self.busy = 0  # inside convcost's own machinery (a rule, a reader, a meta run): calls pass through
-        self.dtype = inputs.positional[0].dtype if inputs.positional else torch.get_default_dtype()
+        # the dtype of a computed value whose dtype the rules leave open: the floating one (token ids are
+        # int64, but what is computed from them through an embedding is not)
+        given = [i.dtype for i in (*inputs.positional, *inputs.keywords.values())]
+        self.dtype = next((d for d in given if d is not None and d.is_floating_point), None) or next(
+            (t.dtype for t in model.parameters() if t.is_floating_point()), torch.get_default_dtype())
         self.device = torch.device(device)
 
     def call(self, kind, target, args, kwargs):
@@ -312,6 +324,17 @@ def _with_reals(shaped, real):
     return shaped
 
 
+def _flat_shaped(value) -> list:
+    """The :class:`Shaped` values in what a forward returned (a tensor, tuples, lists, dicts, a named tuple)."""
+    if isinstance(value, Shaped):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (tuple, list)):
+        return [s for v in value for s in _flat_shaped(v)]
+    return []
+
+
 def _is_shaped(value) -> bool:
     return isinstance(value, Shaped)
 
@@ -395,7 +418,9 @@ def read_shapes(model, inputs, device="cpu", training=False, with_values=False):
         _LOCAL.session = session
         try:
             with module_calls(_module_call, _module_getattr), torch.no_grad(), session:
-                _ORIGINAL_CALL(model, *args, **kwargs)
+                out = _ORIGINAL_CALL(model, *args, **kwargs)
+            if training:
+                session.walk.record.returned(s.value.storage for s in _flat_shaped(out) if s.value.storage is not None)
         except (NeedsTensors, ConvcostError, InternalError):
             raise
         except Exception as exc:  # noqa: BLE001 - code that a shape cannot run (isinstance checks, numpy ...)

@@ -40,10 +40,10 @@ from convcost.torch import layouts
 from convcost.torch.binding import BINDINGS, FUNCTIONS, METHODS, binding_of, module_binding
 from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
 from convcost.torch.leftovers import holds
-from convcost.torch.ops import op_of
+from convcost.torch.ops import key, op_of
 from convcost.torch.record import Recorder
 from convcost.torch.registry import REGISTRY
-from convcost.torch.rules import WITH_INDICES, Emit, NoRule, Tensor, bind_arguments
+from convcost.torch.rules import WITH_INDICES, Emit, NoRule, Refused, Tensor, bind_arguments
 from convcost.torch.runtime.private import is_dropout
 
 #: module types read as one leaf: those whose binding is a primitive (containers are read by what they call)
@@ -101,8 +101,14 @@ class Walk:
 
     def is_layer(self) -> bool:
         """Whether the model itself is one layer called on its inputs (read as that module, as every tool sees it)."""
-        return type(self.model) in LEAF_TYPES and not self.inputs.keywords and \
-            _inputs_of(self.model, [Tensor(g.shape) for g in self.inputs.positional], {}) is not None
+        return type(self.model) in LEAF_TYPES and not self.inputs.keywords and not self.computes_weights(self.model) \
+            and _inputs_of(self.model, [Tensor(g.shape) for g in self.inputs.positional], {}) is not None
+
+    def computes_weights(self, module) -> bool:
+        """Whether a training step must read ``module`` by what it calls: a forward pre-hook (the old
+        ``torch.nn.utils.weight_norm``) computes its weight from parameters, and autograd keeps that weight
+        and the norm; read as one row, the hook would not run at all."""
+        return self.training and bool(module._forward_pre_hooks)
 
     def bare_layer(self):
         """A model that is one layer reads as that module (as every tool sees it), not as its calls."""
@@ -114,7 +120,7 @@ class Walk:
 
     def one_row(self, module, args, kwargs) -> bool:
         """Whether a call of ``module`` on these arguments reads as one row (else it is read by what it calls)."""
-        if type(module) not in LEAF_TYPES or _inputs_of(module, args, kwargs) is None:
+        if type(module) not in LEAF_TYPES or _inputs_of(module, args, kwargs) is None or self.computes_weights(module):
             return False
         return self.spec_of(module)[0] is not None
 
@@ -134,6 +140,33 @@ class Walk:
     def call(self, event: Event):
         """The value a call returns (a :class:`Tensor`, a tuple of them, a plain value, or :class:`Unknown`),
         its row recorded."""
+        result = self._call(event)
+        if self.training:
+            self.flow(event, result)
+        return result
+
+    def flow(self, event, result) -> None:
+        """In a training reading, which storages a call's result comes from (the step's backward reaches a row
+        only through them); a call whose result carries no gradient (``argmax``, a comparison) passes none."""
+        if event.kind != MODULE and (key(event.kind, event.target) in _NO_GRADIENT or
+                                     op_of(event.kind, event.target).creates):
+            return
+        sources = set()
+        for t in _flat(event.args, event.kwargs):
+            if isinstance(t, Tensor) and t.storage is not None:
+                sources.add(t.storage)
+            elif isinstance(t, Tensor) and isinstance(t.tensor, torch.nn.Parameter):
+                sources.add(("tensor", id(t.tensor)))
+        if event.kind == MODULE:
+            sources.update(("tensor", id(p)) for p in own_parameters(event.target))
+        results = {t.storage for t in _flat((result,), {}) if isinstance(t, Tensor) and t.storage is not None}
+        first = event.args[0] if event.args else None
+        if isinstance(first, Tensor) and first.storage is not None and (
+                event.target is operator.setitem or event.kind != MODULE and _in_place(event)):
+            results.add(first.storage)  # written in place: x[i] = y, x.add_(y)
+        self.record.flow(sources, results)
+
+    def _call(self, event: Event):
         args, kwargs = event.args, event.kwargs
         flat = _flat(args, kwargs)
         up = next((a for a in flat if isinstance(a, Unknown)), None)
@@ -150,7 +183,7 @@ class Walk:
         if rule is None:
             if event.kind == FUNCTION and event.target in (operator.getitem, getattr):
                 return self.getitem(event)
-            return self.unknown(event, "no convcost rule for this operation")
+            return self.unknown(event, _NOT_COUNTED if op.no_macs else "no convcost rule for this operation")
         try:
             result = rule(args, kwargs)
         except NoRule as why:
@@ -179,7 +212,7 @@ class Walk:
         op = op_of(event.kind, event.target)
         if rule is None or rule is op.shape:
             if not op.view and any(isinstance(a, Tensor) for a in _flat(event.args, event.kwargs)):
-                self.record.skip(event.label, event.path, "element-wise or reduction work convcost does not count"
+                self.record.skip(event.label, event.path, _NOT_COUNTED
                                  if op.no_macs else "no convcost rule for this operation", macs=not op.no_macs)
             return
         try:
@@ -187,6 +220,8 @@ class Walk:
         except NoRule as why:
             self.record.skip(event.label, event.path, str(why), macs=not op.no_macs)
             return
+        except Refused:  # PyTorch's own refusal, which a kernel on meta tensors does not say
+            raise
         except ConvcostError as why:  # the rule's layer refuses what PyTorch accepted: listed, not guessed
             self.record.skip(event.label, event.path, f"convcost cannot cost it: {why}")
             return
@@ -388,10 +423,12 @@ class Walk:
             return _fresh(result, self.record, False)
         gather = module is None and event.name in ("getitem", "__getitem__") and len(args) > 1 \
             and holds(args[1], lambda v: isinstance(v, (Tensor, torch.Tensor)))
-        if not listed and source is not None and module is None and not gather:
+        picks = module is None and op_of(event.kind, event.target).picks and \
+            any(self.record.tracked(t).grad for t in tensors)
+        if not listed and source is not None and module is None and not gather and not picks:
             return self.view_of(result, source, event)
         grad = any(t.grad for t in tensors) or module is not None and any(p.requires_grad for p in module.parameters())
-        if grad and module is None and (gather or not _may_macs(event)):
+        if grad and module is None and (gather or picks or not _may_macs(event)):
             simulated = self.simulated(result, event)
             if simulated is not None:
                 return simulated
@@ -420,9 +457,10 @@ class Walk:
                                   layout=layouts.layout_of(meta)))
         first, view = outputs[0], run.outputs[0][1] is not None
         saved = run.saved_elements(first.shape, output_view=view)
-        indices = run.fresh_indices + sum(  # an index kept
+        indices = run.fresh_indices + sum(  # an index kept, once per storage
             _numel(t.shape) for t, kept in zip(run.operands, run.kept)
-            if kept and t.dtype == torch.int64 and not self.record.is_parameter(t.storage))
+            if kept and t.dtype == torch.int64 and not self.record.is_parameter(t.storage)
+            and self.record.first_index(t.storage))
         cost = Cost(output_shape=first.shape, saved_elements=saved, saved_indices=indices,
                     saves_input=tuple(run.kept), saves_output=run.saves_output, output_view=view)
         self.record.keeps(cost, run.operands, first.storage)
@@ -463,6 +501,17 @@ _OPERATORS.update({"__radd__": operator.add, "__rsub__": operator.sub, "__rmul__
 
 _PYTHON_ARITHMETIC = frozenset({operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv,
                                 operator.mod, operator.pow, operator.neg, operator.iadd, operator.imul})
+
+
+#: calls whose result carries no gradient: the backward does not reach what they read through them
+_NO_GRADIENT = frozenset(key("function", f) for f in (
+    torch.argmax, torch.argmin, torch.argsort, torch.eq, torch.ne, torch.lt, torch.le, torch.gt, torch.ge,
+    torch.isnan, torch.isinf, torch.isfinite, torch.any, torch.all, torch.detach, torch.logical_not,
+    torch.logical_and, torch.logical_or, torch.logical_xor, torch.bitwise_and, torch.bitwise_or, torch.bitwise_not,
+    torch.bitwise_xor, torch.nonzero, torch.sign, torch.floor, torch.ceil, torch.round))
+
+#: why a call of the table's no-MAC work is listed (work convcost deliberately does not count, never a flag)
+_NOT_COUNTED = "element-wise or reduction work convcost does not count"
 
 
 def _may_macs(event) -> bool:
