@@ -379,17 +379,43 @@ def _as_cost(spec_or_cost) -> Cost:
     return c
 
 
+@dataclasses.dataclass(frozen=True)
+class BackwardCost:
+    """The backward pass of a bound cost, as the latency model sees it: each kernel does ``2 x`` its share of
+    ``backward_macs`` (the cost's own when None; shared among kernels as their forward MACs are) plus the
+    forward's other operations, and moves twice the forward's bytes (the output's gradient and the saved
+    tensors read, the input's gradient written).
+
+    >>> from convcost.primitives import Conv
+    >>> c = Conv(C=8, O=8, K=3).cost((1, 8, 10, 10))
+    >>> [(t[1], t[2], t[3]) for t in kernel_times(BackwardCost(c), Machine("m", 1e9, 1e9))]
+    [('dense_conv', 147968, 15168)]
+    >>> 2 * 2 * 8 * 8 * 9 * 64 + 512, 2 * 4 * (800 + 512 + 8 * 8 * 9 + 8)
+    (147968, 15168)
+    """
+
+    cost: Cost
+    backward_macs: object = None
+
+
 def kernel_times(spec_or_cost, machine: Machine, dtype: str = "float32") -> list:
     """``(name, kind, flops, bytes, compute seconds, memory seconds, allocation seconds)`` of every
-    kernel that does work."""
+    kernel that does work (of the backward, for a :class:`BackwardCost`)."""
     if text("predict_latency", "dtype", dtype) not in ITEMSIZE:
         raise ConvcostError(f"unknown dtype {dtype!r}; known: {', '.join(ITEMSIZE)}")
+    backward = isinstance(spec_or_cost, BackwardCost)
+    c = _as_cost(spec_or_cost.cost if backward else spec_or_cost)
+    parts = [(name, part, kind_of(part)) for name, part in primitives(c)]
+    parts = [(name, part, kind) for name, part, kind in parts if kind is not None]
+    if backward:
+        total = spec_or_cost.backward_macs if spec_or_cost.backward_macs is not None else c.backward_macs
+        total, macs = int(total), sum(int(part.macs) for _, part, _ in parts)
     out = []
-    for name, part in primitives(_as_cost(spec_or_cost)):
-        kind = kind_of(part)
-        if kind is None:
-            continue
+    for name, part, kind in parts:
         flops, moved = int(work(part)), int(part.memory_access) * ITEMSIZE[dtype]
+        if backward:
+            share = total * int(part.macs) / macs if macs else 0
+            flops, moved = int(round(2 * share)) + flops - 2 * int(part.macs), 2 * moved
         fresh = machine.allocation_seconds(int(part.activation_elements) * ITEMSIZE[dtype])
         out.append((name, kind, flops, moved, flops / machine.peak_flops, machine.memory_seconds(moved), fresh))
     return out

@@ -218,7 +218,7 @@ def test_calibrate_tiny_caches_in_the_user_cache_folder(tmp_path, monkeypatch, c
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # where platformdirs puts it on Linux
     monkeypatch.setattr(platformdirs, "user_cache_dir", lambda name, appauthor=None: str(tmp_path / name))
-    m = calibrate("cpu", quick=True, min_run_time=0.001)
+    m = calibrate("cpu", quick=True, min_run_time=0.001, passes=1)
     path = cache_path("cpu", 1, quick=True)
     assert path.startswith(str(tmp_path / "convcost"))
     assert Machine.load(path) == m
