@@ -36,10 +36,12 @@ convcost.errors.ConvcostError: unknown device 'tpu': use 'cpu', 'cuda' or 'cuda:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import platform
 import re
 import sys
+import time
 
 import torch
 from torch.utils import benchmark
@@ -102,6 +104,25 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: the clocks a timing can read: wall time, or the process's CPU time (one thread on a busy machine: the time
+#: the work itself took, not the time other processes held the core)
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = ["wall"]
+
+
+@contextlib.contextmanager
+def clock(name: str):
+    """Time with the clock ``name`` (:data:`CLOCKS`) inside the block: ``with clock("cpu"): calibrate(...)``."""
+    if name not in CLOCKS:
+        raise ConvcostError(f"unknown clock {name!r}; known: {', '.join(CLOCKS)}")
+    before = _clock[0]
+    _clock[0] = name
+    try:
+        yield
+    finally:
+        _clock[0] = before
+
+
 def time_call(fn, *args, device: str = "cpu", threads: int = 1, min_run_time: float = 0.2, warmup: int = 2,
               statistic: str = "min", grad: bool = False) -> float:
     """Seconds per call of ``fn(*args)``: warm-up calls, then ``Timer.blocked_autorange``.
@@ -123,19 +144,41 @@ def time_call(fn, *args, device: str = "cpu", threads: int = 1, min_run_time: fl
             fn(*args)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
-        timer = benchmark.Timer(stmt="fn(*args)", globals={"fn": fn, "args": args}, num_threads=threads)
+        if _clock[0] == "cpu" and (threads != 1 or dev.type != "cpu"):
+            raise ConvcostError(f"the cpu clock times one thread on the CPU, not {threads} threads on {device}")
+        timer = benchmark.Timer(stmt="fn(*args)", globals={"fn": fn, "args": args}, num_threads=threads,
+                                timer=CLOCKS[_clock[0]])
         measured = timer.blocked_autorange(min_run_time=min_run_time)
         return float(min(measured.times) if statistic == "min" else measured.median)
 
 
-def time_layer(layer, input_shape, *, device: str = "cpu", threads: int = 1, min_run_time: float = 0.2) -> float:
-    """Median seconds of the real kernels of a convcost layer on a random input of ``input_shape``."""
+#: the weights a timing cycles through at least (copies of the module): more than a core's own cache holds, so
+#: that each call reads its weights from further away, as a layer inside a network does (the input stays hot:
+#: inside a network the layer before has just written it)
+COLD_BYTES = 8 * 2**20
+#: at most this many copies of one module
+MOST_COPIES = 16
+
+
+def copies(layer, input_shape, device, training=False) -> list:
+    """Copies of the module ``convcost.torch.to_torch`` builds for ``layer``, enough to hold :data:`COLD_BYTES`
+    of weights between them (one for a layer without weights)."""
     from convcost.torch import to_torch
 
     dev = check_device(device)
-    module = to_torch(layer, input_shape).to(dev).eval()
+    first = to_torch(layer, input_shape).to(dev).train(training)
+    weights = sum(q.numel() * q.element_size() for q in first.parameters())
+    count = min(MOST_COPIES, -(-COLD_BYTES // weights)) if weights else 1
+    return [first] + [to_torch(layer, input_shape).to(dev).train(training) for _ in range(count - 1)]
+
+
+def time_layer(layer, input_shape, *, device: str = "cpu", threads: int = 1, min_run_time: float = 0.2) -> float:
+    """Fastest seconds per call of the real kernels of a convcost layer on a random input of ``input_shape``,
+    its weights cold (:func:`copies`, called in turn)."""
+    dev = check_device(device)
+    turn = itertools.cycle(copies(layer, input_shape, device))
     x = torch.randn(*[int(s) for s in input_shape], device=dev)
-    return time_call(module, x, device=device, threads=threads, min_run_time=min_run_time)
+    return time_call(lambda: next(turn)(x), device=device, threads=threads, min_run_time=min_run_time)
 
 
 def peak_matmul(device: str = "cpu", threads: int = 1, sizes=(512, 1024, 2048), min_run_time: float = 0.2) -> float:
@@ -284,20 +327,20 @@ def cache_path(device: str = "cpu", threads: int = 1, quick: bool = False, cache
 def time_training(layer, input_shape, *, device: str = "cpu", threads: int = 1, min_run_time: float = 0.2) -> tuple:
     """``(forward, forward and backward)`` seconds of a convcost layer in training mode, its input needing a
     gradient as a layer's inside a network does (fastest block of each)."""
-    from convcost.torch import to_torch
-
     dev = check_device(device)
-    module = to_torch(layer, input_shape).to(dev).train()
+    modules = copies(layer, input_shape, device, training=True)
     x = torch.randn(*[int(s) for s in input_shape], device=dev, requires_grad=True)
-    grad = torch.ones_like(module(x))
+    grad = torch.ones_like(modules[0](x))
+    turn = itertools.cycle(modules)
 
     def step():
+        module = next(turn)
         for q in module.parameters():
             q.grad = None
         x.grad = None
         module(x).backward(grad)
 
-    forward = time_call(module, x, device=device, threads=threads, min_run_time=min_run_time, grad=True)
+    forward = time_call(lambda: next(turn)(x), device=device, threads=threads, min_run_time=min_run_time, grad=True)
     both = time_call(step, device=device, threads=threads, min_run_time=min_run_time, grad=True)
     return forward, both
 
@@ -367,6 +410,22 @@ def calibrate(
     if cache and os.path.exists(path):
         say(f"using the cached calibration {path} (cache=False measures afresh)")
         return Machine.load(path)
+    machine, _ = measure(device, threads=threads, quick=quick, min_run_time=min_run_time, passes=passes,
+                         tolerance=tolerance, say=say)
+    if cache:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        machine.save(path)
+        say(f"done; cached in {path}")
+    else:
+        say("done")
+    return machine
+
+
+def measure(device: str = "cpu", *, threads: int = 1, quick: bool = False, min_run_time: float | None = None,
+            passes: int | None = None, tolerance: float = 0.02, say=None) -> tuple:
+    """``(machine, samples)``: what :func:`calibrate` measures and fits, never cached, with the inference
+    samples ``(cost, fastest seconds)`` it was fitted on (for other predictors fitted on the same kernels)."""
+    say = say or _progress(True)
     run = min_run_time if min_run_time is not None else (0.01 if quick else 0.05)
     most = passes if passes is not None else (3 if quick else 6)
     kernels = calibration_kernels(quick)
@@ -414,14 +473,7 @@ def calibrate(
     training = {"forward": latency.fit_roof(machine, forward).as_dict(),
                 "backward": latency.fit_roof(machine, backward).as_dict(),
                 "optimizer": {opt: list(best[opt]) for opt in ("sgd", "adam")}}
-    machine = machine.replace(training=training, spread=_spread(readings))
-    if cache:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        machine.save(path)
-        say(f"done; cached in {path}")
-    else:
-        say("done")
-    return machine
+    return machine.replace(training=training, spread=_spread(readings)), inference
 
 
 def _best(values):

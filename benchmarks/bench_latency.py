@@ -1,0 +1,316 @@
+"""Whole-model latency, predicted from the profile and timed, on a zoo of torchvision and timm models, in one run.
+
+    python benchmarks/bench_latency.py                    # the zoo, every setting; writes --out (a temp dir)
+    python benchmarks/bench_latency.py --out benchmarks/results --models resnet18,mobilenet_v2
+    python benchmarks/bench_latency.py --noise resnet18   # the machine's noise floor: one model timed again and again
+
+Run in a venv holding torch, and torchvision and timm installed with ``--no-deps`` (torchvision 0.28 imports
+against torch 2.13 through ``zoo_agreement.import_torchvision``). In one process, for each thread count (one, and
+every core): the machine is calibrated afresh (``convcost.torch.calibrate.measure``: micro-benchmarks of single
+kernels, never a zoo model), then every model is profiled, predicted and timed at batch 1 and a larger batch at
+224x224 (inference: eval mode, ``torch.inference_mode``), and one training step (forward, backward, SGD with
+momentum) at a small batch. A timing is the fastest of ``--repeats`` calls after a warm-up call, the models
+interleaved (each round times every model once), so a busy moment of the machine spoils one call of each.
+
+Beside the model, two predictors fitted on the same calibration kernels: MACs only (``seconds = a x MACs``,
+least squares on relative error) and the plain roofline (every kernel ``max(FLOPs / peak, bytes / bandwidth)``
+at the measured peak and bandwidth, no fitted factor). Scores per setting: median absolute error, share within
+10% and 20%, worst, Spearman's rank correlation. Writes ``latency-cpu.json`` and a plot into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+import torch  # noqa: E402
+
+from convcost.latency import BackwardCost, Machine, kernel_times, nnls, predict_latency  # noqa: E402
+from convcost.layers import Merge  # noqa: E402
+from convcost.torch import profile  # noqa: E402
+from convcost.torch.calibrate import CLOCKS, clock, describe, measure  # noqa: E402
+
+#: (source, name): torchvision's and timm's ImageNet CNNs, small and large, plain, depthwise, grouped, dense
+ZOO = (
+    ("torchvision", "resnet18"), ("torchvision", "resnet34"), ("torchvision", "resnet50"),
+    ("torchvision", "resnext50_32x4d"), ("torchvision", "wide_resnet50_2"), ("torchvision", "alexnet"),
+    ("torchvision", "vgg11"), ("torchvision", "squeezenet1_0"), ("torchvision", "squeezenet1_1"),
+    ("torchvision", "densenet121"), ("torchvision", "googlenet"), ("torchvision", "mobilenet_v2"),
+    ("torchvision", "mobilenet_v3_small"), ("torchvision", "mobilenet_v3_large"),
+    ("torchvision", "shufflenet_v2_x0_5"), ("torchvision", "shufflenet_v2_x1_0"), ("torchvision", "mnasnet0_5"),
+    ("torchvision", "mnasnet1_0"), ("torchvision", "efficientnet_b0"), ("torchvision", "efficientnet_b1"),
+    ("torchvision", "regnet_x_400mf"), ("torchvision", "regnet_y_400mf"), ("torchvision", "regnet_x_800mf"),
+    ("timm", "resnet26"), ("timm", "resnet18d"), ("timm", "mobilenetv3_large_100"), ("timm", "efficientnet_lite0"),
+    ("timm", "mixnet_s"), ("timm", "ghostnet_100"), ("timm", "rexnet_100"), ("timm", "lcnet_100"),
+    ("timm", "tinynet_a"), ("timm", "fbnetc_100"), ("timm", "spnasnet_100"), ("timm", "dla34"),
+    ("timm", "regnetx_016"), ("timm", "hardcorenas_a"), ("timm", "semnasnet_100"),
+)
+
+#: (label, batch, training)
+SETTINGS = (("batch 1", 1, False), ("batch 8", 8, False), ("training step, batch 2", 2, True))
+
+
+def build(source: str, name: str):
+    if source == "torchvision":
+        from zoo_agreement import import_torchvision
+
+        return getattr(import_torchvision(), name)(weights=None)
+    import_torchvision_first()
+    import timm
+
+    return timm.create_model(name, pretrained=False)
+
+
+def import_torchvision_first():
+    """timm imports torchvision; its failing fake-op registrations are skipped the same way."""
+    from zoo_agreement import import_torchvision
+
+    import_torchvision()
+
+
+CLOCK = [time.perf_counter]
+
+
+def time_inference(model, x) -> float:
+    with torch.inference_mode():
+        start = CLOCK[0]()
+        model(x)
+        return CLOCK[0]() - start
+
+
+def time_step(model, x, opt) -> float:
+    start = CLOCK[0]()
+    opt.zero_grad(set_to_none=True)
+    out = model(x)
+    (out if torch.is_tensor(out) else out[0]).float().mean().backward()
+    opt.step()
+    return CLOCK[0]() - start
+
+
+def macs_only(samples) -> float:
+    """Seconds per MAC, least squares on relative error over the calibration kernels that do MACs."""
+    xs = np.array([float(c.macs) for c, _ in samples if c.macs])
+    ys = np.array([t for c, t in samples if c.macs])
+    return float(nnls((xs / ys)[:, None], np.ones(len(ys)))[0])
+
+
+def plain_roofline(report, machine: Machine) -> float:
+    """Every kernel of every row at ``max(FLOPs / peak, bytes / bandwidth)``: no factor, no overhead (a training
+    step: its backward's kernels too, as the model counts their work)."""
+    total = 0.0
+    for r in report.rows:
+        c = r.spec.cost(list(r.input_shapes) if isinstance(r.spec, Merge) else r.input_shapes[0])
+        parts = [c] + ([BackwardCost(c, int(r.counts.get("backward_macs", 0)))] if report.training else [])
+        total += sum(max(k[2] / machine.peak_flops, k[3] / machine.bandwidth)
+                     for part in parts for k in kernel_times(part, machine))
+    return total
+
+
+def scores(predicted, measured) -> dict:
+    p, m = np.asarray(predicted), np.asarray(measured)
+    err = p / m - 1
+    return {"count": len(m), "median_error": float(np.median(np.abs(err))),
+            "within_10": float(np.mean(np.abs(err) <= 0.10)), "within_20": float(np.mean(np.abs(err) <= 0.20)),
+            "within_30": float(np.mean(np.abs(err) <= 0.30)), "within_40": float(np.mean(np.abs(err) <= 0.40)),
+            "worst": float(err[np.argmax(np.abs(err))]), "spearman": spearman(p, m)}
+
+
+def spearman(a, b) -> float:
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1]) if len(a) > 2 else float("nan")
+
+
+def run_threads(threads: int, zoo, args, say) -> dict:
+    torch.set_num_threads(threads)
+    say(f"{threads} thread(s): calibrating")
+    started = time.perf_counter()
+    with clock(args.clock):
+        machine, samples = measure("cpu", threads=threads, quick=args.quick_calibration,
+                                   say=lambda m: say(f"  calibrate: {m}"))
+    per_mac = macs_only(samples)
+    calibration_seconds = time.perf_counter() - started
+    say(f"{threads} thread(s): calibrated in {calibration_seconds:.0f} s; profiling {len(zoo)} models")
+    entries = []
+    for source, name in zoo:
+        try:
+            model = build(source, name)
+        except Exception as exc:  # noqa: BLE001 - a model this torchvision/timm cannot build: listed
+            entries.append({"source": source, "model": name, "skipped": f"{type(exc).__name__}: {exc}"[:200]})
+            continue
+        for label, batch, training in SETTINGS:
+            if training and args.no_training:
+                continue
+            shape = (batch, 3, 224, 224)
+            try:
+                report = profile(model, shape, training=training)
+                lat = predict_latency(report, machine)
+            except Exception as exc:  # noqa: BLE001 - listed, never dropped silently
+                entries.append({"source": source, "model": name, "setting": label,
+                                "skipped": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"})
+                continue
+            entries.append({"source": source, "model": name, "setting": label, "batch": batch, "training": training,
+                            "macs": int(report.total["macs"]), "rows": len(report.rows),
+                            "predicted": lat.seconds, "forward": lat.forward_seconds,
+                            "backward": lat.backward_seconds, "optimizer": lat.optimizer_seconds,
+                            "macs_only": (int(report.total["macs"]) + (int(report.training.backward_macs)
+                                                                        if training else 0)) * per_mac,
+                            "roofline": plain_roofline(report, machine),
+                            "times": []})
+        for e in entries:
+            if e.get("model") == name and "skipped" not in e:
+                e["_model"] = model
+    say(f"{threads} thread(s): timing, {args.repeats} rounds over every model and setting")
+    live = [e for e in entries if "skipped" not in e]
+    inputs, opts = {}, {}
+    for e in live:
+        key = (e["model"], e["setting"])
+        inputs[key] = torch.randn(e["batch"], 3, 224, 224)
+        if e["training"]:
+            opts[key] = torch.optim.SGD(e["_model"].parameters(), lr=1e-6, momentum=0.9)
+    for round_ in range(args.repeats + 1):  # the first round warms up
+        for e in live:
+            key, model = (e["model"], e["setting"]), e["_model"]
+            gc.collect()
+            if e["training"]:
+                model.train()
+                t = time_step(model, inputs[key], opts[key])
+            else:
+                model.eval()
+                t = time_inference(model, inputs[key])
+            if round_:
+                e["times"].append(t)
+        say(f"  round {round_ + 1}/{args.repeats + 1} done")
+    for e in live:
+        e.pop("_model")
+        e["measured"] = min(e["times"])
+        e["spread"] = float(np.median(e["times"]) / e["measured"] - 1)
+    for e in entries:
+        e.pop("_model", None)
+    result = {"threads": threads, "machine": machine.as_dict(), "calibration_seconds": calibration_seconds,
+              "seconds_per_mac": per_mac, "entries": entries, "scores": {}}
+    for label, _, training in SETTINGS:
+        rows = [e for e in live if e["setting"] == label]
+        if rows:
+            result["scores"][label] = {p: scores([e[p] for e in rows], [e["measured"] for e in rows])
+                                       for p in ("predicted", "macs_only", "roofline")}
+    return result
+
+
+def noise(name: str, repeats: int, say) -> dict:
+    """One model timed ``repeats`` times in a row at batch 1, one thread: the spread of fastest-of-k readings."""
+    torch.set_num_threads(1)
+    model = build(*next(z for z in ZOO if z[1] == name)).eval()
+    x = torch.randn(1, 3, 224, 224)
+    times = [time_inference(model, x) for _ in range(repeats)]
+    best_of_5 = [min(times[i:i + 5]) for i in range(0, len(times) - 4, 5)]
+    return {"model": name, "times": times, "min": min(times), "median": float(np.median(times)),
+            "best_of_5_spread": float(max(best_of_5) / min(best_of_5) - 1)}
+
+
+def load_average() -> list:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=None, help="folder for latency-cpu.json and the plot (default: a temp dir)")
+    parser.add_argument("--models", default="", help="comma-separated names (default: the whole zoo)")
+    parser.add_argument("--threads", default="", help="comma-separated thread counts (default: 1 and every core)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds (the fastest is kept; default 5)")
+    parser.add_argument("--quick-calibration", action="store_true", help="calibrate with the quick grid")
+    parser.add_argument("--no-training", action="store_true", help="skip the training step")
+    parser.add_argument("--clock", default="wall", choices=sorted(CLOCKS),
+                        help="wall time (default), or the process's CPU time (one thread: a busy machine's own work)")
+    parser.add_argument("--noise", default="", help="only time this model again and again (the noise floor)")
+    args = parser.parse_args(argv)
+    CLOCK[0] = CLOCKS[args.clock]
+    out = args.out or tempfile.mkdtemp(prefix="convcost-latency-")
+    os.makedirs(out, exist_ok=True)
+    started = time.perf_counter()
+
+    def say(message):
+        print(f"[{time.perf_counter() - started:6.0f} s, load {load_average()}] {message}", file=sys.stderr, flush=True)
+
+    if args.noise:
+        result = noise(args.noise, 40, say)
+        print(json.dumps({k: v for k, v in result.items() if k != "times"}, indent=2))
+        return 0
+    names = [n for n in args.models.split(",") if n]
+    zoo = [z for z in ZOO if not names or z[1] in names]
+    threads = [int(t) for t in args.threads.split(",") if t] or sorted({1, os.cpu_count() or 1})
+    data = {"torch": torch.__version__, "python": platform.python_version(), "cpu": describe("cpu", 1)["processor"],
+            "cores": os.cpu_count(), "load_before": load_average(), "started": time.strftime("%Y-%m-%d %H:%M UTC",
+                                                                                              time.gmtime()),
+            "repeats": args.repeats, "clock": args.clock, "runs": []}
+    for n in threads:
+        data["runs"].append(run_threads(n, zoo, args, say))
+        data["load_after_" + str(n)] = load_average()
+    data["seconds"] = time.perf_counter() - started
+    path = os.path.join(out, "latency-cpu.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
+    try:
+        plot(data, os.path.join(out, "latency-cpu.png"))
+    except ImportError:
+        pass
+    print(summary(data))
+    print(f"wrote {path}")
+    return 0
+
+
+def summary(data) -> str:
+    lines = []
+    for run in data["runs"]:
+        for label, by in run["scores"].items():
+            for p, s in by.items():
+                lines.append(f"{run['threads']} thread(s), {label:<24} {p:<10} median {100 * s['median_error']:5.1f}%  "
+                             f"<=10% {100 * s['within_10']:5.1f}%  <=20% {100 * s['within_20']:5.1f}%  worst "
+                             f"{100 * s['worst']:+6.1f}%  Spearman {s['spearman']:.3f}  (n={s['count']})")
+    return "\n".join(lines)
+
+
+def plot(data, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 6))
+    marks = {"batch 1": "o", "batch 8": "s", "training step, batch 2": "^"}
+    for run in data["runs"]:
+        for label, mark in marks.items():
+            rows = [e for e in run["entries"] if e.get("setting") == label and "measured" in e]
+            if rows:
+                ax.scatter([e["measured"] for e in rows], [e["predicted"] for e in rows], marker=mark, s=14,
+                           label=f"{label}, {run['threads']} thread(s)", alpha=0.75)
+    lo = min(e["measured"] for r in data["runs"] for e in r["entries"] if "measured" in e) / 1.5
+    hi = max(e["measured"] for r in data["runs"] for e in r["entries"] if "measured" in e) * 1.5
+    ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+    for f in (0.8, 1.2):
+        ax.plot([lo, hi], [lo * f, hi * f], "k:", lw=0.6)
+    ax.set(xscale="log", yscale="log", xlabel="measured seconds", ylabel="predicted seconds (convcost)",
+           title="Whole-model latency: predicted against measured (dotted: +-20%)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
