@@ -200,6 +200,24 @@ def copy_bandwidth(device: str = "cpu", threads: int = 1, elements: int = 1 << 2
     return 2 * 4 * elements / seconds
 
 
+def core_cache_bytes() -> int:
+    """Bytes of the largest cache one core has to itself (Linux: the level-2 cache in sysfs; else 1 MiB)."""
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    best = 0
+    try:
+        for index in (i for i in os.listdir(base) if i.startswith("index")):
+            with open(os.path.join(base, index, "level"), encoding="utf-8") as f:
+                level = int(f.read())
+            with open(os.path.join(base, index, "size"), encoding="utf-8") as f:
+                text = f.read().strip()
+            size = int(text[:-1]) * {"K": 2**10, "M": 2**20}.get(text[-1], 1) if text[-1] in "KM" else int(text)
+            if level == 2:
+                best = max(best, size)
+    except (OSError, ValueError):
+        pass
+    return best or 2**20
+
+
 def fresh_memory(device: str = "cpu", threads: int = 1, largest_mib: int = 256, min_run_time: float = 0.2,
                  resolution_mib: int = 1) -> tuple:
     """``(alloc_threshold bytes, alloc_bandwidth bytes/s)``: what writing into newly allocated memory costs.
@@ -265,9 +283,11 @@ def fresh_memory(device: str = "cpu", threads: int = 1, largest_mib: int = 256, 
 
 #: ``(channels, spatial size, batch)`` of the stages the calibration kernels are timed at: a CNN's stages at
 #: batch 1, and two at batch 8 whose tensors stream from memory
-STAGES = ((16, 112, 1), (32, 56, 1), (64, 28, 1), (128, 14, 1), (256, 7, 1), (512, 7, 1), (64, 56, 8), (256, 14, 8))
+#: (narrow and wide, so that tensors both stay in a core's cache and spill from it, as in a network)
+STAGES = ((16, 112, 1), (96, 112, 1), (24, 56, 1), (144, 56, 1), (64, 28, 1), (192, 28, 1), (128, 14, 1),
+          (512, 14, 1), (256, 7, 1), (960, 7, 1), (64, 56, 8), (256, 14, 8))
 #: the quick calibration's stages: a subset of the full one's, so that each kind is fitted on kernels like them
-QUICK_STAGES = ((32, 56, 1), (128, 14, 1), (64, 56, 8))
+QUICK_STAGES = ((96, 112, 1), (144, 56, 1), (128, 14, 1), (256, 7, 1), (64, 56, 8))
 
 
 def calibration_kernels(quick: bool = False) -> list:
@@ -277,7 +297,7 @@ def calibration_kernels(quick: bool = False) -> list:
     are checked against.
 
     >>> len(calibration_kernels()), len(calibration_kernels(quick=True))
-    (93, 38)
+    (157, 68)
     """
     from convcost import primitives as p
 
@@ -440,6 +460,9 @@ def measure(device: str = "cpu", *, threads: int = 1, quick: bool = False, min_r
     for done in range(most):
         read("peak", lambda: 1 / peak_matmul(device, threads, sizes=(256, 1024), min_run_time=run))
         read("bandwidth", lambda: 1 / copy_bandwidth(device, threads, elements=1 << 24, min_run_time=run))
+        if check_device(device).type == "cpu":  # a copy that stays in one core's cache: the cache tier
+            read("cache", lambda: 1 / copy_bandwidth(device, threads, elements=core_cache_bytes() // 16,
+                                                     min_run_time=run))
         read("view", lambda: view_seconds(device, threads, min_run_time=run))
         for opt in ("sgd", "adam"):
             read(opt, lambda opt=opt: optimizer_cost(opt, device, threads, min_run_time=run))
@@ -459,8 +482,9 @@ def measure(device: str = "cpu", *, threads: int = 1, quick: bool = False, min_r
     info = describe(device, threads)
     name = f"{info['processor']} ({info['device']}, {threads} thread{'s' * (threads > 1)}, torch {info['torch']})"
     best = {key: _best(values) for key, values in readings.items()}
+    cache = {"cache_bytes": core_cache_bytes(), "cache_bandwidth": 1 / best["cache"]} if "cache" in best else {}
     machine = Machine(name, peak_flops=1 / best["peak"], bandwidth=1 / best["bandwidth"], alloc_threshold=threshold,
-                      alloc_bandwidth=fresh, view_overhead=best["view"])
+                      alloc_bandwidth=fresh, view_overhead=best["view"], **cache)
     costs = [layer.cost(shape) for layer, shape in kernels]
     inference = [(c, best[("inference", i)]) for i, c in enumerate(costs)]
     forward = [(c, best[("training", i)][0]) for i, c in enumerate(costs)]
