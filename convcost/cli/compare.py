@@ -49,12 +49,13 @@ def register(sub) -> None:
     """Add ``compare`` and ``breakeven``."""
     from convcost.costs import METRIC_NAMES
 
+    metrics = (*METRIC_NAMES, "latency")
     p = sub.add_parser("compare", help="exact ratio, difference and savings of B against A")
-    _common(p, METRIC_NAMES)
+    _common(p, metrics)
     p.set_defaults(handler=_compare)
 
     p = sub.add_parser("breakeven", help="the exact condition under which B costs no more than A")
-    _common(p, METRIC_NAMES)
+    _common(p, metrics)
     p.add_argument("--solve-for", default="K", metavar="SYMBOL", help="the symbol to solve for (default K)")
     p.add_argument("--plot", metavar="FILE", help="save where each wins as FILE.png or FILE.svg")
     p.add_argument("--y", metavar="SYMBOL", help="the plot's y axis (default: the first other symbol)")
@@ -69,6 +70,22 @@ def _common(p, metrics) -> None:
     p.add_argument("values", nargs="*", metavar="NAME=VALUE", help="shared values, e.g. C=64 P=same H=56; A.NAME=VALUE or B.NAME=VALUE for one side only")
     p.add_argument("--metric", default="macs", choices=metrics, help="what to compare (default macs)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--machine", metavar="FILE", help="with --metric latency: a machine saved as JSON (default: this "
+                   "machine's cached calibration, `convcost calibrate`)")
+
+
+def machine_of(args):
+    """The machine of ``--machine FILE``, or this machine's (cached) calibration."""
+    from convcost.latency import Machine
+
+    if args.machine:
+        return Machine.load(args.machine)
+    from convcost.extras import need
+
+    need("torch", "torch", "--metric latency without --machine (it calibrates this machine)")
+    from convcost.torch.calibrate import calibrate
+
+    return calibrate("cpu")
 
 
 def _shared(args) -> tuple:
@@ -100,6 +117,8 @@ def _compare(args) -> int:
     from convcost.compare import compare
 
     a, b, values = _shared(args)
+    if args.metric == "latency":
+        values["machine"] = machine_of(args)
     c = compare(a, b, metric=args.metric, **values)
     if args.json:
         print(json.dumps(c.as_dict(), indent=2))
@@ -116,6 +135,8 @@ def _breakeven(args) -> int:
 
         need("matplotlib", "plot", "convcost breakeven --plot")
     a, b, values = _shared(args)
+    if args.metric == "latency":
+        values["machine"] = machine_of(args)
     be = break_even(a, b, metric=args.metric, solve_for=args.solve_for, **values)
     if args.json:
         print(json.dumps(be.as_dict(), indent=2))

@@ -8,6 +8,8 @@ Needs the torch extra.
 
 from __future__ import annotations
 
+import json
+
 import contextlib
 import importlib
 import os
@@ -29,6 +31,9 @@ def register(sub) -> None:
                    help="read one training step: backward MACs, saved activations and the step's memory")
     p.add_argument("--optimizer", default="adam", help="with --training: sgd, momentum, adam (default) or adamw")
     p.add_argument("--dtype", default="float32", help="with --training: the parameters' dtype (default float32)")
+    p.add_argument("--latency", action="store_true", help="also predict its latency on this machine (a training step's "
+                   "with --training; the cached calibration, or --machine FILE)")
+    p.add_argument("--machine", metavar="FILE", help="with --latency: a machine saved as JSON")
     p.add_argument("--memory", default=None, help="with --training: a budget such as 24GiB; prints the largest batch")
     p.set_defaults(handler=_profile)
 
@@ -70,6 +75,15 @@ def _load(factory: str):
         raise ConvcostError(f"{factory} raised {type(exc).__name__}: {exc}") from None
 
 
+def _latency(args, report):
+    """The report's predicted latency (``--latency``), the optimizer named as the calibration knows it."""
+    from convcost.cli.compare import machine_of
+    from convcost.latency import predict_latency
+
+    optimizer = {"momentum": "sgd", "adamw": "adam"}.get(args.optimizer, args.optimizer)
+    return predict_latency(report, machine_of(args), optimizer=optimizer)
+
+
 def _profile(args) -> int:
     from convcost.arguments import parse_value
     from convcost.extras import need
@@ -91,7 +105,12 @@ def _profile(args) -> int:
             largest = max_batch(model, shape, args.memory, args.optimizer, args.dtype)
     text = {"table": lambda: report.table(depth=args.depth), "json": report.to_json, "csv": report.to_csv,
             "md": report.to_markdown}
+    latency = _latency(args, report) if args.latency else None
+    if latency is not None and args.format == "json":
+        text["json"] = lambda: json.dumps(json.loads(report.to_json()) | {"latency": latency.as_dict()}, indent=2)
     print(text[args.format](), end="" if args.format != "json" else "\n")
+    if latency is not None and args.format != "json":
+        print(latency.table(depth=args.depth), end="")
     if args.format == "table" and args.convention != "convcost":
         print(f"{args.convention} headline: {headline(report, args.convention)}")
     if args.training and report.training.complete and (args.optimizer, args.dtype) != ("adam", "float32"):
