@@ -22,12 +22,13 @@ condition, cases and all.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 
 import sympy
 
 from convcost import display
-from convcost.breakeven import BreakEven, _positive_facts, _reduce, _solve, _solved_symbol, _rule_of_thumb
+from convcost.breakeven import BreakEven, _positive_facts, _reduce, _solve, _solved_symbol
 from convcost.compare import Comparison, shared_costs
 from convcost.costs import ITEMSIZE, Cost
 from convcost.errors import ConvcostError
@@ -105,11 +106,26 @@ class LatencyBreakEven(BreakEven):
 @dataclasses.dataclass(frozen=True)
 class Case:
     """One way the roofline terms fall: ``bounds`` (relations, one per term), the condition under them, and
-    the closed-form ``solution`` where the reduction finds one (else None)."""
+    the closed-form ``solution`` where the reduction finds one (else None; solved on first use)."""
 
     bounds: tuple
     condition: sympy.Basic
-    solution: sympy.Basic | None
+    symbol: sympy.Symbol
+    facts: frozenset = frozenset()
+
+    @functools.cached_property
+    def solution(self) -> sympy.Basic | None:
+        expr, x = self.condition.lhs if isinstance(self.condition, sympy.GreaterThan) else None, self.symbol
+        if expr is None or x not in expr.free_symbols or expr.has(sympy.Max, sympy.Min, sympy.Piecewise):
+            return None
+        try:
+            reduced, _, _ = _reduce(sympy.nsimplify(expr, rational=True), set(self.facts))
+            threshold, direction, _, _ = _solve(reduced, x, set(self.facts))
+        except (sympy.PolynomialError, ValueError, TypeError, NotImplementedError, ZeroDivisionError):
+            return None
+        if threshold is None:
+            return None
+        return (sympy.Ge if direction == ">=" else sympy.Le)(x, sympy.N(threshold, 6))
 
 
 def break_even_latency(A, B, machine: Machine, solve_for, shared: dict, dtype: str = "float32") -> LatencyBreakEven:
@@ -131,8 +147,8 @@ def break_even_latency(A, B, machine: Machine, solve_for, shared: dict, dtype: s
             bounds = tuple(sympy.Ge(t.args[s], t.args[1 - s]) for t, s in zip(roofs, sides))
             if sympy.false in bounds:
                 continue
-            expr = diff.subs({t: t.args[s] for t, s in zip(roofs, sides)}, simultaneous=True)
-            cases.append(_case(bounds, expr, x, facts))
+            expr = diff.xreplace({t: t.args[s] for t, s in zip(roofs, sides)})  # structural: fast
+            cases.append(Case(bounds, sympy.Ge(expr, 0), x, frozenset(facts)))
     condition = sympy.Ge(diff, 0)
     if condition in (sympy.true, sympy.false):
         direction, note = ("always", "B is never slower than A") if condition else ("never", "B is always slower than A")
@@ -149,21 +165,4 @@ def break_even_latency(A, B, machine: Machine, solve_for, shared: dict, dtype: s
                             rule_of_thumb=None, method=method, note=f"on {machine.name}: {note}", cases=tuple(cases))
 
 
-def _case(bounds, expr, x, facts) -> Case:
-    """One case: its exact condition, solved where the MACs break-even's reduction solves it."""
-    solution = None
-    condition = sympy.Ge(expr, 0)
-    if x in expr.free_symbols and not expr.has(sympy.Max, sympy.Min, sympy.Piecewise):
-        try:
-            rational = sympy.nsimplify(expr, rational=True)
-            reduced, _, _ = _reduce(rational, facts)
-            threshold, direction, _, _ = _solve(reduced, x, facts)
-            if threshold is not None:
-                solution = (sympy.Ge if direction == ">=" else sympy.Le)(x, sympy.N(threshold, 6))
-        except (sympy.PolynomialError, ValueError, TypeError, NotImplementedError, ZeroDivisionError):
-            solution = None
-    return Case(bounds, condition, solution)
-
-
-__all__ = ["Case", "LatencyBreakEven", "break_even_latency", "compare_latency", "latency_formula",
-           "_rule_of_thumb"]
+__all__ = ["Case", "LatencyBreakEven", "break_even_latency", "compare_latency", "latency_formula"]
