@@ -119,6 +119,75 @@ def plain_roofline(report, machine: Machine) -> float:
     return total
 
 
+#: (A, B, the solved symbol, its range, the other fields): seed variants where a MACs answer is tempting
+PAIRS = (
+    ("StandardConv", "SeparableConv", "C", (1, 512), dict(O=128, K=3, P=1, H=56, W=56)),
+    ("StandardConv", "SeparableConv", "H", (1, 224), dict(C=64, O=64, K=3, P=1)),
+    ("StandardConv", "SeparableConv", "H", (1, 224), dict(C=512, O=512, K=3, P=1)),
+    ("StandardConv", "SeparableConv", "O", (1, 512), dict(C=32, K=3, P=1, H=112, W=112)),
+    ("StandardConv", "AsymmetricConv", "K", (1, 15), dict(C=64, O=64, H=28, W=28)),
+    ("PointwiseConv", "ShuffleGroupedConv", "C", (8, 512), dict(O=128, G=4, H=28, W=28)),
+    ("StandardConv", "MobileNetV1Block", "C", (1, 512), dict(O=128, K=3, H=28, W=28)),
+    ("StandardConv", "FactorizedConv", "K", (1, 15), dict(C=64, O=64, P="same", H=28, W=28)),
+)
+
+
+def disagreements(machine: Machine) -> list:
+    """Per pair of :data:`PAIRS`: where B is no costlier by MACs, where no slower by the calibrated latency
+    model, and the values of the solved symbol where the two answers differ (as runs ``low..high``)."""
+    from convcost import VARIANTS, break_even
+
+    out = []
+    for a, b, x, (low, high), fields in PAIRS:
+        xs = np.arange(low, high + 1)
+        try:
+            A, B = VARIANTS[a], VARIANTS[b]
+            by_macs = break_even(A, B, metric="macs", solve_for=x, **fields)
+            by_latency = break_even(A, B, metric="latency", machine=machine, solve_for=x, **fields)
+            others = {s.name: 1 for s in by_latency.variables if s.name != x}  # N=1 where left free
+            macs_wins = np.broadcast_to(by_macs.region(**{x: xs}, **{k: v for k, v in others.items()
+                                                                     if k in {s.name for s in by_macs.variables}}),
+                                        xs.shape)
+            fast_wins = np.broadcast_to(by_latency.region(**{x: xs}, **others), xs.shape)
+        except Exception as exc:  # noqa: BLE001 - listed in the results, never dropped
+            out.append({"A": a, "B": b, "solve_for": x, "fields": fields, "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        out.append({"A": a, "B": b, "solve_for": x, "range": [low, high], "fields": fields,
+                    "macs_solution": str(by_macs.solution if by_macs.solution is not None else by_macs.condition),
+                    "macs_wins": _runs(xs, macs_wins), "latency_wins": _runs(xs, fast_wins),
+                    "disagree": _runs(xs, macs_wins != fast_wins)})
+    return out
+
+
+def _runs(xs, mask) -> list:
+    """``[[low, high], ...]``: the runs of consecutive values where ``mask`` holds."""
+    runs = []
+    for v, on in zip(xs, mask):
+        if on and runs and runs[-1][1] == v - 1:
+            runs[-1][1] = int(v)
+        elif on:
+            runs.append([int(v), int(v)])
+    return runs
+
+
+def quick_against_full(quick: Machine, full: Machine, costs) -> dict:
+    """Per phase and kernel kind, the quick calibration's predictions over the full one's, on the full grid's
+    kernels: the median and the extremes of the ratio."""
+    out = {}
+    for phase in ("inference", "forward", "backward"):
+        ratios = {}
+        for c in costs:
+            part = BackwardCost(c) if phase == "backward" else c
+            for (_, kind, _, _, compute, memory, fresh), (*_, qc, qm, qf) in zip(kernel_times(part, full),
+                                                                                 kernel_times(part, quick)):
+                f = full.roof(phase).seconds(kind, compute, memory) + fresh
+                q = quick.roof(phase).seconds(kind, qc, qm) + qf
+                ratios.setdefault(kind, []).append(q / f)
+        out[phase] = {k: {"median": float(np.median(v)), "low": float(min(v)), "high": float(max(v))}
+                      for k, v in ratios.items()}
+    return out
+
+
 def scores(predicted, measured) -> dict:
     p, m = np.asarray(predicted), np.asarray(measured)
     err = p / m - 1
@@ -142,6 +211,12 @@ def run_threads(threads: int, zoo, args, say) -> dict:
                                    say=lambda m: say(f"  calibrate: {m}"))
     per_mac = macs_only(samples)
     calibration_seconds = time.perf_counter() - started
+    quick = None
+    if not args.no_quick_check:
+        say(f"{threads} thread(s): the quick calibration, to compare with the full one")
+        with clock(args.clock):
+            quick_machine, _ = measure("cpu", threads=threads, quick=True, say=lambda m: say(f"  quick: {m}"))
+        quick = quick_against_full(quick_machine, machine, [c for c, _ in samples])
     say(f"{threads} thread(s): calibrated in {calibration_seconds:.0f} s; profiling {len(zoo)} models")
     entries = []
     for source, name in zoo:
@@ -200,6 +275,7 @@ def run_threads(threads: int, zoo, args, say) -> dict:
     for e in entries:
         e.pop("_model", None)
     result = {"threads": threads, "machine": machine.as_dict(), "calibration_seconds": calibration_seconds,
+              "quick_against_full": quick, "break_even": disagreements(machine),
               "seconds_per_mac": per_mac, "entries": entries, "scores": {}}
     for label, _, training in SETTINGS:
         rows = [e for e in live if e["setting"] == label]
@@ -214,9 +290,11 @@ def noise(name: str, repeats: int, say) -> dict:
     torch.set_num_threads(1)
     model = build(*next(z for z in ZOO if z[1] == name)).eval()
     x = torch.randn(1, 3, 224, 224)
+    time_inference(model, x)
     times = [time_inference(model, x) for _ in range(repeats)]
     best_of_5 = [min(times[i:i + 5]) for i in range(0, len(times) - 4, 5)]
     return {"model": name, "times": times, "min": min(times), "median": float(np.median(times)),
+            "max": max(times), "median_over_min": float(np.median(times) / min(times) - 1),
             "best_of_5_spread": float(max(best_of_5) / min(best_of_5) - 1)}
 
 
@@ -235,6 +313,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds (the fastest is kept; default 5)")
     parser.add_argument("--quick-calibration", action="store_true", help="calibrate with the quick grid")
     parser.add_argument("--no-training", action="store_true", help="skip the training step")
+    parser.add_argument("--no-quick-check", action="store_true", help="skip comparing the quick calibration")
     parser.add_argument("--clock", default="wall", choices=sorted(CLOCKS),
                         help="wall time (default), or the process's CPU time (one thread: a busy machine's own work)")
     parser.add_argument("--noise", default="", help="only time this model again and again (the noise floor)")
@@ -258,6 +337,8 @@ def main(argv=None) -> int:
             "cores": os.cpu_count(), "load_before": load_average(), "started": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                                               time.gmtime()),
             "repeats": args.repeats, "clock": args.clock, "runs": []}
+    say("the noise floor: resnet18, batch 1, one thread, timed 30 times")
+    data["noise"] = {k: v for k, v in noise("resnet18", 30, say).items() if k != "times"}
     for n in threads:
         data["runs"].append(run_threads(n, zoo, args, say))
         data["load_after_" + str(n)] = load_average()
