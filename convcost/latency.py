@@ -7,9 +7,11 @@ Conventions (what is predicted, from what):
   kernel larger than 1x1), ``pointwise_conv`` (1x1, groups 1), ``depthwise_conv``
   (groups = input channels), ``grouped_conv`` (1 < groups < channels),
   ``transposed_conv``, ``conv3d``, ``linear``, ``elementwise`` (batch norm,
-  activations, pooling, add, multiply) and ``data_movement`` (pixel shuffle and
-  unshuffle, channel shuffle, concatenation). Views that move nothing
-  (identity, flatten, narrow) cost no time.
+  activations, global pooling, add, multiply), ``pooling`` (windowed max and average
+  pooling) and ``data_movement`` (pixel shuffle and unshuffle, channel shuffle,
+  concatenation). Views that move nothing (identity, flatten, narrow) run no kernel:
+  a single layer's prediction gives them no time, a whole model's gives them the
+  machine's ``view_overhead`` (the call's dispatch).
 * a primitive's work is ``flops = 2 macs + bias_ops + 2 norm_ops + act_ops +
   pool_ops + elementwise_ops`` (one FLOP per counted operation, two per
   multiply-add) and its traffic ``bytes = memory_access x itemsize(dtype)``.

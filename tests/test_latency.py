@@ -8,7 +8,8 @@ import pytest
 from convcost import DepthwiseConv, GroupedConv, PointwiseConv, SeparableConv, StandardConv, SqueezeExcitation, cost
 from convcost.errors import ConvcostError
 from convcost.latency import KINDS, Machine, fit, kind_of, nnls, predict_latency, primitives
-from convcost.primitives import Activation, BatchNorm, ChannelShuffle, Conv, ConvTranspose, Linear, PixelShuffle
+from convcost.primitives import (Activation, BatchNorm, ChannelShuffle, Conv, ConvTranspose, Linear, MaxPool,
+                                 PixelShuffle)
 
 ROUND = Machine("round", peak_flops=1e9, bandwidth=1e8)  # ridge at 10 FLOP/byte
 
@@ -73,6 +74,7 @@ def test_dtype_scales_bytes_only():
         (ConvTranspose(C=8, O=4, K=2, S=2), (1, 8, 4, 4), "transposed_conv"),
         (Linear(C=8, O=4), (2, 8), "linear"),
         (BatchNorm(C=8), (1, 8, 4, 4), "elementwise"),
+        (MaxPool(K=3, S=2, P=1), (1, 8, 8, 8), "pooling"),
         (PixelShuffle(2), (1, 8, 4, 4), "data_movement"),
         (ChannelShuffle(2), (1, 8, 4, 4), "data_movement"),
     ],
@@ -179,7 +181,7 @@ def test_bad_machine_files(tmp_path, content, message):
 
 
 def test_every_kind_is_known():
-    assert len(set(KINDS)) == len(KINDS) == 9
+    assert len(set(KINDS)) == len(KINDS) == 10
 
 
 def test_fresh_outputs_pay_the_allocation_cost_by_hand():

@@ -297,7 +297,7 @@ def calibration_kernels(quick: bool = False) -> list:
     are checked against.
 
     >>> len(calibration_kernels()), len(calibration_kernels(quick=True))
-    (157, 68)
+    (169, 73)
     """
     from convcost import primitives as p
 
@@ -317,6 +317,7 @@ def calibration_kernels(quick: bool = False) -> list:
             (p.BatchNorm(c), image),
             (p.Activation("relu"), image),
             (p.MaxPool(3, S=2, P=1), image),
+            (p.AvgPool(2), image),
             (p.PixelShuffle(2), image),
         ]
         if h >= 14:
