@@ -46,7 +46,7 @@ from convcost.torch.calibrate import CLOCKS, clock, describe, measure  # noqa: E
 #: (source, name): torchvision's and timm's ImageNet CNNs, small and large, plain, depthwise, grouped, dense
 ZOO = (
     ("torchvision", "resnet18"), ("torchvision", "resnet34"), ("torchvision", "resnet50"),
-    ("torchvision", "resnext50_32x4d"), ("torchvision", "wide_resnet50_2"), ("torchvision", "alexnet"),
+    ("torchvision", "resnext50_32x4d"), ("torchvision", "alexnet"),
     ("torchvision", "vgg11"), ("torchvision", "squeezenet1_0"), ("torchvision", "squeezenet1_1"),
     ("torchvision", "densenet121"), ("torchvision", "googlenet"), ("torchvision", "mobilenet_v2"),
     ("torchvision", "mobilenet_v3_small"), ("torchvision", "mobilenet_v3_large"),
@@ -202,40 +202,59 @@ def spearman(a, b) -> float:
     return float(np.corrcoef(ra, rb)[0, 1]) if len(a) > 2 else float("nan")
 
 
-def run_threads(threads: int, zoo, args, say) -> dict:
-    torch.set_num_threads(threads)
-    say(f"{threads} thread(s): calibrating")
-    started = time.perf_counter()
-    with clock(args.clock):
-        machine, samples = measure("cpu", threads=threads, quick=args.quick_calibration,
-                                   say=lambda m: say(f"  calibrate: {m}"))
-    per_mac = macs_only(samples)
-    calibration_seconds = time.perf_counter() - started
-    quick = None
-    if not args.no_quick_check:
-        say(f"{threads} thread(s): the quick calibration, to compare with the full one")
-        with clock(args.clock):
-            quick_machine, _ = measure("cpu", threads=threads, quick=True, say=lambda m: say(f"  quick: {m}"))
-        quick = quick_against_full(quick_machine, machine, [c for c, _ in samples])
-    say(f"{threads} thread(s): calibrated in {calibration_seconds:.0f} s; profiling {len(zoo)} models")
-    entries = []
+def read_zoo(zoo, args, say) -> list:
+    """Every model built and profiled once per setting: ``(source, name, model, {label: report})``, or a
+    skipped entry with its reason."""
+    read = []
     for source, name in zoo:
         try:
             model = build(source, name)
         except Exception as exc:  # noqa: BLE001 - a model this torchvision/timm cannot build: listed
-            entries.append({"source": source, "model": name, "skipped": f"{type(exc).__name__}: {exc}"[:200]})
+            read.append({"source": source, "model": name, "skipped": f"{type(exc).__name__}: {exc}"[:200]})
             continue
+        reports = {}
         for label, batch, training in SETTINGS:
             if training and args.no_training:
                 continue
-            shape = (batch, 3, 224, 224)
             try:
-                report = profile(model, shape, training=training)
-                lat = predict_latency(report, machine)
+                reports[label] = profile(model, (batch, 3, 224, 224), training=training)
             except Exception as exc:  # noqa: BLE001 - listed, never dropped silently
-                entries.append({"source": source, "model": name, "setting": label,
-                                "skipped": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"})
+                read.append({"source": source, "model": name, "setting": label,
+                             "skipped": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"})
+        read.append((source, name, model, reports))
+        say(f"  profiled {name}")
+    return read
+
+
+def run_threads(threads: int, read, args, say) -> dict:
+    torch.set_num_threads(threads)
+    use = args.clock if threads == 1 else "wall"  # the cpu clock times one thread only
+    CLOCK[0] = CLOCKS[use]
+    say(f"{threads} thread(s): calibrating ({use} clock)")
+    started = time.perf_counter()
+    with clock(use):
+        machine, samples = measure("cpu", threads=threads, quick=args.quick_calibration, passes=args.passes,
+                                   say=lambda m: say(f"  calibrate: {m}"))
+    per_mac = macs_only(samples)
+    calibration_seconds = time.perf_counter() - started
+    quick = None
+    if not args.no_quick_check and threads == 1:
+        say(f"{threads} thread(s): the quick calibration, to compare with the full one")
+        with clock(use):
+            quick_machine, _ = measure("cpu", threads=threads, quick=True, say=lambda m: say(f"  quick: {m}"))
+        quick = quick_against_full(quick_machine, machine, [c for c, _ in samples])
+    say(f"{threads} thread(s): calibrated in {calibration_seconds:.0f} s; predicting")
+    entries = []
+    for item in read:
+        if isinstance(item, dict):
+            entries.append(dict(item))
+            continue
+        source, name, model, reports = item
+        for label, batch, training in SETTINGS:
+            if label not in reports:
                 continue
+            report = reports[label]
+            lat = predict_latency(report, machine)
             entries.append({"source": source, "model": name, "setting": label, "batch": batch, "training": training,
                             "macs": int(report.total["macs"]), "rows": len(report.rows),
                             "predicted": lat.seconds, "forward": lat.forward_seconds,
@@ -243,10 +262,7 @@ def run_threads(threads: int, zoo, args, say) -> dict:
                             "macs_only": (int(report.total["macs"]) + (int(report.training.backward_macs)
                                                                         if training else 0)) * per_mac,
                             "roofline": plain_roofline(report, machine),
-                            "times": []})
-        for e in entries:
-            if e.get("model") == name and "skipped" not in e:
-                e["_model"] = model
+                            "times": [], "_model": model})
     say(f"{threads} thread(s): timing, {args.repeats} rounds over every model and setting")
     live = [e for e in entries if "skipped" not in e]
     inputs, opts = {}, {}
@@ -274,7 +290,7 @@ def run_threads(threads: int, zoo, args, say) -> dict:
         e["spread"] = float(np.median(e["times"]) / e["measured"] - 1)
     for e in entries:
         e.pop("_model", None)
-    result = {"threads": threads, "machine": machine.as_dict(), "calibration_seconds": calibration_seconds,
+    result = {"threads": threads, "clock": use, "machine": machine.as_dict(), "calibration_seconds": calibration_seconds,
               "quick_against_full": quick, "break_even": disagreements(machine),
               "seconds_per_mac": per_mac, "entries": entries, "scores": {}}
     for label, _, training in SETTINGS:
@@ -312,13 +328,14 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", default="", help="comma-separated thread counts (default: 1 and every core)")
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds (the fastest is kept; default 5)")
     parser.add_argument("--quick-calibration", action="store_true", help="calibrate with the quick grid")
+    parser.add_argument("--passes", type=int, default=None, help="the calibration's most passes (default: its own)")
     parser.add_argument("--no-training", action="store_true", help="skip the training step")
     parser.add_argument("--no-quick-check", action="store_true", help="skip comparing the quick calibration")
     parser.add_argument("--clock", default="wall", choices=sorted(CLOCKS),
                         help="wall time (default), or the process's CPU time (one thread: a busy machine's own work)")
     parser.add_argument("--noise", default="", help="only time this model again and again (the noise floor)")
     args = parser.parse_args(argv)
-    CLOCK[0] = CLOCKS[args.clock]
+    CLOCK[0] = CLOCKS[args.clock]  # the noise floor's (one thread)
     out = args.out or tempfile.mkdtemp(prefix="convcost-latency-")
     os.makedirs(out, exist_ok=True)
     started = time.perf_counter()
@@ -339,13 +356,15 @@ def main(argv=None) -> int:
             "repeats": args.repeats, "clock": args.clock, "runs": []}
     say("the noise floor: resnet18, batch 1, one thread, timed 30 times")
     data["noise"] = {k: v for k, v in noise("resnet18", 30, say).items() if k != "times"}
-    for n in threads:
-        data["runs"].append(run_threads(n, zoo, args, say))
-        data["load_after_" + str(n)] = load_average()
-    data["seconds"] = time.perf_counter() - started
+    say(f"profiling {len(zoo)} models in {len(SETTINGS)} settings")
+    read = read_zoo(zoo, args, say)
     path = os.path.join(out, "latency-cpu.json")
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
+    for n in threads:
+        data["runs"].append(run_threads(n, read, args, say))
+        data["load_after_" + str(n)] = load_average()
+        data["seconds"] = time.perf_counter() - started
+        with open(path, "w", encoding="utf-8") as f:  # after each thread count: a cut run keeps what it measured
+            json.dump(data, f, indent=1)
     try:
         plot(data, os.path.join(out, "latency-cpu.png"))
     except ImportError:
