@@ -238,7 +238,13 @@ def run_threads(threads: int, read, args, say) -> dict:
     per_mac = macs_only(samples)
     calibration_seconds = time.perf_counter() - started
     quick = None
-    if not args.no_quick_check and threads == 1:
+    if args.full_machine and threads == 1:  # the quick calibration just made, against a full one made before
+        from convcost.torch.calibrate import calibration_kernels
+
+        full = Machine.load(args.full_machine)
+        quick = quick_against_full(machine, full, [layer.cost(shape) for layer, shape in calibration_kernels()])
+        quick["full_machine"] = full.fitted_from
+    elif not args.no_quick_check and threads == 1:
         say(f"{threads} thread(s): the quick calibration, to compare with the full one")
         with clock(use):
             quick_machine, _ = measure("cpu", threads=threads, quick=True, say=lambda m: say(f"  quick: {m}"))
@@ -328,6 +334,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", default="", help="comma-separated thread counts (default: 1 and every core)")
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds (the fastest is kept; default 5)")
     parser.add_argument("--quick-calibration", action="store_true", help="calibrate with the quick grid")
+    parser.add_argument("--full-machine", metavar="FILE", help="with --quick-calibration: compare it with this full "
+                        "calibration (a Machine saved as JSON) instead of measuring one in the run")
     parser.add_argument("--passes", type=int, default=None, help="the calibration's most passes (default: its own)")
     parser.add_argument("--no-training", action="store_true", help="skip the training step")
     parser.add_argument("--no-quick-check", action="store_true", help="skip comparing the quick calibration")
