@@ -192,3 +192,22 @@ def test_machine_fields_round_trip_and_are_checked(tmp_path):
     with pytest.raises(ConvcostError, match="memory_efficiency\\['linear'\\]=0"):
         Machine("m", 1e9, 1e9, memory_efficiency={"linear": 0})
     assert not math.isnan(MACHINE.roof("backward").overhead)
+
+
+def test_cli_latency_metric_and_profile_latency(tmp_path, capsys):
+    from convcost.cli import main
+
+    path = tmp_path / "m.json"
+    MACHINE.save(path)
+    assert main(["compare", "StandardConv", "SeparableConv", "C=64", "O=64", "K=3", "H=56", "W=56",
+                 "--metric", "latency", "--machine", str(path)]) == 0
+    assert capsys.readouterr().out.startswith("latency: A = StandardConv")
+    assert main(["breakeven", "StandardConv", "SeparableConv", "O=64", "K=3", "H=56", "W=56", "--metric", "latency",
+                 "--solve-for", "C", "--machine", str(path)]) == 0
+    assert "cases" in capsys.readouterr().out
+    torch_tests()
+    assert main(["profile", "torch.nn:ReLU", "--input", "1,3,8,8", "--latency", "--machine", str(path)]) == 0
+    assert "Predicted latency" in capsys.readouterr().out
+    assert main(["profile", "torch.nn:ReLU", "--input", "1,3,8,8", "--latency", "--machine", str(path),
+                 "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["latency"]["seconds"] > 0
