@@ -92,6 +92,18 @@ class LatencyBreakEven(BreakEven):
 
     cases: tuple = ()
 
+    def holds(self, /, **values) -> bool:
+        """Whether B is no slower than A at one point (the model's seconds are floats: evaluated in floats).
+
+        >>> from convcost import StandardConv, SeparableConv
+        >>> m = Machine("toy", peak_flops=1e11, bandwidth=1e10, overhead=1e-6)
+        >>> be = break_even_latency(StandardConv, SeparableConv, m, "C", dict(O=64, K=3, P=1, H=56, W=56))
+        >>> be.holds(C=1), be.holds(C=64)
+        (False, True)
+        """
+        mapping = self._bind(values, self.variables, where="holds")
+        return bool(float(self._vectorised(*(float(mapping[s]) for s in self.variables))) >= 0)
+
     def __str__(self) -> str:
         lines = [super().__str__()]
         if self.cases:
