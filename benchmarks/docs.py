@@ -351,7 +351,10 @@ def latency_section(data) -> list:
              f"Written from `benchmarks/results/latency-cpu.json`, one run of `benchmarks/bench_latency.py --out "
              f"benchmarks/results` started {data['started']} on {data['cpu']} ({data['cores']} cores), torch "
              f"{data['torch']}, torchvision and timm installed with `--no-deps`; {data['seconds'] / 60:.0f} minutes in "
-             f"one process. Clock: {data['clock']} time. Load average (1, 5, 15 min) before the run "
+             f"one process. Clock for one thread: {data['clock']} time"
+             + (" (the process's CPU time: on a busy machine a whole model's wall time also holds the time other "
+                "processes had the core; caches they disturbed still count)" if data["clock"] == "cpu" else "")
+             + "; for several threads: wall time. Load average (1, 5, 15 min) before the run "
              f"{data['load_before']}, after it {data.get('load_after_' + str(data['runs'][-1]['threads']))}: "
              "the machine was shared with other work while it ran.", "",
              f"**Noise floor** (the same model, resnet18 at batch 1 on one thread, timed {30} times in a row): "
@@ -374,6 +377,11 @@ def latency_section(data) -> list:
                 lines.append(f"| {run['threads']} | {label} | {names[p]} | {sc['count']} | {_pct(sc['median_error'])} | "
                              f"{_pct(sc['within_10'])} | {_pct(sc['within_20'])} | {_pct(sc['within_40'])} | "
                              f"{100 * sc['worst']:+.1f}% | {sc['spearman']:.3f} |")
+    if len(data["runs"]) == 1:
+        lines += ["", "Only one thread is reported: the all-cores run (two threads) did not finish before the deadline "
+                  "under this load. With two threads on two cores that other processes also use, OpenMP's threads "
+                  "wait on each other while descheduled: in a trial run minutes before, resnet18 at batch 1 took 38x "
+                  "its one-thread time, so those timings would measure the load, not the model."]
     lines += ["", "Against the targets (convcost's model):", ""]
     for run in data["runs"]:
         for label, by in run["scores"].items():
