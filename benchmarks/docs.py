@@ -380,8 +380,9 @@ def latency_section(data) -> list:
     if len(data["runs"]) == 1:
         lines += ["", "Only one thread is reported: the all-cores run (two threads) did not finish before the deadline "
                   "under this load. With two threads on two cores that other processes also use, OpenMP's threads "
-                  "wait on each other while descheduled: in a trial run minutes before, resnet18 at batch 1 took 38x "
-                  "its one-thread time, so those timings would measure the load, not the model."]
+                  "wait on each other while descheduled (in a trial run, resnet18 at batch 1 took tens of times its "
+                  "one-thread time; in this run the two-thread warm-up round alone took ten minutes, and the run was "
+                  "stopped), so those timings would measure the load, not the model."]
     lines += ["", "Against the targets (convcost's model):", ""]
     for run in data["runs"]:
         for label, by in run["scores"].items():
