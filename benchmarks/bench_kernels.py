@@ -1,6 +1,6 @@
 """Time the real kernels of every named variant and test convcost's latency model against them.
 
-    .venv/bin/python benchmarks/bench_kernels.py            # full grid, CPU (+ CUDA when present)
+    .venv/bin/python benchmarks/bench_kernels.py --out benchmarks/results  # full grid, CPU (+ CUDA when present)
     .venv/bin/python benchmarks/bench_kernels.py --quick    # CI smoke run, under a minute
 
 For every variant in ``convcost.VARIANTS`` and every shape of the grid (channels
@@ -13,7 +13,8 @@ the measurement's noise floor. Each row records the measured latency, achieved G
 bytes moved, arithmetic intensity, roofline bound and the latency predicted by
 ``convcost.latency`` from the machine ``convcost.torch.calibrate`` measured.
 
-Rows are appended to ``benchmarks/results/kernels-<device>[-quick].csv`` as they are
+Rows are appended to ``<--out>/kernels-<device>[-quick].csv`` (``--out``: a new temporary folder unless
+given; ``--out benchmarks/results`` for the committed run) as they are
 measured, so a failure loses nothing already measured; a row that cannot run
 (over the FLOP budget, too large for memory, out of memory) is written as
 ``status=skipped`` with its reason. At the end the efficiency factors are refit on
@@ -29,10 +30,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 import os
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -49,34 +52,41 @@ from convcost.torch.calibration import calibrate, check_device, describe, time_l
 
 #: (channels, spatial size) of the stages of a typical ImageNet CNN
 STAGES = ((16, 224), (32, 112), (64, 56), (128, 28), (256, 14), (512, 7))
-QUICK_STAGES = ((16, 56), (32, 28), (64, 14), (128, 7))
+QUICK_STAGES = ((16, 28), (64, 14))
 BATCHES = (1, 32)
 QUICK_BATCHES = (1,)
-TRAIN_STAGES = {0, 2, 4}  # held out: 1, 3, 5 (quick: train 0, 2; held out 1, 3)
+TRAIN_STAGES = {0, 2, 4}  # held out: 1, 3, 5 (quick: train 0; held out 1)
+
+
+#: the layer fields of the variants whose defaults leave more than C (and O) to give, at a stage of c channels
+_FIELDS = {
+    "StandardConv": lambda c: dict(C=c, O=c, K=3, P=1),
+    "DepthwiseConv": lambda c: dict(C=c, K=3, P=1),
+    "SeparableConv": lambda c: dict(C=c, O=c, K=3, P=1),
+    "GroupedConv": lambda c: dict(C=c, O=c, K=3, P=1, G=8),
+    "ShuffleGroupedConv": lambda c: dict(C=c, O=c, K=1, G=8),
+    "DilatedConv": lambda c: dict(C=c, O=c, K=3, D=2, P=2),
+    "AsymmetricConv": lambda c: dict(C=c, O=c, K=3, P=1),
+    "FactorizedConv": lambda c: dict(C=c, O=c, K=5, P="same"),
+    "TransposedConv": lambda c: dict(C=c, O=c // 2, K=2, S=2),
+    "Conv3d": lambda c: dict(C=c, O=c, K=3, P=1),
+    "SpaceToDepth": lambda c: dict(C=c, r=2),
+    "DepthToSpace": lambda c: dict(C=c, r=2),
+    "FireModule": lambda c: dict(C=c, s=c // 8, e=c // 2),
+    "SqueezeExcitation": lambda c: dict(C=c, r=16),
+    "InvertedResidual": lambda c: dict(C=c, O=c, t=6),
+    "InceptionBlock": lambda c: dict(C=c, O=c // 4),
+    "Involution": lambda c: dict(C=c, K=7, r=4, group_channels=16),
+}
 
 
 def variant_fields(name: str, c: int) -> dict:
-    """The layer fields of variant ``name`` at a stage of ``c`` channels (O = C where it has an O)."""
-    return {
-        "StandardConv": dict(C=c, O=c, K=3, P=1),
-        "PointwiseConv": dict(C=c, O=c),
-        "DepthwiseConv": dict(C=c, K=3, P=1),
-        "SeparableConv": dict(C=c, O=c, K=3, P=1),
-        "GroupedConv": dict(C=c, O=c, K=3, P=1, G=8),
-        "ShuffleGroupedConv": dict(C=c, O=c, K=1, G=8),
-        "DilatedConv": dict(C=c, O=c, K=3, D=2, P=2),
-        "AsymmetricConv": dict(C=c, O=c, K=3, P=1),
-        "FactorizedConv": dict(C=c, O=c, K=5, P="same"),
-        "TransposedConv": dict(C=c, O=c // 2, K=2, S=2),
-        "Conv3d": dict(C=c, O=c, K=3, P=1),
-        "SpaceToDepth": dict(C=c, r=2),
-        "DepthToSpace": dict(C=c, r=2),
-        "FireModule": dict(C=c, s=c // 8, e=c // 2),
-        "SqueezeExcitation": dict(C=c, r=16),
-        "MobileNetV1Block": dict(C=c, O=c),
-        "InvertedResidual": dict(C=c, O=c, t=6),
-        "InceptionBlock": dict(C=c, O=c // 4),
-    }[name]
+    """The layer fields of variant ``name`` at a stage of ``c`` channels: O = C where it has an O, and each
+    variant's own defaults for the rest (a variant added later needs no entry to run)."""
+    if name in _FIELDS:
+        return _FIELDS[name](c)
+    names = {f.name for f in dataclasses.fields(VARIANTS[name])}
+    return {"C": c, **({"O": c} if "O" in names else {})}
 
 
 def grid(quick: bool) -> list:
@@ -195,6 +205,8 @@ def measure_row(device, machine, threads, min_run_time, max_gflop, stage, name, 
         return {**row, "status": "skipped", "reason": f"torch error: {str(exc).splitlines()[0][:160]}"}
     except ConvcostError as exc:
         return {**row, "status": "skipped", "reason": f"invalid configuration: {exc}"}
+    except Exception as exc:  # noqa: BLE001 - a module torch cannot build or run here: listed, never dropped
+        return {**row, "status": "skipped", "reason": f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"}
     return {**row, "measured_s": seconds, "achieved_gflops": row["flops"] / seconds / 1e9, "passes_s": [seconds]}
 
 
@@ -334,7 +346,8 @@ def run_device(device: str, args) -> None:
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    machine = calibrate(device, threads=args.threads, cache=not args.recalibrate, quiet=args.quiet)
+    machine = calibrate(device, threads=args.threads, cache=not args.recalibrate, quiet=args.quiet, quick=args.quick,
+                        **({"passes": 1, "min_run_time": 0.002} if args.quick else {}))
     progress = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     stem = os.path.join(args.out, f"kernels-{device.replace(':', '')}{'-quick' if args.quick else ''}")
     results = Results(stem, {"machine": describe(device, args.threads), "calibrated_machine": machine.as_dict(),
@@ -393,7 +406,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="small grid, short timings: a CI smoke run under a minute")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cpu, and cuda when present)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (fixed for every timing)")
-    parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    parser.add_argument("--out", default=None, help="folder for the CSV and JSON (default: a new temporary folder; "
+                        "benchmarks/results holds the committed run)")
     parser.add_argument("--min-run-time", type=float, default=None, help="seconds per blocked_autorange")
     parser.add_argument("--max-gflop", type=float, default=10.0, help="rows over this many GFLOP are skipped")
     parser.add_argument("--recalibrate", action="store_true", help="ignore the cached calibration")
@@ -406,6 +420,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.reanalyse:
         return reanalyse(args.reanalyse)
+    if args.out is None:  # nothing is left in the checkout unless asked
+        args.out = tempfile.mkdtemp(prefix="convcost-kernels-")
     if args.min_run_time is None:
         args.min_run_time = 0.02 if args.quick else 0.1
     if args.passes is None:

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/docs.py > docs/benchmarks.md
 
 Every number in the page comes from a results file (kernels-cpu.json,
-profile.json, training-cpu.json, region.json), so the page cannot drift from the runs it reports;
+profile.json, training-cpu.json, region.json, latency-cpu.json), so the page cannot drift from the runs it reports;
 tests/test_benchmark_docs.py checks that the committed page is current.
 """
 
@@ -347,6 +347,115 @@ def region_section(data) -> list:
     ]
 
 
+def _pct(x) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def latency_section(data) -> list:
+    """Whole-model latency on the zoo (benchmarks/bench_latency.py): predicted against timed, one run."""
+    noise = data["noise"]
+    lines = ["## Whole-model latency on a zoo, predicted from the profile", "",
+             f"Written from `benchmarks/results/latency-cpu.json`, one run of `benchmarks/bench_latency.py --out "
+             f"benchmarks/results` started {data['started']} on {data['cpu']} ({data['cores']} cores), torch "
+             f"{data['torch']}, torchvision and timm installed with `--no-deps`; {data['seconds'] / 60:.0f} minutes in "
+             f"one process. Clock for one thread: {data['clock']} time"
+             + (" (the process's CPU time: on a busy machine a whole model's wall time also holds the time other "
+                "processes had the core; caches they disturbed still count)" if data["clock"] == "cpu" else "")
+             + "; for several threads: wall time. Load average (1, 5, 15 min) before the run "
+             f"{data['load_before']}, after it {data.get('load_after_' + str(data['runs'][-1]['threads']))}: "
+             "the machine was shared with other work while it ran.", "",
+             f"**Noise floor** (the same model, resnet18 at batch 1 on one thread, timed {30} times in a row): "
+             f"fastest {noise['min'] * 1e3:.1f} ms, median {_pct(noise['median_over_min'])} above it, slowest "
+             f"{_pct(noise['max'] / noise['min'] - 1)} above it; the fastest of five calls varied by "
+             f"{_pct(noise['best_of_5_spread'])} between groups of five. A timing below is the fastest of "
+             f"{data['repeats']} calls, the models interleaved.", "",
+             "Each thread count calibrates afresh (`convcost.torch.calibration.measure`: single kernels only, no zoo "
+             "model), then profiles, predicts and times every model. Beside convcost's model: **MACs only** "
+             "(seconds per MAC fitted on the same calibration kernels) and the **plain roofline** (every kernel at "
+             "`max(FLOPs / peak, bytes / bandwidth)`, the measured peak and bandwidth, no fitted factor). Error is "
+             "predicted / measured - 1. Targets: median error <= 10%, >= 80% within +-20%, every model within "
+             "+-40%, Spearman >= 0.95; a training step: every model within +-30%.", "",
+             "| threads | setting | predictor | models | median error | within 10% | within 20% | within 40% | worst "
+             "| Spearman |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    names = {"predicted": "**convcost**", "macs_only": "MACs only", "roofline": "plain roofline"}
+    for run in data["runs"]:
+        for label, by in run["scores"].items():
+            for p, sc in by.items():
+                lines.append(f"| {run['threads']} | {label} | {names[p]} | {sc['count']} | "
+                             f"{_pct(sc['median_error'])} | "
+                             f"{_pct(sc['within_10'])} | {_pct(sc['within_20'])} | {_pct(sc['within_40'])} | "
+                             f"{100 * sc['worst']:+.1f}% | {sc['spearman']:.3f} |")
+    if len(data["runs"]) == 1:
+        lines += ["", "Only one thread is reported: the all-cores run (two threads) did not finish before the deadline "
+                  "under this load. With two threads on two cores that other processes also use, OpenMP's threads "
+                  "wait on each other while descheduled (in a trial run, resnet18 at batch 1 took tens of times its "
+                  "one-thread time; in this run the two-thread warm-up round alone took ten minutes, and the run was "
+                  "stopped), so those timings would measure the load, not the model."]
+    lines += ["", "Against the targets (convcost's model):", ""]
+    for run in data["runs"]:
+        for label, by in run["scores"].items():
+            sc = by["predicted"]
+            if "training" in label:
+                verdict = f"every model within +-30%: {'met' if sc['within_30'] == 1 else 'MISSED'} " \
+                          f"({_pct(sc['within_30'])} within)"
+            else:
+                checks = [("median <= 10%", sc["median_error"] <= 0.10), (">= 80% within 20%", sc["within_20"] >= 0.8),
+                          ("all within 40%", sc["within_40"] == 1), ("Spearman >= 0.95", sc["spearman"] >= 0.95)]
+                verdict = "; ".join(f"{name}: {'met' if ok else 'MISSED'}" for name, ok in checks)
+            lines.append(f"- {run['threads']} thread(s), {label}: {verdict}")
+    lines += ["", "![predicted against measured](../benchmarks/results/latency-cpu.png)", ""]
+    first = data["runs"][0]
+    if first.get("quick_against_full"):
+        lines += ["### The quick calibration against the full one",
+                  "", f"On the full calibration's kernels ({first['threads']} thread(s)), the quick calibration's "
+                  "prediction over the full one's, per kind (median, lowest, highest); the aim is within 1.5x "
+                  "(0.67 to 1.5) on every kind."
+                  + (f" The full calibration was made before the run, on the same machine and load, with the same "
+                     f"clock ({first['quick_against_full']['full_machine']}); the run's own calibration is the quick "
+                     "one." if "full_machine" in first["quick_against_full"] else ""), "",
+                  "| phase | kind | median | lowest | highest |", "|---|---|---:|---:|---:|"]
+        for phase, kinds in first["quick_against_full"].items():
+            if phase == "full_machine":
+                continue
+            for kind, r in kinds.items():
+                lines.append(f"| {phase} | {kind} | {r['median']:.2f} | {r['low']:.2f} | {r['high']:.2f} |")
+        lines.append("")
+    spread = first["machine"]["spread"]
+    lines += [f"Calibration spread ({first['threads']} thread(s), {spread['passes']} passes): peak "
+              f"{_pct(spread['peak'])}, bandwidth {_pct(spread['bandwidth'])}, kernels' median "
+              f"{_pct(spread['kernels_median'])}, worst {_pct(spread['kernels_worst'])} (median reading above the "
+              f"fastest); {first['calibration_seconds']:.0f} s.", ""]
+    lines += ["### Where the MACs break-even and the latency break-even disagree", "",
+              f"On the calibrated machine ({first['threads']} thread(s)), `break_even(A, B, metric=\"macs\")` against "
+              "`break_even(A, B, metric=\"latency\", machine=m)` over a range of one symbol (other symbols as listed, "
+              "N = 1): the values where B wins by each, and where they disagree.", "",
+              "| A | B | fields | symbol | B has fewer MACs | B is faster (model) | disagree |",
+              "|---|---|---|---|---|---|---|"]
+    runs = lambda rs: ", ".join(f"{a}..{b}" if a != b else f"{a}" for a, b in rs) or "none"  # noqa: E731
+    for r in first["break_even"]:
+        fields = ", ".join(f"{k}={v}" for k, v in r["fields"].items())
+        if "error" in r:
+            lines.append(f"| {r['A']} | {r['B']} | {fields} | {r['solve_for']} | {r['error']} | | |")
+            continue
+        lines.append(f"| {r['A']} | {r['B']} | {fields} | {r['solve_for']} in {r['range'][0]}..{r['range'][1]} | "
+                     f"{runs(r['macs_wins'])} | {runs(r['latency_wins'])} | {runs(r['disagree'])} |")
+    lines += ["", "### Per model", "", "| threads | setting | model | MACs | measured | predicted | error | MACs only "
+              "| roofline |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for run in data["runs"]:
+        for e in run["entries"]:
+            if "measured" not in e:
+                continue
+            lines.append(f"| {run['threads']} | {e['setting']} | {e['model']} | {e['macs'] / 1e6:,.0f}M | "
+                         f"{e['measured'] * 1e3:.1f} ms | {e['predicted'] * 1e3:.1f} ms | "
+                         f"{100 * (e['predicted'] / e['measured'] - 1):+.1f}% | "
+                         f"{100 * (e['macs_only'] / e['measured'] - 1):+.1f}% | "
+                         f"{100 * (e['roofline'] / e['measured'] - 1):+.1f}% |")
+    skipped = [e for run in data["runs"] for e in run["entries"] if "skipped" in e]
+    if skipped:
+        lines += ["", "Not run:", ""] + [f"- {e['model']} {e.get('setting', '')}: {e['skipped']}" for e in skipped]
+    return lines + [""]
+
+
 def main() -> int:
     kernels, profile, region = _load("kernels-cpu.json"), _load("profile.json"), _load("region.json")
     costs = _load("cost.json")
@@ -364,6 +473,9 @@ def main() -> int:
         lines += training_section(training)
     if region:
         lines += region_section(region)
+    latency = _load("latency-cpu.json")
+    if latency:
+        lines += latency_section(latency)
     if kernels:
         lines += kernels_section(kernels)
         lines += ["### Table",

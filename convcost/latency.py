@@ -7,9 +7,11 @@ Conventions (what is predicted, from what):
   kernel larger than 1x1), ``pointwise_conv`` (1x1, groups 1), ``depthwise_conv``
   (groups = input channels), ``grouped_conv`` (1 < groups < channels),
   ``transposed_conv``, ``conv3d``, ``linear``, ``elementwise`` (batch norm,
-  activations, pooling, add, multiply) and ``data_movement`` (pixel shuffle and
-  unshuffle, channel shuffle, concatenation). Views that move nothing
-  (identity, flatten, narrow) cost no time.
+  activations, global pooling, add, multiply), ``pooling`` (windowed max and average
+  pooling) and ``data_movement`` (pixel shuffle and unshuffle, channel shuffle,
+  concatenation). Views that move nothing (identity, flatten, narrow) run no kernel:
+  a single layer's prediction gives them no time, a whole model's gives them the
+  machine's ``view_overhead`` (the call's dispatch).
 * a primitive's work is ``flops = 2 macs + bias_ops + 2 norm_ops + act_ops +
   pool_ops + elementwise_ops`` (one FLOP per counted operation, two per
   multiply-add) and its traffic ``bytes = memory_access x itemsize(dtype)``.
@@ -81,6 +83,15 @@ class Machine:
     cache_bandwidth: float = 0.0
     alloc_threshold: float = 0.0
     alloc_bandwidth: float = 0.0
+    #: the fraction of the *memory* roof each kind reaches (missing kinds: their ``efficiency``)
+    memory_efficiency: dict = dataclasses.field(default_factory=dict)
+    #: seconds of a call that moves nothing (a view: flatten, reshape, identity)
+    view_overhead: float = 0.0
+    #: a training step's factors (:class:`Roof` fields under ``"forward"`` and ``"backward"``, and per
+    #: optimizer ``[seconds per parameter tensor, seconds per parameter]``), fitted by calibration
+    training: dict = dataclasses.field(default_factory=dict)
+    #: how far repeated measurements of the calibration spread (relative, per quantity): its own noise
+    spread: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         for field, unit in (("peak_flops", "FLOP/s"), ("bandwidth", "bytes/s")):
@@ -101,13 +112,24 @@ class Machine:
             raise ConvcostError(f"Machine {self.name!r}: alloc_threshold needs an alloc_bandwidth (bytes/s)")
         if not isinstance(self.efficiency, dict):
             raise ConvcostError(f"Machine {self.name!r}: efficiency={self.efficiency!r} must be a dict kind -> factor")
-        for kind, factor in self.efficiency.items():
-            if kind not in KINDS:
-                raise ConvcostError(f"Machine {self.name!r}: unknown kernel kind {kind!r}; known: {', '.join(KINDS)}")
-            if not _positive(factor):
-                raise ConvcostError(f"Machine {self.name!r}: efficiency[{kind!r}]={factor!r} must be "
-                                    "a positive finite number")
-        object.__setattr__(self, "efficiency", {k: float(self.efficiency[k]) for k in KINDS if k in self.efficiency})
+        for field in ("efficiency", "memory_efficiency"):
+            _check_factors(f"Machine {self.name!r}", field, getattr(self, field))
+            factors = getattr(self, field)
+            object.__setattr__(self, field, {k: float(factors[k]) for k in KINDS if k in factors})
+        if not (_finite(self.view_overhead) and self.view_overhead >= 0):
+            raise ConvcostError(f"Machine {self.name!r}: view_overhead={self.view_overhead!r} must be a finite number "
+                                "of seconds >= 0")
+        for field in ("training", "spread"):
+            if not isinstance(getattr(self, field), dict):
+                raise ConvcostError(f"Machine {self.name!r}: {field}={getattr(self, field)!r} must be a dict")
+        for part in ("forward", "backward"):
+            if part in self.training:
+                Roof.from_dict(self.training[part], where=f"Machine {self.name!r}: training[{part!r}]")
+        for optimizer, pair in self.training.get("optimizer", {}).items():
+            if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(_finite(x) and x >= 0 for x in pair)):
+                raise ConvcostError(f"Machine {self.name!r}: training['optimizer'][{optimizer!r}]={pair!r} must be "
+                                    "[seconds per tensor, seconds per parameter], both >= 0")
+        object.__setattr__(self, "view_overhead", float(self.view_overhead))
         object.__setattr__(self, "peak_flops", float(self.peak_flops))
         object.__setattr__(self, "bandwidth", float(self.bandwidth))
         object.__setattr__(self, "overhead", float(self.overhead))
@@ -148,6 +170,19 @@ class Machine:
         if kind not in KINDS:
             raise ConvcostError(f"unknown kernel kind {kind!r}; known: {', '.join(KINDS)}")
         return self.efficiency.get(kind, 1.0)
+
+    def memory_factor(self, kind: str) -> float:
+        """The memory-roof efficiency of ``kind`` (its :meth:`factor` where none was fitted apart)."""
+        return self.memory_efficiency.get(kind, self.factor(kind))
+
+    def roof(self, phase: str = "inference") -> Roof:
+        """The factors of one phase: ``"inference"`` (the machine's own), or a training step's ``"forward"`` or
+        ``"backward"`` (the inference factors where calibration fitted none)."""
+        if phase == "inference" or phase not in self.training:
+            if phase not in ("inference", "forward", "backward"):
+                raise ConvcostError(f"unknown phase {phase!r}; known: inference, forward, backward")
+            return Roof({k: self.factor(k) for k in KINDS}, {k: self.memory_factor(k) for k in KINDS}, self.overhead)
+        return Roof.from_dict(self.training[phase], where=f"Machine {self.name!r}: training[{phase!r}]")
 
     def replace(self, **changes) -> Machine:
         """A copy with some fields changed (checked again)."""
@@ -196,6 +231,33 @@ class Machine:
 
 
 @dataclasses.dataclass(frozen=True)
+class Roof:
+    """One phase's factors: the fraction of the compute and memory roofs each kind reaches, and seconds per
+    kernel call. A kernel takes ``overhead + max(compute / efficiency, memory / memory_efficiency)``."""
+
+    efficiency: dict
+    memory_efficiency: dict
+    overhead: float
+
+    def seconds(self, kind: str, compute: float, memory: float) -> float:
+        return self.overhead + max(compute / self.efficiency.get(kind, 1.0), memory / self.memory_efficiency.get(
+            kind, self.efficiency.get(kind, 1.0)))
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data, where: str = "roof") -> Roof:
+        if not isinstance(data, dict) or set(data) != {"efficiency", "memory_efficiency", "overhead"}:
+            raise ConvcostError(f"{where}: expected efficiency, memory_efficiency and overhead, got {data!r}")
+        for field in ("efficiency", "memory_efficiency"):
+            _check_factors(where, field, data[field])
+        if not (_finite(data["overhead"]) and data["overhead"] >= 0):
+            raise ConvcostError(f"{where}: overhead={data['overhead']!r} must be a finite number of seconds >= 0")
+        return cls(dict(data["efficiency"]), dict(data["memory_efficiency"]), float(data["overhead"]))
+
+
+@dataclasses.dataclass(frozen=True)
 class Kernel:
     """One primitive's share of a prediction."""
 
@@ -207,11 +269,14 @@ class Kernel:
     memory_seconds: float
     seconds: float
     allocation_seconds: float = 0.0
+    efficiency: float = 1.0
+    memory_efficiency: float = 1.0
 
     @property
     def bound(self) -> str:
-        """``"compute"`` or ``"memory"``: which roof limits this kernel."""
-        return "compute" if self.compute_seconds >= self.memory_seconds else "memory"
+        """``"compute"`` or ``"memory"``: which roof, slowed by its efficiency, limits this kernel."""
+        slow_compute = self.compute_seconds / self.efficiency
+        return "compute" if slow_compute >= self.memory_seconds / self.memory_efficiency else "memory"
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -319,25 +384,55 @@ def _as_cost(spec_or_cost) -> Cost:
     return c
 
 
+@dataclasses.dataclass(frozen=True)
+class BackwardCost:
+    """The backward pass of a bound cost, as the latency model sees it: each kernel does ``2 x`` its share of
+    ``backward_macs`` (the cost's own when None; shared among kernels as their forward MACs are) plus the
+    forward's other operations, and moves twice the forward's bytes (the output's gradient and the saved
+    tensors read, the input's gradient written).
+
+    >>> from convcost.primitives import Conv
+    >>> c = Conv(C=8, O=8, K=3).cost((1, 8, 10, 10))
+    >>> [(t[1], t[2], t[3]) for t in kernel_times(BackwardCost(c), Machine("m", 1e9, 1e9))]
+    [('dense_conv', 147968, 15168)]
+    >>> 2 * 2 * 8 * 8 * 9 * 64 + 512, 2 * 4 * (800 + 512 + 8 * 8 * 9 + 8)
+    (147968, 15168)
+    """
+
+    cost: Cost
+    backward_macs: object = None
+
+
 def kernel_times(spec_or_cost, machine: Machine, dtype: str = "float32") -> list:
     """``(name, kind, flops, bytes, compute seconds, memory seconds, allocation seconds)`` of every
-    kernel that does work."""
+    kernel that does work (of the backward, for a :class:`BackwardCost`)."""
     if text("predict_latency", "dtype", dtype) not in ITEMSIZE:
         raise ConvcostError(f"unknown dtype {dtype!r}; known: {', '.join(ITEMSIZE)}")
+    backward = isinstance(spec_or_cost, BackwardCost)
+    c = _as_cost(spec_or_cost.cost if backward else spec_or_cost)
+    parts = [(name, part, kind_of(part)) for name, part in primitives(c)]
+    parts = [(name, part, kind) for name, part, kind in parts if kind is not None]
+    if backward:
+        total = spec_or_cost.backward_macs if spec_or_cost.backward_macs is not None else c.backward_macs
+        total, macs = int(total), sum(int(part.macs) for _, part, _ in parts)
     out = []
-    for name, part in primitives(_as_cost(spec_or_cost)):
-        kind = kind_of(part)
-        if kind is None:
-            continue
+    for name, part, kind in parts:
         flops, moved = int(work(part)), int(part.memory_access) * ITEMSIZE[dtype]
+        if backward:
+            share = total * int(part.macs) / macs if macs else 0
+            flops, moved = int(round(2 * share)) + flops - 2 * int(part.macs), 2 * moved
         fresh = machine.allocation_seconds(int(part.activation_elements) * ITEMSIZE[dtype])
         out.append((name, kind, flops, moved, flops / machine.peak_flops, machine.memory_seconds(moved), fresh))
     return out
 
 
 @entry_point
-def predict_latency(spec_or_cost, machine: Machine, dtype: str = "float32") -> Latency:
-    """The model's latency of a fully bound layer (or its Cost) on ``machine``.
+def predict_latency(spec_or_cost, machine: Machine, dtype: str = "float32", *, optimizer: str = "sgd"):
+    """The model's latency of a fully bound layer (or its Cost), or of a whole profiled model, on ``machine``.
+
+    A :class:`convcost.report.Report` (``convcost.torch.profile``) gives a
+    :class:`convcost.model_latency.ModelLatency`: every row's time, per module and in total, and for
+    ``profile(..., training=True)`` a training step's (forward, backward, ``optimizer`` update).
 
     >>> from convcost import DepthwiseConv
     >>> m = Machine("toy", peak_flops=1e11, bandwidth=1e10, efficiency={"depthwise_conv": 0.25}, overhead=1e-5)
@@ -351,10 +446,23 @@ def predict_latency(spec_or_cost, machine: Machine, dtype: str = "float32") -> L
     """
     if not isinstance(machine, Machine):
         raise ConvcostError(f"predict_latency needs a Machine, got {machine!r}")
+    from convcost.report import Report
+
+    if isinstance(spec_or_cost, Report):
+        from convcost.model_latency import predict_model
+
+        return predict_model(spec_or_cost, machine, dtype, optimizer=optimizer)
+    return predict_kernels(_as_cost(spec_or_cost), machine, dtype)
+
+
+def predict_kernels(c: Cost, machine: Machine, dtype: str = "float32", phase: str = "inference") -> Latency:
+    """The :class:`Latency` of one bound cost's kernels in one phase (see :meth:`Machine.roof`)."""
+    roof = machine.roof(phase)
     kernels = []
-    for name, kind, flops, moved, compute, memory, fresh in kernel_times(spec_or_cost, machine, dtype):
-        seconds = machine.overhead + max(compute, memory) / machine.factor(kind) + fresh
-        kernels.append(Kernel(name, kind, flops, moved, compute, memory, seconds, fresh))
+    for name, kind, flops, moved, compute, memory, fresh in kernel_times(c, machine, dtype):
+        seconds = roof.seconds(kind, compute, memory) + fresh
+        kernels.append(Kernel(name, kind, flops, moved, compute, memory, seconds, fresh,
+                              roof.efficiency.get(kind, 1.0), roof.memory_efficiency.get(kind, 1.0)))
     flops = sum(k.flops for k in kernels)
     moved = sum(k.bytes for k in kernels)
     return Latency(
@@ -370,11 +478,8 @@ def predict_latency(spec_or_cost, machine: Machine, dtype: str = "float32") -> L
 def fit(machine: Machine, samples, dtype: str = "float32", fitted_from: str = "") -> Machine:
     """``machine`` with efficiency factors and overhead fitted to measured ``(spec_or_cost, seconds)`` pairs.
 
-    Time is linear in the unknowns ``1/efficiency[kind]`` and ``overhead``; they are
-    found by non-negative least squares on *relative* errors (each row divided by
-    its measured time), so a 10 us kernel counts as much as a 100 ms one. The
-    allocation cost is the machine's (measured, not fitted). Kinds the samples
-    never use keep the machine's factor.
+    See :func:`fit_roof`; the allocation cost is the machine's (measured, not fitted). Kinds the samples
+    never use keep the machine's factors.
 
     >>> from convcost import PointwiseConv, DepthwiseConv
     >>> truth = Machine("t", 1e11, 1e10, {"pointwise_conv": 0.5, "depthwise_conv": 0.1}, overhead=2e-5)
@@ -383,6 +488,23 @@ def fit(machine: Machine, samples, dtype: str = "float32", fitted_from: str = ""
     >>> fitted = fit(Machine("t", 1e11, 1e10), [(x, predict_latency(x, truth).seconds) for x in layers])
     >>> {k: round(v, 3) for k, v in fitted.efficiency.items()}, round(fitted.overhead * 1e6, 2)
     ({'pointwise_conv': 0.5, 'depthwise_conv': 0.1}, 20.0)
+    """
+    roof = fit_roof(machine, samples, dtype)
+    efficiency = dict(machine.efficiency) | roof.efficiency
+    memory = dict(machine.memory_efficiency) | roof.memory_efficiency
+    note = fitted_from or f"fit to {len(samples)} measured samples"
+    return machine.replace(efficiency=efficiency, memory_efficiency=memory, overhead=roof.overhead, fitted_from=note)
+
+
+def fit_roof(machine: Machine, samples, dtype: str = "float32", rounds: int = 30) -> Roof:
+    """The :class:`Roof` that fits measured ``(spec_or_cost, seconds)`` pairs best, relative error counted.
+
+    A kernel takes ``overhead + max(compute / e_c[kind], memory / e_m[kind])``: given which side of each
+    max a kernel is on, time is linear in ``1/e_c``, ``1/e_m`` and ``overhead``, found by non-negative
+    least squares on *relative* errors (each row divided by its measured time, so a 10 us kernel counts as
+    much as a 100 ms one). The sides are then read again from the fitted factors, until they no longer
+    change. A side no kernel of a kind is on takes the other side's factor. Only kinds the samples use are
+    returned.
     """
     rows, measured = [], []
     for spec_or_cost, seconds in samples:
@@ -394,21 +516,36 @@ def fit(machine: Machine, samples, dtype: str = "float32", fitted_from: str = ""
     if not rows:
         raise ConvcostError("fit: needs at least one measured sample")
     kinds = [k for k in KINDS if any(kt[1] == k for r in rows for kt in r)]
-    # columns: seconds of roofline per kind (coefficient 1/efficiency), kernel count (coefficient overhead)
-    design = np.zeros((len(rows), len(kinds) + 1))
-    fresh = np.zeros(len(rows))
-    for i, r in enumerate(rows):
-        for _, kind, _, _, compute, memory, allocation in r:
-            design[i, kinds.index(kind)] += max(compute, memory)
-            design[i, -1] += 1
-            fresh[i] += allocation
     y = np.asarray(measured)
-    lower = np.array([MIN_SLOWDOWN] * len(kinds) + [0.0])
-    coef = nnls(design / y[:, None], 1 - fresh / y, lower)
-    efficiency = dict(machine.efficiency)
-    efficiency.update({k: 1.0 / coef[i] for i, k in enumerate(kinds)})
-    note = fitted_from or f"fit to {len(rows)} measured samples"
-    return machine.replace(efficiency=efficiency, overhead=float(coef[-1]), fitted_from=note)
+    fresh = np.array([sum(kt[6] for kt in r) for r in rows])
+    # the first guess: each kernel on the side of the plain roofline
+    compute_side = [[kt[4] >= kt[5] for kt in r] for r in rows]
+    coef, seen = None, set()
+    for _ in range(rounds):
+        # columns: compute seconds per kind (coefficient 1/e_c), memory seconds per kind (1/e_m), calls (overhead)
+        design = np.zeros((len(rows), 2 * len(kinds) + 1))
+        for i, r in enumerate(rows):
+            for (_, kind, _, _, compute, memory, _), on_compute in zip(r, compute_side[i]):
+                j = kinds.index(kind)
+                design[i, j if on_compute else len(kinds) + j] += compute if on_compute else memory
+                design[i, -1] += 1
+        lower = np.array([MIN_SLOWDOWN] * (2 * len(kinds)) + [0.0])
+        used = design[:, :-1].any(axis=0)
+        coef = nnls(design / y[:, None], 1 - fresh / y, lower)
+        for j in range(len(kinds)):  # a side nothing is on: the other side's factor
+            if not used[j]:
+                coef[j] = coef[len(kinds) + j] if used[len(kinds) + j] else 1.0
+            if not used[len(kinds) + j]:
+                coef[len(kinds) + j] = coef[j]
+        side = [[kt[4] * coef[kinds.index(kt[1])] >= kt[5] * coef[len(kinds) + kinds.index(kt[1])] for kt in r]
+                for r in rows]
+        key = tuple(map(tuple, side))
+        if side == compute_side or key in seen:
+            break
+        seen.add(key)
+        compute_side = side
+    return Roof({k: 1.0 / coef[i] for i, k in enumerate(kinds)},
+                {k: 1.0 / coef[len(kinds) + i] for i, k in enumerate(kinds)}, float(coef[-1]))
 
 
 def nnls(a, b, lower=None, iterations: int = 200) -> np.ndarray:
@@ -436,6 +573,16 @@ def nnls(a, b, lower=None, iterations: int = 200) -> np.ndarray:
             continue
         free[np.argmin(np.where(free, x, np.inf))] = False
     return np.maximum(x, 0) + lower
+
+
+def _check_factors(where, field, factors) -> None:
+    if not isinstance(factors, dict):
+        raise ConvcostError(f"{where}: {field}={factors!r} must be a dict kind -> factor")
+    for kind, factor in factors.items():
+        if kind not in KINDS:
+            raise ConvcostError(f"{where}: unknown kernel kind {kind!r}; known: {', '.join(KINDS)}")
+        if not _positive(factor):
+            raise ConvcostError(f"{where}: {field}[{kind!r}]={factor!r} must be a positive finite number")
 
 
 def _finite(value) -> bool:

@@ -91,7 +91,8 @@ def test_memory_metric_is_memory_access():
     [
         (lambda: compare(StandardConv(K=3), SeparableConv(K=5)), "fix the shared symbol K differently (3 vs 5)"),
         (lambda: compare(StandardConv(K=3), SeparableConv, K=5), "fixes K=3 but the shared value is K=5"),
-        (lambda: compare(StandardConv, SeparableConv, metric="latency"), "unknown metric 'latency'"),
+        (lambda: compare(StandardConv, SeparableConv, metric="latency"), "metric='latency' needs machine="),
+        (lambda: compare(StandardConv, SeparableConv, metric="speed"), "unknown metric 'speed'"),
         (lambda: compare(StandardConv, SeparableConv, k=3), "shared value k=3 is neither a field"),
         (lambda: compare(StandardConv, 3), "needs variant classes, layers or costs"),
         (lambda: compare(StandardConv(P="same"), AsymmetricConv), "P='same' must be"),

@@ -8,7 +8,16 @@ import pytest
 from convcost import DepthwiseConv, GroupedConv, PointwiseConv, SeparableConv, SqueezeExcitation, StandardConv, cost
 from convcost.errors import ConvcostError
 from convcost.latency import KINDS, Machine, fit, kind_of, nnls, predict_latency, primitives
-from convcost.primitives import Activation, BatchNorm, ChannelShuffle, Conv, ConvTranspose, Linear, PixelShuffle
+from convcost.primitives import (
+    Activation,
+    BatchNorm,
+    ChannelShuffle,
+    Conv,
+    ConvTranspose,
+    Linear,
+    MaxPool,
+    PixelShuffle,
+)
 
 ROUND = Machine("round", peak_flops=1e9, bandwidth=1e8)  # ridge at 10 FLOP/byte
 
@@ -74,6 +83,7 @@ def test_dtype_scales_bytes_only():
         (ConvTranspose(C=8, O=4, K=2, S=2), (1, 8, 4, 4), "transposed_conv"),
         (Linear(C=8, O=4), (2, 8), "linear"),
         (BatchNorm(C=8), (1, 8, 4, 4), "elementwise"),
+        (MaxPool(K=3, S=2, P=1), (1, 8, 8, 8), "pooling"),
         (PixelShuffle(2), (1, 8, 4, 4), "data_movement"),
         (ChannelShuffle(2), (1, 8, 4, 4), "data_movement"),
     ],
@@ -180,7 +190,7 @@ def test_bad_machine_files(tmp_path, content, message):
 
 
 def test_every_kind_is_known():
-    assert len(set(KINDS)) == len(KINDS) == 9
+    assert len(set(KINDS)) == len(KINDS) == 10
 
 
 def test_fresh_outputs_pay_the_allocation_cost_by_hand():
@@ -219,7 +229,7 @@ def test_calibrate_tiny_caches_in_the_user_cache_folder(tmp_path, monkeypatch, c
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # where platformdirs puts it on Linux
     monkeypatch.setattr(platformdirs, "user_cache_dir", lambda name, appauthor=None: str(tmp_path / name))
-    m = calibrate("cpu", quick=True, min_run_time=0.001)
+    m = calibrate("cpu", quick=True, min_run_time=0.001, passes=1)
     path = cache_path("cpu", 1, quick=True)
     assert path.startswith(str(tmp_path / "convcost"))
     assert Machine.load(path) == m

@@ -23,10 +23,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 #: Code outside convcost/torch/runtime that still reads the torch release or a private torch API, as
 #: (file, what it reads). Each is listed in the runtime's FACTS (or, for calibrate's cache key and messages,
 #: only names the release) and is to be moved behind convcost.torch.runtime; this list only shrinks.
-KNOWN = {
-    # the calibration cache is keyed by the release, and its messages name it: to read runtime.version()
-    ("convcost/torch/calibration.py", "torch.__version__"),
-}
+#: sites outside the runtime that still read the release or private torch, each with its reason (none now)
+KNOWN: set = set()
 
 
 def _dotted(node):

@@ -1,6 +1,6 @@
 """``convcost calibrate``: measure this machine for the latency model (needs the torch extra).
 
-A full calibration takes about 20 s and is cached; progress goes to stderr
+A full calibration repeats its passes until stable (minutes) and is cached; progress goes to stderr
 (``--quiet`` silences it), the fitted machine to stdout.
 """
 
@@ -10,10 +10,11 @@ import json
 
 
 def register(sub) -> None:
-    p = sub.add_parser("calibrate", help="measure this machine for the latency model (about 20 s, cached)")
+    p = sub.add_parser("calibrate", help="measure this machine for the latency model (minutes, cached)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:<index>")
     p.add_argument("--threads", type=int, default=1, help="threads to time with (default 1)")
-    p.add_argument("--quick", action="store_true", help="tiny sizes, one pass: a smoke run, not a calibration to trust")
+    p.add_argument("--quick", action="store_true",
+                   help="a subset of the kernels, fewer passes: a first estimate, not a calibration to trust")
     p.add_argument("--no-cache", action="store_true", help="measure afresh and do not write the cache")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("--json", action="store_true", help="print the machine as JSON")

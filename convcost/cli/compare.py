@@ -51,12 +51,13 @@ def register(sub) -> None:
     """Add ``compare`` and ``breakeven``."""
     from convcost.costs import METRIC_NAMES
 
+    metrics = (*METRIC_NAMES, "latency")
     p = sub.add_parser("compare", help="exact ratio, difference and savings of B against A")
-    _common(p, METRIC_NAMES)
+    _common(p, metrics)
     p.set_defaults(handler=_compare)
 
     p = sub.add_parser("breakeven", help="the exact condition under which B costs no more than A")
-    _common(p, METRIC_NAMES)
+    _common(p, metrics)
     p.add_argument("--solve-for", default=None, metavar="SYMBOL",
                    help="the symbol to solve for (default: K, or the one symbol the costs depend on)")
     p.add_argument("--plot", metavar="FILE", help="save where each wins as FILE.png, FILE.svg or FILE.pdf")
@@ -74,6 +75,22 @@ def _common(p, metrics) -> None:
     p.add_argument("--metric", default="macs", choices=metrics, help="what to compare (default macs)")
     p.add_argument("--json", action="store_true", help="print JSON")
     options.symbol_option(p)
+    p.add_argument("--machine", metavar="FILE", help="with --metric latency: a machine saved as JSON (default: this "
+                   "machine's cached calibration, `convcost calibrate`)")
+
+
+def machine_of(args):
+    """The machine of ``--machine FILE``, or this machine's (cached) calibration."""
+    from convcost.latency import Machine
+
+    if args.machine:
+        return Machine.load(args.machine)
+    from convcost.extras import need
+
+    need("torch", "torch", "--metric latency without --machine (it calibrates this machine)")
+    from convcost.torch.calibration import calibrate
+
+    return calibrate("cpu")
 
 
 def _shared(args) -> tuple:
@@ -105,6 +122,8 @@ def _compare(args) -> int:
     from convcost.comparison import compare
 
     a, b, values = _shared(args)
+    if args.metric == "latency":
+        values["machine"] = machine_of(args)
     c = compare(a, b, metric=args.metric, **values)
     if args.json:
         print(json.dumps(c.as_dict(), indent=2))
@@ -130,6 +149,8 @@ def _breakeven(args) -> int:
     from convcost.breakeven import break_even
 
     a, b, values = _shared(args)
+    if args.metric == "latency":
+        values["machine"] = machine_of(args)
     be = break_even(a, b, metric=args.metric, solve_for=args.solve_for, **values)
     if args.json:
         print(json.dumps(be.as_dict(), indent=2))

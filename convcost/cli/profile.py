@@ -41,6 +41,9 @@ def register(sub) -> None:
                    help="with --training: the parameters' dtype, float32 (default), float16, bfloat16, float64")
     p.add_argument("--memory", default=None,
                    help="with --training: a budget such as 24GiB, 24GB or 24G (=GiB); prints the largest batch")
+    p.add_argument("--latency", action="store_true", help="also predict its latency on this machine (a training "
+                   "step's with --training; the cached calibration, or --machine FILE)")
+    p.add_argument("--machine", metavar="FILE", help="with --latency: a machine saved as JSON")
     p.set_defaults(handler=_profile, check=_check)
 
 
@@ -59,6 +62,12 @@ def _check(args) -> None:
     if args.depth is not None and args.format != "table":
         raise ConvcostError(f"--depth shapes the table; --format {args.format} carries every row")
     options.training(args)
+    if args.machine is not None and not args.latency:
+        raise ConvcostError("--machine names the machine of --latency; add --latency")
+    if args.latency and args.format == "csv":
+        raise ConvcostError("--latency gives a table of its own: use --format table, md or json")
+    if args.machine is not None and not os.path.isfile(args.machine):
+        raise ConvcostError(f"--machine {args.machine!r}: no such file (save one with `convcost calibrate`)")
     args.budget = options.memory(args.memory) if args.memory is not None else None
     shapes = []
     for text in args.input:
@@ -138,6 +147,16 @@ def _load(factory: str):
         raise ConvcostError(f"{factory} raised {type(exc).__name__}: {exc}") from None
 
 
+def _latency(args, report):
+    """The report's predicted latency (``--latency``), the optimizer named as the calibration knows it."""
+    from convcost.cli.compare import machine_of
+    from convcost.latency import predict_latency
+
+    chosen = args.optimizer or "adam"
+    optimizer = {"momentum": "sgd", "adamw": "adam"}.get(chosen, chosen)
+    return predict_latency(report, machine_of(args), optimizer=optimizer)
+
+
 def _profile(args) -> int:
     from convcost.torch.profiling import profile
 
@@ -148,7 +167,8 @@ def _profile(args) -> int:
         model = _load(args.factory)
         report = profile(model, inputs, convention=args.convention, training=args.training)
         facts = _facts(args, model, report)
-    print(_render(args, report, facts), end="")
+    latency = _latency(args, report) if args.latency else None
+    print(_render(args, report, facts, latency), end="")
     return 0
 
 
@@ -175,18 +195,21 @@ def _facts(args, model, report) -> dict:
     return facts
 
 
-def _render(args, report, facts) -> str:
+def _render(args, report, facts, latency=None) -> str:
     if args.format == "json":
         import json
 
         data = report.as_dict()
         for key, value in facts.items():
             data[key] = {k: display.json_value(v) if not isinstance(v, str) else v for k, v in value.items()}
+        if latency is not None:
+            data["latency"] = latency.as_dict()
         return json.dumps(data, indent=2) + "\n"
     if args.format == "csv":
         return report.to_csv(extra=_fact_rows(facts))
     text = report.table(depth=args.depth) if args.format == "table" else report.to_markdown()
-    return text + "".join(f"{line}\n" for line in _fact_lines(facts))
+    text += "".join(f"{line}\n" for line in _fact_lines(facts))
+    return text + (latency.table(depth=args.depth) if latency is not None else "")
 
 
 def _fact_lines(facts) -> list:

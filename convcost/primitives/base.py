@@ -14,7 +14,7 @@ from convcost.shapes import numel
 
 #: the kernel kinds of the latency model (what a primitive's ``kernel_kind()`` names), in report order
 KINDS = ("dense_conv", "pointwise_conv", "depthwise_conv", "grouped_conv", "transposed_conv", "conv3d",
-         "linear", "elementwise", "data_movement")
+         "linear", "elementwise", "pooling", "data_movement")
 
 
 def plain(out_shape, in_shape, conditions=(), *, saves_input=False, saves_output=False, extra_saved=0,

@@ -17,10 +17,10 @@ The result is cached as JSON in the per-user cache folder of the operating syste
 (``platformdirs.user_cache_dir("convcost")``: ``$XDG_CACHE_HOME/convcost`` or
 ``~/.cache/convcost`` on Linux, ``~/Library/Caches/convcost`` on macOS,
 ``%LOCALAPPDATA%\\convcost\\Cache`` on Windows), keyed by device, threads, size and
-torch version; ``cache=False`` measures afresh. A full calibration takes about
-20 s; it reports its progress on stderr unless ``quiet=True``. Timings run under ``torch.inference_mode()``
-with modules in
-evaluation mode (``module.train(False)``). CUDA timings go through the same code (``torch.utils.benchmark``
+torch version; ``cache=False`` measures afresh. A full calibration repeats its passes until they are
+stable, which takes minutes (longer on a busy machine; ``quick=True`` times a subset of the kernels); it
+reports its progress on stderr unless ``quiet=True``. Timings run under ``torch.inference_mode()`` with
+modules in evaluation mode (``module.train(False)``). CUDA timings go through the same code (``torch.utils.benchmark``
 synchronises the device) but have not been run by convcost's own tests, which
 have no GPU; asking for ``"cuda"`` without one is a ConvcostError.
 
@@ -36,10 +36,13 @@ convcost.errors.ConvcostError: unknown device 'tpu': use 'cpu', 'cuda' or 'cuda:
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import platform
 import re
 import sys
+import time
 
 import torch
 from torch.utils import benchmark
@@ -47,10 +50,11 @@ from torch.utils import benchmark
 from convcost import latency
 from convcost.errors import ConvcostError
 from convcost.latency import Machine
+from convcost.torch import runtime
 from convcost.torch.build import to_torch
 
 #: bumped when calibration measures something new, so that older cached machines are measured again
-CALIBRATION_VERSION = 2
+CALIBRATION_VERSION = 3
 
 
 def check_device(device) -> torch.device:
@@ -63,7 +67,8 @@ def check_device(device) -> torch.device:
         raise ConvcostError(f"unknown device {device!r}: use 'cpu', 'cuda' or 'cuda:<index>'")
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ConvcostError(f"device {device!r} requested but no CUDA GPU is available to torch {torch.__version__}")
+            raise ConvcostError(f"device {device!r} requested but no CUDA GPU is available to "
+                                f"torch {runtime.version()}")
         index = int(device.split(":")[1]) if ":" in device else 0
         if index >= torch.cuda.device_count():
             raise ConvcostError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) present")
@@ -86,7 +91,7 @@ def describe(device: str = "cpu", threads: int = 1) -> dict:
         "processor": processor,
         "cores": os.cpu_count(),
         "threads": threads,
-        "torch": torch.__version__,
+        "torch": runtime.version(),
         "python": platform.python_version(),
     }
 
@@ -102,14 +107,34 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: the clocks a timing can read: wall time, or the process's CPU time (one thread on a busy machine: the time
+#: the work itself took, not the time other processes held the core)
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = ["wall"]
+
+
+@contextlib.contextmanager
+def clock(name: str):
+    """Time with the clock ``name`` (:data:`CLOCKS`) inside the block: ``with clock("cpu"): calibrate(...)``."""
+    if name not in CLOCKS:
+        raise ConvcostError(f"unknown clock {name!r}; known: {', '.join(CLOCKS)}")
+    before = _clock[0]
+    _clock[0] = name
+    try:
+        yield
+    finally:
+        _clock[0] = before
+
+
 def time_call(fn, *args, device: str = "cpu", threads: int = 1, min_run_time: float = 0.2, warmup: int = 2,
-              statistic: str = "min") -> float:
+              statistic: str = "min", grad: bool = False) -> float:
     """Seconds per call of ``fn(*args)``: warm-up calls, then ``Timer.blocked_autorange``.
 
     ``statistic="min"`` (default) is the fastest block's mean per call: on a
     machine shared with other work, interference only ever adds time, so the
     fastest block is the best estimate of the kernel's own latency.
-    ``"median"`` is the median block.
+    ``"median"`` is the median block. ``grad=True`` times with autograd on (a training step), else under
+    ``torch.inference_mode()``.
 
     >>> time_call(torch.relu, torch.ones(8), min_run_time=0.001) > 0
     True
@@ -117,22 +142,45 @@ def time_call(fn, *args, device: str = "cpu", threads: int = 1, min_run_time: fl
     dev = check_device(device)
     if statistic not in ("min", "median"):
         raise ConvcostError(f"time_call: statistic={statistic!r} must be 'min' or 'median'")
-    with torch.inference_mode():
+    with torch.inference_mode(not grad), torch.enable_grad() if grad else contextlib.nullcontext():
         for _ in range(warmup):
             fn(*args)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
-        timer = benchmark.Timer(stmt="fn(*args)", globals={"fn": fn, "args": args}, num_threads=threads)
+        if _clock[0] == "cpu" and (threads != 1 or dev.type != "cpu"):
+            raise ConvcostError(f"the cpu clock times one thread on the CPU, not {threads} threads on {device}")
+        timer = benchmark.Timer(stmt="fn(*args)", globals={"fn": fn, "args": args}, num_threads=threads,
+                                timer=CLOCKS[_clock[0]])
         measured = timer.blocked_autorange(min_run_time=min_run_time)
         return float(min(measured.times) if statistic == "min" else measured.median)
 
 
-def time_layer(layer, input_shape, *, device: str = "cpu", threads: int = 1, min_run_time: float = 0.2) -> float:
-    """Median seconds of the real kernels of a convcost layer on a random input of ``input_shape``."""
+#: the weights a timing cycles through at least (copies of the module): more than a core's own cache holds, so
+#: that each call reads its weights from further away, as a layer inside a network does (the input stays hot:
+#: inside a network the layer before has just written it)
+COLD_BYTES = 8 * 2**20
+#: at most this many copies of one module
+MOST_COPIES = 16
+
+
+def copies(layer, input_shape, device, training=False) -> list:
+    """Copies of the module ``convcost.torch.to_torch`` builds for ``layer``, enough to hold :data:`COLD_BYTES`
+    of weights between them (one for a layer without weights)."""
+
     dev = check_device(device)
-    module = to_torch(layer, input_shape).to(dev).eval()
+    first = to_torch(layer, input_shape).to(dev).train(training)
+    weights = sum(q.numel() * q.element_size() for q in first.parameters())
+    count = min(MOST_COPIES, -(-COLD_BYTES // weights)) if weights else 1
+    return [first] + [to_torch(layer, input_shape).to(dev).train(training) for _ in range(count - 1)]
+
+
+def time_layer(layer, input_shape, *, device: str = "cpu", threads: int = 1, min_run_time: float = 0.2) -> float:
+    """Fastest seconds per call of the real kernels of a convcost layer on a random input of ``input_shape``,
+    its weights cold (:func:`copies`, called in turn)."""
+    dev = check_device(device)
+    turn = itertools.cycle(copies(layer, input_shape, device))
     x = torch.randn(*[int(s) for s in input_shape], device=dev)
-    return time_call(module, x, device=device, threads=threads, min_run_time=min_run_time)
+    return time_call(lambda: next(turn)(x), device=device, threads=threads, min_run_time=min_run_time)
 
 
 def peak_matmul(device: str = "cpu", threads: int = 1, sizes=(512, 1024, 2048), min_run_time: float = 0.2) -> float:
@@ -152,6 +200,24 @@ def copy_bandwidth(device: str = "cpu", threads: int = 1, elements: int = 1 << 2
     src, dst = torch.randn(elements, device=dev), torch.empty(elements, device=dev)
     seconds = time_call(dst.copy_, src, device=device, threads=threads, min_run_time=min_run_time)
     return 2 * 4 * elements / seconds
+
+
+def core_cache_bytes() -> int:
+    """Bytes of the largest cache one core has to itself (Linux: the level-2 cache in sysfs; else 1 MiB)."""
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    best = 0
+    try:
+        for index in (i for i in os.listdir(base) if i.startswith("index")):
+            with open(os.path.join(base, index, "level"), encoding="utf-8") as f:
+                level = int(f.read())
+            with open(os.path.join(base, index, "size"), encoding="utf-8") as f:
+                text = f.read().strip()
+            size = int(text[:-1]) * {"K": 2**10, "M": 2**20}.get(text[-1], 1) if text[-1] in "KM" else int(text)
+            if level == 2:
+                best = max(best, size)
+    except (OSError, ValueError):
+        pass
+    return best or 2**20
 
 
 def fresh_memory(device: str = "cpu", threads: int = 1, largest_mib: int = 256, min_run_time: float = 0.2,
@@ -217,47 +283,118 @@ def fresh_memory(device: str = "cpu", threads: int = 1, largest_mib: int = 256, 
     return float(high * 2**20), at * 2**20 / (fresh - reused)
 
 
+#: ``(channels, spatial size, batch)`` of the stages the calibration kernels are timed at: a CNN's stages at
+#: batch 1, and two at batch 8 whose tensors stream from memory
+#: (narrow and wide, so that tensors both stay in a core's cache and spill from it, as in a network)
+STAGES = ((16, 112, 1), (96, 112, 1), (24, 56, 1), (144, 56, 1), (64, 28, 1), (192, 28, 1), (128, 14, 1),
+          (512, 14, 1), (256, 7, 1), (960, 7, 1), (64, 56, 8), (256, 14, 8))
+#: the quick calibration's stages: a subset of the full one's, so that each kind is fitted on kernels like them
+QUICK_STAGES = ((96, 112, 1), (144, 56, 1), (128, 14, 1), (256, 7, 1), (64, 56, 8))
+
+
 def calibration_kernels(quick: bool = False) -> list:
-    """``(layer, input_shape)`` of the real kernels efficiency factors are fitted on: every kind at three
-    sizes, two whose tensors stay in cache (batch 1) and one that streams from memory (batch 8).
+    """``(layer, input_shape)`` of the real kernels the factors are fitted on: every kind at every stage of
+    :data:`STAGES` (:data:`QUICK_STAGES`), and the odd shapes of CNNs (a stem on the image, squeeze-excitation's
+    1x1 convolutions on one pixel, a classifier at batch 1). No kernel is taken from a model that predictions
+    are checked against.
 
     >>> len(calibration_kernels()), len(calibration_kernels(quick=True))
-    (27, 18)
+    (169, 73)
     """
     from convcost import primitives as p
 
-    stages = ((8, 8, 1), (16, 4, 1)) if quick else ((64, 56, 1), (256, 14, 1), (32, 112, 8))
-    out = []
-    for c, h, n in stages:
+    out = [(p.Conv(3, 32, 3, S=2, P=1), (1, 3, 224, 224)), (p.Conv(3, 64, 7, S=2, P=3), (1, 3, 224, 224)),
+           (p.Linear(1280, 1000), (1, 1280)), (p.Conv(256, 64, 1), (1, 256, 1, 1)),
+           (p.Conv(64, 256, 1), (1, 64, 1, 1))]
+    for c, h, n in QUICK_STAGES if quick else STAGES:
         image = (n, c, h, h)
         out += [
             (p.Conv(c, c, 3, P=1), image),
-            (p.Conv(c, c, 1), image),
+            (p.Conv(c, c, 3, S=2, P=1), image),
+            (p.Conv(c, 2 * c, 1), image),
             (p.Conv(c, c, 3, P=1, G=c), image),
-            (p.Conv(c, c, 3, P=1, G=8), image),
-            (p.ConvTranspose(c, c // 2, 2, S=2), image),
-            (p.Conv(c // 2, c // 2, 3, P=1, dims=3), (n, c // 2, 4, h // 2, h // 2)),
-            (p.Linear(c * 4, c * 4), (32 * n, c * 4)),
+            (p.Conv(c, c, 5, P=2, G=c), image),
+            (p.Conv(c, c, 3, P=1, G=max(c // 16, 2)), image),
+            (p.Linear(c * 4, c * 4), (8 * n, c * 4)),
             (p.BatchNorm(c), image),
+            (p.Activation("relu"), image),
+            (p.MaxPool(3, S=2, P=1), image),
+            (p.AvgPool(2), image),
             (p.PixelShuffle(2), image),
         ]
+        if h >= 14:
+            out += [(p.ConvTranspose(c, c // 2, 2, S=2), image),
+                    (p.Conv(c // 2, c // 2, 3, P=1, dims=3), (n, c // 2, 4, h // 2, h // 2))]
     return out
 
 
 def cache_path(device: str = "cpu", threads: int = 1, quick: bool = False, cache_dir=None) -> str:
     """Where the calibration of ``device`` is cached: the operating system's per-user cache folder
-    (``platformdirs.user_cache_dir("convcost")``) unless ``cache_dir`` is given.
+    (``platformdirs.user_cache_dir("convcost")``) unless ``cache_dir`` is given; the name holds the processor,
+    the thread count and the torch release, so another machine or release is measured afresh.
 
     >>> cache_path("cpu", 2, cache_dir="/tmp/x")
-    '/tmp/x/machine2-cpu-2threads-torch....json'
+    '/tmp/x/machine3-cpu-...-2threads-torch....json'
     """
     if cache_dir is None:
         import platformdirs  # a core dependency; imported here, as only the default folder needs it
 
         cache_dir = platformdirs.user_cache_dir("convcost", appauthor=False)
     size = "-quick" if quick else ""
-    name = f"machine{CALIBRATION_VERSION}-{device.replace(':', '')}-{threads}threads-torch{torch.__version__}{size}.json"
+    processor = re.sub(r"[^A-Za-z0-9]+", "_", describe(device, threads)["processor"]).strip("_")[:60]
+    name = (f"machine{CALIBRATION_VERSION}-{device.replace(':', '')}-{processor}-{threads}threads-"
+            f"torch{runtime.version()}{size}.json")
     return os.path.join(os.fspath(cache_dir), name)
+
+
+def time_training(layer, input_shape, *, device: str = "cpu", threads: int = 1, min_run_time: float = 0.2) -> tuple:
+    """``(forward, forward and backward)`` seconds of a convcost layer in training mode, its input needing a
+    gradient as a layer's inside a network does (fastest block of each)."""
+    dev = check_device(device)
+    modules = copies(layer, input_shape, device, training=True)
+    x = torch.randn(*[int(s) for s in input_shape], device=dev, requires_grad=True)
+    grad = torch.ones_like(modules[0](x))
+    turn = itertools.cycle(modules)
+
+    def step():
+        module = next(turn)
+        for q in module.parameters():
+            q.grad = None
+        x.grad = None
+        module(x).backward(grad)
+
+    forward = time_call(lambda: next(turn)(x), device=device, threads=threads, min_run_time=min_run_time, grad=True)
+    both = time_call(step, device=device, threads=threads, min_run_time=min_run_time, grad=True)
+    return forward, both
+
+
+def optimizer_cost(optimizer: str, device: str = "cpu", threads: int = 1, min_run_time: float = 0.2) -> tuple:
+    """``(seconds per parameter tensor, seconds per parameter)`` of one ``optimizer.step()``: SGD with momentum
+    0.9 or Adam (torch's defaults otherwise), on many small tensors and on a few large ones."""
+    dev = check_device(device)
+
+    def seconds(count, size):
+        params = [torch.nn.Parameter(torch.randn(size, device=dev)) for _ in range(count)]
+        for q in params:
+            q.grad = torch.randn_like(q)
+        opt = torch.optim.SGD(params, lr=1e-3, momentum=0.9) if optimizer == "sgd" else torch.optim.Adam(params)
+        return time_call(opt.step, device=device, threads=threads, min_run_time=min_run_time, grad=True)
+
+    many, large = (400, 1024), (4, 1 << 20)
+    t_many, t_large = seconds(*many), seconds(*large)
+    # two equations t = a * tensors + b * parameters
+    det = many[0] * large[0] * large[1] - large[0] * many[0] * many[1]
+    a = (t_many * large[0] * large[1] - t_large * many[0] * many[1]) / det
+    b = (many[0] * t_large - large[0] * t_many) / det
+    return max(a, 0.0), max(b, 0.0)
+
+
+def view_seconds(device: str = "cpu", threads: int = 1, min_run_time: float = 0.2) -> float:
+    """Seconds of a call that runs no kernel: a module that flattens, called as a network calls it."""
+    dev = check_device(device)
+    flatten = torch.nn.Flatten().to(dev)
+    return time_call(flatten, torch.randn(1, 64, 7, 7, device=dev), device=device, threads=threads,
+                     min_run_time=min_run_time)
 
 
 def calibrate(
@@ -268,56 +405,36 @@ def calibrate(
     cache_dir=None,
     quick: bool = False,
     min_run_time: float | None = None,
-    passes: int = 2,
+    passes: int | None = None,
+    tolerance: float = 0.02,
     quiet: bool = False,
 ) -> Machine:
     """Measure ``device`` and fit the latency model's factors; cached unless ``cache=False``.
 
-    ``quick=True`` uses tiny sizes and one pass (for tests and smoke runs): its
-    numbers are dominated by call overhead and are not a calibration to trust.
-    ``passes`` measurements of everything are made, and the best of each kept.
+    Everything is measured in passes, each pass over every quantity in turn (so that a busy moment of the
+    machine spoils one reading of each, not all readings of one) and each quantity keeps its fastest
+    reading: interference only ever adds time. Passes go on until no reading improved by more than
+    ``tolerance`` (relative) in the last pass, at least two (unless ``passes=1``) and at most ``passes``
+    (default 6; quick 3).
+    The machine's ``spread`` reports how far the passes' readings lay above the kept ones (median and
+    worst over the kernels, and for peak and bandwidth): the calibration's own noise.
+
+    ``quick=True`` times the kernels of :data:`QUICK_STAGES` (a subset of the full grid) for a shorter
+    time each: its factors are meant to stay within 1.5x of the full calibration's.
     Progress goes to stderr, one line per stage, unless ``quiet=True``.
     """
     check_device(device)
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
         raise ConvcostError(f"calibrate: threads={threads!r} must be a positive integer")
-    if not isinstance(passes, int) or isinstance(passes, bool) or passes < 1:
+    if passes is not None and (not isinstance(passes, int) or isinstance(passes, bool) or passes < 1):
         raise ConvcostError(f"calibrate: passes={passes!r} must be a positive integer")
     path = cache_path(device, threads, quick, cache_dir)
     say = _progress(quiet)
     if cache and os.path.exists(path):
         say(f"using the cached calibration {path} (cache=False measures afresh)")
         return Machine.load(path)
-    run = min_run_time if min_run_time is not None else (0.005 if quick else 0.2)
-    kernels = calibration_kernels(quick)
-    rounds = 1 if quick else passes
-    say(f"measuring {device} with {threads} thread{'s' * (threads > 1)}: {rounds} pass{'es' * (rounds > 1)} over "
-        f"matmul peak, copy bandwidth and {len(kernels)} kernels, then fresh memory"
-        f"{'' if quick else ' (about 20 s)'}")
-    peak, bandwidth, seconds = 0.0, 0.0, [float("inf")] * len(kernels)
-    for done in range(rounds):
-        # each pass measures everything once; a slow moment of the machine then spoils one pass, not the
-        # result: the best peak, the best bandwidth and each kernel's fastest time are kept
-        peak = max(peak, peak_matmul(device, threads, sizes=(64,) if quick else (512, 1024, 2048), min_run_time=run))
-        bandwidth = max(bandwidth, copy_bandwidth(device, threads, elements=1 << 16 if quick else 1 << 25,
-                                                  min_run_time=run))
-        say(f"pass {done + 1}/{rounds}: peak {peak / 1e9:,.1f} GFLOP/s, bandwidth {bandwidth / 1e9:,.1f} GB/s; "
-            f"timing {len(kernels)} kernels")
-        seconds = [min(t, time_layer(layer, shape, device=device, threads=threads, min_run_time=run))
-                   for t, (layer, shape) in zip(seconds, kernels)]
-    say("measuring the cost of fresh memory")
-    threshold, fresh = fresh_memory(device, threads, min_run_time=run, largest_mib=64 if quick else 256,
-                                    resolution_mib=32 if quick else 1)
-    info = describe(device, threads)
-    name = f"{info['processor']} ({info['device']}, {threads} thread{'s' * (threads > 1)}, torch {info['torch']})"
-    machine = Machine(name, peak_flops=peak, bandwidth=bandwidth, alloc_threshold=threshold, alloc_bandwidth=fresh)
-    samples = [(layer.cost(shape), t) for t, (layer, shape) in zip(seconds, kernels)]
-    machine = latency.fit(
-        machine,
-        samples,
-        fitted_from=f"convcost.torch.calibrate: {len(samples)} kernels{' (quick)' if quick else ''}, "
-        f"matmul peak, copy bandwidth, fresh-memory cost",
-    )
+    machine, _ = measure(device, threads=threads, quick=quick, min_run_time=min_run_time, passes=passes,
+                         tolerance=tolerance, say=say)
     if cache:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         machine.save(path)
@@ -325,6 +442,102 @@ def calibrate(
     else:
         say("done")
     return machine
+
+
+def measure(device: str = "cpu", *, threads: int = 1, quick: bool = False, min_run_time: float | None = None,
+            passes: int | None = None, tolerance: float = 0.02, say=None) -> tuple:
+    """``(machine, samples)``: what :func:`calibrate` measures and fits, never cached, with the inference
+    samples ``(cost, fastest seconds)`` it was fitted on (for other predictors fitted on the same kernels)."""
+    say = say or _progress(True)
+    run = min_run_time if min_run_time is not None else (0.01 if quick else 0.05)
+    most = passes if passes is not None else (3 if quick else 6)
+    kernels = calibration_kernels(quick)
+    say(f"measuring {device} with {threads} thread{'s' * (threads > 1)}: matmul peak, copy bandwidth, "
+        f"{len(kernels)} kernels for inference and training, optimizers, views, in passes until stable "
+        f"(at most {most}), then fresh memory")
+    readings = {}  # quantity -> every pass's reading
+
+    def read(key, measure):
+        readings.setdefault(key, []).append(measure())
+
+    for done in range(most):
+        read("peak", lambda: 1 / peak_matmul(device, threads, sizes=(256, 1024), min_run_time=run))
+        read("bandwidth", lambda: 1 / copy_bandwidth(device, threads, elements=1 << 24, min_run_time=run))
+        if check_device(device).type == "cpu":  # a copy that stays in one core's cache: the cache tier
+            read("cache", lambda: 1 / copy_bandwidth(device, threads, elements=core_cache_bytes() // 16,
+                                                     min_run_time=run))
+        read("view", lambda: view_seconds(device, threads, min_run_time=run))
+        for opt in ("sgd", "adam"):
+            read(opt, lambda opt=opt: optimizer_cost(opt, device, threads, min_run_time=run))
+        for i, (layer, shape) in enumerate(kernels):
+            read(("inference", i), lambda: time_layer(layer, shape, device=device, threads=threads, min_run_time=run))
+            read(("training", i), lambda: time_training(layer, shape, device=device, threads=threads,
+                                                        min_run_time=run))
+        moved = _improvement(readings)
+        say(f"pass {done + 1}: peak {1 / min(readings['peak']) / 1e9:,.1f} GFLOP/s, bandwidth "
+            f"{1 / min(readings['bandwidth']) / 1e9:,.1f} GB/s; the last pass improved a reading by up to "
+            f"{100 * moved:.1f}%")
+        if done + 1 >= min(2, most) and moved <= tolerance:
+            break
+    say("measuring the cost of fresh memory")
+    threshold, fresh = fresh_memory(device, threads, min_run_time=run, largest_mib=64 if quick else 256,
+                                    resolution_mib=32 if quick else 1)
+    info = describe(device, threads)
+    name = f"{info['processor']} ({info['device']}, {threads} thread{'s' * (threads > 1)}, torch {info['torch']})"
+    best = {key: _best(values) for key, values in readings.items()}
+    cache = {"cache_bytes": core_cache_bytes(), "cache_bandwidth": 1 / best["cache"]} if "cache" in best else {}
+    machine = Machine(name, peak_flops=1 / best["peak"], bandwidth=1 / best["bandwidth"], alloc_threshold=threshold,
+                      alloc_bandwidth=fresh, view_overhead=best["view"], **cache)
+    costs = [layer.cost(shape) for layer, shape in kernels]
+    inference = [(c, best[("inference", i)]) for i, c in enumerate(costs)]
+    forward = [(c, best[("training", i)][0]) for i, c in enumerate(costs)]
+    # the backward alone: a step less its forward (never below a tenth of the step, for a noisy pair)
+    backward = [(latency.BackwardCost(c), max(best[("training", i)][1] - best[("training", i)][0],
+                                              0.1 * best[("training", i)][1])) for i, c in enumerate(costs)]
+    note = (f"convcost.torch.calibrate: {len(costs)} kernels{' (quick)' if quick else ''}, "
+            f"{len(readings['peak'])} passes, matmul peak, copy bandwidth, fresh-memory cost")
+    machine = latency.fit(machine, inference, fitted_from=note)
+    training = {"forward": latency.fit_roof(machine, forward).as_dict(),
+                "backward": latency.fit_roof(machine, backward).as_dict(),
+                "optimizer": {opt: list(best[opt]) for opt in ("sgd", "adam")}}
+    return machine.replace(training=training, spread=_spread(readings)), inference
+
+
+def _best(values):
+    """The fastest reading (each component's, for pairs)."""
+    if isinstance(values[0], tuple):
+        return tuple(min(v[k] for v in values) for k in range(len(values[0])))
+    return min(values)
+
+
+def _main(value) -> float:
+    return value[-1] if isinstance(value, tuple) else value
+
+
+def _improvement(readings) -> float:
+    """How much the last pass lowered the best reading of any quantity, relative (0 after one pass)."""
+    worst = 0.0
+    for values in readings.values():
+        if len(values) < 2:
+            return 1.0
+        before, now = _main(_best(values[:-1])), _main(_best(values))
+        if before > 0:
+            worst = max(worst, (before - now) / before)
+    return worst
+
+
+def _spread(readings) -> dict:
+    """How far each quantity's readings lay above its fastest, relative: the median reading's excess for peak,
+    bandwidth and the view, and the median and worst of it over the kernels."""
+    def excess(values):
+        values = sorted(_main(v) for v in values)
+        return (values[len(values) // 2] - values[0]) / values[0] if values[0] > 0 else 0.0
+
+    kernels = sorted(excess(v) for k, v in readings.items() if isinstance(k, tuple))
+    return {"passes": len(readings["peak"]), "peak": excess(readings["peak"]),
+            "bandwidth": excess(readings["bandwidth"]), "view": excess(readings["view"]),
+            "kernels_median": kernels[len(kernels) // 2] if kernels else 0.0,
+            "kernels_worst": kernels[-1] if kernels else 0.0}
 
 
 def _progress(quiet: bool):

@@ -1,0 +1,231 @@
+"""A whole model's predicted latency, from its profile: every row's time, per module and in total.
+
+Conventions (what is predicted, from what):
+
+* every row of the report costs time. A row that does work is its kernels (:func:`convcost.latency.primitives`),
+  each ``overhead + max(compute / e_c, memory / e_m)`` plus the fresh memory its output is written to
+  (:class:`convcost.latency.Roof`); a row that moves nothing (flatten, reshape, identity, a view) costs the
+  machine's ``view_overhead``, the dispatch of a call that runs no kernel.
+* a training step (``profile(..., training=True)``) is its forward in training mode, its backward and the
+  optimizer's update, each with its own calibrated factors (``machine.training``; the inference factors where
+  calibration fitted none). A kernel's backward does ``2 x`` its row's ``backward_macs`` (shared among the
+  row's kernels as their forward MACs are) plus the forward's other operations, and moves twice the
+  forward's bytes (the gradient read, the saved tensors read, the input's gradient written). The update
+  takes ``per_tensor x trainable tensors + per_parameter x trainable parameters`` (SGD with momentum, or Adam).
+* the prediction is a model fitted on micro-benchmarks of single kernels (``convcost.torch.calibrate``),
+  never on the models it is used on.
+
+>>> from convcost.latency import Machine
+>>> from convcost.primitives import Activation, Conv, Flatten
+>>> from convcost.report import Report, Row
+>>> rows = [Row.of("conv", "Conv2d", Conv(C=3, O=8, K=3), ((1, 3, 8, 8),)),
+...         Row.of("act", "ReLU", Activation("relu"), ((1, 8, 6, 6),)),
+...         Row.of("flat", "Flatten", Flatten(), ((1, 8, 6, 6),))]
+>>> m = Machine("toy", peak_flops=1e9, bandwidth=1e9, overhead=1e-6, view_overhead=5e-7)
+>>> lat = predict_model(Report(rows), m)   # conv: 1 us + 2 x 7776 MACs + 288 bias ops at 1 GFLOP/s
+>>> lat
+<ModelLatency 20.6 µs on toy: 3 rows, inference>
+>>> [round(r.seconds * 1e6, 3) for r in lat.rows]
+[16.84, 3.304, 0.5]
+>>> round(lat.by_module()["conv"] * 1e6, 3)
+16.84
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import sympy
+
+from convcost import display
+from convcost.costs import ITEMSIZE
+from convcost.errors import ConvcostError
+from convcost.latency import BackwardCost, Machine, kernel_times
+from convcost.layers import Merge
+from convcost.report import Report
+
+#: the optimizers whose update calibration measures
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclasses.dataclass(frozen=True)
+class RowTime:
+    """One row's predicted time: its forward and (in a training step) backward seconds, and what limits it."""
+
+    path: str
+    op: str
+    kinds: tuple
+    forward: float
+    backward: float
+    bound: str  # "compute", "memory" or "call" (a view: dispatch only)
+
+    @property
+    def seconds(self) -> float:
+        return self.forward + self.backward
+
+    @property
+    def node(self) -> str:
+        return _node(self.path)
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class ModelLatency:
+    """A model's predicted latency: per row (:class:`RowTime`), per module (:meth:`by_module`) and in total."""
+
+    model: str
+    machine: str
+    rows: tuple
+    training: bool
+    optimizer: str | None = None
+    optimizer_seconds: float = 0.0
+    modules: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def forward_seconds(self) -> float:
+        return sum(r.forward for r in self.rows)
+
+    @property
+    def backward_seconds(self) -> float:
+        return sum(r.backward for r in self.rows)
+
+    @property
+    def seconds(self) -> float:
+        """The whole prediction: every row's forward and backward, and the optimizer's update."""
+        return self.forward_seconds + self.backward_seconds + self.optimizer_seconds
+
+    def by_module(self, depth: int | None = None) -> dict:
+        """Seconds per module path, parents before children, down to ``depth`` levels (all when None); the
+        top level sums to :attr:`seconds` less the optimizer's update.
+
+        >>> from convcost.latency import Machine
+        >>> rows = (RowTime("a.b", "Conv2d", ("dense_conv",), 2.0, 0.0, "compute"),
+        ...         RowTime("a.c", "ReLU", ("elementwise",), 1.0, 0.0, "memory"))
+        >>> ModelLatency("m", "toy", rows, False).by_module()
+        {'a': 3.0, 'a.b': 2.0, 'a.c': 1.0}
+        """
+        if depth is not None and (type(depth) is not int or depth < 1):
+            raise ConvcostError(f"by_module: depth={depth!r} must be a positive integer or None")
+        sums, children = {}, {"": []}
+        for r in self.rows:
+            parts = r.node.split(".") if r.node else ["(model)"]
+            parent = ""
+            for k in range(1, (len(parts) if depth is None else min(depth, len(parts))) + 1):
+                key = ".".join(parts[:k])
+                if key not in sums:
+                    sums[key] = 0.0
+                    children.setdefault(parent, []).append(key)
+                    children[key] = []
+                sums[key] += r.seconds
+                parent = key
+        ordered = {}
+
+        def visit(key):
+            for child in children.get(key, ()):
+                ordered[child] = sums[child]
+                visit(child)
+
+        visit("")
+        return ordered
+
+    def table(self, depth: int | None = None) -> str:
+        """The module tree with each module's predicted time and share, then the totals."""
+        nodes = self.by_module(depth)
+        total = self.seconds or 1.0
+        kinds = {}
+        for r in self.rows:
+            kinds.setdefault(r.node, r.op)
+        head = ("Module", "Type", "Time", "% time")
+        body = [("  " * p.count(".") + p, self.modules.get(p) or kinds.get(p, ""), display.seconds(s),
+                 f"{100 * s / total:.1f}%") for p, s in nodes.items()]
+        widths = [max(len(head[i]), *(len(b[i]) for b in body)) if body else len(head[i]) for i in range(4)]
+        line = lambda cols: "  ".join(c.ljust(w) if i < 2 else c.rjust(w)  # noqa: E731
+                                      for i, (c, w) in enumerate(zip(cols, widths))).rstrip()
+        rule = "=" * (sum(widths) + 6)
+        lines = [rule, line(head), rule, *map(line, body), rule, self.summary(), rule]
+        return "\n".join(lines) + "\n"
+
+    def summary(self) -> str:
+        """One line: the total and, for a training step, its parts."""
+        if not self.training:
+            return f"Predicted latency: {display.seconds(self.seconds)} on {self.machine} (inference, model)"
+        return (f"Predicted training step: {display.seconds(self.seconds)} on {self.machine} (forward "
+                f"{display.seconds(self.forward_seconds)}, backward {display.seconds(self.backward_seconds)}, "
+                f"{self.optimizer} update {display.seconds(self.optimizer_seconds)}; model)")
+
+    def as_dict(self) -> dict:
+        """Plain values for JSON: seconds per row and per module, and the totals."""
+        return {
+            "machine": self.machine,
+            "training": self.training,
+            "seconds": self.seconds,
+            "forward_seconds": self.forward_seconds,
+            "backward_seconds": self.backward_seconds,
+            "optimizer": self.optimizer,
+            "optimizer_seconds": self.optimizer_seconds,
+            "rows": [{"path": r.path, "op": r.op, "kinds": list(r.kinds), "forward_seconds": r.forward,
+                      "backward_seconds": r.backward, "bound": r.bound} for r in self.rows],
+            "by_module": self.by_module(),
+        }
+
+    def __repr__(self) -> str:
+        what = f"training step with {self.optimizer}" if self.training else "inference"
+        return f"<ModelLatency {display.seconds(self.seconds)} on {self.machine}: {len(self.rows)} rows, {what}>"
+
+
+def predict_model(report: Report, machine: Machine, dtype: str = "float32", *, optimizer: str = "sgd") -> ModelLatency:
+    """The predicted latency of a profiled model (see the module docstring); entry: ``predict_latency``."""
+    if not isinstance(report, Report):
+        raise ConvcostError(f"predict_model needs a convcost Report (convcost.torch.profile), got {report!r}")
+    if dtype not in ITEMSIZE:
+        raise ConvcostError(f"unknown dtype {dtype!r}; known: {', '.join(ITEMSIZE)}")
+    training = report.training is not None
+    if training and optimizer not in OPTIMIZERS:
+        raise ConvcostError(f"unknown optimizer {optimizer!r}; known: {', '.join(OPTIMIZERS)}")
+    if report.free_symbols:
+        names = ", ".join(sorted(map(str, report.free_symbols)))
+        raise ConvcostError(f"cannot predict a latency with free symbols {names}; profile on concrete sizes")
+    forward = machine.roof("forward" if training else "inference")
+    backward = machine.roof("backward") if training else None
+    memo, rows = {}, []
+    for r in report.rows:
+        key = (r.spec, r.input_shapes, r.counts.get("backward_macs", 0))
+        if key not in memo:
+            memo[key] = _row_time(r, machine, forward, backward, dtype)
+        kinds, fwd, bwd, bound = memo[key]
+        rows.append(RowTime(r.path, r.op, kinds, fwd, bwd, bound))
+    update = 0.0
+    if training:
+        per_tensor, per_param = machine.training.get("optimizer", {}).get(optimizer, (0.0, 0.0))
+        step = report.training
+        update = per_tensor * int(step.trainable_tensors) + per_param * int(step.trainable_params)
+    return ModelLatency(report.model, machine.name, tuple(rows), training, optimizer if training else None, update,
+                        dict(report.modules))
+
+
+def _row_time(row, machine: Machine, forward, backward, dtype: str) -> tuple:
+    """``(kinds, forward seconds, backward seconds, bound)`` of one row."""
+    shapes = row.input_shapes
+    try:
+        c = row.spec.cost(list(shapes) if isinstance(row.spec, Merge) else shapes[0])
+    except ConvcostError as exc:
+        raise ConvcostError(f"predict_latency: row {row.path} ({row.op}) cannot be costed again: {exc}") from None
+    kernels = kernel_times(c, machine, dtype)
+    if not kernels:  # a view: the call's dispatch, no kernel
+        return (), machine.view_overhead, machine.view_overhead if backward is not None else 0.0, "call"
+    fwd = sum(forward.seconds(kind, compute, memory) + fresh for _, kind, _, _, compute, memory, fresh in kernels)
+    slow = [(compute / forward.efficiency.get(kind, 1.0),
+             memory / forward.memory_efficiency.get(kind, forward.efficiency.get(kind, 1.0)))
+            for _, kind, _, _, compute, memory, _ in kernels]
+    bound = "compute" if sum(a for a, _ in slow) >= sum(b for _, b in slow) else "memory"
+    bwd = 0.0
+    if backward is not None:
+        back = BackwardCost(c, int(sympy.sympify(row.counts.get("backward_macs", 0))))
+        bwd = sum(backward.seconds(kind, compute, memory) + fresh
+                  for _, kind, _, _, compute, memory, fresh in kernel_times(back, machine, dtype))
+    return tuple(k[1] for k in kernels), fwd, bwd, bound
+
+
+def _node(path: str) -> str:
+    import re
+
+    return re.sub(r"#\d+", "", path) if "#" in path else path
