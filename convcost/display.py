@@ -301,6 +301,26 @@ def html_lines(text: str) -> str:
     return "<table>" + "".join(rows) + "</table>"
 
 
+def html_rows(caption: str, head: tuple, rows: list, left: int = 1) -> str:
+    """Rows of text as an HTML table for Jupyter: a caption, a header, the first ``left`` columns left-aligned
+    and the rest (numbers) right-aligned.
+
+    >>> for row in html_rows("a & b", ("name", "time"), [("conv", "3 µs")]).split("</tr>"):
+    ...     print(row)
+    <table><caption>a &amp; b</caption><tr><th style='text-align:left'>name</th><th style='text-align:right'>time</th>
+    <tr><td style='text-align:left'>conv</td><td style='text-align:right'>3 µs</td>
+    </table>
+    """
+    import html
+
+    def cells(tag, cols):
+        return "".join(f"<{tag} style='text-align:{'left' if i < left else 'right'}'>{html.escape(str(c))}</{tag}>"
+                       for i, c in enumerate(cols))
+
+    body = "".join(f"<tr>{cells('td', r)}</tr>" for r in rows)
+    return f"<table><caption>{html.escape(caption)}</caption><tr>{cells('th', head)}</tr>{body}</table>"
+
+
 def seconds(value: float) -> str:
     """A time in human units: ns, µs, ms or s, three significant digits."""
     if value != value or value in (float("inf"), float("-inf")):

@@ -325,11 +325,17 @@ class Latency:
     def __repr__(self) -> str:
         return f"<Latency {self}>"
 
+    def _rows(self) -> list:
+        return [(k.name, k.kind, display.seconds(k.seconds), k.bound, f"{k.flops / 1e9:,.2f}",
+                 f"{k.bytes / 1e6:,.2f}") for k in self.kernels]
+
+    def _repr_html_(self) -> str:
+        """The estimate and its kernels as an HTML table, for Jupyter."""
+        return display.html_rows(str(self), ("kernel", "kind", "time", "bound", "GFLOP", "MB moved"), self._rows(), 2)
+
     def table(self) -> str:
         """One line per kernel: its predicted time in human units, the roof that limits it, its work."""
-        rows = [("kernel", "kind", "time", "bound", "GFLOP", "MB moved")]
-        rows += [(k.name, k.kind, display.seconds(k.seconds), k.bound, f"{k.flops / 1e9:,.2f}",
-                  f"{k.bytes / 1e6:,.2f}") for k in self.kernels]
+        rows = [("kernel", "kind", "time", "bound", "GFLOP", "MB moved"), *self._rows()]
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 

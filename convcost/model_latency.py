@@ -144,6 +144,16 @@ class ModelLatency:
         lines = [rule, line(head), rule, *map(line, body), rule, self.summary(), rule]
         return "\n".join(lines) + "\n"
 
+    def _repr_html_(self) -> str:
+        """The module tree with each module's predicted time and share, as an HTML table for Jupyter."""
+        total = self.seconds or 1.0
+        kinds = {}
+        for r in self.rows:
+            kinds.setdefault(r.node, r.op)
+        rows = [(p, self.modules.get(p) or kinds.get(p, ""), display.seconds(s), f"{100 * s / total:.1f}%")
+                for p, s in self.by_module().items()]
+        return display.html_rows(self.summary(), ("Module", "Type", "Time", "% time"), rows, 2)
+
     def summary(self) -> str:
         """One line: the total and, for a training step, its parts."""
         if not self.training:

@@ -348,3 +348,14 @@ def test_list_prints_whole_sentences(capsys):
 
     for cls in VARIANTS.values():
         assert summary(cls.__doc__).endswith((".", ")")) and summary(cls.__doc__) in entries
+
+
+def test_latency_estimates_render_as_html():
+    """Latency (one layer) and ModelLatency (a model) show in Jupyter as tables, as Report and Comparison do."""
+    from convcost import DepthwiseConv
+    from convcost.latency import Machine, predict_latency
+
+    m = Machine("toy", peak_flops=1e11, bandwidth=1e10, efficiency={"depthwise_conv": 0.25}, overhead=1e-5)
+    html = predict_latency(DepthwiseConv(C=64, K=3, P=1, H=56, W=56), m)._repr_html_()
+    assert html.startswith("<table><caption>653 µs (model; roofline 161 µs)") and "depthwise_conv" in html
+    assert html.count("<tr>") == 2  # the header and the one kernel
