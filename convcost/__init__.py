@@ -8,14 +8,12 @@
 25567488
 """
 
-from convcost.breakeven import break_even
 from convcost.catalog import VARIANTS
-from convcost.comparison import compare
 from convcost.compose import Parallel, Residual, Sequential, When
 from convcost.costs import METRICS, Cost
 from convcost.derivation import derive
 from convcost.errors import ConvcostError
-from convcost.frontdoor import cost
+from convcost.frontdoor import break_even, compare, cost, predict_latency
 from convcost.layers import Layer
 from convcost.training import max_batch
 
@@ -39,6 +37,7 @@ __all__ = [
     "cost",
     "derive",
     "compare",
+    "predict_latency",
     "break_even",
     "max_batch",
     "Cost",

@@ -312,9 +312,9 @@ class BreakEven:
 
 @entry_point
 def break_even(A, B, /, metric: str = "macs", solve_for=None, **shared) -> BreakEven:
-    """The exact condition under which B costs no more than A, solved for ``solve_for``; with
-    ``metric="latency"`` and ``machine=``, under which B is no slower on that machine
-    (:func:`convcost.latency_analysis.break_even_latency`: the roofline's Max terms as cases).
+    """The exact condition under which B costs no more than A, solved for ``solve_for``; the front door
+    :func:`convcost.break_even` also takes ``metric="latency"`` with ``machine=``: under which B is no slower on
+    that machine (:func:`convcost.latency_analysis.break_even_latency`: the roofline's Max terms as cases).
 
     A, B and the shared values are as in :func:`convcost.comparison.compare`. ``solve_for`` left out is ``K``
     where the costs depend on it, else the one symbol they depend on. With every value bound there is
@@ -335,11 +335,6 @@ def break_even(A, B, /, metric: str = "macs", solve_for=None, **shared) -> Break
     convcost.errors.ConvcostError: params of SeparableConv() against StandardConv() does not depend on H; it depends on
     C, K, O
     """
-    if metric == "latency" or "machine" in shared:  # the latency model's condition, by cases of its Max terms
-        from convcost.comparison import _machine
-        from convcost.latency_analysis import break_even_latency
-
-        return break_even_latency(A, B, _machine(metric, shared), solve_for, shared)
     check_metric(metric)
     field_values("break_even", shared)
     return solve_comparison(compare(A, B, metric=metric, **shared), solve_for)

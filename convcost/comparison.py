@@ -167,34 +167,18 @@ class Comparison:
 
 @entry_point
 def compare(A, B, /, metric: str = "macs", **shared) -> Comparison:
-    """B against A for ``metric`` ("params", "macs", "flops", "memory" or any name in METRICS), or
-    ``metric="latency"`` with ``machine=``: predicted seconds on that machine's latency model
-    (:mod:`convcost.latency_analysis`).
+    """B against A for ``metric`` ("params", "macs", "flops", "memory" or any name in METRICS); the front door
+    :func:`convcost.compare` also takes ``metric="latency"`` with ``machine=`` (:mod:`convcost.latency_analysis`).
 
     >>> from convcost import InceptionBlock
     >>> c = compare(InceptionBlock(form="5x5"), InceptionBlock(form="3x3"), metric="params", C=3, O=32)
     >>> c.value_a, c.value_b, round(float(c.savings), 2)   # seed 000
     (35264, 28128, 20.24)
     """
-    if metric == "latency" or "machine" in shared:  # seconds on a machine's latency model (convcost.latency_analysis)
-        from convcost.latency_analysis import compare_latency
-
-        return compare_latency(A, B, _machine(metric, shared), shared)
     check_metric(metric)
     field_values("compare", shared)
     a, b = shared_costs(A, B, shared)
     return Comparison.of(a, b, metric)
-
-
-def _machine(metric, shared: dict):
-    """The ``machine`` a latency comparison needs, taken out of the shared values (one error otherwise)."""
-    machine = shared.pop("machine", None)
-    if metric != "latency":
-        raise ConvcostError(f"machine= is for metric='latency'; metric={metric!r} counts exactly, on no machine")
-    if machine is None:
-        raise ConvcostError("metric='latency' needs machine=: a convcost.latency.Machine, such as "
-                            "convcost.torch.calibrate('cpu')")
-    return machine
 
 
 def shared_costs(A, B, shared: dict) -> tuple[Cost, Cost]:

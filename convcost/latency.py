@@ -433,12 +433,9 @@ def kernel_times(spec_or_cost, machine: Machine, dtype: str = "float32") -> list
 
 
 @entry_point
-def predict_latency(spec_or_cost, machine: Machine, dtype: str = "float32", *, optimizer: str = "sgd"):
-    """The model's latency of a fully bound layer (or its Cost), or of a whole profiled model, on ``machine``.
-
-    A :class:`convcost.report.Report` (``convcost.torch.profile``) gives a
-    :class:`convcost.model_latency.ModelLatency`: every row's time, per module and in total, and for
-    ``profile(..., training=True)`` a training step's (forward, backward, ``optimizer`` update).
+def predict_latency(spec_or_cost, machine: Machine, dtype: str = "float32"):
+    """The model's latency of a fully bound layer (or its Cost) on ``machine``; the front door
+    :func:`convcost.predict_latency` also takes a whole profiled model (:mod:`convcost.model_latency`).
 
     >>> from convcost import DepthwiseConv
     >>> m = Machine("toy", peak_flops=1e11, bandwidth=1e10, efficiency={"depthwise_conv": 0.25}, overhead=1e-5)
@@ -452,12 +449,6 @@ def predict_latency(spec_or_cost, machine: Machine, dtype: str = "float32", *, o
     """
     if not isinstance(machine, Machine):
         raise ConvcostError(f"predict_latency needs a Machine, got {machine!r}")
-    from convcost.report import Report
-
-    if isinstance(spec_or_cost, Report):
-        from convcost.model_latency import predict_model
-
-        return predict_model(spec_or_cost, machine, dtype, optimizer=optimizer)
     return predict_kernels(_as_cost(spec_or_cost), machine, dtype)
 
 

@@ -39,6 +39,17 @@ from convcost.validate import field_values
 MOST_CASE_TERMS = 6
 
 
+def machine_of(metric, shared: dict):
+    """The ``machine`` a latency comparison needs, taken out of the shared values (one error otherwise)."""
+    machine = shared.pop("machine", None)
+    if metric != "latency":
+        raise ConvcostError(f"machine= is for metric='latency'; metric={metric!r} counts exactly, on no machine")
+    if machine is None:
+        raise ConvcostError("metric='latency' needs machine=: a convcost.latency.Machine, such as "
+                            "convcost.torch.calibrate('cpu')")
+    return machine
+
+
 def latency_formula(c: Cost, machine: Machine, dtype: str = "float32") -> sympy.Expr:
     """The latency model's seconds of a cost over its symbols (``predict_latency``'s number once bound).
 

@@ -8,7 +8,8 @@ import pytest
 
 from convcost import VARIANTS, SeparableConv, StandardConv, break_even, compare
 from convcost.errors import ConvcostError
-from convcost.latency import BackwardCost, Machine, kernel_times, predict_latency
+from convcost.frontdoor import predict_latency
+from convcost.latency import BackwardCost, Machine, kernel_times
 from convcost.latency_analysis import latency_formula
 from convcost.model_latency import ModelLatency, predict_model
 from convcost.primitives import Activation, Add, BatchNorm, Conv, Flatten, Linear

@@ -119,7 +119,7 @@ def _shared(args) -> tuple:
 
 
 def _compare(args) -> int:
-    from convcost.comparison import compare
+    from convcost.frontdoor import compare
 
     a, b, values = _shared(args)
     if args.metric == "latency":
@@ -146,7 +146,7 @@ def _check_breakeven(args) -> None:
 
 
 def _breakeven(args) -> int:
-    from convcost.breakeven import break_even
+    from convcost.frontdoor import break_even
 
     a, b, values = _shared(args)
     if args.metric == "latency":

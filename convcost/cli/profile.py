@@ -150,7 +150,7 @@ def _load(factory: str):
 def _latency(args, report):
     """The report's predicted latency (``--latency``), the optimizer named as the calibration knows it."""
     from convcost.cli.compare import machine_of
-    from convcost.latency import predict_latency
+    from convcost.frontdoor import predict_latency
 
     chosen = args.optimizer or "adam"
     optimizer = {"momentum": "sgd", "adamw": "adam"}.get(chosen, chosen)
