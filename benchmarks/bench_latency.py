@@ -37,7 +37,8 @@ sys.path.insert(0, HERE)
 
 import torch  # noqa: E402
 
-from convcost.latency import BackwardCost, Machine, kernel_times, nnls, predict_latency  # noqa: E402
+from convcost.frontdoor import predict_latency  # noqa: E402
+from convcost.latency import BackwardCost, Machine, kernel_times, nnls  # noqa: E402
 from convcost.layers import Merge  # noqa: E402
 from convcost.torch import profile  # noqa: E402
 from convcost.torch.calibration import CLOCKS, clock, describe, measure  # noqa: E402
