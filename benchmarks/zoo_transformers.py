@@ -293,7 +293,8 @@ def classify(row) -> tuple:
     return worst, " + ".join(reason for cls, reason in parts if cls == worst and reason)
 
 
-def markdown(rows) -> str:
+def markdown(rows, note=None) -> str:
+    """The doc of ``rows``; ``note``, a paragraph saying which run they come from (kept in the results)."""
     counts = {c: sum(r["class"] == c for r in rows) for c in CLASSES}
     types = sorted({r["model"] for r in rows})
     lines = ["# profile() on the transformers zoo", "",
@@ -309,6 +310,7 @@ def markdown(rows) -> str:
              "profiling, the model's next real forward is run in eval and train mode.", "",
              f"**{len(types)} model types tried{_of_release()}, {len(rows)} configurations: "
              + ", ".join(f"{counts[c]} {c}" for c in CLASSES) + ".**", "",
+             *([note, ""] if note else []),
              "- exact: forward and training step agree on every number, nothing listed;",
              "- listed: convcost says what it could not read (`report.exact` False, or a step that is not "
              "complete), and a total it gives is not PyTorch's;",
@@ -444,14 +446,16 @@ def main(argv=None):
             print(json.dumps(one(opts.one, attention)), flush=True)
         return
     if opts.doc:
-        DOC.write_text(markdown(json.loads(RESULTS.read_text())["rows"]))
+        results = json.loads(RESULTS.read_text())
+        DOC.write_text(markdown(results["rows"], results.get("note")))
         return
     todo = list(QUICK) if opts.quick else opts.only or model_types()
     if opts.shuffle is not None:
         random.Random(opts.shuffle).shuffle(todo)
     if opts.limit:
         todo = todo[:opts.limit]
-    rows = json.loads(RESULTS.read_text())["rows"] if opts.resume and RESULTS.exists() else []
+    previous = json.loads(RESULTS.read_text()) if opts.resume and RESULTS.exists() else {}
+    rows, note = previous.get("rows", []), previous.get("note")
     done_types = {r["model"] for r in rows}
     began = time.time()
     for kind in todo:
@@ -474,12 +478,12 @@ def main(argv=None):
         rows += got
         RESULTS.parent.mkdir(exist_ok=True)
         RESULTS.write_text(json.dumps({"torch": torch.__version__, "transformers": _transformers_version(),
-                                       "rows": rows}, indent=1))
+                                       **({"note": note} if note else {}), "rows": rows}, indent=1))
         for r in got:
             print(kind, r["attention"], r["class"], r["reason"][:160], flush=True)
     if "class" not in (rows[0] if rows else {"class": 0}):
         return
-    DOC.write_text(markdown(rows))
+    DOC.write_text(markdown(rows, note))
     counts = {c: sum(r["class"] == c for r in rows) for c in CLASSES}
     print(len(rows), "configurations:", counts)
 

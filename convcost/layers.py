@@ -153,6 +153,8 @@ class Merge(Operation):
     several_inputs = True
     #: the fewest inputs it takes (multi-head attention takes one: the query that is also key and value)
     min_inputs = 2
+    #: an axis along which an input may be empty (size 0), as PyTorch allows it there; None: nowhere
+    empty_axis = None
     #: whether it holds parameters a step trains (CondConv's experts, a deformable convolution's weight,
     #: attention's projections): its ``_cost`` then takes ``trainable=``
     has_parameters = False
@@ -173,7 +175,7 @@ class Merge(Operation):
         tuple: which operands autograd saves; its ``input_grads`` the flags it was costed with."""
         if kind_of(input_shapes) != "sequence":
             raise ConvcostError(f"{self!r}: give a list of input shapes, got {input_shapes!r}")
-        shapes = tuple(as_shape(s, self) for s in input_shapes)
+        shapes = tuple(as_shape(s, self, self.empty_axis) for s in input_shapes)
         if len(shapes) < self.min_inputs:
             raise ConvcostError(f"{self!r}: needs at least {self.min_inputs} "
                                 f"input{'s' if self.min_inputs > 1 else ''}, "

@@ -20,15 +20,24 @@ from convcost.errors import ConvcostError, require
 from convcost.validate import kind_of
 
 
-def as_shape(shape, where: object = "input") -> tuple:
-    """A shape as a tuple of Python ints or sympy expressions, each checked positive."""
+def as_shape(shape, where: object = "input", empty_axis=None) -> tuple:
+    """A shape as a tuple of Python ints or sympy expressions, each checked positive; ``empty_axis``, an axis
+    where a size of 0 is allowed too (a part of a concatenation: PyTorch concatenates an empty part).
+
+    >>> as_shape((2, 4, 0), empty_axis=-1)
+    (2, 4, 0)
+    """
     if type(shape) is tuple and all(type(x) is int and x > 0 for x in shape):
         return shape  # the common case: nothing to convert
     if kind_of(shape) not in ("sequence", "array") or getattr(shape, "ndim", 1) != 1:
         raise ConvcostError(f"{where}: an input shape must be a tuple of sizes, got {shape!r}")
     shape = tuple(shape)
+    empty = empty_axis % len(shape) if type(empty_axis) is int and -len(shape) <= empty_axis < len(shape) else None
     out = []
-    for x in shape:
+    for i, x in enumerate(shape):
+        if i == empty and type(x) is int and x == 0:
+            out.append(0)
+            continue
         if kind_of(x) not in ("int", "numpy integer", "symbol", "expression", "sympy number"):
             raise ConvcostError(f"{where}: input shape {shape!r} holds {x!r}, which is not a size")
         if not isinstance(x, sympy.Expr):

@@ -73,6 +73,16 @@ class Concat(Merge):
 
     dim: int = 1
 
+    @property
+    def empty_axis(self):
+        """A part may be empty along the concatenated axis (a rotary embedding over the whole head passes an
+        empty rest through); the output may not.
+
+        >>> Concat(dim=-1).cost([(2, 4, 8), (2, 4, 0)]).output_shape
+        (2, 4, 8)
+        """
+        return self.dim if type(self.dim) is int else None
+
     def kernel_kind(self) -> str:
         return "data_movement"
 
@@ -86,6 +96,8 @@ class Concat(Merge):
             b = other[:axis] + other[axis + 1 :] if len(other) == len(shapes[0]) else other
             conditions += equal_sizes(a, b, self, f"tensors concatenated along axis {axis}")
         out = (*shapes[0][:axis], total(s[axis] for s in shapes), *shapes[0][axis + 1 :])
+        if out[axis] == 0:
+            raise ConvcostError(f"{self!r}: every input is empty along axis {axis}; the output would hold nothing")
         return _combined(out, shapes, conditions, 0, grads)
 
 

@@ -230,7 +230,7 @@ view reshape permute transpose t contiguous size dim flatten unflatten unsqueeze
 chunk split split_with_sizes tensor_split unbind __getitem__ __setitem__ narrow select index_select gather take
 setitem stack hstack vstack cat concat concatenate clone detach detach_ to type float double half bfloat16 int long bool
 numel __len__ __iter__ __reversed__ fill_ zero_ copy_ unfold roll flip fliplr flipud movedim moveaxis swapaxes
-swapdims view_as reshape_as item tolist
+swapdims view_as reshape_as item tolist view_as_complex view_as_real
 is_contiguous stride data_ptr storage_offset requires_grad_ __bool__ __index__ __int__ __float__ __format__
 __repr__ __hash__ __contains__ __array__ is_floating_point is_complex element_size nelement arange zeros ones empty
 full tensor as_tensor from_numpy linspace rand randn randint randperm eye meshgrid broadcast_to broadcast_tensors

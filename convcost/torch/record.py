@@ -134,7 +134,13 @@ class Recorder:
                 if len(t.shape) <= len(shape) and (1,) * (len(shape) - len(t.shape)) + tuple(t.shape) == shape:
                     found.append(self.tracked(pool.pop(i)))
                     break
-            else:  # a Python number the rule saw as an operand (x * 0.5): nothing autograd keeps
+            else:
+                t = next((t for t in pool if _broadcasts(t.shape, shape)), None)
+                if t is not None:  # an operand the rule read as expanded (a learned bias added to a mask)
+                    pool.remove(t)
+                    found.append(self.tracked(t))
+                    continue
+                # a Python number the rule saw as an operand (x * 0.5): nothing autograd keeps
                 key = ("number", len(self.storages))
                 self.storages[key] = 0
                 found.append(Tensor(shape, storage=key))
@@ -159,7 +165,8 @@ class Recorder:
         # index, read by every layer) are one saved storage, as autograd's hooks see it
         key = ("tensor", id(real)) if id(real) in owned else ("storage", real.untyped_storage()._cdata)
         if key not in self.storages:
-            self.storages[key] = 0 if id(real) in owned else real.numel()
+            # all of the storage, as autograd's hooks see it: an expanded view of one row is that row
+            self.storages[key] = 0 if id(real) in owned else real.untyped_storage().nbytes() // real.element_size()
             # held until the reading ends: a constant freed mid-forward would give its id to the next one
             self.__dict__.setdefault("_held", []).append(real)
         return key
@@ -418,3 +425,9 @@ def _number(x):
 def unbatchable(emit) -> bool:
     """Whether a refused answer could be an unbatched input: one input, a layer (not a merge), no output set."""
     return len(emit.inputs) == 1 and emit.output is None and not isinstance(emit.spec, Merge)
+
+
+def _broadcasts(shape, to) -> bool:
+    """Whether a tensor of ``shape`` broadcasts to ``to`` (each size equal, or 1, right-aligned)."""
+    shape, to = tuple(shape), tuple(to)
+    return len(shape) <= len(to) and all(a == 1 or a == b for a, b in zip(shape, to[len(to) - len(shape):]))

@@ -184,6 +184,8 @@ class Session(TorchFunctionMode):
         """Remember the walker's Tensor for each tensor a call returned."""
         if isinstance(out, torch.Tensor):
             if isinstance(result, Tensor):
+                if result.dtype is None and out.is_complex():  # view_as_real on meta needs the complex dtype
+                    result.dtype = out.dtype
                 self.values[id(out)] = (out, result)
         elif isinstance(out, (tuple, list)) and isinstance(result, (tuple, list)) and len(out) == len(result):
             for o, r in zip(out, result):

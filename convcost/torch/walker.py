@@ -247,6 +247,11 @@ class Walk:
             if event.target is F.scaled_dot_product_attention:
                 options = self.attention_options(event, result.spec, operands)
             call = (event.function, _tracked(event.args, self.record), _tracked(event.kwargs, self.record))
+            divisor = _divisor_of_a_number(event)
+            if divisor is not None and self.record.tracked(divisor).grad:
+                # ``1 / x`` is ``x.reciprocal() * 1`` in PyTorch: the reciprocal keeps its own output, a tensor
+                # apart from the one returned, which the product's row does not hold
+                self.record.keeps_apart(_numel(divisor.shape))
         return self.record.emit(self.record.unique(event.path), event.label, result, "function", operands, weights,
                                 self.training and _in_place(event), call=call, options=options)
 
@@ -457,8 +462,8 @@ class Walk:
                                   layout=layouts.layout_of(meta)))
         first, view = outputs[0], run.outputs[0][1] is not None
         saved = run.saved_elements(first.shape, output_view=view)
-        indices = run.fresh_indices + sum(  # an index kept, once per storage
-            _numel(t.shape) for t, kept in zip(run.operands, run.kept)
+        indices = run.fresh_indices + sum(  # an index kept, once per storage, all of it (an expanded view: one row)
+            self.record.storages.get(t.storage, _numel(t.shape)) for t, kept in zip(run.operands, run.kept)
             if kept and t.dtype == torch.int64 and not self.record.is_parameter(t.storage)
             and self.record.first_index(t.storage))
         cost = Cost(output_shape=first.shape, saved_elements=saved, saved_indices=indices,
@@ -564,6 +569,18 @@ def _on_meta(module):
         return torch.func.functional_call(module, state, args, kwargs)
 
     return call
+
+
+def _divisor_of_a_number(event):
+    """The tensor a number is divided by (``1 / x``, ``x.__rtruediv__(1)``), or None."""
+    args = event.args
+    if len(args) != 2 or event.kwargs:
+        return None
+    if event.kind == FUNCTION and event.target in (operator.truediv, torch.div) and not isinstance(args[0], Tensor):
+        return args[1] if isinstance(args[1], Tensor) else None
+    if event.kind == METHOD and event.target in ("__rtruediv__", "__rdiv__") and not isinstance(args[1], Tensor):
+        return args[0] if isinstance(args[0], Tensor) else None
+    return None
 
 
 def _tracked(value, record):
