@@ -26,7 +26,8 @@ SETUP = re.compile(r"^(python3? -m venv \S+|\S*pip install .*)$")
 THE_SUITE = re.compile(r"^\S*python3? -m pytest$")
 #: minutes, not seconds: opt in with CONVCOST_SLOW=1
 SLOW = (re.compile(r"bench_kernels\.py(?!.*--reanalyse)(?!.*--quick)"), re.compile(r"^convcost calibrate(?!.*--quick)"),
-        re.compile(r"bench_kernels\.py --quick"), re.compile(r"bench_profile\.py"), re.compile(r"bench_region\.py"))
+        re.compile(r"bench_kernels\.py --quick"), re.compile(r"bench_profile\.py"), re.compile(r"bench_region\.py"),
+        re.compile(r"bench_latency\.py"))
 NEEDS = {"profile": "torch", "calibrate": "torch", "--plot": "matplotlib", "plots.py": "matplotlib",
          "docs.py": "matplotlib", "bench_": "torch"}
 
