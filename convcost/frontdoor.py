@@ -70,7 +70,7 @@ def compare(A, B, /, metric: str = "macs", **shared):
     >>> compare(StandardConv, SeparableConv, metric="params", C=64, O=128, K=3).value_b
     8960
     """
-    if metric == "latency" or "machine" in shared:
+    if isinstance(metric, str) and metric == "latency" or "machine" in shared:
         return latency_analysis.compare_latency(A, B, latency_analysis.machine_of(metric, shared), shared)
     return comparison.compare(A, B, metric=metric, **shared)
 
@@ -85,7 +85,7 @@ def break_even(A, B, /, metric: str = "macs", solve_for=None, **shared):
     >>> break_even(StandardConv, SeparableConv, metric="params", C=64, O=128).solution
     K >= sqrt(16383)/127
     """
-    if metric == "latency" or "machine" in shared:
+    if isinstance(metric, str) and metric == "latency" or "machine" in shared:
         machine = latency_analysis.machine_of(metric, shared)
         return latency_analysis.break_even_latency(A, B, machine, solve_for, shared)
     return breakeven.break_even(A, B, metric=metric, solve_for=solve_for, **shared)
