@@ -57,28 +57,9 @@ def markdown(rows, size) -> str:
 
 def import_torchvision():
     """torchvision.models, importing even where a fake-op registration fails against this torch."""
-    real = torch.library.register_fake
+    from convcost.torch.runtime.private import import_torchvision as tolerant_import
 
-    def tolerant(*args, **kwargs):
-        try:
-            decorate = real(*args, **kwargs)
-        except Exception:  # noqa: BLE001 - a torchvision op this torch cannot fake: skipped
-            return lambda fn: fn
-
-        def apply(fn):
-            try:
-                return decorate(fn)
-            except Exception:  # noqa: BLE001 - the registration itself fails: skipped
-                return fn
-
-        return apply
-
-    torch.library.register_fake = tolerant
-    try:
-        import torchvision.models as models
-    finally:
-        torch.library.register_fake = real
-    return models
+    return tolerant_import()
 
 
 def oracle(model, x):

@@ -42,33 +42,13 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: first.get(item.path.name, len(SLOW_FILES)))
 
 def _import_torchvision() -> None:
-    """Import torchvision with every failing ``torch.library.register_fake`` made a no-op (a matching torch's
-    registrations succeed, and nothing changes)."""
+    """Import torchvision once, where installed, with failing fake-op registrations skipped (the runtime's
+    ``import_torchvision``)."""
     if importlib.util.find_spec("torch") is None or importlib.util.find_spec("torchvision") is None:
         return
-    import torch
+    from convcost.torch.runtime.private import import_torchvision
 
-    real = torch.library.register_fake
-
-    def tolerant(*args, **kwargs):
-        try:
-            decorate = real(*args, **kwargs)
-        except Exception:  # noqa: BLE001 - an op this torch cannot fake: its registration skipped
-            return lambda fn: fn
-
-        def apply(fn):
-            try:
-                return decorate(fn)
-            except Exception:  # noqa: BLE001 - the registration itself fails: skipped
-                return fn
-
-        return apply
-
-    torch.library.register_fake = tolerant
-    try:
-        import torchvision  # noqa: F401
-    finally:
-        torch.library.register_fake = real
+    import_torchvision()
 
 
 _import_torchvision()
