@@ -19,60 +19,85 @@ hold such a value; :func:`convcost.torch.profile` puts back everything a forward
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from operator import is_
+
 
 class Attributes:
     """Every module's own attributes (``vars``) at one moment, and the contents of those that are containers
     (a cache dict filled in place: LeViT's attention-bias cache keyed by device)."""
 
     def __init__(self, model):
+        # taken twice per profile on every module (hundreds of modules, ~20 attributes each): plain copies
+        # at C speed, and the identity checks in restore() below, keep it to a millisecond or two
         self.modules = list(model.modules())
-        self.before = [{name: (value, _contents(value)) for name, value in vars(m).items()} for m in self.modules]
+        self.before = [_snapshot(vars(m)) for m in self.modules]
 
     def restore(self, left_behind=None) -> None:
         """Put back, or remove, every attribute the forward set or filled; with ``left_behind``, only those now
         holding a value ``left_behind(value)`` recognises."""
-        missing = (object(), None)
-        for m, kept in zip(self.modules, self.before):
+        for m, (kept, empty, contents) in zip(self.modules, self.before):
             now = vars(m)
-            for name, value in list(now.items()):
-                old, contents = kept.get(name, missing)
-                if value is old:
-                    if contents is not None and _changed(value, contents) and (
-                            left_behind is None or holds(value, left_behind)):
-                        _refill(value, contents)
-                elif left_behind is None or holds(value, left_behind):
-                    if old is missing[0]:
-                        del now[name]
-                    else:
-                        now[name] = old
-                        if contents is not None and _changed(old, contents):
-                            _refill(old, contents)
-            if left_behind is None:
-                for name in kept.keys() - now.keys():  # deleted by the forward
-                    now[name] = kept[name][0]
+            if (now.keys() == kept.keys() and all(map(is_, now.values(), kept.values()))
+                    and not any(map(len, empty.values()))
+                    and not any(_changed(now[name], old) for name, old in contents.items())):
+                continue  # what almost every module of almost every forward looks like
+            self._restore_one(now, kept, {**dict.fromkeys(empty, ()), **contents}, left_behind)
+
+    @staticmethod
+    def _restore_one(now, kept, contents, left_behind) -> None:
+        missing = object()
+        for name, value in list(now.items()):
+            old = kept.get(name, missing)
+            if value is old:
+                if name in contents and _changed(value, contents[name]) and (
+                        left_behind is None or holds(value, left_behind)):
+                    _refill(value, contents[name])
+            elif left_behind is None or holds(value, left_behind):
+                if old is missing:
+                    del now[name]
+                else:
+                    now[name] = old
+                    if name in contents and _changed(old, contents[name]):
+                        _refill(old, contents[name])
+        if left_behind is None:
+            for name in kept.keys() - now.keys():  # deleted by the forward
+                now[name] = kept[name]
 
 
-def _contents(value):
-    """A shallow copy of a container's items (None for anything else)."""
-    if isinstance(value, dict):
-        return list(value.items())
-    if type(value) in (list, set):
-        return list(value)
-    return None
+_CONTAINERS = frozenset({dict, OrderedDict, list, set})
+_SCALARS = frozenset({bool, int, float, str, tuple, type(None)})  # most attributes: no isinstance needed
+
+
+def _snapshot(attributes):
+    """The attributes (a copy of ``vars``), the containers among them that are empty (most are: a module's
+    hook dicts), and a shallow copy of the items of every other container."""
+    empty, contents = {}, {}
+    for name, value in attributes.items():
+        kind = type(value)
+        if kind in _CONTAINERS or (kind not in _SCALARS and isinstance(value, dict)):
+            if not value:
+                empty[name] = value
+            elif isinstance(value, dict):
+                contents[name] = dict(value)
+            else:
+                contents[name] = list(value)
+    return attributes.copy(), empty, contents
 
 
 def _changed(value, contents) -> bool:
-    now = _contents(value)
+    if len(value) != len(contents):
+        return True
+    if not contents:
+        return False
     if isinstance(value, dict):
-        return len(now) != len(contents) or any(a[0] is not b[0] or a[1] is not b[1] for a, b in zip(now, contents))
-    return len(now) != len(contents) or any(a is not b for a, b in zip(now, contents))
+        return not (all(map(is_, value.keys(), contents.keys())) and all(map(is_, value.values(), contents.values())))
+    return not all(map(is_, value, contents))
 
 
 def _refill(value, contents) -> None:
     value.clear()
-    if isinstance(value, dict):
-        value.update(contents)
-    elif isinstance(value, list):
+    if isinstance(value, list):
         value.extend(contents)
     else:
         value.update(contents)

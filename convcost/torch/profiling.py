@@ -89,28 +89,28 @@ def profile(model, inputs, convention: str = "convcost", *, kwargs=None, trainin
     if not isinstance(training, bool):
         raise ConvcostError(f"profile: training={training!r} must be True or False")
     given = model_inputs(model, inputs, kwargs)
-    with model_lock(model), _state_kept(model, training):
+    with model_lock(model), _state_kept(model, training) as state:
         try:
-            return _read(model, given, convention, training)
+            return _read(model, given, convention, training, state.attributes)
         except (ConvcostError, InternalError):
             raise
         except Exception as exc:  # noqa: BLE001 - raised by convcost's own code around the readings: its bug
             raise InternalError("profile", exc) from exc
 
 
-def _read(model, given, convention, training=False):
+def _read(model, given, convention, training=False, kept=None):
     types = {name: type(m).__name__ for name, m in model.named_modules()}
     done = dict(inputs=given, convention=convention, headline=headline, modules=types)
     if given.symbolic:
         return _read_graph(model, given, training, done)
     try:
-        record = read_shapes(model, given, _device(model), training)
+        record = read_shapes(model, given, _device(model), training, kept=kept)
     except (NeedsTensors, ConvcostError) as exc:  # values needed, or a refusal PyTorch may word better
         why = f"the forward cannot run on shapes alone ({first_line(exc)})"
     else:
         return record.report(traced_with=SHAPES, **done)
     try:
-        record = read_shapes(model, given, _device(model), training, with_values=True)
+        record = read_shapes(model, given, _device(model), training, with_values=True, kept=kept)
     except (NeedsTensors, ConvcostError) as exc:
         why = f"{why}, nor with its values computed alongside ({first_line(exc)})"
         return _read_calls(model, given, why, done, training)

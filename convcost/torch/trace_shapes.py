@@ -267,8 +267,13 @@ class _Session(TorchFunctionMode):
         if path is None or self.busy:  # made during the forward (its calls are its caller's), or a meta run
             return _ORIGINAL_CALL(module, *args, **kwargs)
         if type(module) in LEAF_TYPES:
-            plain = _unwrap(args), _unwrap(kwargs)
-            if self.walk.one_row(module, *plain):
+            self.busy += 1  # the reader reads the module's own tensors, not their shaped stand-ins
+            try:
+                plain = _unwrap(args), _unwrap(kwargs)
+                one = self.walk.one_row(module, *plain)
+            finally:
+                self.busy -= 1
+            if one:
                 read = self.read_module(path, module, args, kwargs, plain)
                 if read is not None:
                     return read
@@ -392,14 +397,16 @@ def _module_call(module, *args, **kwargs):
     return session.module(module, args, kwargs)
 
 
-def read_shapes(model, inputs, device="cpu", training=False, with_values=False):
+def read_shapes(model, inputs, device="cpu", training=False, with_values=False, kept=None):
     """Run ``model``'s forward on shapes (:class:`Shaped` inputs); the :class:`Recorder` of its rows.
 
     ``with_values``: every call also runs on tensors (the inputs given, or zeros), alongside and without a
     graph, so that a forward may read values (``if x.sum() > 0``, ``int(n)``); the rows are still the rules'.
     Raises :class:`NeedsTensors` when the forward needs values (and ``with_values`` is off, or a call's
     result on tensors disagrees with its result on shapes), and :class:`ConvcostError` when a rule refuses an
-    input (a channel mismatch, a wrong rank).
+    input (a channel mismatch, a wrong rank). ``kept``: the :class:`~convcost.torch.leftovers.Attributes` the
+    caller took of the model before (profile's own), so that a large model is not snapshotted twice; the caller
+    then puts the model back after a reading that succeeds (one that fails is put back here, before the next).
     """
     if inputs.symbolic:
         raise NeedsTensors("symbolic sizes (read by torch.fx)")
@@ -410,24 +417,27 @@ def read_shapes(model, inputs, device="cpu", training=False, with_values=False):
     real_args, real_kwargs = _fresh(inputs.real(device)) if with_values else ((None,) * len(inputs.positional), {})
     args = tuple(Shaped(session.walk.input_tensor(i), r) for i, r in zip(inputs.positional, real_args))
     kwargs = {k: Shaped(session.walk.input_tensor(i), real_kwargs.get(k)) for k, i in inputs.keywords.items()}
-    kept = Attributes(model)
+    restored_here, kept = kept is None, kept or Attributes(model)  # a caller's snapshot: the caller restores
     # the tensors computed alongside update what a forward updates (batch norm's running statistics, the RNG):
     # both are put back, so that reading a model never changes it
     buffers = [(b, b.detach().clone()) for b in model.buffers()] if with_values else []
     with TRACING.exclusive(), torch.random.fork_rng(devices=[], enabled=with_values):
         _LOCAL.session = session
+        failed = True
         try:
             with module_calls(_module_call, _module_getattr), torch.no_grad(), session:
                 out = _ORIGINAL_CALL(model, *args, **kwargs)
             if training:
                 session.walk.record.returned(s.value.storage for s in _flat_shaped(out) if s.value.storage is not None)
+            failed = False
         except (NeedsTensors, ConvcostError, InternalError):
             raise
         except Exception as exc:  # noqa: BLE001 - code that a shape cannot run (isinstance checks, numpy ...)
             raise NeedsTensors(f"{type(exc).__name__}: {exc}") from None
         finally:
             _LOCAL.session = None
-            kept.restore(_is_shaped)
+            if restored_here or failed:  # before another reading runs the forward again
+                kept.restore(_is_shaped)
             with torch.no_grad():
                 for buffer, value in buffers:
                     buffer.copy_(value)

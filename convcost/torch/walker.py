@@ -623,6 +623,8 @@ def _numel(shape):
 
 
 def _flat(args, kwargs):
+    if not kwargs and all(type(a) is Tensor for a in args):  # most calls: a module or an operator on tensors
+        return list(args)
     out = []
 
     def walk(v):
