@@ -27,10 +27,10 @@ class Attributes:
     """Every module's own attributes (``vars``) at one moment, and the contents of those that are containers
     (a cache dict filled in place: LeViT's attention-bias cache keyed by device)."""
 
-    def __init__(self, model):
-        # taken twice per profile on every module (hundreds of modules, ~20 attributes each): plain copies
-        # at C speed, and the identity checks in restore() below, keep it to a millisecond or two
-        self.modules = list(model.modules())
+    def __init__(self, model, modules=None):
+        # on every module of the model (hundreds, ~20 attributes each) at every profile: plain copies at C
+        # speed, and the identity checks in restore() below, keep it to a millisecond or two
+        self.modules = list(model.modules()) if modules is None else modules
         self.before = [_snapshot(vars(m)) for m in self.modules]
 
     def restore(self, left_behind=None) -> None:

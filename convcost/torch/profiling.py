@@ -164,8 +164,9 @@ class _state_kept:
         self.model, self.training = model, training
 
     def __enter__(self):
-        self.flags = [(m, m.training) for m in self.model.modules()]
-        self.attributes = Attributes(self.model)
+        modules = list(self.model.modules())
+        self.flags = [(m, m.training) for m in modules]
+        self.attributes = Attributes(self.model, modules)
         self.grad = torch.is_grad_enabled()
         self.dtype = torch.get_default_dtype()
         for m, _ in self.flags:  # a plain attribute: nn.Module's __setattr__ checks are slow
