@@ -490,3 +490,38 @@ def test_lstm(input_size, hidden, layers, bias, batch_first, bidirectional, proj
     shape = (steps, input_size) if batch is None else (batch, steps, input_size) if batch_first else (steps, batch,
                                                                                                       input_size)
     exact(model, torch.zeros(shape))  # params == numel, MACs == FlopCounterMode // 2
+
+
+class _SelectedRows(nn.Module):
+    """A layer on the rows a mask keeps: ``masked_select``'s size is the mask's count, which meta tensors
+    cannot give, and convcost has no rule for it (it moves values, no arithmetic)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x, mask):
+        return self.fc(torch.masked_select(x, mask).reshape(-1, 4))
+
+
+def test_a_call_sized_by_values_is_read_with_values_not_call_by_call():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from convcost.torch.measure_training import measure_training
+
+    x, mask = torch.ones(3, 4), torch.tensor([[True] * 4, [False] * 4, [True] * 4])
+    model = _SelectedRows()
+    report = profile(model, (x, mask))
+    with FlopCounterMode(display=False) as counter:
+        model(x, mask)
+    assert report.traced_with == "shape propagation with values"  # the size from the call run on the values
+    assert (report.total["macs"], report.exact) == (counter.get_total_flops() // 2, True) == (2 * 4 * 3, True)
+    step = profile(model, (x, mask), training=True)
+    measured = measure_training(model, (x, mask))
+    assert step.traced_with == "shape propagation with values"
+    # masked_select copies (2 kept rows of 4): the linear layer keeps that copy, not the 12 inputs it came from
+    assert (step.training.backward_macs, step.training.saved_elements) == (
+        measured["backward_macs"], measured["saved_elements"]) == (24, 8)
+    x.requires_grad_(True)  # now masked_select is in the backward: what it keeps (the mask) is not known
+    step = profile(model, (x, mask), training=True).training
+    assert step.untracked and not step.complete

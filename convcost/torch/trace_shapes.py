@@ -230,11 +230,14 @@ class _Session(TorchFunctionMode):
         if self.walk.training and kind == FUNCTION and op_of(kind, target).by_parts:
             return descend(target, args, kwargs)
         self.busy += 1
+        computed = _Once(lambda: self.real_call(kind, target, args, kwargs)) if self.with_values else None
+        self.walk.computed = computed
         try:
             with own_code("the shape reading"):
                 result = self.walk.call(Event(kind, target, _unwrap(args), _unwrap(kwargs), context))
-            real = self.real_call(kind, target, args, kwargs) if self.with_values else None
+            real = computed() if computed is not None else None
         finally:
+            self.walk.computed = None
             self.busy -= 1
         return _with_reals(_wrap(result), real)
 
@@ -300,6 +303,26 @@ class _Session(TorchFunctionMode):
         finally:
             self.busy -= 1
         return _with_reals(_wrap(out), real)
+
+
+class _Once:
+    """A call run at most once: its result, or its exception raised again, at every ask."""
+
+    __slots__ = ("call", "done")
+
+    def __init__(self, call):
+        self.call, self.done = call, None
+
+    def __call__(self):
+        if self.done is None:
+            try:
+                self.done = (True, self.call())
+            except Exception as exc:  # noqa: BLE001 - kept, and raised to whoever asks
+                self.done = (False, exc)
+        ok, value = self.done
+        if not ok:
+            raise value
+        return value
 
 
 def _reals(value):

@@ -87,6 +87,9 @@ class Walk:
         self.training = training
         self.modules = dict(model.named_modules())
         self._specs = {}  # id(module) -> (spec, why not), what its reader made of it
+        # the call being read, run on the tensors computed alongside (a reading with values sets it): the output
+        # shape of a call without a rule that cannot run on meta tensors (data-dependent sizes)
+        self.computed = None
 
     def input_tensor(self, given) -> Tensor:
         """A model input: its shape, and in a training reading its storage and whether it needs a gradient
@@ -308,8 +311,12 @@ class Walk:
         gradient flag, its own strides), or a fresh copy (``clone``; ``reshape`` or ``contiguous`` of a view
         they cannot express). The call itself runs on meta tensors to learn which (:mod:`.layouts`); where
         it cannot (symbolic sizes), only ``clone`` copies."""
+        return self._view_of(result, source, event)[0]
+
+    def _view_of(self, result, source, event):
+        """:meth:`view_of`, and whether the call's size depends on values (it cannot run on meta tensors)."""
         if not isinstance(source, Tensor):
-            return result
+            return result, False
         if result is source:  # contiguous(), clone(), to() ...: a view or a copy, as the call on meta says
             result = Tensor(source.shape, source.tensor, source.name, source.dtype)
         source = self.record.tracked(source)  # a view of a parameter is the parameter's storage
@@ -319,7 +326,10 @@ class Walk:
         if event.name == "detach":  # the same storage, outside autograd
             source = Tensor(source.shape, source.tensor, source.name, source.dtype, storage=source.storage,
                             layout=source.layout)
-        return self._viewed(result, source, meta, base, event.name == "clone")
+        # a call meta tensors cannot run at concrete sizes decides its size from values (masked_select): a copy
+        # (a reading with values knows its size from the call run on them; a view's size never needs values)
+        data_dependent = meta is None and self.computed is not None
+        return self._viewed(result, source, meta, base, event.name == "clone" or data_dependent), data_dependent
 
     def _viewed(self, result, source, meta, base, clone):
         if isinstance(result, Tensor) and result is not source and result.storage is None:
@@ -387,7 +397,8 @@ class Walk:
                                 inplace=getattr(module, "inplace", False) is True, call=call)
 
     def unknown(self, event, reason, listed=True):
-        """List the call as unsupported; its output shape from running it alone on meta tensors."""
+        """List the call as unsupported; its output shape from the call on the tensors computed alongside (a
+        reading with values), else from running it alone on meta tensors."""
         module = event.target if event.kind == MODULE else None
         label = event.label
         if module is None and op_of(event.kind, event.target).view:
@@ -397,24 +408,36 @@ class Walk:
             self.record.skip(label, event.path, reason, params=params, macs=module is not None or _may_macs(event))
         if self.symbolic:
             return Unknown(label)
-        try:
-            meta_args, meta_kwargs = _to_meta(event.args), _to_meta(event.kwargs)
-            with torch.no_grad():
-                if module is not None:
-                    out = _on_meta(module)(*meta_args, **meta_kwargs)
-                elif event.kind == METHOD:
-                    out = getattr(meta_args[0], event.target)(*meta_args[1:], **meta_kwargs)
-                else:
-                    out = event.target(*meta_args, **meta_kwargs)
-        except Exception as exc:  # noqa: BLE001 - the model's own call fails on meta: its shape is unknown, said so
-            if not listed:
-                self.record.skip(label, event.path, "its output shape is unknown")
-            self.record.forget(label, f"{reason}; its output shape is unknown ({first_line(exc)})")
-            return Unknown(label)
+        out = self._computed_output()  # the call ran on real tensors anyway: no meta run (slow, and it may fail)
+        if out is None:
+            try:
+                meta_args, meta_kwargs = _to_meta(event.args), _to_meta(event.kwargs)
+                with torch.no_grad():
+                    if module is not None:
+                        out = _on_meta(module)(*meta_args, **meta_kwargs)
+                    elif event.kind == METHOD:
+                        out = getattr(meta_args[0], event.target)(*meta_args[1:], **meta_kwargs)
+                    else:
+                        out = event.target(*meta_args, **meta_kwargs)
+            except Exception as exc:  # noqa: BLE001 - the model's own call fails on meta: its shape is unknown
+                if not listed:
+                    self.record.skip(label, event.path, "its output shape is unknown")
+                self.record.forget(label, f"{reason}; its output shape is unknown ({first_line(exc)})")
+                return Unknown(label)
         result = _from_meta(out)
         if self.training:
             result = self.unknown_output(result, event, listed)
         return result
+
+    def _computed_output(self):
+        """The call's output on the tensors computed alongside, where the reading has them (None otherwise, or
+        where PyTorch itself fails on them: the reading then reports that as it does for any call)."""
+        if self.computed is None:
+            return None
+        try:
+            return self.computed()
+        except Exception:  # noqa: BLE001 - raised again, as PyTorch's, where the reading runs the call itself
+            return None
 
     def unknown_output(self, result, event, listed):
         """In a training reading, what an operation without a rule returns: a view when it only reshapes or
@@ -431,7 +454,10 @@ class Walk:
         picks = module is None and op_of(event.kind, event.target).picks and \
             any(self.record.tracked(t).grad for t in tensors)
         if not listed and source is not None and module is None and not gather and not picks:
-            return self.view_of(result, source, event)
+            result, data_dependent = self._view_of(result, source, event)
+            if data_dependent and any(self.record.tracked(t).grad for t in tensors):  # masked_select keeps its mask
+                self.record.untrack(event.label, event.path, "no rule: what it saves for backward is not known")
+            return result
         grad = any(t.grad for t in tensors) or module is not None and any(p.requires_grad for p in module.parameters())
         if grad and module is None and (gather or picks or not _may_macs(event)):
             simulated = self.simulated(result, event)
