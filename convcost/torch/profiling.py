@@ -51,13 +51,14 @@ from convcost.torch.conventions import CONVENTIONS, headline
 from convcost.torch.inputs import model_inputs
 from convcost.torch.leftovers import Attributes
 from convcost.torch.locks import TRACING, model_lock
+from convcost.torch.targets import step_inputs, step_report
 from convcost.torch.trace_calls import read_calls
 from convcost.torch.trace_fx import read_graph, trace
 from convcost.torch.trace_shapes import NeedsTensors, read_shapes
 from convcost.torch.walker import first_line
 
 
-def profile(model, inputs, convention: str = "convcost", *, kwargs=None, training: bool = False):
+def profile(model, inputs, convention: str = "convcost", *, kwargs=None, training: bool = False, targets=None):
     """The exact cost of every operation of ``model`` on ``inputs``.
 
     ``inputs``: a shape (ints or sympy symbols), a tensor, or a tuple or list of them, one per positional
@@ -88,9 +89,12 @@ def profile(model, inputs, convention: str = "convcost", *, kwargs=None, trainin
         raise ConvcostError(f"profile: unknown convention {convention!r}; known: {', '.join(CONVENTIONS)}")
     if not isinstance(training, bool):
         raise ConvcostError(f"profile: training={training!r} must be True or False")
-    given = model_inputs(model, inputs, kwargs)
+    given = model_inputs(model, inputs, kwargs) if targets is None else \
+        step_inputs(model, inputs, targets, kwargs, training)
     with model_lock(model), _state_kept(model, training):
         try:
+            if targets is not None:
+                return step_report(model, given, _device(model), _done(model, given, convention))
             return _read(model, given, convention, training)
         except (ConvcostError, InternalError):
             raise
@@ -98,9 +102,14 @@ def profile(model, inputs, convention: str = "convcost", *, kwargs=None, trainin
             raise InternalError("profile", exc) from exc
 
 
-def _read(model, given, convention, training=False):
+def _done(model, given, convention) -> dict:
+    """What every report of this call holds beside its rows."""
     types = {name: type(m).__name__ for name, m in model.named_modules()}
-    done = dict(inputs=given, convention=convention, headline=headline, modules=types)
+    return dict(inputs=given, convention=convention, headline=headline, modules=types)
+
+
+def _read(model, given, convention, training=False):
+    done = _done(model, given, convention)
     if given.symbolic:
         return _read_graph(model, given, training, done)
     try:
