@@ -22,9 +22,8 @@ from torch.autograd.graph import saved_tensors_hooks  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from convcost.torch import profile  # noqa: E402
-from convcost.torch.runtime.private import import_torchvision  # noqa: E402
 from convcost.torch.measure_training import grouped_correction  # noqa: E402
-
+from convcost.torch.runtime.private import import_torchvision  # noqa: E402
 
 
 def detection_models():
@@ -70,7 +69,8 @@ def images_and_targets(n=2, size=64, classes=3, masks=False, keypoints=0):
         if masks:
             target["masks"] = (torch.rand(2, size, size, generator=g) > 0.5).to(torch.uint8)
         if keypoints:
-            inside = boxes[:, None, :2] + torch.rand(2, keypoints, 2, generator=g) * (boxes[:, None, 2:] - boxes[:, None, :2])
+            extent = boxes[:, None, 2:] - boxes[:, None, :2]
+            inside = boxes[:, None, :2] + torch.rand(2, keypoints, 2, generator=g) * extent
             target["keypoints"] = torch.cat([inside, torch.ones(2, keypoints, 1)], 2)
         targets.append(target)
     return images, targets
@@ -105,14 +105,16 @@ def build(name):
     return getattr(detection, name)(weights=None, weights_backbone=None, num_classes=3, **MODELS[name][0])
 
 
-#: small inputs where the model takes a size (SSDlite resizes to its own 320), and what its targets hold
+#: small inputs where the model takes a size (SSDlite resizes to its own 320), fewer proposals and RoIs in the
+#: R-CNNs, and what each model's targets hold
 SMALL = dict(min_size=64, max_size=64)
-MODELS = {"fasterrcnn_mobilenet_v3_large_fpn": (SMALL, {}),
+RCNN = dict(SMALL, rpn_pre_nms_top_n_train=100, rpn_post_nms_top_n_train=50, box_batch_size_per_image=32)
+MODELS = {"fasterrcnn_mobilenet_v3_large_fpn": (RCNN, {}),
           "retinanet_resnet50_fpn": (SMALL, {}),
           "fcos_resnet50_fpn": (SMALL, {}),
           "ssdlite320_mobilenet_v3_large": ({}, {}),
-          "maskrcnn_resnet50_fpn": (SMALL, {"masks": True}),
-          "keypointrcnn_resnet50_fpn": ({**SMALL, "num_keypoints": 3}, {"keypoints": 3})}
+          "maskrcnn_resnet50_fpn": (RCNN, {"masks": True}),
+          "keypointrcnn_resnet50_fpn": (dict(RCNN, num_keypoints=3), {"keypoints": 3})}
 
 
 def test_the_measured_step_is_the_same_on_the_same_images_and_targets():
@@ -134,3 +136,108 @@ def test_a_detection_training_step_agrees_with_the_measured_one(name):
     assert step.complete, step.untracked
     assert dict(backward_macs=step.backward_macs, saved_elements=step.saved_elements,
                 saved_indices=step.saved_indices) == want
+
+
+def test_the_model_is_left_as_it_was_after_a_detection_step():
+    """Its state, its modes and its next real forward, in training mode (seeded) and in eval mode; and the
+    random state."""
+    import copy
+
+    model = build("fasterrcnn_mobilenet_v3_large_fpn")
+    model.eval()
+    before = copy.deepcopy(model)
+    images, targets = images_and_targets()
+    torch.manual_seed(1)
+    profile(model, (images,), targets=targets, training=True)
+    after_profile = torch.rand(3)
+    torch.manual_seed(1)
+    assert torch.equal(after_profile, torch.rand(3))  # profile drew nothing from the caller's random state
+    assert not model.training and all(not m.training for m in model.modules())
+    state, kept = model.state_dict(), before.state_dict()
+    assert state.keys() == kept.keys() and all(torch.equal(state[k], kept[k]) for k in state)
+    with torch.no_grad():
+        for m in (model, before):
+            m.train()
+        torch.manual_seed(0)
+        losses = model([i.clone() for i in images], [dict(t) for t in targets])
+        torch.manual_seed(0)
+        assert losses == before([i.clone() for i in images], [dict(t) for t in targets])
+        for m in (model, before):
+            m.eval()
+        found, want = model(images), before(images)
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(found, want) for k in a)
+
+
+class Toy(torch.nn.Module):
+    """A model whose training forward takes targets: the mean square of its features inside each first box,
+    and, with ``unread``, a call whose backward convcost cannot count."""
+
+    def __init__(self, unread=False):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.unread = unread
+
+    def forward(self, images, targets):
+        features = self.conv(torch.stack(images))
+        if self.unread:
+            features = torch.linalg.matrix_exp(features)  # square matrices (8 x 8): no rule
+        boxes = [t["boxes"][0].int().tolist() for t in targets]
+        return {"boxes": sum(f[:, y1:y2, x1:x2].square().mean() for f, (x1, y1, x2, y2) in zip(features, boxes))}
+
+
+def toy_data():
+    images = [torch.rand(3, 8, 8), torch.rand(3, 8, 8)]
+    targets = [{"boxes": torch.tensor([[1.0, 2.0, 5.0, 6.0]]), "labels": torch.tensor([1])},
+               {"boxes": torch.tensor([[0.0, 0.0, 3.0, 8.0]]), "labels": torch.tensor([2])}]
+    return images, targets
+
+
+def test_a_toy_step_with_targets_agrees_with_the_measured_one():
+    """No torchvision: a forward whose shapes follow the target boxes' values."""
+    model = Toy()
+    images, targets = toy_data()
+    report = profile(model, (images,), targets=targets, training=True)
+    step = report.training
+    assert step.complete and any("targets given" in n for n in report.notes)
+    assert dict(backward_macs=step.backward_macs, saved_elements=step.saved_elements,
+                saved_indices=step.saved_indices) == measure_detection_step(model, images, targets)
+    assert means(report) == [(4, 4, 4), (4, 8, 3)]  # the boxes' sizes
+    wider = [dict(t, boxes=torch.tensor([[0.0, 0.0, 8.0, 8.0]])) for t in targets]  # other values, other shapes
+    assert means(profile(model, (images,), targets=wider, training=True)) == [(4, 8, 8)] * 2
+
+
+def means(report):
+    return [row.input_shapes[0] for row in report.rows if row.op.endswith("mean")]
+
+
+def test_what_a_step_with_targets_cannot_count_is_listed():
+    step = profile(Toy(unread=True), (toy_data()[0],), targets=toy_data()[1], training=True).training
+    assert not step.complete
+    assert [op for op, *_ in step.untracked] == ["torch.linalg_matrix_exp"]
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    (dict(training=False), "training=True"),
+    (dict(targets={"boxes": torch.zeros(1, 4)}), "list of dicts"),
+    (dict(targets=[{"boxes": torch.zeros(1, 4)}]), "1 targets for 2 images"),
+    (dict(targets=[{"boxes": torch.zeros(4)}, {"boxes": torch.zeros(1, 4)}]), "targets[0]['boxes'] has shape (4,)"),
+    (dict(targets=[{"boxes": torch.zeros(1, 4, dtype=torch.long)}] * 2), "floating (k, 4)"),
+    (dict(targets=[{"boxes": torch.zeros(2, 4), "labels": torch.ones(3, dtype=torch.long)}] * 2),
+     "targets[0]['labels'] has shape (3,): 2 boxes"),
+    (dict(targets=[{"boxes": [[0, 0, 1, 1]]}] * 2), "targets[0]['boxes'] is list"),
+    (dict(inputs=((3, 8, 8),)), "a tensor or a list of tensors"),
+])
+def test_targets_that_cannot_be_a_training_steps_get_one_clear_error(change, says):
+    from convcost.errors import ConvcostError
+
+    images, targets = toy_data()
+    call = dict(inputs=(images,), targets=targets, training=True)
+    call.update(change)
+    with pytest.raises(ConvcostError, match=r".*".join(map(_escaped, says.split("\n")))):
+        profile(Toy(), call.pop("inputs"), **call)
+
+
+def _escaped(text):
+    import re
+
+    return re.escape(text)

@@ -82,6 +82,30 @@ def profile(model, inputs, convention: str = "convcost", *, kwargs=None, trainin
     >>> step = profile(net, (2, 3, 6, 6), training=True).training
     >>> step.backward_macs, step.saved_elements, step.memory("adam")
     (12032, 744, 27348)
+
+    ``targets`` (with ``training=True``): a model whose training forward takes targets after its inputs and
+    returns its losses, as torchvision's detection and segmentation models do (``model(images, targets)``,
+    ``targets`` a list of dicts of tensors, one per image: ``boxes`` ``(k, 4)``, ``labels``, ``masks``,
+    ``keypoints``); the step is the sum of the losses, backward. What such a forward does depends on the values
+    given (anchors matched to boxes, proposals, non-maximum suppression, sampling), so the step is read call by
+    call on these images and targets, from the random state ``profile`` finds (seed it as the real step is
+    seeded): the data-dependent shapes are this input's, not a closed form, and the notes say so
+    (:mod:`convcost.torch.targets`). A list of images is one input: ``profile(model, (images,), targets=...)``.
+
+    >>> class Toy(nn.Module):  # the squared features inside each image's first box
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.conv = nn.Conv2d(3, 4, 3, padding=1)
+    ...     def forward(self, images, targets):
+    ...         features = self.conv(torch.stack(images))
+    ...         inside = [f[:, y1:y2, x1:x2] for f, t in zip(features, targets)
+    ...                   for x1, y1, x2, y2 in [t["boxes"][0].int().tolist()]]
+    ...         return {"boxes": sum(x.square().mean() for x in inside)}
+    >>> images = [torch.rand(3, 8, 8), torch.rand(3, 8, 8)]
+    >>> targets = [{"boxes": torch.tensor([[1., 2., 5., 6.]])}, {"boxes": torch.tensor([[0., 0., 3., 8.]])}]
+    >>> step = profile(Toy(), (images,), targets=targets, training=True).training
+    >>> step.backward_macs, step.saved_elements, step.complete
+    (13824, 896, True)
     """
     if not isinstance(model, torch.nn.Module):
         raise ConvcostError(f"profile: {model!r} is not a torch.nn.Module")
@@ -94,7 +118,7 @@ def profile(model, inputs, convention: str = "convcost", *, kwargs=None, trainin
     with model_lock(model), _state_kept(model, training):
         try:
             if targets is not None:
-                return step_report(model, given, _device(model), _done(model, given, convention))
+                return step_report(model, given, _done(model, given, convention))
             return _read(model, given, convention, training)
         except (ConvcostError, InternalError):
             raise

@@ -24,16 +24,15 @@ import dataclasses
 
 import torch
 
-from convcost.errors import ConvcostError
-from convcost.torch import trace_calls
+from convcost.costs import Cost
+from convcost.errors import ConvcostError, InternalError
+from convcost.shapes import numel
+from convcost.torch import layouts, trace_calls
+from convcost.torch.events import Event
 from convcost.torch.inputs import Input, Inputs
 from convcost.torch.leftovers import Attributes
 from convcost.torch.locks import TRACING
 from convcost.torch.record import Recorder
-from convcost.costs import Cost
-from convcost.shapes import numel
-from convcost.torch import layouts
-from convcost.torch.events import Event
 from convcost.torch.rules import Tensor
 from convcost.torch.walker import _tracked, first_line, own_code
 
@@ -87,37 +86,36 @@ def check_targets(targets, images=None) -> None:
                                     f"{k} boxes need one entry each along its first axis")
 
 
-def step_report(model, given: Inputs, device, done: dict):
+def step_report(model, given: Inputs, done: dict):
     """The report of one training step of ``model`` on ``given`` (from :func:`step_inputs`); ``done``: the
     report's other fields, as :func:`convcost.torch.profile` gives them."""
     with TRACING.shared():
-        record, empty = read_step(model, given, device)
-    notes = ["read on the inputs and targets given: what depends on their values (anchors matched to boxes, "
-             "proposals, non-maximum suppression, sampling, RoIs per pyramid level) and on the random state has "
-             "this input's shapes, not a closed form"]
+        record, empty = read_step(model, given)
+    notes = ["read on the inputs and targets given: what depends on their values and on the random state (in a "
+             "detection model: anchors matched to boxes, proposals, non-maximum suppression, sampling, RoIs per "
+             "pyramid level) has this input's shapes, not a closed form"]
     if empty:
         notes.append(f"{empty} calls on empty tensors did no work (what autograd keeps of them is counted)")
     return record.report(traced_with=WITH_TARGETS, notes=notes, **done)
 
 
-def read_step(model, given: Inputs, device="cpu"):
+def read_step(model, given: Inputs):
     """``(recorder, empty)``: one training step of ``model`` on ``given`` (the last positional input the
     targets), read call by call on the tensors themselves, and how many calls ran on an empty tensor."""
     session = _Step(model, given, False, True)
     args, kwargs = _copied(tuple(i.tensor for i in given.positional)), _copied(
         {k: i.tensor for k, i in given.keywords.items()})
-    for value, tensor in _inputs_of(session, given, args, kwargs):
+    for value, tensor in _inputs_of(session, args, kwargs):
         session.values[id(value)] = (value, tensor)
     buffers = [(b, b.detach().clone()) for b in model.buffers()]
     kept = Attributes(model)
     try:
-        with torch.random.fork_rng(devices=[]), trace_calls.hooked(session), torch.no_grad(), session:
+        with torch.random.fork_rng(devices=_cuda_devices(model)), trace_calls.hooked(session), torch.no_grad(), \
+                session:
             model(*args, **kwargs)
-    except ConvcostError:
+    except (ConvcostError, InternalError):
         raise
     except Exception as exc:  # noqa: BLE001 - PyTorch's (or the model's) refusal of these images and targets
-        if isinstance(exc, trace_calls.InternalError):
-            raise
         raise ConvcostError(f"PyTorch rejects these inputs and targets for {type(model).__name__}: "
                             f"{first_line(exc)}") from None
     finally:
@@ -129,7 +127,9 @@ def read_step(model, given: Inputs, device="cpu"):
 
 
 class _Step(trace_calls.Session):
-    """The call-by-call reading of a step on real tensors, with calls on empty tensors as no work."""
+    """The call-by-call reading of a training step on real tensors (:class:`convcost.torch.trace_calls.Session`),
+    with what a forward on data does beside it: values read into Python, calls on empty tensors, boolean
+    masks, assignments into tensors made in the forward, sorts and selections by index."""
 
     def __init__(self, model, *args):
         super().__init__(model, *args)
@@ -166,8 +166,8 @@ class _Step(trace_calls.Session):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if self.busy:
-            return func(*args, **kwargs)
+        if self.busy or getattr(func, "__name__", "") in _VALUE_READS:
+            return func(*args, **kwargs)  # the values the forward reads: no work, nothing autograd keeps
         inside = self.stack and self.stack[-1] is not None and self.stack[-1][1]
         first = args[0] if args else None
         written = not inside and isinstance(first, torch.Tensor) and _writes_into(func)
@@ -175,7 +175,11 @@ class _Step(trace_calls.Session):
         if not _holds_empty((args, kwargs)):
             out = super().__torch_function__(func, types, args, kwargs)
             if grad and _is_setitem(func):
-                self.keep_written(self.event(func, args, kwargs))
+                self.keep_run(self.event(func, args, kwargs), "an assignment")
+            elif not inside and not written and getattr(func, "__name__", "") in _KEEPS_INDEX:
+                event = self.event(func, args, kwargs)
+                if any(self.record.tracked(t).grad for t in _flat_tensors((event.args, event.kwargs), Tensor)):
+                    self.keep_run(event, event.label)
         else:
             out = func(*args, **kwargs)
             if not inside:
@@ -200,7 +204,7 @@ class _Step(trace_calls.Session):
         if not grad:
             return result
         if not _flat_tensors(out):  # written in place, returning nothing (``x[empty] = empty``)
-            self.keep_written(event)
+            self.keep_run(event, "an assignment")
             return result
         self.busy += 1
         try:
@@ -220,16 +224,17 @@ class _Step(trace_calls.Session):
         event = trace_calls.event_of(func, args, kwargs, self.context())
         return Event(event.kind, event.target, self.tracked(args), self.tracked(kwargs), event.where)
 
-    def keep_written(self, event) -> None:
-        """What autograd keeps of an assignment into a tensor (``x[index] = y`` with ``y`` needing a gradient:
-        ``index_put_`` keeps the index), from the call run on meta tensors; listed where it cannot run."""
+    def keep_run(self, event, what) -> None:
+        """What autograd keeps of a call the walker reads without a row: an assignment into a tensor
+        (``x[index] = y``, ``y`` needing a gradient: ``index_put_`` keeps the index), a sort or a selection by
+        index (the indices); from the call run on meta tensors, listed where it cannot run."""
         self.busy += 1
         try:
             with own_code("the reading of a step with targets"):
                 run = layouts.simulate(event.function, _tracked(event.args, self.record),
                                        _tracked(event.kwargs, self.record))
                 if run is None:
-                    self.record.untrack(event.label, event.path, "an assignment that cannot run on meta tensors: "
+                    self.record.untrack(event.label, event.path, f"{what} that cannot run on meta tensors: "
                                         "what autograd keeps of it is not known")
                     return
                 record = self.record
@@ -276,8 +281,21 @@ class nonzero_on_meta:
         return self.patch.__exit__(*exc)
 
 
+#: a tensor's values read into Python (the forward's own decisions: a loop over boxes, a count)
+_VALUE_READS = frozenset({"__bool__", "__int__", "__float__", "__index__", "item", "tolist", "numpy"})
+
+#: calls the walker reads as views or selections without a row, whose backward keeps indices (their own or the
+#: ones given) when their input needs a gradient
+_KEEPS_INDEX = frozenset({"sort", "topk", "gather", "index_select", "take", "masked_select"})
+
+
 def _is_setitem(func) -> bool:
     return getattr(func, "__name__", "") == "__setitem__"
+
+
+def _cuda_devices(model) -> list:
+    """The CUDA devices whose random state the step draws from (its sampling runs where the model is)."""
+    return sorted({t.device.index or 0 for t in model.parameters() if t.is_cuda})
 
 
 def _writes_into(func) -> bool:
@@ -308,15 +326,11 @@ def _flat_tensors(value, kind=torch.Tensor) -> list:
     return []
 
 
-def _inputs_of(session, given, args, kwargs):
-    """``(tensor, the walker's Tensor for it)`` for every tensor of the inputs (not the targets: constants)."""
+def _inputs_of(session, args, kwargs):
+    """``(tensor, the walker's Tensor for it)`` for every tensor of the inputs, the targets (the last positional
+    argument) left out: they are constants of the step."""
     pairs = []
-    for i, (input_, arg) in enumerate(zip(given.positional, args)):
-        if i == len(given.positional) - 1:
-            break
-        for t in _flat_tensors(arg):
-            pairs.append((t, session.walk.input_tensor(Input(tuple(int(x) for x in t.shape), t.dtype, t))))
-    for k, arg in kwargs.items():
+    for arg in (*args[:-1], *kwargs.values()):
         for t in _flat_tensors(arg):
             pairs.append((t, session.walk.input_tensor(Input(tuple(int(x) for x in t.shape), t.dtype, t))))
     return pairs
