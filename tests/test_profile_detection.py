@@ -8,7 +8,9 @@ forward keeps, each storage once, parameters and buffers left out, int64 storage
 proposals and anchors at random, so each reading is seeded the same. torchvision's C++ ops do not load against
 this torch: ``nms`` is :func:`greedy_nms` here and ``roi_align`` its own Python function, run eagerly (torchvision
 compiles it with ``torch.compile`` on first use, and what a compiled graph keeps for backward is the compiler's
-choice, not the model's).
+choice, not the model's). The six models run on small images with fewer proposals and RoIs; their tests are
+marked slow (tens of seconds each on a busy machine). A toy model (no torchvision) checks the same reading quickly:
+its shapes follow the target boxes' values, what it cannot count is listed, and bad targets get one error.
 """
 
 import importlib.util
@@ -117,6 +119,7 @@ MODELS = {"fasterrcnn_mobilenet_v3_large_fpn": (RCNN, {}),
           "keypointrcnn_resnet50_fpn": (dict(RCNN, num_keypoints=3), {"keypoints": 3})}
 
 
+@pytest.mark.slow  # torchvision's detection models: seconds each, tens on a busy machine
 def test_the_measured_step_is_the_same_on_the_same_images_and_targets():
     """The oracle itself: seeded, two readings of a step agree, and it does work."""
     model = build(next(iter(MODELS)))
@@ -126,6 +129,7 @@ def test_the_measured_step_is_the_same_on_the_same_images_and_targets():
     assert first["backward_macs"] > 0 and first["saved_elements"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(MODELS))
 def test_a_detection_training_step_agrees_with_the_measured_one(name):
     model = build(name)
@@ -138,6 +142,7 @@ def test_a_detection_training_step_agrees_with_the_measured_one(name):
                 saved_indices=step.saved_indices) == want
 
 
+@pytest.mark.slow
 def test_the_model_is_left_as_it_was_after_a_detection_step():
     """Its state, its modes and its next real forward, in training mode (seeded) and in eval mode; and the
     random state."""

@@ -9,10 +9,12 @@ spread over pyramid levels. So this step is read once, call by call, on the imag
 shapes of the data-dependent parts are this input's, not a closed form, and a second reading from the same
 seed gives the same step, as PyTorch's own does.
 
-A call on an empty tensor (a pyramid level no RoI falls on, a level with no positive anchor) does no work
-and autograd keeps nothing of it that holds an element: it makes no row, its outputs are new tensors needing a
-gradient where an operand does, and the report's notes say how many there were. Everything else goes through
-the one walker as in every other reading, and what it cannot count is listed.
+A call on an empty tensor (a pyramid level no RoI falls on) does no work and makes no row, but autograd may
+still keep a non-empty operand of it (an index broadcast against the empty one): what it keeps comes from the
+call run on meta tensors, and the report's notes say how many such calls there were. Values read into Python
+(``if keep[i]:``, ``.tolist()``) do no work. A boolean mask, an assignment into a tensor made in the forward,
+a sort and a selection by index keep what PyTorch's derivative formulas say, from the same meta runs.
+Everything else goes through the one walker as in every other reading, and what it cannot count is listed.
 
 The model is left as it was: the forward's buffer updates (batch norm's running statistics) are put back,
 and the random state is that of before the reading.
@@ -54,7 +56,8 @@ def step_inputs(model, inputs, targets, kwargs=None, training=False) -> Inputs:
                             f"profile(model, (images,), targets=targets, training=True)); got {inputs!r}")
     positional = tuple(_tensors_input(x, f"input {i}") for i, x in enumerate(given))
     images = given[0]
-    check_targets(targets, len(images) if isinstance(images, (list, tuple)) else None)
+    check_targets(targets, len(images) if isinstance(images, (list, tuple)) else
+                  images.shape[0] if images.dim() == 4 else None)
     keywords = {str(k): _tensors_input(v, f"keyword input {k!r}") for k, v in (kwargs or {}).items()}
     return Inputs((*positional, _targets_input(targets)), keywords)
 
@@ -144,7 +147,7 @@ class _Step(trace_calls.Session):
         tensors = _flat_tensors((event.args, event.kwargs), Tensor)
         if any(self.record.tracked(t).grad for t in tensors) and event.function is not None:
             result = _fresh(out, self.record, True)
-            with own_code("the reading of a step with targets"), nonzero_on_meta():
+            with own_code("the reading of a step with targets"), _nonzero_on_meta():
                 run = layouts.simulate(event.function, _tracked(event.args, self.record),
                                        _tracked(event.kwargs, self.record))
                 if run is not None and not run.fresh:
@@ -193,7 +196,6 @@ class _Step(trace_calls.Session):
             self.values[id(first)] = (first, tensor)
         return out
 
-
     def on_empty(self, func, args, kwargs, out):
         """The walker's tensors for what a call on an empty tensor returned. It does no work, but autograd may
         keep a non-empty operand of it (an index broadcast against an empty one): what it keeps comes from the
@@ -217,7 +219,6 @@ class _Step(trace_calls.Session):
                                 "tensors: what autograd keeps of it is not known")
             return result
         return simulated
-
 
     def event(self, func, args, kwargs) -> Event:
         """The walker's event of a call: its tensors as the walker's, with their storages and gradient flags."""
@@ -266,7 +267,7 @@ class _StepRecorder(Recorder):
         return row, c, base
 
 
-class nonzero_on_meta:
+class _nonzero_on_meta:
     """Meta tensors that run ``nonzero`` (a boolean index) as if every element were set, for the length of a
     ``with``; torch's own switch, ``torch.fx.experimental._config``."""
 
