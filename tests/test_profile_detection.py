@@ -211,6 +211,41 @@ def test_a_toy_step_with_targets_agrees_with_the_measured_one():
     assert means(profile(model, (images,), targets=wider, training=True)) == [(4, 8, 8)] * 2
 
 
+class Picked(torch.nn.Module):
+    """What a detection forward does on data, small: pixels picked by a mask the values decide, assigned into a
+    tensor of zeros made in the forward (once with nothing to assign), a sort, two losses."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4, 2)
+
+    def forward(self, images, targets):
+        pixels = self.conv(torch.stack(images)).permute(0, 2, 3, 1).reshape(-1, 4)
+        boxes = torch.cat([t["boxes"] for t in targets])
+        inside = pixels.sum(1) > boxes[:, 0].mean() / 100
+        picked = pixels[inside]
+        rows = torch.zeros(len(pixels), 4)
+        rows[torch.where(inside)[0]] = picked
+        rows[torch.where(inside & ~inside)[0]] = picked[:0]
+        scores, _ = self.fc(rows).sum(1).sort(descending=True)
+        return {"top": scores[:5].sum(), "picked": picked.square().mean()}
+
+
+def test_masks_assignments_sorts_and_empty_tensors_in_a_step_with_targets():
+    """The fc's input needs a gradient through the assignment; the sort keeps its indices, the assignment its
+    index, the mask itself; the empty assignment does no work."""
+    model = Picked()
+    images, targets = toy_data()
+    report = profile(model, (images,), targets=targets, training=True)
+    step = report.training
+    assert step.complete and any("1 calls on empty tensors" in n for n in report.notes)
+    want = measure_detection_step(model, images, targets)
+    assert want["saved_indices"] > 2 * 8 * 8  # the sort's 128 and the assignment's index
+    assert dict(backward_macs=step.backward_macs, saved_elements=step.saved_elements,
+                saved_indices=step.saved_indices) == want
+
+
 def means(report):
     return [row.input_shapes[0] for row in report.rows if row.op.endswith("mean")]
 
