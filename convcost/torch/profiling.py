@@ -51,13 +51,14 @@ from convcost.torch.conventions import CONVENTIONS, headline
 from convcost.torch.inputs import model_inputs
 from convcost.torch.leftovers import Attributes
 from convcost.torch.locks import TRACING, model_lock
+from convcost.torch.targets import step_inputs, step_report
 from convcost.torch.trace_calls import read_calls
 from convcost.torch.trace_fx import read_graph, trace
 from convcost.torch.trace_shapes import NeedsTensors, read_shapes
 from convcost.torch.walker import first_line
 
 
-def profile(model, inputs, convention: str = "convcost", *, kwargs=None, training: bool = False):
+def profile(model, inputs, convention: str = "convcost", *, kwargs=None, training: bool = False, targets=None):
     """The exact cost of every operation of ``model`` on ``inputs``.
 
     ``inputs``: a shape (ints or sympy symbols), a tensor, or a tuple or list of them, one per positional
@@ -81,6 +82,30 @@ def profile(model, inputs, convention: str = "convcost", *, kwargs=None, trainin
     >>> step = profile(net, (2, 3, 6, 6), training=True).training
     >>> step.backward_macs, step.saved_elements, step.memory("adam")
     (12032, 744, 27348)
+
+    ``targets`` (with ``training=True``): a model whose training forward takes targets after its inputs and
+    returns its losses, as torchvision's detection and segmentation models do (``model(images, targets)``,
+    ``targets`` a list of dicts of tensors, one per image: ``boxes`` ``(k, 4)``, ``labels``, ``masks``,
+    ``keypoints``); the step is the sum of the losses, backward. What such a forward does depends on the values
+    given (anchors matched to boxes, proposals, non-maximum suppression, sampling), so the step is read call by
+    call on these images and targets, from the random state ``profile`` finds (seed it as the real step is
+    seeded): the data-dependent shapes are this input's, not a closed form, and the notes say so
+    (:mod:`convcost.torch.targets`). A list of images is one input: ``profile(model, (images,), targets=...)``.
+
+    >>> class Toy(nn.Module):  # the squared features inside each image's first box
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.conv = nn.Conv2d(3, 4, 3, padding=1)
+    ...     def forward(self, images, targets):
+    ...         features = self.conv(torch.stack(images))
+    ...         inside = [f[:, y1:y2, x1:x2] for f, t in zip(features, targets)
+    ...                   for x1, y1, x2, y2 in [t["boxes"][0].int().tolist()]]
+    ...         return {"boxes": sum(x.square().mean() for x in inside)}
+    >>> images = [torch.rand(3, 8, 8), torch.rand(3, 8, 8)]
+    >>> targets = [{"boxes": torch.tensor([[1., 2., 5., 6.]])}, {"boxes": torch.tensor([[0., 0., 3., 8.]])}]
+    >>> step = profile(Toy(), (images,), targets=targets, training=True).training
+    >>> step.backward_macs, step.saved_elements, step.complete
+    (13824, 896, True)
     """
     if not isinstance(model, torch.nn.Module):
         raise ConvcostError(f"profile: {model!r} is not a torch.nn.Module")
@@ -88,9 +113,12 @@ def profile(model, inputs, convention: str = "convcost", *, kwargs=None, trainin
         raise ConvcostError(f"profile: unknown convention {convention!r}; known: {', '.join(CONVENTIONS)}")
     if not isinstance(training, bool):
         raise ConvcostError(f"profile: training={training!r} must be True or False")
-    given = model_inputs(model, inputs, kwargs)
+    given = model_inputs(model, inputs, kwargs) if targets is None else \
+        step_inputs(model, inputs, targets, kwargs, training)
     with model_lock(model), _state_kept(model, training) as state:
         try:
+            if targets is not None:
+                return step_report(model, given, _done(model, given, convention))
             return _read(model, given, convention, training, state.attributes)
         except (ConvcostError, InternalError):
             raise
@@ -98,9 +126,14 @@ def profile(model, inputs, convention: str = "convcost", *, kwargs=None, trainin
             raise InternalError("profile", exc) from exc
 
 
-def _read(model, given, convention, training=False, kept=None):
+def _done(model, given, convention) -> dict:
+    """What every report of this call holds beside its rows."""
     types = {name: type(m).__name__ for name, m in model.named_modules()}
-    done = dict(inputs=given, convention=convention, headline=headline, modules=types)
+    return dict(inputs=given, convention=convention, headline=headline, modules=types)
+
+
+def _read(model, given, convention, training=False, kept=None):
+    done = _done(model, given, convention)
     if given.symbolic:
         return _read_graph(model, given, training, done)
     try:

@@ -335,6 +335,23 @@ def _wrap(value, seen=None):
     return value
 
 
+class hooked:
+    """The module hooks that tell ``session`` each module's path, installed for this thread while it runs."""
+
+    def __init__(self, session):
+        self.session = session
+
+    def __enter__(self):
+        _install_hooks()
+        _LOCAL.session = self.session
+        return self.session
+
+    def __exit__(self, *exc):
+        _LOCAL.session = None
+        _remove_hooks()
+        return False
+
+
 def read_calls(model, inputs, device="cpu", training=False):
     """Run ``model`` once on ``inputs`` under a :class:`Session`: on meta tensors, and again on real ones
     (zeros, or the tensors given) when the meta run fails (a forward that reads values, an op without a
@@ -362,12 +379,10 @@ def _once(model, inputs, meta, device, training=False):
         for given, arg in (*zip(inputs.positional, args), *((inputs.keywords[k], v) for k, v in kwargs.items())):
             session.values[id(arg)] = (arg, session.walk.input_tensor(given))
     kept = Attributes(model)
-    _LOCAL.session = session
     try:
-        with torch.no_grad(), session:
+        with hooked(session), torch.no_grad(), session:
             model(*args, **kwargs)
     finally:
-        _LOCAL.session = None
         if meta:  # a meta tensor the forward kept on a module (a cache) would break its next real run
             kept.restore(lambda value: isinstance(value, torch.Tensor) and value.is_meta
                          and value.__class__ is not torch.nn.Parameter)
