@@ -577,12 +577,17 @@ def fit_phase(machine: Machine, samples, dtype: str = "float32") -> Roof:
     the samples hold but a model may lack a kernel of, and factors and an overhead per operation
     (``by_op=True``), which a kernel of that operation takes first."""
     kinds = fit_roof(machine, samples, dtype)
-    ops = fit_roof(machine, samples, dtype, by_op=True)
+    ops = fit_roof(machine, samples, dtype, by_op=True, overhead=kinds.overhead)
     return Roof(kinds.efficiency | ops.efficiency, kinds.memory_efficiency | ops.memory_efficiency, kinds.overhead,
                 ops.overheads)
 
 
-def fit_roof(machine: Machine, samples, dtype: str = "float32", rounds: int = 30, by_op: bool = False) -> Roof:
+#: a sample whose plain roofline is under this share of its measured time is a call's dispatch, nearly all
+TINY = 0.1
+
+
+def fit_roof(machine: Machine, samples, dtype: str = "float32", rounds: int = 30, by_op: bool = False,
+             overhead: float = 0.0) -> Roof:
     """The :class:`Roof` that fits measured ``(spec_or_cost, seconds)`` pairs best, relative error counted.
 
     A kernel takes ``overhead + max(compute / e_c[kind], memory / e_m[kind])``: given which side of each
@@ -590,8 +595,10 @@ def fit_roof(machine: Machine, samples, dtype: str = "float32", rounds: int = 30
     least squares on *relative* errors (each row divided by its measured time, so a 10 us kernel counts as
     much as a 100 ms one). The sides are then read again from the fitted factors, until they no longer
     change. A side no kernel of a kind is on takes the other side's factor. Only kinds the samples use are
-    returned. ``by_op=True`` fits per operation (:func:`op_key`) instead of per kind, an overhead for each
-    (``overheads``).
+    returned. ``by_op=True`` fits per operation (:func:`op_key`) instead of per kind, with an overhead for each
+    (``overheads``) fitted where it has a *tiny* sample (one kernel whose plain roofline is under :data:`TINY`
+    of its time: the call is nearly all dispatch), and ``overhead`` for an operation without one: an overhead
+    fitted along with the factors of a few large kernels soaks up their noise.
     """
     rows, measured = [], []
     for spec_or_cost, seconds in samples:
@@ -606,23 +613,42 @@ def fit_roof(machine: Machine, samples, dtype: str = "float32", rounds: int = 30
     kinds = list(dict.fromkeys(key(kt[1]) for r in rows for kt in r))
     if not by_op:
         kinds = [k for k in KINDS if k in kinds]
-    calls = len(kinds) if by_op else 1
     y = np.asarray(measured)
     fresh = np.array([sum(kt[6] for kt in r) for r in rows])
+    n = len(kinds)
+    if not by_op:
+        coef = _fit_sides(rows, y, fresh, kinds, key, rounds, {k: 0 for k in kinds})
+        return Roof({k: 1.0 / coef[i] for i, k in enumerate(kinds)},
+                    {k: 1.0 / coef[n + i] for i, k in enumerate(kinds)}, float(coef[-1]))
+    # an overhead of its own for an operation with a tiny sample; the given one for the others
+    tiny = list(dict.fromkeys(key(r[0][1]) for r, t in zip(rows, measured)
+                              if len(r) == 1 and max(r[0][4], r[0][5]) < TINY * t))
+    known = np.array([sum(overhead for kt in r if key(kt[1]) not in tiny) for r in rows])
+    coef = _fit_sides(rows, y, fresh + known, kinds, key, rounds, {k: i for i, k in enumerate(tiny)})
+    overheads = {k: float(coef[2 * n + tiny.index(k)]) if k in tiny else float(overhead) for k in kinds}
+    return Roof({k: 1.0 / coef[i] for i, k in enumerate(kinds)},
+                {k: 1.0 / coef[n + i] for i, k in enumerate(kinds)}, float(overhead), overheads)
+
+
+def _fit_sides(rows, y, fixed, kinds, key, rounds: int, calls: dict) -> np.ndarray:
+    """``[1/e_c per kind, 1/e_m per kind, overheads]`` by non-negative least squares on relative errors: an
+    overhead column per distinct value of ``calls`` (kind -> column; a kind not in it has none), the seconds in
+    ``fixed`` taken as known, each kernel's side of the max read again until it no longer moves."""
     # the first guess: each kernel on the side of the plain roofline
     compute_side = [[kt[4] >= kt[5] for kt in r] for r in rows]
-    coef, seen, n = None, set(), len(kinds)
+    coef, seen, n, m = None, set(), len(kinds), len(set(calls.values()))
     for _ in range(rounds):
         # columns: compute seconds per kind (coefficient 1/e_c), memory seconds per kind (1/e_m), calls (overhead)
-        design = np.zeros((len(rows), 2 * n + calls))
+        design = np.zeros((len(rows), 2 * n + m))
         for i, r in enumerate(rows):
             for (_, kind, _, _, compute, memory, _), on_compute in zip(r, compute_side[i]):
                 j = kinds.index(key(kind))
                 design[i, j if on_compute else n + j] += compute if on_compute else memory
-                design[i, 2 * n + (j if by_op else 0)] += 1
-        lower = np.array([MIN_SLOWDOWN] * (2 * n) + [0.0] * calls)
+                if key(kind) in calls:
+                    design[i, 2 * n + calls[key(kind)]] += 1
+        lower = np.array([MIN_SLOWDOWN] * (2 * n) + [0.0] * m)
         used = design[:, :2 * n].any(axis=0)
-        coef = nnls(design / y[:, None], 1 - fresh / y, lower)
+        coef = nnls(design / y[:, None], 1 - fixed / y, lower)
         for j in range(n):  # a side nothing is on: the other side's factor
             if not used[j]:
                 coef[j] = coef[n + j] if used[n + j] else 1.0
@@ -635,10 +661,7 @@ def fit_roof(machine: Machine, samples, dtype: str = "float32", rounds: int = 30
             break
         seen.add(as_key)
         compute_side = side
-    overheads = {k: float(coef[2 * n + i]) for i, k in enumerate(kinds)} if by_op else {}
-    return Roof({k: 1.0 / coef[i] for i, k in enumerate(kinds)},
-                {k: 1.0 / coef[n + i] for i, k in enumerate(kinds)},
-                float(np.median(list(overheads.values()))) if by_op else float(coef[-1]), overheads)
+    return coef
 
 
 def nnls(a, b, lower=None, iterations: int = 200) -> np.ndarray:
