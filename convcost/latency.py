@@ -29,6 +29,10 @@ Conventions (what is predicted, from what):
   new tensor than into an existing one). Efficiency factors and the overhead are
   fitted on measured kernels (:func:`fit`, ``convcost.torch.calibrate``), the
   allocation cost is measured directly; a factor never fitted is 1.
+* within a kind, each operation (:func:`op_key`: ``"elementwise/BatchNorm"``,
+  ``"pooling/MaxPool"``, ``"elementwise/Activation-silu"``) takes its own factors and
+  call overhead where calibration fitted them (a max pool's windows are not an average
+  pool's, a SiLU's exponential is not a ReLU's comparison), else its kind's.
 
 >>> from convcost import PointwiseConv
 >>> m = Machine("toy", peak_flops=1e9, bandwidth=1e9)

@@ -453,8 +453,9 @@ def calibrate(
     """Measure ``device`` and fit the latency model's factors; cached unless ``cache=False``.
 
     Everything is measured in passes, each pass over every quantity in turn (so that a busy moment of the
-    machine spoils one reading of each, not all readings of one) and each quantity keeps its fastest
-    reading: interference only ever adds time. Passes go on until no reading improved by more than
+    machine spoils one reading of each, not all readings of one); a reading is the median block of its timing
+    (:func:`time_call`) and each quantity keeps its fastest reading: interference only ever adds time.
+    Passes go on until no reading improved by more than
     ``tolerance`` (relative) in the last pass, at least two (unless ``passes=1``) and at most ``passes``
     (default 6; quick 3).
     The machine's ``spread`` reports how far the passes' readings lay above the kept ones (median and
