@@ -29,6 +29,10 @@ Conventions (what is predicted, from what):
   new tensor than into an existing one). Efficiency factors and the overhead are
   fitted on measured kernels (:func:`fit`, ``convcost.torch.calibrate``), the
   allocation cost is measured directly; a factor never fitted is 1.
+* within a kind, each operation (:func:`op_key`: ``"elementwise/BatchNorm"``,
+  ``"pooling/MaxPool"``, ``"elementwise/Activation-silu"``) takes its own factors and
+  call overhead where calibration fitted them (a max pool's windows are not an average
+  pool's, a SiLU's exponential is not a ReLU's comparison), else its kind's.
 
 >>> from convcost import PointwiseConv
 >>> m = Machine("toy", peak_flops=1e9, bandwidth=1e9)
@@ -92,6 +96,9 @@ class Machine:
     training: dict = dataclasses.field(default_factory=dict)
     #: how far repeated measurements of the calibration spread (relative, per quantity): its own noise
     spread: dict = dataclasses.field(default_factory=dict)
+    #: seconds per call of one kind or one operation (:func:`op_key`), where calibration measured it apart from
+    #: ``overhead`` (a batch norm's dispatch is not a ReLU's)
+    overheads: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         for field, unit in (("peak_flops", "FLOP/s"), ("bandwidth", "bytes/s")):
@@ -115,7 +122,9 @@ class Machine:
         for field in ("efficiency", "memory_efficiency"):
             _check_factors(f"Machine {self.name!r}", field, getattr(self, field))
             factors = getattr(self, field)
-            object.__setattr__(self, field, {k: float(factors[k]) for k in KINDS if k in factors})
+            object.__setattr__(self, field, _ordered(factors))
+        _check_seconds(f"Machine {self.name!r}", "overheads", self.overheads)
+        object.__setattr__(self, "overheads", _ordered(self.overheads))
         if not (_finite(self.view_overhead) and self.view_overhead >= 0):
             raise ConvcostError(f"Machine {self.name!r}: view_overhead={self.view_overhead!r} must be a finite number "
                                 "of seconds >= 0")
@@ -166,14 +175,16 @@ class Machine:
         return output_bytes / self.alloc_bandwidth
 
     def factor(self, kind: str) -> float:
-        """The efficiency of ``kind`` (1 where none was fitted)."""
-        if kind not in KINDS:
-            raise ConvcostError(f"unknown kernel kind {kind!r}; known: {', '.join(KINDS)}")
-        return self.efficiency.get(kind, 1.0)
+        """The efficiency of ``kind``, or of one operation ``"kind/Name"`` (:func:`op_key`; its kind's where
+        none was fitted apart; 1 where none was fitted)."""
+        _check_key(kind)
+        return self.roof().efficiency_of(kind)
 
     def memory_factor(self, kind: str) -> float:
-        """The memory-roof efficiency of ``kind`` (its :meth:`factor` where none was fitted apart)."""
-        return self.memory_efficiency.get(kind, self.factor(kind))
+        """The memory-roof efficiency of ``kind`` or ``"kind/Name"`` (its :meth:`factor` where none was fitted
+        apart)."""
+        _check_key(kind)
+        return self.roof().memory_efficiency_of(kind)
 
     def roof(self, phase: str = "inference") -> Roof:
         """The factors of one phase: ``"inference"`` (the machine's own), or a training step's ``"forward"`` or
@@ -181,7 +192,7 @@ class Machine:
         if phase == "inference" or phase not in self.training:
             if phase not in ("inference", "forward", "backward"):
                 raise ConvcostError(f"unknown phase {phase!r}; known: inference, forward, backward")
-            return Roof({k: self.factor(k) for k in KINDS}, {k: self.memory_factor(k) for k in KINDS}, self.overhead)
+            return Roof(dict(self.efficiency), dict(self.memory_efficiency), self.overhead, dict(self.overheads))
         return Roof.from_dict(self.training[phase], where=f"Machine {self.name!r}: training[{phase!r}]")
 
     def replace(self, **changes) -> Machine:
@@ -232,29 +243,100 @@ class Machine:
 
 @dataclasses.dataclass(frozen=True)
 class Roof:
-    """One phase's factors: the fraction of the compute and memory roofs each kind reaches, and seconds per
-    kernel call. A kernel takes ``overhead + max(compute / efficiency, memory / memory_efficiency)``."""
+    """One phase's factors: the fraction of the compute and memory roofs each kind (or operation, ``"kind/Name"``:
+    :func:`op_key`) reaches, and seconds per kernel call (``overheads`` per kind or operation, else
+    ``overhead``). A kernel takes ``overhead + max(compute / efficiency, memory / memory_efficiency)``; an
+    operation without factors of its own takes its kind's.
+
+    >>> roof = Roof({"pooling": 0.5, "pooling/MaxPool": 0.1}, {}, 1e-6, {"pooling/MaxPool": 3e-6})
+    >>> roof.efficiency_of("pooling/AvgPool"), roof.efficiency_of("pooling/MaxPool"), roof.overhead_of("pooling")
+    (0.5, 0.1, 1e-06)
+    """
 
     efficiency: dict
     memory_efficiency: dict
     overhead: float
+    overheads: dict = dataclasses.field(default_factory=dict)
+
+    def efficiency_of(self, key: str) -> float:
+        return next((self.efficiency[k] for k in _chain(key) if k in self.efficiency), 1.0)
+
+    def memory_efficiency_of(self, key: str) -> float:
+        # the first of the operation, its family and its kind with a factor of either roof: its memory factor
+        for k in _chain(key):
+            if k in self.memory_efficiency or k in self.efficiency:
+                return self.memory_efficiency.get(k, self.efficiency.get(k))
+        return 1.0
+
+    def overhead_of(self, key: str) -> float:
+        return next((self.overheads[k] for k in _chain(key) if k in self.overheads), self.overhead)
 
     def seconds(self, kind: str, compute: float, memory: float) -> float:
-        return self.overhead + max(compute / self.efficiency.get(kind, 1.0), memory / self.memory_efficiency.get(
-            kind, self.efficiency.get(kind, 1.0)))
+        """Seconds of one kernel of ``kind`` (its operation's factors where ``kind`` is a :class:`KernelKind`)."""
+        key = getattr(kind, "op", kind)
+        return self.overhead_of(key) + max(compute / self.efficiency_of(key), memory / self.memory_efficiency_of(key))
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data, where: str = "roof") -> Roof:
-        if not isinstance(data, dict) or set(data) != {"efficiency", "memory_efficiency", "overhead"}:
-            raise ConvcostError(f"{where}: expected efficiency, memory_efficiency and overhead, got {data!r}")
+        need = {"efficiency", "memory_efficiency", "overhead"}
+        if not isinstance(data, dict) or not need <= set(data) <= need | {"overheads"}:
+            raise ConvcostError(f"{where}: expected efficiency, memory_efficiency and overhead (and overheads), "
+                                f"got {data!r}")
         for field in ("efficiency", "memory_efficiency"):
             _check_factors(where, field, data[field])
         if not (_finite(data["overhead"]) and data["overhead"] >= 0):
             raise ConvcostError(f"{where}: overhead={data['overhead']!r} must be a finite number of seconds >= 0")
-        return cls(dict(data["efficiency"]), dict(data["memory_efficiency"]), float(data["overhead"]))
+        overheads = data.get("overheads", {})
+        _check_seconds(where, "overheads", overheads)
+        return cls(dict(data["efficiency"]), dict(data["memory_efficiency"]), float(data["overhead"]),
+                   {k: float(v) for k, v in overheads.items()})
+
+
+class KernelKind(str):
+    """A kernel's kind (a plain string of :data:`KINDS`) that also names its operation, ``op`` (:func:`op_key`):
+    the factors of one operation, where calibration fitted them, are its own.
+
+    >>> k = KernelKind("pooling", "pooling/MaxPool")
+    >>> k == "pooling", k.op
+    (True, 'pooling/MaxPool')
+    """
+
+    op: str
+
+    def __new__(cls, kind: str, op: str):
+        self = super().__new__(cls, kind)
+        self.op = op
+        return self
+
+
+def op_key(c: Cost) -> str:
+    """``"kind/Name"``: a primitive's kernel kind and the name of its operation (a batch norm and a ReLU are both
+    element-wise, and their kernels differ), ``"kind/Name-function"`` for a spec whose ``kind`` field names its
+    function (an activation: a SiLU's exponential is not a ReLU's comparison); None for a view.
+
+    >>> from convcost.primitives import Activation, BatchNorm, MaxPool
+    >>> op_key(BatchNorm(C=8).cost((1, 8, 4, 4))), op_key(MaxPool(K=3).cost((1, 8, 9, 9)))
+    ('elementwise/BatchNorm', 'pooling/MaxPool')
+    >>> op_key(Activation("silu").cost((1, 8))), _chain("elementwise/Activation-silu")
+    ('elementwise/Activation-silu', ['elementwise/Activation-silu', 'elementwise/Activation', 'elementwise'])
+    """
+    kind = kind_of(c)
+    if kind is None:
+        return None
+    function = getattr(c.spec, "kind", None) if "kind" in getattr(c.spec, "count_free_fields", ()) else None
+    return f"{kind}/{type(c.spec).__name__}" + (f"-{function}" if isinstance(function, str) else "")
+
+
+def _chain(key: str) -> list:
+    """Where the factors of ``key`` are looked up, first to last: the operation, its family, its kind."""
+    kind, _, name = key.partition("/")
+    out = [key] if name else []
+    if "-" in name:
+        out.append(f"{kind}/{name.split('-')[0]}")
+    return out + [kind]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -417,7 +499,7 @@ def kernel_times(spec_or_cost, machine: Machine, dtype: str = "float32") -> list
     backward = isinstance(spec_or_cost, BackwardCost)
     c = _as_cost(spec_or_cost.cost if backward else spec_or_cost)
     parts = [(name, part, kind_of(part)) for name, part in primitives(c)]
-    parts = [(name, part, kind) for name, part, kind in parts if kind is not None]
+    parts = [(name, part, KernelKind(kind, op_key(part))) for name, part, kind in parts if kind is not None]
     if backward:
         total = spec_or_cost.backward_macs if spec_or_cost.backward_macs is not None else c.backward_macs
         total, macs = int(total), sum(int(part.macs) for _, part, _ in parts)
@@ -459,7 +541,7 @@ def predict_kernels(c: Cost, machine: Machine, dtype: str = "float32", phase: st
     for name, kind, flops, moved, compute, memory, fresh in kernel_times(c, machine, dtype):
         seconds = roof.seconds(kind, compute, memory) + fresh
         kernels.append(Kernel(name, kind, flops, moved, compute, memory, seconds, fresh,
-                              roof.efficiency.get(kind, 1.0), roof.memory_efficiency.get(kind, 1.0)))
+                              roof.efficiency_of(kind.op), roof.memory_efficiency_of(kind.op)))
     flops = sum(k.flops for k in kernels)
     moved = sum(k.bytes for k in kernels)
     return Latency(
@@ -473,9 +555,9 @@ def predict_kernels(c: Cost, machine: Machine, dtype: str = "float32", phase: st
 
 
 def fit(machine: Machine, samples, dtype: str = "float32", fitted_from: str = "") -> Machine:
-    """``machine`` with efficiency factors and overhead fitted to measured ``(spec_or_cost, seconds)`` pairs.
+    """``machine`` with efficiency factors and overheads fitted to measured ``(spec_or_cost, seconds)`` pairs.
 
-    See :func:`fit_roof`; the allocation cost is the machine's (measured, not fitted). Kinds the samples
+    See :func:`fit_phase`; the allocation cost is the machine's (measured, not fitted). Kinds the samples
     never use keep the machine's factors.
 
     >>> from convcost import PointwiseConv, DepthwiseConv
@@ -483,17 +565,33 @@ def fit(machine: Machine, samples, dtype: str = "float32", fitted_from: str = ""
     >>> layers = [V(C=c, H=h, W=h, **kw) for c in (16, 64) for h in (14, 56)
     ...           for V, kw in ((PointwiseConv, {"O": c}), (DepthwiseConv, {"K": 3}))]
     >>> fitted = fit(Machine("t", 1e11, 1e10), [(x, predict_latency(x, truth).seconds) for x in layers])
-    >>> {k: round(v, 3) for k, v in fitted.efficiency.items()}, round(fitted.overhead * 1e6, 2)
+    >>> {k: round(v, 3) for k, v in fitted.efficiency.items() if "/" not in k}, round(fitted.overhead * 1e6, 2)
     ({'pointwise_conv': 0.5, 'depthwise_conv': 0.1}, 20.0)
     """
-    roof = fit_roof(machine, samples, dtype)
+    roof = fit_phase(machine, samples, dtype)
     efficiency = dict(machine.efficiency) | roof.efficiency
     memory = dict(machine.memory_efficiency) | roof.memory_efficiency
     note = fitted_from or f"fit to {len(samples)} measured samples"
-    return machine.replace(efficiency=efficiency, memory_efficiency=memory, overhead=roof.overhead, fitted_from=note)
+    return machine.replace(efficiency=efficiency, memory_efficiency=memory, overhead=roof.overhead,
+                           overheads=dict(machine.overheads) | roof.overheads, fitted_from=note)
 
 
-def fit_roof(machine: Machine, samples, dtype: str = "float32", rounds: int = 30) -> Roof:
+def fit_phase(machine: Machine, samples, dtype: str = "float32") -> Roof:
+    """The :class:`Roof` of one phase: factors and an overhead per kind (:func:`fit_roof`), for an operation
+    the samples hold but a model may lack a kernel of, and factors and an overhead per operation
+    (``by_op=True``), which a kernel of that operation takes first."""
+    kinds = fit_roof(machine, samples, dtype)
+    ops = fit_roof(machine, samples, dtype, by_op=True, overhead=kinds.overhead)
+    return Roof(kinds.efficiency | ops.efficiency, kinds.memory_efficiency | ops.memory_efficiency, kinds.overhead,
+                ops.overheads)
+
+
+#: a sample whose plain roofline is under this share of its measured time is a call's dispatch, nearly all
+TINY = 0.1
+
+
+def fit_roof(machine: Machine, samples, dtype: str = "float32", rounds: int = 30, by_op: bool = False,
+             overhead: float = 0.0) -> Roof:
     """The :class:`Roof` that fits measured ``(spec_or_cost, seconds)`` pairs best, relative error counted.
 
     A kernel takes ``overhead + max(compute / e_c[kind], memory / e_m[kind])``: given which side of each
@@ -501,7 +599,10 @@ def fit_roof(machine: Machine, samples, dtype: str = "float32", rounds: int = 30
     least squares on *relative* errors (each row divided by its measured time, so a 10 us kernel counts as
     much as a 100 ms one). The sides are then read again from the fitted factors, until they no longer
     change. A side no kernel of a kind is on takes the other side's factor. Only kinds the samples use are
-    returned.
+    returned. ``by_op=True`` fits per operation (:func:`op_key`) instead of per kind, with an overhead for each
+    (``overheads``) fitted where it has a *tiny* sample (one kernel whose plain roofline is under :data:`TINY`
+    of its time: the call is nearly all dispatch), and ``overhead`` for an operation without one: an overhead
+    fitted along with the factors of a few large kernels soaks up their noise.
     """
     rows, measured = [], []
     for spec_or_cost, seconds in samples:
@@ -512,37 +613,59 @@ def fit_roof(machine: Machine, samples, dtype: str = "float32", rounds: int = 30
         measured.append(float(seconds))
     if not rows:
         raise ConvcostError("fit: needs at least one measured sample")
-    kinds = [k for k in KINDS if any(kt[1] == k for r in rows for kt in r)]
+    key = (lambda kind: kind.op) if by_op else str
+    kinds = list(dict.fromkeys(key(kt[1]) for r in rows for kt in r))
+    if not by_op:
+        kinds = [k for k in KINDS if k in kinds]
     y = np.asarray(measured)
     fresh = np.array([sum(kt[6] for kt in r) for r in rows])
+    n = len(kinds)
+    if not by_op:
+        coef = _fit_sides(rows, y, fresh, kinds, key, rounds, {k: 0 for k in kinds})
+        return Roof({k: 1.0 / coef[i] for i, k in enumerate(kinds)},
+                    {k: 1.0 / coef[n + i] for i, k in enumerate(kinds)}, float(coef[-1]))
+    # an overhead of its own for an operation with a tiny sample; the given one for the others
+    tiny = list(dict.fromkeys(key(r[0][1]) for r, t in zip(rows, measured)
+                              if len(r) == 1 and max(r[0][4], r[0][5]) < TINY * t))
+    known = np.array([sum(overhead for kt in r if key(kt[1]) not in tiny) for r in rows])
+    coef = _fit_sides(rows, y, fresh + known, kinds, key, rounds, {k: i for i, k in enumerate(tiny)})
+    overheads = {k: float(coef[2 * n + tiny.index(k)]) if k in tiny else float(overhead) for k in kinds}
+    return Roof({k: 1.0 / coef[i] for i, k in enumerate(kinds)},
+                {k: 1.0 / coef[n + i] for i, k in enumerate(kinds)}, float(overhead), overheads)
+
+
+def _fit_sides(rows, y, fixed, kinds, key, rounds: int, calls: dict) -> np.ndarray:
+    """``[1/e_c per kind, 1/e_m per kind, overheads]`` by non-negative least squares on relative errors: an
+    overhead column per distinct value of ``calls`` (kind -> column; a kind not in it has none), the seconds in
+    ``fixed`` taken as known, each kernel's side of the max read again until it no longer moves."""
     # the first guess: each kernel on the side of the plain roofline
     compute_side = [[kt[4] >= kt[5] for kt in r] for r in rows]
-    coef, seen = None, set()
+    coef, seen, n, m = None, set(), len(kinds), len(set(calls.values()))
     for _ in range(rounds):
         # columns: compute seconds per kind (coefficient 1/e_c), memory seconds per kind (1/e_m), calls (overhead)
-        design = np.zeros((len(rows), 2 * len(kinds) + 1))
+        design = np.zeros((len(rows), 2 * n + m))
         for i, r in enumerate(rows):
             for (_, kind, _, _, compute, memory, _), on_compute in zip(r, compute_side[i]):
-                j = kinds.index(kind)
-                design[i, j if on_compute else len(kinds) + j] += compute if on_compute else memory
-                design[i, -1] += 1
-        lower = np.array([MIN_SLOWDOWN] * (2 * len(kinds)) + [0.0])
-        used = design[:, :-1].any(axis=0)
-        coef = nnls(design / y[:, None], 1 - fresh / y, lower)
-        for j in range(len(kinds)):  # a side nothing is on: the other side's factor
+                j = kinds.index(key(kind))
+                design[i, j if on_compute else n + j] += compute if on_compute else memory
+                if key(kind) in calls:
+                    design[i, 2 * n + calls[key(kind)]] += 1
+        lower = np.array([MIN_SLOWDOWN] * (2 * n) + [0.0] * m)
+        used = design[:, :2 * n].any(axis=0)
+        coef = nnls(design / y[:, None], 1 - fixed / y, lower)
+        for j in range(n):  # a side nothing is on: the other side's factor
             if not used[j]:
-                coef[j] = coef[len(kinds) + j] if used[len(kinds) + j] else 1.0
-            if not used[len(kinds) + j]:
-                coef[len(kinds) + j] = coef[j]
-        side = [[kt[4] * coef[kinds.index(kt[1])] >= kt[5] * coef[len(kinds) + kinds.index(kt[1])] for kt in r]
+                coef[j] = coef[n + j] if used[n + j] else 1.0
+            if not used[n + j]:
+                coef[n + j] = coef[j]
+        side = [[kt[4] * coef[kinds.index(key(kt[1]))] >= kt[5] * coef[n + kinds.index(key(kt[1]))] for kt in r]
                 for r in rows]
-        key = tuple(map(tuple, side))
-        if side == compute_side or key in seen:
+        as_key = tuple(map(tuple, side))
+        if side == compute_side or as_key in seen:
             break
-        seen.add(key)
+        seen.add(as_key)
         compute_side = side
-    return Roof({k: 1.0 / coef[i] for i, k in enumerate(kinds)},
-                {k: 1.0 / coef[len(kinds) + i] for i, k in enumerate(kinds)}, float(coef[-1]))
+    return coef
 
 
 def nnls(a, b, lower=None, iterations: int = 200) -> np.ndarray:
@@ -572,11 +695,36 @@ def nnls(a, b, lower=None, iterations: int = 200) -> np.ndarray:
     return np.maximum(x, 0) + lower
 
 
+def _check_key(key) -> None:
+    """A kind of :data:`KINDS`, or an operation ``"kind/Name"`` of one (:func:`op_key`)."""
+    if not isinstance(key, str) or key.split("/")[0] not in KINDS or key.count("/") > 1 or key.endswith("/"):
+        raise ConvcostError(f"unknown kernel kind {key!r}; known: {', '.join(KINDS)} (or an operation of one, "
+                            "'kind/Name')")
+
+
+def _ordered(values: dict) -> dict:
+    """Floats per kind in the order of :data:`KINDS`, each kind's operations after it (sorted)."""
+    rank = {k: i for i, k in enumerate(KINDS)}
+    return {k: float(values[k]) for k in sorted(values, key=lambda k: (rank[k.split("/")[0]], k))}
+
+
+def _check_seconds(where, field, values) -> None:
+    if not isinstance(values, dict):
+        raise ConvcostError(f"{where}: {field}={values!r} must be a dict kind -> seconds")
+    for key, value in values.items():
+        try:
+            _check_key(key)
+        except ConvcostError as exc:
+            raise ConvcostError(f"{where}: {field}: {exc}") from None
+        if not (_finite(value) and value >= 0):
+            raise ConvcostError(f"{where}: {field}[{key!r}]={value!r} must be a finite number of seconds >= 0")
+
+
 def _check_factors(where, field, factors) -> None:
     if not isinstance(factors, dict):
         raise ConvcostError(f"{where}: {field}={factors!r} must be a dict kind -> factor")
     for kind, factor in factors.items():
-        if kind not in KINDS:
+        if not isinstance(kind, str) or kind.split("/")[0] not in KINDS or kind.count("/") > 1:
             raise ConvcostError(f"{where}: unknown kernel kind {kind!r}; known: {', '.join(KINDS)}")
         if not _positive(factor):
             raise ConvcostError(f"{where}: {field}[{kind!r}]={factor!r} must be a positive finite number")

@@ -32,7 +32,7 @@ from convcost.breakeven import BreakEven, _positive_facts, _reduce, _solve, _sol
 from convcost.comparison import Comparison, shared_costs
 from convcost.costs import ITEMSIZE, Cost
 from convcost.errors import ConvcostError
-from convcost.latency import Machine, kind_of, primitives, work
+from convcost.latency import Machine, op_key, primitives, work
 from convcost.validate import field_values
 
 #: the most roofline terms whose cases are listed one by one (2**n cases); beyond, the condition stays whole
@@ -65,9 +65,9 @@ def latency_formula(c: Cost, machine: Machine, dtype: str = "float32") -> sympy.
         raise ConvcostError(f"a latency needs a Machine (convcost.torch.calibrate), got {machine!r}")
     if dtype not in ITEMSIZE:
         raise ConvcostError(f"unknown dtype {dtype!r}; known: {', '.join(ITEMSIZE)}")
-    total = sympy.Integer(0)
+    total, roof = sympy.Integer(0), machine.roof()
     for _, part in primitives(c):
-        kind = kind_of(part)
+        kind = op_key(part)  # the operation's own factors where calibration fitted them, else its kind's
         if kind is None:
             continue
         moved = sympy.sympify(part.memory_access) * ITEMSIZE[dtype]
@@ -77,7 +77,8 @@ def latency_formula(c: Cost, machine: Machine, dtype: str = "float32") -> sympy.
         else:
             memory = moved / machine.bandwidth
         compute = sympy.sympify(work(part)) / machine.peak_flops
-        total += machine.overhead + sympy.Max(compute / machine.factor(kind), memory / machine.memory_factor(kind))
+        total += roof.overhead_of(kind) + sympy.Max(compute / roof.efficiency_of(kind),
+                                                    memory / roof.memory_efficiency_of(kind))
         if machine.alloc_bandwidth:
             out = sympy.sympify(part.activation_elements) * ITEMSIZE[dtype]
             total += sympy.Piecewise((out / machine.alloc_bandwidth, out >= machine.alloc_threshold), (0, True))

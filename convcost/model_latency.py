@@ -223,8 +223,7 @@ def _row_time(row, machine: Machine, forward, backward, dtype: str) -> tuple:
     if not kernels:  # a view: the call's dispatch, no kernel
         return (), machine.view_overhead, machine.view_overhead if backward is not None else 0.0, "call"
     fwd = sum(forward.seconds(kind, compute, memory) + fresh for _, kind, _, _, compute, memory, fresh in kernels)
-    slow = [(compute / forward.efficiency.get(kind, 1.0),
-             memory / forward.memory_efficiency.get(kind, forward.efficiency.get(kind, 1.0)))
+    slow = [(compute / forward.efficiency_of(kind.op), memory / forward.memory_efficiency_of(kind.op))
             for _, kind, _, _, compute, memory, _ in kernels]
     bound = "compute" if sum(a for a, _ in slow) >= sum(b for _, b in slow) else "memory"
     bwd = 0.0
@@ -232,7 +231,7 @@ def _row_time(row, machine: Machine, forward, backward, dtype: str) -> tuple:
         back = BackwardCost(c, int(sympy.sympify(row.counts.get("backward_macs", 0))))
         bwd = sum(backward.seconds(kind, compute, memory) + fresh
                   for _, kind, _, _, compute, memory, fresh in kernel_times(back, machine, dtype))
-    return tuple(k[1] for k in kernels), fwd, bwd, bound
+    return tuple(str(k[1]) for k in kernels), fwd, bwd, bound
 
 
 def _node(path: str) -> str:

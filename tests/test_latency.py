@@ -10,6 +10,7 @@ from convcost.errors import ConvcostError
 from convcost.latency import KINDS, Machine, fit, kind_of, nnls, predict_latency, primitives
 from convcost.primitives import (
     Activation,
+    AvgPool,
     BatchNorm,
     ChannelShuffle,
     Conv,
@@ -214,8 +215,37 @@ def test_fit_takes_the_allocation_cost_as_measured_not_fitted():
     assert any(k.allocation_seconds for x in layers for k in predict_latency(x, truth).kernels)
     prior = ROUND.replace(alloc_threshold=50_000, alloc_bandwidth=2e7)
     fitted = fit(prior, [(x, predict_latency(x, truth).seconds) for x in layers])
-    assert fitted.efficiency == pytest.approx(truth.efficiency, rel=1e-6)
+    # per kind, and per operation (each kind here has one, a Conv)
+    ops = {f"{kind}/Conv": factor for kind, factor in truth.efficiency.items()}
+    assert fitted.efficiency == pytest.approx(truth.efficiency | ops, rel=1e-6)
     assert fitted.overhead == pytest.approx(3e-6, rel=1e-6) and fitted.alloc_bandwidth == 2e7
+    assert fitted.overheads == pytest.approx({op: 3e-6 for op in ops}, rel=1e-6)
+
+
+def test_fit_gives_each_operation_of_a_kind_its_own_factors_and_overhead():
+    """A max pool and an average pool are both pooling; where their kernels differ, each keeps its own."""
+    truth = ROUND.replace(efficiency={"pooling/MaxPool": 0.05, "pooling/AvgPool": 0.5},
+                          overheads={"pooling/MaxPool": 4e-6, "pooling/AvgPool": 3e-6})
+    layers = [(P(K=k, S=2), (1, c, h, h)) for P in (MaxPool, AvgPool) for k in (2, 3) for c in (8, 64)
+              for h in (8, 56)]
+    layers += [(P(K=2, S=2), (1, 1, h, h)) for P in (MaxPool, AvgPool) for h in (2, 4)]  # tiny: dispatch, nearly all
+    samples = [(layer.cost(shape), predict_latency(layer.cost(shape), truth).seconds) for layer, shape in layers]
+    fitted = fit(ROUND, samples)
+    assert fitted.factor("pooling/MaxPool") == pytest.approx(0.05, rel=1e-6)
+    # (the average pool's one tiny sample leaves its compute factor and its overhead a little latitude)
+    assert fitted.factor("pooling/AvgPool") == pytest.approx(0.5, rel=0.02)
+    assert fitted.overheads["pooling/MaxPool"] == pytest.approx(4e-6, rel=0.02)
+    assert fitted.overheads["pooling/AvgPool"] == pytest.approx(3e-6, rel=0.02)
+    # one factor for the whole kind lies between them: an operation no kernel sampled takes it
+    assert 0.05 < fitted.factor("pooling") < 0.5
+    assert fitted.factor("pooling/LPPool") == fitted.factor("pooling")
+    for layer, shape in layers:  # the fitted machine predicts every sample again
+        assert predict_latency(layer.cost(shape), fitted).seconds == pytest.approx(
+            predict_latency(layer.cost(shape), truth).seconds, rel=1e-2)
+    with pytest.raises(ConvcostError, match="unknown kernel kind 'pool/MaxPool'"):
+        fitted.factor("pool/MaxPool")
+    with pytest.raises(ConvcostError, match=r"overheads\['pooling'\]=-1"):
+        ROUND.replace(overheads={"pooling": -1})
 
 
 # -- calibration (torch) ------------------------------------------------------------------------
@@ -234,7 +264,9 @@ def test_calibrate_tiny_caches_in_the_user_cache_folder(tmp_path, monkeypatch, c
     assert path.startswith(str(tmp_path / "convcost"))
     assert Machine.load(path) == m
     assert m.peak_flops > 0 and m.bandwidth > 0
-    assert set(m.efficiency) == set(KINDS)  # the calibration kernels cover every kind
+    assert {k for k in m.efficiency if "/" not in k} == set(KINDS)  # the calibration kernels cover every kind
+    # and each operation of the grid has factors and a call overhead of its own
+    assert {"pooling/MaxPool", "elementwise/BatchNorm", "elementwise/Activation-silu"} <= set(m.overheads)
     err = capsys.readouterr().err  # progress, one line per stage, on stderr
     assert "convcost calibrate: measuring cpu with 1 thread" in err and f"cached in {path}" in err
     # a cached calibration is read back, not measured again; quiet=True says nothing

@@ -25,7 +25,7 @@ synchronises the device) but have not been run by convcost's own tests, which
 have no GPU; asking for ``"cuda"`` without one is a ConvcostError.
 
 >>> import tempfile
->>> m = calibrate("cpu", quick=True, cache_dir=tempfile.mkdtemp(), quiet=True)
+>>> m = calibrate("cpu", quick=True, cache_dir=tempfile.mkdtemp(), quiet=True, passes=1, min_run_time=0.001)
 >>> m.peak_flops > 0 and m.bandwidth > 0 and "depthwise_conv" in m.efficiency
 True
 >>> calibrate("tpu")
@@ -50,11 +50,12 @@ from torch.utils import benchmark
 from convcost import latency
 from convcost.errors import ConvcostError
 from convcost.latency import Machine
+from convcost.layers import Merge
 from convcost.torch import runtime
 from convcost.torch.build import to_torch
 
 #: bumped when calibration measures something new, so that older cached machines are measured again
-CALIBRATION_VERSION = 3
+CALIBRATION_VERSION = 4
 
 
 def check_device(device) -> torch.device:
@@ -127,13 +128,16 @@ def clock(name: str):
 
 
 def time_call(fn, *args, device: str = "cpu", threads: int = 1, min_run_time: float = 0.2, warmup: int = 2,
-              statistic: str = "min", grad: bool = False) -> float:
+              statistic: str = "median", grad: bool = False) -> float:
     """Seconds per call of ``fn(*args)``: warm-up calls, then ``Timer.blocked_autorange``.
 
-    ``statistic="min"`` (default) is the fastest block's mean per call: on a
-    machine shared with other work, interference only ever adds time, so the
-    fastest block is the best estimate of the kernel's own latency.
-    ``"median"`` is the median block. ``grad=True`` times with autograd on (a training step), else under
+    ``statistic="median"`` (default) is the median block's mean per call: a
+    kernel inside a network runs at its typical speed, not at its luckiest, and on
+    a machine shared with other work the fastest of many short blocks is a moment
+    when nothing else ran, which a whole model's tens of milliseconds never are
+    (measured under load: the calibration kernels timed again ran 1.3 to 2x their
+    fastest blocks). ``"min"`` is the fastest block (the kernel's own latency on a
+    quiet machine). ``grad=True`` times with autograd on (a training step), else under
     ``torch.inference_mode()``.
 
     >>> time_call(torch.relu, torch.ones(8), min_run_time=0.001) > 0
@@ -168,19 +172,33 @@ def copies(layer, input_shape, device, training=False) -> list:
     of weights between them (one for a layer without weights)."""
 
     dev = check_device(device)
-    first = to_torch(layer, input_shape).to(dev).train(training)
+    shape = None if isinstance(layer, Merge) else input_shape
+    first = to_torch(layer, shape).to(dev).train(training)
     weights = sum(q.numel() * q.element_size() for q in first.parameters())
     count = min(MOST_COPIES, -(-COLD_BYTES // weights)) if weights else 1
-    return [first] + [to_torch(layer, input_shape).to(dev).train(training) for _ in range(count - 1)]
+    return [first] + [to_torch(layer, shape).to(dev).train(training) for _ in range(count - 1)]
+
+
+def inputs(layer, input_shape, device, grad=False) -> list:
+    """Random inputs of ``input_shape``: one tensor, or one per shape for a merge (add, multiply, concatenate)."""
+    dev = check_device(device)
+    shapes = input_shape if isinstance(layer, Merge) else [input_shape]
+    return [torch.randn(*[int(s) for s in shape], device=dev, requires_grad=grad) for shape in shapes]
 
 
 def time_layer(layer, input_shape, *, device: str = "cpu", threads: int = 1, min_run_time: float = 0.2) -> float:
-    """Fastest seconds per call of the real kernels of a convcost layer on a random input of ``input_shape``,
-    its weights cold (:func:`copies`, called in turn)."""
-    dev = check_device(device)
+    """Seconds per call (the median block) of the real kernels of a convcost layer on a random input of ``input_shape``,
+    its weights cold (:func:`copies`, called in turn), and its output written where the last call's is not (that
+    one is held until the call returns, as a network holds a layer's input while the next layer writes): a call
+    that writes into the block it freed a moment ago finds it in cache, which no layer inside a network does."""
     turn = itertools.cycle(copies(layer, input_shape, device))
-    x = torch.randn(*[int(s) for s in input_shape], device=dev)
-    return time_call(lambda: next(turn)(x), device=device, threads=threads, min_run_time=min_run_time)
+    xs = inputs(layer, input_shape, device)
+    held = [None]
+
+    def call():
+        held[0] = next(turn)(*xs)
+
+    return time_call(call, device=device, threads=threads, min_run_time=min_run_time)
 
 
 def peak_matmul(device: str = "cpu", threads: int = 1, sizes=(512, 1024, 2048), min_run_time: float = 0.2) -> float:
@@ -224,9 +242,10 @@ def fresh_memory(device: str = "cpu", threads: int = 1, largest_mib: int = 256, 
                  resolution_mib: int = 1) -> tuple:
     """``(alloc_threshold bytes, alloc_bandwidth bytes/s)``: what writing into newly allocated memory costs.
 
-    At sizes doubling from 1 MiB, a new tensor is filled a few times while the
-    process's minor page faults are counted (where they cannot be, a fill over twice
-    as slow as into an existing tensor says it). Small blocks fault now and then,
+    At sizes doubling from 1 MiB, a new tensor is filled a few times, timed against
+    filling an existing one (over 1.5x as slow: it pays), while the process's minor
+    page faults are counted (every page faulting: it pays; a busy machine's timing
+    alone can miss it). Small blocks fault now and then,
     as the heap's history has it; from the allocator's threshold on (glibc: 32 MiB),
     every page of every call faults. That threshold, the smallest size from which
     every probed size faults, is bisected to ``resolution_mib``; the extra seconds
@@ -249,11 +268,13 @@ def fresh_memory(device: str = "cpu", threads: int = 1, largest_mib: int = 256, 
 
     def faults(mib):
         n = mib * 2**20 // 4
+        reused, fresh = times(mib)
+        if fresh > 1.5 * reused:  # the timing says it (also where pages fault in huge pages, counted as one)
+            return True
         try:
             import resource
-        except ImportError:  # no page-fault counter (Windows): the timing says it, less sharply
-            reused, fresh = times(mib)
-            return fresh > 2 * reused
+        except ImportError:  # no page-fault counter (Windows): the timing has said it
+            return False
         for _ in range(2):  # let the allocator settle (glibc raises its mmap threshold on a free)
             torch.empty(n, device=dev).fill_(1.0)
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -285,11 +306,18 @@ def fresh_memory(device: str = "cpu", threads: int = 1, largest_mib: int = 256, 
 
 #: ``(channels, spatial size, batch)`` of the stages the calibration kernels are timed at: a CNN's stages at
 #: batch 1, and two at batch 8 whose tensors stream from memory
-#: (narrow and wide, so that tensors both stay in a core's cache and spill from it, as in a network)
+#: (narrow and wide, so that tensors both stay in a core's cache and spill from it, as in a network), and a
+#: tiny one, where a call is its dispatch: each operation's overhead
 STAGES = ((16, 112, 1), (96, 112, 1), (24, 56, 1), (144, 56, 1), (64, 28, 1), (192, 28, 1), (128, 14, 1),
-          (512, 14, 1), (256, 7, 1), (960, 7, 1), (64, 56, 8), (256, 14, 8))
+          (512, 14, 1), (256, 7, 1), (960, 7, 1), (64, 56, 8), (256, 14, 8), (16, 4, 1))
 #: the quick calibration's stages: a subset of the full one's, so that each kind is fitted on kernels like them
-QUICK_STAGES = ((96, 112, 1), (144, 56, 1), (128, 14, 1), (256, 7, 1), (64, 56, 8))
+QUICK_STAGES = ((96, 112, 1), (144, 56, 1), (128, 14, 1), (960, 7, 1), (64, 56, 8), (16, 4, 1))
+
+
+#: the activation functions of CNNs timed apart from ReLU (each its own factors: an exponential costs more), at
+#: three stages of both grids (in cache, streaming, a call's dispatch)
+ACTIVATION_FUNCTIONS = ("relu6", "hardswish", "hardsigmoid", "sigmoid", "silu", "gelu")
+ACTIVATION_STAGES = ((96, 112, 1), (960, 7, 1), (16, 4, 1))
 
 
 def calibration_kernels(quick: bool = False) -> list:
@@ -299,7 +327,7 @@ def calibration_kernels(quick: bool = False) -> list:
     are checked against.
 
     >>> len(calibration_kernels()), len(calibration_kernels(quick=True))
-    (169, 73)
+    (290, 145)
     """
     from convcost import primitives as p
 
@@ -318,9 +346,17 @@ def calibration_kernels(quick: bool = False) -> list:
             (p.Linear(c * 4, c * 4), (8 * n, c * 4)),
             (p.BatchNorm(c), image),
             (p.Activation("relu"), image),
+            *((p.Activation(f), image) for f in ACTIVATION_FUNCTIONS if (c, h, n) in ACTIVATION_STAGES),
             (p.MaxPool(3, S=2, P=1), image),
+            (p.MaxPool(3, S=1, P=1), image),
             (p.AvgPool(2), image),
+            (p.AdaptiveAvgPool(1), image),
             (p.PixelShuffle(2), image),
+            (p.ChannelShuffle(2), image),
+            (p.Add(), [image, image]),
+            (p.Mul(), [image, (n, c, 1, 1)]),  # squeeze-excitation's scaling
+            (p.Concat(1), [image, image]),
+            (p.Linear(c * 4, c * 4), (n, c * 4)),
         ]
         if h >= 14:
             out += [(p.ConvTranspose(c, c // 2, 2, S=2), image),
@@ -334,7 +370,7 @@ def cache_path(device: str = "cpu", threads: int = 1, quick: bool = False, cache
     the thread count and the torch release, so another machine or release is measured afresh.
 
     >>> cache_path("cpu", 2, cache_dir="/tmp/x")
-    '/tmp/x/machine3-cpu-...-2threads-torch....json'
+    '/tmp/x/machine4-cpu-...-2threads-torch....json'
     """
     if cache_dir is None:
         import platformdirs  # a core dependency; imported here, as only the default folder needs it
@@ -350,20 +386,25 @@ def cache_path(device: str = "cpu", threads: int = 1, quick: bool = False, cache
 def time_training(layer, input_shape, *, device: str = "cpu", threads: int = 1, min_run_time: float = 0.2) -> tuple:
     """``(forward, forward and backward)`` seconds of a convcost layer in training mode, its input needing a
     gradient as a layer's inside a network does (fastest block of each)."""
-    dev = check_device(device)
     modules = copies(layer, input_shape, device, training=True)
-    x = torch.randn(*[int(s) for s in input_shape], device=dev, requires_grad=True)
-    grad = torch.ones_like(modules[0](x))
+    xs = inputs(layer, input_shape, device, grad=True)
+    grad = torch.ones_like(modules[0](*xs))
     turn = itertools.cycle(modules)
 
     def step():
         module = next(turn)
         for q in module.parameters():
             q.grad = None
-        x.grad = None
-        module(x).backward(grad)
+        for x in xs:
+            x.grad = None
+        module(*xs).backward(grad)
 
-    forward = time_call(lambda: next(turn)(x), device=device, threads=threads, min_run_time=min_run_time, grad=True)
+    held = [None]
+
+    def call():
+        held[0] = next(turn)(*xs)
+
+    forward = time_call(call, device=device, threads=threads, min_run_time=min_run_time, grad=True)
     both = time_call(step, device=device, threads=threads, min_run_time=min_run_time, grad=True)
     return forward, both
 
@@ -412,8 +453,9 @@ def calibrate(
     """Measure ``device`` and fit the latency model's factors; cached unless ``cache=False``.
 
     Everything is measured in passes, each pass over every quantity in turn (so that a busy moment of the
-    machine spoils one reading of each, not all readings of one) and each quantity keeps its fastest
-    reading: interference only ever adds time. Passes go on until no reading improved by more than
+    machine spoils one reading of each, not all readings of one); a reading is the median block of its timing
+    (:func:`time_call`) and each quantity keeps its fastest reading: interference only ever adds time.
+    Passes go on until no reading improved by more than
     ``tolerance`` (relative) in the last pass, at least two (unless ``passes=1``) and at most ``passes``
     (default 6; quick 3).
     The machine's ``spread`` reports how far the passes' readings lay above the kept ones (median and
@@ -481,7 +523,7 @@ def measure(device: str = "cpu", *, threads: int = 1, quick: bool = False, min_r
             break
     say("measuring the cost of fresh memory")
     threshold, fresh = fresh_memory(device, threads, min_run_time=run, largest_mib=64 if quick else 256,
-                                    resolution_mib=32 if quick else 1)
+                                    resolution_mib=4 if quick else 1)
     info = describe(device, threads)
     name = f"{info['processor']} ({info['device']}, {threads} thread{'s' * (threads > 1)}, torch {info['torch']})"
     best = {key: _best(values) for key, values in readings.items()}
@@ -497,8 +539,8 @@ def measure(device: str = "cpu", *, threads: int = 1, quick: bool = False, min_r
     note = (f"convcost.torch.calibrate: {len(costs)} kernels{' (quick)' if quick else ''}, "
             f"{len(readings['peak'])} passes, matmul peak, copy bandwidth, fresh-memory cost")
     machine = latency.fit(machine, inference, fitted_from=note)
-    training = {"forward": latency.fit_roof(machine, forward).as_dict(),
-                "backward": latency.fit_roof(machine, backward).as_dict(),
+    training = {"forward": latency.fit_phase(machine, forward).as_dict(),
+                "backward": latency.fit_phase(machine, backward).as_dict(),
                 "optimizer": {opt: list(best[opt]) for opt in ("sgd", "adam")}}
     return machine.replace(training=training, spread=_spread(readings)), inference
 
