@@ -93,7 +93,7 @@ class Walk:
         (a tensor given with ``requires_grad=True``; data given as a shape needs none) and its layout (a
         channels-last tensor is read as one)."""
         grad = bool(getattr(given.tensor, "requires_grad", False))
-        storage = self.record.new_storage(given.shape) if self.training else None
+        storage = self.record.new_storage(given.shape, given.dtype) if self.training else None
         real = given.tensor
         layout = layouts.meta_of(Tensor(given.shape, real)) if self.training and isinstance(real, torch.Tensor) \
             and not real.is_contiguous() else None
@@ -297,9 +297,11 @@ class Walk:
             return result
         if source.grad:  # the noise it multiplied by: one per element, or one per channel (N, C, 1 ...)
             whole = event.name in ("dropout", "alpha_dropout")
-            self.record.keeps_apart(_numel(source.shape if whole else source.shape[:2]))
+            dtype = self.record.precision.of(source)  # the noise is in the input's dtype
+            self.record.keeps_apart(_numel(source.shape if whole else source.shape[:2]), dtype)
         inplace = a["inplace"] and source.storage is not None
-        storage = source.storage if inplace else self.record.new_storage(source.shape)
+        storage = source.storage if inplace else self.record.new_storage(source.shape,
+                                                                         self.record.precision.of(source))
         return Tensor(source.shape, dtype=source.dtype, grad=source.grad, storage=storage,
                       layout=layouts.like(source))
 
@@ -327,9 +329,13 @@ class Walk:
                 copy, layout = clone, None
             else:
                 copy, layout = not layouts.is_view(meta, base), layouts.layout_of(meta)
-            storage = self.record.new_storage(result.shape) if copy else source.storage
-            return Tensor(result.shape, result.tensor, result.name, result.dtype, grad=source.grad, storage=storage,
-                          layout=layout)
+            # a cast (.float(), .to(dtype)) is a copy in another dtype, as the call on meta says
+            dtype = meta.dtype if isinstance(meta, torch.Tensor) and meta.dtype != self.record.precision.of(source) \
+                else None
+            storage = self.record.new_storage(result.shape, dtype or self.record.precision.of(source)) if copy \
+                else source.storage
+            return Tensor(result.shape, result.tensor, result.name, dtype or result.dtype, grad=source.grad,
+                          storage=storage, layout=layout)
         if type(result) is tuple and result and all(isinstance(t, Tensor) for t in result):  # chunk, split
             metas = meta if isinstance(meta, (tuple, list)) and len(meta) == len(result) else (None,) * len(result)
             return tuple(self._viewed(t, source, m, base, clone) for t, m in zip(result, metas))

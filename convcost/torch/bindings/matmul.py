@@ -224,6 +224,9 @@ class MatMulBinding:
                "addmm": _addmm, "baddbmm": _baddbmm}
     conventions = _TOOLS
 
+    def autocast_op(spec):
+        return "matmul"  # mm, bmm, addmm and baddbmm are lower-precision operators too
+
 
 @binds(p.Einsum)
 class EinsumBinding:
@@ -255,6 +258,16 @@ class AttentionBinding:
     kernel = _attention_kernel
     step_call = _attention_step_call
     output_layout = _attention_layout
+
+    def autocast_op(spec):
+        return "scaled_dot_product_attention"
+
+    def private_dtype(spec, shapes, operand, weight):
+        # the fused kernel's log-sum-exp is float32 whatever the operands; what the math path keeps in a low
+        # precision is not modelled (None: listed)
+        if spec.fused(shapes):
+            return torch.float32
+        return operand if operand in (torch.float32, torch.float64) else None
 
 
 def linear_attention(q, k, v):

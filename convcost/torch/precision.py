@@ -1,0 +1,212 @@
+"""The bytes a training step keeps, per dtype: mixed precision as autograd sees it.
+
+A step read by :func:`convcost.torch.profile` counts the elements autograd saves (``saved_elements``). Their
+bytes depend on each saved tensor's dtype, which :class:`Precision` follows storage by storage:
+
+- a model input or a constant made in the forward has its own dtype, a parameter its own;
+- under ``torch.autocast`` (in force where ``profile`` runs), each row's operator has the cast policy of the
+  running release (:mod:`convcost.torch.runtime.autocast`, named by the binding's ``autocast_op``): a
+  ``lower`` one (convolution, linear, the matrix products, attention) casts its floating operands to the
+  autocast dtype and computes in it, an ``fp32`` one (losses, 3-D pools, reflection padding) to float32, a
+  ``promote`` one (``cat``) to the widest of them; the step keeps the cast copies it reads, new storages, in
+  place of the operands. A parameter is cast once per step (autocast caches it) and the copy is kept where
+  the binding's ``weight_copies`` says (a convolution's weight always, a linear layer's when its input needs
+  a gradient);
+- an operator autocast lets through runs in its operands' dtype, promoted as PyTorch promotes (a bfloat16
+  convolution output added to a float32 input is float32);
+- what a row keeps beside its operands and output (batch norm's statistics, the fused attention's log-sum-
+  exp) has the dtype the binding's ``private_dtype`` gives, max pooling's indices are int64.
+
+Each saved storage counts once, all of it, in its dtype (``untyped_storage().nbytes()``, as
+``saved_tensors_hooks`` sees it). Forward MACs do not depend on precision. Where a dtype cannot be read (a layer
+with MACs whose autocast policy convcost does not know: einsum, an LSTM, ``nn.MultiheadAttention`` as one
+row; the math path of attention in a low precision), the call is listed in the step's ``untracked``, so
+``memory()`` refuses rather than answering wrongly.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import sympy
+import torch
+
+from convcost.arith import total
+from convcost.costs import Cost
+from convcost.shapes import numel
+from convcost.storages import saved_storages
+from convcost.torch.binding import hooks_of
+from convcost.torch.runtime import autocast, device_of
+from convcost.torch.rules import Tensor
+
+
+class Precision:
+    """The dtypes of one training reading's storages (see the module docstring), kept by its recorder."""
+
+    def __init__(self, record, model):
+        self.record = record
+        device = device_of(model)
+        #: the autocast dtype in force for the model's device where the reading runs, or None
+        self.autocast = autocast.state(device)
+        #: the model's floating dtype: what a tensor of unknown dtype holds (its first floating parameter's)
+        self.floating = next((t.dtype for t in model.parameters() if t.is_floating_point()),
+                             torch.get_default_dtype())
+        self.dtypes = {}  # storage key -> dtype
+        self.private = {}  # graph entry -> dtype of what it keeps beside its operands and output
+        self.apart = []  # the dtype of each of the recorder's extra_saved (None: the floating dtype)
+        self.cached = {}  # (storage key, dtype) -> key of autocast's cached copy of a parameter
+        #: whether any dtype but the floating one was seen (else the bytes are the old itemsize rule's)
+        self.mixed = self.autocast is not None
+
+    # -- dtypes ----------------------------------------------------------------------------------
+    def of(self, t: Tensor):
+        """The dtype of tensor ``t`` in this step: its storage's, else its own, else the floating one."""
+        found = self.dtypes.get(t.storage)
+        if found is not None:
+            return found
+        if isinstance(t.dtype, torch.dtype):
+            return t.dtype
+        real = t.tensor
+        return real.dtype if isinstance(real, torch.Tensor) else self.floating
+
+    def shown(self, storage):
+        """The dtype a row's output shows the reading under autocast (None outside it: the floating one)."""
+        return self.dtypes.get(storage) if self.autocast is not None else None
+
+    def noted(self, operands) -> None:
+        """Storages a graph entry reads: the dtype its tensors say, where the storage has none yet."""
+        for t in operands:
+            if isinstance(t.dtype, torch.dtype) and t.storage not in self.dtypes:
+                self.dtypes[t.storage] = t.dtype
+                if t.dtype != self.floating:
+                    self.mixed = True
+
+    def promoted(self, tensors):
+        """The dtype PyTorch's type promotion gives ``tensors`` (a tensor with axes wins over a 0-d one; a
+        Python number, kept as a storage of no elements, takes no part), the floating one when none."""
+        real = [t for t in tensors if not _number(t)]
+        ranked = [t for t in real if len(t.shape)] or real
+        if not ranked:
+            return self.floating
+        return functools.reduce(torch.promote_types, (self.of(t) for t in ranked))
+
+    # -- a row -----------------------------------------------------------------------------------
+    def cast(self, path, op, spec, inputs, reads, weights, operands, c) -> tuple:
+        """``(kept, dtype)``: the operands a row's saved tensors are read from (a cast copy where autocast
+        casts one) and the dtype of its output."""
+        hooks = hooks_of(spec)
+        rule = autocast.policy(hooks.autocast_op(spec)) if self.autocast is not None else None
+        if self.autocast is not None and rule is None and _has_macs(c):
+            self.record.untrack(op, path, "under autocast: the dtype it runs in is not modelled")
+        dtypes = [self.of(t) for t in operands]
+        floats = [d for t, d in zip(operands, dtypes) if d.is_floating_point and not _number(t)]
+        if rule == "lower":
+            target = self.autocast
+        elif rule == "fp32":
+            target = torch.float32
+        elif rule == "promote" and floats:
+            target = functools.reduce(torch.promote_types, floats)
+        else:
+            return operands, self.promoted(operands)
+        if weights and any(w.grad and not self.record.is_parameter(w.storage) for w in weights):
+            self.record.untrack(op, path, "under autocast: the copy of a weight computed in the forward is not "
+                                "modelled")
+        kept = [self.copy(t, target) if d.is_floating_point and d != target and not _number(t) else t
+                for t, d in zip(operands, dtypes)]
+        return kept, target
+
+    def copy(self, t: Tensor, dtype) -> Tensor:
+        """Autocast's cast of ``t`` to ``dtype``: a new storage, or the one copy of a parameter per step (a
+        float32 leaf that needs a gradient: autocast caches its cast)."""
+        leaf = self.record.is_parameter(t.storage)
+        if leaf and (t.storage, dtype) in self.cached:
+            key = self.cached[(t.storage, dtype)]
+        else:
+            key = self.record.new_storage(t.shape, dtype)
+            if leaf:
+                self.cached[(t.storage, dtype)] = key
+        self.mixed = True
+        return Tensor(t.shape, dtype=dtype, grad=t.grad, storage=key)
+
+    def row_kept(self, spec, inputs, reads, kept) -> None:
+        """After a row's graph entry: the dtype of what it keeps beside its operands, and the low-precision
+        copies of its own parameters autocast made and the step keeps (each parameter's copy once)."""
+        record, hooks = self.record, hooks_of(spec)
+        entry = len(record.graph) - 1
+        cost = record.graph[entry][0]
+        weight = next((t.dtype for t in reads if t.is_floating_point()), None)
+        operand = self.of(kept[0]) if kept else self.floating
+        private = hooks.private_dtype(spec, [tuple(s) for s in inputs], operand, weight)
+        if private is None:
+            record.untrack(type(spec).__name__, "", "what it keeps beside its operands in this dtype is not "
+                           "modelled")
+            private = operand
+        self.private[entry] = private
+        if private != self.floating:
+            self.mixed = True
+        rule = autocast.policy(hooks.autocast_op(spec)) if self.autocast is not None else None
+        if rule != "lower" or not cost.output_grad and not any(t.grad for t in kept):
+            return  # no cast, or no backward that keeps anything
+        params = tuple(t for t in reads if t.is_floating_point() and t.dtype != self.autocast)
+        if not params:
+            return
+        copies = hooks.weight_copies(spec, params, tuple(bool(t.grad) for t in kept))
+        if copies is None:
+            record.untrack(type(spec).__name__, "", "under autocast: which copies of its weights the step keeps "
+                           "is not modelled")
+            return
+        for p in copies:
+            real = record.tracked(Tensor(tuple(p.shape), p))
+            copy = self.copy(Tensor(real.shape, grad=p.requires_grad, storage=real.storage), self.autocast) \
+                if p.requires_grad else self.copy(Tensor(real.shape), self.autocast)
+            record.keeps(Cost(output_shape=(), saved_elements=numel(copy.shape), saves_input=(True,)), [copy])
+
+    # -- totals ----------------------------------------------------------------------------------
+    def totals(self, saved, indices) -> dict:
+        """``saved_bytes`` and ``saved_by_dtype`` of the step (:class:`convcost.training.StepTotals`) that keeps
+        ``saved`` elements, ``indices`` of them int64 indices."""
+        record = self.record
+        by = {}
+
+        def add(dtype, n):
+            name = str(dtype).removeprefix("torch.")
+            by[name] = by.get(name, 0) + n
+
+        if not self.mixed:  # one floating dtype: the itemsize rule, indices int64
+            add(self.floating, (saved - indices) * self.floating.itemsize)
+            add(torch.int64, 8 * indices)
+        else:
+            keys = set()
+            for i, (c, inputs, output) in enumerate(record.graph):
+                private, found = saved_storages([(c, inputs, output)])
+                keys |= found
+                indices = sympy.Min(c.saved_indices, private) if not _known(c.saved_indices, private) \
+                    else min(c.saved_indices, private)
+                add(self.private.get(i, self.floating), (private - indices) * self.private.get(i, self.floating).itemsize)
+                add(torch.int64, 8 * indices)
+            for key in keys:
+                add(self.dtypes.get(key, self.floating), record.storages[key] * self.dtypes.get(key, self.floating).itemsize)
+            for n, dtype in zip(record.extra_saved, self.apart):
+                add(dtype or self.floating, n * (dtype or self.floating).itemsize)
+        shown = {k: _int(v) for k, v in sorted(by.items()) if v != 0}
+        return {"saved_bytes": _int(total(by.values())), "saved_by_dtype": tuple(shown.items()),
+                "param_itemsize": self.floating.itemsize}
+
+
+def _number(t) -> bool:
+    """A Python number a rule saw as an operand (``x * 0.5``): a storage of its own holding nothing."""
+    return isinstance(t.storage, tuple) and t.storage[0] == "number"
+
+
+def _has_macs(c) -> bool:
+    macs = sympy.sympify(c.macs)
+    return not (macs.is_number and macs == 0)
+
+
+def _known(*values) -> bool:
+    return all(isinstance(v, int) or getattr(v, "is_Integer", False) for v in values)
+
+
+def _int(x):
+    x = sympy.sympify(x)
+    return int(x) if x.is_Integer else x
