@@ -70,8 +70,9 @@ class Precision:
         return real.dtype if isinstance(real, torch.Tensor) else self.floating
 
     def shown(self, storage):
-        """The dtype a row's output shows the reading under autocast (None outside it: the floating one)."""
-        return self.dtypes.get(storage) if self.autocast is not None else None
+        """The dtype a row's output shows the reading under autocast or in a model of a low precision (None in
+        float32: the floating one, as before)."""
+        return self.dtypes.get(storage) if self.autocast is not None or self.floating != torch.float32 else None
 
     def noted(self, operands) -> None:
         """Storages a graph entry reads: the dtype its tensors say, where the storage has none yet."""

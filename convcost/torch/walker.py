@@ -330,8 +330,9 @@ class Walk:
             else:
                 copy, layout = not layouts.is_view(meta, base), layouts.layout_of(meta)
             # a cast (.float(), .to(dtype)) is a copy in another dtype, as the call on meta says
-            dtype = meta.dtype if isinstance(meta, torch.Tensor) and meta.dtype != self.record.precision.of(source) \
-                else None
+            # (where the meta run had the source's own dtype)
+            dtype = meta.dtype if isinstance(meta, torch.Tensor) and isinstance(source.dtype, torch.dtype) \
+                and meta.dtype != self.record.precision.of(source) else None
             storage = self.record.new_storage(result.shape, dtype or self.record.precision.of(source)) if copy \
                 else source.storage
             return Tensor(result.shape, result.tensor, result.name, dtype or result.dtype, grad=source.grad,
