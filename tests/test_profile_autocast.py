@@ -319,3 +319,92 @@ def test_the_zoo_sample_under_mixed_precision(name, cast):
         agrees(model, torch.randn(shape))
     else:
         agrees(model.to(torch.bfloat16), torch.randn(shape, dtype=torch.bfloat16), cast=False)
+
+
+class EagerAttention(nn.Module):
+    """Attention written out, softmax asked for float32 and cast back (as eager attention in transformers)."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv, self.out = nn.Linear(16, 48), nn.Linear(16, 16)
+
+    def forward(self, x):
+        q, k, v = self.qkv(x).chunk(3, -1)
+        a = torch.softmax(q @ k.transpose(-1, -2), dim=-1, dtype=torch.float32).to(q.dtype)
+        return self.out(a @ v)
+
+
+class Tokens(nn.Module):
+    """Token ids into an embedding, layer norm, a linear head and the loss inside the forward (fp32 under
+    autocast: cross_entropy_loss's policy)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.norm, self.head = nn.Embedding(10, 16), nn.LayerNorm(16), nn.Linear(16, 10)
+
+    def forward(self, ids):
+        logits = self.head(self.norm(self.embed(ids)))
+        return F.cross_entropy(logits.flatten(0, 1), ids.flatten())
+
+
+class ReadsValues(nn.Module):
+    """A forward that reads a value: read with the tensors computed alongside, under the same autocast."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y.relu() if y.mean() > -100 else y
+
+
+class Decoder(nn.Module):
+    """Upsampling, a transposed convolution and a float cast in the forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.up = nn.Conv2d(3, 4, 3, padding=1), nn.ConvTranspose2d(4, 3, 2, stride=2)
+
+    def forward(self, x):
+        return self.up(F.interpolate(self.conv(x), scale_factor=2, mode="bilinear")).float().tanh()
+
+
+CASES = {
+    "eager attention": (EagerAttention, lambda: torch.randn(2, 5, 16)),
+    "tokens and a loss": (Tokens, lambda: torch.randint(0, 10, (2, 5))),
+    "reads values": (ReadsValues, lambda: torch.randn(2, 3, 8, 8)),
+    "decoder": (Decoder, lambda: torch.randn(2, 3, 8, 8)),
+    "encoder layer (math-path attention)": (lambda: nn.TransformerEncoderLayer(16, 2, 32, batch_first=True),
+                                            lambda: torch.randn(2, 5, 16)),
+    "3-D pools and reflection pads (float32)": (
+        lambda: nn.Sequential(nn.Conv3d(2, 4, 3), nn.MaxPool3d(2), nn.ReLU(), nn.Flatten(1, 2), nn.ReflectionPad2d(1),
+                              nn.AvgPool2d(2)),
+        lambda: torch.randn(2, 2, 6, 6, 6)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("cast", ["autocast", "bfloat16 model"])
+def test_what_changes_dtype_inside_a_forward(name, cast):
+    make, data = CASES[name]
+    model, x = make(), data()
+    if cast == "autocast":
+        agrees(model, x)
+    else:
+        agrees(model.to(torch.bfloat16), x if not x.is_floating_point() else x.to(torch.bfloat16), cast=False)
+
+
+def test_a_forward_read_call_by_call_under_autocast():
+    """``isinstance(x, torch.Tensor)`` needs real tensors: the call-by-call reading, with the same dtypes."""
+
+    class Checks(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            assert isinstance(x, torch.Tensor)
+            return self.conv(x).relu()
+
+    agrees(Checks(), torch.randn(2, 3, 8, 8))

@@ -146,6 +146,10 @@ class Binding:
     #: attention's log-sum-exp: float32), given its operand's dtype and its parameters' (None without);
     #: default: the operand's
     private_dtype: Callable = _operand_dtype
+    #: ``computes_in(spec, shapes, dtype) -> torch.dtype | None``: the dtype the layer computes in when its
+    #: operands are of ``dtype``, where it casts them itself (the CPU's math-path attention runs a bfloat16
+    #: call in float32, keeping float32 copies); None (the default): ``dtype``
+    computes_in: Callable = _nothing
 
 
 _FIELDS = [f.name for f in dataclasses.fields(Binding)]

@@ -79,7 +79,7 @@ class Precision:
         for t in operands:
             if isinstance(t.dtype, torch.dtype) and t.storage not in self.dtypes:
                 self.dtypes[t.storage] = t.dtype
-                if t.dtype != self.floating:
+                if t.dtype.is_floating_point and t.dtype != self.floating:
                     self.mixed = True
 
     def promoted(self, tensors):
@@ -92,10 +92,16 @@ class Precision:
         return functools.reduce(torch.promote_types, (self.of(t) for t in ranked))
 
     # -- a row -----------------------------------------------------------------------------------
-    def cast(self, path, op, spec, inputs, reads, weights, operands, c) -> tuple:
+    def cast(self, path, op, spec, inputs, reads, weights, operands, c, call=None) -> tuple:  # noqa: PLR0913
         """``(kept, dtype)``: the operands a row's saved tensors are read from (a cast copy where autocast
-        casts one) and the dtype of its output."""
+        casts one) and the dtype of its output (a call's ``dtype=``, as ``softmax(x, dtype=torch.float32)``
+        takes it, where given)."""
         hooks = hooks_of(spec)
+        asked = call[2].get("dtype") if call is not None and isinstance(call[2], dict) else None
+        if isinstance(asked, torch.dtype):
+            if asked.is_floating_point and asked != self.floating:
+                self.mixed = True
+            return operands, asked
         rule = autocast.policy(hooks.autocast_op(spec)) if self.autocast is not None else None
         if self.autocast is not None and rule is None and _has_macs(c):
             self.record.untrack(op, path, "under autocast: the dtype it runs in is not modelled")
@@ -108,7 +114,14 @@ class Precision:
         elif rule == "promote" and floats:
             target = functools.reduce(torch.promote_types, floats)
         else:
-            return operands, self.promoted(operands)
+            target = None
+        out = target or self.promoted(operands)
+        inner = hooks.computes_in(spec, [tuple(s) for s in inputs], out)
+        if inner is not None and inner != out:  # it casts its operands itself and keeps those copies
+            self.mixed = True
+            return [self.copy(t, inner, cached=False) if not _number(t) else t for t in operands], out
+        if target is None:
+            return operands, out
         if weights and any(w.grad and not self.record.is_parameter(w.storage) for w in weights):
             self.record.untrack(op, path, "under autocast: the copy of a weight computed in the forward is not "
                                 "modelled")
@@ -116,10 +129,11 @@ class Precision:
                 for t, d in zip(operands, dtypes)]
         return kept, target
 
-    def copy(self, t: Tensor, dtype) -> Tensor:
+    def copy(self, t: Tensor, dtype, cached=True) -> Tensor:
         """Autocast's cast of ``t`` to ``dtype``: a new storage, or the one copy of a parameter per step (a
-        float32 leaf that needs a gradient: autocast caches its cast)."""
-        leaf = self.record.is_parameter(t.storage)
+        float32 leaf that needs a gradient: autocast caches its cast; ``cached`` False: a cast a kernel makes
+        itself, never cached)."""
+        leaf = cached and self.record.is_parameter(t.storage)
         if leaf and (t.storage, dtype) in self.cached:
             key = self.cached[(t.storage, dtype)]
         else:
@@ -136,7 +150,7 @@ class Precision:
         entry = len(record.graph) - 1
         cost = record.graph[entry][0]
         weight = next((t.dtype for t in reads if t.is_floating_point()), None)
-        operand = self.of(kept[0]) if kept else self.floating
+        operand = self.of(kept[0]) if kept else self.floating  # a cast copy's dtype where it was cast
         private = hooks.private_dtype(spec, [tuple(s) for s in inputs], operand, weight)
         if private is None:
             record.untrack(type(spec).__name__, "", "what it keeps beside its operands in this dtype is not "
@@ -162,6 +176,35 @@ class Precision:
                 if p.requires_grad else self.copy(Tensor(real.shape), self.autocast)
             record.keeps(Cost(output_shape=(), saved_elements=numel(copy.shape), saves_input=(True,)), [copy])
 
+    def cast_call(self, name, args, kwargs) -> tuple:
+        """``(args, kwargs)`` of a call read by running it on meta tensors (no row: a loss inside the forward),
+        as autocast hands them to its operator: floating tensors cast to the autocast dtype or float32 (new
+        storages) where its policy says (:func:`convcost.torch.runtime.autocast.call_policy`)."""
+        rule = autocast.call_policy(name) if self.autocast is not None else None
+        target = {"lower": self.autocast, "fp32": torch.float32}.get(rule)
+        if target is None:
+            return args, kwargs
+
+        def convert(value):
+            if isinstance(value, Tensor):
+                d = self.of(value)
+                return self.copy(value, target) if d.is_floating_point and d != target else value
+            if isinstance(value, (tuple, list)):
+                return type(value)(convert(v) for v in value)
+            if isinstance(value, dict):
+                return {k: convert(v) for k, v in value.items()}
+            return value
+
+        return convert(args), convert(kwargs)
+
+    def simulated(self, op, path, name, first) -> None:
+        """A call read by running it on meta tensors (no row; ``first``, its first output): what it keeps
+        beside its operands is in that output's dtype; one autocast promotes runs otherwise: listed."""
+        self.private[len(self.record.graph) - 1] = first.dtype if isinstance(first.dtype, torch.dtype) \
+            else self.floating
+        if self.autocast is not None and autocast.call_policy(name) == "promote":
+            self.record.untrack(op, path, "under autocast: an operator autocast promotes, read without a row")
+
     # -- totals ----------------------------------------------------------------------------------
     def totals(self, saved, indices) -> dict:
         """``saved_bytes`` and ``saved_by_dtype`` of the step (:class:`convcost.training.StepTotals`) that keeps
@@ -177,12 +220,17 @@ class Precision:
             add(self.floating, (saved - indices) * self.floating.itemsize)
             add(torch.int64, 8 * indices)
         else:
-            keys = set()
+            keys, claimed = set(), set()
             for i, (c, inputs, output) in enumerate(record.graph):
                 private, found = saved_storages([(c, inputs, output)])
                 keys |= found
-                indices = sympy.Min(c.saved_indices, private) if not _known(c.saved_indices, private) \
-                    else min(c.saved_indices, private)
+                # an int64 storage kept as an operand counts in its own dtype below, once; a call read on meta
+                # tensors counts it among its indices too (the first time): only the rest are its own
+                ints = {k for k in found if self.dtypes.get(k) == torch.int64 and k not in claimed}
+                claimed |= ints
+                indices = c.saved_indices - total(record.storages[k] for k in ints)
+                indices = sympy.Max(0, sympy.Min(indices, private)) if not _known(indices, private) \
+                    else max(0, min(indices, private))
                 add(self.private.get(i, self.floating), (private - indices) * self.private.get(i, self.floating).itemsize)
                 add(torch.int64, 8 * indices)
             for key in keys:

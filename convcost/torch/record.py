@@ -258,7 +258,7 @@ class Recorder:
                 # an in-place op whose backward needs the input it overwrites: autograd keeps a clone of it
                 c = dataclasses.replace(c, saves_input=False)
             c = self.folded(path, op, spec, c, operands, call)
-            kept, out_dtype = self.precision.cast(path, op, spec, inputs, reads, weights, operands, c)
+            kept, out_dtype = self.precision.cast(path, op, spec, inputs, reads, weights, operands, c, call)
         row = Row.of(path, op, spec, inputs, source=source, params=0, cost=c)  # raises before anything is recorded
         params, tied = 0, ""
         for t in reads:

@@ -456,7 +456,8 @@ class Walk:
         function = event.function
         if function is None:
             return None
-        run = layouts.simulate(function, _tracked(event.args, self.record), _tracked(event.kwargs, self.record))
+        run = layouts.simulate(function, *self.record.precision.cast_call(
+            event.name, _tracked(event.args, self.record), _tracked(event.kwargs, self.record)))
         flat = [t for t in (result if isinstance(result, (tuple, list)) else (result,)) if isinstance(t, Tensor)]
         if run is None or not run.outputs or len(run.outputs) != len(flat):
             return None
@@ -464,7 +465,7 @@ class Walk:
             return None  # the sizes of what it keeps come from the meta run, at generic stand-ins
         outputs = []
         for t, (meta, owner) in zip(flat, run.outputs):
-            storage = run.operands[owner].storage if owner is not None else self.record.new_storage(t.shape)
+            storage = run.operands[owner].storage if owner is not None else self.record.new_storage(t.shape, meta.dtype)
             outputs.append(Tensor(t.shape, t.tensor, t.name, t.dtype, grad=bool(meta.requires_grad), storage=storage,
                                   layout=layouts.layout_of(meta)))
         first, view = outputs[0], run.outputs[0][1] is not None
@@ -476,6 +477,7 @@ class Walk:
         cost = Cost(output_shape=first.shape, saved_elements=saved, saved_indices=indices,
                     saves_input=tuple(run.kept), saves_output=run.saves_output, output_view=view)
         self.record.keeps(cost, run.operands, first.storage)
+        self.record.precision.simulated(event.label, event.path, event.name, run.outputs[0][0])
         if not isinstance(result, (tuple, list)):
             return first
         it = iter(outputs)

@@ -263,11 +263,14 @@ class AttentionBinding:
         return "scaled_dot_product_attention"
 
     def private_dtype(spec, shapes, operand, weight):
-        # the fused kernel's log-sum-exp is float32 whatever the operands; what the math path keeps in a low
-        # precision is not modelled (None: listed)
-        if spec.fused(shapes):
-            return torch.float32
-        return operand if operand in (torch.float32, torch.float64) else None
+        # the fused kernel's log-sum-exp is float32 whatever the operands; the math path keeps its products in
+        # the dtype it computes in (float32 for a half-precision call on the CPU: computes_in)
+        return torch.float32 if spec.fused(shapes) else operand
+
+    def computes_in(spec, shapes, dtype):
+        # the CPU's math path upcasts half-precision operands and keeps the float32 copies
+        half = dtype in (torch.bfloat16, torch.float16)
+        return torch.float32 if half and not spec.fused(shapes) else None
 
 
 def linear_attention(q, k, v):

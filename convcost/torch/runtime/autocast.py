@@ -64,6 +64,17 @@ def policy(op: str | None):
     return lists.get(op) or lists.get(op.split(".")[0])
 
 
+def call_policy(name: str):
+    """The cast policy of the Python function or method called ``name`` (``cross_entropy``, ``prod``,
+    ``fft_rfft``), by the aten operator it calls: the names differ by a ``_loss`` suffix at most (and
+    ``grid_sample``); None for one autocast lets through.
+
+    >>> call_policy("cross_entropy"), call_policy("mse_loss"), call_policy("exp")
+    ('fp32', 'fp32', None)
+    """
+    return policy(name) or policy(f"{name}_loss") or (policy("grid_sampler") if name == "grid_sample" else None)
+
+
 def registered() -> set:
     """The operators the running release registers an ``AutocastCPU`` kernel for (what :data:`LISTS` must
     name), without their ``aten::`` prefix."""
