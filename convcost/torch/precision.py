@@ -69,6 +69,16 @@ class Precision:
         real = t.tensor
         return real.dtype if isinstance(real, torch.Tensor) else self.floating
 
+    @property
+    def plain(self) -> bool:
+        """No autocast, a float32 model and no other floating dtype seen yet: every storage is float32."""
+        return not self.mixed and self.floating is torch.float32
+
+    def note(self, dtype) -> None:
+        """A tensor of ``dtype`` was made: the step is mixed from here when it is another floating dtype."""
+        if dtype.is_floating_point and dtype != self.floating:
+            self.mixed = True
+
     def shown(self, storage):
         """The dtype a row's output shows the reading under autocast or in a model of a low precision (None in
         float32: the floating one, as before)."""
@@ -79,8 +89,7 @@ class Precision:
         for t in operands:
             if isinstance(t.dtype, torch.dtype) and t.storage not in self.dtypes:
                 self.dtypes[t.storage] = t.dtype
-                if t.dtype.is_floating_point and t.dtype != self.floating:
-                    self.mixed = True
+                self.note(t.dtype)
 
     def promoted(self, tensors):
         """The dtype PyTorch's type promotion gives ``tensors`` (a tensor with axes wins over a 0-d one; a
@@ -96,12 +105,13 @@ class Precision:
         """``(kept, dtype)``: the operands a row's saved tensors are read from (a cast copy where autocast
         casts one) and the dtype of its output (a call's ``dtype=``, as ``softmax(x, dtype=torch.float32)``
         takes it, where given)."""
-        hooks = hooks_of(spec)
         asked = call[2].get("dtype") if call is not None and isinstance(call[2], dict) else None
         if isinstance(asked, torch.dtype):
-            if asked.is_floating_point and asked != self.floating:
-                self.mixed = True
+            self.note(asked)
             return operands, asked
+        if self.plain:  # every tensor so far float32 and no autocast: nothing to follow (the reading's speed)
+            return operands, None
+        hooks = hooks_of(spec)
         rule = autocast.policy(hooks.autocast_op(spec)) if self.autocast is not None else None
         if self.autocast is not None and rule is None and _has_macs(c):
             self.record.untrack(op, path, "under autocast: the dtype it runs in is not modelled")
@@ -146,6 +156,8 @@ class Precision:
     def row_kept(self, spec, inputs, reads, kept) -> None:
         """After a row's graph entry: the dtype of what it keeps beside its operands, and the low-precision
         copies of its own parameters autocast made and the step keeps (each parameter's copy once)."""
+        if self.plain:
+            return  # float32 throughout: what it keeps is float32 (the fused attention's log-sum-exp too)
         record, hooks = self.record, hooks_of(spec)
         entry = len(record.graph) - 1
         cost = record.graph[entry][0]

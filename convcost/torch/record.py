@@ -52,6 +52,7 @@ class Recorder:
         self.storages[key] = numel(shape)
         if dtype is not None and self.precision is not None:
             self.precision.dtypes[key] = dtype
+            self.precision.note(dtype)
         return key
 
     def tensor(self, shape, grad=False) -> Tensor:
@@ -180,6 +181,7 @@ class Recorder:
             self.storages[key] = 0 if id(real) in owned else real.untyped_storage().nbytes() // real.element_size()
             if self.precision is not None:
                 self.precision.dtypes[key] = real.dtype
+                self.precision.note(real.dtype)
             # held until the reading ends: a constant freed mid-forward would give its id to the next one
             self.__dict__.setdefault("_held", []).append(real)
         return key
