@@ -104,10 +104,10 @@ def by_dtype(step) -> dict:
     return dict(step.saved_by_dtype)
 
 
-def agrees(model, x, *, cast=True):
-    """Under autocast (``cast``) or not: the step's saved bytes per dtype are the oracle's, and the
-    elements too, each storage once."""
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cast):
+def agrees(model, x, *, cast=True, dtype=torch.bfloat16):
+    """Under autocast (``cast``, in ``dtype``) or not: the step's saved bytes per dtype are the oracle's, each
+    storage once."""
+    with torch.autocast("cpu", dtype=dtype, enabled=cast):
         want = saved_bytes(model, x)
         report = profile(model, x if x.requires_grad or x.dtype != torch.float32 else tuple(x.shape), training=True)
     step = report.training
@@ -413,3 +413,35 @@ def test_a_forward_read_call_by_call_under_autocast():
             return self.conv(x).relu()
 
     agrees(Checks(), torch.randn(2, 3, 8, 8))
+
+
+@pytest.mark.parametrize("name", ["block", "conv-bn-relu"])
+def test_float16_autocast_on_the_cpu(name):
+    """The CPU's lists are the same for float16: the same operators cast, to float16."""
+    step = agrees(CNN[name](), torch.randn(2, 3, 8, 8), dtype=torch.float16)
+    assert "float16" in by_dtype(step)
+
+
+def test_float16_autocast_of_a_transformer_block():
+    agrees(Attention(p=0.1), torch.randn(2, 5, 16), dtype=torch.float16)
+
+
+def test_the_cli_reads_a_step_under_autocast(tmp_path, monkeypatch, capsys):
+    import json
+
+    from convcost.cli import main
+
+    (tmp_path / "amp_models.py").write_text("import torch.nn as nn\n\ndef small():\n    return nn.Sequential("
+                                          "nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["profile", "amp_models:small", "--input", "2,3,8,8", "--training", "--autocast", "bf16",
+                 "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    x = torch.randn(2, 3, 8, 8)
+    import amp_models
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        want = saved_bytes(amp_models.small(), x)
+    assert data["training"]["saved_by_dtype"] == {k: v for k, v in want.items() if v}
+    assert main(["profile", "amp_models:small", "--input", "2,3,8,8", "--autocast", "bf16"]) == 2
+    assert "--autocast bf16 applies to a training step" in capsys.readouterr().err

@@ -51,6 +51,8 @@ class Precision:
         #: the model's floating dtype: what a tensor of unknown dtype holds (its first floating parameter's)
         self.floating = next((t.dtype for t in model.parameters() if t.is_floating_point()),
                              torch.get_default_dtype())
+        if device == "cuda" and torch.is_autocast_enabled("cuda"):
+            record.untrack("autocast", "", "CUDA's autocast lists are not replayed (only the CPU's)")
         self.dtypes = {}  # storage key -> dtype
         self.private = {}  # graph entry -> dtype of what it keeps beside its operands and output
         self.apart = []  # the dtype of each of the recorder's extra_saved (None: the floating dtype)

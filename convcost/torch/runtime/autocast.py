@@ -84,6 +84,6 @@ def registered() -> set:
 
 def state(device: str = "cpu"):
     """The autocast dtype in force for ``device`` where ``profile`` runs, or None when autocast is off there."""
-    if device not in ("cpu", "cuda") or not torch.is_autocast_enabled(device):
+    if device != "cpu" or not torch.is_autocast_enabled(device):
         return None
     return torch.get_autocast_dtype(device)
