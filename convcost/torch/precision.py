@@ -35,6 +35,7 @@ from convcost.arith import total
 from convcost.costs import Cost
 from convcost.shapes import numel
 from convcost.storages import saved_storages
+from convcost.torch import layouts
 from convcost.torch.binding import hooks_of
 from convcost.torch.runtime import autocast, device_of
 from convcost.torch.rules import Tensor
@@ -140,6 +141,41 @@ class Precision:
         kept = [self.copy(t, target) if d.is_floating_point and d != target and not _number(t) else t
                 for t, d in zip(operands, dtypes)]
         return kept, target
+
+    def computes(self, spec):
+        """The dtype autocast casts ``spec``'s operator's floating inputs to (its weights too), None where it
+        casts nothing."""
+        if self.autocast is None:
+            return None
+        return {"lower": self.autocast, "fp32": torch.float32}.get(autocast.policy(hooks_of(spec).autocast_op(spec)))
+
+    def for_meta(self, spec, call) -> tuple:
+        """``call`` (``(function, args, kwargs)``) with its floating tensors in the dtype the row's operator
+        computes in under autocast, laid out as autocast's cast leaves them (strides kept where dense, as
+        ``.to()`` keeps them), so that a run on meta tensors sees what the kernel sees."""
+        target = None if self.plain else self.computes(spec)
+        if target is None:
+            return call
+
+        def convert(value):
+            if isinstance(value, Tensor):
+                d = self.of(value)
+                if not d.is_floating_point or d == target or _number(value):
+                    return value
+                meta = layouts.meta_of(value)
+                if meta is None:
+                    return value
+                layout = None if meta.is_contiguous() else torch.empty_like(meta, dtype=target)
+                return Tensor(value.shape, None, value.name, target, grad=value.grad, storage=value.storage,
+                              layout=layout)
+            if isinstance(value, (tuple, list)):
+                return type(value)(convert(v) for v in value)
+            if isinstance(value, dict):
+                return {k: convert(v) for k, v in value.items()}
+            return value
+
+        function, args, kwargs = call
+        return function, convert(args), convert(kwargs)
 
     def copy(self, t: Tensor, dtype, cached=True) -> Tensor:
         """Autocast's cast of ``t`` to ``dtype``: a new storage, or the one copy of a parameter per step (a

@@ -131,6 +131,8 @@ class Recorder:
         if layout is not None and tuple(layout.shape) != tuple(t.shape):
             layout = None  # a call that returns another shape than its row's (an unbatched input)
         dtype = self.precision.shown(storage) if self.precision is not None else None
+        if dtype is not None and layout is not None and layout.dtype != dtype:  # laid out in its own dtype
+            layout = torch.empty_strided(layout.shape, layout.stride(), dtype=dtype, device="meta")
         return Tensor(t.shape, dtype=dtype, grad=bool(c.output_grad), storage=storage, layout=layout)
 
     def split(self, emit: Emit, tensors) -> tuple:
@@ -296,9 +298,11 @@ class Recorder:
         run = hooks_of(spec).step_call(spec, operands, call)
         if run is None:
             return c
-        function, args, kwargs = run
+        function, args, kwargs = self.precision.for_meta(spec, run)  # as autocast casts them
         actual, plain = _kept_by(layouts.simulate(function, args, kwargs),
                                  layouts.simulate(function, _contiguous(args), _contiguous(kwargs)), operands)
+        if (actual is None or plain is None) and not self.precision.plain:
+            self.untrack(op, path, "a strided operand in mixed precision whose copies cannot be run on meta tensors")
         if actual is None or plain is None or actual == plain:
             return c
         (kept, fresh), (assumed, assumed_fresh) = actual, plain

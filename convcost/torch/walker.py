@@ -384,7 +384,8 @@ class Walk:
         if self.training:
             operands = [self.record.tracked(t) for t in tensors]
             if any(t.layout is not None for t in operands):  # what a strided input changes: the module, on meta
-                reading = binding.input_reading(module) if binding.input_reading is not None else _on_meta(module)
+                reading = binding.input_reading(module) if binding.input_reading is not None else \
+                    _on_meta(module, self.record.precision.computes(spec))
                 call = (reading, tuple(operands), {})
         unique = self.record.unique(path)
         why = binding.step_untracked(module, spec) if self.training and binding.step_untracked is not None else None
@@ -568,11 +569,13 @@ def _in_place(event) -> bool:
         return False
 
 
-def _on_meta(module):
-    """``module``'s forward as a function of its inputs, run with meta copies of its parameters and buffers."""
+def _on_meta(module, cast=None):
+    """``module``'s forward as a function of its inputs, run with meta copies of its parameters and buffers (its
+    floating ones in dtype ``cast`` where given: autocast's copies)."""
 
     def call(*args, **kwargs):
-        state = {name: torch.empty_like(t, device="meta").requires_grad_(t.requires_grad) if t.is_floating_point()
+        state = {name: torch.empty_like(t, device="meta", dtype=cast or t.dtype).requires_grad_(t.requires_grad)
+                 if t.is_floating_point()
                  else torch.empty_like(t, device="meta")
                  for name, t in module.state_dict(keep_vars=True).items()}
         return torch.func.functional_call(module, state, args, kwargs)
