@@ -307,6 +307,8 @@ ZOO = {
     "timm convnext_atto": ("timm", lambda m: m.create_model("convnext_atto"), (2, 3, 32, 32)),
     "timm efficientnet_b0": ("timm", lambda m: m.create_model("efficientnet_b0"), (2, 3, 32, 32)),
     "timm vit_tiny_patch16_224": ("timm", lambda m: m.create_model("vit_tiny_patch16_224", img_size=32), (2, 3, 32, 32)),
+    "timm swin (one block a stage)": ("timm", lambda m: m.create_model(
+        "swin_tiny_patch4_window7_224", img_size=64, window_size=4, depths=(1, 1, 1, 1)), (2, 3, 64, 64)),
 }
 
 
@@ -445,3 +447,23 @@ def test_the_cli_reads_a_step_under_autocast(tmp_path, monkeypatch, capsys):
     assert data["training"]["saved_by_dtype"] == {k: v for k, v in want.items() if v}
     assert main(["profile", "amp_models:small", "--input", "2,3,8,8", "--autocast", "bf16"]) == 2
     assert "--autocast bf16 applies to a training step" in capsys.readouterr().err
+
+
+class WindowAttention(nn.Module):
+    """Swin's attention written out: the query scaled before its product, the key a strided view (its fold
+    copy kept in bfloat16), a float32 relative-position bias promoting the scores to float32."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv, self.bias = nn.Linear(16, 48), nn.Parameter(torch.zeros(2, 5, 5))
+
+    def forward(self, x):
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, 2, c // 2).permute(2, 0, 3, 1, 4).unbind(0)
+        attn = torch.softmax((q * 0.25) @ k.transpose(-2, -1) + self.bias, dim=-1)
+        return (attn @ v).transpose(1, 2).reshape(b, n, c)
+
+
+def test_a_scaled_query_and_a_float32_bias_under_autocast():
+    step = agrees(WindowAttention(), torch.randn(2, 5, 16))
+    assert by_dtype(step)["float32"] == 2 * 2 * 5 * 5 * 4   # the softmax's output, promoted by the bias
