@@ -20,8 +20,18 @@ bytes depend on each saved tensor's dtype, which :class:`Precision` follows stor
 Each saved storage counts once, all of it, in its dtype (``untyped_storage().nbytes()``, as
 ``saved_tensors_hooks`` sees it). Forward MACs do not depend on precision. Where a dtype cannot be read (a layer
 with MACs whose autocast policy convcost does not know: einsum, an LSTM, ``nn.MultiheadAttention`` as one
-row; the math path of attention in a low precision), the call is listed in the step's ``untracked``, so
-``memory()`` refuses rather than answering wrongly.
+row; a strided operand whose copies cannot be run on meta tensors), the call is listed in the step's
+``untracked``, so ``memory()`` refuses rather than answering wrongly.
+
+>>> import torch, torch.nn as nn
+>>> from convcost.torch import profile
+>>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 10))
+>>> with torch.autocast("cpu", dtype=torch.bfloat16):
+...     step = profile(net, (2, 3, 8, 8), training=True).training
+>>> step.saved_by_dtype       # bfloat16: the input's copy, the conv weight's, its output, the ReLU's, the fc weight's
+(('bfloat16', 9264), ('float32', 64))
+>>> 2 * (2 * 3 * 8 * 8 + 8 * 3 * 3 * 3 + 2 * 576 + 10 * 288), 4 * 2 * 8   # batch norm's statistics: float32
+(9264, 64)
 """
 
 from __future__ import annotations
