@@ -467,3 +467,35 @@ class WindowAttention(nn.Module):
 def test_a_scaled_query_and_a_float32_bias_under_autocast():
     step = agrees(WindowAttention(), torch.randn(2, 5, 16))
     assert by_dtype(step)["float32"] == 2 * 2 * 5 * 5 * 4   # the softmax's output, promoted by the bias
+
+
+class Float32Inside(nn.Module):
+    """EfficientViT's linear attention: autocast turned off inside the forward, the products in float32."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(16, 48)
+
+    def forward(self, x):
+        q, k, v = self.qkv(x).chunk(3, -1)
+        with torch.autocast("cpu", enabled=False):
+            q, k, v = q.float(), k.float(), v.float()
+            out = q @ (k.transpose(-1, -2) @ v)
+        return out.to(x.dtype)
+
+
+class ComputedBias(nn.Module):
+    """BEiT's projection: a bias made in the forward (cast by autocast, kept by no backward)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight, self.q_bias = nn.Parameter(torch.randn(48, 16)), nn.Parameter(torch.zeros(16))
+
+    def forward(self, x):
+        bias = torch.cat((self.q_bias, torch.zeros(16), self.q_bias))
+        return F.linear(x, self.weight, bias).relu()
+
+
+@pytest.mark.parametrize("model", [Float32Inside, ComputedBias], ids=lambda m: m.__name__)
+def test_autocast_as_the_forward_changes_it(model):
+    agrees(model(), torch.randn(2, 5, 16, requires_grad=True))

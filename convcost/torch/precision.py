@@ -57,8 +57,7 @@ class Precision:
     def __init__(self, record, model):
         self.record = record
         device = device_of(model)
-        #: the autocast dtype in force for the model's device where the reading runs, or None
-        self.autocast = autocast.state(device)
+        self.device = device
         #: the model's floating dtype: what a tensor of unknown dtype holds (its first floating parameter's)
         self.floating = next((t.dtype for t in model.parameters() if t.is_floating_point()),
                              torch.get_default_dtype())
@@ -70,6 +69,16 @@ class Precision:
         self.cached = {}  # (storage key, dtype) -> key of autocast's cached copy of a parameter
         #: whether any dtype but the floating one was seen (else the bytes are the old itemsize rule's)
         self.mixed = self.autocast is not None
+
+    @property
+    def autocast(self):
+        """The autocast dtype in force for the model's device now, or None: read at each call, since the
+        forward runs for real while it is read and may turn autocast off inside (``with torch.autocast(...,
+        enabled=False)`` around a float32 section)."""
+        found = autocast.state(self.device)
+        if found is not None:
+            self.mixed = True
+        return found
 
     # -- dtypes ----------------------------------------------------------------------------------
     def of(self, t: Tensor):
@@ -85,7 +94,7 @@ class Precision:
     @property
     def plain(self) -> bool:
         """No autocast, a float32 model and no other floating dtype seen yet: every storage is float32."""
-        return not self.mixed and self.floating is torch.float32
+        return not self.mixed and self.floating is torch.float32 and self.autocast is None
 
     def note(self, dtype) -> None:
         """A tensor of ``dtype`` was made: the step is mixed from here when it is another floating dtype."""
@@ -145,7 +154,8 @@ class Precision:
             return [self.copy(t, inner, cached=False) if not _number(t) else t for t in operands], out
         if target is None:
             return operands, out
-        if weights and any(w.grad and not self.record.is_parameter(w.storage) for w in weights):
+        if weights and any(w.grad and len(w.shape) > 1 and not self.record.is_parameter(w.storage) for w in weights):
+            # (a bias computed in the forward is cast too, but no backward keeps it)
             self.record.untrack(op, path, "under autocast: the copy of a weight computed in the forward is not "
                                 "modelled")
         kept = [self.copy(t, target) if d.is_floating_point and d != target and not _number(t) else t
