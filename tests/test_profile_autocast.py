@@ -499,3 +499,16 @@ class ComputedBias(nn.Module):
 @pytest.mark.parametrize("model", [Float32Inside, ComputedBias], ids=lambda m: m.__name__)
 def test_autocast_as_the_forward_changes_it(model):
     agrees(model(), torch.randn(2, 5, 16, requires_grad=True))
+
+
+class StandardizedConv(nn.Conv2d):
+    """NFNet's weight standardisation: the weight computed in the forward, whose bfloat16 copy the step keeps."""
+
+    def forward(self, x):
+        w = self.weight
+        w = (w - w.mean(dim=(1, 2, 3), keepdim=True)) / (w.std(dim=(1, 2, 3), keepdim=True) + 1e-5)
+        return F.conv2d(x, w, self.bias, padding=1)
+
+
+def test_a_weight_computed_in_the_forward_under_autocast():
+    agrees(nn.Sequential(StandardizedConv(3, 4, 3), nn.ReLU(), StandardizedConv(4, 4, 3)), torch.randn(2, 3, 6, 6))

@@ -154,7 +154,8 @@ class Precision:
             return [self.copy(t, inner, cached=False) if not _number(t) else t for t in operands], out
         if target is None:
             return operands, out
-        if weights and any(w.grad and len(w.shape) > 1 and not self.record.is_parameter(w.storage) for w in weights):
+        if weights and not hooks.passes_weights and any(w.grad and len(w.shape) > 1
+                                                        and not self.record.is_parameter(w.storage) for w in weights):
             # (a bias computed in the forward is cast too, but no backward keeps it)
             self.record.untrack(op, path, "under autocast: the copy of a weight computed in the forward is not "
                                 "modelled")
@@ -168,6 +169,15 @@ class Precision:
         if self.autocast is None:
             return None
         return {"lower": self.autocast, "fp32": torch.float32}.get(autocast.policy(hooks_of(spec).autocast_op(spec)))
+
+    def cast_kept(self, spec, weights) -> list:
+        """The weights computed in the forward that a call of ``spec`` keeps, as autocast hands them to it: a
+        fresh copy in the dtype it computes in (a non-leaf's cast is not cached)."""
+        target = None if self.plain else self.computes(spec)
+        if target is None:
+            return weights
+        return [self.copy(w, target, cached=False) if self.of(w).is_floating_point and self.of(w) != target else w
+                for w in weights]
 
     def for_meta(self, spec, call) -> tuple:
         """``call`` (``(function, args, kwargs)``) with its floating tensors in the dtype the row's operator

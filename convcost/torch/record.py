@@ -225,20 +225,21 @@ class Recorder:
         kept.add(key)
         return True
 
-    def keep_computed(self, weights, call) -> bool:
+    def keep_computed(self, weights, call, spec=None) -> bool:
         """A weight computed in the forward (weight standardisation, a kernel made by a network): autograd keeps
         it for the input's gradient as it keeps any tensor, so its storage is saved once; whether it is, from
-        the call (``(function, args, kwargs)``) run on meta tensors. False when that cannot run."""
+        the call (``(function, args, kwargs)``) run on meta tensors. False when that cannot run. Under autocast
+        the call of ``spec`` keeps autocast's copy of it instead."""
         if call is None:
             return False
-        function, args, kwargs = call
+        function, args, kwargs = self.precision.for_meta(spec, call) if spec is not None else call
         run = layouts.simulate(function, args, kwargs)
         if run is None:
             return False
         flags = run.kept_of(weights)
         kept = Cost(output_shape=(), saved_elements=total(numel(w.shape) for w, f in zip(weights, flags) if f),
                     saves_input=tuple(flags))
-        self.keeps(kept, weights)
+        self.keeps(kept, self.precision.cast_kept(spec, weights) if spec is not None else weights)
         return True
 
     def step_spec(self, spec, operands, options=None):
@@ -328,7 +329,7 @@ class Recorder:
             trainable = any(w.grad for w in weights)
             # a view of a parameter (nn.MultiheadAttention's slices of its packed projection) is the parameter
             computed = [w for w in weights if w.grad and w.tensor is None and not self.is_parameter(w.storage)]
-            if computed and hooks_of(spec).passes_weights and not self.keep_computed(computed, call):
+            if computed and hooks_of(spec).passes_weights and not self.keep_computed(computed, call, spec):
                 self.untrack(op, path, "a weight computed in the forward: what autograd keeps of it is not modelled")
         shapes = [tuple(s) for s in inputs]
         counted = hooks_of(spec).step_cost(spec, shapes, grads, operands, call)
