@@ -306,7 +306,8 @@ ZOO = {
     "torchvision shufflenet_v2_x0_5": ("torchvision", lambda m: m.models.shufflenet_v2_x0_5(), (2, 3, 32, 32)),
     "timm convnext_atto": ("timm", lambda m: m.create_model("convnext_atto"), (2, 3, 32, 32)),
     "timm efficientnet_b0": ("timm", lambda m: m.create_model("efficientnet_b0"), (2, 3, 32, 32)),
-    "timm vit_tiny_patch16_224": ("timm", lambda m: m.create_model("vit_tiny_patch16_224", img_size=32), (2, 3, 32, 32)),
+    "timm vit_tiny_patch16_224": ("timm", lambda m: m.create_model("vit_tiny_patch16_224", img_size=32),
+                                  (2, 3, 32, 32)),
     "timm swin (one block a stage)": ("timm", lambda m: m.create_model(
         "swin_tiny_patch4_window7_224", img_size=64, window_size=4, depths=(1, 1, 1, 1)), (2, 3, 64, 64)),
 }

@@ -47,8 +47,8 @@ from convcost.shapes import numel
 from convcost.storages import saved_storages
 from convcost.torch import layouts
 from convcost.torch.binding import hooks_of
-from convcost.torch.runtime import autocast, device_of
 from convcost.torch.rules import Tensor
+from convcost.torch.runtime import autocast, device_of
 
 
 class Precision:
@@ -311,10 +311,12 @@ class Precision:
                 indices = c.saved_indices - total(record.storages[k] for k in ints)
                 indices = sympy.Max(0, sympy.Min(indices, private)) if not _known(indices, private) \
                     else max(0, min(indices, private))
-                add(self.private.get(i, self.floating), (private - indices) * self.private.get(i, self.floating).itemsize)
+                dtype = self.private.get(i, self.floating)
+                add(dtype, (private - indices) * dtype.itemsize)
                 add(torch.int64, 8 * indices)
             for key in keys:
-                add(self.dtypes.get(key, self.floating), record.storages[key] * self.dtypes.get(key, self.floating).itemsize)
+                dtype = self.dtypes.get(key, self.floating)
+                add(dtype, record.storages[key] * dtype.itemsize)
             for n, dtype in zip(record.extra_saved, self.apart):
                 add(dtype or self.floating, n * (dtype or self.floating).itemsize)
         shown = {k: _int(v) for k, v in sorted(by.items()) if v != 0}
