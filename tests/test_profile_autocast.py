@@ -513,3 +513,17 @@ class StandardizedConv(nn.Conv2d):
 
 def test_a_weight_computed_in_the_forward_under_autocast():
     agrees(nn.Sequential(StandardizedConv(3, 4, 3), nn.ReLU(), StandardizedConv(4, 4, 3)), torch.randn(2, 3, 6, 6))
+
+
+def test_a_float32_model_that_halves_a_tensor_itself():
+    """No autocast: a ``.to(torch.bfloat16)`` in a float32 forward makes the rest of it bfloat16."""
+
+    class Halves(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            return torch.sigmoid(self.conv(x).to(torch.bfloat16)) * 2
+
+    agrees(Halves(), torch.randn(2, 3, 6, 6, requires_grad=True), cast=False)

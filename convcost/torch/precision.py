@@ -104,7 +104,7 @@ class Precision:
     def shown(self, storage):
         """The dtype a row's output shows the reading under autocast or in a model of a low precision (None in
         float32: the floating one, as before)."""
-        return self.dtypes.get(storage) if self.autocast is not None or self.floating != torch.float32 else None
+        return None if self.plain else self.dtypes.get(storage)
 
     def noted(self, operands) -> None:
         """Storages a graph entry reads: the dtype its tensors say, where the storage has none yet."""

@@ -329,10 +329,12 @@ class Walk:
                 copy, layout = clone, None
             else:
                 copy, layout = not layouts.is_view(meta, base), layouts.layout_of(meta)
-            # a cast (.float(), .to(dtype)) is a copy in another dtype, as the call on meta says
-            # (where the meta run had the source's own dtype)
-            dtype = meta.dtype if isinstance(meta, torch.Tensor) and isinstance(source.dtype, torch.dtype) \
-                and meta.dtype != self.record.precision.of(source) else None
+            # a cast to another floating dtype (.half(), .to(dtype); in mixed precision .float() too) is a copy in
+            # that dtype, as the call on meta says (where the meta run had the source's own dtype)
+            plain = self.record.precision.plain  # (float32 throughout: a tensor of no dtype is float32 on meta too)
+            dtype = meta.dtype if isinstance(meta, torch.Tensor) and (isinstance(source.dtype, torch.dtype) or plain) \
+                and meta.dtype != self.record.precision.of(source) and (not plain or (
+                    meta.dtype.is_floating_point and meta.dtype != torch.float32)) else None
             storage = self.record.new_storage(result.shape, dtype or self.record.precision.of(source)) if copy \
                 else source.storage
             return Tensor(result.shape, result.tensor, result.name, dtype or result.dtype, grad=source.grad,
