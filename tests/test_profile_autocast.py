@@ -527,3 +527,21 @@ def test_a_float32_model_that_halves_a_tensor_itself():
             return torch.sigmoid(self.conv(x).to(torch.bfloat16)) * 2
 
     agrees(Halves(), torch.randn(2, 3, 6, 6, requires_grad=True), cast=False)
+
+
+class MaskedAttention(nn.Module):
+    """A boolean mask on the fused kernel: converted to an additive mask in the query's dtype and kept."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(16, 48)
+
+    def forward(self, x):
+        q, k, v = self.qkv(x).reshape(2, 5, 3, 2, 8).permute(2, 0, 3, 1, 4)
+        mask = torch.ones(5, 5, dtype=torch.bool).tril()
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+@pytest.mark.parametrize("cast", [True, False])
+def test_a_boolean_mask_under_autocast(cast):
+    agrees(MaskedAttention(), torch.randn(2, 5, 16), cast=cast)

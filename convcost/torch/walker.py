@@ -278,8 +278,9 @@ class Walk:
                                     "and key do not: not modelled")
             else:
                 options["kernel"] = "math"
-        elif fused and mask.dtype is torch.bool:  # converted to an additive float mask, kept
-            self.record.keeps_apart(_numel(mask.shape))
+        elif fused and mask.dtype is torch.bool:  # converted to an additive float mask (the query's dtype), kept
+            precision = self.record.precision
+            self.record.keeps_apart(_numel(mask.shape), precision.computes(spec) or precision.of(operands[0]))
         elif fused and isinstance(mask.dtype, torch.dtype) or fused and mask.tensor is not None:
             self.record.keeps(Cost(output_shape=(), saved_elements=_numel(mask.shape), saves_input=(True,)), [mask])
         elif fused:
