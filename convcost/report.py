@@ -336,6 +336,7 @@ class Report:
         step = self.training
         out = {k: (_plain(v) if k != "untracked" else [list(u[:2]) + [list(u[2]), u[3]] for u in v])
                for k, v in dataclasses.asdict(step).items()}
+        out["saved_by_dtype"] = {name: _plain(n) for name, n in step.saved_by_dtype}
         if step.complete:  # the bytes the text shows: float32 parameters with sgd and adam
             out["memory_bytes_float32"] = {opt: _plain(step.memory(opt)) for opt in ("sgd", "adam")}
         return out
@@ -525,8 +526,12 @@ class Report:
                f"({display.number(step.saved_indices)} int64 indices), each storage once (a row: its call's own)",
                f"{bullet}trainable parameters: {display.number(step.trainable_params)} of "
                f"{display.number(step.params)}"]
+        if set(dict(step.saved_by_dtype)) - {"float32", "int64"}:  # mixed precision: the bytes by dtype
+            out.insert(2, f"{bullet}saved bytes: {display.size(step.saved_bytes)} ("
+                       + ", ".join(f"{name} {display.size(n)}" for name, n in step.saved_by_dtype) + ")")
         if step.complete:
-            out.append(f"{bullet}step memory with float32 parameters: " + "; ".join(
+            weights = "float32" if step.param_itemsize == 4 else f"{step.param_itemsize}-byte"
+            out.append(f"{bullet}step memory with {weights} parameters: " + "; ".join(
                 f"{display.size(step.memory(opt))} with {opt}" for opt in ("sgd", "adam")))
         else:
             out.append("TRAINING STEP NOT COMPLETE (its backward is not counted for):")

@@ -40,6 +40,8 @@ from convcost.zoo.model import ZooModel
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 _MEMORY = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*")
+#: a dtype name for each parameter itemsize (what :func:`convcost.costs.training_bytes` prices elements by)
+_ITEMSIZE_NAMES = {2: "float16", 4: "float32", 8: "float64"}
 #: how the units are named in messages
 UNIT_NAMES = "B, KB, MB, GB, TB, KiB, MiB, GiB, TiB (any case; 24G is 24GiB)"
 
@@ -187,6 +189,15 @@ class StepTotals:
     #: why the saved tensors and kernel choices are unproven where the step was read (a torch release or a
     #: device convcost does not prove: :func:`convcost.torch.runtime.unproven_step`), ``()`` where proven
     unproven: tuple = ()
+    #: the bytes of the saved tensors, each storage once in its own dtype (``untyped_storage().nbytes()``):
+    #: under ``torch.autocast`` low-precision activations and weight copies beside float32 ones; None where
+    #: not read (a step built by hand)
+    saved_bytes: object = None
+    #: ``saved_bytes`` by dtype name, ``(("bfloat16", 1296), ("float32", 896))``
+    saved_by_dtype: tuple = ()
+    #: bytes per element of the parameters, their gradients and the optimizer's state (the recipe keeps them
+    #: in the parameters' dtype: float32 master weights under autocast)
+    param_itemsize: int = 4
 
     @property
     def proven(self) -> bool:
@@ -198,13 +209,24 @@ class StepTotals:
         """True when every call of the step that takes part in the backward was counted."""
         return not self.untracked
 
-    def memory(self, optimizer: str = "adam", dtype: str = "float32"):
-        """Bytes the step holds: parameters, their gradients, the optimizer's state and the saved activations
-        (:func:`convcost.costs.training_bytes`)."""
+    def memory(self, optimizer: str = "adam", dtype: str | None = None):
+        """Bytes the step holds: parameters, their gradients, the optimizer's state and the saved activations.
+
+        With ``dtype`` None (the default), as the step was read: parameters, gradients and state in the
+        parameters' dtype (float32 master weights under autocast, Adam's step scalars float32) plus
+        ``saved_bytes``, each saved tensor in its own dtype. A ``dtype`` name prices every element in it
+        instead, indices int64 (:func:`convcost.costs.training_bytes`): what a step of the same model
+        would hold with everything cast to that dtype.
+        """
         if self.untracked:
             raise ConvcostError("training memory: convcost cannot count the backward of "
                                 + ", ".join(f"{op} ({why})" for op, _, _, why in self.untracked))
+        if dtype is None and self.saved_bytes is not None:
+            weights = training_bytes(params=self.params, trainable_params=self.trainable_params - self.unread_params,
+                                     trainable_tensors=self.trainable_tensors - self.unread_tensors,
+                                     saved_elements=0, optimizer=optimizer, dtype=_ITEMSIZE_NAMES[self.param_itemsize])
+            return weights + self.saved_bytes
         return training_bytes(params=self.params, trainable_params=self.trainable_params - self.unread_params,
                               trainable_tensors=self.trainable_tensors - self.unread_tensors,
                               saved_elements=self.saved_elements, saved_indices=self.saved_indices,
-                              optimizer=optimizer, dtype=dtype)
+                              optimizer=optimizer, dtype=dtype or "float32")

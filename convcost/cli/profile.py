@@ -39,6 +39,9 @@ def register(sub) -> None:
     p.add_argument("--optimizer", default=None, help="with --training: sgd, momentum, adam (default) or adamw")
     p.add_argument("--dtype", default=None,
                    help="with --training: the parameters' dtype, float32 (default), float16, bfloat16, float64")
+    p.add_argument("--autocast", default=None, choices=("bf16", "bfloat16", "fp16", "float16"),
+                   help="with --training: read the step under torch.autocast on the CPU in this dtype (saved "
+                        "tensors in their own dtypes, float32 parameters and optimizer state)")
     p.add_argument("--memory", default=None,
                    help="with --training: a budget such as 24GiB, 24GB or 24G (=GiB); prints the largest batch")
     p.add_argument("--latency", action="store_true", help="also predict its latency on this machine (a training "
@@ -61,7 +64,12 @@ def _check(args) -> None:
     options.depth(args.depth)
     if args.depth is not None and args.format != "table":
         raise ConvcostError(f"--depth shapes the table; --format {args.format} carries every row")
+    if args.autocast is not None and not args.training:
+        raise ConvcostError(f"--autocast {args.autocast} applies to a training step: add --training (or leave it out)")
+    as_read = args.dtype is None  # no --dtype: the step's memory as read, each tensor in its own dtype
     options.training(args)
+    if as_read:
+        args.dtype = None
     if args.machine is not None and not args.latency:
         raise ConvcostError("--machine names the machine of --latency; add --latency")
     if args.latency and args.format == "csv":
@@ -163,7 +171,7 @@ def _profile(args) -> int:
     where, _ = _split(args.factory)
     folder = str(pathlib.Path(where).resolve().parent) if _is_file(where) else os.getcwd()
     inputs = args.shapes[0] if len(args.shapes) == 1 else list(args.shapes)
-    with _folder_first(folder):
+    with _folder_first(folder), _autocast(args.autocast):
         model = _load(args.factory)
         report = profile(model, inputs, convention=args.convention, training=args.training)
         facts = _facts(args, model, report)
@@ -172,14 +180,31 @@ def _profile(args) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _autocast(name):
+    """``torch.autocast`` on the CPU in the dtype ``--autocast`` names, or nothing."""
+    if name is None:
+        yield
+        return
+    import torch
+
+    dtype = torch.bfloat16 if name in ("bf16", "bfloat16") else torch.float16
+    with torch.autocast("cpu", dtype=dtype):
+        yield
+
+
 def _facts(args, model, report) -> dict:
     """What the command adds to the report: the chosen tool's headline, the step's memory with the chosen
     optimizer and dtype, the largest batch; each as data, for every format."""
     facts = {}
+    # the dtype shown: the one --dtype named, else the step's as read (float32, or mixed under --autocast)
+    shown = args.dtype or ("float32" if args.autocast is None and (report.training is None
+                                                                   or report.training.param_itemsize == 4)
+                           else "mixed")
     if args.convention != "convcost":
         facts["headline"] = {"convention": args.convention, "value": report.headline(args.convention)}
     if args.training and report.training.complete:
-        facts["step_memory"] = {"optimizer": args.optimizer, "dtype": args.dtype,
+        facts["step_memory"] = {"optimizer": args.optimizer, "dtype": shown,
                                 "bytes": report.training.memory(args.optimizer, args.dtype)}
     if args.budget is not None:
         from convcost.torch.fit import max_batch, step_memory
@@ -187,7 +212,7 @@ def _facts(args, model, report) -> dict:
         largest = max_batch(model, args.shapes[0] if len(args.shapes) == 1 else args.shapes, args.budget,
                             args.optimizer, args.dtype)
         facts["max_batch"] = {"memory": args.memory, "memory_bytes": args.budget, "optimizer": args.optimizer,
-                              "dtype": args.dtype, "batch": largest}
+                              "dtype": shown, "batch": largest}
         if largest == 0:  # say what one sample needs, not only that it does not fit
             ones = [(1, *s[1:]) for s in args.shapes]
             facts["max_batch"]["batch_1_bytes"] = step_memory(model, ones[0] if len(ones) == 1 else ones,
@@ -220,7 +245,8 @@ def _fact_lines(facts) -> list:
     if "step_memory" in facts and (facts["step_memory"]["optimizer"], facts["step_memory"]["dtype"]) != ("adam",
                                                                                                       "float32"):
         m = facts["step_memory"]  # adam with float32 is already in the report's own lines
-        out.append(f"Step memory with {m['optimizer']}, {m['dtype']} parameters: {display.size(m['bytes'])}")
+        weights = "each tensor in its dtype as read" if m["dtype"] == "mixed" else f"{m['dtype']} parameters"
+        out.append(f"Step memory with {m['optimizer']}, {weights}: {display.size(m['bytes'])}")
     if "max_batch" in facts:
         b = facts["max_batch"]
         line = (f"Largest batch whose training step fits in {b['memory']} = {display.size(b['memory_bytes'])} "

@@ -61,6 +61,10 @@ def _as_called(spec, operands, call):
     return call
 
 
+def _operand_dtype(spec, shapes, operand, weight):
+    return operand
+
+
 @dataclasses.dataclass(frozen=True)
 class Binding:
     """The PyTorch side of one convcost layer class (see the module docstring).
@@ -127,6 +131,25 @@ class Binding:
     input_reading: Callable | None = None
     #: ``(module, spec) -> str | None``: why a module's training step is not fully counted, if it is not
     step_untracked: Callable | None = None
+    # -- hooks of mixed precision (a step under ``torch.autocast``, or a model in a low-precision dtype) ---------
+    #: ``autocast_op(spec) -> str | None``: the aten operator the layer is under ``torch.autocast`` (``"conv2d"``),
+    #: whose cast policy is the running release's (:mod:`convcost.torch.runtime.autocast`); None (the default):
+    #: one autocast lets through, run in its inputs' dtype (a layer with MACs and no operator is listed)
+    autocast_op: Callable = _nothing
+    #: ``weight_copies(spec, reads, grads) -> tuple | None``: the parameters among ``reads`` whose low-precision
+    #: copies, made by autocast, the step keeps for the backward (a convolution's weight always, a linear
+    #: layer's when its input needs a gradient); None (the default): not modelled, listed where autocast
+    #: copies a weight
+    weight_copies: Callable = _nothing
+    #: ``private_dtype(spec, shapes, operand, weight) -> torch.dtype``: the dtype of what the layer keeps
+    #: beside its operands and output (batch norm's mean and invstd: its parameters' dtype; the fused
+    #: attention's log-sum-exp: float32), given its operand's dtype and its parameters' (None without);
+    #: default: the operand's
+    private_dtype: Callable = _operand_dtype
+    #: ``computes_in(spec, shapes, dtype) -> torch.dtype | None``: the dtype the layer computes in when its
+    #: operands are of ``dtype``, where it casts them itself (the CPU's math-path attention runs a bfloat16
+    #: call in float32, keeping float32 copies); None (the default): ``dtype``
+    computes_in: Callable = _nothing
 
 
 _FIELDS = [f.name for f in dataclasses.fields(Binding)]

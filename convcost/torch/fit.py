@@ -28,23 +28,28 @@ from convcost.validate import kind_of
 from convcost.zoo.model import ZooModel
 
 
-def step_memory(model, input_shape, optimizer: str = "adam", dtype: str = "float32") -> int:
-    """Bytes of one training step of ``model`` on an input of ``input_shape`` (a shape, or a list of them)."""
+def step_memory(model, input_shape, optimizer: str = "adam", dtype: str | None = None) -> int:
+    """Bytes of one training step of ``model`` on an input of ``input_shape`` (a shape, or a list of them), as
+    :meth:`convcost.training.StepTotals.memory` gives them."""
     from convcost.torch.profiling import profile
 
     report = profile(model, input_shape, training=True)
     return report.training.memory(optimizer, dtype)
 
 
-def max_batch(model, input_shape, memory="80GiB", optimizer: str = "adam", dtype: str = "float32") -> int:
+def max_batch(model, input_shape, memory="80GiB", optimizer: str = "adam", dtype: str | None = None) -> int:
     """The largest batch size N whose training step fits in ``memory`` (bytes, or text such as ``"24GiB"``).
 
     ``input_shape`` is one input's shape, or a list of shapes (one per input), each with the batch as its
     first size (its value does not matter). 0 when not even a batch of one fits. Anything else
     :func:`convcost.max_batch` takes (a layer, a zoo model, a cost in N) is solved by it, with the same arguments.
+
+    A PyTorch model's step is read as it runs where this is called: under ``torch.autocast`` its saved tensors
+    in their own dtypes, its parameters and optimizer state in theirs (``dtype`` None, the default:
+    :meth:`convcost.training.StepTotals.memory`); a ``dtype`` name prices every element in that dtype.
     """
     if isinstance(model, (Layer, Cost, ZooModel, sympy.Expr)):  # what convcost.max_batch solves in closed form
-        return solved_max_batch(model, input_shape, memory, optimizer, dtype)
+        return solved_max_batch(model, input_shape, memory, optimizer, dtype or "float32")
     budget = parse_memory(memory)
     shapes = _shapes(input_shape)
 

@@ -25,6 +25,7 @@ from convcost.torch import layouts, runtime
 from convcost.torch.binding import hooks_of
 from convcost.torch.conventions import torch_backward_macs
 from convcost.torch.library_blocks import name_blocks, reader
+from convcost.torch.precision import Precision
 from convcost.torch.rules import UNBATCHED, WITH_INDICES, Emit, Tensor
 from convcost.training import StepTotals
 
@@ -41,12 +42,17 @@ class Recorder:
         # of the tensors it reads and writes, and what the step does that convcost cannot count
         self.training = training
         self.graph, self.storages, self.untracked, self.extra_saved = [], {}, {}, []
+        # the dtype of every storage, what the autocast in force casts, and the bytes it all keeps
+        self.precision = Precision(self, model) if training else None
 
     # -- training -----------------------------------------------------------------------------
-    def new_storage(self, shape) -> int:
-        """A fresh storage holding a tensor of ``shape`` (its key)."""
+    def new_storage(self, shape, dtype=None) -> int:
+        """A fresh storage holding a tensor of ``shape`` (its key), of ``dtype`` where it is known."""
         key = len(self.storages)
         self.storages[key] = numel(shape)
+        if dtype is not None and self.precision is not None:
+            self.precision.dtypes[key] = dtype
+            self.precision.note(dtype)
         return key
 
     def tensor(self, shape, grad=False) -> Tensor:
@@ -57,10 +63,15 @@ class Recorder:
         """Something the step keeps beside the rows: ``cost``'s saved tensors, read from ``operands``
         (:class:`Tensor` values with storages), writing ``output`` (a storage key, or None)."""
         self.graph.append((cost, [(t.storage, t.shape) for t in operands], output))
+        if self.precision is not None:
+            self.precision.noted(operands)
 
-    def keeps_apart(self, elements) -> None:
-        """Elements the step keeps in a storage of their own (dropout's noise, a boolean mask's float copy)."""
+    def keeps_apart(self, elements, dtype=None) -> None:
+        """Elements the step keeps in a storage of their own (dropout's noise, a boolean mask's float copy), of
+        ``dtype`` (None: the model's floating dtype)."""
         self.extra_saved.append(elements)
+        if self.precision is not None:
+            self.precision.apart.append(dtype)
 
     def untrack(self, op, path, why) -> None:
         """A call whose backward convcost cannot count (what it saves, or its backward MACs)."""
@@ -119,7 +130,10 @@ class Recorder:
         storage, layout = base if base is not None else (self.new_storage(t.shape), None)
         if layout is not None and tuple(layout.shape) != tuple(t.shape):
             layout = None  # a call that returns another shape than its row's (an unbatched input)
-        return Tensor(t.shape, grad=bool(c.output_grad), storage=storage, layout=layout)
+        dtype = self.precision.shown(storage) if self.precision is not None else None
+        if dtype is not None and layout is not None and layout.dtype != dtype:  # laid out in its own dtype
+            layout = torch.empty_strided(layout.shape, layout.stride(), dtype=dtype, device="meta")
+        return Tensor(t.shape, dtype=dtype, grad=bool(c.output_grad), storage=storage, layout=layout)
 
     def split(self, emit: Emit, tensors) -> tuple:
         """``(operands, weights)`` of a call: the tensors the rule's inputs are, matched by shape in the call's
@@ -167,6 +181,9 @@ class Recorder:
         if key not in self.storages:
             # all of the storage, as autograd's hooks see it: an expanded view of one row is that row
             self.storages[key] = 0 if id(real) in owned else real.untyped_storage().nbytes() // real.element_size()
+            if self.precision is not None:
+                self.precision.dtypes[key] = real.dtype
+                self.precision.note(real.dtype)
             # held until the reading ends: a constant freed mid-forward would give its id to the next one
             self.__dict__.setdefault("_held", []).append(real)
         return key
@@ -208,20 +225,21 @@ class Recorder:
         kept.add(key)
         return True
 
-    def keep_computed(self, weights, call) -> bool:
+    def keep_computed(self, weights, call, spec=None) -> bool:
         """A weight computed in the forward (weight standardisation, a kernel made by a network): autograd keeps
         it for the input's gradient as it keeps any tensor, so its storage is saved once; whether it is, from
-        the call (``(function, args, kwargs)``) run on meta tensors. False when that cannot run."""
+        the call (``(function, args, kwargs)``) run on meta tensors. False when that cannot run. Under autocast
+        the call of ``spec`` keeps autocast's copy of it instead."""
         if call is None:
             return False
-        function, args, kwargs = call
+        function, args, kwargs = self.precision.for_meta(spec, call) if spec is not None else call
         run = layouts.simulate(function, args, kwargs)
         if run is None:
             return False
         flags = run.kept_of(weights)
         kept = Cost(output_shape=(), saved_elements=total(numel(w.shape) for w, f in zip(weights, flags) if f),
                     saves_input=tuple(flags))
-        self.keeps(kept, weights)
+        self.keeps(kept, self.precision.cast_kept(spec, weights) if spec is not None else weights)
         return True
 
     def step_spec(self, spec, operands, options=None):
@@ -245,6 +263,7 @@ class Recorder:
                 # an in-place op whose backward needs the input it overwrites: autograd keeps a clone of it
                 c = dataclasses.replace(c, saves_input=False)
             c = self.folded(path, op, spec, c, operands, call)
+            kept, out_dtype = self.precision.cast(path, op, spec, inputs, reads, weights, operands, c, call)
         row = Row.of(path, op, spec, inputs, source=source, params=0, cost=c)  # raises before anything is recorded
         params, tied = 0, ""
         for t in reads:
@@ -261,8 +280,9 @@ class Recorder:
             layout, copied = layouts.output_layout(spec, operands, row.output_shape, inplace) if c.output_grad \
                 or c.output_view is True else (None, False)
             view = (c.output_view is True or inplace) and operands and operands[0].storage is not None and not copied
-            out = operands[0].storage if view else self.new_storage(row.output_shape)
-            self.keeps(c, operands, out)
+            out = operands[0].storage if view else self.new_storage(row.output_shape, out_dtype)
+            self.keeps(c, kept, out)
+            self.precision.row_kept(spec, inputs, reads, kept)
             for t in reads:  # which rows' outputs each parameter's gradient comes through
                 self.__dict__.setdefault("_readers", {}).setdefault(id(t), []).append(out)
         return row, c, (out, layout)
@@ -279,9 +299,11 @@ class Recorder:
         run = hooks_of(spec).step_call(spec, operands, call)
         if run is None:
             return c
-        function, args, kwargs = run
+        function, args, kwargs = self.precision.for_meta(spec, run)  # as autocast casts them
         actual, plain = _kept_by(layouts.simulate(function, args, kwargs),
                                  layouts.simulate(function, _contiguous(args), _contiguous(kwargs)), operands)
+        if (actual is None or plain is None) and not self.precision.plain:
+            self.untrack(op, path, "a strided operand in mixed precision whose copies cannot be run on meta tensors")
         if actual is None or plain is None or actual == plain:
             return c
         (kept, fresh), (assumed, assumed_fresh) = actual, plain
@@ -307,7 +329,7 @@ class Recorder:
             trainable = any(w.grad for w in weights)
             # a view of a parameter (nn.MultiheadAttention's slices of its packed projection) is the parameter
             computed = [w for w in weights if w.grad and w.tensor is None and not self.is_parameter(w.storage)]
-            if computed and hooks_of(spec).passes_weights and not self.keep_computed(computed, call):
+            if computed and hooks_of(spec).passes_weights and not self.keep_computed(computed, call, spec):
                 self.untrack(op, path, "a weight computed in the forward: what autograd keeps of it is not modelled")
         shapes = [tuple(s) for s in inputs]
         counted = hooks_of(spec).step_cost(spec, shapes, grads, operands, call)
@@ -381,14 +403,16 @@ class Recorder:
         used = set(self.seen) | {key[1] for key in self.storages if isinstance(key, tuple) and key[0] == "tensor"}
         trainable = [p for p in params.values() if p.requires_grad]
         unread = [p for p in trainable if id(p) not in used or id(p) in unreached_params]
+        saved = _number(distinct_saved(self.graph, self.storages) + total(self.extra_saved))
+        indices = _number(total(c.saved_indices for c in costs))
+        bytes_ = self.precision.totals(saved, indices)  # before untracked: reading the dtypes may list a row
         untracked = tuple((op, len(e["paths"]), tuple(e["paths"]), e["why"]) for op, e in self.untracked.items())
         return StepTotals(
             backward_macs=_number(total(c.backward_macs for c in costs)),
             # FlopCounterMode's grouped overcount only where the running release has it
             backward_macs_torch=_number(total(torch_backward_macs(c) if runtime.flop_counter().grouped_overcount
                                               else c.backward_macs for c in costs)),
-            saved_elements=_number(distinct_saved(self.graph, self.storages) + total(self.extra_saved)),
-            saved_indices=_number(total(c.saved_indices for c in costs)),
+            saved_elements=saved, saved_indices=indices, **bytes_,
             params=sum(p.numel() for p in params.values()), trainable_params=sum(p.numel() for p in trainable),
             trainable_tensors=len(trainable), untracked=untracked, unread_params=sum(p.numel() for p in unread),
             unread_tensors=len(unread), unproven=runtime.unproven_step(runtime.device_of(self.model)))

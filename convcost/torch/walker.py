@@ -96,7 +96,7 @@ class Walk:
         (a tensor given with ``requires_grad=True``; data given as a shape needs none) and its layout (a
         channels-last tensor is read as one)."""
         grad = bool(getattr(given.tensor, "requires_grad", False))
-        storage = self.record.new_storage(given.shape) if self.training else None
+        storage = self.record.new_storage(given.shape, given.dtype) if self.training else None
         real = given.tensor
         layout = layouts.meta_of(Tensor(given.shape, real)) if self.training and isinstance(real, torch.Tensor) \
             and not real.is_contiguous() else None
@@ -281,8 +281,9 @@ class Walk:
                                     "and key do not: not modelled")
             else:
                 options["kernel"] = "math"
-        elif fused and mask.dtype is torch.bool:  # converted to an additive float mask, kept
-            self.record.keeps_apart(_numel(mask.shape))
+        elif fused and mask.dtype is torch.bool:  # converted to an additive float mask (the query's dtype), kept
+            precision = self.record.precision
+            self.record.keeps_apart(_numel(mask.shape), precision.computes(spec) or precision.of(operands[0]))
         elif fused and isinstance(mask.dtype, torch.dtype) or fused and mask.tensor is not None:
             self.record.keeps(Cost(output_shape=(), saved_elements=_numel(mask.shape), saves_input=(True,)), [mask])
         elif fused:
@@ -300,9 +301,11 @@ class Walk:
             return result
         if source.grad:  # the noise it multiplied by: one per element, or one per channel (N, C, 1 ...)
             whole = event.name in ("dropout", "alpha_dropout")
-            self.record.keeps_apart(_numel(source.shape if whole else source.shape[:2]))
+            dtype = self.record.precision.of(source)  # the noise is in the input's dtype
+            self.record.keeps_apart(_numel(source.shape if whole else source.shape[:2]), dtype)
         inplace = a["inplace"] and source.storage is not None
-        storage = source.storage if inplace else self.record.new_storage(source.shape)
+        storage = source.storage if inplace else self.record.new_storage(source.shape,
+                                                                         self.record.precision.of(source))
         return Tensor(source.shape, dtype=source.dtype, grad=source.grad, storage=storage,
                       layout=layouts.like(source))
 
@@ -337,9 +340,16 @@ class Walk:
                 copy, layout = clone, None
             else:
                 copy, layout = not layouts.is_view(meta, base), layouts.layout_of(meta)
-            storage = self.record.new_storage(result.shape) if copy else source.storage
-            return Tensor(result.shape, result.tensor, result.name, result.dtype, grad=source.grad, storage=storage,
-                          layout=layout)
+            # a cast to another floating dtype (.half(), .to(dtype); in mixed precision .float() too) is a copy in
+            # that dtype, as the call on meta says (where the meta run had the source's own dtype)
+            plain = self.record.precision.plain  # (float32 throughout: a tensor of no dtype is float32 on meta too)
+            dtype = meta.dtype if isinstance(meta, torch.Tensor) and (isinstance(source.dtype, torch.dtype) or plain) \
+                and meta.dtype != self.record.precision.of(source) and (not plain or (
+                    meta.dtype.is_floating_point and meta.dtype != torch.float32)) else None
+            storage = self.record.new_storage(result.shape, dtype or self.record.precision.of(source)) if copy \
+                else source.storage
+            return Tensor(result.shape, result.tensor, result.name, dtype or result.dtype, grad=source.grad,
+                          storage=storage, layout=layout)
         if type(result) is tuple and result and all(isinstance(t, Tensor) for t in result):  # chunk, split
             metas = meta if isinstance(meta, (tuple, list)) and len(meta) == len(result) else (None,) * len(result)
             return tuple(self._viewed(t, source, m, base, clone) for t, m in zip(result, metas))
@@ -387,7 +397,8 @@ class Walk:
         if self.training:
             operands = [self.record.tracked(t) for t in tensors]
             if any(t.layout is not None for t in operands):  # what a strided input changes: the module, on meta
-                reading = binding.input_reading(module) if binding.input_reading is not None else _on_meta(module)
+                reading = binding.input_reading(module) if binding.input_reading is not None else \
+                    _on_meta(module, self.record.precision.computes(spec))
                 call = (reading, tuple(operands), {})
         unique = self.record.unique(path)
         why = binding.step_untracked(module, spec) if self.training and binding.step_untracked is not None else None
@@ -475,7 +486,8 @@ class Walk:
         function = event.function
         if function is None:
             return None
-        run = layouts.simulate(function, _tracked(event.args, self.record), _tracked(event.kwargs, self.record))
+        run = layouts.simulate(function, *self.record.precision.cast_call(
+            event.name, _tracked(event.args, self.record), _tracked(event.kwargs, self.record)))
         flat = [t for t in (result if isinstance(result, (tuple, list)) else (result,)) if isinstance(t, Tensor)]
         if run is None or not run.outputs or len(run.outputs) != len(flat):
             return None
@@ -483,7 +495,7 @@ class Walk:
             return None  # the sizes of what it keeps come from the meta run, at generic stand-ins
         outputs = []
         for t, (meta, owner) in zip(flat, run.outputs):
-            storage = run.operands[owner].storage if owner is not None else self.record.new_storage(t.shape)
+            storage = run.operands[owner].storage if owner is not None else self.record.new_storage(t.shape, meta.dtype)
             outputs.append(Tensor(t.shape, t.tensor, t.name, t.dtype, grad=bool(meta.requires_grad), storage=storage,
                                   layout=layouts.layout_of(meta)))
         first, view = outputs[0], run.outputs[0][1] is not None
@@ -495,6 +507,7 @@ class Walk:
         cost = Cost(output_shape=first.shape, saved_elements=saved, saved_indices=indices,
                     saves_input=tuple(run.kept), saves_output=run.saves_output, output_view=view)
         self.record.keeps(cost, run.operands, first.storage)
+        self.record.precision.simulated(event.label, event.path, event.name, run.outputs[0][0])
         if not isinstance(result, (tuple, list)):
             return first
         it = iter(outputs)
@@ -585,11 +598,13 @@ def _in_place(event) -> bool:
         return False
 
 
-def _on_meta(module):
-    """``module``'s forward as a function of its inputs, run with meta copies of its parameters and buffers."""
+def _on_meta(module, cast=None):
+    """``module``'s forward as a function of its inputs, run with meta copies of its parameters and buffers (its
+    floating ones in dtype ``cast`` where given: autocast's copies)."""
 
     def call(*args, **kwargs):
-        state = {name: torch.empty_like(t, device="meta").requires_grad_(t.requires_grad) if t.is_floating_point()
+        state = {name: torch.empty_like(t, device="meta", dtype=cast or t.dtype).requires_grad_(t.requires_grad)
+                 if t.is_floating_point()
                  else torch.empty_like(t, device="meta")
                  for name, t in module.state_dict(keep_vars=True).items()}
         return torch.func.functional_call(module, state, args, kwargs)

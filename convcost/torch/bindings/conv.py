@@ -72,6 +72,11 @@ def grouped_backward(c):
     return c.backward_macs + ((c.spec.G - 1) * c.macs if c.trainable else 0)
 
 
+def _kernel_copies(spec, reads, grads):
+    # convolution_backward is one formula for input, weight and bias: the step keeps both copies it was given
+    return tuple(t for t in reads if t.dim() > 1)
+
+
 @binds(p.Conv, modules=(nn.Conv1d, nn.Conv2d, nn.Conv3d))
 class ConvBinding:
     def read(m):
@@ -95,6 +100,11 @@ class ConvBinding:
 
     def unbatched_rank(spec):
         return spec.dims + 1
+
+    def autocast_op(spec):
+        return f"conv{spec.dims}d"
+
+    weight_copies = _kernel_copies
 
 
 @binds(p.ConvTranspose, modules=(nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d))
@@ -122,3 +132,8 @@ class ConvTransposeBinding:
 
     def unbatched_rank(spec):
         return spec.dims + 1
+
+    def autocast_op(spec):
+        return f"conv_transpose{spec.dims}d.input"
+
+    weight_copies = _kernel_copies

@@ -31,4 +31,11 @@ class LinearBinding:
 
     functions = {F.linear: _linear_call}
     passes_weights = True
+
+    def autocast_op(spec):
+        return "linear"
+
+    def weight_copies(spec, reads, grads):
+        # addmm and mm keep the weight for the input's gradient only
+        return tuple(t for t in reads if t.dim() > 1) if grads[0] else ()
     conventions = {**MACS_EVERYWHERE, "torchinfo": lambda row: batch(row) * formula_params(row), "thop": MACS}

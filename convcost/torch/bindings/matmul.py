@@ -224,6 +224,9 @@ class MatMulBinding:
                "addmm": _addmm, "baddbmm": _baddbmm}
     conventions = _TOOLS
 
+    def autocast_op(spec):
+        return "matmul"  # mm, bmm, addmm and baddbmm are lower-precision operators too
+
 
 @binds(p.Einsum)
 class EinsumBinding:
@@ -255,6 +258,19 @@ class AttentionBinding:
     kernel = _attention_kernel
     step_call = _attention_step_call
     output_layout = _attention_layout
+
+    def autocast_op(spec):
+        return "scaled_dot_product_attention"
+
+    def private_dtype(spec, shapes, operand, weight):
+        # the fused kernel's log-sum-exp is float32 whatever the operands; the math path keeps its products in
+        # the dtype it computes in (float32 for a half-precision call on the CPU: computes_in)
+        return torch.float32 if spec.fused(shapes) else operand
+
+    def computes_in(spec, shapes, dtype):
+        # the CPU's math path upcasts half-precision operands and keeps the float32 copies
+        half = dtype in (torch.bfloat16, torch.float16)
+        return torch.float32 if half and not spec.fused(shapes) else None
 
 
 def linear_attention(q, k, v):

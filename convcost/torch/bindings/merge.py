@@ -74,4 +74,7 @@ class ConcatBinding:
 
     functions = {torch.cat: _cat, torch.concat: _cat}
 
+    def autocast_op(spec):
+        return "cat"
+
 

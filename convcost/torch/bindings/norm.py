@@ -77,6 +77,9 @@ class BatchNormBinding:
 
     functions = {F.batch_norm: _batch_norm_call}
     module_inputs = _module_inputs
+
+    def private_dtype(spec, shapes, operand, weight):
+        return weight or operand  # mean and invstd take the parameters' dtype where they differ (autocast)
     passes_weights = True
     output_layout = keeps_channels_last
     conventions = {

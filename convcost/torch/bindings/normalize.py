@@ -67,6 +67,9 @@ def _instance_norm(args, kwargs):
 
 @binds(p.LayerNorm, modules=(nn.LayerNorm,))
 class LayerNormBinding:
+    def private_dtype(spec, shapes, operand, weight):
+        return weight or operand  # the statistics take the parameters' dtype where they differ (autocast)
+
     def read(m):
         return p.LayerNorm(C=math.prod(m.normalized_shape), affine=m.elementwise_affine,
                            bias=m.bias is not None or not m.elementwise_affine, axes=len(m.normalized_shape))
@@ -86,6 +89,9 @@ class LayerNormBinding:
 
 @binds(p.Normalization, modules=(nn.GroupNorm, nn.RMSNorm, *INSTANCE_NORM.values()))
 class NormalizationBinding:
+    def private_dtype(spec, shapes, operand, weight):
+        return weight or operand  # the statistics take the parameters' dtype where they differ (autocast)
+
     def read(m):
         if isinstance(m, nn.RMSNorm):
             return p.Normalization(kind="rms", C=math.prod(m.normalized_shape), affine=m.weight is not None, bias=False)

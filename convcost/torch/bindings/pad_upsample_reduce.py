@@ -90,6 +90,11 @@ def unpooled_size(shape, dims, kernel, stride, padding, output_size) -> tuple:
 
 @binds(p.Pad)
 class PadBinding:
+    def autocast_op(spec):
+        names = {"reflect": "reflection_pad", "replicate": "replication_pad"}
+        axes = len(spec.P) // 2 if isinstance(spec.P, tuple) else 1
+        return f"{names[spec.mode]}{axes}d" if spec.mode in names else None
+
     def build(layer, rank):
         pads = tuple(as_int(x) for x in layer.P) if isinstance(layer.P, tuple) else (as_int(layer.P),) * 2
         return Padding(pads, layer.mode)

@@ -67,6 +67,9 @@ _PTFLOPS = {"ptflops": in_numel, "ptflops/patched": in_numel}  # ptflops counts 
 
 @binds(p.MaxPool, modules=tuple(MAX_POOL.values()))
 class MaxPoolBinding:
+    def autocast_op(spec):
+        return "max_pool3d" if spec.dims == 3 else None  # the 3-D pools are float32 operators under autocast
+
     def read(m):
         return p.MaxPool(K=read_axes(m.kernel_size), S=read_axes(m.stride), P=read_axes(m.padding),
                          D=read_axes(m.dilation), ceil_mode=m.ceil_mode, dims=_DIMS[type(m)])
@@ -87,6 +90,9 @@ class MaxPoolBinding:
 
 @binds(p.AvgPool, modules=tuple(AVG_POOL.values()))
 class AvgPoolBinding:
+    def autocast_op(spec):
+        return "avg_pool3d" if spec.dims == 3 else None  # the 3-D pools are float32 operators under autocast
+
     def read(m):
         return p.AvgPool(K=read_axes(m.kernel_size), S=read_axes(m.stride), P=read_axes(m.padding),
                          ceil_mode=m.ceil_mode, dims=_DIMS[type(m)])
@@ -104,6 +110,9 @@ class AvgPoolBinding:
 
 @binds(p.AdaptiveAvgPool, modules=tuple(ADAPTIVE_AVG_POOL.values()))
 class AdaptiveAvgPoolBinding:
+    def autocast_op(spec):
+        return "adaptive_avg_pool3d" if spec.dims == 3 else None  # the 3-D pools are float32 operators under autocast
+
     def read(m):
         return p.AdaptiveAvgPool(output_size=_output_size(m), dims=_DIMS[type(m)])
 
@@ -118,6 +127,9 @@ class AdaptiveAvgPoolBinding:
 
 @binds(p.AdaptiveMaxPool, modules=tuple(ADAPTIVE_MAX_POOL.values()))
 class AdaptiveMaxPoolBinding:
+    def autocast_op(spec):
+        return "adaptive_max_pool3d" if spec.dims == 3 else None  # the 3-D pools are float32 operators under autocast
+
     def read(m):
         return p.AdaptiveMaxPool(output_size=_output_size(m), dims=_DIMS[type(m)])
 

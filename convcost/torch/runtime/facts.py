@@ -80,6 +80,27 @@ FACTS = (
          "tools/autograd/derivatives.yaml (the formulas of the in-place activations)",
          ("convcost.torch.bindings.activation.ActivationBinding.inplace_clone",),
          "tests/test_profile_training.py::test_a_step_is_what_pytorch_does"),
+    Fact("CPU autocast cast policies",
+         "under torch.autocast on the CPU, conv, linear, the matrix products, attention and prelu cast their "
+         "floating inputs to the autocast dtype; losses, 3-D pools, reflection/replication pads, linear algebra "
+         "and FFTs to float32; cat and stack to the widest; every other operator (batch norm, layer norm, "
+         "softmax, GELU ...) runs in its inputs' dtype; a float32 parameter's cast is cached for the region",
+         "aten/src/ATen/autocast_mode.cpp (TORCH_LIBRARY_IMPL(aten, AutocastCPU, m); cached_cast)",
+         ("convcost.torch.runtime.autocast.LISTS", "convcost.torch.runtime.autocast.policy",
+          "convcost.torch.precision.Precision.cast", "convcost.torch.precision.Precision.copy"),
+         "tests/test_profile_autocast.py::test_the_autocast_lists_are_the_running_releases",
+         releases=((2, 13),)),
+    Fact("saved dtypes under mixed precision",
+         "what a step keeps beside its operands has the parameters' dtype for the norms (float32 statistics "
+         "of a bfloat16 input under autocast), float32 for the fused attention's log-sum-exp, the input's for "
+         "dropout's noise; a convolution keeps its weight's low-precision copy, a linear layer only for its "
+         "input's gradient",
+         "aten/src/ATen/native/cpu (batch_norm, layer_norm, group_norm mixed-type kernels); "
+         "tools/autograd/derivatives.yaml (convolution, addmm, mm)",
+         ("convcost.torch.bindings.norm.BatchNormBinding", "convcost.torch.bindings.conv._kernel_copies",
+          "convcost.torch.bindings.linear.LinearBinding", "convcost.torch.bindings.matmul.AttentionBinding"),
+         "tests/test_profile_autocast.py::test_the_zoo_sample_under_mixed_precision",
+         releases=((2, 13),)),
     Fact("grouped weight-gradient overcount",
          "FlopCounterMode counts a grouped convolution's weight gradient G times over",
          "torch/utils/flop_counter.py conv_backward_flop; fixed upstream by pytorch PR 183405",
