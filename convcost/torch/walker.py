@@ -310,6 +310,8 @@ class Walk:
         it cannot (symbolic sizes), only ``clone`` copies."""
         if not isinstance(source, Tensor):
             return result
+        if event.name != "detach" and key(event.kind, event.target) in _NO_GRADIENT:
+            return _fresh(result, self.record, False)  # an index or a mask (argmax, x > 0): no gradient
         if result is source:  # contiguous(), clone(), to() ...: a view or a copy, as the call on meta says
             result = Tensor(source.shape, source.tensor, source.name, source.dtype)
         source = self.record.tracked(source)  # a view of a parameter is the parameter's storage
@@ -430,6 +432,16 @@ class Walk:
             and holds(args[1], lambda v: isinstance(v, (Tensor, torch.Tensor)))
         picks = module is None and op_of(event.kind, event.target).picks and \
             any(self.record.tracked(t).grad for t in tensors)
+        if module is None and event.target in (operator.setitem, "__setitem__") and len(args) > 2:
+            if not self.record.tracked(args[0]).grad and any(
+                    self.record.tracked(t).grad for t in _flat((args[2],), {}) if isinstance(t, Tensor)):
+                # x needs a gradient from now on, which the reading does not follow: said so
+                self.record.untrack(event.label, event.path, "an assignment makes a tensor need a gradient")
+            if holds(args[1], lambda v: isinstance(v, (Tensor, torch.Tensor))) and \
+                    any(self.record.tracked(t).grad for t in tensors):
+                # x[mask] = y is index_put_, which keeps its index (a boolean mask too) for the backward
+                self.simulated(args[0], event, function=_set_item)
+                return result
         if not listed and source is not None and module is None and not gather and not picks:
             return self.view_of(result, source, event)
         grad = any(t.grad for t in tensors) or module is not None and any(p.requires_grad for p in module.parameters())
@@ -441,12 +453,12 @@ class Walk:
             self.record.untrack(event.label, event.path, "no rule: what it saves for backward is not known")
         return _fresh(result, self.record, grad)
 
-    def simulated(self, result, event):
+    def simulated(self, result, event, function=None):
         """A call convcost has no row for but knows holds no multiply-accumulates (``exp``, ``clamp``,
         ``F.normalize``, an in-place ``addcmul_``): what autograd keeps of it, from the call run on meta tensors
         laid out as the model's (:func:`convcost.torch.layouts.simulate`), its backward no MACs. None when
         it cannot run there."""
-        function = event.function
+        function = function or event.function
         if function is None:
             return None
         run = layouts.simulate(function, _tracked(event.args, self.record), _tracked(event.kwargs, self.record))
@@ -473,6 +485,12 @@ class Walk:
             return first
         it = iter(outputs)
         return type(result)(next(it) if isinstance(t, Tensor) else t for t in result)
+
+
+def _set_item(x, key, value):
+    """``x[key] = value``, returning ``x`` (what :meth:`Walk.simulated` reads as the call's output)."""
+    x[key] = value
+    return x
 
 
 def _inputs_of(module, args, kwargs):
@@ -513,7 +531,7 @@ _NO_GRADIENT = frozenset(key("function", f) for f in (
     torch.argmax, torch.argmin, torch.argsort, torch.eq, torch.ne, torch.lt, torch.le, torch.gt, torch.ge,
     torch.isnan, torch.isinf, torch.isfinite, torch.any, torch.all, torch.detach, torch.logical_not,
     torch.logical_and, torch.logical_or, torch.logical_xor, torch.bitwise_and, torch.bitwise_or, torch.bitwise_not,
-    torch.bitwise_xor, torch.nonzero, torch.sign, torch.floor, torch.ceil, torch.round))
+    torch.bitwise_xor, torch.nonzero, torch.sign, torch.floor, torch.ceil, torch.round, torch.histc, torch.bincount))
 
 #: why a call of the table's no-MAC work is listed (work convcost deliberately does not count, never a flag)
 _NOT_COUNTED = "element-wise or reduction work convcost does not count"
