@@ -492,6 +492,39 @@ def test_experts_through_grouped_mm():
     assert_step_agrees(model, x)
 
 
+class TopKExperts(nn.Module):
+    """transformers' grouped experts (``grouped_mm_experts_forward``, Mixtral's router): top-k routing weights
+    that carry the router's gradient, tokens sorted by expert, two grouped products on transposed weights, the
+    order restored through an index assignment."""
+
+    def __init__(self, d=32, f=48, experts=4):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(experts, d))
+        self.up, self.down = nn.Parameter(torch.randn(experts, 2 * f, d)), nn.Parameter(torch.randn(experts, d, f))
+
+    def forward(self, x):
+        x = x.view(-1, x.shape[-1])
+        probs = F.softmax(F.linear(x, self.w).float(), dim=-1)
+        weights, experts = torch.topk(probs, 2, dim=-1)
+        weights /= weights.sum(dim=-1, keepdim=True)
+        expert_ids, perm = torch.sort(experts.reshape(-1))
+        tokens, weights = x[perm // 2], weights.reshape(-1)[perm]
+        counts = torch.histc(expert_ids.float(), bins=self.w.shape[0], min=0, max=self.w.shape[0] - 1)
+        offs = torch.cumsum(counts, dim=0, dtype=torch.int32)
+        gate, up = F.grouped_mm(tokens, self.up.transpose(-2, -1), offs=offs).chunk(2, dim=-1)
+        out = F.grouped_mm(F.silu(gate) * up, self.down.transpose(-2, -1), offs=offs) * weights.unsqueeze(-1)
+        inverse = torch.empty_like(perm)
+        inverse[perm] = torch.arange(perm.size(0))
+        return out[inverse].view(x.shape[0], 2, -1).sum(dim=1)
+
+
+def test_top_k_routed_experts():
+    from zoo_transformers import count_grouped_mm
+
+    count_grouped_mm()
+    assert_step_agrees(TopKExperts(), torch.randn(2, 8, 32))
+
+
 @pytest.mark.parametrize("shapes", [[(8, 8), (4, 8, 16), (4,)], [(5, 4), (2, 4, 8), (2,)], [(4, 3, 8), (4, 8, 16)]],
                          ids=["tokens", "few_tokens", "batched"])
 @pytest.mark.parametrize("grads", [(True, True), (True, False), (False, True)], ids=["both", "a", "b"])

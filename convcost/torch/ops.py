@@ -244,8 +244,9 @@ masked_fill masked_fill_ index_fill index_fill_ scatter scatter_ index_put index
 """.split()
 
 #: calls that pick each element from one of their operands, or a number (no arithmetic): in a training step the
-#: gradient flows to every tensor operand, and autograd keeps the mask (the condition) it picked by
-_PICKS = "where masked_fill masked_fill_ index_fill index_fill_ masked_scatter masked_scatter_".split()
+#: gradient flows to every tensor operand, and autograd keeps the mask (the condition) it picked by (``topk`` and
+#: ``sort``: the indices, which carry no gradient)
+_PICKS = "where masked_fill masked_fill_ index_fill index_fill_ masked_scatter masked_scatter_ topk sort".split()
 
 #: calls that make a new tensor of another one's shape (no view of it, no gradient)
 _CREATES = """new_zeros new_ones new_empty new_full new_tensor zeros_like ones_like empty_like full_like rand_like
