@@ -525,6 +525,37 @@ def test_top_k_routed_experts():
     assert_step_agrees(TopKExperts(), torch.randn(2, 8, 32))
 
 
+class ScatteredRouter(nn.Module):
+    """Llama 4's router and experts: the top-k logits scattered into a tensor of -inf (which needs a gradient
+    from then on), a sigmoid, every token through every expert by ``bmm``, weighted by its score."""
+
+    def __init__(self, d=32, f=16, experts=4, chained=True):
+        super().__init__()
+        self.router, self.shared, self.chained = nn.Linear(d, experts, bias=False), nn.Linear(d, d), chained
+        self.gate_up, self.down = nn.Parameter(torch.randn(experts, d, 2 * f)), nn.Parameter(torch.randn(experts, f, d))
+
+    def forward(self, h):
+        h = h.reshape(-1, h.shape[-1])
+        logits = self.router(h)
+        top, index = torch.topk(logits, 1, dim=1)
+        scores = torch.full_like(logits, float("-inf"))
+        if self.chained:
+            scores = scores.scatter_(1, index, top)
+        else:  # the tensor written in place, its result dropped
+            scores.scatter_(1, index, top)
+        scores = torch.sigmoid(scores.float()).to(scores.dtype)
+        routed = h.repeat(scores.shape[1], 1) * scores.transpose(0, 1).reshape(-1, 1)
+        gate, up = torch.bmm(routed.view(scores.shape[1], -1, h.shape[-1]), self.gate_up).chunk(2, dim=-1)
+        out = self.shared(h)
+        out.add_(torch.bmm(up * F.silu(gate), self.down).sum(dim=0))
+        return out
+
+
+@pytest.mark.parametrize("chained", [True, False], ids=["chained", "in_place"])
+def test_a_router_scattered_into_a_tensor_without_gradient(chained):
+    assert_step_agrees(ScatteredRouter(chained=chained), torch.randn(2, 8, 32))
+
+
 @pytest.mark.parametrize("shapes", [[(8, 8), (4, 8, 16), (4,)], [(5, 4), (2, 4, 8), (2,)], [(4, 3, 8), (4, 8, 16)]],
                          ids=["tokens", "few_tokens", "batched"])
 @pytest.mark.parametrize("grads", [(True, True), (True, False), (False, True)], ids=["both", "a", "b"])
@@ -703,9 +734,27 @@ class AssignedParameter(MaskedAssignment):
         return self.fc(h + x) * 2
 
 
+class AssignedIntoComputed(AssignedParameter):
+    """The same into a tensor the forward computed from its input (no gradient until the assignment)."""
+
+    def forward(self, x):
+        h = x * 2
+        if self.masked:
+            h[torch.tensor([[False, True, False, True]] * 2)] = self.embed
+        else:
+            h[:, 1] = self.embed
+        return self.fc(h) * 2
+
+
+@pytest.mark.parametrize("masked", [True, False], ids=["mask", "slice"])
+def test_an_assignment_into_a_computed_tensor_gives_it_a_gradient(masked):
+    assert_step_agrees(AssignedIntoComputed(masked), torch.randn(2, 4, 8))
+
+
 @pytest.mark.parametrize("masked", [True, False], ids=["mask", "slice"])
 def test_an_assignment_that_makes_a_tensor_need_a_gradient_is_listed(masked):
-    """The gradient the assignment gives is not followed: the step says so rather than undercount."""
+    """Into a constant the forward made (a real tensor): the gradient the assignment gives is not followed, and
+    the step says so rather than undercount."""
     step, ours, measured = step_numbers(AssignedParameter(masked), torch.randn(2, 4, 8))
     assert ours != measured and not step.complete
     assert "an assignment makes a tensor need a gradient" in str(step.untracked)

@@ -246,7 +246,8 @@ masked_fill masked_fill_ index_fill index_fill_ scatter scatter_ index_put index
 #: calls that pick each element from one of their operands, or a number (no arithmetic): in a training step the
 #: gradient flows to every tensor operand, and autograd keeps the mask (the condition) it picked by (``topk`` and
 #: ``sort``: the indices, which carry no gradient)
-_PICKS = "where masked_fill masked_fill_ index_fill index_fill_ masked_scatter masked_scatter_ topk sort".split()
+_PICKS = """where masked_fill masked_fill_ index_fill index_fill_ masked_scatter masked_scatter_ topk sort scatter
+scatter_ index_put index_put_ index_copy index_copy_""".split()
 
 #: calls that make a new tensor of another one's shape (no view of it, no gradient)
 _CREATES = """new_zeros new_ones new_empty new_full new_tensor zeros_like ones_like empty_like full_like rand_like
@@ -274,7 +275,7 @@ avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d adaptive_
 adaptive_max_pool3d max_unpool1d max_unpool2d max_unpool3d pixel_shuffle pixel_unshuffle add add_ sub mul mul_ div
 relu relu_ sigmoid tanh silu gelu hardswish leaky_relu elu relu6 bernoulli bernoulli_ uniform_ normal_ random_
 exponential_ geometric_ cauchy_ log_normal_ multinomial normal poisson histc bincount floor_divide __floordiv__
-__rfloordiv__
+__rfloordiv__ index_add index_add_ scatter_add scatter_add_ scatter_reduce scatter_reduce_
 """.split()
 
 #: functions whose output has their first argument's shape and dtype (normalisations, activations)

@@ -433,10 +433,8 @@ class Walk:
         picks = module is None and op_of(event.kind, event.target).picks and \
             any(self.record.tracked(t).grad for t in tensors)
         if module is None and event.target in (operator.setitem, "__setitem__") and len(args) > 2:
-            if not self.record.tracked(args[0]).grad and any(
-                    self.record.tracked(t).grad for t in _flat((args[2],), {}) if isinstance(t, Tensor)):
-                # x needs a gradient from now on, which the reading does not follow: said so
-                self.record.untrack(event.label, event.path, "an assignment makes a tensor need a gradient")
+            if any(self.record.tracked(t).grad for t in _flat((args[2],), {}) if isinstance(t, Tensor)):
+                self.written(args[0], event)
             if holds(args[1], lambda v: isinstance(v, (Tensor, torch.Tensor))) and \
                     any(self.record.tracked(t).grad for t in tensors):
                 # x[mask] = y is index_put_, which keeps its index (a boolean mask too) for the backward
@@ -448,10 +446,22 @@ class Walk:
         if grad and module is None and (gather or picks or not _may_macs(event)):
             simulated = self.simulated(result, event)
             if simulated is not None:
+                if _in_place(event) and isinstance(source, Tensor):
+                    self.written(source, event)
                 return simulated
         if grad:
             self.record.untrack(event.label, event.path, "no rule: what it saves for backward is not known")
         return _fresh(result, self.record, grad)
+
+    def written(self, target, event) -> None:
+        """``target`` written in place from a tensor that needs a gradient: it needs one from now on. The tensor
+        the forward holds is marked; a real tensor (a constant the forward made) cannot be, and is listed."""
+        if self.record.tracked(target).grad:
+            return
+        if target.storage is not None:
+            target.grad = True
+        else:
+            self.record.untrack(event.label, event.path, "an assignment makes a tensor need a gradient")
 
     def simulated(self, result, event, function=None):
         """A call convcost has no row for but knows holds no multiply-accumulates (``exp``, ``clamp``,
@@ -472,6 +482,10 @@ class Walk:
             storage = run.operands[owner].storage if owner is not None else self.record.new_storage(t.shape)
             outputs.append(Tensor(t.shape, t.tensor, t.name, t.dtype, grad=bool(meta.requires_grad), storage=storage,
                                   layout=layouts.layout_of(meta)))
+        # a storage an earlier call saved as its own output (topk's indices) is counted there: kept again, once
+        apart = self.record.__dict__.setdefault("_saved_apart", set())
+        run.kept = [k and t.storage not in apart for t, k in zip(run.operands, run.kept)]
+        apart.update(outputs[i].storage for i in run.saved_outputs)
         first, view = outputs[0], run.outputs[0][1] is not None
         saved = run.saved_elements(first.shape, output_view=view)
         indices = run.fresh_indices + sum(  # an index kept, once per storage, all of it (an expanded view: one row)
