@@ -6,6 +6,7 @@ FlopCounterMode does not count, taken out by convcost's own row for it), or the 
 not fixed yet is ``xfail(strict=True)``: it starts failing loudly the day the fix lands, and its marker goes.
 """
 
+import contextlib
 import functools
 import sys
 from pathlib import Path
@@ -758,3 +759,28 @@ def test_an_assignment_that_makes_a_tensor_need_a_gradient_is_listed(masked):
     step, ours, measured = step_numbers(AssignedParameter(masked), torch.randn(2, 4, 8))
     assert ours != measured and not step.complete
     assert "an assignment makes a tensor need a gradient" in str(step.untracked)
+
+
+# --- a forward that runs part of itself under torch.no_grad() (HRM's k-step gradient trick) -------------------
+
+class NoGradCycles(nn.Module):
+    """Early cycles of a recurrence under ``torch.no_grad()``: autograd keeps nothing of them and runs no backward
+    for them; ``reads_values``: the forward also reads a value (the reading computes real tensors alongside)."""
+
+    def __init__(self, reads_values=False):
+        super().__init__()
+        self.low, self.high, self.reads_values = nn.Linear(8, 8), nn.Linear(8, 8), reads_values
+
+    def forward(self, x):
+        z = torch.zeros_like(x)
+        for cycle in range(3):
+            with torch.no_grad() if cycle < 2 else contextlib.nullcontext():
+                z = self.low(z + x)
+        if self.reads_values and float(z.sum()) > -1e30:
+            z = z * 2
+        return self.high(z + x)
+
+
+@pytest.mark.parametrize("reads_values", [False, True], ids=["shapes", "values"])
+def test_a_forward_under_no_grad_in_part(reads_values):
+    assert_step_agrees(NoGradCycles(reads_values), torch.randn(2, 4, 8))

@@ -222,11 +222,14 @@ class Session(TorchFunctionMode):
         return out
 
     def run(self, func, args, kwargs):
+        if func is torch._C._set_grad_enabled:  # the forward's own torch.no_grad(), which the walker reads
+            return func(*args, **kwargs)
         if self.meta:
             args, kwargs = self.to_meta(args), self.to_meta(kwargs)
             if op_of(FUNCTION, func).same_shape and args and isinstance(args[0], torch.Tensor):
                 return torch.empty_like(args[0])  # meta runs these through slow Python decompositions
-        return func(*args, **kwargs)
+        with torch.no_grad():  # no autograd graph: a training reading runs with grad enabled
+            return func(*args, **kwargs)
 
     def to_meta(self, value):
         if isinstance(value, torch.Tensor):
@@ -364,7 +367,7 @@ def _once(model, inputs, meta, device, training=False):
     kept = Attributes(model)
     _LOCAL.session = session
     try:
-        with torch.no_grad(), session:
+        with torch.set_grad_enabled(training), session:  # a forward's own torch.no_grad() seen in training
             model(*args, **kwargs)
     finally:
         _LOCAL.session = None

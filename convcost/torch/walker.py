@@ -140,6 +140,11 @@ class Walk:
     def call(self, event: Event):
         """The value a call returns (a :class:`Tensor`, a tuple of them, a plain value, or :class:`Unknown`),
         its row recorded."""
+        if self.training and not torch.is_grad_enabled():  # under torch.no_grad(): no backward, nothing kept
+            graph, apart = len(self.record.graph), len(self.record.extra_saved)
+            result = self._call(event)
+            del self.record.graph[graph:], self.record.extra_saved[apart:]
+            return _without_grad(result)
         result = self._call(event)
         if self.training:
             self.flow(event, result)
@@ -636,6 +641,16 @@ def _fresh(value, record, grad):
                       storage=record.new_storage(value.shape))
     if isinstance(value, (tuple, list)):
         return type(value)(_fresh(v, record, grad) for v in value) if type(value) in (tuple, list) else value
+    return value
+
+
+def _without_grad(value):
+    """``value`` with every tensor in it needing no gradient (computed under ``torch.no_grad()``)."""
+    if isinstance(value, Tensor):
+        return Tensor(value.shape, value.tensor, value.name, value.dtype, grad=False, storage=value.storage,
+                      layout=value.layout) if value.grad else value
+    if type(value) in (tuple, list):
+        return type(value)(_without_grad(v) for v in value)
     return value
 
 
