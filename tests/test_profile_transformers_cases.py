@@ -674,6 +674,18 @@ def test_rotary_in_complex_numbers():
     assert_step_agrees(ComplexRotary(), torch.randn(2, 4, 8))
 
 
+class NormedComplexRotary(ComplexRotary):
+    """Llama 4's L2 norm after the complex rotary: the complex product's storage kept through its real view."""
+
+    def forward(self, x):
+        q = super().forward(x)
+        return q * torch.rsqrt(q.pow(2).mean(-1, keepdim=True) + 1e-6)
+
+
+def test_a_complex_storage_kept_through_its_real_view():
+    assert_step_agrees(NormedComplexRotary(), torch.randn(2, 4, 8))
+
+
 # --- SpecAugment's time masking (wav2vec2 in training): a boolean-mask assignment ----------------------------
 
 class MaskedAssignment(nn.Module):

@@ -326,7 +326,12 @@ class Walk:
         if event.name == "detach":  # the same storage, outside autograd
             source = Tensor(source.shape, source.tensor, source.name, source.dtype, storage=source.storage,
                             layout=source.layout)
-        return self._viewed(result, source, meta, base, event.name == "clone")
+        viewed = self._viewed(result, source, meta, base, event.name == "clone")
+        if event.name == "view_as_real" and isinstance(viewed, Tensor) and viewed.storage in self.record.storages:
+            # a complex storage read as reals: autograd's hooks count its elements as the saved view's, two each
+            storages = self.record.storages
+            storages[viewed.storage] = max(storages[viewed.storage], _numel(viewed.shape))
+        return viewed
 
     def _viewed(self, result, source, meta, base, clone):
         if isinstance(result, Tensor) and result is not source and result.storage is None:
