@@ -796,3 +796,34 @@ class NoGradCycles(nn.Module):
 @pytest.mark.parametrize("reads_values", [False, True], ids=["shapes", "values"])
 def test_a_forward_under_no_grad_in_part(reads_values):
     assert_step_agrees(NoGradCycles(reads_values), torch.randn(2, 4, 8))
+
+
+class ClippedSqrt(torch.autograd.Function):
+    """RecurrentGemma's ``SqrtBoundDerivative``: a custom backward, which PyTorch runs as written."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.sqrt(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad / torch.sqrt(torch.clip(4.0 * x, min=1e-6))
+
+
+class CustomFunction(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        return ClippedSqrt.apply(1 - torch.sigmoid(self.fc(x))) * x
+
+
+def test_a_custom_autograd_function_is_listed_not_dropped():
+    """Its forward runs with grad disabled, yet its output needs a gradient: the step goes on through it, and
+    lists it (its backward is its own), rather than dropping the layers before it."""
+    step, ours, measured = step_numbers(CustomFunction(), torch.randn(2, 4, 8))
+    assert ours["backward_macs"] == measured["backward_macs"] > 0
+    assert not step.complete and "custom autograd.Function" in str(step.untracked)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import inspect
 import operator
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -140,7 +141,10 @@ class Walk:
     def call(self, event: Event):
         """The value a call returns (a :class:`Tensor`, a tuple of them, a plain value, or :class:`Unknown`),
         its row recorded."""
-        if self.training and not torch.is_grad_enabled():  # under torch.no_grad(): no backward, nothing kept
+        if self.training and not torch.is_grad_enabled() and _in_custom_function():
+            # autograd.Function's forward runs without grad: its own backward and saves are not read, said so
+            self.record.untrack(event.label, event.path, "inside a custom autograd.Function: its backward is its own")
+        elif self.training and not torch.is_grad_enabled():  # under torch.no_grad(): no backward, nothing kept
             graph, apart = len(self.record.graph), len(self.record.extra_saved)
             result = self._call(event)
             del self.record.graph[graph:], self.record.extra_saved[apart:]
@@ -647,6 +651,18 @@ def _fresh(value, record, grad):
     if isinstance(value, (tuple, list)):
         return type(value)(_fresh(v, record, grad) for v in value) if type(value) in (tuple, list) else value
     return value
+
+
+def _in_custom_function() -> bool:
+    """Whether the call comes from the forward of a custom ``torch.autograd.Function`` (which PyTorch runs with
+    grad disabled, its output needing a gradient all the same)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_name == "forward" and isinstance(frame.f_locals.get("ctx"),
+                                                            torch.autograd.function.FunctionCtx):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _without_grad(value):
