@@ -447,6 +447,18 @@ def test_a_concatenation_with_an_empty_part():
     assert_step_agrees(EmptyPart(), torch.randn(2, 4, 8))
 
 
+class EmptyVectorPart(EmptyPart):
+    """XLM's cache start: a 1-D empty tensor concatenated with 3-D ones, which PyTorch skips."""
+
+    def forward(self, x):
+        h = self.fc(x)
+        return torch.cat([torch.tensor([]), h, h * 2], dim=-2) * 2
+
+
+def test_a_concatenation_with_an_empty_vector():
+    assert_step_agrees(EmptyVectorPart(), torch.randn(2, 4, 8))
+
+
 # --- mixture of experts through torch._grouped_mm (Mixtral) --------------------------------------------------
 
 class GroupedExperts(nn.Module):
