@@ -839,3 +839,21 @@ def test_a_custom_autograd_function_is_listed_not_dropped():
     step, ours, measured = step_numbers(CustomFunction(), torch.randn(2, 4, 8))
     assert ours["backward_macs"] == measured["backward_macs"] > 0
     assert not step.complete and "custom autograd.Function" in str(step.untracked)
+
+
+class ChunkedView(nn.Module):
+    """Longformer's and LED's chunks: a view whose size is ``torch.div`` of two sizes (a 0-d tensor)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        h = self.fc(x)
+        return h.view(h.size(0), torch.div(h.size(1), 2, rounding_mode="trunc"), 2, h.size(2)) * 2
+
+
+def test_a_view_sized_by_a_tensor_division():
+    model, x = ChunkedView(), torch.randn(2, 4, 8)
+    assert profile(model, x).total["macs"] == 2 * 4 * 8 * 8
+    assert_step_agrees(model, x)

@@ -71,6 +71,8 @@ def _numel(shape):
 def _int(x):
     if type(x) is int:
         return x
+    if isinstance(x, Tensor) and isinstance(x.tensor, torch.Tensor) and x.tensor.dim() == 0:
+        return int(x.tensor)  # a size computed as a 0-d tensor: torch.div(n, 2, rounding_mode="trunc") (LED)
     x = sympy.sympify(x)
     return int(x) if x.is_Integer else x
 
