@@ -857,3 +857,19 @@ def test_a_view_sized_by_a_tensor_division():
     model, x = ChunkedView(), torch.randn(2, 4, 8)
     assert profile(model, x).total["macs"] == 2 * 4 * 8 * 8
     assert_step_agrees(model, x)
+
+
+class NumpyNamedMean(nn.Module):
+    """ImageGPT's layer norm: ``torch.mean(x, axis=-1, keepdim=True)``, NumPy's name for the axis."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.weight = nn.Linear(8, 8), nn.Parameter(torch.ones(8))
+
+    def forward(self, x):
+        h = self.fc(x)
+        return h / torch.sqrt(torch.mean(torch.square(h), axis=-1, keepdim=True) + 1e-5) * self.weight
+
+
+def test_a_reduction_over_an_axis_named_as_numpy_names_it():
+    assert_step_agrees(NumpyNamedMean(), torch.randn(2, 4, 8))
