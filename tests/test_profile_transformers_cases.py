@@ -313,18 +313,34 @@ class GlobalResponseNorm(nn.Module):
         return self.fc(self.gamma * (x * n) + self.beta + x)
 
 
+class PolarRotary(nn.Module):
+    """Llama 4's rotary frequencies made by ``torch.polar``, the result cast back by ``type_as``."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        h = self.fc(x)
+        freqs = torch.polar(torch.ones(x.shape[1], 4), torch.rand(x.shape[1], 4))
+        q = torch.view_as_complex(h.float().reshape(*h.shape[:-1], 4, 2)) * freqs
+        return torch.view_as_real(q).flatten(-2).type_as(h)
+
+
 @pytest.mark.parametrize("model, x", [pytest.param(Diff(), (2, 4, 8)),
                                       pytest.param(WeightNorm(), (2, 8)),
-                                      pytest.param(GlobalResponseNorm(), (2, 3, 3, 8))],
-                         ids=["diff", "weight_norm", "linalg_vector_norm"])
+                                      pytest.param(GlobalResponseNorm(), (2, 3, 3, 8)),
+                                      pytest.param(PolarRotary(), (2, 4, 8))],
+                         ids=["diff", "weight_norm", "linalg_vector_norm", "polar_type_as"])
 def test_no_work_calls_do_not_flag_the_forward(model, x):
     assert profile(model, x).exact, profile(model, x).unsupported
 
 
 @pytest.mark.parametrize("model, x", [(Diff(), (2, 4, 8)),
                                       pytest.param(WeightNorm(), (2, 8)),
-                                      (GlobalResponseNorm(), (2, 3, 3, 8))],
-                         ids=["diff", "weight_norm", "linalg_vector_norm"])
+                                      (GlobalResponseNorm(), (2, 3, 3, 8)),
+                                      (PolarRotary(), (2, 4, 8))],
+                         ids=["diff", "weight_norm", "linalg_vector_norm", "polar_type_as"])
 def test_no_work_calls_do_not_flag_the_step(model, x):
     assert_step_agrees(model, torch.randn(*x))
 

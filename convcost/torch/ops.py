@@ -230,7 +230,8 @@ def key(kind: str, target):
 _VIEW = """
 view reshape permute transpose t contiguous size dim flatten unflatten unsqueeze squeeze expand expand_as repeat
 chunk split split_with_sizes tensor_split unbind __getitem__ __setitem__ narrow select index_select gather take
-setitem stack hstack vstack cat concat concatenate clone detach detach_ to type float double half bfloat16 int long bool
+setitem stack hstack vstack cat concat concatenate clone detach detach_ to type type_as float double half bfloat16 int long
+bool
 numel __len__ __iter__ __reversed__ fill_ zero_ copy_ unfold roll flip fliplr flipud movedim moveaxis swapaxes
 swapdims view_as reshape_as item tolist view_as_complex view_as_real
 is_contiguous stride data_ptr storage_offset requires_grad_ __bool__ __index__ __int__ __float__ __format__
@@ -277,7 +278,7 @@ avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d adaptive_
 adaptive_max_pool3d max_unpool1d max_unpool2d max_unpool3d pixel_shuffle pixel_unshuffle add add_ sub mul mul_ div
 relu relu_ sigmoid tanh silu gelu hardswish leaky_relu elu relu6 bernoulli bernoulli_ uniform_ normal_ random_
 exponential_ geometric_ cauchy_ log_normal_ multinomial normal poisson histc bincount floor_divide __floordiv__
-__rfloordiv__ index_add index_add_ scatter_add scatter_add_ scatter_reduce scatter_reduce_
+__rfloordiv__ polar index_add index_add_ scatter_add scatter_add_ scatter_reduce scatter_reduce_
 """.split()
 
 #: functions whose output has their first argument's shape and dtype (normalisations, activations)
