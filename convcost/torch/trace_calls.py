@@ -163,7 +163,11 @@ class Session(TorchFunctionMode):
         if isinstance(value, torch.Tensor):
             found = self.values.get(id(value))
             if found is not None and found[0] is value:
-                return found[1]
+                t = found[1]
+                if t.tensor is None and value.dim() == 0 and not value.is_floating_point():
+                    # a size computed as a 0-d tensor (torch.div of two sizes): its value, for a view that reads it
+                    return Tensor(t.shape, value, t.name, t.dtype, grad=t.grad, storage=t.storage, layout=t.layout)
+                return t
             return Tensor(tuple(int(x) for x in value.shape), value, dtype=value.dtype,
                           grad=bool(value.requires_grad))
         if type(value) in (tuple, list):
