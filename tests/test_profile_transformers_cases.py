@@ -443,6 +443,24 @@ def test_a_layer_that_does_not_reach_the_output_has_no_backward():
     assert_step_agrees(DeadEnd(), torch.randn(2, 4, 8))
 
 
+class PooledAtIds(nn.Module):
+    """SAM 3's text pooler: the states at each sequence's largest id, projected, then dropped by the caller;
+    autograd keeps the two index tensors all the same."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb, self.body, self.projection = nn.Embedding(11, 8), nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, ids):
+        h = self.body(self.emb(ids))
+        pooled = self.projection(h[torch.arange(h.shape[0]), ids.argmax(dim=-1)])
+        return (h, pooled)[0]
+
+
+def test_indices_kept_where_the_loss_does_not_reach():
+    assert_step_agrees(PooledAtIds(), IDS)
+
+
 # --- partial rotary embeddings: a concatenation with an empty part (Phi-3) -----------------------------------
 
 class EmptyPart(nn.Module):

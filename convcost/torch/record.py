@@ -388,7 +388,8 @@ class Recorder:
             backward_macs_torch=_number(total(torch_backward_macs(c) if runtime.flop_counter().grouped_overcount
                                               else c.backward_macs for c in costs)),
             saved_elements=_number(distinct_saved(self.graph, self.storages) + total(self.extra_saved)),
-            saved_indices=_number(total(c.saved_indices for c in costs)),
+            # autograd keeps in the forward what a backward that never runs would read, as for saved_elements
+            saved_indices=_number(total(c.saved_indices for c, _, _ in self.graph)),
             params=sum(p.numel() for p in params.values()), trainable_params=sum(p.numel() for p in trainable),
             trainable_tensors=len(trainable), untracked=untracked, unread_params=sum(p.numel() for p in unread),
             unread_tensors=len(unread), unproven=runtime.unproven_step(runtime.device_of(self.model)))
