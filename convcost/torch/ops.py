@@ -230,8 +230,8 @@ def key(kind: str, target):
 _VIEW = """
 view reshape permute transpose t contiguous size dim flatten unflatten unsqueeze squeeze expand expand_as repeat
 chunk split split_with_sizes tensor_split unbind __getitem__ __setitem__ narrow select index_select gather take
-setitem stack hstack vstack cat concat concatenate clone detach detach_ to type type_as float double half bfloat16 int long
-bool
+setitem stack hstack vstack cat concat concatenate clone detach detach_ to type type_as float double half bfloat16 int
+long bool
 numel __len__ __iter__ __reversed__ fill_ zero_ copy_ unfold roll flip fliplr flipud movedim moveaxis swapaxes
 swapdims view_as reshape_as item tolist view_as_complex view_as_real
 is_contiguous stride data_ptr storage_offset requires_grad_ __bool__ __index__ __int__ __float__ __format__
