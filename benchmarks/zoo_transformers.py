@@ -382,14 +382,31 @@ DIAGNOSIS = (
     ("the model's next forward fails after `profile` (LeViT-style attention-bias caches)",
      "an eval-time cache filled in place during the reading kept a shape-only value (fixed: the reading now puts "
      "back the contents of the dicts and lists a module holds)"),
-    ("refused: `the output shape of torch._grouped_mm` (Mixtral, FlexOlmo, Qwen3.5-MoE)",
-     "the experts' grouped product has no rule (and FlopCounterMode counts none: the zoo teaches it)"),
-    ("refused: `Concat ... holds 0` (Phi-3's rotary pass-through)", "Concat refuses an empty part"),
+    ("listed, then silently wrong once read: `torch._grouped_mm` (Mixtral, FlexOlmo, OLMoE, Qwen3.5-MoE)",
+     "the experts' grouped product had no rule (now the GroupedMatMul primitive; FlopCounterMode counts none: the "
+     "zoo teaches it); read, the router's top-k weights lost their gradient (`topk` and `sort` read as views), "
+     "`argmax` gave a gradient (fixed)"),
+    ("refused: `Concat ... holds 0` (Phi-3's rotary pass-through; XLM's 1-D empty cache start)",
+     "Concat refused an empty part; PyTorch skips a 1-D empty part (fixed)"),
     ("refused: `Boolean value of Tensor with more than one value is ambiguous` (Nystromformer)",
-     "`pad_token_id in input_ids[:, [-1, 0]]` iterates a shape-only value's rows"),
+     "`pad_token_id in input_ids[:, [-1, 0]]` iterates a shape-only value's rows (fixed)"),
     ("refused: `the output shape of torch.view_as_real` (Llama 4)", "rotary embeddings in complex numbers: "
-                                                                      "`view_as_complex`/`view_as_real` have no rule"),
-    ("not reduced yet", "FalconMamba's saved elements over (its sequential selective scan in Python)"),
+                                                                      "`view_as_complex`/`view_as_real` had no rule "
+                                                                      "(fixed); a complex storage kept through its "
+                                                                      "real view counted half its elements (fixed)"),
+    ("saved elements under by the SpecAugment mask (wav2vec2, UniSpeech)",
+     "`h[mask] = embed` (index_put) keeps its boolean mask (fixed)"),
+    ("saved elements and indices under (Llama 4's router)", "`full_like(-inf).scatter_(1, idx, top)`: an in-place "
+     "write from a tensor needing a gradient gives its target one (fixed; into a real constant: listed)"),
+    ("backward MACs 1.6x (HRM)", "the forward's own `torch.no_grad()` (its k-step gradient trick) was not seen: the "
+                                 "reading ran under no_grad (fixed)"),
+    ("saved indices under (SAM 3 lite text's pooler)", "indices kept in the forward where the loss does not reach "
+                                                       "were left out (fixed)"),
+    ("saved elements under (ImageGPT's layer norm)", "`torch.mean(x, axis=-1)`: NumPy's names read as a full "
+                                                     "reduction (fixed)"),
+    ("refused: `SympifyError ... Tensor` (LED)", "a view sized by `torch.div` of two sizes, a 0-d tensor (fixed)"),
+    ("RecurrentGemma's clipped sqrt, YOSO's kernels", "a custom `autograd.Function`: its forward runs with grad "
+                                                       "disabled and its backward is its own: listed"),
 )
 
 

@@ -519,6 +519,16 @@ def linear_attention_cases(draw):
 
 
 @st.composite
+def grouped_matmul_cases(draw):
+    """``GroupedMatMul``: tokens ``(T, K)`` by ``(G, K, N)`` with ``offs`` ``(G,)``, or ``(G, M, K)`` by
+    ``(G, K, N)``."""
+    groups, k, n = (draw(_ints(1, 4)) for _ in range(3))
+    if draw(st.booleans()):
+        return Case(p.GroupedMatMul(), [(draw(_ints(1, 9)), k), (groups, k, n), (groups,)])
+    return Case(p.GroupedMatMul(), [(groups, draw(_ints(1, 5)), k), (groups, k, n)])
+
+
+@st.composite
 def multihead_attention_cases(draw):
     """``MultiheadAttention`` on the distinct tensors it is called with (``[x]``, ``[q, kv]``, ``[q, k, v]``),
     batched or not: packed or separate projections (``kdim``, ``vdim``), bias, extra keys, the explicit weights
@@ -575,6 +585,7 @@ MERGE_CASES = {
     p.MatMul: matmul_cases,
     p.Attention: attention_cases,
     p.LinearAttention: linear_attention_cases,
+    p.GroupedMatMul: grouped_matmul_cases,
     p.MultiheadAttention: multihead_attention_cases,
     p.Einsum: einsum_cases,
     p.ExpertConv: expert_conv_cases,

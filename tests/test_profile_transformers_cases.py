@@ -6,6 +6,7 @@ FlopCounterMode does not count, taken out by convcost's own row for it), or the 
 not fixed yet is ``xfail(strict=True)``: it starts failing loudly the day the fix lands, and its marker goes.
 """
 
+import contextlib
 import functools
 import sys
 from pathlib import Path
@@ -312,18 +313,34 @@ class GlobalResponseNorm(nn.Module):
         return self.fc(self.gamma * (x * n) + self.beta + x)
 
 
+class PolarRotary(nn.Module):
+    """Llama 4's rotary frequencies made by ``torch.polar``, the result cast back by ``type_as``."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        h = self.fc(x)
+        freqs = torch.polar(torch.ones(x.shape[1], 4), torch.rand(x.shape[1], 4))
+        q = torch.view_as_complex(h.float().reshape(*h.shape[:-1], 4, 2)) * freqs
+        return torch.view_as_real(q).flatten(-2).type_as(h)
+
+
 @pytest.mark.parametrize("model, x", [pytest.param(Diff(), (2, 4, 8)),
                                       pytest.param(WeightNorm(), (2, 8)),
-                                      pytest.param(GlobalResponseNorm(), (2, 3, 3, 8))],
-                         ids=["diff", "weight_norm", "linalg_vector_norm"])
+                                      pytest.param(GlobalResponseNorm(), (2, 3, 3, 8)),
+                                      pytest.param(PolarRotary(), (2, 4, 8))],
+                         ids=["diff", "weight_norm", "linalg_vector_norm", "polar_type_as"])
 def test_no_work_calls_do_not_flag_the_forward(model, x):
     assert profile(model, x).exact, profile(model, x).unsupported
 
 
 @pytest.mark.parametrize("model, x", [(Diff(), (2, 4, 8)),
                                       pytest.param(WeightNorm(), (2, 8)),
-                                      (GlobalResponseNorm(), (2, 3, 3, 8))],
-                         ids=["diff", "weight_norm", "linalg_vector_norm"])
+                                      (GlobalResponseNorm(), (2, 3, 3, 8)),
+                                      (PolarRotary(), (2, 4, 8))],
+                         ids=["diff", "weight_norm", "linalg_vector_norm", "polar_type_as"])
 def test_no_work_calls_do_not_flag_the_step(model, x):
     assert_step_agrees(model, torch.randn(*x))
 
@@ -389,6 +406,24 @@ def test_batch_one_batch_norm_training_is_refused():
         profile(model, (1, 4, 1, 1), training=True)
 
 
+@pytest.mark.parametrize("model, channels", [
+    (nn.Sequential(nn.Conv2d(3, 8, 3), nn.GroupNorm(4, 16)), "weight of shape \\[16\\]"),
+    (nn.Sequential(nn.Conv2d(3, 6, 3), nn.GroupNorm(4, 8, affine=False)), "divisible by num_groups"),
+], ids=["weight", "groups"])
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_a_group_norm_of_other_channels_is_refused(model, channels, training):
+    why = _pytorch_refuses(model, torch.randn(2, 3, 8, 8), training=training)
+    with pytest.raises(ConvcostError, match=channels) as ours:
+        profile(model.train(training), (2, 3, 8, 8), training=training)
+    assert why in str(ours.value)
+
+
+def test_a_group_norm_without_weights_takes_any_channels_groups_divide():
+    """PyTorch reads a group norm without weights on the input's channels, whatever ``num_channels`` says."""
+    model = nn.Sequential(nn.Conv2d(3, 12, 3), nn.GroupNorm(4, 8, affine=False))
+    assert_step_agrees(model, torch.randn(2, 3, 8, 8))
+
+
 # --- a layer whose output does not reach the loss (BERT's pooler) --------------------------------------------
 
 class DeadEnd(nn.Module):
@@ -406,6 +441,24 @@ class DeadEnd(nn.Module):
 
 def test_a_layer_that_does_not_reach_the_output_has_no_backward():
     assert_step_agrees(DeadEnd(), torch.randn(2, 4, 8))
+
+
+class PooledAtIds(nn.Module):
+    """SAM 3's text pooler: the states at each sequence's largest id, projected, then dropped by the caller;
+    autograd keeps the two index tensors all the same."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb, self.body, self.projection = nn.Embedding(11, 8), nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, ids):
+        h = self.body(self.emb(ids))
+        pooled = self.projection(h[torch.arange(h.shape[0]), ids.argmax(dim=-1)])
+        return (h, pooled)[0]
+
+
+def test_indices_kept_where_the_loss_does_not_reach():
+    assert_step_agrees(PooledAtIds(), IDS)
 
 
 # --- partial rotary embeddings: a concatenation with an empty part (Phi-3) -----------------------------------
@@ -426,6 +479,18 @@ class EmptyPart(nn.Module):
 
 def test_a_concatenation_with_an_empty_part():
     assert_step_agrees(EmptyPart(), torch.randn(2, 4, 8))
+
+
+class EmptyVectorPart(EmptyPart):
+    """XLM's cache start: a 1-D empty tensor concatenated with 3-D ones, which PyTorch skips."""
+
+    def forward(self, x):
+        h = self.fc(x)
+        return torch.cat([torch.tensor([]), h, h * 2], dim=-2) * 2
+
+
+def test_a_concatenation_with_an_empty_vector():
+    assert_step_agrees(EmptyVectorPart(), torch.randn(2, 4, 8))
 
 
 # --- mixture of experts through torch._grouped_mm (Mixtral) --------------------------------------------------
@@ -460,12 +525,121 @@ def test_flopcounter_taught_grouped_mm_counts_each_token_once():
     assert (forward.get_total_flops() // 2, backward.get_total_flops() // 2) == (8 * 8 * 16, 2 * 8 * 8 * 16)
 
 
-@pytest.mark.xfail(strict=True, reason="torch._grouped_mm has no rule: its output shape is not read")
 def test_experts_through_grouped_mm():
+    from torch.utils.flop_counter import FlopCounterMode
     from zoo_transformers import count_grouped_mm
 
     count_grouped_mm()
-    assert_step_agrees(GroupedExperts(), torch.randn(8, 8))
+    model, x = GroupedExperts(), torch.randn(8, 8)
+    report = profile(model, x)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    assert report.exact, report.unsupported
+    assert report.total["macs"] == counter.get_total_flops() // 2 == 8 * 8 * 4 + 8 * 8 * 16  # router, experts
+    assert_step_agrees(model, x)
+
+
+class TopKExperts(nn.Module):
+    """transformers' grouped experts (``grouped_mm_experts_forward``, Mixtral's router): top-k routing weights
+    that carry the router's gradient, tokens sorted by expert, two grouped products on transposed weights, the
+    order restored through an index assignment."""
+
+    def __init__(self, d=32, f=48, experts=4):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(experts, d))
+        self.up, self.down = nn.Parameter(torch.randn(experts, 2 * f, d)), nn.Parameter(torch.randn(experts, d, f))
+
+    def forward(self, x):
+        x = x.view(-1, x.shape[-1])
+        probs = F.softmax(F.linear(x, self.w).float(), dim=-1)
+        weights, experts = torch.topk(probs, 2, dim=-1)
+        weights /= weights.sum(dim=-1, keepdim=True)
+        expert_ids, perm = torch.sort(experts.reshape(-1))
+        tokens, weights = x[perm // 2], weights.reshape(-1)[perm]
+        counts = torch.histc(expert_ids.float(), bins=self.w.shape[0], min=0, max=self.w.shape[0] - 1)
+        offs = torch.cumsum(counts, dim=0, dtype=torch.int32)
+        gate, up = F.grouped_mm(tokens, self.up.transpose(-2, -1), offs=offs).chunk(2, dim=-1)
+        out = F.grouped_mm(F.silu(gate) * up, self.down.transpose(-2, -1), offs=offs) * weights.unsqueeze(-1)
+        inverse = torch.empty_like(perm)
+        inverse[perm] = torch.arange(perm.size(0))
+        return out[inverse].view(x.shape[0], 2, -1).sum(dim=1)
+
+
+def test_top_k_routed_experts():
+    from zoo_transformers import count_grouped_mm
+
+    count_grouped_mm()
+    assert_step_agrees(TopKExperts(), torch.randn(2, 8, 32))
+
+
+class ScatteredRouter(nn.Module):
+    """Llama 4's router and experts: the top-k logits scattered into a tensor of -inf (which needs a gradient
+    from then on), a sigmoid, every token through every expert by ``bmm``, weighted by its score."""
+
+    def __init__(self, d=32, f=16, experts=4, chained=True):
+        super().__init__()
+        self.router, self.shared, self.chained = nn.Linear(d, experts, bias=False), nn.Linear(d, d), chained
+        self.gate_up, self.down = nn.Parameter(torch.randn(experts, d, 2 * f)), nn.Parameter(torch.randn(experts, f, d))
+
+    def forward(self, h):
+        h = h.reshape(-1, h.shape[-1])
+        logits = self.router(h)
+        top, index = torch.topk(logits, 1, dim=1)
+        scores = torch.full_like(logits, float("-inf"))
+        if self.chained:
+            scores = scores.scatter_(1, index, top)
+        else:  # the tensor written in place, its result dropped
+            scores.scatter_(1, index, top)
+        scores = torch.sigmoid(scores.float()).to(scores.dtype)
+        routed = h.repeat(scores.shape[1], 1) * scores.transpose(0, 1).reshape(-1, 1)
+        gate, up = torch.bmm(routed.view(scores.shape[1], -1, h.shape[-1]), self.gate_up).chunk(2, dim=-1)
+        out = self.shared(h)
+        out.add_(torch.bmm(up * F.silu(gate), self.down).sum(dim=0))
+        return out
+
+
+@pytest.mark.parametrize("chained", [True, False], ids=["chained", "in_place"])
+def test_a_router_scattered_into_a_tensor_without_gradient(chained):
+    assert_step_agrees(ScatteredRouter(chained=chained), torch.randn(2, 8, 32))
+
+
+@pytest.mark.parametrize("shapes", [[(8, 8), (4, 8, 16), (4,)], [(5, 4), (2, 4, 8), (2,)], [(4, 3, 8), (4, 8, 16)]],
+                         ids=["tokens", "few_tokens", "batched"])
+@pytest.mark.parametrize("grads", [(True, True), (True, False), (False, True)], ids=["both", "a", "b"])
+def test_grouped_matmul_against_pytorch(shapes, grads):
+    """The primitive against a real CPU step: forward and backward MACs by the taught FlopCounterMode and by
+    hand (T x K x N, each gradient as much), saved elements by saved-tensor hooks. (The CPU kernel wants rows
+    of a multiple of 16 bytes.)"""
+    from torch.utils.flop_counter import FlopCounterMode
+    from zoo_transformers import count_grouped_mm
+
+    from convcost import primitives as p
+
+    count_grouped_mm()
+    a, b = (torch.randn(s, requires_grad=g) for s, g in zip(shapes, grads))
+    offs = [torch.tensor(sorted(torch.randint(0, shapes[0][0] + 1, (shapes[2][0] - 1,)).tolist()) + [shapes[0][0]],
+                         dtype=torch.int32)] if len(shapes) == 3 else []
+    saved = []
+    with FlopCounterMode(display=False) as forward, torch.autograd.graph.saved_tensors_hooks(
+            lambda t: saved.append(t) or t, lambda t: t):
+        y = torch._grouped_mm(a, b, *offs)
+    with FlopCounterMode(display=False) as backward:
+        y.backward(torch.ones_like(y))  # a contiguous gradient: the kernel refuses sum()'s expanded one
+    cost = p.GroupedMatMul().cost(shapes, input_grads=(*grads, False)[:len(shapes)])
+    by_hand = y.numel() * shapes[0][-1]
+    assert cost.output_shape == tuple(y.shape)
+    assert cost.macs == forward.get_total_flops() // 2 == by_hand
+    assert cost.backward_macs == backward.get_total_flops() // 2 == by_hand * sum(grads)
+    assert cost.saved_elements == sum(t.numel() for t in saved)
+
+
+def test_grouped_matmul_refuses_what_it_is_not():
+    from convcost import primitives as p
+
+    with pytest.raises(ConvcostError, match="inner sizes"):
+        p.GroupedMatMul().cost([(8, 8), (4, 7, 16), (4,)])
+    with pytest.raises(ConvcostError, match="multiplies tokens"):
+        p.GroupedMatMul().cost([(8, 8), (8, 16)])
 
 
 # --- Nyströmformer's pseudo-inverse start: the reciprocal of a maximum ---------------------------------------
@@ -546,6 +720,18 @@ def test_rotary_in_complex_numbers():
     assert_step_agrees(ComplexRotary(), torch.randn(2, 4, 8))
 
 
+class NormedComplexRotary(ComplexRotary):
+    """Llama 4's L2 norm after the complex rotary: the complex product's storage kept through its real view."""
+
+    def forward(self, x):
+        q = super().forward(x)
+        return q * torch.rsqrt(q.pow(2).mean(-1, keepdim=True) + 1e-6)
+
+
+def test_a_complex_storage_kept_through_its_real_view():
+    assert_step_agrees(NormedComplexRotary(), torch.randn(2, 4, 8))
+
+
 # --- SpecAugment's time masking (wav2vec2 in training): a boolean-mask assignment ----------------------------
 
 class MaskedAssignment(nn.Module):
@@ -564,6 +750,171 @@ class MaskedAssignment(nn.Module):
         return h * 2
 
 
-@pytest.mark.xfail(strict=True, reason="an assignment through a boolean mask keeps the mask, which is not counted")
 def test_an_assignment_through_a_boolean_mask():
     assert_step_agrees(MaskedAssignment(), torch.randn(2, 4, 8))
+
+
+class IndexAssignment(MaskedAssignment):
+    """``h[:, idx] = w``: index_put keeps its int64 index."""
+
+    def forward(self, x):
+        h = self.fc(x)
+        h[:, torch.tensor([0, 2])] = self.embed
+        return h * 2
+
+
+class MaskFromValues(MaskedAssignment):
+    """The mask from a comparison and the value gathered by it (the forward reads values)."""
+
+    def forward(self, x):
+        h, mask = self.fc(x), x[..., 0] > 0
+        h[mask] = (x * 3)[mask]
+        return h * 2
+
+
+@pytest.mark.parametrize("model", [IndexAssignment(), MaskFromValues()], ids=["index", "mask_from_values"])
+def test_an_assignment_through_an_index(model):
+    assert_step_agrees(model, torch.randn(2, 4, 8))
+
+
+class AssignedParameter(MaskedAssignment):
+    """A tensor that needs no gradient until a parameter is written into it."""
+
+    def __init__(self, masked):
+        super().__init__()
+        self.masked = masked
+
+    def forward(self, x):
+        h = torch.zeros(2, 4, 8)
+        if self.masked:
+            h[torch.tensor([[False, True, False, True]] * 2)] = self.embed
+        else:
+            h[:, 1] = self.embed
+        return self.fc(h + x) * 2
+
+
+class AssignedIntoComputed(AssignedParameter):
+    """The same into a tensor the forward computed from its input (no gradient until the assignment)."""
+
+    def forward(self, x):
+        h = x * 2
+        if self.masked:
+            h[torch.tensor([[False, True, False, True]] * 2)] = self.embed
+        else:
+            h[:, 1] = self.embed
+        return self.fc(h) * 2
+
+
+@pytest.mark.parametrize("masked", [True, False], ids=["mask", "slice"])
+def test_an_assignment_into_a_computed_tensor_gives_it_a_gradient(masked):
+    assert_step_agrees(AssignedIntoComputed(masked), torch.randn(2, 4, 8))
+
+
+@pytest.mark.parametrize("masked", [True, False], ids=["mask", "slice"])
+def test_an_assignment_that_makes_a_tensor_need_a_gradient_is_listed(masked):
+    """Into a constant the forward made (a real tensor): the gradient the assignment gives is not followed, and
+    the step says so rather than undercount."""
+    step, ours, measured = step_numbers(AssignedParameter(masked), torch.randn(2, 4, 8))
+    assert ours != measured and not step.complete
+    assert "an assignment makes a tensor need a gradient" in str(step.untracked)
+
+
+# --- a forward that runs part of itself under torch.no_grad() (HRM's k-step gradient trick) -------------------
+
+class NoGradCycles(nn.Module):
+    """Early cycles of a recurrence under ``torch.no_grad()``: autograd keeps nothing of them and runs no backward
+    for them; ``reads_values``: the forward also reads a value (the reading computes real tensors alongside)."""
+
+    def __init__(self, reads_values=False):
+        super().__init__()
+        self.low, self.high, self.reads_values = nn.Linear(8, 8), nn.Linear(8, 8), reads_values
+
+    def forward(self, x):
+        z = torch.zeros_like(x)
+        for cycle in range(3):
+            with torch.no_grad() if cycle < 2 else contextlib.nullcontext():
+                z = self.low(z + x)
+        if self.reads_values and float(z.sum()) > -1e30:
+            z = z * 2
+        return self.high(z + x)
+
+
+@pytest.mark.parametrize("reads_values", [False, True], ids=["shapes", "values"])
+def test_a_forward_under_no_grad_in_part(reads_values):
+    assert_step_agrees(NoGradCycles(reads_values), torch.randn(2, 4, 8))
+
+
+class ClippedSqrt(torch.autograd.Function):
+    """RecurrentGemma's ``SqrtBoundDerivative``: a custom backward, which PyTorch runs as written."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.sqrt(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad / torch.sqrt(torch.clip(4.0 * x, min=1e-6))
+
+
+class CustomFunction(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        return ClippedSqrt.apply(1 - torch.sigmoid(self.fc(x))) * x
+
+
+def test_a_custom_autograd_function_is_listed_not_dropped():
+    """Its forward runs with grad disabled, yet its output needs a gradient: the step goes on through it, and
+    lists it (its backward is its own), rather than dropping the layers before it."""
+    step, ours, measured = step_numbers(CustomFunction(), torch.randn(2, 4, 8))
+    assert ours["backward_macs"] == measured["backward_macs"] > 0
+    assert not step.complete and "custom autograd.Function" in str(step.untracked)
+
+
+class ChunkedView(nn.Module):
+    """Longformer's and LED's chunks: a view whose size is ``torch.div`` of two sizes (a 0-d tensor)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        h = self.fc(x)
+        return h.view(h.size(0), torch.div(h.size(1), 2, rounding_mode="trunc"), 2, h.size(2)) * 2
+
+
+def test_a_view_sized_by_a_tensor_division():
+    model, x = ChunkedView(), torch.randn(2, 4, 8)
+    assert profile(model, x).total["macs"] == 2 * 4 * 8 * 8
+    assert_step_agrees(model, x)
+
+
+class NumpyNamedMean(nn.Module):
+    """ImageGPT's layer norm: ``torch.mean(x, axis=-1, keepdim=True)``, NumPy's name for the axis."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.weight = nn.Linear(8, 8), nn.Parameter(torch.ones(8))
+
+    def forward(self, x):
+        h = self.fc(x)
+        return h / torch.sqrt(torch.mean(torch.square(h), axis=-1, keepdim=True) + 1e-5) * self.weight
+
+
+def test_a_reduction_over_an_axis_named_as_numpy_names_it():
+    assert_step_agrees(NumpyNamedMean(), torch.randn(2, 4, 8))
+
+
+class ChunkedViewReadingValues(ChunkedView):
+    def forward(self, x):
+        if float(x.sum()) > -1e30:  # read call by call (the forward reads a value)
+            x = x * 1
+        return super().forward(x)
+
+
+def test_a_view_sized_by_a_tensor_division_call_by_call():
+    assert_step_agrees(ChunkedViewReadingValues(), torch.randn(2, 4, 8))

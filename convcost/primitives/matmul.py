@@ -1,5 +1,5 @@
-"""Matrix products: batched ``matmul``/``bmm``/``addmm`` and scaled dot-product attention (``einsum`` is
-:mod:`convcost.primitives.einsum`).
+"""Matrix products: batched ``matmul``/``bmm``/``addmm``, the experts' grouped product and scaled dot-product
+attention (``einsum`` is :mod:`convcost.primitives.einsum`).
 
 Counted as ``FlopCounterMode`` counts them (its total / 2): a product of an
 ``(n, k)`` by a ``(k, m)`` matrix is ``n k m`` MACs, once per broadcast batch
@@ -268,3 +268,43 @@ class LinearAttention(Merge):
                         act_ops=numel(q) + numel(k), elementwise_ops=numel(q) + numel(k), backward_macs=backward,
                         saves_input=kept, output_grad=gq or gk or gv,
                         saved_elements=private + total(numel(s) for s, f in zip(shapes, kept) if f))
+
+
+@spec
+class GroupedMatMul(Merge):
+    """A grouped matrix product (``torch._grouped_mm``, the experts of a mixture-of-experts layer): tokens
+    ``(T, K)`` sorted by group, times one ``(K, N)`` matrix per group ``(G, K, N)``, each token by its own
+    group's matrix, with ``offs`` ``(G,)`` where each group's tokens end (a third input, of indices); or a
+    batch ``(G, M, K)`` times ``(G, K, N)``, entry by entry, without ``offs``.
+
+    MACs = T x K x N (each token once, whichever group it is in), or G x M x K x N.
+
+    >>> GroupedMatMul().cost([(8, 8), (4, 8, 16), (4,)]).macs
+    1024
+    >>> GroupedMatMul().cost([(4, 3, 8), (4, 8, 16)]).output_shape
+    (4, 3, 16)
+    """
+
+    def kernel_kind(self) -> str:
+        return "linear"
+
+    def _cost(self, shapes, grads=None):
+        """A training step (PyTorch 2.13): each operand's gradient is a grouped product as large as the
+        forward (T K N MACs each); autograd keeps each operand for the other's gradient, and ``offs`` for
+        either."""
+        grads = tuple(grads) if grads is not None else (True,) * len(shapes)
+        shapes = [tuple(s) for s in shapes]
+        grouped = len(shapes) == 3 and len(shapes[0]) == 2 and len(shapes[1]) == 3 and len(shapes[2]) == 1
+        batched = len(shapes) == 2 and len(shapes[0]) == 3 and len(shapes[1]) == 3
+        if not grouped and not batched:
+            raise ConvcostError(f"{self!r}: multiplies tokens (T, K) by (G, K, N) with offs (G,), or (G, M, K) by "
+                                f"(G, K, N), got {', '.join(fmt(s) for s in shapes)}")
+        a, b = shapes[:2]
+        conditions = equal_sizes((a[-1],), (b[-2],), self, "inner sizes of the product")
+        conditions += equal_sizes((shapes[2][0] if grouped else a[0],), (b[0],), self, "groups")
+        out = (a[0], b[-1]) if grouped else (a[0], a[1], b[-1])
+        macs = numel(out) * a[-1]
+        ga, gb = bool(grads[0]), bool(grads[1])
+        kept = (gb, ga, ga or gb) if grouped else (gb, ga)
+        return _product(out, shapes, macs, conditions, backward_macs=macs * (ga + gb), saves_input=kept,
+                        saved_elements=total(numel(s) for s, k in zip(shapes, kept) if k), output_grad=ga or gb)

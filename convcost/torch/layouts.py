@@ -205,13 +205,14 @@ class Simulated:
     and ``fresh_indices``, the elements
     (int64 among them) of the other storages it saves; ``outputs``, per tensor output ``(meta, operand)``:
     its layout, and the index of the argument whose storage it shares (a view, an in-place result) or
-    None; ``saves_output``, whether the first output's storage is saved."""
+    None; ``saves_output``, whether the first output's storage is saved; ``saved_outputs``, the positions of
+    the other outputs whose storage it saves (counted in ``fresh``: ``topk``'s indices)."""
 
-    __slots__ = ("fresh", "fresh_indices", "kept", "operands", "outputs", "saves_output")
+    __slots__ = ("fresh", "fresh_indices", "kept", "operands", "outputs", "saved_outputs", "saves_output")
 
-    def __init__(self, operands, kept, fresh, fresh_indices, outputs, saves_output):
+    def __init__(self, operands, kept, fresh, fresh_indices, outputs, saves_output, saved_outputs=()):
         self.operands, self.kept, self.fresh, self.fresh_indices = operands, kept, fresh, fresh_indices
-        self.outputs, self.saves_output = outputs, saves_output
+        self.outputs, self.saves_output, self.saved_outputs = outputs, saves_output, tuple(saved_outputs)
 
     def kept_of(self, tensors) -> list:
         """Per tensor, whether the run kept its storage: the argument that is it, else the first one with its
@@ -293,4 +294,5 @@ def simulate(function, args, kwargs):
                 indices += n if t.dtype == torch.int64 else 0
         if key == first and key in owner:
             saves_output = True
-    return Simulated(operands, kept, fresh, indices, outputs, saves_output)
+    saved_outputs = [i for i, (o, own) in enumerate(outputs) if i and own is None and _storage(o) in counted]
+    return Simulated(operands, kept, fresh, indices, outputs, saves_output, saved_outputs)

@@ -71,6 +71,8 @@ def _numel(shape):
 def _int(x):
     if type(x) is int:
         return x
+    if isinstance(x, Tensor) and isinstance(x.tensor, torch.Tensor) and x.tensor.dim() == 0:
+        return int(x.tensor)  # a size computed as a 0-d tensor: torch.div(n, 2, rounding_mode="trunc") (LED)
     x = sympy.sympify(x)
     return int(x) if x.is_Integer else x
 
@@ -228,7 +230,8 @@ def key(kind: str, target):
 _VIEW = """
 view reshape permute transpose t contiguous size dim flatten unflatten unsqueeze squeeze expand expand_as repeat
 chunk split split_with_sizes tensor_split unbind __getitem__ __setitem__ narrow select index_select gather take
-setitem stack hstack vstack cat concat concatenate clone detach detach_ to type float double half bfloat16 int long bool
+setitem stack hstack vstack cat concat concatenate clone detach detach_ to type type_as float double half bfloat16 int
+long bool
 numel __len__ __iter__ __reversed__ fill_ zero_ copy_ unfold roll flip fliplr flipud movedim moveaxis swapaxes
 swapdims view_as reshape_as item tolist view_as_complex view_as_real
 is_contiguous stride data_ptr storage_offset requires_grad_ __bool__ __index__ __int__ __float__ __format__
@@ -244,8 +247,10 @@ masked_fill masked_fill_ index_fill index_fill_ scatter scatter_ index_put index
 """.split()
 
 #: calls that pick each element from one of their operands, or a number (no arithmetic): in a training step the
-#: gradient flows to every tensor operand, and autograd keeps the mask (the condition) it picked by
-_PICKS = "where masked_fill masked_fill_ index_fill index_fill_ masked_scatter masked_scatter_".split()
+#: gradient flows to every tensor operand, and autograd keeps the mask (the condition) it picked by (``topk`` and
+#: ``sort``: the indices, which carry no gradient)
+_PICKS = """where masked_fill masked_fill_ index_fill index_fill_ masked_scatter masked_scatter_ topk sort scatter
+scatter_ index_put index_put_ index_copy index_copy_""".split()
 
 #: calls that make a new tensor of another one's shape (no view of it, no gradient)
 _CREATES = """new_zeros new_ones new_empty new_full new_tensor zeros_like ones_like empty_like full_like rand_like
@@ -272,7 +277,8 @@ batch_norm layer_norm group_norm instance_norm rms_norm max_pool1d max_pool2d ma
 avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d adaptive_max_pool1d adaptive_max_pool2d
 adaptive_max_pool3d max_unpool1d max_unpool2d max_unpool3d pixel_shuffle pixel_unshuffle add add_ sub mul mul_ div
 relu relu_ sigmoid tanh silu gelu hardswish leaky_relu elu relu6 bernoulli bernoulli_ uniform_ normal_ random_
-exponential_ geometric_ cauchy_ log_normal_ multinomial normal poisson
+exponential_ geometric_ cauchy_ log_normal_ multinomial normal poisson histc bincount floor_divide __floordiv__
+__rfloordiv__ polar index_add index_add_ scatter_add scatter_add_ scatter_reduce scatter_reduce_
 """.split()
 
 #: functions whose output has their first argument's shape and dtype (normalisations, activations)

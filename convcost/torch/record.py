@@ -404,7 +404,8 @@ class Recorder:
         trainable = [p for p in params.values() if p.requires_grad]
         unread = [p for p in trainable if id(p) not in used or id(p) in unreached_params]
         saved = _number(distinct_saved(self.graph, self.storages) + total(self.extra_saved))
-        indices = _number(total(c.saved_indices for c in costs))
+        # autograd keeps in the forward what a backward that never runs would read, as for saved_elements
+        indices = _number(total(c.saved_indices for c, _, _ in self.graph))
         bytes_ = self.precision.totals(saved, indices)  # before untracked: reading the dtypes may list a row
         untracked = tuple((op, len(e["paths"]), tuple(e["paths"]), e["why"]) for op, e in self.untracked.items())
         return StepTotals(

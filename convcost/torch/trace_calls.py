@@ -163,7 +163,11 @@ class Session(TorchFunctionMode):
         if isinstance(value, torch.Tensor):
             found = self.values.get(id(value))
             if found is not None and found[0] is value:
-                return found[1]
+                t = found[1]
+                if t.tensor is None and value.dim() == 0 and not value.is_floating_point():
+                    # a size computed as a 0-d tensor (torch.div of two sizes): its value, for a view that reads it
+                    return Tensor(t.shape, value, t.name, t.dtype, grad=t.grad, storage=t.storage, layout=t.layout)
+                return t
             return Tensor(tuple(int(x) for x in value.shape), value, dtype=value.dtype,
                           grad=bool(value.requires_grad))
         if type(value) in (tuple, list):
@@ -222,11 +226,14 @@ class Session(TorchFunctionMode):
         return out
 
     def run(self, func, args, kwargs):
+        if func is torch._C._set_grad_enabled:  # the forward's own torch.no_grad(), which the walker reads
+            return func(*args, **kwargs)
         if self.meta:
             args, kwargs = self.to_meta(args), self.to_meta(kwargs)
             if op_of(FUNCTION, func).same_shape and args and isinstance(args[0], torch.Tensor):
                 return torch.empty_like(args[0])  # meta runs these through slow Python decompositions
-        return func(*args, **kwargs)
+        with torch.no_grad():  # no autograd graph: a training reading runs with grad enabled
+            return func(*args, **kwargs)
 
     def to_meta(self, value):
         if isinstance(value, torch.Tensor):
@@ -380,7 +387,8 @@ def _once(model, inputs, meta, device, training=False):
             session.values[id(arg)] = (arg, session.walk.input_tensor(given))
     kept = Attributes(model)
     try:
-        with hooked(session), torch.no_grad(), session:
+        # in training, grad stays on so that a forward's own torch.no_grad() is seen
+        with hooked(session), torch.set_grad_enabled(training), session:
             model(*args, **kwargs)
     finally:
         if meta:  # a meta tensor the forward kept on a module (a cache) would break its next real run

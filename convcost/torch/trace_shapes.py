@@ -242,11 +242,12 @@ class _Session(TorchFunctionMode):
         return _with_reals(_wrap(result), real)
 
     def real_call(self, kind, target, args, kwargs):
-        """The call on the tensors computed alongside (the forward may read its values)."""
+        """The call on the tensors computed alongside (the forward may read its values), without autograd."""
         args, kwargs = _reals(args), _reals(kwargs)
-        if kind == METHOD:
-            return getattr(args[0], target)(*args[1:], **kwargs)
-        return target(*args, **kwargs)
+        with torch.no_grad():
+            if kind == METHOD:
+                return getattr(args[0], target)(*args[1:], **kwargs)
+            return target(*args, **kwargs)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -254,7 +255,11 @@ class _Session(TorchFunctionMode):
             return func(*args, **kwargs)
         if holds((args, kwargs), _is_shaped):
             return Shaped.__torch_function__(func, types, args, kwargs)
-        out = func(*args, **kwargs)
+        if func is torch._C._set_grad_enabled:  # the forward's own torch.no_grad(), which the walker reads
+            out = func(*args, **kwargs)
+        else:
+            with torch.no_grad():  # a constant of the forward: no autograd graph (the reading runs with grad on)
+                out = func(*args, **kwargs)
         self.busy += 1
         try:
             if seen(func):
@@ -297,7 +302,8 @@ class _Session(TorchFunctionMode):
         try:
             with own_code("the shape reading"):
                 out = self.walk.call(Event(MODULE, module, *plain, path))
-            real = _ORIGINAL_CALL(module, *_reals(args), **_reals(kwargs)) if self.with_values else None
+            with torch.no_grad():
+                real = _ORIGINAL_CALL(module, *_reals(args), **_reals(kwargs)) if self.with_values else None
         except ConvcostError:
             return None
         finally:
@@ -448,7 +454,9 @@ def read_shapes(model, inputs, device="cpu", training=False, with_values=False, 
         _LOCAL.session = session
         failed = True
         try:
-            with module_calls(_module_call, _module_getattr), torch.no_grad(), session:
+            # a training reading runs with grad enabled, so that a forward's own torch.no_grad() is seen (every
+            # real computation inside is run without autograd)
+            with module_calls(_module_call, _module_getattr), torch.set_grad_enabled(training), session:
                 out = _ORIGINAL_CALL(model, *args, **kwargs)
             if training:
                 session.walk.record.returned(s.value.storage for s in _flat_shaped(out) if s.value.storage is not None)

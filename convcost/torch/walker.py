@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import inspect
 import operator
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -143,6 +144,14 @@ class Walk:
     def call(self, event: Event):
         """The value a call returns (a :class:`Tensor`, a tuple of them, a plain value, or :class:`Unknown`),
         its row recorded."""
+        if self.training and not torch.is_grad_enabled() and _in_custom_function():
+            # autograd.Function's forward runs without grad: its own backward and saves are not read, said so
+            self.record.untrack(event.label, event.path, "inside a custom autograd.Function: its backward is its own")
+        elif self.training and not torch.is_grad_enabled():  # under torch.no_grad(): no backward, nothing kept
+            graph, apart = len(self.record.graph), len(self.record.extra_saved)
+            result = self._call(event)
+            del self.record.graph[graph:], self.record.extra_saved[apart:]
+            return _without_grad(result)
         result = self._call(event)
         if self.training:
             self.flow(event, result)
@@ -320,6 +329,8 @@ class Walk:
         """:meth:`view_of`, and whether the call's size depends on values (it cannot run on meta tensors)."""
         if not isinstance(source, Tensor):
             return result, False
+        if event.name != "detach" and key(event.kind, event.target) in _NO_GRADIENT:
+            return _fresh(result, self.record, False), False  # an index or a mask (argmax, x > 0): no gradient
         if result is source:  # contiguous(), clone(), to() ...: a view or a copy, as the call on meta says
             result = Tensor(source.shape, source.tensor, source.name, source.dtype)
         source = self.record.tracked(source)  # a view of a parameter is the parameter's storage
@@ -332,7 +343,12 @@ class Walk:
         # a call meta tensors cannot run at concrete sizes decides its size from values (masked_select): a copy
         # (a reading with values knows its size from the call run on them; a view's size never needs values)
         data_dependent = meta is None and self.computed is not None
-        return self._viewed(result, source, meta, base, event.name == "clone" or data_dependent), data_dependent
+        viewed = self._viewed(result, source, meta, base, event.name == "clone" or data_dependent)
+        if event.name == "view_as_real" and isinstance(viewed, Tensor) and viewed.storage in self.record.storages:
+            # a complex storage read as reals: autograd's hooks count its elements as the saved view's, two each
+            storages = self.record.storages
+            storages[viewed.storage] = max(storages[viewed.storage], _numel(viewed.shape))
+        return viewed, data_dependent
 
     def _viewed(self, result, source, meta, base, clone):
         if isinstance(result, Tensor) and result is not source and result.storage is None:
@@ -464,6 +480,14 @@ class Walk:
             and holds(args[1], lambda v: isinstance(v, (Tensor, torch.Tensor)))
         picks = module is None and op_of(event.kind, event.target).picks and \
             any(self.record.tracked(t).grad for t in tensors)
+        if module is None and event.target in (operator.setitem, "__setitem__") and len(args) > 2:
+            if any(self.record.tracked(t).grad for t in _flat((args[2],), {}) if isinstance(t, Tensor)):
+                self.written(args[0], event)
+            if holds(args[1], lambda v: isinstance(v, (Tensor, torch.Tensor))) and \
+                    any(self.record.tracked(t).grad for t in tensors):
+                # x[mask] = y is index_put_, which keeps its index (a boolean mask too) for the backward
+                self.simulated(args[0], event, function=_set_item)
+                return result
         if not listed and source is not None and module is None and not gather and not picks:
             result, data_dependent = self._view_of(result, source, event)
             if data_dependent and any(self.record.tracked(t).grad for t in tensors):  # masked_select keeps its mask
@@ -473,17 +497,29 @@ class Walk:
         if grad and module is None and (gather or picks or not _may_macs(event)):
             simulated = self.simulated(result, event)
             if simulated is not None:
+                if _in_place(event) and isinstance(source, Tensor):
+                    self.written(source, event)
                 return simulated
         if grad:
             self.record.untrack(event.label, event.path, "no rule: what it saves for backward is not known")
         return _fresh(result, self.record, grad)
 
-    def simulated(self, result, event):
+    def written(self, target, event) -> None:
+        """``target`` written in place from a tensor that needs a gradient: it needs one from now on. The tensor
+        the forward holds is marked; a real tensor (a constant the forward made) cannot be, and is listed."""
+        if self.record.tracked(target).grad:
+            return
+        if target.storage is not None:
+            target.grad = True
+        else:
+            self.record.untrack(event.label, event.path, "an assignment makes a tensor need a gradient")
+
+    def simulated(self, result, event, function=None):
         """A call convcost has no row for but knows holds no multiply-accumulates (``exp``, ``clamp``,
         ``F.normalize``, an in-place ``addcmul_``): what autograd keeps of it, from the call run on meta tensors
         laid out as the model's (:func:`convcost.torch.layouts.simulate`), its backward no MACs. None when
         it cannot run there."""
-        function = event.function
+        function = function or event.function
         if function is None:
             return None
         run = layouts.simulate(function, *self.record.precision.cast_call(
@@ -498,6 +534,10 @@ class Walk:
             storage = run.operands[owner].storage if owner is not None else self.record.new_storage(t.shape, meta.dtype)
             outputs.append(Tensor(t.shape, t.tensor, t.name, t.dtype, grad=bool(meta.requires_grad), storage=storage,
                                   layout=layouts.layout_of(meta)))
+        # a storage an earlier call saved as its own output (topk's indices) is counted there: kept again, once
+        apart = self.record.__dict__.setdefault("_saved_apart", set())
+        run.kept = [k and t.storage not in apart for t, k in zip(run.operands, run.kept)]
+        apart.update(outputs[i].storage for i in run.saved_outputs)
         first, view = outputs[0], run.outputs[0][1] is not None
         saved = run.saved_elements(first.shape, output_view=view)
         indices = run.fresh_indices + sum(  # an index kept, once per storage, all of it (an expanded view: one row)
@@ -512,6 +552,12 @@ class Walk:
             return first
         it = iter(outputs)
         return type(result)(next(it) if isinstance(t, Tensor) else t for t in result)
+
+
+def _set_item(x, key, value):
+    """``x[key] = value``, returning ``x`` (what :meth:`Walk.simulated` reads as the call's output)."""
+    x[key] = value
+    return x
 
 
 def _inputs_of(module, args, kwargs):
@@ -552,7 +598,7 @@ _NO_GRADIENT = frozenset(key("function", f) for f in (
     torch.argmax, torch.argmin, torch.argsort, torch.eq, torch.ne, torch.lt, torch.le, torch.gt, torch.ge,
     torch.isnan, torch.isinf, torch.isfinite, torch.any, torch.all, torch.detach, torch.logical_not,
     torch.logical_and, torch.logical_or, torch.logical_xor, torch.bitwise_and, torch.bitwise_or, torch.bitwise_not,
-    torch.bitwise_xor, torch.nonzero, torch.sign, torch.floor, torch.ceil, torch.round))
+    torch.bitwise_xor, torch.nonzero, torch.sign, torch.floor, torch.ceil, torch.round, torch.histc, torch.bincount))
 
 #: why a call of the table's no-MAC work is listed (work convcost deliberately does not count, never a flag)
 _NOT_COUNTED = "element-wise or reduction work convcost does not count"
@@ -645,6 +691,28 @@ def _fresh(value, record, grad):
                       storage=record.new_storage(value.shape))
     if isinstance(value, (tuple, list)):
         return type(value)(_fresh(v, record, grad) for v in value) if type(value) in (tuple, list) else value
+    return value
+
+
+def _in_custom_function() -> bool:
+    """Whether the call comes from the forward of a custom ``torch.autograd.Function`` (which PyTorch runs with
+    grad disabled, its output needing a gradient all the same)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_name == "forward" and isinstance(frame.f_locals.get("ctx"),
+                                                            torch.autograd.function.FunctionCtx):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _without_grad(value):
+    """``value`` with every tensor in it needing no gradient (computed under ``torch.no_grad()``)."""
+    if isinstance(value, Tensor):
+        return Tensor(value.shape, value.tensor, value.name, value.dtype, grad=False, storage=value.storage,
+                      layout=value.layout) if value.grad else value
+    if type(value) in (tuple, list):
+        return type(value)(_without_grad(v) for v in value)
     return value
 
 

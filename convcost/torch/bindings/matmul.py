@@ -1,5 +1,5 @@
 """The torch side of :mod:`convcost.primitives.matmul`: ``matmul``/``@``, ``mm``, ``bmm``, ``addmm``,
-``baddbmm``, ``einsum`` and ``F.scaled_dot_product_attention``.
+``baddbmm``, ``einsum``, ``F.scaled_dot_product_attention`` and the experts' ``torch._grouped_mm``.
 
 A vector operand of ``matmul`` is a matrix of one row (first operand) or one column (second), as PyTorch
 defines it; the returned shape drops that axis again.
@@ -302,3 +302,32 @@ class LinearAttentionBinding:
         return linear_attention, tuple(operands), {}
 
     conventions = {"convcost": MACS, "torch": FLOPS}
+
+
+def _grouped_mm(args, kwargs):
+    a = bind_arguments(("mat_a", "mat_b", "offs", "bias", "out_dtype"), {"offs": None, "bias": None,
+                                                                          "out_dtype": None}, args, kwargs)
+    x, w = tensor_arg(a["mat_a"], "mat_a"), tensor_arg(a["mat_b"], "mat_b")
+    if a["bias"] is not None:
+        raise NoRule("a grouped product with a bias")
+    if a["out_dtype"] is not None and x.dtype is not None and a["out_dtype"] != x.dtype:
+        raise NoRule(f"a grouped product into {a['out_dtype']}")
+    operands = [x, w] + ([tensor_arg(a["offs"], "offs")] if a["offs"] is not None else [])
+    return Emit(p.GroupedMatMul(), [t.shape for t in operands], reads(*operands))
+
+
+class GroupedProduct(nn.Module):
+    """``torch._grouped_mm`` as a module of its inputs (what :func:`convcost.torch.to_torch` builds for a
+    ``GroupedMatMul``): tokens, one matrix per group and where each group ends, or two batches."""
+
+    def forward(self, a, b, offs=None):
+        return torch._grouped_mm(a, b, offs=offs)
+
+
+@binds(p.GroupedMatMul)
+class GroupedMatMulBinding:
+    def build(layer, rank):
+        return GroupedProduct()
+
+    functions = {torch._grouped_mm: _grouped_mm} if hasattr(torch, "_grouped_mm") else {}
+    conventions = _TOOLS

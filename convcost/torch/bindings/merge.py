@@ -33,6 +33,8 @@ def _elementwise(merge):
 def _cat(args, kwargs):
     a = bind_arguments(("tensors", "dim"), {"dim": 0}, args, kwargs)
     tensors = list(a["tensors"])
+    if any(len(t.shape) != 1 for t in tensors):  # PyTorch skips a 1-D empty part beside parts of another rank
+        tensors = [t for t in tensors if tuple(t.shape) != (0,)] or tensors
     if len(tensors) == 1:
         return tensors[0]
     return Emit(p.Concat(dim=int(a["dim"])), [t.shape for t in tensors], reads(*tensors))

@@ -20,7 +20,7 @@ from convcost.torch.binding import binds
 from convcost.torch.build import as_int
 from convcost.torch.conventions import per_element
 from convcost.torch.layouts import keeps_channels_last
-from convcost.torch.rules import Emit, bind_arguments, reads, tensor_arg
+from convcost.torch.rules import Emit, Refused, Tensor, bind_arguments, reads, tensor_arg
 
 INSTANCE_NORM = {3: nn.InstanceNorm1d, 4: nn.InstanceNorm2d, 5: nn.InstanceNorm3d}
 
@@ -48,9 +48,36 @@ def _rms_norm(args, kwargs):
                 [tensor_arg(a["input"], "the input").shape], reads(a["weight"]))
 
 
+def _group_channels(shape, groups, weight) -> None:
+    """PyTorch's own refusals of a group norm (``native_group_norm``'s checks, in its order): channels that
+    ``groups`` does not divide, a weight of another size than the channels."""
+    if len(shape) < 2 or type(shape[1]) is not int or type(groups) is not int:
+        return
+    if groups <= 0 or shape[1] % groups:
+        raise Refused(f"PyTorch rejects group norm of input {tuple(shape)}: Expected number of channels in input to "
+                      f"be divisible by num_groups, but got input of shape {list(shape)} and num_groups={groups}")
+    if weight is not None and type(weight) is int and weight != shape[1]:
+        raise Refused(f"PyTorch rejects group norm of input {tuple(shape)}: Expected weight to be a vector of size "
+                      f"equal to the number of channels in input, but got weight of shape [{weight}] and input of "
+                      f"shape {list(shape)}")
+
+
+def _module_inputs(m, args, kwargs):
+    """The one tensor of a normalisation module's call; a group norm's channels checked as PyTorch checks
+    them (the module's ``num_channels`` matters only through its weight)."""
+    if len(args) != 1 or kwargs or not isinstance(args[0], Tensor):
+        return None
+    if isinstance(m, nn.GroupNorm):
+        _group_channels(args[0].shape, m.num_groups, m.num_channels if m.affine else None)
+    return [args[0]]
+
+
 def _group_norm(args, kwargs):
     a = bind_arguments(("input", "num_groups", "weight", "bias", "eps"), {"weight": None, "bias": None}, args, kwargs)
     x = tensor_arg(a["input"], "the input")
+    weight = a["weight"]
+    _group_channels(x.shape, int(a["num_groups"]),
+                    weight.shape[0] if isinstance(weight, Tensor) and len(weight.shape) == 1 else None)
     affine = _affine(a["weight"], a["bias"], x.shape[1])
     return Emit(p.Normalization(kind="group", groups=int(a["num_groups"]), **affine),
                 [x.shape],
@@ -108,6 +135,7 @@ class NormalizationBinding:
         return nn.RMSNorm(c, elementwise_affine=layer.affine)
 
     functions = {F.group_norm: _group_norm, F.instance_norm: _instance_norm, F.rms_norm: _rms_norm}
+    module_inputs = _module_inputs
     conventions = {"ptflops": per_element(2, 1)}
     passes_weights = True
     output_layout = keeps_channels_last

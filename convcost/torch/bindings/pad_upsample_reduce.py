@@ -60,6 +60,8 @@ def _interpolate(args, kwargs):
 
 def _reduce(kind, default_dim):
     def rule(args, kwargs):
+        aliases = {"axis": "dim", "keepdims": "keepdim"}  # NumPy's names, which PyTorch accepts too (ImageGPT)
+        kwargs = {aliases.get(k, k): v for k, v in kwargs.items()}
         a = bind_arguments(("input", "dim", "keepdim"), {"dim": default_dim, "keepdim": False}, args, kwargs)
         x = tensor_arg(a["input"], "the input")
         dim = a["dim"]
