@@ -242,7 +242,8 @@ argmax argmin argsort eq ne lt le gt ge __eq__ __ne__ __lt__ __le__ __gt__ __ge_
 equal allclose is_nonzero channel_shuffle native_channel_shuffle _has_compatible_shallow_copy_type
 is_grad_enabled get_default_dtype dequantize cpu cuda pin_memory
 as_strided set_ resize_ share_memory_ register_hook retain_grad backward __deepcopy__ __reduce_ex__ __setstate__
-logical_not logical_and logical_or bitwise_and bitwise_or bitwise_not __and__ __or__ __invert__ __xor__ where
+logical_not logical_and logical_or logical_xor bitwise_and bitwise_or bitwise_not bitwise_xor __and__ __or__ __invert__
+__xor__ __iand__ __ior__ __ixor__ unique unique_consecutive where
 masked_fill masked_fill_ index_fill index_fill_ scatter scatter_ index_put index_put_ sort topk
 """.split()
 

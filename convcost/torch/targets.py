@@ -113,7 +113,9 @@ def read_step(model, given: Inputs):
     buffers = [(b, b.detach().clone()) for b in model.buffers()]
     kept = Attributes(model)
     try:
-        with torch.random.fork_rng(devices=_cuda_devices(model)), trace_calls.hooked(session), torch.no_grad(), \
+        # grad on, as every training reading runs (each real call inside without autograd): a call made under
+        # the forward's own torch.no_grad() is the one with no backward
+        with torch.random.fork_rng(devices=_cuda_devices(model)), trace_calls.hooked(session), torch.enable_grad(), \
                 session:
             model(*args, **kwargs)
     except (ConvcostError, InternalError):
@@ -175,11 +177,13 @@ class _Step(trace_calls.Session):
         first = args[0] if args else None
         written = not inside and isinstance(first, torch.Tensor) and _writes_into(func)
         grad = written and any(self.tracked(t).grad for t in _flat_tensors((args[1:], kwargs)))
+        if grad and self.values.get(id(first), (None,))[0] is not first:
+            # a tensor the forward made (zeros) written from one needing a gradient: the walker follows it from
+            # here, as it follows any tensor of the step, and keeps what the assignment keeps (its index)
+            self.values[id(first)] = (first, self.record.tracked(self.tracked(first)))
         if not _holds_empty((args, kwargs)):
             out = super().__torch_function__(func, types, args, kwargs)
-            if grad and _is_setitem(func):
-                self.keep_run(self.event(func, args, kwargs), "an assignment")
-            elif not inside and not written and getattr(func, "__name__", "") in _KEEPS_INDEX:
+            if not inside and not written and getattr(func, "__name__", "") in _KEEPS_INDEX:
                 event = self.event(func, args, kwargs)
                 if any(self.record.tracked(t).grad for t in _flat_tensors((event.args, event.kwargs), Tensor)):
                     self.keep_run(event, event.label)
@@ -287,7 +291,7 @@ _VALUE_READS = frozenset({"__bool__", "__int__", "__float__", "__index__", "item
 
 #: calls the walker reads as views or selections without a row, whose backward keeps indices (their own or the
 #: ones given) when their input needs a gradient
-_KEEPS_INDEX = frozenset({"sort", "topk", "gather", "index_select", "take", "masked_select"})
+_KEEPS_INDEX = frozenset({"gather", "index_select", "take", "masked_select"})  # the walker keeps sort/topk's
 
 
 def _is_setitem(func) -> bool:
