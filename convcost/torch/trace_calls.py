@@ -24,6 +24,7 @@ forward holds kept beside it (its storage, its gradient flag), so the step's cou
 
 from __future__ import annotations
 
+import contextlib
 import dis
 import operator
 import sys
@@ -79,6 +80,15 @@ def _remove_hooks():
 
 
 # -- one forward -----------------------------------------------------------------------------------------
+
+
+def no_autograd():
+    """``torch.no_grad()`` where grad is on (a training step's reading), else nothing: an inference reading runs
+    with grad off already, and making a no_grad context for each of a forward's calls is not free."""
+    return torch.no_grad() if torch.is_grad_enabled() else _NOTHING
+
+
+_NOTHING = contextlib.nullcontext()
 
 
 class Session(TorchFunctionMode):
@@ -232,7 +242,7 @@ class Session(TorchFunctionMode):
             args, kwargs = self.to_meta(args), self.to_meta(kwargs)
             if op_of(FUNCTION, func).same_shape and args and isinstance(args[0], torch.Tensor):
                 return torch.empty_like(args[0])  # meta runs these through slow Python decompositions
-        with torch.no_grad():  # no autograd graph: a training reading runs with grad enabled
+        with no_autograd():  # no autograd graph: a training reading runs with grad enabled
             return func(*args, **kwargs)
 
     def to_meta(self, value):

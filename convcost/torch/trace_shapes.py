@@ -42,7 +42,7 @@ from convcost.torch.locks import TRACING
 from convcost.torch.ops import op_of
 from convcost.torch.rules import Tensor
 from convcost.torch.runtime.private import MODULE_CALL, MODULE_GETATTR, descend, module_calls
-from convcost.torch.trace_calls import event_of, seen
+from convcost.torch.trace_calls import event_of, no_autograd, seen
 from convcost.torch.walker import LEAF_TYPES, Unknown, Walk, own_code
 
 
@@ -244,7 +244,7 @@ class _Session(TorchFunctionMode):
     def real_call(self, kind, target, args, kwargs):
         """The call on the tensors computed alongside (the forward may read its values), without autograd."""
         args, kwargs = _reals(args), _reals(kwargs)
-        with torch.no_grad():
+        with no_autograd():
             if kind == METHOD:
                 return getattr(args[0], target)(*args[1:], **kwargs)
             return target(*args, **kwargs)
@@ -258,7 +258,7 @@ class _Session(TorchFunctionMode):
         if func is torch._C._set_grad_enabled:  # the forward's own torch.no_grad(), which the walker reads
             out = func(*args, **kwargs)
         else:
-            with torch.no_grad():  # a constant of the forward: no autograd graph (the reading runs with grad on)
+            with no_autograd():  # a constant of the forward: no autograd graph (a step's reading: grad on)
                 out = func(*args, **kwargs)
         self.busy += 1
         try:
@@ -302,8 +302,10 @@ class _Session(TorchFunctionMode):
         try:
             with own_code("the shape reading"):
                 out = self.walk.call(Event(MODULE, module, *plain, path))
-            with torch.no_grad():
-                real = _ORIGINAL_CALL(module, *_reals(args), **_reals(kwargs)) if self.with_values else None
+            real = None
+            if self.with_values:
+                with no_autograd():
+                    real = _ORIGINAL_CALL(module, *_reals(args), **_reals(kwargs))
         except ConvcostError:
             return None
         finally:
