@@ -36,6 +36,7 @@ from convcost.torch.leftovers import Attributes
 from convcost.torch.locks import TRACING
 from convcost.torch.record import Recorder
 from convcost.torch.rules import Tensor
+from convcost.torch.runtime.private import nonzero_on_meta
 from convcost.torch.walker import _tracked, first_line, own_code
 
 #: how a report read on the targets given says it was read
@@ -149,7 +150,7 @@ class _Step(trace_calls.Session):
         tensors = _flat_tensors((event.args, event.kwargs), Tensor)
         if any(self.record.tracked(t).grad for t in tensors) and event.function is not None:
             result = _fresh(out, self.record, True)
-            with own_code("the reading of a step with targets"), _nonzero_on_meta():
+            with own_code("the reading of a step with targets"), nonzero_on_meta():
                 run = layouts.simulate(event.function, _tracked(event.args, self.record),
                                        _tracked(event.kwargs, self.record))
                 if run is not None and not run.fresh:
@@ -269,21 +270,6 @@ class _StepRecorder(Recorder):
             cost, ops, out = self.graph[-1]
             self.graph[-1] = (dataclasses.replace(cost, saved_indices=cost.saved_indices + indices), ops, out)
         return row, c, base
-
-
-class _nonzero_on_meta:
-    """Meta tensors that run ``nonzero`` (a boolean index) as if every element were set, for the length of a
-    ``with``; torch's own switch, ``torch.fx.experimental._config``."""
-
-    def __enter__(self):
-        from torch.fx.experimental import _config
-
-        self.patch = _config.patch(meta_nonzero_assume_all_nonzero=True)
-        self.patch.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self.patch.__exit__(*exc)
 
 
 #: a tensor's values read into Python (the forward's own decisions: a loop over boxes, a count)

@@ -40,7 +40,7 @@ from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
 from convcost.torch.leftovers import Attributes
 from convcost.torch.ops import op_of
 from convcost.torch.rules import Tensor
-from convcost.torch.runtime.private import descend
+from convcost.torch.runtime.private import SET_GRAD_ENABLED, descend
 from convcost.torch.walker import LEAF_TYPES, Unknown, Walk, own_code
 
 # -- module context: global hooks, active only in a thread that is profiling ---------------------------
@@ -236,7 +236,7 @@ class Session(TorchFunctionMode):
         return out
 
     def run(self, func, args, kwargs):
-        if func is torch._C._set_grad_enabled:  # the forward's own torch.no_grad(), which the walker reads
+        if func is SET_GRAD_ENABLED:  # the forward's own torch.no_grad(), which the walker reads
             return func(*args, **kwargs)
         if self.meta:
             args, kwargs = self.to_meta(args), self.to_meta(kwargs)

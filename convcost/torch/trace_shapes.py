@@ -41,7 +41,7 @@ from convcost.torch.leftovers import Attributes, holds
 from convcost.torch.locks import TRACING
 from convcost.torch.ops import op_of
 from convcost.torch.rules import Tensor
-from convcost.torch.runtime.private import MODULE_CALL, MODULE_GETATTR, descend, module_calls
+from convcost.torch.runtime.private import MODULE_CALL, MODULE_GETATTR, SET_GRAD_ENABLED, descend, module_calls
 from convcost.torch.trace_calls import event_of, no_autograd, seen
 from convcost.torch.walker import LEAF_TYPES, Unknown, Walk, own_code
 
@@ -255,7 +255,7 @@ class _Session(TorchFunctionMode):
             return func(*args, **kwargs)
         if holds((args, kwargs), _is_shaped):
             return Shaped.__torch_function__(func, types, args, kwargs)
-        if func is torch._C._set_grad_enabled:  # the forward's own torch.no_grad(), which the walker reads
+        if func is SET_GRAD_ENABLED:  # the forward's own torch.no_grad(), which the walker reads
             out = func(*args, **kwargs)
         else:
             with no_autograd():  # a constant of the forward: no autograd graph (a step's reading: grad on)

@@ -342,7 +342,7 @@ class Walk:
                             layout=source.layout)
         # a call meta tensors cannot run at concrete sizes decides its size from values (masked_select): a copy
         # (a reading with values knows its size from the call run on them; a view's size never needs values)
-        data_dependent = meta is None and self.computed is not None
+        data_dependent = meta is None and self.computed is not None and _sized_by_values(event)
         viewed = self._viewed(result, source, meta, base, event.name == "clone" or data_dependent)
         if event.name == "view_as_real" and isinstance(viewed, Tensor) and viewed.storage in self.record.storages:
             # a complex storage read as reals: autograd's hooks count its elements as the saved view's, two each
@@ -729,6 +729,21 @@ def _numel(shape):
     for s in shape:
         n *= s
     return n
+
+
+#: calls whose output size the values decide (each a copy, never a view)
+_SIZED_BY_VALUES = frozenset({"masked_select", "nonzero", "argwhere", "unique", "unique_consecutive",
+                              "repeat_interleave"})
+
+
+def _sized_by_values(event) -> bool:
+    """Whether the call's output size depends on values: one of :data:`_SIZED_BY_VALUES`, or indexing by a
+    boolean mask (``x[x > 0]``)."""
+    if event.name in _SIZED_BY_VALUES:
+        return True
+    return event.name in ("getitem", "__getitem__") and len(event.args) > 1 and holds(
+        event.args[1], lambda v: isinstance(v, Tensor) and v.dtype == torch.bool
+        or isinstance(v, torch.Tensor) and v.dtype == torch.bool)
 
 
 def _flat(args, kwargs):

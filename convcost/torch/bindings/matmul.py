@@ -19,7 +19,7 @@ from convcost.torch import layouts
 from convcost.torch.binding import binds
 from convcost.torch.conventions import FLOPS, MACS
 from convcost.torch.rules import Emit, NoRule, Tensor, bind_arguments, reads, tensor_arg
-from convcost.torch.runtime.private import attention_math
+from convcost.torch.runtime.private import GROUPED_MM, attention_math
 
 
 def _product(x, y, bias=False, extra=()):
@@ -321,7 +321,7 @@ class GroupedProduct(nn.Module):
     ``GroupedMatMul``): tokens, one matrix per group and where each group ends, or two batches."""
 
     def forward(self, a, b, offs=None):
-        return torch._grouped_mm(a, b, offs=offs)
+        return GROUPED_MM(a, b, offs=offs)
 
 
 @binds(p.GroupedMatMul)
@@ -329,5 +329,5 @@ class GroupedMatMulBinding:
     def build(layer, rank):
         return GroupedProduct()
 
-    functions = {torch._grouped_mm: _grouped_mm} if hasattr(torch, "_grouped_mm") else {}
+    functions = {GROUPED_MM: _grouped_mm} if GROUPED_MM is not None else {}
     conventions = _TOOLS

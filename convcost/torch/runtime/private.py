@@ -23,6 +23,18 @@ from torch._prims_common import suggest_memory_format as _suggest_memory_format
 #: ``nn.Module``'s own call and attribute lookup, as torch defines them (what a patch puts back)
 MODULE_CALL = torch.nn.Module.__call__
 MODULE_GETATTR = torch.nn.Module.__getattr__
+#: what ``torch.no_grad()`` and ``torch.enable_grad()`` call (a reading passes the forward's own through)
+SET_GRAD_ENABLED = torch._C._set_grad_enabled
+#: the experts' grouped matrix product (mixture-of-experts layers), where the release has it
+GROUPED_MM = getattr(torch, "_grouped_mm", None)
+
+
+def nonzero_on_meta():
+    """A context in which meta tensors run ``nonzero`` (a boolean index) as if every element were set: torch's
+    own switch, ``torch.fx.experimental._config.meta_nonzero_assume_all_nonzero``."""
+    from torch.fx.experimental import _config
+
+    return _config.patch(meta_nonzero_assume_all_nonzero=True)
 
 
 def torch_functions_off():
