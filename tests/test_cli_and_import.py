@@ -217,7 +217,16 @@ def test_calibrate_command_reports_progress_on_stderr_unless_quiet(capsys, tmp_p
     pytest.importorskip("torch")
     import platformdirs
 
+    from convcost.latency import Machine
+    from convcost.torch import calibration
+
     monkeypatch.setattr(platformdirs, "user_cache_dir", lambda name, appauthor=None: str(tmp_path / name))
+
+    def measured(device, *, say, **options):  # the command's own behaviour, not the kernels (test_latency times those)
+        say(f"measuring {device} with 1 thread: (the kernels, skipped here)")
+        return Machine("test machine", peak_flops=1e10, bandwidth=1e9), []
+
+    monkeypatch.setattr(calibration, "measure", measured)
     assert main(["calibrate", "--quick", "--no-cache", "--json"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["peak_flops"] > 0
