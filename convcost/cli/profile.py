@@ -180,17 +180,13 @@ def _profile(args) -> int:
     return 0
 
 
-@contextlib.contextmanager
 def _autocast(name):
     """``torch.autocast`` on the CPU in the dtype ``--autocast`` names, or nothing."""
     if name is None:
-        yield
-        return
-    import torch
+        return contextlib.nullcontext()
+    from convcost.torch.precision import cpu_autocast
 
-    dtype = torch.bfloat16 if name in ("bf16", "bfloat16") else torch.float16
-    with torch.autocast("cpu", dtype=dtype):
-        yield
+    return cpu_autocast(name)
 
 
 def _facts(args, model, report) -> dict:

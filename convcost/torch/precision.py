@@ -341,3 +341,15 @@ def _known(*values) -> bool:
 def _int(x):
     x = sympy.sympify(x)
     return int(x) if x.is_Integer else x
+
+
+def cpu_autocast(name: str):
+    """``torch.autocast`` on the CPU in the dtype ``name`` says (``bf16``/``bfloat16`` or ``fp16``/``float16``:
+    the CLI's ``--autocast``).
+
+    >>> with cpu_autocast("bf16"):
+    ...     torch.get_autocast_dtype("cpu")
+    torch.bfloat16
+    """
+    dtype = torch.bfloat16 if name in ("bf16", "bfloat16") else torch.float16
+    return torch.autocast("cpu", dtype=dtype)
