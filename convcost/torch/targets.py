@@ -231,9 +231,9 @@ class _Step(trace_calls.Session):
         return Event(event.kind, event.target, self.tracked(args), self.tracked(kwargs), event.where)
 
     def keep_run(self, event, what) -> None:
-        """What autograd keeps of a call the walker reads without a row: an assignment into a tensor
-        (``x[index] = y``, ``y`` needing a gradient: ``index_put_`` keeps the index), a sort or a selection by
-        index (the indices); from the call run on meta tensors, listed where it cannot run."""
+        """What autograd keeps of a call the walker reads without a row: a selection by index (the indices), an
+        assignment on an empty tensor (``x[empty] = y``); from the call run on meta tensors, listed where it
+        cannot run. (Assignments and sorts on the rest the walker keeps itself.)"""
         self.busy += 1
         try:
             with own_code("the reading of a step with targets"):
@@ -278,10 +278,6 @@ _VALUE_READS = frozenset({"__bool__", "__int__", "__float__", "__index__", "item
 #: calls the walker reads as views or selections without a row, whose backward keeps indices (their own or the
 #: ones given) when their input needs a gradient
 _KEEPS_INDEX = frozenset({"gather", "index_select", "take", "masked_select"})  # the walker keeps sort/topk's
-
-
-def _is_setitem(func) -> bool:
-    return getattr(func, "__name__", "") == "__setitem__"
 
 
 def _cuda_devices(model) -> list:
