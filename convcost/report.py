@@ -68,7 +68,7 @@ class Row:
         """The row of ``spec`` on ``input_shapes`` with exact (possibly symbolic) counts (``cost``: the layer's
         cost when the caller made it, with the training flags of its step)."""
         shapes = tuple(tuple(s) for s in input_shapes)
-        c = cost if cost is not None else spec.cost_of_inputs(shapes)
+        c = cost if cost is not None else _forward_cost(spec, shapes)
         counts = {m: getattr(c, m) for m in (costs.METRICS if cost is not None else METRICS)}  # a step: its counts too
         if params is not None:
             counts["params"] = params
@@ -103,6 +103,25 @@ class Row:
         out["formula"] = self.formula
         out["tied_to"] = self.tied_to
         return out
+
+
+def _forward_cost(spec, shapes):
+    """``spec.cost_of_inputs(shapes)``, remembered for plain integer shapes: a model repeats its layers (every
+    block of a ResNet stage) and a profile is often taken again, and a spec is a frozen value whose cost on a
+    shape never changes. The key holds the class's formula too, so that a formula replaced at run time (a
+    test's stand-in) is not answered from before."""
+    if all(type(d) is int for s in shapes for d in s):
+        kind = type(spec)
+        try:
+            return _remembered_cost(spec, shapes, kind.cost_of_inputs, getattr(kind, "_cost", None))
+        except TypeError:  # a spec holding something unhashable (a user's own layer): computed every time
+            pass
+    return spec.cost_of_inputs(shapes)
+
+
+@functools.lru_cache(maxsize=4096)
+def _remembered_cost(spec, shapes, *formula):
+    return spec.cost_of_inputs(shapes)
 
 
 class ModuleCall(typing.NamedTuple):

@@ -27,10 +27,12 @@ class Attributes:
     """Every module's own attributes (``vars``) at one moment, and the contents of those that are containers
     (a cache dict filled in place: LeViT's attention-bias cache keyed by device)."""
 
-    def __init__(self, model, modules=None):
+    def __init__(self, model, named=None):
         # on every module of the model (hundreds, ~20 attributes each) at every profile: plain copies at C
         # speed, and the identity checks in restore() below, keep it to a millisecond or two
-        self.modules = list(model.modules()) if modules is None else modules
+        #: ``dict(model.named_modules())``, taken once (the caller's, when given) for whoever else needs it
+        self.named = dict(model.named_modules()) if named is None else named
+        self.modules = list(self.named.values())
         self.before = [_snapshot(vars(m)) for m in self.modules]
 
     def restore(self, left_behind=None) -> None:

@@ -118,7 +118,7 @@ def profile(model, inputs, convention: str = "convcost", *, kwargs=None, trainin
     with model_lock(model), _state_kept(model, training) as state:
         try:
             if targets is not None:
-                return step_report(model, given, _done(model, given, convention))
+                return step_report(model, given, _done(model, given, convention, state.attributes.named))
             return _read(model, given, convention, training, state.attributes)
         except (ConvcostError, InternalError):
             raise
@@ -126,14 +126,14 @@ def profile(model, inputs, convention: str = "convcost", *, kwargs=None, trainin
             raise InternalError("profile", exc) from exc
 
 
-def _done(model, given, convention) -> dict:
-    """What every report of this call holds beside its rows."""
-    types = {name: type(m).__name__ for name, m in model.named_modules()}
+def _done(model, given, convention, named=None) -> dict:
+    """What every report of this call holds beside its rows (``named``: ``dict(model.named_modules())``)."""
+    types = {name: type(m).__name__ for name, m in (named or dict(model.named_modules())).items()}
     return dict(inputs=given, convention=convention, headline=headline, modules=types)
 
 
 def _read(model, given, convention, training=False, kept=None):
-    done = _done(model, given, convention)
+    done = _done(model, given, convention, kept.named if kept else None)
     if given.symbolic:
         return _read_graph(model, given, training, done)
     try:
@@ -197,9 +197,8 @@ class _state_kept:
         self.model, self.training = model, training
 
     def __enter__(self):
-        modules = list(self.model.modules())
-        self.flags = [(m, m.training) for m in modules]
-        self.attributes = Attributes(self.model, modules)
+        self.attributes = Attributes(self.model)
+        self.flags = [(m, m.training) for m in self.attributes.modules]
         self.grad = torch.is_grad_enabled()
         self.dtype = torch.get_default_dtype()
         for m, _ in self.flags:  # a plain attribute: nn.Module's __setattr__ checks are slow

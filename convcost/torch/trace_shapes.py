@@ -207,9 +207,9 @@ class _Session(TorchFunctionMode):
     those run for real and are read by the rules of the call-by-call reading.
     """
 
-    def __init__(self, model, inputs, device, training=False, with_values=False):
+    def __init__(self, model, inputs, device, training=False, with_values=False, modules=None):
         super().__init__()
-        self.walk = Walk(model, inputs, symbolic=False, training=training)
+        self.walk = Walk(model, inputs, symbolic=False, training=training, modules=modules)
         self.with_values = with_values
         self.paths = {id(m): name for name, m in self.walk.modules.items()}
         # the model's parameters and buffers, read in a forward as shapes too (as fx reads them as graph
@@ -441,7 +441,7 @@ def read_shapes(model, inputs, device="cpu", training=False, with_values=False, 
     """
     if inputs.symbolic:
         raise NeedsTensors("symbolic sizes (read by torch.fx)")
-    session = _Session(model, inputs, device, training, with_values)
+    session = _Session(model, inputs, device, training, with_values, kept.named if kept else None)
     with own_code("the shape reading"):
         if session.walk.is_layer():
             return session.walk.bare_layer()

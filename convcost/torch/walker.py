@@ -82,11 +82,12 @@ class Unknown:
 class Walk:
     """One reading's walk: shapes from convcost's formulas, a row per costed call, in a :class:`Recorder`."""
 
-    def __init__(self, model, inputs, symbolic, training=False):
+    def __init__(self, model, inputs, symbolic, training=False, modules=None):
         self.model, self.inputs, self.symbolic = model, inputs, symbolic
         self.record = Recorder(model, training)
         self.training = training
-        self.modules = dict(model.named_modules())
+        # ``modules``: the caller's ``dict(model.named_modules())`` (profile walks a large model's tree once)
+        self.modules = dict(model.named_modules()) if modules is None else modules
         self._specs = {}  # id(module) -> (spec, why not), what its reader made of it
         # the call being read, run on the tensors computed alongside (a reading with values sets it): the output
         # shape of a call without a rule that cannot run on meta tensors (data-dependent sizes)
