@@ -461,6 +461,68 @@ def test_indices_kept_where_the_loss_does_not_reach():
     assert_step_agrees(PooledAtIds(), IDS)
 
 
+class PoolingHead(nn.Module):
+    """AIMv2's vision head: a class token expanded into the query of one attention over the states, whose
+    output the caller drops. Autograd runs no backward for the head and gives the token no gradient."""
+
+    def __init__(self):
+        super().__init__()
+        self.body, self.k = nn.Linear(32, 32), nn.Linear(32, 32)
+        self.cls = nn.Parameter(torch.randn(1, 1, 32))
+
+    def forward(self, x):
+        h = self.body(x)
+        q = self.cls.expand(h.shape[0], -1, -1).reshape(-1, 1, 4, 8).permute(0, 2, 1, 3)
+        k = self.k(h).reshape(*h.shape[:2], 4, 8).permute(0, 2, 1, 3)
+        pooled = F.scaled_dot_product_attention(q, k, k)
+        return (h, pooled)[0]
+
+
+def test_a_class_token_that_does_not_reach_the_loss():
+    model, x = PoolingHead(), torch.randn(2, 16, 32)
+    assert_step_agrees(model, x)  # the fused row's backward is no part of the step: 0 on its row
+    report = profile(model, x, training=True)
+    assert [r.backward_macs for r in report.rows if r.op == "F.scaled_dot_product_attention"] == [0]
+    # the token, read only through a view into the dropped query, has no gradient and no Adam state
+    assert report.training.memory("adam") == measure_training(model, (x,), optimizer="adam")["bytes"]
+
+
+# --- an einsum whose summed index has size 1 (LED's sliding-window mask) ------------------------------------
+
+def _chunks(x, w):
+    """LED's ``_chunk``: windows of 2w overlapping by w, as an ``as_strided`` view."""
+    x = x.view(x.shape[0], x.shape[1] // (2 * w), 2 * w, x.shape[2])
+    stride = list(x.stride())
+    stride[1] //= 2
+    return x.as_strided(size=(x.shape[0], x.shape[1] * 2 - 1, 2 * w, x.shape[3]), stride=stride)
+
+
+class WindowScores(nn.Module):
+    """LED's local attention scores and its diagonal mask: the mask goes through the same chunked einsum with
+    one head of size 1, which PyTorch runs as a broadcast product, not a matrix product."""
+
+    def __init__(self, d=8, w=2):
+        super().__init__()
+        self.q, self.w = nn.Linear(d, d), w
+
+    def forward(self, x, mask):
+        h = self.q(x)
+        scores = torch.einsum("bcxd,bcyd->bcxy", (_chunks(h, self.w), _chunks(x, self.w)))
+        ones = mask.new_ones(mask.shape)
+        return scores + torch.einsum("bcxd,bcyd->bcxy", (_chunks(ones, self.w), _chunks(mask, self.w)))
+
+
+def test_an_einsum_over_a_summed_index_of_size_one():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model, x, mask = WindowScores(), torch.randn(2, 16, 8), torch.zeros(2, 16, 1)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x, mask)
+    report = profile(model, (x, mask))
+    assert report.exact and report.total["macs"] == counter.get_total_flops() // 2
+    assert_step_agrees(model, (x, mask))
+
+
 # --- partial rotary embeddings: a concatenation with an empty part (Phi-3) -----------------------------------
 
 class EmptyPart(nn.Module):
