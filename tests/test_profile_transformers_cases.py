@@ -523,6 +523,29 @@ def test_an_einsum_over_a_summed_index_of_size_one():
     assert_step_agrees(model, (x, mask))
 
 
+class WindowValues(nn.Module):
+    """LED's values in overlapping windows: ``as_strided`` over a padded tensor, its chunk count a tensor
+    (``torch.div`` of sizes), so that only the call on the values computed alongside gives its strides; the
+    overlapping windows cannot be folded to a batch of matrices as a view, and the einsum keeps a copy."""
+
+    def __init__(self, d=8, w=4):
+        super().__init__()
+        self.v, self.p, self.w = nn.Linear(d, d), nn.Linear(3 * w, 3 * w), w
+
+    def forward(self, x, probs):
+        b, n, d = x.shape
+        w = self.w
+        chunks = torch.div(n, w, rounding_mode="trunc") - 1
+        padded = F.pad(self.v(x), (0, 0, w, w))
+        stride = padded.stride()
+        windows = padded.as_strided(size=(b, chunks + 1, 3 * w, d), stride=(stride[0], w * stride[1], *stride[1:]))
+        return torch.einsum("bcwd,bcdh->bcwh", (self.p(probs), windows))
+
+
+def test_an_einsum_over_overlapping_windows_sized_by_a_tensor():
+    assert_step_agrees(WindowValues(), (torch.randn(2, 16, 8), torch.randn(2, 4, 4, 12)))
+
+
 # --- partial rotary embeddings: a concatenation with an empty part (Phi-3) -----------------------------------
 
 class EmptyPart(nn.Module):
