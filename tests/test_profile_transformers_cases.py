@@ -546,6 +546,37 @@ def test_an_einsum_over_overlapping_windows_sized_by_a_tensor():
     assert_step_agrees(WindowValues(), (torch.randn(2, 16, 8), torch.randn(2, 4, 4, 12)))
 
 
+# --- a router's branch the loss does not reach frees what it saved mid-forward (SolarOpen) -------------------
+
+class GroupScores(nn.Module):
+    """SolarOpen's router: group scores through ``topk`` values (which keep their indices), read only to pick
+    experts; the branch dies when the router returns, and what it saved is freed while the forward runs on."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def _group_scores(self, h):
+        return h.topk(2, dim=-1)[0].sum(-1)
+
+    def forward(self, x):
+        h = self.fc(x)
+        chosen = self._group_scores(h).argmax(-1)
+        return h.gather(-1, h.topk(2, dim=-1)[1]) + 0 * chosen.sum()
+
+
+def test_the_oracle_counts_a_freed_branch_once_per_storage():
+    """The measured step once changed from run to run (SolarOpen's saved indices: 304 to 368): the allocator
+    gave the next topk's indices the freed branch's address (large storages are unmapped and mapped again),
+    and one data pointer counted for two storages. Held until the forward ends, each counts: two topk index
+    tensors of 16384 x 2, every time, as convcost counts them."""
+    from convcost.torch.measure_training import saved_tensors
+
+    model, x = GroupScores(), torch.randn(16384, 8)
+    assert {saved_tensors(model, (x,))["indices"] for _ in range(20)} == {2 * 16384 * 2}
+    assert profile(model, x, training=True).training.saved_indices == 2 * 16384 * 2
+
+
 # --- partial rotary embeddings: a concatenation with an empty part (Phi-3) -----------------------------------
 
 class EmptyPart(nn.Module):
