@@ -577,6 +577,30 @@ def test_the_oracle_counts_a_freed_branch_once_per_storage():
     assert profile(model, x, training=True).training.saved_indices == 2 * 16384 * 2
 
 
+# --- a selection by index keeps its index (and for some, its input) -------------------------------------------
+
+class Selects(nn.Module):
+    """A selection by index after a layer: gather and take keep their input and index, index_select its index
+    alone; read as views before, the step kept none of it."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.fc, self.kind = nn.Linear(8, 8), kind
+
+    def forward(self, x):
+        h = self.fc(x)
+        if self.kind == "gather":
+            return h.gather(1, (x[:, :2] > 0).long())
+        if self.kind == "index_select":
+            return torch.index_select(h, 1, torch.tensor([0, 3, 5]))
+        return h.take(torch.tensor([0, 3, 5, 9]))
+
+
+@pytest.mark.parametrize("kind", ["gather", "index_select", "take"])
+def test_a_selection_by_index_keeps_what_autograd_keeps(kind):
+    assert_step_agrees(Selects(kind), torch.randn(4, 8))
+
+
 # --- partial rotary embeddings: a concatenation with an empty part (Phi-3) -----------------------------------
 
 class EmptyPart(nn.Module):

@@ -389,7 +389,8 @@ class Recorder:
         unsupported = [Unsupported(op, len(e["paths"]), tuple(e["paths"]), e["reason"],
                                    sum(p for _, p in e["held"]), tuple(e["held"]), e["macs"])
                        for op, e in self.unsupported.items()]
-        return Report(self.step_rows() if self.training else self.rows, unsupported=unsupported, input_shape=inputs.report_shape,
+        rows = self.step_rows() if self.training else self.rows
+        return Report(rows, unsupported=unsupported, input_shape=inputs.report_shape,
                       input_shapes=inputs.shapes, model=type(self.model).__name__, traced_with=traced_with,
                       notes=notes, unused=tuple((n, t.numel()) for n, t in unused), convention=convention,
                       headline=headline, modules=modules, module_calls=self.module_calls,
