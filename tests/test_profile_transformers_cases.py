@@ -461,6 +461,146 @@ def test_indices_kept_where_the_loss_does_not_reach():
     assert_step_agrees(PooledAtIds(), IDS)
 
 
+class PoolingHead(nn.Module):
+    """AIMv2's vision head: a class token expanded into the query of one attention over the states, whose
+    output the caller drops. Autograd runs no backward for the head and gives the token no gradient."""
+
+    def __init__(self):
+        super().__init__()
+        self.body, self.k = nn.Linear(32, 32), nn.Linear(32, 32)
+        self.cls = nn.Parameter(torch.randn(1, 1, 32))
+
+    def forward(self, x):
+        h = self.body(x)
+        q = self.cls.expand(h.shape[0], -1, -1).reshape(-1, 1, 4, 8).permute(0, 2, 1, 3)
+        k = self.k(h).reshape(*h.shape[:2], 4, 8).permute(0, 2, 1, 3)
+        pooled = F.scaled_dot_product_attention(q, k, k)
+        return (h, pooled)[0]
+
+
+def test_a_class_token_that_does_not_reach_the_loss():
+    model, x = PoolingHead(), torch.randn(2, 16, 32)
+    assert_step_agrees(model, x)  # the fused row's backward is no part of the step: 0 on its row
+    report = profile(model, x, training=True)
+    assert [r.backward_macs for r in report.rows if r.op == "F.scaled_dot_product_attention"] == [0]
+    # the token, read only through a view into the dropped query, has no gradient and no Adam state
+    assert report.training.memory("adam") == measure_training(model, (x,), optimizer="adam")["bytes"]
+
+
+# --- an einsum whose summed index has size 1 (LED's sliding-window mask) ------------------------------------
+
+def _chunks(x, w):
+    """LED's ``_chunk``: windows of 2w overlapping by w, as an ``as_strided`` view."""
+    x = x.view(x.shape[0], x.shape[1] // (2 * w), 2 * w, x.shape[2])
+    stride = list(x.stride())
+    stride[1] //= 2
+    return x.as_strided(size=(x.shape[0], x.shape[1] * 2 - 1, 2 * w, x.shape[3]), stride=stride)
+
+
+class WindowScores(nn.Module):
+    """LED's local attention scores and its diagonal mask: the mask goes through the same chunked einsum with
+    one head of size 1, which PyTorch runs as a broadcast product, not a matrix product."""
+
+    def __init__(self, d=8, w=2):
+        super().__init__()
+        self.q, self.w = nn.Linear(d, d), w
+
+    def forward(self, x, mask):
+        h = self.q(x)
+        scores = torch.einsum("bcxd,bcyd->bcxy", (_chunks(h, self.w), _chunks(x, self.w)))
+        ones = mask.new_ones(mask.shape)
+        return scores + torch.einsum("bcxd,bcyd->bcxy", (_chunks(ones, self.w), _chunks(mask, self.w)))
+
+
+def test_an_einsum_over_a_summed_index_of_size_one():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model, x, mask = WindowScores(), torch.randn(2, 16, 8), torch.zeros(2, 16, 1)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x, mask)
+    report = profile(model, (x, mask))
+    assert report.exact and report.total["macs"] == counter.get_total_flops() // 2
+    assert_step_agrees(model, (x, mask))
+
+
+class WindowValues(nn.Module):
+    """LED's values in overlapping windows: ``as_strided`` over a padded tensor, its chunk count a tensor
+    (``torch.div`` of sizes), so that only the call on the values computed alongside gives its strides; the
+    overlapping windows cannot be folded to a batch of matrices as a view, and the einsum keeps a copy."""
+
+    def __init__(self, d=8, w=4):
+        super().__init__()
+        self.v, self.p, self.w = nn.Linear(d, d), nn.Linear(3 * w, 3 * w), w
+
+    def forward(self, x, probs):
+        b, n, d = x.shape
+        w = self.w
+        chunks = torch.div(n, w, rounding_mode="trunc") - 1
+        padded = F.pad(self.v(x), (0, 0, w, w))
+        stride = padded.stride()
+        windows = padded.as_strided(size=(b, chunks + 1, 3 * w, d), stride=(stride[0], w * stride[1], *stride[1:]))
+        return torch.einsum("bcwd,bcdh->bcwh", (self.p(probs), windows))
+
+
+def test_an_einsum_over_overlapping_windows_sized_by_a_tensor():
+    assert_step_agrees(WindowValues(), (torch.randn(2, 16, 8), torch.randn(2, 4, 4, 12)))
+
+
+# --- a router's branch the loss does not reach frees what it saved mid-forward (SolarOpen) -------------------
+
+class GroupScores(nn.Module):
+    """SolarOpen's router: group scores through ``topk`` values (which keep their indices), read only to pick
+    experts; the branch dies when the router returns, and what it saved is freed while the forward runs on."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def _group_scores(self, h):
+        return h.topk(2, dim=-1)[0].sum(-1)
+
+    def forward(self, x):
+        h = self.fc(x)
+        chosen = self._group_scores(h).argmax(-1)
+        return h.gather(-1, h.topk(2, dim=-1)[1]) + 0 * chosen.sum()
+
+
+def test_the_oracle_counts_a_freed_branch_once_per_storage():
+    """The measured step once changed from run to run (SolarOpen's saved indices: 304 to 368): the allocator
+    gave the next topk's indices the freed branch's address (large storages are unmapped and mapped again),
+    and one data pointer counted for two storages. Held until the forward ends, each counts: two topk index
+    tensors of 16384 x 2, every time, as convcost counts them."""
+    from convcost.torch.measure_training import saved_tensors
+
+    model, x = GroupScores(), torch.randn(16384, 8)
+    assert {saved_tensors(model, (x,))["indices"] for _ in range(20)} == {2 * 16384 * 2}
+    assert profile(model, x, training=True).training.saved_indices == 2 * 16384 * 2
+
+
+# --- a selection by index keeps its index (and for some, its input) -------------------------------------------
+
+class Selects(nn.Module):
+    """A selection by index after a layer: gather and take keep their input and index, index_select its index
+    alone; read as views before, the step kept none of it."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.fc, self.kind = nn.Linear(8, 8), kind
+
+    def forward(self, x):
+        h = self.fc(x)
+        if self.kind == "gather":
+            return h.gather(1, (x[:, :2] > 0).long())
+        if self.kind == "index_select":
+            return torch.index_select(h, 1, torch.tensor([0, 3, 5]))
+        return h.take(torch.tensor([0, 3, 5, 9]))
+
+
+@pytest.mark.parametrize("kind", ["gather", "index_select", "take"])
+def test_a_selection_by_index_keeps_what_autograd_keeps(kind):
+    assert_step_agrees(Selects(kind), torch.randn(4, 8))
+
+
 # --- partial rotary embeddings: a concatenation with an empty part (Phi-3) -----------------------------------
 
 class EmptyPart(nn.Module):

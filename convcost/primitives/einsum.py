@@ -14,7 +14,7 @@ import dataclasses
 from convcost.arith import total
 from convcost.errors import ConvcostError
 from convcost.layers import Merge
-from convcost.primitives.einsum_plan import parse, plan
+from convcost.primitives.einsum_plan import _is_one, parse, plan
 from convcost.primitives.matmul import _product
 from convcost.shapes import numel
 from convcost.spec import spec
@@ -25,7 +25,11 @@ class Einsum(Merge):
     """``torch.einsum(equation, *operands)`` of two or more operands, contracted left to right as PyTorch
     does (without opt_einsum): each pairwise product is a batched matrix product over the indices the
     pair still holds, after indices used by one operand only are summed out (additions, ``elementwise_ops``).
-    A pair that shares no summed index is an element-wise product (no MACs, as ``FlopCounterMode`` counts it).
+    A pair that shares no summed index is an element-wise product (no MACs, as ``FlopCounterMode`` counts it);
+    an index of size 1 is no summed index (PyTorch squeezes it first).
+
+    >>> Einsum(equation="bxd,byd->bxy").cost([(2, 3, 1), (2, 4, 1)]).macs   # an outer product: no MACs
+    0
     """
 
     equation: str = dataclasses.field(default="ij,jk->ik")
@@ -69,13 +73,16 @@ class Einsum(Merge):
         labels, output, _, _ = parse(self.equation, shapes, self)
         # one character per index (an ellipsis's axes too), so that index sets are strings
         code = {x: chr(0x100 + i) for i, x in enumerate(dict.fromkeys([*output, *(x for ls in labels for x in ls)]))}
-        operands = ["".join(code[x] for x in ls) for ls in labels]
+        # an axis of size 1 is squeezed out (or its index summed out of the other side) before any product:
+        # an index of size 1 is never contracted, and a pair left with none is element-wise (LED's windowed
+        # mask: "bcxd,bcyd->bcxy" with d = 1 is a broadcast product, no matrix product)
+        operands = ["".join(code[x] for x, n in zip(ls, shape) if not _is_one(n)) for ls, shape in zip(labels, shapes)]
         output = "".join(code[x] for x in output)
-        sizes = {}
-        for part, shape in zip(operands, shapes):
-            for label, n in zip(part, shape):
-                if sizes.get(label, 1) == 1:
-                    sizes[label] = n
+        sizes = dict.fromkeys(output, 1)  # an output index of size 1 everywhere, squeezed from every operand
+        for ls, shape in zip(labels, shapes):
+            for label, n in zip(ls, shape):
+                if sizes.get(code[label], 1) == 1:
+                    sizes[code[label]] = n
         macs, adds, muls = 0, 0, 0
         left = operands[0]
         for j in range(1, len(operands)):

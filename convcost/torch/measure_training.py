@@ -12,7 +12,10 @@ computed from convcost's formulas, so the tests can hold the formulas to them:
   ``convention="torch"`` keeps the running release's number.
 - :func:`saved_tensors`: ``saved_tensors_hooks`` on a training-mode forward,
   each storage counted once by its data pointer, parameters and buffers left
-  out; int64 storages (max pooling's indices) are reported apart, and a byte
+  out (every saved tensor held until the forward ends: a branch the loss does
+  not reach, a router's group scores, frees what it saved mid-forward, and the
+  allocator may give a later storage the same pointer, which would then count
+  once for two); int64 storages (max pooling's indices) are reported apart, and a byte
   buffer (uint8: the workspace of oneDNN's fused LSTM) is counted in elements
   of the module's dtype (its bytes / itemsize), as a step's bytes count them.
 - :func:`optimizer_state`: the numel of the tensors in ``optimizer.state``
@@ -122,13 +125,14 @@ def saved_tensors(module, inputs, *, input_grad: bool = False) -> dict:
     xs = _inputs(inputs, input_grad)
     owned = {t.untyped_storage().data_ptr() for t in (*module.parameters(), *module.buffers())}
     itemsize = _itemsize(module)
-    seen = {}
+    seen, held = {}, []
 
     def pack(t):
         storage = t.untyped_storage()
         pointer = storage.data_ptr()
         if pointer not in owned and storage.nbytes():
             seen[pointer] = (_elements(t, storage, itemsize), t.dtype == torch.int64)
+            held.append(t)  # its pointer is not reused while the forward runs
         return t
 
     with saved_tensors_hooks(pack, lambda t: t):
@@ -152,7 +156,7 @@ def saved_tensors_by_module(module, inputs, *, input_grad: bool = False) -> dict
     owned = {t.untyped_storage().data_ptr() for t in (*module.parameters(), *module.buffers())}
     names = {m: name for name, m in module.named_modules()}
     itemsize = _itemsize(module)
-    running, seen, by_module = [""], set(), {}
+    running, seen, by_module, held = [""], set(), {}, []
 
     def enter(m, args):
         running.append(names[m])
@@ -165,6 +169,7 @@ def saved_tensors_by_module(module, inputs, *, input_grad: bool = False) -> dict
         pointer = storage.data_ptr()
         if pointer not in owned and pointer not in seen and storage.nbytes():
             seen.add(pointer)
+            held.append(t)  # its pointer is not reused while the forward runs
             by_module[running[-1]] = by_module.get(running[-1], 0) + _elements(t, storage, itemsize)
         return t
 

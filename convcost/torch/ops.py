@@ -249,9 +249,10 @@ masked_fill masked_fill_ index_fill index_fill_ scatter scatter_ index_put index
 
 #: calls that pick each element from one of their operands, or a number (no arithmetic): in a training step the
 #: gradient flows to every tensor operand, and autograd keeps the mask (the condition) it picked by (``topk`` and
-#: ``sort``: the indices, which carry no gradient)
+#: ``sort``: the indices, which carry no gradient; ``gather``, ``index_select``, ``take`` and ``masked_select``: the
+#: index or mask they select by, and for some the input; what each keeps comes from the call run on meta tensors)
 _PICKS = """where masked_fill masked_fill_ index_fill index_fill_ masked_scatter masked_scatter_ topk sort scatter
-scatter_ index_put index_put_ index_copy index_copy_""".split()
+scatter_ index_put index_put_ index_copy index_copy_ gather index_select take masked_select""".split()
 
 #: calls that make a new tensor of another one's shape (no view of it, no gradient)
 _CREATES = """new_zeros new_ones new_empty new_full new_tensor zeros_like ones_like empty_like full_like rand_like

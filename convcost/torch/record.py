@@ -214,7 +214,10 @@ class Recorder:
         readers = self.__dict__.get("_readers", {})
         params = {pid for pid, outs in readers.items()
                   if outs and all(o in dead for o in outs) and ("tensor", pid) not in live}
-        return entries, params
+        # a parameter read as data (a class token expanded into an attention's query) that the loss never
+        # reaches through any call
+        followed = {key[1] for sources, _ in flows for key in sources if isinstance(key, tuple) and key[0] == "tensor"}
+        return entries, params | {pid for pid in followed if ("tensor", pid) not in live}
 
     def first_index(self, key) -> bool:
         """Whether storage ``key``, an int64 index autograd keeps, is kept here for the first time (an index
@@ -282,6 +285,7 @@ class Recorder:
             view = (c.output_view is True or inplace) and operands and operands[0].storage is not None and not copied
             out = operands[0].storage if view else self.new_storage(row.output_shape, out_dtype)
             self.keeps(c, kept, out)
+            self.__dict__.setdefault("_row_of", {})[len(self.graph) - 1] = len(self.rows) - 1
             self.precision.row_kept(spec, inputs, reads, kept)
             for t in reads:  # which rows' outputs each parameter's gradient comes through
                 self.__dict__.setdefault("_readers", {}).setdefault(id(t), []).append(out)
@@ -385,13 +389,22 @@ class Recorder:
         unsupported = [Unsupported(op, len(e["paths"]), tuple(e["paths"]), e["reason"],
                                    sum(p for _, p in e["held"]), tuple(e["held"]), e["macs"])
                        for op, e in self.unsupported.items()]
-        return Report(self.rows, unsupported=unsupported, input_shape=inputs.report_shape,
+        rows = self.step_rows() if self.training else self.rows
+        return Report(rows, unsupported=unsupported, input_shape=inputs.report_shape,
                       input_shapes=inputs.shapes, model=type(self.model).__name__, traced_with=traced_with,
                       notes=notes, unused=tuple((n, t.numel()) for n, t in unused), convention=convention,
                       headline=headline, modules=modules, module_calls=self.module_calls,
                       training=self.step_totals() if self.training else None,
                       blocks=name_blocks(self.rows, self.block_inputs, dict(self.model.named_modules()))
                       if self.block_inputs else None)
+
+    def step_rows(self) -> list:
+        """The rows as the step runs them: a row whose output the loss does not reach has no backward (its
+        saved tensors are still kept: autograd saves them in the forward)."""
+        entries, _ = self.unreached()
+        at = {self.__dict__.get("_row_of", {}).get(i) for i in entries}
+        return [dataclasses.replace(r, counts={**r.counts, "backward_macs": 0}) if i in at else r
+                for i, r in enumerate(self.rows)]
 
     def step_totals(self) -> StepTotals:
         """The training step's totals: backward MACs summed over the rows, saved storages counted once."""

@@ -184,10 +184,6 @@ class _Step(trace_calls.Session):
             self.values[id(first)] = (first, self.record.tracked(self.tracked(first)))
         if not _holds_empty((args, kwargs)):
             out = super().__torch_function__(func, types, args, kwargs)
-            if not inside and not written and getattr(func, "__name__", "") in _KEEPS_INDEX:
-                event = self.event(func, args, kwargs)
-                if any(self.record.tracked(t).grad for t in _flat_tensors((event.args, event.kwargs), Tensor)):
-                    self.keep_run(event, event.label)
         else:
             out = func(*args, **kwargs)
             if not inside:
@@ -231,9 +227,9 @@ class _Step(trace_calls.Session):
         return Event(event.kind, event.target, self.tracked(args), self.tracked(kwargs), event.where)
 
     def keep_run(self, event, what) -> None:
-        """What autograd keeps of a call the walker reads without a row: a selection by index (the indices), an
-        assignment on an empty tensor (``x[empty] = y``); from the call run on meta tensors, listed where it
-        cannot run. (Assignments and sorts on the rest the walker keeps itself.)"""
+        """What autograd keeps of an assignment on an empty tensor (``x[empty] = y``), which the walker does not
+        see (a call on an empty tensor is run here, not read); from the call run on meta tensors, listed where it
+        cannot run. (Selections by index, sorts and assignments on the rest the walker keeps itself.)"""
         self.busy += 1
         try:
             with own_code("the reading of a step with targets"):
@@ -274,11 +270,6 @@ class _StepRecorder(Recorder):
 
 #: a tensor's values read into Python (the forward's own decisions: a loop over boxes, a count)
 _VALUE_READS = frozenset({"__bool__", "__int__", "__float__", "__index__", "item", "tolist", "numpy"})
-
-#: calls the walker reads as views or selections without a row, whose backward keeps indices (their own or the
-#: ones given) when their input needs a gradient
-_KEEPS_INDEX = frozenset({"gather", "index_select", "take", "masked_select"})  # the walker keeps sort/topk's
-
 
 def _cuda_devices(model) -> list:
     """The CUDA devices whose random state the step draws from (its sampling runs where the model is)."""

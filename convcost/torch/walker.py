@@ -344,6 +344,10 @@ class Walk:
         # a call meta tensors cannot run at concrete sizes decides its size from values (masked_select): a copy
         # (a reading with values knows its size from the call run on them; a view's size never needs values)
         data_dependent = meta is None and self.computed is not None and _sized_by_values(event)
+        if meta is None and self.computed is not None and not data_dependent:
+            # a size given as a tensor (LED's ``as_strided`` over ``chunks_count + 1``): the strides, and whether
+            # it is a view, of the call on the tensors computed alongside
+            meta, base = _laid_out_as(self._computed_output())
         viewed = self._viewed(result, source, meta, base, event.name == "clone" or data_dependent)
         if event.name == "view_as_real" and isinstance(viewed, Tensor) and viewed.storage in self.record.storages:
             # a complex storage read as reals: autograd's hooks count its elements as the saved view's, two each
@@ -735,6 +739,16 @@ def _numel(shape):
 #: calls whose output size the values decide (each a copy, never a view)
 _SIZED_BY_VALUES = frozenset({"masked_select", "nonzero", "argwhere", "unique", "unique_consecutive",
                               "repeat_interleave"})
+
+
+def _laid_out_as(real) -> tuple:
+    """``(meta, base)`` as :func:`~convcost.torch.layouts.run_view` gives them, for a call's real output: a meta
+    tensor with its strides, and itself as the base where the output is a view (``(None, None)`` for another
+    value)."""
+    if not isinstance(real, torch.Tensor):
+        return None, None
+    meta = torch.empty_strided(real.shape, real.stride(), dtype=real.dtype, device="meta")
+    return meta, (meta if real._is_view() else None)
 
 
 def _sized_by_values(event) -> bool:
