@@ -340,8 +340,11 @@ class Cost:
         ``"bf16-autocast"`` the weights, gradients and Adam's state stay float32 and each saved tensor takes the
         dtype autocast gives it, with the bfloat16 copy of each convolution's weight:
 
-        >>> c.training_memory("adam", precision="bf16-autocast")  # 4 x 896 + 8, 2 x (216 + 216 + 72 input copy)
-        4600
+        >>> big = cost(StandardConv, C=3, O=8, K=3, N=2, H=16, W=16)
+        >>> big.training_memory("adam"), big.training_memory("adam", precision="bf16-autocast")
+        (9736, 7096)
+        >>> 4 * (224 + 224 + 2 * 224) + 4 * 2 + 2 * (2 * 3 * 16 * 16 + 8 * 3 * 3 * 3)  # the input's copy, the weight's
+        7096
         """
         if self.untrained:
             raise ConvcostError(f"training_memory: convcost has no training counts yet for {', '.join(self.untrained)} "

@@ -118,7 +118,7 @@ def training_memory(x, optimizer: str = "adam", dtype: str = "float32", *, input
     >>> training_memory(StandardConv(C=3, O=8, K=3, H=6, W=6), "adam")
     432*N + 3592
     >>> training_memory(StandardConv(C=3, O=8, K=3, H=6, W=6), "adam", precision="bf16-autocast")
-    408*N + 4024
+    216*N + 4024
     """
     c = batched_cost(x, input_shape)
     memory = c.training_memory(optimizer, dtype) if precision is None else \

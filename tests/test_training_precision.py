@@ -37,8 +37,8 @@ from convcost.primitives import (
     Conv,
     ConvTranspose,
     Flatten,
-    Linear,
     LayerNorm,
+    Linear,
     MaxPool,
 )
 from convcost.symbols import N
@@ -122,7 +122,7 @@ CASES = {
                                                  merge="concat"), Activation("sigmoid")), (2, 3, 6, 6)),
     "residual-fp32-add": (Residual(Conv(C=3, O=3, K=3, P=1)), (2, 3, 5, 5)),
 }
-RECIPE_NAMES = ("bf16-autocast", "fp16-autocast", "bf16")
+RECIPE_NAMES = ("bf16-autocast", "fp16-autocast", "bf16", "fp16")
 
 
 def _model(layer, shape):
