@@ -322,3 +322,12 @@ def test_property_closed_form_equals_the_hooks(case):
 
 def test_recipes_are_the_documented_ones():
     assert tuple(RECIPES) == ("fp32", "bf16-autocast", "fp16-autocast", "bf16", "fp16")
+
+
+@pytest.mark.parametrize("recipe", ["bf16-autocast", "bf16"])
+def test_zoo_resnet18_at_a_small_input(recipe):
+    from convcost.zoo import resnet18
+
+    layer, shape = resnet18().layer, (2, 3, 64, 64)
+    c = layer.cost(shape, input_grad=False)
+    assert saved_by_dtype(c, recipe) == measured(_model(layer, shape), torch.randn(shape), recipe)
