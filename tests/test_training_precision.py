@@ -344,3 +344,13 @@ def test_zoo_resnet18_at_a_small_input(recipe):
     layer, shape = resnet18().layer, (2, 3, 64, 64)
     c = layer.cost(shape, input_grad=False)
     assert saved_by_dtype(c, recipe) == measured(_model(layer, shape), torch.randn(shape), recipe)
+
+
+def test_the_torch_front_door_hands_the_recipe_to_the_closed_form_and_refuses_it_for_a_module():
+    from convcost.torch import max_batch as torch_max_batch
+
+    layer, shape = CASES["bottleneck"]
+    assert torch_max_batch(layer, shape, memory=200_000, precision="bf16-autocast") == \
+        max_batch(layer, shape, memory=200_000, precision="bf16-autocast")
+    with pytest.raises(ConvcostError, match="under torch.autocast"):
+        torch_max_batch(_model(layer, shape), shape, memory=200_000, precision="bf16-autocast")
