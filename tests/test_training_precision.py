@@ -354,3 +354,18 @@ def test_the_torch_front_door_hands_the_recipe_to_the_closed_form_and_refuses_it
         max_batch(layer, shape, memory=200_000, precision="bf16-autocast")
     with pytest.raises(ConvcostError, match="under torch.autocast"):
         torch_max_batch(_model(layer, shape), shape, memory=200_000, precision="bf16-autocast")
+
+
+def test_cli_cost_takes_a_precision_recipe(capsys):
+    import json
+
+    from convcost.cli import main
+
+    fields = ["SeparableConv", "C=8", "O=16", "K=3", "H=8", "W=8"]
+    assert main(["cost", *fields, "--training", "--first", "--precision", "bf16-autocast", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    want = SeparableConv(C=8, O=16, K=3, H=8, W=8).cost(input_grad=False).training_memory(
+        "adam", precision="bf16-autocast")
+    assert data["training_memory[adam, bf16-autocast]"] == want == 4 * (4 * 224) + 4 * 4 + 2000
+    assert main(["cost", *fields, "--training", "--dtype", "float16", "--precision", "bf16"]) == 2
+    assert "leave --dtype out" in capsys.readouterr().err
