@@ -134,14 +134,12 @@ def saved_by_dtype(cost, recipe) -> dict:
     if cost.spec is None:
         raise ConvcostError("saved bytes under a precision recipe: give a layer's cost (layer.cost(shape)); a sum "
                             "of costs made by hand does not say which tensors are shared")
+    if cost.spec.several_inputs:  # its cost holds the first operand's shape only
+        raise ConvcostError(f"saved bytes under a precision recipe: {cost.spec!r} takes several inputs; price a "
+                            "layer that holds it")
     graph = Graph(recipe)
-    grads = cost.input_grads or (True,)
-    shapes = cost.input_shape if cost.spec.several_inputs else (cost.input_shape,)
-    if cost.spec.several_inputs:
-        raise ConvcostError(f"saved bytes under a precision recipe: {cost.spec!r} takes several inputs; price the "
-                            "layer that feeds it")
-    inputs = [(graph.new(shape, recipe.input), shape, grad) for shape, grad in zip(shapes, grads)]
-    cost.spec.precision_rows(cost, inputs, graph)
+    grad = cost.input_grads[0] if cost.input_grads else True
+    cost.spec.precision_rows(cost, [(graph.new(cost.input_shape, recipe.input), cost.input_shape, grad)], graph)
     return graph.bytes()
 
 

@@ -369,3 +369,18 @@ def test_cli_cost_takes_a_precision_recipe(capsys):
     assert data["training_memory[adam, bf16-autocast]"] == want == 4 * (4 * 224) + 4 * 4 + 2000
     assert main(["cost", *fields, "--training", "--dtype", "float16", "--precision", "bf16"]) == 2
     assert "leave --dtype out" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("input_grad, trainable", [(True, True), (True, False), (False, False)])
+@pytest.mark.parametrize("name", ["cnn", "bottleneck", "se", "layer-norm-mlp", "transposed"])
+def test_an_input_that_needs_a_gradient_and_frozen_parameters(name, input_grad, trainable):
+    """A layer inside a network (its input needs a gradient) and frozen parameters (no weight gradient; the
+    weight copy is still kept where the input's gradient needs it)."""
+    layer, shape = CASES[name]
+    c = layer.cost(shape, input_grad=input_grad, trainable=trainable)
+    model = _model(layer, shape)
+    for p in model.parameters():
+        p.requires_grad_(trainable)
+    x = torch.randn(shape, requires_grad=input_grad)
+    for recipe in RECIPE_NAMES:
+        assert saved_by_dtype(c, recipe) == measured(model, x.detach().requires_grad_(input_grad), recipe), recipe
