@@ -12,8 +12,12 @@ import pytest
 import sympy
 
 from convcost import (
+    AsymmetricConv,
+    DepthToSpace,
     DilatedConv,
+    FireModule,
     GroupedConv,
+    InceptionBlock,
     InvertedResidual,
     MobileNetV1Block,
     SeparableConv,
@@ -123,6 +127,11 @@ CASES = {
                                                  Sequential(Conv(C=3, O=5, K=3, P=1), AdaptiveAvgPool(output_size=3)),
                                                  merge="concat"), Activation("sigmoid")), (2, 3, 6, 6)),
     "residual-fp32-add": (Residual(Conv(C=3, O=3, K=3, P=1)), (2, 3, 5, 5)),
+    "inception-asymmetric": (InceptionBlock(C=4, O=4, form="asymmetric"), (2, 4, 7, 7)),
+    "fire": (FireModule(C=8, s=4, e=4), (2, 8, 6, 6)),
+    "asymmetric": (AsymmetricConv(C=4, O=6, K=3), (2, 4, 7, 7)),
+    "depth-to-space-after-conv": (Sequential(Conv(C=3, O=8, K=1), DepthToSpace(C=8, r=2), Activation("tanh")),
+                                  (2, 3, 4, 4)),
     "reflect-pad-fp32": (Sequential(Conv(C=3, O=4, K=1), Pad(P=(1, 1, 1, 1), mode="reflect"), Conv(C=4, O=4, K=3),
                                     Pad(P=(1, 1, 1, 1), mode="replicate"), Pad(P=(1, 1), mode="constant"),
                                     Activation("sigmoid")), (2, 3, 5, 5)),
