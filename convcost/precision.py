@@ -1,17 +1,12 @@
 """Mixed precision in closed form: the bytes a training step keeps under a precision recipe.
 
-A recipe says which dtype each part of a step is held in:
+A recipe says which dtype each part of a step is held in (:data:`RECIPES`):
 
-============== ======================= ======================================================================
-recipe          parameters, gradients,  activations autograd saves
-                optimizer state
-============== ======================= ======================================================================
-``fp32``        float32                 float32 (indices int64): the one-dtype rule, ``dtype="float32"``
-``bf16-autocast`` float32 (master)      under ``torch.autocast(dtype=torch.bfloat16)``: see below
-``fp16-autocast`` float32 (master)      the same with float16
-``bf16``        bfloat16                a model and its input cast to bfloat16 (``model.to(torch.bfloat16)``)
-``fp16``        float16                 the same with float16
-============== ======================= ======================================================================
+- ``"fp32"``: everything float32, indices int64 (the one-dtype rule, ``dtype="float32"``);
+- ``"bf16-autocast"``, ``"fp16-autocast"``: a float32 model trained under ``torch.autocast`` in that dtype:
+  parameters, gradients and optimizer state float32 (master weights), saved tensors as below;
+- ``"bf16"``, ``"fp16"``: a model and its input cast to that dtype (``model.to(torch.bfloat16)``): parameters,
+  gradients, optimizer state and saved tensors in it (Adam's step scalars float32, indices int64).
 
 Under autocast each operation keeps what PyTorch's CPU autocast gives it (torch 2.13's lists; every
 primitive declares its rule with :meth:`convcost.layers.Operation.autocast_rule`, and a test holds each
@@ -21,15 +16,17 @@ declaration against the PyTorch backend's reading of the same lists):
   storage where it was float32, which the step keeps in place of the input) and it computes in it; the
   low-precision copy of its weight is kept too (a convolution's whenever it records a backward, a linear
   layer's when its input needs a gradient: :meth:`~convcost.layers.Operation.autocast_weight`);
-- ``"fp32"`` (the 3-D pools): its input is cast to float32;
+- ``"fp32"`` (the 3-D pools, reflection and replication padding): its input is cast to float32;
 - ``"promote"`` (concatenation): its inputs are cast to the widest dtype among them;
-- ``"keep"`` (batch norm, activations, 2-D pools, views, add, multiply): it runs in its inputs' dtype,
+- ``"keep"`` (batch and layer norm, activations, 2-D pools, views, add, multiply): it runs in its inputs' dtype,
   promoted as PyTorch promotes (a bfloat16 tensor added to a float32 one gives float32).
 
 What an operation keeps beside its operands has the dtype :meth:`~convcost.layers.Operation.private_dtype`
-gives (batch norm's statistics take its parameters' dtype: float32 under autocast); indices are int64. Each
+gives (batch norm's statistics take its parameters' and running statistics' dtype, float32 under autocast,
+even without affine weights; layer norm's its weight's, or the input's without one); indices are int64. Each
 storage counts once, in its own dtype, as ``saved_tensors_hooks`` sees it. A primitive that declares no rule
-(attention, einsum, an LSTM ...) is refused under a mixed recipe, never priced by a guess.
+(matrix products, attention, einsum, an LSTM, layer scale ...) is refused under a mixed recipe, never priced by
+a guess.
 
 >>> from convcost import SeparableConv
 >>> c = SeparableConv(C=8, O=16, K=3, H=8, W=8).cost(input_grad=False)

@@ -143,13 +143,7 @@ RECIPE_NAMES = ("bf16-autocast", "fp16-autocast", "bf16", "fp16")
 
 def _model(layer, shape):
     torch.manual_seed(0)
-    return to_torch(layer, input_shape=shape) if _takes_shape() else to_torch(layer)
-
-
-def _takes_shape() -> bool:
-    import inspect
-
-    return "input_shape" in inspect.signature(to_torch).parameters
+    return to_torch(layer, input_shape=shape)
 
 
 #: where the torch reading (not the closed form) disagrees with the hooks: batch norm without affine weights
