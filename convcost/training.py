@@ -120,9 +120,7 @@ def training_memory(x, optimizer: str = "adam", dtype: str = "float32", *, input
     >>> training_memory(StandardConv(C=3, O=8, K=3, H=6, W=6), "adam", precision="bf16-autocast")
     216*N + 4024
     """
-    c = batched_cost(x, input_shape)
-    memory = c.training_memory(optimizer, dtype) if precision is None else \
-        c.training_memory(optimizer, dtype, precision=precision)
+    memory = batched_cost(x, input_shape).training_memory(optimizer, dtype, precision=precision)
     return sympy.expand(sympy.sympify(memory))
 
 
@@ -146,6 +144,9 @@ def max_batch(x, input_shape=None, memory="80GiB", optimizer: str = "adam", dtyp
     """
     budget = parse_memory(memory)
     if isinstance(x, sympy.Expr):
+        if precision is not None:  # the bytes given are priced already: a recipe would be dropped silently
+            raise ConvcostError(f"max_batch: precision={precision!r} prices a layer, zoo model or cost; the bytes "
+                                f"{x} are given already")
         expr = sympy.expand(x)
     else:
         expr = training_memory(x, optimizer, dtype, input_shape=input_shape, precision=precision)

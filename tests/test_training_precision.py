@@ -247,6 +247,11 @@ def test_an_undecided_residual_is_refused():
         saved_by_dtype(layer.cost((1, 4, 6, 6)), "bf16-autocast")
 
 
+def test_bytes_given_as_an_expression_take_no_recipe():
+    with pytest.raises(ConvcostError, match="given already"):
+        max_batch(100 * N + 5, memory=1000, precision="bf16")
+
+
 def test_a_cost_summed_by_hand_is_refused():
     a = Conv(C=3, O=4, K=1).cost((1, 3, 4, 4))
     with pytest.raises(ConvcostError, match="sum of costs"):
