@@ -98,6 +98,11 @@ class Sequential(Layer):
             x = c.output_shape
         return Cost.total(named, output_shape=x, input_shape=shape, **storage.result())
 
+    def precision_rows(self, cost, inputs, graph):
+        for _, c in cost.parts:  # each part's output feeds the next
+            inputs = [c.spec.precision_rows(c, inputs, graph)]
+        return inputs[0]
+
     def __repr__(self):
         return f"Sequential({_show_parts(self.parts)})"
 
@@ -135,6 +140,11 @@ class Parallel(Layer):
         named.append((self.merge, merged))
         flags = _branches_saved(shape, branches, merged, [True] * len(branches))
         return Cost.total(named, output_shape=merged.output_shape, input_shape=shape, **flags)
+
+    def precision_rows(self, cost, inputs, graph):
+        *branches, (_, merged) = cost.parts
+        outs = [c.spec.precision_rows(c, inputs, graph) for _, c in branches]
+        return merged.spec.precision_rows(merged, outs, graph)
 
     def __repr__(self):
         return f"Parallel({_show_parts(self.parts)}, merge={self.merge!r})"
@@ -183,6 +193,17 @@ class Residual(Layer):
                          output_view=both(negate(self.when), body.output_view), output_grad=body.output_grad)
         return Cost.total(named, output_shape=body.output_shape, input_shape=shape, **flags)
 
+    def precision_rows(self, cost, inputs, graph):
+        if self.when is not True and self.when is not False:
+            raise ConvcostError(f"{self!r}: whether the addition happens depends on {self.when}; bind it to price "
+                                "its storages")
+        (_, body), *rest = cost.parts
+        out = body.spec.precision_rows(body, inputs, graph)
+        if not rest:
+            return out
+        (_, shortcut), (_, add) = rest
+        return add.spec.precision_rows(add, [out, shortcut.spec.precision_rows(shortcut, inputs, graph)], graph)
+
     def __repr__(self):
         extra = "" if self.shortcut is None else f", shortcut={self.shortcut!r}"
         extra += "" if self.when is True else f", when={self.when}"
@@ -226,6 +247,15 @@ class When(Layer):
             flags.update(saves_input=inner.saves_input, saves_output=inner.saves_output,
                          saved_elements=inner.saved_elements)
         return Cost.total([("layer", inner)], output_shape=inner.output_shape, input_shape=shape, **flags)
+
+    def precision_rows(self, cost, inputs, graph):
+        if self.condition is False:
+            return inputs[0]  # left out: the input passes through
+        if self.condition is not True:
+            raise ConvcostError(f"{self!r}: whether the layer is kept depends on {self.condition}; bind it to price "
+                                "its storages")
+        (_, inner), = cost.parts
+        return inner.spec.precision_rows(inner, inputs, graph)
 
     def __repr__(self):
         return f"When({self.condition}, {self.layer!r})"

@@ -90,6 +90,8 @@ import sympy
 from convcost import display
 from convcost.arith import both, integer, total, where
 from convcost.errors import ConvcostError, require
+from convcost.precision import precision as as_precision
+from convcost.precision import saved_by_dtype
 from convcost.symbols import GLOSSARY
 from convcost.validate import number
 
@@ -157,7 +159,7 @@ class Cost:
     output_grad: bool = dataclasses.field(default=True, compare=False)
     #: the parameters were counted as trainable (they get gradients and optimizer state)
     trainable: bool = dataclasses.field(default=True, compare=False)
-    #: a merge's operands that needed a gradient, as it was costed (empty for a one-input layer)
+    #: the operands that needed a gradient, as it was costed (one flag per input; empty for a cost made by hand)
     input_grads: tuple = dataclasses.field(default=(), compare=False)
     #: layers in this cost whose training counts convcost does not know yet: its backward_macs and
     #: saved_elements leave them out (never a silent zero: training_memory and max_batch refuse)
@@ -316,7 +318,7 @@ class Cost:
             **replaced,
         )
 
-    def training_memory(self, optimizer: str = "adam", dtype: str = "float32"):
+    def training_memory(self, optimizer: str = "adam", dtype: str = "float32", *, precision=None):
         """Bytes one training step holds: parameters, their gradients, the optimizer's state, saved activations.
 
         ``itemsize x (params + grads + state + saved_elements - saved_indices) + 8 x saved_indices``, where
@@ -333,11 +335,32 @@ class Cost:
         Traceback (most recent call last):
         ...
         convcost.errors.ConvcostError: unknown optimizer 'rmsprop'; known: sgd, momentum, adam, adamw
+
+        ``precision`` names a mixed-precision recipe instead of ``dtype`` (:mod:`convcost.precision`): under
+        ``"bf16-autocast"`` the weights, gradients and Adam's state stay float32 and each saved tensor takes the
+        dtype autocast gives it, with the bfloat16 copy of each convolution's weight:
+
+        >>> big = cost(StandardConv, C=3, O=8, K=3, N=2, H=16, W=16)
+        >>> big.training_memory("adam"), big.training_memory("adam", precision="bf16-autocast")
+        (9736, 7096)
+        >>> 4 * (224 + 224 + 2 * 224) + 4 * 2 + 2 * (2 * 3 * 16 * 16 + 8 * 3 * 3 * 3)  # the input's copy, the weight's
+        7096
         """
         if self.untrained:
             raise ConvcostError(f"training_memory: convcost has no training counts yet for {', '.join(self.untrained)} "
                                 "(backward MACs and saved tensors), so the memory of a step is not known")
         trained = self.params if self.trainable else 0
+        if precision is not None:
+            recipe = as_precision(precision)
+            if dtype != "float32":
+                raise ConvcostError(f"training_memory: give dtype={dtype!r} or precision={recipe.name!r}, not both "
+                                    "(the recipe says which dtype each part is held in)")
+            weights = training_bytes(params=self.params, trainable_params=trained,
+                                     trainable_tensors=self.param_tensors if self.trainable else 0, saved_elements=0,
+                                     optimizer=optimizer, dtype=recipe.params)
+            if recipe.name == "fp32":  # the one-dtype rule, each storage once as the cost counts it
+                return weights + 4 * (self.saved_elements - self.saved_indices) + 8 * self.saved_indices
+            return weights + total(saved_by_dtype(self, recipe).values())
         return training_bytes(params=self.params, trainable_params=trained,
                               trainable_tensors=self.param_tensors if self.trainable else 0,
                               saved_elements=self.saved_elements, saved_indices=self.saved_indices,

@@ -75,6 +75,30 @@ class Operation(Spec):
         (None: every input needs a gradient), ``trainable`` whether its parameters are trained."""
         raise NotImplementedError
 
+    # -- mixed precision (convcost.precision): what torch.autocast does to it, declared with the operation ----
+    def autocast_rule(self) -> str | None:
+        """How PyTorch's CPU autocast (torch 2.13's lists) treats this operation: ``"lower"`` (casts its inputs
+        to the low dtype and computes in it), ``"fp32"``, ``"promote"`` (to the widest input dtype) or
+        ``"keep"`` (runs in its inputs' dtype). None (the default): not declared, so a step is not priced in
+        mixed precision (:mod:`convcost.precision` refuses rather than guess)."""
+        return None
+
+    def autocast_weight(self, cost: Cost, input_grads: tuple):
+        """Elements of the low-precision weight copy autocast makes for a ``"lower"`` operation and the step
+        keeps for the backward (0: none), given its ``cost`` and which inputs needed a gradient."""
+        return 0
+
+    def private_dtype(self, operand: str, params: str) -> str:
+        """The dtype of what a step keeps beside the operation's operands and output (batch norm's statistics),
+        given its (cast) operand's dtype and the parameters' dtype; indices are int64 whatever this says."""
+        return operand
+
+    def precision_rows(self, cost: Cost, inputs: list, graph) -> tuple:
+        """Add this operation's storages, as it was costed (``cost``), to ``graph`` (a
+        :class:`convcost.precision.Graph`) on ``inputs`` (``(key, shape, needs grad)`` each); returns its
+        output the same way. One operation is one row; a composition adds its parts' rows."""
+        return graph.leaf(self, cost, inputs)
+
 
 class Layer(Operation):
     """Something with an exact cost on an input shape."""
@@ -118,6 +142,7 @@ class Layer(Operation):
                                     "= False), so input_grad/trainable cannot be applied to it")
             c = self._cost(shape, Grad(input=input_grad, trainable=trainable))
         c = c.with_spec(self, shape)
+        c.__dict__["input_grads"] = (input_grad,)  # a fresh copy from with_spec
         if trainable is not True:
             c.__dict__["trainable"] = False  # a fresh copy from with_spec
         return c

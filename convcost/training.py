@@ -108,23 +108,31 @@ def batched_cost(x, input_shape=None) -> Cost:
                         "convcost.torch.max_batch and convcost.torch.profile)")
 
 
-def training_memory(x, optimizer: str = "adam", dtype: str = "float32", *, input_shape=None):
+def training_memory(x, optimizer: str = "adam", dtype: str = "float32", *, input_shape=None, precision=None):
     """Bytes of one training step of ``x`` as a closed form in the batch size ``N``.
+
+    ``precision`` prices it under a mixed-precision recipe instead of one ``dtype`` (:mod:`convcost.precision`:
+    ``"bf16-autocast"``, ``"fp16-autocast"``, a model cast to ``"bf16"`` or ``"fp16"``, or ``"fp32"``).
 
     >>> from convcost import StandardConv
     >>> training_memory(StandardConv(C=3, O=8, K=3, H=6, W=6), "adam")
     432*N + 3592
+    >>> training_memory(StandardConv(C=3, O=8, K=3, H=6, W=6), "adam", precision="bf16-autocast")
+    216*N + 4024
     """
-    return sympy.expand(sympy.sympify(batched_cost(x, input_shape).training_memory(optimizer, dtype)))
+    memory = batched_cost(x, input_shape).training_memory(optimizer, dtype, precision=precision)
+    return sympy.expand(sympy.sympify(memory))
 
 
-def max_batch(x, input_shape=None, memory="80GiB", optimizer: str = "adam", dtype: str = "float32") -> int:
+def max_batch(x, input_shape=None, memory="80GiB", optimizer: str = "adam", dtype: str = "float32", *,
+              precision=None) -> int:
     """The largest batch size N whose training step fits in ``memory`` (0 when not even one sample fits).
 
     ``x`` is a layer (its default input, batch replaced by N), a zoo model (its paper's input), a cost
     that depends on the symbol ``N``, or the bytes themselves as a sympy expression in ``N`` (a profile's
     total); ``input_shape`` overrides the input (its batch is ignored). :func:`convcost.torch.max_batch`
     takes the same arguments and a PyTorch model as well (it reads the model's step instead of solving).
+    ``precision`` names a mixed-precision recipe (:func:`training_memory`).
 
     >>> from convcost import StandardConv
     >>> max_batch(StandardConv(C=3, O=8, K=3, H=6, W=6), memory=4456, optimizer="adam")
@@ -136,9 +144,12 @@ def max_batch(x, input_shape=None, memory="80GiB", optimizer: str = "adam", dtyp
     """
     budget = parse_memory(memory)
     if isinstance(x, sympy.Expr):
+        if precision is not None:  # the bytes given are priced already: a recipe would be dropped silently
+            raise ConvcostError(f"max_batch: precision={precision!r} prices a layer, zoo model or cost; the bytes "
+                                f"{x} are given already")
         expr = sympy.expand(x)
     else:
-        expr = training_memory(x, optimizer, dtype, input_shape=input_shape)
+        expr = training_memory(x, optimizer, dtype, input_shape=input_shape, precision=precision)
     others = expr.free_symbols - {N}
     if others:
         names = ", ".join(sorted(map(str, others)))

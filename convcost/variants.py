@@ -57,6 +57,9 @@ class Variant(Layer):
         except ConvcostError as exc:  # name the variant the user wrote, then the part that failed
             raise ConvcostError(f"{self!r}: {exc}") from None
 
+    def precision_rows(self, cost, inputs, graph):
+        return self.layers().precision_rows(cost, inputs, graph)  # its cost's parts are its composition's
+
     # the input size reads best last: StandardConv(C=3, O=32, K=3, H=32, W=32)
     _shown_last = INPUT_FIELDS
 

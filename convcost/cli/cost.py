@@ -18,6 +18,7 @@ import json
 
 from convcost import display
 from convcost.cli import options
+from convcost.errors import ConvcostError
 
 
 def register(sub) -> None:
@@ -43,6 +44,9 @@ def register(sub) -> None:
     p.add_argument("--first", action="store_true",
                    help="with --training: the layer is fed data, so its input needs no gradient")
     p.add_argument("--frozen", action="store_true", help="with --training: the parameters are not trained")
+    p.add_argument("--precision", default=None, choices=("fp32", "bf16-autocast", "fp16-autocast", "bf16", "fp16"),
+                   help="with --training: price the step under this mixed-precision recipe instead of --dtype "
+                        "(float32 master weights and state under autocast, each saved tensor in autocast's dtype)")
     p.set_defaults(handler=_cost, check=_check)
 
     p = sub.add_parser("tour", help="a tour of every variant's cost")
@@ -55,6 +59,9 @@ _UNITS = {"activation_elements": " elements", "memory_access": " elements", "sav
 
 
 def _check(args) -> None:
+    if args.precision is not None and (not args.training or args.dtype is not None):
+        raise ConvcostError(f"--precision {args.precision} prices a training step in place of --dtype: add "
+                            "--training and leave --dtype out")
     options.training(args)
 
 
@@ -97,7 +104,11 @@ def _cost(args) -> int:
     if args.training:
         c = c.spec.cost(c.input_shape, input_grad=not args.first, trainable=not args.frozen)
         shown += list(TRAINING_METRICS)
-        extra[f"training_memory[{args.optimizer}, {args.dtype}]"] = c.training_memory(args.optimizer, args.dtype)
+        if args.precision is None:
+            extra[f"training_memory[{args.optimizer}, {args.dtype}]"] = c.training_memory(args.optimizer, args.dtype)
+        else:
+            extra[f"training_memory[{args.optimizer}, {args.precision}]"] = c.training_memory(
+                args.optimizer, precision=args.precision)
     if args.json:
         data = {"spec": display.spec(c.spec)}
         for key, value in c.as_dict().items():

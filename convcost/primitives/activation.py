@@ -35,6 +35,9 @@ class Activation(Layer):
     def kernel_kind(self) -> str:
         return "elementwise"
 
+    def autocast_rule(self) -> str:
+        return "keep"  # not on the CPU autocast lists: it runs in its input's dtype
+
     def _cost(self, shape, grad=TRAINING):
         output = self.kind in SAVE_OUTPUT
         return plain(shape, shape, act_ops=numel(shape), output_grad=grad.input,

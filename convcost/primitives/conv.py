@@ -73,6 +73,14 @@ class Conv(Layer):
             return "depthwise_conv" if self.G == self.C else "grouped_conv"
         return "pointwise_conv" if prod(k for k, _, _ in self.axes()) == 1 else "dense_conv"
 
+    def autocast_rule(self) -> str:
+        return "lower"  # conv1d/2d/3d: cast to the autocast dtype
+
+    def autocast_weight(self, cost, input_grads):
+        # convolution_backward is one kernel for input and weight gradients: it keeps the weight copy whenever
+        # the layer records a backward at all
+        return cost.params - (self.O if self.bias else 0) if cost.output_grad else 0
+
     def _cost(self, shape, grad=TRAINING):
         conditions = channels_first(self, shape, self.dims + 2, self.C)
         conditions += divisible(self, "C", self.C, "G", self.G) + divisible(self, "O", self.O, "G", self.G)
@@ -171,6 +179,12 @@ class ConvTranspose(Layer):
 
     def kernel_kind(self) -> str:
         return "transposed_conv"
+
+    def autocast_rule(self) -> str:
+        return "lower"  # conv_transpose1d/2d/3d: cast to the autocast dtype
+
+    def autocast_weight(self, cost, input_grads):
+        return cost.params - (self.O if self.bias else 0) if cost.output_grad else 0
 
     def _cost(self, shape, grad=TRAINING):
         conditions = channels_first(self, shape, self.dims + 2, self.C)

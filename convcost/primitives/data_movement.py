@@ -37,6 +37,9 @@ class _Rearrangement(Layer):
 
     abstract_base = True
 
+    def autocast_rule(self) -> str:
+        return "keep"  # not on the CPU autocast lists: it runs in its input's dtype
+
     def kernel_kind(self) -> str:
         return "data_movement"
 
@@ -108,6 +111,9 @@ class Flatten(Layer):
             if type(value) is not int:
                 raise ConvcostError(f"{self!r}: {name}={value!r} must be an integer axis")
 
+    def autocast_rule(self) -> str:
+        return "keep"  # not on the CPU autocast lists: it runs in its input's dtype
+
     def kernel_kind(self) -> None:
         return None
 
@@ -140,6 +146,9 @@ class Narrow(Layer):
         if type(self.dim) is not int:
             raise ConvcostError(f"{self!r}: dim={self.dim!r} must be an integer axis")
 
+    def autocast_rule(self) -> str:
+        return "keep"  # not on the CPU autocast lists: it runs in its input's dtype
+
     def kernel_kind(self) -> None:
         return None
 
@@ -167,6 +176,9 @@ class Narrow(Layer):
 class Identity(Layer):
     """Pass the input through (``nn.Identity``, and dropout at inference); costs nothing."""
 
+    def autocast_rule(self) -> str:
+        return "keep"  # not on the CPU autocast lists: it runs in its input's dtype
+
     def kernel_kind(self) -> None:
         return None
 
@@ -181,6 +193,9 @@ class Shift(Layer):
     no multiply-accumulates: only data movement."""
 
     K: object = size(3)
+
+    def autocast_rule(self) -> str:
+        return "keep"  # not on the CPU autocast lists: it runs in its input's dtype
 
     def kernel_kind(self) -> str:
         return "data_movement"
@@ -203,6 +218,9 @@ class Permute(Layer):
         if not isinstance(self.dims, tuple) or sorted(self.dims) != list(range(len(self.dims))) \
                 or not all(type(d) is int for d in self.dims):
             raise ConvcostError(f"{self!r}: dims={self.dims!r} must be a permutation of 0..n-1")
+
+    def autocast_rule(self) -> str:
+        return "keep"  # not on the CPU autocast lists: it runs in its input's dtype
 
     def kernel_kind(self) -> None:
         return None

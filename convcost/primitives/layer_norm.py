@@ -40,6 +40,14 @@ class LayerNorm(Layer):
     def kernel_kind(self) -> str:
         return "elementwise"
 
+    def autocast_rule(self) -> str:
+        return "keep"  # not on the CPU autocast lists: it runs in its input's dtype
+
+    def private_dtype(self, operand, params):
+        # the mean and reciprocal std take the weight's dtype where it has one (float32 under autocast); without
+        # one (and with no running statistics, unlike batch norm) the input's
+        return params if self.affine else operand
+
     def _cost(self, shape, grad=TRAINING):
         """In a training step autograd keeps the input and the mean and reciprocal std of every normalised
         row (``numel / C`` each), when the input or the affine parameters need a gradient."""

@@ -32,6 +32,13 @@ class Linear(Layer):
     def kernel_kind(self) -> str:
         return "linear"
 
+    def autocast_rule(self) -> str:
+        return "lower"  # linear: cast to the autocast dtype
+
+    def autocast_weight(self, cost, input_grads):
+        # a matmul keeps each operand for the other's gradient: the weight copy for the input's
+        return self.C * self.O if input_grads[0] else 0
+
     def axis_names(self, rank: int) -> tuple:
         """Names of the input axes in formulas: channels last, ``(N, H, W, C)`` for a 4-D input."""
         leading = {1: (), 2: ("N",), 3: ("N", "L"), 4: ("N", "H", "W"), 5: ("N", "T", "H", "W")}

@@ -34,6 +34,9 @@ def _combined(out, shapes, conditions, ops, grads, saved_operands=None, saved=0)
 class Add(Merge):
     """Element-wise sum of equal-shaped inputs: one ``elementwise_ops`` per element per extra input."""
 
+    def autocast_rule(self) -> str:
+        return "keep"  # not on the CPU autocast lists: it runs in its inputs' dtype, promoted
+
     def kernel_kind(self) -> str:
         return "elementwise"
 
@@ -48,6 +51,9 @@ class Add(Merge):
 @spec
 class Mul(Merge):
     """Element-wise product with broadcasting (SE's channel scaling): one op per output element per extra input."""
+
+    def autocast_rule(self) -> str:
+        return "keep"  # not on the CPU autocast lists: it runs in its inputs' dtype, promoted
 
     def kernel_kind(self) -> str:
         return "elementwise"
@@ -72,6 +78,9 @@ class Concat(Merge):
     """Concatenation along an axis (``torch.cat``, channels by default): data movement only."""
 
     dim: int = 1
+
+    def autocast_rule(self) -> str:
+        return "promote"  # cat: its inputs are cast to the widest dtype among them
 
     @property
     def empty_axis(self):

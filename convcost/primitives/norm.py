@@ -29,6 +29,14 @@ class BatchNorm(Layer):
     def kernel_kind(self) -> str:
         return "elementwise"
 
+    def autocast_rule(self) -> str:
+        return "keep"  # not on the CPU autocast lists: it runs in its input's dtype
+
+    def private_dtype(self, operand, params):
+        # the batch mean and inverse std take the dtype of the running statistics and weights (float32 under
+        # autocast, even without affine weights)
+        return params
+
     def _cost(self, shape, grad=TRAINING):
         conditions = channels_first(self, shape, None, self.C)
         recorded = grad.input or (grad.trainable and self.affine)

@@ -47,6 +47,13 @@ class Pad(Layer):
     def kernel_kind(self) -> str:
         return "data_movement"
 
+    def autocast_rule(self) -> str:
+        # reflection_pad1d/2d and replication_pad1d/2d/3d are float32 operators; constant and circular padding
+        # and reflection_pad3d are not on the CPU lists
+        axes = len(self.P) // 2 if isinstance(self.P, tuple) else 1
+        fp32 = self.mode == "replicate" and axes <= 3 or self.mode == "reflect" and axes <= 2
+        return "fp32" if fp32 else "keep"
+
     def _cost(self, shape, grad=TRAINING):
         pads = self.P if isinstance(self.P, tuple) else (self.P, self.P)
         if len(pads) % 2 or len(pads) // 2 > len(shape):

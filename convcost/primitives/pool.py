@@ -62,6 +62,9 @@ class MaxPool(Layer):
         # a window per output: on CPU tens of times slower per element than a plain element-wise pass
         return "pooling"
 
+    def autocast_rule(self) -> str:
+        return "fp32" if self.dims == 3 else "keep"  # max_pool3d and avg_pool3d are float32 operators
+
     def _cost(self, shape, grad=TRAINING):
         rank(self, shape, self.dims + 2)
         conditions = ()
@@ -122,6 +125,9 @@ class AdaptiveAvgPool(Layer):
 
     def kernel_kind(self) -> str:
         return "elementwise"
+
+    def autocast_rule(self) -> str:
+        return "fp32" if self.dims == 3 else "keep"  # adaptive_avg_pool3d, adaptive_max_pool3d: float32
 
     def _cost(self, shape, grad=TRAINING):
         rank(self, shape, self.dims + 2)

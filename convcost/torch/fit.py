@@ -37,7 +37,8 @@ def step_memory(model, input_shape, optimizer: str = "adam", dtype: str | None =
     return report.training.memory(optimizer, dtype)
 
 
-def max_batch(model, input_shape, memory="80GiB", optimizer: str = "adam", dtype: str | None = None) -> int:
+def max_batch(model, input_shape, memory="80GiB", optimizer: str = "adam", dtype: str | None = None, *,
+              precision=None) -> int:
     """The largest batch size N whose training step fits in ``memory`` (bytes, or text such as ``"24GiB"``).
 
     ``input_shape`` is one input's shape, or a list of shapes (one per input), each with the batch as its
@@ -47,9 +48,14 @@ def max_batch(model, input_shape, memory="80GiB", optimizer: str = "adam", dtype
     A PyTorch model's step is read as it runs where this is called: under ``torch.autocast`` its saved tensors
     in their own dtypes, its parameters and optimizer state in theirs (``dtype`` None, the default:
     :meth:`convcost.training.StepTotals.memory`); a ``dtype`` name prices every element in that dtype.
+    ``precision`` (a recipe of :mod:`convcost.precision`) is for what is solved in closed form.
     """
     if isinstance(model, (Layer, Cost, ZooModel, sympy.Expr)):  # what convcost.max_batch solves in closed form
-        return solved_max_batch(model, input_shape, memory, optimizer, dtype or "float32")
+        return solved_max_batch(model, input_shape, memory, optimizer, dtype or "float32", precision=precision)
+    if precision is not None:
+        raise ConvcostError(f"max_batch: precision={precision!r} prices a convcost layer; a PyTorch model's step is "
+                            "read in the precision it runs in: call max_batch under torch.autocast, or on the model "
+                            "cast with model.to(torch.bfloat16)")
     budget = parse_memory(memory)
     shapes = _shapes(input_shape)
 
