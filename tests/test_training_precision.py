@@ -146,9 +146,9 @@ def _model(layer, shape):
     return to_torch(layer, input_shape=shape)
 
 
-#: where the torch reading (not the closed form) disagrees with the hooks: batch norm without affine weights
-#: under autocast keeps its statistics in its running buffers' dtype (float32), which the reading's norm binding
-#: takes from the operand (``private_dtype``: ``weight or operand``); pinned so that the fix shows
+#: where the torch reading cannot say what the hooks see, and lists it: batch norm without affine weights under
+#: autocast keeps its statistics in its running buffers' dtype (float32 here), which a row does not see (the
+#: reading's norm binding has only the operand's dtype, bfloat16 after a convolution); the step is not complete
 READING_GAPS = {("avgpool-silu-bn-noaffine", "bf16-autocast"), ("avgpool-silu-bn-noaffine", "fp16-autocast")}
 
 
@@ -159,8 +159,12 @@ def test_closed_form_saved_bytes_equal_the_hooks_and_the_torch_reading(name, rec
     c = layer.cost(shape, input_grad=False)
     want = measured(_model(layer, shape), torch.randn(shape), recipe)
     assert saved_by_dtype(c, recipe) == want
-    reading = read(_model(layer, shape), torch.randn(shape), recipe)
-    assert (reading != want) if (name, recipe) in READING_GAPS else (reading == want)
+    if (name, recipe) in READING_GAPS:
+        with torch.autocast("cpu", dtype=DTYPES[precision(recipe).compute]):
+            step = profile(_model(layer, shape), shape, training=True).training
+        assert not step.complete and "BatchNorm" in str(step.untracked)
+    else:
+        assert read(_model(layer, shape), torch.randn(shape), recipe) == want
 
 
 @pytest.mark.parametrize("recipe", RECIPE_NAMES)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -79,7 +80,12 @@ class BatchNormBinding:
     module_inputs = _module_inputs
 
     def private_dtype(spec, shapes, operand, weight):
-        return weight or operand  # mean and invstd take the parameters' dtype where they differ (autocast)
+        # mean and invstd take the dtype of the weights and running statistics where they differ from the
+        # input's (autocast); without affine weights the running statistics decide, and a row does not see
+        # them: on a low-precision input that is listed, not guessed
+        if weight is None and operand in (torch.bfloat16, torch.float16):
+            return None
+        return weight or operand
     passes_weights = True
     output_layout = keeps_channels_last
     conventions = {
