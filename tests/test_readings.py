@@ -16,6 +16,7 @@ import test_profile_hard as hard  # noqa: E402
 import test_profile_training as steps  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from convcost import primitives  # noqa: E402
 from convcost.errors import ConvcostError, InternalError  # noqa: E402
@@ -222,3 +223,30 @@ def test_one_key_whatever_the_spelling():
     assert key("function", operator.add) is key("method", "__add__") is key("method", "add") is torch.add
     assert op_of("function", operator.iadd) is op_of("function", torch.add)
     assert op_of("method", "view").view and not op_of("function", torch.bmm).view
+
+
+class _RMSNormedHead(nn.Module):
+    """RMS norm written out (``pow``, ``rsqrt``), an integer operand that changes dtype under ``rsqrt`` and keeps
+    it under ``neg``: element-wise calls the shape reading answers without a meta run."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x, ids):
+        scale = torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
+        eps = torch.finfo(torch.rsqrt(ids).dtype).eps  # an int64 operand: rsqrt gives float32
+        bound = torch.iinfo((-ids).dtype).max  # ... and neg keeps int64
+        return self.head(x * scale * (1 + eps)).clamp(max=float(bound))
+
+
+def test_element_wise_calls_on_one_tensor_keep_shape_and_dtype_as_pytorch_does():
+    model = _RMSNormedHead()
+    x, ids = torch.randn(2, 5, 8), torch.arange(10).reshape(2, 5)
+    with FlopCounterMode(display=False) as counter:
+        out = model(x, ids)
+    report = profile(model, (x, ids))
+    assert report.traced_with == "shape propagation"
+    assert report.total["macs"] == counter.get_total_flops() // 2 == 2 * 5 * 8 * 3
+    assert report.rows[-1].output_shape == tuple(out.shape)
+    assert {u.op for u in report.unsupported} >= {"torch.rsqrt", "Tensor.pow"}  # listed, as no-MAC work

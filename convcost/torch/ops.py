@@ -46,6 +46,7 @@ class Op:
     dropout: bool = False  # the identity at inference; a mask in a training step
     by_parts: bool = False  # a training reading reads the function's own body, call by call
     same_shape: bool = False  # returns a tensor of its first argument's shape and dtype
+    unary: bool = False  # element-wise on one tensor (and numbers): a floating operand's shape and dtype
     picks: bool = False  # picks each element from one of its operands (where, masked_fill): in a training step a
     #                      new tensor, needing a gradient when any operand does, keeping what autograd keeps
     shape: Callable | None = None  # the output of a view, from its arguments
@@ -258,6 +259,12 @@ scatter_ index_put index_put_ index_copy index_copy_ gather index_select take ma
 _CREATES = """new_zeros new_ones new_empty new_full new_tensor zeros_like ones_like empty_like full_like rand_like
 randn_like randint_like""".split()
 
+#: element-wise calls on one tensor, whose other arguments are numbers: a floating tensor's shape and dtype (the
+#: shape reading gives it without running the call on meta tensors; an integer operand may change dtype)
+_UNARY = """exp exp2 expm1 log log2 log10 log1p sqrt rsqrt pow __pow__ square neg __neg__ abs erf erfc erfinv sin
+cos tan atan asin acos sinh cosh reciprocal sign floor ceil round trunc frac clamp clamp_min clamp_max clip
+softplus logsigmoid softsign tanhshrink hardshrink softshrink celu selu sigmoid tanh""".split()
+
 _DROPOUT = "dropout dropout1d dropout2d dropout3d alpha_dropout feature_alpha_dropout".split()
 
 #: element-wise or reduction work convcost does not count: listed, but it holds no multiply-accumulates
@@ -336,6 +343,8 @@ def _table() -> dict:
         add(name, no_macs=True)
     for f in _SAME_SHAPE:
         add(f, same_shape=True)
+    for name in _UNARY:
+        add(name, unary=True)
     for spelled, rule in _SHAPES.items():
         add(getattr(torch.Tensor, spelled) if isinstance(spelled, str) else spelled, shape=rule)
     add(F.multi_head_attention_forward, by_parts=True)

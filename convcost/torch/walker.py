@@ -441,6 +441,8 @@ class Walk:
         if self.symbolic:
             return Unknown(label)
         out = self._computed_output()  # the call ran on real tensors anyway: no meta run (slow, and it may fail)
+        if out is None and module is None and op_of(event.kind, event.target).unary:
+            out = _unary_output(event)  # rsqrt, pow(x, 2) in every RMS norm: no meta run either
         if out is None:
             try:
                 meta_args, meta_kwargs = _to_meta(event.args), _to_meta(event.kwargs)
@@ -779,6 +781,20 @@ def _flat(args, kwargs):
     walk(args)
     walk(kwargs)
     return out
+
+
+def _unary_output(event):
+    """The output of an element-wise call on one floating tensor and numbers (a meta tensor of its operand's
+    shape and dtype), or None where another argument is a tensor or the operand is not floating."""
+    args = event.args
+    if not args or not isinstance(args[0], Tensor) or event.name.endswith("_") or \
+            not all(a is None or type(a) in (int, float, bool) for a in (*args[1:], *event.kwargs.values())):
+        return None
+    operand = args[0]
+    dtype = operand.tensor.dtype if operand.tensor is not None else operand.dtype or torch.get_default_dtype()
+    if not dtype.is_floating_point:
+        return None
+    return torch.empty(operand.shape, dtype=dtype, device="meta")
 
 
 def _to_meta(value):
