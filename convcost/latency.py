@@ -99,6 +99,10 @@ class Machine:
     #: seconds per call of one kind or one operation (:func:`op_key`), where calibration measured it apart from
     #: ``overhead`` (a batch norm's dispatch is not a ReLU's)
     overheads: dict = dataclasses.field(default_factory=dict)
+    #: seconds a call of one kind or operation (:func:`op_key`) takes on top of its own inside a network, where
+    #: the layers before it have evicted its code and state from the core's caches (measured by calibration on
+    #: calls made after streaming a buffer larger than the core's cache; a single layer timed alone pays none)
+    cold_overheads: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         for field, unit in (("peak_flops", "FLOP/s"), ("bandwidth", "bytes/s")):
@@ -123,8 +127,9 @@ class Machine:
             _check_factors(f"Machine {self.name!r}", field, getattr(self, field))
             factors = getattr(self, field)
             object.__setattr__(self, field, _ordered(factors))
-        _check_seconds(f"Machine {self.name!r}", "overheads", self.overheads)
-        object.__setattr__(self, "overheads", _ordered(self.overheads))
+        for field in ("overheads", "cold_overheads"):
+            _check_seconds(f"Machine {self.name!r}", field, getattr(self, field))
+            object.__setattr__(self, field, _ordered(getattr(self, field)))
         if not (_finite(self.view_overhead) and self.view_overhead >= 0):
             raise ConvcostError(f"Machine {self.name!r}: view_overhead={self.view_overhead!r} must be a finite number "
                                 "of seconds >= 0")
@@ -173,6 +178,17 @@ class Machine:
         if not self.alloc_bandwidth or output_bytes < self.alloc_threshold:
             return 0.0
         return output_bytes / self.alloc_bandwidth
+
+    def cold_overhead(self, kind: str) -> float:
+        """Seconds a call of ``kind`` or ``"kind/Name"`` adds inside a network (:attr:`cold_overheads`: its
+        operation's, else its family's, else its kind's; 0 where calibration measured none).
+
+        >>> m = Machine("m", 1e9, 1e9, cold_overheads={"elementwise": 2e-5, "elementwise/BatchNorm": 5e-5})
+        >>> m.cold_overhead("elementwise/BatchNorm"), m.cold_overhead("elementwise/Add"), m.cold_overhead("linear")
+        (5e-05, 2e-05, 0.0)
+        """
+        _check_key(kind)
+        return next((self.cold_overheads[k] for k in _chain(kind) if k in self.cold_overheads), 0.0)
 
     def factor(self, kind: str) -> float:
         """The efficiency of ``kind``, or of one operation ``"kind/Name"`` (:func:`op_key`; its kind's where
