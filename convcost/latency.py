@@ -644,18 +644,45 @@ def fit_roof(machine: Machine, samples, dtype: str = "float32", rounds: int = 30
     tiny = list(dict.fromkeys(key(r[0][1]) for r, t in zip(rows, measured)
                               if len(r) == 1 and max(r[0][4], r[0][5]) < TINY * t))
     known = np.array([sum(overhead for kt in r if key(kt[1]) not in tiny) for r in rows])
-    coef = _fit_sides(rows, y, fresh + known, kinds, key, rounds, {k: i for i, k in enumerate(tiny)})
+    calls = {k: i for i, k in enumerate(tiny)}
+    # the sides are found by iterating from a first guess, and an operation whose kernels all start on the memory
+    # side (a max pool: few operations per byte, yet each window's comparisons are slow) never leaves it; so it
+    # is fitted from both guesses, each operation keeping the one its own kernels fit better (its columns are
+    # its own: one fit does not move another's)
+    coef = _fit_sides(rows, y, fresh + known, kinds, key, rounds, calls)
+    other = _fit_sides(rows, y, fresh + known, kinds, key, rounds, calls, compute_first=True)
+    worse, better = (_errors(c, rows, y, fresh + known, kinds, key, calls) for c in (coef, other))
+    for j, k in enumerate(kinds):
+        if sum(better.get(k, ())) < sum(worse.get(k, ())):
+            coef[j], coef[n + j] = other[j], other[n + j]
+            if k in calls:
+                coef[2 * n + calls[k]] = other[2 * n + calls[k]]
     overheads = {k: float(coef[2 * n + tiny.index(k)]) if k in tiny else float(overhead) for k in kinds}
     return Roof({k: 1.0 / coef[i] for i, k in enumerate(kinds)},
                 {k: 1.0 / coef[n + i] for i, k in enumerate(kinds)}, float(overhead), overheads)
 
 
-def _fit_sides(rows, y, fixed, kinds, key, rounds: int, calls: dict) -> np.ndarray:
+def _errors(coef, rows, y, fixed, kinds, key, calls: dict) -> dict:
+    """Per kind (or operation), the squared relative errors of the samples holding a kernel of it under ``coef``
+    (:func:`_fit_sides`'s columns)."""
+    n, out = len(kinds), {}
+    for i, r in enumerate(rows):
+        predicted = fixed[i]
+        for kt in r:
+            j = kinds.index(key(kt[1]))
+            predicted += max(kt[4] * coef[j], kt[5] * coef[n + j])
+            predicted += coef[2 * n + calls[key(kt[1])]] if key(kt[1]) in calls else 0.0
+        for k in dict.fromkeys(key(kt[1]) for kt in r):
+            out.setdefault(k, []).append((predicted / y[i] - 1) ** 2)
+    return out
+
+
+def _fit_sides(rows, y, fixed, kinds, key, rounds: int, calls: dict, compute_first: bool = False) -> np.ndarray:
     """``[1/e_c per kind, 1/e_m per kind, overheads]`` by non-negative least squares on relative errors: an
     overhead column per distinct value of ``calls`` (kind -> column; a kind not in it has none), the seconds in
     ``fixed`` taken as known, each kernel's side of the max read again until it no longer moves."""
-    # the first guess: each kernel on the side of the plain roofline
-    compute_side = [[kt[4] >= kt[5] for kt in r] for r in rows]
+    # the first guess: each kernel on the side of the plain roofline (or every kernel on the compute side)
+    compute_side = [[compute_first or kt[4] >= kt[5] for kt in r] for r in rows]
     coef, seen, n, m = None, set(), len(kinds), len(set(calls.values()))
     for _ in range(rounds):
         # columns: compute seconds per kind (coefficient 1/e_c), memory seconds per kind (1/e_m), calls (overhead)

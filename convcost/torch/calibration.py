@@ -400,12 +400,13 @@ ACTIVATION_STAGES = ((96, 112, 1), (960, 7, 1), (16, 4, 1))
 
 def calibration_kernels(quick: bool = False) -> list:
     """``(layer, input_shape)`` of the real kernels the factors are fitted on: every kind at every stage of
-    :data:`STAGES` (:data:`QUICK_STAGES`), and the odd shapes of CNNs (a stem on the image, squeeze-excitation's
+    :data:`STAGES` (:data:`QUICK_STAGES`; the quick grid also times the kinds of few kernels, transposed and 3-d
+    convolutions, at every full stage, so that its factors for them stay within 1.5x of the full grid's), and the odd shapes of CNNs (a stem on the image, squeeze-excitation's
     1x1 convolutions on one pixel, a classifier at batch 1). No kernel is taken from a model that predictions
     are checked against.
 
     >>> len(calibration_kernels()), len(calibration_kernels(quick=True))
-    (290, 145)
+    (290, 157)
     """
     from convcost import primitives as p
 
@@ -437,9 +438,18 @@ def calibration_kernels(quick: bool = False) -> list:
             (p.Linear(c * 4, c * 4), (n, c * 4)),
         ]
         if h >= 14:
-            out += [(p.ConvTranspose(c, c // 2, 2, S=2), image),
-                    (p.Conv(c // 2, c // 2, 3, P=1, dims=3), (n, c // 2, 4, h // 2, h // 2))]
+            out += _few_kinds(c, h, n)
+    if quick:  # the kinds timed at few stages of each grid: the quick grid times them at every full stage
+        out += [k for c, h, n in STAGES if h >= 14 and (c, h, n) not in QUICK_STAGES for k in _few_kinds(c, h, n)]
     return out
+
+
+def _few_kinds(c: int, h: int, n: int) -> list:
+    """The kernels of the kinds a CNN rarely has (transposed and 3-d convolutions), at one stage."""
+    from convcost import primitives as p
+
+    return [(p.ConvTranspose(c, c // 2, 2, S=2), (n, c, h, h)),
+            (p.Conv(c // 2, c // 2, 3, P=1, dims=3), (n, c // 2, 4, h // 2, h // 2))]
 
 
 def cache_path(device: str = "cpu", threads: int = 1, quick: bool = False, cache_dir=None) -> str:
