@@ -696,11 +696,11 @@ def _fit_sides(rows, y, fixed, kinds, key, rounds: int, calls: dict, compute_fir
         lower = np.array([MIN_SLOWDOWN] * (2 * n) + [0.0] * m)
         used = design[:, :2 * n].any(axis=0)
         coef = nnls(design / y[:, None], 1 - fixed / y, lower)
-        for j in range(n):  # a side nothing is on: the other side's factor
-            if not used[j]:
+        for j in range(n):  # a side nothing is on: the other side's factor (from the compute side: the plain roof's
+            if not used[j]:  # bandwidth, as no kernel was seen slower on it)
                 coef[j] = coef[n + j] if used[n + j] else 1.0
             if not used[n + j]:
-                coef[n + j] = coef[j]
+                coef[n + j] = 1.0 if compute_first else coef[j]
         side = [[kt[4] * coef[kinds.index(key(kt[1]))] >= kt[5] * coef[n + kinds.index(key(kt[1]))] for kt in r]
                 for r in rows]
         as_key = tuple(map(tuple, side))
