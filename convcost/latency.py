@@ -647,13 +647,13 @@ def fit_roof(machine: Machine, samples, dtype: str = "float32", rounds: int = 30
     calls = {k: i for i, k in enumerate(tiny)}
     # the sides are found by iterating from a first guess, and an operation whose kernels all start on the memory
     # side (a max pool: few operations per byte, yet each window's comparisons are slow) never leaves it; so it
-    # is fitted from both guesses, each operation keeping the one its own kernels fit better (its columns are
-    # its own: one fit does not move another's)
+    # is fitted from both guesses, each operation keeping the one its own kernels fit clearly better (its columns
+    # are its own: one fit does not move another's)
     coef = _fit_sides(rows, y, fresh + known, kinds, key, rounds, calls)
     other = _fit_sides(rows, y, fresh + known, kinds, key, rounds, calls, compute_first=True)
     worse, better = (_errors(c, rows, y, fresh + known, kinds, key, calls) for c in (coef, other))
     for j, k in enumerate(kinds):
-        if sum(better.get(k, ())) < sum(worse.get(k, ())):
+        if sum(better.get(k, ())) < 0.5 * sum(worse.get(k, ())):  # clearly better: a tie keeps the first guess
             coef[j], coef[n + j] = other[j], other[n + j]
             if k in calls:
                 coef[2 * n + calls[k]] = other[2 * n + calls[k]]
