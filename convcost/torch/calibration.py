@@ -401,8 +401,9 @@ ACTIVATION_STAGES = ((96, 112, 1), (960, 7, 1), (16, 4, 1))
 def calibration_kernels(quick: bool = False) -> list:
     """``(layer, input_shape)`` of the real kernels the factors are fitted on: every kind at every stage of
     :data:`STAGES` (:data:`QUICK_STAGES`; the quick grid also times the kinds of few kernels, transposed and 3-d
-    convolutions, at every full stage, so that its factors for them stay within 1.5x of the full grid's), and the odd shapes of CNNs (a stem on the image, squeeze-excitation's
-    1x1 convolutions on one pixel, a classifier at batch 1). No kernel is taken from a model that predictions
+    convolutions, at every full stage, so that its factors for them stay within 1.5x of the full grid's), and
+    the odd shapes of CNNs (a stem on the image, squeeze-excitation's 1x1 convolutions on one pixel, a classifier
+    at batch 1). No kernel is taken from a model that predictions
     are checked against.
 
     >>> len(calibration_kernels()), len(calibration_kernels(quick=True))
