@@ -354,3 +354,17 @@ def test_cold_overhead_lookup_and_checks():
         Machine("m", 1e9, 1e9, cold_overheads={"linear": -1})
     with pytest.raises(ConvcostError, match="unknown kernel kind 'gpu'"):
         Machine("m", 1e9, 1e9, cold_overheads={"gpu": 1e-6})
+
+
+def test_fit_finds_an_operation_slow_on_its_compute_side_though_its_roofline_says_memory():
+    # a max pool: few operations per byte (the plain roofline puts it on the memory side), yet its windows'
+    # comparisons are what take the time; started from the roofline's sides alone, the fit never left memory
+    truth = ROUND.replace(efficiency={"pooling/MaxPool": 0.002}, memory_efficiency={"pooling/MaxPool": 1.0},
+                          overhead=3e-6)
+    layers = [(MaxPool(3, S=s, P=1), (1, c, h, h)) for s in (1, 2) for c, h in ((16, 112), (64, 56), (256, 14))]
+    costs = [layer.cost(shape) for layer, shape in layers]
+    assert all(k.compute_seconds < k.memory_seconds for c in costs for k in predict_latency(c, truth).kernels)
+    fitted = fit(ROUND.replace(overhead=3e-6), [(c, predict_latency(c, truth).seconds) for c in costs])
+    assert fitted.efficiency["pooling/MaxPool"] == pytest.approx(0.002, rel=1e-3)
+    for c in costs:
+        assert predict_latency(c, fitted).seconds == pytest.approx(predict_latency(c, truth).seconds, rel=1e-3)
