@@ -185,6 +185,11 @@ def quick_against_full(quick: Machine, full: Machine, costs) -> dict:
                 ratios.setdefault(kind, []).append(q / f)
         out[phase] = {k: {"median": float(np.median(v)), "low": float(min(v)), "high": float(max(v))}
                       for k, v in ratios.items()}
+    # a call's extra time inside a network, per kind (one number each: median, lowest and highest are the same)
+    cold = {k: quick.cold_overheads[k] / full.cold_overheads[k] for k in full.cold_overheads
+            if "/" not in k and full.cold_overheads[k] > 0 and k in quick.cold_overheads}
+    if cold:
+        out["cold call"] = {k: {"median": r, "low": r, "high": r} for k, r in cold.items()}
     return out
 
 

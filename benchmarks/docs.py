@@ -372,8 +372,13 @@ def latency_section(data) -> list:
              "Each thread count calibrates afresh (`convcost.torch.calibration.measure`: single kernels only, no zoo "
              "model), then profiles, predicts and times every model. Beside convcost's model: **MACs only** "
              "(seconds per MAC fitted on the same calibration kernels) and the **plain roofline** (every kernel at "
-             "`max(FLOPs / peak, bytes / bandwidth)`, the measured peak and bandwidth, no fitted factor). Error is "
-             "predicted / measured - 1. Targets: median error <= 10%, >= 80% within +-20%, every model within "
+             "`max(FLOPs / peak, bytes / bandwidth)`, the measured peak and bandwidth, no fitted factor). "
+             + ("At inference, convcost's model adds to each kernel the call's extra time inside a network (its code "
+                "and state evicted by the layers before it), measured by the calibration on call-sized kernels after "
+                "streaming twice the core's cache (`Machine.cold_overheads`). "
+                if data["runs"] and data["runs"][0]["machine"].get("cold_overheads") else "")
+             + "Error is predicted / measured - 1. Targets: median error <= 10%, >= 80% within +-20%, every model "
+             "within "
              "+-40%, Spearman >= 0.95; a training step: every model within +-30%.", "",
              "| threads | setting | predictor | models | median error | within 10% | within 20% | within 40% | worst "
              "| Spearman |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]

@@ -99,6 +99,10 @@ class Machine:
     #: seconds per call of one kind or one operation (:func:`op_key`), where calibration measured it apart from
     #: ``overhead`` (a batch norm's dispatch is not a ReLU's)
     overheads: dict = dataclasses.field(default_factory=dict)
+    #: seconds a call of one kind or operation (:func:`op_key`) takes on top of its own inside a network, where
+    #: the layers before it have evicted its code and state from the core's caches (measured by calibration on
+    #: calls made after streaming a buffer larger than the core's cache; a single layer timed alone pays none)
+    cold_overheads: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         for field, unit in (("peak_flops", "FLOP/s"), ("bandwidth", "bytes/s")):
@@ -123,8 +127,9 @@ class Machine:
             _check_factors(f"Machine {self.name!r}", field, getattr(self, field))
             factors = getattr(self, field)
             object.__setattr__(self, field, _ordered(factors))
-        _check_seconds(f"Machine {self.name!r}", "overheads", self.overheads)
-        object.__setattr__(self, "overheads", _ordered(self.overheads))
+        for field in ("overheads", "cold_overheads"):
+            _check_seconds(f"Machine {self.name!r}", field, getattr(self, field))
+            object.__setattr__(self, field, _ordered(getattr(self, field)))
         if not (_finite(self.view_overhead) and self.view_overhead >= 0):
             raise ConvcostError(f"Machine {self.name!r}: view_overhead={self.view_overhead!r} must be a finite number "
                                 "of seconds >= 0")
@@ -173,6 +178,17 @@ class Machine:
         if not self.alloc_bandwidth or output_bytes < self.alloc_threshold:
             return 0.0
         return output_bytes / self.alloc_bandwidth
+
+    def cold_overhead(self, kind: str) -> float:
+        """Seconds a call of ``kind`` or ``"kind/Name"`` adds inside a network (:attr:`cold_overheads`: its
+        operation's, else its family's, else its kind's; 0 where calibration measured none).
+
+        >>> m = Machine("m", 1e9, 1e9, cold_overheads={"elementwise": 2e-5, "elementwise/BatchNorm": 5e-5})
+        >>> m.cold_overhead("elementwise/BatchNorm"), m.cold_overhead("elementwise/Add"), m.cold_overhead("linear")
+        (5e-05, 2e-05, 0.0)
+        """
+        _check_key(kind)
+        return next((self.cold_overheads[k] for k in _chain(kind) if k in self.cold_overheads), 0.0)
 
     def factor(self, kind: str) -> float:
         """The efficiency of ``kind``, or of one operation ``"kind/Name"`` (:func:`op_key`; its kind's where
@@ -628,18 +644,45 @@ def fit_roof(machine: Machine, samples, dtype: str = "float32", rounds: int = 30
     tiny = list(dict.fromkeys(key(r[0][1]) for r, t in zip(rows, measured)
                               if len(r) == 1 and max(r[0][4], r[0][5]) < TINY * t))
     known = np.array([sum(overhead for kt in r if key(kt[1]) not in tiny) for r in rows])
-    coef = _fit_sides(rows, y, fresh + known, kinds, key, rounds, {k: i for i, k in enumerate(tiny)})
+    calls = {k: i for i, k in enumerate(tiny)}
+    # the sides are found by iterating from a first guess, and an operation whose kernels all start on the memory
+    # side (a max pool: few operations per byte, yet each window's comparisons are slow) never leaves it; so it
+    # is fitted from both guesses, each operation keeping the one its own kernels fit clearly better (its columns
+    # are its own: one fit does not move another's)
+    coef = _fit_sides(rows, y, fresh + known, kinds, key, rounds, calls)
+    other = _fit_sides(rows, y, fresh + known, kinds, key, rounds, calls, compute_first=True)
+    worse, better = (_errors(c, rows, y, fresh + known, kinds, key, calls) for c in (coef, other))
+    for j, k in enumerate(kinds):
+        if sum(better.get(k, ())) < 0.5 * sum(worse.get(k, ())):  # clearly better: a tie keeps the first guess
+            coef[j], coef[n + j] = other[j], other[n + j]
+            if k in calls:
+                coef[2 * n + calls[k]] = other[2 * n + calls[k]]
     overheads = {k: float(coef[2 * n + tiny.index(k)]) if k in tiny else float(overhead) for k in kinds}
     return Roof({k: 1.0 / coef[i] for i, k in enumerate(kinds)},
                 {k: 1.0 / coef[n + i] for i, k in enumerate(kinds)}, float(overhead), overheads)
 
 
-def _fit_sides(rows, y, fixed, kinds, key, rounds: int, calls: dict) -> np.ndarray:
+def _errors(coef, rows, y, fixed, kinds, key, calls: dict) -> dict:
+    """Per kind (or operation), the squared relative errors of the samples holding a kernel of it under ``coef``
+    (:func:`_fit_sides`'s columns)."""
+    n, out = len(kinds), {}
+    for i, r in enumerate(rows):
+        predicted = fixed[i]
+        for kt in r:
+            j = kinds.index(key(kt[1]))
+            predicted += max(kt[4] * coef[j], kt[5] * coef[n + j])
+            predicted += coef[2 * n + calls[key(kt[1])]] if key(kt[1]) in calls else 0.0
+        for k in dict.fromkeys(key(kt[1]) for kt in r):
+            out.setdefault(k, []).append((predicted / y[i] - 1) ** 2)
+    return out
+
+
+def _fit_sides(rows, y, fixed, kinds, key, rounds: int, calls: dict, compute_first: bool = False) -> np.ndarray:
     """``[1/e_c per kind, 1/e_m per kind, overheads]`` by non-negative least squares on relative errors: an
     overhead column per distinct value of ``calls`` (kind -> column; a kind not in it has none), the seconds in
     ``fixed`` taken as known, each kernel's side of the max read again until it no longer moves."""
-    # the first guess: each kernel on the side of the plain roofline
-    compute_side = [[kt[4] >= kt[5] for kt in r] for r in rows]
+    # the first guess: each kernel on the side of the plain roofline (or every kernel on the compute side)
+    compute_side = [[compute_first or kt[4] >= kt[5] for kt in r] for r in rows]
     coef, seen, n, m = None, set(), len(kinds), len(set(calls.values()))
     for _ in range(rounds):
         # columns: compute seconds per kind (coefficient 1/e_c), memory seconds per kind (1/e_m), calls (overhead)
@@ -653,11 +696,11 @@ def _fit_sides(rows, y, fixed, kinds, key, rounds: int, calls: dict) -> np.ndarr
         lower = np.array([MIN_SLOWDOWN] * (2 * n) + [0.0] * m)
         used = design[:, :2 * n].any(axis=0)
         coef = nnls(design / y[:, None], 1 - fixed / y, lower)
-        for j in range(n):  # a side nothing is on: the other side's factor
-            if not used[j]:
+        for j in range(n):  # a side nothing is on: the other side's factor (from the compute side: the plain roof's
+            if not used[j]:  # bandwidth, as no kernel was seen slower on it)
                 coef[j] = coef[n + j] if used[n + j] else 1.0
             if not used[n + j]:
-                coef[n + j] = coef[j]
+                coef[n + j] = 1.0 if compute_first else coef[j]
         side = [[kt[4] * coef[kinds.index(key(kt[1]))] >= kt[5] * coef[n + kinds.index(key(kt[1]))] for kt in r]
                 for r in rows]
         as_key = tuple(map(tuple, side))

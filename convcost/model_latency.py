@@ -6,6 +6,10 @@ Conventions (what is predicted, from what):
   each ``overhead + max(compute / e_c, memory / e_m)`` plus the fresh memory its output is written to
   (:class:`convcost.latency.Roof`); a row that moves nothing (flatten, reshape, identity, a view) costs the
   machine's ``view_overhead``, the dispatch of a call that runs no kernel.
+* inside a network, a kernel's call finds its code and small state evicted from the core's caches by the layers
+  before it, which a kernel timed alone in a loop never does: at inference, each kernel adds the machine's
+  ``cold_overhead`` of its operation (measured by calibration on calls made after streaming a buffer larger than
+  the core's cache; 0 where none was measured). A training step's factors are fitted as before, without it.
 * a training step (``profile(..., training=True)``) is its forward in training mode, its backward and the
   optimizer's update, each with its own calibrated factors (``machine.training``; the inference factors where
   calibration fitted none). A kernel's backward does ``2 x`` its row's ``backward_macs`` (shared among the
@@ -223,6 +227,8 @@ def _row_time(row, machine: Machine, forward, backward, dtype: str) -> tuple:
     if not kernels:  # a view: the call's dispatch, no kernel
         return (), machine.view_overhead, machine.view_overhead if backward is not None else 0.0, "call"
     fwd = sum(forward.seconds(kind, compute, memory) + fresh for _, kind, _, _, compute, memory, fresh in kernels)
+    if backward is None:
+        fwd += sum(machine.cold_overhead(kind.op) for _, kind, *_ in kernels)
     slow = [(compute / forward.efficiency_of(kind.op), memory / forward.memory_efficiency_of(kind.op))
             for _, kind, _, _, compute, memory, _ in kernels]
     bound = "compute" if sum(a for a, _ in slow) >= sum(b for _, b in slow) else "memory"

@@ -10,6 +10,7 @@ from convcost.errors import ConvcostError
 from convcost.latency import KINDS, Machine, fit, kind_of, nnls, predict_latency, primitives
 from convcost.primitives import (
     Activation,
+    Add,
     AvgPool,
     BatchNorm,
     ChannelShuffle,
@@ -267,6 +268,9 @@ def test_calibrate_tiny_caches_in_the_user_cache_folder(tmp_path, monkeypatch, c
     assert {k for k in m.efficiency if "/" not in k} == set(KINDS)  # the calibration kernels cover every kind
     # and each operation of the grid has factors and a call overhead of its own
     assert {"pooling/MaxPool", "elementwise/BatchNorm", "elementwise/Activation-silu"} <= set(m.overheads)
+    # and a cold call's extra time, measured on the kernels whose time is their call
+    assert {"elementwise/BatchNorm", "pointwise_conv", "linear"} <= set(m.cold_overheads)
+    assert all(v >= 0 for v in m.cold_overheads.values())
     err = capsys.readouterr().err  # progress, one line per stage, on stderr
     assert "convcost calibrate: measuring cpu with 1 thread" in err and f"cached in {path}" in err
     # a cached calibration is read back, not measured again; quiet=True says nothing
@@ -324,3 +328,43 @@ def test_fresh_memory_is_a_threshold_and_a_bandwidth_or_nothing():
     threshold, bandwidth = fresh_memory("cpu", largest_mib=64, min_run_time=0.001, resolution_mib=32)
     assert (threshold == 0 and bandwidth == 0) or (threshold >= 2**20 and bandwidth > 0)
     assert threshold % 2**20 == 0
+
+
+def test_cold_overheads_are_the_median_extra_per_operation_and_kind():
+    from convcost.torch.calibration import CALL_ELEMENTS, cold_kernels, cold_overheads
+
+    kernels = [(BatchNorm(C=16), (1, 16, 4, 4)), (BatchNorm(C=16), (1, 16, 2, 2)), (BatchNorm(C=16), (1, 16, 2, 1)),
+               (Activation("relu"), (1, 16, 4, 4)), (Add(), [(1, 16, 4, 4), (1, 16, 4, 4)]),
+               (BatchNorm(C=96), (1, 96, 112, 112))]
+    assert cold_kernels(kernels) == [0, 1, 2, 3, 4] and 96 * 112 * 112 > CALL_ELEMENTS
+    # (hot, cold) seconds: a stand-in for the timings; a cold call never counts as faster than a hot one
+    readings = {0: (1e-5, 4e-5), 1: (1e-5, 2e-5), 2: (2e-5, 1e-5), 3: (1e-6, 3e-6), 4: (2e-6, 9e-6)}
+    extra = cold_overheads(kernels, readings)
+    assert extra["elementwise/BatchNorm"] == pytest.approx(1e-5)  # median of 3e-5, 1e-5, 0
+    assert extra["elementwise/Activation-relu"] == pytest.approx(2e-6)
+    assert extra["elementwise/Add"] == pytest.approx(7e-6)
+    assert extra["elementwise"] == pytest.approx(7e-6)  # median of 3e-5, 1e-5, 0, 2e-6, 7e-6
+
+
+def test_cold_overhead_lookup_and_checks():
+    m = Machine("m", 1e9, 1e9, cold_overheads={"elementwise/Activation": 3e-6, "elementwise": 1e-6})
+    assert m.cold_overhead("elementwise/Activation-silu") == 3e-6  # its family's
+    assert m.cold_overhead("elementwise/BatchNorm") == 1e-6 and m.cold_overhead("pooling") == 0.0
+    with pytest.raises(ConvcostError, match=r"cold_overheads\['linear'\]=-1"):
+        Machine("m", 1e9, 1e9, cold_overheads={"linear": -1})
+    with pytest.raises(ConvcostError, match="unknown kernel kind 'gpu'"):
+        Machine("m", 1e9, 1e9, cold_overheads={"gpu": 1e-6})
+
+
+def test_fit_finds_an_operation_slow_on_its_compute_side_though_its_roofline_says_memory():
+    # a max pool: few operations per byte (the plain roofline puts it on the memory side), yet its windows'
+    # comparisons are what take the time; started from the roofline's sides alone, the fit never left memory
+    truth = ROUND.replace(efficiency={"pooling/MaxPool": 0.002}, memory_efficiency={"pooling/MaxPool": 1.0},
+                          overhead=3e-6)
+    layers = [(MaxPool(3, S=s, P=1), (1, c, h, h)) for s in (1, 2) for c, h in ((16, 112), (64, 56), (256, 14))]
+    costs = [layer.cost(shape) for layer, shape in layers]
+    assert all(k.compute_seconds < k.memory_seconds for c in costs for k in predict_latency(c, truth).kernels)
+    fitted = fit(ROUND.replace(overhead=3e-6), [(c, predict_latency(c, truth).seconds) for c in costs])
+    assert fitted.efficiency["pooling/MaxPool"] == pytest.approx(0.002, rel=1e-3)
+    for c in costs:
+        assert predict_latency(c, fitted).seconds == pytest.approx(predict_latency(c, truth).seconds, rel=1e-3)

@@ -47,6 +47,17 @@ def test_every_row_costs_time_by_hand():
     assert lat.seconds == pytest.approx(sum(r.seconds for r in lat.rows))
 
 
+def test_a_network_call_adds_its_cold_overhead_per_kernel_at_inference_only():
+    cold = {"dense_conv": 3e-6, "elementwise": 1e-6, "elementwise/BatchNorm": 2e-6, "linear": 4e-6}
+    report, warm = Report(_rows()), MACHINE.replace(cold_overheads={})
+    plain, network = predict_model(report, warm), predict_model(report, MACHINE.replace(cold_overheads=cold))
+    extra = [b.seconds - a.seconds for a, b in zip(plain.rows, network.rows)]
+    # conv, batch norm, relu, add: one kernel each; flatten: no kernel; fc: its kernels (the matmul and the bias)
+    fc = len(kernel_times(Linear(C=288, O=10).cost((1, 288)), MACHINE))
+    assert extra == pytest.approx([3e-6, 2e-6, 1e-6, 1e-6, 0.0, 4e-6 * fc])
+    assert predict_model(report, MACHINE).seconds == pytest.approx(plain.seconds)  # MACHINE measured none
+
+
 def test_by_module_sums_to_its_children_and_the_total():
     lat = predict_model(Report(_rows()), MACHINE)
     tree = lat.by_module()
@@ -94,6 +105,10 @@ def test_a_profiled_model_and_its_training_step():
     assert step.optimizer_seconds == pytest.approx(6 * 2e-6 + params * 3e-9)
     assert step.seconds == pytest.approx(step.forward_seconds + step.backward_seconds + step.optimizer_seconds)
     assert "adam update" in step.summary()
+    # a training step's factors were fitted without the cold call's extra time: it adds none there
+    cold = MACHINE.replace(cold_overheads={"dense_conv": 1e-3, "elementwise": 1e-3, "linear": 1e-3})
+    assert predict_latency(profile(net, (2, 3, 8, 8), training=True), cold, optimizer="adam").seconds == step.seconds
+    assert predict_latency(report, cold).seconds > lat.seconds
     with pytest.raises(ConvcostError, match="unknown optimizer 'lion'"):
         predict_latency(profile(net, (2, 3, 8, 8), training=True), MACHINE, optimizer="lion")
 

@@ -55,7 +55,7 @@ from convcost.torch import runtime
 from convcost.torch.build import to_torch
 
 #: bumped when calibration measures something new, so that older cached machines are measured again
-CALIBRATION_VERSION = 4
+CALIBRATION_VERSION = 5
 
 
 def check_device(device) -> torch.device:
@@ -201,6 +201,84 @@ def time_layer(layer, input_shape, *, device: str = "cpu", threads: int = 1, min
     return time_call(call, device=device, threads=threads, min_run_time=min_run_time)
 
 
+#: how many times the core's own cache (:func:`core_cache_bytes`) a cold call's flush streams: twice, so that
+#: nothing the core held before survives it, as nothing does after the layers before a call inside a network
+FLUSH_CACHES = 2
+#: the calls a cold reading takes the median of
+COLD_CALLS = 30
+#: kernels whose first input holds at most this many elements: their time is their call, so a cold call's extra
+#: time is what the call itself pays (a larger kernel's own traffic would hide it)
+CALL_ELEMENTS = 2048
+
+
+def time_cold(layer, input_shape, *, device: str = "cpu", threads: int = 1, calls: int = COLD_CALLS) -> tuple:
+    """``(hot, cold)`` seconds of one call of a convcost layer's kernels (the median of ``calls``): ``hot`` called
+    again and again, as a kernel timing loop calls it; ``cold`` after streaming a buffer of :data:`FLUSH_CACHES`
+    times the core's cache through it and writing the input again (inside a network, the layers before a call
+    have evicted its code, its weights and the framework's state for it, and the layer just before has written
+    its input). ``(0.0, 0.0)`` on CUDA, whose calls are launched, not run, by the core.
+
+    >>> from convcost.primitives import Activation
+    >>> hot, cold = time_cold(Activation("relu"), (1, 16, 4, 4), calls=3)
+    >>> hot > 0 and cold > 0
+    True
+    """
+    dev = check_device(device)
+    if dev.type == "cuda":
+        return 0.0, 0.0
+    module = copies(layer, input_shape, device)[0]
+    xs = inputs(layer, input_shape, device)
+    flush = torch.ones(FLUSH_CACHES * core_cache_bytes() // 4, device=dev)
+    now = CLOCKS[_clock[0]]
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            for _ in range(2):
+                module(*xs)
+            hot, cold = [], []
+            for _ in range(calls):
+                start = now()
+                module(*xs)
+                hot.append(now() - start)
+            for _ in range(calls):
+                flush.mul_(1.0)
+                for x in xs:
+                    x.mul_(1.0)
+                start = now()
+                module(*xs)
+                cold.append(now() - start)
+    finally:
+        torch.set_num_threads(before)
+    return float(sorted(hot)[calls // 2]), float(sorted(cold)[calls // 2])
+
+
+def cold_kernels(kernels) -> list:
+    """The indices of ``kernels`` (``(layer, input_shape)``) whose time is their call (:data:`CALL_ELEMENTS`): those a
+    cold call is measured on."""
+    first = [shape[0] if isinstance(layer, Merge) else shape for layer, shape in kernels]
+    return [i for i, shape in enumerate(first) if _numel(shape) <= CALL_ELEMENTS]
+
+
+def _numel(shape) -> int:
+    out = 1
+    for s in shape:
+        out *= int(s)
+    return out
+
+
+def cold_overheads(kernels, readings) -> dict:
+    """Seconds per call added inside a network, per operation (:func:`convcost.latency.op_key`) and per kind: the
+    median over the kernels measured of ``cold - hot`` (each the fastest of its passes; never below 0)."""
+    extra = {}
+    for i, (hot, cold) in readings.items():
+        layer, shape = kernels[i]
+        kind = latency.KernelKind(latency.kind_of(layer.cost(shape)), latency.op_key(layer.cost(shape)))
+        for key in dict.fromkeys((kind.op, str(kind))):
+            extra.setdefault(key, []).append(max(cold - hot, 0.0))
+    return {key: float(sorted(v)[len(v) // 2]) for key, v in extra.items()}
+
+
 def peak_matmul(device: str = "cpu", threads: int = 1, sizes=(512, 1024, 2048), min_run_time: float = 0.2) -> float:
     """The best FLOP/s of square float32 matmuls of the given sizes."""
     dev = check_device(device)
@@ -322,12 +400,14 @@ ACTIVATION_STAGES = ((96, 112, 1), (960, 7, 1), (16, 4, 1))
 
 def calibration_kernels(quick: bool = False) -> list:
     """``(layer, input_shape)`` of the real kernels the factors are fitted on: every kind at every stage of
-    :data:`STAGES` (:data:`QUICK_STAGES`), and the odd shapes of CNNs (a stem on the image, squeeze-excitation's
-    1x1 convolutions on one pixel, a classifier at batch 1). No kernel is taken from a model that predictions
+    :data:`STAGES` (:data:`QUICK_STAGES`; the quick grid also times the kinds of few kernels, transposed and 3-d
+    convolutions, at every full stage, so that its factors for them stay within 1.5x of the full grid's), and
+    the odd shapes of CNNs (a stem on the image, squeeze-excitation's 1x1 convolutions on one pixel, a classifier
+    at batch 1). No kernel is taken from a model that predictions
     are checked against.
 
     >>> len(calibration_kernels()), len(calibration_kernels(quick=True))
-    (290, 145)
+    (290, 157)
     """
     from convcost import primitives as p
 
@@ -359,9 +439,18 @@ def calibration_kernels(quick: bool = False) -> list:
             (p.Linear(c * 4, c * 4), (n, c * 4)),
         ]
         if h >= 14:
-            out += [(p.ConvTranspose(c, c // 2, 2, S=2), image),
-                    (p.Conv(c // 2, c // 2, 3, P=1, dims=3), (n, c // 2, 4, h // 2, h // 2))]
+            out += _few_kinds(c, h, n)
+    if quick:  # the kinds timed at few stages of each grid: the quick grid times them at every full stage
+        out += [k for c, h, n in STAGES if h >= 14 and (c, h, n) not in QUICK_STAGES for k in _few_kinds(c, h, n)]
     return out
+
+
+def _few_kinds(c: int, h: int, n: int) -> list:
+    """The kernels of the kinds a CNN rarely has (transposed and 3-d convolutions), at one stage."""
+    from convcost import primitives as p
+
+    return [(p.ConvTranspose(c, c // 2, 2, S=2), (n, c, h, h)),
+            (p.Conv(c // 2, c // 2, 3, P=1, dims=3), (n, c // 2, 4, h // 2, h // 2))]
 
 
 def cache_path(device: str = "cpu", threads: int = 1, quick: bool = False, cache_dir=None) -> str:
@@ -370,7 +459,7 @@ def cache_path(device: str = "cpu", threads: int = 1, quick: bool = False, cache
     the thread count and the torch release, so another machine or release is measured afresh.
 
     >>> cache_path("cpu", 2, cache_dir="/tmp/x")
-    '/tmp/x/machine4-cpu-...-2threads-torch....json'
+    '/tmp/x/machine5-cpu-...-2threads-torch....json'
     """
     if cache_dir is None:
         import platformdirs  # a core dependency; imported here, as only the default folder needs it
@@ -498,6 +587,7 @@ def measure(device: str = "cpu", *, threads: int = 1, quick: bool = False, min_r
         f"{len(kernels)} kernels for inference and training, optimizers, views, in passes until stable "
         f"(at most {most}), then fresh memory")
     readings = {}  # quantity -> every pass's reading
+    cold = cold_kernels(kernels)
 
     def read(key, measure):
         readings.setdefault(key, []).append(measure())
@@ -511,6 +601,9 @@ def measure(device: str = "cpu", *, threads: int = 1, quick: bool = False, min_r
         read("view", lambda: view_seconds(device, threads, min_run_time=run))
         for opt in ("sgd", "adam"):
             read(opt, lambda opt=opt: optimizer_cost(opt, device, threads, min_run_time=run))
+        for i in cold:
+            read(("cold", i), lambda: time_cold(*kernels[i], device=device, threads=threads,
+                                                calls=COLD_CALLS if run >= 0.01 else 5))
         for i, (layer, shape) in enumerate(kernels):
             read(("inference", i), lambda: time_layer(layer, shape, device=device, threads=threads, min_run_time=run))
             read(("training", i), lambda: time_training(layer, shape, device=device, threads=threads,
@@ -529,7 +622,8 @@ def measure(device: str = "cpu", *, threads: int = 1, quick: bool = False, min_r
     best = {key: _best(values) for key, values in readings.items()}
     cache = {"cache_bytes": core_cache_bytes(), "cache_bandwidth": 1 / best["cache"]} if "cache" in best else {}
     machine = Machine(name, peak_flops=1 / best["peak"], bandwidth=1 / best["bandwidth"], alloc_threshold=threshold,
-                      alloc_bandwidth=fresh, view_overhead=best["view"], **cache)
+                      alloc_bandwidth=fresh, view_overhead=best["view"], **cache,
+                      cold_overheads=cold_overheads(kernels, {i: best[("cold", i)] for i in cold}))
     costs = [layer.cost(shape) for layer, shape in kernels]
     inference = [(c, best[("inference", i)]) for i, c in enumerate(costs)]
     forward = [(c, best[("training", i)][0]) for i, c in enumerate(costs)]
@@ -559,7 +653,9 @@ def _main(value) -> float:
 def _improvement(readings) -> float:
     """How much the last pass lowered the best reading of any quantity, relative (0 after one pass)."""
     worst = 0.0
-    for values in readings.values():
+    for key, values in readings.items():
+        if isinstance(key, tuple) and key[0] == "cold":  # a difference of two timings: noisier than the passes' aim
+            continue
         if len(values) < 2:
             return 1.0
         before, now = _main(_best(values[:-1])), _main(_best(values))
