@@ -443,6 +443,26 @@ def test_a_layer_that_does_not_reach_the_output_has_no_backward():
     assert_step_agrees(DeadEnd(), torch.randn(2, 4, 8))
 
 
+class DeadEndCallByCall(DeadEnd):
+    """RemBERT's pooler, in a forward read call by call (it runs on neither shapes nor values computed alongside):
+    that reading did not say what the forward returned, so every row counted as reached (757,760 backward MACs
+    against 753,664)."""
+
+    def forward(self, x):
+        assert isinstance(x, torch.Tensor)
+        return super().forward(x)
+
+
+def test_a_layer_that_does_not_reach_the_output_has_no_backward_call_by_call():
+    model, x = DeadEndCallByCall(), torch.randn(2, 4, 8)
+    assert profile(model, x, training=True).traced_with.startswith("calls on")
+    assert_step_agrees(model, x)
+    # by hand: the pooler's 8 x 8 + 8 parameters get no gradient
+    step = profile(model, x, training=True).training
+    assert step.unread_params == 72 == sum(p.numel() for p in model.parameters()) - measure_training(
+        model, (x,))["gradients"]
+
+
 class PooledAtIds(nn.Module):
     """SAM 3's text pooler: the states at each sequence's largest id, projected, then dropped by the caller;
     autograd keeps the two index tensors all the same."""
@@ -1058,3 +1078,63 @@ class ChunkedViewReadingValues(ChunkedView):
 
 def test_a_view_sized_by_a_tensor_division_call_by_call():
     assert_step_agrees(ChunkedViewReadingValues(), torch.randn(2, 4, 8))
+
+
+# --- mixture-of-experts routing: sorted expert ids and torch.where over the expert mask -----------------------
+
+class SortedExpertBiases(nn.Module):
+    """GPT-OSS's grouped experts: the top-k expert ids sorted, then read by two bias gathers. ``torch.sort``
+    returns ``torch.return_types.sort``: its indices were given a new storage at each read, so the one index
+    autograd keeps for both gathers was counted twice (36 saved indices against 24)."""
+
+    def __init__(self):
+        super().__init__()
+        self.router = nn.Linear(8, 4)
+        self.up_bias, self.down_bias = nn.Parameter(torch.randn(4, 8)), nn.Parameter(torch.randn(4, 8))
+
+    def forward(self, x):
+        _, top = torch.topk(self.router(x), 2, dim=-1)
+        ids, _ = torch.sort(top.reshape(-1))
+        return self.up_bias[ids] * self.down_bias[ids]
+
+
+def test_sorted_expert_ids_read_twice_are_one_saved_index():
+    model, x = SortedExpertBiases(), torch.randn(6, 8)
+    step, ours, measured = step_numbers(model, x)
+    # by hand: topk's 6 x 2 indices, kept for its backward, and the sorted ids (12), once for both gathers
+    assert ours == measured and measured["saved_indices"] == 12 + 12
+    assert step.complete
+    # the router is read only through topk's indices: no backward (0 MACs above) and no gradient, as autograd
+    # gives it none (only the two biases get one)
+    assert step.params - step.unread_params == measure_training(model, (x,))["gradients"] == 2 * 4 * 8
+
+
+class WhereRouted(nn.Module):
+    """Switch Transformers' and Mixtral's experts: the tokens of each expert by ``torch.where`` over its row of
+    the one-hot expert mask, gathered and added back with ``index_add_``. ``torch.where(cond)`` gives the columns
+    of one new ``(n, cond.dim())`` index tensor; they were read as views of the mask (its 18 elements kept, not
+    the n tokens). ``rows``: the mask row as a ``(1, T)`` matrix, whose two columns share one storage of 2n."""
+
+    def __init__(self, rows=False):
+        super().__init__()
+        self.rows, self.fc, self.router = rows, nn.Linear(8, 8), nn.Linear(8, 3)
+        self.experts = nn.ModuleList(nn.Linear(8, 8) for _ in range(3))
+
+    def forward(self, x):
+        h = self.fc(x)
+        mask = F.one_hot(self.router(h).argmax(-1), 3).permute(1, 0)  # (experts, tokens)
+        out = torch.zeros_like(h)
+        for e in torch.greater(mask.sum(-1), 0).nonzero()[:, 0].tolist():
+            top = torch.where(mask[e][None])[1] if self.rows else torch.where(mask[e])[0]
+            out.index_add_(0, top, self.experts[e](h[None, top].reshape(-1, 8)))
+        return out
+
+
+@pytest.mark.parametrize("rows", [False, True], ids=["vector", "matrix"])
+def test_the_tokens_torch_where_routes_are_their_own_saved_index(rows):
+    x = torch.randn(6, 8)
+    step, ours, measured = step_numbers(WhereRouted(rows), x)
+    # by hand: each of the 6 tokens is routed to one expert, so the experts' index storages hold 6 (one column)
+    # or 12 (two columns of 6 rows in all) elements
+    assert ours == measured and measured["saved_indices"] == (12 if rows else 6)
+    assert step.complete
