@@ -1138,3 +1138,62 @@ def test_the_tokens_torch_where_routes_are_their_own_saved_index(rows):
     # or 12 (two columns of 6 rows in all) elements
     assert ours == measured and measured["saved_indices"] == (12 if rows else 6)
     assert step.complete
+
+
+# --- the oracle: a routing drawn at random is the same in every forward of one measured step -----------------
+
+class JitteredRoute(nn.Module):
+    """Switch Transformers' router jitter: a random draw decides which expert the tokens go to, so which expert
+    gets a gradient. measure_training ran its forwards one after another on the generator, so its gradients
+    (and their bytes) came from another routing than its saved tensors (12,288 bytes apart in the zoo)."""
+
+    def __init__(self):
+        super().__init__()
+        self.small, self.large = nn.Linear(8, 2), nn.Linear(8, 16)
+
+    def forward(self, x):
+        return self.small(x).sum(-1) if torch.rand(()) < 0.5 else self.large(x).sum(-1)
+
+
+def test_the_oracles_forwards_draw_the_same_routing():
+    model, x = JitteredRoute(), torch.randn(4, 8)
+    seed = next(s for s in range(100) if _draws(s)[0] != _draws(s)[2])  # the first and third draws differ
+    first_is_small = _draws(seed)[0] < 0.5
+    torch.manual_seed(seed)
+    measured = measure_training(model, (x,), optimizer="adam")
+    # by hand: the expert of the generator's first draw is the one saved for and the one with a gradient
+    expert = (8 * 2 + 2) if first_is_small else (8 * 16 + 16)
+    assert measured["gradients"] == expert
+    assert measured["saved_elements"] == 4 * 8  # its input, whichever expert
+    params = 8 * 2 + 2 + 8 * 16 + 16
+    # parameters, their gradients, Adam's two moments and its step scalars (one per parameter tensor), saved input
+    assert measured["bytes"] == 4 * (params + expert + 2 * expert + 2 + 4 * 8)
+    assert torch.rand(()) == _draws(seed)[0]  # the caller's generator is left as it was
+
+
+def _draws(seed) -> list:
+    generator = torch.Generator().manual_seed(seed)
+    return [float(torch.rand((), generator=generator)) for _ in range(3)]
+
+
+class WeightRoute(nn.Module):
+    """A routing decided by a weight: measure_training's Adam step moved the gate by its learning rate (1e-3)
+    past zero and left it there, so the forward after it took the other expert."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate, self.small, self.large = nn.Parameter(torch.tensor(5e-4)), nn.Linear(8, 2), nn.Linear(8, 16)
+
+    def forward(self, x):
+        # the loss grows with the gate: Adam's first step lowers it by its learning rate, to -5e-4
+        return self.gate * (self.small(x) ** 2).sum() if self.gate > 0 else self.gate * self.large(x).sum()
+
+
+def test_the_oracles_optimizer_step_leaves_the_weights_as_they_were():
+    model, x = WeightRoute(), torch.randn(4, 8)
+    before = [p.detach().clone() for p in model.parameters()]
+    measured = measure_training(model, (x,), optimizer="adam")
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))
+    # by hand: the gate and the small expert get gradients, and Adam's state for each (two moments, one step)
+    assert measured["gradients"] == 1 + 8 * 2 + 2
+    assert measured["optimizer_state"] == 2 * (1 + 8 * 2 + 2) + 3
