@@ -16,6 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from convcost.errors import ConvcostError  # noqa: E402
 from convcost.torch import profile  # noqa: E402
@@ -1197,3 +1198,29 @@ def test_the_oracles_optimizer_step_leaves_the_weights_as_they_were():
     # by hand: the gate and the small expert get gradients, and Adam's state for each (two moments, one step)
     assert measured["gradients"] == 1 + 8 * 2 + 2
     assert measured["optimizer_state"] == 2 * (1 + 8 * 2 + 2) + 3
+
+
+# --- calls that do no counted work: never a flag ---------------------------------------------------------------
+
+class RouterCastAndCompare(nn.Module):
+    """Switch Transformers' router casts its classifier in the forward (``Module.to``, which sets each
+    parameter's ``.data``) and its experts test ``torch.greater``: both flagged the forward as not exact."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        self.fc = self.fc.to(torch.float32)
+        h = self.fc(x)
+        return h * torch.greater(h.sum(-1, keepdim=True), 0)
+
+
+def test_a_parameter_data_set_and_torch_greater_flag_nothing():
+    model, x = RouterCastAndCompare(), torch.randn(2, 4, 8)
+    report = profile(model, x)
+    with FlopCounterMode(display=False) as counter:
+        model(x)
+    assert report.total["macs"] == counter.get_total_flops() // 2 == 2 * 4 * 8 * 8
+    assert report.exact, report.unsupported
+    assert_step_agrees(model, x)

@@ -612,6 +612,7 @@ _PYTHON_ARITHMETIC = frozenset({operator.add, operator.sub, operator.mul, operat
 #: calls whose result carries no gradient: the backward does not reach what they read through them
 _NO_GRADIENT = frozenset(key("function", f) for f in (
     torch.argmax, torch.argmin, torch.argsort, torch.eq, torch.ne, torch.lt, torch.le, torch.gt, torch.ge,
+    torch.greater, torch.greater_equal, torch.less, torch.less_equal, torch.not_equal,
     torch.isnan, torch.isinf, torch.isfinite, torch.any, torch.all, torch.detach, torch.logical_not,
     torch.logical_and, torch.logical_or, torch.logical_xor, torch.bitwise_and, torch.bitwise_or, torch.bitwise_not,
     torch.bitwise_xor, torch.nonzero, torch.sign, torch.floor, torch.ceil, torch.round, torch.histc, torch.bincount))
