@@ -16,6 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from convcost.errors import ConvcostError  # noqa: E402
 from convcost.torch import profile  # noqa: E402
@@ -441,6 +442,26 @@ class DeadEnd(nn.Module):
 
 def test_a_layer_that_does_not_reach_the_output_has_no_backward():
     assert_step_agrees(DeadEnd(), torch.randn(2, 4, 8))
+
+
+class DeadEndCallByCall(DeadEnd):
+    """RemBERT's pooler, in a forward read call by call (it runs on neither shapes nor values computed alongside):
+    that reading did not say what the forward returned, so every row counted as reached (757,760 backward MACs
+    against 753,664)."""
+
+    def forward(self, x):
+        assert isinstance(x, torch.Tensor)
+        return super().forward(x)
+
+
+def test_a_layer_that_does_not_reach_the_output_has_no_backward_call_by_call():
+    model, x = DeadEndCallByCall(), torch.randn(2, 4, 8)
+    assert profile(model, x, training=True).traced_with.startswith("calls on")
+    assert_step_agrees(model, x)
+    # by hand: the pooler's 8 x 8 + 8 parameters get no gradient
+    step = profile(model, x, training=True).training
+    assert step.unread_params == 72 == sum(p.numel() for p in model.parameters()) - measure_training(
+        model, (x,))["gradients"]
 
 
 class PooledAtIds(nn.Module):
@@ -1058,3 +1079,148 @@ class ChunkedViewReadingValues(ChunkedView):
 
 def test_a_view_sized_by_a_tensor_division_call_by_call():
     assert_step_agrees(ChunkedViewReadingValues(), torch.randn(2, 4, 8))
+
+
+# --- mixture-of-experts routing: sorted expert ids and torch.where over the expert mask -----------------------
+
+class SortedExpertBiases(nn.Module):
+    """GPT-OSS's grouped experts: the top-k expert ids sorted, then read by two bias gathers. ``torch.sort``
+    returns ``torch.return_types.sort``: its indices were given a new storage at each read, so the one index
+    autograd keeps for both gathers was counted twice (36 saved indices against 24)."""
+
+    def __init__(self):
+        super().__init__()
+        self.router = nn.Linear(8, 4)
+        self.up_bias, self.down_bias = nn.Parameter(torch.randn(4, 8)), nn.Parameter(torch.randn(4, 8))
+
+    def forward(self, x):
+        _, top = torch.topk(self.router(x), 2, dim=-1)
+        ids, _ = torch.sort(top.reshape(-1))
+        return self.up_bias[ids] * self.down_bias[ids]
+
+
+def test_sorted_expert_ids_read_twice_are_one_saved_index():
+    model, x = SortedExpertBiases(), torch.randn(6, 8)
+    step, ours, measured = step_numbers(model, x)
+    # by hand: topk's 6 x 2 indices, kept for its backward, and the sorted ids (12), once for both gathers
+    assert ours == measured and measured["saved_indices"] == 12 + 12
+    assert step.complete
+    # the router is read only through topk's indices: no backward (0 MACs above) and no gradient, as autograd
+    # gives it none (only the two biases get one)
+    assert step.params - step.unread_params == measure_training(model, (x,))["gradients"] == 2 * 4 * 8
+
+
+class WhereRouted(nn.Module):
+    """Switch Transformers' and Mixtral's experts: the tokens of each expert by ``torch.where`` over its row of
+    the one-hot expert mask, gathered and added back with ``index_add_``. ``torch.where(cond)`` gives the columns
+    of one new ``(n, cond.dim())`` index tensor; they were read as views of the mask (its 18 elements kept, not
+    the n tokens). ``rows``: the mask row as a ``(1, T)`` matrix, whose two columns share one storage of 2n."""
+
+    def __init__(self, rows=False):
+        super().__init__()
+        self.rows, self.fc, self.router = rows, nn.Linear(8, 8), nn.Linear(8, 3)
+        self.experts = nn.ModuleList(nn.Linear(8, 8) for _ in range(3))
+
+    def forward(self, x):
+        h = self.fc(x)
+        mask = F.one_hot(self.router(h).argmax(-1), 3).permute(1, 0)  # (experts, tokens)
+        out = torch.zeros_like(h)
+        for e in torch.greater(mask.sum(-1), 0).nonzero()[:, 0].tolist():
+            top = torch.where(mask[e][None])[1] if self.rows else torch.where(mask[e])[0]
+            out.index_add_(0, top, self.experts[e](h[None, top].reshape(-1, 8)))
+        return out
+
+
+@pytest.mark.parametrize("rows", [False, True], ids=["vector", "matrix"])
+def test_the_tokens_torch_where_routes_are_their_own_saved_index(rows):
+    x = torch.randn(6, 8)
+    step, ours, measured = step_numbers(WhereRouted(rows), x)
+    # by hand: each of the 6 tokens is routed to one expert, so the experts' index storages hold 6 (one column)
+    # or 12 (two columns of 6 rows in all) elements
+    assert ours == measured and measured["saved_indices"] == (12 if rows else 6)
+    assert step.complete
+
+
+# --- the oracle: a routing drawn at random is the same in every forward of one measured step -----------------
+
+class JitteredRoute(nn.Module):
+    """Switch Transformers' router jitter: a random draw decides which expert the tokens go to, so which expert
+    gets a gradient. measure_training ran its forwards one after another on the generator, so its gradients
+    (and their bytes) came from another routing than its saved tensors (12,288 bytes apart in the zoo)."""
+
+    def __init__(self):
+        super().__init__()
+        self.small, self.large = nn.Linear(8, 2), nn.Linear(8, 16)
+
+    def forward(self, x):
+        return self.small(x).sum(-1) if torch.rand(()) < 0.5 else self.large(x).sum(-1)
+
+
+def test_the_oracles_forwards_draw_the_same_routing():
+    model, x = JitteredRoute(), torch.randn(4, 8)
+    seed = next(s for s in range(100) if _draws(s)[0] != _draws(s)[2])  # the first and third draws differ
+    first_is_small = _draws(seed)[0] < 0.5
+    torch.manual_seed(seed)
+    measured = measure_training(model, (x,), optimizer="adam")
+    # by hand: the expert of the generator's first draw is the one saved for and the one with a gradient
+    expert = (8 * 2 + 2) if first_is_small else (8 * 16 + 16)
+    assert measured["gradients"] == expert
+    assert measured["saved_elements"] == 4 * 8  # its input, whichever expert
+    params = 8 * 2 + 2 + 8 * 16 + 16
+    # parameters, their gradients, Adam's two moments and its step scalars (one per parameter tensor), saved input
+    assert measured["bytes"] == 4 * (params + expert + 2 * expert + 2 + 4 * 8)
+    assert torch.rand(()) == _draws(seed)[0]  # the caller's generator is left as it was
+
+
+def _draws(seed) -> list:
+    generator = torch.Generator().manual_seed(seed)
+    return [float(torch.rand((), generator=generator)) for _ in range(3)]
+
+
+class WeightRoute(nn.Module):
+    """A routing decided by a weight: measure_training's Adam step moved the gate by its learning rate (1e-3)
+    past zero and left it there, so the forward after it took the other expert."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate, self.small, self.large = nn.Parameter(torch.tensor(5e-4)), nn.Linear(8, 2), nn.Linear(8, 16)
+
+    def forward(self, x):
+        # the loss grows with the gate: Adam's first step lowers it by its learning rate, to -5e-4
+        return self.gate * (self.small(x) ** 2).sum() if self.gate > 0 else self.gate * self.large(x).sum()
+
+
+def test_the_oracles_optimizer_step_leaves_the_weights_as_they_were():
+    model, x = WeightRoute(), torch.randn(4, 8)
+    before = [p.detach().clone() for p in model.parameters()]
+    measured = measure_training(model, (x,), optimizer="adam")
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))
+    # by hand: the gate and the small expert get gradients, and Adam's state for each (two moments, one step)
+    assert measured["gradients"] == 1 + 8 * 2 + 2
+    assert measured["optimizer_state"] == 2 * (1 + 8 * 2 + 2) + 3
+
+
+# --- calls that do no counted work: never a flag ---------------------------------------------------------------
+
+class RouterCastAndCompare(nn.Module):
+    """Switch Transformers' router casts its classifier in the forward (``Module.to``, which sets each
+    parameter's ``.data``) and its experts test ``torch.greater``: both flagged the forward as not exact."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        self.fc = self.fc.to(torch.float32)
+        h = self.fc(x)
+        return h * torch.greater(h.sum(-1, keepdim=True), 0)
+
+
+def test_a_parameter_data_set_and_torch_greater_flag_nothing():
+    model, x = RouterCastAndCompare(), torch.randn(2, 4, 8)
+    report = profile(model, x)
+    with FlopCounterMode(display=False) as counter:
+        model(x)
+    assert report.total["macs"] == counter.get_total_flops() // 2 == 2 * 4 * 8 * 8
+    assert report.exact, report.unsupported
+    assert_step_agrees(model, x)

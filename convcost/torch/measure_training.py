@@ -19,7 +19,12 @@ computed from convcost's formulas, so the tests can hold the formulas to them:
   buffer (uint8: the workspace of oneDNN's fused LSTM) is counted in elements
   of the module's dtype (its bytes / itemsize), as a step's bytes count them.
 - :func:`optimizer_state`: the numel of the tensors in ``optimizer.state``
-  after one real step.
+  after one real step, whose update is then undone (the next forward of a
+  mixture of experts could route its tokens otherwise).
+- :func:`measure_training`: all of them, each forward from the same random
+  state (a step's dropout masks and a router's jitter are drawn once: a
+  routing that changed between the forwards gave one expert a gradient and
+  another the saved tensors).
 
 Parameters with ``requires_grad=False`` are respected everywhere: they get no
 weight gradient, no ``.grad`` and no optimizer state. On CUDA, cuDNN saves
@@ -199,19 +204,30 @@ def make_optimizer(name: str, parameters):
 
 def optimizer_state(module, inputs, *, optimizer: str = "adam", input_grad: bool = False) -> dict:
     """``{"elements", "bytes"}`` of the tensors in ``optimizer.state`` after one real step on the trainable
-    parameters (Adam's ``step`` scalars included)."""
+    parameters (Adam's ``step`` scalars included); the parameters are put back as they were."""
     trainable = [p for p in module.parameters() if p.requires_grad]
     if not trainable:  # torch refuses an optimizer of nothing; there is no state to keep
         make_optimizer(optimizer, [torch.zeros(1, requires_grad=True)])  # still refuses an unknown name
         return {"elements": 0, "bytes": 0}
     opt = make_optimizer(optimizer, trainable)
-    if trainable:
-        out = _forward(module, _inputs(inputs, input_grad))
-        out.sum().backward()
-        opt.step()
+    kept = [p.detach().clone() for p in trainable]
+    out = _forward(module, _inputs(inputs, input_grad))
+    out.sum().backward()
+    opt.step()
+    with torch.no_grad():  # the step's update undone: a later forward (a router's choice) sees the same weights
+        for p, was in zip(trainable, kept):
+            p.copy_(was)
     tensors = [t for state in opt.state.values() for t in state.values() if isinstance(t, torch.Tensor)]
     module.zero_grad(set_to_none=True)
     return {"elements": sum(t.numel() for t in tensors), "bytes": sum(t.numel() * t.element_size() for t in tensors)}
+
+
+def _same_draws(module):
+    """A context in which the random numbers drawn are those of the caller's generator state, which it leaves as
+    it was: each forward of one measurement draws the same ones (a router's jitter noise decides which experts
+    get tokens, hence which get a gradient), as the one step measured would."""
+    devices = sorted({p.device.index or 0 for p in module.parameters() if p.is_cuda})
+    return torch.random.fork_rng(devices=devices)
 
 
 def measure_training(module, inputs, *, optimizer: str = "adam", input_grad: bool = False) -> dict:
@@ -227,20 +243,27 @@ def measure_training(module, inputs, *, optimizer: str = "adam", input_grad: boo
     """
     params = [p for p in module.parameters()]
     before = {id(p) for p in params if p.requires_grad}
-    saved = saved_tensors(module, inputs, input_grad=input_grad)
-    state = optimizer_state(module, inputs, optimizer=optimizer, input_grad=input_grad)
-    out = _forward(module, _inputs(inputs, input_grad))
-    if out.requires_grad:
-        out.sum().backward()
+    with _same_draws(module):
+        saved = saved_tensors(module, inputs, input_grad=input_grad)
+    with _same_draws(module):
+        state = optimizer_state(module, inputs, optimizer=optimizer, input_grad=input_grad)
+    with _same_draws(module):
+        out = _forward(module, _inputs(inputs, input_grad))
+        if out.requires_grad:
+            out.sum().backward()
     grads = [p.grad for p in params if p.grad is not None]
     module.zero_grad(set_to_none=True)
     itemsize = params[0].element_size() if params else ITEMSIZE["float32"]
     param_bytes = sum(p.numel() * p.element_size() for p in params)
     grad_bytes = sum(g.numel() * g.element_size() for g in grads)
     saved_bytes = (saved["elements"] - saved["indices"]) * itemsize + 8 * saved["indices"]
+    with _same_draws(module):
+        macs = backward_macs(module, inputs, input_grad=input_grad)
+    with _same_draws(module):
+        macs_torch = backward_macs(module, inputs, input_grad=input_grad, convention="torch")
     return {
-        "backward_macs": backward_macs(module, inputs, input_grad=input_grad),
-        "backward_macs_torch": backward_macs(module, inputs, input_grad=input_grad, convention="torch"),
+        "backward_macs": macs,
+        "backward_macs_torch": macs_torch,
         "saved_elements": saved["elements"],
         "saved_indices": saved["indices"],
         "params": sum(p.numel() for p in params),

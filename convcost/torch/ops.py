@@ -240,6 +240,7 @@ __repr__ __hash__ __contains__ __array__ is_floating_point is_complex element_si
 full tensor as_tensor from_numpy linspace rand randn randint randperm eye meshgrid broadcast_to broadcast_tensors
 atleast_1d atleast_2d atleast_3d diag diagonal tril triu repeat_interleave tile masked_select nonzero
 argmax argmin argsort eq ne lt le gt ge __eq__ __ne__ __lt__ __le__ __gt__ __ge__ isnan isinf isfinite any all
+greater greater_equal less less_equal not_equal
 equal allclose is_nonzero channel_shuffle native_channel_shuffle _has_compatible_shallow_copy_type
 is_grad_enabled get_default_dtype dequantize cpu cuda pin_memory
 as_strided set_ resize_ share_memory_ register_hook retain_grad backward __deepcopy__ __reduce_ex__ __setstate__
@@ -307,9 +308,9 @@ _SHAPES = {
 }
 
 #: names of views of other libraries, which convcost does not import (timm's drop_path, torchvision's
-#: stochastic_depth) or of torch internals
+#: stochastic_depth) or of torch internals (``__set__``: ``param.data = ...``, as ``Module.to`` in a forward does)
 _FOREIGN_VIEWS = """stochastic_depth drop_path drop_block_2d pad_sequence identity is_scripting _get_tracing_state
-_set_grad_enabled __get__ split_""".split()
+_set_grad_enabled __get__ __set__ split_""".split()
 
 
 def _objects(name):

@@ -320,6 +320,17 @@ def _tensors(value) -> list:
     return []
 
 
+def _returned_tensors(value) -> list:
+    """The tensors in what a forward returned (a tensor, tuples, lists, dicts: a ``ModelOutput`` too)."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _returned_tensors(v)]
+    return []
+
+
 def _fresh(out, record, grad):
     if isinstance(out, torch.Tensor):
         return record.tensor(tuple(int(x) for x in out.shape), grad)
@@ -399,7 +410,11 @@ def _once(model, inputs, meta, device, training=False):
     try:
         # in training, grad stays on so that a forward's own torch.no_grad() is seen
         with hooked(session), torch.set_grad_enabled(training), session:
-            model(*args, **kwargs)
+            out = model(*args, **kwargs)
+        if training:  # the loss is computed from what the forward returned alone (a pooler it drops: no backward)
+            returned = [session.tracked(t) for t in _returned_tensors(out)]
+            if all(t.storage is not None for t in returned):  # else every row counts as reached, as before
+                session.record.returned(t.storage for t in returned)
     finally:
         if meta:  # a meta tensor the forward kept on a module (a cache) would break its next real run
             kept.restore(lambda value: isinstance(value, torch.Tensor) and value.is_meta

@@ -172,7 +172,9 @@ class Walk:
                 sources.add(("tensor", id(t.tensor)))
         if event.kind == MODULE:
             sources.update(("tensor", id(p)) for p in own_parameters(event.target))
-        results = {t.storage for t in _flat((result,), {}) if isinstance(t, Tensor) and t.storage is not None}
+        # an integer result carries no gradient (topk's indices: a router read only through them gets none)
+        results = {t.storage for t in _flat((result,), {}) if isinstance(t, Tensor) and t.storage is not None
+                   and not _integral(t.dtype)}
         first = event.args[0] if event.args else None
         if isinstance(first, Tensor) and first.storage is not None and (
                 event.target is operator.setitem or event.kind != MODULE and _in_place(event)):
@@ -330,6 +332,10 @@ class Walk:
         """:meth:`view_of`, and whether the call's size depends on values (it cannot run on meta tensors)."""
         if not isinstance(source, Tensor):
             return result, False
+        if _nonzero_columns(event) and isinstance(result, (tuple, list)) and result:
+            # the columns of one new (n, ndim) index: a column kept for a backward keeps all of it
+            storage = self.record.new_storage((len(result), *result[0].shape), torch.int64)
+            return type(result)(Tensor(t.shape, t.tensor, t.name, t.dtype, storage=storage) for t in result), False
         if event.name != "detach" and key(event.kind, event.target) in _NO_GRADIENT:
             return _fresh(result, self.record, False), False  # an index or a mask (argmax, x > 0): no gradient
         if result is source:  # contiguous(), clone(), to() ...: a view or a copy, as the call on meta says
@@ -369,11 +375,14 @@ class Walk:
                     meta.dtype.is_floating_point and meta.dtype != torch.float32)) else None
             storage = self.record.new_storage(result.shape, dtype or self.record.precision.of(source)) if copy \
                 else source.storage
-            return Tensor(result.shape, result.tensor, result.name, dtype or result.dtype, grad=source.grad,
+            return Tensor(result.shape, result.tensor, result.name, dtype or result.dtype,
+                          grad=source.grad and not _integral(dtype or result.dtype),  # kthvalue's indices: none
                           storage=storage, layout=layout)
-        if type(result) is tuple and result and all(isinstance(t, Tensor) for t in result):  # chunk, split
+        # chunk, split; and torch.return_types (sort's indices read by two gathers: one storage, as autograd's)
+        if (type(result) is tuple or type(result).__module__ == "torch.return_types") and result and \
+                all(isinstance(t, Tensor) for t in result):
             metas = meta if isinstance(meta, (tuple, list)) and len(meta) == len(result) else (None,) * len(result)
-            return tuple(self._viewed(t, source, m, base, clone) for t, m in zip(result, metas))
+            return type(result)([self._viewed(t, source, m, base, clone) for t, m in zip(result, metas)])
         return result
 
     def getitem(self, event):
@@ -603,6 +612,7 @@ _PYTHON_ARITHMETIC = frozenset({operator.add, operator.sub, operator.mul, operat
 #: calls whose result carries no gradient: the backward does not reach what they read through them
 _NO_GRADIENT = frozenset(key("function", f) for f in (
     torch.argmax, torch.argmin, torch.argsort, torch.eq, torch.ne, torch.lt, torch.le, torch.gt, torch.ge,
+    torch.greater, torch.greater_equal, torch.less, torch.less_equal, torch.not_equal,
     torch.isnan, torch.isinf, torch.isfinite, torch.any, torch.all, torch.detach, torch.logical_not,
     torch.logical_and, torch.logical_or, torch.logical_xor, torch.bitwise_and, torch.bitwise_or, torch.bitwise_not,
     torch.bitwise_xor, torch.nonzero, torch.sign, torch.floor, torch.ceil, torch.round, torch.histc, torch.bincount))
@@ -751,6 +761,19 @@ def _laid_out_as(real) -> tuple:
         return None, None
     meta = torch.empty_strided(real.shape, real.stride(), dtype=real.dtype, device="meta")
     return meta, (meta if real._is_view() else None)
+
+
+def _integral(dtype) -> bool:
+    """Whether ``dtype`` is a torch dtype no gradient flows through (integers, booleans)."""
+    return isinstance(dtype, torch.dtype) and not dtype.is_floating_point and not dtype.is_complex
+
+
+def _nonzero_columns(event) -> bool:
+    """Whether the call is ``torch.where(cond)`` or ``nonzero(as_tuple=True)``: a tuple of views of the columns
+    of one new ``(n, ndim)`` index tensor."""
+    if event.name == "where":
+        return len(event.args) + len(event.kwargs) == 1
+    return event.name == "nonzero" and event.kwargs.get("as_tuple", False) is True
 
 
 def _sized_by_values(event) -> bool:
