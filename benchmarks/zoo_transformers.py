@@ -32,6 +32,7 @@ import argparse
 import inspect
 import json
 import random
+import re
 import subprocess
 import sys
 import time
@@ -245,7 +246,13 @@ def one(kind, attention) -> dict:
 
 def _why(exc) -> str:
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200] if text else ''}"
+    return portable(f"{type(exc).__name__}: {text[0][:200] if text else ''}")
+
+
+def portable(text: str) -> str:
+    """``text`` without the paths of the machine it ran on (a module's file in an error: ``from '/.../site-packages/
+    transformers/...'``), so that the results stand on any machine."""
+    return re.sub(r"/[^\s'\"<>]*/(site-packages|dist-packages)/", r"\1/", text)
 
 
 def _changed(module, xs) -> str:
