@@ -54,7 +54,7 @@ from convcost.zoo.resnet import basic_block, bottleneck
 torch = pytest.importorskip("torch")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from torch.autograd.graph import saved_tensors_hooks  # noqa: E402
+from test_profile_autocast import saved_bytes  # noqa: E402 - the saved-tensor hooks oracle, one copy
 
 from convcost.torch import profile, to_torch  # noqa: E402
 from convcost.torch.binding import hooks_of  # noqa: E402
@@ -71,21 +71,8 @@ def measured(model, x, recipe) -> dict:
     r = precision(recipe)
     if not r.autocast:
         model, x = model.to(DTYPES[r.compute]), x.to(DTYPES[r.compute])
-    owned = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
-    seen = {}
-
-    def pack(t):
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in owned and storage.nbytes():
-            seen[storage.data_ptr()] = (str(t.dtype).removeprefix("torch."), storage.nbytes())
-        return t
-
-    model.train()
-    with torch.autocast("cpu", dtype=DTYPES[r.compute], enabled=r.autocast), saved_tensors_hooks(pack, lambda t: t):
-        model(x)
-    by = {}
-    for dtype, n in seen.values():
-        by[dtype] = by.get(dtype, 0) + n
+    with torch.autocast("cpu", dtype=DTYPES[r.compute], enabled=r.autocast):
+        by = saved_bytes(model, x)
     return {k: v for k, v in sorted(by.items()) if v}
 
 
