@@ -55,6 +55,8 @@ from convcost import display
 from convcost.costs import ITEMSIZE, Cost
 from convcost.errors import ConvcostError
 from convcost.layers import Layer
+from convcost import latency_network
+from convcost.least_squares import nnls
 from convcost.primitives import KINDS
 from convcost.validate import entry_point, text
 
@@ -103,6 +105,9 @@ class Machine:
     #: the layers before it have evicted its code and state from the core's caches (measured by calibration on
     #: calls made after streaming a buffer larger than the core's cache; a single layer timed alone pays none)
     cold_overheads: dict = dataclasses.field(default_factory=dict)
+    #: per phase (``"inference"``, ``"training"``) and kernel kind, the factor a kernel's time takes inside a
+    #: whole network (:mod:`convcost.latency_network`; fitted by calibration on synthetic networks; missing: 1)
+    network: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         for field, unit in (("peak_flops", "FLOP/s"), ("bandwidth", "bytes/s")):
@@ -133,6 +138,7 @@ class Machine:
         if not (_finite(self.view_overhead) and self.view_overhead >= 0):
             raise ConvcostError(f"Machine {self.name!r}: view_overhead={self.view_overhead!r} must be a finite number "
                                 "of seconds >= 0")
+        latency_network.check(f"Machine {self.name!r}", self.network)
         for field in ("training", "spread"):
             if not isinstance(getattr(self, field), dict):
                 raise ConvcostError(f"Machine {self.name!r}: {field}={getattr(self, field)!r} must be a dict")
@@ -338,10 +344,19 @@ def op_key(c: Cost) -> str:
     ('elementwise/BatchNorm', 'pooling/MaxPool')
     >>> op_key(Activation("silu").cost((1, 8))), _chain("elementwise/Activation-silu")
     ('elementwise/Activation-silu', ['elementwise/Activation-silu', 'elementwise/Activation', 'elementwise'])
+
+    A strided depthwise convolution is an operation of its own (its kernel runs far from the unstrided one's fit):
+
+    >>> from convcost.primitives import Conv
+    >>> op_key(Conv(C=8, O=8, K=3, S=2, G=8).cost((1, 8, 9, 9))), op_key(Conv(C=8, O=8, K=3, G=8).cost((1, 8, 9, 9)))
+    ('depthwise_conv/Conv-strided', 'depthwise_conv/Conv')
     """
     kind = kind_of(c)
     if kind is None:
         return None
+    axes = getattr(c.spec, "axes", None)  # a convolution's (kernel, stride, dilation) per axis
+    if kind == "depthwise_conv" and callable(axes) and any(int(s) != 1 for _, s, _ in axes()):
+        return f"{kind}/{type(c.spec).__name__}-strided"
     function = getattr(c.spec, "kind", None) if "kind" in getattr(c.spec, "count_free_fields", ()) else None
     return f"{kind}/{type(c.spec).__name__}" + (f"-{function}" if isinstance(function, str) else "")
 
@@ -709,33 +724,6 @@ def _fit_sides(rows, y, fixed, kinds, key, rounds: int, calls: dict, compute_fir
         seen.add(as_key)
         compute_side = side
     return coef
-
-
-def nnls(a, b, lower=None, iterations: int = 200) -> np.ndarray:
-    """Least squares ``min |a x - b|`` subject to ``x >= lower`` (default 0), by an active-set loop.
-
-    >>> nnls(np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([2.0, -3.0])).tolist()
-    [2.0, 0.0]
-    """
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    lower = np.zeros(a.shape[1]) if lower is None else np.asarray(lower, float)
-    b = b - a @ lower  # solve for x - lower >= 0
-    free = np.ones(a.shape[1], bool)
-    x = np.zeros(a.shape[1])
-    for _ in range(iterations):
-        x = np.zeros(a.shape[1])
-        if free.any():
-            x[free] = np.linalg.lstsq(a[:, free], b, rcond=None)[0]
-        if (x >= -1e-15).all():
-            # a fixed variable whose gradient wants to grow is freed again (Lawson-Hanson's outer step)
-            gradient = a.T @ (b - a @ x)
-            wants = ~free & (gradient > 1e-12 * max(1.0, np.abs(gradient).max()))
-            if not wants.any():
-                break
-            free[np.argmax(np.where(wants, gradient, -np.inf))] = True
-            continue
-        free[np.argmin(np.where(free, x, np.inf))] = False
-    return np.maximum(x, 0) + lower
 
 
 def _check_key(key) -> None:

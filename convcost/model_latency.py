@@ -16,8 +16,11 @@ Conventions (what is predicted, from what):
   row's kernels as their forward MACs are) plus the forward's other operations, and moves twice the
   forward's bytes (the gradient read, the saved tensors read, the input's gradient written). The update
   takes ``per_tensor x trainable tensors + per_parameter x trainable parameters`` (SGD with momentum, or Adam).
-* the prediction is a model fitted on micro-benchmarks of single kernels (``convcost.torch.calibrate``),
-  never on the models it is used on.
+* inside a network, each kernel's time (its cold call included) is multiplied by its kind's in-network factor
+  of the phase (``machine.network``, :mod:`convcost.latency_network`; 1 where none was fitted), views by the
+  factor of ``"view"``: what the machine does between and around kernels that no single-kernel timing sees.
+* the prediction is a model fitted on micro-benchmarks of single kernels and of a few small synthetic networks
+  (``convcost.torch.calibrate``), never on the models it is used on.
 
 >>> from convcost.latency import Machine
 >>> from convcost.primitives import Activation, Conv, Flatten
@@ -41,7 +44,7 @@ import dataclasses
 
 import sympy
 
-from convcost import display
+from convcost import display, latency_network
 from convcost.costs import ITEMSIZE
 from convcost.errors import ConvcostError
 from convcost.latency import BackwardCost, Machine, kernel_times
@@ -188,36 +191,84 @@ class ModelLatency:
 
 def predict_model(report: Report, machine: Machine, dtype: str = "float32", *, optimizer: str = "sgd") -> ModelLatency:
     """The predicted latency of a profiled model (see the module docstring); entry: ``predict_latency``."""
+    _check(report, dtype, optimizer)
+    training = report.training is not None
+    phase = "training" if training else "inference"
+    rows = []
+    for r in _row_parts(report, machine, dtype):
+        path, op, kinds, parts, bound = r
+        fwd = sum(latency_network.factor(machine.network, phase, k) * t for side, k, t in parts if side == "forward")
+        bwd = sum(latency_network.factor(machine.network, phase, k) * t for side, k, t in parts if side == "backward")
+        rows.append(RowTime(path, op, kinds, fwd, bwd, bound))
+    return ModelLatency(report.model, machine.name, tuple(rows), training, optimizer if training else None,
+                        _update(report, machine, optimizer), dict(report.modules))
+
+
+def network_parts(report: Report, machine: Machine, dtype: str = "float32", *, optimizer: str = "sgd") -> tuple:
+    """``(kind -> seconds, fixed seconds)``: a profiled model's predicted time before the in-network factors
+    (:mod:`convcost.latency_network`), per kernel kind (``"view"`` for calls that run no kernel), and what no
+    factor touches (a training step's optimizer update); what calibration fits the factors on.
+
+    >>> from convcost.latency import Machine
+    >>> from convcost.primitives import Activation, Flatten
+    >>> from convcost.report import Report, Row
+    >>> rows = [Row.of("act", "ReLU", Activation("relu"), ((1, 8, 6, 6),)),
+    ...         Row.of("flat", "Flatten", Flatten(), ((1, 8, 6, 6),))]
+    >>> m = Machine("toy", peak_flops=1e9, bandwidth=1e9, overhead=1e-6, view_overhead=5e-7)
+    >>> parts, fixed = network_parts(Report(rows), m)
+    >>> {k: round(v * 1e6, 3) for k, v in parts.items()}, fixed
+    ({'elementwise': 3.304, 'view': 0.5}, 0.0)
+    >>> lat = predict_model(Report(rows), m.replace(network={"inference": {"elementwise": 2.0}}))
+    >>> round(lat.seconds * 1e6, 3) == round(2 * parts["elementwise"] * 1e6 + parts["view"] * 1e6, 3)
+    True
+    """
+    _check(report, dtype, optimizer)
+    parts = {}
+    for _, _, _, row, _ in _row_parts(report, machine, dtype):
+        for _, k, t in row:
+            parts[k] = parts.get(k, 0.0) + t
+    return parts, _update(report, machine, optimizer)
+
+
+def _check(report, dtype, optimizer) -> None:
     if not isinstance(report, Report):
         raise ConvcostError(f"predict_model needs a convcost Report (convcost.torch.profile), got {report!r}")
     if dtype not in ITEMSIZE:
         raise ConvcostError(f"unknown dtype {dtype!r}; known: {', '.join(ITEMSIZE)}")
-    training = report.training is not None
-    if training and optimizer not in OPTIMIZERS:
+    if report.training is not None and optimizer not in OPTIMIZERS:
         raise ConvcostError(f"unknown optimizer {optimizer!r}; known: {', '.join(OPTIMIZERS)}")
     if report.free_symbols:
         names = ", ".join(sorted(map(str, report.free_symbols)))
         raise ConvcostError(f"cannot predict a latency with free symbols {names}; profile on concrete sizes")
+
+
+def _update(report, machine: Machine, optimizer: str) -> float:
+    """Seconds of the optimizer's update (0 at inference)."""
+    if report.training is None:
+        return 0.0
+    per_tensor, per_param = machine.training.get("optimizer", {}).get(optimizer, (0.0, 0.0))
+    step = report.training
+    return per_tensor * int(step.trainable_tensors) + per_param * int(step.trainable_params)
+
+
+def _row_parts(report, machine: Machine, dtype: str) -> list:
+    """Per row, ``(path, op, kinds, [(side, kind, seconds)], bound)`` before the in-network factors: each
+    kernel's forward (and, in a training step, backward) seconds, by kind."""
+    training = report.training is not None
     forward = machine.roof("forward" if training else "inference")
     backward = machine.roof("backward") if training else None
-    memo, rows = {}, []
+    memo, out = {}, []
     for r in report.rows:
         key = (r.spec, r.input_shapes, r.counts.get("backward_macs", 0))
         if key not in memo:
             memo[key] = _row_time(r, machine, forward, backward, dtype)
-        kinds, fwd, bwd, bound = memo[key]
-        rows.append(RowTime(r.path, r.op, kinds, fwd, bwd, bound))
-    update = 0.0
-    if training:
-        per_tensor, per_param = machine.training.get("optimizer", {}).get(optimizer, (0.0, 0.0))
-        step = report.training
-        update = per_tensor * int(step.trainable_tensors) + per_param * int(step.trainable_params)
-    return ModelLatency(report.model, machine.name, tuple(rows), training, optimizer if training else None, update,
-                        dict(report.modules))
+        kinds, parts, bound = memo[key]
+        out.append((r.path, r.op, kinds, parts, bound))
+    return out
 
 
 def _row_time(row, machine: Machine, forward, backward, dtype: str) -> tuple:
-    """``(kinds, forward seconds, backward seconds, bound)`` of one row."""
+    """``(kinds, [(side, kind, seconds)], bound)`` of one row."""
     shapes = row.input_shapes
     try:
         c = row.spec.cost(list(shapes) if isinstance(row.spec, Merge) else shapes[0])
@@ -225,19 +276,25 @@ def _row_time(row, machine: Machine, forward, backward, dtype: str) -> tuple:
         raise ConvcostError(f"predict_latency: row {row.path} ({row.op}) cannot be costed again: {exc}") from None
     kernels = kernel_times(c, machine, dtype)
     if not kernels:  # a view: the call's dispatch, no kernel
-        return (), machine.view_overhead, machine.view_overhead if backward is not None else 0.0, "call"
-    fwd = sum(forward.seconds(kind, compute, memory) + fresh for _, kind, _, _, compute, memory, fresh in kernels)
-    if backward is None:
-        fwd += sum(machine.cold_overhead(kind.op) for _, kind, *_ in kernels)
+        view = latency_network.VIEW
+        parts = [("forward", view, machine.view_overhead)]
+        if backward is not None:
+            parts.append(("backward", view, machine.view_overhead))
+        return (), parts, "call"
+    parts = []
+    for _, kind, _, _, compute, memory, fresh in kernels:
+        seconds = forward.seconds(kind, compute, memory) + fresh
+        if backward is None:
+            seconds += machine.cold_overhead(kind.op)
+        parts.append(("forward", str(kind), seconds))
     slow = [(compute / forward.efficiency_of(kind.op), memory / forward.memory_efficiency_of(kind.op))
             for _, kind, _, _, compute, memory, _ in kernels]
     bound = "compute" if sum(a for a, _ in slow) >= sum(b for _, b in slow) else "memory"
-    bwd = 0.0
     if backward is not None:
         back = BackwardCost(c, int(sympy.sympify(row.counts.get("backward_macs", 0))))
-        bwd = sum(backward.seconds(kind, compute, memory) + fresh
-                  for _, kind, _, _, compute, memory, fresh in kernel_times(back, machine, dtype))
-    return tuple(str(k[1]) for k in kernels), fwd, bwd, bound
+        parts += [("backward", str(kind), backward.seconds(kind, compute, memory) + fresh)
+                  for _, kind, _, _, compute, memory, fresh in kernel_times(back, machine, dtype)]
+    return tuple(str(k[1]) for k in kernels), parts, bound
 
 
 def _node(path: str) -> str:

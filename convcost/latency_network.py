@@ -1,0 +1,117 @@
+"""How a whole network's predicted time is corrected: one in-network factor per kernel kind and phase.
+
+A kernel timed alone in a loop and the same kernel inside a network do not take the same time: inside a network
+its input comes from the layer before, its weights and code were evicted by the layers before it, and the
+framework does work between calls that no single-kernel timing sees. Calibration (``convcost.torch.calibrate``)
+times a few small synthetic networks built from ordinary layers (never a model predictions are checked against)
+end to end, and fits, per phase (``"inference"``, ``"training"``: a step's forward and backward), one factor per
+kernel kind (:data:`convcost.primitives.KINDS`, and ``"view"`` for calls that run no kernel) such that the sum of
+the network's per-row predictions, each kernel's time multiplied by its kind's factor, matches the measured
+network time (:func:`fit_factors`). A factor never fitted is 1.
+
+The fit is ridge least squares toward 1 on relative errors (:func:`convcost.least_squares.ridge_toward`): a kind
+the networks barely use keeps a factor near 1, and a busy moment of the machine during one network's timing
+moves no factor far.
+
+>>> parts = [({"dense_conv": 2.0, "elementwise": 1.0}, 0.0, 6.0), ({"dense_conv": 1.0, "elementwise": 2.0}, 0.0, 6.0)]
+>>> {k: round(v, 3) for k, v in fit_factors(parts, weight=0.0).items()}
+{'dense_conv': 2.0, 'elementwise': 2.0}
+>>> corrected({"dense_conv": 2.0, "view": 1.0}, 0.5, {"dense_conv": 1.5})
+4.5
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from convcost.errors import ConvcostError
+from convcost.least_squares import ridge_toward
+from convcost.primitives import KINDS
+
+#: the phases a factor belongs to: inference, and a training step (its forward and backward)
+PHASES = ("inference", "training")
+#: the key of calls that run no kernel (views)
+VIEW = "view"
+#: the keys a phase's factors may have
+KEYS = (*KINDS, VIEW)
+#: the prior's weight against the networks' squared relative errors: a factor moves from 1 only as far as the
+#: networks pay for it (the fit must stay stable on a busy machine)
+PRIOR_WEIGHT = 0.02
+#: no factor is fitted below this or above its inverse: a kind cannot vanish, nor take over the network
+BOUND = 0.25
+
+
+def factor(network: dict, phase: str, kind: str) -> float:
+    """The factor of ``kind`` (or of an operation ``"kind/Name"``: its kind's) in ``phase``; 1 where none was fitted.
+
+    >>> factor({"inference": {"depthwise_conv": 1.4}}, "inference", "depthwise_conv/Conv-strided")
+    1.4
+    >>> factor({}, "training", "linear")
+    1.0
+    """
+    if phase not in PHASES:
+        raise ConvcostError(f"unknown network phase {phase!r}; known: {', '.join(PHASES)}")
+    return float(network.get(phase, {}).get(str(kind).split("/")[0], 1.0))
+
+
+def corrected(parts: dict, fixed: float, factors: dict) -> float:
+    """``fixed + sum(factor[kind] x seconds)`` over ``parts`` (kind -> uncorrected seconds); a kind without a
+    factor counts once."""
+    return float(fixed) + sum(factors.get(k, 1.0) * s for k, s in parts.items())
+
+
+def fit_factors(samples, weight: float = PRIOR_WEIGHT, bound: float = BOUND) -> dict:
+    """Per kind, the factor that makes ``fixed + sum(factor[kind] x parts[kind])`` match the measured seconds of
+    every sample ``(parts: kind -> uncorrected seconds, fixed seconds, measured seconds)`` best, relative error
+    counted, with a prior of ``weight`` toward 1 and every factor in ``[bound, 1 / bound]``. Only kinds the
+    samples use are returned.
+
+    >>> fit_factors([({"linear": 1.0}, 0.0, 100.0)], weight=0.0)   # no factor goes past its bound
+    {'linear': 4.0}
+    >>> round(fit_factors([({"linear": 1.0}, 0.0, 1.5)])["linear"], 3)   # the prior holds it toward 1
+    1.478
+    """
+    samples = list(samples)
+    if not samples:
+        raise ConvcostError("fit_factors: needs at least one measured network")
+    if not (0 < bound <= 1):
+        raise ConvcostError(f"fit_factors: bound={bound!r} must be in (0, 1]")
+    kinds = [k for k in KEYS if any(parts.get(k, 0) > 0 for parts, _, _ in samples)]
+    for parts, fixed, measured in samples:
+        unknown = sorted(set(parts) - set(KEYS))
+        if unknown:
+            raise ConvcostError(f"fit_factors: unknown kinds {unknown}; known: {', '.join(KEYS)}")
+        if not (isinstance(measured, (int, float)) and math.isfinite(measured) and measured > 0):
+            raise ConvcostError(f"fit_factors: measured={measured!r} must be a positive number of seconds")
+    if not kinds:
+        return {}
+    a = np.array([[parts.get(k, 0.0) / measured for k in kinds] for parts, _, measured in samples])
+    b = np.array([1 - fixed / measured for _, fixed, measured in samples])
+    x = ridge_toward(a, b, prior=np.ones(len(kinds)), weight=weight, lower=np.full(len(kinds), bound))
+    return {k: float(min(v, 1 / bound)) for k, v in zip(kinds, x)}
+
+
+def check(where: str, network) -> None:
+    """A ConvcostError unless ``network`` maps phases (:data:`PHASES`) to kinds (:data:`KEYS`) to positive factors.
+
+    >>> check("m", {"inference": {"linear": 0}})
+    Traceback (most recent call last):
+    ...
+    convcost.errors.ConvcostError: m: network['inference']['linear']=0 must be a positive finite number
+    """
+    if not isinstance(network, dict):
+        raise ConvcostError(f"{where}: network={network!r} must be a dict phase -> kind -> factor")
+    for phase, factors in network.items():
+        if phase not in PHASES:
+            raise ConvcostError(f"{where}: network phase {phase!r} unknown; known: {', '.join(PHASES)}")
+        if not isinstance(factors, dict):
+            raise ConvcostError(f"{where}: network[{phase!r}]={factors!r} must be a dict kind -> factor")
+        for kind, value in factors.items():
+            if kind not in KEYS:
+                raise ConvcostError(f"{where}: network[{phase!r}]: unknown kind {kind!r}; known: {', '.join(KEYS)}")
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                    and value > 0):
+                raise ConvcostError(f"{where}: network[{phase!r}][{kind!r}]={value!r} must be a positive finite "
+                                    "number")
