@@ -84,6 +84,21 @@ def shrink(config, depth=0):
         if key in vars(config) and isinstance(getattr(config, key), type(value)) and not isinstance(
                 getattr(config, key), bool) or key in vars(config) and isinstance(value, bool):
             setattr(config, key, value)
+    rope = vars(config).get("qk_rope_head_dim")
+    if type(rope) is int and rope > 0 and type(vars(config).get("qk_nope_head_dim")) is int and "head_dim" in vars(
+            config):
+        # multi-head latent attention (DeepSeek-V2/V3, MiniCPM3): the rotary embedding is head_dim wide and rotates
+        # the qk_rope_head_dim part of each head (the config's own __init__ makes them equal), and every query head
+        # has its own key (no grouped heads): set apart above
+        config.head_dim = rope
+        if "num_key_value_heads" in vars(config):
+            config.num_key_value_heads = config.num_attention_heads
+    if type(vars(config).get("n_routed_experts")) is int:
+        # DeepSeek's routing: no more expert groups than the shrunk experts, and a top-k where the default has none
+        if type(vars(config).get("n_group")) is int:
+            config.n_group = config.topk_group = 1
+        if "num_experts_per_tok" in vars(config) and config.num_experts_per_tok is None:
+            config.num_experts_per_tok = SMALL["num_experts_per_tok"]
     for key, each in (("depths", 1), ("num_layers_per_stage", 1), ("num_heads", 2), ("num_attention_heads", 2)):
         if isinstance(vars(config).get(key), (list, tuple)):
             setattr(config, key, [each] * len(vars(config)[key]))

@@ -16,6 +16,8 @@ classified by its name (:data:`NAMED`).
 >>> import operator, torch
 >>> key("function", operator.add) is key("method", "__add__") is key("method", "add") is torch.add
 True
+>>> key("function", torch.multiply) is key("method", "multiply") is torch.mul
+True
 >>> op_of("method", "view").view, op_of("function", torch.exp).no_macs, op_of("function", torch.exp).view
 (True, True, False)
 >>> op_of("method", "transpose").shape((Tensor((2, 3, 4)), 0, 2), {}).shape
@@ -365,6 +367,12 @@ def _named() -> dict:
 
 
 _KEYS.update(_canonical())
+#: PyTorch's other names of one operation (``torch.multiply`` is ``torch.mul``), in every spelling
+_ALIASES = {"multiply": "mul", "divide": "div", "true_divide": "div", "subtract": "sub"}
+for _alias, _name in _ALIASES.items():
+    for _spelled in (getattr(torch, _alias), getattr(torch.Tensor, _alias)):
+        _KEYS[_spelled] = getattr(torch, _name)
+    _KEYS[getattr(torch.Tensor, f"{_alias}_")] = getattr(torch.Tensor, f"{_name}_")
 #: the table, by the key of each operation
 OPS: dict = _table()
 #: ... and by name, where the object is not in it (see :func:`_named`)

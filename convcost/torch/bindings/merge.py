@@ -54,8 +54,9 @@ class AddBinding:
     def build(layer, rank):
         return modules.Merge("add")
 
-    functions = {operator.add: _ADD, operator.iadd: _ADD, torch.add: _ADD, operator.sub: _ADD, torch.sub: _ADD}
-    methods = {"add": _ADD, "add_": _ADD, "sub": _ADD, "sub_": _ADD}
+    functions = {operator.add: _ADD, operator.iadd: _ADD, torch.add: _ADD, operator.sub: _ADD, torch.sub: _ADD,
+                 torch.subtract: _ADD}
+    methods = {"add": _ADD, "add_": _ADD, "sub": _ADD, "sub_": _ADD, "subtract": _ADD, "subtract_": _ADD}
     output_layout = broadcast_layout
 
 
@@ -64,8 +65,10 @@ class MulBinding:
     def build(layer, rank):
         return modules.Merge("mul")
 
-    functions = {operator.mul: _MUL, operator.imul: _MUL, torch.mul: _MUL, operator.truediv: _MUL, torch.div: _MUL}
-    methods = {"mul": _MUL, "mul_": _MUL, "div": _MUL, "div_": _MUL}
+    functions = {operator.mul: _MUL, operator.imul: _MUL, torch.mul: _MUL, operator.truediv: _MUL, torch.div: _MUL,
+                 torch.multiply: _MUL, torch.divide: _MUL, torch.true_divide: _MUL}
+    methods = {"mul": _MUL, "mul_": _MUL, "div": _MUL, "div_": _MUL, "multiply": _MUL, "multiply_": _MUL,
+               "divide": _MUL, "divide_": _MUL, "true_divide": _MUL, "true_divide_": _MUL}
     output_layout = broadcast_layout
 
 

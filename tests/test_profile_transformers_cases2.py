@@ -1,0 +1,91 @@
+"""More of what the transformers zoo (benchmarks/zoo_transformers.py) found, each cause reduced to a few-line model.
+
+Every case is held to PyTorch itself, never to convcost's formulas: the forward's MACs to ``FlopCounterMode``
+(halved), the training step to :func:`convcost.torch.measure_training.measure_training` (FlopCounterMode over the
+backward, saved-tensor hooks). Where a transformers model is the motivating case, it is built from a tiny config
+and checked the same way (skipped without transformers).
+"""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn as nn  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from convcost.torch import profile  # noqa: E402
+from convcost.torch.measure_training import measure_training  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+FIELDS = ("backward_macs", "saved_elements", "saved_indices")
+needs_transformers = pytest.mark.skipif(importlib.util.find_spec("transformers") is None,
+                                        reason="transformers is not installed")
+
+
+def assert_zoo_row_exact(kind, attention="eager"):
+    """The zoo's row of a transformers model type built from its tiny config: forward and step exact."""
+    from zoo_transformers import one
+
+    row = one(kind, attention)
+    assert row["class"] == "exact", row["reason"]
+
+
+def forward_macs(model, inputs) -> int:
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(*inputs)
+    return counter.get_total_flops() // 2
+
+
+def assert_forward_agrees(model, *inputs):
+    """The forward read exactly: MACs equal FlopCounterMode's, nothing that may hold MACs listed."""
+    report = profile(model, inputs if len(inputs) > 1 else inputs[0])
+    assert report.exact, report.unsupported
+    assert report.total["macs"] == forward_macs(model, inputs)
+
+
+def assert_step_agrees(model, *inputs):
+    """A training step read completely and exactly: what PyTorch's own step does, nothing listed."""
+    torch.manual_seed(0)
+    report = profile(model, inputs if len(inputs) > 1 else inputs[0], training=True)
+    step = report.training
+    measured = measure_training(model, inputs)
+    assert {k: getattr(step, k) for k in FIELDS} == {k: measured[k] for k in FIELDS}
+    assert step.complete, step.untracked
+    assert report.exact, report.unsupported
+
+
+def assert_reads_exactly(model, *inputs):
+    assert_forward_agrees(model, *inputs)
+    assert_step_agrees(model, *inputs)
+
+
+class Linear8(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+
+# --- PyTorch's other names of mul, div and sub (ConvBERT's torch.multiply) ---------------------------------------
+
+class Aliases(Linear8):
+    def forward(self, x):
+        h = self.fc(x)
+        y = torch.subtract(torch.divide(torch.multiply(h, x), h + 2), x)
+        y = y.multiply(h).divide(3).subtract(1).true_divide(h)
+        y.multiply_(2)
+        y.divide_(h)
+        y.subtract_(x)
+        return y
+
+
+def test_aliases_of_mul_div_sub():
+    assert_reads_exactly(Aliases(), torch.randn(2, 8))
+
+
+@needs_transformers
+def test_convbert():
+    assert_zoo_row_exact("convbert")
