@@ -284,12 +284,24 @@ class Recorder:
                 or c.output_view is True else (None, False)
             view = (c.output_view is True or inplace) and operands and operands[0].storage is not None and not copied
             out = operands[0].storage if view else self.new_storage(row.output_shape, out_dtype)
+            c = self.with_kept_indices(c, kept)
             self.keeps(c, kept, out)
             self.__dict__.setdefault("_row_of", {})[len(self.graph) - 1] = len(self.rows) - 1
             self.precision.row_kept(spec, inputs, reads, kept)
             for t in reads:  # which rows' outputs each parameter's gradient comes through
                 self.__dict__.setdefault("_readers", {}).setdefault(id(t), []).append(out)
         return row, c, (out, layout)
+
+    def with_kept_indices(self, c, operands):
+        """``c`` with the int64 operands it keeps counted among its ``saved_indices`` (``x * ids``, a loss divided
+        by an integer count: autograd keeps the integer operand), each storage once however many rows keep it."""
+        if not any(t.dtype == torch.int64 for t in operands):
+            return c
+        flags = c.saves_input if isinstance(c.saves_input, tuple) else (c.saves_input,) + (False,) * len(operands)
+        indices = sum(self.storages.get(t.storage, numel(t.shape)) for t, kept in zip(operands, flags)
+                      if kept is True and t.dtype == torch.int64 and not self.is_parameter(t.storage)
+                      and self.first_index(t.storage))
+        return dataclasses.replace(c, saved_indices=c.saved_indices + indices) if indices else c
 
     def folded(self, path, op, spec, c, operands, call):  # noqa: PLR0913 - the row's own arguments
         """``c`` as the step runs it on strided operands. The formula counts contiguous ones; a strided one

@@ -550,19 +550,21 @@ class Walk:
             storage = run.operands[owner].storage if owner is not None else self.record.new_storage(t.shape, meta.dtype)
             outputs.append(Tensor(t.shape, t.tensor, t.name, t.dtype, grad=bool(meta.requires_grad), storage=storage,
                                   layout=layouts.layout_of(meta)))
-        # a storage an earlier call saved as its own output (topk's indices) is counted there: kept again, once
-        apart = self.record.__dict__.setdefault("_saved_apart", set())
-        run.kept = [k and t.storage not in apart for t, k in zip(run.operands, run.kept)]
-        apart.update(outputs[i].storage for i in run.saved_outputs)
         first, view = outputs[0], run.outputs[0][1] is not None
         saved = run.saved_elements(first.shape, output_view=view)
-        indices = run.fresh_indices + sum(  # an index kept, once per storage, all of it (an expanded view: one row)
-            self.record.storages.get(t.storage, _numel(t.shape)) for t, kept in zip(run.operands, run.kept)
-            if kept and t.dtype == torch.int64 and not self.record.is_parameter(t.storage)
+        # another output it saves (topk's and kthvalue's indices) is a storage of its own, kept by the call as an
+        # operand is: counted once, whichever later call keeps it again (a product by those indices)
+        also = [outputs[i] for i in run.saved_outputs]
+        kept = [*run.operands, *also]
+        flags = (*run.kept, *(True,) * len(also))
+        indices = run.fresh_indices - sum(_numel(t.shape) for t in also if t.dtype == torch.int64) + sum(
+            # an index kept, once per storage, all of it (an expanded view: one row)
+            self.record.storages.get(t.storage, _numel(t.shape)) for t, k in zip(kept, flags)
+            if k and t.dtype == torch.int64 and not self.record.is_parameter(t.storage)
             and self.record.first_index(t.storage))
         cost = Cost(output_shape=first.shape, saved_elements=saved, saved_indices=indices,
-                    saves_input=tuple(run.kept), saves_output=run.saves_output, output_view=view)
-        self.record.keeps(cost, run.operands, first.storage)
+                    saves_input=flags, saves_output=run.saves_output, output_view=view)
+        self.record.keeps(cost, kept, first.storage)
         self.record.precision.simulated(event.label, event.path, event.name, run.outputs[0][0])
         if not isinstance(result, (tuple, list)):
             return first
@@ -705,7 +707,8 @@ def _tracked(value, record):
 def _fresh(value, record, grad):
     if isinstance(value, Tensor):
         return Tensor(value.shape, value.tensor, value.name, value.dtype, grad=grad,
-                      storage=record.new_storage(value.shape))
+                      storage=record.new_storage(value.shape, value.dtype if isinstance(value.dtype, torch.dtype)
+                                                 else None))
     if isinstance(value, (tuple, list)):
         return type(value)(_fresh(v, record, grad) for v in value) if type(value) in (tuple, list) else value
     return value
