@@ -42,6 +42,9 @@ class Recorder:
         # of the tensors it reads and writes, and what the step does that convcost cannot count
         self.training = training
         self.graph, self.storages, self.untracked, self.extra_saved = [], {}, {}, []
+        # storages written in place from a tensor needing a gradient (``k[..., :d].copy_(y)``): every tensor
+        # that reads one needs a gradient from then on (the view written, its base, the other views of it)
+        self.written = set()
         # the dtype of every storage, what the autocast in force casts, and the bytes it all keeps
         self.precision = Precision(self, model) if training else None
 
@@ -163,10 +166,13 @@ class Recorder:
     def tracked(self, t: Tensor) -> Tensor:
         """``t`` with a storage: its own, or its real tensor's (see :meth:`storage_of`)."""
         if t.storage is not None:
+            if not t.grad and t.storage in self.written:
+                t.grad = True
             return t
         if t.tensor is not None:
-            return Tensor(t.shape, t.tensor, t.name, t.dtype, grad=bool(t.tensor.requires_grad),
-                          storage=self.storage_of(t.tensor))
+            storage = self.storage_of(t.tensor)
+            return Tensor(t.shape, t.tensor, t.name, t.dtype, grad=bool(t.tensor.requires_grad) or
+                          storage in self.written, storage=storage)
         return Tensor(t.shape, t.tensor, t.name, t.dtype, grad=t.grad, storage=self.new_storage(t.shape))
 
     def storage_of(self, real) -> object:

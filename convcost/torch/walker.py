@@ -153,10 +153,33 @@ class Walk:
             result = self._call(event)
             del self.record.graph[graph:], self.record.extra_saved[apart:]
             return _without_grad(result)
+        if self.training and self.record.written:
+            self.after_writes(event)
         result = self._call(event)
         if self.training:
             self.flow(event, result)
+            self.writes(event, result)
         return result
+
+    def after_writes(self, event) -> None:
+        """Each tensor of the call that reads a storage written from a tensor needing a gradient needs one too
+        (autograd rebases every view of a base written through one of them)."""
+        for t in _flat(event.args, event.kwargs):
+            if isinstance(t, Tensor) and not t.grad and self.record.tracked(t).grad:
+                t.grad = True
+
+    def writes(self, event, result) -> None:
+        """A write in place (``x[i] = y``, ``x[..., :d].copy_(y)``, ``x.add_(y)``) from a tensor that needs a
+        gradient: what it writes into needs one from now on, and so does the call's result."""
+        args = event.args
+        if event.kind == MODULE or not args or not isinstance(args[0], Tensor) or not (
+                event.target in (operator.setitem, "__setitem__") or _in_place(event)):
+            return
+        if any(self.record.tracked(t).grad for t in _flat(args[1:], event.kwargs) if isinstance(t, Tensor)):
+            self.written(args[0], event)
+            for t in _flat((result,), {}):
+                if isinstance(t, Tensor):
+                    self.record.tracked(t)
 
     def flow(self, event, result) -> None:
         """In a training reading, which storages a call's result comes from (the step's backward reaches a row
@@ -165,20 +188,23 @@ class Walk:
                                      op_of(event.kind, event.target).creates):
             return
         sources = set()
+        written = self.record.written
         for t in _flat(event.args, event.kwargs):
             if isinstance(t, Tensor) and t.storage is not None:
                 sources.add(t.storage)
             elif isinstance(t, Tensor) and isinstance(t.tensor, torch.nn.Parameter):
                 sources.add(("tensor", id(t.tensor)))
+            elif isinstance(t, Tensor) and written and t.tensor is not None and t.grad:
+                sources.add(self.record.tracked(t).storage)  # a constant written from a tensor needing a gradient
         if event.kind == MODULE:
             sources.update(("tensor", id(p)) for p in own_parameters(event.target))
         # an integer result carries no gradient (topk's indices: a router read only through them gets none)
         results = {t.storage for t in _flat((result,), {}) if isinstance(t, Tensor) and t.storage is not None
                    and not _integral(t.dtype)}
         first = event.args[0] if event.args else None
-        if isinstance(first, Tensor) and first.storage is not None and (
-                event.target is operator.setitem or event.kind != MODULE and _in_place(event)):
-            results.add(first.storage)  # written in place: x[i] = y, x.add_(y)
+        if isinstance(first, Tensor) and (first.storage is not None or first.tensor is not None and sources) and (
+                event.target in (operator.setitem, "__setitem__") or event.kind != MODULE and _in_place(event)):
+            results.add(self.record.tracked(first).storage)  # written in place: x[i] = y, x.add_(y)
         self.record.flow(sources, results)
 
     def _call(self, event: Event):
@@ -521,14 +547,14 @@ class Walk:
         return _fresh(result, self.record, grad)
 
     def written(self, target, event) -> None:
-        """``target`` written in place from a tensor that needs a gradient: it needs one from now on. The tensor
-        the forward holds is marked; a real tensor (a constant the forward made) cannot be, and is listed."""
-        if self.record.tracked(target).grad:
+        """``target`` written in place from a tensor that needs a gradient: its storage needs one from now on,
+        whichever tensor reads it (a constant the forward made, read again as a new real tensor, by its
+        storage)."""
+        tracked = self.record.tracked(target)
+        if tracked.grad:
             return
-        if target.storage is not None:
-            target.grad = True
-        else:
-            self.record.untrack(event.label, event.path, "an assignment makes a tensor need a gradient")
+        self.record.written.add(tracked.storage)
+        target.grad = True
 
     def simulated(self, result, event, function=None):
         """A call convcost has no row for but knows holds no multiply-accumulates (``exp``, ``clamp``,
