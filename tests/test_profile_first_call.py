@@ -7,7 +7,7 @@ torch = pytest.importorskip("torch")
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from convcost.torch.profiling import SHAPES, profile
+from convcost.torch.profiling import SHAPES, VALUES, profile
 
 
 def flop_macs(model, *inputs):
@@ -98,3 +98,33 @@ def test_a_compiled_module_is_read_by_its_forward_and_kept_compiled():
     assert [row.path for row in r.rows] == ["fc", "fc#2", "out"]
     assert model.out._compiled_call_impl is compiled and "_call_impl" not in vars(model.out)
     assert r.total["macs"] == flop_macs(model, torch.zeros(3, 4)) == 3 * (16 + 16 + 8)
+
+
+class PadWarning(nn.Module):
+    """BERT-style: the forward asks whether a padding id is among the last and first tokens (transformers'
+    ``warn_if_padding_and_no_attention_mask``), then embeds and projects."""
+
+    def __init__(self, pad=0):
+        super().__init__()
+        self.pad = pad
+        self.emb = nn.Embedding(10, 8)
+        self.fc = nn.Linear(8, 4)
+        self.warned = []
+
+    def forward(self, ids):
+        if self.pad in ids[:, [-1, 0]]:
+            self.warned.append(True)
+        return self.fc(self.emb(ids))
+
+
+@pytest.mark.parametrize("pad", [0, 3])
+def test_value_in_a_tensor_is_answered_from_its_values(pad):
+    ids = torch.tensor([[3, 1, 2, 4], [5, 6, 7, 8]])
+    model = PadWarning(pad)
+    r = profile(model, ids)
+    assert r.traced_with == VALUES  # not the call-by-call reading
+    assert not model.warned  # what the forward appended is put back
+    assert r.total["macs"] == flop_macs(model, ids) == 2 * 4 * 8 * 4
+    assert r.total["params"] == numel(model) == 80 + 36
+    assert [row.path for row in r.rows if row.macs] == ["fc"]
+    assert (pad in ids[:, [-1, 0]]) == (pad == 3)  # the answer the reading had to read: both kinds happen

@@ -162,6 +162,12 @@ class Shaped:
     def __index__(self):
         return self._value(operator.index, "the value of a tensor")
 
+    def __contains__(self, element):
+        # `pad_token_id in input_ids[:, [-1, 0]]` (BERT-style mask code): torch.Tensor.__contains__'s answer, from
+        # the values; without it Python would iterate the rows and ask the truth of each comparison, which no
+        # tensor of more than one element has
+        return self._value(lambda real: _reals(element) in real, "whether a tensor holds a value")
+
     __hash__ = object.__hash__
 
     def __repr__(self):
