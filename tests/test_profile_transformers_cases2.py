@@ -89,3 +89,46 @@ def test_aliases_of_mul_div_sub():
 @needs_transformers
 def test_convbert():
     assert_zoo_row_exact("convbert")
+
+
+# --- torch.kthvalue: a pick, keeping its indices -----------------------------------------------------------------
+
+class KthValue(Linear8):
+    def forward(self, x):
+        h = self.fc(x)
+        values, indices = torch.kthvalue(h, 3, dim=-1)
+        picked = h.kthvalue(2, 0, keepdim=True)
+        return values[:, None] * h + indices[:, None] + picked.values * picked.indices
+
+
+class KthValueOfData(Linear8):
+    """A k-th value of what needs no gradient: nothing kept for it."""
+
+    def forward(self, x):
+        return self.fc(x) * torch.kthvalue(x, 2).values[:, None]
+
+
+@pytest.mark.parametrize("model", [KthValue(), KthValueOfData()], ids=["of_a_layer", "of_data"])
+def test_kthvalue(model):
+    assert_reads_exactly(model, torch.randn(3, 8))
+
+
+class TopKTimesIndices(Linear8):
+    """topk's indices, saved by topk, kept again by the product: one storage of int64 indices."""
+
+    def forward(self, x):
+        h = self.fc(x)
+        values, indices = torch.topk(h, 1, 0)
+        return h + values * indices
+
+
+class TimesArgmax(Linear8):
+    """An argmax (int64, no gradient) kept by the product it scales: an index, as autograd's hooks see it."""
+
+    def forward(self, x):
+        return self.fc(x) * torch.argmax(x, 0)
+
+
+@pytest.mark.parametrize("model", [TopKTimesIndices(), TimesArgmax()], ids=["topk_indices", "argmax"])
+def test_an_integer_operand_kept_by_a_product_is_an_index(model):
+    assert_reads_exactly(model, torch.randn(3, 8))

@@ -248,15 +248,16 @@ is_grad_enabled get_default_dtype dequantize cpu cuda pin_memory
 as_strided set_ resize_ share_memory_ register_hook retain_grad backward __deepcopy__ __reduce_ex__ __setstate__
 logical_not logical_and logical_or logical_xor bitwise_and bitwise_or bitwise_not bitwise_xor __and__ __or__ __invert__
 __xor__ __iand__ __ior__ __ixor__ unique unique_consecutive where
-masked_fill masked_fill_ index_fill index_fill_ scatter scatter_ index_put index_put_ sort topk
+masked_fill masked_fill_ index_fill index_fill_ scatter scatter_ index_put index_put_ sort topk kthvalue
 """.split()
 
 #: calls that pick each element from one of their operands, or a number (no arithmetic): in a training step the
-#: gradient flows to every tensor operand, and autograd keeps the mask (the condition) it picked by (``topk`` and
-#: ``sort``: the indices, which carry no gradient; ``gather``, ``index_select``, ``take`` and ``masked_select``: the
-#: index or mask they select by, and for some the input; what each keeps comes from the call run on meta tensors)
-_PICKS = """where masked_fill masked_fill_ index_fill index_fill_ masked_scatter masked_scatter_ topk sort scatter
-scatter_ index_put index_put_ index_copy index_copy_ gather index_select take masked_select""".split()
+#: gradient flows to every tensor operand, and autograd keeps the mask (the condition) it picked by (``topk``, ``sort``
+#: and ``kthvalue``: the indices, which carry no gradient; ``gather``, ``index_select``, ``take`` and
+#: ``masked_select``: the index or mask they select by, and for some the input; what each keeps comes from the call
+#: run on meta tensors)
+_PICKS = """where masked_fill masked_fill_ index_fill index_fill_ masked_scatter masked_scatter_ topk sort kthvalue
+scatter scatter_ index_put index_put_ index_copy index_copy_ gather index_select take masked_select""".split()
 
 #: calls that make a new tensor of another one's shape (no view of it, no gradient)
 _CREATES = """new_zeros new_ones new_empty new_full new_tensor zeros_like ones_like empty_like full_like rand_like

@@ -42,6 +42,9 @@ class Recorder:
         # of the tensors it reads and writes, and what the step does that convcost cannot count
         self.training = training
         self.graph, self.storages, self.untracked, self.extra_saved = [], {}, {}, []
+        # storages written in place from a tensor needing a gradient (``k[..., :d].copy_(y)``): every tensor
+        # that reads one needs a gradient from then on (the view written, its base, the other views of it)
+        self.written = set()
         # the dtype of every storage, what the autocast in force casts, and the bytes it all keeps
         self.precision = Precision(self, model) if training else None
 
@@ -163,10 +166,13 @@ class Recorder:
     def tracked(self, t: Tensor) -> Tensor:
         """``t`` with a storage: its own, or its real tensor's (see :meth:`storage_of`)."""
         if t.storage is not None:
+            if not t.grad and t.storage in self.written:
+                t.grad = True
             return t
         if t.tensor is not None:
-            return Tensor(t.shape, t.tensor, t.name, t.dtype, grad=bool(t.tensor.requires_grad),
-                          storage=self.storage_of(t.tensor))
+            storage = self.storage_of(t.tensor)
+            return Tensor(t.shape, t.tensor, t.name, t.dtype, grad=bool(t.tensor.requires_grad) or
+                          storage in self.written, storage=storage)
         return Tensor(t.shape, t.tensor, t.name, t.dtype, grad=t.grad, storage=self.new_storage(t.shape))
 
     def storage_of(self, real) -> object:
@@ -284,12 +290,24 @@ class Recorder:
                 or c.output_view is True else (None, False)
             view = (c.output_view is True or inplace) and operands and operands[0].storage is not None and not copied
             out = operands[0].storage if view else self.new_storage(row.output_shape, out_dtype)
+            c = self.with_kept_indices(c, kept)
             self.keeps(c, kept, out)
             self.__dict__.setdefault("_row_of", {})[len(self.graph) - 1] = len(self.rows) - 1
             self.precision.row_kept(spec, inputs, reads, kept)
             for t in reads:  # which rows' outputs each parameter's gradient comes through
                 self.__dict__.setdefault("_readers", {}).setdefault(id(t), []).append(out)
         return row, c, (out, layout)
+
+    def with_kept_indices(self, c, operands):
+        """``c`` with the int64 operands it keeps counted among its ``saved_indices`` (``x * ids``, a loss divided
+        by an integer count: autograd keeps the integer operand), each storage once however many rows keep it."""
+        if not any(t.dtype == torch.int64 for t in operands):
+            return c
+        flags = c.saves_input if isinstance(c.saves_input, tuple) else (c.saves_input,) + (False,) * len(operands)
+        indices = sum(self.storages.get(t.storage, numel(t.shape)) for t, kept in zip(operands, flags)
+                      if kept is True and t.dtype == torch.int64 and not self.is_parameter(t.storage)
+                      and self.first_index(t.storage))
+        return dataclasses.replace(c, saved_indices=c.saved_indices + indices) if indices else c
 
     def folded(self, path, op, spec, c, operands, call):  # noqa: PLR0913 - the row's own arguments
         """``c`` as the step runs it on strided operands. The formula counts contiguous ones; a strided one

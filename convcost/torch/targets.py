@@ -22,8 +22,6 @@ and the random state is that of before the reading.
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
 from convcost.costs import Cost
@@ -139,7 +137,7 @@ class _Step(trace_calls.Session):
 
     def __init__(self, model, *args):
         super().__init__(model, *args)
-        self.walk.record = self.record = _StepRecorder(model, True)
+        self.walk.record = self.record = Recorder(model, True)
         self.empty = 0
 
     def unknown(self, event, out):
@@ -250,26 +248,9 @@ class _Step(trace_calls.Session):
             self.busy -= 1
 
 
-class _StepRecorder(Recorder):
-    """A recorder that also counts, as int64 indices, the int64 operands a row keeps (a loss divided by a count
-    of foreground anchors keeps the count), each storage once."""
-
-    def row(self, path, op, spec, inputs, reads, source, operands=None, step=(None, False, None, None)):
-        row, c, base = super().row(path, op, spec, inputs, reads, source, operands, step)
-        if c is None or not operands or not any(t.dtype == torch.int64 for t in operands):
-            return row, c, base
-        flags = c.saves_input if isinstance(c.saves_input, tuple) else (c.saves_input,) + (False,) * len(operands)
-        indices = sum(self.storages.get(t.storage, numel(t.shape)) for t, kept in zip(operands, flags)
-                      if kept is True and t.dtype == torch.int64 and not self.is_parameter(t.storage)
-                      and self.first_index(t.storage))
-        if indices:
-            cost, ops, out = self.graph[-1]
-            self.graph[-1] = (dataclasses.replace(cost, saved_indices=cost.saved_indices + indices), ops, out)
-        return row, c, base
-
-
 #: a tensor's values read into Python (the forward's own decisions: a loop over boxes, a count)
 _VALUE_READS = frozenset({"__bool__", "__int__", "__float__", "__index__", "item", "tolist", "numpy"})
+
 
 def _cuda_devices(model) -> list:
     """The CUDA devices whose random state the step draws from (its sampling runs where the model is)."""

@@ -13,8 +13,8 @@ is unknown. Then :class:`NeedsTensors` is raised, and the forward is read again 
 alongside (``with_values``): every call also runs on tensors, so the forward may read values, and the rows
 are still the walker's (this is the reading of a forward that reads values, a training step's included;
 the call-by-call reading, :mod:`convcost.torch.trace_calls`, is left for a forward that cannot run on
-shapes at all). Module calls are intercepted by swapping ``nn.Module.__call__``
-for the forward's duration, as fx does, under the exclusive side of
+shapes at all). Module calls are intercepted on the model's own modules alone, for the forward's duration
+(:func:`convcost.torch.runtime.private.module_calls`: nothing process-wide), under the exclusive side of
 :data:`convcost.torch.locks.TRACING`; another thread's module calls go through untouched.
 
 >>> import torch.nn as nn
@@ -41,7 +41,7 @@ from convcost.torch.leftovers import Attributes, holds
 from convcost.torch.locks import TRACING
 from convcost.torch.ops import op_of
 from convcost.torch.rules import Tensor
-from convcost.torch.runtime.private import MODULE_CALL, MODULE_GETATTR, SET_GRAD_ENABLED, descend, module_calls
+from convcost.torch.runtime.private import SET_GRAD_ENABLED, descend, module_body, module_calls
 from convcost.torch.trace_calls import event_of, no_autograd, seen
 from convcost.torch.walker import LEAF_TYPES, Unknown, Walk, own_code
 
@@ -161,6 +161,12 @@ class Shaped:
 
     def __index__(self):
         return self._value(operator.index, "the value of a tensor")
+
+    def __contains__(self, element):
+        # `pad_token_id in input_ids[:, [-1, 0]]` (BERT-style mask code): torch.Tensor.__contains__'s answer, from
+        # the values; without it Python would iterate the rows and ask the truth of each comparison, which no
+        # tensor of more than one element has
+        return self._value(lambda real: _reals(element) in real, "whether a tensor holds a value")
 
     __hash__ = object.__hash__
 
@@ -402,13 +408,14 @@ def _wrap(value):
     return value
 
 
-_ORIGINAL_CALL, _ORIGINAL_GETATTR = MODULE_CALL, MODULE_GETATTR
+_ORIGINAL_CALL = module_body
 
 
-def _module_getattr(module, name):
-    value = _ORIGINAL_GETATTR(module, name)
+def _module_tensor(value, name):
+    """What ``module.weight`` gives the forward: the one :class:`Shaped` of a parameter or buffer of the model
+    (a reader, busy inside convcost, gets the tensor itself)."""
     session = getattr(_LOCAL, "session", None)
-    if session is None or session.busy or not isinstance(value, torch.Tensor):  # a reader wants the tensor
+    if session is None or session.busy:  # another thread, or a reader that wants the tensor
         return value
     key = id(value)
     if key not in session.attributes:
@@ -458,7 +465,8 @@ def read_shapes(model, inputs, device="cpu", training=False, with_values=False, 
         try:
             # a training reading runs with grad enabled, so that a forward's own torch.no_grad() is seen (every
             # real computation inside is run without autograd)
-            with module_calls(_module_call, _module_getattr), torch.set_grad_enabled(training), session:
+            with module_calls(session.walk.modules.values(), _module_call, _module_tensor), \
+                    torch.set_grad_enabled(training), session:
                 out = _ORIGINAL_CALL(model, *args, **kwargs)
             if training:
                 session.walk.record.returned(s.value.storage for s in _flat_shaped(out) if s.value.storage is not None)

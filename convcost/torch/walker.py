@@ -153,10 +153,33 @@ class Walk:
             result = self._call(event)
             del self.record.graph[graph:], self.record.extra_saved[apart:]
             return _without_grad(result)
+        if self.training and self.record.written:
+            self.after_writes(event)
         result = self._call(event)
         if self.training:
             self.flow(event, result)
+            self.writes(event, result)
         return result
+
+    def after_writes(self, event) -> None:
+        """Each tensor of the call that reads a storage written from a tensor needing a gradient needs one too
+        (autograd rebases every view of a base written through one of them)."""
+        for t in _flat(event.args, event.kwargs):
+            if isinstance(t, Tensor) and not t.grad and self.record.tracked(t).grad:
+                t.grad = True
+
+    def writes(self, event, result) -> None:
+        """A write in place (``x[i] = y``, ``x[..., :d].copy_(y)``, ``x.add_(y)``) from a tensor that needs a
+        gradient: what it writes into needs one from now on, and so does the call's result."""
+        args = event.args
+        if event.kind == MODULE or not args or not isinstance(args[0], Tensor) or not (
+                event.target in (operator.setitem, "__setitem__") or _in_place(event)):
+            return
+        if any(self.record.tracked(t).grad for t in _flat(args[1:], event.kwargs) if isinstance(t, Tensor)):
+            self.written(args[0], event)
+            for t in _flat((result,), {}):
+                if isinstance(t, Tensor):
+                    self.record.tracked(t)
 
     def flow(self, event, result) -> None:
         """In a training reading, which storages a call's result comes from (the step's backward reaches a row
@@ -165,20 +188,23 @@ class Walk:
                                      op_of(event.kind, event.target).creates):
             return
         sources = set()
+        written = self.record.written
         for t in _flat(event.args, event.kwargs):
             if isinstance(t, Tensor) and t.storage is not None:
                 sources.add(t.storage)
             elif isinstance(t, Tensor) and isinstance(t.tensor, torch.nn.Parameter):
                 sources.add(("tensor", id(t.tensor)))
+            elif isinstance(t, Tensor) and written and t.tensor is not None and t.grad:
+                sources.add(self.record.tracked(t).storage)  # a constant written from a tensor needing a gradient
         if event.kind == MODULE:
             sources.update(("tensor", id(p)) for p in own_parameters(event.target))
         # an integer result carries no gradient (topk's indices: a router read only through them gets none)
         results = {t.storage for t in _flat((result,), {}) if isinstance(t, Tensor) and t.storage is not None
                    and not _integral(t.dtype)}
         first = event.args[0] if event.args else None
-        if isinstance(first, Tensor) and first.storage is not None and (
-                event.target is operator.setitem or event.kind != MODULE and _in_place(event)):
-            results.add(first.storage)  # written in place: x[i] = y, x.add_(y)
+        if isinstance(first, Tensor) and (first.storage is not None or first.tensor is not None and sources) and (
+                event.target in (operator.setitem, "__setitem__") or event.kind != MODULE and _in_place(event)):
+            results.add(self.record.tracked(first).storage)  # written in place: x[i] = y, x.add_(y)
         self.record.flow(sources, results)
 
     def _call(self, event: Event):
@@ -521,14 +547,14 @@ class Walk:
         return _fresh(result, self.record, grad)
 
     def written(self, target, event) -> None:
-        """``target`` written in place from a tensor that needs a gradient: it needs one from now on. The tensor
-        the forward holds is marked; a real tensor (a constant the forward made) cannot be, and is listed."""
-        if self.record.tracked(target).grad:
+        """``target`` written in place from a tensor that needs a gradient: its storage needs one from now on,
+        whichever tensor reads it (a constant the forward made, read again as a new real tensor, by its
+        storage)."""
+        tracked = self.record.tracked(target)
+        if tracked.grad:
             return
-        if target.storage is not None:
-            target.grad = True
-        else:
-            self.record.untrack(event.label, event.path, "an assignment makes a tensor need a gradient")
+        self.record.written.add(tracked.storage)
+        target.grad = True
 
     def simulated(self, result, event, function=None):
         """A call convcost has no row for but knows holds no multiply-accumulates (``exp``, ``clamp``,
@@ -550,19 +576,21 @@ class Walk:
             storage = run.operands[owner].storage if owner is not None else self.record.new_storage(t.shape, meta.dtype)
             outputs.append(Tensor(t.shape, t.tensor, t.name, t.dtype, grad=bool(meta.requires_grad), storage=storage,
                                   layout=layouts.layout_of(meta)))
-        # a storage an earlier call saved as its own output (topk's indices) is counted there: kept again, once
-        apart = self.record.__dict__.setdefault("_saved_apart", set())
-        run.kept = [k and t.storage not in apart for t, k in zip(run.operands, run.kept)]
-        apart.update(outputs[i].storage for i in run.saved_outputs)
         first, view = outputs[0], run.outputs[0][1] is not None
         saved = run.saved_elements(first.shape, output_view=view)
-        indices = run.fresh_indices + sum(  # an index kept, once per storage, all of it (an expanded view: one row)
-            self.record.storages.get(t.storage, _numel(t.shape)) for t, kept in zip(run.operands, run.kept)
-            if kept and t.dtype == torch.int64 and not self.record.is_parameter(t.storage)
+        # another output it saves (topk's and kthvalue's indices) is a storage of its own, kept by the call as an
+        # operand is: counted once, whichever later call keeps it again (a product by those indices)
+        also = [outputs[i] for i in run.saved_outputs]
+        kept = [*run.operands, *also]
+        flags = (*run.kept, *(True,) * len(also))
+        indices = run.fresh_indices - sum(_numel(t.shape) for t in also if t.dtype == torch.int64) + sum(
+            # an index kept, once per storage, all of it (an expanded view: one row)
+            self.record.storages.get(t.storage, _numel(t.shape)) for t, k in zip(kept, flags)
+            if k and t.dtype == torch.int64 and not self.record.is_parameter(t.storage)
             and self.record.first_index(t.storage))
         cost = Cost(output_shape=first.shape, saved_elements=saved, saved_indices=indices,
-                    saves_input=tuple(run.kept), saves_output=run.saves_output, output_view=view)
-        self.record.keeps(cost, run.operands, first.storage)
+                    saves_input=flags, saves_output=run.saves_output, output_view=view)
+        self.record.keeps(cost, kept, first.storage)
         self.record.precision.simulated(event.label, event.path, event.name, run.outputs[0][0])
         if not isinstance(result, (tuple, list)):
             return first
@@ -705,7 +733,8 @@ def _tracked(value, record):
 def _fresh(value, record, grad):
     if isinstance(value, Tensor):
         return Tensor(value.shape, value.tensor, value.name, value.dtype, grad=grad,
-                      storage=record.new_storage(value.shape))
+                      storage=record.new_storage(value.shape, value.dtype if isinstance(value.dtype, torch.dtype)
+                                                 else None))
     if isinstance(value, (tuple, list)):
         return type(value)(_fresh(v, record, grad) for v in value) if type(value) in (tuple, list) else value
     return value

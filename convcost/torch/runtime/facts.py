@@ -132,13 +132,15 @@ FACTS = (
          "aten/src/ATen/native/native_functions.yaml _scaled_dot_product_attention_math",
          ("convcost.torch.runtime.private.attention_math",),
          "tests/test_profile_training.py::test_attention_on_strided_heads_runs_the_math_path"),
-    Fact("nn.Module.__call__ patched",
-         "a shape reading swaps nn.Module.__call__ and __getattr__ for the whole process while it runs "
-         "(torch.fx tracing does as well), so readings are serialised",
-         "torch/nn/modules/module.py Module.__call__; torch/fx/_symbolic_trace.py",
-         ("convcost.torch.runtime.private.module_calls", "convcost.torch.trace_shapes.read_shapes",
-          "convcost.torch.locks.TRACING"),
-         "tests/test_profile_hard.py::test_threads_on_cold_caches_agree_with_one_thread"),
+    Fact("a module's call swapped",
+         "a shape reading routes each of the model's modules through its own instance attribute _call_impl "
+         "(Module.__call__ is _wrapped_call_impl, which calls self._call_impl unless _compiled_call_impl is set) "
+         "and reads module.weight through the _parameters and _buffers dicts Module.__getattr__ answers from; "
+         "readings are serialised as torch.fx tracing is",
+         "torch/nn/modules/module.py Module._wrapped_call_impl, Module._call_impl, Module.__getattr__",
+         ("convcost.torch.runtime.private.module_calls", "convcost.torch.runtime.private.module_body",
+          "convcost.torch.trace_shapes.read_shapes", "convcost.torch.locks.TRACING"),
+         "tests/test_profile_first_call.py::test_a_reading_swaps_no_class_attribute"),
     Fact("F.has_torch_function patched",
          "to run multi_head_attention_forward's own body on shapes, its __torch_function__ check is answered "
          "no once by swapping F.has_torch_function",

@@ -15,14 +15,13 @@ torch.Size([1, 1, 2, 4])
 from __future__ import annotations
 
 import contextlib
+import functools
+import operator
 
 import torch
 import torch.nn.functional as F
 from torch._prims_common import suggest_memory_format as _suggest_memory_format
 
-#: ``nn.Module``'s own call and attribute lookup, as torch defines them (what a patch puts back)
-MODULE_CALL = torch.nn.Module.__call__
-MODULE_GETATTR = torch.nn.Module.__getattr__
 #: what ``torch.no_grad()`` and ``torch.enable_grad()`` call (a reading passes the forward's own through)
 SET_GRAD_ENABLED = torch._C._set_grad_enabled
 #: the experts' grouped matrix product (mixture-of-experts layers), where the release has it
@@ -57,17 +56,58 @@ def is_dropout(module) -> bool:
     return isinstance(module, torch.nn.modules.dropout._DropoutNd)
 
 
+def module_body(module, *args, **kwargs):
+    """``module(*args, **kwargs)`` as torch runs it (hooks, then ``forward``: ``Module._call_impl``), past the
+    swap :func:`module_calls` puts on the module."""
+    return type(module)._call_impl(module, *args, **kwargs)
+
+
+class _Reading(dict):
+    """A module's ``_parameters`` or ``_buffers`` while a reading runs: ``module.weight`` (which
+    ``nn.Module.__getattr__`` answers from these dicts) goes through the reading's ``seen``; iterating, writing
+    and ``module.parameters()`` see the tensors themselves."""
+
+    __slots__ = ("seen",)
+
+    def __getitem__(self, name):
+        return self.seen(dict.__getitem__(self, name), name)
+
+
 @contextlib.contextmanager
-def module_calls(call, getattr_):
-    """Every ``nn.Module``'s call and attribute lookup replaced while the context lasts (process-wide: the
-    caller holds the tracing lock), then put back whatever happens."""
-    torch.nn.Module.__call__ = call
-    torch.nn.Module.__getattr__ = getattr_
+def module_calls(modules, call, seen):
+    """While the context lasts, each module of ``modules`` (a model's own) hands its calls to ``call(module,
+    args, kwargs)`` (its ``_call_impl``, the body of ``nn.Module.__call__``, set on the instance; a compiled
+    module's ``_compiled_call_impl`` is put aside, so that its Python forward is what is read) and reads its
+    parameters and buffers by attribute through ``seen(tensor, name)``; everything put back whatever happens, and
+    what the forward wrote into those dicts kept. Nothing process-wide changes: assigning
+    ``nn.Module.__call__`` or ``__getattr__`` rebuilds that slot on every subclass torch and transformers
+    define (thousands, milliseconds at each assignment), and would route other threads' modules too."""
+    swapped = []
     try:
+        for module in modules:
+            own = vars(module)
+            views = []
+            for name in ("_parameters", "_buffers"):
+                found = own.get(name)
+                if type(found) is dict:
+                    view = _Reading(found)
+                    view.seen = seen
+                    views.append((name, found, view))
+                    own[name] = view
+            compiled = own.pop("_compiled_call_impl", None)
+            own["_call_impl"] = functools.partial(call, module)
+            swapped.append((own, views, compiled))
         yield
     finally:
-        torch.nn.Module.__call__ = MODULE_CALL
-        torch.nn.Module.__getattr__ = MODULE_GETATTR
+        for own, views, compiled in swapped:
+            own.pop("_call_impl", None)
+            if compiled is not None:
+                own["_compiled_call_impl"] = compiled
+            for name, original, view in views:
+                own[name] = original
+                if original.keys() != view.keys() or not all(map(operator.is_, original.values(), dict.values(view))):
+                    original.clear()  # what the forward wrote (self.cache = ...), in the module's own dict
+                    original.update(dict.items(view))
 
 
 def descend(function, args, kwargs):

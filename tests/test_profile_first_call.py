@@ -1,0 +1,130 @@
+"""The reading paths that keep profile's first call fast, each asserted by the reading it takes and its counts
+(never by a timing): module calls routed on the model's own modules, not by patching nn.Module."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from convcost.torch.profiling import SHAPES, VALUES, profile
+
+
+def flop_macs(model, *inputs):
+    """The oracle: FlopCounterMode total // 2 over one real forward."""
+    with FlopCounterMode(display=False) as c, torch.no_grad():
+        model.eval()(*inputs)
+    return c.get_total_flops() // 2
+
+
+def numel(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+SEEN = []
+
+
+class Watched(nn.Module):
+    """A forward that looks at what the reading did to nn.Module and to itself while it runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):  # into a list of the test's: profile puts back whatever the forward writes on the model
+        SEEN.append((nn.Module.__dict__["__call__"], nn.Module.__dict__["__getattr__"],
+                          nn.Module.__dict__["_call_impl"], type(self.fc.weight).__name__))
+        return self.fc(x).relu()
+
+
+def test_a_reading_swaps_no_class_attribute():
+    before = nn.Module.__dict__["__call__"], nn.Module.__dict__["__getattr__"], nn.Module.__dict__["_call_impl"]
+    model = Watched()
+    own = dict(vars(model.fc))
+    r = profile(model, (2, 8))
+    assert r.traced_with == SHAPES
+    call, getattr_, impl, weight = SEEN[-1]
+    assert (call, getattr_, impl) == before  # torch's own, during the forward
+    assert weight == "Shaped"  # the module's parameter read as a shape, through its own dicts
+    assert (nn.Module.__dict__["__call__"], nn.Module.__dict__["__getattr__"], nn.Module.__dict__["_call_impl"]) \
+        == before
+    assert vars(model.fc).keys() == own.keys()
+    assert all(vars(model.fc)[k] is v for k, v in own.items())  # its _parameters dict is the same object
+    assert type(vars(model.fc)["_parameters"]) is dict
+    assert r.total["params"] == numel(model) == 72
+    assert r.total["macs"] == flop_macs(model, torch.zeros(2, 8)) == 2 * 8 * 8
+    assert [row.op for row in r.rows] == ["Linear", "Tensor.relu"]
+
+
+class Registers(nn.Module):
+    """A forward that registers a buffer and replaces a parameter's attribute (both to be undone)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        self.register_buffer("cache", torch.ones(3))
+        return self.fc(x) * self.fc.bias
+
+
+def test_what_a_forward_registers_is_undone_and_the_modules_run_after():
+    model = Registers()
+    r = profile(model, (2, 4))
+    assert r.traced_with == SHAPES and r.exact
+    assert "cache" not in model._buffers and type(model._buffers) is dict
+    assert r.total["macs"] == flop_macs(Registers(), torch.zeros(2, 4)) == 2 * 4 * 4
+    assert model(torch.zeros(2, 4)).shape == (2, 4)  # the model runs for real afterwards
+
+
+class Shared(nn.Module):
+    """One module called twice and a compiled-looking module (its _compiled_call_impl set)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.out = nn.Linear(4, 2)
+        self.out._compiled_call_impl = self.out._call_impl  # what Module.compile() sets (a callable body)
+
+    def forward(self, x):
+        return self.out(self.fc(self.fc(x)))
+
+
+def test_a_compiled_module_is_read_by_its_forward_and_kept_compiled():
+    model = Shared()
+    compiled = model.out._compiled_call_impl
+    r = profile(model, (3, 4))
+    assert r.traced_with == SHAPES and r.exact
+    assert [row.path for row in r.rows] == ["fc", "fc#2", "out"]
+    assert model.out._compiled_call_impl is compiled and "_call_impl" not in vars(model.out)
+    assert r.total["macs"] == flop_macs(model, torch.zeros(3, 4)) == 3 * (16 + 16 + 8)
+
+
+class PadWarning(nn.Module):
+    """BERT-style: the forward asks whether a padding id is among the last and first tokens (transformers'
+    ``warn_if_padding_and_no_attention_mask``), then embeds and projects."""
+
+    def __init__(self, pad=0):
+        super().__init__()
+        self.pad = pad
+        self.emb = nn.Embedding(10, 8)
+        self.fc = nn.Linear(8, 4)
+        self.warned = []
+
+    def forward(self, ids):
+        if self.pad in ids[:, [-1, 0]]:
+            self.warned.append(True)
+        return self.fc(self.emb(ids))
+
+
+@pytest.mark.parametrize("pad", [0, 3])
+def test_value_in_a_tensor_is_answered_from_its_values(pad):
+    ids = torch.tensor([[3, 1, 2, 4], [5, 6, 7, 8]])
+    model = PadWarning(pad)
+    r = profile(model, ids)
+    assert r.traced_with == VALUES  # not the call-by-call reading
+    assert not model.warned  # what the forward appended is put back
+    assert r.total["macs"] == flop_macs(model, ids) == 2 * 4 * 8 * 4
+    assert r.total["params"] == numel(model) == 80 + 36
+    assert [row.path for row in r.rows if row.macs] == ["fc"]
+    assert (pad in ids[:, [-1, 0]]) == (pad == 3)  # the answer the reading had to read: both kinds happen

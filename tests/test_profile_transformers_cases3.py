@@ -1,0 +1,182 @@
+"""More of what the transformers zoo (benchmarks/zoo_transformers.py) found, each cause reduced to a few-line model.
+
+Every case is held to PyTorch itself, never to convcost's formulas: ``FlopCounterMode`` and saved-tensor hooks
+through :func:`convcost.torch.measure_training.measure_training` (its bytes too: parameters, gradients, Adam's
+state and saved tensors), as in ``test_profile_transformers_cases.py``; each few-line model is read three ways
+(on shapes, on shapes with the values computed alongside, call by call), since each reading follows the tensors
+on its own. Where a transformers model is the motivating case, it is also built from a tiny config (skipped
+without transformers).
+"""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn as nn  # noqa: E402
+
+from convcost.torch import profile  # noqa: E402
+from convcost.torch.measure_training import measure_training  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from test_profile_transformers_cases import fused_backward  # noqa: E402 - one copy of the fused-kernel rule
+
+FIELDS = ("backward_macs", "saved_elements", "saved_indices", "bytes")
+READINGS = ("shape propagation", "shape propagation with values", "calls on meta tensors")
+
+
+def step_numbers(model, inputs):
+    """(convcost's step, PyTorch's measured step) on the same inputs, in the same fields (Adam's bytes)."""
+    inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+    torch.manual_seed(0)
+    report = profile(model, inputs, training=True)
+    step = report.training
+    ours = dict(backward_macs=step.backward_macs - fused_backward(report), saved_elements=step.saved_elements,
+                saved_indices=step.saved_indices, bytes=step.memory("adam") if step.complete else None)
+    measured = measure_training(model, inputs, optimizer="adam")
+    return report, ours, {k: measured[k] for k in FIELDS}
+
+
+def assert_step_agrees(model, inputs, reading=None):
+    """A step read completely and exactly (by ``reading`` where given): what PyTorch's own step does."""
+    report, ours, measured = step_numbers(model, inputs)
+    assert ours == measured
+    assert report.training.complete, report.training.untracked
+    if reading is not None:
+        assert report.traced_with == reading
+
+
+def read_by(cls, reading):
+    """``cls`` as a model its forward makes ``profile`` read by ``reading``: as it is (on shapes), reading a value
+    (with the values computed alongside), or checking its input's type (call by call)."""
+    if reading == READINGS[0]:
+        return cls
+
+    class Reads(cls):
+        def forward(self, x):
+            if reading == READINGS[1] and float(x.sum()) > -1e30:
+                x = x * 1
+            if reading == READINGS[2]:
+                assert isinstance(x, torch.Tensor)
+            return super().forward(x)
+
+    return Reads
+
+
+def transformers_model(name: str, **config):
+    """A transformers base model (``name``: its class, e.g. ``DeepseekV3Model``) from a tiny config, as a module
+    of token ids returning its last hidden state; skipped without transformers."""
+    pytest.importorskip("transformers")
+    from convcost.torch.runtime.private import import_torchvision
+
+    try:  # transformers imports torchvision where it finds it: its failing fake-op registrations skipped first
+        import_torchvision()
+    except ImportError:
+        pass
+    import transformers
+
+    model_class = getattr(transformers, name)
+    torch.manual_seed(0)
+    inner = model_class(model_class.config_class(**config))
+
+    class Hidden(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = inner
+
+        def forward(self, ids):
+            return self.model(input_ids=ids, use_cache=False).last_hidden_state
+
+    return Hidden().eval()
+
+
+IDS = torch.randint(3, 99, (2, 8), generator=torch.Generator().manual_seed(0))
+
+
+# --- multi-head latent attention: a tensor written in place through its views needs a gradient ---------------
+
+class KeysFromParts(nn.Module):
+    """DeepSeek-V2/V3's ``expand_kv``: a fresh tensor (``new_empty``) filled through two views by ``copy_`` from
+    tensors needing a gradient; the tensor itself, read after, needs one (autograd rebases it on the writes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.rope, self.o = nn.Linear(8, 12), nn.Linear(4, 4), nn.Linear(8, 8)
+
+    def forward(self, x):
+        h = self.a(x)
+        k_nope, k_rot = h[..., :8], self.rope(h[..., 8:])
+        k = k_nope.new_empty(*k_nope.shape[:-1], 12)
+        k[..., :8].copy_(k_nope)
+        k[..., 8:].copy_(k_rot)
+        return self.o(k[..., 4:])
+
+
+class SliceIntoZeros(nn.Module):
+    """``k = zeros(...); k[..., :d] = y``: a constant the forward made, written through a slice (it was listed)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.o = nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x):
+        k = torch.zeros(*x.shape[:-1], 8)
+        k[..., :4] = self.a(x)[..., :4]
+        return self.o(k)
+
+
+class CopyIntoEmptyLike(nn.Module):
+    """``copy_`` into views of ``empty_like(x)`` of an input that needs no gradient: one part from the input, the
+    other from a layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.o = nn.Linear(8, 4), nn.Linear(8, 8)
+
+    def forward(self, x):
+        k = torch.empty_like(x)
+        k[..., :4].copy_(x[..., :4])
+        k[..., 4:].copy_(self.a(x))
+        return self.o(k)
+
+
+class RotaryPartAssigned(nn.Module):
+    """The rotary part of a query assigned back into its slice (``q[..., d:] = rotate(q_pe)``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.o = nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x):
+        q = self.a(x)
+        q_pe = q[..., 4:]
+        q[..., 4:] = torch.cat((-q_pe[..., 2:], q_pe[..., :2]), -1)
+        return self.o(q)
+
+
+@pytest.mark.parametrize("reading", READINGS)
+@pytest.mark.parametrize("model", [KeysFromParts, SliceIntoZeros, CopyIntoEmptyLike, RotaryPartAssigned],
+                         ids=lambda c: c.__name__)
+def test_a_tensor_written_through_its_views_needs_a_gradient(model, reading):
+    assert_step_agrees(read_by(model, reading)(), torch.randn(2, 4, 8), reading)
+
+
+def test_keys_from_parts_by_hand():
+    """The oracle's own number, by hand: every linear layer has a weight gradient (8 x (12 + 4 + 8) x 8 tokens),
+    and the input gradients of ``rope`` and ``o`` (the one of ``o`` was dropped: its input read as needing none)."""
+    report, ours, measured = step_numbers(KeysFromParts(), torch.randn(2, 4, 8))
+    assert measured["backward_macs"] == 8 * (8 * 12 + 4 * 4 + 8 * 8) + 8 * (4 * 4 + 8 * 8) == ours["backward_macs"]
+
+
+def test_deepseek_v3_multi_head_latent_attention():
+    from zoo_transformers import count_grouped_mm  # FlopCounterMode taught torch._grouped_mm, as the zoo does
+
+    count_grouped_mm()
+    model = transformers_model(
+        "DeepseekV3Model", vocab_size=99, hidden_size=32, intermediate_size=48, moe_intermediate_size=16,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4, n_routed_experts=4, num_experts_per_tok=2,
+        n_group=1, topk_group=1, kv_lora_rank=16, q_lora_rank=16, qk_rope_head_dim=8, qk_nope_head_dim=8,
+        v_head_dim=8, first_k_dense_replace=1, max_position_embeddings=64)
+    assert_step_agrees(model, IDS)
