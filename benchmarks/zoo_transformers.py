@@ -2,7 +2,8 @@
 
 Run in a separate venv holding torch (pinned), ``pip install transformers torch==<the pin>`` and this checkout
 (``pip install -e .``): ``python benchmarks/zoo_transformers.py [--quick] [--limit N] [--only TYPE ...]
-[--timeout S] [--budget S]``. transformers is a benchmark dependency only, never needed by convcost.
+[--shuffle SEED] [--timeout S] [--budget S] [--resume [--redo]]``. transformers is a benchmark dependency only,
+never needed by convcost.
 
 Each model type is built from its own config class shrunk to a small size (:func:`shrink`: hidden sizes 32,
 two layers, four heads, a vocabulary of 99, short positions, few experts), with random weights (nothing is
@@ -29,7 +30,6 @@ reading left changed is marked. Writes benchmarks/results/zoo_transformers.json 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import random
 import re
@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from zoo_agreement import import_torchvision  # noqa: E402
 from zoo_training import compare_step, fused_attention  # noqa: E402
+from zoo_transformers_inputs import BATCH, LENGTH, SAMPLES, inputs_for, shrink  # noqa: E402
 
 from convcost.torch import profile  # noqa: E402
 from convcost.torch.measure_training import measure_training  # noqa: E402
@@ -53,64 +54,7 @@ from convcost.torch.measure_training import measure_training  # noqa: E402
 RESULTS = Path(__file__).parent / "results" / "zoo_transformers.json"
 DOC = Path(__file__).parents[1] / "docs" / "zoo_transformers.md"
 ATTENTION = ("eager", "sdpa")
-BATCH, LENGTH = 2, 8
-#: audio samples: 19 frames after wav2vec2's feature encoder, more than SpecAugment's mask length of 10
-SAMPLES = 6400
 CLASSES = ("exact", "listed", "false alarm", "silently wrong", "refused", "skipped")
-
-#: a small config: every attribute of these names a config (or a config inside it) has is set to this value
-SMALL = dict(
-    hidden_size=32, d_model=32, n_embd=32, embed_dim=32, dim=32, emb_dim=32, projection_dim=32, text_embed_dim=32,
-    vision_embed_dim=32, word_embed_proj_dim=32, encoder_hidden_size=32, d_kv=8, head_dim=8, kv_channels=8,
-    num_hidden_layers=2, n_layer=2, n_layers=2, num_layers=2, encoder_layers=2, decoder_layers=2,
-    num_decoder_layers=2, num_encoder_layers=2,
-    num_attention_heads=4, n_head=4, n_heads=4, num_heads=4, encoder_attention_heads=4,
-    decoder_attention_heads=4, num_key_value_heads=2, n_kv_heads=2, multi_query_group_num=2,
-    intermediate_size=48, ffn_dim=48, encoder_ffn_dim=48, decoder_ffn_dim=48, n_inner=48, d_ff=48,
-    moe_intermediate_size=16, shared_expert_intermediate_size=16, num_experts=4, num_local_experts=4,
-    n_routed_experts=4, num_experts_per_tok=2, moe_topk=2, top_k=2, first_k_dense_replace=1,
-    vocab_size=99, max_position_embeddings=64, n_positions=64, n_ctx=64, max_source_positions=32,
-    max_target_positions=64, num_mel_bins=16, layerdrop=0.0, encoder_layerdrop=0.0, decoder_layerdrop=0.0,
-    use_cache=False, tie_word_embeddings=True,
-)
-
-
-def shrink(config, depth=0):
-    """``config`` with every size in :data:`SMALL` it has set small, its sub-configs too, lists of depths cut
-    to one block per stage."""
-    from transformers import PretrainedConfig
-
-    for key, value in SMALL.items():
-        if key in vars(config) and isinstance(getattr(config, key), type(value)) and not isinstance(
-                getattr(config, key), bool) or key in vars(config) and isinstance(value, bool):
-            setattr(config, key, value)
-    rope = vars(config).get("qk_rope_head_dim")
-    if type(rope) is int and rope > 0 and type(vars(config).get("qk_nope_head_dim")) is int and "head_dim" in vars(
-            config):
-        # multi-head latent attention (DeepSeek-V2/V3, MiniCPM3): the rotary embedding is head_dim wide and rotates
-        # the qk_rope_head_dim part of each head (the config's own __init__ makes them equal), and every query head
-        # has its own key (no grouped heads): set apart above
-        config.head_dim = rope
-        if "num_key_value_heads" in vars(config):
-            config.num_key_value_heads = config.num_attention_heads
-    if type(vars(config).get("n_routed_experts")) is int:
-        # DeepSeek's routing: no more expert groups than the shrunk experts, and a top-k where the default has none
-        if type(vars(config).get("n_group")) is int:
-            config.n_group = config.topk_group = 1
-        if "num_experts_per_tok" in vars(config) and config.num_experts_per_tok is None:
-            config.num_experts_per_tok = SMALL["num_experts_per_tok"]
-    for key, each in (("depths", 1), ("num_layers_per_stage", 1), ("num_heads", 2), ("num_attention_heads", 2)):
-        if isinstance(vars(config).get(key), (list, tuple)):
-            setattr(config, key, [each] * len(vars(config)[key]))
-    for key in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id", "sep_token_id",
-                "cls_token_id", "mask_token_id", "unk_token_id"):
-        if type(vars(config).get(key)) is int and vars(config)[key] >= SMALL["vocab_size"]:
-            setattr(config, key, 1 + ("pad" not in key))  # ids inside the shrunk vocabulary
-    for value in list(vars(config).values()):
-        if isinstance(value, PretrainedConfig) and depth < 3:
-            shrink(value, depth + 1)
-    return config
-
 
 class First(nn.Module):
     """A transformers model as a module of tensors in, one tensor out: its forward called with the inputs by
@@ -178,36 +122,6 @@ def build(kind, attention):
     return model.eval()
 
 
-def inputs_for(model) -> tuple:
-    """The names and tensors of the inputs the forward takes, made for its config (token ids, pixels, audio)."""
-    config = model.config
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    vision = getattr(config, "vision_config", None) or config
-    params = inspect.signature(model.forward).parameters
-    g = torch.Generator().manual_seed(0)
-    main = getattr(model, "main_input_name", "input_ids")
-    made = {}
-    if main == "input_ids" or "input_ids" in params and main not in params:
-        made["input_ids"] = torch.randint(3, max(4, min(getattr(text, "vocab_size", 99) or 99, 99)),
-                                          (BATCH, LENGTH), generator=g)
-    if main == "pixel_values":
-        size = getattr(vision, "image_size", 32)
-        size = size[0] if isinstance(size, (list, tuple)) else size
-        made["pixel_values"] = torch.randn(BATCH, getattr(vision, "num_channels", 3), size, size, generator=g)
-    if main == "input_values":
-        made["input_values"] = torch.randn(BATCH, SAMPLES, generator=g)
-    if main == "input_features":
-        frames = 2 * getattr(config, "max_source_positions", 32)
-        made["input_features"] = torch.randn(BATCH, getattr(config, "num_mel_bins", 16), frames, generator=g)
-    if main not in made and main in params:
-        raise ValueError(f"main input {main!r} is not one the zoo makes")
-    if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in params:
-        made["decoder_input_ids"] = torch.randint(3, 99 if getattr(text, "vocab_size", 99) >= 99 else 4,
-                                                  (BATCH, LENGTH), generator=g)
-    fixed = {k: False for k in ("use_cache",) if k in params}
-    return tuple(made), tuple(made.values()), fixed
-
-
 def forward_macs(module, xs) -> int:
     """FlopCounterMode // 2 of one eval forward on CPU tensors."""
     with FlopCounterMode(display=False) as counter, torch.no_grad():
@@ -221,7 +135,7 @@ def one(kind, attention) -> dict:
     count_grouped_mm()
     try:
         model = build(kind, attention)
-        names, xs, fixed = inputs_for(model)
+        names, xs, fixed = inputs_for(model, kind)
         wrapped = First(model, names, fixed).eval()
         t = time.perf_counter()
         want_macs = forward_macs(wrapped, xs)
@@ -257,6 +171,14 @@ def one(kind, attention) -> dict:
     row["training_changed"] = _changed(wrapped, xs)
     row["class"], row["reason"] = classify(row)
     return row
+
+
+def replace_rows(rows, kind, got) -> list:
+    """``rows`` with the rows of model type ``kind`` replaced by ``got``, in the place the first of them held (at
+    the end for a type not there before)."""
+    at = next((i for i, r in enumerate(rows) if r["model"] == kind), len(rows))
+    kept = [r for r in rows if r["model"] != kind]
+    return kept[:at] + list(got) + kept[at:]
 
 
 def _why(exc) -> str:
@@ -477,6 +399,8 @@ def main(argv=None):
     args.add_argument("--timeout", type=float, default=180, help="seconds for one model type (both attentions)")
     args.add_argument("--budget", type=float, default=0, help="stop after this many seconds")
     args.add_argument("--resume", action="store_true", help="keep the rows results/zoo_transformers.json has")
+    args.add_argument("--redo", action="store_true", help="with --resume: run again the types it has (their rows "
+                                                          "replaced), not only the ones it lacks")
     args.add_argument("--doc", action="store_true", help="only rewrite the doc from the results")
     args.add_argument("--one", metavar="TYPE", help=argparse.SUPPRESS)
     opts = args.parse_args(argv)
@@ -498,7 +422,7 @@ def main(argv=None):
     done_types = {r["model"] for r in rows}
     began = time.time()
     for kind in todo:
-        if kind in done_types:
+        if kind in done_types and not opts.redo:
             continue
         if opts.budget and time.time() - began > opts.budget:
             break
@@ -514,7 +438,7 @@ def main(argv=None):
         for attention in ATTENTION[len(got):]:
             got.append({"model": kind, "attention": attention, "skipped": ended or "no result",
                         "class": "skipped", "reason": ended or "no result"})
-        rows += got
+        rows = replace_rows(rows, kind, got)
         RESULTS.parent.mkdir(exist_ok=True)
         RESULTS.write_text(json.dumps({"torch": torch.__version__, "transformers": _transformers_version(),
                                        **({"note": note} if note else {}), "rows": rows}, indent=1))

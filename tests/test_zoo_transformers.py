@@ -59,3 +59,34 @@ def test_a_reason_keeps_no_path_of_the_machine_it_ran_on():
     text = "ValueError: not in <module 'x' from '/home/u/venv/lib/python3.11/site-packages/transformers/x.py'>"
     assert portable(text) == "ValueError: not in <module 'x' from 'site-packages/transformers/x.py'>"
     assert "/site-packages/" not in RESULTS.read_text()  # the published results stand on any machine
+
+
+def test_a_type_run_again_keeps_its_place():
+    from zoo_transformers import replace_rows
+
+    rows = [{"model": "a", "n": 0}, {"model": "b", "n": 1}, {"model": "b", "n": 2}, {"model": "c", "n": 3}]
+    assert [r["n"] for r in replace_rows(rows, "b", [{"model": "b", "n": 9}])] == [0, 9, 3]
+    assert [r["n"] for r in replace_rows(rows, "d", [{"model": "d", "n": 8}])] == [0, 1, 2, 3, 8]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("transformers") is None, reason="transformers is not installed")
+def test_shrunk_heads_fit_together():
+    from transformers import AutoConfig
+    from zoo_transformers_inputs import SMALL, shrink
+
+    mla = shrink(AutoConfig.for_model("deepseek_v3"))  # latent attention: the rotary part is the rotary size
+    assert (mla.qk_rope_head_dim, mla.qk_head_dim) == (SMALL["head_dim"], mla.qk_nope_head_dim + SMALL["head_dim"])
+    assert mla.num_key_value_heads == mla.num_attention_heads and mla.n_routed_experts % mla.n_group == 0
+    mrope = shrink(AutoConfig.for_model("glm4v_moe")).get_text_config()  # half of a rotary part of half a head
+    assert sum(mrope.rope_parameters["mrope_section"]) == SMALL["head_dim"] // 4
+    assert sum(shrink(AutoConfig.for_model("qwen2_5_vl")).get_text_config().rope_parameters["mrope_section"]) == 4
+
+
+@pytest.mark.skipif(importlib.util.find_spec("transformers") is None, reason="transformers is not installed")
+def test_a_vision_tower_gets_patches_its_grid_covers():
+    from zoo_transformers import build
+    from zoo_transformers_inputs import inputs_for
+
+    names, xs, _ = inputs_for(build("qwen2_5_vl_vision", "eager"), "qwen2_5_vl_vision")
+    grid = dict(zip(names, xs))["grid_thw"]
+    assert names[0] == "hidden_states" and xs[0].shape[0] == int(grid.prod(-1).sum())
