@@ -132,3 +132,69 @@ class TimesArgmax(Linear8):
 @pytest.mark.parametrize("model", [TopKTimesIndices(), TimesArgmax()], ids=["topk_indices", "argmax"])
 def test_an_integer_operand_kept_by_a_product_is_an_index(model):
     assert_reads_exactly(model, torch.randn(3, 8))
+
+
+# --- integer arithmetic on token ids keeps an integer dtype ---------------------------------------------------
+
+IDS = torch.tensor([[2, 3, 4, 1], [5, 6, 1, 1]])
+
+
+class Embedded(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb, self.pos, self.fc = nn.Embedding(11, 8), nn.Embedding(16, 8, padding_idx=1), nn.Linear(8, 8)
+
+
+class PositionsFromIds(Embedded):
+    """RoBERTa's position ids (data2vec-text, LUKE, MPNet, FSMT, LayoutLM, CamemBERT): a cumulative sum of a mask
+    of the ids, times the mask, plus the padding index; an int64 index for the position embedding."""
+
+    seen: dict = {}
+
+    def forward(self, ids):
+        mask = ids.ne(1).int()
+        incremental = (torch.cumsum(mask, dim=1).type_as(mask) + 0) * mask
+        positions = incremental.long() + 1
+        self.seen["dtypes"] = (incremental.dtype, positions.dtype, (ids + 1).dtype, (ids * mask).dtype)
+        return self.fc(self.emb(ids) + self.pos(positions))
+
+
+class DividedByIds(Embedded):
+    """``x / int_tensor``: autograd keeps the integer divisor, an int64 index."""
+
+    def forward(self, ids):
+        return self.fc(self.emb(ids)) / (ids[..., None] + 1)
+
+
+class TimesCastIds(Embedded):
+    """``ids.float()`` is a float copy: kept by the product, it is no index."""
+
+    def forward(self, ids):
+        return self.fc(self.emb(ids)) * ids[..., None].float()
+
+
+class FinfoOfCastIds(Embedded):
+    """``torch.finfo`` of what the ids were cast to (a mask made from them)."""
+
+    def forward(self, ids):
+        m = (ids * (ids > 2)).float()
+        return self.fc(self.emb(ids)) + m[..., None] * torch.finfo(m.dtype).min
+
+
+def test_positions_from_ids_are_integers():
+    model = PositionsFromIds()
+    profile(model, IDS)
+    assert model.seen["dtypes"] == (torch.int32, torch.int64, torch.int64, torch.int64)
+
+
+@pytest.mark.parametrize("model", [PositionsFromIds(), DividedByIds(), TimesCastIds(), FinfoOfCastIds()],
+                         ids=["positions", "divided_by_ids", "times_cast_ids", "finfo_of_cast"])
+def test_integer_arithmetic_on_ids(model):
+    assert_reads_exactly(model, IDS)
+    assert profile(model, IDS).traced_with == "shape propagation"
+
+
+@needs_transformers
+@pytest.mark.parametrize("kind", ["data2vec-text", "luke", "mpnet", "fsmt", "layoutlm", "camembert"])
+def test_position_ids_from_input_ids(kind):
+    assert_zoo_row_exact(kind)

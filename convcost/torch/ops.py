@@ -49,6 +49,7 @@ class Op:
     by_parts: bool = False  # a training reading reads the function's own body, call by call
     same_shape: bool = False  # returns a tensor of its first argument's shape and dtype
     unary: bool = False  # element-wise on one tensor (and numbers): a floating operand's shape and dtype
+    casts: bool = False  # converts its input to another dtype (``.float()``, ``.to(dtype)``): its shape rule's dtype
     picks: bool = False  # picks each element from one of its operands (where, masked_fill): in a training step a
     #                      new tensor, needing a gradient when any operand does, keeping what autograd keeps
     shape: Callable | None = None  # the output of a view, from its arguments
@@ -187,6 +188,35 @@ def _same(args, kwargs):
     return args[0]
 
 
+def _cast_to(target):
+    """The shape rule of a cast to ``target`` (``.float()``, ``.long()``)."""
+    return lambda args, kwargs: _cast(args[0], target)
+
+
+def _to(args, kwargs):
+    """``x.to(dtype)``, ``x.to(device, dtype)``, ``x.to(other)``, ``x.to(device)``: the dtype it names, else x's."""
+    named = kwargs.get("dtype") or next((a for a in args[1:] if isinstance(a, (torch.dtype, Tensor))), None)
+    if named is None:
+        return args[0]
+    return _cast(args[0], named.dtype if isinstance(named, Tensor) else named, open_float=isinstance(named, Tensor))
+
+
+def _type_as(args, kwargs):
+    other = args[1] if len(args) > 1 else kwargs["other"]
+    return _cast(args[0], other.dtype if isinstance(other, Tensor) else getattr(other, "dtype", None), open_float=True)
+
+
+def _cast(x, target, open_float=False):
+    """``x`` cast to ``target``: a floating target leaves a floating tensor's dtype as it was (a reading leaves the
+    floating dtype open), and makes an integer, boolean or complex one floating (``ids.float()`` is no index);
+    ``open_float``: a target of None is the floating dtype left open (``type_as`` a hidden state)."""
+    if target is None:
+        return Tensor(x.shape, dtype=None if open_float else x.dtype)
+    if target.is_floating_point and (x.dtype is None or x.dtype.is_floating_point):
+        return Tensor(x.shape, dtype=x.dtype)
+    return Tensor(x.shape, dtype=target)
+
+
 # -- one key per operation --------------------------------------------------------------------------------
 
 _NAMESPACES = (torch, F, torch.Tensor, operator)
@@ -307,8 +337,14 @@ _SHAPES = {
     torch.t: _t, torch.clone: _same,
     "view": _view, "reshape": _view, "permute": _permute, "transpose": _transpose, "contiguous": _same,
     "size": _size, "dim": _dim, "chunk": _chunk, "split": _split, "unsqueeze": _unsqueeze, "squeeze": _squeeze,
-    "expand": _expand, "t": _t, "clone": _same, "detach": _same, "float": _same, "to": _same, "type_as": _same,
+    "expand": _expand, "t": _t, "clone": _same, "detach": _same, "to": _to, "type_as": _type_as,
+    **{name: _cast_to(dtype) for name, dtype in (("float", torch.float32), ("double", torch.float64),
+                                                 ("half", torch.float16), ("bfloat16", torch.bfloat16),
+                                                 ("long", torch.int64), ("int", torch.int32), ("bool", torch.bool))},
 }
+
+#: the casts among the views (their shape rule says the dtype)
+_CASTS = "to type_as float double half bfloat16 long int bool".split()
 
 #: names of views of other libraries, which convcost does not import (timm's drop_path, torchvision's
 #: stochastic_depth) or of torch internals (``__set__``: ``param.data = ...``, as ``Module.to`` in a forward does)
@@ -351,6 +387,8 @@ def _table() -> dict:
         add(name, unary=True)
     for spelled, rule in _SHAPES.items():
         add(getattr(torch.Tensor, spelled) if isinstance(spelled, str) else spelled, shape=rule)
+    for name in _CASTS:
+        add(getattr(torch.Tensor, name), casts=True)
     add(F.multi_head_attention_forward, by_parts=True)
     return entries
 

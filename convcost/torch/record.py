@@ -115,7 +115,12 @@ class Recorder:
                 return (self.output(first, c, base),
                         *(self.output(t, c, None) if t is not None else None for t in rest))
             return self.output(Tensor(emit.output), c, base)
-        return self.output(Tensor(out), c, base)
+        made = self.output(Tensor(out), c, base)
+        if emit.dtype is not None:  # an integer or complex result (token ids plus one, a complex product)
+            made.dtype = emit.dtype
+            if self.training and made.storage is not None and not inplace:
+                self.precision.dtypes[made.storage] = emit.dtype
+        return made
 
     def output(self, t, c, base):
         """``t`` with its gradient flag, storage and layout, in a training reading (``base``: the row's output

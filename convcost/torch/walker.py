@@ -206,8 +206,8 @@ class Walk:
         if isinstance(result, Emit):
             return self.emit(event, result, flat)
         source = args[0] if args else None
-        if isinstance(source, Tensor) and source.dtype is not None:  # a view keeps its dtype (an index, a mask)
-            result = _with_dtype(result, source.dtype)
+        if isinstance(source, Tensor) and source.dtype is not None and not op.casts:
+            result = _with_dtype(result, source.dtype)  # a view keeps its dtype (an index, a mask)
         if self.training and isinstance(source, (tuple, list)) and isinstance(result, Tensor):
             # torch.stack: a new tensor (its backward keeps nothing), needing a gradient when a part does
             parts = [self.record.tracked(t) for t in source if isinstance(t, Tensor)]
@@ -373,8 +373,10 @@ class Walk:
             dtype = meta.dtype if isinstance(meta, torch.Tensor) and (isinstance(source.dtype, torch.dtype) or plain) \
                 and meta.dtype != self.record.precision.of(source) and (not plain or (
                     meta.dtype.is_floating_point and meta.dtype != torch.float32)) else None
-            storage = self.record.new_storage(result.shape, dtype or self.record.precision.of(source)) if copy \
-                else source.storage
+            # (a cast to or from an integer dtype: its rule's dtype; ``ids.float()`` is a float copy, no index)
+            known = result.dtype if isinstance(result.dtype, torch.dtype) else None
+            storage = self.record.new_storage(result.shape, dtype or known or self.record.precision.of(source)) \
+                if copy else source.storage
             return Tensor(result.shape, result.tensor, result.name, dtype or result.dtype,
                           grad=source.grad and not _integral(dtype or result.dtype),  # kthvalue's indices: none
                           storage=storage, layout=layout)
