@@ -134,6 +134,93 @@ def test_an_integer_operand_kept_by_a_product_is_an_index(model):
     assert_reads_exactly(model, torch.randn(3, 8))
 
 
+# --- Fourier transforms (FNet): listed as work convcost does not count, never a flag; their step exact ----------
+
+class FourierMixing(Linear8):
+    """FNet's token mixing: ``fftn(h).real`` into a layer that keeps it (its storage is complex, kept as reals)."""
+
+    def forward(self, x):
+        h = self.fc(x)
+        return self.fc(torch.fft.fftn(h, dim=(-1, -2)).real) + h
+
+
+class TwoTransforms(Linear8):
+    def forward(self, x):
+        return torch.fft.fft(torch.fft.fft(self.fc(x), dim=-1), dim=-2).real
+
+
+class RealTransforms(Linear8):
+    def forward(self, x):
+        f = torch.fft.rfft(self.fc(x), dim=-1)
+        return torch.fft.irfft(f * f, n=8, dim=-1)
+
+
+class BothParts(Linear8):
+    """``.imag`` and ``.real`` of one complex storage, both kept by their product: one storage, in reals."""
+
+    def forward(self, x):
+        f = torch.fft.fft2(self.fc(x))
+        return f.imag * f.real
+
+
+class BothPartsCallByCall(BothParts):
+    """The same read call by call (an ``isinstance`` check no shape passes): ``x.real`` is a property there."""
+
+    def forward(self, x):
+        h = self.fc(x)
+        assert isinstance(h, torch.Tensor)
+        f = torch.fft.fftn(h, dim=(-1, -2))
+        return self.fc(f.real) * f.imag
+
+
+@pytest.mark.parametrize("model", [FourierMixing(), TwoTransforms(), RealTransforms(), BothParts(),
+                                   BothPartsCallByCall()],
+                         ids=["fftn_real", "fft_fft", "rfft_irfft", "imag_real", "call_by_call"])
+def test_fourier_transforms(model):
+    assert_reads_exactly(model, torch.randn(2, 4, 8))
+
+
+def test_a_fourier_transform_is_listed_as_uncounted_work():
+    report = profile(FourierMixing(), (2, 4, 8))
+    listed = {u.op: u for u in report.unsupported}
+    assert set(listed) == {"torch.fft_fftn"}
+    assert not listed["torch.fft_fftn"].macs
+    assert "Fourier transform" in listed["torch.fft_fftn"].reason
+
+
+@needs_transformers
+def test_fnet():
+    assert_zoo_row_exact("fnet")
+
+
+# --- complex tensors (Llama 4's rotary embedding) -------------------------------------------------------------
+
+class ComplexProduct(Linear8):
+    """A complex product keeps a complex dtype on shapes; its parts are views of it."""
+
+    seen: dict = {}
+
+    def forward(self, x):
+        h = self.fc(x)
+        freqs = torch.polar(torch.ones(x.shape[1], 4), torch.rand(x.shape[1], 4))
+        q = torch.view_as_complex(h.reshape(*h.shape[:-1], 4, 2)) * freqs
+        self.seen["dtype"] = q.dtype
+        return self.fc(torch.cat([q.real, q.imag], -1))
+
+
+def test_a_complex_product_keeps_its_dtype():
+    model = ComplexProduct()
+    profile(model, (2, 4, 8))
+    assert model.seen["dtype"] == torch.complex64
+    assert_reads_exactly(model, torch.randn(2, 4, 8))
+
+
+@needs_transformers
+def test_llama4():
+    assert_zoo_row_exact("llama4")
+    assert_zoo_row_exact("llama4", "sdpa")
+
+
 # --- integer arithmetic on token ids keeps an integer dtype ---------------------------------------------------
 
 IDS = torch.tensor([[2, 3, 4, 1], [5, 6, 1, 1]])

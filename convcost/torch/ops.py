@@ -45,6 +45,7 @@ class Op:
     view: bool = False  # only views, moves, creates or queries tensors: no arithmetic, no row
     creates: bool = False  # a new tensor of another's shape (new_zeros, ones_like): no view of it, no gradient
     no_macs: bool = False  # element-wise or reduction work: listed when it has no rule, never a MAC
+    uncounted: str = ""  # the work a no-MAC call does where it is not element-wise or reduction work (an FFT)
     dropout: bool = False  # the identity at inference; a mask in a training step
     by_parts: bool = False  # a training reading reads the function's own body, call by call
     same_shape: bool = False  # returns a tensor of its first argument's shape and dtype
@@ -266,7 +267,7 @@ chunk split split_with_sizes tensor_split unbind __getitem__ __setitem__ narrow 
 setitem stack hstack vstack cat concat concatenate clone detach detach_ to type type_as float double half bfloat16 int
 long bool
 numel __len__ __iter__ __reversed__ fill_ zero_ copy_ unfold roll flip fliplr flipud movedim moveaxis swapaxes
-swapdims view_as reshape_as item tolist view_as_complex view_as_real
+swapdims view_as reshape_as item tolist view_as_complex view_as_real real imag
 is_contiguous stride data_ptr storage_offset requires_grad_ __bool__ __index__ __int__ __float__ __format__
 __repr__ __hash__ __contains__ __array__ is_floating_point is_complex element_size nelement arange zeros ones empty
 full tensor as_tensor from_numpy linspace rand randn randint randperm eye meshgrid broadcast_to broadcast_tensors
@@ -323,6 +324,12 @@ relu relu_ sigmoid tanh silu gelu hardswish leaky_relu elu relu6 bernoulli berno
 exponential_ geometric_ cauchy_ log_normal_ multinomial normal poisson histc bincount floor_divide __floordiv__
 __rfloordiv__ polar index_add index_add_ scatter_add scatter_add_ scatter_reduce scatter_reduce_
 """.split()
+
+#: Fourier transforms (FNet's token mixing): arithmetic, but no multiply-accumulates of a weight, which FlopCounterMode
+#: counts as nothing too; listed, never a MAC, what autograd keeps of them read as for any no-MAC call
+_FFT = """fft ifft fft2 ifft2 fftn ifftn rfft irfft rfft2 irfft2 rfftn irfftn hfft ihfft hfft2 ihfft2 hfftn
+ihfftn""".split()
+_FFT_WORK = "a Fourier transform: arithmetic convcost does not count (FlopCounterMode counts none either)"
 
 #: functions whose output has their first argument's shape and dtype (normalisations, activations)
 _SAME_SHAPE = (F.batch_norm, torch.batch_norm, F.layer_norm, torch.layer_norm, F.group_norm, torch.group_norm,
@@ -381,6 +388,8 @@ def _table() -> dict:
         add(getattr(F, name), shape=_same)
     for name in _NO_MACS:
         add(name, no_macs=True)
+    for name in _FFT:
+        add(getattr(torch.fft, name), no_macs=True, uncounted=_FFT_WORK)
     for f in _SAME_SHAPE:
         add(f, same_shape=True)
     for name in _UNARY:
@@ -402,6 +411,8 @@ def _named() -> dict:
                          (_PICKS, {"view": True, "picks": True})):
         for name in names:
             entries[name] = dataclasses.replace(entries.get(name, Op()), **flags)
+    for name in _FFT:  # torch.fft.fftn is named fft_fftn
+        entries[f"fft_{name}"] = Op(no_macs=True, uncounted=_FFT_WORK)
     return entries
 
 

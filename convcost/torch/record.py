@@ -55,6 +55,17 @@ class Recorder:
             self.precision.note(dtype)
         return key
 
+    def read_as_reals(self, key, dtype) -> None:
+        """Complex storage ``key`` read as reals (``x.real``, ``view_as_real``): autograd's hooks count a saved
+        view of it in the real dtype's elements, two per complex element (once, however many views read it)."""
+        done = self.__dict__.setdefault("_read_as_reals", set())
+        if key in done or key not in self.storages:
+            return
+        done.add(key)
+        self.storages[key] = 2 * self.storages[key]
+        if self.precision is not None and isinstance(dtype, torch.dtype) and key in self.precision.dtypes:
+            self.precision.dtypes[key] = dtype
+
     def tensor(self, shape, grad=False) -> Tensor:
         """A new tensor in its own storage."""
         return Tensor(shape, grad=grad, storage=self.new_storage(shape))

@@ -198,7 +198,8 @@ class Walk:
         if rule is None:
             if event.kind == FUNCTION and event.target in (operator.getitem, getattr):
                 return self.getitem(event)
-            return self.unknown(event, _NOT_COUNTED if op.no_macs else "no convcost rule for this operation")
+            return self.unknown(event, (op.uncounted or _NOT_COUNTED) if op.no_macs
+                                else "no convcost rule for this operation")
         try:
             result = rule(args, kwargs)
         except NoRule as why:
@@ -227,7 +228,7 @@ class Walk:
         op = op_of(event.kind, event.target)
         if rule is None or rule is op.shape:
             if not op.view and any(isinstance(a, Tensor) for a in _flat(event.args, event.kwargs)):
-                self.record.skip(event.label, event.path, _NOT_COUNTED
+                self.record.skip(event.label, event.path, (op.uncounted or _NOT_COUNTED)
                                  if op.no_macs else "no convcost rule for this operation", macs=not op.no_macs)
             return
         try:
@@ -355,10 +356,9 @@ class Walk:
             # it is a view, of the call on the tensors computed alongside
             meta, base = _laid_out_as(self._computed_output())
         viewed = self._viewed(result, source, meta, base, event.name == "clone" or data_dependent)
-        if event.name == "view_as_real" and isinstance(viewed, Tensor) and viewed.storage in self.record.storages:
-            # a complex storage read as reals: autograd's hooks count its elements as the saved view's, two each
-            storages = self.record.storages
-            storages[viewed.storage] = max(storages[viewed.storage], _numel(viewed.shape))
+        if event.name in ("view_as_real", "real", "imag") and isinstance(viewed, Tensor) and \
+                isinstance(source.dtype, torch.dtype) and source.dtype.is_complex:
+            self.record.read_as_reals(viewed.storage, viewed.dtype)
         return viewed, data_dependent
 
     def _viewed(self, result, source, meta, base, clone):
