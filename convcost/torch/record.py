@@ -45,6 +45,7 @@ class Recorder:
         # storages written in place from a tensor needing a gradient (``k[..., :d].copy_(y)``): every tensor
         # that reads one needs a gradient from then on (the view written, its base, the other views of it)
         self.written = set()
+        self.read_without_grad = set()  # id() of the parameters a call read under torch.no_grad()
         # the dtype of every storage, what the autocast in force casts, and the bytes it all keeps
         self.precision = Precision(self, model) if training else None
 
@@ -208,8 +209,12 @@ class Recorder:
         only through ``argmax``), and the parameters only they read: autograd runs no backward for them and
         gives those parameters no gradient. Empty where the reading did not follow every call."""
         flows, live = self.__dict__.get("_flows"), self.__dict__.get("_returned")
+        followed = {key[1] for sources, _ in flows or () for key in sources
+                    if isinstance(key, tuple) and key[0] == "tensor"}
+        # a parameter read only under torch.no_grad() (DeepSeek's indexer, a frozen audio encoder): no gradient
+        quiet = self.read_without_grad - followed
         if not flows or not live:
-            return set(), set()
+            return set(), quiet
         live, made = set(live), set()
         for sources, results in reversed(flows):
             made |= results
@@ -222,8 +227,7 @@ class Recorder:
                   if outs and all(o in dead for o in outs) and ("tensor", pid) not in live}
         # a parameter read as data (a class token expanded into an attention's query) that the loss never
         # reaches through any call
-        followed = {key[1] for sources, _ in flows for key in sources if isinstance(key, tuple) and key[0] == "tensor"}
-        return entries, params | {pid for pid in followed if ("tensor", pid) not in live}
+        return entries, params | quiet | {pid for pid in followed if ("tensor", pid) not in live}
 
     def first_index(self, key) -> bool:
         """Whether storage ``key``, an int64 index autograd keeps, is kept here for the first time (an index

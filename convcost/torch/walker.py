@@ -150,6 +150,10 @@ class Walk:
             self.record.untrack(event.label, event.path, "inside a custom autograd.Function: its backward is its own")
         elif self.training and not torch.is_grad_enabled():  # under torch.no_grad(): no backward, nothing kept
             graph, apart = len(self.record.graph), len(self.record.extra_saved)
+            self.record.read_without_grad.update(
+                id(p) for p in (own_parameters(event.target) if event.kind == MODULE else (
+                    t.tensor for t in _flat(event.args, event.kwargs) if isinstance(t, Tensor)))
+                if isinstance(p, torch.nn.Parameter))
             result = self._call(event)
             del self.record.graph[graph:], self.record.extra_saved[apart:]
             return _without_grad(result)
