@@ -96,11 +96,14 @@ def shrink(config, depth=0):
     to one block per stage; latent-attention heads, rotary sections and forecasting lengths cut to match."""
     from transformers import PretrainedConfig
 
+    multi_head = vars(config).get("num_key_value_heads") == vars(config).get("num_attention_heads") is not None
     for key, value in SMALL.items():  # vars, not getattr: a per-layer attribute's global getter raises (Gemma 4)
         if key in vars(config) and isinstance(vars(config)[key], type(value)) and not isinstance(
                 vars(config)[key], bool) or key in vars(config) and isinstance(value, bool) or (
                 key in DERIVED and key in vars(config) and vars(config)[key] is None):
             setattr(config, key, value)
+    if multi_head:  # a model with as many key/value heads as query heads may size one of them by either count
+        config.num_key_value_heads = config.num_attention_heads
     for key, each in (("depths", 1), ("num_layers_per_stage", 1), ("num_heads", 2), ("num_attention_heads", 2)):
         if isinstance(vars(config).get(key), (list, tuple)):
             setattr(config, key, [each] * len(vars(config)[key]))
