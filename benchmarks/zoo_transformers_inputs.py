@@ -31,8 +31,12 @@ SMALL = dict(
     n_routed_experts=4, num_experts_per_tok=2, moe_topk=2, top_k=2, first_k_dense_replace=1,
     vocab_size=99, max_position_embeddings=64, n_positions=64, n_ctx=64, max_source_positions=32,
     max_target_positions=64, num_mel_bins=16, layerdrop=0.0, encoder_layerdrop=0.0, decoder_layerdrop=0.0,
-    use_cache=False, tie_word_embeddings=True,
+    use_cache=False, tie_word_embeddings=True, rotary_dim=8,
 )
+
+#: sizes of :data:`SMALL` a config may leave None for the model to derive, which some models read as they are
+#: (HunYuan's head_dim): set where None too, to the value the model would derive
+DERIVED = ("head_dim",)
 
 #: multi-head latent attention (DeepSeek-V2/V3, GLM-MoE-DSA, Mistral 4, LongCat): its own head sizes, set where a
 #: config has them (the rotary part is the head size the rotary embedding is built for: head_dim x the partial
@@ -67,6 +71,22 @@ FRAMES_FIRST = ("canary", "parakeet_encoder", "parakeet_ctc", "lasr_encoder", "l
 #: (patches, channels, patch, patch) rather than a view of flattened patches
 PATCHES_AS_IMAGES = ("kimi_k25_vision",)
 
+#: model types whose image input is a video, (batch, frames, channels, height, width)
+VIDEO_PIXELS = ("videomae", "xclip", "vivit", "timesformer")
+
+#: model types whose image input is a pair of images, (batch, 2, channels, height, width) (keypoint matchers)
+IMAGE_PAIRS = ("lightglue", "efficientloftr", "superglue")
+
+#: inputs a model type's forward needs beyond its main input though its signature makes them optional (two-tower
+#: models need both towers' inputs, layout models their boxes)
+WITH = {
+    **{kind: ("pixel_values",) for kind in ("clip", "siglip", "siglip2", "clipseg", "xclip", "vision-text-dual-encoder",
+                                            "align", "altclip", "chinese_clip", "owlvit", "owlv2", "metaclip_2",
+                                            "x_clip", "blip", "groupvit", "kosmos-2")},
+    "clap": ("input_features",), "pe_audio": ("input_values",), "bros": ("bbox",), "udop": ("bbox",),
+    "lilt": ("bbox",), "layoutlmv3": ("bbox",),
+}
+
 #: the config attribute that sizes a model's spectrogram features, where it is not num_mel_bins
 FEATURE_SIZE = ("num_mel_bins", "input_feat_per_channel", "feature_size", "feature_projection_input_dim")
 
@@ -76,10 +96,14 @@ def shrink(config, depth=0):
     to one block per stage; latent-attention heads, rotary sections and forecasting lengths cut to match."""
     from transformers import PretrainedConfig
 
-    for key, value in SMALL.items():
-        if key in vars(config) and isinstance(getattr(config, key), type(value)) and not isinstance(
-                getattr(config, key), bool) or key in vars(config) and isinstance(value, bool):
+    multi_head = vars(config).get("num_key_value_heads") == vars(config).get("num_attention_heads") is not None
+    for key, value in SMALL.items():  # vars, not getattr: a per-layer attribute's global getter raises (Gemma 4)
+        if key in vars(config) and isinstance(vars(config)[key], type(value)) and not isinstance(
+                vars(config)[key], bool) or key in vars(config) and isinstance(value, bool) or (
+                key in DERIVED and key in vars(config) and vars(config)[key] is None):
             setattr(config, key, value)
+    if multi_head:  # a model with as many key/value heads as query heads may size one of them by either count
+        config.num_key_value_heads = config.num_attention_heads
     for key, each in (("depths", 1), ("num_layers_per_stage", 1), ("num_heads", 2), ("num_attention_heads", 2)):
         if isinstance(vars(config).get(key), (list, tuple)):
             setattr(config, key, [each] * len(vars(config)[key]))
@@ -101,9 +125,10 @@ def shrink(config, depth=0):
     return config
 
 
-def _rotary(config) -> int:
-    """The size of the rotary part of a head: head_dim x the partial rotary factor."""
-    rope = vars(config).get("rope_parameters") or {}
+def _rotary(config, rope=None) -> int:
+    """The size of the rotary part of a head: head_dim x the partial rotary factor (of ``rope``, one layer type's
+    rotary parameters, where given)."""
+    rope = rope if rope is not None else vars(config).get("rope_parameters") or {}
     factor = rope.get("partial_rotary_factor", vars(config).get("partial_rotary_factor", 1.0)) or 1.0
     return int(SMALL["head_dim"] * factor)
 
@@ -126,13 +151,23 @@ def _mrope(config) -> None:
     package = type(config).__module__.split(".")[-2]
     if not isinstance(rope, dict) or not (package in MROPE or rope.get("mrope_section")):
         return
-    parts = len(rope.get("mrope_section") or (1, 2, 3))
-    half = _rotary(config) // 2
-    config.rope_parameters = {**rope, "mrope_section": [half // parts + (i < half % parts) for i in range(parts)]}
+    per_layer = rope and all(isinstance(v, dict) for v in rope.values())  # {layer type: its rotary parameters}
+
+    def cut(each):
+        parts = len(each.get("mrope_section") or (1, 2, 3))
+        half = _rotary(config, each) // 2
+        # the remainder on the last section: ERNIE 4.5-VL and NeoMME stack the first two, which must be equal
+        return {**each, "mrope_section": [half // parts] * (parts - 1) + [half // parts + half % parts]}
+
+    try:
+        config.rope_parameters = {k: cut(v) for k, v in rope.items()} if per_layer else cut(rope)
+    except Exception:  # noqa: BLE001 - a config with typed fields may refuse sections (its strict dataclass's error)
+        pass
 
 
 def _main_name(model, params) -> str:
     main = getattr(model, "main_input_name", "input_ids")
+    main = main[0] if isinstance(main, (list, tuple)) else main  # OneFormer names (pixel values, task inputs)
     if main in params:
         return main
     required = [n for n, p in params.items() if p.default is inspect.Parameter.empty
@@ -142,51 +177,87 @@ def _main_name(model, params) -> str:
 
 def inputs_for(model, kind=None) -> tuple:
     """The names and tensors of the inputs the forward takes, made for its config (token ids, pixels, flattened
-    patches with their grid, video, audio, spectrograms, past values of a series), and the keywords fixed."""
+    patches with their grid, video, audio, spectrograms, past values of a series), and the keywords fixed: its main
+    input, the other inputs it requires, those :data:`WITH` names for its type, decoder ids for an encoder-decoder."""
     config = model.config
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    vision = getattr(config, "vision_config", None) or config
     params = inspect.signature(model.forward).parameters
-    g = torch.Generator().manual_seed(0)
     main = _main_name(model, params)
-    made = {}
-
-    def ids():
-        vocab = getattr(text, "vocab_size", 99) or 99
-        return torch.randint(3, max(4, min(vocab, 99)), (BATCH, LENGTH), generator=g)
-
+    required = [n for n, p in params.items() if p.default is inspect.Parameter.empty and n != main
+                and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    ctx = _Context(config, kind, params, torch.Generator().manual_seed(0), {})
     if main == "input_ids" or "input_ids" in params and main not in params:
-        made["input_ids"] = ids()
-    if "grid_thw" in params and main in ("pixel_values", "hidden_states"):
-        made.update(_patches(vision, kind, g, params))
-    elif main == "pixel_values":
-        size = getattr(vision, "image_size", 32)
-        size = size[0] if isinstance(size, (list, tuple)) else size
-        made["pixel_values"] = torch.randn(BATCH, getattr(vision, "num_channels", 3), size, size, generator=g)
-    if main == "pixel_values_videos":
-        made["pixel_values_videos"] = _video(vision, g)
-    if main == "input_values":
-        shape = (BATCH, getattr(config, "audio_channels", 1) or 1) if kind in AUDIO_CHANNELS else (BATCH,)
-        made["input_values"] = torch.randn(*shape, SAMPLES, generator=g)
-    if main == "input_features":
-        frames = 2 * getattr(config, "max_source_positions", 32)
-        size = next((getattr(c, a) for c in (config, getattr(config, "encoder_config", None), getattr(
-            config, "audio_config", None)) if c is not None for a in FEATURE_SIZE
-                     if isinstance(getattr(c, a, None), int)), SMALL["num_mel_bins"])
-        shape = (BATCH, frames, size) if kind in FRAMES_FIRST else (BATCH, size, frames)
-        made["input_features"] = torch.randn(*shape, generator=g)
-        for mask in ("input_features_mask", "attention_mask"):
-            if mask in params and params[mask].default is inspect.Parameter.empty:
-                made[mask] = torch.ones(BATCH, frames, dtype=torch.long)
-    if main == "past_values":
-        made.update(_series(config, params, g))
-    if main not in made and main in params:
-        raise ValueError(f"main input {main!r} is not one the zoo makes")
+        ctx.made["input_ids"] = ctx.ids()
+    for name in (main, *WITH.get(kind, ()), *required):
+        if name not in ctx.made and name in params:
+            if not ctx.make(name):
+                raise ValueError(f"input {name!r} is not one the zoo makes")
     if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in params:
-        made["decoder_input_ids"] = torch.randint(3, 99 if getattr(text, "vocab_size", 99) >= 99 else 4,
-                                                  (BATCH, LENGTH), generator=g)
+        text = ctx.text
+        ctx.made["decoder_input_ids"] = torch.randint(3, 99 if getattr(text, "vocab_size", 99) >= 99 else 4,
+                                                      (BATCH, LENGTH), generator=ctx.g)
     fixed = {k: False for k in ("use_cache",) if k in params}
-    return tuple(made), tuple(made.values()), fixed
+    return tuple(ctx.made), tuple(ctx.made.values()), fixed
+
+
+class _Context:
+    """What making one model's inputs needs: its config and type, its forward's parameters, one generator and the
+    inputs made so far; :meth:`make` adds one input by name (with what goes with it: a grid for patches)."""
+
+    def __init__(self, config, kind, params, g, made):
+        self.config, self.kind, self.params, self.g, self.made = config, kind, params, g, made
+        self.text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        self.vision = getattr(config, "vision_config", None) or config
+
+    def ids(self):
+        vocab = getattr(self.text, "vocab_size", 99) or 99
+        return torch.randint(3, max(4, min(vocab, 99)), (BATCH, LENGTH), generator=self.g)
+
+    def make(self, name) -> bool:
+        """Make input ``name`` into :attr:`made`; False where the zoo does not know how."""
+        config, g, params = self.config, self.g, self.params
+        if name.endswith("input_ids"):  # token ids, and InstructBLIP's Q-Former ids beside them
+            self.made[name] = self.ids()
+        elif name in ("pixel_values", "hidden_states") and ({"grid_thw", "image_grid_thw"} & set(params)):
+            self.made.update(_patches(self.vision, self.kind, g, params))
+        elif name == "pixel_values" and self.kind in VIDEO_PIXELS or name == "pixel_values_videos":
+            self.made[name] = _video(self.vision, g)
+        elif name == "pixel_values":
+            h, w = _size(getattr(self.vision, "image_size", 32))
+            image = (getattr(self.vision, "num_channels", 3), h, w)
+            pair = (2,) if self.kind in IMAGE_PAIRS else ()
+            self.made[name] = torch.randn(BATCH, *pair, *image, generator=g)
+        elif name == "input_values":
+            shape = (BATCH, getattr(config, "audio_channels", 1) or 1) if self.kind in AUDIO_CHANNELS else (BATCH,)
+            self.made[name] = torch.randn(*shape, SAMPLES, generator=g)
+        elif name == "input_features":
+            self.made.update(_features(config, self.kind, params, g))
+        elif name == "past_values":
+            self.made.update(_series(config, params, g))
+        elif name == "bbox":  # layout models: one box per token, (x0, y0, x1, y1) in 0..1000, ordered
+            corner = torch.randint(0, 500, (BATCH, LENGTH, 2), generator=g)
+            self.made[name] = torch.cat([corner, corner + torch.randint(1, 500, (BATCH, LENGTH, 2), generator=g)], -1)
+        else:
+            return False
+        return True
+
+
+def _size(size) -> tuple:
+    """(height, width) of a config's image size, an int or a pair."""
+    return tuple(size[:2]) if isinstance(size, (list, tuple)) else (size, size)
+
+
+def _features(config, kind, params, g) -> dict:
+    """Spectrogram features (the layout :data:`FRAMES_FIRST` says), with an all-ones mask where one is required."""
+    frames = 2 * getattr(config, "max_source_positions", 32)
+    size = next((getattr(c, a) for c in (config, getattr(config, "encoder_config", None), getattr(
+        config, "audio_config", None)) if c is not None for a in FEATURE_SIZE
+                 if isinstance(getattr(c, a, None), int)), SMALL["num_mel_bins"])
+    shape = (BATCH, frames, size) if kind in FRAMES_FIRST else (BATCH, size, frames)
+    made = {"input_features": torch.randn(*shape, generator=g)}
+    for mask in ("input_features_mask", "attention_mask"):
+        if mask in params and params[mask].default is inspect.Parameter.empty:
+            made[mask] = torch.ones(BATCH, frames, dtype=torch.long)
+    return made
 
 
 def _patches(vision, kind, g, params) -> dict:
@@ -199,7 +270,8 @@ def _patches(vision, kind, g, params) -> dict:
     n = BATCH * side * side
     shape = (n, channels, patch, patch) if kind in PATCHES_AS_IMAGES else (n, channels * temporal * patch * patch)
     main = "hidden_states" if "hidden_states" in params else "pixel_values"
-    made = {main: torch.randn(*shape, generator=g), "grid_thw": torch.tensor([[1, side, side]] * BATCH)}
+    grid = "image_grid_thw" if "image_grid_thw" in params else "grid_thw"
+    made = {main: torch.randn(*shape, generator=g), grid: torch.tensor([[1, side, side]] * BATCH)}
     if "merge_sizes" in params:
         made["merge_sizes"] = torch.tensor([merge] * BATCH)
     return made

@@ -132,3 +132,156 @@ class TimesArgmax(Linear8):
 @pytest.mark.parametrize("model", [TopKTimesIndices(), TimesArgmax()], ids=["topk_indices", "argmax"])
 def test_an_integer_operand_kept_by_a_product_is_an_index(model):
     assert_reads_exactly(model, torch.randn(3, 8))
+
+
+# --- Fourier transforms (FNet): listed as work convcost does not count, never a flag; their step exact ----------
+
+class FourierMixing(Linear8):
+    """FNet's token mixing: ``fftn(h).real`` into a layer that keeps it (its storage is complex, kept as reals)."""
+
+    def forward(self, x):
+        h = self.fc(x)
+        return self.fc(torch.fft.fftn(h, dim=(-1, -2)).real) + h
+
+
+class TwoTransforms(Linear8):
+    def forward(self, x):
+        return torch.fft.fft(torch.fft.fft(self.fc(x), dim=-1), dim=-2).real
+
+
+class RealTransforms(Linear8):
+    def forward(self, x):
+        f = torch.fft.rfft(self.fc(x), dim=-1)
+        return torch.fft.irfft(f * f, n=8, dim=-1)
+
+
+class BothParts(Linear8):
+    """``.imag`` and ``.real`` of one complex storage, both kept by their product: one storage, in reals."""
+
+    def forward(self, x):
+        f = torch.fft.fft2(self.fc(x))
+        return f.imag * f.real
+
+
+class BothPartsCallByCall(BothParts):
+    """The same read call by call (an ``isinstance`` check no shape passes): ``x.real`` is a property there."""
+
+    def forward(self, x):
+        h = self.fc(x)
+        assert isinstance(h, torch.Tensor)
+        f = torch.fft.fftn(h, dim=(-1, -2))
+        return self.fc(f.real) * f.imag
+
+
+@pytest.mark.parametrize("model", [FourierMixing(), TwoTransforms(), RealTransforms(), BothParts(),
+                                   BothPartsCallByCall()],
+                         ids=["fftn_real", "fft_fft", "rfft_irfft", "imag_real", "call_by_call"])
+def test_fourier_transforms(model):
+    assert_reads_exactly(model, torch.randn(2, 4, 8))
+
+
+def test_a_fourier_transform_is_listed_as_uncounted_work():
+    report = profile(FourierMixing(), (2, 4, 8))
+    listed = {u.op: u for u in report.unsupported}
+    assert set(listed) == {"torch.fft_fftn"}
+    assert not listed["torch.fft_fftn"].macs
+    assert "Fourier transform" in listed["torch.fft_fftn"].reason
+
+
+@needs_transformers
+def test_fnet():
+    assert_zoo_row_exact("fnet")
+
+
+# --- complex tensors (Llama 4's rotary embedding) -------------------------------------------------------------
+
+class ComplexProduct(Linear8):
+    """A complex product keeps a complex dtype on shapes; its parts are views of it."""
+
+    seen: dict = {}
+
+    def forward(self, x):
+        h = self.fc(x)
+        freqs = torch.polar(torch.ones(x.shape[1], 4), torch.rand(x.shape[1], 4))
+        q = torch.view_as_complex(h.reshape(*h.shape[:-1], 4, 2)) * freqs
+        self.seen["dtype"] = q.dtype
+        return self.fc(torch.cat([q.real, q.imag], -1))
+
+
+def test_a_complex_product_keeps_its_dtype():
+    model = ComplexProduct()
+    profile(model, (2, 4, 8))
+    assert model.seen["dtype"] == torch.complex64
+    assert_reads_exactly(model, torch.randn(2, 4, 8))
+
+
+@needs_transformers
+def test_llama4():
+    assert_zoo_row_exact("llama4")
+    assert_zoo_row_exact("llama4", "sdpa")
+
+
+# --- integer arithmetic on token ids keeps an integer dtype ---------------------------------------------------
+
+IDS = torch.tensor([[2, 3, 4, 1], [5, 6, 1, 1]])
+
+
+class Embedded(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb, self.pos, self.fc = nn.Embedding(11, 8), nn.Embedding(16, 8, padding_idx=1), nn.Linear(8, 8)
+
+
+class PositionsFromIds(Embedded):
+    """RoBERTa's position ids (data2vec-text, LUKE, MPNet, FSMT, LayoutLM, CamemBERT): a cumulative sum of a mask
+    of the ids, times the mask, plus the padding index; an int64 index for the position embedding."""
+
+    seen: dict = {}
+
+    def forward(self, ids):
+        mask = ids.ne(1).int()
+        incremental = (torch.cumsum(mask, dim=1).type_as(mask) + 0) * mask
+        positions = incremental.long() + 1
+        self.seen["dtypes"] = (incremental.dtype, positions.dtype, (ids + 1).dtype, (ids * mask).dtype)
+        return self.fc(self.emb(ids) + self.pos(positions))
+
+
+class DividedByIds(Embedded):
+    """``x / int_tensor``: autograd keeps the integer divisor, an int64 index."""
+
+    def forward(self, ids):
+        return self.fc(self.emb(ids)) / (ids[..., None] + 1)
+
+
+class TimesCastIds(Embedded):
+    """``ids.float()`` is a float copy: kept by the product, it is no index."""
+
+    def forward(self, ids):
+        return self.fc(self.emb(ids)) * ids[..., None].float()
+
+
+class FinfoOfCastIds(Embedded):
+    """``torch.finfo`` of what the ids were cast to (a mask made from them)."""
+
+    def forward(self, ids):
+        m = (ids * (ids > 2)).float()
+        return self.fc(self.emb(ids)) + m[..., None] * torch.finfo(m.dtype).min
+
+
+def test_positions_from_ids_are_integers():
+    model = PositionsFromIds()
+    profile(model, IDS)
+    assert model.seen["dtypes"] == (torch.int32, torch.int64, torch.int64, torch.int64)
+
+
+@pytest.mark.parametrize("model", [PositionsFromIds(), DividedByIds(), TimesCastIds(), FinfoOfCastIds()],
+                         ids=["positions", "divided_by_ids", "times_cast_ids", "finfo_of_cast"])
+def test_integer_arithmetic_on_ids(model):
+    assert_reads_exactly(model, IDS)
+    assert profile(model, IDS).traced_with == "shape propagation"
+
+
+@needs_transformers
+@pytest.mark.parametrize("kind", ["data2vec-text", "luke", "mpnet", "fsmt", "layoutlm", "camembert"])
+def test_position_ids_from_input_ids(kind):
+    assert_zoo_row_exact(kind)

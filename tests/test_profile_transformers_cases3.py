@@ -180,3 +180,75 @@ def test_deepseek_v3_multi_head_latent_attention():
         n_group=1, topk_group=1, kv_lora_rank=16, q_lora_rank=16, qk_rope_head_dim=8, qk_nope_head_dim=8,
         v_head_dim=8, first_k_dense_replace=1, max_position_embeddings=64)
     assert_step_agrees(model, IDS)
+
+
+# --- parameters read under torch.no_grad() get no gradient and no optimizer state ----------------------------
+
+class FrozenEncoder(nn.Module):
+    """PE Audio's codec encoder, run under ``torch.no_grad()`` inside the forward: its parameters get no gradient
+    and no Adam state (they were counted with both)."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder, self.proj = nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x):
+        with torch.no_grad():
+            h = self.encoder(x)
+        return self.proj(h)
+
+
+class Indexer(nn.Module):
+    """DeepSeek-V3.2's indexer: a method decorated ``@torch.no_grad()`` scoring tokens with its own layer and a
+    bare parameter, whose choice masks the attention."""
+
+    def __init__(self):
+        super().__init__()
+        self.score, self.proj, self.w = nn.Linear(8, 8), nn.Linear(8, 8), nn.Parameter(torch.randn(8))
+
+    @torch.no_grad()
+    def index(self, x):
+        return (self.score(x) * self.w).topk(2, dim=-1).indices
+
+    def forward(self, x):
+        h = self.proj(x)
+        keep = torch.zeros(h.shape, dtype=torch.bool).scatter(-1, self.index(x), True)
+        return h.masked_fill(~keep, 0.0)
+
+
+class AlsoWithGrad(FrozenEncoder):
+    """The same layer read under ``no_grad`` and again with gradients: it gets both."""
+
+    def forward(self, x):
+        return super().forward(x) + self.encoder(x)
+
+
+@pytest.mark.parametrize("reading", READINGS)
+@pytest.mark.parametrize("model", [FrozenEncoder, Indexer, AlsoWithGrad], ids=lambda c: c.__name__)
+def test_parameters_read_under_no_grad_get_no_gradient(model, reading):
+    assert_step_agrees(read_by(model, reading)(), torch.randn(2, 4, 8), reading)
+
+
+@pytest.mark.parametrize("model", [FrozenEncoder, Indexer], ids=lambda c: c.__name__)
+def test_parameters_read_under_no_grad_by_hand(model):
+    """The parameters PyTorch gives no gradient are the no-grad part's, by numel, and convcost says so."""
+    model = model()
+    frozen = sum(p.numel() for name, p in model.named_parameters() if not name.startswith("proj"))
+    step = profile(model, torch.randn(2, 4, 8), training=True).training
+    gradients = measure_training(model, (torch.randn(2, 4, 8),))["gradients"]
+    assert step.unread_params == frozen == sum(p.numel() for p in model.parameters()) - gradients
+
+
+def test_deepseek_v3_2_indexer_parameters_get_no_gradient():
+    """DeepSeek-V3.2's indexer (``@torch.no_grad()``): its layers were counted with gradients and Adam state
+    (535,084 bytes against 508,164)."""
+    from zoo_transformers import count_grouped_mm
+
+    count_grouped_mm()
+    model = transformers_model(
+        "DeepseekV32Model", vocab_size=99, hidden_size=32, intermediate_size=48, moe_intermediate_size=16,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4, n_routed_experts=4, num_experts_per_tok=2,
+        n_group=1, topk_group=1, kv_lora_rank=16, q_lora_rank=16, qk_rope_head_dim=8, qk_nope_head_dim=8,
+        v_head_dim=8, first_k_dense_replace=1, max_position_embeddings=64, index_topk=4, index_head_dim=16,
+        index_n_heads=2)
+    assert_step_agrees(model, IDS)

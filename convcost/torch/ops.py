@@ -45,10 +45,12 @@ class Op:
     view: bool = False  # only views, moves, creates or queries tensors: no arithmetic, no row
     creates: bool = False  # a new tensor of another's shape (new_zeros, ones_like): no view of it, no gradient
     no_macs: bool = False  # element-wise or reduction work: listed when it has no rule, never a MAC
+    uncounted: str = ""  # the work a no-MAC call does where it is not element-wise or reduction work (an FFT)
     dropout: bool = False  # the identity at inference; a mask in a training step
     by_parts: bool = False  # a training reading reads the function's own body, call by call
     same_shape: bool = False  # returns a tensor of its first argument's shape and dtype
     unary: bool = False  # element-wise on one tensor (and numbers): a floating operand's shape and dtype
+    casts: bool = False  # converts its input to another dtype (``.float()``, ``.to(dtype)``): its shape rule's dtype
     picks: bool = False  # picks each element from one of its operands (where, masked_fill): in a training step a
     #                      new tensor, needing a gradient when any operand does, keeping what autograd keeps
     shape: Callable | None = None  # the output of a view, from its arguments
@@ -187,6 +189,35 @@ def _same(args, kwargs):
     return args[0]
 
 
+def _cast_to(target):
+    """The shape rule of a cast to ``target`` (``.float()``, ``.long()``)."""
+    return lambda args, kwargs: _cast(args[0], target)
+
+
+def _to(args, kwargs):
+    """``x.to(dtype)``, ``x.to(device, dtype)``, ``x.to(other)``, ``x.to(device)``: the dtype it names, else x's."""
+    named = kwargs.get("dtype") or next((a for a in args[1:] if isinstance(a, (torch.dtype, Tensor))), None)
+    if named is None:
+        return args[0]
+    return _cast(args[0], named.dtype if isinstance(named, Tensor) else named, open_float=isinstance(named, Tensor))
+
+
+def _type_as(args, kwargs):
+    other = args[1] if len(args) > 1 else kwargs["other"]
+    return _cast(args[0], other.dtype if isinstance(other, Tensor) else getattr(other, "dtype", None), open_float=True)
+
+
+def _cast(x, target, open_float=False):
+    """``x`` cast to ``target``: a floating target leaves a floating tensor's dtype as it was (a reading leaves the
+    floating dtype open), and makes an integer, boolean or complex one floating (``ids.float()`` is no index);
+    ``open_float``: a target of None is the floating dtype left open (``type_as`` a hidden state)."""
+    if target is None:
+        return Tensor(x.shape, dtype=None if open_float else x.dtype)
+    if target.is_floating_point and (x.dtype is None or x.dtype.is_floating_point):
+        return Tensor(x.shape, dtype=x.dtype)
+    return Tensor(x.shape, dtype=target)
+
+
 # -- one key per operation --------------------------------------------------------------------------------
 
 _NAMESPACES = (torch, F, torch.Tensor, operator)
@@ -236,7 +267,7 @@ chunk split split_with_sizes tensor_split unbind __getitem__ __setitem__ narrow 
 setitem stack hstack vstack cat concat concatenate clone detach detach_ to type type_as float double half bfloat16 int
 long bool
 numel __len__ __iter__ __reversed__ fill_ zero_ copy_ unfold roll flip fliplr flipud movedim moveaxis swapaxes
-swapdims view_as reshape_as item tolist view_as_complex view_as_real
+swapdims view_as reshape_as item tolist view_as_complex view_as_real real imag
 is_contiguous stride data_ptr storage_offset requires_grad_ __bool__ __index__ __int__ __float__ __format__
 __repr__ __hash__ __contains__ __array__ is_floating_point is_complex element_size nelement arange zeros ones empty
 full tensor as_tensor from_numpy linspace rand randn randint randperm eye meshgrid broadcast_to broadcast_tensors
@@ -294,6 +325,12 @@ exponential_ geometric_ cauchy_ log_normal_ multinomial normal poisson histc bin
 __rfloordiv__ polar index_add index_add_ scatter_add scatter_add_ scatter_reduce scatter_reduce_
 """.split()
 
+#: Fourier transforms (FNet's token mixing): arithmetic, but no multiply-accumulates of a weight, which FlopCounterMode
+#: counts as nothing too; listed, never a MAC, what autograd keeps of them read as for any no-MAC call
+_FFT = """fft ifft fft2 ifft2 fftn ifftn rfft irfft rfft2 irfft2 rfftn irfftn hfft ihfft hfft2 ihfft2 hfftn
+ihfftn""".split()
+_FFT_WORK = "a Fourier transform: arithmetic convcost does not count (FlopCounterMode counts none either)"
+
 #: functions whose output has their first argument's shape and dtype (normalisations, activations)
 _SAME_SHAPE = (F.batch_norm, torch.batch_norm, F.layer_norm, torch.layer_norm, F.group_norm, torch.group_norm,
                F.instance_norm, torch.instance_norm, F.rms_norm, F.relu, torch.relu, F.relu6, F.silu, F.gelu,
@@ -307,8 +344,14 @@ _SHAPES = {
     torch.t: _t, torch.clone: _same,
     "view": _view, "reshape": _view, "permute": _permute, "transpose": _transpose, "contiguous": _same,
     "size": _size, "dim": _dim, "chunk": _chunk, "split": _split, "unsqueeze": _unsqueeze, "squeeze": _squeeze,
-    "expand": _expand, "t": _t, "clone": _same, "detach": _same, "float": _same, "to": _same, "type_as": _same,
+    "expand": _expand, "t": _t, "clone": _same, "detach": _same, "to": _to, "type_as": _type_as,
+    **{name: _cast_to(dtype) for name, dtype in (("float", torch.float32), ("double", torch.float64),
+                                                 ("half", torch.float16), ("bfloat16", torch.bfloat16),
+                                                 ("long", torch.int64), ("int", torch.int32), ("bool", torch.bool))},
 }
+
+#: the casts among the views (their shape rule says the dtype)
+_CASTS = "to type_as float double half bfloat16 long int bool".split()
 
 #: names of views of other libraries, which convcost does not import (timm's drop_path, torchvision's
 #: stochastic_depth) or of torch internals (``__set__``: ``param.data = ...``, as ``Module.to`` in a forward does)
@@ -345,12 +388,16 @@ def _table() -> dict:
         add(getattr(F, name), shape=_same)
     for name in _NO_MACS:
         add(name, no_macs=True)
+    for name in _FFT:
+        add(getattr(torch.fft, name), no_macs=True, uncounted=_FFT_WORK)
     for f in _SAME_SHAPE:
         add(f, same_shape=True)
     for name in _UNARY:
         add(name, unary=True)
     for spelled, rule in _SHAPES.items():
         add(getattr(torch.Tensor, spelled) if isinstance(spelled, str) else spelled, shape=rule)
+    for name in _CASTS:
+        add(getattr(torch.Tensor, name), casts=True)
     add(F.multi_head_attention_forward, by_parts=True)
     return entries
 
@@ -364,6 +411,8 @@ def _named() -> dict:
                          (_PICKS, {"view": True, "picks": True})):
         for name in names:
             entries[name] = dataclasses.replace(entries.get(name, Op()), **flags)
+    for name in _FFT:  # torch.fft.fftn is named fft_fftn
+        entries[f"fft_{name}"] = Op(no_macs=True, uncounted=_FFT_WORK)
     return entries
 
 

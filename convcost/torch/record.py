@@ -45,6 +45,7 @@ class Recorder:
         # storages written in place from a tensor needing a gradient (``k[..., :d].copy_(y)``): every tensor
         # that reads one needs a gradient from then on (the view written, its base, the other views of it)
         self.written = set()
+        self.read_without_grad = set()  # id() of the parameters a call read under torch.no_grad()
         # the dtype of every storage, what the autocast in force casts, and the bytes it all keeps
         self.precision = Precision(self, model) if training else None
 
@@ -57,6 +58,17 @@ class Recorder:
             self.precision.dtypes[key] = dtype
             self.precision.note(dtype)
         return key
+
+    def read_as_reals(self, key, dtype) -> None:
+        """Complex storage ``key`` read as reals (``x.real``, ``view_as_real``): autograd's hooks count a saved
+        view of it in the real dtype's elements, two per complex element (once, however many views read it)."""
+        done = self.__dict__.setdefault("_read_as_reals", set())
+        if key in done or key not in self.storages:
+            return
+        done.add(key)
+        self.storages[key] = 2 * self.storages[key]
+        if self.precision is not None and isinstance(dtype, torch.dtype) and key in self.precision.dtypes:
+            self.precision.dtypes[key] = dtype
 
     def tensor(self, shape, grad=False) -> Tensor:
         """A new tensor in its own storage."""
@@ -118,7 +130,12 @@ class Recorder:
                 return (self.output(first, c, base),
                         *(self.output(t, c, None) if t is not None else None for t in rest))
             return self.output(Tensor(emit.output), c, base)
-        return self.output(Tensor(out), c, base)
+        made = self.output(Tensor(out), c, base)
+        if emit.dtype is not None:  # an integer or complex result (token ids plus one, a complex product)
+            made.dtype = emit.dtype
+            if self.training and made.storage is not None and not inplace:
+                self.precision.dtypes[made.storage] = emit.dtype
+        return made
 
     def output(self, t, c, base):
         """``t`` with its gradient flag, storage and layout, in a training reading (``base``: the row's output
@@ -208,8 +225,12 @@ class Recorder:
         only through ``argmax``), and the parameters only they read: autograd runs no backward for them and
         gives those parameters no gradient. Empty where the reading did not follow every call."""
         flows, live = self.__dict__.get("_flows"), self.__dict__.get("_returned")
+        followed = {key[1] for sources, _ in flows or () for key in sources
+                    if isinstance(key, tuple) and key[0] == "tensor"}
+        # a parameter read only under torch.no_grad() (DeepSeek's indexer, a frozen audio encoder): no gradient
+        quiet = self.read_without_grad - followed
         if not flows or not live:
-            return set(), set()
+            return set(), quiet
         live, made = set(live), set()
         for sources, results in reversed(flows):
             made |= results
@@ -222,8 +243,7 @@ class Recorder:
                   if outs and all(o in dead for o in outs) and ("tensor", pid) not in live}
         # a parameter read as data (a class token expanded into an attention's query) that the loss never
         # reaches through any call
-        followed = {key[1] for sources, _ in flows for key in sources if isinstance(key, tuple) and key[0] == "tensor"}
-        return entries, params | {pid for pid in followed if ("tensor", pid) not in live}
+        return entries, params | quiet | {pid for pid in followed if ("tensor", pid) not in live}
 
     def first_index(self, key) -> bool:
         """Whether storage ``key``, an int64 index autograd keeps, is kept here for the first time (an index

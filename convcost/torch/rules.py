@@ -42,10 +42,13 @@ class Emit:
     product drops the axis it added) or a tuple of :class:`Tensor` (a pool that returns indices).
     """
 
-    __slots__ = ("spec", "inputs", "reads", "output")
+    __slots__ = ("spec", "inputs", "reads", "output", "dtype")
 
-    def __init__(self, spec, inputs, reads=(), output=None):
+    def __init__(self, spec, inputs, reads=(), output=None, dtype=None):
         self.spec, self.inputs, self.reads, self.output = spec, inputs, reads, output
+        #: the output's dtype where it is not the floating one the reading leaves open (an integer sum of token
+        #: ids, a complex product): see :func:`promoted`
+        self.dtype = dtype
 
 
 #: an ``Emit.output`` saying the call's input had no batch axis: the row is costed on a batch of one,
@@ -112,3 +115,30 @@ def broadcast(shapes) -> tuple:
         big = [x for x in sizes if x != 1]
         out.append(big[0] if big else 1)
     return tuple(out)
+
+
+def promoted(operands, divides=False):
+    """The dtype PyTorch's type promotion gives an element-wise call on one or two ``operands`` (:class:`Tensor`
+    values and Python numbers), where it is not floating: an integer, boolean or complex dtype; None for a
+    floating result (the dtype the reading leaves open). ``divides``: a true division, whose result is floating
+    even for integers.
+
+    >>> ids = Tensor((2, 4), dtype=torch.int64)
+    >>> promoted([ids, 1]), promoted([ids, Tensor((2, 4))]), promoted([ids, 2], divides=True)
+    (torch.int64, None, None)
+    >>> promoted([Tensor((4,), dtype=torch.complex64), Tensor((2, 4))])
+    torch.complex64
+    """
+    dtypes = [v.dtype for v in operands if isinstance(v, Tensor)]
+    if all(d is None or d.is_floating_point for d in dtypes) and not any(type(v) is complex for v in operands):
+        return None  # nearly every call: floating tensors (the fast path)
+    # meta stand-ins of each operand's rank (a 0-d tensor promotes as a number does) and dtype (open: floating)
+    stand_ins = [torch.empty((1,) * len(v.shape), dtype=v.dtype or torch.float32, device="meta")
+                 if isinstance(v, Tensor) else v for v in operands[:2]]
+    if not all(isinstance(v, (torch.Tensor, bool, int, float, complex)) for v in stand_ins) or \
+            not any(isinstance(v, torch.Tensor) for v in stand_ins):
+        return None
+    found = torch.result_type(*stand_ins) if len(stand_ins) == 2 else stand_ins[0].dtype
+    if found.is_floating_point or divides and not found.is_complex:
+        return None
+    return found

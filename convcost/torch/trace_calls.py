@@ -286,6 +286,7 @@ def event_of(func, args, kwargs, context: str, caller=None) -> Event:
     ``x + y`` reaches the mode as ``Tensor.add``, as ``x.add(y)`` does; ``caller``, the frame that made the call,
     tells them apart (it runs a binary operator), so that the event is spelled as the forward wrote it, as the
     other readings see it."""
+    func = _PROPERTIES.get(func, func) if type(func) is _METHOD_WRAPPER else func
     qual = getattr(func, "__qualname__", "") or ""
     seen = {}
     args, kwargs = _wrap(args, seen), _wrap(kwargs, seen)
@@ -296,6 +297,10 @@ def event_of(func, args, kwargs, context: str, caller=None) -> Event:
         return Event(METHOD, name, args, kwargs, context)
     return Event(FUNCTION, func, args, kwargs, context)
 
+
+#: tensor properties that are calls of their own (a complex tensor's parts: views), as the other readings see them
+_PROPERTIES = {torch.Tensor.real.__get__: torch.real, torch.Tensor.imag.__get__: torch.imag}
+_METHOD_WRAPPER = type(torch.Tensor.real.__get__)
 
 #: tensor methods a Python operator runs, by the operator; ``x += y`` is spelled ``x + y``, as Python falls back to
 #: it on the shape reading's values and on fx's proxies, which have no in-place operators

@@ -65,10 +65,10 @@ class Shaped:
     with values (:func:`read_shapes` ``with_values=True``) it also carries the tensor itself (``real``),
     computed alongside, so that a forward may read values."""
 
-    __slots__ = ("value", "real")
+    __slots__ = ("value", "alongside")  # not ``real``: a complex tensor's real part is ``x.real``
 
     def __init__(self, value: Tensor, real=None):
-        self.value, self.real = value, real
+        self.value, self.alongside = value, real
 
     @property
     def shape(self) -> torch.Size:
@@ -109,8 +109,8 @@ class Shaped:
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        if name in _VALUES and self.real is not None:  # a value the forward reads: the tensor computed alongside
-            return getattr(self.real, name)
+        if name in _VALUES and self.alongside is not None:  # a value the forward reads: the tensor computed alongside
+            return getattr(self.alongside, name)
         found = getattr(torch.Tensor, name, None)
         if found is None:
             raise AttributeError(f"'Tensor' object has no attribute {name!r}")
@@ -118,6 +118,8 @@ class Shaped:
             return _session().call(METHOD, "transpose", (self, -2, -1), {})
         if name in ("T", "H"):
             return _session().call(METHOD, "permute", (self, *reversed(range(len(self.value.shape)))), {})
+        if name in ("real", "imag"):  # a complex tensor's parts: views, as torch.real and torch.imag give them
+            return _session().call(FUNCTION, getattr(torch, name), (self,), {})
         if not callable(found):  # a property: as a meta tensor of this shape has it, unless it is a tensor
             value = getattr(torch.empty(self.value.shape, dtype=self.dtype, device="meta"), name)
             if isinstance(value, torch.Tensor):  # T, data, grad ...: a shape cannot give them
@@ -146,9 +148,9 @@ class Shaped:
 
     def _value(self, read, what):
         """A value the forward reads: from the tensor computed alongside, else this reading cannot go on."""
-        if self.real is None:
+        if self.alongside is None:
             raise NeedsTensors(what)
-        return read(self.real)
+        return read(self.alongside)
 
     def __bool__(self):
         return self._value(bool, "the truth value of a tensor")
@@ -342,9 +344,9 @@ class _Once:
 def _reals(value):
     """The tensors computed alongside, in place of the :class:`Shaped` values."""
     if isinstance(value, Shaped):
-        if value.real is None:
+        if value.alongside is None:
             raise NeedsTensors("a value computed without its tensor")
-        return value.real
+        return value.alongside
     if type(value) in (tuple, list):
         return type(value)(_reals(v) for v in value)
     if type(value) is dict:
@@ -359,7 +361,7 @@ def _with_reals(shaped, real):
     if isinstance(shaped, Shaped):
         if not isinstance(real, torch.Tensor) or tuple(real.shape) != tuple(shaped.value.shape):
             raise NeedsTensors("a call whose result on tensors differs from its result on shapes")
-        shaped.real = real
+        shaped.alongside = real
     elif isinstance(shaped, (tuple, list)) and isinstance(real, (tuple, list)) and len(shaped) == len(real):
         for s_item, r_item in zip(shaped, real):
             _with_reals(s_item, r_item)

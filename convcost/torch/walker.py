@@ -150,6 +150,10 @@ class Walk:
             self.record.untrack(event.label, event.path, "inside a custom autograd.Function: its backward is its own")
         elif self.training and not torch.is_grad_enabled():  # under torch.no_grad(): no backward, nothing kept
             graph, apart = len(self.record.graph), len(self.record.extra_saved)
+            self.record.read_without_grad.update(
+                id(p) for p in (own_parameters(event.target) if event.kind == MODULE else (
+                    t.tensor for t in _flat(event.args, event.kwargs) if isinstance(t, Tensor)))
+                if isinstance(p, torch.nn.Parameter))
             result = self._call(event)
             del self.record.graph[graph:], self.record.extra_saved[apart:]
             return _without_grad(result)
@@ -224,7 +228,8 @@ class Walk:
         if rule is None:
             if event.kind == FUNCTION and event.target in (operator.getitem, getattr):
                 return self.getitem(event)
-            return self.unknown(event, _NOT_COUNTED if op.no_macs else "no convcost rule for this operation")
+            return self.unknown(event, (op.uncounted or _NOT_COUNTED) if op.no_macs
+                                else "no convcost rule for this operation")
         try:
             result = rule(args, kwargs)
         except NoRule as why:
@@ -232,8 +237,8 @@ class Walk:
         if isinstance(result, Emit):
             return self.emit(event, result, flat)
         source = args[0] if args else None
-        if isinstance(source, Tensor) and source.dtype is not None:  # a view keeps its dtype (an index, a mask)
-            result = _with_dtype(result, source.dtype)
+        if isinstance(source, Tensor) and source.dtype is not None and not op.casts:
+            result = _with_dtype(result, source.dtype)  # a view keeps its dtype (an index, a mask)
         if self.training and isinstance(source, (tuple, list)) and isinstance(result, Tensor):
             # torch.stack: a new tensor (its backward keeps nothing), needing a gradient when a part does
             parts = [self.record.tracked(t) for t in source if isinstance(t, Tensor)]
@@ -253,7 +258,7 @@ class Walk:
         op = op_of(event.kind, event.target)
         if rule is None or rule is op.shape:
             if not op.view and any(isinstance(a, Tensor) for a in _flat(event.args, event.kwargs)):
-                self.record.skip(event.label, event.path, _NOT_COUNTED
+                self.record.skip(event.label, event.path, (op.uncounted or _NOT_COUNTED)
                                  if op.no_macs else "no convcost rule for this operation", macs=not op.no_macs)
             return
         try:
@@ -381,10 +386,9 @@ class Walk:
             # it is a view, of the call on the tensors computed alongside
             meta, base = _laid_out_as(self._computed_output())
         viewed = self._viewed(result, source, meta, base, event.name == "clone" or data_dependent)
-        if event.name == "view_as_real" and isinstance(viewed, Tensor) and viewed.storage in self.record.storages:
-            # a complex storage read as reals: autograd's hooks count its elements as the saved view's, two each
-            storages = self.record.storages
-            storages[viewed.storage] = max(storages[viewed.storage], _numel(viewed.shape))
+        if event.name in ("view_as_real", "real", "imag") and isinstance(viewed, Tensor) and \
+                isinstance(source.dtype, torch.dtype) and source.dtype.is_complex:
+            self.record.read_as_reals(viewed.storage, viewed.dtype)
         return viewed, data_dependent
 
     def _viewed(self, result, source, meta, base, clone):
@@ -399,8 +403,10 @@ class Walk:
             dtype = meta.dtype if isinstance(meta, torch.Tensor) and (isinstance(source.dtype, torch.dtype) or plain) \
                 and meta.dtype != self.record.precision.of(source) and (not plain or (
                     meta.dtype.is_floating_point and meta.dtype != torch.float32)) else None
-            storage = self.record.new_storage(result.shape, dtype or self.record.precision.of(source)) if copy \
-                else source.storage
+            # (a cast to or from an integer dtype: its rule's dtype; ``ids.float()`` is a float copy, no index)
+            known = result.dtype if isinstance(result.dtype, torch.dtype) else None
+            storage = self.record.new_storage(result.shape, dtype or known or self.record.precision.of(source)) \
+                if copy else source.storage
             return Tensor(result.shape, result.tensor, result.name, dtype or result.dtype,
                           grad=source.grad and not _integral(dtype or result.dtype),  # kthvalue's indices: none
                           storage=storage, layout=layout)

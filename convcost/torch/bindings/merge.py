@@ -14,10 +14,10 @@ from convcost import primitives as p
 from convcost.torch import modules
 from convcost.torch.binding import binds
 from convcost.torch.layouts import broadcast_layout
-from convcost.torch.rules import Emit, NoRule, Tensor, bind_arguments, broadcast, reads
+from convcost.torch.rules import Emit, NoRule, Tensor, bind_arguments, broadcast, promoted, reads
 
 
-def _elementwise(merge):
+def _elementwise(merge, divides=False):
     def rule(args, kwargs):
         tensors = [a for a in args[:2] if isinstance(a, Tensor)]
         if not tensors:
@@ -26,7 +26,9 @@ def _elementwise(merge):
         shapes = [t.shape if len(t.shape) == len(out) else (1,) * (len(out) - len(t.shape)) + t.shape for t in tensors]
         if len(shapes) == 1 or merge is p.Add:
             shapes = [out, out]  # Add needs equal shapes: a broadcast operand is read as expanded
-        return Emit(merge(), shapes, reads(*args[:2]))
+        # token ids plus one stay integers, a complex product complex; a division is floating unless it rounds
+        true_division = divides and kwargs.get("rounding_mode") is None
+        return Emit(merge(), shapes, reads(*args[:2]), dtype=promoted(args[:2], divides=true_division))
     return rule
 
 
@@ -40,7 +42,7 @@ def _cat(args, kwargs):
     return Emit(p.Concat(dim=int(a["dim"])), [t.shape for t in tensors], reads(*tensors))
 
 
-_ADD, _MUL = _elementwise(p.Add), _elementwise(p.Mul)
+_ADD, _MUL, _DIV = _elementwise(p.Add), _elementwise(p.Mul), _elementwise(p.Mul, divides=True)
 
 
 def _read_merge(m):
@@ -65,10 +67,10 @@ class MulBinding:
     def build(layer, rank):
         return modules.Merge("mul")
 
-    functions = {operator.mul: _MUL, operator.imul: _MUL, torch.mul: _MUL, operator.truediv: _MUL, torch.div: _MUL,
-                 torch.multiply: _MUL, torch.divide: _MUL, torch.true_divide: _MUL}
-    methods = {"mul": _MUL, "mul_": _MUL, "div": _MUL, "div_": _MUL, "multiply": _MUL, "multiply_": _MUL,
-               "divide": _MUL, "divide_": _MUL, "true_divide": _MUL, "true_divide_": _MUL}
+    functions = {operator.mul: _MUL, operator.imul: _MUL, torch.mul: _MUL, operator.truediv: _DIV, torch.div: _DIV,
+                 torch.multiply: _MUL, torch.divide: _DIV, torch.true_divide: _DIV}
+    methods = {"mul": _MUL, "mul_": _MUL, "div": _DIV, "div_": _DIV, "multiply": _MUL, "multiply_": _MUL,
+               "divide": _DIV, "divide_": _DIV, "true_divide": _DIV, "true_divide_": _DIV}
     output_layout = broadcast_layout
 
 
