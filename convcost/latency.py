@@ -607,12 +607,13 @@ def fit(machine: Machine, samples, dtype: str = "float32", fitted_from: str = ""
                            overheads=dict(machine.overheads) | roof.overheads, fitted_from=note)
 
 
-def fit_phase(machine: Machine, samples, dtype: str = "float32") -> Roof:
+def fit_phase(machine: Machine, samples, dtype: str = "float32", compute_guess: bool = True) -> Roof:
     """The :class:`Roof` of one phase: factors and an overhead per kind (:func:`fit_roof`), for an operation
     the samples hold but a model may lack a kernel of, and factors and an overhead per operation
-    (``by_op=True``), which a kernel of that operation takes first."""
+    (``by_op=True``), which a kernel of that operation takes first. ``compute_guess=False`` fits each operation
+    from the plain roofline's sides only (see :func:`fit_roof`)."""
     kinds = fit_roof(machine, samples, dtype)
-    ops = fit_roof(machine, samples, dtype, by_op=True, overhead=kinds.overhead)
+    ops = fit_roof(machine, samples, dtype, by_op=True, overhead=kinds.overhead, compute_guess=compute_guess)
     return Roof(kinds.efficiency | ops.efficiency, kinds.memory_efficiency | ops.memory_efficiency, kinds.overhead,
                 ops.overheads)
 
@@ -622,7 +623,7 @@ TINY = 0.1
 
 
 def fit_roof(machine: Machine, samples, dtype: str = "float32", rounds: int = 30, by_op: bool = False,
-             overhead: float = 0.0) -> Roof:
+             overhead: float = 0.0, compute_guess: bool = True) -> Roof:
     """The :class:`Roof` that fits measured ``(spec_or_cost, seconds)`` pairs best, relative error counted.
 
     A kernel takes ``overhead + max(compute / e_c[kind], memory / e_m[kind])``: given which side of each
@@ -633,7 +634,10 @@ def fit_roof(machine: Machine, samples, dtype: str = "float32", rounds: int = 30
     returned. ``by_op=True`` fits per operation (:func:`op_key`) instead of per kind, with an overhead for each
     (``overheads``) fitted where it has a *tiny* sample (one kernel whose plain roofline is under :data:`TINY`
     of its time: the call is nearly all dispatch), and ``overhead`` for an operation without one: an overhead
-    fitted along with the factors of a few large kernels soaks up their noise.
+    fitted along with the factors of a few large kernels soaks up their noise. ``by_op`` also fits each
+    operation from a first guess with every kernel on the compute side and keeps it where it fits clearly better
+    (a max pool), unless ``compute_guess=False`` (a training step's phases: a step's backward of a memory-bound
+    kernel is no compute-bound kernel, and a start on that side anchors the fit on it).
     """
     rows, measured = [], []
     for spec_or_cost, seconds in samples:
@@ -665,7 +669,10 @@ def fit_roof(machine: Machine, samples, dtype: str = "float32", rounds: int = 30
     # is fitted from both guesses, each operation keeping the one its own kernels fit clearly better (its columns
     # are its own: one fit does not move another's)
     coef = _fit_sides(rows, y, fresh + known, kinds, key, rounds, calls)
-    other = _fit_sides(rows, y, fresh + known, kinds, key, rounds, calls, compute_first=True)
+    if not compute_guess:
+        other = coef.copy()
+    else:
+        other = _fit_sides(rows, y, fresh + known, kinds, key, rounds, calls, compute_first=True)
     worse, better = (_errors(c, rows, y, fresh + known, kinds, key, calls) for c in (coef, other))
     for j, k in enumerate(kinds):
         if sum(better.get(k, ())) < 0.5 * sum(worse.get(k, ())):  # clearly better: a tie keeps the first guess

@@ -9,9 +9,9 @@ kernel kind (:data:`convcost.primitives.KINDS`, and ``"view"`` for calls that ru
 the network's per-row predictions, each kernel's time multiplied by its kind's factor, matches the measured
 network time (:func:`fit_factors`). A factor never fitted is 1.
 
-The fit is ridge least squares toward 1 on relative errors (:func:`convcost.least_squares.ridge_toward`): a kind
-the networks barely use keeps a factor near 1, and a busy moment of the machine during one network's timing
-moves no factor far.
+The fit is ridge least squares on relative errors (:func:`convcost.least_squares.ridge_toward`) toward one factor
+shared by every kind (itself fitted toward 1): a kind the networks barely use keeps a factor near the shared one,
+and a busy moment of the machine during one network's timing moves no factor far.
 
 >>> parts = [({"dense_conv": 2.0, "elementwise": 1.0}, 0.0, 6.0), ({"dense_conv": 1.0, "elementwise": 2.0}, 0.0, 6.0)]
 >>> {k: round(v, 3) for k, v in fit_factors(parts, weight=0.0).items()}
@@ -36,9 +36,10 @@ PHASES = ("inference", "training")
 VIEW = "view"
 #: the keys a phase's factors may have
 KEYS = (*KINDS, VIEW)
-#: the prior's weight against the networks' squared relative errors: a factor moves from 1 only as far as the
-#: networks pay for it (the fit must stay stable on a busy machine)
-PRIOR_WEIGHT = 0.02
+#: the prior's weight per network against the networks' squared relative errors: a factor moves from 1 only as
+#: far as the networks pay for it (the fit must stay stable on a busy machine); per network, so that more networks
+#: do not drown the prior
+PRIOR_WEIGHT = 0.01
 #: no factor is fitted below this or above its inverse: a kind cannot vanish, nor take over the network
 BOUND = 0.25
 
@@ -62,18 +63,20 @@ def corrected(parts: dict, fixed: float, factors: dict) -> float:
     return float(fixed) + sum(factors.get(k, 1.0) * s for k, s in parts.items())
 
 
-def fit_factors(samples, weight: float = PRIOR_WEIGHT, bound: float = BOUND) -> dict:
+def fit_factors(samples, weight: float | None = None, bound: float = BOUND) -> dict:
     """Per kind, the factor that makes ``fixed + sum(factor[kind] x parts[kind])`` match the measured seconds of
     every sample ``(parts: kind -> uncorrected seconds, fixed seconds, measured seconds)`` best, relative error
-    counted, with a prior of ``weight`` toward 1 and every factor in ``[bound, 1 / bound]``. Only kinds the
-    samples use are returned.
+    counted, with a prior of ``weight`` (default :data:`PRIOR_WEIGHT`) per sample toward a shared factor and every factor in ``[bound, 1 / bound]``. Only kinds
+    the samples use are returned.
 
     >>> fit_factors([({"linear": 1.0}, 0.0, 100.0)], weight=0.0)   # no factor goes past its bound
     {'linear': 4.0}
-    >>> round(fit_factors([({"linear": 1.0}, 0.0, 1.5)])["linear"], 3)   # the prior holds it toward 1
-    1.478
+    >>> few = [({"linear": 1.0, "elementwise": 0.01}, 0.0, 1.5)]   # the elementwise share says nearly nothing:
+    >>> {k: round(v, 2) for k, v in fit_factors(few).items()}       # it stays near the shared factor
+    {'linear': 1.49, 'elementwise': 1.47}
     """
     samples = list(samples)
+    weight = PRIOR_WEIGHT if weight is None else weight
     if not samples:
         raise ConvcostError("fit_factors: needs at least one measured network")
     if not (0 < bound <= 1):
@@ -89,7 +92,12 @@ def fit_factors(samples, weight: float = PRIOR_WEIGHT, bound: float = BOUND) -> 
         return {}
     a = np.array([[parts.get(k, 0.0) / measured for k in kinds] for parts, _, measured in samples])
     b = np.array([1 - fixed / measured for _, fixed, measured in samples])
-    x = ridge_toward(a, b, prior=np.ones(len(kinds)), weight=weight, lower=np.full(len(kinds), bound))
+    # the prior: one factor shared by every kind (what every network says together), itself held toward 1; each
+    # kind then moves from it only as far as the networks pay for it
+    shared = ridge_toward(a.sum(axis=1, keepdims=True), b, prior=np.ones(1), weight=weight * len(samples),
+                          lower=np.full(1, bound))[0]
+    x = ridge_toward(a, b, prior=np.full(len(kinds), min(shared, 1 / bound)), weight=weight * len(samples),
+                     lower=np.full(len(kinds), bound))
     return {k: float(min(v, 1 / bound)) for k, v in zip(kinds, x)}
 
 

@@ -260,7 +260,8 @@ def test_calibrate_tiny_caches_in_the_user_cache_folder(tmp_path, monkeypatch, c
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # where platformdirs puts it on Linux
     monkeypatch.setattr(platformdirs, "user_cache_dir", lambda name, appauthor=None: str(tmp_path / name))
-    m = calibrate("cpu", quick=True, min_run_time=0.001, passes=1)
+    small = (("inference", 1, 32, False), ("training", 1, 32, True))  # the synthetic networks on small images
+    m = calibrate("cpu", quick=True, min_run_time=0.001, passes=1, network_settings=small)
     path = cache_path("cpu", 1, quick=True)
     assert path.startswith(str(tmp_path / "convcost"))
     assert Machine.load(path) == m
@@ -271,6 +272,11 @@ def test_calibrate_tiny_caches_in_the_user_cache_folder(tmp_path, monkeypatch, c
     # and a cold call's extra time, measured on the kernels whose time is their call
     assert {"elementwise/BatchNorm", "pointwise_conv", "linear"} <= set(m.cold_overheads)
     assert all(v >= 0 for v in m.cold_overheads.values())
+    # a strided depthwise convolution has factors of its own, and the synthetic networks gave in-network factors
+    # for both phases, saved with the cache (Machine.load(path) == m above)
+    assert "depthwise_conv/Conv-strided" in m.efficiency
+    assert set(m.network) == {"inference", "training"}
+    assert {"dense_conv", "depthwise_conv", "elementwise", "linear"} <= set(m.network["inference"])
     err = capsys.readouterr().err  # progress, one line per stage, on stderr
     assert "convcost calibrate: measuring cpu with 1 thread" in err and f"cached in {path}" in err
     # a cached calibration is read back, not measured again; quiet=True says nothing

@@ -11,7 +11,10 @@ thread count, and returns a :class:`convcost.latency.Machine`:
    caching allocator reuses blocks: no cost);
 4. efficiency per kernel kind and overhead per kernel call: a small set of real
    kernels (convcost specs built by :func:`convcost.torch.to_torch`), fitted by
-   :func:`convcost.latency.fit`.
+   :func:`convcost.latency.fit`;
+5. one in-network factor per kernel kind, at inference and in a training step: a few small synthetic networks
+   (:mod:`convcost.torch.networks`, never a zoo model) timed end to end against the sum of their rows'
+   predictions (:func:`convcost.latency_network.fit_factors`).
 
 The result is cached as JSON in the per-user cache folder of the operating system
 (``platformdirs.user_cache_dir("convcost")``: ``$XDG_CACHE_HOME/convcost`` or
@@ -25,7 +28,9 @@ synchronises the device) but have not been run by convcost's own tests, which
 have no GPU; asking for ``"cuda"`` without one is a ConvcostError.
 
 >>> import tempfile
->>> m = calibrate("cpu", quick=True, cache_dir=tempfile.mkdtemp(), quiet=True, passes=1, min_run_time=0.001)
+>>> small = (("inference", 1, 32, False),)   # the synthetic networks on small images, for a quick look
+>>> m = calibrate("cpu", quick=True, cache_dir=tempfile.mkdtemp(), quiet=True, passes=1, min_run_time=0.001,
+...               network_settings=small)
 >>> m.peak_flops > 0 and m.bandwidth > 0 and "depthwise_conv" in m.efficiency
 True
 >>> calibrate("tpu")
@@ -47,15 +52,17 @@ import time
 import torch
 from torch.utils import benchmark
 
-from convcost import latency
+from convcost import latency, latency_network
 from convcost.errors import ConvcostError
 from convcost.latency import Machine
 from convcost.layers import Merge
-from convcost.torch import runtime
+from convcost.model_latency import network_parts
+from convcost.torch import networks, runtime
 from convcost.torch.build import to_torch
+from convcost.torch.profiling import profile
 
 #: bumped when calibration measures something new, so that older cached machines are measured again
-CALIBRATION_VERSION = 5
+CALIBRATION_VERSION = 6
 
 
 def check_device(device) -> torch.device:
@@ -407,7 +414,7 @@ def calibration_kernels(quick: bool = False) -> list:
     are checked against.
 
     >>> len(calibration_kernels()), len(calibration_kernels(quick=True))
-    (290, 157)
+    (303, 163)
     """
     from convcost import primitives as p
 
@@ -422,6 +429,7 @@ def calibration_kernels(quick: bool = False) -> list:
             (p.Conv(c, 2 * c, 1), image),
             (p.Conv(c, c, 3, P=1, G=c), image),
             (p.Conv(c, c, 5, P=2, G=c), image),
+            (p.Conv(c, c, 3, S=2, P=1, G=c), image),  # strided depthwise: an operation of its own
             (p.Conv(c, c, 3, P=1, G=max(c // 16, 2)), image),
             (p.Linear(c * 4, c * 4), (8 * n, c * 4)),
             (p.BatchNorm(c), image),
@@ -459,7 +467,7 @@ def cache_path(device: str = "cpu", threads: int = 1, quick: bool = False, cache
     the thread count and the torch release, so another machine or release is measured afresh.
 
     >>> cache_path("cpu", 2, cache_dir="/tmp/x")
-    '/tmp/x/machine5-cpu-...-2threads-torch....json'
+    '/tmp/x/machine6-cpu-...-2threads-torch....json'
     """
     if cache_dir is None:
         import platformdirs  # a core dependency; imported here, as only the default folder needs it
@@ -496,6 +504,51 @@ def time_training(layer, input_shape, *, device: str = "cpu", threads: int = 1, 
     forward = time_call(call, device=device, threads=threads, min_run_time=min_run_time, grad=True)
     both = time_call(step, device=device, threads=threads, min_run_time=min_run_time, grad=True)
     return forward, both
+
+
+def time_network(model, input_shape, training: bool, *, device: str = "cpu", threads: int = 1,
+                 min_run_time: float = 0.2) -> float:
+    """Seconds of one call of a whole network (the median block): at inference its forward, in training one step
+    (gradients cleared, forward, the output's mean's backward, an SGD step with momentum), as a model is timed.
+
+    >>> from convcost.torch import networks
+    >>> time_network(networks.build("classifier"), (1, 3, 32, 32), False, min_run_time=0.001) > 0
+    True
+    """
+    dev = check_device(device)
+    model = model.to(dev).train(training)
+    x = torch.randn(*input_shape, device=dev)
+    if not training:
+        return time_call(model, x, device=device, threads=threads, min_run_time=min_run_time)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-6, momentum=0.9)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        model(x).mean().backward()
+        opt.step()
+
+    return time_call(step, device=device, threads=threads, min_run_time=min_run_time, grad=True)
+
+
+def network_factors(machine: Machine, timings: dict, say=None) -> dict:
+    """``machine.network``: per phase, the in-network factors fitted on ``timings`` (``(name, label, batch, size,
+    training) -> seconds`` of :mod:`convcost.torch.networks`), each network predicted from its profile on
+    ``machine`` before any factor."""
+    samples = {}
+    for (name, label, batch, size, training), seconds in timings.items():
+        shape = (batch, 3, size, size)
+        report = profile(networks.build(name), shape, training=training)
+        parts, fixed = network_parts(report, machine.replace(network={}))
+        samples.setdefault(label, []).append((f"{name} {batch}x{size}", parts, fixed, seconds))
+    out = {label: latency_network.fit_factors([row[1:] for row in rows]) for label, rows in samples.items()}
+    if say:
+        for label, factors in out.items():
+            rows = samples[label]
+            say(f"in-network factors, {label}: " + ", ".join(f"{k} {v:.2f}" for k, v in factors.items()))
+            say("  predicted / measured before and after: " + ", ".join(
+                f"{what} {(fixed + sum(parts.values())) / t:.2f} "
+                f"{latency_network.corrected(parts, fixed, factors) / t:.2f}" for what, parts, fixed, t in rows))
+    return out
 
 
 def optimizer_cost(optimizer: str, device: str = "cpu", threads: int = 1, min_run_time: float = 0.2) -> tuple:
@@ -538,6 +591,7 @@ def calibrate(
     passes: int | None = None,
     tolerance: float = 0.02,
     quiet: bool = False,
+    network_settings=None,
 ) -> Machine:
     """Measure ``device`` and fit the latency model's factors; cached unless ``cache=False``.
 
@@ -551,7 +605,9 @@ def calibrate(
     worst over the kernels, and for peak and bandwidth): the calibration's own noise.
 
     ``quick=True`` times the kernels of :data:`QUICK_STAGES` (a subset of the full grid) for a shorter
-    time each: its factors are meant to stay within 1.5x of the full calibration's.
+    time each, and :data:`convcost.torch.networks.QUICK_NETWORKS`: its factors are meant to stay within 1.5x of
+    the full calibration's. ``network_settings`` replaces the synthetic networks' batches and image sizes
+    (:data:`convcost.torch.networks.SETTINGS`; smaller ones for a test, whose factors then fit small images).
     Progress goes to stderr, one line per stage, unless ``quiet=True``.
     """
     check_device(device)
@@ -565,7 +621,7 @@ def calibrate(
         say(f"using the cached calibration {path} (cache=False measures afresh)")
         return Machine.load(path)
     machine, _ = measure(device, threads=threads, quick=quick, min_run_time=min_run_time, passes=passes,
-                         tolerance=tolerance, say=say)
+                         tolerance=tolerance, say=say, network_settings=network_settings)
     if cache:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         machine.save(path)
@@ -576,15 +632,20 @@ def calibrate(
 
 
 def measure(device: str = "cpu", *, threads: int = 1, quick: bool = False, min_run_time: float | None = None,
-            passes: int | None = None, tolerance: float = 0.02, say=None) -> tuple:
+            passes: int | None = None, tolerance: float = 0.02, say=None, network_settings=None) -> tuple:
     """``(machine, samples)``: what :func:`calibrate` measures and fits, never cached, with the inference
-    samples ``(cost, fastest seconds)`` it was fitted on (for other predictors fitted on the same kernels)."""
+    samples ``(cost, fastest seconds)`` it was fitted on (for other predictors fitted on the same kernels).
+    ``network_settings`` replaces :data:`convcost.torch.networks.SETTINGS` (smaller images for a test)."""
     say = say or _progress(True)
     run = min_run_time if min_run_time is not None else (0.01 if quick else 0.05)
     most = passes if passes is not None else (3 if quick else 6)
     kernels = calibration_kernels(quick)
+    nets = [(name, *setting) for name in (networks.QUICK_NETWORKS if quick else networks.NETWORKS)
+            for setting in (network_settings or networks.SETTINGS)]
+    built = {net: networks.build(net[0]) for net in nets}
     say(f"measuring {device} with {threads} thread{'s' * (threads > 1)}: matmul peak, copy bandwidth, "
-        f"{len(kernels)} kernels for inference and training, optimizers, views, in passes until stable "
+        f"{len(kernels)} kernels for inference and training, optimizers, views, {len(nets)} synthetic network "
+        "timings, in passes until stable "
         f"(at most {most}), then fresh memory")
     readings = {}  # quantity -> every pass's reading
     cold = cold_kernels(kernels)
@@ -608,6 +669,9 @@ def measure(device: str = "cpu", *, threads: int = 1, quick: bool = False, min_r
             read(("inference", i), lambda: time_layer(layer, shape, device=device, threads=threads, min_run_time=run))
             read(("training", i), lambda: time_training(layer, shape, device=device, threads=threads,
                                                         min_run_time=run))
+        for net in nets:
+            read(("network", net), lambda net=net: time_network(built[net], (net[2], 3, net[3], net[3]), net[4],
+                                                                 device=device, threads=threads, min_run_time=run))
         moved = _improvement(readings)
         say(f"pass {done + 1}: peak {1 / min(readings['peak']) / 1e9:,.1f} GFLOP/s, bandwidth "
             f"{1 / min(readings['bandwidth']) / 1e9:,.1f} GB/s; the last pass improved a reading by up to "
@@ -633,10 +697,15 @@ def measure(device: str = "cpu", *, threads: int = 1, quick: bool = False, min_r
     note = (f"convcost.torch.calibrate: {len(costs)} kernels{' (quick)' if quick else ''}, "
             f"{len(readings['peak'])} passes, matmul peak, copy bandwidth, fresh-memory cost")
     machine = latency.fit(machine, inference, fitted_from=note)
-    training = {"forward": latency.fit_phase(machine, forward).as_dict(),
-                "backward": latency.fit_phase(machine, backward).as_dict(),
+    # a training step's phases from the plain roofline's sides only: a first guess with every kernel on the compute
+    # side anchored the backward's memory-bound kernels there
+    training = {"forward": latency.fit_phase(machine, forward, compute_guess=False).as_dict(),
+                "backward": latency.fit_phase(machine, backward, compute_guess=False).as_dict(),
                 "optimizer": {opt: list(best[opt]) for opt in ("sgd", "adam")}}
-    return machine.replace(training=training, spread=_spread(readings)), inference
+    machine = machine.replace(training=training, spread=_spread(readings))
+    say(f"fitting the in-network factors on {len(nets)} timings of {len({net[0] for net in nets})} synthetic networks")
+    network = network_factors(machine, {net: best[("network", net)] for net in nets}, say)
+    return machine.replace(network=network), inference
 
 
 def _best(values):
