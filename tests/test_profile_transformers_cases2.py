@@ -285,3 +285,34 @@ def test_integer_arithmetic_on_ids(model):
 @pytest.mark.parametrize("kind", ["data2vec-text", "luke", "mpnet", "fsmt", "layoutlm", "camembert"])
 def test_position_ids_from_input_ids(kind):
     assert_zoo_row_exact(kind)
+
+
+# --- isfinite, isnan, isinf: no counted work, never a flag; what autograd keeps of them ------------------------
+
+class FiniteChecks(Linear8):
+    """isfinite and isinf of a tensor needing a gradient keep it (|x| through a differentiable abs); isnan keeps
+    nothing; the masks they make are kept by the calls that pick by them."""
+
+    def forward(self, x):
+        h = self.fc(x)
+        return h.masked_fill(~h.isfinite(), 0.0) * torch.isnan(h) + torch.isinf(h)
+
+
+class FiniteWhere(Linear8):
+    def forward(self, x):
+        h = self.fc(x)
+        if torch.isinf(h).any() or torch.isnan(h).any():  # read with values
+            h = h * 0
+        return torch.where(torch.isfinite(h), h, 0.0)
+
+
+class FiniteOfData(Linear8):
+    def forward(self, x):
+        return torch.where(torch.isfinite(x), self.fc(x), 0.0)
+
+
+@pytest.mark.parametrize("model", [FiniteChecks(), FiniteWhere(), FiniteOfData()],
+                         ids=["masked_fill", "where_with_values", "of_data"])
+def test_finite_checks(model):
+    assert_reads_exactly(model, torch.randn(2, 8))
+    assert not profile(model, (2, 8)).unsupported
