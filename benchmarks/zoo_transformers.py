@@ -13,7 +13,8 @@ and its output the first tensor it returns (:class:`First`). The oracles are PyT
 - inference: parameters by ``numel``; MACs from ``FlopCounterMode`` // 2 over one eval forward on CPU tensors,
   where it counts nothing for the CPU's fused attention kernel, so convcost's fused-attention rows are taken
   out before comparing (as ``benchmarks/zoo_training.py`` does for the backward), and where it is taught the
-  experts' ``_grouped_mm`` (:func:`count_grouped_mm`), which torch 2.13 does not count;
+  experts' ``_grouped_mm`` (:func:`count_grouped_mm`) and triangular solves (:func:`count_triangular_solve`),
+  which torch 2.13 does not count;
 - training: :func:`convcost.torch.measure_training.measure_training` (FlopCounterMode over the backward with torch
   2.13's grouped weight-gradient overcount divided out, saved-tensor hooks by storage, Adam's state after one
   real step), compared by :func:`zoo_training.compare_step`.
