@@ -283,6 +283,28 @@ def test_integer_arithmetic_on_ids(model):
     assert profile(model, IDS).traced_with == "shape propagation"
 
 
+class MaskPositionsIntoRotary(Embedded):
+    """Qwen-VL's position ids from the attention mask (a cumulative sum, filled where masked), three rows of them,
+    cast to float into the rotary frequencies' product."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("inv_freq", 1.0 / (10000 ** (torch.arange(0, 8, 2).float() / 8)), persistent=False)
+
+    def forward(self, ids):
+        mask = (ids != 1).long()
+        positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)[None].expand(3, -1, -1)
+        inv = self.inv_freq[None, None, :, None].float().expand(3, positions.shape[1], -1, 1)
+        freqs = (inv @ positions[:, :, None, :].float()).transpose(2, 3)
+        angles = torch.cat((freqs, freqs), -1)[0]
+        h = self.fc(self.emb(ids))
+        return h * angles.cos() + h * angles.sin()
+
+
+def test_position_ids_from_a_mask_into_rotary():
+    assert_reads_exactly(MaskPositionsIntoRotary(), IDS)
+
+
 @needs_transformers
 @pytest.mark.parametrize("kind", ["data2vec-text", "luke", "mpnet", "fsmt", "layoutlm", "camembert"])
 def test_position_ids_from_input_ids(kind):
