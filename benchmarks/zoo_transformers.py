@@ -14,7 +14,8 @@ and its output the first tensor it returns (:class:`First`). The oracles are PyT
 - inference: parameters by ``numel``; MACs from ``FlopCounterMode`` // 2 over one eval forward on CPU tensors,
   where it counts nothing for the CPU's fused attention kernel, so convcost's fused-attention rows are taken
   out before comparing (as ``benchmarks/zoo_training.py`` does for the backward), and where it is taught the
-  experts' ``_grouped_mm`` (:func:`count_grouped_mm`), which torch 2.13 does not count;
+  experts' ``_grouped_mm`` (:func:`count_grouped_mm`) and triangular solves (:func:`count_triangular_solve`),
+  which torch 2.13 does not count;
 - training: :func:`convcost.torch.measure_training.measure_training` (FlopCounterMode over the backward with torch
   2.13's grouped weight-gradient overcount divided out, saved-tensor hooks by storage, Adam's state after one
   real step), compared by :func:`zoo_training.compare_step`.
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import re
 import subprocess
@@ -102,6 +104,26 @@ def count_grouped_mm():
         return 2 * math.prod(a_shape) * b_shape[-1]
 
 
+def count_triangular_solve():
+    """Teach FlopCounterMode ``aten.linalg_solve_triangular`` (the chunked delta rule of gated linear attention:
+    olmo_hybrid, qwen3_next, qwen3_5), which torch 2.13 counts as nothing, forward or in the backward's solve:
+    forward substitution uses each entry of the triangle once per right-hand column, n (n + 1) / 2 multiply-adds
+    (n (n - 1) / 2 with a unit diagonal) times the columns, as :class:`convcost.primitives.TriangularSolve` counts
+    it (``tests/test_profile_transformers_cases2.py`` counts a substitution's multiply-adds by hand). Registered
+    once, for every FlopCounterMode in the process."""
+    from torch.utils.flop_counter import flop_registry, register_flop_formula
+
+    op = torch.ops.aten.linalg_solve_triangular
+    if op in flop_registry:
+        return
+
+    @register_flop_formula(op)
+    def solve_triangular_flop(a_shape, b_shape, *args, out_shape=None, unitriangular=False, **kwargs) -> int:
+        n = a_shape[-1]
+        columns = math.prod(out_shape) // n if n else 0
+        return 2 * columns * (n * (n - 1) // 2 if unitriangular else n * (n + 1) // 2)
+
+
 def model_types() -> list:
     from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
 
@@ -133,6 +155,7 @@ def one(kind, attention) -> dict:
     """One configuration's row: PyTorch's numbers and convcost's, compared and classified."""
     row = {"model": kind, "attention": attention}
     count_grouped_mm()
+    count_triangular_solve()
     try:
         model = build(kind, attention)
         names, xs, fixed = inputs_for(model, kind)

@@ -529,6 +529,17 @@ def grouped_matmul_cases(draw):
 
 
 @st.composite
+def triangular_solve_cases(draw):
+    """``TriangularSolve``: ``(..., n, n)`` and ``(..., n, k)`` (``(..., k, n)`` solving from the right), batch axes
+    that broadcast, unitriangular or not."""
+    n, k, left = draw(_ints(1, 6)), draw(_ints(1, 4)), draw(st.booleans())
+    batch = tuple(draw(st.lists(_ints(1, 3), max_size=2)))
+    a_batch = tuple(draw(st.sampled_from((b, 1))) for b in batch)[draw(_ints(0, len(batch))):]
+    layer = p.TriangularSolve(left=left, unitriangular=draw(st.booleans()))
+    return Case(layer, [(*a_batch, n, n), (*batch, n, k) if left else (*batch, k, n)])
+
+
+@st.composite
 def multihead_attention_cases(draw):
     """``MultiheadAttention`` on the distinct tensors it is called with (``[x]``, ``[q, kv]``, ``[q, k, v]``),
     batched or not: packed or separate projections (``kdim``, ``vdim``), bias, extra keys, the explicit weights
@@ -586,6 +597,7 @@ MERGE_CASES = {
     p.Attention: attention_cases,
     p.LinearAttention: linear_attention_cases,
     p.GroupedMatMul: grouped_matmul_cases,
+    p.TriangularSolve: triangular_solve_cases,
     p.MultiheadAttention: multihead_attention_cases,
     p.Einsum: einsum_cases,
     p.ExpertConv: expert_conv_cases,

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 import torch.nn as nn  # noqa: E402
@@ -281,7 +283,154 @@ def test_integer_arithmetic_on_ids(model):
     assert profile(model, IDS).traced_with == "shape propagation"
 
 
+class MaskPositionsIntoRotary(Embedded):
+    """Qwen-VL's position ids from the attention mask (a cumulative sum, filled where masked), three rows of them,
+    cast to float into the rotary frequencies' product."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("inv_freq", 1.0 / (10000 ** (torch.arange(0, 8, 2).float() / 8)), persistent=False)
+
+    def forward(self, ids):
+        mask = (ids != 1).long()
+        positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)[None].expand(3, -1, -1)
+        inv = self.inv_freq[None, None, :, None].float().expand(3, positions.shape[1], -1, 1)
+        freqs = (inv @ positions[:, :, None, :].float()).transpose(2, 3)
+        angles = torch.cat((freqs, freqs), -1)[0]
+        h = self.fc(self.emb(ids))
+        return h * angles.cos() + h * angles.sin()
+
+
+def test_position_ids_from_a_mask_into_rotary():
+    assert_reads_exactly(MaskPositionsIntoRotary(), IDS)
+
+
 @needs_transformers
 @pytest.mark.parametrize("kind", ["data2vec-text", "luke", "mpnet", "fsmt", "layoutlm", "camembert"])
 def test_position_ids_from_input_ids(kind):
     assert_zoo_row_exact(kind)
+
+
+# --- isfinite, isnan, isinf: no counted work, never a flag; what autograd keeps of them ------------------------
+
+class FiniteChecks(Linear8):
+    """isfinite and isinf of a tensor needing a gradient keep it (|x| through a differentiable abs); isnan keeps
+    nothing; the masks they make are kept by the calls that pick by them."""
+
+    def forward(self, x):
+        h = self.fc(x)
+        return h.masked_fill(~h.isfinite(), 0.0) * torch.isnan(h) + torch.isinf(h)
+
+
+class FiniteWhere(Linear8):
+    def forward(self, x):
+        h = self.fc(x)
+        if torch.isinf(h).any() or torch.isnan(h).any():  # read with values
+            h = h * 0
+        return torch.where(torch.isfinite(h), h, 0.0)
+
+
+class FiniteOfData(Linear8):
+    def forward(self, x):
+        return torch.where(torch.isfinite(x), self.fc(x), 0.0)
+
+
+@pytest.mark.parametrize("model", [FiniteChecks(), FiniteWhere(), FiniteOfData()],
+                         ids=["masked_fill", "where_with_values", "of_data"])
+def test_finite_checks(model):
+    assert_reads_exactly(model, torch.randn(2, 8))
+    assert not profile(model, (2, 8)).unsupported
+
+
+# --- torch.linalg.solve_triangular (the chunked delta rule: olmo_hybrid, qwen3_next, qwen3_5) -------------------
+
+def _substitution_macs(n, columns, unit):
+    """Multiply-adds of forward substitution counted as it runs, one per entry of the triangle read per column:
+    an oracle apart from TriangularSolve's formula and the FlopCounterMode formula the zoo teaches."""
+    count = 0
+    for _ in range(columns):
+        for i in range(n):
+            count += i  # x_i -= a_ij x_j for j < i
+            count += 0 if unit else 1  # x_i *= 1 / a_ii
+    return count
+
+
+def taught_counter():
+    from zoo_transformers import count_triangular_solve
+
+    count_triangular_solve()
+
+
+@pytest.mark.parametrize("n, columns, unit", [(1, 1, False), (5, 2, False), (5, 2, True), (7, 3, True)])
+def test_the_solve_count_is_forward_substitution(n, columns, unit):
+    import convcost.primitives as p
+
+    taught_counter()
+    assert p.TriangularSolve(unitriangular=unit).cost([(n, n), (n, columns)]).macs == \
+        _substitution_macs(n, columns, unit)
+    a, b = torch.eye(n), torch.randn(n, columns)
+    with FlopCounterMode(display=False) as counter:
+        torch.linalg.solve_triangular(a, b, upper=False, unitriangular=unit)
+    assert counter.get_total_flops() // 2 == _substitution_macs(n, columns, unit)
+
+
+class Solve(Linear8):
+    """A unit-diagonal lower triangle computed from the input, solved against it (gated delta rule's chunk)."""
+
+    def forward(self, x):
+        h = self.fc(x)
+        a = torch.eye(8) + torch.tril(h[0][:, None] * h[1][None, :] * 0.1, -1)
+        return torch.linalg.solve_triangular(a, h.T, upper=False)
+
+
+class BatchedUnitSolve(Linear8):
+    def forward(self, x):
+        h = self.fc(x)
+        a = torch.eye(3) - torch.tril(h @ h.transpose(-1, -2), -1) * 0.01
+        return torch.linalg.solve_triangular(a, h, upper=False, unitriangular=True)
+
+
+class RightSolveByBuffer(Linear8):
+    """``X A = B`` with a constant upper triangle: only the right-hand side needs a gradient."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("a", torch.triu(torch.rand(8, 8)) + torch.eye(8))
+
+    def forward(self, x):
+        return torch.linalg.solve_triangular(self.a, self.fc(x), upper=True, left=False)
+
+
+@pytest.mark.parametrize("model, shape", [(Solve(), (2, 8)), (BatchedUnitSolve(), (2, 3, 8)),
+                                          (RightSolveByBuffer(), (2, 3, 8))],
+                         ids=["solve", "batched_unit", "right_by_buffer"])
+def test_triangular_solve(model, shape):
+    taught_counter()
+    assert_reads_exactly(model, torch.randn(*shape))
+
+
+@given(data=st.data())
+@settings(max_examples=25, deadline=None)
+def test_triangular_solve_against_pytorch(data):
+    """The primitive on its own, every operand's gradient flag, against FlopCounterMode (taught the solve) and
+    saved-tensor hooks."""
+    from convcost.testing import triangular_solve_cases
+    from convcost.torch import to_torch
+    from convcost.torch.measure_training import backward_macs, saved_tensors
+
+    taught_counter()
+    layer, shapes = data.draw(triangular_solve_cases())
+    grads = tuple(data.draw(st.booleans()) for _ in shapes)
+    cost = layer.cost(shapes, input_grads=grads)
+    module = to_torch(layer, shapes[0])
+    xs = [torch.randn(*s) for s in shapes]
+    saved = saved_tensors(module, xs, input_grad=grads)
+    assert cost.macs == forward_macs(module, xs)
+    assert (cost.backward_macs, cost.saved_elements) == (backward_macs(module, xs, input_grad=grads),
+                                                         saved["elements"])
+
+
+@needs_transformers
+def test_a_gated_delta_rule_model():
+    """olmo_hybrid (qwen3_next and qwen3_5 solve the same way; each takes minutes on two cores)."""
+    assert_zoo_row_exact("olmo_hybrid")

@@ -221,7 +221,8 @@ def test_attention(trainable, data):
 
 
 #: the merges with a property test of their own (the fused attention kernel, which FlopCounterMode does not see)
-OWN_TESTS = (p.Attention, p.MultiheadAttention, p.GroupedMatMul)  # GroupedMatMul: test_profile_transformers_cases
+OWN_TESTS = (p.Attention, p.MultiheadAttention, p.GroupedMatMul,  # GroupedMatMul: test_profile_transformers_cases
+             p.TriangularSolve)  # FlopCounterMode taught its count: test_profile_transformers_cases2
 
 
 @pytest.mark.parametrize("cls", [cls for cls in MERGE_CASES if cls not in OWN_TESTS], ids=lambda c: c.__name__)

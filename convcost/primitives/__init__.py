@@ -31,7 +31,7 @@ from convcost.primitives.dynamic import DeformConv, ExpertConv, InvolutionAggreg
 from convcost.primitives.einsum import Einsum
 from convcost.primitives.layer_norm import LayerNorm, LayerScale
 from convcost.primitives.linear import Linear
-from convcost.primitives.matmul import Attention, GroupedMatMul, LinearAttention, MatMul
+from convcost.primitives.matmul import Attention, GroupedMatMul, LinearAttention, MatMul, TriangularSolve
 from convcost.primitives.merge import Add, Concat, Mul
 from convcost.primitives.multihead import MultiheadAttention
 from convcost.primitives.norm import BatchNorm
@@ -48,7 +48,7 @@ PRIMITIVES = (
     LayerNorm, LayerScale, Shift, Permute, ExpertConv, InvolutionAggregate, DeformConv,
     # what modern models call beside convolutions (matrix products, attention, norms, resizing, reductions)
     MatMul, Einsum, Attention, MultiheadAttention, Normalization, Pad, Interpolate, Reduce, MaxUnpool, LSTM,
-    LinearAttention, GroupedMatMul,
+    LinearAttention, GroupedMatMul, TriangularSolve,
 )
 
 __all__ = ["ACTIVATIONS", "KINDS", "PAD_MODES", "PRIMITIVES", *(cls.__name__ for cls in PRIMITIVES)]

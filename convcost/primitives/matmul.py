@@ -308,3 +308,46 @@ class GroupedMatMul(Merge):
         kept = (gb, ga, ga or gb) if grouped else (gb, ga)
         return _product(out, shapes, macs, conditions, backward_macs=macs * (ga + gb), saves_input=kept,
                         saved_elements=total(numel(s) for s, k in zip(shapes, kept) if k), output_grad=ga or gb)
+
+
+@spec
+class TriangularSolve(Merge):
+    """``torch.linalg.solve_triangular(A, B)``: ``X`` with ``A X = B`` (``left``; else ``X A = B``), ``A``
+    ``(..., n, n)`` triangular, ``B`` ``(..., n, k)`` (``(..., k, n)`` when not ``left``), batch axes broadcast.
+
+    MACs = batch x k x n (n + 1) / 2: each entry of the triangle is used once per right-hand column (forward
+    substitution; the diagonal's as a multiplication by its reciprocal), n (n - 1) / 2 when ``unitriangular``
+    (a diagonal of ones, never read). FlopCounterMode (torch 2.13) counts a triangular solve as nothing.
+
+    >>> TriangularSolve().cost([(3, 5, 5), (3, 5, 2)]).macs
+    90
+    >>> TriangularSolve(unitriangular=True).cost([(5, 5), (5, 2)]).macs
+    20
+    """
+
+    left: bool = flag(True)
+    unitriangular: bool = flag(False)
+
+    def kernel_kind(self) -> str:
+        return "linear"
+
+    def _cost(self, shapes, grads=(True, True)):
+        """A training step (PyTorch 2.13): the right-hand side's gradient is a solve with ``A``'s transpose (the
+        forward's MACs), needed for ``A``'s too, which is the product of that gradient and ``X``'s transpose
+        (batch x n x k x n MACs); autograd keeps ``A`` and the output ``X``."""
+        if len(shapes) != 2 or len(shapes[0]) < 2 or len(shapes[1]) < 2:
+            raise ConvcostError(f"{self!r}: solves with a matrix (..., n, n) and a right-hand side of rank 2 or "
+                                f"more, got {', '.join(fmt(s) for s in shapes)}")
+        a, b = shapes
+        n = a[-1]
+        conditions = equal_sizes((a[-2],), (n,), self, "a square matrix")
+        conditions += equal_sizes((b[-2] if self.left else b[-1],), (n,), self, "the right-hand side's rows")
+        batch = broadcast_batch(a[:-2], b[:-2], self)
+        out = (*batch, *b[-2:])
+        triangle = n * (n - 1) // 2 if self.unitriangular else n * (n + 1) // 2
+        macs = numel(out) // n * triangle
+        ga, gb = bool(grads[0]), bool(grads[1])
+        backward = (macs if ga or gb else 0) + (numel(out) * n if ga else 0)
+        return _product(out, shapes, macs, conditions, backward_macs=backward, saves_input=(ga or gb, False),
+                        saves_output=ga or gb, saved_elements=numel(a) + numel(out) if ga or gb else 0,
+                        output_grad=ga or gb)

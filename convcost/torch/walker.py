@@ -368,7 +368,10 @@ class Walk:
             storage = self.record.new_storage((len(result), *result[0].shape), torch.int64)
             return type(result)(Tensor(t.shape, t.tensor, t.name, t.dtype, storage=storage) for t in result), False
         if event.name != "detach" and key(event.kind, event.target) in _NO_GRADIENT:
-            return _fresh(result, self.record, False), False  # an index or a mask (argmax, x > 0): no gradient
+            # an index or a mask (argmax, x > 0): no gradient; yet autograd may keep its input (isfinite and isinf
+            # take |x| through a differentiable abs, which keeps x), as the call on meta tensors says
+            kept = self.simulated(result, event) if self.record.tracked(source).grad else None
+            return (kept if kept is not None else _fresh(result, self.record, False)), False
         if result is source:  # contiguous(), clone(), to() ...: a view or a copy, as the call on meta says
             result = Tensor(source.shape, source.tensor, source.name, source.dtype)
         source = self.record.tracked(source)  # a view of a parameter is the parameter's storage

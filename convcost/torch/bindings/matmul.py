@@ -331,3 +331,33 @@ class GroupedMatMulBinding:
 
     functions = {GROUPED_MM: _grouped_mm} if GROUPED_MM is not None else {}
     conventions = _TOOLS
+
+
+def _solve_triangular(args, kwargs):
+    a = bind_arguments(("input", "other"), {"left": True, "unitriangular": False}, args, kwargs)
+    if "out" in kwargs:
+        raise NoRule("a triangular solve into out=")
+    matrix, rhs = tensor_arg(a["input"], "the triangular matrix"), tensor_arg(a["other"], "the right-hand side")
+    return Emit(p.TriangularSolve(left=bool(a["left"]), unitriangular=bool(a["unitriangular"])),
+                [matrix.shape, rhs.shape], reads(matrix, rhs))
+
+
+class TriangularSolveCall(nn.Module):
+    """``torch.linalg.solve_triangular`` as a module of its two inputs (what :func:`convcost.torch.to_torch` builds
+    for a ``TriangularSolve``); lower triangular (the triangle read is the same size either way)."""
+
+    def __init__(self, left=True, unitriangular=False):
+        super().__init__()
+        self.left, self.unitriangular = left, unitriangular
+
+    def forward(self, a, b):
+        return torch.linalg.solve_triangular(a, b, upper=False, left=self.left, unitriangular=self.unitriangular)
+
+
+@binds(p.TriangularSolve)
+class TriangularSolveBinding:
+    def build(layer, rank):
+        return TriangularSolveCall(layer.left, layer.unitriangular)
+
+    functions = {torch.linalg.solve_triangular: _solve_triangular}
+    conventions = _TOOLS
