@@ -252,3 +252,90 @@ def test_deepseek_v3_2_indexer_parameters_get_no_gradient():
         v_head_dim=8, first_k_dense_replace=1, max_position_embeddings=64, index_topk=4, index_head_dim=16,
         index_n_heads=2)
     assert_step_agrees(model, IDS)
+
+
+# --- .data, requires_grad set in the forward, x[mask] = parameter ---------------------------------------------
+
+class ThroughData(nn.Module):
+    """``h.data``: the same storage outside autograd (read call by call, it carried ``h``'s gradient)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x):
+        h = self.a(x)
+        return self.b(h.data * 2) + h
+
+
+class ParameterData(nn.Module):
+    """A parameter read only through ``.data``: it gets no gradient and no optimizer state."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.w = nn.Linear(8, 8), nn.Parameter(torch.randn(8))
+
+    def forward(self, x):
+        return self.a(x * self.w.data)
+
+
+class SetsRequiresGrad(nn.Module):
+    """wav2vec2's feature encoder: ``hidden_states.requires_grad = True`` in the forward (read call by call, the
+    flag was not seen: the first layer's input gradient was left out)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        h = x * 2
+        h.requires_grad = True
+        return self.fc(h)
+
+
+class RequiresGradMethod(SetsRequiresGrad):
+    """The same by ``requires_grad_()``, on a view of the input."""
+
+    def forward(self, x):
+        h = x[:, 1:]
+        h.requires_grad_()
+        return self.fc(h)
+
+
+class MaskedTimeEmbedding(nn.Module):
+    """WavLM's and wav2vec2's SpecAugment: ``h[mask_time_indices] = self.masked_spec_embed``, a parameter written
+    through a boolean mask the forward computes (index_put keeps the mask)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.embed = nn.Linear(8, 8), nn.Parameter(torch.randn(8))
+
+    def forward(self, x):
+        h = self.fc(x)
+        h[x[..., 0] > 0] = self.embed.to(h.dtype)
+        return h * 2
+
+
+class MaskedTimeEmbeddingFirst(MaskedTimeEmbedding):
+    """The same into a tensor that needs no gradient before it (the layer after it)."""
+
+    def forward(self, x):
+        h = x * 1
+        mask = torch.zeros(2, 4, dtype=torch.bool)
+        mask[:, 1] = True
+        h[mask] = self.embed.to(h.dtype)
+        return self.fc(h)
+
+
+@pytest.mark.parametrize("reading", READINGS)
+@pytest.mark.parametrize("model", [ThroughData, ParameterData, SetsRequiresGrad, RequiresGradMethod,
+                                   MaskedTimeEmbedding, MaskedTimeEmbeddingFirst], ids=lambda c: c.__name__)
+def test_autograd_flags_set_in_the_forward(model, reading):
+    assert_step_agrees(read_by(model, reading)(), torch.randn(2, 4, 8), reading)
+
+
+def test_a_parameter_read_through_data_by_hand():
+    model = ParameterData()
+    step = profile(model, torch.randn(2, 4, 8), training=True).training
+    assert step.unread_params == model.w.numel() == 8
+    assert measure_training(model, (torch.randn(2, 4, 8),))["gradients"] == 8 * 8 + 8

@@ -45,7 +45,8 @@ class Recorder:
         # storages written in place from a tensor needing a gradient (``k[..., :d].copy_(y)``): every tensor
         # that reads one needs a gradient from then on (the view written, its base, the other views of it)
         self.written = set()
-        self.read_without_grad = set()  # id() of the parameters a call read under torch.no_grad()
+        # id() of the parameters read where autograd does not follow them (under torch.no_grad(), through .data)
+        self.read_without_grad = set()
         # the dtype of every storage, what the autocast in force casts, and the bytes it all keeps
         self.precision = Precision(self, model) if training else None
 
@@ -227,7 +228,8 @@ class Recorder:
         flows, live = self.__dict__.get("_flows"), self.__dict__.get("_returned")
         followed = {key[1] for sources, _ in flows or () for key in sources
                     if isinstance(key, tuple) and key[0] == "tensor"}
-        # a parameter read only under torch.no_grad() (DeepSeek's indexer, a frozen audio encoder): no gradient
+        # a parameter read only under torch.no_grad() (DeepSeek's indexer, a frozen audio encoder) or through
+        # .data: no gradient
         quiet = self.read_without_grad - followed
         if not flows or not live:
             return set(), quiet

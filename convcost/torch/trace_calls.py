@@ -290,6 +290,9 @@ def event_of(func, args, kwargs, context: str, caller=None) -> Event:
     qual = getattr(func, "__qualname__", "") or ""
     seen = {}
     args, kwargs = _wrap(args, seen), _wrap(kwargs, seen)
+    attribute = _ATTRIBUTES.get((getattr(func, "__name__", ""), getattr(getattr(func, "__self__", None), "__name__", "")))
+    if attribute is not None and qual.startswith("getset_descriptor."):  # x.data, x.requires_grad = True
+        return Event(METHOD, attribute, args, kwargs, context)
     if qual.startswith(("TensorBase.", "Tensor.", "_TensorBase.")):
         name = func.__name__
         if name in _OPERATOR_OF and caller is not None and _runs_operator(caller):
@@ -301,6 +304,11 @@ def event_of(func, args, kwargs, context: str, caller=None) -> Event:
 #: tensor properties that are calls of their own (a complex tensor's parts: views), as the other readings see them
 _PROPERTIES = {torch.Tensor.real.__get__: torch.real, torch.Tensor.imag.__get__: torch.imag}
 _METHOD_WRAPPER = type(torch.Tensor.real.__get__)
+
+#: a tensor attribute read or set (its descriptor's ``__get__`` or ``__set__`` reaches the mode), as the method that
+#: does the same to autograd: ``x.data`` is ``x.detach()`` (the same storage, no gradient), ``x.requires_grad = f``
+#: is ``x.requires_grad_(f)`` (wav2vec2's feature encoder)
+_ATTRIBUTES = {("__get__", "data"): "detach", ("__set__", "requires_grad"): "requires_grad_"}
 
 #: tensor methods a Python operator runs, by the operator; ``x += y`` is spelled ``x + y``, as Python falls back to
 #: it on the shape reading's values and on fx's proxies, which have no in-place operators

@@ -114,6 +114,8 @@ class Shaped:
         found = getattr(torch.Tensor, name, None)
         if found is None:
             raise AttributeError(f"'Tensor' object has no attribute {name!r}")
+        if name == "data":  # the same storage, outside autograd: what detach() gives
+            return _session().call(METHOD, "detach", (self,), {})
         if name in ("mT", "mH"):  # the views a property gives: the calls that make them
             return _session().call(METHOD, "transpose", (self, -2, -1), {})
         if name in ("T", "H"):

@@ -194,6 +194,9 @@ class Walk:
         sources = set()
         written = self.record.written
         for t in _flat(event.args, event.kwargs):
+            if isinstance(t, Tensor) and not t.grad and (isinstance(t.tensor, torch.nn.Parameter) or
+                                                          self.record.is_parameter(t.storage)):
+                continue  # a parameter read detached (x.data) or frozen: no gradient reaches it through the call
             if isinstance(t, Tensor) and t.storage is not None:
                 sources.add(t.storage)
             elif isinstance(t, Tensor) and isinstance(t.tensor, torch.nn.Parameter):
@@ -363,6 +366,13 @@ class Walk:
         """:meth:`view_of`, and whether the call's size depends on values (it cannot run on meta tensors)."""
         if not isinstance(source, Tensor):
             return result, False
+        if event.name == "requires_grad_":  # x.requires_grad_(), x.requires_grad = True: the tensor itself, flagged
+            flag = bind_arguments(("self", "requires_grad"), {"requires_grad": True}, event.args, event.kwargs)
+            if flag["requires_grad"]:
+                self.written(source, event)
+            else:
+                source.grad = False
+            return source, False
         if _nonzero_columns(event) and isinstance(result, (tuple, list)) and result:
             # the columns of one new (n, ndim) index: a column kept for a backward keeps all of it
             storage = self.record.new_storage((len(result), *result[0].shape), torch.int64)
@@ -378,7 +388,9 @@ class Walk:
         args = event.args
         meta, base = layouts.run_view(event.function, args, event.kwargs) if args and args[0] is not None \
             else (None, None)
-        if event.name == "detach":  # the same storage, outside autograd
+        if event.name == "detach":  # the same storage, outside autograd (x.data too)
+            if isinstance(source.tensor, torch.nn.Parameter):  # a parameter read so gets no gradient through it
+                self.record.read_without_grad.add(id(source.tensor))
             source = Tensor(source.shape, source.tensor, source.name, source.dtype, storage=source.storage,
                             layout=source.layout)
         # a call meta tensors cannot run at concrete sizes decides its size from values (masked_select): a copy
