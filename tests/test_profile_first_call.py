@@ -122,9 +122,84 @@ def test_value_in_a_tensor_is_answered_from_its_values(pad):
     ids = torch.tensor([[3, 1, 2, 4], [5, 6, 7, 8]])
     model = PadWarning(pad)
     r = profile(model, ids)
-    assert r.traced_with == VALUES  # not the call-by-call reading
+    assert r.traced_with == SHAPES  # the ids' values were given: neither a second reading nor one call by call
     assert not model.warned  # what the forward appended is put back
     assert r.total["macs"] == flop_macs(model, ids) == 2 * 4 * 8 * 4
     assert r.total["params"] == numel(model) == 80 + 36
     assert [row.path for row in r.rows if row.macs] == ["fc"]
     assert (pad in ids[:, [-1, 0]]) == (pad == 3)  # the answer the reading had to read: both kinds happen
+
+
+class Lengths(nn.Module):
+    """XLM-style: the longest sequence, read from the ids' values (``.item()``), sizes what follows; a mask
+    written in place by a computed call first (its values stay known)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(10, 8)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, ids):
+        mask = ids != 0
+        mask[:, 0] = True  # computed on the values: they stay current
+        n = int(mask.sum(1).max().item())
+        return self.fc(self.emb(ids[:, :n]))
+
+
+@pytest.mark.parametrize("ids", [[[3, 1, 0, 0], [5, 0, 0, 0]], [[3, 1, 2, 4], [5, 6, 7, 0]]])
+def test_values_computed_from_the_integer_inputs_given_keep_the_shape_reading(ids):
+    ids = torch.tensor(ids)
+    model = Lengths()
+    r = profile(model, ids)
+    assert r.traced_with == SHAPES
+    n = int((ids != 0).sum(1).max())
+    assert r.total["macs"] == flop_macs(model, ids) == 2 * n * 8 * 4
+    assert [row.output_shape for row in r.rows if row.path == "fc"] == [(2, n, 4)]
+
+
+class Overwritten(nn.Module):
+    """A mask of known values written in place by a call whose other operand is not known (it comes from
+    the weights): its values are then unknown, and a branch on them needs the reading with values."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(10, 8)
+        self.big = nn.Linear(8, 8)
+        self.small = nn.Linear(8, 2)
+
+    def forward(self, ids):
+        keep = (ids > 0).float()
+        x = self.emb(ids)
+        keep.mul_(x.mean(-1))  # keep's values now depend on the weights
+        if keep.sum() > 0:
+            return self.big(x)
+        return self.small(x)
+
+
+def test_a_known_value_written_by_an_unknown_one_is_read_with_values():
+    ids = torch.tensor([[3, 1, 2, 4]])
+    model = Overwritten()
+    r = profile(model, ids)
+    assert r.traced_with == VALUES
+    assert r.total["macs"] == flop_macs(model, ids) in (4 * 8 * 8, 4 * 8 * 2)
+
+
+class Counter(nn.Module):
+    """An integer buffer written by the forward (a step counter), read back as a value."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x):
+        self.steps.add_(1)
+        return self.fc(x) if int(self.steps) == 1 else self.fc(self.fc(x))
+
+
+def test_an_integer_buffer_the_forward_writes_is_read_and_put_back():
+    model = Counter()
+    r = profile(model, (1, 4))
+    assert r.traced_with == SHAPES
+    assert int(model.steps) == 0  # put back
+    assert r.total["macs"] == flop_macs(model, torch.zeros(1, 4)) == 16  # the oracle's forward sees steps == 1

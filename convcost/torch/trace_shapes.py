@@ -8,14 +8,17 @@ kernel runs, no meta tensor is made and no graph is built. Each call becomes a c
 the ``torch.fx`` reading (:mod:`convcost.torch.trace_fx`) does: the rows are the same, call for call. Python
 code on sizes simply runs, so ``if x.shape[-1] % 32:`` (which fx cannot trace) reads here.
 
-What needs values cannot run on shapes: ``if x.sum() > 0``, ``int(x)``, a call whose output shape
-is unknown. Then :class:`NeedsTensors` is raised, and the forward is read again with the tensors computed
-alongside (``with_values``): every call also runs on tensors, so the forward may read values, and the rows
-are still the walker's (this is the reading of a forward that reads values, a training step's included;
-the call-by-call reading, :mod:`convcost.torch.trace_calls`, is left for a forward that cannot run on
-shapes at all). Module calls are intercepted on the model's own modules alone, for the forward's duration
-(:func:`convcost.torch.runtime.private.module_calls`: nothing process-wide), under the exclusive side of
-:data:`convcost.torch.locks.TRACING`; another thread's module calls go through untouched.
+The integer tensors given (token ids, masks) and the model's integer buffers keep their values, and so does
+what is computed from them alone, run alongside (mask code: ``pad_id in ids``, ``lengths.max().item()``):
+those values answer the forward in this reading, until a call that is not run (one of its operands comes from
+the weights) may have written into one of them. Any other value cannot be read on shapes: ``if x.sum() > 0``,
+``int(x)``, a call whose output shape is unknown. Then :class:`NeedsTensors` is raised, and the forward is
+read again with the tensors computed alongside (``with_values``): every call also runs on tensors, so the
+forward may read values, and the rows are still the walker's (this is the reading of a forward that reads
+values, a training step's included; the call-by-call reading, :mod:`convcost.torch.trace_calls`, is left for a
+forward that cannot run on shapes at all). Module calls are intercepted on the model's own modules alone, for
+the forward's duration (:func:`convcost.torch.runtime.private.module_calls`: nothing process-wide), under the
+exclusive side of :data:`convcost.torch.locks.TRACING`; another thread's module calls go through untouched.
 
 >>> import torch.nn as nn
 >>> from convcost.torch.inputs import model_inputs
@@ -109,8 +112,8 @@ class Shaped:
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        if name in _VALUES and self.alongside is not None:  # a value the forward reads: the tensor computed alongside
-            return getattr(self.alongside, name)
+        if name in _VALUES and self.alongside is not None and _session().current:  # a value the forward reads:
+            return getattr(self.alongside, name)  # the tensor computed alongside
         found = getattr(torch.Tensor, name, None)
         if found is None:
             raise AttributeError(f"'Tensor' object has no attribute {name!r}")
@@ -150,7 +153,7 @@ class Shaped:
 
     def _value(self, read, what):
         """A value the forward reads: from the tensor computed alongside, else this reading cannot go on."""
-        if self.alongside is None:
+        if self.alongside is None or not _session().current:
             raise NeedsTensors(what)
         return read(self.alongside)
 
@@ -221,6 +224,10 @@ class _Session(TorchFunctionMode):
         super().__init__()
         self.walk = Walk(model, inputs, symbolic=False, training=training, modules=modules)
         self.with_values = with_values
+        # without values, the integer tensors given (token ids, masks) and the integer buffers still carry their
+        # values, and so does what is computed from them alone (mask code): True while those values are what
+        # the forward's tensors hold, False from the first call that may write into one and is not computed
+        self.current = True
         self.paths = {id(m): name for name, m in self.walk.modules.items()}
         # the model's parameters and buffers, read in a forward as shapes too (as fx reads them as graph
         # inputs), so that work done on them (a position-bias MLP on a coordinate table) is counted
@@ -240,16 +247,30 @@ class _Session(TorchFunctionMode):
         if self.walk.training and kind == FUNCTION and op_of(kind, target).by_parts:
             return descend(target, args, kwargs)
         self.busy += 1
-        computed = _Once(lambda: self.real_call(kind, target, args, kwargs)) if self.with_values else None
+        known = self.with_values or self.current and _all_known((args, kwargs))
+        computed = _Once(lambda: self.real_call(kind, target, args, kwargs)) if known else None
         self.walk.computed = computed
         try:
             with own_code("the shape reading"):
                 result = self.walk.call(Event(kind, target, _unwrap(args), _unwrap(kwargs), context))
-            real = computed() if computed is not None else None
+            real = computed() if self.with_values else self.known_result(computed, kind, target, args, kwargs)
         finally:
             self.walk.computed = None
             self.busy -= 1
-        return _with_reals(_wrap(result), real)
+        return _with_reals(_wrap(result), real, strict=self.with_values)
+
+    def known_result(self, computed, kind, target, args, kwargs):
+        """Without values: the call's result on the values known (None where an operand has none, or where
+        PyTorch fails on them, as the reading with values would say); a call that may write into a tensor whose
+        values are known, and is not computed, leaves no value current."""
+        if computed is not None:
+            try:
+                return computed()
+            except Exception:  # noqa: BLE001 - the reading with values runs it again and says what PyTorch says
+                pass
+        if self.current and _may_write(kind, target, args, kwargs) and holds((args, kwargs), _has_real):
+            self.current = False
+        return None
 
     def real_call(self, kind, target, args, kwargs):
         """The call on the tensors computed alongside (the forward may read its values), without autograd."""
@@ -316,11 +337,13 @@ class _Session(TorchFunctionMode):
             if self.with_values:
                 with no_autograd():
                     real = _ORIGINAL_CALL(module, *_reals(args), **_reals(kwargs))
+            elif getattr(module, "inplace", False) is True and holds((args, kwargs), _has_real):
+                self.current = False  # it may write into a tensor whose values are known
         except ConvcostError:
             return None
         finally:
             self.busy -= 1
-        return _with_reals(_wrap(out), real)
+        return _with_reals(_wrap(out), real, strict=self.with_values)
 
 
 class _Once:
@@ -356,18 +379,50 @@ def _reals(value):
     return value
 
 
-def _with_reals(shaped, real):
-    """``shaped`` (a call's result on shapes) with the tensors of ``real`` (the same call's on tensors)."""
+def _with_reals(shaped, real, strict=True):
+    """``shaped`` (a call's result on shapes) with the tensors of ``real`` (the same call's on tensors);
+    ``strict``: a disagreement ends the reading (else the result is left without values)."""
     if real is None:
         return shaped
     if isinstance(shaped, Shaped):
         if not isinstance(real, torch.Tensor) or tuple(real.shape) != tuple(shaped.value.shape):
-            raise NeedsTensors("a call whose result on tensors differs from its result on shapes")
+            if strict:
+                raise NeedsTensors("a call whose result on tensors differs from its result on shapes")
+            return shaped
         shaped.alongside = real
     elif isinstance(shaped, (tuple, list)) and isinstance(real, (tuple, list)) and len(shaped) == len(real):
         for s_item, r_item in zip(shaped, real):
-            _with_reals(s_item, r_item)
+            _with_reals(s_item, r_item, strict)
     return shaped
+
+
+def _all_known(value) -> bool:
+    """Whether every :class:`Shaped` value in ``value`` carries its tensor."""
+    if isinstance(value, Shaped):
+        return value.alongside is not None
+    if type(value) in (tuple, list):
+        return all(map(_all_known, value))
+    if type(value) is dict:
+        return all(map(_all_known, value.values()))
+    return True
+
+
+def _has_real(value) -> bool:
+    return isinstance(value, Shaped) and value.alongside is not None
+
+
+#: the operators that write into their left operand
+_WRITES = frozenset({operator.setitem, operator.iadd, operator.isub, operator.imul, operator.itruediv,
+                     operator.ifloordiv, operator.imod, operator.ipow, operator.iand, operator.ior, operator.ixor,
+                     operator.ilshift, operator.irshift, operator.imatmul})
+
+
+def _may_write(kind, target, args, kwargs) -> bool:
+    """Whether a call may write into a tensor it is given (``x.masked_fill_``, ``x[i] = v``, ``out=``,
+    ``inplace=True``; a positional ``True`` is taken for an ``inplace``: erring towards yes only costs speed)."""
+    name = target if kind == METHOD else getattr(target, "__name__", "") or ""
+    return (name.endswith("_") and not name.endswith("__") or target in _WRITES or "out" in kwargs
+            or kwargs.get("inplace") is True or any(a is True for a in args))
 
 
 def _flat_shaped(value) -> list:
@@ -428,7 +483,7 @@ def _module_tensor(value, name):
     if shaped is None:  # one Shaped per tensor, so that `self.weight is self.weight` still holds
         shaped = session.attributes[key] = Shaped(Tensor(tuple(value.shape), value, name, value.dtype,
                                                          grad=value.requires_grad),
-                                                  value if session.with_values else None)
+                                                  value if session.with_values or _integral(value) else None)
     return shaped
 
 
@@ -456,14 +511,14 @@ def read_shapes(model, inputs, device="cpu", training=False, with_values=False, 
     with own_code("the shape reading"):
         if session.walk.is_layer():
             return session.walk.bare_layer()
-    real_args, real_kwargs = _fresh(inputs.real(device)) if with_values else ((None,) * len(inputs.positional), {})
+    real_args, real_kwargs = _fresh(inputs.real(device)) if with_values else _integral_given(inputs)
     args = tuple(Shaped(session.walk.input_tensor(i), r) for i, r in zip(inputs.positional, real_args))
     kwargs = {k: Shaped(session.walk.input_tensor(i), real_kwargs.get(k)) for k, i in inputs.keywords.items()}
     restored_here, kept = kept is None, kept or Attributes(model)  # a caller's snapshot: the caller restores
     # the tensors computed alongside update what a forward updates (batch norm's running statistics, the RNG):
     # both are put back, so that reading a model never changes it
-    buffers = [(b, b.detach().clone()) for b in model.buffers()] if with_values else []
-    with TRACING.exclusive(), torch.random.fork_rng(devices=[], enabled=with_values):
+    buffers = [(b, b.detach().clone()) for b in model.buffers() if with_values or _integral(b)]
+    with TRACING.exclusive(), torch.random.fork_rng(devices=[]):
         _LOCAL.session = session
         failed = True
         try:
@@ -487,6 +542,17 @@ def read_shapes(model, inputs, device="cpu", training=False, with_values=False, 
                 for buffer, value in buffers:
                     buffer.copy_(value)
     return session.walk.record
+
+
+def _integral(tensor) -> bool:
+    """A tensor whose values a reading without values keeps: integers or booleans (ids, masks, positions)."""
+    return not (tensor.is_floating_point() or tensor.is_complex())
+
+
+def _integral_given(inputs):
+    """For a reading without values: copies of the integer tensors given (token ids, masks), None for the rest."""
+    take = lambda i: i.tensor.detach().clone() if i.tensor is not None and _integral(i.tensor) else None  # noqa: E731
+    return tuple(take(i) for i in inputs.positional), {k: take(i) for k, i in inputs.keywords.items()}
 
 
 def _fresh(given):

@@ -1,0 +1,193 @@
+"""``profile``'s first call against one FlopCounterMode forward, on transformers zoo models.
+
+Run in the transformers venv (as ``benchmarks/zoo_transformers.py``): ``python benchmarks/bench_first_call.py
+[--only TYPE ...] [--attention eager sdpa] [--repeats N] [--doc]``. Each configuration (a model type and an
+attention) runs in a fresh process of its own: the model is built as the zoo builds it
+(:func:`zoo_transformers.build`, :func:`zoo_transformers.inputs_for`, :class:`zoo_transformers.First`), convcost is
+imported, then ``profile(model, inputs)`` is timed once (the process's first reading of any model) and after it
+one ``FlopCounterMode`` forward on the same inputs (``zoo_transformers.forward_macs``), each after a full garbage
+collection (as ``benchmarks/timing.py`` does). profile goes first, so what the two share (imports, the allocator,
+oneDNN's first kernels) is paid by profile: the ratio leans against convcost. Each is timed twice: the CPU time of
+the process (``time.process_time``), which the ratio is taken on, and the wall clock. On a machine shared with
+other work the wall clock is mostly other processes' time slices (the CPU time is not), so torch runs on
+``--threads`` threads (default 1: both tools on one core, so that CPU time and a quiet machine's wall clock
+agree). ``--repeats N`` runs each configuration in N fresh processes and keeps the median ratio.
+Writes benchmarks/results/first_call.json; ``--doc`` rewrites the section of docs/benchmarks.md from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "first_call.json"
+DOC = HERE.parent / "docs" / "benchmarks.md"
+#: the models of issue 26's slow list (their mask code reads values, or did), and a spread of the zoo's kinds
+MODELS = ("fast_vlm", "qwen3_omni_moe_thinker", "openai_privacy_filter", "llama4", "llama4_text", "rembert", "bert",
+          "layoutlm", "ibert", "convbert", "deberta", "xlm", "flaubert", "gpt2", "llama", "mixtral", "qwen2", "phi3",
+          "t5", "bart", "whisper", "vit", "swin", "wav2vec2", "mllama", "llava_onevision", "smolvlm")
+ATTENTION = ("eager", "sdpa")
+SECTION = "## `profile`'s first call against one FlopCounterMode forward: the transformers zoo"
+
+
+def timed(fn) -> tuple:
+    """(CPU seconds of this process, wall seconds) of one call of ``fn``, after a full garbage collection."""
+    gc.collect()
+    cpu, wall = time.process_time(), time.perf_counter()
+    fn()
+    return time.process_time() - cpu, time.perf_counter() - wall
+
+
+def child(kind: str, attention: str, threads: int) -> dict:
+    """One configuration in this (fresh) process: the model built, then profile's first call and one
+    FlopCounterMode forward, timed."""
+    sys.path.insert(0, str(HERE))
+    sys.path.insert(0, str(HERE.parent))
+    import torch
+    from zoo_transformers import First, build, count_grouped_mm, forward_macs, inputs_for
+
+    torch.set_num_threads(threads)
+
+    row = {"model": kind, "attention": attention}
+    count_grouped_mm()
+    try:
+        model = build(kind, attention)
+        names, xs, fixed = inputs_for(model)
+        wrapped = First(model, names, fixed).eval()
+    except Exception as exc:  # noqa: BLE001 - what transformers cannot build here: said so
+        row["skipped"] = f"{type(exc).__name__}: {str(exc)[:150]}"
+        return row
+    from convcost.torch import profile
+
+    got = {}
+    try:
+        row["profile_s"], row["profile_wall_s"] = timed(lambda: got.setdefault("report", profile(wrapped, xs)))
+    except Exception as exc:  # noqa: BLE001
+        row["skipped"] = f"profile: {type(exc).__name__}: {str(exc)[:150]}"
+        return row
+    row["flopcounter_s"], row["flopcounter_wall_s"] = timed(lambda: got.setdefault("macs", forward_macs(wrapped, xs)))
+    report = got["report"]
+    row.update(reading=report.traced_with, ratio=row["profile_s"] / row["flopcounter_s"],
+               wall_ratio=row["profile_wall_s"] / row["flopcounter_wall_s"])
+    return row
+
+
+def run(kind: str, attention: str, threads: int, timeout: float) -> dict:
+    try:
+        ran = subprocess.run([sys.executable, __file__, "--child", kind, attention, str(threads)], capture_output=True,
+                             text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"model": kind, "attention": attention, "skipped": f"over the {timeout:g} s timeout"}
+    lines = [line for line in ran.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        tail = (ran.stderr.strip().splitlines() or ["?"])[-1][:150]
+        return {"model": kind, "attention": attention, "skipped": f"the process ended with {ran.returncode} ({tail})"}
+    return json.loads(lines[-1])
+
+
+def summary(rows) -> dict:
+    timed = [r for r in rows if "ratio" in r]
+    ratios = [r["ratio"] for r in timed]
+    worst = max(timed, key=lambda r: r["ratio"]) if timed else None
+    return {"configurations": len(timed), "median_ratio": statistics.median(ratios) if ratios else None,
+            "worst": worst and {k: worst[k] for k in ("model", "attention", "ratio", "reading")},
+            "slower": [f"{r['model']} ({r['attention']})" for r in timed if r["ratio"] >= 1]}
+
+
+def markdown(results) -> str:
+    rows = [r for r in results["rows"] if "ratio" in r]
+    s = results["summary"]
+    lines = [SECTION, "",
+             "`python benchmarks/bench_first_call.py` in the transformers venv; results in "
+             "`benchmarks/results/first_call.json`. Each configuration (a model type of the transformers zoo, built "
+             "as `benchmarks/zoo_transformers.py` builds it, with eager or sdpa attention) runs in a fresh process: "
+             "`profile(model, inputs)` is timed once, the process's first reading, then one `FlopCounterMode` forward "
+             "on the same inputs. profile goes first, so it pays what the two share (imports, the allocator, the "
+             "first kernels): the ratio (profile's time over FlopCounterMode's) leans against convcost. Times are "
+             "the CPU time of the process, torch on "
+             f"{results.get('threads', 1)} thread(s); the wall-clock ratio is kept beside it. "
+             f"Each ratio is the median of {results['repeats']} fresh process(es).", "",
+             "| model | attention | convcost's reading | profile first, CPU (ms) | FlopCounterMode forward, CPU (ms) | "
+             "ratio | wall-clock ratio |",
+             "|---|---|---|---:|---:|---:|---:|"]
+    for r in sorted(rows, key=lambda r: -r["ratio"]):
+        lines.append(f"| {r['model']} | {r['attention']} | {r['reading']} | {1000 * r['profile_s']:.1f} | "
+                     f"{1000 * r['flopcounter_s']:.1f} | {r['ratio']:.2f} | {r['wall_ratio']:.2f} |")
+    skipped = [r for r in results["rows"] if "ratio" not in r]
+    lines += ["", f"{s['configurations']} configurations: median ratio **{s['median_ratio']:.2f}**, worst "
+              f"{s['worst']['ratio']:.2f} ({s['worst']['model']}, {s['worst']['attention']}); slower than "
+              f"FlopCounterMode (ratio 1 or more): {', '.join(s['slower']) or 'none'}."
+              + (f" Not timed: {', '.join(r['model'] + ' (' + r['attention'] + ')' for r in skipped)}." if skipped
+                 else ""), "",
+              results["machine"] + " " + results["note"], ""]
+    return "\n".join(lines)
+
+
+def write_doc(results) -> None:
+    text = DOC.read_text()
+    section = markdown(results)
+    start = text.find(SECTION)
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + len(SECTION))
+        text = text[:start] + section + ("" if end < 0 else text[end:])
+    DOC.write_text(text)
+
+
+def main(argv=None):
+    args = argparse.ArgumentParser()
+    args.add_argument("--only", nargs="*", default=None, help="only these model types")
+    args.add_argument("--attention", nargs="*", default=list(ATTENTION))
+    args.add_argument("--repeats", type=int, default=1, help="fresh processes per configuration (median kept)")
+    args.add_argument("--timeout", type=float, default=300)
+    args.add_argument("--note", default="", help="a sentence on the run, kept in the results and the doc")
+    args.add_argument("--doc", action="store_true", help="only rewrite the doc section from the results")
+    args.add_argument("--threads", type=int, default=1, help="torch threads in each process")
+    args.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    opts = args.parse_args(argv)
+    if opts.child:
+        kind, attention, threads = opts.child
+        print(json.dumps(child(kind, attention, int(threads))), flush=True)
+        return
+    if opts.doc:
+        write_doc(json.loads(RESULTS.read_text()))
+        return
+    import torch
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    rows = []
+    for kind in opts.only or MODELS:
+        for attention in opts.attention:
+            runs = [run(kind, attention, opts.threads, opts.timeout) for _ in range(opts.repeats)]
+            timed = sorted((r for r in runs if "ratio" in r), key=lambda r: r["ratio"])
+            row = timed[len(timed) // 2] if timed else runs[0]
+            if timed:
+                row["ratios"] = [round(r["ratio"], 3) for r in runs if "ratio" in r]
+            rows.append(row)
+            print(kind, attention, f"{row['ratio']:.2f} {row['reading']}" if "ratio" in row else row["skipped"],
+                  flush=True)
+    end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
+               f"with {opts.threads} thread(s), Python {platform.python_version()}; load average {load:.2f} at the "
+               f"start, {end:.2f} at the end.")
+    results = {"torch": torch.__version__, "machine": machine, "repeats": opts.repeats, "threads": opts.threads,
+               "note": opts.note, "rows": rows}
+    results["summary"] = summary(rows)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=1))
+    write_doc(results)
+    print(json.dumps(results["summary"]))
+
+
+if __name__ == "__main__":
+    main()
