@@ -2,10 +2,11 @@
 and the inputs its forward names (:func:`inputs_for`).
 
 Everything one family of models needs beyond the common sizes is data, one table per concept: the heads of
-multi-head latent attention (:data:`LATENT_ATTENTION`), expert groups (:data:`EXPERT_GROUPS`), multimodal rotary
-sections (:data:`MROPE`), the layout of audio (:data:`AUDIO_CHANNELS`, :data:`FRAMES_FIRST`), vision towers fed
-flattened patches with their grid (:data:`PATCHES_AS_IMAGES`), forecasting horizons (:data:`FORECAST`). A model
-type needs a code change here only when it brings a new concept.
+multi-head latent attention (:data:`LATENT_ATTENTION`), state-space heads (:data:`STATE_SPACE`), expert groups
+(:data:`EXPERT_GROUPS`), multimodal rotary sections (:data:`MROPE`), the layout of audio (:data:`AUDIO_CHANNELS`,
+:data:`FRAMES_FIRST`), vision towers fed flattened patches with their grid (:data:`PATCHES_AS_IMAGES`), videos and
+image pairs (:data:`VIDEO_PIXELS`, :data:`IMAGE_PAIRS`), inputs a forward needs though optional (:data:`WITH`),
+forecasting horizons (:data:`FORECAST`). A model type needs a code change here only when it brings a new concept.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ DERIVED = ("head_dim",)
 #: rotary factor, set by :func:`shrink`); the derived query head size follows
 LATENT_ATTENTION = dict(qk_nope_head_dim=8, v_head_dim=8, kv_lora_rank=16, q_lora_rank=16, index_head_dim=16,
                         index_n_heads=2)
+
+#: state-space layers (Mamba 2 and the hybrids built on it): heads x head size must equal expand x hidden size, and
+#: the heads split into whole groups; set where a config has them (as SMALL: where its value is an int)
+STATE_SPACE = dict(expand=1, mamba_expand=1, mamba_n_heads=4, mamba_d_head=8, mamba_d_ssm=32, n_groups=1,
+                   mamba_n_groups=1,
+                   state_size=16, mamba_d_state=16, time_step_rank=8, chunk_size=8, mamba_chunk_size=8)
 
 #: mixtures of experts routed group by group (DeepSeek-V2/V3): the experts split into these many groups and the
 #: tokens routed to the best of them, set (with the experts per token, None in DeepSeek-V2's config) where a config
@@ -97,7 +104,8 @@ def shrink(config, depth=0):
     from transformers import PretrainedConfig
 
     multi_head = vars(config).get("num_key_value_heads") == vars(config).get("num_attention_heads") is not None
-    for key, value in SMALL.items():  # vars, not getattr: a per-layer attribute's global getter raises (Gemma 4)
+    # vars, not getattr: a per-layer attribute's global getter raises (Gemma 4)
+    for key, value in {**SMALL, **STATE_SPACE}.items():
         if key in vars(config) and isinstance(vars(config)[key], type(value)) and not isinstance(
                 vars(config)[key], bool) or key in vars(config) and isinstance(value, bool) or (
                 key in DERIVED and key in vars(config) and vars(config)[key] is None):
