@@ -78,6 +78,9 @@ FRAMES_FIRST = ("canary", "parakeet_encoder", "parakeet_ctc", "lasr_encoder", "l
 #: (patches, channels, patch, patch) rather than a view of flattened patches
 PATCHES_AS_IMAGES = ("kimi_k25_vision",)
 
+#: image sizes (height, width) for model types whose config names none that fits (text-line recognisers: 48 x 320)
+IMAGE_SIZE = {"pp_ocrv5_server_rec": (48, 320)}
+
 #: model types whose image input is a video, (batch, frames, channels, height, width)
 VIDEO_PIXELS = ("videomae", "xclip", "vivit", "timesformer")
 
@@ -230,7 +233,7 @@ class _Context:
         elif name == "pixel_values" and self.kind in VIDEO_PIXELS or name == "pixel_values_videos":
             self.made[name] = _video(self.vision, g)
         elif name == "pixel_values":
-            h, w = _size(getattr(self.vision, "image_size", 32))
+            h, w = IMAGE_SIZE.get(self.kind) or _size(getattr(self.vision, "image_size", 32))
             image = (getattr(self.vision, "num_channels", 3), h, w)
             pair = (2,) if self.kind in IMAGE_PAIRS else ()
             self.made[name] = torch.randn(BATCH, *pair, *image, generator=g)
