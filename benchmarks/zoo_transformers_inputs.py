@@ -2,11 +2,12 @@
 and the inputs its forward names (:func:`inputs_for`).
 
 Everything one family of models needs beyond the common sizes is data, one table per concept: the heads of
-multi-head latent attention (:data:`LATENT_ATTENTION`), state-space heads (:data:`STATE_SPACE`), expert groups
-(:data:`EXPERT_GROUPS`), multimodal rotary sections (:data:`MROPE`), the layout of audio (:data:`AUDIO_CHANNELS`,
-:data:`FRAMES_FIRST`), vision towers fed flattened patches with their grid (:data:`PATCHES_AS_IMAGES`), videos and
-image pairs (:data:`VIDEO_PIXELS`, :data:`IMAGE_PAIRS`), inputs a forward needs though optional (:data:`WITH`),
-forecasting horizons (:data:`FORECAST`). A model type needs a code change here only when it brings a new concept.
+multi-head latent attention (:data:`LATENT_ATTENTION`), state-space heads (:data:`STATE_SPACE`), detection queries
+(:data:`QUERIES`), expert groups (:data:`EXPERT_GROUPS`), multimodal rotary sections (:data:`MROPE`), the layout
+of audio (:data:`AUDIO_CHANNELS`, :data:`FRAMES_FIRST`), vision towers fed flattened patches with their grid
+(:data:`PATCHES_AS_IMAGES`), videos and image pairs (:data:`VIDEO_PIXELS`, :data:`IMAGE_PAIRS`), image sizes
+(:data:`IMAGE_SIZE`), inputs a forward needs though optional (:data:`WITH`), forecasting horizons
+(:data:`FORECAST`). A model type needs a code change here only when it brings a new concept.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ STATE_SPACE = dict(expand=1, mamba_expand=1, mamba_n_heads=4, mamba_d_head=8, ma
                    mamba_n_groups=1,
                    state_size=16, mamba_d_state=16, time_step_rank=8, chunk_size=8, mamba_chunk_size=8)
 
+#: detectors that pick their queries as the top-k of the encoder's anchors (RT-DETR): no more queries than the
+#: anchors of a small image; set where a config has them (as SMALL)
+QUERIES = dict(num_queries=8)
+
 #: mixtures of experts routed group by group (DeepSeek-V2/V3): the experts split into these many groups and the
 #: tokens routed to the best of them, set (with the experts per token, None in DeepSeek-V2's config) where a config
 #: has expert groups, whatever their value, so that each group of the few shrunk experts holds some
@@ -66,7 +71,7 @@ MROPE = ("cohere_compass", "cosmos3_edge", "ernie4_5_vl_moe", "glm4v", "glm4v_mo
 FORECAST = dict(context_length=16, prediction_length=4)
 
 #: model types whose raw audio is (batch, channels, samples) (codecs: one channel), not (batch, samples)
-AUDIO_CHANNELS = ("dac", "encodec", "mimi", "mimi_decoder", "xcodec", "higgs_audio_v2_tokenizer", "snac",
+AUDIO_CHANNELS = ("pe_audio", "dac", "encodec", "mimi", "mimi_decoder", "xcodec", "higgs_audio_v2_tokenizer", "snac",
                   "pocket_tts_audio_tokenizer", "pocket_tts_audio_tokenizer_encoder", "xcodec2")
 
 #: model types whose spectrogram features are (batch, frames, features), not (batch, features, frames)
@@ -108,7 +113,7 @@ def shrink(config, depth=0):
 
     multi_head = vars(config).get("num_key_value_heads") == vars(config).get("num_attention_heads") is not None
     # vars, not getattr: a per-layer attribute's global getter raises (Gemma 4)
-    for key, value in {**SMALL, **STATE_SPACE}.items():
+    for key, value in {**SMALL, **STATE_SPACE, **QUERIES}.items():
         if key in vars(config) and isinstance(vars(config)[key], type(value)) and not isinstance(
                 vars(config)[key], bool) or key in vars(config) and isinstance(value, bool) or (
                 key in DERIVED and key in vars(config) and vars(config)[key] is None):
