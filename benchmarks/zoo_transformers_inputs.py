@@ -108,7 +108,8 @@ FEATURE_SIZE = ("num_mel_bins", "input_feat_per_channel", "feature_size", "featu
 
 def shrink(config, depth=0):
     """``config`` with every size in :data:`SMALL` it has set small, its sub-configs too, lists of depths cut
-    to one block per stage; latent-attention heads, rotary sections and forecasting lengths cut to match."""
+    to one block per stage (and lists of heads per stage or layer to a few); latent-attention heads, rotary sections
+    and forecasting lengths cut to match."""
     from transformers import PretrainedConfig
 
     multi_head = vars(config).get("num_key_value_heads") == vars(config).get("num_attention_heads") is not None
@@ -120,7 +121,8 @@ def shrink(config, depth=0):
             setattr(config, key, value)
     if multi_head:  # a model with as many key/value heads as query heads may size one of them by either count
         config.num_key_value_heads = config.num_attention_heads
-    for key, each in (("depths", 1), ("num_layers_per_stage", 1), ("num_heads", 2), ("num_attention_heads", 2)):
+    for key, each in (("depths", 1), ("num_layers_per_stage", 1), ("num_heads", 2), ("num_attention_heads", 2),
+                      ("num_key_value_heads_per_layer", 2)):
         if isinstance(vars(config).get(key), (list, tuple)):
             setattr(config, key, [each] * len(vars(config)[key]))
     for key in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id", "sep_token_id",
