@@ -2,10 +2,12 @@
 and the inputs its forward names (:func:`inputs_for`).
 
 Everything one family of models needs beyond the common sizes is data, one table per concept: the heads of
-multi-head latent attention (:data:`LATENT_ATTENTION`), expert groups (:data:`EXPERT_GROUPS`), multimodal rotary
-sections (:data:`MROPE`), the layout of audio (:data:`AUDIO_CHANNELS`, :data:`FRAMES_FIRST`), vision towers fed
-flattened patches with their grid (:data:`PATCHES_AS_IMAGES`), forecasting horizons (:data:`FORECAST`). A model
-type needs a code change here only when it brings a new concept.
+multi-head latent attention (:data:`LATENT_ATTENTION`), state-space heads (:data:`STATE_SPACE`), detection queries
+(:data:`QUERIES`), expert groups (:data:`EXPERT_GROUPS`), multimodal rotary sections (:data:`MROPE`), the layout
+of audio (:data:`AUDIO_CHANNELS`, :data:`FRAMES_FIRST`), vision towers fed flattened patches with their grid
+(:data:`PATCHES_AS_IMAGES`), videos and image pairs (:data:`VIDEO_PIXELS`, :data:`IMAGE_PAIRS`), image sizes
+(:data:`IMAGE_SIZE`), inputs a forward needs though optional (:data:`WITH`), forecasting horizons
+(:data:`FORECAST`). A model type needs a code change here only when it brings a new concept.
 """
 
 from __future__ import annotations
@@ -44,6 +46,16 @@ DERIVED = ("head_dim",)
 LATENT_ATTENTION = dict(qk_nope_head_dim=8, v_head_dim=8, kv_lora_rank=16, q_lora_rank=16, index_head_dim=16,
                         index_n_heads=2)
 
+#: state-space layers (Mamba 2 and the hybrids built on it): heads x head size must equal expand x hidden size, and
+#: the heads split into whole groups; set where a config has them (as SMALL: where its value is an int)
+STATE_SPACE = dict(expand=1, mamba_expand=1, mamba_n_heads=4, mamba_d_head=8, mamba_d_ssm=32, n_groups=1,
+                   mamba_n_groups=1,
+                   state_size=16, mamba_d_state=16, time_step_rank=8, chunk_size=8, mamba_chunk_size=8)
+
+#: detectors that pick their queries as the top-k of the encoder's anchors (RT-DETR): no more queries than the
+#: anchors of a small image; set where a config has them (as SMALL)
+QUERIES = dict(num_queries=8)
+
 #: mixtures of experts routed group by group (DeepSeek-V2/V3): the experts split into these many groups and the
 #: tokens routed to the best of them, set (with the experts per token, None in DeepSeek-V2's config) where a config
 #: has expert groups, whatever their value, so that each group of the few shrunk experts holds some
@@ -59,7 +71,7 @@ MROPE = ("cohere_compass", "cosmos3_edge", "ernie4_5_vl_moe", "glm4v", "glm4v_mo
 FORECAST = dict(context_length=16, prediction_length=4)
 
 #: model types whose raw audio is (batch, channels, samples) (codecs: one channel), not (batch, samples)
-AUDIO_CHANNELS = ("dac", "encodec", "mimi", "mimi_decoder", "xcodec", "higgs_audio_v2_tokenizer", "snac",
+AUDIO_CHANNELS = ("pe_audio", "dac", "encodec", "mimi", "mimi_decoder", "xcodec", "higgs_audio_v2_tokenizer", "snac",
                   "pocket_tts_audio_tokenizer", "pocket_tts_audio_tokenizer_encoder", "xcodec2")
 
 #: model types whose spectrogram features are (batch, frames, features), not (batch, features, frames)
@@ -70,6 +82,9 @@ FRAMES_FIRST = ("canary", "parakeet_encoder", "parakeet_ctc", "lasr_encoder", "l
 #: vision towers fed patches with a grid (Qwen-VL style) whose patch embedding is a 2-D convolution over
 #: (patches, channels, patch, patch) rather than a view of flattened patches
 PATCHES_AS_IMAGES = ("kimi_k25_vision",)
+
+#: image sizes (height, width) for model types whose config names none that fits (text-line recognisers: 48 x 320)
+IMAGE_SIZE = {"pp_ocrv5_server_rec": (48, 320)}
 
 #: model types whose image input is a video, (batch, frames, channels, height, width)
 VIDEO_PIXELS = ("videomae", "xclip", "vivit", "timesformer")
@@ -93,18 +108,21 @@ FEATURE_SIZE = ("num_mel_bins", "input_feat_per_channel", "feature_size", "featu
 
 def shrink(config, depth=0):
     """``config`` with every size in :data:`SMALL` it has set small, its sub-configs too, lists of depths cut
-    to one block per stage; latent-attention heads, rotary sections and forecasting lengths cut to match."""
+    to one block per stage (and lists of heads per stage or layer to a few); latent-attention heads, rotary sections
+    and forecasting lengths cut to match."""
     from transformers import PretrainedConfig
 
     multi_head = vars(config).get("num_key_value_heads") == vars(config).get("num_attention_heads") is not None
-    for key, value in SMALL.items():  # vars, not getattr: a per-layer attribute's global getter raises (Gemma 4)
+    # vars, not getattr: a per-layer attribute's global getter raises (Gemma 4)
+    for key, value in {**SMALL, **STATE_SPACE, **QUERIES}.items():
         if key in vars(config) and isinstance(vars(config)[key], type(value)) and not isinstance(
                 vars(config)[key], bool) or key in vars(config) and isinstance(value, bool) or (
                 key in DERIVED and key in vars(config) and vars(config)[key] is None):
             setattr(config, key, value)
     if multi_head:  # a model with as many key/value heads as query heads may size one of them by either count
         config.num_key_value_heads = config.num_attention_heads
-    for key, each in (("depths", 1), ("num_layers_per_stage", 1), ("num_heads", 2), ("num_attention_heads", 2)):
+    for key, each in (("depths", 1), ("num_layers_per_stage", 1), ("num_heads", 2), ("num_attention_heads", 2),
+                      ("num_key_value_heads_per_layer", 2)):
         if isinstance(vars(config).get(key), (list, tuple)):
             setattr(config, key, [each] * len(vars(config)[key]))
     for key in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id", "sep_token_id",
@@ -222,7 +240,7 @@ class _Context:
         elif name == "pixel_values" and self.kind in VIDEO_PIXELS or name == "pixel_values_videos":
             self.made[name] = _video(self.vision, g)
         elif name == "pixel_values":
-            h, w = _size(getattr(self.vision, "image_size", 32))
+            h, w = IMAGE_SIZE.get(self.kind) or _size(getattr(self.vision, "image_size", 32))
             image = (getattr(self.vision, "num_channels", 3), h, w)
             pair = (2,) if self.kind in IMAGE_PAIRS else ()
             self.made[name] = torch.randn(BATCH, *pair, *image, generator=g)
