@@ -305,6 +305,7 @@ _SHAPES = {
     "view": _view, "reshape": _view, "permute": _permute, "transpose": _transpose, "contiguous": _same,
     "size": _size, "dim": _dim, "chunk": _chunk, "split": _split, "unsqueeze": _unsqueeze, "squeeze": _squeeze,
     "expand": _expand, "t": _t, "clone": _same, "detach": _same, "float": _same, "to": _same, "type_as": _same,
+    "cpu": _same,  # on the CPU, the tensor itself (a view in a training step: no copy)
 }
 
 #: names of views of other libraries, which convcost does not import (timm's drop_path, torchvision's
