@@ -339,3 +339,67 @@ def test_a_parameter_read_through_data_by_hand():
     step = profile(model, torch.randn(2, 4, 8), training=True).training
     assert step.unread_params == model.w.numel() == 8
     assert measure_training(model, (torch.randn(2, 4, 8),))["gradients"] == 8 * 8 + 8
+
+
+# --- sizes and indices given as 0-d integer tensors; moves to the device the tensor is on ---------------------
+
+class ZeroDIndex(nn.Module):
+    """``table[i]`` with ``i`` a 0-d integer tensor: PyTorch reads it as the int it holds (a view, no index kept;
+    it was listed)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.table = nn.Linear(8, 8), nn.Parameter(torch.randn(5, 8))
+
+    def forward(self, x):
+        return self.a(x) + self.table[torch.tensor(x.shape[1]) // 2]
+
+
+class PaddedByTensor(nn.Module):
+    """EnCodec's and Mimi's ``_get_extra_padding_for_conv1d``: the padding a 0-d tensor made by ``torch.ceil`` (the
+    shape reading raised an internal error on it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(8, 8, 3)
+
+    def forward(self, x):
+        length = x.shape[-1]
+        frames = torch.ceil(torch.tensor(length / 3)).to(torch.int64) - 1
+        return self.conv(nn.functional.pad(x, (2, frames * 3 + 3 - length)))
+
+
+class InterpolatedToTensor(PaddedByTensor):
+    """``F.interpolate`` to a size given as a 0-d tensor."""
+
+    def forward(self, x):
+        return self.conv(nn.functional.interpolate(x, size=torch.tensor(x.shape[-1]) * 2))
+
+
+class MovedToItsDevice(PaddedByTensor):
+    """``.to(x.device)`` and ``.cpu()`` of a tensor already there: the tensor itself, no copy (read call by call,
+    ``.cpu()`` was listed, and the forward's ``float(...)`` too)."""
+
+    def forward(self, x):
+        h = self.conv(x).to(x.device).cpu()
+        return h * 2 if float(h.sum()) > -1e30 else h
+
+
+@pytest.mark.parametrize("reading", READINGS)
+@pytest.mark.parametrize("model", [ZeroDIndex, PaddedByTensor, InterpolatedToTensor, MovedToItsDevice],
+                         ids=lambda c: c.__name__)
+def test_sizes_and_indices_as_0d_tensors(model, reading):
+    if model is MovedToItsDevice and reading == READINGS[0]:
+        pytest.skip("it reads a value: never read on shapes alone")
+    x = torch.randn(2, 8, 8)
+    assert_step_agrees(read_by(model, reading)(), x)
+    report = profile(read_by(model, reading)(), x)
+    assert report.exact and report.total["macs"] == _flop_counter_macs(read_by(model, reading)(), x)
+
+
+def _flop_counter_macs(model, x) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    return counter.get_total_flops() // 2

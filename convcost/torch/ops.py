@@ -345,6 +345,7 @@ _SHAPES = {
     "view": _view, "reshape": _view, "permute": _permute, "transpose": _transpose, "contiguous": _same,
     "size": _size, "dim": _dim, "chunk": _chunk, "split": _split, "unsqueeze": _unsqueeze, "squeeze": _squeeze,
     "expand": _expand, "t": _t, "clone": _same, "detach": _same, "to": _to, "type_as": _type_as,
+    "cpu": _same,  # on the CPU, the tensor itself (a view in a training step: no copy)
     **{name: _cast_to(dtype) for name, dtype in (("float", torch.float32), ("double", torch.float64),
                                                  ("half", torch.float16), ("bfloat16", torch.bfloat16),
                                                  ("long", torch.int64), ("int", torch.int32), ("bool", torch.bool))},

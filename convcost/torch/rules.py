@@ -35,6 +35,25 @@ class Tensor:
         self.grad, self.storage, self.layout = grad, storage, layout
 
 
+def size_value(x) -> int:
+    """A size a rule reads (a padding, an output size): an int, or the value of a 0-d integer tensor the forward
+    computed it as (EnCodec's and Mimi's paddings, made with ``torch.ceil``), as the reading knows it; where the
+    reading has no value for it, :class:`NoRule`.
+
+    >>> size_value(3), size_value(Tensor((), torch.tensor(4)))
+    (3, 4)
+    """
+    if isinstance(x, Tensor):
+        if x.tensor is None:
+            raise NoRule("a size given as a tensor whose value the reading does not have")
+        x = x.tensor
+    if isinstance(x, torch.Tensor):
+        if x.dim() != 0 or x.is_floating_point() or x.is_complex() or x.is_meta:
+            raise NoRule("a size given as a tensor that is not one integer")
+        return int(x)
+    return int(x)
+
+
 class Emit:
     """A rule's answer: cost ``spec`` on ``inputs`` (shapes), reading parameter tensors ``reads``.
 

@@ -170,7 +170,7 @@ class _Step(trace_calls.Session):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if self.busy or getattr(func, "__name__", "") in _VALUE_READS:
+        if self.busy or getattr(func, "__name__", "") in trace_calls.VALUE_READS:
             return func(*args, **kwargs)  # the values the forward reads: no work, nothing autograd keeps
         inside = self.stack and self.stack[-1] is not None and self.stack[-1][1]
         first = args[0] if args else None
@@ -248,8 +248,6 @@ class _Step(trace_calls.Session):
             self.busy -= 1
 
 
-#: a tensor's values read into Python (the forward's own decisions: a loop over boxes, a count)
-_VALUE_READS = frozenset({"__bool__", "__int__", "__float__", "__index__", "item", "tolist", "numpy"})
 
 
 def _cuda_devices(model) -> list:

@@ -217,6 +217,8 @@ class Session(TorchFunctionMode):
         out = self.run(func, args, kwargs)
         if inside:
             return out  # part of a module counted as one row
+        if self.training and getattr(func, "__name__", "") in VALUE_READS:
+            return out  # a value read into Python: no work, nothing autograd keeps
         if self.training:
             event = event_of(func, args, kwargs, self.context(), sys._getframe(1))
             event = Event(event.kind, event.target, self.tracked(args), self.tracked(kwargs), event.where)
@@ -304,6 +306,9 @@ def event_of(func, args, kwargs, context: str, caller=None) -> Event:
 #: tensor properties that are calls of their own (a complex tensor's parts: views), as the other readings see them
 _PROPERTIES = {torch.Tensor.real.__get__: torch.real, torch.Tensor.imag.__get__: torch.imag}
 _METHOD_WRAPPER = type(torch.Tensor.real.__get__)
+
+#: a tensor's values read into Python (the forward's own decisions: a loop over boxes, a count)
+VALUE_READS = frozenset({"__bool__", "__int__", "__float__", "__index__", "item", "tolist", "numpy"})
 
 #: a tensor attribute read or set (its descriptor's ``__get__`` or ``__set__`` reaches the mode), as the method that
 #: does the same to autograd: ``x.data`` is ``x.detach()`` (the same storage, no gradient), ``x.requires_grad = f``

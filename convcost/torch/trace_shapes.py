@@ -442,7 +442,12 @@ def _is_shaped(value) -> bool:
 
 def _unwrap(value):
     if isinstance(value, Shaped):
-        return value.value
+        real, t = value.alongside, value.value
+        if isinstance(real, torch.Tensor) and not t.shape and t.tensor is None and not (
+                real.is_floating_point() or real.is_complex() or real.dtype is torch.bool):
+            # a 0-d integer computed in the forward (a padding, an index): its value, for a rule that reads it
+            return Tensor(t.shape, real, t.name, t.dtype, grad=t.grad, storage=t.storage, layout=t.layout)
+        return t
     if isinstance(value, torch.Tensor):  # a parameter, buffer or constant: its shape, and itself
         return Tensor(tuple(int(x) for x in value.shape), value, dtype=value.dtype, grad=value.requires_grad)
     if type(value) in (tuple, list):

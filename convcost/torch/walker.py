@@ -145,6 +145,11 @@ class Walk:
     def call(self, event: Event):
         """The value a call returns (a :class:`Tensor`, a tuple of them, a plain value, or :class:`Unknown`),
         its row recorded."""
+        if event.target in (operator.getitem, "__getitem__") and len(event.args) == 2 and holds(event.args[1],
+                                                                                              _integer_0d):
+            # x[i] with i a 0-d integer tensor is x[int(i)], a view (autograd keeps no index): its value, where known
+            event = Event(event.kind, event.target, (event.args[0], _as_ints(event.args[1])), event.kwargs,
+                          event.where)
         if self.training and not torch.is_grad_enabled() and _in_custom_function():
             # autograd.Function's forward runs without grad: its own backward and saves are not read, said so
             self.record.untrack(event.label, event.path, "inside a custom autograd.Function: its backward is its own")
@@ -617,6 +622,20 @@ class Walk:
             return first
         it = iter(outputs)
         return type(result)(next(it) if isinstance(t, Tensor) else t for t in result)
+
+
+def _integer_0d(value) -> bool:
+    """Whether ``value`` is a 0-d integer tensor whose value the reading has (a :class:`Tensor` holding it)."""
+    real = value.tensor if isinstance(value, Tensor) else value
+    return isinstance(real, torch.Tensor) and real.dim() == 0 and not real.is_meta and not (
+        real.is_floating_point() or real.is_complex() or real.dtype is torch.bool)
+
+
+def _as_ints(key):
+    """An index with its 0-d integer tensors as the ints they hold."""
+    if isinstance(key, tuple):
+        return tuple(_as_ints(k) for k in key)
+    return int(key.tensor if isinstance(key, Tensor) else key) if _integer_0d(key) else key
 
 
 def _set_item(x, key, value):

@@ -21,12 +21,12 @@ from convcost.torch.binding import binds
 from convcost.torch.bindings.conv import read_axes
 from convcost.torch.build import as_int
 from convcost.torch.layouts import keeps_channels_last
-from convcost.torch.rules import Emit, NoRule, bind_arguments, tensor_arg
+from convcost.torch.rules import Emit, NoRule, bind_arguments, size_value, tensor_arg
 
 
 def _pad(args, kwargs):
     a = bind_arguments(("input", "pad", "mode", "value"), {"mode": "constant", "value": None}, args, kwargs)
-    pads = tuple(int(x) for x in a["pad"])
+    pads = tuple(size_value(x) for x in a["pad"])
     if any(x < 0 for x in pads):
         raise NoRule("padding by a negative amount (a crop)")
     mode = a["mode"] or "constant"
@@ -39,7 +39,8 @@ def interpolated_size(shape, size, scale) -> tuple:
     """The spatial output size of ``F.interpolate`` (``size``, else ``floor(input x scale_factor)``)."""
     spatial = tuple(shape[2:])
     if size is not None:
-        return tuple(int(s) for s in size) if isinstance(size, (tuple, list)) else (int(size),) * len(spatial)
+        return tuple(size_value(s) for s in size) if isinstance(size, (tuple, list)) else \
+            (size_value(size),) * len(spatial)
     if scale is None:
         raise NoRule("interpolation without a size or a scale factor")
     scales = tuple(scale) if isinstance(scale, (tuple, list)) else (scale,) * len(spatial)
