@@ -233,6 +233,7 @@ class _Session(TorchFunctionMode):
         # inputs), so that work done on them (a position-bias MLP on a coordinate table) is counted
         self.attributes = {id(t): None for m in self.walk.modules.values()
                            for t in (*m._parameters.values(), *m._buffers.values()) if t is not None}
+        self.buffers = {id(t): t for m in self.walk.modules.values() for t in m._buffers.values() if t is not None}
         self.stack = []
         self.busy = 0  # inside convcost's own machinery (a rule, a reader, a meta run): calls pass through
         # the dtype of a computed value whose dtype the rules leave open: the floating one (token ids are
@@ -522,7 +523,7 @@ def read_shapes(model, inputs, device="cpu", training=False, with_values=False, 
     restored_here, kept = kept is None, kept or Attributes(model)  # a caller's snapshot: the caller restores
     # the tensors computed alongside update what a forward updates (batch norm's running statistics, the RNG):
     # both are put back, so that reading a model never changes it
-    buffers = [(b, b.detach().clone()) for b in model.buffers() if with_values or _integral(b)]
+    buffers = [(b, b.detach().clone()) for b in session.buffers.values() if with_values or _integral(b)]
     with TRACING.exclusive(), torch.random.fork_rng(devices=[]):
         _LOCAL.session = session
         failed = True

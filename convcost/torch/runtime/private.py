@@ -89,7 +89,7 @@ def module_calls(modules, call, seen):
             views = []
             for name in ("_parameters", "_buffers"):
                 found = own.get(name)
-                if type(found) is dict:
+                if type(found) is dict and found:  # an empty one has nothing to read (most modules' _parameters)
                     view = _Reading(found)
                     view.seen = seen
                     views.append((name, found, view))
