@@ -296,10 +296,11 @@ def _patches(vision, kind, g, params) -> dict:
 
 
 def _video(vision, g) -> torch.Tensor:
-    """(batch, frames, channels, size, size): two tubelets of frames at the config's image size."""
+    """(batch, frames, channels, size, size): the config's number of frames (else two tubelets of them) at its image
+    size."""
     size = getattr(vision, "crop_size", None) or getattr(vision, "image_size", 32)
     size = size[0] if isinstance(size, (list, tuple)) else size
-    frames = 2 * (getattr(vision, "tubelet_size", 1) or 1)
+    frames = getattr(vision, "num_frames", None) or 2 * (getattr(vision, "tubelet_size", 1) or 1)
     return torch.randn(BATCH, frames, getattr(vision, "num_channels", 3), size, size, generator=g)
 
 

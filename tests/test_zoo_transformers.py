@@ -80,6 +80,10 @@ def test_shrunk_heads_fit_together():
     mrope = shrink(AutoConfig.for_model("glm4v_moe")).get_text_config()  # half of a rotary part of half a head
     assert sum(mrope.rope_parameters["mrope_section"]) == SMALL["head_dim"] // 4
     assert sum(shrink(AutoConfig.for_model("qwen2_5_vl")).get_text_config().rope_parameters["mrope_section"]) == 4
+    ssm = shrink(AutoConfig.for_model("mamba2"))  # state-space heads tile the expanded hidden size
+    assert ssm.num_heads * ssm.head_dim == ssm.expand * ssm.hidden_size and ssm.num_heads % ssm.n_groups == 0
+    hybrid = shrink(AutoConfig.for_model("granitemoehybrid"))
+    assert hybrid.mamba_n_heads * hybrid.mamba_d_head == hybrid.mamba_expand * hybrid.hidden_size
 
 
 @pytest.mark.skipif(importlib.util.find_spec("transformers") is None, reason="transformers is not installed")
