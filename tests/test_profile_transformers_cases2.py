@@ -457,3 +457,27 @@ def test_a_forward_that_sets_requires_grad_read_call_by_call():
     model = SetsRequiresGradCallByCall()
     assert profile(model, (2, 8), training=True).traced_with == "calls on meta tensors"
     assert_reads_exactly(model, torch.randn(2, 8))
+
+
+class AssignedCallByCall(nn.Module):
+    """WavLM's SpecAugment, read call by call: ``h[mask] = embed.to(h.dtype)`` (a method there, ``__setitem__``)
+    writes into ``h``, so the parameter reaches the loss and gets a gradient and optimizer state, even where the
+    mask selects nothing."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.embed = nn.Linear(8, 8), nn.Parameter(torch.randn(8))
+
+    def forward(self, x):
+        h = self.fc(x)
+        assert isinstance(h, torch.Tensor)
+        h[torch.zeros(2, 4, dtype=torch.bool)] = self.embed.to(h.dtype)
+        return h * 2
+
+
+def test_an_assignment_read_call_by_call_reaches_the_loss():
+    model, x = AssignedCallByCall(), torch.randn(2, 4, 8)
+    assert_reads_exactly(model, x)
+    step = profile(model, x, training=True).training
+    assert step.unread_params == 0
+    assert step.memory("adam") == measure_training(model, (x,), optimizer="adam")["bytes"]

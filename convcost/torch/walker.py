@@ -177,8 +177,8 @@ class Walk:
                    and not _integral(t.dtype)}
         first = event.args[0] if event.args else None
         if isinstance(first, Tensor) and first.storage is not None and (
-                event.target is operator.setitem or event.kind != MODULE and _in_place(event)):
-            results.add(first.storage)  # written in place: x[i] = y, x.add_(y)
+                event.target in (operator.setitem, "__setitem__") or event.kind != MODULE and _in_place(event)):
+            results.add(first.storage)  # written in place: x[i] = y (a method call by call), x.add_(y)
         self.record.flow(sources, results)
 
     def _call(self, event: Event):
