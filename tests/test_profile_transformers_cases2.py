@@ -481,3 +481,9 @@ def test_an_assignment_read_call_by_call_reaches_the_loss():
     step = profile(model, x, training=True).training
     assert step.unread_params == 0
     assert step.memory("adam") == measure_training(model, (x,), optimizer="adam")["bytes"]
+
+
+@needs_transformers
+def test_wavlm():
+    """The requires_grad set in its feature encoder and the SpecAugment assignment, both read call by call."""
+    assert_zoo_row_exact("wavlm")
