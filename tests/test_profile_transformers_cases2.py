@@ -434,3 +434,56 @@ def test_triangular_solve_against_pytorch(data):
 def test_a_gated_delta_rule_model():
     """olmo_hybrid (qwen3_next and qwen3_5 solve the same way; each takes minutes on two cores)."""
     assert_zoo_row_exact("olmo_hybrid")
+
+
+# --- a forward that sets requires_grad, read call by call (WavLM's feature encoder) -----------------------------
+
+class SetsRequiresGradCallByCall(nn.Module):
+    """``hidden_states.requires_grad = True`` on a view of the input, in a forward the shapes cannot run (an
+    ``isinstance`` check): the first convolution's input gradient is part of the step."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv1d(1, 4, 3), nn.Linear(6, 6)
+
+    def forward(self, x):
+        h = x[:, None]
+        assert isinstance(h, torch.Tensor)
+        h.requires_grad = True
+        return self.fc(self.conv(h))
+
+
+def test_a_forward_that_sets_requires_grad_read_call_by_call():
+    model = SetsRequiresGradCallByCall()
+    assert profile(model, (2, 8), training=True).traced_with == "calls on meta tensors"
+    assert_reads_exactly(model, torch.randn(2, 8))
+
+
+class AssignedCallByCall(nn.Module):
+    """WavLM's SpecAugment, read call by call: ``h[mask] = embed.to(h.dtype)`` (a method there, ``__setitem__``)
+    writes into ``h``, so the parameter reaches the loss and gets a gradient and optimizer state, even where the
+    mask selects nothing."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.embed = nn.Linear(8, 8), nn.Parameter(torch.randn(8))
+
+    def forward(self, x):
+        h = self.fc(x)
+        assert isinstance(h, torch.Tensor)
+        h[torch.zeros(2, 4, dtype=torch.bool)] = self.embed.to(h.dtype)
+        return h * 2
+
+
+def test_an_assignment_read_call_by_call_reaches_the_loss():
+    model, x = AssignedCallByCall(), torch.randn(2, 4, 8)
+    assert_reads_exactly(model, x)
+    step = profile(model, x, training=True).training
+    assert step.unread_params == 0
+    assert step.memory("adam") == measure_training(model, (x,), optimizer="adam")["bytes"]
+
+
+@needs_transformers
+def test_wavlm():
+    """The requires_grad set in its feature encoder and the SpecAugment assignment, both read call by call."""
+    assert_zoo_row_exact("wavlm")

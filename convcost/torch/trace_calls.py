@@ -174,6 +174,8 @@ class Session(TorchFunctionMode):
             found = self.values.get(id(value))
             if found is not None and found[0] is value:
                 t = found[1]
+                if value.requires_grad and not t.grad and t.storage is not None:
+                    t.grad = True  # the forward set it (wav2vec2's feature encoder: ``x.requires_grad = True``)
                 if t.tensor is None and value.dim() == 0 and not value.is_floating_point():
                     # a size computed as a 0-d tensor (torch.div of two sizes): its value, for a view that reads it
                     return Tensor(t.shape, value, t.name, t.dtype, grad=t.grad, storage=t.storage, layout=t.layout)
