@@ -403,3 +403,43 @@ def _flop_counter_macs(model, x) -> int:
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(x)
     return counter.get_total_flops() // 2
+
+
+# --- an expert no token is routed to ------------------------------------------------------------------------
+
+class EmptyExpert(nn.Module):
+    """A mixture of experts looping over its experts (Mixtral's eager loop) where the router sends no token to
+    the last one: a Linear on zero rows costs nothing, keeps what autograd keeps of empty operands, and its
+    parameters get a gradient of zeros (convcost refused the model: "input shape (1, 0, 8) holds 0")."""
+
+    def __init__(self, from_values=False):
+        super().__init__()
+        self.router, self.experts = nn.Linear(8, 3), nn.ModuleList(nn.Linear(8, 8) for _ in range(3))
+        self.from_values = from_values
+        with torch.no_grad():
+            self.router.bias.copy_(torch.tensor([0.0, 100.0, -100.0]))
+
+    def forward(self, x):
+        flat = x.reshape(-1, 8)
+        logits = self.router(flat)
+        if self.from_values:  # routed by the router's values: the last expert never wins
+            choice = logits.argmax(-1)
+        else:  # routed by position: half the tokens to each of the first two
+            choice = (torch.arange(flat.shape[0]) < flat.shape[0] // 2).long()
+        weights, out = logits.softmax(-1), torch.zeros_like(flat)
+        for e, expert in enumerate(self.experts):
+            idx = torch.where(choice == e)[0]
+            out = out.index_add(0, idx, expert(flat[idx]) * weights[idx, e, None])
+        return out
+
+
+@pytest.mark.parametrize("reading", READINGS[:2])
+@pytest.mark.parametrize("from_values", [False, True], ids=["by_position", "by_value"])
+def test_an_expert_without_tokens(from_values, reading):
+    model, x = read_by(EmptyExpert, reading)(from_values), torch.randn(2, 4, 8)
+    report = profile(model, x)
+    assert report.exact and report.total["macs"] == _flop_counter_macs(model, x) == 8 * (8 * 3 + 8 * 8)
+    assert report.total["params"] == sum(p.numel() for p in model.parameters())
+    assert_step_agrees(model, x, reading if from_values is False else READINGS[1])
+    # by hand: every expert's weight and bias get a gradient, the empty one's of zeros
+    assert measure_training(model, (x,))["gradients"] == sum(p.numel() for p in model.parameters())
