@@ -469,3 +469,23 @@ def test_masked_fill_by_a_computed_mask_read_call_by_call():
     assert_step_agrees(InvertedMaskFill(), torch.randn(2, 4, 8), "calls on cpu tensors (the forward reads values)")
     # by hand: autograd keeps the mask (2 x 4 booleans), the input a keeps for its weight's gradient and b's
     assert step_numbers(InvertedMaskFill(), torch.randn(2, 4, 8))[2]["saved_elements"] == 2 * 4 + 2 * 4 * 8 * 2
+
+
+# --- a detection model in eval mode, its images a list ------------------------------------------------------
+
+@pytest.mark.slow  # a torchvision detection model: tens of seconds on a busy machine
+def test_a_detection_model_takes_its_images_as_one_list():
+    """``profile(model, (images,))``: torchvision's detection models take a list of images (which may differ in
+    size) as their one input; it was refused ("an input must be a shape or a tensor")."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from test_profile_detection import build
+
+    model = build("fasterrcnn_mobilenet_v3_large_fpn").eval()
+    images = [torch.rand(3, 64, 80), torch.rand(3, 72, 64)]
+    report = profile(model, (images,))
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(images)
+    assert report.exact and report.total["macs"] == counter.get_total_flops() // 2
+    assert report.total["params"] == sum(p.numel() for p in model.parameters())
+    assert report.input_shape == (2,)  # two images of different sizes
