@@ -445,32 +445,6 @@ def test_an_expert_without_tokens(from_values, reading):
     assert measure_training(model, (x,))["gradients"] == sum(p.numel() for p in model.parameters())
 
 
-# --- masked_fill with a mask the forward computed, read call by call (Mask2Former) --------------------------
-
-class InvertedMaskFill(nn.Module):
-    """Mask2Former's deformable attention: ``value.masked_fill(attention_mask[..., None], 0)`` with the mask the
-    inverse of padding masks concatenated in the forward, in a forward read call by call on real tensors (it reads
-    a value): the mask's dtype was not carried, its run on meta tensors failed, and the call was listed."""
-
-    def __init__(self):
-        super().__init__()
-        self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
-
-    def forward(self, x):
-        assert isinstance(x, torch.Tensor)
-        padding = torch.cat([torch.zeros(2, 2, dtype=torch.bool), torch.zeros(2, 2, dtype=torch.bool)], 1)
-        value = self.a(x)
-        if float(value.sum()) > -1e30:
-            value = value.masked_fill((~padding)[..., None], 0.0)
-        return self.b(value)
-
-
-def test_masked_fill_by_a_computed_mask_read_call_by_call():
-    assert_step_agrees(InvertedMaskFill(), torch.randn(2, 4, 8), "calls on cpu tensors (the forward reads values)")
-    # by hand: autograd keeps the mask (2 x 4 booleans), the input a keeps for its weight's gradient and b's
-    assert step_numbers(InvertedMaskFill(), torch.randn(2, 4, 8))[2]["saved_elements"] == 2 * 4 + 2 * 4 * 8 * 2
-
-
 # --- a detection model in eval mode, its images a list ------------------------------------------------------
 
 @pytest.mark.slow  # a torchvision detection model: tens of seconds on a busy machine

@@ -198,9 +198,7 @@ class Session(TorchFunctionMode):
         """Remember the walker's Tensor for each tensor a call returned."""
         if isinstance(out, torch.Tensor):
             if isinstance(result, Tensor):
-                if result.dtype is None and not out.is_floating_point():
-                    # view_as_real on meta needs the complex dtype; a mask (Mask2Former's ~mask) or an index read
-                    # later as one, run on meta with it, its boolean or integer dtype
+                if result.dtype is None and out.is_complex():  # view_as_real on meta needs the complex dtype
                     result.dtype = out.dtype
                 self.values[id(out)] = (out, result)
         elif isinstance(out, (tuple, list)) and isinstance(result, (tuple, list)) and len(out) == len(result):
