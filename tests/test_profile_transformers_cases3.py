@@ -463,3 +463,31 @@ def test_a_detection_model_takes_its_images_as_one_list():
     assert report.exact and report.total["macs"] == counter.get_total_flops() // 2
     assert report.total["params"] == sum(p.numel() for p in model.parameters())
     assert report.input_shape == (2,)  # two images of different sizes
+
+
+# --- F.embedding_bag: what the CPU kernel keeps -------------------------------------------------------------
+
+class Bags(nn.Module):
+    """``nn.EmbeddingBag`` on 2-D ids, or ``F.embedding_bag`` on 1-D ids with offsets: the CPU kernel keeps other
+    index tensors than the meta kernel convcost ran it on (sum: 30 saved elements, convcost said 36)."""
+
+    def __init__(self, mode, functional=False):
+        super().__init__()
+        self.bag, self.fc, self.functional = nn.EmbeddingBag(20, 8, mode=mode), nn.Linear(8, 8), functional
+
+    def forward(self, ids):
+        if self.functional:
+            return self.fc(nn.functional.embedding_bag(ids, self.bag.weight, torch.tensor([0, 3]), mode=self.bag.mode))
+        return self.fc(self.bag(ids))
+
+
+@pytest.mark.parametrize("reading", [READINGS[0], READINGS[2]])
+@pytest.mark.parametrize("functional", [False, True], ids=["module", "functional"])
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+def test_embedding_bag_keeps_what_the_cpu_kernel_keeps(mode, functional, reading):
+    ids = torch.randint(0, 20, (8,) if functional else (2, 4), generator=torch.Generator().manual_seed(0))
+    assert_step_agrees(read_by(Bags, reading)(mode, functional), ids, reading)
+    # by hand (PyTorch 2.13's CPU kernel): the ids (8), offsets (2), offset2bag (9, none in sum mode), bag sizes (2)
+    # and max indices (2 bags, x 8 features in max mode)
+    kept = 8 + 2 + (0 if mode == "sum" else 9) + 2 + (2 * 8 if mode == "max" else 2)
+    assert step_numbers(Bags(mode, functional), ids)[1]["saved_indices"] == kept

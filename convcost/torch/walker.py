@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from convcost.costs import Cost
 from convcost.errors import ConvcostError, InternalError
-from convcost.torch import layouts
+from convcost.torch import layouts, runtime
 from convcost.torch.binding import BINDINGS, FUNCTIONS, METHODS, binding_of, module_binding
 from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
 from convcost.torch.leftovers import holds
@@ -45,6 +45,7 @@ from convcost.torch.ops import key, op_of
 from convcost.torch.record import Recorder
 from convcost.torch.registry import REGISTRY
 from convcost.torch.rules import WITH_INDICES, Emit, NoRule, Refused, Tensor, bind_arguments
+from convcost.torch.runtime import meta_gaps
 from convcost.torch.runtime.private import is_dropout
 
 #: module types read as one leaf: those whose binding is a primitive (containers are read by what they call)
@@ -638,6 +639,9 @@ class Walk:
             self.record.storages.get(t.storage, _numel(t.shape)) for t, kept in zip(run.operands, run.kept)
             if kept and t.dtype == torch.int64 and not self.record.is_parameter(t.storage)
             and self.record.first_index(t.storage))
+        if runtime.device_of(self.record.model) == "cpu":  # what the CPU kernel keeps that the meta run does not
+            more = meta_gaps.gap(event.name, event.args, event.kwargs, first.shape)
+            saved, indices = saved + more, indices + more
         cost = Cost(output_shape=first.shape, saved_elements=saved, saved_indices=indices,
                     saves_input=tuple(run.kept), saves_output=run.saves_output, output_view=view)
         self.record.keeps(cost, run.operands, first.storage)
