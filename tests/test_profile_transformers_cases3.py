@@ -403,3 +403,91 @@ def _flop_counter_macs(model, x) -> int:
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(x)
     return counter.get_total_flops() // 2
+
+
+# --- an expert no token is routed to ------------------------------------------------------------------------
+
+class EmptyExpert(nn.Module):
+    """A mixture of experts looping over its experts (Mixtral's eager loop) where the router sends no token to
+    the last one: a Linear on zero rows costs nothing, keeps what autograd keeps of empty operands, and its
+    parameters get a gradient of zeros (convcost refused the model: "input shape (1, 0, 8) holds 0")."""
+
+    def __init__(self, from_values=False):
+        super().__init__()
+        self.router, self.experts = nn.Linear(8, 3), nn.ModuleList(nn.Linear(8, 8) for _ in range(3))
+        self.from_values = from_values
+        with torch.no_grad():
+            self.router.bias.copy_(torch.tensor([0.0, 100.0, -100.0]))
+
+    def forward(self, x):
+        flat = x.reshape(-1, 8)
+        logits = self.router(flat)
+        if self.from_values:  # routed by the router's values: the last expert never wins
+            choice = logits.argmax(-1)
+        else:  # routed by position: half the tokens to each of the first two
+            choice = (torch.arange(flat.shape[0]) < flat.shape[0] // 2).long()
+        weights, out = logits.softmax(-1), torch.zeros_like(flat)
+        for e, expert in enumerate(self.experts):
+            idx = torch.where(choice == e)[0]
+            out = out.index_add(0, idx, expert(flat[idx]) * weights[idx, e, None])
+        return out
+
+
+@pytest.mark.parametrize("reading", READINGS[:2])
+@pytest.mark.parametrize("from_values", [False, True], ids=["by_position", "by_value"])
+def test_an_expert_without_tokens(from_values, reading):
+    model, x = read_by(EmptyExpert, reading)(from_values), torch.randn(2, 4, 8)
+    report = profile(model, x)
+    assert report.exact and report.total["macs"] == _flop_counter_macs(model, x) == 8 * (8 * 3 + 8 * 8)
+    assert report.total["params"] == sum(p.numel() for p in model.parameters())
+    assert_step_agrees(model, x, reading if from_values is False else READINGS[1])
+    # by hand: every expert's weight and bias get a gradient, the empty one's of zeros
+    assert measure_training(model, (x,))["gradients"] == sum(p.numel() for p in model.parameters())
+
+
+# --- a detection model in eval mode, its images a list ------------------------------------------------------
+
+@pytest.mark.slow  # a torchvision detection model: tens of seconds on a busy machine
+def test_a_detection_model_takes_its_images_as_one_list():
+    """``profile(model, (images,))``: torchvision's detection models take a list of images (which may differ in
+    size) as their one input; it was refused ("an input must be a shape or a tensor")."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from test_profile_detection import build
+
+    model = build("fasterrcnn_mobilenet_v3_large_fpn").eval()
+    images = [torch.rand(3, 64, 80), torch.rand(3, 72, 64)]
+    report = profile(model, (images,))
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(images)
+    assert report.exact and report.total["macs"] == counter.get_total_flops() // 2
+    assert report.total["params"] == sum(p.numel() for p in model.parameters())
+    assert report.input_shape == (2,)  # two images of different sizes
+
+
+# --- F.embedding_bag: what the CPU kernel keeps -------------------------------------------------------------
+
+class Bags(nn.Module):
+    """``nn.EmbeddingBag`` on 2-D ids, or ``F.embedding_bag`` on 1-D ids with offsets: the CPU kernel keeps other
+    index tensors than the meta kernel convcost ran it on (sum: 30 saved elements, convcost said 36)."""
+
+    def __init__(self, mode, functional=False):
+        super().__init__()
+        self.bag, self.fc, self.functional = nn.EmbeddingBag(20, 8, mode=mode), nn.Linear(8, 8), functional
+
+    def forward(self, ids):
+        if self.functional:
+            return self.fc(nn.functional.embedding_bag(ids, self.bag.weight, torch.tensor([0, 3]), mode=self.bag.mode))
+        return self.fc(self.bag(ids))
+
+
+@pytest.mark.parametrize("reading", [READINGS[0], READINGS[2]])
+@pytest.mark.parametrize("functional", [False, True], ids=["module", "functional"])
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+def test_embedding_bag_keeps_what_the_cpu_kernel_keeps(mode, functional, reading):
+    ids = torch.randint(0, 20, (8,) if functional else (2, 4), generator=torch.Generator().manual_seed(0))
+    assert_step_agrees(read_by(Bags, reading)(mode, functional), ids, reading)
+    # by hand (PyTorch 2.13's CPU kernel): the ids (8), offsets (2), offset2bag (9, none in sum mode), bag sizes (2)
+    # and max indices (2 bags, x 8 features in max mode)
+    kept = 8 + 2 + (0 if mode == "sum" else 9) + 2 + (2 * 8 if mode == "max" else 2)
+    assert step_numbers(Bags(mode, functional), ids)[1]["saved_indices"] == kept

@@ -1,5 +1,6 @@
 """A model's inputs as PyTorch takes them: a shape, a tensor, or a tuple or list of them (one per
-positional input), and keyword inputs.
+positional input; a list of tensors inside that tuple is one input, as a detection model takes its images), and
+keyword inputs.
 
 A shape holds ints or sympy symbols (``(1, 3, H, W)``); a tensor keeps its dtype (and its values, for
 a model whose control flow reads them); a floating input takes the model's parameter dtype.
@@ -34,6 +35,8 @@ class Input:
     tensor: object = None
 
     def meta(self):
+        if isinstance(self.tensor, list):
+            return [torch.empty_like(t, device="meta") for t in self.tensor]
         if self.tensor is not None:
             return torch.empty_like(self.tensor, device="meta")
         return torch.zeros(self.shape, dtype=self.dtype, device="meta")
@@ -104,6 +107,19 @@ def model_inputs(model, inputs, kwargs=None, where="profile") -> Inputs:
     return Inputs(positional, keywords)
 
 
+def tensor_list(value) -> Input:
+    """A list of tensors as one input (torchvision's detection models take their images so; they may differ in
+    size): its shape is ``(n, *shape)`` where they share one, else ``(n,)``.
+
+    >>> import torch
+    >>> tensor_list([torch.zeros(3, 4, 5), torch.zeros(3, 4, 5)]).shape, tensor_list([torch.zeros(2), torch.zeros(3)]).shape
+    ((2, 3, 4, 5), (2,))
+    """
+    shapes = {tuple(int(x) for x in t.shape) for t in value}
+    shape = (len(value), *next(iter(shapes))) if len(shapes) == 1 else (len(value),)
+    return Input(shape, value[0].dtype, list(value))
+
+
 def _is_one(value) -> bool:
     """A tensor, or a shape: a tuple of sizes (ints or sympy expressions), ``()`` included."""
     if isinstance(value, (torch.Tensor, torch.Size)):
@@ -117,6 +133,8 @@ def _is_one(value) -> bool:
 def _one(value, dtype, where) -> Input:
     if isinstance(value, torch.Tensor):
         return Input(tuple(int(x) for x in value.shape), value.dtype, value)
+    if isinstance(value, (list, tuple)) and value and all(isinstance(t, torch.Tensor) for t in value):
+        return tensor_list(value)
     if isinstance(value, (list, torch.Size)) and all(isinstance(x, int) for x in value):
         value = tuple(value)
     if not isinstance(value, tuple):

@@ -29,7 +29,7 @@ from convcost.errors import ConvcostError, InternalError
 from convcost.shapes import numel
 from convcost.torch import layouts, trace_calls
 from convcost.torch.events import Event
-from convcost.torch.inputs import Input, Inputs
+from convcost.torch.inputs import Input, Inputs, tensor_list
 from convcost.torch.leftovers import Attributes
 from convcost.torch.locks import TRACING
 from convcost.torch.record import Recorder
@@ -309,9 +309,7 @@ def _tensors_input(value, what) -> Input:
     if isinstance(value, torch.Tensor):
         return Input(tuple(int(x) for x in value.shape), value.dtype, value)
     if isinstance(value, (list, tuple)) and value and all(isinstance(t, torch.Tensor) for t in value):
-        shapes = {tuple(int(x) for x in t.shape) for t in value}
-        shape = (len(value), *next(iter(shapes))) if len(shapes) == 1 else (len(value),)
-        return Input(shape, value[0].dtype, list(value))
+        return tensor_list(value)
     raise ConvcostError(f"profile: with targets, {what} must be a tensor or a list of tensors (the images), "
                         f"got {_kind(value)}")
 

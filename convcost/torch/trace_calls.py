@@ -425,7 +425,8 @@ def _once(model, inputs, meta, device, training=False):
     args, kwargs = inputs.meta() if meta else inputs.real(device)
     if training:  # the inputs as the walker takes them: their storages, and a gradient where one is asked for
         for given, arg in (*zip(inputs.positional, args), *((inputs.keywords[k], v) for k, v in kwargs.items())):
-            session.values[id(arg)] = (arg, session.walk.input_tensor(given))
+            if isinstance(arg, torch.Tensor):  # (a list of images: each read as a constant, needing no gradient)
+                session.values[id(arg)] = (arg, session.walk.input_tensor(given))
     kept = Attributes(model)
     try:
         # in training, grad stays on so that a forward's own torch.no_grad() is seen

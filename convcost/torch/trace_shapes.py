@@ -513,6 +513,8 @@ def read_shapes(model, inputs, device="cpu", training=False, with_values=False, 
     """
     if inputs.symbolic:
         raise NeedsTensors("symbolic sizes (read by torch.fx)")
+    if any(isinstance(i.tensor, list) for i in inputs.all):
+        raise NeedsTensors("a list of tensors as one input")
     session = _Session(model, inputs, device, training, with_values, kept.named if kept else None)
     with own_code("the shape reading"):
         if session.walk.is_layer():

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from convcost.costs import Cost
 from convcost.errors import ConvcostError, InternalError
-from convcost.torch import layouts
+from convcost.torch import layouts, runtime
 from convcost.torch.binding import BINDINGS, FUNCTIONS, METHODS, binding_of, module_binding
 from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
 from convcost.torch.leftovers import holds
@@ -45,6 +45,7 @@ from convcost.torch.ops import key, op_of
 from convcost.torch.record import Recorder
 from convcost.torch.registry import REGISTRY
 from convcost.torch.rules import WITH_INDICES, Emit, NoRule, Refused, Tensor, bind_arguments
+from convcost.torch.runtime import meta_gaps
 from convcost.torch.runtime.private import is_dropout
 
 #: module types read as one leaf: those whose binding is a primitive (containers are read by what they call)
@@ -243,7 +244,12 @@ class Walk:
         except NoRule as why:
             return self.unknown(event, str(why))
         if isinstance(result, Emit):
-            return self.emit(event, result, flat)
+            if not _holds_empty(flat):
+                return self.emit(event, result, flat)
+            try:  # a concatenation with an empty part costs as any; a layer on zero rows cannot be costed
+                return self.emit(event, result, flat)
+            except ConvcostError:
+                return self.empty(event)
         source = args[0] if args else None
         if isinstance(source, Tensor) and source.dtype is not None and not op.casts:
             result = _with_dtype(result, source.dtype)  # a view keeps its dtype (an index, a mask)
@@ -280,7 +286,11 @@ class Walk:
             self.record.skip(event.label, event.path, f"convcost cannot cost it: {why}")
             return
         if isinstance(result, Emit):
-            self.record.emit(self.record.unique(event.path), event.label, result, "function")
+            try:
+                self.record.emit(self.record.unique(event.path), event.label, result, "function")
+            except ConvcostError:
+                if not _holds_empty(_flat(event.args, event.kwargs)):
+                    raise  # (on an empty tensor: no work, no row)
 
     def rule(self, event):
         """The binding's rule of a function or method call, else the table's shape rule (None: neither)."""
@@ -506,14 +516,7 @@ class Walk:
             out = _unary_output(event)  # rsqrt, pow(x, 2) in every RMS norm: no meta run either
         if out is None:
             try:
-                meta_args, meta_kwargs = _to_meta(event.args), _to_meta(event.kwargs)
-                with torch.no_grad():
-                    if module is not None:
-                        out = _on_meta(module)(*meta_args, **meta_kwargs)
-                    elif event.kind == METHOD:
-                        out = getattr(meta_args[0], event.target)(*meta_args[1:], **meta_kwargs)
-                    else:
-                        out = event.target(*meta_args, **meta_kwargs)
+                out = _on_meta_alone(event)
             except Exception as exc:  # noqa: BLE001 - the model's own call fails on meta: its shape is unknown
                 if not listed:
                     self.record.skip(label, event.path, "its output shape is unknown")
@@ -523,6 +526,35 @@ class Walk:
         if self.training:
             result = self.unknown_output(result, event, listed)
         return result
+
+    def empty(self, event):
+        """A call on an empty tensor that convcost's layer cannot cost (an expert no token was routed to: a Linear
+        on zero rows): it does no work and makes no row; its output from the call on the tensors computed alongside
+        or on meta tensors, and in a training step what autograd keeps of it from the call run on meta tensors
+        (nothing but the empty operands, unless one is a view of a larger storage). A module's parameters still
+        get a gradient (of zeros), as PyTorch gives them."""
+        module = event.target if event.kind == MODULE else None
+        try:
+            out = self._computed_output()
+            result = _from_meta(out if out is not None else _on_meta_alone(event))
+        except Exception:  # noqa: BLE001 - it cannot run alone: listed, as any call convcost cannot read
+            return self.unknown(event, "a call on an empty tensor that cannot run on meta tensors")
+        if not self.training:
+            return result
+        tensors = [self.record.tracked(t) for t in _flat(event.args, event.kwargs) if isinstance(t, Tensor)]
+        params = own_parameters(module) if module is not None else ()
+        for p in params:  # read: its gradient is a tensor of zeros, with its optimizer state
+            self.record.storage_of(p)
+        grad = any(t.grad for t in tensors) or any(p.requires_grad for p in params)
+        result = _fresh(result, self.record, grad)
+        if not grad:
+            return result
+        simulated = self.simulated(result, event, function=_on_meta(module) if module is not None else None)
+        if simulated is None:
+            self.record.untrack(event.label, event.path, "a call on an empty tensor that cannot run on meta "
+                                "tensors: what autograd keeps of it is not known")
+            return result
+        return simulated
 
     def _computed_output(self):
         """The call's output on the tensors computed alongside, where the reading has them (None otherwise, or
@@ -614,6 +646,9 @@ class Walk:
             self.record.storages.get(t.storage, _numel(t.shape)) for t, k in zip(kept, flags)
             if k and t.dtype == torch.int64 and not self.record.is_parameter(t.storage)
             and self.record.first_index(t.storage))
+        if runtime.device_of(self.record.model) == "cpu":  # what the CPU kernel keeps that the meta run does not
+            more = meta_gaps.gap(event.name, event.args, event.kwargs, first.shape)
+            saved, indices = saved + more, indices + more
         cost = Cost(output_shape=first.shape, saved_elements=saved, saved_indices=indices,
                     saves_input=flags, saves_output=run.saves_output, output_view=view)
         self.record.keeps(cost, kept, first.storage)
@@ -901,6 +936,22 @@ def _to_meta(value):
     if isinstance(value, dict):
         return {k: _to_meta(v) for k, v in value.items()}
     return value
+
+
+def _on_meta_alone(event):
+    """The call of ``event`` run alone on meta tensors (a module with meta copies of its parameters)."""
+    meta_args, meta_kwargs = _to_meta(event.args), _to_meta(event.kwargs)
+    with torch.no_grad():
+        if event.kind == MODULE:
+            return _on_meta(event.target)(*meta_args, **meta_kwargs)
+        if event.kind == METHOD:
+            return getattr(meta_args[0], event.target)(*meta_args[1:], **meta_kwargs)
+        return event.target(*meta_args, **meta_kwargs)
+
+
+def _holds_empty(tensors) -> bool:
+    """Whether one of ``tensors`` has an axis of size 0."""
+    return any(isinstance(t, Tensor) and 0 in t.shape for t in tensors)
 
 
 def _from_meta(value):

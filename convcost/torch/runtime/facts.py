@@ -101,6 +101,15 @@ FACTS = (
           "convcost.torch.bindings.linear.LinearBinding", "convcost.torch.bindings.matmul.AttentionBinding"),
          "tests/test_profile_autocast.py::test_the_zoo_sample_under_mixed_precision",
          releases=((2, 13),)),
+    Fact("embedding_bag's saved indices on the CPU",
+         "F.embedding_bag's CPU kernel keeps offset2bag (indices + 1 elements) in mean and max modes only, and "
+         "max_indices of one element per bag in sum and mean modes; its meta kernel, which a call without a row "
+         "is run on, keeps offset2bag (indices elements) in every mode and max_indices in max mode only",
+         "aten/src/ATen/native/EmbeddingBag.cpp (_embedding_bag_cpu_impl_out, make_offset2bag); "
+         "torch/_meta_registrations.py (meta_embedding_bag)",
+         ("convcost.torch.runtime.meta_gaps.embedding_bag_gap", "convcost.torch.runtime.meta_gaps.gap"),
+         "tests/test_profile_transformers_cases3.py::test_embedding_bag_keeps_what_the_cpu_kernel_keeps",
+         releases=((2, 13),)),
     Fact("grouped weight-gradient overcount",
          "FlopCounterMode counts a grouped convolution's weight gradient G times over",
          "torch/utils/flop_counter.py conv_backward_flop; fixed upstream by pytorch PR 183405",
