@@ -1,7 +1,8 @@
 """``profile``'s first call against one FlopCounterMode forward, on transformers zoo models.
 
 Run in the transformers venv (as ``benchmarks/zoo_transformers.py``): ``python benchmarks/bench_first_call.py
-[--only TYPE ...] [--attention eager sdpa] [--repeats N] [--doc]``. Each configuration (a model type and an
+[--only TYPE ...] [--attention eager sdpa] [--repeats N]``, then ``.venv/bin/python benchmarks/docs.py >
+docs/benchmarks.md`` (its section is :func:`section`). Each configuration (a model type and an
 attention) runs in a fresh process of its own: the model is built as the zoo builds it
 (:func:`zoo_transformers.build`, :func:`zoo_transformers.inputs_for`, :class:`zoo_transformers.First`), convcost is
 imported, then ``profile(model, inputs)`` is timed once (the process's first reading of any model) and after it
@@ -12,7 +13,7 @@ the process (``time.process_time``), which the ratio is taken on, and the wall c
 other work the wall clock is mostly other processes' time slices (the CPU time is not), so torch runs on
 ``--threads`` threads (default 1: both tools on one core, so that CPU time and a quiet machine's wall clock
 agree). ``--repeats N`` runs each configuration in N fresh processes and keeps the median ratio.
-Writes benchmarks/results/first_call.json; ``--doc`` rewrites the section of docs/benchmarks.md from it.
+Writes benchmarks/results/first_call.json.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "first_call.json"
-DOC = HERE.parent / "docs" / "benchmarks.md"
 #: the models of issue 26's slow list (their mask code reads values, or did), and a spread of the zoo's kinds
 MODELS = ("fast_vlm", "qwen3_omni_moe_thinker", "openai_privacy_filter", "llama4", "llama4_text", "rembert", "bert",
           "layoutlm", "ibert", "convbert", "deberta", "xlm", "flaubert", "gpt2", "llama", "mixtral", "qwen2", "phi3",
@@ -103,9 +103,10 @@ def summary(rows) -> dict:
             "slower": [f"{r['model']} ({r['attention']})" for r in timed if r["ratio"] >= 1]}
 
 
-def markdown(results) -> str:
+def section(results) -> list:
+    """The lines of docs/benchmarks.md's section (``benchmarks/docs.py``) from the results."""
     rows = [r for r in results["rows"] if "ratio" in r]
-    s = results["summary"]
+    s, before = results["summary"], results.get("before")
     lines = [SECTION, "",
              "`python benchmarks/bench_first_call.py` in the transformers venv; results in "
              "`benchmarks/results/first_call.json`. Each configuration (a model type of the transformers zoo, built "
@@ -117,31 +118,26 @@ def markdown(results) -> str:
              f"{results.get('threads', 1)} thread(s); the wall-clock ratio is kept beside it. "
              f"Each ratio is the median of {results['repeats']} fresh process(es).", "",
              "| model | attention | convcost's reading | profile first, CPU (ms) | FlopCounterMode forward, CPU (ms) | "
-             "ratio | wall-clock ratio |",
-             "|---|---|---|---:|---:|---:|---:|"]
+             "ratio | wall-clock ratio |"
+             + (f" ratio {before['label']} | reading {before['label']} |" if before else ""),
+             "|---|---|---|---:|---:|---:|---:|" + ("---:|---|" if before else "")]
     for r in sorted(rows, key=lambda r: -r["ratio"]):
+        was = before and before["ratios"].get(f"{r['model']} ({r['attention']})")
         lines.append(f"| {r['model']} | {r['attention']} | {r['reading']} | {1000 * r['profile_s']:.1f} | "
-                     f"{1000 * r['flopcounter_s']:.1f} | {r['ratio']:.2f} | {r['wall_ratio']:.2f} |")
+                     f"{1000 * r['flopcounter_s']:.1f} | {r['ratio']:.2f} | {r['wall_ratio']:.2f} |"
+                     + ((f" {was[0]:.2f} | {was[1]} |" if was else " | |") if before else ""))
     skipped = [r for r in results["rows"] if "ratio" not in r]
     lines += ["", f"{s['configurations']} configurations: median ratio **{s['median_ratio']:.2f}**, worst "
               f"{s['worst']['ratio']:.2f} ({s['worst']['model']}, {s['worst']['attention']}); slower than "
               f"FlopCounterMode (ratio 1 or more): {', '.join(s['slower']) or 'none'}."
-              + (f" Not timed: {', '.join(r['model'] + ' (' + r['attention'] + ')' for r in skipped)}." if skipped
-                 else ""), "",
-              results["machine"] + " " + results["note"], ""]
-    return "\n".join(lines)
-
-
-def write_doc(results) -> None:
-    text = DOC.read_text()
-    section = markdown(results)
-    start = text.find(SECTION)
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + ("" if end < 0 else text[end:])
-    DOC.write_text(text)
+              + (f" {before['label'].capitalize()}: median {before['summary']['median_ratio']:.2f}, worst "
+                 f"{before['summary']['worst']['ratio']:.2f} ({before['summary']['worst']['model']}, "
+                 f"{before['summary']['worst']['attention']}), slower: "
+                 f"{', '.join(before['summary']['slower']) or 'none'}." if before else "")
+              + (f" Not timed (transformers builds no such configuration here): "
+                 f"{', '.join(r['model'] + ' (' + r['attention'] + ')' for r in skipped)}." if skipped else ""), "",
+              (results["machine"] + " " + results["note"]).strip(), ""]
+    return lines
 
 
 def main(argv=None):
@@ -151,16 +147,14 @@ def main(argv=None):
     args.add_argument("--repeats", type=int, default=1, help="fresh processes per configuration (median kept)")
     args.add_argument("--timeout", type=float, default=300)
     args.add_argument("--note", default="", help="a sentence on the run, kept in the results and the doc")
-    args.add_argument("--doc", action="store_true", help="only rewrite the doc section from the results")
+    args.add_argument("--before", help="a results file of an earlier run (same method): its ratios kept beside")
+    args.add_argument("--before-label", default="before", help="what the earlier run ran (a commit)")
     args.add_argument("--threads", type=int, default=1, help="torch threads in each process")
     args.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     opts = args.parse_args(argv)
     if opts.child:
         kind, attention, threads = opts.child
         print(json.dumps(child(kind, attention, int(threads))), flush=True)
-        return
-    if opts.doc:
-        write_doc(json.loads(RESULTS.read_text()))
         return
     import torch
 
@@ -183,9 +177,13 @@ def main(argv=None):
     results = {"torch": torch.__version__, "machine": machine, "repeats": opts.repeats, "threads": opts.threads,
                "note": opts.note, "rows": rows}
     results["summary"] = summary(rows)
+    if opts.before:
+        earlier = json.loads(Path(opts.before).read_text())
+        results["before"] = {"label": opts.before_label, "summary": earlier["summary"],
+                             "ratios": {f"{r['model']} ({r['attention']})": [r["ratio"], r["reading"]]
+                                        for r in earlier["rows"] if "ratio" in r}}
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1))
-    write_doc(results)
     print(json.dumps(results["summary"]))
 
 

@@ -17,6 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 sys.path.insert(0, HERE)
 
+from bench_first_call import section as first_call_section
 from bench_profile import tool_table, versus_table
 from bench_training import table as training_table
 from plots import table as kernel_table
@@ -471,6 +472,9 @@ def main() -> int:
     versus = _load("profile_vs_flopcounter.json")
     if versus:
         lines += versus_section(versus)
+    first_call = _load("first_call.json")
+    if first_call:
+        lines += first_call_section(first_call)
     if profile:
         lines += profile_section(profile)
     training = _load("training-cpu.json")
