@@ -294,7 +294,8 @@ def event_of(func, args, kwargs, context: str, caller=None) -> Event:
     qual = getattr(func, "__qualname__", "") or ""
     seen = {}
     args, kwargs = _wrap(args, seen), _wrap(kwargs, seen)
-    attribute = _ATTRIBUTES.get((getattr(func, "__name__", ""), getattr(getattr(func, "__self__", None), "__name__", "")))
+    owner = getattr(getattr(func, "__self__", None), "__name__", "")  # the attribute a descriptor's method is of
+    attribute = _ATTRIBUTES.get((getattr(func, "__name__", ""), owner))
     if attribute is not None and qual.startswith("getset_descriptor."):  # x.data, x.requires_grad = True
         return Event(METHOD, attribute, args, kwargs, context)
     if qual.startswith(("TensorBase.", "Tensor.", "_TensorBase.")):
