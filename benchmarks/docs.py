@@ -369,7 +369,8 @@ def latency_section(data) -> list:
     noise = data["noise"]
     lines = ["## Whole-model latency on a zoo, predicted from the profile", "",
              f"Written from `benchmarks/results/latency-cpu.json`, one run of `benchmarks/bench_latency.py --out "
-             f"benchmarks/results{' --clock ' + data['clock'] if data['clock'] != 'wall' else ''}` started {data['started']} on {data['cpu']} ({data['cores']} cores), torch "
+             f"benchmarks/results{' --clock ' + data['clock'] if data['clock'] != 'wall' else ''}` "
+             f"started {data['started']} on {data['cpu']} ({data['cores']} cores), torch "
              f"{data['torch']}, torchvision and timm installed with `--no-deps`; {data['seconds'] / 60:.0f} minutes in "
              f"one process. Clock for one thread: {data['clock']} time"
              + (" (the process's CPU time: on a busy machine a whole model's wall time also holds the time other "
