@@ -79,10 +79,14 @@ def _attention(args, kwargs):
                        {"attn_mask": None, "enable_gqa": False}, args, kwargs)
     q, k, v = (tensor_arg(a[n], n) for n in ("query", "key", "value"))
     groups = 1
-    if a["enable_gqa"] and len(q.shape) >= 3 and len(k.shape) >= 3 and k.shape[-3] != q.shape[-3]:
-        if q.shape[-3] % k.shape[-3]:
-            raise NoRule(f"{q.shape[-3]} query heads over {k.shape[-3]} key heads")
-        groups = q.shape[-3] // k.shape[-3]  # each key and value head serves this many query heads
+    if a["enable_gqa"] and min(len(q.shape), len(k.shape), len(v.shape)) >= 3 and not \
+            q.shape[-3] == k.shape[-3] == v.shape[-3]:
+        for t, name in ((k, "key"), (v, "value")):
+            if q.shape[-3] % t.shape[-3]:
+                raise NoRule(f"{q.shape[-3]} query heads over {t.shape[-3]} {name} heads")
+        # each key head and each value head serves this many query heads (one count where they agree)
+        key, value = q.shape[-3] // k.shape[-3], q.shape[-3] // v.shape[-3]
+        groups = key if key == value else (key, value)
     return Emit(p.Attention(kv_groups=groups), [q.shape, k.shape, v.shape], reads(q, k, v))
 
 
@@ -251,7 +255,7 @@ class MultiheadAttentionBinding:
 class AttentionBinding:
     def build(layer, rank):
         return DotProductAttention(math=layer.kernel == "math", dropout=0.1 if layer.dropout else 0.0,
-                                   grouped=layer.kv_groups != 1)
+                                   grouped=layer.groups() != (1, 1))
 
     functions = {F.scaled_dot_product_attention: _attention}
     conventions = _TOOLS

@@ -1,0 +1,130 @@
+"""More of what the transformers zoo (benchmarks/zoo_transformers.py) found (issue #26), each cause reduced to a
+few-line model from plain torch and held to PyTorch itself (``FlopCounterMode`` and saved-tensor hooks through
+:func:`convcost.torch.measure_training.measure_training`), in every reading, as in
+``test_profile_transformers_cases3.py``.
+"""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn as nn  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_profile_transformers_cases3 import READINGS, assert_step_agrees, read_by, step_numbers  # noqa: E402
+
+
+# --- detach() cuts the gradient: a layer reached only through it gets no backward ----------------------------
+
+class Detached(nn.Module):
+    """``dec(enc(x).detach())``: ``enc`` runs in the forward, yet the loss reaches it through nothing."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc, self.dec = nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def pick(self, h):
+        return h
+
+    def forward(self, x):
+        return self.dec(self.pick(self.enc(x)).detach())
+
+
+class SlicedThenDetached(Detached):
+    def pick(self, h):
+        return h[:, :2]
+
+
+class GatheredThenDetached(Detached):
+    def pick(self, h):
+        return h.gather(1, torch.zeros(2, 2, 8, dtype=torch.int64))
+
+
+class TopkThenDetached(Detached):
+    """RT-DETR's query selection: ``topk(...).values`` of a layer's scores, detached."""
+
+    def pick(self, h):
+        return h.topk(2, dim=1).values
+
+
+class DetachedViewed(Detached):
+    """A view of the detached tensor: it too carries no gradient back."""
+
+    def forward(self, x):
+        return self.dec(self.enc(x).detach().view(2, 4, 8)[:, 1:])
+
+
+class DetachedAndNot(Detached):
+    """The same layer read detached and not: it is reached through the second read."""
+
+    def forward(self, x):
+        h = self.enc(x)
+        return self.dec(h.detach()) + h
+
+
+@pytest.mark.parametrize("reading", READINGS)
+@pytest.mark.parametrize("model", [Detached, SlicedThenDetached, GatheredThenDetached, TopkThenDetached,
+                                   DetachedViewed, DetachedAndNot], ids=lambda c: c.__name__)
+def test_detach_cuts_the_gradient(model, reading):
+    assert_step_agrees(read_by(model, reading)(), torch.randn(2, 4, 8), reading)
+
+
+def test_detached_by_hand():
+    """Only ``dec`` has a backward: its weight gradient, 8 x 8 for each of 8 tokens (its input needs none)."""
+    _, ours, measured = step_numbers(Detached(), torch.randn(2, 4, 8))
+    assert measured["backward_macs"] == 8 * 8 * 8 == ours["backward_macs"]
+
+
+# --- grouped-query attention through sdpa's own flag, key and value heads of their own counts -----------------
+
+class GroupedQuery(nn.Module):
+    """``F.scaled_dot_product_attention(q, k, v, enable_gqa=True)`` on 4 query heads and ``HEADS`` key and value
+    heads, each projected by a layer: PyTorch repeats the key and the value to the query's heads, each by its own
+    count (key and value heads that differ take the math path on the CPU)."""
+
+    HEADS = (2, 2)
+
+    def __init__(self):
+        super().__init__()
+        self.q, self.k, self.v = (nn.Linear(8, 8 * h) for h in (4, *self.HEADS))
+
+    def forward(self, x):
+        heads = (4, *self.HEADS)
+        q, k, v = (layer(x).view(1, 8, h, 8).transpose(1, 2) for layer, h in zip((self.q, self.k, self.v), heads))
+        return nn.functional.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+
+
+class KeyHeadsFewer(GroupedQuery):
+    HEADS = (2, 4)
+
+
+class ValueHeadsFewer(GroupedQuery):
+    HEADS = (2, 1)
+
+
+class OneKeyHead(GroupedQuery):
+    HEADS = (1, 2)
+
+
+@pytest.mark.parametrize("reading", READINGS)
+@pytest.mark.parametrize("model", [GroupedQuery, KeyHeadsFewer, ValueHeadsFewer, OneKeyHead],
+                         ids=lambda c: c.__name__)
+def test_grouped_query_attention_through_sdpa(model, reading):
+    assert_step_agrees(read_by(model, reading)(), torch.randn(1, 8, 8), reading)
+
+
+def test_key_and_value_heads_that_differ_by_hand():
+    """The math path's backward on 4 x 8 x 8 scores: the scores' gradient (8 per score), the query's and key's
+    (8 each), the value's (8); plus the three layers' weight gradients on 8 tokens (the input needs none)."""
+    _, ours, measured = step_numbers(KeyHeadsFewer(), torch.randn(1, 8, 8))
+    assert measured["backward_macs"] == 4 * 8 * 8 * (8 + 8 + 8 + 8) + 8 * 8 * (32 + 16 + 32) == ours["backward_macs"]
+
+
+def test_grouped_heads_take_one_count_or_a_pair():
+    from convcost import primitives as p
+    from convcost.errors import ConvcostError
+
+    with pytest.raises(ConvcostError, match=r"kv_groups takes one count or a pair \(key, value\), got \(2, 1, 1\)"):
+        p.Attention(kv_groups=(2, 1, 1)).cost([(1, 4, 8, 8), (1, 2, 8, 8), (1, 4, 8, 8)])
