@@ -201,3 +201,17 @@ def test_batch_norm_statistics_by_hand():
                 for track in (True, False)}
     assert kept[True]["float32"] - kept[False].get("float32", 0) == 2 * 8 * 4
     assert kept[False]["bfloat16"] - kept[True]["bfloat16"] == 2 * 8 * 2
+
+
+@pytest.mark.parametrize("reading", READINGS)
+@pytest.mark.parametrize("model", [NormWithoutWeights, FunctionalNormWithoutWeights], ids=lambda c: c.__name__)
+def test_batch_norm_without_weights_of_a_bfloat16_model_under_autocast(model, reading):
+    """A model cast to bfloat16, trained under autocast: its running statistics are bfloat16, and so is what the
+    step keeps of them (not the float32 of a float32 model's buffers)."""
+    model, x = read_by(model, reading)().bfloat16(), torch.randn(2, 3, 6, 6, dtype=torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        want = saved_bytes(model, x)
+        report = profile(model, (x,), training=True)
+    assert report.training.complete, report.training.untracked
+    assert report.traced_with == reading
+    assert dict(report.training.saved_by_dtype) == want == {"bfloat16": sum(want.values())}

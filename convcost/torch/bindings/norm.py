@@ -81,12 +81,12 @@ class BatchNormBinding:
     functions = {F.batch_norm: _batch_norm_call}
     module_inputs = _module_inputs
 
-    def private_dtype(spec, shapes, operand, weight):
+    def private_dtype(spec, shapes, operand, weight, buffers):
         # mean and invstd take the dtype of the weights and running statistics where they differ from the
         # input's (autocast); without affine weights the running statistics decide where there are any (the
-        # model's float32 buffers under autocast), else the input's dtype
+        # model's buffers: float32 under autocast, unless the model itself was cast), else the input's dtype
         if weight is None and operand in (torch.bfloat16, torch.float16):
-            return torch.float32 if spec.running_stats else operand
+            return buffers if spec.running_stats else operand
         return weight or operand
     passes_weights = True
     output_layout = keeps_channels_last
