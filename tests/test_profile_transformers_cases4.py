@@ -13,6 +13,8 @@ torch = pytest.importorskip("torch")
 import torch.nn as nn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from convcost.torch import profile  # noqa: E402
+from convcost.torch.measure_training import measure_training, optimizer_state  # noqa: E402
 from test_profile_transformers_cases3 import READINGS, assert_step_agrees, read_by, step_numbers  # noqa: E402
 
 
@@ -128,3 +130,88 @@ def test_grouped_heads_take_one_count_or_a_pair():
 
     with pytest.raises(ConvcostError, match=r"kv_groups takes one count or a pair \(key, value\), got \(2, 1, 1\)"):
         p.Attention(kv_groups=(2, 1, 1)).cost([(1, 4, 8, 8), (1, 2, 8, 8), (1, 4, 8, 8)])
+
+
+# --- batch norm without affine weights under autocast: its running statistics decide what it keeps ------------
+
+def saved_bytes(model, x) -> dict:
+    """{dtype name: bytes} autograd keeps in one training-mode forward of ``model`` on ``x`` under the autocast
+    in force, each storage once, parameters and buffers excluded (``test_profile_autocast.py``'s oracle)."""
+    from test_profile_autocast import saved_bytes as oracle
+
+    return {k: v for k, v in oracle(model, x).items() if v}
+
+
+class NormWithoutWeights(nn.Module):
+    """A convolution, then batch norm without affine weights, with running statistics (``TRACK``) or without:
+    the CPU keeps the batch mean and inverse std in the statistics' dtype (float32), else in the input's."""
+
+    TRACK, FUNCTIONAL = True, False
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8, affine=False, track_running_stats=self.TRACK)
+
+    def forward(self, x):
+        y = self.conv(x)
+        if self.FUNCTIONAL:
+            return nn.functional.batch_norm(y, self.bn.running_mean, self.bn.running_var, training=True)
+        return self.bn(y)
+
+
+class NormWithoutStatistics(NormWithoutWeights):
+    TRACK = False
+
+
+class FunctionalNormWithoutWeights(NormWithoutWeights):
+    FUNCTIONAL = True
+
+
+class FunctionalNormWithoutStatistics(NormWithoutWeights):
+    TRACK, FUNCTIONAL = False, True
+
+
+@pytest.mark.parametrize("reading", READINGS)
+@pytest.mark.parametrize("model", [NormWithoutWeights, NormWithoutStatistics, FunctionalNormWithoutWeights,
+                                   FunctionalNormWithoutStatistics], ids=lambda c: c.__name__)
+def test_batch_norm_without_weights_under_autocast(model, reading):
+    model, x = read_by(model, reading)(), torch.randn(2, 3, 6, 6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        want = saved_bytes(model, x)
+        report = profile(model, (x,), training=True)
+        measured = measure_training(model, (x,), optimizer="adam")
+    step = report.training
+    assert step.complete, step.untracked
+    assert report.traced_with == reading
+    assert dict(step.saved_by_dtype) == want
+    assert step.saved_bytes == sum(want.values())
+    assert step.backward_macs == measured["backward_macs"]
+    # float32 weights and gradients, Adam's state, what the step saves in each dtype
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    state = optimizer_state(model, x, optimizer="adam")["bytes"]
+    assert step.memory("adam") == 2 * params + state + sum(want.values())
+
+
+def test_batch_norm_statistics_by_hand():
+    """8 channels' mean and inverse std: float32 with running statistics (64 bytes), bfloat16 without (32)."""
+    x = torch.randn(2, 3, 6, 6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        kept = {track: saved_bytes(NormWithoutWeights() if track else NormWithoutStatistics(), x)
+                for track in (True, False)}
+    assert kept[True]["float32"] - kept[False].get("float32", 0) == 2 * 8 * 4
+    assert kept[False]["bfloat16"] - kept[True]["bfloat16"] == 2 * 8 * 2
+
+
+@pytest.mark.parametrize("reading", READINGS)
+@pytest.mark.parametrize("model", [NormWithoutWeights, FunctionalNormWithoutWeights], ids=lambda c: c.__name__)
+def test_batch_norm_without_weights_of_a_bfloat16_model_under_autocast(model, reading):
+    """A model cast to bfloat16, trained under autocast: its running statistics are bfloat16, and so is what the
+    step keeps of them (not the float32 of a float32 model's buffers)."""
+    model, x = read_by(model, reading)().bfloat16(), torch.randn(2, 3, 6, 6, dtype=torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        want = saved_bytes(model, x)
+        report = profile(model, (x,), training=True)
+    assert report.training.complete, report.training.untracked
+    assert report.traced_with == reading
+    assert dict(report.training.saved_by_dtype) == want == {"bfloat16": sum(want.values())}

@@ -266,7 +266,7 @@ class AttentionBinding:
     def autocast_op(spec):
         return "scaled_dot_product_attention"
 
-    def private_dtype(spec, shapes, operand, weight):
+    def private_dtype(spec, shapes, operand, weight, buffers):
         # the fused kernel's log-sum-exp is float32 whatever the operands; the math path keeps its products in
         # the dtype it computes in (float32 for a half-precision call on the CPU: computes_in)
         return torch.float32 if spec.fused(shapes) else operand
