@@ -7,7 +7,8 @@
 Run in a venv holding torch, and torchvision and timm installed with ``--no-deps`` (torchvision 0.28 imports
 against torch 2.13 through ``zoo_agreement.import_torchvision``). In one process, for each thread count (one, and
 every core): the machine is calibrated afresh (``convcost.torch.calibration.measure``: micro-benchmarks of single
-kernels and a few small synthetic networks of ordinary layers, ``convcost.torch.networks``, never a zoo model), then every model is profiled, predicted and timed at batch 1 and a larger batch at
+kernels and a few small synthetic networks of ordinary layers, ``convcost.torch.networks``, never a zoo model),
+then every model is profiled, predicted and timed at batch 1 and a larger batch at
 224x224 (inference: eval mode, ``torch.inference_mode``), and one training step (forward, backward, SGD with
 momentum) at a small batch. A timing is the fastest of ``--repeats`` calls after a warm-up call, the models
 interleaved (each round times every model once), so a busy moment of the machine spoils one call of each.

@@ -352,12 +352,25 @@ def _pct(x) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _has_network(data) -> bool:
+    return bool(data["runs"]) and bool(data["runs"][0]["machine"].get("network"))
+
+
+def _network_kinds(data) -> list:
+    kinds = []
+    for run in data["runs"]:
+        for factors in run["machine"].get("network", {}).values():
+            kinds += [k for k in factors if k not in kinds]
+    return kinds
+
+
 def latency_section(data) -> list:
     """Whole-model latency on the zoo (benchmarks/bench_latency.py): predicted against timed, one run."""
     noise = data["noise"]
     lines = ["## Whole-model latency on a zoo, predicted from the profile", "",
              f"Written from `benchmarks/results/latency-cpu.json`, one run of `benchmarks/bench_latency.py --out "
-             f"benchmarks/results` started {data['started']} on {data['cpu']} ({data['cores']} cores), torch "
+             f"benchmarks/results{' --clock ' + data['clock'] if data['clock'] != 'wall' else ''}` "
+             f"started {data['started']} on {data['cpu']} ({data['cores']} cores), torch "
              f"{data['torch']}, torchvision and timm installed with `--no-deps`; {data['seconds'] / 60:.0f} minutes in "
              f"one process. Clock for one thread: {data['clock']} time"
              + (" (the process's CPU time: on a busy machine a whole model's wall time also holds the time other "
@@ -370,14 +383,27 @@ def latency_section(data) -> list:
              f"{_pct(noise['max'] / noise['min'] - 1)} above it; the fastest of five calls varied by "
              f"{_pct(noise['best_of_5_spread'])} between groups of five. A timing below is the fastest of "
              f"{data['repeats']} calls, the models interleaved.", "",
-             "Each thread count calibrates afresh (`convcost.torch.calibration.measure`: single kernels only, no zoo "
-             "model), then profiles, predicts and times every model. Beside convcost's model: **MACs only** "
+             ("Each thread count calibrates afresh (`convcost.torch.calibration.measure`: single kernels, and a few "
+              "small synthetic networks built from ordinary layers by `convcost.torch.networks`, never a zoo model), "
+              "then profiles, predicts and times every model. "
+              if _has_network(data) else
+              "Each thread count calibrates afresh (`convcost.torch.calibration.measure`: single kernels only, no zoo "
+              "model), then profiles, predicts and times every model. ")
+             + "Beside convcost's model: **MACs only** "
              "(seconds per MAC fitted on the same calibration kernels) and the **plain roofline** (every kernel at "
              "`max(FLOPs / peak, bytes / bandwidth)`, the measured peak and bandwidth, no fitted factor). "
              + ("At inference, convcost's model adds to each kernel the call's extra time inside a network (its code "
                 "and state evicted by the layers before it), measured by the calibration on call-sized kernels after "
                 "streaming twice the core's cache (`Machine.cold_overheads`). "
                 if data["runs"] and data["runs"][0]["machine"].get("cold_overheads") else "")
+             + ("Then every kernel's time (a view's call too) is multiplied by its kind's in-network factor "
+                "(`Machine.network`, `convcost.latency_network`): the calibration times the synthetic networks end "
+                "to end, at inference (batch 1 at 224x224, batch 8 at 160x160) and as a training step (batch 2 at "
+                "224x224), and fits per phase one factor per kind so that the sum of each network's row predictions "
+                "matches its time: ridge least squares on relative error toward one factor shared by every kind "
+                "(itself held toward 1), so a kind the networks barely use stays near the shared factor and one "
+                "noisy timing moves no factor far. "
+                if _has_network(data) else "")
              + "Error is predicted / measured - 1. Targets: median error <= 10%, >= 80% within +-20%, every model "
              "within "
              "+-40%, Spearman >= 0.95; a training step: every model within +-30%.", "",
@@ -392,11 +418,9 @@ def latency_section(data) -> list:
                              f"{_pct(sc['within_10'])} | {_pct(sc['within_20'])} | {_pct(sc['within_40'])} | "
                              f"{100 * sc['worst']:+.1f}% | {sc['spearman']:.3f} |")
     if len(data["runs"]) == 1:
-        lines += ["", "Only one thread is reported: the all-cores run (two threads) did not finish before the deadline "
-                  "under this load. With two threads on two cores that other processes also use, OpenMP's threads "
-                  "wait on each other while descheduled (in a trial run, resnet18 at batch 1 took tens of times its "
-                  "one-thread time; in this run the two-thread warm-up round alone took ten minutes, and the run was "
-                  "stopped), so those timings would measure the load, not the model."]
+        lines += ["", "Only one thread is reported: this run's all-cores part (two threads) was stopped before it "
+                  "finished (a deadline, on a machine whose load average stayed above 10), so no two-thread figure "
+                  "is shown, and none from an earlier run is carried over."]
     lines += ["", "Against the targets (convcost's model):", ""]
     for run in data["runs"]:
         for label, by in run["scores"].items():
@@ -425,6 +449,18 @@ def latency_section(data) -> list:
                 continue
             for kind, r in kinds.items():
                 lines.append(f"| {phase} | {kind} | {r['median']:.2f} | {r['low']:.2f} | {r['high']:.2f} |")
+        lines.append("")
+    if _has_network(data):
+        lines += ["### The in-network factors", "",
+                  "Fitted by each thread count's calibration on the synthetic networks (1 = the single-kernel "
+                  "prediction as it is; a kind absent from the networks keeps 1).", "",
+                  "| threads | phase | " + " | ".join(_network_kinds(data)) + " |",
+                  "|---|---|" + "---:|" * len(_network_kinds(data))]
+        for run in data["runs"]:
+            for phase, factors in run["machine"].get("network", {}).items():
+                lines.append(f"| {run['threads']} | {phase} | "
+                             + " | ".join(f"{factors[k]:.2f}" if k in factors else "" for k in _network_kinds(data))
+                             + " |")
         lines.append("")
     spread = first["machine"]["spread"]
     lines += [f"Calibration spread ({first['threads']} thread(s), {spread['passes']} passes): peak "

@@ -51,11 +51,10 @@ import os
 import numpy as np
 import sympy
 
-from convcost import display
+from convcost import display, latency_network
 from convcost.costs import ITEMSIZE, Cost
 from convcost.errors import ConvcostError
 from convcost.layers import Layer
-from convcost import latency_network
 from convcost.least_squares import nnls
 from convcost.primitives import KINDS
 from convcost.validate import entry_point, text

@@ -66,8 +66,8 @@ def corrected(parts: dict, fixed: float, factors: dict) -> float:
 def fit_factors(samples, weight: float | None = None, bound: float = BOUND) -> dict:
     """Per kind, the factor that makes ``fixed + sum(factor[kind] x parts[kind])`` match the measured seconds of
     every sample ``(parts: kind -> uncorrected seconds, fixed seconds, measured seconds)`` best, relative error
-    counted, with a prior of ``weight`` (default :data:`PRIOR_WEIGHT`) per sample toward a shared factor and every factor in ``[bound, 1 / bound]``. Only kinds
-    the samples use are returned.
+    counted, with a prior of ``weight`` (default :data:`PRIOR_WEIGHT`) per sample toward a shared factor and every
+    factor in ``[bound, 1 / bound]``. Only kinds the samples use are returned.
 
     >>> fit_factors([({"linear": 1.0}, 0.0, 100.0)], weight=0.0)   # no factor goes past its bound
     {'linear': 4.0}
@@ -82,7 +82,7 @@ def fit_factors(samples, weight: float | None = None, bound: float = BOUND) -> d
     if not (0 < bound <= 1):
         raise ConvcostError(f"fit_factors: bound={bound!r} must be in (0, 1]")
     kinds = [k for k in KEYS if any(parts.get(k, 0) > 0 for parts, _, _ in samples)]
-    for parts, fixed, measured in samples:
+    for parts, _fixed, measured in samples:
         unknown = sorted(set(parts) - set(KEYS))
         if unknown:
             raise ConvcostError(f"fit_factors: unknown kinds {unknown}; known: {', '.join(KEYS)}")

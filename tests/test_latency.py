@@ -284,6 +284,25 @@ def test_calibrate_tiny_caches_in_the_user_cache_folder(tmp_path, monkeypatch, c
     assert again == m and capsys.readouterr().err == ""
 
 
+def test_a_cached_calibration_this_build_rejects_is_measured_again(tmp_path, monkeypatch, capsys):
+    """A cache file that does not load (another build's kinds, a file cut short) is replaced, with a note."""
+    import convcost.torch.calibration as calibration
+
+    fresh = Machine("fresh", peak_flops=1e9, bandwidth=1e9)
+    measured = []
+    monkeypatch.setattr(calibration, "measure", lambda *a, **k: (measured.append(1) or fresh, []))
+    path = calibration.cache_path("cpu", 1, quick=True, cache_dir=tmp_path)
+    for stale in ('{"name": "old", "peak_flops": 1, "bandwidth": 1, "network": {"inference": {"calls": 1.0}}}',
+                  '{"name": "cut short'):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(stale)
+        assert calibration.calibrate("cpu", quick=True, cache_dir=tmp_path, quiet=True) == fresh
+        assert "cannot be used" in capsys.readouterr().err
+        assert Machine.load(path) == fresh  # replaced: the next call reads it back
+    assert len(measured) == 2
+    assert calibration.calibrate("cpu", quick=True, cache_dir=tmp_path, quiet=True) == fresh and len(measured) == 2
+
+
 def test_calibrate_is_callable_from_the_package():
     import convcost.torch
 

@@ -451,9 +451,8 @@ def test_an_expert_without_tokens(from_values, reading):
 def test_a_detection_model_takes_its_images_as_one_list():
     """``profile(model, (images,))``: torchvision's detection models take a list of images (which may differ in
     size) as their one input; it was refused ("an input must be a shape or a tensor")."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     from test_profile_detection import build
+    from torch.utils.flop_counter import FlopCounterMode
 
     model = build("fasterrcnn_mobilenet_v3_large_fpn").eval()
     images = [torch.rand(3, 64, 80), torch.rand(3, 72, 64)]

@@ -162,16 +162,19 @@ def _check_merge(case, grads, trainable, unseen=0):
 
 @pytest.mark.parametrize("layer", [p.Attention(kernel="math"), p.Attention(dropout=True),
                                    p.Attention(kernel="math", dropout=True), p.Attention(kernel="math", kv_groups=2),
-                                   p.Attention(kv_groups=3, dropout=True)], ids=repr)
+                                   p.Attention(kv_groups=3, dropout=True), p.Attention(kv_groups=(2, 1)),
+                                   p.Attention(kv_groups=(4, 2), dropout=True)], ids=repr)
 @given(data=st.data())
 def test_attention_on_the_math_path(layer, data):
     """The math path PyTorch takes on strided heads, with dropout, or both, and with grouped key and value
-    heads (repeated, and the copies kept), for every operand's flag (the fused kernel, which FlopCounterMode
-    cannot see on the CPU, is checked by hand in test_profile_training.py)."""
+    heads (repeated, and the copies kept; key and value heads of their own counts take the math path too), for
+    every operand's flag (the fused kernel, which FlopCounterMode cannot see on the CPU, is checked by hand in
+    test_profile_training.py)."""
     batch = tuple(data.draw(st.lists(st.integers(1, 3), min_size=1, max_size=2)))
     length, keys, e, ev = (data.draw(st.integers(1, 5)) for _ in range(4))
-    grouped = (*batch[:-1], batch[-1] * layer.kv_groups)  # the query's heads: kv_groups per key head
-    shapes = [(*grouped, length, e), (*batch, keys, e), (*batch, keys, ev)]
+    key, value = layer.groups()
+    heads = batch[-1] * key  # the query's heads: each key head serves ``key`` of them, each value head ``value``
+    shapes = [(*batch[:-1], heads, length, e), (*batch, keys, e), (*batch[:-1], heads // value, keys, ev)]
     grads = tuple(data.draw(st.booleans()) for _ in shapes)
     _check_merge((layer, shapes), grads, True)
 

@@ -137,18 +137,21 @@ class Attention(Merge):
     last axis has unit stride, ``"math"`` is the math path PyTorch takes when one does not (a query made by
     a transpose that moves its last axis); ``dropout`` (on the attention weights, ``dropout_p > 0``) takes
     the math path too. Only the training counts differ. ``kv_groups`` > 1 is grouped-query attention
-    (``enable_gqa=True``): each key and value head serves that many query heads (axis -3).
+    (``enable_gqa=True``): each key and value head serves that many query heads (axis -3); a pair
+    ``(key, value)`` where key and value heads differ (PyTorch repeats each to the query's heads).
 
     >>> shapes = [(2, 4, 16, 8)] * 3
     >>> Attention().cost(shapes).backward_macs, Attention(kernel="math").cost(shapes).backward_macs
     (81920, 65536)
     >>> Attention(kv_groups=2).cost([(2, 4, 16, 8), (2, 2, 16, 8), (2, 2, 16, 8)]).macs
     32768
+    >>> Attention(kv_groups=(2, 1)).cost([(2, 4, 16, 8), (2, 2, 16, 8), (2, 4, 16, 8)]).macs
+    32768
     """
 
     kernel: str = choice("auto", ("auto", "math"))
     dropout: bool = flag(False)
-    kv_groups: object = size(1)
+    kv_groups: object = size(1, per_axis=True)
 
     count_free_fields = ("kernel", "dropout")
 
@@ -161,20 +164,35 @@ class Attention(Merge):
         >>> Attention().fused([(2, 4, 16, 8)] * 3), Attention().fused([(16, 8)] * 3)
         (True, False)
         """
-        return self.kernel == "auto" and not self.dropout and _flash(*self._grouped(shapes)[0])
+        key, value = self.groups()
+        # (key and value heads that differ take the math path: the fused kernel takes one count of both)
+        return self.kernel == "auto" and not self.dropout and key == value and _flash(*self._grouped(shapes)[0])
+
+    def groups(self) -> tuple:
+        """How many query heads each key head and each value head serves.
+
+        >>> Attention(kv_groups=2).groups(), Attention(kv_groups=(2, 1)).groups()
+        ((2, 2), (2, 1))
+        """
+        if not isinstance(self.kv_groups, tuple):
+            return self.kv_groups, self.kv_groups
+        if len(self.kv_groups) != 2:
+            raise ConvcostError(f"{self!r}: kv_groups takes one count or a pair (key, value), got {self.kv_groups}")
+        return self.kv_groups
 
     def _grouped(self, shapes):
         """Query, key and value with the key and value heads repeated ``kv_groups`` times (what is computed),
         and the conditions on the heads."""
         q, k, v = shapes
-        if self.kv_groups == 1:
+        key, value = self.groups()
+        if key == value == 1:
             return (q, k, v), ()
         if len(q) < 3 or len(k) < 3 or len(v) < 3:
             raise ConvcostError(f"{self!r}: grouped heads need query, key and value with a head axis (-3), got "
                                 f"{', '.join(fmt(s) for s in shapes)}")
-        conditions = equal_sizes((q[-3],), (k[-3] * self.kv_groups,), self, "query heads and key heads x kv_groups")
-        conditions += equal_sizes((k[-3],), (v[-3],), self, "key and value heads")
-        grouped = (q, (*k[:-3], k[-3] * self.kv_groups, *k[-2:]), (*v[:-3], v[-3] * self.kv_groups, *v[-2:]))
+        conditions = equal_sizes((q[-3],), (k[-3] * key,), self, "query heads and key heads x kv_groups")
+        conditions += equal_sizes((q[-3],), (v[-3] * value,), self, "query heads and value heads x kv_groups")
+        grouped = (q, (*k[:-3], k[-3] * key, *k[-2:]), (*v[:-3], v[-3] * value, *v[-2:]))
         return grouped, conditions
 
     def _cost(self, shapes, grads=(True, True, True)):
@@ -216,7 +234,8 @@ class Attention(Merge):
             private = private + (2 * scores if scored else 0) + (scores if gv else 0)
         else:  # softmax's output serves both
             private = private + (scores if scored or gv else 0)
-        copied = self.kv_groups != 1  # the math path repeats grouped key and value heads: it keeps the copy
+        # the math path repeats grouped key and value heads, each by its own count (1 too): it keeps the copy
+        copied = self.groups() != (1, 1)
         return _product(out, shapes, scores * (q[-1] + v[-1]), conditions, act_ops=scores, backward_macs=backward,
                         saves_input=(False, False, scored and not copied),
                         saved_elements=private + (numel(v) if scored else 0), output_grad=scored or gv)

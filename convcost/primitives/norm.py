@@ -17,11 +17,21 @@ from convcost.symbols import SPATIAL, C
 class BatchNorm(Layer):
     """Batch normalisation over channel axis 1 (``nn.BatchNorm1d/2d/3d``), eval mode.
 
-    params = 2C when affine; one fused multiply-add per element (``norm_ops``).
+    params = 2C when affine; one fused multiply-add per element (``norm_ops``). ``running_stats``: whether it
+    keeps running statistics (``track_running_stats``); no count depends on it, but a training step under
+    mixed precision keeps the batch mean and inverse std in the statistics' dtype where they exist.
+
+    >>> BatchNorm(C=16, affine=False).private_dtype("bfloat16", "float32")
+    'float32'
+    >>> BatchNorm(C=16, affine=False, running_stats=False).private_dtype("bfloat16", "float32")
+    'bfloat16'
     """
 
     C: object = size(C)
     affine: bool = flag(True)
+    running_stats: bool = flag(True)
+
+    count_free_fields = ("running_stats",)
 
     def default_input(self):
         return (1, self.C, *SPATIAL[2])
@@ -34,8 +44,8 @@ class BatchNorm(Layer):
 
     def private_dtype(self, operand, params):
         # the batch mean and inverse std take the dtype of the running statistics and weights (float32 under
-        # autocast, even without affine weights)
-        return params
+        # autocast, even without affine weights); with neither, the input's
+        return params if self.affine or self.running_stats else operand
 
     def _cost(self, shape, grad=TRAINING):
         conditions = channels_first(self, shape, None, self.C)

@@ -61,7 +61,7 @@ def _as_called(spec, operands, call):
     return call
 
 
-def _operand_dtype(spec, shapes, operand, weight):
+def _operand_dtype(spec, shapes, operand, weight, buffers):
     return operand
 
 
@@ -141,10 +141,10 @@ class Binding:
     #: layer's when its input needs a gradient); None (the default): not modelled, listed where autocast
     #: copies a weight
     weight_copies: Callable = _nothing
-    #: ``private_dtype(spec, shapes, operand, weight) -> torch.dtype``: the dtype of what the layer keeps
-    #: beside its operands and output (batch norm's mean and invstd: its parameters' dtype; the fused
-    #: attention's log-sum-exp: float32), given its operand's dtype and its parameters' (None without);
-    #: default: the operand's
+    #: ``private_dtype(spec, shapes, operand, weight, buffers) -> torch.dtype``: the dtype of what the layer
+    #: keeps beside its operands and output (batch norm's mean and invstd: its parameters' or running
+    #: statistics' dtype; the fused attention's log-sum-exp: float32), given its operand's dtype, its
+    #: parameters' (None without) and the model's buffers' (its floating dtype); default: the operand's
     private_dtype: Callable = _operand_dtype
     #: ``computes_in(spec, shapes, dtype) -> torch.dtype | None``: the dtype the layer computes in when its
     #: operands are of ``dtype``, where it casts them itself (the CPU's math-path attention runs a bfloat16

@@ -618,8 +618,15 @@ def calibrate(
     path = cache_path(device, threads, quick, cache_dir)
     say = _progress(quiet)
     if cache and os.path.exists(path):
-        say(f"using the cached calibration {path} (cache=False measures afresh)")
-        return Machine.load(path)
+        try:
+            machine = Machine.load(path)
+        except ConvcostError as exc:
+            # a file this release's checks reject (written by another build of convcost, or cut short): the cache
+            # is convcost's own, so it is measured again and replaced, not handed to the user as an error
+            _progress(False)(f"the cached calibration cannot be used ({exc}); measuring afresh")
+        else:
+            say(f"using the cached calibration {path} (cache=False measures afresh)")
+            return machine
     machine, _ = measure(device, threads=threads, quick=quick, min_run_time=min_run_time, passes=passes,
                          tolerance=tolerance, say=say, network_settings=network_settings)
     if cache:

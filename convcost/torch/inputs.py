@@ -112,7 +112,8 @@ def tensor_list(value) -> Input:
     size): its shape is ``(n, *shape)`` where they share one, else ``(n,)``.
 
     >>> import torch
-    >>> tensor_list([torch.zeros(3, 4, 5), torch.zeros(3, 4, 5)]).shape, tensor_list([torch.zeros(2), torch.zeros(3)]).shape
+    >>> same, different = [torch.zeros(3, 4, 5), torch.zeros(3, 4, 5)], [torch.zeros(2), torch.zeros(3)]
+    >>> tensor_list(same).shape, tensor_list(different).shape
     ((2, 3, 4, 5), (2,))
     """
     shapes = {tuple(int(x) for x in t.shape) for t in value}

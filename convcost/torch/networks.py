@@ -9,7 +9,7 @@ excitation, concatenation and channel shuffle, pooling, linear heads), never fro
 predictions are checked against.
 
 >>> sorted(NETWORKS)[:3]
-['bottleneck_grouped', 'concat_shuffle', 'dense_concat']
+['bottleneck_grouped', 'classifier', 'concat_shuffle']
 >>> import torch
 >>> build("separable")(torch.zeros(1, 3, 32, 32)).shape
 torch.Size([1, 100])

@@ -233,7 +233,7 @@ class Precision:
         operand = self.of(kept[0]) if kept else self.floating  # a cast copy's dtype where it was cast
         if weight is None and self.autocast is None:
             weight = operand  # no autocast: what a row without weights reads (its buffers) is in its input's dtype
-        private = hooks.private_dtype(spec, [tuple(s) for s in inputs], operand, weight)
+        private = hooks.private_dtype(spec, [tuple(s) for s in inputs], operand, weight, self.floating)
         if private is None:
             record.untrack(type(spec).__name__, "", "what it keeps beside its operands in this dtype is not "
                            "modelled")

@@ -40,7 +40,7 @@ from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
 from convcost.torch.leftovers import Attributes
 from convcost.torch.ops import op_of
 from convcost.torch.rules import Tensor
-from convcost.torch.runtime.private import SET_GRAD_ENABLED, descend
+from convcost.torch.runtime.private import METHOD_WRAPPER, PROPERTY_READS, SET_GRAD_ENABLED, descend
 from convcost.torch.walker import LEAF_TYPES, Unknown, Walk, own_code
 
 # -- module context: global hooks, active only in a thread that is profiling ---------------------------
@@ -290,11 +290,12 @@ def event_of(func, args, kwargs, context: str, caller=None) -> Event:
     ``x + y`` reaches the mode as ``Tensor.add``, as ``x.add(y)`` does; ``caller``, the frame that made the call,
     tells them apart (it runs a binary operator), so that the event is spelled as the forward wrote it, as the
     other readings see it."""
-    func = _PROPERTIES.get(func, func) if type(func) is _METHOD_WRAPPER else func
+    func = PROPERTY_READS.get(func, func) if type(func) is METHOD_WRAPPER else func
     qual = getattr(func, "__qualname__", "") or ""
     seen = {}
     args, kwargs = _wrap(args, seen), _wrap(kwargs, seen)
-    attribute = _ATTRIBUTES.get((getattr(func, "__name__", ""), getattr(getattr(func, "__self__", None), "__name__", "")))
+    owner = getattr(getattr(func, "__self__", None), "__name__", "")  # the attribute a descriptor's method is of
+    attribute = _ATTRIBUTES.get((getattr(func, "__name__", ""), owner))
     if attribute is not None and qual.startswith("getset_descriptor."):  # x.data, x.requires_grad = True
         return Event(METHOD, attribute, args, kwargs, context)
     if qual.startswith(("TensorBase.", "Tensor.", "_TensorBase.")):
@@ -304,10 +305,6 @@ def event_of(func, args, kwargs, context: str, caller=None) -> Event:
         return Event(METHOD, name, args, kwargs, context)
     return Event(FUNCTION, func, args, kwargs, context)
 
-
-#: tensor properties that are calls of their own (a complex tensor's parts: views), as the other readings see them
-_PROPERTIES = {torch.Tensor.real.__get__: torch.real, torch.Tensor.imag.__get__: torch.imag}
-_METHOD_WRAPPER = type(torch.Tensor.real.__get__)
 
 #: a tensor's values read into Python (the forward's own decisions: a loop over boxes, a count)
 VALUE_READS = frozenset({"__bool__", "__int__", "__float__", "__index__", "item", "tolist", "numpy"})

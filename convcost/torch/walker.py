@@ -201,8 +201,10 @@ class Walk:
         written = self.record.written
         for t in _flat(event.args, event.kwargs):
             if isinstance(t, Tensor) and not t.grad and (isinstance(t.tensor, torch.nn.Parameter) or
-                                                          self.record.is_parameter(t.storage)):
-                continue  # a parameter read detached (x.data) or frozen: no gradient reaches it through the call
+                                                          t.storage is not None):
+                # needing no gradient (a frozen parameter, x.data, x.detach() or a view of it): the backward
+                # reaches nothing through it, even where it shares the storage of what needs one
+                continue
             if isinstance(t, Tensor) and t.storage is not None:
                 sources.add(t.storage)
             elif isinstance(t, Tensor) and isinstance(t.tensor, torch.nn.Parameter):

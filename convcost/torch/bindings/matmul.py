@@ -79,10 +79,14 @@ def _attention(args, kwargs):
                        {"attn_mask": None, "enable_gqa": False}, args, kwargs)
     q, k, v = (tensor_arg(a[n], n) for n in ("query", "key", "value"))
     groups = 1
-    if a["enable_gqa"] and len(q.shape) >= 3 and len(k.shape) >= 3 and k.shape[-3] != q.shape[-3]:
-        if q.shape[-3] % k.shape[-3]:
-            raise NoRule(f"{q.shape[-3]} query heads over {k.shape[-3]} key heads")
-        groups = q.shape[-3] // k.shape[-3]  # each key and value head serves this many query heads
+    if a["enable_gqa"] and min(len(q.shape), len(k.shape), len(v.shape)) >= 3 and not \
+            q.shape[-3] == k.shape[-3] == v.shape[-3]:
+        for t, name in ((k, "key"), (v, "value")):
+            if q.shape[-3] % t.shape[-3]:
+                raise NoRule(f"{q.shape[-3]} query heads over {t.shape[-3]} {name} heads")
+        # each key head and each value head serves this many query heads (one count where they agree)
+        key, value = q.shape[-3] // k.shape[-3], q.shape[-3] // v.shape[-3]
+        groups = key if key == value else (key, value)
     return Emit(p.Attention(kv_groups=groups), [q.shape, k.shape, v.shape], reads(q, k, v))
 
 
@@ -251,7 +255,7 @@ class MultiheadAttentionBinding:
 class AttentionBinding:
     def build(layer, rank):
         return DotProductAttention(math=layer.kernel == "math", dropout=0.1 if layer.dropout else 0.0,
-                                   grouped=layer.kv_groups != 1)
+                                   grouped=layer.groups() != (1, 1))
 
     functions = {F.scaled_dot_product_attention: _attention}
     conventions = _TOOLS
@@ -262,7 +266,7 @@ class AttentionBinding:
     def autocast_op(spec):
         return "scaled_dot_product_attention"
 
-    def private_dtype(spec, shapes, operand, weight):
+    def private_dtype(spec, shapes, operand, weight, buffers):
         # the fused kernel's log-sum-exp is float32 whatever the operands; the math path keeps its products in
         # the dtype it computes in (float32 for a half-precision call on the CPU: computes_in)
         return torch.float32 if spec.fused(shapes) else operand

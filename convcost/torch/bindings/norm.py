@@ -36,7 +36,8 @@ def _batch_norm_call(args, kwargs):
                             f"{x.shape[1]} elements not {channels}")
     if a["training"] is True or a["running_mean"] is None:
         _one_value_per_channel(x.shape)
-    return Emit(p.BatchNorm(C=channels, affine=a["weight"] is not None), [x.shape], reads(a["weight"], a["bias"]))
+    return Emit(p.BatchNorm(C=channels, affine=a["weight"] is not None, running_stats=a["running_mean"] is not None),
+                [x.shape], reads(a["weight"], a["bias"]))
 
 
 def _one_value_per_channel(shape) -> None:
@@ -69,22 +70,23 @@ class BatchNormBinding:
         if m.affine and m.bias is None:  # torch 2.13's bias=False: a scale without a shift
             raise ConvcostError(f"cannot read {m!r}: batch norm with a scale but no shift (bias=False) "
                                 "has no convcost spec")
-        return p.BatchNorm(C=m.num_features, affine=m.affine)
+        # (running statistics: the buffers, which track_running_stats=False leaves None)
+        return p.BatchNorm(C=m.num_features, affine=m.affine, running_stats=m.running_mean is not None)
 
     def build(layer, rank):
         if rank is not None and rank not in BATCH_NORM:
             raise ConvcostError(f"{layer!r}: batch norm takes inputs of rank 2 to 5, got rank {rank}")
-        return BATCH_NORM[rank or 4](as_int(layer.C), affine=layer.affine)
+        return BATCH_NORM[rank or 4](as_int(layer.C), affine=layer.affine, track_running_stats=layer.running_stats)
 
     functions = {F.batch_norm: _batch_norm_call}
     module_inputs = _module_inputs
 
-    def private_dtype(spec, shapes, operand, weight):
+    def private_dtype(spec, shapes, operand, weight, buffers):
         # mean and invstd take the dtype of the weights and running statistics where they differ from the
-        # input's (autocast); without affine weights the running statistics decide, and a row does not see
-        # them: on a low-precision input that is listed, not guessed
+        # input's (autocast); without affine weights the running statistics decide where there are any (the
+        # model's buffers: float32 under autocast, unless the model itself was cast), else the input's dtype
         if weight is None and operand in (torch.bfloat16, torch.float16):
-            return None
+            return buffers if spec.running_stats else operand
         return weight or operand
     passes_weights = True
     output_layout = keeps_channels_last

@@ -94,7 +94,7 @@ def _instance_norm(args, kwargs):
 
 @binds(p.LayerNorm, modules=(nn.LayerNorm,))
 class LayerNormBinding:
-    def private_dtype(spec, shapes, operand, weight):
+    def private_dtype(spec, shapes, operand, weight, buffers):
         return weight or operand  # the statistics take the parameters' dtype where they differ (autocast)
 
     def read(m):
@@ -116,7 +116,7 @@ class LayerNormBinding:
 
 @binds(p.Normalization, modules=(nn.GroupNorm, nn.RMSNorm, *INSTANCE_NORM.values()))
 class NormalizationBinding:
-    def private_dtype(spec, shapes, operand, weight):
+    def private_dtype(spec, shapes, operand, weight, buffers):
         return weight or operand  # the statistics take the parameters' dtype where they differ (autocast)
 
     def read(m):

@@ -110,6 +110,14 @@ FACTS = (
          ("convcost.torch.runtime.meta_gaps.embedding_bag_gap", "convcost.torch.runtime.meta_gaps.gap"),
          "tests/test_profile_transformers_cases3.py::test_embedding_bag_keeps_what_the_cpu_kernel_keeps",
          releases=((2, 13),)),
+    Fact("complex parts read as properties",
+         "x.real and x.imag reach a TorchFunctionMode as their property's __get__ (a method-wrapper), not as "
+         "torch.real / torch.imag: the call-by-call reading maps them back to those views",
+         "torch/csrc/autograd/python_variable.cpp (THPVariable_get_real, THPVariable_get_imag: "
+         "handle_torch_function_getter)",
+         ("convcost.torch.runtime.private.PROPERTY_READS", "convcost.torch.trace_calls.event_of"),
+         "tests/test_profile_transformers_cases2.py::test_fourier_transforms",
+         releases=((2, 13),)),
     Fact("grouped weight-gradient overcount",
          "FlopCounterMode counts a grouped convolution's weight gradient G times over",
          "torch/utils/flop_counter.py conv_backward_flop; fixed upstream by pytorch PR 183405",

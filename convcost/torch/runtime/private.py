@@ -26,6 +26,10 @@ from torch._prims_common import suggest_memory_format as _suggest_memory_format
 SET_GRAD_ENABLED = torch._C._set_grad_enabled
 #: the experts' grouped matrix product (mixture-of-experts layers), where the release has it
 GROUPED_MM = getattr(torch, "_grouped_mm", None)
+#: a complex tensor's parts as a TorchFunctionMode sees them read: ``x.real`` reaches the mode as the property's
+#: ``__get__`` (a method-wrapper), by the function that does the same
+PROPERTY_READS = {torch.Tensor.real.__get__: torch.real, torch.Tensor.imag.__get__: torch.imag}
+METHOD_WRAPPER = type(torch.Tensor.real.__get__)
 
 
 def nonzero_on_meta():
