@@ -35,6 +35,23 @@ class Tensor:
         self.grad, self.storage, self.layout = grad, storage, layout
 
 
+class _Leaf:
+    """The gradient flag of a view taken under ``torch.no_grad()`` of a tensor that needs a gradient: PyTorch gives
+    the view ``requires_grad`` (a view of what needs one), yet no graph behind it, so its gradient accumulates in it
+    and reaches nothing before (truthy, as a flag that needs a gradient is)."""
+
+    __slots__ = ()
+
+    def __bool__(self):
+        return True
+
+    def __repr__(self):
+        return "LEAF"
+
+
+LEAF = _Leaf()
+
+
 def size_value(x) -> int:
     """A size a rule reads (a padding, an output size): an int, or the value of a 0-d integer tensor the forward
     computed it as (EnCodec's and Mimi's paddings, made with ``torch.ceil``), as the reading knows it; where the

@@ -35,12 +35,14 @@ from torch.nn.modules import module as module_hooks
 from torch.overrides import TorchFunctionMode
 
 from convcost.errors import ConvcostError, InternalError
+from convcost.torch import custom_functions
 from convcost.torch.binding import FUNCTIONS, METHODS
 from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
 from convcost.torch.leftovers import Attributes
 from convcost.torch.ops import op_of
 from convcost.torch.rules import Tensor
-from convcost.torch.runtime.private import METHOD_WRAPPER, PROPERTY_READS, SET_GRAD_ENABLED, descend
+from convcost.torch.runtime.private import METHOD_WRAPPER, PROPERTY_READS, SET_GRAD_ENABLED, apply_function, descend
+from convcost.torch.runtime.private import custom_functions as functions_read
 from convcost.torch.walker import LEAF_TYPES, Unknown, Walk, own_code
 
 # -- module context: global hooks, active only in a thread that is profiling ---------------------------
@@ -207,6 +209,38 @@ class Session(TorchFunctionMode):
             for o, r in zip(out, result):
                 self.pair(r, o)
 
+    def function(self, cls, args, kwargs):
+        """``cls.apply(*args, **kwargs)`` of a custom ``torch.autograd.Function`` in a training step: its forward
+        run here, grad disabled (each call read as forward work), then the Function itself, what it saves and
+        its own backward (:meth:`convcost.torch.walker.Walk.custom_function`)."""
+        inside = self.stack and self.stack[-1] is not None and self.stack[-1][1]
+        if self.busy or inside:
+            return apply_function(cls, args, kwargs)
+        if not torch.is_grad_enabled():  # within no_grad (or another Function's forward): forward work, no node
+            return custom_functions.run_forward(cls, custom_functions.Context(False for _ in args), args, kwargs)
+        given = self.tracked(args)
+        ctx = custom_functions.Context(isinstance(t, Tensor) and bool(t.grad) for t in given)
+        out = custom_functions.run_forward(cls, ctx, args, kwargs)
+        outs = _returned_tensors(out)
+        quiet = custom_functions.non_differentiable(ctx)
+        path = f"{self.context()}.{cls.__name__}" if self.context() else cls.__name__
+        self.busy += 1
+        try:
+            with own_code("the call-by-call reading"):
+                mine = [self.walk.record.tracked(t) for t in (*given, *self.tracked(tuple(kwargs.values())))
+                        if isinstance(t, Tensor)]
+                made = self.walk.custom_function(
+                    cls.__name__, path, mine, [None if id(o) in quiet else self.tracked(o) for o in outs],
+                    [t for t in self.tracked(tuple(ctx.to_save)) if isinstance(t, Tensor)],
+                    lambda: custom_functions.backward_cost(cls, ctx, [torch.empty_like(o, device="meta") for o in outs],
+                                                           _meta_of))
+        finally:
+            self.busy -= 1
+        for o, t in zip(outs, made):
+            if t is not None:
+                self.values[id(o)] = (o, t)
+        return out
+
     # -- calls --------------------------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -356,6 +390,11 @@ def _fresh(out, record, grad):
     return out
 
 
+def _meta_of(value):
+    """A tensor as a meta tensor of its shape and dtype (None for anything else)."""
+    return torch.empty_like(value, device="meta") if isinstance(value, torch.Tensor) else None
+
+
 def _meta_copy(t):
     copy = torch.empty_like(t, device="meta")
     if isinstance(t, torch.nn.Parameter):
@@ -427,7 +466,8 @@ def _once(model, inputs, meta, device, training=False):
     kept = Attributes(model)
     try:
         # in training, grad stays on so that a forward's own torch.no_grad() is seen
-        with hooked(session), torch.set_grad_enabled(training), session:
+        with hooked(session), functions_read(session.function) if training else contextlib.nullcontext(), \
+                torch.set_grad_enabled(training), session:
             out = model(*args, **kwargs)
         if training:  # the loss is computed from what the forward returned alone (a pooler it drops: no backward)
             returned = [session.tracked(t) for t in _returned_tensors(out)]
