@@ -150,3 +150,67 @@ def test_measure_training_prices_each_storage_in_its_own_bytes():
     params = sum(p.numel() for p in model.parameters())
     adam = 2 * params * 4 + 4 * len(list(model.parameters()))  # two moments, and a float32 step per tensor
     assert measure_training(model, (x,))["bytes"] == 2 * params * 4 + adam + sum(saved_bytes(model, x).values())
+
+
+# --- one label per operation, whichever reading: a tensor's operators call by call ------------------------------
+
+
+class Operators(nn.Module):
+    """I-BERT's ``x ** 2`` (read call by call as ``Tensor.pow``, on shapes as ``pow``), and the operators that reach
+    a TorchFunctionMode as their own methods (``1 - x`` as ``x.__rsub__(1)``; ``1 / x`` was listed call by call)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        h = self.fc(x)
+        return h ** 2 + 2 ** h + h % 3 + h.detach() // 2 + (1 - h) + 1 / h + h.pow(2) + torch.pow(h, 3)
+
+
+@pytest.mark.parametrize("reading", READINGS)
+@pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
+def test_one_label_per_operation(training, reading):
+    report = profile(read_by(Operators, reading)(), torch.randn(2, 4, 8), training=training)
+    assert report.traced_with == reading
+    rows = sorted({row.op for row in report.rows} - {"Tensor.sum", "mul"})  # (the reading with values' own)
+    assert rows == ["Linear", "add", "sub", "truediv"]
+    assert sorted((u.op, u.count) for u in report.unsupported) == [
+        ("Tensor.pow", 1), ("floordiv", 1), ("mod", 1), ("pow", 2), ("torch.pow", 1)]
+
+
+@pytest.mark.parametrize("reading", READINGS)
+def test_operators_in_a_step(reading):
+    assert_step_agrees(read_by(Operators, reading)(), torch.randn(2, 4, 8), reading)
+
+
+# --- a cast on shapes is in the dtype it names ----------------------------------------------------------------
+
+
+class Casts(nn.Module):
+    """Casts of a bfloat16 layer's output, as the forward reads their dtypes (``.float()`` kept bfloat16 on shapes
+    in an inference reading)."""
+
+    def __init__(self, seen):
+        super().__init__()
+        self.fc, self.seen = nn.Linear(8, 8), seen
+
+    def forward(self, x):
+        h = self.fc(x)
+        f = h.float()
+        self.seen.append((h.dtype, f.dtype, h.to(torch.float32).dtype, h.double().dtype, h.half().dtype,
+                          h.type(torch.float32).dtype, f.bfloat16().dtype, (f * 2).dtype, (f + f).dtype,
+                          f.transpose(0, 1).dtype, (h * 2).dtype))
+        return f * 2
+
+
+@pytest.mark.parametrize("reading", READINGS)
+@pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
+def test_a_cast_is_in_the_dtype_it_names(training, reading):
+    seen = []
+    model, x = read_by(Casts, reading)(seen).bfloat16(), torch.randn(2, 4, 8, dtype=torch.bfloat16)
+    model(x)  # PyTorch's own answer
+    report = profile(model, x, training=training)
+    assert report.traced_with == reading
+    bf16, f32 = torch.bfloat16, torch.float32
+    assert seen[-1] == seen[0] == (bf16, f32, f32, torch.float64, torch.float16, f32, bf16, f32, f32, f32, bf16)

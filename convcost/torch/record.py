@@ -132,7 +132,9 @@ class Recorder:
                         *(self.output(t, c, None) if t is not None else None for t in rest))
             return self.output(Tensor(emit.output), c, base)
         made = self.output(Tensor(out), c, base)
-        if emit.dtype is not None:  # an integer or complex result (token ids plus one, a complex product)
+        # an integer or complex result (token ids plus one, a complex product); a floating one on shapes alone (a
+        # training step's floating dtypes are its precision's)
+        if emit.dtype is not None and not (self.training and emit.dtype.is_floating_point):
             made.dtype = emit.dtype
             if self.training and made.storage is not None and not inplace:
                 self.precision.dtypes[made.storage] = emit.dtype
