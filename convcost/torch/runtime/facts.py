@@ -174,6 +174,14 @@ FACTS = (
          ("convcost.torch.runtime.private.custom_functions", "convcost.torch.runtime.private.apply_function",
           "convcost.torch.runtime.private.defines_setup_context", "convcost.torch.custom_functions.run_forward"),
          "tests/test_profile_custom_functions.py::test_a_custom_function_is_read_as_pytorch_runs_it"),
+    Fact("operators written in Python",
+         "x ** y runs Tensor.__pow__'s Python body (torch's wrapper, then handle_torch_function), so a "
+         "TorchFunctionMode sees Tensor.pow two frames below the forward's own binary operator; 1 - x, 1 / x, "
+         "2 ** x and x // 2 reach it as the tensor's __rsub__, __rdiv__, __rpow__, __floordiv__",
+         "torch/_tensor.py Tensor.__pow__, __rsub__, __rdiv__, __rpow__, __floordiv__ "
+         "(_handle_torch_function_and_wrap_type_error_to_not_implemented); torch/overrides.py handle_torch_function",
+         ("convcost.torch.runtime.private.OPERATOR_FRAMES", "convcost.torch.trace_calls.event_of"),
+         "tests/test_profile_transformers_cases5.py::test_one_label_per_operation"),
 )
 
 
