@@ -720,7 +720,8 @@ _NO_GRADIENT = frozenset(key("function", f) for f in (
     torch.greater, torch.greater_equal, torch.less, torch.less_equal, torch.not_equal,
     torch.isnan, torch.isinf, torch.isfinite, torch.any, torch.all, torch.detach, torch.logical_not,
     torch.logical_and, torch.logical_or, torch.logical_xor, torch.bitwise_and, torch.bitwise_or, torch.bitwise_not,
-    torch.bitwise_xor, torch.nonzero, torch.sign, torch.floor, torch.ceil, torch.round, torch.histc, torch.bincount))
+    torch.bitwise_xor, torch.nonzero, torch.sign, torch.floor, torch.ceil, torch.round, torch.histc, torch.bincount,
+    torch.bucketize, torch.searchsorted))
 
 #: why a call of the table's no-MAC work is listed (work convcost deliberately does not count, never a flag)
 _NOT_COUNTED = "element-wise or reduction work convcost does not count"

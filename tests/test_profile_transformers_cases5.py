@@ -1,0 +1,65 @@
+"""More of what the transformers zoo (benchmarks/zoo_transformers.py) found (issue #26), each cause reduced to a
+few-line model from plain torch and held to PyTorch itself (``FlopCounterMode``, ``numel``, and saved-tensor hooks
+through :func:`convcost.torch.measure_training.measure_training`), in every reading, as in
+``test_profile_transformers_cases3.py``.
+"""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn as nn  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_profile_transformers_cases3 import READINGS, assert_step_agrees, read_by  # noqa: E402
+
+from convcost.torch import profile  # noqa: E402
+
+
+def forward_agrees(model, inputs):
+    """``profile``'s forward claims exact, with PyTorch's params (``numel``) and MACs (``FlopCounterMode`` // 2)."""
+    report = profile(model, inputs)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(inputs)
+    assert report.exact, report.unsupported
+    assert report.total["macs"] == counter.get_total_flops() // 2
+    assert report.total["params"] == sum(p.numel() for p in model.parameters())
+
+
+# --- bucketize and searchsorted: integer bucket ids, no multiply-accumulate, no gradient ----------------------
+
+class Bucketed(nn.Module):
+    """Idefics3's vision position ids: fractional patch coordinates put in buckets (``torch.bucketize``), then
+    looked up in a position embedding."""
+
+    def __init__(self):
+        super().__init__()
+        self.pos, self.lin = nn.Embedding(4, 8), nn.Linear(8, 8)
+
+    def forward(self, x):
+        steps = torch.full((x.shape[0],), 0.25)
+        coords = torch.clamp(torch.arange(4, dtype=torch.float32)[None, :] * steps[:, None], max=1 - 1e-6)
+        ids = torch.bucketize(coords, torch.arange(0, 1, 0.25), right=True) - 1
+        return self.lin(x + self.pos(ids))
+
+
+class SearchedFromALayer(nn.Module):
+    """``searchsorted`` of a layer's output: the ids carry no gradient back to the layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.score, self.pos, self.lin = nn.Linear(8, 1), nn.Embedding(5, 8), nn.Linear(8, 8)
+
+    def forward(self, x):
+        ids = torch.searchsorted(torch.linspace(-1, 1, 4), self.score(x)[..., 0].contiguous())
+        return self.lin(x + self.pos(ids))
+
+
+@pytest.mark.parametrize("reading", READINGS)
+@pytest.mark.parametrize("model", [Bucketed, SearchedFromALayer], ids=lambda c: c.__name__)
+def test_bucket_ids_are_no_work_and_carry_no_gradient(model, reading):
+    forward_agrees(read_by(model, reading)(), torch.randn(2, 4, 8))
+    assert_step_agrees(read_by(model, reading)(), torch.randn(2, 4, 8), reading)
