@@ -277,3 +277,63 @@ def test_the_modules_a_forward_reaches_by_iterating_are_read_as_modules():
     assert [row.path for row in r.rows if row.macs] == ["blocks.1", "blocks.2", "named.a", "blocks.0"]
     assert r.total["macs"] == flop_macs(model, torch.zeros(2, 4)) == 4 * 2 * 16
     assert not any(_swap_marks(model).values())
+
+
+def _quick_cases():
+    import operator
+
+    import torch.nn.functional as F
+
+    from convcost.torch.events import Event
+    from convcost.torch.rules import Tensor
+
+    x, ids = Tensor((2, 4, 8, 6)), Tensor((3, 5), dtype=torch.int64)
+    real = Tensor((4, 3), torch.arange(12.0).reshape(4, 3), dtype=torch.float32)
+    idx, idx32 = Tensor((7,), dtype=torch.int64), Tensor((2, 3), dtype=torch.int32)
+    weight = Tensor((10, 6), torch.zeros(10, 6, dtype=torch.float16))
+    index = [Ellipsis, slice(None, 3), (Ellipsis, slice(3, None)), (slice(None), slice(None), None), 1, -2,
+             (0, slice(1, None, 2)), (slice(None), -1, Ellipsis, 2), (None, Ellipsis, None), slice(10, 20),
+             slice(-100, 100), (1, 2, 3, 4), (1, 2, 3, 4, 5), 2 ** 40, (Ellipsis, Ellipsis), slice(None, None, -1),
+             idx, (slice(None), idx), (idx, Ellipsis), (slice(None), slice(None), idx32), (Ellipsis, idx),
+             (idx, idx), [0, 1], True]
+    cases = [Event("function", operator.getitem, (x, k), {}, "") for k in index]
+    cases += [Event("method", "__getitem__", (real, (slice(None), 1)), {}, ""),
+              Event("function", operator.getitem, (ids, (slice(None), idx)), {}, "")]
+    for a, b in [(ids, 2), (ids, 2.5), (x, 3), (2, ids), (ids, Tensor((5,), dtype=torch.int32)),
+                 (Tensor((3, 1), dtype=torch.int32), Tensor((), dtype=torch.int64)), (ids, x), (real, ids),
+                 (Tensor((4,), dtype=torch.bool), 2), (ids, True)]:
+        cases += [Event("function", operator.floordiv, (a, b), {}, ""), Event("function", operator.mod, (a, b), {}, "")]
+    cases += [Event("method", "__floordiv__", (ids, 4), {}, ""), Event("method", "__rfloordiv__", (ids, 4), {}, ""),
+              Event("function", torch.remainder, (ids, 3), {}, "")]
+    for t in (x, ids, Tensor((4,), dtype=torch.bool), Tensor((4,), dtype=torch.int32), Tensor((), dtype=torch.int64)):
+        cases += [Event("function", torch.cumsum, (t, 0), {}, ""), Event("method", "cumsum", (t, -1), {}, ""),
+                  Event("function", torch.cumsum, (t,), {"dim": 0, "dtype": torch.int32}, ""),
+                  Event("method", "cumprod", (t,), {"dim": 0}, "")]
+    cases += [Event("function", torch.cumsum, (x, 4), {}, "")]
+    cases += [Event("function", F.embedding, (ids, weight), {"padding_idx": None, "max_norm": None}, ""),
+              Event("function", F.embedding, (idx32, weight), {}, ""),
+              Event("function", F.embedding, (Tensor((3,), dtype=torch.int64), weight), {"padding_idx": 0}, "")]
+    return cases
+
+
+@pytest.mark.parametrize("event", _quick_cases(), ids=lambda e: f"{e.label}")
+def test_a_quick_output_is_what_the_meta_run_gives(event):
+    """The oracle: the call run alone on meta tensors (PyTorch's own meta kernels), as the reading did before."""
+    from convcost.torch.quick_outputs import quick_output
+    from convcost.torch.walker import _on_meta_alone
+
+    quick = quick_output(event)
+    try:
+        meta = _on_meta_alone(event)
+    except Exception:  # noqa: BLE001 - PyTorch refuses it: the quick path must leave it to the meta run
+        assert quick is None
+        return
+    if quick is not None:
+        assert (quick.shape, quick.dtype) == (meta.shape, meta.dtype)
+
+
+def test_the_quick_outputs_answer_the_plain_cases():
+    from convcost.torch.quick_outputs import quick_output
+
+    answered = sum(quick_output(e) is not None for e in _quick_cases())
+    assert answered >= 60  # (the rest left to the meta run: a refusal, an in-place write, a bool, a list index)

@@ -42,6 +42,7 @@ from convcost.torch.binding import BINDINGS, FUNCTIONS, METHODS, binding_of, mod
 from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
 from convcost.torch.leftovers import holds
 from convcost.torch.ops import key, op_of
+from convcost.torch.quick_outputs import quick_output
 from convcost.torch.record import Recorder
 from convcost.torch.registry import REGISTRY
 from convcost.torch.rules import WITH_INDICES, Emit, NoRule, Refused, Tensor, bind_arguments
@@ -517,6 +518,8 @@ class Walk:
         out = self._computed_output()  # the call ran on real tensors anyway: no meta run (slow, and it may fail)
         if out is None and module is None and op_of(event.kind, event.target).unary:
             out = _unary_output(event)  # rsqrt, pow(x, 2) in every RMS norm: no meta run either
+        if out is None and module is None:
+            out = quick_output(event)  # x[..., :d], ids // n: no meta run either
         if out is None:
             try:
                 out = _on_meta_alone(event)
