@@ -42,11 +42,13 @@ from convcost.torch.binding import BINDINGS, FUNCTIONS, METHODS, binding_of, mod
 from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
 from convcost.torch.leftovers import holds
 from convcost.torch.ops import key, op_of
+from convcost.torch.quick_outputs import quick_output
 from convcost.torch.record import Recorder
 from convcost.torch.registry import REGISTRY
 from convcost.torch.rules import WITH_INDICES, Emit, NoRule, Refused, Tensor, bind_arguments
 from convcost.torch.runtime import meta_gaps
 from convcost.torch.runtime.private import is_dropout
+from convcost.torch.tree import Tree
 
 #: module types read as one leaf: those whose binding is a primitive (containers are read by what they call)
 LEAF_TYPES = frozenset(m for b in BINDINGS.values() if not b.read_through for m in b.modules)
@@ -85,10 +87,10 @@ class Walk:
 
     def __init__(self, model, inputs, symbolic, training=False, modules=None):
         self.model, self.inputs, self.symbolic = model, inputs, symbolic
-        self.record = Recorder(model, training)
         self.training = training
         # ``modules``: the caller's ``dict(model.named_modules())`` (profile walks a large model's tree once)
-        self.modules = dict(model.named_modules()) if modules is None else modules
+        self.modules = Tree(model).named if modules is None else modules
+        self.record = Recorder(model, training, self.modules)
         self._specs = {}  # id(module) -> (spec, why not), what its reader made of it
         # the call being read, run on the tensors computed alongside (a reading with values sets it): the output
         # shape of a call without a rule that cannot run on meta tensors (data-dependent sizes)
@@ -516,6 +518,8 @@ class Walk:
         out = self._computed_output()  # the call ran on real tensors anyway: no meta run (slow, and it may fail)
         if out is None and module is None and op_of(event.kind, event.target).unary:
             out = _unary_output(event)  # rsqrt, pow(x, 2) in every RMS norm: no meta run either
+        if out is None and module is None:
+            out = quick_output(event)  # x[..., :d], ids // n: no meta run either
         if out is None:
             try:
                 out = _on_meta_alone(event)

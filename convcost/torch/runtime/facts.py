@@ -153,8 +153,10 @@ FACTS = (
          "a shape reading routes each of the model's modules through its own instance attribute _call_impl "
          "(Module.__call__ is _wrapped_call_impl, which calls self._call_impl unless _compiled_call_impl is set) "
          "and reads module.weight through the _parameters and _buffers dicts Module.__getattr__ answers from; "
-         "readings are serialised as torch.fx tracing is",
-         "torch/nn/modules/module.py Module._wrapped_call_impl, Module._call_impl, Module.__getattr__",
+         "a module is swapped when its parent's _modules dict (what Module.__getattr__, ModuleList, Sequential "
+         "and named_modules read children from) hands it out; readings are serialised as torch.fx tracing is",
+         "torch/nn/modules/module.py Module._wrapped_call_impl, Module._call_impl, Module.__getattr__, "
+         "Module.named_modules; torch/nn/modules/container.py (ModuleList, Sequential, ModuleDict)",
          ("convcost.torch.runtime.private.module_calls", "convcost.torch.runtime.private.module_body",
           "convcost.torch.trace_shapes.read_shapes", "convcost.torch.locks.TRACING"),
          "tests/test_profile_first_call.py::test_a_reading_swaps_no_class_attribute"),
