@@ -200,13 +200,15 @@ def one(kind, attention) -> dict:
 
 def forward_agrees(row, forward, step=None) -> bool:
     """Whether the forward's params and MACs are PyTorch's, less the rows of the CPU's fused attention kernel
-    (which FlopCounterMode does not count). Which attention ran fused depends on its operands' strides, which only
-    the step's reading (``step``, where it read the same attention rows) resolves; the forward's rows are judged
-    by their shapes alone, as if every operand had a unit last stride."""
-    judged = forward
+    (which FlopCounterMode does not count). Which attention ran fused depends on its operands' strides too,
+    which only the step's reading resolves (``step``, where it read the same attention rows: a row it runs on
+    the math path for its strides, ``kernel="math"``, is not fused; dropout, which only the step has, does not
+    count); without it, the forward's rows are judged by their shapes, as if every last stride were one."""
+    fused = fused_attention(forward)
     if step is not None and _attention(step) == _attention(forward):
-        judged = step
-    macs = row["macs"] - sum(r.macs for r in fused_attention(judged))
+        strided = {r.path for r in step.rows if type(r.spec).__name__ == "Attention" and r.spec.kernel == "math"}
+        fused = [r for r in fused if r.path not in strided]
+    macs = row["macs"] - sum(r.macs for r in fused)
     return row["params"] == row["want_params"] and macs == row["want_macs"]
 
 

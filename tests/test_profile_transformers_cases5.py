@@ -63,3 +63,30 @@ class SearchedFromALayer(nn.Module):
 def test_bucket_ids_are_no_work_and_carry_no_gradient(model, reading):
     forward_agrees(read_by(model, reading)(), torch.randn(2, 4, 8))
     assert_step_agrees(read_by(model, reading)(), torch.randn(2, 4, 8), reading)
+
+
+# --- an einsum's output is its pairwise product permuted: a strided view the next einsum may fold as it is -----
+
+class ChunkedScan(nn.Module):
+    """Mamba 2's chunked scan (GraniteMoeHybrid, Bamba, Zamba 2, FalconH1): each chunk's start state is an einsum
+    over the chunks, ``(b, z, c, h) x (b, z, h, p, n) -> (b, c, h, p, n)``, which PyTorch returns as its ``bmm``
+    over ``(b, h)`` permuted (strides (1024, 128, 256, 16, 1) here, not contiguous); sliced to all chunks but
+    the last and multiplied by ``C`` in a second einsum, ``(b, h)`` merge without a copy, so autograd keeps a view
+    of the whole first output (2,048 elements), not a compact copy of the slice (1,024)."""
+
+    def __init__(self):
+        super().__init__()
+        self.decay, self.states, self.c = nn.Linear(8, 4), nn.Linear(8, 4 * 8 * 16), nn.Linear(8, 4 * 16)
+
+    def forward(self, x):
+        decay = self.decay(x[:, :2]).view(2, 2, 1, 4).expand(2, 2, 2, 4)  # (b, z, c, h)
+        states = self.states(x[:, :2]).view(2, 2, 4, 8, 16)  # (b, z, h, p, n)
+        new_states = torch.einsum("bzch,bzhpn->bchpn", decay, states)
+        c = self.c(x).view(2, 1, 8, 4, 16)  # (b, c, l, h, n)
+        return torch.einsum("bclhn,bchpn->bclhp", c, new_states[:, :-1])
+
+
+@pytest.mark.parametrize("reading", READINGS)
+def test_an_einsum_output_keeps_its_strides(reading):
+    forward_agrees(read_by(ChunkedScan, reading)(), torch.randn(2, 8, 8))
+    assert_step_agrees(read_by(ChunkedScan, reading)(), torch.randn(2, 8, 8), reading)
