@@ -208,13 +208,11 @@ def _type_as(args, kwargs):
 
 
 def _cast(x, target, open_float=False):
-    """``x`` cast to ``target``: a floating target leaves a floating tensor's dtype as it was (a reading leaves the
-    floating dtype open), and makes an integer, boolean or complex one floating (``ids.float()`` is no index);
-    ``open_float``: a target of None is the floating dtype left open (``type_as`` a hidden state)."""
+    """``x`` cast to ``target``, in that dtype (``.float()`` of a bfloat16 tensor is float32; an integer, boolean or
+    complex one cast to a floating dtype is no index); ``open_float``: a target of None is the floating dtype left
+    open (``type_as`` a hidden state)."""
     if target is None:
         return Tensor(x.shape, dtype=None if open_float else x.dtype)
-    if target.is_floating_point and (x.dtype is None or x.dtype.is_floating_point):
-        return Tensor(x.shape, dtype=x.dtype)
     return Tensor(x.shape, dtype=target)
 
 

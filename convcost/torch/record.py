@@ -135,7 +135,9 @@ class Recorder:
                         *(self.output(t, c, None) if t is not None else None for t in rest))
             return self.output(Tensor(emit.output), c, base)
         made = self.output(Tensor(out), c, base)
-        if emit.dtype is not None:  # an integer or complex result (token ids plus one, a complex product)
+        # an integer or complex result (token ids plus one, a complex product); a floating one on shapes alone (a
+        # training step's floating dtypes are its precision's)
+        if emit.dtype is not None and not (self.training and emit.dtype.is_floating_point):
             made.dtype = emit.dtype
             if self.training and made.storage is not None and not inplace:
                 self.precision.dtypes[made.storage] = emit.dtype
@@ -249,6 +251,23 @@ class Recorder:
         # a parameter read as data (a class token expanded into an attention's query) that the loss never
         # reaches through any call
         return entries, params | quiet | {pid for pid in followed if ("tensor", pid) not in live}
+
+    def mark(self) -> tuple:
+        """Where the step's bookkeeping stands, for :meth:`rewind` (calls read under ``torch.no_grad()``)."""
+        apart = len(self.precision.apart) if self.precision is not None else 0
+        return len(self.graph), len(self.extra_saved), apart, frozenset(self.__dict__.get("_indices", ()))
+
+    def rewind(self, mark) -> None:
+        """Forget what the step was told to keep since ``mark`` (the calls' rows stay): autograd keeps nothing
+        for calls under ``torch.no_grad()``, and an index they read is kept first by a later call."""
+        graph, apart, dtypes, indices = mark
+        del self.graph[graph:], self.extra_saved[apart:]
+        if self.precision is not None:
+            del self.precision.apart[dtypes:]
+            for entry in [i for i in self.precision.private if i >= graph]:
+                del self.precision.private[entry]
+        if "_indices" in self.__dict__:
+            self._indices = set(indices)
 
     def first_index(self, key) -> bool:
         """Whether storage ``key``, an int64 index autograd keeps, is kept here for the first time (an index

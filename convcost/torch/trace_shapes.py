@@ -30,6 +30,7 @@ exclusive side of :data:`convcost.torch.locks.TRACING`; another thread's module 
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import sys
 import threading
@@ -39,12 +40,14 @@ from torch.fx.graph import magic_methods, reflectable_magic_methods
 from torch.overrides import TorchFunctionMode
 
 from convcost.errors import ConvcostError, InternalError
+from convcost.torch import custom_functions
 from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
 from convcost.torch.leftovers import Attributes, holds
 from convcost.torch.locks import TRACING
 from convcost.torch.ops import op_of
 from convcost.torch.rules import Tensor
-from convcost.torch.runtime.private import SET_GRAD_ENABLED, descend, module_body, module_calls
+from convcost.torch.runtime.private import SET_GRAD_ENABLED, apply_function, descend, module_body, module_calls
+from convcost.torch.runtime.private import custom_functions as functions_read
 from convcost.torch.trace_calls import event_of, no_autograd, seen
 from convcost.torch.tree import Tree
 from convcost.torch.walker import LEAF_TYPES, Unknown, Walk, own_code
@@ -312,6 +315,36 @@ class _Session(TorchFunctionMode):
             self.busy -= 1
         return out
 
+    def function(self, cls, args, kwargs):
+        """``cls.apply(*args, **kwargs)`` of a custom ``torch.autograd.Function`` in a training step: its forward
+        run here, grad disabled (each call read as forward work), then the Function itself, what it saves and
+        its own backward (:meth:`convcost.torch.walker.Walk.custom_function`)."""
+        if self.busy:
+            return apply_function(cls, args, kwargs)
+        if not torch.is_grad_enabled():  # within no_grad (or another Function's forward): forward work, no node
+            return custom_functions.run_forward(cls, custom_functions.Context(False for _ in args), args, kwargs)
+        inputs = [t for t in _unwrap((*args, *kwargs.values())) if isinstance(t, Tensor)]
+        ctx = custom_functions.Context(isinstance(t, Tensor) and bool(self.walk.record.tracked(t).grad)
+                                       for t in _unwrap(args))
+        out = custom_functions.run_forward(cls, ctx, args, kwargs)
+        shaped = _flat_shaped(out)
+        quiet = custom_functions.non_differentiable(ctx)
+        self.busy += 1
+        try:
+            with own_code("the shape reading"):
+                made = self.walk.custom_function(
+                    cls.__name__, f"{self.stack[-1]}.{cls.__name__}" if self.stack else cls.__name__, inputs,
+                    [None if id(s) in quiet else s.value for s in shaped],
+                    [t for t in _unwrap(ctx.to_save) if isinstance(t, Tensor)],
+                    lambda: custom_functions.backward_cost(
+                        cls, ctx, [_meta_of(s) for s in shaped], _meta_of))
+        finally:
+            self.busy -= 1
+        for s, t in zip(shaped, made):
+            if t is not None:
+                s.value = t
+        return out
+
     def module(self, module, args, kwargs):
         path = self.paths.get(id(module))
         if path is None or self.busy:  # made during the forward (its calls are its caller's), or a meta run
@@ -447,6 +480,15 @@ def _flat_shaped(value) -> list:
     return []
 
 
+def _meta_of(value):
+    """A :class:`Shaped` value or a tensor as a meta tensor of its shape and dtype (None for anything else)."""
+    if isinstance(value, Shaped):
+        return torch.empty(value.value.shape, dtype=value.dtype, device="meta")
+    if isinstance(value, torch.Tensor):
+        return torch.empty_like(value, device="meta")
+    return None
+
+
 def _is_shaped(value) -> bool:
     return isinstance(value, Shaped)
 
@@ -544,6 +586,7 @@ def read_shapes(model, inputs, device="cpu", training=False, with_values=False, 
             # a training reading runs with grad enabled, so that a forward's own torch.no_grad() is seen (every
             # real computation inside is run without autograd)
             with module_calls(model, session.paths, _module_call, _module_tensor, reached), \
+                    functions_read(session.function) if training else contextlib.nullcontext(), \
                     torch.set_grad_enabled(training), session:
                 out = _ORIGINAL_CALL(model, *args, **kwargs)
             if training:

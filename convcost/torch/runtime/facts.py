@@ -166,6 +166,16 @@ FACTS = (
          "torch/nn/functional.py (has_torch_function imported from torch.overrides)",
          ("convcost.torch.runtime.private.descend",),
          "tests/test_profile_hard.py::test_multihead_attention_is_exact"),
+    Fact("custom Function's apply swapped",
+         "a custom torch.autograd.Function's apply runs its forward in C++ with grad disabled and makes its outputs "
+         "need a gradient there, past every __torch_function__ mode; a training reading swaps the classmethod "
+         "Function.apply (for its thread alone) to run the forward and read the node, and tells a split forward "
+         "by torch's own _is_setup_context_defined",
+         "torch/autograd/function.py Function.apply, _is_setup_context_defined; "
+         "torch/csrc/autograd/python_function.cpp THPFunction_apply",
+         ("convcost.torch.runtime.private.custom_functions", "convcost.torch.runtime.private.apply_function",
+          "convcost.torch.runtime.private.defines_setup_context", "convcost.torch.custom_functions.run_forward"),
+         "tests/test_profile_custom_functions.py::test_a_custom_function_is_read_as_pytorch_runs_it"),
 )
 
 

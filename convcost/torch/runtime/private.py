@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import operator
+import threading
 
 import torch
 import torch.nn.functional as F
@@ -207,6 +208,53 @@ def module_calls(root, known, call, seen, reached=None):
                 if original.keys() != view.keys() or not all(map(operator.is_, original.values(), dict.values(view))):
                     original.clear()  # what the forward wrote (self.cache = ...), in the module's own dict
                     original.update(dict.items(view))
+
+
+#: ``torch.autograd.Function.apply`` as torch defines it (a classmethod every custom Function inherits)
+_APPLY = torch.autograd.Function.__dict__["apply"]
+_FUNCTIONS = threading.local()
+_FUNCTIONS_USERS = {"count": 0}
+_FUNCTIONS_LOCK = threading.Lock()
+
+
+def _apply(cls, *args, **kwargs):
+    call = getattr(_FUNCTIONS, "call", None)
+    if call is None:  # another thread, or outside a reading
+        return _APPLY.__func__(cls, *args, **kwargs)
+    return call(cls, args, kwargs)
+
+
+def apply_function(cls, args, kwargs):
+    """``cls.apply(*args, **kwargs)`` as torch runs it, past :func:`custom_functions`."""
+    return _APPLY.__func__(cls, *args, **kwargs)
+
+
+@contextlib.contextmanager
+def custom_functions(call):
+    """While the context lasts, in this thread, ``Cls.apply(*args, **kwargs)`` of a custom
+    ``torch.autograd.Function`` (one that does not define its own ``apply``) is ``call(Cls, args, kwargs)``. torch
+    runs a custom Function's forward in C++ and makes its output need a gradient there, past every
+    ``__torch_function__`` mode: a reading sees neither the call nor what it returns without this. The classmethod
+    is swapped on ``torch.autograd.Function`` while any thread reads; other threads go through to torch's own."""
+    with _FUNCTIONS_LOCK:
+        if _FUNCTIONS_USERS["count"] == 0:
+            torch.autograd.Function.apply = classmethod(_apply)
+        _FUNCTIONS_USERS["count"] += 1
+    outer = getattr(_FUNCTIONS, "call", None)
+    _FUNCTIONS.call = call
+    try:
+        yield
+    finally:
+        _FUNCTIONS.call = outer
+        with _FUNCTIONS_LOCK:
+            _FUNCTIONS_USERS["count"] -= 1
+            if _FUNCTIONS_USERS["count"] == 0:
+                torch.autograd.Function.apply = _APPLY
+
+
+def defines_setup_context(cls) -> bool:
+    """Whether custom Function ``cls`` splits its forward from ``setup_context`` (torch's own test)."""
+    return torch.autograd.function._is_setup_context_defined(cls.setup_context)
 
 
 def descend(function, args, kwargs):
