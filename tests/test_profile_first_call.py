@@ -337,3 +337,17 @@ def test_the_quick_outputs_answer_the_plain_cases():
 
     answered = sum(quick_output(e) is not None for e in _quick_cases())
     assert answered >= 60  # (the rest left to the meta run: a refusal, an in-place write, a bool, a list index)
+
+
+def test_the_tree_is_what_named_modules_and_named_parameters_give():
+    from convcost.torch.tree import Tree, named_parameters
+
+    shared = nn.Linear(3, 3)
+    inner = nn.Sequential(shared, nn.ReLU(), nn.Sequential(nn.Linear(3, 3), shared))
+    model = nn.ModuleDict({"a": inner, "b": nn.ModuleList([shared, inner, nn.Identity()])})
+    model.register_module("empty", None)
+    model.b[2].weight = model.a[2][0].weight  # a tied parameter, on a module that had none
+    tree = Tree(model)
+    assert list(tree.named.items()) == list(model.named_modules())
+    assert tree.paths == {id(m): name for name, m in reversed(list(model.named_modules()))}
+    assert named_parameters(tree.named) == list(model.named_parameters())

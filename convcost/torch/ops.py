@@ -431,8 +431,27 @@ _NONE = Op()
 
 
 def op_of(kind: str, target) -> Op:
-    """The table's entry for a call (an empty :class:`Op` where it has none)."""
+    """The table's entry for a call (an empty :class:`Op` where it has none); asked several times per call a
+    forward makes, so each answer is kept (a few hundred operations at most: the functions and method names
+    of torch and operator)."""
+    try:
+        return _SEEN[kind, target]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable callable: looked up at each call
+        return _op_of(kind, target)
+    found = _op_of(kind, target)
+    if len(_SEEN) < _SEEN_AT_MOST:  # (a forward that makes a new callable at each call fills no memory)
+        _SEEN[kind, target] = found
+    return found
+
+
+def _op_of(kind: str, target) -> Op:
     found = OPS.get(key(kind, target))
     if found is None:
         found = NAMED.get(target if isinstance(target, str) else getattr(target, "__name__", ""), _NONE)
     return found
+
+
+_SEEN: dict = {}
+_SEEN_AT_MOST = 4096

@@ -30,16 +30,21 @@ class Tree:
     def __init__(self, model):
         named, paths = {}, {}
         stack = [("", model)]
+        pop, push = stack.pop, stack.append
         while stack:
-            prefix, module = stack.pop()
-            if id(module) in paths:  # reached again (a shared module): its first path is its path
+            prefix, module = pop()
+            key = id(module)
+            if key in paths:  # reached again (a shared module): its first path is its path
                 continue
-            paths[id(module)] = prefix
+            paths[key] = prefix
             named[prefix] = module
             children = module._modules
             if children:  # pushed last first, so that the first child is walked next
-                dot = prefix + "." if prefix else ""
-                stack.extend((dot + name, child) for name, child in reversed(children.items()) if child is not None)
+                if prefix:
+                    prefix += "."
+                for name, child in reversed(children.items()):
+                    if child is not None:
+                        push((prefix + name, child))
         self.named, self.paths = named, paths
 
 
