@@ -41,7 +41,14 @@ from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
 from convcost.torch.leftovers import Attributes
 from convcost.torch.ops import op_of
 from convcost.torch.rules import Tensor
-from convcost.torch.runtime.private import METHOD_WRAPPER, PROPERTY_READS, SET_GRAD_ENABLED, apply_function, descend
+from convcost.torch.runtime.private import (
+    METHOD_WRAPPER,
+    OPERATOR_FRAMES,
+    PROPERTY_READS,
+    SET_GRAD_ENABLED,
+    apply_function,
+    descend,
+)
 from convcost.torch.runtime.private import custom_functions as functions_read
 from convcost.torch.walker import LEAF_TYPES, Unknown, Walk, own_code
 
@@ -377,16 +384,10 @@ def _runs_operator(frame) -> bool:
         if frame is None:
             return False
         code, at = frame.f_code.co_code, frame.f_lasti
-        if frame.f_code.co_filename not in _BETWEEN:
+        if frame.f_code.co_filename not in OPERATOR_FRAMES:
             return 0 <= at < len(code) and dis.opname[code[at]].startswith(("BINARY_", "INPLACE_"))
         frame = frame.f_back
     return False
-
-
-#: the files of torch's ``handle_torch_function`` and of the Python bodies of a tensor's operators (``__pow__``):
-#: frames between the operator the forward runs and the mode
-_BETWEEN = frozenset({torch.overrides.handle_torch_function.__code__.co_filename,
-                      torch.Tensor.__pow__.__code__.co_filename})
 
 
 def _tensors(value) -> list:

@@ -118,6 +118,15 @@ FACTS = (
          ("convcost.torch.runtime.private.PROPERTY_READS", "convcost.torch.trace_calls.event_of"),
          "tests/test_profile_transformers_cases2.py::test_fourier_transforms",
          releases=((2, 13),)),
+    Fact("operators reach the mode through Python frames",
+         "x ** y reaches a TorchFunctionMode through Tensor.__pow__'s Python body and handle_torch_function, "
+         "so the call-by-call reading looks past those frames to tell an operator from a call (one label per "
+         "operation across readings)",
+         "torch/_tensor.py (Tensor.__pow__, _handle_torch_function_and_wrap_type_error_to_not_implemented); "
+         "torch/overrides.py (handle_torch_function)",
+         ("convcost.torch.runtime.private.OPERATOR_FRAMES", "convcost.torch.trace_calls._runs_operator"),
+         "tests/test_profile_transformers_cases6.py::test_one_label_per_operation",
+         releases=((2, 13),)),
     Fact("grouped weight-gradient overcount",
          "FlopCounterMode counts a grouped convolution's weight gradient G times over",
          "torch/utils/flop_counter.py conv_backward_flop; fixed upstream by pytorch PR 183405",

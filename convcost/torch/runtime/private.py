@@ -31,6 +31,10 @@ GROUPED_MM = getattr(torch, "_grouped_mm", None)
 #: ``__get__`` (a method-wrapper), by the function that does the same
 PROPERTY_READS = {torch.Tensor.real.__get__: torch.real, torch.Tensor.imag.__get__: torch.imag}
 METHOD_WRAPPER = type(torch.Tensor.real.__get__)
+#: the files of torch's ``handle_torch_function`` and of the Python bodies of a tensor's operators (``__pow__``):
+#: frames that stand between an operator the forward runs (``x ** y``) and a TorchFunctionMode
+OPERATOR_FRAMES = frozenset({torch.overrides.handle_torch_function.__code__.co_filename,
+                             torch.Tensor.__pow__.__code__.co_filename})
 
 
 def nonzero_on_meta():
