@@ -90,3 +90,54 @@ class ChunkedScan(nn.Module):
 def test_an_einsum_output_keeps_its_strides(reading):
     forward_agrees(read_by(ChunkedScan, reading)(), torch.randn(2, 8, 8))
     assert_step_agrees(read_by(ChunkedScan, reading)(), torch.randn(2, 8, 8), reading)
+
+
+# --- torch.vmap in the forward: its calls see one example, on tensors with no storage ---------------------------
+
+class MaskByVmap(nn.Module):
+    """transformers' attention masks (``masking_utils``): a mask function of (batch, query, key) indices, reading a
+    padding tensor, vmapped over each index; Nemotron 3.5 ASR's step was refused (a vmapped tensor has no
+    storage)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+
+    def forward(self, x):
+        valid = torch.ones(x.shape[0], x.shape[1], dtype=torch.bool)
+
+        def keep(b, q, k):
+            return valid[b, k] & (q >= 0)
+
+        for dims in ((None, None, 0), (None, 0, None), (0, None, None)):
+            keep = torch.vmap(keep, in_dims=dims)
+        mask = keep(torch.arange(x.shape[0]), torch.arange(x.shape[1]), torch.arange(x.shape[1]))
+        h = self.lin(x)
+        return (h @ h.transpose(-1, -2)).masked_fill(~mask, -1e9).softmax(-1) @ h  # eager attention
+
+
+class LayerByVmap(nn.Module):
+    """A layer run under ``torch.vmap``: it sees one example, so its cost is not the batch's; listed."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+
+    def forward(self, x):
+        return torch.vmap(lambda row: torch.tanh(self.lin(row)))(x)
+
+
+@pytest.mark.parametrize("reading", READINGS)
+def test_a_mask_made_under_vmap_is_read_as_a_constant(reading):
+    forward_agrees(read_by(MaskByVmap, reading)(), torch.randn(2, 4, 8))
+    assert_step_agrees(read_by(MaskByVmap, reading)(), torch.randn(2, 4, 8))
+
+
+@pytest.mark.parametrize("reading", READINGS)
+def test_a_layer_under_vmap_is_listed(reading):
+    model, x = read_by(LayerByVmap, reading)(), torch.randn(2, 4, 8)
+    report = profile(model, x)
+    assert not report.exact and [u.op for u in report.unsupported] == ["Linear"]
+    assert report.total["params"] == sum(p.numel() for p in model.parameters())
+    step = profile(model, x, training=True).training
+    assert not step.complete and [u[0] for u in step.untracked] == ["Linear"]

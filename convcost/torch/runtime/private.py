@@ -45,6 +45,16 @@ def nonzero_on_meta():
     return _config.patch(meta_nonzero_assume_all_nonzero=True)
 
 
+def batched(value) -> bool:
+    """Whether ``value`` is a tensor ``torch.vmap`` batches (functorch's ``BatchedTensor``, which has no storage):
+    what a function run under ``vmap`` computes on (transformers' attention-mask functions).
+
+    >>> torch.vmap(lambda x: torch.tensor(batched(x)))(torch.ones(2, 3)).tolist(), batched(torch.ones(2))
+    ([True, True], False)
+    """
+    return isinstance(value, torch.Tensor) and torch._C._functorch.is_batchedtensor(value)
+
+
 def torch_functions_off():
     """A context in which no ``__torch_function__`` mode or subclass sees torch's calls (``DisableTorchFunction``)."""
     return torch._C.DisableTorchFunction()
