@@ -313,6 +313,10 @@ def _quick_cases():
     cases += [Event("function", F.embedding, (ids, weight), {"padding_idx": None, "max_norm": None}, ""),
               Event("function", F.embedding, (idx32, weight), {}, ""),
               Event("function", F.embedding, (Tensor((3,), dtype=torch.int64), weight), {"padding_idx": 0}, "")]
+    double = Tensor((4, 1), dtype=torch.float64)
+    for a, b in [(x, x), (Tensor((4, 1)), Tensor((3,))), (double, double), (double, Tensor((4, 1))), (ids, ids),
+                 (Tensor((2,), dtype=torch.float16), Tensor((2,), dtype=torch.float16)), (x, Tensor((5,)))]:
+        cases.append(Event("function", torch.polar, (a, b), {}, ""))
     return cases
 
 
@@ -336,7 +340,7 @@ def test_the_quick_outputs_answer_the_plain_cases():
     from convcost.torch.quick_outputs import quick_output
 
     answered = sum(quick_output(e) is not None for e in _quick_cases())
-    assert answered >= 60  # (the rest left to the meta run: a refusal, an in-place write, a bool, a list index)
+    assert answered >= 63  # (the rest left to the meta run: a refusal, an in-place write, a bool, a list index)
 
 
 def test_the_tree_is_what_named_modules_and_named_parameters_give():

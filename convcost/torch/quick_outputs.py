@@ -3,12 +3,12 @@ them on meta tensors.
 
 A call convcost has no rule for gets its output shape by running it alone on meta tensors
 (:func:`convcost.torch.walker.Walk.unknown`). Indexing a meta tensor costs a tenth of a millisecond, integer
-floor division and ``cumsum`` with a dtype a millisecond or more (their meta kernels are torch's Python
-references), and a transformer's forward makes dozens of them (``x[..., : d // 2]`` in every rotary embedding,
-the expert bookkeeping of a mixture of experts): more than the forward ``FlopCounterMode`` runs. Each function
-here answers what the meta run would (a meta tensor of the same shape and dtype) for the plain cases of one
-call, and None for anything else, which then runs on meta tensors as before. ``tests/test_profile_first_call.py``
-checks every case against the meta run.
+floor division and ``cumsum`` with a dtype a millisecond or more, ``torch.polar`` 25 milliseconds the first
+time in a process (their meta kernels are torch's Python references), and a transformer's forward makes dozens
+of them (``x[..., : d // 2]`` in every rotary embedding, the expert bookkeeping of a mixture of experts): more
+than the forward ``FlopCounterMode`` runs. Each function here answers what the meta run would (a meta tensor of
+the same shape and dtype) for the plain cases of one call, and None for anything else, which then runs on meta
+tensors as before. ``tests/test_profile_first_call.py`` checks every case against the meta run.
 
 >>> import operator, torch
 >>> from convcost.torch.events import Event
@@ -151,7 +151,25 @@ def _embedding(args, kwargs):
     return _meta((*ids.shape, weight.shape[1]), _dtype(weight))
 
 
+_COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
+
+
+def _polar(args, kwargs):
+    """``torch.polar(abs, angle)`` (a rotary embedding's frequencies): their broadcast shape, complex."""
+    if len(args) != 2 or kwargs or not all(isinstance(a, Tensor) for a in args):
+        return None
+    dtypes = {_dtype(a) for a in args}
+    if len(dtypes) != 1 or next(iter(dtypes)) not in _COMPLEX:
+        return None
+    try:
+        shape = torch.broadcast_shapes(args[0].shape, args[1].shape)
+    except RuntimeError:
+        return None
+    return _meta(shape, _COMPLEX[dtypes.pop()])
+
+
 _QUICK = {
+    torch.polar: _polar,
     key("function", operator.getitem): _index,
     key("method", "__getitem__"): _index,
     torch.floor_divide: _broadcast,
