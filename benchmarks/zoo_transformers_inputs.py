@@ -23,7 +23,8 @@ SAMPLES = 6400
 #: a small config: every attribute of these names a config (or a config inside it) has is set to this value
 SMALL = dict(
     hidden_size=32, d_model=32, n_embd=32, embed_dim=32, dim=32, emb_dim=32, projection_dim=32, text_embed_dim=32,
-    vision_embed_dim=32, word_embed_proj_dim=32, encoder_hidden_size=32, d_kv=8, head_dim=8, kv_channels=8,
+    vision_embed_dim=32, word_embed_proj_dim=32, encoder_hidden_size=32, projection_size=32, d_kv=8, head_dim=8,
+    kv_channels=8,
     num_hidden_layers=2, n_layer=2, n_layers=2, num_layers=2, encoder_layers=2, decoder_layers=2,
     num_decoder_layers=2, num_encoder_layers=2,
     num_attention_heads=4, n_head=4, n_heads=4, num_heads=4, encoder_attention_heads=4,

@@ -94,3 +94,25 @@ def test_a_vision_tower_gets_patches_its_grid_covers():
     names, xs, _ = inputs_for(build("qwen2_5_vl_vision", "eager"), "qwen2_5_vl_vision")
     grid = dict(zip(names, xs))["grid_thw"]
     assert names[0] == "hidden_states" and xs[0].shape[0] == int(grid.prod(-1).sum())
+
+
+def test_attention_on_strided_operands_is_compared_as_the_math_path_it_runs():
+    """An sdpa whose value has no unit last stride runs the math path, which FlopCounterMode counts: the forward's
+    fused rows are the step's kernel choice (strides), not its shapes' (inkling_text's convolved values)."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+    from zoo_transformers import forward_agrees, forward_macs
+
+    from convcost.torch import profile
+
+    class Strided(nn.Module):
+        def forward(self, q, k, v):
+            return F.scaled_dot_product_attention(q, k, v.transpose(-1, -2))
+
+    xs = (torch.randn(2, 2, 8, 16), torch.randn(2, 2, 8, 16), torch.randn(2, 2, 16, 8))
+    forward, step = profile(Strided(), xs), profile(Strided(), xs, training=True)
+    want = forward_macs(Strided(), xs)
+    assert want == 2 * 2 * 2 * 8 * 8 * 16 == forward.total["macs"]  # counted: the math path ran
+    row = dict(macs=forward.total["macs"], want_macs=want, params=0, want_params=0)
+    assert forward_agrees(row, forward, step)

@@ -108,6 +108,10 @@ class Binding:
     #: layer modelled as a view had to copy; default: a new contiguous tensor
     #: (:mod:`convcost.torch.layouts` holds the shared rules: like the input, channels last kept, a view)
     output_layout: Callable = _contiguous_output
+    #: the output may be strided though every operand is contiguous (an einsum returns its pairwise product
+    #: permuted into the equation's output order), so ``output_layout`` is asked whatever the operands'
+    #: layouts; default False: contiguous operands give a contiguous output
+    strided_output: bool = False
     #: ``torch_backward(cost) -> macs | None``: ``FlopCounterMode``'s backward MACs for a cost of this layer
     #: where they differ from convcost's ``backward_macs`` (a grouped convolution's weight gradient counted
     #: ``G`` times); None (the default): convcost's own, or its parts' summed

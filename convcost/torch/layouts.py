@@ -143,7 +143,8 @@ def output_layout(spec, operands, output_shape, inplace: bool = False):
     PyTorch 2.13's CPU kernels lay outputs out, an element-wise op keeps its input's strides, a binary one
     follows its operands', a convolution, norm or pool keeps a channels-last input channels last, the views
     are run on meta tensors, every other layer writes a contiguous tensor)."""
-    if not operands or all(t.layout is None and not _strided_real(t) for t in operands):
+    if not operands or all(t.layout is None and not _strided_real(t) for t in operands) \
+            and not hooks_of(spec).strided_output:
         return None, False
     if inplace:
         return operands[0].layout, False

@@ -319,7 +319,8 @@ batch_norm layer_norm group_norm instance_norm rms_norm max_pool1d max_pool2d ma
 avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d adaptive_max_pool1d adaptive_max_pool2d
 adaptive_max_pool3d max_unpool1d max_unpool2d max_unpool3d pixel_shuffle pixel_unshuffle add add_ sub mul mul_ div
 relu relu_ sigmoid tanh silu gelu hardswish leaky_relu elu relu6 bernoulli bernoulli_ uniform_ normal_ random_
-exponential_ geometric_ cauchy_ log_normal_ multinomial normal poisson histc bincount floor_divide __floordiv__
+exponential_ geometric_ cauchy_ log_normal_ multinomial normal poisson histc bincount bucketize searchsorted
+floor_divide __floordiv__
 __rfloordiv__ polar index_add index_add_ scatter_add scatter_add_ scatter_reduce scatter_reduce_
 """.split()
 
@@ -430,8 +431,27 @@ _NONE = Op()
 
 
 def op_of(kind: str, target) -> Op:
-    """The table's entry for a call (an empty :class:`Op` where it has none)."""
+    """The table's entry for a call (an empty :class:`Op` where it has none); asked several times per call a
+    forward makes, so each answer is kept (a few hundred operations at most: the functions and method names
+    of torch and operator)."""
+    try:
+        return _SEEN[kind, target]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable callable: looked up at each call
+        return _op_of(kind, target)
+    found = _op_of(kind, target)
+    if len(_SEEN) < _SEEN_AT_MOST:  # (a forward that makes a new callable at each call fills no memory)
+        _SEEN[kind, target] = found
+    return found
+
+
+def _op_of(kind: str, target) -> Op:
     found = OPS.get(key(kind, target))
     if found is None:
         found = NAMED.get(target if isinstance(target, str) else getattr(target, "__name__", ""), _NONE)
     return found
+
+
+_SEEN: dict = {}
+_SEEN_AT_MOST = 4096

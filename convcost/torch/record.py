@@ -27,14 +27,17 @@ from convcost.torch.conventions import torch_backward_macs
 from convcost.torch.library_blocks import name_blocks, reader
 from convcost.torch.precision import Precision
 from convcost.torch.rules import UNBATCHED, WITH_INDICES, Emit, Tensor
+from convcost.torch.tree import Tree, named_parameters
 from convcost.training import StepTotals
 
 
 class Recorder:
     """Rows, unsupported calls and parameter ownership of one reading of one model."""
 
-    def __init__(self, model, training: bool = False):
+    def __init__(self, model, training: bool = False, modules=None):
         self.model = model
+        #: ``dict(model.named_modules())`` where the reading has it (:class:`convcost.torch.tree.Tree`), else None
+        self.modules = modules
         self.rows, self.unsupported, self.seen, self.calls = [], {}, {}, {}
         self.module_calls = []  # childless modules read by what they call: what module-hook tools see of them
         self.block_inputs = {}  # the input shapes of each block the zoos build that convcost can name, by path
@@ -444,7 +447,8 @@ class Recorder:
 
     # -- the report -------------------------------------------------------------------------
     def report(self, *, inputs, traced_with, notes=(), convention="convcost", headline=None, modules=None) -> Report:
-        unused = [(n, t) for n, t in self.model.named_parameters() if id(t) not in self.seen]
+        named = self.modules if self.modules is not None else Tree(self.model).named
+        unused = [(n, t) for n, t in named_parameters(named) if id(t) not in self.seen]
         unsupported = [Unsupported(op, len(e["paths"]), tuple(e["paths"]), e["reason"],
                                    sum(p for _, p in e["held"]), tuple(e["held"]), e["macs"])
                        for op, e in self.unsupported.items()]
@@ -454,7 +458,7 @@ class Recorder:
                       notes=notes, unused=tuple((n, t.numel()) for n, t in unused), convention=convention,
                       headline=headline, modules=modules, module_calls=self.module_calls,
                       training=self.step_totals() if self.training else None,
-                      blocks=name_blocks(self.rows, self.block_inputs, dict(self.model.named_modules()))
+                      blocks=name_blocks(self.rows, self.block_inputs, named)
                       if self.block_inputs else None)
 
     def step_rows(self) -> list:

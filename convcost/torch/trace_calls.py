@@ -47,6 +47,7 @@ from convcost.torch.runtime.private import (
     PROPERTY_READS,
     SET_GRAD_ENABLED,
     apply_function,
+    batched,
     descend,
 )
 from convcost.torch.runtime.private import custom_functions as functions_read
@@ -130,6 +131,13 @@ class Session(TorchFunctionMode):
         if inside:
             self.stack.append((path, True, None))
             return
+        if _under_vmap(args, {}):  # a module run under torch.vmap: not read, said so
+            params = self.record.hold(path, module.parameters())
+            self.record.skip(type(module).__name__, path, UNDER_VMAP, params=params)
+            if self.training:
+                self.record.untrack(type(module).__name__, path, UNDER_VMAP)
+            self.stack.append((path, True, None))
+            return
         read, one, result = False, False, None
         if type(module) in LEAF_TYPES:
             wrapped = self.tracked(tuple(args)) if self.training else _wrap(tuple(args))
@@ -205,6 +213,19 @@ class Session(TorchFunctionMode):
             self.record.untrack(event.label, event.path, "no rule: what it saves for backward is not known")
         return _fresh(out, self.record, grad)
 
+    def vmapped(self, func, args, kwargs, out):
+        """A call inside ``torch.vmap`` is not read (it sees one example, on tensors with no storage of their
+        own): one that may multiply-accumulate is listed, and in a training reading one on a tensor needing a
+        gradient leaves the step incomplete. What the vmapped function returns is read after as a tensor the
+        forward made: exact where nothing in it needs a gradient (transformers' attention masks)."""
+        event = event_of(func, args, kwargs, self.context(), sys._getframe(2))
+        op = op_of(event.kind, event.target)
+        if not op.no_macs and not op.view:
+            self.record.skip(event.label, event.path, UNDER_VMAP)
+        if self.training and any(t.requires_grad for t in _real_tensors((args, kwargs))):
+            self.record.untrack(event.label, event.path, UNDER_VMAP)
+        return out
+
     def pair(self, result, out) -> None:
         """Remember the walker's Tensor for each tensor a call returned."""
         if isinstance(out, torch.Tensor):
@@ -262,6 +283,8 @@ class Session(TorchFunctionMode):
             return out  # part of a module counted as one row
         if self.training and getattr(func, "__name__", "") in VALUE_READS:
             return out  # a value read into Python: no work, nothing autograd keeps
+        if _under_vmap(args, kwargs):
+            return self.vmapped(func, args, kwargs, out)
         if self.training:
             event = event_of(func, args, kwargs, self.context(), sys._getframe(1), self.tracked)
             self.busy += 1
@@ -390,7 +413,6 @@ def _runs_operator(frame) -> bool:
     return False
 
 
-
 def _tensors(value) -> list:
     if isinstance(value, Tensor):
         return [value]
@@ -399,6 +421,25 @@ def _tensors(value) -> list:
     if isinstance(value, dict):
         return [t for v in value.values() for t in _tensors(v)]
     return []
+
+
+#: why a call under ``torch.vmap`` is listed
+UNDER_VMAP = "inside torch.vmap: read per example, not counted"
+
+
+def _real_tensors(value) -> list:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _real_tensors(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _real_tensors(v)]
+    return []
+
+
+def _under_vmap(args, kwargs) -> bool:
+    """Whether a call reads a tensor ``torch.vmap`` batches: it runs inside a vmapped function."""
+    return any(batched(t) for t in _real_tensors((args, kwargs)))
 
 
 def _returned_tensors(value) -> list:

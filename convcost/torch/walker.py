@@ -43,11 +43,13 @@ from convcost.torch.custom_functions import Context
 from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
 from convcost.torch.leftovers import holds
 from convcost.torch.ops import key, op_of
+from convcost.torch.quick_outputs import quick_output
 from convcost.torch.record import Recorder
 from convcost.torch.registry import REGISTRY
 from convcost.torch.rules import LEAF, WITH_INDICES, Emit, NoRule, Refused, Tensor, bind_arguments
 from convcost.torch.runtime import meta_gaps
 from convcost.torch.runtime.private import is_dropout
+from convcost.torch.tree import Tree
 
 #: module types read as one leaf: those whose binding is a primitive (containers are read by what they call)
 LEAF_TYPES = frozenset(m for b in BINDINGS.values() if not b.read_through for m in b.modules)
@@ -86,10 +88,10 @@ class Walk:
 
     def __init__(self, model, inputs, symbolic, training=False, modules=None):
         self.model, self.inputs, self.symbolic = model, inputs, symbolic
-        self.record = Recorder(model, training)
         self.training = training
         # ``modules``: the caller's ``dict(model.named_modules())`` (profile walks a large model's tree once)
-        self.modules = dict(model.named_modules()) if modules is None else modules
+        self.modules = Tree(model).named if modules is None else modules
+        self.record = Recorder(model, training, self.modules)
         self._specs = {}  # id(module) -> (spec, why not), what its reader made of it
         # the call being read, run on the tensors computed alongside (a reading with values sets it): the output
         # shape of a call without a rule that cannot run on meta tensors (data-dependent sizes)
@@ -554,6 +556,8 @@ class Walk:
         out = self._computed_output()  # the call ran on real tensors anyway: no meta run (slow, and it may fail)
         if out is None and module is None and op_of(event.kind, event.target).unary:
             out = _unary_output(event)  # rsqrt, pow(x, 2) in every RMS norm: no meta run either
+        if out is None and module is None:
+            out = quick_output(event)  # x[..., :d], ids // n: no meta run either
         if out is None:
             try:
                 out = _on_meta_alone(event)
@@ -758,7 +762,8 @@ _NO_GRADIENT = frozenset(key("function", f) for f in (
     torch.greater, torch.greater_equal, torch.less, torch.less_equal, torch.not_equal,
     torch.isnan, torch.isinf, torch.isfinite, torch.any, torch.all, torch.detach, torch.logical_not,
     torch.logical_and, torch.logical_or, torch.logical_xor, torch.bitwise_and, torch.bitwise_or, torch.bitwise_not,
-    torch.bitwise_xor, torch.nonzero, torch.sign, torch.floor, torch.ceil, torch.round, torch.histc, torch.bincount))
+    torch.bitwise_xor, torch.nonzero, torch.sign, torch.floor, torch.ceil, torch.round, torch.histc, torch.bincount,
+    torch.bucketize, torch.searchsorted))
 
 #: why a call of the table's no-MAC work is listed (work convcost deliberately does not count, never a flag)
 _NOT_COUNTED = "element-wise or reduction work convcost does not count"

@@ -196,6 +196,14 @@ def _einsum_step(spec, shapes, grads, operands, call):
                                saves_output=run.saves_output, input_grads=grads)
 
 
+def _einsum_layout(spec, operands, output_shape):
+    """An einsum's output as PyTorch lays it out: its pairwise product (a ``bmm``) permuted into the equation's
+    output order, often a strided view (Mamba 2's chunked scan slices one and folds it into the next einsum
+    without a copy), from the call run on meta tensors."""
+    out, _ = layouts.run_view(torch.einsum, (spec.equation, *operands), {})
+    return (layouts.layout_of(out) if isinstance(out, torch.Tensor) else None), False
+
+
 def _attention_kernel(spec, operands):
     """The fused CPU kernel needs unit strides on the last axis of query, key and value: else the math path."""
     if not all(map(layouts.last_stride_one, operands)):
@@ -240,6 +248,8 @@ class EinsumBinding:
     functions = {torch.einsum: _einsum}
     conventions = _TOOLS
     step_cost = _einsum_step
+    output_layout = _einsum_layout
+    strided_output = True
 
 
 @binds(p.MultiheadAttention)
