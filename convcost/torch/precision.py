@@ -98,9 +98,10 @@ class Precision:
 
     def note(self, dtype) -> None:
         """A tensor of ``dtype`` was made: the step is mixed from here when it is another floating dtype, or a
-        boolean or integer one the itemsize rule would price wrong (a mask: 1 byte, not the floating itemsize)."""
+        boolean, integer or complex one the itemsize rule would price wrong (a mask: 1 byte, not the floating
+        itemsize; a complex64 tensor: 8)."""
         if dtype != self.floating and (dtype.is_floating_point or dtype.itemsize != self.floating.itemsize
-                                       and dtype is not torch.int64 and not dtype.is_complex):
+                                       and dtype is not torch.int64):
             self.mixed = True
 
     def shown(self, storage):
