@@ -190,7 +190,7 @@ FACTS = (
          "torch/_tensor.py Tensor.__pow__, __rsub__, __rdiv__, __rpow__, __floordiv__ "
          "(_handle_torch_function_and_wrap_type_error_to_not_implemented); torch/overrides.py handle_torch_function",
          ("convcost.torch.runtime.private.OPERATOR_FRAMES", "convcost.torch.trace_calls.event_of"),
-         "tests/test_profile_transformers_cases5.py::test_one_label_per_operation"),
+         "tests/test_profile_transformers_cases6.py::test_one_label_per_operation"),
 )
 
 
