@@ -141,3 +141,44 @@ def test_a_layer_under_vmap_is_listed(reading):
     assert report.total["params"] == sum(p.numel() for p in model.parameters())
     step = profile(model, x, training=True).training
     assert not step.complete and [u[0] for u in step.untracked] == ["Linear"]
+
+
+# --- Falcon's multi-query attention: keys and values cut by a list index, one head for every query head ---------
+
+class ListIndexedHeads(nn.Module):
+    """Falcon's ``_split_heads``: ``qkv[..., [-2], :]`` indexes by a list, which PyTorch makes an int64 index
+    tensor that autograd keeps (one element here)."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(8, 24)
+
+    def forward(self, x):
+        qkv = self.qkv(x).view(2, 4, 6, 4)
+        return qkv[..., :-2, :] * qkv[..., [-2], :] + qkv[..., [-1], :]
+
+
+class OneKeyHead(nn.Module):
+    """Falcon's sdpa with one key and value head for four query heads, without ``enable_gqa``: PyTorch 2.13's
+    CPU takes the math path, which expands key and value to every head and keeps those copies."""
+
+    mask = None
+
+    def __init__(self):
+        super().__init__()
+        self.q, self.kv = nn.Linear(8, 32), nn.Linear(8, 16)
+
+    def forward(self, x):
+        q = self.q(x).view(2, 8, 4, 8).transpose(1, 2)
+        k, v = self.kv(x).view(2, 8, 1, 16).transpose(1, 2).split(8, -1)
+        return nn.functional.scaled_dot_product_attention(q, k.contiguous(), v.contiguous(), attn_mask=self.mask)
+
+
+class OneKeyHeadMasked(OneKeyHead):
+    mask = torch.zeros(2, 1, 8, 8)
+
+
+@pytest.mark.parametrize("reading", READINGS)
+@pytest.mark.parametrize("model", [ListIndexedHeads, OneKeyHead, OneKeyHeadMasked], ids=lambda c: c.__name__)
+def test_multi_query_heads(model, reading):
+    assert_step_agrees(read_by(model, reading)(), torch.randn(2, 4 if model is ListIndexedHeads else 8, 8), reading)

@@ -23,8 +23,7 @@ read (it reads values, calls an extension kernel, or makes a call convcost canno
 >>> [tuple(t.shape) for t in ctx.saved_tensors], tuple(out.shape)
 ([(2, 3), (3, 4)], (2, 4))
 >>> to_meta = lambda t: t.to("meta") if isinstance(t, torch.Tensor) else None
->>> from convcost.torch.trace_calls import Session
->>> backward_cost(Square, ctx, [torch.empty(2, 4, device="meta")], to_meta, Session(torch.nn.Module(), None, True))
+>>> backward_cost(Square, ctx, [torch.empty(2, 4, device="meta")], to_meta)
 (48, None)
 """
 
@@ -33,7 +32,6 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import FunctionCtx
 
-from convcost.errors import ConvcostError, InternalError
 from convcost.torch.runtime.private import defines_setup_context
 
 
@@ -70,14 +68,18 @@ def non_differentiable(ctx) -> set:
     return {id(t) for t in getattr(ctx, "non_differentiable", ())}
 
 
-def backward_cost(cls, ctx, grads, to_meta, session) -> tuple:
+def backward_cost(cls, ctx, grads, to_meta, reading) -> tuple:
     """``(MACs, None)`` of ``cls``'s backward given ``grads`` (meta tensors, one per output), read call by call on
-    meta tensors by ``session`` (a fresh inference :class:`convcost.torch.trace_calls.Session`; ``to_meta``: a
-    tensor the forward saved or set on ``ctx``, as a meta tensor), or ``(0, why)`` where it cannot be read."""
+    meta tensors (``to_meta``: a tensor the forward saved or set on ``ctx``, as a meta tensor; ``reading``: the
+    call-by-call reading's session class, passed in because that reading sits above this module), or ``(0, why)``
+    where it cannot be read."""
+    from convcost.errors import ConvcostError, InternalError
+
     ctx.to_save = tuple(_meta(t, to_meta) for t in ctx.to_save)
     for name, value in list(vars(ctx).items()):
         if name not in ("to_save", "needs_input_grad", "materialize_grads"):
             setattr(ctx, name, _meta(value, to_meta))
+    session = reading(torch.nn.Module(), None, meta=True)
     try:
         with session, torch.no_grad():
             cls.backward(ctx, *grads)

@@ -28,6 +28,7 @@ import operator
 import torch
 import torch.nn.functional as F
 
+from convcost.torch.events import METHOD, MODULE
 from convcost.torch.ops import key
 from convcost.torch.rules import Tensor
 
@@ -170,8 +171,8 @@ def _polar(args, kwargs):
 
 _QUICK = {
     torch.polar: _polar,
-    key("function", operator.getitem): _index,
-    key("method", "__getitem__"): _index,
+    operator.getitem: _index,
+    key(METHOD, "__getitem__"): _index,
     torch.floor_divide: _broadcast,
     torch.remainder: _broadcast,
     torch.cumsum: _scan,
@@ -183,9 +184,9 @@ _QUICK = {
 def quick_output(event):
     """What running ``event``'s call alone on meta tensors would return (a meta tensor), for the cases above;
     None for any other call (a module, an operation in place), or any case they leave to the meta run."""
-    if event.kind == "module" or event.target in _IN_PLACE:
+    if event.kind == MODULE or event.target in _IN_PLACE:
         return None
-    name = event.target if event.kind == "method" else ""
+    name = event.target if event.kind == METHOD else ""
     if name.endswith("_") and not name.endswith("__") or name.startswith("__i"):
         return None
     found = _QUICK.get(key(event.kind, event.target))

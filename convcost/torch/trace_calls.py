@@ -261,7 +261,7 @@ class Session(TorchFunctionMode):
                     cls.__name__, path, mine, [None if id(o) in quiet else self.tracked(o) for o in outs],
                     [t for t in self.tracked(tuple(ctx.to_save)) if isinstance(t, Tensor)],
                     lambda: custom_functions.backward_cost(cls, ctx, [torch.empty_like(o, device="meta") for o in outs],
-                                                           _meta_of, Session(torch.nn.Module(), None, meta=True)))
+                                                           _meta_of, Session))
         finally:
             self.busy -= 1
         for o, t in zip(outs, made):

@@ -337,7 +337,7 @@ class _Session(TorchFunctionMode):
                     [None if id(s) in quiet else s.value for s in shaped],
                     [t for t in _unwrap(ctx.to_save) if isinstance(t, Tensor)],
                     lambda: custom_functions.backward_cost(
-                        cls, ctx, [_meta_of(s) for s in shaped], _meta_of, Session(torch.nn.Module(), None, meta=True)))
+                        cls, ctx, [_meta_of(s) for s in shaped], _meta_of, Session))
         finally:
             self.busy -= 1
         for s, t in zip(shaped, made):

@@ -118,15 +118,6 @@ FACTS = (
          ("convcost.torch.runtime.private.PROPERTY_READS", "convcost.torch.trace_calls.event_of"),
          "tests/test_profile_transformers_cases2.py::test_fourier_transforms",
          releases=((2, 13),)),
-    Fact("operators reach the mode through Python frames",
-         "x ** y reaches a TorchFunctionMode through Tensor.__pow__'s Python body and handle_torch_function, "
-         "so the call-by-call reading looks past those frames to tell an operator from a call (one label per "
-         "operation across readings)",
-         "torch/_tensor.py (Tensor.__pow__, _handle_torch_function_and_wrap_type_error_to_not_implemented); "
-         "torch/overrides.py (handle_torch_function)",
-         ("convcost.torch.runtime.private.OPERATOR_FRAMES", "convcost.torch.trace_calls._runs_operator"),
-         "tests/test_profile_transformers_cases6.py::test_one_label_per_operation",
-         releases=((2, 13),)),
     Fact("grouped weight-gradient overcount",
          "FlopCounterMode counts a grouped convolution's weight gradient G times over",
          "torch/utils/flop_counter.py conv_backward_flop; fixed upstream by pytorch PR 183405",
@@ -192,6 +183,14 @@ FACTS = (
          ("convcost.torch.runtime.private.custom_functions", "convcost.torch.runtime.private.apply_function",
           "convcost.torch.runtime.private.defines_setup_context", "convcost.torch.custom_functions.run_forward"),
          "tests/test_profile_custom_functions.py::test_a_custom_function_is_read_as_pytorch_runs_it"),
+    Fact("operators written in Python",
+         "x ** y runs Tensor.__pow__'s Python body (torch's wrapper, then handle_torch_function), so a "
+         "TorchFunctionMode sees Tensor.pow two frames below the forward's own binary operator; 1 - x, 1 / x, "
+         "2 ** x and x // 2 reach it as the tensor's __rsub__, __rdiv__, __rpow__, __floordiv__",
+         "torch/_tensor.py Tensor.__pow__, __rsub__, __rdiv__, __rpow__, __floordiv__ "
+         "(_handle_torch_function_and_wrap_type_error_to_not_implemented); torch/overrides.py handle_torch_function",
+         ("convcost.torch.runtime.private.OPERATOR_FRAMES", "convcost.torch.trace_calls.event_of"),
+         "tests/test_profile_transformers_cases6.py::test_one_label_per_operation"),
 )
 
 
