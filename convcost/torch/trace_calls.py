@@ -232,6 +232,10 @@ class Session(TorchFunctionMode):
             if isinstance(result, Tensor):
                 if result.dtype is None and out.is_complex():  # view_as_real on meta needs the complex dtype
                     result.dtype = out.dtype
+                if result.grad and not out.requires_grad and out.is_leaf and (out.is_floating_point()
+                                                                             or out.is_complex()):
+                    # the flag PyTorch gives it, for a forward that reads it (computed without autograd, it has none)
+                    out.requires_grad_(True)
                 self.values[id(out)] = (out, result)
         elif isinstance(out, (tuple, list)) and isinstance(result, (tuple, list)) and len(out) == len(result):
             for o, r in zip(out, result):
