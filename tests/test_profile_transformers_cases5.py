@@ -211,3 +211,25 @@ class ScoresByAddmm(ScoresByBaddbmm):
 def test_an_added_input_of_the_operands_shape(model, reading):
     forward_agrees(read_by(model, reading)(), torch.randn(2, 8, 8))
     assert_step_agrees(read_by(model, reading)(), torch.randn(2, 8, 8), reading)
+
+
+# --- torch._check_tensor_all: a value read, no work ---------------------------------------------------------------
+
+class Checked(nn.Module):
+    """transformers' ``torch_compilable_check`` on a tensor condition (RT-DETR v2's sampling offsets): its
+    ``Tensor._is_all_true`` flagged the forward as possibly missing multiply-accumulates."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+
+    def forward(self, x):
+        h = self.lin(x)
+        torch._check_tensor_all(h.abs() >= 0)
+        return h
+
+
+@pytest.mark.parametrize("reading", READINGS)
+def test_a_tensor_check_is_no_work(reading):
+    forward_agrees(read_by(Checked, reading)(), torch.randn(2, 4, 8))
+    assert_step_agrees(read_by(Checked, reading)(), torch.randn(2, 4, 8))
