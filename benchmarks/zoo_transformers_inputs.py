@@ -103,6 +103,9 @@ WITH = {
     "lilt": ("bbox",), "layoutlmv3": ("bbox",),
 }
 
+#: layout models whose boxes are normalised floats in 0..1, not integers in 0..1000 (UDOP)
+FLOAT_BOXES = ("udop",)
+
 #: the config attribute that sizes a model's spectrogram features, where it is not num_mel_bins
 FEATURE_SIZE = ("num_mel_bins", "input_feat_per_channel", "feature_size", "feature_projection_input_dim")
 
@@ -254,7 +257,8 @@ class _Context:
             self.made.update(_series(config, params, g))
         elif name == "bbox":  # layout models: one box per token, (x0, y0, x1, y1) in 0..1000, ordered
             corner = torch.randint(0, 500, (BATCH, LENGTH, 2), generator=g)
-            self.made[name] = torch.cat([corner, corner + torch.randint(1, 500, (BATCH, LENGTH, 2), generator=g)], -1)
+            box = torch.cat([corner, corner + torch.randint(1, 500, (BATCH, LENGTH, 2), generator=g)], -1)
+            self.made[name] = box / 1000 if self.kind in FLOAT_BOXES else box
         else:
             return False
         return True
