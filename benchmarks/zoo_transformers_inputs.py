@@ -72,8 +72,9 @@ MROPE = ("cohere_compass", "cosmos3_edge", "ernie4_5_vl_moe", "glm4v", "glm4v_mo
 FORECAST = dict(context_length=16, prediction_length=4)
 
 #: model types whose raw audio is (batch, channels, samples) (codecs: one channel), not (batch, samples)
-AUDIO_CHANNELS = ("pe_audio", "dac", "encodec", "mimi", "mimi_decoder", "xcodec", "higgs_audio_v2_tokenizer", "snac",
-                  "pocket_tts_audio_tokenizer", "pocket_tts_audio_tokenizer_encoder", "xcodec2")
+AUDIO_CHANNELS = ("pe_audio", "pe_audio_video", "dac", "encodec", "mimi", "mimi_decoder", "xcodec",
+                  "higgs_audio_v2_tokenizer", "snac", "pocket_tts_audio_tokenizer",
+                  "pocket_tts_audio_tokenizer_encoder", "xcodec2")
 
 #: model types whose spectrogram features are (batch, frames, features), not (batch, features, frames)
 FRAMES_FIRST = ("canary", "parakeet_encoder", "parakeet_ctc", "lasr_encoder", "lasr_ctc", "nemotron3_5_asr",
@@ -99,7 +100,8 @@ WITH = {
     **{kind: ("pixel_values",) for kind in ("clip", "siglip", "siglip2", "clipseg", "xclip", "vision-text-dual-encoder",
                                             "align", "altclip", "chinese_clip", "owlvit", "owlv2", "metaclip_2",
                                             "x_clip", "blip", "groupvit", "kosmos-2")},
-    "clap": ("input_features",), "pe_audio": ("input_values",), "bros": ("bbox",), "udop": ("bbox",),
+    "clap": ("input_features",), "pe_audio": ("input_values",), "pe_audio_video": ("input_values",),
+    "bros": ("bbox",), "udop": ("bbox",),
     "lilt": ("bbox",), "layoutlmv3": ("bbox",),
 }
 
