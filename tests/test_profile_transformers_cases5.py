@@ -182,3 +182,54 @@ class OneKeyHeadMasked(OneKeyHead):
 @pytest.mark.parametrize("model", [ListIndexedHeads, OneKeyHead, OneKeyHeadMasked], ids=lambda c: c.__name__)
 def test_multi_query_heads(model, reading):
     assert_step_agrees(read_by(model, reading)(), torch.randn(2, 4 if model is ListIndexedHeads else 8, 8), reading)
+
+
+# --- baddbmm and addmm: the added input may have the operands' shape -------------------------------------------
+
+class ScoresByBaddbmm(nn.Module):
+    """GPT-NeoX-Japanese's attention scores: ``baddbmm(zeros, q, k^T, alpha=...)`` with the zeros, the query and
+    the key all (heads, length, length): the operands are the call's second and third tensors, not the first two
+    of the right shape (the step was silently short by one of the two gradient products)."""
+
+    def __init__(self):
+        super().__init__()
+        self.qk = nn.Linear(8, 16)
+
+    def forward(self, x):
+        q, k = self.qk(x).split(8, -1)
+        return torch.baddbmm(torch.zeros(2, 8, 8), q, k.transpose(1, 2), alpha=0.25)
+
+
+class ScoresByAddmm(ScoresByBaddbmm):
+    def forward(self, x):
+        q, k = self.qk(x[0]).split(8, -1)
+        return torch.addmm(torch.zeros(8, 8), q, k.t())
+
+
+@pytest.mark.parametrize("reading", READINGS)
+@pytest.mark.parametrize("model", [ScoresByBaddbmm, ScoresByAddmm], ids=lambda c: c.__name__)
+def test_an_added_input_of_the_operands_shape(model, reading):
+    forward_agrees(read_by(model, reading)(), torch.randn(2, 8, 8))
+    assert_step_agrees(read_by(model, reading)(), torch.randn(2, 8, 8), reading)
+
+
+# --- torch._check_tensor_all: a value read, no work ---------------------------------------------------------------
+
+class Checked(nn.Module):
+    """transformers' ``torch_compilable_check`` on a tensor condition (RT-DETR v2's sampling offsets): its
+    ``Tensor._is_all_true`` flagged the forward as possibly missing multiply-accumulates."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+
+    def forward(self, x):
+        h = self.lin(x)
+        torch._check_tensor_all(h.abs() >= 0)
+        return h
+
+
+@pytest.mark.parametrize("reading", READINGS)
+def test_a_tensor_check_is_no_work(reading):
+    forward_agrees(read_by(Checked, reading)(), torch.randn(2, 4, 8))
+    assert_step_agrees(read_by(Checked, reading)(), torch.randn(2, 4, 8))
