@@ -203,3 +203,155 @@ def test_an_integer_buffer_the_forward_writes_is_read_and_put_back():
     assert r.traced_with == SHAPES
     assert int(model.steps) == 0  # put back
     assert r.total["macs"] == flop_macs(model, torch.zeros(1, 4)) == 16  # the oracle's forward sees steps == 1
+
+
+class Tower(nn.Module):
+    """A large part the forward does not run (a vision tower on a text-only input), beside a small one that
+    it runs; the small one's child held in a plain list too, and a cache written by the parent into a child
+    the forward never calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.tower = nn.Sequential(*[nn.Linear(8, 8) for _ in range(50)])
+        self.rotary = nn.Module()
+        self.rotary.register_buffer("cos", torch.ones(4))
+        self.rotary.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        self.fc = nn.Linear(8, 8)
+        self.head = nn.Linear(8, 2)
+        self.plain = [self.head]  # a list, not a ModuleList: reached only as an attribute of the parent
+
+    def forward(self, x, use_tower=False):
+        self.rotary.register_buffer("sin", torch.zeros(4))  # written into a module that is never called
+        self.rotary.cos.add_(1)  # a float buffer: read as a shape, nothing written
+        for b in self.buffers():  # an integer buffer reached by iterating, written for real: put back
+            if not b.is_floating_point():
+                b.add_(1)
+        x = self.fc(x)
+        if use_tower:
+            x = self.tower(x)
+        return self.plain[0](x)
+
+
+def _swap_marks(model):
+    return {name: "_call_impl" in vars(m) for name, m in model.named_modules()}
+
+
+def test_a_forward_reaches_only_the_modules_it_uses_and_each_is_put_back():
+    model = Tower()
+    before = {name: (dict(vars(m)), {k: dict(v) for k, v in vars(m).items() if type(v) is dict})
+              for name, m in model.named_modules()}
+    r = profile(model, (3, 8))
+    assert r.traced_with == SHAPES and r.exact
+    assert [row.path for row in r.rows if row.macs] == ["fc", "head"]  # the list's module read as a module
+    assert r.total["macs"] == flop_macs(Tower(), torch.zeros(3, 8)) == 3 * (64 + 16)
+    assert r.total["params"] == numel(model)  # the tower's parameters are listed as read by nothing, counted
+    assert r.unused_params == 50 * 72
+    assert len(r.modules) == len(before)  # every module's type, reached or not
+    assert not any(_swap_marks(model).values())
+    for name, m in model.named_modules():  # the same attributes, the same dicts holding the same entries
+        attributes, dicts = before[name]
+        assert vars(m).keys() == attributes.keys() and all(vars(m)[k] is v for k, v in attributes.items()), name
+        assert all(vars(m)[k] == v for k, v in dicts.items()), name
+    assert "sin" not in model.rotary._buffers
+    assert torch.equal(model.rotary.cos, torch.ones(4)) and int(model.rotary.steps) == 0
+
+
+def test_the_modules_a_forward_reaches_by_iterating_are_read_as_modules():
+    class Iterates(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList(nn.Linear(4, 4) for _ in range(3))
+            self.named = nn.ModuleDict({"a": nn.Linear(4, 4), "b": nn.ReLU()})
+
+        def forward(self, x):
+            for block in self.blocks[1:]:
+                x = block(x)
+            for _, m in self.named.items():
+                x = m(x)
+            kids = dict(self._modules)["blocks"]
+            return kids[0](x) + sum(1 for _ in self.modules())
+
+    model = Iterates()
+    r = profile(model, (2, 4))
+    assert r.traced_with == SHAPES and r.exact
+    assert [row.path for row in r.rows if row.macs] == ["blocks.1", "blocks.2", "named.a", "blocks.0"]
+    assert r.total["macs"] == flop_macs(model, torch.zeros(2, 4)) == 4 * 2 * 16
+    assert not any(_swap_marks(model).values())
+
+
+def _quick_cases():
+    import operator
+
+    import torch.nn.functional as F
+
+    from convcost.torch.events import Event
+    from convcost.torch.rules import Tensor
+
+    x, ids = Tensor((2, 4, 8, 6)), Tensor((3, 5), dtype=torch.int64)
+    real = Tensor((4, 3), torch.arange(12.0).reshape(4, 3), dtype=torch.float32)
+    idx, idx32 = Tensor((7,), dtype=torch.int64), Tensor((2, 3), dtype=torch.int32)
+    weight = Tensor((10, 6), torch.zeros(10, 6, dtype=torch.float16))
+    index = [Ellipsis, slice(None, 3), (Ellipsis, slice(3, None)), (slice(None), slice(None), None), 1, -2,
+             (0, slice(1, None, 2)), (slice(None), -1, Ellipsis, 2), (None, Ellipsis, None), slice(10, 20),
+             slice(-100, 100), (1, 2, 3, 4), (1, 2, 3, 4, 5), 2 ** 40, (Ellipsis, Ellipsis), slice(None, None, -1),
+             idx, (slice(None), idx), (idx, Ellipsis), (slice(None), slice(None), idx32), (Ellipsis, idx),
+             (idx, idx), [0, 1], True]
+    cases = [Event("function", operator.getitem, (x, k), {}, "") for k in index]
+    cases += [Event("method", "__getitem__", (real, (slice(None), 1)), {}, ""),
+              Event("function", operator.getitem, (ids, (slice(None), idx)), {}, "")]
+    for a, b in [(ids, 2), (ids, 2.5), (x, 3), (2, ids), (ids, Tensor((5,), dtype=torch.int32)),
+                 (Tensor((3, 1), dtype=torch.int32), Tensor((), dtype=torch.int64)), (ids, x), (real, ids),
+                 (Tensor((4,), dtype=torch.bool), 2), (ids, True)]:
+        cases += [Event("function", operator.floordiv, (a, b), {}, ""), Event("function", operator.mod, (a, b), {}, "")]
+    cases += [Event("method", "__floordiv__", (ids, 4), {}, ""), Event("method", "__rfloordiv__", (ids, 4), {}, ""),
+              Event("function", torch.remainder, (ids, 3), {}, "")]
+    for t in (x, ids, Tensor((4,), dtype=torch.bool), Tensor((4,), dtype=torch.int32), Tensor((), dtype=torch.int64)):
+        cases += [Event("function", torch.cumsum, (t, 0), {}, ""), Event("method", "cumsum", (t, -1), {}, ""),
+                  Event("function", torch.cumsum, (t,), {"dim": 0, "dtype": torch.int32}, ""),
+                  Event("method", "cumprod", (t,), {"dim": 0}, "")]
+    cases += [Event("function", torch.cumsum, (x, 4), {}, "")]
+    cases += [Event("function", F.embedding, (ids, weight), {"padding_idx": None, "max_norm": None}, ""),
+              Event("function", F.embedding, (idx32, weight), {}, ""),
+              Event("function", F.embedding, (Tensor((3,), dtype=torch.int64), weight), {"padding_idx": 0}, "")]
+    double = Tensor((4, 1), dtype=torch.float64)
+    for a, b in [(x, x), (Tensor((4, 1)), Tensor((3,))), (double, double), (double, Tensor((4, 1))), (ids, ids),
+                 (Tensor((2,), dtype=torch.float16), Tensor((2,), dtype=torch.float16)), (x, Tensor((5,)))]:
+        cases.append(Event("function", torch.polar, (a, b), {}, ""))
+    return cases
+
+
+@pytest.mark.parametrize("event", _quick_cases(), ids=lambda e: f"{e.label}")
+def test_a_quick_output_is_what_the_meta_run_gives(event):
+    """The oracle: the call run alone on meta tensors (PyTorch's own meta kernels), as the reading did before."""
+    from convcost.torch.quick_outputs import quick_output
+    from convcost.torch.walker import _on_meta_alone
+
+    quick = quick_output(event)
+    try:
+        meta = _on_meta_alone(event)
+    except Exception:  # noqa: BLE001 - PyTorch refuses it: the quick path must leave it to the meta run
+        assert quick is None
+        return
+    if quick is not None:
+        assert (quick.shape, quick.dtype) == (meta.shape, meta.dtype)
+
+
+def test_the_quick_outputs_answer_the_plain_cases():
+    from convcost.torch.quick_outputs import quick_output
+
+    answered = sum(quick_output(e) is not None for e in _quick_cases())
+    assert answered >= 63  # (the rest left to the meta run: a refusal, an in-place write, a bool, a list index)
+
+
+def test_the_tree_is_what_named_modules_and_named_parameters_give():
+    from convcost.torch.tree import Tree, named_parameters
+
+    shared = nn.Linear(3, 3)
+    inner = nn.Sequential(shared, nn.ReLU(), nn.Sequential(nn.Linear(3, 3), shared))
+    model = nn.ModuleDict({"a": inner, "b": nn.ModuleList([shared, inner, nn.Identity()])})
+    model.register_module("empty", None)
+    model.b[2].weight = model.a[2][0].weight  # a tied parameter, on a module that had none
+    tree = Tree(model)
+    assert list(tree.named.items()) == list(model.named_modules())
+    assert tree.paths == {id(m): name for name, m in reversed(list(model.named_modules()))}
+    assert named_parameters(tree.named) == list(model.named_parameters())

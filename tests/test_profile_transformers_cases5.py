@@ -14,7 +14,7 @@ import torch.nn as nn  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_profile_transformers_cases3 import READINGS, assert_step_agrees, read_by  # noqa: E402
+from step_oracle import READINGS, assert_step_agrees, read_by  # noqa: E402
 
 from convcost.torch import profile  # noqa: E402
 

@@ -5,6 +5,7 @@ input size). Run on shapes or on meta tensors, that would be a shape-only value 
 the model would no longer run on real data. :class:`Attributes` remembers every module's attributes
 (and the items of those that are dicts, lists or sets) before a forward and puts back the ones that now
 hold such a value; :func:`convcost.torch.profile` puts back everything a forward wrote, whatever it holds.
+The shape reading remembers only the modules its forward reaches, as it reaches them (``lazy``).
 
 >>> import torch, torch.nn as nn
 >>> m = nn.Linear(2, 2)
@@ -22,23 +23,46 @@ from __future__ import annotations
 from collections import OrderedDict
 from operator import is_
 
+from convcost.torch.tree import Tree
+
 
 class Attributes:
     """Every module's own attributes (``vars``) at one moment, and the contents of those that are containers
-    (a cache dict filled in place: LeViT's attention-bias cache keyed by device)."""
+    (a cache dict filled in place: LeViT's attention-bias cache keyed by device).
 
-    def __init__(self, model, named=None):
-        # on every module of the model (hundreds, ~20 attributes each) at every profile: plain copies at C
-        # speed, and the identity checks in restore() below, keep it to a millisecond or two
-        #: ``dict(model.named_modules())``, taken once (the caller's, when given) for whoever else needs it
-        self.named = dict(model.named_modules()) if named is None else named
-        self.modules = list(self.named.values())
-        self.before = [_snapshot(vars(m)) for m in self.modules]
+    ``lazy``: a module is remembered when :meth:`touch` is first called on it, not before; the shape reading
+    touches a module before the forward can reach it (:func:`convcost.torch.runtime.private.module_calls`), so
+    that a forward which reaches 31 of a model's 823 modules pays for 31. ``training``: the flag each module
+    gets once remembered (None: left as it is); :meth:`restore` puts it back with the rest.
+    """
+
+    def __init__(self, model, tree=None, *, lazy=False, training=None):
+        #: the model's :class:`~convcost.torch.tree.Tree`, walked once (the caller's, when given)
+        self.tree = Tree(model) if tree is None else tree
+        #: ``dict(model.named_modules())``, for whoever else needs it
+        self.named = self.tree.named
+        self.training = training
+        self.before = {}  # id(module) -> (module, its snapshot)
+        if not lazy:
+            self.touch_all()
+
+    def touch(self, module) -> None:
+        """Remember ``module`` as it is now, then give it the training flag; nothing if remembered already."""
+        if id(module) in self.before:
+            return
+        self.before[id(module)] = (module, _snapshot(vars(module)))
+        if self.training is not None:  # a plain attribute: nn.Module's __setattr__ checks are slow
+            object.__setattr__(module, "training", self.training)
+
+    def touch_all(self) -> None:
+        """Remember every module of the model (a reading that does not say which modules it reaches)."""
+        for module in self.named.values():
+            self.touch(module)
 
     def restore(self, left_behind=None) -> None:
         """Put back, or remove, every attribute the forward set or filled; with ``left_behind``, only those now
         holding a value ``left_behind(value)`` recognises."""
-        for m, (kept, empty, contents) in zip(self.modules, self.before):
+        for m, (kept, empty, contents) in self.before.values():
             now = vars(m)
             if (now.keys() == kept.keys() and all(map(is_, now.values(), kept.values()))
                     and not any(map(len, empty.values()))

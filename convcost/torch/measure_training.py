@@ -38,7 +38,7 @@ module and inputs are on.
 >>> backward_macs(depthwise, x, input_grad=False, convention="torch"), backward_macs(depthwise, x, input_grad=False)
 (14400, 3600)
 >>> saved_tensors(depthwise, x)
-{'elements': 400, 'indices': 0}
+{'elements': 400, 'indices': 0, 'bytes': 1600}
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from torch.autograd.graph import saved_tensors_hooks
 from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
-from convcost.costs import ITEMSIZE, OPTIMIZERS
+from convcost.costs import OPTIMIZERS
 from convcost.errors import ConvcostError
 from convcost.torch import runtime
 
@@ -124,8 +124,9 @@ def _elements(t, storage, itemsize: int) -> int:
 def saved_tensors(module, inputs, *, input_grad: bool = False) -> dict:
     """Elements autograd saves in a training-mode forward, each storage once, parameters and buffers excluded.
 
-    ``{"elements": all of them, "indices": those in int64 storages}``; a uint8 storage (the workspace
-    oneDNN's fused LSTM keeps for its backward) counts as its bytes in elements of the module's dtype.
+    ``{"elements": all of them, "indices": those in int64 storages, "bytes": their storages' own bytes}``; a
+    uint8 storage (the workspace oneDNN's fused LSTM keeps for its backward) counts as its bytes in elements of
+    the module's dtype.
     """
     xs = _inputs(inputs, input_grad)
     owned = {t.untyped_storage().data_ptr() for t in (*module.parameters(), *module.buffers())}
@@ -136,13 +137,14 @@ def saved_tensors(module, inputs, *, input_grad: bool = False) -> dict:
         storage = t.untyped_storage()
         pointer = storage.data_ptr()
         if pointer not in owned and storage.nbytes():
-            seen[pointer] = (_elements(t, storage, itemsize), t.dtype == torch.int64)
+            seen[pointer] = (_elements(t, storage, itemsize), t.dtype == torch.int64, storage.nbytes())
             held.append(t)  # its pointer is not reused while the forward runs
         return t
 
     with saved_tensors_hooks(pack, lambda t: t):
         _forward(module, xs)
-    return {"elements": sum(n for n, _ in seen.values()), "indices": sum(n for n, index in seen.values() if index)}
+    return {"elements": sum(n for n, _, _ in seen.values()),
+            "indices": sum(n for n, index, _ in seen.values() if index), "bytes": sum(b for _, _, b in seen.values())}
 
 
 def saved_tensors_by_module(module, inputs, *, input_grad: bool = False) -> dict:
@@ -253,10 +255,9 @@ def measure_training(module, inputs, *, optimizer: str = "adam", input_grad: boo
             out.sum().backward()
     grads = [p.grad for p in params if p.grad is not None]
     module.zero_grad(set_to_none=True)
-    itemsize = params[0].element_size() if params else ITEMSIZE["float32"]
     param_bytes = sum(p.numel() * p.element_size() for p in params)
     grad_bytes = sum(g.numel() * g.element_size() for g in grads)
-    saved_bytes = (saved["elements"] - saved["indices"]) * itemsize + 8 * saved["indices"]
+    saved_bytes = saved["bytes"]  # each storage's own bytes: a boolean mask 1 an element, an index 8
     with _same_draws(module):
         macs = backward_macs(module, inputs, input_grad=input_grad)
     with _same_draws(module):

@@ -208,13 +208,11 @@ def _type_as(args, kwargs):
 
 
 def _cast(x, target, open_float=False):
-    """``x`` cast to ``target``: a floating target leaves a floating tensor's dtype as it was (a reading leaves the
-    floating dtype open), and makes an integer, boolean or complex one floating (``ids.float()`` is no index);
-    ``open_float``: a target of None is the floating dtype left open (``type_as`` a hidden state)."""
+    """``x`` cast to ``target``, in that dtype (``.float()`` of a bfloat16 tensor is float32; an integer, boolean or
+    complex one cast to a floating dtype is no index); ``open_float``: a target of None is the floating dtype left
+    open (``type_as`` a hidden state)."""
     if target is None:
         return Tensor(x.shape, dtype=None if open_float else x.dtype)
-    if target.is_floating_point and (x.dtype is None or x.dtype.is_floating_point):
-        return Tensor(x.shape, dtype=x.dtype)
     return Tensor(x.shape, dtype=target)
 
 
@@ -434,8 +432,27 @@ _NONE = Op()
 
 
 def op_of(kind: str, target) -> Op:
-    """The table's entry for a call (an empty :class:`Op` where it has none)."""
+    """The table's entry for a call (an empty :class:`Op` where it has none); asked several times per call a
+    forward makes, so each answer is kept (a few hundred operations at most: the functions and method names
+    of torch and operator)."""
+    try:
+        return _SEEN[kind, target]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable callable: looked up at each call
+        return _op_of(kind, target)
+    found = _op_of(kind, target)
+    if len(_SEEN) < _SEEN_AT_MOST:  # (a forward that makes a new callable at each call fills no memory)
+        _SEEN[kind, target] = found
+    return found
+
+
+def _op_of(kind: str, target) -> Op:
     found = OPS.get(key(kind, target))
     if found is None:
         found = NAMED.get(target if isinstance(target, str) else getattr(target, "__name__", ""), _NONE)
     return found
+
+
+_SEEN: dict = {}
+_SEEN_AT_MOST = 4096

@@ -97,8 +97,11 @@ class Precision:
         return not self.mixed and self.floating is torch.float32 and self.autocast is None
 
     def note(self, dtype) -> None:
-        """A tensor of ``dtype`` was made: the step is mixed from here when it is another floating dtype."""
-        if dtype.is_floating_point and dtype != self.floating:
+        """A tensor of ``dtype`` was made: the step is mixed from here when it is another floating dtype, or a
+        boolean, integer or complex one the itemsize rule would price wrong (a mask: 1 byte, not the floating
+        itemsize; a complex64 tensor: 8)."""
+        if dtype != self.floating and (dtype.is_floating_point or dtype.itemsize != self.floating.itemsize
+                                       and dtype is not torch.int64):
             self.mixed = True
 
     def shown(self, storage):

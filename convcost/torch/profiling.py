@@ -55,6 +55,7 @@ from convcost.torch.targets import step_inputs, step_report
 from convcost.torch.trace_calls import read_calls
 from convcost.torch.trace_fx import read_graph, trace
 from convcost.torch.trace_shapes import NeedsTensors, read_shapes
+from convcost.torch.tree import Tree
 from convcost.torch.walker import first_line
 
 
@@ -118,6 +119,7 @@ def profile(model, inputs, convention: str = "convcost", *, kwargs=None, trainin
     with model_lock(model), _state_kept(model, training) as state:
         try:
             if targets is not None:
+                state.attributes.touch_all()  # a reading that runs the model as it is: every flag set
                 return step_report(model, given, _done(model, given, convention, state.attributes.named))
             return _read(model, given, convention, training, state.attributes)
         except (ConvcostError, InternalError):
@@ -128,13 +130,14 @@ def profile(model, inputs, convention: str = "convcost", *, kwargs=None, trainin
 
 def _done(model, given, convention, named=None) -> dict:
     """What every report of this call holds beside its rows (``named``: ``dict(model.named_modules())``)."""
-    types = {name: type(m).__name__ for name, m in (named or dict(model.named_modules())).items()}
+    types = {name: type(m).__name__ for name, m in (named or Tree(model).named).items()}
     return dict(inputs=given, convention=convention, headline=headline, modules=types)
 
 
-def _read(model, given, convention, training=False, kept=None):
-    done = _done(model, given, convention, kept.named if kept else None)
+def _read(model, given, convention, training, kept):
+    done = _done(model, given, convention, kept.named)
     if given.symbolic:
+        kept.touch_all()  # torch.fx reads every module: every flag set
         return _read_graph(model, given, training, done)
     try:
         record = read_shapes(model, given, _device(model), training, kept=kept)
@@ -146,6 +149,7 @@ def _read(model, given, convention, training=False, kept=None):
         record = read_shapes(model, given, _device(model), training, with_values=True, kept=kept)
     except (NeedsTensors, ConvcostError) as exc:
         why = f"{why}, nor with its values computed alongside ({first_line(exc)})"
+        kept.touch_all()  # every call run as PyTorch runs it: every flag set
         return _read_calls(model, given, why, done, training)
     return record.report(traced_with=VALUES, notes=[f"read with values: {why}"], **done)
 
@@ -191,24 +195,21 @@ def _shown(given) -> str:
 class _state_kept:
     """Eval mode while profiling (batch norm on running statistics, no training-only branches), or training
     mode for a training step; every module's own training flag and attributes (whatever a forward wrote: an
-    eval-time cache, a counter), grad mode and the default dtype restored after."""
+    eval-time cache, a counter), grad mode and the default dtype restored after. A module gets its flag when a
+    reading first reaches it (:class:`~convcost.torch.leftovers.Attributes` ``lazy``): the shape reading reaches
+    the modules its forward runs, the others every module."""
 
     def __init__(self, model, training=False):
         self.model, self.training = model, training
 
     def __enter__(self):
-        self.attributes = Attributes(self.model)
-        self.flags = [(m, m.training) for m in self.attributes.modules]
+        self.attributes = Attributes(self.model, lazy=True, training=self.training)
         self.grad = torch.is_grad_enabled()
         self.dtype = torch.get_default_dtype()
-        for m, _ in self.flags:  # a plain attribute: nn.Module's __setattr__ checks are slow
-            object.__setattr__(m, "training", self.training)
         return self
 
     def __exit__(self, *exc):
-        self.attributes.restore()
-        for m, flag in self.flags:
-            object.__setattr__(m, "training", flag)
+        self.attributes.restore()  # the training flags with the rest
         torch.set_grad_enabled(self.grad)
         if torch.get_default_dtype() != self.dtype:
             torch.set_default_dtype(self.dtype)

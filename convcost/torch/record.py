@@ -27,14 +27,17 @@ from convcost.torch.conventions import torch_backward_macs
 from convcost.torch.library_blocks import name_blocks, reader
 from convcost.torch.precision import Precision
 from convcost.torch.rules import UNBATCHED, WITH_INDICES, Emit, Tensor
+from convcost.torch.tree import Tree, named_parameters
 from convcost.training import StepTotals
 
 
 class Recorder:
     """Rows, unsupported calls and parameter ownership of one reading of one model."""
 
-    def __init__(self, model, training: bool = False):
+    def __init__(self, model, training: bool = False, modules=None):
         self.model = model
+        #: ``dict(model.named_modules())`` where the reading has it (:class:`convcost.torch.tree.Tree`), else None
+        self.modules = modules
         self.rows, self.unsupported, self.seen, self.calls = [], {}, {}, {}
         self.module_calls = []  # childless modules read by what they call: what module-hook tools see of them
         self.block_inputs = {}  # the input shapes of each block the zoos build that convcost can name, by path
@@ -132,7 +135,9 @@ class Recorder:
                         *(self.output(t, c, None) if t is not None else None for t in rest))
             return self.output(Tensor(emit.output), c, base)
         made = self.output(Tensor(out), c, base)
-        if emit.dtype is not None:  # an integer or complex result (token ids plus one, a complex product)
+        # an integer or complex result (token ids plus one, a complex product); a floating one on shapes alone (a
+        # training step's floating dtypes are its precision's)
+        if emit.dtype is not None and not (self.training and emit.dtype.is_floating_point):
             made.dtype = emit.dtype
             if self.training and made.storage is not None and not inplace:
                 self.precision.dtypes[made.storage] = emit.dtype
@@ -249,6 +254,23 @@ class Recorder:
         # a parameter read as data (a class token expanded into an attention's query) that the loss never
         # reaches through any call
         return entries, params | quiet | {pid for pid in followed if ("tensor", pid) not in live}
+
+    def mark(self) -> tuple:
+        """Where the step's bookkeeping stands, for :meth:`rewind` (calls read under ``torch.no_grad()``)."""
+        apart = len(self.precision.apart) if self.precision is not None else 0
+        return len(self.graph), len(self.extra_saved), apart, frozenset(self.__dict__.get("_indices", ()))
+
+    def rewind(self, mark) -> None:
+        """Forget what the step was told to keep since ``mark`` (the calls' rows stay): autograd keeps nothing
+        for calls under ``torch.no_grad()``, and an index they read is kept first by a later call."""
+        graph, apart, dtypes, indices = mark
+        del self.graph[graph:], self.extra_saved[apart:]
+        if self.precision is not None:
+            del self.precision.apart[dtypes:]
+            for entry in [i for i in self.precision.private if i >= graph]:
+                del self.precision.private[entry]
+        if "_indices" in self.__dict__:
+            self._indices = set(indices)
 
     def first_index(self, key) -> bool:
         """Whether storage ``key``, an int64 index autograd keeps, is kept here for the first time (an index
@@ -428,7 +450,8 @@ class Recorder:
 
     # -- the report -------------------------------------------------------------------------
     def report(self, *, inputs, traced_with, notes=(), convention="convcost", headline=None, modules=None) -> Report:
-        unused = [(n, t) for n, t in self.model.named_parameters() if id(t) not in self.seen]
+        named = self.modules if self.modules is not None else Tree(self.model).named
+        unused = [(n, t) for n, t in named_parameters(named) if id(t) not in self.seen]
         unsupported = [Unsupported(op, len(e["paths"]), tuple(e["paths"]), e["reason"],
                                    sum(p for _, p in e["held"]), tuple(e["held"]), e["macs"])
                        for op, e in self.unsupported.items()]
@@ -438,7 +461,7 @@ class Recorder:
                       notes=notes, unused=tuple((n, t.numel()) for n, t in unused), convention=convention,
                       headline=headline, modules=modules, module_calls=self.module_calls,
                       training=self.step_totals() if self.training else None,
-                      blocks=name_blocks(self.rows, self.block_inputs, dict(self.model.named_modules()))
+                      blocks=name_blocks(self.rows, self.block_inputs, named)
                       if self.block_inputs else None)
 
     def step_rows(self) -> list:

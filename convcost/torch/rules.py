@@ -35,6 +35,23 @@ class Tensor:
         self.grad, self.storage, self.layout = grad, storage, layout
 
 
+class _Leaf:
+    """The gradient flag of a view taken under ``torch.no_grad()`` of a tensor that needs a gradient: PyTorch gives
+    the view ``requires_grad`` (a view of what needs one), yet no graph behind it, so its gradient accumulates in it
+    and reaches nothing before (truthy, as a flag that needs a gradient is)."""
+
+    __slots__ = ()
+
+    def __bool__(self):
+        return True
+
+    def __repr__(self):
+        return "LEAF"
+
+
+LEAF = _Leaf()
+
+
 def size_value(x) -> int:
     """A size a rule reads (a padding, an output size): an int, or the value of a 0-d integer tensor the forward
     computed it as (EnCodec's and Mimi's paddings, made with ``torch.ceil``), as the reading knows it; where the
@@ -141,9 +158,9 @@ def broadcast(shapes) -> tuple:
 
 def promoted(operands, divides=False):
     """The dtype PyTorch's type promotion gives an element-wise call on one or two ``operands`` (:class:`Tensor`
-    values and Python numbers), where it is not floating: an integer, boolean or complex dtype; None for a
-    floating result (the dtype the reading leaves open). ``divides``: a true division, whose result is floating
-    even for integers.
+    values and Python numbers), where it is not floating: an integer, boolean or complex dtype, or the floating
+    dtype every tensor operand was cast to; None for another floating result (the dtype the reading leaves open).
+    ``divides``: a true division, whose result is floating even for integers.
 
     >>> ids = Tensor((2, 4), dtype=torch.int64)
     >>> promoted([ids, 1]), promoted([ids, Tensor((2, 4))]), promoted([ids, 2], divides=True)
@@ -153,7 +170,9 @@ def promoted(operands, divides=False):
     """
     dtypes = [v.dtype for v in operands if isinstance(v, Tensor)]
     if all(d is None or d.is_floating_point for d in dtypes) and not any(type(v) is complex for v in operands):
-        return None  # nearly every call: floating tensors (the fast path)
+        # nearly every call: floating tensors (the fast path); in one floating dtype cast to (``x.float() * 2``)
+        # the result is in it, else in the one the reading leaves open
+        return dtypes[0] if dtypes and None not in dtypes and len(set(dtypes)) == 1 else None
     # meta stand-ins of each operand's rank (a 0-d tensor promotes as a number does) and dtype (open: floating)
     stand_ins = [torch.empty((1,) * len(v.shape), dtype=v.dtype or torch.float32, device="meta")
                  if isinstance(v, Tensor) else v for v in operands[:2]]

@@ -35,12 +35,22 @@ from torch.nn.modules import module as module_hooks
 from torch.overrides import TorchFunctionMode
 
 from convcost.errors import ConvcostError, InternalError
+from convcost.torch import custom_functions
 from convcost.torch.binding import FUNCTIONS, METHODS
 from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
 from convcost.torch.leftovers import Attributes
 from convcost.torch.ops import op_of
 from convcost.torch.rules import Tensor
-from convcost.torch.runtime.private import METHOD_WRAPPER, PROPERTY_READS, SET_GRAD_ENABLED, batched, descend
+from convcost.torch.runtime.private import (
+    METHOD_WRAPPER,
+    OPERATOR_FRAMES,
+    PROPERTY_READS,
+    SET_GRAD_ENABLED,
+    apply_function,
+    batched,
+    descend,
+)
+from convcost.torch.runtime.private import custom_functions as functions_read
 from convcost.torch.walker import LEAF_TYPES, Unknown, Walk, own_code
 
 # -- module context: global hooks, active only in a thread that is profiling ---------------------------
@@ -227,6 +237,38 @@ class Session(TorchFunctionMode):
             for o, r in zip(out, result):
                 self.pair(r, o)
 
+    def function(self, cls, args, kwargs):
+        """``cls.apply(*args, **kwargs)`` of a custom ``torch.autograd.Function`` in a training step: its forward
+        run here, grad disabled (each call read as forward work), then the Function itself, what it saves and
+        its own backward (:meth:`convcost.torch.walker.Walk.custom_function`)."""
+        inside = self.stack and self.stack[-1] is not None and self.stack[-1][1]
+        if self.busy or inside:
+            return apply_function(cls, args, kwargs)
+        if not torch.is_grad_enabled():  # within no_grad (or another Function's forward): forward work, no node
+            return custom_functions.run_forward(cls, custom_functions.Context(False for _ in args), args, kwargs)
+        given = self.tracked(args)
+        ctx = custom_functions.Context(isinstance(t, Tensor) and bool(t.grad) for t in given)
+        out = custom_functions.run_forward(cls, ctx, args, kwargs)
+        outs = _returned_tensors(out)
+        quiet = custom_functions.non_differentiable(ctx)
+        path = f"{self.context()}.{cls.__name__}" if self.context() else cls.__name__
+        self.busy += 1
+        try:
+            with own_code("the call-by-call reading"):
+                mine = [self.walk.record.tracked(t) for t in (*given, *self.tracked(tuple(kwargs.values())))
+                        if isinstance(t, Tensor)]
+                made = self.walk.custom_function(
+                    cls.__name__, path, mine, [None if id(o) in quiet else self.tracked(o) for o in outs],
+                    [t for t in self.tracked(tuple(ctx.to_save)) if isinstance(t, Tensor)],
+                    lambda: custom_functions.backward_cost(cls, ctx, [torch.empty_like(o, device="meta") for o in outs],
+                                                           _meta_of, Session))
+        finally:
+            self.busy -= 1
+        for o, t in zip(outs, made):
+            if t is not None:
+                self.values[id(o)] = (o, t)
+        return out
+
     # -- calls --------------------------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -244,8 +286,7 @@ class Session(TorchFunctionMode):
         if _under_vmap(args, kwargs):
             return self.vmapped(func, args, kwargs, out)
         if self.training:
-            event = event_of(func, args, kwargs, self.context(), sys._getframe(1))
-            event = Event(event.kind, event.target, self.tracked(args), self.tracked(kwargs), event.where)
+            event = event_of(func, args, kwargs, self.context(), sys._getframe(1), self.tracked)
             self.busy += 1
             try:
                 with own_code("the call-by-call reading"):
@@ -306,16 +347,20 @@ def seen(func) -> bool:
 _SEEN: dict = {}
 
 
-def event_of(func, args, kwargs, context: str, caller=None) -> Event:
+def event_of(func, args, kwargs, context: str, caller=None, tracked=None) -> Event:
     """The call event of a call a TorchFunctionMode sees: a tensor method by name, a function by object.
 
     ``x + y`` reaches the mode as ``Tensor.add``, as ``x.add(y)`` does; ``caller``, the frame that made the call,
     tells them apart (it runs a binary operator), so that the event is spelled as the forward wrote it, as the
-    other readings see it."""
+    other readings see it; ``1 - x`` reaches it as ``Tensor.__rsub__(x, 1)``, and is ``sub(1, x)`` as written.
+    ``tracked``: what each tensor is to the walker (a training reading's), else a :class:`Tensor` of its shape."""
     func = PROPERTY_READS.get(func, func) if type(func) is METHOD_WRAPPER else func
     qual = getattr(func, "__qualname__", "") or ""
-    seen = {}
-    args, kwargs = _wrap(args, seen), _wrap(kwargs, seen)
+    if tracked is not None:
+        args, kwargs = tracked(args), tracked(kwargs)
+    else:
+        seen = {}
+        args, kwargs = _wrap(args, seen), _wrap(kwargs, seen)
     owner = getattr(getattr(func, "__self__", None), "__name__", "")  # the attribute a descriptor's method is of
     attribute = _ATTRIBUTES.get((getattr(func, "__name__", ""), owner))
     if attribute is not None and qual.startswith("getset_descriptor."):  # x.data, x.requires_grad = True
@@ -324,6 +369,9 @@ def event_of(func, args, kwargs, context: str, caller=None) -> Event:
         name = func.__name__
         if name in _OPERATOR_OF and caller is not None and _runs_operator(caller):
             return Event(FUNCTION, _OPERATOR_OF[name], args, kwargs, context)
+        if name in _DUNDER_OF and len(args) == 2 and not kwargs:  # x // 2, 1 - x: the operator, as written
+            target, reflected = _DUNDER_OF[name]
+            return Event(FUNCTION, target, args[::-1] if reflected else args, kwargs, context)
         return Event(METHOD, name, args, kwargs, context)
     return Event(FUNCTION, func, args, kwargs, context)
 
@@ -340,13 +388,29 @@ _ATTRIBUTES = {("__get__", "data"): "detach", ("__set__", "requires_grad"): "req
 #: it on the shape reading's values and on fx's proxies, which have no in-place operators
 _OPERATOR_OF = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,
                 "matmul": operator.matmul, "add_": operator.add, "sub_": operator.sub, "mul_": operator.mul,
-                "div_": operator.truediv}
+                "div_": operator.truediv, "pow": operator.pow, "remainder": operator.mod}
+
+#: a tensor's operator methods that reach a TorchFunctionMode as themselves: the operator, and whether its operands
+#: are reflected (``1 - x`` is ``x.__rsub__(1)``)
+_DUNDER_OF = {"__floordiv__": (operator.floordiv, False), "__mod__": (operator.mod, False),
+              "__pow__": (operator.pow, False), "__radd__": (operator.add, True), "__rsub__": (operator.sub, True),
+              "__rmul__": (operator.mul, True), "__rdiv__": (operator.truediv, True),
+              "__rtruediv__": (operator.truediv, True), "__rfloordiv__": (operator.floordiv, True),
+              "__rmod__": (operator.mod, True), "__rpow__": (operator.pow, True),
+              "__rmatmul__": (operator.matmul, True)}
 
 
 def _runs_operator(frame) -> bool:
-    """Whether ``frame`` is running a binary operator (``x + y``, ``x += y``) rather than a call."""
-    code, at = frame.f_code.co_code, frame.f_lasti
-    return 0 <= at < len(code) and dis.opname[code[at]].startswith(("BINARY_", "INPLACE_"))
+    """Whether ``frame`` is running a binary operator (``x + y``, ``x += y``) rather than a call; ``x ** y``
+    reaches the mode through ``Tensor.__pow__``'s Python body (two frames up: torch's wrapper, its handler)."""
+    for _ in range(3):
+        if frame is None:
+            return False
+        code, at = frame.f_code.co_code, frame.f_lasti
+        if frame.f_code.co_filename not in OPERATOR_FRAMES:
+            return 0 <= at < len(code) and dis.opname[code[at]].startswith(("BINARY_", "INPLACE_"))
+        frame = frame.f_back
+    return False
 
 
 def _tensors(value) -> list:
@@ -395,6 +459,11 @@ def _fresh(out, record, grad):
     if isinstance(out, (tuple, list)):
         return tuple(_fresh(o, record, grad) for o in out)
     return out
+
+
+def _meta_of(value):
+    """A tensor as a meta tensor of its shape and dtype (None for anything else)."""
+    return torch.empty_like(value, device="meta") if isinstance(value, torch.Tensor) else None
 
 
 def _meta_copy(t):
@@ -468,7 +537,8 @@ def _once(model, inputs, meta, device, training=False):
     kept = Attributes(model)
     try:
         # in training, grad stays on so that a forward's own torch.no_grad() is seen
-        with hooked(session), torch.set_grad_enabled(training), session:
+        with hooked(session), functions_read(session.function) if training else contextlib.nullcontext(), \
+                torch.set_grad_enabled(training), session:
             out = model(*args, **kwargs)
         if training:  # the loss is computed from what the forward returned alone (a pooler it drops: no backward)
             returned = [session.tracked(t) for t in _returned_tensors(out)]

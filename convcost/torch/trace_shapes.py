@@ -30,6 +30,7 @@ exclusive side of :data:`convcost.torch.locks.TRACING`; another thread's module 
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import sys
 import threading
@@ -39,13 +40,16 @@ from torch.fx.graph import magic_methods, reflectable_magic_methods
 from torch.overrides import TorchFunctionMode
 
 from convcost.errors import ConvcostError, InternalError
+from convcost.torch import custom_functions
 from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
 from convcost.torch.leftovers import Attributes, holds
 from convcost.torch.locks import TRACING
 from convcost.torch.ops import op_of
 from convcost.torch.rules import Tensor
-from convcost.torch.runtime.private import SET_GRAD_ENABLED, descend, module_body, module_calls
-from convcost.torch.trace_calls import event_of, no_autograd, seen
+from convcost.torch.runtime.private import SET_GRAD_ENABLED, apply_function, descend, module_body, module_calls
+from convcost.torch.runtime.private import custom_functions as functions_read
+from convcost.torch.trace_calls import Session, event_of, no_autograd, seen
+from convcost.torch.tree import Tree
 from convcost.torch.walker import LEAF_TYPES, Unknown, Walk, own_code
 
 
@@ -220,20 +224,23 @@ class _Session(TorchFunctionMode):
     those run for real and are read by the rules of the call-by-call reading.
     """
 
-    def __init__(self, model, inputs, device, training=False, with_values=False, modules=None):
+    def __init__(self, model, inputs, device, training=False, with_values=False, tree=None):
         super().__init__()
-        self.walk = Walk(model, inputs, symbolic=False, training=training, modules=modules)
+        tree = Tree(model) if tree is None else tree
+        self.walk = Walk(model, inputs, symbolic=False, training=training, modules=tree.named)
         self.with_values = with_values
         # without values, the integer tensors given (token ids, masks) and the integer buffers still carry their
         # values, and so does what is computed from them alone (mask code): True while those values are what
         # the forward's tensors hold, False from the first call that may write into one and is not computed
         self.current = True
-        self.paths = {id(m): name for name, m in self.walk.modules.items()}
+        self.paths = tree.paths
         # the model's parameters and buffers, read in a forward as shapes too (as fx reads them as graph
-        # inputs), so that work done on them (a position-bias MLP on a coordinate table) is counted
-        self.attributes = {id(t): None for m in self.walk.modules.values()
-                           for t in (*m._parameters.values(), *m._buffers.values()) if t is not None}
-        self.buffers = {id(t): t for m in self.walk.modules.values() for t in m._buffers.values() if t is not None}
+        # inputs), so that work done on them (a position-bias MLP on a coordinate table) is counted: id -> the
+        # one Shaped of each, made when the forward first reads it
+        self.attributes = {}
+        # id -> (buffer, a copy): the buffers of the modules the forward reached, as they were (the tensors
+        # computed alongside may write into them: a step counter, batch norm's running statistics)
+        self.buffers = {}
         self.stack = []
         self.busy = 0  # inside convcost's own machinery (a rule, a reader, a meta run): calls pass through
         # the dtype of a computed value whose dtype the rules leave open: the floating one (token ids are
@@ -242,6 +249,12 @@ class _Session(TorchFunctionMode):
         self.dtype = next((d for d in given if d is not None and d.is_floating_point), None) or next(
             (t.dtype for t in model.parameters() if t.is_floating_point()), torch.get_default_dtype())
         self.device = torch.device(device)
+
+    def reached(self, module) -> None:
+        """A module the forward can now reach: the buffers a reading may write into copied, to be put back."""
+        for buffer in vars(module)["_buffers"].values():
+            if buffer is not None and id(buffer) not in self.buffers and (self.with_values or _integral(buffer)):
+                self.buffers[id(buffer)] = (buffer, buffer.detach().clone())
 
     def call(self, kind, target, args, kwargs):
         context = self.stack[-1] if self.stack else ""
@@ -300,6 +313,36 @@ class _Session(TorchFunctionMode):
                                             sys._getframe(1)))
         finally:
             self.busy -= 1
+        return out
+
+    def function(self, cls, args, kwargs):
+        """``cls.apply(*args, **kwargs)`` of a custom ``torch.autograd.Function`` in a training step: its forward
+        run here, grad disabled (each call read as forward work), then the Function itself, what it saves and
+        its own backward (:meth:`convcost.torch.walker.Walk.custom_function`)."""
+        if self.busy:
+            return apply_function(cls, args, kwargs)
+        if not torch.is_grad_enabled():  # within no_grad (or another Function's forward): forward work, no node
+            return custom_functions.run_forward(cls, custom_functions.Context(False for _ in args), args, kwargs)
+        inputs = [t for t in _unwrap((*args, *kwargs.values())) if isinstance(t, Tensor)]
+        ctx = custom_functions.Context(isinstance(t, Tensor) and bool(self.walk.record.tracked(t).grad)
+                                       for t in _unwrap(args))
+        out = custom_functions.run_forward(cls, ctx, args, kwargs)
+        shaped = _flat_shaped(out)
+        quiet = custom_functions.non_differentiable(ctx)
+        self.busy += 1
+        try:
+            with own_code("the shape reading"):
+                made = self.walk.custom_function(
+                    cls.__name__, f"{self.stack[-1]}.{cls.__name__}" if self.stack else cls.__name__, inputs,
+                    [None if id(s) in quiet else s.value for s in shaped],
+                    [t for t in _unwrap(ctx.to_save) if isinstance(t, Tensor)],
+                    lambda: custom_functions.backward_cost(
+                        cls, ctx, [_meta_of(s) for s in shaped], _meta_of, Session))
+        finally:
+            self.busy -= 1
+        for s, t in zip(shaped, made):
+            if t is not None:
+                s.value = t
         return out
 
     def module(self, module, args, kwargs):
@@ -437,6 +480,15 @@ def _flat_shaped(value) -> list:
     return []
 
 
+def _meta_of(value):
+    """A :class:`Shaped` value or a tensor as a meta tensor of its shape and dtype (None for anything else)."""
+    if isinstance(value, Shaped):
+        return torch.empty(value.value.shape, dtype=value.dtype, device="meta")
+    if isinstance(value, torch.Tensor):
+        return torch.empty_like(value, device="meta")
+    return None
+
+
 def _is_shaped(value) -> bool:
     return isinstance(value, Shaped)
 
@@ -483,9 +535,7 @@ def _module_tensor(value, name):
     if session is None or session.busy:  # another thread, or a reader that wants the tensor
         return value
     key = id(value)
-    if key not in session.attributes:
-        return value
-    shaped = session.attributes[key]
+    shaped = session.attributes.get(key)
     if shaped is None:  # one Shaped per tensor, so that `self.weight is self.weight` still holds
         shaped = session.attributes[key] = Shaped(Tensor(tuple(value.shape), value, name, value.dtype,
                                                          grad=value.requires_grad),
@@ -515,24 +565,28 @@ def read_shapes(model, inputs, device="cpu", training=False, with_values=False, 
         raise NeedsTensors("symbolic sizes (read by torch.fx)")
     if any(isinstance(i.tensor, list) for i in inputs.all):
         raise NeedsTensors("a list of tensors as one input")
-    session = _Session(model, inputs, device, training, with_values, kept.named if kept else None)
+    restored_here, kept = kept is None, kept or Attributes(model, lazy=True)  # a caller's: the caller restores
+    kept.touch(model)  # (its training flag, where the caller sets one, before it is read as one layer)
+    session = _Session(model, inputs, device, training, with_values, kept.tree)
     with own_code("the shape reading"):
         if session.walk.is_layer():
             return session.walk.bare_layer()
     real_args, real_kwargs = _fresh(inputs.real(device)) if with_values else _integral_given(inputs)
     args = tuple(Shaped(session.walk.input_tensor(i), r) for i, r in zip(inputs.positional, real_args))
     kwargs = {k: Shaped(session.walk.input_tensor(i), real_kwargs.get(k)) for k, i in inputs.keywords.items()}
-    restored_here, kept = kept is None, kept or Attributes(model)  # a caller's snapshot: the caller restores
-    # the tensors computed alongside update what a forward updates (batch norm's running statistics, the RNG):
-    # both are put back, so that reading a model never changes it
-    buffers = [(b, b.detach().clone()) for b in session.buffers.values() if with_values or _integral(b)]
+
+    def reached(module):  # before the forward can reach it: remembered, its buffers copied
+        kept.touch(module)
+        session.reached(module)
+
     with TRACING.exclusive(), torch.random.fork_rng(devices=[]):
         _LOCAL.session = session
         failed = True
         try:
             # a training reading runs with grad enabled, so that a forward's own torch.no_grad() is seen (every
             # real computation inside is run without autograd)
-            with module_calls(session.walk.modules.values(), _module_call, _module_tensor), \
+            with module_calls(model, session.paths, _module_call, _module_tensor, reached), \
+                    functions_read(session.function) if training else contextlib.nullcontext(), \
                     torch.set_grad_enabled(training), session:
                 out = _ORIGINAL_CALL(model, *args, **kwargs)
             if training:
@@ -546,8 +600,10 @@ def read_shapes(model, inputs, device="cpu", training=False, with_values=False, 
             _LOCAL.session = None
             if restored_here or failed:  # before another reading runs the forward again
                 kept.restore(_is_shaped)
+            # the tensors computed alongside update what a forward updates (batch norm's running statistics, the
+            # RNG): both are put back, so that reading a model never changes it
             with torch.no_grad():
-                for buffer, value in buffers:
+                for buffer, value in session.buffers.values():
                     buffer.copy_(value)
     return session.walk.record
 

@@ -39,14 +39,17 @@ from convcost.costs import Cost
 from convcost.errors import ConvcostError, InternalError
 from convcost.torch import layouts, runtime
 from convcost.torch.binding import BINDINGS, FUNCTIONS, METHODS, binding_of, module_binding
+from convcost.torch.custom_functions import Context
 from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
 from convcost.torch.leftovers import holds
 from convcost.torch.ops import key, op_of
+from convcost.torch.quick_outputs import quick_output
 from convcost.torch.record import Recorder
 from convcost.torch.registry import REGISTRY
-from convcost.torch.rules import WITH_INDICES, Emit, NoRule, Refused, Tensor, bind_arguments
+from convcost.torch.rules import LEAF, WITH_INDICES, Emit, NoRule, Refused, Tensor, bind_arguments
 from convcost.torch.runtime import meta_gaps
 from convcost.torch.runtime.private import is_dropout
+from convcost.torch.tree import Tree
 
 #: module types read as one leaf: those whose binding is a primitive (containers are read by what they call)
 LEAF_TYPES = frozenset(m for b in BINDINGS.values() if not b.read_through for m in b.modules)
@@ -85,10 +88,10 @@ class Walk:
 
     def __init__(self, model, inputs, symbolic, training=False, modules=None):
         self.model, self.inputs, self.symbolic = model, inputs, symbolic
-        self.record = Recorder(model, training)
         self.training = training
         # ``modules``: the caller's ``dict(model.named_modules())`` (profile walks a large model's tree once)
-        self.modules = dict(model.named_modules()) if modules is None else modules
+        self.modules = Tree(model).named if modules is None else modules
+        self.record = Recorder(model, training, self.modules)
         self._specs = {}  # id(module) -> (spec, why not), what its reader made of it
         # the call being read, run on the tensors computed alongside (a reading with values sets it): the output
         # shape of a call without a rule that cannot run on meta tensors (data-dependent sizes)
@@ -155,14 +158,18 @@ class Walk:
             # autograd.Function's forward runs without grad: its own backward and saves are not read, said so
             self.record.untrack(event.label, event.path, "inside a custom autograd.Function: its backward is its own")
         elif self.training and not torch.is_grad_enabled():  # under torch.no_grad(): no backward, nothing kept
-            graph, apart = len(self.record.graph), len(self.record.extra_saved)
+            mark = self.record.mark()
             self.record.read_without_grad.update(
                 id(p) for p in (own_parameters(event.target) if event.kind == MODULE else (
                     t.tensor for t in _flat(event.args, event.kwargs) if isinstance(t, Tensor)))
                 if isinstance(p, torch.nn.Parameter))
             result = self._call(event)
-            del self.record.graph[graph:], self.record.extra_saved[apart:]
-            return _without_grad(result)
+            self.record.rewind(mark)
+            if _in_place(event) or event.target in (operator.setitem, "__setitem__") or event.name in _SAME_TENSOR:
+                return result  # the tensor itself (written, or returned as it is): still in the graph
+            viewed = {t.storage for t in (self.record.tracked(a) for a in _flat(event.args, event.kwargs)
+                                           if isinstance(a, Tensor)) if t.grad}
+            return _without_grad(result, viewed)
         if self.training and self.record.written:
             self.after_writes(event)
         result = self._call(event)
@@ -191,26 +198,40 @@ class Walk:
                 if isinstance(t, Tensor):
                     self.record.tracked(t)
 
+    def custom_function(self, label, path, inputs, outputs, saved, backward):  # noqa: PLR0913
+        """A custom ``torch.autograd.Function`` in a training step, its forward already read (under grad
+        disabled, as torch runs it: its calls are forward work and keep nothing): ``inputs``, the tensors it was
+        given; ``outputs``, those its forward returned (None for a non-differentiable one); ``saved``, what it gave
+        ``ctx.save_for_backward``; ``backward()``, ``(MACs, why not)`` of its own backward (see
+        :mod:`convcost.torch.custom_functions`). Returns the outputs as the step sees them: each needs a gradient
+        when an input does (a floating one, not marked non-differentiable). Where no input needs one, torch builds
+        no node: nothing is kept and no backward runs."""
+        needs = any(self.record.tracked(t).grad for t in inputs)
+        made = [t if t is None else Tensor(t.shape, t.tensor, t.name, t.dtype, grad=needs and not _integral(t.dtype),
+                                           storage=self.record.tracked(t).storage, layout=t.layout)
+                for t in outputs]
+        if not needs:
+            return made
+        node = ("function", len(self.record.storages))  # the Function's node: reached through its outputs alone
+        self.record.storages[node] = 0
+        self.record.flow(self.sources(inputs, {}), {node})
+        self.record.flow({node}, {t.storage for t in made if t is not None and t.grad})
+        macs, why = backward()
+        if why is not None:
+            self.record.untrack(label, path, why)
+        kept = [self.record.tracked(t) for t in saved]
+        cost = Cost(output_shape=(), backward_macs=macs, saved_elements=sum(_numel(t.shape) for t in kept),
+                    saves_input=(True,) * len(kept))
+        self.record.keeps(self.record.with_kept_indices(cost, kept), kept, node)
+        return made
+
     def flow(self, event, result) -> None:
         """In a training reading, which storages a call's result comes from (the step's backward reaches a row
         only through them); a call whose result carries no gradient (``argmax``, a comparison) passes none."""
         if event.kind != MODULE and (key(event.kind, event.target) in _NO_GRADIENT or
                                      op_of(event.kind, event.target).creates):
             return
-        sources = set()
-        written = self.record.written
-        for t in _flat(event.args, event.kwargs):
-            if isinstance(t, Tensor) and not t.grad and (isinstance(t.tensor, torch.nn.Parameter) or
-                                                          t.storage is not None):
-                # needing no gradient (a frozen parameter, x.data, x.detach() or a view of it): the backward
-                # reaches nothing through it, even where it shares the storage of what needs one
-                continue
-            if isinstance(t, Tensor) and t.storage is not None:
-                sources.add(t.storage)
-            elif isinstance(t, Tensor) and isinstance(t.tensor, torch.nn.Parameter):
-                sources.add(("tensor", id(t.tensor)))
-            elif isinstance(t, Tensor) and written and t.tensor is not None and t.grad:
-                sources.add(self.record.tracked(t).storage)  # a constant written from a tensor needing a gradient
+        sources = self.sources(event.args, event.kwargs)
         if event.kind == MODULE:
             sources.update(("tensor", id(p)) for p in own_parameters(event.target))
         # an integer result carries no gradient (topk's indices: a router read only through them gets none)
@@ -221,6 +242,25 @@ class Walk:
                 event.target in (operator.setitem, "__setitem__") or event.kind != MODULE and _in_place(event)):
             results.add(self.record.tracked(first).storage)  # written in place: x[i] = y, x.add_(y)
         self.record.flow(sources, results)
+
+    def sources(self, args, kwargs) -> set:
+        """The storages (a parameter: its own key) among a call's arguments the backward may reach through it."""
+        sources = set()
+        written = self.record.written
+        for t in _flat(args, kwargs):
+            if isinstance(t, Tensor) and (t.grad is LEAF or not t.grad and (isinstance(t.tensor, torch.nn.Parameter)
+                                                                             or t.storage is not None)):
+                # needing no gradient (a frozen parameter, x.data, x.detach() or a view of it), or a view taken under
+                # no_grad (its graph starts at it): the backward reaches nothing through it, even where it shares
+                # the storage of what needs one
+                continue
+            if isinstance(t, Tensor) and t.storage is not None:
+                sources.add(t.storage)
+            elif isinstance(t, Tensor) and isinstance(t.tensor, torch.nn.Parameter):
+                sources.add(("tensor", id(t.tensor)))
+            elif isinstance(t, Tensor) and written and t.tensor is not None and t.grad:
+                sources.add(self.record.tracked(t).storage)  # a constant written from a tensor needing a gradient
+        return sources
 
     def _call(self, event: Event):
         args, kwargs = event.args, event.kwargs
@@ -440,7 +480,7 @@ class Walk:
             storage = self.record.new_storage(result.shape, dtype or known or self.record.precision.of(source)) \
                 if copy else source.storage
             return Tensor(result.shape, result.tensor, result.name, dtype or result.dtype,
-                          grad=source.grad and not _integral(dtype or result.dtype),  # kthvalue's indices: none
+                          grad=False if _integral(dtype or result.dtype) else source.grad,  # kthvalue's indices: none
                           storage=storage, layout=layout)
         # chunk, split; and torch.return_types (sort's indices read by two gathers: one storage, as autograd's)
         if (type(result) is tuple or type(result).__module__ == "torch.return_types") and result and \
@@ -516,6 +556,8 @@ class Walk:
         out = self._computed_output()  # the call ran on real tensors anyway: no meta run (slow, and it may fail)
         if out is None and module is None and op_of(event.kind, event.target).unary:
             out = _unary_output(event)  # rsqrt, pow(x, 2) in every RMS norm: no meta run either
+        if out is None and module is None:
+            out = quick_output(event)  # x[..., :d], ids // n: no meta run either
         if out is None:
             try:
                 out = _on_meta_alone(event)
@@ -824,21 +866,29 @@ def _in_custom_function() -> bool:
     grad disabled, its output needing a gradient all the same)."""
     frame = sys._getframe(2)
     while frame is not None:
-        if frame.f_code.co_name == "forward" and isinstance(frame.f_locals.get("ctx"),
-                                                            torch.autograd.function.FunctionCtx):
+        ctx = frame.f_locals.get("ctx") if frame.f_code.co_name == "forward" else None
+        if isinstance(ctx, torch.autograd.function.FunctionCtx) and not isinstance(ctx, Context):
             return True
         frame = frame.f_back
     return False
 
 
-def _without_grad(value):
-    """``value`` with every tensor in it needing no gradient (computed under ``torch.no_grad()``)."""
+def _without_grad(value, viewed=frozenset()):
+    """``value`` as computed under ``torch.no_grad()``: every tensor in it needing no gradient, but a view of one
+    that needs one (a storage in ``viewed``), which PyTorch gives ``requires_grad`` with no graph behind it
+    (:data:`~convcost.torch.rules.LEAF`)."""
     if isinstance(value, Tensor):
-        return Tensor(value.shape, value.tensor, value.name, value.dtype, grad=False, storage=value.storage,
+        grad = LEAF if value.storage in viewed else False
+        return Tensor(value.shape, value.tensor, value.name, value.dtype, grad=grad, storage=value.storage,
                       layout=value.layout) if value.grad else value
     if type(value) in (tuple, list):
-        return type(value)(_without_grad(v) for v in value)
+        return type(value)(_without_grad(v, viewed) for v in value)
     return value
+
+
+#: calls that may return the tensor itself (already contiguous, in that dtype, on that device): under no_grad it is
+#: still the tensor in the graph, not a view of it
+_SAME_TENSOR = frozenset({"contiguous", "to", "type", "type_as", "float", "double", "half", "bfloat16", "cpu", "cuda"})
 
 
 def _with_dtype(value, dtype):

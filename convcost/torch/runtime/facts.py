@@ -160,8 +160,10 @@ FACTS = (
          "a shape reading routes each of the model's modules through its own instance attribute _call_impl "
          "(Module.__call__ is _wrapped_call_impl, which calls self._call_impl unless _compiled_call_impl is set) "
          "and reads module.weight through the _parameters and _buffers dicts Module.__getattr__ answers from; "
-         "readings are serialised as torch.fx tracing is",
-         "torch/nn/modules/module.py Module._wrapped_call_impl, Module._call_impl, Module.__getattr__",
+         "a module is swapped when its parent's _modules dict (what Module.__getattr__, ModuleList, Sequential "
+         "and named_modules read children from) hands it out; readings are serialised as torch.fx tracing is",
+         "torch/nn/modules/module.py Module._wrapped_call_impl, Module._call_impl, Module.__getattr__, "
+         "Module.named_modules; torch/nn/modules/container.py (ModuleList, Sequential, ModuleDict)",
          ("convcost.torch.runtime.private.module_calls", "convcost.torch.runtime.private.module_body",
           "convcost.torch.trace_shapes.read_shapes", "convcost.torch.locks.TRACING"),
          "tests/test_profile_first_call.py::test_a_reading_swaps_no_class_attribute"),
@@ -171,6 +173,24 @@ FACTS = (
          "torch/nn/functional.py (has_torch_function imported from torch.overrides)",
          ("convcost.torch.runtime.private.descend",),
          "tests/test_profile_hard.py::test_multihead_attention_is_exact"),
+    Fact("custom Function's apply swapped",
+         "a custom torch.autograd.Function's apply runs its forward in C++ with grad disabled and makes its outputs "
+         "need a gradient there, past every __torch_function__ mode; a training reading swaps the classmethod "
+         "Function.apply (for its thread alone) to run the forward and read the node, and tells a split forward "
+         "by torch's own _is_setup_context_defined",
+         "torch/autograd/function.py Function.apply, _is_setup_context_defined; "
+         "torch/csrc/autograd/python_function.cpp THPFunction_apply",
+         ("convcost.torch.runtime.private.custom_functions", "convcost.torch.runtime.private.apply_function",
+          "convcost.torch.runtime.private.defines_setup_context", "convcost.torch.custom_functions.run_forward"),
+         "tests/test_profile_custom_functions.py::test_a_custom_function_is_read_as_pytorch_runs_it"),
+    Fact("operators written in Python",
+         "x ** y runs Tensor.__pow__'s Python body (torch's wrapper, then handle_torch_function), so a "
+         "TorchFunctionMode sees Tensor.pow two frames below the forward's own binary operator; 1 - x, 1 / x, "
+         "2 ** x and x // 2 reach it as the tensor's __rsub__, __rdiv__, __rpow__, __floordiv__",
+         "torch/_tensor.py Tensor.__pow__, __rsub__, __rdiv__, __rpow__, __floordiv__ "
+         "(_handle_torch_function_and_wrap_type_error_to_not_implemented); torch/overrides.py handle_torch_function",
+         ("convcost.torch.runtime.private.OPERATOR_FRAMES", "convcost.torch.trace_calls.event_of"),
+         "tests/test_profile_transformers_cases6.py::test_one_label_per_operation"),
 )
 
 

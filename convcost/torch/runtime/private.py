@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import operator
+import threading
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +31,10 @@ GROUPED_MM = getattr(torch, "_grouped_mm", None)
 #: ``__get__`` (a method-wrapper), by the function that does the same
 PROPERTY_READS = {torch.Tensor.real.__get__: torch.real, torch.Tensor.imag.__get__: torch.imag}
 METHOD_WRAPPER = type(torch.Tensor.real.__get__)
+#: the files of torch's ``handle_torch_function`` and of the Python bodies of a tensor's operators (``__pow__``):
+#: frames that stand between an operator the forward runs (``x ** y``) and a TorchFunctionMode
+OPERATOR_FRAMES = frozenset({torch.overrides.handle_torch_function.__code__.co_filename,
+                             torch.Tensor.__pow__.__code__.co_filename})
 
 
 def nonzero_on_meta():
@@ -78,42 +83,137 @@ def module_body(module, *args, **kwargs):
 
 class _Reading(dict):
     """A module's ``_parameters`` or ``_buffers`` while a reading runs: ``module.weight`` (which
-    ``nn.Module.__getattr__`` answers from these dicts) goes through the reading's ``seen``; iterating, writing
-    and ``module.parameters()`` see the tensors themselves."""
+    ``nn.Module.__getattr__`` answers from these dicts) goes through the reading's ``seen`` when it is one of the
+    module's own tensors (``original``: the dict as the forward found it); iterating, writing and
+    ``module.parameters()`` see the tensors themselves."""
 
-    __slots__ = ("seen",)
+    __slots__ = ("seen", "original")
 
     def __getitem__(self, name):
-        return self.seen(dict.__getitem__(self, name), name)
+        value = dict.__getitem__(self, name)
+        if value is None or dict.get(self.original, name) is not value:  # None, or written by the forward
+            return value
+        return self.seen(value, name)
+
+
+class _Children(dict):
+    """A module's ``_modules`` while a reading runs: each child is handed to ``reach`` before anyone gets it
+    (``self.block`` through ``nn.Module.__getattr__``, ``layers[i]``, ``for layer in self.layers``, a copy), so
+    that only the modules a forward reaches are swapped and remembered."""
+
+    __slots__ = ("reach",)
+
+    def __getitem__(self, name):
+        child = dict.__getitem__(self, name)
+        self.reach(child)
+        return child
+
+    def get(self, name, default=None):
+        child = dict.get(self, name, default)
+        self.reach(child)
+        return child
+
+    def pop(self, name, *default):
+        self.reach(dict.get(self, name))
+        return dict.pop(self, name, *default)
+
+    def _all(self):
+        for child in dict.values(self):
+            self.reach(child)
+
+    def values(self):
+        self._all()
+        return dict.values(self)
+
+    def items(self):
+        self._all()
+        return dict.items(self)
+
+    def __iter__(self):  # also how dict(view) and {**view} read it
+        self._all()
+        return dict.__iter__(self)
+
+    def __reversed__(self):
+        self._all()
+        return dict.__reversed__(self)
+
+    def copy(self):
+        self._all()
+        return dict.copy(self)
+
+    def popitem(self):
+        self._all()
+        return dict.popitem(self)
+
+    def setdefault(self, name, default=None):
+        self.reach(dict.get(self, name))
+        return dict.setdefault(self, name, default)
+
+
+#: attribute values that hold no module (most of a module's attributes): no isinstance needed
+_PLAIN = frozenset({bool, int, float, str, type(None), torch.dtype, torch.device})
 
 
 @contextlib.contextmanager
-def module_calls(modules, call, seen):
-    """While the context lasts, each module of ``modules`` (a model's own) hands its calls to ``call(module,
+def module_calls(root, known, call, seen, reached=None):
+    """While the context lasts, the model's modules (``known``: their ids) hand their calls to ``call(module,
     args, kwargs)`` (its ``_call_impl``, the body of ``nn.Module.__call__``, set on the instance; a compiled
-    module's ``_compiled_call_impl`` is put aside, so that its Python forward is what is read) and reads its
+    module's ``_compiled_call_impl`` is put aside, so that its Python forward is what is read) and read their
     parameters and buffers by attribute through ``seen(tensor, name)``; everything put back whatever happens, and
     what the forward wrote into those dicts kept. Nothing process-wide changes: assigning
     ``nn.Module.__call__`` or ``__getattr__`` rebuilds that slot on every subclass torch and transformers
-    define (thousands, milliseconds at each assignment), and would route other threads' modules too."""
-    swapped = []
+    define (thousands, milliseconds at each assignment), and would route other threads' modules too.
+
+    Only the modules the forward reaches are swapped, each before anyone can hold it: ``root`` at the start, a
+    child when its parent's ``_modules`` hands it out (:class:`_Children`), a module that another one keeps in a
+    plain attribute (a list of blocks beside ``_modules``) with the module that keeps it; ``reached(module)`` is
+    told first (:meth:`convcost.torch.leftovers.Attributes.touch`). A forward that reaches 31 of a model's 823
+    modules swaps 31 (a vision tower it does not run costs nothing)."""
+    swapped = {}
+
+    def reach(module):
+        key = id(module)
+        if key in swapped or key not in known:
+            return
+        if reached is not None:
+            reached(module)
+        own = vars(module)
+        views = []
+        for name in ("_parameters", "_buffers"):
+            found = own.get(name)
+            if type(found) is dict and found:  # an empty one has nothing to read (most modules' _parameters)
+                view = _Reading(found)
+                view.seen, view.original = seen, found
+                views.append((name, found, view))
+                own[name] = view
+        found = own.get("_modules")
+        if type(found) is dict and found:
+            view = _Children(found)
+            view.reach = reach
+            views.append(("_modules", found, view))
+            own["_modules"] = view
+        compiled = own.pop("_compiled_call_impl", None)
+        own["_call_impl"] = functools.partial(call, module)
+        swapped[key] = (own, views, compiled)
+        for value in list(own.values()):  # modules kept beside _modules: reachable from here too
+            kind = type(value)
+            if kind in _PLAIN or kind is functools.partial:
+                continue
+            if kind is dict:
+                value = list(value.values())
+                kind = list
+            if kind in (list, tuple):
+                if value and isinstance(value[0], torch.nn.Module):  # (not a long list of numbers, item by item)
+                    for item in value:
+                        reach(item)
+            elif isinstance(value, torch.nn.Module):
+                reach(value)
+
     try:
-        for module in modules:
-            own = vars(module)
-            views = []
-            for name in ("_parameters", "_buffers"):
-                found = own.get(name)
-                if type(found) is dict and found:  # an empty one has nothing to read (most modules' _parameters)
-                    view = _Reading(found)
-                    view.seen = seen
-                    views.append((name, found, view))
-                    own[name] = view
-            compiled = own.pop("_compiled_call_impl", None)
-            own["_call_impl"] = functools.partial(call, module)
-            swapped.append((own, views, compiled))
+        reach(root)
         yield
     finally:
-        for own, views, compiled in swapped:
+        for own, views, compiled in swapped.values():
             own.pop("_call_impl", None)
             if compiled is not None:
                 own["_compiled_call_impl"] = compiled
@@ -122,6 +222,53 @@ def module_calls(modules, call, seen):
                 if original.keys() != view.keys() or not all(map(operator.is_, original.values(), dict.values(view))):
                     original.clear()  # what the forward wrote (self.cache = ...), in the module's own dict
                     original.update(dict.items(view))
+
+
+#: ``torch.autograd.Function.apply`` as torch defines it (a classmethod every custom Function inherits)
+_APPLY = torch.autograd.Function.__dict__["apply"]
+_FUNCTIONS = threading.local()
+_FUNCTIONS_USERS = {"count": 0}
+_FUNCTIONS_LOCK = threading.Lock()
+
+
+def _apply(cls, *args, **kwargs):
+    call = getattr(_FUNCTIONS, "call", None)
+    if call is None:  # another thread, or outside a reading
+        return _APPLY.__func__(cls, *args, **kwargs)
+    return call(cls, args, kwargs)
+
+
+def apply_function(cls, args, kwargs):
+    """``cls.apply(*args, **kwargs)`` as torch runs it, past :func:`custom_functions`."""
+    return _APPLY.__func__(cls, *args, **kwargs)
+
+
+@contextlib.contextmanager
+def custom_functions(call):
+    """While the context lasts, in this thread, ``Cls.apply(*args, **kwargs)`` of a custom
+    ``torch.autograd.Function`` (one that does not define its own ``apply``) is ``call(Cls, args, kwargs)``. torch
+    runs a custom Function's forward in C++ and makes its output need a gradient there, past every
+    ``__torch_function__`` mode: a reading sees neither the call nor what it returns without this. The classmethod
+    is swapped on ``torch.autograd.Function`` while any thread reads; other threads go through to torch's own."""
+    with _FUNCTIONS_LOCK:
+        if _FUNCTIONS_USERS["count"] == 0:
+            torch.autograd.Function.apply = classmethod(_apply)
+        _FUNCTIONS_USERS["count"] += 1
+    outer = getattr(_FUNCTIONS, "call", None)
+    _FUNCTIONS.call = call
+    try:
+        yield
+    finally:
+        _FUNCTIONS.call = outer
+        with _FUNCTIONS_LOCK:
+            _FUNCTIONS_USERS["count"] -= 1
+            if _FUNCTIONS_USERS["count"] == 0:
+                torch.autograd.Function.apply = _APPLY
+
+
+def defines_setup_context(cls) -> bool:
+    """Whether custom Function ``cls`` splits its forward from ``setup_context`` (torch's own test)."""
+    return torch.autograd.function._is_setup_context_defined(cls.setup_context)
 
 
 def descend(function, args, kwargs):

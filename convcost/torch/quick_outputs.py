@@ -1,0 +1,196 @@
+"""The output of a few frequent calls without a rule, from their operands' shapes and dtypes, not from running
+them on meta tensors.
+
+A call convcost has no rule for gets its output shape by running it alone on meta tensors
+(:func:`convcost.torch.walker.Walk.unknown`). Indexing a meta tensor costs a tenth of a millisecond, integer
+floor division and ``cumsum`` with a dtype a millisecond or more, ``torch.polar`` 25 milliseconds the first
+time in a process (their meta kernels are torch's Python references), and a transformer's forward makes dozens
+of them (``x[..., : d // 2]`` in every rotary embedding, the expert bookkeeping of a mixture of experts): more
+than the forward ``FlopCounterMode`` runs. Each function here answers what the meta run would (a meta tensor of
+the same shape and dtype) for the plain cases of one call, and None for anything else, which then runs on meta
+tensors as before. ``tests/test_profile_first_call.py`` checks every case against the meta run.
+
+>>> import operator, torch
+>>> from convcost.torch.events import Event
+>>> from convcost.torch.rules import Tensor
+>>> x = Tensor((2, 4, 8, 6))
+>>> quick_output(Event("function", operator.getitem, (x, (Ellipsis, slice(None, 3))), {}, "")).shape
+torch.Size([2, 4, 8, 3])
+>>> ids = Tensor((5,), dtype=torch.int64)
+>>> quick_output(Event("function", operator.floordiv, (ids, 2), {}, "")).dtype
+torch.int64
+"""
+
+from __future__ import annotations
+
+import operator
+
+import torch
+import torch.nn.functional as F
+
+from convcost.torch.events import METHOD, MODULE
+from convcost.torch.ops import key
+from convcost.torch.rules import Tensor
+
+_INTEGRAL_INDEX = (torch.int64, torch.int32)
+
+
+def _dtype(t: Tensor):
+    """The dtype a meta run gives ``t`` (:func:`convcost.torch.walker._to_meta`)."""
+    return t.tensor.dtype if t.tensor is not None else t.dtype or torch.get_default_dtype()
+
+
+def _meta(shape, dtype):
+    return torch.empty(shape, dtype=dtype, device="meta")
+
+
+def _index(args, kwargs):
+    """``x[key]``: basic indexing (ints, slices of ints, None, one Ellipsis), or one integer tensor among full
+    slices (``x[idx]``, ``x[:, idx]``)."""
+    if len(args) != 2 or kwargs or not isinstance(args[0], Tensor):
+        return None
+    source, keys = args
+    keys = keys if type(keys) is tuple else (keys,)
+    shape = source.shape
+    if not all(type(s) is int for s in shape):
+        return None
+    tensors = [k for k in keys if isinstance(k, Tensor)]
+    if tensors:
+        return _gathered(source, shape, keys, tensors)
+    consumed = sum(1 for k in keys if type(k) in (int, slice))
+    ellipses = sum(1 for k in keys if k is Ellipsis)
+    if ellipses > 1 or consumed > len(shape):
+        return None
+    out, dim = [], 0
+    for k in keys:
+        if k is None:
+            out.append(1)
+        elif k is Ellipsis:
+            skip = len(shape) - consumed
+            out.extend(shape[dim:dim + skip])
+            dim += skip
+        elif type(k) is int:
+            if not -shape[dim] <= k < shape[dim]:
+                return None  # IndexError: said by the meta run
+            dim += 1
+        elif type(k) is slice:
+            if not all(v is None or type(v) is int for v in (k.start, k.stop, k.step)) or (k.step or 1) <= 0:
+                return None
+            out.append(len(range(*k.indices(shape[dim]))))
+            dim += 1
+        else:
+            return None
+    out.extend(shape[dim:])
+    return _meta(tuple(out), _dtype(source))
+
+
+def _gathered(source, shape, keys, tensors):
+    """One integer tensor among full slices (and at most one Ellipsis): that axis replaced by the index's shape."""
+    if len(tensors) != 1 or _dtype(tensors[0]) not in _INTEGRAL_INDEX:
+        return None
+    if not all(isinstance(k, Tensor) or k is Ellipsis or k == slice(None) for k in keys):
+        return None
+    at = next(i for i, k in enumerate(keys) if isinstance(k, Tensor))
+    if Ellipsis in keys[:at] or keys.count(Ellipsis) > 1 or len(keys) - (Ellipsis in keys) > len(shape):
+        return None
+    index = tensors[0].shape
+    return _meta((*shape[:at], *index, *shape[at + 1:]), _dtype(source))
+
+
+def _broadcast(args, kwargs):
+    """An element-wise operation of tensors and numbers whose dtype is torch's type promotion of its operands
+    (floor division, remainder): the broadcast shape, the promoted dtype."""
+    if len(args) != 2 or kwargs:
+        return None
+    metas = []
+    for a in args:
+        if isinstance(a, Tensor):
+            if not all(type(s) is int for s in a.shape):
+                return None
+            metas.append(_meta(a.shape, _dtype(a)))
+        elif type(a) in (int, float, bool):
+            metas.append(a)
+        else:
+            return None
+    if not any(isinstance(m, torch.Tensor) for m in metas):
+        return None
+    try:
+        shape = torch.broadcast_shapes(*(m.shape for m in metas if isinstance(m, torch.Tensor)))
+        dtype = torch.result_type(*metas)
+    except RuntimeError:  # shapes that do not broadcast: said by the meta run
+        return None
+    if (dtype == torch.bool) or (not dtype.is_floating_point and any(type(m) is float for m in metas)):
+        return None
+    return _meta(shape, dtype)
+
+
+def _scan(args, kwargs):
+    """``cumsum`` and ``cumprod`` along one axis: the operand's shape; the dtype asked, else the operand's (an
+    integer or boolean one summed as int64)."""
+    if not args or not isinstance(args[0], Tensor) or len(args) > 2 or set(kwargs) - {"dim", "dtype"}:
+        return None
+    source = args[0]
+    dim = args[1] if len(args) == 2 else kwargs.get("dim")
+    if type(dim) is not int or not -max(len(source.shape), 1) <= dim < max(len(source.shape), 1):
+        return None
+    dtype = kwargs.get("dtype")
+    if dtype is None:
+        dtype = _dtype(source)
+        dtype = dtype if dtype.is_floating_point or dtype.is_complex else torch.int64
+    elif not isinstance(dtype, torch.dtype):
+        return None
+    return _meta(source.shape, dtype)
+
+
+def _embedding(args, kwargs):
+    """``F.embedding(ids, weight)`` without max_norm: the ids' shape and one row of the weight each."""
+    if len(args) != 2 or not isinstance(args[0], Tensor) or not isinstance(args[1], Tensor):
+        return None
+    ids, weight = args
+    if kwargs.get("max_norm") is not None or len(weight.shape) != 2 or _dtype(ids) not in _INTEGRAL_INDEX:
+        return None
+    return _meta((*ids.shape, weight.shape[1]), _dtype(weight))
+
+
+_COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
+
+
+def _polar(args, kwargs):
+    """``torch.polar(abs, angle)`` (a rotary embedding's frequencies): their broadcast shape, complex."""
+    if len(args) != 2 or kwargs or not all(isinstance(a, Tensor) for a in args):
+        return None
+    dtypes = {_dtype(a) for a in args}
+    if len(dtypes) != 1 or next(iter(dtypes)) not in _COMPLEX:
+        return None
+    try:
+        shape = torch.broadcast_shapes(args[0].shape, args[1].shape)
+    except RuntimeError:
+        return None
+    return _meta(shape, _COMPLEX[dtypes.pop()])
+
+
+_QUICK = {
+    torch.polar: _polar,
+    operator.getitem: _index,
+    key(METHOD, "__getitem__"): _index,
+    torch.floor_divide: _broadcast,
+    torch.remainder: _broadcast,
+    torch.cumsum: _scan,
+    torch.cumprod: _scan,
+    F.embedding: _embedding,
+}
+
+
+def quick_output(event):
+    """What running ``event``'s call alone on meta tensors would return (a meta tensor), for the cases above;
+    None for any other call (a module, an operation in place), or any case they leave to the meta run."""
+    if event.kind == MODULE or event.target in _IN_PLACE:
+        return None
+    name = event.target if event.kind == METHOD else ""
+    if name.endswith("_") and not name.endswith("__") or name.startswith("__i"):
+        return None
+    found = _QUICK.get(key(event.kind, event.target))
+    return None if found is None else found(event.args, event.kwargs)
+
+
+_IN_PLACE = frozenset({operator.ifloordiv, operator.imod})
