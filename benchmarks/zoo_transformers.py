@@ -177,11 +177,10 @@ def one(kind, attention) -> dict:
     try:
         report = profile(wrapped, xs)
         row["seconds"] = round(time.perf_counter() - t, 3)
-        forward = report
         row.update(params=report.total["params"], macs=report.total["macs"], exact=report.exact,
                    traced_with=report.traced_with, unsupported=[f"{u.op} x{u.count}" for u in report.unsupported
                                                                 if u.macs])
-        row["forward_agree"] = forward_agrees(row, report)
+        row["forward_agree"] = forward_agrees(row, report, fused_sdpa_calls(wrapped, xs))
     except Exception as exc:  # noqa: BLE001
         row["forward_error"] = _why(exc)
     row["forward_changed"] = _changed(wrapped, xs)
@@ -189,8 +188,6 @@ def one(kind, attention) -> dict:
         torch.manual_seed(0)
         report = profile(wrapped, xs, training=True)
         row.update(compare_step(report, row["measured"]), training_traced_with=report.traced_with)
-        if "forward_agree" in row:
-            row["forward_agree"] = forward_agrees(row, forward, report)
     except Exception as exc:  # noqa: BLE001
         row["training_error"] = _why(exc)
     row["training_changed"] = _changed(wrapped, xs)
@@ -198,22 +195,46 @@ def one(kind, attention) -> dict:
     return row
 
 
-def forward_agrees(row, forward, step=None) -> bool:
+def forward_agrees(row, forward, fused_calls=None) -> bool:
     """Whether the forward's params and MACs are PyTorch's, less the rows of the CPU's fused attention kernel
-    (which FlopCounterMode does not count). Which attention ran fused depends on its operands' strides too,
-    which only the step's reading resolves (``step``, where it read the same attention rows: a row it runs on
-    the math path for its strides, ``kernel="math"``, is not fused; dropout, which only the step has, does not
-    count); without it, the forward's rows are judged by their shapes, as if every last stride were one."""
-    fused = fused_attention(forward)
-    if step is not None and _attention(step) == _attention(forward):
-        strided = {r.path for r in step.rows if type(r.spec).__name__ == "Attention" and r.spec.kernel == "math"}
-        fused = [r for r in fused if r.path not in strided]
+    (which FlopCounterMode does not count). ``fused_calls``: for each ``F.scaled_dot_product_attention`` call of
+    the real forward, in order, whether the fused kernel ran (:func:`fused_sdpa_calls`); where convcost read as
+    many attention rows, those rows are the fused ones (strides decide too: an operand without a unit last
+    stride takes the math path, which FlopCounterMode counts); else the rows are judged by their shapes."""
+    rows = [r for r in forward.rows if type(r.spec).__name__ == "Attention"]
+    if fused_calls is not None and len(fused_calls) == len(rows) and fused_attention(forward):
+        fused = [r for r, ran_fused in zip(rows, fused_calls) if ran_fused]
+    else:
+        fused = fused_attention(forward)
     macs = row["macs"] - sum(r.macs for r in fused)
     return row["params"] == row["want_params"] and macs == row["want_macs"]
 
 
-def _attention(report) -> list:
-    return [(r.path, r.input_shapes, r.macs) for r in report.rows if type(r.spec).__name__ == "Attention"]
+def fused_sdpa_calls(module, xs) -> list:
+    """For each ``F.scaled_dot_product_attention`` call of one eval forward, in order, whether PyTorch ran the
+    CPU's fused flash kernel (``aten._scaled_dot_product_flash_attention_for_cpu``) rather than the math path."""
+    import torch.nn.functional as F
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    calls = []
+    flash = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+
+    class Calls(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if func is F.scaled_dot_product_attention:
+                calls.append(False)
+            return func(*args, **(kwargs or {}))
+
+    class Kernels(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if flash is not None and func.overloadpacket is flash and calls:
+                calls[-1] = True
+            return func(*args, **(kwargs or {}))
+
+    with Calls(), Kernels(), torch.no_grad():
+        module(*xs)
+    return calls
 
 
 def replace_rows(rows, kind, got) -> list:

@@ -72,8 +72,9 @@ MROPE = ("cohere_compass", "cosmos3_edge", "ernie4_5_vl_moe", "glm4v", "glm4v_mo
 FORECAST = dict(context_length=16, prediction_length=4)
 
 #: model types whose raw audio is (batch, channels, samples) (codecs: one channel), not (batch, samples)
-AUDIO_CHANNELS = ("pe_audio", "dac", "encodec", "mimi", "mimi_decoder", "xcodec", "higgs_audio_v2_tokenizer", "snac",
-                  "pocket_tts_audio_tokenizer", "pocket_tts_audio_tokenizer_encoder", "xcodec2")
+AUDIO_CHANNELS = ("pe_audio", "pe_audio_video", "dac", "encodec", "mimi", "mimi_decoder", "xcodec",
+                  "higgs_audio_v2_tokenizer", "snac", "pocket_tts_audio_tokenizer",
+                  "pocket_tts_audio_tokenizer_encoder", "xcodec2")
 
 #: model types whose spectrogram features are (batch, frames, features), not (batch, features, frames)
 FRAMES_FIRST = ("canary", "parakeet_encoder", "parakeet_ctc", "lasr_encoder", "lasr_ctc", "nemotron3_5_asr",
@@ -99,9 +100,13 @@ WITH = {
     **{kind: ("pixel_values",) for kind in ("clip", "siglip", "siglip2", "clipseg", "xclip", "vision-text-dual-encoder",
                                             "align", "altclip", "chinese_clip", "owlvit", "owlv2", "metaclip_2",
                                             "x_clip", "blip", "groupvit", "kosmos-2")},
-    "clap": ("input_features",), "pe_audio": ("input_values",), "bros": ("bbox",), "udop": ("bbox",),
+    "clap": ("input_features",), "pe_audio": ("input_values",), "pe_audio_video": ("input_values",),
+    "bros": ("bbox",), "udop": ("bbox",),
     "lilt": ("bbox",), "layoutlmv3": ("bbox",),
 }
+
+#: layout models whose boxes are normalised floats in 0..1, not integers in 0..1000 (UDOP)
+FLOAT_BOXES = ("udop",)
 
 #: the config attribute that sizes a model's spectrogram features, where it is not num_mel_bins
 FEATURE_SIZE = ("num_mel_bins", "input_feat_per_channel", "feature_size", "feature_projection_input_dim")
@@ -254,7 +259,8 @@ class _Context:
             self.made.update(_series(config, params, g))
         elif name == "bbox":  # layout models: one box per token, (x0, y0, x1, y1) in 0..1000, ordered
             corner = torch.randint(0, 500, (BATCH, LENGTH, 2), generator=g)
-            self.made[name] = torch.cat([corner, corner + torch.randint(1, 500, (BATCH, LENGTH, 2), generator=g)], -1)
+            box = torch.cat([corner, corner + torch.randint(1, 500, (BATCH, LENGTH, 2), generator=g)], -1)
+            self.made[name] = box / 1000 if self.kind in FLOAT_BOXES else box
         else:
             return False
         return True

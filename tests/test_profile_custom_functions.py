@@ -140,6 +140,61 @@ class ScaledBy(torch.autograd.Function):
         return grad, None
 
 
+class SavesOutput(torch.autograd.Function):
+    """``exp``, saving its own output for the backward."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = torch.exp(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * y
+
+
+class TwoOutputs(torch.autograd.Function):
+    """Two outputs needing a gradient; the loss may reach the Function through either."""
+
+    @staticmethod
+    def forward(ctx, x, w):
+        ctx.save_for_backward(x, w)
+        return x @ w, x * 2
+
+    @staticmethod
+    def backward(ctx, grad_product, grad_double):
+        x, w = ctx.saved_tensors
+        return grad_product @ w.T + grad_double * 2, x.flatten(0, -2).T @ grad_product.flatten(0, -2)
+
+
+class InPlace(torch.autograd.Function):
+    """Writes its input in place (``ctx.mark_dirty``) and returns it."""
+
+    @staticmethod
+    def forward(ctx, x):
+        x.mul_(2)
+        ctx.mark_dirty(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 2
+
+
+class Flattened(torch.autograd.Function):
+    """Returns a view of its input, keeps nothing."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view(-1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.view(2, 4, 8)
+
+
 class Sqrt(nn.Module):
     def __init__(self):
         super().__init__()
@@ -234,8 +289,31 @@ class IndexUnderNoGrad(Sqrt):
         return h.max(-1).values * index
 
 
+class ExpOutput(Sqrt):
+    def forward(self, x):
+        return SavesOutput.apply(self.fc(x)) * x
+
+
+class SecondOutputOnly(Product):
+    """Only the second output reaches the loss: the Function's backward still runs (and its product)."""
+
+    def forward(self, x):
+        _, doubled = TwoOutputs.apply(self.fc(x), self.w)
+        return doubled
+
+
+class WrittenInPlace(Sqrt):
+    def forward(self, x):
+        return self.fc(InPlace.apply(self.fc(x) * 1))
+
+
+class ViewReturned(Sqrt):
+    def forward(self, x):
+        return Flattened.apply(self.fc(x)) * 3
+
+
 MODELS = [Sqrt, Yoso, Product, BothGradients, SetupContext, Maximum, OnTheInput, UnderNoGrad, Closure,
-          IndexUnderNoGrad]
+          IndexUnderNoGrad, ExpOutput, SecondOutputOnly, WrittenInPlace, ViewReturned]
 
 
 @pytest.mark.parametrize("reading", READINGS)
@@ -308,3 +386,18 @@ def test_the_transformers_models_with_their_own_functions(kind):
 
     row = one(kind, "eager")
     assert row["class"] == "exact", row["reason"]
+
+
+@pytest.mark.parametrize("reading", READINGS)
+def test_reentrant_checkpointing_is_listed(reading):
+    """``torch.utils.checkpoint`` with ``use_reentrant=True`` is a custom Function whose backward runs the forward
+    again under autograd: it cannot be read on meta tensors, so the step says so, never complete."""
+    from torch.utils.checkpoint import checkpoint
+
+    class Checkpointed(Closure):
+        def forward(self, x):
+            return checkpoint(self.inner, self.fc(x), use_reentrant=True) * 2
+
+    step = profile(read_by(Checkpointed, reading)(), torch.randn(2, 4, 8), training=True).training
+    assert not step.complete
+    assert [op for op, _, _, _ in step.untracked] == ["CheckpointFunction"]

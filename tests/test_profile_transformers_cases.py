@@ -22,40 +22,9 @@ from convcost.errors import ConvcostError  # noqa: E402
 from convcost.torch import profile  # noqa: E402
 from convcost.torch.measure_training import measure_training  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-FIELDS = ("backward_macs", "saved_elements", "saved_indices")
-
-
-def fused_backward(report) -> int:
-    """Backward MACs of the rows of the CPU's fused attention kernel, which FlopCounterMode does not see."""
-    return sum(r.backward_macs for r in report.rows
-               if type(r.spec).__name__ == "Attention" and r.spec.fused(r.input_shapes))
-
-
-def step_numbers(model, inputs):
-    """(convcost's step, PyTorch's measured step) on the same inputs, in the same fields."""
-    torch.manual_seed(0)
-    report = profile(model, inputs, training=True)
-    step = report.training
-    ours = dict(backward_macs=step.backward_macs - fused_backward(report), saved_elements=step.saved_elements,
-                saved_indices=step.saved_indices)
-    measured = measure_training(model, inputs if isinstance(inputs, tuple) else (inputs,))
-    return step, ours, {k: measured[k] for k in FIELDS}
-
-
-def assert_step_agrees(model, inputs):
-    """A step read completely and exactly: what PyTorch's own step does, nothing listed."""
-    step, ours, measured = step_numbers(model, inputs)
-    assert ours == measured
-    assert step.complete, step.untracked
-
-
-def assert_step_agrees_or_listed(model, inputs):
-    """The totals convcost gives agree with PyTorch's, whether or not it lists a call as untracked."""
-    _, ours, measured = step_numbers(model, inputs)
-    assert ours == measured
-
+from step_oracle import assert_step_agrees, assert_step_agrees_or_listed, step_numbers  # noqa: E402
 
 # --- a tensor computed from integer token ids keeps the ids' dtype -------------------------------------------
 
@@ -1030,7 +999,8 @@ def test_a_custom_autograd_function_is_read_not_dropped():
     """Its forward runs with grad disabled, yet its output needs a gradient: the step goes on through it, keeps what
     it saves and reads its own backward (tests/test_profile_custom_functions.py), rather than dropping the layers
     before it (it was listed: every number right)."""
-    step, ours, measured = step_numbers(CustomFunction(), torch.randn(2, 4, 8))
+    report, ours, measured = step_numbers(CustomFunction(), torch.randn(2, 4, 8))
+    step = report.training
     assert ours == measured and ours["backward_macs"] > 0
     assert step.complete, step.untracked
 
@@ -1100,7 +1070,8 @@ class SortedExpertBiases(nn.Module):
 
 def test_sorted_expert_ids_read_twice_are_one_saved_index():
     model, x = SortedExpertBiases(), torch.randn(6, 8)
-    step, ours, measured = step_numbers(model, x)
+    report, ours, measured = step_numbers(model, x)
+    step = report.training
     # by hand: topk's 6 x 2 indices, kept for its backward, and the sorted ids (12), once for both gathers
     assert ours == measured and measured["saved_indices"] == 12 + 12
     assert step.complete
@@ -1133,7 +1104,8 @@ class WhereRouted(nn.Module):
 @pytest.mark.parametrize("rows", [False, True], ids=["vector", "matrix"])
 def test_the_tokens_torch_where_routes_are_their_own_saved_index(rows):
     x = torch.randn(6, 8)
-    step, ours, measured = step_numbers(WhereRouted(rows), x)
+    report, ours, measured = step_numbers(WhereRouted(rows), x)
+    step = report.training
     # by hand: each of the 6 tokens is routed to one expert, so the experts' index storages hold 6 (one column)
     # or 12 (two columns of 6 rows in all) elements
     assert ours == measured and measured["saved_indices"] == (12 if rows else 6)

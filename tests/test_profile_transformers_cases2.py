@@ -21,9 +21,10 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from convcost.torch import profile  # noqa: E402
 from convcost.torch.measure_training import measure_training  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import step_oracle  # noqa: E402
 
-FIELDS = ("backward_macs", "saved_elements", "saved_indices")
 needs_transformers = pytest.mark.skipif(importlib.util.find_spec("transformers") is None,
                                         reason="transformers is not installed")
 
@@ -50,14 +51,9 @@ def assert_forward_agrees(model, *inputs):
 
 
 def assert_step_agrees(model, *inputs):
-    """A training step read completely and exactly: what PyTorch's own step does, nothing listed."""
-    torch.manual_seed(0)
-    report = profile(model, inputs if len(inputs) > 1 else inputs[0], training=True)
-    step = report.training
-    measured = measure_training(model, inputs)
-    assert {k: getattr(step, k) for k in FIELDS} == {k: measured[k] for k in FIELDS}
-    assert step.complete, step.untracked
-    assert report.exact, report.unsupported
+    """A training step read completely and exactly: what PyTorch's own step does (Adam's bytes too), nothing listed
+    in the step or the forward (no fused-attention correction: these cases have none)."""
+    step_oracle.assert_step_agrees(model, inputs, fused=False, exact=True)
 
 
 def assert_reads_exactly(model, *inputs):

@@ -21,76 +21,7 @@ from convcost.torch.measure_training import measure_training  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from test_profile_transformers_cases import fused_backward  # noqa: E402 - one copy of the fused-kernel rule
-
-FIELDS = ("backward_macs", "saved_elements", "saved_indices", "bytes")
-READINGS = ("shape propagation", "shape propagation with values", "calls on meta tensors")
-
-
-def step_numbers(model, inputs):
-    """(convcost's step, PyTorch's measured step) on the same inputs, in the same fields (Adam's bytes)."""
-    inputs = inputs if isinstance(inputs, tuple) else (inputs,)
-    torch.manual_seed(0)
-    report = profile(model, inputs, training=True)
-    step = report.training
-    ours = dict(backward_macs=step.backward_macs - fused_backward(report), saved_elements=step.saved_elements,
-                saved_indices=step.saved_indices, bytes=step.memory("adam") if step.complete else None)
-    measured = measure_training(model, inputs, optimizer="adam")
-    return report, ours, {k: measured[k] for k in FIELDS}
-
-
-def assert_step_agrees(model, inputs, reading=None):
-    """A step read completely and exactly (by ``reading`` where given): what PyTorch's own step does."""
-    report, ours, measured = step_numbers(model, inputs)
-    assert ours == measured
-    assert report.training.complete, report.training.untracked
-    if reading is not None:
-        assert report.traced_with == reading
-
-
-def read_by(cls, reading):
-    """``cls`` as a model its forward makes ``profile`` read by ``reading``: as it is (on shapes), reading a value
-    (with the values computed alongside), or checking its input's type (call by call)."""
-    if reading == READINGS[0]:
-        return cls
-
-    class Reads(cls):
-        def forward(self, x):
-            if reading == READINGS[1] and float(x.sum()) > -1e30:
-                x = x * 1
-            if reading == READINGS[2]:
-                assert isinstance(x, torch.Tensor)
-            return super().forward(x)
-
-    return Reads
-
-
-def transformers_model(name: str, **config):
-    """A transformers base model (``name``: its class, e.g. ``DeepseekV3Model``) from a tiny config, as a module
-    of token ids returning its last hidden state; skipped without transformers."""
-    pytest.importorskip("transformers")
-    from convcost.torch.runtime.private import import_torchvision
-
-    try:  # transformers imports torchvision where it finds it: its failing fake-op registrations skipped first
-        import_torchvision()
-    except ImportError:
-        pass
-    import transformers
-
-    model_class = getattr(transformers, name)
-    torch.manual_seed(0)
-    inner = model_class(model_class.config_class(**config))
-
-    class Hidden(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = inner
-
-        def forward(self, ids):
-            return self.model(input_ids=ids, use_cache=False).last_hidden_state
-
-    return Hidden().eval()
-
+from step_oracle import READINGS, assert_step_agrees, read_by, step_numbers, transformers_model  # noqa: E402
 
 IDS = torch.randint(3, 99, (2, 8), generator=torch.Generator().manual_seed(0))
 

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 import torch.nn as nn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_profile_transformers_cases3 import READINGS, assert_step_agrees, read_by, step_numbers  # noqa: E402
+from step_oracle import READINGS, assert_step_agrees, read_by, step_numbers  # noqa: E402
 
 from convcost.torch import profile  # noqa: E402
 from convcost.torch.measure_training import measure_training, optimizer_state  # noqa: E402

@@ -14,7 +14,7 @@ import torch.nn as nn  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_profile_transformers_cases3 import READINGS, assert_step_agrees, read_by  # noqa: E402
+from step_oracle import READINGS, assert_step_agrees, read_by  # noqa: E402
 
 from convcost.torch import profile  # noqa: E402
 
@@ -90,3 +90,146 @@ class ChunkedScan(nn.Module):
 def test_an_einsum_output_keeps_its_strides(reading):
     forward_agrees(read_by(ChunkedScan, reading)(), torch.randn(2, 8, 8))
     assert_step_agrees(read_by(ChunkedScan, reading)(), torch.randn(2, 8, 8), reading)
+
+
+# --- torch.vmap in the forward: its calls see one example, on tensors with no storage ---------------------------
+
+class MaskByVmap(nn.Module):
+    """transformers' attention masks (``masking_utils``): a mask function of (batch, query, key) indices, reading a
+    padding tensor, vmapped over each index; Nemotron 3.5 ASR's step was refused (a vmapped tensor has no
+    storage)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+
+    def forward(self, x):
+        valid = torch.ones(x.shape[0], x.shape[1], dtype=torch.bool)
+
+        def keep(b, q, k):
+            return valid[b, k] & (q >= 0)
+
+        for dims in ((None, None, 0), (None, 0, None), (0, None, None)):
+            keep = torch.vmap(keep, in_dims=dims)
+        mask = keep(torch.arange(x.shape[0]), torch.arange(x.shape[1]), torch.arange(x.shape[1]))
+        h = self.lin(x)
+        return (h @ h.transpose(-1, -2)).masked_fill(~mask, -1e9).softmax(-1) @ h  # eager attention
+
+
+class LayerByVmap(nn.Module):
+    """A layer run under ``torch.vmap``: it sees one example, so its cost is not the batch's; listed."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+
+    def forward(self, x):
+        return torch.vmap(lambda row: torch.tanh(self.lin(row)))(x)
+
+
+@pytest.mark.parametrize("reading", READINGS)
+def test_a_mask_made_under_vmap_is_read_as_a_constant(reading):
+    forward_agrees(read_by(MaskByVmap, reading)(), torch.randn(2, 4, 8))
+    assert_step_agrees(read_by(MaskByVmap, reading)(), torch.randn(2, 4, 8))
+
+
+@pytest.mark.parametrize("reading", READINGS)
+def test_a_layer_under_vmap_is_listed(reading):
+    model, x = read_by(LayerByVmap, reading)(), torch.randn(2, 4, 8)
+    report = profile(model, x)
+    assert not report.exact and [u.op for u in report.unsupported] == ["Linear"]
+    assert report.total["params"] == sum(p.numel() for p in model.parameters())
+    step = profile(model, x, training=True).training
+    assert not step.complete and [u[0] for u in step.untracked] == ["Linear"]
+
+
+# --- Falcon's multi-query attention: keys and values cut by a list index, one head for every query head ---------
+
+class ListIndexedHeads(nn.Module):
+    """Falcon's ``_split_heads``: ``qkv[..., [-2], :]`` indexes by a list, which PyTorch makes an int64 index
+    tensor that autograd keeps (one element here)."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(8, 24)
+
+    def forward(self, x):
+        qkv = self.qkv(x).view(2, 4, 6, 4)
+        return qkv[..., :-2, :] * qkv[..., [-2], :] + qkv[..., [-1], :]
+
+
+class OneKeyHead(nn.Module):
+    """Falcon's sdpa with one key and value head for four query heads, without ``enable_gqa``: PyTorch 2.13's
+    CPU takes the math path, which expands key and value to every head and keeps those copies."""
+
+    mask = None
+
+    def __init__(self):
+        super().__init__()
+        self.q, self.kv = nn.Linear(8, 32), nn.Linear(8, 16)
+
+    def forward(self, x):
+        q = self.q(x).view(2, 8, 4, 8).transpose(1, 2)
+        k, v = self.kv(x).view(2, 8, 1, 16).transpose(1, 2).split(8, -1)
+        return nn.functional.scaled_dot_product_attention(q, k.contiguous(), v.contiguous(), attn_mask=self.mask)
+
+
+class OneKeyHeadMasked(OneKeyHead):
+    mask = torch.zeros(2, 1, 8, 8)
+
+
+@pytest.mark.parametrize("reading", READINGS)
+@pytest.mark.parametrize("model", [ListIndexedHeads, OneKeyHead, OneKeyHeadMasked], ids=lambda c: c.__name__)
+def test_multi_query_heads(model, reading):
+    assert_step_agrees(read_by(model, reading)(), torch.randn(2, 4 if model is ListIndexedHeads else 8, 8), reading)
+
+
+# --- baddbmm and addmm: the added input may have the operands' shape -------------------------------------------
+
+class ScoresByBaddbmm(nn.Module):
+    """GPT-NeoX-Japanese's attention scores: ``baddbmm(zeros, q, k^T, alpha=...)`` with the zeros, the query and
+    the key all (heads, length, length): the operands are the call's second and third tensors, not the first two
+    of the right shape (the step was silently short by one of the two gradient products)."""
+
+    def __init__(self):
+        super().__init__()
+        self.qk = nn.Linear(8, 16)
+
+    def forward(self, x):
+        q, k = self.qk(x).split(8, -1)
+        return torch.baddbmm(torch.zeros(2, 8, 8), q, k.transpose(1, 2), alpha=0.25)
+
+
+class ScoresByAddmm(ScoresByBaddbmm):
+    def forward(self, x):
+        q, k = self.qk(x[0]).split(8, -1)
+        return torch.addmm(torch.zeros(8, 8), q, k.t())
+
+
+@pytest.mark.parametrize("reading", READINGS)
+@pytest.mark.parametrize("model", [ScoresByBaddbmm, ScoresByAddmm], ids=lambda c: c.__name__)
+def test_an_added_input_of_the_operands_shape(model, reading):
+    forward_agrees(read_by(model, reading)(), torch.randn(2, 8, 8))
+    assert_step_agrees(read_by(model, reading)(), torch.randn(2, 8, 8), reading)
+
+
+# --- torch._check_tensor_all: a value read, no work ---------------------------------------------------------------
+
+class Checked(nn.Module):
+    """transformers' ``torch_compilable_check`` on a tensor condition (RT-DETR v2's sampling offsets): its
+    ``Tensor._is_all_true`` flagged the forward as possibly missing multiply-accumulates."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+
+    def forward(self, x):
+        h = self.lin(x)
+        torch._check_tensor_all(h.abs() >= 0)
+        return h
+
+
+@pytest.mark.parametrize("reading", READINGS)
+def test_a_tensor_check_is_no_work(reading):
+    forward_agrees(read_by(Checked, reading)(), torch.randn(2, 4, 8))
+    assert_step_agrees(read_by(Checked, reading)(), torch.randn(2, 4, 8))

@@ -98,11 +98,12 @@ def test_a_vision_tower_gets_patches_its_grid_covers():
 
 def test_attention_on_strided_operands_is_compared_as_the_math_path_it_runs():
     """An sdpa whose value has no unit last stride runs the math path, which FlopCounterMode counts: the forward's
-    fused rows are the step's kernel choice (strides), not its shapes' (inkling_text's convolved values)."""
+    fused rows are the calls PyTorch ran fused, not those whose shapes allow it (inkling_text's convolved
+    values); a mask needing a gradient in the step (SAM-HQ's relative positions) does not change the forward."""
     import torch
     import torch.nn.functional as F
     from torch import nn
-    from zoo_transformers import forward_agrees, forward_macs
+    from zoo_transformers import forward_agrees, forward_macs, fused_sdpa_calls
 
     from convcost.torch import profile
 
@@ -111,8 +112,17 @@ def test_attention_on_strided_operands_is_compared_as_the_math_path_it_runs():
             return F.scaled_dot_product_attention(q, k, v.transpose(-1, -2))
 
     xs = (torch.randn(2, 2, 8, 16), torch.randn(2, 2, 8, 16), torch.randn(2, 2, 16, 8))
-    forward, step = profile(Strided(), xs), profile(Strided(), xs, training=True)
-    want = forward_macs(Strided(), xs)
+    forward, want = profile(Strided(), xs), forward_macs(Strided(), xs)
     assert want == 2 * 2 * 2 * 8 * 8 * 16 == forward.total["macs"]  # counted: the math path ran
     row = dict(macs=forward.total["macs"], want_macs=want, params=0, want_params=0)
-    assert forward_agrees(row, forward, step)
+    assert fused_sdpa_calls(Strided(), xs) == [False]
+    assert forward_agrees(row, forward, [False]) and not forward_agrees(row, forward)
+
+    class Fused(nn.Module):
+        def forward(self, q, k, v):
+            return F.scaled_dot_product_attention(q, k, v)
+
+    xs = (torch.randn(2, 2, 8, 16),) * 3
+    forward, want = profile(Fused(), xs), forward_macs(Fused(), xs)
+    assert want == 0 and fused_sdpa_calls(Fused(), xs) == [True]
+    assert forward_agrees(dict(macs=forward.total["macs"], want_macs=0, params=0, want_params=0), forward, [True])

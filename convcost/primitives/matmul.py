@@ -229,16 +229,20 @@ class Attention(Merge):
                             if any_grad else 0)
         scored = gq or gk  # the scores need a gradient
         backward = scores * ((v[-1] if scored else 0) + q[-1] * (gq + gk) + (v[-1] if gv else 0))
-        private = (numel(k) if gq else 0) + (numel(q) if gk else 0)
+        # what the products keep is broadcast to the whole batch: a key or value with fewer heads (one, for
+        # every query head) is expanded and copied to all of them
+        k_kept, q_kept, v_kept = (numel(batch) * s[-2] * s[-1] for s in (k, q, v))
+        private = (k_kept if gq else 0) + (q_kept if gk else 0)
         if self.dropout:  # softmax's output and dropout's noise for the scores, the dropped weights for the value
             private = private + (2 * scores if scored else 0) + (scores if gv else 0)
         else:  # softmax's output serves both
             private = private + (scores if scored or gv else 0)
-        # the math path repeats grouped key and value heads, each by its own count (1 too): it keeps the copy
-        copied = self.groups() != (1, 1)
+        # the math path repeats grouped key and value heads, each by its own count (1 too), and expands a value
+        # of a smaller batch: it keeps the copy
+        copied = self.groups() != (1, 1) or tuple(v[:-2]) != tuple(batch)
         return _product(out, shapes, scores * (q[-1] + v[-1]), conditions, act_ops=scores, backward_macs=backward,
                         saves_input=(False, False, scored and not copied),
-                        saved_elements=private + (numel(v) if scored else 0), output_grad=scored or gv)
+                        saved_elements=private + (v_kept if scored else 0), output_grad=scored or gv)
 
 
 @spec

@@ -68,18 +68,18 @@ def non_differentiable(ctx) -> set:
     return {id(t) for t in getattr(ctx, "non_differentiable", ())}
 
 
-def backward_cost(cls, ctx, grads, to_meta) -> tuple:
+def backward_cost(cls, ctx, grads, to_meta, reading) -> tuple:
     """``(MACs, None)`` of ``cls``'s backward given ``grads`` (meta tensors, one per output), read call by call on
-    meta tensors (``to_meta``: a tensor the forward saved or set on ``ctx``, as a meta tensor), or ``(0, why)``
+    meta tensors (``to_meta``: a tensor the forward saved or set on ``ctx``, as a meta tensor; ``reading``: the
+    call-by-call reading's session class, passed in because that reading sits above this module), or ``(0, why)``
     where it cannot be read."""
     from convcost.errors import ConvcostError, InternalError
-    from convcost.torch.trace_calls import Session
 
     ctx.to_save = tuple(_meta(t, to_meta) for t in ctx.to_save)
     for name, value in list(vars(ctx).items()):
         if name not in ("to_save", "needs_input_grad", "materialize_grads"):
             setattr(ctx, name, _meta(value, to_meta))
-    session = Session(torch.nn.Module(), None, meta=True)
+    session = reading(torch.nn.Module(), None, meta=True)
     try:
         with session, torch.no_grad():
             cls.backward(ctx, *grads)

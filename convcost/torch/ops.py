@@ -272,7 +272,8 @@ full tensor as_tensor from_numpy linspace rand randn randint randperm eye meshgr
 atleast_1d atleast_2d atleast_3d diag diagonal tril triu repeat_interleave tile masked_select nonzero
 argmax argmin argsort eq ne lt le gt ge __eq__ __ne__ __lt__ __le__ __gt__ __ge__ isnan isinf isfinite any all
 greater greater_equal less less_equal not_equal
-equal allclose is_nonzero channel_shuffle native_channel_shuffle _has_compatible_shallow_copy_type
+equal allclose is_nonzero _is_all_true _is_any_true channel_shuffle native_channel_shuffle
+_has_compatible_shallow_copy_type
 is_grad_enabled get_default_dtype dequantize cpu cuda pin_memory
 as_strided set_ resize_ share_memory_ register_hook retain_grad backward __deepcopy__ __reduce_ex__ __setstate__
 logical_not logical_and logical_or logical_xor bitwise_and bitwise_or bitwise_not bitwise_xor __and__ __or__ __invert__

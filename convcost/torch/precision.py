@@ -69,6 +69,8 @@ class Precision:
         self.cached = {}  # (storage key, dtype) -> key of autocast's cached copy of a parameter
         #: whether any dtype but the floating one was seen (else the bytes are the old itemsize rule's)
         self.mixed = self.autocast is not None
+        #: whether a storage of a boolean, integer or complex dtype the itemsize rule would price wrong was seen
+        self.sized = False
 
     @property
     def autocast(self):
@@ -97,11 +99,15 @@ class Precision:
         return not self.mixed and self.floating is torch.float32 and self.autocast is None
 
     def note(self, dtype) -> None:
-        """A tensor of ``dtype`` was made: the step is mixed from here when it is another floating dtype, or a
-        boolean or integer one the itemsize rule would price wrong (a mask: 1 byte, not the floating itemsize)."""
-        if dtype != self.floating and (dtype.is_floating_point or dtype.itemsize != self.floating.itemsize
-                                       and dtype is not torch.int64 and not dtype.is_complex):
+        """A tensor of ``dtype`` was made: the step is mixed from here when it is another floating dtype; its bytes
+        follow each storage's dtype when it is a boolean, integer or complex one the itemsize rule would price
+        wrong (a mask: 1 byte, not the floating itemsize; a complex64 tensor: 8)."""
+        if dtype == self.floating:
+            return
+        if dtype.is_floating_point:
             self.mixed = True
+        elif dtype.itemsize != self.floating.itemsize and dtype is not torch.int64:
+            self.sized = True  # (no floating dtype changes: the reading's fast path stays)
 
     def shown(self, storage):
         """The dtype a row's output shows the reading under autocast or in a model of a low precision (None in
@@ -300,7 +306,7 @@ class Precision:
             name = str(dtype).removeprefix("torch.")
             by[name] = by.get(name, 0) + n
 
-        if not self.mixed:  # one floating dtype: the itemsize rule, indices int64
+        if not (self.mixed or self.sized):  # one floating dtype: the itemsize rule, indices int64
             add(self.floating, (saved - indices) * self.floating.itemsize)
             add(torch.int64, 8 * indices)
         else:

@@ -166,6 +166,9 @@ class Recorder:
         order (an unbatched input is the rule's batch of one), and the call's other tensors; each with its
         storage (a parameter's or buffer's holds nothing autograd counts, a constant made in the forward is
         its own)."""
+        if emit.operands is not None:  # the rule named them
+            named = {id(t) for t in emit.operands}
+            return [self.tracked(t) for t in emit.operands], [self.tracked(t) for t in tensors if id(t) not in named]
         pool, found = list(tensors), []
         for shape in emit.inputs:
             shape = tuple(shape)

@@ -78,13 +78,16 @@ class Emit:
     product drops the axis it added) or a tuple of :class:`Tensor` (a pool that returns indices).
     """
 
-    __slots__ = ("spec", "inputs", "reads", "output", "dtype")
+    __slots__ = ("spec", "inputs", "reads", "output", "dtype", "operands")
 
-    def __init__(self, spec, inputs, reads=(), output=None, dtype=None):
+    def __init__(self, spec, inputs, reads=(), output=None, dtype=None, operands=None):
         self.spec, self.inputs, self.reads, self.output = spec, inputs, reads, output
         #: the output's dtype where it is not the floating one the reading leaves open (an integer sum of token
         #: ids, a complex product): see :func:`promoted`
         self.dtype = dtype
+        #: the :class:`Tensor` arguments ``inputs`` are, in order, where matching the call's tensors by shape could
+        #: pick the wrong one (``baddbmm(z, q, k)`` with all three of one shape); None: matched by shape
+        self.operands = operands
 
 
 #: an ``Emit.output`` saying the call's input had no batch axis: the row is costed on a batch of one,

@@ -41,7 +41,15 @@ from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
 from convcost.torch.leftovers import Attributes
 from convcost.torch.ops import op_of
 from convcost.torch.rules import Tensor
-from convcost.torch.runtime.private import METHOD_WRAPPER, PROPERTY_READS, SET_GRAD_ENABLED, apply_function, descend
+from convcost.torch.runtime.private import (
+    METHOD_WRAPPER,
+    OPERATOR_FRAMES,
+    PROPERTY_READS,
+    SET_GRAD_ENABLED,
+    apply_function,
+    batched,
+    descend,
+)
 from convcost.torch.runtime.private import custom_functions as functions_read
 from convcost.torch.walker import LEAF_TYPES, Unknown, Walk, own_code
 
@@ -123,6 +131,13 @@ class Session(TorchFunctionMode):
         if inside:
             self.stack.append((path, True, None))
             return
+        if _under_vmap(args, {}):  # a module run under torch.vmap: not read, said so
+            params = self.record.hold(path, module.parameters())
+            self.record.skip(type(module).__name__, path, UNDER_VMAP, params=params)
+            if self.training:
+                self.record.untrack(type(module).__name__, path, UNDER_VMAP)
+            self.stack.append((path, True, None))
+            return
         read, one, result = False, False, None
         if type(module) in LEAF_TYPES:
             wrapped = self.tracked(tuple(args)) if self.training else _wrap(tuple(args))
@@ -198,12 +213,29 @@ class Session(TorchFunctionMode):
             self.record.untrack(event.label, event.path, "no rule: what it saves for backward is not known")
         return _fresh(out, self.record, grad)
 
+    def vmapped(self, func, args, kwargs, out):
+        """A call inside ``torch.vmap`` is not read (it sees one example, on tensors with no storage of their
+        own): one that may multiply-accumulate is listed, and in a training reading one on a tensor needing a
+        gradient leaves the step incomplete. What the vmapped function returns is read after as a tensor the
+        forward made: exact where nothing in it needs a gradient (transformers' attention masks)."""
+        event = event_of(func, args, kwargs, self.context(), sys._getframe(2))
+        op = op_of(event.kind, event.target)
+        if not op.no_macs and not op.view:
+            self.record.skip(event.label, event.path, UNDER_VMAP)
+        if self.training and any(t.requires_grad for t in _real_tensors((args, kwargs))):
+            self.record.untrack(event.label, event.path, UNDER_VMAP)
+        return out
+
     def pair(self, result, out) -> None:
         """Remember the walker's Tensor for each tensor a call returned."""
         if isinstance(out, torch.Tensor):
             if isinstance(result, Tensor):
                 if result.dtype is None and out.is_complex():  # view_as_real on meta needs the complex dtype
                     result.dtype = out.dtype
+                if result.grad and not out.requires_grad and out.is_leaf and (out.is_floating_point()
+                                                                             or out.is_complex()):
+                    # the flag PyTorch gives it, for a forward that reads it (computed without autograd, it has none)
+                    out.requires_grad_(True)
                 self.values[id(out)] = (out, result)
         elif isinstance(out, (tuple, list)) and isinstance(result, (tuple, list)) and len(out) == len(result):
             for o, r in zip(out, result):
@@ -233,7 +265,7 @@ class Session(TorchFunctionMode):
                     cls.__name__, path, mine, [None if id(o) in quiet else self.tracked(o) for o in outs],
                     [t for t in self.tracked(tuple(ctx.to_save)) if isinstance(t, Tensor)],
                     lambda: custom_functions.backward_cost(cls, ctx, [torch.empty_like(o, device="meta") for o in outs],
-                                                           _meta_of))
+                                                           _meta_of, Session))
         finally:
             self.busy -= 1
         for o, t in zip(outs, made):
@@ -255,6 +287,8 @@ class Session(TorchFunctionMode):
             return out  # part of a module counted as one row
         if self.training and getattr(func, "__name__", "") in VALUE_READS:
             return out  # a value read into Python: no work, nothing autograd keeps
+        if _under_vmap(args, kwargs):
+            return self.vmapped(func, args, kwargs, out)
         if self.training:
             event = event_of(func, args, kwargs, self.context(), sys._getframe(1), self.tracked)
             self.busy += 1
@@ -377,16 +411,10 @@ def _runs_operator(frame) -> bool:
         if frame is None:
             return False
         code, at = frame.f_code.co_code, frame.f_lasti
-        if frame.f_code.co_filename not in _BETWEEN:
+        if frame.f_code.co_filename not in OPERATOR_FRAMES:
             return 0 <= at < len(code) and dis.opname[code[at]].startswith(("BINARY_", "INPLACE_"))
         frame = frame.f_back
     return False
-
-
-#: the files of torch's ``handle_torch_function`` and of the Python bodies of a tensor's operators (``__pow__``):
-#: frames between the operator the forward runs and the mode
-_BETWEEN = frozenset({torch.overrides.handle_torch_function.__code__.co_filename,
-                      torch.Tensor.__pow__.__code__.co_filename})
 
 
 def _tensors(value) -> list:
@@ -397,6 +425,25 @@ def _tensors(value) -> list:
     if isinstance(value, dict):
         return [t for v in value.values() for t in _tensors(v)]
     return []
+
+
+#: why a call under ``torch.vmap`` is listed
+UNDER_VMAP = "inside torch.vmap: read per example, not counted"
+
+
+def _real_tensors(value) -> list:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _real_tensors(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _real_tensors(v)]
+    return []
+
+
+def _under_vmap(args, kwargs) -> bool:
+    """Whether a call reads a tensor ``torch.vmap`` batches: it runs inside a vmapped function."""
+    return any(batched(t) for t in _real_tensors((args, kwargs)))
 
 
 def _returned_tensors(value) -> list:

@@ -48,7 +48,7 @@ from convcost.torch.ops import op_of
 from convcost.torch.rules import Tensor
 from convcost.torch.runtime.private import SET_GRAD_ENABLED, apply_function, descend, module_body, module_calls
 from convcost.torch.runtime.private import custom_functions as functions_read
-from convcost.torch.trace_calls import event_of, no_autograd, seen
+from convcost.torch.trace_calls import Session, event_of, no_autograd, seen
 from convcost.torch.tree import Tree
 from convcost.torch.walker import LEAF_TYPES, Unknown, Walk, own_code
 
@@ -337,7 +337,7 @@ class _Session(TorchFunctionMode):
                     [None if id(s) in quiet else s.value for s in shaped],
                     [t for t in _unwrap(ctx.to_save) if isinstance(t, Tensor)],
                     lambda: custom_functions.backward_cost(
-                        cls, ctx, [_meta_of(s) for s in shaped], _meta_of))
+                        cls, ctx, [_meta_of(s) for s in shaped], _meta_of, Session))
         finally:
             self.busy -= 1
         for s, t in zip(shaped, made):

@@ -620,8 +620,9 @@ class Walk:
         source = tensors[0] if tensors else None
         if module is None and op_of(event.kind, event.target).creates:  # a new tensor, needing no gradient
             return _fresh(result, self.record, False)
+        # advanced indexing (by a tensor, or by a list, which PyTorch makes an int64 tensor) keeps its index
         gather = module is None and event.name in ("getitem", "__getitem__") and len(args) > 1 \
-            and holds(args[1], lambda v: isinstance(v, (Tensor, torch.Tensor)))
+            and holds(args[1], lambda v: isinstance(v, (Tensor, torch.Tensor, list)))
         picks = module is None and op_of(event.kind, event.target).picks and \
             any(self.record.tracked(t).grad for t in tensors)
         if module is None and event.target in (operator.setitem, "__setitem__") and len(args) > 2:

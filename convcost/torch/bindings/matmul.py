@@ -35,7 +35,8 @@ def _product(x, y, bias=False, extra=()):
     output = None
     if drop_row or drop_col:
         output = out[:-2] + (() if drop_row else out[-2:-1]) + (() if drop_col else out[-1:])
-    return Emit(spec, [a, b], reads(x, y, *extra), output)
+    # with an added input (addmm, baddbmm), the operands by name: all three may have one shape
+    return Emit(spec, [a, b], reads(x, y, *extra), output, operands=(x, y) if extra else None)
 
 
 def _matmul(args, kwargs):

@@ -42,7 +42,7 @@ FACTS = (
          "torch.einsum's permutes, diagonals, sums, reshapes (view or copy) and bmm pairs, contracted left to "
          "right: what a step keeps and its backward products",
          "aten/src/ATen/native/Linear.cpp einsum, sumproduct_pair; TensorIterator's layout of a product",
-         ("convcost.primitives.einsum_plan.plan",),
+         ("convcost.primitives.einsum_plan.plan", "convcost.torch.bindings.matmul._einsum_layout"),
          "tests/test_profile_training.py::test_einsum_in_a_step"),
     Fact("oneDNN LSTM workspace",
          "a float32 nn.LSTM without projection trains through mkldnn_rnn_layer, whose uint8 workspace the step "
@@ -130,6 +130,13 @@ FACTS = (
          "torch/utils/flop_counter.py (_scaled_dot_product_flash_attention_for_cpu registered in 2.15)",
          ("convcost.torch.runtime.probe.fused_attention",),
          "tests/test_runtime.py::test_the_fused_attention_probe_matches_flopcountermode"),
+    Fact("vmap's batched tensors",
+         "inside torch.vmap a function computes on functorch BatchedTensors, which have no storage; "
+         "torch._C._functorch.is_batchedtensor (private) tells them apart, and the call-by-call reading lists "
+         "the calls on them that may multiply-accumulate or need a gradient, and reads the rest as not there",
+         "aten/src/ATen/functorch/BatchedTensorImpl.h; torch/_functorch/vmap.py",
+         ("convcost.torch.runtime.private.batched", "convcost.torch.trace_calls.Session.vmapped"),
+         "tests/test_profile_transformers_cases5.py::test_a_layer_under_vmap_is_listed"),
     Fact("DisableTorchFunction",
          "torch._C.DisableTorchFunction (private) hides the calls a shape reading makes itself from its "
          "TorchFunctionMode",
@@ -176,6 +183,14 @@ FACTS = (
          ("convcost.torch.runtime.private.custom_functions", "convcost.torch.runtime.private.apply_function",
           "convcost.torch.runtime.private.defines_setup_context", "convcost.torch.custom_functions.run_forward"),
          "tests/test_profile_custom_functions.py::test_a_custom_function_is_read_as_pytorch_runs_it"),
+    Fact("operators written in Python",
+         "x ** y runs Tensor.__pow__'s Python body (torch's wrapper, then handle_torch_function), so a "
+         "TorchFunctionMode sees Tensor.pow two frames below the forward's own binary operator; 1 - x, 1 / x, "
+         "2 ** x and x // 2 reach it as the tensor's __rsub__, __rdiv__, __rpow__, __floordiv__",
+         "torch/_tensor.py Tensor.__pow__, __rsub__, __rdiv__, __rpow__, __floordiv__ "
+         "(_handle_torch_function_and_wrap_type_error_to_not_implemented); torch/overrides.py handle_torch_function",
+         ("convcost.torch.runtime.private.OPERATOR_FRAMES", "convcost.torch.trace_calls.event_of"),
+         "tests/test_profile_transformers_cases6.py::test_one_label_per_operation"),
 )
 
 

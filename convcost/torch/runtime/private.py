@@ -31,6 +31,10 @@ GROUPED_MM = getattr(torch, "_grouped_mm", None)
 #: ``__get__`` (a method-wrapper), by the function that does the same
 PROPERTY_READS = {torch.Tensor.real.__get__: torch.real, torch.Tensor.imag.__get__: torch.imag}
 METHOD_WRAPPER = type(torch.Tensor.real.__get__)
+#: the files of torch's ``handle_torch_function`` and of the Python bodies of a tensor's operators (``__pow__``):
+#: frames that stand between an operator the forward runs (``x ** y``) and a TorchFunctionMode
+OPERATOR_FRAMES = frozenset({torch.overrides.handle_torch_function.__code__.co_filename,
+                             torch.Tensor.__pow__.__code__.co_filename})
 
 
 def nonzero_on_meta():
@@ -39,6 +43,16 @@ def nonzero_on_meta():
     from torch.fx.experimental import _config
 
     return _config.patch(meta_nonzero_assume_all_nonzero=True)
+
+
+def batched(value) -> bool:
+    """Whether ``value`` is a tensor ``torch.vmap`` batches (functorch's ``BatchedTensor``, which has no storage):
+    what a function run under ``vmap`` computes on (transformers' attention-mask functions).
+
+    >>> torch.vmap(lambda x: torch.tensor(batched(x)))(torch.ones(2, 3)).tolist(), batched(torch.ones(2))
+    ([True, True], False)
+    """
+    return isinstance(value, torch.Tensor) and torch._C._functorch.is_batchedtensor(value)
 
 
 def torch_functions_off():
