@@ -23,7 +23,8 @@ read (it reads values, calls an extension kernel, or makes a call convcost canno
 >>> [tuple(t.shape) for t in ctx.saved_tensors], tuple(out.shape)
 ([(2, 3), (3, 4)], (2, 4))
 >>> to_meta = lambda t: t.to("meta") if isinstance(t, torch.Tensor) else None
->>> backward_cost(Square, ctx, [torch.empty(2, 4, device="meta")], to_meta)
+>>> from convcost.torch.trace_calls import Session   # the call-by-call reading, which sits above this module
+>>> backward_cost(Square, ctx, [torch.empty(2, 4, device="meta")], to_meta, Session)
 (48, None)
 """
 
