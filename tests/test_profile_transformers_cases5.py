@@ -280,3 +280,27 @@ class ScaledWhole(ScaledHalves):
 def test_an_in_place_product_keeps_a_copy_of_what_it_overwrites(model, reading):
     forward_agrees(read_by(model, reading)(), torch.randn(5, 2, 8))
     assert_step_agrees(read_by(model, reading)(), torch.randn(5, 2, 8), reading)
+
+
+# --- x //= 2: an in-place floor division is no work -----------------------------------------------------------
+
+class FloorHalved(nn.Module):
+    """DAB-DETR's sine position embedding makes its frequencies in place (``dim_t //= 2``, then ``mul_`` and
+    ``copy_``): ``Tensor.floor_divide_`` flagged the forward as possibly missing multiply-accumulates."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+
+    def forward(self, x):
+        dim_t = torch.arange(8, dtype=torch.float32)
+        dim_t //= 2
+        dim_t.mul_(2 / 8)
+        dim_t.copy_(10000 ** dim_t)
+        return self.lin(x / dim_t)
+
+
+@pytest.mark.parametrize("reading", READINGS)
+def test_an_in_place_floor_division_is_no_work(reading):
+    forward_agrees(read_by(FloorHalved, reading)(), torch.randn(2, 4, 8))
+    assert_step_agrees(read_by(FloorHalved, reading)(), torch.randn(2, 4, 8), reading)
