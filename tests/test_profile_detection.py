@@ -211,6 +211,32 @@ def test_a_toy_step_with_targets_agrees_with_the_measured_one():
     assert means(profile(model, (images,), targets=wider, training=True)) == [(4, 8, 8)] * 2
 
 
+class Counted(torch.nn.Module):
+    """RetinaNet's classification loss, small: each image's loss divided by ``max(1, n)``, ``n`` the count of a
+    mask's set elements (an int64 tensor, kept by the division), in a step that prices storages by their dtypes (a
+    float64 factor beside the float32 model)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, images, targets):
+        features = self.conv(torch.stack(images)) * images[0].double().sum()
+        return {"loss": sum(f.square().sum() / max(1, (t["boxes"][0] >= 0).sum())
+                            for f, t in zip(features, targets))}
+
+
+def test_a_loss_divided_by_a_count_keeps_the_count_in_a_step_with_targets():
+    """Call by call on the images and targets: each image's count of four is an int64 index the step keeps."""
+    model = Counted()
+    images, targets = toy_data()
+    step = profile(model, (images,), targets=targets, training=True).training
+    want = measure_detection_step(model, images, targets)
+    assert step.complete and want["saved_indices"] == 2
+    assert dict(backward_macs=step.backward_macs, saved_elements=step.saved_elements,
+                saved_indices=step.saved_indices) == want
+
+
 class Picked(torch.nn.Module):
     """What a detection forward does on data, small: pixels picked by a mask the values decide, assigned into a
     tensor of zeros made in the forward (once with nothing to assign), a sort, two losses."""

@@ -67,8 +67,26 @@ def _reduce(kind, default_dim):
         x = tensor_arg(a["input"], "the input")
         dim = a["dim"]
         dims = () if dim is None else (int(dim),) if isinstance(dim, int) else tuple(int(d) for d in dim)
-        return Emit(p.Reduce(dims=dims, keepdim=bool(a["keepdim"]), kind=kind), [x.shape])
+        return Emit(p.Reduce(dims=dims, keepdim=bool(a["keepdim"]), kind=kind), [x.shape],
+                    dtype=reduced_dtype(kind, x.dtype, a.get("dtype")))
     return rule
+
+
+def reduced_dtype(kind, dtype, asked=None):
+    """The dtype of a reduction's result where it is not the floating one the reading leaves open: the ``dtype=``
+    asked for, else an integer or boolean input's sum in int64, as PyTorch sums them (a count of a mask's set
+    elements, which a loss divides by, is an int64 tensor autograd keeps); None otherwise.
+
+    >>> reduced_dtype("sum", torch.bool), reduced_dtype("sum", torch.int32), reduced_dtype("sum", None)
+    (torch.int64, torch.int64, None)
+    >>> reduced_dtype("sum", torch.bool, torch.float32), reduced_dtype("amax", torch.bool)
+    (torch.float32, None)
+    """
+    if isinstance(asked, torch.dtype):
+        return asked
+    if kind == "sum" and isinstance(dtype, torch.dtype) and not (dtype.is_floating_point or dtype.is_complex):
+        return torch.int64
+    return None
 
 
 def _max_unpool(dims):
