@@ -233,3 +233,74 @@ class Checked(nn.Module):
 def test_a_tensor_check_is_no_work(reading):
     forward_agrees(read_by(Checked, reading)(), torch.randn(2, 4, 8))
     assert_step_agrees(read_by(Checked, reading)(), torch.randn(2, 4, 8))
+
+
+# --- x[..., d:] *= s: an in-place product on a slice keeps a copy of the slice ----------------------------------
+
+class ScaledHalves(nn.Module):
+    """DAB-DETR's decoder scales each half of its query's sine embedding in place by the anchor's size
+    (``query_sine_embed[..., d:] *= (w / h).unsqueeze(-1)``). ``mul_`` needs the slice's values from before the
+    write for the scale's gradient, so autograd keeps a copy of the slice (40 elements here), not the storage it
+    views, which the write changes; the readings spell ``*=`` as ``x[..., d:] = x[..., d:] * s``."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.size, self.proj = nn.Linear(8, 8), nn.Linear(8, 2), nn.Linear(8, 8)
+
+    def forward(self, x):
+        q = self.a(x)
+        size = self.size(x).sigmoid()
+        q[..., 4:] *= size[..., 0].unsqueeze(-1)
+        q[..., :4] *= size[..., 1].unsqueeze(-1)
+        return self.proj(q)
+
+
+class ScaledHalvesByMethod(ScaledHalves):
+    """The same with ``mul_`` and ``div_`` called on the slices, which every reading sees as in place."""
+
+    def forward(self, x):
+        q = self.a(x)
+        size = self.size(x).sigmoid()
+        q[..., 4:].mul_(size[..., :1])
+        q[..., :4].div_(size[..., 1:])
+        return self.proj(q)
+
+
+class ScaledWhole(ScaledHalves):
+    """``q *= s`` on the whole tensor: the copy and the written storage are each kept once."""
+
+    def forward(self, x):
+        q = self.a(x)
+        q *= self.size(x)[..., :1].sigmoid()
+        return self.proj(q)
+
+
+@pytest.mark.parametrize("reading", READINGS)
+@pytest.mark.parametrize("model", [ScaledHalves, ScaledHalvesByMethod, ScaledWhole], ids=lambda c: c.__name__)
+def test_an_in_place_product_keeps_a_copy_of_what_it_overwrites(model, reading):
+    forward_agrees(read_by(model, reading)(), torch.randn(5, 2, 8))
+    assert_step_agrees(read_by(model, reading)(), torch.randn(5, 2, 8), reading)
+
+
+# --- x //= 2: an in-place floor division is no work -----------------------------------------------------------
+
+class FloorHalved(nn.Module):
+    """DAB-DETR's sine position embedding makes its frequencies in place (``dim_t //= 2``, then ``mul_`` and
+    ``copy_``): ``Tensor.floor_divide_`` flagged the forward as possibly missing multiply-accumulates."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+
+    def forward(self, x):
+        dim_t = torch.arange(8, dtype=torch.float32)
+        dim_t //= 2
+        dim_t.mul_(2 / 8)
+        dim_t.copy_(10000 ** dim_t)
+        return self.lin(x / dim_t)
+
+
+@pytest.mark.parametrize("reading", READINGS)
+def test_an_in_place_floor_division_is_no_work(reading):
+    forward_agrees(read_by(FloorHalved, reading)(), torch.randn(2, 4, 8))
+    assert_step_agrees(read_by(FloorHalved, reading)(), torch.randn(2, 4, 8), reading)

@@ -321,7 +321,7 @@ avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d adaptive_
 adaptive_max_pool3d max_unpool1d max_unpool2d max_unpool3d pixel_shuffle pixel_unshuffle add add_ sub mul mul_ div
 relu relu_ sigmoid tanh silu gelu hardswish leaky_relu elu relu6 bernoulli bernoulli_ uniform_ normal_ random_
 exponential_ geometric_ cauchy_ log_normal_ multinomial normal poisson histc bincount bucketize searchsorted
-floor_divide __floordiv__
+floor_divide floor_divide_ __floordiv__ __ifloordiv__
 __rfloordiv__ polar index_add index_add_ scatter_add scatter_add_ scatter_reduce scatter_reduce_
 """.split()
 

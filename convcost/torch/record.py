@@ -272,6 +272,24 @@ class Recorder:
         if "_indices" in self.__dict__:
             self._indices = set(indices)
 
+    def overwritten(self, key) -> None:
+        """Storage ``key`` written in place (``x[..., d:] = y``) after calls kept it as an operand: autograd could
+        not have kept the storage itself (its backward would read values no longer there), so each of those calls
+        kept a copy of its operand instead, in a storage of its own. The readings spell ``x[..., d:] *= s`` as
+        ``x[..., d:] = x[..., d:] * s``, as Python does where a tensor has no in-place operators; PyTorch's
+        in-place ``mul_`` keeps the copy (``original_self``), of the view's elements."""
+        for i, (c, inputs, output) in enumerate(self.graph):
+            flags = c.saves_input if isinstance(c.saves_input, tuple) else (c.saves_input,)
+            if not any(f is True and k == key for (k, _), f in zip(inputs, flags)):
+                continue
+            copied = tuple(False if f is True and k == key else f for (k, _), f in zip(inputs, flags))
+            copied += flags[len(copied):]
+            self.graph[i] = (dataclasses.replace(c, saves_input=copied if isinstance(c.saves_input, tuple)
+                                                 else copied[0]), inputs, output)
+            dtype = self.precision.dtypes.get(key) if self.precision is not None else None
+            if dtype is not None and dtype.is_floating_point:  # the copy is in the storage's own dtype
+                self.precision.private.setdefault(i, dtype)
+
     def first_index(self, key) -> bool:
         """Whether storage ``key``, an int64 index autograd keeps, is kept here for the first time (an index
         read by several calls is one saved storage)."""
@@ -319,6 +337,10 @@ class Recorder:
                 # an in-place op whose backward needs the input it overwrites: autograd keeps a clone of it
                 c = dataclasses.replace(c, saves_input=False)
             c = self.folded(path, op, spec, c, operands, call)
+            if inplace and isinstance(c.saves_input, tuple) and c.saves_input and c.saves_input[0] is True:
+                # ``x[..., :d] *= s``: autograd cannot keep the input it overwrites, so it keeps a copy of it
+                # (``original_self``) in a storage of its own, of the input's elements, not the storage it views
+                c = dataclasses.replace(c, saves_input=(False, *c.saves_input[1:]))
             kept, out_dtype = self.precision.cast(path, op, spec, inputs, reads, weights, operands, c, call)
         row = Row.of(path, op, spec, inputs, source=source, params=0, cost=c)  # raises before anything is recorded
         params, tied = 0, ""

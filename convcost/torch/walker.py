@@ -192,6 +192,8 @@ class Walk:
         if event.kind == MODULE or not args or not isinstance(args[0], Tensor) or not (
                 event.target in (operator.setitem, "__setitem__") or _in_place(event)):
             return
+        if event.target in (operator.setitem, "__setitem__"):
+            self.record.overwritten(self.record.tracked(args[0]).storage)
         if any(self.record.tracked(t).grad for t in _flat(args[1:], event.kwargs) if isinstance(t, Tensor)):
             self.written(args[0], event)
             for t in _flat((result,), {}):
