@@ -11,6 +11,7 @@ benchmarks/results/zoo.json.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -35,19 +36,24 @@ def markdown(rows, size) -> str:
              "Inception, the model's own size where it takes only that). params against `numel`, MACs against "
              "`FlopCounterMode` total // 2 on meta tensors.", "",
              f"**{len(ran)} models run: params exact on {sum(r['params_ok'] for r in ran)}, MACs exact on "
-             f"{sum(r['macs_ok'] for r in ran)}; `report.exact` on {sum(bool(r.get('exact')) for r in ran)}.** "
+             f"{sum(r['macs_ok'] for r in ran)}; `report.exact` on {sum(bool(r.get('exact')) for r in ran)}; "
+             f"left as it was on {sum(r.get('left_as_it_was') == 'yes' for r in ran)}.** "
              f"{len(rows) - len(ran)} models could not be built or run by PyTorch here (listed at the end).", "",
              "Where FlopCounterMode is wrong, convcost does not copy it, and the tests check it by hand instead: "
              "`FlopCounterMode` counts no MACs for a matrix-vector product (`aten.mv`, `aten.dot`: `x @ v` with a "
              "1-D `v`), and on CPU tensors none for `F.scaled_dot_product_attention` (its CPU flash kernel is not "
              "registered; on meta tensors, as here, it counts B H L S (E + Ev)). convcost counts both "
              "(tests/test_profile_hard.py).", "",
-             "| source | model | reading | params | MACs | params exact | MACs exact | seconds |",
-             "|---|---|---|---:|---:|---|---|---:|"]
+             "*Left as it was:* after `profile`, the model's state dict equals a copy taken before it, and its "
+             "next real forward, in eval mode and then in train mode (the same random draws), gives exactly what "
+             "the copy's gives (a random batch of two; `torch.equal`).", "",
+             "| source | model | reading | params | MACs | params exact | MACs exact | left as it was | seconds |",
+             "|---|---|---|---:|---:|---|---|---|---:|"]
     for r in ran:
         lines.append(f"| {r['source']} | {r['model']} | {r.get('traced_with', r.get('error', ''))} | "
                      f"{r['want_params']:,} | {r['want_macs']:,} | {'yes' if r['params_ok'] else 'NO'} | "
-                     f"{'yes' if r['macs_ok'] else 'NO: ' + str(r.get('macs'))} | {r['seconds']} |")
+                     f"{'yes' if r['macs_ok'] else 'NO: ' + str(r.get('macs'))} | "
+                     f"{r.get('left_as_it_was', 'not checked')} | {r['seconds']} |")
     skipped = [r for r in rows if "skipped" in r]
     if skipped:
         lines += ["", "Not run (PyTorch could not build or run them at this size):", ""]
@@ -77,6 +83,34 @@ def oracle(model, x):
 BIG = ("large", "huge", "giant", "xlarge", "xxl", "_xl", "_l_", "_h_", "_g_", "b5", "b6", "b7", "b8", "l2", "152",
        "161", "200", "201", "269", "154", "samvit", "sam2_", "qwen3", "naflex", "x8", "x16", "x32", "y_32", "y_16",
        "y_128", "bigg", "_e_", "e5")
+
+
+def left_as_it_was(model, before, x) -> str:
+    """"yes" when ``model``, after ``profile``, holds the state of ``before`` (a copy taken before it) and its
+    next real forwards, in eval and then in train mode (the same random draws), give what ``before``'s give;
+    else why."""
+    state, kept = model.state_dict(), before.state_dict()
+    if state.keys() != kept.keys() or any(not torch.equal(state[k], kept[k]) for k in state):
+        return "NO: its state changed"
+    # a batch of two: train mode's batch statistics refuse one example where a layer pools to one value a channel
+    x = torch.randn((2, *x.shape[1:]), generator=torch.Generator().manual_seed(0))
+    for training in (False, True):
+        outs = []
+        for m in (model, before):
+            m.train(training)
+            torch.manual_seed(0)
+            try:
+                with torch.no_grad():
+                    outs.append(m(x))
+            except Exception as exc:  # noqa: BLE001 - the next forward failing is what this looks for
+                mode = "train" if training else "eval"
+                return f"NO: its next forward ({mode}) raised {type(exc).__name__}: {exc}"[:200]
+        a, b = (torch.cat([t.flatten() for t in torch.utils._pytree.tree_leaves(o) if torch.is_tensor(t)])
+                for o in outs)
+        if not torch.equal(a, b):
+            return f"NO: its next forward ({'train' if training else 'eval'}) gives other values"
+    model.eval()
+    return "yes"
 
 
 def small(name) -> bool:
@@ -156,6 +190,7 @@ def main(argv=None):
             rows.append(row)
             print(name, "skipped", row["skipped"], flush=True)
             continue
+        before = copy.deepcopy(model)
         t = time.perf_counter()
         try:
             r = profile(model, x)
@@ -164,12 +199,13 @@ def main(argv=None):
         except Exception as exc:  # noqa: BLE001
             row["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
         row.update(seconds=round(time.perf_counter() - t, 3), want_params=want_params, want_macs=want_macs)
+        row["left_as_it_was"] = left_as_it_was(model, before, x)
         row["params_ok"] = row.get("params") == want_params
         row["macs_ok"] = row.get("macs") == want_macs
         rows.append(row)
         RESULTS.write_text(json.dumps({"size": opts.size, "torch": torch.__version__, "rows": rows}, indent=1))
         print(name, row.get("params_ok"), row.get("macs_ok"), row.get("traced_with"), row.get("seconds"),
-              row.get("error", ""), row.get("unsupported", ""), flush=True)
+              row.get("error", ""), row.get("unsupported", ""), "left as it was:", row["left_as_it_was"], flush=True)
     RESULTS.parent.mkdir(exist_ok=True)
     DOC.write_text(markdown(rows, opts.size))
     RESULTS.write_text(json.dumps({"size": opts.size, "torch": torch.__version__, "rows": rows}, indent=1))
