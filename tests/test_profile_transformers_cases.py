@@ -25,6 +25,7 @@ from convcost.torch.measure_training import measure_training  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from step_oracle import assert_step_agrees, assert_step_agrees_or_listed, step_numbers  # noqa: E402
+from test_profile_custom_functions import ClippedSqrt  # noqa: E402  RecurrentGemma's custom backward
 
 # --- a tensor computed from integer token ids keeps the ids' dtype -------------------------------------------
 
@@ -970,20 +971,6 @@ class NoGradCycles(nn.Module):
 @pytest.mark.parametrize("reads_values", [False, True], ids=["shapes", "values"])
 def test_a_forward_under_no_grad_in_part(reads_values):
     assert_step_agrees(NoGradCycles(reads_values), torch.randn(2, 4, 8))
-
-
-class ClippedSqrt(torch.autograd.Function):
-    """RecurrentGemma's ``SqrtBoundDerivative``: a custom backward, which PyTorch runs as written."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return torch.sqrt(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return grad / torch.sqrt(torch.clip(4.0 * x, min=1e-6))
 
 
 class CustomFunction(nn.Module):

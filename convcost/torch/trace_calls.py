@@ -222,7 +222,7 @@ class Session(TorchFunctionMode):
         op = op_of(event.kind, event.target)
         if not op.no_macs and not op.view:
             self.record.skip(event.label, event.path, UNDER_VMAP)
-        if self.training and any(t.requires_grad for t in _real_tensors((args, kwargs))):
+        if self.training and any(t.requires_grad for t in _tensors((args, kwargs), torch.Tensor)):
             self.record.untrack(event.label, event.path, UNDER_VMAP)
         return out
 
@@ -417,13 +417,15 @@ def _runs_operator(frame) -> bool:
     return False
 
 
-def _tensors(value) -> list:
-    if isinstance(value, Tensor):
+def _tensors(value, kind=Tensor) -> list:
+    """The ``kind`` values (the reading's :class:`Tensor` stand-ins, or real ``torch.Tensor``) in ``value``'s
+    tuples, lists and dicts."""
+    if isinstance(value, kind):
         return [value]
     if isinstance(value, (tuple, list)):
-        return [t for v in value for t in _tensors(v)]
+        return [t for v in value for t in _tensors(v, kind)]
     if isinstance(value, dict):
-        return [t for v in value.values() for t in _tensors(v)]
+        return [t for v in value.values() for t in _tensors(v, kind)]
     return []
 
 
@@ -431,19 +433,9 @@ def _tensors(value) -> list:
 UNDER_VMAP = "inside torch.vmap: read per example, not counted"
 
 
-def _real_tensors(value) -> list:
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, (tuple, list)):
-        return [t for v in value for t in _real_tensors(v)]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _real_tensors(v)]
-    return []
-
-
 def _under_vmap(args, kwargs) -> bool:
     """Whether a call reads a tensor ``torch.vmap`` batches: it runs inside a vmapped function."""
-    return any(batched(t) for t in _real_tensors((args, kwargs)))
+    return any(batched(t) for t in _tensors((args, kwargs), torch.Tensor))
 
 
 def _returned_tensors(value) -> list:
