@@ -12,6 +12,7 @@ and docs/zoo_training.md.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -20,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from zoo_agreement import build, candidates, import_torchvision
+from zoo_agreement import build, candidates, import_torchvision, left_as_it_was
 
 from convcost.torch import profile, runtime
 from convcost.torch.measure_training import measure_training
@@ -42,7 +43,8 @@ def markdown(rows, size, batch) -> str:
              "(saved-tensor hooks, each storage once) and the bytes of parameters, gradients, Adam's "
              "state and saved tensors.", "",
              f"**{len(ran)} models read; {len(complete)} with every backward counted, of which {len(exact)} agree "
-             f"exactly on all five numbers.** A step convcost cannot count completely lists what it cannot count "
+             f"exactly on all five numbers; left as it was on "
+             f"{sum(r.get('left_as_it_was') == 'yes' for r in ran)}.** A step convcost cannot count completely lists what it cannot count "
              f"(`report.training.untracked`) and refuses its memory, never a silent zero. FlopCounterMode counts "
              f"nothing for the CPU's fused attention kernel (forward or backward): there convcost's backward MACs "
              f"are compared after taking out that kernel's backward, B H L S (3 E + 2 Ev), which "
@@ -51,17 +53,22 @@ def markdown(rows, size, batch) -> str:
              "matmuls FlopCounterMode counts (tests/test_training_lstm.py). Each row is that "
              "model's latest run: `--retry` "
              f"reruns only the models an earlier run did not count completely and exactly.", "",
-             "| source | model | complete | agrees | backward MACs | saved elements | bytes (Adam) | not counted, or "
-             "convcost's numbers |",
-             "|---|---|---|---|---:|---:|---:|---|"]
+             "*Left as it was:* after `profile(..., training=True)`, the model's state dict (running statistics "
+             "included) equals a copy taken just before it, and its next real forward, in eval mode and then in "
+             "train mode (the same random draws), gives exactly what the copy's gives (a random batch of two; "
+             "`torch.equal`).", "",
+             "| source | model | complete | agrees | backward MACs | saved elements | bytes (Adam) | left as it was | "
+             "not counted, or convcost's numbers |",
+             "|---|---|---|---|---:|---:|---:|---|---|"]
     for r in ran:
         if "error" in r:
-            lines.append(f"| {r['source']} | {r['model']} | error | | | | | {r['error'][:100]} |")
+            lines.append(f"| {r['source']} | {r['model']} | error | | | | | {r.get('left_as_it_was', 'not checked')} "
+                         f"| {r['error'][:100]} |")
             continue
         want = r["measured"]
         lines.append(f"| {r['source']} | {r['model']} | {'yes' if r['complete'] else 'no'} | "
                      f"{'yes' if r.get('agree') else ('NO' if r['complete'] else '')} | {want['backward_macs']:,} | "
-                     f"{want['saved_elements']:,} | {want['bytes']:,} | "
+                     f"{want['saved_elements']:,} | {want['bytes']:,} | {r.get('left_as_it_was', 'not checked')} | "
                      f"{', '.join(r.get('untracked', [])) or _ours(r)} |")
     skipped = [r for r in rows if "skipped" in r]
     if skipped:
@@ -91,6 +98,7 @@ def one(source, name, size, batch) -> dict:
         row["skipped"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
         return row
     row.update(size=size, measured={k: measured[k] for k in FIELDS})
+    before = copy.deepcopy(model)  # after the measured step (it moved the weights), before convcost's reading
     t = time.perf_counter()
     try:
         report = profile(model, tuple(x.shape), training=True)
@@ -98,6 +106,7 @@ def one(source, name, size, batch) -> dict:
     except Exception as exc:  # noqa: BLE001
         row["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
     row["seconds"] = round(time.perf_counter() - t, 3)
+    row["left_as_it_was"] = left_as_it_was(model, before, x)
     return row
 
 
@@ -185,8 +194,7 @@ def main(argv=None):
         RESULTS.write_text(json.dumps({"size": opts.size, "batch": opts.batch, "torch": torch.__version__,
                                        "rows": rows}, indent=1))
         print(name, row.get("complete"), row.get("agree"), row.get("untracked"),
-              row.get("error", row.get("skipped", "")),
-              flush=True)
+              row.get("error", row.get("skipped", "")), "left as it was:", row.get("left_as_it_was"), flush=True)
     DOC.write_text(markdown(rows, opts.size, opts.batch))
     ran = [r for r in rows if "skipped" not in r]
     print(f"{len(ran)} models: complete {sum(bool(r.get('complete')) for r in ran)}, "
