@@ -124,3 +124,32 @@ def test_the_zoo_check_compares_train_mode_with_the_same_random_draws():
 
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.5))
     assert unchanged(model, copy.deepcopy(model), (torch.randn(2, 4),)) == "yes"
+
+
+class _NumpyMask(torch.nn.Module):
+    """Train-mode masking drawn with NumPy, as wav2vec2's SpecAugment: both forwards must see the same draws."""
+
+    def forward(self, x):
+        import numpy as np
+
+        if self.training:
+            x = x * torch.from_numpy(np.random.rand(*x.shape) > 0.5)
+        return x
+
+
+def test_the_zoo_check_seeds_numpy_too():
+    import copy
+
+    from zoo_agreement import unchanged
+
+    model = _NumpyMask()
+    assert unchanged(model, copy.deepcopy(model), (torch.randn(2, 64),)) == "yes"
+
+
+def test_the_zoo_oracle_leaves_a_shared_module_as_it_was():
+    from zoo_agreement import oracle
+
+    shared = torch.nn.Conv2d(3, 3, 1)
+    model = torch.nn.Sequential(shared, torch.nn.Sequential(shared))  # one module under two parents (coat_mini)
+    assert oracle(model, torch.zeros(1, 3, 4, 4)) == 2 * 3 * 3 * 16
+    assert all(p.device.type == "cpu" for p in model.parameters())
