@@ -141,6 +141,7 @@ class Recorder:
             made.dtype = emit.dtype
             if self.training and made.storage is not None and not inplace:
                 self.precision.dtypes[made.storage] = emit.dtype
+                self.precision.note(emit.dtype)  # (a boolean amax: one byte an element, not the itemsize rule's)
         return made
 
     def output(self, t, c, base):

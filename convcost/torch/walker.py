@@ -528,7 +528,7 @@ class Walk:
         if rank is not None and len(shapes) == 1 and len(shapes[0]) == rank - 1:
             emit = Emit(spec, [(1, *shapes[0])], own_parameters(module), "unbatched")
         else:
-            emit = Emit(spec, shapes, own_parameters(module), output)
+            emit = Emit(spec, shapes, own_parameters(module), output, dtype=_module_dtype(module, tensors))
         operands = call = None
         if self.training:
             operands = [self.record.tracked(t) for t in tensors]
@@ -735,6 +735,17 @@ def _inputs_of(module, args, kwargs):
     if len(args) != 1 or kwargs or not isinstance(args[0], Tensor):
         return None
     return [args[0]]
+
+
+def _module_dtype(module, tensors):
+    """The dtype of a leaf module's result where its input's is a floating dtype the reading knows and its own
+    floating parameters share it (``nn.Softmax`` of a float64 copy is float64); None otherwise (the floating one
+    the reading leaves open; under autocast, which casts a layer's operands, too)."""
+    dtype = tensors[0].dtype if tensors else None
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point or any(
+            torch.is_autocast_enabled(device) for device in ("cpu", "cuda")):
+        return None
+    return dtype if all(t.dtype == dtype for t in own_parameters(module) if t.is_floating_point()) else None
 
 
 def own_parameters(module) -> tuple:
