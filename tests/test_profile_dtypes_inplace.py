@@ -22,6 +22,7 @@ from step_oracle import READINGS, assert_step_agrees, read_by, step_numbers  # n
 
 from convcost.errors import ConvcostError  # noqa: E402
 from convcost.torch import profile  # noqa: E402
+from convcost.torch.measure_training import measure_training  # noqa: E402
 
 
 def seen_agrees(cls, reading, x, training=False):
@@ -154,3 +155,133 @@ class CastsKept(nn.Module):
 @pytest.mark.parametrize("reading", READINGS)
 def test_a_step_keeps_reductions_of_casts_in_their_dtypes(reading):
     assert_step_agrees(read_by(CastsKept, reading)(), torch.randn(2, 4, 8), reading)
+
+
+# --- (c) a write under torch.no_grad() -------------------------------------------------------------------------
+
+class WrittenUnderNoGrad(nn.Module):
+    """``h`` written in place under ``torch.no_grad()``, before any call keeps it: PyTorch's step runs, and
+    ``b`` keeps the written ``h``."""
+
+    def __init__(self, where="slice"):
+        super().__init__()
+        self.a, self.b, self.where = nn.Linear(8, 8), nn.Linear(8, 8), where
+
+    def write(self, h):
+        with torch.no_grad():
+            if self.where == "slice":
+                h[..., :4] *= 2
+            elif self.where == "index":
+                h[torch.tensor([0, 1])] = torch.ones(8)
+            else:
+                h.mul_(2)
+
+    def forward(self, x):
+        h = self.a(x)
+        self.write(h)
+        return self.b(h)
+
+
+class WrittenAfterKept(WrittenUnderNoGrad):
+    """... after ``b`` kept it: the backward reads values no longer there, which PyTorch refuses."""
+
+    def forward(self, x):
+        h = self.a(x)
+        y = self.b(h)
+        self.write(h)
+        return y
+
+
+WHERES = ["slice", "index", "whole"]
+
+
+@pytest.mark.parametrize("reading", READINGS)
+@pytest.mark.parametrize("where", WHERES)
+def test_a_write_under_no_grad_before_a_call_keeps_the_tensor(where, reading):
+    assert_step_agrees(read_by(WrittenUnderNoGrad, reading)(where), torch.randn(2, 4, 8), reading)
+
+
+def refused_by_pytorch_and_listed(model, x, reading):
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        measure_training(model, (x,))
+    report = profile(model, x, training=True)
+    assert report.traced_with == reading
+    assert not report.training.complete
+    assert any("in place" in why for _, _, _, why in report.training.untracked)
+
+
+@pytest.mark.parametrize("reading", READINGS)
+@pytest.mark.parametrize("where", WHERES)
+def test_a_write_under_no_grad_after_a_call_kept_the_tensor_is_listed(where, reading):
+    refused_by_pytorch_and_listed(read_by(WrittenAfterKept, reading)(where), torch.randn(2, 4, 8), reading)
+
+
+# --- (d) x *= y, x.mul_(y), x.add_(y) on a whole tensor --------------------------------------------------------
+
+class InPlace(nn.Module):
+    """A whole tensor written in place by a tensor that needs a gradient (``mul_`` keeps a copy of what it
+    overwrites), before a call keeps it."""
+
+    def __init__(self, how="*="):
+        super().__init__()
+        self.a, self.g, self.b, self.how = nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 8), how
+
+    def write(self, h, g):
+        if self.how == "*=":
+            h *= g
+        elif self.how == "+=":
+            h += g
+        elif self.how == "-=":
+            h -= g
+        elif self.how == "/=":
+            h /= g
+        elif self.how == "mul_":
+            h.mul_(g)
+        else:
+            h.add_(g)
+
+    def forward(self, x):
+        h = self.a(x)
+        self.write(h, torch.sigmoid(self.g(x)))
+        return self.b(h)
+
+
+class InPlaceAfterKept(InPlace):
+    """... after ``torch.sigmoid`` kept its output ``s`` and ``b`` kept it as its input: PyTorch refuses the
+    backward."""
+
+    def forward(self, x):
+        s = torch.sigmoid(self.a(x))
+        y = self.b(s)
+        self.write(s, self.g(x))
+        return y + s
+
+
+HOWS = ["*=", "+=", "-=", "/=", "mul_", "add_"]
+
+
+@pytest.mark.parametrize("reading", READINGS)
+@pytest.mark.parametrize("how", HOWS)
+def test_a_whole_tensor_written_in_place(how, reading):
+    assert_step_agrees(read_by(InPlace, reading)(how), torch.randn(2, 4, 8), reading)
+
+
+@pytest.mark.parametrize("reading", READINGS)
+@pytest.mark.parametrize("how", HOWS)
+def test_a_whole_tensor_written_in_place_after_a_call_kept_it_is_listed(how, reading):
+    refused_by_pytorch_and_listed(read_by(InPlaceAfterKept, reading)(how), torch.randn(2, 4, 8), reading)
+
+
+@pytest.mark.parametrize("reading", READINGS)
+def test_an_in_place_write_is_the_tensor_itself(reading):
+    """``x *= y`` writes into ``x``: another name for it, or a view taken before, sees the write (PyTorch's own
+    numbers: the view kept by ``b`` is the storage written, kept once)."""
+
+    class Aliased(InPlace):
+        def forward(self, x):
+            h = self.a(x)
+            alias, view = h, h[:, :2]
+            h *= torch.sigmoid(self.g(x))
+            return self.b(view).sum() + (alias is h) * self.b(alias).sum()
+
+    assert_step_agrees(read_by(Aliased, reading)(), torch.randn(2, 4, 8), reading)
