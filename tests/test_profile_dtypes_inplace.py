@@ -285,3 +285,19 @@ def test_an_in_place_write_is_the_tensor_itself(reading):
             return self.b(view).sum() + (alias is h) * self.b(alias).sum()
 
     assert_step_agrees(read_by(Aliased, reading)(), torch.randn(2, 4, 8), reading)
+
+
+class SliceProductWrittenBack(WrittenUnderNoGrad):
+    """``h[..., :4] = h[..., :4] * s``, written out of place: the product keeps the slice of ``h`` for ``s``'s
+    gradient, then the write changes it, which PyTorch refuses at backward (unlike ``h[..., :4] *= s``, whose
+    ``mul_`` keeps a copy: test_profile_transformers_cases5.py)."""
+
+    def forward(self, x):
+        h, s = self.a(x), torch.sigmoid(self.b(x))
+        h[..., :4] = h[..., :4] * s[..., :4]
+        return h
+
+
+@pytest.mark.parametrize("reading", READINGS)
+def test_a_slice_written_back_from_a_product_that_kept_it_is_listed(reading):
+    refused_by_pytorch_and_listed(read_by(SliceProductWrittenBack, reading)(), torch.randn(2, 4, 8), reading)

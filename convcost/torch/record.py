@@ -275,11 +275,11 @@ class Recorder:
 
     def overwritten(self, key, source=None, op="", path="") -> None:
         """Storage ``key`` written in place (``x[..., d:] = y``) after calls kept it as an operand. The call that made
-        the value written (storage ``source``) kept a copy of its operand instead, in a storage of its own: torch.fx
-        spells ``x[..., d:] *= s`` as ``x[..., d:] = x[..., d:] * s`` (its proxies have no in-place operators), and
-        PyTorch's in-place ``mul_`` keeps the copy (``original_self``), of the view's elements. Any other call that
-        kept it would read values no longer there: PyTorch raises at backward, so the write is listed (see
-        :meth:`saved_then_written`)."""
+        the value written (storage ``source``, None: any call) kept a copy of its operand instead, in a storage of its
+        own: torch.fx spells ``x[..., d:] *= s`` as ``x[..., d:] = x[..., d:] * s`` (its proxies have no in-place
+        operators), and PyTorch's in-place ``mul_`` keeps the copy (``original_self``), of the view's elements. Any
+        other call that kept it would read values no longer there: PyTorch raises at backward, so the write is
+        listed (see :meth:`saved_then_written`)."""
         for i, (c, inputs, output) in enumerate(self.graph):
             flags = c.saves_input if isinstance(c.saves_input, tuple) else (c.saves_input,)
             if not any(f is True and k == key for (k, _), f in zip(inputs, flags)):

@@ -86,9 +86,12 @@ class Unknown:
 class Walk:
     """One reading's walk: shapes from convcost's formulas, a row per costed call, in a :class:`Recorder`."""
 
-    def __init__(self, model, inputs, symbolic, training=False, modules=None):
+    def __init__(self, model, inputs, symbolic, training=False, modules=None, in_place=True):
         self.model, self.inputs, self.symbolic = model, inputs, symbolic
         self.training = training
+        # whether the reading sees ``x *= y`` as the write in place it is (every reading but torch.fx, whose proxies
+        # have no in-place operators: it spells ``x[..., d:] *= s`` as ``x[..., d:] = x[..., d:] * s``)
+        self.in_place = in_place
         # ``modules``: the caller's ``dict(model.named_modules())`` (profile walks a large model's tree once)
         self.modules = Tree(model).named if modules is None else modules
         self.record = Recorder(model, training, self.modules)
@@ -208,8 +211,10 @@ class Walk:
             return
         if event.target in (operator.setitem, "__setitem__"):
             value = args[2] if len(args) > 2 else None
-            # (a number written was made by no call)
-            source = self.record.tracked(value).storage if isinstance(value, Tensor) else object()
+            # the call that made the value written kept a copy where it is an in-place product torch.fx spelled out
+            # of place; in any other reading, and for a number written, no call did
+            source = self.record.tracked(value).storage if isinstance(value, Tensor) and not self.in_place \
+                else object()
             self.record.overwritten(self.record.tracked(args[0]).storage, source, event.label, event.path)
         if any(self.record.tracked(t).grad for t in _flat(args[1:], event.kwargs) if isinstance(t, Tensor)):
             self.written(args[0], event)
