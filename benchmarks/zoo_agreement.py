@@ -44,7 +44,8 @@ def markdown(rows, size) -> str:
              "1-D `v`), and on CPU tensors none for `F.scaled_dot_product_attention` (its CPU flash kernel is not "
              "registered; on meta tensors, as here, it counts B H L S (E + Ev)). convcost counts both "
              "(tests/test_profile_hard.py).", "",
-             "*Left as it was:* after `profile`, the model's state dict equals a copy taken before it, and its "
+             "*Left as it was:* after `profile` read its forward and then its training step (batch 2; the step's "
+             "counts are docs/zoo_training.md's), the model's state dict equals a copy taken before it, and its "
              "next real forward, in eval mode and then in train mode (the same random draws), gives exactly what "
              "the copy's gives (a random batch of two; `torch.equal`).", "",
              "| source | model | reading | params | MACs | params exact | MACs exact | left as it was | seconds |",
@@ -235,6 +236,10 @@ def main(argv=None):
         except Exception as exc:  # noqa: BLE001
             row["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
         row.update(seconds=round(time.perf_counter() - t, 3), want_params=want_params, want_macs=want_macs)
+        try:  # the training step's reading too (counted by benchmarks/zoo_training.py): it must leave the model
+            profile(model, (2, *x.shape[1:]), training=True)
+        except Exception as exc:  # noqa: BLE001 - a step convcost refuses must leave the model as it was all the same
+            row["training_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
         row["left_as_it_was"] = left_as_it_was(model, before, x)
         row["params_ok"] = row.get("params") == want_params
         row["macs_ok"] = row.get("macs") == want_macs
