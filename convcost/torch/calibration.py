@@ -63,7 +63,7 @@ from convcost.torch.build import to_torch
 from convcost.torch.profiling import profile
 
 #: bumped when calibration measures something new, so that older cached machines are measured again
-CALIBRATION_VERSION = 6
+CALIBRATION_VERSION = 7
 
 
 def check_device(device) -> torch.device:
@@ -468,7 +468,7 @@ def cache_path(device: str = "cpu", threads: int = 1, quick: bool = False, cache
     the thread count and the torch release, so another machine or release is measured afresh.
 
     >>> cache_path("cpu", 2, cache_dir="/tmp/x")
-    '/tmp/x/machine6-cpu-...-2threads-torch....json'
+    '/tmp/x/machine7-cpu-...-2threads-torch....json'
     """
     if cache_dir is None:
         import platformdirs  # a core dependency; imported here, as only the default folder needs it
