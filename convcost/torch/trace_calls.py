@@ -38,7 +38,7 @@ from convcost.errors import ConvcostError, InternalError
 from convcost.torch import custom_functions
 from convcost.torch.binding import FUNCTIONS, METHODS
 from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
-from convcost.torch.leftovers import Attributes
+from convcost.torch.leftovers import Attributes, values_kept
 from convcost.torch.ops import op_of
 from convcost.torch.rules import Tensor
 from convcost.torch.runtime.private import (
@@ -533,7 +533,10 @@ def _once(model, inputs, meta, device, training=False):
     kept = Attributes(model)
     try:
         # in training, grad stays on so that a forward's own torch.no_grad() is seen
-        with hooked(session), functions_read(session.function) if training else contextlib.nullcontext(), \
+        # on real tensors, the forward writes into the model's buffers (batch norm's statistics in training) and
+        # draws from the random state: both put back, so that reading a model never changes it
+        with contextlib.nullcontext() if meta else values_kept(model), hooked(session), \
+                functions_read(session.function) if training else contextlib.nullcontext(), \
                 torch.set_grad_enabled(training), session:
             out = model(*args, **kwargs)
         if training:  # the loss is computed from what the forward returned alone (a pooler it drops: no backward)
