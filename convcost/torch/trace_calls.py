@@ -475,7 +475,9 @@ def _wrap(value, seen=None):
     if isinstance(value, torch.Tensor):
         found = seen.get(id(value)) if seen is not None else None
         if found is None:
-            found = Tensor(tuple(int(x) for x in value.shape), value if isinstance(value, torch.nn.Parameter) else None)
+            # an integer, boolean or complex tensor's dtype, as the other readings give it (a floating one is left open)
+            found = Tensor(tuple(int(x) for x in value.shape), value if isinstance(value, torch.nn.Parameter) else None,
+                           dtype=None if value.is_floating_point() else value.dtype)
             if seen is not None:
                 seen[id(value)] = found
         return found
