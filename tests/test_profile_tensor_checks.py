@@ -98,8 +98,8 @@ def test_only_isinstance_is_told_a_stand_in_is_a_tensor():
 
 class ToTorchsCpp(nn.Module):
     """After ``isinstance`` says yes, the stand-in goes where torch's C++ checks its type before any
-    ``__torch_function__``: the argument parser tries it as a number (``torch.where(mask, x, 0.0)``,
-    ``torch.clamp(x, min=...)``). Told the truth there, it reaches convcost as before; told a lie, the parser would
+    ``__torch_function__``: the argument parser tries it as a number (``torch.where(mask, x, 0.0)``: ``x`` as the
+    number of another overload). Told the truth there, it reaches convcost as before; told a lie, the parser would
     read it as a tensor's memory."""
 
     def __init__(self):
@@ -109,7 +109,7 @@ class ToTorchsCpp(nn.Module):
     def forward(self, x):
         h = self.fc(x)
         if isinstance(h, torch.Tensor):
-            h = torch.where(h > 0, h, 0.0) + torch.clamp(h, min=0.5)
+            h = self.fc(torch.where(h > 0, h, 0.0) + torch.clamp(h, min=0.5))
         return self.fc(h)
 
 
@@ -117,7 +117,7 @@ def test_torchs_cpp_is_told_the_truth():
     model = ToTorchsCpp()
     r = profile(model, (2, 8))
     assert r.traced_with == SHAPES and r.exact
-    assert r.total["macs"] == flop_macs(model, torch.zeros(2, 8)) == 2 * (2 * 8 * 8)
+    assert r.total["macs"] == flop_macs(model, torch.zeros(2, 8)) == 3 * (2 * 8 * 8)
 
 
 class Root(torch.autograd.Function):
