@@ -371,10 +371,12 @@ class _Session(TorchFunctionMode):
             return _ORIGINAL_CALL(module, *args, **kwargs)
         if type(module) in LEAF_TYPES:
             self.busy += 1  # the reader reads the module's own tensors, not their shaped stand-ins
+            paused = self.checks.pause()
             try:
                 plain = _unwrap(args), _unwrap(kwargs)
                 one = self.walk.one_row(module, *plain)
             finally:
+                self.checks.resume(paused)
                 self.busy -= 1
             if one:
                 read = self.read_module(path, module, args, kwargs, plain)
