@@ -7,6 +7,7 @@ PyTorch's own (FlopCounterMode's flops halved and numel for a forward; measure_t
 for a step), never to convcost's formulas.
 """
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -79,28 +80,55 @@ SEEN = []  # (profile puts back what a forward writes on its model: a list of th
 
 
 class SeesItsType(nn.Module):
-    """What the forward sees of its input: a tensor to ``isinstance``, its own type to ``type``."""
+    """What the forward sees of its input: a tensor to ``isinstance`` and ``torch.is_tensor`` called from Python;
+    its own type to ``type``, to ``x.__class__`` and to an ``isinstance`` that C code calls (``map`` here, torch's
+    C++ elsewhere)."""
 
     def __init__(self):
         super().__init__()
         self.fc = nn.Linear(8, 8)
 
     def forward(self, x):
-        SEEN.append((isinstance(x, torch.Tensor), type(x).__name__, x.__class__.__name__))
+        SEEN.append((isinstance(x, torch.Tensor), torch.is_tensor(x), *map(isinstance, [x], [torch.Tensor]),
+                     type(x).__name__, x.__class__.__name__))
         return self.fc(x)
 
 
-def test_only_isinstance_is_told_a_stand_in_is_a_tensor():
+def test_only_isinstance_called_from_python_is_told_a_stand_in_is_a_tensor():
     SEEN.clear()
     assert profile(SeesItsType(), (2, 8)).traced_with == SHAPES
-    assert SEEN == [(True, "Shaped", "Shaped")]
+    assert SEEN == [(True, True, False, "Shaped", "Shaped")]
 
 
-class ToTorchsCpp(nn.Module):
-    """After ``isinstance`` says yes, the stand-in goes where torch's C++ checks its type before any
-    ``__torch_function__``: the argument parser tries it as a number (``torch.where(mask, x, 0.0)``: ``x`` as the
-    number of another overload). Told the truth there, it reaches convcost as before; told a lie, the parser would
-    read it as a tensor's memory."""
+LIAR = """
+import sys, torch
+class Liar:
+    @property
+    def __class__(self):
+        return torch.Tensor if sys.argv[1] == "lie" else Liar
+try:
+    torch.utils.dlpack.to_dlpack(Liar())
+except Exception as exc:
+    print(type(exc).__name__, exc)
+"""
+
+
+def test_torchs_cpp_asks_a_class_as_isinstance_does():
+    """Why a stand-in tells torch's C++ the truth: an object whose ``__class__`` names ``torch.Tensor`` passes
+    torch's own type check (``THPVariable_Check`` is ``PyObject_IsInstance``), which then reads it as a tensor's
+    memory (here an undefined tensor, or a crash); told the truth, the check refuses it (in a process of its own)."""
+    def run(how):
+        done = subprocess.run([sys.executable, "-c", LIAR, how], capture_output=True, text=True, timeout=120)
+        return done.returncode, done.stdout
+
+    assert run("truth") == (0, "TypeError _to_dlpack(): argument 'data' (position 1) must be Tensor, not Liar\n")
+    code, out = run("lie")
+    assert "must be Tensor" not in out and (code != 0 or out.startswith("RuntimeError")), (code, out)
+
+
+class ThroughTorchsParser(nn.Module):
+    """After ``isinstance`` says yes, the stand-in goes on through torch's argument parser, which asks its type
+    again (told the truth, it finds ``__torch_function__``): a number beside it, another overload tried."""
 
     def __init__(self):
         super().__init__()
@@ -113,8 +141,8 @@ class ToTorchsCpp(nn.Module):
         return self.fc(h)
 
 
-def test_torchs_cpp_is_told_the_truth():
-    model = ToTorchsCpp()
+def test_after_isinstance_a_stand_in_still_goes_through_torchs_parser():
+    model = ThroughTorchsParser()
     r = profile(model, (2, 8))
     assert r.traced_with == SHAPES and r.exact
     assert r.total["macs"] == flop_macs(model, torch.zeros(2, 8)) == 3 * (2 * 8 * 8)

@@ -200,7 +200,7 @@ FACTS = (
          "torch/__init__.py is_tensor; torch/csrc/autograd/python_variable.h THPVariable_Check; "
          "torch/csrc/utils/python_arg_parser.cpp FunctionParameter::check",
          ("convcost.torch.tensor_checks.Watch", "convcost.torch.trace_shapes.Shaped"),
-         "tests/test_profile_tensor_checks.py::test_torchs_cpp_is_told_the_truth", releases=((2, 13),)),
+         "tests/test_profile_tensor_checks.py::test_torchs_cpp_asks_a_class_as_isinstance_does", releases=((2, 13),)),
 )
 
 
