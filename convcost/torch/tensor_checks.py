@@ -41,7 +41,7 @@ class Watch:
     (:meth:`tensor`). :meth:`pause` and :meth:`resume` take the profile function off for a stretch of convcost's
     own code (every Python call under it costs one call of the profile function)."""
 
-    __slots__ = ("depth", "hook", "active", "blind", "unanswered")
+    __slots__ = ("depth", "hook", "active", "blind", "unanswered", "entered")
 
     def __init__(self):
         self.depth = 0  # the isinstance calls under way
@@ -49,6 +49,7 @@ class Watch:
         self.active = False  # the profile function installed now
         self.blind = False  # another profiler holds the place: nothing is watched
         self.unanswered = False  # a stand-in was asked its class while blind
+        self.entered = False
 
     def tensor(self) -> bool:
         """Whether a stand-in is a tensor to whoever asks now: yes to Python's ``isinstance``, no to anyone else
@@ -61,6 +62,7 @@ class Watch:
 
     def __enter__(self):
         self.blind = sys.getprofile() is not None
+        self.entered = True
         if not self.blind:
             sys.setprofile(self.hook)
             self.active = True
@@ -70,7 +72,7 @@ class Watch:
         if self.active:
             sys.setprofile(None)
             self.active = False
-        self.depth = 0
+        self.depth, self.entered = 0, False
         return False
 
     def pause(self) -> bool:
@@ -86,6 +88,15 @@ class Watch:
         if paused:
             sys.setprofile(self.hook)
             self.active = True
+
+    def watch(self) -> bool:
+        """The profile function on again (whether it was off) for the forward's own code run from convcost's (a
+        module's forward, a function's Python body): :meth:`pause` ends the stretch."""
+        if self.entered and not self.active and not self.blind:
+            sys.setprofile(self.hook)
+            self.active = True
+            return True
+        return False
 
     def _event(self, frame, event, arg):
         if arg is _ISINSTANCE:

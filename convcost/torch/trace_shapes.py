@@ -272,7 +272,12 @@ class _Session(TorchFunctionMode):
     def call(self, kind, target, args, kwargs):
         context = self.stack[-1] if self.stack else ""
         if self.walk.training and kind == FUNCTION and op_of(kind, target).by_parts:
-            return descend(target, args, kwargs)
+            watching = self.checks.watch()  # its Python body is the forward's own code
+            try:
+                return descend(target, args, kwargs)
+            finally:
+                if watching:
+                    self.checks.pause()
         self.busy += 1
         paused = self.checks.pause()  # convcost's own code from here: no isinstance of the forward to watch
         known = self.with_values or self.current and _all_known((args, kwargs))
@@ -313,24 +318,26 @@ class _Session(TorchFunctionMode):
         kwargs = kwargs or {}
         if self.busy:
             return func(*args, **kwargs)
-        if holds((args, kwargs), _is_shaped):
-            return Shaped.__torch_function__(func, types, args, kwargs)
-        if func is SET_GRAD_ENABLED:  # the forward's own torch.no_grad(), which the walker reads
-            out = func(*args, **kwargs)
-        else:
-            with no_autograd():  # a constant of the forward: no autograd graph (a step's reading: grad on)
-                out = func(*args, **kwargs)
-        self.busy += 1
-        paused = self.checks.pause()
+        paused = self.checks.pause()  # convcost's code, or a constant's call (no stand-in in it): nothing to watch
         try:
-            if seen(func):
-                with own_code("the shape reading"):
-                    self.walk.read(event_of(func, args, kwargs, self.stack[-1] if self.stack else "",
-                                            sys._getframe(1)))
+            if holds((args, kwargs), _is_shaped):
+                return Shaped.__torch_function__(func, types, args, kwargs)
+            if func is SET_GRAD_ENABLED:  # the forward's own torch.no_grad(), which the walker reads
+                out = func(*args, **kwargs)
+            else:
+                with no_autograd():  # a constant of the forward: no autograd graph (a step's reading: grad on)
+                    out = func(*args, **kwargs)
+            self.busy += 1
+            try:
+                if seen(func):
+                    with own_code("the shape reading"):
+                        self.walk.read(event_of(func, args, kwargs, self.stack[-1] if self.stack else "",
+                                                sys._getframe(1)))
+            finally:
+                self.busy -= 1
+            return out
         finally:
             self.checks.resume(paused)
-            self.busy -= 1
-        return out
 
     def function(self, cls, args, kwargs):
         """``cls.apply(*args, **kwargs)`` of a custom ``torch.autograd.Function``: its forward run here, grad
@@ -369,28 +376,33 @@ class _Session(TorchFunctionMode):
         path = self.paths.get(id(module))
         if path is None or self.busy:  # made during the forward (its calls are its caller's), or a meta run
             return _ORIGINAL_CALL(module, *args, **kwargs)
-        if type(module) in LEAF_TYPES:
-            self.busy += 1  # the reader reads the module's own tensors, not their shaped stand-ins
-            paused = self.checks.pause()
-            try:
-                plain = _unwrap(args), _unwrap(kwargs)
-                one = self.walk.one_row(module, *plain)
-            finally:
-                self.checks.resume(paused)
-                self.busy -= 1
-            if one:
-                read = self.read_module(path, module, args, kwargs, plain)
-                if read is not None:
-                    return read
-        self.walk.record.entered(path, module, [a.value.shape if isinstance(a, Shaped) else a.shape
-                                                for a in args if isinstance(a, (Shaped, torch.Tensor))])
-        self.stack.append(path)
+        paused = self.checks.pause()  # convcost's code, but for the module's own forward
         try:
-            out = _ORIGINAL_CALL(module, *args, **kwargs)
+            if type(module) in LEAF_TYPES:
+                self.busy += 1  # the reader reads the module's own tensors, not their shaped stand-ins
+                try:
+                    plain = _unwrap(args), _unwrap(kwargs)
+                    one = self.walk.one_row(module, *plain)
+                finally:
+                    self.busy -= 1
+                if one:
+                    read = self.read_module(path, module, args, kwargs, plain)
+                    if read is not None:
+                        return read
+            self.walk.record.entered(path, module, [a.value.shape if isinstance(a, Shaped) else a.shape
+                                                    for a in args if isinstance(a, (Shaped, torch.Tensor))])
+            self.stack.append(path)
+            watching = self.checks.watch()
+            try:
+                out = _ORIGINAL_CALL(module, *args, **kwargs)
+            finally:
+                if watching:
+                    self.checks.pause()
+                self.stack.pop()
+            self.walk.record.called(path, module, out)
+            return out
         finally:
-            self.stack.pop()
-        self.walk.record.called(path, module, out)
-        return out
+            self.checks.resume(paused)
 
     def read_module(self, path, module, args, kwargs, plain):
         """The module as one row, as every reading reads it (``plain``: its arguments as the walker takes them);
@@ -609,7 +621,7 @@ def read_shapes(model, inputs, device="cpu", training=False, with_values=False, 
         try:
             # a training reading runs with grad enabled, so that a forward's own torch.no_grad() is seen (every
             # real computation inside is run without autograd)
-            with module_calls(model, session.paths, _module_call, _module_tensor, reached), \
+            with module_calls(model, session.paths, _module_call, _module_tensor, reached, session.checks), \
                     functions_read(session.function), torch.set_grad_enabled(training), session, session.checks:
                 out = _ORIGINAL_CALL(model, *args, **kwargs)
             if session.checks.unanswered:
