@@ -388,11 +388,11 @@ VALUE_READS = frozenset({"__bool__", "__int__", "__float__", "__index__", "item"
 #: is ``x.requires_grad_(f)`` (wav2vec2's feature encoder)
 _ATTRIBUTES = {("__get__", "data"): "detach", ("__set__", "requires_grad"): "requires_grad_"}
 
-#: tensor methods a Python operator runs, by the operator; ``x += y`` is spelled ``x + y``, as Python falls back to
-#: it on the shape reading's values and on fx's proxies, which have no in-place operators
+#: tensor methods a Python operator runs, by the operator; ``x += y`` is the in-place operator (a write into ``x``),
+#: as the shape reading's values read it too (fx's proxies, which have no in-place operators, spell it ``x + y``)
 _OPERATOR_OF = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,
-                "matmul": operator.matmul, "add_": operator.add, "sub_": operator.sub, "mul_": operator.mul,
-                "div_": operator.truediv, "pow": operator.pow, "remainder": operator.mod}
+                "matmul": operator.matmul, "add_": operator.iadd, "sub_": operator.isub, "mul_": operator.imul,
+                "div_": operator.itruediv, "pow": operator.pow, "remainder": operator.mod}
 
 #: a tensor's operator methods that reach a TorchFunctionMode as themselves: the operator, and whether its operands
 #: are reflected (``1 - x`` is ``x.__rsub__(1)``)

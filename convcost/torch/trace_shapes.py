@@ -228,6 +228,27 @@ for _method in reflectable_magic_methods:
         setattr(Shaped, f"__r{_method.strip('_')}__", _reflected(_method))
 
 
+def _in_place(method):
+    """``x += y`` (``x *= y`` ...) as PyTorch runs it: a write into ``x``'s own storage (``x.add_(y)``), not the new
+    tensor Python's fallback to ``x + y`` would make; ``x`` is the written tensor from then on (its gradient flag, its
+    dtype kept: an in-place result is cast to it)."""
+    target = getattr(operator, method)
+
+    def impl(self, other):
+        result = _session().call(FUNCTION, target, (self, other), {})
+        if isinstance(result, Shaped) and result is not self:
+            result.value.dtype = self.value.dtype
+            self.value, self.alongside = result.value, result.alongside
+        return self
+
+    return impl
+
+
+#: the in-place operators with a rule (the others fall back to their operator, a new tensor, as before)
+for _method in ("iadd", "isub", "imul", "itruediv"):
+    setattr(Shaped, f"__{_method}__", _in_place(_method))
+
+
 class _Session(TorchFunctionMode):
     """One forward on shapes: the walk that makes the rows, the module stack, the model's tensors.
 
