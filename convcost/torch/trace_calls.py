@@ -15,7 +15,7 @@ large model costs microseconds per call. A forward whose Python reads tensor val
 cannot run on meta; it is run again on real tensors (zeros, or the tensors given).
 
 This reading stays, as the last resort, for a forward that cannot run on shapes even with the tensors computed
-alongside (an ``isinstance(x, torch.Tensor)`` test, numpy on a tensor): it is the only one that hands the
+alongside (a ``type(x) is torch.Tensor`` test, numpy on a tensor): it is the only one that hands the
 forward real ``torch.Tensor`` objects. Its events are those of the other readings: ``x + y``, which reaches a
 TorchFunctionMode as ``x.add(y)``, is told apart by the frame that made the call. In a training step
 (``training=True``) each call is walked as the shape reading walks it, the walker's tensor for each tensor the
