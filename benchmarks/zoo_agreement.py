@@ -129,13 +129,22 @@ def unchanged(model, before, inputs) -> str:
         if errors[0] is not None:
             both_raise.append(mode)
             continue
-        a, b = (torch.cat([t.flatten() for t in torch.utils._pytree.tree_leaves(o) if torch.is_tensor(t)])
-                for o in outs)
+        a, b = (_flat(o) for o in outs)
         if not torch.equal(a, b):
+            _seed_everything()
+            with torch.no_grad():
+                again = _flat(before(*inputs))
             model.eval()
+            if not torch.equal(again, b):  # the untouched copy itself gives other values each time
+                return (f"yes (by its state: its {mode} forward is not deterministic, two runs of the untouched copy "
+                        "differ)")
             return f"NO: its next forward ({mode}) gives other values"
     model.eval()
     return "yes" + (f" ({' and '.join(both_raise)} forward raises on the copy too)" if both_raise else "")
+
+
+def _flat(out):
+    return torch.cat([t.flatten() for t in torch.utils._pytree.tree_leaves(out) if torch.is_tensor(t)])
 
 
 def _seed_everything() -> None:
