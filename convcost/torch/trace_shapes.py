@@ -261,7 +261,7 @@ class _Session(TorchFunctionMode):
         if self.walk.training and kind == FUNCTION and op_of(kind, target).by_parts:
             return descend(target, args, kwargs)
         self.busy += 1
-        known = self.with_values or self.current and _all_known((args, kwargs))
+        known = self.with_values or self.current and _all_known_in(args, kwargs)
         computed = _Once(lambda: self.real_call(kind, target, args, kwargs)) if known else None
         self.walk.computed = computed
         try:
@@ -298,7 +298,7 @@ class _Session(TorchFunctionMode):
         kwargs = kwargs or {}
         if self.busy:
             return func(*args, **kwargs)
-        if holds((args, kwargs), _is_shaped):
+        if _any_shaped(args, kwargs):
             return Shaped.__torch_function__(func, types, args, kwargs)
         if func is SET_GRAD_ENABLED:  # the forward's own torch.no_grad(), which the walker reads
             out = func(*args, **kwargs)
@@ -451,6 +451,30 @@ def _all_known(value) -> bool:
     return True
 
 
+def _all_known_in(args, kwargs) -> bool:
+    """``_all_known((args, kwargs))``, a call's operands looked at in one loop (asked at every call of the forward)."""
+    for value in args:
+        if isinstance(value, Shaped):
+            if value.alongside is None:
+                return False
+        elif type(value) in _NESTED and not _all_known(value):
+            return False
+    return not kwargs or _all_known(kwargs)
+
+
+def _any_shaped(args, kwargs) -> bool:
+    """``holds((args, kwargs), _is_shaped)``, in one loop over the operands (asked at every torch call the forward
+    makes)."""
+    for value in args:
+        if isinstance(value, Shaped) or type(value) in _NESTED and holds(value, _is_shaped):
+            return True
+    return bool(kwargs) and holds(kwargs, _is_shaped)
+
+
+#: the containers a call's operands are looked into (as :func:`~convcost.torch.leftovers.holds` does)
+_NESTED = frozenset({tuple, list, dict})
+
+
 def _has_real(value) -> bool:
     return isinstance(value, Shaped) and value.alongside is not None
 
@@ -503,10 +527,12 @@ def _unwrap(value):
         return t
     if isinstance(value, torch.Tensor):  # a parameter, buffer or constant: its shape, and itself
         return Tensor(tuple(int(x) for x in value.shape), value, dtype=value.dtype, grad=value.requires_grad)
-    if type(value) in (tuple, list):
-        return type(value)(_unwrap(v) for v in value)
+    if type(value) is tuple:  # a call's arguments: a list made at C speed, not a generator
+        return tuple([_unwrap(v) for v in value])
+    if type(value) is list:
+        return [_unwrap(v) for v in value]
     if type(value) is dict:
-        return {k: _unwrap(v) for k, v in value.items()}
+        return {k: _unwrap(v) for k, v in value.items()} if value else {}
     return value
 
 
@@ -537,9 +563,14 @@ def _module_tensor(value, name):
     key = id(value)
     shaped = session.attributes.get(key)
     if shaped is None:  # one Shaped per tensor, so that `self.weight is self.weight` still holds
-        shaped = session.attributes[key] = Shaped(Tensor(tuple(value.shape), value, name, value.dtype,
-                                                         grad=value.requires_grad),
-                                                  value if session.with_values or _integral(value) else None)
+        # busy: the session's mode passes the tensor's own attribute reads (shape, dtype ...) straight through
+        session.busy += 1
+        try:
+            shaped = session.attributes[key] = Shaped(Tensor(tuple(value.shape), value, name, value.dtype,
+                                                             grad=value.requires_grad),
+                                                      value if session.with_values or _integral(value) else None)
+        finally:
+            session.busy -= 1
     return shaped
 
 

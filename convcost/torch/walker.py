@@ -947,7 +947,7 @@ def _sized_by_values(event) -> bool:
 
 
 def _flat(args, kwargs):
-    if not kwargs and all(type(a) is Tensor for a in args):  # most calls: a module or an operator on tensors
+    if not kwargs and not any(isinstance(a, _NESTED) for a in args):  # most calls: tensors and numbers
         return list(args)
     out = []
 
@@ -964,6 +964,10 @@ def _flat(args, kwargs):
     walk(args)
     walk(kwargs)
     return out
+
+
+#: what :func:`_flat` looks into
+_NESTED = (tuple, list, dict)
 
 
 def _unary_output(event):
