@@ -489,8 +489,14 @@ def _may_write(kind, target, args, kwargs) -> bool:
     """Whether a call may write into a tensor it is given (``x.masked_fill_``, ``x[i] = v``, ``out=``,
     ``inplace=True``; a positional ``True`` is taken for an ``inplace``: erring towards yes only costs speed)."""
     name = target if kind == METHOD else getattr(target, "__name__", "") or ""
-    return (name.endswith("_") and not name.endswith("__") or target in _WRITES or "out" in kwargs
-            or kwargs.get("inplace") is True or any(a is True for a in args))
+    if name.endswith("_") and not name.endswith("__") or target in _WRITES:
+        return True
+    if kwargs and ("out" in kwargs or kwargs.get("inplace") is True):
+        return True
+    for a in args:
+        if a is True:
+            return True
+    return False
 
 
 def _flat_shaped(value) -> list:
@@ -518,6 +524,8 @@ def _is_shaped(value) -> bool:
 
 
 def _unwrap(value):
+    if type(value) in _ATOMS:  # a size, a dim, a flag: most arguments that are not tensors
+        return value
     if isinstance(value, Shaped):
         real, t = value.alongside, value.value
         if isinstance(real, torch.Tensor) and not t.shape and t.tensor is None and not (
@@ -534,6 +542,9 @@ def _unwrap(value):
     if type(value) is dict:
         return {k: _unwrap(v) for k, v in value.items()} if value else {}
     return value
+
+
+_ATOMS = frozenset({int, float, bool, str, type(None)})
 
 
 def _wrap(value):

@@ -947,8 +947,12 @@ def _sized_by_values(event) -> bool:
 
 
 def _flat(args, kwargs):
-    if not kwargs and not any(isinstance(a, _NESTED) for a in args):  # most calls: tensors and numbers
-        return list(args)
+    if not kwargs:  # most calls: tensors and numbers (a loop: any() over a generator costs more)
+        for a in args:
+            if isinstance(a, _NESTED):
+                break
+        else:
+            return list(args)
     out = []
 
     def walk(v):
