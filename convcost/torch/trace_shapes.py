@@ -46,7 +46,14 @@ from convcost.torch.leftovers import Attributes, holds
 from convcost.torch.locks import TRACING
 from convcost.torch.ops import op_of
 from convcost.torch.rules import Tensor
-from convcost.torch.runtime.private import SET_GRAD_ENABLED, apply_function, descend, module_body, module_calls
+from convcost.torch.runtime.private import (
+    SET_GRAD_ENABLED,
+    apply_function,
+    descend,
+    module_body,
+    module_calls,
+    torch_functions_off,
+)
 from convcost.torch.runtime.private import custom_functions as functions_read
 from convcost.torch.trace_calls import Session, event_of, no_autograd, seen
 from convcost.torch.tree import Tree
@@ -265,13 +272,16 @@ class _Session(TorchFunctionMode):
         computed = _Once(lambda: self.real_call(kind, target, args, kwargs)) if known else None
         self.walk.computed = computed
         try:
-            with own_code("the shape reading"):
-                result = self.walk.call(Event(kind, target, _unwrap(args), _unwrap(kwargs), context))
-            real = computed() if self.with_values else self.known_result(computed, kind, target, args, kwargs)
+            # busy, the session's mode would only pass each torch call the walker and the tensors computed
+            # alongside make straight through: in a reading with values (thousands of them) none reaches it
+            with torch_functions_off() if self.with_values else _NOTHING:
+                with own_code("the shape reading"):
+                    result = self.walk.call(Event(kind, target, _unwrap(args), _unwrap(kwargs), context))
+                real = computed() if self.with_values else self.known_result(computed, kind, target, args, kwargs)
+                return _with_reals(_wrap(result), real, strict=self.with_values)  # (its size checks: busy too)
         finally:
             self.walk.computed = None
             self.busy -= 1
-        return _with_reals(_wrap(result), real, strict=self.with_values)
 
     def known_result(self, computed, kind, target, args, kwargs):
         """Without values: the call's result on the values known (None where an operand has none, or where
@@ -545,6 +555,7 @@ def _unwrap(value):
 
 
 _ATOMS = frozenset({int, float, bool, str, type(None)})
+_NOTHING = contextlib.nullcontext()
 
 
 def _wrap(value):
