@@ -348,6 +348,18 @@ def region_section(data) -> list:
     ]
 
 
+def _load_said(data) -> str:
+    """Whether the machine was the benchmark's alone, read from the load averages it recorded: before the run
+    at most about one process, and after each thread count's part at most that many threads' own."""
+    quiet = data["load_before"][0] <= 1.5 and all(
+        data.get(f"load_after_{run['threads']}", [99])[0] <= run["threads"] + 0.75 for run in data["runs"])
+    if quiet:
+        return ("nothing else of this project ran while it did (the load average is the benchmark's own), so what "
+                "moves a model's timings between rounds is the host under this two-core virtual machine, as the "
+                "noise floor below shows.")
+    return "the machine was shared with other work while it ran."
+
+
 def _pct(x) -> str:
     return f"{100 * x:.1f}%"
 
@@ -377,12 +389,14 @@ def latency_section(data) -> list:
                 "processes had the core; caches they disturbed still count)" if data["clock"] == "cpu" else "")
              + "; for several threads: wall time. Load average (1, 5, 15 min) before the run "
              f"{data['load_before']}, after it {data.get('load_after_' + str(data['runs'][-1]['threads']))}: "
-             "the machine was shared with other work while it ran.", "",
+             + _load_said(data), "",
              f"**Noise floor** (the same model, resnet18 at batch 1 on one thread, timed {30} times in a row): "
              f"fastest {noise['min'] * 1e3:.1f} ms, median {_pct(noise['median_over_min'])} above it, slowest "
              f"{_pct(noise['max'] / noise['min'] - 1)} above it; the fastest of five calls varied by "
              f"{_pct(noise['best_of_5_spread'])} between groups of five. A timing below is the fastest of "
-             f"{data['repeats']} calls, the models interleaved.", "",
+             f"{data['repeats']} calls, the models interleaved."
+             + (" The noise floor is wider than the 10% target: no score below can be read more finely than it."
+                if noise["median_over_min"] > 0.10 else ""), "",
              ("Each thread count calibrates afresh (`convcost.torch.calibration.measure`: single kernels, and a few "
               "small synthetic networks built from ordinary layers by `convcost.torch.networks`, never a zoo model), "
               "then profiles, predicts and times every model. "

@@ -37,14 +37,15 @@ def markdown(rows, size) -> str:
              "`FlopCounterMode` total // 2 on meta tensors.", "",
              f"**{len(ran)} models run: params exact on {sum(r['params_ok'] for r in ran)}, MACs exact on "
              f"{sum(r['macs_ok'] for r in ran)}; `report.exact` on {sum(bool(r.get('exact')) for r in ran)}; "
-             f"left as it was on {sum(r.get('left_as_it_was') == 'yes' for r in ran)}.** "
+             f"left as it was on {sum(str(r.get('left_as_it_was', '')).startswith('yes') for r in ran)}.** "
              f"{len(rows) - len(ran)} models could not be built or run by PyTorch here (listed at the end).", "",
              "Where FlopCounterMode is wrong, convcost does not copy it, and the tests check it by hand instead: "
              "`FlopCounterMode` counts no MACs for a matrix-vector product (`aten.mv`, `aten.dot`: `x @ v` with a "
              "1-D `v`), and on CPU tensors none for `F.scaled_dot_product_attention` (its CPU flash kernel is not "
              "registered; on meta tensors, as here, it counts B H L S (E + Ev)). convcost counts both "
              "(tests/test_profile_hard.py).", "",
-             "*Left as it was:* after `profile`, the model's state dict equals a copy taken before it, and its "
+             "*Left as it was:* after `profile` read its forward and then its training step (batch 2; the step's "
+             "counts are docs/zoo_training.md's), the model's state dict equals a copy taken before it, and its "
              "next real forward, in eval mode and then in train mode (the same random draws), gives exactly what "
              "the copy's gives (a random batch of two; `torch.equal`).", "",
              "| source | model | reading | params | MACs | params exact | MACs exact | left as it was | seconds |",
@@ -71,6 +72,9 @@ def import_torchvision():
 def oracle(model, x):
     """FlopCounterMode total // 2 of one forward on meta tensors (every parameter and buffer, tied ones once;
     on CPU, FlopCounterMode misses scaled_dot_product_attention's flash kernel)."""
+    # on a copy: functional_call leaves the meta tensors in a module shared by two parents (timm's coat_mini
+    # reuses its convolutional position encodings), which would change the model profile is then given
+    model = copy.deepcopy(model)
     tensors = {**dict(model.named_parameters()), **dict(model.named_buffers())}
     state = {n: torch.empty_like(t, device="meta") for n, t in tensors.items()}
     with FlopCounterMode(display=False) as c, torch.no_grad():
@@ -88,29 +92,62 @@ BIG = ("large", "huge", "giant", "xlarge", "xxl", "_xl", "_l_", "_h_", "_g_", "b
 def left_as_it_was(model, before, x) -> str:
     """"yes" when ``model``, after ``profile``, holds the state of ``before`` (a copy taken before it) and its
     next real forwards, in eval and then in train mode (the same random draws), give what ``before``'s give;
-    else why."""
+    else why. The forwards take a random batch of two of ``x``'s size: train mode's batch statistics refuse
+    one example where a layer pools to one value a channel."""
+    x = torch.randn((2, *x.shape[1:]), generator=torch.Generator().manual_seed(0))
+    return unchanged(model, before, (x,))
+
+
+def unchanged(model, before, inputs) -> str:
+    """"yes" when ``model`` holds the state of ``before`` and its next real forward on ``inputs``, in eval and
+    then in train mode (the same random draws), gives exactly what ``before``'s gives (``torch.equal`` on every
+    tensor it returns); else "NO: " and why. Where the copy's forward raises too (a model that cannot run a
+    train-mode forward on these inputs), that mode is not compared, and the answer says so."""
     state, kept = model.state_dict(), before.state_dict()
     if state.keys() != kept.keys() or any(not torch.equal(state[k], kept[k]) for k in state):
         return "NO: its state changed"
-    # a batch of two: train mode's batch statistics refuse one example where a layer pools to one value a channel
-    x = torch.randn((2, *x.shape[1:]), generator=torch.Generator().manual_seed(0))
+    both_raise = []
     for training in (False, True):
-        outs = []
+        mode = "train" if training else "eval"
+        outs, errors = [], []
         for m in (model, before):
             m.train(training)
-            torch.manual_seed(0)
+            _seed_everything()
             try:
                 with torch.no_grad():
-                    outs.append(m(x))
+                    outs.append(m(*inputs))
+                errors.append(None)
             except Exception as exc:  # noqa: BLE001 - the next forward failing is what this looks for
-                mode = "train" if training else "eval"
-                return f"NO: its next forward ({mode}) raised {type(exc).__name__}: {exc}"[:200]
+                outs.append(None)
+                errors.append(f"{type(exc).__name__}: {exc}")
+        if errors[0] is not None and errors[1] is None:
+            model.eval()
+            return f"NO: its next forward ({mode}) raised {errors[0]}"[:200]
+        if errors[0] is None and errors[1] is not None:  # the copy raises where the profiled model does not
+            model.eval()
+            return f"NO: its next forward ({mode}) ran where the copy's raised {errors[1]}"[:200]
+        if errors[0] is not None:
+            both_raise.append(mode)
+            continue
         a, b = (torch.cat([t.flatten() for t in torch.utils._pytree.tree_leaves(o) if torch.is_tensor(t)])
                 for o in outs)
         if not torch.equal(a, b):
-            return f"NO: its next forward ({'train' if training else 'eval'}) gives other values"
+            model.eval()
+            return f"NO: its next forward ({mode}) gives other values"
     model.eval()
-    return "yes"
+    return "yes" + (f" ({' and '.join(both_raise)} forward raises on the copy too)" if both_raise else "")
+
+
+def _seed_everything() -> None:
+    """The same draws for both forwards: torch's, and NumPy's and Python's (wav2vec2's SpecAugment masks are
+    drawn with NumPy in train mode)."""
+    import random
+
+    import numpy as np
+
+    torch.manual_seed(0)
+    np.random.seed(0)
+    random.seed(0)
 
 
 def small(name) -> bool:
@@ -199,6 +236,10 @@ def main(argv=None):
         except Exception as exc:  # noqa: BLE001
             row["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
         row.update(seconds=round(time.perf_counter() - t, 3), want_params=want_params, want_macs=want_macs)
+        try:  # the training step's reading too (counted by benchmarks/zoo_training.py): it must leave the model
+            profile(model, (2, *x.shape[1:]), training=True)
+        except Exception as exc:  # noqa: BLE001 - a step convcost refuses must leave the model as it was all the same
+            row["training_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
         row["left_as_it_was"] = left_as_it_was(model, before, x)
         row["params_ok"] = row.get("params") == want_params
         row["macs_ok"] = row.get("macs") == want_macs

@@ -43,9 +43,9 @@ def markdown(rows, size, batch) -> str:
              "(saved-tensor hooks, each storage once) and the bytes of parameters, gradients, Adam's "
              "state and saved tensors.", "",
              f"**{len(ran)} models read; {len(complete)} with every backward counted, of which {len(exact)} agree "
-             f"exactly on all five numbers; left as it was on "
-             f"{sum(r.get('left_as_it_was') == 'yes' for r in ran)}.** A step convcost cannot count completely lists what it cannot count "
-             f"(`report.training.untracked`) and refuses its memory, never a silent zero. FlopCounterMode counts "
+             f"exactly on all five numbers; left as it was on {sum(_left(r) for r in ran)}.** A step convcost "
+             f"cannot count completely lists what it cannot count (`report.training.untracked`) and refuses its "
+             f"memory, never a silent zero. FlopCounterMode counts "
              f"nothing for the CPU's fused attention kernel (forward or backward): there convcost's backward MACs "
              f"are compared after taking out that kernel's backward, B H L S (3 E + 2 Ev), which "
              f"tests/test_profile_training.py checks by hand; nor for the backward of oneDNN's fused LSTM: a model "
@@ -75,6 +75,10 @@ def markdown(rows, size, batch) -> str:
         lines += ["", "Not run (PyTorch could not build or train them here):", ""]
         lines += [f"- {r['source']} {r['model']}: {r['skipped']}" for r in skipped]
     return "\n".join(lines) + "\n"
+
+
+def _left(row) -> bool:
+    return str(row.get("left_as_it_was", "")).startswith("yes")
 
 
 def one(source, name, size, batch) -> dict:

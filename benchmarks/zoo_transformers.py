@@ -305,6 +305,7 @@ def markdown(rows, note=None) -> str:
     """The doc of ``rows``; ``note``, a paragraph saying which run they come from (kept in the results)."""
     counts = {c: sum(r["class"] == c for r in rows) for c in CLASSES}
     types = sorted({r["model"] for r in rows})
+    left = _left_as_it_was()
     lines = ["# profile() on the transformers zoo", "",
              "Written by `benchmarks/zoo_transformers.py` (torch " + torch.__version__ + ", transformers "
              + _transformers_version() + f" in a separate venv). Every model type tried is built from its own "
@@ -322,6 +323,7 @@ def markdown(rows, note=None) -> str:
              f"**{len(types)} model types tried{_of_release()}, {len(rows)} configurations: "
              + ", ".join(f"{counts[c]} {c}" for c in CLASSES) + ".**", "",
              *([note, ""] if note else []),
+             *_left_paragraph(rows, left),
              "- exact: forward and training step agree on every number, nothing listed;",
              "- listed: convcost says what it could not read (`report.exact` False, or a step that is not "
              "complete), and a total it gives is not PyTorch's;",
@@ -331,15 +333,17 @@ def markdown(rows, note=None) -> str:
              "forward fails after `profile`;",
              "- refused: `profile` raised on a model PyTorch runs;",
              "- skipped: transformers or PyTorch could not build or run the model from a small config here.", "",
-             "| model | attention | class | reading | params | MACs | backward MACs | saved elements | why |",
-             "|---|---|---|---|---:|---:|---:|---:|---|"]
+             "| model | attention | class | reading | params | MACs | backward MACs | saved elements | left as it "
+             "was | why |",
+             "|---|---|---|---|---:|---:|---:|---:|---|---|"]
     for r in rows:
         if r["class"] == "skipped":
             continue
         m = r["measured"]
         lines.append(f"| {r['model']} | {r['attention']} | {r['class']} | {r.get('training_traced_with', '')} | "
                      f"{r['want_params']:,} | {r['want_macs']:,} | {m['backward_macs']:,} | "
-                     f"{m['saved_elements']:,} | {_cell(r['reason'])} |")
+                     f"{m['saved_elements']:,} | {_cell(left.get((r['model'], r['attention']), 'not checked'))} | "
+                     f"{_cell(r['reason'])} |")
     causes = {}
     for r in rows:
         if r["class"] not in ("exact", "skipped"):
@@ -419,6 +423,32 @@ DIAGNOSIS = (
     ("RecurrentGemma's clipped sqrt, YOSO's kernels", "a custom `autograd.Function`: its forward runs with grad "
                                                        "disabled and its backward is its own: listed"),
 )
+
+
+LEFT = Path(__file__).parent / "results" / "zoo_transformers_left.json"
+
+
+def _left_as_it_was() -> dict:
+    """{(model type, attention): answer} of ``benchmarks/zoo_transformers_left.py``'s run, where there is one."""
+    if not LEFT.exists():
+        return {}
+    return {(r["model"], r["attention"]): r.get("left_as_it_was", "not checked: " + r.get("skipped", ""))
+            for r in json.loads(LEFT.read_text())["rows"]}
+
+
+def _left_paragraph(rows, left) -> list:
+    """The headline of the left-as-it-was check, over the configurations that ran."""
+    ran = [(r["model"], r["attention"]) for r in rows if r["class"] != "skipped"]
+    checked = [left[k] for k in ran if k in left and not left[k].startswith("not checked")]
+    if not checked:
+        return []
+    kept = sum(a.startswith("yes") for a in checked)
+    changed = [f"{m} ({a}): {left[(m, a)]}" for m, a in ran if (m, a) in left and left[(m, a)].startswith("NO")]
+    return [f"*Left as it was* (`benchmarks/zoo_transformers_left.py`): after `profile` read its forward and its "
+            f"training step, the model's state dict equals a copy taken before, and its next real forward, in eval "
+            f"and then in train mode (the same random draws), gives exactly what the copy's gives (`torch.equal`): "
+            f"**{kept} of the {len(checked)} configurations checked** (of {len(ran)} that ran)"
+            + (f"; not: {'; '.join(changed)}" if changed else "") + ".", ""]
 
 
 def _pattern(reason) -> str:

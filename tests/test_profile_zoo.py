@@ -83,3 +83,73 @@ def test_torchvision_training_steps_are_exact(name):
 def test_timm_training_steps_are_exact(name, size):
     timm = pytest.importorskip("timm")
     _step_agrees(timm.create_model(name, pretrained=False), (2, 3, size, size))
+
+
+class _Cache(torch.nn.Module):
+    """A layer with an eval-time cache, as LeViT's attention biases: what a reading leaves in it is what the zoo
+    check must catch."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear, self.cache = torch.nn.Linear(4, 4), None
+
+    def forward(self, x):
+        if self.cache is None:
+            self.cache = torch.ones(4)
+        return self.linear(x) + self.cache
+
+
+@pytest.mark.parametrize("change, says", [
+    (lambda m: None, "yes"),
+    (lambda m: m.linear.bias.data.add_(1), "NO: its state changed"),
+    (lambda m: setattr(m, "cache", torch.zeros(4)), "NO: its next forward (eval) gives other values"),
+    (lambda m: setattr(m, "cache", "a shape-only value"), "NO: its next forward (eval) raised TypeError"),
+])
+def test_the_zoo_check_of_a_model_left_as_it_was_can_fail(change, says):
+    import copy
+
+    from zoo_agreement import unchanged
+
+    model = _Cache()
+    model(torch.zeros(1, 4))
+    before = copy.deepcopy(model)
+    change(model)
+    assert unchanged(model, before, (torch.randn(2, 4),)).startswith(says)
+
+
+def test_the_zoo_check_compares_train_mode_with_the_same_random_draws():
+    import copy
+
+    from zoo_agreement import unchanged
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.5))
+    assert unchanged(model, copy.deepcopy(model), (torch.randn(2, 4),)) == "yes"
+
+
+class _NumpyMask(torch.nn.Module):
+    """Train-mode masking drawn with NumPy, as wav2vec2's SpecAugment: both forwards must see the same draws."""
+
+    def forward(self, x):
+        import numpy as np
+
+        if self.training:
+            x = x * torch.from_numpy(np.random.rand(*x.shape) > 0.5)
+        return x
+
+
+def test_the_zoo_check_seeds_numpy_too():
+    import copy
+
+    from zoo_agreement import unchanged
+
+    model = _NumpyMask()
+    assert unchanged(model, copy.deepcopy(model), (torch.randn(2, 64),)) == "yes"
+
+
+def test_the_zoo_oracle_leaves_a_shared_module_as_it_was():
+    from zoo_agreement import oracle
+
+    shared = torch.nn.Conv2d(3, 3, 1)
+    model = torch.nn.Sequential(shared, torch.nn.Sequential(shared))  # one module under two parents (coat_mini)
+    assert oracle(model, torch.zeros(1, 3, 4, 4)) == 2 * 3 * 3 * 16
+    assert all(p.device.type == "cpu" for p in model.parameters())

@@ -89,7 +89,13 @@ def _label(target) -> str:
     name = getattr(target, "__name__", str(target))
     module = getattr(target, "__module__", "") or ""
     if module in ("_operator", "operator"):
-        return name
+        # ``x += y`` is labelled as ``x + y``, as every reading labelled it before reading it in place (torch.fx's
+        # proxies still spell it so): a convention keyed by the label counts it alike in every reading
+        return _IN_PLACE_LABELS.get(name, name)
     if module.startswith("torch.nn.functional") or getattr(F, name, None) is target:
         return f"F.{name}"
     return f"torch.{name}" if module.startswith("torch") else name
+
+
+#: the in-place operators read as such, labelled as their operator
+_IN_PLACE_LABELS = {"iadd": "add", "isub": "sub", "imul": "mul", "itruediv": "truediv"}

@@ -136,6 +136,8 @@ class Precision:
         casts one) and the dtype of its output (a call's ``dtype=``, as ``softmax(x, dtype=torch.float32)``
         takes it, where given)."""
         asked = call[2].get("dtype") if call is not None and isinstance(call[2], dict) else None
+        if asked is None and call is not None:  # ``torch.softmax(x, -1, torch.float64)``: given by position
+            asked = next((a for a in call[1] if isinstance(a, torch.dtype)), None)
         if isinstance(asked, torch.dtype):
             self.note(asked)
             return operands, asked

@@ -141,6 +141,7 @@ class Recorder:
             made.dtype = emit.dtype
             if self.training and made.storage is not None and not inplace:
                 self.precision.dtypes[made.storage] = emit.dtype
+                self.precision.note(emit.dtype)  # (a boolean amax: one byte an element, not the itemsize rule's)
         return made
 
     def output(self, t, c, base):
@@ -272,15 +273,19 @@ class Recorder:
         if "_indices" in self.__dict__:
             self._indices = set(indices)
 
-    def overwritten(self, key) -> None:
-        """Storage ``key`` written in place (``x[..., d:] = y``) after calls kept it as an operand: autograd could
-        not have kept the storage itself (its backward would read values no longer there), so each of those calls
-        kept a copy of its operand instead, in a storage of its own. The readings spell ``x[..., d:] *= s`` as
-        ``x[..., d:] = x[..., d:] * s``, as Python does where a tensor has no in-place operators; PyTorch's
-        in-place ``mul_`` keeps the copy (``original_self``), of the view's elements."""
+    def overwritten(self, key, source=None, op="", path="") -> None:
+        """Storage ``key`` written in place (``x[..., d:] = y``) after calls kept it as an operand. The call that made
+        the value written (storage ``source``, None: any call) kept a copy of its operand instead, in a storage of its
+        own: torch.fx spells ``x[..., d:] *= s`` as ``x[..., d:] = x[..., d:] * s`` (its proxies have no in-place
+        operators), and PyTorch's in-place ``mul_`` keeps the copy (``original_self``), of the view's elements. Any
+        other call that kept it would read values no longer there: PyTorch raises at backward, so the write is
+        listed (see :meth:`saved_then_written`)."""
         for i, (c, inputs, output) in enumerate(self.graph):
             flags = c.saves_input if isinstance(c.saves_input, tuple) else (c.saves_input,)
             if not any(f is True and k == key for (k, _), f in zip(inputs, flags)):
+                continue
+            if source is not None and output != source:
+                self.untrack(op, path, _SAVED_THEN_WRITTEN)
                 continue
             copied = tuple(False if f is True and k == key else f for (k, _), f in zip(inputs, flags))
             copied += flags[len(copied):]
@@ -289,6 +294,21 @@ class Recorder:
             dtype = self.precision.dtypes.get(key) if self.precision is not None else None
             if dtype is not None and dtype.is_floating_point:  # the copy is in the storage's own dtype
                 self.precision.private.setdefault(i, dtype)
+
+    def saved_then_written(self, key, op, path) -> None:
+        """Storage ``key`` about to be written in place (``x.mul_(y)``, ``x *= y``, or ``x[i] = v`` under
+        ``torch.no_grad()``) after a call kept it for its backward, as an operand or as its own output: that
+        backward would read values no longer there, and PyTorch raises when it runs (a tensor it saved was modified
+        by an in-place operation). Listed, never counted. A parameter's or buffer's storage is left out: a forward
+        writes those through ``.data``, which autograd does not see."""
+        if key is None or self.is_parameter(key):
+            return
+        for c, inputs, output in self.graph:
+            flags = c.saves_input if isinstance(c.saves_input, tuple) else (c.saves_input,)
+            if c.saves_output is True and output == key or any(f is True and k == key
+                                                               for (k, _), f in zip(inputs, flags)):
+                self.untrack(op, path, _SAVED_THEN_WRITTEN)
+                return
 
     def first_index(self, key) -> bool:
         """Whether storage ``key``, an int64 index autograd keeps, is kept here for the first time (an index
@@ -523,6 +543,11 @@ class Recorder:
             params=sum(p.numel() for p in params.values()), trainable_params=sum(p.numel() for p in trainable),
             trainable_tensors=len(trainable), untracked=untracked, unread_params=sum(p.numel() for p in unread),
             unread_tensors=len(unread), unproven=runtime.unproven_step(runtime.device_of(self.model)))
+
+
+#: why a write in place into a storage a call kept for its backward is listed
+_SAVED_THEN_WRITTEN = ("writes in place into a tensor an earlier call saved for its backward: PyTorch raises at "
+                       "backward (a variable needed for gradient computation modified by an inplace operation)")
 
 
 def _kept_by(actual, plain, operands):

@@ -109,7 +109,7 @@ def _absent(model, inputs) -> tuple:
 
 def read_graph(model, inputs, graph, training=False):
     """The :class:`~convcost.torch.record.Recorder` of ``model``'s rows, read from its fx ``graph``."""
-    walk = Walk(model, inputs, inputs.symbolic, training)
+    walk = Walk(model, inputs, inputs.symbolic, training, in_place=False)
     with own_code("the fx reading"):
         if walk.is_layer():
             return walk.bare_layer()

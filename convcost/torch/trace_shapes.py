@@ -6,7 +6,9 @@ a module) reaches convcost's rules, which say what the call costs and what shape
 kernel runs, no meta tensor is made and no graph is built. Each call becomes a call event
 (:class:`~convcost.torch.events.Event`) for the walker (:class:`convcost.torch.walker.Walk`), as each node of
 the ``torch.fx`` reading (:mod:`convcost.torch.trace_fx`) does: the rows are the same, call for call. Python
-code on sizes simply runs, so ``if x.shape[-1] % 32:`` (which fx cannot trace) reads here.
+code on sizes simply runs, so ``if x.shape[-1] % 32:`` (which fx cannot trace) reads here. To the forward's Python
+a :class:`Shaped` value is a tensor (``isinstance(x, torch.Tensor)``, ``torch.is_tensor(x)``; see
+:mod:`convcost.torch.tensor_checks`), so a forward that branches on it takes PyTorch's branch.
 
 The integer tensors given (token ids, masks) and the model's integer buffers keep their values, and so does
 what is computed from them alone, run alongside (mask code: ``pad_id in ids``, ``lengths.max().item()``):
@@ -55,6 +57,7 @@ from convcost.torch.runtime.private import (
     torch_functions_off,
 )
 from convcost.torch.runtime.private import custom_functions as functions_read
+from convcost.torch.tensor_checks import Watch
 from convcost.torch.trace_calls import Session, event_of, no_autograd, seen
 from convcost.torch.tree import Tree
 from convcost.torch.walker import LEAF_TYPES, Unknown, Walk, own_code
@@ -119,6 +122,16 @@ class Shaped:
     @property
     def is_meta(self) -> bool:
         return False
+
+    @property
+    def __class__(self):
+        # ``isinstance(x, torch.Tensor)`` and ``torch.is_tensor(x)`` in the forward's own Python say what PyTorch
+        # says (a parameter's stand-in is an ``nn.Parameter``); ``type(x)`` is still Shaped, and so is the answer
+        # to torch's C++ and to convcost's own code (:mod:`convcost.torch.tensor_checks`)
+        session = getattr(_LOCAL, "session", None)
+        if session is None or session.busy or not session.checks.tensor():
+            return Shaped
+        return torch.nn.Parameter if type(self.value.tensor) is torch.nn.Parameter else torch.Tensor
 
     def __getattr__(self, name):
         if name.startswith("__"):
@@ -223,6 +236,27 @@ for _method in reflectable_magic_methods:
         setattr(Shaped, f"__r{_method.strip('_')}__", _reflected(_method))
 
 
+def _in_place(method):
+    """``x += y`` (``x *= y`` ...) as PyTorch runs it: a write into ``x``'s own storage (``x.add_(y)``), not the new
+    tensor Python's fallback to ``x + y`` would make; ``x`` is the written tensor from then on (its gradient flag, its
+    dtype kept: an in-place result is cast to it)."""
+    target = getattr(operator, method)
+
+    def impl(self, other):
+        result = _session().call(FUNCTION, target, (self, other), {})
+        if isinstance(result, Shaped) and result is not self:
+            result.value.dtype = self.value.dtype
+            self.value, self.alongside = result.value, result.alongside
+        return self
+
+    return impl
+
+
+#: the in-place operators with a rule (the others fall back to their operator, a new tensor, as before)
+for _method in ("iadd", "isub", "imul", "itruediv"):
+    setattr(Shaped, f"__{_method}__", _in_place(_method))
+
+
 class _Session(TorchFunctionMode):
     """One forward on shapes: the walk that makes the rows, the module stack, the model's tensors.
 
@@ -250,6 +284,7 @@ class _Session(TorchFunctionMode):
         self.buffers = {}
         self.stack = []
         self.busy = 0  # inside convcost's own machinery (a rule, a reader, a meta run): calls pass through
+        self.checks = Watch()  # whether the forward's Python is asking isinstance (a stand-in is a tensor to it)
         # the dtype of a computed value whose dtype the rules leave open: the floating one (token ids are
         # int64, but what is computed from them through an embedding is not)
         given = [i.dtype for i in (*inputs.positional, *inputs.keywords.values())]
@@ -266,8 +301,14 @@ class _Session(TorchFunctionMode):
     def call(self, kind, target, args, kwargs):
         context = self.stack[-1] if self.stack else ""
         if self.walk.training and kind == FUNCTION and op_of(kind, target).by_parts:
-            return descend(target, args, kwargs)
+            watching = self.checks.watch()  # its Python body is the forward's own code
+            try:
+                return descend(target, args, kwargs)
+            finally:
+                if watching:
+                    self.checks.pause()
         self.busy += 1
+        paused = self.checks.pause()  # convcost's own code from here: no isinstance of the forward to watch
         known = self.with_values or self.current and _all_known_in(args, kwargs)
         computed = _Once(lambda: self.real_call(kind, target, args, kwargs)) if known else None
         self.walk.computed = computed
@@ -281,6 +322,7 @@ class _Session(TorchFunctionMode):
                 return _with_reals(_wrap(result), real, strict=self.with_values)  # (its size checks: busy too)
         finally:
             self.walk.computed = None
+            self.checks.resume(paused)
             self.busy -= 1
 
     def known_result(self, computed, kind, target, args, kwargs):
@@ -308,30 +350,37 @@ class _Session(TorchFunctionMode):
         kwargs = kwargs or {}
         if self.busy:
             return func(*args, **kwargs)
-        if _any_shaped(args, kwargs):
-            return Shaped.__torch_function__(func, types, args, kwargs)
-        if func is SET_GRAD_ENABLED:  # the forward's own torch.no_grad(), which the walker reads
-            out = func(*args, **kwargs)
-        else:
-            with no_autograd():  # a constant of the forward: no autograd graph (a step's reading: grad on)
-                out = func(*args, **kwargs)
-        self.busy += 1
+        paused = self.checks.pause()  # convcost's code, or a constant's call (no stand-in in it): nothing to watch
         try:
-            if seen(func):
-                with own_code("the shape reading"):
-                    self.walk.read(event_of(func, args, kwargs, self.stack[-1] if self.stack else "",
-                                            sys._getframe(1)))
+            if _any_shaped(args, kwargs):
+                return Shaped.__torch_function__(func, types, args, kwargs)
+            if func is SET_GRAD_ENABLED:  # the forward's own torch.no_grad(), which the walker reads
+                out = func(*args, **kwargs)
+            else:
+                with no_autograd():  # a constant of the forward: no autograd graph (a step's reading: grad on)
+                    out = func(*args, **kwargs)
+            self.busy += 1
+            try:
+                if seen(func):
+                    with own_code("the shape reading"):
+                        self.walk.read(event_of(func, args, kwargs, self.stack[-1] if self.stack else "",
+                                                sys._getframe(1)))
+            finally:
+                self.busy -= 1
+            return out
         finally:
-            self.busy -= 1
-        return out
+            self.checks.resume(paused)
 
     def function(self, cls, args, kwargs):
-        """``cls.apply(*args, **kwargs)`` of a custom ``torch.autograd.Function`` in a training step: its forward
-        run here, grad disabled (each call read as forward work), then the Function itself, what it saves and
-        its own backward (:meth:`convcost.torch.walker.Walk.custom_function`)."""
+        """``cls.apply(*args, **kwargs)`` of a custom ``torch.autograd.Function``: its forward run here, grad
+        disabled (each call read as forward work); in a training step, then the Function itself, what it saves and
+        its own backward (:meth:`convcost.torch.walker.Walk.custom_function`). An inference reading takes it too:
+        torch's own ``apply`` hands what ``isinstance`` calls a tensor to C++ functions, which refuse a stand-in
+        (:mod:`convcost.torch.tensor_checks`)."""
         if self.busy:
             return apply_function(cls, args, kwargs)
-        if not torch.is_grad_enabled():  # within no_grad (or another Function's forward): forward work, no node
+        if not (self.walk.training and torch.is_grad_enabled()):  # inference, or within no_grad (or another
+            # Function's forward): forward work, no node
             return custom_functions.run_forward(cls, custom_functions.Context(False for _ in args), args, kwargs)
         inputs = [t for t in _unwrap((*args, *kwargs.values())) if isinstance(t, Tensor)]
         ctx = custom_functions.Context(isinstance(t, Tensor) and bool(self.walk.record.tracked(t).grad)
@@ -359,31 +408,39 @@ class _Session(TorchFunctionMode):
         path = self.paths.get(id(module))
         if path is None or self.busy:  # made during the forward (its calls are its caller's), or a meta run
             return _ORIGINAL_CALL(module, *args, **kwargs)
-        if type(module) in LEAF_TYPES:
-            self.busy += 1  # the reader reads the module's own tensors, not their shaped stand-ins
-            try:
-                plain = _unwrap(args), _unwrap(kwargs)
-                one = self.walk.one_row(module, *plain)
-            finally:
-                self.busy -= 1
-            if one:
-                read = self.read_module(path, module, args, kwargs, plain)
-                if read is not None:
-                    return read
-        self.walk.record.entered(path, module, [a.value.shape if isinstance(a, Shaped) else a.shape
-                                                for a in args if isinstance(a, (Shaped, torch.Tensor))])
-        self.stack.append(path)
+        paused = self.checks.pause()  # convcost's code, but for the module's own forward
         try:
-            out = _ORIGINAL_CALL(module, *args, **kwargs)
+            if type(module) in LEAF_TYPES:
+                self.busy += 1  # the reader reads the module's own tensors, not their shaped stand-ins
+                try:
+                    plain = _unwrap(args), _unwrap(kwargs)
+                    one = self.walk.one_row(module, *plain)
+                finally:
+                    self.busy -= 1
+                if one:
+                    read = self.read_module(path, module, args, kwargs, plain)
+                    if read is not None:
+                        return read
+            self.walk.record.entered(path, module, [a.value.shape if isinstance(a, Shaped) else a.shape
+                                                    for a in args if isinstance(a, (Shaped, torch.Tensor))])
+            self.stack.append(path)
+            watching = self.checks.watch()
+            try:
+                out = _ORIGINAL_CALL(module, *args, **kwargs)
+            finally:
+                if watching:
+                    self.checks.pause()
+                self.stack.pop()
+            self.walk.record.called(path, module, out)
+            return out
         finally:
-            self.stack.pop()
-        self.walk.record.called(path, module, out)
-        return out
+            self.checks.resume(paused)
 
     def read_module(self, path, module, args, kwargs, plain):
         """The module as one row, as every reading reads it (``plain``: its arguments as the walker takes them);
         None where its reader cannot (then it is read by what it calls, as every reading does)."""
         self.busy += 1
+        paused = self.checks.pause()
         try:
             with own_code("the shape reading"):
                 out = self.walk.call(Event(MODULE, module, *plain, path))
@@ -396,6 +453,7 @@ class _Session(TorchFunctionMode):
         except ConvcostError:
             return None
         finally:
+            self.checks.resume(paused)
             self.busy -= 1
         return _with_reals(_wrap(out), real, strict=self.with_values)
 
@@ -638,16 +696,18 @@ def read_shapes(model, inputs, device="cpu", training=False, with_values=False, 
         try:
             # a training reading runs with grad enabled, so that a forward's own torch.no_grad() is seen (every
             # real computation inside is run without autograd)
-            with module_calls(model, session.paths, _module_call, _module_tensor, reached), \
-                    functions_read(session.function) if training else contextlib.nullcontext(), \
-                    torch.set_grad_enabled(training), session:
+            with module_calls(model, session.paths, _module_call, _module_tensor, reached, session.checks), \
+                    functions_read(session.function), torch.set_grad_enabled(training), session, session.checks:
                 out = _ORIGINAL_CALL(model, *args, **kwargs)
+            if session.checks.unanswered:
+                raise NeedsTensors("a value's class asked under another profiler (sys.setprofile), which hides "
+                                   "whether isinstance asked it")
             if training:
                 session.walk.record.returned(s.value.storage for s in _flat_shaped(out) if s.value.storage is not None)
             failed = False
         except (NeedsTensors, ConvcostError, InternalError):
             raise
-        except Exception as exc:  # noqa: BLE001 - code that a shape cannot run (isinstance checks, numpy ...)
+        except Exception as exc:  # noqa: BLE001 - code a shape cannot run (type(x) is torch.Tensor, numpy ...)
             raise NeedsTensors(f"{type(exc).__name__}: {exc}") from None
         finally:
             _LOCAL.session = None

@@ -86,9 +86,12 @@ class Unknown:
 class Walk:
     """One reading's walk: shapes from convcost's formulas, a row per costed call, in a :class:`Recorder`."""
 
-    def __init__(self, model, inputs, symbolic, training=False, modules=None):
+    def __init__(self, model, inputs, symbolic, training=False, modules=None, in_place=True):
         self.model, self.inputs, self.symbolic = model, inputs, symbolic
         self.training = training
+        # whether the reading sees ``x *= y`` as the write in place it is (every reading but torch.fx, whose proxies
+        # have no in-place operators: it spells ``x[..., d:] *= s`` as ``x[..., d:] = x[..., d:] * s``)
+        self.in_place = in_place
         # ``modules``: the caller's ``dict(model.named_modules())`` (profile walks a large model's tree once)
         self.modules = Tree(model).named if modules is None else modules
         self.record = Recorder(model, training, self.modules)
@@ -158,6 +161,8 @@ class Walk:
             # autograd.Function's forward runs without grad: its own backward and saves are not read, said so
             self.record.untrack(event.label, event.path, "inside a custom autograd.Function: its backward is its own")
         elif self.training and not torch.is_grad_enabled():  # under torch.no_grad(): no backward, nothing kept
+            if event.kind != MODULE and (_in_place(event) or event.target in (operator.setitem, "__setitem__")):
+                self.saved_written(event)  # ... but a write bumps the tensor's version all the same
             mark = self.record.mark()
             self.record.read_without_grad.update(
                 id(p) for p in (own_parameters(event.target) if event.kind == MODULE else (
@@ -172,11 +177,23 @@ class Walk:
             return _without_grad(result, viewed)
         if self.training and self.record.written:
             self.after_writes(event)
+        if self.training and event.kind != MODULE and _in_place(event):
+            self.saved_written(event)
         result = self._call(event)
         if self.training:
             self.flow(event, result)
             self.writes(event, result)
         return result
+
+    def saved_written(self, event) -> None:
+        """A write in place into the call's first tensor (``x.mul_(y)``, ``x *= y``; under ``torch.no_grad()``,
+        ``x[i] = v`` too): listed where an earlier call kept its storage for the backward, which PyTorch then refuses
+        to run (:meth:`~convcost.torch.record.Recorder.saved_then_written`)."""
+        target = event.args[0] if event.args else None
+        if event.kind == MODULE or not isinstance(target, Tensor) or event.name in _NOT_WRITES or (
+                target.storage is None and target.tensor is None):
+            return
+        self.record.saved_then_written(self.record.tracked(target).storage, event.label, event.path)
 
     def after_writes(self, event) -> None:
         """Each tensor of the call that reads a storage written from a tensor needing a gradient needs one too
@@ -193,7 +210,12 @@ class Walk:
                 event.target in (operator.setitem, "__setitem__") or _in_place(event)):
             return
         if event.target in (operator.setitem, "__setitem__"):
-            self.record.overwritten(self.record.tracked(args[0]).storage)
+            value = args[2] if len(args) > 2 else None
+            # the call that made the value written kept a copy where it is an in-place product torch.fx spelled out
+            # of place; in any other reading, and for a number written, no call did
+            source = self.record.tracked(value).storage if isinstance(value, Tensor) and not self.in_place \
+                else object()
+            self.record.overwritten(self.record.tracked(args[0]).storage, source, event.label, event.path)
         if any(self.record.tracked(t).grad for t in _flat(args[1:], event.kwargs) if isinstance(t, Tensor)):
             self.written(args[0], event)
             for t in _flat((result,), {}):
@@ -274,6 +296,8 @@ class Walk:
         if event.kind == MODULE:
             return self.call_module(event)
         op = op_of(event.kind, event.target)
+        if op.floating:
+            _floating_only(event)
         rule = self.rule(event)
         if not any(isinstance(a, Tensor) for a in flat):  # Python arithmetic on sizes
             if event.kind == FUNCTION and (rule is None or event.target in _PYTHON_ARITHMETIC):
@@ -314,6 +338,8 @@ class Walk:
             return
         rule = self.rule(event)
         op = op_of(event.kind, event.target)
+        if op.floating:
+            _floating_only(event)
         if rule is None or rule is op.shape:
             if not op.view and any(isinstance(a, Tensor) for a in _flat(event.args, event.kwargs)):
                 self.record.skip(event.label, event.path, (op.uncounted or _NOT_COUNTED)
@@ -528,7 +554,7 @@ class Walk:
         if rank is not None and len(shapes) == 1 and len(shapes[0]) == rank - 1:
             emit = Emit(spec, [(1, *shapes[0])], own_parameters(module), "unbatched")
         else:
-            emit = Emit(spec, shapes, own_parameters(module), output)
+            emit = Emit(spec, shapes, own_parameters(module), output, dtype=_module_dtype(module, tensors))
         operands = call = None
         if self.training:
             operands = [self.record.tracked(t) for t in tensors]
@@ -706,6 +732,17 @@ class Walk:
         return type(result)(next(it) if isinstance(t, Tensor) else t for t in result)
 
 
+def _floating_only(event) -> None:
+    """:class:`Refused` where a reduction PyTorch computes in floating point alone (``var``, ``std``) is given an
+    integer or boolean tensor, as PyTorch refuses it (its meta kernel, which the readings may run, does not)."""
+    first = event.args[0] if event.args else event.kwargs.get("input")
+    dtype = first.dtype if isinstance(first, Tensor) and first.dtype is not None else getattr(
+        getattr(first, "tensor", None), "dtype", None)
+    if _integral(dtype):
+        raise Refused(f"PyTorch rejects {event.label} of a {str(dtype).removeprefix('torch.')} tensor: std and var "
+                      "only support floating point and complex dtypes")
+
+
 def _integer_0d(value) -> bool:
     """Whether ``value`` is a 0-d integer tensor whose value the reading has (a :class:`Tensor` holding it)."""
     real = value.tensor if isinstance(value, Tensor) else value
@@ -737,6 +774,17 @@ def _inputs_of(module, args, kwargs):
     return [args[0]]
 
 
+def _module_dtype(module, tensors):
+    """The dtype of a leaf module's result where its input's is a floating dtype the reading knows and its own
+    floating parameters share it (``nn.Softmax`` of a float64 copy is float64); None otherwise (the floating one
+    the reading leaves open; under autocast, which casts a layer's operands, too)."""
+    dtype = tensors[0].dtype if tensors else None
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point or any(
+            torch.is_autocast_enabled(device) for device in ("cpu", "cuda")):
+        return None
+    return dtype if all(t.dtype == dtype for t in own_parameters(module) if t.is_floating_point()) else None
+
+
 def own_parameters(module) -> tuple:
     """``tuple(module.parameters())``, without walking the module tree when the module has no children
     (nearly every leaf: a convolution, a norm), which is most of a large model's reading time otherwise."""
@@ -756,7 +804,8 @@ _OPERATORS.update({"__radd__": operator.add, "__rsub__": operator.sub, "__rmul__
                    "__itruediv__": operator.truediv})
 
 _PYTHON_ARITHMETIC = frozenset({operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv,
-                                operator.mod, operator.pow, operator.neg, operator.iadd, operator.imul})
+                                operator.mod, operator.pow, operator.neg, operator.iadd, operator.imul, operator.isub,
+                                operator.itruediv})
 
 
 #: calls whose result carries no gradient: the backward does not reach what they read through them
@@ -790,7 +839,7 @@ def _in_place(event) -> bool:
     ``x += y``)."""
     target, args, kwargs = event.target, event.args, event.kwargs
     if event.kind == METHOD:
-        return target.endswith("_") and not target.endswith("__")
+        return target.endswith("_") and not target.endswith("__") or target in _IN_PLACE_OPERATORS
     if target in (operator.iadd, operator.imul, operator.isub, operator.itruediv):
         return True
     if getattr(target, "__name__", "").endswith("_") and not getattr(target, "__name__", "").endswith("__"):
@@ -810,6 +859,13 @@ def _in_place(event) -> bool:
         return signature.bind(*args, **kwargs).arguments.get("inplace") is True
     except TypeError:
         return False
+
+
+#: a tensor's in-place operator methods (``x.__iadd__(y)``: ``x += y``)
+_IN_PLACE_OPERATORS = frozenset({"__iadd__", "__isub__", "__imul__", "__itruediv__"})
+
+#: in-place methods that write no values (autograd's flags, the storage itself)
+_NOT_WRITES = frozenset({"requires_grad_", "detach_", "retain_grad", "share_memory_", "resize_", "resize_as_", "set_"})
 
 
 def _on_meta(module, cast=None):

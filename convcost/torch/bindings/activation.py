@@ -13,7 +13,7 @@ from convcost import primitives as p
 from convcost.torch.binding import binds
 from convcost.torch.conventions import out_numel
 from convcost.torch.layouts import like_input
-from convcost.torch.rules import Emit, NoRule, bind_arguments
+from convcost.torch.rules import Emit, NoRule, bind_arguments, promoted
 
 MODULES = {
     "relu": nn.ReLU,
@@ -34,8 +34,25 @@ _KIND = {cls: kind for kind, cls in MODULES.items()}
 
 def _call(kind):
     def rule(args, kwargs):
-        return Emit(p.Activation(kind=kind), [args[0].shape])
+        return Emit(p.Activation(kind=kind), [args[0].shape], dtype=activated_dtype(args, kwargs))
     return rule
+
+
+def activated_dtype(args, kwargs):
+    """The dtype of an activation's result, as PyTorch gives it: softmax's ``dtype=`` where asked (the input is cast
+    to it first), else the input's own where the reading knows it (``x.double().softmax(-1)`` is float64); None
+    where it is the floating one the reading leaves open.
+
+    >>> from convcost.torch.rules import Tensor
+    >>> x = Tensor((2, 4), dtype=torch.float64)
+    >>> activated_dtype((x, -1), {}), activated_dtype((Tensor((2, 4)), -1), {"dtype": torch.float64})
+    (torch.float64, torch.float64)
+    >>> activated_dtype((Tensor((2, 4)),), {}) is None
+    True
+    """
+    asked = kwargs.get("dtype")
+    asked = asked if isinstance(asked, torch.dtype) else next((a for a in args[1:] if isinstance(a, torch.dtype)), None)
+    return asked if asked is not None else promoted(args[:1])
 
 
 def _hardtanh(args, kwargs):

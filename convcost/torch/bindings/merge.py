@@ -58,8 +58,8 @@ class AddBinding:
     def build(layer, rank):
         return modules.Merge("add")
 
-    functions = {operator.add: _ADD, operator.iadd: _ADD, torch.add: _ADD, operator.sub: _ADD, torch.sub: _ADD,
-                 torch.subtract: _ADD}
+    functions = {operator.add: _ADD, operator.iadd: _ADD, torch.add: _ADD, operator.sub: _ADD, operator.isub: _ADD,
+                 torch.sub: _ADD, torch.subtract: _ADD}
     methods = {"add": _ADD, "add_": _ADD, "sub": _ADD, "sub_": _ADD, "subtract": _ADD, "subtract_": _ADD}
     output_layout = broadcast_layout
 
@@ -69,8 +69,9 @@ class MulBinding:
     def build(layer, rank):
         return modules.Merge("mul")
 
-    functions = {operator.mul: _MUL, operator.imul: _MUL, torch.mul: _MUL, operator.truediv: _DIV, torch.div: _DIV,
-                 torch.multiply: _MUL, torch.divide: _DIV, torch.true_divide: _DIV}
+    functions = {operator.mul: _MUL, operator.imul: _MUL, torch.mul: _MUL, operator.truediv: _DIV,
+                 operator.itruediv: _DIV, torch.div: _DIV, torch.multiply: _MUL, torch.divide: _DIV,
+                 torch.true_divide: _DIV}
     methods = {"mul": _MUL, "mul_": _MUL, "div": _DIV, "div_": _DIV, "multiply": _MUL, "multiply_": _MUL,
                "divide": _DIV, "divide_": _DIV, "true_divide": _DIV, "true_divide_": _DIV}
     output_layout = broadcast_layout

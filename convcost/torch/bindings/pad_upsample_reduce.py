@@ -21,7 +21,7 @@ from convcost.torch.binding import binds
 from convcost.torch.bindings.conv import read_axes
 from convcost.torch.build import as_int
 from convcost.torch.layouts import keeps_channels_last
-from convcost.torch.rules import Emit, NoRule, bind_arguments, size_value, tensor_arg
+from convcost.torch.rules import Emit, NoRule, Refused, bind_arguments, size_value, tensor_arg
 
 
 def _pad(args, kwargs):
@@ -68,25 +68,46 @@ def _reduce(kind, default_dim):
         dim = a["dim"]
         dims = () if dim is None else (int(dim),) if isinstance(dim, int) else tuple(int(d) for d in dim)
         return Emit(p.Reduce(dims=dims, keepdim=bool(a["keepdim"]), kind=kind), [x.shape],
-                    dtype=reduced_dtype(kind, x.dtype, a.get("dtype")))
+                    dtype=reduced_dtype(kind, dtype_of(x), a.get("dtype")))
     return rule
 
 
+def dtype_of(x):
+    """A :class:`~convcost.torch.rules.Tensor`'s dtype where the reading knows it (its own, or its tensor's), else
+    None (the floating one the reading leaves open)."""
+    return x.dtype if x.dtype is not None else getattr(x.tensor, "dtype", None)
+
+
 def reduced_dtype(kind, dtype, asked=None):
-    """The dtype of a reduction's result where it is not the floating one the reading leaves open: the ``dtype=``
-    asked for, else an integer or boolean input's sum in int64, as PyTorch sums them (a count of a mask's set
-    elements, which a loss divides by, is an int64 tensor autograd keeps); None otherwise.
+    """The dtype of a reduction's result, as PyTorch gives it: the ``dtype=`` asked for, else an integer or boolean
+    input's ``sum`` in int64 (a count of a mask's set elements, which a loss divides by, is an int64 tensor autograd
+    keeps), its ``amax``/``amin`` in its own dtype, and a floating or complex input's result in the input's dtype
+    (``x.double().sum()`` is float64); None where the input's dtype is the floating one the reading leaves open.
+    PyTorch refuses the ``mean`` of an integer or boolean tensor, and so does this (:class:`Refused`).
 
     >>> reduced_dtype("sum", torch.bool), reduced_dtype("sum", torch.int32), reduced_dtype("sum", None)
     (torch.int64, torch.int64, None)
     >>> reduced_dtype("sum", torch.bool, torch.float32), reduced_dtype("amax", torch.bool)
-    (torch.float32, None)
+    (torch.float32, torch.bool)
+    >>> reduced_dtype("amin", torch.int32), reduced_dtype("mean", torch.float64)
+    (torch.int32, torch.float64)
     """
     if isinstance(asked, torch.dtype):
         return asked
-    if kind == "sum" and isinstance(dtype, torch.dtype) and not (dtype.is_floating_point or dtype.is_complex):
+    if not isinstance(dtype, torch.dtype) or dtype.is_floating_point or dtype.is_complex:
+        return dtype if isinstance(dtype, torch.dtype) else None
+    if kind == "sum":
         return torch.int64
-    return None
+    if kind == "mean":  # PyTorch's own words (2.13)
+        raise Refused(f"PyTorch rejects mean of a {str(dtype).removeprefix('torch.')} tensor: mean(): could not "
+                      "infer output dtype. Input dtype must be either a floating point or complex dtype. Got: "
+                      f"{_TYPE_NAMES.get(dtype, str(dtype).removeprefix('torch.'))}")
+    return dtype  # amax, amin: the largest or smallest element, in the input's dtype
+
+
+#: the names PyTorch's messages give integer and boolean dtypes
+_TYPE_NAMES = {torch.bool: "Bool", torch.uint8: "Byte", torch.int8: "Char", torch.int16: "Short", torch.int32: "Int",
+               torch.int64: "Long"}
 
 
 def _max_unpool(dims):
