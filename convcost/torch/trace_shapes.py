@@ -32,6 +32,7 @@ exclusive side of :data:`convcost.torch.locks.TRACING`; another thread's module 
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import sys
 import threading
@@ -47,7 +48,14 @@ from convcost.torch.leftovers import Attributes, holds
 from convcost.torch.locks import TRACING
 from convcost.torch.ops import op_of
 from convcost.torch.rules import Tensor
-from convcost.torch.runtime.private import SET_GRAD_ENABLED, apply_function, descend, module_body, module_calls
+from convcost.torch.runtime.private import (
+    SET_GRAD_ENABLED,
+    apply_function,
+    descend,
+    module_body,
+    module_calls,
+    torch_functions_off,
+)
 from convcost.torch.runtime.private import custom_functions as functions_read
 from convcost.torch.tensor_checks import Watch
 from convcost.torch.trace_calls import Session, event_of, no_autograd, seen
@@ -301,18 +309,21 @@ class _Session(TorchFunctionMode):
                     self.checks.pause()
         self.busy += 1
         paused = self.checks.pause()  # convcost's own code from here: no isinstance of the forward to watch
-        known = self.with_values or self.current and _all_known((args, kwargs))
+        known = self.with_values or self.current and _all_known_in(args, kwargs)
         computed = _Once(lambda: self.real_call(kind, target, args, kwargs)) if known else None
         self.walk.computed = computed
         try:
-            with own_code("the shape reading"):
-                result = self.walk.call(Event(kind, target, _unwrap(args), _unwrap(kwargs), context))
-            real = computed() if self.with_values else self.known_result(computed, kind, target, args, kwargs)
+            # busy, the session's mode would only pass each torch call the walker and the tensors computed
+            # alongside make straight through: in a reading with values (thousands of them) none reaches it
+            with torch_functions_off() if self.with_values else _NOTHING:
+                with own_code("the shape reading"):
+                    result = self.walk.call(Event(kind, target, _unwrap(args), _unwrap(kwargs), context))
+                real = computed() if self.with_values else self.known_result(computed, kind, target, args, kwargs)
+                return _with_reals(_wrap(result), real, strict=self.with_values)  # (its size checks: busy too)
         finally:
             self.walk.computed = None
             self.checks.resume(paused)
             self.busy -= 1
-        return _with_reals(_wrap(result), real, strict=self.with_values)
 
     def known_result(self, computed, kind, target, args, kwargs):
         """Without values: the call's result on the values known (None where an operand has none, or where
@@ -341,7 +352,7 @@ class _Session(TorchFunctionMode):
             return func(*args, **kwargs)
         paused = self.checks.pause()  # convcost's code, or a constant's call (no stand-in in it): nothing to watch
         try:
-            if holds((args, kwargs), _is_shaped):
+            if _any_shaped(args, kwargs):
                 return Shaped.__torch_function__(func, types, args, kwargs)
             if func is SET_GRAD_ENABLED:  # the forward's own torch.no_grad(), which the walker reads
                 out = func(*args, **kwargs)
@@ -508,6 +519,30 @@ def _all_known(value) -> bool:
     return True
 
 
+def _all_known_in(args, kwargs) -> bool:
+    """``_all_known((args, kwargs))``, a call's operands looked at in one loop (asked at every call of the forward)."""
+    for value in args:
+        if isinstance(value, Shaped):
+            if value.alongside is None:
+                return False
+        elif type(value) in _NESTED and not _all_known(value):
+            return False
+    return not kwargs or _all_known(kwargs)
+
+
+def _any_shaped(args, kwargs) -> bool:
+    """``holds((args, kwargs), _is_shaped)``, in one loop over the operands (asked at every torch call the forward
+    makes)."""
+    for value in args:
+        if isinstance(value, Shaped) or type(value) in _NESTED and holds(value, _is_shaped):
+            return True
+    return bool(kwargs) and holds(kwargs, _is_shaped)
+
+
+#: the containers a call's operands are looked into (as :func:`~convcost.torch.leftovers.holds` does)
+_NESTED = frozenset({tuple, list, dict})
+
+
 def _has_real(value) -> bool:
     return isinstance(value, Shaped) and value.alongside is not None
 
@@ -522,8 +557,14 @@ def _may_write(kind, target, args, kwargs) -> bool:
     """Whether a call may write into a tensor it is given (``x.masked_fill_``, ``x[i] = v``, ``out=``,
     ``inplace=True``; a positional ``True`` is taken for an ``inplace``: erring towards yes only costs speed)."""
     name = target if kind == METHOD else getattr(target, "__name__", "") or ""
-    return (name.endswith("_") and not name.endswith("__") or target in _WRITES or "out" in kwargs
-            or kwargs.get("inplace") is True or any(a is True for a in args))
+    if name.endswith("_") and not name.endswith("__") or target in _WRITES:
+        return True
+    if kwargs and ("out" in kwargs or kwargs.get("inplace") is True):
+        return True
+    for a in args:
+        if a is True:
+            return True
+    return False
 
 
 def _flat_shaped(value) -> list:
@@ -551,6 +592,8 @@ def _is_shaped(value) -> bool:
 
 
 def _unwrap(value):
+    if type(value) in _ATOMS:  # a size, a dim, a flag: most arguments that are not tensors
+        return value
     if isinstance(value, Shaped):
         real, t = value.alongside, value.value
         if isinstance(real, torch.Tensor) and not t.shape and t.tensor is None and not (
@@ -560,11 +603,17 @@ def _unwrap(value):
         return t
     if isinstance(value, torch.Tensor):  # a parameter, buffer or constant: its shape, and itself
         return Tensor(tuple(int(x) for x in value.shape), value, dtype=value.dtype, grad=value.requires_grad)
-    if type(value) in (tuple, list):
-        return type(value)(_unwrap(v) for v in value)
+    if type(value) is tuple:  # a call's arguments: a list made at C speed, not a generator
+        return tuple([_unwrap(v) for v in value])
+    if type(value) is list:
+        return [_unwrap(v) for v in value]
     if type(value) is dict:
-        return {k: _unwrap(v) for k, v in value.items()}
+        return {k: _unwrap(v) for k, v in value.items()} if value else {}
     return value
+
+
+_ATOMS = frozenset({int, float, bool, str, type(None)})
+_NOTHING = contextlib.nullcontext()
 
 
 def _wrap(value):
@@ -594,9 +643,14 @@ def _module_tensor(value, name):
     key = id(value)
     shaped = session.attributes.get(key)
     if shaped is None:  # one Shaped per tensor, so that `self.weight is self.weight` still holds
-        shaped = session.attributes[key] = Shaped(Tensor(tuple(value.shape), value, name, value.dtype,
-                                                         grad=value.requires_grad),
-                                                  value if session.with_values or _integral(value) else None)
+        # busy: the session's mode passes the tensor's own attribute reads (shape, dtype ...) straight through
+        session.busy += 1
+        try:
+            shaped = session.attributes[key] = Shaped(Tensor(tuple(value.shape), value, name, value.dtype,
+                                                             grad=value.requires_grad),
+                                                      value if session.with_values or _integral(value) else None)
+        finally:
+            session.busy -= 1
     return shaped
 
 

@@ -1003,8 +1003,12 @@ def _sized_by_values(event) -> bool:
 
 
 def _flat(args, kwargs):
-    if not kwargs and all(type(a) is Tensor for a in args):  # most calls: a module or an operator on tensors
-        return list(args)
+    if not kwargs:  # most calls: tensors and numbers (a loop: any() over a generator costs more)
+        for a in args:
+            if isinstance(a, _NESTED):
+                break
+        else:
+            return list(args)
     out = []
 
     def walk(v):
@@ -1020,6 +1024,10 @@ def _flat(args, kwargs):
     walk(args)
     walk(kwargs)
     return out
+
+
+#: what :func:`_flat` looks into
+_NESTED = (tuple, list, dict)
 
 
 def _unary_output(event):

@@ -14,6 +14,7 @@ torch.Size([1, 1, 2, 4])
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import operator
@@ -150,8 +151,11 @@ class _Children(dict):
         return dict.setdefault(self, name, default)
 
 
-#: attribute values that hold no module (most of a module's attributes): no isinstance needed
-_PLAIN = frozenset({bool, int, float, str, type(None), torch.dtype, torch.device})
+#: attribute values that hold no module (most of a module's attributes): no isinstance needed; and those never
+#: looked into (a module's hook dicts are OrderedDicts, its non-persistent buffer names a set, and the views
+#: :func:`module_calls` puts on ``_parameters``, ``_buffers`` and ``_modules`` are handled by it)
+_PLAIN = frozenset({bool, int, float, str, type(None), torch.dtype, torch.device, functools.partial,
+                    collections.OrderedDict, set, _Reading, _Children})
 
 
 @contextlib.contextmanager
@@ -207,7 +211,7 @@ def module_calls(root, known, call, seen, reached=None, quiet=None):
         swapped[key] = (own, views, compiled)
         for value in list(own.values()):  # modules kept beside _modules: reachable from here too
             kind = type(value)
-            if kind in _PLAIN or kind is functools.partial:
+            if kind in _PLAIN:
                 continue
             if kind is dict:
                 value = list(value.values())
