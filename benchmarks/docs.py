@@ -394,7 +394,11 @@ def latency_section(data) -> list:
              f"fastest {noise['min'] * 1e3:.1f} ms, median {_pct(noise['median_over_min'])} above it, slowest "
              f"{_pct(noise['max'] / noise['min'] - 1)} above it; the fastest of five calls varied by "
              f"{_pct(noise['best_of_5_spread'])} between groups of five. A timing below is the fastest of "
-             f"{data['repeats']} calls, the models interleaved."
+             f"{data['repeats']} calls, the models interleaved"
+             + (f" (oneDNN's cache of compiled kernels set to {int(data['onednn_primitive_cache']):,} entries: a round "
+                "holds some 2,100 distinct convolutions, past the default 1,024, and interleaved models would "
+                "otherwise recompile every one at every call, which a model run on its own never does)."
+                if data.get("onednn_primitive_cache") else ".")
              + (" The noise floor is wider than the 10% target: no score below can be read more finely than it."
                 if noise["median_over_min"] > 0.10 else ""), "",
              ("Each thread count calibrates afresh (`convcost.torch.calibration.measure`: single kernels, and a few "

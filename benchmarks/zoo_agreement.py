@@ -129,13 +129,22 @@ def unchanged(model, before, inputs) -> str:
         if errors[0] is not None:
             both_raise.append(mode)
             continue
-        a, b = (torch.cat([t.flatten() for t in torch.utils._pytree.tree_leaves(o) if torch.is_tensor(t)])
-                for o in outs)
+        a, b = (_flat(o) for o in outs)
         if not torch.equal(a, b):
+            _seed_everything()
+            with torch.no_grad():
+                again = _flat(before(*inputs))
             model.eval()
+            if not torch.equal(again, b):  # the untouched copy itself gives other values each time
+                return (f"yes (by its state: its {mode} forward is not deterministic, two runs of the untouched copy "
+                        "differ)")
             return f"NO: its next forward ({mode}) gives other values"
     model.eval()
     return "yes" + (f" ({' and '.join(both_raise)} forward raises on the copy too)" if both_raise else "")
+
+
+def _flat(out):
+    return torch.cat([t.flatten() for t in torch.utils._pytree.tree_leaves(out) if torch.is_tensor(t)])
 
 
 def _seed_everything() -> None:
@@ -193,7 +202,7 @@ def main(argv=None):
     args.add_argument("--budget", type=float, default=0, help="stop after this many seconds")
     args.add_argument("--doc", action="store_true", help="only rewrite docs/zoo.md from results/zoo.json")
     args.add_argument("--retry-skipped", action="store_true",
-                      help="run again the models results/zoo.json skipped or got wrong")
+                      help="run again the models results/zoo.json skipped, got wrong or found changed")
     opts = args.parse_args(argv)
     if opts.doc:
         data = json.loads(RESULTS.read_text())
@@ -203,7 +212,8 @@ def main(argv=None):
     todo = candidates(opts.limit)
     if opts.retry_skipped:  # and every model that failed or disagreed, with the code as it is now
         old = json.loads(RESULTS.read_text())["rows"]
-        again = [r for r in old if "skipped" in r or "error" in r or not (r["params_ok"] and r["macs_ok"])]
+        again = [r for r in old if "skipped" in r or "error" in r or not (r["params_ok"] and r["macs_ok"])
+                 or str(r.get("left_as_it_was", "")).startswith("NO")]
         rows = [r for r in old if r not in again]
         todo = [(r["source"], r["model"]) for r in again]
     for source, name in todo:

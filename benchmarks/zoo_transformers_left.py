@@ -97,6 +97,8 @@ def main(argv=None):
     args.add_argument("--timeout", type=float, default=240, help="seconds for one configuration")
     args.add_argument("--budget", type=float, default=0, help="stop after this many seconds")
     args.add_argument("--resume", action="store_true", help="keep the rows results/zoo_transformers_left.json has")
+    args.add_argument("--redo", action="store_true", help="with --resume and --only: run those types again (their "
+                                                          "rows replaced)")
     args.add_argument("--one", nargs="+", metavar="TYPE:ATTENTION,...", help=argparse.SUPPRESS)
     opts = args.parse_args(argv)
     if opts.one:  # a chunk of model types in a process of their own: importing transformers is most of the time
@@ -106,6 +108,8 @@ def main(argv=None):
                 print(json.dumps(_timed(one, kind, attention, opts.timeout)), flush=True)
         return
     rows = json.loads(RESULTS.read_text())["rows"] if opts.resume and RESULTS.exists() else []
+    if opts.redo and opts.only:
+        rows = [r for r in rows if r["model"] not in opts.only]
     done = {(r["model"], r["attention"]) for r in rows}
     pending = [(kind, a) for kind, attentions in configurations(opts.only).items() for a in attentions
                if (kind, a) not in done]

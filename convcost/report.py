@@ -69,7 +69,7 @@ class Row:
         """The row of ``spec`` on ``input_shapes`` with exact (possibly symbolic) counts (``cost``: the layer's
         cost when the caller made it, with the training flags of its step)."""
         shapes = tuple(tuple(s) for s in input_shapes)
-        c = cost if cost is not None else _forward_cost(spec, shapes)
+        c = cost if cost is not None else forward_cost(spec, shapes)
         counts = {m: getattr(c, m) for m in (costs.METRICS if cost is not None else METRICS)}  # a step: its counts too
         if params is not None:
             counts["params"] = params
@@ -106,11 +106,17 @@ class Row:
         return out
 
 
-def _forward_cost(spec, shapes):
-    """``spec.cost_of_inputs(shapes)``, remembered for plain integer shapes: a model repeats its layers (every
-    block of a ResNet stage) and a profile is often taken again, and a spec is a frozen value whose cost on a
-    shape never changes. The key holds the class's formula too, so that a formula replaced at run time (a
-    test's stand-in) is not answered from before."""
+def forward_cost(spec, shapes):
+    """``spec.cost_of_inputs(shapes)`` (``shapes``: a tuple of tuples), remembered for plain integer shapes: a
+    model repeats its layers (every block of a ResNet stage), a rule that needs a call's output shape asks for
+    the cost its row then takes (a matrix product), and a profile is often taken again; a spec is a frozen value
+    whose cost on a shape never changes. The key holds the class's formula too, so that a formula replaced at run
+    time (a test's stand-in) is not answered from before.
+
+    >>> from convcost.primitives import MatMul
+    >>> forward_cost(MatMul(), ((2, 3, 4), (4, 5))) is forward_cost(MatMul(), ((2, 3, 4), (4, 5)))
+    True
+    """
     if set(map(type, itertools.chain.from_iterable(shapes))) <= _PLAIN:  # a concat's 60 shapes: at C speed
         kind = type(spec)
         try:

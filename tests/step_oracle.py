@@ -63,7 +63,7 @@ def assert_step_agrees_or_listed(model, inputs, *, adam=False):
 
 def read_by(cls, reading):
     """``cls`` as a model its forward makes ``profile`` read by ``reading``: as it is (on shapes), reading a value
-    (with the values computed alongside), or checking its input's type (call by call)."""
+    (with the values computed alongside), or checking its input's exact type (call by call)."""
     if reading == READINGS[0]:
         return cls
 
@@ -72,7 +72,7 @@ def read_by(cls, reading):
             if reading == READINGS[1] and float(x.sum()) > -1e30:
                 x = x * 1
             if reading == READINGS[2]:
-                assert isinstance(x, torch.Tensor)
+                assert type(x) is torch.Tensor
             return super().forward(x)
 
     return Reads

@@ -272,12 +272,16 @@ def test_calibrate_tiny_caches_in_the_user_cache_folder(tmp_path, monkeypatch, c
     # and a cold call's extra time, measured on the kernels whose time is their call
     assert {"elementwise/BatchNorm", "pointwise_conv", "linear"} <= set(m.cold_overheads)
     assert all(v >= 0 for v in m.cold_overheads.values())
-    # a strided depthwise convolution has factors of its own, and the synthetic networks gave in-network factors
-    # for both phases, saved with the cache (Machine.load(path) == m above)
+    # a strided depthwise convolution has factors of its own, and the synthetic networks were fitted for both
+    # phases, saved with the cache (Machine.load(path) == m above); a phase keeps its factors only where they
+    # predict a network left out of their fit clearly better than none, which a tiny, noisy calibration may not
+    # show: then it keeps none, and says so
     assert "depthwise_conv/Conv-strided" in m.efficiency
     assert set(m.network) == {"inference", "training"}
-    assert {"dense_conv", "depthwise_conv", "elementwise", "linear"} <= set(m.network["inference"])
     err = capsys.readouterr().err  # progress, one line per stage, on stderr
+    for phase, factors in m.network.items():
+        assert {"dense_conv", "depthwise_conv", "elementwise", "linear"} <= set(factors) or (
+            not factors and f"in-network factors, {phase}: none (each network left out" in err)
     assert "convcost calibrate: measuring cpu with 1 thread" in err and f"cached in {path}" in err
     # a cached calibration is read back, not measured again; quiet=True says nothing
     again = calibrate("cpu", quick=True, min_run_time=0.001, quiet=True)

@@ -5,7 +5,7 @@ import pytest
 
 from convcost.errors import ConvcostError
 from convcost.latency import Machine
-from convcost.latency_network import corrected, factor, fit_factors
+from convcost.latency_network import CLEARLY, corrected, factor, fit_checked, fit_factors, held_out
 from convcost.least_squares import nnls, ridge_toward
 
 
@@ -61,6 +61,35 @@ def test_fit_factors_holds_a_kind_the_networks_barely_see_near_the_shared_factor
         fit_factors([({"convolution": 1.0}, 0.0, 1.0)])
     with pytest.raises(ConvcostError, match="measured=0"):
         fit_factors([({"linear": 1.0}, 0.0, 0)])
+
+
+def test_factors_are_kept_only_where_they_predict_a_network_left_out():
+    rng = np.random.default_rng(2)
+    truth = {"dense_conv": 1.3, "depthwise_conv": 1.8, "elementwise": 2.5}
+
+    def networks(noise):  # ten networks of two settings each, measured at the true factors, then scattered
+        out, groups = [], []
+        for n in range(10):
+            for _ in range(2):
+                parts = {k: float(rng.uniform(1e-3, 1e-2)) for k in truth}
+                out.append((parts, 0.0, corrected(parts, 0.0, truth) * float(rng.lognormal(0.0, noise))))
+                groups.append(f"net{n}")
+        return out, groups
+
+    # what every network says: the factors predict one left out as well as those they were fitted on, and stay
+    consistent, groups = networks(0.0)
+    with_factors, without = held_out(consistent, groups, weight=0.0)
+    assert with_factors == pytest.approx(0.0, abs=1e-9) and without > 0.4
+    assert fit_checked(consistent, groups, weight=0.0) == pytest.approx(truth, rel=1e-6)
+    # each network its own story, by hand: fitted on the others, the factors miss it further than none does
+    apart = [({"linear": 1.0}, 0.0, 2.0), ({"linear": 1.0}, 0.0, 0.5), ({"linear": 1.0}, 0.0, 1.0)]
+    with_factors, without = held_out(apart, ["a", "b", "c"], weight=0.0)
+    assert with_factors > CLEARLY * without
+    assert fit_checked(apart, ["a", "b", "c"], weight=0.0) == {}
+    # one group: nothing to hold out, the factors are fitted
+    assert fit_checked(apart[:1], ["a"], weight=0.0) == pytest.approx({"linear": 2.0})
+    with pytest.raises(ConvcostError, match="3 samples but 2 groups"):
+        held_out(apart, ["a", "b"])
 
 
 def test_machine_network_factors_are_checked_and_round_trip(tmp_path):

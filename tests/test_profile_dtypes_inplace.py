@@ -301,3 +301,20 @@ class SliceProductWrittenBack(WrittenUnderNoGrad):
 @pytest.mark.parametrize("reading", READINGS)
 def test_a_slice_written_back_from_a_product_that_kept_it_is_listed(reading):
     refused_by_pytorch_and_listed(read_by(SliceProductWrittenBack, reading)(), torch.randn(2, 4, 8), reading)
+
+
+class VarianceOfIntegers(MeanOfIntegers):
+    """``var`` of an int32 tensor: PyTorch refuses it on the CPU, though its meta kernel does not."""
+
+    def forward(self, x):
+        return self.fc(x) * (x > 0).int().var(-1, keepdim=True)
+
+
+@pytest.mark.parametrize("reading", READINGS)
+@pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
+def test_the_variance_of_integers_is_refused_as_pytorch_refuses_it(training, reading):
+    model = read_by(VarianceOfIntegers, reading)()
+    with pytest.raises(RuntimeError, match="std and var only support floating point"):
+        model(torch.randn(2, 4, 8))
+    with pytest.raises(ConvcostError, match="std and var only support floating point"):
+        profile(model, torch.randn(2, 4, 8), training=training)

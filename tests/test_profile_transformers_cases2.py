@@ -162,11 +162,11 @@ class BothParts(Linear8):
 
 
 class BothPartsCallByCall(BothParts):
-    """The same read call by call (an ``isinstance`` check no shape passes): ``x.real`` is a property there."""
+    """The same read call by call (an exact type check no shape passes): ``x.real`` is a property there."""
 
     def forward(self, x):
         h = self.fc(x)
-        assert isinstance(h, torch.Tensor)
+        assert type(h) is torch.Tensor
         f = torch.fft.fftn(h, dim=(-1, -2))
         return self.fc(f.real) * f.imag
 
@@ -436,7 +436,7 @@ def test_a_gated_delta_rule_model():
 
 class SetsRequiresGradCallByCall(nn.Module):
     """``hidden_states.requires_grad = True`` on a view of the input, in a forward the shapes cannot run (an
-    ``isinstance`` check): the first convolution's input gradient is part of the step."""
+    exact type check): the first convolution's input gradient is part of the step."""
 
     def __init__(self):
         super().__init__()
@@ -444,7 +444,7 @@ class SetsRequiresGradCallByCall(nn.Module):
 
     def forward(self, x):
         h = x[:, None]
-        assert isinstance(h, torch.Tensor)
+        assert type(h) is torch.Tensor
         h.requires_grad = True
         return self.fc(self.conv(h))
 
@@ -466,7 +466,7 @@ class AssignedCallByCall(nn.Module):
 
     def forward(self, x):
         h = self.fc(x)
-        assert isinstance(h, torch.Tensor)
+        assert type(h) is torch.Tensor
         h[torch.zeros(2, 4, dtype=torch.bool)] = self.embed.to(h.dtype)
         return h * 2
 

@@ -193,12 +193,14 @@ class Casts(nn.Module):
 
     def __init__(self, seen):
         super().__init__()
-        self.fc, self.seen = nn.Linear(8, 8), seen
+        # ``seen.append``, not ``seen``: profile puts back the contents of the lists a module holds, which left
+        # ``seen`` with PyTorch's answer alone and this test unable to fail
+        self.fc, self.note = nn.Linear(8, 8), seen.append
 
     def forward(self, x):
         h = self.fc(x)
         f = h.float()
-        self.seen.append((h.dtype, f.dtype, h.to(torch.float32).dtype, h.double().dtype, h.half().dtype,
+        self.note((h.dtype, f.dtype, h.to(torch.float32).dtype, h.double().dtype, h.half().dtype,
                           h.type(torch.float32).dtype, f.bfloat16().dtype, (f * 2).dtype, (f + f).dtype,
                           f.transpose(0, 1).dtype, (h * 2).dtype))
         return f * 2
@@ -213,4 +215,5 @@ def test_a_cast_is_in_the_dtype_it_names(training, reading):
     report = profile(model, x, training=training)
     assert report.traced_with == reading
     bf16, f32 = torch.bfloat16, torch.float32
+    assert len(seen) == 2
     assert seen[-1] == seen[0] == (bf16, f32, f32, torch.float64, torch.float16, f32, bf16, f32, f32, f32, bf16)

@@ -153,3 +153,23 @@ def test_the_zoo_oracle_leaves_a_shared_module_as_it_was():
     model = torch.nn.Sequential(shared, torch.nn.Sequential(shared))  # one module under two parents (coat_mini)
     assert oracle(model, torch.zeros(1, 3, 4, 4)) == 2 * 3 * 3 * 16
     assert all(p.device.type == "cpu" for p in model.parameters())
+
+
+class _Drifting(torch.nn.Module):
+    """A forward that is not deterministic by itself (each call, whichever copy makes it, gives other values, as a
+    model reading an uninitialised scratch buffer): the zoo check can compare its state only, and says so."""
+
+    calls = 0  # shared by every copy, as the memory torch.empty hands out is
+
+    def forward(self, x):
+        _Drifting.calls += 1
+        return x + _Drifting.calls
+
+
+def test_the_zoo_check_says_when_a_forward_is_not_deterministic():
+    import copy
+
+    from zoo_agreement import unchanged
+
+    model = _Drifting()
+    assert unchanged(model, copy.deepcopy(model), (torch.randn(2, 4),)).startswith("yes (by its state")

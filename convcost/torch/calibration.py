@@ -14,7 +14,8 @@ thread count, and returns a :class:`convcost.latency.Machine`:
    :func:`convcost.latency.fit`;
 5. one in-network factor per kernel kind, at inference and in a training step: a few small synthetic networks
    (:mod:`convcost.torch.networks`, never a zoo model) timed end to end against the sum of their rows'
-   predictions (:func:`convcost.latency_network.fit_factors`).
+   predictions (:func:`convcost.latency_network.fit_factors`), kept for a phase only where they predict a network
+   left out of their fit clearly better than none (:func:`convcost.latency_network.fit_checked`).
 
 The result is cached as JSON in the per-user cache folder of the operating system
 (``platformdirs.user_cache_dir("convcost")``: ``$XDG_CACHE_HOME/convcost`` or
@@ -62,7 +63,7 @@ from convcost.torch.build import to_torch
 from convcost.torch.profiling import profile
 
 #: bumped when calibration measures something new, so that older cached machines are measured again
-CALIBRATION_VERSION = 6
+CALIBRATION_VERSION = 7
 
 
 def check_device(device) -> torch.device:
@@ -467,7 +468,7 @@ def cache_path(device: str = "cpu", threads: int = 1, quick: bool = False, cache
     the thread count and the torch release, so another machine or release is measured afresh.
 
     >>> cache_path("cpu", 2, cache_dir="/tmp/x")
-    '/tmp/x/machine6-cpu-...-2threads-torch....json'
+    '/tmp/x/machine7-cpu-...-2threads-torch....json'
     """
     if cache_dir is None:
         import platformdirs  # a core dependency; imported here, as only the default folder needs it
@@ -540,11 +541,17 @@ def network_factors(machine: Machine, timings: dict, say=None) -> dict:
         report = profile(networks.build(name), shape, training=training)
         parts, fixed = network_parts(report, machine.replace(network={}))
         samples.setdefault(label, []).append((f"{name} {batch}x{size}", parts, fixed, seconds))
-    out = {label: latency_network.fit_factors([row[1:] for row in rows]) for label, rows in samples.items()}
+    # kept only where they predict a network left out of their fit clearly better than no factor
+    out = {label: latency_network.fit_checked([row[1:] for row in rows], [row[0].split()[0] for row in rows])
+           for label, rows in samples.items()}
     if say:
         for label, factors in out.items():
             rows = samples[label]
-            say(f"in-network factors, {label}: " + ", ".join(f"{k} {v:.2f}" for k, v in factors.items()))
+            with_factors, without = latency_network.held_out([row[1:] for row in rows],
+                                                             [row[0].split()[0] for row in rows])
+            say(f"in-network factors, {label}: " + (", ".join(f"{k} {v:.2f}" for k, v in factors.items()) or "none")
+                + f" (each network left out: mean error {100 * with_factors:.0f}% with factors, "
+                f"{100 * without:.0f}% without)")
             say("  predicted / measured before and after: " + ", ".join(
                 f"{what} {(fixed + sum(parts.values())) / t:.2f} "
                 f"{latency_network.corrected(parts, fixed, factors) / t:.2f}" for what, parts, fixed, t in rows))

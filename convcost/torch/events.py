@@ -67,7 +67,25 @@ class Event:
 
 
 def function_label(target) -> str:
-    """``F.relu``, ``torch.bmm``, ``add`` (an operator), or the function's own name."""
+    """``F.relu``, ``torch.bmm``, ``add`` (an operator), or the function's own name; asked several times per
+    call a forward makes, so each answer is kept (torch's and operator's functions: a few hundred at most)."""
+    try:
+        return _LABELS[target]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable callable: labelled at each call
+        return _label(target)
+    found = _label(target)
+    if len(_LABELS) < _LABELS_AT_MOST:  # (a forward that makes a new callable at each call fills no memory)
+        _LABELS[target] = found
+    return found
+
+
+_LABELS: dict = {}
+_LABELS_AT_MOST = 4096
+
+
+def _label(target) -> str:
     name = getattr(target, "__name__", str(target))
     module = getattr(target, "__module__", "") or ""
     if module in ("_operator", "operator"):

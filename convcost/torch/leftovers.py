@@ -7,6 +7,9 @@ the model would no longer run on real data. :class:`Attributes` remembers every 
 hold such a value; :func:`convcost.torch.profile` puts back everything a forward wrote, whatever it holds.
 The shape reading remembers only the modules its forward reaches, as it reaches them (``lazy``).
 
+A forward run on real tensors also writes into what the model holds (batch norm's running statistics in
+training mode, a step counter) and draws from the random state (dropout): :func:`values_kept` puts both back.
+
 >>> import torch, torch.nn as nn
 >>> m = nn.Linear(2, 2)
 >>> m.biases = {}
@@ -20,6 +23,7 @@ The shape reading remembers only the modules its forward reaches, as it reaches 
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from operator import is_
 
@@ -93,6 +97,32 @@ class Attributes:
 
 _CONTAINERS = frozenset({dict, OrderedDict, list, set})
 _SCALARS = frozenset({bool, int, float, str, tuple, type(None)})  # most attributes: no isinstance needed
+
+
+@contextlib.contextmanager
+def values_kept(model):
+    """Run a forward of ``model`` on real tensors and leave no value behind: every buffer's contents copied
+    before and written back after (in place, so that whoever holds the buffer sees it restored), and torch's
+    random state (the CPU's, and each CUDA device's the model is on) forked for the forward's draws.
+
+    >>> import torch, torch.nn as nn
+    >>> bn = nn.BatchNorm1d(2).train()
+    >>> with values_kept(bn):
+    ...     _ = bn(torch.randn(4, 2))
+    >>> bn.running_mean.tolist(), int(bn.num_batches_tracked)
+    ([0.0, 0.0], 0)
+    """
+    import torch
+
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    devices = sorted({t.device.index or 0 for t in model.parameters() if t.is_cuda})
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in buffers:
+                buffer.copy_(value)
 
 
 def _snapshot(attributes):

@@ -5,8 +5,8 @@ layers before evicted, a layout handed from one kernel to the next). The calibra
 predicts each from its profile, and fits one in-network factor per kernel kind (:mod:`convcost.latency_network`).
 They are built from the layers CNNs are made of (convolution, batch norm and activation stacks,
 depthwise-separable blocks, strided depthwise convolutions, pointwise stacks, residual additions, squeeze-and-
-excitation, concatenation and channel shuffle, pooling, linear heads), never from a model of a zoo that
-predictions are checked against.
+excitation, concatenation and channel shuffle, pooling (after a stem, and stride-1 max pools in branches), linear
+heads), never from a model of a zoo that predictions are checked against.
 
 >>> sorted(NETWORKS)[:3]
 ['bottleneck_grouped', 'classifier', 'concat_shuffle']
@@ -115,6 +115,12 @@ def shuffle_unit(c):
     return nn.Sequential(Branches(separable(c, half, act=nn.ReLU), conv(c, half, 1)), nn.ChannelShuffle(2))
 
 
+def pooled_branch(c, one, reduce, three, pooled):
+    """Branches on one input: a 1x1 convolution, a 1x1 then a 3x3 one, and a stride-1 max pool then a 1x1 one."""
+    return Branches(conv(c, one, 1), nn.Sequential(conv(c, reduce, 1), conv(reduce, three)),
+                    nn.Sequential(nn.MaxPool2d(3, 1, 1), conv(c, pooled, 1)))
+
+
 def _plain():
     return nn.Sequential(conv(3, 32, 3, 2), conv(32, 32), nn.MaxPool2d(3, 2, 1), conv(32, 64), conv(64, 64),
                          nn.MaxPool2d(2), conv(64, 128), head(128))
@@ -178,6 +184,14 @@ def _squeeze_fire():
                          nn.Conv2d(256, CLASSES, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
 
 
+def _pooled_branches():
+    # max pools inside the network, not only after its stem: a pool's in-network factor is not read off a network
+    # whose first layers (a stem on the image, its large outputs) are all that pools sit beside
+    return nn.Sequential(conv(3, 32, 3, 2), nn.MaxPool2d(3, 2, 1), conv(32, 64, 1), pooled_branch(64, 32, 48, 64, 32),
+                         pooled_branch(128, 64, 64, 96, 32), nn.MaxPool2d(3, 2, 1), pooled_branch(192, 96, 64, 128, 32),
+                         head(256))
+
+
 def _classifier():
     return nn.Sequential(conv(3, 48, 5, 4), nn.MaxPool2d(3, 2), conv(48, 96), nn.MaxPool2d(3, 2),
                          nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(96 * 16, 1024), nn.ReLU(),
@@ -189,11 +203,11 @@ NETWORKS = {
     "plain": _plain, "separable": _separable, "inverted": _inverted, "excite": _excite,
     "strided_depthwise": _strided_depthwise, "pointwise": _pointwise, "residual": _residual,
     "bottleneck_grouped": _bottleneck_grouped, "concat_shuffle": _concat_shuffle, "dense_concat": _dense_concat,
-    "squeeze_fire": _squeeze_fire, "classifier": _classifier,
+    "squeeze_fire": _squeeze_fire, "pooled_branches": _pooled_branches, "classifier": _classifier,
 }
 #: the quick calibration's networks: one of each family of kinds
 QUICK_NETWORKS = ("plain", "inverted", "excite", "strided_depthwise", "residual", "bottleneck_grouped",
-                  "concat_shuffle", "classifier")
+                  "concat_shuffle", "pooled_branches", "classifier")
 #: ``(label, batch, image size, training)`` of every timing of a network
 SETTINGS = (("inference", 1, 224, False), ("inference", 8, 160, False), ("training", 2, 224, True))
 

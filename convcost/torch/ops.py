@@ -53,6 +53,7 @@ class Op:
     casts: bool = False  # converts its input to another dtype (``.float()``, ``.to(dtype)``): its shape rule's dtype
     picks: bool = False  # picks each element from one of its operands (where, masked_fill): in a training step a
     #                      new tensor, needing a gradient when any operand does, keeping what autograd keeps
+    floating: bool = False  # PyTorch refuses an integer or boolean input (var, std): so does every reading
     shape: Callable | None = None  # the output of a view, from its arguments
 
 
@@ -299,6 +300,10 @@ _UNARY = """exp exp2 expm1 log log2 log10 log1p sqrt rsqrt pow __pow__ square ne
 cos tan atan asin acos sinh cosh reciprocal sign floor ceil round trunc frac clamp clamp_min clamp_max clip
 softplus logsigmoid softsign tanhshrink hardshrink softshrink celu selu sigmoid tanh""".split()
 
+#: reductions PyTorch refuses on an integer or boolean tensor ("std and var only support floating point and complex
+#: dtypes"), which their meta kernels accept
+_FLOATING = "var std var_mean std_mean".split()
+
 _DROPOUT = "dropout dropout1d dropout2d dropout3d alpha_dropout feature_alpha_dropout".split()
 
 #: element-wise or reduction work convcost does not count: listed, but it holds no multiply-accumulates
@@ -395,6 +400,8 @@ def _table() -> dict:
         add(f, same_shape=True)
     for name in _UNARY:
         add(name, unary=True)
+    for name in _FLOATING:
+        add(name, floating=True)
     for spelled, rule in _SHAPES.items():
         add(getattr(torch.Tensor, spelled) if isinstance(spelled, str) else spelled, shape=rule)
     for name in _CASTS:

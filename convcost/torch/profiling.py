@@ -12,7 +12,7 @@ walker (:mod:`convcost.torch.walker`), so the rows are the same whichever reads 
   each call answered by convcost's formulas, no kernel run, no graph built; Python on sizes just runs;
 * where the forward reads values (``if x.sum() > 0``): the same, with the tensors computed alongside
   (``traced_with`` "shape propagation with values"), for a forward and for a training step;
-* where it cannot run on shapes at all (``isinstance(x, torch.Tensor)``, numpy on a tensor), or a rule
+* where it cannot run on shapes at all (``type(x) is torch.Tensor``, numpy on a tensor), or a rule
   refuses its input: every call the forward makes, run on meta tensors (:mod:`convcost.torch.trace_calls`;
   real ones where meta cannot run it), a training step's included;
 * symbolic input sizes (``(1, 3, H, W)``, closed forms): a ``torch.fx`` graph walked with the same

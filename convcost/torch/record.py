@@ -362,16 +362,21 @@ class Recorder:
                 # (``original_self``) in a storage of its own, of the input's elements, not the storage it views
                 c = dataclasses.replace(c, saves_input=(False, *c.saves_input[1:]))
             kept, out_dtype = self.precision.cast(path, op, spec, inputs, reads, weights, operands, c, call)
-        row = Row.of(path, op, spec, inputs, source=source, params=0, cost=c)  # raises before anything is recorded
-        params, tied = 0, ""
+        # the parameters it reads first, and the row each other one was first read by (a tensor read twice by this
+        # call: this row), found before the row is made, so that it is made once
+        params, tied, first = 0, "", {}
+        seen = self.seen
         for t in reads:
-            if id(t) in self.seen:
-                tied = tied or self.seen[id(t)][0]
+            if id(t) in seen:
+                tied = tied or seen[id(t)][0]
+            elif id(t) in first:
+                tied = tied or path
             else:
-                self.seen[id(t)] = (row.path, t)
+                first[id(t)] = t
                 params += t.numel()
-        if params or tied:
-            row = row.with_params(params, tied)
+        row = Row.of(path, op, spec, inputs, source=source, params=params, tied_to=tied, cost=c)  # raises before
+        for key, t in first.items():  # anything is recorded
+            seen[key] = (path, t)
         self.rows.append(row)
         out = layout = None
         if c is not None:

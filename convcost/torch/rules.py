@@ -135,7 +135,10 @@ def axes(value):
 
 def reads(*values) -> tuple:
     """The parameters among a call's arguments (what its row counts as params)."""
-    return tuple(v.tensor for v in values if isinstance(v, Tensor) and isinstance(v.tensor, torch.nn.Parameter))
+    # (``v.tensor is not None`` first: most operands are computed, and ``isinstance`` against ``Parameter`` runs
+    # its metaclass's Python check)
+    return tuple(v.tensor for v in values if isinstance(v, Tensor) and v.tensor is not None
+                 and isinstance(v.tensor, torch.nn.Parameter))
 
 
 def tensor_arg(value, what: str) -> Tensor:
@@ -147,6 +150,9 @@ def tensor_arg(value, what: str) -> Tensor:
 
 def broadcast(shapes) -> tuple:
     """The shape PyTorch broadcasts ``shapes`` to."""
+    first = tuple(shapes[0])
+    if all(tuple(s) == first for s in shapes[1:]) and all(type(x) is int for x in first):
+        return first  # most calls: operands of one concrete shape
     rank = max(len(s) for s in shapes)
     padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
     out = []

@@ -30,7 +30,7 @@ from convcost.shapes import numel
 from convcost.torch import layouts, trace_calls
 from convcost.torch.events import Event
 from convcost.torch.inputs import Input, Inputs, tensor_list
-from convcost.torch.leftovers import Attributes
+from convcost.torch.leftovers import Attributes, values_kept
 from convcost.torch.locks import TRACING
 from convcost.torch.record import Recorder
 from convcost.torch.rules import Tensor
@@ -109,13 +109,11 @@ def read_step(model, given: Inputs):
         {k: i.tensor for k, i in given.keywords.items()})
     for value, tensor in _inputs_of(session, args, kwargs):
         session.values[id(value)] = (value, tensor)
-    buffers = [(b, b.detach().clone()) for b in model.buffers()]
     kept = Attributes(model)
     try:
         # grad on, as every training reading runs (each real call inside without autograd): a call made under
         # the forward's own torch.no_grad() is the one with no backward
-        with torch.random.fork_rng(devices=_cuda_devices(model)), trace_calls.hooked(session), torch.enable_grad(), \
-                session:
+        with values_kept(model), trace_calls.hooked(session), torch.enable_grad(), session:
             model(*args, **kwargs)
     except (ConvcostError, InternalError):
         raise
@@ -124,9 +122,6 @@ def read_step(model, given: Inputs):
                             f"{first_line(exc)}") from None
     finally:
         kept.restore()
-        with torch.no_grad():
-            for buffer, value in buffers:
-                buffer.copy_(value)
     return session.record, session.empty
 
 
@@ -248,11 +243,6 @@ class _Step(trace_calls.Session):
             self.busy -= 1
 
 
-
-
-def _cuda_devices(model) -> list:
-    """The CUDA devices whose random state the step draws from (its sampling runs where the model is)."""
-    return sorted({t.device.index or 0 for t in model.parameters() if t.is_cuda})
 
 
 def _writes_into(func) -> bool:

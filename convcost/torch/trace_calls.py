@@ -15,7 +15,7 @@ large model costs microseconds per call. A forward whose Python reads tensor val
 cannot run on meta; it is run again on real tensors (zeros, or the tensors given).
 
 This reading stays, as the last resort, for a forward that cannot run on shapes even with the tensors computed
-alongside (an ``isinstance(x, torch.Tensor)`` test, numpy on a tensor): it is the only one that hands the
+alongside (a ``type(x) is torch.Tensor`` test, numpy on a tensor): it is the only one that hands the
 forward real ``torch.Tensor`` objects. Its events are those of the other readings: ``x + y``, which reaches a
 TorchFunctionMode as ``x.add(y)``, is told apart by the frame that made the call. In a training step
 (``training=True``) each call is walked as the shape reading walks it, the walker's tensor for each tensor the
@@ -38,7 +38,7 @@ from convcost.errors import ConvcostError, InternalError
 from convcost.torch import custom_functions
 from convcost.torch.binding import FUNCTIONS, METHODS
 from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
-from convcost.torch.leftovers import Attributes
+from convcost.torch.leftovers import Attributes, values_kept
 from convcost.torch.ops import op_of
 from convcost.torch.rules import Tensor
 from convcost.torch.runtime.private import (
@@ -475,7 +475,9 @@ def _wrap(value, seen=None):
     if isinstance(value, torch.Tensor):
         found = seen.get(id(value)) if seen is not None else None
         if found is None:
-            found = Tensor(tuple(int(x) for x in value.shape), value if isinstance(value, torch.nn.Parameter) else None)
+            # an integer, boolean or complex tensor's dtype, as the other readings give it (a floating one is left open)
+            found = Tensor(tuple(int(x) for x in value.shape), value if isinstance(value, torch.nn.Parameter) else None,
+                           dtype=None if value.is_floating_point() else value.dtype)
             if seen is not None:
                 seen[id(value)] = found
         return found
@@ -533,7 +535,10 @@ def _once(model, inputs, meta, device, training=False):
     kept = Attributes(model)
     try:
         # in training, grad stays on so that a forward's own torch.no_grad() is seen
-        with hooked(session), functions_read(session.function) if training else contextlib.nullcontext(), \
+        # on real tensors, the forward writes into the model's buffers (batch norm's statistics in training) and
+        # draws from the random state: both put back, so that reading a model never changes it
+        with contextlib.nullcontext() if meta else values_kept(model), hooked(session), \
+                functions_read(session.function) if training else contextlib.nullcontext(), \
                 torch.set_grad_enabled(training), session:
             out = model(*args, **kwargs)
         if training:  # the loss is computed from what the forward returned alone (a pooler it drops: no backward)

@@ -6,7 +6,9 @@ a module) reaches convcost's rules, which say what the call costs and what shape
 kernel runs, no meta tensor is made and no graph is built. Each call becomes a call event
 (:class:`~convcost.torch.events.Event`) for the walker (:class:`convcost.torch.walker.Walk`), as each node of
 the ``torch.fx`` reading (:mod:`convcost.torch.trace_fx`) does: the rows are the same, call for call. Python
-code on sizes simply runs, so ``if x.shape[-1] % 32:`` (which fx cannot trace) reads here.
+code on sizes simply runs, so ``if x.shape[-1] % 32:`` (which fx cannot trace) reads here. To the forward's Python
+a :class:`Shaped` value is a tensor (``isinstance(x, torch.Tensor)``, ``torch.is_tensor(x)``; see
+:mod:`convcost.torch.tensor_checks`), so a forward that branches on it takes PyTorch's branch.
 
 The integer tensors given (token ids, masks) and the model's integer buffers keep their values, and so does
 what is computed from them alone, run alongside (mask code: ``pad_id in ids``, ``lengths.max().item()``):
@@ -46,8 +48,16 @@ from convcost.torch.leftovers import Attributes, holds
 from convcost.torch.locks import TRACING
 from convcost.torch.ops import op_of
 from convcost.torch.rules import Tensor
-from convcost.torch.runtime.private import SET_GRAD_ENABLED, apply_function, descend, module_body, module_calls
+from convcost.torch.runtime.private import (
+    SET_GRAD_ENABLED,
+    apply_function,
+    descend,
+    module_body,
+    module_calls,
+    torch_functions_off,
+)
 from convcost.torch.runtime.private import custom_functions as functions_read
+from convcost.torch.tensor_checks import Watch
 from convcost.torch.trace_calls import Session, event_of, no_autograd, seen
 from convcost.torch.tree import Tree
 from convcost.torch.walker import LEAF_TYPES, Unknown, Walk, own_code
@@ -112,6 +122,16 @@ class Shaped:
     @property
     def is_meta(self) -> bool:
         return False
+
+    @property
+    def __class__(self):
+        # ``isinstance(x, torch.Tensor)`` and ``torch.is_tensor(x)`` in the forward's own Python say what PyTorch
+        # says (a parameter's stand-in is an ``nn.Parameter``); ``type(x)`` is still Shaped, and so is the answer
+        # to torch's C++ and to convcost's own code (:mod:`convcost.torch.tensor_checks`)
+        session = getattr(_LOCAL, "session", None)
+        if session is None or session.busy or not session.checks.tensor():
+            return Shaped
+        return torch.nn.Parameter if type(self.value.tensor) is torch.nn.Parameter else torch.Tensor
 
     def __getattr__(self, name):
         if name.startswith("__"):
@@ -264,6 +284,7 @@ class _Session(TorchFunctionMode):
         self.buffers = {}
         self.stack = []
         self.busy = 0  # inside convcost's own machinery (a rule, a reader, a meta run): calls pass through
+        self.checks = Watch()  # whether the forward's Python is asking isinstance (a stand-in is a tensor to it)
         # the dtype of a computed value whose dtype the rules leave open: the floating one (token ids are
         # int64, but what is computed from them through an embedding is not)
         given = [i.dtype for i in (*inputs.positional, *inputs.keywords.values())]
@@ -280,19 +301,29 @@ class _Session(TorchFunctionMode):
     def call(self, kind, target, args, kwargs):
         context = self.stack[-1] if self.stack else ""
         if self.walk.training and kind == FUNCTION and op_of(kind, target).by_parts:
-            return descend(target, args, kwargs)
+            watching = self.checks.watch()  # its Python body is the forward's own code
+            try:
+                return descend(target, args, kwargs)
+            finally:
+                if watching:
+                    self.checks.pause()
         self.busy += 1
-        known = self.with_values or self.current and _all_known((args, kwargs))
+        paused = self.checks.pause()  # convcost's own code from here: no isinstance of the forward to watch
+        known = self.with_values or self.current and _all_known_in(args, kwargs)
         computed = _Once(lambda: self.real_call(kind, target, args, kwargs)) if known else None
         self.walk.computed = computed
         try:
-            with own_code("the shape reading"):
-                result = self.walk.call(Event(kind, target, _unwrap(args), _unwrap(kwargs), context))
-            real = computed() if self.with_values else self.known_result(computed, kind, target, args, kwargs)
+            # busy, the session's mode would only pass each torch call the walker and the tensors computed
+            # alongside make straight through: in a reading with values (thousands of them) none reaches it
+            with torch_functions_off() if self.with_values else _NOTHING:
+                with own_code("the shape reading"):
+                    result = self.walk.call(Event(kind, target, _unwrap(args), _unwrap(kwargs), context))
+                real = computed() if self.with_values else self.known_result(computed, kind, target, args, kwargs)
+                return _with_reals(_wrap(result), real, strict=self.with_values)  # (its size checks: busy too)
         finally:
             self.walk.computed = None
+            self.checks.resume(paused)
             self.busy -= 1
-        return _with_reals(_wrap(result), real, strict=self.with_values)
 
     def known_result(self, computed, kind, target, args, kwargs):
         """Without values: the call's result on the values known (None where an operand has none, or where
@@ -319,30 +350,37 @@ class _Session(TorchFunctionMode):
         kwargs = kwargs or {}
         if self.busy:
             return func(*args, **kwargs)
-        if holds((args, kwargs), _is_shaped):
-            return Shaped.__torch_function__(func, types, args, kwargs)
-        if func is SET_GRAD_ENABLED:  # the forward's own torch.no_grad(), which the walker reads
-            out = func(*args, **kwargs)
-        else:
-            with no_autograd():  # a constant of the forward: no autograd graph (a step's reading: grad on)
-                out = func(*args, **kwargs)
-        self.busy += 1
+        paused = self.checks.pause()  # convcost's code, or a constant's call (no stand-in in it): nothing to watch
         try:
-            if seen(func):
-                with own_code("the shape reading"):
-                    self.walk.read(event_of(func, args, kwargs, self.stack[-1] if self.stack else "",
-                                            sys._getframe(1)))
+            if _any_shaped(args, kwargs):
+                return Shaped.__torch_function__(func, types, args, kwargs)
+            if func is SET_GRAD_ENABLED:  # the forward's own torch.no_grad(), which the walker reads
+                out = func(*args, **kwargs)
+            else:
+                with no_autograd():  # a constant of the forward: no autograd graph (a step's reading: grad on)
+                    out = func(*args, **kwargs)
+            self.busy += 1
+            try:
+                if seen(func):
+                    with own_code("the shape reading"):
+                        self.walk.read(event_of(func, args, kwargs, self.stack[-1] if self.stack else "",
+                                                sys._getframe(1)))
+            finally:
+                self.busy -= 1
+            return out
         finally:
-            self.busy -= 1
-        return out
+            self.checks.resume(paused)
 
     def function(self, cls, args, kwargs):
-        """``cls.apply(*args, **kwargs)`` of a custom ``torch.autograd.Function`` in a training step: its forward
-        run here, grad disabled (each call read as forward work), then the Function itself, what it saves and
-        its own backward (:meth:`convcost.torch.walker.Walk.custom_function`)."""
+        """``cls.apply(*args, **kwargs)`` of a custom ``torch.autograd.Function``: its forward run here, grad
+        disabled (each call read as forward work); in a training step, then the Function itself, what it saves and
+        its own backward (:meth:`convcost.torch.walker.Walk.custom_function`). An inference reading takes it too:
+        torch's own ``apply`` hands what ``isinstance`` calls a tensor to C++ functions, which refuse a stand-in
+        (:mod:`convcost.torch.tensor_checks`)."""
         if self.busy:
             return apply_function(cls, args, kwargs)
-        if not torch.is_grad_enabled():  # within no_grad (or another Function's forward): forward work, no node
+        if not (self.walk.training and torch.is_grad_enabled()):  # inference, or within no_grad (or another
+            # Function's forward): forward work, no node
             return custom_functions.run_forward(cls, custom_functions.Context(False for _ in args), args, kwargs)
         inputs = [t for t in _unwrap((*args, *kwargs.values())) if isinstance(t, Tensor)]
         ctx = custom_functions.Context(isinstance(t, Tensor) and bool(self.walk.record.tracked(t).grad)
@@ -370,31 +408,39 @@ class _Session(TorchFunctionMode):
         path = self.paths.get(id(module))
         if path is None or self.busy:  # made during the forward (its calls are its caller's), or a meta run
             return _ORIGINAL_CALL(module, *args, **kwargs)
-        if type(module) in LEAF_TYPES:
-            self.busy += 1  # the reader reads the module's own tensors, not their shaped stand-ins
-            try:
-                plain = _unwrap(args), _unwrap(kwargs)
-                one = self.walk.one_row(module, *plain)
-            finally:
-                self.busy -= 1
-            if one:
-                read = self.read_module(path, module, args, kwargs, plain)
-                if read is not None:
-                    return read
-        self.walk.record.entered(path, module, [a.value.shape if isinstance(a, Shaped) else a.shape
-                                                for a in args if isinstance(a, (Shaped, torch.Tensor))])
-        self.stack.append(path)
+        paused = self.checks.pause()  # convcost's code, but for the module's own forward
         try:
-            out = _ORIGINAL_CALL(module, *args, **kwargs)
+            if type(module) in LEAF_TYPES:
+                self.busy += 1  # the reader reads the module's own tensors, not their shaped stand-ins
+                try:
+                    plain = _unwrap(args), _unwrap(kwargs)
+                    one = self.walk.one_row(module, *plain)
+                finally:
+                    self.busy -= 1
+                if one:
+                    read = self.read_module(path, module, args, kwargs, plain)
+                    if read is not None:
+                        return read
+            self.walk.record.entered(path, module, [a.value.shape if isinstance(a, Shaped) else a.shape
+                                                    for a in args if isinstance(a, (Shaped, torch.Tensor))])
+            self.stack.append(path)
+            watching = self.checks.watch()
+            try:
+                out = _ORIGINAL_CALL(module, *args, **kwargs)
+            finally:
+                if watching:
+                    self.checks.pause()
+                self.stack.pop()
+            self.walk.record.called(path, module, out)
+            return out
         finally:
-            self.stack.pop()
-        self.walk.record.called(path, module, out)
-        return out
+            self.checks.resume(paused)
 
     def read_module(self, path, module, args, kwargs, plain):
         """The module as one row, as every reading reads it (``plain``: its arguments as the walker takes them);
         None where its reader cannot (then it is read by what it calls, as every reading does)."""
         self.busy += 1
+        paused = self.checks.pause()
         try:
             with own_code("the shape reading"):
                 out = self.walk.call(Event(MODULE, module, *plain, path))
@@ -407,6 +453,7 @@ class _Session(TorchFunctionMode):
         except ConvcostError:
             return None
         finally:
+            self.checks.resume(paused)
             self.busy -= 1
         return _with_reals(_wrap(out), real, strict=self.with_values)
 
@@ -472,6 +519,30 @@ def _all_known(value) -> bool:
     return True
 
 
+def _all_known_in(args, kwargs) -> bool:
+    """``_all_known((args, kwargs))``, a call's operands looked at in one loop (asked at every call of the forward)."""
+    for value in args:
+        if isinstance(value, Shaped):
+            if value.alongside is None:
+                return False
+        elif type(value) in _NESTED and not _all_known(value):
+            return False
+    return not kwargs or _all_known(kwargs)
+
+
+def _any_shaped(args, kwargs) -> bool:
+    """``holds((args, kwargs), _is_shaped)``, in one loop over the operands (asked at every torch call the forward
+    makes)."""
+    for value in args:
+        if isinstance(value, Shaped) or type(value) in _NESTED and holds(value, _is_shaped):
+            return True
+    return bool(kwargs) and holds(kwargs, _is_shaped)
+
+
+#: the containers a call's operands are looked into (as :func:`~convcost.torch.leftovers.holds` does)
+_NESTED = frozenset({tuple, list, dict})
+
+
 def _has_real(value) -> bool:
     return isinstance(value, Shaped) and value.alongside is not None
 
@@ -486,8 +557,14 @@ def _may_write(kind, target, args, kwargs) -> bool:
     """Whether a call may write into a tensor it is given (``x.masked_fill_``, ``x[i] = v``, ``out=``,
     ``inplace=True``; a positional ``True`` is taken for an ``inplace``: erring towards yes only costs speed)."""
     name = target if kind == METHOD else getattr(target, "__name__", "") or ""
-    return (name.endswith("_") and not name.endswith("__") or target in _WRITES or "out" in kwargs
-            or kwargs.get("inplace") is True or any(a is True for a in args))
+    if name.endswith("_") and not name.endswith("__") or target in _WRITES:
+        return True
+    if kwargs and ("out" in kwargs or kwargs.get("inplace") is True):
+        return True
+    for a in args:
+        if a is True:
+            return True
+    return False
 
 
 def _flat_shaped(value) -> list:
@@ -515,6 +592,8 @@ def _is_shaped(value) -> bool:
 
 
 def _unwrap(value):
+    if type(value) in _ATOMS:  # a size, a dim, a flag: most arguments that are not tensors
+        return value
     if isinstance(value, Shaped):
         real, t = value.alongside, value.value
         if isinstance(real, torch.Tensor) and not t.shape and t.tensor is None and not (
@@ -524,11 +603,17 @@ def _unwrap(value):
         return t
     if isinstance(value, torch.Tensor):  # a parameter, buffer or constant: its shape, and itself
         return Tensor(tuple(int(x) for x in value.shape), value, dtype=value.dtype, grad=value.requires_grad)
-    if type(value) in (tuple, list):
-        return type(value)(_unwrap(v) for v in value)
+    if type(value) is tuple:  # a call's arguments: a list made at C speed, not a generator
+        return tuple([_unwrap(v) for v in value])
+    if type(value) is list:
+        return [_unwrap(v) for v in value]
     if type(value) is dict:
-        return {k: _unwrap(v) for k, v in value.items()}
+        return {k: _unwrap(v) for k, v in value.items()} if value else {}
     return value
+
+
+_ATOMS = frozenset({int, float, bool, str, type(None)})
+_NOTHING = contextlib.nullcontext()
 
 
 def _wrap(value):
@@ -558,9 +643,14 @@ def _module_tensor(value, name):
     key = id(value)
     shaped = session.attributes.get(key)
     if shaped is None:  # one Shaped per tensor, so that `self.weight is self.weight` still holds
-        shaped = session.attributes[key] = Shaped(Tensor(tuple(value.shape), value, name, value.dtype,
-                                                         grad=value.requires_grad),
-                                                  value if session.with_values or _integral(value) else None)
+        # busy: the session's mode passes the tensor's own attribute reads (shape, dtype ...) straight through
+        session.busy += 1
+        try:
+            shaped = session.attributes[key] = Shaped(Tensor(tuple(value.shape), value, name, value.dtype,
+                                                             grad=value.requires_grad),
+                                                      value if session.with_values or _integral(value) else None)
+        finally:
+            session.busy -= 1
     return shaped
 
 
@@ -606,16 +696,18 @@ def read_shapes(model, inputs, device="cpu", training=False, with_values=False, 
         try:
             # a training reading runs with grad enabled, so that a forward's own torch.no_grad() is seen (every
             # real computation inside is run without autograd)
-            with module_calls(model, session.paths, _module_call, _module_tensor, reached), \
-                    functions_read(session.function) if training else contextlib.nullcontext(), \
-                    torch.set_grad_enabled(training), session:
+            with module_calls(model, session.paths, _module_call, _module_tensor, reached, session.checks), \
+                    functions_read(session.function), torch.set_grad_enabled(training), session, session.checks:
                 out = _ORIGINAL_CALL(model, *args, **kwargs)
+            if session.checks.unanswered:
+                raise NeedsTensors("a value's class asked under another profiler (sys.setprofile), which hides "
+                                   "whether isinstance asked it")
             if training:
                 session.walk.record.returned(s.value.storage for s in _flat_shaped(out) if s.value.storage is not None)
             failed = False
         except (NeedsTensors, ConvcostError, InternalError):
             raise
-        except Exception as exc:  # noqa: BLE001 - code that a shape cannot run (isinstance checks, numpy ...)
+        except Exception as exc:  # noqa: BLE001 - code a shape cannot run (type(x) is torch.Tensor, numpy ...)
             raise NeedsTensors(f"{type(exc).__name__}: {exc}") from None
         finally:
             _LOCAL.session = None

@@ -296,6 +296,8 @@ class Walk:
         if event.kind == MODULE:
             return self.call_module(event)
         op = op_of(event.kind, event.target)
+        if op.floating:
+            _floating_only(event)
         rule = self.rule(event)
         if not any(isinstance(a, Tensor) for a in flat):  # Python arithmetic on sizes
             if event.kind == FUNCTION and (rule is None or event.target in _PYTHON_ARITHMETIC):
@@ -336,6 +338,8 @@ class Walk:
             return
         rule = self.rule(event)
         op = op_of(event.kind, event.target)
+        if op.floating:
+            _floating_only(event)
         if rule is None or rule is op.shape:
             if not op.view and any(isinstance(a, Tensor) for a in _flat(event.args, event.kwargs)):
                 self.record.skip(event.label, event.path, (op.uncounted or _NOT_COUNTED)
@@ -728,6 +732,17 @@ class Walk:
         return type(result)(next(it) if isinstance(t, Tensor) else t for t in result)
 
 
+def _floating_only(event) -> None:
+    """:class:`Refused` where a reduction PyTorch computes in floating point alone (``var``, ``std``) is given an
+    integer or boolean tensor, as PyTorch refuses it (its meta kernel, which the readings may run, does not)."""
+    first = event.args[0] if event.args else event.kwargs.get("input")
+    dtype = first.dtype if isinstance(first, Tensor) and first.dtype is not None else getattr(
+        getattr(first, "tensor", None), "dtype", None)
+    if _integral(dtype):
+        raise Refused(f"PyTorch rejects {event.label} of a {str(dtype).removeprefix('torch.')} tensor: std and var "
+                      "only support floating point and complex dtypes")
+
+
 def _integer_0d(value) -> bool:
     """Whether ``value`` is a 0-d integer tensor whose value the reading has (a :class:`Tensor` holding it)."""
     real = value.tensor if isinstance(value, Tensor) else value
@@ -988,8 +1003,12 @@ def _sized_by_values(event) -> bool:
 
 
 def _flat(args, kwargs):
-    if not kwargs and all(type(a) is Tensor for a in args):  # most calls: a module or an operator on tensors
-        return list(args)
+    if not kwargs:  # most calls: tensors and numbers (a loop: any() over a generator costs more)
+        for a in args:
+            if isinstance(a, _NESTED):
+                break
+        else:
+            return list(args)
     out = []
 
     def walk(v):
@@ -1005,6 +1024,10 @@ def _flat(args, kwargs):
     walk(args)
     walk(kwargs)
     return out
+
+
+#: what :func:`_flat` looks into
+_NESTED = (tuple, list, dict)
 
 
 def _unary_output(event):

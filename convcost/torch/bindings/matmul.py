@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from convcost import primitives as p
+from convcost.report import forward_cost
 from convcost.torch import layouts
 from convcost.torch.binding import binds
 from convcost.torch.conventions import FLOPS, MACS
@@ -31,7 +32,7 @@ def _product(x, y, bias=False, extra=()):
     a = (1, *a) if drop_row else a
     b = (*b, 1) if drop_col else b
     spec = p.MatMul(bias=bias)
-    out = spec.cost([a, b]).output_shape
+    out = forward_cost(spec, (a, b)).output_shape  # (the row's own cost, remembered for it)
     output = None
     if drop_row or drop_col:
         output = out[:-2] + (() if drop_row else out[-2:-1]) + (() if drop_col else out[-1:])

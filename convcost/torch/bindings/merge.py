@@ -18,17 +18,19 @@ from convcost.torch.rules import Emit, NoRule, Tensor, bind_arguments, broadcast
 
 
 def _elementwise(merge, divides=False):
+    merge = merge()  # one frozen spec for every call (an element-wise merge has no fields)
+
     def rule(args, kwargs):
         tensors = [a for a in args[:2] if isinstance(a, Tensor)]
         if not tensors:
             raise NoRule("not a tensor operation")
         out = broadcast([t.shape for t in tensors])
         shapes = [t.shape if len(t.shape) == len(out) else (1,) * (len(out) - len(t.shape)) + t.shape for t in tensors]
-        if len(shapes) == 1 or merge is p.Add:
+        if len(shapes) == 1 or type(merge) is p.Add:
             shapes = [out, out]  # Add needs equal shapes: a broadcast operand is read as expanded
         # token ids plus one stay integers, a complex product complex; a division is floating unless it rounds
         true_division = divides and kwargs.get("rounding_mode") is None
-        return Emit(merge(), shapes, reads(*args[:2]), dtype=promoted(args[:2], divides=true_division))
+        return Emit(merge, shapes, reads(*args[:2]), dtype=promoted(args[:2], divides=true_division))
     return rule
 
 

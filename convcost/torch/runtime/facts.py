@@ -176,8 +176,9 @@ FACTS = (
     Fact("custom Function's apply swapped",
          "a custom torch.autograd.Function's apply runs its forward in C++ with grad disabled and makes its outputs "
          "need a gradient there, past every __torch_function__ mode; a training reading swaps the classmethod "
-         "Function.apply (for its thread alone) to run the forward and read the node, and tells a split forward "
-         "by torch's own _is_setup_context_defined",
+         "Function.apply (for its thread alone) to run the forward and read the node (the shape reading does for "
+         "inference too: torch's apply hands its tensors to a C++ function that refuses a stand-in), and tells a "
+         "split forward by torch's own _is_setup_context_defined",
          "torch/autograd/function.py Function.apply, _is_setup_context_defined; "
          "torch/csrc/autograd/python_function.cpp THPFunction_apply",
          ("convcost.torch.runtime.private.custom_functions", "convcost.torch.runtime.private.apply_function",
@@ -191,6 +192,15 @@ FACTS = (
          "(_handle_torch_function_and_wrap_type_error_to_not_implemented); torch/overrides.py handle_torch_function",
          ("convcost.torch.runtime.private.OPERATOR_FRAMES", "convcost.torch.trace_calls.event_of"),
          "tests/test_profile_transformers_cases6.py::test_one_label_per_operation"),
+    Fact("a stand-in's class",
+         "torch.is_tensor(x) is Python's isinstance(x, torch.Tensor), which asks x.__class__; torch's C++ asks "
+         "the same way (THPVariable_Check is PyObject_IsInstance: the argument parser's number tests, pybind's "
+         "tensor caster, Function.apply) and then reads the object as a tensor's memory, so the shape reading's "
+         "stand-in names torch.Tensor only while the builtin isinstance called from Python runs",
+         "torch/__init__.py is_tensor; torch/csrc/autograd/python_variable.h THPVariable_Check; "
+         "torch/csrc/utils/python_arg_parser.cpp FunctionParameter::check",
+         ("convcost.torch.tensor_checks.Watch", "convcost.torch.trace_shapes.Shaped"),
+         "tests/test_profile_tensor_checks.py::test_torchs_cpp_asks_a_class_as_isinstance_does", releases=((2, 13),)),
 )
 
 

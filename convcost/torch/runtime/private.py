@@ -14,6 +14,7 @@ torch.Size([1, 1, 2, 4])
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import operator
@@ -150,12 +151,15 @@ class _Children(dict):
         return dict.setdefault(self, name, default)
 
 
-#: attribute values that hold no module (most of a module's attributes): no isinstance needed
-_PLAIN = frozenset({bool, int, float, str, type(None), torch.dtype, torch.device})
+#: attribute values that hold no module (most of a module's attributes): no isinstance needed; and those never
+#: looked into (a module's hook dicts are OrderedDicts, its non-persistent buffer names a set, and the views
+#: :func:`module_calls` puts on ``_parameters``, ``_buffers`` and ``_modules`` are handled by it)
+_PLAIN = frozenset({bool, int, float, str, type(None), torch.dtype, torch.device, functools.partial,
+                    collections.OrderedDict, set, _Reading, _Children})
 
 
 @contextlib.contextmanager
-def module_calls(root, known, call, seen, reached=None):
+def module_calls(root, known, call, seen, reached=None, quiet=None):
     """While the context lasts, the model's modules (``known``: their ids) hand their calls to ``call(module,
     args, kwargs)`` (its ``_call_impl``, the body of ``nn.Module.__call__``, set on the instance; a compiled
     module's ``_compiled_call_impl`` is put aside, so that its Python forward is what is read) and read their
@@ -168,13 +172,23 @@ def module_calls(root, known, call, seen, reached=None):
     child when its parent's ``_modules`` hands it out (:class:`_Children`), a module that another one keeps in a
     plain attribute (a list of blocks beside ``_modules``) with the module that keeps it; ``reached(module)`` is
     told first (:meth:`convcost.torch.leftovers.Attributes.touch`). A forward that reaches 31 of a model's 823
-    modules swaps 31 (a vision tower it does not run costs nothing)."""
+    modules swaps 31 (a vision tower it does not run costs nothing). ``quiet``: an object whose ``pause()`` and
+    ``resume(paused)`` bracket the swap of each module (the shape reading's
+    :class:`~convcost.torch.tensor_checks.Watch`: no profile function over convcost's own code)."""
     swapped = {}
 
     def reach(module):
         key = id(module)
         if key in swapped or key not in known:
             return
+        paused = quiet.pause() if quiet is not None else False
+        try:
+            _swap(module, key)
+        finally:
+            if paused:
+                quiet.resume(paused)
+
+    def _swap(module, key):
         if reached is not None:
             reached(module)
         own = vars(module)
@@ -197,7 +211,7 @@ def module_calls(root, known, call, seen, reached=None):
         swapped[key] = (own, views, compiled)
         for value in list(own.values()):  # modules kept beside _modules: reachable from here too
             kind = type(value)
-            if kind in _PLAIN or kind is functools.partial:
+            if kind in _PLAIN:
                 continue
             if kind is dict:
                 value = list(value.values())
