@@ -381,7 +381,9 @@ def latency_section(data) -> list:
     noise = data["noise"]
     lines = ["## Whole-model latency on a zoo, predicted from the profile", "",
              f"Written from `benchmarks/results/latency-cpu.json`, one run of `benchmarks/bench_latency.py --out "
-             f"benchmarks/results{' --clock ' + data['clock'] if data['clock'] != 'wall' else ''}` "
+             f"benchmarks/results{' --clock ' + data['clock'] if data['clock'] != 'wall' else ''}"
+             f"{' --repeats ' + str(data['repeats']) if data['repeats'] != 5 else ''}"
+             f"{' --threads 1' if [r['threads'] for r in data['runs']] == [1] else ''}` "
              f"started {data['started']} on {data['cpu']} ({data['cores']} cores), torch "
              f"{data['torch']}, torchvision and timm installed with `--no-deps`; {data['seconds'] / 60:.0f} minutes in "
              f"one process. Clock for one thread: {data['clock']} time"
@@ -436,9 +438,9 @@ def latency_section(data) -> list:
                              f"{_pct(sc['within_10'])} | {_pct(sc['within_20'])} | {_pct(sc['within_40'])} | "
                              f"{100 * sc['worst']:+.1f}% | {sc['spearman']:.3f} |")
     if len(data["runs"]) == 1:
-        lines += ["", "Only one thread is reported: this run's all-cores part (two threads) was stopped before it "
-                  "finished (a deadline, on a machine whose load average stayed above 10), so no two-thread figure "
-                  "is shown, and none from an earlier run is carried over."]
+        lines += ["", "Only one thread is reported: this run timed one thread alone (`--threads 1`), so no "
+                  "all-cores figure is shown, and none from an earlier run (of another calibration) is carried "
+                  "over."]
     lines += ["", "Against the targets (convcost's model):", ""]
     for run in data["runs"]:
         for label, by in run["scores"].items():
