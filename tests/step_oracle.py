@@ -6,7 +6,8 @@ gradients, Adam's state and saved tensors). The CPU's fused attention kernel, wh
 count, is taken out of convcost's backward by convcost's own row for it (:func:`fused_backward`), where asked.
 :func:`read_by` makes a few-line model read by each of the three readings (on shapes, with the values computed
 alongside, call by call), since each follows the tensors on its own; :func:`transformers_model` builds a
-transformers model from a tiny config (skipped without transformers).
+transformers model from a tiny config (skipped without transformers). For a forward, :func:`flop_macs` and
+:func:`numel` are the inference oracles.
 """
 
 import pytest
@@ -17,6 +18,20 @@ from convcost.torch import profile
 from convcost.torch.measure_training import measure_training
 
 FIELDS = ("backward_macs", "saved_elements", "saved_indices")
+
+
+def flop_macs(model, *inputs):
+    """The forward's oracle: FlopCounterMode total // 2 over one real forward (eval mode, no gradient)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as c, torch.no_grad():
+        model.eval()(*inputs)
+    return c.get_total_flops() // 2
+
+
+def numel(model):
+    """The parameters' oracle: PyTorch's own count."""
+    return sum(p.numel() for p in model.parameters())
 READINGS = ("shape propagation", "shape propagation with values", "calls on meta tensors")
 
 

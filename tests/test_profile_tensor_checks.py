@@ -16,23 +16,11 @@ import pytest
 torch = pytest.importorskip("torch")
 import torch.nn as nn  # noqa: E402
 from torch.utils.checkpoint import checkpoint  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from step_oracle import READINGS, assert_step_agrees, read_by, step_numbers  # noqa: E402
+from step_oracle import READINGS, assert_step_agrees, flop_macs, numel, read_by, step_numbers  # noqa: E402
 
 from convcost.torch.profiling import SHAPES, profile  # noqa: E402
-
-
-def flop_macs(model, *inputs):
-    """The oracle: FlopCounterMode total // 2 over one real forward."""
-    with FlopCounterMode(display=False) as c, torch.no_grad():
-        model.eval()(*inputs)
-    return c.get_total_flops() // 2
-
-
-def numel(model):
-    return sum(p.numel() for p in model.parameters())
 
 
 class TwiceForTensors(nn.Module):
