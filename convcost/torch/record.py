@@ -376,24 +376,12 @@ class Recorder:
                 # (``original_self``) in a storage of its own, of the input's elements, not the storage it views
                 c = dataclasses.replace(c, saves_input=(False, *c.saves_input[1:]))
             kept, out_dtype = self.precision.cast(path, op, spec, inputs, reads, weights, operands, c, call)
-        # the parameters it reads first, and the row each other one was first read by (a tensor read twice by this
-        # call: this row), found before the row is made, so that it is made once
-        params, tied, first = 0, "", {}
-        seen = self.seen
-        for t in reads:
-            if id(t) in seen:
-                tied = tied or seen[id(t)][0]
-            elif id(t) in first:
-                tied = tied or path
-            else:
-                first[id(t)] = t
-                params += t.numel()
+        params, tied, first = self.claims(path, reads)
         row = Row.of(path, op, spec, inputs, source=source, params=params, tied_to=tied, cost=c)  # raises before
-        for key, t in first.items():  # anything is recorded
-            seen[key] = (path, t)
+        self.seen.update(first)  # anything is recorded
         self.rows.append(row)
         if self.tape is not None:
-            self.tape.append(("row", row) if not first and not tied and c is None else ("other",))
+            self.tape.append(("row", row, tuple(reads)) if c is None else ("other",))
         out = layout = None
         if c is not None:
             layout, copied = layouts.output_layout(spec, operands, row.output_shape, inplace) if c.output_grad \
@@ -407,6 +395,23 @@ class Recorder:
             for t in reads:  # which rows' outputs each parameter's gradient comes through
                 self.__dict__.setdefault("_readers", {}).setdefault(id(t), []).append(out)
         return row, c, (out, layout)
+
+    def claims(self, path, reads) -> tuple:
+        """``(params, tied, first)`` of a row at ``path`` reading parameters ``reads``: the elements of those it reads
+        first, the row another one was first read by (a tensor read twice by this call: this row), and
+        ``{id: (path, tensor)}`` of the first ones, to be put in :attr:`seen` once the row is made (so that a row is
+        made once)."""
+        params, tied, first = 0, "", {}
+        seen = self.seen
+        for t in reads:
+            if id(t) in seen:
+                tied = tied or seen[id(t)][0]
+            elif id(t) in first:
+                tied = tied or path
+            else:
+                first[id(t)] = (path, t)
+                params += t.numel()
+        return params, tied, first
 
     def with_kept_indices(self, c, operands):
         """``c`` with the int64 operands it keeps counted among its ``saved_indices`` (``x * ids``, a loss divided

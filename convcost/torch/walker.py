@@ -157,7 +157,7 @@ class Walk:
     def call(self, event: Event):
         """The value a call returns (a :class:`Tensor`, a tuple of them, a plain value, or :class:`Unknown`),
         its row recorded."""
-        if self._memo is not None and event.kind != MODULE and self.computed is None:
+        if self._memo is not None and self.computed is None:
             return self.remembered(event)
         return self._each(event)
 
@@ -179,7 +179,8 @@ class Walk:
         ([('a.add', 0), ('a.add#2', 0)], False, True, 1)
         """
         try:
-            key = (event.kind, event.target, _signature(event.args), _signature(event.kwargs))
+            target = event.target if event.kind != MODULE else self.module_key(event.target, event.args, event.kwargs)
+            key = (event.kind, target, _signature(event.args), _signature(event.kwargs))
             found = self._memo.get(key)
         except (_Unkeyed, TypeError):  # (TypeError: an unhashable target or value)
             return self._each(event)
@@ -192,11 +193,27 @@ class Walk:
             tape = record.tape
         finally:
             record.tape = None
-        if tape is not None and _taped(tape, event.path):
+        reads = own_parameters(event.target) if event.kind == MODULE else ()
+        if tape is not None and _taped(tape, event.path, reads):
             made = _template(result, _flat(event.args, event.kwargs))
             if made is not _UNKEYED:
                 self._memo[key] = (tuple(tape), made, _uses_arguments(made))
         return result
+
+    def module_key(self, module, args, kwargs) -> tuple:
+        """What a leaf module's row depends on beyond its arguments' signature: its spec (what its reader made of
+        it), its type (its binding), the dtype of its result (its parameters'), its options the walker reads. A
+        module whose binding picks its inputs itself (several tensors) is not keyed."""
+        binding = module_binding(module)
+        if binding is None or binding.module_inputs is not None or len(args) != 1 or kwargs or \
+                type(args[0]) is not Tensor:
+            raise _Unkeyed  # (called otherwise than on one tensor: read as what it calls, or listed)
+        spec = self.spec_of(module)[0]
+        if spec is None or self.computes_weights(module):
+            raise _Unkeyed
+        dtype = _module_dtype(module, args)
+        return (type(module), spec, dtype, getattr(module, "return_indices", False),
+                getattr(module, "inplace", False) is True)
 
     def again(self, found, event):
         """What :meth:`remembered` found, done again for ``event``."""
@@ -206,9 +223,12 @@ class Walk:
             if step[0] == "unique":
                 name = record.unique(path)
             elif step[0] == "row":
-                row = step[1]
-                record.rows.append(Row(name, row.op, row.spec, row.input_shapes, row.output_shape, dict(row.counts),
-                                       row.source, row.tied_to))
+                row, params, tied, first = step[1], 0, "", {}
+                if step[2]:  # a module's own parameters: claimed by this row where no row read them before
+                    params, tied, first = record.claims(name, own_parameters(event.target))
+                record.rows.append(Row(name, row.op, row.spec, row.input_shapes, row.output_shape,
+                                       {**row.counts, "params": params}, row.source, tied))
+                record.seen.update(first)
             elif step[0] == "skip":
                 record.skip(step[1], path, step[3], macs=step[4])
             else:
@@ -1177,15 +1197,17 @@ def _signature(value):
     raise _Unkeyed
 
 
-def _taped(tape, path) -> bool:
+def _taped(tape, path, reads) -> bool:
     """Whether what a call did to the recorder (its tape, see :attr:`Recorder.tape`) can be done again at another
     call of the same signature: its name and anything it listed at the call's own path, a row that reads no
-    parameter."""
+    parameter but a module's own ``reads``."""
     named = False
     for step in tape:
         if step[0] == "unique" and step[1] != path or step[0] == "skip" and (step[2] != path or step[5]):
             return False
         if step[0] not in ("unique", "row", "skip", "forget") or step[0] == "row" and not named:
+            return False
+        if step[0] == "row" and (len(step[2]) != len(reads) or any(a is not b for a, b in zip(step[2], reads))):
             return False
         named = named or step[0] == "unique"
     return True
