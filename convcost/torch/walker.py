@@ -164,9 +164,10 @@ class Walk:
     def remembered(self, event: Event):
         """:meth:`call` of an inference reading, from a call read before with the same signature (its function, its
         tensors' shapes, dtypes and names, its other arguments' types and values) where there is one: what the first
-        did to the recorder (a row, a call listed) is done again at this call's path, and its result made afresh (an
-        argument returned as it is: this call's own). A call whose arguments hold a real tensor (a parameter, a
-        constant, a value the rule may read), or whose reading touches anything else, is read every time.
+        did to the recorder (a row, a call listed) is done again at this call's path, its row claiming this call's
+        parameters (a module's own, or those passed: ``F.linear(x, self.weight)``), and its result made afresh (an
+        argument returned as it is: this call's own). A call whose arguments hold another real tensor (a constant, a
+        value the rule may read), or whose reading touches anything else, is read every time.
 
         >>> import operator, torch.nn as nn
         >>> from convcost.torch.inputs import model_inputs
@@ -193,11 +194,13 @@ class Walk:
             tape = record.tape
         finally:
             record.tape = None
-        reads = own_parameters(event.target) if event.kind == MODULE else ()
-        if tape is not None and _taped(tape, event.path, reads):
-            made = _template(result, _flat(event.args, event.kwargs))
-            if made is not _UNKEYED:
-                self._memo[key] = (tuple(tape), made, _uses_arguments(made))
+        if tape is None:
+            return result
+        flat = _flat(event.args, event.kwargs)
+        steps = _replayable(tape, event.path, own_parameters(event.target) if event.kind == MODULE else None, flat)
+        made = _template(result, flat) if steps is not None else _UNKEYED
+        if made is not _UNKEYED:
+            self._memo[key] = (steps, made, _uses_arguments(made))
         return result
 
     def module_key(self, module, args, kwargs) -> tuple:
@@ -224,8 +227,12 @@ class Walk:
                 name = record.unique(path)
             elif step[0] == "row":
                 row, params, tied, first = step[1], 0, "", {}
-                if step[2]:  # a module's own parameters: claimed by this row where no row read them before
-                    params, tied, first = record.claims(name, own_parameters(event.target))
+                # the parameters it reads (a module's own, or those among the call's arguments), claimed by this row
+                # where no row read them before
+                reads = own_parameters(event.target) if step[2] is None else [
+                    _flat(event.args, event.kwargs)[i].tensor for i in step[2]]
+                if reads:
+                    params, tied, first = record.claims(name, reads)
                 record.rows.append(Row(name, row.op, row.spec, row.input_shapes, row.output_shape,
                                        {**row.counts, "params": params}, row.source, tied))
                 record.seen.update(first)
@@ -1179,13 +1186,21 @@ _KEYED = frozenset({int, float, bool, str, type(None), type(Ellipsis), torch.dty
 
 def _signature(value):
     """A hashable stand-in of a call's arguments for :meth:`Walk.remembered`: a computed tensor by its shape, dtype,
-    name and gradient flag; a number or string by its type and value; :class:`_Unkeyed` for anything else (a real
-    tensor, whose values a rule may read; an :class:`Unknown`; a user's object)."""
+    name and gradient flag (a parameter by these and its own); a number or string by its type and value;
+    :class:`_Unkeyed` for anything else (another real tensor, whose values a rule may read; an :class:`Unknown`; a
+    user's object)."""
     kind = type(value)
     if kind is Tensor:
-        if value.tensor is not None or value.storage is not None or value.layout is not None:
+        real = value.tensor
+        if value.storage is not None or value.layout is not None:
             raise _Unkeyed
-        return (value.shape, value.dtype, value.name, value.grad)
+        if real is None:
+            return (value.shape, value.dtype, value.name, value.grad)
+        if type(real) is not torch.nn.Parameter:  # (a constant or a 0-d value: a rule may read its values)
+            raise _Unkeyed
+        # a parameter by what a reading sees of it (a rule reads no parameter's values): its row claims the one
+        # given, as a module's row claims its own
+        return (value.shape, value.dtype, value.name, value.grad, real.dtype, real.requires_grad, real.shape)
     if kind in _KEYED:
         return (kind, value)
     if kind is tuple or kind is list:
@@ -1197,20 +1212,34 @@ def _signature(value):
     raise _Unkeyed
 
 
-def _taped(tape, path, reads) -> bool:
-    """Whether what a call did to the recorder (its tape, see :attr:`Recorder.tape`) can be done again at another
-    call of the same signature: its name and anything it listed at the call's own path, a row that reads no
-    parameter but a module's own ``reads``."""
-    named = False
+def _replayable(tape, path, own, flat):
+    """What a call did to the recorder (its tape, see :attr:`Recorder.tape`) as steps :meth:`Walk.again` can do at
+    another call of the same signature, or None: its name and anything it listed at the call's own path, a row
+    that reads a module's ``own`` parameters (``("row", row, None)``) or parameters among the call's arguments
+    (``("row", row, their places in flat)``)."""
+    steps, named = [], False
     for step in tape:
         if step[0] == "unique" and step[1] != path or step[0] == "skip" and (step[2] != path or step[5]):
-            return False
+            return None
         if step[0] not in ("unique", "row", "skip", "forget") or step[0] == "row" and not named:
-            return False
-        if step[0] == "row" and (len(step[2]) != len(reads) or any(a is not b for a, b in zip(step[2], reads))):
-            return False
+            return None
         named = named or step[0] == "unique"
-    return True
+        if step[0] == "row":
+            reads = step[2]
+            if own is not None:
+                if len(reads) != len(own) or any(a is not b for a, b in zip(reads, own)):
+                    return None
+                step = ("row", step[1], None)
+            else:
+                places = []
+                for r in reads:
+                    at = next((i for i, a in enumerate(flat) if type(a) is Tensor and a.tensor is r), None)
+                    if at is None:
+                        return None
+                    places.append(at)
+                step = ("row", step[1], tuple(places))
+        steps.append(step)
+    return tuple(steps)
 
 
 _UNKEYED = object()
