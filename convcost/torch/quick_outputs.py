@@ -259,6 +259,87 @@ def _one_hot(args, kwargs):
     return _meta((*ids.shape, n), torch.int64)
 
 
+def _plain(t) -> bool:
+    return isinstance(t, Tensor) and all(type(s) is int for s in t.shape)
+
+
+def _dim(args, kwargs, at, default=-1):
+    """The axis argument at position ``at`` (or ``dim=``), as a non-negative axis of ``args[0]``, or None."""
+    dim = args[at] if len(args) > at else kwargs.get("dim", default)
+    rank = max(len(args[0].shape), 1)
+    return dim % rank if type(dim) is int and -rank <= dim < rank else None
+
+
+def _topk(args, kwargs):
+    """``torch.topk(x, k, dim)``: values in ``x``'s dtype and int64 indices, ``k`` along the axis."""
+    if not args or not _plain(args[0]) or len(args) > 3 or set(kwargs) - {"k", "dim", "largest", "sorted"}:
+        return None
+    source, k = args[0], args[1] if len(args) > 1 else kwargs.get("k")
+    dtype = _dtype(source)
+    dim = _dim(args, kwargs, 2)
+    if type(k) is not int or dim is None or dtype.is_complex or dtype is torch.bool or not source.shape:
+        return None
+    if not 0 <= k <= source.shape[dim]:
+        return None
+    shape = (*source.shape[:dim], k, *source.shape[dim + 1:])
+    return torch.return_types.topk((_meta(shape, dtype), _meta(shape, torch.int64)))
+
+
+def _sort(args, kwargs):
+    """``torch.sort(x, dim, descending)``: values in ``x``'s dtype and int64 indices, ``x``'s shape."""
+    if not args or not _plain(args[0]) or len(args) > 3 or set(kwargs) - {"dim", "descending", "stable"}:
+        return None
+    if len(args) == 3 or len(args) == 2 and type(args[1]) is not int:
+        return None  # (sort(x, stable, dim=...) and other spellings: the meta run)
+    dtype = _dtype(args[0])
+    if _dim(args, kwargs, 1) is None or dtype.is_complex:
+        return None
+    return torch.return_types.sort((_meta(args[0].shape, dtype), _meta(args[0].shape, torch.int64)))
+
+
+def _histc(args, kwargs):
+    """``torch.histc(x, bins, min, max)`` of a floating tensor: ``bins`` counts in its dtype."""
+    a = dict(zip(("input", "bins", "min", "max"), args), **kwargs)
+    if len(args) > 4 or set(a) - {"input", "bins", "min", "max"} or not _plain(a["input"]):
+        return None
+    bins, dtype = a.get("bins", 100), _dtype(a["input"])
+    if type(bins) is not int or bins <= 0 or not dtype.is_floating_point or not all(
+            type(a.get(m, 0)) in (int, float) for m in ("min", "max")) or a.get("min", 0) > a.get("max", 0):
+        return None
+    return _meta((bins,), dtype)
+
+
+def _repeat(args, kwargs):
+    """``x.repeat(*sizes)``: each axis times its size (sizes that add leading axes too)."""
+    if kwargs or len(args) < 2 or not _plain(args[0]):
+        return None
+    sizes = args[1] if len(args) == 2 and type(args[1]) in (tuple, list) else args[1:]
+    shape = args[0].shape
+    if not all(type(n) is int and n >= 0 for n in sizes) or len(sizes) < len(shape):
+        return None
+    padded = (1,) * (len(sizes) - len(shape)) + tuple(shape)
+    return _meta(tuple(a * n for a, n in zip(padded, sizes)), _dtype(args[0]))
+
+
+_REALS = {torch.complex64: torch.float32, torch.complex128: torch.float64}
+
+
+def _as_complex(args, kwargs):
+    """``torch.view_as_complex(x)`` of a float32 or float64 ``(..., 2)`` tensor: its complex view, one axis fewer."""
+    if len(args) != 1 or kwargs or not _plain(args[0]) or not args[0].shape or args[0].shape[-1] != 2:
+        return None
+    dtype = _COMPLEX.get(_dtype(args[0]))
+    return None if dtype is None else _meta(args[0].shape[:-1], dtype)
+
+
+def _as_real(args, kwargs):
+    """``torch.view_as_real(z)`` of a complex64 or complex128 tensor: its real view, a last axis of 2."""
+    if len(args) != 1 or kwargs or not _plain(args[0]):
+        return None
+    dtype = _REALS.get(_dtype(args[0]))
+    return None if dtype is None else _meta((*args[0].shape, 2), dtype)
+
+
 _QUICK = {
     torch.polar: _polar,
     operator.getitem: _index,
@@ -275,6 +356,12 @@ _QUICK = {
     key(METHOD, "masked_fill"): _filled,
     torch.where: _where,
     F.one_hot: _one_hot,
+    torch.topk: _topk,
+    torch.sort: _sort,
+    torch.histc: _histc,
+    key(METHOD, "repeat"): _repeat,
+    torch.view_as_complex: _as_complex,
+    torch.view_as_real: _as_real,
 }
 _QUICK.update({key("function", f): _compare for f in (
     torch.eq, torch.ne, torch.lt, torch.le, torch.gt, torch.ge, torch.greater, torch.greater_equal, torch.less,

@@ -1190,6 +1190,17 @@ def _signature(value):
     :class:`_Unkeyed` for anything else (another real tensor, whose values a rule may read; an :class:`Unknown`; a
     user's object)."""
     kind = type(value)
+    if kind is tuple or kind is list:
+        out = [kind]
+        for v in value:  # (a loop, not a call per item: most items are computed tensors and numbers)
+            k = type(v)
+            if k is Tensor and v.tensor is None and v.storage is None and v.layout is None:
+                out.append((v.shape, v.dtype, v.name, v.grad))
+            elif k in _KEYED:
+                out.append((k, v))
+            else:
+                out.append(_signature(v))
+        return tuple(out)
     if kind is Tensor:
         real = value.tensor
         if value.storage is not None or value.layout is not None:
@@ -1203,10 +1214,8 @@ def _signature(value):
         return (value.shape, value.dtype, value.name, value.grad, real.dtype, real.requires_grad, real.shape)
     if kind in _KEYED:
         return (kind, value)
-    if kind is tuple or kind is list:
-        return (kind, *map(_signature, value))
     if kind is dict:
-        return (dict, *((k, _signature(v)) for k, v in value.items()))
+        return (dict, *((k, _signature(v)) for k, v in value.items())) if value else ()
     if kind is slice:
         return (slice, _signature(value.start), _signature(value.stop), _signature(value.step))
     raise _Unkeyed
