@@ -174,8 +174,14 @@ def promoted(operands, divides=False):
     >>> promoted([Tensor((4,), dtype=torch.complex64), Tensor((2, 4))])
     torch.complex64
     """
-    dtypes = [v.dtype for v in operands if isinstance(v, Tensor)]
-    if all(d is None or d.is_floating_point for d in dtypes) and not any(type(v) is complex for v in operands):
+    dtypes, floating = [], True
+    for v in operands:  # (a loop, not generators: every element-wise call asks)
+        if type(v) is Tensor:
+            dtypes.append(v.dtype)
+            floating = floating and (v.dtype is None or v.dtype.is_floating_point)
+        elif type(v) is complex:
+            floating = False
+    if floating:
         # nearly every call: floating tensors (the fast path); in one floating dtype cast to (``x.float() * 2``)
         # the result is in it, else in the one the reading leaves open
         return dtypes[0] if dtypes and None not in dtypes and len(set(dtypes)) == 1 else None
