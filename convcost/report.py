@@ -29,6 +29,7 @@ import functools
 import io
 import itertools
 import json
+import operator
 import re
 import textwrap
 import typing
@@ -44,6 +45,8 @@ from convcost.vectorise import compile_exprs
 #: tensors need a gradient, which storages rows share), which the readers do not follow yet; a sum of the
 #: rows' own backward_macs and saved_elements would be wrong, so the report leaves them out.
 METRICS = tuple(m for m in costs.METRICS if m not in costs.TRAINING_METRICS)
+
+_COUNTS, _STEP_COUNTS = operator.attrgetter(*METRICS), operator.attrgetter(*costs.METRICS)
 
 #: the columns of every output format, in order
 COLUMNS = ("path", "op", "spec", "output_shape", *METRICS, "formula", "tied_to")
@@ -68,9 +71,10 @@ class Row:
     def of(cls, path, op, spec, input_shapes, *, source="module", params=None, tied_to="", cost=None) -> Row:
         """The row of ``spec`` on ``input_shapes`` with exact (possibly symbolic) counts (``cost``: the layer's
         cost when the caller made it, with the training flags of its step)."""
-        shapes = tuple(tuple(s) for s in input_shapes)
+        shapes = tuple(map(tuple, input_shapes))
         c = cost if cost is not None else forward_cost(spec, shapes)
-        counts = {m: getattr(c, m) for m in (costs.METRICS if cost is not None else METRICS)}  # a step: its counts too
+        # a step: its counts too (attrgetter: every row of a reading is made here)
+        counts = dict(zip(costs.METRICS, _STEP_COUNTS(c))) if cost is not None else dict(zip(METRICS, _COUNTS(c)))
         if params is not None:
             counts["params"] = params
         return cls(path, op, spec, shapes, c.output_shape, counts, source, tied_to)

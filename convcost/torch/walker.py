@@ -1095,12 +1095,18 @@ def _sized_by_values(event) -> bool:
 
 
 def _flat(args, kwargs):
-    if not kwargs:  # most calls: tensors and numbers (a loop: any() over a generator costs more)
-        for a in args:
-            if isinstance(a, _NESTED):
+    # most calls: tensors and numbers, a few options by name (a loop: any() over a generator costs more)
+    for a in args:
+        if isinstance(a, _NESTED):
+            break
+    else:
+        if not kwargs:
+            return list(args)
+        for v in kwargs.values():
+            if isinstance(v, _NESTED):
                 break
         else:
-            return list(args)
+            return [*args, *kwargs.values()]
     out = []
 
     def walk(v):
