@@ -67,11 +67,15 @@ class NeedsTensors(Exception):
     """The forward needs something a shape cannot give (a value, an unknown output shape)."""
 
 
-_LOCAL = threading.local()
+class _Local(threading.local):
+    session = None  # this thread's reading under way (None in any other thread: a plain attribute read, no getattr)
+
+
+_LOCAL = _Local()
 
 
 def _session():
-    session = getattr(_LOCAL, "session", None)
+    session = _LOCAL.session
     if session is None:  # a Shaped value that escaped its forward (kept by the model, used later)
         raise NeedsTensors("a shape-only value used outside its profile")
     return session
@@ -128,7 +132,7 @@ class Shaped:
         # ``isinstance(x, torch.Tensor)`` and ``torch.is_tensor(x)`` in the forward's own Python say what PyTorch
         # says (a parameter's stand-in is an ``nn.Parameter``); ``type(x)`` is still Shaped, and so is the answer
         # to torch's C++ and to convcost's own code (:mod:`convcost.torch.tensor_checks`)
-        session = getattr(_LOCAL, "session", None)
+        session = _LOCAL.session
         if session is None or session.busy or not session.checks.tensor():
             return Shaped
         return torch.nn.Parameter if type(self.value.tensor) is torch.nn.Parameter else torch.Tensor
@@ -213,8 +217,9 @@ _VALUES = frozenset({"item", "tolist", "numpy", "nonzero", "unique"})
 def _magic(method):
     target = getattr(operator, method)
 
-    def impl(*args):
-        return _session().call(FUNCTION, target, args, {})
+    def impl(*args):  # (the session looked up inline: each Python call here costs an event of the Watch too)
+        session = _LOCAL.session
+        return (session or _session()).call(FUNCTION, target, args, {})
 
     return impl
 
@@ -223,7 +228,8 @@ def _reflected(method):
     target = getattr(operator, method)
 
     def impl(self, other):
-        return _session().call(FUNCTION, target, (other, self), {})
+        session = _LOCAL.session
+        return (session or _session()).call(FUNCTION, target, (other, self), {})
 
     return impl
 
@@ -255,6 +261,24 @@ def _in_place(method):
 #: the in-place operators with a rule (the others fall back to their operator, a new tensor, as before)
 for _method in ("iadd", "isub", "imul", "itruediv"):
     setattr(Shaped, f"__{_method}__", _in_place(_method))
+
+
+def _tensor_method(name):
+    def method(self, *args, **kwargs):
+        session = _LOCAL.session
+        return (session or _session()).call(METHOD, name, (self, *args), kwargs)
+
+    method.__name__ = method.__qualname__ = name
+    return method
+
+
+#: every tensor method is one of Shaped's own, made once here rather than by ``__getattr__`` at every call (a
+#: forward calls ``x.view``, ``x.transpose`` ... hundreds of times); those whose answer may come from the values
+#: (:data:`_VALUES`) stay with ``__getattr__``, and so does a method added to ``torch.Tensor`` after this import
+for _name in dir(torch.Tensor):
+    if not _name.startswith("__") and _name not in _VALUES and _name not in vars(Shaped) and callable(
+            getattr(torch.Tensor, _name, None)):
+        setattr(Shaped, _name, _tensor_method(_name))
 
 
 class _Session(TorchFunctionMode):
@@ -637,7 +661,7 @@ _ORIGINAL_CALL = module_body
 def _module_tensor(value, name):
     """What ``module.weight`` gives the forward: the one :class:`Shaped` of a parameter or buffer of the model
     (a reader, busy inside convcost, gets the tensor itself)."""
-    session = getattr(_LOCAL, "session", None)
+    session = _LOCAL.session
     if session is None or session.busy:  # another thread, or a reader that wants the tensor
         return value
     key = id(value)
@@ -655,7 +679,7 @@ def _module_tensor(value, name):
 
 
 def _module_call(module, *args, **kwargs):
-    session = getattr(_LOCAL, "session", None)
+    session = _LOCAL.session
     if session is None:  # another thread's module, or one called outside the forward
         return _ORIGINAL_CALL(module, *args, **kwargs)
     return session.module(module, args, kwargs)
