@@ -333,21 +333,35 @@ class _Session(TorchFunctionMode):
                     self.checks.pause()
         self.busy += 1
         paused = self.checks.pause()  # convcost's own code from here: no isinstance of the forward to watch
-        known = self.with_values or self.current and _all_known_in(args, kwargs)
-        computed = _Once(lambda: self.real_call(kind, target, args, kwargs)) if known else None
-        self.walk.computed = computed
         try:
-            # busy, the session's mode would only pass each torch call the walker and the tensors computed
-            # alongside make straight through: in a reading with values (thousands of them) none reaches it
-            with torch_functions_off() if self.with_values else _NOTHING:
-                with own_code("the shape reading"):
-                    result = self.walk.call(Event(kind, target, _unwrap(args), _unwrap(kwargs), context))
-                real = computed() if self.with_values else self.known_result(computed, kind, target, args, kwargs)
-                return _with_reals(_wrap(result), real, strict=self.with_values)  # (its size checks: busy too)
+            if self.with_values:
+                # busy, the session's mode would only pass each torch call the walker and the tensors computed
+                # alongside make straight through: in a reading with values (thousands of them) none reaches it
+                with torch_functions_off():
+                    return self.read(kind, target, args, kwargs, context)
+            return self.read(kind, target, args, kwargs, context)
         finally:
             self.walk.computed = None
             self.checks.resume(paused)
             self.busy -= 1
+
+    def read(self, kind, target, args, kwargs, context):
+        """The call read by the walker (busy, unwatched): its result as the forward gets it."""
+        known = self.with_values or self.current and _all_known_in(args, kwargs)
+        computed = self.walk.computed = _Once(self, kind, target, args, kwargs) if known else None
+        try:  # own_code("the shape reading"), spelled out: it wraps every call of the forward
+            result = self.walk.call(Event(kind, target, _unwrap(args), _unwrap(kwargs) if kwargs else {}, context))
+        except (ConvcostError, InternalError):
+            raise
+        except Exception as exc:
+            raise InternalError("the shape reading", exc) from exc
+        if self.with_values:
+            real = computed()
+            return _with_reals(_wrap(result), real)  # (its size checks: busy too)
+        real = self.known_result(computed, kind, target, args, kwargs) if computed is not None or self.current \
+            else None
+        out = _wrap(result)
+        return out if real is None else _with_reals(out, real, strict=False)
 
     def known_result(self, computed, kind, target, args, kwargs):
         """Without values: the call's result on the values known (None where an operand has none, or where
@@ -364,11 +378,11 @@ class _Session(TorchFunctionMode):
 
     def real_call(self, kind, target, args, kwargs):
         """The call on the tensors computed alongside (the forward may read its values), without autograd."""
-        args, kwargs = _reals(args), _reals(kwargs)
-        with no_autograd():
-            if kind == METHOD:
-                return getattr(args[0], target)(*args[1:], **kwargs)
-            return target(*args, **kwargs)
+        args, kwargs = _reals(args), _reals(kwargs) if kwargs else kwargs
+        if torch.is_grad_enabled():  # (no_autograd(), without a null context for an inference reading's calls)
+            with torch.no_grad():
+                return getattr(args[0], target)(*args[1:], **kwargs) if kind == METHOD else target(*args, **kwargs)
+        return getattr(args[0], target)(*args[1:], **kwargs) if kind == METHOD else target(*args, **kwargs)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -376,12 +390,14 @@ class _Session(TorchFunctionMode):
             return func(*args, **kwargs)
         paused = self.checks.pause()  # convcost's code, or a constant's call (no stand-in in it): nothing to watch
         try:
-            if _any_shaped(args, kwargs):
-                return Shaped.__torch_function__(func, types, args, kwargs)
-            if func is SET_GRAD_ENABLED:  # the forward's own torch.no_grad(), which the walker reads
-                out = func(*args, **kwargs)
+            if _any_shaped(args, kwargs):  # (Shaped.__torch_function__, without the lookups: this thread's session)
+                if (getattr(func, "__qualname__", "") or "").startswith(("TensorBase.", "Tensor.", "_TensorBase.")):
+                    return self.call(METHOD, func.__name__, args, kwargs)
+                return self.call(FUNCTION, func, args, kwargs)
+            if func is SET_GRAD_ENABLED or not torch.is_grad_enabled():  # the forward's own torch.no_grad(),
+                out = func(*args, **kwargs)  # which the walker reads; or an inference reading's constant
             else:
-                with no_autograd():  # a constant of the forward: no autograd graph (a step's reading: grad on)
+                with torch.no_grad():  # a constant of the forward: no autograd graph (a step's reading: grad on)
                     out = func(*args, **kwargs)
             self.busy += 1
             try:
@@ -483,17 +499,18 @@ class _Session(TorchFunctionMode):
 
 
 class _Once:
-    """A call run at most once: its result, or its exception raised again, at every ask."""
+    """A call on the tensors computed alongside (:meth:`_Session.real_call`) run at most once: its result, or its
+    exception raised again, at every ask."""
 
-    __slots__ = ("call", "done")
+    __slots__ = ("session", "call", "done")
 
-    def __init__(self, call):
-        self.call, self.done = call, None
+    def __init__(self, session, *call):
+        self.session, self.call, self.done = session, call, None
 
     def __call__(self):
         if self.done is None:
             try:
-                self.done = (True, self.call())
+                self.done = (True, self.session.real_call(*self.call))
             except Exception as exc:  # noqa: BLE001 - kept, and raised to whoever asks
                 self.done = (False, exc)
         ok, value = self.done
