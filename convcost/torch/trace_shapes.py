@@ -214,12 +214,31 @@ class Shaped:
 _VALUES = frozenset({"item", "tolist", "numpy", "nonzero", "unique"})
 
 
+def _unwatched(kind, target, args, kwargs):
+    """``_session().call(...)`` for a call the forward's own code makes (an operator, a tensor method), with the
+    tensor-check :class:`~convcost.torch.tensor_checks.Watch` paused here, first: under it each Python call and each
+    builtin call costs a call of its profile function, and this is the most frequent way into convcost."""
+    session = _LOCAL.session
+    checks = (session or _session()).checks
+    if checks.active and not checks.depth:  # Watch.pause(), inline
+        _setprofile(None)
+        checks.active = False
+        try:
+            return session.call(kind, target, args, kwargs)
+        finally:
+            _setprofile(checks.hook)  # Watch.resume(True)
+            checks.active = True
+    return session.call(kind, target, args, kwargs)
+
+
+_setprofile = sys.setprofile
+
+
 def _magic(method):
     target = getattr(operator, method)
 
-    def impl(*args):  # (the session looked up inline: each Python call here costs an event of the Watch too)
-        session = _LOCAL.session
-        return (session or _session()).call(FUNCTION, target, args, {})
+    def impl(*args):
+        return _unwatched(FUNCTION, target, args, {})
 
     return impl
 
@@ -265,8 +284,7 @@ for _method in ("iadd", "isub", "imul", "itruediv"):
 
 def _tensor_method(name):
     def method(self, *args, **kwargs):
-        session = _LOCAL.session
-        return (session or _session()).call(METHOD, name, (self, *args), kwargs)
+        return _unwatched(METHOD, name, (self, *args), kwargs)
 
     method.__name__ = method.__qualname__ = name
     return method
