@@ -287,7 +287,7 @@ def _row_time(row, machine: Machine, forward, backward, dtype: str) -> tuple:
         if backward is None:
             seconds += machine.cold_overhead(kind.op)
         parts.append(("forward", str(kind), seconds))
-    slow = [(compute / forward.efficiency_of(kind.op), memory / forward.memory_efficiency_of(kind.op))
+    slow = [(compute * forward.slowdown(kind.op, kind.batch), memory / forward.memory_efficiency_of(kind.op))
             for _, kind, _, _, compute, memory, _ in kernels]
     bound = "compute" if sum(a for a, _ in slow) >= sum(b for _, b in slow) else "memory"
     if backward is not None:
