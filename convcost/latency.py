@@ -18,7 +18,9 @@ Conventions (what is predicted, from what):
 * its time is ``overhead + max(flops / peak_flops, memory_seconds) / efficiency[kind]
   + allocation_seconds``: the roofline of the machine, slowed by how far that kind
   of kernel falls short of it, plus a fixed cost per kernel call, plus the cost of
-  the fresh memory its output is written to. ``memory_seconds`` is
+  the fresh memory its output is written to. A convolution's compute efficiency takes
+  its batch ``N``: ``1 / (1 / efficiency + batch_slowdown / N)`` (:meth:`Roof.slowdown`;
+  one image per call runs further from the roof than several). ``memory_seconds`` is
   ``bytes / bandwidth``, or, when the machine has a cache tier
   (``cache_bytes``, ``cache_bandwidth``), the first ``cache_bytes`` at the cache's
   bandwidth and the rest at ``bandwidth``: small working sets stay in cache.

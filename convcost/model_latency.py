@@ -4,7 +4,7 @@ Conventions (what is predicted, from what):
 
 * every row of the report costs time. A row that does work is its kernels (:func:`convcost.latency.primitives`),
   each ``overhead + max(compute / e_c, memory / e_m)`` plus the fresh memory its output is written to
-  (:class:`convcost.latency.Roof`); a row that moves nothing (flatten, reshape, identity, a view) costs the
+  (:class:`convcost.latency.Roof`; a convolution's ``e_c`` takes its batch); a row that moves nothing (flatten, reshape, identity, a view) costs the
   machine's ``view_overhead``, the dispatch of a call that runs no kernel.
 * inside a network, a kernel's call finds its code and small state evicted from the core's caches by the layers
   before it, which a kernel timed alone in a loop never does: at inference, each kernel adds the machine's
