@@ -11,7 +11,9 @@ thread count, and returns a :class:`convcost.latency.Machine`:
    caching allocator reuses blocks: no cost);
 4. efficiency per kernel kind and overhead per kernel call: a small set of real
    kernels (convcost specs built by :func:`convcost.torch.to_torch`), fitted by
-   :func:`convcost.latency.fit`;
+   :func:`convcost.latency.fit`; the convolutions are also timed at batches 2, 4 and 8
+   (:data:`BATCH_STAGES`), for the batch term of their efficiency
+   (:attr:`convcost.latency.Machine.batch_slowdown`);
 5. one in-network factor per kernel kind, at inference and in a training step: a few small synthetic networks
    (:mod:`convcost.torch.networks`, never a zoo model) timed end to end against the sum of their rows'
    predictions (:func:`convcost.latency_network.fit_factors`), kept for a phase only where they predict a network
