@@ -6,16 +6,17 @@ A call convcost has no rule for gets its output shape by running it alone on met
 floor division and ``cumsum`` with a dtype a millisecond or more, ``torch.polar`` 25 milliseconds the first
 time in a process (their meta kernels are torch's Python references), and a transformer's forward makes dozens
 of them (``x[..., : d // 2]`` in every rotary embedding, the expert bookkeeping of a mixture of experts): more
-than the forward ``FlopCounterMode`` runs. Each function here answers what the meta run would (a meta tensor of
-the same shape and dtype) for the plain cases of one call, and None for anything else, which then runs on meta
-tensors as before. ``tests/test_profile_first_call.py`` checks every case against the meta run.
+than the forward ``FlopCounterMode`` runs. Each function here answers what the meta run would (the shape and
+dtype of its output, as a :class:`~convcost.torch.rules.Tensor`: no meta tensor made, as a torch call from the
+walker costs more than the arithmetic) for the plain cases of one call, and None for anything else, which then
+runs on meta tensors as before. ``tests/test_profile_first_call.py`` checks every case against the meta run.
 
 >>> import operator, torch
 >>> from convcost.torch.events import Event
 >>> from convcost.torch.rules import Tensor
 >>> x = Tensor((2, 4, 8, 6))
 >>> quick_output(Event("function", operator.getitem, (x, (Ellipsis, slice(None, 3))), {}, "")).shape
-torch.Size([2, 4, 8, 3])
+(2, 4, 8, 3)
 >>> ids = Tensor((5,), dtype=torch.int64)
 >>> quick_output(Event("function", operator.floordiv, (ids, 2), {}, "")).dtype
 torch.int64
@@ -41,7 +42,28 @@ def _dtype(t: Tensor):
 
 
 def _meta(shape, dtype):
+    """What the meta run's output tensor tells the walker (its shape and dtype), without making one: a torch call
+    from the walker costs more than the arithmetic (the reading's mode sees it)."""
+    return Tensor(tuple(shape), dtype=dtype)
+
+
+def _stand_in(shape, dtype):
+    """A meta tensor of ``shape`` and ``dtype``, for ``torch.result_type`` (type promotion)."""
     return torch.empty(shape, dtype=dtype, device="meta")
+
+
+def _broadcast_shapes(*shapes):
+    """``torch.broadcast_shapes`` of plain int shapes, in Python (torch's runs its reference implementation), or
+    None where they do not broadcast."""
+    rank = max(map(len, shapes), default=0)
+    out = [1] * rank
+    for shape in shapes:
+        for i, n in enumerate(shape, rank - len(shape)):
+            if n != 1:
+                if out[i] != 1 and out[i] != n:
+                    return None
+                out[i] = n
+    return tuple(out)
 
 
 def _index(args, kwargs):
@@ -107,17 +129,19 @@ def _broadcast(args, kwargs):
         if isinstance(a, Tensor):
             if not all(type(s) is int for s in a.shape):
                 return None
-            metas.append(_meta(a.shape, _dtype(a)))
+            metas.append(_stand_in(a.shape, _dtype(a)))
         elif type(a) in (int, float, bool):
             metas.append(a)
         else:
             return None
     if not any(isinstance(m, torch.Tensor) for m in metas):
         return None
+    shape = _broadcast_shapes(*(tuple(m.shape) for m in metas if isinstance(m, torch.Tensor)))
+    if shape is None:  # shapes that do not broadcast: said by the meta run
+        return None
     try:
-        shape = torch.broadcast_shapes(*(m.shape for m in metas if isinstance(m, torch.Tensor)))
         dtype = torch.result_type(*metas)
-    except RuntimeError:  # shapes that do not broadcast: said by the meta run
+    except RuntimeError:
         return None
     if (dtype == torch.bool) or (not dtype.is_floating_point and any(type(m) is float for m in metas)):
         return None
@@ -162,11 +186,8 @@ def _polar(args, kwargs):
     dtypes = {_dtype(a) for a in args}
     if len(dtypes) != 1 or next(iter(dtypes)) not in _COMPLEX:
         return None
-    try:
-        shape = torch.broadcast_shapes(args[0].shape, args[1].shape)
-    except RuntimeError:
-        return None
-    return _meta(shape, _COMPLEX[dtypes.pop()])
+    shape = _broadcast_shapes(args[0].shape, args[1].shape)
+    return None if shape is None else _meta(shape, _COMPLEX[dtypes.pop()])
 
 
 def _compare(args, kwargs):
@@ -183,10 +204,8 @@ def _compare(args, kwargs):
             shapes.append(a.shape)
         elif type(a) not in (int, float, bool):
             return None
-    try:
-        return _meta(torch.broadcast_shapes(*shapes), torch.bool)
-    except RuntimeError:  # shapes that do not broadcast: said by the meta run
-        return None
+    shape = _broadcast_shapes(*shapes)
+    return None if shape is None else _meta(shape, torch.bool)  # (shapes that do not broadcast: said by the meta run)
 
 
 def _like(args, kwargs):
@@ -218,10 +237,7 @@ def _filled(args, kwargs):
             return None
     elif type(value) not in (int, float, bool) or type(value) is float and not dtype.is_floating_point:
         return None
-    try:
-        if tuple(torch.broadcast_shapes(source.shape, mask.shape)) != tuple(source.shape):
-            return None
-    except RuntimeError:
+    if _broadcast_shapes(source.shape, mask.shape) != tuple(source.shape):
         return None
     return _meta(source.shape, dtype)
 
@@ -233,7 +249,7 @@ def _where(args, kwargs):
     metas = []
     for a in args[1:]:
         if isinstance(a, Tensor):
-            metas.append(_meta(a.shape, _dtype(a)))
+            metas.append(_stand_in(a.shape, _dtype(a)))
         elif type(a) in (int, float, bool):
             metas.append(a)
         else:
@@ -241,12 +257,12 @@ def _where(args, kwargs):
     tensors = [m.shape for m in metas if isinstance(m, torch.Tensor)]
     if not tensors or not all(type(s) is int for shape in (args[0].shape, *tensors) for s in shape):
         return None
+    shape = _broadcast_shapes(args[0].shape, *(tuple(t) for t in tensors))
     try:
-        shape = torch.broadcast_shapes(args[0].shape, *tensors)
         dtype = torch.result_type(*metas)
     except RuntimeError:
         return None
-    return _meta(shape, dtype)
+    return None if shape is None else _meta(shape, dtype)
 
 
 def _one_hot(args, kwargs):
@@ -369,7 +385,8 @@ _QUICK.update({key("function", f): _compare for f in (
 
 
 def quick_output(event):
-    """What running ``event``'s call alone on meta tensors would return (a meta tensor), for the cases above;
+    """What running ``event``'s call alone on meta tensors would return (its output's shape and dtype, a
+    :class:`~convcost.torch.rules.Tensor`; topk's and sort's a pair of them), for the cases above;
     None for any other call (a module, an operation in place), or any case they leave to the meta run."""
     if event.kind == MODULE or event.target in _IN_PLACE:
         return None

@@ -1129,8 +1129,8 @@ _NESTED = (tuple, list, dict)
 
 
 def _unary_output(event):
-    """The output of an element-wise call on one floating tensor and numbers (a meta tensor of its operand's
-    shape and dtype), or None where another argument is a tensor or the operand is not floating."""
+    """The output of an element-wise call on one floating tensor and numbers (its operand's shape and dtype, as the
+    meta run's output would say), or None where another argument is a tensor or the operand is not floating."""
     args = event.args
     if not args or not isinstance(args[0], Tensor) or event.name.endswith("_") or \
             not all(a is None or type(a) in (int, float, bool) for a in (*args[1:], *event.kwargs.values())):
@@ -1139,7 +1139,7 @@ def _unary_output(event):
     dtype = operand.tensor.dtype if operand.tensor is not None else operand.dtype or torch.get_default_dtype()
     if not dtype.is_floating_point:
         return None
-    return torch.empty(operand.shape, dtype=dtype, device="meta")
+    return Tensor(operand.shape, dtype=dtype)  # (what the meta run's output tells: no meta tensor made)
 
 
 def _to_meta(value):
