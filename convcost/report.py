@@ -77,7 +77,21 @@ class Row:
         counts = dict(zip(costs.METRICS, _STEP_COUNTS(c))) if cost is not None else dict(zip(METRICS, _COUNTS(c)))
         if params is not None:
             counts["params"] = params
-        return cls(path, op, spec, shapes, c.output_shape, counts, source, tied_to)
+        return cls.made(path, op, spec, shapes, c.output_shape, counts, source, tied_to)
+
+    @classmethod
+    def made(cls, path, op, spec, input_shapes, output_shape, counts, source="module", tied_to="") -> Row:  # noqa: PLR0913
+        """``Row(...)`` of fields already checked (a reading makes one a call): its fields set at once, not one frozen
+        ``__setattr__`` each.
+
+        >>> Row.made("fc", "Linear", None, ((1, 4),), (1, 2), {"macs": 8}) == Row("fc", "Linear", None, ((1, 4),),
+        ...                                                                      (1, 2), {"macs": 8})
+        True
+        """
+        row = object.__new__(cls)
+        row.__dict__.update(path=path, op=op, spec=spec, input_shapes=input_shapes, output_shape=output_shape,
+                            counts=counts, source=source, tied_to=tied_to)
+        return row
 
     def with_params(self, params, tied_to="") -> Row:
         """The same row with its parameter count (and the row it shares a tied tensor with) set."""

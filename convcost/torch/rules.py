@@ -153,12 +153,12 @@ def broadcast(shapes) -> tuple:
     first = tuple(shapes[0])
     if all(tuple(s) == first for s in shapes[1:]) and all(type(x) is int for x in first):
         return first  # most calls: operands of one concrete shape
-    rank = max(len(s) for s in shapes)
-    padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
-    out = []
-    for sizes in zip(*padded):
-        big = [x for x in sizes if x != 1]
-        out.append(big[0] if big else 1)
+    rank = max(map(len, shapes))
+    out = [1] * rank
+    for s in shapes:  # each axis: its first size other than 1 (a loop: every element-wise call of two shapes)
+        for i, x in enumerate(s, rank - len(s)):
+            if x != 1 and out[i] == 1:
+                out[i] = x
     return tuple(out)
 
 

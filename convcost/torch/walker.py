@@ -233,8 +233,8 @@ class Walk:
                     _flat(event.args, event.kwargs)[i].tensor for i in step[2]]
                 if reads:
                     params, tied, first = record.claims(name, reads)
-                record.rows.append(Row(name, row.op, row.spec, row.input_shapes, row.output_shape,
-                                       {**row.counts, "params": params}, row.source, tied))
+                record.rows.append(Row.made(name, row.op, row.spec, row.input_shapes, row.output_shape,
+                                            {**row.counts, "params": params}, row.source, tied))
                 record.seen.update(first)
             elif step[0] == "skip":
                 record.skip(step[1], path, step[3], macs=step[4])
