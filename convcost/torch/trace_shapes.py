@@ -220,15 +220,17 @@ def _unwatched(kind, target, args, kwargs):
     builtin call costs a call of its profile function, and this is the most frequent way into convcost."""
     session = _LOCAL.session
     checks = (session or _session()).checks
-    if checks.active and not checks.depth:  # Watch.pause(), inline
+    if not checks.active or checks.depth:
+        return session.call(kind, target, args, kwargs)
+    if not checks.lazy:  # Watch.pause(), inline
         _setprofile(None)
-        checks.active = False
-        try:
-            return session.call(kind, target, args, kwargs)
-        finally:
-            _setprofile(checks.hook)  # Watch.resume(True)
-            checks.active = True
-    return session.call(kind, target, args, kwargs)
+    checks.active = False
+    try:
+        return session.call(kind, target, args, kwargs)
+    finally:
+        if not checks.lazy:  # Watch.resume(True)
+            _setprofile(checks.hook)
+        checks.active = True
 
 
 _setprofile = sys.setprofile
@@ -307,7 +309,7 @@ class _Session(TorchFunctionMode):
     those run for real and are read by the rules of the call-by-call reading.
     """
 
-    def __init__(self, model, inputs, device, training=False, with_values=False, tree=None):
+    def __init__(self, model, inputs, device, training=False, with_values=False, tree=None, lazy=True):
         super().__init__()
         tree = Tree(model) if tree is None else tree
         self.walk = Walk(model, inputs, symbolic=False, training=training, modules=tree.named)
@@ -326,7 +328,9 @@ class _Session(TorchFunctionMode):
         self.buffers = {}
         self.stack = []
         self.busy = 0  # inside convcost's own machinery (a rule, a reader, a meta run): calls pass through
-        self.checks = Watch()  # whether the forward's Python is asking isinstance (a stand-in is a tensor to it)
+        # whether the forward's Python is asking isinstance (a stand-in is a tensor to it); lazy: told by the frame
+        # asking, else by a profile function over the forward's own code (where the frame cannot tell)
+        self.checks = Watch(lazy=lazy)
         # the dtype of a computed value whose dtype the rules leave open: the floating one (token ids are
         # int64, but what is computed from them through an embedding is not)
         given = [i.dtype for i in (*inputs.positional, *inputs.keywords.values())]
@@ -731,13 +735,24 @@ def read_shapes(model, inputs, device="cpu", training=False, with_values=False, 
     caller took of the model before (profile's own), so that a large model is not snapshotted twice; the caller
     then puts the model back after a reading that succeeds (one that fails is put back here, before the next).
     """
+    try:
+        return _read(model, inputs, device, training, with_values, kept, lazy=True)
+    except _Unsure:  # a stand-in asked its class where the asking frame cannot say who asks: read again, watched
+        return _read(model, inputs, device, training, with_values, kept, lazy=False)
+
+
+class _Unsure(Exception):
+    """A stand-in was asked its class by a call its frame does not name (:attr:`Watch.unsure`)."""
+
+
+def _read(model, inputs, device, training, with_values, kept, lazy):
     if inputs.symbolic:
         raise NeedsTensors("symbolic sizes (read by torch.fx)")
     if any(isinstance(i.tensor, list) for i in inputs.all):
         raise NeedsTensors("a list of tensors as one input")
     restored_here, kept = kept is None, kept or Attributes(model, lazy=True)  # a caller's: the caller restores
     kept.touch(model)  # (its training flag, where the caller sets one, before it is read as one layer)
-    session = _Session(model, inputs, device, training, with_values, kept.tree)
+    session = _Session(model, inputs, device, training, with_values, kept.tree, lazy)
     with own_code("the shape reading"):
         if session.walk.is_layer():
             return session.walk.bare_layer()
@@ -763,10 +778,16 @@ def read_shapes(model, inputs, device="cpu", training=False, with_values=False, 
                                    "whether isinstance asked it")
             if training:
                 session.walk.record.returned(s.value.storage for s in _flat_shaped(out) if s.value.storage is not None)
+            if session.checks.unsure:
+                raise _Unsure
             failed = False
         except (NeedsTensors, ConvcostError, InternalError):
+            if session.checks.unsure:  # (the forward may have failed on that answer)
+                raise _Unsure from None
             raise
         except Exception as exc:  # noqa: BLE001 - code a shape cannot run (type(x) is torch.Tensor, numpy ...)
+            if session.checks.unsure:
+                raise _Unsure from None
             raise NeedsTensors(f"{type(exc).__name__}: {exc}") from None
         finally:
             _LOCAL.session = None
