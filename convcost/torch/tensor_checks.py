@@ -17,6 +17,13 @@ sends the forward to the next reading). Under another profiler (``cProfile``) no
 no tensor to anyone, and whether anything asked is remembered (:attr:`Watch.unanswered`), so that the reading can
 give way to one on real tensors rather than guess.
 
+A profile function is called at every Python call and every builtin call of the forward, and a stand-in is asked
+its class a few times a forward; so the shape reading first runs with a lazy :class:`Watch` (CPython 3.11), which
+installs none: asked, it looks at the asking frame's call under way (:func:`_isinstance_called`: the ``CALL``, or the
+``PRECALL`` where a specialised builtin runs, and the name that loaded what it calls). Where the bytecode does not
+say (a callable taken from a list, a jump among the arguments), the answer is no and the reading runs again with the
+profile function.
+
 >>> import torch
 >>> class Stand:
 ...     @property
