@@ -504,13 +504,17 @@ class _Session(TorchFunctionMode):
         self.busy += 1
         paused = self.checks.pause()
         try:
-            with own_code("the shape reading"):
+            try:  # own_code("the shape reading"), spelled out (as in read)
                 out = self.walk.call(Event(MODULE, module, *plain, path))
+            except (ConvcostError, InternalError):
+                raise
+            except Exception as exc:
+                raise InternalError("the shape reading", exc) from exc
             real = None
             if self.with_values:
                 with no_autograd():
                     real = _ORIGINAL_CALL(module, *_reals(args), **_reals(kwargs))
-            elif getattr(module, "inplace", False) is True and holds((args, kwargs), _has_real):
+            elif _inplace(module) and holds((args, kwargs), _has_real):
                 self.current = False  # it may write into a tensor whose values are known
         except ConvcostError:
             return None
@@ -518,6 +522,13 @@ class _Session(TorchFunctionMode):
             self.checks.resume(paused)
             self.busy -= 1
         return _with_reals(_wrap(out), real, strict=self.with_values)
+
+
+def _inplace(module) -> bool:
+    """``getattr(module, "inplace", False) is True`` without ``nn.Module.__getattr__`` (and the AttributeError it
+    raises for the many modules that have no such flag): torch's modules keep it in their own ``__dict__``."""
+    own = vars(module)
+    return (own["inplace"] if "inplace" in own else getattr(type(module), "inplace", False)) is True
 
 
 class _Once:
@@ -666,8 +677,10 @@ def _unwrap(value):
         return t
     if isinstance(value, torch.Tensor):  # a parameter, buffer or constant: its shape, and itself
         return Tensor(tuple(int(x) for x in value.shape), value, dtype=value.dtype, grad=value.requires_grad)
-    if type(value) is tuple:  # a call's arguments: a list made at C speed, not a generator
-        return tuple([_unwrap(v) for v in value])
+    if type(value) is tuple:  # a call's arguments: a list made at C speed, not a generator (and the two most
+        # common arguments, a stand-in without values and a number, without a call each)
+        return tuple([v.value if type(v) is Shaped and v.alongside is None else v if type(v) in _ATOMS else
+                      _unwrap(v) for v in value])
     if type(value) is list:
         return [_unwrap(v) for v in value]
     if type(value) is dict:
