@@ -356,12 +356,11 @@ class _Session(TorchFunctionMode):
         self.busy += 1
         paused = self.checks.pause()  # convcost's own code from here: no isinstance of the forward to watch
         try:
-            if self.with_values:
-                # busy, the session's mode would only pass each torch call the walker and the tensors computed
-                # alongside make straight through: in a reading with values (thousands of them) none reaches it
-                with torch_functions_off():
-                    return self.read(kind, target, args, kwargs, context)
-            return self.read(kind, target, args, kwargs, context)
+            # busy, the session's mode would only pass each torch call the walker and the tensors computed alongside
+            # make straight through (a meta tensor made, a shape read: a few microseconds each through the mode), so
+            # none reaches it
+            with torch_functions_off():
+                return self.read(kind, target, args, kwargs, context)
         finally:
             self.walk.computed = None
             self.checks.resume(paused)
@@ -424,7 +423,7 @@ class _Session(TorchFunctionMode):
             self.busy += 1
             try:
                 if seen(func):
-                    with own_code("the shape reading"):
+                    with own_code("the shape reading"), torch_functions_off():  # (busy: as in call)
                         self.walk.read(event_of(func, args, kwargs, self.stack[-1] if self.stack else "",
                                                 sys._getframe(1)))
             finally:
@@ -475,8 +474,9 @@ class _Session(TorchFunctionMode):
             if type(module) in LEAF_TYPES:
                 self.busy += 1  # the reader reads the module's own tensors, not their shaped stand-ins
                 try:
-                    plain = _unwrap(args), _unwrap(kwargs)
-                    one = self.walk.one_row(module, *plain)
+                    with torch_functions_off():  # (busy: as in call)
+                        plain = _unwrap(args), _unwrap(kwargs)
+                        one = self.walk.one_row(module, *plain)
                 finally:
                     self.busy -= 1
                 if one:
@@ -505,7 +505,8 @@ class _Session(TorchFunctionMode):
         paused = self.checks.pause()
         try:
             try:  # own_code("the shape reading"), spelled out (as in read)
-                out = self.walk.call(Event(MODULE, module, *plain, path))
+                with torch_functions_off():  # (busy: as in call)
+                    out = self.walk.call(Event(MODULE, module, *plain, path))
             except (ConvcostError, InternalError):
                 raise
             except Exception as exc:
@@ -719,12 +720,13 @@ def _module_tensor(value, name):
     key = id(value)
     shaped = session.attributes.get(key)
     if shaped is None:  # one Shaped per tensor, so that `self.weight is self.weight` still holds
-        # busy: the session's mode passes the tensor's own attribute reads (shape, dtype ...) straight through
+        # busy, and no mode: the tensor's own attribute reads (shape, dtype ...) pass straight through
         session.busy += 1
         try:
-            shaped = session.attributes[key] = Shaped(Tensor(tuple(value.shape), value, name, value.dtype,
-                                                             grad=value.requires_grad),
-                                                      value if session.with_values or _integral(value) else None)
+            with torch_functions_off():
+                shaped = session.attributes[key] = Shaped(Tensor(tuple(value.shape), value, name, value.dtype,
+                                                                 grad=value.requires_grad),
+                                                          value if session.with_values or _integral(value) else None)
         finally:
             session.busy -= 1
     return shaped
