@@ -559,8 +559,11 @@ def _reals(value):
         if value.alongside is None:
             raise NeedsTensors("a value computed without its tensor")
         return value.alongside
-    if type(value) in (tuple, list):
-        return type(value)(_reals(v) for v in value)
+    if type(value) is tuple:  # a call's arguments (as _unwrap: a list comprehension, the common items inline)
+        return tuple([v.alongside if type(v) is Shaped and v.alongside is not None else v if type(v) in _ATOMS else
+                      _reals(v) for v in value])
+    if type(value) is list:
+        return [_reals(v) for v in value]
     if type(value) is dict:
         return {k: _reals(v) for k, v in value.items()}
     return value
