@@ -88,6 +88,36 @@ def test_only_isinstance_called_from_python_is_told_a_stand_in_is_a_tensor():
     assert SEEN == [(True, True, False, "Shaped", "Shaped")]
 
 
+CHECKS = [isinstance]
+
+
+class Aliased(TwiceForTensors):
+    """``isinstance`` through a local name, and through a list item (a call its frame does not name: read again with
+    the profile function watching)."""
+
+    def forward(self, x):
+        check = isinstance
+        if check(x, torch.Tensor) and CHECKS[0](x, torch.Tensor) and not check(x, (list, tuple)):
+            x = self.fc(x)
+        return self.fc(x)
+
+
+@pytest.mark.parametrize("cls", [TwiceForTensors, IsTensor, ParameterCheck, Aliased])
+def test_every_reading_of_a_forward_takes_the_same_branch(cls):
+    """The interpreter specialises a call site run often (a builtin's call then runs in its ``PRECALL``): the
+    answers stay the same reading after reading."""
+    model = cls()
+    macs = flop_macs(model, torch.zeros(2, 8))
+    assert {profile(model, (2, 8)).total["macs"] for _ in range(20)} == {macs} == {2 * (2 * 8 * 8)}
+
+
+def test_each_asker_is_told_the_same_reading_after_reading():
+    SEEN.clear()
+    for _ in range(20):
+        profile(SeesItsType(), (2, 8))
+    assert set(SEEN) == {(True, True, False, "Shaped", "Shaped")}
+
+
 LIAR = """
 import sys, torch
 class Liar:

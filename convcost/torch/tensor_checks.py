@@ -17,6 +17,13 @@ sends the forward to the next reading). Under another profiler (``cProfile``) no
 no tensor to anyone, and whether anything asked is remembered (:attr:`Watch.unanswered`), so that the reading can
 give way to one on real tensors rather than guess.
 
+A profile function is called at every Python call and every builtin call of the forward, and a stand-in is asked
+its class a few times a forward; so the shape reading first runs with a lazy :class:`Watch` (CPython 3.11), which
+installs none: asked, it looks at the asking frame's call under way (:func:`_isinstance_called`: the ``CALL``, or the
+``PRECALL`` where a specialised builtin runs, and the name that loaded what it calls). Where the bytecode does not
+say (a callable taken from a list, a jump among the arguments), the answer is no and the reading runs again with the
+profile function.
+
 >>> import torch
 >>> class Stand:
 ...     @property
@@ -31,7 +38,10 @@ give way to one on real tensors rather than guess.
 
 from __future__ import annotations
 
+import dis
 import sys
+import types
+import weakref
 
 _ISINSTANCE = isinstance
 
@@ -41,36 +51,51 @@ class Watch:
     (:meth:`tensor`). :meth:`pause` and :meth:`resume` take the profile function off for a stretch of convcost's
     own code (every Python call under it costs one call of the profile function)."""
 
-    __slots__ = ("depth", "hook", "active", "blind", "unanswered", "entered")
+    __slots__ = ("depth", "hook", "active", "blind", "unanswered", "entered", "lazy", "unsure")
 
-    def __init__(self):
+    def __init__(self, lazy=False):
         self.depth = 0  # the isinstance calls under way
         self.hook = self._event  # one bound method, so that it is known again
-        self.active = False  # the profile function installed now
+        self.active = False  # the profile function installed now (lazy: watching now, with nothing installed)
         self.blind = False  # another profiler holds the place: nothing is watched
         self.unanswered = False  # a stand-in was asked its class while blind
         self.entered = False
+        # lazy: no profile function; a stand-in asked its class looks at the Python frame asking (its call under
+        # way, :func:`_isinstance_called`), which tells Python's isinstance from the rest almost always; where it
+        # cannot, the answer is no and ``unsure`` is set, for the caller to read again with a profile function.
+        # (Each Python call and builtin call of the forward costs a call of the profile function; a stand-in is
+        # asked its class a few times a forward.) Only where the interpreter's calls are known (CPython 3.11).
+        self.lazy = lazy and _LAZY
+        self.unsure = False
 
     def tensor(self) -> bool:
         """Whether a stand-in is a tensor to whoever asks now: yes to Python's ``isinstance``, no to anyone else
-        (and, while blind, no to everyone, the question remembered)."""
+        (and, while blind, no to everyone, the question remembered). Called by the stand-in's ``__class__``: the
+        frame asking is its caller's."""
         if self.depth:
             return True
         if self.blind:
             self.unanswered = True
+        elif self.lazy and self.active:
+            called = _isinstance_called(sys._getframe(2))
+            if called is None:
+                self.unsure = True
+            return bool(called)
         return False
 
     def __enter__(self):
         self.blind = sys.getprofile() is not None
         self.entered = True
         if not self.blind:
-            sys.setprofile(self.hook)
+            if not self.lazy:
+                sys.setprofile(self.hook)
             self.active = True
         return self
 
     def __exit__(self, *exc):
         if self.active:
-            sys.setprofile(None)
+            if not self.lazy:
+                sys.setprofile(None)
             self.active = False
         self.depth, self.entered = 0, False
         return False
@@ -79,21 +104,24 @@ class Watch:
         """The profile function off (whether it was on), unless an ``isinstance`` is under way, whose end must be
         seen."""
         if self.active and not self.depth:
-            sys.setprofile(None)
+            if not self.lazy:
+                sys.setprofile(None)
             self.active = False
             return True
         return False
 
     def resume(self, paused: bool) -> None:
         if paused:
-            sys.setprofile(self.hook)
+            if not self.lazy:
+                sys.setprofile(self.hook)
             self.active = True
 
     def watch(self) -> bool:
         """The profile function on again (whether it was off) for the forward's own code run from convcost's (a
         module's forward, a function's Python body): :meth:`pause` ends the stretch."""
         if self.entered and not self.active and not self.blind:
-            sys.setprofile(self.hook)
+            if not self.lazy:
+                sys.setprofile(self.hook)
             self.active = True
             return True
         return False
@@ -104,3 +132,110 @@ class Watch:
                 self.depth += 1
             elif event == "c_return" or event == "c_exception":
                 self.depth -= 1
+
+
+#: whether :func:`_isinstance_called` knows this interpreter's calls (CPython 3.11's ``PRECALL``/``CALL``)
+_LAZY = sys.implementation.name == "cpython" and sys.version_info[:2] == (3, 11)
+_MISSING = object()
+#: code object -> {offset of a call: how to tell whether it calls isinstance}, worked out once per call site
+_SITES = weakref.WeakKeyDictionary()
+_SIMPLE = frozenset({"LOAD_GLOBAL", "LOAD_FAST", "LOAD_DEREF", "LOAD_NAME"})
+_JUMPS = frozenset(dis.hasjrel) | frozenset(dis.hasjabs)
+_PLAIN_CALLABLES = (types.FunctionType, types.BuiltinFunctionType, types.MethodDescriptorType,
+                    types.WrapperDescriptorType, types.ClassMethodDescriptorType, classmethod)
+
+
+def _isinstance_called(frame):
+    """Whether ``frame`` is calling the builtin ``isinstance`` now (True), something else (False), or cannot be
+    told (None): the call under way is found in its bytecode, and what it calls from the name it was loaded by.
+
+    >>> class Probe:
+    ...     @property
+    ...     def __class__(self):
+    ...         ASKED.append(_isinstance_called(sys._getframe(1)))
+    ...         return Probe
+    >>> ASKED = []
+    >>> _ = isinstance(Probe(), int), type(Probe()), Probe().__class__, list(map(isinstance, [Probe()], [int]))
+    >>> ASKED if _LAZY else [True, False, False]
+    [True, False, False]
+    """
+    sites = _SITES.get(frame.f_code)
+    if sites is None:
+        sites = _SITES[frame.f_code] = {}
+    how = sites.get(frame.f_lasti, _MISSING)
+    if how is _MISSING:
+        how = sites[frame.f_lasti] = _site(frame.f_code, frame.f_lasti)
+    if how is None or type(how) is bool:
+        return how
+    where, name, attribute = how
+    value = frame.f_locals.get(name, _MISSING) if where != "LOAD_GLOBAL" else _MISSING
+    if value is _MISSING and where in ("LOAD_GLOBAL", "LOAD_NAME"):
+        value = frame.f_globals.get(name, _MISSING)
+        if value is _MISSING:
+            value = frame.f_builtins.get(name, _MISSING)
+    if value is _MISSING:
+        return None
+    if attribute is None:
+        return value is _ISINSTANCE
+    return _static_attribute(value, attribute)
+
+
+def _site(code, offset):
+    """How to tell what the call at ``offset`` calls: (load instruction, name, attribute or None), a verdict, or
+    None where the bytecode does not say (a jump inside the call's arguments, a callable computed)."""
+    instructions = list(dis.get_instructions(code))
+    at = next((n for n, i in enumerate(instructions) if i.offset == offset), None)
+    if at is None:
+        return None
+    call = instructions[at]
+    # (a call of a builtin runs in its PRECALL once the interpreter has specialised it: isinstance's included)
+    if call.opname not in ("CALL", "PRECALL"):  # no call under way: an attribute read (x.__class__), a match ...
+        return None if call.opname == "CALL_FUNCTION_EX" else False
+    need, j = call.arg, at - 1
+    while j >= 0 and instructions[j].opname in ("PRECALL", "KW_NAMES"):  # (a CALL's own)
+        if instructions[j].is_jump_target:
+            return None
+        j -= 1
+    while need > 0:  # back over the arguments (calls among them included), to what loaded the callable
+        if j < 0:
+            return None
+        i = instructions[j]
+        if i.is_jump_target or i.opcode in _JUMPS:  # (x if c else y) among them: the stack is not one straight line
+            return None
+        need -= dis.stack_effect(i.opcode, i.arg if i.opcode >= dis.HAVE_ARGUMENT else None)
+        if need < 0:
+            return None
+        j -= 1
+    if j < 0:
+        return None
+    loader = instructions[j]
+    if loader.opname in _SIMPLE:
+        return loader.opname, loader.argval, None
+    if loader.opname in ("LOAD_METHOD", "LOAD_ATTR") and j > 0 and instructions[j - 1].opname in _SIMPLE and \
+            not loader.is_jump_target:
+        return instructions[j - 1].opname, instructions[j - 1].argval, loader.argval
+    return None
+
+
+def _static_attribute(owner, name):
+    """Whether ``owner.name`` is the builtin ``isinstance``, found without running any code (None where that cannot
+    be told: a ``__getattribute__`` or ``__getattr__`` of its own, a property, an attribute not found)."""
+    if type(owner) is types.ModuleType:
+        value = vars(owner).get(name, _MISSING)
+        return None if value is _MISSING else value is _ISINSTANCE
+    kind = type(owner)
+    if kind.__getattribute__ is not object.__getattribute__:
+        return None
+    found = next((vars(base)[name] for base in kind.__mro__ if name in vars(base)), _MISSING)
+    if found is not _MISSING and hasattr(type(found), "__set__"):  # a property: its getter would have to run
+        return None
+    own = getattr(owner, "__dict__", None)
+    if type(own) is dict and name in own:
+        return own[name] is _ISINSTANCE
+    if found is _MISSING:
+        return None
+    if type(found) is staticmethod:
+        return found.__func__ is _ISINSTANCE
+    if found is _ISINSTANCE or isinstance(found, _PLAIN_CALLABLES):
+        return found is _ISINSTANCE
+    return None if hasattr(type(found), "__get__") else False

@@ -220,15 +220,17 @@ def _unwatched(kind, target, args, kwargs):
     builtin call costs a call of its profile function, and this is the most frequent way into convcost."""
     session = _LOCAL.session
     checks = (session or _session()).checks
-    if checks.active and not checks.depth:  # Watch.pause(), inline
+    if not checks.active or checks.depth:
+        return session.call(kind, target, args, kwargs)
+    if not checks.lazy:  # Watch.pause(), inline
         _setprofile(None)
-        checks.active = False
-        try:
-            return session.call(kind, target, args, kwargs)
-        finally:
-            _setprofile(checks.hook)  # Watch.resume(True)
-            checks.active = True
-    return session.call(kind, target, args, kwargs)
+    checks.active = False
+    try:
+        return session.call(kind, target, args, kwargs)
+    finally:
+        if not checks.lazy:  # Watch.resume(True)
+            _setprofile(checks.hook)
+        checks.active = True
 
 
 _setprofile = sys.setprofile
@@ -307,7 +309,7 @@ class _Session(TorchFunctionMode):
     those run for real and are read by the rules of the call-by-call reading.
     """
 
-    def __init__(self, model, inputs, device, training=False, with_values=False, tree=None):
+    def __init__(self, model, inputs, device, training=False, with_values=False, tree=None, lazy=True):
         super().__init__()
         tree = Tree(model) if tree is None else tree
         self.walk = Walk(model, inputs, symbolic=False, training=training, modules=tree.named)
@@ -326,7 +328,9 @@ class _Session(TorchFunctionMode):
         self.buffers = {}
         self.stack = []
         self.busy = 0  # inside convcost's own machinery (a rule, a reader, a meta run): calls pass through
-        self.checks = Watch()  # whether the forward's Python is asking isinstance (a stand-in is a tensor to it)
+        # whether the forward's Python is asking isinstance (a stand-in is a tensor to it); lazy: told by the frame
+        # asking, else by a profile function over the forward's own code (where the frame cannot tell)
+        self.checks = Watch(lazy=lazy)
         # the dtype of a computed value whose dtype the rules leave open: the floating one (token ids are
         # int64, but what is computed from them through an embedding is not)
         given = [i.dtype for i in (*inputs.positional, *inputs.keywords.values())]
@@ -352,12 +356,11 @@ class _Session(TorchFunctionMode):
         self.busy += 1
         paused = self.checks.pause()  # convcost's own code from here: no isinstance of the forward to watch
         try:
-            if self.with_values:
-                # busy, the session's mode would only pass each torch call the walker and the tensors computed
-                # alongside make straight through: in a reading with values (thousands of them) none reaches it
-                with torch_functions_off():
-                    return self.read(kind, target, args, kwargs, context)
-            return self.read(kind, target, args, kwargs, context)
+            # busy, the session's mode would only pass each torch call the walker and the tensors computed alongside
+            # make straight through (a meta tensor made, a shape read: a few microseconds each through the mode), so
+            # none reaches it
+            with torch_functions_off():
+                return self.read(kind, target, args, kwargs, context)
         finally:
             self.walk.computed = None
             self.checks.resume(paused)
@@ -420,7 +423,7 @@ class _Session(TorchFunctionMode):
             self.busy += 1
             try:
                 if seen(func):
-                    with own_code("the shape reading"):
+                    with own_code("the shape reading"), torch_functions_off():  # (busy: as in call)
                         self.walk.read(event_of(func, args, kwargs, self.stack[-1] if self.stack else "",
                                                 sys._getframe(1)))
             finally:
@@ -471,8 +474,9 @@ class _Session(TorchFunctionMode):
             if type(module) in LEAF_TYPES:
                 self.busy += 1  # the reader reads the module's own tensors, not their shaped stand-ins
                 try:
-                    plain = _unwrap(args), _unwrap(kwargs)
-                    one = self.walk.one_row(module, *plain)
+                    with torch_functions_off():  # (busy: as in call)
+                        plain = _unwrap(args), _unwrap(kwargs)
+                        one = self.walk.one_row(module, *plain)
                 finally:
                     self.busy -= 1
                 if one:
@@ -500,13 +504,18 @@ class _Session(TorchFunctionMode):
         self.busy += 1
         paused = self.checks.pause()
         try:
-            with own_code("the shape reading"):
-                out = self.walk.call(Event(MODULE, module, *plain, path))
+            try:  # own_code("the shape reading"), spelled out (as in read)
+                with torch_functions_off():  # (busy: as in call)
+                    out = self.walk.call(Event(MODULE, module, *plain, path))
+            except (ConvcostError, InternalError):
+                raise
+            except Exception as exc:
+                raise InternalError("the shape reading", exc) from exc
             real = None
             if self.with_values:
                 with no_autograd():
                     real = _ORIGINAL_CALL(module, *_reals(args), **_reals(kwargs))
-            elif getattr(module, "inplace", False) is True and holds((args, kwargs), _has_real):
+            elif _inplace(module) and holds((args, kwargs), _has_real):
                 self.current = False  # it may write into a tensor whose values are known
         except ConvcostError:
             return None
@@ -514,6 +523,13 @@ class _Session(TorchFunctionMode):
             self.checks.resume(paused)
             self.busy -= 1
         return _with_reals(_wrap(out), real, strict=self.with_values)
+
+
+def _inplace(module) -> bool:
+    """``getattr(module, "inplace", False) is True`` without ``nn.Module.__getattr__`` (and the AttributeError it
+    raises for the many modules that have no such flag): torch's modules keep it in their own ``__dict__``."""
+    own = vars(module)
+    return (own["inplace"] if "inplace" in own else getattr(type(module), "inplace", False)) is True
 
 
 class _Once:
@@ -543,8 +559,11 @@ def _reals(value):
         if value.alongside is None:
             raise NeedsTensors("a value computed without its tensor")
         return value.alongside
-    if type(value) in (tuple, list):
-        return type(value)(_reals(v) for v in value)
+    if type(value) is tuple:  # a call's arguments (as _unwrap: a list comprehension, the common items inline)
+        return tuple([v.alongside if type(v) is Shaped and v.alongside is not None else v if type(v) in _ATOMS else
+                      _reals(v) for v in value])
+    if type(value) is list:
+        return [_reals(v) for v in value]
     if type(value) is dict:
         return {k: _reals(v) for k, v in value.items()}
     return value
@@ -662,8 +681,10 @@ def _unwrap(value):
         return t
     if isinstance(value, torch.Tensor):  # a parameter, buffer or constant: its shape, and itself
         return Tensor(tuple(int(x) for x in value.shape), value, dtype=value.dtype, grad=value.requires_grad)
-    if type(value) is tuple:  # a call's arguments: a list made at C speed, not a generator
-        return tuple([_unwrap(v) for v in value])
+    if type(value) is tuple:  # a call's arguments: a list made at C speed, not a generator (and the two most
+        # common arguments, a stand-in without values and a number, without a call each)
+        return tuple([v.value if type(v) is Shaped and v.alongside is None else v if type(v) in _ATOMS else
+                      _unwrap(v) for v in value])
     if type(value) is list:
         return [_unwrap(v) for v in value]
     if type(value) is dict:
@@ -702,12 +723,13 @@ def _module_tensor(value, name):
     key = id(value)
     shaped = session.attributes.get(key)
     if shaped is None:  # one Shaped per tensor, so that `self.weight is self.weight` still holds
-        # busy: the session's mode passes the tensor's own attribute reads (shape, dtype ...) straight through
+        # busy, and no mode: the tensor's own attribute reads (shape, dtype ...) pass straight through
         session.busy += 1
         try:
-            shaped = session.attributes[key] = Shaped(Tensor(tuple(value.shape), value, name, value.dtype,
-                                                             grad=value.requires_grad),
-                                                      value if session.with_values or _integral(value) else None)
+            with torch_functions_off():
+                shaped = session.attributes[key] = Shaped(Tensor(tuple(value.shape), value, name, value.dtype,
+                                                                 grad=value.requires_grad),
+                                                          value if session.with_values or _integral(value) else None)
         finally:
             session.busy -= 1
     return shaped
@@ -731,13 +753,24 @@ def read_shapes(model, inputs, device="cpu", training=False, with_values=False, 
     caller took of the model before (profile's own), so that a large model is not snapshotted twice; the caller
     then puts the model back after a reading that succeeds (one that fails is put back here, before the next).
     """
+    try:
+        return _read(model, inputs, device, training, with_values, kept, lazy=True)
+    except _Unsure:  # a stand-in asked its class where the asking frame cannot say who asks: read again, watched
+        return _read(model, inputs, device, training, with_values, kept, lazy=False)
+
+
+class _Unsure(Exception):
+    """A stand-in was asked its class by a call its frame does not name (:attr:`Watch.unsure`)."""
+
+
+def _read(model, inputs, device, training, with_values, kept, lazy):
     if inputs.symbolic:
         raise NeedsTensors("symbolic sizes (read by torch.fx)")
     if any(isinstance(i.tensor, list) for i in inputs.all):
         raise NeedsTensors("a list of tensors as one input")
     restored_here, kept = kept is None, kept or Attributes(model, lazy=True)  # a caller's: the caller restores
     kept.touch(model)  # (its training flag, where the caller sets one, before it is read as one layer)
-    session = _Session(model, inputs, device, training, with_values, kept.tree)
+    session = _Session(model, inputs, device, training, with_values, kept.tree, lazy)
     with own_code("the shape reading"):
         if session.walk.is_layer():
             return session.walk.bare_layer()
@@ -763,10 +796,16 @@ def read_shapes(model, inputs, device="cpu", training=False, with_values=False, 
                                    "whether isinstance asked it")
             if training:
                 session.walk.record.returned(s.value.storage for s in _flat_shaped(out) if s.value.storage is not None)
+            if session.checks.unsure:
+                raise _Unsure
             failed = False
         except (NeedsTensors, ConvcostError, InternalError):
+            if session.checks.unsure:  # (the forward may have failed on that answer)
+                raise _Unsure from None
             raise
         except Exception as exc:  # noqa: BLE001 - code a shape cannot run (type(x) is torch.Tensor, numpy ...)
+            if session.checks.unsure:
+                raise _Unsure from None
             raise NeedsTensors(f"{type(exc).__name__}: {exc}") from None
         finally:
             _LOCAL.session = None

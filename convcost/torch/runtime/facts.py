@@ -142,7 +142,8 @@ FACTS = (
          "TorchFunctionMode",
          "torch/csrc/utils/disable_torch_function.cpp",
          ("convcost.torch.runtime.private.torch_functions_off", "convcost.torch.layouts.run_view",
-          "convcost.torch.layouts.simulate", "convcost.torch.trace_shapes._Session.call"),
+          "convcost.torch.layouts.simulate", "convcost.torch.trace_shapes._Session.call",
+          "convcost.torch.trace_shapes._Session.module", "convcost.torch.trace_shapes._module_tensor"),
          "tests/test_profile_training.py::test_a_channels_last_input_is_read_as_one"),
     Fact("suggest_memory_format",
          "torch._prims_common.suggest_memory_format (private) gives the memory format a kernel allocates its "
