@@ -169,6 +169,96 @@ def _polar(args, kwargs):
     return _meta(shape, _COMPLEX[dtypes.pop()])
 
 
+def _compare(args, kwargs):
+    """A comparison of a tensor with a tensor or a number (``ids == pad``, ``x > 0``): the broadcast shape, boolean
+    (complex operands left to the meta run, which refuses an ordering of them; a number first too: ``torch.gt``
+    takes a tensor first)."""
+    if len(args) != 2 or kwargs or not isinstance(args[0], Tensor):
+        return None
+    shapes = []
+    for a in args:
+        if isinstance(a, Tensor):
+            if not all(type(s) is int for s in a.shape) or _dtype(a).is_complex:
+                return None
+            shapes.append(a.shape)
+        elif type(a) not in (int, float, bool):
+            return None
+    try:
+        return _meta(torch.broadcast_shapes(*shapes), torch.bool)
+    except RuntimeError:  # shapes that do not broadcast: said by the meta run
+        return None
+
+
+def _like(args, kwargs):
+    """``torch.zeros_like(x)``, ``ones_like``, ``empty_like``, ``full_like(x, v)``: ``x``'s shape, in the dtype asked
+    or ``x``'s."""
+    if not args or not isinstance(args[0], Tensor) or set(kwargs) - {"dtype"} or len(args) > 2:
+        return None
+    if len(args) == 2 and type(args[1]) not in (int, float, bool):
+        return None
+    dtype = kwargs.get("dtype")
+    if dtype is not None and not isinstance(dtype, torch.dtype):
+        return None
+    if not all(type(s) is int for s in args[0].shape):
+        return None
+    return _meta(args[0].shape, dtype or _dtype(args[0]))
+
+
+def _filled(args, kwargs):
+    """``x.masked_fill(mask, v)``: ``x`` itself, where the boolean mask broadcasts to it and ``v`` is a number (or a
+    0-d tensor) that does not need a wider dtype (a float into an integer tensor: left to the meta run)."""
+    if len(args) != 3 or kwargs or not isinstance(args[0], Tensor) or not isinstance(args[1], Tensor):
+        return None
+    source, mask, value = args
+    dtype = _dtype(source)
+    if _dtype(mask) is not torch.bool or not all(type(s) is int for s in (*source.shape, *mask.shape)):
+        return None
+    if isinstance(value, Tensor):
+        if value.shape != () or _dtype(value) != dtype:
+            return None
+    elif type(value) not in (int, float, bool) or type(value) is float and not dtype.is_floating_point:
+        return None
+    try:
+        if tuple(torch.broadcast_shapes(source.shape, mask.shape)) != tuple(source.shape):
+            return None
+    except RuntimeError:
+        return None
+    return _meta(source.shape, dtype)
+
+
+def _where(args, kwargs):
+    """``torch.where(cond, x, y)``: the broadcast shape of all three, torch's type promotion of ``x`` and ``y``."""
+    if len(args) != 3 or kwargs or not isinstance(args[0], Tensor) or _dtype(args[0]) is not torch.bool:
+        return None
+    metas = []
+    for a in args[1:]:
+        if isinstance(a, Tensor):
+            metas.append(_meta(a.shape, _dtype(a)))
+        elif type(a) in (int, float, bool):
+            metas.append(a)
+        else:
+            return None
+    tensors = [m.shape for m in metas if isinstance(m, torch.Tensor)]
+    if not tensors or not all(type(s) is int for shape in (args[0].shape, *tensors) for s in shape):
+        return None
+    try:
+        shape = torch.broadcast_shapes(args[0].shape, *tensors)
+        dtype = torch.result_type(*metas)
+    except RuntimeError:
+        return None
+    return _meta(shape, dtype)
+
+
+def _one_hot(args, kwargs):
+    """``F.one_hot(ids, num_classes=n)`` with ``n`` given: the ids' shape and ``n``, int64."""
+    a = dict(zip(("tensor", "num_classes"), args), **kwargs)
+    ids, n = a.get("tensor"), a.get("num_classes")
+    if set(a) - {"tensor", "num_classes"} or len(args) > 2 or not isinstance(ids, Tensor) or type(n) is not int \
+            or n <= 0 or _dtype(ids) is not torch.int64 or not all(type(s) is int for s in ids.shape):
+        return None
+    return _meta((*ids.shape, n), torch.int64)
+
+
 _QUICK = {
     torch.polar: _polar,
     operator.getitem: _index,
@@ -178,7 +268,17 @@ _QUICK = {
     torch.cumsum: _scan,
     torch.cumprod: _scan,
     F.embedding: _embedding,
+    torch.zeros_like: _like,
+    torch.ones_like: _like,
+    torch.empty_like: _like,
+    torch.full_like: _like,
+    key(METHOD, "masked_fill"): _filled,
+    torch.where: _where,
+    F.one_hot: _one_hot,
 }
+_QUICK.update({key("function", f): _compare for f in (
+    torch.eq, torch.ne, torch.lt, torch.le, torch.gt, torch.ge, torch.greater, torch.greater_equal, torch.less,
+    torch.less_equal, torch.not_equal)})
 
 
 def quick_output(event):
@@ -190,6 +290,8 @@ def quick_output(event):
     if name.endswith("_") and not name.endswith("__") or name.startswith("__i"):
         return None
     found = _QUICK.get(key(event.kind, event.target))
+    if found is _where and event.kind == METHOD:  # ``x.where(cond, y)``: another order of its operands
+        return None
     return None if found is None else found(event.args, event.kwargs)
 
 

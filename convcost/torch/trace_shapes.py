@@ -67,11 +67,15 @@ class NeedsTensors(Exception):
     """The forward needs something a shape cannot give (a value, an unknown output shape)."""
 
 
-_LOCAL = threading.local()
+class _Local(threading.local):
+    session = None  # this thread's reading under way (None in any other thread: a plain attribute read, no getattr)
+
+
+_LOCAL = _Local()
 
 
 def _session():
-    session = getattr(_LOCAL, "session", None)
+    session = _LOCAL.session
     if session is None:  # a Shaped value that escaped its forward (kept by the model, used later)
         raise NeedsTensors("a shape-only value used outside its profile")
     return session
@@ -128,7 +132,7 @@ class Shaped:
         # ``isinstance(x, torch.Tensor)`` and ``torch.is_tensor(x)`` in the forward's own Python say what PyTorch
         # says (a parameter's stand-in is an ``nn.Parameter``); ``type(x)`` is still Shaped, and so is the answer
         # to torch's C++ and to convcost's own code (:mod:`convcost.torch.tensor_checks`)
-        session = getattr(_LOCAL, "session", None)
+        session = _LOCAL.session
         if session is None or session.busy or not session.checks.tensor():
             return Shaped
         return torch.nn.Parameter if type(self.value.tensor) is torch.nn.Parameter else torch.Tensor
@@ -210,11 +214,31 @@ class Shaped:
 _VALUES = frozenset({"item", "tolist", "numpy", "nonzero", "unique"})
 
 
+def _unwatched(kind, target, args, kwargs):
+    """``_session().call(...)`` for a call the forward's own code makes (an operator, a tensor method), with the
+    tensor-check :class:`~convcost.torch.tensor_checks.Watch` paused here, first: under it each Python call and each
+    builtin call costs a call of its profile function, and this is the most frequent way into convcost."""
+    session = _LOCAL.session
+    checks = (session or _session()).checks
+    if checks.active and not checks.depth:  # Watch.pause(), inline
+        _setprofile(None)
+        checks.active = False
+        try:
+            return session.call(kind, target, args, kwargs)
+        finally:
+            _setprofile(checks.hook)  # Watch.resume(True)
+            checks.active = True
+    return session.call(kind, target, args, kwargs)
+
+
+_setprofile = sys.setprofile
+
+
 def _magic(method):
     target = getattr(operator, method)
 
     def impl(*args):
-        return _session().call(FUNCTION, target, args, {})
+        return _unwatched(FUNCTION, target, args, {})
 
     return impl
 
@@ -223,7 +247,8 @@ def _reflected(method):
     target = getattr(operator, method)
 
     def impl(self, other):
-        return _session().call(FUNCTION, target, (other, self), {})
+        session = _LOCAL.session
+        return (session or _session()).call(FUNCTION, target, (other, self), {})
 
     return impl
 
@@ -255,6 +280,23 @@ def _in_place(method):
 #: the in-place operators with a rule (the others fall back to their operator, a new tensor, as before)
 for _method in ("iadd", "isub", "imul", "itruediv"):
     setattr(Shaped, f"__{_method}__", _in_place(_method))
+
+
+def _tensor_method(name):
+    def method(self, *args, **kwargs):
+        return _unwatched(METHOD, name, (self, *args), kwargs)
+
+    method.__name__ = method.__qualname__ = name
+    return method
+
+
+#: every tensor method is one of Shaped's own, made once here rather than by ``__getattr__`` at every call (a
+#: forward calls ``x.view``, ``x.transpose`` ... hundreds of times); those whose answer may come from the values
+#: (:data:`_VALUES`) stay with ``__getattr__``, and so does a method added to ``torch.Tensor`` after this import
+for _name in dir(torch.Tensor):
+    if not _name.startswith("__") and _name not in _VALUES and _name not in vars(Shaped) and callable(
+            getattr(torch.Tensor, _name, None)):
+        setattr(Shaped, _name, _tensor_method(_name))
 
 
 class _Session(TorchFunctionMode):
@@ -309,21 +351,35 @@ class _Session(TorchFunctionMode):
                     self.checks.pause()
         self.busy += 1
         paused = self.checks.pause()  # convcost's own code from here: no isinstance of the forward to watch
-        known = self.with_values or self.current and _all_known_in(args, kwargs)
-        computed = _Once(lambda: self.real_call(kind, target, args, kwargs)) if known else None
-        self.walk.computed = computed
         try:
-            # busy, the session's mode would only pass each torch call the walker and the tensors computed
-            # alongside make straight through: in a reading with values (thousands of them) none reaches it
-            with torch_functions_off() if self.with_values else _NOTHING:
-                with own_code("the shape reading"):
-                    result = self.walk.call(Event(kind, target, _unwrap(args), _unwrap(kwargs), context))
-                real = computed() if self.with_values else self.known_result(computed, kind, target, args, kwargs)
-                return _with_reals(_wrap(result), real, strict=self.with_values)  # (its size checks: busy too)
+            if self.with_values:
+                # busy, the session's mode would only pass each torch call the walker and the tensors computed
+                # alongside make straight through: in a reading with values (thousands of them) none reaches it
+                with torch_functions_off():
+                    return self.read(kind, target, args, kwargs, context)
+            return self.read(kind, target, args, kwargs, context)
         finally:
             self.walk.computed = None
             self.checks.resume(paused)
             self.busy -= 1
+
+    def read(self, kind, target, args, kwargs, context):
+        """The call read by the walker (busy, unwatched): its result as the forward gets it."""
+        known = self.with_values or self.current and _all_known_in(args, kwargs)
+        computed = self.walk.computed = _Once(self, kind, target, args, kwargs) if known else None
+        try:  # own_code("the shape reading"), spelled out: it wraps every call of the forward
+            result = self.walk.call(Event(kind, target, _unwrap(args), _unwrap(kwargs) if kwargs else {}, context))
+        except (ConvcostError, InternalError):
+            raise
+        except Exception as exc:
+            raise InternalError("the shape reading", exc) from exc
+        if self.with_values:
+            real = computed()
+            return _with_reals(_wrap(result), real)  # (its size checks: busy too)
+        real = self.known_result(computed, kind, target, args, kwargs) if computed is not None or self.current \
+            else None
+        out = _wrap(result)
+        return out if real is None else _with_reals(out, real, strict=False)
 
     def known_result(self, computed, kind, target, args, kwargs):
         """Without values: the call's result on the values known (None where an operand has none, or where
@@ -340,11 +396,11 @@ class _Session(TorchFunctionMode):
 
     def real_call(self, kind, target, args, kwargs):
         """The call on the tensors computed alongside (the forward may read its values), without autograd."""
-        args, kwargs = _reals(args), _reals(kwargs)
-        with no_autograd():
-            if kind == METHOD:
-                return getattr(args[0], target)(*args[1:], **kwargs)
-            return target(*args, **kwargs)
+        args, kwargs = _reals(args), _reals(kwargs) if kwargs else kwargs
+        if torch.is_grad_enabled():  # (no_autograd(), without a null context for an inference reading's calls)
+            with torch.no_grad():
+                return getattr(args[0], target)(*args[1:], **kwargs) if kind == METHOD else target(*args, **kwargs)
+        return getattr(args[0], target)(*args[1:], **kwargs) if kind == METHOD else target(*args, **kwargs)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -352,12 +408,14 @@ class _Session(TorchFunctionMode):
             return func(*args, **kwargs)
         paused = self.checks.pause()  # convcost's code, or a constant's call (no stand-in in it): nothing to watch
         try:
-            if _any_shaped(args, kwargs):
-                return Shaped.__torch_function__(func, types, args, kwargs)
-            if func is SET_GRAD_ENABLED:  # the forward's own torch.no_grad(), which the walker reads
-                out = func(*args, **kwargs)
+            if _any_shaped(args, kwargs):  # (Shaped.__torch_function__, without the lookups: this thread's session)
+                if (getattr(func, "__qualname__", "") or "").startswith(("TensorBase.", "Tensor.", "_TensorBase.")):
+                    return self.call(METHOD, func.__name__, args, kwargs)
+                return self.call(FUNCTION, func, args, kwargs)
+            if func is SET_GRAD_ENABLED or not torch.is_grad_enabled():  # the forward's own torch.no_grad(),
+                out = func(*args, **kwargs)  # which the walker reads; or an inference reading's constant
             else:
-                with no_autograd():  # a constant of the forward: no autograd graph (a step's reading: grad on)
+                with torch.no_grad():  # a constant of the forward: no autograd graph (a step's reading: grad on)
                     out = func(*args, **kwargs)
             self.busy += 1
             try:
@@ -459,17 +517,18 @@ class _Session(TorchFunctionMode):
 
 
 class _Once:
-    """A call run at most once: its result, or its exception raised again, at every ask."""
+    """A call on the tensors computed alongside (:meth:`_Session.real_call`) run at most once: its result, or its
+    exception raised again, at every ask."""
 
-    __slots__ = ("call", "done")
+    __slots__ = ("session", "call", "done")
 
-    def __init__(self, call):
-        self.call, self.done = call, None
+    def __init__(self, session, *call):
+        self.session, self.call, self.done = session, call, None
 
     def __call__(self):
         if self.done is None:
             try:
-                self.done = (True, self.call())
+                self.done = (True, self.session.real_call(*self.call))
             except Exception as exc:  # noqa: BLE001 - kept, and raised to whoever asks
                 self.done = (False, exc)
         ok, value = self.done
@@ -637,7 +696,7 @@ _ORIGINAL_CALL = module_body
 def _module_tensor(value, name):
     """What ``module.weight`` gives the forward: the one :class:`Shaped` of a parameter or buffer of the model
     (a reader, busy inside convcost, gets the tensor itself)."""
-    session = getattr(_LOCAL, "session", None)
+    session = _LOCAL.session
     if session is None or session.busy:  # another thread, or a reader that wants the tensor
         return value
     key = id(value)
@@ -655,7 +714,7 @@ def _module_tensor(value, name):
 
 
 def _module_call(module, *args, **kwargs):
-    session = getattr(_LOCAL, "session", None)
+    session = _LOCAL.session
     if session is None:  # another thread's module, or one called outside the forward
         return _ORIGINAL_CALL(module, *args, **kwargs)
     return session.module(module, args, kwargs)
