@@ -12,8 +12,8 @@ thread count, and returns a :class:`convcost.latency.Machine`:
 4. efficiency per kernel kind and overhead per kernel call: a small set of real
    kernels (convcost specs built by :func:`convcost.torch.to_torch`), fitted by
    :func:`convcost.latency.fit`; the convolutions are also timed at batches 2, 4 and 8
-   (:data:`BATCH_STAGES`), for the batch term of their efficiency
-   (:attr:`convcost.latency.Machine.batch_slowdown`);
+   (:data:`BATCH_STAGES`), for the term of their efficiency that takes the size of a call
+   (:attr:`convcost.latency.Machine.pixel_slowdown`);
 5. one in-network factor per kernel kind, at inference and in a training step: a few small synthetic networks
    (:mod:`convcost.torch.networks`, never a zoo model) timed end to end against the sum of their rows'
    predictions (:func:`convcost.latency_network.fit_factors`), kept for a phase only where they predict a network
@@ -400,12 +400,13 @@ STAGES = ((16, 112, 1), (96, 112, 1), (24, 56, 1), (144, 56, 1), (64, 28, 1), (1
           (512, 14, 1), (256, 7, 1), (960, 7, 1), (64, 56, 8), (256, 14, 8), (16, 4, 1))
 #: the quick calibration's stages: a subset of the full one's, so that each kind is fitted on kernels like them
 QUICK_STAGES = ((96, 112, 1), (144, 56, 1), (128, 14, 1), (960, 7, 1), (64, 56, 8), (16, 4, 1))
-#: stages where only the convolutions are timed, at batches past one: a convolution's efficiency depends on its
-#: batch (:attr:`convcost.latency.Machine.batch_slowdown`), fitted on the same operations at batches 1, 2, 4 and 8
-#: across a CNN's stages; the other kinds take no batch and are timed at the full stages only
+#: stages where only the convolutions are timed, at batches past one: a convolution's efficiency depends on the
+#: size of its call, batch x output positions (:attr:`convcost.latency.Machine.pixel_slowdown`), fitted on the same
+#: operations at batches 1, 2, 4 and 8 across a CNN's stages, as a zoo's batch 8 and training steps call them; the
+#: other kinds take no size and are timed at the full stages only
 BATCH_STAGES = ((128, 28, 8), (512, 7, 8), (192, 28, 2), (48, 56, 4))
-#: the quick calibration's: the narrowest image and widest channels at batch 8 (the largest batch term), beside
-#: the quick grid's own stage at batch 8
+#: the quick calibration's: the narrowest image and widest channels at batch 8, beside the quick grid's own stage
+#: at batch 8
 QUICK_BATCH_STAGES = ((512, 7, 8),)
 
 
