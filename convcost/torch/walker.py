@@ -229,8 +229,11 @@ class Walk:
                 row, params, tied, first = step[1], 0, "", {}
                 # the parameters it reads (a module's own, or those among the call's arguments), claimed by this row
                 # where no row read them before
-                reads = own_parameters(event.target) if step[2] is None else [
-                    _flat(event.args, event.kwargs)[i].tensor for i in step[2]]
+                if step[2] is None:
+                    reads = own_parameters(event.target)
+                else:
+                    flat = _flat(event.args, event.kwargs)
+                    reads = [flat[i].tensor for i in step[2]]
                 if reads:
                     params, tied, first = record.claims(name, reads)
                 record.rows.append(Row.made(name, row.op, row.spec, row.input_shapes, row.output_shape,
@@ -871,8 +874,8 @@ def _module_dtype(module, tensors):
     floating parameters share it (``nn.Softmax`` of a float64 copy is float64); None otherwise (the floating one
     the reading leaves open; under autocast, which casts a layer's operands, too)."""
     dtype = tensors[0].dtype if tensors else None
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point or any(
-            torch.is_autocast_enabled(device) for device in ("cpu", "cuda")):
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point or torch.is_autocast_enabled("cpu") or \
+            torch.is_autocast_enabled("cuda"):
         return None
     return dtype if all(t.dtype == dtype for t in own_parameters(module) if t.is_floating_point()) else None
 
