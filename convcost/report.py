@@ -135,7 +135,7 @@ def forward_cost(spec, shapes):
     >>> forward_cost(MatMul(), ((2, 3, 4), (4, 5))) is forward_cost(MatMul(), ((2, 3, 4), (4, 5)))
     True
     """
-    if set(map(type, itertools.chain.from_iterable(shapes))) <= _PLAIN:  # a concat's 60 shapes: at C speed
+    if _plain(shapes):
         kind = type(spec)
         try:
             return _remembered_cost(spec, shapes, kind.cost_of_inputs, getattr(kind, "_cost", None))
@@ -145,6 +145,18 @@ def forward_cost(spec, shapes):
 
 
 _PLAIN = frozenset({int})
+
+
+def _plain(shapes) -> bool:
+    """Whether every size in ``shapes`` is a plain int (a loop: a row's two shapes are the common case; a concat's 60
+    shapes at C speed)."""
+    if len(shapes) > 4:
+        return set(map(type, itertools.chain.from_iterable(shapes))) <= _PLAIN
+    for shape in shapes:
+        for x in shape:
+            if type(x) is not int:
+                return False
+    return True
 
 
 @functools.lru_cache(maxsize=4096)

@@ -492,8 +492,8 @@ class Recorder:
         shape = getattr(output, "shape", None)
         if module._modules or shape is None:
             return
-        params = tuple((name, t.numel()) for name, t in module._parameters.items() if t is not None)
-        self.module_calls.append(ModuleCall(path, type(module).__name__, tuple(int(s) for s in shape), params))
+        params = tuple([(name, t.numel()) for name, t in module._parameters.items() if t is not None])
+        self.module_calls.append(ModuleCall(path, type(module).__name__, tuple(map(int, shape)), params))
 
     def hold(self, path, tensors) -> int:
         """Claim the parameters among ``tensors`` not claimed yet (for an unsupported module); their numel."""

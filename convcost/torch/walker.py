@@ -97,6 +97,7 @@ class Walk:
         self.modules = Tree(model).named if modules is None else modules
         self.record = Recorder(model, training, self.modules)
         self._specs = {}  # id(module) -> (spec, why not), what its reader made of it
+        self._dtypes = {}  # id(module) -> the dtypes of its floating parameters
         # the call being read, run on the tensors computed alongside (a reading with values sets it): the output
         # shape of a call without a rule that cannot run on meta tensors (data-dependent sizes)
         self.computed = None
@@ -151,6 +152,15 @@ class Walk:
             except ConvcostError as why:
                 found = (None, why)
             self._specs[id(module)] = found
+        return found
+
+    def parameter_dtypes(self, module) -> frozenset:
+        """The dtypes of ``module``'s own floating parameters, read once per reading (each read of a tensor's
+        attribute passes the reading's mode)."""
+        found = self._dtypes.get(id(module))
+        if found is None:
+            found = self._dtypes[id(module)] = frozenset(t.dtype for t in own_parameters(module)
+                                                         if t.is_floating_point())
         return found
 
     # -- one call -------------------------------------------------------------------------------
@@ -214,7 +224,7 @@ class Walk:
         spec = self.spec_of(module)[0]
         if spec is None or self.computes_weights(module):
             raise _Unkeyed
-        dtype = _module_dtype(module, args)
+        dtype = _module_dtype(module, args, self.parameter_dtypes(module))
         return (type(module), spec, dtype, getattr(module, "return_indices", False),
                 getattr(module, "inplace", False) is True)
 
@@ -229,8 +239,11 @@ class Walk:
                 row, params, tied, first = step[1], 0, "", {}
                 # the parameters it reads (a module's own, or those among the call's arguments), claimed by this row
                 # where no row read them before
-                reads = own_parameters(event.target) if step[2] is None else [
-                    _flat(event.args, event.kwargs)[i].tensor for i in step[2]]
+                if step[2] is None:
+                    reads = own_parameters(event.target)
+                else:
+                    flat = _flat(event.args, event.kwargs)
+                    reads = [flat[i].tensor for i in step[2]]
                 if reads:
                     params, tied, first = record.claims(name, reads)
                 record.rows.append(Row.made(name, row.op, row.spec, row.input_shapes, row.output_shape,
@@ -646,7 +659,8 @@ class Walk:
         if rank is not None and len(shapes) == 1 and len(shapes[0]) == rank - 1:
             emit = Emit(spec, [(1, *shapes[0])], own_parameters(module), "unbatched")
         else:
-            emit = Emit(spec, shapes, own_parameters(module), output, dtype=_module_dtype(module, tensors))
+            emit = Emit(spec, shapes, own_parameters(module), output, dtype=_module_dtype(module, tensors,
+                                                                                 self.parameter_dtypes(module)))
         operands = call = None
         if self.training:
             operands = [self.record.tracked(t) for t in tensors]
@@ -866,15 +880,15 @@ def _inputs_of(module, args, kwargs):
     return [args[0]]
 
 
-def _module_dtype(module, tensors):
+def _module_dtype(module, tensors, dtypes):
     """The dtype of a leaf module's result where its input's is a floating dtype the reading knows and its own
-    floating parameters share it (``nn.Softmax`` of a float64 copy is float64); None otherwise (the floating one
-    the reading leaves open; under autocast, which casts a layer's operands, too)."""
+    floating parameters (of ``dtypes``) share it (``nn.Softmax`` of a float64 copy is float64); None otherwise (the
+    floating one the reading leaves open; under autocast, which casts a layer's operands, too)."""
     dtype = tensors[0].dtype if tensors else None
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point or any(
-            torch.is_autocast_enabled(device) for device in ("cpu", "cuda")):
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point or torch.is_autocast_enabled("cpu") or \
+            torch.is_autocast_enabled("cuda"):
         return None
-    return dtype if all(t.dtype == dtype for t in own_parameters(module) if t.is_floating_point()) else None
+    return dtype if all(d == dtype for d in dtypes) else None
 
 
 def own_parameters(module) -> tuple:
@@ -1218,9 +1232,9 @@ def _signature(value):
             return (value.shape, value.dtype, value.name, value.grad)
         if type(real) is not torch.nn.Parameter:  # (a constant or a 0-d value: a rule may read its values)
             raise _Unkeyed
-        # a parameter by what a reading sees of it (a rule reads no parameter's values): its row claims the one
-        # given, as a module's row claims its own
-        return (value.shape, value.dtype, value.name, value.grad, real.dtype, real.requires_grad, real.shape)
+        # a parameter by what a reading sees of it (a rule reads no parameter's values; its shape, dtype and flag as
+        # the reading took them from it): its row claims the one given, as a module's row claims its own
+        return (torch.nn.Parameter, value.shape, value.dtype or real.dtype, value.name, value.grad)
     if kind in _KEYED:
         return (kind, value)
     if kind is dict:
