@@ -77,7 +77,11 @@ class Watch:
         if self.blind:
             self.unanswered = True
         elif self.lazy and self.active:
-            called = _isinstance_called(sys._getframe(2))
+            frame = sys._getframe(2)
+            called = _isinstance_called(frame)
+            if called is not True and frame.f_code.co_name == "__instancecheck__" and frame.f_back is not None and \
+                    _isinstance_called(frame.f_back):  # a metaclass's own check (nn.Parameter's) run by isinstance:
+                called = True  # the profile function would see that isinstance under way
             if called is None:
                 self.unsure = True
             return bool(called)
