@@ -127,8 +127,15 @@ def kernels_section(data) -> list:
         "serves blocks of 32 MiB and more straight from the kernel, so each call page-faults them in (a 64 MiB "
         "ReLU is 3x slower into a new tensor than into an existing one). `calibrate` finds the threshold by "
         "counting page faults and measures their cost.",
-        "- One efficiency per kernel kind is still coarse: the same kind reaches different fractions of the "
-        "roofline at different shapes (small GEMMs at 7x7, grouped convolutions with few channels per group).",
+        "- A convolution's compute efficiency takes the size of its call, `P` output positions (batch x output "
+        "height x width): `1 / (1 / efficiency[kind] + pixel_slowdown[kind] / P)` (`Machine.pixel_slowdown`), as "
+        "convolutions run further from the roof on small calls (one thread: a 3x3 convolution of 512 channels at "
+        "7x7 reached 63 GFLOP/s on one image and 99 on eight; on one image, 0.2 to 0.6 of the roof at 4x4 and 7x7 "
+        "outputs, 0.8 to 1 from 28x28 on). Calibration fits the term per convolution kind, on its grid's "
+        "convolutions timed at batches 1, 2, 4 and 8 across a CNN's stages.",
+        "- One efficiency per kernel kind (and batch) is still coarse: the same kind reaches different fractions "
+        "of the roofline at different shapes (small GEMMs at 7x7, grouped convolutions with few channels per "
+        "group).",
         "- Earlier runs on another host (an Intel Xeon shared with four other engineers' builds) scored 35% "
         "and 57% held-out MdAPE with the model of that day (no fresh-memory term, one calibration pass): "
         "timing noise on a busy machine, not only the model, set those numbers.",
@@ -412,6 +419,10 @@ def latency_section(data) -> list:
              + "Beside convcost's model: **MACs only** "
              "(seconds per MAC fitted on the same calibration kernels) and the **plain roofline** (every kernel at "
              "`max(FLOPs / peak, bytes / bandwidth)`, the measured peak and bandwidth, no fitted factor). "
+             + ("A convolution's compute efficiency takes the size of its call (`Machine.pixel_slowdown`: `1 / (1 / "
+                "efficiency + pixel_slowdown / P)`, `P` its output positions, batch x height x width; fitted on the "
+                "calibration's convolutions timed at batches 1, 2, 4 and 8), in every phase. "
+                if data["runs"] and data["runs"][0]["machine"].get("pixel_slowdown") else "")
              + ("At inference, convcost's model adds to each kernel the call's extra time inside a network (its code "
                 "and state evicted by the layers before it), measured by the calibration on call-sized kernels after "
                 "streaming twice the core's cache (`Machine.cold_overheads`). "

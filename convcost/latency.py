@@ -18,7 +18,10 @@ Conventions (what is predicted, from what):
 * its time is ``overhead + max(flops / peak_flops, memory_seconds) / efficiency[kind]
   + allocation_seconds``: the roofline of the machine, slowed by how far that kind
   of kernel falls short of it, plus a fixed cost per kernel call, plus the cost of
-  the fresh memory its output is written to. ``memory_seconds`` is
+  the fresh memory its output is written to. A convolution's compute efficiency takes
+  the size of its call, ``P`` output positions (batch x output height x width):
+  ``1 / (1 / efficiency + pixel_slowdown / P)`` (:meth:`Roof.slowdown`; a call on one
+  7x7 image runs further from the roof than one on eight, or on one 56x56 image). ``memory_seconds`` is
   ``bytes / bandwidth``, or, when the machine has a cache tier
   (``cache_bytes``, ``cache_bandwidth``), the first ``cache_bytes`` at the cache's
   bandwidth and the rest at ``bandwidth``: small working sets stay in cache.
@@ -107,6 +110,10 @@ class Machine:
     #: per phase (``"inference"``, ``"training"``) and kernel kind, the factor a kernel's time takes inside a
     #: whole network (:mod:`convcost.latency_network`; fitted by calibration on synthetic networks; missing: 1)
     network: dict = dataclasses.field(default_factory=dict)
+    #: per convolution kind or operation (:data:`SIZED`), the compute roof's extra slowdown of a small call, in
+    #: output positions: its compute efficiency on a call of ``P`` output positions (batch x output height x width)
+    #: is ``1 / (1 / efficiency + pixel_slowdown / P)`` (missing: 0; see :meth:`Roof.slowdown`)
+    pixel_slowdown: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         for field, unit in (("peak_flops", "FLOP/s"), ("bandwidth", "bytes/s")):
@@ -131,6 +138,8 @@ class Machine:
             _check_factors(f"Machine {self.name!r}", field, getattr(self, field))
             factors = getattr(self, field)
             object.__setattr__(self, field, _ordered(factors))
+        _check_slowdowns(f"Machine {self.name!r}", "pixel_slowdown", self.pixel_slowdown)
+        object.__setattr__(self, "pixel_slowdown", _ordered(self.pixel_slowdown))
         for field in ("overheads", "cold_overheads"):
             _check_seconds(f"Machine {self.name!r}", field, getattr(self, field))
             object.__setattr__(self, field, _ordered(getattr(self, field)))
@@ -195,11 +204,12 @@ class Machine:
         _check_key(kind)
         return next((self.cold_overheads[k] for k in _chain(kind) if k in self.cold_overheads), 0.0)
 
-    def factor(self, kind: str) -> float:
+    def factor(self, kind: str, pixels=math.inf) -> float:
         """The efficiency of ``kind``, or of one operation ``"kind/Name"`` (:func:`op_key`; its kind's where
-        none was fitted apart; 1 where none was fitted)."""
+        none was fitted apart; 1 where none was fitted), on a call of ``pixels`` output positions (a convolution:
+        :meth:`Roof.slowdown`; by default the efficiency a call tends to as it grows)."""
         _check_key(kind)
-        return self.roof().efficiency_of(kind)
+        return self.roof().efficiency_of(kind, pixels)
 
     def memory_factor(self, kind: str) -> float:
         """The memory-roof efficiency of ``kind`` or ``"kind/Name"`` (its :meth:`factor` where none was fitted
@@ -213,7 +223,8 @@ class Machine:
         if phase == "inference" or phase not in self.training:
             if phase not in ("inference", "forward", "backward"):
                 raise ConvcostError(f"unknown phase {phase!r}; known: inference, forward, backward")
-            return Roof(dict(self.efficiency), dict(self.memory_efficiency), self.overhead, dict(self.overheads))
+            return Roof(dict(self.efficiency), dict(self.memory_efficiency), self.overhead, dict(self.overheads),
+                        dict(self.pixel_slowdown))
         return Roof.from_dict(self.training[phase], where=f"Machine {self.name!r}: training[{phase!r}]")
 
     def replace(self, **changes) -> Machine:
@@ -272,15 +283,37 @@ class Roof:
     >>> roof = Roof({"pooling": 0.5, "pooling/MaxPool": 0.1}, {}, 1e-6, {"pooling/MaxPool": 3e-6})
     >>> roof.efficiency_of("pooling/AvgPool"), roof.efficiency_of("pooling/MaxPool"), roof.overhead_of("pooling")
     (0.5, 0.1, 1e-06)
+
+    A convolution's compute efficiency depends on the size of its call (``pixels``: :meth:`slowdown`): one 7x7
+    image per call runs further from the roof than eight do.
+
+    >>> conv = Roof({"dense_conv": 0.8}, {}, 0.0, pixels={"dense_conv": 20.0})
+    >>> [round(conv.efficiency_of("dense_conv", n * 49), 3) for n in (1, 2, 8)]
+    [0.603, 0.688, 0.769]
     """
 
     efficiency: dict
     memory_efficiency: dict
     overhead: float
     overheads: dict = dataclasses.field(default_factory=dict)
+    #: per kind or operation, the compute roof's extra slowdown of a small call, in output positions
+    #: (:meth:`slowdown`)
+    pixels: dict = dataclasses.field(default_factory=dict)
 
-    def efficiency_of(self, key: str) -> float:
-        return next((self.efficiency[k] for k in _chain(key) if k in self.efficiency), 1.0)
+    def slowdown(self, key: str, pixels=math.inf):
+        """The compute roof's inverse efficiency of ``key`` on a call of ``pixels`` output positions (batch x output
+        height x width): ``1 / efficiency + p / pixels``, ``p`` the size term of the operation, family or kind whose
+        ``efficiency`` is used (0 where it has none). Time per output position then falls as the call grows (a
+        larger batch, a larger image) toward ``1 / efficiency``; ``pixels`` may be a sympy expression."""
+        found = next((k for k in _chain(key) if k in self.efficiency), None)
+        if found is None:
+            return 1.0
+        extra = self.pixels.get(found, 0.0)
+        return 1.0 / self.efficiency[found] + (extra / pixels if extra else 0.0)
+
+    def efficiency_of(self, key: str, pixels=math.inf) -> float:
+        """The compute efficiency of ``key`` on a call of ``pixels`` output positions (:meth:`slowdown`)."""
+        return 1.0 / self.slowdown(key, pixels)
 
     def memory_efficiency_of(self, key: str) -> float:
         # the first of the operation, its family and its kind with a factor of either roof: its memory factor
@@ -293,9 +326,11 @@ class Roof:
         return next((self.overheads[k] for k in _chain(key) if k in self.overheads), self.overhead)
 
     def seconds(self, kind: str, compute: float, memory: float) -> float:
-        """Seconds of one kernel of ``kind`` (its operation's factors where ``kind`` is a :class:`KernelKind`)."""
+        """Seconds of one kernel of ``kind`` (its operation's factors, at its call's size, where ``kind`` is a
+        :class:`KernelKind`)."""
         key = getattr(kind, "op", kind)
-        return self.overhead_of(key) + max(compute / self.efficiency_of(key), memory / self.memory_efficiency_of(key))
+        return self.overhead_of(key) + max(compute * self.slowdown(key, getattr(kind, "pixels", math.inf)),
+                                           memory / self.memory_efficiency_of(key))
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -303,34 +338,66 @@ class Roof:
     @classmethod
     def from_dict(cls, data, where: str = "roof") -> Roof:
         need = {"efficiency", "memory_efficiency", "overhead"}
-        if not isinstance(data, dict) or not need <= set(data) <= need | {"overheads"}:
-            raise ConvcostError(f"{where}: expected efficiency, memory_efficiency and overhead (and overheads), "
-                                f"got {data!r}")
+        if not isinstance(data, dict) or not need <= set(data) <= need | {"overheads", "pixels"}:
+            raise ConvcostError(f"{where}: expected efficiency, memory_efficiency and overhead (and overheads, "
+                                f"pixels), got {data!r}")
         for field in ("efficiency", "memory_efficiency"):
             _check_factors(where, field, data[field])
         if not (_finite(data["overhead"]) and data["overhead"] >= 0):
             raise ConvcostError(f"{where}: overhead={data['overhead']!r} must be a finite number of seconds >= 0")
         overheads = data.get("overheads", {})
         _check_seconds(where, "overheads", overheads)
+        pixels = data.get("pixels", {})
+        _check_slowdowns(where, "pixels", pixels)
         return cls(dict(data["efficiency"]), dict(data["memory_efficiency"]), float(data["overhead"]),
-                   {k: float(v) for k, v in overheads.items()})
+                   {k: float(v) for k, v in overheads.items()}, {k: float(v) for k, v in pixels.items()})
 
 
 class KernelKind(str):
     """A kernel's kind (a plain string of :data:`KINDS`) that also names its operation, ``op`` (:func:`op_key`):
-    the factors of one operation, where calibration fitted them, are its own.
+    the factors of one operation, where calibration fitted them, are its own; and the size of its call, ``pixels``
+    (:func:`pixels_of`), which a convolution's compute efficiency depends on.
 
     >>> k = KernelKind("pooling", "pooling/MaxPool")
-    >>> k == "pooling", k.op
-    (True, 'pooling/MaxPool')
+    >>> k == "pooling", k.op, k.pixels
+    (True, 'pooling/MaxPool', inf)
     """
 
     op: str
+    pixels: object
 
-    def __new__(cls, kind: str, op: str):
+    def __new__(cls, kind: str, op: str, pixels=math.inf):
         self = super().__new__(cls, kind)
         self.op = op
+        self.pixels = pixels
         return self
+
+
+#: the kinds whose compute efficiency depends on the size of the call (:meth:`Roof.slowdown`): convolutions, whose
+#: kernels run further from the roof on few output positions (measured, one thread: a 3x3 convolution of 512
+#: channels at 7x7 reached 63 GFLOP/s on one image and 99 on eight; on one image, 0.2 to 0.6 of the roof at 4x4 and
+#: 7x7 outputs, 0.8 to 1 from 28x28 on)
+SIZED = ("dense_conv", "pointwise_conv", "depthwise_conv", "grouped_conv", "transposed_conv", "conv3d")
+
+
+def pixels_of(c: Cost):
+    """The output positions of a convolution's call: its batch times its output's spatial extents (an expression
+    where they are free); infinite for kinds not in :data:`SIZED`, whose efficiency takes no size.
+
+    >>> import sympy
+    >>> from convcost.primitives import Conv, Activation
+    >>> conv = Conv(C=8, O=8, K=3)
+    >>> pixels_of(conv.cost((4, 8, 9, 9))), pixels_of(conv.cost((sympy.Symbol("N"), 8, 9, 9)))
+    (196, 49*N)
+    >>> pixels_of(Activation("relu").cost((4, 8)))
+    inf
+    """
+    if kind_of(c) not in SIZED or not c.output_shape:
+        return math.inf
+    pixels = sympy.sympify(c.output_shape[0])
+    for extent in c.output_shape[2:]:
+        pixels = pixels * sympy.sympify(extent)
+    return int(pixels) if pixels.is_Integer else pixels
 
 
 def op_key(c: Cost) -> str:
@@ -529,7 +596,8 @@ def kernel_times(spec_or_cost, machine: Machine, dtype: str = "float32") -> list
     backward = isinstance(spec_or_cost, BackwardCost)
     c = _as_cost(spec_or_cost.cost if backward else spec_or_cost)
     parts = [(name, part, kind_of(part)) for name, part in primitives(c)]
-    parts = [(name, part, KernelKind(kind, op_key(part))) for name, part, kind in parts if kind is not None]
+    parts = [(name, part, KernelKind(kind, op_key(part), pixels_of(part))) for name, part, kind in parts
+             if kind is not None]
     if backward:
         total = spec_or_cost.backward_macs if spec_or_cost.backward_macs is not None else c.backward_macs
         total, macs = int(total), sum(int(part.macs) for _, part, _ in parts)
@@ -571,7 +639,7 @@ def predict_kernels(c: Cost, machine: Machine, dtype: str = "float32", phase: st
     for name, kind, flops, moved, compute, memory, fresh in kernel_times(c, machine, dtype):
         seconds = roof.seconds(kind, compute, memory) + fresh
         kernels.append(Kernel(name, kind, flops, moved, compute, memory, seconds, fresh,
-                              roof.efficiency_of(kind.op), roof.memory_efficiency_of(kind.op)))
+                              roof.efficiency_of(kind.op, kind.pixels), roof.memory_efficiency_of(kind.op)))
     flops = sum(k.flops for k in kernels)
     moved = sum(k.bytes for k in kernels)
     return Latency(
@@ -603,7 +671,8 @@ def fit(machine: Machine, samples, dtype: str = "float32", fitted_from: str = ""
     memory = dict(machine.memory_efficiency) | roof.memory_efficiency
     note = fitted_from or f"fit to {len(samples)} measured samples"
     return machine.replace(efficiency=efficiency, memory_efficiency=memory, overhead=roof.overhead,
-                           overheads=dict(machine.overheads) | roof.overheads, fitted_from=note)
+                           overheads=dict(machine.overheads) | roof.overheads,
+                           pixel_slowdown=dict(machine.pixel_slowdown) | roof.pixels, fitted_from=note)
 
 
 def fit_phase(machine: Machine, samples, dtype: str = "float32", compute_guess: bool = True) -> Roof:
@@ -614,7 +683,7 @@ def fit_phase(machine: Machine, samples, dtype: str = "float32", compute_guess: 
     kinds = fit_roof(machine, samples, dtype)
     ops = fit_roof(machine, samples, dtype, by_op=True, overhead=kinds.overhead, compute_guess=compute_guess)
     return Roof(kinds.efficiency | ops.efficiency, kinds.memory_efficiency | ops.memory_efficiency, kinds.overhead,
-                ops.overheads)
+                ops.overheads, kinds.pixels | ops.pixels)
 
 
 #: a sample whose plain roofline is under this share of its measured time is a call's dispatch, nearly all
@@ -654,75 +723,137 @@ def fit_roof(machine: Machine, samples, dtype: str = "float32", rounds: int = 30
     y = np.asarray(measured)
     fresh = np.array([sum(kt[6] for kt in r) for r in rows])
     n = len(kinds)
+    # a size term only for a convolution kind timed at two sizes or more: from one size the fit cannot tell it from
+    # the kind's efficiency
+    sizes = {}
+    for r in rows:
+        for kt in r:
+            sizes.setdefault(key(kt[1]), set()).add(kt[1].pixels)
+    sized = {k for k in kinds if k.split("/")[0] in SIZED and len(sizes[k]) > 1}
     if not by_op:
-        coef = _fit_sides(rows, y, fresh, kinds, key, rounds, {k: 0 for k in kinds})
+        coef = _fit_sized(rows, y, fresh, kinds, key, rounds, {k: 0 for k in kinds}, sized)
         return Roof({k: 1.0 / coef[i] for i, k in enumerate(kinds)},
-                    {k: 1.0 / coef[n + i] for i, k in enumerate(kinds)}, float(coef[-1]))
+                    {k: 1.0 / coef[n + i] for i, k in enumerate(kinds)}, float(coef[2 * n]), {},
+                    _size_terms(coef, kinds, sized, 1))
     # an overhead of its own for an operation with a tiny sample; the given one for the others
     tiny = list(dict.fromkeys(key(r[0][1]) for r, t in zip(rows, measured)
                               if len(r) == 1 and max(r[0][4], r[0][5]) < TINY * t))
     known = np.array([sum(overhead for kt in r if key(kt[1]) not in tiny) for r in rows])
     calls = {k: i for i, k in enumerate(tiny)}
+    m = len(tiny)
     # the sides are found by iterating from a first guess, and an operation whose kernels all start on the memory
     # side (a max pool: few operations per byte, yet each window's comparisons are slow) never leaves it; so it
     # is fitted from both guesses, each operation keeping the one its own kernels fit clearly better (its columns
     # are its own: one fit does not move another's)
-    coef = _fit_sides(rows, y, fresh + known, kinds, key, rounds, calls)
+    coef = _fit_sized(rows, y, fresh + known, kinds, key, rounds, calls, sized)
     if not compute_guess:
         other = coef.copy()
     else:
-        other = _fit_sides(rows, y, fresh + known, kinds, key, rounds, calls, compute_first=True)
+        other = _fit_sized(rows, y, fresh + known, kinds, key, rounds, calls, sized, compute_first=True)
     worse, better = (_errors(c, rows, y, fresh + known, kinds, key, calls) for c in (coef, other))
     for j, k in enumerate(kinds):
         if sum(better.get(k, ())) < 0.5 * sum(worse.get(k, ())):  # clearly better: a tie keeps the first guess
-            coef[j], coef[n + j] = other[j], other[n + j]
+            coef[j], coef[n + j], coef[2 * n + m + j] = other[j], other[n + j], other[2 * n + m + j]
             if k in calls:
                 coef[2 * n + calls[k]] = other[2 * n + calls[k]]
     overheads = {k: float(coef[2 * n + tiny.index(k)]) if k in tiny else float(overhead) for k in kinds}
     return Roof({k: 1.0 / coef[i] for i, k in enumerate(kinds)},
-                {k: 1.0 / coef[n + i] for i, k in enumerate(kinds)}, float(overhead), overheads)
+                {k: 1.0 / coef[n + i] for i, k in enumerate(kinds)}, float(overhead), overheads,
+                _size_terms(coef, kinds, sized, m))
+
+
+#: a sum of squared relative errors this small is a fit already exact (to rounding): no term can improve it
+EXACT = 1e-12
+
+
+def _fit_sized(rows, y, fixed, kinds, key, rounds: int, calls: dict, sized, compute_first: bool = False):
+    """:func:`_fit_sides` with the size terms of ``sized`` and without any, each kind keeping the columns of the fit
+    with the term where its own samples fit better with it, unless they fit exactly without it (:data:`EXACT`: on
+    few kernels of the compute side the term and the efficiency trade off freely, and the term would only move the
+    efficiency)."""
+    plain = _fit_sides(rows, y, fixed, kinds, key, rounds, calls, frozenset(), compute_first)
+    if not sized:
+        return plain
+    coef = _fit_sides(rows, y, fixed, kinds, key, rounds, calls, sized, compute_first)
+    without, with_term = (_errors(c, rows, y, fixed, kinds, key, calls) for c in (plain, coef))
+    n, m = len(kinds), len(set(calls.values()))
+    out = plain.copy()
+    for j, k in enumerate(kinds):
+        error = sum(without.get(k, ()))
+        if k in sized and error > EXACT and sum(with_term.get(k, ())) < error:
+            out[j], out[n + j], out[2 * n + m + j] = coef[j], coef[n + j], coef[2 * n + m + j]
+            if k in calls:
+                out[2 * n + calls[k]] = coef[2 * n + calls[k]]
+    return out
+
+
+def _size_terms(coef, kinds, sized, m: int) -> dict:
+    """The fitted size terms (:meth:`Roof.slowdown`) of the kinds that have one, from :func:`_fit_sides`'s columns."""
+    n = len(kinds)
+    return {k: float(coef[2 * n + m + j]) for j, k in enumerate(kinds) if k in sized and coef[2 * n + m + j] > 0}
+
+
+def _compute_slowdown(coef, n: int, m: int, j: int, pixels) -> float:
+    """``1/e_c`` of kind ``j`` on a call of ``pixels`` output positions under :func:`_fit_sides`'s columns."""
+    return coef[j] + coef[2 * n + m + j] / pixels
 
 
 def _errors(coef, rows, y, fixed, kinds, key, calls: dict) -> dict:
     """Per kind (or operation), the squared relative errors of the samples holding a kernel of it under ``coef``
     (:func:`_fit_sides`'s columns)."""
-    n, out = len(kinds), {}
+    n, m, out = len(kinds), len(set(calls.values())), {}
     for i, r in enumerate(rows):
         predicted = fixed[i]
         for kt in r:
             j = kinds.index(key(kt[1]))
-            predicted += max(kt[4] * coef[j], kt[5] * coef[n + j])
+            predicted += max(kt[4] * _compute_slowdown(coef, n, m, j, kt[1].pixels), kt[5] * coef[n + j])
             predicted += coef[2 * n + calls[key(kt[1])]] if key(kt[1]) in calls else 0.0
         for k in dict.fromkeys(key(kt[1]) for kt in r):
             out.setdefault(k, []).append((predicted / y[i] - 1) ** 2)
     return out
 
 
-def _fit_sides(rows, y, fixed, kinds, key, rounds: int, calls: dict, compute_first: bool = False) -> np.ndarray:
-    """``[1/e_c per kind, 1/e_m per kind, overheads]`` by non-negative least squares on relative errors: an
-    overhead column per distinct value of ``calls`` (kind -> column; a kind not in it has none), the seconds in
-    ``fixed`` taken as known, each kernel's side of the max read again until it no longer moves."""
+def _fit_sides(rows, y, fixed, kinds, key, rounds: int, calls: dict, sized=frozenset(),
+               compute_first: bool = False) -> np.ndarray:
+    """``[1/e_c per kind, 1/e_m per kind, overheads, size terms per kind]`` by non-negative least squares on
+    relative errors: an overhead column per distinct value of ``calls`` (kind -> column; a kind not in it has
+    none), a size term (compute seconds over the call's output positions: :meth:`Roof.slowdown`) for the kinds in
+    ``sized``
+    (0 for the others), the seconds in ``fixed`` taken as known, each kernel's side of the max read again until it
+    no longer moves."""
     # the first guess: each kernel on the side of the plain roofline (or every kernel on the compute side)
     compute_side = [[compute_first or kt[4] >= kt[5] for kt in r] for r in rows]
     coef, seen, n, m = None, set(), len(kinds), len(set(calls.values()))
     for _ in range(rounds):
-        # columns: compute seconds per kind (coefficient 1/e_c), memory seconds per kind (1/e_m), calls (overhead)
-        design = np.zeros((len(rows), 2 * n + m))
+        # columns: compute seconds per kind (coefficient 1/e_c), memory seconds per kind (1/e_m), calls (overhead),
+        # compute seconds over the call's output positions per kind (the size term)
+        design = np.zeros((len(rows), 3 * n + m))
         for i, r in enumerate(rows):
             for (_, kind, _, _, compute, memory, _), on_compute in zip(r, compute_side[i]):
                 j = kinds.index(key(kind))
                 design[i, j if on_compute else n + j] += compute if on_compute else memory
+                if on_compute and key(kind) in sized:
+                    design[i, 2 * n + m + j] += compute / kind.pixels
                 if key(kind) in calls:
                     design[i, 2 * n + calls[key(kind)]] += 1
-        lower = np.array([MIN_SLOWDOWN] * (2 * n) + [0.0] * m)
+        lower = np.array([MIN_SLOWDOWN] * (2 * n) + [0.0] * (m + n))
         used = design[:, :2 * n].any(axis=0)
-        coef = nnls(design / y[:, None], 1 - fixed / y, lower)
+        # each column scaled to unit length: a size term's column (compute seconds over thousands of positions) is
+        # orders of magnitude below the others, and unscaled its fit is lost in the solver's tolerances
+        a = design / y[:, None]
+        scale = np.linalg.norm(a, axis=0)
+        scale[scale == 0] = 1.0
+        coef = nnls(a / scale, 1 - fixed / y, lower * scale) / scale
         for j in range(n):  # a side nothing is on: the other side's factor (from the compute side: the plain roof's
             if not used[j]:  # bandwidth, as no kernel was seen slower on it)
                 coef[j] = coef[n + j] if used[n + j] else 1.0
+                coef[2 * n + m + j] = 0.0
             if not used[n + j]:
                 coef[n + j] = 1.0 if compute_first else coef[j]
-        side = [[kt[4] * coef[kinds.index(key(kt[1]))] >= kt[5] * coef[n + kinds.index(key(kt[1]))] for kt in r]
+            if kinds[j] not in sized:
+                coef[2 * n + m + j] = 0.0
+        side = [[kt[4] * _compute_slowdown(coef, n, m, kinds.index(key(kt[1])), kt[1].pixels)
+                 >= kt[5] * coef[n + kinds.index(key(kt[1]))] for kt in r]
                 for r in rows]
         as_key = tuple(map(tuple, side))
         if side == compute_side or as_key in seen:
@@ -743,6 +874,18 @@ def _ordered(values: dict) -> dict:
     """Floats per kind in the order of :data:`KINDS`, each kind's operations after it (sorted)."""
     rank = {k: i for i, k in enumerate(KINDS)}
     return {k: float(values[k]) for k in sorted(values, key=lambda k: (rank[k.split("/")[0]], k))}
+
+
+def _check_slowdowns(where, field, values) -> None:
+    if not isinstance(values, dict):
+        raise ConvcostError(f"{where}: {field}={values!r} must be a dict kind -> slowdown")
+    for key, value in values.items():
+        try:
+            _check_key(key)
+        except ConvcostError as exc:
+            raise ConvcostError(f"{where}: {field}: {exc}") from None
+        if not (_finite(value) and value >= 0):
+            raise ConvcostError(f"{where}: {field}[{key!r}]={value!r} must be a finite number >= 0")
 
 
 def _check_seconds(where, field, values) -> None:

@@ -32,7 +32,7 @@ from convcost.breakeven import BreakEven, _positive_facts, _reduce, _solve, _sol
 from convcost.comparison import Comparison, shared_costs
 from convcost.costs import ITEMSIZE, Cost
 from convcost.errors import ConvcostError
-from convcost.latency import Machine, op_key, primitives, work
+from convcost.latency import Machine, op_key, pixels_of, primitives, work
 from convcost.validate import field_values
 
 #: the most roofline terms whose cases are listed one by one (2**n cases); beyond, the condition stays whole
@@ -77,7 +77,8 @@ def latency_formula(c: Cost, machine: Machine, dtype: str = "float32") -> sympy.
         else:
             memory = moved / machine.bandwidth
         compute = sympy.sympify(work(part)) / machine.peak_flops
-        total += roof.overhead_of(kind) + sympy.Max(compute / roof.efficiency_of(kind),
+        # a convolution's compute efficiency takes the size of its call (an expression where the batch or image is free)
+        total += roof.overhead_of(kind) + sympy.Max(compute * roof.slowdown(kind, pixels_of(part)),
                                                     memory / roof.memory_efficiency_of(kind))
         if machine.alloc_bandwidth:
             out = sympy.sympify(part.activation_elements) * ITEMSIZE[dtype]

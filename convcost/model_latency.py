@@ -4,8 +4,9 @@ Conventions (what is predicted, from what):
 
 * every row of the report costs time. A row that does work is its kernels (:func:`convcost.latency.primitives`),
   each ``overhead + max(compute / e_c, memory / e_m)`` plus the fresh memory its output is written to
-  (:class:`convcost.latency.Roof`); a row that moves nothing (flatten, reshape, identity, a view) costs the
-  machine's ``view_overhead``, the dispatch of a call that runs no kernel.
+  (:class:`convcost.latency.Roof`; a convolution's ``e_c`` takes the size of its call: batch x output positions);
+  a row that moves nothing (flatten, reshape, identity, a view) costs the machine's ``view_overhead``, the dispatch
+  of a call that runs no kernel.
 * inside a network, a kernel's call finds its code and small state evicted from the core's caches by the layers
   before it, which a kernel timed alone in a loop never does: at inference, each kernel adds the machine's
   ``cold_overhead`` of its operation (measured by calibration on calls made after streaming a buffer larger than
@@ -287,7 +288,7 @@ def _row_time(row, machine: Machine, forward, backward, dtype: str) -> tuple:
         if backward is None:
             seconds += machine.cold_overhead(kind.op)
         parts.append(("forward", str(kind), seconds))
-    slow = [(compute / forward.efficiency_of(kind.op), memory / forward.memory_efficiency_of(kind.op))
+    slow = [(compute * forward.slowdown(kind.op, kind.pixels), memory / forward.memory_efficiency_of(kind.op))
             for _, kind, _, _, compute, memory, _ in kernels]
     bound = "compute" if sum(a for a, _ in slow) >= sum(b for _, b in slow) else "memory"
     if backward is not None:

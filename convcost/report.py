@@ -29,6 +29,7 @@ import functools
 import io
 import itertools
 import json
+import operator
 import re
 import textwrap
 import typing
@@ -44,6 +45,8 @@ from convcost.vectorise import compile_exprs
 #: tensors need a gradient, which storages rows share), which the readers do not follow yet; a sum of the
 #: rows' own backward_macs and saved_elements would be wrong, so the report leaves them out.
 METRICS = tuple(m for m in costs.METRICS if m not in costs.TRAINING_METRICS)
+
+_COUNTS, _STEP_COUNTS = operator.attrgetter(*METRICS), operator.attrgetter(*costs.METRICS)
 
 #: the columns of every output format, in order
 COLUMNS = ("path", "op", "spec", "output_shape", *METRICS, "formula", "tied_to")
@@ -68,12 +71,27 @@ class Row:
     def of(cls, path, op, spec, input_shapes, *, source="module", params=None, tied_to="", cost=None) -> Row:
         """The row of ``spec`` on ``input_shapes`` with exact (possibly symbolic) counts (``cost``: the layer's
         cost when the caller made it, with the training flags of its step)."""
-        shapes = tuple(tuple(s) for s in input_shapes)
+        shapes = tuple(map(tuple, input_shapes))
         c = cost if cost is not None else forward_cost(spec, shapes)
-        counts = {m: getattr(c, m) for m in (costs.METRICS if cost is not None else METRICS)}  # a step: its counts too
+        # a step: its counts too (attrgetter: every row of a reading is made here)
+        counts = dict(zip(costs.METRICS, _STEP_COUNTS(c))) if cost is not None else dict(zip(METRICS, _COUNTS(c)))
         if params is not None:
             counts["params"] = params
-        return cls(path, op, spec, shapes, c.output_shape, counts, source, tied_to)
+        return cls.made(path, op, spec, shapes, c.output_shape, counts, source, tied_to)
+
+    @classmethod
+    def made(cls, path, op, spec, input_shapes, output_shape, counts, source="module", tied_to="") -> Row:  # noqa: PLR0913
+        """``Row(...)`` of fields already checked (a reading makes one a call): its fields set at once, not one frozen
+        ``__setattr__`` each.
+
+        >>> Row.made("fc", "Linear", None, ((1, 4),), (1, 2), {"macs": 8}) == Row("fc", "Linear", None, ((1, 4),),
+        ...                                                                      (1, 2), {"macs": 8})
+        True
+        """
+        row = object.__new__(cls)
+        row.__dict__.update(path=path, op=op, spec=spec, input_shapes=input_shapes, output_shape=output_shape,
+                            counts=counts, source=source, tied_to=tied_to)
+        return row
 
     def with_params(self, params, tied_to="") -> Row:
         """The same row with its parameter count (and the row it shares a tied tensor with) set."""

@@ -83,6 +83,8 @@ def spec(cls):
     #: fields of no kind whose default is a tuple (axes such as ``dims``): a tuple is what they take
     cls._tuple_fields = tuple(f.name for f in fields
                               if f.metadata.get("kind") is None and isinstance(f.default, tuple))
+    #: the flag fields (True or False is all they take: checked without a call)
+    cls._flag_fields = frozenset(f.name for f in fields if f.metadata.get("kind") == "flag")
 
     @functools.wraps(init)
     def checked_init(*args, **kwargs):
@@ -108,6 +110,7 @@ class Spec:
     #: ``(name, field, least int)`` of every field with a kind, set by :func:`spec` (checked in this order)
     _checked_fields: tuple = ()
     _tuple_fields: tuple = ()
+    _flag_fields: frozenset = frozenset()
 
     def __post_init__(self):
         values = self.__dict__
@@ -115,6 +118,8 @@ class Spec:
             value = values[name]
             if type(value) is int and least is not None and value >= least:
                 continue  # the common case, decided without a call: reading a model builds thousands of specs
+            if type(value) is bool and name in self._flag_fields:
+                continue
             object.__setattr__(self, name, _normalise(self, f, value))
         for name in self._tuple_fields:
             object.__setattr__(self, name, _axes(self, name, values[name]))

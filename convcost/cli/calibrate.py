@@ -38,5 +38,8 @@ def _calibrate(args) -> int:
     print(f"  bandwidth     = {machine.bandwidth / 1e9:,.1f} GB/s")
     print(f"  overhead      = {display.seconds(machine.overhead)} per kernel call")
     for kind, factor in machine.efficiency.items():
-        print(f"  efficiency    {kind:<16} = {factor:.3f}")
+        # a convolution's efficiency on a call of P output positions: 1 / (1 / factor + pixel_slowdown / P)
+        small = machine.pixel_slowdown.get(kind)
+        print(f"  efficiency    {kind:<16} = {factor:.3f}"
+              + (f" (on P output positions per call: 1 / ({1 / factor:.3f} + {small:,.4g} / P))" if small else ""))
     return 0

@@ -11,7 +11,9 @@ thread count, and returns a :class:`convcost.latency.Machine`:
    caching allocator reuses blocks: no cost);
 4. efficiency per kernel kind and overhead per kernel call: a small set of real
    kernels (convcost specs built by :func:`convcost.torch.to_torch`), fitted by
-   :func:`convcost.latency.fit`;
+   :func:`convcost.latency.fit`; the convolutions are also timed at batches 2, 4 and 8
+   (:data:`BATCH_STAGES`), for the term of their efficiency that takes the size of a call
+   (:attr:`convcost.latency.Machine.pixel_slowdown`);
 5. one in-network factor per kernel kind, at inference and in a training step: a few small synthetic networks
    (:mod:`convcost.torch.networks`, never a zoo model) timed end to end against the sum of their rows'
    predictions (:func:`convcost.latency_network.fit_factors`), kept for a phase only where they predict a network
@@ -63,7 +65,7 @@ from convcost.torch.build import to_torch
 from convcost.torch.profiling import profile
 
 #: bumped when calibration measures something new, so that older cached machines are measured again
-CALIBRATION_VERSION = 7
+CALIBRATION_VERSION = 8
 
 
 def check_device(device) -> torch.device:
@@ -398,6 +400,14 @@ STAGES = ((16, 112, 1), (96, 112, 1), (24, 56, 1), (144, 56, 1), (64, 28, 1), (1
           (512, 14, 1), (256, 7, 1), (960, 7, 1), (64, 56, 8), (256, 14, 8), (16, 4, 1))
 #: the quick calibration's stages: a subset of the full one's, so that each kind is fitted on kernels like them
 QUICK_STAGES = ((96, 112, 1), (144, 56, 1), (128, 14, 1), (960, 7, 1), (64, 56, 8), (16, 4, 1))
+#: stages where only the convolutions are timed, at batches past one: a convolution's efficiency depends on the
+#: size of its call, batch x output positions (:attr:`convcost.latency.Machine.pixel_slowdown`), fitted on the same
+#: operations at batches 1, 2, 4 and 8 across a CNN's stages, as a zoo's batch 8 and training steps call them; the
+#: other kinds take no size and are timed at the full stages only
+BATCH_STAGES = ((128, 28, 8), (512, 7, 8), (192, 28, 2), (48, 56, 4))
+#: the quick calibration's: the narrowest image and widest channels at batch 8, beside the quick grid's own stage
+#: at batch 8
+QUICK_BATCH_STAGES = ((512, 7, 8),)
 
 
 #: the activation functions of CNNs timed apart from ReLU (each its own factors: an exponential costs more), at
@@ -409,13 +419,14 @@ ACTIVATION_STAGES = ((96, 112, 1), (960, 7, 1), (16, 4, 1))
 def calibration_kernels(quick: bool = False) -> list:
     """``(layer, input_shape)`` of the real kernels the factors are fitted on: every kind at every stage of
     :data:`STAGES` (:data:`QUICK_STAGES`; the quick grid also times the kinds of few kernels, transposed and 3-d
-    convolutions, at every full stage, so that its factors for them stay within 1.5x of the full grid's), and
+    convolutions, at every full stage, so that its factors for them stay within 1.5x of the full grid's), the
+    convolutions again at the batches of :data:`BATCH_STAGES` (:data:`QUICK_BATCH_STAGES`), and
     the odd shapes of CNNs (a stem on the image, squeeze-excitation's 1x1 convolutions on one pixel, a classifier
     at batch 1). No kernel is taken from a model that predictions
     are checked against.
 
     >>> len(calibration_kernels()), len(calibration_kernels(quick=True))
-    (303, 163)
+    (331, 170)
     """
     from convcost import primitives as p
 
@@ -425,13 +436,7 @@ def calibration_kernels(quick: bool = False) -> list:
     for c, h, n in QUICK_STAGES if quick else STAGES:
         image = (n, c, h, h)
         out += [
-            (p.Conv(c, c, 3, P=1), image),
-            (p.Conv(c, c, 3, S=2, P=1), image),
-            (p.Conv(c, 2 * c, 1), image),
-            (p.Conv(c, c, 3, P=1, G=c), image),
-            (p.Conv(c, c, 5, P=2, G=c), image),
-            (p.Conv(c, c, 3, S=2, P=1, G=c), image),  # strided depthwise: an operation of its own
-            (p.Conv(c, c, 3, P=1, G=max(c // 16, 2)), image),
+            *_convolutions(c, h, n),
             (p.Linear(c * 4, c * 4), (8 * n, c * 4)),
             (p.BatchNorm(c), image),
             (p.Activation("relu"), image),
@@ -449,9 +454,24 @@ def calibration_kernels(quick: bool = False) -> list:
         ]
         if h >= 14:
             out += _few_kinds(c, h, n)
+    out += [k for c, h, n in (QUICK_BATCH_STAGES if quick else BATCH_STAGES) for k in _convolutions(c, h, n)]
     if quick:  # the kinds timed at few stages of each grid: the quick grid times them at every full stage
         out += [k for c, h, n in STAGES if h >= 14 and (c, h, n) not in QUICK_STAGES for k in _few_kinds(c, h, n)]
     return out
+
+
+def _convolutions(c: int, h: int, n: int) -> list:
+    """The convolutions of every kind but the rare ones (:func:`_few_kinds`), at one stage."""
+    from convcost import primitives as p
+
+    image = (n, c, h, h)
+    return [(p.Conv(c, c, 3, P=1), image),
+            (p.Conv(c, c, 3, S=2, P=1), image),
+            (p.Conv(c, 2 * c, 1), image),
+            (p.Conv(c, c, 3, P=1, G=c), image),
+            (p.Conv(c, c, 5, P=2, G=c), image),
+            (p.Conv(c, c, 3, S=2, P=1, G=c), image),  # strided depthwise: an operation of its own
+            (p.Conv(c, c, 3, P=1, G=max(c // 16, 2)), image)]
 
 
 def _few_kinds(c: int, h: int, n: int) -> list:
@@ -468,7 +488,7 @@ def cache_path(device: str = "cpu", threads: int = 1, quick: bool = False, cache
     the thread count and the torch release, so another machine or release is measured afresh.
 
     >>> cache_path("cpu", 2, cache_dir="/tmp/x")
-    '/tmp/x/machine7-cpu-...-2threads-torch....json'
+    '/tmp/x/machine8-cpu-...-2threads-torch....json'
     """
     if cache_dir is None:
         import platformdirs  # a core dependency; imported here, as only the default folder needs it
@@ -651,6 +671,17 @@ def measure(device: str = "cpu", *, threads: int = 1, quick: bool = False, min_r
     samples ``(cost, fastest seconds)`` it was fitted on (for other predictors fitted on the same kernels).
     ``network_settings`` replaces :data:`convcost.torch.networks.SETTINGS` (smaller images for a test)."""
     say = say or _progress(True)
+    read = read_all(device, threads=threads, quick=quick, min_run_time=min_run_time, passes=passes,
+                    tolerance=tolerance, say=say, network_settings=network_settings)
+    return fit_readings(read, device, threads=threads, quick=quick, say=say)
+
+
+def read_all(device: str = "cpu", *, threads: int = 1, quick: bool = False, min_run_time: float | None = None,
+             passes: int | None = None, tolerance: float = 0.02, say=None, network_settings=None) -> dict:
+    """What :func:`measure` times, before any fit: ``{"kernels", "nets", "readings", "fresh"}`` (the calibration
+    kernels, the synthetic networks' settings, every pass's reading per quantity, and :func:`fresh_memory`'s
+    pair), for :func:`fit_readings`."""
+    say = say or _progress(True)
     run = min_run_time if min_run_time is not None else (0.01 if quick else 0.05)
     most = passes if passes is not None else (3 if quick else 6)
     kernels = calibration_kernels(quick)
@@ -695,6 +726,15 @@ def measure(device: str = "cpu", *, threads: int = 1, quick: bool = False, min_r
     say("measuring the cost of fresh memory")
     threshold, fresh = fresh_memory(device, threads, min_run_time=run, largest_mib=64 if quick else 256,
                                     resolution_mib=4 if quick else 1)
+    return {"kernels": kernels, "nets": nets, "readings": readings, "fresh": (threshold, fresh)}
+
+
+def fit_readings(read: dict, device: str = "cpu", *, threads: int = 1, quick: bool = False, say=None) -> tuple:
+    """``(machine, samples)`` fitted on :func:`read_all`'s readings (see :func:`measure`)."""
+    say = say or _progress(True)
+    kernels, nets, readings = read["kernels"], read["nets"], read["readings"]
+    threshold, fresh = read["fresh"]
+    cold = [i for i in cold_kernels(kernels) if ("cold", i) in readings]
     info = describe(device, threads)
     name = f"{info['processor']} ({info['device']}, {threads} thread{'s' * (threads > 1)}, torch {info['torch']})"
     best = {key: _best(values) for key, values in readings.items()}

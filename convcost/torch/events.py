@@ -32,19 +32,24 @@ class Event:
     name, or the module), its arguments (tensors as :class:`convcost.torch.rules.Tensor`), and ``where``: the
     module's own path for a module call, else the path of the module that made the call."""
 
-    __slots__ = ("kind", "target", "args", "kwargs", "where")
+    # (``_label``, ``_path``: the label and path once asked, as the walker asks for them several times a call)
+    __slots__ = ("kind", "target", "args", "kwargs", "where", "_label", "_path")
 
     def __init__(self, kind, target, args, kwargs, where: str):
         self.kind, self.target, self.args, self.kwargs, self.where = kind, target, args, kwargs or {}, where
+        self._label = self._path = None
 
     @property
     def label(self) -> str:
         """The call as the forward spelled it (a module: its class name)."""
-        if self.kind == MODULE:
-            return type(self.target).__name__
-        if self.kind == METHOD:
-            return f"Tensor.{self.target}"
-        return function_label(self.target)
+        if self._label is None:
+            if self.kind == MODULE:
+                self._label = type(self.target).__name__
+            elif self.kind == METHOD:
+                self._label = f"Tensor.{self.target}"
+            else:
+                self._label = function_label(self.target)
+        return self._label
 
     @property
     def name(self) -> str:
@@ -54,9 +59,12 @@ class Event:
     @property
     def path(self) -> str:
         """The row's path: a module's own, or the calling module's path and the call's name."""
-        if self.kind == MODULE:
-            return self.where
-        return f"{self.where}.{self.name}" if self.where else self.name
+        if self._path is None:
+            if self.kind == MODULE:
+                self._path = self.where
+            else:
+                self._path = f"{self.where}.{self.name}" if self.where else self.name
+        return self._path
 
     @property
     def function(self):

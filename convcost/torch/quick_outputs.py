@@ -6,16 +6,17 @@ A call convcost has no rule for gets its output shape by running it alone on met
 floor division and ``cumsum`` with a dtype a millisecond or more, ``torch.polar`` 25 milliseconds the first
 time in a process (their meta kernels are torch's Python references), and a transformer's forward makes dozens
 of them (``x[..., : d // 2]`` in every rotary embedding, the expert bookkeeping of a mixture of experts): more
-than the forward ``FlopCounterMode`` runs. Each function here answers what the meta run would (a meta tensor of
-the same shape and dtype) for the plain cases of one call, and None for anything else, which then runs on meta
-tensors as before. ``tests/test_profile_first_call.py`` checks every case against the meta run.
+than the forward ``FlopCounterMode`` runs. Each function here answers what the meta run would (the shape and
+dtype of its output, as a :class:`~convcost.torch.rules.Tensor`: no meta tensor made, as a torch call from the
+walker costs more than the arithmetic) for the plain cases of one call, and None for anything else, which then
+runs on meta tensors as before. ``tests/test_profile_first_call.py`` checks every case against the meta run.
 
 >>> import operator, torch
 >>> from convcost.torch.events import Event
 >>> from convcost.torch.rules import Tensor
 >>> x = Tensor((2, 4, 8, 6))
 >>> quick_output(Event("function", operator.getitem, (x, (Ellipsis, slice(None, 3))), {}, "")).shape
-torch.Size([2, 4, 8, 3])
+(2, 4, 8, 3)
 >>> ids = Tensor((5,), dtype=torch.int64)
 >>> quick_output(Event("function", operator.floordiv, (ids, 2), {}, "")).dtype
 torch.int64
@@ -41,7 +42,28 @@ def _dtype(t: Tensor):
 
 
 def _meta(shape, dtype):
+    """What the meta run's output tensor tells the walker (its shape and dtype), without making one: a torch call
+    from the walker costs more than the arithmetic (the reading's mode sees it)."""
+    return Tensor(tuple(shape), dtype=dtype)
+
+
+def _stand_in(shape, dtype):
+    """A meta tensor of ``shape`` and ``dtype``, for ``torch.result_type`` (type promotion)."""
     return torch.empty(shape, dtype=dtype, device="meta")
+
+
+def _broadcast_shapes(*shapes):
+    """``torch.broadcast_shapes`` of plain int shapes, in Python (torch's runs its reference implementation), or
+    None where they do not broadcast."""
+    rank = max(map(len, shapes), default=0)
+    out = [1] * rank
+    for shape in shapes:
+        for i, n in enumerate(shape, rank - len(shape)):
+            if n != 1:
+                if out[i] != 1 and out[i] != n:
+                    return None
+                out[i] = n
+    return tuple(out)
 
 
 def _index(args, kwargs):
@@ -107,17 +129,19 @@ def _broadcast(args, kwargs):
         if isinstance(a, Tensor):
             if not all(type(s) is int for s in a.shape):
                 return None
-            metas.append(_meta(a.shape, _dtype(a)))
+            metas.append(_stand_in(a.shape, _dtype(a)))
         elif type(a) in (int, float, bool):
             metas.append(a)
         else:
             return None
     if not any(isinstance(m, torch.Tensor) for m in metas):
         return None
+    shape = _broadcast_shapes(*(tuple(m.shape) for m in metas if isinstance(m, torch.Tensor)))
+    if shape is None:  # shapes that do not broadcast: said by the meta run
+        return None
     try:
-        shape = torch.broadcast_shapes(*(m.shape for m in metas if isinstance(m, torch.Tensor)))
         dtype = torch.result_type(*metas)
-    except RuntimeError:  # shapes that do not broadcast: said by the meta run
+    except RuntimeError:
         return None
     if (dtype == torch.bool) or (not dtype.is_floating_point and any(type(m) is float for m in metas)):
         return None
@@ -162,11 +186,174 @@ def _polar(args, kwargs):
     dtypes = {_dtype(a) for a in args}
     if len(dtypes) != 1 or next(iter(dtypes)) not in _COMPLEX:
         return None
+    shape = _broadcast_shapes(args[0].shape, args[1].shape)
+    return None if shape is None else _meta(shape, _COMPLEX[dtypes.pop()])
+
+
+def _compare(args, kwargs):
+    """A comparison of a tensor with a tensor or a number (``ids == pad``, ``x > 0``): the broadcast shape, boolean
+    (complex operands left to the meta run, which refuses an ordering of them; a number first too: ``torch.gt``
+    takes a tensor first)."""
+    if len(args) != 2 or kwargs or not isinstance(args[0], Tensor):
+        return None
+    shapes = []
+    for a in args:
+        if isinstance(a, Tensor):
+            if not all(type(s) is int for s in a.shape) or _dtype(a).is_complex:
+                return None
+            shapes.append(a.shape)
+        elif type(a) not in (int, float, bool):
+            return None
+    shape = _broadcast_shapes(*shapes)
+    return None if shape is None else _meta(shape, torch.bool)  # (shapes that do not broadcast: said by the meta run)
+
+
+def _like(args, kwargs):
+    """``torch.zeros_like(x)``, ``ones_like``, ``empty_like``, ``full_like(x, v)``: ``x``'s shape, in the dtype asked
+    or ``x``'s."""
+    if not args or not isinstance(args[0], Tensor) or set(kwargs) - {"dtype"} or len(args) > 2:
+        return None
+    if len(args) == 2 and type(args[1]) not in (int, float, bool):
+        return None
+    dtype = kwargs.get("dtype")
+    if dtype is not None and not isinstance(dtype, torch.dtype):
+        return None
+    if not all(type(s) is int for s in args[0].shape):
+        return None
+    return _meta(args[0].shape, dtype or _dtype(args[0]))
+
+
+def _filled(args, kwargs):
+    """``x.masked_fill(mask, v)``: ``x`` itself, where the boolean mask broadcasts to it and ``v`` is a number (or a
+    0-d tensor) that does not need a wider dtype (a float into an integer tensor: left to the meta run)."""
+    if len(args) != 3 or kwargs or not isinstance(args[0], Tensor) or not isinstance(args[1], Tensor):
+        return None
+    source, mask, value = args
+    dtype = _dtype(source)
+    if _dtype(mask) is not torch.bool or not all(type(s) is int for s in (*source.shape, *mask.shape)):
+        return None
+    if isinstance(value, Tensor):
+        if value.shape != () or _dtype(value) != dtype:
+            return None
+    elif type(value) not in (int, float, bool) or type(value) is float and not dtype.is_floating_point:
+        return None
+    if _broadcast_shapes(source.shape, mask.shape) != tuple(source.shape):
+        return None
+    return _meta(source.shape, dtype)
+
+
+def _where(args, kwargs):
+    """``torch.where(cond, x, y)``: the broadcast shape of all three, torch's type promotion of ``x`` and ``y``."""
+    if len(args) != 3 or kwargs or not isinstance(args[0], Tensor) or _dtype(args[0]) is not torch.bool:
+        return None
+    metas = []
+    for a in args[1:]:
+        if isinstance(a, Tensor):
+            metas.append(_stand_in(a.shape, _dtype(a)))
+        elif type(a) in (int, float, bool):
+            metas.append(a)
+        else:
+            return None
+    tensors = [m.shape for m in metas if isinstance(m, torch.Tensor)]
+    if not tensors or not all(type(s) is int for shape in (args[0].shape, *tensors) for s in shape):
+        return None
+    shape = _broadcast_shapes(args[0].shape, *(tuple(t) for t in tensors))
     try:
-        shape = torch.broadcast_shapes(args[0].shape, args[1].shape)
+        dtype = torch.result_type(*metas)
     except RuntimeError:
         return None
-    return _meta(shape, _COMPLEX[dtypes.pop()])
+    return None if shape is None else _meta(shape, dtype)
+
+
+def _one_hot(args, kwargs):
+    """``F.one_hot(ids, num_classes=n)`` with ``n`` given: the ids' shape and ``n``, int64."""
+    a = dict(zip(("tensor", "num_classes"), args), **kwargs)
+    ids, n = a.get("tensor"), a.get("num_classes")
+    if set(a) - {"tensor", "num_classes"} or len(args) > 2 or not isinstance(ids, Tensor) or type(n) is not int \
+            or n <= 0 or _dtype(ids) is not torch.int64 or not all(type(s) is int for s in ids.shape):
+        return None
+    return _meta((*ids.shape, n), torch.int64)
+
+
+def _plain(t) -> bool:
+    return isinstance(t, Tensor) and all(type(s) is int for s in t.shape)
+
+
+def _dim(args, kwargs, at, default=-1):
+    """The axis argument at position ``at`` (or ``dim=``), as a non-negative axis of ``args[0]``, or None."""
+    dim = args[at] if len(args) > at else kwargs.get("dim", default)
+    rank = max(len(args[0].shape), 1)
+    return dim % rank if type(dim) is int and -rank <= dim < rank else None
+
+
+def _topk(args, kwargs):
+    """``torch.topk(x, k, dim)``: values in ``x``'s dtype and int64 indices, ``k`` along the axis."""
+    if not args or not _plain(args[0]) or len(args) > 3 or set(kwargs) - {"k", "dim", "largest", "sorted"}:
+        return None
+    source, k = args[0], args[1] if len(args) > 1 else kwargs.get("k")
+    dtype = _dtype(source)
+    dim = _dim(args, kwargs, 2)
+    if type(k) is not int or dim is None or dtype.is_complex or dtype is torch.bool or not source.shape:
+        return None
+    if not 0 <= k <= source.shape[dim]:
+        return None
+    shape = (*source.shape[:dim], k, *source.shape[dim + 1:])
+    return torch.return_types.topk((_meta(shape, dtype), _meta(shape, torch.int64)))
+
+
+def _sort(args, kwargs):
+    """``torch.sort(x, dim, descending)``: values in ``x``'s dtype and int64 indices, ``x``'s shape."""
+    if not args or not _plain(args[0]) or len(args) > 3 or set(kwargs) - {"dim", "descending", "stable"}:
+        return None
+    if len(args) == 3 or len(args) == 2 and type(args[1]) is not int:
+        return None  # (sort(x, stable, dim=...) and other spellings: the meta run)
+    dtype = _dtype(args[0])
+    if _dim(args, kwargs, 1) is None or dtype.is_complex:
+        return None
+    return torch.return_types.sort((_meta(args[0].shape, dtype), _meta(args[0].shape, torch.int64)))
+
+
+def _histc(args, kwargs):
+    """``torch.histc(x, bins, min, max)`` of a floating tensor: ``bins`` counts in its dtype."""
+    a = dict(zip(("input", "bins", "min", "max"), args), **kwargs)
+    if len(args) > 4 or set(a) - {"input", "bins", "min", "max"} or not _plain(a["input"]):
+        return None
+    bins, dtype = a.get("bins", 100), _dtype(a["input"])
+    if type(bins) is not int or bins <= 0 or not dtype.is_floating_point or not all(
+            type(a.get(m, 0)) in (int, float) for m in ("min", "max")) or a.get("min", 0) > a.get("max", 0):
+        return None
+    return _meta((bins,), dtype)
+
+
+def _repeat(args, kwargs):
+    """``x.repeat(*sizes)``: each axis times its size (sizes that add leading axes too)."""
+    if kwargs or len(args) < 2 or not _plain(args[0]):
+        return None
+    sizes = args[1] if len(args) == 2 and type(args[1]) in (tuple, list) else args[1:]
+    shape = args[0].shape
+    if not all(type(n) is int and n >= 0 for n in sizes) or len(sizes) < len(shape):
+        return None
+    padded = (1,) * (len(sizes) - len(shape)) + tuple(shape)
+    return _meta(tuple(a * n for a, n in zip(padded, sizes)), _dtype(args[0]))
+
+
+_REALS = {torch.complex64: torch.float32, torch.complex128: torch.float64}
+
+
+def _as_complex(args, kwargs):
+    """``torch.view_as_complex(x)`` of a float32 or float64 ``(..., 2)`` tensor: its complex view, one axis fewer."""
+    if len(args) != 1 or kwargs or not _plain(args[0]) or not args[0].shape or args[0].shape[-1] != 2:
+        return None
+    dtype = _COMPLEX.get(_dtype(args[0]))
+    return None if dtype is None else _meta(args[0].shape[:-1], dtype)
+
+
+def _as_real(args, kwargs):
+    """``torch.view_as_real(z)`` of a complex64 or complex128 tensor: its real view, a last axis of 2."""
+    if len(args) != 1 or kwargs or not _plain(args[0]):
+        return None
+    dtype = _REALS.get(_dtype(args[0]))
+    return None if dtype is None else _meta((*args[0].shape, 2), dtype)
 
 
 _QUICK = {
@@ -178,11 +365,28 @@ _QUICK = {
     torch.cumsum: _scan,
     torch.cumprod: _scan,
     F.embedding: _embedding,
+    torch.zeros_like: _like,
+    torch.ones_like: _like,
+    torch.empty_like: _like,
+    torch.full_like: _like,
+    key(METHOD, "masked_fill"): _filled,
+    torch.where: _where,
+    F.one_hot: _one_hot,
+    torch.topk: _topk,
+    torch.sort: _sort,
+    torch.histc: _histc,
+    key(METHOD, "repeat"): _repeat,
+    torch.view_as_complex: _as_complex,
+    torch.view_as_real: _as_real,
 }
+_QUICK.update({key("function", f): _compare for f in (
+    torch.eq, torch.ne, torch.lt, torch.le, torch.gt, torch.ge, torch.greater, torch.greater_equal, torch.less,
+    torch.less_equal, torch.not_equal)})
 
 
 def quick_output(event):
-    """What running ``event``'s call alone on meta tensors would return (a meta tensor), for the cases above;
+    """What running ``event``'s call alone on meta tensors would return (its output's shape and dtype, a
+    :class:`~convcost.torch.rules.Tensor`; topk's and sort's a pair of them), for the cases above;
     None for any other call (a module, an operation in place), or any case they leave to the meta run."""
     if event.kind == MODULE or event.target in _IN_PLACE:
         return None
@@ -190,6 +394,8 @@ def quick_output(event):
     if name.endswith("_") and not name.endswith("__") or name.startswith("__i"):
         return None
     found = _QUICK.get(key(event.kind, event.target))
+    if found is _where and event.kind == METHOD:  # ``x.where(cond, y)``: another order of its operands
+        return None
     return None if found is None else found(event.args, event.kwargs)
 
 

@@ -52,10 +52,16 @@ class Recorder:
         self.read_without_grad = set()
         # the dtype of every storage, what the autocast in force casts, and the bytes it all keeps
         self.precision = Precision(self, model) if training else None
+        # while the walker reads a call it may read again from memory (:meth:`convcost.torch.walker.Walk.remembered`):
+        # what the call does here, one step a change (``("unique", path)``, ``("row", row)``, ``("skip", ...)``,
+        # ``("forget", ...)``; anything else a step it cannot do again), else None
+        self.tape = None
 
     # -- training -----------------------------------------------------------------------------
     def new_storage(self, shape, dtype=None) -> int:
         """A fresh storage holding a tensor of ``shape`` (its key), of ``dtype`` where it is known."""
+        if self.tape is not None:
+            self.tape.append(("other",))
         key = len(self.storages)
         self.storages[key] = numel(shape)
         if dtype is not None and self.precision is not None:
@@ -81,6 +87,8 @@ class Recorder:
     def keeps(self, cost, operands, output=None) -> None:
         """Something the step keeps beside the rows: ``cost``'s saved tensors, read from ``operands``
         (:class:`Tensor` values with storages), writing ``output`` (a storage key, or None)."""
+        if self.tape is not None:
+            self.tape.append(("other",))
         self.graph.append((cost, [(t.storage, t.shape) for t in operands], output))
         if self.precision is not None:
             self.precision.noted(operands)
@@ -88,18 +96,24 @@ class Recorder:
     def keeps_apart(self, elements, dtype=None) -> None:
         """Elements the step keeps in a storage of their own (dropout's noise, a boolean mask's float copy), of
         ``dtype`` (None: the model's floating dtype)."""
+        if self.tape is not None:
+            self.tape.append(("other",))
         self.extra_saved.append(elements)
         if self.precision is not None:
             self.precision.apart.append(dtype)
 
     def untrack(self, op, path, why) -> None:
         """A call whose backward convcost cannot count (what it saves, or its backward MACs)."""
+        if self.tape is not None:
+            self.tape.append(("other",))
         self.untracked.setdefault(op, {"paths": [], "why": why})["paths"].append(path)
 
     # -- names ------------------------------------------------------------------------------
     def unique(self, path: str) -> str:
         """``path``, or ``path#n`` for its n-th use (a module called twice, two adds in one forward)."""
         n = self.calls[path] = self.calls.get(path, 0) + 1
+        if self.tape is not None:
+            self.tape.append(("unique", path))
         return path if n == 1 else f"{path}#{n}"
 
     # -- rows -------------------------------------------------------------------------------
@@ -362,22 +376,12 @@ class Recorder:
                 # (``original_self``) in a storage of its own, of the input's elements, not the storage it views
                 c = dataclasses.replace(c, saves_input=(False, *c.saves_input[1:]))
             kept, out_dtype = self.precision.cast(path, op, spec, inputs, reads, weights, operands, c, call)
-        # the parameters it reads first, and the row each other one was first read by (a tensor read twice by this
-        # call: this row), found before the row is made, so that it is made once
-        params, tied, first = 0, "", {}
-        seen = self.seen
-        for t in reads:
-            if id(t) in seen:
-                tied = tied or seen[id(t)][0]
-            elif id(t) in first:
-                tied = tied or path
-            else:
-                first[id(t)] = t
-                params += t.numel()
+        params, tied, first = self.claims(path, reads)
         row = Row.of(path, op, spec, inputs, source=source, params=params, tied_to=tied, cost=c)  # raises before
-        for key, t in first.items():  # anything is recorded
-            seen[key] = (path, t)
+        self.seen.update(first)  # anything is recorded
         self.rows.append(row)
+        if self.tape is not None:
+            self.tape.append(("row", row, tuple(reads)) if c is None else ("other",))
         out = layout = None
         if c is not None:
             layout, copied = layouts.output_layout(spec, operands, row.output_shape, inplace) if c.output_grad \
@@ -391,6 +395,23 @@ class Recorder:
             for t in reads:  # which rows' outputs each parameter's gradient comes through
                 self.__dict__.setdefault("_readers", {}).setdefault(id(t), []).append(out)
         return row, c, (out, layout)
+
+    def claims(self, path, reads) -> tuple:
+        """``(params, tied, first)`` of a row at ``path`` reading parameters ``reads``: the elements of those it reads
+        first, the row another one was first read by (a tensor read twice by this call: this row), and
+        ``{id: (path, tensor)}`` of the first ones, to be put in :attr:`seen` once the row is made (so that a row is
+        made once)."""
+        params, tied, first = 0, "", {}
+        seen = self.seen
+        for t in reads:
+            if id(t) in seen:
+                tied = tied or seen[id(t)][0]
+            elif id(t) in first:
+                tied = tied or path
+            else:
+                first[id(t)] = (path, t)
+                params += t.numel()
+        return params, tied, first
 
     def with_kept_indices(self, c, operands):
         """``c`` with the int64 operands it keeps counted among its ``saved_indices`` (``x * ids``, a loss divided
@@ -476,6 +497,8 @@ class Recorder:
 
     def hold(self, path, tensors) -> int:
         """Claim the parameters among ``tensors`` not claimed yet (for an unsupported module); their numel."""
+        if self.tape is not None:
+            self.tape.append(("other",))
         params = 0
         for t in tensors:
             if id(t) not in self.seen:
@@ -486,6 +509,8 @@ class Recorder:
     def skip(self, op, path, reason, *, macs=True, params=0):
         """List one call convcost does not count; ``macs`` says whether it may hold multiply-accumulates."""
         entry = self.unsupported.setdefault(op, {"paths": [], "reason": reason, "held": [], "macs": macs})
+        if self.tape is not None:
+            self.tape.append(("skip", op, path, reason, macs, params))
         entry["paths"].append(path)
         entry["macs"] = entry["macs"] or macs
         if params:
@@ -494,6 +519,8 @@ class Recorder:
     def forget(self, op, reason):
         """Replace the reason listed for ``op`` (its output shape turned out unknown too)."""
         self.unsupported[op]["reason"] = reason
+        if self.tape is not None:
+            self.tape.append(("forget", op, reason))
 
     # -- the report -------------------------------------------------------------------------
     def report(self, *, inputs, traced_with, notes=(), convention="convcost", headline=None, modules=None) -> Report:

@@ -153,12 +153,12 @@ def broadcast(shapes) -> tuple:
     first = tuple(shapes[0])
     if all(tuple(s) == first for s in shapes[1:]) and all(type(x) is int for x in first):
         return first  # most calls: operands of one concrete shape
-    rank = max(len(s) for s in shapes)
-    padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
-    out = []
-    for sizes in zip(*padded):
-        big = [x for x in sizes if x != 1]
-        out.append(big[0] if big else 1)
+    rank = max(map(len, shapes))
+    out = [1] * rank
+    for s in shapes:  # each axis: its first size other than 1 (a loop: every element-wise call of two shapes)
+        for i, x in enumerate(s, rank - len(s)):
+            if x != 1 and out[i] == 1:
+                out[i] = x
     return tuple(out)
 
 
@@ -174,8 +174,14 @@ def promoted(operands, divides=False):
     >>> promoted([Tensor((4,), dtype=torch.complex64), Tensor((2, 4))])
     torch.complex64
     """
-    dtypes = [v.dtype for v in operands if isinstance(v, Tensor)]
-    if all(d is None or d.is_floating_point for d in dtypes) and not any(type(v) is complex for v in operands):
+    dtypes, floating = [], True
+    for v in operands:  # (a loop, not generators: every element-wise call asks)
+        if type(v) is Tensor:
+            dtypes.append(v.dtype)
+            floating = floating and (v.dtype is None or v.dtype.is_floating_point)
+        elif type(v) is complex:
+            floating = False
+    if floating:
         # nearly every call: floating tensors (the fast path); in one floating dtype cast to (``x.float() * 2``)
         # the result is in it, else in the one the reading leaves open
         return dtypes[0] if dtypes and None not in dtypes and len(set(dtypes)) == 1 else None

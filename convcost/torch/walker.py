@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from convcost.costs import Cost
 from convcost.errors import ConvcostError, InternalError
+from convcost.report import Row
 from convcost.torch import layouts, runtime
 from convcost.torch.binding import BINDINGS, FUNCTIONS, METHODS, binding_of, module_binding
 from convcost.torch.custom_functions import Context
@@ -99,6 +100,10 @@ class Walk:
         # the call being read, run on the tensors computed alongside (a reading with values sets it): the output
         # shape of a call without a rule that cannot run on meta tensors (data-dependent sizes)
         self.computed = None
+        # a forward repeats its calls (every layer of a transformer makes the calls of the first): an inference
+        # reading on concrete shapes answers a call it has read before from what the first one did (see
+        # :meth:`remembered`); a training reading follows storages and gradients, which differ at every call
+        self._memo = {} if not training and not symbolic else None
 
     def input_tensor(self, given) -> Tensor:
         """A model input: its shape, and in a training reading its storage and whether it needs a gradient
@@ -152,6 +157,93 @@ class Walk:
     def call(self, event: Event):
         """The value a call returns (a :class:`Tensor`, a tuple of them, a plain value, or :class:`Unknown`),
         its row recorded."""
+        if self._memo is not None and self.computed is None:
+            return self.remembered(event)
+        return self._each(event)
+
+    def remembered(self, event: Event):
+        """:meth:`call` of an inference reading, from a call read before with the same signature (its function, its
+        tensors' shapes, dtypes and names, its other arguments' types and values) where there is one: what the first
+        did to the recorder (a row, a call listed) is done again at this call's path, its row claiming this call's
+        parameters (a module's own, or those passed: ``F.linear(x, self.weight)``), and its result made afresh (an
+        argument returned as it is: this call's own). A call whose arguments hold another real tensor (a constant, a
+        value the rule may read), or whose reading touches anything else, is read every time.
+
+        >>> import operator, torch.nn as nn
+        >>> from convcost.torch.inputs import model_inputs
+        >>> net = nn.Linear(4, 4)
+        >>> walk = Walk(net, model_inputs(net, (2, 4)), symbolic=False)
+        >>> x = Tensor((2, 4))
+        >>> a = walk.call(Event("function", operator.add, (x, x), {}, "a"))
+        >>> b = walk.call(Event("function", operator.add, (x, x), {}, "a"))
+        >>> [(row.path, row.macs) for row in walk.record.rows], a is b, a.shape == b.shape, len(walk._memo)
+        ([('a.add', 0), ('a.add#2', 0)], False, True, 1)
+        """
+        try:
+            target = event.target if event.kind != MODULE else self.module_key(event.target, event.args, event.kwargs)
+            key = (event.kind, target, _signature(event.args), _signature(event.kwargs))
+            found = self._memo.get(key)
+        except (_Unkeyed, TypeError):  # (TypeError: an unhashable target or value)
+            return self._each(event)
+        if found is not None:
+            return self.again(found, event)
+        record = self.record
+        record.tape = []
+        try:
+            result = self._each(event)
+            tape = record.tape
+        finally:
+            record.tape = None
+        if tape is None:
+            return result
+        flat = _flat(event.args, event.kwargs)
+        steps = _replayable(tape, event.path, own_parameters(event.target) if event.kind == MODULE else None, flat)
+        made = _template(result, flat) if steps is not None else _UNKEYED
+        if made is not _UNKEYED:
+            self._memo[key] = (steps, made, _uses_arguments(made))
+        return result
+
+    def module_key(self, module, args, kwargs) -> tuple:
+        """What a leaf module's row depends on beyond its arguments' signature: its spec (what its reader made of
+        it), its type (its binding), the dtype of its result (its parameters'), its options the walker reads. A
+        module whose binding picks its inputs itself (several tensors) is not keyed."""
+        binding = module_binding(module)
+        if binding is None or binding.module_inputs is not None or len(args) != 1 or kwargs or \
+                type(args[0]) is not Tensor:
+            raise _Unkeyed  # (called otherwise than on one tensor: read as what it calls, or listed)
+        spec = self.spec_of(module)[0]
+        if spec is None or self.computes_weights(module):
+            raise _Unkeyed
+        dtype = _module_dtype(module, args)
+        return (type(module), spec, dtype, getattr(module, "return_indices", False),
+                getattr(module, "inplace", False) is True)
+
+    def again(self, found, event):
+        """What :meth:`remembered` found, done again for ``event``."""
+        tape, made, uses = found
+        record, path, name = self.record, event.path, None
+        for step in tape:
+            if step[0] == "unique":
+                name = record.unique(path)
+            elif step[0] == "row":
+                row, params, tied, first = step[1], 0, "", {}
+                # the parameters it reads (a module's own, or those among the call's arguments), claimed by this row
+                # where no row read them before
+                reads = own_parameters(event.target) if step[2] is None else [
+                    _flat(event.args, event.kwargs)[i].tensor for i in step[2]]
+                if reads:
+                    params, tied, first = record.claims(name, reads)
+                record.rows.append(Row.made(name, row.op, row.spec, row.input_shapes, row.output_shape,
+                                            {**row.counts, "params": params}, row.source, tied))
+                record.seen.update(first)
+            elif step[0] == "skip":
+                record.skip(step[1], path, step[3], macs=step[4])
+            else:
+                record.forget(step[1], step[2])
+        return _rebuilt(made, _flat(event.args, event.kwargs) if uses else None)
+
+    def _each(self, event: Event):
+        """:meth:`call`, read afresh."""
         if event.target in (operator.getitem, "__getitem__") and len(event.args) == 2 and holds(event.args[1],
                                                                                               _integer_0d):
             # x[i] with i a 0-d integer tensor is x[int(i)], a view (autograd keeps no index): its value, where known
@@ -299,7 +391,7 @@ class Walk:
         if op.floating:
             _floating_only(event)
         rule = self.rule(event)
-        if not any(isinstance(a, Tensor) for a in flat):  # Python arithmetic on sizes
+        if Tensor not in map(type, flat):  # Python arithmetic on sizes (at C speed: a Tensor is never subclassed)
             if event.kind == FUNCTION and (rule is None or event.target in _PYTHON_ARITHMETIC):
                 return event.target(*args, **kwargs)
         if rule is None:
@@ -1003,12 +1095,18 @@ def _sized_by_values(event) -> bool:
 
 
 def _flat(args, kwargs):
-    if not kwargs:  # most calls: tensors and numbers (a loop: any() over a generator costs more)
-        for a in args:
-            if isinstance(a, _NESTED):
+    # most calls: tensors and numbers, a few options by name (a loop: any() over a generator costs more)
+    for a in args:
+        if isinstance(a, _NESTED):
+            break
+    else:
+        if not kwargs:
+            return list(args)
+        for v in kwargs.values():
+            if isinstance(v, _NESTED):
                 break
         else:
-            return list(args)
+            return [*args, *kwargs.values()]
     out = []
 
     def walk(v):
@@ -1031,8 +1129,8 @@ _NESTED = (tuple, list, dict)
 
 
 def _unary_output(event):
-    """The output of an element-wise call on one floating tensor and numbers (a meta tensor of its operand's
-    shape and dtype), or None where another argument is a tensor or the operand is not floating."""
+    """The output of an element-wise call on one floating tensor and numbers (its operand's shape and dtype, as the
+    meta run's output would say), or None where another argument is a tensor or the operand is not floating."""
     args = event.args
     if not args or not isinstance(args[0], Tensor) or event.name.endswith("_") or \
             not all(a is None or type(a) in (int, float, bool) for a in (*args[1:], *event.kwargs.values())):
@@ -1041,7 +1139,7 @@ def _unary_output(event):
     dtype = operand.tensor.dtype if operand.tensor is not None else operand.dtype or torch.get_default_dtype()
     if not dtype.is_floating_point:
         return None
-    return torch.empty(operand.shape, dtype=dtype, device="meta")
+    return Tensor(operand.shape, dtype=dtype)  # (what the meta run's output tells: no meta tensor made)
 
 
 def _to_meta(value):
@@ -1071,7 +1169,10 @@ def _on_meta_alone(event):
 
 def _holds_empty(tensors) -> bool:
     """Whether one of ``tensors`` has an axis of size 0."""
-    return any(isinstance(t, Tensor) and 0 in t.shape for t in tensors)
+    for t in tensors:  # (a loop: any() over a generator costs more, at every call)
+        if type(t) is Tensor and 0 in t.shape:
+            return True
+    return False
 
 
 def _from_meta(value):
@@ -1082,3 +1183,119 @@ def _from_meta(value):
     if isinstance(value, (tuple, list)):
         return type(value)(_from_meta(v) for v in value) if isinstance(value, tuple) else [_from_meta(v) for v in value]
     return value
+
+
+class _Unkeyed(Exception):
+    """A call :meth:`Walk.remembered` does not key: read every time."""
+
+
+#: values a call's signature holds as they are (immutable, compared by type and value)
+_KEYED = frozenset({int, float, bool, str, type(None), type(Ellipsis), torch.dtype, torch.device, torch.Size})
+
+
+def _signature(value):
+    """A hashable stand-in of a call's arguments for :meth:`Walk.remembered`: a computed tensor by its shape, dtype,
+    name and gradient flag (a parameter by these and its own); a number or string by its type and value;
+    :class:`_Unkeyed` for anything else (another real tensor, whose values a rule may read; an :class:`Unknown`; a
+    user's object)."""
+    kind = type(value)
+    if kind is tuple or kind is list:
+        out = [kind]
+        for v in value:  # (a loop, not a call per item: most items are computed tensors and numbers)
+            k = type(v)
+            if k is Tensor and v.tensor is None and v.storage is None and v.layout is None:
+                out.append((v.shape, v.dtype, v.name, v.grad))
+            elif k in _KEYED:
+                out.append((k, v))
+            else:
+                out.append(_signature(v))
+        return tuple(out)
+    if kind is Tensor:
+        real = value.tensor
+        if value.storage is not None or value.layout is not None:
+            raise _Unkeyed
+        if real is None:
+            return (value.shape, value.dtype, value.name, value.grad)
+        if type(real) is not torch.nn.Parameter:  # (a constant or a 0-d value: a rule may read its values)
+            raise _Unkeyed
+        # a parameter by what a reading sees of it (a rule reads no parameter's values): its row claims the one
+        # given, as a module's row claims its own
+        return (value.shape, value.dtype, value.name, value.grad, real.dtype, real.requires_grad, real.shape)
+    if kind in _KEYED:
+        return (kind, value)
+    if kind is dict:
+        return (dict, *((k, _signature(v)) for k, v in value.items())) if value else ()
+    if kind is slice:
+        return (slice, _signature(value.start), _signature(value.stop), _signature(value.step))
+    raise _Unkeyed
+
+
+def _replayable(tape, path, own, flat):
+    """What a call did to the recorder (its tape, see :attr:`Recorder.tape`) as steps :meth:`Walk.again` can do at
+    another call of the same signature, or None: its name and anything it listed at the call's own path, a row
+    that reads a module's ``own`` parameters (``("row", row, None)``) or parameters among the call's arguments
+    (``("row", row, their places in flat)``)."""
+    steps, named = [], False
+    for step in tape:
+        if step[0] == "unique" and step[1] != path or step[0] == "skip" and (step[2] != path or step[5]):
+            return None
+        if step[0] not in ("unique", "row", "skip", "forget") or step[0] == "row" and not named:
+            return None
+        named = named or step[0] == "unique"
+        if step[0] == "row":
+            reads = step[2]
+            if own is not None:
+                if len(reads) != len(own) or any(a is not b for a, b in zip(reads, own)):
+                    return None
+                step = ("row", step[1], None)
+            else:
+                places = []
+                for r in reads:
+                    at = next((i for i, a in enumerate(flat) if type(a) is Tensor and a.tensor is r), None)
+                    if at is None:
+                        return None
+                    places.append(at)
+                step = ("row", step[1], tuple(places))
+        steps.append(step)
+    return tuple(steps)
+
+
+_UNKEYED = object()
+
+
+def _template(value, flat):
+    """What a call returned, to be made again (:func:`_rebuilt`): an argument returned as it is by its place among
+    the call's arguments, a new tensor by its fields (copied now: a reading may set a result's dtype later)."""
+    kind = type(value)
+    if kind is Tensor:
+        for i, a in enumerate(flat):
+            if a is value:
+                return ("A", i)
+        if value.tensor is not None or value.storage is not None or value.layout is not None:
+            return _UNKEYED
+        return ("T", value.shape, value.name, value.dtype, value.grad)
+    if kind is Unknown:
+        return ("U", value.op)
+    if kind in _KEYED:
+        return ("V", value)
+    if kind is tuple or kind is list:
+        items = tuple(_template(v, flat) for v in value)
+        return _UNKEYED if _UNKEYED in items else ("S", kind, items)
+    return _UNKEYED
+
+
+def _uses_arguments(made) -> bool:
+    return made[0] == "A" or made[0] == "S" and any(_uses_arguments(m) for m in made[2])
+
+
+def _rebuilt(made, flat):
+    what = made[0]
+    if what == "T":
+        return Tensor(made[1], None, made[2], made[3], grad=made[4])
+    if what == "A":
+        return flat[made[1]]
+    if what == "V":
+        return made[1]
+    if what == "U":
+        return Unknown(made[1])
+    return made[1](_rebuilt(m, flat) for m in made[2])
