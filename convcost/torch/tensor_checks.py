@@ -49,7 +49,8 @@ _ISINSTANCE = isinstance
 class Watch:
     """While entered, in this thread: whether a call of the builtin ``isinstance`` made from Python is under way
     (:meth:`tensor`). :meth:`pause` and :meth:`resume` take the profile function off for a stretch of convcost's
-    own code (every Python call under it costs one call of the profile function)."""
+    own code (every Python call under it costs one call of the profile function); a ``lazy`` one installs none and
+    only marks the stretches (the forward's own code) in which the asking frame is looked at."""
 
     __slots__ = ("depth", "hook", "active", "blind", "unanswered", "entered", "lazy", "unsure")
 
