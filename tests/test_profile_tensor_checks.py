@@ -7,6 +7,7 @@ PyTorch's own (FlopCounterMode's flops halved and numel for a forward; measure_t
 for a step), never to convcost's formulas.
 """
 
+import abc
 import subprocess
 import sys
 from pathlib import Path
@@ -102,7 +103,22 @@ class Aliased(TwiceForTensors):
         return self.fc(x)
 
 
-@pytest.mark.parametrize("cls", [TwiceForTensors, IsTensor, ParameterCheck, Aliased])
+class TensorLike(abc.ABC):  # noqa: B024 - only registered with, never subclassed
+    """An abstract class ``torch.Tensor`` is registered with: ``isinstance`` asks a stand-in's class from inside
+    ``ABCMeta.__instancecheck__``, as it does from inside ``nn.Parameter``'s metaclass."""
+
+
+TensorLike.register(torch.Tensor)
+
+
+class Registered(TwiceForTensors):
+    def forward(self, x):
+        if isinstance(x, TensorLike):
+            x = self.fc(x)
+        return self.fc(x)
+
+
+@pytest.mark.parametrize("cls", [TwiceForTensors, IsTensor, ParameterCheck, Aliased, Registered])
 def test_every_reading_of_a_forward_takes_the_same_branch(cls):
     """The interpreter specialises a call site run often (a builtin's call then runs in its ``PRECALL``): the
     answers stay the same reading after reading."""

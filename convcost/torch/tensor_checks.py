@@ -49,7 +49,8 @@ _ISINSTANCE = isinstance
 class Watch:
     """While entered, in this thread: whether a call of the builtin ``isinstance`` made from Python is under way
     (:meth:`tensor`). :meth:`pause` and :meth:`resume` take the profile function off for a stretch of convcost's
-    own code (every Python call under it costs one call of the profile function)."""
+    own code (every Python call under it costs one call of the profile function); a ``lazy`` one installs none and
+    only marks the stretches (the forward's own code) in which the asking frame is looked at."""
 
     __slots__ = ("depth", "hook", "active", "blind", "unanswered", "entered", "lazy", "unsure")
 
@@ -77,7 +78,11 @@ class Watch:
         if self.blind:
             self.unanswered = True
         elif self.lazy and self.active:
-            called = _isinstance_called(sys._getframe(2))
+            frame = sys._getframe(2)
+            called = _isinstance_called(frame)
+            if called is not True and frame.f_code.co_name == "__instancecheck__" and frame.f_back is not None and \
+                    _isinstance_called(frame.f_back):  # a metaclass's own check (nn.Parameter's) run by isinstance:
+                called = True  # the profile function would see that isinstance under way
             if called is None:
                 self.unsure = True
             return bool(called)

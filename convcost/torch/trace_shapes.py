@@ -216,8 +216,9 @@ _VALUES = frozenset({"item", "tolist", "numpy", "nonzero", "unique"})
 
 def _unwatched(kind, target, args, kwargs):
     """``_session().call(...)`` for a call the forward's own code makes (an operator, a tensor method), with the
-    tensor-check :class:`~convcost.torch.tensor_checks.Watch` paused here, first: under it each Python call and each
-    builtin call costs a call of its profile function, and this is the most frequent way into convcost."""
+    tensor-check :class:`~convcost.torch.tensor_checks.Watch` paused here, first: under a profile function (the
+    Watch that is not lazy) each Python call and each builtin call costs a call of it, and this is the most
+    frequent way into convcost."""
     session = _LOCAL.session
     checks = (session or _session()).checks
     if not checks.active or checks.depth:

@@ -209,10 +209,10 @@ def module_calls(root, known, call, seen, reached=None, quiet=None):
         compiled = own.pop("_compiled_call_impl", None)
         own["_call_impl"] = functools.partial(call, module)
         swapped[key] = (own, views, compiled)
-        for value in list(own.values()):  # modules kept beside _modules: reachable from here too
+        # modules kept beside _modules: reachable from here too (the attributes that cannot hold one left out in a
+        # comprehension: most of them)
+        for value in [value for value in own.values() if type(value) not in _PLAIN]:
             kind = type(value)
-            if kind in _PLAIN:
-                continue
             if kind is dict:
                 value = list(value.values())
                 kind = list
