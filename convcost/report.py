@@ -135,7 +135,7 @@ def forward_cost(spec, shapes):
     >>> forward_cost(MatMul(), ((2, 3, 4), (4, 5))) is forward_cost(MatMul(), ((2, 3, 4), (4, 5)))
     True
     """
-    if _all_ints(shapes):
+    if _int_shapes(shapes):
         kind = type(spec)
         try:
             return _remembered_cost(spec, shapes, kind.cost_of_inputs, getattr(kind, "_cost", None))
@@ -147,7 +147,7 @@ def forward_cost(spec, shapes):
 _PLAIN = frozenset({int})
 
 
-def _all_ints(shapes) -> bool:
+def _int_shapes(shapes) -> bool:
     """Whether every size in ``shapes`` is a plain int (a loop: a row's two shapes are the common case; a concat's 60
     shapes at C speed)."""
     if len(shapes) > 4:
