@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from convcost.torch.events import METHOD, MODULE
 from convcost.torch.ops import key
-from convcost.torch.rules import Tensor
+from convcost.torch.rules import Tensor, broadcast, broadcasts
 
 _INTEGRAL_INDEX = (torch.int64, torch.int32)
 
@@ -55,15 +55,8 @@ def _stand_in(shape, dtype):
 def _broadcast_shapes(*shapes):
     """``torch.broadcast_shapes`` of plain int shapes, in Python (torch's runs its reference implementation), or
     None where they do not broadcast."""
-    rank = max(map(len, shapes), default=0)
-    out = [1] * rank
-    for shape in shapes:
-        for i, n in enumerate(shape, rank - len(shape)):
-            if n != 1:
-                if out[i] != 1 and out[i] != n:
-                    return None
-                out[i] = n
-    return tuple(out)
+    out = broadcast(shapes)
+    return out if all(broadcasts(shape, out) for shape in shapes) else None
 
 
 def _index(args, kwargs):

@@ -26,7 +26,7 @@ from convcost.torch.binding import hooks_of
 from convcost.torch.conventions import torch_backward_macs
 from convcost.torch.library_blocks import name_blocks, reader
 from convcost.torch.precision import Precision
-from convcost.torch.rules import UNBATCHED, WITH_INDICES, Emit, Tensor
+from convcost.torch.rules import UNBATCHED, WITH_INDICES, Emit, Tensor, broadcasts
 from convcost.torch.tree import Tree, named_parameters
 from convcost.training import StepTotals
 
@@ -193,7 +193,7 @@ class Recorder:
                     found.append(self.tracked(pool.pop(i)))
                     break
             else:
-                t = next((t for t in pool if _broadcasts(t.shape, shape)), None)
+                t = next((t for t in pool if broadcasts(t.shape, shape)), None)
                 if t is not None:  # an operand the rule read as expanded (a learned bias added to a mask)
                     pool.remove(t)
                     found.append(self.tracked(t))
@@ -608,9 +608,3 @@ def _number(x):
 def unbatchable(emit) -> bool:
     """Whether a refused answer could be an unbatched input: one input, a layer (not a merge), no output set."""
     return len(emit.inputs) == 1 and emit.output is None and not isinstance(emit.spec, Merge)
-
-
-def _broadcasts(shape, to) -> bool:
-    """Whether a tensor of ``shape`` broadcasts to ``to`` (each size equal, or 1, right-aligned)."""
-    shape, to = tuple(shape), tuple(to)
-    return len(shape) <= len(to) and all(a == 1 or a == b for a, b in zip(shape, to[len(to) - len(shape):]))

@@ -162,6 +162,16 @@ def broadcast(shapes) -> tuple:
     return tuple(out)
 
 
+def broadcasts(shape, to) -> bool:
+    """Whether a tensor of ``shape`` broadcasts to ``to`` (each size equal, or 1, right-aligned).
+
+    >>> broadcasts((4, 1), (2, 4, 3)), broadcasts((3,), (2, 4))
+    (True, False)
+    """
+    shape, to = tuple(shape), tuple(to)
+    return len(shape) <= len(to) and all(a == 1 or a == b for a, b in zip(shape, to[len(to) - len(shape):]))
+
+
 def promoted(operands, divides=False):
     """The dtype PyTorch's type promotion gives an element-wise call on one or two ``operands`` (:class:`Tensor`
     values and Python numbers), where it is not floating: an integer, boolean or complex dtype, or the floating
