@@ -138,10 +138,11 @@ class Machine:
             _check_factors(f"Machine {self.name!r}", field, getattr(self, field))
             factors = getattr(self, field)
             object.__setattr__(self, field, _ordered(factors))
-        _check_slowdowns(f"Machine {self.name!r}", "pixel_slowdown", self.pixel_slowdown)
+        _check_nonnegative(f"Machine {self.name!r}", "pixel_slowdown", self.pixel_slowdown, "slowdown")
         object.__setattr__(self, "pixel_slowdown", _ordered(self.pixel_slowdown))
         for field in ("overheads", "cold_overheads"):
-            _check_seconds(f"Machine {self.name!r}", field, getattr(self, field))
+            _check_nonnegative(f"Machine {self.name!r}", field, getattr(self, field), "seconds",
+                               "a finite number of seconds")
             object.__setattr__(self, field, _ordered(getattr(self, field)))
         if not (_finite(self.view_overhead) and self.view_overhead >= 0):
             raise ConvcostError(f"Machine {self.name!r}: view_overhead={self.view_overhead!r} must be a finite number "
@@ -346,9 +347,9 @@ class Roof:
         if not (_finite(data["overhead"]) and data["overhead"] >= 0):
             raise ConvcostError(f"{where}: overhead={data['overhead']!r} must be a finite number of seconds >= 0")
         overheads = data.get("overheads", {})
-        _check_seconds(where, "overheads", overheads)
+        _check_nonnegative(where, "overheads", overheads, "seconds", "a finite number of seconds")
         pixels = data.get("pixels", {})
-        _check_slowdowns(where, "pixels", pixels)
+        _check_nonnegative(where, "pixels", pixels, "slowdown")
         return cls(dict(data["efficiency"]), dict(data["memory_efficiency"]), float(data["overhead"]),
                    {k: float(v) for k, v in overheads.items()}, {k: float(v) for k, v in pixels.items()})
 
@@ -876,28 +877,17 @@ def _ordered(values: dict) -> dict:
     return {k: float(values[k]) for k in sorted(values, key=lambda k: (rank[k.split("/")[0]], k))}
 
 
-def _check_slowdowns(where, field, values) -> None:
+def _check_nonnegative(where, field, values, unit, number="a finite number") -> None:
+    """``values``: a dict kernel kind -> a finite number >= 0 (``unit`` and ``number`` word the errors)."""
     if not isinstance(values, dict):
-        raise ConvcostError(f"{where}: {field}={values!r} must be a dict kind -> slowdown")
+        raise ConvcostError(f"{where}: {field}={values!r} must be a dict kind -> {unit}")
     for key, value in values.items():
         try:
             _check_key(key)
         except ConvcostError as exc:
             raise ConvcostError(f"{where}: {field}: {exc}") from None
         if not (_finite(value) and value >= 0):
-            raise ConvcostError(f"{where}: {field}[{key!r}]={value!r} must be a finite number >= 0")
-
-
-def _check_seconds(where, field, values) -> None:
-    if not isinstance(values, dict):
-        raise ConvcostError(f"{where}: {field}={values!r} must be a dict kind -> seconds")
-    for key, value in values.items():
-        try:
-            _check_key(key)
-        except ConvcostError as exc:
-            raise ConvcostError(f"{where}: {field}: {exc}") from None
-        if not (_finite(value) and value >= 0):
-            raise ConvcostError(f"{where}: {field}[{key!r}]={value!r} must be a finite number of seconds >= 0")
+            raise ConvcostError(f"{where}: {field}[{key!r}]={value!r} must be {number} >= 0")
 
 
 def _check_factors(where, field, factors) -> None:
