@@ -11,7 +11,8 @@ walker (:mod:`convcost.torch.walker`), so the rows are the same whichever reads 
 * concrete input sizes: the model's own forward on shapes alone (:mod:`convcost.torch.trace_shapes`):
   each call answered by convcost's formulas, no kernel run, no graph built; Python on sizes just runs;
 * where the forward reads values (``if x.sum() > 0``): the same, with the tensors computed alongside
-  (``traced_with`` "shape propagation with values"), for a forward and for a training step;
+  (``traced_with`` "shape propagation with values"), for a forward and for a training step; a forward on shapes
+  goes on with values from the first value it reads (the calls before it run on tensors then), where it can;
 * where it cannot run on shapes at all (``type(x) is torch.Tensor``, numpy on a tensor), or a rule
   refuses its input: every call the forward makes, run on meta tensors (:mod:`convcost.torch.trace_calls`;
   real ones where meta cannot run it), a training step's included;
@@ -144,7 +145,11 @@ def _read(model, given, convention, training, kept):
     except (NeedsTensors, ConvcostError) as exc:  # values needed, or a refusal PyTorch may word better
         why = f"the forward cannot run on shapes alone ({first_line(exc)})"
     else:
-        return record.report(traced_with=SHAPES, **done)
+        if record.values_from is None:
+            return record.report(traced_with=SHAPES, **done)
+        # it went on with values where the forward read one, as the reading with values would have read it
+        why = f"the forward cannot run on shapes alone ({record.values_from})"
+        return record.report(traced_with=VALUES, notes=[f"read with values: {why}"], **done)
     try:
         record = read_shapes(model, given, _device(model), training, with_values=True, kept=kept)
     except (NeedsTensors, ConvcostError) as exc:

@@ -56,6 +56,9 @@ class Recorder:
         # what the call does here, one step a change (``("unique", path)``, ``("row", row)``, ``("skip", ...)``,
         # ``("forget", ...)``; anything else a step it cannot do again), else None
         self.tape = None
+        # a reading without values that went on with them (a value the forward reads, computed where it reads it:
+        # :meth:`convcost.torch.trace_shapes._Session.catch_up`): what the forward read, else None
+        self.values_from = None
 
     # -- training -----------------------------------------------------------------------------
     def new_storage(self, shape, dtype=None) -> int:

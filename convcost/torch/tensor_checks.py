@@ -38,7 +38,9 @@ profile function.
 
 from __future__ import annotations
 
+import bisect
 import dis
+import operator
 import sys
 import types
 import weakref
@@ -144,8 +146,14 @@ _LAZY = sys.implementation.name == "cpython" and sys.version_info[:2] == (3, 11)
 _MISSING = object()
 #: code object -> {offset of a call: how to tell whether it calls isinstance}, worked out once per call site
 _SITES = weakref.WeakKeyDictionary()
-_SIMPLE = frozenset({"LOAD_GLOBAL", "LOAD_FAST", "LOAD_DEREF", "LOAD_NAME"})
+_DECODED = weakref.WeakKeyDictionary()  # code object -> its instructions (:func:`_decoded`)
+_SIMPLE = frozenset(dis.opmap[name] for name in ("LOAD_GLOBAL", "LOAD_FAST", "LOAD_DEREF", "LOAD_NAME"))
+_ATTRIBUTES = frozenset(dis.opmap[name] for name in ("LOAD_METHOD", "LOAD_ATTR") if name in dis.opmap)
+_OWN = frozenset(dis.opmap[name] for name in ("PRECALL", "KW_NAMES") if name in dis.opmap)
+_CALL, _PRECALL, _CALL_FUNCTION_EX = (dis.opmap.get(name) for name in ("CALL", "PRECALL", "CALL_FUNCTION_EX"))
+_LOAD_GLOBAL, _LOAD_NAME = dis.opmap["LOAD_GLOBAL"], dis.opmap["LOAD_NAME"]
 _JUMPS = frozenset(dis.hasjrel) | frozenset(dis.hasjabs)
+_OFFSET = operator.itemgetter(0)
 _PLAIN_CALLABLES = (types.FunctionType, types.BuiltinFunctionType, types.MethodDescriptorType,
                     types.WrapperDescriptorType, types.ClassMethodDescriptorType, classmethod)
 
@@ -188,38 +196,60 @@ def _isinstance_called(frame):
 def _site(code, offset):
     """How to tell what the call at ``offset`` calls: (load instruction, name, attribute or None), a verdict, or
     None where the bytecode does not say (a jump inside the call's arguments, a callable computed)."""
-    instructions = list(dis.get_instructions(code))
-    at = next((n for n, i in enumerate(instructions) if i.offset == offset), None)
-    if at is None:
+    instructions = _decoded(code)
+    at = bisect.bisect_left(instructions, offset, key=_OFFSET)
+    if at == len(instructions) or instructions[at][0] != offset:
         return None
-    call = instructions[at]
+    _, op, arg, _ = instructions[at]
     # (a call of a builtin runs in its PRECALL once the interpreter has specialised it: isinstance's included)
-    if call.opname not in ("CALL", "PRECALL"):  # no call under way: an attribute read (x.__class__), a match ...
-        return None if call.opname == "CALL_FUNCTION_EX" else False
-    need, j = call.arg, at - 1
-    while j >= 0 and instructions[j].opname in ("PRECALL", "KW_NAMES"):  # (a CALL's own)
-        if instructions[j].is_jump_target:
+    if op != _CALL and op != _PRECALL:  # no call under way: an attribute read (x.__class__), a match ...
+        return None if op == _CALL_FUNCTION_EX else False
+    need, j = arg, at - 1
+    while j >= 0 and instructions[j][1] in _OWN:  # (a CALL's own PRECALL, KW_NAMES)
+        if instructions[j][3]:
             return None
         j -= 1
     while need > 0:  # back over the arguments (calls among them included), to what loaded the callable
         if j < 0:
             return None
-        i = instructions[j]
-        if i.is_jump_target or i.opcode in _JUMPS:  # (x if c else y) among them: the stack is not one straight line
+        _, op, arg, target = instructions[j]
+        if target or op in _JUMPS:  # (x if c else y) among them: the stack is not one straight line
             return None
-        need -= dis.stack_effect(i.opcode, i.arg if i.opcode >= dis.HAVE_ARGUMENT else None)
+        need -= dis.stack_effect(op, arg if op >= dis.HAVE_ARGUMENT else None)
         if need < 0:
             return None
         j -= 1
     if j < 0:
         return None
-    loader = instructions[j]
-    if loader.opname in _SIMPLE:
-        return loader.opname, loader.argval, None
-    if loader.opname in ("LOAD_METHOD", "LOAD_ATTR") and j > 0 and instructions[j - 1].opname in _SIMPLE and \
-            not loader.is_jump_target:
-        return instructions[j - 1].opname, instructions[j - 1].argval, loader.argval
+    _, op, arg, target = instructions[j]
+    if op in _SIMPLE:
+        return dis.opname[op], _name(code, op, arg), None
+    if op in _ATTRIBUTES and j > 0 and instructions[j - 1][1] in _SIMPLE and not target:
+        _, before, before_arg, _ = instructions[j - 1]
+        return dis.opname[before], _name(code, before, before_arg), code.co_names[arg]
     return None
+
+
+def _decoded(code):
+    """The instructions of ``code``: ``(offset, opcode, arg, whether a jump lands on it)`` each, its inline caches
+    left out; what :func:`dis.get_instructions` gives without what it works out for display (positions, values,
+    reprs: most of its time), worked out once per code object (a function may ask at several of its calls)."""
+    found = _DECODED.get(code)
+    if found is None:
+        raw = code.co_code
+        targets = set(dis.findlabels(raw))
+        targets.update(entry.target for entry in dis._parse_exception_table(code))
+        found = _DECODED[code] = [(offset, op, arg, offset in targets) for offset, op, arg in dis._unpack_opargs(raw)]
+    return found
+
+
+def _name(code, op, arg):
+    """The name a load instruction of :data:`_SIMPLE` loads (as :func:`dis.get_instructions` gives its ``argval``)."""
+    if op == _LOAD_GLOBAL:
+        return code.co_names[arg >> 1]  # (its lowest bit: whether a NULL is pushed first)
+    if op == _LOAD_NAME:
+        return code.co_names[arg]
+    return code._varname_from_oparg(arg)  # a local, a cell or a free variable
 
 
 def _static_attribute(owner, name):

@@ -14,11 +14,15 @@ The integer tensors given (token ids, masks) and the model's integer buffers kee
 what is computed from them alone, run alongside (mask code: ``pad_id in ids``, ``lengths.max().item()``):
 those values answer the forward in this reading, until a call that is not run (one of its operands comes from
 the weights) may have written into one of them. Any other value cannot be read on shapes: ``if x.sum() > 0``,
-``int(x)``, a call whose output shape is unknown. Then :class:`NeedsTensors` is raised, and the forward is
-read again with the tensors computed alongside (``with_values``): every call also runs on tensors, so the
-forward may read values, and the rows are still the walker's (this is the reading of a forward that reads
-values, a training step's included; the call-by-call reading, :mod:`convcost.torch.trace_calls`, is left for a
-forward that cannot run on shapes at all). Module calls are intercepted on the model's own modules alone, for
+``int(x)``, a call whose output shape is unknown. Where the forward reads such a value (or makes a call whose output
+size is its operands' values: ``nonzero``, ``x[mask]``), an inference reading catches up (:meth:`_Session.catch_up`):
+the calls read so far run on tensors, in their order, and the reading goes on with the tensors computed alongside
+(``with_values``) from there, the forward run once. Where it cannot (a training step; a write into a tensor that is
+no stand-in; any other call a shape cannot answer), :class:`NeedsTensors` is raised, and the forward is read again
+with the tensors computed alongside from its start: every call also runs on tensors, so the forward may read values,
+and the rows are still the walker's (this is the reading of a forward that reads values, a training step's
+included; the call-by-call reading, :mod:`convcost.torch.trace_calls`, is left for a forward that cannot run on
+shapes at all). Module calls are intercepted on the model's own modules alone, for
 the forward's duration (:func:`convcost.torch.runtime.private.module_calls`: nothing process-wide), under the
 exclusive side of :data:`convcost.torch.locks.TRACING`; another thread's module calls go through untouched.
 
@@ -60,7 +64,7 @@ from convcost.torch.runtime.private import custom_functions as functions_read
 from convcost.torch.tensor_checks import Watch
 from convcost.torch.trace_calls import Session, event_of, no_autograd, seen
 from convcost.torch.tree import Tree
-from convcost.torch.walker import LEAF_TYPES, Unknown, Walk, own_code
+from convcost.torch.walker import LEAF_TYPES, Unknown, Walk, own_code, sized_by_values
 
 
 class NeedsTensors(Exception):
@@ -140,8 +144,8 @@ class Shaped:
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        if name in _VALUES and self.alongside is not None and _session().current:  # a value the forward reads:
-            return getattr(self.alongside, name)  # the tensor computed alongside
+        if name in _VALUES and _session().values_for(self, f"the values of Tensor.{name}"):  # a value the forward
+            return getattr(self.alongside, name)  # reads: the tensor computed alongside
         found = getattr(torch.Tensor, name, None)
         if found is None:
             raise AttributeError(f"'Tensor' object has no attribute {name!r}")
@@ -181,7 +185,7 @@ class Shaped:
 
     def _value(self, read, what):
         """A value the forward reads: from the tensor computed alongside, else this reading cannot go on."""
-        if self.alongside is None or not _session().current:
+        if not _session().values_for(self, what):
             raise NeedsTensors(what)
         return read(self.alongside)
 
@@ -338,9 +342,20 @@ class _Session(TorchFunctionMode):
         self.dtype = next((d for d in given if d is not None and d.is_floating_point), None) or next(
             (t.dtype for t in model.parameters() if t.is_floating_point()), torch.get_default_dtype())
         self.device = torch.device(device)
+        # without values (inference): the calls read so far, in order, with their results, so that the first value
+        # the forward reads that a shape cannot give is computed then (:meth:`catch_up`), the reading going on with
+        # values from there, rather than the forward being read again from its start with values; None once the
+        # reading has values, or where it cannot catch up (a write into a tensor that is not a stand-in)
+        self.tape = [] if not (with_values or training) else None
+        self.inputs, self.given = inputs, ()  # the inputs, and their stand-ins (set by the reading)
+        self.sources = []  # (stand-in, tensor) of the model's floating parameters and buffers read without values
+        self.modules_reached = []  # whose buffers a catch-up copies too (a reading with values writes into them)
+        self.values_from = None  # why the reading went on with values (:meth:`catch_up`), where it did
 
     def reached(self, module) -> None:
         """A module the forward can now reach: the buffers a reading may write into copied, to be put back."""
+        if self.tape is not None:
+            self.modules_reached.append(module)
         for buffer in vars(module)["_buffers"].values():
             if buffer is not None and id(buffer) not in self.buffers and (self.with_values or _integral(buffer)):
                 self.buffers[id(buffer)] = (buffer, buffer.detach().clone())
@@ -370,9 +385,13 @@ class _Session(TorchFunctionMode):
     def read(self, kind, target, args, kwargs, context):
         """The call read by the walker (busy, unwatched): its result as the forward gets it."""
         known = self.with_values or self.current and _all_known_in(args, kwargs)
+        event = Event(kind, target, _unwrap(args), _unwrap(kwargs) if kwargs else {}, context)
+        if not known and self.tape is not None and sized_by_values(event):  # (nonzero, x[mask]): on values from here
+            self.catch_up(f"the output shape of {event.label}")
+            known, event = True, Event(kind, target, _unwrap(args), _unwrap(kwargs) if kwargs else {}, context)
         computed = self.walk.computed = _Once(self, kind, target, args, kwargs) if known else None
         try:  # own_code("the shape reading"), spelled out: it wraps every call of the forward
-            result = self.walk.call(Event(kind, target, _unwrap(args), _unwrap(kwargs) if kwargs else {}, context))
+            result = self.walk.call(event)
         except (ConvcostError, InternalError):
             raise
         except Exception as exc:
@@ -383,7 +402,66 @@ class _Session(TorchFunctionMode):
         real = self.known_result(computed, kind, target, args, kwargs) if computed is not None or self.current \
             else None
         out = _wrap(result)
-        return out if real is None else _with_reals(out, real, strict=False)
+        if real is not None:
+            _with_reals(out, real, strict=False)
+        if self.tape is not None:
+            self.taped(kind, target, args, kwargs, computed, out)
+        return out
+
+    def taped(self, kind, target, args, kwargs, computed, out) -> None:
+        """The call kept for :meth:`catch_up`, its arguments' lists and dicts copied (a forward may append to a list
+        it passed). A call that may write into a tensor that is no stand-in (a constant of the forward), or make a
+        view of one, ends the tape: calls run since on that tensor's values would not see a write made at catch-up."""
+        if holds((args, kwargs), _is_plain_tensor) and (
+                _inplace(target) if kind == MODULE else _may_write(kind, target, args, kwargs) or
+                op_of(kind, target).view):
+            self.tape = None
+            return
+        self.tape.append((kind, target, _kept(args), _kept(kwargs) if kwargs else kwargs, computed, out))
+
+    def values_for(self, shaped, why) -> bool:
+        """Whether the forward can read ``shaped``'s values now: computed alongside (and current), or computed here
+        by catching up (:meth:`catch_up`, ``why``: what the forward reads)."""
+        if shaped.alongside is not None and self.current:
+            return True
+        if self.tape is None:
+            return False
+        self.busy += 1
+        paused = self.checks.pause()  # convcost's own code
+        try:
+            with torch_functions_off():  # (busy: as in call)
+                self.catch_up(why)
+        finally:
+            self.checks.resume(paused)
+            self.busy -= 1
+        return shaped.alongside is not None
+
+    def catch_up(self, why) -> None:
+        """From here the reading has values, as if it had been one with values from the start: the inputs, the model's
+        parameters and buffers read so far get their tensors, the calls read so far (:attr:`tape`) run on tensors in
+        their order (what the forward wrote in place written again, in place, into the same tensors; a result
+        computed already taken as it is), each result given its tensor, and every call after this runs on tensors
+        too. ``why``: the value the forward reads, which a shape cannot give (the report's note). Busy, unwatched.
+        Where a call's result on tensors differs from its result on shapes, :class:`NeedsTensors` (as in a reading
+        with values)."""
+        tape, self.tape = self.tape, None
+        self.with_values, self.current, self.values_from = True, True, why
+        positional, keywords = _fresh(self.inputs.real(self.device))
+        for shaped, real in zip(self.given, (*positional, *keywords.values())):
+            if shaped.alongside is None:
+                shaped.alongside = real
+        for shaped, tensor in self.sources:
+            if shaped.alongside is None:
+                shaped.alongside = tensor
+        for module in self.modules_reached:  # their floating buffers copied too, before a call writes into them
+            self.reached(module)
+        for kind, target, args, kwargs, computed, out in tape:
+            if kind == MODULE:
+                with no_autograd():
+                    real = _ORIGINAL_CALL(target, *_reals(args), **_reals(kwargs))
+            else:
+                real = (computed or _Once(self, kind, target, args, kwargs))()
+            _with_reals(out, real)
 
     def known_result(self, computed, kind, target, args, kwargs):
         """Without values: the call's result on the values known (None where an operand has none, or where
@@ -518,12 +596,15 @@ class _Session(TorchFunctionMode):
                     real = _ORIGINAL_CALL(module, *_reals(args), **_reals(kwargs))
             elif _inplace(module) and holds((args, kwargs), _has_real):
                 self.current = False  # it may write into a tensor whose values are known
+            out = _with_reals(_wrap(out), real, strict=self.with_values)
+            if self.tape is not None:
+                self.taped(MODULE, module, args, kwargs, None, out)
+            return out
         except ConvcostError:
             return None
         finally:
             self.checks.resume(paused)
             self.busy -= 1
-        return _with_reals(_wrap(out), real, strict=self.with_values)
 
 
 def _inplace(module) -> bool:
@@ -624,6 +705,26 @@ _NESTED = frozenset({tuple, list, dict})
 
 def _has_real(value) -> bool:
     return isinstance(value, Shaped) and value.alongside is not None
+
+
+def _is_plain_tensor(value) -> bool:
+    """A tensor that is no stand-in (a constant the forward made, a tensor it was handed outside its inputs)."""
+    return type(value) is not Shaped and isinstance(value, torch.Tensor)
+
+
+def _kept(value):
+    """``value`` with the lists and dicts in it copied (the stand-ins in them the same), for a call kept to run
+    later (:meth:`_Session.catch_up`): the forward may change a list after passing it."""
+    if type(value) is tuple:
+        for item in value:
+            if type(item) in _NESTED:
+                return tuple(_kept(v) for v in value)
+        return value
+    if type(value) is list:
+        return [_kept(v) for v in value]
+    if type(value) is dict:
+        return {k: _kept(v) for k, v in value.items()}
+    return value
 
 
 #: the operators that write into their left operand
@@ -731,6 +832,8 @@ def _module_tensor(value, name):
                 shaped = session.attributes[key] = Shaped(Tensor(tuple(value.shape), value, name, value.dtype,
                                                                  grad=value.requires_grad),
                                                           value if session.with_values or _integral(value) else None)
+                if shaped.alongside is None and session.tape is not None:
+                    session.sources.append((shaped, value))  # its values, should the reading catch up
         finally:
             session.busy -= 1
     return shaped
@@ -778,6 +881,7 @@ def _read(model, inputs, device, training, with_values, kept, lazy):
     real_args, real_kwargs = _fresh(inputs.real(device)) if with_values else _integral_given(inputs)
     args = tuple(Shaped(session.walk.input_tensor(i), r) for i, r in zip(inputs.positional, real_args))
     kwargs = {k: Shaped(session.walk.input_tensor(i), real_kwargs.get(k)) for k, i in inputs.keywords.items()}
+    session.given = (*args, *kwargs.values())
 
     def reached(module):  # before the forward can reach it: remembered, its buffers copied
         kept.touch(module)
@@ -797,6 +901,7 @@ def _read(model, inputs, device, training, with_values, kept, lazy):
                                    "whether isinstance asked it")
             if training:
                 session.walk.record.returned(s.value.storage for s in _flat_shaped(out) if s.value.storage is not None)
+            session.walk.record.values_from = session.values_from
             if session.checks.unsure:
                 raise _Unsure
             failed = False

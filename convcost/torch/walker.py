@@ -585,7 +585,7 @@ class Walk:
                             layout=source.layout)
         # a call meta tensors cannot run at concrete sizes decides its size from values (masked_select): a copy
         # (a reading with values knows its size from the call run on them; a view's size never needs values)
-        data_dependent = meta is None and self.computed is not None and _sized_by_values(event)
+        data_dependent = meta is None and self.computed is not None and sized_by_values(event)
         if meta is None and self.computed is not None and not data_dependent:
             # a size given as a tensor (LED's ``as_strided`` over ``chunks_count + 1``): the strides, and whether
             # it is a view, of the call on the tensors computed alongside
@@ -1098,7 +1098,7 @@ def _nonzero_columns(event) -> bool:
     return event.name == "nonzero" and event.kwargs.get("as_tuple", False) is True
 
 
-def _sized_by_values(event) -> bool:
+def sized_by_values(event) -> bool:
     """Whether the call's output size depends on values: one of :data:`_SIZED_BY_VALUES`, or indexing by a
     boolean mask (``x[x > 0]``)."""
     if event.name in _SIZED_BY_VALUES:
