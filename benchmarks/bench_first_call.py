@@ -3,16 +3,19 @@
 Run in the transformers venv (as ``benchmarks/zoo_transformers.py``): ``python benchmarks/bench_first_call.py
 [--only TYPE ...] [--attention eager sdpa] [--repeats N]``, then ``.venv/bin/python benchmarks/docs.py >
 docs/benchmarks.md`` (its section is :func:`section`). Each configuration (a model type and an
-attention) runs in a fresh process of its own: the model is built as the zoo builds it
-(:func:`zoo_transformers.build`, :func:`zoo_transformers.inputs_for`, :class:`zoo_transformers.First`), convcost is
-imported, then ``profile(model, inputs)`` is timed once (the process's first reading of any model) and after it
-one ``FlopCounterMode`` forward on the same inputs (``zoo_transformers.forward_macs``), each after a full garbage
-collection (as ``benchmarks/timing.py`` does). profile goes first, so what the two share (imports, the allocator,
-oneDNN's first kernels) is paid by profile: the ratio leans against convcost. Each is timed twice: the CPU time of
-the process (``time.process_time``), which the ratio is taken on, and the wall clock. On a machine shared with
-other work the wall clock is mostly other processes' time slices (the CPU time is not), so torch runs on
-``--threads`` threads (default 1: both tools on one core, so that CPU time and a quiet machine's wall clock
-agree). ``--repeats N`` runs each configuration in N fresh processes and keeps the median ratio.
+attention) runs in fresh processes: the model is built as the zoo builds it (:func:`zoo_transformers.build`,
+:func:`zoo_transformers.inputs_for`, :class:`zoo_transformers.First`), convcost is imported, then
+``profile(model, inputs)`` and one ``FlopCounterMode`` forward on the same inputs (``zoo_transformers.forward_macs``)
+are timed once each, after a full garbage collection (as ``benchmarks/timing.py`` does), in two processes: one runs
+profile first, the other FlopCounterMode first. Whichever goes first pays what the two share and what the model's own
+code costs the first time it runs (transformers' mask code, the interpreter specialising it, torch's first calls of
+each operator, the allocator), so the ratio is taken on each tool's first call in a process of its own (its "cold"
+time: profile's from the first process, FlopCounterMode's from the second); the ratio of the first process alone
+(profile first, FlopCounterMode after it, which leans against convcost) is kept beside it. Each is timed twice: the
+CPU time of the process (``time.process_time``), which the ratios are taken on, and the wall clock. On a machine
+shared with other work the wall clock is mostly other processes' time slices (the CPU time is not), so torch runs on
+``--threads`` threads (default 1: both tools on one core, so that CPU time and a quiet machine's wall clock agree).
+``--repeats N`` runs N such pairs of processes per configuration and keeps the median ratio.
 Writes benchmarks/results/first_call.json.
 """
 
@@ -47,9 +50,9 @@ def timed(fn) -> tuple:
     return time.process_time() - cpu, time.perf_counter() - wall
 
 
-def child(kind: str, attention: str, threads: int) -> dict:
+def child(kind: str, attention: str, threads: int, first: str = "profile") -> dict:
     """One configuration in this (fresh) process: the model built, then profile's first call and one
-    FlopCounterMode forward, timed."""
+    FlopCounterMode forward, timed, ``first`` (``"profile"`` or ``"flopcounter"``) first."""
     sys.path.insert(0, str(HERE))
     sys.path.insert(0, str(HERE.parent))
     import torch
@@ -69,22 +72,43 @@ def child(kind: str, attention: str, threads: int) -> dict:
     from convcost.torch import profile
 
     got = {}
-    try:
-        row["profile_s"], row["profile_wall_s"] = timed(lambda: got.setdefault("report", profile(wrapped, xs)))
-    except Exception as exc:  # noqa: BLE001
-        row["skipped"] = f"profile: {type(exc).__name__}: {str(exc)[:150]}"
-        return row
-    row["flopcounter_s"], row["flopcounter_wall_s"] = timed(lambda: got.setdefault("macs", forward_macs(wrapped, xs)))
+    for side in (("profile", "flopcounter") if first == "profile" else ("flopcounter", "profile")):
+        if side == "flopcounter":
+            row["flopcounter_s"], row["flopcounter_wall_s"] = timed(
+                lambda: got.setdefault("macs", forward_macs(wrapped, xs)))
+            continue
+        try:
+            row["profile_s"], row["profile_wall_s"] = timed(lambda: got.setdefault("report", profile(wrapped, xs)))
+        except Exception as exc:  # noqa: BLE001
+            row["skipped"] = f"profile: {type(exc).__name__}: {str(exc)[:150]}"
+            return row
     report = got["report"]
-    row.update(reading=report.traced_with, ratio=row["profile_s"] / row["flopcounter_s"],
+    row.update(first=first, reading=report.traced_with, ratio=row["profile_s"] / row["flopcounter_s"],
                wall_ratio=row["profile_wall_s"] / row["flopcounter_wall_s"])
     return row
 
 
-def run(kind: str, attention: str, threads: int, timeout: float) -> dict:
+def paired(profile_first: dict, flopcounter_first: dict) -> dict:
+    """One repeat of a configuration from its two processes: the ratio of each tool's first call in a process of its
+    own (``ratio``), and the first process's own (profile first, ``same_process_ratio``)."""
+    if "ratio" not in profile_first:
+        return profile_first
+    if "ratio" not in flopcounter_first:
+        return flopcounter_first
+    row = dict(profile_first)
+    row.update(flopcounter_s=flopcounter_first["flopcounter_s"],
+               flopcounter_wall_s=flopcounter_first["flopcounter_wall_s"],
+               ratio=profile_first["profile_s"] / flopcounter_first["flopcounter_s"],
+               wall_ratio=profile_first["profile_wall_s"] / flopcounter_first["flopcounter_wall_s"],
+               same_process_ratio=profile_first["ratio"], same_process_flopcounter_s=profile_first["flopcounter_s"])
+    row.pop("first", None)
+    return row
+
+
+def run(kind: str, attention: str, threads: int, timeout: float, first: str = "profile") -> dict:
     try:
-        ran = subprocess.run([sys.executable, __file__, "--child", kind, attention, str(threads)], capture_output=True,
-                             text=True, timeout=timeout)
+        ran = subprocess.run([sys.executable, __file__, "--child", kind, attention, str(threads), first],
+                             capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"model": kind, "attention": attention, "skipped": f"over the {timeout:g} s timeout"}
     lines = [line for line in ran.stdout.splitlines() if line.startswith("{")]
@@ -107,24 +131,39 @@ def section(results) -> list:
     """The lines of docs/benchmarks.md's section (``benchmarks/docs.py``) from the results."""
     rows = [r for r in results["rows"] if "ratio" in r]
     s, before = results["summary"], results.get("before")
+    paired_run = results.get("method") == "paired"  # (an earlier run timed both in one process, profile first)
+    threads = results.get("threads", 1)
+    if paired_run:
+        method = ("runs in two fresh processes: one times `profile(model, inputs)`, then one `FlopCounterMode` forward "
+                  "on the same inputs; the other the same two the other way round. Whichever runs first pays what the "
+                  "two share and what the model's own code costs the first time it runs (its mask code, the "
+                  "interpreter specialising it, torch's first call of each operator), so the ratio is profile's first "
+                  "call over FlopCounterMode's first forward, each the first in its process. The ratio of the first "
+                  "process alone (profile first, FlopCounterMode after it: leaning against convcost) is kept beside "
+                  f"it. Times are the CPU time of the process, torch on {threads} thread(s); the wall-clock ratio is "
+                  f"kept beside it. Each ratio is the median of {results['repeats']} such pair(s) of processes.")
+    else:
+        method = ("runs in a fresh process: `profile(model, inputs)` is timed once, the process's first reading, then "
+                  "one `FlopCounterMode` forward on the same inputs. profile goes first, so it pays what the two "
+                  "share (imports, the allocator, the first kernels): the ratio (profile's time over "
+                  "FlopCounterMode's) leans against convcost. Times are the CPU time of the process, torch on "
+                  f"{threads} thread(s); the wall-clock ratio is kept beside it. Each ratio is the median of "
+                  f"{results['repeats']} fresh process(es).")
     lines = [SECTION, "",
              "`python benchmarks/bench_first_call.py` in the transformers venv; results in "
              "`benchmarks/results/first_call.json`. Each configuration (a model type of the transformers zoo, built "
-             "as `benchmarks/zoo_transformers.py` builds it, with eager or sdpa attention) runs in a fresh process: "
-             "`profile(model, inputs)` is timed once, the process's first reading, then one `FlopCounterMode` forward "
-             "on the same inputs. profile goes first, so it pays what the two share (imports, the allocator, the "
-             "first kernels): the ratio (profile's time over FlopCounterMode's) leans against convcost. Times are "
-             "the CPU time of the process, torch on "
-             f"{results.get('threads', 1)} thread(s); the wall-clock ratio is kept beside it. "
-             f"Each ratio is the median of {results['repeats']} fresh process(es).", "",
-             "| model | attention | convcost's reading | profile first, CPU (ms) | FlopCounterMode forward, CPU (ms) | "
-             "ratio | wall-clock ratio |"
+             f"as `benchmarks/zoo_transformers.py` builds it, with eager or sdpa attention) {method}", "",
+             "| model | attention | convcost's reading | profile first, CPU (ms) | FlopCounterMode "
+             + ("first" if paired_run else "forward") + ", CPU (ms) | ratio | wall-clock ratio |"
+             + (" same process, profile first |" if paired_run else "")
              + (f" ratio {before['label']} | reading {before['label']} |" if before else ""),
-             "|---|---|---|---:|---:|---:|---:|" + ("---:|---|" if before else "")]
+             "|---|---|---|---:|---:|---:|---:|" + ("---:|" if paired_run else "") + ("---:|---|" if before else "")]
     for r in sorted(rows, key=lambda r: -r["ratio"]):
         was = before and before["ratios"].get(f"{r['model']} ({r['attention']})")
+        same = r.get("same_process_ratio")
         lines.append(f"| {r['model']} | {r['attention']} | {r['reading']} | {1000 * r['profile_s']:.1f} | "
                      f"{1000 * r['flopcounter_s']:.1f} | {r['ratio']:.2f} | {r['wall_ratio']:.2f} |"
+                     + (f" {'' if same is None else f'{same:.2f}'} |" if paired_run else "")
                      + ((f" {was[0]:.2f} | {was[1]} |" if was else " | |") if before else ""))
     skipped = [r for r in results["rows"] if "ratio" not in r]
     lines += ["", f"{s['configurations']} configurations: median ratio **{s['median_ratio']:.2f}**, worst "
@@ -150,11 +189,11 @@ def main(argv=None):
     args.add_argument("--before", help="a results file of an earlier run (same method): its ratios kept beside")
     args.add_argument("--before-label", default="before", help="what the earlier run ran (a commit)")
     args.add_argument("--threads", type=int, default=1, help="torch threads in each process")
-    args.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     opts = args.parse_args(argv)
     if opts.child:
-        kind, attention, threads = opts.child
-        print(json.dumps(child(kind, attention, int(threads))), flush=True)
+        kind, attention, threads, first = opts.child
+        print(json.dumps(child(kind, attention, int(threads), first)), flush=True)
         return
     import torch
 
@@ -162,7 +201,9 @@ def main(argv=None):
     rows = []
     for kind in opts.only or MODELS:
         for attention in opts.attention:
-            runs = [run(kind, attention, opts.threads, opts.timeout) for _ in range(opts.repeats)]
+            runs = [paired(run(kind, attention, opts.threads, opts.timeout, "profile"),
+                           run(kind, attention, opts.threads, opts.timeout, "flopcounter"))
+                    for _ in range(opts.repeats)]
             timed = sorted((r for r in runs if "ratio" in r), key=lambda r: r["ratio"])
             row = timed[len(timed) // 2] if timed else runs[0]
             if timed:
@@ -175,7 +216,7 @@ def main(argv=None):
                f"with {opts.threads} thread(s), Python {platform.python_version()}; load average {load:.2f} at the "
                f"start, {end:.2f} at the end.")
     results = {"torch": torch.__version__, "machine": machine, "repeats": opts.repeats, "threads": opts.threads,
-               "note": opts.note, "rows": rows}
+               "method": "paired", "note": opts.note, "rows": rows}
     results["summary"] = summary(rows)
     if opts.before:
         earlier = json.loads(Path(opts.before).read_text())
