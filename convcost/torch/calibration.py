@@ -14,10 +14,11 @@ thread count, and returns a :class:`convcost.latency.Machine`:
    :func:`convcost.latency.fit`; the convolutions are also timed at batches 2, 4 and 8
    (:data:`BATCH_STAGES`), for the term of their efficiency that takes the size of a call
    (:attr:`convcost.latency.Machine.pixel_slowdown`);
-5. one in-network factor per kernel kind, at inference and in a training step: a few small synthetic networks
+5. in-network factors, at inference and in a training step: a few small synthetic networks
    (:mod:`convcost.torch.networks`, never a zoo model) timed end to end against the sum of their rows'
-   predictions (:func:`convcost.latency_network.fit_factors`), kept for a phase only where they predict a network
-   left out of their fit clearly better than none (:func:`convcost.latency_network.fit_checked`).
+   predictions; per phase one factor shared by every kind or one per kind, whichever predicts a network left out
+   of its fit better, kept only where it does so clearly better than no factor
+   (:func:`convcost.latency_network.checked`).
 
 The result is cached as JSON in the per-user cache folder of the operating system
 (``platformdirs.user_cache_dir("convcost")``: ``$XDG_CACHE_HOME/convcost`` or
@@ -64,8 +65,8 @@ from convcost.torch import networks, runtime
 from convcost.torch.build import to_torch
 from convcost.torch.profiling import profile
 
-#: bumped when calibration measures something new, so that older cached machines are measured again
-CALIBRATION_VERSION = 8
+#: bumped when calibration measures or fits something new, so that older cached machines are measured again
+CALIBRATION_VERSION = 9
 
 
 def check_device(device) -> torch.device:
@@ -561,17 +562,18 @@ def network_factors(machine: Machine, timings: dict, say=None) -> dict:
         report = profile(networks.build(name), shape, training=training)
         parts, fixed = network_parts(report, machine.replace(network={}))
         samples.setdefault(label, []).append((f"{name} {batch}x{size}", parts, fixed, seconds))
-    # kept only where they predict a network left out of their fit clearly better than no factor
-    out = {label: latency_network.fit_checked([row[1:] for row in rows], [row[0].split()[0] for row in rows])
-           for label, rows in samples.items()}
-    if say:
-        for label, factors in out.items():
-            rows = samples[label]
-            with_factors, without = latency_network.held_out([row[1:] for row in rows],
-                                                             [row[0].split()[0] for row in rows])
-            say(f"in-network factors, {label}: " + (", ".join(f"{k} {v:.2f}" for k, v in factors.items()) or "none")
-                + f" (each network left out: mean error {100 * with_factors:.0f}% with factors, "
-                f"{100 * without:.0f}% without)")
+    out = {}
+    for label, rows in samples.items():
+        # one shared factor or one per kind, whichever predicts a network left out of its fit better, where it does
+        # so clearly better than none: a uniform slowdown of every network is a factor too, not only per-kind ones
+        how, errors, factors = latency_network.checked([row[1:] for row in rows], [row[0].split()[0] for row in rows])
+        out[label] = factors
+        if say:
+            kept = (f"one shared factor {next(iter(factors.values())):.2f}" if how == "shared" else
+                    ", ".join(f"{k} {v:.2f}" for k, v in factors.items()) or "none")
+            held = ", ".join(f"{100 * e:.0f}% {what.replace('_', ' ')}" for what, e in errors.items())
+            say(f"in-network factors, {label}: {kept} ("
+                + (f"each network left out: mean error {held})" if errors else "one network: nothing held out)"))
             say("  predicted / measured before and after: " + ", ".join(
                 f"{what} {(fixed + sum(parts.values())) / t:.2f} "
                 f"{latency_network.corrected(parts, fixed, factors) / t:.2f}" for what, parts, fixed, t in rows))
