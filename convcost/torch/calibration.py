@@ -489,7 +489,7 @@ def cache_path(device: str = "cpu", threads: int = 1, quick: bool = False, cache
     the thread count and the torch release, so another machine or release is measured afresh.
 
     >>> cache_path("cpu", 2, cache_dir="/tmp/x")
-    '/tmp/x/machine8-cpu-...-2threads-torch....json'
+    '/tmp/x/machine9-cpu-...-2threads-torch....json'
     """
     if cache_dir is None:
         import platformdirs  # a core dependency; imported here, as only the default folder needs it
