@@ -158,7 +158,7 @@ def test_networks_that_disagree_keep_no_factor():
 def test_choose_keeps_factors_only_clearly_better_than_none_then_the_better_of_them():
     assert FITS == ("none", "shared", "per_kind")
     e = lambda none, shared, per_kind: {"none": none, "shared": shared, "per_kind": per_kind}  # noqa: E731
-    assert choose(e(0.12, 0.05, 0.11)) == "shared"      # the last run's inference (per kind 11%, none 12%): kept now
+    assert choose(e(0.12, 0.05, 0.11)) == "shared"      # per kind 11% and none 12%, as in the last run: shared
     assert choose(e(0.12, 0.05, 0.045)) == "per_kind"   # both clearly better than none: the better one
     assert choose(e(0.12, 0.05, 0.05)) == "shared"      # a tie: the simpler
     assert choose(e(0.10, 0.09, 0.08)) == "per_kind"    # at most CLEARLY times none's: a candidate
