@@ -273,9 +273,9 @@ def test_calibrate_tiny_caches_in_the_user_cache_folder(tmp_path, monkeypatch, c
     assert {"elementwise/BatchNorm", "pointwise_conv", "linear"} <= set(m.cold_overheads)
     assert all(v >= 0 for v in m.cold_overheads.values())
     # a strided depthwise convolution has factors of its own, and the synthetic networks were fitted for both
-    # phases, saved with the cache (Machine.load(path) == m above); a phase keeps its factors only where they
-    # predict a network left out of their fit clearly better than none, which a tiny, noisy calibration may not
-    # show: then it keeps none, and says so
+    # phases, saved with the cache (Machine.load(path) == m above); a phase keeps factors (one shared by every kind,
+    # or one per kind) only where they predict a network left out of their fit clearly better than none, which a
+    # tiny, noisy calibration may not show: then it keeps none, and says so
     assert "depthwise_conv/Conv-strided" in m.efficiency
     assert set(m.network) == {"inference", "training"}
     err = capsys.readouterr().err  # progress, one line per stage, on stderr

@@ -5,7 +5,20 @@ import pytest
 
 from convcost.errors import ConvcostError
 from convcost.latency import Machine
-from convcost.latency_network import CLEARLY, corrected, factor, fit_checked, fit_factors, held_out
+from convcost.latency_network import (
+    CLEARLY,
+    FITS,
+    KEYS,
+    checked,
+    choose,
+    corrected,
+    factor,
+    fit,
+    fit_checked,
+    fit_factors,
+    fit_shared,
+    held_out,
+)
 from convcost.least_squares import nnls, ridge_toward
 
 
@@ -43,9 +56,11 @@ def test_fit_factors_recovers_known_factors():
         fixed = float(rng.uniform(0, 1e-3))
         samples.append((parts, fixed, corrected(parts, fixed, truth)))
     fitted = fit_factors(samples, weight=0.0)
-    assert fitted == pytest.approx(truth, rel=1e-6)
+    assert {k: fitted[k] for k in truth} == pytest.approx(truth, rel=1e-6)
+    # a kind no network runs: the shared factor, what the networks say of everything they run
+    assert set(fitted) == set(KEYS) and fitted["pooling"] == fitted["conv3d"] == fit_shared(samples, weight=0.0)
     # with the prior, the factors shrink toward one shared factor (these networks are much alike), in order
-    held = fit_factors(samples)
+    held = {k: v for k, v in fit_factors(samples).items() if k in truth}
     assert sorted(held, key=held.get) == sorted(truth, key=truth.get)
     assert all(min(truth.values()) < held[k] < max(truth.values()) for k in truth)
     assert all(abs(held[k] - truth[k]) < abs(1.0 - truth[k]) + 0.5 for k in truth)
@@ -78,18 +93,90 @@ def test_factors_are_kept_only_where_they_predict_a_network_left_out():
 
     # what every network says: the factors predict one left out as well as those they were fitted on, and stay
     consistent, groups = networks(0.0)
-    with_factors, without = held_out(consistent, groups, weight=0.0)
-    assert with_factors == pytest.approx(0.0, abs=1e-9) and without > 0.4
-    assert fit_checked(consistent, groups, weight=0.0) == pytest.approx(truth, rel=1e-6)
-    # each network its own story, by hand: fitted on the others, the factors miss it further than none does
+    errors = held_out(consistent, groups, weight=0.0)
+    assert errors["per_kind"] == pytest.approx(0.0, abs=1e-9) and errors["none"] > 0.4
+    assert errors["shared"] > 0.01 and checked(consistent, groups, weight=0.0)[0] == "per_kind"  # 1.3 is not 2.5
+    kept = fit_checked(consistent, groups, weight=0.0)
+    assert {k: kept[k] for k in truth} == pytest.approx(truth, rel=1e-6)
+    # each network its own story, by hand: fitted on the others, no factor predicts it better than none does
     apart = [({"linear": 1.0}, 0.0, 2.0), ({"linear": 1.0}, 0.0, 0.5), ({"linear": 1.0}, 0.0, 1.0)]
-    with_factors, without = held_out(apart, ["a", "b", "c"], weight=0.0)
-    assert with_factors > CLEARLY * without
+    errors = held_out(apart, ["a", "b", "c"], weight=0.0)
+    assert errors["shared"] > CLEARLY * errors["none"] and errors["per_kind"] > CLEARLY * errors["none"]
+    assert checked(apart, ["a", "b", "c"], weight=0.0)[0] == "none"
     assert fit_checked(apart, ["a", "b", "c"], weight=0.0) == {}
     # one group: nothing to hold out, the factors are fitted
-    assert fit_checked(apart[:1], ["a"], weight=0.0) == pytest.approx({"linear": 2.0})
+    assert fit_checked(apart[:1], ["a"], weight=0.0)["linear"] == pytest.approx(2.0)
     with pytest.raises(ConvcostError, match="3 samples but 2 groups"):
         held_out(apart, ["a", "b"])
+
+
+#: the kinds of :func:`_one_kind_each`'s networks, one each
+OWN = ("dense_conv", "pointwise_conv", "depthwise_conv", "grouped_conv", "linear", "pooling")
+
+
+def _one_kind_each(rng, slower):
+    """A network per kind of :data:`OWN` (two settings each), each running its own kind and a little elementwise
+    work and a view, measured ``slower`` times its uncorrected prediction (and 3% timing noise): the synthetic
+    networks are built so, one family of kinds each (a linear head, pooled branches, strided depthwise)."""
+    samples, groups = [], []
+    for kind in OWN:
+        for _ in range(2):
+            parts = {kind: float(rng.uniform(1e-3, 1e-2)), "elementwise": float(rng.uniform(1e-4, 1e-3)),
+                     "view": 2e-5}
+            samples.append((parts, 0.0, slower * sum(parts.values()) * float(rng.lognormal(0.0, 0.03))))
+            groups.append(kind)
+    return samples, groups
+
+
+@pytest.mark.parametrize("slower", [1.25, 0.8])
+def test_every_network_alike_too_slow_or_too_fast_keeps_its_factor(slower):
+    # a network left out runs a kind no other network runs: the per-kind factors fitted without it knew nothing of
+    # its kind, and checked against none alone (the rule before) they were dropped with the slowdown they carried
+    samples, groups = _one_kind_each(np.random.default_rng(1), slower)
+    errors = held_out(samples, groups)
+    assert errors["none"] == pytest.approx(abs(1 / slower - 1), rel=0.15)
+    assert errors["shared"] < 0.05 and errors["shared"] <= CLEARLY * errors["none"]
+    how, same_errors, factors = checked(samples, groups)
+    assert how != "none" and same_errors == errors
+    # every kind at the slowdown, the kinds no network runs too: what a whole model's prediction is scaled by
+    assert set(factors) == set(KEYS)
+    assert all(v == pytest.approx(slower, rel=0.08) for v in factors.values()), factors
+    assert fit_checked(samples, groups) == factors
+    shared = fit(samples, "shared")
+    assert set(shared.values()) == {fit_shared(samples)} and set(shared) == set(KEYS)
+
+
+def test_networks_that_disagree_keep_no_factor():
+    # the same networks, half 1.6x slower than predicted and half 1.6x faster: no factor says that
+    samples, groups = _one_kind_each(np.random.default_rng(2), 1.0)
+    apart = [(p, f, m * (1.6 if OWN.index(g) % 2 else 1 / 1.6)) for (p, f, m), g in zip(samples, groups)]
+    errors = held_out(apart, groups)
+    assert errors["shared"] > CLEARLY * errors["none"] and errors["per_kind"] > CLEARLY * errors["none"]
+    assert checked(apart, groups)[0] == "none" and fit_checked(apart, groups) == {}
+
+
+def test_choose_keeps_factors_only_clearly_better_than_none_then_the_better_of_them():
+    assert FITS == ("none", "shared", "per_kind")
+    e = lambda none, shared, per_kind: {"none": none, "shared": shared, "per_kind": per_kind}  # noqa: E731
+    assert choose(e(0.12, 0.05, 0.11)) == "shared"      # per kind 11% and none 12%, as in the last run: shared
+    assert choose(e(0.12, 0.05, 0.045)) == "per_kind"   # both clearly better than none: the better one
+    assert choose(e(0.12, 0.05, 0.05)) == "shared"      # a tie: the simpler
+    assert choose(e(0.10, 0.09, 0.08)) == "per_kind"    # at most CLEARLY times none's: a candidate
+    assert choose(e(0.10, 0.09, 0.09)) == "none"        # neither clearly better than none
+    assert choose(e(0.0, 0.0, 0.0)) == "shared"         # no error at all: factors cost nothing, the simpler
+    for bad in ({"none": 0.1, "shared": 0.1}, e(0.1, -0.1, 0.1), e(0.1, float("nan"), 0.1), e(0.1, True, 0.1)):
+        with pytest.raises(ConvcostError, match="must map every fit"):
+            choose(bad)
+    with pytest.raises(ConvcostError, match="unknown fit 'kinds'"):
+        fit([({"linear": 1.0}, 0.0, 1.0)], "kinds")
+    with pytest.raises(ConvcostError, match="fit: measured=0"):
+        fit([({"linear": 1.0}, 0.0, 0)], "none")
+    with pytest.raises(ConvcostError, match="fit_shared: needs at least one"):
+        fit_shared([])
+    with pytest.raises(ConvcostError, match="bound=2"):
+        fit_shared([({"linear": 1.0}, 0.0, 1.0)], bound=2)
+    with pytest.raises(ConvcostError, match="checked: 2 samples but 1 groups"):
+        checked([({"linear": 1.0}, 0.0, 1.0)] * 2, ["a"])
 
 
 def test_machine_network_factors_are_checked_and_round_trip(tmp_path):
@@ -133,6 +220,12 @@ def test_a_networks_predicted_time_is_the_corrected_sum_of_its_rows(training):
     # the other phase's factors do not apply
     other = plain.replace(network={("inference" if training else "training"): factors})
     assert predict_latency(report, other).seconds == pytest.approx(raw.seconds, rel=1e-12)
+    # one shared factor (what calibration keeps where every network is alike too slow): every kernel and view
+    # scaled by it
+    shared = plain.replace(network={phase: fit([(parts, fixed, 1.25 * sum(parts.values()) + fixed)], "shared",
+                                               weight=0.0)})
+    assert list(shared.network[phase].values()) == pytest.approx([1.25] * len(KEYS), rel=1e-9)
+    assert predict_latency(report, shared).seconds == pytest.approx(1.25 * sum(parts.values()) + fixed, rel=1e-9)
 
 
 def test_every_synthetic_network_profiles_exactly():

@@ -14,10 +14,11 @@ thread count, and returns a :class:`convcost.latency.Machine`:
    :func:`convcost.latency.fit`; the convolutions are also timed at batches 2, 4 and 8
    (:data:`BATCH_STAGES`), for the term of their efficiency that takes the size of a call
    (:attr:`convcost.latency.Machine.pixel_slowdown`);
-5. one in-network factor per kernel kind, at inference and in a training step: a few small synthetic networks
+5. in-network factors, at inference and in a training step: a few small synthetic networks
    (:mod:`convcost.torch.networks`, never a zoo model) timed end to end against the sum of their rows'
-   predictions (:func:`convcost.latency_network.fit_factors`), kept for a phase only where they predict a network
-   left out of their fit clearly better than none (:func:`convcost.latency_network.fit_checked`).
+   predictions; per phase one factor shared by every kind or one per kind, whichever predicts a network left out
+   of its fit better, kept only where it does so clearly better than no factor
+   (:func:`convcost.latency_network.checked`).
 
 The result is cached as JSON in the per-user cache folder of the operating system
 (``platformdirs.user_cache_dir("convcost")``: ``$XDG_CACHE_HOME/convcost`` or
@@ -64,8 +65,8 @@ from convcost.torch import networks, runtime
 from convcost.torch.build import to_torch
 from convcost.torch.profiling import profile
 
-#: bumped when calibration measures something new, so that older cached machines are measured again
-CALIBRATION_VERSION = 8
+#: bumped when calibration measures or fits something new, so that older cached machines are measured again
+CALIBRATION_VERSION = 9
 
 
 def check_device(device) -> torch.device:
@@ -488,7 +489,7 @@ def cache_path(device: str = "cpu", threads: int = 1, quick: bool = False, cache
     the thread count and the torch release, so another machine or release is measured afresh.
 
     >>> cache_path("cpu", 2, cache_dir="/tmp/x")
-    '/tmp/x/machine8-cpu-...-2threads-torch....json'
+    '/tmp/x/machine9-cpu-...-2threads-torch....json'
     """
     if cache_dir is None:
         import platformdirs  # a core dependency; imported here, as only the default folder needs it
@@ -561,17 +562,18 @@ def network_factors(machine: Machine, timings: dict, say=None) -> dict:
         report = profile(networks.build(name), shape, training=training)
         parts, fixed = network_parts(report, machine.replace(network={}))
         samples.setdefault(label, []).append((f"{name} {batch}x{size}", parts, fixed, seconds))
-    # kept only where they predict a network left out of their fit clearly better than no factor
-    out = {label: latency_network.fit_checked([row[1:] for row in rows], [row[0].split()[0] for row in rows])
-           for label, rows in samples.items()}
-    if say:
-        for label, factors in out.items():
-            rows = samples[label]
-            with_factors, without = latency_network.held_out([row[1:] for row in rows],
-                                                             [row[0].split()[0] for row in rows])
-            say(f"in-network factors, {label}: " + (", ".join(f"{k} {v:.2f}" for k, v in factors.items()) or "none")
-                + f" (each network left out: mean error {100 * with_factors:.0f}% with factors, "
-                f"{100 * without:.0f}% without)")
+    out = {}
+    for label, rows in samples.items():
+        # one shared factor or one per kind, whichever predicts a network left out of its fit better, where it does
+        # so clearly better than none: a uniform slowdown of every network is a factor too, not only per-kind ones
+        how, errors, factors = latency_network.checked([row[1:] for row in rows], [row[0].split()[0] for row in rows])
+        out[label] = factors
+        if say:
+            kept = (f"one shared factor {next(iter(factors.values())):.2f}" if how == "shared" else
+                    ", ".join(f"{k} {v:.2f}" for k, v in factors.items()) or "none")
+            held = ", ".join(f"{100 * e:.0f}% {what.replace('_', ' ')}" for what, e in errors.items())
+            say(f"in-network factors, {label}: {kept} ("
+                + (f"each network left out: mean error {held})" if errors else "one network: nothing held out)"))
             say("  predicted / measured before and after: " + ", ".join(
                 f"{what} {(fixed + sum(parts.values())) / t:.2f} "
                 f"{latency_network.corrected(parts, fixed, factors) / t:.2f}" for what, parts, fixed, t in rows))
@@ -717,10 +719,10 @@ def read_all(device: str = "cpu", *, threads: int = 1, quick: bool = False, min_
         for net in nets:
             read(("network", net), lambda net=net: time_network(built[net], (net[2], 3, net[3], net[3]), net[4],
                                                                  device=device, threads=threads, min_run_time=run))
-        moved = _improvement(readings)
+        moved, how_many, of = _improvement(readings, tolerance)
         say(f"pass {done + 1}: peak {1 / min(readings['peak']) / 1e9:,.1f} GFLOP/s, bandwidth "
             f"{1 / min(readings['bandwidth']) / 1e9:,.1f} GB/s; the last pass improved a reading by up to "
-            f"{100 * moved:.1f}%")
+            f"{100 * moved:.1f}% ({how_many} of {of} by more than {100 * tolerance:g}%)")
         if done + 1 >= min(2, most) and moved <= tolerance:
             break
     say("measuring the cost of fresh memory")
@@ -773,18 +775,34 @@ def _main(value) -> float:
     return value[-1] if isinstance(value, tuple) else value
 
 
-def _improvement(readings) -> float:
-    """How much the last pass lowered the best reading of any quantity, relative (0 after one pass)."""
-    worst = 0.0
+def _improvement(readings, tolerance: float) -> tuple:
+    """``(most, moved, of)``: how much the last pass lowered the best reading of any quantity (relative; 1 after
+    one pass), and how many of the ``of`` quantities it lowered by more than ``tolerance``.
+
+    The passes stop on ``most``, so every one of some 700 quantities must hold still: where each reading is a few
+    percent noisy (a busy machine), a quantity's best drops by more than 2% in a later pass with a fair chance
+    (about one in the pass's number, for a new fastest reading), and some always do; the passes then run to their
+    most (simulated, 730 quantities of half-normal noise: where the median reading lies 2.4% above the fastest,
+    none of 400 runs settled by the sixth pass; at 1%, 84% did; the last zoo run's calibration measured 10.8%).
+    ``moved`` says how many still move.
+
+    >>> most, moved, of = _improvement({"peak": [1.0, 0.9], "view": [1.0, 1.0], ("cold", 0): [1.0, 0.5]}, 0.02)
+    >>> round(most, 6), moved, of   # a cold call's reading is not counted
+    (0.1, 1, 2)
+    """
+    worst, moved, of = 0.0, 0, 0
     for key, values in readings.items():
         if isinstance(key, tuple) and key[0] == "cold":  # a difference of two timings: noisier than the passes' aim
             continue
+        of += 1
         if len(values) < 2:
-            return 1.0
+            worst, moved = 1.0, moved + 1
+            continue
         before, now = _main(_best(values[:-1])), _main(_best(values))
         if before > 0:
             worst = max(worst, (before - now) / before)
-    return worst
+            moved += (before - now) / before > tolerance
+    return worst, moved, of
 
 
 def _spread(readings) -> dict:
