@@ -181,6 +181,36 @@ def test_a_write_into_a_constant_reads_the_forward_again_with_values():
     assert report.total["macs"] == flop_macs(model, x) == 16 * 27 * 36
 
 
+class ReadBack(Counted):
+    """A computed value written into a constant, whose values the forward then reads on the constant alone (no
+    stand-in in the call): on shapes the write is not made, so the reading must not answer from the constant."""
+
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+        self.small, self.large = nn.Conv2d(3, 4, 1), nn.Conv2d(3, 16, 3)
+
+    def body(self, x):
+        scale = torch.ones(3)
+        view = scale[:2]  # made before the write: the same storage
+        if self.how == "setitem":
+            scale[0] = x.mean() - 10
+        else:
+            scale.copy_(x.mean(dim=(0, 2, 3)) - 10)
+        if view.sum() < 0:
+            return self.large(x)
+        return self.small(x)
+
+
+@pytest.mark.parametrize("how", ["setitem", "copy_"])
+def test_a_constant_written_from_a_computed_value_is_read_with_values(how):
+    model, x = ReadBack(how).eval(), torch.ones(1, 3, 8, 8)
+    report = profile(model, x)
+    assert report.traced_with == VALUES
+    assert [r.path for r in report.rows if r.op == "Conv2d"] == ["large"]
+    assert report.total["macs"] == flop_macs(model, x) == 16 * 27 * 36
+
+
 class Buffered(Counted):
     """A floating buffer the forward writes into before a value is read: run again at catch-up, then put back."""
 

@@ -323,6 +323,10 @@ class _Session(TorchFunctionMode):
         # values, and so does what is computed from them alone (mask code): True while those values are what
         # the forward's tensors hold, False from the first call that may write into one and is not computed
         self.current = True
+        # without values: the storages of tensors of the forward's own (constants, not stand-ins) that a call not run
+        # on tensors wrote into (``scale[0] = x.mean()``): their values are not what PyTorch's would be, so a call
+        # that reads one cannot be run as it is made
+        self.stale = set()
         self.paths = tree.paths
         # the model's parameters and buffers, read in a forward as shapes too (as fx reads them as graph
         # inputs), so that work done on them (a position-bias MLP on a coordinate table) is counted: id -> the
@@ -384,7 +388,8 @@ class _Session(TorchFunctionMode):
 
     def read(self, kind, target, args, kwargs, context):
         """The call read by the walker (busy, unwatched): its result as the forward gets it."""
-        known = self.with_values or self.current and _all_known_in(args, kwargs)
+        known = self.with_values or self.current and _all_known_in(args, kwargs) and not (
+            self.stale and holds((args, kwargs), self.is_stale))
         event = Event(kind, target, _unwrap(args), _unwrap(kwargs) if kwargs else {}, context)
         if not known and self.tape is not None and sized_by_values(event):  # (nonzero, x[mask]): on values from here
             self.catch_up(f"the output shape of {event.label}")
@@ -404,6 +409,10 @@ class _Session(TorchFunctionMode):
         out = _wrap(result)
         if real is not None:
             _with_reals(out, real, strict=False)
+        elif _may_write(kind, target, args, kwargs):
+            written = kwargs["out"] if kwargs and "out" in kwargs else args[0] if args else None
+            if _is_plain_tensor(written):
+                self.stale.add(_storage(written))
         if self.tape is not None:
             self.taped(kind, target, args, kwargs, computed, out)
         return out
@@ -418,6 +427,10 @@ class _Session(TorchFunctionMode):
             self.tape = None
             return
         self.tape.append((kind, target, _kept(args), _kept(kwargs) if kwargs else kwargs, computed, out))
+
+    def is_stale(self, value) -> bool:
+        """Whether ``value`` is a tensor of the forward's own that a call not run wrote into (:attr:`stale`)."""
+        return _is_plain_tensor(value) and _storage(value) in self.stale
 
     def values_for(self, shaped, why) -> bool:
         """Whether the forward can read ``shaped``'s values now: computed alongside (and current), or computed here
@@ -494,6 +507,8 @@ class _Session(TorchFunctionMode):
                 if (getattr(func, "__qualname__", "") or "").startswith(("TensorBase.", "Tensor.", "_TensorBase.")):
                     return self.call(METHOD, func.__name__, args, kwargs)
                 return self.call(FUNCTION, func, args, kwargs)
+            if self.stale and holds((args, kwargs), self.is_stale):
+                raise NeedsTensors("a value written into a tensor of the forward's own by a call a shape cannot run")
             if func is SET_GRAD_ENABLED or not torch.is_grad_enabled():  # the forward's own torch.no_grad(),
                 out = func(*args, **kwargs)  # which the walker reads; or an inference reading's constant
             else:
@@ -712,6 +727,11 @@ def _is_plain_tensor(value) -> bool:
     return type(value) is not Shaped and isinstance(value, torch.Tensor)
 
 
+def _storage(tensor) -> int:
+    """The address of ``tensor``'s storage: the same for every view of it."""
+    return tensor.untyped_storage().data_ptr()
+
+
 def _kept(value):
     """``value`` with the lists and dicts in it copied (the stand-ins in them the same), for a call kept to run
     later (:meth:`_Session.catch_up`): the forward may change a list after passing it."""
@@ -733,11 +753,15 @@ _WRITES = frozenset({operator.setitem, operator.iadd, operator.isub, operator.im
                      operator.ilshift, operator.irshift, operator.imatmul})
 
 
+#: the tensor methods that write into the tensor they are called on (``x[i] = v`` on a tensor of the forward's own)
+_WRITING_METHODS = frozenset(f"__{name.__name__}__" for name in _WRITES)
+
+
 def _may_write(kind, target, args, kwargs) -> bool:
     """Whether a call may write into a tensor it is given (``x.masked_fill_``, ``x[i] = v``, ``out=``,
     ``inplace=True``; a positional ``True`` is taken for an ``inplace``: erring towards yes only costs speed)."""
     name = target if kind == METHOD else getattr(target, "__name__", "") or ""
-    if name.endswith("_") and not name.endswith("__") or target in _WRITES:
+    if name.endswith("_") and not name.endswith("__") or target in _WRITES or name in _WRITING_METHODS:
         return True
     if kwargs and ("out" in kwargs or kwargs.get("inplace") is True):
         return True
