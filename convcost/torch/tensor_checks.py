@@ -38,9 +38,7 @@ profile function.
 
 from __future__ import annotations
 
-import bisect
 import dis
-import operator
 import sys
 import types
 import weakref
@@ -146,14 +144,13 @@ _LAZY = sys.implementation.name == "cpython" and sys.version_info[:2] == (3, 11)
 _MISSING = object()
 #: code object -> {offset of a call: how to tell whether it calls isinstance}, worked out once per call site
 _SITES = weakref.WeakKeyDictionary()
-_DECODED = weakref.WeakKeyDictionary()  # code object -> its instructions (:func:`_decoded`)
 _SIMPLE = frozenset(dis.opmap[name] for name in ("LOAD_GLOBAL", "LOAD_FAST", "LOAD_DEREF", "LOAD_NAME"))
 _ATTRIBUTES = frozenset(dis.opmap[name] for name in ("LOAD_METHOD", "LOAD_ATTR") if name in dis.opmap)
 _OWN = frozenset(dis.opmap[name] for name in ("PRECALL", "KW_NAMES") if name in dis.opmap)
 _CALL, _PRECALL, _CALL_FUNCTION_EX = (dis.opmap.get(name) for name in ("CALL", "PRECALL", "CALL_FUNCTION_EX"))
 _LOAD_GLOBAL, _LOAD_NAME = dis.opmap["LOAD_GLOBAL"], dis.opmap["LOAD_NAME"]
 _JUMPS = frozenset(dis.hasjrel) | frozenset(dis.hasjabs)
-_OFFSET = operator.itemgetter(0)
+_CACHE = dis.opmap.get("CACHE", 0)
 _PLAIN_CALLABLES = (types.FunctionType, types.BuiltinFunctionType, types.MethodDescriptorType,
                     types.WrapperDescriptorType, types.ClassMethodDescriptorType, classmethod)
 
@@ -195,52 +192,61 @@ def _isinstance_called(frame):
 
 def _site(code, offset):
     """How to tell what the call at ``offset`` calls: (load instruction, name, attribute or None), a verdict, or
-    None where the bytecode does not say (a jump inside the call's arguments, a callable computed)."""
-    instructions = _decoded(code)
-    at = bisect.bisect_left(instructions, offset, key=_OFFSET)
-    if at == len(instructions) or instructions[at][0] != offset:
+    None where the bytecode does not say (a jump among the call's arguments, a callable computed).
+
+    Read backwards from the call, in the code's raw bytes (CPython 3.11: two bytes an instruction, its inline caches
+    after it as instructions of opcode 0, its ``EXTENDED_ARG`` prefixes before it), so that only the instructions
+    from the callable's load to its call are decoded, not the whole function. A jump landing among them comes from
+    a jump among them (an expression's ``x if c else y``, ``a or b``: the compiler jumps into an expression from
+    nowhere else), which answers None."""
+    raw = code.co_code
+    if offset < 0 or offset >= len(raw) or offset % 2:
         return None
-    _, op, arg, _ = instructions[at]
+    op = raw[offset]
     # (a call of a builtin runs in its PRECALL once the interpreter has specialised it: isinstance's included)
     if op != _CALL and op != _PRECALL:  # no call under way: an attribute read (x.__class__), a match ...
         return None if op == _CALL_FUNCTION_EX else False
-    need, j = arg, at - 1
-    while j >= 0 and instructions[j][1] in _OWN:  # (a CALL's own PRECALL, KW_NAMES)
-        if instructions[j][3]:
-            return None
-        j -= 1
+    need, at = _arg(raw, offset), _before(raw, offset)
+    while at >= 0 and raw[at] in _OWN:  # (a CALL's own PRECALL, KW_NAMES)
+        at = _before(raw, at)
     while need > 0:  # back over the arguments (calls among them included), to what loaded the callable
-        if j < 0:
+        if at < 0:
             return None
-        _, op, arg, target = instructions[j]
-        if target or op in _JUMPS:  # (x if c else y) among them: the stack is not one straight line
+        op = raw[at]
+        if op in _JUMPS:  # (x if c else y) among them: the stack is not one straight line
             return None
-        need -= dis.stack_effect(op, arg if op >= dis.HAVE_ARGUMENT else None)
+        need -= dis.stack_effect(op, _arg(raw, at) if op >= dis.HAVE_ARGUMENT else None)
         if need < 0:
             return None
-        j -= 1
-    if j < 0:
+        at = _before(raw, at)
+    if at < 0:
         return None
-    _, op, arg, target = instructions[j]
+    op = raw[at]
     if op in _SIMPLE:
-        return dis.opname[op], _name(code, op, arg), None
-    if op in _ATTRIBUTES and j > 0 and instructions[j - 1][1] in _SIMPLE and not target:
-        _, before, before_arg, _ = instructions[j - 1]
-        return dis.opname[before], _name(code, before, before_arg), code.co_names[arg]
+        return dis.opname[op], _name(code, op, _arg(raw, at)), None
+    if op in _ATTRIBUTES:
+        base = _before(raw, at)
+        if base >= 0 and raw[base] in _SIMPLE:
+            return dis.opname[raw[base]], _name(code, raw[base], _arg(raw, base)), code.co_names[_arg(raw, at)]
     return None
 
 
-def _decoded(code):
-    """The instructions of ``code``: ``(offset, opcode, arg, whether a jump lands on it)`` each, its inline caches
-    left out; what :func:`dis.get_instructions` gives without what it works out for display (positions, values,
-    reprs: most of its time), worked out once per code object (a function may ask at several of its calls)."""
-    found = _DECODED.get(code)
-    if found is None:
-        raw = code.co_code
-        targets = set(dis.findlabels(raw))
-        targets.update(entry.target for entry in dis._parse_exception_table(code))
-        found = _DECODED[code] = [(offset, op, arg, offset in targets) for offset, op, arg in dis._unpack_opargs(raw)]
-    return found
+def _before(raw, offset):
+    """The offset of the instruction before the one at ``offset`` (its inline caches stepped over; an
+    ``EXTENDED_ARG`` is one, as :func:`dis.get_instructions` lists it), negative at the start."""
+    offset -= 2
+    while offset >= 0 and raw[offset] == _CACHE:
+        offset -= 2
+    return offset
+
+
+def _arg(raw, offset):
+    """The argument of the instruction at ``offset``, its ``EXTENDED_ARG`` prefixes' bytes above its own."""
+    arg, shift, offset = raw[offset + 1], 8, offset - 2
+    while offset >= 0 and raw[offset] == dis.EXTENDED_ARG:
+        arg |= raw[offset + 1] << shift
+        shift, offset = shift + 8, offset - 2
+    return arg
 
 
 def _name(code, op, arg):
