@@ -226,7 +226,7 @@ def choose(errors: dict) -> str:
     'shared+call'
     """
     known = [how for how in FITS + CALL_FITS if how in errors] if isinstance(errors, dict) else []
-    if not (set(errors) in (set(FITS), set(FITS + CALL_FITS))
+    if not (isinstance(errors, dict) and set(errors) in (set(FITS), set(FITS + CALL_FITS))
             and all(isinstance(e, (int, float)) and not isinstance(e, bool) and math.isfinite(e) and e >= 0
                     for e in errors.values())):
         raise ConvcostError(f"choose: errors={errors!r} must map every fit ({', '.join(FITS)}, and "

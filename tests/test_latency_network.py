@@ -236,8 +236,9 @@ def test_a_tie_keeps_the_fit_without_the_per_call_term_and_bad_counts_are_errors
     e = dict.fromkeys(FITS + CALL_FITS, 0.1) | {"none": 0.2}
     assert choose(e) == "shared" and choose(e | {"none+call": 0.09}) == "none+call"
     assert choose(e | {"none+call": 0.17}) == "shared"   # not better than the others
-    with pytest.raises(ConvcostError, match="must map every fit"):
-        choose({"none": 0.1, "shared": 0.1, "per_kind": 0.1, "shared+call": 0.05})  # some call fits, not all
+    for bad in ({"none": 0.1, "shared": 0.1, "per_kind": 0.1, "shared+call": 0.05}, None, [0.1]):  # some call fits
+        with pytest.raises(ConvcostError, match="must map every fit"):
+            choose(bad)
     for bad in (-1, 1.5, True, "3"):
         with pytest.raises(ConvcostError, match=f"calls={bad!r} must be a count of calls, an integer >= 0"):
             fit_call([({"linear": 1.0}, 0.0, 1.0, bad)], "shared+call")
