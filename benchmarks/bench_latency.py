@@ -18,7 +18,8 @@ Beside the model, two predictors fitted on the same calibration kernels: MACs on
 least squares on relative error) and the plain roofline (every kernel ``max(FLOPs / peak, bytes / bandwidth)``
 at the measured peak and bandwidth, no fitted factor). Scores per setting: median absolute error, share within
 10% and 20%, worst, Spearman's rank correlation. Writes ``latency-cpu.json`` (with each calibration's timings of
-its synthetic networks, so that the in-network factors can be fitted again from it alone) and a plot into ``--out``.
+its synthetic networks and their rows, so that the in-network factors and per-call term can be fitted again from
+it alone) and a plot into ``--out``.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ import torch  # noqa: E402
 from convcost.frontdoor import predict_latency  # noqa: E402
 from convcost.latency import BackwardCost, Machine, kernel_times, nnls  # noqa: E402
 from convcost.layers import Merge  # noqa: E402
-from convcost.torch import profile  # noqa: E402
+from convcost.torch import networks, profile  # noqa: E402
 from convcost.torch.calibration import CLOCKS, clock, describe, fit_readings, measure, read_all  # noqa: E402
 
 #: (source, name): torchvision's and timm's ImageNet CNNs, small and large, plain, depthwise, grouped, dense
@@ -258,10 +259,12 @@ def run_threads(threads: int, read, args, say) -> dict:
                               say=lambda m: say(f"  calibrate: {m}"))
         machine, samples = fit_readings(calibrated, "cpu", threads=threads, quick=args.quick_calibration,
                                         say=lambda m: say(f"  calibrate: {m}"))
-    # each synthetic network's kept (fastest) timing: the in-network factors can be fitted again from the results
-    # alone (a new rule scored on this run's zoo timings, without timing anything again)
+    # each synthetic network's kept (fastest) timing, and its rows (the calls the in-network per-call term counts):
+    # the in-network factors and term can be fitted again from the results alone (a new rule scored on this run's
+    # zoo timings, without timing anything again)
     synthetic = [{"network": name, "phase": phase, "batch": batch, "size": size, "training": training,
-                  "seconds": min(calibrated["readings"][("network", (name, phase, batch, size, training))])}
+                  "seconds": min(calibrated["readings"][("network", (name, phase, batch, size, training))]),
+                  "rows": len(profile(networks.build(name), (batch, 3, size, size), training=training).rows)}
                  for name, phase, batch, size, training in calibrated["nets"]]
     per_mac = macs_only(samples)
     calibration_seconds = time.perf_counter() - started

@@ -110,6 +110,11 @@ class Machine:
     #: per phase (``"inference"``, ``"training"``) and kernel kind, the factor a kernel's time takes inside a
     #: whole network (:mod:`convcost.latency_network`; fitted by calibration on synthetic networks; missing: 1)
     network: dict = dataclasses.field(default_factory=dict)
+    #: per phase (``"inference"``, ``"training"``), the seconds each row of a whole network's profile (one call of a
+    #: module or function, views included) adds inside it, whatever its kind and size: the framework's work between
+    #: calls, which no factor scales (:func:`convcost.latency_network.fit_call`; fitted by calibration on synthetic
+    #: networks and kept only where it predicts those left out better; missing: 0)
+    network_call: dict = dataclasses.field(default_factory=dict)
     #: per convolution kind or operation (:data:`SIZED`), the compute roof's extra slowdown of a small call, in
     #: output positions: its compute efficiency on a call of ``P`` output positions (batch x output height x width)
     #: is ``1 / (1 / efficiency + pixel_slowdown / P)`` (missing: 0; see :meth:`Roof.slowdown`)
@@ -148,6 +153,8 @@ class Machine:
             raise ConvcostError(f"Machine {self.name!r}: view_overhead={self.view_overhead!r} must be a finite number "
                                 "of seconds >= 0")
         latency_network.check(f"Machine {self.name!r}", self.network)
+        latency_network.check_call(f"Machine {self.name!r}", self.network_call)
+        object.__setattr__(self, "network_call", {p: float(v) for p, v in self.network_call.items()})
         for field in ("training", "spread"):
             if not isinstance(getattr(self, field), dict):
                 raise ConvcostError(f"Machine {self.name!r}: {field}={getattr(self, field)!r} must be a dict")

@@ -8,6 +8,12 @@ compute- or memory-bound), and in each case the condition is a plain inequality 
 reduction solves where it can. :meth:`BreakEven.holds`, ``region`` and ``threshold_at`` evaluate the exact
 condition, cases and all.
 
+A variant is a layer timed alone, as ``predict_latency(spec, machine)`` predicts it: what a layer pays only among
+others inside a network (its cold call, the in-network factors and the per-call term, ``Machine.network_call``:
+:mod:`convcost.model_latency`) is left out. The per-call term is the same for both variants of a call each (it
+would cancel), and charging it to a variant of two kernels (a separable convolution) twice would take a row for
+a call: the term is per row of a whole network's profile, as calibration counted it.
+
 >>> from convcost import StandardConv, SeparableConv
 >>> from convcost.latency import Machine
 >>> m = Machine("toy", peak_flops=1e11, bandwidth=1e10, efficiency={"depthwise_conv": 0.1}, overhead=1e-6)

@@ -20,6 +20,12 @@ Conventions (what is predicted, from what):
 * inside a network, each kernel's time (its cold call included) is multiplied by its kind's in-network factor
   of the phase (``machine.network``, :mod:`convcost.latency_network`; 1 where none was fitted), views by the
   factor of ``"view"``: what the machine does between and around kernels that no single-kernel timing sees.
+* inside a network, each row (one call of a module or function, a view's too) adds the phase's seconds per call
+  (``machine.network_call``; 0 where calibration kept none), the row's :attr:`RowTime.call`: the framework's work
+  between calls, which does not grow with the kernel, so a network of many small calls pays it more often. The
+  unit is the row, as the profile has them: what calibration counts on its synthetic networks
+  (:func:`network_parts`). A single layer's prediction (``predict_latency(spec, machine)``, ``compare`` and
+  ``break_even`` with ``metric="latency"``) is a layer timed alone and takes neither this nor the factors.
 * the prediction is a model fitted on micro-benchmarks of single kernels and of a few small synthetic networks
   (``convcost.torch.calibrate``), never on the models it is used on.
 
@@ -37,6 +43,9 @@ Conventions (what is predicted, from what):
 [16.84, 3.304, 0.5]
 >>> round(lat.by_module()["conv"] * 1e6, 3)
 16.84
+>>> inside = predict_model(Report(rows), m.replace(network_call={"inference": 2e-6}))   # 2 us per row on top
+>>> [round(r.seconds * 1e6, 3) for r in inside.rows], round(inside.seconds * 1e6, 3)
+([18.84, 5.304, 2.5], 26.644)
 """
 
 from __future__ import annotations
@@ -66,10 +75,13 @@ class RowTime:
     forward: float
     backward: float
     bound: str  # "compute", "memory" or "call" (a view: dispatch only)
+    #: the row's in-network seconds per call (``Machine.network_call`` of its phase), on top of its kernels: a
+    #: training step's, for its forward and backward together (the fit sees only the whole step)
+    call: float = 0.0
 
     @property
     def seconds(self) -> float:
-        return self.forward + self.backward
+        return self.forward + self.backward + self.call
 
     @property
     def node(self) -> str:
@@ -97,9 +109,14 @@ class ModelLatency:
         return sum(r.backward for r in self.rows)
 
     @property
+    def call_seconds(self) -> float:
+        """The rows' in-network seconds per call, together (:attr:`RowTime.call`)."""
+        return sum(r.call for r in self.rows)
+
+    @property
     def seconds(self) -> float:
-        """The whole prediction: every row's forward and backward, and the optimizer's update."""
-        return self.forward_seconds + self.backward_seconds + self.optimizer_seconds
+        """The whole prediction: every row's forward, backward and in-network call, and the optimizer's update."""
+        return self.forward_seconds + self.backward_seconds + self.call_seconds + self.optimizer_seconds
 
     def by_module(self, depth: int | None = None) -> dict:
         """Seconds per module path, parents before children, down to ``depth`` levels (all when None); the
@@ -166,9 +183,10 @@ class ModelLatency:
         """One line: the total and, for a training step, its parts."""
         if not self.training:
             return f"Predicted latency: {display.seconds(self.seconds)} on {self.machine} (inference, model)"
+        calls = f", calls {display.seconds(self.call_seconds)}" if self.call_seconds else ""
         return (f"Predicted training step: {display.seconds(self.seconds)} on {self.machine} (forward "
-                f"{display.seconds(self.forward_seconds)}, backward {display.seconds(self.backward_seconds)}, "
-                f"{self.optimizer} update {display.seconds(self.optimizer_seconds)}; model)")
+                f"{display.seconds(self.forward_seconds)}, backward {display.seconds(self.backward_seconds)}"
+                f"{calls}, {self.optimizer} update {display.seconds(self.optimizer_seconds)}; model)")
 
     def as_dict(self) -> dict:
         """Plain values for JSON: seconds per row and per module, and the totals."""
@@ -178,10 +196,12 @@ class ModelLatency:
             "seconds": self.seconds,
             "forward_seconds": self.forward_seconds,
             "backward_seconds": self.backward_seconds,
+            "call_seconds": self.call_seconds,
             "optimizer": self.optimizer,
             "optimizer_seconds": self.optimizer_seconds,
             "rows": [{"path": r.path, "op": r.op, "kinds": list(r.kinds), "forward_seconds": r.forward,
-                      "backward_seconds": r.backward, "bound": r.bound} for r in self.rows],
+                      "backward_seconds": r.backward, "call_seconds": r.call, "bound": r.bound}
+                     for r in self.rows],
             "by_module": self.by_module(),
         }
 
@@ -195,20 +215,22 @@ def predict_model(report: Report, machine: Machine, dtype: str = "float32", *, o
     _check(report, dtype, optimizer)
     training = report.training is not None
     phase = "training" if training else "inference"
+    call = machine.network_call.get(phase, 0.0)  # every row pays it: the unit calibration counted (network_parts)
     rows = []
     for r in _row_parts(report, machine, dtype):
         path, op, kinds, parts, bound = r
         fwd = sum(latency_network.factor(machine.network, phase, k) * t for side, k, t in parts if side == "forward")
         bwd = sum(latency_network.factor(machine.network, phase, k) * t for side, k, t in parts if side == "backward")
-        rows.append(RowTime(path, op, kinds, fwd, bwd, bound))
+        rows.append(RowTime(path, op, kinds, fwd, bwd, bound, call))
     return ModelLatency(report.model, machine.name, tuple(rows), training, optimizer if training else None,
                         _update(report, machine, optimizer), dict(report.modules))
 
 
 def network_parts(report: Report, machine: Machine, dtype: str = "float32", *, optimizer: str = "sgd") -> tuple:
-    """``(kind -> seconds, fixed seconds)``: a profiled model's predicted time before the in-network factors
-    (:mod:`convcost.latency_network`), per kernel kind (``"view"`` for calls that run no kernel), and what no
-    factor touches (a training step's optimizer update); what calibration fits the factors on.
+    """``(kind -> seconds, fixed seconds, calls)``: a profiled model's predicted time before the in-network factors
+    and per-call term (:mod:`convcost.latency_network`), per kernel kind (``"view"`` for calls that run no kernel),
+    what no factor touches (a training step's optimizer update), and its calls, the rows of its profile (each
+    pays the per-call term once: :func:`predict_model`); what calibration fits the factors and the term on.
 
     >>> from convcost.latency import Machine
     >>> from convcost.primitives import Activation, Flatten
@@ -216,19 +238,19 @@ def network_parts(report: Report, machine: Machine, dtype: str = "float32", *, o
     >>> rows = [Row.of("act", "ReLU", Activation("relu"), ((1, 8, 6, 6),)),
     ...         Row.of("flat", "Flatten", Flatten(), ((1, 8, 6, 6),))]
     >>> m = Machine("toy", peak_flops=1e9, bandwidth=1e9, overhead=1e-6, view_overhead=5e-7)
-    >>> parts, fixed = network_parts(Report(rows), m)
-    >>> {k: round(v * 1e6, 3) for k, v in parts.items()}, fixed
-    ({'elementwise': 3.304, 'view': 0.5}, 0.0)
+    >>> parts, fixed, calls = network_parts(Report(rows), m)
+    >>> {k: round(v * 1e6, 3) for k, v in parts.items()}, fixed, calls
+    ({'elementwise': 3.304, 'view': 0.5}, 0.0, 2)
     >>> lat = predict_model(Report(rows), m.replace(network={"inference": {"elementwise": 2.0}}))
     >>> round(lat.seconds * 1e6, 3) == round(2 * parts["elementwise"] * 1e6 + parts["view"] * 1e6, 3)
     True
     """
     _check(report, dtype, optimizer)
-    parts = {}
-    for _, _, _, row, _ in _row_parts(report, machine, dtype):
+    parts, rows = {}, _row_parts(report, machine, dtype)
+    for _, _, _, row, _ in rows:
         for _, k, t in row:
             parts[k] = parts.get(k, 0.0) + t
-    return parts, _update(report, machine, optimizer)
+    return parts, _update(report, machine, optimizer), len(rows)
 
 
 def _check(report, dtype, optimizer) -> None:

@@ -234,3 +234,23 @@ def test_calibrate_command_reports_progress_on_stderr_unless_quiet(capsys, tmp_p
     assert main(["calibrate", "--quick", "--quiet"]) == 0
     captured = capsys.readouterr()
     assert captured.err == "" and "peak" in captured.out
+
+
+def test_calibrate_command_prints_the_in_network_per_call_term(capsys, tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    import platformdirs
+
+    from convcost.latency import Machine
+    from convcost.torch import calibration
+
+    monkeypatch.setattr(platformdirs, "user_cache_dir", lambda name, appauthor=None: str(tmp_path / name))
+    fitted = Machine("test machine", peak_flops=1e10, bandwidth=1e9,
+                     network={"inference": {"linear": 1.1}, "training": {}}, network_call={"inference": 1.7e-5})
+    monkeypatch.setattr(calibration, "measure", lambda device, *, say, **options: (fitted, []))
+    assert main(["calibrate", "--no-cache", "--quiet"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split() for line in out if "in-network" in line] == [
+        ["in-network", "call,", "inference", "=", "17.0", "µs", "per", "row", "of", "a", "network"],
+        ["in-network", "call,", "training", "=", "0", "(none", "kept)"]]
+    assert main(["calibrate", "--no-cache", "--quiet", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["network_call"] == {"inference": 1.7e-5}

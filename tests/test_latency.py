@@ -281,7 +281,11 @@ def test_calibrate_tiny_caches_in_the_user_cache_folder(tmp_path, monkeypatch, c
     err = capsys.readouterr().err  # progress, one line per stage, on stderr
     for phase, factors in m.network.items():
         assert {"dense_conv", "depthwise_conv", "elementwise", "linear"} <= set(factors) or (
-            not factors and f"in-network factors, {phase}: none (each network left out" in err)
+            not factors and f"in-network factors, {phase}: none (each network left out" in err) or (
+            not factors and f"in-network factors, {phase}: no factor, " in err and phase in m.network_call)
+        # the per-call term, where a phase keeps one (seconds per row), says so
+        assert phase not in m.network_call or (
+            m.network_call[phase] > 0 and f"in-network factors, {phase}: " in err and " us per call (row)" in err)
     assert "convcost calibrate: measuring cpu with 1 thread" in err and f"cached in {path}" in err
     # a cached calibration is read back, not measured again; quiet=True says nothing
     again = calibrate("cpu", quick=True, min_run_time=0.001, quiet=True)

@@ -6,14 +6,17 @@ import pytest
 from convcost.errors import ConvcostError
 from convcost.latency import Machine
 from convcost.latency_network import (
+    CALL_FITS,
     CLEARLY,
     FITS,
     KEYS,
+    check_call,
     checked,
     choose,
     corrected,
     factor,
     fit,
+    fit_call,
     fit_checked,
     fit_factors,
     fit_shared,
@@ -136,8 +139,8 @@ def test_every_network_alike_too_slow_or_too_fast_keeps_its_factor(slower):
     errors = held_out(samples, groups)
     assert errors["none"] == pytest.approx(abs(1 / slower - 1), rel=0.15)
     assert errors["shared"] < 0.05 and errors["shared"] <= CLEARLY * errors["none"]
-    how, same_errors, factors = checked(samples, groups)
-    assert how != "none" and same_errors == errors
+    how, same_errors, factors, call = checked(samples, groups)
+    assert how != "none" and same_errors == errors and call == 0.0  # no sample counts its calls: no per-call term
     # every kind at the slowdown, the kinds no network runs too: what a whole model's prediction is scaled by
     assert set(factors) == set(KEYS)
     assert all(v == pytest.approx(slower, rel=0.08) for v in factors.values()), factors
@@ -179,6 +182,89 @@ def test_choose_keeps_factors_only_clearly_better_than_none_then_the_better_of_t
         checked([({"linear": 1.0}, 0.0, 1.0)] * 2, ["a"])
 
 
+#: seconds each call adds inside a network in :func:`_networks_with_calls` (what the last zoo run suggested: 17 us)
+PER_CALL = 20e-6
+
+
+def _networks_with_calls(rng, per_call, noise=0.03):
+    """Eight networks of two settings each, mobile-like (many small calls) to plain (few large ones), every kind
+    1.1x its prediction, plus ``per_call`` seconds per call, and ``noise`` (relative) of timing noise."""
+    samples, groups = [], []
+    for n in range(8):
+        calls_per_ms = rng.uniform(5, 60)  # a plain net's few large calls to a mobile net's many small ones
+        for scale in (1.0, float(rng.uniform(2, 4))):
+            parts = {"dense_conv": float(rng.uniform(1e-3, 4e-3)) * scale,
+                     "depthwise_conv": float(rng.uniform(1e-4, 1e-3)) * scale,
+                     "elementwise": float(rng.uniform(3e-4, 1e-3)) * scale, "view": 2e-5}
+            calls = int(calls_per_ms * 1e3 * sum(parts.values()) / scale)  # a larger input: the same calls
+            measured = (1.1 * sum(parts.values()) + per_call * calls) * float(rng.lognormal(0.0, noise))
+            samples.append((parts, 0.0, measured, calls))
+            groups.append(f"net{n}")
+    return samples, groups
+
+
+def test_a_known_per_call_cost_is_recovered_and_kept():
+    samples, groups = _networks_with_calls(np.random.default_rng(3), PER_CALL)
+    errors = held_out(samples, groups)
+    assert set(errors) == set(FITS + CALL_FITS)
+    # a factor alone cannot say it: a network of many calls is slower than one of few, whatever their kinds
+    assert min(errors[how] for how in CALL_FITS) < 0.5 * min(errors[how] for how in FITS[1:])
+    how, _, factors, call = checked(samples, groups)
+    assert how in CALL_FITS and call == pytest.approx(PER_CALL, rel=0.15)
+    assert factors["dense_conv"] == pytest.approx(1.1, rel=0.1)
+    # without noise, exactly
+    exact, groups = _networks_with_calls(np.random.default_rng(4), PER_CALL, noise=0.0)
+    factors, call = fit_call(exact, "shared+call", weight=0.0)
+    assert call == pytest.approx(PER_CALL, rel=1e-6) and factors["linear"] == pytest.approx(1.1, rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_no_per_call_cost_keeps_no_per_call_term(seed):
+    samples, groups = _networks_with_calls(np.random.default_rng(seed), 0.0)
+    how, errors, factors, call = checked(samples, groups)
+    # the term is kept only where it predicts networks left out better; fitted on noise it is near 0 besides
+    assert how not in CALL_FITS or call * max(s[3] for s in samples) < 0.03 * min(s[2] for s in samples)
+    assert call < 0.1 * PER_CALL and factors["dense_conv"] == pytest.approx(1.1, rel=0.05)
+    assert fit_call(samples, "none+call", weight=0.0)[1] > 0  # it is fitted: 1.1x shows as calls where no factor is
+
+
+def test_a_tie_keeps_the_fit_without_the_per_call_term_and_bad_counts_are_errors():
+    # networks 1.25x as slow whatever their calls: the term is 0, and its fit ties with the one without it
+    samples = [({"linear": t}, 0.0, 1.25 * t, 0) for t in (1.0, 2.0)] + [({"dense_conv": 1.0}, 0.0, 1.25, 10)]
+    assert fit_call(samples, "shared+call", weight=0.0)[1] == pytest.approx(0.0, abs=1e-12)
+    # on a tie, the fit without the term wins (and of those, the simpler)
+    e = dict.fromkeys(FITS + CALL_FITS, 0.1) | {"none": 0.2}
+    assert choose(e) == "shared" and choose(e | {"none+call": 0.09}) == "none+call"
+    assert choose(e | {"none+call": 0.17}) == "shared"   # not better than the others
+    for bad in ({"none": 0.1, "shared": 0.1, "per_kind": 0.1, "shared+call": 0.05}, None, [0.1]):  # some call fits
+        with pytest.raises(ConvcostError, match="must map every fit"):
+            choose(bad)
+    for bad in (-1, 1.5, True, "3"):
+        with pytest.raises(ConvcostError, match=f"calls={bad!r} must be a count of calls, an integer >= 0"):
+            fit_call([({"linear": 1.0}, 0.0, 1.0, bad)], "shared+call")
+    with pytest.raises(ConvcostError, match="must be \\(parts"):
+        held_out([({"linear": 1.0}, 0.0)], ["a"])
+    with pytest.raises(ConvcostError, match="unknown fit 'per_call'"):
+        fit_call(samples, "per_call")
+    with pytest.raises(ConvcostError, match="unknown fit 'shared\\+call'.*fit_call"):
+        fit(samples, "shared+call")
+
+
+def test_the_per_call_term_is_checked_and_round_trips(tmp_path):
+    m = Machine("m", 1e9, 1e9, network_call={"inference": 1.7e-5, "training": 0.0})
+    m.save(tmp_path / "m.json")
+    assert Machine.load(tmp_path / "m.json") == m and Machine("m", 1e9, 1e9).network_call == {}
+    for bad, rule in (({"inference": -1e-6}, "\\['inference'\\]=-1e-06 must be a finite number of seconds"),
+                      ({"inference": float("nan")}, "=nan must be a finite number"),
+                      ({"inference": True}, "=True must be"),
+                      ({"backward": 1e-6}, "network_call phase 'backward' unknown"),
+                      ([1e-6], "network_call=\\[1e-06\\] must be a dict")):
+        with pytest.raises(ConvcostError, match=rule):
+            Machine("m", 1e9, 1e9, network_call=bad)
+        with pytest.raises(ConvcostError, match=rule):
+            check_call("where", bad)
+
+
 def test_machine_network_factors_are_checked_and_round_trip(tmp_path):
     m = Machine("m", 1e9, 1e9, network={"inference": {"dense_conv": 1.2, "view": 1.5}, "training": {"linear": 0.9}})
     path = tmp_path / "m.json"
@@ -191,6 +277,24 @@ def test_machine_network_factors_are_checked_and_round_trip(tmp_path):
         Machine("m", 1e9, 1e9, network={"inference": {"conv": 1.0}})
     with pytest.raises(ConvcostError, match="\\['linear'\\]=-1"):
         Machine("m", 1e9, 1e9, network={"training": {"linear": -1}})
+
+
+def test_a_single_layer_and_its_analyses_take_no_in_network_term():
+    from convcost import SeparableConv, StandardConv
+    from convcost.latency import predict_latency
+    from convcost.latency_analysis import break_even_latency, compare_latency
+
+    m = Machine("toy", 1e11, 1e10, overhead=1e-6, efficiency={"depthwise_conv": 0.1})
+    inside = m.replace(network={"inference": {"dense_conv": 2.0}}, network_call={"inference": PER_CALL})
+    shared = dict(C=64, O=64, K=3, P=1, H=56, W=56)
+    layer = SeparableConv(**shared)
+    assert predict_latency(layer, inside).seconds == predict_latency(layer, m).seconds
+    a, b = compare_latency(StandardConv, SeparableConv, m, shared), compare_latency(StandardConv, SeparableConv,
+                                                                                   inside, shared)
+    assert (a.value_a, a.value_b, a.cheaper) == (b.value_a, b.value_b, b.cheaper)
+    free = {k: v for k, v in shared.items() if k != "C"}
+    assert [break_even_latency(StandardConv, SeparableConv, x, "C", free).holds(C=c)
+            for x in (m, inside) for c in (1, 64)] == [False, True, False, True]
 
 
 torch = pytest.importorskip("torch")
@@ -208,7 +312,8 @@ def test_a_networks_predicted_time_is_the_corrected_sum_of_its_rows(training):
                "pooling": 1.4, "view": 3.0}
     m = plain.replace(network={phase: factors})
     report = profile(networks.build("separable"), (2, 3, 32, 32), training=training)
-    parts, fixed = network_parts(report, m)
+    parts, fixed, calls = network_parts(report, m)
+    assert calls == len(report.rows)
     assert set(parts) == {"dense_conv", "pointwise_conv", "depthwise_conv", "elementwise", "linear", "view"}
     lat, raw = predict_latency(report, m), predict_latency(report, plain)
     assert lat.seconds == pytest.approx(corrected(parts, fixed, factors), rel=1e-12)
@@ -226,6 +331,37 @@ def test_a_networks_predicted_time_is_the_corrected_sum_of_its_rows(training):
                                                weight=0.0)})
     assert list(shared.network[phase].values()) == pytest.approx([1.25] * len(KEYS), rel=1e-9)
     assert predict_latency(report, shared).seconds == pytest.approx(1.25 * sum(parts.values()) + fixed, rel=1e-9)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_the_per_call_term_adds_to_every_row_and_the_rows_sum_to_the_total(training):
+    from convcost.frontdoor import predict_latency
+    from convcost.model_latency import network_parts
+    from convcost.torch import networks, profile
+
+    plain = Machine("toy", 1e10, 1e10, overhead=1e-6, view_overhead=5e-7)
+    phase = "training" if training else "inference"
+    factors = {"dense_conv": 1.3, "elementwise": 1.7, "view": 3.0}
+    m = plain.replace(network={phase: factors}, network_call={phase: PER_CALL})
+    report = profile(networks.build("separable"), (2, 3, 32, 32), training=training)
+    parts, fixed, calls = network_parts(report, m)
+    lat, without = predict_latency(report, m), predict_latency(report, m.replace(network_call={}))
+    # the total: the factors' prediction and the term once per row, the rows' own count
+    assert lat.seconds == pytest.approx(corrected(parts, fixed, factors, PER_CALL, calls), rel=1e-12)
+    assert lat.seconds - without.seconds == pytest.approx(PER_CALL * len(report.rows), rel=1e-9)
+    assert lat.call_seconds == pytest.approx(PER_CALL * len(lat.rows), rel=1e-12)
+    # per row, and the rows (and the top modules) sum to the total less the optimizer's update
+    assert all(r.call == PER_CALL and r.seconds == pytest.approx(w.seconds + PER_CALL, rel=1e-12)
+               for r, w in zip(lat.rows, without.rows))
+    assert sum(r.seconds for r in lat.rows) == pytest.approx(lat.seconds - lat.optimizer_seconds, rel=1e-12)
+    top = {k: v for k, v in lat.by_module().items() if "." not in k}
+    assert sum(top.values()) == pytest.approx(lat.seconds - lat.optimizer_seconds, rel=1e-12)
+    d = lat.as_dict()
+    assert d["call_seconds"] == lat.call_seconds and d["rows"][0]["call_seconds"] == PER_CALL
+    assert ("calls" in lat.summary()) == training
+    # the other phase's term does not apply
+    other = m.replace(network_call={("inference" if training else "training"): PER_CALL})
+    assert predict_latency(report, other).seconds == pytest.approx(without.seconds, rel=1e-12)
 
 
 def test_every_synthetic_network_profiles_exactly():

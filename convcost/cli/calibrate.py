@@ -22,7 +22,7 @@ def register(sub) -> None:
 
 
 def _calibrate(args) -> int:
-    from convcost import display
+    from convcost import display, latency_network
     from convcost.extras import need
 
     need("torch", "torch", "convcost calibrate")
@@ -42,4 +42,12 @@ def _calibrate(args) -> int:
         small = machine.pixel_slowdown.get(kind)
         print(f"  efficiency    {kind:<16} = {factor:.3f}"
               + (f" (on P output positions per call: 1 / ({1 / factor:.3f} + {small:,.4g} / P))" if small else ""))
+    for phase in latency_network.PHASES:
+        if phase not in machine.network and phase not in machine.network_call:
+            continue  # no synthetic network of this phase was timed
+        # each row of a whole network's profile pays it, on top of its kernels (0: the fit without it predicted the
+        # synthetic networks left out as well or better)
+        seconds = machine.network_call.get(phase, 0.0)
+        print(f"  in-network    {'call, ' + phase:<16} = "
+              + (f"{display.seconds(seconds)} per row of a network" if seconds else "0 (none kept)"))
     return 0

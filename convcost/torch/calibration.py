@@ -14,11 +14,11 @@ thread count, and returns a :class:`convcost.latency.Machine`:
    :func:`convcost.latency.fit`; the convolutions are also timed at batches 2, 4 and 8
    (:data:`BATCH_STAGES`), for the term of their efficiency that takes the size of a call
    (:attr:`convcost.latency.Machine.pixel_slowdown`);
-5. in-network factors, at inference and in a training step: a few small synthetic networks
+5. in-network factors and seconds per call, at inference and in a training step: a few small synthetic networks
    (:mod:`convcost.torch.networks`, never a zoo model) timed end to end against the sum of their rows'
-   predictions; per phase one factor shared by every kind or one per kind, whichever predicts a network left out
-   of its fit better, kept only where it does so clearly better than no factor
-   (:func:`convcost.latency_network.checked`).
+   predictions; per phase one factor shared by every kind or one per kind, each with or without seconds per row
+   (:attr:`convcost.latency.Machine.network_call`), whichever predicts a network left out of its fit better, kept
+   only where it does so clearly better than no correction (:func:`convcost.latency_network.checked`).
 
 The result is cached as JSON in the per-user cache folder of the operating system
 (``platformdirs.user_cache_dir("convcost")``: ``$XDG_CACHE_HOME/convcost`` or
@@ -66,7 +66,7 @@ from convcost.torch.build import to_torch
 from convcost.torch.profiling import profile
 
 #: bumped when calibration measures or fits something new, so that older cached machines are measured again
-CALIBRATION_VERSION = 9
+CALIBRATION_VERSION = 10
 
 
 def check_device(device) -> torch.device:
@@ -489,7 +489,7 @@ def cache_path(device: str = "cpu", threads: int = 1, quick: bool = False, cache
     the thread count and the torch release, so another machine or release is measured afresh.
 
     >>> cache_path("cpu", 2, cache_dir="/tmp/x")
-    '/tmp/x/machine9-cpu-...-2threads-torch....json'
+    '/tmp/x/machine10-cpu-...-2threads-torch....json'
     """
     if cache_dir is None:
         import platformdirs  # a core dependency; imported here, as only the default folder needs it
@@ -552,32 +552,41 @@ def time_network(model, input_shape, training: bool, *, device: str = "cpu", thr
     return time_call(step, device=device, threads=threads, min_run_time=min_run_time, grad=True)
 
 
-def network_factors(machine: Machine, timings: dict, say=None) -> dict:
-    """``machine.network``: per phase, the in-network factors fitted on ``timings`` (``(name, label, batch, size,
-    training) -> seconds`` of :mod:`convcost.torch.networks`), each network predicted from its profile on
-    ``machine`` before any factor."""
+def network_factors(machine: Machine, timings: dict, say=None) -> tuple:
+    """``(machine.network, machine.network_call)``: per phase, the in-network factors and seconds per call (per row
+    of a profile; a phase absent where none was kept) fitted on ``timings`` (``(name, label, batch, size, training)
+    -> seconds`` of :mod:`convcost.torch.networks`), each network predicted from its profile on ``machine`` before
+    any factor or per-call term."""
     samples = {}
+    plain = machine.replace(network={}, network_call={})
     for (name, label, batch, size, training), seconds in timings.items():
         shape = (batch, 3, size, size)
         report = profile(networks.build(name), shape, training=training)
-        parts, fixed = network_parts(report, machine.replace(network={}))
-        samples.setdefault(label, []).append((f"{name} {batch}x{size}", parts, fixed, seconds))
-    out = {}
+        parts, fixed, calls = network_parts(report, plain)
+        samples.setdefault(label, []).append((f"{name} {batch}x{size}", parts, fixed, seconds, calls))
+    out, per_call = {}, {}
     for label, rows in samples.items():
-        # one shared factor or one per kind, whichever predicts a network left out of its fit better, where it does
-        # so clearly better than none: a uniform slowdown of every network is a factor too, not only per-kind ones
-        how, errors, factors = latency_network.checked([row[1:] for row in rows], [row[0].split()[0] for row in rows])
+        # one shared factor or one per kind, each with or without seconds per call, whichever predicts a network left
+        # out of its fit better, where it does so clearly better than none: a uniform slowdown of every network is a
+        # factor too, and a slowdown that grows with a network's calls, not its kernels' time, is the per-call term
+        how, errors, factors, call = latency_network.checked([row[1:] for row in rows],
+                                                             [row[0].split()[0] for row in rows])
         out[label] = factors
+        if call:
+            per_call[label] = call
         if say:
-            kept = (f"one shared factor {next(iter(factors.values())):.2f}" if how == "shared" else
-                    ", ".join(f"{k} {v:.2f}" for k, v in factors.items()) or "none")
-            held = ", ".join(f"{100 * e:.0f}% {what.replace('_', ' ')}" for what, e in errors.items())
+            kept = (f"one shared factor {next(iter(factors.values())):.2f}" if how.startswith("shared") else
+                    ", ".join(f"{k} {v:.2f}" for k, v in factors.items())
+                    or ("no factor" if how in latency_network.CALL_FITS else "none"))
+            kept += f", {call * 1e6:.2f} us per call (row)" if how in latency_network.CALL_FITS else ""
+            held = ", ".join(f"{100 * e:.1f}% {what.replace('_', ' ')}" for what, e in errors.items())
             say(f"in-network factors, {label}: {kept} ("
                 + (f"each network left out: mean error {held})" if errors else "one network: nothing held out)"))
             say("  predicted / measured before and after: " + ", ".join(
                 f"{what} {(fixed + sum(parts.values())) / t:.2f} "
-                f"{latency_network.corrected(parts, fixed, factors) / t:.2f}" for what, parts, fixed, t in rows))
-    return out
+                f"{latency_network.corrected(parts, fixed, factors, call, calls) / t:.2f}"
+                for what, parts, fixed, t, calls in rows))
+    return out, per_call
 
 
 def optimizer_cost(optimizer: str, device: str = "cpu", threads: int = 1, min_run_time: float = 0.2) -> tuple:
@@ -760,8 +769,8 @@ def fit_readings(read: dict, device: str = "cpu", *, threads: int = 1, quick: bo
                 "optimizer": {opt: list(best[opt]) for opt in ("sgd", "adam")}}
     machine = machine.replace(training=training, spread=_spread(readings))
     say(f"fitting the in-network factors on {len(nets)} timings of {len({net[0] for net in nets})} synthetic networks")
-    network = network_factors(machine, {net: best[("network", net)] for net in nets}, say)
-    return machine.replace(network=network), inference
+    network, call = network_factors(machine, {net: best[("network", net)] for net in nets}, say)
+    return machine.replace(network=network, network_call=call), inference
 
 
 def _best(values):
