@@ -371,8 +371,14 @@ def _pct(x) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _has_call(data) -> bool:
+    """Whether the run's calibrations fitted the in-network time per row (``Machine.network_call``)."""
+    return any("network_call" in run["machine"] for run in data["runs"])
+
+
 def _has_network(data) -> bool:
-    return bool(data["runs"]) and bool(data["runs"][0]["machine"].get("network"))
+    machine = data["runs"][0]["machine"] if data["runs"] else {}
+    return bool(machine.get("network")) or bool(machine.get("network_call"))
 
 
 def _network_kinds(data) -> list:
@@ -434,7 +440,18 @@ def latency_section(data) -> list:
                 "matches its time: ridge least squares on relative error toward one factor shared by every kind "
                 "(itself held toward 1), so a kind the networks barely use stays near the shared factor and one "
                 "noisy timing moves no factor far. "
-                if _has_network(data) else "")
+                if _has_network(data) and not _has_call(data) else "")
+             + ("Then every kernel's time (a view's call too) is corrected inside a network (`Machine.network`, "
+                "`Machine.network_call`, `convcost.latency_network`): the calibration times the synthetic networks end "
+                "to end, at inference (batch 1 at 224x224, batch 8 at 160x160) and as a training step (batch 2 at "
+                "224x224), and fits per phase six corrections so that the sum of each network's row predictions "
+                "matches its time (ridge least squares on relative error, factors held toward 1 and the per-row term "
+                "toward 0): one factor shared by every kind, one factor per kind (held toward the shared one; a kind "
+                "no network runs takes the shared factor), or none, each with or without a time per row of the "
+                "network (seconds added to every row, views included). Each is scored on the networks it was not "
+                "fitted on; one is kept only where its error there is at most 0.8 of no correction's, the lowest "
+                "kept (the simpler on a tie), else the rows are as the single kernels predict them. "
+                if _has_call(data) else "")
              + "Error is predicted / measured - 1. Targets: median error <= 10%, >= 80% within +-20%, every model "
              "within "
              "+-40%, Spearman >= 0.95; a training step: every model within +-30%.", "",
@@ -482,16 +499,24 @@ def latency_section(data) -> list:
                 lines.append(f"| {phase} | {kind} | {r['median']:.2f} | {r['low']:.2f} | {r['high']:.2f} |")
         lines.append("")
     if _has_network(data):
+        call = _has_call(data)
         lines += ["### The in-network factors", "",
                   "Fitted by each thread count's calibration on the synthetic networks (1 = the single-kernel "
-                  "prediction as it is; a kind absent from the networks keeps 1).", "",
-                  "| threads | phase | " + " | ".join(_network_kinds(data)) + " |",
-                  "|---|---|" + "---:|" * len(_network_kinds(data))]
+                  "prediction as it is; "
+                  + ("a kind no network runs takes the shared factor; the time per row is added to every row of a "
+                     "network, 0 where no fit with it was kept)." if call else "a kind absent from the networks "
+                     "keeps 1)."), "",
+                  "| threads | phase | " + " | ".join(_network_kinds(data)) + " |"
+                  + (" per row (us) |" if call else ""),
+                  "|---|---|" + "---:|" * len(_network_kinds(data)) + ("---:|" if call else "")]
         for run in data["runs"]:
-            for phase, factors in run["machine"].get("network", {}).items():
+            phases = dict.fromkeys([*run["machine"].get("network", {}), *run["machine"].get("network_call", {})])
+            for phase in phases:
+                factors = run["machine"].get("network", {}).get(phase, {})
                 lines.append(f"| {run['threads']} | {phase} | "
                              + " | ".join(f"{factors[k]:.2f}" if k in factors else "" for k in _network_kinds(data))
-                             + " |")
+                             + " |" + (f" {1e6 * run['machine'].get('network_call', {}).get(phase, 0.0):.1f} |"
+                                       if call else ""))
         lines.append("")
     spread = first["machine"]["spread"]
     lines += [f"Calibration spread ({first['threads']} thread(s), {spread['passes']} passes): peak "
