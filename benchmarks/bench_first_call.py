@@ -166,6 +166,10 @@ def section(results) -> list:
                      + (f" {'' if same is None else f'{same:.2f}'} |" if paired_run else "")
                      + ((f" {was[0]:.2f} | {was[1]} |" if was else " | |") if before else ""))
     skipped = [r for r in results["rows"] if "ratio" not in r]
+    for update in results.get("updated", []):
+        lines += ["", f"Timed again after the run, each in {update['repeats']} pairs of processes (their rows above "
+                  f"are these): {', '.join(sorted(update['configurations']))}. {update['note']} {update['machine']}"
+                  .rstrip()]
     lines += ["", f"{s['configurations']} configurations: median ratio **{s['median_ratio']:.2f}**, worst "
               f"{s['worst']['ratio']:.2f} ({s['worst']['model']}, {s['worst']['attention']}); slower than "
               f"FlopCounterMode (ratio 1 or more): {', '.join(s['slower']) or 'none'}."
@@ -189,6 +193,9 @@ def main(argv=None):
     args.add_argument("--before", help="a results file of an earlier run (same method): its ratios kept beside")
     args.add_argument("--before-label", default="before", help="what the earlier run ran (a commit)")
     args.add_argument("--threads", type=int, default=1, help="torch threads in each process")
+    args.add_argument("--update", action="store_true",
+                      help="run only the configurations asked (--only, --attention) and put their rows, with this "
+                           "run's repeats, in place of theirs in the results file; the rest kept as they were")
     args.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     opts = args.parse_args(argv)
     if opts.child:
@@ -208,6 +215,7 @@ def main(argv=None):
             row = timed[len(timed) // 2] if timed else runs[0]
             if timed:
                 row["ratios"] = [round(r["ratio"], 3) for r in runs if "ratio" in r]
+                row["repeats"] = opts.repeats
             rows.append(row)
             print(kind, attention, f"{row['ratio']:.2f} {row['reading']}" if "ratio" in row else row["skipped"],
                   flush=True)
@@ -217,8 +225,21 @@ def main(argv=None):
                f"start, {end:.2f} at the end.")
     results = {"torch": torch.__version__, "machine": machine, "repeats": opts.repeats, "threads": opts.threads,
                "method": "paired", "note": opts.note, "rows": rows}
-    results["summary"] = summary(rows)
-    if opts.before:
+    if opts.update:  # the earlier run's results, these configurations' rows in place of theirs
+        earlier = json.loads(RESULTS.read_text())
+        if earlier.get("method") != "paired" or earlier.get("threads", 1) != opts.threads:
+            raise SystemExit(f"--update: {RESULTS} was not timed the way this run times (pairs of processes, "
+                             f"{opts.threads} thread(s))")
+        again = {(r["model"], r["attention"]): r for r in rows}
+        kept = [again.pop((r["model"], r["attention"]), r) for r in earlier["rows"]]
+        results = {**earlier, "rows": kept + list(again.values()),
+                   "updated": earlier.get("updated", []) + [{"configurations": [f"{k} ({a})" for k, a in
+                                                                                 {(r["model"], r["attention"])
+                                                                                  for r in rows}],
+                                                             "repeats": opts.repeats, "machine": machine,
+                                                             "note": opts.note}]}
+    results["summary"] = summary(results["rows"])
+    if opts.before and not opts.update:
         earlier = json.loads(Path(opts.before).read_text())
         results["before"] = {"label": opts.before_label, "summary": earlier["summary"],
                              "ratios": {f"{r['model']} ({r['attention']})": [r["ratio"], r["reading"]]
