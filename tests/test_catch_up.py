@@ -211,6 +211,28 @@ def test_a_constant_written_from_a_computed_value_is_read_with_values(how):
     assert report.total["macs"] == flop_macs(model, x) == 16 * 27 * 36
 
 
+class LateWrite(Counted):
+    """Token positions (known values, run as they are read) added to a computed tensor (not run on shapes), then
+    written in place: at catch-up the addition must read the positions as they were."""
+
+    def __init__(self):
+        super().__init__()
+        self.small, self.large = nn.Linear(4, 2), nn.Linear(4, 64)
+
+    def forward(self, x, positions):
+        RUNS[id(self)] = self.runs + 1
+        h = x + positions  # 1 + 0: positive
+        positions -= 100  # run now, on the positions' values
+        return self.large(h) if h.sum() < 0 else self.small(h)
+
+
+def test_a_write_run_on_known_values_after_a_call_reading_them_is_not_replayed_before_it():
+    model, x, positions = LateWrite().eval(), torch.ones(3, 4), torch.zeros(3, 4, dtype=torch.long)
+    report = profile(model, (x, positions))
+    assert [r.path for r in report.rows if r.path in ("small", "large")] == ["small"]
+    assert report.total["macs"] == flop_macs(model, x, positions.clone()) == 3 * 4 * 2
+
+
 class Buffered(Counted):
     """A floating buffer the forward writes into before a value is read: run again at catch-up, then put back."""
 

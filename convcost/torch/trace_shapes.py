@@ -426,7 +426,24 @@ class _Session(TorchFunctionMode):
                 op_of(kind, target).view):
             self.tape = None
             return
+        if computed is not None and args and _may_write(kind, target, args, kwargs) and self.read_before(args[0]):
+            # a write run now (on values known: ids, masks) into a tensor that a call kept, not run, reads: at
+            # catch-up that call would read the values written after it
+            self.tape = None
+            return
         self.tape.append((kind, target, _kept(args), _kept(kwargs) if kwargs else kwargs, computed, out))
+
+    def read_before(self, written) -> bool:
+        """Whether a call on the tape that has not run reads the storage of ``written`` (a stand-in's tensor, or a
+        tensor of the forward's own)."""
+        real = written.alongside if isinstance(written, Shaped) else written
+        if not isinstance(real, torch.Tensor):
+            return False
+        storage = _storage(real)
+        for _, _, args, kwargs, computed, _ in self.tape:
+            if computed is None and holds((args, kwargs), lambda v: _storage_of(v) == storage):
+                return True
+        return False
 
     def is_stale(self, value) -> bool:
         """Whether ``value`` is a tensor of the forward's own that a call not run wrote into (:attr:`stale`)."""
@@ -730,6 +747,12 @@ def _is_plain_tensor(value) -> bool:
 def _storage(tensor) -> int:
     """The address of ``tensor``'s storage: the same for every view of it."""
     return tensor.untyped_storage().data_ptr()
+
+
+def _storage_of(value):
+    """:func:`_storage` of a stand-in's tensor or of a tensor of the forward's own; None for anything else."""
+    real = value.alongside if isinstance(value, Shaped) else value
+    return _storage(real) if isinstance(real, torch.Tensor) else None
 
 
 def _kept(value):
