@@ -227,8 +227,7 @@ def choose(errors: dict) -> str:
     """
     known = [how for how in FITS + CALL_FITS if how in errors] if isinstance(errors, dict) else []
     if not (isinstance(errors, dict) and set(errors) in (set(FITS), set(FITS + CALL_FITS))
-            and all(isinstance(e, (int, float)) and not isinstance(e, bool) and math.isfinite(e) and e >= 0
-                    for e in errors.values())):
+            and all(_number(e) and e >= 0 for e in errors.values())):
         raise ConvcostError(f"choose: errors={errors!r} must map every fit ({', '.join(FITS)}, and "
                             f"{', '.join(CALL_FITS)} or none of them) to an error >= 0")
     candidates = [how for how in known[1:] if errors[how] <= CLEARLY * errors[FITS[0]]]
@@ -271,6 +270,11 @@ def fit_checked(samples, groups, weight: float | None = None, bound: float = BOU
     {}
     """
     return checked(samples, groups, weight, bound)[2]
+
+
+def _number(value) -> bool:
+    """A finite int or float (not a bool): what a factor, a time or an error must be."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _weight(weight: float | None) -> float:
@@ -388,8 +392,7 @@ def check(where: str, network) -> None:
         for kind, value in factors.items():
             if kind not in KEYS:
                 raise ConvcostError(f"{where}: network[{phase!r}]: unknown kind {kind!r}; known: {', '.join(KEYS)}")
-            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-                    and value > 0):
+            if not (_number(value) and value > 0):
                 raise ConvcostError(f"{where}: network[{phase!r}][{kind!r}]={value!r} must be a positive finite "
                                     "number")
 
@@ -409,7 +412,6 @@ def check_call(where: str, network_call) -> None:
     for phase, seconds in network_call.items():
         if phase not in PHASES:
             raise ConvcostError(f"{where}: network_call phase {phase!r} unknown; known: {', '.join(PHASES)}")
-        if not (isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and math.isfinite(seconds)
-                and seconds >= 0):
+        if not (_number(seconds) and seconds >= 0):
             raise ConvcostError(f"{where}: network_call[{phase!r}]={seconds!r} must be a finite number of seconds "
                                 "per call >= 0")
