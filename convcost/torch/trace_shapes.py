@@ -436,10 +436,9 @@ class _Session(TorchFunctionMode):
     def read_before(self, written) -> bool:
         """Whether a call on the tape that has not run reads the storage of ``written`` (a stand-in's tensor, or a
         tensor of the forward's own)."""
-        real = written.alongside if isinstance(written, Shaped) else written
-        if not isinstance(real, torch.Tensor):
+        storage = _storage_of(written)
+        if storage is None:
             return False
-        storage = _storage(real)
         for _, _, args, kwargs, computed, _ in self.tape:
             if computed is None and holds((args, kwargs), lambda v: _storage_of(v) == storage):
                 return True
