@@ -320,6 +320,17 @@ def _quick_cases():
         cases.append(Event("function", f, (ids,), {"dtype": torch.float16}, ""))
     cases += [Event("function", torch.full_like, (t, v), {}, "") for t in (x, ids, mask) for v in (0, 1.5, True)]
     cases.append(Event("function", torch.ones_like, (x,), {"device": "meta"}, ""))
+    cases += [Event("function", torch.zeros_like, (t,), {"dtype": torch.float32, "device": d}, "")
+              for t in (x, ids) for d in ("cpu", torch.device("cpu"), torch.device("meta"), "cpu:0", 0, None)]
+    empty = Tensor((3, 0, 2))
+    for t in (x, ids, Tensor(()), Tensor((4,), dtype=torch.bool), complex_,
+              empty, Tensor((5,), dtype=torch.float16)):
+        for f in (torch.max, torch.min, "max", "min"):
+            kind, fn = ("method", f) if isinstance(f, str) else ("function", f)
+            cases += [Event(kind, fn, (t,), {}, ""), Event(kind, fn, (t, 0), {}, ""),
+                      Event(kind, fn, (t,), {"dim": -1, "keepdim": True}, ""), Event(kind, fn, (t, 1, True), {}, ""),
+                      Event(kind, fn, (t, -1), {"keepdim": False}, ""), Event(kind, fn, (t, 3), {}, ""),
+                      Event(kind, fn, (t, t), {}, ""), Event(kind, fn, (t,), {"dim": 0, "keepdim": 1}, "")]
     row = Tensor((5,), dtype=torch.bool)
     for t, m, v in [(x, mask, 0.0), (x, Tensor((2, 1, 8, 1), dtype=torch.bool), -1e9), (ids, row, 0),
                     (ids, row, 0.5), (x, Tensor((3, 8, 6), dtype=torch.bool), 1),
@@ -376,7 +387,7 @@ def test_the_quick_outputs_answer_the_plain_cases():
     from convcost.torch.quick_outputs import quick_output
 
     answered = sum(quick_output(e) is not None for e in _quick_cases())
-    assert answered >= 159  # (the rest left to the meta run: a refusal, an in-place write, a bool, a list index)
+    assert answered >= 250  # (the rest left to the meta run: a refusal, an in-place write, a bool, a list index)
 
 
 def test_the_tree_is_what_named_modules_and_named_parameters_give():

@@ -201,15 +201,22 @@ def _compare(args, kwargs):
     return None if shape is None else _meta(shape, torch.bool)  # (shapes that do not broadcast: said by the meta run)
 
 
+#: the devices a call's ``device=`` may name for :func:`_like` (the reading's own; another is left to the meta run,
+#: which says whether PyTorch has it)
+_HERE = frozenset({"cpu", "meta"})
+
+
 def _like(args, kwargs):
     """``torch.zeros_like(x)``, ``ones_like``, ``empty_like``, ``full_like(x, v)``: ``x``'s shape, in the dtype asked
-    or ``x``'s."""
-    if not args or not isinstance(args[0], Tensor) or set(kwargs) - {"dtype"} or len(args) > 2:
+    or ``x``'s; ``device=x.device`` (the CPU) as often given."""
+    if not args or not isinstance(args[0], Tensor) or set(kwargs) - {"dtype", "device"} or len(args) > 2:
         return None
     if len(args) == 2 and type(args[1]) not in (int, float, bool):
         return None
-    dtype = kwargs.get("dtype")
+    dtype, device = kwargs.get("dtype"), kwargs.get("device")
     if dtype is not None and not isinstance(dtype, torch.dtype):
+        return None
+    if device is not None and (str(device) if isinstance(device, (str, torch.device)) else None) not in _HERE:
         return None
     if not all(type(s) is int for s in args[0].shape):
         return None
@@ -306,6 +313,30 @@ def _sort(args, kwargs):
     return torch.return_types.sort((_meta(args[0].shape, dtype), _meta(args[0].shape, torch.int64)))
 
 
+def _extreme(pair):
+    """The quick output of ``torch.max`` or ``torch.min`` (``pair``: ``torch.return_types.max`` or ``min``):
+    ``x.max()`` (the 0-d extreme of a tensor holding something), and ``x.max(dim, keepdim)`` (values in ``x``'s
+    dtype and int64 indices, the axis dropped or kept at 1, where it holds something); against another tensor (the
+    element-wise maximum), or of a bool or complex tensor, left to the meta run."""
+
+    def output(args, kwargs):
+        if not args or not _plain(args[0]) or len(args) > 3 or set(kwargs) - {"dim", "keepdim"}:
+            return None
+        source, dtype = args[0], _dtype(args[0])
+        if dtype.is_complex or dtype is torch.bool:
+            return None
+        if len(args) == 1 and not kwargs:
+            return _meta((), dtype) if all(source.shape) else None
+        keepdim = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
+        dim = _dim(args, kwargs, 1, default=None)
+        if dim is None or type(keepdim) is not bool or source.shape and not source.shape[dim]:
+            return None
+        shape = source.shape[:dim] + ((1,) if keepdim else ()) + source.shape[dim + 1:] if source.shape else ()
+        return pair((_meta(shape, dtype), _meta(shape, torch.int64)))
+
+    return output
+
+
 def _histc(args, kwargs):
     """``torch.histc(x, bins, min, max)`` of a floating tensor: ``bins`` counts in its dtype."""
     a = dict(zip(("input", "bins", "min", "max"), args), **kwargs)
@@ -368,6 +399,10 @@ _QUICK = {
     torch.topk: _topk,
     torch.sort: _sort,
     torch.histc: _histc,
+    torch.max: _extreme(torch.return_types.max),
+    key(METHOD, "max"): _extreme(torch.return_types.max),
+    torch.min: _extreme(torch.return_types.min),
+    key(METHOD, "min"): _extreme(torch.return_types.min),
     key(METHOD, "repeat"): _repeat,
     torch.view_as_complex: _as_complex,
     torch.view_as_real: _as_real,
