@@ -402,3 +402,27 @@ def test_the_tree_is_what_named_modules_and_named_parameters_give():
     assert list(tree.named.items()) == list(model.named_modules())
     assert tree.paths == {id(m): name for name, m in reversed(list(model.named_modules()))}
     assert named_parameters(tree.named) == list(model.named_parameters())
+
+
+class Casts(nn.Module):
+    """A cast to the dtype a tensor has is the tensor itself in PyTorch (``x.float() is x``), a cast to another
+    one a copy; a forward may branch on which (as mixed-precision code does on ``is``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        same = [x.float() is x, x.to(torch.float32) is x, x.to(dtype=torch.float32) is x, x.double() is x,
+                x.to(torch.float64) is x, x.half().float() is x]
+        y = self.fc(x)
+        return y * 2 if same == [True, True, True, False, False, False] else y
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_a_cast_to_the_dtype_a_tensor_has_is_the_tensor_itself(training):
+    model, x = Casts(), torch.randn(2, 8)
+    assert model(x).grad_fn.name().startswith("Mul")  # what PyTorch does: the branch that doubles
+    r = profile(model, (2, 8), training=training)
+    assert [row.op for row in r.rows] == ["Linear", "mul"]
+    assert r.total["macs"] == flop_macs(model, x) == 2 * 8 * 8

@@ -297,13 +297,39 @@ def _tensor_method(name):
     return method
 
 
+#: the casts to one dtype, which return the tensor itself where it has that dtype already (``x.float() is x`` for a
+#: float32 ``x``, and ``x.to(torch.float32)``): a mixture of experts makes one per expert and per step
+_CASTS = {"float": torch.float32, "double": torch.float64, "half": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def _cast_method(name):
+    """``x.float()`` (``double``, ``half``, ``bfloat16``, ``to(dtype)``): the stand-in itself where its dtype is
+    already the one asked, as PyTorch returns the tensor itself, and no call read (it makes no row, no copy, no
+    node of autograd's); any other spelling or dtype goes through the rules."""
+    general = _tensor_method(name)
+
+    def method(self, *args, **kwargs):
+        if name == "to":
+            dtype = args[0] if len(args) == 1 and not kwargs else kwargs.get("dtype") if len(kwargs) == 1 and \
+                not args else None
+        else:
+            dtype = _CASTS[name] if not args and not kwargs else None
+        real = self.alongside
+        if dtype is not None and self.value.dtype is dtype and (real is None or real.dtype is dtype):
+            return self
+        return general(self, *args, **kwargs)
+
+    method.__name__ = method.__qualname__ = name
+    return method
+
+
 #: every tensor method is one of Shaped's own, made once here rather than by ``__getattr__`` at every call (a
 #: forward calls ``x.view``, ``x.transpose`` ... hundreds of times); those whose answer may come from the values
 #: (:data:`_VALUES`) stay with ``__getattr__``, and so does a method added to ``torch.Tensor`` after this import
 for _name in dir(torch.Tensor):
     if not _name.startswith("__") and _name not in _VALUES and _name not in vars(Shaped) and callable(
             getattr(torch.Tensor, _name, None)):
-        setattr(Shaped, _name, _tensor_method(_name))
+        setattr(Shaped, _name, _cast_method(_name) if _name in _CASTS or _name == "to" else _tensor_method(_name))
 
 
 class _Session(TorchFunctionMode):
@@ -830,9 +856,9 @@ def _unwrap(value):
     if isinstance(value, torch.Tensor):  # a parameter, buffer or constant: its shape, and itself
         return Tensor(tuple(int(x) for x in value.shape), value, dtype=value.dtype, grad=value.requires_grad)
     if type(value) is tuple:  # a call's arguments: a list made at C speed, not a generator (and the two most
-        # common arguments, a stand-in without values and a number, without a call each)
-        return tuple([v.value if type(v) is Shaped and v.alongside is None else v if type(v) in _ATOMS else
-                      _unwrap(v) for v in value])
+        # common arguments, a stand-in that is no 0-d value and a number, without a call each)
+        return tuple([v.value if type(v) is Shaped and (v.alongside is None or v.value.shape) else
+                      v if type(v) in _ATOMS else _unwrap(v) for v in value])
     if type(value) is list:
         return [_unwrap(v) for v in value]
     if type(value) is dict:
