@@ -1,7 +1,8 @@
 """profile() against PyTorch on every model type of the installed transformers release, inference and training.
 
-Run in a separate venv holding torch (pinned), ``pip install transformers torch==<the pin>`` and this checkout
-(``pip install -e .``): ``python benchmarks/zoo_transformers.py [--quick] [--limit N] [--only TYPE ...]
+Run in a separate venv holding torch (pinned), ``pip install transformers pillow torch==<the pin>``, this checkout
+(``pip install -e .``) and, for the model types that wrap a timm backbone (fast_vlm), ``pip install --no-deps timm
+torchvision==<the pin's>``: ``python benchmarks/zoo_transformers.py [--quick] [--limit N] [--only TYPE ...]
 [--shuffle SEED] [--timeout S] [--budget S] [--resume [--redo]]``. transformers is a benchmark dependency only,
 never needed by convcost.
 
