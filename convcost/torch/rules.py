@@ -112,6 +112,12 @@ class Refused(ConvcostError):
     never counted or listed."""
 
 
+def first_line(exc) -> str:
+    """The first line of an exception's message (its type's name where it has none): PyTorch's reason, quoted."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class NoRule(Exception):
     """This call has no convcost rule: it is listed as unsupported, with this reason."""
 

@@ -311,7 +311,8 @@ class Session(TorchFunctionMode):
             return func(*args, **kwargs)
         if self.meta:
             args, kwargs = self.to_meta(args), self.to_meta(kwargs)
-            if op_of(FUNCTION, func).same_shape and args and isinstance(args[0], torch.Tensor):
+            if op_of(FUNCTION, func).same_shape and args and isinstance(args[0], torch.Tensor) and \
+                    args[0].is_floating_point():  # (an integer input may not keep its dtype: sigmoid of ids is float)
                 return torch.empty_like(args[0])  # meta runs these through slow Python decompositions
         with no_autograd():  # no autograd graph: a training reading runs with grad enabled
             return func(*args, **kwargs)

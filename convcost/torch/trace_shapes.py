@@ -64,7 +64,7 @@ from convcost.torch.runtime.private import custom_functions as functions_read
 from convcost.torch.tensor_checks import Watch
 from convcost.torch.trace_calls import Session, event_of, no_autograd, seen
 from convcost.torch.tree import Tree
-from convcost.torch.walker import LEAF_TYPES, Unknown, Walk, own_code, sized_by_values
+from convcost.torch.walker import LEAF_TYPES, Unknown, Walk, first_line, own_code, sized_by_values
 
 
 class NeedsTensors(Exception):
@@ -519,14 +519,17 @@ class _Session(TorchFunctionMode):
             _with_reals(out, real)
 
     def known_result(self, computed, kind, target, args, kwargs):
-        """Without values: the call's result on the values known (None where an operand has none, or where
-        PyTorch fails on them, as the reading with values would say); a call that may write into a tensor whose
-        values are known, and is not computed, leaves no value current."""
+        """Without values: the call's result on the values known (None where an operand has none); a call that
+        may write into a tensor whose values are known, and is not computed, leaves no value current. Where PyTorch
+        fails on the values known (``softmax`` of token ids, ``ids *= 0.5``), :class:`NeedsTensors`: the reading
+        with values runs the forward as PyTorch does, and says what PyTorch says."""
         if computed is not None:
             try:
                 return computed()
-            except Exception:  # noqa: BLE001 - the reading with values runs it again and says what PyTorch says
+            except NeedsTensors:  # an operand without values
                 pass
+            except Exception as exc:  # noqa: BLE001 - PyTorch's own refusal of the call
+                raise NeedsTensors(f"PyTorch fails on the values known ({first_line(exc)})") from None
         if self.current and _may_write(kind, target, args, kwargs) and holds((args, kwargs), _has_real):
             self.current = False
         return None

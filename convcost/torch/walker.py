@@ -37,8 +37,9 @@ import torch.nn.functional as F
 
 from convcost.costs import Cost
 from convcost.errors import ConvcostError, InternalError
+from convcost.primitives import Activation, Add, Mul
 from convcost.report import Row
-from convcost.torch import layouts, runtime
+from convcost.torch import layouts, refusals, runtime
 from convcost.torch.binding import BINDINGS, FUNCTIONS, METHODS, binding_of, module_binding
 from convcost.torch.custom_functions import Context
 from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
@@ -47,7 +48,7 @@ from convcost.torch.ops import key, op_of
 from convcost.torch.quick_outputs import quick_output
 from convcost.torch.record import Recorder
 from convcost.torch.registry import REGISTRY
-from convcost.torch.rules import LEAF, WITH_INDICES, Emit, NoRule, Refused, Tensor, bind_arguments
+from convcost.torch.rules import LEAF, WITH_INDICES, Emit, NoRule, Refused, Tensor, bind_arguments, first_line
 from convcost.torch.runtime import meta_gaps
 from convcost.torch.runtime.private import is_dropout
 from convcost.torch.tree import Tree
@@ -416,6 +417,12 @@ class Walk:
             result = rule(args, kwargs)
         except NoRule as why:
             return self.unknown(event, str(why))
+        if isinstance(result, Emit) and type(result.spec) in _ELEMENT_WISE:
+            # what PyTorch refuses (softmax of ids, ids *= 0.5, an in-place write that would grow), and the dtype it
+            # gives where an operand is an integer tensor, asked of PyTorch where the call is not run on values
+            dtype = refusals.check(event, _in_place(event), probe=self.computed is None)
+            if dtype is not None:
+                result.dtype = dtype
         if isinstance(result, Emit):
             if not _holds_empty(flat):
                 return self.emit(event, result, flat)
@@ -460,6 +467,8 @@ class Walk:
         except ConvcostError as why:  # the rule's layer refuses what PyTorch accepted: listed, not guessed
             self.record.skip(event.label, event.path, f"convcost cannot cost it: {why}")
             return
+        if isinstance(result, Emit) and type(result.spec) in _ELEMENT_WISE:
+            refusals.check(event, _in_place(event))  # (a call on meta tensors refuses none of these)
         if isinstance(result, Emit):
             try:
                 self.record.emit(self.record.unique(event.path), event.label, result, "function")
@@ -932,12 +941,10 @@ def _may_macs(event) -> bool:
     return not op.no_macs and not op.view
 
 
-def first_line(exc) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 _SIGNATURES: dict = {}
+
+#: the specs of element-wise calls :func:`convcost.torch.refusals.check` checks as PyTorch would
+_ELEMENT_WISE = (Activation, Add, Mul)
 
 
 def _in_place(event) -> bool:
