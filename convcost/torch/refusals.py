@@ -21,7 +21,7 @@ convcost.torch.rules.Refused: PyTorch rejects torch.softmax of an int64 tensor: 
 >>> check(Event("method", "add_", (Tensor((2, 1)), Tensor((2, 4))), {}, ""), in_place=True)
 Traceback (most recent call last):
 ...
-convcost.torch.rules.Refused: PyTorch rejects add_: output with shape [2, 1] doesn't match the broadcast shape [2, 4]
+convcost.torch.rules.Refused: PyTorch rejects Tensor.add_: output with shape [2, 1] doesn't match the broadcast ...
 """
 
 from __future__ import annotations
@@ -29,6 +29,28 @@ from __future__ import annotations
 import torch
 
 from convcost.torch.rules import Refused, Tensor, broadcast, first_line
+
+
+def asks(event, flat) -> bool:
+    """Whether :func:`check` has anything to ask of ``event`` (``flat``: its arguments, flat): an operand of an integer
+    or boolean dtype, or a write in place (a method ending in ``_``, ``x += y``); most element-wise calls have
+    neither, and pass at the cost of this loop.
+
+    >>> from convcost.torch.events import Event
+    >>> x = Tensor((2, 4))
+    >>> [asks(Event(kind, f, (x, 2), {}, ""), [x, 2]) for kind, f in (("function", torch.mul), ("method", "mul_"))]
+    [False, True]
+    """
+    for t in flat:
+        if type(t) is Tensor and _integral(_dtype(t)):
+            return True
+    name = event.target if isinstance(event.target, str) else getattr(event.target, "__name__", "")
+    return name.endswith("_") and not name.endswith("__") or name in _IN_PLACE_OPERATORS
+
+
+#: Python's in-place operators (``x += y``), by their function's name in :mod:`operator`
+_IN_PLACE_OPERATORS = frozenset({"iadd", "isub", "imul", "itruediv", "__iadd__", "__isub__", "__imul__",
+                                 "__itruediv__"})
 
 
 def check(event, in_place: bool = False, probe: bool = True):

@@ -417,7 +417,7 @@ class Walk:
             result = rule(args, kwargs)
         except NoRule as why:
             return self.unknown(event, str(why))
-        if isinstance(result, Emit) and type(result.spec) in _ELEMENT_WISE:
+        if isinstance(result, Emit) and type(result.spec) in _ELEMENT_WISE and refusals.asks(event, flat):
             # what PyTorch refuses (softmax of ids, ids *= 0.5, an in-place write that would grow), and the dtype it
             # gives where an operand is an integer tensor, asked of PyTorch where the call is not run on values
             dtype = refusals.check(event, _in_place(event), probe=self.computed is None)
@@ -467,7 +467,8 @@ class Walk:
         except ConvcostError as why:  # the rule's layer refuses what PyTorch accepted: listed, not guessed
             self.record.skip(event.label, event.path, f"convcost cannot cost it: {why}")
             return
-        if isinstance(result, Emit) and type(result.spec) in _ELEMENT_WISE:
+        if isinstance(result, Emit) and type(result.spec) in _ELEMENT_WISE and refusals.asks(event, _flat(
+                event.args, event.kwargs)):
             refusals.check(event, _in_place(event))  # (a call on meta tensors refuses none of these)
         if isinstance(result, Emit):
             try:
