@@ -400,7 +400,9 @@ def test_fresh_memory_finds_glibcs_mmap_ceiling():
     from convcost.torch.calibration import fresh_memory
 
     threshold, bandwidth = fresh_memory("cpu", largest_mib=64, min_run_time=0.01)
-    assert threshold == 32 * 2**20 and bandwidth > 0
+    # the probe of exactly 32 MiB sits on the ceiling (read once at 33 MiB, under load): a zoo's 36.75 MiB tensors
+    # (96 channels of 112x112 at batch 8) pay either way, as the 48 MiB read by the rule before missed
+    assert 32 * 2**20 <= threshold <= 34 * 2**20 and bandwidth > 0
 
 
 def test_cold_overheads_are_the_median_extra_per_operation_and_kind():
@@ -441,3 +443,21 @@ def test_fit_finds_an_operation_slow_on_its_compute_side_though_its_roofline_say
     assert fitted.efficiency["pooling/MaxPool"] == pytest.approx(0.002, rel=1e-3)
     for c in costs:
         assert predict_latency(c, fitted).seconds == pytest.approx(predict_latency(c, truth).seconds, rel=1e-3)
+
+
+def test_a_backward_writes_its_parameters_gradients_into_fresh_memory():
+    import dataclasses
+
+    from convcost.latency import BackwardCost, kernel_times
+
+    m = Machine("m", 1e9, 1e9, alloc_threshold=32 * 2**20, alloc_bandwidth=2e9)
+    big = Linear(C=4096, O=4096).cost((2, 4096))   # a 64 MiB weight, and its gradient, on a batch of 2
+    assert 4 * 4096 * 4096 == 64 * 2**20
+    (*_, forward_fresh), = kernel_times(big, m)
+    (*_, backward_fresh), = kernel_times(BackwardCost(big), m)
+    assert forward_fresh == 0.0   # its output: 2 x 4096 elements, far under the threshold
+    assert backward_fresh == pytest.approx(4 * (4096 * 4096 + 4096) / 2e9)   # the weight's and bias's gradients
+    frozen = dataclasses.replace(big, trainable=False)
+    assert kernel_times(BackwardCost(frozen), m)[0][-1] == 0.0   # no gradient of its own
+    small = Linear(C=256, O=256).cost((2, 256))    # 256 KiB of gradient: reused from the heap, no fault
+    assert kernel_times(BackwardCost(small), m)[0][-1] == 0.0

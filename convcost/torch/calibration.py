@@ -386,18 +386,18 @@ def fresh_memory(device: str = "cpu", threads: int = 1, largest_mib: int = 256, 
     At sizes doubling from 1 MiB, a new tensor is filled a few times while the process's minor page faults are
     counted: a size pays where every page of every call faults (:func:`every_page_faults`). Small blocks fault now
     and then, as the heap's history has it (glibc reuses a freed block below its mmap threshold, which rises to the
-    largest block freed); from the allocator's ceiling on (glibc: 32 MiB), every page of every call faults, inside
-    a network as in this loop. That threshold, the smallest size from which every probed size faults, is bisected
-    to ``resolution_mib``; the extra seconds per byte are filling a new tensor minus filling an existing one, at
-    64 MiB or more. The fault counter decides, and the timing (a new tensor over 1.5x as slow) only where the
-    platform has no counter: below the ceiling a new tensor at another address than the existing one is slower for
-    the cache alone (measured on a 2-core AMD EPYC: the rule that let the timing decide first read 7 and 9 MiB in two
-    runs at one thread, 48 MiB in the last zoo run's one-thread calibration and 18 MiB in its two-thread one; the
-    counter alone, 32 MiB in four runs at one and two threads, with 3% to 31% of the pages faulting below it and
-    every page from it on). Read too high, the cost is missed where a zoo's batch of 8 at 224x224 pays it (its
-    96-channel 112x112 tensors: 36.75 MiB; the last run's one-thread calibration, at 48 MiB, put mobile nets up to
-    50% under). ``(0.0, 0.0)`` when no size up to ``largest_mib`` pays (and always on CUDA, whose caching allocator
-    reuses blocks).
+    largest block freed); from the allocator's ceiling on (glibc: 32 MiB), every page of every call faults, inside a
+    network as in this loop. That threshold, the smallest size from which every probed size faults, is bisected to
+    ``resolution_mib``; the extra seconds per byte are filling a new tensor minus filling an existing one, at 64 MiB
+    or more. The fault counter decides, and the timing (a new tensor over 1.5x as slow) only where the platform has
+    no counter: below the ceiling a new tensor at another address than the existing one is slower for the cache
+    alone (measured on a 2-core AMD EPYC: the rule that let the timing decide first read 7 and 9 MiB in two runs at
+    one thread, 48 MiB in the last zoo run's one-thread calibration and 18 MiB in its two-thread one; the counter
+    alone, 32 MiB in four runs at one and two threads (33 once, under load: the probe of 32 sits on the ceiling),
+    with 3% to 31% of the pages faulting below it and every page from it on). Read too high, the cost is missed
+    where a zoo's batch of 8 at 224x224 pays it (its 96-channel 112x112 tensors: 36.75 MiB; the last run's
+    one-thread calibration, at 48 MiB, put mobile nets up to 50% under). ``(0.0, 0.0)`` when no size up to
+    ``largest_mib`` pays (and always on CUDA, whose caching allocator reuses blocks).
     """
     dev = check_device(device)
     if dev.type == "cuda":
