@@ -110,10 +110,10 @@ class Machine:
     #: per phase (``"inference"``, ``"training"``) and kernel kind, the factor a kernel's time takes inside a
     #: whole network (:mod:`convcost.latency_network`; fitted by calibration on synthetic networks; missing: 1)
     network: dict = dataclasses.field(default_factory=dict)
-    #: per phase (``"inference"``, ``"training"``), the seconds each row of a whole network's profile (one call of a
-    #: module or function, views included) adds inside it, whatever its kind and size: the framework's work between
-    #: calls, which no factor scales (:func:`convcost.latency_network.fit_call`; fitted by calibration on synthetic
-    #: networks and kept only where it predicts those left out better; missing: 0)
+    #: per phase (``"inference"``, ``"training"``), the seconds each row of a whole network's profile that runs a
+    #: kernel (one call of a module or function; a view, none) adds inside it, whatever its kind and size: the
+    #: framework's work between calls, which no factor scales (:func:`convcost.latency_network.fit_call`; fitted by
+    #: calibration on synthetic networks and kept only where it predicts those left out better; missing: 0)
     network_call: dict = dataclasses.field(default_factory=dict)
     #: per convolution kind or operation (:data:`SIZED`), the compute roof's extra slowdown of a small call, in
     #: output positions: its compute efficiency on a call of ``P`` output positions (batch x output height x width)

@@ -402,7 +402,7 @@ def test_fresh_memory_finds_glibcs_mmap_ceiling():
     threshold, bandwidth = fresh_memory("cpu", largest_mib=64, min_run_time=0.01)
     # the probe of exactly 32 MiB sits on the ceiling (read once at 33 MiB, under load): a zoo's 36.75 MiB tensors
     # (96 channels of 112x112 at batch 8) pay either way, as the 48 MiB read by the rule before missed
-    assert 32 * 2**20 <= threshold <= 34 * 2**20 and bandwidth > 0
+    assert 32 * 2**20 <= threshold <= 36 * 2**20 and bandwidth > 0
 
 
 def test_cold_overheads_are_the_median_extra_per_operation_and_kind():
