@@ -350,21 +350,6 @@ def every_page_faults(faults_per_call, size_bytes: int, page_bytes: int = 4096, 
     return faults_per_call >= EVERY_PAGE * size_bytes / page_bytes
 
 
-def _trim_heap() -> None:
-    """Hand the free memory at the heap's top back to the system (glibc's ``malloc_trim``; nothing elsewhere).
-    glibc serves a block of any size from free memory at the heap's top without mapping it, so without a fault: a
-    reading taken after other work left the top free is that work's, not the allocator's rule (the last zoo run's
-    one-thread calibration read 48 MiB, and a test process after other tests once 47; neither came again, trimmed
-    or not, so the cause is not pinned down, and this only rules one out)."""
-    import ctypes
-
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (AttributeError, OSError):
-        return
-    trim(0)
-
-
 def _fault_page_bytes(base: int) -> int:
     """Bytes one fault brings in: a transparent huge page where Linux backs every large block with one
     (``/sys/kernel/mm/transparent_hugepage/enabled`` set to ``always``), else the base page."""
@@ -383,25 +368,43 @@ def fresh_memory(device: str = "cpu", threads: int = 1, largest_mib: int = 256, 
                  resolution_mib: int = 1) -> tuple:
     """``(alloc_threshold bytes, alloc_bandwidth bytes/s)``: what writing into newly allocated memory costs.
 
-    At sizes doubling from 1 MiB, a new tensor is filled a few times while the process's minor page faults are
-    counted: a size pays where every page of every call faults (:func:`every_page_faults`). Small blocks fault now
-    and then, as the heap's history has it (glibc reuses a freed block below its mmap threshold, which rises to the
-    largest block freed); from the allocator's ceiling on (glibc: 32 MiB), every page of every call faults, inside a
-    network as in this loop. That threshold, the smallest size from which every probed size faults, is bisected to
-    ``resolution_mib``; the extra seconds per byte are filling a new tensor minus filling an existing one, at 64 MiB
-    or more. The fault counter decides, and the timing (a new tensor over 1.5x as slow) only where the platform has
-    no counter: below the ceiling a new tensor at another address than the existing one is slower for the cache
-    alone (measured on a 2-core AMD EPYC: the rule that let the timing decide first read 7 and 9 MiB in two runs at
-    one thread, 48 MiB in the last zoo run's one-thread calibration and 18 MiB in its two-thread one; the counter
-    alone, 32 MiB in four runs at one and two threads (33 once, under load: the probe of 32 sits on the ceiling),
-    with 3% to 31% of the pages faulting below it and every page from it on). Read too high, the cost is missed
-    where a zoo's batch of 8 at 224x224 pays it (its 96-channel 112x112 tensors: 36.75 MiB; the last run's
-    one-thread calibration, at 48 MiB, put mobile nets up to 50% under). ``(0.0, 0.0)`` when no size up to
-    ``largest_mib`` pays (and always on CUDA, whose caching allocator reuses blocks).
+    Measured in a process of its own (spawned: no earlier work's heap). At sizes doubling from 1 MiB, a new tensor
+    is filled a few times while the process's minor page faults are counted: a size pays where every page of every
+    call faults (:func:`every_page_faults`). Small blocks fault now and then, as the heap's history has it (glibc
+    reuses a freed block below its mmap threshold, which rises to the largest block freed); from the allocator's
+    ceiling on (glibc: 32 MiB), every page of every call faults, inside a network as in this loop. That threshold,
+    the smallest size from which every probed size faults, is bisected to ``resolution_mib``; the extra seconds per
+    byte are filling a new tensor minus filling an existing one, at 64 MiB or more. The fault counter decides, and
+    the timing (a new tensor over 1.5x as slow) only where the platform has no counter: below the ceiling a new
+    tensor at another address than the existing one is slower for the cache alone (measured on a 2-core AMD EPYC:
+    the rule that let the timing decide first read 7 and 9 MiB in two runs at one thread, 48 MiB in the last zoo
+    run's one-thread calibration and 18 MiB in its two-thread one; the counter alone, 32 MiB in four runs at one and
+    two threads (33 once, under load: the probe of 32 sits on the ceiling), with 3% to 31% of the pages faulting
+    below it and every page from it on). Read too high, the cost is missed where a zoo's batch of 8 at 224x224 pays
+    it (its 96-channel 112x112 tensors: 36.75 MiB; the last run's one-thread calibration, at 48 MiB, put mobile nets
+    up to 50% under). ``(0.0, 0.0)`` when no size up to ``largest_mib`` pays (and always on CUDA, whose caching
+    allocator reuses blocks).
     """
     dev = check_device(device)
     if dev.type == "cuda":
         return 0.0, 0.0
+    import multiprocessing
+
+    # a process of its own: glibc serves a block from a free chunk of the heap before it maps one, so where earlier
+    # work left large free chunks, blocks of any size can come from them, touched already, without a fault (read in
+    # test processes after other tests: 0 and 47 MiB; in the last zoo run's calibration, after the zoo was built and
+    # profiled: 48 MiB)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return tuple(pool.apply(_fresh_memory, (device, threads, largest_mib, min_run_time, resolution_mib,
+                                                _clock[0])))
+
+
+def _fresh_memory(device: str, threads: int, largest_mib: int, min_run_time: float, resolution_mib: int,
+                  clock_name: str) -> tuple:
+    """:func:`fresh_memory`'s measurement, in the process that calls it."""
+    _clock[0] = clock_name
+    torch.set_num_threads(threads)
+    dev = check_device(device)
 
     def times(mib):
         n = mib * 2**20 // 4
@@ -419,7 +422,6 @@ def fresh_memory(device: str = "cpu", threads: int = 1, largest_mib: int = 256, 
         except ImportError:  # no page-fault counter (Windows): the timing says it
             reused, fresh = times(mib)
             return every_page_faults(None, 4 * n, fresh_over_reused=fresh / reused)
-        _trim_heap()  # free memory that earlier work left at the heap's top serves any block without a fault
         for _ in range(2):  # let the allocator settle (glibc raises its mmap threshold on a free)
             torch.empty(n, device=dev).fill_(1.0)
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
