@@ -53,6 +53,7 @@ import torch  # noqa: E402
 from convcost.frontdoor import predict_latency  # noqa: E402
 from convcost.latency import BackwardCost, Machine, kernel_times, nnls  # noqa: E402
 from convcost.layers import Merge  # noqa: E402
+from convcost.model_latency import network_parts  # noqa: E402
 from convcost.torch import networks, profile  # noqa: E402
 from convcost.torch.calibration import CLOCKS, clock, describe, fit_readings, measure, read_all  # noqa: E402
 
@@ -259,13 +260,15 @@ def run_threads(threads: int, read, args, say) -> dict:
                               say=lambda m: say(f"  calibrate: {m}"))
         machine, samples = fit_readings(calibrated, "cpu", threads=threads, quick=args.quick_calibration,
                                         say=lambda m: say(f"  calibrate: {m}"))
-    # each synthetic network's kept (fastest) timing, and its rows (the calls the in-network per-call term counts):
-    # the in-network factors and term can be fitted again from the results alone (a new rule scored on this run's
-    # zoo timings, without timing anything again)
-    synthetic = [{"network": name, "phase": phase, "batch": batch, "size": size, "training": training,
-                  "seconds": min(calibrated["readings"][("network", (name, phase, batch, size, training))]),
-                  "rows": len(profile(networks.build(name), (batch, 3, size, size), training=training).rows)}
-                 for name, phase, batch, size, training in calibrated["nets"]]
+    # each synthetic network's kept (fastest) timing, its rows, and its calls (the rows that run a kernel, which the
+    # in-network per-call term counts): the in-network factors and term can be fitted again from the results alone
+    # (a new rule scored on this run's zoo timings, without timing anything again)
+    synthetic = []
+    for name, phase, batch, size, training in calibrated["nets"]:
+        report = profile(networks.build(name), (batch, 3, size, size), training=training)
+        synthetic.append({"network": name, "phase": phase, "batch": batch, "size": size, "training": training,
+                          "seconds": min(calibrated["readings"][("network", (name, phase, batch, size, training))]),
+                          "rows": len(report.rows), "calls": network_parts(report, machine)[2]})
     per_mac = macs_only(samples)
     calibration_seconds = time.perf_counter() - started
     quick = None

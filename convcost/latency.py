@@ -110,10 +110,10 @@ class Machine:
     #: per phase (``"inference"``, ``"training"``) and kernel kind, the factor a kernel's time takes inside a
     #: whole network (:mod:`convcost.latency_network`; fitted by calibration on synthetic networks; missing: 1)
     network: dict = dataclasses.field(default_factory=dict)
-    #: per phase (``"inference"``, ``"training"``), the seconds each row of a whole network's profile (one call of a
-    #: module or function, views included) adds inside it, whatever its kind and size: the framework's work between
-    #: calls, which no factor scales (:func:`convcost.latency_network.fit_call`; fitted by calibration on synthetic
-    #: networks and kept only where it predicts those left out better; missing: 0)
+    #: per phase (``"inference"``, ``"training"``), the seconds each row of a whole network's profile that runs a
+    #: kernel (one call of a module or function; a view, none) adds inside it, whatever its kind and size: the
+    #: framework's work between calls, which no factor scales (:func:`convcost.latency_network.fit_call`; fitted by
+    #: calibration on synthetic networks and kept only where it predicts those left out better; missing: 0)
     network_call: dict = dataclasses.field(default_factory=dict)
     #: per convolution kind or operation (:data:`SIZED`), the compute roof's extra slowdown of a small call, in
     #: output positions: its compute efficiency on a call of ``P`` output positions (batch x output height x width)
@@ -582,7 +582,11 @@ class BackwardCost:
     """The backward pass of a bound cost, as the latency model sees it: each kernel does ``2 x`` its share of
     ``backward_macs`` (the cost's own when None; shared among kernels as their forward MACs are) plus the
     forward's other operations, and moves twice the forward's bytes (the output's gradient and the saved
-    tensors read, the input's gradient written).
+    tensors read, the input's gradient written). Its fresh memory is the forward's output's size and, for a
+    trainable primitive, its parameters' gradients (one block: a weight's, with its bias's few elements), new
+    tensors every step where gradients are set to None between steps (``optimizer.zero_grad()``'s default): a
+    gradient of 32 MiB or more page-faults in each step (the last zoo run rescored offline: AlexNet's training step,
+    one thread, with its linear layers' 144 MiB and 64 MiB weight gradients, 48% under without them, 13% with).
 
     >>> from convcost.primitives import Conv
     >>> c = Conv(C=8, O=8, K=3).cost((1, 8, 10, 10))
@@ -616,6 +620,8 @@ def kernel_times(spec_or_cost, machine: Machine, dtype: str = "float32") -> list
             share = total * int(part.macs) / macs if macs else 0
             flops, moved = int(round(2 * share)) + flops - 2 * int(part.macs), 2 * moved
         fresh = machine.allocation_seconds(int(part.activation_elements) * ITEMSIZE[dtype])
+        if backward and part.trainable:  # its parameters' gradients, new tensors each step (set to None between)
+            fresh += machine.allocation_seconds(int(part.params) * ITEMSIZE[dtype])
         out.append((name, kind, flops, moved, flops / machine.peak_flops, machine.memory_seconds(moved), fresh))
     return out
 

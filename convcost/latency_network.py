@@ -10,15 +10,15 @@ the network's per-row predictions, each kernel's time multiplied by its kind's f
 network time (:func:`fit_factors`), or one factor for every kind (:func:`fit_shared`) where that predicts the
 networks better, or none (below). A phase without factors predicts each kernel as it is (every factor 1).
 
-Besides the factors, a phase may keep seconds per call: each row of a profile (one call of a module or function,
-views included: what :mod:`convcost.model_latency` predicts one time for) adds ``call`` seconds inside a network,
-whatever its kind and size. A factor scales a kernel's time; the framework's work between calls does not grow
-with the kernel, and a network of many small calls (a mobile net) pays it more often than one of few large ones
-(the last zoo run, one thread, batch 1: measured over predicted 1.29 to 1.54 on the mobile nets, 0.88 to 1.17 on
-the plain ones; ``1.056 x prediction + 17 us per row`` fitted on it, 4.2% median error). A sample is then
-``(parts, fixed, measured, calls)``, its rows counted (``(parts, fixed, measured)``: no count, no per-call fit),
-and each factor fit is tried with and without the term (:data:`CALL_FITS`), the term held toward 0 and never
-negative; it is kept only where that fit predicts networks left out better than every fit without it.
+Besides the factors, a phase may keep seconds per call: each row of a profile that runs a kernel (one call of a
+module or function: what :mod:`convcost.model_latency` predicts one time for; a view, none) adds ``call`` seconds
+inside a network, whatever its kind and size. A factor scales a kernel's time; the framework's work between calls
+does not grow with the kernel, and a network of many small calls (a mobile net) pays it more often than one of few
+large ones (the last zoo run, one thread, batch 1: measured over predicted 1.29 to 1.54 on the mobile nets, 0.88 to
+1.17 on the plain ones; ``1.056 x prediction + 17 us per row`` fitted on it, 4.2% median error). A sample is then
+``(parts, fixed, measured, calls)``, its rows counted (``(parts, fixed, measured)``: no count, no per-call fit), and
+each factor fit is tried with and without the term (:data:`CALL_FITS`), the term held toward 0 and never negative;
+it is kept only where that fit predicts networks left out better than every fit without it.
 
 The fit is ridge least squares on relative errors (:func:`convcost.least_squares.ridge_toward`) toward one factor
 shared by every kind (itself fitted toward 1): a kind the networks barely use keeps a factor near the shared one,

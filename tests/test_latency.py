@@ -363,6 +363,48 @@ def test_fresh_memory_is_a_threshold_and_a_bandwidth_or_nothing():
     assert threshold % 2**20 == 0
 
 
+def test_a_fresh_block_pays_by_the_fault_counter_not_by_a_slower_fill():
+    from convcost.torch.calibration import EVERY_PAGE, every_page_faults
+
+    mib = 2**20
+    # measured, one thread: a fresh 16 MiB block faulted 446 of its 4,096 pages per call (glibc reused the rest) yet
+    # filled twice as slowly as an existing one, in cache: no threshold there (the timing alone said one)
+    assert not every_page_faults(446, 16 * mib, fresh_over_reused=2.0)
+    assert 446 < EVERY_PAGE * 16 * mib / 4096
+    # every page of every call: it pays, however fast the fill; the timing decides only without a counter
+    assert every_page_faults(8192, 32 * mib, fresh_over_reused=1.0)
+    assert every_page_faults(None, 32 * mib, fresh_over_reused=1.6)
+    assert not every_page_faults(None, 32 * mib, fresh_over_reused=1.4) and not every_page_faults(None, 32 * mib)
+    # a huge page brings 512 base pages in one fault: 16 faults for 32 MiB of 2 MiB pages are every page
+    assert every_page_faults(16, 32 * mib, page_bytes=2 * mib) and not every_page_faults(16, 32 * mib)
+
+
+def _glibc_defaults() -> bool:
+    import os
+    import platform
+
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled", encoding="utf-8") as f:
+            huge = "[always]" in f.read()
+    except OSError:
+        huge = False
+    tuned = any(k.startswith("MALLOC_") or k == "LD_PRELOAD" for k in os.environ)
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc" and not huge and not tuned
+
+
+@pytest.mark.skipif(not _glibc_defaults(), reason="glibc's allocator at its defaults (Linux, no huge pages always)")
+def test_fresh_memory_finds_glibcs_mmap_ceiling():
+    # glibc's mmap threshold rises to the largest block freed, up to 32 MiB (DEFAULT_MMAP_THRESHOLD_MAX on 64 bits):
+    # from there on every block is mapped afresh and every page of every call faults; below it, some do, as the
+    # heap's history has it (the timing of a fill put the threshold anywhere from 7 to 48 MiB)
+    from convcost.torch.calibration import fresh_memory
+
+    threshold, bandwidth = fresh_memory("cpu", largest_mib=64, min_run_time=0.01)
+    # the probe of exactly 32 MiB sits on the ceiling (read once at 33 MiB, under load): a zoo's 36.75 MiB tensors
+    # (96 channels of 112x112 at batch 8) pay either way, as the 48 MiB read by the rule before missed
+    assert 32 * 2**20 <= threshold <= 36 * 2**20 and bandwidth > 0
+
+
 def test_cold_overheads_are_the_median_extra_per_operation_and_kind():
     from convcost.torch.calibration import CALL_ELEMENTS, cold_kernels, cold_overheads
 
@@ -401,3 +443,21 @@ def test_fit_finds_an_operation_slow_on_its_compute_side_though_its_roofline_say
     assert fitted.efficiency["pooling/MaxPool"] == pytest.approx(0.002, rel=1e-3)
     for c in costs:
         assert predict_latency(c, fitted).seconds == pytest.approx(predict_latency(c, truth).seconds, rel=1e-3)
+
+
+def test_a_backward_writes_its_parameters_gradients_into_fresh_memory():
+    import dataclasses
+
+    from convcost.latency import BackwardCost, kernel_times
+
+    m = Machine("m", 1e9, 1e9, alloc_threshold=32 * 2**20, alloc_bandwidth=2e9)
+    big = Linear(C=4096, O=4096).cost((2, 4096))   # a 64 MiB weight, and its gradient, on a batch of 2
+    assert 4 * 4096 * 4096 == 64 * 2**20
+    (*_, forward_fresh), = kernel_times(big, m)
+    (*_, backward_fresh), = kernel_times(BackwardCost(big), m)
+    assert forward_fresh == 0.0   # its output: 2 x 4096 elements, far under the threshold
+    assert backward_fresh == pytest.approx(4 * (4096 * 4096 + 4096) / 2e9)   # the weight's and bias's gradients
+    frozen = dataclasses.replace(big, trainable=False)
+    assert kernel_times(BackwardCost(frozen), m)[0][-1] == 0.0   # no gradient of its own
+    small = Linear(C=256, O=256).cost((2, 256))    # 256 KiB of gradient: reused from the heap, no fault
+    assert kernel_times(BackwardCost(small), m)[0][-1] == 0.0

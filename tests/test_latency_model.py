@@ -233,3 +233,33 @@ def test_cli_latency_metric_and_profile_latency(tmp_path, capsys):
     assert main(["profile", "torch.nn:ReLU", "--input", "1,3,8,8", "--latency", "--machine", str(path),
                  "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["latency"]["seconds"] > 0
+
+
+def test_a_backward_kernel_reads_what_the_forward_saved_at_no_more_than_the_bandwidth():
+    # a backward timed alone from cache (memory efficiency 4: four times the bandwidth) gains nothing in a step
+    # past the bandwidth; at efficiency 0.25 it is slower than the floor and keeps its own time
+    torch = torch_tests()
+    from convcost.latency import Roof
+    from convcost.model_latency import backward_seconds
+    from convcost.torch import profile
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                              torch.nn.Flatten(), torch.nn.Linear(8 * 6 * 6, 10))
+    report = profile(net, (1, 3, 8, 8), training=True)
+
+    def step(efficiency):
+        roof = dict(ROOF, memory_efficiency={"elementwise": efficiency})
+        m = MACHINE.replace(training={"forward": ROOF, "backward": roof, "optimizer": MACHINE.training["optimizer"]})
+        return {r.op: r for r in predict_model(report, m).rows}
+
+    fast, at_one, slow = step(4.0), step(1.0), step(0.25)
+    for op in ("BatchNorm2d", "ReLU"):
+        assert fast[op].backward == pytest.approx(at_one[op].backward) and slow[op].backward > at_one[op].backward
+    assert fast["Conv2d"].backward == at_one["Conv2d"].backward  # no elementwise factor: as it was
+    # by hand: a ReLU's backward on 288 elements moves 2 x 4 x (288 + 288) bytes at 1e8 B/s, after its 2 us call
+    relu = Activation("relu").cost((1, 8, 6, 6))
+    (_, kind, _, moved, compute, memory, _), = kernel_times(BackwardCost(relu), MACHINE)
+    assert moved == 2 * 4 * (288 + 288)
+    floor = 2e-6 + moved / 1e8
+    assert backward_seconds(Roof({}, {"elementwise": 4.0}, 2e-6), MACHINE, kind, compute, memory, moved) == floor
+    assert fast["ReLU"].backward == pytest.approx(floor)

@@ -66,7 +66,7 @@ from convcost.torch.build import to_torch
 from convcost.torch.profiling import profile
 
 #: bumped when calibration measures or fits something new, so that older cached machines are measured again
-CALIBRATION_VERSION = 10
+CALIBRATION_VERSION = 11
 
 
 def check_device(device) -> torch.device:
@@ -327,24 +327,84 @@ def core_cache_bytes() -> int:
     return best or 2**20
 
 
+#: a fresh block faults in every page where the counter counts at least this share of its pages per call
+EVERY_PAGE = 0.9
+#: a fresh block pays where filling it is this many times as slow as filling an existing one (platforms without a
+#: page-fault counter only)
+SLOWER = 1.5
+
+
+def every_page_faults(faults_per_call, size_bytes: int, page_bytes: int = 4096, fresh_over_reused=None) -> bool:
+    """Whether a fresh block of ``size_bytes`` faults in every page on every call: at least :data:`EVERY_PAGE` of
+    its pages (of ``page_bytes``) per call by the page-fault counter where one was read (``faults_per_call``); by
+    the timing only where none was (``faults_per_call=None``: filling it :data:`SLOWER` times as slow as filling an
+    existing block, which below the allocator's ceiling is the cache's doing as often as the faults').
+
+    >>> every_page_faults(446, 16 * 2**20, fresh_over_reused=2.0)   # measured: 11% of the pages, slower by cache
+    False
+    >>> every_page_faults(8192, 32 * 2**20), every_page_faults(None, 32 * 2**20, fresh_over_reused=2.0)
+    (True, True)
+    """
+    if faults_per_call is None:
+        return fresh_over_reused is not None and fresh_over_reused > SLOWER
+    return faults_per_call >= EVERY_PAGE * size_bytes / page_bytes
+
+
+def _fault_page_bytes(base: int) -> int:
+    """Bytes one fault brings in: a transparent huge page where Linux backs every large block with one
+    (``/sys/kernel/mm/transparent_hugepage/enabled`` set to ``always``), else the base page."""
+    root = "/sys/kernel/mm/transparent_hugepage"
+    try:
+        with open(os.path.join(root, "enabled"), encoding="utf-8") as f:
+            if "[always]" not in f.read():
+                return base
+        with open(os.path.join(root, "hpage_pmd_size"), encoding="utf-8") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return base
+
+
 def fresh_memory(device: str = "cpu", threads: int = 1, largest_mib: int = 256, min_run_time: float = 0.2,
                  resolution_mib: int = 1) -> tuple:
     """``(alloc_threshold bytes, alloc_bandwidth bytes/s)``: what writing into newly allocated memory costs.
 
-    At sizes doubling from 1 MiB, a new tensor is filled a few times, timed against
-    filling an existing one (over 1.5x as slow: it pays), while the process's minor
-    page faults are counted (every page faulting: it pays; a busy machine's timing
-    alone can miss it). Small blocks fault now and then,
-    as the heap's history has it; from the allocator's threshold on (glibc: 32 MiB),
-    every page of every call faults. That threshold, the smallest size from which
-    every probed size faults, is bisected to ``resolution_mib``; the extra seconds
-    per byte are filling a new tensor minus filling an existing one, at 64 MiB or more.
-    ``(0.0, 0.0)`` when no size up to ``largest_mib`` pays (and always on CUDA, whose
-    caching allocator reuses blocks).
+    Measured in a process of its own (spawned: no earlier work's heap). At sizes doubling from 1 MiB, a new tensor
+    is filled a few times while the process's minor page faults are counted: a size pays where every page of every
+    call faults (:func:`every_page_faults`). Small blocks fault now and then, as the heap's history has it (glibc
+    reuses a freed block below its mmap threshold, which rises to the largest block freed); from the allocator's
+    ceiling on (glibc: 32 MiB), every page of every call faults, inside a network as in this loop. That threshold,
+    the smallest size from which every probed size faults, is bisected to ``resolution_mib``; the extra seconds per
+    byte are filling a new tensor minus filling an existing one, at 64 MiB or more. The fault counter decides, and
+    the timing (a new tensor over 1.5x as slow) only where the platform has no counter: below the ceiling a new
+    tensor at another address than the existing one is slower for the cache alone (measured on a 2-core AMD EPYC:
+    the rule that let the timing decide first read 7 and 9 MiB in two runs at one thread, 48 MiB in the last zoo
+    run's one-thread calibration and 18 MiB in its two-thread one; the counter alone, 32 MiB in four runs at one and
+    two threads (33 once, under load: the probe of 32 sits on the ceiling), with 3% to 31% of the pages faulting
+    below it and every page from it on). Read too high, the cost is missed where a zoo's batch of 8 at 224x224 pays
+    it (its 96-channel 112x112 tensors: 36.75 MiB; the last run's one-thread calibration, at 48 MiB, put mobile nets
+    up to 50% under). ``(0.0, 0.0)`` when no size up to ``largest_mib`` pays (and always on CUDA, whose caching
+    allocator reuses blocks).
     """
     dev = check_device(device)
     if dev.type == "cuda":
         return 0.0, 0.0
+    import multiprocessing
+
+    # a process of its own: glibc serves a block from a free chunk of the heap before it maps one, so where earlier
+    # work left large free chunks, blocks of any size can come from them, touched already, without a fault (read in
+    # test processes after other tests: 0 and 47 MiB; in the last zoo run's calibration, after the zoo was built and
+    # profiled: 48 MiB)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return tuple(pool.apply(_fresh_memory, (device, threads, largest_mib, min_run_time, resolution_mib,
+                                                _clock[0])))
+
+
+def _fresh_memory(device: str, threads: int, largest_mib: int, min_run_time: float, resolution_mib: int,
+                  clock_name: str) -> tuple:
+    """:func:`fresh_memory`'s measurement, in the process that calls it."""
+    _clock[0] = clock_name
+    torch.set_num_threads(threads)
+    dev = check_device(device)
 
     def times(mib):
         n = mib * 2**20 // 4
@@ -357,20 +417,18 @@ def fresh_memory(device: str = "cpu", threads: int = 1, largest_mib: int = 256, 
 
     def faults(mib):
         n = mib * 2**20 // 4
-        reused, fresh = times(mib)
-        if fresh > 1.5 * reused:  # the timing says it (also where pages fault in huge pages, counted as one)
-            return True
         try:
             import resource
-        except ImportError:  # no page-fault counter (Windows): the timing has said it
-            return False
+        except ImportError:  # no page-fault counter (Windows): the timing says it
+            reused, fresh = times(mib)
+            return every_page_faults(None, 4 * n, fresh_over_reused=fresh / reused)
         for _ in range(2):  # let the allocator settle (glibc raises its mmap threshold on a free)
             torch.empty(n, device=dev).fill_(1.0)
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         for _ in range(4):
             torch.empty(n, device=dev).fill_(1.0)
-        pages = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 4
-        return pages > 0.9 * 4 * n / resource.getpagesize()
+        counted = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 4
+        return every_page_faults(counted, 4 * n, _fault_page_bytes(resource.getpagesize()))
 
     # small blocks fault now and then, depending on the heap's history; from the threshold on, always
     probed = [1]
@@ -489,7 +547,7 @@ def cache_path(device: str = "cpu", threads: int = 1, quick: bool = False, cache
     the thread count and the torch release, so another machine or release is measured afresh.
 
     >>> cache_path("cpu", 2, cache_dir="/tmp/x")
-    '/tmp/x/machine10-cpu-...-2threads-torch....json'
+    '/tmp/x/machine11-cpu-...-2threads-torch....json'
     """
     if cache_dir is None:
         import platformdirs  # a core dependency; imported here, as only the default folder needs it
