@@ -405,6 +405,20 @@ def test_fresh_memory_finds_glibcs_mmap_ceiling():
     assert 32 * 2**20 <= threshold <= 36 * 2**20 and bandwidth > 0
 
 
+def test_fresh_memory_runs_from_a_script_without_a_main_guard(tmp_path):
+    # its process of its own runs convcost's function, not the caller's script again (as multiprocessing's spawn
+    # does: a script calibrating at its top level would calibrate again in the child, and fail)
+    import subprocess
+    import sys
+
+    script = tmp_path / "calibrates.py"
+    script.write_text("from convcost.torch.calibration import fresh_memory\n"
+                      "print('ran', fresh_memory('cpu', largest_mib=2, min_run_time=0.001, resolution_mib=1))\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("ran") == 1
+
+
 def test_cold_overheads_are_the_median_extra_per_operation_and_kind():
     from convcost.torch.calibration import CALL_ELEMENTS, cold_kernels, cold_overheads
 

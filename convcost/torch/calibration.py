@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import platform
 import re
@@ -388,15 +389,24 @@ def fresh_memory(device: str = "cpu", threads: int = 1, largest_mib: int = 256, 
     dev = check_device(device)
     if dev.type == "cuda":
         return 0.0, 0.0
-    import multiprocessing
-
     # a process of its own: glibc serves a block from a free chunk of the heap before it maps one, so where earlier
     # work left large free chunks, blocks of any size can come from them, touched already, without a fault (read in
     # test processes after other tests: 0 and 47 MiB; in the last zoo run's calibration, after the zoo was built and
-    # profiled: 48 MiB)
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return tuple(pool.apply(_fresh_memory, (device, threads, largest_mib, min_run_time, resolution_mib,
-                                                _clock[0])))
+    # profiled: 48 MiB). A plain interpreter running this module's function, not multiprocessing's spawn, which
+    # imports the caller's script again (a script that calibrates at its top level, without a main guard, would
+    # calibrate again in the child and fail)
+    call = (f"import json; from convcost.torch.calibration import _fresh_memory; print(json.dumps(_fresh_memory("
+            f"{str(dev.type)!r}, {int(threads)}, {int(largest_mib)}, {float(min_run_time)!r}, {int(resolution_mib)}, "
+            f"{_clock[0]!r})))")
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # where convcost is
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (here, os.environ.get("PYTHONPATH"))))}
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", call], capture_output=True, text=True, env=env)
+    if done.returncode:
+        raise ConvcostError(f"calibrate: measuring fresh memory in a process of its own failed: "
+                            f"{(done.stderr.strip().splitlines() or ['?'])[-1]}")
+    return tuple(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def _fresh_memory(device: str, threads: int, largest_mib: int, min_run_time: float, resolution_mib: int,
