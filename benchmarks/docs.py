@@ -371,6 +371,14 @@ def _pct(x) -> str:
     return f"{100 * x:.1f}%"
 
 
+
+def _fresh_gradients(data) -> bool:
+    """Whether the run's model is the one whose calibration reads fresh memory by the page-fault counter, charges a
+    backward's weight gradients as fresh memory and adds the per-row time on kernel rows only (the synthetic
+    networks' ``calls`` kept: calibration version 11 on)."""
+    return any("calls" in n for run in data["runs"] for n in run.get("synthetic_networks", []))
+
+
 def _has_call(data) -> bool:
     """Whether the run's calibrations fitted the in-network time per row (``Machine.network_call``)."""
     return any("network_call" in run["machine"] for run in data["runs"])
@@ -441,6 +449,13 @@ def latency_section(data) -> list:
                 "(itself held toward 1), so a kind the networks barely use stays near the shared factor and one "
                 "noisy timing moves no factor far. "
                 if _has_network(data) and not _has_call(data) else "")
+             + ("A tensor written into memory the allocator maps afresh (`Machine.alloc_threshold`: the smallest size "
+                "from which every page of every call faults, read by the page-fault counter in a process of its own, "
+                "32 MiB under glibc) pays its page faults (`Machine.alloc_bandwidth`); in a training step a weight "
+                "gradient is such fresh memory too (gradients set to None between steps), and a backward kernel reads "
+                "what the forward saved at no more than the copy bandwidth (the forward's tensors were evicted long "
+                "before). "
+                if _fresh_gradients(data) else "")
              + ("Then every kernel's time (a view's call too) is corrected inside a network (`Machine.network`, "
                 "`Machine.network_call`, `convcost.latency_network`): the calibration times the synthetic networks end "
                 "to end, at inference (batch 1 at 224x224, batch 8 at 160x160) and as a training step (batch 2 at "
@@ -448,7 +463,9 @@ def latency_section(data) -> list:
                 "matches its time (ridge least squares on relative error, factors held toward 1 and the per-row term "
                 "toward 0): one factor shared by every kind, one factor per kind (held toward the shared one; a kind "
                 "no network runs takes the shared factor), or none, each with or without a time per row of the "
-                "network (seconds added to every row, views included). Each is scored on the networks it was not "
+                "network (seconds added to every row"
+                + (" that runs a kernel; a view's row pays none" if _fresh_gradients(data) else ", views included")
+                + "). Each is scored on the networks it was not "
                 "fitted on; one is kept only where its error there is at most 0.8 of no correction's, the lowest "
                 "kept (the simpler on a tie), else the rows are as the single kernels predict them. "
                 if _has_call(data) else "")
