@@ -135,6 +135,10 @@ class Binding:
     input_reading: Callable | None = None
     #: ``(module, spec) -> str | None``: why a module's training step is not fully counted, if it is not
     step_untracked: Callable | None = None
+    #: its calls work element by element on operands whose dtypes PyTorch checks as it runs (an activation, an
+    #: addition, a product): what PyTorch refuses of them, and the dtype it gives an integer operand's result, are
+    #: asked of PyTorch (:mod:`convcost.torch.refusals`); default False: the rule's dtype stands
+    element_wise: bool = False
     # -- hooks of mixed precision (a step under ``torch.autocast``, or a model in a low-precision dtype) ---------
     #: ``autocast_op(spec) -> str | None``: the aten operator the layer is under ``torch.autocast`` (``"conv2d"``),
     #: whose cast policy is the running release's (:mod:`convcost.torch.runtime.autocast`); None (the default):

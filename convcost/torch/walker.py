@@ -37,10 +37,9 @@ import torch.nn.functional as F
 
 from convcost.costs import Cost
 from convcost.errors import ConvcostError, InternalError
-from convcost.primitives import Activation, Add, Mul
 from convcost.report import Row
 from convcost.torch import layouts, refusals, runtime
-from convcost.torch.binding import BINDINGS, FUNCTIONS, METHODS, binding_of, module_binding
+from convcost.torch.binding import BINDINGS, FUNCTIONS, METHODS, binding_of, hooks_of, module_binding
 from convcost.torch.custom_functions import Context
 from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
 from convcost.torch.leftovers import holds
@@ -417,7 +416,7 @@ class Walk:
             result = rule(args, kwargs)
         except NoRule as why:
             return self.unknown(event, str(why))
-        if isinstance(result, Emit) and type(result.spec) in _ELEMENT_WISE and refusals.asks(event, flat):
+        if isinstance(result, Emit) and hooks_of(result.spec).element_wise and refusals.asks(event, flat):
             # what PyTorch refuses (softmax of ids, ids *= 0.5, an in-place write that would grow), and the dtype it
             # gives where an operand is an integer tensor, asked of PyTorch where the call is not run on values
             dtype = refusals.check(event, _in_place(event), probe=self.computed is None)
@@ -467,7 +466,7 @@ class Walk:
         except ConvcostError as why:  # the rule's layer refuses what PyTorch accepted: listed, not guessed
             self.record.skip(event.label, event.path, f"convcost cannot cost it: {why}")
             return
-        if isinstance(result, Emit) and type(result.spec) in _ELEMENT_WISE and refusals.asks(event, _flat(
+        if isinstance(result, Emit) and hooks_of(result.spec).element_wise and refusals.asks(event, _flat(
                 event.args, event.kwargs)):
             refusals.check(event, _in_place(event))  # (a call on meta tensors refuses none of these)
         if isinstance(result, Emit):
@@ -944,8 +943,6 @@ def _may_macs(event) -> bool:
 
 _SIGNATURES: dict = {}
 
-#: the specs of element-wise calls :func:`convcost.torch.refusals.check` checks as PyTorch would
-_ELEMENT_WISE = (Activation, Add, Mul)
 
 
 def _in_place(event) -> bool:

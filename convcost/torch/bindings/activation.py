@@ -104,6 +104,7 @@ class ActivationBinding:
                "sigmoid_": _call("sigmoid"), "tanh": _call("tanh"), "softmax": _call("softmax"),
                "log_softmax": _call("log_softmax"), "relu6": _call("relu6"), "tanh_": _call("tanh")}
     output_layout = _output_layout
+    element_wise = True  # (softmax or GELU of token ids: PyTorch refuses; sigmoid of them: float32)
 
     def inplace_clone(spec):
         return spec.kind in _CLONED

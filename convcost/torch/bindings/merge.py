@@ -62,6 +62,7 @@ class AddBinding:
                  torch.sub: _ADD, torch.subtract: _ADD}
     methods = {"add": _ADD, "add_": _ADD, "sub": _ADD, "sub_": _ADD, "subtract": _ADD, "subtract_": _ADD}
     output_layout = broadcast_layout
+    element_wise = True  # (ids *= 0.5, x[:, :1] += x: PyTorch refuses)
 
 
 @binds(p.Mul)
@@ -75,6 +76,7 @@ class MulBinding:
     methods = {"mul": _MUL, "mul_": _MUL, "div": _DIV, "div_": _DIV, "multiply": _MUL, "multiply_": _MUL,
                "divide": _DIV, "divide_": _DIV, "true_divide": _DIV, "true_divide_": _DIV}
     output_layout = broadcast_layout
+    element_wise = True  # (ids *= 0.5, x[:, :1] += x: PyTorch refuses)
 
 
 @binds(p.Concat)
