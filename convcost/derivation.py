@@ -221,7 +221,7 @@ class Derivation:
         out = []
         for step in self.steps:
             out.append((step.tex(), step.relation))
-            for pw in step.rhs.atoms(sympy.Piecewise):
+            for pw in display.readable(step.rhs).atoms(sympy.Piecewise):  # as printed (C = 16 for C/16 = 1)
                 for value, cond in pw.args:
                     out.append((tex(value), value))
                     for atom in _condition_atoms(cond):
@@ -361,9 +361,11 @@ def _md(s: str) -> str:
 
 
 def _condition_atoms(cond) -> list:
+    """The relations a cases block's condition is made of (``and``, ``or`` and ``not`` taken apart: each relation
+    is a formula printed as it stands inside the condition)."""
     if cond is sympy.true or cond is sympy.false:
         return []
-    if isinstance(cond, (sympy.And, sympy.Or)):
+    if isinstance(cond, (sympy.And, sympy.Or, sympy.Not)):
         return [a for arg in cond.args for a in _condition_atoms(arg)]
     return [cond]
 

@@ -11,6 +11,7 @@ import pytest
 import sympy
 from hypothesis import given
 from hypothesis import strategies as st
+from sympy.core.function import AppliedUndef
 
 from convcost import METRICS, VARIANTS, ConvcostError, SeparableConv, StandardConv, cost
 from convcost.cli import main
@@ -91,6 +92,9 @@ def _parse(latex: str):
 def _parsed_equal_once(latex: str, source, fresh: bool = False) -> bool:
     # a retry after contradictory assumptions parses anew: the cached nodes carry the assumptions deduced on them
     parsed = _parse.__wrapped__(latex) if fresh else _parse(latex)
+    # parse_latex reads \max and \min as undefined functions named max and min: sympy's own
+    parsed = parsed.replace(lambda e: isinstance(e, AppliedUndef) and e.func.__name__ in ("max", "min"),
+                            lambda e: (sympy.Max if e.func.__name__ == "max" else sympy.Min)(*e.args))
     if isinstance(source, sympy.Eq) != isinstance(parsed, sympy.Eq):
         return False
     if isinstance(source, sympy.Eq) and isinstance(source.lhs, sympy.Symbol):  # a definition: "macs = ..."
