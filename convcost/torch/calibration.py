@@ -369,7 +369,7 @@ def fresh_memory(device: str = "cpu", threads: int = 1, largest_mib: int = 256, 
                  resolution_mib: int = 1) -> tuple:
     """``(alloc_threshold bytes, alloc_bandwidth bytes/s)``: what writing into newly allocated memory costs.
 
-    Measured in a process of its own (spawned: no earlier work's heap). At sizes doubling from 1 MiB, a new tensor
+    Measured in a fresh interpreter of its own (no earlier work's heap). At sizes doubling from 1 MiB, a new tensor
     is filled a few times while the process's minor page faults are counted: a size pays where every page of every
     call faults (:func:`every_page_faults`). Small blocks fault now and then, as the heap's history has it (glibc
     reuses a freed block below its mmap threshold, which rises to the largest block freed); from the allocator's

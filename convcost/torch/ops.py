@@ -342,6 +342,10 @@ _SAME_SHAPE = (F.batch_norm, torch.batch_norm, F.layer_norm, torch.layer_norm, F
                F.hardswish, F.hardsigmoid, F.sigmoid, torch.sigmoid, F.hardtanh, F.leaky_relu, F.elu, F.mish,
                torch.tanh)
 
+#: the tensor methods that cast to one dtype (``x.float()``), by name
+CAST_DTYPES = {"float": torch.float32, "double": torch.float64, "half": torch.float16, "bfloat16": torch.bfloat16,
+               "long": torch.int64, "int": torch.int32, "bool": torch.bool}
+
 #: the shape rules of views, by function object and by tensor method name
 _SHAPES = {
     torch.reshape: _view, torch.permute: _permute, torch.transpose: _transpose, torch.chunk: _chunk,
@@ -351,9 +355,7 @@ _SHAPES = {
     "size": _size, "dim": _dim, "chunk": _chunk, "split": _split, "unsqueeze": _unsqueeze, "squeeze": _squeeze,
     "expand": _expand, "t": _t, "clone": _same, "detach": _same, "to": _to, "type_as": _type_as,
     "cpu": _same,  # on the CPU, the tensor itself (a view in a training step: no copy)
-    **{name: _cast_to(dtype) for name, dtype in (("float", torch.float32), ("double", torch.float64),
-                                                 ("half", torch.float16), ("bfloat16", torch.bfloat16),
-                                                 ("long", torch.int64), ("int", torch.int32), ("bool", torch.bool))},
+    **{name: _cast_to(dtype) for name, dtype in CAST_DTYPES.items()},
 }
 
 #: the casts among the views (their shape rule says the dtype)

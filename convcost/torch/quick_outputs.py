@@ -31,14 +31,9 @@ import torch.nn.functional as F
 
 from convcost.torch.events import METHOD, MODULE
 from convcost.torch.ops import key
-from convcost.torch.rules import Tensor, broadcast, broadcasts
+from convcost.torch.rules import Tensor, broadcast, broadcasts, dtype_of
 
 _INTEGRAL_INDEX = (torch.int64, torch.int32)
-
-
-def _dtype(t: Tensor):
-    """The dtype a meta run gives ``t`` (:func:`convcost.torch.walker._to_meta`)."""
-    return t.tensor.dtype if t.tensor is not None else t.dtype or torch.get_default_dtype()
 
 
 def _meta(shape, dtype):
@@ -96,12 +91,12 @@ def _index(args, kwargs):
         else:
             return None
     out.extend(shape[dim:])
-    return _meta(tuple(out), _dtype(source))
+    return _meta(tuple(out), dtype_of(source))
 
 
 def _gathered(source, shape, keys, tensors):
     """One integer tensor among full slices (and at most one Ellipsis): that axis replaced by the index's shape."""
-    if len(tensors) != 1 or _dtype(tensors[0]) not in _INTEGRAL_INDEX:
+    if len(tensors) != 1 or dtype_of(tensors[0]) not in _INTEGRAL_INDEX:
         return None
     if not all(isinstance(k, Tensor) or k is Ellipsis or k == slice(None) for k in keys):
         return None
@@ -109,7 +104,7 @@ def _gathered(source, shape, keys, tensors):
     if Ellipsis in keys[:at] or keys.count(Ellipsis) > 1 or len(keys) - (Ellipsis in keys) > len(shape):
         return None
     index = tensors[0].shape
-    return _meta((*shape[:at], *index, *shape[at + 1:]), _dtype(source))
+    return _meta((*shape[:at], *index, *shape[at + 1:]), dtype_of(source))
 
 
 def _broadcast(args, kwargs):
@@ -122,7 +117,7 @@ def _broadcast(args, kwargs):
         if isinstance(a, Tensor):
             if not all(type(s) is int for s in a.shape):
                 return None
-            metas.append(_stand_in(a.shape, _dtype(a)))
+            metas.append(_stand_in(a.shape, dtype_of(a)))
         elif type(a) in (int, float, bool):
             metas.append(a)
         else:
@@ -152,7 +147,7 @@ def _scan(args, kwargs):
         return None
     dtype = kwargs.get("dtype")
     if dtype is None:
-        dtype = _dtype(source)
+        dtype = dtype_of(source)
         dtype = dtype if dtype.is_floating_point or dtype.is_complex else torch.int64
     elif not isinstance(dtype, torch.dtype):
         return None
@@ -164,9 +159,9 @@ def _embedding(args, kwargs):
     if len(args) != 2 or not isinstance(args[0], Tensor) or not isinstance(args[1], Tensor):
         return None
     ids, weight = args
-    if kwargs.get("max_norm") is not None or len(weight.shape) != 2 or _dtype(ids) not in _INTEGRAL_INDEX:
+    if kwargs.get("max_norm") is not None or len(weight.shape) != 2 or dtype_of(ids) not in _INTEGRAL_INDEX:
         return None
-    return _meta((*ids.shape, weight.shape[1]), _dtype(weight))
+    return _meta((*ids.shape, weight.shape[1]), dtype_of(weight))
 
 
 _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
@@ -176,7 +171,7 @@ def _polar(args, kwargs):
     """``torch.polar(abs, angle)`` (a rotary embedding's frequencies): their broadcast shape, complex."""
     if len(args) != 2 or kwargs or not all(isinstance(a, Tensor) for a in args):
         return None
-    dtypes = {_dtype(a) for a in args}
+    dtypes = {dtype_of(a) for a in args}
     if len(dtypes) != 1 or next(iter(dtypes)) not in _COMPLEX:
         return None
     shape = _broadcast_shapes(args[0].shape, args[1].shape)
@@ -192,7 +187,7 @@ def _compare(args, kwargs):
     shapes = []
     for a in args:
         if isinstance(a, Tensor):
-            if not all(type(s) is int for s in a.shape) or _dtype(a).is_complex:
+            if not all(type(s) is int for s in a.shape) or dtype_of(a).is_complex:
                 return None
             shapes.append(a.shape)
         elif type(a) not in (int, float, bool):
@@ -220,7 +215,7 @@ def _like(args, kwargs):
         return None
     if not all(type(s) is int for s in args[0].shape):
         return None
-    return _meta(args[0].shape, dtype or _dtype(args[0]))
+    return _meta(args[0].shape, dtype or dtype_of(args[0]))
 
 
 def _filled(args, kwargs):
@@ -229,11 +224,11 @@ def _filled(args, kwargs):
     if len(args) != 3 or kwargs or not isinstance(args[0], Tensor) or not isinstance(args[1], Tensor):
         return None
     source, mask, value = args
-    dtype = _dtype(source)
-    if _dtype(mask) is not torch.bool or not all(type(s) is int for s in (*source.shape, *mask.shape)):
+    dtype = dtype_of(source)
+    if dtype_of(mask) is not torch.bool or not all(type(s) is int for s in (*source.shape, *mask.shape)):
         return None
     if isinstance(value, Tensor):
-        if value.shape != () or _dtype(value) != dtype:
+        if value.shape != () or dtype_of(value) != dtype:
             return None
     elif type(value) not in (int, float, bool) or type(value) is float and not dtype.is_floating_point:
         return None
@@ -244,12 +239,12 @@ def _filled(args, kwargs):
 
 def _where(args, kwargs):
     """``torch.where(cond, x, y)``: the broadcast shape of all three, torch's type promotion of ``x`` and ``y``."""
-    if len(args) != 3 or kwargs or not isinstance(args[0], Tensor) or _dtype(args[0]) is not torch.bool:
+    if len(args) != 3 or kwargs or not isinstance(args[0], Tensor) or dtype_of(args[0]) is not torch.bool:
         return None
     metas = []
     for a in args[1:]:
         if isinstance(a, Tensor):
-            metas.append(_stand_in(a.shape, _dtype(a)))
+            metas.append(_stand_in(a.shape, dtype_of(a)))
         elif type(a) in (int, float, bool):
             metas.append(a)
         else:
@@ -270,7 +265,7 @@ def _one_hot(args, kwargs):
     a = dict(zip(("tensor", "num_classes"), args), **kwargs)
     ids, n = a.get("tensor"), a.get("num_classes")
     if set(a) - {"tensor", "num_classes"} or len(args) > 2 or not isinstance(ids, Tensor) or type(n) is not int \
-            or n <= 0 or _dtype(ids) is not torch.int64 or not all(type(s) is int for s in ids.shape):
+            or n <= 0 or dtype_of(ids) is not torch.int64 or not all(type(s) is int for s in ids.shape):
         return None
     return _meta((*ids.shape, n), torch.int64)
 
@@ -291,7 +286,7 @@ def _topk(args, kwargs):
     if not args or not _plain(args[0]) or len(args) > 3 or set(kwargs) - {"k", "dim", "largest", "sorted"}:
         return None
     source, k = args[0], args[1] if len(args) > 1 else kwargs.get("k")
-    dtype = _dtype(source)
+    dtype = dtype_of(source)
     dim = _dim(args, kwargs, 2)
     if type(k) is not int or dim is None or dtype.is_complex or dtype is torch.bool or not source.shape:
         return None
@@ -307,7 +302,7 @@ def _sort(args, kwargs):
         return None
     if len(args) == 3 or len(args) == 2 and type(args[1]) is not int:
         return None  # (sort(x, stable, dim=...) and other spellings: the meta run)
-    dtype = _dtype(args[0])
+    dtype = dtype_of(args[0])
     if _dim(args, kwargs, 1) is None or dtype.is_complex:
         return None
     return torch.return_types.sort((_meta(args[0].shape, dtype), _meta(args[0].shape, torch.int64)))
@@ -322,7 +317,7 @@ def _extreme(pair):
     def output(args, kwargs):
         if not args or not _plain(args[0]) or len(args) > 3 or set(kwargs) - {"dim", "keepdim"}:
             return None
-        source, dtype = args[0], _dtype(args[0])
+        source, dtype = args[0], dtype_of(args[0])
         if dtype.is_complex or dtype is torch.bool:
             return None
         if len(args) == 1 and not kwargs:
@@ -342,7 +337,7 @@ def _histc(args, kwargs):
     a = dict(zip(("input", "bins", "min", "max"), args), **kwargs)
     if len(args) > 4 or set(a) - {"input", "bins", "min", "max"} or not _plain(a["input"]):
         return None
-    bins, dtype = a.get("bins", 100), _dtype(a["input"])
+    bins, dtype = a.get("bins", 100), dtype_of(a["input"])
     if type(bins) is not int or bins <= 0 or not dtype.is_floating_point or not all(
             type(a.get(m, 0)) in (int, float) for m in ("min", "max")) or a.get("min", 0) > a.get("max", 0):
         return None
@@ -358,7 +353,7 @@ def _repeat(args, kwargs):
     if not all(type(n) is int and n >= 0 for n in sizes) or len(sizes) < len(shape):
         return None
     padded = (1,) * (len(sizes) - len(shape)) + tuple(shape)
-    return _meta(tuple(a * n for a, n in zip(padded, sizes)), _dtype(args[0]))
+    return _meta(tuple(a * n for a, n in zip(padded, sizes)), dtype_of(args[0]))
 
 
 _REALS = {torch.complex64: torch.float32, torch.complex128: torch.float64}
@@ -368,7 +363,7 @@ def _as_complex(args, kwargs):
     """``torch.view_as_complex(x)`` of a float32 or float64 ``(..., 2)`` tensor: its complex view, one axis fewer."""
     if len(args) != 1 or kwargs or not _plain(args[0]) or not args[0].shape or args[0].shape[-1] != 2:
         return None
-    dtype = _COMPLEX.get(_dtype(args[0]))
+    dtype = _COMPLEX.get(dtype_of(args[0]))
     return None if dtype is None else _meta(args[0].shape[:-1], dtype)
 
 
@@ -376,7 +371,7 @@ def _as_real(args, kwargs):
     """``torch.view_as_real(z)`` of a complex64 or complex128 tensor: its real view, a last axis of 2."""
     if len(args) != 1 or kwargs or not _plain(args[0]):
         return None
-    dtype = _REALS.get(_dtype(args[0]))
+    dtype = _REALS.get(dtype_of(args[0]))
     return None if dtype is None else _meta((*args[0].shape, 2), dtype)
 
 

@@ -12,13 +12,14 @@ have. The shape of an in-place write is checked against the broadcast shape, in 
 >>> from convcost.torch.events import Event
 >>> from convcost.torch.rules import Tensor
 >>> ids = Tensor((2, 4), dtype=torch.int64)
->>> check(Event("function", torch.sigmoid, (ids,), {}, ""))
+>>> check(Event("function", torch.sigmoid, (ids,), {}, ""), [ids])
 torch.float32
->>> check(Event("function", torch.softmax, (ids, -1), {}, ""))
+>>> check(Event("function", torch.softmax, (ids, -1), {}, ""), [ids, -1])
 Traceback (most recent call last):
 ...
 convcost.torch.rules.Refused: PyTorch rejects torch.softmax of an int64 tensor: "softmax_lastdim_kernel_impl" not ...
->>> check(Event("method", "add_", (Tensor((2, 1)), Tensor((2, 4))), {}, ""), in_place=True)
+>>> y, x = Tensor((2, 1)), Tensor((2, 4))
+>>> check(Event("method", "add_", (y, x), {}, ""), [y, x], in_place=True)
 Traceback (most recent call last):
 ...
 convcost.torch.rules.Refused: PyTorch rejects Tensor.add_: output with shape [2, 1] doesn't match the broadcast ...
@@ -28,37 +29,16 @@ from __future__ import annotations
 
 import torch
 
-from convcost.torch.rules import Refused, Tensor, broadcast, first_line
+from convcost.torch.rules import Refused, Tensor, broadcast, dtype_of, first_line, integral
 
 
-def asks(event, flat) -> bool:
-    """Whether :func:`check` has anything to ask of ``event`` (``flat``: its arguments, flat): an operand of an integer
-    or boolean dtype, or a write in place (a method ending in ``_``, ``x += y``); most element-wise calls have
-    neither, and pass at the cost of this loop.
-
-    >>> from convcost.torch.events import Event
-    >>> x = Tensor((2, 4))
-    >>> [asks(Event(kind, f, (x, 2), {}, ""), [x, 2]) for kind, f in (("function", torch.mul), ("method", "mul_"))]
-    [False, True]
-    """
-    for t in flat:
-        if type(t) is Tensor and _integral(_dtype(t)):
-            return True
-    name = event.target if isinstance(event.target, str) else getattr(event.target, "__name__", "")
-    return name.endswith("_") and not name.endswith("__") or name in _IN_PLACE_OPERATORS
-
-
-#: Python's in-place operators (``x += y``), by their function's name in :mod:`operator`
-_IN_PLACE_OPERATORS = frozenset({"iadd", "isub", "imul", "itruediv", "__iadd__", "__isub__", "__imul__",
-                                 "__itruediv__"})
-
-
-def check(event, in_place: bool = False, probe: bool = True):
-    """Refuse ``event`` (an element-wise call) as PyTorch would, else return the dtype PyTorch gives its result where
-    an operand is an integer or boolean tensor (None where none is, or where not ``probe``: the rule's dtype stands).
+def check(event, flat, in_place: bool = False, probe: bool = True):
+    """Refuse ``event`` (an element-wise call; ``flat``: its arguments, flat) as PyTorch would, else return the dtype
+    PyTorch gives its result where an operand is an integer or boolean tensor (None where none is, or where not
+    ``probe``: the rule's dtype stands); most element-wise calls have neither and pass at the cost of one loop.
     ``in_place``: it writes into its first operand, whose shape must be the broadcast one. ``probe``: ask PyTorch
     about the dtypes (False where the reading runs the call on its values anyway, which raises PyTorch's error)."""
-    tensors = [a for a in (*event.args, *event.kwargs.values()) if isinstance(a, Tensor)]
+    tensors = [a for a in flat if type(a) is Tensor]
     if in_place and tensors and tensors[0] is event.args[0]:
         out = broadcast([t.shape for t in tensors])
         if tuple(tensors[0].shape) != out:
@@ -66,32 +46,23 @@ def check(event, in_place: bool = False, probe: bool = True):
                           f"the broadcast shape {list(out)}")
     if not probe:
         return None
-    dtypes = [_dtype(t) for t in tensors]
-    if not any(_integral(d) for d in dtypes):
+    dtypes = [dtype_of(t) for t in tensors]
+    if not any(integral(d) for d in dtypes):
         return None
     try:
         out = event.function(*_small(event.args), **_small(event.kwargs))
     except Exception as exc:  # noqa: BLE001 - PyTorch's refusal, quoted
-        integral = next(d for d in dtypes if _integral(d))
-        article = "an" if str(integral).removeprefix("torch.")[0] in "aeiou" else "a"
-        raise Refused(f"PyTorch rejects {event.label} of {article} {str(integral).removeprefix('torch.')} tensor: "
+        refused = str(next(d for d in dtypes if integral(d))).removeprefix("torch.")
+        article = "an" if refused[0] in "aeiou" else "a"
+        raise Refused(f"PyTorch rejects {event.label} of {article} {refused} tensor: "
                       f"{first_line(exc)}") from None
     return out.dtype if isinstance(out, torch.Tensor) else None
-
-
-def _dtype(t: Tensor):
-    """The dtype of ``t``: its own, or its real tensor's (a parameter, a buffer), or the default floating one."""
-    return t.dtype if t.dtype is not None else t.tensor.dtype if t.tensor is not None else torch.get_default_dtype()
-
-
-def _integral(dtype) -> bool:
-    return not dtype.is_floating_point and not dtype.is_complex
 
 
 def _small(value):
     """``value`` with each :class:`Tensor` a one-element tensor of its dtype and rank (ones: no division by zero)."""
     if isinstance(value, Tensor):
-        return torch.ones((1,) * len(value.shape), dtype=_dtype(value))
+        return torch.ones((1,) * len(value.shape), dtype=dtype_of(value))
     if type(value) in (tuple, list):
         return type(value)(_small(v) for v in value)
     if type(value) is dict:

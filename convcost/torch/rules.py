@@ -112,6 +112,17 @@ class Refused(ConvcostError):
     never counted or listed."""
 
 
+def dtype_of(t: Tensor):
+    """The dtype PyTorch runs ``t`` in: its real tensor's (a parameter, a buffer, a constant), else the one the
+    reading knows, else the default floating one (which the reading leaves open)."""
+    return t.tensor.dtype if t.tensor is not None else t.dtype or torch.get_default_dtype()
+
+
+def integral(dtype) -> bool:
+    """Whether ``dtype`` is a torch dtype no gradient flows through (integers, booleans)."""
+    return isinstance(dtype, torch.dtype) and not dtype.is_floating_point and not dtype.is_complex
+
+
 def first_line(exc) -> str:
     """The first line of an exception's message (its type's name where it has none): PyTorch's reason, quoted."""
     text = str(exc).strip()

@@ -50,7 +50,7 @@ from convcost.torch import custom_functions
 from convcost.torch.events import FUNCTION, METHOD, MODULE, Event
 from convcost.torch.leftovers import Attributes, holds
 from convcost.torch.locks import TRACING
-from convcost.torch.ops import op_of
+from convcost.torch.ops import CAST_DTYPES, op_of
 from convcost.torch.rules import Tensor
 from convcost.torch.runtime.private import (
     SET_GRAD_ENABLED,
@@ -297,9 +297,10 @@ def _tensor_method(name):
     return method
 
 
-#: the casts to one dtype, which return the tensor itself where it has that dtype already (``x.float() is x`` for a
-#: float32 ``x``, and ``x.to(torch.float32)``): a mixture of experts makes one per expert and per step
-_CASTS = {"float": torch.float32, "double": torch.float64, "half": torch.float16, "bfloat16": torch.bfloat16}
+#: the floating casts (of :data:`~convcost.torch.ops.CAST_DTYPES`), which return the tensor itself where it has
+#: that dtype already (``x.float() is x`` for a float32 ``x``, and ``x.to(torch.float32)``): a mixture of experts
+#: makes one per expert and per step
+_CASTS = {name: dtype for name, dtype in CAST_DTYPES.items() if dtype.is_floating_point}
 
 
 def _cast_method(name):

@@ -47,7 +47,7 @@ from convcost.torch.ops import key, op_of
 from convcost.torch.quick_outputs import quick_output
 from convcost.torch.record import Recorder
 from convcost.torch.registry import REGISTRY
-from convcost.torch.rules import LEAF, WITH_INDICES, Emit, NoRule, Refused, Tensor, bind_arguments, first_line
+from convcost.torch.rules import LEAF, WITH_INDICES, Emit, NoRule, Refused, Tensor, bind_arguments, first_line, integral
 from convcost.torch.runtime import meta_gaps
 from convcost.torch.runtime.private import is_dropout
 from convcost.torch.tree import Tree
@@ -336,7 +336,7 @@ class Walk:
         when an input does (a floating one, not marked non-differentiable). Where no input needs one, torch builds
         no node: nothing is kept and no backward runs."""
         needs = any(self.record.tracked(t).grad for t in inputs)
-        made = [t if t is None else Tensor(t.shape, t.tensor, t.name, t.dtype, grad=needs and not _integral(t.dtype),
+        made = [t if t is None else Tensor(t.shape, t.tensor, t.name, t.dtype, grad=needs and not integral(t.dtype),
                                            storage=self.record.tracked(t).storage, layout=t.layout)
                 for t in outputs]
         if not needs:
@@ -365,7 +365,7 @@ class Walk:
             sources.update(("tensor", id(p)) for p in own_parameters(event.target))
         # an integer result carries no gradient (topk's indices: a router read only through them gets none)
         results = {t.storage for t in _flat((result,), {}) if isinstance(t, Tensor) and t.storage is not None
-                   and not _integral(t.dtype)}
+                   and not integral(t.dtype)}
         first = event.args[0] if event.args else None
         if isinstance(first, Tensor) and (first.storage is not None or first.tensor is not None and sources) and (
                 event.target in (operator.setitem, "__setitem__") or event.kind != MODULE and _in_place(event)):
@@ -416,10 +416,10 @@ class Walk:
             result = rule(args, kwargs)
         except NoRule as why:
             return self.unknown(event, str(why))
-        if isinstance(result, Emit) and hooks_of(result.spec).element_wise and refusals.asks(event, flat):
+        if isinstance(result, Emit) and hooks_of(result.spec).element_wise:
             # what PyTorch refuses (softmax of ids, ids *= 0.5, an in-place write that would grow), and the dtype it
             # gives where an operand is an integer tensor, asked of PyTorch where the call is not run on values
-            dtype = refusals.check(event, _in_place(event), probe=self.computed is None)
+            dtype = refusals.check(event, flat, _in_place(event), probe=self.computed is None)
             if dtype is not None:
                 result.dtype = dtype
         if isinstance(result, Emit):
@@ -466,9 +466,8 @@ class Walk:
         except ConvcostError as why:  # the rule's layer refuses what PyTorch accepted: listed, not guessed
             self.record.skip(event.label, event.path, f"convcost cannot cost it: {why}")
             return
-        if isinstance(result, Emit) and hooks_of(result.spec).element_wise and refusals.asks(event, _flat(
-                event.args, event.kwargs)):
-            refusals.check(event, _in_place(event))  # (a call on meta tensors refuses none of these)
+        if isinstance(result, Emit) and hooks_of(result.spec).element_wise:  # (on meta tensors PyTorch refuses none)
+            refusals.check(event, _flat(event.args, event.kwargs), _in_place(event))
         if isinstance(result, Emit):
             try:
                 self.record.emit(self.record.unique(event.path), event.label, result, "function")
@@ -622,7 +621,7 @@ class Walk:
             storage = self.record.new_storage(result.shape, dtype or known or self.record.precision.of(source)) \
                 if copy else source.storage
             return Tensor(result.shape, result.tensor, result.name, dtype or result.dtype,
-                          grad=False if _integral(dtype or result.dtype) else source.grad,  # kthvalue's indices: none
+                          grad=False if integral(dtype or result.dtype) else source.grad,  # kthvalue's indices: none
                           storage=storage, layout=layout)
         # chunk, split; and torch.return_types (sort's indices read by two gathers: one storage, as autograd's)
         if (type(result) is tuple or type(result).__module__ == "torch.return_types") and result and \
@@ -853,7 +852,7 @@ def _floating_only(event) -> None:
     first = event.args[0] if event.args else event.kwargs.get("input")
     dtype = first.dtype if isinstance(first, Tensor) and first.dtype is not None else getattr(
         getattr(first, "tensor", None), "dtype", None)
-    if _integral(dtype):
+    if integral(dtype):
         raise Refused(f"PyTorch rejects {event.label} of a {str(dtype).removeprefix('torch.')} tensor: std and var "
                       "only support floating point and complex dtypes")
 
@@ -1088,11 +1087,6 @@ def _laid_out_as(real) -> tuple:
         return None, None
     meta = torch.empty_strided(real.shape, real.stride(), dtype=real.dtype, device="meta")
     return meta, (meta if real._is_view() else None)
-
-
-def _integral(dtype) -> bool:
-    """Whether ``dtype`` is a torch dtype no gradient flows through (integers, booleans)."""
-    return isinstance(dtype, torch.dtype) and not dtype.is_floating_point and not dtype.is_complex
 
 
 def _nonzero_columns(event) -> bool:
